@@ -1,0 +1,92 @@
+# retort — build, test and demo.
+#   make            build/retort and build/libretort.a
+#   make test       all tests (C unit tests + reference checks against peers)
+#   make demo       the main job on the built-in corpus (see README)
+#   make san        build and run the C tests under ASan/UBSan (build-san/)
+# Variables: CC=clang, OPENMP=0 (build without OpenMP), WERROR=1 (warnings are errors),
+#            SAN=address,undefined, ARCH=-march=x86-64-v3 (default: -march=native).
+
+CC      ?= gcc
+BUILD   ?= build
+OPENMP  ?= 1
+WERROR  ?= 0
+ARCH    ?= -march=native
+OPT     ?= -O3
+SAN     ?=
+
+PKGS := jansson libsodium libzstd libcurl sqlite3 libmicrohttpd
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Debian 12 ships BLIS without a .pc file; the OpenMP build lives in its own directory.
+BLIS_DIR    ?= /usr/lib/x86_64-linux-gnu/blis-openmp
+BLIS_CFLAGS ?= -I/usr/include/x86_64-linux-gnu/blis-openmp
+BLIS_LIBS   ?= -L$(BLIS_DIR) -Wl,-rpath,$(BLIS_DIR) -lblis
+
+CFLAGS_ALL := -std=c17 -D_GNU_SOURCE $(OPT) $(ARCH) -g -Wall -Wextra -Wno-unused-parameter \
+              -MMD -MP $(BLIS_CFLAGS) $(PKG_CFLAGS) $(CFLAGS)
+ifeq ($(WERROR),1)
+CFLAGS_ALL += -Werror
+endif
+ifeq ($(OPENMP),1)
+CFLAGS_ALL += -fopenmp
+LDOMP := -fopenmp
+endif
+ifneq ($(SAN),)
+CFLAGS_ALL += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDSAN := -fsanitize=$(SAN)
+endif
+LDLIBS_ALL := $(BLIS_LIBS) $(PKG_LIBS) -lm -lpthread $(LDOMP) $(LDSAN) $(LDFLAGS)
+
+LIB_SRC  := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
+CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+# Generated assets compiled into the library (web pages etc.) go in $(BUILD)/gen.
+GEN_SRC  :=
+
+.PHONY: all test demo san clean corpus tests bench
+all: $(BUILD)/retort $(BUILD)/libretort.a
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/libretort.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/retort: $(CLI_OBJ) $(BUILD)/libretort.a
+	$(CC) $(CFLAGS_ALL) -o $@ $(CLI_OBJ) $(BUILD)/libretort.a $(LDLIBS_ALL)
+
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libretort.a tests/testlib.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Isrc -o $@ $< $(BUILD)/libretort.a $(LDLIBS_ALL)
+
+tests: $(TEST_BIN)
+
+# The default corpus: the King James Bible from Debian's bible-kjv package.
+corpus: $(BUILD)/data/kjv.txt
+$(BUILD)/data/kjv.txt:
+	@mkdir -p $(dir $@)
+	@command -v bible >/dev/null || { echo "error: 'bible' not found; install Debian's bible-kjv package (apt-get install bible-kjv)"; exit 1; }
+	bible Gen1:1-Rev22:21 > $@.tmp && mv $@.tmp $@
+
+test: all tests $(BUILD)/data/kjv.txt
+	BUILD=$(BUILD) tests/run.sh
+
+san:
+	$(MAKE) BUILD=build-san SAN=address,undefined OPT=-O1 tests all
+	BUILD=build-san RETORT_TEST_QUICK=1 tests/run.sh --c-only
+
+demo: all $(BUILD)/data/kjv.txt
+	BUILD=$(BUILD) scripts/demo.sh
+
+bench: all $(BUILD)/data/kjv.txt
+	BUILD=$(BUILD) bench/run_all.sh
+
+clean:
+	rm -rf build build-san
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

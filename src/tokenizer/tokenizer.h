@@ -1,0 +1,72 @@
+/*
+ * tokenizer.h — byte-level BPE exactly as GPT-2 does it, so llama.cpp ("gpt2" model,
+ * "gpt-2" pre-tokenizer) tokenizes any text to the same ids.
+ *
+ *  - bytes map to printable unicode code points with GPT-2's bytes_to_unicode table; token
+ *    strings in the vocabulary (and in GGUF) are written in that mapped form;
+ *  - text is first split with GPT-2's pre-tokenization pattern
+ *      's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+ *    (Unicode letter / number / whitespace classes as llama.cpp's tables define them);
+ *  - each piece is merged by rank with the learned merges;
+ *  - special tokens (<|bos|>, <|eos|>, and chat tokens) are matched in the text only when
+ *    the caller asks (parse_special), as llama.cpp does.
+ * Encode/decode round-trip every byte string exactly, invalid UTF-8 included.
+ *
+ * Vocabulary layout produced by tokenizer_train: ids 0..255 are the 256 single bytes
+ * (id b is byte b), then one id per merge in the order learned, then the special tokens.
+ *
+ * What this is not: a SentencePiece/Llama tokenizer, or a regex engine.
+ */
+#ifndef RETORT_TOKENIZER_H
+#define RETORT_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../formats/gguf.h"
+
+typedef struct tokenizer tokenizer;
+
+/* Special tokens every retort vocabulary has, in this order at the end of the vocabulary.
+ * The chat template (documented in docs/ and stored in the GGUF) uses the last four. */
+#define TOKENIZER_N_SPECIAL 6
+extern const char *const tokenizer_special_tokens[TOKENIZER_N_SPECIAL];
+/* "<|bos|>", "<|eos|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>" */
+
+/* GGUF token types (llama.cpp's llama_token_type). */
+enum { TOKENIZER_TYPE_NORMAL = 1, TOKENIZER_TYPE_CONTROL = 3 };
+
+/* Learn merges from text until the vocabulary has vocab_size entries (256 bytes + merges +
+ * TOKENIZER_N_SPECIAL specials). vocab_size must be >= 256 + TOKENIZER_N_SPECIAL.
+ * Deterministic: ties between equally frequent pairs are broken by the pair's token ids.
+ * If the text runs out of pairs first, the vocabulary is smaller (a warning is logged). */
+int tokenizer_train(tokenizer **out, const char *text, size_t len, size_t vocab_size);
+
+/* Load from a GGUF (tokenizer.ggml.model must be "gpt2": tokens, merges, token_type,
+ * bos/eos ids). Errors name the key that is missing or malformed. */
+int tokenizer_from_gguf(tokenizer **out, const gguf_ctx *ctx);
+/* Store as tokenizer.ggml.* keys (model "gpt2", pre "gpt-2", tokens, token_type, merges,
+ * bos/eos/padding ids, add_bos_token=false). */
+int tokenizer_to_gguf(const tokenizer *tok, gguf_writer *w);
+
+void tokenizer_free(tokenizer *tok);
+
+size_t tokenizer_vocab_size(const tokenizer *tok);
+int32_t tokenizer_bos(const tokenizer *tok);
+int32_t tokenizer_eos(const tokenizer *tok);
+/* Id of a special token by its text ("<|user|>"), or -1. */
+int32_t tokenizer_special_id(const tokenizer *tok, const char *text);
+int tokenizer_is_special(const tokenizer *tok, int32_t id);
+
+/* Encode len bytes of text. parse_special: recognise special-token strings in the text.
+ * *ids is malloc'ed (caller frees), *n its length. No BOS is added. */
+int tokenizer_encode(const tokenizer *tok, const char *text, size_t len, int parse_special,
+                     int32_t **ids, size_t *n);
+/* Decode ids to the exact bytes (specials decode to their text). *out malloc'ed,
+ * NUL-terminated, *len bytes. Fails on an id outside the vocabulary. */
+int tokenizer_decode(const tokenizer *tok, const int32_t *ids, size_t n, char **out, size_t *len);
+/* The raw bytes of one token (for streaming): returns a pointer valid for the tokenizer's
+ * lifetime, and *len. NULL for an invalid id. */
+const char *tokenizer_token_bytes(const tokenizer *tok, int32_t id, size_t *len);
+
+#endif /* RETORT_TOKENIZER_H */
