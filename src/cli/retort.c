@@ -1,3 +1,48 @@
-/* retort.c — placeholder dispatch; replaced as subcommands land. */
+/*
+ * retort.c — the `retort` binary: dispatch to a subcommand, top-level help and version.
+ * Each subcommand lives in its own cmd_*.c file.
+ */
 #include <stdio.h>
-int main(void) { puts("retort"); return 0; }
+#include <string.h>
+
+#include "cli.h"
+
+#define RETORT_VERSION "0.1.0"
+
+typedef struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"train", cmd_train, "train a model (and its tokenizer) on a text corpus"},
+    {"generate", cmd_generate, "generate text from a model"},
+    {"tokenize", cmd_tokenize, "print the token ids of a text as a JSON array"},
+    {"forward", cmd_forward, "write the logits of a token sequence as raw float32"},
+    {"info", cmd_info, "describe a model file: config, tokenizer, tensors"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "retort %s — train, distil, serve and defend language models\n\n", RETORT_VERSION);
+    fprintf(f, "usage: retort <command> [options]   (retort <command> --help for its options)\n\n");
+    fprintf(f, "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("retort %s\n", RETORT_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "retort: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,116 @@
+/*
+ * cmd_generate.c — `retort generate`: prompt → tokens → KV-cache decode with the sampler,
+ * streaming text to stdout as it is produced; speed to stderr.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../model/model.h"
+#include "cli.h"
+
+int cmd_generate(int argc, char **argv) {
+    const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL;
+    size_t max_tokens = 128, threads = 0;
+    sampler_params sp = sampler_defaults();
+    int no_special = 0, quiet = 0;
+    cli_opt opts[] = {
+        {"--model", CLI_STR, &model_path, "M.gguf: the model", 1, 0},
+        {"--prompt", CLI_STR, &prompt, "TEXT: the prompt (special tokens like <|user|> are recognised)", 0, 0},
+        {"--prompt-file", CLI_STR, &prompt_file, "FILE: read the prompt from a file (- for stdin)", 0, 0},
+        {"--max-tokens", CLI_SIZE, &max_tokens, "tokens to generate (default 128)", 0, 0},
+        {"--temperature", CLI_FLOAT, &sp.temperature, "0 = greedy (default 0.8)", 0, 0},
+        {"--top-k", CLI_SIZE, &sp.top_k, "keep the k most likely tokens, 0 = off (default 40)", 0, 0},
+        {"--top-p", CLI_FLOAT, &sp.top_p, "nucleus sampling mass, 1 = off (default 0.95)", 0, 0},
+        {"--seed", CLI_U64, &sp.seed, "sampling seed (default: from the clock, printed)", 0, 0},
+        {"--no-special", CLI_FLAG, &no_special, "treat special-token text in the prompt as plain text", 0, 0},
+        {"--threads", CLI_SIZE, &threads, "worker threads (default: all cores)", 0, 0},
+        {"--quiet", CLI_FLAG, &quiet, "print only the generated text", 0, 0},
+    };
+    cli_cmd_info info = {"generate",
+                         "retort generate --model M.gguf --prompt TEXT [--max-tokens N --temperature X "
+                         "--top-k K --top-p P --seed S]",
+                         "Generates a continuation of the prompt and streams it to stdout. Generation stops at\n"
+                         "--max-tokens, at <|eos|>, or when the context is full."};
+    int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
+    if (prc) return prc == 1 ? 0 : 2;
+    if (!!prompt == !!prompt_file) {
+        fprintf(stderr, "retort generate: error: give exactly one of --prompt or --prompt-file\n");
+        return 2;
+    }
+    if (!cli_seen(opts, RT_ARRAY_LEN(opts), "--seed")) sp.seed = (uint64_t)time(NULL) ^ (uint64_t)clock();
+    cli_set_threads(threads);
+    model *m = NULL;
+    char *ptext = NULL;
+    size_t plen = 0;
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    kv_cache kv = {0};
+    decoder dec = {0};
+    sampler smp = {0};
+    float *logits = NULL;
+    int status = 1;
+    if (model_load(&m, model_path)) goto done;
+    if (!m->tok) {
+        RT_FAIL("%s has no tokenizer", model_path);
+        goto done;
+    }
+    if (prompt_file) {
+        if (rt_read_file(prompt_file, &ptext, &plen)) goto done;
+    } else {
+        plen = strlen(prompt);
+    }
+    if (tokenizer_encode(m->tok, ptext ? ptext : prompt, plen, !no_special, &ids, &n_ids)) goto done;
+    size_t V = m->cfg.vocab_size, n_ctx = m->cfg.ctx_len;
+    if (n_ids == 0) {
+        RT_FAIL("the prompt is empty; give at least one token of text");
+        goto done;
+    }
+    if (n_ids >= n_ctx) {
+        RT_FAIL("the prompt has %zu tokens; the model's context is %zu", n_ids, n_ctx);
+        goto done;
+    }
+    int32_t *hist = rt_realloc(ids, (n_ids + max_tokens) * sizeof(int32_t), "token history");
+    if (!hist) goto done;
+    ids = hist;
+    logits = rt_malloc_array(V, sizeof(float), "logits");
+    if (!logits || kv_cache_init(&kv, &m->cfg, n_ctx) || decoder_init(&dec, m, RT_MIN(n_ctx, (size_t)256)) ||
+        sampler_init(&smp, V, &sp))
+        goto done;
+    if (!quiet) fprintf(stderr, "seed %llu\n", (unsigned long long)sp.seed);
+    double t0 = rt_now();
+    if (decoder_prefill(&dec, &kv, ids, n_ids, logits, NULL)) goto done;
+    double t1 = rt_now();
+    size_t n_gen = 0;
+    int32_t eos = tokenizer_eos(m->tok);
+    if (!quiet) fwrite(ptext ? ptext : prompt, 1, plen, stdout);
+    while (n_gen < max_tokens) {
+        int32_t t = sampler_sample(&smp, logits, ids, n_ids + n_gen);
+        ids[n_ids + n_gen++] = t;
+        if (t == eos) break;
+        size_t bl;
+        const char *b = tokenizer_token_bytes(m->tok, t, &bl);
+        fwrite(b, 1, bl, stdout);
+        fflush(stdout);
+        if (kv.len >= n_ctx || n_gen == max_tokens) break;
+        kv_cache *cp = &kv;
+        if (decoder_run(&dec, &cp, &t, 1, NULL, logits)) goto done;
+    }
+    double t2 = rt_now();
+    fputc('\n', stdout);
+    if (!quiet)
+        fprintf(stderr, "prompt: %zu tokens, %.1f tok/s | generated: %zu tokens, %.1f tok/s\n", n_ids,
+                n_ids / (t1 - t0 + 1e-12), n_gen, n_gen > 1 ? (n_gen - 1) / (t2 - t1 + 1e-12) : 0.0);
+    status = 0;
+done:
+    if (status) cli_fail("generate");
+    free(ptext);
+    free(ids);
+    free(logits);
+    sampler_free(&smp);
+    decoder_free(&dec);
+    kv_cache_free(&kv);
+    model_free(m);
+    return status;
+}

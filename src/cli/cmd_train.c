@@ -1,0 +1,178 @@
+/*
+ * cmd_train.c — `retort train`: corpus → tokenizer (trained here unless given) → token
+ * shards with a held-out split → model → the trainer loop → M.gguf (+ .ckpt, .log.jsonl).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../model/model.h"
+#include "../train/train.h"
+#include "cli.h"
+
+static int load_tokenizer_file(const char *path, tokenizer **tok) {
+    gguf_ctx *g;
+    if (gguf_open(&g, path)) return -1;
+    int rc = tokenizer_from_gguf(tok, g);
+    gguf_close(g);
+    return rc;
+}
+
+static int is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int cmd_train(int argc, char **argv) {
+    const char *data = NULL, *tok_path = NULL, *out = NULL, *shards = NULL, *log_path = NULL;
+    size_t vocab = 2048, threads = 0, eval_batches = 8;
+    model_config c = {.dim = 256, .n_layers = 6, .n_heads = 8, .n_kv_heads = 4, .ffn_dim = 704,
+                      .norm_eps = 1e-5f, .rope_base = 10000.0f};
+    train_options o;
+    train_options_defaults(&o);
+    double val_fraction = 0.05;
+    int untied = 0, resume = 0, quiet = 0;
+    cli_opt opts[] = {
+        {"--data", CLI_STR, &data, "FILE: training text (or a directory of token shards)", 1, 0},
+        {"--tokenizer", CLI_STR, &tok_path, "M.gguf: reuse this model file's tokenizer", 0, 0},
+        {"--vocab-size", CLI_SIZE, &vocab, "train a byte-level BPE of this size first (default 2048)", 0, 0},
+        {"--dim", CLI_SIZE, &c.dim, "model width (default 256)", 0, 0},
+        {"--layers", CLI_SIZE, &c.n_layers, "transformer blocks (default 6)", 0, 0},
+        {"--heads", CLI_SIZE, &c.n_heads, "attention heads (default 8)", 0, 0},
+        {"--kv-heads", CLI_SIZE, &c.n_kv_heads, "key/value heads, divides --heads (default 4)", 0, 0},
+        {"--ffn", CLI_SIZE, &c.ffn_dim, "SwiGLU hidden width (default 704)", 0, 0},
+        {"--rope-base", CLI_FLOAT, &c.rope_base, "RoPE frequency base (default 10000)", 0, 0},
+        {"--untied", CLI_FLAG, &untied, "separate output projection (default: tied to the embedding)", 0, 0},
+        {"--seq-len", CLI_SIZE, &o.seq_len, "training sequence length = context length (default 256)", 0, 0},
+        {"--batch", CLI_SIZE, &o.batch, "sequences per step (default 16)", 0, 0},
+        {"--steps", CLI_SIZE, &o.steps, "optimizer steps (default 1000)", 0, 0},
+        {"--lr", CLI_FLOAT, &o.lr, "peak learning rate (default 1e-3)", 0, 0},
+        {"--min-lr-frac", CLI_FLOAT, &o.min_lr_frac, "final lr as a fraction of --lr (default 0.1)", 0, 0},
+        {"--warmup", CLI_SIZE, &o.warmup, "linear warmup steps (default 100)", 0, 0},
+        {"--weight-decay", CLI_FLOAT, &o.weight_decay, "AdamW decoupled weight decay (default 0.1)", 0, 0},
+        {"--clip", CLI_FLOAT, &o.clip, "gradient global-norm clip, 0 = off (default 1.0)", 0, 0},
+        {"--eval-every", CLI_SIZE, &o.eval_every, "held-out eval period in steps (default 100)", 0, 0},
+        {"--eval-batches", CLI_SIZE, &eval_batches, "held-out batches per eval (default 8)", 0, 0},
+        {"--save-every", CLI_SIZE, &o.save_every, "checkpoint period in steps (default 500)", 0, 0},
+        {"--val-fraction", CLI_DOUBLE, &val_fraction, "share of the text held out (default 0.05)", 0, 0},
+        {"--seed", CLI_U64, &o.seed, "RNG seed for init and batches (default 1337)", 0, 0},
+        {"--threads", CLI_SIZE, &threads, "worker threads (default: all cores)", 0, 0},
+        {"--out", CLI_STR, &out, "M.gguf: the trained model (checkpoint M.gguf.ckpt, log M.gguf.log.jsonl)", 1, 0},
+        {"--log", CLI_STR, &log_path, "FILE: JSONL step log (default M.gguf.log.jsonl)", 0, 0},
+        {"--shards", CLI_STR, &shards, "DIR: also write the token shards (train.bin, val.bin) here", 0, 0},
+        {"--resume", CLI_FLAG, &resume, "continue from M.gguf.ckpt (same options required)", 0, 0},
+        {"--quiet", CLI_FLAG, &quiet, "no progress bar", 0, 0},
+    };
+    cli_cmd_info info = {
+        "train",
+        "retort train --data FILE [--tokenizer M.gguf | --vocab-size N] [--dim D --layers L --heads H "
+        "--kv-heads K --ffn F --seq-len T --batch B --steps S ...] --out M.gguf [--resume]",
+        "Trains a Llama-architecture model on a text corpus. Without --tokenizer, a byte-level BPE\n"
+        "tokenizer is trained on the text first and stored in the model file. The text is split into\n"
+        "training and held-out parts; held-out loss is evaluated every --eval-every steps. A checkpoint\n"
+        "(weights, AdamW state, step, RNG) is written atomically every --save-every steps and at the end;\n"
+        "--resume continues from it to the bit-identical result of an uninterrupted run."};
+    int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
+    if (prc) return prc == 1 ? 0 : 2;
+    if (tok_path && cli_seen(opts, RT_ARRAY_LEN(opts), "--vocab-size")) {
+        fprintf(stderr, "retort train: error: give --tokenizer or --vocab-size, not both\n");
+        return 2;
+    }
+    cli_set_threads(threads);
+    o.eval_batches = eval_batches;
+    o.out_path = out;
+    o.log_path = log_path;
+    o.resume = resume;
+    o.quiet = quiet;
+    c.tied = !untied;
+    c.ctx_len = o.seq_len;
+    if (o.warmup >= o.steps) o.warmup = o.steps / 10;
+
+    char ckpt[4096];
+    snprintf(ckpt, sizeof ckpt, "%s.ckpt", out);
+    tokenizer *tok = NULL;
+    dataset ds = {0};
+    model *m = NULL;
+    int status = 1;
+    double t0 = rt_now();
+    size_t text_len = 0;
+    /* tokenizer: from the checkpoint when resuming (it must be the same), else given or trained */
+    if (resume) {
+        if (!rt_file_exists(ckpt)) {
+            RT_FAIL("--resume: no checkpoint at %s", ckpt);
+            goto fail;
+        }
+        if (load_tokenizer_file(ckpt, &tok)) goto fail;
+    } else if (tok_path) {
+        if (load_tokenizer_file(tok_path, &tok)) goto fail;
+    }
+    if (is_dir(data)) {
+        if (!tok) {
+            RT_FAIL("--data %s is a shard directory: give --tokenizer M.gguf (the tokenizer that made it)", data);
+            goto fail;
+        }
+        if (dataset_load(&ds, data, tokenizer_vocab_size(tok))) goto fail;
+    } else {
+        char *text;
+        size_t len;
+        if (rt_read_file(data, &text, &len)) goto fail;
+        if (len == 0) {
+            free(text);
+            RT_FAIL("%s: the training text is empty", data);
+            goto fail;
+        }
+        if (!tok) {
+            double tt = rt_now();
+            rt_info("training a %zu-token byte-level BPE tokenizer on %s (%.1f MB)...", vocab, data, len / 1e6);
+            if (tokenizer_train(&tok, text, len, vocab)) {
+                free(text);
+                goto fail;
+            }
+            rt_info("tokenizer: %zu tokens in %.1fs", tokenizer_vocab_size(tok), rt_now() - tt);
+        }
+        text_len = len;
+        int rc = dataset_from_text(&ds, tok, text, len, val_fraction, 32 * 1024);
+        free(text);
+        if (rc) goto fail;
+    }
+    if (shards && dataset_save(&ds, shards, tokenizer_vocab_size(tok))) goto fail;
+    c.vocab_size = tokenizer_vocab_size(tok);
+    if (model_create(&m, &c, tok)) goto fail;
+    tok = NULL; /* owned by the model */
+    model_init_weights(m, o.seed);
+    double h_uni = dataset_unigram_entropy(ds.val, ds.n_val, m->cfg.vocab_size);
+    double fpt = model_config_train_flops_per_token(&m->cfg, o.seq_len);
+    char np_s[16], fl_s[16];
+    rt_fmt_si(np_s, sizeof np_s, (double)m->n_params);
+    rt_fmt_si(fl_s, sizeof fl_s, fpt * (double)o.steps * (double)(o.batch * o.seq_len));
+    rt_info("data: %zu training tokens, %zu held-out tokens (%.2f bytes/token); held-out unigram "
+            "entropy %.4f nats",
+            ds.n_train, ds.n_val, text_len ? (double)text_len / (double)(ds.n_train + ds.n_val) : 0.0,
+            h_uni);
+    rt_info("model: %s parameters (dim %zu, layers %zu, heads %zu/%zu, ffn %zu, vocab %zu, %s); "
+            "%s training FLOPs planned",
+            np_s, m->cfg.dim, m->cfg.n_layers, m->cfg.n_heads, m->cfg.n_kv_heads, m->cfg.ffn_dim,
+            m->cfg.vocab_size, m->cfg.tied ? "tied" : "untied", fl_s);
+    train_result r;
+    if (train_run(m, &ds, &o, NULL, &r)) goto fail;
+    if (r.steps_done < o.steps) {
+        rt_info("stopped at step %zu (checkpoint %s)", r.steps_done, ckpt);
+    } else {
+        char fl[16];
+        rt_fmt_si(fl, sizeof fl, r.flops);
+        rt_info("done: %zu steps, final held-out loss %.4f nats/token (unigram entropy %.4f; ratio %.3f), "
+                "%.0f tokens/s, %s training FLOPs, %.1fs total",
+                r.steps_done, (double)r.val_loss, h_uni, (double)r.val_loss / h_uni, r.tokens_per_s, fl,
+                rt_now() - t0);
+        rt_info("wrote %s", out);
+    }
+    status = 0;
+fail:
+    if (status) cli_fail("train");
+    tokenizer_free(tok);
+    model_free(m);
+    dataset_free(&ds);
+    return status;
+}

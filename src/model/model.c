@@ -1,0 +1,230 @@
+/*
+ * model.c — model config checks, the flat parameter layout (views and the named tensor
+ * table), allocation and weight initialisation.
+ * Not the forward/backward (model_train.c), decoding (model_decode.c) or file I/O
+ * (model_gguf.c).
+ */
+#include "model_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/kernels.h"
+
+int model_config_validate(model_config *c) {
+    if (c->dim == 0) return RT_FAIL("model config: --dim must be > 0");
+    if (c->n_layers == 0) return RT_FAIL("model config: --layers must be > 0");
+    if (c->n_heads == 0) return RT_FAIL("model config: --heads must be > 0");
+    if (c->n_kv_heads == 0) c->n_kv_heads = c->n_heads;
+    if (c->n_kv_heads > c->n_heads || c->n_heads % c->n_kv_heads != 0)
+        return RT_FAIL("model config: --kv-heads (%zu) must divide --heads (%zu)", c->n_kv_heads,
+                       c->n_heads);
+    if (c->dim % c->n_heads != 0)
+        return RT_FAIL("model config: --dim (%zu) must be a multiple of --heads (%zu)", c->dim,
+                       c->n_heads);
+    if (c->head_dim == 0) c->head_dim = c->dim / c->n_heads;
+    if (c->head_dim % 2 != 0)
+        return RT_FAIL("model config: head dim %zu (dim/heads) must be even for RoPE", c->head_dim);
+    if (c->ffn_dim == 0) return RT_FAIL("model config: --ffn must be > 0");
+    if (c->vocab_size == 0) return RT_FAIL("model config: vocabulary size must be > 0");
+    if (c->vocab_size > (size_t)INT32_MAX) return RT_FAIL("model config: vocabulary too large");
+    if (c->ctx_len == 0) return RT_FAIL("model config: context length (--seq-len) must be > 0");
+    if (!(c->norm_eps > 0)) c->norm_eps = 1e-5f;
+    if (!(c->rope_base > 0)) return RT_FAIL("model config: RoPE base must be > 0");
+    if (c->dim > (1u << 20) || c->ffn_dim > (1u << 22) || c->n_layers > 4096 ||
+        c->ctx_len > (1u << 24))
+        return RT_FAIL("model config: dimensions are implausibly large (dim %zu, ffn %zu, layers "
+                       "%zu, context %zu)",
+                       c->dim, c->ffn_dim, c->n_layers, c->ctx_len);
+    return 0;
+}
+
+size_t model_config_qkv_dim(const model_config *c) {
+    return (c->n_heads + 2 * c->n_kv_heads) * c->head_dim;
+}
+
+size_t model_config_n_params(const model_config *c) {
+    size_t D = c->dim, F = c->ffn_dim, V = c->vocab_size;
+    size_t per_layer = D + model_config_qkv_dim(c) * D + D * c->n_heads * c->head_dim + D +
+                       2 * F * D + D * F;
+    return V * D + c->n_layers * per_layer + D + (c->tied ? 0 : V * D);
+}
+
+double model_config_train_flops_per_token(const model_config *c, size_t T) {
+    double N = (double)model_config_n_params(c);
+    return 6.0 * N + 12.0 * (double)c->n_layers * (double)T * (double)(c->n_heads * c->head_dim);
+}
+
+/* Walk the layout once; both views and the table come from this so they cannot disagree. */
+typedef void (*layout_visit)(void *ud, const char *name, size_t offset, size_t rows, size_t cols,
+                             int n_dims, int layer, int slot);
+enum { SLOT_EMBD, SLOT_ATTN_NORM, SLOT_WQ, SLOT_WK, SLOT_WV, SLOT_WO, SLOT_FFN_NORM, SLOT_GATE,
+       SLOT_UP, SLOT_DOWN, SLOT_OUT_NORM, SLOT_OUTPUT };
+
+static size_t layout_walk(const model_config *c, layout_visit visit, void *ud) {
+    size_t D = c->dim, F = c->ffn_dim, V = c->vocab_size, hd = c->head_dim;
+    size_t off = 0;
+    char name[64];
+#define EMIT(nm, rows, cols, nd, layer, slot)                                                     \
+    do {                                                                                          \
+        if (visit) visit(ud, nm, off, rows, cols, nd, layer, slot);                               \
+        off += (size_t)(rows) * (size_t)(cols);                                                   \
+    } while (0)
+    EMIT("token_embd.weight", V, D, 2, -1, SLOT_EMBD);
+    for (size_t l = 0; l < c->n_layers; l++) {
+        static const char *const names[] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
+                                            "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"};
+        size_t rows[9] = {1, c->n_heads * hd, c->n_kv_heads * hd, c->n_kv_heads * hd, D, 1, F, F, D};
+        size_t cols[9] = {D, D, D, D, c->n_heads * hd, D, D, D, F};
+        for (int s = 0; s < 9; s++) {
+            snprintf(name, sizeof name, "blk.%zu.%s.weight", l, names[s]);
+            EMIT(name, rows[s], cols[s], rows[s] == 1 ? 1 : 2, (int)l, SLOT_ATTN_NORM + s);
+        }
+    }
+    EMIT("output_norm.weight", 1, D, 1, -1, SLOT_OUT_NORM);
+    if (!c->tied) EMIT("output.weight", V, D, 2, -1, SLOT_OUTPUT);
+#undef EMIT
+    return off;
+}
+
+static void views_visit(void *ud, const char *name, size_t off, size_t rows, size_t cols,
+                        int n_dims, int layer, int slot) {
+    (void)name, (void)rows, (void)cols, (void)n_dims;
+    void **a = ud;
+    model_tensors *t = a[0];
+    float *base = a[1];
+    float *p = base + off;
+    model_layer *L = layer >= 0 ? &t->layers[layer] : NULL;
+    switch (slot) {
+    case SLOT_EMBD: t->token_embd = p; break;
+    case SLOT_ATTN_NORM: L->attn_norm = p; break;
+    case SLOT_WQ: L->wq = p; break;
+    case SLOT_WK: L->wk = p; break;
+    case SLOT_WV: L->wv = p; break;
+    case SLOT_WO: L->wo = p; break;
+    case SLOT_FFN_NORM: L->ffn_norm = p; break;
+    case SLOT_GATE: L->w_gate = p; break;
+    case SLOT_UP: L->w_up = p; break;
+    case SLOT_DOWN: L->w_down = p; break;
+    case SLOT_OUT_NORM: t->output_norm = p; break;
+    case SLOT_OUTPUT: t->output = p; break;
+    }
+}
+
+int model_views(const model_config *c, float *base, model_tensors *t) {
+    memset(t, 0, sizeof *t);
+    t->layers = rt_calloc(c->n_layers, sizeof *t->layers, "layer views");
+    if (!t->layers) return -1;
+    void *ud[2] = {t, base};
+    layout_walk(c, views_visit, ud);
+    if (c->tied) t->output = t->token_embd;
+    return 0;
+}
+
+void model_views_free(model_tensors *t) {
+    free(t->layers);
+    memset(t, 0, sizeof *t);
+}
+
+typedef struct {
+    model_param_info *arr;
+    size_t n;
+} table_ud;
+
+static void table_visit(void *ud, const char *name, size_t off, size_t rows, size_t cols,
+                        int n_dims, int layer, int slot) {
+    (void)layer, (void)slot;
+    table_ud *t = ud;
+    if (t->arr) {
+        model_param_info *p = &t->arr[t->n];
+        snprintf(p->name, sizeof p->name, "%s", name);
+        p->offset = off;
+        p->rows = rows;
+        p->cols = cols;
+        p->n_dims = n_dims;
+        p->is_matrix = n_dims == 2;
+    }
+    t->n++;
+}
+
+int model_param_table(const model_config *c, model_param_info **out, size_t *n) {
+    table_ud t = {NULL, 0};
+    layout_walk(c, table_visit, &t);
+    t.arr = rt_calloc(t.n, sizeof *t.arr, "parameter table");
+    if (!t.arr) return -1;
+    t.n = 0;
+    layout_walk(c, table_visit, &t);
+    *out = t.arr;
+    *n = t.n;
+    return 0;
+}
+
+int model_create(model **out, const model_config *cfg, tokenizer *tok) {
+    *out = NULL;
+    model *m = rt_calloc(1, sizeof *m, "model");
+    if (!m) return -1;
+    m->cfg = *cfg;
+    if (model_config_validate(&m->cfg)) goto fail;
+    if (tok && tokenizer_vocab_size(tok) != m->cfg.vocab_size) {
+        RT_FAIL("model config: vocabulary size %zu differs from the tokenizer's %zu",
+                m->cfg.vocab_size, tokenizer_vocab_size(tok));
+        goto fail;
+    }
+    m->n_params = model_config_n_params(&m->cfg);
+    size_t bytes;
+    if (rt_mul_size(m->n_params, sizeof(float), &bytes)) goto fail;
+    m->params = rt_alloc_aligned(bytes, "model parameters");
+    if (!m->params) goto fail;
+    if (model_views(&m->cfg, m->params, &m->w)) goto fail;
+    size_t half = m->cfg.head_dim / 2;
+    m->rope_cos = rt_malloc_array(m->cfg.ctx_len * half, sizeof(float), "RoPE tables");
+    m->rope_sin = rt_malloc_array(m->cfg.ctx_len * half, sizeof(float), "RoPE tables");
+    if (!m->rope_cos || !m->rope_sin) goto fail;
+    rope_tables(m->rope_cos, m->rope_sin, m->cfg.ctx_len, m->cfg.head_dim, m->cfg.rope_base);
+    m->tok = tok;
+    *out = m;
+    return 0;
+fail:
+    m->tok = NULL; /* not taken on failure */
+    model_free(m);
+    return -1;
+}
+
+
+
+void model_free(model *m) {
+    if (!m) return;
+    model_views_free(&m->w);
+    model_views_free(&m->g);
+    rt_free_aligned(m->params);
+    rt_free_aligned(m->grads);
+    model_acts_free(m->acts);
+    free(m->rope_cos);
+    free(m->rope_sin);
+    tokenizer_free(m->tok);
+    free(m->chat_template);
+    free(m);
+}
+
+void model_init_weights(model *m, uint64_t seed) {
+    model_param_info *tab;
+    size_t n;
+    if (model_param_table(&m->cfg, &tab, &n)) return;
+    float resid_scale = 1.0f / sqrtf(2.0f * (float)m->cfg.n_layers);
+    for (size_t i = 0; i < n; i++) {
+        /* one RNG stream per tensor: init does not depend on tensor order or threads */
+        rt_rng r;
+        rt_rng_seed(&r, seed ^ rt_fnv1a64(tab[i].name, strlen(tab[i].name)));
+        float *p = m->params + tab[i].offset;
+        size_t cnt = tab[i].rows * tab[i].cols;
+        if (tab[i].n_dims == 1) {
+            for (size_t j = 0; j < cnt; j++) p[j] = 1.0f;
+            continue;
+        }
+        float std = 0.02f;
+        if (strstr(tab[i].name, "attn_output") || strstr(tab[i].name, "ffn_down")) std *= resid_scale;
+        for (size_t j = 0; j < cnt; j++) p[j] = (float)(rt_rng_normal(&r) * std);
+    }
+    free(tab);
+}

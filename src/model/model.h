@@ -1,0 +1,250 @@
+/*
+ * model.h — the Llama-architecture transformer: config, weights in one flat buffer, the
+ * training forward/backward over a (B, T) batch, the KV-cache decoder used for generation
+ * and serving, the sampler with its logits-processor hook, and GGUF load/save.
+ *
+ * Architecture (as llama.cpp's "llama"): token embedding; per layer
+ *   x += Wo · attn(rope(Wq·rmsnorm(x)), rope(Wk·rmsnorm(x)), Wv·rmsnorm(x))   (causal, GQA)
+ *   x += Wdown · (silu(Wgate·rmsnorm(x)) * (Wup·rmsnorm(x)))
+ * then rmsnorm and the output projection (tied to the embedding or not). RoPE rotates
+ * adjacent pairs (GGUF "normal" RoPE) with a configurable base.
+ *
+ * Parameters live in ONE flat float buffer in this order, which other buffers of the same
+ * size (gradients, AdamW moments) reuse through model_views():
+ *   token_embd (V, D)
+ *   per layer: attn_norm (D), wq (NH*hd, D), wk (NKV*hd, D), wv (NKV*hd, D), wo (D, NH*hd),
+ *              ffn_norm (D), w_gate (F, D), w_up (F, D), w_down (D, F)
+ *   output_norm (D), output (V, D) only when untied.
+ * wq|wk|wv are contiguous, so they form one (NH*hd + 2*NKV*hd, D) matrix and Q, K and V come
+ * from one GEMM; likewise w_gate|w_up form one (2F, D) matrix.
+ *
+ * What this is not: a trainer (optimizer, data, checkpoints live in src/train) or a loss
+ * library (distillation losses live in src/distill and write dlogits themselves).
+ */
+#ifndef RETORT_MODEL_H
+#define RETORT_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../base/base.h"
+#include "../formats/gguf.h"
+#include "../tokenizer/tokenizer.h"
+
+/* ---------------------------------------------------------------- config */
+
+typedef struct {
+    size_t dim;        /* D: model width */
+    size_t n_layers;   /* L */
+    size_t n_heads;    /* NH: query heads */
+    size_t n_kv_heads; /* NKV: key/value heads, divides NH */
+    size_t head_dim;   /* hd = D / NH (even) */
+    size_t ffn_dim;    /* F: SwiGLU hidden width */
+    size_t vocab_size; /* V */
+    size_t ctx_len;    /* maximum positions (the training sequence length by default) */
+    float norm_eps;    /* RMSNorm epsilon (1e-5) */
+    float rope_base;   /* RoPE frequency base (10000) */
+    int tied;          /* 1: output projection is token_embd */
+} model_config;
+
+/* Fill derived fields (head_dim) and check every constraint; errors say which flag is wrong. */
+int model_config_validate(model_config *c);
+/* Number of parameters (floats) of the flat buffer. */
+size_t model_config_n_params(const model_config *c);
+/* Training FLOPs per token: 6*N + 12*L*T*D_attn (PaLM's accounting; attention counted at the
+ * full context T). N excludes nothing: embeddings are included. */
+double model_config_train_flops_per_token(const model_config *c, size_t T);
+/* Width of one fused qkv row: (NH + 2*NKV) * hd. */
+size_t model_config_qkv_dim(const model_config *c);
+
+/* ---------------------------------------------------------------- tensors */
+
+typedef struct {
+    float *attn_norm; /* (D) */
+    float *wq;        /* (NH*hd, D) — first rows of the fused (QKV, D) matrix */
+    float *wk;        /* (NKV*hd, D) */
+    float *wv;        /* (NKV*hd, D) */
+    float *wo;        /* (D, NH*hd) */
+    float *ffn_norm;  /* (D) */
+    float *w_gate;    /* (F, D) — first rows of the fused (2F, D) matrix */
+    float *w_up;      /* (F, D) */
+    float *w_down;    /* (D, F) */
+} model_layer;
+
+typedef struct {
+    float *token_embd;   /* (V, D) */
+    model_layer *layers; /* (L) — owned array of views */
+    float *output_norm;  /* (D) */
+    float *output;       /* (V, D); aliases token_embd when tied */
+} model_tensors;
+
+/* Slice a flat buffer of model_config_n_params floats into views (allocates the layer
+ * array; free with model_views_free). */
+int model_views(const model_config *c, float *base, model_tensors *t);
+void model_views_free(model_tensors *t);
+
+/* One named tensor of the flat buffer, in buffer order (GGUF names, llama.cpp's). */
+typedef struct {
+    char name[64];  /* "token_embd.weight", "blk.3.attn_q.weight", ... */
+    size_t offset;  /* in floats, into the flat buffer */
+    size_t rows;    /* row-major (rows, cols); 1-D tensors have rows = 1 */
+    size_t cols;
+    int n_dims;     /* 1 or 2 */
+    int is_matrix;  /* weight decay applies (2-D weights, embeddings included) */
+} model_param_info;
+/* The table of all tensors (count via *n). Caller frees the array. */
+int model_param_table(const model_config *c, model_param_info **out, size_t *n);
+
+/* ---------------------------------------------------------------- model */
+
+typedef struct model_acts model_acts; /* training activations (model_train.c) */
+
+typedef struct model {
+    model_config cfg;
+    size_t n_params;
+    float *params;           /* (n_params), 64-byte aligned */
+    model_tensors w;         /* views into params */
+    tokenizer *tok;          /* owned; NULL for a bare model */
+    char *chat_template;     /* owned; NULL if none */
+    /* training state, allocated on first use by model_forward / model_backward */
+    float *grads;            /* (n_params) */
+    model_tensors g;         /* views into grads */
+    model_acts *acts;
+    float *rope_cos;         /* (ctx_len, hd/2) */
+    float *rope_sin;         /* (ctx_len, hd/2) */
+} model;
+
+/* Allocate a model (weights zero). Takes ownership of tok (may be NULL). */
+int model_create(model **out, const model_config *cfg, tokenizer *tok);
+void model_free(model *m);
+/* GPT-2/Llama-style init: N(0, 0.02) matrices, residual projections (wo, w_down) scaled by
+ * 1/sqrt(2L), norms 1. Deterministic for the seed. */
+void model_init_weights(model *m, uint64_t seed);
+
+/* ---------------------------------------------------------------- training pass */
+
+/* Forward over a batch: inputs (B, T) token ids in [0, V). Fills the logits, returned as
+ * (B*T, V) floats owned by the model (valid until the next forward). T <= ctx_len.
+ * Activations are kept for model_backward. Returns NULL on error. */
+float *model_forward(model *m, const int32_t *inputs, size_t B, size_t T);
+/* Cross-entropy of the current logits against targets (B*T; -1 = ignore), mean over
+ * non-ignored positions, in nats. If want_grad, the logits buffer is OVERWRITTEN by
+ * dLoss/dlogits (ready for model_backward). *n_valid receives the count (may be NULL). */
+float model_loss_ce(model *m, const int32_t *targets, int want_grad, size_t *n_valid);
+/* The buffer model_backward reads as dLoss/dlogits (B*T, V): the logits buffer itself.
+ * Distillation losses write their gradient here. */
+float *model_dlogits(model *m);
+void model_zero_grad(model *m);
+/* Backward from dlogits through the whole network; ACCUMULATES into m->grads. */
+int model_backward(model *m);
+
+/* ---------------------------------------------------------------- decoding */
+
+/* Keys and values of one sequence, for every layer. */
+typedef struct {
+    size_t n_ctx;  /* capacity, positions */
+    size_t len;    /* positions filled */
+    size_t kv_dim; /* NKV*hd */
+    size_t n_layers;
+    float *k; /* (L, n_ctx, NKV*hd) */
+    float *v; /* (L, n_ctx, NKV*hd) */
+} kv_cache;
+int kv_cache_init(kv_cache *c, const model_config *cfg, size_t n_ctx);
+void kv_cache_free(kv_cache *c);
+static inline void kv_cache_clear(kv_cache *c) { c->len = 0; }
+
+/* Scratch for running up to max_rows token rows at once (prefill chunks and/or one token
+ * of each of several sequences: continuous batching). */
+typedef struct {
+    const model *m;
+    size_t max_rows;
+    float *x;      /* (max_rows, D) residual stream */
+    float *xb;     /* (max_rows, D) normed */
+    float *qkv;    /* (max_rows, QKV) */
+    float *atty;   /* (max_rows, NH*hd) */
+    float *gu;     /* (max_rows, 2F) */
+    float *h;      /* (max_rows, F) */
+    float *logits; /* (max_rows, V) */
+    float *rstd;   /* (max_rows) */
+    float *att;    /* (threads, ctx_len) attention scratch */
+    int32_t *pos;  /* (max_rows) */
+    size_t n_scratch_threads;
+} decoder;
+int decoder_init(decoder *d, const model *m, size_t max_rows);
+void decoder_free(decoder *d);
+/* Run n <= max_rows rows. Row i feeds token tokens[i] to sequence caches[i] at position
+ * caches[i]->len (rows of the same cache must be consecutive, in order; each row advances
+ * its cache by one). Writes K/V into the caches, then attends causally. If logits is
+ * non-NULL, row i's logits go to logits + i*V only where want (n flags) is NULL or want[i];
+ * rows not wanted skip the output projection. Fails if a cache is full. */
+int decoder_run(decoder *d, kv_cache *const *caches, const int32_t *tokens, size_t n,
+                const uint8_t *want, float *logits);
+/* Convenience: feed n tokens to one cache in chunks of max_rows; logits of the LAST token
+ * to last_logits (V) if non-NULL; all rows' logits to all_logits (n, V) if non-NULL. */
+int decoder_prefill(decoder *d, kv_cache *c, const int32_t *tokens, size_t n, float *last_logits,
+                    float *all_logits);
+
+/* ---------------------------------------------------------------- sampling */
+
+/* A logits processor sees the raw logits of the next position (V) and the token history
+ * (prompt + generated so far) and may change them in place (the watermark adds its bias
+ * here). Runs before temperature / top-k / top-p. */
+typedef void (*logits_processor_fn)(void *ud, float *logits, size_t V, const int32_t *history,
+                                    size_t n_history);
+/* A token selector replaces the final random draw: given the filtered, renormalised
+ * probabilities (V; zero outside top-k/top-p) it returns the chosen id (distortion-free
+ * watermarks decide here). */
+typedef int32_t (*token_selector_fn)(void *ud, const float *probs, size_t V,
+                                     const int32_t *history, size_t n_history);
+
+typedef struct {
+    float temperature; /* 0 = greedy (argmax after processors) */
+    size_t top_k;      /* 0 = off */
+    float top_p;       /* 1 = off */
+    uint64_t seed;
+} sampler_params;
+sampler_params sampler_defaults(void); /* temperature 0.8, top_k 40, top_p 0.95, seed 0 */
+
+#define SAMPLER_MAX_PROCESSORS 4
+typedef struct {
+    sampler_params p;
+    size_t V;
+    rt_rng rng;
+    struct {
+        logits_processor_fn fn;
+        void *ud;
+    } procs[SAMPLER_MAX_PROCESSORS];
+    size_t n_procs;
+    token_selector_fn select;
+    void *select_ud;
+    float *probs;                /* (V) */
+    struct sampler_cand *cand;   /* (V) candidates (logit, id), sorted when filtering */
+} sampler;
+int sampler_init(sampler *s, size_t V, const sampler_params *p);
+void sampler_free(sampler *s);
+int sampler_add_processor(sampler *s, logits_processor_fn fn, void *ud);
+void sampler_set_selector(sampler *s, token_selector_fn fn, void *ud);
+/* Choose the next token. logits (V) is modified (processors, temperature). */
+int32_t sampler_sample(sampler *s, float *logits, const int32_t *history, size_t n_history);
+/* The filtered distribution the last sampler_sample drew from: probs (V). */
+const float *sampler_last_probs(const sampler *s);
+
+/* ---------------------------------------------------------------- files */
+
+/* Load a llama-architecture GGUF (F32/F16 tensors): config from llama.* keys, the gpt2
+ * tokenizer when present, the chat template. Errors name the file and the key/tensor. */
+int model_load(model **out, const char *path);
+int model_from_gguf(model **out, const gguf_ctx *ctx);
+/* Add config keys, tokenizer, chat template and all tensors (F32, or F16 when f16) to w.
+ * The caller may add more keys (retort.*) before gguf_writer_write. Tensor data is
+ * borrowed from m->params until the write. */
+int model_to_gguf(const model *m, gguf_writer *w, int f16);
+/* model_to_gguf + write atomically. */
+int model_save(const model *m, const char *path);
+
+/* The default chat template stored in models retort creates (tokenizer.chat_template):
+ * "<|system|>{system}<|end|><|user|>{user}<|end|><|assistant|>{reply}<|end|>" — as a Jinja
+ * string llama.cpp can render, and rendered natively by serve. */
+extern const char *const model_default_chat_template;
+
+#endif /* RETORT_MODEL_H */

@@ -1,0 +1,190 @@
+/*
+ * model_decode.c — inference with a KV cache: runs a set of token rows (a prefill chunk of
+ * one sequence, one new token from each of several sequences, or a mix) through the model
+ * in one pass, so concurrent sequences share every weight read (continuous batching).
+ * Not the training pass: nothing here is kept for backward.
+ */
+#include "model_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "../kernels/kernels.h"
+
+int kv_cache_init(kv_cache *c, const model_config *cfg, size_t n_ctx) {
+    memset(c, 0, sizeof *c);
+    if (n_ctx == 0) return RT_FAIL("KV cache: context size must be > 0");
+    c->n_ctx = n_ctx;
+    c->kv_dim = cfg->n_kv_heads * cfg->head_dim;
+    c->n_layers = cfg->n_layers;
+    size_t n, bytes;
+    if (rt_mul_size(cfg->n_layers * n_ctx, c->kv_dim, &n) || rt_mul_size(n, sizeof(float), &bytes))
+        return -1;
+    c->k = rt_alloc_aligned(bytes, "KV cache");
+    c->v = rt_alloc_aligned(bytes, "KV cache");
+    if (!c->k || !c->v) {
+        kv_cache_free(c);
+        return -1;
+    }
+    return 0;
+}
+
+void kv_cache_free(kv_cache *c) {
+    rt_free_aligned(c->k);
+    rt_free_aligned(c->v);
+    memset(c, 0, sizeof *c);
+}
+
+int decoder_init(decoder *d, const model *m, size_t max_rows) {
+    memset(d, 0, sizeof *d);
+    const model_config *c = &m->cfg;
+    if (max_rows == 0) return RT_FAIL("decoder: max_rows must be > 0");
+    d->m = m;
+    d->max_rows = max_rows;
+    size_t D = c->dim, F = c->ffn_dim, V = c->vocab_size, QKV = model_config_qkv_dim(c);
+    size_t AD = c->n_heads * c->head_dim;
+#ifdef _OPENMP
+    d->n_scratch_threads = (size_t)omp_get_max_threads();
+#else
+    d->n_scratch_threads = 1;
+#endif
+    struct {
+        float **p;
+        size_t n;
+    } want[] = {{&d->x, max_rows * D},   {&d->xb, max_rows * D},     {&d->qkv, max_rows * QKV},
+                {&d->atty, max_rows * AD}, {&d->gu, max_rows * 2 * F}, {&d->h, max_rows * F},
+                {&d->logits, max_rows * V}, {&d->rstd, max_rows},
+                {&d->att, d->n_scratch_threads * c->ctx_len}};
+    for (size_t i = 0; i < RT_ARRAY_LEN(want); i++) {
+        size_t bytes;
+        if (rt_mul_size(want[i].n, sizeof(float), &bytes) ||
+            !(*want[i].p = rt_alloc_aligned(bytes, "decoder scratch"))) {
+            decoder_free(d);
+            return -1;
+        }
+    }
+    d->pos = rt_malloc_array(max_rows, sizeof(int32_t), "decoder positions");
+    if (!d->pos) {
+        decoder_free(d);
+        return -1;
+    }
+    return 0;
+}
+
+void decoder_free(decoder *d) {
+    float *f[] = {d->x, d->xb, d->qkv, d->atty, d->gu, d->h, d->logits, d->rstd, d->att};
+    for (size_t i = 0; i < RT_ARRAY_LEN(f); i++) rt_free_aligned(f[i]);
+    free(d->pos);
+    memset(d, 0, sizeof *d);
+}
+
+int decoder_run(decoder *d, kv_cache *const *caches, const int32_t *tokens, size_t n,
+                const uint8_t *want, float *logits) {
+    const model *m = d->m;
+    const model_config *c = &m->cfg;
+    if (n == 0) return 0;
+    if (n > d->max_rows) return RT_FAIL("decoder: %zu rows exceed max_rows %zu", n, d->max_rows);
+    size_t L = c->n_layers, D = c->dim, F = c->ffn_dim, V = c->vocab_size, hd = c->head_dim;
+    size_t NH = c->n_heads, NKV = c->n_kv_heads, QKV = model_config_qkv_dim(c), AD = NH * hd;
+    size_t kvd = NKV * hd;
+    /* positions: consecutive rows of one cache continue from its length */
+    for (size_t i = 0; i < n; i++) {
+        if (tokens[i] < 0 || (size_t)tokens[i] >= V)
+            return RT_FAIL("token id %d is outside the vocabulary (size %zu)", tokens[i], V);
+        size_t p = (i > 0 && caches[i] == caches[i - 1]) ? (size_t)d->pos[i - 1] + 1 : caches[i]->len;
+        if (p >= caches[i]->n_ctx || p >= c->ctx_len)
+            return RT_FAIL("context full: position %zu exceeds the context size %zu", p,
+                           RT_MIN(caches[i]->n_ctx, c->ctx_len));
+        d->pos[i] = (int32_t)p;
+    }
+    embedding_forward(d->x, tokens, m->w.token_embd, n, D);
+    for (size_t l = 0; l < L; l++) {
+        const model_layer *w = &m->w.layers[l];
+        rmsnorm_forward(d->xb, d->rstd, d->x, w->attn_norm, n, D, c->norm_eps);
+        matmul_forward(d->qkv, d->xb, w->wq, n, D, QKV);
+        rope_forward(d->qkv, n, QKV, NH, hd, d->pos, m->rope_cos, m->rope_sin);
+        rope_forward(d->qkv + AD, n, QKV, NKV, hd, d->pos, m->rope_cos, m->rope_sin);
+        for (size_t i = 0; i < n; i++) {
+            kv_cache *kc = caches[i];
+            size_t off = (l * kc->n_ctx + (size_t)d->pos[i]) * kvd;
+            memcpy(kc->k + off, d->qkv + i * QKV + AD, kvd * sizeof(float));
+            memcpy(kc->v + off, d->qkv + i * QKV + AD + kvd, kvd * sizeof(float));
+        }
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1)
+        for (size_t i = 0; i < n; i++) {
+            int t = 0;
+#ifdef _OPENMP
+            t = omp_get_thread_num();
+#endif
+            const kv_cache *kc = caches[i];
+            const float *kb = kc->k + l * kc->n_ctx * kvd, *vb = kc->v + l * kc->n_ctx * kvd;
+            attention_decode(d->atty + i * AD, d->qkv + i * QKV, kb, vb, (size_t)d->pos[i] + 1, NH,
+                             NKV, hd, d->att + (size_t)t * c->ctx_len);
+        }
+        matmul_forward(d->xb, d->atty, w->wo, n, AD, D);
+        add_inplace(d->x, d->xb, n * D);
+        rmsnorm_forward(d->xb, d->rstd, d->x, w->ffn_norm, n, D, c->norm_eps);
+        matmul_forward(d->gu, d->xb, w->w_gate, n, D, 2 * F);
+        swiglu_forward(d->h, d->gu, n, F);
+        matmul_forward(d->xb, d->h, w->w_down, n, F, D);
+        add_inplace(d->x, d->xb, n * D);
+    }
+    for (size_t i = 0; i < n; i++) caches[i]->len = (size_t)d->pos[i] + 1;
+    if (!logits) return 0;
+    /* gather the wanted rows, then one GEMM for their logits */
+    size_t nw = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (want && !want[i]) continue;
+        if (nw != i) memcpy(d->x + nw * D, d->x + i * D, D * sizeof(float));
+        nw++;
+    }
+    if (nw == 0) return 0;
+    rmsnorm_forward(d->xb, d->rstd, d->x, m->w.output_norm, nw, D, c->norm_eps);
+    matmul_forward(d->logits, d->xb, m->w.output, nw, D, V);
+    for (size_t i = 0, j = 0; i < n; i++) {
+        if (want && !want[i]) continue;
+        memcpy(logits + i * V, d->logits + j * V, V * sizeof(float));
+        j++;
+    }
+    return 0;
+}
+
+int decoder_prefill(decoder *d, kv_cache *c, const int32_t *tokens, size_t n, float *last_logits,
+                    float *all_logits) {
+    size_t V = d->m->cfg.vocab_size;
+    kv_cache **cs = rt_malloc_array(d->max_rows, sizeof *cs, "prefill rows");
+    uint8_t *want = rt_calloc(d->max_rows, 1, "prefill rows");
+    float *tmp = NULL;
+    int rc = 0;
+    if (!cs || !want) {
+        rc = -1;
+        goto done;
+    }
+    for (size_t i = 0; i < d->max_rows; i++) cs[i] = c;
+    for (size_t s = 0; s < n && rc == 0; s += d->max_rows) {
+        size_t k = RT_MIN(d->max_rows, n - s);
+        int last_chunk = s + k == n;
+        if (all_logits) {
+            rc = decoder_run(d, cs, tokens + s, k, NULL, all_logits + s * V);
+            if (rc == 0 && last_chunk && last_logits)
+                memcpy(last_logits, all_logits + (n - 1) * V, V * sizeof(float));
+        } else if (last_chunk && last_logits) {
+            memset(want, 0, k);
+            want[k - 1] = 1;
+            if (!tmp) tmp = rt_malloc_array(k, V * sizeof(float), "prefill logits");
+            if (!tmp) rc = -1;
+            if (rc == 0) rc = decoder_run(d, cs, tokens + s, k, want, tmp);
+            if (rc == 0) memcpy(last_logits, tmp + (k - 1) * V, V * sizeof(float));
+        } else {
+            rc = decoder_run(d, cs, tokens + s, k, NULL, NULL);
+        }
+    }
+done:
+    free(cs);
+    free(want);
+    free(tmp);
+    return rc;
+}

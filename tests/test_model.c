@@ -1,0 +1,400 @@
+/* test_model.c — the model against an independent double-precision reference written here
+ * (naive loops: embedding, RMSNorm, adjacent-pair RoPE, causal GQA, SwiGLU, tied/untied
+ * output): forward logits, finite-difference gradients of the mean cross-entropy w.r.t.
+ * EVERY parameter, the KV-cache decode path (prefill, token by token, batched sequences),
+ * and the sampler (greedy, top-k, top-p, temperature, processors, selector). */
+#include "base/base.h"
+#include "model/model.h"
+#include "testlib.h"
+
+/* ---------------------------------------------------------------- reference */
+
+typedef struct {
+    const model *m;
+    const double *P; /* params as double, same layout */
+} ref_ctx;
+
+static const double *refp(const ref_ctx *r, const float *ptr) { return r->P + (ptr - r->m->params); }
+
+static void ref_rmsnorm(double *out, const double *x, const double *w, size_t D, double eps) {
+    double ss = 0;
+    for (size_t i = 0; i < D; i++) ss += x[i] * x[i];
+    double s = 1.0 / sqrt(ss / (double)D + eps);
+    for (size_t i = 0; i < D; i++) out[i] = x[i] * s * w[i];
+}
+
+static void ref_linear(double *out, const double *x, const double *W, size_t in, size_t outn) {
+    for (size_t o = 0; o < outn; o++) {
+        double s = 0;
+        for (size_t i = 0; i < in; i++) s += W[o * in + i] * x[i];
+        out[o] = s;
+    }
+}
+
+static void ref_rope(double *v, size_t nh, size_t hd, size_t pos, double base) {
+    for (size_t h = 0; h < nh; h++)
+        for (size_t i = 0; i < hd / 2; i++) {
+            double th = (double)pos * pow(base, -2.0 * (double)i / (double)hd);
+            double a = v[h * hd + 2 * i], b = v[h * hd + 2 * i + 1];
+            v[h * hd + 2 * i] = a * cos(th) - b * sin(th);
+            v[h * hd + 2 * i + 1] = a * sin(th) + b * cos(th);
+        }
+}
+
+/* logits (B*T, V) for inputs (B, T); returns mean CE over targets (-1 ignored) */
+static double ref_forward(const ref_ctx *r, const int32_t *in, const int32_t *tg, size_t B, size_t T,
+                          double *logits) {
+    const model_config *c = &r->m->cfg;
+    size_t D = c->dim, F = c->ffn_dim, V = c->vocab_size, hd = c->head_dim, NH = c->n_heads,
+           NKV = c->n_kv_heads;
+    double *x = calloc(T * D, sizeof(double)), *h = calloc(D, sizeof(double));
+    double *q = calloc(T * NH * hd, sizeof(double)), *k = calloc(T * NKV * hd, sizeof(double));
+    double *v = calloc(T * NKV * hd, sizeof(double)), *ao = calloc(NH * hd, sizeof(double));
+    double *tmp = calloc(D > F ? D * 2 + F * 2 : F * 4, sizeof(double)), *sc = calloc(T, sizeof(double));
+    double loss = 0;
+    size_t cnt = 0;
+    for (size_t b = 0; b < B; b++) {
+        for (size_t t = 0; t < T; t++)
+            for (size_t i = 0; i < D; i++) x[t * D + i] = refp(r, r->m->w.token_embd)[(size_t)in[b * T + t] * D + i];
+        for (size_t l = 0; l < c->n_layers; l++) {
+            const model_layer *w = &r->m->w.layers[l];
+            for (size_t t = 0; t < T; t++) {
+                ref_rmsnorm(h, x + t * D, refp(r, w->attn_norm), D, c->norm_eps);
+                ref_linear(q + t * NH * hd, h, refp(r, w->wq), D, NH * hd);
+                ref_linear(k + t * NKV * hd, h, refp(r, w->wk), D, NKV * hd);
+                ref_linear(v + t * NKV * hd, h, refp(r, w->wv), D, NKV * hd);
+                ref_rope(q + t * NH * hd, NH, hd, t, c->rope_base);
+                ref_rope(k + t * NKV * hd, NKV, hd, t, c->rope_base);
+            }
+            double *xn = calloc(T * D, sizeof(double));
+            for (size_t t = 0; t < T; t++) {
+                for (size_t hh = 0; hh < NH; hh++) {
+                    size_t kh = hh / (NH / NKV);
+                    double mx = -1e300, sum = 0;
+                    for (size_t u = 0; u <= t; u++) {
+                        double s = 0;
+                        for (size_t i = 0; i < hd; i++) s += q[t * NH * hd + hh * hd + i] * k[u * NKV * hd + kh * hd + i];
+                        sc[u] = s / sqrt((double)hd);
+                        if (sc[u] > mx) mx = sc[u];
+                    }
+                    for (size_t u = 0; u <= t; u++) sum += (sc[u] = exp(sc[u] - mx));
+                    for (size_t i = 0; i < hd; i++) {
+                        double s = 0;
+                        for (size_t u = 0; u <= t; u++) s += sc[u] / sum * v[u * NKV * hd + kh * hd + i];
+                        ao[hh * hd + i] = s;
+                    }
+                }
+                ref_linear(tmp, ao, refp(r, w->wo), NH * hd, D);
+                for (size_t i = 0; i < D; i++) xn[t * D + i] = x[t * D + i] + tmp[i];
+            }
+            for (size_t t = 0; t < T; t++) {
+                double *g = tmp, *u = tmp + F, *y = tmp + 2 * F;
+                ref_rmsnorm(h, xn + t * D, refp(r, w->ffn_norm), D, c->norm_eps);
+                ref_linear(g, h, refp(r, w->w_gate), D, F);
+                ref_linear(u, h, refp(r, w->w_up), D, F);
+                for (size_t i = 0; i < F; i++) g[i] = g[i] / (1 + exp(-g[i])) * u[i];
+                ref_linear(y, g, refp(r, w->w_down), F, D);
+                for (size_t i = 0; i < D; i++) x[t * D + i] = xn[t * D + i] + y[i];
+            }
+            free(xn);
+        }
+        for (size_t t = 0; t < T; t++) {
+            double *lg = logits + (b * T + t) * V;
+            ref_rmsnorm(h, x + t * D, refp(r, r->m->w.output_norm), D, c->norm_eps);
+            ref_linear(lg, h, refp(r, r->m->w.output), D, V);
+            int32_t y = tg ? tg[b * T + t] : -1;
+            if (y < 0) continue;
+            double mx = -1e300, s = 0;
+            for (size_t i = 0; i < V; i++) mx = lg[i] > mx ? lg[i] : mx;
+            for (size_t i = 0; i < V; i++) s += exp(lg[i] - mx);
+            loss += mx + log(s) - lg[y];
+            cnt++;
+        }
+    }
+    free(x), free(h), free(q), free(k), free(v), free(ao), free(tmp), free(sc);
+    return cnt ? loss / (double)cnt : 0;
+}
+
+static model *make_model(size_t D, size_t L, size_t NH, size_t NKV, size_t F, size_t V, size_t ctx,
+                         int tied, uint64_t seed) {
+    model_config c = {.dim = D, .n_layers = L, .n_heads = NH, .n_kv_heads = NKV, .ffn_dim = F,
+                      .vocab_size = V, .ctx_len = ctx, .norm_eps = 1e-5f, .rope_base = 10000.0f,
+                      .tied = tied};
+    model *m;
+    if (model_create(&m, &c, NULL)) {
+        fprintf(stderr, "model_create: %s\n", rt_errmsg());
+        return NULL;
+    }
+    model_init_weights(m, seed);
+    /* larger random norms and weights than init, so every path matters in the checks */
+    rt_rng r;
+    rt_rng_seed(&r, seed + 1);
+    for (size_t i = 0; i < m->n_params; i++) m->params[i] += (float)(rt_rng_normal(&r) * 0.15);
+    return m;
+}
+
+static void random_ids(rt_rng *r, int32_t *ids, size_t n, size_t V) {
+    for (size_t i = 0; i < n; i++) ids[i] = (int32_t)rt_rng_below(r, V);
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void check_forward(size_t NH, size_t NKV, int tied) {
+    size_t B = 2, T = 7, V = 37;
+    model *m = make_model(16, 2, NH, NKV, 24, V, 8, tied, 11 + NKV + tied);
+    CHECK(m != NULL);
+    if (!m) return;
+    rt_rng r;
+    rt_rng_seed(&r, 3);
+    int32_t in[14];
+    random_ids(&r, in, B * T, V);
+    double *P = malloc(m->n_params * sizeof(double));
+    for (size_t i = 0; i < m->n_params; i++) P[i] = m->params[i];
+    ref_ctx rc = {m, P};
+    double *want = malloc(B * T * V * sizeof(double));
+    ref_forward(&rc, in, NULL, B, T, want);
+    float *got = model_forward(m, in, B, T);
+    CHECK(got != NULL);
+    double maxd = 0;
+    for (size_t i = 0; got && i < B * T * V; i++) maxd = fmax(maxd, fabs(got[i] - want[i]));
+    CHECK_MSG(maxd < 2e-4, "NH=%zu NKV=%zu tied=%d: max |logit diff| = %g", NH, NKV, tied, maxd);
+    free(P), free(want);
+    model_free(m);
+}
+
+static void test_forward_reference(void) {
+    check_forward(4, 2, 0); /* GQA, untied */
+    check_forward(4, 1, 1); /* MQA, tied */
+    check_forward(4, 4, 0); /* MHA */
+}
+
+static void check_gradients(size_t NKV, int tied) {
+    size_t B = 2, T = 6, V = 29;
+    model *m = make_model(16, 2, 4, NKV, 20, V, 8, tied, 101 + NKV + tied);
+    if (!m) {
+        CHECK(0);
+        return;
+    }
+    rt_rng r;
+    rt_rng_seed(&r, 5);
+    int32_t in[12], tg[12];
+    random_ids(&r, in, B * T, V);
+    random_ids(&r, tg, B * T, V);
+    tg[3] = -1; /* an ignored position */
+    model_zero_grad(m);
+    CHECK(model_forward(m, in, B, T) != NULL);
+    float loss = model_loss_ce(m, tg, 1, NULL);
+    CHECK_OK(model_backward(m));
+    double *P = malloc(m->n_params * sizeof(double));
+    for (size_t i = 0; i < m->n_params; i++) P[i] = m->params[i];
+    ref_ctx rc = {m, P};
+    double *lg = malloc(B * T * V * sizeof(double));
+    double l0 = ref_forward(&rc, in, tg, B, T, lg);
+    CHECK_NEAR(loss, l0, 1e-5, 1e-5);
+    model_param_info *tab;
+    size_t nt;
+    CHECK_OK(model_param_table(&m->cfg, &tab, &nt));
+    for (size_t ti = 0; ti < nt; ti++) {
+        double maxg = 0, maxd = 0, dot = 0, n1 = 0, n2 = 0;
+        size_t cnt = tab[ti].rows * tab[ti].cols;
+        for (size_t j = 0; j < cnt; j++) {
+            size_t i = tab[ti].offset + j;
+            double e = 1e-5, save = P[i];
+            P[i] = save + e;
+            double lp = ref_forward(&rc, in, tg, B, T, lg);
+            P[i] = save - e;
+            double lm = ref_forward(&rc, in, tg, B, T, lg);
+            P[i] = save;
+            double fd = (lp - lm) / (2 * e), g = m->grads[i];
+            maxg = fmax(maxg, fabs(fd));
+            maxd = fmax(maxd, fabs(fd - g));
+            dot += fd * g, n1 += fd * fd, n2 += g * g;
+        }
+        double cosine = dot / (sqrt(n1 * n2) + 1e-30);
+        CHECK_MSG(maxd <= 1e-3 * maxg + 1e-6 && (n1 == 0 || cosine > 0.99999),
+                  "NKV=%zu tied=%d %s: max |fd - grad| = %.3g (max |grad| %.3g, cosine %.7f)", NKV, tied,
+                  tab[ti].name, maxd, maxg, cosine);
+    }
+    free(tab), free(P), free(lg);
+    model_free(m);
+}
+
+static void test_backward_finite_differences(void) {
+    check_gradients(2, 0); /* GQA + untied output */
+    check_gradients(1, 1); /* MQA + tied */
+}
+
+static void test_decode_matches_forward(void) {
+    size_t V = 41, T = 12;
+    model *m = make_model(32, 2, 4, 2, 40, V, 16, 0, 7);
+    if (!m) {
+        CHECK(0);
+        return;
+    }
+    rt_rng r;
+    rt_rng_seed(&r, 9);
+    int32_t ids[3][12];
+    for (int s = 0; s < 3; s++) random_ids(&r, ids[s], T, V);
+    float *train_logits[3];
+    for (int s = 0; s < 3; s++) {
+        float *lg = model_forward(m, ids[s], 1, T);
+        train_logits[s] = malloc(T * V * sizeof(float));
+        memcpy(train_logits[s], lg, T * V * sizeof(float));
+    }
+    /* prefill in chunks of 5 rows gives every position's logits */
+    decoder d;
+    CHECK_OK(decoder_init(&d, m, 5));
+    kv_cache kv;
+    CHECK_OK(kv_cache_init(&kv, &m->cfg, 16));
+    float *all = malloc(T * V * sizeof(float)), last[64];
+    CHECK_OK(decoder_prefill(&d, &kv, ids[0], T, last, all));
+    double maxd = 0;
+    for (size_t i = 0; i < T * V; i++) maxd = fmax(maxd, fabs(all[i] - train_logits[0][i]));
+    CHECK_MSG(maxd < 1e-4, "prefill vs training forward: %g", maxd);
+    for (size_t i = 0; i < V; i++) CHECK(last[i] == all[(T - 1) * V + i]);
+    /* three sequences decoded together, one token each per step, from different lengths */
+    kv_cache c[3];
+    for (int s = 0; s < 3; s++) CHECK_OK(kv_cache_init(&c[s], &m->cfg, 16));
+    CHECK_OK(decoder_prefill(&d, &c[1], ids[1], 3, NULL, NULL)); /* seq 1 starts 3 ahead */
+    float *out = malloc(3 * V * sizeof(float));
+    maxd = 0;
+    for (size_t step = 0; step < T - 3; step++) {
+        kv_cache *cs[3] = {&c[0], &c[1], &c[2]};
+        int32_t tok[3] = {ids[0][step], ids[1][step + 3], ids[2][step]};
+        CHECK_OK(decoder_run(&d, cs, tok, 3, NULL, out));
+        size_t p[3] = {step, step + 3, step};
+        for (int s = 0; s < 3; s++)
+            for (size_t i = 0; i < V; i++)
+                maxd = fmax(maxd, fabs(out[s * V + i] - train_logits[s][p[s] * V + i]));
+    }
+    CHECK_MSG(maxd < 1e-4, "batched decode vs training forward: %g", maxd);
+    /* a full cache is an error, not an overflow */
+    kv_cache small;
+    CHECK_OK(kv_cache_init(&small, &m->cfg, 2));
+    CHECK(decoder_prefill(&d, &small, ids[0], 3, NULL, NULL) == -1);
+    CHECK(strstr(rt_errmsg(), "context") != NULL);
+    kv_cache_free(&small);
+    for (int s = 0; s < 3; s++) kv_cache_free(&c[s]), free(train_logits[s]);
+    kv_cache_free(&kv);
+    decoder_free(&d);
+    free(all), free(out);
+    model_free(m);
+}
+
+static void test_loss_and_errors(void) {
+    model *m = make_model(16, 1, 2, 1, 16, 11, 4, 1, 3);
+    if (!m) {
+        CHECK(0);
+        return;
+    }
+    int32_t in[4] = {1, 2, 3, 4}, tg[4] = {-1, -1, -1, -1};
+    CHECK(model_forward(m, in, 1, 4) != NULL);
+    size_t nv = 99;
+    CHECK(model_loss_ce(m, tg, 1, &nv) == 0.0f && nv == 0);
+    int32_t bad[4] = {1, 2, 11, 4};
+    CHECK(model_forward(m, bad, 1, 4) == NULL);
+    CHECK(strstr(rt_errmsg(), "outside the vocabulary") != NULL);
+    int32_t long_in[5] = {0};
+    CHECK(model_forward(m, long_in, 1, 5) == NULL);
+    model_config c = m->cfg;
+    c.n_kv_heads = 3;
+    c.n_heads = 4;
+    c.head_dim = 0;
+    CHECK(model_config_validate(&c) == -1 && strstr(rt_errmsg(), "--kv-heads"));
+    model_free(m);
+}
+
+/* ---------------------------------------------------------------- sampler */
+
+static size_t proc_calls;
+static size_t proc_hist;
+static void ban_zero(void *ud, float *logits, size_t V, const int32_t *h, size_t n) {
+    (void)ud, (void)V, (void)h;
+    proc_calls++;
+    proc_hist = n;
+    logits[0] = -INFINITY;
+}
+static int32_t pick_last_nonzero(void *ud, const float *p, size_t V, const int32_t *h, size_t n) {
+    (void)ud, (void)h, (void)n;
+    for (size_t i = V; i-- > 0;)
+        if (p[i] > 0) return (int32_t)i;
+    return -1;
+}
+
+static void test_sampler(void) {
+    enum { V = 8 };
+    float base[V] = {2.0f, 1.0f, 0.5f, 3.0f, -1.0f, 0.0f, 2.5f, -2.0f};
+    float lg[V];
+    sampler s;
+    sampler_params p = {.temperature = 0, .top_k = 0, .top_p = 1, .seed = 1};
+    CHECK_OK(sampler_init(&s, V, &p));
+    memcpy(lg, base, sizeof lg);
+    CHECK(sampler_sample(&s, lg, NULL, 0) == 3);
+    sampler_free(&s);
+    /* temperature 1, no filtering: empirical frequencies match softmax (chi-square) */
+    p.temperature = 1.0f;
+    CHECK_OK(sampler_init(&s, V, &p));
+    double z = 0, pr[V];
+    for (int i = 0; i < V; i++) z += exp(base[i]);
+    for (int i = 0; i < V; i++) pr[i] = exp(base[i]) / z;
+    size_t cnt[V] = {0}, N = 200000;
+    for (size_t i = 0; i < N; i++) {
+        memcpy(lg, base, sizeof lg);
+        cnt[sampler_sample(&s, lg, NULL, 0)]++;
+    }
+    double chi2 = 0;
+    for (int i = 0; i < V; i++) chi2 += (cnt[i] - N * pr[i]) * (cnt[i] - N * pr[i]) / (N * pr[i]);
+    CHECK_MSG(chi2 < 24.3, "chi2 %.2f (df 7, p=0.001 cutoff 24.32)", chi2);
+    sampler_free(&s);
+    /* temperature 0.5 doubles the logits */
+    p.temperature = 0.5f;
+    CHECK_OK(sampler_init(&s, V, &p));
+    memcpy(lg, base, sizeof lg);
+    sampler_sample(&s, lg, NULL, 0);
+    z = 0;
+    for (int i = 0; i < V; i++) z += exp(2 * base[i]);
+    for (int i = 0; i < V; i++) CHECK_NEAR(sampler_last_probs(&s)[i], exp(2 * base[i]) / z, 1e-6, 1e-5);
+    sampler_free(&s);
+    /* top-k 2 keeps ids 3 and 6 only, renormalised */
+    p = (sampler_params){.temperature = 1, .top_k = 2, .top_p = 1, .seed = 2};
+    CHECK_OK(sampler_init(&s, V, &p));
+    memcpy(lg, base, sizeof lg);
+    int32_t t = sampler_sample(&s, lg, NULL, 0);
+    CHECK(t == 3 || t == 6);
+    const float *q = sampler_last_probs(&s);
+    CHECK_NEAR(q[3], exp(3.0) / (exp(3.0) + exp(2.5)), 1e-6, 1e-5);
+    CHECK(q[0] == 0 && q[1] == 0);
+    sampler_free(&s);
+    /* top-p: sorted probs of base are ids 3,6,0,1,... ; with p = 0.6 the smallest prefix
+     * whose mass reaches 0.6 is {3, 6} (0.388 + 0.235 = 0.623) */
+    p = (sampler_params){.temperature = 1, .top_k = 0, .top_p = 0.6f, .seed = 2};
+    CHECK_OK(sampler_init(&s, V, &p));
+    memcpy(lg, base, sizeof lg);
+    sampler_sample(&s, lg, NULL, 0);
+    q = sampler_last_probs(&s);
+    int kept = 0;
+    for (int i = 0; i < V; i++) kept += q[i] > 0;
+    CHECK(kept == 2 && q[3] > 0 && q[6] > 0);
+    sampler_free(&s);
+    /* processor sees the history and can ban a token; selector replaces the draw */
+    p = (sampler_params){.temperature = 0, .top_k = 0, .top_p = 1, .seed = 0};
+    CHECK_OK(sampler_init(&s, V, &p));
+    float ban[V] = {9, 1, 1, 1, 1, 1, 1, 1};
+    int32_t hist[5] = {1, 2, 3, 4, 5};
+    CHECK_OK(sampler_add_processor(&s, ban_zero, NULL));
+    int32_t got = sampler_sample(&s, ban, hist, 5);
+    CHECK(got == 1 && proc_calls == 1 && proc_hist == 5);
+    sampler_free(&s);
+    p = (sampler_params){.temperature = 1, .top_k = 3, .top_p = 1, .seed = 0};
+    CHECK_OK(sampler_init(&s, V, &p));
+    sampler_set_selector(&s, pick_last_nonzero, NULL);
+    memcpy(lg, base, sizeof lg);
+    CHECK(sampler_sample(&s, lg, NULL, 0) == 6); /* top-3 = {0,3,6}; highest id is 6 */
+    sampler_free(&s);
+    p.top_p = 1.5f;
+    CHECK(sampler_init(&s, V, &p) == -1 && strstr(rt_errmsg(), "top_p"));
+}
+
+TEST_MAIN("model", TEST_CASE(test_forward_reference), TEST_CASE(test_backward_finite_differences),
+          TEST_CASE(test_decode_matches_forward), TEST_CASE(test_loss_and_errors),
+          TEST_CASE(test_sampler))
