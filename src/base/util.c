@@ -29,7 +29,7 @@ int rt_parse_u64(const char *s, const char *what, uint64_t *out) {
 }
 
 int rt_parse_size(const char *s, const char *what, size_t *out) {
-    uint64_t v;
+    uint64_t v = 0;
     if (rt_parse_u64(s, what, &v)) return -1;
     if (v > SIZE_MAX) return RT_FAIL("%s: value %s is too large", what, s);
     *out = (size_t)v;
@@ -47,7 +47,7 @@ int rt_parse_double(const char *s, const char *what, double *out) {
 }
 
 int rt_parse_float(const char *s, const char *what, float *out) {
-    double d;
+    double d = 0;
     if (rt_parse_double(s, what, &d)) return -1;
     *out = (float)d;
     return 0;
