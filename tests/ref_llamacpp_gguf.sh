@@ -19,6 +19,10 @@ PY=/usr/bin/python3
 if ! command -v node >/dev/null 2>&1; then
   echo "SKIP llama.cpp GGUF reference: node not found"; exit 0
 fi
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  echo "SKIP llama.cpp GGUF reference: node $(node --version 2>/dev/null) is too old (node-llama-cpp 3.21.1 needs >= 20)"; exit 0
+fi
 if [ ! -d tests/node/node_modules/node-llama-cpp ]; then
   echo "SKIP llama.cpp GGUF reference: tests/node/node_modules missing (cd tests/node && npm ci)"; exit 0
 fi
