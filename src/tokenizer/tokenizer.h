@@ -14,6 +14,14 @@
  *
  * Vocabulary layout produced by tokenizer_train: ids 0..255 are the 256 single bytes
  * (id b is byte b), then one id per merge in the order learned, then the special tokens.
+ * Training never learns a merge whose result would duplicate an existing token (possible
+ * when two different pairs spell the same bytes) or spell a special token's text; it takes
+ * the next best pair instead, so every token string is unique, as llama.cpp requires.
+ *
+ * Compatibility with llama.cpp: for valid UTF-8 the ids are llama.cpp's. Invalid UTF-8 is
+ * split exactly as llama.cpp splits it (each bad byte is one U+FFFD unit), but llama.cpp then
+ * replaces those bytes by U+FFFD's three bytes (and re-encodes overlong forms), so there its
+ * ids differ; retort keeps the original bytes so that decode(encode(x)) == x always.
  *
  * What this is not: a SentencePiece/Llama tokenizer, or a regex engine.
  */
@@ -54,6 +62,14 @@ void tokenizer_free(tokenizer *tok);
 size_t tokenizer_vocab_size(const tokenizer *tok);
 int32_t tokenizer_bos(const tokenizer *tok);
 int32_t tokenizer_eos(const tokenizer *tok);
+/* Padding id (tokenizer_train sets it to the eos id), or -1 if the vocabulary has none. */
+int32_t tokenizer_pad(const tokenizer *tok);
+/* TOKENIZER_TYPE_* of a token, -1 for an invalid id. */
+int tokenizer_token_type(const tokenizer *tok, int32_t id);
+/* Merges, by rank (0 = applied first): the ids of the two parts and of the token made. */
+size_t tokenizer_n_merges(const tokenizer *tok);
+int tokenizer_merge_at(const tokenizer *tok, size_t rank, int32_t *left, int32_t *right,
+                       int32_t *result);
 /* Id of a special token by its text ("<|user|>"), or -1. */
 int32_t tokenizer_special_id(const tokenizer *tok, const char *text);
 int tokenizer_is_special(const tokenizer *tok, int32_t id);
@@ -68,5 +84,10 @@ int tokenizer_decode(const tokenizer *tok, const int32_t *ids, size_t n, char **
 /* The raw bytes of one token (for streaming): returns a pointer valid for the tokenizer's
  * lifetime, and *len. NULL for an invalid id. */
 const char *tokenizer_token_bytes(const tokenizer *tok, int32_t id, size_t *len);
+
+/* GPT-2 pre-tokenization alone (no special tokens): the pieces BPE never merges across.
+ * *ends (malloc'ed, caller frees) gets the end offset of each piece, *n their number; the
+ * pieces cover text[0..len) in order. */
+int tokenizer_pretokenize(const char *text, size_t len, size_t **ends, size_t *n);
 
 #endif /* RETORT_TOKENIZER_H */
