@@ -105,6 +105,14 @@ int gguf_read_tensor_f32(const gguf_ctx *ctx, const char *name, float *dst, size
                          const uint64_t *ne_expected, uint32_t n_dims);
 const char *ggml_type_name(uint32_t type);
 
+/* Additions beyond the first contract (all safe on any opened ctx): */
+/* Name of a GGUF value type: "u8".."f64", "bool", "str", "arr"; "invalid" for other ids. */
+const char *gguf_type_name(gguf_type t);
+/* The file's alignment (general.alignment, default 32) and the file offset where the tensor
+ * data section starts (tensor data pointers are data_offset + the stored offset). */
+size_t gguf_alignment(const gguf_ctx *ctx);
+size_t gguf_data_offset(const gguf_ctx *ctx);
+
 /* ---------------------------------------------------------------- writer */
 
 typedef struct gguf_writer gguf_writer;
