@@ -20,8 +20,10 @@ static const char *show_pieces(const char *text, const size_t *ends, size_t n) {
         if (i) buf[o++] = '|';
         for (size_t j = start; j < ends[i] && o + 8 < sizeof buf; j++) {
             unsigned char c = (unsigned char)text[j];
-            if (c >= 0x20 && c < 0x7F && c != '|' && c != '\\') buf[o++] = (char)c;
-            else o += (size_t)snprintf(buf + o, sizeof buf - o, "\\x%02X", c);
+            if (c >= 0x20 && c < 0x7F && c != '|' && c != '\\')
+                buf[o++] = (char)c;
+            else
+                o += (size_t)snprintf(buf + o, sizeof buf - o, "\\x%02X", c);
         }
         start = ends[i];
     }
@@ -88,8 +90,8 @@ static char *make_corpus(size_t *len) {
     rt_buf b = {0};
     rt_rng r;
     rt_rng_seed(&r, 1234);
-    static const char *const syl[] = {"ka", "ro", "the", "an", "sel", "mi", "dor", "us",
-                                      "é", "ß", "ла", "ть", "語", "ing", "qu", "x"};
+    static const char *const syl[] = {"ka", "ro", "the", "an", "sel", "mi",  "dor", "us",
+                                      "é",  "ß",  "ла",  "ть", "語",  "ing", "qu",  "x"};
     for (int i = 0; i < 400; i++) {
         const char *l = lines[rt_rng_below(&r, RT_ARRAY_LEN(lines))];
         if (rt_buf_append(&b, l, strlen(l))) exit(1);
@@ -111,11 +113,54 @@ static char *make_corpus(size_t *len) {
  * sequences (valid and broken), NULs, and pieces of special-token text. */
 static size_t random_text(rt_rng *r, char *out, size_t cap) {
     static const char *const frags[] = {
-        "the", " the", "and", " ", "  ", "\t", "\n", "\r\n", "'s", "'ll", "'S", "'re", "don't",
-        "123", "4567", ".", "...", "!?", "<|bos|>", "<|eos|>", "<|user|>", "<|end|>", "<|",
-        "|>", "<|bos|", "<|assistant|>", "<|system|>", "é", "ß", "日本", "語", "👋🏽", "\xC2\xA0",
-        "\xE3\x80\x80", "\xC2\x85", "\xE2\x80\xAF", "\xCC\x81", "\xFF", "\xC0\x80", "\xE4\xB8",
-        "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xF7\xBF\xBF\xBF", "\x80", "\0", "\x1C", "²", "Ⅻ",
+        "the",
+        " the",
+        "and",
+        " ",
+        "  ",
+        "\t",
+        "\n",
+        "\r\n",
+        "'s",
+        "'ll",
+        "'S",
+        "'re",
+        "don't",
+        "123",
+        "4567",
+        ".",
+        "...",
+        "!?",
+        "<|bos|>",
+        "<|eos|>",
+        "<|user|>",
+        "<|end|>",
+        "<|",
+        "|>",
+        "<|bos|",
+        "<|assistant|>",
+        "<|system|>",
+        "é",
+        "ß",
+        "日本",
+        "語",
+        "👋🏽",
+        "\xC2\xA0",
+        "\xE3\x80\x80",
+        "\xC2\x85",
+        "\xE2\x80\xAF",
+        "\xCC\x81",
+        "\xFF",
+        "\xC0\x80",
+        "\xE4\xB8",
+        "\xED\xA0\x80",
+        "\xF4\x90\x80\x80",
+        "\xF7\xBF\xBF\xBF",
+        "\x80",
+        "\0",
+        "\x1C",
+        "²",
+        "Ⅻ",
     };
     size_t n = 0, target = rt_rng_below(r, cap);
     while (n < target) {
@@ -193,8 +238,7 @@ static void naive_piece(const tokenizer *t, const char *p, size_t m, int32_t *ou
     free(sym);
 }
 
-static void naive_fragment(const tokenizer *t, const char *s, size_t len, int32_t *out,
-                           size_t *n) {
+static void naive_fragment(const tokenizer *t, const char *s, size_t len, int32_t *out, size_t *n) {
     size_t *ends, np;
     if (tokenizer_pretokenize(s, len, &ends, &np)) exit(1);
     for (size_t i = 0, start = 0; i < np; start = ends[i], i++)
@@ -212,7 +256,8 @@ static size_t naive_encode(const tokenizer *t, const char *s, size_t len, int pa
             size_t hl = 0;
             for (int k = 0; k < TOKENIZER_N_SPECIAL; k++) {
                 size_t l = strlen(tokenizer_special_tokens[k]);
-                if (l <= len - pos && l > hl && memcmp(s + pos, tokenizer_special_tokens[k], l) == 0) {
+                if (l <= len - pos && l > hl &&
+                    memcmp(s + pos, tokenizer_special_tokens[k], l) == 0) {
                     hit = tokenizer_special_id(t, tokenizer_special_tokens[k]);
                     hl = l;
                 }
@@ -259,21 +304,33 @@ static void test_pretokenize_hand_worked(void) {
     check_split(" e\xCC\x81x", (const char *[]){" e", "\xCC\x81", "x", NULL}); /* U+0301 is Mn */
     check_split("hi 👋🏽!", (const char *[]){"hi", " 👋🏽!", NULL});
     /* White_Space beyond ASCII: NBSP, NEL, narrow NBSP, ideographic space; U+001C is not */
-    check_split("a\xC2\xA0" "b", (const char *[]){"a", "\xC2\xA0", "b", NULL});
+    check_split("a\xC2\xA0"
+                "b",
+                (const char *[]){"a", "\xC2\xA0", "b", NULL});
     check_split("a\xC2\xA0 b", (const char *[]){"a", "\xC2\xA0", " b", NULL});
-    check_split("a\xC2\x85" "b\xE3\x80\x80\xE2\x80\xAF" "c",
+    check_split("a\xC2\x85"
+                "b\xE3\x80\x80\xE2\x80\xAF"
+                "c",
                 (const char *[]){"a", "\xC2\x85", "b", "\xE3\x80\x80", "\xE2\x80\xAF", "c", NULL});
-    check_split("a\x1C" "b", (const char *[]){"a", "\x1C", "b", NULL});
+    check_split("a\x1C"
+                "b",
+                (const char *[]){"a", "\x1C", "b", NULL});
     /* a space before a space-class character other than ' ' does not join it */
     check_split(" \xC2\xA0x", (const char *[]){" ", "\xC2\xA0", "x", NULL});
     /* CJK Extension I (new in Unicode 15.1) is a letter, as in llama.cpp's tables */
     check_split("a\xF0\xAE\xAF\xB0", (const char *[]){"a\xF0\xAE\xAF\xB0", NULL});
     /* invalid UTF-8: each bad byte is one U+FFFD ("other") unit, bytes kept */
-    check_split("a\xFF\xFE" "b", (const char *[]){"a", "\xFF\xFE", "b", NULL});
+    check_split("a\xFF\xFE"
+                "b",
+                (const char *[]){"a", "\xFF\xFE", "b", NULL});
     check_split("\xE4\xB8x", (const char *[]){"\xE4\xB8", "x", NULL});
     check_split("x \x80", (const char *[]){"x", " \x80", NULL});
     /* llama.cpp's lenient decoder: overlong C0 A0 is a space, C1 81 is the letter 'A' */
-    check_split("\xC0\xA0" "a\xC1\x81", (const char *[]){"\xC0\xA0" "a\xC1\x81", NULL});
+    check_split("\xC0\xA0"
+                "a\xC1\x81",
+                (const char *[]){"\xC0\xA0"
+                                 "a\xC1\x81",
+                                 NULL});
     check_split("", (const char *[]){NULL});
 }
 
@@ -306,7 +363,8 @@ static void test_train_hand_worked(void) {
         {'u', 'g', 256}, {'h', 256, 257}, {' ', 257, 258}, {' ', 'p', 259}, {'u', 'n', 260},
         {' ', 'b', 261}, {258, 's', 262}, {259, 256, 263}, {259, 260, 264}, {261, 260, 265},
     };
-    const char *want_text[10] = {"ug", "hug", " hug", " p", "un", " b", " hugs", " pug", " pun", " bun"};
+    const char *want_text[10] = {"ug", "hug",   " hug", " p",   "un",
+                                 " b", " hugs", " pug", " pun", " bun"};
     CHECK(tokenizer_n_merges(t) == 10);
     CHECK(tokenizer_vocab_size(t) == 272);
     for (size_t r = 0; r < 10 && r < tokenizer_n_merges(t); r++) {
@@ -323,7 +381,8 @@ static void test_train_hand_worked(void) {
     for (int b = 0; b < 256; b++) {
         size_t l;
         const char *s = tokenizer_token_bytes(t, b, &l);
-        CHECK(l == 1 && (unsigned char)s[0] == b && tokenizer_token_type(t, b) == TOKENIZER_TYPE_NORMAL);
+        CHECK(l == 1 && (unsigned char)s[0] == b &&
+              tokenizer_token_type(t, b) == TOKENIZER_TYPE_NORMAL);
     }
     /* The training text encodes to whole words. */
     int32_t *ids;
@@ -381,7 +440,8 @@ static void test_train_deterministic_and_unique(void) {
     for (int32_t i = 0; i < (int32_t)nv && unique; i++)
         for (int32_t j = i + 1; j < (int32_t)nv; j++) {
             size_t li, lj;
-            const char *si = tokenizer_token_bytes(a, i, &li), *sj = tokenizer_token_bytes(a, j, &lj);
+            const char *si = tokenizer_token_bytes(a, i, &li),
+                       *sj = tokenizer_token_bytes(a, j, &lj);
             if (li == lj && memcmp(si, sj, li) == 0) {
                 unique = 0;
                 break;
@@ -465,7 +525,8 @@ static void test_round_trip_random_bytes(void) {
             size_t ni;
             char *back;
             size_t bl;
-            if (tokenizer_encode(t, buf, n, ps, &ids, &ni) || tokenizer_decode(t, ids, ni, &back, &bl)) {
+            if (tokenizer_encode(t, buf, n, ps, &ids, &ni) ||
+                tokenizer_decode(t, ids, ni, &back, &bl)) {
                 bad++;
                 continue;
             }
@@ -511,7 +572,8 @@ static void test_specials(void) {
         CHECK(tokenizer_is_special(t, id) && tokenizer_token_type(t, id) == TOKENIZER_TYPE_CONTROL);
         size_t l;
         const char *s = tokenizer_token_bytes(t, id, &l);
-        CHECK(l == strlen(tokenizer_special_tokens[k]) && memcmp(s, tokenizer_special_tokens[k], l) == 0);
+        CHECK(l == strlen(tokenizer_special_tokens[k]) &&
+              memcmp(s, tokenizer_special_tokens[k], l) == 0);
     }
     CHECK(tokenizer_bos(t) == tokenizer_special_id(t, "<|bos|>"));
     CHECK(tokenizer_eos(t) == tokenizer_special_id(t, "<|eos|>"));
@@ -525,7 +587,8 @@ static void test_specials(void) {
     size_t n;
     CHECK_OK(tokenizer_encode(t, chat, strlen(chat), 1, &ids, &n));
     int32_t sys = tokenizer_special_id(t, "<|system|>"), end = tokenizer_special_id(t, "<|end|>"),
-            user = tokenizer_special_id(t, "<|user|>"), asst = tokenizer_special_id(t, "<|assistant|>");
+            user = tokenizer_special_id(t, "<|user|>"),
+            asst = tokenizer_special_id(t, "<|assistant|>");
     CHECK(n >= 6 && ids[0] == sys && ids[n - 1] == asst && ids[n - 2] == end);
     int n_special = 0, saw_user = 0;
     for (size_t i = 0; i < n; i++) {

@@ -16,9 +16,9 @@
 /* Open-addressing map from a token's bytes to its id; the bytes live in an external store
  * (blob + offsets: token id's bytes are blob[off[id] .. off[id+1])). */
 typedef struct {
-    int32_t *slot; /* (cap) ids, -1 = empty */
+    int32_t *slot;  /* (cap) ids, -1 = empty */
     uint32_t *hash; /* (cap) low 32 bits of the key's hash, for a cheap first compare */
-    size_t cap;    /* power of two */
+    size_t cap;     /* power of two */
     size_t n;
 } tok_strmap;
 
@@ -64,10 +64,10 @@ void tok_pairmap_free(tok_pairmap *m);
 
 struct tokenizer {
     size_t n_vocab;
-    char *blob;     /* raw bytes of every token, concatenated (NUL after each) */
-    size_t *off;    /* (n_vocab + 1) token id's bytes are blob[off[id] .. off[id+1]-1) */
-    uint8_t *type;  /* (n_vocab) TOKENIZER_TYPE_* */
-    tok_strmap map; /* NORMAL tokens' bytes -> id */
+    char *blob;           /* raw bytes of every token, concatenated (NUL after each) */
+    size_t *off;          /* (n_vocab + 1) token id's bytes are blob[off[id] .. off[id+1]-1) */
+    uint8_t *type;        /* (n_vocab) TOKENIZER_TYPE_* */
+    tok_strmap map;       /* NORMAL tokens' bytes -> id */
     int32_t byte_id[256]; /* the NORMAL token of each single byte */
 
     size_t n_merges;
@@ -75,7 +75,7 @@ struct tokenizer {
     tok_pairmap rank; /* (left, right) -> rank */
 
     size_t n_special;
-    int32_t *special; /* (n_special) CONTROL token ids, longest text first */
+    int32_t *special;           /* (n_special) CONTROL token ids, longest text first */
     uint8_t special_first[256]; /* 1 if some special's text starts with this byte */
 
     int32_t bos, eos, pad;
@@ -84,17 +84,15 @@ struct tokenizer {
 static inline size_t tok_len(const tokenizer *t, int32_t id) {
     return t->off[id + 1] - t->off[id] - 1;
 }
-static inline const char *tok_bytes(const tokenizer *t, int32_t id) {
-    return t->blob + t->off[id];
-}
+static inline const char *tok_bytes(const tokenizer *t, int32_t id) { return t->blob + t->off[id]; }
 
 /* Build a tokenizer from tokens (raw bytes, NUL-separated store as in the struct: blob and
  * n_vocab+1 offsets, each token followed by one NUL counted in the offsets) and types, and
  * merges given as (left, right) id pairs in rank order. Everything is validated; messages
  * start with `what_tokens` / `what_merges` (e.g. GGUF key names). Copies its inputs. */
 int tok_build(tokenizer **out, size_t n_vocab, const char *blob, const size_t *off,
-              const uint8_t *types, size_t n_merges, const int32_t *pairs, int32_t bos,
-              int32_t eos, int32_t pad, const char *what_tokens, const char *what_merges);
+              const uint8_t *types, size_t n_merges, const int32_t *pairs, int32_t bos, int32_t eos,
+              int32_t pad, const char *what_tokens, const char *what_merges);
 
 /* GPT-2 bytes_to_unicode: the code point byte b is written as. */
 uint32_t tok_byte_to_cp(uint8_t b);

@@ -189,8 +189,10 @@ static const char *show(const tokenizer *t, int32_t id, char *buf, size_t cap) {
     size_t len = tok_len(t, id), o = 0;
     const unsigned char *s = (const unsigned char *)tok_bytes(t, id);
     for (size_t i = 0; i < len && o + 5 < cap; i++) {
-        if (s[i] >= 0x20 && s[i] < 0x7F && s[i] != '\\') buf[o++] = (char)s[i];
-        else o += (size_t)snprintf(buf + o, cap - o, "\\x%02X", s[i]);
+        if (s[i] >= 0x20 && s[i] < 0x7F && s[i] != '\\')
+            buf[o++] = (char)s[i];
+        else
+            o += (size_t)snprintf(buf + o, cap - o, "\\x%02X", s[i]);
     }
     buf[o] = 0;
     return buf;
@@ -251,8 +253,8 @@ static void sort_specials(tokenizer *t) {
 }
 
 int tok_build(tokenizer **out, size_t n_vocab, const char *blob, const size_t *off,
-              const uint8_t *types, size_t n_merges, const int32_t *pairs, int32_t bos,
-              int32_t eos, int32_t pad, const char *what_tokens, const char *what_merges) {
+              const uint8_t *types, size_t n_merges, const int32_t *pairs, int32_t bos, int32_t eos,
+              int32_t pad, const char *what_tokens, const char *what_merges) {
     *out = NULL;
     if (n_vocab < 256 || n_vocab > (size_t)INT32_MAX - 1)
         return RT_FAIL("%s: %zu tokens; a byte-level BPE vocabulary needs at least 256 (one per "
@@ -464,7 +466,7 @@ typedef struct {
     size_t scap;
 } enc_ctx;
 
-#define CACHE_MAX_PIECE 256           /* longer pieces are not cached */
+#define CACHE_MAX_PIECE 256          /* longer pieces are not cached */
 #define CACHE_MAX_ENTRIES (1u << 22) /* then the cache stops growing */
 
 static int push_ids(int32_t **v, size_t *n, size_t *cap, const int32_t *src, size_t k) {
@@ -519,7 +521,8 @@ static inline void push_pair(enc_ctx *c, size_t *hn, int32_t l) {
 static int bpe_piece(enc_ctx *c, const uint8_t *p, size_t m, int32_t **dst, size_t *dn,
                      size_t *dcap) {
     const tokenizer *t = c->t;
-    if (m > (size_t)INT32_MAX) return RT_FAIL("tokenizer_encode: a %zu-byte pre-token is too long", m);
+    if (m > (size_t)INT32_MAX)
+        return RT_FAIL("tokenizer_encode: a %zu-byte pre-token is too long", m);
     if (m > c->scap) {
         size_t nc = c->scap ? c->scap : 64;
         while (nc < m) nc *= 2;

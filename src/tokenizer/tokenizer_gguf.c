@@ -39,10 +39,10 @@ static int need_str(const gguf_ctx *ctx, const char *key, const char *want) {
     size_t len;
     int rc = gguf_get_str(ctx, key, &s, &len);
     if (rc < 0) return -1;
-    if (rc > 0) return RT_FAIL("%s is missing (expected \"%s\")", key, want);
+    if (rc > 0) return RT_FAIL("%s: %s is missing (expected \"%s\")", gguf_path(ctx), key, want);
     if (len != strlen(want) || memcmp(s, want, len) != 0)
-        return RT_FAIL("%s is \"%.*s\"; retort reads only \"%s\" (GPT-2 byte-level BPE)", key,
-                       (int)RT_MIN(len, (size_t)64), s, want);
+        return RT_FAIL("%s: %s is \"%.*s\"; retort reads only \"%s\" (GPT-2 byte-level BPE)",
+                       gguf_path(ctx), key, (int)RT_MIN(len, (size_t)64), s, want);
     return 0;
 }
 
@@ -52,12 +52,13 @@ static int get_id(const gguf_ctx *ctx, const char *key, size_t n_vocab, int requ
     int rc = gguf_get_u32(ctx, key, &v);
     if (rc < 0) return -1;
     if (rc > 0) {
-        if (required) return RT_FAIL("%s is missing", key);
+        if (required) return RT_FAIL("%s: %s is missing", gguf_path(ctx), key);
         *out = -1;
         return 0;
     }
     if (v >= n_vocab)
-        return RT_FAIL("%s = %u is outside the vocabulary (0..%zu)", key, v, n_vocab - 1);
+        return RT_FAIL("%s: %s = %u is outside the vocabulary (0..%zu)", gguf_path(ctx), key, v,
+                       n_vocab - 1);
     *out = (int32_t)v;
     return 0;
 }
@@ -69,25 +70,30 @@ int tokenizer_from_gguf(tokenizer **out, const gguf_ctx *ctx) {
     size_t n;
     int rc = gguf_get_arr_str_n(ctx, K_TOKENS, &n);
     if (rc < 0) return -1;
-    if (rc > 0) return RT_FAIL("%s is missing (the vocabulary)", K_TOKENS);
+    if (rc > 0) return RT_FAIL("%s: %s is missing (the vocabulary)", gguf_path(ctx), K_TOKENS);
     if (n < 256 || n > (size_t)INT32_MAX - 1)
-        return RT_FAIL("%s has %zu tokens; expected 256 (one per byte) or more", K_TOKENS, n);
+        return RT_FAIL("%s: %s has %zu tokens; expected 256 (one per byte) or more", gguf_path(ctx),
+                       K_TOKENS, n);
 
     gguf_type et;
     size_t nt;
     const void *tdata;
     rc = gguf_get_arr_data(ctx, K_TYPES, &et, &nt, &tdata);
     if (rc < 0) return -1;
-    if (rc > 0) return RT_FAIL("%s is missing (one int32 per token)", K_TYPES);
+    if (rc > 0) return RT_FAIL("%s: %s is missing (one int32 per token)", gguf_path(ctx), K_TYPES);
     if (et != GGUF_TYPE_INT32)
-        return RT_FAIL("%s holds elements of GGUF type %d; expected int32 (%d)", K_TYPES, (int)et,
-                       (int)GGUF_TYPE_INT32);
-    if (nt != n) return RT_FAIL("%s has %zu entries but %s has %zu", K_TYPES, nt, K_TOKENS, n);
+        return RT_FAIL("%s: %s holds elements of GGUF type %d; expected int32 (%d)", gguf_path(ctx),
+                       K_TYPES, (int)et, (int)GGUF_TYPE_INT32);
+    if (nt != n)
+        return RT_FAIL("%s: %s has %zu entries but %s has %zu", gguf_path(ctx), K_TYPES, nt,
+                       K_TOKENS, n);
 
     size_t n_merges;
     rc = gguf_get_arr_str_n(ctx, K_MERGES, &n_merges);
     if (rc < 0) return -1;
-    if (rc > 0) return RT_FAIL("%s is missing (a gpt2 vocabulary needs its merges)", K_MERGES);
+    if (rc > 0)
+        return RT_FAIL("%s: %s is missing (a gpt2 vocabulary needs its merges)", gguf_path(ctx),
+                       K_MERGES);
 
     int32_t bos = -1, eos = -1, pad = -1;
     if (get_id(ctx, K_BOS, n, 1, &bos) || get_id(ctx, K_EOS, n, 1, &eos) ||
@@ -113,23 +119,25 @@ int tokenizer_from_gguf(tokenizer **out, const gguf_ctx *ctx) {
         size_t len;
         if (gguf_get_arr_str(ctx, K_TOKENS, i, &s, &len)) goto done;
         if (len == 0) {
-            RT_FAIL("%s[%zu] is an empty string", K_TOKENS, i);
+            RT_FAIL("%s: %s[%zu] is an empty string", gguf_path(ctx), K_TOKENS, i);
             goto done;
         }
         if (ty == TOKENIZER_TYPE_NORMAL) {
             if (rt_buf_reserve(&blob, len + 1)) goto done;
             size_t raw_len;
             if (tok_unmap(s, len, blob.data + blob.len, &raw_len)) {
-                RT_FAIL("%s[%zu] (\"%.*s\") is not written in GPT-2's byte characters (a normal "
-                        "token of a gpt2 vocabulary must be)",
-                        K_TOKENS, i, (int)RT_MIN(len, (size_t)40), s);
+                RT_FAIL(
+                    "%s: %s[%zu] (\"%.*s\") is not written in GPT-2's byte characters (a normal "
+                    "token of a gpt2 vocabulary must be)",
+                    gguf_path(ctx), K_TOKENS, i, (int)RT_MIN(len, (size_t)40), s);
                 goto done;
             }
             blob.len += raw_len;
         } else if (ty == TOKENIZER_TYPE_CONTROL) {
             if (rt_buf_append(&blob, s, len)) goto done;
         } else {
-            RT_FAIL("%s[%zu] = %d; retort supports 1 (normal) and 3 (control)", K_TYPES, i, ty);
+            RT_FAIL("%s: %s[%zu] = %d; retort supports 1 (normal) and 3 (control)", gguf_path(ctx),
+                    K_TYPES, i, ty);
             goto done;
         }
         char nul = 0;
@@ -150,8 +158,8 @@ int tokenizer_from_gguf(tokenizer **out, const gguf_ctx *ctx) {
         if (gguf_get_arr_str(ctx, K_MERGES, r, &s, &len)) goto done;
         const char *sp = len > 1 ? memchr(s + 1, ' ', len - 1) : NULL;
         if (!sp || sp + 1 == s + len || memchr(sp + 1, ' ', (size_t)(s + len - sp - 1))) {
-            RT_FAIL("%s[%zu] (\"%.*s\") is not two tokens separated by one space", K_MERGES, r,
-                    (int)RT_MIN(len, (size_t)40), s);
+            RT_FAIL("%s: %s[%zu] (\"%.*s\") is not two tokens separated by one space",
+                    gguf_path(ctx), K_MERGES, r, (int)RT_MIN(len, (size_t)40), s);
             goto done;
         }
         free(half);
@@ -164,15 +172,18 @@ int tokenizer_from_gguf(tokenizer **out, const gguf_ctx *ctx) {
             if (tok_unmap(p, pl, half, &raw_len) == 0)
                 id = tok_strmap_get(&map, blob.data, off, half, raw_len);
             if (id < 0) {
-                RT_FAIL("%s[%zu] (\"%.*s\"): \"%.*s\" is not a normal token of %s", K_MERGES, r,
-                        (int)RT_MIN(len, (size_t)40), s, (int)RT_MIN(pl, (size_t)40), p, K_TOKENS);
+                RT_FAIL("%s: %s[%zu] (\"%.*s\"): \"%.*s\" is not a normal token of %s",
+                        gguf_path(ctx), K_MERGES, r, (int)RT_MIN(len, (size_t)40), s,
+                        (int)RT_MIN(pl, (size_t)40), p, K_TOKENS);
                 goto done;
             }
             pairs[2 * r + side] = id;
         }
     }
-    ret = tok_build(out, n, blob.data, off, types, n_merges, pairs, bos, eos, pad, K_TOKENS,
-                    K_MERGES);
+    char wt[600], wm[600];
+    snprintf(wt, sizeof wt, "%s: %s", gguf_path(ctx), K_TOKENS);
+    snprintf(wm, sizeof wm, "%s: %s", gguf_path(ctx), K_MERGES);
+    ret = tok_build(out, n, blob.data, off, types, n_merges, pairs, bos, eos, pad, wt, wm);
 done:
     free(types);
     free(off);

@@ -369,8 +369,9 @@ int tokenizer_train(tokenizer **out, const char *text, size_t len, size_t vocab_
         int clash = tok_strmap_get(&T.tmap, T.blob.data, T.off, cat.data, cat.len) >= 0;
         for (int i = 0; i < TOKENIZER_N_SPECIAL && !clash; i++) {
             size_t l = strlen(tokenizer_special_tokens[i]);
-            clash = (cat.len == l && memcmp(cat.data, tokenizer_special_tokens[i], l) == 0) ||
-                    (cat.len == special_raw_len[i] && memcmp(cat.data, special_raw[i], cat.len) == 0);
+            clash =
+                (cat.len == l && memcmp(cat.data, tokenizer_special_tokens[i], l) == 0) ||
+                (cat.len == special_raw_len[i] && memcmp(cat.data, special_raw[i], cat.len) == 0);
         }
         if (clash) {
             P->banned = 1;
@@ -403,7 +404,8 @@ int tokenizer_train(tokenizer **out, const char *text, size_t len, size_t vocab_
     uint8_t *types = rt_malloc(T.n_tok, "token types");
     if (!types) goto done;
     for (size_t i = 0; i < T.n_tok; i++)
-        types[i] = i + TOKENIZER_N_SPECIAL < T.n_tok ? TOKENIZER_TYPE_NORMAL : TOKENIZER_TYPE_CONTROL;
+        types[i] =
+            i + TOKENIZER_N_SPECIAL < T.n_tok ? TOKENIZER_TYPE_NORMAL : TOKENIZER_TYPE_CONTROL;
     int32_t first_special = (int32_t)(T.n_tok - TOKENIZER_N_SPECIAL);
     rc = tok_build(out, T.n_tok, T.blob.data, T.off, types, T.n_merges, T.merges, first_special,
                    first_special + 1, first_special + 1, "tokenizer_train: tokens",

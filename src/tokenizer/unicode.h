@@ -40,8 +40,10 @@ static inline int tokenizer_ucd_class_of(uint32_t cp) {
     size_t lo = 0, hi = tokenizer_ucd_n; /* find the last start <= cp */
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
-        if (tokenizer_ucd_start[mid] <= cp) lo = mid;
-        else hi = mid;
+        if (tokenizer_ucd_start[mid] <= cp)
+            lo = mid;
+        else
+            hi = mid;
     }
     return tokenizer_ucd_class[lo];
 }
