@@ -1111,9 +1111,33 @@ static size_t utf8_put(char *o, uint32_t cp) {
 enum { TL_VOCAB = 260, TL_DIM = 64, TL_LAYERS = 2, TL_HEADS = 4, TL_KV_HEADS = 2, TL_FF = 96, TL_CTX = 128 };
 #define TL_HEAD_DIM (TL_DIM / TL_HEADS)
 
-/* Writes PATH (the GGUF) and PATH.ref.bin: 8 int32 (vocab, dim, layers, heads, kv_heads, ff,
- * ctx, head_dim), 2 float32 (rms eps, rope base), then float32 tensors in the order written
- * below, each as the row-major matrix (out, in) that y = W x uses. */
+static int set_tiny_llama_kv(gguf_writer *w, const char *const *toks, const int32_t *types,
+                             const char *const *merges) {
+    int rc = gguf_set_str(w, "general.architecture", "llama") ||
+             gguf_set_str(w, "general.name", "retort-tiny-llama") ||
+             gguf_set_u32(w, "llama.context_length", TL_CTX) ||
+             gguf_set_u32(w, "llama.embedding_length", TL_DIM) ||
+             gguf_set_u32(w, "llama.block_count", TL_LAYERS) ||
+             gguf_set_u32(w, "llama.feed_forward_length", TL_FF) ||
+             gguf_set_u32(w, "llama.attention.head_count", TL_HEADS) ||
+             gguf_set_u32(w, "llama.attention.head_count_kv", TL_KV_HEADS) ||
+             gguf_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f) ||
+             gguf_set_f32(w, "llama.rope.freq_base", 10000.0f) ||
+             gguf_set_u32(w, "llama.rope.dimension_count", TL_HEAD_DIM) ||
+             gguf_set_u32(w, "llama.vocab_size", TL_VOCAB) ||
+             gguf_set_str(w, "tokenizer.ggml.model", "gpt2") || gguf_set_str(w, "tokenizer.ggml.pre", "gpt-2") ||
+             gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, TL_VOCAB) ||
+             gguf_set_arr_data(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, TL_VOCAB) ||
+             gguf_set_arr_str(w, "tokenizer.ggml.merges", merges, NULL, 3) ||
+             gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 259) ||
+             gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 259);
+    return rc ? -1 : 0;
+}
+
+/* Writes PATH (the GGUF), PATH.vocab.gguf (same metadata, no tensors) and PATH.ref.bin:
+ * 8 int32 (vocab, dim, layers, heads, kv_heads, ff, ctx, head_dim), 2 float32 (rms eps,
+ * rope base), then float32 tensors in the order written below, each as the row-major matrix
+ * (out, in) that y = W x uses. */
 static int write_tiny_llama(const char *path) {
     rt_rng r;
     rt_rng_seed(&r, 7);
@@ -1177,28 +1201,16 @@ static int write_tiny_llama(const char *path) {
     const char *merges[] = {"Ġ t", "h e", "Ġt he"};
 
     gguf_writer *w = gguf_writer_new();
-    int rc = !w;
-    rc = rc || gguf_set_str(w, "general.architecture", "llama") ||
-         gguf_set_str(w, "general.name", "retort-tiny-llama") ||
-         gguf_set_u32(w, "llama.context_length", TL_CTX) ||
-         gguf_set_u32(w, "llama.embedding_length", TL_DIM) ||
-         gguf_set_u32(w, "llama.block_count", TL_LAYERS) ||
-         gguf_set_u32(w, "llama.feed_forward_length", TL_FF) ||
-         gguf_set_u32(w, "llama.attention.head_count", TL_HEADS) ||
-         gguf_set_u32(w, "llama.attention.head_count_kv", TL_KV_HEADS) ||
-         gguf_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f) ||
-         gguf_set_f32(w, "llama.rope.freq_base", 10000.0f) ||
-         gguf_set_u32(w, "llama.rope.dimension_count", TL_HEAD_DIM) ||
-         gguf_set_u32(w, "llama.vocab_size", TL_VOCAB) ||
-         gguf_set_str(w, "tokenizer.ggml.model", "gpt2") || gguf_set_str(w, "tokenizer.ggml.pre", "gpt-2") ||
-         gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, TL_VOCAB) ||
-         gguf_set_arr_data(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, TL_VOCAB) ||
-         gguf_set_arr_str(w, "tokenizer.ggml.merges", merges, NULL, 3) ||
-         gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 259) ||
-         gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 259);
+    int rc = !w || set_tiny_llama_kv(w, toks, types, merges);
     for (size_t i = 0; !rc && i < nt; i++)
         rc = gguf_add_tensor(w, t[i].name, GGML_TYPE_F32, t[i].n_dims, t[i].ne, t[i].d);
     rc = rc || gguf_writer_write(w, path);
+    gguf_writer_free(w);
+    /* the same metadata without any tensors: a tokenizer-only file for vocab-only loading */
+    char vp[1024];
+    snprintf(vp, sizeof vp, "%s.vocab.gguf", path);
+    w = rc ? NULL : gguf_writer_new();
+    rc = rc || !w || set_tiny_llama_kv(w, toks, types, merges) || gguf_writer_write(w, vp);
     gguf_writer_free(w);
 
     if (!rc) {
@@ -1238,7 +1250,14 @@ static void test_tiny_llama(void) {
     CHECK(k >= 0 && gguf_tensor_info_at(c, (size_t)k, &ti) == 0);
     CHECK(ti.ne[0] == TL_DIM && ti.ne[1] == TL_KV_HEADS * TL_HEAD_DIM);
     gguf_close(c);
-    if (out && *out) printf("wrote %s and %s.ref.bin\n", path, path);
+    char vp[1024];
+    snprintf(vp, sizeof vp, "%s.vocab.gguf", path);
+    CHECK_OK(gguf_open(&c, vp));
+    if (c) {
+        CHECK(gguf_n_tensors(c) == 0 && gguf_find_key(c, "tokenizer.ggml.merges") >= 0);
+        gguf_close(c);
+    }
+    if (out && *out) printf("wrote %s, %s.vocab.gguf and %s.ref.bin\n", path, path, path);
 }
 
 TEST_MAIN("gguf", TEST_CASE(test_roundtrip_kv), TEST_CASE(test_roundtrip_tensors),

@@ -648,22 +648,21 @@ static int parse(gguf_ctx *ctx) {
     return check_tensor_data(ctx);
 }
 
-static int ctx_new(gguf_ctx **out, const char *name) {
-    *out = NULL;
+static gguf_ctx *ctx_new(const char *name) {
     gguf_ctx *ctx = rt_calloc(1, sizeof *ctx, "a GGUF context");
-    if (!ctx) return -1;
+    if (!ctx) return NULL;
     ctx->path = rt_strdup(name ? name : "(memory)");
     if (!ctx->path) {
         free(ctx);
-        return -1;
+        return NULL;
     }
-    *out = ctx;
-    return 0;
+    return ctx;
 }
 
 int gguf_open_memory(gguf_ctx **out, const void *data, size_t len, const char *name) {
-    gguf_ctx *ctx;
-    if (ctx_new(&ctx, name)) return -1;
+    *out = NULL;
+    gguf_ctx *ctx = ctx_new(name);
+    if (!ctx) return -1;
     ctx->base = data;
     ctx->size = data ? len : 0;
     if (parse(ctx)) {
@@ -701,8 +700,8 @@ int gguf_open(gguf_ctx **out, const char *path) {
     int e = errno;
     close(fd);
     if (m == MAP_FAILED) return RT_FAIL("%s: cannot map %zu bytes: %s", path, size, strerror(e));
-    gguf_ctx *ctx;
-    if (ctx_new(&ctx, path)) {
+    gguf_ctx *ctx = ctx_new(path);
+    if (!ctx) {
         munmap(m, size);
         return -1;
     }
