@@ -355,6 +355,7 @@ int tokenizer_train(tokenizer **out, const char *text, size_t len, size_t vocab_
 
     /* 3. merge the best pair until the vocabulary is full or no pair is left */
     rt_buf cat = {0};
+    size_t n_banned = 0;
     while (T.n_merges < target && T.heap_n) {
         heap_ent e = heap_pop(&T);
         pair_t *P = &T.pairs[e.pi];
@@ -375,6 +376,7 @@ int tokenizer_train(tokenizer **out, const char *text, size_t len, size_t vocab_
         }
         if (clash) {
             P->banned = 1;
+            n_banned++;
             continue;
         }
         int32_t z = (int32_t)T.n_tok;
@@ -411,9 +413,14 @@ int tokenizer_train(tokenizer **out, const char *text, size_t len, size_t vocab_
                    first_special + 1, first_special + 1, "tokenizer_train: tokens",
                    "tokenizer_train: merges");
     free(types);
-    if (!rc)
-        rt_debug("tokenizer_train: %zu distinct pieces, %zu pairs, %zu merges in %.2fs", T.n_words,
-                 T.n_pairs, T.n_merges, rt_now() - t0);
+    if (!rc) {
+        uint64_t n_final = 0; /* the training text's length in tokens, as segmented here */
+        for (size_t w = 0; w < T.n_words; w++) n_final += (uint64_t)T.wlen[w] * T.words[w].count;
+        rt_debug("tokenizer_train: %zu distinct pieces, %zu pairs, %zu merges (%zu pairs skipped "
+                 "as duplicates of a token) in %.2fs; the text is %llu tokens",
+                 T.n_words, T.n_pairs, T.n_merges, n_banned, rt_now() - t0,
+                 (unsigned long long)n_final);
+    }
 done:
     trainer_free(&T);
     return rc;
