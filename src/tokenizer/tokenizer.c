@@ -469,16 +469,20 @@ typedef struct {
 #define CACHE_MAX_PIECE 256          /* longer pieces are not cached */
 #define CACHE_MAX_ENTRIES (1u << 22) /* then the cache stops growing */
 
-static int push_ids(int32_t **v, size_t *n, size_t *cap, const int32_t *src, size_t k) {
-    if (*n + k > *cap) {
-        size_t nc = *cap ? *cap : 256;
-        while (nc < *n + k) nc *= 2;
-        int32_t *nv = rt_realloc(*v, nc * sizeof **v, "token ids");
-        if (!nv) return -1;
-        *v = nv;
-        *cap = nc;
-    }
-    memcpy(*v + *n, src, k * sizeof *src);
+static int grow_ids(int32_t **v, size_t *cap, size_t need) {
+    size_t nc = *cap ? *cap : 256;
+    while (nc < need) nc *= 2;
+    int32_t *nv = rt_realloc(*v, nc * sizeof **v, "token ids");
+    if (!nv) return -1;
+    *v = nv;
+    *cap = nc;
+    return 0;
+}
+
+static inline int push_ids(int32_t **v, size_t *n, size_t *cap, const int32_t *src, size_t k) {
+    if (*n + k > *cap && grow_ids(v, cap, *n + k)) return -1;
+    int32_t *d = *v + *n; /* pieces are short: a loop beats a memcpy call */
+    for (size_t i = 0; i < k; i++) d[i] = src[i];
     *n += k;
     return 0;
 }
@@ -623,6 +627,8 @@ int tokenizer_encode(const tokenizer *tok, const char *text, size_t len, int par
     *n = 0;
     if (!text && len) return RT_FAIL("tokenizer_encode: text is NULL but len is %zu", len);
     enc_ctx c = {.t = tok};
+    /* Room for the usual 3-5 bytes per token up front, so big inputs rarely reallocate. */
+    if (len > 4096 && grow_ids(&c.ids, &c.cap, len / 3)) return -1;
     const uint8_t *s = (const uint8_t *)text;
     int rc = 0;
     size_t frag = 0;
