@@ -15,7 +15,11 @@ U+2EBF0..U+2EE5D, as letters, and no 16.0 scripts), so the committed table is ma
       > src/tokenizer/unicode_tables.c
 --check-llama FILE compares the result, code point by code point, with the letter/number/
 whitespace flags of a llama.cpp unicode-data.cpp (read as data for the comparison only) and
-exits 1 on any difference.
+exits 1 on any difference. The llama.cpp that node-llama-cpp ships is a git bundle:
+  git clone tests/node/node_modules/node-llama-cpp/llama/gitRelease.bundle /tmp/llama.cpp
+  /usr/bin/python3 scripts/gen_unicode_tables.py --npm-unicode package \
+      --check-llama /tmp/llama.cpp/src/unicode-data.cpp      # -> 0 code points differ
+(Python's own unicodedata 14.0 differs from it in 5010 code points: Unicode 15.0/15.1 letters.)
 
 What this is not: a general Unicode database; only the three classes the splitter uses.
 """
