@@ -21,6 +21,10 @@
 /* Threads used by OpenMP loops and by BLIS. n <= 0 means all online cores. */
 void kernels_set_threads(int n);
 int kernels_get_threads(void);
+/* Which BLAS does the GEMMs, e.g. "BLIS 0.9.0 (skx kernels)" — for logs and benchmarks.
+ * (On CPUs with AVX-512 the library selects BLIS's "skx" kernels unless BLIS_ARCH_TYPE is set;
+ * see gemm.c.) */
+const char *kernels_blas_info(void);
 
 /* ---------------------------------------------------------------- GEMM */
 
@@ -104,6 +108,8 @@ void swiglu_backward(float *dgu, const float *dout, const float *gu, size_t N, s
 
 /* a (n) += b (n) */
 void add_inplace(float *a, const float *b, size_t n);
+/* out (n) = exp(x (n)), vectorised (within about 2 ulp of expf; -inf -> 0); may alias. */
+void kernels_exp(float *out, const float *x, size_t n);
 
 /* ---------------------------------------------------------------- softmax and losses */
 
