@@ -93,17 +93,61 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
 #if K_AVX512
 
-/* yt (hd, Tp) = transpose of rows y[s] (stride ldy) for s < T; columns T..Tp zero.
- * Gathers 16 positions per vector so that the stores are whole vectors. */
+/* In-register transpose of the 16x16 block r0..r15 (rows in, columns out). */
+#define TR16_DECL __m512 r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15, \
+    t0, t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15;
+#define TR16 \
+    t0 = _mm512_unpacklo_ps(r0, r1); t1 = _mm512_unpackhi_ps(r0, r1); \
+    t2 = _mm512_unpacklo_ps(r2, r3); t3 = _mm512_unpackhi_ps(r2, r3); \
+    t4 = _mm512_unpacklo_ps(r4, r5); t5 = _mm512_unpackhi_ps(r4, r5); \
+    t6 = _mm512_unpacklo_ps(r6, r7); t7 = _mm512_unpackhi_ps(r6, r7); \
+    t8 = _mm512_unpacklo_ps(r8, r9); t9 = _mm512_unpackhi_ps(r8, r9); \
+    t10 = _mm512_unpacklo_ps(r10, r11); t11 = _mm512_unpackhi_ps(r10, r11); \
+    t12 = _mm512_unpacklo_ps(r12, r13); t13 = _mm512_unpackhi_ps(r12, r13); \
+    t14 = _mm512_unpacklo_ps(r14, r15); t15 = _mm512_unpackhi_ps(r14, r15); \
+    r0 = _mm512_shuffle_ps(t0, t2, 0x44); r1 = _mm512_shuffle_ps(t0, t2, 0xEE); \
+    r2 = _mm512_shuffle_ps(t1, t3, 0x44); r3 = _mm512_shuffle_ps(t1, t3, 0xEE); \
+    r4 = _mm512_shuffle_ps(t4, t6, 0x44); r5 = _mm512_shuffle_ps(t4, t6, 0xEE); \
+    r6 = _mm512_shuffle_ps(t5, t7, 0x44); r7 = _mm512_shuffle_ps(t5, t7, 0xEE); \
+    r8 = _mm512_shuffle_ps(t8, t10, 0x44); r9 = _mm512_shuffle_ps(t8, t10, 0xEE); \
+    r10 = _mm512_shuffle_ps(t9, t11, 0x44); r11 = _mm512_shuffle_ps(t9, t11, 0xEE); \
+    r12 = _mm512_shuffle_ps(t12, t14, 0x44); r13 = _mm512_shuffle_ps(t12, t14, 0xEE); \
+    r14 = _mm512_shuffle_ps(t13, t15, 0x44); r15 = _mm512_shuffle_ps(t13, t15, 0xEE); \
+    t0 = _mm512_shuffle_f32x4(r0, r4, 0x88); t4 = _mm512_shuffle_f32x4(r0, r4, 0xdd); \
+    t1 = _mm512_shuffle_f32x4(r1, r5, 0x88); t5 = _mm512_shuffle_f32x4(r1, r5, 0xdd); \
+    t2 = _mm512_shuffle_f32x4(r2, r6, 0x88); t6 = _mm512_shuffle_f32x4(r2, r6, 0xdd); \
+    t3 = _mm512_shuffle_f32x4(r3, r7, 0x88); t7 = _mm512_shuffle_f32x4(r3, r7, 0xdd); \
+    t8 = _mm512_shuffle_f32x4(r8, r12, 0x88); t12 = _mm512_shuffle_f32x4(r8, r12, 0xdd); \
+    t9 = _mm512_shuffle_f32x4(r9, r13, 0x88); t13 = _mm512_shuffle_f32x4(r9, r13, 0xdd); \
+    t10 = _mm512_shuffle_f32x4(r10, r14, 0x88); t14 = _mm512_shuffle_f32x4(r10, r14, 0xdd); \
+    t11 = _mm512_shuffle_f32x4(r11, r15, 0x88); t15 = _mm512_shuffle_f32x4(r11, r15, 0xdd); \
+    r0 = _mm512_shuffle_f32x4(t0, t8, 0x88); r8 = _mm512_shuffle_f32x4(t0, t8, 0xdd); \
+    r1 = _mm512_shuffle_f32x4(t1, t9, 0x88); r9 = _mm512_shuffle_f32x4(t1, t9, 0xdd); \
+    r2 = _mm512_shuffle_f32x4(t2, t10, 0x88); r10 = _mm512_shuffle_f32x4(t2, t10, 0xdd); \
+    r3 = _mm512_shuffle_f32x4(t3, t11, 0x88); r11 = _mm512_shuffle_f32x4(t3, t11, 0xdd); \
+    r4 = _mm512_shuffle_f32x4(t4, t12, 0x88); r12 = _mm512_shuffle_f32x4(t4, t12, 0xdd); \
+    r5 = _mm512_shuffle_f32x4(t5, t13, 0x88); r13 = _mm512_shuffle_f32x4(t5, t13, 0xdd); \
+    r6 = _mm512_shuffle_f32x4(t6, t14, 0x88); r14 = _mm512_shuffle_f32x4(t6, t14, 0xdd); \
+    r7 = _mm512_shuffle_f32x4(t7, t15, 0x88); r15 = _mm512_shuffle_f32x4(t7, t15, 0xdd);
+
+#define X16(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
+#define TR_LD(i)                                                                              \
+    r##i = _mm512_maskz_loadu_ps(s0 + (i) < T ? md : 0,                                       \
+                                 y + (s0 + (i) < T ? s0 + (i) : 0) * ldy + d0);
+#define TR_ST(i) if ((i) < nd) _mm512_storeu_ps(yt + (d0 + (i)) * Tp + s0, r##i);
+
+/* yt (hd, Tp) = transpose of rows y[s] (stride ldy) for s < T; columns T..Tp zero. Works in
+ * 16x16 blocks transposed in registers (a gather per vector is several times slower). */
 static void pack_transposed(float *yt, const float *y, size_t ldy, size_t T, size_t Tp, size_t hd) {
-    __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                     _mm512_set1_epi32((int)ldy));
-    for (size_t s0 = 0; s0 < Tp; s0 += 16) {
-        __mmask16 m = kv_mask(s0 < T ? T - s0 : 0);
-        const float *ys = y + s0 * ldy;
-        for (size_t d = 0; d < hd; d++)
-            _mm512_storeu_ps(yt + d * Tp + s0,
-                             _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, ys + d, 4));
+    for (size_t d0 = 0; d0 < hd; d0 += 16) {
+        size_t nd = K_MIN((size_t)16, hd - d0);
+        __mmask16 md = kv_mask(nd);
+        for (size_t s0 = 0; s0 < Tp; s0 += 16) {
+            TR16_DECL
+            X16(TR_LD)
+            TR16
+            X16(TR_ST)
+        }
     }
 }
 
@@ -422,6 +466,9 @@ static void bwd_task_avx512(float *dqkv, float *scratch, const float *dout, cons
             /* Zero each row up to the next multiple of 8 columns: the tiles read no further. */
             size_t zero_to = K_MIN(T, t0 + 8);
             for (size_t t = t0; t < t0 + (size_t)nr; t++) ds_row(dS + t * T, P + t * T, t, zero_to, scale);
+            /* P comes from memory (the forward wrote it long ago): prefetch the next rows. */
+            for (size_t t = t0 + 8; t < K_MIN(T, t0 + 16); t++)
+                for (size_t c = 0; c <= t; c += 16) _mm_prefetch((const char *)(P + t * T + c), _MM_HINT_T0);
             nn_rows(dqb, R, dS, T, t0, nr, kb, R, hd); /* dQ = dS · K */
         }
         tn_all(dkb, R, dS, T, T, qb, R, hd);  /* dK += dS^T · Q */
