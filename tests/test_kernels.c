@@ -316,6 +316,17 @@ static void test_rmsnorm_case(size_t N, size_t C) {
     fd_grad(gx, xd, N * C, NULL, 0, rms_loss, &ctx, 1e-5);
     ctx.wrt = 1;
     fd_grad(gw, wd, C, NULL, 0, rms_loss, &ctx, 1e-5);
+    /* NULL skips: dw alone adds the same dw again; dinp alone the same dinp */
+    float *dw2 = fbuf(C), *dx2 = fbuf(N * C);
+    memset(dw2, 0, C * sizeof(float));
+    memset(dx2, 0, N * C * sizeof(float));
+    rmsnorm_backward(NULL, dw2, dout, x, w, rstd, N, C);
+    rmsnorm_backward(dx2, NULL, dout, x, w, rstd, N, C);
+    int same_dw = 1, same_dx = 1;
+    for (size_t i = 0; i < C; i++) same_dw &= fabsf(dw2[i] - dw[i]) <= 1e-6f * (1 + fabsf(dw[i]));
+    for (size_t i = 0; i < N * C; i++) same_dx &= fabsf(dx2[i] - dx[i]) <= 1e-6f * (1 + fabsf(dx[i]));
+    CHECK(same_dw && same_dx);
+    free(dw2), free(dx2);
     snprintf(what, sizeof what, "rmsnorm_backward dinp vs FD C=%zu", C);
     compare(what, dx, gx, N * C, 1e-5, 2e-5);
     snprintf(what, sizeof what, "rmsnorm_backward dw vs FD C=%zu", C);

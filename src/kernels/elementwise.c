@@ -280,7 +280,7 @@ void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *in
     K_OMP(parallel num_threads(nt))
     {
         K_OMP(for schedule(static))
-        for (size_t n = 0; n < N; n++) {
+        for (size_t n = 0; n < (dinp ? N : 0); n++) {
             const float *x = inp + n * C, *g = dout + n * C;
             float *dx = dinp + n * C;
             float r = rstd[n];
