@@ -743,7 +743,7 @@ static void test_crossentropy(void) {
 static int same(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof(float)) == 0; }
 
 /* Every kernel twice on the same inputs at 2 threads (bitwise), and the ones documented as
- * thread-count independent at 1 thread too. Sizes are large enough to engage the threads. */
+ * thread-count independent at 1 and 3 threads too. Sizes are large enough to engage the threads. */
 static void test_determinism(void) {
     int saved = kernels_get_threads();
     size_t N = 512, C = 256, OC = 384, F = 352, V = 512, B = 2, T = 64, NH = 8, NKV = 4, hd = 32;
@@ -763,11 +763,11 @@ static void test_determinism(void) {
     size_t big = N * OC + OC * C + N * C + (N * C + N + N * C + C) + (N * F + N * 2 * F) +
                  (N * C + 50 * C) + (B * T * R + B * NH * T * T + B * T * NH * hd + B * T * R) +
                  (B * NH * T * T + N * V + N * V + N);
-    float *r[3];
-    for (int k = 0; k < 3; k++) r[k] = fbuf(big);
-    double loss[3];
-    int threads[3] = {2, 2, 1};
-    for (int k = 0; k < 3; k++) {
+    float *r[4];
+    for (int k = 0; k < 4; k++) r[k] = fbuf(big);
+    double loss[4];
+    int threads[4] = {2, 2, 1, 3};
+    for (int k = 0; k < 4; k++) {
         kernels_set_threads(threads[k]);
         float *o = r[k];
         memset(o, 0, big * sizeof(float));
@@ -797,11 +797,14 @@ static void test_determinism(void) {
         CHECK(ls + N == o + big);
     }
     CHECK_MSG(same(r[0], r[1], big) && loss[0] == loss[1], "two runs at 2 threads differ");
-    /* 1 vs 2 threads: everything but GEMM is documented thread-count independent; compare
-     * past the matmul outputs (BLIS is deterministic per thread count). */
+    /* 1, 2 and 3 threads: everything but GEMM is documented thread-count independent;
+     * compare past the matmul outputs (BLIS is deterministic per thread count). */
     size_t skip = N * OC + OC * C + N * C;
-    CHECK_MSG(same(r[0] + skip, r[2] + skip, big - skip), "1 and 2 threads differ (non-GEMM kernels)");
-    for (int k = 0; k < 3; k++) free(r[k]);
+    CHECK_MSG(same(r[0] + skip, r[2] + skip, big - skip) && loss[0] == loss[2],
+              "1 and 2 threads differ (non-GEMM kernels)");
+    CHECK_MSG(same(r[0] + skip, r[3] + skip, big - skip) && loss[0] == loss[3],
+              "3 and 2 threads differ (non-GEMM kernels)");
+    for (int k = 0; k < 4; k++) free(r[k]);
     free(x), free(w), free(dout), free(gu), free(qkv), free(ao), free(logits), free(ids), free(tg);
     free(ct), free(st);
     kernels_set_threads(saved);

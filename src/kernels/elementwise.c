@@ -2,12 +2,13 @@
  * elementwise.c — the row-wise kernels: embedding, RMSNorm, RoPE, SwiGLU, add, softmax,
  * log-softmax, fused softmax cross-entropy, and the vector exp they share.
  *
- * Each kernel is an OpenMP loop over rows (static schedule) around a per-row routine written
- * twice: with AVX-512 intrinsics when the compiler targets AVX-512 (K_AVX512), and in plain C
- * otherwise. Row results never depend on how rows are split across threads. The reductions
- * across rows (dw of RMSNorm, the embedding scatter) are split across threads by COLUMNS,
- * each column summed over rows in row order, so they are bit-identical for ANY thread count.
- * The cross-entropy loss total is summed per thread in double, then in thread order.
+ * Each kernel is an OpenMP loop over chunks of rows (dynamic schedule, so a preempted thread's
+ * rows are picked up by the others) around a per-row routine written twice: with AVX-512
+ * intrinsics when the compiler targets AVX-512 (K_AVX512), and in plain C otherwise. Row
+ * results never depend on which thread computes them. The reductions across rows (dw of
+ * RMSNorm, the embedding scatter) are split across threads by COLUMNS, each column summed over
+ * rows in row order; the cross-entropy loss total is summed over fixed blocks of rows, then
+ * over blocks in order. So every result here is bit-identical for ANY thread count.
  *
  * What this is not: GEMM or attention (gemm.c, attention.c); no allocation happens here.
  */
@@ -91,7 +92,7 @@ void softmax_forward(float *probs, const float *logits, size_t N, size_t V) {
     if (V == 0) return;
     int nt = kern_threads_for(N * V);
     (void)nt;
-    K_OMP(parallel for schedule(static) num_threads(nt))
+    K_OMP(parallel for schedule(dynamic, kern_chunk(V)) num_threads(nt))
     for (size_t n = 0; n < N; n++) {
         const float *x = logits + n * V;
         float *p = probs + n * V;
@@ -105,7 +106,7 @@ void log_softmax_forward(float *out, const float *logits, size_t N, size_t V) {
     if (V == 0) return;
     int nt = kern_threads_for(N * V);
     (void)nt;
-    K_OMP(parallel for schedule(static) num_threads(nt))
+    K_OMP(parallel for schedule(dynamic, kern_chunk(V)) num_threads(nt))
     for (size_t n = 0; n < N; n++) {
         const float *x = logits + n * V;
         float *o = out + n * V;
@@ -134,28 +135,23 @@ void log_softmax_forward(float *out, const float *logits, size_t N, size_t V) {
 
 /* ---------------------------------------------------------------- cross-entropy */
 
-#define CE_MAX_THREADS 1024
+/* The loss total is summed per fixed block of rows (at most CE_BLOCKS blocks), each in row
+ * order, then over blocks in order: the same bits whatever the thread count. */
+#define CE_BLOCKS 256
 
 double crossentropy_forward_backward(float *dlogits, float *losses, const float *logits,
                                      const int32_t *targets, size_t N, size_t V,
                                      float grad_scale, size_t *n_valid) {
-    double part_sum[CE_MAX_THREADS];
-    size_t part_cnt[CE_MAX_THREADS];
+    double part_sum[CE_BLOCKS];
+    size_t part_cnt[CE_BLOCKS];
+    size_t per = N / CE_BLOCKS + (N % CE_BLOCKS != 0), nblk = per ? (N + per - 1) / per : 0;
     int nt = kern_threads_for(N * V);
-    if (nt > CE_MAX_THREADS) nt = CE_MAX_THREADS;
-    int used = 1;
-    K_OMP(parallel num_threads(nt))
-    {
-        int tid = 0, nth = 1;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-        nth = omp_get_num_threads();
-#endif
-        if (tid == 0) used = nth;
-        size_t n0 = N * (size_t)tid / (size_t)nth, n1 = N * (size_t)(tid + 1) / (size_t)nth;
+    (void)nt;
+    K_OMP(parallel for schedule(dynamic, 1) num_threads(nt))
+    for (size_t blk = 0; blk < nblk; blk++) {
         double s = 0.0;
         size_t cnt = 0;
-        for (size_t n = n0; n < n1; n++) {
+        for (size_t n = blk * per; n < K_MIN(N, (blk + 1) * per); n++) {
             const float *x = logits + n * V;
             int32_t tg = targets[n];
             if (tg < 0 || (size_t)tg >= V) { /* -1: ignored (out-of-range ids likewise) */
@@ -190,14 +186,14 @@ double crossentropy_forward_backward(float *dlogits, float *losses, const float 
             s += loss;
             cnt++;
         }
-        part_sum[tid] = s;
-        part_cnt[tid] = cnt;
+        part_sum[blk] = s;
+        part_cnt[blk] = cnt;
     }
     double total = 0.0;
     size_t count = 0;
-    for (int t = 0; t < used; t++) {
-        total += part_sum[t];
-        count += part_cnt[t];
+    for (size_t b = 0; b < nblk; b++) {
+        total += part_sum[b];
+        count += part_cnt[b];
     }
     if (n_valid) *n_valid = count;
     return total;
@@ -208,7 +204,7 @@ double crossentropy_forward_backward(float *dlogits, float *losses, const float 
 void embedding_forward(float *out, const int32_t *ids, const float *wte, size_t N, size_t C) {
     int nt = kern_threads_for(N * C);
     (void)nt;
-    K_OMP(parallel for schedule(static) num_threads(nt))
+    K_OMP(parallel for schedule(dynamic, kern_chunk(C)) num_threads(nt))
     for (size_t n = 0; n < N; n++) memcpy(out + n * C, wte + (size_t)ids[n] * C, C * sizeof(float));
 }
 
@@ -218,7 +214,7 @@ void embedding_backward(float *dwte, const float *dout, const int32_t *ids, size
     size_t ntile = (C + COL_TILE - 1) / COL_TILE;
     int nt = kern_threads_for(N * C);
     (void)nt;
-    K_OMP(parallel for schedule(static) num_threads(nt))
+    K_OMP(parallel for schedule(dynamic, 1) num_threads(nt))
     for (size_t tile = 0; tile < ntile; tile++) {
         size_t c0 = tile * COL_TILE, w = K_MIN(COL_TILE, C - c0);
         for (size_t n = 0; n < N; n++) {
@@ -243,7 +239,7 @@ void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, 
                      float eps) {
     int nt = kern_threads_for(N * C);
     (void)nt;
-    K_OMP(parallel for schedule(static) num_threads(nt))
+    K_OMP(parallel for schedule(dynamic, kern_chunk(C)) num_threads(nt))
     for (size_t n = 0; n < N; n++) {
         const float *x = inp + n * C;
         float *o = out + n * C;
@@ -279,7 +275,7 @@ void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *in
     (void)nt;
     K_OMP(parallel num_threads(nt))
     {
-        K_OMP(for schedule(static))
+        K_OMP(for schedule(dynamic, kern_chunk(C)))
         for (size_t n = 0; n < (dinp ? N : 0); n++) {
             const float *x = inp + n * C, *g = dout + n * C;
             float *dx = dinp + n * C;
@@ -307,7 +303,7 @@ void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *in
 #endif
         }
         if (dw) {
-            K_OMP(for schedule(static))
+            K_OMP(for schedule(dynamic, 1))
             for (size_t tile = 0; tile < ntile; tile++) {
                 size_t c0 = tile * COL_TILE, wd = K_MIN(COL_TILE, C - c0);
 #if K_AVX512
@@ -361,7 +357,7 @@ static void rope_apply(float *x, size_t N, size_t row_stride, size_t n_heads, si
     size_t half = hd / 2;
     int nt = kern_threads_for(N * n_heads * hd);
     (void)nt;
-    K_OMP(parallel for schedule(static) num_threads(nt))
+    K_OMP(parallel for schedule(dynamic, kern_chunk(n_heads * hd)) num_threads(nt))
     for (size_t n = 0; n < N; n++) {
         const float *c = cos_tab + (size_t)pos[n] * half, *s = sin_tab + (size_t)pos[n] * half;
         for (size_t h = 0; h < n_heads; h++) {
@@ -409,7 +405,7 @@ void rope_backward(float *dx, size_t N, size_t row_stride, size_t n_heads, size_
 void swiglu_forward(float *out, const float *gu, size_t N, size_t F) {
     int nt = kern_threads_for(N * F * 3);
     (void)nt;
-    K_OMP(parallel for schedule(static) num_threads(nt))
+    K_OMP(parallel for schedule(dynamic, kern_chunk(3 * F)) num_threads(nt))
     for (size_t n = 0; n < N; n++) {
         const float *g = gu + n * 2 * F, *u = g + F;
         float *o = out + n * F;
@@ -434,7 +430,7 @@ void swiglu_backward(float *dgu, const float *dout, const float *gu, size_t N, s
     /* out = g*sig(g)*u:  dg = dout*u*sig*(1 + g*(1-sig)),  du = dout*g*sig */
     int nt = kern_threads_for(N * F * 5);
     (void)nt;
-    K_OMP(parallel for schedule(static) num_threads(nt))
+    K_OMP(parallel for schedule(dynamic, kern_chunk(3 * F)) num_threads(nt))
     for (size_t n = 0; n < N; n++) {
         const float *g = gu + n * 2 * F, *u = g + F, *d = dout + n * F;
         float *dg = dgu + n * 2 * F, *du = dg + F;
@@ -467,7 +463,7 @@ void add_inplace(float *a, const float *b, size_t n) {
     (void)nt;
     const size_t blk = 4096;
     size_t nb = (n + blk - 1) / blk;
-    K_OMP(parallel for schedule(static) num_threads(nt))
+    K_OMP(parallel for schedule(dynamic, 4) num_threads(nt))
     for (size_t j = 0; j < nb; j++) {
         size_t i0 = j * blk, i1 = K_MIN(n, i0 + blk);
         for (size_t i = i0; i < i1; i++) a[i] += b[i];

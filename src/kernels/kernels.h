@@ -8,8 +8,8 @@
  * threading over rows (the build works without OpenMP, single-threaded).
  *
  * Determinism: with a fixed thread count every kernel returns bit-identical results run to
- * run (no atomics, static schedules, fixed reduction orders). Everything except GEMM (so
- * matmul_*) and the cross-entropy loss total is also independent of the thread count.
+ * run (no atomics, fixed reduction orders). Everything except GEMM (so matmul_*) is also
+ * independent of the thread count.
  * Threading: the kernels open their own OpenMP parallel regions; call them from serial code.
  * Inside a parallel region use gemm_serial and attention_decode (the others still work there
  * but run single-threaded; gemm must not be called there).
@@ -140,7 +140,7 @@ void log_softmax_forward(float *out, const float *logits, size_t N, size_t V);
  * If dlogits is non-NULL it is OVERWRITTEN with (softmax - onehot) * grad_scale for valid rows
  * and 0 for ignored ones; dlogits may alias logits.
  * Returns the SUM of losses over valid rows (in double), and the count in *n_valid (may be
- * NULL). The sum is added per thread then in thread order: fixed for a fixed thread count. */
+ * NULL). The sum is added over fixed blocks of rows, then over blocks in order. */
 double crossentropy_forward_backward(float *dlogits, float *losses, const float *logits,
                                      const int32_t *targets, size_t N, size_t V,
                                      float grad_scale, size_t *n_valid);

@@ -35,6 +35,14 @@ int kern_threads(void);
  * waking the thread team, kern_threads() otherwise. */
 int kern_threads_for(size_t work);
 
+/* Rows per dynamically scheduled chunk for rows of `row_floats` floats (about 32 KiB of work per
+ * chunk). Dynamic scheduling lets a thread that got the CPU take over the rows of one that was
+ * preempted; every row is computed the same way whichever thread runs it. */
+static inline int kern_chunk(size_t row_floats) {
+    size_t c = 8192 / (row_floats ? row_floats : 1);
+    return c == 0 ? 1 : c > 4096 ? 4096 : (int)c;
+}
+
 /* Softmax of scale*row[0..n) in place, then zeroes row[n..n_total). Shared by the attention
  * forward and decode so that both produce bit-identical probabilities. n >= 1. */
 void kern_softmax_row_scaled(float *row, size_t n, size_t n_total, float scale);
