@@ -3,9 +3,10 @@
  * request (every error names its field), tokenize its prompt, and build response bodies
  * and error bodies in OpenAI's shapes. Not HTTP (http.c) and not generation (engine.c).
  *
- * Extension: /v1/completions' "logprobs" object also carries "content", the chat-style list
+ * Extensions: /v1/completions' "logprobs" object also carries "content", the chat-style list
  * ({"token","logprob","bytes","top_logprobs":[...]}) — the legacy dict-of-strings form
- * loses tokens that share a string (partial UTF-8), and harvesters need the bytes.
+ * loses tokens that share a string (partial UTF-8), and harvesters need the bytes; and
+ * every log-prob entry carries "id", the token id (as llama.cpp's server does).
  */
 #include <math.h>
 #include <stdarg.h>
@@ -60,6 +61,7 @@ static json_t *token_obj(const tokenizer *tok, int32_t id, float lp) {
     json_object_set_new(o, "token", serve_json_bytes_string(b, bl));
     json_object_set_new(o, "logprob", json_real(isfinite(lp) ? lp : -9999.0));
     json_object_set_new(o, "bytes", bytes_array(b, bl));
+    json_object_set_new(o, "id", json_integer(id)); /* extension (llama.cpp has it too) */
     return o;
 }
 

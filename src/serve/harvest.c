@@ -403,7 +403,7 @@ static int write_answer(run_t *R, const prompt_t *p, const http_resp *r, char *e
     json_t *usage = json_object_get(o, "usage");
     if (usage) json_object_set(line, "usage", usage);
     if (R->o->top_logprobs > 0) add_logprobs(line, json_object_get(ch, "logprobs"), R->o->chat);
-    char *s = json_dumps(line, JSON_COMPACT);
+    char *s = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(9));
     json_decref(line);
     int ok = 0;
     if (s) {

@@ -51,6 +51,7 @@ typedef struct conn {
     rt_buf body;
     int too_large;
     int fd;
+    double t_checked;          /* last look at the socket for a disconnect */
     char client[48];
     double t0;                 /* rt_now() at arrival */
     double t_clock;            /* clock time at arrival (simulated under --sim-clock) */
@@ -170,7 +171,8 @@ static int record(conn *c, int status, const char *error) {
     r->ttft_ms = -1;
     if (c->have_req) {
         const serve_gen_request *q = &c->req;
-        r->prompt_tokens = (int64_t)q->n_prompt;
+        /* tokens are counted only when the model read them (rejected requests cost nothing) */
+        r->prompt_tokens = c->job ? (int64_t)q->n_prompt : 0;
         r->temperature = q->temperature;
         r->top_p = q->top_p;
         r->max_tokens = (int64_t)q->max_tokens;
@@ -329,6 +331,12 @@ static void call_after(conn *c) {
 /* Wait until the job changed after `version` or is done; 1 if the client went away. */
 static int wait_change(conn *c, uint64_t version) {
     serve_job *j = c->job;
+    /* look at the socket every 50 ms even while tokens keep coming */
+    double now = rt_now();
+    if (now - c->t_checked > 0.05) {
+        c->t_checked = now;
+        if (conn_gone(c->fd)) return 1;
+    }
     for (;;) {
         pthread_mutex_lock(&j->mu);
         if (j->done || j->version != version) {
@@ -346,6 +354,7 @@ static int wait_change(conn *c, uint64_t version) {
         int changed = j->done || j->version != version;
         pthread_mutex_unlock(&j->mu);
         if (changed) return 0;
+        c->t_checked = rt_now();
         if (conn_gone(c->fd)) return 1;
     }
 }
@@ -375,7 +384,7 @@ static void cancel_job(conn *c) {
 static int sse_append(conn *c, json_t *obj) {
     if (!obj) return RT_FAIL("out of memory building a stream chunk");
     if (c->req.include_usage && !json_object_get(obj, "usage")) json_object_set_new(obj, "usage", json_null());
-    char *s = json_dumps(obj, JSON_COMPACT);
+    char *s = json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(9));
     json_decref(obj);
     if (!s) return RT_FAIL("out of memory building a stream chunk");
     int rc = rt_buf_printf(&c->out, "data: %s\n\n", s);
@@ -605,7 +614,7 @@ static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
     pthread_mutex_lock(&j->mu);
     json_t *resp = serve_response_json(&c->req, j, s->m->tok, c->id, s->model_name, (int64_t)c->t_clock);
     pthread_mutex_unlock(&j->mu);
-    char *body = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
+    char *body = resp ? json_dumps(resp, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(resp);
     if (!body) return fail_with(c, mc, 500, NULL, NULL, 0, "internal error: out of memory building the response");
     if (record(c, 200, NULL)) {
