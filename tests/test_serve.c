@@ -125,7 +125,7 @@ static long http(const char *method, const char *path, const char *key, const ch
 
 static json_t *parse(const resp *r) {
     json_error_t e;
-    json_t *j = json_loadb(r->body.data, r->body.len, 0, &e);
+    json_t *j = json_loadb(r->body.data, r->body.len, JSON_ALLOW_NUL, &e);
     if (!j) fprintf(stderr, "  (not JSON: %.300s)\n", r->body.data);
     return j;
 }
@@ -300,7 +300,7 @@ static sse parse_sse(const resp *r) {
             s.done = 1;
         } else {
             json_error_t e;
-            json_t *j = json_loadb(p + 6, (size_t)(q - p - 6), 0, &e);
+            json_t *j = json_loadb(p + 6, (size_t)(q - p - 6), JSON_ALLOW_NUL, &e);
             if (!j) s.bad = 1;
             else json_array_append_new(s.chunks, j);
         }

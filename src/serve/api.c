@@ -168,7 +168,7 @@ int serve_parse_gen(const char *body, size_t len, int chat, const model *m, cons
     err[0] = param[0] = '\0';
     r->chat = chat;
     json_error_t je;
-    json_t *root = json_loadb(body, len, 0, &je);
+    json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, &je);
     if (!root) return bad(&e, 400, "", "invalid JSON body: %s (line %d, column %d)", je.text, je.line, je.column);
     int rc = -1;
     rt_buf text = {0};
