@@ -357,6 +357,11 @@ static void setup_new_slots(serve_engine *e) {
         s->needs_setup = 0;
         serve_job *j = s->job;
         if (!j) continue;
+        if (s->ci == 0) {
+            pthread_mutex_lock(&j->mu);
+            j->t_admit = rt_now();
+            pthread_mutex_unlock(&j->mu);
+        }
         kv_cache_clear(&s->kv);
         memcpy(s->hist, j->prompt, j->n_prompt * sizeof(int32_t));
         s->n_hist = j->n_prompt;

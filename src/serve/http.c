@@ -103,8 +103,8 @@ static void new_id(char *out, size_t cap, const char *prefix) {
     snprintf(out, cap, "%s%s", prefix, hex);
 }
 
-static enum MHD_Result send_body(struct MHD_Connection *mc, int status, char *body, const char *ctype,
-                                 double retry_after) {
+static enum MHD_Result send_body_timed(struct MHD_Connection *mc, int status, char *body, const char *ctype,
+                                       double retry_after, const char *server_timing) {
     if (!body) {
         static const char fallback[] = "{\"error\":{\"message\":\"internal error (out of memory)\",\"type\":\"server_error\",\"param\":null,\"code\":null}}";
         body = rt_strdup(fallback);
@@ -122,9 +122,15 @@ static enum MHD_Result send_body(struct MHD_Connection *mc, int status, char *bo
         snprintf(ra, sizeof ra, "%.0f", ceil(retry_after));
         MHD_add_response_header(r, "Retry-After", ra);
     }
+    if (server_timing) MHD_add_response_header(r, "Server-Timing", server_timing);
     enum MHD_Result ret = MHD_queue_response(mc, (unsigned)status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+static enum MHD_Result send_body(struct MHD_Connection *mc, int status, char *body, const char *ctype,
+                                 double retry_after) {
+    return send_body_timed(mc, status, body, ctype, retry_after, NULL);
 }
 
 static const char *status_type(int status) {
@@ -617,6 +623,7 @@ static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
     char *body = resp ? json_dumps(resp, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(resp);
     if (!body) return fail_with(c, mc, 500, NULL, NULL, 0, "internal error: out of memory building the response");
+    double t_ledger = rt_now();
     if (record(c, 200, NULL)) {
         free(body);
         c->ledger_done = 1; /* nothing more can be recorded */
@@ -625,7 +632,14 @@ static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
                                           "ledger_error"),
                          "application/json", 0);
     }
-    return send_body(mc, 200, body, "application/json", 0);
+    /* Server-Timing (W3C): where the time went, in ms — queue wait, the engine (admission to
+     * last token), the ledger commit, and the whole request as seen by the server */
+    double now = rt_now();
+    char timing[160];
+    double t_admit = j->t_admit > 0 ? j->t_admit : j->t_done;
+    snprintf(timing, sizeof timing, "queue;dur=%.3f, engine;dur=%.3f, ledger;dur=%.3f, total;dur=%.3f",
+             (t_admit - j->t_submit) * 1e3, (j->t_done - t_admit) * 1e3, (now - t_ledger) * 1e3, (now - c->t0) * 1e3);
+    return send_body_timed(mc, 200, body, "application/json", 0, timing);
 }
 
 /* ---------------------------------------------------------------- other routes */
