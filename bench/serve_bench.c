@@ -3,8 +3,9 @@
  * server, anything that speaks /v1/completions): C client threads each send R requests
  * back to back and the run reports aggregate completion tokens per second, time to first
  * token (streaming: first chunk with text), request latency, and — when the server sends
- * W3C Server-Timing with an "engine" entry, as retort does — the latency added outside the
- * engine (client latency minus engine time) for non-streaming requests.
+ * W3C Server-Timing with "queue" and "engine" entries, as retort does — the latency added
+ * outside the engine and its queue, seen by the client (latency - queue - engine) and by the
+ * server ("total" - queue - engine), and the ledger commit time, for non-streaming requests.
  * One JSON line per run on stdout. Not a test: it asserts nothing.
  *
  * usage: serve_bench --url http://127.0.0.1:PORT --key KEY --model NAME [--concurrency C]
@@ -30,7 +31,7 @@ typedef struct {
 } cfg;
 
 typedef struct {
-    double t0, ttft, engine_ms;
+    double t0, ttft, engine_ms, queue_ms, total_ms, ledger_ms;
     int got_first;
     long tokens; /* from usage */
     char *buf;
@@ -40,7 +41,7 @@ typedef struct {
 typedef struct {
     const cfg *c;
     int id;
-    double *ttft, *lat, *added; /* (reqs) */
+    double *ttft, *lat, *added, *added_srv, *ledger; /* (reqs) */
     long tokens;
     int errors;
 } worker;
@@ -77,8 +78,12 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
     req_state *r = ud;
     size_t k = sz * n;
     if (k > 14 && !strncasecmp(p, "Server-Timing:", 14)) {
-        const char *e = strstr(p, "engine;dur=");
+        const char *e = strstr(p, "engine;dur="), *q = strstr(p, "queue;dur="), *t = strstr(p, "total;dur="),
+                   *l = strstr(p, "ledger;dur=");
         if (e && e < p + k) r->engine_ms = atof(e + 11);
+        if (q && q < p + k) r->queue_ms = atof(q + 10);
+        if (t && t < p + k) r->total_ms = atof(t + 10);
+        if (l && l < p + k) r->ledger_ms = atof(l + 11);
     }
     return k;
 }
@@ -124,12 +129,16 @@ static void *run_worker(void *arg) {
             w->errors++;
             if (w->errors <= 3)
                 fprintf(stderr, "serve_bench: HTTP %ld (%s): %.200s\n", status, curl_easy_strerror(cc), r.buf ? r.buf : "");
-            w->ttft[i] = w->lat[i] = w->added[i] = NAN;
+            w->ttft[i] = w->lat[i] = w->added[i] = w->added_srv[i] = w->ledger[i] = NAN;
         } else {
             w->tokens += last_usage(r.buf);
             w->lat[i] = lat;
             w->ttft[i] = r.got_first ? r.ttft : lat;
-            w->added[i] = r.engine_ms > 0 ? lat - r.engine_ms / 1e3 : NAN;
+            /* outside the engine and outside the wait for it: HTTP, JSON, key, limits, ledger */
+            int timed = r.engine_ms > 0;
+            w->added[i] = timed ? lat - (r.engine_ms + r.queue_ms) / 1e3 : NAN;
+            w->added_srv[i] = timed ? (r.total_ms - r.engine_ms - r.queue_ms) / 1e3 : NAN;
+            w->ledger[i] = timed ? r.ledger_ms / 1e3 : NAN;
         }
         free(r.buf);
     }
@@ -191,10 +200,12 @@ int main(int argc, char **argv) {
     pthread_t *th = calloc((size_t)c.conc, sizeof *th);
     size_t total = (size_t)c.conc * (size_t)c.reqs;
     double *ttft = calloc(total, sizeof(double)), *lat = calloc(total, sizeof(double)),
-           *added = calloc(total, sizeof(double));
+           *added = calloc(total, sizeof(double)), *added_srv = calloc(total, sizeof(double)),
+           *ledger = calloc(total, sizeof(double));
     double t0 = now_s();
     for (int i = 0; i < c.conc; i++) {
-        ws[i] = (worker){&c, i, ttft + (size_t)i * c.reqs, lat + (size_t)i * c.reqs, added + (size_t)i * c.reqs, 0, 0};
+        size_t o = (size_t)i * (size_t)c.reqs;
+        ws[i] = (worker){&c, i, ttft + o, lat + o, added + o, added_srv + o, ledger + o, 0, 0};
         pthread_create(&th[i], NULL, run_worker, &ws[i]);
     }
     long tokens = 0;
@@ -205,24 +216,30 @@ int main(int argc, char **argv) {
         errors += ws[i].errors;
     }
     double dt = now_s() - t0;
-    char f[6][32];
-    double vals[6] = {pct(ttft, total, 0.5) * 1e3, pct(ttft, total, 0.99) * 1e3, pct(lat, total, 0.5) * 1e3,
-                      pct(lat, total, 0.99) * 1e3, pct(added, total, 0.5) * 1e3, pct(added, total, 0.99) * 1e3};
-    for (int i = 0; i < 6; i++) {
+    char f[10][32];
+    double vals[10] = {pct(ttft, total, 0.5) * 1e3,      pct(ttft, total, 0.99) * 1e3,
+                       pct(lat, total, 0.5) * 1e3,       pct(lat, total, 0.99) * 1e3,
+                       pct(added, total, 0.5) * 1e3,     pct(added, total, 0.99) * 1e3,
+                       pct(added_srv, total, 0.5) * 1e3, pct(added_srv, total, 0.99) * 1e3,
+                       pct(ledger, total, 0.5) * 1e3,    pct(ledger, total, 0.99) * 1e3};
+    for (int i = 0; i < 10; i++) {
         if (isfinite(vals[i])) snprintf(f[i], sizeof f[i], "%.3f", vals[i]);
         else snprintf(f[i], sizeof f[i], "null");
     }
     printf("{\"label\":\"%s\",\"concurrency\":%d,\"requests\":%zu,\"errors\":%d,\"stream\":%d,\"max_tokens\":%d,"
            "\"seconds\":%.3f,\"completion_tokens\":%ld,\"tokens_per_s\":%.1f,\"requests_per_s\":%.1f,"
            "\"ttft_p50_ms\":%s,\"ttft_p99_ms\":%s,\"latency_p50_ms\":%s,\"latency_p99_ms\":%s,"
-           "\"added_p50_ms\":%s,\"added_p99_ms\":%s}\n",
+           "\"added_p50_ms\":%s,\"added_p99_ms\":%s,\"added_server_p50_ms\":%s,\"added_server_p99_ms\":%s,"
+           "\"ledger_p50_ms\":%s,\"ledger_p99_ms\":%s}\n",
            label, c.conc, total, errors, c.stream, c.max_tokens, dt, tokens, (double)tokens / dt, (double)total / dt,
-           f[0], f[1], f[2], f[3], f[4], f[5]);
+           f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9]);
     free(ws);
     free(th);
     free(ttft);
     free(lat);
     free(added);
+    free(added_srv);
+    free(ledger);
     curl_global_cleanup();
     return errors ? 1 : 0;
 }
