@@ -860,6 +860,8 @@ static void test_limits_sim_clock(void) {
 static void test_admin(void) {
     serve_options o;
     serve_options_defaults(&o);
+    static const char *const cfg[] = {"watermark", "{\"scheme\":\"kgw\",\"gamma\":0.25}", NULL};
+    o.config = cfg;
     serve_server *s = start_server(&o, "admin");
     resp r;
     for (int i = 0; i < 3; i++) {
@@ -905,6 +907,7 @@ static void test_admin(void) {
     resp_free(&r);
     CHECK(http("GET", "/admin/api/config", g_admin_key, NULL, &r) == 200);
     CHECK(strstr(r.body.data, "\"model_name\":\"tiny\"") != NULL);
+    CHECK(strstr(r.body.data, "\"watermark\":\"{\\\"scheme\\\":\\\"kgw\\\",\\\"gamma\\\":0.25}\"") != NULL);
     resp_free(&r);
     http("POST", "/admin/api/accounts/nobody/suspend", g_admin_key, "{}", &r);
     CHECK(is_error(&r, 404, NULL, "nobody"));

@@ -892,6 +892,13 @@ int serve_start(serve_server **out, const serve_options *o) {
             gw_config_set(s->db, "model_path", o->model_path ? o->model_path : "(in-process)", now) ||
             gw_config_set(s->db, "model_ctx_len", v, now))
             goto fail;
+        for (size_t i = 0; o->config && o->config[i]; i += 2) {
+            if (!o->config[i + 1]) {
+                RT_FAIL("server config '%s' has no value", o->config[i]);
+                goto fail;
+            }
+            if (gw_config_set(s->db, o->config[i], o->config[i + 1], now)) goto fail;
+        }
     }
     if (gw_ledger_open(&s->ledger, o->db_path, 512)) goto fail;
     if (gw_limiter_init(&s->lim, s->db)) goto fail;

@@ -123,6 +123,10 @@ typedef struct {
     const serve_hooks *hooks;            /* may be NULL */
     serve_sampler_attach_fn sampler_attach; /* may be NULL */
     void *sampler_attach_ud;
+    /* Extra rows for the server_config table, written before the server listens: key, value,
+     * key, value, ..., NULL (e.g. "watermark" and the scheme's JSON, so detection uses the
+     * same parameters). May be NULL. */
+    const char *const *config;
 } serve_options;
 void serve_options_defaults(serve_options *o);
 
