@@ -551,6 +551,9 @@ int serve_engine_init(serve_engine **out, const model *m, size_t max_batch, size
         e->slots[i].hist = rt_malloc_array(e->n_ctx + 1, sizeof(int32_t), "slot history");
         if (!e->slots[i].hist) goto fail;
     }
+    /* the decoder sizes its per-thread scratch from the calling thread's OpenMP setting:
+     * make it the engine's */
+    kernels_set_threads((int)threads);
     if (decoder_init(&e->dec, m, e->max_rows)) goto fail;
     if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
         RT_FAIL("cannot start the engine thread");

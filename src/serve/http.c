@@ -151,9 +151,9 @@ static const char *status_type(int status) {
 /* ---------------------------------------------------------------- ledger + metrics */
 
 static int64_t used_tokens(const conn *c) {
-    int64_t used = c->have_req ? (int64_t)c->req.n_prompt : 0;
-    if (c->job)
-        for (size_t i = 0; i < c->job->n; i++) used += (int64_t)c->job->choices[i].n_generated;
+    if (!c->job) return 0; /* refused before the engine: nothing was read or generated */
+    int64_t used = (int64_t)c->req.n_prompt;
+    for (size_t i = 0; i < c->job->n; i++) used += (int64_t)c->job->choices[i].n_generated;
     return used;
 }
 
@@ -314,7 +314,7 @@ static void fill_info(const conn *c, serve_request_info *ri) {
 
 static void call_after(conn *c) {
     const serve_hooks *h = &c->s->hooks;
-    if (!h->after || !c->ledger_done || !c->have_req || !c->authed) return;
+    if (!h->after || !c->ledger_done || !c->authed) return;
     serve_request_info ri;
     fill_info(c, &ri);
     serve_request_result rr = {.row = &c->row, .row_id = c->row_id};
@@ -524,7 +524,6 @@ static void stream_free(void *cls) { conn_unref(cls); }
 static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
     serve_server *s = c->s;
     enum MHD_Result ret;
-    new_id(c->id, sizeof c->id, c->chat ? "chatcmpl-" : "cmpl-");
     if (authenticate(c, mc, &ret)) return ret;
     if (c->clock_bad) return fail_with(c, mc, 400, "X-Retort-Sim-Time", NULL, 0, "X-Retort-Sim-Time: expected Unix seconds");
     if (c->too_large)
@@ -647,7 +646,6 @@ static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
 static enum MHD_Result handle_models(conn *c, struct MHD_Connection *mc) {
     serve_server *s = c->s;
     enum MHD_Result ret;
-    new_id(c->id, sizeof c->id, "models-");
     if (authenticate(c, mc, &ret)) return ret;
     json_t *o = json_pack("{s:s, s:[{s:s, s:s, s:I, s:s, s:{s:I, s:I, s:I}}]}", "object", "list", "data", "id",
                           s->model_name, "object", "model", "created", (json_int_t)s->t_start_wall, "owned_by",
@@ -757,6 +755,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         int method_ok;
         c->route = route_of(url, method, &c->chat, &method_ok);
         snprintf(c->endpoint, sizeof c->endpoint, "%.39s", c->route == ROUTE_V1_OTHER ? "/v1/other" : url);
+        new_id(c->id, sizeof c->id, c->route != ROUTE_GEN ? "req-" : c->chat ? "chatcmpl-" : "cmpl-");
         *con_cls = c;
         if (!method_ok) return fail_with(c, mc, 405, NULL, "method_not_allowed", 0, "%s %s: method not allowed", method, url);
         const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Length");
