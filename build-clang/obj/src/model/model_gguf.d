@@ -1,0 +1,16 @@
+build-clang/obj/src/model/model_gguf.o: src/model/model_gguf.c \
+  src/model/model_internal.h src/model/model.h src/model/../base/base.h \
+  src/model/../formats/gguf.h src/model/../tokenizer/tokenizer.h \
+  src/model/../tokenizer/../formats/gguf.h
+
+src/model/model_internal.h:
+
+src/model/model.h:
+
+src/model/../base/base.h:
+
+src/model/../formats/gguf.h:
+
+src/model/../tokenizer/tokenizer.h:
+
+src/model/../tokenizer/../formats/gguf.h:
