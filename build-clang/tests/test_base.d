@@ -1,6 +1,0 @@
-build-clang/tests/test_base: tests/test_base.c src/base/base.h \
-  tests/testlib.h
-
-src/base/base.h:
-
-tests/testlib.h:
