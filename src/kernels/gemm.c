@@ -9,8 +9,10 @@
  * therefore sets BLIS_ARCH_TYPE=skx before BLIS initialises, when the CPU has AVX-512
  * F/DQ/BW/VL and the user has not set BLIS_ARCH_TYPE (set it to override, e.g. "generic").
  *
- * Determinism: BLIS splits GEMM across threads over the M and N loops only, never over K, so
- * every C element is summed in the same order run to run.
+ * Threads: gemm() splits C into blocks over OpenMP threads, each a single-threaded BLIS call
+ * (see gemm() for why BLIS does not thread the calls itself).
+ * Determinism: BLIS never splits the K loop, so every C element is summed in the same order
+ * whatever the blocks and the thread count (observed with the skx kernels; the tests check it).
  *
  * What this is not: a BLAS. No other BLAS is supported; no GEMM is hand-written here.
  */
@@ -52,10 +54,17 @@ static int cpu_has_avx512(void) {
 }
 
 /* Runs before main (single-threaded, before any BLIS call): pick BLIS's AVX-512 kernels where
- * the CPU has them and the user did not choose, and default to all online cores. */
+ * the CPU has them and the user did not choose, and default to all online cores (or to
+ * OMP_NUM_THREADS when that is set). */
 __attribute__((constructor)) static void kernels_init(void) {
     if (!getenv("BLIS_ARCH_TYPE") && cpu_has_avx512()) setenv("BLIS_ARCH_TYPE", "skx", 0);
     g_threads = online_cores();
+#ifdef _OPENMP
+    if (getenv("OMP_NUM_THREADS")) { /* the usual way to ask a program for fewer threads */
+        int n = omp_get_max_threads();
+        if (n >= 1 && n <= KERN_MAX_THREADS) g_threads = n;
+    }
+#endif
 }
 
 void kernels_set_threads(int n) {
@@ -119,9 +128,54 @@ static void gemm_impl(int trans_a, int trans_b, size_t M, size_t N, size_t K, fl
                  &rntm);
 }
 
+/* Multithreaded GEMM: the OpenMP threads share out blocks of C and each block is a
+ * single-threaded BLIS call. We do not let BLIS thread a call itself: its threads meet at
+ * spinning barriers inside every cache block, and when another process takes one of the
+ * cores the spinning thread burns the time slice its partner needs (measured: GEMMs 10-50x
+ * slower on a loaded 2-core machine). Here there is one barrier per GEMM and blocks are
+ * dynamic, so a thread that got the CPU takes over the blocks of one that did not.
+ *
+ * The larger of M and N is split (so the operand each block repacks is the smaller one).
+ * With many rows (the linear layers' forward and input gradient, M = batch*time) blocks are
+ * ~1024 rows, at least two per thread; otherwise (weight gradients: small M and N, long K)
+ * one block per thread, to repack as little as possible. The block boundaries do not change
+ * any result: BLIS never splits K, so every element is the same sum in the same order as in
+ * one serial call (the tests check this). */
 void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A,
           size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+#ifdef _OPENMP
+    int nt = g_threads;
+    if (nt <= 1 || K == 0 || (double)M * (double)N * (double)K < 4e6) {
+        gemm_impl(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 1);
+        return;
+    }
+    int split_m = M >= N;
+    size_t dim = split_m ? M : N, align = split_m ? 32 : 48; /* skx micro-tile: 32 x 12 */
+    size_t nblk = split_m && M >= 2048 ? (M + 1023) / 1024 : (size_t)nt;
+    if (split_m && M >= 2048 && nblk < 2 * (size_t)nt) nblk = 2 * (size_t)nt;
+    size_t bs = (dim + nblk - 1) / nblk;
+    bs = (bs + align - 1) / align * align;
+    nblk = (dim + bs - 1) / bs;
+    if (nblk < 2) {
+        gemm_impl(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 1);
+        return;
+    }
+    if ((size_t)nt > nblk) nt = (int)nblk;
+    K_OMP(parallel for schedule(dynamic, 1) num_threads(nt))
+    for (size_t b = 0; b < nblk; b++) {
+        size_t i0 = b * bs, n = K_MIN(bs, dim - i0);
+        if (split_m) {
+            const float *Ab = trans_a ? A + i0 : A + i0 * lda;
+            gemm_impl(trans_a, trans_b, n, N, K, alpha, Ab, lda, B, ldb, beta, C + i0 * ldc, ldc, 1);
+        } else {
+            const float *Bb = trans_b ? B + i0 * ldb : B + i0;
+            gemm_impl(trans_a, trans_b, M, n, K, alpha, A, lda, Bb, ldb, beta, C + i0, ldc, 1);
+        }
+    }
+#else
+    /* Without OpenMP in this build, BLIS (an OpenMP build itself) threads the call. */
     gemm_impl(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, g_threads);
+#endif
 }
 
 void gemm_serial(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,

@@ -8,8 +8,8 @@
  * threading over rows (the build works without OpenMP, single-threaded).
  *
  * Determinism: with a fixed thread count every kernel returns bit-identical results run to
- * run (no atomics, fixed reduction orders). Everything except GEMM (so matmul_*) is also
- * independent of the thread count.
+ * run (no atomics, fixed reduction orders), and the same bits for ANY thread count too (for
+ * GEMM this rests on BLIS splitting only M and N across threads, never K; the tests check it).
  * Threading: the kernels open their own OpenMP parallel regions; call them from serial code.
  * Inside a parallel region use gemm_serial and attention_decode (the others still work there
  * but run single-threaded; gemm must not be called there).
@@ -25,8 +25,9 @@
 
 /* ---------------------------------------------------------------- threads */
 
-/* Threads used by OpenMP loops and by BLIS. n <= 0 means all online cores (the default before
- * any call). Sets omp_set_num_threads and bli_thread_set_num_threads too. */
+/* Threads used by OpenMP loops and by BLIS. n <= 0 means all online cores. Before any call the
+ * kernels use OMP_NUM_THREADS when it is set, else all online cores. Sets omp_set_num_threads
+ * and bli_thread_set_num_threads too. */
 void kernels_set_threads(int n);
 int kernels_get_threads(void);
 /* Which BLAS does the GEMMs, e.g. "BLIS 0.9.0 (skx kernels)" — for logs and benchmarks.
