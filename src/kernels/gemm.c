@@ -21,6 +21,7 @@
 #include "kinternal.h"
 
 #include "blis_wrap.h"
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,15 +90,17 @@ int kern_threads(void) {
 
 int kern_threads_for(size_t work) { return work < ((size_t)1 << 15) ? 1 : kern_threads(); }
 
+static char g_blas_info[128];
+static pthread_once_t g_blas_info_once = PTHREAD_ONCE_INIT;
+
+static void blas_info_init(void) {
+    snprintf(g_blas_info, sizeof g_blas_info, "BLIS %s (%s kernels)", bli_info_get_version_str(),
+             bli_arch_string(bli_arch_query_id()));
+}
+
 const char *kernels_blas_info(void) {
-    static char info[128];
-    if (!info[0]) {
-        char tmp[128];
-        snprintf(tmp, sizeof tmp, "BLIS %s (%s kernels)", bli_info_get_version_str(),
-                 bli_arch_string(bli_arch_query_id()));
-        memcpy(info, tmp, sizeof info);
-    }
-    return info;
+    pthread_once(&g_blas_info_once, blas_info_init);
+    return g_blas_info;
 }
 
 /* ---------------------------------------------------------------- GEMM */
