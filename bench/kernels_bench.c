@@ -239,6 +239,13 @@ int main(int argc, char **argv) {
             for (int k = 0; k < K_COUNT; k++)
                 printf("  %-16s %8.1f ms  %5.1f%%\n", k_names[k], k_time[k] * 1e3, 100.0 * k_time[k] / sum);
             printf("  (glue memsets   %8.1f ms)\n", (dt - sum) * 1e3);
+            double mm = 6.0 * (double)N * (double)L * (double)(C * R + OC * C + C * 2 * F + F * C) +
+                        6.0 * (double)N * C * V;
+            double at = 12.0 * att_pairs * HD * (double)L;
+            printf("  work per step: GEMM %.1f GFLOP (%.0f GFLOP/s in matmul), attention %.1f GFLOP "
+                   "causal (%.0f GFLOP/s)\n",
+                   mm / 1e9, mm / (k_time[K_MM_F] + k_time[K_MM_B]) / 1e9, at / 1e9,
+                   at / (k_time[K_ATT_F] + k_time[K_ATT_B]) / 1e9);
         }
     }
     (void)tmp, (void)tmp_sw;
