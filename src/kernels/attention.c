@@ -435,11 +435,11 @@ static void ds_row(float *ds, const float *p, size_t t, size_t zero_to, float sc
     }
     __m512 acc = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
     __m512 dot = _mm512_set1_ps(_mm512_reduce_add_ps(acc)), vs = _mm512_set1_ps(scale);
-    for (size_t i = 0; i < n; i += 16) {
-        __mmask16 k = kv_mask(n - i);
-        __m512 v = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, ds + i), dot);
-        v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, p + i), v), vs);
-        _mm512_mask_storeu_ps(ds + i, k, v);
+    for (size_t j = 0; j < n; j += 16) {
+        __mmask16 k = kv_mask(n - j);
+        __m512 v = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, ds + j), dot);
+        v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, p + j), v), vs);
+        _mm512_mask_storeu_ps(ds + j, k, v);
     }
     if (zero_to > n) memset(ds + n, 0, (zero_to - n) * sizeof(float));
 }
