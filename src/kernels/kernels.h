@@ -11,8 +11,8 @@
  * run (no atomics, fixed reduction orders), and the same bits for ANY thread count too (for
  * GEMM this rests on BLIS splitting only M and N across threads, never K; the tests check it).
  * Threading: the kernels open their own OpenMP parallel regions; call them from serial code.
- * Inside a parallel region use gemm_serial and attention_decode (the others still work there
- * but run single-threaded; gemm must not be called there).
+ * Inside a parallel region use gemm_serial and attention_decode (the others still work there,
+ * single-threaded, as OpenMP makes nested regions inactive by default).
  *
  * What this is not: it knows nothing of models, files or tokens. src/model composes
  * these into a Llama block.
@@ -40,7 +40,7 @@ const char *kernels_blas_info(void);
 /* C(M,N) = alpha * op(A)(M,K) · op(B)(K,N) + beta * C(M,N), all row-major.
  * op(A) = A (M,K) with row stride lda, or A^T when trans_a (A stored (K,M), stride lda).
  * Same for B. Multithreaded (kernels_get_threads()). beta == 0 overwrites C (NaNs in C do not
- * survive); K == 0 or alpha == 0 leaves beta*C. Not from inside a parallel region. */
+ * survive); K == 0 or alpha == 0 leaves beta*C. */
 void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A,
           size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
 /* The same, single-threaded: safe to call from inside an OpenMP parallel region. */
