@@ -294,6 +294,19 @@ static void test_matmul(void) {
 
 /* ---------------------------------------------------------------- embedding */
 
+typedef struct {
+    size_t N, C;
+    const int32_t *ids;
+    const double *dout;
+} emb_ctx;
+static double emb_loss(const double *wte, void *vctx) {
+    emb_ctx *c = vctx;
+    double L = 0;
+    for (size_t n = 0; n < c->N; n++)
+        for (size_t k = 0; k < c->C; k++) L += c->dout[n * c->C + k] * wte[(size_t)c->ids[n] * c->C + k];
+    return L;
+}
+
 static void test_embedding(void) {
     reseed(4);
     size_t N = 37, C = 83, V = 11;
@@ -312,7 +325,13 @@ static void test_embedding(void) {
     for (size_t n = 0; n < N; n++)
         for (size_t c = 0; c < C; c++) ref[(size_t)ids[n] * C + c] += dout[n * C + c];
     compare("embedding_backward", dwte, ref, V * C, 1e-6, 1e-6);
-    free(wte), free(out), free(dout), free(dwte), free(ref);
+    /* and by finite differences of L = sum(dout * wte[ids]) w.r.t. wte */
+    double *wd = to_d(wte, V * C), *dd = to_d(dout, N * C), *g = dbuf(V * C);
+    emb_ctx ctx = {N, C, ids, dd};
+    fd_grad(g, wd, V * C, NULL, 0, emb_loss, &ctx, 1e-3);
+    for (size_t i = 0; i < V * C; i++) dwte[i] -= 1.0f;
+    compare("embedding_backward vs FD", dwte, g, V * C, 1e-6, 1e-6);
+    free(wte), free(out), free(dout), free(dwte), free(ref), free(wd), free(dd), free(g);
 }
 
 /* ---------------------------------------------------------------- RMSNorm */
@@ -621,6 +640,7 @@ static void test_attention(void) {
     test_attention_case(1, 33, 4, 2, 64, 200);      /* hd 4 chunks */
     test_attention_case(1, 12, 2, 1, 72, 200);      /* hd > 64: plain path */
     test_attention_case(2, 9, 3, 3, 6, (size_t)-1); /* tiny odd head size */
+    test_attention_case(1, 133, 2, 1, 32, 100);     /* several 64-column tiles, ragged end */
 }
 
 /* ---------------------------------------------------------------- SwiGLU */
