@@ -9,10 +9,10 @@
  * therefore sets BLIS_ARCH_TYPE=skx before BLIS initialises, when the CPU has AVX-512
  * F/DQ/BW/VL and the user has not set BLIS_ARCH_TYPE (set it to override, e.g. "generic").
  *
- * Threads: gemm() splits C into blocks over OpenMP threads, each a single-threaded BLIS call
- * (see gemm() for why BLIS does not thread the calls itself).
- * Determinism: BLIS never splits the K loop, so every C element is summed in the same order
- * whatever the blocks and the thread count (observed with the skx kernels; the tests check it).
+ * Threads: gemm() shares pieces of the product out to OpenMP threads, each piece a
+ * single-threaded BLIS call (see gemm() for why BLIS does not thread the calls itself).
+ * Determinism: every C element is summed in an order that depends on the shape only, never
+ * on the thread count (see gemm(); the tests check it).
  *
  * What this is not: a BLAS. No other BLAS is supported; no GEMM is hand-written here.
  */
@@ -131,24 +131,78 @@ static void gemm_impl(int trans_a, int trans_b, size_t M, size_t N, size_t K, fl
                  &rntm);
 }
 
-/* Multithreaded GEMM: the OpenMP threads share out blocks of C and each block is a
+#ifdef _OPENMP
+/* C = beta*C + alpha*op(A)op(B) with K cut into P fixed pieces (the cut depends on K only):
+ * piece 0 goes straight into C (with beta), pieces 1.. into private (M, N) buffers that are
+ * then added to C in piece order. For weight gradients (long K = batch*time, small M and N):
+ * no operand is packed twice, unlike cutting M or N. Returns -1 (nothing done) if the
+ * buffers cannot be allocated. */
+static int gemm_split_k(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
+                        const float *A, size_t lda, const float *B, size_t ldb, float beta,
+                        float *C, size_t ldc, int nt) {
+    size_t P = K / 1024;
+    if (P < 2) P = 2;
+    if (P > 16) P = 16;
+    size_t ks = (K + P - 1) / P;
+    ks = (ks + 15) / 16 * 16;
+    P = (K + ks - 1) / ks;
+    float *buf = malloc((P - 1) * M * N * sizeof(float)); /* (P-1, M, N) */
+    if (!buf) return -1;
+    K_OMP(parallel num_threads(nt))
+    {
+        K_OMP(for schedule(dynamic, 1))
+        for (size_t p = 0; p < P; p++) {
+            size_t k0 = p * ks, kn = K_MIN(ks, K - k0);
+            const float *Ap = trans_a ? A + k0 * lda : A + k0;
+            const float *Bp = trans_b ? B + k0 : B + k0 * ldb;
+            if (p == 0)
+                gemm_impl(trans_a, trans_b, M, N, kn, alpha, Ap, lda, Bp, ldb, beta, C, ldc, 1);
+            else
+                gemm_impl(trans_a, trans_b, M, N, kn, alpha, Ap, lda, Bp, ldb, 0.0f,
+                          buf + (p - 1) * M * N, N, 1);
+        }
+        K_OMP(for schedule(dynamic, kern_chunk(N * P)))
+        for (size_t i = 0; i < M; i++) {
+            float *c = C + i * ldc;
+            for (size_t p = 1; p < P; p++) {
+                const float *b = buf + ((p - 1) * M + i) * N;
+                for (size_t j = 0; j < N; j++) c[j] += b[j];
+            }
+        }
+    }
+    free(buf);
+    return 0;
+}
+#endif
+
+/* Multithreaded GEMM: the OpenMP threads share out pieces of the product and each piece is a
  * single-threaded BLIS call. We do not let BLIS thread a call itself: its threads meet at
  * spinning barriers inside every cache block, and when another process takes one of the
  * cores the spinning thread burns the time slice its partner needs (measured: GEMMs 10-50x
- * slower on a loaded 2-core machine). Here there is one barrier per GEMM and blocks are
- * dynamic, so a thread that got the CPU takes over the blocks of one that did not.
+ * slower on a loaded 2-core machine). Here there are one or two barriers per GEMM and the
+ * pieces are dynamic, so a thread that got the CPU takes over the pieces of one that did not.
  *
- * The larger of M and N is split (so the operand each block repacks is the smaller one).
- * With many rows (the linear layers' forward and input gradient, M = batch*time) blocks are
- * ~1024 rows, at least two per thread; otherwise (weight gradients: small M and N, long K)
- * one block per thread, to repack as little as possible. The block boundaries do not change
- * any result: BLIS never splits K, so every element is the same sum in the same order as in
- * one serial call (the tests check this). */
+ * The pieces: with long K (weight gradients, K = batch*time) K is cut (gemm_split_k); with
+ * many rows (the linear layers' forward and input gradient, M = batch*time) blocks of ~1024
+ * rows, at least two per thread; otherwise one block of the larger of M and N per thread.
+ * Cutting M or N repacks the other operand once per block (a few percent when K is short).
+ *
+ * Determinism: BLIS never splits K, so cutting M or N changes no result bit; the K cut
+ * depends on K alone. So results are the same for any thread count (the tests check it). */
 void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A,
           size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
 #ifdef _OPENMP
     int nt = g_threads;
-    if (nt <= 1 || K == 0 || (double)M * (double)N * (double)K < 4e6) {
+    if (K == 0 || alpha == 0.0f || (double)M * (double)N * (double)K < 4e6) {
+        gemm_impl(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 1);
+        return;
+    }
+    /* The K cut is taken at every thread count (1 included) so that results do not depend on
+     * it; only a failed allocation falls back to one call (documented in kernels.h). */
+    if (K >= 1024 && K >= 2 * M && K >= 2 * N &&
+        gemm_split_k(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nt) == 0)
+        return;
+    if (nt <= 1) {
         gemm_impl(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 1);
         return;
     }

@@ -43,7 +43,8 @@ const char *kernels_blas_info(void);
  * survive); K == 0 or alpha == 0 leaves beta*C. */
 void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A,
           size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
-/* The same, single-threaded: safe to call from inside an OpenMP parallel region. */
+/* The same, single-threaded: safe to call from inside an OpenMP parallel region. (One BLIS
+ * call; gemm may sum long K in a few pieces, so the two can differ in the last bits.) */
 void gemm_serial(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
                  const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
                  size_t ldc);
