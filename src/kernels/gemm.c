@@ -244,7 +244,8 @@ void gemm_serial(int trans_a, int trans_b, size_t M, size_t N, size_t K, float a
 /* ---------------------------------------------------------------- linear layer */
 
 void matmul_forward(float *out, const float *inp, const float *w, size_t N, size_t C, size_t OC) {
-    /* out (N, OC) = inp (N, C) · w (OC, C)^T */
+    /* out (N, OC) = inp (N, C) · w (OC, C)^T; a few rows (decoding) stream the weights once */
+    if (matmul_forward_rows(out, inp, w, N, C, OC)) return;
     gemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
 }
 
