@@ -384,6 +384,8 @@ void guard_scenario_free(guard_scenario *s);
 size_t guard_scenario_accounts(const guard_scenario *s);
 
 int guard_simulate(const guard_sim_options *o, guard_sim_stats *st);
+/* Print per_persona sample request bodies of each persona of the scenario (no server). */
+int guard_sim_sample(const guard_sim_options *o, size_t per_persona, FILE *out);
 
 /* ---------------------------------------------------------------- prompts (simulator) */
 
