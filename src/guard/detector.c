@@ -540,15 +540,17 @@ static int update_stats(guard_detector *d, acct *a, const guard_event *ev) {
     guard_ewm_add(&a->sat, saturated ? 1 : 0, W);
     guard_ewm_add(&a->ratio, log((double)(ev->completion_tokens + 1) / (double)(ev->prompt_tokens + 1)), W);
     if (ev->has_minhash) {
-        int dup = 0;
-        size_t R = RT_MIN((size_t)a->recent_n, d->p.template_recent);
-        for (size_t k = 0; k < R && !dup; k++) {
+        /* density of near-duplicates: the share of recent prompts (exact repeats aside) this one
+         * is a near-duplicate of. One template: most of them; a person's dozen habits: few. */
+        size_t R = RT_MIN((size_t)a->recent_n, d->p.template_recent), compared = 0, near = 0;
+        for (size_t k = 0; k < R; k++) {
             size_t idx = (a->recent_pos + GUARD_RECENT - 1 - k) % GUARD_RECENT;
             if (a->recent_hash[idx] == ev->prompt_hash) continue; /* an exact repeat is not a template */
-            if (guard_minhash_similarity(a->recent_sig[idx], ev->minhash) >= p->template_sim) dup = 1;
+            compared++;
+            near += guard_minhash_similarity(a->recent_sig[idx], ev->minhash) >= p->template_sim;
         }
-        if (a->recent_n > 0) {
-            guard_ewm_add(&a->tmpl, dup ? 1 : 0, W);
+        if (compared > 0) {
+            guard_ewm_add(&a->tmpl, (double)near / (double)compared, W);
             a->n_tmpl += 1;
         }
         memcpy(a->recent_sig[a->recent_pos], ev->minhash, sizeof a->recent_sig[0]);

@@ -30,7 +30,7 @@
  *              exist, so volume and timing alone never suspend.
  *   api use    logprobs, saturation (explicit max_tokens reached), token_ratio.
  *   content    shift (MMD to the benign reference over the served model's own prompt hidden
- *              state), template (MinHash near-duplicates among the account's prompts),
+ *              state), template (density of MinHash near-duplicates among the account's prompts),
  *              coverage (distinct SimHash cells of the embeddings).
  * Each signal's score is 0 at or below its benign level, 1 at or above its attack level,
  * linear between; risk = min(cap, behaviour) + api + content. A linked group is scored on
@@ -128,7 +128,7 @@ typedef enum {
     GUARD_SIG_SATURATION,   /* share of requests with an explicit max_tokens that was reached */
     GUARD_SIG_TOKEN_RATIO,  /* mean log((completion+1)/(prompt+1)) */
     GUARD_SIG_SHIFT,        /* unbiased MMD^2 estimate to the benign reference (x1000) */
-    GUARD_SIG_TEMPLATE,     /* share of prompts with a MinHash near-duplicate among recent ones */
+    GUARD_SIG_TEMPLATE,     /* mean share of recent prompts each prompt is a MinHash near-duplicate of */
     GUARD_SIG_COVERAGE,     /* distinct SimHash cells / prompts, over the recent window */
     GUARD_SIG_COUNT
 } guard_signal;

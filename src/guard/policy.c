@@ -75,7 +75,7 @@ void guard_policy_defaults(guard_policy *p) {
     set_sig(p, GUARD_SIG_SATURATION,    0.30, 0.4,    0.9,    10);
     set_sig(p, GUARD_SIG_TOKEN_RATIO,   0.15, 1.5,    3.0,    10);
     set_sig(p, GUARD_SIG_SHIFT,         0.60, 40,     120,    24);
-    set_sig(p, GUARD_SIG_TEMPLATE,      0.45, 0.5,    0.9,    16);
+    set_sig(p, GUARD_SIG_TEMPLATE,      0.45, 0.2,    0.6,    16);
     set_sig(p, GUARD_SIG_COVERAGE,      0.20, 0.85,   0.98,   32);
     p->behaviour_cap = 0.6;
     p->flag_at = 0.5;
@@ -85,7 +85,7 @@ void guard_policy_defaults(guard_policy *p) {
     p->throttle_rpm = 6;
     p->window = 64;
     p->shift_window = 128;
-    p->template_sim = 0.4;
+    p->template_sim = 0.25;
     p->template_recent = 32;
     p->rate_tau = 3600;
     p->volume_tau = 86400;

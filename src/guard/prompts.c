@@ -393,6 +393,16 @@ static int put_word(rt_buf *o, const guard_corpus *c, size_t vi, rt_rng *rng) {
     return rt_buf_append(o, "firmament", 9);
 }
 
+/* Append at most cap bytes of s, cut at a space (prompts must fit small models' contexts). */
+static int put_capped(rt_buf *o, const char *s, size_t n, size_t cap) {
+    if (n > cap) {
+        size_t k = cap;
+        while (k > cap / 2 && s[k] != ' ') k--;
+        n = k;
+    }
+    return rt_buf_append(o, s, n);
+}
+
 /* Fill a template's {slots}. vi: the verse most slots refer to. */
 static int fill(rt_buf *o, const char *tpl, const guard_corpus *c, guard_prompt_style *s, rt_rng *rng, size_t vi) {
     const verse_t *v = &c->v[vi];
@@ -425,7 +435,7 @@ static int fill(rt_buf *o, const char *tpl, const guard_corpus *c, guard_prompt_
         else if (!strcmp(slot, "audience")) rc = rt_buf_printf(o, "%s", PICK(audiences, rng));
         else if (!strcmp(slot, "phrase")) rc = put_phrase(o, c, vi, rng);
         else if (!strcmp(slot, "word")) rc = put_word(o, c, vi, rng);
-        else if (!strcmp(slot, "verse")) rc = rt_buf_append(o, c->text + v->off, v->len);
+        else if (!strcmp(slot, "verse")) rc = put_capped(o, c->text + v->off, v->len, 240);
         else return RT_FAIL("prompt template: unknown slot {%s}", slot);
         if (rc) return -1;
     }
@@ -498,8 +508,12 @@ int guard_prompt_make(const guard_corpus *c, guard_prompt_kind kind, guard_promp
         size_t vi = s->walk_pos % c->n_v, k = 1 + rt_rng_below(rng, 3);
         for (size_t i = 0; i < k; i++) {
             const verse_t *v = &c->v[(vi + i) % c->n_v];
+            if (i && out->len + v->len > 300) {
+                k = i;
+                break;
+            }
             if (i && rt_buf_append(out, " ", 1)) return -1;
-            if (rt_buf_append(out, c->text + v->off, v->len)) return -1;
+            if (put_capped(out, c->text + v->off, v->len, 300)) return -1;
         }
         s->walk_pos = (vi + k) % c->n_v;
         return 0;
