@@ -97,7 +97,7 @@ int guard_event_from_request(guard_event *ev, const serve_request_info *ri) {
     json_t *root = NULL;
     if (ri->body && ri->body_len) {
         json_error_t je;
-        root = json_loadb(ri->body, ri->body_len, 0, &je);
+        root = json_loadb(ri->body, ri->body_len, JSON_ALLOW_NUL, &je);
     }
     rt_buf user = {0};
     if (json_is_object(root)) {

@@ -648,7 +648,7 @@ static int build_actors(sim_t *S) {
             case P_APP:
                 A->next_t = A->start;
                 A->next_t += next_gap(A);
-                A->max_tokens = rt_rng_double(&A->rng) < 0.5 ? sc->max_tokens : 16 + rt_rng_below(&A->rng, sc->max_tokens);
+                A->max_tokens = rt_rng_double(&A->rng) < 0.5 ? sc->max_tokens : 1 + rt_rng_below(&A->rng, sc->max_tokens);
                 snprintf(A->system, sizeof A->system,
                          "You are the assistant of %s. Answer the user's question about the King James Bible in at most "
                          "%zu sentences.",
@@ -752,26 +752,29 @@ static int build_request(sim_t *S, size_t ai, req_t *q) {
     size_t top = 0;
     int logprobs = 0;
     rt_rng *r = &A->rng;
+    /* an explicit max_tokens in [lo, cap] */
+#define MT_BETWEEN(lo) ((json_int_t)RT_MIN((size_t)(lo), cap) + (json_int_t)rt_rng_below(r, cap - RT_MIN((size_t)(lo), cap) + 1))
     switch (p->kind) {
     case P_BENIGN:
-        if (rt_rng_double(r) < 0.4) max_tokens = 8 + (json_int_t)rt_rng_below(r, cap > 8 ? cap - 7 : 1);
+        if (rt_rng_double(r) < 0.4) max_tokens = MT_BETWEEN(8);
         if (rt_rng_double(r) < 0.2) temperature = 0.2 + rt_rng_double(r);
         if (rt_rng_double(r) < 0.02) logprobs = 1, top = rt_rng_below(r, 4);
         break;
     case P_POWER:
-        if (rt_rng_double(r) < 0.8) max_tokens = 16 + (json_int_t)rt_rng_below(r, cap > 16 ? cap - 15 : 1);
+        if (rt_rng_double(r) < 0.8) max_tokens = MT_BETWEEN(16);
         if (rt_rng_double(r) < 0.5) temperature = rt_rng_double(r) * 1.2;
         if (rt_rng_double(r) < 0.08) logprobs = 1, top = rt_rng_below(r, 6);
         break;
-    case P_APP: max_tokens = (json_int_t)A->max_tokens; temperature = 0.7; break;
+    case P_APP: max_tokens = (json_int_t)RT_MIN(A->max_tokens, cap); temperature = 0.7; break;
     case P_MIMICRY:
-        if (rt_rng_double(r) < 0.5) max_tokens = 8 + (json_int_t)rt_rng_below(r, cap > 8 ? cap - 7 : 1);
+        if (rt_rng_double(r) < 0.5) max_tokens = MT_BETWEEN(8);
         break;
     default:
         max_tokens = (json_int_t)cap;
         if (p->kind == P_LOGPROB || p->top_logprobs) logprobs = 1, top = p->top_logprobs;
         break;
     }
+#undef MT_BETWEEN
     q->want_logprobs = logprobs && top > 0;
     json_t *b = json_object();
     json_object_set_new(b, "model", json_string(S->model));
@@ -1053,7 +1056,7 @@ static void *sim_worker(void *arg) {
         char *line = NULL, *completion = NULL;
         if (status == 200 && (harvest || want_text)) {
             json_error_t je;
-            json_t *resp = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, &je);
+            json_t *resp = json_loadb(r.body.data ? r.body.data : "", r.body.len, JSON_ALLOW_NUL, &je); /* a token may be a NUL byte */
             if (resp) line = harvest_line(&q, resp, want_text ? &completion : NULL);
             json_decref(resp);
         }
