@@ -2,9 +2,11 @@
  * cmd_serve.c — `retort serve`: load a model, open the gateway database and serve the
  * OpenAI-compatible API until SIGINT/SIGTERM. Everything else lives in src/serve.
  *
- * Watermark: the engine calls serve_options.sampler_attach for every sequence's sampler;
- * that is where `--watermark-key-file` attaches src/mark's processor once it is on main
- * (and records the scheme in the server_config table).
+ * Watermark: the engine calls serve_options.sampler_attach for every sequence's sampler, and
+ * serve_options.config rows go into the server_config table before the server listens. That
+ * is where `--watermark-key-file K` plugs in once src/mark is on main: load the key, build a
+ * mark_ctx, set sampler_attach to a function calling mark_attach(s, ctx), and pass
+ * {"watermark", <the mark config JSON>} as config.
  */
 #include <signal.h>
 #include <stdio.h>

@@ -3,6 +3,8 @@
  * every row queued since its last commit and inserts them in ONE transaction (group
  * commit), then wakes the submitters. A submitter returns only after its row committed,
  * so the server answers 200 only for requests that are on the ledger.
+ * Checkpoints (copying the WAL into the database, with fsyncs) run on a second thread with
+ * its own connection, once a second, so no commit waits for one.
  * Not a reader: summaries are in gw_db.c.
  */
 #include "gateway.h"
@@ -11,6 +13,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct ledger_item {
     gw_ledger_row row;
@@ -28,9 +31,13 @@ struct gw_ledger {
     size_t max_batch;
     pthread_t thread;
     int thread_started;
+    sqlite3 *ck_conn;       /* the checkpointer's connection */
+    pthread_t ck_thread;
+    int ck_started;
     pthread_mutex_t mu;
     pthread_cond_t cv_work; /* writer waits for rows */
     pthread_cond_t cv_done; /* submitters wait for their ticket */
+    pthread_cond_t cv_ck;   /* the checkpointer sleeps here */
     ledger_item *head, *tail;
     uint64_t next_ticket;   /* last ticket handed out */
     uint64_t done_ticket;   /* every ticket <= this has been processed */
@@ -127,6 +134,25 @@ static void *writer_main(void *arg) {
     return NULL;
 }
 
+/* PASSIVE checkpoints once a second: never blocks the writer for long, keeps the WAL short. */
+static void *checkpoint_main(void *arg) {
+    gw_ledger *l = arg;
+    pthread_mutex_lock(&l->mu);
+    while (!l->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&l->cv_ck, &l->mu, &ts);
+        if (l->stop) break;
+        pthread_mutex_unlock(&l->mu);
+        int log_frames = 0, done = 0;
+        sqlite3_wal_checkpoint_v2(l->ck_conn, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done);
+        pthread_mutex_lock(&l->mu);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
 int gw_ledger_open(gw_ledger **out, const char *path, size_t max_batch) {
     *out = NULL;
     gw_ledger *l = rt_calloc(1, sizeof *l, "ledger");
@@ -135,6 +161,7 @@ int gw_ledger_open(gw_ledger **out, const char *path, size_t max_batch) {
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv_work, NULL);
     pthread_cond_init(&l->cv_done, NULL);
+    pthread_cond_init(&l->cv_ck, NULL);
     l->path = rt_strdup(path);
     if (!l->path) goto fail;
     if (sqlite3_open_v2(path, &l->conn, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
@@ -148,11 +175,22 @@ int gw_ledger_open(gw_ledger **out, const char *path, size_t max_batch) {
                 sqlite3_errmsg(l->conn));
         goto fail;
     }
+    sqlite3_wal_autocheckpoint(l->conn, 0); /* the checkpointer thread does it */
+    if (sqlite3_open_v2(path, &l->ck_conn, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        RT_FAIL("%s: cannot open the ledger: %s", path, l->ck_conn ? sqlite3_errmsg(l->ck_conn) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(l->ck_conn, 100);
     if (pthread_create(&l->thread, NULL, writer_main, l) != 0) {
         RT_FAIL("cannot start the ledger writer thread");
         goto fail;
     }
     l->thread_started = 1;
+    if (pthread_create(&l->ck_thread, NULL, checkpoint_main, l) != 0) {
+        RT_FAIL("cannot start the ledger checkpoint thread");
+        goto fail;
+    }
+    l->ck_started = 1;
     *out = l;
     return 0;
 fail:
@@ -197,10 +235,22 @@ void gw_ledger_close(gw_ledger *l) {
         pthread_mutex_unlock(&l->mu);
         pthread_join(l->thread, NULL);
     }
+    if (l->ck_started) {
+        pthread_mutex_lock(&l->mu);
+        l->stop = 1;
+        pthread_cond_broadcast(&l->cv_ck);
+        pthread_mutex_unlock(&l->mu);
+        pthread_join(l->ck_thread, NULL);
+    }
+    if (l->ck_conn) {
+        sqlite3_wal_checkpoint_v2(l->ck_conn, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        sqlite3_close(l->ck_conn);
+    }
     sqlite3_finalize(l->ins);
     if (l->conn) sqlite3_close(l->conn);
     pthread_cond_destroy(&l->cv_work);
     pthread_cond_destroy(&l->cv_done);
+    pthread_cond_destroy(&l->cv_ck);
     pthread_mutex_destroy(&l->mu);
     free(l->path);
     free(l);

@@ -3,9 +3,10 @@
  * request (every error names its field), tokenize its prompt, and build response bodies
  * and error bodies in OpenAI's shapes. Not HTTP (http.c) and not generation (engine.c).
  *
- * Extension: /v1/completions' "logprobs" object also carries "content", the chat-style list
+ * Extensions: /v1/completions' "logprobs" object also carries "content", the chat-style list
  * ({"token","logprob","bytes","top_logprobs":[...]}) — the legacy dict-of-strings form
- * loses tokens that share a string (partial UTF-8), and harvesters need the bytes.
+ * loses tokens that share a string (partial UTF-8), and harvesters need the bytes; and
+ * every log-prob entry carries "id", the token id (as llama.cpp's server does).
  */
 #include <math.h>
 #include <stdarg.h>
@@ -60,6 +61,7 @@ static json_t *token_obj(const tokenizer *tok, int32_t id, float lp) {
     json_object_set_new(o, "token", serve_json_bytes_string(b, bl));
     json_object_set_new(o, "logprob", json_real(isfinite(lp) ? lp : -9999.0));
     json_object_set_new(o, "bytes", bytes_array(b, bl));
+    json_object_set_new(o, "id", json_integer(id)); /* extension (llama.cpp has it too) */
     return o;
 }
 
@@ -166,7 +168,7 @@ int serve_parse_gen(const char *body, size_t len, int chat, const model *m, cons
     err[0] = param[0] = '\0';
     r->chat = chat;
     json_error_t je;
-    json_t *root = json_loadb(body, len, 0, &je);
+    json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, &je);
     if (!root) return bad(&e, 400, "", "invalid JSON body: %s (line %d, column %d)", je.text, je.line, je.column);
     int rc = -1;
     rt_buf text = {0};

@@ -65,12 +65,15 @@ int serve_chat_tokens(const tokenizer *tok, const serve_message *msgs, size_t n_
     return 0;
 }
 
-/* Length of the valid UTF-8 sequence at s (len bytes available): >0 valid, 0 invalid,
- * -k incomplete but valid so far with k bytes present. */
-static int utf8_seq(const unsigned char *s, size_t len) {
+/* The UTF-8 sequence at s (len bytes available): returns its length (> 0) when valid;
+ * otherwise returns 0 and sets *bad to the length of the maximal subpart to replace by one
+ * U+FFFD (>= 1) and *incomplete to 1 when the bytes ran out before the sequence was invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t len, size_t *bad, int *incomplete) {
     unsigned char c = s[0];
+    *bad = 1;
+    *incomplete = 0;
     if (c < 0x80) return 1;
-    int need;
+    size_t need;
     unsigned char lo = 0x80, hi = 0xBF;
     if (c >= 0xC2 && c <= 0xDF) need = 2;
     else if (c >= 0xE0 && c <= 0xEF) {
@@ -83,11 +86,18 @@ static int utf8_seq(const unsigned char *s, size_t len) {
         if (c == 0xF4) hi = 0x8F;
     } else
         return 0;
-    for (int k = 1; k < need; k++) {
-        if ((size_t)k >= len) return -k;
+    for (size_t k = 1; k < need; k++) {
+        if (k >= len) {
+            *bad = k;
+            *incomplete = 1;
+            return 0;
+        }
         unsigned char b = s[k];
         unsigned char l = k == 1 ? lo : 0x80, h = k == 1 ? hi : 0xBF;
-        if (b < l || b > h) return 0;
+        if (b < l || b > h) {
+            *bad = k;
+            return 0;
+        }
     }
     return need;
 }
@@ -96,14 +106,16 @@ int serve_utf8_sanitize(rt_buf *b, const char *s, size_t len) {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0, run = 0; /* run: start of the pending valid span */
     while (i < len) {
-        int k = utf8_seq(p + i, len - i);
+        size_t bad;
+        int inc;
+        size_t k = utf8_seq(p + i, len - i, &bad, &inc);
         if (k > 0) {
-            i += (size_t)k;
+            i += k;
             continue;
         }
         if (i > run && rt_buf_append(b, s + run, i - run)) return -1;
         if (rt_buf_append(b, "\xEF\xBF\xBD", 3)) return -1;
-        i += k < 0 ? (size_t)(-k) : 1;
+        i += bad;
         run = i;
     }
     if (i > run && rt_buf_append(b, s + run, i - run)) return -1;
@@ -118,8 +130,10 @@ size_t serve_utf8_complete_prefix(const char *s, size_t len) {
         unsigned char c = p[i - 1];
         if ((c & 0xC0) == 0x80) continue; /* continuation byte: keep looking for the lead */
         if (c < 0x80) return len;
-        int k = utf8_seq(p + i - 1, len - (i - 1));
-        return k < 0 ? i - 1 : len;
+        size_t bad;
+        int inc;
+        size_t k = utf8_seq(p + i - 1, len - (i - 1), &bad, &inc);
+        return k == 0 && inc ? i - 1 : len;
     }
     return len;
 }

@@ -108,6 +108,7 @@ typedef struct {
     size_t n_hist;
     int32_t next;     /* the token to feed next (decode) */
     uint64_t admitted; /* admission order, for prefill fairness */
+    int needs_setup;   /* admitted; sampler not yet set up */
 } slot;
 
 struct serve_engine {
@@ -161,6 +162,7 @@ static void release_slot(serve_engine *e, slot *s) {
     serve_job *j = s->job;
     if (s->smp_live) sampler_free(&s->smp);
     s->smp_live = 0;
+    s->needs_setup = 0;
     s->state = SLOT_FREE;
     s->job = NULL;
     e->active--;
@@ -330,7 +332,6 @@ static int admit_locked(serve_engine *e) {
             continue;
         }
         size_t c = 0;
-        int failed = 0;
         for (size_t i = 0; i < e->n_slots && c < j->n; i++) {
             slot *s = &e->slots[i];
             if (s->state != SLOT_FREE) continue;
@@ -339,24 +340,43 @@ static int admit_locked(serve_engine *e) {
             s->state = c == 0 ? SLOT_PREFILL : SLOT_SHARE_WAIT;
             s->n_fed = 0;
             s->admitted = e->admitted++;
-            kv_cache_clear(&s->kv);
-            memcpy(s->hist, j->prompt, j->n_prompt * sizeof(int32_t));
-            s->n_hist = j->n_prompt;
+            s->needs_setup = 1;
             e->active++;
-            sampler_params sp = j->sp;
-            sp.seed = j->sp.seed + c;
-            if (sampler_init(&s->smp, e->V, &sp)) failed = 1;
-            else s->smp_live = 1;
-            if (!failed && e->attach && e->attach(e->attach_ud, &s->smp)) failed = 1;
             c++;
-        }
-        if (failed) {
-            char msg[256];
-            snprintf(msg, sizeof msg, "setting up the sampler: %s", rt_errmsg());
-            fail_job(e, j, msg); /* takes job->mu only */
         }
     }
     return 0;
+}
+
+/* Samplers (and the attach hook, which may be slow) for newly admitted slots, outside the
+ * engine lock: only the engine thread touches slots. */
+static void setup_new_slots(serve_engine *e) {
+    for (size_t i = 0; i < e->n_slots; i++) {
+        slot *s = &e->slots[i];
+        if (!s->needs_setup) continue;
+        s->needs_setup = 0;
+        serve_job *j = s->job;
+        if (!j) continue;
+        if (s->ci == 0) {
+            pthread_mutex_lock(&j->mu);
+            j->t_admit = rt_now();
+            pthread_mutex_unlock(&j->mu);
+        }
+        kv_cache_clear(&s->kv);
+        memcpy(s->hist, j->prompt, j->n_prompt * sizeof(int32_t));
+        s->n_hist = j->n_prompt;
+        sampler_params sp = j->sp;
+        sp.seed = j->sp.seed + s->ci;
+        int failed = 0;
+        if (sampler_init(&s->smp, e->V, &sp)) failed = 1;
+        else s->smp_live = 1;
+        if (!failed && e->attach && e->attach(e->attach_ud, &s->smp)) failed = 1;
+        if (failed) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "setting up the sampler: %s", rt_errmsg());
+            fail_job(e, j, msg); /* releases every slot of the job */
+        }
+    }
 }
 
 static int cmp_admitted(const void *a, const void *b, void *ctx) {
@@ -465,6 +485,7 @@ static void *engine_main(void *arg) {
             continue;
         }
         pthread_mutex_unlock(&e->mu);
+        setup_new_slots(e);
         engine_step(e);
         pthread_mutex_lock(&e->mu);
     }
@@ -530,6 +551,9 @@ int serve_engine_init(serve_engine **out, const model *m, size_t max_batch, size
         e->slots[i].hist = rt_malloc_array(e->n_ctx + 1, sizeof(int32_t), "slot history");
         if (!e->slots[i].hist) goto fail;
     }
+    /* the decoder sizes its per-thread scratch from the calling thread's OpenMP setting:
+     * make it the engine's */
+    kernels_set_threads((int)threads);
     if (decoder_init(&e->dec, m, e->max_rows)) goto fail;
     if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
         RT_FAIL("cannot start the engine thread");

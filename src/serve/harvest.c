@@ -126,7 +126,7 @@ static int read_prompts(const char *path, prompt_t **out, size_t *n) {
         size_t tl = 0;
         if (line[0] == '{') {
             json_error_t je;
-            json_t *o = json_loadb(line, l, 0, &je);
+            json_t *o = json_loadb(line, l, JSON_ALLOW_NUL, &je);
             json_t *p = o ? json_object_get(o, "prompt") : NULL;
             if (json_is_string(p)) {
                 tl = json_string_length(p);
@@ -205,7 +205,7 @@ static int read_done(const char *path, strset *done) {
         while (e < len && data[e] != '\n') e++;
         if (e == len) break; /* no newline: torn */
         json_error_t je;
-        json_t *o = json_loadb(data + pos, e - pos, 0, &je);
+        json_t *o = json_loadb(data + pos, e - pos, JSON_ALLOW_NUL, &je);
         json_t *p = o ? json_object_get(o, "prompt") : NULL;
         if (json_is_string(p) && strset_add(done, json_string_value(p), json_string_length(p))) {
             json_decref(o);
@@ -287,7 +287,7 @@ static long http_call(CURL *h, const char *url, const char *key, const char *bod
 
 static void error_message(const http_resp *r, char *out, size_t cap) {
     json_error_t je;
-    json_t *o = r->body.data ? json_loadb(r->body.data, r->body.len, 0, &je) : NULL;
+    json_t *o = r->body.data ? json_loadb(r->body.data, r->body.len, JSON_ALLOW_NUL, &je) : NULL;
     json_t *m = o ? json_object_get(json_object_get(o, "error"), "message") : NULL;
     if (json_is_string(m)) snprintf(out, cap, "%s", json_string_value(m));
     else snprintf(out, cap, "%.200s", r->body.data ? r->body.data : "(empty body)");
@@ -377,8 +377,13 @@ static void add_logprobs(json_t *line, json_t *lp, int chat) {
 /* 1: written; 0: the body was not a usable answer (message in err) */
 static int write_answer(run_t *R, const prompt_t *p, const http_resp *r, char *err, size_t err_cap) {
     json_error_t je;
-    json_t *o = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &je);
+    json_t *o = json_loadb(r->body.data ? r->body.data : "", r->body.len, JSON_ALLOW_NUL, &je);
     json_t *ch = o ? json_array_get(json_object_get(o, "choices"), 0) : NULL;
+    if (!o) {
+        snprintf(err, err_cap, "response is not JSON (%s at byte %d): %.120s", je.text, je.position,
+                 r->body.data ? r->body.data : "");
+        return 0;
+    }
     if (!json_is_object(ch)) {
         snprintf(err, err_cap, "response without choices[0]: %.160s", r->body.data ? r->body.data : "");
         json_decref(o);
@@ -403,7 +408,7 @@ static int write_answer(run_t *R, const prompt_t *p, const http_resp *r, char *e
     json_t *usage = json_object_get(o, "usage");
     if (usage) json_object_set(line, "usage", usage);
     if (R->o->top_logprobs > 0) add_logprobs(line, json_object_get(ch, "logprobs"), R->o->chat);
-    char *s = json_dumps(line, JSON_COMPACT);
+    char *s = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(9));
     json_decref(line);
     int ok = 0;
     if (s) {
@@ -602,7 +607,7 @@ static int find_model(run_t *R, const char *base) {
         }
     } else {
         json_error_t je;
-        json_t *o = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, &je);
+        json_t *o = json_loadb(r.body.data ? r.body.data : "", r.body.len, JSON_ALLOW_NUL, &je);
         json_t *id = json_object_get(json_array_get(json_object_get(o, "data"), 0), "id");
         if (json_is_string(id)) {
             snprintf(R->model, sizeof R->model, "%s", json_string_value(id));

@@ -51,6 +51,7 @@ typedef struct conn {
     rt_buf body;
     int too_large;
     int fd;
+    double t_checked;          /* last look at the socket for a disconnect */
     char client[48];
     double t0;                 /* rt_now() at arrival */
     double t_clock;            /* clock time at arrival (simulated under --sim-clock) */
@@ -102,8 +103,8 @@ static void new_id(char *out, size_t cap, const char *prefix) {
     snprintf(out, cap, "%s%s", prefix, hex);
 }
 
-static enum MHD_Result send_body(struct MHD_Connection *mc, int status, char *body, const char *ctype,
-                                 double retry_after) {
+static enum MHD_Result send_body_timed(struct MHD_Connection *mc, int status, char *body, const char *ctype,
+                                       double retry_after, const char *server_timing) {
     if (!body) {
         static const char fallback[] = "{\"error\":{\"message\":\"internal error (out of memory)\",\"type\":\"server_error\",\"param\":null,\"code\":null}}";
         body = rt_strdup(fallback);
@@ -121,9 +122,15 @@ static enum MHD_Result send_body(struct MHD_Connection *mc, int status, char *bo
         snprintf(ra, sizeof ra, "%.0f", ceil(retry_after));
         MHD_add_response_header(r, "Retry-After", ra);
     }
+    if (server_timing) MHD_add_response_header(r, "Server-Timing", server_timing);
     enum MHD_Result ret = MHD_queue_response(mc, (unsigned)status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+static enum MHD_Result send_body(struct MHD_Connection *mc, int status, char *body, const char *ctype,
+                                 double retry_after) {
+    return send_body_timed(mc, status, body, ctype, retry_after, NULL);
 }
 
 static const char *status_type(int status) {
@@ -144,9 +151,9 @@ static const char *status_type(int status) {
 /* ---------------------------------------------------------------- ledger + metrics */
 
 static int64_t used_tokens(const conn *c) {
-    int64_t used = c->have_req ? (int64_t)c->req.n_prompt : 0;
-    if (c->job)
-        for (size_t i = 0; i < c->job->n; i++) used += (int64_t)c->job->choices[i].n_generated;
+    if (!c->job) return 0; /* refused before the engine: nothing was read or generated */
+    int64_t used = (int64_t)c->req.n_prompt;
+    for (size_t i = 0; i < c->job->n; i++) used += (int64_t)c->job->choices[i].n_generated;
     return used;
 }
 
@@ -170,7 +177,8 @@ static int record(conn *c, int status, const char *error) {
     r->ttft_ms = -1;
     if (c->have_req) {
         const serve_gen_request *q = &c->req;
-        r->prompt_tokens = (int64_t)q->n_prompt;
+        /* tokens are counted only when the model read them (rejected requests cost nothing) */
+        r->prompt_tokens = c->job ? (int64_t)q->n_prompt : 0;
         r->temperature = q->temperature;
         r->top_p = q->top_p;
         r->max_tokens = (int64_t)q->max_tokens;
@@ -306,7 +314,7 @@ static void fill_info(const conn *c, serve_request_info *ri) {
 
 static void call_after(conn *c) {
     const serve_hooks *h = &c->s->hooks;
-    if (!h->after || !c->ledger_done || !c->have_req || !c->authed) return;
+    if (!h->after || !c->ledger_done || !c->authed) return;
     serve_request_info ri;
     fill_info(c, &ri);
     serve_request_result rr = {.row = &c->row, .row_id = c->row_id};
@@ -329,6 +337,12 @@ static void call_after(conn *c) {
 /* Wait until the job changed after `version` or is done; 1 if the client went away. */
 static int wait_change(conn *c, uint64_t version) {
     serve_job *j = c->job;
+    /* look at the socket every 50 ms even while tokens keep coming */
+    double now = rt_now();
+    if (now - c->t_checked > 0.05) {
+        c->t_checked = now;
+        if (conn_gone(c->fd)) return 1;
+    }
     for (;;) {
         pthread_mutex_lock(&j->mu);
         if (j->done || j->version != version) {
@@ -346,6 +360,7 @@ static int wait_change(conn *c, uint64_t version) {
         int changed = j->done || j->version != version;
         pthread_mutex_unlock(&j->mu);
         if (changed) return 0;
+        c->t_checked = rt_now();
         if (conn_gone(c->fd)) return 1;
     }
 }
@@ -375,7 +390,7 @@ static void cancel_job(conn *c) {
 static int sse_append(conn *c, json_t *obj) {
     if (!obj) return RT_FAIL("out of memory building a stream chunk");
     if (c->req.include_usage && !json_object_get(obj, "usage")) json_object_set_new(obj, "usage", json_null());
-    char *s = json_dumps(obj, JSON_COMPACT);
+    char *s = json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(9));
     json_decref(obj);
     if (!s) return RT_FAIL("out of memory building a stream chunk");
     int rc = rt_buf_printf(&c->out, "data: %s\n\n", s);
@@ -509,7 +524,6 @@ static void stream_free(void *cls) { conn_unref(cls); }
 static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
     serve_server *s = c->s;
     enum MHD_Result ret;
-    new_id(c->id, sizeof c->id, c->chat ? "chatcmpl-" : "cmpl-");
     if (authenticate(c, mc, &ret)) return ret;
     if (c->clock_bad) return fail_with(c, mc, 400, "X-Retort-Sim-Time", NULL, 0, "X-Retort-Sim-Time: expected Unix seconds");
     if (c->too_large)
@@ -605,9 +619,10 @@ static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
     pthread_mutex_lock(&j->mu);
     json_t *resp = serve_response_json(&c->req, j, s->m->tok, c->id, s->model_name, (int64_t)c->t_clock);
     pthread_mutex_unlock(&j->mu);
-    char *body = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
+    char *body = resp ? json_dumps(resp, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(resp);
     if (!body) return fail_with(c, mc, 500, NULL, NULL, 0, "internal error: out of memory building the response");
+    double t_ledger = rt_now();
     if (record(c, 200, NULL)) {
         free(body);
         c->ledger_done = 1; /* nothing more can be recorded */
@@ -616,7 +631,14 @@ static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
                                           "ledger_error"),
                          "application/json", 0);
     }
-    return send_body(mc, 200, body, "application/json", 0);
+    /* Server-Timing (W3C): where the time went, in ms — queue wait, the engine (admission to
+     * last token), the ledger commit, and the whole request as seen by the server */
+    double now = rt_now();
+    char timing[160];
+    double t_admit = j->t_admit > 0 ? j->t_admit : j->t_done;
+    snprintf(timing, sizeof timing, "queue;dur=%.3f, engine;dur=%.3f, ledger;dur=%.3f, total;dur=%.3f",
+             (t_admit - j->t_submit) * 1e3, (j->t_done - t_admit) * 1e3, (now - t_ledger) * 1e3, (now - c->t0) * 1e3);
+    return send_body_timed(mc, 200, body, "application/json", 0, timing);
 }
 
 /* ---------------------------------------------------------------- other routes */
@@ -624,7 +646,6 @@ static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
 static enum MHD_Result handle_models(conn *c, struct MHD_Connection *mc) {
     serve_server *s = c->s;
     enum MHD_Result ret;
-    new_id(c->id, sizeof c->id, "models-");
     if (authenticate(c, mc, &ret)) return ret;
     json_t *o = json_pack("{s:s, s:[{s:s, s:s, s:I, s:s, s:{s:I, s:I, s:I}}]}", "object", "list", "data", "id",
                           s->model_name, "object", "model", "created", (json_int_t)s->t_start_wall, "owned_by",
@@ -734,6 +755,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         int method_ok;
         c->route = route_of(url, method, &c->chat, &method_ok);
         snprintf(c->endpoint, sizeof c->endpoint, "%.39s", c->route == ROUTE_V1_OTHER ? "/v1/other" : url);
+        new_id(c->id, sizeof c->id, c->route != ROUTE_GEN ? "req-" : c->chat ? "chatcmpl-" : "cmpl-");
         *con_cls = c;
         if (!method_ok) return fail_with(c, mc, 405, NULL, "method_not_allowed", 0, "%s %s: method not allowed", method, url);
         const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Length");
@@ -869,6 +891,13 @@ int serve_start(serve_server **out, const serve_options *o) {
             gw_config_set(s->db, "model_path", o->model_path ? o->model_path : "(in-process)", now) ||
             gw_config_set(s->db, "model_ctx_len", v, now))
             goto fail;
+        for (size_t i = 0; o->config && o->config[i]; i += 2) {
+            if (!o->config[i + 1]) {
+                RT_FAIL("server config '%s' has no value", o->config[i]);
+                goto fail;
+            }
+            if (gw_config_set(s->db, o->config[i], o->config[i + 1], now)) goto fail;
+        }
     }
     if (gw_ledger_open(&s->ledger, o->db_path, 512)) goto fail;
     if (gw_limiter_init(&s->lim, s->db)) goto fail;

@@ -52,7 +52,8 @@
 /* ---------------------------------------------------------------- hooks (the guard) */
 
 /* What the server knows about a request when it calls a hook. Pointers are valid only
- * during the call. */
+ * during the call. For a request refused before its body was parsed (403 suspended, 413,
+ * a malformed body...), the prompt fields are NULL / 0. */
 typedef struct {
     const char *request_id;   /* "chatcmpl-…" / "cmpl-…" */
     const char *endpoint;     /* "/v1/chat/completions" or "/v1/completions" */
@@ -88,9 +89,10 @@ typedef struct {
  *    engine, on the connection's thread. Return 0 to let the request through, 1 to refuse
  *    it with 403 and `reason` (a NUL-terminated message written into reason[reason_cap]),
  *    -1 on an internal error (500).
- *  - after: called once per /v1 request that has a ledger row, after the response has been
- *    handed to the client (so it adds no latency), on the connection's thread. Keep it
- *    quick (queue heavy work for your own thread).
+ *  - after: called once per authenticated /v1 request (refused ones included: see
+ *    res->row->status), after its ledger row committed and the response was handed to the
+ *    client (so it adds no latency), on the connection's thread. Keep it quick (queue heavy
+ *    work for your own thread).
  * Both may run on many threads at once. */
 typedef struct {
     void *ud;
@@ -123,6 +125,10 @@ typedef struct {
     const serve_hooks *hooks;            /* may be NULL */
     serve_sampler_attach_fn sampler_attach; /* may be NULL */
     void *sampler_attach_ud;
+    /* Extra rows for the server_config table, written before the server listens: key, value,
+     * key, value, ..., NULL (e.g. "watermark" and the scheme's JSON, so detection uses the
+     * same parameters). May be NULL. */
+    const char *const *config;
 } serve_options;
 void serve_options_defaults(serve_options *o);
 

@@ -64,6 +64,7 @@ typedef struct serve_job {
     int failed;          /* engine error: errmsg says why */
     char errmsg[256];
     double t_submit;     /* rt_now() */
+    double t_admit;      /* taken into slots (queue wait = t_admit - t_submit); 0 if never */
     double t_first;      /* first token of any choice; 0 if none */
     double t_done;
     float *hidden;       /* (D) final normed hidden state of the prompt's last token */
