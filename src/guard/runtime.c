@@ -43,10 +43,14 @@ typedef struct item {
     char *signals; /* JSON, owned */
 } item;
 
+#define FLIGHT_IDS 32
+
 typedef struct {
     int64_t id;
     int in_flight;
     int conc_pending;
+    uint64_t ids[FLIGHT_IDS]; /* hashes of request ids between before and after */
+    int n_ids, overflow;
     uint32_t since_score;
     double last_risk;
 } flight;
@@ -435,19 +439,43 @@ static int hook_before(void *ud, const serve_request_info *ri, char *reason, siz
     (void)reason;
     (void)cap;
     if (!ri->who) return 0;
+    uint64_t rid = ri->request_id ? rt_fnv1a64(ri->request_id, strlen(ri->request_id)) : 0;
     pthread_mutex_lock(&g->mu);
     flight *f = flight_get(g, ri->who->account.id);
     if (f) {
         if (f->in_flight > 0) f->conc_pending++;
         f->in_flight++;
+        if (f->n_ids < FLIGHT_IDS) f->ids[f->n_ids++] = rid;
+        else f->overflow++;
     }
     pthread_mutex_unlock(&g->mu);
+    return 0;
+}
+
+/* Did this request pass `before`? (The server also reports requests refused earlier, e.g.
+ * those of suspended accounts: the guard does not count those.) Called with g->mu held. */
+static int flight_end(flight *f, const serve_request_info *ri) {
+    uint64_t rid = ri->request_id ? rt_fnv1a64(ri->request_id, strlen(ri->request_id)) : 0;
+    for (int i = 0; i < f->n_ids; i++)
+        if (f->ids[i] == rid) {
+            f->ids[i] = f->ids[--f->n_ids];
+            return 1;
+        }
+    if (f->overflow > 0) {
+        f->overflow--;
+        return 1;
+    }
     return 0;
 }
 
 static void hook_after(void *ud, const serve_request_info *ri, const serve_request_result *rr) {
     guard *g = ud;
     if (!ri->who || !rr->row) return;
+    pthread_mutex_lock(&g->mu);
+    flight *f0 = flight_get(g, ri->who->account.id);
+    int passed = f0 && flight_end(f0, ri);
+    pthread_mutex_unlock(&g->mu);
+    if (!passed) return;
     guard_event ev;
     if (guard_event_from_request(&ev, ri)) {
         rt_warn("guard: %s", rt_errmsg());
