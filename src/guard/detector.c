@@ -94,6 +94,8 @@ struct guard_detector {
     float *xbuf;    /* (xbuf_dim) the current event's embedding, dequantised */
     size_t xbuf_dim;
     float *tmp_phi; /* (GUARD_RFF_M) */
+    float *sh_w;    /* (8, sh_dim) SimHash projection signs, cached */
+    size_t sh_dim;
     uint32_t mem[GUARD_MAX_AFFECTED]; /* scratch: members of the current group */
     acct **acc;
     size_t n_acc, cap_acc;
@@ -264,13 +266,18 @@ typedef struct {
     int kinds;
 } link_eval;
 
-static link_eval pair_eval(const guard_detector *d, const pair_ev *pe, uint32_t x, uint32_t y, double t) {
+/* full: always compute the timing overlap (explanations); otherwise only when it could make
+ * the pair pass (it is the one costly kind of evidence). */
+static link_eval pair_eval(const guard_detector *d, const pair_ev *pe, uint32_t x, uint32_t y, double t, int full) {
     const guard_policy *p = &d->p;
     link_eval e = {0};
     e.ip = pe->ip;
     e.burst = pe->burst;
     e.tmpl = fmin(1.0, pe->tmpl_hits / p->template_link_hits);
-    e.timing = timing_jaccard(d->acc[x], d->acc[y], t);
+    double rest = p->link_w_ip * e.ip + p->link_w_burst * e.burst + p->link_w_template * e.tmpl;
+    int kinds = (e.ip > 0) + (e.burst > 0) + (e.tmpl >= 0.5);
+    if (full || (rest + p->link_w_timing >= p->link_threshold && kinds + 1 >= p->link_min_kinds))
+        e.timing = timing_jaccard(d->acc[x], d->acc[y], t);
     e.score = p->link_w_ip * e.ip + p->link_w_burst * e.burst + p->link_w_template * e.tmpl + p->link_w_timing * e.timing;
     e.kinds = (e.ip > 0) + (e.burst > 0) + (e.tmpl >= 0.5) + (e.timing >= 0.5);
     return e;
@@ -280,7 +287,7 @@ static link_eval pair_eval(const guard_detector *d, const pair_ev *pe, uint32_t 
 static int try_link(guard_detector *d, uint32_t x, uint32_t y, double t) {
     pair_ev *pe = pair_lookup(d, x, y, 0);
     if (!pe || pe->linked || pe->veto) return 0;
-    link_eval e = pair_eval(d, pe, x, y, t);
+    link_eval e = pair_eval(d, pe, x, y, t, 0);
     if (e.score < d->p.link_threshold || e.kinds < d->p.link_min_kinds) return 0;
     uint32_t rx = uf_find(d, x), ry = uf_find(d, y);
     pe->linked = 1;
@@ -349,19 +356,37 @@ static int note_client(guard_detector *d, uint32_t i, uint64_t c, uint32_t *touc
 }
 
 static burst_bucket *burst_bucket_get(guard_detector *d, int64_t b, int create) {
-    for (size_t i = 0; i < d->n_bursts; i++)
-        if (d->bursts[i].bucket == b) return &d->bursts[i];
+    if (d->burst_cap) {
+        size_t j = hmix((uint64_t)b) & (d->burst_cap - 1);
+        while (d->bursts[j].acc || d->bursts[j].n) {
+            if (d->bursts[j].bucket == b) return &d->bursts[j];
+            j = (j + 1) & (d->burst_cap - 1);
+        }
+    }
     if (!create) return NULL;
-    if (d->n_bursts == d->burst_cap) {
-        size_t nc = d->burst_cap ? d->burst_cap * 2 : 64;
-        burst_bucket *nb = rt_realloc(d->bursts, nc * sizeof *nb, "guard sign-up index");
+    if ((d->n_bursts + 1) * 2 > d->burst_cap) { /* grow the open-addressing table */
+        size_t nc = d->burst_cap ? d->burst_cap * 2 : 256;
+        burst_bucket *nb = rt_calloc(nc, sizeof *nb, "guard sign-up index");
         if (!nb) return NULL;
+        for (size_t i = 0; i < d->burst_cap; i++) {
+            if (!d->bursts[i].acc) continue;
+            size_t j = hmix((uint64_t)d->bursts[i].bucket) & (nc - 1);
+            while (nb[j].acc) j = (j + 1) & (nc - 1);
+            nb[j] = d->bursts[i];
+        }
+        free(d->bursts);
         d->bursts = nb;
         d->burst_cap = nc;
     }
-    burst_bucket *bb = &d->bursts[d->n_bursts++];
+    size_t j = hmix((uint64_t)b) & (d->burst_cap - 1);
+    while (d->bursts[j].acc) j = (j + 1) & (d->burst_cap - 1);
+    burst_bucket *bb = &d->bursts[j];
     memset(bb, 0, sizeof *bb);
     bb->bucket = b;
+    bb->cap = 8;
+    bb->acc = rt_malloc_array(bb->cap, sizeof *bb->acc, "guard sign-up bucket");
+    if (!bb->acc) return NULL;
+    d->n_bursts++;
     return bb;
 }
 
@@ -495,14 +520,25 @@ void guard_detector_free(guard_detector *d) {
     free(d->pairs);
     free(d->ips);
     free(d->bands);
-    for (size_t i = 0; i < d->n_bursts; i++) free(d->bursts[i].acc);
+    for (size_t i = 0; i < d->burst_cap; i++) free(d->bursts[i].acc);
     free(d->bursts);
     free(d->xbuf);
     free(d->tmp_phi);
+    free(d->sh_w);
     free(d);
 }
 
 size_t guard_detector_accounts(const guard_detector *d) { return d->n_acc; }
+
+size_t guard_detector_bytes(const guard_detector *d) {
+    size_t b = sizeof *d + d->n_acc * sizeof(acct) + d->cap_acc * sizeof(acct *) +
+               d->map_cap * (sizeof(int64_t) + sizeof(uint32_t)) + d->pair_cap * sizeof(pair_ev) +
+               d->ip_cap * sizeof(ip_entry) + GUARD_BAND_SLOTS * sizeof(band_entry) + d->burst_cap * sizeof(burst_bucket);
+    for (size_t i = 0; i < d->burst_cap; i++) b += d->bursts[i].cap * sizeof(uint32_t);
+    return b;
+}
+
+size_t guard_detector_account_bytes(void) { return sizeof(acct); }
 
 /* ---------------------------------------------------------------- statistics */
 
@@ -574,8 +610,23 @@ static int update_stats(guard_detector *d, acct *a, const guard_event *ev) {
             for (size_t j = 0; j < GUARD_RFF_M; j++) a->mu[j] += (float)(alpha * (d->tmp_phi[j] - a->mu[j]));
             a->n_emb += 1;
         }
-        /* coverage: SimHash cells of the recent window (needs no reference) */
-        unsigned c = guard_simhash_cell(d->xbuf, ev->emb_dim);
+        /* coverage: SimHash cells of the recent window (needs no reference); the projection
+         * signs are cached, and the sums are in double as guard_simhash_cell's */
+        if (d->sh_dim != ev->emb_dim) {
+            float *w = rt_realloc(d->sh_w, 8 * ev->emb_dim * sizeof(float), "SimHash projections");
+            if (!w) return -1;
+            d->sh_w = w;
+            d->sh_dim = ev->emb_dim;
+            for (unsigned bit = 0; bit < 8; bit++)
+                for (size_t k = 0; k < ev->emb_dim; k++) w[bit * ev->emb_dim + k] = (float)guard_simhash_sign(bit, k);
+        }
+        unsigned c = 0;
+        for (unsigned bit = 0; bit < 8; bit++) {
+            const float *w = d->sh_w + bit * ev->emb_dim;
+            double acc = 0;
+            for (size_t k = 0; k < ev->emb_dim; k++) acc += w[k] * (double)d->xbuf[k];
+            if (acc > 0) c |= 1u << bit;
+        }
         if (a->cell_n == GUARD_COVER_W) {
             uint8_t old = a->cells[a->cell_pos];
             if (--a->cell_count[old] == 0) a->cell_distinct--;
@@ -1040,7 +1091,7 @@ char *guard_detector_evidence(guard_detector *d, int64_t account_id) {
         uint32_t o = a->partners[k];
         pair_ev *pe = pair_lookup(d, i, o, 0);
         if (!pe) continue;
-        link_eval e = pair_eval(d, pe, i, o, t);
+        link_eval e = pair_eval(d, pe, i, o, t, 1);
         if (e.score <= 0) continue;
         json_array_append_new(linked, json_pack("{s:I, s:b, s:f, s:i, s:f, s:f, s:f, s:f}", "account",
                                                 (json_int_t)d->acc[o]->id, "linked", pe->linked, "score", e.score,

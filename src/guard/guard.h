@@ -99,8 +99,10 @@ int guard_rff_init(guard_rff *r, size_t dim, size_t m, double sigma, uint64_t se
 void guard_rff_free(guard_rff *r);
 void guard_rff_apply(const guard_rff *r, const float *x, float *phi /* (m) */);
 
-/* Sign of 8 fixed pseudo-random projections of x (dim): a SimHash cell in [0, 256). */
+/* Sign of 8 fixed pseudo-random +-1 projections of x (dim): a SimHash cell in [0, 256).
+ * guard_simhash_sign(bit, d) is projection bit's weight on coordinate d. */
 unsigned guard_simhash_cell(const float *x, size_t dim);
+int guard_simhash_sign(unsigned bit, size_t d);
 
 /* Shapiro–Wilk W of x (n >= 3; Royston's 1992/1995 approximation of the coefficients, as in
  * R's swilk / AS R94). Returns NaN when n < 3 or all values are equal. x is not modified. */
@@ -281,8 +283,10 @@ char *guard_detector_evidence(guard_detector *d, int64_t account_id);
 void guard_reason_code(const guard_assessment *a, int grouped, char *out, size_t cap);
 /* Accounts linked with account_id (its group, itself included); *out malloc'ed. */
 int guard_detector_group(const guard_detector *d, int64_t account_id, int64_t **out, size_t *n);
-/* Number of accounts with state. */
+/* Number of accounts with state; memory held (bytes); the fixed state of one account. */
 size_t guard_detector_accounts(const guard_detector *d);
+size_t guard_detector_bytes(const guard_detector *d);
+size_t guard_detector_account_bytes(void);
 
 /* ---------------------------------------------------------------- runtime (inside serve) */
 
