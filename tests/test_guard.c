@@ -82,6 +82,11 @@ static void test_minhash(void) {
     CHECK(guard_minhash("hello world HOW are... you?", 27, s2) == 4);
     CHECK_NEAR(guard_minhash_similarity(s1, s2), 1.0, 0, 0);
     CHECK(guard_minhash("one", 3, s1) == 1);
+    /* prefixes: the first three words, case and punctuation aside */
+    CHECK(guard_prefix_hash("Hello, World! foo bar", 21) == guard_prefix_hash("hello world FOO baz qux", 23));
+    CHECK(guard_prefix_hash("Hello, World! foo bar", 21) != guard_prefix_hash("hello world bar foo", 19));
+    CHECK(guard_prefix_hash("two words", 9) != 0 && guard_prefix_hash("two words", 9) != guard_prefix_hash("two", 3));
+    CHECK(guard_prefix_hash("  ,, ", 5) == 0);
     CHECK(guard_minhash("  ,, ", 5, s1) == 0);
     /* expectation of the estimate = exact Jaccard: average over random vocabularies */
     rt_rng r;
@@ -365,6 +370,26 @@ static void test_template_coverage(void) {
         a = observe(d, &e, &v);
     }
     CHECK(a.value[GUARD_SIG_TEMPLATE] < 0.05);
+    /* a fixed prefix before a long variable part: MinHash sees little, the prefix does */
+    double mh_density = 0;
+    for (int i = 0; i < 20; i++) {
+        guard_event e = ev_base(6, 100 + i);
+        b.len = 0;
+        rt_buf_printf(&b, "Complete this passage:");
+        for (int w = 0; w < 30; w++) rt_buf_printf(&b, " v%llu", (unsigned long long)rt_rng_u64(&r) % 100000);
+        e.has_minhash = 1;
+        guard_minhash(b.data, b.len, e.minhash);
+        e.prompt_hash = rt_fnv1a64(b.data, b.len);
+        e.prefix_hash = guard_prefix_hash(b.data, b.len);
+        a = observe(d, &e, &v);
+        if (i == 1) {
+            uint32_t s0[GUARD_MINHASH_K];
+            guard_minhash("Complete this passage: x y z", 28, s0);
+            mh_density = guard_minhash_similarity(s0, e.minhash);
+        }
+    }
+    CHECK(mh_density < 0.25);
+    CHECK_NEAR(a.value[GUARD_SIG_TEMPLATE], 1.0, 1e-12, 0);
     /* unrelated prompts: none */
     for (int i = 0; i < 20; i++) {
         guard_event e = ev_base(2, 100 + i);
@@ -492,6 +517,30 @@ static void test_shift(void) {
     CHECK(bz < 2.0);
     CHECK(a.shift_z > 10);
     CHECK(a.value[GUARD_SIG_SHIFT] > 10 * fabs(benign));
+    guard_detector_free(d);
+    /* a benign profile at the shifted distribution's mean: the same account is now near one */
+    double prof[GUARD_RFF_M] = {0};
+    for (int i = 0; i < 3000; i++) {
+        for (size_t k = 0; k < D; k++) x[k] = (float)rt_rng_normal(&r) + (k < 4 ? 1.5f : 0.0f);
+        guard_quantize(x, D, q);
+        guard_dequantize(q, D, 0, back);
+        guard_rff_apply(&ref.rff, back, phi);
+        for (int j = 0; j < GUARD_RFF_M; j++) prof[j] += phi[j] / 3000.0;
+    }
+    ref.profiles = malloc(GUARD_RFF_M * sizeof(float));
+    for (int j = 0; j < GUARD_RFF_M; j++) ref.profiles[j] = (float)prof[j];
+    ref.n_profiles = 1;
+    CHECK_OK(guard_detector_init(&d, &p, &ref));
+    for (int i = 0; i < 300; i++) {
+        for (size_t k = 0; k < D; k++) x[k] = (float)rt_rng_normal(&r) + (k < 4 ? 1.5f : 0.0f);
+        e = ev_base(3, 10 + i);
+        e.emb_scale = guard_quantize(x, D, q);
+        e.emb = q;
+        e.emb_dim = D;
+        a = observe(d, &e, &v);
+    }
+    fprintf(stderr, "  shift with a profile there: %.3f (z %.2f)\n", a.value[GUARD_SIG_SHIFT], a.shift_z);
+    CHECK(a.shift_z < 3);
     guard_detector_free(d);
     guard_reference_free(&ref);
 }
@@ -678,6 +727,9 @@ static void test_reference_file(void) {
     r.stop_bands = malloc(sizeof bands);
     memcpy(r.stop_bands, bands, sizeof bands);
     r.n_stop_bands = 3;
+    r.profiles = malloc(2 * GUARD_RFF_M * sizeof(float));
+    for (int j = 0; j < 2 * GUARD_RFF_M; j++) r.profiles[j] = (float)(0.001 * j - 0.1);
+    r.n_profiles = 2;
     char path[512];
     snprintf(path, sizeof path, "%s/ref.json", tl_tmpdir());
     CHECK_OK(guard_reference_save(&r, path));
@@ -688,6 +740,8 @@ static void test_reference_file(void) {
     CHECK_NEAR(l.mu[7], r.mu[7], 1e-6, 1e-6);
     CHECK_NEAR(l.trace, r.trace, 1e-9, 1e-9);
     CHECK(l.n_stop_bands == 3 && l.stop_bands[2] == bands[2]);
+    CHECK(l.n_profiles == 2 && l.profiles[2 * GUARD_RFF_M - 1] == r.profiles[2 * GUARD_RFF_M - 1] &&
+          l.profiles[3] == r.profiles[3]);
     CHECK(l.levels[GUARD_SIG_SHIFT] == 12.5 && isnan(l.levels[GUARD_SIG_VOLUME]));
     CHECK_NEAR(l.prada_delta, 0.93, 1e-12, 0);
     /* applying levels: shift takes the calibrated level and keeps the ratio; rate only loosens */

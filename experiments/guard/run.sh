@@ -10,7 +10,8 @@
 # Usage: experiments/guard/run.sh MODEL.gguf OUTDIR [SPEED]   (SPEED 0 = as fast as served)
 set -euo pipefail
 MODEL=${1:?model.gguf}; OUT=${2:?output directory}; SPEED=${3:-0}
-BUILD=${BUILD:-build}; R=$BUILD/retort
+BUILD=${BUILD:-build}
+mkdir -p "$OUT"; cp "$BUILD/retort" "$OUT/retort"; R=$OUT/retort   # a copy: rebuilding during a run is safe
 HERE=$(cd "$(dirname "$0")" && pwd)
 CORPUS=${CORPUS:-$BUILD/data/kjv.txt}
 MAXTOK=${MAXTOK:-32}

@@ -21,6 +21,7 @@ int cmd_simulate(int argc, char **argv) {
         {"--scenario", CLI_STR, &o.scenario_path, "FILE.json: personas, counts, rates (see docs/guard.md)", 1, 0},
         {"--corpus", CLI_STR, &o.corpus_path, "FILE: text prompts are drawn from (default build/data/kjv.txt)", 0, 0},
         {"--harvest-dir", CLI_STR, &o.harvest_dir, "DIR: write each attacker's harvest JSONL here", 0, 0},
+        {"--summary", CLI_STR, &o.summary_path, "FILE.json: per-persona counts and harvest files", 0, 0},
         {"--speed", CLI_DOUBLE, &o.speed, "X: simulated seconds per real second, 0 = as fast as answered (default 300)", 0, 0},
         {"--concurrency", CLI_SIZE, &o.concurrency, "N: HTTP workers (default 16)", 0, 0},
         {"--scale", CLI_DOUBLE, &o.scale, "X: multiply the benign account counts (default 1)", 0, 0},

@@ -51,6 +51,7 @@ typedef struct {
     uint32_t bins[GUARD_BINS];
     uint32_t recent_sig[GUARD_RECENT][GUARD_MINHASH_K];
     uint64_t recent_hash[GUARD_RECENT];
+    uint64_t recent_prefix[GUARD_RECENT];
     uint32_t recent_n, recent_pos;
     uint8_t cells[GUARD_COVER_W];
     uint8_t cell_count[256];
@@ -578,19 +579,21 @@ static int update_stats(guard_detector *d, acct *a, const guard_event *ev) {
     if (ev->has_minhash) {
         /* density of near-duplicates: the share of recent prompts (exact repeats aside) this one
          * is a near-duplicate of. One template: most of them; a person's dozen habits: few. */
-        size_t R = RT_MIN((size_t)a->recent_n, d->p.template_recent), compared = 0, near = 0;
+        size_t R = RT_MIN((size_t)a->recent_n, d->p.template_recent), compared = 0, near = 0, pre = 0;
         for (size_t k = 0; k < R; k++) {
             size_t idx = (a->recent_pos + GUARD_RECENT - 1 - k) % GUARD_RECENT;
             if (a->recent_hash[idx] == ev->prompt_hash) continue; /* an exact repeat is not a template */
             compared++;
             near += guard_minhash_similarity(a->recent_sig[idx], ev->minhash) >= p->template_sim;
+            pre += ev->prefix_hash && a->recent_prefix[idx] == ev->prefix_hash;
         }
         if (compared > 0) {
-            guard_ewm_add(&a->tmpl, (double)near / (double)compared, W);
+            guard_ewm_add(&a->tmpl, (double)RT_MAX(near, pre) / (double)compared, W);
             a->n_tmpl += 1;
         }
         memcpy(a->recent_sig[a->recent_pos], ev->minhash, sizeof a->recent_sig[0]);
         a->recent_hash[a->recent_pos] = ev->prompt_hash;
+        a->recent_prefix[a->recent_pos] = ev->prefix_hash;
         a->recent_pos = (a->recent_pos + 1) % GUARD_RECENT;
         if (a->recent_n < GUARD_RECENT) a->recent_n++;
     }
@@ -642,6 +645,20 @@ static int update_stats(guard_detector *d, acct *a, const guard_event *ev) {
 }
 
 /* ---------------------------------------------------------------- signals */
+
+/* squared distance from a mean feature to the nearest benign profile (the pooled benign mean
+ * and single benign accounts' means) */
+static double nearest_profile_d2(const guard_reference *ref, const double *m) {
+    double best = 0;
+    for (size_t j = 0; j < GUARD_RFF_M; j++) best += (m[j] - ref->mu[j]) * (m[j] - ref->mu[j]);
+    for (size_t k = 0; k < ref->n_profiles; k++) {
+        const float *p = ref->profiles + k * GUARD_RFF_M;
+        double s = 0;
+        for (size_t j = 0; j < GUARD_RFF_M && s < best; j++) s += (m[j] - p[j]) * (m[j] - p[j]);
+        if (s < best) best = s;
+    }
+    return best;
+}
 
 typedef struct {
     double v[GUARD_SIG_COUNT];
@@ -703,11 +720,9 @@ static void raw_account(const guard_detector *d, const acct *a, double t, raw_va
         r->cnt[GUARD_SIG_COVERAGE] = a->n_cover;
     }
     if (d->shift_ok && a->n_emb > 0) {
-        double d2 = 0;
-        for (size_t j = 0; j < GUARD_RFF_M; j++) {
-            double x = (double)a->mu[j] - d->ref->mu[j];
-            d2 += x * x;
-        }
+        double m[GUARD_RFF_M];
+        for (size_t j = 0; j < GUARD_RFF_M; j++) m[j] = a->mu[j];
+        double d2 = nearest_profile_d2(d->ref, m);
         double vf = guard_ewm_var_factor(&a->emb, p->shift_window);
         double null = d->ref->trace * vf;
         r->v[GUARD_SIG_SHIFT] = 1000.0 * (d2 - null);
@@ -823,11 +838,8 @@ static void raw_group(const guard_detector *d, const uint32_t *mem, size_t n_mem
         r->cnt[GUARD_SIG_COVERAGE] = ncov;
     }
     if (inv_vf_sum > 0) {
-        double d2 = 0;
-        for (size_t j = 0; j < GUARD_RFF_M; j++) {
-            double x = mu[j] / inv_vf_sum - d->ref->mu[j];
-            d2 += x * x;
-        }
+        for (size_t j = 0; j < GUARD_RFF_M; j++) mu[j] /= inv_vf_sum;
+        double d2 = nearest_profile_d2(d->ref, mu);
         double null = d->ref->trace / inv_vf_sum;
         r->v[GUARD_SIG_SHIFT] = 1000.0 * (d2 - null);
         r->shift_z = null > 0 ? d2 / null : INFINITY;

@@ -29,8 +29,9 @@
  *              Their weighted sum is CAPPED below the suspend threshold: heavy benign users
  *              exist, so volume and timing alone never suspend.
  *   api use    logprobs, saturation (explicit max_tokens reached), token_ratio.
- *   content    shift (MMD to the benign reference over the served model's own prompt hidden
- *              state), template (density of MinHash near-duplicates among the account's prompts),
+ *   content    shift (MMD over the served model's own prompt hidden states to the nearest of
+ *              the benign profiles: the pooled benign mean and single benign accounts'),
+ *              template (density of MinHash near-duplicates and shared prefixes),
  *              coverage (distinct SimHash cells of the embeddings).
  * Each signal's score is 0 at or below its benign level, 1 at or above its attack level,
  * linear between; risk = min(cap, behaviour) + api + content. A linked group is scored on
@@ -80,6 +81,9 @@ double guard_decay_value(const guard_decay *d, double t, double tau);
 #define GUARD_MINHASH_K 32
 #define GUARD_MINHASH_BANDS 8 /* LSH bands of K/BANDS rows, for cross-account template links */
 size_t guard_minhash(const char *text, size_t len, uint32_t sig[GUARD_MINHASH_K]);
+/* Hash of the first three words (as MinHash splits them) of a text, 0 if it has none: two
+ * prompts of one template whose variable part is long still share it. */
+uint64_t guard_prefix_hash(const char *text, size_t len);
 /* Estimated Jaccard similarity: the fraction of equal positions. */
 double guard_minhash_similarity(const uint32_t *a, const uint32_t *b);
 /* Band keys of a signature (GUARD_MINHASH_BANDS of them), for an LSH index. */
@@ -129,8 +133,9 @@ typedef enum {
     GUARD_SIG_LOGPROBS,     /* mean of (logprobs ? 0.3 + 0.7*top/20 : 0) */
     GUARD_SIG_SATURATION,   /* share of requests with an explicit max_tokens that was reached */
     GUARD_SIG_TOKEN_RATIO,  /* mean log((completion+1)/(prompt+1)) */
-    GUARD_SIG_SHIFT,        /* unbiased MMD^2 estimate to the benign reference (x1000) */
-    GUARD_SIG_TEMPLATE,     /* mean share of recent prompts each prompt is a MinHash near-duplicate of */
+    GUARD_SIG_SHIFT,        /* unbiased MMD^2 estimate to the nearest benign profile (x1000) */
+    GUARD_SIG_TEMPLATE,     /* mean share of recent prompts each prompt is a near-duplicate of
+                               (MinHash) or shares its first three words with */
     GUARD_SIG_COVERAGE,     /* distinct SimHash cells / prompts, over the recent window */
     GUARD_SIG_COUNT
 } guard_signal;
@@ -191,6 +196,8 @@ typedef struct {
     int has_shift;         /* the embedding part is present */
     guard_rff rff;
     float *mu;             /* (rff.m) benign mean feature */
+    float *profiles;       /* (n_profiles, rff.m) mean features of single benign accounts */
+    size_t n_profiles;
     double trace;          /* E |phi - mu|^2 over benign prompts */
     double z_crit;         /* significance floor of |mean - mu|^2 / (trace * varfactor) */
     uint64_t *stop_bands;  /* (n_stop_bands) sorted band keys seen in benign prompts */
@@ -224,6 +231,7 @@ typedef struct {
     int logprobs, top_logprobs;
     int concurrent;            /* another request of the account was in flight */
     uint64_t prompt_hash;      /* of the user text (exact repeats are not templates) */
+    uint64_t prefix_hash;      /* of its first three words (0: none): fixed-prefix templates */
     int has_minhash;
     uint32_t minhash[GUARD_MINHASH_K];
     const int8_t *emb;         /* (emb_dim) quantised unit embedding, or NULL */
@@ -371,6 +379,7 @@ typedef struct {
     double scale;             /* multiplies account counts and volumes (default 1) */
     int quiet;
     int bind_addresses;       /* send from distinct 127.x.y.z addresses (default 1) */
+    const char *summary_path; /* NULL, or write a JSON summary here (per persona, harvest files) */
 } guard_sim_options;
 void guard_sim_options_defaults(guard_sim_options *o);
 

@@ -32,6 +32,7 @@ void guard_reference_init(guard_reference *r) {
 void guard_reference_free(guard_reference *r) {
     guard_rff_free(&r->rff);
     free(r->mu);
+    free(r->profiles);
     free(r->stop_bands);
     guard_reference_init(r);
 }
@@ -80,6 +81,34 @@ static json_t *u64s_b64(const uint64_t *v, size_t n) {
     return j;
 }
 
+static json_t *f32s_b64(const float *v, size_t n) {
+    uint64_t *tmp = malloc((n + 1) / 2 * sizeof *tmp + 8);
+    if (!tmp) return NULL;
+    /* pack two little-endian float32 per u64 (u64s_b64 writes bytes little-endian) */
+    memset(tmp, 0, (n + 1) / 2 * sizeof *tmp);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], 4);
+        tmp[i / 2] |= (uint64_t)u << (32 * (i % 2));
+    }
+    json_t *j = u64s_b64(tmp, (n + 1) / 2);
+    free(tmp);
+    return j;
+}
+
+/* decode base64 of little-endian bytes; *out malloc'ed */
+static int b64_bytes(const char *s, uint8_t **out, size_t *n) {
+    size_t sl = strlen(s);
+    uint8_t *raw = malloc(sl + 1);
+    if (!raw) return -1;
+    if (sodium_base642bin(raw, sl + 1, s, sl, NULL, n, NULL, sodium_base64_VARIANT_ORIGINAL) != 0) {
+        free(raw);
+        return -1;
+    }
+    *out = raw;
+    return 0;
+}
+
 int guard_reference_save(const guard_reference *r, const char *path) {
     json_t *root = json_pack("{s:i, s:s, s:I, s:I, s:f}", "version", 1, "source", r->source, "accounts",
                              (json_int_t)r->n_accounts, "events", (json_int_t)r->n_events, "prada_delta", r->prada_delta);
@@ -94,6 +123,13 @@ int guard_reference_save(const guard_reference *r, const char *path) {
         char seed[32];
         snprintf(seed, sizeof seed, "%llu", (unsigned long long)r->rff.seed);
         json_object_set_new(json_object_get(root, "shift"), "seed", json_string(seed));
+        if (r->n_profiles) {
+            json_t *pj = f32s_b64(r->profiles, r->n_profiles * r->rff.m);
+            if (pj) {
+                json_object_set_new(json_object_get(root, "shift"), "profiles", pj);
+                json_object_set_new(json_object_get(root, "shift"), "n_profiles", json_integer((json_int_t)r->n_profiles));
+            }
+        }
     }
     if (r->has_levels) {
         json_t *lv = json_object();
@@ -156,6 +192,35 @@ int guard_reference_load(guard_reference *r, const char *path) {
             r->mu[j] = (float)json_number_value(x);
         }
         r->trace = json_number_value(json_object_get(sh, "trace"));
+        const char *pb = json_string_value(json_object_get(sh, "profiles"));
+        if (pb) {
+            json_int_t np = json_integer_value(json_object_get(sh, "n_profiles"));
+            uint8_t *raw = NULL;
+            size_t bytes = 0;
+            if (np <= 0 || np > 100000 || b64_bytes(pb, &raw, &bytes) ||
+                bytes < (size_t)np * (size_t)m * 4) {
+                free(raw);
+                RT_FAIL("%s: shift.profiles: expected base64 of n_profiles x %lld float32", path, (long long)m);
+                goto out;
+            }
+            r->profiles = rt_malloc_array((size_t)np * (size_t)m, sizeof(float), "reference profiles");
+            if (!r->profiles) {
+                free(raw);
+                goto out;
+            }
+            for (size_t i = 0; i < (size_t)np * (size_t)m; i++) {
+                uint32_t u = (uint32_t)raw[4 * i] | (uint32_t)raw[4 * i + 1] << 8 | (uint32_t)raw[4 * i + 2] << 16 |
+                             (uint32_t)raw[4 * i + 3] << 24;
+                memcpy(&r->profiles[i], &u, 4);
+                if (!isfinite(r->profiles[i])) {
+                    free(raw);
+                    RT_FAIL("%s: shift.profiles: value %zu is not finite", path, i);
+                    goto out;
+                }
+            }
+            r->n_profiles = (size_t)np;
+            free(raw);
+        }
         r->z_crit = json_number_value(json_object_get(sh, "z_crit"));
         if (!(r->trace > 0)) {
             RT_FAIL("%s: shift.trace: expected a positive number", path);
@@ -243,7 +308,14 @@ typedef struct {
     double min_w;
     guard_prada prada;
     size_t n_prada;
+    size_t n_emb, n_emb_fill; /* embeddings taken into the pools (at most CAL_PER_ACCOUNT) */
 } cal_acct;
+
+/* Each account gives at most this many prompts to the embedding reference: the reference
+ * describes benign users, not the few heaviest ones (apps would otherwise dominate it). */
+#define CAL_PER_ACCOUNT 64
+#define CAL_PROFILE_MIN 24   /* prompts an account needs to become a profile */
+#define CAL_MAX_PROFILES 127
 
 static cal_acct *cal_find(cal_acct *a, size_t n, int64_t id) {
     size_t lo = 0, hi = n;
@@ -344,6 +416,8 @@ int guard_calibrate(const guard_calib_options *o, guard_reference *out, FILE *lo
                 RT_FAIL("%s: events have embeddings of %zu and %zu dimensions (two models?)", o->db_path, dim, e->emb_dim);
                 goto out;
             }
+            if (a->n_emb >= CAL_PER_ACCOUNT) continue;
+            a->n_emb++;
             if (a->half) n_emb_b++;
             else n_emb_a++;
         }
@@ -382,24 +456,36 @@ int guard_calibrate(const guard_calib_options *o, guard_reference *out, FILE *lo
     if (dim && n_emb_a >= 16 && n_emb_b >= 16) {
         /* unit embeddings of A and B */
         float *ua = rt_malloc_array(n_emb_a, dim * sizeof(float), "calibration embeddings");
+        size_t *ua_acc = rt_malloc_array(n_emb_a, sizeof(size_t), "calibration embeddings");
+        if (!ua_acc) {
+            free(ua);
+            free(ua_acc);
+            goto out;
+        }
         pool_b = rt_malloc_array(n_emb_b, dim * sizeof(float), "calibration embeddings");
         if (!ua || !pool_b) {
             free(ua);
+            free(ua_acc);
             goto out;
         }
         size_t ia = 0, ib = 0;
         for (size_t i = 0; i < ev.n; i++) {
             const guard_event *e = &ev.ev[i];
             cal_acct *a = cal_find(acc, n_acc, e->account_id);
-            if (!a || !a->benign || !e->emb || e->emb_dim != dim) continue;
+            if (!a || !a->benign || !e->emb || e->emb_dim != dim || a->n_emb_fill >= CAL_PER_ACCOUNT) continue;
+            a->n_emb_fill++;
             if (a->half) guard_dequantize(e->emb, dim, e->emb_scale, pool_b + ib++ * dim);
-            else guard_dequantize(e->emb, dim, e->emb_scale, ua + ia++ * dim);
+            else {
+                ua_acc[ia] = (size_t)(a - acc);
+                guard_dequantize(e->emb, dim, e->emb_scale, ua + ia++ * dim);
+            }
         }
         /* bandwidth: median distance of random pairs */
         size_t n_pairs = 4000;
         double *dist = rt_malloc_array(n_pairs, sizeof(double), "calibration distances");
         if (!dist) {
             free(ua);
+            free(ua_acc);
             goto out;
         }
         size_t nd = 0;
@@ -419,12 +505,14 @@ int guard_calibrate(const guard_calib_options *o, guard_reference *out, FILE *lo
         uint64_t rseed = rt_splitmix64(o->seed ^ 0xf00dULL);
         if (guard_rff_init(&out->rff, dim, GUARD_RFF_M, sigma, rseed)) {
             free(ua);
+            free(ua_acc);
             goto out;
         }
         out->mu = rt_calloc(GUARD_RFF_M, sizeof(float), "reference mean");
         phi = rt_malloc_array(GUARD_RFF_M, sizeof(float), "features");
         if (!out->mu || !phi) {
             free(ua);
+            free(ua_acc);
             goto out;
         }
         double mu[GUARD_RFF_M] = {0};
@@ -442,7 +530,50 @@ int guard_calibrate(const guard_calib_options *o, guard_reference *out, FILE *lo
             }
         }
         out->trace = tr / (double)n_emb_a;
+        /* profiles: the mean features of single A accounts with enough prompts, the most
+         * active first (apps and power users are the benign accounts furthest from the pooled
+         * mean); an account is judged against the nearest profile */
+        {
+            size_t *cnt = rt_calloc(n_acc, sizeof *cnt, "profiles");
+            double *sum = rt_calloc(n_acc, GUARD_RFF_M * sizeof(double), "profiles");
+            if (!cnt || !sum) {
+                free(cnt);
+                free(sum);
+                free(ua);
+                free(ua_acc);
+                goto out;
+            }
+            for (size_t i = 0; i < n_emb_a; i++) {
+                guard_rff_apply(&out->rff, ua + i * dim, phi);
+                size_t k = ua_acc[i];
+                cnt[k]++;
+                for (size_t j = 0; j < GUARD_RFF_M; j++) sum[k * GUARD_RFF_M + j] += phi[j];
+            }
+            size_t n_prof = 0;
+            out->profiles = rt_malloc_array(CAL_MAX_PROFILES, GUARD_RFF_M * sizeof(float), "profiles");
+            if (!out->profiles) {
+                free(cnt);
+                free(sum);
+                free(ua);
+                free(ua_acc);
+                goto out;
+            }
+            while (n_prof < CAL_MAX_PROFILES) {
+                size_t best = SIZE_MAX;
+                for (size_t k = 0; k < n_acc; k++)
+                    if (cnt[k] >= CAL_PROFILE_MIN && (best == SIZE_MAX || cnt[k] > cnt[best])) best = k;
+                if (best == SIZE_MAX) break;
+                for (size_t j = 0; j < GUARD_RFF_M; j++)
+                    out->profiles[n_prof * GUARD_RFF_M + j] = (float)(sum[best * GUARD_RFF_M + j] / (double)cnt[best]);
+                cnt[best] = 0;
+                n_prof++;
+            }
+            out->n_profiles = n_prof;
+            free(cnt);
+            free(sum);
+        }
         free(ua);
+        free(ua_acc);
         /* z floor: iid resamples of B against A's mean */
         static const size_t ns[] = {24, 48, 96, 192};
         size_t trials = 200, nz = 0;
@@ -473,8 +604,10 @@ int guard_calibrate(const guard_calib_options *o, guard_reference *out, FILE *lo
         free(fb);
         out->has_shift = 1;
         if (log)
-            fprintf(log, "embeddings: %zu + %zu of dimension %zu; RBF bandwidth %.4f (median distance); trace %.5f; z floor %.2f\n",
-                    n_emb_a, n_emb_b, dim, sigma, out->trace, out->z_crit);
+            fprintf(log,
+                    "embeddings: %zu + %zu of dimension %zu; RBF bandwidth %.4f (median distance); trace %.5f; z floor "
+                    "%.2f; %zu benign account profiles\n",
+                    n_emb_a, n_emb_b, dim, sigma, out->trace, out->z_crit, out->n_profiles);
     } else if (log) {
         fprintf(log, "no (or too few) prompt embeddings: the shift signal stays off (serve with --guard-shadow so the "
                      "guard asks for hidden states)\n");

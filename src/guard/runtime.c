@@ -135,6 +135,7 @@ int guard_event_from_request(guard_event *ev, const serve_request_info *ri) {
         }
     }
     ev->prompt_hash = fnv(text, len);
+    ev->prefix_hash = guard_prefix_hash(text, len);
     ev->has_minhash = guard_minhash(text, len, ev->minhash) > 0;
     rt_buf_free(&user);
     json_decref(root);

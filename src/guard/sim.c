@@ -1249,6 +1249,46 @@ int guard_simulate(const guard_sim_options *o, guard_sim_stats *st) {
         fprintf(stderr, "simulated %.1f h in %.1f s real (%zu requests, %zu served)\n", st->sim_seconds / 3600.0,
                 st->real_seconds, st->requests, st->ok);
     }
+    if (o->summary_path) {
+        json_t *ps = json_array();
+        for (size_t pi = 0; pi < sc->n_p; pi++) {
+            size_t keys = 0, req = 0, ok = 0, f = 0, l = 0, e = 0, stopped = 0, hv = 0;
+            json_t *files = json_array();
+            for (size_t i = 0; i < S.n_a; i++) {
+                actor *A = &S.a[i];
+                if (A->p != &sc->p[pi]) continue;
+                keys += A->n_keys;
+                req += A->sent;
+                ok += A->ok;
+                f += A->r403;
+                l += A->r429;
+                e += A->errors;
+                hv += A->harvested;
+                stopped += A->live_keys == 0;
+                if (A->harvest_path[0])
+                    json_array_append_new(files, json_pack("{s:s, s:I, s:b, s:o}", "path", A->harvest_path, "lines",
+                                                           (json_int_t)A->harvested, "stopped", A->live_keys == 0,
+                                                           "stopped_at", A->live_keys == 0 ? json_real(A->stopped_at) : json_null()));
+            }
+            json_array_append_new(ps, json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "name",
+                                                sc->p[pi].name, "kind", kind_names[sc->p[pi].kind], "attack",
+                                                is_attack(sc->p[pi].kind), "accounts", (json_int_t)keys, "requests",
+                                                (json_int_t)req, "served", (json_int_t)ok, "refused_403", (json_int_t)f,
+                                                "limited_429", (json_int_t)l, "errors", (json_int_t)e, "stopped_actors",
+                                                (json_int_t)stopped, "harvest_lines", (json_int_t)hv, "harvest", files));
+        }
+        json_t *sum = json_pack("{s:s, s:s, s:f, s:f, s:f, s:I, s:I, s:o}", "scenario", o->scenario_path, "name", sc->name,
+                                "start", sc->start, "sim_hours", st->sim_seconds / 3600.0, "real_seconds", st->real_seconds,
+                                "requests", (json_int_t)st->requests, "served", (json_int_t)st->ok, "personas", ps);
+        char *js = sum ? json_dumps(sum, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(sum);
+        if (!js || rt_write_file_atomic(o->summary_path, js, strlen(js))) {
+            free(js);
+            if (!js) RT_FAIL("out of memory writing %s", o->summary_path);
+            goto out;
+        }
+        free(js);
+    }
     rc = 0;
 out:
     free(th);

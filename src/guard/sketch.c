@@ -91,6 +91,23 @@ size_t guard_minhash(const char *text, size_t len, uint32_t sig[GUARD_MINHASH_K]
     return shingles;
 }
 
+uint64_t guard_prefix_hash(const char *text, size_t len) {
+    uint64_t h = 0x9ae16a3b2f90404fULL;
+    int words = 0;
+    for (size_t i = 0; i < len && words < 3;) {
+        while (i < len && !word_byte((unsigned char)text[i])) i++;
+        if (i >= len) break;
+        while (i < len && word_byte((unsigned char)text[i])) {
+            unsigned char c = (unsigned char)text[i++];
+            if (c >= 'A' && c <= 'Z') c = (unsigned char)(c - 'A' + 'a');
+            h = mix64(h ^ c);
+        }
+        h = mix64(h ^ 0x20);
+        words++;
+    }
+    return words ? (h | 1) : 0;
+}
+
 double guard_minhash_similarity(const uint32_t *a, const uint32_t *b) {
     size_t eq = 0;
     for (size_t k = 0; k < GUARD_MINHASH_K; k++) eq += a[k] == b[k];

@@ -20,7 +20,7 @@ const char *const guard_schema_sql =
     "  created_at REAL, client_hash INTEGER, status INTEGER, prompt_tokens INTEGER,"
     "  completion_tokens INTEGER, max_tokens INTEGER, max_tokens_given INTEGER, logprobs INTEGER,"
     "  top_logprobs INTEGER, concurrent INTEGER, prompt_hash INTEGER, minhash BLOB, emb BLOB,"
-    "  emb_scale REAL);"
+    "  emb_scale REAL, prefix_hash INTEGER);"
     "CREATE INDEX IF NOT EXISTS guard_events_account ON guard_events(account_id, id);"
     "CREATE TABLE IF NOT EXISTS guard_scores("
     "  id INTEGER PRIMARY KEY, t REAL NOT NULL, account_id INTEGER NOT NULL, group_id INTEGER,"
@@ -41,7 +41,7 @@ const char *const guard_schema_sql =
 const char *const guard_event_insert_sql =
     "INSERT INTO guard_events(row_id, t, account_id, created_at, client_hash, status, prompt_tokens,"
     " completion_tokens, max_tokens, max_tokens_given, logprobs, top_logprobs, concurrent, prompt_hash,"
-    " minhash, emb, emb_scale) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)";
+    " minhash, emb, emb_scale, prefix_hash) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)";
 
 int guard_sql_prepare(sqlite3 *c, const char *sql, sqlite3_stmt **st, const char *what) {
     *st = NULL;
@@ -69,6 +69,18 @@ static int init_fn(sqlite3 *c, void *ud) {
     char *err = NULL;
     if (sqlite3_exec(c, guard_schema_sql, NULL, NULL, &err) != SQLITE_OK) {
         RT_FAIL("cannot create the guard tables: %s", err ? err : sqlite3_errmsg(c));
+        sqlite3_free(err);
+        return -1;
+    }
+    /* databases from before prefix_hash existed */
+    sqlite3_stmt *st = NULL;
+    int has = 0;
+    if (sqlite3_prepare_v2(c, "SELECT 1 FROM pragma_table_info('guard_events') WHERE name = 'prefix_hash'", -1, &st,
+                           NULL) == SQLITE_OK)
+        has = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    if (!has && sqlite3_exec(c, "ALTER TABLE guard_events ADD COLUMN prefix_hash INTEGER", NULL, NULL, &err) != SQLITE_OK) {
+        RT_FAIL("cannot add guard_events.prefix_hash: %s", err ? err : sqlite3_errmsg(c));
         sqlite3_free(err);
         return -1;
     }
@@ -107,6 +119,7 @@ int guard_event_insert(sqlite3 *c, sqlite3_stmt *st, const guard_event *ev) {
     if (ev->emb && ev->emb_dim) sqlite3_bind_blob(st, 16, ev->emb, (int)ev->emb_dim, SQLITE_TRANSIENT);
     else sqlite3_bind_null(st, 16);
     sqlite3_bind_double(st, 17, ev->emb_scale);
+    sqlite3_bind_int64(st, 18, (sqlite3_int64)ev->prefix_hash);
     if (sqlite3_step(st) != SQLITE_DONE) return RT_FAIL("guard_events: %s", sqlite3_errmsg(c));
     return 0;
 }
@@ -125,7 +138,7 @@ static int read_events_fn(sqlite3 *c, void *ud) {
     if (guard_sql_prepare(c,
                           "SELECT row_id, t, account_id, created_at, client_hash, status, prompt_tokens, "
                           "completion_tokens, max_tokens, max_tokens_given, logprobs, top_logprobs, concurrent, "
-                          "prompt_hash, minhash, emb, emb_scale FROM guard_events ORDER BY id",
+                          "prompt_hash, minhash, emb, emb_scale, coalesce(prefix_hash, 0) FROM guard_events ORDER BY id",
                           &st, "reading guard_events"))
         return -1;
     size_t cap = 0, ecap = 0, eused = 0;
@@ -171,6 +184,7 @@ static int read_events_fn(sqlite3 *c, void *ud) {
         const void *eb = sqlite3_column_blob(st, 15);
         size_t el = (size_t)sqlite3_column_bytes(st, 15);
         ev->emb_scale = (float)sqlite3_column_double(st, 16);
+        ev->prefix_hash = (uint64_t)sqlite3_column_int64(st, 17);
         emb_off[l->n] = SIZE_MAX;
         if (eb && el) {
             if (eused + el > ecap) {
