@@ -517,6 +517,11 @@ static void test_shift(void) {
     CHECK(bz < 2.0);
     CHECK(a.shift_z > 10);
     CHECK(a.value[GUARD_SIG_SHIFT] > 10 * fabs(benign));
+    /* beyond the attack level a content score overshoots: 1 + min(1, ln(v/attack)/ln 4) */
+    double sv = a.value[GUARD_SIG_SHIFT], at = p.sig[GUARD_SIG_SHIFT].attack;
+    CHECK(sv > at);
+    CHECK_NEAR(a.score[GUARD_SIG_SHIFT], 1 + fmin(1.0, log(sv / at) / log(4.0)), 1e-12, 0);
+    CHECK_NEAR(a.contrib[GUARD_SIG_SHIFT], p.sig[GUARD_SIG_SHIFT].weight * a.score[GUARD_SIG_SHIFT], 1e-12, 0);
     guard_detector_free(d);
     /* a benign profile at the shifted distribution's mean: the same account is now near one */
     double prof[GUARD_RFF_M] = {0};

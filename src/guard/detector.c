@@ -862,7 +862,13 @@ static void assess(const guard_detector *d, const raw_values *r, guard_assessmen
         out->value[i] = r->v[i];
         out->count[i] = r->cnt[i];
         double s = 0;
-        if (isfinite(r->v[i]) && r->cnt[i] >= sp->min_n) s = ramp(r->v[i], sp->benign, sp->attack);
+        if (isfinite(r->v[i]) && r->cnt[i] >= sp->min_n) {
+            s = ramp(r->v[i], sp->benign, sp->attack);
+            /* far beyond anything benign: content evidence may count up to 1 + overshoot */
+            if (s >= 1 && p->content_overshoot > 0 && guard_signal_family((guard_signal)i) == GUARD_FAMILY_CONTENT &&
+                sp->attack > 0 && r->v[i] > sp->attack)
+                s = 1 + p->content_overshoot * fmin(1.0, log(r->v[i] / sp->attack) / log(4.0));
+        }
         if (i == GUARD_SIG_SHIFT && d->ref && !(r->shift_z >= d->ref->z_crit)) s = 0; /* not significant yet */
         out->score[i] = s;
         out->contrib[i] = sp->weight * s;

@@ -157,6 +157,8 @@ const char *guard_action_name(guard_action a);
 typedef struct {
     guard_signal_policy sig[GUARD_SIG_COUNT];
     double behaviour_cap;      /* behaviour signals together contribute at most this */
+    double content_overshoot;  /* a content signal beyond its attack level scores up to 1 + this,
+                                  reached at 4x the attack level (log scale); 0 = no overshoot */
     double flag_at, throttle_at, suspend_at; /* risk thresholds */
     double min_requests_act;   /* an account (or group) needs this many served requests before
                                   throttle/suspend (flag: half) */
@@ -250,7 +252,7 @@ typedef struct guard_detector guard_detector;
 
 typedef struct {
     double value[GUARD_SIG_COUNT]; /* raw value (NaN: not enough data yet) */
-    double score[GUARD_SIG_COUNT]; /* in [0, 1] */
+    double score[GUARD_SIG_COUNT]; /* in [0, 1] (content: up to 1 + content_overshoot) */
     double contrib[GUARD_SIG_COUNT]; /* weight * score (behaviour before the cap) */
     double count[GUARD_SIG_COUNT];   /* observations behind each value (vs min_n) */
     double shift_z;                  /* significance of the shift (NaN without a reference) */

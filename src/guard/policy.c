@@ -78,6 +78,7 @@ void guard_policy_defaults(guard_policy *p) {
     set_sig(p, GUARD_SIG_TEMPLATE,      0.45, 0.2,    0.6,    16);
     set_sig(p, GUARD_SIG_COVERAGE,      0.20, 0.85,   0.98,   32);
     p->behaviour_cap = 0.6;
+    p->content_overshoot = 1.0;
     p->flag_at = 0.5;
     p->throttle_at = 0.8;
     p->suspend_at = 1.0;
@@ -165,8 +166,8 @@ int guard_policy_parse(guard_policy *p, const char *text, size_t len, const char
         RT_FAIL("%s: the policy must be a JSON object", c.origin);
         goto out;
     }
-    static const char *const top[] = {"mode", "thresholds", "behaviour_cap", "min_requests", "throttle_rpm",
-                                      "windows", "signals", "linking", "comment"};
+    static const char *const top[] = {"mode",    "thresholds", "behaviour_cap", "content_overshoot", "min_requests",
+                                      "throttle_rpm", "windows", "signals",     "linking",           "comment"};
     if (check_keys(&c, root, "", top, RT_ARRAY_LEN(top))) goto out;
     json_t *mode = json_object_get(root, "mode");
     if (mode) {
@@ -187,6 +188,7 @@ int guard_policy_parse(guard_policy *p, const char *text, size_t len, const char
             goto out;
     }
     if (num(&c, root, "", "behaviour_cap", 0, 1e6, &q.behaviour_cap) ||
+        num(&c, root, "", "content_overshoot", 0, 10, &q.content_overshoot) ||
         num(&c, root, "", "min_requests", 0, 1e9, &q.min_requests_act))
         goto out;
     double rpm = (double)q.throttle_rpm;
@@ -291,10 +293,11 @@ char *guard_policy_to_json(const guard_policy *p) {
                             json_pack("{s:f, s:f, s:f, s:f}", "weight", p->sig[i].weight, "benign", p->sig[i].benign,
                                       "attack", p->sig[i].attack, "min_n", p->sig[i].min_n));
     json_t *root = json_pack(
-        "{s:s, s:{s:f, s:f, s:f}, s:f, s:f, s:I, s:{s:f, s:f, s:f, s:I, s:f, s:f, s:f, s:f, s:f}, s:o, "
+        "{s:s, s:{s:f, s:f, s:f}, s:f, s:f, s:f, s:I, s:{s:f, s:f, s:f, s:I, s:f, s:f, s:f, s:f, s:f}, s:o, "
         "s:{s:f, s:i, s:f, s:f, s:f, s:f, s:f, s:i, s:i, s:f, s:I}}",
         "mode", p->enforce ? "enforce" : "shadow", "thresholds", "flag", p->flag_at, "throttle", p->throttle_at,
-        "suspend", p->suspend_at, "behaviour_cap", p->behaviour_cap, "min_requests", p->min_requests_act,
+        "suspend", p->suspend_at, "behaviour_cap", p->behaviour_cap, "content_overshoot", p->content_overshoot,
+        "min_requests", p->min_requests_act,
         "throttle_rpm", (json_int_t)p->throttle_rpm, "windows", "requests", p->window, "shift", p->shift_window,
         "template_similarity", p->template_sim, "template_recent", (json_int_t)p->template_recent, "rate_tau_s",
         p->rate_tau, "volume_tau_s", p->volume_tau, "baseline_tau_s", p->baseline_tau, "baseline_min_age_s",
