@@ -645,6 +645,21 @@ static void test_linking(void) {
             if (v.level > worst_benign) worst_benign = v.level;
             CHECK(v.group_size == 1);
         }
+        /* 6 more keys of another harvester: one sign-up burst, six different addresses, one
+           prompt opening ("Complete this passage:") before long random text */
+        for (int k = 0; k < 6; k++) {
+            guard_event e = ev_base(400 + k, T0 + 600 * round + 500 + 9 * k);
+            e.account_created_at = T0 - 7200 + 50 * k;
+            e.client_hash = 0x7000 + (uint64_t)k;
+            b.len = 0;
+            rt_buf_printf(&b, "Complete this passage:");
+            for (int w = 0; w < 25; w++) rt_buf_printf(&b, " z%d", (round * 131 + k * 17 + w * 7) % 997);
+            e.has_minhash = 1;
+            guard_minhash(b.data, b.len, e.minhash);
+            e.prompt_hash = rt_fnv1a64(b.data, b.len);
+            e.prefix_hash = guard_prefix_hash(b.data, b.len);
+            CHECK_OK(guard_detector_observe(d, &e, &v));
+        }
         for (int k = 0; k < 6; k++) {
             guard_event e = ev_base(300 + k, T0 + 600 * round + 400 + 7 * k);
             e.account_created_at = T0 - 86400 * 5 + 100 * k;
@@ -661,6 +676,9 @@ static void test_linking(void) {
     for (size_t i = 0; i < n; i++) CHECK(mem[i] >= 100 && mem[i] < 108);
     free(mem);
     CHECK(max_group == 8);
+    CHECK_OK(guard_detector_group(d, 400, &mem, &n));
+    CHECK(n == 6);
+    free(mem);
     for (int k = 0; k < 8; k++) CHECK(guard_detector_level(d, 100 + k) == GUARD_ACT_SUSPEND);
     CHECK(worst_benign == GUARD_ACT_NONE);
     char *ev = guard_detector_evidence(d, 103);

@@ -444,13 +444,19 @@ static int band_is_benign(const guard_reference *r, uint64_t key) {
     return lo < r->n_stop_bands && r->stop_bands[lo] == key;
 }
 
-static int note_template(guard_detector *d, uint32_t i, const uint32_t *sig, uint32_t *touched, size_t *n_touched,
+static int note_template(guard_detector *d, uint32_t i, const guard_event *ev, uint32_t *touched, size_t *n_touched,
                          size_t cap) {
-    uint64_t bands[GUARD_MINHASH_BANDS];
-    guard_minhash_bands(sig, bands);
-    uint32_t hit[GUARD_MINHASH_BANDS * GUARD_BAND_ACCTS];
+    /* keys: the MinHash LSH bands, and the three-word prefix (a template's fixed opening) */
+    uint64_t bands[GUARD_MINHASH_BANDS + 1];
+    size_t n_keys = 0;
+    if (ev->has_minhash) {
+        guard_minhash_bands(ev->minhash, bands);
+        n_keys = GUARD_MINHASH_BANDS;
+    }
+    if (ev->prefix_hash) bands[n_keys++] = guard_prefix_key(ev->prefix_hash);
+    uint32_t hit[(GUARD_MINHASH_BANDS + 1) * GUARD_BAND_ACCTS];
     size_t n_hit = 0;
-    for (size_t b = 0; b < GUARD_MINHASH_BANDS; b++) {
+    for (size_t b = 0; b < n_keys; b++) {
         if (band_is_benign(d->ref, bands[b])) continue;
         band_entry *e = &d->bands[bands[b] & (GUARD_BAND_SLOTS - 1)];
         if (e->key != bands[b]) { /* empty or another band: take the slot over */
@@ -917,8 +923,8 @@ int guard_detector_observe(guard_detector *d, const guard_event *ev, guard_verdi
     if (note_creation(d, i, touched, &n_touched, RT_ARRAY_LEN(touched)) ||
         note_client(d, i, ev->client_hash, touched, &n_touched, RT_ARRAY_LEN(touched)))
         return -1;
-    if (ev->status == 200 && ev->has_minhash &&
-        note_template(d, i, ev->minhash, touched, &n_touched, RT_ARRAY_LEN(touched)))
+    if (ev->status == 200 && (ev->has_minhash || ev->prefix_hash) &&
+        note_template(d, i, ev, touched, &n_touched, RT_ARRAY_LEN(touched)))
         return -1;
     /* re-check two remembered candidates each event (timing evidence grows over time) */
     for (int k = 0; k < 2 && a->n_partners > 0; k++) {

@@ -84,6 +84,8 @@ size_t guard_minhash(const char *text, size_t len, uint32_t sig[GUARD_MINHASH_K]
 /* Hash of the first three words (as MinHash splits them) of a text, 0 if it has none: two
  * prompts of one template whose variable part is long still share it. */
 uint64_t guard_prefix_hash(const char *text, size_t len);
+/* The key a prefix hash has in the cross-account template index (beside the LSH bands). */
+uint64_t guard_prefix_key(uint64_t prefix_hash);
 /* Estimated Jaccard similarity: the fraction of equal positions. */
 double guard_minhash_similarity(const uint32_t *a, const uint32_t *b);
 /* Band keys of a signature (GUARD_MINHASH_BANDS of them), for an LSH index. */
@@ -202,7 +204,7 @@ typedef struct {
     size_t n_profiles;
     double trace;          /* E |phi - mu|^2 over benign prompts */
     double z_crit;         /* significance floor of |mean - mu|^2 / (trace * varfactor) */
-    uint64_t *stop_bands;  /* (n_stop_bands) sorted band keys seen in benign prompts */
+    uint64_t *stop_bands;  /* (n_stop_bands) sorted band and prefix keys seen in benign prompts */
     size_t n_stop_bands;
     int has_levels;        /* levels[] replace the policy's benign levels */
     double levels[GUARD_SIG_COUNT];  /* benign level per signal (NaN = keep the policy's) */

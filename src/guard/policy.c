@@ -102,7 +102,7 @@ void guard_policy_defaults(guard_policy *p) {
     p->burst_window = 900;
     p->burst_min = 5;
     p->ip_max_accounts = 32;
-    p->template_link_hits = 5;
+    p->template_link_hits = 3;
     p->max_group = 256;
     p->enforce = 1;
 }

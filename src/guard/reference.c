@@ -10,8 +10,8 @@
  *           `quantile` of those maxima. PRADA's delta is the (1 - quantile) quantile of the
  *           B accounts' minimum W. The shift's significance floor z_crit is the 99th
  *           percentile of iid resamples of B's embeddings against A's mean.
- * MinHash LSH bands of every benign prompt become the stoplist of cross-account template
- * links (common phrasings are not a shared template).
+ * MinHash LSH bands and three-word prefixes of every benign prompt become the stoplist of
+ * cross-account template links (common phrasings are not a shared template).
  *
  * The reference file is JSON: readable, diffable, and it names what it was calibrated on.
  * Not the detector; it only produces and loads numbers the detector reads.
@@ -431,15 +431,18 @@ int guard_calibrate(const guard_calib_options *o, guard_reference *out, FILE *lo
         for (size_t i = 0; i < ev.n; i++) {
             const guard_event *e = &ev.ev[i];
             cal_acct *a = cal_find(acc, n_acc, e->account_id);
-            if (!a || !a->benign || !e->has_minhash || e->status != 200) continue;
-            if (nb + GUARD_MINHASH_BANDS > cap) {
+            if (!a || !a->benign || (!e->has_minhash && !e->prefix_hash) || e->status != 200) continue;
+            if (nb + GUARD_MINHASH_BANDS + 1 > cap) {
                 cap = cap ? cap * 2 : 8192;
                 uint64_t *nbs = rt_realloc(bands, cap * sizeof *nbs, "benign bands");
                 if (!nbs) goto out;
                 bands = nbs;
             }
-            guard_minhash_bands(e->minhash, bands + nb);
-            nb += GUARD_MINHASH_BANDS;
+            if (e->has_minhash) {
+                guard_minhash_bands(e->minhash, bands + nb);
+                nb += GUARD_MINHASH_BANDS;
+            }
+            if (e->prefix_hash) bands[nb++] = guard_prefix_key(e->prefix_hash);
         }
         if (nb) {
             qsort(bands, nb, sizeof *bands, cmp_u64);

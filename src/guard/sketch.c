@@ -108,6 +108,8 @@ uint64_t guard_prefix_hash(const char *text, size_t len) {
     return words ? (h | 1) : 0;
 }
 
+uint64_t guard_prefix_key(uint64_t prefix_hash) { return mix64(prefix_hash ^ 0x7072656669780000ULL); }
+
 double guard_minhash_similarity(const uint32_t *a, const uint32_t *b) {
     size_t eq = 0;
     for (size_t k = 0; k < GUARD_MINHASH_K; k++) eq += a[k] == b[k];
