@@ -8,6 +8,7 @@
 #      stopped, so the baselines and the guard's would-be decisions see all the traffic; the
 #      attackers' harvests are what they get without a defense)
 # Usage: experiments/guard/run.sh MODEL.gguf OUTDIR [SPEED]   (SPEED 0 = as fast as served)
+#        CALIB_DB=old/calib.db ... reuses an earlier run's benign traffic for step 1
 set -euo pipefail
 MODEL=${1:?model.gguf}; OUT=${2:?output directory}; SPEED=${3:-0}
 BUILD=${BUILD:-build}
@@ -36,10 +37,14 @@ sim() { # db scenario [harvest dir]
 }
 t0=$(date +%s)
 echo "== 1. calibration (benign only)"
-rm -f "$OUT"/calib.db*
-start_server "$OUT/calib.db" --guard-shadow
-sim "$OUT/calib.db" "$HERE/calib.json"
-stop_server
+if [ -n "${CALIB_DB:-}" ]; then   # reuse the benign traffic of an earlier run (calibrating again)
+  [ "$CALIB_DB" -ef "$OUT/calib.db" ] || cp "$CALIB_DB" "$OUT/calib.db"
+else
+  rm -f "$OUT"/calib.db*
+  start_server "$OUT/calib.db" --guard-shadow
+  sim "$OUT/calib.db" "$HERE/calib.json"
+  stop_server
+fi
 "$R" guard calibrate --db "$OUT/calib.db" --out "$OUT/reference.json"
 echo "== 2. protected day (guard enforcing)"
 rm -f "$OUT"/day.db*; rm -rf "$OUT/harvest-guarded"

@@ -280,8 +280,8 @@ static const char *const question_templates[64] = {
     "Write a short prayer about {theme}.",
     "Compare {ref} with {ref2}.",
     "Help me prepare a five minute talk on {theme} using {book}.",
-    "I'm leading a small group on {book} next week and we are stuck on {ref}: \"{verse}\" How would you explain it "
-    "to people who are new to the text?",
+    ("I'm leading a small group on {book} next week and we are stuck on {ref}: \"{verse}\" How would you explain "
+     "it to people who are new to the text?"),
     "What is the meaning of the word \"{word}\" in \"{verse}\"",
     "why did {name} do that in {ref}",
     "Who wrote {book}?",
