@@ -11,7 +11,9 @@
 #     least 4x the single-stream aggregate (exit 1 otherwise);
 #  4. gateway overhead alone: max_tokens=1, non-streaming, ledger on — requests/s and
 #     the p50/p99 latency added outside the engine (client latency minus the engine time the
-#     server reports in Server-Timing), next to GET /health (the HTTP floor).
+#     server reports in Server-Timing), next to GET /health (the HTTP floor);
+#  5. when tests/node has node-llama-cpp (cd tests/node && npm ci): the same streams through
+#     llama.cpp's own batching engine on the same GGUF (bench/serve_llamacpp.mjs).
 # Usage: bench/serve.sh [--threads N] [--requests R]   (results: JSON lines + a table)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -77,20 +79,32 @@ print(json.dumps({"label": "health_c1", "requests_per_s": round(300 / dt, 1),
                   "latency_p50_ms": round(lat[149] * 1e3, 3), "latency_p99_ms": round(lat[296] * 1e3, 3)}))
 PY
 kill -TERM "$srv"; wait "$srv" || true; srv=""
+# the peer: llama.cpp's batching engine (node-llama-cpp's prebuilt llama.cpp, no HTTP), same GGUF
+if [ -d tests/node/node_modules/node-llama-cpp ] && command -v node >/dev/null; then
+  node bench/serve_llamacpp.mjs "$M" --threads "$THREADS" --requests "$REQS" --max-tokens 64 | tee -a "$out" || true
+else
+  echo "(llama.cpp peer skipped: cd tests/node && npm ci)" >&2
+fi
 python3 - "$out" <<'PY'
 import json, sys
 rows = {}
 for l in open(sys.argv[1]):
     j = json.loads(l); rows[j["label"]] = j
 print()
-print("%-14s %9s %9s %9s %9s %10s %10s %11s %11s" % ("run", "tok/s", "req/s", "TTFT p50", "TTFT p99", "added p50",
+print("%-20s %9s %9s %9s %9s %10s %10s %11s %11s" % ("run", "tok/s", "req/s", "TTFT p50", "TTFT p99", "added p50",
       "added p99", "server p99", "ledger p99"))
-for k in ["streams_1", "streams_4", "streams_16", "overhead_c1", "overhead_c8", "health_c1"]:
+for k in ["streams_1", "streams_4", "streams_16", "llamacpp_streams_1", "llamacpp_streams_4", "llamacpp_streams_16",
+          "overhead_c1", "overhead_c8", "health_c1"]:
+    if k not in rows: continue
     j = rows.get(k, {})
     f = lambda x: "-" if j.get(x) is None else ("%.1f" % j[x] if isinstance(j[x], float) else str(j[x]))
-    print("%-14s %9s %9s %9s %9s %10s %10s %11s %11s" % (k, f("tokens_per_s"), f("requests_per_s"), f("ttft_p50_ms"),
+    print("%-20s %9s %9s %9s %9s %10s %10s %11s %11s" % (k, f("tokens_per_s"), f("requests_per_s"), f("ttft_p50_ms"),
           f("ttft_p99_ms"), f("added_p50_ms"), f("added_p99_ms"), f("added_server_p99_ms"), f("ledger_p99_ms")))
 print("(ms; added = latency outside the engine and its queue, as the client sees it; server = the same inside the server)")
+if "llamacpp_streams_16" in rows:
+    print("retort / llama.cpp aggregate tok/s: 1 stream %.2fx, 16 streams %.2fx" % (
+        rows["streams_1"]["tokens_per_s"] / rows["llamacpp_streams_1"]["tokens_per_s"],
+        rows["streams_16"]["tokens_per_s"] / rows["llamacpp_streams_16"]["tokens_per_s"]))
 r = rows["streams_16"]["tokens_per_s"] / rows["streams_1"]["tokens_per_s"]
 print("\n16 streams / 1 stream aggregate: %.2fx (floor 4x): %s" % (r, "PASS" if r >= 4 else "FAIL"))
 errs = sum(j.get("errors", 0) for j in rows.values())

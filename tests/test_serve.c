@@ -691,6 +691,7 @@ static void test_errors(void) {
         {"{\"model\":\"tiny\",\"prompt\":\"a\",\"n\":99}", "n", "n"},
         {"{\"model\":\"tiny\",\"prompt\":\"a\",\"logprobs\":21}", "logprobs", "logprobs"},
         {"{\"model\":\"tiny\",\"prompt\":\"a\",\"stop\":[\"\"]}", "stop", "stop[0]"},
+        {"{\"model\":\"tiny\",\"prompt\":\"a\",\"stop\":\"\\u0000\"}", "stop", "NUL"},
         {"{\"model\":\"tiny\",\"prompt\":\"a\",\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}", "stop", "at most"},
         {"{\"model\":\"tiny\",\"prompt\":\"a\",\"stream\":1}", "stream", "stream"},
         {"{\"model\":\"tiny\",\"prompt\":\"a\",\"stream_options\":{\"include_usage\":true}}", "stream_options", "stream"},

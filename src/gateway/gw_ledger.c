@@ -108,7 +108,7 @@ static void *writer_main(void *arg) {
         int ok = sqlite3_exec(l->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
         for (ledger_item *it = batch; ok && it; it = it->next) ok = insert_row(l, &it->row, &it->row_id) == 0;
         if (ok) ok = sqlite3_exec(l->conn, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
-        char msg[256] = "";
+        char msg[200] = "";
         if (!ok) {
             snprintf(msg, sizeof msg, "%s", sqlite3_errmsg(l->conn));
             sqlite3_exec(l->conn, "ROLLBACK", NULL, NULL, NULL);

@@ -394,8 +394,9 @@ int serve_parse_gen(const char *body, size_t len, int chat, const model *m, cons
             }
             for (size_t i = 0; i < ns; i++) {
                 json_t *s = json_is_array(st) ? json_array_get(st, i) : one[0];
-                if (!json_is_string(s) || json_string_length(s) == 0) {
-                    bad(&e, 400, "stop", "stop[%zu]: expected a non-empty string", i);
+                if (!json_is_string(s) || json_string_length(s) == 0 ||
+                    memchr(json_string_value(s), 0, json_string_length(s))) {
+                    bad(&e, 400, "stop", "stop[%zu]: expected a non-empty string without NUL", i);
                     goto out;
                 }
                 r->stop[r->n_stop] = rt_malloc(json_string_length(s) + 1, "stop string");

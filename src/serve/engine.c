@@ -197,6 +197,7 @@ static void fail_job(serve_engine *e, serve_job *j, const char *msg) {
 /* Longest suffix of text[0..len) that is a proper prefix of s. */
 static size_t partial_suffix(const char *text, size_t len, const char *s, size_t sl) {
     size_t best = 0;
+    if (sl == 0) return 0;
     for (size_t k = RT_MIN(sl - 1, len); k > 0; k--) {
         if (!memcmp(text + len - k, s, k)) {
             best = k;
@@ -283,6 +284,7 @@ static void take_token(serve_engine *e, slot *s, const float *raw) {
         size_t hit = SIZE_MAX;
         for (size_t i = 0; i < j->n_stop; i++) {
             size_t sl = j->stop_len[i];
+            if (sl == 0) continue;
             size_t from = before >= sl - 1 ? before - (sl - 1) : 0;
             for (size_t p = from; p + sl <= c->text.len && p < hit; p++)
                 if (!memcmp(c->text.data + p, j->stop[i], sl)) {
