@@ -75,9 +75,14 @@
     return d.toISOString().replace('T', ' ').slice(0, 19) + ' UTC';
   }
 
-  function fmtShortTime(t) {
+  // An axis label: seconds when the span is short, the date when it is long.
+  function fmtTick(t, span) {
     const d = new Date(t * 1000);
-    return isNaN(d.getTime()) ? '' : d.toISOString().slice(5, 16).replace('T', ' ');
+    if (isNaN(d.getTime())) return '';
+    const iso = d.toISOString();
+    if (span < 600) return iso.slice(11, 19);
+    if (span < 2 * 86400) return iso.slice(5, 16).replace('T', ' ');
+    return iso.slice(0, 10);
   }
 
   function badge(text, cls, title) {
@@ -260,7 +265,7 @@
       if (r.view === 'account') await loadAccount(r.id);
       else await loadOverview(r.group);
       clearBanner();
-      $('#updated').textContent = 'updated ' + new Date().toLocaleTimeString();
+      $('#updated').textContent = 'updated ' + new Date().toISOString().slice(11, 19) + ' UTC';
     } catch (e) {
       handleError(e);
     }
@@ -323,8 +328,7 @@
       case 'name': return a.name.toLowerCase();
       case 'status': return a.status;
       case 'requests': return a.usage.requests;
-      case 'tokens_in': return a.usage.prompt_tokens;
-      case 'tokens_out': return a.usage.completion_tokens;
+      case 'tokens': return a.usage.prompt_tokens + a.usage.completion_tokens;
       case 'risk': return a.guard.risk === null ? -1 : a.guard.risk;
       case 'level': return LEVEL_RANK[a.guard.level] || 0;
       case 'group': return a.guard.group ? a.guard.group.id : Number.MAX_SAFE_INTEGER;
@@ -386,13 +390,13 @@
       nameCell,
       h('td', {}, statusBadge(a.status)),
       h('td', { class: 'num' }, fmtInt(a.usage.requests), h('span', { class: 'sub' }, fmtInt(a.usage.requests_24h) + ' in 24 h')),
-      h('td', { class: 'num' }, fmtInt(a.usage.prompt_tokens)),
-      h('td', { class: 'num' }, fmtInt(a.usage.completion_tokens)),
+      h('td', { class: 'num tokens' }, fmtInt(a.usage.prompt_tokens) + ' / ' + fmtInt(a.usage.completion_tokens),
+        h('span', { class: 'sub' }, fmtInt(a.usage.tokens_24h) + ' in 24 h')),
       h('td', { class: 'num risk-cell' }, riskCell(g, d.policy)),
       h('td', {}, levelBadge(g)),
       groupCell,
       reasonCell,
-      h('td', { class: 'num' }, actionButtons(a, false)));
+      h('td', { class: 'row-buttons' }, actionButtons(a, false)));
   }
 
   function actionButtons(a, withGroup) {
@@ -580,7 +584,7 @@
     const ticks = [t0, (t0 + t1) / 2, t1];
     ticks.forEach((t, i) => root.append(svg('text', {
       x: X(t), y: H - B + 16, 'text-anchor': i === 0 ? 'start' : i === 2 ? 'end' : 'middle',
-    }, fmtShortTime(t))));
+    }, fmtTick(t, t1 - t0))));
     // the risk line
     const line = pts.map((p, i) => (i ? 'L' : 'M') + X(p.t).toFixed(1) + ' ' + Y(p.risk).toFixed(1)).join('');
     const area = line + `L${X(pts[pts.length - 1].t).toFixed(1)} ${Y(0)}L${X(pts[0].t).toFixed(1)} ${Y(0)}Z`;
