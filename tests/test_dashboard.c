@@ -466,6 +466,26 @@ static void test_views(world *w) {
         CHECK(!strcmp(str(json_object_get(j, "account"), "name", NULL), "mallory"));
         json_decref(j);
     }
+    /* one account's usage is summed as the gateway sums it (serve's own /admin/api/accounts/X) */
+    const char *who[] = {"alice", "bob", "mallory", "s1"};
+    for (size_t k = 0; k < 4; k++) {
+        snprintf(path, sizeof path, "/admin/api/guard/accounts/%s", who[k]);
+        json_t *mine = get_json(path, g_admin, 200);
+        snprintf(path, sizeof path, "/admin/api/accounts/%s", who[k]);
+        json_t *theirs = get_json(path, g_admin, 200);
+        json_t *um = json_object_get(json_object_get(mine, "account"), "usage");
+        json_t *ut = json_object_get(json_object_get(theirs, "account"), "usage");
+        const char *keys[] = {"requests", "ok_requests", "prompt_tokens", "completion_tokens", "requests_24h", "tokens_24h"};
+        for (size_t q = 0; q < 6; q++)
+            CHECK_MSG(um && ut && json_integer_value(json_object_get(um, keys[q])) == json_integer_value(json_object_get(ut, keys[q])),
+                      "%s: usage.%s differs from /admin/api/accounts", who[k], keys[q]);
+        CHECK(json_equal(json_object_get(um, "last_request_at"), json_object_get(ut, "last_request_at")));
+        json_decref(mine);
+        json_decref(theirs);
+    }
+    j = get_json("/admin/api/guard/accounts/alice", g_admin, 200);
+    CHECK(j && num(j, "account.usage.prompt_tokens") == 60 && num(j, "account.usage.requests") == 3);
+    json_decref(j);
     snprintf(path, sizeof path, "/admin/api/guard/accounts/%%23%lld", (long long)w->s2.id);
     j = get_json(path, g_admin, 200);
     if (j) {

@@ -178,15 +178,13 @@ typedef struct {
     const gw_account *acc;
     size_t n;
     acct_state *st;
+    const unsigned char *want; /* (n) which accounts to read; NULL: all */
     int has_tables;
-    guard_label *labels;
-    size_t n_labels;
 } state_ctx;
 
 static int state_fn(sqlite3 *c, void *ud) {
     state_ctx *x = ud;
     x->has_tables = guard_sql_has_table(c, "guard_scores") && guard_sql_has_table(c, "guard_actions");
-    if (guard_labels_read(c, &x->labels, &x->n_labels)) return -1;
     if (!x->has_tables) return 0;
     sqlite3_stmt *sc = NULL, *ac = NULL;
     if (guard_sql_prepare(c,
@@ -202,7 +200,9 @@ static int state_fn(sqlite3 *c, void *ud) {
     }
     int rc = 0;
     for (size_t i = 0; i < x->n && rc == 0; i++) {
+        if (x->want && !x->want[i]) continue;
         acct_state *s = &x->st[i];
+        memset(s, 0, sizeof *s);
         sqlite3_reset(sc);
         sqlite3_bind_int64(sc, 1, x->acc[i].id);
         int r;
@@ -286,10 +286,125 @@ static int cmp_group(const void *a, const void *b) {
     return (s->acc[i].id > s->acc[j].id) - (s->acc[i].id < s->acc[j].id);
 }
 
-static int snapshot_read(gw_db *db, double now, snapshot *s) {
+/* Usage rows and labels come ordered by account id (gw_usage_by_account, guard_labels_read):
+ * binary searches keep a view of many accounts linear-logarithmic. */
+static const gw_usage *usage_of(const snapshot *s, int64_t id) {
+    size_t a = 0, b = s->n_usage;
+    while (a < b) {
+        size_t m = a + (b - a) / 2;
+        if (s->usage[m].account_id < id) a = m + 1;
+        else b = m;
+    }
+    return a < s->n_usage && s->usage[a].account_id == id ? &s->usage[a] : NULL;
+}
+
+static const guard_label *label_of(const snapshot *s, int64_t id) {
+    size_t a = 0, b = s->n_labels;
+    while (a < b) {
+        size_t m = a + (b - a) / 2;
+        if (s->labels[m].account_id < id) a = m + 1;
+        else b = m;
+    }
+    return a < s->n_labels && s->labels[a].account_id == id ? &s->labels[a] : NULL;
+}
+
+static size_t acc_index(const snapshot *s, int64_t id) {
+    size_t a = 0, b = s->n;
+    while (a < b) {
+        size_t m = a + (b - a) / 2;
+        if (s->acc[m].id < id) a = m + 1;
+        else b = m;
+    }
+    return a < s->n && s->acc[a].id == id ? a : SIZE_MAX;
+}
+
+static int labels_fn(sqlite3 *c, void *ud) {
+    snapshot *s = ud;
+    return guard_labels_read(c, &s->labels, &s->n_labels);
+}
+
+/* The usage of one account, as gw_usage_by_account sums it (without scanning every account). */
+typedef struct {
+    int64_t id;
+    double since;
+    gw_usage *u;
+} usage_one_ctx;
+
+static int usage_one_fn(sqlite3 *c, void *ud) {
+    usage_one_ctx *x = ud;
+    sqlite3_stmt *st = NULL;
+    if (guard_sql_prepare(c,
+                          "SELECT count(*), sum(status = 200), sum(prompt_tokens), sum(completion_tokens), "
+                          "sum(t >= ?1), sum(CASE WHEN t >= ?1 THEN prompt_tokens + completion_tokens ELSE 0 END), "
+                          "max(t) FROM usage WHERE account_id = ?2",
+                          &st, "reading the usage ledger"))
+        return -1;
+    sqlite3_bind_double(st, 1, x->since);
+    sqlite3_bind_int64(st, 2, x->id);
+    int rc = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        gw_usage *u = x->u;
+        u->account_id = x->id;
+        u->requests = sqlite3_column_int64(st, 0);
+        u->ok_requests = sqlite3_column_int64(st, 1);
+        u->prompt_tokens = sqlite3_column_int64(st, 2);
+        u->completion_tokens = sqlite3_column_int64(st, 3);
+        u->requests_window = sqlite3_column_int64(st, 4);
+        u->tokens_window = sqlite3_column_int64(st, 5);
+        u->last_t = sqlite3_column_double(st, 6);
+    } else {
+        rc = RT_FAIL("reading the usage ledger: %s", sqlite3_errmsg(c));
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Accounts that were ever scored or acted on in group g (the candidates for its members). */
+typedef struct {
+    snapshot *s;
+    int64_t group;
+    unsigned char *want;
+} cand_ctx;
+
+static int candidates_fn(sqlite3 *c, void *ud) {
+    cand_ctx *x = ud;
+    sqlite3_stmt *st = NULL;
+    if (guard_sql_prepare(c,
+                          "SELECT account_id FROM guard_scores WHERE group_id = ?1 UNION "
+                          "SELECT account_id FROM guard_actions WHERE group_id = ?1",
+                          &st, "reading guard_scores"))
+        return -1;
+    sqlite3_bind_int64(st, 1, x->group);
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        size_t i = acc_index(x->s, sqlite3_column_int64(st, 0));
+        if (i != SIZE_MAX) x->want[i] = 1;
+    }
+    sqlite3_finalize(st);
+    return r == SQLITE_DONE ? 0 : RT_FAIL("reading guard_scores: %s", sqlite3_errmsg(c));
+}
+
+/* The account's current group from its state (see the top of the file). */
+static void settle_group(acct_state *a, int64_t account_id) {
+    int released = a->has_action && !strcmp(a->a_action, "release");
+    a->group = 0;
+    a->group_size = 0;
+    if (!released && a->has_score && a->s_group_size > 1 && a->s_group > 0) {
+        a->group = a->s_group;
+        a->group_size = a->s_group_size;
+    } else if (!released && !a->has_score && a->has_action && a->a_group > 0 && a->a_group != account_id) {
+        a->group = a->a_group;
+    }
+}
+
+/* Read the accounts, their usage and guard state. only_id > 0: the guard state and usage of
+ * that account and of the accounts of its group only (one account's view); the others keep an
+ * empty state and are not grouped. */
+static int snapshot_read(gw_db *db, double now, int64_t only_id, snapshot *s) {
     memset(s, 0, sizeof *s);
     guard_policy_defaults(&s->policy);
     char *pj = NULL;
+    unsigned char *want = NULL;
     if (gw_config_get(db, "guard.policy", &pj)) return -1;
     if (pj) {
         guard_policy p;
@@ -302,38 +417,55 @@ static int snapshot_read(gw_db *db, double now, snapshot *s) {
         }
         free(pj);
     }
-    if (gw_account_list(db, &s->acc, &s->n) || gw_usage_by_account(db, now - 86400.0, &s->usage, &s->n_usage)) goto fail;
+    if (gw_account_list(db, &s->acc, &s->n)) goto fail;
     s->st = rt_calloc(s->n ? s->n : 1, sizeof *s->st, "guard view accounts");
     s->by_group = rt_malloc_array(s->n ? s->n : 1, sizeof *s->by_group, "guard view groups");
     if (!s->st || !s->by_group) goto fail;
-    state_ctx x = {s->acc, s->n, s->st, 0, NULL, 0};
-    if (gw_db_with(db, state_fn, &x)) {
-        free(x.labels);
-        RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
-        goto fail;
+    if (gw_db_with(db, labels_fn, s)) goto fail_db;
+    state_ctx x = {s->acc, s->n, s->st, NULL, 0};
+    if (only_id <= 0) {
+        if (gw_usage_by_account(db, now - 86400.0, &s->usage, &s->n_usage)) goto fail;
+        if (gw_db_with(db, state_fn, &x)) goto fail_db;
+    } else {
+        size_t idx = acc_index(s, only_id);
+        if (idx == SIZE_MAX) {
+            RT_FAIL("no account #%lld (deleted while it was read?)", (long long)only_id);
+            goto fail;
+        }
+        s->usage = rt_calloc(1, sizeof *s->usage, "usage");
+        want = rt_calloc(s->n, 1, "guard view accounts");
+        if (!s->usage || !want) goto fail;
+        s->n_usage = 1;
+        usage_one_ctx ux = {only_id, now - 86400.0, s->usage};
+        if (gw_db_with(db, usage_one_fn, &ux)) goto fail_db;
+        want[idx] = 1;
+        x.want = want;
+        if (gw_db_with(db, state_fn, &x)) goto fail_db;
+        settle_group(&s->st[idx], only_id);
+        if (s->st[idx].group) {
+            memset(want, 0, s->n);
+            cand_ctx cx = {s, s->st[idx].group, want};
+            if (gw_db_with(db, candidates_fn, &cx)) goto fail_db;
+            want[idx] = 0; /* already read */
+            if (gw_db_with(db, state_fn, &x)) goto fail_db;
+        }
     }
     s->has_tables = x.has_tables;
-    s->labels = x.labels;
-    s->n_labels = x.n_labels;
-    /* current groups */
     for (size_t i = 0; i < s->n; i++) {
         acct_state *a = &s->st[i];
-        int released = a->has_action && !strcmp(a->a_action, "release");
-        if (!released && a->has_score && a->s_group_size > 1 && a->s_group > 0) {
-            a->group = a->s_group;
-            a->group_size = a->s_group_size;
-        } else if (!released && !a->has_score && a->has_action && a->a_group > 0 && a->a_group != s->acc[i].id) {
-            a->group = a->a_group;
-        }
-        for (size_t k = 0; k < s->n_labels; k++)
-            if (s->labels[k].account_id == s->acc[i].id) a->label = &s->labels[k];
+        settle_group(a, s->acc[i].id);
+        a->label = label_of(s, s->acc[i].id);
         if (a->group) s->by_group[s->n_grouped++] = i;
     }
     tl_sort_snap = s;
     qsort(s->by_group, s->n_grouped, sizeof *s->by_group, cmp_group);
     tl_sort_snap = NULL;
+    free(want);
     return 0;
+fail_db:
+    RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
 fail:
+    free(want);
     snapshot_free(s);
     return -1;
 }
@@ -349,12 +481,6 @@ static void group_range(const snapshot *s, int64_t g, size_t *lo, size_t *hi) {
     *lo = a;
     while (a < s->n_grouped && s->st[s->by_group[a]].group == g) a++;
     *hi = a;
-}
-
-static const gw_usage *usage_of(const snapshot *s, int64_t id) {
-    for (size_t k = 0; k < s->n_usage; k++)
-        if (s->usage[k].account_id == id) return &s->usage[k];
-    return NULL;
 }
 
 static json_t *account_entry(const snapshot *s, size_t i) {
@@ -471,7 +597,7 @@ static int dump_to(json_t *root, char **json_out) {
 int guard_view_accounts(gw_db *db, double now, char **json_out) {
     *json_out = NULL;
     snapshot s;
-    if (snapshot_read(db, now, &s)) return -1;
+    if (snapshot_read(db, now, 0, &s)) return -1;
     json_t *arr = json_array();
     for (size_t i = 0; i < s.n; i++) json_array_append_new(arr, account_entry(&s, i));
     json_t *root = json_pack("{s:f, s:f, s:b, s:o, s:o, s:o}", "now", now, "window_s", 86400.0, "guard_tables",
@@ -591,14 +717,8 @@ int guard_view_account(gw_db *db, const char *name_or_id, double now, size_t max
     gw_account a;
     if (gw_account_find(db, name_or_id, &a)) return -1;
     snapshot s;
-    if (snapshot_read(db, now, &s)) return -1;
-    size_t idx = SIZE_MAX;
-    for (size_t i = 0; i < s.n; i++)
-        if (s.acc[i].id == a.id) idx = i;
-    if (idx == SIZE_MAX) {
-        snapshot_free(&s);
-        return RT_FAIL("account #%lld disappeared while it was read", (long long)a.id);
-    }
+    if (snapshot_read(db, now, a.id, &s)) return -1;
+    size_t idx = acc_index(&s, a.id);
     detail_ctx x = {a.id, max_points, json_array(), 0, json_array(), json_null()};
     if (gw_db_with(db, detail_fn, &x)) {
         json_decref(x.timeline);
@@ -654,6 +774,9 @@ static char *view_error(int *status) {
                       strstr(m, "points:") ? "points" : NULL, "%s", m);
 }
 
+/* The views read through a connection of their own (WAL lets it read while the server writes),
+ * so a dashboard polling a large database never holds the connection that authenticates API
+ * requests. A release writes through the server's. */
 static int handle(void *ud, gw_db *db, const serve_admin_call *call, int *status, char **out) {
     (void)ud;
     const char *p = call->path;
@@ -674,7 +797,10 @@ static int handle(void *ud, gw_db *db, const serve_admin_call *call, int *status
     }
     if (np == 2) {
         if (!get) goto method;
-        if (guard_view_accounts(db, call->now, out)) *out = error_json(status, 500, NULL, "%s", rt_errmsg());
+        gw_db *rd = NULL;
+        if (gw_db_open(&rd, gw_db_path(db)) || guard_view_accounts(rd, call->now, out))
+            *out = error_json(status, 500, NULL, "%s", rt_errmsg());
+        gw_db_close(rd);
         return *out ? 1 : -1;
     }
     if (np == 3) {
@@ -691,7 +817,10 @@ static int handle(void *ud, gw_db *db, const serve_admin_call *call, int *status
             }
             points = (size_t)v;
         }
-        if (guard_view_account(db, parts[2], call->now, points, out)) *out = view_error(status);
+        gw_db *rd = NULL;
+        if (gw_db_open(&rd, gw_db_path(db)) || guard_view_account(rd, parts[2], call->now, points, out))
+            *out = view_error(status);
+        gw_db_close(rd);
         return *out ? 1 : -1;
     }
     if (strcmp(parts[3], "release")) {
