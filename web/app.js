@@ -19,6 +19,7 @@
     key: null,
     overview: null,          // last GET guard/accounts
     sort: { col: 'risk', dir: 'desc' },
+    rowLimit: 300,           // rows drawn before "show all" (thousands of rows make a slow page)
     timer: null,
     busy: false,
   };
@@ -200,13 +201,12 @@
   async function signIn(key) {
     state.key = key;
     try {
-      const d = await api('GET', 'guard/accounts');
+      const c = await api('GET', 'config'); // cheap: proves the key is an admin's
       sessionStorage.setItem(KEY_STORE, key);
-      state.overview = d;
       $('#login').hidden = true;
       $('#app').hidden = false;
       $('#nav').hidden = false;
-      loadServerInfo();
+      showServerInfo(c);
       await route();
       startTimer();
     } catch (e) {
@@ -233,17 +233,12 @@
     $('#banner').textContent = '';
   }
 
-  async function loadServerInfo() {
-    try {
-      const c = await api('GET', 'config');
-      const cfg = (c && c.config) || {};
-      const parts = [];
-      if (cfg.model_name) parts.push('model ' + cfg.model_name);
-      parts.push(cfg['guard.policy'] ? 'guard tables present' : 'no guard has run on this database');
-      $('#server-info').textContent = parts.join(' · ');
-    } catch (e) {
-      $('#server-info').textContent = '';
-    }
+  function showServerInfo(c) {
+    const cfg = (c && c.config) || {};
+    const parts = [];
+    if (cfg.model_name) parts.push('model ' + cfg.model_name);
+    parts.push(cfg['guard.policy'] ? 'guard tables present' : 'no guard has run on this database');
+    $('#server-info').textContent = parts.join(' · ');
   }
 
   // ------------------------------------------------------------------ routing
@@ -362,7 +357,13 @@
       th.classList.toggle('sorted-desc', th.dataset.sort === col && dir === 'desc');
     }
     const tbody = clear($('#accounts tbody'));
-    for (const a of rows) tbody.append(accountRow(a, d));
+    for (const a of rows.slice(0, state.rowLimit)) tbody.append(accountRow(a, d));
+    if (rows.length > state.rowLimit) {
+      tbody.append(h('tr', { class: 'more' }, h('td', { colspan: 9 },
+        h('button', { type: 'button', class: 'ghost small', onclick: () => { state.rowLimit = Infinity; renderAccounts(d); } },
+          'Show all ' + fmtInt(rows.length) + ' accounts'),
+        h('span', { class: 'muted' }, ' (the first ' + state.rowLimit + ' by the current order are shown; the filter searches all)'))));
+    }
     $('#accounts-empty').hidden = rows.length > 0;
     if (!d.guard_tables && !$('#no-guard')) {
       $('#accounts').parentElement.before(h('p', { id: 'no-guard', class: 'notice' },
