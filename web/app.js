@@ -748,12 +748,19 @@
     $('#filter').addEventListener('input', () => state.overview && renderAccounts(state.overview));
     $('#show').addEventListener('change', () => state.overview && renderAccounts(state.overview));
     for (const th of document.querySelectorAll('#accounts th[data-sort]')) {
-      th.addEventListener('click', () => {
+      const sortBy = () => {
         const col = th.dataset.sort;
         state.sort = state.sort.col === col
           ? { col, dir: state.sort.dir === 'asc' ? 'desc' : 'asc' }
           : { col, dir: ['name', 'status', 'group'].includes(col) ? 'asc' : 'desc' };
         if (state.overview) renderAccounts(state.overview);
+      };
+      th.addEventListener('click', sortBy);
+      th.addEventListener('keydown', (ev) => {
+        if (ev.key === 'Enter' || ev.key === ' ') {
+          ev.preventDefault();
+          sortBy();
+        }
       });
     }
     $('#suspend-cancel').addEventListener('click', () => {

@@ -4,7 +4,7 @@
 //   RETORT_URL=http://127.0.0.1:PORT RETORT_ADMIN_KEY=rt-... RETORT_EVIL_NAME='<img ...>'
 //   RETORT_SCREENSHOT=build/tests/dashboard.png node tests/node/dashboard.mjs
 // Checks: a wrong key is refused on the sign-in form; the admin key signs in; the table shows the
-// guard-suspended account with its reason, risk and level; an account name and a suspension
+// guard-suspended account with its reason, risk and level; sorting and filtering; an account name and a suspension
 // reason made of HTML render as text (no element, no script, no dialog); the linked groups and
 // the account's detail (risk timeline, actions with evidence, ledger rows) are drawn; the release
 // button reactivates the account (checked through the API, not the page); the suspend button
@@ -124,6 +124,16 @@ try {
   check((await evilRow.locator('td.reason .text').textContent()) === EVIL_REASON, 'the hostile reason renders as its own text');
   check((await page.locator('#accounts img, #accounts script, #accounts b').count()) === 0, 'no element came out of a name or reason');
   check(await page.evaluate(() => window.__xss === undefined), 'no script from a name or reason ran');
+
+  // sorting and filtering
+  await page.click('#accounts th[data-sort="name"]');
+  const names = await page.locator('#accounts tbody tr a.account-link').allTextContents();
+  const sorted = [...names].sort((x, y) => (x.toLowerCase() < y.toLowerCase() ? -1 : x.toLowerCase() > y.toLowerCase() ? 1 : 0));
+  check(names.length === before.accounts.length && names.every((n, i) => n === sorted[i]), 'the name header sorts by name');
+  await page.fill('#filter', suspect.name);
+  check((await page.locator('#accounts tbody tr').count()) === 1, 'the filter keeps the one matching account');
+  await page.fill('#filter', '');
+  await page.click('#accounts th[data-sort="risk"]');
 
   // linked groups (the simulated sybil ring)
   if (before.groups.length) {
