@@ -13,7 +13,10 @@
  *                  release (the detector forgets the account's links then)
  *   group members  the accounts whose current group is the same
  * Accounts and usage come from the gateway (gw_account_list, gw_usage_by_account), as for
- * /admin/api/accounts. Every string is emitted as valid UTF-8 JSON; the page escapes it.
+ * /admin/api/accounts; one account's view sums only its own ledger rows, the same way, and
+ * reads only its group's candidates. The admin routes read through a connection of their own.
+ * Every string is emitted as valid UTF-8 JSON (invalid bytes become U+FFFD); the page inserts
+ * strings as text.
  *
  * Not the detector (detector.c), not the live writer (runtime.c), not the HTML (web/).
  */
