@@ -21,6 +21,12 @@ static const command commands[] = {
     {"tokenize", cmd_tokenize, "print the token ids of a text as a JSON array"},
     {"forward", cmd_forward, "write the logits of a token sequence as raw float32"},
     {"info", cmd_info, "describe a model file: config, tokenizer, tensors"},
+    {"distill", cmd_distill, "white-box distillation: a student learns a teacher's distributions"},
+    {"cache-teacher", cmd_cache_teacher, "store a teacher's top-k log-probs for later distillation"},
+    {"sft", cmd_sft, "black-box distillation: learn from prompt/completion pairs (harvest JSONL)"},
+    {"data", cmd_data, "make datasets: arithmetic with working, or a model's generations"},
+    {"eval", cmd_eval, "held-out loss, KL and agreement to a teacher, task accuracy (JSON)"},
+    {"eval-plot", cmd_eval_plot, "SVG charts of eval results or training curves"},
 };
 
 static void usage(FILE *f) {

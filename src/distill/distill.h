@@ -232,6 +232,7 @@ typedef struct {
     int skip_bad;          /* report bad lines and continue (0: the load fails) */
     size_t max_examples;   /* 0 = all */
     size_t max_bad_report; /* lines reported one by one (20) */
+    int prompts_only;      /* "completion" may be absent (a prompts file): no completion, no end token */
 } sft_load_opts;
 void sft_load_defaults(sft_load_opts *o);
 
@@ -265,6 +266,8 @@ typedef struct {
  * reported as "FILE:LINE: reason"; the load fails on any unless o->skip_bad. */
 int sft_load_jsonl(sft_set *s, const char *path, const tokenizer *tok, const sft_load_opts *o);
 void sft_set_free(sft_set *s);
+/* The prompts and completions of a JSONL file as one text (for training a tokenizer on them). */
+int sft_collect_text(const char *path, rt_buf *text);
 
 /* ================================================================ evaluation */
 
@@ -364,5 +367,34 @@ int sft_run_init(sft_run *r, const kd_params *loss, model *student, const sft_se
                  size_t B, size_t T);
 void sft_run_free(sft_run *r);
 void sft_run_task(sft_run *r, train_task *task);
+
+/* ================================================================ setup (for the CLI) */
+
+/* The tokenizer of any GGUF that carries one (model, checkpoint, teacher cache). */
+int distill_load_tokenizer(const char *path, tokenizer **tok);
+/* A text file (or a token-shard directory) → the training / held-out split retort train makes. */
+int distill_text_dataset(dataset *ds, const tokenizer *tok, const char *path, double val_fraction);
+/* A fresh student of shape c (vocab_size set from tok, which the model takes over even on
+ * failure), initialised as retort train does for the seed. */
+int distill_new_student(model **out, model_config *c, tokenizer *tok, uint64_t seed);
+
+/* One recorded setting a resumed run must share with its checkpoint: a string (str), a u64
+ * (is_u64, u) or an f32 (f) under key; flag names the option in messages. */
+typedef struct {
+    const char *key, *flag, *str;
+    int is_u64;
+    uint64_t u;
+    float f;
+} distill_meta_check;
+int distill_check_resume_meta(const char *ckpt, const distill_meta_check *want, size_t n);
+
+/* ================================================================ SVG charts */
+
+/* One panel per metric, one bar per run: values (n_metrics, n_runs), NAN = no bar. */
+int svg_bar_panels(const char *path, const char *title, size_t n_runs, const char *const *run_labels,
+                   size_t n_metrics, const char *const *metric_names, const double *values);
+/* Series s has ns[s] points (xs[s][i], ys[s][i]). */
+int svg_line_chart(const char *path, const char *title, const char *x_label, const char *y_label, size_t n_series,
+                   const char *const *labels, const double *const *xs, const double *const *ys, const size_t *ns);
 
 #endif /* RETORT_DISTILL_H */

@@ -198,12 +198,13 @@ static int parse_line(const line_ctx *lc, const char *text, size_t len, set_bufs
         RT_FAIL("\"prompt\" is missing or not a string");
         goto done;
     }
-    if (!json_is_string(jc)) {
+    int no_completion = lc->o->prompts_only && (!jc || json_is_null(jc));
+    if (!no_completion && !json_is_string(jc)) {
         RT_FAIL("\"completion\" is missing or not a string");
         goto done;
     }
-    const char *ptxt = json_string_value(jp), *ctxt = json_string_value(jc);
-    size_t plen = json_string_length(jp), clen = json_string_length(jc);
+    const char *ptxt = json_string_value(jp), *ctxt = no_completion ? "" : json_string_value(jc);
+    size_t plen = json_string_length(jp), clen = no_completion ? 0 : json_string_length(jc);
     /* optional answer */
     char *answer = NULL;
     json_t *ja = json_object_get(root, "answer");
@@ -269,7 +270,7 @@ static int parse_line(const line_ctx *lc, const char *text, size_t len, set_bufs
     }
     if (nc && rt_buf_append(&B->tokens, comp_ids.data, nc * sizeof(int32_t))) goto oom;
     size_t n_end = 0;
-    if (!cut) {
+    if (!cut && !no_completion) {
         int32_t e = lc->o->format == SFT_FORMAT_CHAT ? lc->special_end : lc->eos;
         if (rt_buf_append(&B->tokens, &e, sizeof(int32_t))) goto oom;
         n_end = 1;
@@ -518,4 +519,35 @@ done:
     free(vm.slot);
     free(data);
     return rc;
+}
+
+int sft_collect_text(const char *path, rt_buf *text) {
+    char *data = NULL;
+    size_t len = 0;
+    if (rt_read_file(path, &data, &len)) return -1;
+    size_t used = 0;
+    for (size_t pos = 0; pos < len;) {
+        const char *ln = data + pos;
+        const char *nl = memchr(ln, '\n', len - pos);
+        size_t ll = nl ? (size_t)(nl - ln) : len - pos;
+        pos += ll + (nl ? 1 : 0);
+        json_t *root = json_loadb(ln, ll, 0, NULL);
+        if (!root) continue; /* blank or bad: sft_load_jsonl reports it */
+        json_t *p = json_object_get(root, "prompt"), *c = json_object_get(root, "completion");
+        int rc = 0;
+        if (json_is_string(p) && json_is_string(c)) {
+            rc = rt_buf_append(text, json_string_value(p), json_string_length(p));
+            if (!rc) rc = rt_buf_append(text, json_string_value(c), json_string_length(c));
+            if (!rc) rc = rt_buf_append(text, "\n", 1);
+            used++;
+        }
+        json_decref(root);
+        if (rc) {
+            free(data);
+            return -1;
+        }
+    }
+    free(data);
+    if (!used) return RT_FAIL("%s: no {\"prompt\", \"completion\"} lines to learn a tokenizer from", path);
+    return 0;
 }
