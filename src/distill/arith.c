@@ -5,8 +5,13 @@
  * teach a small student through its generated working alone, and exact-match accuracy of
  * the final answer says how much of the skill survived.
  *
+ * Operands in the prompt are written with exactly `digits` (and `mul_digits`) digits, zero
+ * padded, so every column sits at the same place in every prompt; the working and the answer
+ * are plain numbers.
+ *
  * Formats (prompt → completion; columns from the right, carries written as "+c"):
  *   addition        "347+589="  →  " 7+9=16, 4+8+1=13, 3+5+1=9; answer 936"
+ *                   "029+629="  →  " 9+9=18, 2+2+1=5, 0+6=6; answer 658"
  *   × one digit     "347*6="    →  " 7*6=42, 4*6+4=28, 3*6+2=20; answer 2082"
  *   × several       "347*26="   →  " 347*6: 7*6=42, 4*6+4=28, 3*6+2=20 = 2082; 347*2: 7*2=14,
  *                                    4*2+1=9, 3*2=6 = 694; 2082+6940: 2+0=2, 8+4=12, 0+9+1=10,
@@ -40,10 +45,10 @@ static size_t digits_of(uint64_t v, int *d) {
     return n;
 }
 
-/* column addition of a and b, working appended to out; returns a + b */
-static int work_add(rt_buf *out, uint64_t a, uint64_t b, uint64_t *sum) {
+/* column addition of a and b over at least min_cols columns, working appended to out */
+static int work_add(rt_buf *out, uint64_t a, uint64_t b, size_t min_cols, uint64_t *sum) {
     int da[24], db[24];
-    size_t na = digits_of(a, da), nb = digits_of(b, db), n = RT_MAX(na, nb);
+    size_t na = digits_of(a, da), nb = digits_of(b, db), n = RT_MAX(RT_MAX(na, nb), min_cols);
     int carry = 0;
     for (size_t i = 0; i < n; i++) {
         int x = i < na ? da[i] : 0, y = i < nb ? db[i] : 0, s = x + y + carry;
@@ -56,14 +61,14 @@ static int work_add(rt_buf *out, uint64_t a, uint64_t b, uint64_t *sum) {
     return 0;
 }
 
-/* column multiplication of a by one digit m; returns a*m */
-static int work_mul1(rt_buf *out, uint64_t a, int m, uint64_t *prod) {
+/* column multiplication of a by one digit m over at least min_cols columns */
+static int work_mul1(rt_buf *out, uint64_t a, int m, size_t min_cols, uint64_t *prod) {
     int da[24];
-    size_t na = digits_of(a, da);
+    size_t na = digits_of(a, da), n = RT_MAX(na, min_cols);
     int carry = 0;
-    for (size_t i = 0; i < na; i++) {
-        int v = da[i] * m + carry;
-        if (rt_buf_printf(out, "%s%d*%d", i ? ", " : "", da[i], m)) return -1;
+    for (size_t i = 0; i < n; i++) {
+        int x = i < na ? da[i] : 0, v = x * m + carry;
+        if (rt_buf_printf(out, "%s%d*%d", i ? ", " : "", x, m)) return -1;
         if (carry && rt_buf_printf(out, "+%d", carry)) return -1;
         if (rt_buf_printf(out, "=%d", v)) return -1;
         carry = v / 10;
@@ -89,23 +94,26 @@ int arith_make(rt_rng *rng, const arith_opts *o, rt_buf *prompt, rt_buf *complet
     prompt->len = completion->len = 0;
     if (!is_mul) {
         uint64_t b = rt_rng_below(rng, pow10u(o->digits));
-        if (rt_buf_printf(prompt, "%llu+%llu=", (unsigned long long)a, (unsigned long long)b) ||
-            rt_buf_printf(completion, " ") || work_add(completion, a, b, &result))
+        if (rt_buf_printf(prompt, "%0*llu+%0*llu=", (int)o->digits, (unsigned long long)a, (int)o->digits,
+                          (unsigned long long)b) ||
+            rt_buf_printf(completion, " ") || work_add(completion, a, b, o->digits, &result))
             return -1;
     } else {
         uint64_t b = rt_rng_below(rng, pow10u(o->mul_digits));
-        if (rt_buf_printf(prompt, "%llu*%llu=", (unsigned long long)a, (unsigned long long)b) ||
+        if (rt_buf_printf(prompt, "%0*llu*%0*llu=", (int)o->digits, (unsigned long long)a, (int)o->mul_digits,
+                          (unsigned long long)b) ||
             rt_buf_printf(completion, " "))
             return -1;
         int db[24];
-        size_t nb = digits_of(b, db);
+        size_t nb = RT_MAX(digits_of(b, db), o->mul_digits);
+        for (size_t i = digits_of(b, db); i < nb; i++) db[i] = 0;
         if (nb == 1) {
-            if (work_mul1(completion, a, db[0], &result)) return -1;
+            if (work_mul1(completion, a, db[0], o->digits, &result)) return -1;
         } else {
             uint64_t partial[24];
             for (size_t i = 0; i < nb; i++) {
                 if (rt_buf_printf(completion, "%s%llu*%d: ", i ? "; " : "", (unsigned long long)a, db[i]) ||
-                    work_mul1(completion, a, db[i], &partial[i]) ||
+                    work_mul1(completion, a, db[i], o->digits, &partial[i]) ||
                     rt_buf_printf(completion, " = %llu", (unsigned long long)partial[i]))
                     return -1;
             }
@@ -114,7 +122,7 @@ int arith_make(rt_rng *rng, const arith_opts *o, rt_buf *prompt, rt_buf *complet
             for (size_t i = 1; i < nb; i++) {
                 uint64_t sh = partial[i] * pow10u(i);
                 if (rt_buf_printf(completion, "; %llu+%llu: ", (unsigned long long)acc, (unsigned long long)sh) ||
-                    work_add(completion, acc, sh, &acc))
+                    work_add(completion, acc, sh, 0, &acc))
                     return -1;
             }
             result = acc;
