@@ -128,13 +128,15 @@ int cmd_eval(int argc, char **argv) {
             if (distill_eval_arith(m, &set, max_examples, RT_MAX(B, (size_t)16), mn, samples, &ra)) goto done;
         }
     } else {
-        if (distill_text_dataset(&ds, m->tok, data, val_fraction)) goto done;
-        const int32_t *tokens = !strcmp(split, "val") ? ds.val : ds.train;
-        size_t n = !strcmp(split, "val") ? ds.n_val : ds.n_train;
+        const int32_t *tokens = NULL;
+        size_t n = 0;
         int32_t *all = NULL;
-        if (!strcmp(split, "all")) {
-            /* the whole file in order: training and held-out parts interleave by chunk, so
-             * re-tokenize it as one stream instead */
+        if (!strcmp(split, "val")) {
+            if (distill_text_dataset(&ds, m->tok, data, val_fraction)) goto done;
+            tokens = ds.val;
+            n = ds.n_val;
+        } else {
+            /* the whole file as one stream, in order */
             char *text;
             size_t len;
             if (rt_read_file(data, &text, &len)) goto done;
