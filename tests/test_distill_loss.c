@@ -137,7 +137,8 @@ static void check_row(const ref_cfg *c0, const float *zf, const float *tf, int t
         t[j] = tf ? tf[j] : 0;
     }
     double want = ref_loss(c, z, tf ? t : NULL, target, V);
-    CHECK_MSG(fabs(got - want) <= 1e-9 + 1e-7 * fabs(want), "%s: loss %.12g, reference %.12g", what, got, want);
+    /* per-element values are float (sums in double): agreement to ~1e-6 relative */
+    CHECK_MSG(fabs(got - want) <= 1e-7 + 2e-6 * fabs(want), "%s: loss %.12g, reference %.12g", what, got, want);
     double h = 1e-5, worst = 0;
     for (size_t j = 0; j < V; j++) {
         double zj = z[j];

@@ -67,10 +67,12 @@ typedef struct {
 
 /* Per-thread scratch of kd_row (sized for one vocabulary and top-k width). */
 typedef struct {
-    double *ls;   /* (V) student log-probs at τ */
-    double *lt;   /* (V) teacher log-probs at τ (full-vocabulary teacher) */
+    float *ls, *q;  /* (V) student log-probs and probs at τ */
+    float *q1;      /* (V) student probs at τ = 1 (CE term when τ != 1) */
+    float *lt, *p;  /* (V) teacher log-probs and probs at τ (full-vocabulary teacher) */
+    float *lm;      /* (V) JSD mixture log-probs; scratch */
     uint32_t *mark; /* (V) 1 + bucket index of a top-k id, else 0 (kept all-zero between rows) */
-    double *blq, *blp, *be; /* (max(kmax + 1, V)) per-bucket student/teacher log-probs, e_b */
+    double *blq, *blp, *be; /* (kmax + 1) per-bucket student/teacher log-probs, e_b */
 } kd_scratch;
 
 typedef struct {
@@ -81,6 +83,10 @@ typedef struct {
 } kd_workspace;
 int kd_workspace_init(kd_workspace *ws, size_t V, size_t kmax);
 void kd_workspace_free(kd_workspace *ws);
+
+/* ls (V) = log_softmax(z * inv_tau), q (V) = its exp (vector exp; sums in double). Returns the
+ * log-normaliser log Σ exp(z * inv_tau) in double. */
+double kd_log_softmax_row(const float *z, size_t V, float inv_tau, float *ls, float *q);
 
 /* One position. z (V) student logits; the teacher is t_logits (V, raw logits) or t_row
  * (top-k), or neither (then CE only). target: the hard label, or -1 for none. use_ce = 0

@@ -54,23 +54,15 @@ int kd_compare_rows(kd_workspace *ws, const float *s_logits, const float *t_logi
         int32_t tg = targets[i];
         if (tg < 0 || (size_t)tg >= V) continue;
         const float *z = s_logits + i * V;
-        double *ls = ws->s[th].ls;
-        double mx = -INFINITY, sum = 0;
-        for (size_t j = 0; j < V; j++) mx = fmax(mx, (double)z[j]);
-        for (size_t j = 0; j < V; j++) sum += exp((double)z[j] - mx);
-        double lse = mx + log(sum);
-        ws->row_ce[i] = lse - (double)z[tg];
+        kd_scratch *sc = &ws->s[th];
+        kd_log_softmax_row(z, V, 1.0f, sc->ls, sc->q);
+        ws->row_ce[i] = -(double)sc->ls[tg];
         if (!t_logits) continue;
         const float *t = t_logits + i * V;
-        for (size_t j = 0; j < V; j++) ls[j] = (double)z[j] - lse;
-        double mt = -INFINITY, st = 0;
-        for (size_t j = 0; j < V; j++) mt = fmax(mt, (double)t[j]);
-        for (size_t j = 0; j < V; j++) st += exp((double)t[j] - mt);
-        double lt = mt + log(st), kl = 0;
-        for (size_t j = 0; j < V; j++) {
-            double lp = (double)t[j] - lt;
-            kl += exp(lp) * (lp - ls[j]);
-        }
+        kd_log_softmax_row(t, V, 1.0f, sc->lt, sc->p);
+        double kl = 0;
+        for (size_t j = 0; j < V; j++)
+            if (sc->p[j] > 0) kl += (double)(sc->p[j] * (sc->lt[j] - sc->ls[j]));
         ws->row_kd[i] = kl;
         ws->row_loss[i] = argmax_f(z, V) == argmax_f(t, V) ? 1.0 : 0.0;
     }

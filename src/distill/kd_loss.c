@@ -17,13 +17,17 @@
  * (JSD with β = 0 is forward KL and β = 1 reverse KL, exactly as TRL's generalized_jsd_loss
  * special-cases them.) The row loss is α·τ²·D + (1−α)·CE(z, target) with CE at τ = 1, so
  *     ∂loss/∂z_j = α·τ·∂D/∂u_j + (1−α)·(softmax(z)_j − [j = target]).
- * Row arithmetic is in double; a batch is the mean over counted rows, threaded over rows
- * with per-row results summed in a fixed order (deterministic for any thread count).
+ * Per-element values are float (log-softmax through the kernels' vector exp); every sum is
+ * accumulated in double, and the top-k bucket arithmetic is double. A batch is the mean over
+ * counted rows, threaded over rows, with per-row results summed in a fixed order
+ * (deterministic for any thread count).
  *
  * What this is not: the teacher (src/model) or where the top-k comes from (kd_cache.c and
  * kd_topk_from_logits below).
  */
 #include "distill.h"
+
+#include "../kernels/kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -86,18 +90,22 @@ int kd_workspace_init(kd_workspace *ws, size_t V, size_t kmax) {
     ws->n_threads = 1;
 #endif
     if (ws->n_threads == 0) ws->n_threads = 1;
-    size_t nb = RT_MAX(kmax + 1, V); /* bucket arrays also serve the full-vocabulary case */
+    size_t nb = kmax + 1;
     ws->s = rt_calloc(ws->n_threads, sizeof *ws->s, "distillation loss workspace");
     if (!ws->s) return -1;
     for (size_t t = 0; t < ws->n_threads; t++) {
         kd_scratch *s = &ws->s[t];
-        s->ls = rt_malloc_array(V, sizeof(double), "distillation loss workspace");
-        s->lt = rt_malloc_array(V, sizeof(double), "distillation loss workspace");
+        s->ls = rt_malloc_array(V, sizeof(float), "distillation loss workspace");
+        s->q = rt_malloc_array(V, sizeof(float), "distillation loss workspace");
+        s->q1 = rt_malloc_array(V, sizeof(float), "distillation loss workspace");
+        s->lt = rt_malloc_array(V, sizeof(float), "distillation loss workspace");
+        s->p = rt_malloc_array(V, sizeof(float), "distillation loss workspace");
+        s->lm = rt_malloc_array(V, sizeof(float), "distillation loss workspace");
         s->mark = rt_calloc(V, sizeof(uint32_t), "distillation loss workspace");
         s->blq = rt_malloc_array(nb, sizeof(double), "distillation loss workspace");
         s->blp = rt_malloc_array(nb, sizeof(double), "distillation loss workspace");
         s->be = rt_malloc_array(nb, sizeof(double), "distillation loss workspace");
-        if (!s->ls || !s->lt || !s->mark || !s->blq || !s->blp || !s->be) {
+        if (!s->ls || !s->q || !s->q1 || !s->lt || !s->p || !s->lm || !s->mark || !s->blq || !s->blp || !s->be) {
             kd_workspace_free(ws);
             return -1;
         }
@@ -110,7 +118,11 @@ void kd_workspace_free(kd_workspace *ws) {
         for (size_t t = 0; t < ws->n_threads; t++) {
             kd_scratch *s = &ws->s[t];
             free(s->ls);
+            free(s->q);
+            free(s->q1);
             free(s->lt);
+            free(s->p);
+            free(s->lm);
             free(s->mark);
             free(s->blq);
             free(s->blp);
@@ -125,21 +137,6 @@ void kd_workspace_free(kd_workspace *ws) {
 }
 
 /* ---------------------------------------------------------------- helpers */
-
-/* out (V) = log_softmax(z (V) * inv_tau) in double; returns the log-normaliser of z*inv_tau. */
-static double log_softmax_d(double *out, const float *z, size_t V, double inv_tau) {
-    double mx = -INFINITY;
-    for (size_t j = 0; j < V; j++) {
-        double u = (double)z[j] * inv_tau;
-        out[j] = u;
-        if (u > mx) mx = u;
-    }
-    double sum = 0;
-    for (size_t j = 0; j < V; j++) sum += exp(out[j] - mx);
-    double lse = mx + log(sum);
-    for (size_t j = 0; j < V; j++) out[j] -= lse;
-    return lse;
-}
 
 static double logaddexp(double a, double b) {
     if (a == -INFINITY) return b;
@@ -192,10 +189,30 @@ static double bucket_divergence(kd_kind kind, double beta, const double *lq, con
 
 /* ---------------------------------------------------------------- one row */
 
+double kd_log_softmax_row(const float *z, size_t V, float inv_tau, float *ls, float *q) {
+    float mx = -INFINITY;
+    for (size_t j = 0; j < V; j++) {
+        float u = z[j] * inv_tau;
+        ls[j] = u;
+        mx = u > mx ? u : mx;
+    }
+    for (size_t j = 0; j < V; j++) ls[j] -= mx;
+    kernels_exp(q, ls, V);
+    double sum = 0;
+    for (size_t j = 0; j < V; j++) sum += (double)q[j];
+    float lsum = (float)log(sum), inv = (float)(1.0 / sum);
+    for (size_t j = 0; j < V; j++) {
+        ls[j] -= lsum;
+        q[j] *= inv;
+    }
+    return (double)mx + log(sum);
+}
+
 double kd_row(const kd_params *p, kd_scratch *s, const float *z, const float *t_logits,
               const kd_topk_row *t_row, int32_t target, int use_ce, size_t V, float *dz,
               double grad_scale, double *kd_out, double *ce_out) {
-    double inv_tau = 1.0 / (double)p->temperature, tau = (double)p->temperature;
+    float inv_tau = 1.0f / p->temperature;
+    double tau = (double)p->temperature, beta = (double)p->beta;
     int has_teacher = p->kind != KD_CE && (t_logits || (t_row && t_row->k > 0));
     int has_target = target >= 0 && (size_t)target < V;
     double w_kd = 0, w_ce = 0;
@@ -205,81 +222,109 @@ double kd_row(const kd_params *p, kd_scratch *s, const float *z, const float *t_
     } else if (has_target) {
         w_ce = 1.0;
     }
-    /* student log-probs at tau (ls) and the tau = 1 normaliser for the CE term */
-    double *ls = s->ls;
-    double lse_t = log_softmax_d(ls, z, V, inv_tau);
-    double lse1 = lse_t;
-    if (tau != 1.0) {
-        double mx = -INFINITY, sum = 0;
-        for (size_t j = 0; j < V; j++) mx = fmax(mx, (double)z[j]);
-        for (size_t j = 0; j < V; j++) sum += exp((double)z[j] - mx);
-        lse1 = mx + log(sum);
+    kd_kind kind = p->kind;
+    if (kind == KD_JSD && beta <= 0.0) kind = KD_FKL;
+    if (kind == KD_JSD && beta >= 1.0) kind = KD_RKL;
+    /* student log-probs and probs at tau; at tau = 1 as well for the CE term */
+    float *ls = s->ls, *q = s->q, *q1 = q;
+    double lse_t = kd_log_softmax_row(z, V, inv_tau, ls, q), lse1 = lse_t;
+    if (tau != 1.0 && (has_target || w_ce > 0)) {
+        lse1 = kd_log_softmax_row(z, V, 1.0f, s->lm, s->q1);
+        q1 = s->q1;
     }
     double ce = has_target ? lse1 - (double)z[target] : 0.0;
     double D = 0, C = 0;
     size_t nb = 0;
     int topk = 0;
-    double lq_rest = -INFINITY;
+    float inv_q_rest = 0;
+    float *lt = s->lt, *pt = s->p, *lm = s->lm;
     if (has_teacher && t_logits) {
-        log_softmax_d(s->lt, t_logits, V, inv_tau);
-        D = bucket_divergence(p->kind, (double)p->beta, ls, s->lt, V, s->be, &C);
-        nb = V;
+        kd_log_softmax_row(t_logits, V, inv_tau, lt, pt);
+        if (kind == KD_FKL) {
+            for (size_t j = 0; j < V; j++)
+                if (pt[j] > 0) D += (double)(pt[j] * (lt[j] - ls[j]));
+        } else if (kind == KD_RKL) {
+            for (size_t j = 0; j < V; j++)
+                if (q[j] > 0) D += (double)(q[j] * (ls[j] - lt[j]));
+        } else {
+            float b = (float)beta, b1 = 1.0f - b;
+            double sp = 0, sq = 0;
+            for (size_t j = 0; j < V; j++) lm[j] = b1 * q[j] + b * pt[j];
+            for (size_t j = 0; j < V; j++) lm[j] = lm[j] > 0 ? logf(lm[j]) : -INFINITY;
+            for (size_t j = 0; j < V; j++) {
+                if (pt[j] > 0) sp += (double)(pt[j] * (lt[j] - lm[j]));
+                if (q[j] > 0) sq += (double)(q[j] * (ls[j] - lm[j]));
+            }
+            D = beta * sp + (1.0 - beta) * sq;
+            C = sq; /* KL(q ‖ m): the gradient's centring term */
+        }
     } else if (has_teacher) {
         topk = 1;
         size_t k = t_row->k;
         /* teacher buckets, renormalised over the k ids and the rest */
-        double lz = t_row->lp_rest;
-        if (!(lz > -INFINITY)) lz = -INFINITY;
+        double lz = t_row->lp_rest > -INFINITY ? (double)t_row->lp_rest : -INFINITY;
         for (size_t i = 0; i < k; i++) {
             int32_t id = t_row->ids[i];
             s->mark[id] = (uint32_t)(i + 1);
-            s->blq[i] = ls[id];
+            s->blq[i] = (double)ls[id];
             s->blp[i] = (double)t_row->logprobs[i];
             lz = logaddexp(lz, s->blp[i]);
         }
         int has_rest = k < V;
         if (has_rest) {
-            double mx = -INFINITY, sum = 0;
+            /* the student's rest mass, summed directly over the other tokens */
+            double sum = 0;
             for (size_t j = 0; j < V; j++)
-                if (!s->mark[j] && ls[j] > mx) mx = ls[j];
-            for (size_t j = 0; j < V; j++)
-                if (!s->mark[j]) sum += exp(ls[j] - mx);
-            lq_rest = mx + log(sum);
-            double lpr = t_row->lp_rest > -INFINITY ? (double)t_row->lp_rest : -INFINITY;
+                if (!s->mark[j]) sum += (double)q[j];
+            double lq_rest;
+            if (sum > 1e-30) {
+                lq_rest = log(sum);
+            } else { /* underflowed in float: exact log-sum-exp in double */
+                double mx = -INFINITY, acc = 0;
+                for (size_t j = 0; j < V; j++)
+                    if (!s->mark[j] && ls[j] > mx) mx = ls[j];
+                for (size_t j = 0; j < V; j++)
+                    if (!s->mark[j]) acc += exp((double)ls[j] - mx);
+                lq_rest = mx + log(acc);
+            }
+            inv_q_rest = sum > 1e-30 ? (float)(1.0 / sum) : 0.0f;
             s->blq[k] = lq_rest;
-            s->blp[k] = lpr;
+            s->blp[k] = t_row->lp_rest > -INFINITY ? (double)t_row->lp_rest : -INFINITY;
         }
         nb = k + (size_t)has_rest;
         for (size_t b = 0; b < nb; b++) s->blp[b] -= lz;
         if (has_rest && s->blp[k] < KD_LOG_P_FLOOR) s->blp[k] = KD_LOG_P_FLOOR;
-        D = bucket_divergence(p->kind, (double)p->beta, s->blq, s->blp, nb, s->be, &C);
+        D = bucket_divergence(kind, beta, s->blq, s->blp, nb, s->be, &C);
     }
     double tau2 = tau * tau;
     double loss = w_kd * tau2 * D + w_ce * ce;
     if (kd_out) *kd_out = has_teacher ? D : 0.0;
     if (ce_out) *ce_out = ce;
     if (dz) {
-        double gk = grad_scale * w_kd * tau, gc = grad_scale * w_ce;
-        /* z may alias dz: element j of z is read before element j of dz is written */
-        for (size_t j = 0; j < V; j++) {
-            double g = 0;
-            if (w_kd > 0) {
-                double qj = exp(ls[j]);
-                double dd;
-                if (!topk) {
-                    dd = s->be[j] - qj * C;
-                } else {
-                    uint32_t mk = s->mark[j];
-                    if (mk) dd = s->be[mk - 1] - qj * C;
-                    else dd = exp(ls[j] - lq_rest) * s->be[nb - 1] - qj * C;
-                }
-                g += gk * dd;
+        /* z may alias dz: everything read from z was consumed above */
+        float gk = (float)(grad_scale * w_kd * tau), gc = (float)(grad_scale * w_ce);
+        if (w_kd > 0 && !topk) {
+            float Df = (float)D, Cf = (float)C, b1 = (float)(1.0 - beta);
+            if (kind == KD_FKL) {
+                for (size_t j = 0; j < V; j++) dz[j] = gk * (q[j] - pt[j]);
+            } else if (kind == KD_RKL) {
+                for (size_t j = 0; j < V; j++) dz[j] = q[j] > 0 ? gk * q[j] * (ls[j] - lt[j] - Df) : 0.0f;
+            } else {
+                for (size_t j = 0; j < V; j++) dz[j] = q[j] > 0 ? gk * b1 * q[j] * (ls[j] - lm[j] - Cf) : 0.0f;
             }
-            if (w_ce > 0) {
-                double q1 = tau == 1.0 ? exp(ls[j]) : exp((double)z[j] - lse1);
-                g += gc * (q1 - (j == (size_t)target ? 1.0 : 0.0));
+        } else if (w_kd > 0) {
+            float Cf = (float)C, e_rest = nb > t_row->k ? (float)s->be[nb - 1] : 0.0f;
+            for (size_t j = 0; j < V; j++) {
+                uint32_t mk = s->mark[j];
+                float e = mk ? (float)s->be[mk - 1] : q[j] * inv_q_rest * e_rest;
+                dz[j] = gk * (e - q[j] * Cf);
             }
-            dz[j] = (float)g;
+        } else {
+            memset(dz, 0, V * sizeof(float));
+        }
+        if (w_ce > 0) {
+            for (size_t j = 0; j < V; j++) dz[j] += gc * q1[j];
+            dz[target] -= gc;
         }
     }
     if (topk)
