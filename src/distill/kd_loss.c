@@ -464,7 +464,16 @@ size_t kd_topk_from_logits(const float *logits, size_t V, float temperature, siz
     /* normalise over the full vocabulary at the temperature */
     double inv_tau = 1.0 / (double)temperature;
     double mx = (double)logprobs[0] * inv_tau, sum_all = 0, sum_top = 0;
-    for (size_t j = 0; j < V; j++) sum_all += exp((double)logits[j] * inv_tau - mx);
+    {
+        /* Σ exp over the vocabulary with the vector exp, in stack-sized chunks */
+        float buf[256], fm = (float)mx, fi = (float)inv_tau;
+        for (size_t j0 = 0; j0 < V; j0 += 256) {
+            size_t n = RT_MIN((size_t)256, V - j0);
+            for (size_t j = 0; j < n; j++) buf[j] = logits[j0 + j] * fi - fm;
+            kernels_exp(buf, buf, n);
+            for (size_t j = 0; j < n; j++) sum_all += (double)buf[j];
+        }
+    }
     for (size_t i = 0; i < k; i++) sum_top += exp((double)logprobs[i] * inv_tau - mx);
     double lse = mx + log(sum_all);
     for (size_t i = 0; i < k; i++) logprobs[i] = (float)((double)logprobs[i] * inv_tau - lse);
