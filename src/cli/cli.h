@@ -61,5 +61,8 @@ int cmd_sft(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_eval_plot(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
+int cmd_harvest(int argc, char **argv);
 
 #endif

@@ -27,6 +27,9 @@ static const command commands[] = {
     {"data", cmd_data, "make datasets: arithmetic with working, or a model's generations"},
     {"eval", cmd_eval, "held-out loss, KL and agreement to a teacher, task accuracy (JSON)"},
     {"eval-plot", cmd_eval_plot, "SVG charts of eval results or training curves"},
+    {"serve", cmd_serve, "serve a model over an OpenAI-compatible API with accounts, limits and a ledger"},
+    {"keys", cmd_keys, "create, list, revoke, suspend and resume API keys and accounts"},
+    {"harvest", cmd_harvest, "collect completions from an OpenAI-compatible API into JSONL"},
 };
 
 static void usage(FILE *f) {
