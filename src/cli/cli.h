@@ -54,6 +54,13 @@ int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+/* distillation (src/distill) */
+int cmd_distill(int argc, char **argv);
+int cmd_cache_teacher(int argc, char **argv);
+int cmd_sft(int argc, char **argv);
+int cmd_data(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_eval_plot(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_harvest(int argc, char **argv);

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# distill_cache.sh — experiment 3 of docs/distill.md: (a) teacher-cache size against k (and
+# the quantization step and zstd level), (b) the speed of a distillation step relative to a
+# plain training step of the same student (live teacher full / top-k, cache, on-policy).
+# Needs the teacher of distill_kjv.sh. Usage: experiments/distill_cache.sh [KJV_DIR] [OUT_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+R=${R:-build/retort}
+KJV=${1:-build/exp/kjv}
+OUT=${2:-build/exp/cache}
+DATA=${DATA:-build/data/kjv.txt}
+TH=${THREADS:-2}
+WIN=${WIN:-1000}
+STEPS=${STEPS:-22}
+T="$KJV/teacher.gguf"
+STUDENT="--dim 64 --layers 2 --heads 2 --kv-heads 1 --ffn 176 --seq-len 128 --batch 16"
+mkdir -p "$OUT"
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/run.log"; }
+: > "$OUT/sizes.jsonl"
+for k in 8 16 32 64 128; do
+  log "cache-teacher --top-k $k --max-windows $WIN"
+  $R cache-teacher --teacher "$T" --data "$DATA" --top-k $k --seq-len 128 --max-windows $WIN --threads $TH --quiet \
+    --out "$OUT/k$k.cache" 2>> "$OUT/run.log" | tee -a "$OUT/sizes.jsonl"
+done
+log "cache-teacher --top-k 64 --zstd-level 19"
+$R cache-teacher --teacher "$T" --data "$DATA" --top-k 64 --seq-len 128 --max-windows $WIN --zstd-level 19 --threads $TH --quiet \
+  --out "$OUT/k64_z19.cache" 2>> "$OUT/run.log" | tee -a "$OUT/sizes.jsonl"
+log "cache-teacher --top-k 64 --lp-step 0.03125"
+$R cache-teacher --teacher "$T" --data "$DATA" --top-k 64 --seq-len 128 --max-windows $WIN --lp-step 0.03125 --threads $TH --quiet \
+  --out "$OUT/k64_s32.cache" 2>> "$OUT/run.log" | tee -a "$OUT/sizes.jsonl"
+# step speed: the same student, STEPS steps each, throughput from the JSONL log (steps 3..N-1)
+common="--data $DATA $STUDENT --steps $STEPS --warmup 2 --eval-every 0 --eval-batches 1 --save-every 0 --threads $TH --quiet"
+run_speed() {
+  local name=$1; shift
+  log "\$ $*"
+  "$@" 2>> "$OUT/run.log"
+  /usr/bin/python3 - "$name" "$OUT/$name.gguf.log.jsonl" <<'PY' | tee -a "$OUT/speed.jsonl"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[2])]
+a, b = rows[1], rows[-2]          # skip the first two steps (allocation) and the last (final eval)
+print(json.dumps({"run": sys.argv[1], "tok_per_s": round((b["tokens"] - a["tokens"]) / (b["elapsed"] - a["elapsed"]), 1),
+                  "ms_per_step": round(1e3 * (b["elapsed"] - a["elapsed"]) / (b["step"] - a["step"]), 1)}))
+PY
+}
+: > "$OUT/speed.jsonl"
+run_speed train        $R train --tokenizer "$T" $common --out "$OUT/train.gguf"
+run_speed kd_fkl_full  $R distill --teacher "$T" --loss fkl $common --out "$OUT/kd_fkl_full.gguf"
+run_speed kd_jsd_full  $R distill --teacher "$T" --loss jsd $common --out "$OUT/kd_jsd_full.gguf"
+run_speed kd_fkl_top64 $R distill --teacher "$T" --loss fkl --top-k 64 $common --out "$OUT/kd_fkl_top64.gguf"
+run_speed kd_fkl_cache $R distill --teacher-cache "$OUT/k64.cache" --loss fkl $common --out "$OUT/kd_fkl_cache.gguf"
+run_speed kd_onpolicy  $R distill --teacher "$T" --loss fkl --on-policy 1 $common --out "$OUT/kd_onpolicy.gguf"
+log "done"

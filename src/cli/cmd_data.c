@@ -1,0 +1,269 @@
+/*
+ * cmd_data.c — `retort data`: datasets for distillation experiments.
+ *   retort data arith --n N --digits D --seed S --out FILE     problems with column working
+ *   retort data generate --model T.gguf (--prompts FILE.jsonl | --text FILE --n N) --out F
+ *       the model writes completions for prompts, in the harvest format (with --logprobs K
+ *       its top-K alternatives per token, as an OpenAI-style API returns them) — the
+ *       teacher-generated data of R1-Distill-style SFT, without a server in between.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../distill/distill.h"
+#include "../model/model.h"
+#include "../train/train.h"
+#include "cli.h"
+
+static int data_arith(int argc, char **argv) {
+    size_t n = 1000;
+    uint64_t seed = 1;
+    const char *out = NULL, *ops = "add,mul";
+    arith_opts ao;
+    arith_defaults(&ao);
+    cli_opt opts[] = {
+        {"--n", CLI_SIZE, &n, "problems to write (default 1000)", 0, 0},
+        {"--digits", CLI_SIZE, &ao.digits, "operands uniform below 10^D (default 3)", 0, 0},
+        {"--mul-digits", CLI_SIZE, &ao.mul_digits, "digits of the multiplier; 1 = by one digit (default 1)", 0, 0},
+        {"--ops", CLI_STR, &ops, "add, mul or add,mul (default add,mul)", 0, 0},
+        {"--seed", CLI_U64, &seed, "RNG seed (default 1)", 0, 0},
+        {"--out", CLI_STR, &out, "FILE.jsonl", 1, 0},
+    };
+    cli_cmd_info info = {"data arith", "retort data arith --n N --digits D --seed S --out FILE.jsonl [--ops add,mul --mul-digits M]",
+                         "Writes arithmetic problems as JSONL {\"prompt\", \"completion\", \"answer\"}: the completion\n"
+                         "works the sum or product column by column, then says \"answer N\". Example:\n"
+                         "  347+589=  ->   7+9=16, 4+8+1=13, 3+5+1=9; answer 936"};
+    int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
+    if (prc) return prc == 1 ? 0 : 2;
+    ao.add = strstr(ops, "add") != NULL;
+    ao.mul = strstr(ops, "mul") != NULL;
+    for (const char *p = ops; *p;) {
+        size_t l = strcspn(p, ",");
+        if (!((l == 3 && !strncmp(p, "add", 3)) || (l == 3 && !strncmp(p, "mul", 3)))) {
+            fprintf(stderr, "retort data arith: error: --ops takes add, mul or add,mul (got '%s')\n", ops);
+            return 2;
+        }
+        p += l + (p[l] == ',');
+    }
+    if (arith_write_jsonl(out, n, &ao, seed)) return cli_fail("data arith");
+    rt_info("wrote %zu problems to %s", n, out);
+    return 0;
+}
+
+/* a JSON string from bytes that may not be valid UTF-8 (invalid sequences become U+FFFD) */
+static json_t *json_bytes_string(const char *b, size_t n) {
+    json_t *s = json_stringn(b, n);
+    if (s) return s;
+    rt_buf t = {0};
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)b[i];
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        json_t *probe = len && i + len <= n ? json_stringn(b + i, len) : NULL;
+        if (probe) {
+            json_decref(probe);
+            if (rt_buf_append(&t, b + i, len)) break;
+            i += len;
+        } else {
+            if (rt_buf_append(&t, "\xef\xbf\xbd", 3)) break;
+            i++;
+        }
+    }
+    s = json_stringn(t.data ? t.data : "", t.len);
+    rt_buf_free(&t);
+    return s;
+}
+
+static json_t *token_entry(const tokenizer *tok, int32_t id, float lp) {
+    size_t len;
+    const char *b = tokenizer_token_bytes(tok, id, &len);
+    json_t *e = json_object(), *by = json_array();
+    if (!e || !by) {
+        json_decref(e);
+        json_decref(by);
+        return NULL;
+    }
+    for (size_t i = 0; i < len; i++) json_array_append_new(by, json_integer((unsigned char)b[i]));
+    json_object_set_new(e, "token", json_bytes_string(b, len));
+    json_object_set_new(e, "logprob", json_real((double)lp));
+    json_object_set_new(e, "bytes", by);
+    return e;
+}
+
+static int data_generate(int argc, char **argv) {
+    const char *model_path = NULL, *prompts_path = NULL, *text_path = NULL, *out = NULL, *split = "train";
+    size_t n = 1000, prompt_tokens = 32, threads = 0, n_logprobs = 0;
+    double val_fraction = 0.05;
+    kd_gen_opts go;
+    kd_gen_defaults(&go);
+    go.seed = 1;
+    int quiet = 0;
+    cli_opt opts[] = {
+        {"--model", CLI_STR, &model_path, "T.gguf: the model that writes the completions", 1, 0},
+        {"--prompts", CLI_STR, &prompts_path, "FILE.jsonl: lines with a \"prompt\" (other fields are ignored)", 0, 0},
+        {"--text", CLI_STR, &text_path, "FILE: take prompts from random windows of this text instead", 0, 0},
+        {"--split", CLI_STR, &split, "with --text: train or val part of the text (default train)", 0, 0},
+        {"--val-fraction", CLI_DOUBLE, &val_fraction, "with --text: held-out share, as train (default 0.05)", 0, 0},
+        {"--n", CLI_SIZE, &n, "with --text: prompts to draw (default 1000); with --prompts: at most this many", 0, 0},
+        {"--prompt-tokens", CLI_SIZE, &prompt_tokens, "with --text: tokens per prompt (default 32)", 0, 0},
+        {"--max-tokens", CLI_SIZE, &go.max_new, "tokens to generate per prompt (default 128)", 0, 0},
+        {"--temperature", CLI_FLOAT, &go.temperature, "0 = greedy (default 1)", 0, 0},
+        {"--top-k", CLI_SIZE, &go.top_k, "sampling top-k, 0 = off (default 0)", 0, 0},
+        {"--top-p", CLI_FLOAT, &go.top_p, "nucleus mass, 1 = off (default 1)", 0, 0},
+        {"--logprobs", CLI_SIZE, &n_logprobs, "record the top-K alternatives of every token (default 0)", 0, 0},
+        {"--batch", CLI_SIZE, &go.batch, "sequences decoded together (default 16)", 0, 0},
+        {"--seed", CLI_U64, &go.seed, "RNG seed (default 1)", 0, 0},
+        {"--threads", CLI_SIZE, &threads, "worker threads (default: all cores)", 0, 0},
+        {"--out", CLI_STR, &out, "FILE.jsonl: harvest-format lines", 1, 0},
+        {"--quiet", CLI_FLAG, &quiet, "no progress bar", 0, 0},
+    };
+    cli_cmd_info info = {
+        "data generate",
+        "retort data generate --model T.gguf (--prompts FILE.jsonl | --text FILE --n N --prompt-tokens P) "
+        "--max-tokens M [--temperature X --logprobs K] --out FILE.jsonl",
+        "The model continues each prompt (until <|eos|> or --max-tokens) and every pair is written as\n"
+        "{\"prompt\", \"completion\", \"finish_reason\"[, \"answer\"], \"logprobs\", \"top_logprobs\"} — the format\n"
+        "retort harvest writes and retort sft reads. Prompts from --prompts keep their \"answer\" field."};
+    int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
+    if (prc) return prc == 1 ? 0 : 2;
+    if (!!prompts_path == !!text_path) {
+        fprintf(stderr, "retort data generate: error: give exactly one of --prompts FILE.jsonl or --text FILE\n");
+        return 2;
+    }
+    if (strcmp(split, "train") && strcmp(split, "val")) {
+        fprintf(stderr, "retort data generate: error: --split must be train or val\n");
+        return 2;
+    }
+    cli_set_threads(threads);
+    go.n_logprobs = n_logprobs;
+    model *m = NULL;
+    dataset ds = {0};
+    sft_set set;
+    memset(&set, 0, sizeof set);
+    int32_t *ptoks = NULL;
+    const int32_t **prompts = NULL;
+    size_t *lens = NULL;
+    kd_gen_seq *gen = NULL;
+    rt_atomic_file af = {0};
+    int status = 1, af_open = 0;
+    size_t np = 0;
+    if (model_load(&m, model_path)) goto done;
+    if (!m->tok) {
+        RT_FAIL("%s has no tokenizer", model_path);
+        goto done;
+    }
+    go.stop = tokenizer_eos(m->tok);
+    if (prompts_path) {
+        sft_load_opts lo;
+        sft_load_defaults(&lo);
+        lo.soft = 0;
+        lo.max_examples = cli_seen(opts, RT_ARRAY_LEN(opts), "--n") ? n : 0;
+        lo.prompts_only = 1; /* a prompts file may have no "completion" */
+        if (sft_load_jsonl(&set, prompts_path, m->tok, &lo)) goto done;
+        np = set.n_ex;
+        prompts = rt_calloc(np, sizeof *prompts, "prompts");
+        lens = rt_calloc(np, sizeof(size_t), "prompts");
+        if (!prompts || !lens) goto done;
+        for (size_t i = 0; i < np; i++) {
+            prompts[i] = set.tokens + set.off[i];
+            lens[i] = set.n_prompt[i];
+        }
+    } else {
+        if (distill_text_dataset(&ds, m->tok, text_path, val_fraction)) goto done;
+        const int32_t *src = !strcmp(split, "train") ? ds.train : ds.val;
+        size_t ns = !strcmp(split, "train") ? ds.n_train : ds.n_val;
+        if (prompt_tokens == 0 || ns < prompt_tokens) {
+            RT_FAIL("the %s text has %zu tokens; --prompt-tokens %zu does not fit", split, ns, prompt_tokens);
+            goto done;
+        }
+        np = n;
+        ptoks = rt_malloc_array(np * prompt_tokens, sizeof(int32_t), "prompts");
+        prompts = rt_calloc(np, sizeof *prompts, "prompts");
+        lens = rt_calloc(np, sizeof(size_t), "prompts");
+        if (!ptoks || !prompts || !lens) goto done;
+        rt_rng rng;
+        rt_rng_seed(&rng, go.seed ^ 0x70726f6d7074ull);
+        for (size_t i = 0; i < np; i++) {
+            size_t at = (size_t)rt_rng_below(&rng, ns - prompt_tokens + 1);
+            memcpy(ptoks + i * prompt_tokens, src + at, prompt_tokens * sizeof(int32_t));
+            prompts[i] = ptoks + i * prompt_tokens;
+            lens[i] = prompt_tokens;
+        }
+    }
+    gen = rt_calloc(np, sizeof *gen, "generations");
+    if (!gen) goto done;
+    rt_info("generating up to %zu tokens for %zu prompts with %s (temperature %g%s)", go.max_new, np, model_path,
+            (double)go.temperature, n_logprobs ? ", with log-probs" : "");
+    double t0 = rt_now();
+    if (kd_generate(m, prompts, lens, np, &go, gen, !quiet)) goto done;
+    double secs = rt_now() - t0;
+    if (rt_atomic_open(&af, out)) goto done;
+    af_open = 1;
+    size_t total = 0;
+    for (size_t i = 0; i < np; i++) {
+        char *ptxt = NULL, *ctxt = NULL;
+        size_t pl, cl;
+        if (tokenizer_decode(m->tok, prompts[i], lens[i], &ptxt, &pl)) goto done;
+        if (tokenizer_decode(m->tok, gen[i].tokens, gen[i].n, &ctxt, &cl)) {
+            free(ptxt);
+            goto done;
+        }
+        total += gen[i].n;
+        json_t *o = json_object();
+        json_object_set_new(o, "prompt", json_bytes_string(ptxt, pl));
+        json_object_set_new(o, "completion", json_bytes_string(ctxt, cl));
+        json_object_set_new(o, "finish_reason", json_string(gen[i].finished ? "stop" : "length"));
+        if (prompts_path && set.answers && set.answers[i]) json_object_set_new(o, "answer", json_string(set.answers[i]));
+        free(ptxt);
+        free(ctxt);
+        if (n_logprobs) {
+            json_t *lp = json_array(), *tl = json_array();
+            for (size_t t = 0; t < gen[i].n; t++) {
+                json_array_append_new(lp, json_real((double)gen[i].chosen_lp[t]));
+                json_t *alts = json_array();
+                for (size_t a = 0; a < n_logprobs && a < m->cfg.vocab_size; a++)
+                    json_array_append_new(alts, token_entry(m->tok, gen[i].top_ids[t * n_logprobs + a],
+                                                            gen[i].top_lps[t * n_logprobs + a]));
+                json_array_append_new(tl, alts);
+            }
+            json_object_set_new(o, "logprobs", lp);
+            json_object_set_new(o, "top_logprobs", tl);
+        }
+        char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(7));
+        json_decref(o);
+        if (!line) {
+            RT_FAIL("out of memory writing %s", out);
+            goto done;
+        }
+        int rc = rt_fwrite(line, 1, strlen(line), af.f, out) || rt_fwrite("\n", 1, 1, af.f, out);
+        free(line);
+        if (rc) goto done;
+    }
+    af_open = 0;
+    if (rt_atomic_commit(&af)) goto done;
+    rt_info("wrote %s: %zu completions, %zu tokens (%.0f tokens/s)", out, np, total, (double)total / (secs + 1e-9));
+    status = 0;
+done:
+    if (af_open) rt_atomic_abort(&af);
+    if (status) cli_fail("data generate");
+    if (gen)
+        for (size_t i = 0; i < np; i++) kd_gen_seq_free(&gen[i]);
+    free(gen);
+    free(prompts);
+    free(lens);
+    free(ptoks);
+    sft_set_free(&set);
+    dataset_free(&ds);
+    model_free(m);
+    return status;
+}
+
+int cmd_data(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "arith")) return data_arith(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "generate")) return data_generate(argc - 1, argv + 1);
+    FILE *f = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? stdout : stderr;
+    fprintf(f, "usage: retort data arith --n N --digits D --seed S --out FILE.jsonl\n"
+               "       retort data generate --model T.gguf (--prompts FILE.jsonl | --text FILE --n N) --out FILE.jsonl\n"
+               "(retort data <kind> --help for the options)\n");
+    return f == stdout ? 0 : 2;
+}

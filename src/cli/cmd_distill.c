@@ -1,0 +1,228 @@
+/*
+ * cmd_distill.c — `retort distill`: white-box distillation. A student (fresh, of the given
+ * shape, or --init) learns the teacher's next-token distributions on a text corpus, from a
+ * live teacher (full vocabulary or --top-k) or a teacher cache, optionally on-policy (GKD).
+ * Same trainer as `retort train`: progress bar, held-out eval (with KL to a live teacher and
+ * top-1 agreement), JSONL log, atomic checkpoints and --resume.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../distill/distill.h"
+#include "../model/model.h"
+#include "../train/train.h"
+#include "cli.h"
+
+int cmd_distill(int argc, char **argv) {
+    const char *teacher_path = NULL, *cache_path = NULL, *data = NULL, *out = NULL, *log_path = NULL;
+    const char *init_path = NULL, *tok_path = NULL, *loss_name = "fkl";
+    size_t threads = 0, eval_batches = 8, top_k = 0, on_policy_prompt = 0;
+    float on_policy = 0, on_policy_temp = 1.0f;
+    model_config c = {.dim = 128, .n_layers = 4, .n_heads = 4, .n_kv_heads = 2, .ffn_dim = 352,
+                      .norm_eps = 1e-5f, .rope_base = 10000.0f};
+    train_options o;
+    train_options_defaults(&o);
+    kd_params kp = kd_params_defaults();
+    double val_fraction = 0.05;
+    int untied = 0, resume = 0, quiet = 0;
+    cli_opt opts[] = {
+        {"--teacher", CLI_STR, &teacher_path, "T.gguf: the live teacher", 0, 0},
+        {"--teacher-cache", CLI_STR, &cache_path, "CACHE: a teacher cache from retort cache-teacher", 0, 0},
+        {"--data", CLI_STR, &data, "FILE: training text (or a shard directory); its held-out part is used for eval", 1, 0},
+        {"--loss", CLI_STR, &loss_name, "ce | fkl | rkl | jsd (default fkl)", 0, 0},
+        {"--beta", CLI_FLOAT, &kp.beta, "JSD interpolation: 0 = forward KL, 1 = reverse KL (default 0.5)", 0, 0},
+        {"--temperature", CLI_FLOAT, &kp.temperature, "softmax temperature of both sides; loss x tau^2 (default 1)", 0, 0},
+        {"--alpha", CLI_FLOAT, &kp.alpha, "weight of the distillation term; 1-alpha on hard-label CE (default 1)", 0, 0},
+        {"--top-k", CLI_SIZE, &top_k, "live teacher: keep its top-k and one rest bucket, 0 = full vocabulary (default 0)", 0, 0},
+        {"--on-policy", CLI_FLOAT, &on_policy, "lambda: share of batches the student samples and the teacher scores (default 0)", 0, 0},
+        {"--on-policy-prompt", CLI_SIZE, &on_policy_prompt, "prompt tokens kept from each window (default seq-len/2)", 0, 0},
+        {"--on-policy-temperature", CLI_FLOAT, &on_policy_temp, "student sampling temperature (default 1)", 0, 0},
+        {"--init", CLI_STR, &init_path, "S.gguf: start from this student (its shape and tokenizer)", 0, 0},
+        {"--tokenizer", CLI_STR, &tok_path, "M.gguf: the student's tokenizer (default: the teacher's)", 0, 0},
+        {"--dim", CLI_SIZE, &c.dim, "student width (default 128)", 0, 0},
+        {"--layers", CLI_SIZE, &c.n_layers, "student blocks (default 4)", 0, 0},
+        {"--heads", CLI_SIZE, &c.n_heads, "attention heads (default 4)", 0, 0},
+        {"--kv-heads", CLI_SIZE, &c.n_kv_heads, "key/value heads (default 2)", 0, 0},
+        {"--ffn", CLI_SIZE, &c.ffn_dim, "SwiGLU hidden width (default 352)", 0, 0},
+        {"--rope-base", CLI_FLOAT, &c.rope_base, "RoPE frequency base (default 10000)", 0, 0},
+        {"--untied", CLI_FLAG, &untied, "separate output projection", 0, 0},
+        {"--seq-len", CLI_SIZE, &o.seq_len, "sequence length = student context (default 256)", 0, 0},
+        {"--batch", CLI_SIZE, &o.batch, "sequences per step (default 16)", 0, 0},
+        {"--steps", CLI_SIZE, &o.steps, "optimizer steps (default 1000)", 0, 0},
+        {"--lr", CLI_FLOAT, &o.lr, "peak learning rate (default 1e-3)", 0, 0},
+        {"--min-lr-frac", CLI_FLOAT, &o.min_lr_frac, "final lr as a fraction of --lr (default 0.1)", 0, 0},
+        {"--warmup", CLI_SIZE, &o.warmup, "warmup steps (default 100)", 0, 0},
+        {"--weight-decay", CLI_FLOAT, &o.weight_decay, "AdamW weight decay (default 0.1)", 0, 0},
+        {"--clip", CLI_FLOAT, &o.clip, "gradient clip, 0 = off (default 1.0)", 0, 0},
+        {"--eval-every", CLI_SIZE, &o.eval_every, "held-out eval period (default 100)", 0, 0},
+        {"--eval-batches", CLI_SIZE, &eval_batches, "held-out batches per eval (default 8)", 0, 0},
+        {"--save-every", CLI_SIZE, &o.save_every, "checkpoint period (default 500)", 0, 0},
+        {"--val-fraction", CLI_DOUBLE, &val_fraction, "share of the text held out (default 0.05, as train)", 0, 0},
+        {"--seed", CLI_U64, &o.seed, "RNG seed (default 1337)", 0, 0},
+        {"--threads", CLI_SIZE, &threads, "worker threads (default: all cores)", 0, 0},
+        {"--out", CLI_STR, &out, "S.gguf: the student (checkpoint S.gguf.ckpt, log S.gguf.log.jsonl)", 1, 0},
+        {"--log", CLI_STR, &log_path, "FILE: JSONL step log", 0, 0},
+        {"--resume", CLI_FLAG, &resume, "continue from S.gguf.ckpt (same options required)", 0, 0},
+        {"--quiet", CLI_FLAG, &quiet, "no progress bar", 0, 0},
+    };
+    cli_cmd_info info = {
+        "distill",
+        "retort distill (--teacher T.gguf | --teacher-cache CACHE) --data FILE [--loss ce|fkl|rkl|jsd --beta B "
+        "--temperature X --alpha A --top-k K --on-policy L] [--init S.gguf | --dim D --layers L ...] --steps N "
+        "--out S.gguf",
+        "White-box distillation: the student matches the teacher's next-token distribution at every\n"
+        "position of the training text. Losses: ce (hard labels only, the from-scratch baseline), fkl =\n"
+        "KL(teacher||student), rkl = KL(student||teacher) (MiniLLM), jsd = TRL's generalized JSD(beta).\n"
+        "--top-k keeps the teacher's k most likely tokens and the rest of its mass as one bucket (what a\n"
+        "teacher cache stores). --on-policy L: that share of batches keeps the first half of each window\n"
+        "and lets the student write the rest, which the teacher then scores (GKD). Student and teacher\n"
+        "must share the tokenizer; the student gets the teacher's unless --init/--tokenizer say otherwise."};
+    int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
+    if (prc) return prc == 1 ? 0 : 2;
+    if (!!teacher_path == !!cache_path) {
+        fprintf(stderr, "retort distill: error: give exactly one of --teacher T.gguf or --teacher-cache CACHE\n");
+        return 2;
+    }
+    if (init_path && tok_path) {
+        fprintf(stderr, "retort distill: error: --init brings its own tokenizer; drop --tokenizer\n");
+        return 2;
+    }
+    if (kd_kind_parse(loss_name, &kp.kind)) {
+        cli_fail("distill");
+        return 2;
+    }
+    cli_set_threads(threads);
+    o.eval_batches = eval_batches;
+    o.out_path = out;
+    o.log_path = log_path;
+    o.resume = resume;
+    o.quiet = quiet;
+    if (o.warmup >= o.steps) o.warmup = o.steps / 10;
+    distill_opts dop;
+    distill_opts_defaults(&dop);
+    dop.loss = kp;
+    dop.top_k = top_k;
+    dop.on_policy = on_policy;
+    dop.on_policy_prompt = on_policy_prompt;
+    dop.on_policy_temperature = on_policy_temp;
+    dop.teacher_name = teacher_path ? teacher_path : cache_path;
+
+    model *teacher = NULL, *student = NULL;
+    kd_cache *cache = NULL;
+    tokenizer *ttok = NULL, *stok = NULL;
+    dataset ds = {0};
+    distill_run run;
+    memset(&run, 0, sizeof run);
+    int status = 1;
+    char ckpt[4096];
+    snprintf(ckpt, sizeof ckpt, "%s.ckpt", out);
+    double t0 = rt_now();
+    /* teacher side */
+    if (teacher_path) {
+        if (model_load(&teacher, teacher_path)) goto done;
+        if (!teacher->tok) {
+            RT_FAIL("%s has no tokenizer", teacher_path);
+            goto done;
+        }
+    } else {
+        if (kd_cache_open(&cache, cache_path) || kd_cache_load_tokenizer(cache, &ttok)) goto done;
+        /* the cache fixes the window length and the temperature unless the user says otherwise
+         * (a different value is then refused with the reason) */
+        const kd_cache_info *ci = kd_cache_get_info(cache);
+        if (!cli_seen(opts, RT_ARRAY_LEN(opts), "--seq-len")) o.seq_len = ci->seq_len;
+        if (!cli_seen(opts, RT_ARRAY_LEN(opts), "--temperature")) dop.loss.temperature = ci->temperature;
+    }
+    const tokenizer *teacher_tok = teacher ? teacher->tok : ttok;
+    /* student */
+    const char *student_name = "the new student";
+    if (init_path) {
+        if (model_load(&student, init_path)) goto done;
+        if (!student->tok) {
+            RT_FAIL("%s has no tokenizer", init_path);
+            goto done;
+        }
+        student_name = init_path;
+        if (o.seq_len > student->cfg.ctx_len) {
+            RT_FAIL("--seq-len %zu exceeds %s's context length %zu", o.seq_len, init_path, student->cfg.ctx_len);
+            goto done;
+        }
+    } else {
+        if (tok_path) {
+            if (distill_load_tokenizer(tok_path, &stok)) goto done;
+            student_name = tok_path;
+        } else if (teacher) {
+            if (distill_load_tokenizer(teacher_path, &stok)) goto done;
+        } else {
+            if (kd_cache_load_tokenizer(cache, &stok)) goto done;
+        }
+        c.tied = !untied;
+        c.ctx_len = o.seq_len;
+        tokenizer *tk = stok;
+        stok = NULL;
+        if (distill_new_student(&student, &c, tk, o.seed)) goto done;
+    }
+    if (kd_vocab_check(student->tok, student_name, teacher_tok, dop.teacher_name)) goto done;
+    /* data: the same split as train */
+    if (distill_text_dataset(&ds, student->tok, data, val_fraction)) goto done;
+    if (cache) {
+        const kd_cache_info *ci = kd_cache_get_info(cache);
+        size_t need = ci->n_windows * ci->seq_len + 1;
+        if (ds.n_train < need || rt_fnv1a64(ds.train, need * sizeof(int32_t)) != ci->data_hash) {
+            RT_FAIL("%s was built from other data than --data %s (or with another --val-fraction): the cached "
+                    "windows do not match its training tokens. Rebuild it: retort cache-teacher --data %s ...",
+                    cache_path, data, data);
+            goto done;
+        }
+    }
+    if (resume) {
+        distill_meta_check mc[] = {
+            {"retort.distill.loss", "--loss", kd_kind_name(dop.loss.kind), 0, 0, 0},
+            {"retort.distill.beta", "--beta", NULL, 0, 0, dop.loss.beta},
+            {"retort.distill.temperature", "--temperature", NULL, 0, 0, dop.loss.temperature},
+            {"retort.distill.alpha", "--alpha", NULL, 0, 0, dop.loss.alpha},
+            {"retort.distill.on_policy", "--on-policy", NULL, 0, 0, dop.on_policy},
+            {"retort.distill.teacher", "--teacher/--teacher-cache", dop.teacher_name, 0, 0, 0},
+        };
+        if (distill_check_resume_meta(ckpt, mc, RT_ARRAY_LEN(mc))) goto done;
+    }
+    if (distill_run_init(&run, &dop, student, teacher, cache, &ds, o.batch, o.seq_len, eval_batches)) goto done;
+    train_task task;
+    distill_run_task(&run, &task);
+    char np_s[16], tp_s[16];
+    rt_fmt_si(np_s, sizeof np_s, (double)student->n_params);
+    rt_fmt_si(tp_s, sizeof tp_s, (double)(teacher ? teacher->n_params : kd_cache_get_info(cache)->teacher_params));
+    rt_info("student: %s parameters (dim %zu, layers %zu, heads %zu/%zu, ffn %zu); teacher: %s parameters (%s)",
+            np_s, student->cfg.dim, student->cfg.n_layers, student->cfg.n_heads, student->cfg.n_kv_heads,
+            student->cfg.ffn_dim, tp_s, dop.teacher_name);
+    char tdesc[64];
+    if (dop.loss.kind == KD_CE) snprintf(tdesc, sizeof tdesc, "not used by the loss");
+    else snprintf(tdesc, sizeof tdesc, "%s, %s", cache ? "cache" : "live", run.k ? "top-k + rest" : "full vocabulary");
+    rt_info("loss %s (beta %g, temperature %g, alpha %g), teacher %s (k = %zu); data: %zu training / %zu held-out "
+            "tokens",
+            kd_kind_name(dop.loss.kind), (double)dop.loss.beta, (double)dop.loss.temperature, (double)dop.loss.alpha,
+            tdesc, run.k, ds.n_train, ds.n_val);
+    if (dop.on_policy > 0) rt_info("on-policy: lambda %g, prompt %zu tokens, sampling temperature %g", (double)dop.on_policy,
+                                   dop.on_policy_prompt ? dop.on_policy_prompt : o.seq_len / 2, (double)on_policy_temp);
+    train_result r;
+    if (train_run(student, &ds, &o, &task, &r)) goto done;
+    if (r.steps_done < o.steps) {
+        rt_info("stopped at step %zu (checkpoint %s)", r.steps_done, ckpt);
+    } else {
+        rt_info("done: %zu steps, held-out loss %.4f nats/token, %.0f tokens/s, %.1fs total", r.steps_done,
+                (double)r.val_loss, r.tokens_per_s, rt_now() - t0);
+        rt_info("wrote %s", out);
+    }
+    status = 0;
+done:
+    if (status) cli_fail("distill");
+    distill_run_free(&run);
+    dataset_free(&ds);
+    model_free(student);
+    model_free(teacher);
+    kd_cache_close(cache);
+    tokenizer_free(ttok);
+    tokenizer_free(stok);
+    return status;
+}

@@ -1,0 +1,191 @@
+/*
+ * cmd_sft.c — `retort sft`: black-box distillation (the attacker's tool, and R1-Distill's
+ * recipe): a student learns from prompt/completion pairs a teacher wrote — a harvest file
+ * from an API, or `retort data` output. Loss on completion tokens only; where the file has
+ * the API's top log-probs they are soft targets. Same trainer as `retort train`.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../distill/distill.h"
+#include "../model/model.h"
+#include "../train/train.h"
+#include "cli.h"
+
+int cmd_sft(int argc, char **argv) {
+    const char *data = NULL, *out = NULL, *log_path = NULL, *init_path = NULL, *tok_path = NULL;
+    const char *loss_name = "fkl", *format = "raw";
+    size_t threads = 0, vocab = 0, eval_max = 512;
+    model_config c = {.dim = 128, .n_layers = 4, .n_heads = 4, .n_kv_heads = 2, .ffn_dim = 352,
+                      .norm_eps = 1e-5f, .rope_base = 10000.0f};
+    train_options o;
+    train_options_defaults(&o);
+    kd_params kp = kd_params_defaults();
+    kp.alpha = 0.5f;
+    double val_fraction = 0.05;
+    int untied = 0, resume = 0, quiet = 0, no_soft = 0, skip_bad = 0;
+    cli_opt opts[] = {
+        {"--data", CLI_STR, &data, "FILE.jsonl: {\"prompt\", \"completion\"[, \"top_logprobs\"]} per line", 1, 0},
+        {"--init", CLI_STR, &init_path, "S.gguf: continue training this model (its shape and tokenizer)", 0, 0},
+        {"--tokenizer", CLI_STR, &tok_path, "M.gguf: a fresh student with this model file's tokenizer", 0, 0},
+        {"--vocab-size", CLI_SIZE, &vocab, "a fresh student with a BPE of this size trained on the data", 0, 0},
+        {"--format", CLI_STR, &format, "raw (prompt then completion) | chat (the chat template) (default raw)", 0, 0},
+        {"--loss", CLI_STR, &loss_name, "divergence on soft targets: fkl | rkl | jsd, or ce to ignore them (default fkl)", 0, 0},
+        {"--alpha", CLI_FLOAT, &kp.alpha, "weight of the soft-target term where present; 1-alpha on the token (default 0.5)", 0, 0},
+        {"--beta", CLI_FLOAT, &kp.beta, "JSD interpolation (default 0.5)", 0, 0},
+        {"--no-soft", CLI_FLAG, &no_soft, "ignore top_logprobs (hard labels only)", 0, 0},
+        {"--skip-bad", CLI_FLAG, &skip_bad, "report bad lines and train on the rest (default: stop)", 0, 0},
+        {"--dim", CLI_SIZE, &c.dim, "student width (default 128)", 0, 0},
+        {"--layers", CLI_SIZE, &c.n_layers, "student blocks (default 4)", 0, 0},
+        {"--heads", CLI_SIZE, &c.n_heads, "attention heads (default 4)", 0, 0},
+        {"--kv-heads", CLI_SIZE, &c.n_kv_heads, "key/value heads (default 2)", 0, 0},
+        {"--ffn", CLI_SIZE, &c.ffn_dim, "SwiGLU hidden width (default 352)", 0, 0},
+        {"--rope-base", CLI_FLOAT, &c.rope_base, "RoPE frequency base (default 10000)", 0, 0},
+        {"--untied", CLI_FLAG, &untied, "separate output projection", 0, 0},
+        {"--seq-len", CLI_SIZE, &o.seq_len, "packed row length = student context (default 256)", 0, 0},
+        {"--batch", CLI_SIZE, &o.batch, "rows per step (default 16)", 0, 0},
+        {"--steps", CLI_SIZE, &o.steps, "optimizer steps (default 1000)", 0, 0},
+        {"--lr", CLI_FLOAT, &o.lr, "peak learning rate (default 1e-3)", 0, 0},
+        {"--min-lr-frac", CLI_FLOAT, &o.min_lr_frac, "final lr as a fraction of --lr (default 0.1)", 0, 0},
+        {"--warmup", CLI_SIZE, &o.warmup, "warmup steps (default 100)", 0, 0},
+        {"--weight-decay", CLI_FLOAT, &o.weight_decay, "AdamW weight decay (default 0.1)", 0, 0},
+        {"--clip", CLI_FLOAT, &o.clip, "gradient clip, 0 = off (default 1.0)", 0, 0},
+        {"--eval-every", CLI_SIZE, &o.eval_every, "held-out eval period (default 100)", 0, 0},
+        {"--eval-max", CLI_SIZE, &eval_max, "held-out examples per eval, 0 = all (default 512)", 0, 0},
+        {"--save-every", CLI_SIZE, &o.save_every, "checkpoint period (default 500)", 0, 0},
+        {"--val-fraction", CLI_DOUBLE, &val_fraction, "share of examples held out (default 0.05)", 0, 0},
+        {"--seed", CLI_U64, &o.seed, "RNG seed (default 1337)", 0, 0},
+        {"--threads", CLI_SIZE, &threads, "worker threads (default: all cores)", 0, 0},
+        {"--out", CLI_STR, &out, "S.gguf: the student (checkpoint S.gguf.ckpt, log S.gguf.log.jsonl)", 1, 0},
+        {"--log", CLI_STR, &log_path, "FILE: JSONL step log", 0, 0},
+        {"--resume", CLI_FLAG, &resume, "continue from S.gguf.ckpt (same options required)", 0, 0},
+        {"--quiet", CLI_FLAG, &quiet, "no progress bar", 0, 0},
+    };
+    cli_cmd_info info = {
+        "sft",
+        "retort sft --data FILE.jsonl (--init S.gguf | --tokenizer T.gguf | --vocab-size N) [--dim D --layers L ...] "
+        "--steps N --out S.gguf",
+        "Black-box distillation: learns from prompt/completion pairs (one JSON object per line, e.g. a\n"
+        "harvest of an API or `retort data` output). The loss is on completion tokens only (and the end\n"
+        "token unless \"finish_reason\" is \"length\"). Where a line has \"top_logprobs\" (the API's\n"
+        "alternatives per completion token) they are soft targets: --alpha of the loss is the divergence\n"
+        "(--loss) to them, the rest cross-entropy on the token written. Examples are packed into rows of\n"
+        "--seq-len tokens. A bad line stops the run with its line number (or --skip-bad)."};
+    int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
+    if (prc) return prc == 1 ? 0 : 2;
+    int n_src = !!init_path + !!tok_path + !!vocab;
+    if (n_src != 1 && !resume) {
+        fprintf(stderr, "retort sft: error: give exactly one of --init S.gguf, --tokenizer T.gguf or --vocab-size N\n");
+        return 2;
+    }
+    sft_load_opts lo;
+    sft_load_defaults(&lo);
+    if (!strcmp(format, "raw")) lo.format = SFT_FORMAT_RAW;
+    else if (!strcmp(format, "chat")) lo.format = SFT_FORMAT_CHAT;
+    else {
+        fprintf(stderr, "retort sft: error: --format must be raw or chat (got '%s')\n", format);
+        return 2;
+    }
+    if (kd_kind_parse(loss_name, &kp.kind)) {
+        cli_fail("sft");
+        return 2;
+    }
+    lo.soft = !no_soft && kp.kind != KD_CE;
+    lo.skip_bad = skip_bad;
+    cli_set_threads(threads);
+    o.out_path = out;
+    o.log_path = log_path;
+    o.resume = resume;
+    o.quiet = quiet;
+    if (o.warmup >= o.steps) o.warmup = o.steps / 10;
+    char ckpt[4096];
+    snprintf(ckpt, sizeof ckpt, "%s.ckpt", out);
+
+    model *m = NULL;
+    tokenizer *tok = NULL;
+    sft_set set;
+    memset(&set, 0, sizeof set);
+    sft_run run;
+    memset(&run, 0, sizeof run);
+    int status = 1;
+    double t0 = rt_now();
+    if (init_path) {
+        if (model_load(&m, init_path)) goto done;
+        if (!m->tok) {
+            RT_FAIL("%s has no tokenizer", init_path);
+            goto done;
+        }
+        if (!cli_seen(opts, RT_ARRAY_LEN(opts), "--seq-len")) o.seq_len = RT_MIN(o.seq_len, m->cfg.ctx_len);
+        if (o.seq_len > m->cfg.ctx_len) {
+            RT_FAIL("--seq-len %zu exceeds %s's context length %zu", o.seq_len, init_path, m->cfg.ctx_len);
+            goto done;
+        }
+    } else {
+        if (resume) {
+            if (distill_load_tokenizer(ckpt, &tok)) goto done;
+        } else if (tok_path) {
+            if (distill_load_tokenizer(tok_path, &tok)) goto done;
+        } else {
+            rt_buf text = {0};
+            if (sft_collect_text(data, &text)) goto done;
+            rt_info("training a %zu-token byte-level BPE tokenizer on the prompts and completions of %s", vocab, data);
+            int rc = tokenizer_train(&tok, text.data, text.len, vocab);
+            rt_buf_free(&text);
+            if (rc) goto done;
+        }
+        c.tied = !untied;
+        c.ctx_len = o.seq_len;
+        tokenizer *tk = tok;
+        tok = NULL;
+        if (distill_new_student(&m, &c, tk, o.seed)) goto done;
+    }
+    if (sft_load_jsonl(&set, data, m->tok, &lo)) goto done;
+    rt_info("data: %zu examples, %zu completion tokens; %zu with top_logprobs, soft targets on %zu tokens (%.1f%%)%s",
+            set.n_ex, set.n_completion_tokens, set.n_with_logprobs, set.n_soft,
+            set.n_completion_tokens ? 100.0 * (double)set.n_soft / (double)set.n_completion_tokens : 0.0,
+            set.n_truncated_alignment ? "" : "");
+    if (set.n_truncated_alignment)
+        rt_info("  %zu of those examples could not be aligned to the end (a sampled token was not among the "
+                "listed alternatives); their later tokens train on hard labels",
+                set.n_truncated_alignment);
+    if (resume) {
+        distill_meta_check mc[] = {
+            {"retort.sft.loss", "--loss", kd_kind_name(kp.kind), 0, 0, 0},
+            {"retort.sft.alpha", "--alpha", NULL, 0, 0, kp.alpha},
+            {"retort.sft.beta", "--beta", NULL, 0, 0, kp.beta},
+        };
+        if (distill_check_resume_meta(ckpt, mc, RT_ARRAY_LEN(mc))) goto done;
+    }
+    if (sft_run_init(&run, &kp, m, &set, val_fraction, o.batch, o.seq_len)) goto done;
+    run.data_name = data;
+    run.eval_max = eval_max;
+    train_task task;
+    sft_run_task(&run, &task);
+    dataset hash_only = {0}; /* the trainer keys resume on ds->hash */
+    hash_only.hash = set.hash;
+    char np_s[16];
+    rt_fmt_si(np_s, sizeof np_s, (double)m->n_params);
+    rt_info("student: %s parameters (dim %zu, layers %zu, heads %zu/%zu, ffn %zu, vocab %zu); %zu training / %zu "
+            "held-out examples",
+            np_s, m->cfg.dim, m->cfg.n_layers, m->cfg.n_heads, m->cfg.n_kv_heads, m->cfg.ffn_dim, m->cfg.vocab_size,
+            run.n_train, run.n_val);
+    train_result r;
+    if (train_run(m, &hash_only, &o, &task, &r)) goto done;
+    if (r.steps_done < o.steps) {
+        rt_info("stopped at step %zu (checkpoint %s)", r.steps_done, ckpt);
+    } else {
+        rt_info("done: %zu steps, held-out loss %.4f nats/token on completions, %.0f tokens/s, %.1fs total",
+                r.steps_done, (double)r.val_loss, r.tokens_per_s, rt_now() - t0);
+        rt_info("wrote %s", out);
+    }
+    status = 0;
+done:
+    if (status) cli_fail("sft");
+    sft_run_free(&run);
+    sft_set_free(&set);
+    model_free(m);
+    tokenizer_free(tok);
+    return status;
+}

@@ -1,0 +1,553 @@
+/*
+ * sft_data.c — prompt/completion data for black-box distillation: reads JSONL with one
+ * {"prompt": str, "completion": str} object per line (the harvest format, or `retort data`
+ * output), tokenizes each pair with the student's tokenizer, and turns the optional
+ * per-token "top_logprobs" the API returned into soft targets.
+ *
+ * Line format. Required: "prompt", "completion" (strings). Optional: "top_logprobs" — one
+ * entry per completion token of the TEACHER, each a list of {"token", "logprob", "bytes"}
+ * ("bytes", the exact UTF-8 bytes, win over "token"); "logprobs" — the chosen tokens'
+ * log-probs (numbers), or OpenAI's object {"content": [{"token", "logprob", "bytes",
+ * "top_logprobs"}]}; "answer" (string or number, for task scoring); "finish_reason"
+ * ("length" means the completion was cut: no end token is appended). Anything else ("id",
+ * "account", "model", ...) is ignored. A line that breaks these rules is reported with its
+ * line number; the load fails unless skip_bad, which reports every skipped line.
+ *
+ * Soft targets need the teacher's token boundaries, which the file gives only implicitly.
+ * They are recovered by walking the completion's bytes: at each teacher position the
+ * chosen token is the listed alternative that is a prefix of the remaining text and whose
+ * log-prob equals the chosen log-prob (or, without those, the one the student's own
+ * tokenization agrees with, or the only prefix). The teacher's distribution at a byte
+ * offset becomes the soft target of the student token that starts at the same offset
+ * (predicting the next token after the same text). Alternatives are mapped to student ids
+ * by their bytes; those with no single student token go to the rest mass. Where the walk
+ * cannot continue (the sampled token was not among the listed ones) the remaining tokens
+ * keep their hard labels only, and the shortfall is counted.
+ *
+ * Layout per example: tokens = prompt tokens, completion tokens, end token (eos for "raw",
+ * <|end|> for "chat" which wraps the pair in the model's chat template).
+ *
+ * What this is not: the HTTP harvester (src/serve) or the training loop (recipe.c).
+ */
+#include "distill.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void sft_load_defaults(sft_load_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->format = SFT_FORMAT_RAW;
+    o->soft = 1;
+    o->max_bad_report = 20;
+}
+
+void sft_set_free(sft_set *s) {
+    free(s->off);
+    free(s->n_prompt);
+    free(s->line);
+    free(s->tokens);
+    if (s->answers)
+        for (size_t i = 0; i < s->n_ex; i++) free(s->answers[i]);
+    free(s->answers);
+    free(s->soft_off);
+    free(s->soft_tok);
+    free(s->soft_k_off);
+    free(s->soft_ids);
+    free(s->soft_lps);
+    free(s->soft_rest);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---------------------------------------------------------------- byte → id map */
+
+typedef struct {
+    const tokenizer *tok;
+    int32_t *slot; /* (cap) id or -1 */
+    size_t cap;
+} vocab_map;
+
+static uint64_t hash_bytes(const void *p, size_t n) { return rt_fnv1a64(p, n); }
+
+static int vocab_map_init(vocab_map *m, const tokenizer *tok) {
+    size_t V = tokenizer_vocab_size(tok);
+    m->tok = tok;
+    m->cap = 16;
+    while (m->cap < 2 * V) m->cap *= 2;
+    m->slot = rt_malloc_array(m->cap, sizeof(int32_t), "vocabulary map");
+    if (!m->slot) return -1;
+    for (size_t i = 0; i < m->cap; i++) m->slot[i] = -1;
+    for (size_t id = 0; id < V; id++) {
+        size_t len;
+        const char *b = tokenizer_token_bytes(tok, (int32_t)id, &len);
+        if (!b) continue;
+        size_t h = (size_t)hash_bytes(b, len) & (m->cap - 1);
+        int dup = 0;
+        while (m->slot[h] >= 0) {
+            size_t l2;
+            const char *b2 = tokenizer_token_bytes(tok, m->slot[h], &l2);
+            if (l2 == len && !memcmp(b, b2, len)) dup = 1; /* keep the first id with these bytes */
+            if (dup) break;
+            h = (h + 1) & (m->cap - 1);
+        }
+        if (!dup) m->slot[h] = (int32_t)id;
+    }
+    return 0;
+}
+
+static int32_t vocab_map_find(const vocab_map *m, const uint8_t *b, size_t len) {
+    if (len == 0) return -1;
+    size_t h = (size_t)hash_bytes(b, len) & (m->cap - 1);
+    while (m->slot[h] >= 0) {
+        size_t l2;
+        const char *b2 = tokenizer_token_bytes(m->tok, m->slot[h], &l2);
+        if (l2 == len && !memcmp(b, b2, len)) return m->slot[h];
+        h = (h + 1) & (m->cap - 1);
+    }
+    return -1;
+}
+
+/* ---------------------------------------------------------------- growable arrays */
+
+#define PUSH(buf, val)                                                                 \
+    do {                                                                               \
+        __typeof__(val) v_ = (val);                                                    \
+        if (rt_buf_append(&(buf), &v_, sizeof v_)) goto oom;                           \
+    } while (0)
+
+typedef struct {
+    rt_buf off, n_prompt, line, tokens, answers, soft_off, soft_tok, soft_k_off, soft_ids, soft_lps, soft_rest;
+} set_bufs;
+
+/* ---------------------------------------------------------------- one line */
+
+typedef struct {
+    uint8_t bytes[256];
+    size_t len;
+    double lp;
+} alt_tok;
+
+/* token bytes of an alternative {"token", "logprob", "bytes"}: bytes win */
+static int parse_alt(json_t *e, alt_tok *a, const char *where) {
+    if (!json_is_object(e)) return RT_FAIL("%s must be an object {\"token\", \"logprob\", \"bytes\"}", where);
+    json_t *lp = json_object_get(e, "logprob");
+    if (!json_is_number(lp)) return RT_FAIL("%s.logprob must be a number", where);
+    a->lp = json_number_value(lp);
+    if (!(a->lp <= 1e-4) || isnan(a->lp)) return RT_FAIL("%s.logprob is %g; log-probs are <= 0", where, a->lp);
+    json_t *by = json_object_get(e, "bytes");
+    a->len = 0;
+    if (by && !json_is_null(by)) {
+        if (!json_is_array(by)) return RT_FAIL("%s.bytes must be a list of integers 0..255", where);
+        size_t n = json_array_size(by);
+        if (n > sizeof a->bytes) return RT_FAIL("%s.bytes has %zu bytes; a token has at most %zu", where, n, sizeof a->bytes);
+        for (size_t i = 0; i < n; i++) {
+            json_t *v = json_array_get(by, i);
+            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 255)
+                return RT_FAIL("%s.bytes[%zu] must be an integer 0..255", where, i);
+            a->bytes[i] = (uint8_t)json_integer_value(v);
+        }
+        a->len = n;
+        return 0;
+    }
+    json_t *tk = json_object_get(e, "token");
+    if (!json_is_string(tk)) return RT_FAIL("%s needs \"bytes\" or a \"token\" string", where);
+    size_t n = json_string_length(tk);
+    if (n > sizeof a->bytes) return RT_FAIL("%s.token is %zu bytes; a token has at most %zu", where, n, sizeof a->bytes);
+    memcpy(a->bytes, json_string_value(tk), n);
+    a->len = n;
+    return 0;
+}
+
+static int encode_text(const tokenizer *tok, const char *s, size_t n, rt_buf *out, size_t *count) {
+    int32_t *ids = NULL;
+    size_t k = 0;
+    if (n && tokenizer_encode(tok, s, n, 0, &ids, &k)) return -1;
+    int rc = k ? rt_buf_append(out, ids, k * sizeof(int32_t)) : 0;
+    free(ids);
+    *count = k;
+    return rc;
+}
+
+typedef struct {
+    const tokenizer *tok;
+    const vocab_map *vm;
+    const sft_load_opts *o;
+    int32_t special_user, special_end, special_assistant, eos;
+} line_ctx;
+
+/* Parse and tokenize one line; appends to the set buffers. On a bad line, returns -1 with
+ * the reason (the buffers may hold a partial example: the caller rolls them back). */
+static int parse_line(const line_ctx *lc, const char *text, size_t len, set_bufs *B, sft_set *s,
+                      uint32_t line_no) {
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, 0, &jerr);
+    int rc = -1;
+    rt_buf comp_ids = {0};
+    size_t *so = NULL;
+    if (!root) {
+        RT_FAIL("not valid JSON (%s, column %d)", jerr.text, jerr.column);
+        goto done;
+    }
+    if (!json_is_object(root)) {
+        RT_FAIL("expected a JSON object {\"prompt\": ..., \"completion\": ...}");
+        goto done;
+    }
+    json_t *jp = json_object_get(root, "prompt"), *jc = json_object_get(root, "completion");
+    if (!json_is_string(jp)) {
+        RT_FAIL("\"prompt\" is missing or not a string");
+        goto done;
+    }
+    int no_completion = lc->o->prompts_only && (!jc || json_is_null(jc));
+    if (!no_completion && !json_is_string(jc)) {
+        RT_FAIL("\"completion\" is missing or not a string");
+        goto done;
+    }
+    const char *ptxt = json_string_value(jp), *ctxt = no_completion ? "" : json_string_value(jc);
+    size_t plen = json_string_length(jp), clen = no_completion ? 0 : json_string_length(jc);
+    /* optional answer */
+    char *answer = NULL;
+    json_t *ja = json_object_get(root, "answer");
+    if (ja && !json_is_null(ja)) {
+        if (json_is_string(ja)) answer = rt_strdup(json_string_value(ja));
+        else if (json_is_integer(ja)) {
+            char tmp[32];
+            snprintf(tmp, sizeof tmp, "%lld", (long long)json_integer_value(ja));
+            answer = rt_strdup(tmp);
+        } else {
+            RT_FAIL("\"answer\" must be a string or an integer");
+            goto done;
+        }
+        if (!answer) goto done;
+    }
+    json_t *jf = json_object_get(root, "finish_reason");
+    int cut = json_is_string(jf) && !strcmp(json_string_value(jf), "length");
+    /* logprob fields: flattened or OpenAI's object */
+    json_t *jtl = json_object_get(root, "top_logprobs"), *jlp = json_object_get(root, "logprobs");
+    json_t *content = NULL;
+    if (jlp && json_is_object(jlp)) {
+        content = json_object_get(jlp, "content");
+        if (content && !json_is_null(content) && !json_is_array(content)) {
+            RT_FAIL("\"logprobs\".content must be a list");
+            free(answer);
+            goto done;
+        }
+        if (json_is_null(content)) content = NULL;
+        jlp = NULL;
+    }
+    if (jtl && json_is_null(jtl)) jtl = NULL;
+    if (jlp && json_is_null(jlp)) jlp = NULL;
+    if (jtl && !json_is_array(jtl)) {
+        RT_FAIL("\"top_logprobs\" must be a list with one entry per completion token");
+        free(answer);
+        goto done;
+    }
+    if (jlp && !json_is_array(jlp)) {
+        RT_FAIL("\"logprobs\" must be a list of numbers (or OpenAI's {\"content\": [...]})");
+        free(answer);
+        goto done;
+    }
+    /* tokens: prompt, completion, end */
+    size_t ex0 = B->tokens.len / sizeof(int32_t), np = 0, nc = 0, k;
+    if (lc->o->format == SFT_FORMAT_CHAT) {
+        if (rt_buf_append(&B->tokens, &lc->special_user, sizeof(int32_t))) goto oom;
+        if (encode_text(lc->tok, ptxt, plen, &B->tokens, &k)) goto fail_ans;
+        if (rt_buf_append(&B->tokens, &lc->special_end, sizeof(int32_t)) ||
+            rt_buf_append(&B->tokens, &lc->special_assistant, sizeof(int32_t)))
+            goto oom;
+        np = k + 3;
+    } else {
+        if (encode_text(lc->tok, ptxt, plen, &B->tokens, &np)) goto fail_ans;
+    }
+    if (encode_text(lc->tok, ctxt, clen, &comp_ids, &nc)) goto fail_ans;
+    if (np == 0) {
+        RT_FAIL("\"prompt\" is empty; every example needs a prompt to condition on");
+        goto fail_ans;
+    }
+    if (nc == 0 && cut) {
+        RT_FAIL("\"completion\" is empty and was cut (finish_reason \"length\"): nothing to learn");
+        goto fail_ans;
+    }
+    if (nc && rt_buf_append(&B->tokens, comp_ids.data, nc * sizeof(int32_t))) goto oom;
+    size_t n_end = 0;
+    if (!cut && !no_completion) {
+        int32_t e = lc->o->format == SFT_FORMAT_CHAT ? lc->special_end : lc->eos;
+        if (rt_buf_append(&B->tokens, &e, sizeof(int32_t))) goto oom;
+        n_end = 1;
+    }
+    s->n_completion_tokens += nc + n_end;
+    /* soft targets */
+    size_t n_teacher = content ? json_array_size(content) : jtl ? json_array_size(jtl) : 0;
+    if (lc->o->soft && n_teacher > 0) {
+        s->n_with_logprobs++;
+        const int32_t *cid = (const int32_t *)comp_ids.data;
+        so = rt_malloc_array(nc + 1, sizeof(size_t), "token offsets");
+        if (!so) goto oom;
+        so[0] = 0;
+        for (size_t j = 0; j < nc; j++) {
+            size_t l;
+            tokenizer_token_bytes(lc->tok, cid[j], &l);
+            so[j + 1] = so[j] + l;
+        }
+        const uint8_t *C = (const uint8_t *)ctxt;
+        size_t off = 0, j = 0;
+        alt_tok alts[64];
+        int complete = 0;
+        char where[96];
+        for (size_t i = 0; i < n_teacher; i++) {
+            if (off >= clen) break;
+            json_t *list = content ? json_object_get(json_array_get(content, i), "top_logprobs") : json_array_get(jtl, i);
+            snprintf(where, sizeof where, "top_logprobs[%zu]", i);
+            if (!json_is_array(list)) {
+                RT_FAIL("%s must be a list of {\"token\", \"logprob\", \"bytes\"}", where);
+                goto fail_ans;
+            }
+            size_t na = json_array_size(list);
+            if (na > RT_ARRAY_LEN(alts)) {
+                RT_FAIL("%s lists %zu alternatives; at most %zu are supported", where, na, RT_ARRAY_LEN(alts));
+                goto fail_ans;
+            }
+            for (size_t a = 0; a < na; a++) {
+                char w2[128];
+                snprintf(w2, sizeof w2, "%s[%zu]", where, a);
+                if (parse_alt(json_array_get(list, a), &alts[a], w2)) goto fail_ans;
+            }
+            /* chosen token: explicit (OpenAI object), or recovered */
+            double chosen_lp = NAN;
+            alt_tok chosen_explicit;
+            int have_explicit = 0;
+            if (content) {
+                json_t *ce = json_array_get(content, i);
+                snprintf(where, sizeof where, "logprobs.content[%zu]", i);
+                if (parse_alt(ce, &chosen_explicit, where)) goto fail_ans;
+                chosen_lp = chosen_explicit.lp;
+                have_explicit = 1;
+            } else if (jlp && i < json_array_size(jlp)) {
+                json_t *v = json_array_get(jlp, i);
+                if (!json_is_number(v)) {
+                    RT_FAIL("logprobs[%zu] must be a number", i);
+                    goto fail_ans;
+                }
+                chosen_lp = json_number_value(v);
+            }
+            while (j < nc && so[j] < off) j++;
+            if (j < nc && so[j] == off && na > 0) {
+                /* soft target for completion token j (example token np + j) */
+                size_t e0 = B->soft_ids.len / sizeof(int32_t);
+                double mass = 0;
+                for (size_t a = 0; a < na; a++) {
+                    if (alts[a].lp < -100) continue; /* "impossible" markers (-9999) */
+                    int32_t id = vocab_map_find(lc->vm, alts[a].bytes, alts[a].len);
+                    if (id < 0) continue;
+                    int dup = 0;
+                    const int32_t *have = (const int32_t *)B->soft_ids.data;
+                    for (size_t q = e0; q < B->soft_ids.len / sizeof(int32_t); q++) dup |= have[q] == id;
+                    if (dup) continue;
+                    PUSH(B->soft_ids, id);
+                    PUSH(B->soft_lps, (float)alts[a].lp);
+                    mass += exp(alts[a].lp);
+                }
+                size_t e1 = B->soft_ids.len / sizeof(int32_t);
+                if (e1 > e0) {
+                    double rest = 1.0 - mass;
+                    PUSH(B->soft_tok, (uint32_t)(np + j));
+                    PUSH(B->soft_rest, rest > 1e-6 ? (float)log(rest) : -INFINITY);
+                    PUSH(B->soft_k_off, (size_t)e1);
+                    s->n_soft++;
+                }
+            }
+            /* advance over the teacher's chosen token */
+            size_t adv = 0;
+            if (have_explicit) {
+                if (chosen_explicit.len == 0 || off + chosen_explicit.len > clen ||
+                    memcmp(C + off, chosen_explicit.bytes, chosen_explicit.len) != 0)
+                    break; /* the content does not spell the completion: stop aligning */
+                adv = chosen_explicit.len;
+            } else {
+                size_t stu_len = (j < nc && so[j] == off) ? so[j + 1] - so[j] : 0;
+                int n_pref = 0, pick = -1, pick_lp = -1, pick_stu = -1;
+                for (size_t a = 0; a < na; a++) {
+                    if (alts[a].len == 0 || off + alts[a].len > clen || memcmp(C + off, alts[a].bytes, alts[a].len))
+                        continue;
+                    n_pref++;
+                    pick = (int)a;
+                    if (!isnan(chosen_lp) && fabs(alts[a].lp - chosen_lp) <= 1e-3 && pick_lp < 0) pick_lp = (int)a;
+                    if (alts[a].len == stu_len) pick_stu = (int)a;
+                }
+                if (!isnan(chosen_lp)) pick = pick_lp;
+                else if (pick_stu >= 0) pick = pick_stu;
+                else if (n_pref != 1) pick = -1;
+                if (pick < 0) break;
+                adv = alts[pick].len;
+            }
+            off += adv;
+            if (off >= clen) complete = 1;
+        }
+        if (!complete && clen > 0) s->n_truncated_alignment++;
+    }
+    size_t n_tokens = B->tokens.len / sizeof(int32_t) - ex0;
+    if (n_tokens > UINT32_MAX) {
+        RT_FAIL("the example has %zu tokens", n_tokens);
+        goto fail_ans;
+    }
+    PUSH(B->off, B->tokens.len / sizeof(int32_t));
+    PUSH(B->n_prompt, (uint32_t)np);
+    PUSH(B->line, line_no);
+    PUSH(B->answers, answer);
+    PUSH(B->soft_off, B->soft_tok.len / sizeof(uint32_t));
+    s->n_ex++;
+    rc = 0;
+    goto done;
+oom:
+    rc = -1;
+fail_ans:
+    free(answer);
+done:
+    json_decref(root);
+    rt_buf_free(&comp_ids);
+    free(so);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- the file */
+
+int sft_load_jsonl(sft_set *s, const char *path, const tokenizer *tok, const sft_load_opts *o) {
+    memset(s, 0, sizeof *s);
+    char *data = NULL;
+    size_t len = 0;
+    if (rt_read_file(path, &data, &len)) return -1;
+    vocab_map vm = {0};
+    set_bufs B;
+    memset(&B, 0, sizeof B);
+    int rc = -1;
+    line_ctx lc = {.tok = tok, .vm = &vm, .o = o};
+    lc.eos = tokenizer_eos(tok);
+    lc.special_user = tokenizer_special_id(tok, "<|user|>");
+    lc.special_end = tokenizer_special_id(tok, "<|end|>");
+    lc.special_assistant = tokenizer_special_id(tok, "<|assistant|>");
+    if (o->format == SFT_FORMAT_CHAT && (lc.special_user < 0 || lc.special_end < 0 || lc.special_assistant < 0)) {
+        RT_FAIL("--format chat needs the <|user|>, <|end|> and <|assistant|> tokens, which this vocabulary lacks");
+        goto done;
+    }
+    if (o->format == SFT_FORMAT_RAW && lc.eos < 0) {
+        RT_FAIL("the vocabulary has no <|eos|> token to end completions with");
+        goto done;
+    }
+    if (vocab_map_init(&vm, tok)) goto done;
+    size_t zero = 0;
+    if (rt_buf_append(&B.off, &zero, sizeof zero) || rt_buf_append(&B.soft_off, &zero, sizeof zero) ||
+        rt_buf_append(&B.soft_k_off, &zero, sizeof zero))
+        goto done;
+    uint32_t line_no = 0;
+    size_t n_bad = 0;
+    rt_buf first_err = {0};
+    for (size_t pos = 0; pos < len;) {
+        const char *ln = data + pos;
+        const char *nl = memchr(ln, '\n', len - pos);
+        size_t ll = nl ? (size_t)(nl - ln) : len - pos;
+        pos += ll + (nl ? 1 : 0);
+        line_no++;
+        size_t blank = 1;
+        for (size_t i = 0; i < ll && blank; i++) blank = ln[i] == ' ' || ln[i] == '\t' || ln[i] == '\r';
+        if (blank) continue;
+        if (o->max_examples && s->n_ex >= o->max_examples) break;
+        /* remember the buffer lengths to roll back a bad line */
+        size_t mark[11];
+        rt_buf *all[11] = {&B.off, &B.n_prompt, &B.line, &B.tokens, &B.answers, &B.soft_off, &B.soft_tok,
+                           &B.soft_k_off, &B.soft_ids, &B.soft_lps, &B.soft_rest};
+        for (int i = 0; i < 11; i++) mark[i] = all[i]->len;
+        size_t m_soft = s->n_soft, m_comp = s->n_completion_tokens, m_lp = s->n_with_logprobs,
+               m_tr = s->n_truncated_alignment;
+        if (parse_line(&lc, ln, ll, &B, s, line_no) == 0) continue;
+        for (int i = 0; i < 11; i++) all[i]->len = mark[i];
+        s->n_soft = m_soft;
+        s->n_completion_tokens = m_comp;
+        s->n_with_logprobs = m_lp;
+        s->n_truncated_alignment = m_tr;
+        n_bad++;
+        if (n_bad <= o->max_bad_report) {
+            if (o->skip_bad) rt_warn("%s:%u: skipped: %s", path, line_no, rt_errmsg());
+            if (n_bad <= 5 && rt_buf_printf(&first_err, "%s%s:%u: %s", first_err.len ? "\n  " : "", path, line_no,
+                                            rt_errmsg()))
+                goto done;
+        }
+    }
+    s->n_bad_lines = n_bad;
+    if (n_bad && !o->skip_bad) {
+        RT_FAIL("%zu bad line%s in %s (fix them, or pass --skip-bad to train on the rest):\n  %s%s", n_bad,
+                n_bad == 1 ? "" : "s", path, first_err.data, n_bad > 5 ? "\n  ..." : "");
+        rt_buf_free(&first_err);
+        goto done;
+    }
+    if (n_bad) rt_warn("%s: skipped %zu bad line%s", path, n_bad, n_bad == 1 ? "" : "s");
+    rt_buf_free(&first_err);
+    if (s->n_ex == 0) {
+        RT_FAIL("%s: no examples (expected JSONL lines {\"prompt\": ..., \"completion\": ...})", path);
+        goto done;
+    }
+    /* hand the buffers over */
+    s->off = (size_t *)(void *)B.off.data;
+    s->n_prompt = (uint32_t *)(void *)B.n_prompt.data;
+    s->line = (uint32_t *)(void *)B.line.data;
+    s->tokens = (int32_t *)(void *)B.tokens.data;
+    s->answers = (char **)(void *)B.answers.data;
+    s->soft_off = (size_t *)(void *)B.soft_off.data;
+    s->soft_tok = (uint32_t *)(void *)B.soft_tok.data;
+    s->soft_k_off = (size_t *)(void *)B.soft_k_off.data;
+    s->soft_ids = (int32_t *)(void *)B.soft_ids.data;
+    s->soft_lps = (float *)(void *)B.soft_lps.data;
+    s->soft_rest = (float *)(void *)B.soft_rest.data;
+    memset(&B, 0, sizeof B);
+    uint64_t h = rt_fnv1a64(s->tokens, s->off[s->n_ex] * sizeof(int32_t));
+    h ^= rt_splitmix64(rt_fnv1a64(s->n_prompt, s->n_ex * sizeof(uint32_t)));
+    if (s->n_soft) {
+        h ^= rt_splitmix64(rt_fnv1a64(s->soft_tok, s->n_soft * sizeof(uint32_t)) + 1);
+        h ^= rt_splitmix64(rt_fnv1a64(s->soft_lps, s->soft_k_off[s->n_soft] * sizeof(float)) + 2);
+    }
+    s->hash = h;
+    rc = 0;
+done:
+    if (rc) {
+        /* answers pushed so far are owned by the buffer */
+        char **ans = (char **)(void *)B.answers.data;
+        for (size_t i = 0; ans && i < B.answers.len / sizeof(char *); i++) free(ans[i]);
+        rt_buf *all[11] = {&B.off, &B.n_prompt, &B.line, &B.tokens, &B.answers, &B.soft_off, &B.soft_tok,
+                           &B.soft_k_off, &B.soft_ids, &B.soft_lps, &B.soft_rest};
+        for (int i = 0; i < 11; i++) rt_buf_free(all[i]);
+        sft_set_free(s);
+    }
+    free(vm.slot);
+    free(data);
+    return rc;
+}
+
+int sft_collect_text(const char *path, rt_buf *text) {
+    char *data = NULL;
+    size_t len = 0;
+    if (rt_read_file(path, &data, &len)) return -1;
+    size_t used = 0;
+    for (size_t pos = 0; pos < len;) {
+        const char *ln = data + pos;
+        const char *nl = memchr(ln, '\n', len - pos);
+        size_t ll = nl ? (size_t)(nl - ln) : len - pos;
+        pos += ll + (nl ? 1 : 0);
+        json_t *root = json_loadb(ln, ll, 0, NULL);
+        if (!root) continue; /* blank or bad: sft_load_jsonl reports it */
+        json_t *p = json_object_get(root, "prompt"), *c = json_object_get(root, "completion");
+        int rc = 0;
+        if (json_is_string(p) && json_is_string(c)) {
+            rc = rt_buf_append(text, json_string_value(p), json_string_length(p));
+            if (!rc) rc = rt_buf_append(text, json_string_value(c), json_string_length(c));
+            if (!rc) rc = rt_buf_append(text, "\n", 1);
+            used++;
+        }
+        json_decref(root);
+        if (rc) {
+            free(data);
+            return -1;
+        }
+    }
+    free(data);
+    if (!used) return RT_FAIL("%s: no {\"prompt\", \"completion\"} lines to learn a tokenizer from", path);
+    return 0;
+}
