@@ -21,6 +21,8 @@ static const command commands[] = {
     {"tokenize", cmd_tokenize, "print the token ids of a text as a JSON array"},
     {"forward", cmd_forward, "write the logits of a token sequence as raw float32"},
     {"info", cmd_info, "describe a model file: config, tokenizer, tensors"},
+    {"watermark", cmd_watermark, "watermark keys, detection, bulk generation, attacks"},
+    {"radioactivity", cmd_radioactivity, "test whether a suspect model was trained on watermarked text"},
 };
 
 static void usage(FILE *f) {

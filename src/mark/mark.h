@@ -85,7 +85,7 @@ int mark_params_validate(const mark_params *p);
 const char *mark_scheme_name(mark_scheme s); /* "kgw", "kgw-selfhash", "gumbel" */
 int mark_scheme_parse(const char *s, mark_scheme *out);
 
-typedef struct {
+typedef struct mark_key {
     uint8_t bytes[MARK_KEY_BYTES];
 } mark_key;
 
@@ -98,7 +98,7 @@ void mark_key_id(const mark_key *k, char out[17]);
 
 /* ---------------------------------------------------------------- context and PRF */
 
-typedef struct {
+typedef struct mark_ctx {
     mark_params p;
     uint64_t k_green[2]; /* SipHash-2-4 subkeys (k0, k1 as little-endian words) */
     uint64_t k_seed[2];
@@ -210,7 +210,7 @@ int mark_config_save(const char *path, const mark_params *p, const mark_key *key
 
 /* What a command line gives (serve and generate parse flags into this; see cli_mark_opts in
  * src/cli/cli.h). Doubles NAN and context 0 mean "not given". */
-typedef struct {
+typedef struct mark_options {
     const char *key_file;    /* the secret */
     const char *config_file; /* mark config JSON written earlier, or NULL */
     const char *scheme;      /* NULL: from the config, else "kgw" */
