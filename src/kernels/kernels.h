@@ -7,6 +7,13 @@
  * "overwrites". GEMM goes through BLIS; everything else is vectorised C with OpenMP
  * threading over rows (the build works without OpenMP, single-threaded).
  *
+ * Determinism: with a fixed thread count every kernel returns bit-identical results run to
+ * run (no atomics, fixed reduction orders). Everything except GEMM (so matmul_*) is also
+ * independent of the thread count.
+ * Threading: the kernels open their own OpenMP parallel regions; call them from serial code.
+ * Inside a parallel region use gemm_serial and attention_decode (the others still work there
+ * but run single-threaded; gemm must not be called there).
+ *
  * What this is not: it knows nothing of models, files or tokens. src/model composes
  * these into a Llama block.
  */
@@ -18,15 +25,21 @@
 
 /* ---------------------------------------------------------------- threads */
 
-/* Threads used by OpenMP loops and by BLIS. n <= 0 means all online cores. */
+/* Threads used by OpenMP loops and by BLIS. n <= 0 means all online cores (the default before
+ * any call). Sets omp_set_num_threads and bli_thread_set_num_threads too. */
 void kernels_set_threads(int n);
 int kernels_get_threads(void);
+/* Which BLAS does the GEMMs, e.g. "BLIS 0.9.0 (skx kernels)" — for logs and benchmarks.
+ * (On CPUs with AVX-512 the library selects BLIS's "skx" kernels unless BLIS_ARCH_TYPE is set;
+ * see gemm.c.) */
+const char *kernels_blas_info(void);
 
 /* ---------------------------------------------------------------- GEMM */
 
 /* C(M,N) = alpha * op(A)(M,K) · op(B)(K,N) + beta * C(M,N), all row-major.
  * op(A) = A (M,K) with row stride lda, or A^T when trans_a (A stored (K,M), stride lda).
- * Same for B. Multithreaded (kernels_get_threads()). */
+ * Same for B. Multithreaded (kernels_get_threads()). beta == 0 overwrites C (NaNs in C do not
+ * survive); K == 0 or alpha == 0 leaves beta*C. Not from inside a parallel region. */
 void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A,
           size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
 /* The same, single-threaded: safe to call from inside an OpenMP parallel region. */
@@ -46,7 +59,8 @@ void matmul_backward(float *dinp, float *dw, const float *dout, const float *inp
 
 /* out (N, C) = wte[ids[n]] for each row; ids (N) in [0, V) (caller validates). Overwrites. */
 void embedding_forward(float *out, const int32_t *ids, const float *wte, size_t N, size_t C);
-/* dwte (V, C) += scatter of dout (N, C) by ids (N). Deterministic for a fixed thread count. */
+/* dwte (V, C) += scatter of dout (N, C) by ids (N). Deterministic for any thread count (threads
+ * split the columns; each element sums its rows in order). */
 void embedding_backward(float *dwte, const float *dout, const int32_t *ids, size_t N, size_t C);
 
 /* ---------------------------------------------------------------- RMSNorm */
@@ -55,7 +69,8 @@ void embedding_backward(float *dwte, const float *dout, const int32_t *ids, size
  * out and rstd (rstd is saved for backward; may not be NULL). */
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, size_t N, size_t C,
                      float eps);
-/* dinp (N, C) += ..., dw (C) += ... given dout (N, C), the forward's inp, w and rstd (N). */
+/* dinp (N, C) += ..., dw (C) += ... given dout (N, C), the forward's inp, w and rstd (N).
+ * Either dinp or dw may be NULL to skip it. */
 void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
                       const float *rstd, size_t N, size_t C);
 
@@ -83,13 +98,18 @@ void rope_backward(float *dx, size_t N, size_t row_stride, size_t n_heads, size_
 void attention_forward(float *out, float *att, const float *qkv, size_t B, size_t T, size_t NH,
                        size_t NKV, size_t hd);
 /* dqkv (B, T, (NH+2NKV)*hd) OVERWRITTEN with the gradient w.r.t. qkv, given dout (B, T, NH*hd),
- * the forward's att and qkv. scratch (B, NH, T, T) is workspace. */
+ * the forward's att and qkv. scratch (B, NH, T, T) is workspace (its contents afterwards are
+ * unspecified; it may go unused when a per-thread (T, T) buffer can be allocated).
+ * NH must be a multiple of NKV. With AVX-512 and hd <= 64 the products run in register-blocked
+ * micro-kernels that skip the masked upper triangle; other head sizes take plain loops. */
 void attention_backward(float *dqkv, float *scratch, const float *dout, const float *att,
                         const float *qkv, size_t B, size_t T, size_t NH, size_t NKV, size_t hd);
 
 /* One query position against a KV cache (decode). q (NH*hd); kcache, vcache (len, NKV*hd)
  * rows of keys/values for positions 0..len-1 (the current token included); out (NH*hd)
- * overwrites; scratch (len) floats. Serial: call it from inside a parallel region. */
+ * overwrites; scratch (len) floats. Serial: call it from inside a parallel region.
+ * Bit-identical to row len-1 of attention_forward on the same q, k, v (same sums in the same
+ * order), so cached decoding reproduces a full forward exactly. */
 void attention_decode(float *out, const float *q, const float *kcache, const float *vcache,
                       size_t len, size_t NH, size_t NKV, size_t hd, float *scratch);
 
@@ -104,6 +124,8 @@ void swiglu_backward(float *dgu, const float *dout, const float *gu, size_t N, s
 
 /* a (n) += b (n) */
 void add_inplace(float *a, const float *b, size_t n);
+/* out (n) = exp(x (n)), vectorised (within about 2 ulp of expf; -inf -> 0); may alias. */
+void kernels_exp(float *out, const float *x, size_t n);
 
 /* ---------------------------------------------------------------- softmax and losses */
 
@@ -112,11 +134,13 @@ void softmax_forward(float *probs, const float *logits, size_t N, size_t V);
 /* out (N, V) = log_softmax(logits) per row; may alias. */
 void log_softmax_forward(float *out, const float *logits, size_t N, size_t V);
 
-/* Fused softmax cross-entropy. targets (N): class id in [0, V), or -1 to ignore the row.
+/* Fused softmax cross-entropy. targets (N): class id in [0, V), or -1 to ignore the row (any
+ * other id outside [0, V) is treated as ignored too, rather than read out of bounds).
  * losses (N) receives -log p[target] (0 for ignored rows; may be NULL).
  * If dlogits is non-NULL it is OVERWRITTEN with (softmax - onehot) * grad_scale for valid rows
  * and 0 for ignored ones; dlogits may alias logits.
- * Returns the SUM of losses over valid rows (in double), and the count in *n_valid. */
+ * Returns the SUM of losses over valid rows (in double), and the count in *n_valid (may be
+ * NULL). The sum is added over fixed blocks of rows, then over blocks in order. */
 double crossentropy_forward_backward(float *dlogits, float *losses, const float *logits,
                                      const int32_t *targets, size_t N, size_t V,
                                      float grad_scale, size_t *n_valid);

@@ -6,7 +6,7 @@
  *    strings in the vocabulary (and in GGUF) are written in that mapped form;
  *  - text is first split with GPT-2's pre-tokenization pattern
  *      's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
- *    (Unicode letter / number / whitespace classes as llama.cpp's tables define them);
+ *    (Unicode 15.1 letter / number / White_Space classes, the tables llama.cpp uses);
  *  - each piece is merged by rank with the learned merges;
  *  - special tokens (<|bos|>, <|eos|>, and chat tokens) are matched in the text only when
  *    the caller asks (parse_special), as llama.cpp does.
@@ -14,6 +14,16 @@
  *
  * Vocabulary layout produced by tokenizer_train: ids 0..255 are the 256 single bytes
  * (id b is byte b), then one id per merge in the order learned, then the special tokens.
+ * Training never learns a merge whose result would duplicate an existing token (possible
+ * when two different pairs spell the same bytes) or spell a special token's text; it takes
+ * the next best pair instead, so every token string is unique, as llama.cpp requires.
+ *
+ * A tokenizer is immutable once built: encode/decode may run on several threads at once.
+ *
+ * Compatibility with llama.cpp: for valid UTF-8 the ids are llama.cpp's. Invalid UTF-8 is
+ * split exactly as llama.cpp splits it (each bad byte is one U+FFFD unit), but llama.cpp then
+ * replaces those bytes by U+FFFD's three bytes (and re-encodes overlong forms), so there its
+ * ids differ; retort keeps the original bytes so that decode(encode(x)) == x always.
  *
  * What this is not: a SentencePiece/Llama tokenizer, or a regex engine.
  */
@@ -42,8 +52,12 @@ enum { TOKENIZER_TYPE_NORMAL = 1, TOKENIZER_TYPE_CONTROL = 3 };
  * If the text runs out of pairs first, the vocabulary is smaller (a warning is logged). */
 int tokenizer_train(tokenizer **out, const char *text, size_t len, size_t vocab_size);
 
-/* Load from a GGUF (tokenizer.ggml.model must be "gpt2": tokens, merges, token_type,
- * bos/eos ids). Errors name the key that is missing or malformed. */
+/* Load from a GGUF (tokenizer.ggml.model must be "gpt2" and tokenizer.ggml.pre "gpt-2":
+ * tokens, merges, token_type, bos/eos ids; padding optional). Every check is made: token
+ * count and types (1 normal, 3 control; others are refused), normal tokens written in GPT-2's
+ * byte characters, unique, all 256 single bytes present; each merge "A B" names two normal
+ * tokens whose concatenation is one; ids in range. Control tokens are the specials (matched
+ * with parse_special). Errors name the file and the key (and index) that is wrong. */
 int tokenizer_from_gguf(tokenizer **out, const gguf_ctx *ctx);
 /* Store as tokenizer.ggml.* keys (model "gpt2", pre "gpt-2", tokens, token_type, merges,
  * bos/eos/padding ids, add_bos_token=false). */
@@ -54,12 +68,23 @@ void tokenizer_free(tokenizer *tok);
 size_t tokenizer_vocab_size(const tokenizer *tok);
 int32_t tokenizer_bos(const tokenizer *tok);
 int32_t tokenizer_eos(const tokenizer *tok);
+/* Padding id (tokenizer_train sets it to the eos id), or -1 if the vocabulary has none. */
+int32_t tokenizer_pad(const tokenizer *tok);
+/* TOKENIZER_TYPE_* of a token, -1 for an invalid id. */
+int tokenizer_token_type(const tokenizer *tok, int32_t id);
+/* Merges, by rank (0 = applied first): the ids of the two parts and of the token made. */
+size_t tokenizer_n_merges(const tokenizer *tok);
+int tokenizer_merge_at(const tokenizer *tok, size_t rank, int32_t *left, int32_t *right,
+                       int32_t *result);
 /* Id of a special token by its text ("<|user|>"), or -1. */
 int32_t tokenizer_special_id(const tokenizer *tok, const char *text);
 int tokenizer_is_special(const tokenizer *tok, int32_t id);
 
-/* Encode len bytes of text. parse_special: recognise special-token strings in the text.
- * *ids is malloc'ed (caller frees), *n its length. No BOS is added. */
+/* Encode len bytes of text. parse_special: recognise special-token strings in the text
+ * (leftmost first, the longest at a position) and emit their ids; the text between them is
+ * encoded piece by piece on its own, as llama.cpp does. Without it, special-token strings
+ * are ordinary text. *ids is malloc'ed (caller frees; non-NULL even when *n is 0), *n its
+ * length. No BOS is added. */
 int tokenizer_encode(const tokenizer *tok, const char *text, size_t len, int parse_special,
                      int32_t **ids, size_t *n);
 /* Decode ids to the exact bytes (specials decode to their text). *out malloc'ed,
@@ -68,5 +93,10 @@ int tokenizer_decode(const tokenizer *tok, const int32_t *ids, size_t n, char **
 /* The raw bytes of one token (for streaming): returns a pointer valid for the tokenizer's
  * lifetime, and *len. NULL for an invalid id. */
 const char *tokenizer_token_bytes(const tokenizer *tok, int32_t id, size_t *len);
+
+/* GPT-2 pre-tokenization alone (no special tokens): the pieces BPE never merges across.
+ * *ends (malloc'ed, caller frees) gets the end offset of each piece, *n their number; the
+ * pieces cover text[0..len) in order. */
+int tokenizer_pretokenize(const char *text, size_t len, size_t **ends, size_t *n);
 
 #endif /* RETORT_TOKENIZER_H */

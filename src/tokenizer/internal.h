@@ -1,0 +1,111 @@
+/*
+ * internal.h — what the files of src/tokenizer share and nobody else sees: the tokenizer
+ * struct, a bytes→id hash map, the GPT-2 byte↔unicode mapping and the splitter's step.
+ *
+ * What this is not: an interface for other rooms (that is tokenizer.h).
+ */
+#ifndef RETORT_TOKENIZER_INTERNAL_H
+#define RETORT_TOKENIZER_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../base/base.h"
+#include "tokenizer.h"
+
+/* Open-addressing map from a token's bytes to its id; the bytes live in an external store
+ * (blob + offsets: token id's bytes are blob[off[id] .. off[id+1])). */
+typedef struct {
+    int32_t *slot;  /* (cap) ids, -1 = empty */
+    uint32_t *hash; /* (cap) low 32 bits of the key's hash, for a cheap first compare */
+    size_t cap;     /* power of two */
+    size_t n;
+} tok_strmap;
+
+uint64_t tok_hash_bytes(const void *p, size_t len);
+/* Id whose bytes equal key[0..len), or -1. */
+int32_t tok_strmap_get(const tok_strmap *m, const char *blob, const size_t *off, const void *key,
+                       size_t len);
+/* Insert id (its bytes must not be in the map yet). 0, or -1 on out-of-memory. */
+int tok_strmap_put(tok_strmap *m, const char *blob, const size_t *off, int32_t id);
+void tok_strmap_free(tok_strmap *m);
+
+/* Open-addressing map from a pair of ids (left << 32 | right) to a 32-bit value. */
+typedef struct {
+    uint64_t *key; /* (cap), TOK_PAIR_EMPTY = empty */
+    uint32_t *val; /* (cap) */
+    size_t cap;
+    size_t n;
+} tok_pairmap;
+#define TOK_PAIR_EMPTY UINT64_MAX
+static inline uint64_t tok_pair_key(int32_t a, int32_t b) {
+    return ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+}
+static inline uint64_t tok_mix64(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+/* Pointer to the value of key, or NULL. */
+static inline uint32_t *tok_pairmap_get(const tok_pairmap *m, uint64_t key) {
+    if (!m->cap) return NULL;
+    size_t mask = m->cap - 1;
+    for (size_t i = tok_mix64(key) & mask;; i = (i + 1) & mask) {
+        if (m->key[i] == key) return &m->val[i];
+        if (m->key[i] == TOK_PAIR_EMPTY) return NULL;
+    }
+}
+/* Insert or overwrite. 0, or -1 on out-of-memory. */
+int tok_pairmap_put(tok_pairmap *m, uint64_t key, uint32_t val);
+void tok_pairmap_free(tok_pairmap *m);
+
+struct tokenizer {
+    size_t n_vocab;
+    char *blob;           /* raw bytes of every token, concatenated (NUL after each) */
+    size_t *off;          /* (n_vocab + 1) token id's bytes are blob[off[id] .. off[id+1]-1) */
+    uint8_t *type;        /* (n_vocab) TOKENIZER_TYPE_* */
+    tok_strmap map;       /* NORMAL tokens' bytes -> id */
+    int32_t byte_id[256]; /* the NORMAL token of each single byte */
+
+    size_t n_merges;
+    int32_t *merges;  /* (n_merges, 3): left id, right id, result id; the index is the rank */
+    tok_pairmap rank; /* (left, right) -> rank */
+
+    size_t n_special;
+    int32_t *special;           /* (n_special) CONTROL token ids, longest text first */
+    uint8_t special_first[256]; /* 1 if some special's text starts with this byte */
+
+    int32_t bos, eos, pad;
+};
+
+static inline size_t tok_len(const tokenizer *t, int32_t id) {
+    return t->off[id + 1] - t->off[id] - 1;
+}
+static inline const char *tok_bytes(const tokenizer *t, int32_t id) { return t->blob + t->off[id]; }
+
+/* Build a tokenizer from tokens (raw bytes, NUL-separated store as in the struct: blob and
+ * n_vocab+1 offsets, each token followed by one NUL counted in the offsets) and types, and
+ * merges given as (left, right) id pairs in rank order. Everything is validated; messages
+ * start with `what_tokens` / `what_merges` (e.g. GGUF key names). Copies its inputs. */
+int tok_build(tokenizer **out, size_t n_vocab, const char *blob, const size_t *off,
+              const uint8_t *types, size_t n_merges, const int32_t *pairs, int32_t bos, int32_t eos,
+              int32_t pad, const char *what_tokens, const char *what_merges);
+
+/* GPT-2 bytes_to_unicode: the code point byte b is written as. */
+uint32_t tok_byte_to_cp(uint8_t b);
+/* The byte a code point stands for, or -1 if it is not one of the 256. */
+int tok_cp_to_byte(uint32_t cp);
+
+/* Decode text written with GPT-2's byte characters back to the bytes (out has room for len
+ * bytes). -1 if some character is not one of the 256. */
+int tok_unmap(const char *text, size_t len, char *out, size_t *out_len);
+/* Write raw bytes in GPT-2's byte characters (replaces out's content; NUL-terminated). */
+int tok_map_bytes(const char *raw, size_t len, rt_buf *out);
+
+/* The end (exclusive byte offset) of the pre-token that starts at pos (< len). */
+size_t tok_pretok_next(const uint8_t *s, size_t len, size_t pos);
+
+#endif /* RETORT_TOKENIZER_INTERNAL_H */
