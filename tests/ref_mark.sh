@@ -195,3 +195,46 @@ if $R watermark detect --model "$tmp/m.gguf" --key-file "$tmp/k2.key" --config "
   echo "ref_mark: a mismatched key was accepted"; exit 1
 fi
 grep -q "is not the key" "$tmp/err.txt"
+# bad input: a clear error naming the file or field, exit status 1 or 2, never a crash
+expect_fail() { # expect_fail SUBSTRING cmd...
+  local want=$1; shift
+  set +e; "$@" > /dev/null 2> "$tmp/err.txt"; local rc=$?; set -e
+  if [ $rc -ne 1 ] && [ $rc -ne 2 ]; then echo "ref_mark: exit $rc (want 1 or 2): $*"; cat "$tmp/err.txt"; exit 1; fi
+  if ! grep -q -- "$want" "$tmp/err.txt"; then echo "ref_mark: error lacks '$want': $*"; cat "$tmp/err.txt"; exit 1; fi
+}
+printf 'not a key' > "$tmp/bad.key"
+printf '{"prompt": "a", "completion": 5}\n' > "$tmp/bad.jsonl"
+printf '{"prompt": "a"}\n{broken\n' > "$tmp/bad2.jsonl"
+printf '{"scheme": "kgw", "gamma": 7}\n' > "$tmp/bad_cfg.json"
+D=(watermark detect --model "$tmp/m.gguf")
+expect_fail "bad.key" $R "${D[@]}" --key-file "$tmp/bad.key" --input "$tmp/doc.txt"
+expect_fail "missing.key" $R "${D[@]}" --key-file "$tmp/missing.key" --input "$tmp/doc.txt"
+expect_fail "bad.jsonl:1" $R "${D[@]}" --key-file "$tmp/k.key" --input "$tmp/bad.jsonl"
+expect_fail "bad2.jsonl:2" $R "${D[@]}" --key-file "$tmp/k.key" --input "$tmp/bad2.jsonl"
+expect_fail "gamma" $R "${D[@]}" --key-file "$tmp/k.key" --config "$tmp/bad_cfg.json" --input "$tmp/doc.txt"
+expect_fail "kgw, kgw-selfhash or gumbel" $R "${D[@]}" --key-file "$tmp/k.key" --scheme nope --input "$tmp/doc.txt"
+expect_fail "--gamma" $R "${D[@]}" --key-file "$tmp/k.key" --gamma abc --input "$tmp/doc.txt"
+expect_fail "the flag says" $R "${D[@]}" --key-file "$tmp/k.key" --config "$tmp/wm.json" --delta 1 --input "$tmp/doc.txt"
+expect_fail "doc.txt" $R watermark detect --model "$tmp/doc.txt" --key-file "$tmp/k.key" --input "$tmp/doc.txt"
+expect_fail "--key-file" $R "${D[@]}" --input "$tmp/doc.txt"
+expect_fail "exists" $R watermark keygen --out "$tmp/k.key"
+expect_fail "without --watermark-key-file" $R generate --model "$tmp/m.gguf" --prompt "In the" --watermark-delta 3
+expect_fail "--exclude windows" $R radioactivity --suspect "$tmp/m.gguf" --tokenizer "$tmp/m.gguf" --key-file "$tmp/k.key" \
+  --mode open --text "$tmp/gen.jsonl" --exclude windows
+expect_fail "needs --prompts" $R radioactivity --suspect "$tmp/m.gguf" --tokenizer "$tmp/m.gguf" --key-file "$tmp/k.key" --mode closed
+# a suspect with a different tokenizer: open mode refuses, closed mode re-tokenizes and runs
+$R train --data "$tmp/text.txt" --vocab-size 300 --dim 16 --layers 1 --heads 2 --kv-heads 1 --ffn 32 \
+  --seq-len 32 --batch 4 --steps 5 --eval-every 0 --out "$tmp/other.gguf" --quiet --threads 2 2> /dev/null
+expect_fail "share the watermark's tokenizer" $R radioactivity --suspect "$tmp/other.gguf" --tokenizer "$tmp/m.gguf" \
+  --key-file "$tmp/k.key" --mode open --text "$tmp/gen.jsonl"
+$R radioactivity --suspect "$tmp/other.gguf" --tokenizer "$tmp/m.gguf" --key-file "$tmp/k.key" --mode closed \
+  --prompts "$tmp/prompts.txt" --max-tokens 20 --controls 3 --quiet --threads 2 > "$tmp/rc.json"
+$R radioactivity --suspect "$tmp/m.gguf" --tokenizer "$tmp/m.gguf" --key-file "$tmp/k.key" --mode open \
+  --text "$tmp/gen.jsonl" --controls 3 --quiet --threads 2 > "$tmp/ro.json"
+$PY - "$tmp/rc.json" "$tmp/ro.json" <<'PY'
+import json, sys
+for f in sys.argv[1:]:
+    r = json.load(open(f))
+    assert r["tokens_scored"] > 0 and len(r["controls"]["p_values"]) == 3 and 0 <= r["p_value"] <= 1, r
+print("ref_mark: bad-input errors as expected; radioactivity closed (other tokenizer) and open run")
+PY

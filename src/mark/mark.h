@@ -226,9 +226,11 @@ int mark_options_resolve(const mark_options *o, mark_ctx *c, mark_key *key_out);
 /* ---------------------------------------------------------------- batched generation */
 
 /* Generate completions for n prompts with one model, B sequences at a time (continuous
- * batching through the KV-cache decoder). Each prompt's completion stops at max_new tokens,
- * at EOS (not included) or at a full context; prompts longer than ctx_len - 1 are cut to
- * their last ctx_len/2 tokens. mark may be NULL (no watermark). Sequence i uses sampler seed
+ * batching through the KV-cache decoder). Each prompt's completion stops at max_new tokens
+ * or at EOS (not included). When a sequence fills the context, its cache restarts from its
+ * last ctx_len/2 tokens (a context shift, as llama.cpp does), so completions may be longer
+ * than the context; prompts longer than ctx_len - 1 are cut to their last ctx_len/2 tokens.
+ * The watermark always sees the whole history. mark may be NULL (no watermark). Sequence i uses sampler seed
  * p->seed + i, so results do not depend on the batch size. out[i] (malloc'ed, n_out[i]
  * tokens) receives completion i. */
 int mark_generate(const model *m, const int32_t *const *prompts, const size_t *prompt_lens, size_t n,

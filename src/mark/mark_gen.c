@@ -70,7 +70,7 @@ int mark_generate(const model *m, const int32_t *const *prompts, const size_t *p
         sl->idx = SIZE_MAX;
         if (kv_cache_init(&sl->kv, &m->cfg, n_ctx) || sampler_init(&sl->smp, V, p)) goto fail;
         if (mark && mark_attach(&sl->smp, mark)) goto fail;
-        sl->hist = rt_malloc_array(n_ctx + max_new, sizeof(int32_t), "generation history");
+        sl->hist = rt_malloc_array(n_ctx + max_new + 1, sizeof(int32_t), "generation history");
         sl->logits = rt_malloc_array(V, sizeof(float), "generation logits");
         if (!sl->hist || !sl->logits) goto fail;
     }
@@ -86,7 +86,14 @@ int mark_generate(const model *m, const int32_t *const *prompts, const size_t *p
                                         : eos;
                 int finished = t == eos;
                 if (!finished) sl->hist[sl->n_prompt + sl->n_gen++] = t;
-                if (sl->n_gen >= max_new || sl->kv.len >= n_ctx) finished = 1;
+                if (sl->n_gen >= max_new) finished = 1;
+                if (!finished && sl->kv.len >= n_ctx) {
+                    /* context shift: restart the cache from the last n_ctx/2 tokens (t included) */
+                    size_t total = sl->n_prompt + sl->n_gen, keep = n_ctx / 2;
+                    kv_cache_clear(&sl->kv);
+                    if (decoder_prefill(&dec, &sl->kv, sl->hist + total - keep, keep, sl->logits, NULL)) goto fail;
+                    continue;
+                }
                 if (!finished) {
                     rows_kv[nrows] = &sl->kv;
                     rows_tok[nrows] = t;

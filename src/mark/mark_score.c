@@ -14,11 +14,11 @@
 /* ---------------------------------------------------------------- set of word tuples */
 
 struct mark_set {
-    size_t width;     /* words per entry */
-    size_t cap;       /* slots, a power of two */
-    size_t n;         /* entries */
-    uint64_t *hash;   /* (cap) 0 = empty slot; stored hashes have the low bit set */
-    uint32_t *words;  /* (cap, width) */
+    size_t width;   /* words per entry */
+    size_t stride;  /* words per slot: 2 (the 64-bit hash) + width */
+    size_t cap;     /* slots, a power of two */
+    size_t n;       /* entries */
+    uint32_t *slot; /* (cap, stride): hash lo, hash hi, words; hash 0 = empty (stored hashes are odd) */
 };
 
 static uint64_t words_hash(const uint32_t *w, size_t n) {
@@ -33,16 +33,16 @@ static uint64_t words_hash(const uint32_t *w, size_t n) {
     return h | 1;
 }
 
+static inline uint64_t slot_hash(const uint32_t *sl) { return (uint64_t)sl[0] | ((uint64_t)sl[1] << 32); }
+
 static mark_set *set_new(size_t width) {
     mark_set *s = rt_calloc(1, sizeof *s, "watermark key set");
     if (!s) return NULL;
     s->width = width;
+    s->stride = 2 + width;
     s->cap = 1024;
-    s->hash = rt_calloc(s->cap, sizeof(uint64_t), "watermark key set");
-    s->words = rt_malloc_array(s->cap * width, sizeof(uint32_t), "watermark key set");
-    if (!s->hash || !s->words) {
-        free(s->hash);
-        free(s->words);
+    s->slot = rt_calloc(s->cap * s->stride, sizeof(uint32_t), "watermark key set");
+    if (!s->slot) {
         free(s);
         return NULL;
     }
@@ -51,36 +51,29 @@ static mark_set *set_new(size_t width) {
 
 static void set_free(mark_set *s) {
     if (!s) return;
-    free(s->hash);
-    free(s->words);
+    free(s->slot);
     free(s);
 }
 
 static void set_clear(mark_set *s) {
-    memset(s->hash, 0, s->cap * sizeof(uint64_t));
+    memset(s->slot, 0, s->cap * s->stride * sizeof(uint32_t));
     s->n = 0;
 }
 
 static int set_grow(mark_set *s) {
-    size_t ncap = s->cap * 2;
-    uint64_t *nh = rt_calloc(ncap, sizeof(uint64_t), "watermark key set");
-    uint32_t *nw = rt_malloc_array(ncap, s->width * sizeof(uint32_t), "watermark key set");
-    if (!nh || !nw) {
-        free(nh);
-        free(nw);
-        return -1;
-    }
+    size_t ncap = s->cap * 2, st = s->stride;
+    uint32_t *ns = rt_calloc(ncap, st * sizeof(uint32_t), "watermark key set");
+    if (!ns) return -1;
     for (size_t i = 0; i < s->cap; i++) {
-        if (!s->hash[i]) continue;
-        size_t j = (size_t)(s->hash[i] >> 7) & (ncap - 1);
-        while (nh[j]) j = (j + 1) & (ncap - 1);
-        nh[j] = s->hash[i];
-        memcpy(nw + j * s->width, s->words + i * s->width, s->width * sizeof(uint32_t));
+        const uint32_t *old = s->slot + i * st;
+        uint64_t h = slot_hash(old);
+        if (!h) continue;
+        size_t j = (size_t)(h >> 7) & (ncap - 1);
+        while (slot_hash(ns + j * st)) j = (j + 1) & (ncap - 1);
+        memcpy(ns + j * st, old, st * sizeof(uint32_t));
     }
-    free(s->hash);
-    free(s->words);
-    s->hash = nh;
-    s->words = nw;
+    free(s->slot);
+    s->slot = ns;
     s->cap = ncap;
     return 0;
 }
@@ -88,27 +81,34 @@ static int set_grow(mark_set *s) {
 /* 1 if present, 0 if not. */
 static int set_has(const mark_set *s, const uint32_t *w) {
     uint64_t h = words_hash(w, s->width);
-    size_t j = (size_t)(h >> 7) & (s->cap - 1);
-    while (s->hash[j]) {
-        if (s->hash[j] == h && !memcmp(s->words + j * s->width, w, s->width * sizeof(uint32_t))) return 1;
+    size_t st = s->stride, j = (size_t)(h >> 7) & (s->cap - 1);
+    for (;;) {
+        const uint32_t *sl = s->slot + j * st;
+        uint64_t x = slot_hash(sl);
+        if (!x) return 0;
+        if (x == h && !memcmp(sl + 2, w, s->width * sizeof(uint32_t))) return 1;
         j = (j + 1) & (s->cap - 1);
     }
-    return 0;
 }
 
 /* 1 if inserted (new), 0 if already present, -1 on allocation failure. */
 static int set_add(mark_set *s, const uint32_t *w) {
     if (2 * (s->n + 1) > s->cap && set_grow(s)) return -1;
     uint64_t h = words_hash(w, s->width);
-    size_t j = (size_t)(h >> 7) & (s->cap - 1);
-    while (s->hash[j]) {
-        if (s->hash[j] == h && !memcmp(s->words + j * s->width, w, s->width * sizeof(uint32_t))) return 0;
+    size_t st = s->stride, j = (size_t)(h >> 7) & (s->cap - 1);
+    for (;;) {
+        uint32_t *sl = s->slot + j * st;
+        uint64_t x = slot_hash(sl);
+        if (!x) {
+            sl[0] = (uint32_t)h;
+            sl[1] = (uint32_t)(h >> 32);
+            memcpy(sl + 2, w, s->width * sizeof(uint32_t));
+            s->n++;
+            return 1;
+        }
+        if (x == h && !memcmp(sl + 2, w, s->width * sizeof(uint32_t))) return 0;
         j = (j + 1) & (s->cap - 1);
     }
-    s->hash[j] = h;
-    memcpy(s->words + j * s->width, w, s->width * sizeof(uint32_t));
-    s->n++;
-    return 1;
 }
 
 /* ---------------------------------------------------------------- scorer */
