@@ -133,6 +133,8 @@ size_t mark_score_key_of(const mark_ctx *c, const int32_t *window, int32_t token
 /* Attach the scheme to a sampler: KGW variants add a logits processor, Gumbel sets the token
  * selector. c must outlive the sampler; it is only read. */
 int mark_attach(sampler *s, const mark_ctx *c);
+/* The same in callback shape (ud = a const mark_ctx *), e.g. serve_options.sampler_attach. */
+int mark_attach_cb(void *ud, sampler *s);
 /* The green flags of every token for the window at the end of history (n_history tokens):
  * green (V) gets 0/1. Exposed for tests and for serve's per-token annotations. */
 void mark_green_mask(const mark_ctx *c, const int32_t *history, size_t n_history, size_t V, uint8_t *green);

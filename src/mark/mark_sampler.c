@@ -91,3 +91,5 @@ int mark_attach(sampler *s, const mark_ctx *c) {
     }
     return sampler_add_processor(s, kgw_process, (void *)c);
 }
+
+int mark_attach_cb(void *ud, sampler *s) { return mark_attach(s, (const mark_ctx *)ud); }
