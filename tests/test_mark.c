@@ -272,6 +272,38 @@ static void test_gumbel_sampler(void) {
     sampler_free(&s);
 }
 
+/* mark_generate's top-k / top-p filter keeps exactly the sampler's candidate set */
+static void test_filter_matches_sampler(void) {
+    enum { V = 300 };
+    static float lg[V], f[V];
+    rt_rng r;
+    rt_rng_seed(&r, 8);
+    int same = 1;
+    for (int t = 0; t < 300; t++) {
+        size_t k = (size_t)(t % 5 == 0 ? 0 : 1 + rt_rng_below(&r, 60));
+        float top_p = t % 3 == 0 ? 1.0f : 0.5f + 0.5f * rt_rng_float(&r), temp = 0.3f + 1.5f * rt_rng_float(&r);
+        for (int i = 0; i < V; i++) lg[i] = (float)(2 * rt_rng_normal(&r));
+        if (t % 7 == 0) lg[5] = lg[9] = lg[11]; /* ties are broken by id */
+        sampler s;
+        sampler_params sp = {.temperature = temp, .top_k = k, .top_p = top_p, .seed = 1};
+        CHECK_OK(sampler_init(&s, V, &sp));
+        memcpy(f, lg, sizeof f);
+        sampler_sample(&s, f, NULL, 0);
+        const float *q = sampler_last_probs(&s);
+        memcpy(f, lg, sizeof f);
+        CHECK_OK(mark_filter_logits(f, V, k, top_p, temp, NULL));
+        double z = 0, mx = -INFINITY;
+        for (int i = 0; i < V; i++) mx = fmax(mx, f[i]);
+        for (int i = 0; i < V; i++) z += exp((f[i] - mx) / temp);
+        for (int i = 0; i < V; i++) {
+            same &= (q[i] > 0) == (f[i] > -INFINITY);
+            if (q[i] > 0) same &= fabs(q[i] - exp((f[i] - mx) / temp) / z) < 1e-5;
+        }
+        sampler_free(&s);
+    }
+    CHECK(same);
+}
+
 /* ---------------------------------------------------------------- statistics */
 
 /* ln P(Bin(n,p) >= k) by direct summation of C(n,j) p^j q^(n-j) in long double, with
@@ -636,6 +668,6 @@ static void test_records(void) {
 }
 
 TEST_MAIN("mark", TEST_CASE(test_siphash), TEST_CASE(test_green_fraction), TEST_CASE(test_kgw_sampler),
-          TEST_CASE(test_gumbel_sampler), TEST_CASE(test_binomial_tail), TEST_CASE(test_gamma_tail),
+          TEST_CASE(test_gumbel_sampler), TEST_CASE(test_filter_matches_sampler), TEST_CASE(test_binomial_tail), TEST_CASE(test_gamma_tail),
           TEST_CASE(test_ks), TEST_CASE(test_dedup_crafted), TEST_CASE(test_detection_calibration),
           TEST_CASE(test_key_and_config), TEST_CASE(test_records))

@@ -12,9 +12,105 @@
 
 #include "mark.h"
 
+/* ---------------------------------------------------------------- top-k / top-p filter */
+
+/* The sampler sorts the whole vocabulary for top-k / top-p on every token, which dominates
+ * the cost of batched generation with small models. This processor applies the same filter
+ * (candidates ordered by logit descending, ties by id; keep the first k; then the smallest
+ * prefix whose softmax(l/T) mass reaches top_p) with a selection instead of a sort, by
+ * setting the logits of dropped tokens to -inf; the sampler then runs with top_k = 0 and
+ * top_p = 1 and draws from the same distribution. It runs after the watermark's processor,
+ * as the sampler's own filter does. */
+typedef struct {
+    float logit;
+    int32_t id;
+} gen_cand;
+
+typedef struct {
+    size_t k;
+    float top_p, temperature;
+    gen_cand *c; /* (V) scratch */
+} gen_filter;
+
+static inline int cand_before(const gen_cand *a, const gen_cand *b) {
+    return a->logit > b->logit || (a->logit == b->logit && a->id < b->id);
+}
+
+/* Reorder c[0..n) so that c[0..k) are the k first in cand_before order (unordered). */
+static void cand_select(gen_cand *c, size_t n, size_t k) {
+    size_t lo = 0, hi = n; /* the k-th boundary lies in [lo, hi) */
+    while (hi - lo > 1) {
+        gen_cand pv = c[lo + (hi - lo) / 2];
+        size_t i = lo, j = hi;
+        /* three-way partition: [lo, i) before pv, [i, j) equal (only pv itself: the order is
+         * total), [j, hi) after */
+        size_t m = lo;
+        while (m < j) {
+            if (cand_before(&c[m], &pv)) {
+                gen_cand t = c[i]; c[i] = c[m]; c[m] = t;
+                i++, m++;
+            } else if (cand_before(&pv, &c[m])) {
+                j--;
+                gen_cand t = c[j]; c[j] = c[m]; c[m] = t;
+            } else {
+                m++;
+            }
+        }
+        if (k < i) hi = i;
+        else if (k > j) lo = j;
+        else return;
+    }
+}
+
+static int cand_cmp(const void *a, const void *b) {
+    const gen_cand *x = a, *y = b;
+    return cand_before(x, y) ? -1 : cand_before(y, x) ? 1 : 0;
+}
+
+static void filter_apply(gen_filter *f, float *logits, size_t V) {
+    size_t k = (f->k > 0 && f->k < V) ? f->k : V;
+    if (k == V && f->top_p >= 1.0f) return;
+    gen_cand *c = f->c;
+    for (size_t i = 0; i < V; i++) c[i] = (gen_cand){logits[i], (int32_t)i};
+    if (k < V) cand_select(c, V, k);
+    qsort(c, k, sizeof *c, cand_cmp); /* k is small (top-k); a full sort only without top-k */
+    size_t keep = k;
+    if (f->top_p < 1.0f) {
+        float inv_t = f->temperature > 0 ? 1.0f / f->temperature : 1.0f;
+        double sum = 0, cum = 0;
+        for (size_t j = 0; j < k; j++) sum += expf((c[j].logit - c[0].logit) * inv_t);
+        for (keep = 0; keep < k;) {
+            cum += expf((c[keep].logit - c[0].logit) * inv_t) / sum;
+            keep++;
+            if (cum >= f->top_p) break;
+        }
+    }
+    for (size_t j = keep; j < V; j++) logits[c[j].id] = -INFINITY;
+}
+
+int mark_filter_logits(float *logits, size_t V, size_t top_k, float top_p, float temperature, void *scratch) {
+    gen_cand *own = NULL, *c = scratch;
+    if (!c) {
+        own = c = rt_malloc_array(V, sizeof(gen_cand), "top-k filter");
+        if (!c) return -1;
+    }
+    gen_filter f = {.k = top_k, .top_p = top_p, .temperature = temperature, .c = c};
+    filter_apply(&f, logits, V);
+    free(own);
+    return 0;
+}
+
+static void filter_process(void *ud, float *logits, size_t V, const int32_t *history, size_t n_history) {
+    (void)history, (void)n_history;
+    filter_apply(ud, logits, V);
+}
+
+/* ---------------------------------------------------------------- generation */
+
 typedef struct {
     kv_cache kv;
     sampler smp;
+    gen_filter filt;
     int32_t *hist;   /* (ctx_len + max_new) prompt then completion */
     size_t n_prompt; /* prompt tokens in hist */
     size_t n_gen;    /* completion tokens in hist */
@@ -68,8 +164,19 @@ int mark_generate(const model *m, const int32_t *const *prompts, const size_t *p
     for (size_t b = 0; b < batch; b++) {
         gen_slot *sl = &slots[b];
         sl->idx = SIZE_MAX;
-        if (kv_cache_init(&sl->kv, &m->cfg, n_ctx) || sampler_init(&sl->smp, V, p)) goto fail;
+        sampler_params sp = *p;
+        int filter = p->temperature > 0 && ((p->top_k > 0 && p->top_k < V) || p->top_p < 1.0f);
+        if (filter) { /* the filter below does top-k / top-p; the sampler only draws */
+            sp.top_k = 0;
+            sp.top_p = 1.0f;
+        }
+        if (kv_cache_init(&sl->kv, &m->cfg, n_ctx) || sampler_init(&sl->smp, V, &sp)) goto fail;
         if (mark && mark_attach(&sl->smp, mark)) goto fail;
+        if (filter) {
+            sl->filt = (gen_filter){.k = p->top_k, .top_p = p->top_p, .temperature = p->temperature};
+            sl->filt.c = rt_malloc_array(V, sizeof(gen_cand), "top-k filter");
+            if (!sl->filt.c || sampler_add_processor(&sl->smp, filter_process, &sl->filt)) goto fail;
+        }
         sl->hist = rt_malloc_array(n_ctx + max_new + 1, sizeof(int32_t), "generation history");
         sl->logits = rt_malloc_array(V, sizeof(float), "generation logits");
         if (!sl->hist || !sl->logits) goto fail;
@@ -133,6 +240,7 @@ fail:
         for (size_t b = 0; b < batch; b++) {
             kv_cache_free(&slots[b].kv);
             sampler_free(&slots[b].smp);
+            free(slots[b].filt.c);
             free(slots[b].hist);
             free(slots[b].logits);
         }
