@@ -13,9 +13,9 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 head -c 60000 "$BUILD/data/kjv.txt" > "$tmp/text.txt"
 R=$BUILD/retort
 $R train --data "$tmp/text.txt" --vocab-size 300 --dim 48 --layers 2 --heads 6 --kv-heads 2 --ffn 80 \
-  --seq-len 32 --batch 4 --steps 30 --lr 3e-3 --eval-every 0 --untied --out "$tmp/m.gguf" --quiet --threads 2 2> "$tmp/train.log"
+  --seq-len 96 --batch 4 --steps 30 --lr 3e-3 --eval-every 0 --untied --out "$tmp/m.gguf" --quiet --threads 2 2> "$tmp/train.log"
 ids=$($R tokenize --model "$tmp/m.gguf" --input <(head -c 120 "$tmp/text.txt") | tr -d '[]')
-$R forward --model "$tmp/m.gguf" --ids "$ids" --out "$tmp/retort.f32" 2>/dev/null
+$R forward --model "$tmp/m.gguf" --ids "$ids" --out "$tmp/retort.f32" 2>"$tmp/fwd.log" || { cat "$tmp/fwd.log"; exit 1; }
 $PY scripts/torch_llama.py logits "$tmp/m.gguf" "$ids" "$tmp/torch.f32"
 $PY - "$tmp/retort.f32" "$tmp/torch.f32" <<'PY'
 import sys, numpy as np

@@ -99,6 +99,31 @@ fail:
     return -1;
 }
 
+/* Views of layer l's activations for the current batch shape. */
+typedef struct {
+    float *x, *ln1, *rstd1, *qkv, *att, *atty, *mid, *ln2, *rstd2, *gu, *hb, *out;
+} layer_acts;
+
+static layer_acts layer_acts_at(const model_acts *a, const model_config *c, size_t l) {
+    size_t B = a->B, T = a->T, N = B * T, D = c->dim, F = c->ffn_dim;
+    size_t QKV = model_config_qkv_dim(c), AD = c->n_heads * c->head_dim;
+    layer_acts v = {
+        .x = a->resid + l * N * D,
+        .ln1 = a->ln1 + l * N * D,
+        .rstd1 = a->ln1_rstd + l * N,
+        .qkv = a->qkv + l * N * QKV,
+        .att = a->att + l * c->n_heads * B * T * T,
+        .atty = a->atty + l * N * AD,
+        .mid = a->resid_mid + l * N * D,
+        .ln2 = a->ln2 + l * N * D,
+        .rstd2 = a->ln2_rstd + l * N,
+        .gu = a->gu + l * N * 2 * F,
+        .hb = a->hb + l * N * F,
+        .out = a->resid + (l + 1) * N * D,
+    };
+    return v;
+}
+
 float *model_forward(model *m, const int32_t *inputs, size_t B, size_t T) {
     const model_config *c = &m->cfg;
     if (B == 0 || T == 0) {
@@ -127,26 +152,19 @@ float *model_forward(model *m, const int32_t *inputs, size_t B, size_t T) {
     embedding_forward(a->resid, inputs, m->w.token_embd, N, D);
     for (size_t l = 0; l < L; l++) {
         const model_layer *w = &m->w.layers[l];
-        float *x = a->resid + l * N * D;
-        float *ln1 = a->ln1 + l * N * D, *rstd1 = a->ln1_rstd + l * N;
-        float *qkv = a->qkv + l * N * QKV, *att = a->att + l * NH * B * T * T;
-        float *atty = a->atty + l * N * AD, *mid = a->resid_mid + l * N * D;
-        float *ln2 = a->ln2 + l * N * D, *rstd2 = a->ln2_rstd + l * N;
-        float *gu = a->gu + l * N * 2 * F, *hb = a->hb + l * N * F;
-        float *out = a->resid + (l + 1) * N * D;
-
-        rmsnorm_forward(ln1, rstd1, x, w->attn_norm, N, D, c->norm_eps);
-        matmul_forward(qkv, ln1, w->wq, N, D, QKV); /* wq|wk|wv fused */
-        rope_forward(qkv, N, QKV, NH, hd, a->pos, m->rope_cos, m->rope_sin);
-        rope_forward(qkv + AD, N, QKV, NKV, hd, a->pos, m->rope_cos, m->rope_sin);
-        attention_forward(atty, att, qkv, B, T, NH, NKV, hd);
-        matmul_forward(mid, atty, w->wo, N, AD, D);
-        add_inplace(mid, x, N * D);
-        rmsnorm_forward(ln2, rstd2, mid, w->ffn_norm, N, D, c->norm_eps);
-        matmul_forward(gu, ln2, w->w_gate, N, D, 2 * F); /* w_gate|w_up fused */
-        swiglu_forward(hb, gu, N, F);
-        matmul_forward(out, hb, w->w_down, N, F, D);
-        add_inplace(out, mid, N * D);
+        layer_acts v = layer_acts_at(a, c, l);
+        rmsnorm_forward(v.ln1, v.rstd1, v.x, w->attn_norm, N, D, c->norm_eps);
+        matmul_forward(v.qkv, v.ln1, w->wq, N, D, QKV); /* wq|wk|wv fused */
+        rope_forward(v.qkv, N, QKV, NH, hd, a->pos, m->rope_cos, m->rope_sin);
+        rope_forward(v.qkv + AD, N, QKV, NKV, hd, a->pos, m->rope_cos, m->rope_sin);
+        attention_forward(v.atty, v.att, v.qkv, B, T, NH, NKV, hd);
+        matmul_forward(v.mid, v.atty, w->wo, N, AD, D);
+        add_inplace(v.mid, v.x, N * D);
+        rmsnorm_forward(v.ln2, v.rstd2, v.mid, w->ffn_norm, N, D, c->norm_eps);
+        matmul_forward(v.gu, v.ln2, w->w_gate, N, D, 2 * F); /* w_gate|w_up fused */
+        swiglu_forward(v.hb, v.gu, N, F);
+        matmul_forward(v.out, v.hb, w->w_down, N, F, D);
+        add_inplace(v.out, v.mid, N * D);
     }
     rmsnorm_forward(a->lnf, a->lnf_rstd, a->resid + L * N * D, m->w.output_norm, N, D, c->norm_eps);
     matmul_forward(a->logits, a->lnf, m->w.output, N, D, V);
@@ -203,29 +221,24 @@ int model_backward(model *m) {
     for (size_t l = L; l-- > 0;) {
         const model_layer *w = &m->w.layers[l];
         model_layer *g = &m->g.layers[l];
-        float *x = a->resid + l * N * D;
-        float *ln1 = a->ln1 + l * N * D, *rstd1 = a->ln1_rstd + l * N;
-        float *qkv = a->qkv + l * N * QKV, *att = a->att + l * NH * B * T * T;
-        float *atty = a->atty + l * N * AD, *mid = a->resid_mid + l * N * D;
-        float *ln2 = a->ln2 + l * N * D, *rstd2 = a->ln2_rstd + l * N;
-        float *gu = a->gu + l * N * 2 * F, *hb = a->hb + l * N * F;
+        layer_acts v = layer_acts_at(a, c, l);
 
         /* FFN: out = mid + W_down · swiglu(W_gu · rmsnorm(mid)); dresid is dL/dout */
         gemm(0, 0, N, F, D, 1.0f, a->dresid, D, w->w_down, F, 0.0f, a->dh, F);
-        matmul_backward(NULL, g->w_down, a->dresid, hb, w->w_down, N, F, D);
-        swiglu_backward(a->dgu, a->dh, gu, N, F);
+        matmul_backward(NULL, g->w_down, a->dresid, v.hb, w->w_down, N, F, D);
+        swiglu_backward(a->dgu, a->dh, v.gu, N, F);
         gemm(0, 0, N, D, 2 * F, 1.0f, a->dgu, 2 * F, w->w_gate, D, 0.0f, a->dln, D);
-        matmul_backward(NULL, g->w_gate, a->dgu, ln2, w->w_gate, N, D, 2 * F);
-        rmsnorm_backward(a->dresid, g->ffn_norm, a->dln, mid, w->ffn_norm, rstd2, N, D);
+        matmul_backward(NULL, g->w_gate, a->dgu, v.ln2, w->w_gate, N, D, 2 * F);
+        rmsnorm_backward(a->dresid, g->ffn_norm, a->dln, v.mid, w->ffn_norm, v.rstd2, N, D);
         /* attention: mid = x + Wo · attn(rope(Wqkv · rmsnorm(x))); dresid is dL/dmid */
         gemm(0, 0, N, AD, D, 1.0f, a->dresid, D, w->wo, AD, 0.0f, a->datty, AD);
-        matmul_backward(NULL, g->wo, a->dresid, atty, w->wo, N, AD, D);
-        attention_backward(a->dqkv, a->datt, a->datty, att, qkv, B, T, NH, NKV, hd);
+        matmul_backward(NULL, g->wo, a->dresid, v.atty, w->wo, N, AD, D);
+        attention_backward(a->dqkv, a->datt, a->datty, v.att, v.qkv, B, T, NH, NKV, hd);
         rope_backward(a->dqkv, N, QKV, NH, hd, a->pos, m->rope_cos, m->rope_sin);
         rope_backward(a->dqkv + AD, N, QKV, NKV, hd, a->pos, m->rope_cos, m->rope_sin);
         gemm(0, 0, N, D, QKV, 1.0f, a->dqkv, QKV, w->wq, D, 0.0f, a->dln, D);
-        matmul_backward(NULL, g->wq, a->dqkv, ln1, w->wq, N, D, QKV);
-        rmsnorm_backward(a->dresid, g->attn_norm, a->dln, x, w->attn_norm, rstd1, N, D);
+        matmul_backward(NULL, g->wq, a->dqkv, v.ln1, w->wq, N, D, QKV);
+        rmsnorm_backward(a->dresid, g->attn_norm, a->dln, v.x, w->attn_norm, v.rstd1, N, D);
     }
     embedding_backward(m->g.token_embd, a->dresid, a->inputs, N, D);
     return 0;
