@@ -31,7 +31,7 @@ def svg_lines(path, title, series, xlabel, ylabel, logx=False, ylim=None, hlines
     X = lambda v: L + (fx(v) - x0) / (x1 - x0) * (w - L - Rm)
     Y = lambda v: T + (1 - (min(max(v, y0), y1) - y0) / (y1 - y0)) * (h - T - B)
     o = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">' % (w, h),
-         '<rect width="100%%" height="100%%" fill="white"/>',
+         '<rect width="100%" height="100%" fill="white"/>',
          '<text x="%d" y="22" font-size="14" font-weight="bold">%s</text>' % (L, title)]
     o.append('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>' % (L, h - B, w - Rm, h - B))
     o.append('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>' % (L, T, L, h - B))
@@ -177,7 +177,7 @@ if rad:
         closed = [r for r in ctl if r["mode"] == "closed"]
         pooled = [p for r in ctl for p in r["controls"]["p_values"]]
         md += ["### Clean-student controls (students trained on 0% watermarked text, the real key)", "",
-               "%d runs (%d closed: 3 clean students x 10 sampling seeds; %d open): p > 0.01 in %d of %d (%.0f%%). "
+               "%d runs (%d closed: 3 clean students x 5 sampling seeds; %d open): p > 0.01 in %d of %d (%.0f%%). "
                "Smallest p: %.3g. Control-key p-values of these runs pooled (%d): KS p = %.3g." % (
                    len(ctl), len(closed), len(ctl) - len(closed), ok, len(ctl), 100.0 * ok / len(ctl),
                    min(r["p_value"] for r in ctl), len(pooled), ks_p(pooled)), ""]

@@ -17,8 +17,8 @@ OUT=${OUT:-out/wm}
 THREADS=${THREADS:-2}
 TEACHER=${TEACHER:-$OUT/teacher.gguf}
 KEY=$OUT/k.key
-N_TEST=${N_TEST:-300}        # held-out prompts for detection
-N_TRAIN=${N_TRAIN:-2000}     # harvest prompts
+N_TEST=${N_TEST:-200}        # held-out prompts for detection
+N_TRAIN=${N_TRAIN:-1500}     # harvest prompts
 mkdir -p "$OUT/results" "$OUT/gen" "$OUT/students" "$OUT/logs"
 log() { echo "+ $*" >> "$OUT/commands.log"; }
 run() { log "$@"; "$@"; }
@@ -33,6 +33,7 @@ stage_data() {
   [ -f "$OUT/data/prompts_test.txt" ] || run /usr/bin/python3 experiments/watermark_prompts.py build/data/kjv.txt "$OUT/data" \
     --train $N_TRAIN --test $N_TEST --human 200
   head -n $N_TEST "$OUT/data/prompts_test.txt" > "$OUT/data/prompts_test_n.txt"
+  head -n $N_TRAIN "$OUT/data/prompts_train.txt" > "$OUT/data/prompts_train_n.txt"
   [ -f "$KEY" ] || run $R watermark keygen --out "$KEY" > "$OUT/results/key.json"
 }
 
@@ -122,8 +123,8 @@ stage_robust() {
 
 # ---------------------------------------------------------------- radioactivity
 
-STUDENT_FLAGS=${STUDENT_FLAGS:---dim 96 --layers 3 --heads 4 --kv-heads 2 --ffn 256 --seq-len 128 --batch 16}
-STUDENT_STEPS=${STUDENT_STEPS:-800}
+STUDENT_FLAGS=${STUDENT_FLAGS:---dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 192 --seq-len 128 --batch 16}
+STUDENT_STEPS=${STUDENT_STEPS:-600}
 
 have_sft() { $R sft --help > /dev/null 2>&1; }
 
@@ -131,7 +132,7 @@ have_sft() { $R sft --help > /dev/null 2>&1; }
 train_student() {
   local name=$1 data=$2 seed=$3 s="$OUT/students/$1.gguf"
   [ -f "$s" ] && return
-  if have_sft; then
+  if [ "$USE_SFT" = 1 ]; then
     run $R sft --data "$data" --tokenizer "$TEACHER" $STUDENT_FLAGS --steps $STUDENT_STEPS --eval-every 200 \
       --seed $seed --threads $THREADS --out "$s" --quiet 2> "$OUT/logs/$name.log"
   else
@@ -158,8 +159,10 @@ radio() {
 
 stage_radio() {
   stage_data
-  gen harvest_plain 128 "$OUT/data/prompts_train.txt"
-  gen harvest_wm 128 "$OUT/data/prompts_train.txt" --key-file "$KEY"
+  gen harvest_plain 128 "$OUT/data/prompts_train_n.txt"
+  gen harvest_wm 128 "$OUT/data/prompts_train_n.txt" --key-file "$KEY"
+  if [ -z "${USE_SFT:-}" ]; then USE_SFT=0; have_sft && USE_SFT=1; fi
+  echo "students trained with $([ $USE_SFT = 1 ] && echo 'retort sft' || echo 'retort train (sft unavailable)')" | tee -a "$OUT/commands.log"
   # fresh watermarked text for open mode (not in any student's data)
   gen read_wm 128 "$OUT/data/prompts_test_n.txt" --key-file "$KEY"
   local pcts="0 1 5 10 50 100"
@@ -179,9 +182,9 @@ stage_radio() {
     radio "open_train_$p" "$s" open --text "$OUT/gen/harvest_wm_400.jsonl"
     radio "open_human_$p" "$s" open --text "$OUT/data/human.jsonl" --exclude none
   done
-  # clean-student control runs: 3 clean students x 10 sampling seeds (closed), and open mode
+  # clean-student control runs: 3 clean students x 5 sampling seeds (closed), and open mode
   for s in s0 s0_b s0_c; do
-    for seed in $(seq 21 30); do
+    for seed in $(seq 21 25); do
       radio "control_closed_${s}_$seed" "$OUT/students/$s.gguf" closed --prompts "$OUT/data/prompts_test_n.txt" \
         --max-tokens 64 --seed $seed --controls 5
     done
