@@ -19,7 +19,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # Debian 12 ships BLIS without a .pc file; the OpenMP build lives in its own directory.
 BLIS_DIR    ?= /usr/lib/x86_64-linux-gnu/blis-openmp
-BLIS_CFLAGS ?= -I/usr/include/x86_64-linux-gnu/blis-openmp
+BLIS_CFLAGS ?= -isystem /usr/include/x86_64-linux-gnu/blis-openmp
 BLIS_LIBS   ?= -L$(BLIS_DIR) -Wl,-rpath,$(BLIS_DIR) -lblis
 
 CFLAGS_ALL := -std=c17 -D_GNU_SOURCE $(OPT) $(ARCH) -g -Wall -Wextra -Wno-unused-parameter \

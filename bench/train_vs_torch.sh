@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bench/train_vs_torch.sh — training throughput, retort vs PyTorch on CPU: the demo's
 # teacher config (d256 L6 H8 KV4 F704, vocab 2048, T256), same batch, same threads, AdamW +
-# clipping in both. PyTorch is Debian's python3-torch with BLIS as its BLAS.
+# clipping in both. PyTorch is Debian's python3-torch with BLIS as its BLAS, given the same
+# BLIS_ARCH_TYPE=skx retort sets (Debian's BLIS 0.9 does not recognise this Zen CPU and would
+# otherwise fall back to its generic kernels — a 5x handicap that is not PyTorch's fault).
 # Prints both tokens/s and the ratio. Usage: bench/train_vs_torch.sh [threads] [batch] [steps]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +25,7 @@ print("%.1f" % (tok / t))
 PY
 )
 BLIS=/usr/lib/x86_64-linux-gnu/blis-openmp
-torch_json=$(LD_LIBRARY_PATH=$BLIS OMP_NUM_THREADS=$THREADS /usr/bin/python3 bench/torch_train_step.py \
+torch_json=$(LD_LIBRARY_PATH=$BLIS BLIS_ARCH_TYPE=skx OMP_NUM_THREADS=$THREADS /usr/bin/python3 bench/torch_train_step.py \
   --threads "$THREADS" --batch "$BATCH" --steps "$STEPS" --dim 256 --layers 6 --heads 8 --kv-heads 4 \
   --ffn 704 --vocab 2048 --seq-len 256)
 torch_tps=$(echo "$torch_json" | /usr/bin/python3 -c 'import json,sys; print("%.1f" % json.load(sys.stdin)["tokens_per_s"])')

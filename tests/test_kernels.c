@@ -19,6 +19,9 @@
 static rt_rng g_rng;
 static int g_verbose = -1;
 
+/* Each case reseeds, so that any case runs alone (tests/test_kernels NAME) with its own data. */
+static void reseed(unsigned seed) { rt_rng_seed(&g_rng, 1234 + seed); }
+
 static int verbose(void) {
     if (g_verbose < 0) {
         const char *v = getenv("KERNELS_TEST_VERBOSE");
@@ -51,6 +54,8 @@ static double *to_d(const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) d[i] = x[i];
     return d;
 }
+
+static int same(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof(float)) == 0; }
 
 /* Compare got (float) with ref (double): |got - ref| <= atol + rtol*max|ref| for every element
  * (the tolerance scales with the array's magnitude). Records one CHECK; prints the worst. */
@@ -124,6 +129,7 @@ static void ref_gemm(int ta, int tb, size_t M, size_t N, size_t K, double alpha,
 }
 
 static void test_gemm(void) {
+    reseed(0);
     size_t shapes[][3] = {{37, 29, 53}, {1, 1, 1}, {1, 17, 5}, {16, 1, 33}, {130, 70, 260}};
     for (size_t si = 0; si < RT_ARRAY_LEN(shapes); si++) {
         size_t M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
@@ -166,6 +172,7 @@ static void test_gemm(void) {
 }
 
 static void test_gemm_serial_parallel(void) {
+    reseed(1);
     enum { NT = 4, M = 33, N = 45, K = 27 };
     float *A = fbuf(NT * M * K), *B = fbuf(K * N), *C = fbuf(NT * M * N);
     fill(A, NT * M * K, -1, 1);
@@ -185,6 +192,43 @@ static void test_gemm_serial_parallel(void) {
     }
     CHECK_MSG(fails == 0, "%d elements wrong from gemm_serial inside a parallel region", fails);
     free(A), free(B), free(C);
+}
+
+/* Multithreaded gemm with many rows (blocks of rows across threads) and with few (BLIS's own
+ * threads): correct, and the same bits at 1, 2 and 3 threads. */
+static void test_gemm_threads(void) {
+    reseed(2);
+    int saved = kernels_get_threads();
+    size_t shapes[][3] = {{2100, 70, 90}, {70, 2100, 90}, {130, 96, 1500}};
+    for (size_t si = 0; si < RT_ARRAY_LEN(shapes); si++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                size_t M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+                size_t lda = (ta ? M : K) + 1, ldb = (tb ? K : N) + 2, ldc = N + 3;
+                float *A = fbuf((ta ? K : M) * lda), *B = fbuf((tb ? N : K) * ldb);
+                fill(A, (ta ? K : M) * lda, -1, 1), fill(B, (tb ? N : K) * ldb, -1, 1);
+                float *Cs[3];
+                int th[3] = {1, 2, 3};
+                for (int k = 0; k < 3; k++) {
+                    kernels_set_threads(th[k]);
+                    Cs[k] = fbuf(M * ldc);
+                    for (size_t i = 0; i < M * ldc; i++) Cs[k][i] = 1.0f;
+                    gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.5f, Cs[k], ldc);
+                }
+                CHECK_MSG(same(Cs[0], Cs[1], M * ldc) && same(Cs[0], Cs[2], M * ldc),
+                          "gemm %zux%zux%zu ta=%d tb=%d differs across thread counts", M, N, K, ta, tb);
+                double *ref = dbuf(M * N);
+                float *c1 = fbuf(M * ldc), *got = fbuf(M * N);
+                for (size_t i = 0; i < M * ldc; i++) c1[i] = 1.0f;
+                ref_gemm(ta, tb, M, N, K, 1.0, A, lda, B, ldb, 0.5, c1, ldc, ref);
+                for (size_t i = 0; i < M; i++) memcpy(got + i * N, Cs[1] + i * ldc, N * sizeof(float));
+                char what[96];
+                snprintf(what, sizeof what, "gemm 2 threads %zux%zux%zu ta=%d tb=%d", M, N, K, ta, tb);
+                compare(what, got, ref, M * N, 1e-5, 2e-6 * sqrt((double)K));
+                for (int k = 0; k < 3; k++) free(Cs[k]);
+                free(A), free(B), free(ref), free(c1), free(got);
+            }
+    kernels_set_threads(saved);
 }
 
 /* ---------------------------------------------------------------- matmul */
@@ -207,7 +251,38 @@ static double mm_loss(const double *x, void *vctx) {
     return L;
 }
 
+/* Decode-shaped linear layers (N <= 8 rows take the weight-streaming path): against a double
+ * reference for every N up to 9 and widths that are / are not multiples of 16, and bitwise
+ * identical across thread counts. */
+static void test_matmul_few_rows(void) {
+    reseed(31);
+    size_t Cs[] = {5, 16, 37, 256}, OCs[] = {3, 64, 129};
+    for (size_t ci = 0; ci < 4; ci++)
+        for (size_t oi = 0; oi < 3; oi++)
+            for (size_t N = 1; N <= 9; N++) {
+                size_t C = Cs[ci], OC = OCs[oi];
+                float *inp = fbuf(N * C), *w = fbuf(OC * C), *out = fbuf(N * OC), *out1 = fbuf(N * OC);
+                fill(inp, N * C, -1, 1), fill(w, OC * C, -1, 1);
+                matmul_forward(out, inp, w, N, C, OC);
+                double *ref = dbuf(N * OC);
+                for (size_t n = 0; n < N; n++)
+                    for (size_t o = 0; o < OC; o++) {
+                        double acc = 0;
+                        for (size_t k = 0; k < C; k++) acc += (double)inp[n * C + k] * w[o * C + k];
+                        ref[n * OC + o] = acc;
+                    }
+                compare("matmul_forward (few rows)", out, ref, N * OC, 1e-5, 1e-5);
+                int th = kernels_get_threads();
+                kernels_set_threads(1);
+                matmul_forward(out1, inp, w, N, C, OC);
+                kernels_set_threads(th);
+                CHECK(memcmp(out, out1, N * OC * sizeof(float)) == 0);
+                free(inp), free(w), free(out), free(out1), free(ref);
+            }
+}
+
 static void test_matmul(void) {
+    reseed(3);
     size_t N = 13, C = 19, OC = 23;
     float *inp = fbuf(N * C), *w = fbuf(OC * C), *out = fbuf(N * OC), *dout = fbuf(N * OC);
     float *dinp = fbuf(N * C), *dw = fbuf(OC * C);
@@ -249,7 +324,21 @@ static void test_matmul(void) {
 
 /* ---------------------------------------------------------------- embedding */
 
+typedef struct {
+    size_t N, C;
+    const int32_t *ids;
+    const double *dout;
+} emb_ctx;
+static double emb_loss(const double *wte, void *vctx) {
+    emb_ctx *c = vctx;
+    double L = 0;
+    for (size_t n = 0; n < c->N; n++)
+        for (size_t k = 0; k < c->C; k++) L += c->dout[n * c->C + k] * wte[(size_t)c->ids[n] * c->C + k];
+    return L;
+}
+
 static void test_embedding(void) {
+    reseed(4);
     size_t N = 37, C = 83, V = 11;
     int32_t ids[37];
     for (size_t n = 0; n < N; n++) ids[n] = (int32_t)rt_rng_below(&g_rng, V);
@@ -266,7 +355,13 @@ static void test_embedding(void) {
     for (size_t n = 0; n < N; n++)
         for (size_t c = 0; c < C; c++) ref[(size_t)ids[n] * C + c] += dout[n * C + c];
     compare("embedding_backward", dwte, ref, V * C, 1e-6, 1e-6);
-    free(wte), free(out), free(dout), free(dwte), free(ref);
+    /* and by finite differences of L = sum(dout * wte[ids]) w.r.t. wte */
+    double *wd = to_d(wte, V * C), *dd = to_d(dout, N * C), *g = dbuf(V * C);
+    emb_ctx ctx = {N, C, ids, dd};
+    fd_grad(g, wd, V * C, NULL, 0, emb_loss, &ctx, 1e-3);
+    for (size_t i = 0; i < V * C; i++) dwte[i] -= 1.0f;
+    compare("embedding_backward vs FD", dwte, g, V * C, 1e-6, 1e-6);
+    free(wte), free(out), free(dout), free(dwte), free(ref), free(wd), free(dd), free(g);
 }
 
 /* ---------------------------------------------------------------- RMSNorm */
@@ -335,6 +430,7 @@ static void test_rmsnorm_case(size_t N, size_t C) {
     free(xd), free(wd), free(dd), free(ref), free(gx), free(gw);
 }
 static void test_rmsnorm(void) {
+    reseed(5);
     test_rmsnorm_case(13, 37);
     test_rmsnorm_case(5, 256);
     test_rmsnorm_case(3, 1);
@@ -374,6 +470,7 @@ static double rope_loss(const double *x, void *vctx) {
 }
 
 static void test_rope(void) {
+    reseed(6);
     float bases[] = {10000.0f, 500000.0f, 100.0f};
     size_t hds[] = {32, 6, 18, 64};
     for (size_t bi = 0; bi < RT_ARRAY_LEN(bases); bi++)
@@ -565,6 +662,7 @@ static void test_attention_case(size_t B, size_t T, size_t NH, size_t NKV, size_
 }
 
 static void test_attention(void) {
+    reseed(7);
     test_attention_case(2, 7, 4, 2, 8, (size_t)-1); /* GQA 2:1, hd < 16, full FD */
     test_attention_case(1, 19, 4, 1, 32, 400);      /* MQA, training head size */
     test_attention_case(2, 1, 4, 2, 32, (size_t)-1); /* T = 1 */
@@ -572,6 +670,7 @@ static void test_attention(void) {
     test_attention_case(1, 33, 4, 2, 64, 200);      /* hd 4 chunks */
     test_attention_case(1, 12, 2, 1, 72, 200);      /* hd > 64: plain path */
     test_attention_case(2, 9, 3, 3, 6, (size_t)-1); /* tiny odd head size */
+    test_attention_case(1, 133, 2, 1, 32, 100);     /* several 64-column tiles, ragged end */
 }
 
 /* ---------------------------------------------------------------- SwiGLU */
@@ -592,6 +691,7 @@ static double swi_loss(const double *gu, void *vctx) {
 }
 
 static void test_swiglu(void) {
+    reseed(8);
     size_t N = 7, F = 45;
     float *gu = fbuf(N * 2 * F), *out = fbuf(N * F), *dout = fbuf(N * F), *dgu = fbuf(N * 2 * F);
     fill(gu, N * 2 * F, -6, 6), fill(dout, N * F, -1, 1);
@@ -616,6 +716,7 @@ static void test_swiglu(void) {
 /* ---------------------------------------------------------------- add, exp, softmax */
 
 static void test_add_exp(void) {
+    reseed(9);
     size_t n = 100003;
     float *a = fbuf(n), *b = fbuf(n), *a0 = fbuf(n);
     fill(a, n, -1, 1), fill(b, n, -1, 1);
@@ -647,6 +748,7 @@ static void test_add_exp(void) {
 }
 
 static void test_softmax(void) {
+    reseed(10);
     size_t N = 6, V = 37;
     float *x = fbuf(N * V), *p = fbuf(N * V), *lp = fbuf(N * V);
     fill(x, N * V, -8, 8);
@@ -702,6 +804,7 @@ static double ce_loss(const double *x, void *vctx) {
 }
 
 static void test_crossentropy(void) {
+    reseed(11);
     size_t N = 11, V = 53;
     int32_t tg[11];
     for (size_t n = 0; n < N; n++) tg[n] = (int32_t)rt_rng_below(&g_rng, V);
@@ -740,11 +843,10 @@ static void test_crossentropy(void) {
 
 /* ---------------------------------------------------------------- determinism */
 
-static int same(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof(float)) == 0; }
-
 /* Every kernel twice on the same inputs at 2 threads (bitwise), and the ones documented as
  * thread-count independent at 1 and 3 threads too. Sizes are large enough to engage the threads. */
 static void test_determinism(void) {
+    reseed(12);
     int saved = kernels_get_threads();
     size_t N = 512, C = 256, OC = 384, F = 352, V = 512, B = 2, T = 64, NH = 8, NKV = 4, hd = 32;
     size_t R = (NH + 2 * NKV) * hd;
@@ -797,13 +899,9 @@ static void test_determinism(void) {
         CHECK(ls + N == o + big);
     }
     CHECK_MSG(same(r[0], r[1], big) && loss[0] == loss[1], "two runs at 2 threads differ");
-    /* 1, 2 and 3 threads: everything but GEMM is documented thread-count independent;
-     * compare past the matmul outputs (BLIS is deterministic per thread count). */
-    size_t skip = N * OC + OC * C + N * C;
-    CHECK_MSG(same(r[0] + skip, r[2] + skip, big - skip) && loss[0] == loss[2],
-              "1 and 2 threads differ (non-GEMM kernels)");
-    CHECK_MSG(same(r[0] + skip, r[3] + skip, big - skip) && loss[0] == loss[3],
-              "3 and 2 threads differ (non-GEMM kernels)");
+    /* 1, 2 and 3 threads: every kernel is documented thread-count independent */
+    CHECK_MSG(same(r[0], r[2], big) && loss[0] == loss[2], "1 and 2 threads differ");
+    CHECK_MSG(same(r[0], r[3], big) && loss[0] == loss[3], "3 and 2 threads differ");
     for (int k = 0; k < 4; k++) free(r[k]);
     free(x), free(w), free(dout), free(gu), free(qkv), free(ao), free(logits), free(ids), free(tg);
     free(ct), free(st);
@@ -811,6 +909,7 @@ static void test_determinism(void) {
 }
 
 static void test_threads(void) {
+    reseed(13);
     int saved = kernels_get_threads();
     kernels_set_threads(3);
     CHECK(kernels_get_threads() == 3);
@@ -822,10 +921,9 @@ static void test_threads(void) {
     if (verbose()) fprintf(stderr, "    %s, %d threads\n", info, kernels_get_threads());
 }
 
-static void setup(void) { rt_rng_seed(&g_rng, 1234); }
-
-TEST_MAIN("kernels", TEST_CASE(setup), TEST_CASE(test_threads), TEST_CASE(test_gemm),
-          TEST_CASE(test_gemm_serial_parallel), TEST_CASE(test_matmul), TEST_CASE(test_embedding),
+TEST_MAIN("kernels", TEST_CASE(test_threads), TEST_CASE(test_gemm),
+          TEST_CASE(test_gemm_serial_parallel), TEST_CASE(test_gemm_threads), TEST_CASE(test_matmul),
+          TEST_CASE(test_matmul_few_rows), TEST_CASE(test_embedding),
           TEST_CASE(test_rmsnorm), TEST_CASE(test_rope), TEST_CASE(test_attention),
           TEST_CASE(test_swiglu), TEST_CASE(test_add_exp), TEST_CASE(test_softmax),
           TEST_CASE(test_crossentropy), TEST_CASE(test_determinism))

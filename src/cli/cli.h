@@ -54,6 +54,9 @@ int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
+int cmd_harvest(int argc, char **argv);
 int cmd_watermark(int argc, char **argv);
 int cmd_radioactivity(int argc, char **argv);
 

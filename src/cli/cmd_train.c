@@ -162,10 +162,16 @@ int cmd_train(int argc, char **argv) {
     } else {
         char fl[16];
         rt_fmt_si(fl, sizeof fl, r.flops);
-        rt_info("done: %zu steps, final held-out loss %.4f nats/token (unigram entropy %.4f; ratio %.3f), "
-                "%.0f tokens/s, %s training FLOPs, %.1fs total",
-                r.steps_done, (double)r.val_loss, h_uni, (double)r.val_loss / h_uni, r.tokens_per_s, fl,
-                rt_now() - t0);
+        if (isfinite(r.val_loss))
+            rt_info("done: %zu steps, final held-out loss %.4f nats/token (unigram entropy %.4f; ratio "
+                    "%.3f), %.0f tokens/s, %s training FLOPs, %.1fs total",
+                    r.steps_done, (double)r.val_loss, h_uni, (double)r.val_loss / h_uni, r.tokens_per_s,
+                    fl, rt_now() - t0);
+        else
+            rt_info("done: %zu steps, final training loss %.4f (no held-out evaluation: the held-out "
+                    "text is shorter than one --seq-len window), %.0f tokens/s, %s training FLOPs, "
+                    "%.1fs total",
+                    r.steps_done, (double)r.train_loss, r.tokens_per_s, fl, rt_now() - t0);
         rt_info("wrote %s", out);
     }
     status = 0;

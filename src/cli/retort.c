@@ -21,6 +21,9 @@ static const command commands[] = {
     {"tokenize", cmd_tokenize, "print the token ids of a text as a JSON array"},
     {"forward", cmd_forward, "write the logits of a token sequence as raw float32"},
     {"info", cmd_info, "describe a model file: config, tokenizer, tensors"},
+    {"serve", cmd_serve, "serve a model over an OpenAI-compatible API with accounts, limits and a ledger"},
+    {"keys", cmd_keys, "create, list, revoke, suspend and resume API keys and accounts"},
+    {"harvest", cmd_harvest, "collect completions from an OpenAI-compatible API into JSONL"},
     {"watermark", cmd_watermark, "watermark keys, detection, bulk generation, attacks"},
     {"radioactivity", cmd_radioactivity, "test whether a suspect model was trained on watermarked text"},
 };

@@ -435,11 +435,11 @@ static void ds_row(float *ds, const float *p, size_t t, size_t zero_to, float sc
     }
     __m512 acc = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
     __m512 dot = _mm512_set1_ps(_mm512_reduce_add_ps(acc)), vs = _mm512_set1_ps(scale);
-    for (size_t i = 0; i < n; i += 16) {
-        __mmask16 k = kv_mask(n - i);
-        __m512 v = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, ds + i), dot);
-        v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, p + i), v), vs);
-        _mm512_mask_storeu_ps(ds + i, k, v);
+    for (size_t j = 0; j < n; j += 16) {
+        __mmask16 k = kv_mask(n - j);
+        __m512 v = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, ds + j), dot);
+        v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, p + j), v), vs);
+        _mm512_mask_storeu_ps(ds + j, k, v);
     }
     if (zero_to > n) memset(ds + n, 0, (zero_to - n) * sizeof(float));
 }
@@ -554,6 +554,52 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
     }
 }
 
+#if K_AVX512
+/* Decode scores of one head: scratch[j] = q · k_j for j < len, 16 positions at a time, their
+ * keys transposed in registers; each score is the FMA chain over d in order. */
+static void decode_scores_avx512(float *scratch, const float *q, const float *kb, size_t ldk,
+                                 size_t len, size_t hd) {
+    const float *y = kb;
+    size_t ldy = ldk, T = len;
+    for (size_t s0 = 0; s0 < len; s0 += 16) {
+        __m512 acc = _mm512_setzero_ps();
+        for (size_t d0 = 0; d0 < hd; d0 += 16) {
+            size_t nd = K_MIN((size_t)16, hd - d0);
+            __mmask16 md = kv_mask(nd);
+            TR16_DECL
+            X16(TR_LD)
+            TR16
+#define ACC(i) if ((i) < nd) acc = _mm512_fmadd_ps(_mm512_set1_ps(q[d0 + (i)]), r##i, acc);
+            X16(ACC)
+#undef ACC
+        }
+        _mm512_mask_storeu_ps(scratch + s0, kv_mask(len - s0), acc);
+    }
+}
+
+/* o (hd) = sum_s p[s] * v_s for s < len, the FMA chain over s in order, 64 lanes at a time. */
+static void decode_pv_avx512(float *o, const float *p, const float *vb, size_t ldv, size_t len,
+                             size_t hd) {
+    for (size_t d0 = 0; d0 < hd; d0 += 64) {
+        __mmask16 m[4];
+        chunk_masks(hd - d0, m);
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        const float *v = vb + d0;
+        for (size_t s = 0; s < len; s++, v += ldv) {
+            __m512 ps = _mm512_set1_ps(p[s]);
+            a0 = _mm512_fmadd_ps(ps, _mm512_maskz_loadu_ps(m[0], v), a0);
+            a1 = _mm512_fmadd_ps(ps, _mm512_maskz_loadu_ps(m[1], v + 16), a1);
+            a2 = _mm512_fmadd_ps(ps, _mm512_maskz_loadu_ps(m[2], v + 32), a2);
+            a3 = _mm512_fmadd_ps(ps, _mm512_maskz_loadu_ps(m[3], v + 48), a3);
+        }
+        _mm512_mask_storeu_ps(o + d0, m[0], a0);
+        _mm512_mask_storeu_ps(o + d0 + 16, m[1], a1);
+        _mm512_mask_storeu_ps(o + d0 + 32, m[2], a2);
+        _mm512_mask_storeu_ps(o + d0 + 48, m[3], a3);
+    }
+}
+#endif
+
 void attention_decode(float *out, const float *q, const float *kcache, const float *vcache,
                       size_t len, size_t NH, size_t NKV, size_t hd, float *scratch) {
     if (len == 0 || NH == 0 || hd == 0) return;
@@ -563,25 +609,14 @@ void attention_decode(float *out, const float *q, const float *kcache, const flo
         size_t g = h / grp;
         const float *qh = q + h * hd, *kb = kcache + g * hd, *vb = vcache + g * hd;
         float *o = out + h * hd;
-        /* Scores: an FMA chain over d per position, as the forward's tiles compute them. */
-        size_t j = 0;
+        /* The same sums in the same order as the forward: scores are FMA chains over d, the
+         * output an FMA chain over positions, the softmax the shared row routine. */
 #if K_AVX512
-        if (ldk * 16 < (size_t)INT32_MAX) {
-            __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                             _mm512_set1_epi32((int)ldk));
-            for (; j < len; j += 16) {
-                __mmask16 m = kv_mask(len - j);
-                __m512 acc = _mm512_setzero_ps();
-                const float *kj = kb + j * ldk;
-                for (size_t d = 0; d < hd; d++) {
-                    __m512 kv = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, kj + d, 4);
-                    acc = _mm512_fmadd_ps(_mm512_set1_ps(qh[d]), kv, acc);
-                }
-                _mm512_mask_storeu_ps(scratch + j, m, acc);
-            }
-        }
-#endif
-        for (; j < len; j++) {
+        decode_scores_avx512(scratch, qh, kb, ldk, len, hd);
+        kern_softmax_row_scaled(scratch, len, len, scale);
+        decode_pv_avx512(o, scratch, vb, ldk, len, hd);
+#else
+        for (size_t j = 0; j < len; j++) {
             const float *k = kb + j * ldk;
             float acc = 0.0f;
             for (size_t d = 0; d < hd; d++) acc = fmaf(qh[d], k[d], acc);
@@ -594,5 +629,6 @@ void attention_decode(float *out, const float *q, const float *kcache, const flo
             float p = scratch[s];
             for (size_t d = 0; d < hd; d++) o[d] = fmaf(p, v[d], o[d]);
         }
+#endif
     }
 }

@@ -8,11 +8,11 @@
  * threading over rows (the build works without OpenMP, single-threaded).
  *
  * Determinism: with a fixed thread count every kernel returns bit-identical results run to
- * run (no atomics, fixed reduction orders). Everything except GEMM (so matmul_*) is also
- * independent of the thread count.
+ * run (no atomics, fixed reduction orders), and the same bits for ANY thread count too (for
+ * GEMM this rests on BLIS splitting only M and N across threads, never K; the tests check it).
  * Threading: the kernels open their own OpenMP parallel regions; call them from serial code.
- * Inside a parallel region use gemm_serial and attention_decode (the others still work there
- * but run single-threaded; gemm must not be called there).
+ * Inside a parallel region use gemm_serial and attention_decode (the others still work there,
+ * single-threaded, as OpenMP makes nested regions inactive by default).
  *
  * What this is not: it knows nothing of models, files or tokens. src/model composes
  * these into a Llama block.
@@ -25,8 +25,9 @@
 
 /* ---------------------------------------------------------------- threads */
 
-/* Threads used by OpenMP loops and by BLIS. n <= 0 means all online cores (the default before
- * any call). Sets omp_set_num_threads and bli_thread_set_num_threads too. */
+/* Threads used by OpenMP loops and by BLIS. n <= 0 means all online cores. Before any call the
+ * kernels use OMP_NUM_THREADS when it is set, else all online cores. Sets omp_set_num_threads
+ * and bli_thread_set_num_threads too. */
 void kernels_set_threads(int n);
 int kernels_get_threads(void);
 /* Which BLAS does the GEMMs, e.g. "BLIS 0.9.0 (skx kernels)" — for logs and benchmarks.
@@ -39,10 +40,11 @@ const char *kernels_blas_info(void);
 /* C(M,N) = alpha * op(A)(M,K) · op(B)(K,N) + beta * C(M,N), all row-major.
  * op(A) = A (M,K) with row stride lda, or A^T when trans_a (A stored (K,M), stride lda).
  * Same for B. Multithreaded (kernels_get_threads()). beta == 0 overwrites C (NaNs in C do not
- * survive); K == 0 or alpha == 0 leaves beta*C. Not from inside a parallel region. */
+ * survive); K == 0 or alpha == 0 leaves beta*C. */
 void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A,
           size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
-/* The same, single-threaded: safe to call from inside an OpenMP parallel region. */
+/* The same, single-threaded: safe to call from inside an OpenMP parallel region. (One BLIS
+ * call; gemm may sum long K in a few pieces, so the two can differ in the last bits.) */
 void gemm_serial(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
                  const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
                  size_t ldc);

@@ -29,6 +29,9 @@
 
 #define K_MIN(a, b) ((a) < (b) ? (a) : (b))
 
+/* matmul_forward for N <= 8 rows (gemv.c): returns 1 if it handled the call, 0 otherwise. */
+int matmul_forward_rows(float *out, const float *inp, const float *w, size_t N, size_t C, size_t OC);
+
 /* Threads for the OpenMP loops of the kernels (1 without OpenMP). */
 int kern_threads(void);
 /* Threads for a loop that touches about `work` floats: 1 when the job is too small to repay

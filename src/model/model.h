@@ -176,7 +176,10 @@ void decoder_free(decoder *d);
  * caches[i]->len (rows of the same cache must be consecutive, in order; each row advances
  * its cache by one). Writes K/V into the caches, then attends causally. If logits is
  * non-NULL, row i's logits go to logits + i*V only where want (n flags) is NULL or want[i];
- * rows not wanted skip the output projection. Fails if a cache is full. */
+ * rows not wanted skip the output projection. Fails if a cache is full.
+ * After a run with logits != NULL, d->xb holds the wanted rows' final hidden states (after
+ * output_norm, the input of the output projection), (n_wanted, D) in row order, until the
+ * next run (serve hands the prompt's last one to the guard). */
 int decoder_run(decoder *d, kv_cache *const *caches, const int32_t *tokens, size_t n,
                 const uint8_t *want, float *logits);
 /* Convenience: feed n tokens to one cache in chunks of max_rows; logits of the LAST token

@@ -69,6 +69,34 @@ static int cand_cmp(const void *a, const void *b) {
     return (x->id > y->id) - (x->id < y->id);
 }
 
+/* Reorder c[0..n) so that its first k entries are the k best under cand_cmp (in any
+ * order): iterative quickselect with a median-of-three pivot, O(n) on average. */
+static void cand_select(struct sampler_cand *c, size_t n, size_t k) {
+    size_t lo = 0, hi = n; /* the k-th boundary lies in [lo, hi) */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2, last = hi - 1;
+        /* median of three to position last */
+        if (cand_cmp(&c[mid], &c[lo]) < 0) { struct sampler_cand t = c[mid]; c[mid] = c[lo]; c[lo] = t; }
+        if (cand_cmp(&c[last], &c[lo]) < 0) { struct sampler_cand t = c[last]; c[last] = c[lo]; c[lo] = t; }
+        if (cand_cmp(&c[mid], &c[last]) < 0) { struct sampler_cand t = c[mid]; c[mid] = c[last]; c[last] = t; }
+        struct sampler_cand pivot = c[last];
+        size_t store = lo;
+        for (size_t i = lo; i < last; i++) {
+            if (cand_cmp(&c[i], &pivot) < 0) {
+                struct sampler_cand t = c[i];
+                c[i] = c[store];
+                c[store] = t;
+                store++;
+            }
+        }
+        c[last] = c[store];
+        c[store] = pivot;
+        if (store == k || store + 1 == k) return;
+        if (store > k) hi = store;
+        else lo = store + 1;
+    }
+}
+
 int32_t sampler_sample(sampler *s, float *logits, const int32_t *history, size_t n_history) {
     size_t V = s->V;
     for (size_t i = 0; i < s->n_procs; i++) s->procs[i].fn(s->procs[i].ud, logits, V, history, n_history);
@@ -89,7 +117,12 @@ int32_t sampler_sample(sampler *s, float *logits, const int32_t *history, size_t
         s->cand[i].logit = logits[i];
         s->cand[i].id = (int32_t)i;
     }
-    if (need_sort) qsort(s->cand, V, sizeof *s->cand, cand_cmp);
+    if (k < V) { /* top-k: select, then sort only the k kept */
+        cand_select(s->cand, V, k);
+        qsort(s->cand, k, sizeof *s->cand, cand_cmp);
+    } else if (need_sort) {
+        qsort(s->cand, V, sizeof *s->cand, cand_cmp);
+    }
     float maxl = -INFINITY;
     for (size_t j = 0; j < k; j++) maxl = fmaxf(maxl, s->cand[j].logit);
     double sum = 0;

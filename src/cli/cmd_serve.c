@@ -1,0 +1,84 @@
+/*
+ * cmd_serve.c — `retort serve`: load a model, open the gateway database and serve the
+ * OpenAI-compatible API until SIGINT/SIGTERM. Everything else lives in src/serve.
+ *
+ * Watermark: the engine calls serve_options.sampler_attach for every sequence's sampler, and
+ * serve_options.config rows go into the server_config table before the server listens. That
+ * is where `--watermark-key-file K` plugs in once src/mark is on main: load the key, build a
+ * mark_ctx, set sampler_attach to a function calling mark_attach(s, ctx), and pass
+ * {"watermark", <the mark config JSON>} as config.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../serve/serve.h"
+#include "cli.h"
+
+int cmd_serve(int argc, char **argv) {
+    serve_options o;
+    serve_options_defaults(&o);
+    const char *port_file = NULL;
+    size_t port = 8080;
+    int verbose = 0;
+    cli_opt opts[] = {
+        {"--model", CLI_STR, &o.model_path, "M.gguf: the model to serve", 1, 0},
+        {"--model-name", CLI_STR, &o.model_name, "NAME: the model id clients send (default: file name without .gguf)", 0, 0},
+        {"--db", CLI_STR, &o.db_path, "FILE: gateway database (accounts, keys, ledger); created if absent", 1, 0},
+        {"--host", CLI_STR, &o.host, "ADDR: address to listen on (default 127.0.0.1)", 0, 0},
+        {"--port", CLI_SIZE, &port, "N: TCP port, 0 = any free port (default 8080)", 0, 0},
+        {"--port-file", CLI_STR, &port_file, "FILE: write the port listened on here (with --port 0)", 0, 0},
+        {"--threads", CLI_SIZE, &o.threads, "N: kernel threads for the engine (default: all cores)", 0, 0},
+        {"--max-batch", CLI_SIZE, &o.max_batch, "N: sequences decoded together (default 16)", 0, 0},
+        {"--max-queue", CLI_SIZE, &o.max_queue, "N: requests waiting for a slot before 503 (default 64)", 0, 0},
+        {"--max-body", CLI_SIZE, &o.max_body, "BYTES: largest request body before 413 (default 1048576)", 0, 0},
+        {"--max-tokens", CLI_SIZE, &o.max_tokens_cap, "N: ceiling (and chat default) of max_tokens (default: context)", 0, 0},
+        {"--prefill-chunk", CLI_SIZE, &o.prefill_chunk, "N: prompt tokens per decode step (default 128)", 0, 0},
+        {"--sim-clock", CLI_FLAG, &o.sim_clock,
+         "testing aid: take limits/ledger time from the X-Retort-Sim-Time header", 0, 0},
+        {"--verbose", CLI_FLAG, &verbose, "log every admin action and microhttpd message", 0, 0},
+    };
+    cli_cmd_info info = {
+        "serve",
+        "retort serve --model M.gguf --db gateway.db [--model-name NAME --host 127.0.0.1 --port 8080 "
+        "--threads N --max-batch N --max-queue N]",
+        "Serves the model over an OpenAI-compatible HTTP API: GET /v1/models, POST /v1/completions,\n"
+        "POST /v1/chat/completions (SSE streaming, logprobs), GET /health, GET /metrics, and the admin\n"
+        "API under /admin/api/. Every request needs a key from `retort keys create`; each account's\n"
+        "limits are enforced and every request is written to the usage ledger in the --db database.\n"
+        "Concurrent requests share decode steps (continuous batching). Stop with Ctrl-C."};
+    int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
+    if (prc) return prc == 1 ? 0 : 2;
+    if (port > 65535) {
+        fprintf(stderr, "retort serve: error: --port: %zu is not a TCP port (0..65535)\n", port);
+        return 2;
+    }
+    o.port = (int)port;
+    if (verbose) rt_log_set_level(RT_LOG_DEBUG);
+    /* block the stop signals in every thread; this one waits for them */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    serve_server *s = NULL;
+    if (serve_start(&s, &o)) return cli_fail("serve");
+    fprintf(stderr, "retort serve: model '%s' on http://%s:%d (max batch %zu, queue %zu, db %s)\n",
+            serve_model_name(s), o.host, serve_port(s), o.max_batch, o.max_queue, o.db_path);
+    if (port_file) {
+        char buf[32];
+        int n = snprintf(buf, sizeof buf, "%d\n", serve_port(s));
+        if (rt_write_file_atomic(port_file, buf, (size_t)n)) {
+            cli_fail("serve");
+            serve_stop(s);
+            return 1;
+        }
+    }
+    int sig = 0;
+    sigwait(&set, &sig);
+    fprintf(stderr, "retort serve: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    serve_stop(s);
+    return 0;
+}

@@ -1,0 +1,693 @@
+/*
+ * gw_db.c — the gateway database: schema, accounts, API keys (hashed with libsodium,
+ * compared in constant time), authentication, server config and usage summaries.
+ * Not the ledger writer (gw_ledger.c) or the rate limiter (gw_limits.c).
+ */
+#include "gateway.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct gw_db {
+    sqlite3 *conn;
+    char *path;
+    pthread_mutex_t mu;
+    sqlite3_stmt *auth_stmt; /* cached: the per-request key lookup */
+};
+
+static const char *const schema_sql =
+    "CREATE TABLE IF NOT EXISTS gw_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "INSERT OR IGNORE INTO gw_meta(key, value) VALUES('schema_version', '1');"
+    "CREATE TABLE IF NOT EXISTS accounts("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  status TEXT NOT NULL DEFAULT 'active' CHECK(status IN ('active','suspended')),"
+    "  status_reason TEXT NOT NULL DEFAULT '',"
+    "  status_changed_at REAL NOT NULL DEFAULT 0,"
+    "  rpm INTEGER NOT NULL DEFAULT 0,"
+    "  tpm INTEGER NOT NULL DEFAULT 0,"
+    "  daily_tokens INTEGER NOT NULL DEFAULT 0,"
+    "  is_admin INTEGER NOT NULL DEFAULT 0,"
+    "  created_at REAL NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS api_keys("
+    "  id INTEGER PRIMARY KEY,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id),"
+    "  key_id TEXT NOT NULL UNIQUE,"
+    "  hash BLOB NOT NULL,"
+    "  created_at REAL NOT NULL,"
+    "  revoked_at REAL);"
+    "CREATE TABLE IF NOT EXISTS usage("
+    "  id INTEGER PRIMARY KEY,"
+    "  request_id TEXT NOT NULL,"
+    "  t REAL NOT NULL,"
+    "  account_id INTEGER,"
+    "  key_id TEXT NOT NULL DEFAULT '',"
+    "  endpoint TEXT NOT NULL,"
+    "  model TEXT NOT NULL DEFAULT '',"
+    "  status INTEGER NOT NULL,"
+    "  error TEXT NOT NULL DEFAULT '',"
+    "  prompt_tokens INTEGER NOT NULL DEFAULT 0,"
+    "  completion_tokens INTEGER NOT NULL DEFAULT 0,"
+    "  temperature REAL, top_p REAL, max_tokens INTEGER,"
+    "  logprobs INTEGER NOT NULL DEFAULT 0, top_logprobs INTEGER NOT NULL DEFAULT 0,"
+    "  n INTEGER NOT NULL DEFAULT 1, stream INTEGER NOT NULL DEFAULT 0, seed INTEGER,"
+    "  latency_ms REAL NOT NULL, ttft_ms REAL,"
+    "  prompt_hash TEXT NOT NULL DEFAULT '', output_hash TEXT NOT NULL DEFAULT '',"
+    "  finish_reason TEXT NOT NULL DEFAULT '', client TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX IF NOT EXISTS usage_account_t ON usage(account_id, t);"
+    "CREATE INDEX IF NOT EXISTS usage_t ON usage(t);"
+    "CREATE TABLE IF NOT EXISTS server_config(key TEXT PRIMARY KEY, value TEXT NOT NULL,"
+    "  updated_at REAL NOT NULL);";
+
+static int db_fail(gw_db *db, const char *what) {
+    return RT_FAIL("%s: %s: %s", db->path, what, sqlite3_errmsg(db->conn));
+}
+
+int gw_db_open(gw_db **out, const char *path) {
+    *out = NULL;
+    if (sodium_init() < 0) return RT_FAIL("libsodium failed to initialise");
+    gw_db *db = rt_calloc(1, sizeof *db, "gateway db");
+    if (!db) return -1;
+    db->path = rt_strdup(path);
+    if (!db->path) {
+        free(db);
+        return -1;
+    }
+    pthread_mutex_init(&db->mu, NULL);
+    int rc = sqlite3_open_v2(path, &db->conn, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        RT_FAIL("%s: cannot open the gateway database: %s (check the --db path and its directory)", path,
+                db->conn ? sqlite3_errmsg(db->conn) : sqlite3_errstr(rc));
+        gw_db_close(db);
+        return -1;
+    }
+    sqlite3_busy_timeout(db->conn, 5000);
+    char *err = NULL;
+    if (sqlite3_exec(db->conn, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+                     NULL, NULL, &err) != SQLITE_OK ||
+        sqlite3_exec(db->conn, schema_sql, NULL, NULL, &err) != SQLITE_OK) {
+        RT_FAIL("%s: cannot set up the gateway tables: %s (is it a retort gateway database?)", path,
+                err ? err : sqlite3_errmsg(db->conn));
+        sqlite3_free(err);
+        gw_db_close(db);
+        return -1;
+    }
+    *out = db;
+    return 0;
+}
+
+void gw_db_close(gw_db *db) {
+    if (!db) return;
+    sqlite3_finalize(db->auth_stmt);
+    if (db->conn) sqlite3_close(db->conn);
+    pthread_mutex_destroy(&db->mu);
+    free(db->path);
+    free(db);
+}
+
+const char *gw_db_path(const gw_db *db) { return db->path; }
+
+int gw_db_with(gw_db *db, int (*fn)(sqlite3 *conn, void *ud), void *ud) {
+    pthread_mutex_lock(&db->mu);
+    int rc = fn(db->conn, ud);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static void copy_text(char *dst, size_t cap, const unsigned char *src) {
+    snprintf(dst, cap, "%s", src ? (const char *)src : "");
+}
+
+static const char *const account_cols =
+    "id, name, status, status_reason, status_changed_at, rpm, tpm, daily_tokens, is_admin, created_at";
+
+static void read_account(sqlite3_stmt *st, int c0, gw_account *a) {
+    memset(a, 0, sizeof *a);
+    a->id = sqlite3_column_int64(st, c0 + 0);
+    copy_text(a->name, sizeof a->name, sqlite3_column_text(st, c0 + 1));
+    const unsigned char *s = sqlite3_column_text(st, c0 + 2);
+    a->status = (s && !strcmp((const char *)s, "suspended")) ? GW_ACCOUNT_SUSPENDED : GW_ACCOUNT_ACTIVE;
+    copy_text(a->reason, sizeof a->reason, sqlite3_column_text(st, c0 + 3));
+    a->status_changed_at = sqlite3_column_double(st, c0 + 4);
+    a->limits.rpm = sqlite3_column_int64(st, c0 + 5);
+    a->limits.tpm = sqlite3_column_int64(st, c0 + 6);
+    a->limits.daily_tokens = sqlite3_column_int64(st, c0 + 7);
+    a->is_admin = sqlite3_column_int(st, c0 + 8);
+    a->created_at = sqlite3_column_double(st, c0 + 9);
+}
+
+static int valid_name(const char *name) {
+    size_t n = strlen(name);
+    if (n == 0 || n >= GW_NAME_MAX) return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (!isalnum(c) && !strchr("._@+-", c)) return 0;
+    }
+    return 1;
+}
+
+/* base64url without padding of 32 bytes = 43 chars */
+#define SECRET_BYTES 32
+#define SECRET_CHARS 43
+
+int gw_key_parse(const char *key, char key_id_out[GW_KEY_ID_LEN + 1]) {
+    if (!key) return RT_FAIL("no API key given");
+    size_t n = strlen(key);
+    if (n != 3 + GW_KEY_ID_LEN + 1 + SECRET_CHARS || strncmp(key, "rt-", 3) != 0 || key[3 + GW_KEY_ID_LEN] != '-')
+        return RT_FAIL("malformed API key (expected rt-<12 hex>-<43 characters>)");
+    for (size_t i = 0; i < GW_KEY_ID_LEN; i++)
+        if (!isxdigit((unsigned char)key[3 + i]) || isupper((unsigned char)key[3 + i]))
+            return RT_FAIL("malformed API key id (expected 12 lower-case hex digits)");
+    memcpy(key_id_out, key + 3, GW_KEY_ID_LEN);
+    key_id_out[GW_KEY_ID_LEN] = '\0';
+    return 0;
+}
+
+static void secret_hash(const char *secret, size_t len, unsigned char out[32]) {
+    crypto_generichash(out, 32, (const unsigned char *)secret, len, NULL, 0);
+}
+
+/* ---------------------------------------------------------------- accounts and keys */
+
+static int find_account_locked(gw_db *db, const char *name, gw_account *out, int *found) {
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT %s FROM accounts WHERE name = ?1", account_cols);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db->conn, sql, -1, &st, NULL) != SQLITE_OK) return db_fail(db, "looking up an account");
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    *found = 0;
+    if (rc == SQLITE_ROW) {
+        read_account(st, 0, out);
+        *found = 1;
+    } else if (rc != SQLITE_DONE) {
+        sqlite3_finalize(st);
+        return db_fail(db, "looking up an account");
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static int get_account_locked(gw_db *db, int64_t id, gw_account *out, int *found) {
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT %s FROM accounts WHERE id = ?1", account_cols);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db->conn, sql, -1, &st, NULL) != SQLITE_OK) return db_fail(db, "looking up an account");
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    *found = 0;
+    if (rc == SQLITE_ROW) {
+        read_account(st, 0, out);
+        *found = 1;
+    } else if (rc != SQLITE_DONE) {
+        sqlite3_finalize(st);
+        return db_fail(db, "looking up an account");
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static int exec_locked(gw_db *db, const char *sql, const char *what) {
+    char *err = NULL;
+    if (sqlite3_exec(db->conn, sql, NULL, NULL, &err) != SQLITE_OK) {
+        RT_FAIL("%s: %s: %s", db->path, what, err ? err : sqlite3_errmsg(db->conn));
+        sqlite3_free(err);
+        return -1;
+    }
+    return 0;
+}
+
+int gw_key_create(gw_db *db, const char *name, const gw_limits *limits, int admin, double now,
+                  char key_out[GW_KEY_MAX], gw_account *acct_out) {
+    if (!name || !valid_name(name))
+        return RT_FAIL("account name '%s': expected 1..%d characters of letters, digits and ._@+-", name ? name : "",
+                       GW_NAME_MAX - 1);
+    if (limits && (limits->rpm > INT64_MAX / 2 || limits->tpm > INT64_MAX / 2 || limits->daily_tokens > INT64_MAX / 2))
+        return RT_FAIL("account %s: limit too large", name);
+    /* the key: random id and secret */
+    unsigned char idb[GW_KEY_ID_LEN / 2], secret[SECRET_BYTES];
+    randombytes_buf(idb, sizeof idb);
+    randombytes_buf(secret, sizeof secret);
+    char key_id[GW_KEY_ID_LEN + 1];
+    sodium_bin2hex(key_id, sizeof key_id, idb, sizeof idb);
+    char sec_txt[SECRET_CHARS + 1];
+    sodium_bin2base64(sec_txt, sizeof sec_txt, secret, sizeof secret, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(secret, sizeof secret);
+    char key[GW_KEY_MAX];
+    snprintf(key, sizeof key, "rt-%s-%s", key_id, sec_txt);
+    unsigned char h[32];
+    secret_hash(sec_txt, SECRET_CHARS, h);
+    sodium_memzero(sec_txt, sizeof sec_txt);
+
+    pthread_mutex_lock(&db->mu);
+    int rc = -1, found = 0;
+    gw_account a;
+    sqlite3_stmt *st = NULL;
+    if (exec_locked(db, "BEGIN IMMEDIATE", "starting a transaction")) goto out;
+    if (find_account_locked(db, name, &a, &found)) goto rollback;
+    if (!found) {
+        if (sqlite3_prepare_v2(db->conn,
+                               "INSERT INTO accounts(name, rpm, tpm, daily_tokens, is_admin, created_at) "
+                               "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+                               -1, &st, NULL) != SQLITE_OK) {
+            db_fail(db, "creating an account");
+            goto rollback;
+        }
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 2, limits && limits->rpm > 0 ? limits->rpm : 0);
+        sqlite3_bind_int64(st, 3, limits && limits->tpm > 0 ? limits->tpm : 0);
+        sqlite3_bind_int64(st, 4, limits && limits->daily_tokens > 0 ? limits->daily_tokens : 0);
+        sqlite3_bind_int(st, 5, admin ? 1 : 0);
+        sqlite3_bind_double(st, 6, now);
+    } else {
+        if (sqlite3_prepare_v2(db->conn,
+                               "UPDATE accounts SET rpm = coalesce(?2, rpm), tpm = coalesce(?3, tpm), "
+                               "daily_tokens = coalesce(?4, daily_tokens), is_admin = max(is_admin, ?5) WHERE id = ?1",
+                               -1, &st, NULL) != SQLITE_OK) {
+            db_fail(db, "updating an account");
+            goto rollback;
+        }
+        sqlite3_bind_int64(st, 1, a.id);
+        const int64_t *f[3] = {limits ? &limits->rpm : NULL, limits ? &limits->tpm : NULL,
+                               limits ? &limits->daily_tokens : NULL};
+        for (int i = 0; i < 3; i++) {
+            if (f[i] && *f[i] >= 0) sqlite3_bind_int64(st, 2 + i, *f[i]);
+            else sqlite3_bind_null(st, 2 + i);
+        }
+        sqlite3_bind_int(st, 5, admin ? 1 : 0);
+    }
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        db_fail(db, "writing the account");
+        goto rollback;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (find_account_locked(db, name, &a, &found) || !found) goto rollback;
+    if (sqlite3_prepare_v2(db->conn,
+                           "INSERT INTO api_keys(account_id, key_id, hash, created_at) VALUES(?1, ?2, ?3, ?4)", -1,
+                           &st, NULL) != SQLITE_OK) {
+        db_fail(db, "storing the key");
+        goto rollback;
+    }
+    sqlite3_bind_int64(st, 1, a.id);
+    sqlite3_bind_text(st, 2, key_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(st, 3, h, sizeof h, SQLITE_TRANSIENT);
+    sqlite3_bind_double(st, 4, now);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        db_fail(db, "storing the key");
+        goto rollback;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (exec_locked(db, "COMMIT", "committing the new key")) goto rollback;
+    memcpy(key_out, key, strlen(key) + 1);
+    if (acct_out) *acct_out = a;
+    rc = 0;
+    goto out;
+rollback:
+    sqlite3_finalize(st);
+    st = NULL;
+    sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+out:
+    sodium_memzero(key, sizeof key);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+int gw_account_get(gw_db *db, int64_t id, gw_account *out) {
+    pthread_mutex_lock(&db->mu);
+    int found = 0;
+    int rc = get_account_locked(db, id, out, &found);
+    pthread_mutex_unlock(&db->mu);
+    if (rc) return -1;
+    if (!found) return RT_FAIL("no account with id %lld", (long long)id);
+    return 0;
+}
+
+int gw_account_find(gw_db *db, const char *name_or_id, gw_account *out) {
+    if (!name_or_id || !*name_or_id) return RT_FAIL("no account name given");
+    pthread_mutex_lock(&db->mu);
+    int found = 0;
+    int rc = find_account_locked(db, name_or_id, out, &found);
+    if (rc == 0 && !found) {
+        const char *p = name_or_id[0] == '#' ? name_or_id + 1 : name_or_id;
+        char *end = NULL;
+        long long id = strtoll(p, &end, 10);
+        if (*p && end && !*end && id > 0) rc = get_account_locked(db, id, out, &found);
+    }
+    pthread_mutex_unlock(&db->mu);
+    if (rc) return -1;
+    if (!found) return RT_FAIL("no account named '%s' (retort keys list shows them)", name_or_id);
+    return 0;
+}
+
+int gw_account_list(gw_db *db, gw_account **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT %s FROM accounts ORDER BY id", account_cols);
+    pthread_mutex_lock(&db->mu);
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    size_t cap = 0, k = 0;
+    gw_account *a = NULL;
+    if (sqlite3_prepare_v2(db->conn, sql, -1, &st, NULL) != SQLITE_OK) {
+        db_fail(db, "listing accounts");
+        goto out;
+    }
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        if (k == cap) {
+            cap = cap ? cap * 2 : 16;
+            gw_account *b = rt_realloc(a, cap * sizeof *a, "account list");
+            if (!b) goto out;
+            a = b;
+        }
+        read_account(st, 0, &a[k++]);
+    }
+    if (s != SQLITE_DONE) {
+        db_fail(db, "listing accounts");
+        goto out;
+    }
+    *out = a;
+    *n = k;
+    a = NULL;
+    rc = 0;
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    free(a);
+    return rc;
+}
+
+int gw_key_list(gw_db *db, int64_t account_id, gw_key_info **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&db->mu);
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    size_t cap = 0, k = 0;
+    gw_key_info *a = NULL;
+    if (sqlite3_prepare_v2(db->conn,
+                           "SELECT key_id, account_id, created_at, coalesce(revoked_at, 0) FROM api_keys "
+                           "WHERE ?1 = 0 OR account_id = ?1 ORDER BY id",
+                           -1, &st, NULL) != SQLITE_OK) {
+        db_fail(db, "listing keys");
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, account_id);
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        if (k == cap) {
+            cap = cap ? cap * 2 : 16;
+            gw_key_info *b = rt_realloc(a, cap * sizeof *a, "key list");
+            if (!b) goto out;
+            a = b;
+        }
+        memset(&a[k], 0, sizeof a[k]);
+        copy_text(a[k].key_id, sizeof a[k].key_id, sqlite3_column_text(st, 0));
+        a[k].account_id = sqlite3_column_int64(st, 1);
+        a[k].created_at = sqlite3_column_double(st, 2);
+        a[k].revoked_at = sqlite3_column_double(st, 3);
+        k++;
+    }
+    if (s != SQLITE_DONE) {
+        db_fail(db, "listing keys");
+        goto out;
+    }
+    *out = a;
+    *n = k;
+    a = NULL;
+    rc = 0;
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    free(a);
+    return rc;
+}
+
+int gw_account_set_status(gw_db *db, int64_t account_id, gw_account_status status, const char *reason,
+                          double now) {
+    char r[GW_REASON_MAX];
+    snprintf(r, sizeof r, "%s", status == GW_ACCOUNT_SUSPENDED ? (reason && *reason ? reason : "suspended") : "");
+    pthread_mutex_lock(&db->mu);
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    if (sqlite3_prepare_v2(db->conn,
+                           "UPDATE accounts SET status = ?2, status_reason = ?3, status_changed_at = ?4 WHERE id = ?1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        db_fail(db, "changing an account's status");
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, account_id);
+    sqlite3_bind_text(st, 2, status == GW_ACCOUNT_SUSPENDED ? "suspended" : "active", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, r, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_double(st, 4, now);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        db_fail(db, "changing an account's status");
+        goto out;
+    }
+    if (sqlite3_changes(db->conn) == 0) {
+        RT_FAIL("no account with id %lld", (long long)account_id);
+        goto out;
+    }
+    rc = 0;
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+int gw_key_revoke(gw_db *db, const char *key_id, double now) {
+    char id[GW_KEY_ID_LEN + 1];
+    if (key_id && !strncmp(key_id, "rt-", 3)) {
+        if (gw_key_parse(key_id, id)) return -1;
+    } else {
+        if (!key_id || strlen(key_id) != GW_KEY_ID_LEN)
+            return RT_FAIL("key id '%s': expected the 12 hex digits shown by retort keys list", key_id ? key_id : "");
+        memcpy(id, key_id, GW_KEY_ID_LEN + 1);
+    }
+    pthread_mutex_lock(&db->mu);
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    if (sqlite3_prepare_v2(db->conn, "UPDATE api_keys SET revoked_at = ?2 WHERE key_id = ?1 AND revoked_at IS NULL",
+                           -1, &st, NULL) != SQLITE_OK) {
+        db_fail(db, "revoking a key");
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_double(st, 2, now);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        db_fail(db, "revoking a key");
+        goto out;
+    }
+    if (sqlite3_changes(db->conn) == 0) {
+        RT_FAIL("no live key with id %s (retort keys list shows them)", id);
+        goto out;
+    }
+    rc = 0;
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+int gw_auth(gw_db *db, const char *key, gw_principal *out, gw_auth_result *res) {
+    memset(out, 0, sizeof *out);
+    if (!key || !*key) {
+        *res = GW_AUTH_MISSING;
+        return 0;
+    }
+    char key_id[GW_KEY_ID_LEN + 1];
+    if (gw_key_parse(key, key_id)) {
+        rt_err_clear();
+        *res = GW_AUTH_INVALID;
+        return 0;
+    }
+    unsigned char h[32];
+    secret_hash(key + 3 + GW_KEY_ID_LEN + 1, SECRET_CHARS, h);
+    *res = GW_AUTH_INVALID;
+    pthread_mutex_lock(&db->mu);
+    int rc = -1;
+    if (!db->auth_stmt) {
+        char sql[512];
+        snprintf(sql, sizeof sql,
+                 "SELECT k.hash, k.revoked_at IS NOT NULL, a.id, a.name, a.status, a.status_reason, "
+                 "a.status_changed_at, a.rpm, a.tpm, a.daily_tokens, a.is_admin, a.created_at "
+                 "FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.key_id = ?1");
+        if (sqlite3_prepare_v2(db->conn, sql, -1, &db->auth_stmt, NULL) != SQLITE_OK) {
+            db_fail(db, "preparing the key lookup");
+            db->auth_stmt = NULL;
+            goto out;
+        }
+    }
+    sqlite3_stmt *st = db->auth_stmt;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, key_id, -1, SQLITE_TRANSIENT);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) {
+        const void *stored = sqlite3_column_blob(st, 0);
+        int stored_len = sqlite3_column_bytes(st, 0);
+        int revoked = sqlite3_column_int(st, 1);
+        int match = stored && stored_len == 32 && sodium_memcmp(stored, h, 32) == 0;
+        if (match && !revoked) {
+            read_account(st, 2, &out->account);
+            memcpy(out->key_id, key_id, sizeof key_id);
+            *res = GW_AUTH_OK;
+        }
+    } else if (s != SQLITE_DONE) {
+        db_fail(db, "looking up a key");
+        sqlite3_reset(st);
+        goto out;
+    }
+    sqlite3_reset(st);
+    rc = 0;
+out:
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- usage */
+
+int gw_usage_by_account(gw_db *db, double since, gw_usage **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&db->mu);
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    size_t cap = 0, k = 0;
+    gw_usage *a = NULL;
+    if (sqlite3_prepare_v2(db->conn,
+                           "SELECT account_id, count(*), sum(status = 200), sum(prompt_tokens), "
+                           "sum(completion_tokens), sum(t >= ?1), "
+                           "sum(CASE WHEN t >= ?1 THEN prompt_tokens + completion_tokens ELSE 0 END), max(t) "
+                           "FROM usage WHERE account_id IS NOT NULL GROUP BY account_id ORDER BY account_id",
+                           -1, &st, NULL) != SQLITE_OK) {
+        db_fail(db, "summarising usage");
+        goto out;
+    }
+    sqlite3_bind_double(st, 1, since);
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        if (k == cap) {
+            cap = cap ? cap * 2 : 16;
+            gw_usage *b = rt_realloc(a, cap * sizeof *a, "usage list");
+            if (!b) goto out;
+            a = b;
+        }
+        gw_usage *u = &a[k++];
+        u->account_id = sqlite3_column_int64(st, 0);
+        u->requests = sqlite3_column_int64(st, 1);
+        u->ok_requests = sqlite3_column_int64(st, 2);
+        u->prompt_tokens = sqlite3_column_int64(st, 3);
+        u->completion_tokens = sqlite3_column_int64(st, 4);
+        u->requests_window = sqlite3_column_int64(st, 5);
+        u->tokens_window = sqlite3_column_int64(st, 6);
+        u->last_t = sqlite3_column_double(st, 7);
+    }
+    if (s != SQLITE_DONE) {
+        db_fail(db, "summarising usage");
+        goto out;
+    }
+    *out = a;
+    *n = k;
+    a = NULL;
+    rc = 0;
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    free(a);
+    return rc;
+}
+
+int gw_usage_tokens(gw_db *db, int64_t account_id, double t0, double t1, int64_t *out) {
+    *out = 0;
+    pthread_mutex_lock(&db->mu);
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    if (sqlite3_prepare_v2(db->conn,
+                           "SELECT coalesce(sum(prompt_tokens + completion_tokens), 0) FROM usage "
+                           "WHERE account_id = ?1 AND t >= ?2 AND t < ?3",
+                           -1, &st, NULL) != SQLITE_OK) {
+        db_fail(db, "summing usage");
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, account_id);
+    sqlite3_bind_double(st, 2, t0);
+    sqlite3_bind_double(st, 3, t1);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        db_fail(db, "summing usage");
+        goto out;
+    }
+    *out = sqlite3_column_int64(st, 0);
+    rc = 0;
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- config */
+
+int gw_config_set(gw_db *db, const char *key, const char *value, double now) {
+    pthread_mutex_lock(&db->mu);
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    if (sqlite3_prepare_v2(db->conn,
+                           "INSERT INTO server_config(key, value, updated_at) VALUES(?1, ?2, ?3) "
+                           "ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                           -1, &st, NULL) != SQLITE_OK) {
+        db_fail(db, "writing server config");
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, value, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_double(st, 3, now);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        db_fail(db, "writing server config");
+        goto out;
+    }
+    rc = 0;
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+int gw_config_get(gw_db *db, const char *key, char **value) {
+    *value = NULL;
+    pthread_mutex_lock(&db->mu);
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    if (sqlite3_prepare_v2(db->conn, "SELECT value FROM server_config WHERE key = ?1", -1, &st, NULL) != SQLITE_OK) {
+        db_fail(db, "reading server config");
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) {
+        *value = rt_strdup((const char *)sqlite3_column_text(st, 0));
+        if (!*value) goto out;
+    } else if (s != SQLITE_DONE) {
+        db_fail(db, "reading server config");
+        goto out;
+    }
+    rc = 0;
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+void gw_hash_hex(const void *data, size_t len, char out[GW_HASH_HEX]) {
+    unsigned char h[16];
+    crypto_generichash(h, sizeof h, data, len, NULL, 0);
+    sodium_bin2hex(out, GW_HASH_HEX, h, sizeof h);
+}

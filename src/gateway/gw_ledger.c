@@ -1,0 +1,257 @@
+/*
+ * gw_ledger.c — the usage ledger writer: one thread with its own SQLite connection takes
+ * every row queued since its last commit and inserts them in ONE transaction (group
+ * commit), then wakes the submitters. A submitter returns only after its row committed,
+ * so the server answers 200 only for requests that are on the ledger.
+ * Checkpoints (copying the WAL into the database, with fsyncs) run on a second thread with
+ * its own connection, once a second, so no commit waits for one.
+ * Not a reader: summaries are in gw_db.c.
+ */
+#include "gateway.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct ledger_item {
+    gw_ledger_row row;
+    uint64_t ticket;
+    int64_t row_id;
+    int failed;
+    char fail_msg[200];
+    struct ledger_item *next;
+} ledger_item;
+
+struct gw_ledger {
+    sqlite3 *conn;
+    char *path;
+    sqlite3_stmt *ins;
+    size_t max_batch;
+    pthread_t thread;
+    int thread_started;
+    sqlite3 *ck_conn;       /* the checkpointer's connection */
+    pthread_t ck_thread;
+    int ck_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work; /* writer waits for rows */
+    pthread_cond_t cv_done; /* submitters wait for their ticket */
+    pthread_cond_t cv_ck;   /* the checkpointer sleeps here */
+    ledger_item *head, *tail;
+    uint64_t next_ticket;   /* last ticket handed out */
+    uint64_t done_ticket;   /* every ticket <= this has been processed */
+    int stop;
+    uint64_t commits, rows;
+};
+
+static const char *const insert_sql =
+    "INSERT INTO usage(request_id, t, account_id, key_id, endpoint, model, status, error, prompt_tokens, "
+    "completion_tokens, temperature, top_p, max_tokens, logprobs, top_logprobs, n, stream, seed, latency_ms, "
+    "ttft_ms, prompt_hash, output_hash, finish_reason, client) "
+    "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24)";
+
+static int insert_row(gw_ledger *l, const gw_ledger_row *r, int64_t *id) {
+    sqlite3_stmt *st = l->ins;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    sqlite3_bind_text(st, 1, r->request_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_double(st, 2, r->t);
+    if (r->account_id > 0) sqlite3_bind_int64(st, 3, r->account_id);
+    else sqlite3_bind_null(st, 3);
+    sqlite3_bind_text(st, 4, r->key_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 5, r->endpoint, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 6, r->model, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 7, r->status);
+    sqlite3_bind_text(st, 8, r->error, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 9, r->prompt_tokens);
+    sqlite3_bind_int64(st, 10, r->completion_tokens);
+    sqlite3_bind_double(st, 11, r->temperature);
+    sqlite3_bind_double(st, 12, r->top_p);
+    sqlite3_bind_int64(st, 13, r->max_tokens);
+    sqlite3_bind_int(st, 14, r->logprobs);
+    sqlite3_bind_int(st, 15, r->top_logprobs);
+    sqlite3_bind_int(st, 16, r->n);
+    sqlite3_bind_int(st, 17, r->stream);
+    if (r->has_seed) sqlite3_bind_int64(st, 18, (int64_t)r->seed);
+    else sqlite3_bind_null(st, 18);
+    sqlite3_bind_double(st, 19, r->latency_ms);
+    if (r->ttft_ms >= 0) sqlite3_bind_double(st, 20, r->ttft_ms);
+    else sqlite3_bind_null(st, 20);
+    sqlite3_bind_text(st, 21, r->prompt_hash, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 22, r->output_hash, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 23, r->finish_reason, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 24, r->client, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_DONE) return -1;
+    *id = sqlite3_last_insert_rowid(l->conn);
+    return 0;
+}
+
+static void *writer_main(void *arg) {
+    gw_ledger *l = arg;
+    pthread_mutex_lock(&l->mu);
+    for (;;) {
+        while (!l->head && !l->stop) pthread_cond_wait(&l->cv_work, &l->mu);
+        if (!l->head && l->stop) break;
+        /* take up to max_batch rows */
+        ledger_item *batch = l->head, *last = l->head;
+        size_t k = 1;
+        while (last->next && k < l->max_batch) {
+            last = last->next;
+            k++;
+        }
+        l->head = last->next;
+        if (!l->head) l->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&l->mu);
+
+        int ok = sqlite3_exec(l->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+        for (ledger_item *it = batch; ok && it; it = it->next) ok = insert_row(l, &it->row, &it->row_id) == 0;
+        if (ok) ok = sqlite3_exec(l->conn, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+        char msg[200] = "";
+        if (!ok) {
+            snprintf(msg, sizeof msg, "%s", sqlite3_errmsg(l->conn));
+            sqlite3_exec(l->conn, "ROLLBACK", NULL, NULL, NULL);
+        }
+
+        pthread_mutex_lock(&l->mu);
+        uint64_t final = last->ticket;
+        if (!ok) {
+            for (ledger_item *it = batch; it; it = it->next) {
+                it->failed = 1;
+                snprintf(it->fail_msg, sizeof it->fail_msg, "%s", msg);
+            }
+            rt_warn("ledger: a commit of %zu rows failed: %s", k, msg);
+        } else {
+            l->commits++;
+            l->rows += k;
+        }
+        /* hand back row ids: items are owned by their submitters, who wait for done_ticket */
+        l->done_ticket = final;
+        pthread_cond_broadcast(&l->cv_done);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+/* PASSIVE checkpoints once a second: never blocks the writer for long, keeps the WAL short. */
+static void *checkpoint_main(void *arg) {
+    gw_ledger *l = arg;
+    pthread_mutex_lock(&l->mu);
+    while (!l->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&l->cv_ck, &l->mu, &ts);
+        if (l->stop) break;
+        pthread_mutex_unlock(&l->mu);
+        int log_frames = 0, done = 0;
+        sqlite3_wal_checkpoint_v2(l->ck_conn, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done);
+        pthread_mutex_lock(&l->mu);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+int gw_ledger_open(gw_ledger **out, const char *path, size_t max_batch) {
+    *out = NULL;
+    gw_ledger *l = rt_calloc(1, sizeof *l, "ledger");
+    if (!l) return -1;
+    l->max_batch = max_batch ? max_batch : 256;
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv_work, NULL);
+    pthread_cond_init(&l->cv_done, NULL);
+    pthread_cond_init(&l->cv_ck, NULL);
+    l->path = rt_strdup(path);
+    if (!l->path) goto fail;
+    if (sqlite3_open_v2(path, &l->conn, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        RT_FAIL("%s: cannot open the ledger: %s", path, l->conn ? sqlite3_errmsg(l->conn) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(l->conn, 5000);
+    if (sqlite3_exec(l->conn, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(l->conn, insert_sql, -1, &l->ins, NULL) != SQLITE_OK) {
+        RT_FAIL("%s: cannot prepare the ledger (open it with gw_db_open first to create the tables): %s", path,
+                sqlite3_errmsg(l->conn));
+        goto fail;
+    }
+    sqlite3_wal_autocheckpoint(l->conn, 0); /* the checkpointer thread does it */
+    if (sqlite3_open_v2(path, &l->ck_conn, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        RT_FAIL("%s: cannot open the ledger: %s", path, l->ck_conn ? sqlite3_errmsg(l->ck_conn) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(l->ck_conn, 100);
+    if (pthread_create(&l->thread, NULL, writer_main, l) != 0) {
+        RT_FAIL("cannot start the ledger writer thread");
+        goto fail;
+    }
+    l->thread_started = 1;
+    if (pthread_create(&l->ck_thread, NULL, checkpoint_main, l) != 0) {
+        RT_FAIL("cannot start the ledger checkpoint thread");
+        goto fail;
+    }
+    l->ck_started = 1;
+    *out = l;
+    return 0;
+fail:
+    gw_ledger_close(l);
+    return -1;
+}
+
+int gw_ledger_commit(gw_ledger *l, const gw_ledger_row *row, int64_t *row_id) {
+    ledger_item item;
+    memset(&item, 0, sizeof item);
+    item.row = *row;
+    pthread_mutex_lock(&l->mu);
+    if (l->stop) {
+        pthread_mutex_unlock(&l->mu);
+        return RT_FAIL("ledger: closed");
+    }
+    item.ticket = ++l->next_ticket;
+    if (l->tail) l->tail->next = &item;
+    else l->head = &item;
+    l->tail = &item;
+    pthread_cond_signal(&l->cv_work);
+    while (l->done_ticket < item.ticket) pthread_cond_wait(&l->cv_done, &l->mu);
+    pthread_mutex_unlock(&l->mu);
+    if (item.failed) return RT_FAIL("%s: the ledger commit failed: %s", l->path, item.fail_msg);
+    if (row_id) *row_id = item.row_id;
+    return 0;
+}
+
+void gw_ledger_stats(gw_ledger *l, uint64_t *commits, uint64_t *rows) {
+    pthread_mutex_lock(&l->mu);
+    *commits = l->commits;
+    *rows = l->rows;
+    pthread_mutex_unlock(&l->mu);
+}
+
+void gw_ledger_close(gw_ledger *l) {
+    if (!l) return;
+    if (l->thread_started) {
+        pthread_mutex_lock(&l->mu);
+        l->stop = 1;
+        pthread_cond_broadcast(&l->cv_work);
+        pthread_mutex_unlock(&l->mu);
+        pthread_join(l->thread, NULL);
+    }
+    if (l->ck_started) {
+        pthread_mutex_lock(&l->mu);
+        l->stop = 1;
+        pthread_cond_broadcast(&l->cv_ck);
+        pthread_mutex_unlock(&l->mu);
+        pthread_join(l->ck_thread, NULL);
+    }
+    if (l->ck_conn) {
+        sqlite3_wal_checkpoint_v2(l->ck_conn, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        sqlite3_close(l->ck_conn);
+    }
+    sqlite3_finalize(l->ins);
+    if (l->conn) sqlite3_close(l->conn);
+    pthread_cond_destroy(&l->cv_work);
+    pthread_cond_destroy(&l->cv_done);
+    pthread_cond_destroy(&l->cv_ck);
+    pthread_mutex_destroy(&l->mu);
+    free(l->path);
+    free(l);
+}

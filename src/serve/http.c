@@ -1,0 +1,963 @@
+/*
+ * http.c — the server: libmicrohttpd with one thread per connection, routing, the gateway
+ * checks in their order (size, key, account status, fields, guard, limits, queue), waiting
+ * for the engine with disconnect detection, Server-Sent Events, the ledger row of every /v1
+ * request, and serve_start / serve_stop.
+ *
+ * Connection threads may block (they wait for their job); the engine never waits for them.
+ * A disconnect is seen by polling the socket for RDHUP while waiting, and by MHD when a
+ * write fails; either cancels the job, and the ledger records status 499.
+ *
+ * Not the JSON shapes (api.c), the batching (engine.c) or the admin handlers (admin.c).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <math.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "serve_internal.h"
+
+struct serve_server {
+    serve_options o;
+    serve_hooks hooks;
+    model *m;
+    int own_model;
+    char *model_name;
+    gw_db *db;
+    gw_ledger *ledger;
+    gw_limiter *lim;
+    serve_engine *eng;
+    serve_metrics *metrics;
+    struct MHD_Daemon *d;
+    int port;
+    double t_start_wall;
+    int32_t eos_id, end_id;
+};
+
+enum { ROUTE_NONE = 0, ROUTE_GEN, ROUTE_MODELS, ROUTE_HEALTH, ROUTE_METRICS, ROUTE_ADMIN, ROUTE_V1_OTHER };
+
+typedef struct conn {
+    serve_server *s;
+    atomic_int refs;           /* the MHD request + a stream response */
+    int route;
+    int chat;
+    rt_buf body;
+    int too_large;
+    int fd;
+    double t_checked;          /* last look at the socket for a disconnect */
+    char client[48];
+    double t0;                 /* rt_now() at arrival */
+    double t_clock;            /* clock time at arrival (simulated under --sim-clock) */
+    int clock_bad;
+    char endpoint[40];
+    gw_principal who;
+    int authed;
+    serve_gen_request req;
+    int have_req;
+    serve_job *job;
+    char id[48];
+    int limited;               /* admitted by the limiter: settle once */
+    int64_t reserve;
+    gw_ledger_row row;
+    int ledger_done;
+    int64_t row_id;
+    /* streaming */
+    int stream;
+    rt_buf out;
+    size_t out_pos;
+    int role_sent, finals_sent, ended;
+    size_t sent_text[SERVE_MAX_N], sent_tok[SERVE_MAX_N];
+    int fin_sent[SERVE_MAX_N];
+} conn;
+
+/* ---------------------------------------------------------------- small helpers */
+
+static void conn_unref(conn *c) {
+    if (atomic_fetch_sub(&c->refs, 1) != 1) return;
+    if (c->job) serve_job_unref(c->job);
+    serve_gen_request_free(&c->req);
+    rt_buf_free(&c->body);
+    rt_buf_free(&c->out);
+    free(c);
+}
+
+static int conn_gone(int fd) {
+    if (fd < 0) return 0;
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0) return 0;
+    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
+static void new_id(char *out, size_t cap, const char *prefix) {
+    unsigned char r[12];
+    char hex[25];
+    randombytes_buf(r, sizeof r);
+    sodium_bin2hex(hex, sizeof hex, r, sizeof r);
+    snprintf(out, cap, "%s%s", prefix, hex);
+}
+
+static enum MHD_Result send_body_timed(struct MHD_Connection *mc, int status, char *body, const char *ctype,
+                                       double retry_after, const char *server_timing) {
+    if (!body) {
+        static const char fallback[] = "{\"error\":{\"message\":\"internal error (out of memory)\",\"type\":\"server_error\",\"param\":null,\"code\":null}}";
+        body = rt_strdup(fallback);
+        status = 500;
+        if (!body) return MHD_NO;
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", ctype);
+    if (retry_after > 0) {
+        char ra[32];
+        snprintf(ra, sizeof ra, "%.0f", ceil(retry_after));
+        MHD_add_response_header(r, "Retry-After", ra);
+    }
+    if (server_timing) MHD_add_response_header(r, "Server-Timing", server_timing);
+    enum MHD_Result ret = MHD_queue_response(mc, (unsigned)status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result send_body(struct MHD_Connection *mc, int status, char *body, const char *ctype,
+                                 double retry_after) {
+    return send_body_timed(mc, status, body, ctype, retry_after, NULL);
+}
+
+static const char *status_type(int status) {
+    switch (status) {
+    case 400: return "invalid_request_error";
+    case 401: return "authentication_error";
+    case 403: return "permission_error";
+    case 404: return "not_found_error";
+    case 405: return "invalid_request_error";
+    case 413: return "invalid_request_error";
+    case 429: return "rate_limit_error";
+    case 499: return "client_disconnected";
+    case 503: return "server_overloaded";
+    default: return "server_error";
+    }
+}
+
+/* ---------------------------------------------------------------- ledger + metrics */
+
+static int64_t used_tokens(const conn *c) {
+    if (!c->job) return 0; /* refused before the engine: nothing was read or generated */
+    int64_t used = (int64_t)c->req.n_prompt;
+    for (size_t i = 0; i < c->job->n; i++) used += (int64_t)c->job->choices[i].n_generated;
+    return used;
+}
+
+/* Write the request's ledger row (once) and count it in the metrics. 0, or -1 when the commit failed. */
+static int record(conn *c, int status, const char *error) {
+    if (c->ledger_done) return 0;
+    serve_server *s = c->s;
+    gw_ledger_row *r = &c->row;
+    memset(r, 0, sizeof *r);
+    snprintf(r->request_id, sizeof r->request_id, "%s", c->id[0] ? c->id : "-");
+    r->t = c->t_clock;
+    if (c->authed) {
+        r->account_id = c->who.account.id;
+        snprintf(r->key_id, sizeof r->key_id, "%s", c->who.key_id);
+    }
+    snprintf(r->endpoint, sizeof r->endpoint, "%s", c->endpoint);
+    snprintf(r->model, sizeof r->model, "%s", c->have_req ? c->req.model : "");
+    r->status = status;
+    snprintf(r->error, sizeof r->error, "%s", error ? error : "");
+    r->n = 1;
+    r->ttft_ms = -1;
+    if (c->have_req) {
+        const serve_gen_request *q = &c->req;
+        /* tokens are counted only when the model read them (rejected requests cost nothing) */
+        r->prompt_tokens = c->job ? (int64_t)q->n_prompt : 0;
+        r->temperature = q->temperature;
+        r->top_p = q->top_p;
+        r->max_tokens = (int64_t)q->max_tokens;
+        r->logprobs = q->logprobs;
+        r->top_logprobs = (int)q->top_logprobs;
+        r->n = (int)q->n;
+        r->stream = q->stream;
+        r->has_seed = q->has_seed;
+        r->seed = q->seed;
+        gw_hash_hex(q->prompt_text, q->prompt_text_len, r->prompt_hash);
+    }
+    serve_job *j = c->job;
+    if (j) {
+        pthread_mutex_lock(&j->mu);
+        rt_buf all = {0};
+        int64_t comp = 0;
+        for (size_t i = 0; i < j->n; i++) {
+            const serve_choice *ch = &j->choices[i];
+            comp += (int64_t)ch->n_generated;
+            size_t lim = ch->finished ? ch->text_limit : ch->text.len;
+            if (i) rt_buf_append(&all, "\x1e", 1);
+            if (lim) rt_buf_append(&all, ch->text.data, lim);
+        }
+        r->completion_tokens = comp;
+        if (j->t_first > 0) r->ttft_ms = (j->t_first - c->t0) * 1e3;
+        snprintf(r->finish_reason, sizeof r->finish_reason, "%s",
+                 j->choices[0].finish_reason ? j->choices[0].finish_reason : "");
+        pthread_mutex_unlock(&j->mu);
+        gw_hash_hex(all.data ? all.data : "", all.len, r->output_hash);
+        rt_buf_free(&all);
+    }
+    snprintf(r->client, sizeof r->client, "%s", c->client);
+    r->latency_ms = (rt_now() - c->t0) * 1e3;
+    if (c->limited) {
+        gw_limits lim = c->who.account.limits;
+        gw_limiter_settle(s->lim, c->who.account.id, &lim, c->t_clock, c->reserve, used_tokens(c));
+        c->limited = 0;
+    }
+    int rc = gw_ledger_commit(s->ledger, r, &c->row_id);
+    if (rc == 0) c->ledger_done = 1;
+    else rt_warn("serve: %s", rt_errmsg());
+    serve_metrics_request(s->metrics, c->endpoint, status, r->latency_ms / 1e3, r->ttft_ms >= 0 ? r->ttft_ms / 1e3 : -1,
+                          r->prompt_tokens, r->completion_tokens);
+    return rc;
+}
+
+/* An error response in OpenAI's shape, recorded on the ledger for /v1 routes. */
+static enum MHD_Result fail_with(conn *c, struct MHD_Connection *mc, int status, const char *param, const char *code,
+                                 double retry_after, const char *fmt, ...) RT_PRINTF(7, 8);
+static enum MHD_Result fail_with(conn *c, struct MHD_Connection *mc, int status, const char *param, const char *code,
+                                 double retry_after, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (c->route == ROUTE_GEN || c->route == ROUTE_MODELS || c->route == ROUTE_V1_OTHER)
+        record(c, status, code && *code ? code : status_type(status));
+    return send_body(mc, status, serve_error_json(msg, status_type(status), param, code), "application/json",
+                     retry_after);
+}
+
+static double clock_now(conn *c, struct MHD_Connection *mc) {
+    if (c->s->o.sim_clock) {
+        const char *h = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "X-Retort-Sim-Time");
+        if (h) {
+            char *end = NULL;
+            double t = strtod(h, &end);
+            if (end != h && !*end && isfinite(t) && t >= 0) return t;
+            c->clock_bad = 1;
+        }
+    }
+    return rt_wall_time();
+}
+
+static const char *bearer(struct MHD_Connection *mc) {
+    const char *h = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Authorization");
+    if (!h) return NULL;
+    if (strncasecmp(h, "Bearer ", 7) != 0) return "";
+    h += 7;
+    while (*h == ' ') h++;
+    return h;
+}
+
+/* 0: authenticated and active; otherwise a response was queued (*ret). */
+static int authenticate(conn *c, struct MHD_Connection *mc, enum MHD_Result *ret) {
+    gw_auth_result ar;
+    if (gw_auth(c->s->db, bearer(mc), &c->who, &ar)) {
+        *ret = fail_with(c, mc, 500, NULL, "database_error", 0, "internal error: %s", rt_errmsg());
+        return -1;
+    }
+    if (ar == GW_AUTH_MISSING) {
+        *ret = fail_with(c, mc, 401, NULL, "missing_api_key", 0,
+                         "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.");
+        return -1;
+    }
+    if (ar != GW_AUTH_OK) {
+        *ret = fail_with(c, mc, 401, NULL, "invalid_api_key", 0, "Incorrect API key provided (unknown or revoked).");
+        return -1;
+    }
+    c->authed = 1;
+    if (c->who.account.status == GW_ACCOUNT_SUSPENDED) {
+        *ret = fail_with(c, mc, 403, NULL, "account_suspended", 0, "This account is suspended: %s",
+                         c->who.account.reason);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- hooks */
+
+static void fill_info(const conn *c, serve_request_info *ri) {
+    memset(ri, 0, sizeof *ri);
+    ri->request_id = c->id;
+    ri->endpoint = c->endpoint;
+    ri->who = &c->who;
+    ri->t = c->t_clock;
+    ri->client = c->client;
+    ri->prompt_text = c->req.prompt_text;
+    ri->prompt_len = c->req.prompt_text_len;
+    ri->prompt_ids = c->req.prompt_ids;
+    ri->n_prompt = c->req.n_prompt;
+    ri->body = c->body.data;
+    ri->body_len = c->body.len;
+    ri->temperature = c->req.temperature;
+    ri->top_p = c->req.top_p;
+    ri->max_tokens = c->req.max_tokens;
+    ri->n = c->req.n;
+    ri->top_logprobs = c->req.top_logprobs;
+    ri->logprobs = c->req.logprobs;
+    ri->stream = c->req.stream;
+}
+
+static void call_after(conn *c) {
+    const serve_hooks *h = &c->s->hooks;
+    if (!h->after || !c->ledger_done || !c->authed) return;
+    serve_request_info ri;
+    fill_info(c, &ri);
+    serve_request_result rr = {.row = &c->row, .row_id = c->row_id};
+    serve_job *j = c->job;
+    if (j) pthread_mutex_lock(&j->mu);
+    if (j && j->done) {
+        rr.completion = j->choices[0].text.data ? j->choices[0].text.data : "";
+        rr.completion_len = j->choices[0].text_limit;
+        if (j->hidden && j->t_first > 0) {
+            rr.hidden = j->hidden;
+            rr.hidden_dim = j->hidden_dim;
+        }
+    }
+    h->after(h->ud, &ri, &rr);
+    if (j) pthread_mutex_unlock(&j->mu);
+}
+
+/* ---------------------------------------------------------------- waiting */
+
+/* Wait until the job changed after `version` or is done; 1 if the client went away. */
+static int wait_change(conn *c, uint64_t version) {
+    serve_job *j = c->job;
+    /* look at the socket every 50 ms even while tokens keep coming */
+    double now = rt_now();
+    if (now - c->t_checked > 0.05) {
+        c->t_checked = now;
+        if (conn_gone(c->fd)) return 1;
+    }
+    for (;;) {
+        pthread_mutex_lock(&j->mu);
+        if (j->done || j->version != version) {
+            pthread_mutex_unlock(&j->mu);
+            return 0;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+        int changed = j->done || j->version != version;
+        pthread_mutex_unlock(&j->mu);
+        if (changed) return 0;
+        c->t_checked = rt_now();
+        if (conn_gone(c->fd)) return 1;
+    }
+}
+
+/* Cancel and wait for the engine to let go (so token counts are final). */
+static void cancel_job(conn *c) {
+    serve_job *j = c->job;
+    if (!j) return;
+    atomic_store(&j->cancelled, 1);
+    double t_end = rt_now() + 10.0;
+    pthread_mutex_lock(&j->mu);
+    while (!j->done && rt_now() < t_end) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 20 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+    }
+    pthread_mutex_unlock(&j->mu);
+}
+
+/* ---------------------------------------------------------------- streaming */
+
+static int sse_append(conn *c, json_t *obj) {
+    if (!obj) return RT_FAIL("out of memory building a stream chunk");
+    if (c->req.include_usage && !json_object_get(obj, "usage")) json_object_set_new(obj, "usage", json_null());
+    char *s = json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    json_decref(obj);
+    if (!s) return RT_FAIL("out of memory building a stream chunk");
+    int rc = rt_buf_printf(&c->out, "data: %s\n\n", s);
+    free(s);
+    return rc;
+}
+
+static json_t *chunk_base(conn *c, json_t *choices) {
+    return json_pack("{s:s, s:s, s:I, s:s, s:o, s:n}", "id", c->id, "object",
+                     c->chat ? "chat.completion.chunk" : "text_completion", "created", (json_int_t)c->t_clock,
+                     "model", c->s->model_name, "choices", choices, "system_fingerprint");
+}
+
+/* Append the events the job's progress allows (job->mu held). Returns 1 when every
+ * choice's last chunk is out and the job is done, -1 on error. */
+static int stream_produce(conn *c) {
+    serve_job *j = c->job;
+    const tokenizer *tok = c->s->m->tok;
+    if (!c->role_sent) {
+        c->role_sent = 1;
+        if (c->chat)
+            for (size_t ci = 0; ci < j->n; ci++) {
+                json_t *ch = json_pack("[{s:I, s:{s:s, s:s}, s:n, s:n}]", "index", (json_int_t)ci, "delta", "role",
+                                       "assistant", "content", "", "logprobs", "finish_reason");
+                if (sse_append(c, chunk_base(c, ch))) return -1;
+            }
+    }
+    int all = 1;
+    for (size_t ci = 0; ci < j->n; ci++) {
+        const serve_choice *ch = &j->choices[ci];
+        size_t limit = ch->finished ? ch->text_limit : serve_utf8_complete_prefix(ch->text.data, ch->safe_len);
+        if (limit < c->sent_text[ci]) limit = c->sent_text[ci];
+        size_t tok_to;
+        if (ch->finished) {
+            tok_to = serve_choice_visible_tokens(ch, limit);
+        } else {
+            tok_to = c->sent_tok[ci];
+            while (tok_to < ch->n_tokens && ch->tok_off[tok_to + 1] <= limit) tok_to++;
+        }
+        if (tok_to < c->sent_tok[ci]) tok_to = c->sent_tok[ci];
+        if (limit > c->sent_text[ci] || tok_to > c->sent_tok[ci]) {
+            json_t *text = serve_json_bytes_string(ch->text.data + c->sent_text[ci], limit - c->sent_text[ci]);
+            json_t *lp = c->req.logprobs ? serve_logprobs_json(c->chat, tok, ch, c->sent_tok[ci], tok_to, j->top_k)
+                                         : json_null();
+            json_t *one = c->chat ? json_pack("{s:I, s:{s:o}, s:o, s:n}", "index", (json_int_t)ci, "delta", "content",
+                                              text, "logprobs", lp, "finish_reason")
+                                  : json_pack("{s:I, s:o, s:o, s:n}", "index", (json_int_t)ci, "text", text,
+                                              "logprobs", lp, "finish_reason");
+            if (sse_append(c, chunk_base(c, json_pack("[o]", one)))) return -1;
+            c->sent_text[ci] = limit;
+            c->sent_tok[ci] = tok_to;
+        }
+        if (ch->finished && !c->fin_sent[ci]) {
+            const char *fr = ch->finish_reason ? ch->finish_reason : "stop";
+            json_t *one = c->chat ? json_pack("{s:I, s:{}, s:n, s:s}", "index", (json_int_t)ci, "delta", "logprobs",
+                                              "finish_reason", fr)
+                                  : json_pack("{s:I, s:s, s:n, s:s}", "index", (json_int_t)ci, "text", "", "logprobs",
+                                              "finish_reason", fr);
+            if (sse_append(c, chunk_base(c, json_pack("[o]", one)))) return -1;
+            c->fin_sent[ci] = 1;
+        }
+        if (!c->fin_sent[ci]) all = 0;
+    }
+    return all && j->done;
+}
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    conn *c = cls;
+    serve_job *j = c->job;
+    for (;;) {
+        if (c->out_pos < c->out.len) {
+            size_t n = RT_MIN(max, c->out.len - c->out_pos);
+            memcpy(buf, c->out.data + c->out_pos, n);
+            c->out_pos += n;
+            if (c->out_pos == c->out.len) {
+                c->out.len = 0;
+                c->out_pos = 0;
+            }
+            return (ssize_t)n;
+        }
+        if (c->ended) return MHD_CONTENT_READER_END_OF_STREAM;
+        pthread_mutex_lock(&j->mu);
+        uint64_t version = j->version;
+        int failed = j->failed;
+        char errmsg[256];
+        snprintf(errmsg, sizeof errmsg, "%s", j->errmsg);
+        int fin = failed ? 1 : stream_produce(c);
+        pthread_mutex_unlock(&j->mu);
+        if (fin < 0) return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (fin == 1) {
+            if (failed) {
+                record(c, 500, "server_error");
+                char *e = serve_error_json(errmsg, "server_error", NULL, NULL);
+                if (e) rt_buf_printf(&c->out, "data: %s\n\n", e);
+                free(e);
+                c->ended = 1;
+                continue;
+            }
+            if (c->req.include_usage) {
+                pthread_mutex_lock(&j->mu);
+                json_t *u = chunk_base(c, json_array());
+                if (u) json_object_set_new(u, "usage", serve_usage_json(j));
+                pthread_mutex_unlock(&j->mu);
+                if (sse_append(c, u)) return MHD_CONTENT_READER_END_WITH_ERROR;
+            }
+            /* the ledger row commits before the stream's last event */
+            if (record(c, 200, NULL)) {
+                char *e = serve_error_json("internal error: the usage ledger could not be written", "server_error",
+                                           NULL, "ledger_error");
+                if (e) rt_buf_printf(&c->out, "data: %s\n\n", e);
+                free(e);
+            } else {
+                rt_buf_printf(&c->out, "data: [DONE]\n\n");
+            }
+            c->ended = 1;
+            continue;
+        }
+        if (c->out.len > 0) continue;
+        if (wait_change(c, version)) {
+            cancel_job(c);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+    }
+}
+
+static void stream_free(void *cls) { conn_unref(cls); }
+
+/* ---------------------------------------------------------------- generation */
+
+static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
+    serve_server *s = c->s;
+    enum MHD_Result ret;
+    if (authenticate(c, mc, &ret)) return ret;
+    if (c->clock_bad) return fail_with(c, mc, 400, "X-Retort-Sim-Time", NULL, 0, "X-Retort-Sim-Time: expected Unix seconds");
+    if (c->too_large)
+        return fail_with(c, mc, 413, NULL, "request_too_large", 0, "request body exceeds %zu bytes", s->o.max_body);
+    int status = 0;
+    char err[512], param[64];
+    if (serve_parse_gen(c->body.data ? c->body.data : "", c->body.len, c->chat, s->m, s->model_name,
+                        s->o.max_tokens_cap, &c->req, &status, err, sizeof err, param, sizeof param))
+        return fail_with(c, mc, status, param, status == 404 ? "model_not_found" : NULL, 0, "%s", err);
+    c->have_req = 1;
+    c->stream = c->req.stream;
+    if (c->req.n > s->o.max_batch)
+        return fail_with(c, mc, 400, "n", NULL, 0, "n: at most %zu on this server (--max-batch)", s->o.max_batch);
+    if (s->hooks.before) {
+        serve_request_info ri;
+        fill_info(c, &ri);
+        char reason[256] = "";
+        int h = s->hooks.before(s->hooks.ud, &ri, reason, sizeof reason);
+        if (h == 1) return fail_with(c, mc, 403, NULL, "request_blocked", 0, "%s", reason[0] ? reason : "request refused");
+        if (h != 0) return fail_with(c, mc, 500, NULL, NULL, 0, "internal error in the request hook: %s", rt_errmsg());
+    }
+    /* limits */
+    c->reserve = (int64_t)(c->req.n_prompt + c->req.max_tokens * c->req.n);
+    gw_limit_verdict v;
+    if (gw_limiter_admit(s->lim, c->who.account.id, &c->who.account.limits, c->t_clock, c->reserve, &v))
+        return fail_with(c, mc, 500, NULL, NULL, 0, "internal error: %s", rt_errmsg());
+    if (!v.ok) return fail_with(c, mc, 429, NULL, "rate_limit_exceeded", v.retry_after, "%s", v.message);
+    c->limited = 1;
+    /* the job */
+    /* the job gets its own copy of the prompt; ours stays for the hooks */
+    int32_t *pcopy = rt_malloc_array(c->req.n_prompt, sizeof(int32_t), "prompt");
+    if (!pcopy) return fail_with(c, mc, 500, NULL, NULL, 0, "internal error: %s", rt_errmsg());
+    memcpy(pcopy, c->req.prompt_ids, c->req.n_prompt * sizeof(int32_t));
+    serve_job *j = serve_job_new(pcopy, c->req.n_prompt, c->req.n, c->req.max_tokens, c->req.logprobs,
+                                 c->req.top_logprobs, s->hooks.want_hidden ? s->m->cfg.dim : 0);
+    if (!j) {
+        free(pcopy);
+        return fail_with(c, mc, 500, NULL, NULL, 0, "internal error: %s", rt_errmsg());
+    }
+    c->job = j;
+    j->sp.temperature = c->req.temperature;
+    j->sp.top_p = c->req.top_p;
+    j->sp.top_k = c->req.top_k;
+    if (c->req.has_seed) j->sp.seed = c->req.seed;
+    else randombytes_buf(&j->sp.seed, sizeof j->sp.seed);
+    for (size_t i = 0; i < c->req.n_stop; i++) {
+        j->stop[i] = rt_strdup(c->req.stop[i]);
+        if (!j->stop[i]) return fail_with(c, mc, 500, NULL, NULL, 0, "internal error: %s", rt_errmsg());
+        j->stop_len[i] = strlen(j->stop[i]);
+        j->n_stop = i + 1;
+    }
+    if (s->eos_id >= 0) j->stop_ids[j->n_stop_ids++] = s->eos_id;
+    if (c->chat && s->end_id >= 0) j->stop_ids[j->n_stop_ids++] = s->end_id;
+    int sr = serve_engine_submit(s->eng, j);
+    if (sr == 1) {
+        serve_job_unref(j);
+        c->job = NULL;
+        return fail_with(c, mc, 503, NULL, "queue_full", 1, "the server is busy (request queue full); retry shortly");
+    }
+    if (sr < 0) {
+        serve_job_unref(j);
+        c->job = NULL;
+        return fail_with(c, mc, 400, NULL, NULL, 0, "%s", rt_errmsg());
+    }
+    if (c->stream) {
+        atomic_fetch_add(&c->refs, 1);
+        struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_reader, c, stream_free);
+        if (!r) {
+            conn_unref(c);
+            cancel_job(c);
+            return fail_with(c, mc, 500, NULL, NULL, 0, "internal error: cannot create the stream");
+        }
+        MHD_add_response_header(r, "Content-Type", "text/event-stream");
+        MHD_add_response_header(r, "Cache-Control", "no-cache");
+        ret = MHD_queue_response(mc, MHD_HTTP_OK, r);
+        MHD_destroy_response(r);
+        return ret;
+    }
+    /* wait for the whole result, watching the socket */
+    for (;;) {
+        pthread_mutex_lock(&j->mu);
+        int done = j->done;
+        uint64_t version = j->version;
+        pthread_mutex_unlock(&j->mu);
+        if (done) break;
+        if (wait_change(c, version)) {
+            cancel_job(c);
+            record(c, 499, "client_disconnected");
+            return MHD_NO;
+        }
+    }
+    if (j->failed) return fail_with(c, mc, 500, NULL, NULL, 0, "generation failed: %s", j->errmsg);
+    pthread_mutex_lock(&j->mu);
+    json_t *resp = serve_response_json(&c->req, j, s->m->tok, c->id, s->model_name, (int64_t)c->t_clock);
+    pthread_mutex_unlock(&j->mu);
+    char *body = resp ? json_dumps(resp, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
+    json_decref(resp);
+    if (!body) return fail_with(c, mc, 500, NULL, NULL, 0, "internal error: out of memory building the response");
+    double t_ledger = rt_now();
+    if (record(c, 200, NULL)) {
+        free(body);
+        c->ledger_done = 1; /* nothing more can be recorded */
+        return send_body(mc, 500,
+                         serve_error_json("internal error: the usage ledger could not be written", "server_error", NULL,
+                                          "ledger_error"),
+                         "application/json", 0);
+    }
+    /* Server-Timing (W3C): where the time went, in ms — queue wait, the engine (admission to
+     * last token), the ledger commit, and the whole request as seen by the server */
+    double now = rt_now();
+    char timing[160];
+    double t_admit = j->t_admit > 0 ? j->t_admit : j->t_done;
+    snprintf(timing, sizeof timing, "queue;dur=%.3f, engine;dur=%.3f, ledger;dur=%.3f, total;dur=%.3f",
+             (t_admit - j->t_submit) * 1e3, (j->t_done - t_admit) * 1e3, (now - t_ledger) * 1e3, (now - c->t0) * 1e3);
+    return send_body_timed(mc, 200, body, "application/json", 0, timing);
+}
+
+/* ---------------------------------------------------------------- other routes */
+
+static enum MHD_Result handle_models(conn *c, struct MHD_Connection *mc) {
+    serve_server *s = c->s;
+    enum MHD_Result ret;
+    if (authenticate(c, mc, &ret)) return ret;
+    json_t *o = json_pack("{s:s, s:[{s:s, s:s, s:I, s:s, s:{s:I, s:I, s:I}}]}", "object", "list", "data", "id",
+                          s->model_name, "object", "model", "created", (json_int_t)s->t_start_wall, "owned_by",
+                          "retort", "meta", "n_ctx", (json_int_t)s->m->cfg.ctx_len, "n_vocab",
+                          (json_int_t)s->m->cfg.vocab_size, "n_params", (json_int_t)s->m->n_params);
+    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (record(c, 200, NULL)) {
+        free(body);
+        return send_body(mc, 500, serve_error_json("internal error: ledger", "server_error", NULL, "ledger_error"),
+                         "application/json", 0);
+    }
+    return send_body(mc, 200, body, "application/json", 0);
+}
+
+static enum MHD_Result handle_health(conn *c, struct MHD_Connection *mc) {
+    serve_engine_stats st;
+    serve_engine_stats_get(c->s->eng, &st);
+    json_t *o = json_pack("{s:s, s:s, s:I, s:I}", "status", "ok", "model", c->s->model_name, "queued",
+                          (json_int_t)st.queued, "active", (json_int_t)st.active);
+    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return send_body(mc, 200, body, "application/json", 0);
+}
+
+static enum MHD_Result handle_metrics(conn *c, struct MHD_Connection *mc) {
+    serve_engine_stats st;
+    serve_engine_stats_get(c->s->eng, &st);
+    uint64_t commits = 0, rows = 0;
+    gw_ledger_stats(c->s->ledger, &commits, &rows);
+    rt_buf b = {0};
+    if (serve_metrics_render(c->s->metrics, &b, st.queued, st.active, commits, rows)) {
+        rt_buf_free(&b);
+        return send_body(mc, 500, rt_strdup("out of memory\n"), "text/plain", 0);
+    }
+    return send_body(mc, 200, b.data, "text/plain; version=0.0.4; charset=utf-8", 0);
+}
+
+static enum MHD_Result handle_admin(conn *c, struct MHD_Connection *mc, const char *url, const char *method) {
+    enum MHD_Result ret;
+    if (authenticate(c, mc, &ret)) return ret;
+    if (!c->who.account.is_admin)
+        return fail_with(c, mc, 403, NULL, "not_admin", 0,
+                         "this key's account is not an admin (retort keys create --admin makes one)");
+    if (c->too_large) return fail_with(c, mc, 413, NULL, NULL, 0, "request body too large");
+    int status = 500;
+    char *out = NULL;
+    const char *path = url + strlen("/admin/api/");
+    if (serve_admin_handle(c->s->db, method, path, MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, "account"),
+                           MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, "limit"),
+                           c->body.data ? c->body.data : "", c->body.len, c->t_clock, &status, &out))
+        return send_body(mc, 500, NULL, "application/json", 0);
+    return send_body(mc, status, out, "application/json", 0);
+}
+
+/* ---------------------------------------------------------------- MHD callbacks */
+
+static int route_of(const char *url, const char *method, int *chat, int *method_ok) {
+    *chat = 0;
+    *method_ok = 1;
+    if (!strcmp(url, "/v1/completions") || !strcmp(url, "/v1/chat/completions")) {
+        *chat = url[4] == 'c' && url[5] == 'h';
+        *method_ok = !strcmp(method, "POST");
+        return ROUTE_GEN;
+    }
+    if (!strcmp(url, "/v1/models")) {
+        *method_ok = !strcmp(method, "GET");
+        return ROUTE_MODELS;
+    }
+    if (!strcmp(url, "/health")) {
+        *method_ok = !strcmp(method, "GET");
+        return ROUTE_HEALTH;
+    }
+    if (!strcmp(url, "/metrics")) {
+        *method_ok = !strcmp(method, "GET");
+        return ROUTE_METRICS;
+    }
+    if (!strncmp(url, "/admin/api/", 11)) return ROUTE_ADMIN;
+    if (!strncmp(url, "/v1/", 4)) return ROUTE_V1_OTHER;
+    return ROUTE_NONE;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const char *url, const char *method,
+                                 const char *version, const char *upload_data, size_t *upload_data_size,
+                                 void **con_cls) {
+    (void)version;
+    serve_server *s = cls;
+    conn *c = *con_cls;
+    if (!c) {
+        c = calloc(1, sizeof *c);
+        if (!c) return MHD_NO;
+        atomic_init(&c->refs, 1);
+        c->s = s;
+        c->t0 = rt_now();
+        c->fd = -1;
+        const union MHD_ConnectionInfo *fi = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (fi) c->fd = fi->connect_fd;
+        const union MHD_ConnectionInfo *ai = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ai && ai->client_addr) {
+            const struct sockaddr *sa = ai->client_addr;
+            if (sa->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->client, sizeof c->client);
+            else if (sa->sa_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->client, sizeof c->client);
+        }
+        c->t_clock = clock_now(c, mc);
+        int method_ok;
+        c->route = route_of(url, method, &c->chat, &method_ok);
+        snprintf(c->endpoint, sizeof c->endpoint, "%.39s", c->route == ROUTE_V1_OTHER ? "/v1/other" : url);
+        new_id(c->id, sizeof c->id, c->route != ROUTE_GEN ? "req-" : c->chat ? "chatcmpl-" : "cmpl-");
+        *con_cls = c;
+        if (!method_ok) return fail_with(c, mc, 405, NULL, "method_not_allowed", 0, "%s %s: method not allowed", method, url);
+        const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Length");
+        if (cl) {
+            char *end = NULL;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (end != cl && n > s->o.max_body) {
+                c->too_large = 1;
+                /* answer now; MHD closes the connection instead of reading the body */
+                return fail_with(c, mc, 413, NULL, "request_too_large", 0,
+                                 "request body of %llu bytes exceeds the limit of %zu bytes", n, s->o.max_body);
+            }
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (!c->too_large) {
+            if (c->body.len + *upload_data_size > s->o.max_body) {
+                c->too_large = 1;
+                rt_buf_free(&c->body);
+            } else if (rt_buf_append(&c->body, upload_data, *upload_data_size)) {
+                return MHD_NO;
+            }
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    switch (c->route) {
+    case ROUTE_GEN: return handle_gen(c, mc);
+    case ROUTE_MODELS: return handle_models(c, mc);
+    case ROUTE_HEALTH: return handle_health(c, mc);
+    case ROUTE_METRICS: return handle_metrics(c, mc);
+    case ROUTE_ADMIN: return handle_admin(c, mc, url, method);
+    case ROUTE_V1_OTHER: {
+        enum MHD_Result ret;
+        if (authenticate(c, mc, &ret)) return ret;
+        return fail_with(c, mc, 404, NULL, "unknown_url", 0, "Unknown request URL: %s %s", method, url);
+    }
+    default: return fail_with(c, mc, 404, NULL, "unknown_url", 0, "Unknown request URL: %s %s", method, url);
+    }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    (void)cls;
+    (void)mc;
+    (void)toe;
+    conn *c = *con_cls;
+    if (!c) return;
+    *con_cls = NULL;
+    if (c->job && !c->ledger_done) {
+        /* a stream whose client left, or any request that ended without its row */
+        int done;
+        pthread_mutex_lock(&c->job->mu);
+        done = c->job->done;
+        pthread_mutex_unlock(&c->job->mu);
+        if (!done) cancel_job(c);
+        record(c, 499, "client_disconnected");
+    }
+    call_after(c);
+    conn_unref(c);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n') msg[--n] = '\0';
+    rt_debug("microhttpd: %s", msg);
+}
+
+/* ---------------------------------------------------------------- start / stop */
+
+void serve_options_defaults(serve_options *o) {
+    memset(o, 0, sizeof *o);
+    o->host = "127.0.0.1";
+    o->port = 8080;
+    o->max_batch = 16;
+    o->max_queue = 64;
+    o->max_body = 1 << 20;
+    o->prefill_chunk = 128;
+}
+
+static char *default_name(const char *path) {
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    size_t n = strlen(b);
+    if (n > 5 && !strcmp(b + n - 5, ".gguf")) n -= 5;
+    char *s = rt_malloc(n + 1, "model name");
+    if (s) {
+        memcpy(s, b, n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
+int serve_start(serve_server **out, const serve_options *o) {
+    *out = NULL;
+    if (!o->db_path) return RT_FAIL("--db: the gateway database path is required");
+    if (!o->model && !o->model_path) return RT_FAIL("--model: a model file is required");
+    if (o->port < 0 || o->port > 65535) return RT_FAIL("--port: %d is not a TCP port (0..65535)", o->port);
+    if (o->max_batch == 0 || o->max_batch > 4096) return RT_FAIL("--max-batch: expected 1..4096, got %zu", o->max_batch);
+    if (o->max_queue == 0) return RT_FAIL("--max-queue: expected at least 1");
+    serve_server *s = rt_calloc(1, sizeof *s, "server");
+    if (!s) return -1;
+    s->o = *o;
+    if (o->hooks) s->hooks = *o->hooks;
+    if (!s->o.host) s->o.host = "127.0.0.1";
+    if (!s->o.max_body) s->o.max_body = 1 << 20;
+    if (!s->o.prefill_chunk) s->o.prefill_chunk = 128;
+    s->t_start_wall = rt_wall_time();
+    if (o->model) {
+        s->m = o->model;
+    } else {
+        if (model_load(&s->m, o->model_path)) goto fail;
+        s->own_model = 1;
+    }
+    if (!s->m->tok) {
+        RT_FAIL("%s: the model has no tokenizer; serve needs one", o->model_path ? o->model_path : "model");
+        goto fail;
+    }
+    if (s->o.max_tokens_cap == 0 || s->o.max_tokens_cap > s->m->cfg.ctx_len) s->o.max_tokens_cap = s->m->cfg.ctx_len;
+    s->model_name = o->model_name ? rt_strdup(o->model_name) : default_name(o->model_path ? o->model_path : "model");
+    if (!s->model_name) goto fail;
+    s->eos_id = tokenizer_eos(s->m->tok);
+    s->end_id = tokenizer_special_id(s->m->tok, "<|end|>");
+    if (gw_db_open(&s->db, o->db_path)) goto fail;
+    {
+        char v[64];
+        double now = rt_wall_time();
+        snprintf(v, sizeof v, "%zu", s->m->cfg.ctx_len);
+        if (gw_config_set(s->db, "model_name", s->model_name, now) ||
+            gw_config_set(s->db, "model_path", o->model_path ? o->model_path : "(in-process)", now) ||
+            gw_config_set(s->db, "model_ctx_len", v, now))
+            goto fail;
+        for (size_t i = 0; o->config && o->config[i]; i += 2) {
+            if (!o->config[i + 1]) {
+                RT_FAIL("server config '%s' has no value", o->config[i]);
+                goto fail;
+            }
+            if (gw_config_set(s->db, o->config[i], o->config[i + 1], now)) goto fail;
+        }
+    }
+    if (gw_ledger_open(&s->ledger, o->db_path, 512)) goto fail;
+    if (gw_limiter_init(&s->lim, s->db)) goto fail;
+    if (serve_metrics_init(&s->metrics)) goto fail;
+    if (serve_engine_init(&s->eng, s->m, s->o.max_batch, s->o.max_queue, s->o.prefill_chunk, s->o.threads,
+                          o->sampler_attach, o->sampler_attach_ud, s->metrics))
+        goto fail;
+    /* the listening address */
+    struct sockaddr_in a4;
+    struct sockaddr_in6 a6;
+    const struct sockaddr *sa;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    const char *host = !strcmp(s->o.host, "localhost") ? "127.0.0.1" : s->o.host;
+    memset(&a4, 0, sizeof a4);
+    memset(&a6, 0, sizeof a6);
+    if (inet_pton(AF_INET, host, &a4.sin_addr) == 1) {
+        a4.sin_family = AF_INET;
+        a4.sin_port = htons((uint16_t)o->port);
+        sa = (const struct sockaddr *)&a4;
+    } else if (inet_pton(AF_INET6, host, &a6.sin6_addr) == 1) {
+        a6.sin6_family = AF_INET6;
+        a6.sin6_port = htons((uint16_t)o->port);
+        sa = (const struct sockaddr *)&a6;
+        flags |= MHD_USE_IPv6;
+    } else {
+        RT_FAIL("--host: '%s' is not an IPv4 or IPv6 address", s->o.host);
+        goto fail;
+    }
+    unsigned conn_limit = (unsigned)RT_MIN((size_t)4096, RT_MAX((size_t)256, 2 * (s->o.max_queue + s->o.max_batch)));
+    s->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR, sa,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT, conn_limit,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+                            MHD_OPTION_END);
+    if (!s->d) {
+        RT_FAIL("cannot listen on %s:%d (%s); is the port in use? (--port 0 picks a free one)", s->o.host, o->port,
+                strerror(errno));
+        goto fail;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : o->port;
+    *out = s;
+    return 0;
+fail:
+    serve_stop(s);
+    return -1;
+}
+
+int serve_port(const serve_server *s) { return s->port; }
+const char *serve_model_name(const serve_server *s) { return s->model_name; }
+gw_db *serve_db(serve_server *s) { return s->db; }
+
+void serve_stop(serve_server *s) {
+    if (!s) return;
+    if (s->d) MHD_stop_daemon(s->d); /* joins the connection threads (their jobs finish or cancel) */
+    serve_engine_free(s->eng);
+    gw_ledger_close(s->ledger);
+    gw_limiter_free(s->lim);
+    serve_metrics_free(s->metrics);
+    gw_db_close(s->db);
+    if (s->own_model) model_free(s->m);
+    free(s->model_name);
+    free(s);
+}

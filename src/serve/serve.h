@@ -1,0 +1,202 @@
+/*
+ * serve.h — the serving room: an OpenAI-compatible HTTP server (libmicrohttpd + jansson)
+ * in front of a continuous-batching engine, metered by the gateway (src/gateway); and the
+ * harvester, the client that drains such an API into JSONL for `retort sft`.
+ *
+ * Request path (one thread per connection; one engine thread owns the model):
+ *   read body (413 over --max-body) → key → account (401; suspended: 403 with the reason)
+ *   → JSON and fields (400 naming the field; unknown model 404) → chat template + tokenize
+ *   → hooks.before (the guard: may answer 403) → limits (429 + Retry-After) → engine queue
+ *   (503 when full) → generation, shared decode steps across requests → ledger row
+ *   committed → response (or the SSE stream's last event, "data: [DONE]") → hooks.after.
+ * A client that disconnects cancels its generation; no client ever blocks the engine.
+ *
+ * Endpoints: GET /v1/models, POST /v1/completions, POST /v1/chat/completions, GET /health,
+ * GET /metrics (Prometheus text), and the admin API under /admin/api/ (see docs/api.md):
+ *   GET  /admin/api/accounts                 accounts with keys and usage
+ *   GET  /admin/api/accounts/{name|id}       one account
+ *   POST /admin/api/accounts/{name|id}/suspend  {"reason": "..."}
+ *   POST /admin/api/accounts/{name|id}/release
+ *   GET  /admin/api/usage?account=A&limit=N  recent ledger rows
+ *   GET  /admin/api/config                   the server_config table
+ * authenticated by a key of an account created with `retort keys create --admin`.
+ *
+ * Chat template: models carry model_default_chat_template; serve renders it natively:
+ *   for each message: <|system|>, <|user|> or <|assistant|>, the content, <|end|>;
+ *   then <|assistant|>. Special tokens are inserted by id; message text is tokenized with
+ *   special-token parsing OFF (a user cannot forge a turn). Generation stops at <|end|> or
+ *   <|eos|>. /v1/completions tokenizes the prompt without special-token parsing too and stops
+ *   at <|eos|>.
+ *
+ * Log-probs are the model's own: log-softmax of the raw logits, before temperature, top-p or
+ * the watermark, so they equal what `retort forward` computes for the same tokens.
+ *
+ * Time: with sim_clock set (`retort serve --sim-clock`, a TESTING AID), a request header
+ * "X-Retort-Sim-Time: <Unix seconds>" replaces the wall clock for limits, the ledger and
+ * "created"; the guard's traffic simulator replays a day in minutes with it. Without the
+ * flag the header is ignored.
+ *
+ * What this is not: a tokenizer or model (src/model), the accounts and ledger store
+ * (src/gateway), or the guard's detectors (src/guard) — those plug in through serve_hooks.
+ */
+#ifndef RETORT_SERVE_H
+#define RETORT_SERVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../base/base.h"
+#include "../gateway/gateway.h"
+#include "../model/model.h"
+
+/* ---------------------------------------------------------------- hooks (the guard) */
+
+/* What the server knows about a request when it calls a hook. Pointers are valid only
+ * during the call. For a request refused before its body was parsed (403 suspended, 413,
+ * a malformed body...), the prompt fields are NULL / 0. */
+typedef struct {
+    const char *request_id;   /* "chatcmpl-…" / "cmpl-…" */
+    const char *endpoint;     /* "/v1/chat/completions" or "/v1/completions" */
+    const gw_principal *who;  /* the authenticated account and key */
+    double t;                 /* clock time (simulated under --sim-clock) */
+    const char *client;       /* peer address */
+    const char *prompt_text;  /* the user-visible prompt: completions' prompt, or the
+                                 chat messages' contents joined by "\n" */
+    size_t prompt_len;        /* bytes of prompt_text */
+    const int32_t *prompt_ids; /* (n_prompt) the tokens fed to the model (template included) */
+    size_t n_prompt;
+    const char *body;         /* the request's JSON text */
+    size_t body_len;
+    float temperature, top_p;
+    size_t max_tokens, n, top_logprobs;
+    int logprobs, stream;
+} serve_request_info;
+
+/* What finished: the committed ledger row (status, token counts, hashes, latency; row_id
+ * is its rowid) and, when hooks.want_hidden was set and the request reached the model,
+ * the final-layer hidden state (after the output RMSNorm) of the prompt's last token. */
+typedef struct {
+    const gw_ledger_row *row;
+    int64_t row_id;
+    const char *completion;     /* choice 0's text (NULL if none) */
+    size_t completion_len;
+    const float *hidden;        /* (hidden_dim) or NULL */
+    size_t hidden_dim;
+} serve_request_result;
+
+/* The one place a guard plugs into the request path. Every member may be NULL.
+ *  - before: called after authentication, parsing and tokenization, before limits and the
+ *    engine, on the connection's thread. Return 0 to let the request through, 1 to refuse
+ *    it with 403 and `reason` (a NUL-terminated message written into reason[reason_cap]),
+ *    -1 on an internal error (500).
+ *  - after: called once per authenticated /v1 request (refused ones included: see
+ *    res->row->status), after its ledger row committed and the response was handed to the
+ *    client (so it adds no latency), on the connection's thread. Keep it quick (queue heavy
+ *    work for your own thread).
+ * Both may run on many threads at once. */
+typedef struct {
+    void *ud;
+    int want_hidden;
+    int (*before)(void *ud, const serve_request_info *req, char *reason, size_t reason_cap);
+    void (*after)(void *ud, const serve_request_info *req, const serve_request_result *res);
+} serve_hooks;
+
+/* The attach point for per-sequence sampler decorations (the watermark): called on the
+ * engine thread for each sequence's sampler right after sampler_init, before its first
+ * token. Return 0, or -1 (after RT_FAIL) to fail that request with 500. */
+typedef int (*serve_sampler_attach_fn)(void *ud, sampler *s);
+
+/* ---------------------------------------------------------------- server */
+
+typedef struct {
+    const char *model_path;  /* GGUF to load, unless `model` is given */
+    model *model;            /* borrowed, already loaded (tests); overrides model_path */
+    const char *model_name;  /* served name (default: the file name without .gguf) */
+    const char *host;        /* bind address (default 127.0.0.1) */
+    int port;                /* 0 = any free port (see serve_port) */
+    const char *db_path;     /* gateway database (created if needed) */
+    size_t threads;          /* kernel threads for the engine (0 = all cores) */
+    size_t max_batch;        /* sequences decoded together (default 16) */
+    size_t max_queue;        /* requests waiting for a slot before 503 (default 64) */
+    size_t max_body;         /* request body bytes before 413 (default 1 MiB) */
+    size_t max_tokens_cap;   /* default and ceiling of max_tokens (default: context size) */
+    size_t prefill_chunk;    /* prompt tokens per decode step (default 128) */
+    int sim_clock;           /* honour X-Retort-Sim-Time (testing aid) */
+    const serve_hooks *hooks;            /* may be NULL */
+    serve_sampler_attach_fn sampler_attach; /* may be NULL */
+    void *sampler_attach_ud;
+    /* Extra rows for the server_config table, written before the server listens: key, value,
+     * key, value, ..., NULL (e.g. "watermark" and the scheme's JSON, so detection uses the
+     * same parameters). May be NULL. */
+    const char *const *config;
+} serve_options;
+void serve_options_defaults(serve_options *o);
+
+typedef struct serve_server serve_server;
+/* Load the model (unless given), open the database and the ledger, start the engine and
+ * the HTTP daemon. Errors name the flag or file at fault. */
+int serve_start(serve_server **out, const serve_options *o);
+int serve_port(const serve_server *s);
+const char *serve_model_name(const serve_server *s);
+gw_db *serve_db(serve_server *s);
+/* Stop accepting, cancel what runs, drain the ledger, free. */
+void serve_stop(serve_server *s);
+
+/* ---------------------------------------------------------------- chat template */
+
+typedef struct {
+    const char *role;    /* "system", "user" or "assistant" */
+    const char *content; /* UTF-8 */
+    size_t len;
+} serve_message;
+/* Tokens of the rendered template for these messages, ending with <|assistant|>. *ids
+ * malloc'ed. Fails when the tokenizer lacks the chat special tokens. */
+int serve_chat_tokens(const tokenizer *tok, const serve_message *msgs, size_t n_msgs, int32_t **ids,
+                      size_t *n_ids);
+
+/* ---------------------------------------------------------------- UTF-8 helpers */
+
+/* Append len bytes to b as valid UTF-8: every invalid or truncated sequence becomes U+FFFD. */
+int serve_utf8_sanitize(rt_buf *b, const char *s, size_t len);
+/* Largest n <= len such that s[0..n) does not end inside an incomplete (yet possibly valid)
+ * multi-byte sequence: what a stream can send now without splitting a character. */
+size_t serve_utf8_complete_prefix(const char *s, size_t len);
+
+/* ---------------------------------------------------------------- harvester */
+
+typedef struct {
+    const char *endpoint;   /* base URL, e.g. http://127.0.0.1:8080 (with or without /v1) */
+    const char *api_key;
+    const char *prompts_path; /* one prompt per line, or JSONL objects with "prompt" */
+    const char *out_path;     /* JSONL, appended to; prompts already there are skipped */
+    const char *model;        /* NULL: the first of GET /v1/models */
+    int chat;                 /* /v1/chat/completions (prompt = the user message) */
+    size_t concurrency;       /* parallel requests (default 4) */
+    size_t max_tokens;        /* default 128 */
+    size_t top_logprobs;      /* 0: no log-probs; K: chosen + K alternatives per token */
+    double temperature;       /* default 1 */
+    double rate;              /* requests per second overall, 0 = unlimited */
+    size_t max_retries;       /* per prompt, for 429/5xx/network errors (default 8) */
+    size_t limit;             /* harvest at most this many new prompts (0 = all) */
+    int quiet;                /* no progress bar */
+} harvest_options;
+void harvest_options_defaults(harvest_options *o);
+
+typedef struct {
+    size_t prompts_total;   /* distinct prompts in the file */
+    size_t skipped;         /* already in the output */
+    size_t written;         /* new lines written */
+    size_t failed;          /* gave up after retries (or a 4xx) */
+    size_t retries;         /* 429 / 5xx / network retries */
+    uint64_t prompt_tokens, completion_tokens;
+    int stopped;            /* 1: stopped early on 401/403 */
+    int stop_status;        /* that HTTP status */
+    char stop_reason[256];  /* the server's message */
+    double seconds;
+} harvest_stats;
+/* Run the harvest. Returns 0 when the run completed, even if it stopped on 401/403 (see
+ * stats->stopped; the reason is also appended to "<out>.errors.jsonl" with every failed
+ * prompt), -1 on a local error (files, arguments). */
+int harvest_run(const harvest_options *o, harvest_stats *stats);
+
+#endif /* RETORT_SERVE_H */

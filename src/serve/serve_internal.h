@@ -1,0 +1,174 @@
+/*
+ * serve_internal.h — what the files of src/serve share and nobody else sees: the job a
+ * request hands to the engine, the engine (continuous batching), metrics and the JSON side
+ * of the OpenAI endpoints.
+ */
+#ifndef RETORT_SERVE_INTERNAL_H
+#define RETORT_SERVE_INTERNAL_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "serve.h"
+
+#define SERVE_MAX_N 8        /* choices per request */
+#define SERVE_MAX_TOP 20     /* top_logprobs ceiling */
+#define SERVE_MAX_STOP 4     /* stop strings */
+#define SERVE_MAX_STOP_IDS 4 /* stop token ids */
+
+typedef struct serve_metrics serve_metrics;
+
+/* ---------------------------------------------------------------- jobs */
+
+/* One choice (one sequence) of a job. Written by the engine under job->mu, read by the
+ * connection thread under job->mu. */
+typedef struct {
+    int32_t *tokens;   /* (max_tokens) content tokens generated (stop tokens excluded) */
+    float *logprob;    /* (max_tokens) raw model log-prob of each, when job->want_logprobs */
+    int32_t *top_ids;  /* (max_tokens, top_k) alternatives, most likely first */
+    float *top_lp;     /* (max_tokens, top_k) their log-probs */
+    size_t *tok_off;   /* (max_tokens + 1) byte offset of each token's start in text */
+    size_t n_tokens;   /* content tokens so far */
+    size_t n_generated; /* every sampled token, stop tokens included (usage counts these) */
+    rt_buf text;       /* bytes of the content tokens, concatenated */
+    size_t safe_len;   /* text bytes that can be shown now (no stop string could start there) */
+    size_t text_limit; /* final visible bytes (stop strings cut here); valid when finished */
+    int finished;
+    const char *finish_reason; /* "stop", "length", "cancelled", "error" */
+} serve_choice;
+
+typedef struct serve_job {
+    /* inputs: set before submit, read-only afterwards */
+    int32_t *prompt;   /* (n_prompt) */
+    size_t n_prompt;
+    size_t n;          /* choices, 1..SERVE_MAX_N */
+    size_t max_tokens;
+    sampler_params sp;
+    int want_logprobs;
+    size_t top_k;      /* alternatives per token, 0..SERVE_MAX_TOP */
+    char *stop[SERVE_MAX_STOP];
+    size_t stop_len[SERVE_MAX_STOP];
+    size_t n_stop;
+    int32_t stop_ids[SERVE_MAX_STOP_IDS];
+    size_t n_stop_ids;
+    int want_hidden;
+
+    /* shared state */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;   /* broadcast after every engine step that touched this job */
+    atomic_int cancelled;
+    serve_choice choices[SERVE_MAX_N];
+    size_t n_finished;
+    int done;            /* all choices finished and the engine let go */
+    int failed;          /* engine error: errmsg says why */
+    char errmsg[256];
+    double t_submit;     /* rt_now() */
+    double t_admit;      /* taken into slots (queue wait = t_admit - t_submit); 0 if never */
+    double t_first;      /* first token of any choice; 0 if none */
+    double t_done;
+    float *hidden;       /* (D) final normed hidden state of the prompt's last token */
+    size_t hidden_dim;
+    uint64_t version;    /* bumped on every update (for waiters) */
+    atomic_int refs;
+} serve_job;
+
+/* Allocate a job for n choices of up to max_tokens tokens each (logprob arrays when
+ * top_k/want_logprobs ask). The prompt array is taken over. refs = 1. */
+serve_job *serve_job_new(int32_t *prompt, size_t n_prompt, size_t n, size_t max_tokens, int want_logprobs,
+                         size_t top_k, size_t hidden_dim);
+void serve_job_ref(serve_job *j);
+void serve_job_unref(serve_job *j);
+
+/* ---------------------------------------------------------------- engine */
+
+typedef struct serve_engine serve_engine;
+typedef struct {
+    size_t queued;        /* jobs waiting for slots */
+    size_t active;        /* sequences in slots */
+    uint64_t steps;       /* decoder passes */
+    uint64_t rows;        /* token rows through the decoder */
+} serve_engine_stats;
+
+int serve_engine_init(serve_engine **out, const model *m, size_t max_batch, size_t max_queue,
+                      size_t prefill_chunk, size_t threads, serve_sampler_attach_fn attach, void *attach_ud,
+                      serve_metrics *metrics);
+/* Queue a job (takes a reference). Returns 0, or 1 when the queue is full (nothing taken),
+ * or -1 on error. */
+int serve_engine_submit(serve_engine *e, serve_job *j);
+void serve_engine_stats_get(serve_engine *e, serve_engine_stats *s);
+/* Stop the thread; unfinished jobs finish as "cancelled". */
+void serve_engine_free(serve_engine *e);
+
+/* ---------------------------------------------------------------- metrics */
+
+int serve_metrics_init(serve_metrics **out);
+void serve_metrics_free(serve_metrics *m);
+/* One finished /v1 request. ttft < 0: none. */
+void serve_metrics_request(serve_metrics *m, const char *endpoint, int status, double latency_s, double ttft_s,
+                           int64_t prompt_tokens, int64_t completion_tokens);
+/* One decoder pass of `rows` token rows over `seqs` sequences. */
+void serve_metrics_batch(serve_metrics *m, size_t rows, size_t seqs);
+/* Prometheus text exposition; gauges given by the caller. */
+int serve_metrics_render(serve_metrics *m, rt_buf *out, size_t queue_depth, size_t active_seqs,
+                         uint64_t ledger_commits, uint64_t ledger_rows);
+
+/* ---------------------------------------------------------------- OpenAI JSON */
+
+/* A parsed /v1 generation request. */
+typedef struct {
+    int chat;
+    char *model;                  /* as asked */
+    char *prompt_text;            /* completions prompt, or the messages' contents joined by "\n" */
+    size_t prompt_text_len;
+    int32_t *prompt_ids;          /* (n_prompt): tokens, template included */
+    size_t n_prompt;
+    size_t max_tokens;
+    int max_tokens_given;
+    float temperature, top_p;
+    size_t top_k;
+    size_t n;
+    int stream, include_usage;
+    int logprobs;                 /* asked for */
+    size_t top_logprobs;          /* alternatives */
+    int has_seed;
+    uint64_t seed;
+    char *stop[SERVE_MAX_STOP];
+    size_t n_stop;
+} serve_gen_request;
+void serve_gen_request_free(serve_gen_request *r);
+
+/* Parse and validate a body. On a client error returns -1 with *status (400, 404) and the
+ * message (naming the field) in err; *param gets the offending field name ("" if none). */
+int serve_parse_gen(const char *body, size_t len, int chat, const model *m, const char *served_name,
+                    size_t max_tokens_cap, serve_gen_request *r, int *status, char *err, size_t err_cap,
+                    char *param, size_t param_cap);
+
+/* OpenAI error body {"error": {"message", "type", "param", "code"}}. */
+char *serve_error_json(const char *message, const char *type, const char *param, const char *code);
+
+/* Logprob entries of one token for chat ({"token","logprob","bytes","top_logprobs"}). */
+json_t *serve_chat_logprob_entry(const tokenizer *tok, const serve_choice *c, size_t i, size_t top_k);
+/* The whole non-streaming response for a finished job. */
+json_t *serve_response_json(const serve_gen_request *r, const serve_job *j, const tokenizer *tok,
+                            const char *id, const char *model_name, int64_t created);
+/* The "logprobs" object of a choice for tokens [from, to): chat {"content": [...]}, or the
+ * completions form (tokens, token_logprobs, top_logprobs, text_offset, content). */
+json_t *serve_logprobs_json(int chat, const tokenizer *tok, const serve_choice *c, size_t from, size_t to,
+                            size_t top_k);
+json_t *serve_usage_json(const serve_job *j);
+/* Visible text of a finished choice and its visible token count. */
+size_t serve_choice_visible_tokens(const serve_choice *c, size_t text_len);
+/* JSON string of token bytes, lossy UTF-8. */
+json_t *serve_json_bytes_string(const char *s, size_t len);
+
+/* ---------------------------------------------------------------- admin API */
+
+/* One /admin/api/ request from an authenticated admin. path: what follows "/admin/api/"
+ * ("accounts", "accounts/NAME/suspend", ...). arg_account / arg_limit: query arguments
+ * (may be NULL). Fills *status and *out (malloc'ed JSON text). Returns -1 only when out of
+ * memory. */
+int serve_admin_handle(gw_db *db, const char *method, const char *path, const char *arg_account,
+                       const char *arg_limit, const char *body, size_t len, double now, int *status, char **out);
+
+#endif

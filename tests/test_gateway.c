@@ -1,0 +1,286 @@
+/* test_gateway.c — the gateway room without HTTP: keys (format, only hashes stored,
+ * constant-time check, revoke), accounts (create, limits, suspend/resume), the token-bucket
+ * limiter against arithmetic done by hand on an injected clock, the daily quota read back
+ * from the ledger after a "restart", and the group-commit ledger under many threads
+ * (every row committed exactly once, counted against what the threads submitted). */
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "base/base.h"
+#include "gateway/gateway.h"
+#include "testlib.h"
+
+static char g_db[512];
+
+static const char *fresh_db(const char *name) {
+    snprintf(g_db, sizeof g_db, "%s/%s.db", tl_tmpdir(), name);
+    return g_db;
+}
+
+static int64_t scalar(const char *path, const char *sql) {
+    sqlite3 *c = NULL;
+    int64_t v = -1;
+    if (sqlite3_open(path, &c) == SQLITE_OK) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(c, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(c);
+    return v;
+}
+
+static void test_keys(void) {
+    gw_db *db = NULL;
+    const char *path = fresh_db("keys");
+    CHECK_OK(gw_db_open(&db, path));
+    if (!db) return;
+    char key[GW_KEY_MAX], key2[GW_KEY_MAX];
+    gw_account a;
+    gw_limits lim = {10, 1000, 5000};
+    CHECK_OK(gw_key_create(db, "alice", &lim, 0, 1000.0, key, &a));
+    CHECK(strlen(key) == 3 + 12 + 1 + 43 && !strncmp(key, "rt-", 3));
+    CHECK(a.limits.rpm == 10 && a.limits.tpm == 1000 && a.limits.daily_tokens == 5000 && !a.is_admin);
+    /* a second key for the same account keeps limits that are not given (-1) */
+    gw_limits keep = {-1, 77, -1};
+    CHECK_OK(gw_key_create(db, "alice", &keep, 0, 1001.0, key2, &a));
+    CHECK(a.limits.rpm == 10 && a.limits.tpm == 77 && a.limits.daily_tokens == 5000);
+    CHECK(strcmp(key, key2) != 0);
+    /* the database holds no key text: neither secret appears anywhere in the file */
+    char *data = NULL;
+    size_t len = 0;
+    gw_db_close(db);
+    CHECK_OK(rt_read_file(path, &data, &len));
+    for (int k = 0; k < 2 && data; k++) {
+        const char *secret = (k ? key2 : key) + 16;
+        CHECK(memmem(data, len, secret, strlen(secret)) == NULL);
+    }
+    free(data);
+    CHECK(scalar(path, "SELECT count(*) FROM api_keys WHERE length(hash) = 32") == 2);
+    CHECK_OK(gw_db_open(&db, path));
+    gw_principal p;
+    gw_auth_result ar;
+    CHECK_OK(gw_auth(db, key, &p, &ar));
+    CHECK(ar == GW_AUTH_OK && p.account.id == a.id && !strncmp(p.key_id, key + 3, 12));
+    CHECK_OK(gw_auth(db, NULL, &p, &ar));
+    CHECK(ar == GW_AUTH_MISSING);
+    /* right id, wrong secret (one character changed) */
+    char bad[GW_KEY_MAX];
+    memcpy(bad, key, sizeof bad);
+    bad[40] = bad[40] == 'A' ? 'B' : 'A';
+    CHECK_OK(gw_auth(db, bad, &p, &ar));
+    CHECK(ar == GW_AUTH_INVALID);
+    CHECK_OK(gw_auth(db, "rt-garbage", &p, &ar));
+    CHECK(ar == GW_AUTH_INVALID);
+    /* revoke by id: the other key still works */
+    char kid[13];
+    CHECK_OK(gw_key_parse(key, kid));
+    CHECK_OK(gw_key_revoke(db, kid, 1002.0));
+    CHECK(gw_key_revoke(db, kid, 1003.0) == -1 && strstr(rt_errmsg(), "no live key"));
+    CHECK_OK(gw_auth(db, key, &p, &ar));
+    CHECK(ar == GW_AUTH_INVALID);
+    CHECK_OK(gw_auth(db, key2, &p, &ar));
+    CHECK(ar == GW_AUTH_OK);
+    /* suspension is reported, not hidden */
+    CHECK_OK(gw_account_set_status(db, a.id, GW_ACCOUNT_SUSPENDED, "extraction pattern", 1004.0));
+    CHECK_OK(gw_auth(db, key2, &p, &ar));
+    CHECK(ar == GW_AUTH_OK && p.account.status == GW_ACCOUNT_SUSPENDED && !strcmp(p.account.reason, "extraction pattern"));
+    CHECK_OK(gw_account_set_status(db, a.id, GW_ACCOUNT_ACTIVE, NULL, 1005.0));
+    CHECK_OK(gw_auth(db, key2, &p, &ar));
+    CHECK(p.account.status == GW_ACCOUNT_ACTIVE && p.account.reason[0] == '\0');
+    /* names */
+    CHECK(gw_key_create(db, "bad name", NULL, 0, 1.0, key, NULL) == -1 && strstr(rt_errmsg(), "account name"));
+    gw_account f;
+    CHECK_OK(gw_account_find(db, "alice", &f));
+    CHECK_OK(gw_account_find(db, "#1", &f));
+    CHECK(f.id == 1);
+    CHECK(gw_account_find(db, "nobody", &f) == -1 && strstr(rt_errmsg(), "no account named"));
+    /* config */
+    char *v = NULL;
+    CHECK_OK(gw_config_get(db, "absent", &v));
+    CHECK(v == NULL);
+    CHECK_OK(gw_config_set(db, "watermark", "{\"scheme\":\"kgw\"}", 5.0));
+    CHECK_OK(gw_config_set(db, "watermark", "{\"scheme\":\"gumbel\"}", 6.0));
+    CHECK_OK(gw_config_get(db, "watermark", &v));
+    CHECK(v && !strcmp(v, "{\"scheme\":\"gumbel\"}"));
+    free(v);
+    gw_db_close(db);
+}
+
+static void test_limiter_buckets(void) {
+    gw_limiter *l = NULL;
+    CHECK_OK(gw_limiter_init(&l, NULL));
+    if (!l) return;
+    gw_limits lim = {6, 0, 0}; /* 6 per minute: one every 10 s, burst 6 */
+    gw_limit_verdict v;
+    double t = 1000.0;
+    for (int i = 0; i < 6; i++) {
+        CHECK_OK(gw_limiter_admit(l, 1, &lim, t, 0, &v));
+        CHECK(v.ok);
+    }
+    CHECK_OK(gw_limiter_admit(l, 1, &lim, t, 0, &v));
+    CHECK(!v.ok);
+    CHECK_NEAR(v.retry_after, 10.0, 1e-9, 0);
+    CHECK(strstr(v.message, "6 requests per minute") != NULL);
+    /* another account is independent */
+    CHECK_OK(gw_limiter_admit(l, 2, &lim, t, 0, &v));
+    CHECK(v.ok);
+    /* 4 s later: 0.4 of a request refilled, 6 s still to wait */
+    CHECK_OK(gw_limiter_admit(l, 1, &lim, t + 4, 0, &v));
+    CHECK(!v.ok);
+    CHECK_NEAR(v.retry_after, 6.0, 1e-9, 0);
+    CHECK_OK(gw_limiter_admit(l, 1, &lim, t + 10, 0, &v));
+    CHECK(v.ok);
+    /* time running backwards refills nothing and breaks nothing */
+    CHECK_OK(gw_limiter_admit(l, 1, &lim, t - 100, 0, &v));
+    CHECK(!v.ok);
+    /* tokens per minute: reserve, then settle to the real use */
+    gw_limits tl = {0, 600, 0}; /* 10 tokens per second */
+    CHECK_OK(gw_limiter_admit(l, 3, &tl, t, 500, &v));
+    CHECK(v.ok);
+    CHECK_OK(gw_limiter_admit(l, 3, &tl, t, 200, &v)); /* 100 left < 200 */
+    CHECK(!v.ok);
+    CHECK_NEAR(v.retry_after, 10.0, 1e-9, 0);
+    gw_limiter_settle(l, 3, &tl, t, 500, 50); /* used 50 of 500: 450 come back -> 550 left */
+    CHECK_OK(gw_limiter_admit(l, 3, &tl, t, 550, &v));
+    CHECK(v.ok);
+    CHECK_OK(gw_limiter_admit(l, 3, &tl, t, 1, &v));
+    CHECK(!v.ok);
+    /* a reservation bigger than the bucket is capped at the bucket */
+    CHECK(gw_limiter_tpm_reserved(&tl, 5000) == 600);
+    CHECK_OK(gw_limiter_admit(l, 4, &tl, t, 5000, &v));
+    CHECK(v.ok);
+    gw_limiter_free(l);
+}
+
+static void test_limiter_daily_and_restart(void) {
+    const char *path = fresh_db("daily");
+    gw_db *db = NULL;
+    gw_ledger *led = NULL;
+    CHECK_OK(gw_db_open(&db, path));
+    CHECK_OK(gw_ledger_open(&led, path, 16));
+    if (!db || !led) return;
+    char key[GW_KEY_MAX];
+    gw_account a;
+    gw_limits lim = {0, 0, 1000};
+    CHECK_OK(gw_key_create(db, "bob", &lim, 0, 0, key, &a));
+    double day = 20000.0 * 86400.0, t = day + 3600.0;
+    /* 700 tokens already on today's ledger, 500 yesterday */
+    gw_ledger_row r;
+    memset(&r, 0, sizeof r);
+    r.account_id = a.id;
+    r.status = 200;
+    r.n = 1;
+    r.ttft_ms = -1;
+    snprintf(r.endpoint, sizeof r.endpoint, "/v1/completions");
+    r.t = day + 10;
+    r.prompt_tokens = 300;
+    r.completion_tokens = 400;
+    CHECK_OK(gw_ledger_commit(led, &r, NULL));
+    r.t = day - 10;
+    r.prompt_tokens = 500;
+    r.completion_tokens = 0;
+    CHECK_OK(gw_ledger_commit(led, &r, NULL));
+    gw_limiter *l = NULL;
+    CHECK_OK(gw_limiter_init(&l, db)); /* a fresh limiter = a restarted server */
+    gw_limit_verdict v;
+    CHECK_OK(gw_limiter_admit(l, a.id, &lim, t, 301, &v));
+    CHECK(!v.ok);
+    CHECK_NEAR(v.retry_after, 86400.0 - 3600.0, 1e-6, 0);
+    CHECK(strstr(v.message, "700 of 1000") != NULL);
+    CHECK_OK(gw_limiter_admit(l, a.id, &lim, t, 300, &v));
+    CHECK(v.ok);
+    gw_limiter_settle(l, a.id, &lim, t, 300, 100); /* 800 used */
+    CHECK_OK(gw_limiter_admit(l, a.id, &lim, t, 201, &v));
+    CHECK(!v.ok);
+    CHECK_OK(gw_limiter_admit(l, a.id, &lim, t, 200, &v));
+    CHECK(v.ok);
+    /* the next day starts from that day's ledger (empty) */
+    CHECK_OK(gw_limiter_admit(l, a.id, &lim, day + 86400.0 + 5, 1000, &v));
+    CHECK(v.ok);
+    gw_limiter_free(l);
+    gw_ledger_close(led);
+    gw_db_close(db);
+}
+
+typedef struct {
+    gw_ledger *led;
+    int id;
+    int n;
+    int fails;
+} ledger_worker;
+
+static void *ledger_thread(void *arg) {
+    ledger_worker *w = arg;
+    for (int i = 0; i < w->n; i++) {
+        gw_ledger_row r;
+        memset(&r, 0, sizeof r);
+        snprintf(r.request_id, sizeof r.request_id, "w%d-%d", w->id, i);
+        r.account_id = w->id + 1;
+        r.status = 200;
+        r.n = 1;
+        r.prompt_tokens = i;
+        r.completion_tokens = w->id;
+        r.ttft_ms = -1;
+        snprintf(r.endpoint, sizeof r.endpoint, "/v1/completions");
+        int64_t id = 0;
+        if (gw_ledger_commit(w->led, &r, &id) || id <= 0) w->fails++;
+    }
+    return NULL;
+}
+
+static void test_ledger_group_commit(void) {
+    const char *path = fresh_db("ledger");
+    gw_db *db = NULL;
+    gw_ledger *led = NULL;
+    CHECK_OK(gw_db_open(&db, path));
+    CHECK_OK(gw_ledger_open(&led, path, 64));
+    if (!db || !led) return;
+    enum { NT = 8, PER = 200 };
+    ledger_worker w[NT];
+    pthread_t th[NT];
+    for (int i = 0; i < NT; i++) {
+        w[i] = (ledger_worker){led, i, PER, 0};
+        pthread_create(&th[i], NULL, ledger_thread, &w[i]);
+    }
+    int fails = 0;
+    for (int i = 0; i < NT; i++) {
+        pthread_join(th[i], NULL);
+        fails += w[i].fails;
+    }
+    CHECK(fails == 0);
+    uint64_t commits = 0, rows = 0;
+    gw_ledger_stats(led, &commits, &rows);
+    CHECK(rows == NT * PER);
+    CHECK(commits >= 1 && commits <= rows);
+    fprintf(stderr, "  %llu rows in %llu commits\n", (unsigned long long)rows, (unsigned long long)commits);
+    gw_ledger_close(led);
+    /* every row exactly once, with its fields */
+    CHECK(scalar(path, "SELECT count(*) FROM usage") == NT * PER);
+    CHECK(scalar(path, "SELECT count(DISTINCT request_id) FROM usage") == NT * PER);
+    CHECK(scalar(path, "SELECT sum(prompt_tokens) FROM usage") == (int64_t)NT * (PER - 1) * PER / 2);
+    CHECK(scalar(path, "SELECT sum(completion_tokens) FROM usage") == (int64_t)PER * (NT - 1) * NT / 2);
+    CHECK(scalar(path, "SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'") == 1);
+    gw_usage *u = NULL;
+    size_t nu = 0;
+    CHECK_OK(gw_usage_by_account(db, 0, &u, &nu));
+    CHECK(nu == NT);
+    for (size_t i = 0; i < nu; i++) CHECK(u[i].requests == PER && u[i].ok_requests == PER);
+    free(u);
+    gw_db_close(db);
+}
+
+static void test_bad_db(void) {
+    gw_db *db = NULL;
+    CHECK(gw_db_open(&db, "/nonexistent-dir/x/y.db") == -1);
+    CHECK(strstr(rt_errmsg(), "/nonexistent-dir/x/y.db") != NULL);
+    /* a file that is not SQLite */
+    char p[512];
+    snprintf(p, sizeof p, "%s/notdb.db", tl_tmpdir());
+    CHECK_OK(rt_write_file_atomic(p, "this is not a database, just text................................", 64));
+    CHECK(gw_db_open(&db, p) == -1 && db == NULL);
+    CHECK(strstr(rt_errmsg(), "notdb.db") != NULL);
+}
+
+TEST_MAIN("gateway", TEST_CASE(test_keys), TEST_CASE(test_limiter_buckets), TEST_CASE(test_limiter_daily_and_restart),
+          TEST_CASE(test_ledger_group_commit), TEST_CASE(test_bad_db))
