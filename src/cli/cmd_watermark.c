@@ -24,7 +24,7 @@ size_t cli_mark_opts(cli_opt *dst, mark_options *o, int prefixed) {
         {"--watermark-scheme", CLI_STR, &o->scheme, "kgw | kgw-selfhash | gumbel (default kgw)", 0, 0},
         {"--watermark-gamma", CLI_DOUBLE, &o->gamma, "KGW green fraction (default 0.25)", 0, 0},
         {"--watermark-delta", CLI_DOUBLE, &o->delta, "KGW green logit bias (default 2.0)", 0, 0},
-        {"--watermark-context", CLI_SIZE, &o->context, "tokens hashed for the green list, h (default 1; selfhash 4)",
+        {"--watermark-context", CLI_SIZE, &o->context, "tokens hashed for the green list, h (default 1; selfhash, gumbel 4)",
          0, 0},
     };
     cli_opt u[] = {
@@ -33,7 +33,7 @@ size_t cli_mark_opts(cli_opt *dst, mark_options *o, int prefixed) {
         {"--scheme", CLI_STR, &o->scheme, "kgw | kgw-selfhash | gumbel (default kgw)", 0, 0},
         {"--gamma", CLI_DOUBLE, &o->gamma, "KGW green fraction (default 0.25)", 0, 0},
         {"--delta", CLI_DOUBLE, &o->delta, "KGW green logit bias (default 2.0)", 0, 0},
-        {"--context", CLI_SIZE, &o->context, "tokens hashed for the green list, h (default 1; selfhash 4)", 0, 0},
+        {"--context", CLI_SIZE, &o->context, "tokens hashed for the green list, h (default 1; selfhash, gumbel 4)", 0, 0},
     };
     memcpy(dst, prefixed ? p : u, sizeof p);
     return RT_ARRAY_LEN(p);

@@ -78,7 +78,7 @@ typedef struct {
     size_t context; /* h: tokens of the window, 1..MARK_MAX_CONTEXT */
 } mark_params;
 
-/* gamma 0.25, delta 2.0, h 1 (SelfHash: h 4, the paper's setting). */
+/* gamma 0.25, delta 2.0, h 1 (KGW); SelfHash and Gumbel: h 4 (see mark_core.c). */
 mark_params mark_params_defaults(mark_scheme s);
 /* Errors name the field and the allowed range. */
 int mark_params_validate(const mark_params *p);

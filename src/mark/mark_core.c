@@ -24,7 +24,10 @@ enum { MARK_SUBKEY_GREEN = 1, MARK_SUBKEY_SEED = 2, MARK_SUBKEY_GUMBEL = 3 };
 
 mark_params mark_params_defaults(mark_scheme s) {
     mark_params p = {.scheme = s, .gamma = 0.25, .delta = 2.0, .context = 1};
-    if (s == MARK_KGW_SELFHASH) p.context = 4;
+    /* SelfHash: the paper's h = 4. Gumbel: deterministic given the window, so h = 1 loops on
+     * repeated tokens, and its unbounded per-token score lets a few frequent tuples shared by
+     * many texts move every text's score under a given key (docs/watermark.md measures both). */
+    if (s == MARK_KGW_SELFHASH || s == MARK_GUMBEL) p.context = 4;
     return p;
 }
 
