@@ -18,6 +18,7 @@
 #include "mark/mark_internal.h"
 #include "model/model.h"
 #include "testlib.h"
+#include "tokenizer/tokenizer.h"
 
 static mark_ctx make_ctx(mark_scheme s, double gamma, double delta, size_t h, uint64_t seed) {
     mark_params p = mark_params_defaults(s);
@@ -558,6 +559,74 @@ static void test_detection_calibration(void) {
     sampler_free(&s);
 }
 
+/* Text from a generation whose token sequence is not the canonical BPE of its text: the
+ * detector re-tokenizes, some tokens change, the watermark is still found. */
+static void test_retokenized_detection(void) {
+    static const char corpus[] =
+        "In the beginning God created the heaven and the earth. And the earth was without form, and void; "
+        "and darkness was upon the face of the deep. And the Spirit of God moved upon the face of the waters. "
+        "And God said, Let there be light: and there was light. And God saw the light, that it was good: and "
+        "God divided the light from the darkness. And God called the light Day, and the darkness he called "
+        "Night. And the evening and the morning were the first day.";
+    tokenizer *tok = NULL;
+    CHECK_OK(tokenizer_train(&tok, corpus, sizeof corpus - 1, 256 + TOKENIZER_N_SPECIAL + 60));
+    if (!tok) return;
+    size_t V = tokenizer_vocab_size(tok);
+    mark_ctx c = make_ctx(MARK_KGW, 0.25, 4.0, 1, 51);
+    sampler s;
+    sampler_params sp = {.temperature = 1, .top_k = 0, .top_p = 1, .seed = 9};
+    CHECK_OK(sampler_init(&s, V, &sp));
+    CHECK_OK(mark_attach(&s, &c));
+    enum { L = 300 };
+    int32_t gen[L + 1];
+    float *lg = malloc(V * sizeof *lg);
+    gen[0] = 'A';
+    /* a two-byte merge: writing its two bytes as two tokens is a non-canonical tokenization */
+    const char *mb = NULL;
+    size_t ml = 0;
+    for (size_t v = 256; v < V && !(mb && ml == 2); v++) mb = tokenizer_token_bytes(tok, (int32_t)v, &ml);
+    CHECK(mb && ml == 2);
+    /* a toy model over printable byte tokens and merges (never specials); every 10th step
+     * it spells a merge byte by byte, as a model sometimes does */
+    size_t spelled = 0;
+    for (int i = 1; i <= L; i++) {
+        if (i % 10 == 0 && i < L && mb && ml == 2) {
+            gen[i] = (unsigned char)mb[0];
+            gen[i + 1] = (unsigned char)mb[1];
+            i++;
+            spelled++;
+            continue;
+        }
+        toy_logits(gen[i - 1], i, lg, V);
+        for (size_t v = 0; v < V; v++)
+            if (tokenizer_is_special(tok, (int32_t)v) || (v < 256 && (v < 32 || v > 126))) lg[v] = -INFINITY;
+        gen[i] = sampler_sample(&s, lg, gen, (size_t)i);
+    }
+    char *text = NULL;
+    size_t tl = 0;
+    int32_t *re = NULL;
+    size_t nre = 0;
+    CHECK_OK(tokenizer_decode(tok, gen + 1, L, &text, &tl));
+    CHECK_OK(tokenizer_encode(tok, text, tl, 0, &re, &nre));
+    /* every spelled merge comes back as one token: the sequences differ */
+    CHECK_MSG(nre + spelled <= (size_t)L, "re-tokenized %zu tokens from %d generated (%zu spelled merges)", nre, L,
+              spelled);
+    mark_scorer sc;
+    mark_result res;
+    CHECK_OK(mark_scorer_init(&sc, &c));
+    CHECK_OK(mark_scorer_add(&sc, re, nre, 0));
+    mark_scorer_result(&sc, &res);
+    mark_scorer_free(&sc);
+    fprintf(stderr, "  generated %d tokens (%zu merges spelled as bytes), re-tokenized %zu; log10 p %.1f over %zu scored\n",
+            L, spelled, nre, res.log10_p, res.scored);
+    CHECK(res.log_p < log(1e-3));
+    free(text);
+    free(re);
+    free(lg);
+    sampler_free(&s);
+    tokenizer_free(tok);
+}
+
 /* ---------------------------------------------------------------- files and options */
 
 static void write_text(const char *path, const char *s) {
@@ -670,4 +739,4 @@ static void test_records(void) {
 TEST_MAIN("mark", TEST_CASE(test_siphash), TEST_CASE(test_green_fraction), TEST_CASE(test_kgw_sampler),
           TEST_CASE(test_gumbel_sampler), TEST_CASE(test_filter_matches_sampler), TEST_CASE(test_binomial_tail), TEST_CASE(test_gamma_tail),
           TEST_CASE(test_ks), TEST_CASE(test_dedup_crafted), TEST_CASE(test_detection_calibration),
-          TEST_CASE(test_key_and_config), TEST_CASE(test_records))
+          TEST_CASE(test_retokenized_detection), TEST_CASE(test_key_and_config), TEST_CASE(test_records))
