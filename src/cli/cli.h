@@ -66,5 +66,21 @@ int cmd_keys(int argc, char **argv);
 int cmd_harvest(int argc, char **argv);
 int cmd_guard(int argc, char **argv);
 int cmd_simulate(int argc, char **argv);
+int cmd_watermark(int argc, char **argv);
+int cmd_radioactivity(int argc, char **argv);
+
+/* Watermark flags (src/mark), for any command that samples or detects. cli_mark_opts writes
+ * its 6 entries into dst (room for 6 needed) pointing into o (mark_options_init it first):
+ * prefixed = 1 gives --watermark-key-file, --watermark-config, --watermark-scheme,
+ * --watermark-gamma, --watermark-delta, --watermark-context (generate, serve); 0 gives
+ * --key-file, --config, --scheme, --gamma, --delta, --context (detectors). After cli_parse,
+ * cli_mark_setup resolves them: *enabled = 0 when no key was given (other watermark flags
+ * without a key are an error), else c (and key, if non-NULL) are ready for mark_attach. */
+struct mark_options;
+struct mark_ctx;
+struct mark_key;
+size_t cli_mark_opts(cli_opt *dst, struct mark_options *o, int prefixed);
+int cli_mark_setup(const cli_opt *opts, size_t n_opts, const struct mark_options *o, int prefixed,
+                   struct mark_ctx *c, struct mark_key *key, int *enabled);
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../mark/mark.h"
 #include "../model/model.h"
 #include "cli.h"
 
@@ -15,7 +16,10 @@ int cmd_generate(int argc, char **argv) {
     size_t max_tokens = 128, threads = 0;
     sampler_params sp = sampler_defaults();
     int no_special = 0, quiet = 0;
-    cli_opt opts[] = {
+    const char *wm_config_out = NULL;
+    mark_options mo;
+    mark_options_init(&mo);
+    cli_opt opts[24] = {
         {"--model", CLI_STR, &model_path, "M.gguf: the model", 1, 0},
         {"--prompt", CLI_STR, &prompt, "TEXT: the prompt (special tokens like <|user|> are recognised)", 0, 0},
         {"--prompt-file", CLI_STR, &prompt_file, "FILE: read the prompt from a file (- for stdin)", 0, 0},
@@ -27,19 +31,23 @@ int cmd_generate(int argc, char **argv) {
         {"--no-special", CLI_FLAG, &no_special, "treat special-token text in the prompt as plain text", 0, 0},
         {"--threads", CLI_SIZE, &threads, "worker threads (default: all cores)", 0, 0},
         {"--quiet", CLI_FLAG, &quiet, "print only the generated text", 0, 0},
+        {"--watermark-config-out", CLI_STR, &wm_config_out, "FILE: record the watermark parameters (JSON) for detection", 0, 0},
     };
+    size_t n_opts = 12;
+    n_opts += cli_mark_opts(opts + n_opts, &mo, 1);
     cli_cmd_info info = {"generate",
                          "retort generate --model M.gguf --prompt TEXT [--max-tokens N --temperature X "
-                         "--top-k K --top-p P --seed S]",
+                         "--top-k K --top-p P --seed S] [--watermark-key-file K ...]",
                          "Generates a continuation of the prompt and streams it to stdout. Generation stops at\n"
-                         "--max-tokens, at <|eos|>, or when the context is full."};
-    int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
+                         "--max-tokens, at <|eos|>, or when the context is full. With --watermark-key-file the\n"
+                         "sampler carries the watermark (retort watermark detect finds it; see docs/watermark.md)."};
+    int prc = cli_parse(argc, argv, opts, n_opts, &info, NULL, 0, NULL);
     if (prc) return prc == 1 ? 0 : 2;
     if (!!prompt == !!prompt_file) {
         fprintf(stderr, "retort generate: error: give exactly one of --prompt or --prompt-file\n");
         return 2;
     }
-    if (!cli_seen(opts, RT_ARRAY_LEN(opts), "--seed")) sp.seed = (uint64_t)time(NULL) ^ (uint64_t)clock();
+    if (!cli_seen(opts, n_opts, "--seed")) sp.seed = (uint64_t)time(NULL) ^ (uint64_t)clock();
     cli_set_threads(threads);
     model *m = NULL;
     char *ptext = NULL;
@@ -50,7 +58,15 @@ int cmd_generate(int argc, char **argv) {
     decoder dec = {0};
     sampler smp = {0};
     float *logits = NULL;
-    int status = 1;
+    int status = 1, wm_on = 0;
+    mark_ctx wm;
+    mark_key wm_key;
+    if (cli_mark_setup(opts, n_opts, &mo, 1, &wm, &wm_key, &wm_on)) goto done;
+    if (wm_config_out && !wm_on) {
+        RT_FAIL("--watermark-config-out records watermark parameters; give --watermark-key-file too");
+        goto done;
+    }
+    if (wm_config_out && mark_config_save(wm_config_out, &wm.p, &wm_key)) goto done;
     if (model_load(&m, model_path)) goto done;
     if (!m->tok) {
         RT_FAIL("%s has no tokenizer", model_path);
@@ -78,6 +94,7 @@ int cmd_generate(int argc, char **argv) {
     if (!logits || kv_cache_init(&kv, &m->cfg, n_ctx) || decoder_init(&dec, m, RT_MIN(n_ctx, (size_t)256)) ||
         sampler_init(&smp, V, &sp))
         goto done;
+    if (wm_on && mark_attach(&smp, &wm)) goto done;
     if (!quiet) fprintf(stderr, "seed %llu\n", (unsigned long long)sp.seed);
     double t0 = rt_now();
     if (decoder_prefill(&dec, &kv, ids, n_ids, logits, NULL)) goto done;

@@ -32,6 +32,8 @@ static const command commands[] = {
     {"harvest", cmd_harvest, "collect completions from an OpenAI-compatible API into JSONL"},
     {"guard", cmd_guard, "extraction guard: status, explain, release, calibrate, eval, plot"},
     {"simulate", cmd_simulate, "drive a server with labelled benign and harvesting accounts on a fast clock"},
+    {"watermark", cmd_watermark, "watermark keys, detection, bulk generation, attacks"},
+    {"radioactivity", cmd_radioactivity, "test whether a suspect model was trained on watermarked text"},
 };
 
 static void usage(FILE *f) {

@@ -1,0 +1,515 @@
+/*
+ * cmd_watermark.c — `retort watermark <keygen|detect|generate|ppl|attack|pvalue>`: make a
+ * key, detect the watermark in text (re-tokenized with the model's tokenizer, as API text
+ * must be), generate many (watermarked) completions at once for experiments, measure the
+ * teacher's perplexity of completions, attack texts with random token edits, and compute a
+ * p-value from counts. Also cli_mark_opts, the watermark flags shared with generate/serve.
+ * The schemes, scoring and statistics live in src/mark; this file is flags and files.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../mark/mark.h"
+#include "../model/model.h"
+#include "cli.h"
+
+size_t cli_mark_opts(cli_opt *dst, mark_options *o, int prefixed) {
+    cli_opt p[] = {
+        {"--watermark-key-file", CLI_STR, &o->key_file,
+         "K: watermark the output with this key (retort watermark keygen)", 0, 0},
+        {"--watermark-config", CLI_STR, &o->config_file,
+         "FILE: watermark parameters recorded earlier (JSON; flags must agree)", 0, 0},
+        {"--watermark-scheme", CLI_STR, &o->scheme, "kgw | kgw-selfhash | gumbel (default kgw)", 0, 0},
+        {"--watermark-gamma", CLI_DOUBLE, &o->gamma, "KGW green fraction (default 0.25)", 0, 0},
+        {"--watermark-delta", CLI_DOUBLE, &o->delta, "KGW green logit bias (default 2.0)", 0, 0},
+        {"--watermark-context", CLI_SIZE, &o->context, "tokens hashed for the green list, h (default 1; selfhash, gumbel 4)",
+         0, 0},
+    };
+    cli_opt u[] = {
+        {"--key-file", CLI_STR, &o->key_file, "K: the watermark key (retort watermark keygen)", 0, 0},
+        {"--config", CLI_STR, &o->config_file, "FILE: watermark parameters recorded by generate/serve (JSON)", 0, 0},
+        {"--scheme", CLI_STR, &o->scheme, "kgw | kgw-selfhash | gumbel (default kgw)", 0, 0},
+        {"--gamma", CLI_DOUBLE, &o->gamma, "KGW green fraction (default 0.25)", 0, 0},
+        {"--delta", CLI_DOUBLE, &o->delta, "KGW green logit bias (default 2.0)", 0, 0},
+        {"--context", CLI_SIZE, &o->context, "tokens hashed for the green list, h (default 1; selfhash, gumbel 4)", 0, 0},
+    };
+    memcpy(dst, prefixed ? p : u, sizeof p);
+    return RT_ARRAY_LEN(p);
+}
+
+/* any watermark flag other than the key given? */
+static int mark_flags_seen(const cli_opt *opts, size_t n, int prefixed) {
+    const char *names[2][5] = {{"--config", "--scheme", "--gamma", "--delta", "--context"},
+                               {"--watermark-config", "--watermark-scheme", "--watermark-gamma", "--watermark-delta",
+                                "--watermark-context"}};
+    for (int i = 0; i < 5; i++)
+        if (cli_seen(opts, n, names[prefixed][i])) return 1;
+    return 0;
+}
+
+int cli_mark_setup(const cli_opt *opts, size_t n_opts, const mark_options *o, int prefixed, mark_ctx *c,
+                   mark_key *key, int *enabled) {
+    *enabled = 0;
+    if (!o->key_file) {
+        if (mark_flags_seen(opts, n_opts, prefixed))
+            return RT_FAIL("watermark flags given without %s", prefixed ? "--watermark-key-file" : "--key-file");
+        return 0;
+    }
+    if (mark_options_resolve(o, c, key)) return -1;
+    *enabled = 1;
+    return 0;
+}
+
+static int load_tokenizer(const char *path, tokenizer **tok) {
+    gguf_ctx *g = NULL;
+    if (gguf_open(&g, path)) return -1;
+    int rc = tokenizer_from_gguf(tok, g);
+    gguf_close(g);
+    if (rc) RT_FAIL("%s: %s", path, rt_errmsg());
+    return rc;
+}
+
+/* tokens of prompt ++ completion; *from = number of prompt tokens */
+static int encode_record(const tokenizer *tok, const mark_record *r, int32_t **out, size_t *n, size_t *from) {
+    int32_t *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    *out = NULL;
+    if (r->prompt && tokenizer_encode(tok, r->prompt, r->prompt_len, 0, &a, &na)) return -1;
+    if (r->completion && tokenizer_encode(tok, r->completion, r->completion_len, 0, &b, &nb)) {
+        free(a);
+        return -1;
+    }
+    int32_t *all = rt_malloc_array(na + nb + 1, sizeof(int32_t), "tokens");
+    if (all) {
+        if (na) memcpy(all, a, na * sizeof(int32_t));
+        if (nb) memcpy(all + na, b, nb * sizeof(int32_t));
+    }
+    free(a);
+    free(b);
+    if (!all) return -1;
+    *out = all;
+    *n = na + nb;
+    *from = na;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- keygen */
+
+static int wm_keygen(int argc, char **argv) {
+    const char *out = NULL;
+    cli_opt opts[] = {{"--out", CLI_STR, &out, "K: where to write the key (hex, mode 0600)", 1, 0}};
+    cli_cmd_info info = {"watermark keygen", "retort watermark keygen --out K",
+                         "Writes a fresh 32-byte watermark key from the OS random source, as 64 hex\n"
+                         "characters, readable only by you. Keep it secret: whoever has it can detect,\n"
+                         "forge or strip the watermark. Its public fingerprint (key_id) is printed."};
+    int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
+    if (prc) return prc == 1 ? 0 : 2;
+    if (rt_file_exists(out)) {
+        fprintf(stderr, "retort watermark keygen: error: %s exists; refusing to overwrite a key\n", out);
+        return 1;
+    }
+    mark_key k;
+    if (mark_key_generate(&k) || mark_key_save(&k, out)) return cli_fail("watermark keygen");
+    char id[17];
+    mark_key_id(&k, id);
+    printf("{\"key_file\": \"%s\", \"key_id\": \"%s\"}\n", out, id);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- detect */
+
+static int wm_detect(int argc, char **argv) {
+    const char *model_path = NULL, *tok_path = NULL, *input = "-", *prompt_file = NULL;
+    double alpha = 1e-3;
+    size_t max_tokens = 0;
+    int aggregate = 0;
+    mark_options mo;
+    mark_options_init(&mo);
+    cli_opt opts[16] = {
+        {"--model", CLI_STR, &model_path, "M.gguf: take the tokenizer from this model", 0, 0},
+        {"--tokenizer", CLI_STR, &tok_path, "T.gguf: or from this file (same thing; no weights read)", 0, 0},
+        {"--input", CLI_STR, &input, "FILE: text, or JSONL of {prompt, completion} (default - = stdin)", 0, 0},
+        {"--prompt-file", CLI_STR, &prompt_file, "FILE: the prompt of a plain-text input: context, not scored", 0, 0},
+        {"--alpha", CLI_DOUBLE, &alpha, "significance level for \"detected\" (default 1e-3)", 0, 0},
+        {"--max-tokens", CLI_SIZE, &max_tokens, "score only the first N tokens of each completion (0 = all)", 0, 0},
+        {"--aggregate", CLI_FLAG, &aggregate, "JSONL: one test over all records (global dedup)", 0, 0},
+    };
+    size_t n_opts = 7;
+    n_opts += cli_mark_opts(opts + n_opts, &mo, 0);
+    opts[7].required = 1; /* --key-file */
+    cli_cmd_info info = {
+        "watermark detect",
+        "retort watermark detect (--model M.gguf | --tokenizer T.gguf) --key-file K [--config F | --scheme S "
+        "--gamma G --delta D --context H] [--input FILE|-] [--prompt-file FILE] [--alpha A]",
+        "Re-tokenizes the text with the model's tokenizer and tests it for the watermark. Each\n"
+        "distinct (window, token) pair is scored once; prompt tokens are context only. Prints one\n"
+        "JSON object: tokens_scored, green, z, p_value (exact one-sided binomial tail; for Gumbel\n"
+        "the exact Gamma tail), log10_p_value and detected (p < alpha). A JSONL input (records\n"
+        "{\"prompt\", \"completion\"}) gives one object per record, or one with --aggregate."};
+    int prc = cli_parse(argc, argv, opts, n_opts, &info, NULL, 0, NULL);
+    if (prc) return prc == 1 ? 0 : 2;
+    if (!!model_path == !!tok_path) {
+        fprintf(stderr, "retort watermark detect: error: give exactly one of --model or --tokenizer\n");
+        return 2;
+    }
+    if (!(alpha > 0 && alpha < 1)) {
+        fprintf(stderr, "retort watermark detect: error: --alpha must be in (0, 1), got %g\n", alpha);
+        return 2;
+    }
+    tokenizer *tok = NULL;
+    mark_record *recs = NULL, prompt_rec = {0};
+    size_t n_recs = 0;
+    mark_ctx c;
+    mark_scorer sc = {0};
+    rt_buf out = {0};
+    int status = 1, enabled = 0;
+    if (cli_mark_setup(opts, n_opts, &mo, 0, &c, NULL, &enabled)) goto done;
+    if (load_tokenizer(model_path ? model_path : tok_path, &tok)) goto done;
+    if (mark_records_load(input, 0, &recs, &n_recs)) goto done;
+    if (prompt_file) {
+        if (n_recs != 1 || recs[0].prompt) {
+            RT_FAIL("--prompt-file goes with a plain-text --input; JSONL records carry their own \"prompt\"");
+            goto done;
+        }
+        if (rt_read_file(prompt_file, &prompt_rec.prompt, &prompt_rec.prompt_len)) goto done;
+        recs[0].prompt = prompt_rec.prompt;
+        recs[0].prompt_len = prompt_rec.prompt_len;
+        prompt_rec.prompt = NULL;
+    }
+    if (mark_scorer_init(&sc, &c)) goto done;
+    int per_record = n_recs > 1 || (recs[0].prompt && !prompt_file);
+    per_record = per_record && !aggregate;
+    for (size_t i = 0; i < n_recs; i++) {
+        int32_t *toks = NULL;
+        size_t n = 0, from = 0;
+        if (encode_record(tok, &recs[i], &toks, &n, &from)) {
+            RT_FAIL("%s: record %zu: %s", input, i + 1, rt_errmsg());
+            goto done;
+        }
+        if (max_tokens && n - from > max_tokens) n = from + max_tokens;
+        int rc = mark_scorer_add(&sc, toks, n, from);
+        free(toks);
+        if (rc) goto done;
+        if (per_record) {
+            mark_result r;
+            char extra[64];
+            snprintf(extra, sizeof extra, "\"record\": %zu", i + 1);
+            mark_scorer_result(&sc, &r);
+            out.len = 0;
+            if (mark_result_json(&r, &c, alpha, extra, &out)) goto done;
+            printf("%s\n", out.data);
+            mark_scorer_reset(&sc);
+        }
+    }
+    if (!per_record) {
+        mark_result r;
+        char extra[64];
+        snprintf(extra, sizeof extra, "\"records\": %zu", n_recs);
+        mark_scorer_result(&sc, &r);
+        if (mark_result_json(&r, &c, alpha, extra, &out)) goto done;
+        printf("%s\n", out.data);
+    }
+    status = 0;
+done:
+    if (status) cli_fail("watermark detect");
+    rt_buf_free(&out);
+    mark_scorer_free(&sc);
+    mark_records_free(recs, n_recs);
+    free(prompt_rec.prompt);
+    tokenizer_free(tok);
+    return status;
+}
+
+/* ---------------------------------------------------------------- generate (bulk) */
+
+static int wm_generate(int argc, char **argv) {
+    const char *model_path = NULL, *prompts_path = NULL, *out_path = NULL, *config_out = NULL;
+    size_t max_tokens = 128, batch = 16, threads = 0;
+    sampler_params sp = sampler_defaults();
+    sp.seed = 1;
+    int quiet = 0;
+    mark_options mo;
+    mark_options_init(&mo);
+    cli_opt opts[20] = {
+        {"--model", CLI_STR, &model_path, "M.gguf: the model (the teacher)", 1, 0},
+        {"--prompts", CLI_STR, &prompts_path, "FILE: one prompt a line, or JSONL with \"prompt\"", 1, 0},
+        {"--out", CLI_STR, &out_path, "OUT.jsonl: {\"prompt\", \"completion\"} a line", 1, 0},
+        {"--max-tokens", CLI_SIZE, &max_tokens, "tokens per completion (default 128)", 0, 0},
+        {"--temperature", CLI_FLOAT, &sp.temperature, "0 = greedy (default 0.8)", 0, 0},
+        {"--top-k", CLI_SIZE, &sp.top_k, "0 = off (default 40)", 0, 0},
+        {"--top-p", CLI_FLOAT, &sp.top_p, "1 = off (default 0.95)", 0, 0},
+        {"--seed", CLI_U64, &sp.seed, "prompt i uses seed S + i (default 1)", 0, 0},
+        {"--batch", CLI_SIZE, &batch, "sequences decoded together (default 16)", 0, 0},
+        {"--threads", CLI_SIZE, &threads, "worker threads (default: all cores)", 0, 0},
+        {"--config-out", CLI_STR, &config_out, "FILE: record the watermark parameters (JSON) here", 0, 0},
+        {"--quiet", CLI_FLAG, &quiet, "no progress bar", 0, 0},
+    };
+    size_t n_opts = 12;
+    n_opts += cli_mark_opts(opts + n_opts, &mo, 0);
+    cli_cmd_info info = {"watermark generate",
+                         "retort watermark generate --model M.gguf --prompts FILE --out OUT.jsonl [--key-file K "
+                         "--scheme S ...] [--max-tokens N --temperature X --top-k K --top-p P --seed S --batch B]",
+                         "Generates one completion per prompt, several sequences at a time, watermarked when a\n"
+                         "key is given (without one: the unwatermarked baseline). Writes JSONL records, the\n"
+                         "format of harvested API data and of `retort sft --data`."};
+    int prc = cli_parse(argc, argv, opts, n_opts, &info, NULL, 0, NULL);
+    if (prc) return prc == 1 ? 0 : 2;
+    cli_set_threads(threads);
+    model *m = NULL;
+    mark_record *recs = NULL;
+    size_t n = 0;
+    int32_t **ptok = NULL, **gen = NULL;
+    size_t *plen = NULL, *glen = NULL;
+    rt_buf out = {0};
+    mark_ctx c;
+    mark_key key;
+    int status = 1, enabled = 0;
+    if (cli_mark_setup(opts, n_opts, &mo, 0, &c, &key, &enabled)) goto done;
+    if (config_out && !enabled) {
+        RT_FAIL("--config-out records watermark parameters; give --key-file too");
+        goto done;
+    }
+    if (model_load(&m, model_path)) goto done;
+    if (!m->tok) {
+        RT_FAIL("%s has no tokenizer", model_path);
+        goto done;
+    }
+    if (mark_records_load(prompts_path, 1, &recs, &n)) goto done;
+    ptok = rt_calloc(n, sizeof *ptok, "prompts");
+    gen = rt_calloc(n, sizeof *gen, "completions");
+    plen = rt_calloc(n, sizeof *plen, "prompts");
+    glen = rt_calloc(n, sizeof *glen, "completions");
+    if (!ptok || !gen || !plen || !glen) goto done;
+    for (size_t i = 0; i < n; i++) {
+        if (!recs[i].prompt) {
+            RT_FAIL("%s: record %zu has no \"prompt\"", prompts_path, i + 1);
+            goto done;
+        }
+        if (tokenizer_encode(m->tok, recs[i].prompt, recs[i].prompt_len, 0, &ptok[i], &plen[i])) goto done;
+    }
+    double t0 = rt_now();
+    if (mark_generate(m, (const int32_t *const *)ptok, plen, n, max_tokens, &sp, enabled ? &c : NULL, batch, gen, glen,
+                      !quiet))
+        goto done;
+    double dt = rt_now() - t0;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        char *text = NULL;
+        size_t tl = 0;
+        if (tokenizer_decode(m->tok, gen[i], glen[i], &text, &tl)) goto done;
+        int rc = mark_record_jsonl(&out, recs[i].prompt, recs[i].prompt_len, text, tl);
+        free(text);
+        if (rc) goto done;
+        total += glen[i];
+    }
+    if (rt_write_file_atomic(out_path, out.data ? out.data : "", out.len)) goto done;
+    if (config_out && mark_config_save(config_out, &c.p, &key)) goto done;
+    if (!quiet)
+        fprintf(stderr, "%zu completions, %zu tokens in %.1fs (%.0f tok/s)%s%s\n", n, total, dt, total / (dt + 1e-9),
+                enabled ? ", watermark " : "", enabled ? mark_scheme_name(c.p.scheme) : "");
+    status = 0;
+done:
+    if (status) cli_fail("watermark generate");
+    for (size_t i = 0; ptok && i < n; i++) free(ptok[i]);
+    for (size_t i = 0; gen && i < n; i++) free(gen[i]);
+    free(ptok);
+    free(gen);
+    free(plen);
+    free(glen);
+    rt_buf_free(&out);
+    mark_records_free(recs, n);
+    model_free(m);
+    return status;
+}
+
+/* ---------------------------------------------------------------- ppl */
+
+static int wm_ppl(int argc, char **argv) {
+    const char *model_path = NULL, *input = NULL;
+    size_t threads = 0;
+    cli_opt opts[] = {
+        {"--model", CLI_STR, &model_path, "M.gguf: the model whose perplexity is measured (the teacher)", 1, 0},
+        {"--input", CLI_STR, &input, "FILE: JSONL {prompt, completion} (or plain text)", 1, 0},
+        {"--threads", CLI_SIZE, &threads, "worker threads (default: all cores)", 0, 0},
+    };
+    cli_cmd_info info = {"watermark ppl", "retort watermark ppl --model M.gguf --input FILE",
+                         "The model's perplexity of the completions given their prompts (the quality cost of a\n"
+                         "watermark: the teacher's own perplexity of its watermarked vs plain generations).\n"
+                         "Prints {records, tokens, nll_per_token, ppl}; tokens beyond the context are scored\n"
+                         "in consecutive windows."};
+    int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
+    if (prc) return prc == 1 ? 0 : 2;
+    cli_set_threads(threads);
+    model *m = NULL;
+    mark_record *recs = NULL;
+    size_t n = 0;
+    int status = 1;
+    double nll = 0;
+    size_t count = 0;
+    if (model_load(&m, model_path)) goto done;
+    if (!m->tok) {
+        RT_FAIL("%s has no tokenizer", model_path);
+        goto done;
+    }
+    if (mark_records_load(input, 0, &recs, &n)) goto done;
+    for (size_t i = 0; i < n; i++) {
+        int32_t *toks = NULL, *pred = NULL;
+        float *nl = NULL;
+        size_t len = 0, from = 0;
+        if (encode_record(m->tok, &recs[i], &toks, &len, &from)) goto done;
+        pred = rt_malloc_array(len + 1, sizeof(int32_t), "predictions");
+        nl = rt_malloc_array(len + 1, sizeof(float), "nll");
+        int rc = !pred || !nl || mark_predict(m, toks, len, pred, nl);
+        if (!rc) /* nl[j] scores toks[j+1]: completion tokens are j+1 >= max(from, 1) */
+            for (size_t j = from ? from - 1 : 0; j + 1 < len; j++) {
+                nll += nl[j];
+                count++;
+            }
+        free(toks);
+        free(pred);
+        free(nl);
+        if (rc) goto done;
+    }
+    printf("{\"records\": %zu, \"tokens\": %zu, \"nll_per_token\": %.6f, \"ppl\": %.4f}\n", n, count,
+           count ? nll / count : 0.0, count ? exp(nll / count) : 0.0);
+    status = 0;
+done:
+    if (status) cli_fail("watermark ppl");
+    mark_records_free(recs, n);
+    model_free(m);
+    return status;
+}
+
+/* ---------------------------------------------------------------- attack */
+
+static int wm_attack(int argc, char **argv) {
+    const char *tok_path = NULL, *input = NULL, *out_path = NULL;
+    double sub = 0, del = 0;
+    uint64_t seed = 1;
+    cli_opt opts[] = {
+        {"--tokenizer", CLI_STR, &tok_path, "M.gguf: the tokenizer the edits act on", 1, 0},
+        {"--input", CLI_STR, &input, "FILE: JSONL {prompt, completion}", 1, 0},
+        {"--out", CLI_STR, &out_path, "OUT.jsonl: the attacked records", 1, 0},
+        {"--substitute", CLI_DOUBLE, &sub, "share of completion tokens replaced by a random token (default 0)", 0, 0},
+        {"--delete", CLI_DOUBLE, &del, "share of completion tokens deleted (default 0)", 0, 0},
+        {"--seed", CLI_U64, &seed, "RNG seed (default 1)", 0, 0},
+    };
+    cli_cmd_info info = {"watermark attack",
+                         "retort watermark attack --tokenizer T.gguf --input IN.jsonl --out OUT.jsonl "
+                         "[--substitute F] [--delete F] [--seed S]",
+                         "Edits each completion at the token level: every token is independently deleted with\n"
+                         "probability --delete, else replaced with probability --substitute by a uniformly\n"
+                         "random non-special token; then decodes back to text. Prompts are kept."};
+    int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
+    if (prc) return prc == 1 ? 0 : 2;
+    if (!(sub >= 0 && sub <= 1 && del >= 0 && del <= 1)) {
+        fprintf(stderr, "retort watermark attack: error: --substitute and --delete must be in [0, 1]\n");
+        return 2;
+    }
+    tokenizer *tok = NULL;
+    mark_record *recs = NULL;
+    size_t n = 0;
+    rt_buf out = {0};
+    int status = 1;
+    rt_rng rng;
+    rt_rng_seed(&rng, seed);
+    if (load_tokenizer(tok_path, &tok) || mark_records_load(input, 0, &recs, &n)) goto done;
+    size_t V = tokenizer_vocab_size(tok);
+    for (size_t i = 0; i < n; i++) {
+        int32_t *t = NULL;
+        size_t nt = 0, k = 0;
+        if (recs[i].completion && tokenizer_encode(tok, recs[i].completion, recs[i].completion_len, 0, &t, &nt))
+            goto done;
+        for (size_t j = 0; j < nt; j++) {
+            if (rt_rng_double(&rng) < del) continue;
+            int32_t x = t[j];
+            if (rt_rng_double(&rng) < sub) {
+                do x = (int32_t)rt_rng_below(&rng, V);
+                while (tokenizer_is_special(tok, x));
+            }
+            t[k++] = x;
+        }
+        char *text = NULL;
+        size_t tl = 0;
+        int rc = tokenizer_decode(tok, t, k, &text, &tl);
+        free(t);
+        if (!rc) rc = mark_record_jsonl(&out, recs[i].prompt, recs[i].prompt_len, text, tl);
+        free(text);
+        if (rc) goto done;
+    }
+    if (rt_write_file_atomic(out_path, out.data ? out.data : "", out.len)) goto done;
+    status = 0;
+done:
+    if (status) cli_fail("watermark attack");
+    rt_buf_free(&out);
+    mark_records_free(recs, n);
+    tokenizer_free(tok);
+    return status;
+}
+
+/* ---------------------------------------------------------------- pvalue */
+
+static int wm_pvalue(int argc, char **argv) {
+    const char *scheme = "kgw";
+    size_t scored = 0, green = 0;
+    double gamma = 0.25, score = 0;
+    cli_opt opts[] = {
+        {"--scheme", CLI_STR, &scheme, "kgw | kgw-selfhash | gumbel (default kgw)", 0, 0},
+        {"--scored", CLI_SIZE, &scored, "number of distinct scored tokens n", 1, 0},
+        {"--green", CLI_SIZE, &green, "KGW: green among them", 0, 0},
+        {"--gamma", CLI_DOUBLE, &gamma, "KGW: green fraction (default 0.25)", 0, 0},
+        {"--score", CLI_DOUBLE, &score, "Gumbel: sum of -ln(1 - r)", 0, 0},
+    };
+    cli_cmd_info info = {"watermark pvalue", "retort watermark pvalue --scored N (--green K [--gamma G] | --scheme gumbel --score S)",
+                         "The exact p-value of reported counts: P(Binomial(N, G) >= K), or for Gumbel\n"
+                         "P(Gamma(N, 1) >= S). For checking a detector's output by hand."};
+    int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
+    if (prc) return prc == 1 ? 0 : 2;
+    mark_scheme s;
+    if (mark_scheme_parse(scheme, &s)) return cli_fail("watermark pvalue");
+    double lp;
+    if (s == MARK_GUMBEL) {
+        if (!(score >= 0)) {
+            fprintf(stderr, "retort watermark pvalue: error: --score must be >= 0\n");
+            return 2;
+        }
+        lp = mark_gamma_log_sf(scored, score);
+    } else {
+        if (green > scored || !(gamma > 0 && gamma < 1)) {
+            fprintf(stderr, "retort watermark pvalue: error: need --green <= --scored and --gamma in (0, 1)\n");
+            return 2;
+        }
+        lp = mark_binom_log_sf(green, scored, gamma);
+    }
+    if (scored == 0) lp = 0;
+    printf("{\"log_p\": %.17g, \"log10_p_value\": %.17g, \"p_value\": %.17g}\n", lp, lp / M_LN10, exp(lp));
+    return 0;
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+int cmd_watermark(int argc, char **argv) {
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+        const char *summary;
+    } subs[] = {
+        {"keygen", wm_keygen, "write a fresh secret key"},
+        {"detect", wm_detect, "test text for the watermark (JSON with z, exact p-value, detected)"},
+        {"generate", wm_generate, "many completions at once, watermarked or not (JSONL)"},
+        {"ppl", wm_ppl, "a model's perplexity of completions (quality cost)"},
+        {"attack", wm_attack, "random token substitutions / deletions on completions"},
+        {"pvalue", wm_pvalue, "exact p-value from counts"},
+    };
+    if (argc >= 2)
+        for (size_t i = 0; i < RT_ARRAY_LEN(subs); i++)
+            if (!strcmp(argv[1], subs[i].name)) return subs[i].fn(argc - 1, argv + 1);
+    int help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
+    FILE *f = help ? stdout : stderr;
+    if (argc >= 2 && !help) fprintf(f, "retort watermark: unknown subcommand '%s'\n\n", argv[1]);
+    fprintf(f, "usage: retort watermark <subcommand> [options]   (--help on each)\n\nsubcommands:\n");
+    for (size_t i = 0; i < RT_ARRAY_LEN(subs); i++) fprintf(f, "  %-10s %s\n", subs[i].name, subs[i].summary);
+    return help ? 0 : 2;
+}
