@@ -34,6 +34,8 @@ static const command commands[] = {
     {"simulate", cmd_simulate, "drive a server with labelled benign and harvesting accounts on a fast clock"},
     {"watermark", cmd_watermark, "watermark keys, detection, bulk generation, attacks"},
     {"radioactivity", cmd_radioactivity, "test whether a suspect model was trained on watermarked text"},
+    {"report", cmd_report, "the evidence report (HTML) from a gateway database, and its summary"},
+    {"demo", cmd_demo, "the whole story in one command: teacher, API, guard, watermark, students, report"},
 };
 
 static void usage(FILE *f) {

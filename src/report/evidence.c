@@ -1,0 +1,442 @@
+/*
+ * evidence.c — the report's evidence tables in the gateway database and the code that fills
+ * them from real artefacts: harvest files matched completion by completion against the
+ * ledger's output hashes, model files (SHA-256, parameter count) with their training logs and
+ * eval results, and radioactivity results. Nothing here is estimated: each column is read or
+ * computed from a file the caller names.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../gateway/gateway.h"
+#include "../model/model.h"
+#include "report.h"
+
+static const char *const evidence_schema =
+    "CREATE TABLE IF NOT EXISTS report_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS report_harvests(name TEXT PRIMARY KEY, guard TEXT NOT NULL,"
+    "  strategy TEXT NOT NULL DEFAULT '', path TEXT NOT NULL, sha256 TEXT NOT NULL, lines INTEGER NOT NULL,"
+    "  completion_tokens INTEGER NOT NULL, matched INTEGER NOT NULL, accounts TEXT NOT NULL DEFAULT '',"
+    "  ledger_db TEXT NOT NULL DEFAULT '', added_at REAL NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS report_models(name TEXT PRIMARY KEY, role TEXT NOT NULL, guard TEXT NOT NULL"
+    "  DEFAULT '', path TEXT NOT NULL, sha256 TEXT NOT NULL, params INTEGER, trained_on TEXT NOT NULL DEFAULT '',"
+    "  tokens REAL, flops REAL, seconds REAL, loss REAL, kl REAL, top1 REAL, eval_json TEXT,"
+    "  command TEXT NOT NULL DEFAULT '', added_at REAL NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS report_tests(id INTEGER PRIMARY KEY, model TEXT NOT NULL, mode TEXT,"
+    "  key_id TEXT, scheme TEXT, tokens_scored INTEGER, green INTEGER, z REAL, p_value REAL, log10_p REAL,"
+    "  detected INTEGER, controls INTEGER, control_min_p REAL, control_ks_p REAL, control_p TEXT,"
+    "  result_json TEXT NOT NULL, command TEXT NOT NULL DEFAULT '', added_at REAL NOT NULL);";
+
+static int sql_fail(sqlite3 *db, const char *what) {
+    const char *f = db ? sqlite3_db_filename(db, "main") : NULL;
+    return RT_FAIL("%s: %s: %s", f && *f ? f : "database", what, db ? sqlite3_errmsg(db) : "cannot open");
+}
+
+int report_db_open(sqlite3 **out, const char *path) {
+    *out = NULL;
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+        int rc = RT_FAIL("%s: cannot open database: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return rc;
+    }
+    sqlite3_busy_timeout(db, 10000);
+    char *err = NULL;
+    if (sqlite3_exec(db, evidence_schema, NULL, NULL, &err) != SQLITE_OK) {
+        int rc = RT_FAIL("%s: cannot create the report's tables: %s (is it a SQLite database?)", path,
+                         err ? err : "?");
+        sqlite3_free(err);
+        sqlite3_close(db);
+        return rc;
+    }
+    *out = db;
+    return 0;
+}
+
+void report_db_close(sqlite3 *db) {
+    if (db) sqlite3_close(db);
+}
+
+int report_meta_set(sqlite3 *db, const char *key, const char *value) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO report_meta(key, value) VALUES(?1, ?2)", -1, &st, NULL) !=
+        SQLITE_OK)
+        return sql_fail(db, "report_meta");
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, value ? value : "", -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sql_fail(db, "report_meta");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int file_sha256(const char *path, char hex[65]) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return RT_FAIL("%s: cannot open: %s", path, strerror(errno));
+    crypto_hash_sha256_state s;
+    crypto_hash_sha256_init(&s);
+    unsigned char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) crypto_hash_sha256_update(&s, buf, n);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) return RT_FAIL("%s: read error", path);
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final(&s, h);
+    sodium_bin2hex(hex, 65, h, sizeof h);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- harvests */
+
+typedef struct {
+    char h[GW_HASH_HEX];
+    int64_t account;
+} out_hash;
+
+static int cmp_out_hash(const void *a, const void *b) {
+    return strcmp(((const out_hash *)a)->h, ((const out_hash *)b)->h);
+}
+
+/* Every served output hash of the ledger, sorted. */
+static int ledger_hashes(const char *ledger_db, out_hash **out, size_t *n) {
+    *out = NULL, *n = 0;
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(ledger_db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        int rc = RT_FAIL("%s: cannot open the ledger: %s", ledger_db, db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return rc;
+    }
+    sqlite3_busy_timeout(db, 10000);
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    size_t cap = 0;
+    if (sqlite3_prepare_v2(db, "SELECT output_hash, account_id FROM usage WHERE status = 200 AND output_hash != ''",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = sql_fail(db, "reading the usage ledger (is it a retort gateway database?)");
+        goto done;
+    }
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 4096;
+            out_hash *nh = rt_realloc(*out, cap * sizeof *nh, "ledger hashes");
+            if (!nh) goto done;
+            *out = nh;
+        }
+        const char *h = (const char *)sqlite3_column_text(st, 0);
+        snprintf((*out)[*n].h, GW_HASH_HEX, "%s", h ? h : "");
+        (*out)[*n].account = sqlite3_column_int64(st, 1);
+        (*n)++;
+    }
+    if (s != SQLITE_DONE) {
+        rc = sql_fail(db, "reading the usage ledger");
+        goto done;
+    }
+    if (*n) qsort(*out, *n, sizeof **out, cmp_out_hash);
+    rc = 0;
+done:
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    if (rc) free(*out), *out = NULL, *n = 0;
+    return rc;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Names of the accounts ids[0..n) (distinct, sorted), comma-separated. */
+static int account_names(const char *ledger_db, int64_t *ids, size_t n, char **out) {
+    rt_buf b = {0};
+    *out = NULL;
+    if (rt_buf_append(&b, "", 0)) return -1;
+    if (n) qsort(ids, n, sizeof *ids, cmp_i64);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    if (sqlite3_open_v2(ledger_db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "SELECT name FROM accounts WHERE id = ?1", -1, &st, NULL) != SQLITE_OK) {
+        rc = sql_fail(db, "accounts");
+        goto done;
+    }
+    size_t written = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i && ids[i] == ids[i - 1]) continue;
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, ids[i]);
+        const char *name = sqlite3_step(st) == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+        if (rt_buf_printf(&b, "%s%s", written++ ? "," : "", name ? name : "?")) goto done;
+    }
+    rc = 0;
+done:
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    if (rc)
+        rt_buf_free(&b);
+    else
+        *out = b.data;
+    return rc;
+}
+
+void report_harvest_stats_free(report_harvest_stats *st) {
+    free(st->accounts);
+    st->accounts = NULL;
+}
+
+int report_harvest_scan(const report_harvest_spec *h, report_harvest_stats *st) {
+    memset(st, 0, sizeof *st);
+    if (sodium_init() < 0) return RT_FAIL("libsodium failed to initialise");
+    if (file_sha256(h->path, st->sha256)) return -1;
+    out_hash *hs = NULL;
+    size_t nh = 0;
+    if (h->ledger_db && *h->ledger_db && ledger_hashes(h->ledger_db, &hs, &nh)) return -1;
+    FILE *f = fopen(h->path, "r");
+    if (!f) {
+        free(hs);
+        return RT_FAIL("%s: cannot open: %s", h->path, strerror(errno));
+    }
+    int64_t *acc = NULL;
+    size_t nacc = 0, cap = 0;
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t len;
+    int rc = -1;
+    while ((len = getline(&line, &lcap, f)) >= 0) {
+        st->lines++;
+        json_error_t e;
+        json_t *j = json_loadb(line, (size_t)len, JSON_ALLOW_NUL, &e);
+        json_t *c = j ? json_object_get(j, "completion") : NULL;
+        if (!c || !json_is_string(c)) {
+            json_decref(j);
+            RT_FAIL("%s:%zu: expected a JSON object with a \"completion\" string (a harvest line)%s%s", h->path,
+                    st->lines, j ? "" : ": ", j ? "" : e.text);
+            goto done;
+        }
+        json_t *u = json_object_get(json_object_get(j, "usage"), "completion_tokens");
+        if (json_is_integer(u)) st->completion_tokens += json_integer_value(u);
+        if (nh) {
+            out_hash key;
+            gw_hash_hex(json_string_value(c), json_string_length(c), key.h);
+            const out_hash *m = bsearch(&key, hs, nh, sizeof *hs, cmp_out_hash);
+            if (m) {
+                st->matched++;
+                if (nacc == cap) {
+                    cap = cap ? cap * 2 : 256;
+                    int64_t *na = rt_realloc(acc, cap * sizeof *na, "matched accounts");
+                    if (!na) {
+                        json_decref(j);
+                        goto done;
+                    }
+                    acc = na;
+                }
+                acc[nacc++] = m->account;
+            }
+        }
+        json_decref(j);
+    }
+    if (ferror(f)) {
+        RT_FAIL("%s: read error", h->path);
+        goto done;
+    }
+    if (nh) {
+        if (account_names(h->ledger_db, acc, nacc, &st->accounts)) goto done;
+    } else if (!(st->accounts = rt_strdup(""))) {
+        goto done;
+    }
+    rc = 0;
+done:
+    free(line);
+    free(acc);
+    free(hs);
+    fclose(f);
+    if (rc) report_harvest_stats_free(st);
+    return rc;
+}
+
+int report_harvest_put(sqlite3 *db, const report_harvest_spec *h, report_harvest_stats *st_out) {
+    report_harvest_stats st;
+    if (report_harvest_scan(h, &st)) return -1;
+    sqlite3_stmt *q = NULL;
+    int rc;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT OR REPLACE INTO report_harvests(name, guard, strategy, path, sha256, lines, "
+                           "completion_tokens, matched, accounts, ledger_db, added_at) "
+                           "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+                           -1, &q, NULL) != SQLITE_OK) {
+        rc = sql_fail(db, "report_harvests");
+    } else {
+        sqlite3_bind_text(q, 1, h->name, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 2, h->guard ? h->guard : "", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 3, h->strategy ? h->strategy : "", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 4, h->path, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 5, st.sha256, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(q, 6, (sqlite3_int64)st.lines);
+        sqlite3_bind_int64(q, 7, st.completion_tokens);
+        sqlite3_bind_int64(q, 8, (sqlite3_int64)st.matched);
+        sqlite3_bind_text(q, 9, st.accounts ? st.accounts : "", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 10, h->ledger_db ? h->ledger_db : "", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_double(q, 11, rt_wall_time());
+        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sql_fail(db, "report_harvests");
+    }
+    sqlite3_finalize(q);
+    if (st_out && !rc)
+        *st_out = st;
+    else
+        report_harvest_stats_free(&st);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- models */
+
+static json_t *load_json_file(const char *path) {
+    json_error_t e;
+    json_t *j = json_load_file(path, JSON_ALLOW_NUL, &e);
+    if (!j) RT_FAIL("%s:%d: %s", path, e.line, e.text);
+    return j;
+}
+
+/* The last non-empty line of a JSONL file, parsed. */
+static json_t *last_jsonl(const char *path) {
+    char *data = NULL;
+    size_t len = 0;
+    if (rt_read_file(path, &data, &len)) return NULL;
+    while (len && (data[len - 1] == '\n' || data[len - 1] == '\r')) data[--len] = 0;
+    char *start = len ? memrchr(data, '\n', len) : NULL;
+    start = start ? start + 1 : data;
+    json_error_t e;
+    json_t *j = json_loads(start, 0, &e);
+    if (!j) RT_FAIL("%s: last line: %s", path, e.text);
+    free(data);
+    return j;
+}
+
+static double jnum(const json_t *o, const char *key) {
+    json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+static void bind_num(sqlite3_stmt *q, int i, double v) {
+    if (isfinite(v))
+        sqlite3_bind_double(q, i, v);
+    else
+        sqlite3_bind_null(q, i);
+}
+
+int report_model_put(sqlite3 *db, const report_model_spec *m) {
+    char sha[65];
+    if (sodium_init() < 0) return RT_FAIL("libsodium failed to initialise");
+    if (file_sha256(m->path, sha)) return -1;
+    model *mo = NULL;
+    if (model_load(&mo, m->path)) return -1;
+    int64_t params = (int64_t)mo->n_params;
+    model_free(mo);
+    double tokens = NAN, flops = NAN, seconds = NAN, loss = NAN, kl = NAN, top1 = NAN;
+    char *eval_text = NULL;
+    if (m->train_log) {
+        json_t *j = last_jsonl(m->train_log);
+        if (!j) return -1;
+        tokens = jnum(j, "tokens"), flops = jnum(j, "flops"), seconds = jnum(j, "elapsed");
+        json_decref(j);
+    }
+    if (m->eval_json) {
+        json_t *j = load_json_file(m->eval_json);
+        if (!j) return -1;
+        loss = jnum(j, "loss"), kl = jnum(j, "kl"), top1 = jnum(j, "top1_agreement");
+        eval_text = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+    }
+    sqlite3_stmt *q = NULL;
+    int rc;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT OR REPLACE INTO report_models(name, role, guard, path, sha256, params, trained_on, "
+                           "tokens, flops, seconds, loss, kl, top1, eval_json, command, added_at) "
+                           "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
+                           -1, &q, NULL) != SQLITE_OK) {
+        rc = sql_fail(db, "report_models");
+    } else {
+        sqlite3_bind_text(q, 1, m->name, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 2, m->role ? m->role : "", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 3, m->guard ? m->guard : "", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 4, m->path, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 5, sha, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(q, 6, params);
+        sqlite3_bind_text(q, 7, m->trained_on ? m->trained_on : "", -1, SQLITE_TRANSIENT);
+        bind_num(q, 8, tokens);
+        bind_num(q, 9, flops);
+        bind_num(q, 10, seconds);
+        bind_num(q, 11, loss);
+        bind_num(q, 12, kl);
+        bind_num(q, 13, top1);
+        if (eval_text)
+            sqlite3_bind_text(q, 14, eval_text, -1, SQLITE_TRANSIENT);
+        else
+            sqlite3_bind_null(q, 14);
+        sqlite3_bind_text(q, 15, m->command ? m->command : "", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_double(q, 16, rt_wall_time());
+        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sql_fail(db, "report_models");
+    }
+    sqlite3_finalize(q);
+    free(eval_text);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+int report_test_put(sqlite3 *db, const char *model_name, const char *result_json, const char *command) {
+    json_error_t e;
+    json_t *j = json_loads(result_json, 0, &e);
+    if (!j || !json_is_object(j)) {
+        json_decref(j);
+        return RT_FAIL("radioactivity result for %s: expected the JSON object `retort radioactivity` prints (%s)",
+                       model_name, j ? "not an object" : e.text);
+    }
+    json_t *ctl = json_object_get(j, "controls");
+    double p = jnum(j, "p_value");
+    if (!isfinite(p)) {
+        json_decref(j);
+        return RT_FAIL("radioactivity result for %s: no \"p_value\"", model_name);
+    }
+    char *cp = ctl ? json_dumps(json_object_get(ctl, "p_values"), JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    sqlite3_stmt *q = NULL;
+    int rc;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO report_tests(model, mode, key_id, scheme, tokens_scored, green, z, p_value, "
+                           "log10_p, detected, controls, control_min_p, control_ks_p, control_p, result_json, command, "
+                           "added_at) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
+                           -1, &q, NULL) != SQLITE_OK) {
+        rc = sql_fail(db, "report_tests");
+    } else {
+        sqlite3_bind_text(q, 1, model_name, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 2, json_string_value(json_object_get(j, "mode")), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 3, json_string_value(json_object_get(j, "key_id")), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 4, json_string_value(json_object_get(j, "scheme")), -1, SQLITE_TRANSIENT);
+        bind_num(q, 5, jnum(j, "tokens_scored"));
+        bind_num(q, 6, jnum(j, "green"));
+        bind_num(q, 7, jnum(j, "z"));
+        sqlite3_bind_double(q, 8, p);
+        double l10 = jnum(j, "log10_p_value");
+        bind_num(q, 9, isfinite(l10) ? l10 : (p > 0 ? log10(p) : NAN));
+        sqlite3_bind_int(q, 10, json_is_true(json_object_get(j, "detected")));
+        bind_num(q, 11, jnum(ctl, "n"));
+        bind_num(q, 12, jnum(ctl, "min_p"));
+        bind_num(q, 13, jnum(ctl, "ks_p"));
+        if (cp)
+            sqlite3_bind_text(q, 14, cp, -1, SQLITE_TRANSIENT);
+        else
+            sqlite3_bind_null(q, 14);
+        sqlite3_bind_text(q, 15, result_json, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 16, command ? command : "", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_double(q, 17, rt_wall_time());
+        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sql_fail(db, "report_tests");
+    }
+    sqlite3_finalize(q);
+    free(cp);
+    json_decref(j);
+    return rc;
+}

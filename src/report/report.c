@@ -1,0 +1,1047 @@
+/*
+ * report.c — `retort report`: one self-contained HTML evidence report from a gateway
+ * database. It reads the ledger (usage, accounts), the guard's scores and actions, the
+ * simulator's labels when the traffic was simulated, and the evidence tables (evidence.c):
+ * harvests, models, radioactivity tests. Sections: summary, accounts and suspensions with the
+ * risk over time, what the harvesters got, the students built from it, radioactivity, the
+ * cost of every model, the evidence chain per suspended account, method and reproduction.
+ *
+ * Training cost in GPU terms: FLOPs / (sustained FLOP/s of one GPU) → GPU-hours → dollars at
+ * a stated rate. The default sustained rate, 3.3e14 FLOP/s, is what DeepSeek-V3's report
+ * implies for its H800s (6 × 37e9 active parameters × 14.8e12 tokens ≈ 3.3e24 FLOPs over
+ * 2.788M GPU-hours), at its stated $2 per GPU-hour. Both are options.
+ *
+ * Not here: SVG drawing (svg.c), filling the evidence tables (evidence.c).
+ */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../guard/guard.h"
+#include "report.h"
+
+void report_options_defaults(report_options *o) {
+    memset(o, 0, sizeof *o);
+    o->gpu_rate_usd = 2.0;
+    o->gpu_flops = 3.3e14;
+}
+
+/* ---------------------------------------------------------------- what the database holds */
+
+typedef struct {
+    int64_t id;
+    char *name, *status, *reason;
+    char *persona, *strategy, *grp; /* simulator labels ("" when unlabelled) */
+    int attack;                     /* 1 attacker, 0 benign, -1 unknown */
+    int64_t requests, served, refused403;
+    double tokens;
+    double t_susp; /* first enforced suspension (NAN: none) */
+    char *code, *evidence;
+    double risk_susp;
+    int64_t served_before;
+    double tokens_before;
+} acct;
+
+typedef struct {
+    char *name; /* group label (simulator grp, else the account name) */
+    char *strategy;
+    int attack;
+    size_t *members, n, cap;
+    size_t n_susp;
+    double t_susp;
+    int64_t served_before, served_total;
+    double tokens_before, tokens_total;
+} group;
+
+typedef struct {
+    char *name, *role, *guard, *path, *sha, *trained_on, *command;
+    int64_t params;
+    double tokens, flops, seconds, loss, kl, top1;
+} mrow;
+
+typedef struct {
+    char *name, *guard, *strategy, *path, *sha, *accounts;
+    int64_t lines, tokens, matched;
+} hrow;
+
+typedef struct {
+    char *model, *mode, *key_id, *scheme, *control_p, *command;
+    int64_t scored, green, controls;
+    double z, p, log10p, cmin, cks;
+    int detected;
+} trow;
+
+typedef struct {
+    sqlite3 *db;
+    const char *path;
+    char **mk, **mv;
+    size_t nm;
+    acct *a;
+    size_t na;
+    group *g;
+    size_t ng;
+    mrow *m;
+    size_t nmod;
+    hrow *h;
+    size_t nh;
+    trow *t;
+    size_t nt;
+    int labelled, have_guard;
+    double t0, t1; /* ledger time span */
+    double suspend_at;
+    int64_t rows;
+} rep;
+
+static const char *meta(const rep *r, const char *key) {
+    for (size_t i = 0; i < r->nm; i++)
+        if (!strcmp(r->mk[i], key)) return r->mv[i];
+    return NULL;
+}
+
+static char *col_str(sqlite3_stmt *st, int i) {
+    const char *s = (const char *)sqlite3_column_text(st, i);
+    return rt_strdup(s ? s : "");
+}
+static double col_num(sqlite3_stmt *st, int i) {
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
+}
+
+static int table_exists(sqlite3 *db, const char *name) {
+    sqlite3_stmt *st = NULL;
+    int yes = 0;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        yes = sqlite3_step(st) == SQLITE_ROW;
+    }
+    sqlite3_finalize(st);
+    return yes;
+}
+
+static int q_fail(rep *r, const char *what) {
+    return RT_FAIL("%s: %s: %s", r->path, what, sqlite3_errmsg(r->db));
+}
+
+#define GROW(arr, n, cap, what)                                                                                \
+    do {                                                                                                       \
+        if ((n) == (cap)) {                                                                                    \
+            size_t nc_ = (cap) ? (cap) * 2 : 16;                                                               \
+            void *np_ = rt_realloc((arr), nc_ * sizeof *(arr), what);                                          \
+            if (!np_) goto fail;                                                                               \
+            (arr) = np_;                                                                                       \
+            (cap) = nc_;                                                                                       \
+        }                                                                                                      \
+    } while (0)
+
+static acct *acct_by_id(rep *r, int64_t id) {
+    size_t lo = 0, hi = r->na; /* accounts are read ordered by id */
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (r->a[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < r->na && r->a[lo].id == id ? &r->a[lo] : NULL;
+}
+
+static int load_accounts(rep *r) {
+    sqlite3_stmt *st = NULL;
+    size_t cap = 0;
+    const char *sql = r->labelled
+                          ? "SELECT a.id, a.name, a.status, a.status_reason, s.persona, s.strategy, s.grp, s.attack "
+                            "FROM accounts a LEFT JOIN guard_sim_accounts s ON s.account_id = a.id "
+                            "WHERE a.is_admin = 0 ORDER BY a.id"
+                          : "SELECT id, name, status, status_reason, '', '', '', NULL FROM accounts "
+                            "WHERE is_admin = 0 ORDER BY id";
+    if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return q_fail(r, "reading accounts (is it a retort gateway database?)");
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        GROW(r->a, r->na, cap, "accounts");
+        acct *a = &r->a[r->na++];
+        memset(a, 0, sizeof *a);
+        a->id = sqlite3_column_int64(st, 0);
+        a->name = col_str(st, 1), a->status = col_str(st, 2), a->reason = col_str(st, 3);
+        a->persona = col_str(st, 4), a->strategy = col_str(st, 5), a->grp = col_str(st, 6);
+        a->attack = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 7);
+        a->t_susp = NAN, a->risk_susp = NAN;
+        a->code = rt_strdup(""), a->evidence = rt_strdup("");
+        if (!a->name || !a->status || !a->reason || !a->persona || !a->strategy || !a->grp || !a->code ||
+            !a->evidence)
+            goto fail;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(r->db,
+                           "SELECT account_id, COUNT(*), SUM(status = 200), "
+                           "SUM(CASE WHEN status = 200 THEN completion_tokens ELSE 0 END), SUM(status = 403) "
+                           "FROM usage GROUP BY account_id",
+                           -1, &st, NULL) != SQLITE_OK)
+        return q_fail(r, "reading the usage ledger");
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        acct *a = acct_by_id(r, sqlite3_column_int64(st, 0));
+        if (!a) continue;
+        a->requests = sqlite3_column_int64(st, 1), a->served = sqlite3_column_int64(st, 2);
+        a->tokens = sqlite3_column_double(st, 3), a->refused403 = sqlite3_column_int64(st, 4);
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(r->db, "SELECT MIN(t), MAX(t), COUNT(*) FROM usage", -1, &st, NULL) != SQLITE_OK)
+        return q_fail(r, "reading the usage ledger");
+    if (sqlite3_step(st) == SQLITE_ROW)
+        r->t0 = col_num(st, 0), r->t1 = col_num(st, 1), r->rows = sqlite3_column_int64(st, 2);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (!r->have_guard) return 0;
+    if (sqlite3_prepare_v2(r->db,
+                           "SELECT account_id, MIN(t), code, risk, reason, evidence FROM guard_actions "
+                           "WHERE action = 'suspend' AND mode = 'enforce' GROUP BY account_id",
+                           -1, &st, NULL) != SQLITE_OK)
+        return q_fail(r, "reading guard_actions");
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        acct *a = acct_by_id(r, sqlite3_column_int64(st, 0));
+        if (!a) continue;
+        a->t_susp = col_num(st, 1);
+        a->risk_susp = col_num(st, 3);
+        free(a->code), free(a->evidence);
+        a->code = col_str(st, 2), a->evidence = col_str(st, 5);
+        if (!a->code || !a->evidence) goto fail;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(r->db,
+                           "SELECT COUNT(*), COALESCE(SUM(completion_tokens), 0) FROM usage "
+                           "WHERE account_id = ?1 AND status = 200 AND t <= ?2",
+                           -1, &st, NULL) != SQLITE_OK)
+        return q_fail(r, "reading the usage ledger");
+    for (size_t i = 0; i < r->na; i++) {
+        acct *a = &r->a[i];
+        if (!isfinite(a->t_susp)) continue;
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, a->id);
+        sqlite3_bind_double(st, 2, a->t_susp);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            a->served_before = sqlite3_column_int64(st, 0), a->tokens_before = sqlite3_column_double(st, 1);
+    }
+    sqlite3_finalize(st);
+    return 0;
+fail:
+    sqlite3_finalize(st);
+    return -1;
+}
+
+/* Attack groups: the simulator's group label, else each suspended account on its own. */
+static int build_groups(rep *r) {
+    size_t cap = 0;
+    for (size_t i = 0; i < r->na; i++) {
+        acct *a = &r->a[i];
+        int attack = a->attack;
+        if (attack < 0) attack = isfinite(a->t_susp) ? 1 : 0; /* unlabelled: suspended = attacker */
+        if (!attack) continue;
+        const char *gname = *a->grp ? a->grp : a->name;
+        group *g = NULL;
+        for (size_t k = 0; k < r->ng; k++)
+            if (!strcmp(r->g[k].name, gname)) g = &r->g[k];
+        if (!g) {
+            GROW(r->g, r->ng, cap, "groups");
+            g = &r->g[r->ng++];
+            memset(g, 0, sizeof *g);
+            g->name = rt_strdup(gname);
+            g->strategy = rt_strdup(*a->strategy ? a->strategy : "suspended");
+            g->attack = 1;
+            g->t_susp = NAN;
+            if (!g->name || !g->strategy) goto fail;
+        }
+        GROW(g->members, g->n, g->cap, "group members");
+        g->members[g->n++] = i;
+        g->served_total += a->served;
+        g->tokens_total += a->tokens;
+        if (isfinite(a->t_susp)) {
+            g->n_susp++;
+            if (!isfinite(g->t_susp) || a->t_susp < g->t_susp) g->t_susp = a->t_susp;
+        }
+    }
+    /* served before the group's first suspension, over all its keys */
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(r->db,
+                           "SELECT COUNT(*), COALESCE(SUM(completion_tokens), 0) FROM usage "
+                           "WHERE account_id = ?1 AND status = 200 AND t <= ?2",
+                           -1, &st, NULL) != SQLITE_OK)
+        return q_fail(r, "reading the usage ledger");
+    for (size_t k = 0; k < r->ng; k++) {
+        group *g = &r->g[k];
+        if (!isfinite(g->t_susp)) {
+            g->served_before = g->served_total, g->tokens_before = g->tokens_total;
+            continue;
+        }
+        for (size_t j = 0; j < g->n; j++) {
+            sqlite3_reset(st);
+            sqlite3_bind_int64(st, 1, r->a[g->members[j]].id);
+            sqlite3_bind_double(st, 2, g->t_susp);
+            if (sqlite3_step(st) == SQLITE_ROW)
+                g->served_before += sqlite3_column_int64(st, 0), g->tokens_before += sqlite3_column_double(st, 1);
+        }
+    }
+    sqlite3_finalize(st);
+    return 0;
+fail:
+    return -1;
+}
+
+static int load_evidence(rep *r) {
+    sqlite3_stmt *st = NULL;
+    size_t cap = 0;
+    if (sqlite3_prepare_v2(r->db, "SELECT key, value FROM report_meta ORDER BY key", -1, &st, NULL) != SQLITE_OK)
+        return q_fail(r, "report_meta");
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (r->nm == cap) {
+            size_t nc = cap ? cap * 2 : 32;
+            char **k = rt_realloc(r->mk, nc * sizeof *k, "meta"), **v;
+            if (!k) goto fail;
+            r->mk = k;
+            if (!(v = rt_realloc(r->mv, nc * sizeof *v, "meta"))) goto fail;
+            r->mv = v, cap = nc;
+        }
+        r->mk[r->nm] = col_str(st, 0), r->mv[r->nm] = col_str(st, 1);
+        r->nm++;
+    }
+    sqlite3_finalize(st);
+    st = NULL, cap = 0;
+    if (sqlite3_prepare_v2(r->db,
+                           "SELECT name, guard, strategy, path, sha256, accounts, lines, completion_tokens, matched "
+                           "FROM report_harvests ORDER BY strategy, guard DESC, name",
+                           -1, &st, NULL) != SQLITE_OK)
+        return q_fail(r, "report_harvests");
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        GROW(r->h, r->nh, cap, "harvests");
+        hrow *h = &r->h[r->nh++];
+        h->name = col_str(st, 0), h->guard = col_str(st, 1), h->strategy = col_str(st, 2);
+        h->path = col_str(st, 3), h->sha = col_str(st, 4), h->accounts = col_str(st, 5);
+        h->lines = sqlite3_column_int64(st, 6), h->tokens = sqlite3_column_int64(st, 7);
+        h->matched = sqlite3_column_int64(st, 8);
+    }
+    sqlite3_finalize(st);
+    st = NULL, cap = 0;
+    if (sqlite3_prepare_v2(r->db,
+                           "SELECT name, role, guard, path, sha256, trained_on, command, params, tokens, flops, "
+                           "seconds, loss, kl, top1 FROM report_models ORDER BY added_at, name",
+                           -1, &st, NULL) != SQLITE_OK)
+        return q_fail(r, "report_models");
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        GROW(r->m, r->nmod, cap, "models");
+        mrow *m = &r->m[r->nmod++];
+        m->name = col_str(st, 0), m->role = col_str(st, 1), m->guard = col_str(st, 2), m->path = col_str(st, 3);
+        m->sha = col_str(st, 4), m->trained_on = col_str(st, 5), m->command = col_str(st, 6);
+        m->params = sqlite3_column_int64(st, 7);
+        m->tokens = col_num(st, 8), m->flops = col_num(st, 9), m->seconds = col_num(st, 10);
+        m->loss = col_num(st, 11), m->kl = col_num(st, 12), m->top1 = col_num(st, 13);
+    }
+    sqlite3_finalize(st);
+    st = NULL, cap = 0;
+    if (sqlite3_prepare_v2(r->db,
+                           "SELECT model, mode, key_id, scheme, control_p, command, tokens_scored, green, controls, "
+                           "z, p_value, log10_p, control_min_p, control_ks_p, detected FROM report_tests ORDER BY id",
+                           -1, &st, NULL) != SQLITE_OK)
+        return q_fail(r, "report_tests");
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        GROW(r->t, r->nt, cap, "tests");
+        trow *t = &r->t[r->nt++];
+        t->model = col_str(st, 0), t->mode = col_str(st, 1), t->key_id = col_str(st, 2), t->scheme = col_str(st, 3);
+        t->control_p = col_str(st, 4), t->command = col_str(st, 5);
+        t->scored = sqlite3_column_int64(st, 6), t->green = sqlite3_column_int64(st, 7);
+        t->controls = sqlite3_column_int64(st, 8);
+        t->z = col_num(st, 9), t->p = col_num(st, 10), t->log10p = col_num(st, 11);
+        t->cmin = col_num(st, 12), t->cks = col_num(st, 13), t->detected = sqlite3_column_int(st, 14);
+    }
+    sqlite3_finalize(st);
+    return 0;
+fail:
+    sqlite3_finalize(st);
+    return -1;
+}
+
+static void rep_free(rep *r) {
+    for (size_t i = 0; i < r->nm; i++) free(r->mk[i]), free(r->mv[i]);
+    free(r->mk), free(r->mv);
+    for (size_t i = 0; i < r->na; i++) {
+        acct *a = &r->a[i];
+        free(a->name), free(a->status), free(a->reason), free(a->persona), free(a->strategy), free(a->grp);
+        free(a->code), free(a->evidence);
+    }
+    free(r->a);
+    for (size_t i = 0; i < r->ng; i++) free(r->g[i].name), free(r->g[i].strategy), free(r->g[i].members);
+    free(r->g);
+    for (size_t i = 0; i < r->nmod; i++) {
+        mrow *m = &r->m[i];
+        free(m->name), free(m->role), free(m->guard), free(m->path), free(m->sha), free(m->trained_on);
+        free(m->command);
+    }
+    free(r->m);
+    for (size_t i = 0; i < r->nh; i++) {
+        hrow *h = &r->h[i];
+        free(h->name), free(h->guard), free(h->strategy), free(h->path), free(h->sha), free(h->accounts);
+    }
+    free(r->h);
+    for (size_t i = 0; i < r->nt; i++) {
+        trow *t = &r->t[i];
+        free(t->model), free(t->mode), free(t->key_id), free(t->scheme), free(t->control_p), free(t->command);
+    }
+    free(r->t);
+    memset(r, 0, sizeof *r);
+}
+
+static int rep_load(rep *r, sqlite3 *db, const char *path) {
+    memset(r, 0, sizeof *r);
+    r->db = db, r->path = path;
+    r->t0 = r->t1 = NAN;
+    if (!table_exists(db, "accounts") || !table_exists(db, "usage"))
+        return RT_FAIL("%s: not a retort gateway database (no accounts or usage table)", path);
+    r->have_guard = table_exists(db, "guard_actions");
+    r->labelled = table_exists(db, "guard_sim_accounts");
+    guard_policy p;
+    guard_policy_defaults(&p);
+    r->suspend_at = p.suspend_at;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM server_config WHERE key = 'guard.policy'", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        const char *js = (const char *)sqlite3_column_text(st, 0);
+        if (js && guard_policy_parse(&p, js, strlen(js), "stored guard.policy") == 0) r->suspend_at = p.suspend_at;
+    }
+    sqlite3_finalize(st);
+    rt_err_clear();
+    if (load_accounts(r) || build_groups(r) || load_evidence(r)) {
+        rep_free(r);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- numbers */
+
+typedef struct {
+    size_t groups, groups_caught, accounts_susp_attack, benign, benign_susp, sybil_keys, sybil_susp;
+    double tok_on, tok_off;
+    const mrow *teacher, *st_on, *st_off, *st_clean;
+    const trow *t_on, *t_off, *t_clean;
+} headline;
+
+static const trow *best_test(const rep *r, const char *model) {
+    const trow *best = NULL;
+    for (size_t i = 0; i < r->nt; i++)
+        if (!strcmp(r->t[i].model, model) && (!best || r->t[i].p < best->p)) best = &r->t[i];
+    return best;
+}
+
+static void headline_of(const rep *r, headline *h) {
+    memset(h, 0, sizeof *h);
+    for (size_t k = 0; k < r->ng; k++) {
+        h->groups++;
+        h->groups_caught += r->g[k].n_susp > 0;
+        h->accounts_susp_attack += r->g[k].n_susp;
+        if (r->g[k].n > h->sybil_keys) h->sybil_keys = r->g[k].n, h->sybil_susp = r->g[k].n_susp;
+    }
+    for (size_t i = 0; i < r->na; i++)
+        if (r->a[i].attack == 0 || (r->a[i].attack < 0 && !isfinite(r->a[i].t_susp))) {
+            h->benign++;
+            h->benign_susp += isfinite(r->a[i].t_susp) || !strcmp(r->a[i].status, "suspended");
+        }
+    for (size_t i = 0; i < r->nh; i++) {
+        if (!strcmp(r->h[i].guard, "on")) h->tok_on += (double)r->h[i].tokens;
+        if (!strcmp(r->h[i].guard, "off")) h->tok_off += (double)r->h[i].tokens;
+    }
+    for (size_t i = 0; i < r->nmod; i++) {
+        const mrow *m = &r->m[i];
+        if (!strcmp(m->role, "teacher")) h->teacher = m;
+        else if (!strcmp(m->role, "control")) h->st_clean = m;
+        else if (!strcmp(m->guard, "on")) h->st_on = m;
+        else if (!strcmp(m->guard, "off")) h->st_off = m;
+    }
+    if (h->st_on) h->t_on = best_test(r, h->st_on->name);
+    if (h->st_off) h->t_off = best_test(r, h->st_off->name);
+    if (h->st_clean) h->t_clean = best_test(r, h->st_clean->name);
+}
+
+static void fmt_p(char *b, size_t cap, const trow *t) {
+    if (!t)
+        snprintf(b, cap, "not tested");
+    else if (t->p > 0)
+        snprintf(b, cap, "p = %.2g%s", t->p, t->detected ? " (detected)" : "");
+    else
+        snprintf(b, cap, "p = 10^%.1f%s", t->log10p, t->detected ? " (detected)" : "");
+}
+
+static void fmt_quality(char *b, size_t cap, const mrow *m) {
+    if (!m)
+        snprintf(b, cap, "no student");
+    else if (isfinite(m->top1))
+        snprintf(b, cap, "loss %.3f, top-1 agreement %.1f%%", m->loss, 100 * m->top1);
+    else
+        snprintf(b, cap, "loss %.3f", m->loss);
+}
+
+static int summary_text(const rep *r, rt_buf *o) {
+    headline h;
+    headline_of(r, &h);
+    char a[96], b[96], c[96], d[96], e[96];
+    int rc = rt_buf_printf(o,
+                           "attackers suspended: %zu of %zu harvesting operations (%zu accounts%s) — true positives\n",
+                           h.groups_caught, h.groups, h.accounts_susp_attack,
+                           h.sybil_keys > 1 ? ", incl. a linked sybil group" : "");
+    if (!rc)
+        rc = rt_buf_printf(o, "benign accounts suspended: %zu of %zu — false positives (FPR %.2f%%)\n", h.benign_susp,
+                           h.benign, h.benign ? 100.0 * (double)h.benign_susp / (double)h.benign : 0.0);
+    rt_fmt_si(a, sizeof a, h.tok_on);
+    rt_fmt_si(b, sizeof b, h.tok_off);
+    if (!rc)
+        rc = rt_buf_printf(o, "tokens harvested: %s with the guard, %s without (%.1f%% kept)\n", a, b,
+                           h.tok_off > 0 ? 100 * h.tok_on / h.tok_off : 0.0);
+    fmt_quality(c, sizeof c, h.st_on);
+    fmt_quality(d, sizeof d, h.st_off);
+    if (!rc) {
+        if (h.teacher && isfinite(h.teacher->loss))
+            rc = rt_buf_printf(o, "attacker's student: %s with the guard; %s without (teacher loss %.3f)\n", c, d,
+                               h.teacher->loss);
+        else
+            rc = rt_buf_printf(o, "attacker's student: %s with the guard; %s without\n", c, d);
+    }
+    fmt_p(a, sizeof a, h.t_off);
+    fmt_p(b, sizeof b, h.t_on);
+    fmt_p(e, sizeof e, h.t_clean);
+    if (!rc)
+        rc = rt_buf_printf(o, "radioactivity: student without guard %s; with guard %s; clean control %s\n", a, b, e);
+    return rc;
+}
+
+int report_summary(sqlite3 *db, char **out) {
+    *out = NULL;
+    rep r;
+    const char *f = sqlite3_db_filename(db, "main");
+    if (rep_load(&r, db, f && *f ? f : "database")) return -1;
+    rt_buf o = {0};
+    int rc = summary_text(&r, &o);
+    rep_free(&r);
+    if (rc) {
+        rt_buf_free(&o);
+        return -1;
+    }
+    *out = o.data;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- HTML */
+
+static const char *palette[] = {"#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+                                "#17becf", "#bcbd22", "#1f77b4", "#2ca02c", "#7f7f7f"};
+
+static int esc(rt_buf *o, const char *s) { return report_html_escape(o, s); }
+
+static void fmt_time(char *b, size_t cap, const rep *r, double t) {
+    if (!isfinite(t)) {
+        snprintf(b, cap, "—");
+        return;
+    }
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(b, cap, "%Y-%m-%d %H:%M:%S", &tm);
+    if (isfinite(r->t0)) {
+        size_t l = strlen(b);
+        snprintf(b + l, cap - l, " (+%.2f h)", (t - r->t0) / 3600);
+    }
+}
+
+static int risk_chart(rep *r, rt_buf *o) {
+    if (!r->have_guard) return rt_buf_printf(o, "<p>The guard did not run on this server: no risk scores.</p>");
+    /* per attack group: risk over time of its accounts (max over the group per score row) */
+    size_t ns = r->ng + 1;
+    report_series *s = rt_calloc(ns, sizeof *s, "risk series");
+    double **xs = rt_calloc(ns, sizeof *xs, "risk series"), **ys = rt_calloc(ns, sizeof *ys, "risk series");
+    size_t *cap = rt_calloc(ns, sizeof *cap, "risk series");
+    int *gi = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    if (!s || !xs || !ys || !cap) goto done;
+    gi = rt_malloc_array(r->na ? r->na : 1, sizeof *gi, "risk series");
+    if (!gi) goto done;
+    for (size_t i = 0; i < r->na; i++) gi[i] = -1;
+    for (size_t k = 0; k < r->ng; k++)
+        for (size_t j = 0; j < r->g[k].n; j++) gi[r->g[k].members[j]] = (int)k;
+    enum { BINS = 96 };
+    double bmax[BINS];
+    for (int b = 0; b < BINS; b++) bmax[b] = NAN;
+    double span = isfinite(r->t1 - r->t0) && r->t1 > r->t0 ? r->t1 - r->t0 : 1;
+    if (sqlite3_prepare_v2(r->db, "SELECT t, account_id, risk FROM guard_scores ORDER BY t", -1, &st, NULL) !=
+        SQLITE_OK) {
+        rc = q_fail(r, "reading guard_scores");
+        goto done;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        double t = sqlite3_column_double(st, 0), risk = col_num(st, 2);
+        acct *a = acct_by_id(r, sqlite3_column_int64(st, 1));
+        if (!a || !isfinite(risk)) continue;
+        int k = gi[a - r->a];
+        double h = (t - r->t0) / 3600;
+        if (k < 0) {
+            int b = (int)((t - r->t0) / span * BINS);
+            b = b < 0 ? 0 : b >= BINS ? BINS - 1 : b;
+            if (!(bmax[b] >= risk)) bmax[b] = risk;
+            continue;
+        }
+        size_t n = s[k].n;
+        if (n == cap[k]) {
+            cap[k] = cap[k] ? cap[k] * 2 : 64;
+            double *nx = rt_realloc(xs[k], cap[k] * sizeof *nx, "risk series");
+            if (!nx) goto done;
+            xs[k] = nx;
+            double *ny = rt_realloc(ys[k], cap[k] * sizeof *ny, "risk series");
+            if (!ny) goto done;
+            ys[k] = ny;
+        }
+        xs[k][n] = h, ys[k][n] = risk;
+        s[k].n = n + 1;
+    }
+    for (size_t k = 0; k < r->ng; k++) {
+        s[k].name = r->g[k].strategy;
+        s[k].color = palette[k % (sizeof palette / sizeof *palette)];
+        s[k].x = xs[k], s[k].y = ys[k];
+        s[k].mark_x = isfinite(r->g[k].t_susp) ? (r->g[k].t_susp - r->t0) / 3600 : NAN;
+    }
+    /* benign envelope */
+    size_t kb = r->ng, nb = 0;
+    xs[kb] = rt_malloc_array(BINS, sizeof(double), "risk series");
+    ys[kb] = rt_malloc_array(BINS, sizeof(double), "risk series");
+    if (!xs[kb] || !ys[kb]) goto done;
+    for (int b = 0; b < BINS; b++)
+        if (isfinite(bmax[b])) xs[kb][nb] = (b + 0.5) * span / BINS / 3600, ys[kb][nb++] = bmax[b];
+    s[kb] = (report_series){.name = "benign (max)", .color = "#888", .x = xs[kb], .y = ys[kb], .n = nb,
+                            .mark_x = NAN, .dashed = 1};
+    report_chart c = {.title = "Risk score over the day: each harvesting operation, and the highest benign account",
+                      .xlabel = "hours since the first request",
+                      .ylabel = "risk",
+                      .width = 900,
+                      .height = 320,
+                      .hline = r->suspend_at,
+                      .hline_label = "suspend threshold",
+                      .xmin = 0,
+                      .xmax = span / 3600,
+                      .ymin = 0,
+                      .ymax = NAN};
+    if (report_svg_lines(o, &c, s, ns)) goto done;
+    /* small multiples: one chart per operation */
+    if (rt_buf_printf(o, "<div class=\"grid\">")) goto done;
+    for (size_t k = 0; k < r->ng; k++) {
+        report_series two[2] = {s[k], s[kb]};
+        char title[128];
+        snprintf(title, sizeof title, "%s (%zu key%s)", r->g[k].strategy, r->g[k].n, r->g[k].n == 1 ? "" : "s");
+        report_chart cc = c;
+        cc.title = title, cc.width = 430, cc.height = 200, cc.hline_label = NULL;
+        if (report_svg_lines(o, &cc, two, 2)) goto done;
+    }
+    rc = rt_buf_printf(o, "</div>");
+done:
+    sqlite3_finalize(st);
+    if (xs)
+        for (size_t k = 0; k < ns; k++) free(xs[k]);
+    if (ys)
+        for (size_t k = 0; k < ns; k++) free(ys[k]);
+    free(xs), free(ys), free(cap), free(s), free(gi);
+    return rc;
+}
+
+static const char *css =
+    "body{font:14px/1.45 system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}"
+    "h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ccc}table{border-collapse:collapse;"
+    "margin:.8em 0;font-size:13px}td,th{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}"
+    "th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}.summary{background:#f7f7ef;"
+    "border:1px solid #ddd8b0;padding:.6em 1em;white-space:pre-wrap;font-family:monospace}code,.mono{font-family:"
+    "monospace;font-size:12px;word-break:break-all}.grid{display:flex;flex-wrap:wrap;gap:8px}.bad{color:#b00}"
+    ".good{color:#070}.chain{border-left:4px solid #d62728;padding-left:1em;margin:1.2em 0}"
+    "details{margin:.4em 0}svg{max-width:100%;height:auto}";
+
+static int td_num(rt_buf *o, double v, const char *fmt) {
+    if (!isfinite(v)) return rt_buf_printf(o, "<td class=n>—</td>");
+    char b[64];
+    snprintf(b, sizeof b, fmt, v);
+    return rt_buf_printf(o, "<td class=n>%s</td>", b);
+}
+
+static int td_str(rt_buf *o, const char *s) {
+    return rt_buf_printf(o, "<td>") || esc(o, s) || rt_buf_printf(o, "</td>");
+}
+
+static int list_contains(const char *list, const char *item) {
+    size_t l = strlen(item);
+    for (const char *p = list; p && *p;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == l && !strncmp(p, item, l)) return 1;
+        p = e ? e + 1 : NULL;
+    }
+    return 0;
+}
+
+static int sec_accounts(rep *r, rt_buf *o) {
+    headline h;
+    headline_of(r, &h);
+    if (rt_buf_printf(o,
+                      "<h2 id=accounts>1. Accounts and suspensions</h2><p>The ledger holds %lld requests from %zu "
+                      "accounts%s. ",
+                      (long long)r->rows, r->na,
+                      r->labelled ? " (the traffic was simulated, so every account carries a label saying what it "
+                                    "really was; the guard never sees the labels)"
+                                  : "")) return -1;
+    if (rt_buf_printf(o,
+                      "The guard suspended <b>%zu of %zu</b> harvesting operations and <b>%zu of %zu</b> "
+                      "benign accounts.</p>",
+                      h.groups_caught, h.groups, h.benign_susp, h.benign))
+        return -1;
+    if (risk_chart(r, o)) return -1;
+    if (rt_buf_printf(o, "<table><tr><th>operation</th><th>strategy</th><th>keys</th><th>suspended</th>"
+                         "<th>first suspension</th><th>requests served before</th><th>tokens served before</th>"
+                         "<th>requests served in all</th><th>refused (403) after</th></tr>"))
+        return -1;
+    for (size_t k = 0; k < r->ng; k++) {
+        group *g = &r->g[k];
+        char t[64];
+        fmt_time(t, sizeof t, r, g->t_susp);
+        int64_t refused = 0;
+        for (size_t j = 0; j < g->n; j++) refused += r->a[g->members[j]].refused403;
+        if (rt_buf_printf(o, "<tr>") || td_str(o, g->name) || td_str(o, g->strategy) ||
+            rt_buf_printf(o, "<td class=n>%zu</td><td class=n>%zu</td>", g->n, g->n_susp) || td_str(o, t) ||
+            rt_buf_printf(o, "<td class=n>%lld</td><td class=n>%.0f</td><td class=n>%lld</td><td class=n>%lld</td></tr>",
+                          (long long)g->served_before, g->tokens_before, (long long)g->served_total,
+                          (long long)refused))
+            return -1;
+    }
+    if (rt_buf_printf(o, "</table>")) return -1;
+    /* benign accounts that were suspended or are suspended (false positives), or none */
+    if (rt_buf_printf(o, "<p>Benign accounts suspended: ")) return -1;
+    size_t shown = 0;
+    for (size_t i = 0; i < r->na; i++) {
+        acct *a = &r->a[i];
+        if (a->attack != 0 || !(isfinite(a->t_susp) || !strcmp(a->status, "suspended"))) continue;
+        if (rt_buf_printf(o, "%s<span class=bad>", shown++ ? ", " : "") || esc(o, a->name) ||
+            rt_buf_printf(o, " (") || esc(o, a->persona) || rt_buf_printf(o, ", ") || esc(o, a->code) ||
+            rt_buf_printf(o, ")</span>"))
+            return -1;
+    }
+    return rt_buf_printf(o, "%s.</p>", shown ? "" : "<span class=good>none</span>");
+}
+
+static int sec_harvests(rep *r, rt_buf *o) {
+    if (rt_buf_printf(o, "<h2 id=harvests>2. What the harvesters got</h2>")) return -1;
+    if (!r->nh) return rt_buf_printf(o, "<p>No harvest files were recorded (retort report add-harvest).</p>");
+    report_bar *b = rt_calloc(r->nh, sizeof *b, "bars");
+    char (*lab)[96] = rt_calloc(r->nh, sizeof *lab, "bars");
+    if (!b || !lab) {
+        free(b), free(lab);
+        return -1;
+    }
+    for (size_t i = 0; i < r->nh; i++) {
+        snprintf(lab[i], sizeof lab[i], "%s, guard %s", *r->h[i].strategy ? r->h[i].strategy : r->h[i].name,
+                 r->h[i].guard);
+        b[i] = (report_bar){lab[i], (double)r->h[i].tokens, !strcmp(r->h[i].guard, "on") ? "#2ca02c" : "#d62728",
+                            NULL};
+    }
+    report_chart c = {.title = "Completion tokens harvested, with the guard on and off", .xlabel = "tokens",
+                      .width = 900, .hline = NAN, .xmin = NAN, .xmax = NAN};
+    int rc = report_svg_bars(o, &c, b, r->nh);
+    free(b), free(lab);
+    if (rc) return -1;
+    if (rt_buf_printf(o, "<table><tr><th>harvest</th><th>guard</th><th>lines</th><th>completion tokens</th>"
+                         "<th>found in the ledger</th><th>served to</th><th>SHA-256</th></tr>"))
+        return -1;
+    for (size_t i = 0; i < r->nh; i++) {
+        hrow *h = &r->h[i];
+        size_t nacc = *h->accounts ? 1 : 0;
+        for (const char *p = h->accounts; *p; p++) nacc += *p == ',';
+        if (rt_buf_printf(o, "<tr>") || td_str(o, h->name) || td_str(o, h->guard) ||
+            rt_buf_printf(o, "<td class=n>%lld</td><td class=n>%lld</td><td class=n>%lld (%.1f%%)</td>",
+                          (long long)h->lines, (long long)h->tokens, (long long)h->matched,
+                          h->lines ? 100.0 * (double)h->matched / (double)h->lines : 0.0))
+            return -1;
+        if (nacc > 3) {
+            if (rt_buf_printf(o, "<td><details><summary>%zu accounts</summary>", nacc) || esc(o, h->accounts) ||
+                rt_buf_printf(o, "</details></td>"))
+                return -1;
+        } else if (td_str(o, h->accounts)) {
+            return -1;
+        }
+        if (rt_buf_printf(o, "<td class=mono>") || esc(o, h->sha) || rt_buf_printf(o, "</td></tr>")) return -1;
+    }
+    return rt_buf_printf(o, "</table><p>“Found in the ledger”: completions whose hash (BLAKE2b-128 of the text, "
+                            "as the server records it) matches a served response in the usage ledger of the "
+                            "server they came from.</p>");
+}
+
+static int sec_models(rep *r, const report_options *opt, rt_buf *o) {
+    if (rt_buf_printf(o, "<h2 id=models>3. The students built from the harvests</h2>")) return -1;
+    if (!r->nmod) return rt_buf_printf(o, "<p>No models were recorded (retort report add-model).</p>");
+    report_bar *b = rt_calloc(r->nmod, sizeof *b, "bars"), *b2 = rt_calloc(r->nmod, sizeof *b2, "bars");
+    int rc = -1;
+    if (!b || !b2) goto done;
+    for (size_t i = 0; i < r->nmod; i++) {
+        const mrow *m = &r->m[i];
+        const char *col = !strcmp(m->role, "teacher")   ? "#1f77b4"
+                          : !strcmp(m->role, "control") ? "#7f7f7f"
+                          : !strcmp(m->guard, "on")     ? "#2ca02c"
+                                                        : "#d62728";
+        b[i] = (report_bar){m->name, m->loss, col, NULL};
+        b2[i] = (report_bar){m->name, isfinite(m->top1) ? 100 * m->top1 : NAN, col, NULL};
+    }
+    report_chart c = {.title = "Held-out loss (nats/token on the teacher's own text; lower is closer to the teacher)",
+                      .xlabel = "nats/token", .width = 900, .hline = NAN, .xmin = NAN, .xmax = NAN};
+    if (report_svg_bars(o, &c, b, r->nmod)) goto done;
+    report_chart c2 = {.title = "Top-1 agreement with the teacher (%)", .xlabel = "%", .width = 900, .hline = NAN,
+                       .xmin = 0, .xmax = 100};
+    if (report_svg_bars(o, &c2, b2, r->nmod)) goto done;
+    if (rt_buf_printf(o, "<table><tr><th>model</th><th>role</th><th>guard</th><th>parameters</th>"
+                         "<th>trained on</th><th>held-out loss</th><th>KL(teacher‖model)</th><th>top-1 agreement</th>"
+                         "<th>SHA-256</th></tr>"))
+        goto done;
+    for (size_t i = 0; i < r->nmod; i++) {
+        const mrow *m = &r->m[i];
+        if (rt_buf_printf(o, "<tr>") || td_str(o, m->name) || td_str(o, m->role) || td_str(o, m->guard) ||
+            rt_buf_printf(o, "<td class=n>%lld</td>", (long long)m->params) || td_str(o, m->trained_on) ||
+            td_num(o, m->loss, "%.4f") || td_num(o, m->kl, "%.4f") ||
+            td_num(o, isfinite(m->top1) ? 100 * m->top1 : NAN, "%.1f%%") || rt_buf_printf(o, "<td class=mono>") ||
+            esc(o, m->sha) || rt_buf_printf(o, "</td></tr>"))
+            goto done;
+    }
+    if (rt_buf_printf(o, "</table>")) goto done;
+    /* cost */
+    if (rt_buf_printf(o,
+                      "<h2 id=cost>4. What each model cost to train</h2><p>FLOPs are counted by the trainer "
+                      "(6·N per token plus attention, PaLM's accounting). GPU-hours assume %.3g FLOP/s sustained "
+                      "per GPU — what DeepSeek-V3's report implies for its H800s (≈3.3e24 FLOPs in 2.788M "
+                      "GPU-hours) — and dollars assume $%.2f per GPU-hour, its stated rental rate. CPU time is "
+                      "what this run took on this machine.</p><table><tr><th>model</th><th>tokens</th>"
+                      "<th>FLOPs</th><th>CPU time here</th><th>GPU-hours</th><th>dollars</th></tr>",
+                      opt->gpu_flops, opt->gpu_rate_usd))
+        goto done;
+    double tf = 0;
+    for (size_t i = 0; i < r->nmod; i++) {
+        const mrow *m = &r->m[i];
+        double gh = m->flops / opt->gpu_flops / 3600;
+        if (isfinite(m->flops)) tf += m->flops;
+        char fl[32] = "—";
+        if (isfinite(m->flops)) rt_fmt_si(fl, sizeof fl, m->flops);
+        if (rt_buf_printf(o, "<tr>") || td_str(o, m->name) || td_num(o, m->tokens, "%.0f") ||
+            rt_buf_printf(o, "<td class=n>%s</td>", fl) || td_num(o, m->seconds, "%.1f s") ||
+            td_num(o, gh, "%.3g") || td_num(o, gh * opt->gpu_rate_usd, "$%.3g") || rt_buf_printf(o, "</tr>"))
+            goto done;
+    }
+    char tfs[32];
+    rt_fmt_si(tfs, sizeof tfs, tf);
+    rc = rt_buf_printf(o, "<tr><th>all</th><td></td><td class=n>%s</td><td></td><td class=n>%.3g</td>"
+                          "<td class=n>$%.3g</td></tr></table>",
+                       tfs, tf / opt->gpu_flops / 3600, tf / opt->gpu_flops / 3600 * opt->gpu_rate_usd);
+done:
+    free(b), free(b2);
+    return rc;
+}
+
+static int sec_tests(rep *r, rt_buf *o) {
+    if (rt_buf_printf(o, "<h2 id=radioactivity>5. Radioactivity: did a model learn from watermarked text?</h2>"))
+        return -1;
+    if (!r->nt) return rt_buf_printf(o, "<p>No radioactivity tests were recorded.</p>");
+    report_bar *b = rt_calloc(r->nt, sizeof *b, "bars");
+    char (*lab)[128] = rt_calloc(r->nt, sizeof *lab, "bars");
+    char (*note)[64] = rt_calloc(r->nt, sizeof *note, "bars");
+    int rc = -1;
+    if (!b || !lab || !note) goto done;
+    for (size_t i = 0; i < r->nt; i++) {
+        const trow *t = &r->t[i];
+        snprintf(lab[i], sizeof lab[i], "%s (%s)", t->model, t->mode);
+        double v = isfinite(t->log10p) ? -t->log10p : (t->p > 0 ? -log10(t->p) : NAN);
+        snprintf(note[i], sizeof note[i], "controls: min p %.2g", t->cmin);
+        b[i] = (report_bar){lab[i], v, t->detected ? "#d62728" : "#7f7f7f", isfinite(t->cmin) ? note[i] : NULL};
+    }
+    report_chart c = {.title = "−log10 p-value of the watermark test on each model's output",
+                      .xlabel = "−log10 p", .width = 900, .hline = 3, .hline_label = "p = 1e-3",
+                      .xmin = NAN, .xmax = NAN};
+    if (report_svg_bars(o, &c, b, r->nt)) goto done;
+    if (rt_buf_printf(o, "<table><tr><th>model</th><th>mode</th><th>scheme</th><th>key id</th>"
+                         "<th>tuples scored</th><th>green</th><th>z</th><th>p-value</th><th>detected</th>"
+                         "<th>control keys</th><th>controls: min p</th><th>controls: KS p</th></tr>"))
+        goto done;
+    for (size_t i = 0; i < r->nt; i++) {
+        const trow *t = &r->t[i];
+        char pv[48];
+        if (t->p > 0)
+            snprintf(pv, sizeof pv, "%.3g", t->p);
+        else
+            snprintf(pv, sizeof pv, "10^%.2f", t->log10p);
+        if (rt_buf_printf(o, "<tr>") || td_str(o, t->model) || td_str(o, t->mode) || td_str(o, t->scheme) ||
+            rt_buf_printf(o, "<td class=mono>") || esc(o, t->key_id) ||
+            rt_buf_printf(o, "</td><td class=n>%lld</td><td class=n>%lld</td>", (long long)t->scored,
+                          (long long)t->green) ||
+            td_num(o, t->z, "%.2f") || rt_buf_printf(o, "<td class=n>%s</td><td>%s</td><td class=n>%lld</td>", pv,
+                                                     t->detected ? "<b class=bad>yes</b>" : "no",
+                                                     (long long)t->controls) ||
+            td_num(o, t->cmin, "%.3g") || td_num(o, t->cks, "%.3g") || rt_buf_printf(o, "</tr>"))
+            goto done;
+    }
+    rc = rt_buf_printf(o,
+                       "</table><p>Each distinct (context, token) tuple of the model's output is scored once, "
+                       "and tuples whose context appears in the prompts are not scored, so a model that "
+                       "merely repeats its input is not flagged. Under the null hypothesis (the model never "
+                       "saw text watermarked with this key) the count of green tokens is Binomial(n, γ); the "
+                       "p-value is the exact binomial tail. The same evidence is scored again under fresh "
+                       "random keys: their p-values must look uniform (the KS column tests that), which "
+                       "shows the test is calibrated on this very output.</p>");
+done:
+    free(b), free(lab), free(note);
+    return rc;
+}
+
+static int sec_chain(rep *r, rt_buf *o) {
+    if (rt_buf_printf(o, "<h2 id=evidence>6. Evidence chain for each suspended operation</h2>")) return -1;
+    size_t shown = 0;
+    for (size_t k = 0; k < r->ng; k++) {
+        group *g = &r->g[k];
+        if (!g->n_susp) continue;
+        shown++;
+        char t[64];
+        fmt_time(t, sizeof t, r, g->t_susp);
+        const acct *first = NULL;
+        for (size_t j = 0; j < g->n; j++) {
+            const acct *a = &r->a[g->members[j]];
+            if (isfinite(a->t_susp) && (!first || a->t_susp < first->t_susp)) first = a;
+        }
+        if (rt_buf_printf(o, "<div class=chain><h3>") || esc(o, g->name) || rt_buf_printf(o, " — ") ||
+            esc(o, g->strategy) || rt_buf_printf(o, "</h3><ol>"))
+            return -1;
+        /* 1. ledger */
+        if (rt_buf_printf(o, "<li><b>Ledger.</b> %zu account%s, %zu suspended at %s (reason code <code>", g->n,
+                          g->n == 1 ? "" : "s", g->n_susp, t) ||
+            esc(o, first ? first->code : "") ||
+            rt_buf_printf(o, "</code>, risk %.2f). Before that: %lld requests served, %.0f completion tokens. "
+                             "Signals at the time:",
+                          first ? first->risk_susp : NAN, (long long)g->served_before, g->tokens_before) ||
+            rt_buf_printf(o, "<details><summary>stored evidence (JSON)</summary><pre class=mono>") ||
+            esc(o, first ? first->evidence : "") || rt_buf_printf(o, "</pre></details>"))
+            return -1;
+        if (g->n > 1) {
+            if (rt_buf_printf(o, "<details><summary>all %zu accounts</summary>", g->n)) return -1;
+            for (size_t j = 0; j < g->n; j++)
+                if ((j && rt_buf_printf(o, ", ")) || esc(o, r->a[g->members[j]].name)) return -1;
+            if (rt_buf_printf(o, "</details>")) return -1;
+        }
+        if (rt_buf_printf(o, "</li>")) return -1;
+        /* 2. harvests: files with completions served to these accounts */
+        if (rt_buf_printf(o, "<li><b>Harvested outputs.</b> ")) return -1;
+        size_t nh = 0;
+        char used[64][64];
+        size_t nused = 0;
+        for (size_t i = 0; i < r->nh; i++) {
+            const hrow *h = &r->h[i];
+            int hit = 0;
+            for (size_t j = 0; j < g->n && !hit; j++) hit = list_contains(h->accounts, r->a[g->members[j]].name);
+            if (!hit) continue;
+            if (nused < 64) snprintf(used[nused++], sizeof used[0], "%s", h->name);
+            if (rt_buf_printf(o, "%s<code>", nh++ ? "; " : "") || esc(o, h->path) ||
+                rt_buf_printf(o, "</code>: %lld lines, %lld of them found in this ledger, %lld completion "
+                                 "tokens, SHA-256 <span class=mono>",
+                              (long long)h->lines, (long long)h->matched, (long long)h->tokens) ||
+                esc(o, h->sha) || rt_buf_printf(o, "</span>"))
+                return -1;
+        }
+        if (!nh && rt_buf_printf(o, "no harvest file recorded for these accounts")) return -1;
+        if (rt_buf_printf(o, ".</li><li><b>Suspect model.</b> ")) return -1;
+        size_t nm = 0;
+        for (size_t i = 0; i < r->nmod; i++) {
+            const mrow *m = &r->m[i];
+            int hit = 0;
+            for (size_t u = 0; u < nused && !hit; u++) hit = list_contains(m->trained_on, used[u]);
+            if (!hit) continue;
+            if (rt_buf_printf(o, "%s<code>", nm++ ? "; " : "") || esc(o, m->path) ||
+                rt_buf_printf(o, "</code> (SHA-256 <span class=mono>") || esc(o, m->sha) ||
+                rt_buf_printf(o, "</span>), trained on these harvests"))
+                return -1;
+            const trow *tt = best_test(r, m->name);
+            char pv[96];
+            fmt_p(pv, sizeof pv, tt);
+            if (rt_buf_printf(o, ".</li><li><b>Watermark test.</b> %s", pv)) return -1;
+            if (tt && rt_buf_printf(o, " (%s mode, %lld tuples, z = %.2f; control keys: min p %.2g)", tt->mode,
+                                    (long long)tt->scored, tt->z, tt->cmin))
+                return -1;
+        }
+        if (!nm && rt_buf_printf(o, "no model trained on these harvests was recorded")) return -1;
+        if (rt_buf_printf(o, ".</li></ol></div>")) return -1;
+    }
+    if (!shown) return rt_buf_printf(o, "<p>No account was suspended.</p>");
+    return 0;
+}
+
+static int sec_method(rep *r, rt_buf *o) {
+    if (rt_buf_printf(o, "<h2 id=method>7. How to reproduce this</h2>")) return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < r->nm; i++) {
+        if (strncmp(r->mk[i], "step.", 5)) continue;
+        if ((!n++ && rt_buf_printf(o, "<p>Every step, in order, as it was run:</p><ol>")) ||
+            rt_buf_printf(o, "<li><code>") || esc(o, r->mv[i]) || rt_buf_printf(o, "</code></li>"))
+            return -1;
+    }
+    if (n && rt_buf_printf(o, "</ol>")) return -1;
+    if (rt_buf_printf(o, "<table>")) return -1;
+    for (size_t i = 0; i < r->nm; i++) {
+        if (!strncmp(r->mk[i], "step.", 5) || !strcmp(r->mk[i], "title")) continue;
+        if (rt_buf_printf(o, "<tr><th>") || esc(o, r->mk[i]) || rt_buf_printf(o, "</th><td class=mono>") ||
+            esc(o, r->mv[i]) || rt_buf_printf(o, "</td></tr>"))
+            return -1;
+    }
+    return rt_buf_printf(o, "</table>");
+}
+
+int report_write(const report_options *opt) {
+    sqlite3 *db = NULL;
+    if (report_db_open(&db, opt->db_path)) return -1;
+    rep r;
+    if (rep_load(&r, db, opt->db_path)) {
+        report_db_close(db);
+        return -1;
+    }
+    rt_buf o = {0};
+    int rc = -1;
+    const char *title = opt->title ? opt->title : meta(&r, "title");
+    if (!title) title = "Evidence report: output harvesting and distillation through the API";
+    char now[64];
+    time_t tn = time(NULL);
+    struct tm tm;
+    gmtime_r(&tn, &tm);
+    strftime(now, sizeof now, "%Y-%m-%d %H:%M UTC", &tm);
+    if (rt_buf_printf(&o, "<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>") ||
+        esc(&o, title) || rt_buf_printf(&o, "</title><style>%s</style></head><body><h1>", css) || esc(&o, title) ||
+        rt_buf_printf(&o, "</h1><p>Generated %s by retort from <code>", now) || esc(&o, opt->db_path) ||
+        rt_buf_printf(&o, "</code>. Everything below is read from that database (the server's usage ledger, the "
+                          "guard's scores and actions, and the evidence recorded for harvests, models and tests) "
+                          "and from the files it names, whose SHA-256 digests are given.</p>"))
+        goto done;
+    if (rt_buf_printf(&o, "<h2 id=summary>Summary</h2><div class=summary>") ) goto done;
+    {
+        rt_buf s = {0};
+        if (summary_text(&r, &s)) {
+            rt_buf_free(&s);
+            goto done;
+        }
+        int e = esc(&o, s.data ? s.data : "");
+        rt_buf_free(&s);
+        if (e) goto done;
+    }
+    if (rt_buf_printf(&o, "</div>")) goto done;
+    if (sec_accounts(&r, &o) || sec_harvests(&r, &o) || sec_models(&r, opt, &o) || sec_tests(&r, &o) ||
+        sec_chain(&r, &o) || sec_method(&r, &o))
+        goto done;
+    if (rt_buf_printf(&o, "</body></html>\n")) goto done;
+    rc = rt_write_file_atomic(opt->out_path, o.data, o.len);
+done:
+    rt_buf_free(&o);
+    rep_free(&r);
+    report_db_close(db);
+    return rc;
+}
