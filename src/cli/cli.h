@@ -59,6 +59,8 @@ int cmd_keys(int argc, char **argv);
 int cmd_harvest(int argc, char **argv);
 int cmd_watermark(int argc, char **argv);
 int cmd_radioactivity(int argc, char **argv);
+int cmd_guard(int argc, char **argv);
+int cmd_simulate(int argc, char **argv);
 
 /* Watermark flags (src/mark), for any command that samples or detects. cli_mark_opts writes
  * its 6 entries into dst (room for 6 needed) pointing into o (mark_options_init it first):
