@@ -124,7 +124,7 @@ stage_robust() {
 # ---------------------------------------------------------------- radioactivity
 
 STUDENT_FLAGS=${STUDENT_FLAGS:---dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 192 --seq-len 128 --batch 16}
-STUDENT_STEPS=${STUDENT_STEPS:-600}
+STUDENT_STEPS=${STUDENT_STEPS:-300}
 
 have_sft() { $R sft --help > /dev/null 2>&1; }
 

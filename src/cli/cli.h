@@ -73,10 +73,11 @@ int cmd_report(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 
 /* Watermark flags (src/mark), for any command that samples or detects. cli_mark_opts writes
- * its 6 entries into dst (room for 6 needed) pointing into o (mark_options_init it first):
- * prefixed = 1 gives --watermark-key-file, --watermark-config, --watermark-scheme,
- * --watermark-gamma, --watermark-delta, --watermark-context (generate, serve); 0 gives
- * --key-file, --config, --scheme, --gamma, --delta, --context (detectors). After cli_parse,
+ * its entries into dst (room for 7 needed) pointing into o (mark_options_init it first) and
+ * returns how many: prefixed = 1 gives --watermark-key-file, --watermark-config,
+ * --watermark-scheme, --watermark-gamma, --watermark-delta, --watermark-context (generate,
+ * serve); 0 gives --key-file, --config, --scheme, --gamma, --delta, --context and --server-db
+ * (detectors: the parameters a server recorded in its gateway database). After cli_parse,
  * cli_mark_setup resolves them: *enabled = 0 when no key was given (other watermark flags
  * without a key are an error), else c (and key, if non-NULL) are ready for mark_attach. */
 struct mark_options;

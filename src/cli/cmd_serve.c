@@ -2,11 +2,14 @@
  * cmd_serve.c — `retort serve`: load a model, open the gateway database and serve the
  * OpenAI-compatible API until SIGINT/SIGTERM. Everything else lives in src/serve.
  *
- * Watermark: the engine calls serve_options.sampler_attach for every sequence's sampler, and
- * serve_options.config rows go into the server_config table before the server listens. That
- * is where `--watermark-key-file K` plugs in once src/mark is on main: load the key, build a
- * mark_ctx, set sampler_attach to a function calling mark_attach(s, ctx), and pass
- * {"watermark", <the mark config JSON>} as config.
+ * Watermark: with `--watermark-key-file K` (and the scheme flags generate has) one read-only
+ * mark_ctx serves every request: the engine calls serve_options.sampler_attach (mark_attach_cb)
+ * for every sequence's sampler, so each generated token of every request passes through the
+ * watermark. The parameters and the key's fingerprint (key_id, never the key) go into the
+ * server_config table as {"watermark": <mark config JSON>} before the server listens (admins
+ * read it at GET /admin/api/config; `retort watermark detect --server-db gateway.db` uses it).
+ * Without a key the row says "none", so a stale row from an earlier watermarked run of the
+ * same database never misleads detection.
  *
  * The admin dashboard (GET /admin) and the guard's admin API routes (guard_admin_routes) are
  * always on: they read the guard tables, which exist once a guard has run on this database.
@@ -16,7 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "../guard/guard.h"
+#include "../mark/mark.h"
 #include "../serve/serve.h"
 #include "cli.h"
 
@@ -29,7 +35,9 @@ int cmd_serve(int argc, char **argv) {
     guard_options go;
     guard_options_defaults(&go);
     int guard_on = 0;
-    cli_opt opts[] = {
+    mark_options mo;
+    mark_options_init(&mo);
+    cli_opt opts[32] = {
         {"--model", CLI_STR, &o.model_path, "M.gguf: the model to serve", 1, 0},
         {"--model-name", CLI_STR, &o.model_name, "NAME: the model id clients send (default: file name without .gguf)", 0, 0},
         {"--db", CLI_STR, &o.db_path, "FILE: gateway database (accounts, keys, ledger); created if absent", 1, 0},
@@ -50,17 +58,21 @@ int cmd_serve(int argc, char **argv) {
         {"--guard-policy", CLI_STR, &go.policy_path, "FILE: guard policy JSON (default: built-in; retort guard policy)", 0, 0},
         {"--guard-reference", CLI_STR, &go.reference_path, "FILE: benign reference from retort guard calibrate", 0, 0},
     };
+    size_t n_opts = 18;
+    n_opts += cli_mark_opts(opts + n_opts, &mo, 1);
     cli_cmd_info info = {
         "serve",
         "retort serve --model M.gguf --db gateway.db [--model-name NAME --host 127.0.0.1 --port 8080 "
-        "--threads N --max-batch N --max-queue N]",
+        "--threads N --max-batch N --max-queue N] [--watermark-key-file K --watermark-scheme S ...]",
         "Serves the model over an OpenAI-compatible HTTP API: GET /v1/models, POST /v1/completions,\n"
         "POST /v1/chat/completions (SSE streaming, logprobs), GET /health, GET /metrics, the admin\n"
         "API under /admin/api/ and the admin dashboard at /admin (it asks for a key from\n"
         "`retort keys create --admin`). Every request needs a key from `retort keys create`; each account's\n"
         "limits are enforced and every request is written to the usage ledger in the --db database.\n"
-        "Concurrent requests share decode steps (continuous batching). Stop with Ctrl-C."};
-    int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
+        "Concurrent requests share decode steps (continuous batching). With --watermark-key-file every\n"
+        "generated token carries the watermark; its parameters and key id (not the key) are recorded\n"
+        "in the database for `retort watermark detect --server-db` (docs/watermark.md). Stop with Ctrl-C."};
+    int prc = cli_parse(argc, argv, opts, n_opts, &info, NULL, 0, NULL);
     if (prc) return prc == 1 ? 0 : 2;
     if (port > 65535) {
         fprintf(stderr, "retort serve: error: --port: %zu is not a TCP port (0..65535)\n", port);
@@ -68,6 +80,20 @@ int cmd_serve(int argc, char **argv) {
     }
     o.port = (int)port;
     if (verbose) rt_log_set_level(RT_LOG_DEBUG);
+    mark_ctx wm;
+    mark_key wm_key;
+    int wm_on = 0;
+    rt_buf wm_json = {0};
+    if (cli_mark_setup(opts, n_opts, &mo, 1, &wm, &wm_key, &wm_on)) return cli_fail("serve");
+    if (wm_on) {
+        int rc = mark_config_to_json(&wm.p, &wm_key, &wm_json);
+        sodium_memzero(&wm_key, sizeof wm_key);
+        if (rc) return cli_fail("serve");
+        o.sampler_attach = mark_attach_cb;
+        o.sampler_attach_ud = &wm;
+    }
+    const char *config_rows[] = {"watermark", wm_on ? wm_json.data : "none", NULL};
+    o.config = config_rows;
     /* block the stop signals in every thread; this one waits for them */
     sigset_t set;
     sigemptyset(&set);
@@ -79,7 +105,10 @@ int cmd_serve(int argc, char **argv) {
     serve_hooks hooks;
     if (guard_on || go.shadow || go.policy_path || go.reference_path) {
         go.db_path = o.db_path;
-        if (guard_open(&g, &go)) return cli_fail("serve");
+        if (guard_open(&g, &go)) {
+            rt_buf_free(&wm_json);
+            return cli_fail("serve");
+        }
         guard_serve_hooks(g, &hooks);
         o.hooks = &hooks;
     }
@@ -90,10 +119,12 @@ int cmd_serve(int argc, char **argv) {
     if (serve_start(&s, &o)) {
         int rc = cli_fail("serve");
         guard_close(g);
+        rt_buf_free(&wm_json);
         return rc;
     }
     fprintf(stderr, "retort serve: model '%s' on http://%s:%d (max batch %zu, queue %zu, db %s); dashboard /admin\n",
             serve_model_name(s), o.host, serve_port(s), o.max_batch, o.max_queue, o.db_path);
+    if (wm_on) fprintf(stderr, "retort serve: watermark %s\n", wm_json.data);
     if (port_file) {
         char buf[32];
         int n = snprintf(buf, sizeof buf, "%d\n", serve_port(s));
@@ -101,6 +132,7 @@ int cmd_serve(int argc, char **argv) {
             cli_fail("serve");
             serve_stop(s);
             guard_close(g);
+            rt_buf_free(&wm_json);
             return 1;
         }
     }
@@ -109,5 +141,6 @@ int cmd_serve(int argc, char **argv) {
     fprintf(stderr, "retort serve: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     serve_stop(s);
     guard_close(g);
+    rt_buf_free(&wm_json);
     return 0;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../gateway/gateway.h"
 #include "../mark/mark.h"
 #include "../model/model.h"
 #include "cli.h"
@@ -34,18 +35,47 @@ size_t cli_mark_opts(cli_opt *dst, mark_options *o, int prefixed) {
         {"--gamma", CLI_DOUBLE, &o->gamma, "KGW green fraction (default 0.25)", 0, 0},
         {"--delta", CLI_DOUBLE, &o->delta, "KGW green logit bias (default 2.0)", 0, 0},
         {"--context", CLI_SIZE, &o->context, "tokens hashed for the green list, h (default 1; selfhash, gumbel 4)", 0, 0},
+        {"--server-db", CLI_STR, &o->server_db,
+         "FILE: use the parameters `retort serve --watermark-key-file` recorded in this gateway database", 0, 0},
     };
-    memcpy(dst, prefixed ? p : u, sizeof p);
-    return RT_ARRAY_LEN(p);
+    if (prefixed) {
+        memcpy(dst, p, sizeof p);
+        return RT_ARRAY_LEN(p);
+    }
+    memcpy(dst, u, sizeof u);
+    return RT_ARRAY_LEN(u);
+}
+
+/* The "watermark" row of a gateway database's server_config (written by serve): *json
+ * malloc'ed. A server that ran without a key recorded "none": an error, since there is
+ * nothing to detect with. */
+static int server_db_config(const char *path, char **json) {
+    *json = NULL;
+    if (!rt_file_exists(path)) return RT_FAIL("--server-db %s: no such file", path);
+    gw_db *db = NULL;
+    if (gw_db_open(&db, path)) return -1;
+    char *v = NULL;
+    int rc = gw_config_get(db, "watermark", &v);
+    gw_db_close(db);
+    if (rc) return -1;
+    if (!v)
+        return RT_FAIL("--server-db %s: no watermark recorded (was it written by `retort serve`?)", path);
+    if (!strcmp(v, "none")) {
+        free(v);
+        return RT_FAIL("--server-db %s: the server ran without --watermark-key-file; its text carries no watermark",
+                       path);
+    }
+    *json = v;
+    return 0;
 }
 
 /* any watermark flag other than the key given? */
 static int mark_flags_seen(const cli_opt *opts, size_t n, int prefixed) {
-    const char *names[2][5] = {{"--config", "--scheme", "--gamma", "--delta", "--context"},
+    const char *names[2][6] = {{"--config", "--scheme", "--gamma", "--delta", "--context", "--server-db"},
                                {"--watermark-config", "--watermark-scheme", "--watermark-gamma", "--watermark-delta",
-                                "--watermark-context"}};
-    for (int i = 0; i < 5; i++)
-        if (cli_seen(opts, n, names[prefixed][i])) return 1;
+                                "--watermark-context", NULL}};
+    for (int i = 0; i < 6; i++)
+        if (names[prefixed][i] && cli_seen(opts, n, names[prefixed][i])) return 1;
     return 0;
 }
 
@@ -57,7 +87,18 @@ int cli_mark_setup(const cli_opt *opts, size_t n_opts, const mark_options *o, in
             return RT_FAIL("watermark flags given without %s", prefixed ? "--watermark-key-file" : "--key-file");
         return 0;
     }
-    if (mark_options_resolve(o, c, key)) return -1;
+    char *json = NULL, what[512];
+    mark_options r = *o;
+    if (o->server_db) {
+        if (o->config_file) return RT_FAIL("give one of --config and --server-db");
+        if (server_db_config(o->server_db, &json)) return -1;
+        snprintf(what, sizeof what, "the server_config of %s", o->server_db);
+        r.config_json = json;
+        r.config_what = what;
+    }
+    int rc = mark_options_resolve(&r, c, key);
+    free(json);
+    if (rc) return -1;
     *enabled = 1;
     return 0;
 }

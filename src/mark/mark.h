@@ -215,12 +215,16 @@ int mark_config_save(const char *path, const mark_params *p, const mark_key *key
 typedef struct mark_options {
     const char *key_file;    /* the secret */
     const char *config_file; /* mark config JSON written earlier, or NULL */
+    const char *config_json; /* or the JSON text itself (serve's server_config row), or NULL */
+    const char *config_what; /* config_json's name in errors (e.g. "server_config of gw.db") */
+    const char *server_db;   /* src/cli only (cli_mark_setup fills config_json from this gateway
+                                database's "watermark" row); src/mark ignores it */
     const char *scheme;      /* NULL: from the config, else "kgw" */
     double gamma, delta;
     size_t context;
 } mark_options;
 void mark_options_init(mark_options *o);
-/* Resolve: config file (if any) first, then explicit flags, which must agree with the config
+/* Resolve: config file or JSON (if any; not both) first, then explicit flags, which must agree with the config
  * (a conflict is an error naming both); defaults fill the rest; the key is loaded and, when
  * the config records a key_id, checked against it. */
 int mark_options_resolve(const mark_options *o, mark_ctx *c, mark_key *key_out);

@@ -338,8 +338,16 @@ int mark_options_resolve(const mark_options *o, mark_ctx *c, mark_key *key_out) 
     mark_params p;
     char recorded_id[17] = "";
     int have_cfg = 0;
+    const char *cfg_name = o->config_file;
+    if (o->config_file && o->config_json)
+        return RT_FAIL("watermark: parameters from both %s and %s; give one", o->config_file,
+                       o->config_what ? o->config_what : "a recorded config");
     if (o->config_file) {
         if (mark_config_load(o->config_file, &p, recorded_id)) return -1;
+        have_cfg = 1;
+    } else if (o->config_json) {
+        cfg_name = o->config_what ? o->config_what : "the recorded config";
+        if (mark_config_from_json(o->config_json, strlen(o->config_json), cfg_name, &p, recorded_id)) return -1;
         have_cfg = 1;
     }
     if (o->scheme) {
@@ -347,7 +355,7 @@ int mark_options_resolve(const mark_options *o, mark_ctx *c, mark_key *key_out) 
         if (mark_scheme_parse(o->scheme, &s)) return -1;
         if (have_cfg && s != p.scheme)
             return RT_FAIL("watermark scheme: the flag says %s but %s records %s", mark_scheme_name(s),
-                           o->config_file, mark_scheme_name(p.scheme));
+                           cfg_name, mark_scheme_name(p.scheme));
         if (!have_cfg) p = mark_params_defaults(s);
     } else if (!have_cfg) {
         p = mark_params_defaults(MARK_KGW);
@@ -360,12 +368,12 @@ int mark_options_resolve(const mark_options *o, mark_ctx *c, mark_key *key_out) 
         if (isnan(dv[i].given)) continue;
         if (have_cfg && dv[i].given != *dv[i].dst)
             return RT_FAIL("watermark %s: the flag says %g but %s records %g", dv[i].name, dv[i].given,
-                           o->config_file, *dv[i].dst);
+                           cfg_name, *dv[i].dst);
         *dv[i].dst = dv[i].given;
     }
     if (o->context) {
         if (have_cfg && o->context != p.context)
-            return RT_FAIL("watermark context: the flag says %zu but %s records %zu", o->context, o->config_file,
+            return RT_FAIL("watermark context: the flag says %zu but %s records %zu", o->context, cfg_name,
                            p.context);
         p.context = o->context;
     }
@@ -374,7 +382,7 @@ int mark_options_resolve(const mark_options *o, mark_ctx *c, mark_key *key_out) 
     int rc = mark_ctx_init(c, &p, &k);
     if (!rc && recorded_id[0] && strcmp(recorded_id, c->key_id))
         rc = RT_FAIL("key file %s (key id %s) is not the key %s was written with (key id %s)", o->key_file,
-                     c->key_id, o->config_file, recorded_id);
+                     c->key_id, cfg_name, recorded_id);
     if (!rc && key_out) *key_out = k;
     sodium_memzero(&k, sizeof k);
     return rc;
