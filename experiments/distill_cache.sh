@@ -13,20 +13,21 @@ TH=${THREADS:-2}
 WIN=${WIN:-1000}
 STEPS=${STEPS:-22}
 T="$KJV/teacher.gguf"
-STUDENT="--dim 64 --layers 2 --heads 2 --kv-heads 1 --ffn 176 --seq-len 128 --batch 16"
+SEQ=${SEQ:-64}
+STUDENT="--dim 64 --layers 2 --heads 2 --kv-heads 1 --ffn 176 --seq-len $SEQ --batch 16"
 mkdir -p "$OUT"
 log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/run.log"; }
 : > "$OUT/sizes.jsonl"
 for k in 8 16 32 64 128; do
   log "cache-teacher --top-k $k --max-windows $WIN"
-  $R cache-teacher --teacher "$T" --data "$DATA" --top-k $k --seq-len 128 --max-windows $WIN --threads $TH --quiet \
+  $R cache-teacher --teacher "$T" --data "$DATA" --top-k $k --seq-len $SEQ --max-windows $WIN --threads $TH --quiet \
     --out "$OUT/k$k.cache" 2>> "$OUT/run.log" | tee -a "$OUT/sizes.jsonl"
 done
 log "cache-teacher --top-k 64 --zstd-level 19"
-$R cache-teacher --teacher "$T" --data "$DATA" --top-k 64 --seq-len 128 --max-windows $WIN --zstd-level 19 --threads $TH --quiet \
+$R cache-teacher --teacher "$T" --data "$DATA" --top-k 64 --seq-len $SEQ --max-windows $WIN --zstd-level 19 --threads $TH --quiet \
   --out "$OUT/k64_z19.cache" 2>> "$OUT/run.log" | tee -a "$OUT/sizes.jsonl"
 log "cache-teacher --top-k 64 --lp-step 0.03125"
-$R cache-teacher --teacher "$T" --data "$DATA" --top-k 64 --seq-len 128 --max-windows $WIN --lp-step 0.03125 --threads $TH --quiet \
+$R cache-teacher --teacher "$T" --data "$DATA" --top-k 64 --seq-len $SEQ --max-windows $WIN --lp-step 0.03125 --threads $TH --quiet \
   --out "$OUT/k64_s32.cache" 2>> "$OUT/run.log" | tee -a "$OUT/sizes.jsonl"
 # step speed: the same student, STEPS steps each, throughput from the JSONL log (steps 3..N-1)
 common="--data $DATA $STUDENT --steps $STEPS --warmup 2 --eval-every 0 --eval-batches 1 --save-every 0 --threads $TH --quiet"
