@@ -64,5 +64,7 @@ int cmd_eval_plot(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_harvest(int argc, char **argv);
+int cmd_guard(int argc, char **argv);
+int cmd_simulate(int argc, char **argv);
 
 #endif

@@ -7,12 +7,16 @@
  * is where `--watermark-key-file K` plugs in once src/mark is on main: load the key, build a
  * mark_ctx, set sampler_attach to a function calling mark_attach(s, ctx), and pass
  * {"watermark", <the mark config JSON>} as config.
+ *
+ * The admin dashboard (GET /admin) and the guard's admin API routes (guard_admin_routes) are
+ * always on: they read the guard tables, which exist once a guard has run on this database.
  */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../guard/guard.h"
 #include "../serve/serve.h"
 #include "cli.h"
 
@@ -22,6 +26,9 @@ int cmd_serve(int argc, char **argv) {
     const char *port_file = NULL;
     size_t port = 8080;
     int verbose = 0;
+    guard_options go;
+    guard_options_defaults(&go);
+    int guard_on = 0;
     cli_opt opts[] = {
         {"--model", CLI_STR, &o.model_path, "M.gguf: the model to serve", 1, 0},
         {"--model-name", CLI_STR, &o.model_name, "NAME: the model id clients send (default: file name without .gguf)", 0, 0},
@@ -38,14 +45,19 @@ int cmd_serve(int argc, char **argv) {
         {"--sim-clock", CLI_FLAG, &o.sim_clock,
          "testing aid: take limits/ledger time from the X-Retort-Sim-Time header", 0, 0},
         {"--verbose", CLI_FLAG, &verbose, "log every admin action and microhttpd message", 0, 0},
+        {"--guard", CLI_FLAG, &guard_on, "run the extraction guard: detect, link, throttle and suspend (docs/guard.md)", 0, 0},
+        {"--guard-shadow", CLI_FLAG, &go.shadow, "run the guard but only record what it would do", 0, 0},
+        {"--guard-policy", CLI_STR, &go.policy_path, "FILE: guard policy JSON (default: built-in; retort guard policy)", 0, 0},
+        {"--guard-reference", CLI_STR, &go.reference_path, "FILE: benign reference from retort guard calibrate", 0, 0},
     };
     cli_cmd_info info = {
         "serve",
         "retort serve --model M.gguf --db gateway.db [--model-name NAME --host 127.0.0.1 --port 8080 "
         "--threads N --max-batch N --max-queue N]",
         "Serves the model over an OpenAI-compatible HTTP API: GET /v1/models, POST /v1/completions,\n"
-        "POST /v1/chat/completions (SSE streaming, logprobs), GET /health, GET /metrics, and the admin\n"
-        "API under /admin/api/. Every request needs a key from `retort keys create`; each account's\n"
+        "POST /v1/chat/completions (SSE streaming, logprobs), GET /health, GET /metrics, the admin\n"
+        "API under /admin/api/ and the admin dashboard at /admin (it asks for a key from\n"
+        "`retort keys create --admin`). Every request needs a key from `retort keys create`; each account's\n"
         "limits are enforced and every request is written to the usage ledger in the --db database.\n"
         "Concurrent requests share decode steps (continuous batching). Stop with Ctrl-C."};
     int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
@@ -63,9 +75,24 @@ int cmd_serve(int argc, char **argv) {
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    guard *g = NULL;
+    serve_hooks hooks;
+    if (guard_on || go.shadow || go.policy_path || go.reference_path) {
+        go.db_path = o.db_path;
+        if (guard_open(&g, &go)) return cli_fail("serve");
+        guard_serve_hooks(g, &hooks);
+        o.hooks = &hooks;
+    }
+    serve_admin_routes admin_routes;
+    guard_admin_routes(&admin_routes);
+    o.admin_routes = &admin_routes;
     serve_server *s = NULL;
-    if (serve_start(&s, &o)) return cli_fail("serve");
-    fprintf(stderr, "retort serve: model '%s' on http://%s:%d (max batch %zu, queue %zu, db %s)\n",
+    if (serve_start(&s, &o)) {
+        int rc = cli_fail("serve");
+        guard_close(g);
+        return rc;
+    }
+    fprintf(stderr, "retort serve: model '%s' on http://%s:%d (max batch %zu, queue %zu, db %s); dashboard /admin\n",
             serve_model_name(s), o.host, serve_port(s), o.max_batch, o.max_queue, o.db_path);
     if (port_file) {
         char buf[32];
@@ -73,6 +100,7 @@ int cmd_serve(int argc, char **argv) {
         if (rt_write_file_atomic(port_file, buf, (size_t)n)) {
             cli_fail("serve");
             serve_stop(s);
+            guard_close(g);
             return 1;
         }
     }
@@ -80,5 +108,6 @@ int cmd_serve(int argc, char **argv) {
     sigwait(&set, &sig);
     fprintf(stderr, "retort serve: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     serve_stop(s);
+    guard_close(g);
     return 0;
 }

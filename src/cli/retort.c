@@ -30,6 +30,8 @@ static const command commands[] = {
     {"serve", cmd_serve, "serve a model over an OpenAI-compatible API with accounts, limits and a ledger"},
     {"keys", cmd_keys, "create, list, revoke, suspend and resume API keys and accounts"},
     {"harvest", cmd_harvest, "collect completions from an OpenAI-compatible API into JSONL"},
+    {"guard", cmd_guard, "extraction guard: status, explain, release, calibrate, eval, plot"},
+    {"simulate", cmd_simulate, "drive a server with labelled benign and harvesting accounts on a fast clock"},
 };
 
 static void usage(FILE *f) {

@@ -100,6 +100,9 @@ int gw_key_list(gw_db *db, int64_t account_id, gw_key_info **out, size_t *n);
 /* Suspend (with a reason) or resume an account. Takes effect on the account's next request. */
 int gw_account_set_status(gw_db *db, int64_t account_id, gw_account_status status, const char *reason,
                           double now);
+/* Replace an account's limits; fields < 0 keep their value (the guard's throttle lowers rpm
+ * and restores it on release). Takes effect on the account's next request. */
+int gw_account_set_limits(gw_db *db, int64_t account_id, const gw_limits *limits);
 /* Revoke one key by its key id (or a whole key string); fails if unknown or already revoked. */
 int gw_key_revoke(gw_db *db, const char *key_id, double now);
 

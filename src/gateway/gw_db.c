@@ -465,6 +465,38 @@ out:
     return rc;
 }
 
+int gw_account_set_limits(gw_db *db, int64_t account_id, const gw_limits *limits) {
+    pthread_mutex_lock(&db->mu);
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    if (sqlite3_prepare_v2(db->conn,
+                           "UPDATE accounts SET rpm = coalesce(?2, rpm), tpm = coalesce(?3, tpm), "
+                           "daily_tokens = coalesce(?4, daily_tokens) WHERE id = ?1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        db_fail(db, "changing an account's limits");
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, account_id);
+    const int64_t f[3] = {limits->rpm, limits->tpm, limits->daily_tokens};
+    for (int i = 0; i < 3; i++) {
+        if (f[i] >= 0) sqlite3_bind_int64(st, 2 + i, f[i]);
+        else sqlite3_bind_null(st, 2 + i);
+    }
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        db_fail(db, "changing an account's limits");
+        goto out;
+    }
+    if (sqlite3_changes(db->conn) == 0) {
+        RT_FAIL("no account with id %lld", (long long)account_id);
+        goto out;
+    }
+    rc = 0;
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
 int gw_key_revoke(gw_db *db, const char *key_id, double now) {
     char id[GW_KEY_ID_LEN + 1];
     if (key_id && !strncmp(key_id, "rt-", 3)) {

@@ -1,0 +1,546 @@
+/*
+ * eval.c — `retort guard eval`: how well the guard did on labelled (simulated) traffic, per
+ * strategy, against baselines replayed on the SAME stored traffic:
+ *   guard        from the actions table: an account counts as caught when it was suspended
+ *                (enforce, or a would-be suspension in shadow mode); queries and tokens
+ *                served up to the ledger row that triggered it;
+ *   prada        PRADA (Juuti et al. 2019) over each account's prompt embeddings: minimum
+ *                distances to a growing set, flagged when Shapiro–Wilk W < delta;
+ *   mmd_window   the published MMD detector's unit of decision: a full window of 1,500 of an
+ *                account's queries, tested against the benign reference (same kernel);
+ *   rate_limit   what a gateway that only rate-limits sees: accounts that got a 429. It never
+ *                stops anyone, so it "serves" everything.
+ * Attackers are scored per attacker (a sybil group is one attacker: caught when any key is
+ * suspended, stopped when all are); benign accounts per account.
+ * Also PRADA's streaming state (used by calibration too). Not the detector.
+ */
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "guard_internal.h"
+
+/* ---------------------------------------------------------------- PRADA */
+
+void guard_prada_init(guard_prada *p, size_t dim) {
+    memset(p, 0, sizeof *p);
+    p->dim = dim;
+}
+
+void guard_prada_free(guard_prada *p) {
+    free(p->g);
+    free(p->dist);
+    memset(p, 0, sizeof *p);
+}
+
+int guard_prada_add(guard_prada *p, const float *x, size_t max_g) {
+    const size_t D = p->dim;
+    int add = 1;
+    if (p->n_g > 0) {
+        double best = INFINITY;
+        for (size_t i = 0; i < p->n_g; i++) {
+            const float *g = p->g + i * D;
+            double s = 0;
+            for (size_t k = 0; k < D; k++) {
+                double df = (double)x[k] - g[k];
+                s += df * df;
+            }
+            if (s < best) best = s;
+        }
+        double d = sqrt(best);
+        if (p->n_d == p->cap_d) {
+            size_t nc = p->cap_d ? p->cap_d * 2 : 64;
+            double *nd = rt_realloc(p->dist, nc * sizeof *nd, "PRADA distances");
+            if (!nd) return -1;
+            p->dist = nd;
+            p->cap_d = nc;
+        }
+        p->dist[p->n_d++] = d;
+        p->sum += d;
+        p->sum2 += d * d;
+        double mean = p->sum / (double)p->n_d;
+        double sd = sqrt(fmax(0, p->sum2 / (double)p->n_d - mean * mean));
+        add = d > mean - sd;
+    }
+    if (add && p->n_g < max_g) {
+        if (p->n_g == p->cap_g) {
+            size_t nc = p->cap_g ? p->cap_g * 2 : 64;
+            float *ng = rt_realloc(p->g, nc * D * sizeof *ng, "PRADA set");
+            if (!ng) return -1;
+            p->g = ng;
+            p->cap_g = nc;
+        }
+        memcpy(p->g + p->n_g * D, x, D * sizeof *x);
+        p->n_g++;
+    }
+    return 0;
+}
+
+double guard_prada_w(const guard_prada *p) { return guard_shapiro_wilk(p->dist, p->n_d); }
+
+/* ---------------------------------------------------------------- data */
+
+typedef struct {
+    int64_t id;
+    const guard_label *label; /* NULL: unlabelled */
+    /* ledger */
+    int64_t served, tokens, limited;
+    /* guard */
+    int suspended, flagged, throttled;
+    double t_suspend;
+    int64_t trigger_row;      /* usage row of the suspending request */
+    int64_t group_id;
+    int64_t served_before, tokens_before;
+    /* baselines: queries (served) when first flagged; -1 never */
+    int64_t prada_at, mmd_at;
+    int64_t prada_tokens, mmd_tokens;
+} ev_acct;
+
+typedef struct {
+    ev_acct *a;
+    size_t n;
+    int any_shadow, any_enforce;
+} ev_data;
+
+static ev_acct *ev_find(ev_data *d, int64_t id) {
+    size_t lo = 0, hi = d->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (d->a[mid].id < id) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < d->n && d->a[lo].id == id ? &d->a[lo] : NULL;
+}
+
+typedef struct {
+    ev_data *d;
+    guard_label *labels;
+    size_t n_labels;
+} load_ctx;
+
+static int load_fn(sqlite3 *c, void *ud) {
+    load_ctx *x = ud;
+    ev_data *d = x->d;
+    if (guard_labels_read(c, &x->labels, &x->n_labels)) return -1;
+    if (x->n_labels == 0)
+        return RT_FAIL("no simulator labels (guard_sim_accounts): eval needs traffic from `retort simulate`");
+    if (!guard_sql_has_table(c, "guard_actions"))
+        return RT_FAIL("no guard tables: was the server run with --guard or --guard-shadow?");
+    d->a = rt_calloc(x->n_labels, sizeof *d->a, "eval accounts");
+    if (!d->a) return -1;
+    d->n = x->n_labels;
+    for (size_t i = 0; i < d->n; i++) {
+        d->a[i].id = x->labels[i].account_id;
+        d->a[i].label = &x->labels[i];
+        d->a[i].prada_at = d->a[i].mmd_at = -1;
+        d->a[i].trigger_row = INT64_MAX;
+        d->a[i].group_id = d->a[i].id;
+    }
+    sqlite3_stmt *st = NULL;
+    /* the first action of each kind per account */
+    if (guard_sql_prepare(c,
+                          "SELECT account_id, action, mode, t, usage_row_id, group_id FROM guard_actions "
+                          "WHERE action != 'release' ORDER BY id",
+                          &st, "reading guard_actions"))
+        return -1;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        ev_acct *a = ev_find(d, sqlite3_column_int64(st, 0));
+        if (!a) continue;
+        const char *act = (const char *)sqlite3_column_text(st, 1), *mode = (const char *)sqlite3_column_text(st, 2);
+        if (!strcmp(mode, "shadow")) d->any_shadow = 1;
+        else if (!strcmp(mode, "enforce")) d->any_enforce = 1;
+        if (!strcmp(act, "flag")) a->flagged = 1;
+        if (!strcmp(act, "throttle")) a->throttled = a->flagged = 1;
+        if (!strcmp(act, "suspend") && !a->suspended) {
+            a->suspended = a->flagged = 1;
+            a->t_suspend = sqlite3_column_double(st, 3);
+            a->trigger_row = sqlite3_column_int64(st, 4);
+            a->group_id = sqlite3_column_int64(st, 5);
+        }
+    }
+    sqlite3_finalize(st);
+    if (guard_sql_prepare(c, "SELECT id, account_id, status, prompt_tokens + completion_tokens FROM usage ORDER BY id", &st,
+                          "reading the usage ledger"))
+        return -1;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        ev_acct *a = ev_find(d, sqlite3_column_int64(st, 1));
+        if (!a) continue;
+        int64_t id = sqlite3_column_int64(st, 0), tok = sqlite3_column_int64(st, 3);
+        int status = sqlite3_column_int(st, 2);
+        if (status == 429) a->limited++;
+        if (status != 200) continue;
+        a->served++;
+        a->tokens += tok;
+        if (id <= a->trigger_row) {
+            a->served_before++;
+            a->tokens_before += tok;
+        }
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static int cmp_acct(const void *x, const void *y) {
+    int64_t a = ((const ev_acct *)x)->id, b = ((const ev_acct *)y)->id;
+    return (a > b) - (a < b);
+}
+
+/* replay stored embeddings through PRADA and the 1,500-query MMD window */
+static int run_baselines(ev_data *d, const guard_event_list *ev, const guard_reference *ref, double delta,
+                         size_t mmd_window) {
+    size_t dim = 0;
+    for (size_t i = 0; i < ev->n && !dim; i++)
+        if (ev->ev[i].emb) dim = ev->ev[i].emb_dim;
+    if (!dim) return 0;
+    guard_prada *pr = rt_calloc(d->n, sizeof *pr, "PRADA states");
+    int64_t *cnt = rt_calloc(d->n, sizeof *cnt, "counts");
+    int64_t *tok = rt_calloc(d->n, sizeof *tok, "counts");
+    float *x = rt_malloc_array(dim, sizeof(float), "embedding");
+    int use_mmd = ref && ref->has_shift && ref->rff.dim == dim;
+    /* the MMD window keeps the last mmd_window features per account, allocated when needed */
+    float **win = rt_calloc(d->n, sizeof *win, "MMD windows");
+    double **wsum = rt_calloc(d->n, sizeof *wsum, "MMD sums");
+    float phi[GUARD_RFF_M];
+    int rc = -1;
+    if (!pr || !cnt || !tok || !x || !win || !wsum) goto out;
+    double level = use_mmd && isfinite(ref->levels[GUARD_SIG_SHIFT]) ? ref->levels[GUARD_SIG_SHIFT] : 0;
+    for (size_t i = 0; i < ev->n; i++) {
+        const guard_event *e = &ev->ev[i];
+        if (e->status != 200 || !e->emb || e->emb_dim != dim) continue;
+        ev_acct *a = ev_find(d, e->account_id);
+        if (!a) continue;
+        size_t k = (size_t)(a - d->a);
+        cnt[k]++;
+        tok[k] += e->prompt_tokens + e->completion_tokens;
+        guard_dequantize(e->emb, dim, e->emb_scale, x);
+        if (a->prada_at < 0) {
+            if (!pr[k].dim) guard_prada_init(&pr[k], dim);
+            if (guard_prada_add(&pr[k], x, 1000)) goto out;
+            if (cnt[k] >= 20 && cnt[k] % 10 == 0) {
+                double w = guard_prada_w(&pr[k]);
+                if (isfinite(w) && w < delta) {
+                    a->prada_at = cnt[k];
+                    a->prada_tokens = tok[k];
+                    guard_prada_free(&pr[k]);
+                }
+            }
+        }
+        if (use_mmd && a->mmd_at < 0) {
+            if (!win[k]) {
+                win[k] = rt_calloc(mmd_window, GUARD_RFF_M * sizeof(float), "MMD window");
+                wsum[k] = rt_calloc(GUARD_RFF_M, sizeof(double), "MMD window");
+                if (!win[k] || !wsum[k]) goto out;
+            }
+            guard_rff_apply(&ref->rff, x, phi);
+            float *slot = win[k] + ((size_t)(cnt[k] - 1) % mmd_window) * GUARD_RFF_M;
+            for (size_t j = 0; j < GUARD_RFF_M; j++) {
+                if ((size_t)cnt[k] > mmd_window) wsum[k][j] -= slot[j];
+                slot[j] = phi[j];
+                wsum[k][j] += phi[j];
+            }
+            if ((size_t)cnt[k] >= mmd_window && cnt[k] % 100 == 0) {
+                double d2 = 0;
+                for (size_t j = 0; j < GUARD_RFF_M; j++) {
+                    double df = wsum[k][j] / (double)mmd_window - ref->mu[j];
+                    d2 += df * df;
+                }
+                double null = ref->trace / (double)mmd_window;
+                if (d2 / null >= ref->z_crit && 1000.0 * (d2 - null) > level) {
+                    a->mmd_at = cnt[k];
+                    a->mmd_tokens = tok[k];
+                    free(win[k]);
+                    win[k] = NULL;
+                }
+            }
+        }
+    }
+    rc = 0;
+out:
+    for (size_t k = 0; pr && k < d->n; k++) guard_prada_free(&pr[k]);
+    for (size_t k = 0; win && k < d->n; k++) {
+        free(win[k]);
+        if (wsum) free(wsum[k]);
+    }
+    free(win);
+    free(wsum);
+    free(pr);
+    free(cnt);
+    free(tok);
+    free(x);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- summary */
+
+static int cmp_i64(const void *x, const void *y) {
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return (a > b) - (a < b);
+}
+
+static json_t *dist_json(int64_t *v, size_t n) {
+    if (n == 0) return json_null();
+    qsort(v, n, sizeof *v, cmp_i64);
+    double mean = 0;
+    for (size_t i = 0; i < n; i++) mean += (double)v[i];
+    mean /= (double)n;
+    double med = n % 2 ? (double)v[n / 2] : 0.5 * (double)(v[n / 2 - 1] + v[n / 2]);
+    return json_pack("{s:f, s:f, s:I, s:I}", "median", med, "mean", mean, "min", (json_int_t)v[0], "max",
+                     (json_int_t)v[n - 1]);
+}
+
+/* One detector's numbers for a set of units (attackers or benign accounts). */
+typedef struct {
+    size_t units, caught;
+    int64_t *q_before, *t_before; /* (units) for caught */
+    size_t n_before;
+    int64_t served_total, tokens_total;    /* all units, everything they got */
+    int64_t served_missed;                 /* what uncaught units got */
+} det_sum;
+
+static json_t *det_json(det_sum *s, int attack) {
+    json_t *o = json_pack("{s:I, s:I, s:f}", "units", (json_int_t)s->units, "caught", (json_int_t)s->caught,
+                          attack ? "tpr" : "fpr", s->units ? (double)s->caught / (double)s->units : 0.0);
+    if (attack) {
+        json_object_set_new(o, "queries_before_caught", dist_json(s->q_before, s->n_before));
+        json_object_set_new(o, "tokens_before_caught", dist_json(s->t_before, s->n_before));
+        json_object_set_new(o, "queries_served_total", json_integer(s->served_total));
+        json_object_set_new(o, "tokens_served_total", json_integer(s->tokens_total));
+    }
+    return o;
+}
+
+int guard_eval(const guard_eval_options *o, FILE *out) {
+    if (!o->db_path || !rt_file_exists(o->db_path)) return RT_FAIL("--db: %s does not exist", o->db_path ? o->db_path : "(none)");
+    gw_db *db = NULL;
+    ev_data d = {0};
+    load_ctx lc = {&d, NULL, 0};
+    guard_event_list ev = {0};
+    guard_reference ref;
+    guard_reference_init(&ref);
+    int have_ref = 0;
+    json_t *root = NULL;
+    int rc = -1;
+    if (gw_db_open(&db, o->db_path) || guard_db_init(db)) goto out;
+    if (gw_db_with(db, load_fn, &lc)) {
+        RT_FAIL("%s: %s", o->db_path, rt_errmsg());
+        goto out;
+    }
+    qsort(d.a, d.n, sizeof *d.a, cmp_acct);
+    if (o->reference_path) {
+        if (guard_reference_load(&ref, o->reference_path)) goto out;
+        have_ref = 1;
+    }
+    double delta = o->prada_delta > 0 ? o->prada_delta : have_ref && ref.prada_delta > 0 ? ref.prada_delta : 0.95;
+    size_t mmd_window = o->mmd_window ? o->mmd_window : 1500;
+    if (guard_events_read(db, &ev)) goto out;
+    if (run_baselines(&d, &ev, have_ref ? &ref : NULL, delta, mmd_window)) goto out;
+    /* strategies in label order of first appearance */
+    char strat[32][32];
+    size_t n_strat = 0;
+    for (size_t i = 0; i < d.n; i++) {
+        size_t k = 0;
+        while (k < n_strat && strcmp(strat[k], d.a[i].label->strategy)) k++;
+        if (k == n_strat && n_strat < 32) snprintf(strat[n_strat++], sizeof strat[0], "%s", d.a[i].label->strategy);
+    }
+    root = json_pack("{s:s, s:s, s:f, s:I, s:o}", "db", o->db_path, "mode",
+                     d.any_enforce ? "enforce" : d.any_shadow ? "shadow" : "none", "prada_delta", delta, "mmd_window",
+                     (json_int_t)mmd_window, "strategies", json_object());
+    json_t *strategies = json_object_get(root, "strategies");
+    /* totals */
+    size_t ben_units = 0, ben_caught = 0, ben_prada = 0, ben_mmd = 0, ben_rl = 0, ben_flag = 0;
+    size_t att_units = 0, att_caught = 0, att_prada = 0, att_mmd = 0, att_rl = 0;
+    size_t att_within_1000 = 0;
+    int64_t *buf = rt_malloc_array(d.n * 8 + 8, sizeof(int64_t), "eval buffers");
+    if (!buf) goto out;
+    for (size_t si = 0; si < n_strat; si++) {
+        const char *sname = strat[si];
+        int attack = 0;
+        /* units: benign = account, attack = group label */
+        char groups[512][GW_NAME_MAX];
+        size_t n_groups = 0;
+        size_t n_accounts = 0;
+        for (size_t i = 0; i < d.n; i++) {
+            if (strcmp(d.a[i].label->strategy, sname)) continue;
+            n_accounts++;
+            attack = d.a[i].label->attack;
+            const char *g = attack ? d.a[i].label->group : d.a[i].label->name;
+            size_t k = 0;
+            while (k < n_groups && strcmp(groups[k], g)) k++;
+            if (k == n_groups && n_groups < 512) snprintf(groups[n_groups++], sizeof groups[0], "%s", g);
+        }
+        det_sum S[4]; /* guard, prada, mmd, rate limit */
+        memset(S, 0, sizeof S);
+        for (int k = 0; k < 4; k++) {
+            S[k].q_before = buf + (size_t)k * 2 * d.n;
+            S[k].t_before = buf + (size_t)k * 2 * d.n + d.n;
+        }
+        size_t together = 0, keys_total = 0, keys_suspended = 0, flagged = 0;
+        size_t max_linked = 0;
+        for (size_t gi = 0; gi < n_groups; gi++) {
+            int64_t served = 0, tokens = 0, sb = 0, tb = 0, pq = 0, pt = 0, mq = 0, mt = 0;
+            size_t keys = 0, susp = 0, prada_hit = 0, mmd_hit = 0, rl_hit = 0, fl = 0;
+            int64_t gids[512];
+            size_t n_gids = 0;
+            for (size_t i = 0; i < d.n; i++) {
+                ev_acct *a = &d.a[i];
+                if (strcmp(a->label->strategy, sname)) continue;
+                if (strcmp(attack ? a->label->group : a->label->name, groups[gi])) continue;
+                keys++;
+                served += a->served;
+                tokens += a->tokens;
+                fl += a->flagged;
+                if (a->suspended) {
+                    susp++;
+                    size_t k = 0;
+                    while (k < n_gids && gids[k] != a->group_id) k++;
+                    if (k == n_gids && n_gids < 512) gids[n_gids++] = a->group_id;
+                }
+                sb += a->suspended ? a->served_before : a->served;
+                tb += a->suspended ? a->tokens_before : a->tokens;
+                if (a->prada_at >= 0) prada_hit++;
+                pq += a->prada_at >= 0 ? a->prada_at : a->served;
+                pt += a->prada_at >= 0 ? a->prada_tokens : a->tokens;
+                if (a->mmd_at >= 0) mmd_hit++;
+                mq += a->mmd_at >= 0 ? a->mmd_at : a->served;
+                mt += a->mmd_at >= 0 ? a->mmd_tokens : a->tokens;
+                if (a->limited > 0) rl_hit++;
+            }
+            keys_total += keys;
+            keys_suspended += susp;
+            flagged += fl > 0;
+            if (susp == keys && keys > 0) together++;
+            /* the largest set of keys suspended under one guard group */
+            for (size_t k = 0; k < n_gids; k++) {
+                size_t c = 0;
+                for (size_t i = 0; i < d.n; i++)
+                    if (!strcmp(d.a[i].label->strategy, sname) &&
+                        !strcmp(attack ? d.a[i].label->group : d.a[i].label->name, groups[gi]) && d.a[i].suspended &&
+                        d.a[i].group_id == gids[k])
+                        c++;
+                if (c > max_linked) max_linked = c;
+            }
+            int caught[4] = {susp > 0, prada_hit > 0, mmd_hit > 0, rl_hit > 0};
+            int64_t qb[4] = {sb, pq, mq, served}, tkb[4] = {tb, pt, mt, tokens};
+            for (int k = 0; k < 4; k++) {
+                S[k].units++;
+                S[k].served_total += qb[k]; /* what the attacker gets with this detector enforcing */
+                S[k].tokens_total += tkb[k];
+                if (caught[k]) {
+                    S[k].caught++;
+                    S[k].q_before[S[k].n_before] = qb[k];
+                    S[k].t_before[S[k].n_before++] = tkb[k];
+                } else {
+                    S[k].served_missed += qb[k];
+                }
+            }
+            if (attack && susp == keys && sb <= 1000) att_within_1000++;
+        }
+        json_t *so = json_pack("{s:s, s:I, s:I}", "label", attack ? "attack" : "benign", "accounts",
+                               (json_int_t)n_accounts, attack ? "attackers" : "units", (json_int_t)n_groups);
+        json_t *g = det_json(&S[0], attack);
+        json_object_set_new(g, "flagged", json_integer((json_int_t)flagged));
+        if (attack) {
+            json_object_set_new(g, "stopped", json_integer((json_int_t)together));
+            json_object_set_new(g, "keys", json_integer((json_int_t)keys_total));
+            json_object_set_new(g, "keys_suspended", json_integer((json_int_t)keys_suspended));
+            json_object_set_new(g, "max_keys_in_one_group", json_integer((json_int_t)max_linked));
+        }
+        json_object_set_new(so, "guard", g);
+        json_object_set_new(so, "prada", det_json(&S[1], attack));
+        json_object_set_new(so, "mmd_window", have_ref ? det_json(&S[2], attack) : json_null());
+        json_t *rl = det_json(&S[3], attack);
+        json_object_set_new(rl, "note", json_string("429 seen; rate limits never stop an account"));
+        json_object_set_new(so, "rate_limit", rl);
+        json_object_set_new(strategies, sname, so);
+        if (attack) {
+            att_units += S[0].units;
+            att_caught += S[0].caught;
+            att_prada += S[1].caught;
+            att_mmd += S[2].caught;
+            att_rl += S[3].caught;
+        } else {
+            ben_units += S[0].units;
+            ben_caught += S[0].caught;
+            ben_prada += S[1].caught;
+            ben_mmd += S[2].caught;
+            ben_rl += S[3].caught;
+            ben_flag += flagged;
+        }
+    }
+    free(buf);
+    json_object_set_new(
+        root, "benign",
+        json_pack("{s:I, s:I, s:f, s:I, s:f, s:f, s:o, s:f}", "accounts", (json_int_t)ben_units, "suspended",
+                  (json_int_t)ben_caught, "fpr", ben_units ? (double)ben_caught / (double)ben_units : 0.0, "flagged",
+                  (json_int_t)ben_flag, "flag_rate", ben_units ? (double)ben_flag / (double)ben_units : 0.0, "prada_fpr",
+                  ben_units ? (double)ben_prada / (double)ben_units : 0.0, "mmd_window_fpr",
+                  have_ref && ben_units ? json_real((double)ben_mmd / (double)ben_units) : json_null(), "rate_limit_429_rate",
+                  ben_units ? (double)ben_rl / (double)ben_units : 0.0));
+    json_object_set_new(
+        root, "attack",
+        json_pack("{s:I, s:I, s:f, s:I, s:f, s:o, s:f}", "attackers", (json_int_t)att_units, "caught",
+                  (json_int_t)att_caught, "tpr", att_units ? (double)att_caught / (double)att_units : 0.0,
+                  "stopped_within_1000_queries", (json_int_t)att_within_1000, "prada_tpr",
+                  att_units ? (double)att_prada / (double)att_units : 0.0, "mmd_window_tpr",
+                  have_ref && att_units ? json_real((double)att_mmd / (double)att_units) : json_null(),
+                  "rate_limit_429_rate", att_units ? (double)att_rl / (double)att_units : 0.0));
+    if (o->as_json) {
+        char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (!s) goto out;
+        fprintf(out, "%s\n", s);
+        free(s);
+    } else {
+        fprintf(out, "guard evaluation of %s (%s mode; PRADA delta %.4f; MMD window %zu)\n", o->db_path,
+                json_string_value(json_object_get(root, "mode")), delta, mmd_window);
+        fprintf(out, "%-10s %-6s %5s | %-34s | %-22s | %-22s | %s\n", "strategy", "label", "units",
+                "guard: caught  q-before med/max", "PRADA: caught  q med", "MMD-1500: caught q med", "rate-limit: 429 seen");
+        const char *k;
+        json_t *v;
+        json_object_foreach(strategies, k, v) {
+            int attack = !strcmp(json_string_value(json_object_get(v, "label")), "attack");
+            json_t *gj = json_object_get(v, "guard"), *pj = json_object_get(v, "prada"),
+                   *mj = json_object_get(v, "mmd_window"), *rj = json_object_get(v, "rate_limit");
+            double units = (double)json_integer_value(json_object_get(gj, "units"));
+            char gq[40] = "", pq[24] = "", mq[24] = "";
+            json_t *qb = json_object_get(gj, "queries_before_caught");
+            if (attack && json_is_object(qb))
+                snprintf(gq, sizeof gq, "%.0f/%lld", json_number_value(json_object_get(qb, "median")),
+                         (long long)json_integer_value(json_object_get(qb, "max")));
+            json_t *pb = json_object_get(pj, "queries_before_caught");
+            if (attack && json_is_object(pb)) snprintf(pq, sizeof pq, "%.0f", json_number_value(json_object_get(pb, "median")));
+            json_t *mb = json_is_object(mj) ? json_object_get(mj, "queries_before_caught") : NULL;
+            if (attack && json_is_object(mb)) snprintf(mq, sizeof mq, "%.0f", json_number_value(json_object_get(mb, "median")));
+            fprintf(out, "%-10s %-6s %5.0f | %4lld/%-4.0f %5.1f%% %-13s | %4lld %5.1f%% %-8s | %4lld %5.1f%% %-8s | %lld\n", k,
+                    attack ? "attack" : "benign", units, (long long)json_integer_value(json_object_get(gj, "caught")),
+                    units, 100.0 * json_integer_value(json_object_get(gj, "caught")) / fmax(1, units), gq,
+                    (long long)json_integer_value(json_object_get(pj, "caught")),
+                    100.0 * json_integer_value(json_object_get(pj, "caught")) / fmax(1, units), pq,
+                    json_is_object(mj) ? (long long)json_integer_value(json_object_get(mj, "caught")) : -1LL,
+                    json_is_object(mj) ? 100.0 * json_integer_value(json_object_get(mj, "caught")) / fmax(1, units) : 0.0,
+                    mq, (long long)json_integer_value(json_object_get(rj, "caught")));
+        }
+        json_t *b = json_object_get(root, "benign"), *a = json_object_get(root, "attack");
+        fprintf(out,
+                "benign accounts: %lld, suspended %lld (FPR %.2f%%), flagged %lld; PRADA FPR %.2f%%; rate limits hit %.1f%%\n",
+                (long long)json_integer_value(json_object_get(b, "accounts")),
+                (long long)json_integer_value(json_object_get(b, "suspended")),
+                100 * json_number_value(json_object_get(b, "fpr")), (long long)json_integer_value(json_object_get(b, "flagged")),
+                100 * json_number_value(json_object_get(b, "prada_fpr")),
+                100 * json_number_value(json_object_get(b, "rate_limit_429_rate")));
+        fprintf(out, "attackers: %lld, caught %lld (TPR %.1f%%), fully stopped within 1000 queries: %lld; PRADA TPR %.1f%%\n",
+                (long long)json_integer_value(json_object_get(a, "attackers")),
+                (long long)json_integer_value(json_object_get(a, "caught")), 100 * json_number_value(json_object_get(a, "tpr")),
+                (long long)json_integer_value(json_object_get(a, "stopped_within_1000_queries")),
+                100 * json_number_value(json_object_get(a, "prada_tpr")));
+    }
+    rc = 0;
+out:
+    json_decref(root);
+    guard_events_free(&ev);
+    guard_reference_free(&ref);
+    free(d.a);
+    free(lc.labels);
+    gw_db_close(db);
+    return rc;
+}

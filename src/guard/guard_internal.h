@@ -1,0 +1,61 @@
+/*
+ * guard_internal.h — what the files of src/guard share and nobody else sees: the guard
+ * tables' SQL, the simulator's label table, the PRADA baseline's streaming state, and small
+ * SQLite helpers.
+ */
+#ifndef RETORT_GUARD_INTERNAL_H
+#define RETORT_GUARD_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "guard.h"
+
+/* Tables the guard adds to the gateway database (idempotent):
+ *   guard_events   one row per request the guard saw: the features the detector used
+ *                  (minhash: K uint32 little-endian; emb: dim int8; emb_scale)
+ *   guard_scores   risk over time per account (the timeline), with signal contributions
+ *   guard_actions  flag / throttle / suspend / release, with the evidence JSON
+ *   guard_sim_accounts  the simulator's labels (persona, strategy, benign or attack, group) */
+extern const char *const guard_schema_sql;
+
+/* Prepare, or fail with the database path and statement named. */
+int guard_sql_prepare(sqlite3 *c, const char *sql, sqlite3_stmt **st, const char *what);
+/* Does a table exist? */
+int guard_sql_has_table(sqlite3 *c, const char *name);
+
+/* Insert one event (bound to a prepared INSERT of guard_events). */
+int guard_event_insert(sqlite3 *c, sqlite3_stmt *st, const guard_event *ev);
+extern const char *const guard_event_insert_sql;
+
+/* Labels written by the simulator. */
+typedef struct {
+    int64_t account_id;
+    char name[GW_NAME_MAX];
+    char persona[64];   /* the scenario's persona name */
+    char strategy[32];  /* benign, power, app, bulk, logprob, slow, template, mimicry, sybil, walk */
+    int attack;         /* 1 = attacker */
+    char group[64];     /* the persona instance (a sybil group shares one) */
+} guard_label;
+int guard_labels_read(sqlite3 *c, guard_label **out, size_t *n);
+
+/* PRADA (Juuti et al., 2019), streaming over one account's prompts: for each query x, the
+ * minimum L2 distance d to the account's growing set G; d joins the distance list D; x joins G
+ * when d > mean(D) - std(D). An attack is flagged when Shapiro–Wilk W(D) < delta (checked once
+ * |D| >= min_n). Embeddings are the served model's unit prompt hidden states; one class. */
+typedef struct {
+    size_t dim;
+    float *g;         /* (cap_g, dim) the growing set */
+    size_t n_g, cap_g;
+    double *dist;     /* (cap_d) D */
+    size_t n_d, cap_d;
+    double sum, sum2; /* of D */
+} guard_prada;
+void guard_prada_init(guard_prada *p, size_t dim);
+void guard_prada_free(guard_prada *p);
+/* Add a query (G is capped at max_g: later queries still get distances, G stops growing).
+ * Returns -1 when out of memory. */
+int guard_prada_add(guard_prada *p, const float *x, size_t max_g);
+/* W of D now (NaN while |D| < 3). */
+double guard_prada_w(const guard_prada *p);
+
+#endif

@@ -1,0 +1,313 @@
+/*
+ * policy.c — the guard's policy: signal weights and levels, risk thresholds for flag /
+ * throttle / suspend, windows and account-linking rules; safe defaults, a JSON file over
+ * them (every field optional, unknown fields refused with the file and field named), and
+ * the policy back as JSON (stored with every action, so evidence says what rules applied).
+ *
+ * Defaults are chosen so that volume and timing alone never suspend (behaviour_cap < 1),
+ * an account needs min_requests served requests before throttle or suspension, and every
+ * level is overridden by a benign calibration (reference.c) when one is given.
+ * Not the detector: it only reads these numbers.
+ */
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "guard.h"
+
+static const struct {
+    const char *name;
+    guard_family family;
+} sig_info[GUARD_SIG_COUNT] = {
+    [GUARD_SIG_RATE] = {"rate", GUARD_FAMILY_BEHAVIOUR},
+    [GUARD_SIG_VOLUME] = {"volume", GUARD_FAMILY_BEHAVIOUR},
+    [GUARD_SIG_BASELINE] = {"baseline", GUARD_FAMILY_BEHAVIOUR},
+    [GUARD_SIG_LIMIT] = {"limit_pressure", GUARD_FAMILY_BEHAVIOUR},
+    [GUARD_SIG_CONCURRENCY] = {"concurrency", GUARD_FAMILY_BEHAVIOUR},
+    [GUARD_SIG_REGULARITY] = {"regularity", GUARD_FAMILY_BEHAVIOUR},
+    [GUARD_SIG_AROUND_CLOCK] = {"around_clock", GUARD_FAMILY_BEHAVIOUR},
+    [GUARD_SIG_LINKED] = {"linked", GUARD_FAMILY_BEHAVIOUR},
+    [GUARD_SIG_LOGPROBS] = {"logprobs", GUARD_FAMILY_API},
+    [GUARD_SIG_SATURATION] = {"saturation", GUARD_FAMILY_API},
+    [GUARD_SIG_TOKEN_RATIO] = {"token_ratio", GUARD_FAMILY_API},
+    [GUARD_SIG_SHIFT] = {"shift", GUARD_FAMILY_CONTENT},
+    [GUARD_SIG_TEMPLATE] = {"template", GUARD_FAMILY_CONTENT},
+    [GUARD_SIG_COVERAGE] = {"coverage", GUARD_FAMILY_CONTENT},
+};
+
+const char *guard_signal_name(guard_signal s) { return (unsigned)s < GUARD_SIG_COUNT ? sig_info[s].name : "?"; }
+guard_family guard_signal_family(guard_signal s) {
+    return (unsigned)s < GUARD_SIG_COUNT ? sig_info[s].family : GUARD_FAMILY_BEHAVIOUR;
+}
+int guard_signal_from_name(const char *name) {
+    for (int i = 0; i < GUARD_SIG_COUNT; i++)
+        if (!strcmp(name, sig_info[i].name)) return i;
+    return -1;
+}
+
+const char *guard_action_name(guard_action a) {
+    switch (a) {
+    case GUARD_ACT_NONE: return "none";
+    case GUARD_ACT_FLAG: return "flag";
+    case GUARD_ACT_THROTTLE: return "throttle";
+    case GUARD_ACT_SUSPEND: return "suspend";
+    }
+    return "?";
+}
+
+static void set_sig(guard_policy *p, guard_signal s, double w, double benign, double attack, double min_n) {
+    p->sig[s] = (guard_signal_policy){w, benign, attack, min_n};
+}
+
+void guard_policy_defaults(guard_policy *p) {
+    memset(p, 0, sizeof *p);
+    /*                              weight  benign  attack  min_n */
+    set_sig(p, GUARD_SIG_RATE,          0.20, 240,    1200,   10);
+    set_sig(p, GUARD_SIG_VOLUME,        0.15, 1500,   6000,   10);
+    set_sig(p, GUARD_SIG_BASELINE,      0.15, 2,      4,      50);
+    set_sig(p, GUARD_SIG_LIMIT,         0.20, 0.05,   0.4,    10);
+    set_sig(p, GUARD_SIG_CONCURRENCY,   0.10, 0.5,    0.95,   10);
+    set_sig(p, GUARD_SIG_REGULARITY,    0.15, 0.9,    1.8,    20);
+    set_sig(p, GUARD_SIG_AROUND_CLOCK,  0.10, 20,     24,     20);
+    set_sig(p, GUARD_SIG_LINKED,        0.25, 2,      10,     1);
+    set_sig(p, GUARD_SIG_LOGPROBS,      0.45, 0.15,   0.6,    10);
+    set_sig(p, GUARD_SIG_SATURATION,    0.30, 0.4,    0.9,    10);
+    set_sig(p, GUARD_SIG_TOKEN_RATIO,   0.15, 1.5,    3.0,    10);
+    set_sig(p, GUARD_SIG_SHIFT,         0.60, 40,     120,    24);
+    set_sig(p, GUARD_SIG_TEMPLATE,      0.45, 0.2,    0.6,    16);
+    set_sig(p, GUARD_SIG_COVERAGE,      0.20, 0.85,   0.98,   32);
+    p->behaviour_cap = 0.6;
+    p->content_overshoot = 1.0;
+    p->flag_at = 0.5;
+    p->throttle_at = 0.8;
+    p->suspend_at = 1.0;
+    p->min_requests_act = 20;
+    p->throttle_rpm = 6;
+    p->window = 64;
+    p->shift_window = 128;
+    p->template_sim = 0.25;
+    p->template_recent = 32;
+    p->rate_tau = 3600;
+    p->volume_tau = 86400;
+    p->baseline_tau = 6 * 3600;
+    p->baseline_min_age = 6 * 3600;
+    p->around_clock_min_age = 18 * 3600;
+    p->link_threshold = 0.7;
+    p->link_min_kinds = 2;
+    p->link_w_ip = 0.4;
+    p->link_w_burst = 0.3;
+    p->link_w_template = 0.5;
+    p->link_w_timing = 0.3;
+    p->burst_window = 900;
+    p->burst_min = 5;
+    p->ip_max_accounts = 32;
+    p->template_link_hits = 3;
+    p->max_group = 256;
+    p->enforce = 1;
+}
+
+/* ---------------------------------------------------------------- JSON */
+
+typedef struct {
+    const char *origin;
+    int rc;
+} pctx;
+
+static int num(pctx *c, json_t *o, const char *path, const char *key, double lo, double hi, double *out) {
+    json_t *v = json_object_get(o, key);
+    if (!v) return 0;
+    if (!json_is_number(v))
+        return c->rc = RT_FAIL("%s: %s%s%s: expected a number", c->origin, path, *path ? "." : "", key);
+    double x = json_number_value(v);
+    if (!(x >= lo && x <= hi))
+        return c->rc = RT_FAIL("%s: %s%s%s: %g is out of range [%g, %g]", c->origin, path, *path ? "." : "", key, x,
+                               lo, hi);
+    *out = x;
+    return 0;
+}
+
+static int check_keys(pctx *c, json_t *o, const char *path, const char *const *allowed, size_t n) {
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v) {
+        size_t i = 0;
+        while (i < n && strcmp(k, allowed[i])) i++;
+        if (i == n) {
+            rt_buf b = {0};
+            for (size_t j = 0; j < n; j++) rt_buf_printf(&b, "%s%s", j ? ", " : "", allowed[j]);
+            c->rc = RT_FAIL("%s: %s%s'%s': unknown field (expected one of: %s)", c->origin, path, *path ? "." : "", k,
+                            b.data ? b.data : "");
+            rt_buf_free(&b);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int obj(pctx *c, json_t *root, const char *key, json_t **out) {
+    json_t *v = json_object_get(root, key);
+    *out = NULL;
+    if (!v) return 0;
+    if (!json_is_object(v)) return c->rc = RT_FAIL("%s: %s: expected an object", c->origin, key);
+    *out = v;
+    return 0;
+}
+
+int guard_policy_parse(guard_policy *p, const char *text, size_t len, const char *origin) {
+    pctx c = {origin ? origin : "policy", 0};
+    json_error_t je;
+    json_t *root = json_loadb(text, len, 0, &je);
+    if (!root) return RT_FAIL("%s: invalid JSON: %s (line %d, column %d)", c.origin, je.text, je.line, je.column);
+    guard_policy q = *p;
+    json_t *o;
+    int rc = -1;
+    if (!json_is_object(root)) {
+        RT_FAIL("%s: the policy must be a JSON object", c.origin);
+        goto out;
+    }
+    static const char *const top[] = {"mode",    "thresholds", "behaviour_cap", "content_overshoot", "min_requests",
+                                      "throttle_rpm", "windows", "signals",     "linking",           "comment"};
+    if (check_keys(&c, root, "", top, RT_ARRAY_LEN(top))) goto out;
+    json_t *mode = json_object_get(root, "mode");
+    if (mode) {
+        const char *m = json_string_value(mode);
+        if (m && !strcmp(m, "enforce")) q.enforce = 1;
+        else if (m && !strcmp(m, "shadow")) q.enforce = 0;
+        else {
+            RT_FAIL("%s: mode: expected \"enforce\" or \"shadow\"", c.origin);
+            goto out;
+        }
+    }
+    if (obj(&c, root, "thresholds", &o)) goto out;
+    if (o) {
+        static const char *const k[] = {"flag", "throttle", "suspend"};
+        if (check_keys(&c, o, "thresholds", k, 3) || num(&c, o, "thresholds", "flag", 0, 1e6, &q.flag_at) ||
+            num(&c, o, "thresholds", "throttle", 0, 1e6, &q.throttle_at) ||
+            num(&c, o, "thresholds", "suspend", 0, 1e6, &q.suspend_at))
+            goto out;
+    }
+    if (num(&c, root, "", "behaviour_cap", 0, 1e6, &q.behaviour_cap) ||
+        num(&c, root, "", "content_overshoot", 0, 10, &q.content_overshoot) ||
+        num(&c, root, "", "min_requests", 0, 1e9, &q.min_requests_act))
+        goto out;
+    double rpm = (double)q.throttle_rpm;
+    if (num(&c, root, "", "throttle_rpm", 1, 1e9, &rpm)) goto out;
+    q.throttle_rpm = (int64_t)rpm;
+    if (obj(&c, root, "windows", &o)) goto out;
+    if (o) {
+        static const char *const k[] = {"requests",   "shift",      "template_similarity", "template_recent",
+                                        "rate_tau_s", "volume_tau_s", "baseline_tau_s",    "baseline_min_age_s",
+                                        "around_clock_min_age_s"};
+        double tr = (double)q.template_recent;
+        if (check_keys(&c, o, "windows", k, RT_ARRAY_LEN(k)) || num(&c, o, "windows", "requests", 1, 1e6, &q.window) ||
+            num(&c, o, "windows", "shift", 1, 1e6, &q.shift_window) ||
+            num(&c, o, "windows", "template_similarity", 0.01, 1, &q.template_sim) ||
+            num(&c, o, "windows", "template_recent", 1, 64, &tr) ||
+            num(&c, o, "windows", "rate_tau_s", 1, 1e9, &q.rate_tau) ||
+            num(&c, o, "windows", "volume_tau_s", 1, 1e9, &q.volume_tau) ||
+            num(&c, o, "windows", "baseline_tau_s", 1, 1e9, &q.baseline_tau) ||
+            num(&c, o, "windows", "baseline_min_age_s", 0, 1e9, &q.baseline_min_age) ||
+            num(&c, o, "windows", "around_clock_min_age_s", 0, 1e9, &q.around_clock_min_age))
+            goto out;
+        q.template_recent = (size_t)tr;
+    }
+    if (obj(&c, root, "signals", &o)) goto out;
+    if (o) {
+        const char *name;
+        json_t *sv;
+        json_object_foreach(o, name, sv) {
+            int s = guard_signal_from_name(name);
+            char path[80];
+            snprintf(path, sizeof path, "signals.%s", name);
+            if (s < 0) {
+                rt_buf b = {0};
+                for (int j = 0; j < GUARD_SIG_COUNT; j++) rt_buf_printf(&b, "%s%s", j ? ", " : "", sig_info[j].name);
+                RT_FAIL("%s: signals.%s: unknown signal (expected one of: %s)", c.origin, name, b.data ? b.data : "");
+                rt_buf_free(&b);
+                goto out;
+            }
+            if (!json_is_object(sv)) {
+                RT_FAIL("%s: %s: expected an object {\"weight\", \"benign\", \"attack\", \"min_n\"}", c.origin, path);
+                goto out;
+            }
+            static const char *const k[] = {"weight", "benign", "attack", "min_n"};
+            guard_signal_policy *sp = &q.sig[s];
+            if (check_keys(&c, sv, path, k, 4) || num(&c, sv, path, "weight", 0, 1e6, &sp->weight) ||
+                num(&c, sv, path, "benign", -1e12, 1e12, &sp->benign) ||
+                num(&c, sv, path, "attack", -1e12, 1e12, &sp->attack) || num(&c, sv, path, "min_n", 0, 1e9, &sp->min_n))
+                goto out;
+            if (sp->benign == sp->attack) {
+                RT_FAIL("%s: %s: benign and attack levels must differ (both %g)", c.origin, path, sp->benign);
+                goto out;
+            }
+        }
+    }
+    if (obj(&c, root, "linking", &o)) goto out;
+    if (o) {
+        static const char *const k[] = {"threshold", "min_kinds",  "ip",          "burst",        "template",
+                                        "timing",    "burst_window_s", "burst_min", "ip_max_accounts", "template_hits",
+                                        "max_group"};
+        double mk = q.link_min_kinds, bm = q.burst_min, ipm = q.ip_max_accounts, mg = (double)q.max_group;
+        if (check_keys(&c, o, "linking", k, RT_ARRAY_LEN(k)) ||
+            num(&c, o, "linking", "threshold", 0, 1e6, &q.link_threshold) ||
+            num(&c, o, "linking", "min_kinds", 1, 4, &mk) || num(&c, o, "linking", "ip", 0, 1e6, &q.link_w_ip) ||
+            num(&c, o, "linking", "burst", 0, 1e6, &q.link_w_burst) ||
+            num(&c, o, "linking", "template", 0, 1e6, &q.link_w_template) ||
+            num(&c, o, "linking", "timing", 0, 1e6, &q.link_w_timing) ||
+            num(&c, o, "linking", "burst_window_s", 1, 1e9, &q.burst_window) ||
+            num(&c, o, "linking", "burst_min", 2, 1e6, &bm) || num(&c, o, "linking", "ip_max_accounts", 2, 1e6, &ipm) ||
+            num(&c, o, "linking", "template_hits", 1, 1e6, &q.template_link_hits) ||
+            num(&c, o, "linking", "max_group", 2, GUARD_MAX_AFFECTED, &mg))
+            goto out;
+        q.link_min_kinds = (int)mk;
+        q.burst_min = (int)bm;
+        q.ip_max_accounts = (int)ipm;
+        q.max_group = (size_t)mg;
+    }
+    if (!(q.flag_at <= q.throttle_at && q.throttle_at <= q.suspend_at)) {
+        RT_FAIL("%s: thresholds: expected flag <= throttle <= suspend (got %g, %g, %g)", c.origin, q.flag_at,
+                q.throttle_at, q.suspend_at);
+        goto out;
+    }
+    *p = q;
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
+int guard_policy_load(guard_policy *p, const char *path) {
+    char *text = NULL;
+    size_t len = 0;
+    if (rt_read_file(path, &text, &len)) return RT_FAIL("guard policy: %s", rt_errmsg());
+    int rc = guard_policy_parse(p, text, len, path);
+    free(text);
+    return rc;
+}
+
+char *guard_policy_to_json(const guard_policy *p) {
+    json_t *sigs = json_object();
+    for (int i = 0; i < GUARD_SIG_COUNT; i++)
+        json_object_set_new(sigs, sig_info[i].name,
+                            json_pack("{s:f, s:f, s:f, s:f}", "weight", p->sig[i].weight, "benign", p->sig[i].benign,
+                                      "attack", p->sig[i].attack, "min_n", p->sig[i].min_n));
+    json_t *root = json_pack(
+        "{s:s, s:{s:f, s:f, s:f}, s:f, s:f, s:f, s:I, s:{s:f, s:f, s:f, s:I, s:f, s:f, s:f, s:f, s:f}, s:o, "
+        "s:{s:f, s:i, s:f, s:f, s:f, s:f, s:f, s:i, s:i, s:f, s:I}}",
+        "mode", p->enforce ? "enforce" : "shadow", "thresholds", "flag", p->flag_at, "throttle", p->throttle_at,
+        "suspend", p->suspend_at, "behaviour_cap", p->behaviour_cap, "content_overshoot", p->content_overshoot,
+        "min_requests", p->min_requests_act,
+        "throttle_rpm", (json_int_t)p->throttle_rpm, "windows", "requests", p->window, "shift", p->shift_window,
+        "template_similarity", p->template_sim, "template_recent", (json_int_t)p->template_recent, "rate_tau_s",
+        p->rate_tau, "volume_tau_s", p->volume_tau, "baseline_tau_s", p->baseline_tau, "baseline_min_age_s",
+        p->baseline_min_age, "around_clock_min_age_s", p->around_clock_min_age, "signals", sigs, "linking",
+        "threshold", p->link_threshold, "min_kinds", p->link_min_kinds, "ip", p->link_w_ip, "burst", p->link_w_burst,
+        "template", p->link_w_template, "timing", p->link_w_timing, "burst_window_s", p->burst_window, "burst_min",
+        p->burst_min, "ip_max_accounts", p->ip_max_accounts, "template_hits", p->template_link_hits, "max_group",
+        (json_int_t)p->max_group);
+    char *s = root ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(root);
+    if (!s) RT_FAIL("out of memory writing the policy");
+    return s;
+}

@@ -1,0 +1,686 @@
+/*
+ * reference.c — what the guard learns from BENIGN traffic only, and how (`retort guard
+ * calibrate`): from a run whose accounts are benign (or, with simulator labels, from the
+ * accounts labelled benign), split the accounts in two halves by a keyed hash:
+ *   half A  the embedding reference: the RBF bandwidth by the median heuristic over random
+ *           pairs, random Fourier features, the benign mean feature mu and trace E|phi-mu|^2;
+ *   half B  the levels: every B account is replayed through the detector and the per-account
+ *           maximum of each signal is taken (the detector acts at any point of a stream, so
+ *           the maximum is what decides a false positive); a signal's benign level is the
+ *           `quantile` of those maxima. PRADA's delta is the (1 - quantile) quantile of the
+ *           B accounts' minimum W. The shift's significance floor z_crit is the 99th
+ *           percentile of iid resamples of B's embeddings against A's mean.
+ * MinHash LSH bands and three-word prefixes of every benign prompt become the stoplist of
+ * cross-account template links (common phrasings are not a shared template).
+ *
+ * The reference file is JSON: readable, diffable, and it names what it was calibrated on.
+ * Not the detector; it only produces and loads numbers the detector reads.
+ */
+#include <jansson.h>
+#include <math.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "guard_internal.h"
+
+void guard_reference_init(guard_reference *r) {
+    memset(r, 0, sizeof *r);
+    for (int i = 0; i < GUARD_SIG_COUNT; i++) r->levels[i] = NAN;
+}
+
+void guard_reference_free(guard_reference *r) {
+    guard_rff_free(&r->rff);
+    free(r->mu);
+    free(r->profiles);
+    free(r->stop_bands);
+    guard_reference_init(r);
+}
+
+void guard_policy_apply_reference(guard_policy *p, const guard_reference *r) {
+    if (!r || !r->has_levels) return;
+    for (int i = 0; i < GUARD_SIG_COUNT; i++) {
+        double lv = r->levels[i];
+        if (!isfinite(lv)) continue;
+        guard_signal_policy *sp = &p->sig[i];
+        double width = sp->attack - sp->benign;
+        if (i == GUARD_SIG_SHIFT) {
+            /* model-dependent units: the calibration sets the scale, the policy the ratio */
+            double ratio = sp->benign > 0 ? sp->attack / sp->benign : 3.0;
+            sp->benign = fmax(lv, 1e-9);
+            sp->attack = sp->benign * fmax(ratio, 1.01);
+        } else if (i == GUARD_SIG_COVERAGE) {
+            sp->benign = lv;
+            sp->attack = fmin(1.0, lv + width);
+            if (!(sp->attack > sp->benign)) sp->attack = sp->benign + 1e-6;
+        } else {
+            /* calibration may loosen the policy's safe defaults, never tighten them */
+            sp->benign = fmax(sp->benign, lv);
+            sp->attack = sp->benign + width;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- file */
+
+static json_t *u64s_b64(const uint64_t *v, size_t n) {
+    size_t bytes = n * 8;
+    uint8_t *raw = malloc(bytes ? bytes : 1);
+    if (!raw) return NULL;
+    for (size_t i = 0; i < n; i++)
+        for (int b = 0; b < 8; b++) raw[i * 8 + (size_t)b] = (uint8_t)(v[i] >> (8 * b));
+    size_t cap = sodium_base64_ENCODED_LEN(bytes, sodium_base64_VARIANT_ORIGINAL);
+    char *s = malloc(cap);
+    json_t *j = NULL;
+    if (s) {
+        sodium_bin2base64(s, cap, raw, bytes, sodium_base64_VARIANT_ORIGINAL);
+        j = json_string(s);
+    }
+    free(s);
+    free(raw);
+    return j;
+}
+
+static json_t *f32s_b64(const float *v, size_t n) {
+    uint64_t *tmp = malloc((n + 1) / 2 * sizeof *tmp + 8);
+    if (!tmp) return NULL;
+    /* pack two little-endian float32 per u64 (u64s_b64 writes bytes little-endian) */
+    memset(tmp, 0, (n + 1) / 2 * sizeof *tmp);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], 4);
+        tmp[i / 2] |= (uint64_t)u << (32 * (i % 2));
+    }
+    json_t *j = u64s_b64(tmp, (n + 1) / 2);
+    free(tmp);
+    return j;
+}
+
+/* decode base64 of little-endian bytes; *out malloc'ed */
+static int b64_bytes(const char *s, uint8_t **out, size_t *n) {
+    size_t sl = strlen(s);
+    uint8_t *raw = malloc(sl + 1);
+    if (!raw) return -1;
+    if (sodium_base642bin(raw, sl + 1, s, sl, NULL, n, NULL, sodium_base64_VARIANT_ORIGINAL) != 0) {
+        free(raw);
+        return -1;
+    }
+    *out = raw;
+    return 0;
+}
+
+int guard_reference_save(const guard_reference *r, const char *path) {
+    json_t *root = json_pack("{s:i, s:s, s:I, s:I, s:f}", "version", 1, "source", r->source, "accounts",
+                             (json_int_t)r->n_accounts, "events", (json_int_t)r->n_events, "prada_delta", r->prada_delta);
+    if (!root) return RT_FAIL("out of memory");
+    if (r->has_shift) {
+        json_t *mu = json_array();
+        for (size_t j = 0; j < r->rff.m; j++) json_array_append_new(mu, json_real(r->mu[j]));
+        json_object_set_new(root, "shift",
+                            json_pack("{s:I, s:I, s:f, s:s, s:o, s:f, s:f}", "dim", (json_int_t)r->rff.dim, "features",
+                                      (json_int_t)r->rff.m, "sigma", r->rff.sigma, "seed",
+                                      "", "mu", mu, "trace", r->trace, "z_crit", r->z_crit));
+        char seed[32];
+        snprintf(seed, sizeof seed, "%llu", (unsigned long long)r->rff.seed);
+        json_object_set_new(json_object_get(root, "shift"), "seed", json_string(seed));
+        if (r->n_profiles) {
+            json_t *pj = f32s_b64(r->profiles, r->n_profiles * r->rff.m);
+            if (pj) {
+                json_object_set_new(json_object_get(root, "shift"), "profiles", pj);
+                json_object_set_new(json_object_get(root, "shift"), "n_profiles", json_integer((json_int_t)r->n_profiles));
+            }
+        }
+    }
+    if (r->has_levels) {
+        json_t *lv = json_object();
+        for (int i = 0; i < GUARD_SIG_COUNT; i++)
+            if (isfinite(r->levels[i]))
+                json_object_set_new(lv, guard_signal_name((guard_signal)i), json_real(r->levels[i]));
+        json_object_set_new(root, "levels", lv);
+    }
+    json_t *sb = u64s_b64(r->stop_bands, r->n_stop_bands);
+    if (sb) json_object_set_new(root, "stop_bands", sb);
+    char *s = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    if (!s) return RT_FAIL("out of memory writing %s", path);
+    int rc = rt_write_file_atomic(path, s, strlen(s));
+    free(s);
+    return rc;
+}
+
+int guard_reference_load(guard_reference *r, const char *path) {
+    guard_reference_init(r);
+    char *text = NULL;
+    size_t len = 0;
+    if (rt_read_file(path, &text, &len)) return RT_FAIL("guard reference: %s", rt_errmsg());
+    json_error_t je;
+    json_t *root = json_loadb(text, len, 0, &je);
+    free(text);
+    if (!root) return RT_FAIL("%s: invalid JSON: %s (line %d) (write it with `retort guard calibrate`)", path, je.text, je.line);
+    int rc = -1;
+    if (!json_is_object(root) || json_integer_value(json_object_get(root, "version")) != 1) {
+        RT_FAIL("%s: not a guard reference (version 1 expected; write it with `retort guard calibrate`)", path);
+        goto out;
+    }
+    snprintf(r->source, sizeof r->source, "%s",
+             json_string_value(json_object_get(root, "source")) ? json_string_value(json_object_get(root, "source")) : "");
+    r->n_accounts = (size_t)json_integer_value(json_object_get(root, "accounts"));
+    r->n_events = (size_t)json_integer_value(json_object_get(root, "events"));
+    r->prada_delta = json_number_value(json_object_get(root, "prada_delta"));
+    json_t *sh = json_object_get(root, "shift");
+    if (sh) {
+        json_t *mu = json_object_get(sh, "mu");
+        json_int_t dim = json_integer_value(json_object_get(sh, "dim")), m = json_integer_value(json_object_get(sh, "features"));
+        double sigma = json_number_value(json_object_get(sh, "sigma"));
+        const char *seed_s = json_string_value(json_object_get(sh, "seed"));
+        if (dim <= 0 || dim > 65536 || m != GUARD_RFF_M || !json_is_array(mu) || json_array_size(mu) != (size_t)m ||
+            !(sigma > 0) || !seed_s) {
+            RT_FAIL("%s: shift: expected dim (1..65536), features = %d, sigma > 0, seed, and mu with that many numbers",
+                    path, GUARD_RFF_M);
+            goto out;
+        }
+        uint64_t seed = strtoull(seed_s, NULL, 10);
+        if (guard_rff_init(&r->rff, (size_t)dim, (size_t)m, sigma, seed)) goto out;
+        r->mu = rt_malloc_array((size_t)m, sizeof(float), "reference mean");
+        if (!r->mu) goto out;
+        for (size_t j = 0; j < (size_t)m; j++) {
+            json_t *x = json_array_get(mu, j);
+            if (!json_is_number(x)) {
+                RT_FAIL("%s: shift.mu[%zu]: expected a number", path, j);
+                goto out;
+            }
+            r->mu[j] = (float)json_number_value(x);
+        }
+        r->trace = json_number_value(json_object_get(sh, "trace"));
+        const char *pb = json_string_value(json_object_get(sh, "profiles"));
+        if (pb) {
+            json_int_t np = json_integer_value(json_object_get(sh, "n_profiles"));
+            uint8_t *raw = NULL;
+            size_t bytes = 0;
+            if (np <= 0 || np > 100000 || b64_bytes(pb, &raw, &bytes) ||
+                bytes < (size_t)np * (size_t)m * 4) {
+                free(raw);
+                RT_FAIL("%s: shift.profiles: expected base64 of n_profiles x %lld float32", path, (long long)m);
+                goto out;
+            }
+            r->profiles = rt_malloc_array((size_t)np * (size_t)m, sizeof(float), "reference profiles");
+            if (!r->profiles) {
+                free(raw);
+                goto out;
+            }
+            for (size_t i = 0; i < (size_t)np * (size_t)m; i++) {
+                uint32_t u = (uint32_t)raw[4 * i] | (uint32_t)raw[4 * i + 1] << 8 | (uint32_t)raw[4 * i + 2] << 16 |
+                             (uint32_t)raw[4 * i + 3] << 24;
+                memcpy(&r->profiles[i], &u, 4);
+                if (!isfinite(r->profiles[i])) {
+                    free(raw);
+                    RT_FAIL("%s: shift.profiles: value %zu is not finite", path, i);
+                    goto out;
+                }
+            }
+            r->n_profiles = (size_t)np;
+            free(raw);
+        }
+        r->z_crit = json_number_value(json_object_get(sh, "z_crit"));
+        if (!(r->trace > 0)) {
+            RT_FAIL("%s: shift.trace: expected a positive number", path);
+            goto out;
+        }
+        r->has_shift = 1;
+    }
+    json_t *lv = json_object_get(root, "levels");
+    if (json_is_object(lv)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(lv, k, v) {
+            int s = guard_signal_from_name(k);
+            if (s < 0 || !json_is_number(v)) {
+                RT_FAIL("%s: levels.%s: unknown signal or not a number", path, k);
+                goto out;
+            }
+            r->levels[s] = json_number_value(v);
+        }
+        r->has_levels = 1;
+    }
+    const char *sb = json_string_value(json_object_get(root, "stop_bands"));
+    if (sb && *sb) {
+        size_t sl = strlen(sb), cap = sl;
+        uint8_t *raw = malloc(cap);
+        size_t bytes = 0;
+        if (!raw || sodium_base642bin(raw, cap, sb, sl, NULL, &bytes, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+            bytes % 8) {
+            free(raw);
+            RT_FAIL("%s: stop_bands: not base64 of 8-byte keys", path);
+            goto out;
+        }
+        r->n_stop_bands = bytes / 8;
+        r->stop_bands = rt_malloc_array(r->n_stop_bands ? r->n_stop_bands : 1, 8, "stop bands");
+        if (!r->stop_bands) {
+            free(raw);
+            goto out;
+        }
+        for (size_t i = 0; i < r->n_stop_bands; i++) {
+            uint64_t v = 0;
+            for (int b = 7; b >= 0; b--) v = (v << 8) | raw[i * 8 + (size_t)b];
+            r->stop_bands[i] = v;
+            if (i && r->stop_bands[i] <= r->stop_bands[i - 1]) {
+                free(raw);
+                RT_FAIL("%s: stop_bands: keys must be sorted and distinct", path);
+                goto out;
+            }
+        }
+        free(raw);
+    }
+    rc = 0;
+out:
+    json_decref(root);
+    if (rc) {
+        guard_reference_free(r);
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------- calibration */
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* q-quantile (linear interpolation) of v (n > 0), sorts v */
+static double quantile(double *v, size_t n, double q) {
+    qsort(v, n, sizeof *v, cmp_d);
+    double pos = q * (double)(n - 1);
+    size_t i = (size_t)floor(pos);
+    if (i + 1 >= n) return v[n - 1];
+    return v[i] + (pos - (double)i) * (v[i + 1] - v[i]);
+}
+
+typedef struct {
+    int64_t id;
+    int half;   /* 0: A (mean), 1: B (levels) */
+    int benign;
+    double max[GUARD_SIG_COUNT];
+    double min_w;
+    guard_prada prada;
+    size_t n_prada;
+    size_t n_emb, n_emb_fill; /* embeddings taken into the pools (at most CAL_PER_ACCOUNT) */
+} cal_acct;
+
+/* Each account gives at most this many prompts to the embedding reference: the reference
+ * describes benign users, not the few heaviest ones (apps would otherwise dominate it). */
+#define CAL_PER_ACCOUNT 64
+#define CAL_PROFILE_MIN 24   /* prompts an account needs to become a profile */
+#define CAL_MAX_PROFILES 127
+
+static cal_acct *cal_find(cal_acct *a, size_t n, int64_t id) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (a[mid].id < id) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < n && a[lo].id == id ? &a[lo] : NULL;
+}
+
+static int cmp_cal(const void *a, const void *b) {
+    int64_t x = ((const cal_acct *)a)->id, y = ((const cal_acct *)b)->id;
+    return (x > y) - (x < y);
+}
+
+typedef struct {
+    guard_label *l;
+    size_t n;
+} labels_ctx;
+static int labels_fn(sqlite3 *c, void *ud) {
+    labels_ctx *x = ud;
+    return guard_labels_read(c, &x->l, &x->n);
+}
+
+int guard_calibrate(const guard_calib_options *o, guard_reference *out, FILE *log) {
+    guard_reference_init(out);
+    if (!o->db_path || !rt_file_exists(o->db_path))
+        return RT_FAIL("--db: %s does not exist (a gateway database from a run with --guard-shadow)",
+                       o->db_path ? o->db_path : "(none)");
+    double q = o->quantile > 0 && o->quantile < 1 ? o->quantile : 0.99;
+    guard_policy pol;
+    guard_policy_defaults(&pol);
+    if (o->policy_path && guard_policy_load(&pol, o->policy_path)) return -1;
+    gw_db *db = NULL;
+    guard_event_list ev = {0};
+    labels_ctx lab = {0};
+    cal_acct *acc = NULL;
+    size_t n_acc = 0;
+    float *x = NULL, *phi = NULL, *pool_b = NULL;
+    guard_detector *det = NULL;
+    uint64_t *bands = NULL;
+    int rc = -1;
+    if (gw_db_open(&db, o->db_path) || guard_db_init(db) || guard_events_read(db, &ev)) goto out;
+    if (gw_db_with(db, labels_fn, &lab)) goto out;
+    if (ev.n == 0) {
+        RT_FAIL("%s: no guard events (run the server with --guard-shadow and send benign traffic first)", o->db_path);
+        goto out;
+    }
+    int use_labels = lab.n > 0 && o->only_labelled_benign;
+    /* accounts */
+    for (size_t i = 0; i < ev.n; i++) {
+        int64_t id = ev.ev[i].account_id;
+        if (n_acc && acc[n_acc - 1].id == id) continue;
+        int found = 0;
+        for (size_t k = 0; k < n_acc && !found; k++) found = acc[k].id == id;
+        if (found) continue;
+        cal_acct *na = rt_realloc(acc, (n_acc + 1) * sizeof *na, "calibration accounts");
+        if (!na) goto out;
+        acc = na;
+        memset(&acc[n_acc], 0, sizeof acc[n_acc]);
+        acc[n_acc].id = id;
+        n_acc++;
+    }
+    qsort(acc, n_acc, sizeof *acc, cmp_cal);
+    size_t n_benign = 0, n_a = 0, n_b = 0;
+    for (size_t k = 0; k < n_acc; k++) {
+        cal_acct *a = &acc[k];
+        a->benign = 1;
+        if (use_labels) {
+            a->benign = 0;
+            for (size_t j = 0; j < lab.n; j++)
+                if (lab.l[j].account_id == a->id) a->benign = !lab.l[j].attack;
+        }
+        a->half = (int)(rt_splitmix64((uint64_t)a->id ^ (o->seed * 0x9e3779b97f4a7c15ULL)) & 1);
+        for (int s = 0; s < GUARD_SIG_COUNT; s++) a->max[s] = NAN;
+        a->min_w = NAN;
+        if (a->benign) {
+            n_benign++;
+            if (a->half) n_b++;
+            else n_a++;
+        }
+    }
+    if (n_a < 2 || n_b < 2) {
+        RT_FAIL("%s: %zu benign accounts (%zu + %zu after the split): too few to calibrate on (want dozens)", o->db_path,
+                n_benign, n_a, n_b);
+        goto out;
+    }
+    size_t dim = 0, n_emb_a = 0, n_emb_b = 0, n_events_used = 0;
+    for (size_t i = 0; i < ev.n; i++) {
+        const guard_event *e = &ev.ev[i];
+        cal_acct *a = cal_find(acc, n_acc, e->account_id);
+        if (!a || !a->benign) continue;
+        n_events_used++;
+        if (e->emb && e->emb_dim) {
+            if (!dim) dim = e->emb_dim;
+            if (e->emb_dim != dim) {
+                RT_FAIL("%s: events have embeddings of %zu and %zu dimensions (two models?)", o->db_path, dim, e->emb_dim);
+                goto out;
+            }
+            if (a->n_emb >= CAL_PER_ACCOUNT) continue;
+            a->n_emb++;
+            if (a->half) n_emb_b++;
+            else n_emb_a++;
+        }
+    }
+    if (log)
+        fprintf(log, "calibrating on %zu benign accounts (%zu for the mean, %zu for the levels), %zu events%s\n", n_benign,
+                n_a, n_b, n_events_used, use_labels ? " (simulator labels)" : " (all accounts taken as benign)");
+    /* stoplist of benign template bands */
+    {
+        size_t cap = 0, nb = 0;
+        for (size_t i = 0; i < ev.n; i++) {
+            const guard_event *e = &ev.ev[i];
+            cal_acct *a = cal_find(acc, n_acc, e->account_id);
+            if (!a || !a->benign || (!e->has_minhash && !e->prefix_hash) || e->status != 200) continue;
+            if (nb + GUARD_MINHASH_BANDS + 1 > cap) {
+                cap = cap ? cap * 2 : 8192;
+                uint64_t *nbs = rt_realloc(bands, cap * sizeof *nbs, "benign bands");
+                if (!nbs) goto out;
+                bands = nbs;
+            }
+            if (e->has_minhash) {
+                guard_minhash_bands(e->minhash, bands + nb);
+                nb += GUARD_MINHASH_BANDS;
+            }
+            if (e->prefix_hash) bands[nb++] = guard_prefix_key(e->prefix_hash);
+        }
+        if (nb) {
+            qsort(bands, nb, sizeof *bands, cmp_u64);
+            size_t u = 0;
+            for (size_t i = 0; i < nb; i++)
+                if (u == 0 || bands[i] != bands[u - 1]) bands[u++] = bands[i];
+            out->stop_bands = bands;
+            out->n_stop_bands = u;
+            bands = NULL;
+        }
+    }
+    rt_rng rng;
+    rt_rng_seed(&rng, o->seed ^ 0x5eed);
+    if (dim && n_emb_a >= 16 && n_emb_b >= 16) {
+        /* unit embeddings of A and B */
+        float *ua = rt_malloc_array(n_emb_a, dim * sizeof(float), "calibration embeddings");
+        size_t *ua_acc = rt_malloc_array(n_emb_a, sizeof(size_t), "calibration embeddings");
+        if (!ua_acc) {
+            free(ua);
+            free(ua_acc);
+            goto out;
+        }
+        pool_b = rt_malloc_array(n_emb_b, dim * sizeof(float), "calibration embeddings");
+        if (!ua || !pool_b) {
+            free(ua);
+            free(ua_acc);
+            goto out;
+        }
+        size_t ia = 0, ib = 0;
+        for (size_t i = 0; i < ev.n; i++) {
+            const guard_event *e = &ev.ev[i];
+            cal_acct *a = cal_find(acc, n_acc, e->account_id);
+            if (!a || !a->benign || !e->emb || e->emb_dim != dim || a->n_emb_fill >= CAL_PER_ACCOUNT) continue;
+            a->n_emb_fill++;
+            if (a->half) guard_dequantize(e->emb, dim, e->emb_scale, pool_b + ib++ * dim);
+            else {
+                ua_acc[ia] = (size_t)(a - acc);
+                guard_dequantize(e->emb, dim, e->emb_scale, ua + ia++ * dim);
+            }
+        }
+        /* bandwidth: median distance of random pairs */
+        size_t n_pairs = 4000;
+        double *dist = rt_malloc_array(n_pairs, sizeof(double), "calibration distances");
+        if (!dist) {
+            free(ua);
+            free(ua_acc);
+            goto out;
+        }
+        size_t nd = 0;
+        for (size_t k = 0; k < n_pairs; k++) {
+            size_t i = rt_rng_below(&rng, n_emb_a), j = rt_rng_below(&rng, n_emb_a);
+            if (i == j) continue;
+            double s = 0;
+            for (size_t t = 0; t < dim; t++) {
+                double df = (double)ua[i * dim + t] - ua[j * dim + t];
+                s += df * df;
+            }
+            if (s > 0) dist[nd++] = sqrt(s);
+        }
+        double sigma = nd ? quantile(dist, nd, 0.5) : 1.0;
+        free(dist);
+        if (!(sigma > 0)) sigma = 1.0;
+        uint64_t rseed = rt_splitmix64(o->seed ^ 0xf00dULL);
+        if (guard_rff_init(&out->rff, dim, GUARD_RFF_M, sigma, rseed)) {
+            free(ua);
+            free(ua_acc);
+            goto out;
+        }
+        out->mu = rt_calloc(GUARD_RFF_M, sizeof(float), "reference mean");
+        phi = rt_malloc_array(GUARD_RFF_M, sizeof(float), "features");
+        if (!out->mu || !phi) {
+            free(ua);
+            free(ua_acc);
+            goto out;
+        }
+        double mu[GUARD_RFF_M] = {0};
+        for (size_t i = 0; i < n_emb_a; i++) {
+            guard_rff_apply(&out->rff, ua + i * dim, phi);
+            for (size_t j = 0; j < GUARD_RFF_M; j++) mu[j] += phi[j];
+        }
+        for (size_t j = 0; j < GUARD_RFF_M; j++) out->mu[j] = (float)(mu[j] / (double)n_emb_a);
+        double tr = 0;
+        for (size_t i = 0; i < n_emb_a; i++) {
+            guard_rff_apply(&out->rff, ua + i * dim, phi);
+            for (size_t j = 0; j < GUARD_RFF_M; j++) {
+                double df = phi[j] - out->mu[j];
+                tr += df * df;
+            }
+        }
+        out->trace = tr / (double)n_emb_a;
+        /* profiles: the mean features of single A accounts with enough prompts, the most
+         * active first (apps and power users are the benign accounts furthest from the pooled
+         * mean); an account is judged against the nearest profile */
+        {
+            size_t *cnt = rt_calloc(n_acc, sizeof *cnt, "profiles");
+            double *sum = rt_calloc(n_acc, GUARD_RFF_M * sizeof(double), "profiles");
+            if (!cnt || !sum) {
+                free(cnt);
+                free(sum);
+                free(ua);
+                free(ua_acc);
+                goto out;
+            }
+            for (size_t i = 0; i < n_emb_a; i++) {
+                guard_rff_apply(&out->rff, ua + i * dim, phi);
+                size_t k = ua_acc[i];
+                cnt[k]++;
+                for (size_t j = 0; j < GUARD_RFF_M; j++) sum[k * GUARD_RFF_M + j] += phi[j];
+            }
+            size_t n_prof = 0;
+            out->profiles = rt_malloc_array(CAL_MAX_PROFILES, GUARD_RFF_M * sizeof(float), "profiles");
+            if (!out->profiles) {
+                free(cnt);
+                free(sum);
+                free(ua);
+                free(ua_acc);
+                goto out;
+            }
+            while (n_prof < CAL_MAX_PROFILES) {
+                size_t best = SIZE_MAX;
+                for (size_t k = 0; k < n_acc; k++)
+                    if (cnt[k] >= CAL_PROFILE_MIN && (best == SIZE_MAX || cnt[k] > cnt[best])) best = k;
+                if (best == SIZE_MAX) break;
+                for (size_t j = 0; j < GUARD_RFF_M; j++)
+                    out->profiles[n_prof * GUARD_RFF_M + j] = (float)(sum[best * GUARD_RFF_M + j] / (double)cnt[best]);
+                cnt[best] = 0;
+                n_prof++;
+            }
+            out->n_profiles = n_prof;
+            free(cnt);
+            free(sum);
+        }
+        free(ua);
+        free(ua_acc);
+        /* z floor: iid resamples of B against A's mean */
+        static const size_t ns[] = {24, 48, 96, 192};
+        size_t trials = 200, nz = 0;
+        double *z = rt_malloc_array(trials * RT_ARRAY_LEN(ns), sizeof(double), "calibration resamples");
+        float *fb = rt_malloc_array(n_emb_b, GUARD_RFF_M * sizeof(float), "calibration features");
+        if (!z || !fb) {
+            free(z);
+            free(fb);
+            goto out;
+        }
+        for (size_t i = 0; i < n_emb_b; i++) guard_rff_apply(&out->rff, pool_b + i * dim, fb + i * GUARD_RFF_M);
+        for (size_t s = 0; s < RT_ARRAY_LEN(ns); s++)
+            for (size_t tr_i = 0; tr_i < trials; tr_i++) {
+                double m[GUARD_RFF_M] = {0};
+                for (size_t k = 0; k < ns[s]; k++) {
+                    const float *f = fb + rt_rng_below(&rng, n_emb_b) * GUARD_RFF_M;
+                    for (size_t j = 0; j < GUARD_RFF_M; j++) m[j] += f[j];
+                }
+                double d2 = 0;
+                for (size_t j = 0; j < GUARD_RFF_M; j++) {
+                    double df = m[j] / (double)ns[s] - out->mu[j];
+                    d2 += df * df;
+                }
+                z[nz++] = d2 / (out->trace / (double)ns[s]);
+            }
+        out->z_crit = fmax(1.5, quantile(z, nz, 0.99));
+        free(z);
+        free(fb);
+        out->has_shift = 1;
+        if (log)
+            fprintf(log,
+                    "embeddings: %zu + %zu of dimension %zu; RBF bandwidth %.4f (median distance); trace %.5f; z floor "
+                    "%.2f; %zu benign account profiles\n",
+                    n_emb_a, n_emb_b, dim, sigma, out->trace, out->z_crit, out->n_profiles);
+    } else if (log) {
+        fprintf(log, "no (or too few) prompt embeddings: the shift signal stays off (serve with --guard-shadow so the "
+                     "guard asks for hidden states)\n");
+    }
+    /* levels: replay the B half through a detector */
+    if (guard_detector_init(&det, &pol, out)) goto out;
+    size_t max_dim = dim ? dim : 1;
+    x = rt_malloc_array(max_dim, sizeof(float), "embedding");
+    if (!x) goto out;
+    for (size_t i = 0; i < ev.n; i++) {
+        const guard_event *e = &ev.ev[i];
+        cal_acct *a = cal_find(acc, n_acc, e->account_id);
+        if (!a || !a->benign || !a->half) continue;
+        guard_verdict v;
+        if (guard_detector_observe(det, e, &v)) goto out;
+        for (int s = 0; s < GUARD_SIG_COUNT; s++) {
+            double val = v.account.value[s];
+            if (!isfinite(val) || v.account.count[s] < pol.sig[s].min_n) continue;
+            if (s == GUARD_SIG_SHIFT && !(v.account.shift_z >= out->z_crit)) val = fmin(val, 0);
+            if (!isfinite(a->max[s]) || val > a->max[s]) a->max[s] = val;
+        }
+        if (e->emb && e->emb_dim == dim && e->status == 200) {
+            if (!a->prada.dim) guard_prada_init(&a->prada, dim);
+            guard_dequantize(e->emb, dim, e->emb_scale, x);
+            if (guard_prada_add(&a->prada, x, 2000)) goto out;
+            a->n_prada++;
+            if (a->n_prada >= 20 && a->n_prada % 10 == 0) {
+                double w = guard_prada_w(&a->prada);
+                if (isfinite(w) && (!isfinite(a->min_w) || w < a->min_w)) a->min_w = w;
+            }
+        }
+    }
+    {
+        double *vals = rt_malloc_array(n_acc + 1, sizeof(double), "levels");
+        if (!vals) goto out;
+        for (int s = 0; s < GUARD_SIG_COUNT; s++) {
+            size_t nv = 0;
+            for (size_t k = 0; k < n_acc; k++)
+                if (acc[k].benign && acc[k].half && isfinite(acc[k].max[s])) vals[nv++] = acc[k].max[s];
+            if (nv >= 5) out->levels[s] = quantile(vals, nv, q);
+        }
+        size_t nw = 0;
+        for (size_t k = 0; k < n_acc; k++)
+            if (acc[k].benign && acc[k].half && isfinite(acc[k].min_w)) vals[nw++] = acc[k].min_w;
+        if (nw >= 5) out->prada_delta = quantile(vals, nw, 1 - q);
+        free(vals);
+        out->has_levels = 1;
+    }
+    out->n_accounts = n_benign;
+    out->n_events = n_events_used;
+    snprintf(out->source, sizeof out->source, "%s", o->db_path);
+    if (log) {
+        fprintf(log, "benign levels (%.3g quantile of per-account maxima over %zu accounts):\n", q, n_b);
+        for (int s = 0; s < GUARD_SIG_COUNT; s++)
+            if (isfinite(out->levels[s])) fprintf(log, "  %-15s %.5g\n", guard_signal_name((guard_signal)s), out->levels[s]);
+        fprintf(log, "  PRADA delta     %.5g\n", out->prada_delta);
+        fprintf(log, "template stoplist: %zu benign LSH bands\n", out->n_stop_bands);
+    }
+    rc = 0;
+out:
+    for (size_t k = 0; k < n_acc; k++) guard_prada_free(&acc[k].prada);
+    free(acc);
+    free(lab.l);
+    free(x);
+    free(phi);
+    free(pool_b);
+    free(bands);
+    guard_detector_free(det);
+    guard_events_free(&ev);
+    gw_db_close(db);
+    if (rc) guard_reference_free(out);
+    return rc;
+}

@@ -1,0 +1,671 @@
+/*
+ * runtime.c — the guard inside `retort serve`: serve_hooks that turn each finished request
+ * into a guard_event (the prompt's hidden state quantised, MinHash of the user text, the
+ * ledger row's counts), feed the detector under one lock, and act on its verdicts:
+ *   flag      an action row with the evidence, nothing else;
+ *   throttle  the account's rpm is lowered to the policy's throttle_rpm (the gateway's limits
+ *             answer 429 with Retry-After); the old limits are kept in the action row;
+ *   suspend   the account — and every account linked with it — is suspended in the gateway;
+ *             its next request gets 403 with the reason code and the action number.
+ * In shadow mode the same rows are written (mode 'shadow') and nothing is changed.
+ * A writer thread with its own SQLite connection stores events and the risk timeline in
+ * batches, and polls for `retort guard release` rows so a released account starts afresh.
+ *
+ * Concurrency signal: `before` counts the account's requests in flight; a request that
+ * arrives while another is in flight marks one of the account's later events concurrent.
+ *
+ * Not the detector (detector.c) and not the tables' readers (store.c).
+ */
+#include <jansson.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "guard_internal.h"
+
+#define SCORE_EVERY 16      /* a timeline row at least every N events of an account */
+#define SCORE_DELTA 0.02    /* ... or when its risk moved this much */
+#define WRITER_BATCH 512
+#define RELEASE_POLL_S 0.5
+
+typedef struct item {
+    struct item *next;
+    int kind; /* 0 event, 1 score */
+    guard_event ev;
+    int8_t *emb; /* owned copy */
+    /* score */
+    double t, n, risk, account_risk, group_risk;
+    int64_t account_id, group_id;
+    size_t group_size;
+    char level[12], code[64];
+    char *signals; /* JSON, owned */
+} item;
+
+#define FLIGHT_IDS 32
+
+typedef struct {
+    int64_t id;
+    int in_flight;
+    int conc_pending;
+    uint64_t ids[FLIGHT_IDS]; /* hashes of request ids between before and after */
+    int n_ids, overflow;
+    uint32_t since_score;
+    double last_risk;
+} flight;
+
+struct guard {
+    guard_options o;
+    guard_policy policy;
+    guard_reference ref;
+    int have_ref;
+    gw_db *db;
+    guard_detector *det;
+    pthread_mutex_t mu; /* detector and flight table */
+    flight *fl;
+    size_t fl_cap, fl_n;
+    /* writer */
+    pthread_t writer;
+    int writer_started;
+    pthread_mutex_t qmu;
+    pthread_cond_t qcv, qdone;
+    item *head, *tail;
+    uint64_t queued, written;
+    int stop;
+    int64_t last_release_id;
+    uint64_t n_events, n_actions;
+    int warned_dim;
+};
+
+void guard_options_defaults(guard_options *o) {
+    memset(o, 0, sizeof *o);
+    o->store_events = 1;
+}
+
+/* ---------------------------------------------------------------- events from requests */
+
+static uint64_t fnv(const void *p, size_t n) { return rt_fnv1a64(p, n); }
+
+int guard_event_from_request(guard_event *ev, const serve_request_info *ri) {
+    memset(ev, 0, sizeof *ev);
+    ev->t = ri->t;
+    ev->account_id = ri->who ? ri->who->account.id : 0;
+    ev->account_created_at = ri->who ? ri->who->account.created_at : 0;
+    ev->client_hash = ri->client && *ri->client ? fnv(ri->client, strlen(ri->client)) : 0;
+    ev->max_tokens = (int64_t)ri->max_tokens;
+    ev->logprobs = ri->logprobs;
+    ev->top_logprobs = (int)ri->top_logprobs;
+    const char *text = ri->prompt_text ? ri->prompt_text : "";
+    size_t len = ri->prompt_text ? ri->prompt_len : 0;
+    json_t *root = NULL;
+    if (ri->body && ri->body_len) {
+        json_error_t je;
+        root = json_loadb(ri->body, ri->body_len, JSON_ALLOW_NUL, &je);
+    }
+    rt_buf user = {0};
+    if (json_is_object(root)) {
+        json_t *mt = json_object_get(root, "max_tokens");
+        if (!mt || json_is_null(mt)) mt = json_object_get(root, "max_completion_tokens");
+        ev->max_tokens_given = mt && !json_is_null(mt);
+        json_t *msgs = json_object_get(root, "messages");
+        if (json_is_array(msgs)) { /* the last user message: what varies per request */
+            for (size_t i = json_array_size(msgs); i-- > 0;) {
+                json_t *m = json_array_get(msgs, i);
+                json_t *role = json_object_get(m, "role");
+                if (!json_is_string(role) || strcmp(json_string_value(role), "user")) continue;
+                json_t *c = json_object_get(m, "content");
+                if (json_is_string(c)) {
+                    if (rt_buf_append(&user, json_string_value(c), json_string_length(c))) goto oom;
+                } else if (json_is_array(c)) {
+                    size_t k;
+                    json_t *part;
+                    json_array_foreach(c, k, part) {
+                        json_t *tx = json_object_get(part, "text");
+                        if (json_is_string(tx) && rt_buf_append(&user, json_string_value(tx), json_string_length(tx)))
+                            goto oom;
+                    }
+                }
+                break;
+            }
+            if (user.len) {
+                text = user.data;
+                len = user.len;
+            }
+        }
+    }
+    ev->prompt_hash = fnv(text, len);
+    ev->prefix_hash = guard_prefix_hash(text, len);
+    ev->has_minhash = guard_minhash(text, len, ev->minhash) > 0;
+    rt_buf_free(&user);
+    json_decref(root);
+    return 0;
+oom:
+    rt_buf_free(&user);
+    json_decref(root);
+    return -1;
+}
+
+/* ---------------------------------------------------------------- flight table */
+
+static flight *flight_get(guard *g, int64_t id) {
+    if ((g->fl_n + 1) * 2 > g->fl_cap) {
+        size_t nc = g->fl_cap ? g->fl_cap * 2 : 1024;
+        flight *nf = rt_calloc(nc, sizeof *nf, "guard flight table");
+        if (!nf) return NULL;
+        for (size_t i = 0; i < g->fl_cap; i++) {
+            if (!g->fl[i].id) continue;
+            size_t j = rt_fnv1a64(&g->fl[i].id, sizeof g->fl[i].id) & (nc - 1);
+            while (nf[j].id) j = (j + 1) & (nc - 1);
+            nf[j] = g->fl[i];
+        }
+        free(g->fl);
+        g->fl = nf;
+        g->fl_cap = nc;
+    }
+    size_t j = rt_fnv1a64(&id, sizeof id) & (g->fl_cap - 1);
+    while (g->fl[j].id && g->fl[j].id != id) j = (j + 1) & (g->fl_cap - 1);
+    if (!g->fl[j].id) {
+        g->fl[j].id = id;
+        g->fl[j].last_risk = -1;
+        g->fl_n++;
+    }
+    return &g->fl[j];
+}
+
+/* ---------------------------------------------------------------- writer */
+
+static void enqueue(guard *g, item *it) {
+    pthread_mutex_lock(&g->qmu);
+    if (g->tail) g->tail->next = it;
+    else g->head = it;
+    g->tail = it;
+    g->queued++;
+    pthread_cond_signal(&g->qcv);
+    pthread_mutex_unlock(&g->qmu);
+}
+
+static void item_free(item *it) {
+    if (!it) return;
+    free(it->emb);
+    free(it->signals);
+    free(it);
+}
+
+static int write_batch(guard *g, sqlite3 *c, item *list, sqlite3_stmt *ins_ev, sqlite3_stmt *ins_sc) {
+    if (sqlite3_exec(c, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        return RT_FAIL("%s: guard writer: %s", g->o.db_path, sqlite3_errmsg(c));
+    int rc = 0;
+    for (item *it = list; it && rc == 0; it = it->next) {
+        if (it->kind == 0) {
+            rc = guard_event_insert(c, ins_ev, &it->ev);
+        } else {
+            sqlite3_reset(ins_sc);
+            sqlite3_bind_double(ins_sc, 1, it->t);
+            sqlite3_bind_int64(ins_sc, 2, it->account_id);
+            sqlite3_bind_int64(ins_sc, 3, it->group_id);
+            sqlite3_bind_int64(ins_sc, 4, (sqlite3_int64)it->group_size);
+            sqlite3_bind_double(ins_sc, 5, it->n);
+            sqlite3_bind_double(ins_sc, 6, it->risk);
+            sqlite3_bind_double(ins_sc, 7, it->account_risk);
+            sqlite3_bind_double(ins_sc, 8, it->group_risk);
+            sqlite3_bind_text(ins_sc, 9, it->level, -1, SQLITE_STATIC);
+            sqlite3_bind_text(ins_sc, 10, it->code, -1, SQLITE_STATIC);
+            if (it->signals) sqlite3_bind_text(ins_sc, 11, it->signals, -1, SQLITE_STATIC);
+            else sqlite3_bind_null(ins_sc, 11);
+            if (sqlite3_step(ins_sc) != SQLITE_DONE) rc = RT_FAIL("%s: guard_scores: %s", g->o.db_path, sqlite3_errmsg(c));
+        }
+    }
+    if (rc == 0 && sqlite3_exec(c, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        rc = RT_FAIL("%s: guard writer commit: %s", g->o.db_path, sqlite3_errmsg(c));
+    if (rc) sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+static void poll_releases(guard *g, sqlite3 *c, sqlite3_stmt *st) {
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, g->last_release_id);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0), acc = sqlite3_column_int64(st, 1);
+        g->last_release_id = id;
+        pthread_mutex_lock(&g->mu);
+        guard_detector_release(g->det, acc);
+        flight *f = flight_get(g, acc);
+        if (f) f->last_risk = -1;
+        pthread_mutex_unlock(&g->mu);
+        rt_info("guard: account #%lld was released (action #%lld): its state starts afresh", (long long)acc,
+                (long long)id);
+    }
+    (void)c;
+}
+
+static void *writer_main(void *arg) {
+    guard *g = arg;
+    sqlite3 *c = NULL;
+    sqlite3_stmt *ins_ev = NULL, *ins_sc = NULL, *rel = NULL;
+    int ok = sqlite3_open_v2(g->o.db_path, &c, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK;
+    if (ok) {
+        sqlite3_busy_timeout(c, 5000);
+        sqlite3_exec(c, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+        ok = guard_sql_prepare(c, guard_event_insert_sql, &ins_ev, "guard_events") == 0 &&
+             guard_sql_prepare(c,
+                               "INSERT INTO guard_scores(t, account_id, group_id, group_size, n, risk, account_risk, "
+                               "group_risk, level, code, signals) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+                               &ins_sc, "guard_scores") == 0 &&
+             guard_sql_prepare(c,
+                               "SELECT id, account_id FROM guard_actions WHERE action = 'release' AND id > ?1 "
+                               "ORDER BY id",
+                               &rel, "guard_actions") == 0;
+    }
+    if (!ok) rt_warn("guard: the writer cannot use %s: %s (events and timeline will not be stored)", g->o.db_path, rt_errmsg());
+    double last_poll = 0;
+    for (;;) {
+        pthread_mutex_lock(&g->qmu);
+        while (!g->head && !g->stop) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 200 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&g->qcv, &g->qmu, &ts);
+            if (!g->head) break;
+        }
+        item *list = g->head;
+        size_t n = 0;
+        item *last = NULL;
+        for (item *it = list; it && n < WRITER_BATCH; it = it->next) {
+            last = it;
+            n++;
+        }
+        if (last) {
+            g->head = last->next;
+            if (!g->head) g->tail = NULL;
+            last->next = NULL;
+        }
+        int stop = g->stop && !g->head;
+        pthread_mutex_unlock(&g->qmu);
+        if (list && ok && write_batch(g, c, list, ins_ev, ins_sc)) rt_warn("guard: %s", rt_errmsg());
+        while (list) {
+            item *nx = list->next;
+            item_free(list);
+            list = nx;
+        }
+        if (n) {
+            pthread_mutex_lock(&g->qmu);
+            g->written += n;
+            pthread_cond_broadcast(&g->qdone);
+            pthread_mutex_unlock(&g->qmu);
+        }
+        if (ok && rt_now() - last_poll > RELEASE_POLL_S) {
+            poll_releases(g, c, rel);
+            last_poll = rt_now();
+        }
+        if (stop) break;
+    }
+    sqlite3_finalize(ins_ev);
+    sqlite3_finalize(ins_sc);
+    sqlite3_finalize(rel);
+    sqlite3_close(c);
+    return NULL;
+}
+
+int guard_flush(guard *g) {
+    pthread_mutex_lock(&g->qmu);
+    uint64_t target = g->queued;
+    while (g->written < target && g->writer_started) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_signal(&g->qcv);
+        pthread_cond_timedwait(&g->qdone, &g->qmu, &ts);
+    }
+    pthread_mutex_unlock(&g->qmu);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- actions */
+
+typedef struct {
+    double t;
+    int64_t account_id, group_id, usage_row;
+    const char *action, *mode, *code, *reason, *evidence;
+    double risk;
+    int64_t prev_rpm;
+    int64_t id_out;
+} action_row;
+
+static int insert_action(sqlite3 *c, void *ud) {
+    action_row *a = ud;
+    sqlite3_stmt *st = NULL;
+    if (guard_sql_prepare(c,
+                          "INSERT INTO guard_actions(t, account_id, group_id, action, mode, code, risk, usage_row_id, "
+                          "reason, evidence, prev_rpm) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+                          &st, "guard_actions"))
+        return -1;
+    sqlite3_bind_double(st, 1, a->t);
+    sqlite3_bind_int64(st, 2, a->account_id);
+    sqlite3_bind_int64(st, 3, a->group_id);
+    sqlite3_bind_text(st, 4, a->action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, a->mode, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, a->code, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 7, a->risk);
+    sqlite3_bind_int64(st, 8, a->usage_row);
+    sqlite3_bind_text(st, 9, a->reason ? a->reason : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 10, a->evidence ? a->evidence : "{}", -1, SQLITE_STATIC);
+    if (a->prev_rpm >= 0) sqlite3_bind_int64(st, 11, a->prev_rpm);
+    else sqlite3_bind_null(st, 11);
+    int rc = 0;
+    if (sqlite3_step(st) != SQLITE_DONE) rc = RT_FAIL("guard_actions: %s", sqlite3_errmsg(c));
+    else a->id_out = sqlite3_last_insert_rowid(c);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+typedef struct {
+    int64_t account;
+    char *evidence;
+} pending_evidence;
+
+/* Act on one escalation: rows for every affected account, then the gateway. */
+static void apply_verdict(guard *g, const guard_verdict *v, const guard_event *ev, pending_evidence *evs,
+                          size_t n_evs) {
+    const char *mode = g->policy.enforce ? "enforce" : "shadow";
+    char code[64];
+    int grouped = v->group_size > 1 && v->group.risk >= v->account.risk;
+    guard_reason_code(grouped ? &v->group : &v->account, grouped, code, sizeof code);
+    for (size_t k = 0; k < v->n_affected; k++) {
+        int64_t acc = v->affected[k];
+        const char *evidence = NULL;
+        for (size_t e = 0; e < n_evs; e++)
+            if (evs[e].account == acc) evidence = evs[e].evidence;
+        action_row row = {.t = ev->t,
+                          .account_id = acc,
+                          .group_id = v->group_id,
+                          .usage_row = ev->row_id,
+                          .action = guard_action_name(v->new_level),
+                          .mode = mode,
+                          .code = code,
+                          .evidence = evidence,
+                          .risk = v->risk,
+                          .prev_rpm = -1};
+        gw_account a;
+        int have = gw_account_get(g->db, acc, &a) == 0;
+        if (v->new_level == GUARD_ACT_THROTTLE && have) row.prev_rpm = a.limits.rpm;
+        char reason[GW_REASON_MAX];
+        snprintf(reason, sizeof reason, "guard: suspected model extraction [%s] risk %.2f%s", code, v->risk,
+                 v->group_size > 1 ? ", linked group" : "");
+        row.reason = reason;
+        if (gw_db_with(g->db, insert_action, &row)) {
+            rt_warn("guard: cannot record the %s of account #%lld: %s", row.action, (long long)acc, rt_errmsg());
+            continue;
+        }
+        g->n_actions++;
+        char full[GW_REASON_MAX + GW_NAME_MAX + 96]; /* the gateway keeps the first GW_REASON_MAX bytes */
+        snprintf(full, sizeof full, "%s (group of %zu; action #%lld; `retort guard explain %s`)", reason, v->group_size,
+                 (long long)row.id_out, have ? a.name : "ACCOUNT");
+        rt_info("guard: %s%s account #%lld (%s): %s", g->policy.enforce ? "" : "[shadow] would ", row.action,
+                (long long)acc, have ? a.name : "?", full);
+        if (!g->policy.enforce || !have) continue;
+        if (v->new_level == GUARD_ACT_SUSPEND) {
+            if (gw_account_set_status(g->db, acc, GW_ACCOUNT_SUSPENDED, full, ev->t))
+                rt_warn("guard: cannot suspend account #%lld: %s", (long long)acc, rt_errmsg());
+        } else if (v->new_level == GUARD_ACT_THROTTLE) {
+            if (a.limits.rpm == 0 || a.limits.rpm > g->policy.throttle_rpm) {
+                gw_limits lim = {g->policy.throttle_rpm, -1, -1};
+                if (gw_account_set_limits(g->db, acc, &lim))
+                    rt_warn("guard: cannot throttle account #%lld: %s", (long long)acc, rt_errmsg());
+            }
+        }
+    }
+}
+
+/* compact {"signal": [value, score], ...} of an assessment */
+static char *signals_json(const guard_assessment *a) {
+    json_t *o = json_object();
+    for (int i = 0; i < GUARD_SIG_COUNT; i++) {
+        if (!isfinite(a->value[i])) continue;
+        json_object_set_new(o, guard_signal_name((guard_signal)i), json_pack("[f, f]", a->value[i], a->score[i]));
+    }
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+/* ---------------------------------------------------------------- hooks */
+
+static int hook_before(void *ud, const serve_request_info *ri, char *reason, size_t cap) {
+    guard *g = ud;
+    (void)reason;
+    (void)cap;
+    if (!ri->who) return 0;
+    uint64_t rid = ri->request_id ? rt_fnv1a64(ri->request_id, strlen(ri->request_id)) : 0;
+    pthread_mutex_lock(&g->mu);
+    flight *f = flight_get(g, ri->who->account.id);
+    if (f) {
+        if (f->in_flight > 0) f->conc_pending++;
+        f->in_flight++;
+        if (f->n_ids < FLIGHT_IDS) f->ids[f->n_ids++] = rid;
+        else f->overflow++;
+    }
+    pthread_mutex_unlock(&g->mu);
+    return 0;
+}
+
+/* Did this request pass `before`? (The server also reports requests refused earlier, e.g.
+ * those of suspended accounts: the guard does not count those.) Called with g->mu held. */
+static int flight_end(flight *f, const serve_request_info *ri) {
+    uint64_t rid = ri->request_id ? rt_fnv1a64(ri->request_id, strlen(ri->request_id)) : 0;
+    for (int i = 0; i < f->n_ids; i++)
+        if (f->ids[i] == rid) {
+            f->ids[i] = f->ids[--f->n_ids];
+            return 1;
+        }
+    if (f->overflow > 0) {
+        f->overflow--;
+        return 1;
+    }
+    return 0;
+}
+
+static void hook_after(void *ud, const serve_request_info *ri, const serve_request_result *rr) {
+    guard *g = ud;
+    if (!ri->who || !rr->row) return;
+    pthread_mutex_lock(&g->mu);
+    flight *f0 = flight_get(g, ri->who->account.id);
+    int passed = f0 && flight_end(f0, ri);
+    pthread_mutex_unlock(&g->mu);
+    if (!passed) return;
+    guard_event ev;
+    if (guard_event_from_request(&ev, ri)) {
+        rt_warn("guard: %s", rt_errmsg());
+        return;
+    }
+    const gw_ledger_row *row = rr->row;
+    ev.row_id = rr->row_id;
+    ev.status = row->status;
+    ev.prompt_tokens = row->prompt_tokens;
+    ev.completion_tokens = row->completion_tokens;
+    int8_t qbuf[1024];
+    int8_t *q = NULL;
+    if (rr->hidden && rr->hidden_dim) {
+        q = rr->hidden_dim <= sizeof qbuf ? qbuf : rt_malloc(rr->hidden_dim, "embedding");
+        if (q) {
+            ev.emb_scale = guard_quantize(rr->hidden, rr->hidden_dim, q);
+            ev.emb = q;
+            ev.emb_dim = rr->hidden_dim;
+        }
+    }
+    if (g->have_ref && g->ref.has_shift && ev.emb && ev.emb_dim != g->ref.rff.dim && !g->warned_dim) {
+        g->warned_dim = 1;
+        rt_warn("guard: the model's hidden size is %zu but the reference was calibrated at %zu: the shift signal "
+                "is off (recalibrate with this model)",
+                ev.emb_dim, g->ref.rff.dim);
+    }
+    guard_verdict v;
+    pending_evidence evs[1] = {{0, NULL}};
+    item *sc = NULL;
+    pthread_mutex_lock(&g->mu);
+    flight *f = flight_get(g, ev.account_id);
+    if (f) {
+        if (f->in_flight > 0) f->in_flight--;
+        if (f->conc_pending > 0) {
+            f->conc_pending--;
+            ev.concurrent = 1;
+        }
+    }
+    int orc = guard_detector_observe(g->det, &ev, &v);
+    g->n_events++;
+    if (orc == 0) {
+        if (v.n_affected > 0) {
+            /* evidence as it stands now, for the account whose event decided (others refer to it) */
+            evs[0].account = ev.account_id;
+            evs[0].evidence = guard_detector_evidence(g->det, ev.account_id);
+        }
+        if (f) f->since_score++;
+        if (f && (v.n_affected > 0 || f->since_score >= SCORE_EVERY || fabs(v.risk - f->last_risk) >= SCORE_DELTA)) {
+            sc = rt_calloc(1, sizeof *sc, "guard score row");
+            if (sc) {
+                sc->kind = 1;
+                sc->t = ev.t;
+                sc->account_id = ev.account_id;
+                sc->group_id = v.group_id;
+                sc->group_size = v.group_size;
+                sc->n = v.account.n;
+                sc->risk = v.risk;
+                sc->account_risk = v.account.risk;
+                sc->group_risk = v.group.risk;
+                snprintf(sc->level, sizeof sc->level, "%s", guard_action_name(v.level));
+                int grouped = v.group_size > 1 && v.group.risk >= v.account.risk;
+                guard_reason_code(grouped ? &v.group : &v.account, grouped, sc->code, sizeof sc->code);
+                sc->signals = signals_json(grouped ? &v.group : &v.account);
+            }
+            f->since_score = 0;
+            f->last_risk = v.risk;
+        }
+    }
+    pthread_mutex_unlock(&g->mu);
+    if (orc) {
+        rt_warn("guard: %s", rt_errmsg());
+    } else if (v.n_affected > 0) {
+        /* accounts affected through their group share the deciding account's evidence */
+        pending_evidence all[GUARD_MAX_AFFECTED];
+        size_t na = 0;
+        for (size_t k = 0; k < v.n_affected && na < GUARD_MAX_AFFECTED; k++) {
+            all[na].account = v.affected[k];
+            all[na].evidence = evs[0].evidence;
+            na++;
+        }
+        apply_verdict(g, &v, &ev, all, na);
+    }
+    free(evs[0].evidence);
+    if (sc) enqueue(g, sc);
+    if (g->o.store_events) {
+        item *it = rt_calloc(1, sizeof *it, "guard event row");
+        if (it) {
+            it->kind = 0;
+            it->ev = ev;
+            if (ev.emb) {
+                it->emb = rt_malloc(ev.emb_dim, "embedding");
+                if (it->emb) memcpy(it->emb, ev.emb, ev.emb_dim);
+                it->ev.emb = it->emb;
+                if (!it->emb) it->ev.emb_dim = 0;
+            }
+            enqueue(g, it);
+        }
+    }
+    if (q && q != qbuf) free(q);
+}
+
+void guard_serve_hooks(guard *g, serve_hooks *h) {
+    memset(h, 0, sizeof *h);
+    h->ud = g;
+    h->want_hidden = 1;
+    h->before = hook_before;
+    h->after = hook_after;
+}
+
+/* ---------------------------------------------------------------- open / close */
+
+static int max_release_id(sqlite3 *c, void *ud) {
+    sqlite3_stmt *st = NULL;
+    if (guard_sql_prepare(c, "SELECT coalesce(max(id), 0) FROM guard_actions WHERE action = 'release'", &st,
+                          "guard_actions"))
+        return -1;
+    if (sqlite3_step(st) == SQLITE_ROW) *(int64_t *)ud = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return 0;
+}
+
+int guard_open(guard **out, const guard_options *o) {
+    *out = NULL;
+    if (!o->db_path) return RT_FAIL("guard: a gateway database is needed (--db)");
+    guard *g = rt_calloc(1, sizeof *g, "guard");
+    if (!g) return -1;
+    g->o = *o;
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_mutex_init(&g->qmu, NULL);
+    pthread_cond_init(&g->qcv, NULL);
+    pthread_cond_init(&g->qdone, NULL);
+    guard_reference_init(&g->ref);
+    guard_policy_defaults(&g->policy);
+    if (o->policy_path && guard_policy_load(&g->policy, o->policy_path)) goto fail;
+    if (o->shadow) g->policy.enforce = 0;
+    if (o->reference_path) {
+        if (guard_reference_load(&g->ref, o->reference_path)) goto fail;
+        g->have_ref = 1;
+    }
+    if (gw_db_open(&g->db, o->db_path) || guard_db_init(g->db)) goto fail;
+    if (guard_detector_init(&g->det, &g->policy, g->have_ref ? &g->ref : NULL)) goto fail;
+    /* releases recorded before this start are history */
+    if (gw_db_with(g->db, max_release_id, &g->last_release_id)) goto fail;
+    char *pj = guard_policy_to_json(&g->policy);
+    if (pj) {
+        gw_config_set(g->db, "guard.policy", pj, rt_wall_time());
+        free(pj);
+    }
+    gw_config_set(g->db, "guard.reference", o->reference_path ? o->reference_path : "", rt_wall_time());
+    if (pthread_create(&g->writer, NULL, writer_main, g) != 0) {
+        RT_FAIL("guard: cannot start the writer thread");
+        goto fail;
+    }
+    g->writer_started = 1;
+    *out = g;
+    return 0;
+fail:
+    guard_close(g);
+    return -1;
+}
+
+void guard_close(guard *g) {
+    if (!g) return;
+    if (g->writer_started) {
+        pthread_mutex_lock(&g->qmu);
+        g->stop = 1;
+        pthread_cond_broadcast(&g->qcv);
+        pthread_mutex_unlock(&g->qmu);
+        pthread_join(g->writer, NULL);
+    }
+    while (g->head) {
+        item *nx = g->head->next;
+        item_free(g->head);
+        g->head = nx;
+    }
+    guard_detector_free(g->det);
+    gw_db_close(g->db);
+    guard_reference_free(&g->ref);
+    free(g->fl);
+    pthread_mutex_destroy(&g->mu);
+    pthread_mutex_destroy(&g->qmu);
+    pthread_cond_destroy(&g->qcv);
+    pthread_cond_destroy(&g->qdone);
+    free(g);
+}
+
+void guard_stats(guard *g, uint64_t *events, uint64_t *actions) {
+    pthread_mutex_lock(&g->mu);
+    if (events) *events = g->n_events;
+    if (actions) *actions = g->n_actions;
+    pthread_mutex_unlock(&g->mu);
+}

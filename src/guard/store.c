@@ -1,0 +1,673 @@
+/*
+ * store.c — the guard's tables in the gateway database and the commands that read them:
+ * schema, event rows (write and read back for calibration and eval), the simulator's labels,
+ * `retort guard status`, `retort guard explain ACCOUNT` and `retort guard release ACCOUNT`.
+ *
+ * Everything shown comes from stored rows (actions with their evidence JSON, the risk
+ * timeline), so an explanation needs no running server. Not the live guard (runtime.c).
+ */
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "guard_internal.h"
+
+const char *const guard_schema_sql =
+    "CREATE TABLE IF NOT EXISTS guard_events("
+    "  id INTEGER PRIMARY KEY, row_id INTEGER, t REAL NOT NULL, account_id INTEGER NOT NULL,"
+    "  created_at REAL, client_hash INTEGER, status INTEGER, prompt_tokens INTEGER,"
+    "  completion_tokens INTEGER, max_tokens INTEGER, max_tokens_given INTEGER, logprobs INTEGER,"
+    "  top_logprobs INTEGER, concurrent INTEGER, prompt_hash INTEGER, minhash BLOB, emb BLOB,"
+    "  emb_scale REAL, prefix_hash INTEGER);"
+    "CREATE INDEX IF NOT EXISTS guard_events_account ON guard_events(account_id, id);"
+    "CREATE TABLE IF NOT EXISTS guard_scores("
+    "  id INTEGER PRIMARY KEY, t REAL NOT NULL, account_id INTEGER NOT NULL, group_id INTEGER,"
+    "  group_size INTEGER, n REAL, risk REAL, account_risk REAL, group_risk REAL, level TEXT,"
+    "  code TEXT, signals TEXT);"
+    "CREATE INDEX IF NOT EXISTS guard_scores_account ON guard_scores(account_id, t);"
+    "CREATE TABLE IF NOT EXISTS guard_actions("
+    "  id INTEGER PRIMARY KEY, t REAL NOT NULL, account_id INTEGER NOT NULL, group_id INTEGER,"
+    "  action TEXT NOT NULL CHECK(action IN ('flag','throttle','suspend','release')),"
+    "  mode TEXT NOT NULL CHECK(mode IN ('enforce','shadow','operator')), code TEXT, risk REAL,"
+    "  usage_row_id INTEGER, reason TEXT, evidence TEXT, prev_rpm INTEGER);"
+    "CREATE INDEX IF NOT EXISTS guard_actions_account ON guard_actions(account_id, id);"
+    "CREATE TABLE IF NOT EXISTS guard_sim_accounts("
+    "  account_id INTEGER PRIMARY KEY, name TEXT NOT NULL, persona TEXT NOT NULL,"
+    "  strategy TEXT NOT NULL, attack INTEGER NOT NULL, grp TEXT NOT NULL, client TEXT,"
+    "  created_at REAL, seed INTEGER);";
+
+const char *const guard_event_insert_sql =
+    "INSERT INTO guard_events(row_id, t, account_id, created_at, client_hash, status, prompt_tokens,"
+    " completion_tokens, max_tokens, max_tokens_given, logprobs, top_logprobs, concurrent, prompt_hash,"
+    " minhash, emb, emb_scale, prefix_hash) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)";
+
+int guard_sql_prepare(sqlite3 *c, const char *sql, sqlite3_stmt **st, const char *what) {
+    *st = NULL;
+    if (sqlite3_prepare_v2(c, sql, -1, st, NULL) != SQLITE_OK)
+        return RT_FAIL("%s: %s: %s (is it a retort gateway database with the guard's tables?)",
+                       sqlite3_db_filename(c, "main") ? sqlite3_db_filename(c, "main") : "database", what,
+                       sqlite3_errmsg(c));
+    return 0;
+}
+
+int guard_sql_has_table(sqlite3 *c, const char *name) {
+    sqlite3_stmt *st = NULL;
+    int has = 0;
+    if (sqlite3_prepare_v2(c, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        has = sqlite3_step(st) == SQLITE_ROW;
+    }
+    sqlite3_finalize(st);
+    return has;
+}
+
+static int init_fn(sqlite3 *c, void *ud) {
+    (void)ud;
+    char *err = NULL;
+    if (sqlite3_exec(c, guard_schema_sql, NULL, NULL, &err) != SQLITE_OK) {
+        RT_FAIL("cannot create the guard tables: %s", err ? err : sqlite3_errmsg(c));
+        sqlite3_free(err);
+        return -1;
+    }
+    /* databases from before prefix_hash existed */
+    sqlite3_stmt *st = NULL;
+    int has = 0;
+    if (sqlite3_prepare_v2(c, "SELECT 1 FROM pragma_table_info('guard_events') WHERE name = 'prefix_hash'", -1, &st,
+                           NULL) == SQLITE_OK)
+        has = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    if (!has && sqlite3_exec(c, "ALTER TABLE guard_events ADD COLUMN prefix_hash INTEGER", NULL, NULL, &err) != SQLITE_OK) {
+        RT_FAIL("cannot add guard_events.prefix_hash: %s", err ? err : sqlite3_errmsg(c));
+        sqlite3_free(err);
+        return -1;
+    }
+    return 0;
+}
+
+int guard_db_init(gw_db *db) {
+    if (gw_db_with(db, init_fn, NULL)) return RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
+    return 0;
+}
+
+int guard_event_insert(sqlite3 *c, sqlite3_stmt *st, const guard_event *ev) {
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, ev->row_id);
+    sqlite3_bind_double(st, 2, ev->t);
+    sqlite3_bind_int64(st, 3, ev->account_id);
+    sqlite3_bind_double(st, 4, ev->account_created_at);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)ev->client_hash);
+    sqlite3_bind_int(st, 6, ev->status);
+    sqlite3_bind_int64(st, 7, ev->prompt_tokens);
+    sqlite3_bind_int64(st, 8, ev->completion_tokens);
+    sqlite3_bind_int64(st, 9, ev->max_tokens);
+    sqlite3_bind_int(st, 10, ev->max_tokens_given);
+    sqlite3_bind_int(st, 11, ev->logprobs);
+    sqlite3_bind_int(st, 12, ev->top_logprobs);
+    sqlite3_bind_int(st, 13, ev->concurrent);
+    sqlite3_bind_int64(st, 14, (sqlite3_int64)ev->prompt_hash);
+    if (ev->has_minhash) {
+        uint8_t mh[GUARD_MINHASH_K * 4];
+        for (size_t k = 0; k < GUARD_MINHASH_K; k++)
+            for (int b = 0; b < 4; b++) mh[k * 4 + (size_t)b] = (uint8_t)(ev->minhash[k] >> (8 * b));
+        sqlite3_bind_blob(st, 15, mh, sizeof mh, SQLITE_TRANSIENT);
+    } else {
+        sqlite3_bind_null(st, 15);
+    }
+    if (ev->emb && ev->emb_dim) sqlite3_bind_blob(st, 16, ev->emb, (int)ev->emb_dim, SQLITE_TRANSIENT);
+    else sqlite3_bind_null(st, 16);
+    sqlite3_bind_double(st, 17, ev->emb_scale);
+    sqlite3_bind_int64(st, 18, (sqlite3_int64)ev->prefix_hash);
+    if (sqlite3_step(st) != SQLITE_DONE) return RT_FAIL("guard_events: %s", sqlite3_errmsg(c));
+    return 0;
+}
+
+/* ---------------------------------------------------------------- reading events */
+
+typedef struct {
+    guard_event_list *out;
+} read_ctx;
+
+static int read_events_fn(sqlite3 *c, void *ud) {
+    guard_event_list *l = ud;
+    if (!guard_sql_has_table(c, "guard_events"))
+        return RT_FAIL("no guard_events table: was the server run with --guard or --guard-shadow?");
+    sqlite3_stmt *st = NULL;
+    if (guard_sql_prepare(c,
+                          "SELECT row_id, t, account_id, created_at, client_hash, status, prompt_tokens, "
+                          "completion_tokens, max_tokens, max_tokens_given, logprobs, top_logprobs, concurrent, "
+                          "prompt_hash, minhash, emb, emb_scale, coalesce(prefix_hash, 0) FROM guard_events ORDER BY id",
+                          &st, "reading guard_events"))
+        return -1;
+    size_t cap = 0, ecap = 0, eused = 0;
+    size_t *emb_off = NULL;
+    int rc = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (l->n == cap) {
+            cap = cap ? cap * 2 : 4096;
+            guard_event *ne = rt_realloc(l->ev, cap * sizeof *ne, "guard events");
+            size_t *no = rt_realloc(emb_off, cap * sizeof *no, "guard events");
+            if (!ne || !no) {
+                if (ne) l->ev = ne;
+                if (no) emb_off = no;
+                rc = -1;
+                break;
+            }
+            l->ev = ne;
+            emb_off = no;
+        }
+        guard_event *ev = &l->ev[l->n];
+        memset(ev, 0, sizeof *ev);
+        ev->row_id = sqlite3_column_int64(st, 0);
+        ev->t = sqlite3_column_double(st, 1);
+        ev->account_id = sqlite3_column_int64(st, 2);
+        ev->account_created_at = sqlite3_column_double(st, 3);
+        ev->client_hash = (uint64_t)sqlite3_column_int64(st, 4);
+        ev->status = sqlite3_column_int(st, 5);
+        ev->prompt_tokens = sqlite3_column_int64(st, 6);
+        ev->completion_tokens = sqlite3_column_int64(st, 7);
+        ev->max_tokens = sqlite3_column_int64(st, 8);
+        ev->max_tokens_given = sqlite3_column_int(st, 9);
+        ev->logprobs = sqlite3_column_int(st, 10);
+        ev->top_logprobs = sqlite3_column_int(st, 11);
+        ev->concurrent = sqlite3_column_int(st, 12);
+        ev->prompt_hash = (uint64_t)sqlite3_column_int64(st, 13);
+        const uint8_t *mh = sqlite3_column_blob(st, 14);
+        if (mh && sqlite3_column_bytes(st, 14) == GUARD_MINHASH_K * 4) {
+            ev->has_minhash = 1;
+            for (size_t k = 0; k < GUARD_MINHASH_K; k++)
+                ev->minhash[k] = (uint32_t)mh[k * 4] | (uint32_t)mh[k * 4 + 1] << 8 | (uint32_t)mh[k * 4 + 2] << 16 |
+                                 (uint32_t)mh[k * 4 + 3] << 24;
+        }
+        const void *eb = sqlite3_column_blob(st, 15);
+        size_t el = (size_t)sqlite3_column_bytes(st, 15);
+        ev->emb_scale = (float)sqlite3_column_double(st, 16);
+        ev->prefix_hash = (uint64_t)sqlite3_column_int64(st, 17);
+        emb_off[l->n] = SIZE_MAX;
+        if (eb && el) {
+            if (eused + el > ecap) {
+                size_t nc = ecap ? ecap * 2 : 1 << 20;
+                while (nc < eused + el) nc *= 2;
+                int8_t *ns = rt_realloc(l->emb_store, nc, "guard embeddings");
+                if (!ns) {
+                    rc = -1;
+                    break;
+                }
+                l->emb_store = ns;
+                ecap = nc;
+            }
+            memcpy(l->emb_store + eused, eb, el);
+            emb_off[l->n] = eused;
+            ev->emb_dim = el;
+            eused += el;
+        }
+        l->n++;
+    }
+    sqlite3_finalize(st);
+    if (rc == 0)
+        for (size_t i = 0; i < l->n; i++)
+            l->ev[i].emb = emb_off[i] == SIZE_MAX ? NULL : l->emb_store + emb_off[i];
+    free(emb_off);
+    return rc;
+}
+
+int guard_events_read(gw_db *db, guard_event_list *out) {
+    memset(out, 0, sizeof *out);
+    if (gw_db_with(db, read_events_fn, out)) {
+        int rc = RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
+        guard_events_free(out);
+        return rc;
+    }
+    return 0;
+}
+
+void guard_events_free(guard_event_list *l) {
+    free(l->ev);
+    free(l->emb_store);
+    memset(l, 0, sizeof *l);
+}
+
+int guard_labels_read(sqlite3 *c, guard_label **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    if (!guard_sql_has_table(c, "guard_sim_accounts")) return 0;
+    sqlite3_stmt *st = NULL;
+    if (guard_sql_prepare(c, "SELECT account_id, name, persona, strategy, attack, grp FROM guard_sim_accounts "
+                             "ORDER BY account_id",
+                          &st, "reading guard_sim_accounts"))
+        return -1;
+    size_t cap = 0;
+    guard_label *l = NULL;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 256;
+            guard_label *nl = rt_realloc(l, cap * sizeof *nl, "labels");
+            if (!nl) {
+                free(l);
+                sqlite3_finalize(st);
+                return -1;
+            }
+            l = nl;
+        }
+        guard_label *x = &l[(*n)++];
+        memset(x, 0, sizeof *x);
+        x->account_id = sqlite3_column_int64(st, 0);
+        snprintf(x->name, sizeof x->name, "%s", (const char *)sqlite3_column_text(st, 1));
+        snprintf(x->persona, sizeof x->persona, "%s", (const char *)sqlite3_column_text(st, 2));
+        snprintf(x->strategy, sizeof x->strategy, "%s", (const char *)sqlite3_column_text(st, 3));
+        x->attack = sqlite3_column_int(st, 4);
+        snprintf(x->group, sizeof x->group, "%s", (const char *)sqlite3_column_text(st, 5));
+    }
+    sqlite3_finalize(st);
+    *out = l;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- status */
+
+static void fmt_t(double t, char *out, size_t cap) {
+    if (!(t > 0)) {
+        snprintf(out, cap, "-");
+        return;
+    }
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(out, cap, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+typedef struct {
+    FILE *out;
+    int as_json;
+    int rc;
+} status_ctx;
+
+static int status_fn(sqlite3 *c, void *ud) {
+    status_ctx *x = ud;
+    if (!guard_sql_has_table(c, "guard_actions"))
+        return RT_FAIL("no guard tables: was the server run with --guard or --guard-shadow?");
+    sqlite3_stmt *st = NULL;
+    /* the latest action per account, its latest risk, its name and status */
+    if (guard_sql_prepare(
+            c,
+            "SELECT a.account_id, coalesce(ac.name, '#' || a.account_id), coalesce(ac.status, '?'), a.action, a.mode,"
+            " a.code, a.risk, a.t, a.group_id, a.id,"
+            " (SELECT risk FROM guard_scores s WHERE s.account_id = a.account_id ORDER BY s.id DESC LIMIT 1),"
+            " (SELECT count(*) FROM guard_actions b WHERE b.group_id = a.group_id AND b.id <= a.id"
+            "   AND b.action = a.action AND a.group_id != a.account_id)"
+            " FROM guard_actions a LEFT JOIN accounts ac ON ac.id = a.account_id"
+            " WHERE a.id = (SELECT max(id) FROM guard_actions b WHERE b.account_id = a.account_id)"
+            " ORDER BY a.id",
+            &st, "reading guard_actions"))
+        return -1;
+    size_t n = 0, by[5] = {0};
+    if (!x->as_json)
+        fprintf(x->out, "%-24s %-9s %-8s %-7s %-30s %6s %6s %-19s %s\n", "ACCOUNT", "STATUS", "ACTION", "MODE", "CODE",
+                "RISK", "NOW", "WHEN", "GROUP");
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 1);
+        const char *status = (const char *)sqlite3_column_text(st, 2);
+        const char *action = (const char *)sqlite3_column_text(st, 3);
+        const char *mode = (const char *)sqlite3_column_text(st, 4);
+        const char *code = (const char *)sqlite3_column_text(st, 5);
+        double risk = sqlite3_column_double(st, 6), t = sqlite3_column_double(st, 7);
+        int64_t gid = sqlite3_column_int64(st, 8), aid = sqlite3_column_int64(st, 0);
+        double now = sqlite3_column_type(st, 10) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 10);
+        char when[32];
+        fmt_t(t, when, sizeof when);
+        if (!strcmp(action, "flag")) by[1]++;
+        else if (!strcmp(action, "throttle")) by[2]++;
+        else if (!strcmp(action, "suspend")) by[3]++;
+        else by[4]++;
+        if (x->as_json) {
+            json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:f, s:o, s:f, s:I, s:I}", "account_id",
+                                  (json_int_t)aid, "account", name, "status", status, "action", action, "mode", mode,
+                                  "code", code ? code : "", "risk", risk, "risk_now", isfinite(now) ? json_real(now) : json_null(),
+                                  "t", t, "group", (json_int_t)gid, "action_id", (json_int_t)sqlite3_column_int64(st, 9));
+            char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+            if (s) fprintf(x->out, "%s\n", s);
+            free(s);
+            json_decref(o);
+        } else {
+            char grp[32] = "-";
+            if (gid && gid != aid) snprintf(grp, sizeof grp, "with #%lld", (long long)gid);
+            fprintf(x->out, "%-24s %-9s %-8s %-7s %-30s %6.2f %6.2f %-19s %s\n", name, status, action, mode,
+                    code ? code : "", risk, isfinite(now) ? now : 0.0, when, grp);
+        }
+        n++;
+    }
+    sqlite3_finalize(st);
+    if (!x->as_json)
+        fprintf(x->out, "%zu account(s) with guard actions: %zu flagged, %zu throttled, %zu suspended, %zu released\n", n,
+                by[1], by[2], by[3], by[4]);
+    return 0;
+}
+
+int guard_status_print(gw_db *db, FILE *out, int as_json) {
+    status_ctx x = {out, as_json, 0};
+    if (gw_db_with(db, status_fn, &x)) return RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
+    return 0;
+}
+
+/* ---------------------------------------------------------------- explain */
+
+typedef struct {
+    int64_t account_id;
+    FILE *out;
+    int as_json;
+} explain_ctx;
+
+static void print_signals_table(FILE *out, json_t *signals) {
+    fprintf(out, "    %-15s %-9s %12s %8s %8s %6s %7s\n", "signal", "family", "value", "benign", "attack", "score",
+            "contrib");
+    const char *k;
+    json_t *v;
+    json_object_foreach(signals, k, v) {
+        json_t *val = json_object_get(v, "value");
+        char vb[32];
+        if (json_is_number(val)) snprintf(vb, sizeof vb, "%.4g", json_number_value(val));
+        else snprintf(vb, sizeof vb, "-");
+        json_t *z = json_object_get(v, "z");
+        char zb[32] = "";
+        if (json_is_number(z)) snprintf(zb, sizeof zb, "  (z %.1f)", json_number_value(z));
+        fprintf(out, "    %-15s %-9s %12s %8.4g %8.4g %6.2f %7.3f%s\n", k,
+                json_string_value(json_object_get(v, "family")) ? json_string_value(json_object_get(v, "family")) : "",
+                vb, json_number_value(json_object_get(v, "benign")), json_number_value(json_object_get(v, "attack")),
+                json_number_value(json_object_get(v, "score")), json_number_value(json_object_get(v, "contribution")),
+                zb);
+    }
+}
+
+static void print_assessment(FILE *out, const char *title, json_t *as) {
+    char a[32], b[32];
+    fmt_t(json_number_value(json_object_get(as, "from")), a, sizeof a);
+    fmt_t(json_number_value(json_object_get(as, "to")), b, sizeof b);
+    fprintf(out, "  %s: risk %.3f over %.0f requests (%.0f served), window %s .. %s\n", title,
+            json_number_value(json_object_get(as, "risk")), json_number_value(json_object_get(as, "requests")),
+            json_number_value(json_object_get(as, "served")), a, b);
+    print_signals_table(out, json_object_get(as, "signals"));
+}
+
+static int explain_fn(sqlite3 *c, void *ud) {
+    explain_ctx *x = ud;
+    if (!guard_sql_has_table(c, "guard_actions"))
+        return RT_FAIL("no guard tables: was the server run with --guard or --guard-shadow?");
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    json_t *all = json_pack("{s:I, s:[], s:o}", "account_id", (json_int_t)x->account_id, "actions", "latest",
+                            json_null());
+    json_t *actions = json_object_get(all, "actions");
+    if (guard_sql_prepare(c,
+                          "SELECT id, t, action, mode, code, risk, group_id, usage_row_id, reason, evidence, prev_rpm "
+                          "FROM guard_actions WHERE account_id = ?1 ORDER BY id",
+                          &st, "reading guard_actions"))
+        return -1;
+    sqlite3_bind_int64(st, 1, x->account_id);
+    size_t n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        n++;
+        const char *ev_text = (const char *)sqlite3_column_text(st, 9);
+        json_error_t je;
+        json_t *ev = ev_text ? json_loads(ev_text, 0, &je) : NULL;
+        json_t *a = json_pack("{s:I, s:f, s:s, s:s, s:s, s:f, s:I, s:I, s:s, s:o}", "id",
+                              (json_int_t)sqlite3_column_int64(st, 0), "t", sqlite3_column_double(st, 1), "action",
+                              (const char *)sqlite3_column_text(st, 2), "mode", (const char *)sqlite3_column_text(st, 3),
+                              "code", sqlite3_column_text(st, 4) ? (const char *)sqlite3_column_text(st, 4) : "",
+                              "risk", sqlite3_column_double(st, 5), "group", (json_int_t)sqlite3_column_int64(st, 6),
+                              "usage_row", (json_int_t)sqlite3_column_int64(st, 7), "reason",
+                              sqlite3_column_text(st, 8) ? (const char *)sqlite3_column_text(st, 8) : "", "evidence",
+                              ev ? ev : json_null());
+        if (sqlite3_column_type(st, 10) != SQLITE_NULL)
+            json_object_set_new(a, "previous_rpm", json_integer(sqlite3_column_int64(st, 10)));
+        if (!x->as_json) {
+            char when[32];
+            fmt_t(sqlite3_column_double(st, 1), when, sizeof when);
+            fprintf(x->out, "action #%lld: %s (%s) at %s, code %s, risk %.3f\n  reason: %s\n",
+                    (long long)sqlite3_column_int64(st, 0), sqlite3_column_text(st, 2), sqlite3_column_text(st, 3),
+                    when, sqlite3_column_text(st, 4) ? (const char *)sqlite3_column_text(st, 4) : "",
+                    sqlite3_column_double(st, 5),
+                    sqlite3_column_text(st, 8) ? (const char *)sqlite3_column_text(st, 8) : "");
+            if (json_is_object(ev)) {
+                if (json_integer_value(json_object_get(ev, "account")) != x->account_id)
+                    fprintf(x->out, "  decided on the evidence of linked account #%lld:\n",
+                            (long long)json_integer_value(json_object_get(ev, "account")));
+                print_assessment(x->out, "account alone", json_object_get(ev, "account_assessment"));
+                json_t *g = json_object_get(ev, "group");
+                if (json_integer_value(json_object_get(g, "size")) > 1) {
+                    rt_buf mb = {0};
+                    size_t i;
+                    json_t *m;
+                    json_array_foreach(json_object_get(g, "members"), i, m) rt_buf_printf(&mb, "%s#%lld", i ? " " : "",
+                                                                                          (long long)json_integer_value(m));
+                    fprintf(x->out, "  linked group of %lld: %s\n", (long long)json_integer_value(json_object_get(g, "size")),
+                            mb.data ? mb.data : "");
+                    rt_buf_free(&mb);
+                    print_assessment(x->out, "group (pooled)", json_object_get(g, "assessment"));
+                }
+                json_t *links = json_object_get(ev, "linked");
+                if (json_array_size(links)) {
+                    fprintf(x->out, "  pair evidence with other accounts:\n");
+                    size_t i;
+                    json_t *l;
+                    json_array_foreach(links, i, l) {
+                        fprintf(x->out,
+                                "    #%-6lld %s score %.2f (%lld kinds): ip %.0f, sign-up burst %.0f, template %.2f, "
+                                "timing %.2f\n",
+                                (long long)json_integer_value(json_object_get(l, "account")),
+                                json_is_true(json_object_get(l, "linked")) ? "linked    " : "not linked",
+                                json_number_value(json_object_get(l, "score")),
+                                (long long)json_integer_value(json_object_get(l, "kinds")),
+                                json_number_value(json_object_get(l, "ip")), json_number_value(json_object_get(l, "burst")),
+                                json_number_value(json_object_get(l, "template")),
+                                json_number_value(json_object_get(l, "timing")));
+                    }
+                }
+                json_t *w = json_object_get(ev, "window");
+                fprintf(x->out, "  windows: %g requests for the means, %g prompts for the shift, rate tau %gs, volume tau %gs\n",
+                        json_number_value(json_object_get(w, "requests")), json_number_value(json_object_get(w, "shift")),
+                        json_number_value(json_object_get(w, "rate_tau_s")),
+                        json_number_value(json_object_get(w, "volume_tau_s")));
+            }
+        }
+        json_array_append_new(actions, a);
+    }
+    sqlite3_finalize(st);
+    /* the latest timeline row */
+    if (guard_sql_prepare(c,
+                          "SELECT t, n, risk, account_risk, group_risk, group_id, group_size, level, code, signals "
+                          "FROM guard_scores WHERE account_id = ?1 ORDER BY id DESC LIMIT 1",
+                          &st, "reading guard_scores"))
+        rc = -1;
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, x->account_id);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            const char *sig = (const char *)sqlite3_column_text(st, 9);
+            json_error_t je;
+            json_t *sj = sig ? json_loads(sig, 0, &je) : NULL;
+            json_t *latest = json_pack("{s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:s, s:s, s:o}", "t", sqlite3_column_double(st, 0),
+                                       "requests", sqlite3_column_double(st, 1), "risk", sqlite3_column_double(st, 2),
+                                       "account_risk", sqlite3_column_double(st, 3), "group_risk",
+                                       sqlite3_column_double(st, 4), "group", (json_int_t)sqlite3_column_int64(st, 5),
+                                       "group_size", (json_int_t)sqlite3_column_int64(st, 6), "level",
+                                       (const char *)sqlite3_column_text(st, 7), "code",
+                                       sqlite3_column_text(st, 8) ? (const char *)sqlite3_column_text(st, 8) : "",
+                                       "signals", sj ? sj : json_object());
+            if (!x->as_json) {
+                char when[32];
+                fmt_t(sqlite3_column_double(st, 0), when, sizeof when);
+                fprintf(x->out, "latest score (%s, after %.0f requests): risk %.3f (alone %.3f, group %.3f of %lld), level %s, code %s\n",
+                        when, sqlite3_column_double(st, 1), sqlite3_column_double(st, 2), sqlite3_column_double(st, 3),
+                        sqlite3_column_double(st, 4), (long long)sqlite3_column_int64(st, 6), sqlite3_column_text(st, 7),
+                        sqlite3_column_text(st, 8) ? (const char *)sqlite3_column_text(st, 8) : "");
+                if (json_is_object(sj)) {
+                    fprintf(x->out, "  signal values [value, score]: ");
+                    const char *k;
+                    json_t *v;
+                    int first = 1;
+                    json_object_foreach(sj, k, v) {
+                        fprintf(x->out, "%s%s %.4g/%.2f", first ? "" : ", ", k, json_number_value(json_array_get(v, 0)),
+                                json_number_value(json_array_get(v, 1)));
+                        first = 0;
+                    }
+                    fprintf(x->out, "\n");
+                }
+            }
+            json_object_set_new(all, "latest", latest);
+            n++;
+        }
+        sqlite3_finalize(st);
+    }
+    if (!rc && n == 0 && !x->as_json) fprintf(x->out, "the guard has no record of this account\n");
+    if (!rc && x->as_json) {
+        char *s = json_dumps(all, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (s) fprintf(x->out, "%s\n", s);
+        free(s);
+    }
+    json_decref(all);
+    return rc;
+}
+
+int guard_explain_print(gw_db *db, const char *account, FILE *out, int as_json) {
+    gw_account a;
+    if (gw_account_find(db, account, &a)) return -1;
+    if (!as_json) {
+        char when[32];
+        fmt_t(a.created_at, when, sizeof when);
+        fprintf(out, "account %s (#%lld), created %s, status %s%s%s, limits rpm %lld tpm %lld\n", a.name,
+                (long long)a.id, when, a.status == GW_ACCOUNT_SUSPENDED ? "suspended" : "active",
+                a.reason[0] ? ": " : "", a.reason, (long long)a.limits.rpm, (long long)a.limits.tpm);
+    }
+    explain_ctx x = {a.id, out, as_json};
+    if (gw_db_with(db, explain_fn, &x)) return RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
+    return 0;
+}
+
+/* ---------------------------------------------------------------- release */
+
+typedef struct {
+    int64_t account_id;
+    int64_t group_id;
+    int64_t prev_rpm; /* -1: none recorded */
+    int was_throttled;
+    int64_t *members;
+    size_t n_members;
+} release_info;
+
+static int release_info_fn(sqlite3 *c, void *ud) {
+    release_info *r = ud;
+    if (!guard_sql_has_table(c, "guard_actions"))
+        return RT_FAIL("no guard tables: was the server run with --guard or --guard-shadow?");
+    sqlite3_stmt *st = NULL;
+    r->prev_rpm = -1;
+    r->group_id = r->account_id;
+    /* the first throttle since the last release holds the limits to restore */
+    if (guard_sql_prepare(c,
+                          "SELECT action, group_id, prev_rpm FROM guard_actions WHERE account_id = ?1 AND id > "
+                          "coalesce((SELECT max(id) FROM guard_actions WHERE account_id = ?1 AND action = 'release'), 0) "
+                          "ORDER BY id",
+                          &st, "reading guard_actions"))
+        return -1;
+    sqlite3_bind_int64(st, 1, r->account_id);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *act = (const char *)sqlite3_column_text(st, 0);
+        r->group_id = sqlite3_column_int64(st, 1);
+        if (!strcmp(act, "throttle") && !r->was_throttled) {
+            r->was_throttled = 1;
+            if (sqlite3_column_type(st, 2) != SQLITE_NULL) r->prev_rpm = sqlite3_column_int64(st, 2);
+        }
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static int group_members_fn(sqlite3 *c, void *ud) {
+    release_info *r = ud;
+    sqlite3_stmt *st = NULL;
+    if (guard_sql_prepare(c,
+                          "SELECT DISTINCT account_id FROM guard_actions WHERE group_id = ?1 AND action != 'release' "
+                          "ORDER BY account_id",
+                          &st, "reading guard_actions"))
+        return -1;
+    sqlite3_bind_int64(st, 1, r->group_id);
+    size_t cap = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (r->n_members == cap) {
+            cap = cap ? cap * 2 : 16;
+            int64_t *nm = rt_realloc(r->members, cap * sizeof *nm, "group");
+            if (!nm) {
+                sqlite3_finalize(st);
+                return -1;
+            }
+            r->members = nm;
+        }
+        r->members[r->n_members++] = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+typedef struct {
+    double t;
+    int64_t account_id, group_id;
+    const char *note;
+} rel_row;
+
+static int insert_release(sqlite3 *c, void *ud) {
+    rel_row *r = ud;
+    sqlite3_stmt *st = NULL;
+    if (guard_sql_prepare(c,
+                          "INSERT INTO guard_actions(t, account_id, group_id, action, mode, code, risk, reason, evidence) "
+                          "VALUES(?1, ?2, ?3, 'release', 'operator', 'RELEASE', 0, ?4, '{}')",
+                          &st, "guard_actions"))
+        return -1;
+    sqlite3_bind_double(st, 1, r->t);
+    sqlite3_bind_int64(st, 2, r->account_id);
+    sqlite3_bind_int64(st, 3, r->group_id);
+    sqlite3_bind_text(st, 4, r->note ? r->note : "released by an operator", -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : RT_FAIL("guard_actions: %s", sqlite3_errmsg(c));
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int release_one(gw_db *db, int64_t id, int64_t group_id, const char *note, double now, FILE *out) {
+    release_info r = {.account_id = id};
+    if (gw_db_with(db, release_info_fn, &r)) return RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
+    gw_account a;
+    if (gw_account_get(db, id, &a)) return -1;
+    if (gw_account_set_status(db, id, GW_ACCOUNT_ACTIVE, NULL, now)) return -1;
+    if (r.was_throttled) {
+        gw_limits lim = {r.prev_rpm >= 0 ? r.prev_rpm : 0, -1, -1};
+        if (gw_account_set_limits(db, id, &lim)) return -1;
+    }
+    rel_row row = {now, id, group_id, note};
+    if (gw_db_with(db, insert_release, &row)) return RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
+    if (out)
+        fprintf(out, "released %s (#%lld)%s%s\n", a.name, (long long)id,
+                a.status == GW_ACCOUNT_SUSPENDED ? ": active again" : ": was not suspended",
+                r.was_throttled ? ", rpm limit restored" : "");
+    return 0;
+}
+
+int guard_release(gw_db *db, const char *account, int group, const char *note, double now, FILE *out) {
+    if (guard_db_init(db)) return -1;
+    gw_account a;
+    if (gw_account_find(db, account, &a)) return -1;
+    release_info r = {.account_id = a.id};
+    if (gw_db_with(db, release_info_fn, &r)) return RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
+    if (!group) return release_one(db, a.id, r.group_id, note, now, out);
+    if (gw_db_with(db, group_members_fn, &r)) {
+        free(r.members);
+        return RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
+    }
+    int rc = 0;
+    int self = 0;
+    for (size_t i = 0; i < r.n_members && rc == 0; i++) {
+        if (r.members[i] == a.id) self = 1;
+        rc = release_one(db, r.members[i], r.group_id, note, now, out);
+    }
+    if (rc == 0 && !self) rc = release_one(db, a.id, r.group_id, note, now, out);
+    free(r.members);
+    return rc;
+}

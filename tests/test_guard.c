@@ -1,0 +1,915 @@
+/* test_guard.c — the guard's pieces on crafted input with answers worked out here, by hand
+ * or by an independent computation in this file: the streaming sketches (exponential means
+ * and their variance factor against a Monte Carlo, decaying counters, MinHash against exact
+ * Jaccard, random Fourier features against the Gaussian kernel, SimHash, quantisation), the
+ * Shapiro–Wilk W against hand values and a textbook example, PRADA's distance bookkeeping,
+ * every detector signal on a sequence built to give a known value, the behaviour cap (volume
+ * alone never suspends), escalation and min_requests, account linking of a sybil group and
+ * its release, policy / scenario / reference files (good and bad), and the corpus prompt
+ * generators. No server: test_guard_e2e.c does that. */
+#include <math.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "guard/guard.h"
+#include "guard/guard_internal.h"
+#include "testlib.h"
+
+/* ---------------------------------------------------------------- sketches */
+
+static void test_ewm(void) {
+    guard_ewm e = {0};
+    for (int i = 1; i <= 4; i++) guard_ewm_add(&e, i, 4);
+    CHECK_NEAR(e.mean, 2.5, 1e-12, 0);
+    CHECK_NEAR(guard_ewm_var_factor(&e, 4), 0.25, 1e-12, 0);
+    guard_ewm_add(&e, 10, 4); /* alpha = 1/4: 2.5 + (10 - 2.5)/4 */
+    CHECK_NEAR(e.mean, 4.375, 1e-12, 0);
+    /* variance factor: the closed form vs the recursion v = (1-a)^2 v + a^2 iterated here */
+    guard_ewm f = {0};
+    double vv = 0;
+    for (int n = 1; n <= 40; n++) {
+        guard_ewm_add(&f, 0, 8);
+        vv = n <= 8 ? 1.0 / n : (1 - 0.125) * (1 - 0.125) * vv + 0.125 * 0.125;
+        CHECK_NEAR(guard_ewm_var_factor(&f, 8), vv, 1e-12, 1e-9);
+    }
+    /* Monte Carlo: the variance of the mean of iid N(0,1) after 30 values with window 10 */
+    rt_rng r;
+    rt_rng_seed(&r, 5);
+    double s2 = 0;
+    const int trials = 20000;
+    for (int t = 0; t < trials; t++) {
+        guard_ewm g = {0};
+        for (int i = 0; i < 30; i++) guard_ewm_add(&g, rt_rng_normal(&r), 10);
+        s2 += g.mean * g.mean;
+    }
+    guard_ewm g = {0};
+    for (int i = 0; i < 30; i++) guard_ewm_add(&g, 0, 10);
+    CHECK_NEAR(s2 / trials, guard_ewm_var_factor(&g, 10), 0, 0.04);
+}
+
+static void test_decay(void) {
+    guard_decay d = {0};
+    const double tau = 100;
+    guard_decay_add(&d, 1000, 1, tau);
+    guard_decay_add(&d, 1100, 1, tau);
+    CHECK_NEAR(d.c, exp(-1.0) + 1, 1e-12, 0);
+    CHECK_NEAR(guard_decay_value(&d, 1200, tau), (exp(-1.0) + 1) * exp(-1.0), 1e-12, 0);
+    guard_decay_add(&d, 1050, 2, tau); /* a late event: added without decay */
+    CHECK_NEAR(d.c, exp(-1.0) + 3, 1e-12, 0);
+    CHECK_NEAR(guard_decay_value(&d, 1000, tau), d.c, 1e-12, 0);
+}
+
+/* exact Jaccard of word-2-shingle sets, computed independently with strings */
+static double exact_jaccard(char **a, size_t na, char **b, size_t nb) {
+    size_t inter = 0;
+    for (size_t i = 0; i + 1 < na; i++) {
+        int dup = 0;
+        for (size_t k = 0; k < i && !dup; k++) dup = !strcmp(a[k], a[i]) && !strcmp(a[k + 1], a[i + 1]);
+        if (dup) continue;
+        for (size_t j = 0; j + 1 < nb; j++)
+            if (!strcmp(a[i], b[j]) && !strcmp(a[i + 1], b[j + 1])) {
+                inter++;
+                break;
+            }
+    }
+    return (double)inter / (double)((na - 1) + (nb - 1) - inter);
+}
+
+static void test_minhash(void) {
+    uint32_t s1[GUARD_MINHASH_K], s2[GUARD_MINHASH_K];
+    CHECK(guard_minhash("Hello, World! how are you", 25, s1) == 4);
+    CHECK(guard_minhash("hello world HOW are... you?", 27, s2) == 4);
+    CHECK_NEAR(guard_minhash_similarity(s1, s2), 1.0, 0, 0);
+    CHECK(guard_minhash("one", 3, s1) == 1);
+    /* prefixes: the first three words, case and punctuation aside */
+    CHECK(guard_prefix_hash("Hello, World! foo bar", 21) == guard_prefix_hash("hello world FOO baz qux", 23));
+    CHECK(guard_prefix_hash("Hello, World! foo bar", 21) != guard_prefix_hash("hello world bar foo", 19));
+    CHECK(guard_prefix_hash("two words", 9) != 0 && guard_prefix_hash("two words", 9) != guard_prefix_hash("two", 3));
+    CHECK(guard_prefix_hash("  ,, ", 5) == 0);
+    CHECK(guard_minhash("  ,, ", 5, s1) == 0);
+    /* expectation of the estimate = exact Jaccard: average over random vocabularies */
+    rt_rng r;
+    rt_rng_seed(&r, 9);
+    double est = 0, ex = 0;
+    const int trials = 300;
+    for (int t = 0; t < trials; t++) {
+        char *wa[24], *wb[24];
+        char buf[48][16];
+        size_t na = 12 + rt_rng_below(&r, 10), nb = 12 + rt_rng_below(&r, 10), shared = rt_rng_below(&r, 12);
+        for (size_t i = 0; i < 24; i++) {
+            snprintf(buf[i], sizeof buf[i], "w%llu", (unsigned long long)rt_rng_u64(&r) % 100000);
+            snprintf(buf[24 + i], sizeof buf[24 + i], "x%llu", (unsigned long long)rt_rng_u64(&r) % 100000);
+        }
+        for (size_t i = 0; i < na; i++) wa[i] = buf[i];
+        for (size_t i = 0; i < nb; i++) wb[i] = i < shared ? buf[i] : buf[24 + i];
+        rt_buf ta = {0}, tb = {0};
+        for (size_t i = 0; i < na; i++) rt_buf_printf(&ta, "%s ", wa[i]);
+        for (size_t i = 0; i < nb; i++) rt_buf_printf(&tb, "%s ", wb[i]);
+        guard_minhash(ta.data, ta.len, s1);
+        guard_minhash(tb.data, tb.len, s2);
+        est += guard_minhash_similarity(s1, s2);
+        ex += exact_jaccard(wa, na, wb, nb);
+        rt_buf_free(&ta);
+        rt_buf_free(&tb);
+    }
+    CHECK_NEAR(est / trials, ex / trials, 0.02, 0);
+    /* bands: equal signatures give equal bands; one changed row changes exactly one band */
+    uint64_t b1[GUARD_MINHASH_BANDS], b2[GUARD_MINHASH_BANDS];
+    guard_minhash("a b c d e f", 11, s1);
+    memcpy(s2, s1, sizeof s1);
+    s2[5] ^= 1;
+    guard_minhash_bands(s1, b1);
+    guard_minhash_bands(s2, b2);
+    int diff = 0;
+    for (int i = 0; i < GUARD_MINHASH_BANDS; i++) diff += b1[i] != b2[i];
+    CHECK(diff == 1);
+}
+
+static void test_rff_simhash_quant(void) {
+    const size_t D = 16, M = 4096;
+    guard_rff r;
+    CHECK_OK(guard_rff_init(&r, D, M, 0.8, 3));
+    float *px = malloc(M * sizeof(float)), *py = malloc(M * sizeof(float));
+    rt_rng g;
+    rt_rng_seed(&g, 4);
+    for (int t = 0; t < 6; t++) {
+        float x[16], y[16];
+        double d2 = 0;
+        for (size_t i = 0; i < D; i++) {
+            x[i] = (float)(0.3 * rt_rng_normal(&g));
+            y[i] = x[i] + (float)(0.1 * t * rt_rng_normal(&g));
+            d2 += (double)(x[i] - y[i]) * (x[i] - y[i]);
+        }
+        guard_rff_apply(&r, x, px);
+        guard_rff_apply(&r, y, py);
+        double k = 0;
+        for (size_t j = 0; j < M; j++) k += (double)px[j] * py[j];
+        CHECK_NEAR(k, exp(-d2 / (2 * 0.8 * 0.8)), 0.06, 0);
+    }
+    free(px);
+    free(py);
+    guard_rff_free(&r);
+    CHECK(guard_rff_init(&r, D, M, -1, 3) != 0 && strstr(rt_errmsg(), "bandwidth"));
+    /* SimHash: -x lies in the complementary cell */
+    float x[16], nx[16];
+    for (size_t i = 0; i < D; i++) {
+        x[i] = (float)rt_rng_normal(&g);
+        nx[i] = -x[i];
+    }
+    CHECK(guard_simhash_cell(nx, D) == (~guard_simhash_cell(x, D) & 255u));
+    CHECK(guard_simhash_cell(x, D) == guard_simhash_cell(x, D));
+    /* quantisation keeps the direction */
+    int8_t q[16];
+    float back[16];
+    float sc = guard_quantize(x, D, q);
+    guard_dequantize(q, D, sc, back);
+    double dot = 0, nxx = 0, nb = 0;
+    for (size_t i = 0; i < D; i++) {
+        dot += (double)x[i] * back[i];
+        nxx += (double)x[i] * x[i];
+        nb += (double)back[i] * back[i];
+    }
+    CHECK(dot / sqrt(nxx * nb) > 0.999);
+    CHECK_NEAR(nb, 1.0, 1e-5, 0);
+    float z[4] = {0, 0, 0, 0};
+    CHECK(guard_quantize(z, 4, q) == 0.0f);
+}
+
+static void test_shapiro_wilk(void) {
+    /* n = 3: a = (-1/sqrt2, 0, 1/sqrt2), W = (x3 - x1)^2 / 2 / SS: (1, 2, 4) -> 4.5 / (42/9) */
+    double x3[] = {4, 1, 2};
+    CHECK_NEAR(guard_shapiro_wilk(x3, 3), 4.5 / (42.0 / 9.0), 1e-9, 0);
+    /* n = 4 with the published table coefficients a = (0.6872, 0.1677):
+     * (1, 2, 3, 10): (0.6872*9 + 0.1677*1)^2 / 50 */
+    double x4[] = {1, 2, 3, 10};
+    CHECK_NEAR(guard_shapiro_wilk(x4, 4), pow(0.6872 * 9 + 0.1677, 2) / 50.0, 0.005, 0);
+    /* Shapiro & Wilk (1965)'s example, weights of 11 men: W = 0.79 (R: 0.78881) */
+    double w11[] = {148, 154, 158, 160, 161, 162, 166, 170, 182, 195, 236};
+    CHECK_NEAR(guard_shapiro_wilk(w11, 11), 0.7888, 0.004, 0);
+    /* invariance to order, shift and scale */
+    double w11b[11];
+    for (int i = 0; i < 11; i++) w11b[i] = 3.0 * w11[10 - i] - 7.0;
+    CHECK_NEAR(guard_shapiro_wilk(w11b, 11), guard_shapiro_wilk(w11, 11), 1e-9, 0);
+    /* normal scores are as normal as it gets; an exponential sample is not */
+    double nq[200], ex[200];
+    for (int i = 0; i < 200; i++) {
+        double p = (i + 0.5) / 200.0;
+        /* probit by bisection on erfc: independent of the implementation's norm_ppf */
+        double lo = -10, hi = 10;
+        for (int k = 0; k < 100; k++) {
+            double mid = 0.5 * (lo + hi);
+            if (0.5 * erfc(-mid / sqrt(2.0)) < p) lo = mid;
+            else hi = mid;
+        }
+        nq[i] = 0.5 * (lo + hi);
+        ex[i] = -log(1 - p);
+    }
+    CHECK(guard_shapiro_wilk(nq, 200) > 0.995);
+    CHECK(guard_shapiro_wilk(ex, 200) < 0.9);
+    double same[5] = {2, 2, 2, 2, 2};
+    CHECK(isnan(guard_shapiro_wilk(same, 5)));
+    CHECK(isnan(guard_shapiro_wilk(same, 2)));
+}
+
+static void test_prada(void) {
+    /* 1-D points 0, 1, 3, 3.5. G = {0}. x = 1: d = 1, D = {1}, threshold mean - std = 1: 1 is not
+     * above it, so G stays {0}. x = 3: d = 3, D = {1, 3}, threshold 2 - 1 = 1: G = {0, 3}.
+     * x = 3.5: d = 0.5, D = {1, 3, 0.5}, threshold 1.5 - sqrt(1.1667) = 0.42: joins, |G| = 3. */
+    guard_prada p;
+    guard_prada_init(&p, 1);
+    float pts[] = {0, 1, 3, 3.5f};
+    for (int i = 0; i < 4; i++) CHECK_OK(guard_prada_add(&p, &pts[i], 100));
+    CHECK(p.n_d == 3);
+    CHECK_NEAR(p.dist[0], 1, 1e-12, 0);
+    CHECK_NEAR(p.dist[1], 3, 1e-12, 0);
+    CHECK_NEAR(p.dist[2], 0.5, 1e-12, 0);
+    CHECK(p.n_g == 3);
+    CHECK_NEAR(guard_prada_w(&p), guard_shapiro_wilk(p.dist, 3), 0, 0);
+    guard_prada_free(&p);
+}
+
+/* ---------------------------------------------------------------- detector signals */
+
+static guard_event ev_base(int64_t acct, double t) {
+    guard_event e;
+    memset(&e, 0, sizeof e);
+    e.account_id = acct;
+    e.t = t;
+    e.status = 200;
+    e.prompt_tokens = 20;
+    e.completion_tokens = 10;
+    e.max_tokens = 64;
+    e.prompt_hash = (uint64_t)(t * 1000) + 1;
+    return e;
+}
+
+static guard_assessment observe(guard_detector *d, const guard_event *e, guard_verdict *v) {
+    CHECK_OK(guard_detector_observe(d, e, v));
+    return v->account;
+}
+
+static void test_signals_api_behaviour(void) {
+    guard_policy p;
+    guard_policy_defaults(&p);
+    p.enforce = 1;
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_init(&d, &p, NULL));
+    guard_verdict v;
+    guard_assessment a;
+    /* account 1: 10 requests, one per second: 3 refused (429), 4 concurrent, logprobs patterns */
+    double rate = 0, lpsum = 0, ratio = 0;
+    int sat = 0, served = 0;
+    for (int i = 0; i < 10; i++) {
+        guard_event e = ev_base(1, 1000 + i);
+        e.status = i % 3 == 1 ? 429 : 200; /* i = 1, 4, 7 */
+        e.concurrent = i < 4;
+        e.logprobs = i % 2;
+        e.top_logprobs = i % 4 == 1 ? 20 : 0; /* logprobs with 20 alternatives at i = 1, 5, 9 */
+        lpsum += e.logprobs ? 0.3 + 0.7 * e.top_logprobs / 20.0 : 0;
+        e.max_tokens_given = i < 6;
+        e.completion_tokens = i < 3 ? 64 : 10;
+        e.prompt_tokens = 5 + i;
+        if (e.status == 200) {
+            served++;
+            sat += e.max_tokens_given && e.completion_tokens >= 64;
+            ratio += log((double)(e.completion_tokens + 1) / (double)(e.prompt_tokens + 1));
+        }
+        a = observe(d, &e, &v);
+    }
+    for (int i = 0; i < 10; i++) rate += exp(-(9.0 - i) / 3600.0);
+    CHECK_NEAR(a.value[GUARD_SIG_RATE], rate, 1e-9, 0);
+    CHECK_NEAR(a.value[GUARD_SIG_VOLUME], 10 * 1.0, 0.01, 0);
+    CHECK_NEAR(a.value[GUARD_SIG_LIMIT], 0.3, 1e-12, 0);
+    CHECK_NEAR(a.value[GUARD_SIG_CONCURRENCY], 0.4, 1e-12, 0);
+    CHECK_NEAR(a.value[GUARD_SIG_LOGPROBS], lpsum / 10, 1e-12, 0);
+    CHECK_NEAR(a.value[GUARD_SIG_SATURATION], (double)sat / served, 1e-12, 0);
+    CHECK(sat == 2); /* i = 0 and 2 (i = 1 was refused) */
+    CHECK_NEAR(a.value[GUARD_SIG_TOKEN_RATIO], ratio / served, 1e-12, 0);
+    CHECK(isnan(a.value[GUARD_SIG_AROUND_CLOCK])); /* too young */
+    CHECK(isnan(a.value[GUARD_SIG_BASELINE]));
+    CHECK(isnan(a.value[GUARD_SIG_SHIFT]));        /* no reference */
+    CHECK(a.count[GUARD_SIG_SATURATION] == served);
+    /* regularity: constant gaps -> std 0 -> 2; alternating 1 s / 100 s -> std ln(100)/2 */
+    for (int i = 0; i < 30; i++) a = observe(d, &(guard_event){.account_id = 2, .t = 5000 + 60.0 * i, .status = 200}, &v);
+    CHECK_NEAR(a.value[GUARD_SIG_REGULARITY], 2.0, 1e-6, 0);
+    double t = 9000;
+    for (int i = 0; i < 41; i++) {
+        a = observe(d, &(guard_event){.account_id = 3, .t = t, .status = 200}, &v);
+        t += i % 2 ? 100 : 1;
+    }
+    CHECK_NEAR(a.value[GUARD_SIG_REGULARITY], 2.0 - log(100.0) / 2, 1e-6, 0);
+    /* around the clock: one request per hour for a day vs 8 active hours */
+    for (int h = 0; h < 24; h++) a = observe(d, &(guard_event){.account_id = 4, .t = 86400.0 * 10 + 3600.0 * h + 5, .status = 200}, &v);
+    CHECK_NEAR(a.value[GUARD_SIG_AROUND_CLOCK], 24, 0, 0);
+    for (int k = 0; k < 24; k++)
+        a = observe(d, &(guard_event){.account_id = 5, .t = 86400.0 * 10 + 3600.0 * (k % 8) + 1800.0 * (k / 8) + (k < 8 ? 0 : 3600 * 16.0), .status = 200}, &v);
+    /* hours 0..7 then 16..23 shifted by half an hour: 8 + 8 distinct hours, spanning >= 18 h */
+    CHECK_NEAR(a.value[GUARD_SIG_AROUND_CLOCK], 16, 0, 0);
+    /* baseline: 7 h at 10/h, then 60 requests in 12 minutes */
+    double t0 = 86400.0 * 20, tt = t0;
+    for (int i = 0; i < 70; i++, tt += 360) a = observe(d, &(guard_event){.account_id = 6, .t = tt, .status = 200}, &v);
+    double last = tt - 360;
+    for (int i = 0; i < 60; i++) {
+        last += 12;
+        a = observe(d, &(guard_event){.account_id = 6, .t = last, .status = 200}, &v);
+    }
+    double rs = 0, rl = 0;
+    for (int i = 0; i < 70; i++) {
+        rs += exp(-(last - (t0 + 360.0 * i)) / 3600.0);
+        rl += exp(-(last - (t0 + 360.0 * i)) / (6 * 3600.0));
+    }
+    for (int i = 0; i < 60; i++) {
+        double ti = t0 + 360.0 * 69 + 12.0 * (i + 1);
+        rs += exp(-(last - ti) / 3600.0);
+        rl += exp(-(last - ti) / (6 * 3600.0));
+    }
+    CHECK_NEAR(a.value[GUARD_SIG_BASELINE], log2((rs + 30) / (rl * 3600.0 / (6 * 3600.0) + 30)), 1e-6, 0);
+    guard_detector_free(d);
+}
+
+static void make_template(rt_buf *b, int i) {
+    static const char *names[] = {"Moses", "Aaron", "David", "Ruth", "Samuel", "Esther", "Jonah", "Elijah"};
+    static const char *forms[] = {"poem", "psalm", "story", "letter", "hymn", "fable"};
+    b->len = 0;
+    rt_buf_printf(b, "Write a %s about %s in the style of the book of %s.", forms[i % 6], names[i % 8], names[(i / 8) % 8]);
+}
+
+static void test_template_coverage(void) {
+    guard_policy p;
+    guard_policy_defaults(&p);
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_init(&d, &p, NULL));
+    guard_verdict v;
+    guard_assessment a;
+    rt_buf b = {0};
+    /* one template, different fills: a prompt is a near-duplicate of most earlier ones */
+    for (int i = 0; i < 20; i++) {
+        guard_event e = ev_base(1, 100 + i);
+        make_template(&b, i);
+        e.has_minhash = 1;
+        guard_minhash(b.data, b.len, e.minhash);
+        e.prompt_hash = rt_fnv1a64(b.data, b.len);
+        a = observe(d, &e, &v);
+    }
+    CHECK(a.count[GUARD_SIG_TEMPLATE] == 19);
+    CHECK(a.value[GUARD_SIG_TEMPLATE] > 0.6);
+    /* the same template among seven unrelated prompts each time: about 1/8 of the recent ones */
+    rt_rng r;
+    rt_rng_seed(&r, 2);
+    for (int i = 0; i < 64; i++) {
+        guard_event e = ev_base(5, 100 + i);
+        if (i % 8 == 0) make_template(&b, i);
+        else {
+            b.len = 0;
+            for (int w = 0; w < 8; w++) rt_buf_printf(&b, "q%llu ", (unsigned long long)rt_rng_u64(&r) % 1000000);
+        }
+        e.has_minhash = 1;
+        guard_minhash(b.data, b.len, e.minhash);
+        e.prompt_hash = rt_fnv1a64(b.data, b.len);
+        a = observe(d, &e, &v);
+    }
+    CHECK(a.value[GUARD_SIG_TEMPLATE] < 0.05);
+    /* a fixed prefix before a long variable part: MinHash sees little, the prefix does */
+    double mh_density = 0;
+    for (int i = 0; i < 20; i++) {
+        guard_event e = ev_base(6, 100 + i);
+        b.len = 0;
+        rt_buf_printf(&b, "Complete this passage:");
+        for (int w = 0; w < 30; w++) rt_buf_printf(&b, " v%llu", (unsigned long long)rt_rng_u64(&r) % 100000);
+        e.has_minhash = 1;
+        guard_minhash(b.data, b.len, e.minhash);
+        e.prompt_hash = rt_fnv1a64(b.data, b.len);
+        e.prefix_hash = guard_prefix_hash(b.data, b.len);
+        a = observe(d, &e, &v);
+        if (i == 1) {
+            uint32_t s0[GUARD_MINHASH_K];
+            guard_minhash("Complete this passage: x y z", 28, s0);
+            mh_density = guard_minhash_similarity(s0, e.minhash);
+        }
+    }
+    CHECK(mh_density < 0.25);
+    CHECK_NEAR(a.value[GUARD_SIG_TEMPLATE], 1.0, 1e-12, 0);
+    /* unrelated prompts: none */
+    for (int i = 0; i < 20; i++) {
+        guard_event e = ev_base(2, 100 + i);
+        b.len = 0;
+        for (int w = 0; w < 8; w++) rt_buf_printf(&b, "q%llu ", (unsigned long long)rt_rng_u64(&r) % 1000000);
+        e.has_minhash = 1;
+        guard_minhash(b.data, b.len, e.minhash);
+        e.prompt_hash = rt_fnv1a64(b.data, b.len);
+        a = observe(d, &e, &v);
+    }
+    CHECK_NEAR(a.value[GUARD_SIG_TEMPLATE], 0, 0, 0);
+    /* exact repeats (a user pressing "regenerate") are not templates */
+    for (int i = 0; i < 10; i++) {
+        guard_event e = ev_base(3, 100 + i);
+        make_template(&b, 0);
+        e.has_minhash = 1;
+        guard_minhash(b.data, b.len, e.minhash);
+        e.prompt_hash = rt_fnv1a64(b.data, b.len);
+        a = observe(d, &e, &v);
+    }
+    CHECK(a.count[GUARD_SIG_TEMPLATE] == 0 && isnan(a.value[GUARD_SIG_TEMPLATE]));
+    /* coverage: distinct SimHash cells over the recent window, counted here independently */
+    const size_t D = 12;
+    int8_t q[12];
+    int seen[256] = {0}, distinct = 0;
+    for (int i = 0; i < 40; i++) {
+        float x[12];
+        for (size_t k = 0; k < D; k++) x[k] = (float)rt_rng_normal(&r);
+        guard_event e = ev_base(4, 100 + i);
+        e.emb_scale = guard_quantize(x, D, q);
+        e.emb = q;
+        e.emb_dim = D;
+        float back[12];
+        guard_dequantize(q, D, e.emb_scale, back);
+        unsigned c = guard_simhash_cell(back, D);
+        if (!seen[c]++) distinct++;
+        a = observe(d, &e, &v);
+    }
+    CHECK_NEAR(a.value[GUARD_SIG_COVERAGE], distinct / 40.0, 1e-12, 0);
+    rt_buf_free(&b);
+    guard_detector_free(d);
+}
+
+/* a reference built here from N(0, I) embeddings, for the shift signal */
+static void make_reference(guard_reference *ref, size_t D, uint64_t seed) {
+    guard_reference_init(ref);
+    CHECK_OK(guard_rff_init(&ref->rff, D, GUARD_RFF_M, 1.0, seed));
+    ref->mu = calloc(GUARD_RFF_M, sizeof(float));
+    rt_rng r;
+    rt_rng_seed(&r, seed + 1);
+    const int N = 4000;
+    float x[64], phi[GUARD_RFF_M];
+    double mu[GUARD_RFF_M] = {0}, tr = 0;
+    float *all = malloc((size_t)N * GUARD_RFF_M * sizeof(float));
+    for (int i = 0; i < N; i++) {
+        double n2 = 0;
+        for (size_t k = 0; k < D; k++) {
+            x[k] = (float)rt_rng_normal(&r);
+            n2 += (double)x[k] * x[k];
+        }
+        for (size_t k = 0; k < D; k++) x[k] = (float)(x[k] / sqrt(n2)); /* the guard works on unit vectors */
+        guard_rff_apply(&ref->rff, x, all + (size_t)i * GUARD_RFF_M);
+        for (int j = 0; j < GUARD_RFF_M; j++) mu[j] += all[(size_t)i * GUARD_RFF_M + j];
+    }
+    for (int j = 0; j < GUARD_RFF_M; j++) ref->mu[j] = (float)(mu[j] / N);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < GUARD_RFF_M; j++) {
+            double df = all[(size_t)i * GUARD_RFF_M + j] - ref->mu[j];
+            tr += df * df;
+        }
+    ref->trace = tr / N;
+    ref->z_crit = 2.0;
+    ref->has_shift = 1;
+    (void)phi;
+    free(all);
+}
+
+static void test_shift(void) {
+    const size_t D = 16;
+    guard_reference ref;
+    make_reference(&ref, D, 7);
+    guard_policy p;
+    guard_policy_defaults(&p);
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_init(&d, &p, &ref));
+    guard_verdict v;
+    guard_assessment a;
+    rt_rng r;
+    rt_rng_seed(&r, 99);
+    int8_t q[16];
+    float x[16], back[16], phi[GUARD_RFF_M];
+    /* one embedding: the account's mean is phi(x) itself, variance factor 1 */
+    for (size_t k = 0; k < D; k++) x[k] = (float)rt_rng_normal(&r);
+    guard_event e = ev_base(1, 10);
+    e.emb_scale = guard_quantize(x, D, q);
+    e.emb = q;
+    e.emb_dim = D;
+    a = observe(d, &e, &v);
+    guard_dequantize(q, D, e.emb_scale, back);
+    guard_rff_apply(&ref.rff, back, phi);
+    double d2 = 0;
+    for (int j = 0; j < GUARD_RFF_M; j++) d2 += ((double)phi[j] - ref.mu[j]) * ((double)phi[j] - ref.mu[j]);
+    CHECK_NEAR(a.value[GUARD_SIG_SHIFT], 1000 * (d2 - ref.trace), 1e-6, 1e-5);
+    CHECK_NEAR(a.shift_z, d2 / ref.trace, 1e-9, 1e-6);
+    /* 300 embeddings from the reference distribution: small; from a shifted one: large */
+    for (int i = 0; i < 300; i++) {
+        for (size_t k = 0; k < D; k++) x[k] = (float)rt_rng_normal(&r);
+        e = ev_base(2, 10 + i);
+        e.emb_scale = guard_quantize(x, D, q);
+        e.emb = q;
+        e.emb_dim = D;
+        a = observe(d, &e, &v);
+    }
+    double benign = a.value[GUARD_SIG_SHIFT], bz = a.shift_z;
+    for (int i = 0; i < 300; i++) {
+        for (size_t k = 0; k < D; k++) x[k] = (float)rt_rng_normal(&r) + (k < 4 ? 1.5f : 0.0f);
+        e = ev_base(3, 10 + i);
+        e.emb_scale = guard_quantize(x, D, q);
+        e.emb = q;
+        e.emb_dim = D;
+        a = observe(d, &e, &v);
+    }
+    fprintf(stderr, "  shift: benign %.3f (z %.2f), shifted %.3f (z %.2f)\n", benign, bz, a.value[GUARD_SIG_SHIFT],
+            a.shift_z);
+    CHECK(bz < 2.0);
+    CHECK(a.shift_z > 10);
+    CHECK(a.value[GUARD_SIG_SHIFT] > 10 * fabs(benign));
+    /* beyond the attack level a content score overshoots: 1 + min(1, ln(v/attack)/ln 4) */
+    double sv = a.value[GUARD_SIG_SHIFT], at = p.sig[GUARD_SIG_SHIFT].attack;
+    CHECK(sv > at);
+    CHECK_NEAR(a.score[GUARD_SIG_SHIFT], 1 + fmin(1.0, log(sv / at) / log(4.0)), 1e-12, 0);
+    CHECK_NEAR(a.contrib[GUARD_SIG_SHIFT], p.sig[GUARD_SIG_SHIFT].weight * a.score[GUARD_SIG_SHIFT], 1e-12, 0);
+    guard_detector_free(d);
+    /* a benign profile at the shifted distribution's mean: the same account is now near one */
+    double prof[GUARD_RFF_M] = {0};
+    for (int i = 0; i < 3000; i++) {
+        for (size_t k = 0; k < D; k++) x[k] = (float)rt_rng_normal(&r) + (k < 4 ? 1.5f : 0.0f);
+        guard_quantize(x, D, q);
+        guard_dequantize(q, D, 0, back);
+        guard_rff_apply(&ref.rff, back, phi);
+        for (int j = 0; j < GUARD_RFF_M; j++) prof[j] += phi[j] / 3000.0;
+    }
+    ref.profiles = malloc(GUARD_RFF_M * sizeof(float));
+    for (int j = 0; j < GUARD_RFF_M; j++) ref.profiles[j] = (float)prof[j];
+    ref.n_profiles = 1;
+    CHECK_OK(guard_detector_init(&d, &p, &ref));
+    for (int i = 0; i < 300; i++) {
+        for (size_t k = 0; k < D; k++) x[k] = (float)rt_rng_normal(&r) + (k < 4 ? 1.5f : 0.0f);
+        e = ev_base(3, 10 + i);
+        e.emb_scale = guard_quantize(x, D, q);
+        e.emb = q;
+        e.emb_dim = D;
+        a = observe(d, &e, &v);
+    }
+    fprintf(stderr, "  shift with a profile there: %.3f (z %.2f)\n", a.value[GUARD_SIG_SHIFT], a.shift_z);
+    CHECK(a.shift_z < 3);
+    guard_detector_free(d);
+    guard_reference_free(&ref);
+}
+
+static void test_cap_and_escalation(void) {
+    guard_policy p;
+    guard_policy_defaults(&p);
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_init(&d, &p, NULL));
+    guard_verdict v;
+    guard_assessment a;
+    /* a heavy user: 3000 requests in an hour, concurrent, around the limits, like a machine: every
+       behaviour signal at full score; it may be flagged, never throttled or suspended */
+    guard_action worst = GUARD_ACT_NONE;
+    for (int i = 0; i < 3000; i++) {
+        guard_event e = ev_base(1, 1000 + 1.2 * i);
+        e.concurrent = 1;
+        e.status = i % 2 ? 429 : 200;
+        a = observe(d, &e, &v);
+        if (v.level > worst) worst = v.level;
+    }
+    CHECK_NEAR(a.risk, p.behaviour_cap, 1e-12, 0);
+    CHECK(worst == GUARD_ACT_NONE || worst == GUARD_ACT_FLAG);
+    CHECK(worst < GUARD_ACT_THROTTLE);
+    /* a log-prob harvester: logprobs 20 + saturated max_tokens + concurrency: suspended, but not
+       before min_requests served; levels only go up */
+    guard_action prev = GUARD_ACT_NONE;
+    int suspended_at = -1, n_esc = 0;
+    for (int i = 0; i < 200; i++) {
+        guard_event e = ev_base(2, 5000 + 2.0 * i);
+        e.logprobs = 1;
+        e.top_logprobs = 20;
+        e.max_tokens_given = 1;
+        e.max_tokens = 64;
+        e.completion_tokens = 64;
+        e.concurrent = 1;
+        a = observe(d, &e, &v);
+        CHECK(v.level >= prev);
+        if (v.escalated) {
+            n_esc++;
+            CHECK(v.n_affected == 1 && v.affected[0] == 2);
+        }
+        if (v.level == GUARD_ACT_SUSPEND && suspended_at < 0) suspended_at = i + 1;
+        prev = v.level;
+    }
+    fprintf(stderr, "  log-prob harvester suspended after %d requests (risk %.2f)\n", suspended_at, a.risk);
+    CHECK(suspended_at >= (int)p.min_requests_act);
+    CHECK(suspended_at > 0 && suspended_at <= 40);
+    CHECK(n_esc >= 1 && n_esc <= 3);
+    CHECK(guard_detector_level(d, 2) == GUARD_ACT_SUSPEND);
+    CHECK(guard_detector_level(d, 1) < GUARD_ACT_THROTTLE);
+    CHECK(guard_detector_level(d, 77) == GUARD_ACT_NONE);
+    char code[64];
+    guard_reason_code(&a, 0, code, sizeof code);
+    CHECK(strstr(code, "LOGPROBS") != NULL);
+    char *ev = guard_detector_evidence(d, 2);
+    CHECK(ev && strstr(ev, "\"logprobs\"") && strstr(ev, "\"window\""));
+    free(ev);
+    guard_detector_free(d);
+}
+
+static void test_linking(void) {
+    guard_policy p;
+    guard_policy_defaults(&p);
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_init(&d, &p, NULL));
+    guard_verdict v;
+    /* 8 sybil keys created within 8 minutes, sharing 2 addresses, harvesting with logprobs */
+    /* 2 benign accounts sharing an office address, created months apart */
+    /* 6 benign accounts created in the same 10 minutes (a class), distinct addresses */
+    const double T0 = 1e6;
+    rt_buf b = {0};
+    guard_action worst_benign = GUARD_ACT_NONE;
+    size_t max_group = 0;
+    for (int round = 0; round < 20; round++) {
+        for (int k = 0; k < 8; k++) {
+            guard_event e = ev_base(100 + k, T0 + 600 * round + 10 * k);
+            e.account_created_at = T0 - 3600 + 60 * k;
+            e.client_hash = 0xabc0 + (uint64_t)(k % 2);
+            e.logprobs = 1;
+            e.top_logprobs = 20;
+            e.max_tokens_given = 1;
+            e.completion_tokens = 64;
+            make_template(&b, round * 8 + k);
+            e.has_minhash = 1;
+            guard_minhash(b.data, b.len, e.minhash);
+            e.prompt_hash = rt_fnv1a64(b.data, b.len);
+            CHECK_OK(guard_detector_observe(d, &e, &v));
+            if (v.group_size > max_group) max_group = v.group_size;
+        }
+        for (int k = 0; k < 2; k++) {
+            if ((round < 10) != (k == 0)) continue; /* one colleague in the morning, one later */
+            guard_event e = ev_base(200 + k, T0 + 600 * round + 300 + k);
+            e.account_created_at = T0 - 86400.0 * (30 + 60 * k);
+            e.client_hash = 0x0ff1ce;
+            CHECK_OK(guard_detector_observe(d, &e, &v));
+            if (v.level > worst_benign) worst_benign = v.level;
+            CHECK(v.group_size == 1);
+        }
+        /* 6 more keys of another harvester: one sign-up burst, six different addresses, one
+           prompt opening ("Complete this passage:") before long random text */
+        for (int k = 0; k < 6; k++) {
+            guard_event e = ev_base(400 + k, T0 + 600 * round + 500 + 9 * k);
+            e.account_created_at = T0 - 7200 + 50 * k;
+            e.client_hash = 0x7000 + (uint64_t)k;
+            b.len = 0;
+            rt_buf_printf(&b, "Complete this passage:");
+            for (int w = 0; w < 25; w++) rt_buf_printf(&b, " z%d", (round * 131 + k * 17 + w * 7) % 997);
+            e.has_minhash = 1;
+            guard_minhash(b.data, b.len, e.minhash);
+            e.prompt_hash = rt_fnv1a64(b.data, b.len);
+            e.prefix_hash = guard_prefix_hash(b.data, b.len);
+            CHECK_OK(guard_detector_observe(d, &e, &v));
+        }
+        for (int k = 0; k < 6; k++) {
+            guard_event e = ev_base(300 + k, T0 + 600 * round + 400 + 7 * k);
+            e.account_created_at = T0 - 86400 * 5 + 100 * k;
+            e.client_hash = 0x5000 + (uint64_t)k;
+            CHECK_OK(guard_detector_observe(d, &e, &v));
+            if (v.level > worst_benign) worst_benign = v.level;
+            CHECK(v.group_size == 1);
+        }
+    }
+    int64_t *mem = NULL;
+    size_t n = 0;
+    CHECK_OK(guard_detector_group(d, 100, &mem, &n));
+    CHECK(n == 8);
+    for (size_t i = 0; i < n; i++) CHECK(mem[i] >= 100 && mem[i] < 108);
+    free(mem);
+    CHECK(max_group == 8);
+    CHECK_OK(guard_detector_group(d, 400, &mem, &n));
+    CHECK(n == 6);
+    free(mem);
+    for (int k = 0; k < 8; k++) CHECK(guard_detector_level(d, 100 + k) == GUARD_ACT_SUSPEND);
+    CHECK(worst_benign == GUARD_ACT_NONE);
+    char *ev = guard_detector_evidence(d, 103);
+    CHECK(ev && strstr(ev, "\"linked\":[{") && strstr(ev, "\"size\":8"));
+    free(ev);
+    /* release one key: it leaves the group, starts afresh, and is never linked back */
+    guard_detector_release(d, 103);
+    CHECK(guard_detector_level(d, 103) == GUARD_ACT_NONE);
+    CHECK_OK(guard_detector_group(d, 100, &mem, &n));
+    CHECK(n == 7);
+    free(mem);
+    guard_event e = ev_base(103, T0 + 600 * 21);
+    e.account_created_at = T0 - 3600 + 180;
+    e.client_hash = 0xabc1;
+    CHECK_OK(guard_detector_observe(d, &e, &v));
+    CHECK(v.group_size == 1);
+    CHECK(v.level == GUARD_ACT_NONE);
+    rt_buf_free(&b);
+    guard_detector_free(d);
+}
+
+/* ---------------------------------------------------------------- files */
+
+static void test_policy_files(void) {
+    guard_policy p;
+    guard_policy_defaults(&p);
+    const char *good = "{\"mode\":\"shadow\",\"thresholds\":{\"suspend\":1.5},\"signals\":{\"rate\":{\"weight\":0.1,"
+                       "\"benign\":100,\"attack\":900}},\"linking\":{\"min_kinds\":3}}";
+    CHECK_OK(guard_policy_parse(&p, good, strlen(good), "p.json"));
+    CHECK(p.enforce == 0 && p.suspend_at == 1.5 && p.sig[GUARD_SIG_RATE].attack == 900 && p.link_min_kinds == 3);
+    CHECK(p.sig[GUARD_SIG_SHIFT].weight == 0.6); /* untouched */
+    /* round trip through JSON */
+    char *js = guard_policy_to_json(&p);
+    guard_policy q;
+    guard_policy_defaults(&q);
+    CHECK_OK(guard_policy_parse(&q, js, strlen(js), "round trip"));
+    CHECK(q.enforce == 0 && q.suspend_at == 1.5 && q.sig[GUARD_SIG_RATE].attack == 900 && q.link_min_kinds == 3);
+    free(js);
+    struct {
+        const char *text, *needle;
+    } bad[] = {
+        {"{\"thresholds\":{\"suspnd\":1}}", "thresholds.'suspnd': unknown field"},
+        {"{\"signals\":{\"rates\":{}}}", "signals.rates: unknown signal"},
+        {"{\"signals\":{\"rate\":{\"weight\":\"x\"}}}", "signals.rate.weight: expected a number"},
+        {"{\"signals\":{\"rate\":{\"benign\":5,\"attack\":5}}}", "signals.rate: benign and attack levels must differ"},
+        {"{\"thresholds\":{\"flag\":2,\"suspend\":1}}", "expected flag <= throttle <= suspend"},
+        {"{\"mode\":\"loud\"}", "mode: expected"},
+        {"[1,2]", "must be a JSON object"},
+        {"{\"windows\":{\"template_recent\":100}}", "windows.template_recent: 100 is out of range"},
+        {"{oops", "invalid JSON"},
+    };
+    for (size_t i = 0; i < RT_ARRAY_LEN(bad); i++) {
+        guard_policy_defaults(&p);
+        CHECK(guard_policy_parse(&p, bad[i].text, strlen(bad[i].text), "bad.json") != 0);
+        CHECK_MSG(strstr(rt_errmsg(), bad[i].needle) && strstr(rt_errmsg(), "bad.json"), "%s -> %s", bad[i].text,
+                  rt_errmsg());
+    }
+    CHECK(guard_policy_load(&p, "/nonexistent/policy.json") != 0 && strstr(rt_errmsg(), "/nonexistent/policy.json"));
+}
+
+static void test_reference_file(void) {
+    guard_reference r;
+    make_reference(&r, 8, 3);
+    r.has_levels = 1;
+    r.levels[GUARD_SIG_SHIFT] = 12.5;
+    r.levels[GUARD_SIG_RATE] = 400;
+    r.prada_delta = 0.93;
+    uint64_t bands[3] = {5, 17, 0xffffffffffffff00ULL};
+    r.stop_bands = malloc(sizeof bands);
+    memcpy(r.stop_bands, bands, sizeof bands);
+    r.n_stop_bands = 3;
+    r.profiles = malloc(2 * GUARD_RFF_M * sizeof(float));
+    for (int j = 0; j < 2 * GUARD_RFF_M; j++) r.profiles[j] = (float)(0.001 * j - 0.1);
+    r.n_profiles = 2;
+    char path[512];
+    snprintf(path, sizeof path, "%s/ref.json", tl_tmpdir());
+    CHECK_OK(guard_reference_save(&r, path));
+    guard_reference l;
+    CHECK_OK(guard_reference_load(&l, path));
+    CHECK(l.has_shift && l.rff.dim == 8 && l.rff.m == GUARD_RFF_M && l.rff.seed == r.rff.seed);
+    CHECK_NEAR(l.rff.w[5], r.rff.w[5], 0, 0); /* the features are regenerated from the seed */
+    CHECK_NEAR(l.mu[7], r.mu[7], 1e-6, 1e-6);
+    CHECK_NEAR(l.trace, r.trace, 1e-9, 1e-9);
+    CHECK(l.n_stop_bands == 3 && l.stop_bands[2] == bands[2]);
+    CHECK(l.n_profiles == 2 && l.profiles[2 * GUARD_RFF_M - 1] == r.profiles[2 * GUARD_RFF_M - 1] &&
+          l.profiles[3] == r.profiles[3]);
+    CHECK(l.levels[GUARD_SIG_SHIFT] == 12.5 && isnan(l.levels[GUARD_SIG_VOLUME]));
+    CHECK_NEAR(l.prada_delta, 0.93, 1e-12, 0);
+    /* applying levels: shift takes the calibrated level and keeps the ratio; rate only loosens */
+    guard_policy p;
+    guard_policy_defaults(&p);
+    double ratio = p.sig[GUARD_SIG_SHIFT].attack / p.sig[GUARD_SIG_SHIFT].benign,
+           width = p.sig[GUARD_SIG_RATE].attack - p.sig[GUARD_SIG_RATE].benign;
+    guard_policy_apply_reference(&p, &l);
+    CHECK_NEAR(p.sig[GUARD_SIG_SHIFT].benign, 12.5, 1e-12, 0);
+    CHECK_NEAR(p.sig[GUARD_SIG_SHIFT].attack, 12.5 * ratio, 1e-9, 0);
+    CHECK_NEAR(p.sig[GUARD_SIG_RATE].benign, 400, 0, 0);
+    CHECK_NEAR(p.sig[GUARD_SIG_RATE].attack, 400 + width, 1e-9, 0);
+    guard_reference_free(&l);
+    guard_reference_free(&r);
+    /* damaged files */
+    const char *bad[] = {"{\"version\":2}", "{\"version\":1,\"shift\":{\"dim\":8,\"features\":3}}", "not json",
+                         "{\"version\":1,\"stop_bands\":\"%%%\"}"};
+    for (size_t i = 0; i < RT_ARRAY_LEN(bad); i++) {
+        rt_write_file_atomic(path, bad[i], strlen(bad[i]));
+        CHECK(guard_reference_load(&l, path) != 0);
+        CHECK_MSG(strstr(rt_errmsg(), "ref.json") != NULL, "%s", rt_errmsg());
+    }
+}
+
+static void test_scenario_files(void) {
+    guard_scenario *s = NULL;
+    const char *good = "{\"name\":\"t\",\"personas\":[{\"kind\":\"benign\",\"count\":3},{\"kind\":\"sybil\",\"keys\":21,"
+                       "\"addresses\":3},{\"kind\":\"bulk\",\"name\":\"b2\",\"requests\":10,\"limits\":{\"rpm\":5}}]}";
+    CHECK_OK(guard_scenario_parse(&s, good, strlen(good), "s.json"));
+    CHECK(s && guard_scenario_accounts(s) == 3 + 21 + 1);
+    guard_scenario_free(s);
+    struct {
+        const char *text, *needle;
+    } bad[] = {
+        {"{\"personas\":[{\"kind\":\"bulk\"},{\"kind\":\"robot\"}]}", "personas[1].kind: required, one of"},
+        {"{\"personas\":[{\"kind\":\"benign\",\"requests_per_day\":[5,1]}]}", "personas[0].requests_per_day: expected [lo, hi]"},
+        {"{\"personas\":[{\"kind\":\"bulk\"},{\"kind\":\"bulk\"}]}", "personas[1].name: 'bulk' is already"},
+        {"{\"personas\":[{\"kind\":\"bulk\",\"speed\":3}]}", "personas[0].speed: unknown field"},
+        {"{\"personas\":[]}", "personas: required"},
+        {"{\"personas\":[{\"kind\":\"bulk\",\"keys\":3}]}", "personas[0].keys: only sybil"},
+        {"{\"personas\":[{\"kind\":\"sybil\",\"keys\":3,\"addresses\":5}]}", "personas[0].addresses"},
+        {"{\"personas\":[{\"kind\":\"bulk\",\"limits\":{\"rpm\":-1}}]}", "personas[0].limits.rpm: -1 is out of range"},
+        {"{\"personas\":[{\"kind\":\"bulk\",\"count\":\"two\"}]}", "personas[0].count: expected an integer"},
+        {"{\"name\":\"a b\",\"personas\":[{\"kind\":\"bulk\"}]}", "name: expected"},
+        {"{\"hours\":0,\"personas\":[{\"kind\":\"bulk\"}]}", "hours: 0 is out of range"},
+    };
+    for (size_t i = 0; i < RT_ARRAY_LEN(bad); i++) {
+        CHECK(guard_scenario_parse(&s, bad[i].text, strlen(bad[i].text), "bad.json") != 0);
+        CHECK_MSG(strstr(rt_errmsg(), bad[i].needle) && strstr(rt_errmsg(), "bad.json"), "%s -> %s", bad[i].text,
+                  rt_errmsg());
+    }
+}
+
+/* ---------------------------------------------------------------- corpus and prompts */
+
+static const char *write_corpus(void) {
+    static char path[512];
+    snprintf(path, sizeof path, "%s/corpus.txt", tl_tmpdir());
+    static const char *names[] = {"Abner", "Boaz", "Caleb", "Deborah", "Eli", "Gideon", "Hannah", "Isaac", "Jethro", "Korah",
+                                  "Laban", "Micah"};
+    static const char *words[] = {"went", "unto", "the", "city", "and", "spake", "with", "people", "of", "land",
+                                  "in", "those", "days", "there", "was", "a", "great", "famine", "field", "house"};
+    rt_buf b = {0};
+    rt_rng r;
+    rt_rng_seed(&r, 1);
+    const char *books[] = {"Genesis", "Ruth", "1 Kings"};
+    for (int bk = 0; bk < 3; bk++)
+        for (int ch = 1; ch <= 4; ch++) {
+            rt_buf_printf(&b, "\n%s %d\n\n", books[bk], ch);
+            for (int v = 1; v <= 15; v++) {
+                rt_buf_printf(&b, "  %d And", v);
+                int nw = 12 + (int)rt_rng_below(&r, 20);
+                for (int w = 0; w < nw; w++) {
+                    if (w == 3 || w == 9) rt_buf_printf(&b, " %s", names[rt_rng_below(&r, 12)]);
+                    else rt_buf_printf(&b, " %s", words[rt_rng_below(&r, 20)]);
+                    if (w == 10) rt_buf_printf(&b, "\n"); /* a wrapped line */
+                }
+                rt_buf_printf(&b, ".\n");
+            }
+        }
+    rt_write_file_atomic(path, b.data, b.len);
+    rt_buf_free(&b);
+    return path;
+}
+
+static void test_corpus_prompts(void) {
+    guard_corpus *c = NULL;
+    CHECK_OK(guard_corpus_load(&c, write_corpus()));
+    if (!c) return;
+    CHECK(guard_corpus_verses(c) == 3 * 4 * 15);
+    rt_rng r;
+    rt_rng_seed(&r, 3);
+    guard_prompt_style st;
+    guard_prompt_style_random(&st, c, &r);
+    rt_buf b = {0}, b2 = {0};
+    /* questions are varied: 200 of them give well over 100 distinct strings */
+    char **seen = calloc(200, sizeof *seen);
+    size_t distinct = 0;
+    for (int i = 0; i < 200; i++) {
+        CHECK_OK(guard_prompt_make(c, GUARD_PROMPT_QUESTION, &st, &r, &b));
+        CHECK(b.len > 3);
+        int dup = 0;
+        for (size_t k = 0; k < distinct && !dup; k++) dup = !strcmp(seen[k], b.data);
+        if (!dup) seen[distinct++] = rt_strdup(b.data);
+    }
+    CHECK(distinct > 150);
+    for (size_t k = 0; k < distinct; k++) free(seen[k]);
+    free(seen);
+    /* a walk reads consecutive verses: the next prompt starts where the last one ended */
+    st.walk_pos = 10;
+    CHECK_OK(guard_prompt_make(c, GUARD_PROMPT_WALK, &st, &r, &b));
+    size_t pos_after = st.walk_pos;
+    CHECK(pos_after > 10 && pos_after <= 13);
+    CHECK_OK(guard_prompt_make(c, GUARD_PROMPT_WALK, &st, &r, &b2));
+    CHECK(st.walk_pos > pos_after);
+    CHECK(strncmp(b.data, "And", 3) == 0 && strncmp(b2.data, "And", 3) == 0);
+    /* template expansions are near-duplicates of each other far more often than questions */
+    uint32_t s1[GUARD_MINHASH_K], s2[GUARD_MINHASH_K];
+    double sim_t = 0, sim_q = 0;
+    for (int i = 0; i < 50; i++) {
+        guard_prompt_make(c, GUARD_PROMPT_TEMPLATE, &st, &r, &b);
+        guard_prompt_make(c, GUARD_PROMPT_TEMPLATE, &st, &r, &b2);
+        guard_minhash(b.data, b.len, s1);
+        guard_minhash(b2.data, b2.len, s2);
+        sim_t += guard_minhash_similarity(s1, s2);
+        guard_prompt_make(c, GUARD_PROMPT_QUESTION, &st, &r, &b);
+        guard_prompt_make(c, GUARD_PROMPT_QUESTION, &st, &r, &b2);
+        guard_minhash(b.data, b.len, s1);
+        guard_minhash(b2.data, b2.len, s2);
+        sim_q += guard_minhash_similarity(s1, s2);
+    }
+    fprintf(stderr, "  mean MinHash similarity: template pairs %.2f, question pairs %.2f\n", sim_t / 50, sim_q / 50);
+    CHECK(sim_t / 50 > 2 * sim_q / 50);
+    rt_buf_free(&b);
+    rt_buf_free(&b2);
+    guard_corpus_free(c);
+    /* a file that is not the corpus */
+    char path[512];
+    snprintf(path, sizeof path, "%s/notcorpus.txt", tl_tmpdir());
+    rt_write_file_atomic(path, "hello\nworld\n", 12);
+    CHECK(guard_corpus_load(&c, path) != 0 && strstr(rt_errmsg(), "notcorpus.txt"));
+}
+
+TEST_MAIN("guard", TEST_CASE(test_ewm), TEST_CASE(test_decay), TEST_CASE(test_minhash), TEST_CASE(test_rff_simhash_quant),
+          TEST_CASE(test_shapiro_wilk), TEST_CASE(test_prada), TEST_CASE(test_signals_api_behaviour),
+          TEST_CASE(test_template_coverage), TEST_CASE(test_shift), TEST_CASE(test_cap_and_escalation),
+          TEST_CASE(test_linking), TEST_CASE(test_policy_files), TEST_CASE(test_reference_file),
+          TEST_CASE(test_scenario_files), TEST_CASE(test_corpus_prompts))
