@@ -50,4 +50,16 @@ run_speed kd_jsd_full  $R distill --teacher "$T" --loss jsd $common --out "$OUT/
 run_speed kd_fkl_top64 $R distill --teacher "$T" --loss fkl --top-k 64 $common --out "$OUT/kd_fkl_top64.gguf"
 run_speed kd_fkl_cache $R distill --teacher-cache "$OUT/k64.cache" --loss fkl $common --out "$OUT/kd_fkl_cache.gguf"
 run_speed kd_onpolicy  $R distill --teacher "$T" --loss fkl --on-policy 1 $common --out "$OUT/kd_onpolicy.gguf"
+# cache vs live tolerance: a student's loss against the cached top-64 and the live teacher's top-64
+BLIS_DIR=/usr/lib/x86_64-linux-gnu/blis-openmp
+mkdir -p "$OUT/bin"
+${CC:-gcc} -std=c17 -D_GNU_SOURCE -O2 -march=native -fopenmp -Wall -Wextra -Isrc -o "$OUT/bin/cache_vs_live" \
+  experiments/cache_vs_live.c build/libretort.a -L$BLIS_DIR -Wl,-rpath,$BLIS_DIR -lblis $(pkg-config --libs libzstd jansson) -lm -lpthread
+S_TOL=${S_TOL:-$KJV/scratch.gguf}
+[ -f "$S_TOL" ] || S_TOL="$OUT/train.gguf"
+: > "$OUT/tolerance.jsonl"
+for c in k64 k64_s32; do
+  log "cache_vs_live $T $OUT/$c.cache $S_TOL ${TOL_WIN:-64}"
+  OMP_NUM_THREADS=$TH "$OUT/bin/cache_vs_live" "$T" "$OUT/$c.cache" "$S_TOL" ${TOL_WIN:-64} 8 | tee -a "$OUT/tolerance.jsonl"
+done
 log "done"
