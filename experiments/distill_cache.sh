@@ -13,20 +13,21 @@ TH=${THREADS:-2}
 WIN=${WIN:-1000}
 STEPS=${STEPS:-22}
 T="$KJV/teacher.gguf"
-STUDENT="--dim 64 --layers 2 --heads 2 --kv-heads 1 --ffn 176 --seq-len 128 --batch 16"
+SEQ=${SEQ:-64}
+STUDENT="--dim 64 --layers 2 --heads 2 --kv-heads 1 --ffn 176 --seq-len $SEQ --batch 16"
 mkdir -p "$OUT"
 log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/run.log"; }
 : > "$OUT/sizes.jsonl"
 for k in 8 16 32 64 128; do
   log "cache-teacher --top-k $k --max-windows $WIN"
-  $R cache-teacher --teacher "$T" --data "$DATA" --top-k $k --seq-len 128 --max-windows $WIN --threads $TH --quiet \
+  $R cache-teacher --teacher "$T" --data "$DATA" --top-k $k --seq-len $SEQ --max-windows $WIN --threads $TH --quiet \
     --out "$OUT/k$k.cache" 2>> "$OUT/run.log" | tee -a "$OUT/sizes.jsonl"
 done
 log "cache-teacher --top-k 64 --zstd-level 19"
-$R cache-teacher --teacher "$T" --data "$DATA" --top-k 64 --seq-len 128 --max-windows $WIN --zstd-level 19 --threads $TH --quiet \
+$R cache-teacher --teacher "$T" --data "$DATA" --top-k 64 --seq-len $SEQ --max-windows $WIN --zstd-level 19 --threads $TH --quiet \
   --out "$OUT/k64_z19.cache" 2>> "$OUT/run.log" | tee -a "$OUT/sizes.jsonl"
 log "cache-teacher --top-k 64 --lp-step 0.03125"
-$R cache-teacher --teacher "$T" --data "$DATA" --top-k 64 --seq-len 128 --max-windows $WIN --lp-step 0.03125 --threads $TH --quiet \
+$R cache-teacher --teacher "$T" --data "$DATA" --top-k 64 --seq-len $SEQ --max-windows $WIN --lp-step 0.03125 --threads $TH --quiet \
   --out "$OUT/k64_s32.cache" 2>> "$OUT/run.log" | tee -a "$OUT/sizes.jsonl"
 # step speed: the same student, STEPS steps each, throughput from the JSONL log (steps 3..N-1)
 common="--data $DATA $STUDENT --steps $STEPS --warmup 2 --eval-every 0 --eval-batches 1 --save-every 0 --threads $TH --quiet"
@@ -49,4 +50,16 @@ run_speed kd_jsd_full  $R distill --teacher "$T" --loss jsd $common --out "$OUT/
 run_speed kd_fkl_top64 $R distill --teacher "$T" --loss fkl --top-k 64 $common --out "$OUT/kd_fkl_top64.gguf"
 run_speed kd_fkl_cache $R distill --teacher-cache "$OUT/k64.cache" --loss fkl $common --out "$OUT/kd_fkl_cache.gguf"
 run_speed kd_onpolicy  $R distill --teacher "$T" --loss fkl --on-policy 1 $common --out "$OUT/kd_onpolicy.gguf"
+# cache vs live tolerance: a student's loss against the cached top-64 and the live teacher's top-64
+BLIS_DIR=/usr/lib/x86_64-linux-gnu/blis-openmp
+mkdir -p "$OUT/bin"
+${CC:-gcc} -std=c17 -D_GNU_SOURCE -O2 -march=native -fopenmp -Wall -Wextra -Isrc -o "$OUT/bin/cache_vs_live" \
+  experiments/cache_vs_live.c build/libretort.a -L$BLIS_DIR -Wl,-rpath,$BLIS_DIR -lblis $(pkg-config --libs libzstd jansson) -lm -lpthread
+S_TOL=${S_TOL:-$KJV/scratch.gguf}
+[ -f "$S_TOL" ] || S_TOL="$OUT/train.gguf"
+: > "$OUT/tolerance.jsonl"
+for c in k64 k64_s32; do
+  log "cache_vs_live $T $OUT/$c.cache $S_TOL ${TOL_WIN:-64}"
+  OMP_NUM_THREADS=$TH "$OUT/bin/cache_vs_live" "$T" "$OUT/$c.cache" "$S_TOL" ${TOL_WIN:-64} 8 | tee -a "$OUT/tolerance.jsonl"
+done
 log "done"

@@ -106,6 +106,22 @@ $R sft --data "$tmp/gen.jsonl" --tokenizer "$tmp/t.gguf" $shape --steps 6 --skip
 grep -q "soft targets on" "$tmp/err" || fail "sft did not report soft targets"
 $R generate --model "$tmp/sft.gguf" --prompt "And God said" --max-tokens 8 --seed 1 --quiet > /dev/null 2>&1 \
   || fail "retort generate cannot load the sft student"
+# continue a student (--init) on a harvest that holds \u0000, then eval it on that JSONL with a
+# teacher and a token budget: whole examples until --max-tokens completion tokens are reached
+sed '3d' "$tmp/gen.jsonl" > "$tmp/h.jsonl"
+echo '{"prompt":"And\u0000God","completion":" said\u0000 let"}' >> "$tmp/h.jsonl"
+$R sft --data "$tmp/h.jsonl" --init "$tmp/sft.gguf" --steps 3 $common --out "$tmp/sft2.gguf" 2> "$tmp/err" \
+  || fail "sft --init on a harvest with NUL: $(cat "$tmp/err")"
+$R eval --model "$tmp/sft2.gguf" --data "$tmp/h.jsonl" --teacher "$tmp/t.gguf" --max-tokens 20 --threads 2 \
+  --json-out "$tmp/h.json" > /dev/null 2> "$tmp/err" || fail "eval on a harvest: $(cat "$tmp/err")"
+$R eval --model "$tmp/sft2.gguf" --data "$tmp/text.txt" --max-tokens 40 --seq-len 32 --val-fraction 0.25 --threads 2 \
+  --json-out "$tmp/hm.json" > /dev/null 2> "$tmp/err" || fail "eval --max-tokens on text: $(cat "$tmp/err")"
+$PY - "$tmp/h.json" "$tmp/hm.json" <<'PY'
+import json, sys
+h, t = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert 20 <= h["tokens"] < 20 + 17 + 1 and h["kl"] >= 0 and 0 <= h["top1_agreement"] <= 1, h   # completions: 16 tokens + end
+assert t["tokens"] == 64 and t["loss"] > 0, t                                                 # two whole windows of 32
+PY
 
 # the arithmetic task and the plot
 $R data arith --n 8 --digits 2 --seed 3 --out "$tmp/arith.jsonl" 2>/dev/null

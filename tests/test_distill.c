@@ -343,8 +343,14 @@ static void test_sft_loader(void) {
     int32_t want[] = {user, 'a', 'b', end, asst, 'c', end};
     CHECK(s.n_ex == 1 && s.off[1] == 7 && s.n_prompt[0] == 5 && !memcmp(s.tokens, want, sizeof want));
     sft_set_free(&s);
-    /* an empty file is an error, not an empty run */
+    /* NUL inside strings (\u0000, which harvests can hold) is a byte like any other */
     lo.format = SFT_FORMAT_RAW;
+    CHECK_OK(write_text(path, "{\"prompt\":\"a\\u0000b\",\"completion\":\"c\\u0000\"}\n"));
+    CHECK_OK(sft_load_jsonl(&s, path, tok, &lo));
+    int32_t want_nul[] = {'a', 0, 'b', 'c', 0, eos};
+    CHECK(s.n_ex == 1 && s.off[1] == 6 && s.n_prompt[0] == 3 && !memcmp(s.tokens, want_nul, sizeof want_nul));
+    sft_set_free(&s);
+    /* an empty file is an error, not an empty run */
     CHECK_OK(write_text(path, "\n\n"));
     CHECK(sft_load_jsonl(&s, path, tok, &lo) == -1 && strstr(rt_errmsg(), "no examples"));
     tokenizer_free(tok);

@@ -36,7 +36,7 @@ static void set_num(json_t *o, const char *k, double v) {
 int cmd_eval(int argc, char **argv) {
     const char *model_path = NULL, *data = NULL, *teacher_path = NULL, *task = NULL, *json_out = NULL;
     const char *split = "val", *samples_path = NULL, *label = NULL, *format = "raw";
-    size_t T = 0, B = 8, max_windows = 0, max_examples = 0, max_new = 0, threads = 0;
+    size_t T = 0, B = 8, max_windows = 0, max_examples = 0, max_new = 0, max_tokens = 0, threads = 0;
     double val_fraction = 0.05;
     cli_opt opts[] = {
         {"--model", CLI_STR, &model_path, "S.gguf: the model to evaluate", 1, 0},
@@ -52,6 +52,8 @@ int cmd_eval(int argc, char **argv) {
         {"--batch", CLI_SIZE, &B, "rows per forward pass / sequences decoded together (default 8)", 0, 0},
         {"--max-windows", CLI_SIZE, &max_windows, "text: score at most this many windows, 0 = all", 0, 0},
         {"--max-examples", CLI_SIZE, &max_examples, "JSONL: score at most this many examples, 0 = all", 0, 0},
+        {"--max-tokens", CLI_SIZE, &max_tokens,
+         "score about this many tokens: whole windows (text) or examples (JSONL) until reached, 0 = all", 0, 0},
         {"--max-new", CLI_SIZE, &max_new, "task: tokens generated per answer (default: the context)", 0, 0},
         {"--samples", CLI_STR, &samples_path, "FILE: task: write each prompt, generation and verdict here", 0, 0},
         {"--threads", CLI_SIZE, &threads, "worker threads (default: all cores)", 0, 0},
@@ -118,6 +120,15 @@ int cmd_eval(int argc, char **argv) {
         }
         lo.max_examples = max_examples;
         if (sft_load_jsonl(&set, data, m->tok, &lo)) goto done;
+        if (max_tokens) {
+            /* the first examples whose completion tokens reach max_tokens (at least one) */
+            size_t e = 0, got = 0;
+            while (e < set.n_ex && got < max_tokens) {
+                got += set.off[e + 1] - set.off[e] - set.n_prompt[e];
+                e++;
+            }
+            if (!max_examples || e < max_examples) max_examples = e;
+        }
         if (distill_eval_examples(m, t, &set, max_examples, B, &r)) goto done;
         if (task) {
             if (samples_path && !(samples = fopen(samples_path, "w"))) {
@@ -147,6 +158,10 @@ int cmd_eval(int argc, char **argv) {
         }
         size_t TT = T ? T : m->cfg.ctx_len;
         if (t) TT = RT_MIN(TT, t->cfg.ctx_len);
+        if (max_tokens && TT) {
+            size_t w = (max_tokens + TT - 1) / TT; /* whole windows covering max_tokens */
+            if (!max_windows || w < max_windows) max_windows = w;
+        }
         int rc = distill_eval_text(m, t, tokens, n, TT, B, max_windows, &r);
         free(all);
         if (rc) goto done;

@@ -181,7 +181,7 @@ typedef struct {
 static int parse_line(const line_ctx *lc, const char *text, size_t len, set_bufs *B, sft_set *s,
                       uint32_t line_no) {
     json_error_t jerr;
-    json_t *root = json_loadb(text, len, 0, &jerr);
+    json_t *root = json_loadb(text, len, JSON_ALLOW_NUL, &jerr);
     int rc = -1;
     rt_buf comp_ids = {0};
     size_t *so = NULL;
@@ -531,7 +531,7 @@ int sft_collect_text(const char *path, rt_buf *text) {
         const char *nl = memchr(ln, '\n', len - pos);
         size_t ll = nl ? (size_t)(nl - ln) : len - pos;
         pos += ll + (nl ? 1 : 0);
-        json_t *root = json_loadb(ln, ll, 0, NULL);
+        json_t *root = json_loadb(ln, ll, JSON_ALLOW_NUL, NULL);
         if (!root) continue; /* blank or bad: sft_load_jsonl reports it */
         json_t *p = json_object_get(root, "prompt"), *c = json_object_get(root, "completion");
         int rc = 0;
