@@ -48,6 +48,7 @@ typedef struct {
     /* scenarios: benign-only calibration, the day, the attackers alone (control) */
     const char *calib, *day, *control;
     size_t eval_windows, radio_prompts, radio_tokens, controls;
+    int radio_open; /* also test in open mode (reading human text) */
     double est[9]; /* seconds per stage on 2 cores (the teacher's and calibration's only when trained) */
 } preset;
 
@@ -88,14 +89,14 @@ static const preset preset_full = {
            "]}",
     .control = "{\"name\": \"control\", \"seed\": 22, \"hours\": 24, \"max_tokens\": 32, \"limits\": {\"rpm\": 60},"
                " \"personas\": [" ATTACKERS_FULL "]}",
-    .eval_windows = 64, .radio_prompts = 96, .radio_tokens = 64, .controls = 20,
+    .eval_windows = 64, .radio_prompts = 96, .radio_tokens = 64, .controls = 20, .radio_open = 1,
     .est = {1, 200, 60, 150, 120, 200, 30, 90, 2},
 };
 
 static const preset preset_quick = {
     .name = "quick",
     .vocab = 512, .dim = 64, .layers = 2, .heads = 4, .kv = 2, .ffn = 176, .seq = 128, .batch = 8,
-    .steps = 200, .warmup = 20,
+    .steps = 150, .warmup = 20,
     .s_dim = 64, .s_layers = 2, .s_heads = 4, .s_kv = 2, .s_ffn = 176, .s_seq = 128, .s_batch = 8,
     .s_steps = 150,
     .max_tokens = 32,
@@ -107,8 +108,8 @@ static const preset preset_quick = {
     .day = "{\"name\": \"day\", \"seed\": 22, \"hours\": 24, \"max_tokens\": 32, \"limits\": {\"rpm\": 60},"
            " \"personas\": ["
            "{\"name\": \"user\", \"kind\": \"benign\", \"count\": 40, \"requests_per_day\": [2, 12]},"
-           "{\"name\": \"power\", \"kind\": \"power\", \"count\": 3, \"requests_per_day\": [60, 200]},"
-           "{\"name\": \"app\", \"kind\": \"app\", \"count\": 2, \"requests_per_day\": [150, 300]}," ATTACKERS_QUICK
+           "{\"name\": \"power\", \"kind\": \"power\", \"count\": 2, \"requests_per_day\": [60, 150]},"
+           "{\"name\": \"app\", \"kind\": \"app\", \"count\": 1, \"requests_per_day\": [150, 250]}," ATTACKERS_QUICK
            "]}",
     .control = "{\"name\": \"control\", \"seed\": 22, \"hours\": 24, \"max_tokens\": 32, \"limits\": {\"rpm\": 60},"
                " \"personas\": [" ATTACKERS_QUICK "]}",
@@ -417,6 +418,17 @@ static int write_prompts(const corpus_lines *c, size_t n, const char *out) {
     return rc;
 }
 
+/* Open-mode reading text: the corpus's last passages (human text, independent of the key). */
+static int write_human(const corpus_lines *c, const char *out) {
+    rt_buf b = {0};
+    int rc = 0;
+    size_t from = c->n > 600 ? c->n - 600 : 0;
+    for (size_t i = from; i < c->n && !rc; i++) rc = rt_buf_printf(&b, "%s\n", c->line[i]);
+    if (!rc) rc = rt_write_file_atomic(out, b.data ? b.data : "", b.len);
+    rt_buf_free(&b);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- stages */
 
 #define A(...) ((char *[]){NULL, __VA_ARGS__, NULL})
@@ -540,7 +552,7 @@ static int sft(demo *d, const char *data, const char *teacher, const char *out) 
                A("sft", "--data", (char *)data, "--tokenizer", (char *)teacher, "--dim", SZ(dm, p->s_dim), "--layers",
                  SZ(l, p->s_layers), "--heads", SZ(h, p->s_heads), "--kv-heads", SZ(k, p->s_kv), "--ffn",
                  SZ(f, p->s_ffn), "--seq-len", SZ(t, p->s_seq), "--batch", SZ(b, p->s_batch), "--steps",
-                 SZ(s, p->s_steps), "--warmup", "20", "--eval-every", "1000000", "--save-every", "1000000",
+                 SZ(s, p->s_steps), "--lr", "3e-3", "--warmup", "20", "--eval-every", "1000000", "--save-every", "1000000",
                  "--threads", SZ(th, d->threads), "--out", (char *)out),
                NULL);
 }
@@ -559,15 +571,21 @@ static int eval_model(demo *d, const char *model, const char *teacher, const cha
     return rc;
 }
 
-static int radioactivity(demo *d, const char *model, const char *teacher, const char *key, const char *prompts,
-                         const char *out) {
+/* Closed mode: the suspect writes continuations of corpus prompts (human text, so excluding
+ * only the prompts' own tuples keeps the test exact). Open mode: the suspect reads human
+ * text and its top-1 predictions are scored (exact with nothing excluded: the text is
+ * independent of the key). */
+static int radioactivity(demo *d, const char *model, const char *teacher, const char *key, const char *input,
+                         int open, const char *out) {
     char mt[24], c[24], th[24];
-    return run(d,
-               A("radioactivity", "--suspect", (char *)model, "--tokenizer", (char *)teacher, "--key-file", (char *)key,
-                 "--mode", "closed", "--prompts", (char *)prompts, "--max-tokens", SZ(mt, d->p->radio_tokens),
-                 "--samples", "2", "--controls", SZ(c, d->p->controls), "--control-seed", "777", "--threads",
-                 SZ(th, d->threads)),
-               out);
+    char **argv = open ? A("radioactivity", "--suspect", (char *)model, "--tokenizer", (char *)teacher, "--key-file",
+                           (char *)key, "--mode", "open", "--text", (char *)input, "--exclude", "none", "--controls",
+                           SZ(c, d->p->controls), "--control-seed", "777", "--threads", SZ(th, d->threads))
+                       : A("radioactivity", "--suspect", (char *)model, "--tokenizer", (char *)teacher, "--key-file",
+                           (char *)key, "--mode", "closed", "--prompts", (char *)input, "--exclude", "tuples",
+                           "--max-tokens", SZ(mt, d->p->radio_tokens), "--samples", "2", "--controls",
+                           SZ(c, d->p->controls), "--control-seed", "777", "--threads", SZ(th, d->threads));
+    return run(d, argv, out);
 }
 
 /* ---------------------------------------------------------------- the command */
@@ -604,7 +622,7 @@ static int find_corpus(demo *d, char *buf, size_t cap) {
 
 typedef struct {
     char *key, *teacher, *reference, *db_on, *db_off, *sum_on, *sum_off, *hv_on, *hv_off, *stud, *data_on,
-        *data_off, *data_clean, *m_on, *m_off, *m_clean, *prompts, *report, *logs;
+        *data_off, *data_clean, *m_on, *m_off, *m_clean, *prompts, *human, *report, *logs;
 } paths;
 
 static int paths_make(const demo *d, paths *P) {
@@ -614,10 +632,10 @@ static int paths_make(const demo *d, paths *P) {
                            "students", "students/harvest-guard-on.jsonl", "students/harvest-guard-off.jsonl",
                            "students/clean-corpus.jsonl", "students/student-guard-on.gguf",
                            "students/student-guard-off.gguf", "students/student-clean.gguf",
-                           "radioactivity-prompts.jsonl", "report.html", "logs"};
+                           "radioactivity-prompts.jsonl", "radioactivity-human.txt", "report.html", "logs"};
     char **dst[] = {&P->key, &P->teacher, &P->reference, &P->db_on, &P->db_off, &P->sum_on, &P->sum_off, &P->hv_on,
                     &P->hv_off, &P->stud, &P->data_on, &P->data_off, &P->data_clean, &P->m_on, &P->m_off,
-                    &P->m_clean, &P->prompts, &P->report, &P->logs};
+                    &P->m_clean, &P->prompts, &P->human, &P->report, &P->logs};
     for (size_t i = 0; i < RT_ARRAY_LEN(names); i++)
         if (!(*dst[i] = path_in(d, names[i]))) return -1;
     return 0;
@@ -667,8 +685,8 @@ static int record_evidence(demo *d, const paths *P, const hfile *hon, size_t non
     };
     for (int i = 0; i < 4; i++)
         if (report_model_put(db, &ms[i])) goto done;
-    for (int i = 0; i < 3; i++)
-        if (report_test_put(db, ms[i + 1].name, radio_json[i], NULL)) goto done;
+    for (int i = 0; i < 6; i++)
+        if (radio_json[i] && report_test_put(db, ms[i % 3 + 1].name, radio_json[i], NULL)) goto done;
     /* the steps, in order, and what a reader needs to know */
     const char *s = d->steps.data;
     for (size_t i = 0; i < d->n_steps; i++, s += strlen(s) + 1) {
@@ -694,7 +712,7 @@ static int demo_run(demo *d) {
     paths P;
     hfile *hon = NULL, *hoff = NULL;
     size_t non = 0, noff = 0;
-    char *radio[3] = {NULL, NULL, NULL};
+    char *radio[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
     corpus_lines cl = {0};
     char corpus_buf[4200];
     int rc = -1;
@@ -743,7 +761,7 @@ static int demo_run(demo *d) {
     }
     fprintf(stderr, "  harvested: %zu answers with the guard, %zu without\n", lines_on, lines_off);
     if (corpus_load(d->corpus, &cl) || write_clean_data(&cl, lines_off, P.data_clean) ||
-        write_prompts(&cl, p->radio_prompts, P.prompts))
+        write_prompts(&cl, p->radio_prompts, P.prompts) || write_human(&cl, P.human))
         goto done;
     if (sft(d, P.data_on, P.teacher, P.m_on) || sft(d, P.data_off, P.teacher, P.m_off) ||
         sft(d, P.data_clean, P.teacher, P.m_clean))
@@ -765,13 +783,15 @@ static int demo_run(demo *d) {
     {
         const char *models[3] = {P.m_on, P.m_off, P.m_clean};
         const char *tags[3] = {"guard-on", "guard-off", "clean"};
-        for (int i = 0; i < 3; i++) {
-            char out[4200];
-            snprintf(out, sizeof out, "%s/radioactivity-%s.json", P.stud, tags[i]);
-            size_t len;
-            if (radioactivity(d, models[i], P.teacher, P.key, P.prompts, out) || rt_read_file(out, &radio[i], &len))
-                goto done;
-        }
+        for (int mode = 0; mode < (p->radio_open ? 2 : 1); mode++)
+            for (int i = 0; i < 3; i++) {
+                char out[4200];
+                snprintf(out, sizeof out, "%s/radioactivity-%s-%s.json", P.stud, tags[i], mode ? "open" : "closed");
+                size_t len;
+                if (radioactivity(d, models[i], P.teacher, P.key, mode ? P.human : P.prompts, mode, out) ||
+                    rt_read_file(out, &radio[mode * 3 + i], &len))
+                    goto done;
+            }
     }
 
     stage_begin(d, 8);
@@ -809,7 +829,7 @@ static int demo_run(demo *d) {
 done:
     server_stop(d);
     free_harvests(hon, non), free_harvests(hoff, noff);
-    for (int i = 0; i < 3; i++) free(radio[i]);
+    for (int i = 0; i < 6; i++) free(radio[i]);
     corpus_free(&cl);
     paths_free(&P);
     return rc;

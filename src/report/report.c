@@ -90,7 +90,7 @@ typedef struct {
     trow *t;
     size_t nt;
     int labelled, have_guard;
-    double t0, t1; /* ledger time span */
+    double t0, t1; /* time span of the generation requests (a /v1/models probe may carry wall-clock time) */
     double suspend_at;
     int64_t rows;
 } rep;
@@ -189,7 +189,8 @@ static int load_accounts(rep *r) {
     }
     sqlite3_finalize(st);
     st = NULL;
-    if (sqlite3_prepare_v2(r->db, "SELECT MIN(t), MAX(t), COUNT(*) FROM usage", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(r->db, "SELECT MIN(CASE WHEN endpoint LIKE '%completions' THEN t END), "
+                           "MAX(CASE WHEN endpoint LIKE '%completions' THEN t END), COUNT(*) FROM usage", -1, &st, NULL) != SQLITE_OK)
         return q_fail(r, "reading the usage ledger");
     if (sqlite3_step(st) == SQLITE_ROW)
         r->t0 = col_num(st, 0), r->t1 = col_num(st, 1), r->rows = sqlite3_column_int64(st, 2);

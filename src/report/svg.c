@@ -155,10 +155,14 @@ int report_svg_lines(rt_buf *o, const report_chart *c, const report_series *s, s
         if (isfinite(q->mark_x) && q->mark_x >= f.x0 && q->mark_x <= f.x1) {
             if (rt_buf_printf(o,
                               "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
-                              "stroke-width=\"2\"/><text x=\"%.1f\" y=\"%.1f\" fill=\"%s\" font-size=\"10\">"
-                              "&#x2715; suspended</text>",
-                              px(&f, q->mark_x), px(&f, q->mark_x), f.T, f.H - f.B, col, px(&f, q->mark_x) + 3,
-                              f.T + 10, col))
+                              "stroke-width=\"2\"><title>suspended</title></line>",
+                              px(&f, q->mark_x), px(&f, q->mark_x), f.T, f.H - f.B, col))
+                return -1;
+            /* labelled only where it cannot collide with another series' marker */
+            if (n <= 2 && rt_buf_printf(o,
+                                        "<text x=\"%.1f\" y=\"%.1f\" fill=\"%s\" font-size=\"10\">"
+                                        "&#x2715; suspended</text>",
+                                        px(&f, q->mark_x) + 3, f.T + 10, col))
                 return -1;
         }
     }

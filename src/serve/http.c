@@ -202,7 +202,9 @@ static int record(conn *c, int status, const char *error) {
             comp += (int64_t)ch->n_generated;
             size_t lim = ch->finished ? ch->text_limit : ch->text.len;
             if (i) rt_buf_append(&all, "\x1e", 1);
-            if (lim) rt_buf_append(&all, ch->text.data, lim);
+            /* the text as the client received it: invalid UTF-8 became U+FFFD in the JSON, so
+             * a harvested completion hashes to this very value (report: ledger -> harvest) */
+            if (lim) serve_utf8_sanitize(&all, ch->text.data, lim);
         }
         r->completion_tokens = comp;
         if (j->t_first > 0) r->ttft_ms = (j->t_first - c->t0) * 1e3;
