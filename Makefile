@@ -51,7 +51,7 @@ GEN_OBJ  := $(GEN_SRC:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
 LIB_OBJ  += $(GEN_OBJ)
 EMBED    := $(BUILD)/tools/embed
 
-.PHONY: all test demo san clean corpus tests bench FORCE
+.PHONY: all test demo demo-quick engine-demo san clean corpus tests bench FORCE
 all: $(BUILD)/retort $(BUILD)/libretort.a
 
 $(BUILD)/obj/%.o: %.c
@@ -102,7 +102,14 @@ san:
 	BUILD=build-san RETORT_TEST_QUICK=1 tests/run.sh --c-only
 
 demo: all $(BUILD)/data/kjv.txt
-	BUILD=$(BUILD) scripts/demo.sh
+	$(BUILD)/retort demo --dir $(BUILD)/demo --corpus $(BUILD)/data/kjv.txt
+
+demo-quick: all $(BUILD)/data/kjv.txt
+	$(BUILD)/retort demo --quick --dir $(BUILD)/demo-quick --corpus $(BUILD)/data/kjv.txt
+
+# the engine alone: a ~5M-parameter teacher on the corpus, its held-out loss, samples
+engine-demo: all $(BUILD)/data/kjv.txt
+	BUILD=$(BUILD) scripts/engine_demo.sh
 
 bench: all $(BUILD)/data/kjv.txt
 	BUILD=$(BUILD) bench/run_all.sh

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # bench/decode_vs_llamacpp.sh — single-stream greedy decoding speed, retort vs llama.cpp on
-# the same GGUF file, same threads. Default model: the demo teacher (build/demo/teacher.gguf,
-# from `make demo`); otherwise pass one. Prints both tokens/s and the ratio.
+# the same GGUF file, same threads. Default model: the engine demo's teacher (build/engine/teacher.gguf,
+# from `make engine-demo`); otherwise pass one. Prints both tokens/s and the ratio.
 # usage: bench/decode_vs_llamacpp.sh [MODEL.gguf] [tokens] [threads]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-MODEL=${1:-$BUILD/demo/teacher.gguf}
+MODEL=${1:-$BUILD/engine/teacher.gguf}
 N=${2:-200}; TH=${3:-2}
-[ -f "$MODEL" ] || { echo "no model at $MODEL (run make demo, or pass a GGUF)"; exit 1; }
+[ -f "$MODEL" ] || { echo "no model at $MODEL (run make engine-demo, or pass a GGUF)"; exit 1; }
 [ -d tests/node/node_modules/node-llama-cpp ] || { echo "llama.cpp peer missing: cd tests/node && npm ci"; exit 1; }
 PROMPT="And it came to pass"
 best_r=0; best_l=0

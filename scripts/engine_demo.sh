@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# scripts/demo.sh — the engine demo: train a 2,048-token tokenizer and a ~5M-parameter teacher
+# scripts/engine_demo.sh — the engine demo (make engine-demo): train a 2,048-token tokenizer and a ~5M-parameter teacher
 # (d256 L6 H8 KV4 F704, T256) on the King James Bible, print its held-out loss against the
 # unigram entropy of the same tokens, and sample from it.
-# Environment: DEMO_STEPS (default 600), DEMO_BATCH (16), DEMO_OUT (build/demo).
+# Environment: DEMO_STEPS (default 600), DEMO_BATCH (16), DEMO_OUT (build/engine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 R=$BUILD/retort
-OUT=${DEMO_OUT:-$BUILD/demo}
+OUT=${DEMO_OUT:-$BUILD/engine}
 STEPS=${DEMO_STEPS:-600}
 BATCH=${DEMO_BATCH:-16}
 mkdir -p "$OUT"

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# tests/ref_demo.sh — runs `retort demo --quick` end to end (teacher, served API with the guard
+# and the watermark, a simulated day with harvesters, students, eval, radioactivity, report)
+# and checks its five-line summary against what must hold: every harvesting operation
+# suspended, no benign account suspended, less harvested with the guard than without, the
+# students' quality numbers present and finite, the student trained on the unprotected
+# (watermarked) harvest detected and the clean control not. Then checks the report: one
+# self-contained HTML file whose summary is the one printed, that fetches nothing, and whose
+# evidence tables agree with the files they name.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+R=$BUILD/retort
+CORPUS=$BUILD/data/kjv.txt
+[ -f "$CORPUS" ] || { echo "SKIP: no corpus at $CORPUS (make corpus)"; exit 0; }
+PY=/usr/bin/python3
+D=$(mktemp -d)
+trap 'rm -rf "$D"' EXIT
+
+"$R" demo --quick --dir "$D/demo" --corpus "$CORPUS" > "$D/out.txt"
+cat "$D/out.txt"
+"$R" report summary --db "$D/demo/gateway.db" > "$D/summary.txt"
+
+"$PY" - "$D" <<'EOF'
+import html, json, math, re, sqlite3, sys, hashlib, os
+d = sys.argv[1]
+out = open(f"{d}/out.txt").read()
+lines = out.strip().splitlines()
+assert lines[0].startswith("report: "), lines[0]
+report = lines[0][len("report: "):]
+summary = lines[1:]
+assert len(summary) == 5, summary
+assert "\n".join(summary) + "\n" == open(f"{d}/summary.txt").read(), "report summary differs from the demo's"
+
+m = re.match(r"attackers suspended: (\d+) of (\d+) harvesting operations \((\d+) accounts", summary[0])
+caught, ops, accts = map(int, m.groups())
+assert ops >= 4 and caught == ops, summary[0]
+assert accts >= 20, "the sybil group's keys are suspended with it: " + summary[0]
+m = re.match(r"benign accounts suspended: (\d+) of (\d+)", summary[1])
+fp, benign = map(int, m.groups())
+assert benign >= 20 and fp == 0, summary[1]
+m = re.match(r"tokens harvested: ([\d.]+)(k?) with the guard, ([\d.]+)(k?) without", summary[2])
+on = float(m.group(1)) * (1000 if m.group(2) else 1)
+off = float(m.group(3)) * (1000 if m.group(4) else 1)
+assert 0 < on < off, summary[2]
+losses = [float(x) for x in re.findall(r"loss (\d+\.\d+)", summary[3])]
+assert len(losses) == 3 and all(math.isfinite(x) and 0 < x < 10 for x in losses), summary[3]
+m = re.match(r"radioactivity: student without guard p = ([0-9.e+-]+) \(detected\); .*clean control p = ([0-9.e+-]+)$",
+             summary[4])
+assert m, "the unprotected student must be detected: " + summary[4]
+assert float(m.group(1)) < 1e-3 and float(m.group(2)) > 0.01, summary[4]
+
+# the report: self-contained, summary included, evidence agrees with the files
+text = open(report).read()
+assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
+assert "<script" not in text and "<link" not in text and "<img" not in text
+assert not re.search(r'(src|href)\s*=\s*["\']?https?:', text), "the report must not fetch anything"
+assert text.count("<svg") >= 5, "plots are inline SVG"
+for s in summary:
+    assert html.escape(s, quote=True) in text, s
+
+db = sqlite3.connect(f"{d}/demo/gateway.db")
+for name, path, sha, n in db.execute("SELECT name, path, sha256, lines FROM report_harvests"):
+    data = open(path, "rb").read()
+    assert hashlib.sha256(data).hexdigest() == sha, name
+    assert data.count(b"\n") == n, name
+for name, path, sha in db.execute("SELECT name, path, sha256 FROM report_models"):
+    assert hashlib.sha256(open(path, "rb").read()).hexdigest() == sha, name
+# every harvested completion of the protected run was served to an account the guard later suspended
+served = {r[0] for r in db.execute(
+    "SELECT u.output_hash FROM usage u JOIN accounts a ON a.id = u.account_id WHERE u.status = 200 AND a.status = 'suspended'")}
+for (path,) in db.execute("SELECT path FROM report_harvests WHERE guard = 'on'"):
+    for l in open(path, encoding="utf-8"):
+        c = json.loads(l)["completion"]
+        h = hashlib.blake2b(c.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+        assert h in served, f"{path}: a completion not in the ledger of a suspended account"
+print("demo summary and report OK")
+EOF

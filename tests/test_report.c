@@ -1,0 +1,177 @@
+/*
+ * test_report.c — the evidence report on a hand-built gateway database: harvest lines matched
+ * to ledger rows by output hash (hashes and the file's SHA-256 computed independently, with
+ * Python's hashlib, and written here as constants), per-group counts before suspension, the
+ * five summary lines, radioactivity results, HTML escaping, and a written report that is
+ * self-contained. The full pipeline is tests/ref_demo.sh.
+ */
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include "../src/gateway/gateway.h"
+#include "../src/guard/guard.h"
+#include "../src/report/report.h"
+#include "testlib.h"
+
+static char dir[] = "/tmp/retort-test-report-XXXXXX";
+static char dbp[256], harvest[256], html_out[256];
+
+static void exec_sql(sqlite3 *c, const char *sql) {
+    char *err = NULL;
+    int rc = sqlite3_exec(c, sql, NULL, NULL, &err);
+    CHECK_MSG(rc == SQLITE_OK, "%s: %s", sql, err ? err : "");
+    sqlite3_free(err);
+}
+
+static void build_db(void) {
+    gw_db *g = NULL;
+    CHECK(gw_db_open(&g, dbp) == 0);
+    CHECK(guard_db_init(g) == 0);
+    char key[GW_KEY_MAX];
+    const char *names[] = {"alice", "mallory", "syb-k1", "syb-k2"};
+    for (int i = 0; i < 4; i++) CHECK(gw_key_create(g, names[i], NULL, 0, 1.0 + i, key, NULL) == 0);
+    gw_db_close(g);
+    sqlite3 *c = NULL;
+    CHECK(sqlite3_open(dbp, &c) == SQLITE_OK);
+    /* BLAKE2b-128 of "m1 text" etc. (hashlib.blake2b(s, digest_size=16)) */
+    exec_sql(c,
+             "INSERT INTO usage(request_id, t, account_id, endpoint, status, completion_tokens, latency_ms, output_hash) "
+             "VALUES"
+             "('r1', 100, 2, '/v1/completions', 200, 10, 1, '3d29cd155b182e6743cab87087f25e9c'),"
+             "('r2', 200, 2, '/v1/completions', 200, 10, 1, '400a21ac4ece8e3c92194928b48ca01e'),"
+             "('r3', 300, 2, '/v1/completions', 200, 10, 1, '37e94a06842bf25b17d50d4f76f4c84b'),"
+             "('r4', 2000, 2, '/v1/completions', 403, 0, 1, ''),"
+             "('r5', 100, 3, '/v1/completions', 200, 5, 1, '3bda28d1659bf1e95ecb73b0198ed246'),"
+             "('r6', 150, 4, '/v1/completions', 200, 6, 1, 'ab667b3754709d8485cc9adbc3c57f56'),"
+             "('r7', 400, 4, '/v1/completions', 200, 7, 1, '87a97bd0a3a502f70e51be8322453cdb'),"
+             "('r8', 120, 1, '/v1/chat/completions', 200, 4, 1, 'c60500b7bd1d207ebc971cf1422d66fc'),"
+             "('r9', 3000, 1, '/v1/chat/completions', 200, 4, 1, '0e6df217976b27c88af5fae1ac398334');"
+             "INSERT INTO guard_sim_accounts(account_id, name, persona, strategy, attack, grp) VALUES"
+             "(1, 'alice', 'user', 'benign', 0, 'alice'), (2, 'mallory', 'bulk', 'bulk', 1, 'mallory'),"
+             "(3, 'syb-k1', 'sybil', 'sybil', 1, 'syb'), (4, 'syb-k2', 'sybil', 'sybil', 1, 'syb');"
+             "INSERT INTO guard_actions(t, account_id, group_id, action, mode, code, risk, reason, evidence) VALUES"
+             "(250, 2, NULL, 'suspend', 'enforce', 'G-BULK', 1.5, 'bulk', '{\"signals\": 1}'),"
+             "(300, 3, 7, 'suspend', 'enforce', 'G-SYBIL', 1.2, 'sybil', '{}'),"
+             "(310, 4, 7, 'suspend', 'enforce', 'G-SYBIL', 1.2, 'sybil', '{}'),"
+             "(260, 2, NULL, 'flag', 'shadow', 'X', 0.5, '', '{}');"
+             "INSERT INTO guard_scores(t, account_id, risk) VALUES (100, 2, 0.2), (240, 2, 1.5), (120, 1, 0.01),"
+             "(100, 3, 0.3), (300, 3, 1.2);"
+             "UPDATE accounts SET status = 'suspended' WHERE id IN (2, 3, 4);");
+    sqlite3_close(c);
+    FILE *f = fopen(harvest, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs("{\"prompt\":\"p\",\"completion\":\"m1 text\",\"usage\":{\"completion_tokens\":10}}\n"
+          "{\"prompt\":\"p\",\"completion\":\"m2 text\",\"usage\":{\"completion_tokens\":10}}\n"
+          "{\"prompt\":\"p\",\"completion\":\"never served\",\"usage\":{\"completion_tokens\":7}}\n"
+          "{\"prompt\":\"p\",\"completion\":\"s1 text\",\"usage\":{\"completion_tokens\":5}}\n",
+          f);
+    fclose(f);
+}
+
+static void test_escape(void) {
+    rt_buf b = {0};
+    CHECK(report_html_escape(&b, "<a href=\"x\">Tom & Jerry's</a>") == 0);
+    CHECK(b.data && !strcmp(b.data, "&lt;a href=&quot;x&quot;&gt;Tom &amp; Jerry&#39;s&lt;/a&gt;"));
+    rt_buf_free(&b);
+}
+
+static void test_harvest_scan(void) {
+    report_harvest_spec h = {.name = "h1", .guard = "on", .strategy = "bulk", .path = harvest, .ledger_db = dbp};
+    report_harvest_stats st;
+    CHECK(report_harvest_scan(&h, &st) == 0);
+    CHECK(st.lines == 4);
+    CHECK(st.matched == 3);
+    CHECK(st.completion_tokens == 32);
+    CHECK_MSG(st.accounts && !strcmp(st.accounts, "mallory,syb-k1"), "accounts %s", st.accounts ? st.accounts : "");
+    /* hashlib.sha256 of the file's bytes */
+    CHECK(!strcmp(st.sha256, "1eeecd5722ee01cfbce5a0a72b5f788d6dfb250b00d681bc75cc0448be0c6733"));
+    report_harvest_stats_free(&st);
+    /* a bad line is an error naming the file and line */
+    char bad[300];
+    snprintf(bad, sizeof bad, "%s/bad.jsonl", dir);
+    FILE *f = fopen(bad, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs("{\"completion\":\"ok\"}\n{\"prompt\":\"no completion\"}\n", f);
+    fclose(f);
+    h.path = bad;
+    CHECK(report_harvest_scan(&h, &st) != 0);
+    CHECK_MSG(strstr(rt_errmsg(), "bad.jsonl:2") != NULL, "%s", rt_errmsg());
+}
+
+static void test_summary_and_html(void) {
+    sqlite3 *db = NULL;
+    CHECK(report_db_open(&db, dbp) == 0);
+    report_harvest_spec h = {.name = "guard-on/bulk", .guard = "on", .strategy = "bulk", .path = harvest,
+                             .ledger_db = dbp};
+    CHECK(report_harvest_put(db, &h, NULL) == 0);
+    h.name = "guard-off/bulk", h.guard = "off";
+    CHECK(report_harvest_put(db, &h, NULL) == 0);
+    CHECK(report_test_put(db, "student", "{\"mode\": \"closed\", \"p_value\": 2.5e-9, \"tokens_scored\": 100}", NULL) ==
+          0);
+    CHECK(report_test_put(db, "student", "not json", NULL) != 0);
+    CHECK(report_meta_set(db, "step.001", "retort demo --quick") == 0);
+    char *s = NULL;
+    CHECK(report_summary(db, &s) == 0);
+    if (s) {
+        fputs(s, stderr);
+        /* two operations (mallory; the sybil pair), 3 accounts, both caught; alice not */
+        CHECK(strstr(s, "attackers suspended: 2 of 2 harvesting operations (3 accounts") == s);
+        CHECK(strstr(s, "benign accounts suspended: 0 of 1 ") != NULL);
+        CHECK(strstr(s, "tokens harvested: 32 with the guard, 32 without (100.0% kept)") != NULL);
+        size_t nl = 0;
+        for (const char *p = s; *p; p++) nl += *p == '\n';
+        CHECK(nl == 5);
+    }
+    free(s);
+    report_db_close(db);
+    report_options o;
+    report_options_defaults(&o);
+    o.db_path = dbp, o.out_path = html_out;
+    CHECK(report_write(&o) == 0);
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(rt_read_file(html_out, &text, &len) == 0);
+    if (text) {
+        CHECK(strncmp(text, "<!DOCTYPE html>", 15) == 0);
+        CHECK(strstr(text, "<svg") != NULL);
+        CHECK(strstr(text, "<script") == NULL);
+        /* the sybil group: 2 requests before its first suspension (t=300), 3 in all */
+        CHECK(strstr(text, "<td>syb</td><td>sybil</td><td class=n>2</td><td class=n>2</td>") != NULL);
+        /* mallory: 2 served before t=250, 20 tokens */
+        CHECK(strstr(text, "<td class=n>2</td><td class=n>20</td><td class=n>3</td><td class=n>1</td>") != NULL);
+        CHECK(strstr(text, "retort demo --quick") != NULL);
+    }
+    free(text);
+}
+
+static void test_not_a_gateway_db(void) {
+    char p[300];
+    snprintf(p, sizeof p, "%s/empty.db", dir);
+    report_options o;
+    report_options_defaults(&o);
+    o.db_path = p, o.out_path = html_out;
+    CHECK(report_write(&o) != 0);
+    CHECK(strstr(rt_errmsg(), "not a retort gateway database") != NULL);
+}
+
+int main(void) {
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(dbp, sizeof dbp, "%s/gateway.db", dir);
+    snprintf(harvest, sizeof harvest, "%s/harvest.jsonl", dir);
+    snprintf(html_out, sizeof html_out, "%s/report.html", dir);
+    build_db();
+    test_escape();
+    test_harvest_scan();
+    test_summary_and_html();
+    test_not_a_gateway_db();
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);
+    printf("%d checks, %d failures\n", tl_checks, tl_failures);
+    return tl_failures != 0;
+}
