@@ -43,15 +43,36 @@ TEST_SRC := $(sort $(wildcard tests/test_*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-# Generated assets compiled into the library (web pages etc.) go in $(BUILD)/gen.
-GEN_SRC  :=
+# Generated assets compiled into the library (web pages etc.) go in $(BUILD)/gen: the admin
+# dashboard's files (web/) become byte arrays by scripts/embed.c, a build tool in plain C.
+WEB_FILES := $(sort $(wildcard web/*.html web/*.css web/*.js web/*.svg))
+GEN_SRC  := $(BUILD)/gen/web_assets.c
+GEN_OBJ  := $(GEN_SRC:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
+LIB_OBJ  += $(GEN_OBJ)
+EMBED    := $(BUILD)/tools/embed
 
-.PHONY: all test demo san clean corpus tests bench
+.PHONY: all test demo san clean corpus tests bench FORCE
 all: $(BUILD)/retort $(BUILD)/libretort.a
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(EMBED): scripts/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 -O1 -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -o $@ $<
+
+# web_files.txt changes only when the list of files does (a removed file rebuilds too).
+$(BUILD)/gen/web_files.txt: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(WEB_FILES)' | cmp -s - $@ || echo '$(WEB_FILES)' > $@
+
+$(BUILD)/gen/web_assets.c: $(EMBED) $(WEB_FILES) $(BUILD)/gen/web_files.txt
+	$(EMBED) $@ web $(WEB_FILES)
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -I. -c $< -o $@
 
 $(BUILD)/libretort.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)

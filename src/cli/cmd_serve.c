@@ -7,6 +7,9 @@
  * is where `--watermark-key-file K` plugs in once src/mark is on main: load the key, build a
  * mark_ctx, set sampler_attach to a function calling mark_attach(s, ctx), and pass
  * {"watermark", <the mark config JSON>} as config.
+ *
+ * The admin dashboard (GET /admin) and the guard's admin API routes (guard_admin_routes) are
+ * always on: they read the guard tables, which exist once a guard has run on this database.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -52,8 +55,9 @@ int cmd_serve(int argc, char **argv) {
         "retort serve --model M.gguf --db gateway.db [--model-name NAME --host 127.0.0.1 --port 8080 "
         "--threads N --max-batch N --max-queue N]",
         "Serves the model over an OpenAI-compatible HTTP API: GET /v1/models, POST /v1/completions,\n"
-        "POST /v1/chat/completions (SSE streaming, logprobs), GET /health, GET /metrics, and the admin\n"
-        "API under /admin/api/. Every request needs a key from `retort keys create`; each account's\n"
+        "POST /v1/chat/completions (SSE streaming, logprobs), GET /health, GET /metrics, the admin\n"
+        "API under /admin/api/ and the admin dashboard at /admin (it asks for a key from\n"
+        "`retort keys create --admin`). Every request needs a key from `retort keys create`; each account's\n"
         "limits are enforced and every request is written to the usage ledger in the --db database.\n"
         "Concurrent requests share decode steps (continuous batching). Stop with Ctrl-C."};
     int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
@@ -79,13 +83,16 @@ int cmd_serve(int argc, char **argv) {
         guard_serve_hooks(g, &hooks);
         o.hooks = &hooks;
     }
+    serve_admin_routes admin_routes;
+    guard_admin_routes(&admin_routes);
+    o.admin_routes = &admin_routes;
     serve_server *s = NULL;
     if (serve_start(&s, &o)) {
         int rc = cli_fail("serve");
         guard_close(g);
         return rc;
     }
-    fprintf(stderr, "retort serve: model '%s' on http://%s:%d (max batch %zu, queue %zu, db %s)\n",
+    fprintf(stderr, "retort serve: model '%s' on http://%s:%d (max batch %zu, queue %zu, db %s); dashboard /admin\n",
             serve_model_name(s), o.host, serve_port(s), o.max_batch, o.max_queue, o.db_path);
     if (port_file) {
         char buf[32];

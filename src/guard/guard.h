@@ -22,6 +22,7 @@
  *              baselines (PRADA-style, rate-limit-only, a 1,500-query-window MMD detector)
  *              replayed on the same stored traffic; the timeline SVG.
  *   simulator  `retort simulate`: labelled benign and attacking accounts on an accelerated clock.
+ *   views      the guard tables as JSON for the admin API and the dashboard (GET /admin).
  *
  * Signals (see docs/guard.md for the reasoning and the calibration):
  *   behaviour  rate, volume, baseline (rate vs the account's own past), limit_pressure (429s),
@@ -432,5 +433,62 @@ void guard_prompt_style_random(guard_prompt_style *s, const guard_corpus *c, rt_
 /* Generate one prompt into out (cleared first). */
 int guard_prompt_make(const guard_corpus *c, guard_prompt_kind kind, guard_prompt_style *s, rt_rng *rng,
                       rt_buf *out);
+
+/* ---------------------------------------------------------------- views (admin API, dashboard) */
+
+/* One guard_scores / guard_actions row as the runtime stores it, for tools and tests that
+ * prepare a database (the live guard batches its own writes). Creates the tables if absent.
+ * NULL strings store as "" (level: "none", mode: "enforce"); group_id 0 means the account
+ * itself; signals and evidence must be JSON objects when given. */
+typedef struct {
+    double t;
+    int64_t account_id, group_id;
+    size_t group_size;              /* 0 = 1 */
+    double n;                       /* requests observed */
+    double risk, account_risk, group_risk;
+    const char *level;              /* "none", "flag", "throttle", "suspend" */
+    const char *code;               /* e.g. "G-SHIFT+SAT" */
+    const char *signals;            /* {"signal": [value, score], ...} or NULL */
+} guard_score_row;
+int guard_score_insert(gw_db *db, const guard_score_row *r);
+
+typedef struct {
+    double t;
+    int64_t account_id, group_id;
+    const char *action;             /* "flag", "throttle", "suspend", "release" */
+    const char *mode;               /* "enforce", "shadow", "operator" */
+    const char *code;
+    double risk;
+    int64_t usage_row_id;           /* the ledger row that decided (0: none) */
+    const char *reason;
+    const char *evidence;           /* JSON object (NULL: {}) */
+    int64_t prev_rpm;               /* throttle: the rpm a release restores; -1: none */
+} guard_action_row;
+int guard_action_insert(gw_db *db, const guard_action_row *r, int64_t *id_out);
+
+/* Every account (malloc'ed JSON text): {"now", "window_s", "guard_tables", "policy":
+ * {"flag_at", "throttle_at", "suspend_at", "enforce", "source"}, "accounts": [{"id", "name",
+ * "status", "reason", "status_changed_at", "admin", "created_at", "limits", "usage": {...},
+ * "guard": {"level", "risk", "risk_t", "account_risk", "group_risk", "requests_seen", "code",
+ * "recent": [risk, ... oldest first], "group": {"id", "size", "members": [id...]} | null,
+ * "last_action": {...} | null}, "label": simulator label | null}], "groups": [{"id", "size",
+ * "reported_size", "risk", "code", "suspended", "members": [{"id", "name", "status", "risk",
+ * "level"}]}]}. level: none, flag, throttle, suspend, or released (after an operator release).
+ * Usage windows end at now (24 h). Works on a database without guard tables (no risk). */
+int guard_view_accounts(gw_db *db, double now, char **json_out);
+/* One account (name or "#id"): {"now", "guard_tables", "policy", "account": (as above),
+ * "timeline": [{"t", "risk", "account_risk", "group_risk", "level", "code", "n", "group",
+ * "group_size"}] in time order (at most max_points: per bucket of consecutive rows the one of
+ * highest risk, the newest always last; 0 = 240), "timeline_rows", "actions": [{"id", "t",
+ * "action", "mode", "code", "risk", "group", "usage_row", "reason", "evidence"}], "signals":
+ * the latest score's {"signal": [value, score]} | null, "group_members": [...]}. */
+int guard_view_account(gw_db *db, const char *name_or_id, double now, size_t max_points, char **json_out);
+/* The admin API routes of the guard, for serve_options.admin_routes (admin key required):
+ *   GET  /admin/api/guard/accounts                      guard_view_accounts
+ *   GET  /admin/api/guard/accounts/{name|#id}?points=N  guard_view_account
+ *   POST /admin/api/guard/accounts/{name|#id}/release   {"group": false, "note": "..."}:
+ *        guard_release (active again, throttle undone, recorded; a running guard starts the
+ *        account afresh), answered with the account's view. */
+void guard_admin_routes(serve_admin_routes *out);
 
 #endif /* RETORT_GUARD_H */

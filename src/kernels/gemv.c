@@ -33,8 +33,7 @@ static inline float dot_avx512(const float *x, const float *y, size_t C) {
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
-#endif
-
+#else
 static inline float dot_plain(const float *x, const float *y, size_t C) {
     float acc[8] = {0};
     size_t c = 0;
@@ -43,6 +42,7 @@ static inline float dot_plain(const float *x, const float *y, size_t C) {
     for (; c < C; c++) acc[c % 8] += x[c] * y[c];
     return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
+#endif
 
 int matmul_forward_rows(float *out, const float *inp, const float *w, size_t N, size_t C, size_t OC) {
     if (N == 0 || N > GEMV_MAX_ROWS) return 0;

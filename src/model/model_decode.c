@@ -113,7 +113,9 @@ int decoder_run(decoder *d, kv_cache *const *caches, const int32_t *tokens, size
             memcpy(kc->k + off, d->qkv + i * QKV + AD, kvd * sizeof(float));
             memcpy(kc->v + off, d->qkv + i * QKV + AD + kvd, kvd * sizeof(float));
         }
+#ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 1) if (n > 1)
+#endif
         for (size_t i = 0; i < n; i++) {
             int t = 0;
 #ifdef _OPENMP

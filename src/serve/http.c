@@ -8,7 +8,8 @@
  * A disconnect is seen by polling the socket for RDHUP while waiting, and by MHD when a
  * write fails; either cancels the job, and the ledger records status 499.
  *
- * Not the JSON shapes (api.c), the batching (engine.c) or the admin handlers (admin.c).
+ * Not the JSON shapes (api.c), the batching (engine.c), the admin handlers (admin.c) or the
+ * dashboard's files (web.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,6 +28,7 @@
 struct serve_server {
     serve_options o;
     serve_hooks hooks;
+    serve_admin_routes admin_routes; /* handle == NULL: none */
     model *m;
     int own_model;
     char *model_name;
@@ -41,7 +43,7 @@ struct serve_server {
     int32_t eos_id, end_id;
 };
 
-enum { ROUTE_NONE = 0, ROUTE_GEN, ROUTE_MODELS, ROUTE_HEALTH, ROUTE_METRICS, ROUTE_ADMIN, ROUTE_V1_OTHER };
+enum { ROUTE_NONE = 0, ROUTE_GEN, ROUTE_MODELS, ROUTE_HEALTH, ROUTE_METRICS, ROUTE_ADMIN, ROUTE_V1_OTHER, ROUTE_WEB };
 
 typedef struct conn {
     serve_server *s;
@@ -684,6 +686,30 @@ static enum MHD_Result handle_metrics(conn *c, struct MHD_Connection *mc) {
     return send_body(mc, 200, b.data, "text/plain; version=0.0.4; charset=utf-8", 0);
 }
 
+static const char *admin_arg(const serve_admin_call *call, const char *name) {
+    return MHD_lookup_connection_value(call->impl, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* The dashboard's files (no key needed: the page asks for the admin key and sends it to the
+ * admin API). Strict headers: scripts only from this server, no framing, no sniffing. */
+static enum MHD_Result handle_web(conn *c, struct MHD_Connection *mc, const char *url) {
+    const serve_web_asset *a = serve_web_find(url);
+    if (!a) return fail_with(c, mc, 404, NULL, "unknown_url", 0, "no such page: %s (the dashboard is /admin)", url);
+    struct MHD_Response *r = MHD_create_response_from_buffer(a->len, (void *)a->data, MHD_RESPMEM_PERSISTENT);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", serve_web_content_type(a->name));
+    MHD_add_response_header(r, "Content-Security-Policy",
+                            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                            "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "X-Frame-Options", "DENY");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    enum MHD_Result ret = MHD_queue_response(mc, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result handle_admin(conn *c, struct MHD_Connection *mc, const char *url, const char *method) {
     enum MHD_Result ret;
     if (authenticate(c, mc, &ret)) return ret;
@@ -694,6 +720,13 @@ static enum MHD_Result handle_admin(conn *c, struct MHD_Connection *mc, const ch
     int status = 500;
     char *out = NULL;
     const char *path = url + strlen("/admin/api/");
+    if (c->s->admin_routes.handle) {
+        serve_admin_call call = {method, path, c->body.data ? c->body.data : "", c->body.len, c->t_clock,
+                                 &c->who, admin_arg, mc};
+        int h = c->s->admin_routes.handle(c->s->admin_routes.ud, c->s->db, &call, &status, &out);
+        if (h < 0) return send_body(mc, 500, NULL, "application/json", 0);
+        if (h > 0) return send_body(mc, status, out, "application/json", 0);
+    }
     if (serve_admin_handle(c->s->db, method, path, MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, "account"),
                            MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, "limit"),
                            c->body.data ? c->body.data : "", c->body.len, c->t_clock, &status, &out))
@@ -724,6 +757,10 @@ static int route_of(const char *url, const char *method, int *chat, int *method_
         return ROUTE_METRICS;
     }
     if (!strncmp(url, "/admin/api/", 11)) return ROUTE_ADMIN;
+    if (!strcmp(url, "/admin") || !strncmp(url, "/admin/", 7)) {
+        *method_ok = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+        return ROUTE_WEB;
+    }
     if (!strncmp(url, "/v1/", 4)) return ROUTE_V1_OTHER;
     return ROUTE_NONE;
 }
@@ -789,6 +826,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
     case ROUTE_HEALTH: return handle_health(c, mc);
     case ROUTE_METRICS: return handle_metrics(c, mc);
     case ROUTE_ADMIN: return handle_admin(c, mc, url, method);
+    case ROUTE_WEB: return handle_web(c, mc, url);
     case ROUTE_V1_OTHER: {
         enum MHD_Result ret;
         if (authenticate(c, mc, &ret)) return ret;
@@ -863,6 +901,7 @@ int serve_start(serve_server **out, const serve_options *o) {
     if (!s) return -1;
     s->o = *o;
     if (o->hooks) s->hooks = *o->hooks;
+    if (o->admin_routes) s->admin_routes = *o->admin_routes;
     if (!s->o.host) s->o.host = "127.0.0.1";
     if (!s->o.max_body) s->o.max_body = 1 << 20;
     if (!s->o.prefill_chunk) s->o.prefill_chunk = 128;

@@ -19,7 +19,11 @@
  *   POST /admin/api/accounts/{name|id}/release
  *   GET  /admin/api/usage?account=A&limit=N  recent ledger rows
  *   GET  /admin/api/config                   the server_config table
- * authenticated by a key of an account created with `retort keys create --admin`.
+ *   ...  /admin/api/<other>                  routes another room adds (serve_admin_routes:
+ *                                            the guard's views for the dashboard)
+ * authenticated by a key of an account created with `retort keys create --admin`; and
+ * GET /admin, the admin dashboard (web/, compiled in): a page that asks for the admin key
+ * and shows everything through the admin API.
  *
  * Chat template: models carry model_default_chat_template; serve renders it natively:
  *   for each message: <|system|>, <|user|> or <|assistant|>, the content, <|end|>;
@@ -101,6 +105,26 @@ typedef struct {
     void (*after)(void *ud, const serve_request_info *req, const serve_request_result *res);
 } serve_hooks;
 
+/* Admin API routes from another room (the guard's views for the dashboard), consulted for
+ * every authenticated admin request under /admin/api/ before serve's own routes. */
+typedef struct serve_admin_call {
+    const char *method;        /* "GET", "POST", ... */
+    const char *path;          /* after "/admin/api/", URL-decoded ("guard/accounts/12") */
+    const char *body;          /* the request body ("" when none; not NUL-terminated JSON) */
+    size_t body_len;
+    double now;                /* clock time (simulated under --sim-clock) */
+    const gw_principal *admin; /* the admin calling */
+    /* A query argument ("?points=200" -> arg(call, "points") = "200"), or NULL. */
+    const char *(*arg)(const struct serve_admin_call *call, const char *name);
+    void *impl;                /* serve's, for arg */
+} serve_admin_call;
+typedef struct {
+    void *ud;
+    /* Return 1 when the path is yours (*status set, *out = malloc'ed JSON body), 0 when it is
+     * not (serve's routes, then 404), -1 when out of memory (500). May run on many threads. */
+    int (*handle)(void *ud, gw_db *db, const serve_admin_call *call, int *status, char **out);
+} serve_admin_routes;
+
 /* The attach point for per-sequence sampler decorations (the watermark): called on the
  * engine thread for each sequence's sampler right after sampler_init, before its first
  * token. Return 0, or -1 (after RT_FAIL) to fail that request with 500. */
@@ -123,6 +147,7 @@ typedef struct {
     size_t prefill_chunk;    /* prompt tokens per decode step (default 128) */
     int sim_clock;           /* honour X-Retort-Sim-Time (testing aid) */
     const serve_hooks *hooks;            /* may be NULL */
+    const serve_admin_routes *admin_routes; /* may be NULL */
     serve_sampler_attach_fn sampler_attach; /* may be NULL */
     void *sampler_attach_ud;
     /* Extra rows for the server_config table, written before the server listens: key, value,

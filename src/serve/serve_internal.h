@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 
 #include "serve.h"
+#include "web_assets.h"
 
 #define SERVE_MAX_N 8        /* choices per request */
 #define SERVE_MAX_TOP 20     /* top_logprobs ceiling */
@@ -170,5 +171,13 @@ json_t *serve_json_bytes_string(const char *s, size_t len);
  * memory. */
 int serve_admin_handle(gw_db *db, const char *method, const char *path, const char *arg_account,
                        const char *arg_limit, const char *body, size_t len, double now, int *status, char **out);
+
+/* ---------------------------------------------------------------- dashboard (web.c) */
+
+/* The embedded asset a GET of url serves: "/admin" and "/admin/" give index.html,
+ * "/admin/NAME" gives NAME; NULL when there is none. */
+const serve_web_asset *serve_web_find(const char *url);
+/* Content-Type of an asset, from its extension. */
+const char *serve_web_content_type(const char *name);
 
 #endif

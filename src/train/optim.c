@@ -26,7 +26,9 @@ double grad_global_norm(const float *g, size_t n) {
     size_t nb = (n + BLOCK - 1) / BLOCK;
     double *part = rt_calloc(nb ? nb : 1, sizeof(double), "gradient norm");
     if (!part) return NAN;
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static)
+#endif
     for (size_t b = 0; b < nb; b++) {
         size_t s = b * BLOCK, e = s + BLOCK < n ? s + BLOCK : n;
         double acc = 0;
@@ -43,7 +45,9 @@ void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float 
                   float beta2, float eps, float wd, size_t t, float grad_scale) {
     float bc1 = 1.0f - powf(beta1, (float)t);
     float bc2 = 1.0f - powf(beta2, (float)t);
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static)
+#endif
     for (size_t i = 0; i < n; i++) {
         float gi = g[i] * grad_scale;
         float mi = beta1 * m[i] + (1.0f - beta1) * gi;
