@@ -27,7 +27,7 @@ def rate(d, attack):
 
 
 print("**The protected day** (guard enforcing; `eval-guarded`):\n")
-print("| strategy | accounts | suspended | queries served before suspension (median, range) | tokens served | served in all |")
+print("| strategy | accounts | suspended | queries served before suspension (median, range) | tokens served before suspension | queries served in all (incl. in flight) |")
 print("|---|---|---|---|---|---|")
 for name, s in g["strategies"].items():
     gd = s["guard"]
@@ -40,7 +40,11 @@ for name, s in g["strategies"].items():
                                                                      keys, gd.get("max_keys_in_one_group", 0))
         else:
             susp = "%d/%d" % (gd["caught"], gd["units"])
-        print("| %s | %d | %s | %s | %s | %d |" % (name, acc, susp, q(gd), q(gd, "tokens_before_caught"), gd["queries_served_total"]))
+        # everything the attacker actually got that day: the rate-limit column counts every served
+        # request (the guard's own total stops at the request that triggered the suspension;
+        # requests already in flight then are still answered)
+        print("| %s | %d | %s | %s | %s | %d |" % (name, acc, susp, q(gd), q(gd, "tokens_before_caught"),
+                                                  s["rate_limit"]["queries_served_total"]))
     else:
         print("| %s | %d | %d (flagged: %d) | – | – | – |" % (name if name.startswith("benign") else name + " (benign)", acc,
                                                              gd["caught"], gd.get("flagged", 0)))
