@@ -88,26 +88,29 @@ print("\nBenign FPR: guard %.2f%%, PRADA %.2f%%, MMD window %s, rate limits (429
 
 dd = os.path.join(run, "distill")
 if os.path.isdir(dd):
-    rows = {}
-    for f in sorted(os.listdir(dd)):
-        if f.endswith(".json") and f != "untrained.json":
-            r = json.load(open(os.path.join(dd, f)))
-            rows[f[:-5]] = r
-    un = json.load(open(os.path.join(dd, "untrained.json"))) if os.path.exists(os.path.join(dd, "untrained.json")) else None
+    def load(name):
+        f = os.path.join(dd, name + ".json")
+        return json.load(open(f)) if os.path.exists(f) else None
+
     print("**What the harvests are worth** (students trained by `retort sft` with the same recipe on each "
-          "attacker's harvest, scored on held-out teacher answers: loss of the teacher's completions, KL(teacher‖student) "
-          "per token and top-1 agreement with the teacher):\n")
-    print("| attacker | harvest | examples | loss (nats/token) | KL to teacher | top-1 agreement |")
-    print("|---|---|---|---|---|---|")
-    if un:
-        print("| – | none (untrained student) | 0 | %.3f | %.3f | %.1f%% |" % (un["loss"], un.get("kl", float("nan")),
-                                                                         100 * un.get("top1_agreement", float("nan"))))
-    for k, r in rows.items():
-        att, _, which = k.rpartition("-")
-        n = r.get("examples_trained", r.get("examples", ""))
-        if "loss" not in r:
-            print("| %s | %s | %s | – | – | – |" % (att, which, n))
+          "attacker's harvest, scored on held-out teacher answers in the format they were trained on: loss of the "
+          "teacher's completions, KL(teacher‖student) per token and top-1 agreement with the teacher):\n")
+    print("| attacker | harvest | examples | eval text | loss (nats/token) | KL to teacher | top-1 agreement |")
+    print("|---|---|---|---|---|---|---|")
+    for fmt in ("raw", "chat"):
+        un = load("untrained-" + fmt)
+        if un:
+            print("| – | none (untrained student) | 0 | %s | %.3f | %.3f | %.1f%% |" % (fmt, un["loss"], un["kl"],
+                                                                             100 * un["top1_agreement"]))
+    for f in sorted(os.listdir(dd)):
+        if not f.endswith(".json") or f.startswith("untrained"):
             continue
-        print("| %s | %s | %s | %.3f | %.3f | %.1f%% |" % (att, "with the guard" if which == "guarded" else "without",
-                                                           n, r["loss"], r.get("kl", float("nan")),
-                                                           100 * r.get("top1_agreement", float("nan"))))
+        r = load(f[:-5])
+        att, _, which = f[:-5].rpartition("-")
+        n = r.get("examples", "")
+        if "loss" not in r:
+            print("| %s | %s | %s | – | – | – | – |" % (att, which, n))
+            continue
+        print("| %s | %s | %s | %s | %.3f | %.3f | %.1f%% |" % (att, "with the guard" if which == "guarded" else "without",
+                                                                n, r.get("format", "?"), r["loss"], r["kl"],
+                                                                100 * r["top1_agreement"]))
