@@ -6,10 +6,11 @@
 #   robust    random token substitution / deletion at 10..40%, then detection
 #   radio     harvest (watermarked and plain) -> students at 0..100% watermarked ->
 #             closed and open radioactivity tests with control keys; extra clean students
+#             (= radio_students, radio_tests [env PCTS, KINDS], radio_controls)
 #   report    tables and SVG plots (experiments/watermark_analyze.py)
 # Every command is echoed to $OUT/commands.log; results go to $OUT/results/ (JSON, one
 # object a line). Stages skip work whose output exists, so a killed run resumes.
-# Usage: experiments/watermark_run.sh [stage ...]   (default: all)   env: OUT, R, THREADS
+# Usage: experiments/watermark_run.sh [stage ...]   (default: all)   env: OUT, R, THREADS, STUDENT_STEPS
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R=${R:-build/retort}
@@ -157,7 +158,30 @@ radio() {
     sed "s/^{/{\"tag\": \"$tag\", /" >> "$res"
 }
 
-stage_radio() {
+# one radioactivity test of student s$p, by kind
+radio_kind() {
+  local kind=$1 p=$2 s="$OUT/students/s$2.gguf"
+  case $kind in
+    # closed, the paper's rule: never score a tuple whose window occurs in a prompt (exact
+    # even for watermarked prompts; here it excludes most windows: h = 1 and a 1k vocabulary)
+    closed) radio "closed_$p" "$s" closed --prompts "$OUT/data/prompts_test_n.txt" --max-tokens 64 --seed 5 ;;
+    # closed, excluding only the prompts' own tuples (the prompts are human text: exact)
+    closed_tuples) radio "closed_tuples_$p" "$s" closed --prompts "$OUT/data/prompts_test_n.txt" --max-tokens 64 \
+      --seed 5 --exclude tuples ;;
+    # open over fresh watermarked teacher text, its tuples excluded (conservative)
+    open_fresh) radio "open_fresh_$p" "$s" open --text "$OUT/gen/read_wm.jsonl" ;;
+    # open over 400 records of the watermarked harvest (the students' own training text)
+    open_train) radio "open_train_$p" "$s" open --text "$OUT/gen/harvest_wm_400.jsonl" ;;
+    # open over human text (independent of the key: nothing to exclude, exact)
+    open_human) radio "open_human_$p" "$s" open --text "$OUT/data/human.jsonl" --exclude none ;;
+  esac
+}
+
+PCTS=${PCTS:-0 1 5 10 50 100}
+KINDS=${KINDS:-closed closed_tuples open_fresh open_train open_human}
+
+# harvest, mixes, students (s0..s100 on 0..100% watermarked records; s0_b, s0_c: clean, other seeds)
+stage_radio_students() {
   stage_data
   gen harvest_plain 128 "$OUT/data/prompts_train_n.txt"
   gen harvest_wm 128 "$OUT/data/prompts_train_n.txt" --key-file "$KEY"
@@ -165,32 +189,37 @@ stage_radio() {
   echo "students trained with $([ $USE_SFT = 1 ] && echo 'retort sft' || echo 'retort train (sft unavailable)')" | tee -a "$OUT/commands.log"
   # fresh watermarked text for open mode (not in any student's data)
   gen read_wm 128 "$OUT/data/prompts_test_n.txt" --key-file "$KEY"
-  local pcts="0 1 5 10 50 100"
-  for p in $pcts; do
+  head -c 2000000 "$OUT/gen/harvest_wm.jsonl" | head -n 400 > "$OUT/gen/harvest_wm_400.jsonl"
+  for p in 0 1 5 10 50 100; do
     [ -f "$OUT/students/mix_$p.jsonl" ] || run /usr/bin/python3 experiments/watermark_mix.py "$OUT/gen/harvest_wm.jsonl" \
       "$OUT/gen/harvest_plain.jsonl" $p "$OUT/students/mix_$p.jsonl"
     train_student s$p "$OUT/students/mix_$p.jsonl" 11
   done
-  # two more clean students (other seeds) for the control runs
   train_student s0_b "$OUT/students/mix_0.jsonl" 12
   train_student s0_c "$OUT/students/mix_0.jsonl" 13
-  head -c 2000000 "$OUT/gen/harvest_wm.jsonl" | head -n 400 > "$OUT/gen/harvest_wm_400.jsonl"
-  for p in $pcts; do
-    local s="$OUT/students/s$p.gguf"
-    radio "closed_$p" "$s" closed --prompts "$OUT/data/prompts_test_n.txt" --max-tokens 64 --seed 5
-    radio "open_fresh_$p" "$s" open --text "$OUT/gen/read_wm.jsonl"
-    radio "open_train_$p" "$s" open --text "$OUT/gen/harvest_wm_400.jsonl"
-    radio "open_human_$p" "$s" open --text "$OUT/data/human.jsonl" --exclude none
-  done
-  # clean-student control runs: 3 clean students x 5 sampling seeds (closed), and open mode
+}
+
+# the tests of $KINDS on students s$PCTS (env), in that order
+stage_radio_tests() {
+  for p in $PCTS; do for k in $KINDS; do radio_kind $k $p; done; done
+}
+
+# clean-student control runs with the real key: 3 clean students x 2 sampling seeds (closed,
+# prompt tuples excluded) and open mode over human text
+stage_radio_controls() {
   for s in s0 s0_b s0_c; do
-    for seed in $(seq 21 25); do
+    for seed in 21 22; do
       radio "control_closed_${s}_$seed" "$OUT/students/$s.gguf" closed --prompts "$OUT/data/prompts_test_n.txt" \
-        --max-tokens 64 --seed $seed --controls 5
+        --max-tokens 64 --seed $seed --exclude tuples
     done
-    radio "control_open_fresh_$s" "$OUT/students/$s.gguf" open --text "$OUT/gen/read_wm.jsonl" --controls 5
-    radio "control_open_train_$s" "$OUT/students/$s.gguf" open --text "$OUT/gen/harvest_wm_400.jsonl" --controls 5
+    radio "control_open_human_$s" "$OUT/students/$s.gguf" open --text "$OUT/data/human.jsonl" --exclude none
   done
+}
+
+stage_radio() {
+  stage_radio_students
+  stage_radio_tests
+  stage_radio_controls
 }
 
 stage_report() {
