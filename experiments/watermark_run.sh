@@ -189,7 +189,7 @@ stage_radio_students() {
   echo "students trained with $([ $USE_SFT = 1 ] && echo 'retort sft' || echo 'retort train (sft unavailable)')" | tee -a "$OUT/commands.log"
   # fresh watermarked text for open mode (not in any student's data)
   gen read_wm 128 "$OUT/data/prompts_test_n.txt" --key-file "$KEY"
-  head -c 2000000 "$OUT/gen/harvest_wm.jsonl" | head -n 400 > "$OUT/gen/harvest_wm_400.jsonl"
+  head -n 400 "$OUT/gen/harvest_wm.jsonl" > "$OUT/gen/harvest_wm_400.jsonl"
   for p in 0 1 5 10 50 100; do
     [ -f "$OUT/students/mix_$p.jsonl" ] || run /usr/bin/python3 experiments/watermark_mix.py "$OUT/gen/harvest_wm.jsonl" \
       "$OUT/gen/harvest_plain.jsonl" $p "$OUT/students/mix_$p.jsonl"
@@ -204,15 +204,17 @@ stage_radio_tests() {
   for p in $PCTS; do for k in $KINDS; do radio_kind $k $p; done; done
 }
 
-# clean-student control runs with the real key: 3 clean students x 2 sampling seeds (closed,
-# prompt tuples excluded) and open mode over human text
+# clean-student control runs with the real key: clean students ($CONTROL_STUDENTS) x 2 sampling
+# seeds (closed, prompt tuples excluded) and open mode over human text (for s0 that run is
+# open_human_0 of radio_tests: the same evidence, not run twice)
+CONTROL_STUDENTS=${CONTROL_STUDENTS:-s0 s0_b s0_c}
 stage_radio_controls() {
-  for s in s0 s0_b s0_c; do
+  for s in $CONTROL_STUDENTS; do
     for seed in 21 22; do
       radio "control_closed_${s}_$seed" "$OUT/students/$s.gguf" closed --prompts "$OUT/data/prompts_test_n.txt" \
         --max-tokens 64 --seed $seed --exclude tuples
     done
-    radio "control_open_human_$s" "$OUT/students/$s.gguf" open --text "$OUT/data/human.jsonl" --exclude none
+    [ $s = s0 ] || radio "control_open_human_$s" "$OUT/students/$s.gguf" open --text "$OUT/data/human.jsonl" --exclude none
   done
 }
 
