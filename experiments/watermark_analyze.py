@@ -179,7 +179,7 @@ if rad:
         pooled = [p for r in ctl for p in r["controls"]["p_values"]]
         closed = [r for r in ctl if r["mode"] == "closed"]
         md += ["### Clean-student controls (students trained on 0% watermarked text, the real key)", "",
-               "%d runs (the 0%% column above, 3 clean students x 2 sampling seeds in closed mode with prompt "
+               "%d runs (the 0%% column above, 3 clean students x 5 sampling seeds in closed mode with prompt "
                "tuples excluded, and open mode over human text for each clean student). "
                "%d closed, %d open: p > 0.01 in %d of %d (%.0f%%). "
                "Smallest p: %.3g. Control-key p-values of these runs pooled (%d): KS p = %.3g." % (

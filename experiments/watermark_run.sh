@@ -204,13 +204,13 @@ stage_radio_tests() {
   for p in $PCTS; do for k in $KINDS; do radio_kind $k $p; done; done
 }
 
-# clean-student control runs with the real key: clean students ($CONTROL_STUDENTS) x 2 sampling
+# clean-student control runs with the real key: clean students ($CONTROL_STUDENTS) x 5 sampling
 # seeds (closed, prompt tuples excluded) and open mode over human text (for s0 that run is
 # open_human_0 of radio_tests: the same evidence, not run twice)
 CONTROL_STUDENTS=${CONTROL_STUDENTS:-s0 s0_b s0_c}
 stage_radio_controls() {
   for s in $CONTROL_STUDENTS; do
-    for seed in 21 22; do
+    for seed in 21 22 23 24 25; do
       radio "control_closed_${s}_$seed" "$OUT/students/$s.gguf" closed --prompts "$OUT/data/prompts_test_n.txt" \
         --max-tokens 64 --seed $seed --exclude tuples
     done
