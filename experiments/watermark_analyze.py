@@ -80,8 +80,8 @@ ALPHA = 1e-3
 def rate(rs, alpha=ALPHA):
     return sum(1 for r in rs if r["p_value"] < alpha) / max(1, len(rs))
 lengths = [25, 50, 100, 200, 400]
-wm_sets = [s for s in ["kgw_d0.5", "kgw_d1", "kgw_d2", "kgw_d4", "selfhash_d2", "gumbel"] if (s, 200) in det]
-null_sets = [s for s in ["plain_kgw", "plain_selfhash", "plain_gumbel", "human_kgw", "plain_keys"] if any(k[0] == s for k in det)]
+wm_sets = [s for s in ["kgw_d0.5", "kgw_d1", "kgw_d2", "kgw_d4", "selfhash_d2", "gumbel", "gumbel_h4"] if (s, 200) in det]
+null_sets = [s for s in ["plain_kgw", "plain_selfhash", "plain_gumbel", "plain_gumbel_h4", "human_kgw", "plain_keys"] if any(k[0] == s for k in det)]
 if wm_sets:
     md += ["### Detection: true-positive rate at alpha = 1e-3 (share of texts with p < 1e-3)", "",
            "Length = the first N tokens of each completion after re-tokenization (texts that are shorter are scored whole).", "",

@@ -31,8 +31,10 @@ stage_teacher() {
 }
 
 stage_data() {
+  # the prompt sets of docs/watermark.md were cut with the defaults (--train 2000 --test 300)
+  # and then their first N_TRAIN / N_TEST lines taken (the split depends on the set sizes)
   [ -f "$OUT/data/prompts_test.txt" ] || run /usr/bin/python3 experiments/watermark_prompts.py build/data/kjv.txt "$OUT/data" \
-    --train $N_TRAIN --test $N_TEST --human 200
+    --train $((N_TRAIN > 2000 ? N_TRAIN : 2000)) --test $((N_TEST > 300 ? N_TEST : 300)) --human 200
   head -n $N_TEST "$OUT/data/prompts_test.txt" > "$OUT/data/prompts_test_n.txt"
   head -n $N_TRAIN "$OUT/data/prompts_train.txt" > "$OUT/data/prompts_train_n.txt"
   [ -f "$KEY" ] || run $R watermark keygen --out "$KEY" > "$OUT/results/key.json"
@@ -68,14 +70,17 @@ stage_detect() {
   gen plain 400 "$P"
   for d in 0.5 1 2 4; do gen kgw_d$d 400 "$P" --key-file "$KEY" --delta $d; done
   gen selfhash_d2 400 "$P" --key-file "$KEY" --scheme kgw-selfhash --delta 2
-  gen gumbel 400 "$P" --key-file "$KEY" --scheme gumbel
+  gen gumbel 400 "$P" --key-file "$KEY" --scheme gumbel --context 1   # run before h = 4 became the default
+  gen gumbel_h4 400 "$P" --key-file "$KEY" --scheme gumbel --context 4
   for d in 0.5 1 2 4; do detect_lengths kgw_d$d "$OUT/gen/kgw_d$d.jsonl" --config "$OUT/gen/kgw_d$d.wm.json"; done
   detect_lengths selfhash_d2 "$OUT/gen/selfhash_d2.jsonl" --config "$OUT/gen/selfhash_d2.wm.json"
   detect_lengths gumbel "$OUT/gen/gumbel.jsonl" --config "$OUT/gen/gumbel.wm.json"
+  detect_lengths gumbel_h4 "$OUT/gen/gumbel_h4.jsonl" --config "$OUT/gen/gumbel_h4.wm.json"
   # false positives: plain generations and human text, under each scheme's detector
   detect_lengths plain_kgw "$OUT/gen/plain.jsonl" --scheme kgw
   detect_lengths plain_selfhash "$OUT/gen/plain.jsonl" --scheme kgw-selfhash
-  detect_lengths plain_gumbel "$OUT/gen/plain.jsonl" --scheme gumbel
+  detect_lengths plain_gumbel "$OUT/gen/plain.jsonl" --scheme gumbel --context 1
+  detect_lengths plain_gumbel_h4 "$OUT/gen/plain.jsonl" --scheme gumbel --context 4
   detect_lengths human_kgw "$OUT/data/human.jsonl" --scheme kgw
   # plain generations under 20 fresh keys (the null is the same for any key)
   local res="$OUT/results/detect_plain_keys.jsonl"
@@ -95,7 +100,7 @@ stage_detect() {
   local q="$OUT/results/ppl.jsonl"
   if [ ! -f "$q" ]; then
     : > "$q.tmp"
-    for s in plain kgw_d0.5 kgw_d1 kgw_d2 kgw_d4 selfhash_d2 gumbel; do
+    for s in plain kgw_d0.5 kgw_d1 kgw_d2 kgw_d4 selfhash_d2 gumbel gumbel_h4; do
       log $R watermark ppl --model "$TEACHER" --input "$OUT/gen/$s.jsonl" --threads $THREADS
       $R watermark ppl --model "$TEACHER" --input "$OUT/gen/$s.jsonl" --threads $THREADS | sed "s/^{/{\"set\": \"$s\", /" >> "$q.tmp"
     done
