@@ -80,8 +80,8 @@ ALPHA = 1e-3
 def rate(rs, alpha=ALPHA):
     return sum(1 for r in rs if r["p_value"] < alpha) / max(1, len(rs))
 lengths = [25, 50, 100, 200, 400]
-wm_sets = [s for s in ["kgw_d0.5", "kgw_d1", "kgw_d2", "kgw_d4", "selfhash_d2", "gumbel"] if (s, 200) in det]
-null_sets = [s for s in ["plain_kgw", "plain_selfhash", "plain_gumbel", "human_kgw", "plain_keys"] if any(k[0] == s for k in det)]
+wm_sets = [s for s in ["kgw_d0.5", "kgw_d1", "kgw_d2", "kgw_d4", "selfhash_d2", "gumbel", "gumbel_h4"] if (s, 200) in det]
+null_sets = [s for s in ["plain_kgw", "plain_selfhash", "plain_gumbel", "plain_gumbel_h4", "human_kgw", "plain_keys"] if any(k[0] == s for k in det)]
 if wm_sets:
     md += ["### Detection: true-positive rate at alpha = 1e-3 (share of texts with p < 1e-3)", "",
            "Length = the first N tokens of each completion after re-tokenization (texts that are shorter are scored whole).", "",
@@ -140,12 +140,14 @@ if rob:
 rad = {r["tag"]: r for r in rows("radio.jsonl")}
 pcts = [0, 1, 5, 10, 50, 100]
 modes = [("closed", "closed (generate on held-out prompts, exclude prompt windows)"),
+         ("closed_tuples", "closed (generate on held-out prompts, exclude prompt tuples only)"),
          ("open_fresh", "open, reading fresh watermarked teacher text (exclude the text's tuples)"),
          ("open_train", "open, reading 400 records of the watermarked harvest (exclude the text's tuples)"),
          ("open_human", "open, reading human KJV text (independent of the key: no exclusion)")]
 if rad:
     md += ["### Radioactivity: log10 p-value of the student vs share of watermarked training text", "",
-           "Each cell: log10 p (scored tuples; green share). Controls: 20 fresh keys on the same evidence; KS p of their p-values.", "",
+           "Each cell: log10 p (scored tuples; green share). Controls: 20 fresh keys on the same evidence; KS p of their p-values.", ""]
+    md += ["Modes: " + "; ".join("`%s` = %s" % (m, d) for m, d in modes) + ".", "",
            "| mode | " + " | ".join("%d%%" % p for p in pcts) + " |", "|---|" + "---|" * len(pcts)]
     series = []
     for m, desc in modes:
@@ -171,19 +173,21 @@ if rad:
               series, "% of the student's training text watermarked (0% drawn at 0.3)", "-log10 p-value", logx=True,
               hlines=[(5, "p = 1e-5"), (2, "p = 0.01")])
     md += ["![radioactivity](img/watermark_radioactivity.svg)", ""]
-    ctl = [r for t, r in rad.items() if t.startswith("control_")]
+    ctl = [r for t, r in rad.items() if t.startswith("control_") or t.endswith("_0")]
     if ctl:
         ok = sum(1 for r in ctl if r["p_value"] > 0.01)
-        closed = [r for r in ctl if r["mode"] == "closed"]
         pooled = [p for r in ctl for p in r["controls"]["p_values"]]
+        closed = [r for r in ctl if r["mode"] == "closed"]
         md += ["### Clean-student controls (students trained on 0% watermarked text, the real key)", "",
-               "%d runs (%d closed: 3 clean students x 5 sampling seeds; %d open): p > 0.01 in %d of %d (%.0f%%). "
+               "%d runs (the 0%% column above, 3 clean students x 5 sampling seeds in closed mode with prompt "
+               "tuples excluded, and open mode over human text for each clean student). "
+               "%d closed, %d open: p > 0.01 in %d of %d (%.0f%%). "
                "Smallest p: %.3g. Control-key p-values of these runs pooled (%d): KS p = %.3g." % (
                    len(ctl), len(closed), len(ctl) - len(closed), ok, len(ctl), 100.0 * ok / len(ctl),
                    min(r["p_value"] for r in ctl), len(pooled), ks_p(pooled)), ""]
         ps = sorted(r["p_value"] for r in ctl)
         md += ["| run | mode | scored | green share | p-value |", "|---|---|---|---|---|"]
-        for t in sorted(k for k in rad if k.startswith("control_")):
+        for t in sorted(k for k in rad if k.startswith("control_") or k.endswith("_0")):
             r = rad[t]
             md.append("| %s | %s | %d | %.3f | %.3g |" % (t, r["mode"], r["tokens_scored"], r["green"] / max(1, r["tokens_scored"]), r["p_value"]))
         md.append("")
@@ -192,6 +196,25 @@ if rad:
                   [("clean runs (%d)" % len(ps), [(p, (i + 1) / len(ps)) for i, p in enumerate(ps)]),
                    ("uniform", [(0.0, 0.0), (1.0, 1.0)])], "p-value", "share of runs <= p", ylim=(0, 1))
         md += ["![controls](img/watermark_controls.svg)", ""]
+
+# ---------------------------------------------------------------- detection throughput
+bench = rows("bench.jsonl")  # a copy of build/bench/watermark_bench.jsonl (bench/watermark_bench.sh)
+if bench:
+    md += ["### Detection throughput (bench/watermark_bench.sh, one thread, tokens per CPU-second)", "",
+           "docs400: dedup within 400-token documents (detecting texts one by one); pooled: one dedup set "
+           "over all 8M tokens (one aggregate test). uniform: token ids uniform over 32k; zipf: Zipf-distributed ids.", "",
+           "| scheme | h | stream | mode | tokens | scored | CPU s | wall s | tokens / CPU-s |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in bench:
+        if r.get("bench") == "detect":
+            md.append("| %s | %d | %s | %s | %d | %d | %.3f | %.3f | %.3g |" % (
+                r["scheme"], r["context"], r["stream"], r["mode"], r["tokens"], r["scored"], r["cpu_seconds"],
+                r["wall_seconds"], r["tokens_per_cpu_s"]))
+    for r in bench:
+        if r.get("bench") == "numpy_detect":
+            md.append("| numpy peer (kgw, pooled, uniform) | %d | uniform | pooled | %d | %d | %.3f | - | %.3g |" % (
+                r["context"], r["tokens"], r["scored"], r["seconds"], r["tokens_per_cpu_s"]))
+    md += ["", "Sampler cost (green mask of a 32k vocabulary per generated token): " + ", ".join(
+        "%s h=%d %.0f us" % (r["scheme"], r["context"], r["us_per_token"]) for r in bench if r.get("bench") == "green_mask"), ""]
 
 open(os.path.join(docs, "watermark_results.md"), "w").write("\n".join(md) + "\n")
 print("wrote %s/watermark_results.md and plots" % docs)

@@ -6,10 +6,11 @@
 #   robust    random token substitution / deletion at 10..40%, then detection
 #   radio     harvest (watermarked and plain) -> students at 0..100% watermarked ->
 #             closed and open radioactivity tests with control keys; extra clean students
+#             (= radio_students, radio_tests [env PCTS, KINDS], radio_controls)
 #   report    tables and SVG plots (experiments/watermark_analyze.py)
 # Every command is echoed to $OUT/commands.log; results go to $OUT/results/ (JSON, one
 # object a line). Stages skip work whose output exists, so a killed run resumes.
-# Usage: experiments/watermark_run.sh [stage ...]   (default: all)   env: OUT, R, THREADS
+# Usage: experiments/watermark_run.sh [stage ...]   (default: all)   env: OUT, R, THREADS, STUDENT_STEPS
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R=${R:-build/retort}
@@ -30,8 +31,10 @@ stage_teacher() {
 }
 
 stage_data() {
+  # the prompt sets of docs/watermark.md were cut with the defaults (--train 2000 --test 300)
+  # and then their first N_TRAIN / N_TEST lines taken (the split depends on the set sizes)
   [ -f "$OUT/data/prompts_test.txt" ] || run /usr/bin/python3 experiments/watermark_prompts.py build/data/kjv.txt "$OUT/data" \
-    --train $N_TRAIN --test $N_TEST --human 200
+    --train $((N_TRAIN > 2000 ? N_TRAIN : 2000)) --test $((N_TEST > 300 ? N_TEST : 300)) --human 200
   head -n $N_TEST "$OUT/data/prompts_test.txt" > "$OUT/data/prompts_test_n.txt"
   head -n $N_TRAIN "$OUT/data/prompts_train.txt" > "$OUT/data/prompts_train_n.txt"
   [ -f "$KEY" ] || run $R watermark keygen --out "$KEY" > "$OUT/results/key.json"
@@ -67,14 +70,17 @@ stage_detect() {
   gen plain 400 "$P"
   for d in 0.5 1 2 4; do gen kgw_d$d 400 "$P" --key-file "$KEY" --delta $d; done
   gen selfhash_d2 400 "$P" --key-file "$KEY" --scheme kgw-selfhash --delta 2
-  gen gumbel 400 "$P" --key-file "$KEY" --scheme gumbel
+  gen gumbel 400 "$P" --key-file "$KEY" --scheme gumbel --context 1   # run before h = 4 became the default
+  gen gumbel_h4 400 "$P" --key-file "$KEY" --scheme gumbel --context 4
   for d in 0.5 1 2 4; do detect_lengths kgw_d$d "$OUT/gen/kgw_d$d.jsonl" --config "$OUT/gen/kgw_d$d.wm.json"; done
   detect_lengths selfhash_d2 "$OUT/gen/selfhash_d2.jsonl" --config "$OUT/gen/selfhash_d2.wm.json"
   detect_lengths gumbel "$OUT/gen/gumbel.jsonl" --config "$OUT/gen/gumbel.wm.json"
+  detect_lengths gumbel_h4 "$OUT/gen/gumbel_h4.jsonl" --config "$OUT/gen/gumbel_h4.wm.json"
   # false positives: plain generations and human text, under each scheme's detector
   detect_lengths plain_kgw "$OUT/gen/plain.jsonl" --scheme kgw
   detect_lengths plain_selfhash "$OUT/gen/plain.jsonl" --scheme kgw-selfhash
-  detect_lengths plain_gumbel "$OUT/gen/plain.jsonl" --scheme gumbel
+  detect_lengths plain_gumbel "$OUT/gen/plain.jsonl" --scheme gumbel --context 1
+  detect_lengths plain_gumbel_h4 "$OUT/gen/plain.jsonl" --scheme gumbel --context 4
   detect_lengths human_kgw "$OUT/data/human.jsonl" --scheme kgw
   # plain generations under 20 fresh keys (the null is the same for any key)
   local res="$OUT/results/detect_plain_keys.jsonl"
@@ -94,7 +100,7 @@ stage_detect() {
   local q="$OUT/results/ppl.jsonl"
   if [ ! -f "$q" ]; then
     : > "$q.tmp"
-    for s in plain kgw_d0.5 kgw_d1 kgw_d2 kgw_d4 selfhash_d2 gumbel; do
+    for s in plain kgw_d0.5 kgw_d1 kgw_d2 kgw_d4 selfhash_d2 gumbel gumbel_h4; do
       log $R watermark ppl --model "$TEACHER" --input "$OUT/gen/$s.jsonl" --threads $THREADS
       $R watermark ppl --model "$TEACHER" --input "$OUT/gen/$s.jsonl" --threads $THREADS | sed "s/^{/{\"set\": \"$s\", /" >> "$q.tmp"
     done
@@ -157,7 +163,30 @@ radio() {
     sed "s/^{/{\"tag\": \"$tag\", /" >> "$res"
 }
 
-stage_radio() {
+# one radioactivity test of student s$p, by kind
+radio_kind() {
+  local kind=$1 p=$2 s="$OUT/students/s$2.gguf"
+  case $kind in
+    # closed, the paper's rule: never score a tuple whose window occurs in a prompt (exact
+    # even for watermarked prompts; here it excludes most windows: h = 1 and a 1k vocabulary)
+    closed) radio "closed_$p" "$s" closed --prompts "$OUT/data/prompts_test_n.txt" --max-tokens 64 --seed 5 ;;
+    # closed, excluding only the prompts' own tuples (the prompts are human text: exact)
+    closed_tuples) radio "closed_tuples_$p" "$s" closed --prompts "$OUT/data/prompts_test_n.txt" --max-tokens 64 \
+      --seed 5 --exclude tuples ;;
+    # open over fresh watermarked teacher text, its tuples excluded (conservative)
+    open_fresh) radio "open_fresh_$p" "$s" open --text "$OUT/gen/read_wm.jsonl" ;;
+    # open over 400 records of the watermarked harvest (the students' own training text)
+    open_train) radio "open_train_$p" "$s" open --text "$OUT/gen/harvest_wm_400.jsonl" ;;
+    # open over human text (independent of the key: nothing to exclude, exact)
+    open_human) radio "open_human_$p" "$s" open --text "$OUT/data/human.jsonl" --exclude none ;;
+  esac
+}
+
+PCTS=${PCTS:-0 1 5 10 50 100}
+KINDS=${KINDS:-closed closed_tuples open_fresh open_train open_human}
+
+# harvest, mixes, students (s0..s100 on 0..100% watermarked records; s0_b, s0_c: clean, other seeds)
+stage_radio_students() {
   stage_data
   gen harvest_plain 128 "$OUT/data/prompts_train_n.txt"
   gen harvest_wm 128 "$OUT/data/prompts_train_n.txt" --key-file "$KEY"
@@ -165,32 +194,39 @@ stage_radio() {
   echo "students trained with $([ $USE_SFT = 1 ] && echo 'retort sft' || echo 'retort train (sft unavailable)')" | tee -a "$OUT/commands.log"
   # fresh watermarked text for open mode (not in any student's data)
   gen read_wm 128 "$OUT/data/prompts_test_n.txt" --key-file "$KEY"
-  local pcts="0 1 5 10 50 100"
-  for p in $pcts; do
+  head -n 400 "$OUT/gen/harvest_wm.jsonl" > "$OUT/gen/harvest_wm_400.jsonl"
+  for p in 0 1 5 10 50 100; do
     [ -f "$OUT/students/mix_$p.jsonl" ] || run /usr/bin/python3 experiments/watermark_mix.py "$OUT/gen/harvest_wm.jsonl" \
       "$OUT/gen/harvest_plain.jsonl" $p "$OUT/students/mix_$p.jsonl"
     train_student s$p "$OUT/students/mix_$p.jsonl" 11
   done
-  # two more clean students (other seeds) for the control runs
   train_student s0_b "$OUT/students/mix_0.jsonl" 12
   train_student s0_c "$OUT/students/mix_0.jsonl" 13
-  head -c 2000000 "$OUT/gen/harvest_wm.jsonl" | head -n 400 > "$OUT/gen/harvest_wm_400.jsonl"
-  for p in $pcts; do
-    local s="$OUT/students/s$p.gguf"
-    radio "closed_$p" "$s" closed --prompts "$OUT/data/prompts_test_n.txt" --max-tokens 64 --seed 5
-    radio "open_fresh_$p" "$s" open --text "$OUT/gen/read_wm.jsonl"
-    radio "open_train_$p" "$s" open --text "$OUT/gen/harvest_wm_400.jsonl"
-    radio "open_human_$p" "$s" open --text "$OUT/data/human.jsonl" --exclude none
-  done
-  # clean-student control runs: 3 clean students x 5 sampling seeds (closed), and open mode
-  for s in s0 s0_b s0_c; do
-    for seed in $(seq 21 25); do
+}
+
+# the tests of $KINDS on students s$PCTS (env), in that order
+stage_radio_tests() {
+  for p in $PCTS; do for k in $KINDS; do radio_kind $k $p; done; done
+}
+
+# clean-student control runs with the real key: clean students ($CONTROL_STUDENTS) x 5 sampling
+# seeds (closed, prompt tuples excluded) and open mode over human text (for s0 that run is
+# open_human_0 of radio_tests: the same evidence, not run twice)
+CONTROL_STUDENTS=${CONTROL_STUDENTS:-s0 s0_b s0_c}
+stage_radio_controls() {
+  for s in $CONTROL_STUDENTS; do
+    for seed in 21 22 23 24 25; do
       radio "control_closed_${s}_$seed" "$OUT/students/$s.gguf" closed --prompts "$OUT/data/prompts_test_n.txt" \
-        --max-tokens 64 --seed $seed --controls 5
+        --max-tokens 64 --seed $seed --exclude tuples
     done
-    radio "control_open_fresh_$s" "$OUT/students/$s.gguf" open --text "$OUT/gen/read_wm.jsonl" --controls 5
-    radio "control_open_train_$s" "$OUT/students/$s.gguf" open --text "$OUT/gen/harvest_wm_400.jsonl" --controls 5
+    [ $s = s0 ] || radio "control_open_human_$s" "$OUT/students/$s.gguf" open --text "$OUT/data/human.jsonl" --exclude none
   done
+}
+
+stage_radio() {
+  stage_radio_students
+  stage_radio_tests
+  stage_radio_controls
 }
 
 stage_report() {
