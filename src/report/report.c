@@ -39,6 +39,7 @@ typedef struct {
     int64_t requests, served, refused403;
     double tokens;
     double t_susp; /* first enforced suspension (NAN: none) */
+    int throttled; /* an enforced throttle at some point */
     char *code, *evidence;
     double risk_susp;
     int64_t served_before;
@@ -50,7 +51,7 @@ typedef struct {
     char *strategy;
     int attack;
     size_t *members, n, cap;
-    size_t n_susp;
+    size_t n_susp, n_throttled;
     double t_susp;
     int64_t served_before, served_total;
     double tokens_before, tokens_total;
@@ -214,6 +215,16 @@ static int load_accounts(rep *r) {
     sqlite3_finalize(st);
     st = NULL;
     if (sqlite3_prepare_v2(r->db,
+                           "SELECT DISTINCT account_id FROM guard_actions WHERE action = 'throttle' AND mode = 'enforce'",
+                           -1, &st, NULL) != SQLITE_OK)
+        return q_fail(r, "reading guard_actions");
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        acct *a = acct_by_id(r, sqlite3_column_int64(st, 0));
+        if (a) a->throttled = 1;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(r->db,
                            "SELECT COUNT(*), COALESCE(SUM(completion_tokens), 0) FROM usage "
                            "WHERE account_id = ?1 AND status = 200 AND t <= ?2",
                            -1, &st, NULL) != SQLITE_OK)
@@ -259,6 +270,7 @@ static int build_groups(rep *r) {
         GROW(g->members, g->n, g->cap, "group members");
         g->members[g->n++] = i;
         g->served_total += a->served;
+        g->n_throttled += (size_t)a->throttled;
         g->tokens_total += a->tokens;
         if (isfinite(a->t_susp)) {
             g->n_susp++;
@@ -424,7 +436,7 @@ static int rep_load(rep *r, sqlite3 *db, const char *path) {
 /* ---------------------------------------------------------------- numbers */
 
 typedef struct {
-    size_t groups, groups_caught, accounts_susp_attack, benign, benign_susp, sybil_keys, sybil_susp;
+    size_t groups, groups_caught, groups_throttled_only, accounts_susp_attack, benign, benign_susp, sybil_keys, sybil_susp;
     double tok_on, tok_off;
     const mrow *teacher, *st_on, *st_off, *st_clean;
     const trow *t_on, *t_off, *t_clean;
@@ -442,6 +454,7 @@ static void headline_of(const rep *r, headline *h) {
     for (size_t k = 0; k < r->ng; k++) {
         h->groups++;
         h->groups_caught += r->g[k].n_susp > 0;
+        h->groups_throttled_only += r->g[k].n_susp == 0 && r->g[k].n_throttled > 0;
         h->accounts_susp_attack += r->g[k].n_susp;
         if (r->g[k].n > h->sybil_keys) h->sybil_keys = r->g[k].n, h->sybil_susp = r->g[k].n_susp;
     }
@@ -489,9 +502,11 @@ static int summary_text(const rep *r, rt_buf *o) {
     headline_of(r, &h);
     char a[96], b[96], c[96], d[96], e[96];
     int rc = rt_buf_printf(o,
-                           "attackers suspended: %zu of %zu harvesting operations (%zu accounts%s) — true positives\n",
+                           "attackers suspended: %zu of %zu harvesting operations (%zu accounts%s) — true positives",
                            h.groups_caught, h.groups, h.accounts_susp_attack,
                            h.sybil_keys > 1 ? ", incl. a linked sybil group" : "");
+    if (!rc && h.groups_throttled_only) rc = rt_buf_printf(o, "; %zu more throttled", h.groups_throttled_only);
+    if (!rc) rc = rt_buf_printf(o, "\n");
     if (!rc)
         rc = rt_buf_printf(o, "benign accounts suspended: %zu of %zu — false positives (FPR %.2f%%)\n", h.benign_susp,
                            h.benign, h.benign ? 100.0 * (double)h.benign_susp / (double)h.benign : 0.0);
@@ -712,7 +727,9 @@ static int sec_accounts(rep *r, rt_buf *o) {
         int64_t refused = 0;
         for (size_t j = 0; j < g->n; j++) refused += r->a[g->members[j]].refused403;
         if (rt_buf_printf(o, "<tr>") || td_str(o, g->name) || td_str(o, g->strategy) ||
-            rt_buf_printf(o, "<td class=n>%zu</td><td class=n>%zu</td>", g->n, g->n_susp) || td_str(o, t) ||
+            rt_buf_printf(o, "<td class=n>%zu</td><td class=n>%zu%s</td>", g->n, g->n_susp,
+                          !g->n_susp && g->n_throttled ? " (throttled)" : "") ||
+            td_str(o, t) ||
             rt_buf_printf(o, "<td class=n>%lld</td><td class=n>%.0f</td><td class=n>%lld</td><td class=n>%lld</td></tr>",
                           (long long)g->served_before, g->tokens_before, (long long)g->served_total,
                           (long long)refused))
