@@ -14,9 +14,12 @@ WIN=${WIN:-1000}
 STEPS=${STEPS:-22}
 T="$KJV/teacher.gguf"
 SEQ=${SEQ:-64}
+PARTS=${PARTS:-"sizes speed tolerance"}   # which parts to run (sizes must have run once for the others)
+has() { [[ " $PARTS " == *" $1 "* ]]; }
 STUDENT="--dim 64 --layers 2 --heads 2 --kv-heads 1 --ffn 176 --seq-len $SEQ --batch 16"
 mkdir -p "$OUT"
 log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/run.log"; }
+if has sizes; then
 : > "$OUT/sizes.jsonl"
 for k in 8 16 32 64 128; do
   log "cache-teacher --top-k $k --max-windows $WIN"
@@ -29,6 +32,7 @@ $R cache-teacher --teacher "$T" --data "$DATA" --top-k 64 --seq-len $SEQ --max-w
 log "cache-teacher --top-k 64 --lp-step 0.03125"
 $R cache-teacher --teacher "$T" --data "$DATA" --top-k 64 --seq-len $SEQ --max-windows $WIN --lp-step 0.03125 --threads $TH --quiet \
   --out "$OUT/k64_s32.cache" 2>> "$OUT/run.log" | tee -a "$OUT/sizes.jsonl"
+fi
 # step speed: the same student, STEPS steps each, throughput from the JSONL log (steps 3..N-1)
 common="--data $DATA $STUDENT --steps $STEPS --warmup 2 --eval-every 0 --eval-batches 1 --save-every 0 --threads $TH --quiet"
 run_speed() {
@@ -43,6 +47,7 @@ print(json.dumps({"run": sys.argv[1], "tok_per_s": round((b["tokens"] - a["token
                   "ms_per_step": round(1e3 * (b["elapsed"] - a["elapsed"]) / (b["step"] - a["step"]), 1)}))
 PY
 }
+if has speed; then
 : > "$OUT/speed.jsonl"
 run_speed train        $R train --tokenizer "$T" $common --out "$OUT/train.gguf"
 run_speed kd_fkl_full  $R distill --teacher "$T" --loss fkl $common --out "$OUT/kd_fkl_full.gguf"
@@ -50,7 +55,9 @@ run_speed kd_jsd_full  $R distill --teacher "$T" --loss jsd $common --out "$OUT/
 run_speed kd_fkl_top64 $R distill --teacher "$T" --loss fkl --top-k 64 $common --out "$OUT/kd_fkl_top64.gguf"
 run_speed kd_fkl_cache $R distill --teacher-cache "$OUT/k64.cache" --loss fkl $common --out "$OUT/kd_fkl_cache.gguf"
 run_speed kd_onpolicy  $R distill --teacher "$T" --loss fkl --on-policy 1 $common --out "$OUT/kd_onpolicy.gguf"
+fi
 # cache vs live tolerance: a student's loss against the cached top-64 and the live teacher's top-64
+if has tolerance; then
 BLIS_DIR=/usr/lib/x86_64-linux-gnu/blis-openmp
 mkdir -p "$OUT/bin"
 ${CC:-gcc} -std=c17 -D_GNU_SOURCE -O2 -march=native -fopenmp -Wall -Wextra -Isrc -o "$OUT/bin/cache_vs_live" \
@@ -62,4 +69,5 @@ for c in k64 k64_s32; do
   log "cache_vs_live $T $OUT/$c.cache $S_TOL ${TOL_WIN:-64}"
   OMP_NUM_THREADS=$TH "$OUT/bin/cache_vs_live" "$T" "$OUT/$c.cache" "$S_TOL" ${TOL_WIN:-64} 8 | tee -a "$OUT/tolerance.jsonl"
 done
+fi
 log "done"
