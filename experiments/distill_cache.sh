@@ -33,18 +33,21 @@ log "cache-teacher --top-k 64 --lp-step 0.03125"
 $R cache-teacher --teacher "$T" --data "$DATA" --top-k 64 --seq-len $SEQ --max-windows $WIN --lp-step 0.03125 --threads $TH --quiet \
   --out "$OUT/k64_s32.cache" 2>> "$OUT/run.log" | tee -a "$OUT/sizes.jsonl"
 fi
-# step speed: the same student, STEPS steps each, throughput from the JSONL log (steps 3..N-1)
+# step speed: the same student, STEPS steps each, per-step times from the JSONL log (steps 3..N-1):
+# the best (least disturbed by other jobs on a shared machine) and the median
 common="--data $DATA $STUDENT --steps $STEPS --warmup 2 --eval-every 0 --eval-batches 1 --save-every 0 --threads $TH --quiet"
 run_speed() {
   local name=$1; shift
   log "\$ $*"
   "$@" 2>> "$OUT/run.log"
   /usr/bin/python3 - "$name" "$OUT/$name.gguf.log.jsonl" <<'PY' | tee -a "$OUT/speed.jsonl"
-import json, sys
+import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[2])]
-a, b = rows[1], rows[-2]          # skip the first two steps (allocation) and the last (final eval)
-print(json.dumps({"run": sys.argv[1], "tok_per_s": round((b["tokens"] - a["tokens"]) / (b["elapsed"] - a["elapsed"]), 1),
-                  "ms_per_step": round(1e3 * (b["elapsed"] - a["elapsed"]) / (b["step"] - a["step"]), 1)}))
+rows = rows[1:-1]                 # skip the first two steps (allocation) and the last (final eval)
+dt = [b["elapsed"] - a["elapsed"] for a, b in zip(rows, rows[1:])]
+tok = rows[1]["tokens"] - rows[0]["tokens"]
+print(json.dumps({"run": sys.argv[1], "steps": len(dt), "best_ms_per_step": round(1e3 * min(dt), 1),
+                  "median_ms_per_step": round(1e3 * statistics.median(dt), 1), "best_tok_per_s": round(tok / min(dt), 1)}))
 PY
 }
 if has speed; then
