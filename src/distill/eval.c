@@ -101,6 +101,9 @@ int distill_eval_text(model *s, model *t, const int32_t *tokens, size_t n, size_
                       size_t max_windows, distill_eval_result *r) {
     memset(r, 0, sizeof *r);
     if (check_pair(s, t, T)) return -1;
+    if (n == 0)
+        return RT_FAIL("there is no held-out text to score (the file is too small for --val-fraction to hold "
+                       "any out: raise --val-fraction, or use --split all)");
     if (n < T + 1)
         return RT_FAIL("the held-out text has %zu tokens; one window needs %zu (lower --seq-len)", n, T + 1);
     size_t nw = (n - 1) / T;
