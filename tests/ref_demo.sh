@@ -4,7 +4,7 @@
 # and checks its five-line summary against what must hold: every harvesting operation
 # suspended, no benign account suspended, less harvested with the guard than without, the
 # students' quality numbers present and finite, the student trained on the unprotected
-# (watermarked) harvest detected and the clean control not. Then checks the report: one
+# (watermarked) harvest detected (closed mode, p < 1e-3) and the clean control not. Then checks the report: one
 # self-contained HTML file whose summary is the one printed, that fetches nothing, and whose
 # evidence tables agree with the files they name.
 set -euo pipefail
@@ -26,7 +26,7 @@ import html, json, math, re, sqlite3, sys, hashlib, os
 d = sys.argv[1]
 out = open(f"{d}/out.txt").read()
 lines = out.strip().splitlines()
-assert lines[0].startswith("report: "), lines[0]
+assert len(lines) == 6 and lines[0].startswith("report: "), "stdout is the report's path and five lines: " + out
 report = lines[0][len("report: "):]
 summary = lines[1:]
 assert len(summary) == 5, summary
@@ -45,10 +45,11 @@ off = float(m.group(3)) * (1000 if m.group(4) else 1)
 assert 0 < on < off, summary[2]
 losses = [float(x) for x in re.findall(r"loss (\d+\.\d+)", summary[3])]
 assert len(losses) == 3 and all(math.isfinite(x) and 0 < x < 10 for x in losses), summary[3]
-m = re.match(r"radioactivity: student without guard p = ([0-9.e+-]+) \(detected\); .*clean control p = ([0-9.e+-]+)$",
-             summary[4])
-assert m, "the unprotected student must be detected: " + summary[4]
-assert float(m.group(1)) < 1e-3 and float(m.group(2)) > 0.01, summary[4]
+m = re.match(r"radioactivity \(closed mode\): student without guard p = ([0-9.e+-]+) \(detected\); .*"
+             r"clean control p = ([0-9.e+-]+)$", summary[4])
+assert m, "the unprotected student must be detected and the control not: " + summary[4]
+# detected means p < 1e-3 (the default alpha); under the null the control fails this 0.1% of runs
+assert float(m.group(1)) < 1e-3 and float(m.group(2)) >= 1e-3, summary[4]
 
 # the report: self-contained, summary included, evidence agrees with the files
 text = open(report).read()
@@ -56,8 +57,9 @@ assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
 assert "<script" not in text and "<link" not in text and "<img" not in text
 assert not re.search(r'(src|href)\s*=\s*["\']?https?:', text), "the report must not fetch anything"
 assert text.count("<svg") >= 5, "plots are inline SVG"
+plain = html.unescape(text)
 for s in summary:
-    assert html.escape(s, quote=True) in text, s
+    assert s in plain, s
 
 db = sqlite3.connect(f"{d}/demo/gateway.db")
 for name, path, sha, n in db.execute("SELECT name, path, sha256, lines FROM report_harvests"):

@@ -98,7 +98,7 @@ static const preset preset_quick = {
     .vocab = 512, .dim = 64, .layers = 2, .heads = 4, .kv = 2, .ffn = 176, .seq = 128, .batch = 8,
     .steps = 150, .warmup = 20,
     .s_dim = 64, .s_layers = 2, .s_heads = 4, .s_kv = 2, .s_ffn = 176, .s_seq = 128, .s_batch = 8,
-    .s_steps = 150,
+    .s_steps = 300,
     .max_tokens = 32,
     .calib = "{\"name\": \"calib\", \"seed\": 21, \"hours\": 12, \"max_tokens\": 32, \"limits\": {\"rpm\": 60},"
              " \"personas\": ["
@@ -113,7 +113,7 @@ static const preset preset_quick = {
            "]}",
     .control = "{\"name\": \"control\", \"seed\": 22, \"hours\": 24, \"max_tokens\": 32, \"limits\": {\"rpm\": 60},"
                " \"personas\": [" ATTACKERS_QUICK "]}",
-    .eval_windows = 16, .radio_prompts = 48, .radio_tokens = 64, .controls = 10,
+    .eval_windows = 16, .radio_prompts = 64, .radio_tokens = 64, .controls = 10, .radio_open = 1,
     .est = {1, 25, 20, 35, 25, 45, 8, 25, 1},
 };
 
@@ -730,7 +730,9 @@ static int demo_run(demo *d) {
 
     stage_begin(d, 0);
     if (!rt_file_exists(P.key)) {
-        if (run(d, A("watermark", "keygen", "--out", P.key), NULL)) goto done;
+        char kj[4200];
+        snprintf(kj, sizeof kj, "%s/keygen.json", P.logs);
+        if (run(d, A("watermark", "keygen", "--out", P.key), kj)) goto done;
     } else {
         fprintf(stderr, "  reusing %s\n", P.key);
     }
@@ -821,7 +823,8 @@ static int demo_run(demo *d) {
     if (e) goto done;
     char took[32];
     rt_fmt_duration(took, sizeof took, rt_now() - d->t_start);
-    printf("\nreport: %s\n%s", P.report, summary);
+    fflush(stderr);
+    printf("report: %s\n%s", P.report, summary);
     fprintf(stderr, "demo finished in %s\n", took);
     fflush(stdout);
     free(summary);

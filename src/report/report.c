@@ -442,11 +442,17 @@ typedef struct {
     const trow *t_on, *t_off, *t_clean;
 } headline;
 
+/* The model's primary test: closed mode (what works through an API) when there is one, else
+ * the first recorded. One pre-chosen test per model keeps the summary's p-values honest; the
+ * report's table shows every test. */
 static const trow *best_test(const rep *r, const char *model) {
-    const trow *best = NULL;
-    for (size_t i = 0; i < r->nt; i++)
-        if (!strcmp(r->t[i].model, model) && (!best || r->t[i].p < best->p)) best = &r->t[i];
-    return best;
+    const trow *first = NULL;
+    for (size_t i = 0; i < r->nt; i++) {
+        if (strcmp(r->t[i].model, model)) continue;
+        if (!strcmp(r->t[i].mode, "closed")) return &r->t[i];
+        if (!first) first = &r->t[i];
+    }
+    return first;
 }
 
 static void headline_of(const rep *r, headline *h) {
@@ -528,7 +534,8 @@ static int summary_text(const rep *r, rt_buf *o) {
     fmt_p(b, sizeof b, h.t_on);
     fmt_p(e, sizeof e, h.t_clean);
     if (!rc)
-        rc = rt_buf_printf(o, "radioactivity: student without guard %s; with guard %s; clean control %s\n", a, b, e);
+        rc = rt_buf_printf(o, "radioactivity%s: student without guard %s; with guard %s; clean control %s\n",
+                           h.t_off && !strcmp(h.t_off->mode, "closed") ? " (closed mode)" : "", a, b, e);
     return rc;
 }
 
