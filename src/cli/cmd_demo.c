@@ -71,7 +71,7 @@ typedef struct {
 static const preset preset_full = {
     .name = "full",
     .vocab = 2048, .dim = 128, .layers = 4, .heads = 4, .kv = 2, .ffn = 352, .seq = 128, .batch = 16,
-    .steps = 700, .warmup = 50,
+    .steps = 1500, .warmup = 50,
     .s_dim = 96, .s_layers = 3, .s_heads = 4, .s_kv = 2, .s_ffn = 256, .s_seq = 128, .s_batch = 16,
     .s_steps = 400,
     .max_tokens = 32,
@@ -90,7 +90,7 @@ static const preset preset_full = {
     .control = "{\"name\": \"control\", \"seed\": 22, \"hours\": 24, \"max_tokens\": 32, \"limits\": {\"rpm\": 60},"
                " \"personas\": [" ATTACKERS_FULL "]}",
     .eval_windows = 64, .radio_prompts = 96, .radio_tokens = 64, .controls = 20, .radio_open = 1,
-    .est = {1, 200, 60, 150, 120, 200, 30, 90, 2},
+    .est = {1, 120, 20, 30, 20, 50, 15, 40, 2},
 };
 
 static const preset preset_quick = {
@@ -114,7 +114,7 @@ static const preset preset_quick = {
     .control = "{\"name\": \"control\", \"seed\": 22, \"hours\": 24, \"max_tokens\": 32, \"limits\": {\"rpm\": 60},"
                " \"personas\": [" ATTACKERS_QUICK "]}",
     .eval_windows = 16, .radio_prompts = 64, .radio_tokens = 64, .controls = 10, .radio_open = 1,
-    .est = {1, 25, 20, 35, 25, 45, 8, 25, 1},
+    .est = {1, 5, 2, 3, 4, 3, 1, 2, 1},
 };
 
 static const char *const stage_names[9] = {"watermark key", "teacher", "benign calibration", "protected day",
@@ -724,7 +724,7 @@ static int demo_run(demo *d) {
     for (int i = 0; i < 9; i++) total += (cached && (i == 1 || i == 2)) ? 2 : p->est[i];
     fprintf(stderr,
             "retort demo (%s): a served teacher, harvesters, a guard, a watermark, and the students they build.\n"
-            "Working in %s; corpus %s; %zu threads. Estimated time on 2 cores: about %.0f min%s.\n",
+            "Working in %s; corpus %s; %zu threads. Estimated time on 2 idle cores: about %.0f min%s.\n",
             p->name, d->dir, d->corpus, d->threads, ceil(total / 60),
             cached ? " (teacher and calibration reused)" : "");
 
