@@ -77,9 +77,9 @@ static const preset preset_full = {
     .max_tokens = 32,
     .calib = "{\"name\": \"calib\", \"seed\": 21, \"hours\": 12, \"max_tokens\": 32, \"limits\": {\"rpm\": 60},"
              " \"personas\": ["
-             "{\"name\": \"user\", \"kind\": \"benign\", \"count\": 80, \"requests_per_day\": [4, 30]},"
-             "{\"name\": \"power\", \"kind\": \"power\", \"count\": 5, \"requests_per_day\": [80, 240]},"
-             "{\"name\": \"app\", \"kind\": \"app\", \"count\": 3, \"requests_per_day\": [150, 400]}]}",
+             "{\"name\": \"user\", \"kind\": \"benign\", \"count\": 120, \"requests_per_day\": [4, 30]},"
+             "{\"name\": \"power\", \"kind\": \"power\", \"count\": 16, \"requests_per_day\": [80, 240]},"
+             "{\"name\": \"app\", \"kind\": \"app\", \"count\": 10, \"requests_per_day\": [150, 400]}]}",
     .day = "{\"name\": \"day\", \"seed\": 22, \"hours\": 24, \"max_tokens\": 32, \"limits\": {\"rpm\": 60},"
            " \"personas\": ["
            "{\"name\": \"user\", \"kind\": \"benign\", \"count\": 120, \"requests_per_day\": [2, 12]},"
@@ -475,10 +475,20 @@ static int stage_teacher(demo *d, const char *teacher, int *trained) {
 }
 
 static int stage_calibrate(demo *d, const char *teacher, const char *reference, int force) {
-    if (!force && rt_file_exists(reference)) {
-        fprintf(stderr, "  reusing %s (calibrated with this teacher)\n", reference);
+    /* the reference depends on the teacher (its hidden states) and on the benign scenario */
+    char *stamp = path_in(d, "guard-reference.scenario.json"), *old = NULL;
+    size_t ol = 0;
+    if (!stamp) return -1;
+    int same = !force && rt_file_exists(reference) && rt_file_exists(stamp) && rt_read_file(stamp, &old, &ol) == 0 &&
+               !strcmp(old, d->p->calib);
+    free(old);
+    rt_err_clear();
+    if (same) {
+        fprintf(stderr, "  reusing %s (calibrated with this teacher and scenario)\n", reference);
+        free(stamp);
         return 0;
     }
+    unlink(stamp);
     char *db = path_in(d, "calib.db"), *scen = path_in(d, "scenario-calib.json"), *log = path_in(d, "logs/serve-calib.log");
     char *sum = path_in(d, "calib.summary.json"), *port_file = NULL;
     int rc = -1;
@@ -501,8 +511,9 @@ static int stage_calibrate(demo *d, const char *teacher, const char *reference, 
              NULL);
     server_stop(d);
     if (!rc) rc = run(d, A("guard", "calibrate", "--db", db, "--out", (char *)reference), NULL);
+    if (!rc) rc = write_text(stamp, d->p->calib);
 done:
-    free(db), free(scen), free(log), free(sum), free(port_file);
+    free(db), free(scen), free(log), free(sum), free(port_file), free(stamp);
     return rc;
 }
 
