@@ -103,8 +103,8 @@ static const preset preset_quick = {
     .calib = "{\"name\": \"calib\", \"seed\": 21, \"hours\": 12, \"max_tokens\": 32, \"limits\": {\"rpm\": 60},"
              " \"personas\": ["
              "{\"name\": \"user\", \"kind\": \"benign\", \"count\": 40, \"requests_per_day\": [4, 30]},"
-             "{\"name\": \"power\", \"kind\": \"power\", \"count\": 3, \"requests_per_day\": [80, 240]},"
-             "{\"name\": \"app\", \"kind\": \"app\", \"count\": 2, \"requests_per_day\": [150, 300]}]}",
+             "{\"name\": \"power\", \"kind\": \"power\", \"count\": 6, \"requests_per_day\": [80, 240]},"
+             "{\"name\": \"app\", \"kind\": \"app\", \"count\": 4, \"requests_per_day\": [150, 300]}]}",
     .day = "{\"name\": \"day\", \"seed\": 22, \"hours\": 24, \"max_tokens\": 32, \"limits\": {\"rpm\": 60},"
            " \"personas\": ["
            "{\"name\": \"user\", \"kind\": \"benign\", \"count\": 40, \"requests_per_day\": [2, 12]},"
