@@ -818,7 +818,7 @@ static int sec_models(rep *r, const report_options *opt, rt_buf *o) {
         b[i] = (report_bar){m->name, m->loss, col, NULL};
         b2[i] = (report_bar){m->name, isfinite(m->top1) ? 100 * m->top1 : NAN, col, NULL};
     }
-    report_chart c = {.title = "Held-out loss (nats/token on the teacher's own text; lower is closer to the teacher)",
+    report_chart c = {.title = "Held-out loss (nats/token on held-out corpus text no model trained on; lower is better)",
                       .xlabel = "nats/token", .width = 900, .hline = NAN, .xmin = NAN, .xmax = NAN};
     if (report_svg_bars(o, &c, b, r->nmod)) goto done;
     report_chart c2 = {.title = "Top-1 agreement with the teacher (%)", .xlabel = "%", .width = 900, .hline = NAN,
@@ -1023,6 +1023,30 @@ static int sec_method(rep *r, rt_buf *o) {
     return rt_buf_printf(o, "</table>");
 }
 
+/* What the numbers rest on, in plain words, under the summary. */
+static int how_sure(const rep *r, rt_buf *o) {
+    headline h;
+    headline_of(r, &h);
+    if (rt_buf_printf(o, "<p><b>How sure.</b> ")) return -1;
+    if (r->labelled && h.benign &&
+        rt_buf_printf(o,
+                      "The traffic was simulated with known labels: the guard suspended %zu of %zu benign accounts "
+                      "in this run, and its thresholds were calibrated on benign traffic only. ",
+                      h.benign_susp, h.benign))
+        return -1;
+    if (r->nt &&
+        rt_buf_printf(o, "Each watermark p-value is an exact binomial tail under the hypothesis that the model never "
+                         "saw text watermarked with this key; the same test under fresh random keys gives the "
+                         "control p-values, which must look uniform. A p-value is the chance of a score at least "
+                         "this extreme for a model that was not trained on the watermarked outputs. "))
+        return -1;
+    if (r->nh &&
+        rt_buf_printf(o, "Harvested outputs are tied to the ledger by hash, and every file and model by its "
+                         "SHA-256, so each link below can be checked independently. "))
+        return -1;
+    return rt_buf_printf(o, "Section 7 lists every command, in order, to reproduce the whole run.</p>");
+}
+
 int report_write(const report_options *opt) {
     sqlite3 *db = NULL;
     if (report_db_open(&db, opt->db_path)) return -1;
@@ -1058,7 +1082,7 @@ int report_write(const report_options *opt) {
         rt_buf_free(&s);
         if (e) goto done;
     }
-    if (rt_buf_printf(&o, "</div>")) goto done;
+    if (rt_buf_printf(&o, "</div>") || how_sure(&r, &o)) goto done;
     if (sec_accounts(&r, &o) || sec_harvests(&r, &o) || sec_models(&r, opt, &o) || sec_tests(&r, &o) ||
         sec_chain(&r, &o) || sec_method(&r, &o))
         goto done;

@@ -41,7 +41,7 @@ static void fmt_num(char *buf, size_t cap, double v) {
     if (a != 0 && (a >= 1e6 || a < 1e-3))
         snprintf(buf, cap, "%.3g", v);
     else
-        snprintf(buf, cap, "%.6g", v);
+        snprintf(buf, cap, "%.4g", v);
 }
 
 typedef struct {
@@ -182,7 +182,9 @@ int report_svg_lines(rt_buf *o, const report_chart *c, const report_series *s, s
 
 int report_svg_bars(rt_buf *o, const report_chart *c, const report_bar *b, size_t n) {
     double row = 22;
-    frame f = {0, 1, 0, 1, 170, 90, 24, 30, c->width > 0 ? c->width : 640, 0};
+    int notes = 0;
+    for (size_t i = 0; i < n; i++) notes |= b[i].note != NULL;
+    frame f = {0, 1, 0, 1, 170, notes ? 200 : 90, 24, 30, c->width > 0 ? c->width : 640, 0};
     f.H = f.T + f.B + row * (double)(n ? n : 1);
     double lo = 0, hi = 0;
     for (size_t i = 0; i < n; i++)
