@@ -1104,7 +1104,9 @@ static void test_queue_full_and_disconnect(void) {
     CHECK(rows499 == 1);
     int64_t gen = db_int("SELECT completion_tokens FROM usage WHERE status = 499");
     fprintf(stderr, "  cancelled stream: %lld of 120 tokens generated\n", (long long)gen);
-    CHECK(gen >= 1 && gen < 120);
+    /* the headers can arrive before the first token, so a disconnect may cancel before any
+     * token is generated: what matters is that generation stopped early */
+    CHECK(gen >= 0 && gen < 120);
     CHECK(health_field("active") == 0);
     /* same for a non-streaming request */
     fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -58,7 +58,12 @@ int cmd_serve(int argc, char **argv) {
         {"--guard-policy", CLI_STR, &go.policy_path, "FILE: guard policy JSON (default: built-in; retort guard policy)", 0, 0},
         {"--guard-reference", CLI_STR, &go.reference_path, "FILE: benign reference from retort guard calibrate", 0, 0},
     };
-    size_t n_opts = 18;
+    size_t n_opts = 0; /* the listed options (the rest of the array is zero), then the watermark's */
+    while (n_opts < RT_ARRAY_LEN(opts) && opts[n_opts].name) n_opts++;
+    if (n_opts + 8 > RT_ARRAY_LEN(opts)) {
+        fprintf(stderr, "retort serve: internal error: no room for the watermark options\n");
+        return 1;
+    }
     n_opts += cli_mark_opts(opts + n_opts, &mo, 1);
     cli_cmd_info info = {
         "serve",
