@@ -362,8 +362,10 @@ static void corpus_free(corpus_lines *c) {
     free(c->line);
 }
 
+/* One JSONL record: {"prompt"} or, with a completion, {"prompt", "completion"}. */
 static int json_line(rt_buf *b, const char *prompt, const char *completion) {
-    json_t *j = json_pack("{s:s, s:s}", "prompt", prompt, "completion", completion);
+    json_t *j = completion ? json_pack("{s:s, s:s}", "prompt", prompt, "completion", completion)
+                           : json_pack("{s:s}", "prompt", prompt);
     char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
     json_decref(j);
     if (!s) return RT_FAIL("out of memory (JSON)");
@@ -404,13 +406,7 @@ static int write_prompts(const corpus_lines *c, size_t n, const char *out) {
         if (sp && sp > head + 20) *sp = 0;
         rt_buf p = {0};
         rc = rt_buf_printf(&p, "Continue this passage in the same style.\n\n%s", head);
-        if (!rc) {
-            json_t *j = json_pack("{s:s}", "prompt", p.data);
-            char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-            json_decref(j);
-            rc = s ? rt_buf_printf(&b, "%s\n", s) : RT_FAIL("out of memory (JSON)");
-            free(s);
-        }
+        if (!rc) rc = json_line(&b, p.data, NULL);
         rt_buf_free(&p);
     }
     if (!rc) rc = rt_write_file_atomic(out, b.data ? b.data : "", b.len);
@@ -439,6 +435,16 @@ static void stage_begin(const demo *d, int i) {
             rt_now() - d->t_start);
 }
 
+/* Does the stamp file beside a reused artefact hold exactly `content` (what it was made from)? */
+static int stamp_matches(const char *stamp, const char *content) {
+    char *old = NULL;
+    size_t ol = 0;
+    int same = rt_file_exists(stamp) && rt_read_file(stamp, &old, &ol) == 0 && !strcmp(old, content);
+    free(old);
+    rt_err_clear();
+    return same;
+}
+
 static int stage_teacher(demo *d, const char *teacher, int *trained) {
     const preset *p = d->p;
     char cfg[512];
@@ -448,17 +454,12 @@ static int stage_teacher(demo *d, const char *teacher, int *trained) {
              d->corpus, p->vocab, p->dim, p->layers, p->heads, p->kv, p->ffn, p->seq, p->batch, p->steps);
     char *stamp = path_in(d, "teacher.config.json");
     if (!stamp) return -1;
-    char *old = NULL;
-    size_t ol = 0;
     *trained = 0;
-    if (rt_file_exists(teacher) && rt_file_exists(stamp) && rt_read_file(stamp, &old, &ol) == 0 && !strcmp(old, cfg)) {
+    if (rt_file_exists(teacher) && stamp_matches(stamp, cfg)) {
         fprintf(stderr, "  reusing %s (same corpus and shape; delete it to train afresh)\n", teacher);
-        free(old);
         free(stamp);
         return 0;
     }
-    free(old);
-    rt_err_clear();
     unlink(stamp);
     char v[24], dm[24], l[24], h[24], k[24], f[24], t[24], b[24], s[24], w[24], th[24];
     int rc = run(d,
@@ -474,85 +475,73 @@ static int stage_teacher(demo *d, const char *teacher, int *trained) {
     return rc;
 }
 
-static int stage_calibrate(demo *d, const char *teacher, const char *reference, int force) {
-    /* the reference depends on the teacher (its hidden states) and on the benign scenario */
-    char *stamp = path_in(d, "guard-reference.scenario.json"), *old = NULL;
-    size_t ol = 0;
-    if (!stamp) return -1;
-    int same = !force && rt_file_exists(reference) && rt_file_exists(stamp) && rt_read_file(stamp, &old, &ol) == 0 &&
-               !strcmp(old, d->p->calib);
-    free(old);
-    rt_err_clear();
-    if (same) {
-        fprintf(stderr, "  reusing %s (calibrated with this teacher and scenario)\n", reference);
-        free(stamp);
-        return 0;
-    }
-    unlink(stamp);
-    char *db = path_in(d, "calib.db"), *scen = path_in(d, "scenario-calib.json"), *log = path_in(d, "logs/serve-calib.log");
-    char *sum = path_in(d, "calib.summary.json"), *port_file = NULL;
+typedef enum {
+    SERVE_SHADOW,   /* benign calibration: the guard records, nothing is enforced, no watermark */
+    SERVE_GUARDED,  /* watermark and guard */
+    SERVE_UNGUARDED /* watermark only */
+} serve_mode;
+
+/* One simulated day against a fresh server (database removed first): writes the scenario to
+ * DIR/scenario-TAG.json, serves with the mode's flags (log DIR/logs/serve-TAG.log), runs the
+ * simulator (harvests into harvest_dir unless NULL) and stops the server. */
+static int simulate_day(demo *d, const char *teacher, const char *key, const char *reference, serve_mode mode,
+                        const char *db, const char *scenario_json, const char *tag, const char *summary,
+                        const char *harvest_dir) {
+    rt_buf scen = {0}, log = {0}, side = {0};
+    char *port_file = path_in(d, "port");
     int rc = -1;
-    if (!db || !scen || !log || !sum) goto done;
-    char wal[4200];
-    unlink(db);
-    snprintf(wal, sizeof wal, "%s-wal", db), unlink(wal);
-    snprintf(wal, sizeof wal, "%s-shm", db), unlink(wal);
-    if (write_text(scen, d->p->calib)) goto done;
-    char url[64], mt[24], th[24];
-    if (!(port_file = path_in(d, "port"))) goto done;
-    if (server_start(d,
-                     A("serve", "--model", (char *)teacher, "--db", db, "--port", "0", "--port-file",
-                       port_file, "--sim-clock", "--max-tokens", SZ(mt, d->p->max_tokens), "--max-queue",
-                       "256", "--threads", SZ(th, d->threads), "--guard-shadow"),
-                     log, url, sizeof url))
+    if (!port_file || rt_buf_printf(&scen, "%s/scenario-%s.json", d->dir, tag) ||
+        rt_buf_printf(&log, "%s/logs/serve-%s.log", d->dir, tag))
         goto done;
-    rc = run(d, A("simulate", "--endpoint", url, "--db", db, "--scenario", scen, "--corpus", (char *)d->corpus,
-                  "--speed", "0", "--summary", sum),
-             NULL);
+    static const char *const sides[] = {"", "-wal", "-shm"}; /* the database and its WAL files */
+    for (size_t i = 0; i < RT_ARRAY_LEN(sides); i++) {
+        side.len = 0;
+        if (rt_buf_printf(&side, "%s%s", db, sides[i])) goto done;
+        unlink(side.data);
+    }
+    if (write_text(scen.data, scenario_json) || (harvest_dir && rt_mkdir_p(harvest_dir))) goto done;
+    char url[64], mt[24], th[24];
+    char *serve[32] = {NULL, "serve", "--model", (char *)teacher, "--db", (char *)db, "--port", "0", "--port-file",
+                       port_file, "--sim-clock", "--max-tokens", SZ(mt, d->p->max_tokens), "--max-queue", "256",
+                       "--threads", SZ(th, d->threads)};
+    size_t n = 1; /* serve[0] is the program, set when spawned */
+    while (serve[n]) n++;
+    if (mode == SERVE_SHADOW) {
+        serve[n++] = "--guard-shadow";
+    } else {
+        serve[n++] = "--watermark-key-file", serve[n++] = (char *)key;
+        if (mode == SERVE_GUARDED)
+            serve[n++] = "--guard", serve[n++] = "--guard-reference", serve[n++] = (char *)reference;
+    }
+    if (server_start(d, serve, log.data, url, sizeof url)) goto done;
+    char *sim[20] = {NULL, "simulate", "--endpoint", url, "--db", (char *)db, "--scenario", scen.data, "--corpus",
+                     (char *)d->corpus, "--speed", "0", "--summary", (char *)summary};
+    if (harvest_dir) sim[14] = "--harvest-dir", sim[15] = (char *)harvest_dir;
+    rc = run(d, sim, NULL);
     server_stop(d);
-    if (!rc) rc = run(d, A("guard", "calibrate", "--db", db, "--out", (char *)reference), NULL);
-    if (!rc) rc = write_text(stamp, d->p->calib);
 done:
-    free(db), free(scen), free(log), free(sum), free(port_file), free(stamp);
+    free(port_file);
+    rt_buf_free(&scen), rt_buf_free(&log), rt_buf_free(&side);
     return rc;
 }
 
-/* One simulated day against a fresh server; guard on or off. */
-static int stage_day(demo *d, const char *teacher, const char *key, const char *reference, int guard,
-                     const char *db, const char *scenario_json, const char *tag, const char *summary,
-                     const char *harvest_dir) {
-    char *scen = NULL, *log = NULL;
-    rt_buf sb = {0}, lb = {0};
+static int stage_calibrate(demo *d, const char *teacher, const char *reference, int force) {
+    /* the reference depends on the teacher (its hidden states) and on the benign scenario */
+    char *stamp = path_in(d, "guard-reference.scenario.json"), *db = path_in(d, "calib.db"),
+         *sum = path_in(d, "calib.summary.json");
     int rc = -1;
-    if (rt_buf_printf(&sb, "%s/scenario-%s.json", d->dir, tag) || rt_buf_printf(&lb, "%s/logs/serve-%s.log", d->dir, tag))
+    if (!stamp || !db || !sum) goto done;
+    if (!force && rt_file_exists(reference) && stamp_matches(stamp, d->p->calib)) {
+        fprintf(stderr, "  reusing %s (calibrated with this teacher and scenario)\n", reference);
+        rc = 0;
         goto done;
-    scen = sb.data, log = lb.data;
-    sb.data = lb.data = NULL;
-    char wal[4200];
-    unlink(db);
-    snprintf(wal, sizeof wal, "%s-wal", db), unlink(wal);
-    snprintf(wal, sizeof wal, "%s-shm", db), unlink(wal);
-    if (write_text(scen, scenario_json) || rt_mkdir_p(harvest_dir)) goto done;
-    char url[64], mt[24], th[24];
-    char *port_file = path_in(d, "port");
-    if (!port_file) goto done;
-    char **argv = guard ? A("serve", "--model", (char *)teacher, "--db", (char *)db, "--port", "0", "--port-file",
-                            port_file, "--sim-clock", "--max-tokens", SZ(mt, d->p->max_tokens), "--max-queue", "256",
-                            "--threads", SZ(th, d->threads), "--watermark-key-file", (char *)key, "--guard",
-                            "--guard-reference", (char *)reference)
-                        : A("serve", "--model", (char *)teacher, "--db", (char *)db, "--port", "0", "--port-file",
-                            port_file, "--sim-clock", "--max-tokens", SZ(mt, d->p->max_tokens), "--max-queue", "256",
-                            "--threads", SZ(th, d->threads), "--watermark-key-file", (char *)key);
-    rc = server_start(d, argv, log, url, sizeof url);
-    free(port_file);
-    if (rc) goto done;
-    rc = run(d, A("simulate", "--endpoint", url, "--db", (char *)db, "--scenario", scen, "--corpus", (char *)d->corpus,
-                  "--speed", "0", "--harvest-dir", (char *)harvest_dir, "--summary", (char *)summary),
-             NULL);
-    server_stop(d);
+    }
+    unlink(stamp);
+    rc = simulate_day(d, teacher, NULL, NULL, SERVE_SHADOW, db, d->p->calib, "calib", sum, NULL);
+    if (!rc) rc = run(d, A("guard", "calibrate", "--db", db, "--out", (char *)reference), NULL);
+    if (!rc) rc = write_text(stamp, d->p->calib);
 done:
-    free(scen), free(log);
-    rt_buf_free(&sb), rt_buf_free(&lb);
+    free(stamp), free(db), free(sum);
     return rc;
 }
 
@@ -756,9 +745,11 @@ static int demo_run(demo *d) {
     if (stage_calibrate(d, P.teacher, P.reference, trained)) goto done;
 
     stage_begin(d, 3);
-    if (stage_day(d, P.teacher, P.key, P.reference, 1, P.db_on, p->day, "day", P.sum_on, P.hv_on)) goto done;
+    if (simulate_day(d, P.teacher, P.key, P.reference, SERVE_GUARDED, P.db_on, p->day, "day", P.sum_on, P.hv_on))
+        goto done;
     stage_begin(d, 4);
-    if (stage_day(d, P.teacher, P.key, P.reference, 0, P.db_off, p->control, "control", P.sum_off, P.hv_off))
+    if (simulate_day(d, P.teacher, P.key, P.reference, SERVE_UNGUARDED, P.db_off, p->control, "control", P.sum_off,
+                     P.hv_off))
         goto done;
 
     stage_begin(d, 5);
@@ -808,20 +799,10 @@ static int demo_run(demo *d) {
     }
 
     stage_begin(d, 8);
-    if (record_evidence(d, &P, hon, non, hoff, noff, radio)) goto done;
-    {
-        char rr[4200];
-        snprintf(rr, sizeof rr, "retort report --db %s --out %s", P.db_on, P.report);
-        if (rt_buf_append(&d->steps, rr, strlen(rr) + 1)) goto done;
-        d->n_steps++;
-        sqlite3 *db = NULL;
-        if (report_db_open(&db, P.db_on)) goto done;
-        char key[32];
-        snprintf(key, sizeof key, "step.%03zu", d->n_steps);
-        int e = report_meta_set(db, key, rr);
-        report_db_close(db);
-        if (e) goto done;
-    }
+    /* the report is written in-process below; it is listed as the command that does the same */
+    if (record_step(d, A("report", "--db", P.db_on, "--out", P.report), NULL) ||
+        record_evidence(d, &P, hon, non, hoff, noff, radio))
+        goto done;
     report_options ro;
     report_options_defaults(&ro);
     ro.db_path = P.db_on, ro.out_path = P.report;
