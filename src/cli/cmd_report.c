@@ -4,6 +4,7 @@
  * a ledger), a model (with its training log and eval result), a radioactivity result.
  * `retort demo` records the same evidence through the library.
  */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,8 +106,19 @@ static int report_add_harvest_cmd(int argc, char **argv) {
     report_harvest_stats st;
     rc = report_harvest_put(c, &h, &st) ? cli_fail("report add-harvest") : 0;
     if (!rc) {
-        printf("{\"name\": \"%s\", \"lines\": %zu, \"completion_tokens\": %lld, \"matched\": %zu, \"sha256\": \"%s\"}\n",
-               h.name, st.lines, (long long)st.completion_tokens, st.matched, st.sha256);
+        /* jansson, so that any name comes out as valid JSON */
+        json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:s, s:s}", "name", h.name, "lines", (json_int_t)st.lines,
+                              "completion_tokens", (json_int_t)st.completion_tokens, "matched",
+                              (json_int_t)st.matched, "sha256", st.sha256, "accounts", st.accounts ? st.accounts : "");
+        char *js = j ? json_dumps(j, JSON_PRESERVE_ORDER) : NULL;
+        json_decref(j);
+        if (js) {
+            printf("%s\n", js);
+        } else {
+            RT_FAIL("out of memory (JSON)");
+            rc = cli_fail("report add-harvest");
+        }
+        free(js);
         report_harvest_stats_free(&st);
     }
     report_db_close(c);

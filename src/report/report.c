@@ -42,8 +42,6 @@ typedef struct {
     int throttled; /* an enforced throttle at some point */
     char *code, *evidence;
     double risk_susp;
-    int64_t served_before;
-    double tokens_before;
 } acct;
 
 typedef struct {
@@ -221,22 +219,6 @@ static int load_accounts(rep *r) {
     while (sqlite3_step(st) == SQLITE_ROW) {
         acct *a = acct_by_id(r, sqlite3_column_int64(st, 0));
         if (a) a->throttled = 1;
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (sqlite3_prepare_v2(r->db,
-                           "SELECT COUNT(*), COALESCE(SUM(completion_tokens), 0) FROM usage "
-                           "WHERE account_id = ?1 AND status = 200 AND t <= ?2",
-                           -1, &st, NULL) != SQLITE_OK)
-        return q_fail(r, "reading the usage ledger");
-    for (size_t i = 0; i < r->na; i++) {
-        acct *a = &r->a[i];
-        if (!isfinite(a->t_susp)) continue;
-        sqlite3_reset(st);
-        sqlite3_bind_int64(st, 1, a->id);
-        sqlite3_bind_double(st, 2, a->t_susp);
-        if (sqlite3_step(st) == SQLITE_ROW)
-            a->served_before = sqlite3_column_int64(st, 0), a->tokens_before = sqlite3_column_double(st, 1);
     }
     sqlite3_finalize(st);
     return 0;
