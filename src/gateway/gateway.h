@@ -48,6 +48,8 @@ const char *gw_db_path(const gw_db *db);
 /* Run fn with the raw connection while holding the db's lock (for rooms that add their own
  * tables, e.g. the guard). fn returns 0 or -1 (after RT_FAIL). */
 int gw_db_with(gw_db *db, int (*fn)(sqlite3 *conn, void *ud), void *ud);
+/* Does the database behind conn have a table of this name? (0 also when it cannot be asked) */
+int gw_sql_has_table(sqlite3 *conn, const char *name);
 
 /* ---------------------------------------------------------------- accounts and keys */
 

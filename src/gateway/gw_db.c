@@ -718,6 +718,18 @@ out:
     return rc;
 }
 
+int gw_sql_has_table(sqlite3 *conn, const char *name) {
+    sqlite3_stmt *st = NULL;
+    int has = 0;
+    if (sqlite3_prepare_v2(conn, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        has = sqlite3_step(st) == SQLITE_ROW;
+    }
+    sqlite3_finalize(st);
+    return has;
+}
+
 void gw_hash_hex(const void *data, size_t len, char out[GW_HASH_HEX]) {
     unsigned char h[16];
     crypto_generichash(h, sizeof h, data, len, NULL, 0);

@@ -125,7 +125,7 @@ static int load_fn(sqlite3 *c, void *ud) {
     if (guard_labels_read(c, &x->labels, &x->n_labels)) return -1;
     if (x->n_labels == 0)
         return RT_FAIL("no simulator labels (guard_sim_accounts): eval needs traffic from `retort simulate`");
-    if (!guard_sql_has_table(c, "guard_actions"))
+    if (!gw_sql_has_table(c, "guard_actions"))
         return RT_FAIL("no guard tables: was the server run with --guard or --guard-shadow?");
     d->a = rt_calloc(x->n_labels, sizeof *d->a, "eval accounts");
     if (!d->a) return -1;

@@ -20,8 +20,6 @@ extern const char *const guard_schema_sql;
 
 /* Prepare, or fail with the database path and statement named. */
 int guard_sql_prepare(sqlite3 *c, const char *sql, sqlite3_stmt **st, const char *what);
-/* Does a table exist? */
-int guard_sql_has_table(sqlite3 *c, const char *name);
 
 /* Insert one event (bound to a prepared INSERT of guard_events). */
 int guard_event_insert(sqlite3 *c, sqlite3_stmt *st, const guard_event *ev);

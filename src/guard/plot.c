@@ -47,7 +47,7 @@ static series *series_get(plot_data *d, int64_t id) {
 
 static int plot_fn(sqlite3 *c, void *ud) {
     plot_data *d = ud;
-    if (!guard_sql_has_table(c, "guard_scores")) return RT_FAIL("no guard tables: was the server run with --guard?");
+    if (!gw_sql_has_table(c, "guard_scores")) return RT_FAIL("no guard tables: was the server run with --guard?");
     sqlite3_stmt *st = NULL;
     if (guard_sql_prepare(c, "SELECT account_id, t, risk FROM guard_scores ORDER BY account_id, id", &st, "guard_scores"))
         return -1;

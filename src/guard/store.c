@@ -52,18 +52,6 @@ int guard_sql_prepare(sqlite3 *c, const char *sql, sqlite3_stmt **st, const char
     return 0;
 }
 
-int guard_sql_has_table(sqlite3 *c, const char *name) {
-    sqlite3_stmt *st = NULL;
-    int has = 0;
-    if (sqlite3_prepare_v2(c, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", -1, &st, NULL) ==
-        SQLITE_OK) {
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        has = sqlite3_step(st) == SQLITE_ROW;
-    }
-    sqlite3_finalize(st);
-    return has;
-}
-
 static int init_fn(sqlite3 *c, void *ud) {
     (void)ud;
     char *err = NULL;
@@ -132,7 +120,7 @@ typedef struct {
 
 static int read_events_fn(sqlite3 *c, void *ud) {
     guard_event_list *l = ud;
-    if (!guard_sql_has_table(c, "guard_events"))
+    if (!gw_sql_has_table(c, "guard_events"))
         return RT_FAIL("no guard_events table: was the server run with --guard or --guard-shadow?");
     sqlite3_stmt *st = NULL;
     if (guard_sql_prepare(c,
@@ -232,7 +220,7 @@ void guard_events_free(guard_event_list *l) {
 int guard_labels_read(sqlite3 *c, guard_label **out, size_t *n) {
     *out = NULL;
     *n = 0;
-    if (!guard_sql_has_table(c, "guard_sim_accounts")) return 0;
+    if (!gw_sql_has_table(c, "guard_sim_accounts")) return 0;
     sqlite3_stmt *st = NULL;
     if (guard_sql_prepare(c, "SELECT account_id, name, persona, strategy, attack, grp FROM guard_sim_accounts "
                              "ORDER BY account_id",
@@ -286,7 +274,7 @@ typedef struct {
 
 static int status_fn(sqlite3 *c, void *ud) {
     status_ctx *x = ud;
-    if (!guard_sql_has_table(c, "guard_actions"))
+    if (!gw_sql_has_table(c, "guard_actions"))
         return RT_FAIL("no guard tables: was the server run with --guard or --guard-shadow?");
     sqlite3_stmt *st = NULL;
     /* the latest action per account, its latest risk, its name and status */
@@ -392,7 +380,7 @@ static void print_assessment(FILE *out, const char *title, json_t *as) {
 
 static int explain_fn(sqlite3 *c, void *ud) {
     explain_ctx *x = ud;
-    if (!guard_sql_has_table(c, "guard_actions"))
+    if (!gw_sql_has_table(c, "guard_actions"))
         return RT_FAIL("no guard tables: was the server run with --guard or --guard-shadow?");
     sqlite3_stmt *st = NULL;
     int rc = 0;
@@ -557,7 +545,7 @@ typedef struct {
 
 static int release_info_fn(sqlite3 *c, void *ud) {
     release_info *r = ud;
-    if (!guard_sql_has_table(c, "guard_actions"))
+    if (!gw_sql_has_table(c, "guard_actions"))
         return RT_FAIL("no guard tables: was the server run with --guard or --guard-shadow?");
     sqlite3_stmt *st = NULL;
     r->prev_rpm = -1;

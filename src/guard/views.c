@@ -187,7 +187,7 @@ typedef struct {
 
 static int state_fn(sqlite3 *c, void *ud) {
     state_ctx *x = ud;
-    x->has_tables = guard_sql_has_table(c, "guard_scores") && guard_sql_has_table(c, "guard_actions");
+    x->has_tables = gw_sql_has_table(c, "guard_scores") && gw_sql_has_table(c, "guard_actions");
     if (!x->has_tables) return 0;
     sqlite3_stmt *sc = NULL, *ac = NULL;
     if (guard_sql_prepare(c,
@@ -637,7 +637,7 @@ static json_t *score_point(sqlite3_stmt *st) {
 
 static int detail_fn(sqlite3 *c, void *ud) {
     detail_ctx *x = ud;
-    if (!guard_sql_has_table(c, "guard_scores") || !guard_sql_has_table(c, "guard_actions")) return 0;
+    if (!gw_sql_has_table(c, "guard_scores") || !gw_sql_has_table(c, "guard_actions")) return 0;
     sqlite3_stmt *st = NULL;
     if (guard_sql_prepare(c, "SELECT count(*) FROM guard_scores WHERE account_id = ?1", &st, "reading guard_scores"))
         return -1;

@@ -108,18 +108,6 @@ static double col_num(sqlite3_stmt *st, int i) {
     return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
 }
 
-static int table_exists(sqlite3 *db, const char *name) {
-    sqlite3_stmt *st = NULL;
-    int yes = 0;
-    if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", -1, &st, NULL) ==
-        SQLITE_OK) {
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        yes = sqlite3_step(st) == SQLITE_ROW;
-    }
-    sqlite3_finalize(st);
-    return yes;
-}
-
 static int q_fail(rep *r, const char *what) {
     return RT_FAIL("%s: %s: %s", r->path, what, sqlite3_errmsg(r->db));
 }
@@ -392,10 +380,10 @@ static int rep_load(rep *r, sqlite3 *db, const char *path) {
     memset(r, 0, sizeof *r);
     r->db = db, r->path = path;
     r->t0 = r->t1 = NAN;
-    if (!table_exists(db, "accounts") || !table_exists(db, "usage"))
+    if (!gw_sql_has_table(db, "accounts") || !gw_sql_has_table(db, "usage"))
         return RT_FAIL("%s: not a retort gateway database (no accounts or usage table)", path);
-    r->have_guard = table_exists(db, "guard_actions");
-    r->labelled = table_exists(db, "guard_sim_accounts");
+    r->have_guard = gw_sql_has_table(db, "guard_actions");
+    r->labelled = gw_sql_has_table(db, "guard_sim_accounts");
     guard_policy p;
     guard_policy_defaults(&p);
     r->suspend_at = p.suspend_at;
