@@ -642,7 +642,7 @@ static int paths_make(const demo *d, paths *P) {
 }
 
 static void paths_free(paths *P) {
-    char **all = (char **)P;
+    char **all = (char **)P; /* every member of paths is a malloc'd char * (see paths_make) */
     for (size_t i = 0; i < sizeof *P / sizeof(char *); i++) free(all[i]);
 }
 
