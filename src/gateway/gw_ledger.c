@@ -3,8 +3,13 @@
  * every row queued since its last commit and inserts them in ONE transaction (group
  * commit), then wakes the submitters. A submitter returns only after its row committed,
  * so the server answers 200 only for requests that are on the ledger.
- * Checkpoints (copying the WAL into the database, with fsyncs) run on a second thread with
- * its own connection, once a second, so no commit waits for one.
+ * Checkpoints: a second thread with its own connection runs a PASSIVE checkpoint (copying
+ * the WAL into the database, with fsyncs) every 250 ms, so commits rarely wait for one. Under
+ * sustained load a passive checkpoint never catches up with the writer, and the WAL only
+ * restarts from its beginning once it was copied entirely; so when a commit leaves more than
+ * GW_WAL_MAX_FRAMES frames in the WAL, the writer itself runs a TRUNCATE checkpoint (most
+ * pages are already copied; readers get 100 ms to finish) and the WAL file starts again
+ * from zero. The WAL stays bounded by about GW_WAL_MAX_FRAMES pages.
  * Not a reader: summaries are in gw_db.c.
  */
 #include "gateway.h"
@@ -14,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#define GW_WAL_MAX_FRAMES 4096 /* ~16 MB of 4 KiB pages */
 
 typedef struct ledger_item {
     gw_ledger_row row;
@@ -43,6 +50,8 @@ struct gw_ledger {
     uint64_t done_ticket;   /* every ticket <= this has been processed */
     int stop;
     uint64_t commits, rows;
+    int wal_frames;         /* frames in the WAL after the writer's last commit (wal hook) */
+    double t_truncate_try;  /* last TRUNCATE attempt that found the WAL busy */
 };
 
 static const char *const insert_sql =
@@ -87,6 +96,27 @@ static int insert_row(gw_ledger *l, const gw_ledger_row *r, int64_t *id) {
     return 0;
 }
 
+/* sqlite3_wal_hook on the writer's connection: the WAL's size after each commit. */
+static int wal_hook(void *ud, sqlite3 *conn, const char *name, int frames) {
+    (void)conn;
+    (void)name;
+    ((gw_ledger *)ud)->wal_frames = frames; /* writer thread only */
+    return SQLITE_OK;
+}
+
+/* After a commit (writer thread, no transaction open): restart the WAL when it grew too long. */
+static void bound_wal(gw_ledger *l) {
+    if (l->wal_frames <= GW_WAL_MAX_FRAMES) return;
+    double now = rt_now();
+    if (now - l->t_truncate_try < 0.1) return; /* busy a moment ago: not on every commit */
+    sqlite3_busy_timeout(l->conn, 100);
+    int log = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(l->conn, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+    sqlite3_busy_timeout(l->conn, 5000);
+    if (rc == SQLITE_OK) l->wal_frames = 0;
+    else l->t_truncate_try = now;
+}
+
 static void *writer_main(void *arg) {
     gw_ledger *l = arg;
     pthread_mutex_lock(&l->mu);
@@ -126,6 +156,9 @@ static void *writer_main(void *arg) {
             l->commits++;
             l->rows += k;
         }
+        pthread_mutex_unlock(&l->mu);
+        if (ok) bound_wal(l);
+        pthread_mutex_lock(&l->mu);
         /* hand back row ids: items are owned by their submitters, who wait for done_ticket */
         l->done_ticket = final;
         pthread_cond_broadcast(&l->cv_done);
@@ -134,14 +167,18 @@ static void *writer_main(void *arg) {
     return NULL;
 }
 
-/* PASSIVE checkpoints once a second: never blocks the writer for long, keeps the WAL short. */
+/* PASSIVE checkpoints every 250 ms: never blocks the writer, copies the WAL while it is short. */
 static void *checkpoint_main(void *arg) {
     gw_ledger *l = arg;
     pthread_mutex_lock(&l->mu);
     while (!l->stop) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
+        ts.tv_nsec += 250 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
         pthread_cond_timedwait(&l->cv_ck, &l->mu, &ts);
         if (l->stop) break;
         pthread_mutex_unlock(&l->mu);
@@ -175,12 +212,19 @@ int gw_ledger_open(gw_ledger **out, const char *path, size_t max_batch) {
                 sqlite3_errmsg(l->conn));
         goto fail;
     }
-    sqlite3_wal_autocheckpoint(l->conn, 0); /* the checkpointer thread does it */
+    sqlite3_wal_autocheckpoint(l->conn, 0); /* the checkpointer thread and bound_wal do it */
+    sqlite3_wal_hook(l->conn, wal_hook, l);
     if (sqlite3_open_v2(path, &l->ck_conn, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
         RT_FAIL("%s: cannot open the ledger: %s", path, l->ck_conn ? sqlite3_errmsg(l->ck_conn) : "out of memory");
         goto fail;
     }
     sqlite3_busy_timeout(l->ck_conn, 100);
+    /* A connection only opens the WAL when it first reads: until then a checkpoint on it
+     * returns SQLITE_OK and does nothing. */
+    if (sqlite3_exec(l->ck_conn, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) != SQLITE_OK) {
+        RT_FAIL("%s: cannot read the ledger: %s", path, sqlite3_errmsg(l->ck_conn));
+        goto fail;
+    }
     if (pthread_create(&l->thread, NULL, writer_main, l) != 0) {
         RT_FAIL("cannot start the ledger writer thread");
         goto fail;
