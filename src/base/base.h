@@ -1,6 +1,7 @@
 /*
  * base.h — the bottom room of retort: errors, checked allocation and I/O, atomic file
- * writes, a serialisable RNG, logging, timing and a terminal progress bar.
+ * writes, a serialisable RNG, logging, timing, a terminal progress bar and UTF-8
+ * validation / sanitizing / escaping.
  *
  * Everything above depends on this; this depends on nothing but libc.
  *
@@ -148,6 +149,37 @@ int rt_parse_i64(const char *s, const char *what, int64_t *out);
 int rt_parse_u64(const char *s, const char *what, uint64_t *out);
 int rt_parse_double(const char *s, const char *what, double *out);
 int rt_parse_float(const char *s, const char *what, float *out);
+
+/* ---------------------------------------------------------------- UTF-8 (utf8.c) */
+
+/* The one UTF-8 module: every place that turns untrusted bytes into JSON, a log line, a
+ * terminal line or a fixed-size field uses these. Validity is RFC 3629's (no overlongs, no
+ * surrogates, nothing past U+10FFFF). Replacement follows Unicode's "maximal subpart"
+ * practice (what Python's decode(errors="replace") and WHATWG do): each maximal prefix of
+ * a valid sequence that cannot be completed becomes one U+FFFD, any other bad byte one U+FFFD.
+ * None of these allocate except through the rt_buf they append to. */
+
+/* 1 when s[0..len) is entirely valid UTF-8 (NUL bytes are valid characters). */
+int rt_utf8_valid(const char *s, size_t len);
+/* Append s[0..len) to b as valid UTF-8 (bad sequences become U+FFFD). b->data is non-NULL
+ * afterwards even when len == 0. */
+int rt_utf8_sanitize(rt_buf *b, const char *s, size_t len);
+/* Largest n <= max (and <= len) such that cutting s at n does not split a valid multi-byte
+ * character: for valid input, a character boundary. */
+size_t rt_utf8_truncate(const char *s, size_t len, size_t max);
+/* Copy the NUL-terminated src into dst[cap] as valid UTF-8 (sanitized), cut on a character
+ * boundary to fit; always NUL-terminates (cap >= 1). Returns the bytes written (no NUL). */
+size_t rt_utf8_copy(char *dst, size_t cap, const char *src);
+/* Largest n <= len such that s[0..n) does not end inside an incomplete (yet possibly valid)
+ * multi-byte sequence: what a stream can send now without splitting a character. */
+size_t rt_utf8_complete_prefix(const char *s, size_t len);
+/* Append s[0..len) for a log line or a terminal: valid printable UTF-8 as is; control
+ * characters (C0, DEL, C1) as \n \r \t \\ or \xNN / \u{NN}; invalid bytes as \xNN. So no
+ * input can start a new log line or send an escape sequence to a terminal. */
+int rt_utf8_escape(rt_buf *b, const char *s, size_t len);
+/* rt_utf8_escape of the NUL-terminated s into out[cap] (cut on a boundary to fit); returns
+ * out. For printf("%s") of untrusted names and reasons. */
+const char *rt_utf8_printable(char *out, size_t cap, const char *s);
 
 /* FNV-1a 64-bit (non-cryptographic; for hash tables and dedup keys). */
 uint64_t rt_fnv1a64(const void *data, size_t len);

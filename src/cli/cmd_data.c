@@ -53,23 +53,8 @@ static int data_arith(int argc, char **argv) {
 
 /* a JSON string from bytes that may not be valid UTF-8 (invalid sequences become U+FFFD) */
 static json_t *json_bytes_string(const char *b, size_t n) {
-    json_t *s = json_stringn(b, n);
-    if (s) return s;
     rt_buf t = {0};
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)b[i];
-        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        json_t *probe = len && i + len <= n ? json_stringn(b + i, len) : NULL;
-        if (probe) {
-            json_decref(probe);
-            if (rt_buf_append(&t, b + i, len)) break;
-            i += len;
-        } else {
-            if (rt_buf_append(&t, "\xef\xbf\xbd", 3)) break;
-            i++;
-        }
-    }
-    s = json_stringn(t.data ? t.data : "", t.len);
+    json_t *s = rt_utf8_sanitize(&t, b, n) ? NULL : json_stringn(t.data, t.len);
     rt_buf_free(&t);
     return s;
 }

@@ -125,36 +125,6 @@ int mark_records_load(const char *path, int per_line, mark_record **out, size_t 
     return 0;
 }
 
-/* bytes -> valid UTF-8 (invalid sequences become U+FFFD) */
-static int utf8_clean(const char *s, size_t n, rt_buf *o) {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = p[i];
-        size_t need = 0;
-        int ok = 1;
-        if (c < 0x80) need = 0;
-        else if (c >= 0xc2 && c <= 0xdf) need = 1;
-        else if (c >= 0xe0 && c <= 0xef) need = 2;
-        else if (c >= 0xf0 && c <= 0xf4) need = 3;
-        else ok = 0;
-        if (ok && i + need >= n) ok = 0;
-        for (size_t k = 1; ok && k <= need; k++)
-            if ((p[i + k] & 0xc0) != 0x80) ok = 0;
-        if (ok && ((c == 0xe0 && p[i + 1] < 0xa0) || (c == 0xed && p[i + 1] >= 0xa0) || /* overlong, surrogate */
-                   (c == 0xf0 && p[i + 1] < 0x90) || (c == 0xf4 && p[i + 1] >= 0x90)))
-            ok = 0;
-        if (ok) {
-            if (rt_buf_append(o, p + i, need + 1)) return -1;
-            i += need + 1;
-        } else {
-            if (rt_buf_append(o, "\xef\xbf\xbd", 3)) return -1;
-            i++;
-        }
-    }
-    return 0;
-}
-
 int mark_record_jsonl(rt_buf *b, const char *prompt, size_t plen, const char *completion, size_t clen) {
     rt_buf tmp = {0};
     json_t *o = json_object();
@@ -165,7 +135,7 @@ int mark_record_jsonl(rt_buf *b, const char *prompt, size_t plen, const char *co
     for (int k = 0; !rc && k < 2; k++) {
         if (!vals[k]) continue;
         tmp.len = 0;
-        if (utf8_clean(vals[k], lens[k], &tmp) || rt_buf_append(&tmp, "", 0)) {
+        if (rt_utf8_sanitize(&tmp, vals[k], lens[k]) || rt_buf_append(&tmp, "", 0)) {
             rc = -1;
             break;
         }

@@ -38,7 +38,7 @@ char *serve_error_json(const char *message, const char *type, const char *param,
 
 json_t *serve_json_bytes_string(const char *s, size_t len) {
     rt_buf b = {0};
-    if (serve_utf8_sanitize(&b, s, len)) return NULL;
+    if (rt_utf8_sanitize(&b, s, len)) return NULL;
     json_t *j = json_stringn(b.data, b.len);
     rt_buf_free(&b);
     return j;
@@ -459,7 +459,7 @@ static json_t *completions_logprobs(const tokenizer *tok, const serve_choice *c,
                 size_t l2 = 0;
                 const char *b2 = tokenizer_token_bytes(tok, c->top_ids[i * top_k + k], &l2);
                 rt_buf s = {0};
-                if (serve_utf8_sanitize(&s, b2 ? b2 : "", b2 ? l2 : 0) == 0 && !json_object_get(d, s.data))
+                if (rt_utf8_sanitize(&s, b2 ? b2 : "", b2 ? l2 : 0) == 0 && !json_object_get(d, s.data))
                     json_object_set_new(d, s.data, json_real(c->top_lp[i * top_k + k]));
                 rt_buf_free(&s);
             }

@@ -65,75 +65,7 @@ int serve_chat_tokens(const tokenizer *tok, const serve_message *msgs, size_t n_
     return 0;
 }
 
-/* The UTF-8 sequence at s (len bytes available): returns its length (> 0) when valid;
- * otherwise returns 0 and sets *bad to the length of the maximal subpart to replace by one
- * U+FFFD (>= 1) and *incomplete to 1 when the bytes ran out before the sequence was invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t len, size_t *bad, int *incomplete) {
-    unsigned char c = s[0];
-    *bad = 1;
-    *incomplete = 0;
-    if (c < 0x80) return 1;
-    size_t need;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) need = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else
-        return 0;
-    for (size_t k = 1; k < need; k++) {
-        if (k >= len) {
-            *bad = k;
-            *incomplete = 1;
-            return 0;
-        }
-        unsigned char b = s[k];
-        unsigned char l = k == 1 ? lo : 0x80, h = k == 1 ? hi : 0xBF;
-        if (b < l || b > h) {
-            *bad = k;
-            return 0;
-        }
-    }
-    return need;
-}
+/* Kept for the callers outside serve (the guard's views): the rules live in src/base/utf8.c. */
+int serve_utf8_sanitize(rt_buf *b, const char *s, size_t len) { return rt_utf8_sanitize(b, s, len); }
 
-int serve_utf8_sanitize(rt_buf *b, const char *s, size_t len) {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0, run = 0; /* run: start of the pending valid span */
-    while (i < len) {
-        size_t bad;
-        int inc;
-        size_t k = utf8_seq(p + i, len - i, &bad, &inc);
-        if (k > 0) {
-            i += k;
-            continue;
-        }
-        if (i > run && rt_buf_append(b, s + run, i - run)) return -1;
-        if (rt_buf_append(b, "\xEF\xBF\xBD", 3)) return -1;
-        i += bad;
-        run = i;
-    }
-    if (i > run && rt_buf_append(b, s + run, i - run)) return -1;
-    if (!b->data && rt_buf_append(b, "", 0)) return -1;
-    return 0;
-}
-
-size_t serve_utf8_complete_prefix(const char *s, size_t len) {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t start = len > 3 ? len - 3 : 0;
-    for (size_t i = len; i > start; i--) {
-        unsigned char c = p[i - 1];
-        if ((c & 0xC0) == 0x80) continue; /* continuation byte: keep looking for the lead */
-        if (c < 0x80) return len;
-        size_t bad;
-        int inc;
-        size_t k = utf8_seq(p + i - 1, len - (i - 1), &bad, &inc);
-        return k == 0 && inc ? i - 1 : len;
-    }
-    return len;
-}
+size_t serve_utf8_complete_prefix(const char *s, size_t len) { return rt_utf8_complete_prefix(s, len); }

@@ -204,7 +204,7 @@ static int record(conn *c, int status, const char *error) {
             if (i) rt_buf_append(&all, "\x1e", 1);
             /* the text as the client received it: invalid UTF-8 became U+FFFD in the JSON, so
              * a harvested completion hashes to this very value (report: ledger -> harvest) */
-            if (lim) serve_utf8_sanitize(&all, ch->text.data, lim);
+            if (lim) rt_utf8_sanitize(&all, ch->text.data, lim);
         }
         r->completion_tokens = comp;
         if (j->t_first > 0) r->ttft_ms = (j->t_first - c->t0) * 1e3;
@@ -425,7 +425,7 @@ static int stream_produce(conn *c) {
     int all = 1;
     for (size_t ci = 0; ci < j->n; ci++) {
         const serve_choice *ch = &j->choices[ci];
-        size_t limit = ch->finished ? ch->text_limit : serve_utf8_complete_prefix(ch->text.data, ch->safe_len);
+        size_t limit = ch->finished ? ch->text_limit : rt_utf8_complete_prefix(ch->text.data, ch->safe_len);
         if (limit < c->sent_text[ci]) limit = c->sent_text[ci];
         size_t tok_to;
         if (ch->finished) {

@@ -181,10 +181,8 @@ int serve_chat_tokens(const tokenizer *tok, const serve_message *msgs, size_t n_
 
 /* ---------------------------------------------------------------- UTF-8 helpers */
 
-/* Append len bytes to b as valid UTF-8: every invalid or truncated sequence becomes U+FFFD. */
+/* rt_utf8_sanitize and rt_utf8_complete_prefix (src/base/utf8.c), under their old names. */
 int serve_utf8_sanitize(rt_buf *b, const char *s, size_t len);
-/* Largest n <= len such that s[0..n) does not end inside an incomplete (yet possibly valid)
- * multi-byte sequence: what a stream can send now without splitting a character. */
 size_t serve_utf8_complete_prefix(const char *s, size_t len);
 
 /* ---------------------------------------------------------------- harvester */
