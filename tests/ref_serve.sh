@@ -90,12 +90,15 @@ PY
 # the CLI acts on the running server
 $R keys suspend --db "$tmp/g.db" --name mallory --reason "harvesting pattern" 2>/dev/null
 code=$(post /v1/completions '{"model":"teacher","prompt":"x","max_tokens":1}' "$tmp/s.json" "$SKEY")
-[ "$code" = 403 ] && grep -q "harvesting pattern" "$tmp/s.json"
+# the client is told only that it is suspended and a reference; the reason is in the server's log
+[ "$code" = 403 ] && grep -q "account_suspended" "$tmp/s.json" && ! grep -q "harvesting pattern" "$tmp/s.json"
+ref=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1]))["error"]["message"]; print(m.split("reference ")[1].rstrip("."))' "$tmp/s.json")
+grep -q "$ref refused (403 account_suspended).*harvesting pattern" "$tmp/serve.log"
 set +e
 $R harvest --endpoint "$URL" --api-key "$SKEY" --prompts "$tmp/prompts.txt" --out "$tmp/m.jsonl" --quiet 2> "$tmp/m.log"
 rc=$?
 set -e
-[ $rc = 3 ] && grep -q "harvesting pattern" "$tmp/m.jsonl.errors.jsonl"
+[ $rc = 3 ] && grep -q "account_suspended\|suspended" "$tmp/m.jsonl.errors.jsonl" && ! grep -q "harvesting pattern" "$tmp/m.jsonl.errors.jsonl"
 $R keys resume --db "$tmp/g.db" --name mallory 2>/dev/null
 code=$(post /v1/completions '{"model":"teacher","prompt":"x","max_tokens":1}' "$tmp/s.json" "$SKEY")
 [ "$code" = 200 ]

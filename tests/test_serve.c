@@ -66,6 +66,8 @@ typedef struct {
     rt_buf body;
     double retry_after;
     int has_retry;
+    char request_id[64];     /* X-Request-Id */
+    long rl_limit_req, rl_remaining_req; /* x-ratelimit-*-requests, -1 when absent */
 } resp;
 
 static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
@@ -80,6 +82,16 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
         r->retry_after = atof(p + 12);
         r->has_retry = 1;
     }
+    if (sz * n > 13 && !strncasecmp(p, "X-Request-Id:", 13)) {
+        const char *v = p + 13;
+        while (*v == ' ') v++;
+        size_t k = 0;
+        while (k + 1 < sizeof r->request_id && v + k < p + sz * n && v[k] != '\r' && v[k] != '\n') k++;
+        memcpy(r->request_id, v, k);
+        r->request_id[k] = '\0';
+    }
+    if (sz * n > 27 && !strncasecmp(p, "x-ratelimit-limit-requests:", 27)) r->rl_limit_req = atol(p + 27);
+    if (sz * n > 31 && !strncasecmp(p, "x-ratelimit-remaining-requests:", 31)) r->rl_remaining_req = atol(p + 31);
     return sz * n;
 }
 
@@ -87,6 +99,7 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
 static long http_ex(CURL *h, const char *method, const char *path, const char *key, const char *body, resp *r,
                     const char *extra) {
     memset(r, 0, sizeof *r);
+    r->rl_limit_req = r->rl_remaining_req = -1;
     int own = !h;
     if (own) h = curl_easy_init();
     else curl_easy_reset(h);
@@ -148,6 +161,20 @@ static int is_error(const resp *r, long status, const char *param, const char *n
 }
 
 static void resp_free(resp *r) { rt_buf_free(&r->body); }
+
+/* A refusal that tells the client nothing about why (issue 17: the reason is for operators):
+ * the code, a message quoting the request's reference (= X-Request-Id), and none of `secret`. */
+static int is_neutral_403(const resp *r, const char *code, const char *secret) {
+    if (!is_error(r, 403, NULL, "reference")) return 0;
+    json_t *j = parse(r);
+    json_t *e = json_object_get(j, "error");
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    const char *cd = json_string_value(json_object_get(e, "code"));
+    int ok = cd && !strcmp(cd, code) && r->request_id[0] && strstr(msg, r->request_id) && !strstr(r->body.data, secret);
+    if (!ok) fprintf(stderr, "  not a neutral 403 (%s, X-Request-Id '%s'): %.300s\n", code, r->request_id, r->body.data);
+    json_decref(j);
+    return ok;
+}
 
 static char g_dbpath[512];
 
@@ -769,7 +796,13 @@ static void test_errors(void) {
     CHECK_OK(gw_account_find(serve_db(s), "alice", &a));
     CHECK_OK(gw_account_set_status(serve_db(s), a.id, GW_ACCOUNT_SUSPENDED, "harvesting detected by test", rt_wall_time()));
     http("POST", "/v1/completions", g_key, "{\"model\":\"tiny\",\"prompt\":\"a\",\"max_tokens\":1}", &r);
-    CHECK(is_error(&r, 403, NULL, "harvesting detected by test"));
+    CHECK(is_neutral_403(&r, "account_suspended", "harvesting"));
+    {
+        char sql[160];
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM usage WHERE request_id = '%.60s' AND error = 'account_suspended'",
+                 r.request_id);
+        CHECK(db_int(sql) == 1); /* the reference finds the ledger row */
+    }
     resp_free(&r);
     CHECK_OK(gw_account_set_status(serve_db(s), a.id, GW_ACCOUNT_ACTIVE, NULL, rt_wall_time()));
     CHECK(http("POST", "/v1/completions", g_key, "{\"model\":\"tiny\",\"prompt\":\"a\",\"max_tokens\":1}", &r) == 200);
@@ -892,7 +925,7 @@ static void test_admin(void) {
     json_decref(j);
     resp_free(&r);
     http("POST", "/v1/completions", g_key, "{\"model\":\"tiny\",\"prompt\":\"Hello\",\"max_tokens\":3}", &r);
-    CHECK(is_error(&r, 403, NULL, "too many prompts"));
+    CHECK(is_neutral_403(&r, "account_suspended", "too many prompts"));
     resp_free(&r);
     CHECK(http("POST", "/admin/api/accounts/alice/release", g_admin_key, "", &r) == 200);
     resp_free(&r);
@@ -974,7 +1007,7 @@ static void test_hooks(void) {
     serve_server *s = start_server(&o, "hooks");
     resp r;
     http("POST", "/v1/completions", g_key, "{\"model\":\"tiny\",\"prompt\":\"a forbidden question\",\"max_tokens\":3}", &r);
-    CHECK(is_error(&r, 403, NULL, "forbidden things"));
+    CHECK(is_neutral_403(&r, "request_blocked", "forbidden things"));
     resp_free(&r);
     CHECK(http("POST", "/v1/chat/completions", g_key,
                "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"And God said\"}],\"max_tokens\":4}", &r) == 200);
@@ -1243,6 +1276,231 @@ static void test_load(void) {
     serve_stop(s);
 }
 
+/* ---------------------------------------------------------------- issue 17 */
+
+static int connect_local(const char *from) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (from) {
+        struct sockaddr_in me = {.sin_family = AF_INET};
+        inet_pton(AF_INET, from, &me.sin_addr);
+        if (bind(fd, (struct sockaddr *)&me, sizeof me)) {
+            close(fd);
+            return -1;
+        }
+    }
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Send a request, half-close (shutdown(SHUT_WR): "I have nothing more to say"), read all. */
+static void half_closed_request(const char *body, rt_buf *out) {
+    int fd = connect_local(NULL);
+    CHECK(fd >= 0);
+    if (fd < 0) return;
+    char req[1024];
+    int n = snprintf(req, sizeof req,
+                     "POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                     g_key, strlen(body), body);
+    CHECK(write(fd, req, (size_t)n) == n);
+    CHECK(shutdown(fd, SHUT_WR) == 0);
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[4096];
+    ssize_t k;
+    while ((k = read(fd, buf, sizeof buf)) > 0) rt_buf_append(out, buf, (size_t)k);
+    rt_buf_append(out, "", 0);
+    close(fd);
+}
+
+static void test_half_close(void) {
+    serve_options o;
+    serve_options_defaults(&o);
+    o.sampler_attach = attach_test;
+    serve_server *s = start_server(&o, "halfclose");
+    atomic_store(&g_sleep_us, 2000); /* long enough for the server to see the FIN while it works */
+    rt_buf a = {0}, b = {0};
+    half_closed_request("{\"model\":\"tiny\",\"prompt\":\"Hello\",\"max_tokens\":40}", &a);
+    half_closed_request("{\"model\":\"tiny\",\"prompt\":\"Hello\",\"max_tokens\":40,\"stream\":true}", &b);
+    atomic_store(&g_sleep_us, 0);
+    /* the answer arrives (an interim 102 may come first), and it is whole */
+    CHECK_MSG(strstr(a.data, "HTTP/1.1 200") && strstr(a.data, "\"choices\""), "%.300s", a.data);
+    CHECK_MSG(strstr(b.data, "HTTP/1.1 200") && strstr(b.data, "data: [DONE]"), "%.300s", b.data);
+    CHECK(db_int("SELECT count(*) FROM usage WHERE status = 200") == 2);
+    CHECK(db_int("SELECT count(*) FROM usage WHERE status = 499") == 0);
+    rt_buf_free(&a);
+    rt_buf_free(&b);
+    serve_stop(s);
+}
+
+static void test_field_hardening(void) {
+    serve_options o;
+    serve_options_defaults(&o);
+    serve_server *s = start_server(&o, "fields");
+    resp r;
+    /* a positive top_p / temperature too small for a float: the most likely token, not a 500 */
+    CHECK(http("POST", "/v1/completions", g_key, "{\"model\":\"tiny\",\"prompt\":\"Hello\",\"max_tokens\":4,\"top_p\":1e-300}", &r) == 200);
+    resp_free(&r);
+    CHECK(http("POST", "/v1/completions", g_key, "{\"model\":\"tiny\",\"prompt\":\"Hello\",\"max_tokens\":4,\"temperature\":1e-300}", &r) == 200);
+    resp_free(&r);
+    CHECK(http("POST", "/v1/completions", g_key, "{\"model\":\"tiny\",\"prompt\":\"Hello\",\"max_tokens\":4,\"temperature\":1e-44,\"seed\":3}", &r) == 200);
+    resp_free(&r);
+    /* NUL inside a name is refused, naming the field */
+    http("POST", "/v1/completions", g_key, "{\"model\":\"tiny\\u0000-x\",\"prompt\":\"Hello\"}", &r);
+    CHECK(is_error(&r, 400, "model", "NUL"));
+    resp_free(&r);
+    http("POST", "/v1/chat/completions", g_key, "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\\u0000evil\",\"content\":\"hi\"}]}", &r);
+    CHECK(is_error(&r, 400, "messages[0].role", "NUL"));
+    resp_free(&r);
+    http("POST", "/v1/chat/completions", g_key,
+         "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\\u0000x\",\"text\":\"hi\"}]}]}", &r);
+    CHECK(is_error(&r, 400, "messages[0].content", NULL));
+    resp_free(&r);
+    /* a prompt longer than the context: OpenAI's code, on the ledger too */
+    rt_buf big = {0};
+    rt_buf_printf(&big, "{\"model\":\"tiny\",\"prompt\":\"");
+    for (int i = 0; i < 200; i++) rt_buf_printf(&big, "Hello world. ");
+    rt_buf_printf(&big, "\"}");
+    http("POST", "/v1/completions", g_key, big.data, &r);
+    CHECK(is_error(&r, 400, "prompt", "context"));
+    CHECK(strstr(r.body.data, "\"code\":\"context_length_exceeded\"") != NULL);
+    rt_buf_free(&big);
+    resp_free(&r);
+    CHECK(db_int("SELECT count(*) FROM usage WHERE status = 400 AND error = 'context_length_exceeded'") == 1);
+    /* X-Request-Id is the response's id and the ledger's request_id; x-ratelimit-* follow the bucket */
+    char key[GW_KEY_MAX];
+    gw_account a;
+    gw_limits lim = {5, 0, 0};
+    CHECK_OK(gw_key_create(serve_db(s), "limited", &lim, 0, rt_wall_time(), key, &a));
+    CHECK(http("POST", "/v1/completions", key, "{\"model\":\"tiny\",\"prompt\":\"Hello\",\"max_tokens\":2}", &r) == 200);
+    json_t *j = parse(&r);
+    CHECK(r.request_id[0] && !strcmp(r.request_id, json_string_value(json_object_get(j, "id"))));
+    json_decref(j);
+    CHECK(r.rl_limit_req == 5 && r.rl_remaining_req == 4);
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM usage WHERE request_id = '%.60s' AND status = 200", r.request_id);
+    CHECK(db_int(sql) == 1);
+    resp_free(&r);
+    CHECK(http("POST", "/v1/completions", key, "{\"model\":\"tiny\",\"prompt\":\"Hello\",\"max_tokens\":2}", &r) == 200);
+    CHECK(r.rl_remaining_req == 3);
+    resp_free(&r);
+    CHECK(http("GET", "/v1/models", g_key, NULL, &r) == 200 && r.request_id[0]);
+    CHECK(r.rl_limit_req == -1); /* no limits, no limit headers */
+    resp_free(&r);
+    serve_stop(s);
+}
+
+/* Bad bytes in the database (an older version's cut, another writer) and a reason cut
+ * inside a character: every admin and client answer stays valid JSON with the right status. */
+static void test_utf8_in_database(void) {
+    serve_options o;
+    serve_options_defaults(&o);
+    serve_server *s = start_server(&o, "utf8db");
+    resp r;
+    /* 300 x "é" = 600 bytes: stored cut to fit 255 bytes on a character boundary */
+    rt_buf body = {0};
+    rt_buf_printf(&body, "{\"reason\":\"");
+    for (int i = 0; i < 300; i++) rt_buf_append(&body, "\xC3\xA9", 2);
+    rt_buf_printf(&body, "\"}");
+    CHECK(http("POST", "/admin/api/accounts/alice/suspend", g_admin_key, body.data, &r) == 200);
+    rt_buf_free(&body);
+    resp_free(&r);
+    CHECK(db_int("SELECT length(CAST(status_reason AS BLOB)) FROM accounts WHERE name = 'alice'") == 254);
+    CHECK(http("GET", "/admin/api/accounts", g_admin_key, NULL, &r) == 200 && strstr(r.body.data, "\"alice\""));
+    resp_free(&r);
+    CHECK(http("GET", "/admin/api/accounts/alice", g_admin_key, NULL, &r) == 200);
+    resp_free(&r);
+    http("POST", "/v1/completions", g_key, "{\"model\":\"tiny\",\"prompt\":\"a\",\"max_tokens\":1}", &r);
+    CHECK(is_neutral_403(&r, "account_suspended", "\xC3\xA9"));
+    resp_free(&r);
+    /* invalid bytes written behind the server's back */
+    sqlite3 *c = NULL;
+    CHECK(sqlite3_open(g_dbpath, &c) == SQLITE_OK);
+    sqlite3_busy_timeout(c, 5000);
+    CHECK(sqlite3_exec(c,
+                       "UPDATE accounts SET status_reason = CAST(X'62616420FFC3' AS TEXT) WHERE name = 'alice';"
+                       "UPDATE usage SET model = CAST(X'74FF' AS TEXT), client = CAST(X'E282' AS TEXT);"
+                       "INSERT OR REPLACE INTO server_config(key, value, updated_at) VALUES(CAST(X'6BFF' AS TEXT), CAST(X'76FE' AS TEXT), 0);",
+                       NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(c);
+    CHECK(http("GET", "/admin/api/accounts", g_admin_key, NULL, &r) == 200 && strstr(r.body.data, "\"alice\"") &&
+          strstr(r.body.data, "bad \xEF\xBF\xBD"));
+    resp_free(&r);
+    CHECK(http("GET", "/admin/api/accounts/alice", g_admin_key, NULL, &r) == 200);
+    resp_free(&r);
+    CHECK(http("GET", "/admin/api/usage?account=alice", g_admin_key, NULL, &r) == 200 && strstr(r.body.data, "t\xEF\xBF\xBD"));
+    resp_free(&r);
+    CHECK(http("GET", "/admin/api/config", g_admin_key, NULL, &r) == 200 && strstr(r.body.data, "v\xEF\xBF\xBD"));
+    resp_free(&r);
+    http("POST", "/v1/completions", g_key, "{\"model\":\"tiny\",\"prompt\":\"a\",\"max_tokens\":1}", &r);
+    CHECK(is_neutral_403(&r, "account_suspended", "bad"));
+    resp_free(&r);
+    /* an admin cannot lock itself out through the API; a name that is a number cannot exist */
+    http("POST", "/admin/api/accounts/root/suspend", g_admin_key, "{\"reason\":\"oops\"}", &r);
+    CHECK(is_error(&r, 400, NULL, "own account"));
+    resp_free(&r);
+    char key[GW_KEY_MAX];
+    gw_account a;
+    CHECK(gw_key_create(serve_db(s), "1", NULL, 0, rt_wall_time(), key, &a) == -1 && strstr(rt_errmsg(), "account id"));
+    CHECK_OK(gw_key_create(serve_db(s), "1a", NULL, 0, rt_wall_time(), key, &a));
+    serve_stop(s);
+    /* a served name that is not UTF-8 (a file name, --model-name): sanitized, /health and /v1/models answer */
+    serve_options_defaults(&o);
+    o.model = g_model;
+    o.model_name = "caf\xE9-\xFF";
+    o.port = 0;
+    o.db_path = g_dbpath;
+    o.threads = 1;
+    serve_server *s2 = NULL;
+    CHECK_OK(serve_start(&s2, &o));
+    if (!s2) return;
+    g_port = serve_port(s2);
+    CHECK(http("GET", "/health", NULL, NULL, &r) == 200 && strstr(r.body.data, "caf\xEF\xBF\xBD-\xEF\xBF\xBD"));
+    resp_free(&r);
+    CHECK(http("GET", "/v1/models", key, NULL, &r) == 200 && strstr(r.body.data, "caf\xEF\xBF\xBD-\xEF\xBF\xBD"));
+    resp_free(&r);
+    CHECK(http("POST", "/v1/completions", key, "{\"model\":\"caf\xEF\xBF\xBD-\xEF\xBF\xBD\",\"prompt\":\"a\",\"max_tokens\":1}", &r) == 200);
+    resp_free(&r);
+    serve_stop(s2);
+}
+
+/* A ledger that refuses rows (a trigger standing in for a locked database): the client gets
+ * 500 ledger_error, /metrics counts a 500 (not the 200 that was never delivered), and a
+ * stream whose row failed is not written again as 499. */
+static void test_ledger_failure_metrics(void) {
+    serve_options o;
+    serve_options_defaults(&o);
+    serve_server *s = start_server(&o, "ledgerfail");
+    sqlite3 *c = NULL;
+    CHECK(sqlite3_open(g_dbpath, &c) == SQLITE_OK);
+    sqlite3_busy_timeout(c, 5000);
+    CHECK(sqlite3_exec(c,
+                       "CREATE TRIGGER refuse BEFORE INSERT ON usage WHEN NEW.status = 200 "
+                       "BEGIN SELECT RAISE(ABORT, 'test: the ledger refuses'); END;",
+                       NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(c);
+    resp r;
+    http("POST", "/v1/completions", g_key, "{\"model\":\"tiny\",\"prompt\":\"Hello\",\"max_tokens\":3}", &r);
+    CHECK(is_error(&r, 500, NULL, "ledger"));
+    resp_free(&r);
+    CHECK(http("POST", "/v1/completions", g_key, "{\"model\":\"tiny\",\"prompt\":\"Hello\",\"max_tokens\":3,\"stream\":true}", &r) == 200);
+    CHECK(strstr(r.body.data, "ledger_error") && !strstr(r.body.data, "[DONE]"));
+    resp_free(&r);
+    usleep(100000);
+    CHECK(db_int("SELECT count(*) FROM usage") == 0); /* nothing written as 499 after the failure */
+    http("GET", "/metrics", NULL, NULL, &r);
+    CHECK_MSG(strstr(r.body.data, "retort_requests_total{endpoint=\"/v1/completions\",status=\"500\"} 2") &&
+                  !strstr(r.body.data, "status=\"200\"") && !strstr(r.body.data, "status=\"499\""),
+              "%.600s", r.body.data);
+    resp_free(&r);
+    serve_stop(s);
+}
+
 static void test_utf8_helpers(void) {
     rt_buf b = {0};
     const char in[] = "ok \xC3\xA9 \xE2\x82 \xFF \xF0\x9F\x98\x80";
@@ -1268,6 +1526,20 @@ static void test_start_errors(void) {
     o.host = "not-an-address";
     o.port = 0;
     CHECK(serve_start(&s, &o) == -1 && strstr(rt_errmsg(), "--host"));
+    /* --sim-clock on a public interface: refused unless said loudly */
+    o.host = "0.0.0.0";
+    o.sim_clock = 1;
+    CHECK(serve_start(&s, &o) == -1 && strstr(rt_errmsg(), "--sim-clock") && strstr(rt_errmsg(), "unsafe"));
+    o.sim_clock_public = 1;
+    CHECK_OK(serve_start(&s, &o));
+    serve_stop(s);
+    s = NULL;
+    o.host = "::1";
+    o.sim_clock_public = 0;
+    CHECK_OK(serve_start(&s, &o)); /* IPv6 loopback is fine */
+    serve_stop(s);
+    s = NULL;
+    o.sim_clock = 0;
     o.host = "127.0.0.1";
     o.max_batch = 0;
     CHECK(serve_start(&s, &o) == -1 && strstr(rt_errmsg(), "--max-batch"));
@@ -1312,6 +1584,10 @@ static void test_all(void) {
         {"queue_full_and_disconnect", test_queue_full_and_disconnect},
         {"load", test_load},
         {"start_errors", test_start_errors},
+        {"half_close", test_half_close},
+        {"field_hardening", test_field_hardening},
+        {"utf8_in_database", test_utf8_in_database},
+        {"ledger_failure_metrics", test_ledger_failure_metrics},
     };
     const char *only = getenv("SERVE_TEST");
     for (size_t i = 0; i < RT_ARRAY_LEN(cases); i++) {

@@ -199,17 +199,18 @@ static void test_real_server(void) {
     h.api_key = "rt-000000000000-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     CHECK_OK(harvest_run(&h, &st));
     CHECK(st.stopped && st.stop_status == 401 && st.written == 0);
-    /* 403: a suspended account; the reason is recorded */
+    /* 403: a suspended account; the refusal is recorded (the reason stays with the operator) */
     CHECK_OK(gw_account_set_status(serve_db(s), b.id, GW_ACCOUNT_SUSPENDED, "distillation suspected", rt_wall_time()));
     h.api_key = key2;
     CHECK_OK(harvest_run(&h, &st));
-    CHECK(st.stopped && st.stop_status == 403 && strstr(st.stop_reason, "distillation suspected"));
+    CHECK(st.stopped && st.stop_status == 403 && strstr(st.stop_reason, "suspended") && strstr(st.stop_reason, "reference") &&
+          !strstr(st.stop_reason, "distillation suspected"));
     char errs[600];
     snprintf(errs, sizeof errs, "%s.errors.jsonl", out3);
     char *ed = NULL;
     size_t el = 0;
     CHECK_OK(rt_read_file(errs, &ed, &el));
-    CHECK(ed && strstr(ed, "\"status\":403") && strstr(ed, "distillation suspected"));
+    CHECK(ed && strstr(ed, "\"status\":403") && strstr(ed, "suspended") && !strstr(ed, "distillation suspected"));
     free(ed);
     /* unreachable endpoint: a local error naming it */
     h.endpoint = "http://127.0.0.1:1";

@@ -57,6 +57,12 @@ static int keys_create(int argc, char **argv) {
                     "the key is shown only now; store it safely\n",
             a.name, (long long)a.id, a.is_admin ? ", admin" : "", (long long)a.limits.rpm, (long long)a.limits.tpm,
             (long long)a.limits.daily_tokens);
+    if (a.status == GW_ACCOUNT_SUSPENDED) {
+        char why[600];
+        fprintf(stderr,
+                "warning: account '%s' is suspended (%s): this key gets 403 until `retort keys resume --db %s --name %s`\n",
+                a.name, rt_utf8_printable(why, sizeof why, a.reason), db_path, a.name);
+    }
     return 0;
 }
 
@@ -113,13 +119,17 @@ static int keys_list(int argc, char **argv) {
                    a->is_admin ? "true" : "false", live, total, (long long)(mine ? mine->requests : 0),
                    (long long)(mine ? mine->prompt_tokens + mine->completion_tokens : 0), created);
         } else {
-            char lk[40];
+            /* names and reasons are shown with control characters escaped: an admin-supplied
+             * reason cannot rewrite the terminal or forge a line */
+            char lk[40], name[160], why[600];
             snprintf(lk, sizeof lk, "%s (%zu/%zu)", kl[0] ? kl : "-", live, total);
-            printf("%-5lld %-20s %-9s %7lld %9lld %12lld %5s %-28s %9lld %12lld  %s\n", (long long)a->id, a->name,
+            printf("%-5lld %-20s %-9s %7lld %9lld %12lld %5s %-28s %9lld %12lld  %s\n", (long long)a->id,
+                   rt_utf8_printable(name, sizeof name, a->name),
                    a->status == GW_ACCOUNT_SUSPENDED ? "suspended" : "active", (long long)a->limits.rpm,
                    (long long)a->limits.tpm, (long long)a->limits.daily_tokens, a->is_admin ? "yes" : "-", lk,
                    (long long)(mine ? mine->requests : 0),
-                   (long long)(mine ? mine->prompt_tokens + mine->completion_tokens : 0), a->reason);
+                   (long long)(mine ? mine->prompt_tokens + mine->completion_tokens : 0),
+                   rt_utf8_printable(why, sizeof why, a->reason));
         }
     }
     status = 0;
@@ -160,7 +170,9 @@ static int keys_status(int argc, char **argv, int suspend) {
         return cli_fail(cmd);
     }
     gw_db_close(db);
-    fprintf(stderr, "account '%s' is now %s\n", a.name, suspend ? "suspended" : "active");
+    char shown[160];
+    fprintf(stderr, "account '%s' is now %s\n", rt_utf8_printable(shown, sizeof shown, a.name),
+            suspend ? "suspended" : "active");
     return 0;
 }
 

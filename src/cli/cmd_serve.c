@@ -51,7 +51,10 @@ int cmd_serve(int argc, char **argv) {
         {"--max-tokens", CLI_SIZE, &o.max_tokens_cap, "N: ceiling (and chat default) of max_tokens (default: context)", 0, 0},
         {"--prefill-chunk", CLI_SIZE, &o.prefill_chunk, "N: prompt tokens per decode step (default 128)", 0, 0},
         {"--sim-clock", CLI_FLAG, &o.sim_clock,
-         "testing aid: take limits/ledger time from the X-Retort-Sim-Time header", 0, 0},
+         "testing aid: take limits/ledger time from the X-Retort-Sim-Time header (loopback --host only)", 0, 0},
+        {"--unsafe-sim-clock-on-public-interface", CLI_FLAG, &o.sim_clock_public,
+         "allow --sim-clock on a non-loopback --host: every client can then set its own clock and pass the limits",
+         0, 0},
         {"--verbose", CLI_FLAG, &verbose, "log every admin action and microhttpd message", 0, 0},
         {"--guard", CLI_FLAG, &guard_on, "run the extraction guard: detect, link, throttle and suspend (docs/guard.md)", 0, 0},
         {"--guard-shadow", CLI_FLAG, &go.shadow, "run the guard but only record what it would do", 0, 0},
@@ -127,8 +130,13 @@ int cmd_serve(int argc, char **argv) {
         rt_buf_free(&wm_json);
         return rc;
     }
+    char shown[200];
     fprintf(stderr, "retort serve: model '%s' on http://%s:%d (max batch %zu, queue %zu, db %s); dashboard /admin\n",
-            serve_model_name(s), o.host, serve_port(s), o.max_batch, o.max_queue, o.db_path);
+            rt_utf8_printable(shown, sizeof shown, serve_model_name(s)), o.host, serve_port(s), o.max_batch,
+            o.max_queue, o.db_path);
+    if (o.sim_clock)
+        fprintf(stderr, "retort serve: %s--sim-clock: clients set the clock with X-Retort-Sim-Time (testing only)\n",
+                o.sim_clock_public ? "WARNING: " : "");
     if (wm_on) fprintf(stderr, "retort serve: watermark %s\n", wm_json.data);
     if (port_file) {
         char buf[32];

@@ -133,6 +133,9 @@ typedef struct {
     int ok;             /* 1: admitted (something was taken); 0: refused (nothing taken) */
     double retry_after; /* seconds until the request could pass (refused only) */
     char message[200];  /* which limit, for the 429 body */
+    /* the buckets after this verdict, for x-ratelimit-* headers; -1 where there is no limit */
+    int64_t remaining_requests, remaining_tokens;
+    double reset_requests, reset_tokens; /* seconds until that bucket is full again */
 } gw_limit_verdict;
 
 /* db is used to read the day's token total from the ledger the first time an account is

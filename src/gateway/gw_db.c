@@ -121,8 +121,10 @@ int gw_db_with(gw_db *db, int (*fn)(sqlite3 *conn, void *ud), void *ud) {
 
 /* ---------------------------------------------------------------- helpers */
 
+/* Read back as valid UTF-8 cut on a character boundary, whatever bytes an older version or
+ * another writer left in the column: every JSON builder and log line can take it. */
 static void copy_text(char *dst, size_t cap, const unsigned char *src) {
-    snprintf(dst, cap, "%s", src ? (const char *)src : "");
+    rt_utf8_copy(dst, cap, src ? (const char *)src : "");
 }
 
 static const char *const account_cols =
@@ -143,14 +145,17 @@ static void read_account(sqlite3_stmt *st, int c0, gw_account *a) {
     a->created_at = sqlite3_column_double(st, c0 + 9);
 }
 
+/* [A-Za-z0-9._@+-], and not all digits: a bare number is an account id ("12" = "#12"), so
+ * a name "12" would make that id unreachable by number. */
 static int valid_name(const char *name) {
-    size_t n = strlen(name);
+    size_t n = strlen(name), digits = 0;
     if (n == 0 || n >= GW_NAME_MAX) return 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)name[i];
         if (!isalnum(c) && !strchr("._@+-", c)) return 0;
+        digits += isdigit(c) != 0;
     }
-    return 1;
+    return digits < n;
 }
 
 /* base64url without padding of 32 bytes = 43 chars */
@@ -227,7 +232,7 @@ static int exec_locked(gw_db *db, const char *sql, const char *what) {
 int gw_key_create(gw_db *db, const char *name, const gw_limits *limits, int admin, double now,
                   char key_out[GW_KEY_MAX], gw_account *acct_out) {
     if (!name || !valid_name(name))
-        return RT_FAIL("account name '%s': expected 1..%d characters of letters, digits and ._@+-", name ? name : "",
+        return RT_FAIL("account name '%s': expected 1..%d characters of letters, digits and ._@+-, not only digits (a bare number means an account id)", name ? name : "",
                        GW_NAME_MAX - 1);
     if (limits && (limits->rpm > INT64_MAX / 2 || limits->tpm > INT64_MAX / 2 || limits->daily_tokens > INT64_MAX / 2))
         return RT_FAIL("account %s: limit too large", name);
@@ -435,8 +440,8 @@ out:
 
 int gw_account_set_status(gw_db *db, int64_t account_id, gw_account_status status, const char *reason,
                           double now) {
-    char r[GW_REASON_MAX];
-    snprintf(r, sizeof r, "%s", status == GW_ACCOUNT_SUSPENDED ? (reason && *reason ? reason : "suspended") : "");
+    char r[GW_REASON_MAX]; /* sanitized and cut on a character boundary, never inside one */
+    rt_utf8_copy(r, sizeof r, status == GW_ACCOUNT_SUSPENDED ? (reason && *reason ? reason : "suspended") : "");
     pthread_mutex_lock(&db->mu);
     sqlite3_stmt *st = NULL;
     int rc = -1;

@@ -102,6 +102,7 @@ int gw_limiter_admit(gw_limiter *l, int64_t account_id, const gw_limits *lim, do
                      int64_t reserve_tokens, gw_limit_verdict *v) {
     memset(v, 0, sizeof *v);
     v->ok = 1;
+    v->remaining_requests = v->remaining_tokens = -1;
     if (reserve_tokens < 0) reserve_tokens = 0;
     if (lim->rpm <= 0 && lim->tpm <= 0 && lim->daily_tokens <= 0) return 0;
     pthread_mutex_lock(&l->mu);
@@ -147,6 +148,14 @@ int gw_limiter_admit(gw_limiter *l, int64_t account_id, const gw_limits *lim, do
         if (lim->rpm > 0) s->req_level -= need_req;
         if (lim->tpm > 0) s->tok_level -= need_tok;
         if (lim->daily_tokens > 0) s->day_used += reserve_tokens;
+    }
+    if (lim->rpm > 0) {
+        v->remaining_requests = (int64_t)floor(fmax(0, s->req_level));
+        v->reset_requests = ((double)lim->rpm - s->req_level) * 60.0 / (double)lim->rpm;
+    }
+    if (lim->tpm > 0) {
+        v->remaining_tokens = (int64_t)floor(fmax(0, s->tok_level));
+        v->reset_tokens = ((double)lim->tpm - s->tok_level) * 60.0 / (double)lim->tpm;
     }
     rc = 0;
 out:

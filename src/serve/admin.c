@@ -96,9 +96,9 @@ static int usage_rows(sqlite3 *conn, void *ud) {
             switch (sqlite3_column_type(st, i)) {
             case SQLITE_INTEGER: json_object_set_new(r, name, json_integer(sqlite3_column_int64(st, i))); break;
             case SQLITE_FLOAT: json_object_set_new(r, name, json_real(sqlite3_column_double(st, i))); break;
-            case SQLITE_TEXT:
-                json_object_set_new(r, name, json_stringn((const char *)sqlite3_column_text(st, i),
-                                                          (size_t)sqlite3_column_bytes(st, i)));
+            case SQLITE_TEXT: /* whatever bytes are stored, the JSON is valid UTF-8 */
+                json_object_set_new(r, name, serve_json_bytes_string((const char *)sqlite3_column_text(st, i),
+                                                                     (size_t)sqlite3_column_bytes(st, i)));
                 break;
             default: json_object_set_new(r, name, json_null());
             }
@@ -115,15 +115,20 @@ static int config_rows(sqlite3 *conn, void *ud) {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(conn, "SELECT key, value FROM server_config ORDER BY key", -1, &st, NULL) != SQLITE_OK)
         return RT_FAIL("reading server config: %s", sqlite3_errmsg(conn));
-    while (sqlite3_step(st) == SQLITE_ROW)
-        json_object_set_new(o, (const char *)sqlite3_column_text(st, 0),
-                            json_string((const char *)sqlite3_column_text(st, 1)));
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        rt_buf k = {0};
+        if (rt_utf8_sanitize(&k, (const char *)sqlite3_column_text(st, 0), (size_t)sqlite3_column_bytes(st, 0)) == 0)
+            json_object_set_new(o, k.data, serve_json_bytes_string((const char *)sqlite3_column_text(st, 1),
+                                                                   (size_t)sqlite3_column_bytes(st, 1)));
+        rt_buf_free(&k);
+    }
     sqlite3_finalize(st);
     return 0;
 }
 
 int serve_admin_handle(gw_db *db, const char *method, const char *path, const char *arg_account,
-                       const char *arg_limit, const char *body, size_t len, double now, int *status, char **out) {
+                       const char *arg_limit, const char *body, size_t len, double now, int64_t admin_id, int *status,
+                       char **out) {
     int get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
     *status = 200;
     /* split path: accounts[/X[/action]] */
@@ -168,6 +173,12 @@ int serve_admin_handle(gw_db *db, const char *method, const char *path, const ch
         if (np == 3 && (!strcmp(parts[2], "suspend") || !strcmp(parts[2], "release"))) {
             if (!post) goto method;
             int suspend = !strcmp(parts[2], "suspend");
+            if (suspend && a.id == admin_id) { /* the API would lock its only caller out (docs/api.md) */
+                *out = err_body(status, 400, NULL,
+                                "an admin cannot suspend its own account through the API (it would lock itself out); "
+                                "use another admin's key, or `retort keys suspend` on the server");
+                return *out ? 0 : -1;
+            }
             char reason[GW_REASON_MAX] = "suspended by an admin";
             if (suspend && len > 0) {
                 json_error_t je;
@@ -183,15 +194,16 @@ int serve_admin_handle(gw_db *db, const char *method, const char *path, const ch
                     *out = err_body(status, 400, "reason", "reason: expected a string");
                     return *out ? 0 : -1;
                 }
-                if (r && json_string_length(r) > 0) snprintf(reason, sizeof reason, "%s", json_string_value(r));
+                if (r && json_string_length(r) > 0) rt_utf8_copy(reason, sizeof reason, json_string_value(r));
                 json_decref(b);
             }
             if (gw_account_set_status(db, a.id, suspend ? GW_ACCOUNT_SUSPENDED : GW_ACCOUNT_ACTIVE, reason, now)) {
                 *out = err_body(status, 500, NULL, "%s", rt_errmsg());
                 return *out ? 0 : -1;
             }
-            rt_info("admin: account %s (#%lld) %s%s%s", a.name, (long long)a.id, suspend ? "suspended: " : "released",
-                    suspend ? reason : "", "");
+            char pname[160], preason[600];
+            rt_info("admin: account %s (#%lld) %s%s", rt_utf8_printable(pname, sizeof pname, a.name), (long long)a.id,
+                    suspend ? "suspended: " : "released", suspend ? rt_utf8_printable(preason, sizeof preason, reason) : "");
             *out = one_account(db, a.id, now, status);
             return *out ? 0 : -1;
         }

@@ -8,6 +8,7 @@
  * loses tokens that share a string (partial UTF-8), and harvesters need the bytes; and
  * every log-prob entry carries "id", the token id (as llama.cpp's server does).
  */
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -102,6 +103,10 @@ static int bad(perr *e, int status, const char *param, const char *fmt, ...) {
     return -1;
 }
 
+/* A string that names something (a model, a role, a part type): C code compares it, so a NUL
+ * inside would cut it short ("m\u0000-x" would pass as "m"). 1 if it holds a NUL. */
+static int has_nul(json_t *v) { return strlen(json_string_value(v)) != json_string_length(v); }
+
 static int get_int(perr *e, json_t *root, const char *name, int64_t lo, int64_t hi, int64_t *out, int *given) {
     json_t *v = json_object_get(root, name);
     *given = 0;
@@ -150,7 +155,7 @@ static int content_text(perr *e, json_t *c, size_t i, rt_buf *out) {
     json_t *part;
     json_array_foreach(c, k, part) {
         json_t *type = json_object_get(part, "type"), *text = json_object_get(part, "text");
-        if (!json_is_object(part) || !json_is_string(type) || strcmp(json_string_value(type), "text") ||
+        if (!json_is_object(part) || !json_is_string(type) || has_nul(type) || strcmp(json_string_value(type), "text") ||
             !json_is_string(text))
             return bad(e, 400, pname, "%s[%zu]: expected {\"type\": \"text\", \"text\": \"...\"} (only text is supported)",
                        pname, k);
@@ -185,6 +190,10 @@ int serve_parse_gen(const char *body, size_t len, int chat, const model *m, cons
     json_t *mv = json_object_get(root, "model");
     if (!json_is_string(mv)) {
         bad(&e, 400, "model", "model: required, a string (GET /v1/models lists them)");
+        goto out;
+    }
+    if (has_nul(mv)) {
+        bad(&e, 400, "model", "model: contains a NUL character (\\u0000)");
         goto out;
     }
     if (strcmp(json_string_value(mv), served_name)) {
@@ -289,6 +298,10 @@ int serve_parse_gen(const char *body, size_t len, int chat, const model *m, cons
                 goto out;
             }
             const char *rs = json_string_value(role);
+            if (has_nul(role)) {
+                bad(&e, 400, pname, "%s: contains a NUL character (\\u0000)", pname);
+                goto out;
+            }
             if (strcmp(rs, "system") && strcmp(rs, "user") && strcmp(rs, "assistant") && strcmp(rs, "developer")) {
                 bad(&e, 400, pname, "%s: '%.40s' is not one of system, user, assistant", pname, rs);
                 goto out;
@@ -312,6 +325,7 @@ int serve_parse_gen(const char *body, size_t len, int chat, const model *m, cons
         goto out;
     }
     if (n_ids >= m->cfg.ctx_len) {
+        r->error_code = "context_length_exceeded";
         bad(&e, 400, chat ? "messages" : "prompt",
             "%s: the prompt has %zu tokens; the model's context is %zu (room for at least one new token is needed)",
             chat ? "messages" : "prompt", n_ids, m->cfg.ctx_len);
@@ -334,8 +348,12 @@ int serve_parse_gen(const char *body, size_t len, int chat, const model *m, cons
         }
         double t = 1.0, tp = 1.0;
         if (get_num(&e, root, "temperature", 0, 2, 0, &t) || get_num(&e, root, "top_p", 0, 1, 1, &tp)) goto out;
-        r->temperature = (float)t;
-        r->top_p = (float)tp;
+        /* validated as doubles, used as floats: a positive value too small for a float (1e-300)
+         * would become 0 (top_p 0 is invalid; temperature 0 would mean greedy, yet a
+         * subnormal one makes 1/T infinite), so it is raised to the smallest normal float,
+         * which samples exactly as the tiny value asks: the most likely token only */
+        r->temperature = t > 0 && t < FLT_MIN ? FLT_MIN : (float)t;
+        r->top_p = tp < FLT_MIN ? FLT_MIN : (float)tp;
         if (get_int(&e, root, "top_k", 0, (int64_t)m->cfg.vocab_size, &v, &given)) goto out;
         r->top_k = given ? (size_t)v : 0;
         if (get_int(&e, root, "n", 1, SERVE_MAX_N, &v, &given)) goto out;

@@ -69,7 +69,12 @@ typedef struct conn {
     int64_t reserve;
     gw_ledger_row row;
     int ledger_done;
+    int ledger_failed;         /* a commit failed: answered 500, never recorded again */
     int64_t row_id;
+    int http11;                /* may get an interim 1xx response */
+    int probed;                /* sent the one "102 Processing" probe */
+    gw_limit_verdict rl;       /* the limiter's verdict, for x-ratelimit-* headers */
+    int have_rl;
     /* streaming */
     int stream;
     rt_buf out;
@@ -90,11 +95,25 @@ static void conn_unref(conn *c) {
     free(c);
 }
 
-static int conn_gone(int fd) {
-    if (fd < 0) return 0;
-    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+/* Has the client gone? A FIN alone (POLLRDHUP) proves nothing: a client may half-close
+ * after its request (shutdown(SHUT_WR)) and still read the answer. Only a reset or an error
+ * does. To tell a closed socket from a half-closed one before there is anything to send, an
+ * HTTP/1.1 client that sent a FIN gets one interim "102 Processing" response (RFC 9110
+ * 15.2: a client must accept 1xx responses before the final one); a closed socket answers
+ * it with a reset, which the next look sees. may_probe: 0 once the final headers are out. */
+static int conn_gone(conn *c, int may_probe) {
+    if (c->fd < 0) return 0;
+    struct pollfd p = {.fd = c->fd, .events = POLLRDHUP};
     if (poll(&p, 1, 0) <= 0) return 0;
-    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+    if (p.revents & (POLLHUP | POLLERR | POLLNVAL)) return 1;
+    if ((p.revents & POLLRDHUP) && may_probe && c->http11 && !c->probed) {
+        static const char interim[] = "HTTP/1.1 102 Processing\r\n\r\n";
+        c->probed = 1;
+        if (send(c->fd, interim, sizeof interim - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN &&
+            errno != EWOULDBLOCK)
+            return 1;
+    }
+    return 0;
 }
 
 static void new_id(char *out, size_t cap, const char *prefix) {
@@ -105,7 +124,9 @@ static void new_id(char *out, size_t cap, const char *prefix) {
     snprintf(out, cap, "%s%s", prefix, hex);
 }
 
-static enum MHD_Result send_body_timed(struct MHD_Connection *mc, int status, char *body, const char *ctype,
+static void add_common_headers(const conn *c, struct MHD_Response *r);
+
+static enum MHD_Result send_body_timed(conn *c, struct MHD_Connection *mc, int status, char *body, const char *ctype,
                                        double retry_after, const char *server_timing) {
     if (!body) {
         static const char fallback[] = "{\"error\":{\"message\":\"internal error (out of memory)\",\"type\":\"server_error\",\"param\":null,\"code\":null}}";
@@ -125,14 +146,41 @@ static enum MHD_Result send_body_timed(struct MHD_Connection *mc, int status, ch
         MHD_add_response_header(r, "Retry-After", ra);
     }
     if (server_timing) MHD_add_response_header(r, "Server-Timing", server_timing);
+    add_common_headers(c, r);
     enum MHD_Result ret = MHD_queue_response(mc, (unsigned)status, r);
     MHD_destroy_response(r);
     return ret;
 }
 
-static enum MHD_Result send_body(struct MHD_Connection *mc, int status, char *body, const char *ctype,
+/* X-Request-Id on every response (the reference an operator finds in the ledger and the
+ * log), and OpenAI's x-ratelimit-* headers once the limiter has judged the request. */
+static void add_common_headers(const conn *c, struct MHD_Response *r) {
+    if (!c) return;
+    if (c->id[0]) MHD_add_response_header(r, "X-Request-Id", c->id);
+    if (!c->have_rl) return;
+    char v[48];
+    const gw_limits *lim = &c->who.account.limits;
+    if (c->rl.remaining_requests >= 0) {
+        snprintf(v, sizeof v, "%lld", (long long)lim->rpm);
+        MHD_add_response_header(r, "x-ratelimit-limit-requests", v);
+        snprintf(v, sizeof v, "%lld", (long long)c->rl.remaining_requests);
+        MHD_add_response_header(r, "x-ratelimit-remaining-requests", v);
+        snprintf(v, sizeof v, "%.3gs", c->rl.reset_requests);
+        MHD_add_response_header(r, "x-ratelimit-reset-requests", v);
+    }
+    if (c->rl.remaining_tokens >= 0) {
+        snprintf(v, sizeof v, "%lld", (long long)lim->tpm);
+        MHD_add_response_header(r, "x-ratelimit-limit-tokens", v);
+        snprintf(v, sizeof v, "%lld", (long long)c->rl.remaining_tokens);
+        MHD_add_response_header(r, "x-ratelimit-remaining-tokens", v);
+        snprintf(v, sizeof v, "%.3gs", c->rl.reset_tokens);
+        MHD_add_response_header(r, "x-ratelimit-reset-tokens", v);
+    }
+}
+
+static enum MHD_Result send_body(conn *c, struct MHD_Connection *mc, int status, char *body, const char *ctype,
                                  double retry_after) {
-    return send_body_timed(mc, status, body, ctype, retry_after, NULL);
+    return send_body_timed(c, mc, status, body, ctype, retry_after, NULL);
 }
 
 static const char *status_type(int status) {
@@ -162,19 +210,21 @@ static int64_t used_tokens(const conn *c) {
 /* Write the request's ledger row (once) and count it in the metrics. 0, or -1 when the commit failed. */
 static int record(conn *c, int status, const char *error) {
     if (c->ledger_done) return 0;
+    if (c->ledger_failed) return -1;
     serve_server *s = c->s;
     gw_ledger_row *r = &c->row;
     memset(r, 0, sizeof *r);
-    snprintf(r->request_id, sizeof r->request_id, "%s", c->id[0] ? c->id : "-");
+    rt_utf8_copy(r->request_id, sizeof r->request_id, c->id[0] ? c->id : "-");
     r->t = c->t_clock;
     if (c->authed) {
         r->account_id = c->who.account.id;
         snprintf(r->key_id, sizeof r->key_id, "%s", c->who.key_id);
     }
-    snprintf(r->endpoint, sizeof r->endpoint, "%s", c->endpoint);
-    snprintf(r->model, sizeof r->model, "%s", c->have_req ? c->req.model : "");
+    /* text fields are cut on a character boundary: the database holds only valid UTF-8 */
+    rt_utf8_copy(r->endpoint, sizeof r->endpoint, c->endpoint);
+    rt_utf8_copy(r->model, sizeof r->model, c->have_req ? c->req.model : "");
     r->status = status;
-    snprintf(r->error, sizeof r->error, "%s", error ? error : "");
+    rt_utf8_copy(r->error, sizeof r->error, error ? error : "");
     r->n = 1;
     r->ttft_ms = -1;
     if (c->have_req) {
@@ -214,7 +264,7 @@ static int record(conn *c, int status, const char *error) {
         gw_hash_hex(all.data ? all.data : "", all.len, r->output_hash);
         rt_buf_free(&all);
     }
-    snprintf(r->client, sizeof r->client, "%s", c->client);
+    rt_utf8_copy(r->client, sizeof r->client, c->client);
     r->latency_ms = (rt_now() - c->t0) * 1e3;
     if (c->limited) {
         gw_limits lim = c->who.account.limits;
@@ -222,9 +272,14 @@ static int record(conn *c, int status, const char *error) {
         c->limited = 0;
     }
     int rc = gw_ledger_commit(s->ledger, r, &c->row_id);
-    if (rc == 0) c->ledger_done = 1;
-    else rt_warn("serve: %s", rt_errmsg());
-    serve_metrics_request(s->metrics, c->endpoint, status, r->latency_ms / 1e3, r->ttft_ms >= 0 ? r->ttft_ms / 1e3 : -1,
+    if (rc == 0) {
+        c->ledger_done = 1;
+    } else {
+        c->ledger_failed = 1;
+        rt_warn("serve: %s", rt_errmsg());
+    }
+    /* what the client gets: a failed commit is answered 500 ledger_error */
+    serve_metrics_request(s->metrics, c->endpoint, rc ? 500 : status, r->latency_ms / 1e3, r->ttft_ms >= 0 ? r->ttft_ms / 1e3 : -1,
                           r->prompt_tokens, r->completion_tokens);
     return rc;
 }
@@ -241,7 +296,7 @@ static enum MHD_Result fail_with(conn *c, struct MHD_Connection *mc, int status,
     va_end(ap);
     if (c->route == ROUTE_GEN || c->route == ROUTE_MODELS || c->route == ROUTE_V1_OTHER)
         record(c, status, code && *code ? code : status_type(status));
-    return send_body(mc, status, serve_error_json(msg, status_type(status), param, code), "application/json",
+    return send_body(c, mc, status, serve_error_json(msg, status_type(status), param, code), "application/json",
                      retry_after);
 }
 
@@ -285,8 +340,14 @@ static int authenticate(conn *c, struct MHD_Connection *mc, enum MHD_Result *ret
     }
     c->authed = 1;
     if (c->who.account.status == GW_ACCOUNT_SUSPENDED) {
-        *ret = fail_with(c, mc, 403, NULL, "account_suspended", 0, "This account is suspended: %s",
-                         c->who.account.reason);
+        /* the reason is for operators (log, admin API): told to the client, a detector's
+         * reason is a manual for evading it */
+        char name[160], why[600];
+        rt_warn("serve: %s refused (403 account_suspended) from %s: account %s (#%lld) is suspended: %s", c->id,
+                c->client, rt_utf8_printable(name, sizeof name, c->who.account.name), (long long)c->who.account.id,
+                rt_utf8_printable(why, sizeof why, c->who.account.reason));
+        *ret = fail_with(c, mc, 403, NULL, "account_suspended", 0,
+                         "This account is suspended. Contact the API operator and quote reference %s.", c->id);
         return -1;
     }
     return 0;
@@ -345,7 +406,7 @@ static int wait_change(conn *c, uint64_t version) {
     double now = rt_now();
     if (now - c->t_checked > 0.05) {
         c->t_checked = now;
-        if (conn_gone(c->fd)) return 1;
+        if (conn_gone(c, !c->stream)) return 1;
     }
     for (;;) {
         pthread_mutex_lock(&j->mu);
@@ -365,7 +426,7 @@ static int wait_change(conn *c, uint64_t version) {
         pthread_mutex_unlock(&j->mu);
         if (changed) return 0;
         c->t_checked = rt_now();
-        if (conn_gone(c->fd)) return 1;
+        if (conn_gone(c, !c->stream)) return 1;
     }
 }
 
@@ -536,7 +597,7 @@ static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
     char err[512], param[64];
     if (serve_parse_gen(c->body.data ? c->body.data : "", c->body.len, c->chat, s->m, s->model_name,
                         s->o.max_tokens_cap, &c->req, &status, err, sizeof err, param, sizeof param))
-        return fail_with(c, mc, status, param, status == 404 ? "model_not_found" : NULL, 0, "%s", err);
+        return fail_with(c, mc, status, param, status == 404 ? "model_not_found" : c->req.error_code, 0, "%s", err);
     c->have_req = 1;
     c->stream = c->req.stream;
     if (c->req.n > s->o.max_batch)
@@ -546,7 +607,14 @@ static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
         fill_info(c, &ri);
         char reason[256] = "";
         int h = s->hooks.before(s->hooks.ud, &ri, reason, sizeof reason);
-        if (h == 1) return fail_with(c, mc, 403, NULL, "request_blocked", 0, "%s", reason[0] ? reason : "request refused");
+        if (h == 1) {
+            char name[160], why[600];
+            rt_warn("serve: %s refused (403 request_blocked) from %s: account %s (#%lld): %s", c->id, c->client,
+                    rt_utf8_printable(name, sizeof name, c->who.account.name), (long long)c->who.account.id,
+                    rt_utf8_printable(why, sizeof why, reason[0] ? reason : "(no reason given)"));
+            return fail_with(c, mc, 403, NULL, "request_blocked", 0,
+                             "This request was refused. Contact the API operator and quote reference %s.", c->id);
+        }
         if (h != 0) return fail_with(c, mc, 500, NULL, NULL, 0, "internal error in the request hook: %s", rt_errmsg());
     }
     /* limits */
@@ -554,6 +622,8 @@ static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
     gw_limit_verdict v;
     if (gw_limiter_admit(s->lim, c->who.account.id, &c->who.account.limits, c->t_clock, c->reserve, &v))
         return fail_with(c, mc, 500, NULL, NULL, 0, "internal error: %s", rt_errmsg());
+    c->rl = v;
+    c->have_rl = 1;
     if (!v.ok) return fail_with(c, mc, 429, NULL, "rate_limit_exceeded", v.retry_after, "%s", v.message);
     c->limited = 1;
     /* the job */
@@ -602,6 +672,7 @@ static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
         }
         MHD_add_response_header(r, "Content-Type", "text/event-stream");
         MHD_add_response_header(r, "Cache-Control", "no-cache");
+        add_common_headers(c, r);
         ret = MHD_queue_response(mc, MHD_HTTP_OK, r);
         MHD_destroy_response(r);
         return ret;
@@ -630,7 +701,7 @@ static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
     if (record(c, 200, NULL)) {
         free(body);
         c->ledger_done = 1; /* nothing more can be recorded */
-        return send_body(mc, 500,
+        return send_body(c, mc, 500,
                          serve_error_json("internal error: the usage ledger could not be written", "server_error", NULL,
                                           "ledger_error"),
                          "application/json", 0);
@@ -642,7 +713,7 @@ static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
     double t_admit = j->t_admit > 0 ? j->t_admit : j->t_done;
     snprintf(timing, sizeof timing, "queue;dur=%.3f, engine;dur=%.3f, ledger;dur=%.3f, total;dur=%.3f",
              (t_admit - j->t_submit) * 1e3, (j->t_done - t_admit) * 1e3, (now - t_ledger) * 1e3, (now - c->t0) * 1e3);
-    return send_body_timed(mc, 200, body, "application/json", 0, timing);
+    return send_body_timed(c, mc, 200, body, "application/json", 0, timing);
 }
 
 /* ---------------------------------------------------------------- other routes */
@@ -659,10 +730,10 @@ static enum MHD_Result handle_models(conn *c, struct MHD_Connection *mc) {
     json_decref(o);
     if (record(c, 200, NULL)) {
         free(body);
-        return send_body(mc, 500, serve_error_json("internal error: ledger", "server_error", NULL, "ledger_error"),
+        return send_body(c, mc, 500, serve_error_json("internal error: ledger", "server_error", NULL, "ledger_error"),
                          "application/json", 0);
     }
-    return send_body(mc, 200, body, "application/json", 0);
+    return send_body(c, mc, 200, body, "application/json", 0);
 }
 
 static enum MHD_Result handle_health(conn *c, struct MHD_Connection *mc) {
@@ -672,7 +743,7 @@ static enum MHD_Result handle_health(conn *c, struct MHD_Connection *mc) {
                           (json_int_t)st.queued, "active", (json_int_t)st.active);
     char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
-    return send_body(mc, 200, body, "application/json", 0);
+    return send_body(c, mc, 200, body, "application/json", 0);
 }
 
 static enum MHD_Result handle_metrics(conn *c, struct MHD_Connection *mc) {
@@ -683,9 +754,9 @@ static enum MHD_Result handle_metrics(conn *c, struct MHD_Connection *mc) {
     rt_buf b = {0};
     if (serve_metrics_render(c->s->metrics, &b, st.queued, st.active, commits, rows)) {
         rt_buf_free(&b);
-        return send_body(mc, 500, rt_strdup("out of memory\n"), "text/plain", 0);
+        return send_body(c, mc, 500, rt_strdup("out of memory\n"), "text/plain", 0);
     }
-    return send_body(mc, 200, b.data, "text/plain; version=0.0.4; charset=utf-8", 0);
+    return send_body(c, mc, 200, b.data, "text/plain; version=0.0.4; charset=utf-8", 0);
 }
 
 static const char *admin_arg(const serve_admin_call *call, const char *name) {
@@ -726,14 +797,15 @@ static enum MHD_Result handle_admin(conn *c, struct MHD_Connection *mc, const ch
         serve_admin_call call = {method, path, c->body.data ? c->body.data : "", c->body.len, c->t_clock,
                                  &c->who, admin_arg, mc};
         int h = c->s->admin_routes.handle(c->s->admin_routes.ud, c->s->db, &call, &status, &out);
-        if (h < 0) return send_body(mc, 500, NULL, "application/json", 0);
-        if (h > 0) return send_body(mc, status, out, "application/json", 0);
+        if (h < 0) return send_body(c, mc, 500, NULL, "application/json", 0);
+        if (h > 0) return send_body(c, mc, status, out, "application/json", 0);
     }
     if (serve_admin_handle(c->s->db, method, path, MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, "account"),
                            MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, "limit"),
-                           c->body.data ? c->body.data : "", c->body.len, c->t_clock, &status, &out))
-        return send_body(mc, 500, NULL, "application/json", 0);
-    return send_body(mc, status, out, "application/json", 0);
+                           c->body.data ? c->body.data : "", c->body.len, c->t_clock, c->who.account.id, &status,
+                           &out))
+        return send_body(c, mc, 500, NULL, "application/json", 0);
+    return send_body(c, mc, status, out, "application/json", 0);
 }
 
 /* ---------------------------------------------------------------- MHD callbacks */
@@ -770,7 +842,6 @@ static int route_of(const char *url, const char *method, int *chat, int *method_
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const char *url, const char *method,
                                  const char *version, const char *upload_data, size_t *upload_data_size,
                                  void **con_cls) {
-    (void)version;
     serve_server *s = cls;
     conn *c = *con_cls;
     if (!c) {
@@ -791,6 +862,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
                 inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->client, sizeof c->client);
         }
         c->t_clock = clock_now(c, mc);
+        c->http11 = version && !strcmp(version, MHD_HTTP_VERSION_1_1);
         int method_ok;
         c->route = route_of(url, method, &c->chat, &method_ok);
         snprintf(c->endpoint, sizeof c->endpoint, "%.39s", c->route == ROUTE_V1_OTHER ? "/v1/other" : url);
@@ -845,14 +917,17 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls, e
     conn *c = *con_cls;
     if (!c) return;
     *con_cls = NULL;
-    if (c->job && !c->ledger_done) {
-        /* a stream whose client left, or any request that ended without its row */
+    if (c->job && !c->ledger_done && !c->ledger_failed) {
+        /* a stream whose client left, or any request that ended without its row; a stream
+         * that had sent every choice's last chunk delivered all its tokens: that is a 200 */
         int done;
         pthread_mutex_lock(&c->job->mu);
         done = c->job->done;
         pthread_mutex_unlock(&c->job->mu);
         if (!done) cancel_job(c);
-        record(c, 499, "client_disconnected");
+        int delivered = done && c->stream && !c->job->failed;
+        for (size_t i = 0; delivered && i < c->job->n; i++) delivered = c->fin_sent[i];
+        record(c, delivered ? 200 : 499, delivered ? NULL : "client_disconnected");
     }
     call_after(c);
     conn_unref(c);
@@ -892,8 +967,34 @@ static char *default_name(const char *path) {
     return s;
 }
 
+/* Is host (an address, or "localhost") a loopback address? */
+static int host_is_loopback(const char *host) {
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (!strcmp(host, "localhost")) return 1;
+    if (inet_pton(AF_INET, host, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+    return 0;
+}
+
+/* A served name clients can read back: valid UTF-8 (bad bytes become U+FFFD), no NUL. */
+static char *clean_name(const char *name) {
+    rt_buf b = {0};
+    if (rt_utf8_sanitize(&b, name, strlen(name))) {
+        rt_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
 int serve_start(serve_server **out, const serve_options *o) {
     *out = NULL;
+    if (o->sim_clock && !o->sim_clock_public && !host_is_loopback(o->host ? o->host : "127.0.0.1"))
+        return RT_FAIL("--sim-clock lets every client set its own clock (X-Retort-Sim-Time) and so walk past the "
+                       "rate limits: it is refused on a non-loopback address (--host %s). Bind to 127.0.0.1, or "
+                       "if you truly mean it add --unsafe-sim-clock-on-public-interface",
+                       o->host);
     if (!o->db_path) return RT_FAIL("--db: the gateway database path is required");
     if (!o->model && !o->model_path) return RT_FAIL("--model: a model file is required");
     if (o->port < 0 || o->port > 65535) return RT_FAIL("--port: %d is not a TCP port (0..65535)", o->port);
@@ -919,8 +1020,16 @@ int serve_start(serve_server **out, const serve_options *o) {
         goto fail;
     }
     if (s->o.max_tokens_cap == 0 || s->o.max_tokens_cap > s->m->cfg.ctx_len) s->o.max_tokens_cap = s->m->cfg.ctx_len;
-    s->model_name = o->model_name ? rt_strdup(o->model_name) : default_name(o->model_path ? o->model_path : "model");
+    {
+        char *raw = o->model_name ? rt_strdup(o->model_name) : default_name(o->model_path ? o->model_path : "model");
+        s->model_name = raw ? clean_name(raw) : NULL;
+        free(raw);
+    }
     if (!s->model_name) goto fail;
+    if (!s->model_name[0]) {
+        RT_FAIL("--model-name: the served model name is empty");
+        goto fail;
+    }
     s->eos_id = tokenizer_eos(s->m->tok);
     s->end_id = tokenizer_special_id(s->m->tok, "<|end|>");
     if (gw_db_open(&s->db, o->db_path)) goto fail;

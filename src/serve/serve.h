@@ -38,7 +38,9 @@
  * Time: with sim_clock set (`retort serve --sim-clock`, a TESTING AID), a request header
  * "X-Retort-Sim-Time: <Unix seconds>" replaces the wall clock for limits, the ledger and
  * "created"; the guard's traffic simulator replays a day in minutes with it. Without the
- * flag the header is ignored.
+ * flag the header is ignored. Since any client could then set its own time and walk past
+ * the limits, serve_start refuses sim_clock on a non-loopback address unless
+ * sim_clock_public says so explicitly.
  *
  * What this is not: a tokenizer or model (src/model), the accounts and ledger store
  * (src/gateway), or the guard's detectors (src/guard) — those plug in through serve_hooks.
@@ -145,7 +147,8 @@ typedef struct {
     size_t max_body;         /* request body bytes before 413 (default 1 MiB) */
     size_t max_tokens_cap;   /* default and ceiling of max_tokens (default: context size) */
     size_t prefill_chunk;    /* prompt tokens per decode step (default 128) */
-    int sim_clock;           /* honour X-Retort-Sim-Time (testing aid) */
+    int sim_clock;           /* honour X-Retort-Sim-Time (testing aid); refused unless host is loopback */
+    int sim_clock_public;    /* ...or this is set (--unsafe-sim-clock-on-public-interface) */
     const serve_hooks *hooks;            /* may be NULL */
     const serve_admin_routes *admin_routes; /* may be NULL */
     serve_sampler_attach_fn sampler_attach; /* may be NULL */

@@ -136,6 +136,8 @@ typedef struct {
     uint64_t seed;
     char *stop[SERVE_MAX_STOP];
     size_t n_stop;
+    const char *error_code;       /* after a failed parse: OpenAI's code for it, or NULL
+                                     ("context_length_exceeded"); a static string */
 } serve_gen_request;
 void serve_gen_request_free(serve_gen_request *r);
 
@@ -167,10 +169,11 @@ json_t *serve_json_bytes_string(const char *s, size_t len);
 
 /* One /admin/api/ request from an authenticated admin. path: what follows "/admin/api/"
  * ("accounts", "accounts/NAME/suspend", ...). arg_account / arg_limit: query arguments
- * (may be NULL). Fills *status and *out (malloc'ed JSON text). Returns -1 only when out of
- * memory. */
+ * (may be NULL). admin_id: the calling admin's account (it may not suspend itself). Fills
+ * *status and *out (malloc'ed JSON text). Returns -1 only when out of memory. */
 int serve_admin_handle(gw_db *db, const char *method, const char *path, const char *arg_account,
-                       const char *arg_limit, const char *body, size_t len, double now, int *status, char **out);
+                       const char *arg_limit, const char *body, size_t len, double now, int64_t admin_id, int *status,
+                       char **out);
 
 /* ---------------------------------------------------------------- dashboard (web.c) */
 
