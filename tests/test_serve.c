@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -1501,6 +1502,115 @@ static void test_ledger_failure_metrics(void) {
     serve_stop(s);
 }
 
+static long metric(const char *text, const char *series) {
+    const char *p = strstr(text, series);
+    return p ? atol(p + strlen(series)) : -1;
+}
+
+/* Requests without a valid key: answered (and on the ledger) up to a budget per address,
+ * then 429 and only counted; a key from the same address still works. */
+static void test_keyless(void) {
+    serve_options o;
+    serve_options_defaults(&o);
+    o.keyless_rpm = 5;
+    serve_server *s = start_server(&o, "keyless");
+    resp r;
+    int n401 = 0, n429 = 0;
+    for (int i = 0; i < 30; i++) {
+        http("GET", "/v1/models", i % 2 ? NULL : "rt-000000000000-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", NULL, &r);
+        n401 += r.status == 401;
+        if (r.status == 429) {
+            n429++;
+            CHECK(r.has_retry && is_error(&r, 429, NULL, "API key"));
+        }
+        resp_free(&r);
+    }
+    fprintf(stderr, "  30 keyless requests: %d answered 401, %d limited\n", n401, n429);
+    CHECK(n401 == 5 && n429 == 25);
+    CHECK(db_int("SELECT count(*) FROM usage") == 5); /* the ledger holds the budget, not the flood */
+    CHECK(http("GET", "/v1/models", g_key, NULL, &r) == 200);
+    resp_free(&r);
+    http("GET", "/metrics", NULL, NULL, &r);
+    CHECK(metric(r.body.data, "retort_keyless_requests_total{outcome=\"limited\"} ") == 25);
+    CHECK(metric(r.body.data, "retort_keyless_requests_total{outcome=\"answered\"} ") == 5);
+    CHECK(metric(r.body.data, "retort_refusals_total{code=\"keyless_rate_limited\"} ") == 25);
+    CHECK(metric(r.body.data, "retort_accounts{status=\"suspended\"} ") == 0);
+    resp_free(&r);
+    serve_stop(s);
+}
+
+/* X-Forwarded-For names the client only when the peer is a trusted proxy. */
+static void test_forwarded_for(void) {
+    const char *hdr = "X-Forwarded-For: 6.6.6.6, 203.0.113.9";
+    const char *trusted[] = {"127.0.0.0/8", "10.0.0.0/8", NULL};
+    const char *expect[] = {"203.0.113.9", "127.0.0.1", "127.0.0.1"};
+    for (int i = 0; i < 3; i++) {
+        serve_options o;
+        serve_options_defaults(&o);
+        o.trusted_proxy = trusted[i];
+        serve_server *s = start_server(&o, "xff");
+        resp r;
+        CHECK(http_ex(NULL, "GET", "/v1/models", g_key, NULL, &r, hdr) == 200);
+        resp_free(&r);
+        char sql[200];
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM usage WHERE client = '%s'", expect[i]);
+        CHECK_MSG(db_int(sql) == 1, "trusted %s: client should be %s", trusted[i] ? trusted[i] : "(none)", expect[i]);
+        serve_stop(s);
+        unlink(g_dbpath);
+    }
+    /* a bad range is a start error naming the flag */
+    serve_options o;
+    serve_options_defaults(&o);
+    o.trusted_proxy = "10.0.0.0/33";
+    o.model = g_model;
+    o.db_path = g_dbpath;
+    o.port = 0;
+    serve_server *s = NULL;
+    CHECK(serve_start(&s, &o) == -1 && strstr(rt_errmsg(), "--trusted-proxy"));
+}
+
+/* Hundreds of idle connections from one address lock nobody else out: the address gets a
+ * few, the rest are closed at once, idle ones time out, /health and the API answer. */
+static void test_idle_connections(void) {
+    serve_options o;
+    serve_options_defaults(&o);
+    o.conn_timeout = 1;
+    serve_server *s = start_server(&o, "idle");
+    enum { N = 300 };
+    int fds[N], n_conn = 0;
+    for (int i = 0; i < N; i++) {
+        fds[i] = connect_local("127.0.0.2");
+        n_conn += fds[i] >= 0;
+    }
+    CHECK(n_conn == N); /* the kernel accepts them all; the server decides what it keeps */
+    resp r;
+    CHECK(http("GET", "/health", NULL, NULL, &r) == 200);
+    resp_free(&r);
+    CHECK(http("POST", "/v1/completions", g_key, "{\"model\":\"tiny\",\"prompt\":\"Hello\",\"max_tokens\":2}", &r) == 200);
+    resp_free(&r);
+    /* how many the server kept open: the others read EOF (or a reset) now */
+    usleep(200000);
+    int open_now = 0;
+    for (int i = 0; i < N; i++) {
+        if (fds[i] < 0) continue;
+        struct pollfd p = {.fd = fds[i], .events = POLLIN};
+        if (poll(&p, 1, 0) == 0) open_now++;
+    }
+    fprintf(stderr, "  %d idle connections from 127.0.0.2: %d kept open\n", N, open_now);
+    CHECK(open_now <= 32);
+    /* the kept ones are closed once idle for conn_timeout (1 s here) */
+    usleep(2500000);
+    int still = 0;
+    for (int i = 0; i < N; i++) {
+        if (fds[i] < 0) continue;
+        struct pollfd p = {.fd = fds[i], .events = POLLIN};
+        if (poll(&p, 1, 0) == 0) still++;
+        close(fds[i]);
+    }
+    CHECK_MSG(still == 0, "%d idle connections still open after the timeout", still);
+    serve_stop(s);
+}
+
 static void test_utf8_helpers(void) {
     rt_buf b = {0};
     const char in[] = "ok \xC3\xA9 \xE2\x82 \xFF \xF0\x9F\x98\x80";
@@ -1588,6 +1698,9 @@ static void test_all(void) {
         {"field_hardening", test_field_hardening},
         {"utf8_in_database", test_utf8_in_database},
         {"ledger_failure_metrics", test_ledger_failure_metrics},
+        {"keyless", test_keyless},
+        {"forwarded_for", test_forwarded_for},
+        {"idle_connections", test_idle_connections},
     };
     const char *only = getenv("SERVE_TEST");
     for (size_t i = 0; i < RT_ARRAY_LEN(cases); i++) {

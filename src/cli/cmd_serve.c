@@ -32,6 +32,7 @@ int cmd_serve(int argc, char **argv) {
     const char *port_file = NULL;
     size_t port = 8080;
     int verbose = 0;
+    size_t keyless_rpm = 60, conn_timeout = 20;
     guard_options go;
     guard_options_defaults(&go);
     int guard_on = 0;
@@ -55,6 +56,12 @@ int cmd_serve(int argc, char **argv) {
         {"--unsafe-sim-clock-on-public-interface", CLI_FLAG, &o.sim_clock_public,
          "allow --sim-clock on a non-loopback --host: every client can then set its own clock and pass the limits",
          0, 0},
+        {"--trusted-proxy", CLI_STR, &o.trusted_proxy,
+         "CIDR[,CIDR..]: proxies whose X-Forwarded-For names the client (default: none)", 0, 0},
+        {"--keyless-rpm", CLI_SIZE, &keyless_rpm,
+         "N: requests without a valid key per minute per address before 429 (default 60, 0 = no limit)", 0, 0},
+        {"--max-conn-per-ip", CLI_SIZE, &o.max_conn_per_ip, "N: open connections per client address (default 32)", 0, 0},
+        {"--conn-timeout", CLI_SIZE, &conn_timeout, "S: close connections idle this long (default 20)", 0, 0},
         {"--verbose", CLI_FLAG, &verbose, "log every admin action and microhttpd message", 0, 0},
         {"--guard", CLI_FLAG, &guard_on, "run the extraction guard: detect, link, throttle and suspend (docs/guard.md)", 0, 0},
         {"--guard-shadow", CLI_FLAG, &go.shadow, "run the guard but only record what it would do", 0, 0},
@@ -87,6 +94,12 @@ int cmd_serve(int argc, char **argv) {
         return 2;
     }
     o.port = (int)port;
+    o.keyless_rpm = keyless_rpm == 0 ? -1 : (double)keyless_rpm;
+    if (conn_timeout == 0 || conn_timeout > 3600) {
+        fprintf(stderr, "retort serve: error: --conn-timeout: expected 1..3600 seconds, got %zu\n", conn_timeout);
+        return 2;
+    }
+    o.conn_timeout = (unsigned)conn_timeout;
     if (verbose) rt_log_set_level(RT_LOG_DEBUG);
     mark_ctx wm;
     mark_key wm_key;

@@ -37,6 +37,7 @@ struct serve_server {
     gw_limiter *lim;
     serve_engine *eng;
     serve_metrics *metrics;
+    serve_peers *peers;
     struct MHD_Daemon *d;
     int port;
     double t_start_wall;
@@ -73,6 +74,7 @@ typedef struct conn {
     int64_t row_id;
     int http11;                /* may get an interim 1xx response */
     int probed;                /* sent the one "102 Processing" probe */
+    int no_ledger;             /* an over-budget keyless request: counted, not recorded */
     gw_limit_verdict rl;       /* the limiter's verdict, for x-ratelimit-* headers */
     int have_rl;
     /* streaming */
@@ -212,6 +214,11 @@ static int record(conn *c, int status, const char *error) {
     if (c->ledger_done) return 0;
     if (c->ledger_failed) return -1;
     serve_server *s = c->s;
+    if (c->no_ledger) {
+        serve_metrics_request(s->metrics, c->endpoint, status, (rt_now() - c->t0), -1, 0, 0);
+        c->ledger_done = 1;
+        return 0;
+    }
     gw_ledger_row *r = &c->row;
     memset(r, 0, sizeof *r);
     rt_utf8_copy(r->request_id, sizeof r->request_id, c->id[0] ? c->id : "-");
@@ -296,6 +303,8 @@ static enum MHD_Result fail_with(conn *c, struct MHD_Connection *mc, int status,
     va_end(ap);
     if (c->route == ROUTE_GEN || c->route == ROUTE_MODELS || c->route == ROUTE_V1_OTHER)
         record(c, status, code && *code ? code : status_type(status));
+    if (status == 401 || status == 403 || status == 429)
+        serve_metrics_refusal(c->s->metrics, code && *code ? code : status_type(status));
     return send_body(c, mc, status, serve_error_json(msg, status_type(status), param, code), "application/json",
                      retry_after);
 }
@@ -328,6 +337,17 @@ static int authenticate(conn *c, struct MHD_Connection *mc, enum MHD_Result *ret
     if (gw_auth(c->s->db, bearer(mc), &c->who, &ar)) {
         *ret = fail_with(c, mc, 500, NULL, "database_error", 0, "internal error: %s", rt_errmsg());
         return -1;
+    }
+    if (ar != GW_AUTH_OK) {
+        /* anonymous traffic: answered and recorded up to a budget per address, then refused
+         * with 429 and only counted, so it cannot fill the ledger (see peer.c) */
+        double retry = 0;
+        if (!serve_peers_keyless_admit(c->s->peers, c->client, rt_now(), &retry)) {
+            c->no_ledger = 1;
+            *ret = fail_with(c, mc, 429, NULL, "keyless_rate_limited", retry,
+                             "Too many requests without a valid API key from this address; retry later.");
+            return -1;
+        }
     }
     if (ar == GW_AUTH_MISSING) {
         *ret = fail_with(c, mc, 401, NULL, "missing_api_key", 0,
@@ -752,7 +772,30 @@ static enum MHD_Result handle_metrics(conn *c, struct MHD_Connection *mc) {
     uint64_t commits = 0, rows = 0;
     gw_ledger_stats(c->s->ledger, &commits, &rows);
     rt_buf b = {0};
-    if (serve_metrics_render(c->s->metrics, &b, st.queued, st.active, commits, rows)) {
+    uint64_t keyless = 0, keyless_limited = 0;
+    serve_peers_counts(c->s->peers, &keyless, &keyless_limited);
+    gw_account *acc = NULL;
+    size_t na = 0, n_susp = 0;
+    int acc_ok = gw_account_list(c->s->db, &acc, &na) == 0;
+    for (size_t i = 0; i < na; i++) {
+        n_susp += acc[i].status == GW_ACCOUNT_SUSPENDED;
+    }
+    free(acc);
+    const serve_hooks *h = &c->s->hooks;
+    if (serve_metrics_render(c->s->metrics, &b, st.queued, st.active, commits, rows) ||
+        rt_buf_printf(&b,
+                      "# HELP retort_keyless_requests_total Requests without a valid API key, and those of them "
+                      "refused for the per-address budget (not on the ledger).\n"
+                      "# TYPE retort_keyless_requests_total counter\n"
+                      "retort_keyless_requests_total{outcome=\"answered\"} %llu\n"
+                      "retort_keyless_requests_total{outcome=\"limited\"} %llu\n",
+                      (unsigned long long)(keyless - keyless_limited), (unsigned long long)keyless_limited) ||
+        (acc_ok && rt_buf_printf(&b,
+                                 "# HELP retort_accounts Accounts by status (suspended by the guard or an admin).\n"
+                                 "# TYPE retort_accounts gauge\nretort_accounts{status=\"active\"} %zu\n"
+                                 "retort_accounts{status=\"suspended\"} %zu\n",
+                                 na - n_susp, n_susp)) ||
+        (h->metrics && h->metrics(h->ud, &b))) {
         rt_buf_free(&b);
         return send_body(c, mc, 500, rt_strdup("out of memory\n"), "text/plain", 0);
     }
@@ -854,13 +897,17 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         const union MHD_ConnectionInfo *fi = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (fi) c->fd = fi->connect_fd;
         const union MHD_ConnectionInfo *ai = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        char peer[48] = "";
         if (ai && ai->client_addr) {
             const struct sockaddr *sa = ai->client_addr;
             if (sa->sa_family == AF_INET)
-                inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->client, sizeof c->client);
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, peer, sizeof peer);
             else if (sa->sa_family == AF_INET6)
-                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->client, sizeof c->client);
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, peer, sizeof peer);
         }
+        /* behind a trusted proxy the client is the address the proxy saw (X-Forwarded-For) */
+        serve_peers_client(s->peers, peer, MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "X-Forwarded-For"),
+                           c->client, sizeof c->client);
         c->t_clock = clock_now(c, mc);
         c->http11 = version && !strcmp(version, MHD_HTTP_VERSION_1_1);
         int method_ok;
@@ -952,6 +999,9 @@ void serve_options_defaults(serve_options *o) {
     o->max_queue = 64;
     o->max_body = 1 << 20;
     o->prefill_chunk = 128;
+    o->max_conn_per_ip = 32;
+    o->conn_timeout = 20;
+    o->keyless_rpm = 60;
 }
 
 static char *default_name(const char *path) {
@@ -1008,6 +1058,8 @@ int serve_start(serve_server **out, const serve_options *o) {
     if (!s->o.host) s->o.host = "127.0.0.1";
     if (!s->o.max_body) s->o.max_body = 1 << 20;
     if (!s->o.prefill_chunk) s->o.prefill_chunk = 128;
+    if (!s->o.max_conn_per_ip) s->o.max_conn_per_ip = 32;
+    if (!s->o.conn_timeout) s->o.conn_timeout = 20;
     s->t_start_wall = rt_wall_time();
     if (o->model) {
         s->m = o->model;
@@ -1052,6 +1104,7 @@ int serve_start(serve_server **out, const serve_options *o) {
     if (gw_ledger_open(&s->ledger, o->db_path, 512)) goto fail;
     if (gw_limiter_init(&s->lim, s->db)) goto fail;
     if (serve_metrics_init(&s->metrics)) goto fail;
+    if (serve_peers_init(&s->peers, s->o.keyless_rpm < 0 ? 0 : s->o.keyless_rpm, o->trusted_proxy)) goto fail;
     if (serve_engine_init(&s->eng, s->m, s->o.max_batch, s->o.max_queue, s->o.prefill_chunk, s->o.threads,
                           o->sampler_attach, o->sampler_attach_ud, s->metrics))
         goto fail;
@@ -1077,10 +1130,14 @@ int serve_start(serve_server **out, const serve_options *o) {
         goto fail;
     }
     unsigned conn_limit = (unsigned)RT_MIN((size_t)4096, RT_MAX((size_t)256, 2 * (s->o.max_queue + s->o.max_batch)));
+    /* one address may hold only a few connections (behind a trusted proxy every client has
+     * the proxy's address, so the proxy does that job); idle or trickling ones are closed
+     * after conn_timeout seconds */
+    unsigned per_ip = serve_peers_has_proxies(s->peers) ? 0 : (unsigned)RT_MIN(s->o.max_conn_per_ip, (size_t)conn_limit);
     s->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR, sa,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT, conn_limit,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-                            MHD_OPTION_END);
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+                            s->o.conn_timeout, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_END);
     if (!s->d) {
         RT_FAIL("cannot listen on %s:%d (%s); is the port in use? (--port 0 picks a free one)", s->o.host, o->port,
                 strerror(errno));
@@ -1106,6 +1163,7 @@ void serve_stop(serve_server *s) {
     gw_ledger_close(s->ledger);
     gw_limiter_free(s->lim);
     serve_metrics_free(s->metrics);
+    serve_peers_free(s->peers);
     gw_db_close(s->db);
     if (s->own_model) model_free(s->m);
     free(s->model_name);

@@ -36,10 +36,18 @@ typedef struct {
     uint64_t count;
 } req_series;
 
+#define MAX_CODES 16
+typedef struct {
+    char code[32];
+    uint64_t count;
+} code_series;
+
 struct serve_metrics {
     pthread_mutex_t mu;
     req_series req[MAX_SERIES];
     size_t n_req;
+    code_series refusals[MAX_CODES]; /* 401/403/429 by error code */
+    size_t n_refusals;
     uint64_t prompt_tokens, completion_tokens;
     histo latency, ttft, batch_rows, batch_seqs;
     uint64_t steps;
@@ -77,6 +85,18 @@ void serve_metrics_request(serve_metrics *m, const char *endpoint, int status, d
     pthread_mutex_unlock(&m->mu);
 }
 
+void serve_metrics_refusal(serve_metrics *m, const char *code) {
+    pthread_mutex_lock(&m->mu);
+    size_t i = 0;
+    while (i < m->n_refusals && strcmp(m->refusals[i].code, code)) i++;
+    if (i == m->n_refusals && m->n_refusals < MAX_CODES) {
+        snprintf(m->refusals[i].code, sizeof m->refusals[i].code, "%s", code);
+        m->n_refusals++;
+    }
+    if (i < m->n_refusals) m->refusals[i].count++;
+    pthread_mutex_unlock(&m->mu);
+}
+
 void serve_metrics_batch(serve_metrics *m, size_t rows, size_t seqs) {
     pthread_mutex_lock(&m->mu);
     histo_add(&m->batch_rows, batch_bounds, N_BATCH, (double)rows);
@@ -108,6 +128,14 @@ int serve_metrics_render(serve_metrics *m, rt_buf *o, size_t queue_depth, size_t
     for (size_t i = 0; i < m->n_req; i++)
         if (rt_buf_printf(o, "retort_requests_total{endpoint=\"%s\",status=\"%d\"} %llu\n", m->req[i].endpoint,
                           m->req[i].status, (unsigned long long)m->req[i].count))
+            goto out;
+    if (rt_buf_printf(o, "# HELP retort_refusals_total Requests refused (401, 403, 429), by error code: the guard's "
+                         "blocks (request_blocked), suspended accounts, limits, missing or bad keys.\n"
+                         "# TYPE retort_refusals_total counter\n"))
+        goto out;
+    for (size_t i = 0; i < m->n_refusals; i++)
+        if (rt_buf_printf(o, "retort_refusals_total{code=\"%s\"} %llu\n", m->refusals[i].code,
+                          (unsigned long long)m->refusals[i].count))
             goto out;
     if (rt_buf_printf(o,
                       "# HELP retort_prompt_tokens_total Prompt tokens of answered requests.\n"

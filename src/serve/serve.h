@@ -95,6 +95,7 @@ typedef struct {
  *    engine, on the connection's thread. Return 0 to let the request through, 1 to refuse
  *    it with 403 and `reason` (a NUL-terminated message written into reason[reason_cap]),
  *    -1 on an internal error (500).
+ *  - metrics: see below.
  *  - after: called once per authenticated /v1 request (refused ones included: see
  *    res->row->status), after its ledger row committed and the response was handed to the
  *    client (so it adds no latency), on the connection's thread. Keep it quick (queue heavy
@@ -105,6 +106,9 @@ typedef struct {
     int want_hidden;
     int (*before)(void *ud, const serve_request_info *req, char *reason, size_t reason_cap);
     void (*after)(void *ud, const serve_request_info *req, const serve_request_result *res);
+    /* GET /metrics: append the guard's own figures (Prometheus text, names prefixed
+     * "retort_guard_") to out; 0, or -1 when out of memory. May be NULL. */
+    int (*metrics)(void *ud, rt_buf *out);
 } serve_hooks;
 
 /* Admin API routes from another room (the guard's views for the dashboard), consulted for
@@ -147,6 +151,16 @@ typedef struct {
     size_t max_body;         /* request body bytes before 413 (default 1 MiB) */
     size_t max_tokens_cap;   /* default and ceiling of max_tokens (default: context size) */
     size_t prefill_chunk;    /* prompt tokens per decode step (default 128) */
+    size_t max_conn_per_ip;  /* open connections per client address (default 32; 0 = default);
+                                not applied when trusted_proxy is set (every client then
+                                shares the proxy's address) */
+    unsigned conn_timeout;   /* seconds a connection may sit idle or trickle its request
+                                (default 20) */
+    double keyless_rpm;      /* requests without a valid key per minute per address; over it:
+                                429 keyless_rate_limited, counted but not on the ledger
+                                (default 60; < 0 = unlimited) */
+    const char *trusted_proxy; /* comma-separated addresses / CIDR ranges whose
+                                  X-Forwarded-For names the client (NULL: none) */
     int sim_clock;           /* honour X-Retort-Sim-Time (testing aid); refused unless host is loopback */
     int sim_clock_public;    /* ...or this is set (--unsafe-sim-clock-on-public-interface) */
     const serve_hooks *hooks;            /* may be NULL */

@@ -108,11 +108,30 @@ void serve_metrics_free(serve_metrics *m);
 /* One finished /v1 request. ttft < 0: none. */
 void serve_metrics_request(serve_metrics *m, const char *endpoint, int status, double latency_s, double ttft_s,
                            int64_t prompt_tokens, int64_t completion_tokens);
+/* One refused request (401/403/429) by its error code (a static or short string). */
+void serve_metrics_refusal(serve_metrics *m, const char *code);
 /* One decoder pass of `rows` token rows over `seqs` sequences. */
 void serve_metrics_batch(serve_metrics *m, size_t rows, size_t seqs);
 /* Prometheus text exposition; gauges given by the caller. */
 int serve_metrics_render(serve_metrics *m, rt_buf *out, size_t queue_depth, size_t active_seqs,
                          uint64_t ledger_commits, uint64_t ledger_rows);
+
+/* ---------------------------------------------------------------- peers (peer.c) */
+
+typedef struct serve_peers serve_peers;
+/* keyless_rpm: requests without a valid key per minute per client address (0 = no limit);
+ * trusted: comma-separated addresses / CIDR ranges of proxies whose X-Forwarded-For is
+ * believed (NULL or "" = none). Errors name the flag. */
+int serve_peers_init(serve_peers **out, double keyless_rpm, const char *trusted);
+void serve_peers_free(serve_peers *p);
+int serve_peers_has_proxies(const serve_peers *p);
+/* The client's address into out[cap]: peer (text), or when peer is a trusted proxy, the
+ * right-most X-Forwarded-For entry that is not itself a trusted proxy. Thread-safe. */
+void serve_peers_client(const serve_peers *p, const char *peer, const char *xff, char *out, size_t cap);
+/* A request without a valid key from addr at clock time now: 1 to answer it (and record
+ * it), 0 when the address is over its budget (*retry_after seconds). Counts both. */
+int serve_peers_keyless_admit(serve_peers *p, const char *addr, double now, double *retry_after);
+void serve_peers_counts(serve_peers *p, uint64_t *keyless, uint64_t *keyless_limited);
 
 /* ---------------------------------------------------------------- OpenAI JSON */
 
