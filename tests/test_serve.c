@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <math.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -1569,13 +1570,41 @@ static void test_forwarded_for(void) {
     CHECK(serve_start(&s, &o) == -1 && strstr(rt_errmsg(), "--trusted-proxy"));
 }
 
+static int thread_count(void) {
+    DIR *d = opendir("/proc/self/task");
+    int n = 0;
+    if (!d) return -1;
+    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
 /* Hundreds of idle connections from one address lock nobody else out: the address gets a
- * few, the rest are closed at once, idle ones time out, /health and the API answer. */
+ * few, the rest are closed at once, idle ones time out, /health and the API answer. And
+ * idle connections are cheap: 210 of them (30 from each of 7 addresses) add no thread. */
 static void test_idle_connections(void) {
     serve_options o;
     serve_options_defaults(&o);
     o.conn_timeout = 1;
     serve_server *s = start_server(&o, "idle");
+    int th0 = thread_count();
+    int many[210], n_many = 0;
+    for (int a = 0; a < 7; a++) {
+        char from[32];
+        snprintf(from, sizeof from, "127.0.1.%d", a + 1);
+        for (int i = 0; i < 30; i++) {
+            int fd = connect_local(from);
+            if (fd >= 0) many[n_many++] = fd;
+        }
+    }
+    usleep(200000);
+    resp r0;
+    CHECK(http("GET", "/health", NULL, NULL, &r0) == 200);
+    resp_free(&r0);
+    int th1 = thread_count();
+    fprintf(stderr, "  %d idle connections: threads %d -> %d\n", n_many, th0, th1);
+    CHECK(n_many == 210 && th1 - th0 < 8);
+    for (int i = 0; i < n_many; i++) close(many[i]);
     enum { N = 300 };
     int fds[N], n_conn = 0;
     for (int i = 0; i < N; i++) {

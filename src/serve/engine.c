@@ -145,6 +145,7 @@ struct serve_engine {
 static void job_signal(serve_job *j) {
     j->version++;
     pthread_cond_broadcast(&j->cv);
+    if (j->on_signal) j->on_signal(j->on_signal_ud, j);
 }
 
 /* Finish choice ci of a slot's job (caller holds job->mu). */

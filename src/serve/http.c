@@ -1,12 +1,17 @@
 /*
- * http.c — the server: libmicrohttpd with one thread per connection, routing, the gateway
+ * http.c — the server: libmicrohttpd (epoll, a small pool of threads), routing, the gateway
  * checks in their order (size, key, account status, fields, guard, limits, queue), waiting
- * for the engine with disconnect detection, Server-Sent Events, the ledger row of every /v1
+ * for the engine without holding a thread, Server-Sent Events, the ledger row of every /v1
  * request, and serve_start / serve_stop.
  *
- * Connection threads may block (they wait for their job); the engine never waits for them.
- * A disconnect is seen by polling the socket for RDHUP while waiting, and by MHD when a
- * write fails; either cancels the job, and the ledger records status 499.
+ * Idle and waiting connections cost no thread: a request whose job is in the engine is
+ * suspended (MHD_suspend_connection) and the engine resumes it through job->on_signal when
+ * the job changes (a stream: every step; a plain response: when done). Handlers still make
+ * short blocking calls (database, ledger commit, the guard's hooks) on the pool threads.
+ * A watcher thread looks at the sockets of suspended connections every 50 ms (MHD does not
+ * while they are suspended): a reset or error there is a disconnect, which cancels the job;
+ * MHD sees the others when a write fails. A request whose connection ended before its job
+ * did is handed to the watcher, which writes its ledger row (499) once the engine let go.
  *
  * Not the JSON shapes (api.c), the batching (engine.c), the admin handlers (admin.c) or the
  * dashboard's files (web.c).
@@ -21,9 +26,12 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "serve_internal.h"
+
+#define SERVE_HTTP_THREADS 4 /* MHD's pool: handlers make only short blocking calls */
 
 struct serve_server {
     serve_options o;
@@ -42,11 +50,21 @@ struct serve_server {
     int port;
     double t_start_wall;
     int32_t eos_id, end_id;
+    /* the watcher: connections with a job in flight (suspended ones are checked for a
+     * disconnect) and those whose request ended before their job */
+    pthread_mutex_t watch_mu;
+    pthread_cond_t watch_cv;
+    struct conn *watch_head;
+    pthread_t watcher;
+    int watcher_started, watch_stop;
+    atomic_int stopping; /* serve_stop: no more suspending */
+    atomic_int n_parked;
 };
 
 enum { ROUTE_NONE = 0, ROUTE_GEN, ROUTE_MODELS, ROUTE_HEALTH, ROUTE_METRICS, ROUTE_ADMIN, ROUTE_V1_OTHER, ROUTE_WEB };
 
-typedef struct conn {
+typedef struct conn conn;
+struct conn {
     serve_server *s;
     atomic_int refs;           /* the MHD request + a stream response */
     int route;
@@ -75,6 +93,12 @@ typedef struct conn {
     int http11;                /* may get an interim 1xx response */
     int probed;                /* sent the one "102 Processing" probe */
     int no_ledger;             /* an over-budget keyless request: counted, not recorded */
+    struct MHD_Connection *mc; /* for resuming (valid while the request lives) */
+    int parked;                /* suspended, waiting for the job (job->mu) */
+    int gone;                  /* the watcher saw the client leave (job->mu) */
+    int done_only;             /* resume only when the job is done (a plain response) */
+    int watched, finishing;    /* on the watcher's list; handed over to it (watch_mu) */
+    struct conn *wprev, *wnext;
     gw_limit_verdict rl;       /* the limiter's verdict, for x-ratelimit-* headers */
     int have_rl;
     /* streaming */
@@ -84,13 +108,18 @@ typedef struct conn {
     int role_sent, finals_sent, ended;
     size_t sent_text[SERVE_MAX_N], sent_tok[SERVE_MAX_N];
     int fin_sent[SERVE_MAX_N];
-} conn;
+};
 
 /* ---------------------------------------------------------------- small helpers */
 
 static void conn_unref(conn *c) {
     if (atomic_fetch_sub(&c->refs, 1) != 1) return;
-    if (c->job) serve_job_unref(c->job);
+    if (c->job) {
+        pthread_mutex_lock(&c->job->mu); /* the engine may outlive us: no more calls into c */
+        c->job->on_signal = NULL;
+        pthread_mutex_unlock(&c->job->mu);
+        serve_job_unref(c->job);
+    }
     serve_gen_request_free(&c->req);
     rt_buf_free(&c->body);
     rt_buf_free(&c->out);
@@ -419,35 +448,61 @@ static void call_after(conn *c) {
 
 /* ---------------------------------------------------------------- waiting */
 
-/* Wait until the job changed after `version` or is done; 1 if the client went away. */
-static int wait_change(conn *c, uint64_t version) {
-    serve_job *j = c->job;
-    /* look at the socket every 50 ms even while tokens keep coming */
-    double now = rt_now();
-    if (now - c->t_checked > 0.05) {
-        c->t_checked = now;
-        if (conn_gone(c, !c->stream)) return 1;
+/* The engine changed the job (engine thread, job->mu held): resume the connection if it
+ * waits for this. */
+static void on_job_signal(void *ud, serve_job *j) {
+    conn *c = ud;
+    if (c->parked && (!c->done_only || j->done)) {
+        c->parked = 0;
+        atomic_fetch_sub(&c->s->n_parked, 1);
+        MHD_resume_connection(c->mc);
     }
-    for (;;) {
-        pthread_mutex_lock(&j->mu);
-        if (j->done || j->version != version) {
-            pthread_mutex_unlock(&j->mu);
-            return 0;
-        }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 50 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&j->cv, &j->mu, &ts);
-        int changed = j->done || j->version != version;
-        pthread_mutex_unlock(&j->mu);
-        if (changed) return 0;
-        c->t_checked = rt_now();
-        if (conn_gone(c, !c->stream)) return 1;
+}
+
+/* Suspend the connection until the job changes (job->mu held; call only from an MHD
+ * callback of this connection). 0 when it must not wait (the client left, or stopping). */
+static int park_locked(conn *c) {
+    if (c->gone || atomic_load(&c->s->stopping)) return 0;
+    c->parked = 1;
+    atomic_fetch_add(&c->s->n_parked, 1);
+    MHD_suspend_connection(c->mc);
+    return 1;
+}
+
+static void watch_add(conn *c, int finishing) {
+    serve_server *s = c->s;
+    pthread_mutex_lock(&s->watch_mu);
+    if (!c->watched) {
+        atomic_fetch_add(&c->refs, 1);
+        c->watched = 1;
+        c->wprev = NULL;
+        c->wnext = s->watch_head;
+        if (s->watch_head) s->watch_head->wprev = c;
+        s->watch_head = c;
     }
+    if (finishing) {
+        c->finishing = 1;
+        pthread_cond_signal(&s->watch_cv);
+    }
+    pthread_mutex_unlock(&s->watch_mu);
+}
+
+/* Take c off the watcher's list (watch_mu held); drops the list's reference later. */
+static int watch_remove_locked(conn *c) {
+    serve_server *s = c->s;
+    if (!c->watched) return 0;
+    if (c->wprev) c->wprev->wnext = c->wnext;
+    else s->watch_head = c->wnext;
+    if (c->wnext) c->wnext->wprev = c->wprev;
+    c->watched = 0;
+    return 1;
+}
+
+static void watch_remove(conn *c) {
+    pthread_mutex_lock(&c->s->watch_mu);
+    int had = watch_remove_locked(c);
+    pthread_mutex_unlock(&c->s->watch_mu);
+    if (had) conn_unref(c);
 }
 
 /* Cancel and wait for the engine to let go (so token counts are final). */
@@ -595,10 +650,23 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
             continue;
         }
         if (c->out.len > 0) continue;
-        if (wait_change(c, version)) {
-            cancel_job(c);
-            return MHD_CONTENT_READER_END_WITH_ERROR;
+        /* nothing new: suspend until the engine moves (returning 0 with the connection
+         * suspended is how MHD's reader waits) */
+        pthread_mutex_lock(&j->mu);
+        if (j->version != version || j->done) {
+            pthread_mutex_unlock(&j->mu);
+            continue;
         }
+        if (c->gone) {
+            pthread_mutex_unlock(&j->mu);
+            return MHD_CONTENT_READER_END_WITH_ERROR; /* on_completed cancels and records */
+        }
+        if (park_locked(c)) {
+            pthread_mutex_unlock(&j->mu);
+            return 0;
+        }
+        pthread_mutex_unlock(&j->mu);
+        cancel_job(c); /* stopping: finish here */
     }
 }
 
@@ -606,9 +674,12 @@ static void stream_free(void *cls) { conn_unref(cls); }
 
 /* ---------------------------------------------------------------- generation */
 
+static enum MHD_Result gen_respond(conn *c, struct MHD_Connection *mc);
+
 static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
     serve_server *s = c->s;
     enum MHD_Result ret;
+    if (c->job) return gen_respond(c, mc); /* resumed: the job moved */
     if (authenticate(c, mc, &ret)) return ret;
     if (c->clock_bad) return fail_with(c, mc, 400, "X-Retort-Sim-Time", NULL, 0, "X-Retort-Sim-Time: expected Unix seconds");
     if (c->too_large)
@@ -671,6 +742,10 @@ static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
     }
     if (s->eos_id >= 0) j->stop_ids[j->n_stop_ids++] = s->eos_id;
     if (c->chat && s->end_id >= 0) j->stop_ids[j->n_stop_ids++] = s->end_id;
+    c->mc = mc;
+    c->done_only = !c->stream;
+    j->on_signal = on_job_signal;
+    j->on_signal_ud = c;
     int sr = serve_engine_submit(s->eng, j);
     if (sr == 1) {
         serve_job_unref(j);
@@ -682,6 +757,7 @@ static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
         c->job = NULL;
         return fail_with(c, mc, 400, NULL, NULL, 0, "%s", rt_errmsg());
     }
+    watch_add(c, 0);
     if (c->stream) {
         atomic_fetch_add(&c->refs, 1);
         struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_reader, c, stream_free);
@@ -697,18 +773,30 @@ static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
         MHD_destroy_response(r);
         return ret;
     }
-    /* wait for the whole result, watching the socket */
-    for (;;) {
-        pthread_mutex_lock(&j->mu);
-        int done = j->done;
-        uint64_t version = j->version;
-        pthread_mutex_unlock(&j->mu);
-        if (done) break;
-        if (wait_change(c, version)) {
-            cancel_job(c);
-            record(c, 499, "client_disconnected");
-            return MHD_NO;
+    return gen_respond(c, mc);
+}
+
+/* A plain (non-streaming) response: suspend until the job is done, then answer. A client
+ * that left meanwhile (the watcher saw it) has its job cancelled and gets a 499 row. */
+static enum MHD_Result gen_respond(conn *c, struct MHD_Connection *mc) {
+    serve_server *s = c->s;
+    serve_job *j = c->job;
+    pthread_mutex_lock(&j->mu);
+    if (!j->done) {
+        if (c->gone) atomic_store(&j->cancelled, 1);
+        if (park_locked(c)) {
+            pthread_mutex_unlock(&j->mu);
+            return MHD_YES;
         }
+        pthread_mutex_unlock(&j->mu);
+        cancel_job(c); /* stopping: wait here */
+        pthread_mutex_lock(&j->mu);
+    }
+    int gone = c->gone;
+    pthread_mutex_unlock(&j->mu);
+    if (gone) {
+        record(c, 499, "client_disconnected");
+        return MHD_NO;
     }
     if (j->failed) return fail_with(c, mc, 500, NULL, NULL, 0, "generation failed: %s", j->errmsg);
     pthread_mutex_lock(&j->mu);
@@ -957,6 +1045,70 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
     }
 }
 
+/* The row of a request whose connection ended without one (its job done): a stream that had
+ * sent every choice's last chunk delivered all its tokens, which is a 200; else a 499. */
+static void record_ended(conn *c) {
+    int delivered = c->stream && !c->job->failed;
+    for (size_t i = 0; delivered && i < c->job->n; i++) delivered = c->fin_sent[i];
+    record(c, delivered ? 200 : 499, delivered ? NULL : "client_disconnected");
+}
+
+/* The watcher thread: every 50 ms (or when handed a request), look at the sockets of
+ * suspended connections, and finish the requests handed over once their job is done. */
+static void *watch_main(void *arg) {
+    serve_server *s = arg;
+    pthread_mutex_lock(&s->watch_mu);
+    for (;;) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (s->watch_stop && !s->watch_head) break;
+        pthread_cond_timedwait(&s->watch_cv, &s->watch_mu, &ts);
+        /* a snapshot with references, so the list's lock is not held while we work */
+        size_t n = 0;
+        for (conn *c = s->watch_head; c; c = c->wnext) n++;
+        conn **snap = n ? malloc(n * sizeof *snap) : NULL;
+        size_t k = 0;
+        for (conn *c = s->watch_head; snap && c; c = c->wnext) {
+            atomic_fetch_add(&c->refs, 1);
+            snap[k++] = c;
+        }
+        pthread_mutex_unlock(&s->watch_mu);
+        for (size_t i = 0; i < k; i++) {
+            conn *c = snap[i];
+            serve_job *j = c->job;
+            pthread_mutex_lock(&s->watch_mu);
+            int finishing = c->finishing;
+            pthread_mutex_unlock(&s->watch_mu);
+            pthread_mutex_lock(&j->mu);
+            int done = j->done;
+            if (!finishing && c->parked && conn_gone(c, !c->stream)) {
+                c->gone = 1;
+                atomic_store(&j->cancelled, 1);
+                c->parked = 0;
+                atomic_fetch_sub(&s->n_parked, 1);
+                MHD_resume_connection(c->mc);
+            }
+            pthread_mutex_unlock(&j->mu);
+            if (finishing && done) {
+                record_ended(c);
+                call_after(c);
+                watch_remove(c);
+                conn_unref(c); /* the reference MHD's request handed over */
+            }
+            conn_unref(c);
+        }
+        free(snap);
+        pthread_mutex_lock(&s->watch_mu);
+    }
+    pthread_mutex_unlock(&s->watch_mu);
+    return NULL;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls, enum MHD_RequestTerminationCode toe) {
     (void)cls;
     (void)mc;
@@ -965,18 +1117,21 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls, e
     if (!c) return;
     *con_cls = NULL;
     if (c->job && !c->ledger_done && !c->ledger_failed) {
-        /* a stream whose client left, or any request that ended without its row; a stream
-         * that had sent every choice's last chunk delivered all its tokens: that is a 200 */
-        int done;
+        /* a stream whose client left, or any request that ended without its row */
         pthread_mutex_lock(&c->job->mu);
-        done = c->job->done;
+        int done = c->job->done;
         pthread_mutex_unlock(&c->job->mu);
-        if (!done) cancel_job(c);
-        int delivered = done && c->stream && !c->job->failed;
-        for (size_t i = 0; delivered && i < c->job->n; i++) delivered = c->fin_sent[i];
-        record(c, delivered ? 200 : 499, delivered ? NULL : "client_disconnected");
+        if (!done) {
+            /* the row waits for the engine to let go (final token counts); no pool thread
+             * waits for that: the watcher records it, then calls after() and lets go */
+            atomic_store(&c->job->cancelled, 1);
+            watch_add(c, 1);
+            return;
+        }
+        record_ended(c);
     }
     call_after(c);
+    watch_remove(c);
     conn_unref(c);
 }
 
@@ -1052,6 +1207,8 @@ int serve_start(serve_server **out, const serve_options *o) {
     if (o->max_queue == 0) return RT_FAIL("--max-queue: expected at least 1");
     serve_server *s = rt_calloc(1, sizeof *s, "server");
     if (!s) return -1;
+    pthread_mutex_init(&s->watch_mu, NULL);
+    pthread_cond_init(&s->watch_cv, NULL);
     s->o = *o;
     if (o->hooks) s->hooks = *o->hooks;
     if (o->admin_routes) s->admin_routes = *o->admin_routes;
@@ -1112,7 +1269,8 @@ int serve_start(serve_server **out, const serve_options *o) {
     struct sockaddr_in a4;
     struct sockaddr_in6 a6;
     const struct sockaddr *sa;
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    /* epoll and a small pool: idle and waiting connections cost no thread */
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     const char *host = !strcmp(s->o.host, "localhost") ? "127.0.0.1" : s->o.host;
     memset(&a4, 0, sizeof a4);
     memset(&a6, 0, sizeof a6);
@@ -1129,14 +1287,23 @@ int serve_start(serve_server **out, const serve_options *o) {
         RT_FAIL("--host: '%s' is not an IPv4 or IPv6 address", s->o.host);
         goto fail;
     }
-    unsigned conn_limit = (unsigned)RT_MIN((size_t)4096, RT_MAX((size_t)256, 2 * (s->o.max_queue + s->o.max_batch)));
+    unsigned conn_limit = (unsigned)RT_MIN((size_t)4096, RT_MAX((size_t)1024, 2 * (s->o.max_queue + s->o.max_batch)));
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY && nofile.rlim_cur < conn_limit + 64u)
+        conn_limit = nofile.rlim_cur > 128 ? (unsigned)nofile.rlim_cur - 64 : 64;
+    if (pthread_create(&s->watcher, NULL, watch_main, s) != 0) {
+        RT_FAIL("cannot start the connection watcher thread");
+        goto fail;
+    }
+    s->watcher_started = 1;
     /* one address may hold only a few connections (behind a trusted proxy every client has
      * the proxy's address, so the proxy does that job); idle or trickling ones are closed
      * after conn_timeout seconds */
     unsigned per_ip = serve_peers_has_proxies(s->peers) ? 0 : (unsigned)RT_MIN(s->o.max_conn_per_ip, (size_t)conn_limit);
     s->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR, sa,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT, conn_limit,
-                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_THREAD_POOL_SIZE,
+                            (unsigned)SERVE_HTTP_THREADS, MHD_OPTION_CONNECTION_TIMEOUT,
                             s->o.conn_timeout, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_END);
     if (!s->d) {
         RT_FAIL("cannot listen on %s:%d (%s); is the port in use? (--port 0 picks a free one)", s->o.host, o->port,
@@ -1156,9 +1323,42 @@ int serve_port(const serve_server *s) { return s->port; }
 const char *serve_model_name(const serve_server *s) { return s->model_name; }
 gw_db *serve_db(serve_server *s) { return s->db; }
 
+/* Wake every suspended connection and cancel every job in flight, so that MHD can stop:
+ * suspended connections must be resumed first. */
+static void unpark_all(serve_server *s) {
+    atomic_store(&s->stopping, 1);
+    for (int round = 0; round < 1000; round++) {
+        pthread_mutex_lock(&s->watch_mu);
+        for (conn *c = s->watch_head; c; c = c->wnext) {
+            pthread_mutex_lock(&c->job->mu);
+            atomic_store(&c->job->cancelled, 1);
+            if (c->parked) {
+                c->parked = 0;
+                atomic_fetch_sub(&s->n_parked, 1);
+                MHD_resume_connection(c->mc);
+            }
+            pthread_mutex_unlock(&c->job->mu);
+        }
+        pthread_mutex_unlock(&s->watch_mu);
+        if (atomic_load(&s->n_parked) == 0) return;
+        usleep(10000);
+    }
+}
+
 void serve_stop(serve_server *s) {
     if (!s) return;
-    if (s->d) MHD_stop_daemon(s->d); /* joins the connection threads (their jobs finish or cancel) */
+    if (s->d) {
+        MHD_quiesce_daemon(s->d); /* no new connections */
+        unpark_all(s);
+        MHD_stop_daemon(s->d); /* closes what is left; requests end (their rows: on_completed) */
+    }
+    if (s->watcher_started) { /* finishes the requests handed over (the engine still runs) */
+        pthread_mutex_lock(&s->watch_mu);
+        s->watch_stop = 1;
+        pthread_cond_signal(&s->watch_cv);
+        pthread_mutex_unlock(&s->watch_mu);
+        pthread_join(s->watcher, NULL);
+    }
     serve_engine_free(s->eng);
     gw_ledger_close(s->ledger);
     gw_limiter_free(s->lim);
@@ -1167,5 +1367,7 @@ void serve_stop(serve_server *s) {
     gw_db_close(s->db);
     if (s->own_model) model_free(s->m);
     free(s->model_name);
+    pthread_mutex_destroy(&s->watch_mu);
+    pthread_cond_destroy(&s->watch_cv);
     free(s);
 }

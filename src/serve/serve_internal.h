@@ -72,6 +72,11 @@ typedef struct serve_job {
     size_t hidden_dim;
     uint64_t version;    /* bumped on every update (for waiters) */
     atomic_int refs;
+    /* called by the engine after every update, with mu held, right after cv is broadcast:
+     * how a suspended HTTP connection is resumed. Must not block. Set before submit;
+     * cleared (under mu) by its owner before it lets go of ud. May be NULL. */
+    void (*on_signal)(void *ud, struct serve_job *j);
+    void *on_signal_ud;
 } serve_job;
 
 /* Allocate a job for n choices of up to max_tokens tokens each (logprob arrays when
