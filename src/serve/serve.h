@@ -3,13 +3,16 @@
  * in front of a continuous-batching engine, metered by the gateway (src/gateway); and the
  * harvester, the client that drains such an API into JSONL for `retort sft`.
  *
- * Request path (one thread per connection; one engine thread owns the model):
- *   read body (413 over --max-body) → key → account (401; suspended: 403 with the reason)
+ * Request path (epoll and a pool of 4 HTTP threads; a waiting request holds no thread; one
+ * engine thread owns the model):
+ *   read body (413 over --max-body) → key → account (401, or 429 past the per-address budget
+ *   for keyless requests; suspended: 403 with a neutral message and a reference)
  *   → JSON and fields (400 naming the field; unknown model 404) → chat template + tokenize
  *   → hooks.before (the guard: may answer 403) → limits (429 + Retry-After) → engine queue
  *   (503 when full) → generation, shared decode steps across requests → ledger row
  *   committed → response (or the SSE stream's last event, "data: [DONE]") → hooks.after.
- * A client that disconnects cancels its generation; no client ever blocks the engine.
+ * A client that disconnects cancels its generation; no client ever blocks the engine. Every
+ * response carries X-Request-Id (= the ledger's request_id).
  *
  * Endpoints: GET /v1/models, POST /v1/completions, POST /v1/chat/completions, GET /health,
  * GET /metrics (Prometheus text), and the admin API under /admin/api/ (see docs/api.md):
@@ -105,8 +108,12 @@ typedef struct {
     void *ud;
     int want_hidden;
     int (*before)(void *ud, const serve_request_info *req, char *reason, size_t reason_cap);
+    /* (the reason goes to the server's log and the ledger's refusal; the client gets a
+     * neutral 403 request_blocked with a reference, never the reason) */
     void (*after)(void *ud, const serve_request_info *req, const serve_request_result *res);
-    /* GET /metrics: append the guard's own figures (Prometheus text, names prefixed
+    /* (after may also run on the server's watcher thread, for a request whose connection
+     * ended before its generation did.)
+     * GET /metrics: append the guard's own figures (Prometheus text, names prefixed
      * "retort_guard_") to out; 0, or -1 when out of memory. May be NULL. */
     int (*metrics)(void *ud, rt_buf *out);
 } serve_hooks;
