@@ -213,6 +213,18 @@ static void test_e2e(void) {
     so.scenario_path = day;
     so.harvest_dir = hdir;
     CHECK_OK(guard_simulate(&so, &st));
+    {
+        /* the guard's figures for the server's /metrics agree with guard_stats */
+        rt_buf mb = {0};
+        uint64_t ev = 0, act = 0;
+        guard_flush(r.g);
+        guard_stats(r.g, &ev, &act);
+        char want[96];
+        snprintf(want, sizeof want, "retort_guard_events_total %llu\n", (unsigned long long)ev);
+        CHECK(r.hooks.metrics && r.hooks.metrics(r.hooks.ud, &mb) == 0 && mb.data && strstr(mb.data, want) && ev > 0 &&
+              act > 0 && strstr(mb.data, "retort_guard_actions_total "));
+        rt_buf_free(&mb);
+    }
     stop(&r);
     fprintf(stderr, "  attack day: %zu requests, %zu served, %zu refused (403) (%.1fs so far)\n", st.requests, st.ok,
             st.refused_403, rt_now() - t0);

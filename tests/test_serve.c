@@ -164,6 +164,12 @@ static int is_error(const resp *r, long status, const char *param, const char *n
 
 static void resp_free(resp *r) { rt_buf_free(&r->body); }
 
+static long metric(const char *text, const char *series) {
+    const char *p = strstr(text, series);
+    return p ? atol(p + strlen(series)) : -1;
+}
+
+
 /* A refusal that tells the client nothing about why (issue 17: the reason is for operators):
  * the code, a message quoting the request's reference (= X-Request-Id), and none of `secret`. */
 static int is_neutral_403(const resp *r, const char *code, const char *secret) {
@@ -1000,9 +1006,14 @@ static void hook_after(void *ud, const serve_request_info *ri, const serve_reque
     pthread_mutex_unlock(&h->mu);
 }
 
+static int hook_metrics(void *ud, rt_buf *out) {
+    (void)ud;
+    return rt_buf_printf(out, "# TYPE retort_guard_test gauge\nretort_guard_test 7\n");
+}
+
 static void test_hooks(void) {
     static hook_state hs = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    serve_hooks hooks = {.ud = &hs, .want_hidden = 1, .before = hook_before, .after = hook_after};
+    serve_hooks hooks = {.ud = &hs, .want_hidden = 1, .before = hook_before, .after = hook_after, .metrics = hook_metrics};
     serve_options o;
     serve_options_defaults(&o);
     o.hooks = &hooks;
@@ -1010,6 +1021,9 @@ static void test_hooks(void) {
     resp r;
     http("POST", "/v1/completions", g_key, "{\"model\":\"tiny\",\"prompt\":\"a forbidden question\",\"max_tokens\":3}", &r);
     CHECK(is_neutral_403(&r, "request_blocked", "forbidden things"));
+    resp_free(&r);
+    http("GET", "/metrics", NULL, NULL, &r); /* the guard's figures, and its block counted by code */
+    CHECK(strstr(r.body.data, "\nretort_guard_test 7\n") && metric(r.body.data, "retort_refusals_total{code=\"request_blocked\"} ") == 1);
     resp_free(&r);
     CHECK(http("POST", "/v1/chat/completions", g_key,
                "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"And God said\"}],\"max_tokens\":4}", &r) == 200);
@@ -1501,11 +1515,6 @@ static void test_ledger_failure_metrics(void) {
               "%.600s", r.body.data);
     resp_free(&r);
     serve_stop(s);
-}
-
-static long metric(const char *text, const char *series) {
-    const char *p = strstr(text, series);
-    return p ? atol(p + strlen(series)) : -1;
 }
 
 /* Requests without a valid key: answered (and on the ledger) up to a budget per address,

@@ -578,12 +578,32 @@ static void hook_after(void *ud, const serve_request_info *ri, const serve_reque
     if (q && q != qbuf) free(q);
 }
 
+/* The guard's figures for the server's GET /metrics (Prometheus text). */
+static int hook_metrics(void *ud, rt_buf *out) {
+    guard *g = ud;
+    uint64_t events = 0, actions = 0;
+    guard_stats(g, &events, &actions);
+    pthread_mutex_lock(&g->mu);
+    size_t accounts = guard_detector_accounts(g->det);
+    pthread_mutex_unlock(&g->mu);
+    return rt_buf_printf(out,
+                         "# HELP retort_guard_events_total Requests the guard observed.\n"
+                         "# TYPE retort_guard_events_total counter\nretort_guard_events_total %llu\n"
+                         "# HELP retort_guard_actions_total Actions the guard took (flag, throttle, suspend; in "
+                         "shadow mode, would have taken).\n"
+                         "# TYPE retort_guard_actions_total counter\nretort_guard_actions_total %llu\n"
+                         "# HELP retort_guard_accounts Accounts the detector holds state for.\n"
+                         "# TYPE retort_guard_accounts gauge\nretort_guard_accounts %zu\n",
+                         (unsigned long long)events, (unsigned long long)actions, accounts);
+}
+
 void guard_serve_hooks(guard *g, serve_hooks *h) {
     memset(h, 0, sizeof *h);
     h->ud = g;
     h->want_hidden = 1;
     h->before = hook_before;
     h->after = hook_after;
+    h->metrics = hook_metrics;
 }
 
 /* ---------------------------------------------------------------- open / close */
