@@ -1086,7 +1086,7 @@ static void *watch_main(void *arg) {
             pthread_mutex_unlock(&s->watch_mu);
             pthread_mutex_lock(&j->mu);
             int done = j->done;
-            if (!finishing && c->parked && conn_gone(c, !c->stream)) {
+            if (!finishing && c->parked && !c->gone && conn_gone(c, !c->stream)) {
                 c->gone = 1;
                 atomic_store(&j->cancelled, 1);
                 c->parked = 0;
