@@ -16,6 +16,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -50,7 +51,7 @@ struct gw_ledger {
     uint64_t done_ticket;   /* every ticket <= this has been processed */
     int stop;
     uint64_t commits, rows;
-    int wal_frames;         /* frames in the WAL after the writer's last commit (wal hook) */
+    _Atomic int wal_frames; /* frames in the WAL after the writer's last commit (wal hook) */
     double t_truncate_try;  /* last TRUNCATE attempt that found the WAL busy */
 };
 
@@ -100,21 +101,22 @@ static int insert_row(gw_ledger *l, const gw_ledger_row *r, int64_t *id) {
 static int wal_hook(void *ud, sqlite3 *conn, const char *name, int frames) {
     (void)conn;
     (void)name;
-    ((gw_ledger *)ud)->wal_frames = frames; /* writer thread only */
+    atomic_store(&((gw_ledger *)ud)->wal_frames, frames);
     return SQLITE_OK;
 }
 
 /* After a commit (writer thread, no transaction open): restart the WAL when it grew too long. */
 static void bound_wal(gw_ledger *l) {
-    if (l->wal_frames <= GW_WAL_MAX_FRAMES) return;
+    if (atomic_load(&l->wal_frames) <= GW_WAL_MAX_FRAMES) return;
     double now = rt_now();
-    if (now - l->t_truncate_try < 0.1) return; /* busy a moment ago: not on every commit */
+    if (now - l->t_truncate_try < 0.1) return; /* readers held it a moment ago: not on every commit */
     sqlite3_busy_timeout(l->conn, 100);
     int log = 0, done = 0;
     int rc = sqlite3_wal_checkpoint_v2(l->conn, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
     sqlite3_busy_timeout(l->conn, 5000);
-    if (rc == SQLITE_OK) l->wal_frames = 0;
-    else l->t_truncate_try = now;
+    if (rc == SQLITE_OK) atomic_store(&l->wal_frames, 0);
+    else if (rt_now() - now > 0.05) l->t_truncate_try = now; /* waited for readers: back off */
+    /* else the checkpointer thread's pass was running: try again at the next commit */
 }
 
 static void *writer_main(void *arg) {
@@ -181,6 +183,7 @@ static void *checkpoint_main(void *arg) {
         }
         pthread_cond_timedwait(&l->cv_ck, &l->mu, &ts);
         if (l->stop) break;
+        if (atomic_load(&l->wal_frames) > GW_WAL_MAX_FRAMES / 2) continue; /* the writer restarts it soon */
         pthread_mutex_unlock(&l->mu);
         int log_frames = 0, done = 0;
         sqlite3_wal_checkpoint_v2(l->ck_conn, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done);
