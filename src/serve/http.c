@@ -1141,7 +1141,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n && msg[n - 1] == '\n') msg[--n] = '\0';
-    rt_debug("microhttpd: %s", msg);
+    char shown[600]; /* its messages may quote what a client sent */
+    rt_debug("microhttpd: %s", rt_utf8_printable(shown, sizeof shown, msg));
 }
 
 /* ---------------------------------------------------------------- start / stop */
