@@ -1377,6 +1377,15 @@ static void test_field_hardening(void) {
          "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\\u0000x\",\"text\":\"hi\"}]}]}", &r);
     CHECK(is_error(&r, 400, "messages[0].content", NULL));
     resp_free(&r);
+    /* an error message that quotes the client's bytes cut inside a character stays a message */
+    rt_buf euro = {0};
+    rt_buf_printf(&euro, "{\"model\":\"");
+    for (int i = 0; i < 40; i++) rt_buf_append(&euro, "\xE2\x82\xAC", 3);
+    rt_buf_printf(&euro, "\",\"prompt\":\"a\"}");
+    http("POST", "/v1/completions", g_key, euro.data, &r);
+    CHECK(is_error(&r, 404, "model", "does not exist"));
+    rt_buf_free(&euro);
+    resp_free(&r);
     /* a prompt longer than the context: OpenAI's code, on the ledger too */
     rt_buf big = {0};
     rt_buf_printf(&big, "{\"model\":\"tiny\",\"prompt\":\"");

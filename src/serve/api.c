@@ -25,10 +25,11 @@ void serve_gen_request_free(serve_gen_request *r) {
 }
 
 char *serve_error_json(const char *message, const char *type, const char *param, const char *code) {
-    json_t *e = json_pack("{s:{s:s, s:s, s:o, s:o}}", "error", "message", message, "type", type, "param",
-                          param && *param ? json_string(param) : json_null(), "code",
-                          code && *code ? json_string(code) : json_null());
-    if (!e) { /* message not valid UTF-8: fall back to a fixed text */
+    /* messages quote what the client sent (a model name cut at 100 bytes...): valid UTF-8 first */
+    json_t *e = json_pack("{s:{s:o, s:s, s:o, s:o}}", "error", "message", serve_json_bytes_string(message, strlen(message)),
+                          "type", type, "param", param && *param ? serve_json_bytes_string(param, strlen(param)) : json_null(),
+                          "code", code && *code ? json_string(code) : json_null());
+    if (!e) { /* out of memory: a fixed text */
         e = json_pack("{s:{s:s, s:s, s:n, s:n}}", "error", "message", "invalid request", "type", type, "param",
                       "code");
     }

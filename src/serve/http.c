@@ -360,6 +360,29 @@ static const char *bearer(struct MHD_Connection *mc) {
     return h;
 }
 
+/* Refusals are logged with their reason for the operator, at most 20 lines a second (a
+ * suspended client retrying in a loop must not flood the log; the ledger has every one). */
+static int refusal_log_ok(void) {
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static double level = 20, t_last = 0;
+    static uint64_t skipped = 0;
+    pthread_mutex_lock(&mu);
+    double now = rt_now();
+    level = RT_MIN(20.0, level + (now - t_last) * 20.0);
+    t_last = now;
+    int ok = level >= 1;
+    if (ok) {
+        level -= 1;
+        if (skipped) rt_warn("serve: %llu refusals not logged (over 20 a second; the ledger has them)",
+                             (unsigned long long)skipped);
+        skipped = 0;
+    } else {
+        skipped++;
+    }
+    pthread_mutex_unlock(&mu);
+    return ok;
+}
+
 /* 0: authenticated and active; otherwise a response was queued (*ret). */
 static int authenticate(conn *c, struct MHD_Connection *mc, enum MHD_Result *ret) {
     gw_auth_result ar;
@@ -392,9 +415,10 @@ static int authenticate(conn *c, struct MHD_Connection *mc, enum MHD_Result *ret
         /* the reason is for operators (log, admin API): told to the client, a detector's
          * reason is a manual for evading it */
         char name[160], why[600];
-        rt_warn("serve: %s refused (403 account_suspended) from %s: account %s (#%lld) is suspended: %s", c->id,
-                c->client, rt_utf8_printable(name, sizeof name, c->who.account.name), (long long)c->who.account.id,
-                rt_utf8_printable(why, sizeof why, c->who.account.reason));
+        if (refusal_log_ok())
+            rt_warn("serve: %s refused (403 account_suspended) from %s: account %s (#%lld) is suspended: %s", c->id,
+                    c->client, rt_utf8_printable(name, sizeof name, c->who.account.name),
+                    (long long)c->who.account.id, rt_utf8_printable(why, sizeof why, c->who.account.reason));
         *ret = fail_with(c, mc, 403, NULL, "account_suspended", 0,
                          "This account is suspended. Contact the API operator and quote reference %s.", c->id);
         return -1;
@@ -700,9 +724,10 @@ static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
         int h = s->hooks.before(s->hooks.ud, &ri, reason, sizeof reason);
         if (h == 1) {
             char name[160], why[600];
-            rt_warn("serve: %s refused (403 request_blocked) from %s: account %s (#%lld): %s", c->id, c->client,
-                    rt_utf8_printable(name, sizeof name, c->who.account.name), (long long)c->who.account.id,
-                    rt_utf8_printable(why, sizeof why, reason[0] ? reason : "(no reason given)"));
+            if (refusal_log_ok())
+                rt_warn("serve: %s refused (403 request_blocked) from %s: account %s (#%lld): %s", c->id, c->client,
+                        rt_utf8_printable(name, sizeof name, c->who.account.name), (long long)c->who.account.id,
+                        rt_utf8_printable(why, sizeof why, reason[0] ? reason : "(no reason given)"));
             return fail_with(c, mc, 403, NULL, "request_blocked", 0,
                              "This request was refused. Contact the API operator and quote reference %s.", c->id);
         }
