@@ -53,8 +53,8 @@ int gw_sql_has_table(sqlite3 *conn, const char *name);
 
 /* ---------------------------------------------------------------- accounts and keys */
 
-#define GW_NAME_MAX 128   /* account names: 1..127 bytes of [A-Za-z0-9._@+-] */
-#define GW_REASON_MAX 256 /* suspension reasons are truncated to this */
+#define GW_NAME_MAX 128   /* account names: 1..127 bytes of [A-Za-z0-9._@+-], not all digits */
+#define GW_REASON_MAX 256 /* suspension reasons are cut to fit, on a character boundary */
 #define GW_KEY_ID_LEN 12  /* hex characters of the public key id */
 #define GW_KEY_MAX 64     /* room for a whole key string and its NUL */
 
