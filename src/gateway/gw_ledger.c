@@ -7,9 +7,10 @@
  * the WAL into the database, with fsyncs) every 250 ms, so commits rarely wait for one. Under
  * sustained load a passive checkpoint never catches up with the writer, and the WAL only
  * restarts from its beginning once it was copied entirely; so when a commit leaves more than
- * GW_WAL_MAX_FRAMES frames in the WAL, the writer itself runs a TRUNCATE checkpoint (most
- * pages are already copied; readers get 100 ms to finish) and the WAL file starts again
- * from zero. The WAL stays bounded by about GW_WAL_MAX_FRAMES pages.
+ * GW_WAL_MAX_FRAMES frames in the WAL, the writer itself runs a TRUNCATE checkpoint (readers
+ * get 100 ms to finish; a passive pass in progress is interrupted, since commits would go on
+ * growing the WAL behind it) and the WAL file starts again from zero. Commits wait for that
+ * one; the WAL stays bounded by about GW_WAL_MAX_FRAMES pages.
  * Not a reader: summaries are in gw_db.c.
  */
 #include "gateway.h"
@@ -111,12 +112,20 @@ static void bound_wal(gw_ledger *l) {
     double now = rt_now();
     if (now - l->t_truncate_try < 0.1) return; /* readers held it a moment ago: not on every commit */
     sqlite3_busy_timeout(l->conn, 100);
-    int log = 0, done = 0;
-    int rc = sqlite3_wal_checkpoint_v2(l->conn, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+    int log = 0, done = 0, rc = SQLITE_BUSY;
+    for (int attempt = 0; attempt < 50; attempt++) {
+        double t0 = rt_now();
+        rc = sqlite3_wal_checkpoint_v2(l->conn, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+        if (rc != SQLITE_BUSY || rt_now() - t0 > 0.05) break; /* done, or readers held it */
+        /* refused at once: the checkpointer's passive pass holds the checkpoint lock, and while
+         * it copies, commits go on growing the WAL. Stop it; ours blocks commits until done. */
+        sqlite3_interrupt(l->ck_conn);
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
     sqlite3_busy_timeout(l->conn, 5000);
     if (rc == SQLITE_OK) atomic_store(&l->wal_frames, 0);
-    else if (rt_now() - now > 0.05) l->t_truncate_try = now; /* waited for readers: back off */
-    /* else the checkpointer thread's pass was running: try again at the next commit */
+    else l->t_truncate_try = now; /* readers: back off */
 }
 
 static void *writer_main(void *arg) {
