@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../kernels/kernels.h"
+#include "../train/dist.h"
 
 static const char *kind_meta(cli_kind k) {
     switch (k) {
@@ -112,9 +114,18 @@ int cli_seen(const cli_opt *opts, size_t n_opts, const char *name) {
 }
 
 int cli_fail(const char *cmd) {
-    fprintf(stderr, "retort %s: error: %s\n", cmd, rt_errmsg());
+    if (dist_active()) /* under mpirun: say which rank failed */
+        fprintf(stderr, "retort %s: error: rank %d of %d: %s\n", cmd, dist_rank(), dist_size(), rt_errmsg());
+    else
+        fprintf(stderr, "retort %s: error: %s\n", cmd, rt_errmsg());
     if (getenv("RETORT_DEBUG")) fprintf(stderr, "  (at %s)\n", rt_errloc());
     return 1;
 }
 
-void cli_set_threads(size_t threads) { kernels_set_threads((int)threads); }
+void cli_set_threads(size_t threads) {
+    /* under mpirun the default shares this machine's cores among its ranks */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads == 0 && dist_local_size() > 1 && cores > 0)
+        threads = (size_t)(cores / dist_local_size() > 0 ? cores / dist_local_size() : 1);
+    kernels_set_threads((int)threads);
+}
