@@ -64,6 +64,9 @@ int cmd_train(int argc, char **argv) {
         {"--shards", CLI_STR, &shards, "DIR: also write the token shards (train.bin, val.bin) here", 0, 0},
         {"--resume", CLI_FLAG, &resume, "continue from M.gguf.ckpt (same options required)", 0, 0},
         {"--quiet", CLI_FLAG, &quiet, "no progress bar", 0, 0},
+        /* data parallelism under mpirun (src/train/dist.h) */
+        {"--grad-accum", CLI_SIZE, &o.grad_accum, "micro-batches of --batch per step (default 1); global batch = ranks x --batch x --grad-accum", 0, 0},
+        {"--zero", CLI_FLAG, &o.zero, "under mpirun, ZeRO-1: each rank keeps the AdamW moments of its slice of the parameters", 0, 0},
     };
     cli_cmd_info info = {
         "train",

@@ -205,6 +205,23 @@ int dist_gatherv_f32(const float *mine, float *full, const size_t *counts, const
     return rc;
 }
 
+int dist_scatterv_f32(const float *full, float *mine, const size_t *counts, const size_t *displs, int root) {
+    if (!dist_active()) {
+        if (full != mine) memcpy(mine, full + displs[0], counts[0] * sizeof(float));
+        return 0;
+    }
+    double t0 = rt_now();
+    int *ic = NULL, *id = NULL, rc = int_layout(counts, displs, &ic, &id);
+    if (rc == 0) {
+        int e = MPI_Scatterv(full, ic, id, MPI_FLOAT, mine, ic[g_rank], MPI_FLOAT, root, MPI_COMM_WORLD);
+        if (e != MPI_SUCCESS) rc = mpi_fail(e, "MPI_Scatterv (optimizer state)");
+    }
+    free(ic);
+    free(id);
+    g_comm_s += rt_now() - t0;
+    return rc;
+}
+
 #else /* no MPI: a group of one */
 
 int dist_init(int *argc, char ***argv) {
@@ -254,6 +271,12 @@ int dist_allgatherv_f32(float *buf, const size_t *counts, const size_t *displs) 
 int dist_gatherv_f32(const float *mine, float *full, const size_t *counts, const size_t *displs, int root) {
     (void)root;
     if (full != mine) memcpy(full + displs[0], mine, counts[0] * sizeof(float));
+    return 0;
+}
+
+int dist_scatterv_f32(const float *full, float *mine, const size_t *counts, const size_t *displs, int root) {
+    (void)root;
+    if (full != mine) memcpy(mine, full + displs[0], counts[0] * sizeof(float));
     return 0;
 }
 

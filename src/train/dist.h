@@ -57,6 +57,9 @@ int dist_allgatherv_f32(float *buf, const size_t *counts, const size_t *displs);
 /* Rank r's piece mine (counts[r] floats) → full (at displs[r]) on root only; full may be
  * NULL on other ranks. */
 int dist_gatherv_f32(const float *mine, float *full, const size_t *counts, const size_t *displs, int root);
+/* Root's full (counts/displs layout) → each rank's piece mine (counts[r] floats); full is
+ * read on root only. */
+int dist_scatterv_f32(const float *full, float *mine, const size_t *counts, const size_t *displs, int root);
 /* Seconds spent in collectives since the start (wall time, this rank). */
 double dist_comm_seconds(void);
 /* Peak resident memory of this process in bytes (VmHWM), 0 if unknown. */
