@@ -69,7 +69,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("retort %s\n", RETORT_VERSION);
+        printf("retort %s (MPI: %s)\n", RETORT_VERSION, dist_compiled() ? "yes" : "no");
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

@@ -13,6 +13,8 @@
  */
 #include "distill.h"
 
+#include "../train/dist.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +89,19 @@ static void finish_result(const kd_compare *a, int has_teacher, distill_eval_res
     r->top1_agreement = has_teacher && a->n ? a->agree / (double)a->n : NAN;
 }
 
+/* Under mpirun (src/train/dist.h) each rank scores a contiguous share of the windows or
+ * examples; the sums are added over the ranks (in double: equal to one process's up to the
+ * order of the additions). */
+static int reduce_compare(kd_compare *acc) {
+    double v[4] = {(double)acc->n, acc->ce_sum, acc->kl_sum, acc->agree};
+    if (dist_allreduce_f64(v, 4)) return -1;
+    acc->n = (size_t)v[0];
+    acc->ce_sum = v[1];
+    acc->kl_sum = v[2];
+    acc->agree = v[3];
+    return 0;
+}
+
 static int check_pair(const model *s, const model *t, size_t T) {
     if (T > s->cfg.ctx_len) return RT_FAIL("window length %zu exceeds the model's context %zu", T, s->cfg.ctx_len);
     if (t && T > t->cfg.ctx_len)
@@ -115,9 +130,11 @@ int distill_eval_text(model *s, model *t, const int32_t *tokens, size_t n, size_
     memset(&ws, 0, sizeof ws);
     kd_compare acc = {0};
     int rc = -1;
+    size_t lo, hi;
+    dist_split(nw, dist_size(), dist_rank(), &lo, &hi);
     if (!in || !tg || kd_workspace_init(&ws, V, 1)) goto done;
-    for (size_t w0 = 0; w0 < nw; w0 += B) {
-        size_t nb = RT_MIN(B, nw - w0);
+    for (size_t w0 = lo; w0 < hi; w0 += B) {
+        size_t nb = RT_MIN(B, hi - w0);
         for (size_t b = 0; b < nb; b++)
             for (size_t i = 0; i < T; i++) {
                 in[b * T + i] = tokens[(w0 + b) * T + i];
@@ -129,6 +146,7 @@ int distill_eval_text(model *s, model *t, const int32_t *tokens, size_t n, size_
         if (!sl) goto done;
         if (kd_compare_rows(&ws, sl, tl, tg, nb * T, V, &acc)) goto done;
     }
+    if (reduce_compare(&acc)) goto done;
     finish_result(&acc, t != NULL, r);
     rc = 0;
 done:
@@ -166,9 +184,11 @@ int distill_eval_examples(model *s, model *t, const sft_set *set, size_t max_exa
     memset(&ws, 0, sizeof ws);
     kd_compare acc = {0};
     int rc = -1;
+    size_t lo, hi;
+    dist_split(n, dist_size(), dist_rank(), &lo, &hi);
     if (!in || !tg || kd_workspace_init(&ws, V, 1)) goto done;
-    for (size_t e0 = 0; e0 < n; e0 += B) {
-        size_t nb = RT_MIN(B, n - e0);
+    for (size_t e0 = lo; e0 < hi; e0 += B) {
+        size_t nb = RT_MIN(B, hi - e0);
         for (size_t b = 0; b < nb; b++) sft_example_row(set, e0 + b, T, in + b * T, tg + b * T);
         const float *tl = NULL;
         if (t && !(tl = model_forward(t, in, nb, T))) goto done;
@@ -176,6 +196,7 @@ int distill_eval_examples(model *s, model *t, const sft_set *set, size_t max_exa
         if (!sl) goto done;
         if (kd_compare_rows(&ws, sl, tl, tg, nb * T, V, &acc)) goto done;
     }
+    if (reduce_compare(&acc)) goto done;
     finish_result(&acc, t != NULL, r);
     rc = 0;
 done:

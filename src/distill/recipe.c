@@ -257,6 +257,23 @@ static int wb_meta(void *ud, gguf_writer *w) {
     return rc;
 }
 
+/* Data parallelism (train.h): advance the RNG exactly as wb_next_batch does, building nothing
+ * (no cache reads, no on-policy generation: only its sampler seed is drawn). */
+static int wb_skip_batch(void *ud, rt_rng *rng, size_t B, size_t T) {
+    distill_run *r = ud;
+    if (r->cache) {
+        size_t nw = kd_cache_get_info(r->cache)->n_windows;
+        for (size_t b = 0; b < B; b++) (void)rt_rng_below(rng, nw);
+        return 0;
+    }
+    int on = r->o.on_policy > 0 && rt_rng_double(rng) < (double)r->o.on_policy;
+    if (dataset_skip_batch(r->ds, rng, B, T)) return -1;
+    if (on) (void)rt_rng_u64(rng);
+    return 0;
+}
+
+static size_t wb_loss_count(void *ud) { return ((distill_run *)ud)->last.n_rows; }
+
 void distill_run_task(distill_run *r, train_task *task) {
     memset(task, 0, sizeof *task);
     task->ud = r;
@@ -265,6 +282,8 @@ void distill_run_task(distill_run *r, train_task *task) {
     task->loss = wb_loss;
     task->eval = wb_eval;
     task->add_meta = wb_meta;
+    task->skip_batch = wb_skip_batch;
+    task->loss_count = wb_loss_count;
 }
 
 /* ================================================================ black-box SFT */
@@ -407,6 +426,20 @@ static int sft_meta(void *ud, gguf_writer *w) {
     return rc;
 }
 
+/* Data parallelism: the examples sft_next_batch would pack, drawn and passed over. */
+static int sft_skip_batch(void *ud, rt_rng *rng, size_t B, size_t T) {
+    sft_run *r = ud;
+    const sft_set *s = r->set;
+    for (size_t b = 0; b < B; b++)
+        for (size_t pos = 0; pos < T + 1;) {
+            size_t e = r->train_idx[rt_rng_below(rng, r->n_train)];
+            pos += RT_MIN(s->off[e + 1] - s->off[e], T + 1 - pos);
+        }
+    return 0;
+}
+
+static size_t sft_loss_count(void *ud) { return ((sft_run *)ud)->last.n_rows; }
+
 void sft_run_task(sft_run *r, train_task *task) {
     memset(task, 0, sizeof *task);
     task->ud = r;
@@ -415,4 +448,6 @@ void sft_run_task(sft_run *r, train_task *task) {
     task->loss = sft_loss;
     task->eval = sft_eval;
     task->add_meta = sft_meta;
+    task->skip_batch = sft_skip_batch;
+    task->loss_count = sft_loss_count;
 }

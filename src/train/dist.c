@@ -222,6 +222,37 @@ int dist_scatterv_f32(const float *full, float *mine, const size_t *counts, cons
     return rc;
 }
 
+int dist_gather_bytes(const void *mine, size_t n, rt_buf *all, int root) {
+    if (!dist_active()) return rt_buf_append(all, mine, n);
+    double t0 = rt_now();
+    int rc = 0;
+    for (int q = 0; q < g_size && rc == 0; q++) {
+        if (q == root) {
+            if (g_rank == root) rc = rt_buf_append(all, mine, n);
+            continue;
+        }
+        if (g_rank == q) { /* length, then the bytes in pieces */
+            uint64_t len = n;
+            MPI_CHECK(MPI_Send(&len, 1, MPI_UINT64_T, root, 1, MPI_COMM_WORLD));
+            for (size_t o = 0; o < n; o += PIECE)
+                MPI_CHECK(MPI_Send((const char *)mine + o, (int)(n - o < PIECE ? n - o : PIECE), MPI_BYTE, root, 2,
+                                   MPI_COMM_WORLD));
+        } else if (g_rank == root) {
+            uint64_t len = 0;
+            MPI_CHECK(MPI_Recv(&len, 1, MPI_UINT64_T, q, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+            if (rt_buf_reserve(all, (size_t)len)) return -1;
+            for (size_t o = 0; o < len; o += PIECE) {
+                size_t k = len - o < PIECE ? len - o : PIECE;
+                MPI_CHECK(MPI_Recv(all->data + all->len, (int)k, MPI_BYTE, q, 2, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+                all->len += k;
+            }
+            if (all->data) all->data[all->len] = 0;
+        }
+    }
+    g_comm_s += rt_now() - t0;
+    return rc;
+}
+
 #else /* no MPI: a group of one */
 
 int dist_init(int *argc, char ***argv) {
@@ -278,6 +309,10 @@ int dist_scatterv_f32(const float *full, float *mine, const size_t *counts, cons
     (void)root;
     if (full != mine) memcpy(mine, full + displs[0], counts[0] * sizeof(float));
     return 0;
+}
+int dist_gather_bytes(const void *mine, size_t n, rt_buf *all, int root) {
+    (void)root;
+    return rt_buf_append(all, mine, n);
 }
 
 #endif

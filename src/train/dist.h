@@ -26,6 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../base/base.h"
+
 /* Initialise when a launcher started us (env OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_RANK or
  * MPI_LOCALNRANKS); otherwise stay a group of one. Returns 0, or -1 with an error. */
 int dist_init(int *argc, char ***argv);
@@ -60,6 +62,9 @@ int dist_gatherv_f32(const float *mine, float *full, const size_t *counts, const
 /* Root's full (counts/displs layout) → each rank's piece mine (counts[r] floats); full is
  * read on root only. */
 int dist_scatterv_f32(const float *full, float *mine, const size_t *counts, const size_t *displs, int root);
+/* Every rank's bytes (n of them at mine) appended to *all on root, in rank order (root's own
+ * first when root is 0); any sizes (sent in pieces). *all is untouched on other ranks. */
+int dist_gather_bytes(const void *mine, size_t n, rt_buf *all, int root);
 /* Seconds spent in collectives since the start (wall time, this rank). */
 double dist_comm_seconds(void);
 /* Peak resident memory of this process in bytes (VmHWM), 0 if unknown. */
