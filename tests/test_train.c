@@ -228,5 +228,55 @@ static void test_resume_bit_identical(void) {
     dataset_free(&ds);
 }
 
+/* --grad-accum K x --batch B draws the same windows as --batch K*B and averages the K
+ * micro-batch gradients: the same run up to fp32 summation order (the GEMMs sum B rows at a
+ * time instead of K*B). The checkpoint records the global batch, so either can resume it. */
+static void test_grad_accum(void) {
+    dataset ds;
+    make_pattern_data(&ds);
+    rt_rng r1, r2;
+    rt_rng_seed(&r1, 5);
+    rt_rng_seed(&r2, 5);
+    int32_t in[4 * 16], tg[4 * 16];
+    CHECK_OK(dataset_sample_batch(&ds, &r1, 3, 16, in, tg));
+    CHECK_OK(dataset_skip_batch(&ds, &r2, 3, 16));
+    CHECK(memcmp(&r1, &r2, sizeof r1) == 0);
+    char a[512], b[512];
+    snprintf(a, sizeof a, "%s/ga_big.gguf", tl_tmpdir());
+    snprintf(b, sizeof b, "%s/ga_accum.gguf", tl_tmpdir());
+    train_options o;
+    train_result ra, rb;
+    model *ma = tiny_model(), *mb = tiny_model();
+    tiny_options(&o, a);
+    o.batch = 4;
+    CHECK_OK(train_run(ma, &ds, &o, NULL, &ra));
+    tiny_options(&o, b);
+    o.batch = 2;
+    o.grad_accum = 2;
+    CHECK_OK(train_run(mb, &ds, &o, NULL, &rb));
+    CHECK(rb.tokens == ra.tokens && rb.steps_done == 60);
+    double dmax = 0;
+    for (size_t i = 0; i < ma->n_params; i++) dmax = fmax(dmax, fabs((double)ma->params[i] - (double)mb->params[i]));
+    CHECK_MSG(dmax < 1e-4 && fabs((double)ra.train_loss - (double)rb.train_loss) < 1e-4,
+              "max |dw| %.3g, losses %.6f vs %.6f", dmax, (double)ra.train_loss, (double)rb.train_loss);
+    CHECK_MSG(dmax > 0, "expected fp32 summation-order differences, got bit-identical weights");
+    /* the accumulated run's checkpoint resumes as --batch 4 (same global batch), not as --batch 2 */
+    char ck[600];
+    snprintf(ck, sizeof ck, "%s.ckpt", b);
+    tiny_options(&o, b);
+    o.batch = 2;
+    o.resume = 1;
+    CHECK(train_run(mb, &ds, &o, NULL, &rb) == -1);
+    CHECK_MSG(strstr(rt_errmsg(), "global batch") != NULL, "%s", rt_errmsg());
+    tiny_options(&o, b);
+    o.batch = 4;
+    o.resume = 1;
+    CHECK_OK(train_run(mb, &ds, &o, NULL, &rb));
+    model_free(ma);
+    model_free(mb);
+    dataset_free(&ds);
+}
+
 TEST_MAIN("train", TEST_CASE(test_lr_schedule), TEST_CASE(test_adamw), TEST_CASE(test_grad_norm),
-          TEST_CASE(test_batches), TEST_CASE(test_learns_pattern), TEST_CASE(test_resume_bit_identical))
+          TEST_CASE(test_batches), TEST_CASE(test_learns_pattern), TEST_CASE(test_resume_bit_identical),
+          TEST_CASE(test_grad_accum))
