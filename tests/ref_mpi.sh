@@ -14,6 +14,7 @@
 #     slices of the parameters).
 #  5. A run stopped at step 30 under N = 2 resumes under N = 3 (same global batch) and ends
 #     where the uninterrupted single-process run does (tolerance as in 1).
+#     A resume under another global batch fails on rank 0 and stops all ranks with its message.
 #  6. kill -9 of rank 0 while it writes a checkpoint every step: mpirun stops the job, the last
 #     checkpoint loads and a resume from it under another N continues from its step.
 #  7. sft (loss on completion tokens only: the micro-batches have different loss counts) under
@@ -52,9 +53,10 @@ run s1 $MR -np 2 $R train $C --batch 3 --stop-after 30 --out "$tmp/r.gguf"
 [ ! -e "$tmp/r.gguf" ] || { echo "a stopped run wrote a final model"; exit 1; }
 run s2 $MR -np 3 $R train $C --batch 2 --resume --out "$tmp/r.gguf"
 grep -q "resuming from .* at step 30/60" "$tmp/s2.err"
-if $MR -np 3 $R train $C --batch 3 --resume --out "$tmp/r.gguf" 2> "$tmp/s3.err"; then
+# rank 0 alone reads the checkpoint and fails; ranks 1, 2 wait in a broadcast: the job must stop
+if timeout 60 $MR -np 3 $R train $C --batch 3 --resume --out "$tmp/r.gguf" 2> "$tmp/s3.err"; then
   echo "resume with another global batch was accepted"; exit 1; fi
-grep -q "global batch" "$tmp/s3.err"
+grep -q "error: rank 0 of 3: .*global batch" "$tmp/s3.err" || { echo "no rank-0 error message"; cat "$tmp/s3.err"; exit 1; }
 
 # 6: kill -9 of rank 0 while it checkpoints every step
 K="--data $tmp/text.txt $M --steps 100000 --lr 3e-3 --warmup 5 --eval-every 0 --save-every 1 --val-fraction 0.2 --quiet --threads 1 --seed 7"

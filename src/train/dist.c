@@ -261,12 +261,11 @@ int dist_init(int *argc, char ***argv) {
     static const char *sizes[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         const char *v = getenv(sizes[i]);
-        if (v && strcmp(v, "1") != 0) {
-            rt_log(RT_LOG_WARN, "started by an MPI launcher (%s=%s) but this retort was built with MPI=0: "
-                                "every process runs alone",
-                   sizes[i], v);
-            break;
-        }
+        if (v && strcmp(v, "1") != 0)
+            return RT_FAIL("started by an MPI launcher with %s=%s ranks, but this retort was built with MPI=0: "
+                           "every rank would train alone and write the same files; rebuild with MPI=1 (OpenMPI's "
+                           "libopenmpi-dev) or run one process",
+                           sizes[i], v);
     }
     return 0;
 }

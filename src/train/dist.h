@@ -29,7 +29,8 @@
 #include "../base/base.h"
 
 /* Initialise when a launcher started us (env OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_RANK or
- * MPI_LOCALNRANKS); otherwise stay a group of one. Returns 0, or -1 with an error. */
+ * MPI_LOCALNRANKS); otherwise stay a group of one. Returns 0, or -1 with an error (built with
+ * MPI=0 but launched as several ranks: they would all write the same files). */
 int dist_init(int *argc, char ***argv);
 void dist_finalize(void);
 /* 1 when built with MPI (MPI=1), whether or not this process was launched by mpirun. */
