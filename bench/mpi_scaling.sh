@@ -15,7 +15,7 @@ $R --version | grep -q "MPI: yes" || { echo "$R was built with MPI=0"; exit 1; }
 [ -f "$BUILD/data/kjv.txt" ] || make -s corpus
 CORES=$(nproc)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-head -c 1000000 "$BUILD/data/kjv.txt" > "$tmp/text.txt"
+head -c 400000 "$BUILD/data/kjv.txt" > "$tmp/text.txt"
 CFG=(--dim 256 --layers 6 --heads 8 --kv-heads 4 --ffn 704 --seq-len 256)
 MR=(mpirun --oversubscribe --allow-run-as-root --bind-to none)
 # one short run makes the tokenizer the others reuse
