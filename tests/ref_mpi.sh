@@ -19,7 +19,8 @@
 #     checkpoint loads and a resume from it under another N continues from its step.
 #  7. sft (loss on completion tokens only: the micro-batches have different loss counts) under
 #     N = 2 equals one process with the doubled batch.
-#  8. cache-teacher and eval split their windows over 3 ranks and write the same result as 1.
+#  8. distill from a teacher cache under N = 2 equals one process with the doubled batch.
+#  9. cache-teacher and eval split their windows over 3 ranks and write the same result as 1.
 set -euo pipefail
 BUILD=${BUILD:-build}
 PY=/usr/bin/python3
@@ -89,6 +90,10 @@ run sb $MR -np 2 $R sft $S --batch 2 --out "$tmp/sb.gguf"
 run ct1 $R cache-teacher --teacher "$tmp/a.gguf" --data "$tmp/text.txt" --seq-len 32 --top-k 8 --max-windows 40 --batch 4 --threads 1 --quiet --out "$tmp/c1.cache"
 run ct3 $MR -np 3 $R cache-teacher --teacher "$tmp/a.gguf" --data "$tmp/text.txt" --seq-len 32 --top-k 8 --max-windows 40 --batch 4 --threads 1 --quiet --out "$tmp/c3.cache"
 cmp "$tmp/c1.cache" "$tmp/c3.cache" || { echo "cache-teacher under 3 ranks differs from 1"; exit 1; }
+# distillation from the cache: ranks skip each other's cached windows without decoding them
+DC="--teacher-cache $tmp/c1.cache --data $tmp/text.txt --dim 32 --layers 1 --heads 4 --kv-heads 2 --ffn 64 --seq-len 32 --steps 15 --lr 3e-3 --warmup 2 --eval-every 0 --save-every 0 --val-fraction 0.2 --quiet --threads 1 --seed 9"
+run da $R distill $DC --batch 4 --out "$tmp/da.gguf"
+run db $MR -np 2 $R distill $DC --batch 2 --out "$tmp/db.gguf"
 run ev1 $R eval --model "$tmp/sa.gguf" --teacher "$tmp/a.gguf" --data "$tmp/text.txt" --seq-len 32 --split all --max-windows 50 --batch 4 --threads 1 --json-out "$tmp/e1.json"
 run ev3 $MR -np 3 $R eval --model "$tmp/sa.gguf" --teacher "$tmp/a.gguf" --data "$tmp/text.txt" --seq-len 32 --split all --max-windows 50 --batch 4 --threads 1 --json-out "$tmp/e3.json"
 run ej1 $R eval --model "$tmp/sa.gguf" --teacher "$tmp/a.gguf" --data "$tmp/arith.jsonl" --max-examples 50 --batch 4 --threads 1 --json-out "$tmp/j1.json"
@@ -124,6 +129,7 @@ compare("a", "c", "3 ranks x batch 2 vs 1 x batch 6")
 compare("a", "d", "grad-accum 2 x batch 3 vs batch 6")
 compare("a", "r", "stopped at 30 under 2 ranks, resumed under 3, vs 1 x batch 6")
 compare("sa", "sb", "sft: 2 ranks x batch 2 vs 1 x batch 4")
+compare("da", "db", "distill from a teacher cache: 2 ranks x batch 2 vs 1 x batch 4")
 # eval: sums in double, added in another order over 3 ranks: 1e-9 relative
 for one, three in (("e1", "e3"), ("j1", "j3")):
     e1, e3 = json.load(open(f"{d}/{one}.json")), json.load(open(f"{d}/{three}.json"))

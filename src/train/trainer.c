@@ -356,10 +356,12 @@ static int dp_local_grads(dp_state *dp, model *m, const dataset *ds, const train
                            step + 1);
         if (dp->multi) {
             float *dl = model_dlogits(m), c = (float)cnt;
-            size_t n = B * T * m->cfg.vocab_size;
-            if (cnt == 0) memset(dl, 0, n * sizeof(float));
-            else
-                for (size_t i = 0; i < n; i++) dl[i] *= c;
+            long long n = (long long)(B * T * m->cfg.vocab_size);
+            if (cnt == 0) memset(dl, 0, (size_t)n * sizeof(float));
+            else {
+#pragma omp parallel for schedule(static)
+                for (long long i = 0; i < n; i++) dl[i] *= c;
+            }
             if (cnt > 0) acc[0] += (double)*loss * (double)cnt;
             acc[1] += (double)cnt;
         }
