@@ -82,7 +82,7 @@ echo "ref_mpi: kill -9 of rank 0: checkpoint at step $kstep intact, resumed unde
 
 # 7: sft, completion-only loss
 run ar $R data arith --n 300 --digits 2 --seed 3 --out "$tmp/arith.jsonl"
-S="--data $tmp/arith.jsonl --tokenizer $tmp/a.gguf --dim 32 --layers 2 --heads 4 --kv-heads 2 --ffn 64 --seq-len 48 --steps 25 --lr 3e-3 --warmup 3 --eval-every 0 --save-every 0 --quiet --threads 1 --seed 5"
+S="--data $tmp/arith.jsonl --tokenizer $tmp/a.gguf --dim 32 --layers 2 --heads 4 --kv-heads 2 --ffn 64 --seq-len 48 --steps 25 --lr 3e-3 --warmup 3 --eval-every 10 --save-every 0 --quiet --threads 1 --seed 5"
 run sa $R sft $S --batch 4 --out "$tmp/sa.gguf"
 run sb $MR -np 2 $R sft $S --batch 2 --out "$tmp/sb.gguf"
 
@@ -114,9 +114,18 @@ def weights(name):
 ok = True
 # fp32 reduction order only: loss per step within 2e-5 relative (printed with 6 decimals), weights
 # within 5e-5 + 1e-4 * |w| elementwise (measured: ~1e-6 after 60 steps; AdamW can amplify).
-def compare(ref, other, what):
+def val_losses(name):
+    return np.array([json.loads(l).get("val_loss", np.nan) for l in open(f"{d}/{name}.gguf.log.jsonl")])
+def compare(ref, other, what, val=True):
     global ok
     la, lb = losses(ref), losses(other)
+    if val:  # held-out loss at the evaluations (split over the ranks): the same windows
+        va, vb = val_losses(ref), val_losses(other)
+        m = ~np.isnan(va)
+        dv = np.max(np.abs(va[m] - vb[m]) / np.abs(va[m])) if m.any() else np.inf
+        good = m.any() and np.array_equal(m, ~np.isnan(vb)) and dv <= 2e-5
+        ok &= bool(good)
+        print(f"ref_mpi: {what}: held-out loss at {m.sum()} evals, max rel diff {dv:.2e} -> {'ok' if good else 'FAIL'}")
     wa, wb = weights(ref), weights(other)
     dl = np.max(np.abs(la - lb) / np.abs(la))
     dw = max(np.max(np.abs(wa[k] - wb[k]) - 1e-4 * np.abs(wa[k])) for k in wa)
@@ -129,7 +138,8 @@ compare("a", "c", "3 ranks x batch 2 vs 1 x batch 6")
 compare("a", "d", "grad-accum 2 x batch 3 vs batch 6")
 compare("a", "r", "stopped at 30 under 2 ranks, resumed under 3, vs 1 x batch 6")
 compare("sa", "sb", "sft: 2 ranks x batch 2 vs 1 x batch 4")
-compare("da", "db", "distill from a teacher cache: 2 ranks x batch 2 vs 1 x batch 4")
+# (distill's held-out batches are --batch windows each, so their number differs: no val check)
+compare("da", "db", "distill from a teacher cache: 2 ranks x batch 2 vs 1 x batch 4", val=False)
 # eval: sums in double, added in another order over 3 ranks: 1e-9 relative
 for one, three in (("e1", "e3"), ("j1", "j3")):
     e1, e3 = json.load(open(f"{d}/{one}.json")), json.load(open(f"{d}/{three}.json"))

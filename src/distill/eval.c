@@ -92,7 +92,7 @@ static void finish_result(const kd_compare *a, int has_teacher, distill_eval_res
 /* Under mpirun (src/train/dist.h) each rank scores a contiguous share of the windows or
  * examples; the sums are added over the ranks (in double: equal to one process's up to the
  * order of the additions). */
-static int reduce_compare(kd_compare *acc) {
+int kd_compare_reduce(kd_compare *acc) {
     double v[4] = {(double)acc->n, acc->ce_sum, acc->kl_sum, acc->agree};
     if (dist_allreduce_f64(v, 4)) return -1;
     acc->n = (size_t)v[0];
@@ -146,7 +146,7 @@ int distill_eval_text(model *s, model *t, const int32_t *tokens, size_t n, size_
         if (!sl) goto done;
         if (kd_compare_rows(&ws, sl, tl, tg, nb * T, V, &acc)) goto done;
     }
-    if (reduce_compare(&acc)) goto done;
+    if (kd_compare_reduce(&acc)) goto done;
     finish_result(&acc, t != NULL, r);
     rc = 0;
 done:
@@ -196,7 +196,7 @@ int distill_eval_examples(model *s, model *t, const sft_set *set, size_t max_exa
         if (!sl) goto done;
         if (kd_compare_rows(&ws, sl, tl, tg, nb * T, V, &acc)) goto done;
     }
-    if (reduce_compare(&acc)) goto done;
+    if (kd_compare_reduce(&acc)) goto done;
     finish_result(&acc, t != NULL, r);
     rc = 0;
 done:
