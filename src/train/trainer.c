@@ -359,7 +359,9 @@ static int dp_local_grads(dp_state *dp, model *m, const dataset *ds, const train
             long long n = (long long)(B * T * m->cfg.vocab_size);
             if (cnt == 0) memset(dl, 0, (size_t)n * sizeof(float));
             else {
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static)
+#endif
                 for (long long i = 0; i < n; i++) dl[i] *= c;
             }
             if (cnt > 0) acc[0] += (double)*loss * (double)cnt;
