@@ -4,6 +4,7 @@
  */
 #include "cli.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,9 +124,15 @@ int cli_fail(const char *cmd) {
 }
 
 void cli_set_threads(size_t threads) {
-    /* under mpirun the default shares this machine's cores among its ranks */
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    if (threads == 0 && dist_local_size() > 1 && cores > 0)
-        threads = (size_t)(cores / dist_local_size() > 0 ? cores / dist_local_size() : 1);
+    /* under mpirun the default shares this machine's cores among its ranks, and never exceeds
+     * the CPUs the launcher bound this rank to (OpenMPI binds to one core when np <= 2) */
+    if (threads == 0 && dist_local_size() > 1) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        cpu_set_t set;
+        long bound = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : cores;
+        long share = cores > 0 ? cores / dist_local_size() : 1;
+        if (bound > 0 && bound < share) share = bound;
+        threads = (size_t)(share > 0 ? share : 1);
+    }
     kernels_set_threads((int)threads);
 }
