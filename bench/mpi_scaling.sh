@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # bench/mpi_scaling.sh — data-parallel training throughput on this machine: the same global
 # batch trained by 1 process and by 2 MPI ranks (mpirun, shared memory), with the threads split
-# so both use the same cores, plus the gradient allreduce time per step from the trainer's log
-# ("comm_s") and the bandwidth it implies. Prints tokens/s per configuration and the ratio of
-# 2 ranks to 1 process at equal cores. The model of K machines on a network is docs/mpi.md.
+# so both use the same cores, plus the time per step inside the gradient allreduce ("comm_s"
+# in the trainer's log) and spent waiting for the slower rank before it ("wait_s"), and the
+# bandwidth the allreduce implies. Prints tokens/s per configuration and the ratio of
 # Usage: bench/mpi_scaling.sh [steps] [global batch]   (default 12 steps, batch 8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +30,8 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 t = rows[-1]["elapsed"] - rows[1]["elapsed"]; tok = rows[-1]["tokens"] - rows[1]["tokens"]
 comm = [r.get("comm_s", 0.0) for r in rows[2:]]
-print("%.1f %.5f" % (tok / t, sum(comm) / len(comm)))
+wait = [r.get("wait_s", 0.0) for r in rows[2:]]
+print("%.1f %.5f %.5f" % (tok / t, sum(comm) / len(comm), sum(wait) / len(wait)))
 PY
 }
 run() { # label ranks threads-per-rank
@@ -40,9 +41,10 @@ run() { # label ranks threads-per-rank
   else
     "${MR[@]}" -np $np $R train "${common[@]}" --batch $b --threads $th --out "$tmp/$label.gguf" 2> "$tmp/$label.err"
   fi || { cat "$tmp/$label.err"; exit 1; }
-  read -r tps comm < <(measure "$label" "$tmp/$label.gguf.log.jsonl")
+  read -r tps comm wait < <(measure "$label" "$tmp/$label.gguf.log.jsonl")
   params=$(sed -n 's/.*model: \([0-9.kMG]*\) parameters.*/\1/p' "$tmp/$label.err" | head -1)
-  printf '%-34s %10s tokens/s   allreduce %7.2f ms/step\n' "$label (global batch $GB)" "$tps" "$(calc "$comm * 1000")"
+  printf '%-34s %10s tokens/s   allreduce %7.2f ms/step   waiting for the other rank %7.2f ms/step\n' \
+    "$label (global batch $GB)" "$tps" "$(calc "$comm * 1000")" "$(calc "$wait * 1000")"
   eval "tps_$label=$tps; comm_$label=$comm"
 }
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)   cores: $CORES   model d256 L6 (4.95M parameters), T256"

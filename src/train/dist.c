@@ -139,6 +139,14 @@ int dist_allreduce_f64(double *buf, size_t n) {
     return 0;
 }
 
+int dist_barrier(void) {
+    if (!dist_active()) return 0;
+    double t0 = rt_now();
+    MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
+    g_comm_s += rt_now() - t0;
+    return 0;
+}
+
 int dist_minmax_u64(uint64_t v, uint64_t *min, uint64_t *max) {
     *min = *max = v;
     if (!dist_active()) return 0;
@@ -282,6 +290,7 @@ int dist_allreduce_f64(double *buf, size_t n) {
     (void)n;
     return 0;
 }
+int dist_barrier(void) { return 0; }
 int dist_minmax_u64(uint64_t v, uint64_t *min, uint64_t *max) {
     *min = *max = v;
     return 0;

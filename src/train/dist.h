@@ -50,6 +50,8 @@ void dist_abort(int code);
  * Adds the time spent to dist_comm_seconds(). */
 int dist_allreduce_f32(float *buf, size_t n, size_t bucket);
 int dist_allreduce_f64(double *buf, size_t n);
+/* Wait for every rank (adds to dist_comm_seconds()). */
+int dist_barrier(void);
 /* Minimum and maximum of v over all ranks. */
 int dist_minmax_u64(uint64_t v, uint64_t *min, uint64_t *max);
 /* rank root's bytes to every rank. */

@@ -274,7 +274,8 @@ typedef struct {
     size_t lo, hi;           /* this rank's slice of the flat parameters; moments cover it */
     size_t *counts, *displs; /* (n) every rank's slice */
     int32_t *scr_in, *scr_tg; /* (B*T) scratch for tasks without skip_batch */
-    double comm_step;        /* collective seconds of the last step */
+    double comm_step;        /* seconds of the last step's gradient allreduce (+ ZeRO-1 allgather) */
+    double wait_step;        /* seconds of the last step spent waiting for the slowest rank */
 } dp_state;
 
 static void dp_free(dp_state *dp) {
@@ -375,7 +376,11 @@ static int dp_local_grads(dp_state *dp, model *m, const dataset *ds, const train
 /* Sum the gradients and the loss counts over the ranks; returns the factor that turns the
  * summed gradient into the gradient of the global mean (1 for a single micro-batch). */
 static int dp_reduce(dp_state *dp, model *m, size_t bucket, double acc[2], float *loss, double *inv_count) {
+    /* the barrier separates waiting for the slowest rank (wait_step) from the transfer */
     double t0 = dist_comm_seconds();
+    if (dp->n > 1 && dist_barrier()) return -1;
+    dp->wait_step = dist_comm_seconds() - t0;
+    t0 = dist_comm_seconds();
     *inv_count = 1.0;
     if (dp->multi) {
         if (dist_allreduce_f64(acc, 2) || dist_allreduce_f32(m->grads, m->n_params, bucket)) return -1;
@@ -645,7 +650,7 @@ int train_run(model *m, const dataset *ds, const train_options *o, const train_t
                     "\"flops\":%.6g,\"tok_per_s\":%.1f,\"elapsed\":%.3f",
                     done_steps, (double)loss, (double)lr, norm, tokens, tokens * flops_per_token, tps,
                     seconds_before + el);
-            if (dp.n > 1) fprintf(logf, ",\"comm_s\":%.6f", dp.comm_step);
+            if (dp.n > 1) fprintf(logf, ",\"comm_s\":%.6f,\"wait_s\":%.6f", dp.comm_step, dp.wait_step);
             if (do_eval) fprintf(logf, ",\"val_loss\":%.6f%s%s", (double)val_loss, extra[0] ? "," : "", extra);
             fputs("}\n", logf);
             fflush(logf);
