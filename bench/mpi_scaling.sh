@@ -3,7 +3,8 @@
 # batch trained by 1 process and by 2 MPI ranks (mpirun, shared memory), with the threads split
 # so both use the same cores, plus the time per step inside the gradient allreduce ("comm_s"
 # in the trainer's log) and spent waiting for the slower rank before it ("wait_s"), and the
-# bandwidth the allreduce implies. Prints tokens/s per configuration and the ratio of
+# bandwidth the allreduce implies. Prints tokens/s per configuration and the ratio of 2 ranks
+# to 1 process at equal cores. The model of K machines on a network is docs/mpi.md.
 # Usage: bench/mpi_scaling.sh [steps] [global batch]   (default 12 steps, batch 8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
