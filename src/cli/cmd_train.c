@@ -142,7 +142,7 @@ int cmd_train(int argc, char **argv) {
         free(text);
         if (rc) goto fail;
     }
-    if (shards && dataset_save(&ds, shards, tokenizer_vocab_size(tok))) goto fail;
+    if (shards && dist_rank() == 0 && dataset_save(&ds, shards, tokenizer_vocab_size(tok))) goto fail;
     c.vocab_size = tokenizer_vocab_size(tok);
     if (model_create(&m, &c, tok)) goto fail;
     tok = NULL; /* owned by the model */
