@@ -20,7 +20,8 @@
 #  7. sft (loss on completion tokens only: the micro-batches have different loss counts) under
 #     N = 2 equals one process with the doubled batch.
 #  8. distill from a teacher cache under N = 2 equals one process with the doubled batch.
-#  9. cache-teacher and eval split their windows over 3 ranks and write the same result as 1.
+#  9. cache-teacher and eval (text windows, JSONL examples, --task arith generations with their
+#     sample lines) split over 3 ranks and write the same result as 1 rank.
 set -euo pipefail
 BUILD=${BUILD:-build}
 PY=/usr/bin/python3
@@ -96,9 +97,10 @@ run da $R distill $DC --batch 4 --out "$tmp/da.gguf"
 run db $MR -np 2 $R distill $DC --batch 2 --out "$tmp/db.gguf"
 run ev1 $R eval --model "$tmp/sa.gguf" --teacher "$tmp/a.gguf" --data "$tmp/text.txt" --seq-len 32 --split all --max-windows 50 --batch 4 --threads 1 --json-out "$tmp/e1.json"
 run ev3 $MR -np 3 $R eval --model "$tmp/sa.gguf" --teacher "$tmp/a.gguf" --data "$tmp/text.txt" --seq-len 32 --split all --max-windows 50 --batch 4 --threads 1 --json-out "$tmp/e3.json"
-run ej1 $R eval --model "$tmp/sa.gguf" --teacher "$tmp/a.gguf" --data "$tmp/arith.jsonl" --max-examples 50 --batch 4 --threads 1 --json-out "$tmp/j1.json"
-run ej3 $MR -np 3 $R eval --model "$tmp/sa.gguf" --teacher "$tmp/a.gguf" --data "$tmp/arith.jsonl" --max-examples 50 --batch 4 --threads 1 --json-out "$tmp/j3.json"
+run ej1 $R eval --model "$tmp/sa.gguf" --teacher "$tmp/a.gguf" --data "$tmp/arith.jsonl" --max-examples 50 --batch 4 --task arith --max-new 16 --samples "$tmp/g1.txt" --threads 1 --json-out "$tmp/j1.json"
+run ej3 $MR -np 3 $R eval --model "$tmp/sa.gguf" --teacher "$tmp/a.gguf" --data "$tmp/arith.jsonl" --max-examples 50 --batch 4 --task arith --max-new 16 --samples "$tmp/g3.txt" --threads 1 --json-out "$tmp/j3.json"
 [ "$(wc -l < "$tmp/ev3.out")" = 1 ] || { echo "eval under 3 ranks printed more than one result"; exit 1; }
+[ "$(wc -l < "$tmp/g3.txt")" = 50 ] && cmp "$tmp/g1.txt" "$tmp/g3.txt" || { echo "eval --task arith samples differ under 3 ranks"; exit 1; }
 echo "ref_mpi: cache-teacher under 3 ranks: identical file"
 
 $PY - "$tmp" <<'PY'
@@ -143,7 +145,7 @@ compare("da", "db", "distill from a teacher cache: 2 ranks x batch 2 vs 1 x batc
 # eval: sums in double, added in another order over 3 ranks: 1e-9 relative
 for one, three in (("e1", "e3"), ("j1", "j3")):
     e1, e3 = json.load(open(f"{d}/{one}.json")), json.load(open(f"{d}/{three}.json"))
-    for k in ("loss", "kl", "top1_agreement", "tokens"):
+    for k in ("loss", "kl", "top1_agreement", "tokens") + (("accuracy", "correct", "examples") if one == "j1" else ()):
         a, b = e1[k], e3[k]
         good = abs(a - b) <= 1e-9 * max(1.0, abs(a))
         ok &= good

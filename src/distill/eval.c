@@ -217,6 +217,9 @@ int distill_eval_arith(model *s, const sft_set *set, size_t max_examples, size_t
     const int32_t **prompts = rt_calloc(n, sizeof *prompts, "prompts");
     size_t *lens = rt_calloc(n, sizeof(size_t), "prompts");
     kd_gen_seq *out = rt_calloc(n, sizeof *out, "generations");
+    FILE *mem = NULL; /* this rank's sample lines under mpirun */
+    char *mem_buf = NULL;
+    size_t mem_len = 0;
     int rc = -1;
     if (!want || !prompts || !lens || !out) goto done;
     for (size_t e = 0; e < n; e++) {
@@ -252,9 +255,20 @@ int distill_eval_arith(model *s, const sft_set *set, size_t max_examples, size_t
     go.stop = tokenizer_eos(s->tok);
     int32_t end_id = tokenizer_special_id(s->tok, "<|end|>");
     go.batch = batch;
-    if (kd_generate(s, prompts, lens, n, &go, out, 0)) goto done;
-    size_t correct = 0;
-    for (size_t e = 0; e < n; e++) {
+    /* under mpirun each rank generates a contiguous share; its sample lines are gathered on
+     * rank 0 in example order (a rank > 0 writes them to memory first) */
+    size_t lo, hi;
+    dist_split(n, dist_size(), dist_rank(), &lo, &hi);
+    int want_samples = samples != NULL;
+    if (dist_bcast(&want_samples, sizeof want_samples, 0)) goto done;
+    if (want_samples && dist_size() > 1 && !(mem = open_memstream(&mem_buf, &mem_len))) {
+        RT_FAIL("cannot buffer the sample lines: out of memory");
+        goto done;
+    }
+    FILE *sf = mem ? mem : samples;
+    if (hi > lo && kd_generate(s, prompts + lo, lens + lo, hi - lo, &go, out + lo, 0)) goto done;
+    double correct = 0;
+    for (size_t e = lo; e < hi; e++) {
         /* a chat-format model ends with <|end|>: cut there */
         size_t len = out[e].n;
         for (size_t i = 0; i < len; i++)
@@ -264,25 +278,36 @@ int distill_eval_arith(model *s, const sft_set *set, size_t max_examples, size_t
         if (tokenizer_decode(s->tok, out[e].tokens, len, &txt, &tl)) goto done;
         char got[32] = "";
         int ok = arith_extract_answer(txt, tl, got, sizeof got) == 0 && !strcmp(got, want[e]);
-        correct += (size_t)ok;
-        if (samples) {
+        correct += ok;
+        if (sf) {
             char *ptxt;
             size_t pl;
             if (tokenizer_decode(s->tok, prompts[e], lens[e], &ptxt, &pl)) {
                 free(txt);
                 goto done;
             }
-            fprintf(samples, "%s %s%s  [want %s]\n", ok ? "OK  " : "MISS", ptxt, txt, want[e]);
+            fprintf(sf, "%s %s%s  [want %s]\n", ok ? "OK  " : "MISS", ptxt, txt, want[e]);
             free(ptxt);
         }
         free(txt);
     }
+    if (dist_allreduce_f64(&correct, 1)) goto done;
+    if (mem) {
+        rt_buf all = {0};
+        int g = fflush(mem) != 0 || dist_gather_bytes(mem_buf, mem_len, &all, 0);
+        if (!g && dist_rank() == 0 && all.len && fwrite(all.data, 1, all.len, samples) != all.len)
+            g = RT_FAIL("writing the sample lines failed");
+        rt_buf_free(&all);
+        if (g) goto done;
+    }
     r->has_task = 1;
     r->n_examples = n;
-    r->n_correct = correct;
-    r->accuracy = (double)correct / (double)n;
+    r->n_correct = (size_t)correct;
+    r->accuracy = correct / (double)n;
     rc = 0;
 done:
+    if (mem) fclose(mem);
+    free(mem_buf);
     if (out)
         for (size_t e = 0; e < n; e++) kd_gen_seq_free(&out[e]);
     free(out);
