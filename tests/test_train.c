@@ -5,6 +5,7 @@
 #include "base/base.h"
 #include "model/model.h"
 #include "testlib.h"
+#include "train/dist.h"
 #include "train/train.h"
 
 #include <unistd.h>
@@ -277,6 +278,41 @@ static void test_grad_accum(void) {
     dataset_free(&ds);
 }
 
+/* The process group outside mpirun: one rank, collectives that leave data as it is, and the
+ * contiguous split every sharded loop uses (covers [0, n) once, sizes differ by at most 1). */
+static void test_dist_single(void) {
+    CHECK(dist_size() == 1 && dist_rank() == 0 && !dist_active());
+    for (size_t n = 0; n < 20; n++)
+        for (int size = 1; size <= 5; size++) {
+            size_t next = 0, mn = n, mx = 0;
+            for (int r = 0; r < size; r++) {
+                size_t lo, hi;
+                dist_split(n, size, r, &lo, &hi);
+                CHECK(lo == next && hi >= lo);
+                next = hi;
+                mn = RT_MIN(mn, hi - lo);
+                mx = RT_MAX(mx, hi - lo);
+            }
+            CHECK(next == n && mx - mn <= 1);
+        }
+    float g[5] = {1, 2, 3, 4, 5};
+    double d[2] = {0.5, 7};
+    CHECK_OK(dist_allreduce_f32(g, 5, 2));
+    CHECK_OK(dist_allreduce_f64(d, 2));
+    CHECK(g[0] == 1 && g[4] == 5 && d[1] == 7);
+    rt_buf all = {0};
+    CHECK_OK(dist_gather_bytes("abc", 3, &all, 0));
+    CHECK(all.len == 3 && !memcmp(all.data, "abc", 3));
+    rt_buf_free(&all);
+    size_t cnt[1] = {5}, dis[1] = {0};
+    float full[5];
+    CHECK_OK(dist_gatherv_f32(g, full, cnt, dis, 0));
+    CHECK(full[2] == 3);
+    uint64_t lo, hi;
+    CHECK_OK(dist_minmax_u64(42, &lo, &hi));
+    CHECK(lo == 42 && hi == 42);
+}
+
 TEST_MAIN("train", TEST_CASE(test_lr_schedule), TEST_CASE(test_adamw), TEST_CASE(test_grad_norm),
           TEST_CASE(test_batches), TEST_CASE(test_learns_pattern), TEST_CASE(test_resume_bit_identical),
-          TEST_CASE(test_grad_accum))
+          TEST_CASE(test_grad_accum), TEST_CASE(test_dist_single))
