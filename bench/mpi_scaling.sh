@@ -23,7 +23,7 @@ MR=(mpirun --oversubscribe --allow-run-as-root --bind-to none)
 $R train --data "$tmp/text.txt" --vocab-size 2048 "${CFG[@]}" --batch 1 --steps 1 --eval-every 0 \
   --save-every 0 --quiet --out "$tmp/tok.gguf" 2> /dev/null
 common=(--data "$tmp/text.txt" --tokenizer "$tmp/tok.gguf" "${CFG[@]}" --steps $((STEPS + 2)) --warmup 2
-        --eval-every 0 --eval-batches 1 --save-every 0 --quiet)
+        --eval-every 0 --eval-batches 1 --val-fraction 0.2 --save-every 0 --quiet)
 calc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
 measure() { # label, log → "tokens/s comm_s-per-step" over steps 3.. (the first two allocate)
   /usr/bin/python3 - "$2" "$1" <<'PY'
