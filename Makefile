@@ -4,7 +4,8 @@
 #   make demo       the main job on the built-in corpus (see README)
 #   make san        build and run the C tests under ASan/UBSan (build-san/)
 # Variables: CC=clang, OPENMP=0 (build without OpenMP), WERROR=1 (warnings are errors),
-#            SAN=address,undefined, ARCH=-march=x86-64-v3 (default: -march=native).
+#            SAN=address,undefined, ARCH=-march=x86-64-v3 (default: -march=native),
+#            MPI=0 (build without MPI; default MPI=1 when OpenMPI's mpicc or ompi-c.pc is found).
 
 CC      ?= gcc
 BUILD   ?= build
@@ -31,11 +32,22 @@ ifeq ($(OPENMP),1)
 CFLAGS_ALL += -fopenmp
 LDOMP := -fopenmp
 endif
+# MPI: data-parallel train/distill/sft and split cache-teacher/eval under mpirun (src/train/dist.c).
+# Flags come from the wrapper compiler (any MPI) or OpenMPI's pkg-config file; MPI=0 builds a
+# binary whose process group is always one rank.
+MPI_FOUND := $(shell command -v mpicc >/dev/null 2>&1 && echo 1 || (pkg-config --exists ompi-c 2>/dev/null && echo 1))
+MPI ?= $(if $(MPI_FOUND),1,0)
+ifeq ($(MPI),1)
+MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null || mpicc -compile-info 2>/dev/null | cut -d' ' -f2- || pkg-config --cflags ompi-c)
+MPI_LIBS   := $(shell mpicc --showme:link 2>/dev/null || mpicc -link-info 2>/dev/null | cut -d" " -f2- || pkg-config --libs ompi-c)
+# -isystem: warnings in mpi.h are not ours
+CFLAGS_ALL += -DRETORT_MPI=1 $(patsubst -I%,-isystem %,$(filter -I%,$(MPI_CFLAGS))) $(filter-out -I%,$(MPI_CFLAGS))
+endif
 ifneq ($(SAN),)
 CFLAGS_ALL += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDSAN := -fsanitize=$(SAN)
 endif
-LDLIBS_ALL := $(BLIS_LIBS) $(PKG_LIBS) -lm -lpthread $(LDOMP) $(LDSAN) $(LDFLAGS)
+LDLIBS_ALL := $(BLIS_LIBS) $(PKG_LIBS) $(MPI_LIBS) -lm -lpthread $(LDOMP) $(LDSAN) $(LDFLAGS)
 
 LIB_SRC  := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))

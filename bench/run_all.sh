@@ -8,6 +8,6 @@ echo "== kernels (per-kernel GFLOP/s at the demo teacher's shapes)"; bench/kerne
 echo "== training step: retort vs PyTorch";                        bench/train_vs_torch.sh
 echo "== decoding: retort vs llama.cpp";                            bench/decode_vs_llamacpp.sh
 echo "== serving: 1/4/16 streams";                                  bench/serve.sh
-for b in bench/distill_bench.sh bench/watermark_bench.sh bench/guard.sh; do
+for b in bench/distill_bench.sh bench/watermark_bench.sh bench/guard.sh bench/mpi_scaling.sh; do
   [ -x "$b" ] && { echo "== $b"; "$b"; }
 done

@@ -5,6 +5,7 @@
 #include "base/base.h"
 #include "model/model.h"
 #include "testlib.h"
+#include "train/dist.h"
 #include "train/train.h"
 
 #include <unistd.h>
@@ -228,5 +229,90 @@ static void test_resume_bit_identical(void) {
     dataset_free(&ds);
 }
 
+/* --grad-accum K x --batch B draws the same windows as --batch K*B and averages the K
+ * micro-batch gradients: the same run up to fp32 summation order (the GEMMs sum B rows at a
+ * time instead of K*B). The checkpoint records the global batch, so either can resume it. */
+static void test_grad_accum(void) {
+    dataset ds;
+    make_pattern_data(&ds);
+    rt_rng r1, r2;
+    rt_rng_seed(&r1, 5);
+    rt_rng_seed(&r2, 5);
+    int32_t in[4 * 16], tg[4 * 16];
+    CHECK_OK(dataset_sample_batch(&ds, &r1, 3, 16, in, tg));
+    CHECK_OK(dataset_skip_batch(&ds, &r2, 3, 16));
+    CHECK(memcmp(&r1, &r2, sizeof r1) == 0);
+    char a[512], b[512];
+    snprintf(a, sizeof a, "%s/ga_big.gguf", tl_tmpdir());
+    snprintf(b, sizeof b, "%s/ga_accum.gguf", tl_tmpdir());
+    train_options o;
+    train_result ra, rb;
+    model *ma = tiny_model(), *mb = tiny_model();
+    tiny_options(&o, a);
+    o.batch = 4;
+    CHECK_OK(train_run(ma, &ds, &o, NULL, &ra));
+    tiny_options(&o, b);
+    o.batch = 2;
+    o.grad_accum = 2;
+    CHECK_OK(train_run(mb, &ds, &o, NULL, &rb));
+    CHECK(rb.tokens == ra.tokens && rb.steps_done == 60);
+    double dmax = 0;
+    for (size_t i = 0; i < ma->n_params; i++) dmax = fmax(dmax, fabs((double)ma->params[i] - (double)mb->params[i]));
+    CHECK_MSG(dmax < 1e-4 && fabs((double)ra.train_loss - (double)rb.train_loss) < 1e-4,
+              "max |dw| %.3g, losses %.6f vs %.6f", dmax, (double)ra.train_loss, (double)rb.train_loss);
+    CHECK_MSG(dmax > 0, "expected fp32 summation-order differences, got bit-identical weights");
+    /* the accumulated run's checkpoint resumes as --batch 4 (same global batch), not as --batch 2 */
+    char ck[600];
+    snprintf(ck, sizeof ck, "%s.ckpt", b);
+    tiny_options(&o, b);
+    o.batch = 2;
+    o.resume = 1;
+    CHECK(train_run(mb, &ds, &o, NULL, &rb) == -1);
+    CHECK_MSG(strstr(rt_errmsg(), "global batch") != NULL, "%s", rt_errmsg());
+    tiny_options(&o, b);
+    o.batch = 4;
+    o.resume = 1;
+    CHECK_OK(train_run(mb, &ds, &o, NULL, &rb));
+    model_free(ma);
+    model_free(mb);
+    dataset_free(&ds);
+}
+
+/* The process group outside mpirun: one rank, collectives that leave data as it is, and the
+ * contiguous split every sharded loop uses (covers [0, n) once, sizes differ by at most 1). */
+static void test_dist_single(void) {
+    CHECK(dist_size() == 1 && dist_rank() == 0 && !dist_active());
+    for (size_t n = 0; n < 20; n++)
+        for (int size = 1; size <= 5; size++) {
+            size_t next = 0, mn = n, mx = 0;
+            for (int r = 0; r < size; r++) {
+                size_t lo, hi;
+                dist_split(n, size, r, &lo, &hi);
+                CHECK(lo == next && hi >= lo);
+                next = hi;
+                mn = RT_MIN(mn, hi - lo);
+                mx = RT_MAX(mx, hi - lo);
+            }
+            CHECK(next == n && mx - mn <= 1);
+        }
+    float g[5] = {1, 2, 3, 4, 5};
+    double d[2] = {0.5, 7};
+    CHECK_OK(dist_allreduce_f32(g, 5, 2));
+    CHECK_OK(dist_allreduce_f64(d, 2));
+    CHECK(g[0] == 1 && g[4] == 5 && d[1] == 7);
+    rt_buf all = {0};
+    CHECK_OK(dist_gather_bytes("abc", 3, &all, 0));
+    CHECK(all.len == 3 && !memcmp(all.data, "abc", 3));
+    rt_buf_free(&all);
+    size_t cnt[1] = {5}, dis[1] = {0};
+    float full[5];
+    CHECK_OK(dist_gatherv_f32(g, full, cnt, dis, 0));
+    CHECK(full[2] == 3);
+    uint64_t lo, hi;
+    CHECK_OK(dist_minmax_u64(42, &lo, &hi));
+    CHECK(lo == 42 && hi == 42);
+}
+
 TEST_MAIN("train", TEST_CASE(test_lr_schedule), TEST_CASE(test_adamw), TEST_CASE(test_grad_norm),
-          TEST_CASE(test_batches), TEST_CASE(test_learns_pattern), TEST_CASE(test_resume_bit_identical))
+          TEST_CASE(test_batches), TEST_CASE(test_learns_pattern), TEST_CASE(test_resume_bit_identical),
+          TEST_CASE(test_grad_accum), TEST_CASE(test_dist_single))

@@ -4,11 +4,14 @@
  */
 #include "cli.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../kernels/kernels.h"
+#include "../train/dist.h"
 
 static const char *kind_meta(cli_kind k) {
     switch (k) {
@@ -112,9 +115,24 @@ int cli_seen(const cli_opt *opts, size_t n_opts, const char *name) {
 }
 
 int cli_fail(const char *cmd) {
-    fprintf(stderr, "retort %s: error: %s\n", cmd, rt_errmsg());
+    if (dist_active()) /* under mpirun: say which rank failed */
+        fprintf(stderr, "retort %s: error: rank %d of %d: %s\n", cmd, dist_rank(), dist_size(), rt_errmsg());
+    else
+        fprintf(stderr, "retort %s: error: %s\n", cmd, rt_errmsg());
     if (getenv("RETORT_DEBUG")) fprintf(stderr, "  (at %s)\n", rt_errloc());
     return 1;
 }
 
-void cli_set_threads(size_t threads) { kernels_set_threads((int)threads); }
+void cli_set_threads(size_t threads) {
+    /* under mpirun the default shares this machine's cores among its ranks, and never exceeds
+     * the CPUs the launcher bound this rank to (OpenMPI binds to one core when np <= 2) */
+    if (threads == 0 && dist_local_size() > 1) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        cpu_set_t set;
+        long bound = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : cores;
+        long share = cores > 0 ? cores / dist_local_size() : 1;
+        if (bound > 0 && bound < share) share = bound;
+        threads = (size_t)(share > 0 ? share : 1);
+    }
+    kernels_set_threads((int)threads);
+}

@@ -11,6 +11,7 @@
 
 #include "../distill/distill.h"
 #include "../model/model.h"
+#include "../train/dist.h"
 #include "cli.h"
 
 int cmd_cache_teacher(int argc, char **argv) {
@@ -52,7 +53,7 @@ int cmd_cache_teacher(int argc, char **argv) {
         return 2;
     }
     o.zstd_level = (int)level;
-    o.quiet = quiet;
+    o.quiet = quiet || dist_rank() > 0;
     cli_set_threads(threads);
     model *t = NULL;
     dataset ds = {0};
@@ -68,6 +69,10 @@ int cmd_cache_teacher(int argc, char **argv) {
             teacher_path, t->n_params, ds.n_train, o.seq_len, o.top_k, (double)o.temperature);
     kd_cache_build_result r;
     if (kd_cache_build(t, teacher_path, ds.train, ds.n_train, &o, out, &r)) goto done;
+    if (dist_rank() > 0) { /* under mpirun rank 0 wrote the file and reports it */
+        status = 0;
+        goto done;
+    }
     double pos = (double)r.n_positions;
     rt_info("wrote %s: %zu windows, %zu positions, %.1f bytes/token (payload %.1f), %.1fs", out, r.n_windows,
             r.n_positions, (double)r.file_bytes / pos, (double)r.payload_bytes / pos, r.seconds);

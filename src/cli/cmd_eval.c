@@ -14,6 +14,7 @@
 
 #include "../distill/distill.h"
 #include "../model/model.h"
+#include "../train/dist.h"
 #include "../train/train.h"
 #include "cli.h"
 
@@ -131,7 +132,7 @@ int cmd_eval(int argc, char **argv) {
         }
         if (distill_eval_examples(m, t, &set, max_examples, B, &r)) goto done;
         if (task) {
-            if (samples_path && !(samples = fopen(samples_path, "w"))) {
+            if (samples_path && dist_rank() == 0 && !(samples = fopen(samples_path, "w"))) {
                 RT_FAIL("%s: cannot open for writing", samples_path);
                 goto done;
             }
@@ -192,10 +193,11 @@ int cmd_eval(int argc, char **argv) {
         RT_FAIL("out of memory formatting the result");
         goto done;
     }
-    printf("%s\n", js);
+    if (dist_rank() == 0) /* under mpirun every rank holds the same result; rank 0 reports it */
+        printf("%s\n", js);
     fflush(stdout);
     int wr = 0;
-    if (json_out) {
+    if (json_out && dist_rank() == 0) {
         rt_buf b = {0};
         wr = rt_buf_printf(&b, "%s\n", js) || rt_write_file_atomic(json_out, b.data, b.len);
         rt_buf_free(&b);

@@ -62,6 +62,10 @@ int cmd_sft(int argc, char **argv) {
         {"--log", CLI_STR, &log_path, "FILE: JSONL step log", 0, 0},
         {"--resume", CLI_FLAG, &resume, "continue from S.gguf.ckpt (same options required)", 0, 0},
         {"--quiet", CLI_FLAG, &quiet, "no progress bar", 0, 0},
+        /* data parallelism under mpirun (src/train/dist.h) */
+        {"--grad-accum", CLI_SIZE, &o.grad_accum, "micro-batches of --batch per step (default 1); global batch = ranks x --batch x --grad-accum", 0, 0},
+        {"--zero", CLI_FLAG, &o.zero, "under mpirun, ZeRO-1: each rank keeps the AdamW moments of its slice of the parameters", 0, 0},
+        {"--stop-after", CLI_SIZE, &o.stop_after, "stop after N steps of this run as if killed: the last --save-every checkpoint remains for --resume", 0, 0},
     };
     cli_cmd_info info = {
         "sft",

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "../model/model.h"
+#include "../train/dist.h"
 #include "../train/train.h"
 #include "cli.h"
 
@@ -64,6 +65,10 @@ int cmd_train(int argc, char **argv) {
         {"--shards", CLI_STR, &shards, "DIR: also write the token shards (train.bin, val.bin) here", 0, 0},
         {"--resume", CLI_FLAG, &resume, "continue from M.gguf.ckpt (same options required)", 0, 0},
         {"--quiet", CLI_FLAG, &quiet, "no progress bar", 0, 0},
+        /* data parallelism under mpirun (src/train/dist.h) */
+        {"--grad-accum", CLI_SIZE, &o.grad_accum, "micro-batches of --batch per step (default 1); global batch = ranks x --batch x --grad-accum", 0, 0},
+        {"--zero", CLI_FLAG, &o.zero, "under mpirun, ZeRO-1: each rank keeps the AdamW moments of its slice of the parameters", 0, 0},
+        {"--stop-after", CLI_SIZE, &o.stop_after, "stop after N steps of this run as if killed: the last --save-every checkpoint remains for --resume", 0, 0},
     };
     cli_cmd_info info = {
         "train",
@@ -137,7 +142,7 @@ int cmd_train(int argc, char **argv) {
         free(text);
         if (rc) goto fail;
     }
-    if (shards && dataset_save(&ds, shards, tokenizer_vocab_size(tok))) goto fail;
+    if (shards && dist_rank() == 0 && dataset_save(&ds, shards, tokenizer_vocab_size(tok))) goto fail;
     c.vocab_size = tokenizer_vocab_size(tok);
     if (model_create(&m, &c, tok)) goto fail;
     tok = NULL; /* owned by the model */
@@ -146,7 +151,8 @@ int cmd_train(int argc, char **argv) {
     double fpt = model_config_train_flops_per_token(&m->cfg, o.seq_len);
     char np_s[16], fl_s[16];
     rt_fmt_si(np_s, sizeof np_s, (double)m->n_params);
-    rt_fmt_si(fl_s, sizeof fl_s, fpt * (double)o.steps * (double)(o.batch * o.seq_len));
+    rt_fmt_si(fl_s, sizeof fl_s, fpt * (double)o.steps * (double)(o.batch * o.seq_len) * (double)dist_size() *
+                                     (double)(o.grad_accum ? o.grad_accum : 1));
     rt_info("data: %zu training tokens, %zu held-out tokens (%.2f bytes/token); held-out unigram "
             "entropy %.4f nats",
             ds.n_train, ds.n_val, text_len ? (double)text_len / (double)(ds.n_train + ds.n_val) : 0.0,

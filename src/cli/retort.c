@@ -3,8 +3,10 @@
  * Each subcommand lives in its own cmd_*.c file.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "../train/dist.h"
 #include "cli.h"
 
 #define RETORT_VERSION "0.1.0"
@@ -46,17 +48,32 @@ static void usage(FILE *f) {
         fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
 }
 
+/* Under mpirun every rank runs the command; only rank 0 logs (unless RETORT_LOG says
+ * otherwise), and a rank whose command fails has printed its error (cli_fail names the rank)
+ * and then stops the whole job, so no rank waits forever in a collective. */
+static int run_command(const command *c, int argc, char **argv) {
+    if (dist_init(&argc, &argv)) {
+        fprintf(stderr, "retort %s: error: %s\n", c->name, rt_errmsg());
+        return 1;
+    }
+    if (dist_rank() > 0 && !getenv("RETORT_LOG")) rt_log_set_level(RT_LOG_WARN);
+    int rc = c->fn(argc - 1, argv + 1);
+    if (rc != 0 && dist_active()) dist_abort(rc);
+    dist_finalize();
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("retort %s\n", RETORT_VERSION);
+        printf("retort %s (MPI: %s)\n", RETORT_VERSION, dist_compiled() ? "yes" : "no");
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) return run_command(&commands[i], argc, argv);
     fprintf(stderr, "retort: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;

@@ -287,6 +287,9 @@ typedef struct {
 /* Add N rows: s_logits (N, V), t_logits (N, V) or NULL, targets (N; -1 = skip). */
 int kd_compare_rows(kd_workspace *ws, const float *s_logits, const float *t_logits, const int32_t *targets,
                     size_t N, size_t V, kd_compare *acc);
+/* Under mpirun (src/train/dist.h): add every rank's sums into acc (collective; a no-op in one
+ * process). The scorers below give each rank a contiguous share of the windows/examples. */
+int kd_compare_reduce(kd_compare *acc);
 
 typedef struct {
     double loss, ppl;          /* mean nats/token on the scored tokens, exp(loss) */

@@ -13,6 +13,8 @@
  */
 #include "distill.h"
 
+#include "../train/dist.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +89,19 @@ static void finish_result(const kd_compare *a, int has_teacher, distill_eval_res
     r->top1_agreement = has_teacher && a->n ? a->agree / (double)a->n : NAN;
 }
 
+/* Under mpirun (src/train/dist.h) each rank scores a contiguous share of the windows or
+ * examples; the sums are added over the ranks (in double: equal to one process's up to the
+ * order of the additions). */
+int kd_compare_reduce(kd_compare *acc) {
+    double v[4] = {(double)acc->n, acc->ce_sum, acc->kl_sum, acc->agree};
+    if (dist_allreduce_f64(v, 4)) return -1;
+    acc->n = (size_t)v[0];
+    acc->ce_sum = v[1];
+    acc->kl_sum = v[2];
+    acc->agree = v[3];
+    return 0;
+}
+
 static int check_pair(const model *s, const model *t, size_t T) {
     if (T > s->cfg.ctx_len) return RT_FAIL("window length %zu exceeds the model's context %zu", T, s->cfg.ctx_len);
     if (t && T > t->cfg.ctx_len)
@@ -115,9 +130,11 @@ int distill_eval_text(model *s, model *t, const int32_t *tokens, size_t n, size_
     memset(&ws, 0, sizeof ws);
     kd_compare acc = {0};
     int rc = -1;
+    size_t lo, hi;
+    dist_split(nw, dist_size(), dist_rank(), &lo, &hi);
     if (!in || !tg || kd_workspace_init(&ws, V, 1)) goto done;
-    for (size_t w0 = 0; w0 < nw; w0 += B) {
-        size_t nb = RT_MIN(B, nw - w0);
+    for (size_t w0 = lo; w0 < hi; w0 += B) {
+        size_t nb = RT_MIN(B, hi - w0);
         for (size_t b = 0; b < nb; b++)
             for (size_t i = 0; i < T; i++) {
                 in[b * T + i] = tokens[(w0 + b) * T + i];
@@ -129,6 +146,7 @@ int distill_eval_text(model *s, model *t, const int32_t *tokens, size_t n, size_
         if (!sl) goto done;
         if (kd_compare_rows(&ws, sl, tl, tg, nb * T, V, &acc)) goto done;
     }
+    if (kd_compare_reduce(&acc)) goto done;
     finish_result(&acc, t != NULL, r);
     rc = 0;
 done:
@@ -166,9 +184,11 @@ int distill_eval_examples(model *s, model *t, const sft_set *set, size_t max_exa
     memset(&ws, 0, sizeof ws);
     kd_compare acc = {0};
     int rc = -1;
+    size_t lo, hi;
+    dist_split(n, dist_size(), dist_rank(), &lo, &hi);
     if (!in || !tg || kd_workspace_init(&ws, V, 1)) goto done;
-    for (size_t e0 = 0; e0 < n; e0 += B) {
-        size_t nb = RT_MIN(B, n - e0);
+    for (size_t e0 = lo; e0 < hi; e0 += B) {
+        size_t nb = RT_MIN(B, hi - e0);
         for (size_t b = 0; b < nb; b++) sft_example_row(set, e0 + b, T, in + b * T, tg + b * T);
         const float *tl = NULL;
         if (t && !(tl = model_forward(t, in, nb, T))) goto done;
@@ -176,6 +196,7 @@ int distill_eval_examples(model *s, model *t, const sft_set *set, size_t max_exa
         if (!sl) goto done;
         if (kd_compare_rows(&ws, sl, tl, tg, nb * T, V, &acc)) goto done;
     }
+    if (kd_compare_reduce(&acc)) goto done;
     finish_result(&acc, t != NULL, r);
     rc = 0;
 done:
@@ -196,6 +217,9 @@ int distill_eval_arith(model *s, const sft_set *set, size_t max_examples, size_t
     const int32_t **prompts = rt_calloc(n, sizeof *prompts, "prompts");
     size_t *lens = rt_calloc(n, sizeof(size_t), "prompts");
     kd_gen_seq *out = rt_calloc(n, sizeof *out, "generations");
+    FILE *mem = NULL; /* this rank's sample lines under mpirun */
+    char *mem_buf = NULL;
+    size_t mem_len = 0;
     int rc = -1;
     if (!want || !prompts || !lens || !out) goto done;
     for (size_t e = 0; e < n; e++) {
@@ -231,9 +255,20 @@ int distill_eval_arith(model *s, const sft_set *set, size_t max_examples, size_t
     go.stop = tokenizer_eos(s->tok);
     int32_t end_id = tokenizer_special_id(s->tok, "<|end|>");
     go.batch = batch;
-    if (kd_generate(s, prompts, lens, n, &go, out, 0)) goto done;
-    size_t correct = 0;
-    for (size_t e = 0; e < n; e++) {
+    /* under mpirun each rank generates a contiguous share; its sample lines are gathered on
+     * rank 0 in example order (a rank > 0 writes them to memory first) */
+    size_t lo, hi;
+    dist_split(n, dist_size(), dist_rank(), &lo, &hi);
+    int want_samples = samples != NULL;
+    if (dist_bcast(&want_samples, sizeof want_samples, 0)) goto done;
+    if (want_samples && dist_size() > 1 && !(mem = open_memstream(&mem_buf, &mem_len))) {
+        RT_FAIL("cannot buffer the sample lines: out of memory");
+        goto done;
+    }
+    FILE *sf = mem ? mem : samples;
+    if (hi > lo && kd_generate(s, prompts + lo, lens + lo, hi - lo, &go, out + lo, 0)) goto done;
+    double correct = 0;
+    for (size_t e = lo; e < hi; e++) {
         /* a chat-format model ends with <|end|>: cut there */
         size_t len = out[e].n;
         for (size_t i = 0; i < len; i++)
@@ -243,25 +278,36 @@ int distill_eval_arith(model *s, const sft_set *set, size_t max_examples, size_t
         if (tokenizer_decode(s->tok, out[e].tokens, len, &txt, &tl)) goto done;
         char got[32] = "";
         int ok = arith_extract_answer(txt, tl, got, sizeof got) == 0 && !strcmp(got, want[e]);
-        correct += (size_t)ok;
-        if (samples) {
+        correct += ok;
+        if (sf) {
             char *ptxt;
             size_t pl;
             if (tokenizer_decode(s->tok, prompts[e], lens[e], &ptxt, &pl)) {
                 free(txt);
                 goto done;
             }
-            fprintf(samples, "%s %s%s  [want %s]\n", ok ? "OK  " : "MISS", ptxt, txt, want[e]);
+            fprintf(sf, "%s %s%s  [want %s]\n", ok ? "OK  " : "MISS", ptxt, txt, want[e]);
             free(ptxt);
         }
         free(txt);
     }
+    if (dist_allreduce_f64(&correct, 1)) goto done;
+    if (mem) {
+        rt_buf all = {0};
+        int g = fflush(mem) != 0 || dist_gather_bytes(mem_buf, mem_len, &all, 0);
+        if (!g && dist_rank() == 0 && all.len && fwrite(all.data, 1, all.len, samples) != all.len)
+            g = RT_FAIL("writing the sample lines failed");
+        rt_buf_free(&all);
+        if (g) goto done;
+    }
     r->has_task = 1;
     r->n_examples = n;
-    r->n_correct = correct;
-    r->accuracy = (double)correct / (double)n;
+    r->n_correct = (size_t)correct;
+    r->accuracy = correct / (double)n;
     rc = 0;
 done:
+    if (mem) fclose(mem);
+    free(mem_buf);
     if (out)
         for (size_t e = 0; e < n; e++) kd_gen_seq_free(&out[e]);
     free(out);

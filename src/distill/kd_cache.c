@@ -22,9 +22,15 @@
  * the teacher's tokenizer (tokenizer.ggml.*, so a student can be built from the cache
  * alone), the frame offsets (u64 array) and the frames (u8 array).
  *
+ * Under mpirun (src/train/dist.h) the windows are split into contiguous ranges, one per rank;
+ * each rank compresses its frames and rank 0 gathers them in window order and writes the one
+ * file, byte-identical to a single process's (a window's frame depends only on the window).
+ *
  * What this is not: the loss (kd_loss.c) or the distillation loop (recipe.c).
  */
 #include "distill.h"
+
+#include "../train/dist.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -278,6 +284,9 @@ int kd_cache_build(model *teacher, const char *teacher_name, const int32_t *stre
     uint8_t *comp = rt_malloc_array(B, bound, "cache compressed frames");
     size_t *comp_len = rt_calloc(B, sizeof(size_t), "cache compressed frames");
     uint64_t *offsets = rt_calloc(nw + 1, sizeof(uint64_t), "cache offsets");
+    size_t lo, hi; /* this rank's windows */
+    dist_split(nw, dist_size(), dist_rank(), &lo, &hi);
+    rt_buf lens = {0}; /* (hi - lo) u64 frame lengths of this rank's windows */
     ZSTD_CCtx **cctx = rt_calloc((size_t)nt, sizeof *cctx, "zstd contexts");
     rt_buf blob = {0};
     gguf_writer *w = NULL;
@@ -293,10 +302,10 @@ int kd_cache_build(model *teacher, const char *teacher_name, const int32_t *stre
         ZSTD_CCtx_setParameter(cctx[t], ZSTD_c_checksumFlag, 1);
     }
     rt_progress bar;
-    rt_progress_init(&bar, "cache-teacher", nw);
+    rt_progress_init(&bar, "cache-teacher", hi - lo);
     double t0 = rt_now();
-    for (size_t w0 = 0; w0 < nw; w0 += B) {
-        size_t nb = RT_MIN(B, nw - w0);
+    for (size_t w0 = lo; w0 < hi; w0 += B) {
+        size_t nb = RT_MIN(B, hi - w0);
         for (size_t b = 0; b < nb; b++) memcpy(inputs + b * T, stream + (w0 + b) * T, T * sizeof(int32_t));
         const float *logits = model_forward(teacher, inputs, nb, T);
         if (!logits) goto done;
@@ -325,17 +334,44 @@ int kd_cache_build(model *teacher, const char *teacher_name, const int32_t *stre
             goto done;
         }
         for (size_t b = 0; b < nb; b++) {
-            if (rt_buf_append(&blob, comp + b * bound, comp_len[b])) goto done;
-            offsets[w0 + b + 1] = blob.len;
+            uint64_t cl = comp_len[b];
+            if (rt_buf_append(&blob, comp + b * bound, comp_len[b]) || rt_buf_append(&lens, &cl, sizeof cl))
+                goto done;
         }
         if (!o->quiet) {
             char extra[96];
             snprintf(extra, sizeof extra, "%.1f bytes/token",
-                     (double)blob.len / (double)((w0 + nb) * T));
-            rt_progress_update(&bar, w0 + nb, extra);
+                     (double)blob.len / (double)((w0 + nb - lo) * T));
+            rt_progress_update(&bar, w0 + nb - lo, extra);
         }
     }
     if (!o->quiet) rt_progress_finish(&bar, NULL);
+    res->n_windows = nw;
+    res->n_positions = nw * T;
+    if (dist_size() > 1) { /* rank 0 collects every rank's frames, in window order */
+        rt_buf all_blob = {0}, all_lens = {0};
+        int g = dist_gather_bytes(blob.data, blob.len, &all_blob, 0) ||
+                dist_gather_bytes(lens.data, lens.len, &all_lens, 0);
+        rt_buf_free(&blob);
+        rt_buf_free(&lens);
+        blob = all_blob;
+        lens = all_lens;
+        if (g) goto done;
+        if (dist_rank() != 0) {
+            res->seconds = rt_now() - t0;
+            rc = 0;
+            goto done;
+        }
+    }
+    if (lens.len != nw * sizeof(uint64_t)) {
+        RT_FAIL("teacher cache: gathered %zu frame lengths for %zu windows", lens.len / sizeof(uint64_t), nw);
+        goto done;
+    }
+    for (size_t i = 0; i < nw; i++) {
+        uint64_t cl;
+        memcpy(&cl, lens.data + i * sizeof cl, sizeof cl);
+        offsets[i + 1] = offsets[i] + cl;
+    }
     kd_cache_info in;
     memset(&in, 0, sizeof in);
     in.vocab_size = V;
@@ -357,8 +393,6 @@ int kd_cache_build(model *teacher, const char *teacher_name, const int32_t *stre
     if (gguf_writer_write(w, path)) goto done;
     int64_t fsz = rt_file_size(path);
     if (fsz < 0) goto done;
-    res->n_windows = nw;
-    res->n_positions = nw * T;
     res->payload_bytes = blob.len;
     res->file_bytes = (uint64_t)fsz;
     res->seconds = rt_now() - t0;
@@ -369,6 +403,7 @@ done:
     free(cctx);
     gguf_writer_free(w);
     rt_buf_free(&blob);
+    rt_buf_free(&lens);
     free(inputs);
     free(ids);
     free(lps);

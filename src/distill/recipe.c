@@ -20,6 +20,8 @@
  */
 #include "distill.h"
 
+#include "../train/dist.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,7 +221,9 @@ static int wb_eval(void *ud, model *m, float *val_loss, char *extra, size_t cap)
     extra[0] = 0;
     size_t o = 0;
     if (r->ds && r->ds->n_val >= T + 1) {
-        for (size_t i = 0; i < r->eval_batches; i++) {
+        size_t lo, hi; /* under mpirun each rank scores a share of the held-out batches */
+        dist_split(r->eval_batches, dist_size(), dist_rank(), &lo, &hi);
+        for (size_t i = lo; i < hi; i++) {
             if (dataset_val_batch(r->ds, i, r->eval_batches, B, T, r->eval_in, r->eval_tg)) return -1;
             const float *tl = NULL;
             if (r->teacher && !(tl = model_forward(r->teacher, r->eval_in, B, T))) return -1;
@@ -227,6 +231,7 @@ static int wb_eval(void *ud, model *m, float *val_loss, char *extra, size_t cap)
             if (!sl) return -1;
             if (kd_compare_rows(&r->ws, sl, tl, r->eval_tg, B * T, V, &acc)) return -1;
         }
+        if (kd_compare_reduce(&acc)) return -1;
         if (acc.n) *val_loss = (float)(acc.ce_sum / (double)acc.n);
         if (r->teacher && acc.n)
             o += (size_t)snprintf(extra + o, cap - o, "\"kl\":%.6f,\"top1_agreement\":%.6f", acc.kl_sum / (double)acc.n,
@@ -257,6 +262,23 @@ static int wb_meta(void *ud, gguf_writer *w) {
     return rc;
 }
 
+/* Data parallelism (train.h): advance the RNG exactly as wb_next_batch does, building nothing
+ * (no cache reads, no on-policy generation: only its sampler seed is drawn). */
+static int wb_skip_batch(void *ud, rt_rng *rng, size_t B, size_t T) {
+    distill_run *r = ud;
+    if (r->cache) {
+        size_t nw = kd_cache_get_info(r->cache)->n_windows;
+        for (size_t b = 0; b < B; b++) (void)rt_rng_below(rng, nw);
+        return 0;
+    }
+    int on = r->o.on_policy > 0 && rt_rng_double(rng) < (double)r->o.on_policy;
+    if (dataset_skip_batch(r->ds, rng, B, T)) return -1;
+    if (on) (void)rt_rng_u64(rng);
+    return 0;
+}
+
+static size_t wb_loss_count(void *ud) { return ((distill_run *)ud)->last.n_rows; }
+
 void distill_run_task(distill_run *r, train_task *task) {
     memset(task, 0, sizeof *task);
     task->ud = r;
@@ -265,6 +287,8 @@ void distill_run_task(distill_run *r, train_task *task) {
     task->loss = wb_loss;
     task->eval = wb_eval;
     task->add_meta = wb_meta;
+    task->skip_batch = wb_skip_batch;
+    task->loss_count = wb_loss_count;
 }
 
 /* ================================================================ black-box SFT */
@@ -379,14 +403,17 @@ static int sft_eval(void *ud, model *m, float *val_loss, char *extra, size_t cap
     /* held-out examples, one per row; at most eval_max of them */
     size_t n = r->n_val;
     if (r->eval_max && n > r->eval_max) n = r->eval_max;
-    for (size_t i0 = 0; i0 < n; i0 += B) {
-        size_t nb = RT_MIN(B, n - i0);
+    size_t lo, hi; /* under mpirun each rank scores a share of the examples */
+    dist_split(n, dist_size(), dist_rank(), &lo, &hi);
+    for (size_t i0 = lo; i0 < hi; i0 += B) {
+        size_t nb = RT_MIN(B, hi - i0);
         for (size_t b = 0; b < nb; b++)
             sft_example_row(r->set, r->val_idx[i0 + b], T, r->eval_in + b * T, r->eval_tg + b * T);
         const float *sl = model_forward(m, r->eval_in, nb, T);
         if (!sl) return -1;
         if (kd_compare_rows(&r->ws, sl, NULL, r->eval_tg, nb * T, V, &acc)) return -1;
     }
+    if (kd_compare_reduce(&acc)) return -1;
     if (acc.n) *val_loss = (float)(acc.ce_sum / (double)acc.n);
     size_t o = 0;
     if (isfinite(r->last.kd)) o += (size_t)snprintf(extra + o, cap - o, "\"train_kd\":%.6f", r->last.kd);
@@ -407,6 +434,20 @@ static int sft_meta(void *ud, gguf_writer *w) {
     return rc;
 }
 
+/* Data parallelism: the examples sft_next_batch would pack, drawn and passed over. */
+static int sft_skip_batch(void *ud, rt_rng *rng, size_t B, size_t T) {
+    sft_run *r = ud;
+    const sft_set *s = r->set;
+    for (size_t b = 0; b < B; b++)
+        for (size_t pos = 0; pos < T + 1;) {
+            size_t e = r->train_idx[rt_rng_below(rng, r->n_train)];
+            pos += RT_MIN(s->off[e + 1] - s->off[e], T + 1 - pos);
+        }
+    return 0;
+}
+
+static size_t sft_loss_count(void *ud) { return ((sft_run *)ud)->last.n_rows; }
+
 void sft_run_task(sft_run *r, train_task *task) {
     memset(task, 0, sizeof *task);
     task->ud = r;
@@ -415,4 +456,6 @@ void sft_run_task(sft_run *r, train_task *task) {
     task->loss = sft_loss;
     task->eval = sft_eval;
     task->add_meta = sft_meta;
+    task->skip_batch = sft_skip_batch;
+    task->loss_count = sft_loss_count;
 }

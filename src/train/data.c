@@ -205,18 +205,31 @@ int dataset_sample_batch(const dataset *ds, rt_rng *rng, size_t B, size_t T, int
     return 0;
 }
 
-int dataset_val_batch(const dataset *ds, size_t i, size_t n_batches, size_t B, size_t T,
-                      int32_t *inputs, int32_t *targets) {
+int dataset_skip_batch(const dataset *ds, rt_rng *rng, size_t B, size_t T) {
+    if (ds->n_train < T + 1)
+        return RT_FAIL("training data has %zu tokens, fewer than one window of --seq-len %zu + 1",
+                       ds->n_train, T);
+    for (size_t b = 0; b < B; b++) (void)rt_rng_below(rng, ds->n_train - T);
+    return 0;
+}
+
+int dataset_val_windows(const dataset *ds, size_t first, size_t count, size_t total, size_t T,
+                        int32_t *inputs, int32_t *targets) {
     if (ds->n_val < T + 1)
         return RT_FAIL("held-out data has %zu tokens, fewer than one window of %zu + 1", ds->n_val, T);
-    size_t span = ds->n_val - T, total = n_batches * B;
-    for (size_t b = 0; b < B; b++) {
-        size_t w = i * B + b;
+    size_t span = ds->n_val - T;
+    for (size_t b = 0; b < count; b++) {
+        size_t w = first + b;
         size_t off = total > 1 ? (size_t)((double)span * (double)w / (double)total) : 0;
         memcpy(inputs + b * T, ds->val + off, T * sizeof(int32_t));
         memcpy(targets + b * T, ds->val + off + 1, T * sizeof(int32_t));
     }
     return 0;
+}
+
+int dataset_val_batch(const dataset *ds, size_t i, size_t n_batches, size_t B, size_t T,
+                      int32_t *inputs, int32_t *targets) {
+    return dataset_val_windows(ds, i * B, B, n_batches * B, T, inputs, targets);
 }
 
 double dataset_unigram_entropy(const int32_t *tokens, size_t n, size_t V) {

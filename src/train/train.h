@@ -8,6 +8,8 @@
  * into model_dlogits) and evaluation — distillation and SFT plug in there and get the same
  * progress bar, logs, checkpoints and resume for free.
  *
+ * Under mpirun (dist.h) the same loop is data-parallel: see "data parallelism" below.
+ *
  * What this is not: the model (src/model) or the losses of distillation (src/distill).
  */
 #ifndef RETORT_TRAIN_H
@@ -44,10 +46,16 @@ void dataset_free(dataset *ds);
 /* B random windows of T+1 tokens from the training stream: inputs/targets (B, T). */
 int dataset_sample_batch(const dataset *ds, rt_rng *rng, size_t B, size_t T, int32_t *inputs,
                          int32_t *targets);
+/* Advance rng exactly as dataset_sample_batch(ds, rng, B, T, ...) does, building nothing. */
+int dataset_skip_batch(const dataset *ds, rt_rng *rng, size_t B, size_t T);
 /* Held-out batch i of a fixed, evenly spaced set (deterministic): inputs/targets (B, T).
  * Returns 0, or -1 if the held-out stream is shorter than T+1. */
 int dataset_val_batch(const dataset *ds, size_t i, size_t n_batches, size_t B, size_t T,
                       int32_t *inputs, int32_t *targets);
+/* Windows first .. first+count-1 of the `total` evenly spaced held-out windows (batch i of
+ * dataset_val_batch is windows i*B .. i*B+B-1 of total = n_batches*B): inputs/targets (count, T). */
+int dataset_val_windows(const dataset *ds, size_t first, size_t count, size_t total, size_t T,
+                        int32_t *inputs, int32_t *targets);
 /* Entropy (nats) of the empirical unigram distribution of the held-out tokens. */
 double dataset_unigram_entropy(const int32_t *tokens, size_t n, size_t vocab_size);
 
@@ -85,6 +93,10 @@ typedef struct {
     int resume;            /* continue from ckpt_path */
     int quiet;             /* no progress bar */
     size_t stop_after;     /* testing aid: stop (as if killed) after this many steps; 0 = off */
+    /* data parallelism (see below); all three are inert in a single process with grad_accum 1 */
+    size_t grad_accum;     /* micro-batches of `batch` per rank per optimizer step (1) */
+    int zero;              /* ZeRO-1: each rank keeps the AdamW moments of its slice only */
+    size_t bucket;         /* gradient allreduce bucket, floats (0 = 4 Mi) */
 } train_options;
 void train_options_defaults(train_options *o);
 
@@ -104,6 +116,12 @@ typedef struct {
     int (*eval)(void *ud, model *m, float *val_loss, char *extra, size_t cap);
     /* Extra metadata for the checkpoint and the final model file (e.g. distill settings). */
     int (*add_meta)(void *ud, gguf_writer *w);
+    /* Advance rng exactly as next_batch(B, T) would, building nothing: a rank passes over the
+     * micro-batches of the other ranks this way. NULL: next_batch into scratch buffers. */
+    int (*skip_batch)(void *ud, rt_rng *rng, size_t B, size_t T);
+    /* The denominator of the last loss call's mean (positions counted); NULL: B*T. Several
+     * micro-batches are weighted by it, so their mean equals one batch's mean. */
+    size_t (*loss_count)(void *ud);
 } train_task;
 
 typedef struct {
@@ -113,10 +131,27 @@ typedef struct {
     double seconds;       /* wall time of this run (resumed runs add the earlier time) */
     float train_loss;     /* last step */
     float val_loss;       /* last evaluation (NAN if none) */
-    double tokens_per_s;  /* training throughput of this process */
+    double tokens_per_s;  /* training throughput (all ranks together) */
+    int ranks;            /* data-parallel ranks */
+    double comm_seconds;  /* time in collectives (this rank) */
+    size_t opt_bytes;     /* AdamW moments held by one rank */
+    size_t peak_rss;      /* peak resident memory, max over ranks (0 if unknown) */
 } train_result;
 
-/* Train m (already initialised or loaded) on ds (may be NULL when the task supplies
+/* Data parallelism. Under mpirun with N ranks (dist.h) every rank runs train_run on the same
+ * model, options and data. One optimizer step consumes G = N * grad_accum * batch windows,
+ * drawn in order from the one training RNG all ranks carry: micro-batch j = k*N + q (step k of
+ * the accumulation, rank q) is built by rank q alone; the others advance the RNG past it
+ * (skip_batch). So a step sees the windows one process with --batch G would see, in the same
+ * order, for any N and grad_accum (not for on-policy distillation, which draws per batch).
+ * Gradients are summed with a bucketed MPI allreduce and weighted by the loss counts, so the
+ * update is that of the mean over all G*T positions; every rank applies the same AdamW step
+ * (ZeRO-1: its slice, then an allgather of the parameters). Rank 0 alone writes the log, the
+ * progress bar, checkpoints (the same file as one process writes; "retort.train.batch" is G)
+ * and the model; --resume reads on rank 0 and broadcasts, so N may change if G does not.
+ * Data, tokenizer and checkpoint must be readable by every rank at the same path.
+ *
+ * Train m (already initialised or loaded) on ds (may be NULL when the task supplies
  * batches and eval). With o->resume, state is restored from the checkpoint, which must
  * match the model shape and options (errors say which differs). */
 int train_run(model *m, const dataset *ds, const train_options *o, const train_task *task,
