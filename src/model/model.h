@@ -38,6 +38,7 @@
 
 #include "../base/base.h"
 #include "../formats/gguf.h"
+#include "../formats/safetensors.h"
 #include "../tokenizer/tokenizer.h"
 
 /* ---------------------------------------------------------------- config */
@@ -296,6 +297,18 @@ int model_from_gguf(model **out, const gguf_ctx *ctx);
 int model_to_gguf(const model *m, gguf_writer *w, int f16);
 /* model_to_gguf + write atomically. */
 int model_save(const model *m, const char *path);
+
+/* Import a Hugging Face folder (config.json + model.safetensors or sharded with
+ * model.safetensors.index.json; F32/F16/BF16): model_type llama, mistral (run as llama),
+ * qwen2, qwen3; Llama 3 rope_scaling; tied or untied. llama/mistral Q/K rows are permuted
+ * from HF's rotate-half order to the adjacent pairs of GGUF "llama", as llama.cpp's
+ * converter does. Takes ownership of tok (may be NULL; its size must equal vocab_size) on
+ * success only. Unsupported configs and missing or unknown tensors are refused by name. */
+int model_from_hf(model **out, const char *dir, tokenizer *tok);
+/* Export to DIR (created): model.safetensors (dtype ST_F32, ST_F16 or ST_BF16) then
+ * config.json, each written atomically. Tensors use HF names and HF row order. The tokenizer
+ * is not exported (no tokenizer.json writer yet). */
+int model_to_hf(const model *m, const char *dir, st_dtype dtype);
 
 /* The default chat template stored in models retort creates (tokenizer.chat_template):
  * "<|system|>{system}<|end|><|user|>{user}<|end|><|assistant|>{reply}<|end|>" — as a Jinja
