@@ -14,7 +14,7 @@ Run with Debian's /usr/bin/python3 (which has python3-torch and python3-numpy).
   torch_llama.py hf-logits DIR 1,2,3 OUT.f32          the same for a Hugging Face folder
   torch_llama.py make-hf DIR ARCH VOCAB SEED [--shards N] [--dtype f32|bf16|f16]
       write a random-weight HF folder: ARCH one of llama, llama3 (rope_scaling llama3),
-      mistral, qwen2, qwen3 (head_dim != hidden/heads)
+      mistral (rope_scaling linear), qwen2, qwen3 (head_dim != hidden/heads)
 
 Not a training framework: just enough to compare logits and to time a training step.
 """
@@ -199,6 +199,9 @@ def from_gguf(path):
     D, NH = kv[a + ".embedding_length"], kv[a + ".attention.head_count"]
     hd = kv.get(a + ".attention.key_length", D // NH)
     inv = None
+    if kv.get(a + ".rope.scaling.type") == "linear":  # llama.cpp: freq_scale = 1/factor
+        i = torch.arange(hd // 2, dtype=torch.float64)
+        inv = kv.get(a + ".rope.freq_base", 10000.0) ** (-2.0 * i / hd) / kv[a + ".rope.scaling.factor"]
     if "rope_freqs.weight" in t:  # llama.cpp's Llama 3 factors: theta divisors
         i = torch.arange(hd // 2, dtype=torch.float64)
         inv = kv.get(a + ".rope.freq_base", 10000.0) ** (-2.0 * i / hd) / torch.from_numpy(
@@ -289,6 +292,8 @@ def hf_inv_freq(c, hd):
     base = c.get("rope_theta", 10000.0)
     inv = 1.0 / (base ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
     rs = c.get("rope_scaling") or {}
+    if rs.get("rope_type", rs.get("type")) == "linear":
+        inv = inv / rs["factor"]
     if rs.get("rope_type", rs.get("type")) == "llama3":
         factor, lo, hi = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
         old = rs["original_max_position_embeddings"]
@@ -350,8 +355,8 @@ def make_hf(d, arch, vocab, seed, shards=1, dtype="f32"):
                                                     "high_freq_factor": 4.0, "original_max_position_embeddings": 64})
     if arch == "qwen3":
         c.update(head_dim=24, num_attention_heads=4, num_key_value_heads=1)  # 4*24 != 64
-    if arch == "mistral":
-        c.update(sliding_window=None, num_key_value_heads=1)
+    if arch == "mistral":  # with linear RoPE scaling (position interpolation)
+        c.update(sliding_window=None, num_key_value_heads=1, rope_scaling={"rope_type": "linear", "factor": 4.0})
     if arch == "qwen2":
         c.update(use_sliding_window=False, sliding_window=4096)
     D, NH, NKV, F_ = c["hidden_size"], c["num_attention_heads"], c["num_key_value_heads"], c["intermediate_size"]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ref_arch.sh — every architecture retort loads, against two independent peers.
 #
-# For each of llama, llama3 (rope_scaling llama3), mistral, qwen2 (Q/K/V biases, tied) and
+# For each of llama, llama3 (rope_scaling llama3), mistral (rope_scaling linear), qwen2 (Q/K/V
+# biases, tied) and
 # qwen3 (per-head Q/K norms, head_dim 24 != hidden/heads), scripts/torch_llama.py writes a
 # random-weight Hugging Face folder (safetensors bytes written by hand; sharded, F32/BF16/F16
 # varied by family), then:

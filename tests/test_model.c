@@ -39,6 +39,7 @@ static void ref_linear(double *out, const double *x, const double *W, size_t in,
 /* Llama 3 factor of frequency i, written from Meta's apply_scaling (independently of
  * model_rope_llama3_factors) */
 static double ref_llama3_factor(const model_config *c, size_t i) {
+    if (c->rope_scaling == MODEL_ROPE_SCALING_LINEAR) return c->rope_factor;
     if (c->rope_scaling != MODEL_ROPE_SCALING_LLAMA3) return 1.0;
     double freq = pow(c->rope_base, -2.0 * (double)i / (double)c->head_dim);
     double wl = 2 * M_PI / freq, old = (double)c->rope_orig_ctx;
@@ -186,8 +187,9 @@ static model_config arch_variant(int k, size_t V, size_t ctx) {
         c.rope_scaling = MODEL_ROPE_SCALING_LLAMA3, c.rope_factor = 8, c.rope_low_freq_factor = 1;
         c.rope_high_freq_factor = 4, c.rope_orig_ctx = 100, c.rope_base = 1000.0f;
         break;
-    case 2: /* qwen2: biases, NEOX RoPE, tied */
+    case 2: /* qwen2: biases, NEOX RoPE, tied, linear RoPE scaling */
         c.arch = MODEL_ARCH_QWEN2, c.tied = 1;
+        c.rope_scaling = MODEL_ROPE_SCALING_LINEAR, c.rope_factor = 4;
         break;
     case 3: /* qwen3: per-head Q/K norms, NEOX, head_dim 6 (NH*hd = 24 != D), untied */
         c.arch = MODEL_ARCH_QWEN3, c.head_dim = 6;

@@ -38,8 +38,17 @@ static int validate_arch(model_config *c) {
         return RT_FAIL("model config: qwen3 has no Q/K/V biases");
     c->qkv_bias = c->qkv_bias != 0;
     if (c->rope_scaling == MODEL_ROPE_SCALING_NONE) return 0;
+    if (c->rope_scaling == MODEL_ROPE_SCALING_LINEAR) {
+        if (!(c->rope_factor > 0) || !isfinite(c->rope_factor))
+            return RT_FAIL("model config: linear RoPE scaling needs factor > 0 (%g)", (double)c->rope_factor);
+        return 0;
+    }
     if (c->rope_scaling != MODEL_ROPE_SCALING_LLAMA3)
         return RT_FAIL("model config: unknown RoPE scaling type %d", c->rope_scaling);
+    if (c->arch != MODEL_ARCH_LLAMA)
+        return RT_FAIL("model config: llama3 RoPE scaling needs the llama architecture (llama.cpp "
+                       "applies rope_freqs only there), not %s",
+                       model_arch_name(c->arch));
     if (!(c->rope_factor >= 1.0f) || !(c->rope_low_freq_factor > 0) ||
         !(c->rope_high_freq_factor > c->rope_low_freq_factor) || c->rope_orig_ctx == 0)
         return RT_FAIL("model config: llama3 RoPE scaling needs factor >= 1 (%g), 0 < "
@@ -78,10 +87,10 @@ int model_config_validate(model_config *c) {
     return validate_arch(c);
 }
 
-void model_rope_llama3_factors(const model_config *c, float *factors) {
+void model_rope_scaling_factors(const model_config *c, float *factors) {
     size_t half = c->head_dim / 2;
     for (size_t i = 0; i < half; i++) {
-        factors[i] = 1.0f;
+        factors[i] = c->rope_scaling == MODEL_ROPE_SCALING_LINEAR ? c->rope_factor : 1.0f;
         if (c->rope_scaling != MODEL_ROPE_SCALING_LLAMA3) continue;
         /* Meta's apply_scaling for Llama 3.1 (as HF's _compute_llama3_parameters and
          * llama.cpp's converter): keep high frequencies, divide low ones by factor, blend. */
@@ -258,7 +267,7 @@ int model_create(model **out, const model_config *cfg, tokenizer *tok) {
     if (m->cfg.rope_scaling != MODEL_ROPE_SCALING_NONE) {
         float *f = rt_malloc_array(half, sizeof(float), "RoPE factors");
         if (!f) goto fail;
-        model_rope_llama3_factors(&m->cfg, f);
+        model_rope_scaling_factors(&m->cfg, f);
         int rc = model_set_rope_factors(m, f);
         free(f);
         if (rc) goto fail;

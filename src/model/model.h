@@ -11,9 +11,9 @@
  *   x += Wdown · (silu(Wgate·rmsnorm(x)) * (Wup·rmsnorm(x)))
  * then rmsnorm and the output projection (tied to the embedding or not). RoPE rotates
  * adjacent pairs (2i, 2i+1) (GGUF "normal" RoPE, llama) or the halves (i, i+hd/2) (NEOX,
- * qwen2/qwen3), with a configurable base and optionally Llama 3's per-frequency scaling
- * (theta_i = pos * base^(-2i/hd) / factor_i; factors from the rope_scaling fields or from the
- * file's rope_freqs.weight). head_dim is free (Qwen3: NH*hd != D).
+ * qwen2/qwen3), with a configurable base and optionally Llama 3's per-frequency scaling or
+ * linear scaling (theta_i = pos * base^(-2i/hd) / factor_i; factors from the rope_scaling
+ * fields or from the file's rope_freqs.weight). head_dim is free (Qwen3: NH*hd != D).
  *
  * Parameters live in ONE flat float buffer in this order, which other buffers of the same
  * size (gradients, AdamW moments) reuse through model_views():
@@ -50,7 +50,11 @@ typedef enum {
     MODEL_ARCH_COUNT
 } model_arch;
 
-typedef enum { MODEL_ROPE_SCALING_NONE = 0, MODEL_ROPE_SCALING_LLAMA3 } model_rope_scaling;
+typedef enum {
+    MODEL_ROPE_SCALING_NONE = 0,
+    MODEL_ROPE_SCALING_LLAMA3, /* Meta's per-frequency blend (llama only, as in llama.cpp) */
+    MODEL_ROPE_SCALING_LINEAR, /* every theta divided by rope_factor (position interpolation) */
+} model_rope_scaling;
 
 typedef struct {
     size_t dim;        /* D: model width */
@@ -69,9 +73,9 @@ typedef struct {
     int qkv_bias;      /* 1: attn_q/k/v have biases (set by validate for qwen2) */
     int qk_norm;       /* 1: per-head RMSNorm of q and k before RoPE (set for qwen3) */
     int rope_neox;     /* 1: RoPE rotates (i, i+hd/2) (set for qwen2/qwen3); 0: (2i, 2i+1) */
-    /* Llama 3 RoPE frequency scaling (HF rope_scaling {"rope_type": "llama3", ...}) */
+    /* RoPE frequency scaling (HF rope_scaling {"rope_type": "llama3" | "linear", ...}) */
     int rope_scaling;            /* model_rope_scaling */
-    float rope_factor;           /* "factor" (8) */
+    float rope_factor;           /* "factor" (llama3: 8) */
     float rope_low_freq_factor;  /* "low_freq_factor" (1) */
     float rope_high_freq_factor; /* "high_freq_factor" (4) */
     size_t rope_orig_ctx;        /* "original_max_position_embeddings" (8192) */
@@ -85,9 +89,9 @@ int model_arch_from_name(const char *name, size_t len);
 /* Fill derived fields (head_dim; qkv_bias, qk_norm, rope_neox from arch) and check every
  * constraint; errors say which flag is wrong. */
 int model_config_validate(model_config *c);
-/* Llama 3 RoPE factors (hd/2 divisors of theta, llama.cpp's rope_freqs.weight) for c's
- * rope_scaling fields; all 1 when rope_scaling is NONE. */
-void model_rope_llama3_factors(const model_config *c, float *factors);
+/* RoPE frequency divisors (hd/2 values; for llama3 what llama.cpp stores as
+ * rope_freqs.weight) for c's rope_scaling fields; all 1 when rope_scaling is NONE. */
+void model_rope_scaling_factors(const model_config *c, float *factors);
 /* Number of parameters (floats) of the flat buffer. */
 size_t model_config_n_params(const model_config *c);
 /* Training FLOPs per token: 6*N + 12*L*T*D_attn (PaLM's accounting; attention counted at the

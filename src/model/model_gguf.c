@@ -93,10 +93,17 @@ static int config_from_gguf(const gguf_ctx *g, model_config *c, char prefix[16])
     size_t st_len;
     rc = gguf_get_str(g, akey(key, sizeof key, a, "rope.scaling.type"), &st, &st_len);
     if (rc < 0) return -1;
-    if (rc == 0 && !(st_len == 4 && memcmp(st, "none", 4) == 0))
-        return RT_FAIL("%s: %s is '%.*s'; retort supports no RoPE scaling besides Llama 3's "
-                       "(rope_freqs.weight)",
+    if (rc == 0 && st_len == 6 && memcmp(st, "linear", 6) == 0) {
+        c->rope_scaling = MODEL_ROPE_SCALING_LINEAR;
+        c->rope_factor = 0;
+        if (opt_f32(g, a, "rope.scaling.factor", &c->rope_factor)) return -1;
+        if (!(c->rope_factor > 0))
+            return RT_FAIL("%s: linear RoPE scaling without a positive %s.rope.scaling.factor", path, a);
+    } else if (rc == 0 && !(st_len == 4 && memcmp(st, "none", 4) == 0)) {
+        return RT_FAIL("%s: %s is '%.*s'; retort supports linear RoPE scaling and Llama 3's "
+                       "(rope_freqs.weight), no other",
                        path, key, (int)RT_MIN(st_len, 64), st);
+    }
     /* retort's own record of Llama 3 scaling parameters (for the HF export) */
     if (gguf_find_key(g, "retort.rope.llama3.factor") >= 0) {
         size_t orig = 0;
@@ -258,6 +265,10 @@ static int config_to_gguf(const model_config *c, gguf_writer *w, int f16) {
         return -1;
 #undef U32
 #undef F32
+    if (c->rope_scaling == MODEL_ROPE_SCALING_LINEAR &&
+        (gguf_set_str(w, akey(k, sizeof k, a, "rope.scaling.type"), "linear") ||
+         gguf_set_f32(w, akey(k, sizeof k, a, "rope.scaling.factor"), c->rope_factor)))
+        return -1;
     if (c->rope_scaling == MODEL_ROPE_SCALING_LLAMA3 &&
         (gguf_set_f32(w, "retort.rope.llama3.factor", c->rope_factor) ||
          gguf_set_f32(w, "retort.rope.llama3.low_freq_factor", c->rope_low_freq_factor) ||
@@ -286,7 +297,8 @@ int model_to_gguf(const model *m, gguf_writer *w, int f16) {
     }
     free(tab);
     uint64_t ne[1] = {c->head_dim / 2};
-    if (m->rope_factors && gguf_add_tensor(w, "rope_freqs.weight", GGML_TYPE_F32, 1, ne, m->rope_factors))
+    /* Llama 3 factors as llama.cpp's converter stores them (linear scaling is a key instead) */
+    if (m->rope_factors && c->rope_scaling != MODEL_ROPE_SCALING_LINEAR && gguf_add_tensor(w, "rope_freqs.weight", GGML_TYPE_F32, 1, ne, m->rope_factors))
         return -1;
     return 0;
 }

@@ -107,8 +107,15 @@ static int rope_scaling_from_json(json_t *rs, model_config *c, const char *path)
     if (!t) t = json_object_get(rs, "type");
     const char *ts = json_is_string(t) ? json_string_value(t) : "?";
     if (strcmp(ts, "default") == 0) return 0;
+    if (strcmp(ts, "linear") == 0) {
+        c->rope_scaling = MODEL_ROPE_SCALING_LINEAR;
+        if (!json_is_number(json_object_get(rs, "factor")))
+            return RT_FAIL("%s: linear rope_scaling needs a \"factor\"", path);
+        return jfloat(rs, "factor", &c->rope_factor, path);
+    }
     if (strcmp(ts, "llama3") != 0)
-        return RT_FAIL("%s: rope_scaling type '%s' is not supported (retort runs llama3 scaling only)",
+        return RT_FAIL("%s: rope_scaling type '%s' is not supported (retort runs llama3 and linear "
+                       "scaling)",
                        path, ts);
     c->rope_scaling = MODEL_ROPE_SCALING_LLAMA3;
     c->rope_factor = 8.0f, c->rope_low_freq_factor = 1.0f, c->rope_high_freq_factor = 4.0f;
@@ -174,6 +181,12 @@ static json_t *config_to_json(const model *m) {
         "tie_word_embeddings", c->tied, "hidden_act", "silu", "attention_bias",
         c->arch == MODEL_ARCH_LLAMA ? c->qkv_bias : c->arch == MODEL_ARCH_QWEN2,
         "torch_dtype", "float32");
+    if (j && c->rope_scaling == MODEL_ROPE_SCALING_LINEAR &&
+        json_object_set_new(j, "rope_scaling",
+                            json_pack("{s:s, s:f}", "rope_type", "linear", "factor", (double)c->rope_factor))) {
+        json_decref(j);
+        return NULL;
+    }
     if (j && c->rope_scaling == MODEL_ROPE_SCALING_LLAMA3) {
         json_t *rs = json_pack("{s:s, s:f, s:f, s:f, s:I}", "rope_type", "llama3", "factor",
                                (double)c->rope_factor, "low_freq_factor", (double)c->rope_low_freq_factor,
