@@ -141,7 +141,8 @@ static int vocab_from_gguf(const gguf_ctx *g, const char *a, model_config *c, to
     return 0;
 }
 
-/* Every tensor the config needs, by name and shape; then refuse tensors it would ignore. */
+/* Every tensor the config needs, by name and shape; then refuse model tensors it would
+ * ignore (another layout: output biases, MoE experts, ...). */
 static int tensors_from_gguf(model *m, const gguf_ctx *g) {
     const char *path = gguf_path(g);
     model_param_info *tab;
@@ -165,7 +166,9 @@ static int tensors_from_gguf(model *m, const gguf_ctx *g) {
     for (size_t t = 0; t < nt; t++) {
         gguf_tensor_info info;
         if (gguf_tensor_info_at(g, t, &info)) break;
-        int known = strcmp(info.name, "rope_freqs.weight") == 0;
+        /* retort's own extra tensors (a checkpoint's opt.m / opt.v) are not model tensors */
+        int known = strcmp(info.name, "rope_freqs.weight") == 0 ||
+                    strncmp(info.name, "opt.", 4) == 0 || strncmp(info.name, "retort.", 7) == 0;
         for (size_t i = 0; i < n && !known; i++) known = strcmp(info.name, tab[i].name) == 0;
         if (!known) {
             RT_FAIL("%s: tensor '%s' is not part of a %s model as retort runs it (unsupported "
