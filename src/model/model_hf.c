@@ -166,7 +166,7 @@ static int config_from_json(json_t *j, model_config *c, const char *path) {
     return 0;
 }
 
-static json_t *config_to_json(const model *m) {
+static json_t *config_to_json(const model *m, st_dtype dtype) {
     const model_config *c = &m->cfg;
     static const char *const cls[MODEL_ARCH_COUNT] = {"LlamaForCausalLM", "Qwen2ForCausalLM",
                                                        "Qwen3ForCausalLM"};
@@ -180,7 +180,7 @@ static json_t *config_to_json(const model *m) {
         "rms_norm_eps", (double)c->norm_eps, "rope_theta", (double)c->rope_base,
         "tie_word_embeddings", c->tied, "hidden_act", "silu", "attention_bias",
         c->arch == MODEL_ARCH_LLAMA ? c->qkv_bias : c->arch == MODEL_ARCH_QWEN2,
-        "torch_dtype", "float32");
+        "torch_dtype", dtype == ST_BF16 ? "bfloat16" : dtype == ST_F16 ? "float16" : "float32");
     if (j && c->rope_scaling == MODEL_ROPE_SCALING_LINEAR &&
         json_object_set_new(j, "rope_scaling",
                             json_pack("{s:s, s:f}", "rope_type", "linear", "factor", (double)c->rope_factor))) {
@@ -358,7 +358,7 @@ int model_to_hf(const model *m, const char *dir, st_dtype dtype) {
         rc = st_writer_write(w, path);
     }
     if (rc == 0) { /* config.json last: a folder with a config has its weights */
-        json_t *j = config_to_json(m);
+        json_t *j = config_to_json(m, dtype);
         char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
         snprintf(path, plen, "%s/config.json", dir);
         rc = s ? rt_write_file_atomic(path, s, strlen(s)) : RT_FAIL("%s: cannot build config.json", dir);
