@@ -511,6 +511,37 @@ static void test_gguf_archs(void) {
     CHECK(model_load(&b, path2) == -1 && strstr(rt_errmsg(), "blk.0.attn_output.bias"));
     m->cfg.arch = MODEL_ARCH_QWEN2, m->cfg.qkv_bias = 1;
     model_free(m);
+    /* a file as llama.cpp's converter writes Llama 3 (rope_freqs.weight, no parameters):
+     * Meta's published parameters are recovered; others leave the factors unexplained and
+     * the HF export refuses rather than drop them */
+    for (int meta = 1; meta >= 0; meta--) {
+        model_config c = arch_variant(1, 23, 8);
+        c.head_dim = 8, c.n_heads = 2, c.rope_base = 500000.0f, c.rope_orig_ctx = meta ? 8192 : 100;
+        m = make_model_cfg(c, 7);
+        if (!m) {
+            CHECK(0);
+            continue;
+        }
+        m->cfg.rope_scaling = MODEL_ROPE_SCALING_NONE; /* write the factors only */
+        CHECK_OK(model_save(m, path2));
+        m->cfg.rope_scaling = MODEL_ROPE_SCALING_LLAMA3;
+        CHECK_OK(model_load(&b, path2));
+        if (b) {
+            CHECK(b->rope_factors && memcmp(b->rope_factors, m->rope_factors, 4 * sizeof(float)) == 0);
+            CHECK(meta ? cfg_equal(&b->cfg, &m->cfg) : b->cfg.rope_scaling == MODEL_ROPE_SCALING_NONE);
+            char hf[300];
+            snprintf(hf, sizeof hf, "%s/hf", dir);
+            int rc = model_to_hf(b, hf, ST_F32);
+            CHECK(meta ? rc == 0 : rc == -1 && strstr(rt_errmsg(), "rope_freqs.weight"));
+            if (rc == 0) {
+                snprintf(hf, sizeof hf, "rm -rf '%s/hf'", dir);
+                CHECK(system(hf) == 0);
+            }
+        }
+        model_free(b);
+        b = NULL;
+        model_free(m);
+    }
     unlink(path), unlink(path2), rmdir(dir);
 }
 

@@ -6,6 +6,7 @@
  */
 #include "model_internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -141,6 +142,25 @@ static int vocab_from_gguf(const gguf_ctx *g, const char *a, model_config *c, to
     return 0;
 }
 
+/* llama.cpp's converter stores Llama 3 scaling only as the factors; recover the parameters
+ * (for config.json on export) when Meta's published ones (low 1, high 4, original context
+ * 8192; factor = the largest divisor) reproduce every factor to 1e-6. Otherwise the config
+ * keeps NONE: the model still runs with the file's factors, and the HF export refuses. */
+static void infer_llama3(model_config *c, const float *f) {
+    size_t half = c->head_dim / 2;
+    model_config t = *c;
+    t.rope_scaling = MODEL_ROPE_SCALING_LLAMA3;
+    t.rope_factor = 1.0f, t.rope_low_freq_factor = 1.0f, t.rope_high_freq_factor = 4.0f;
+    t.rope_orig_ctx = 8192;
+    for (size_t i = 0; i < half; i++) t.rope_factor = f[i] > t.rope_factor ? f[i] : t.rope_factor;
+    float want[4096];
+    if (half > RT_ARRAY_LEN(want) || c->arch != MODEL_ARCH_LLAMA) return;
+    model_rope_scaling_factors(&t, want);
+    for (size_t i = 0; i < half; i++)
+        if (fabsf(want[i] - f[i]) > 1e-6f * f[i]) return;
+    *c = t;
+}
+
 /* Every tensor the config needs, by name and shape; then refuse model tensors it would
  * ignore (another layout: output biases, MoE experts, ...). */
 static int tensors_from_gguf(model *m, const gguf_ctx *g) {
@@ -189,6 +209,7 @@ static int tensors_from_gguf(model *m, const gguf_ctx *g) {
             free(f);
             return -1;
         }
+        if (m->cfg.rope_scaling == MODEL_ROPE_SCALING_NONE) infer_llama3(&m->cfg, f);
         free(f);
     }
     return 0;

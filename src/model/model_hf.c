@@ -322,6 +322,10 @@ int model_from_hf(model **out, const char *dir, tokenizer *tok) {
 
 int model_to_hf(const model *m, const char *dir, st_dtype dtype) {
     const model_config *c = &m->cfg;
+    if (m->rope_factors && c->rope_scaling == MODEL_ROPE_SCALING_NONE)
+        return RT_FAIL("%s: the model has RoPE frequency factors (rope_freqs.weight) that match no "
+                       "llama3 rope_scaling parameters; config.json could not express them",
+                       dir);
     if (rt_mkdir_p(dir)) return -1;
     model_param_info *tab;
     size_t n;
