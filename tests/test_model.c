@@ -1,11 +1,16 @@
 /* test_model.c — the model against an independent double-precision reference written here
- * (naive loops: embedding, RMSNorm, adjacent-pair RoPE, causal GQA, SwiGLU, tied/untied
+ * (naive loops: embedding, RMSNorm, Q/K/V biases, per-head Q/K RMSNorm, adjacent-pair and
+ * NEOX RoPE with Llama 3 frequency scaling, causal GQA with any head size, SwiGLU, tied/untied
  * output): forward logits, finite-difference gradients of the mean cross-entropy w.r.t.
- * EVERY parameter, the KV-cache decode path (prefill, token by token, batched sequences),
- * and the sampler (greedy, top-k, top-p, temperature, processors, selector). */
+ * EVERY parameter for every architecture (llama, llama+biases, llama3 scaling, qwen2, qwen3),
+ * the KV-cache decode path (prefill, token by token, batched sequences), GGUF save/load of
+ * each architecture and its refusals, and the sampler (greedy, top-k, top-p, temperature,
+ * processors, selector). */
 #include "base/base.h"
 #include "model/model.h"
 #include "testlib.h"
+
+#include <unistd.h>
 
 /* ---------------------------------------------------------------- reference */
 
@@ -31,14 +36,40 @@ static void ref_linear(double *out, const double *x, const double *W, size_t in,
     }
 }
 
-static void ref_rope(double *v, size_t nh, size_t hd, size_t pos, double base) {
+/* Llama 3 factor of frequency i, written from Meta's apply_scaling (independently of
+ * model_rope_llama3_factors) */
+static double ref_llama3_factor(const model_config *c, size_t i) {
+    if (c->rope_scaling == MODEL_ROPE_SCALING_LINEAR) return c->rope_factor;
+    if (c->rope_scaling != MODEL_ROPE_SCALING_LLAMA3) return 1.0;
+    double freq = pow(c->rope_base, -2.0 * (double)i / (double)c->head_dim);
+    double wl = 2 * M_PI / freq, old = (double)c->rope_orig_ctx;
+    if (wl < old / c->rope_high_freq_factor) return 1.0;
+    if (wl > old / c->rope_low_freq_factor) return c->rope_factor;
+    double sm = (old / wl - c->rope_low_freq_factor) / (c->rope_high_freq_factor - c->rope_low_freq_factor);
+    /* scaled freq = (1 - sm) * freq / factor + sm * freq */
+    return freq / ((1 - sm) * freq / c->rope_factor + sm * freq);
+}
+
+static void ref_rope(double *v, size_t nh, size_t pos, const model_config *c) {
+    size_t hd = c->head_dim;
     for (size_t h = 0; h < nh; h++)
         for (size_t i = 0; i < hd / 2; i++) {
-            double th = (double)pos * pow(base, -2.0 * (double)i / (double)hd);
-            double a = v[h * hd + 2 * i], b = v[h * hd + 2 * i + 1];
-            v[h * hd + 2 * i] = a * cos(th) - b * sin(th);
-            v[h * hd + 2 * i + 1] = a * sin(th) + b * cos(th);
+            double th = (double)pos * pow(c->rope_base, -2.0 * (double)i / (double)hd) / ref_llama3_factor(c, i);
+            size_t i0 = c->rope_neox ? i : 2 * i, i1 = c->rope_neox ? i + hd / 2 : 2 * i + 1;
+            double a = v[h * hd + i0], b = v[h * hd + i1];
+            v[h * hd + i0] = a * cos(th) - b * sin(th);
+            v[h * hd + i1] = a * sin(th) + b * cos(th);
         }
+}
+
+/* bias and per-head norm of nh heads (NULL = none) */
+static void ref_qk_extra(const ref_ctx *r, double *v, size_t nh, const float *bias, const float *norm) {
+    const model_config *c = &r->m->cfg;
+    size_t hd = c->head_dim;
+    if (bias)
+        for (size_t i = 0; i < nh * hd; i++) v[i] += refp(r, bias)[i];
+    if (norm)
+        for (size_t h = 0; h < nh; h++) ref_rmsnorm(v + h * hd, v + h * hd, refp(r, norm), hd, c->norm_eps);
 }
 
 /* logits (B*T, V) for inputs (B, T); returns mean CE over targets (-1 ignored) */
@@ -50,7 +81,9 @@ static double ref_forward(const ref_ctx *r, const int32_t *in, const int32_t *tg
     double *x = calloc(T * D, sizeof(double)), *h = calloc(D, sizeof(double));
     double *q = calloc(T * NH * hd, sizeof(double)), *k = calloc(T * NKV * hd, sizeof(double));
     double *v = calloc(T * NKV * hd, sizeof(double)), *ao = calloc(NH * hd, sizeof(double));
-    double *tmp = calloc(D > F ? D * 2 + F * 2 : F * 4, sizeof(double)), *sc = calloc(T, sizeof(double));
+    size_t AD = NH * hd, W = D > F ? D : F;
+    W = W > AD ? W : AD;
+    double *tmp = calloc(W * 4, sizeof(double)), *sc = calloc(T, sizeof(double));
     double loss = 0;
     size_t cnt = 0;
     for (size_t b = 0; b < B; b++) {
@@ -63,8 +96,11 @@ static double ref_forward(const ref_ctx *r, const int32_t *in, const int32_t *tg
                 ref_linear(q + t * NH * hd, h, refp(r, w->wq), D, NH * hd);
                 ref_linear(k + t * NKV * hd, h, refp(r, w->wk), D, NKV * hd);
                 ref_linear(v + t * NKV * hd, h, refp(r, w->wv), D, NKV * hd);
-                ref_rope(q + t * NH * hd, NH, hd, t, c->rope_base);
-                ref_rope(k + t * NKV * hd, NKV, hd, t, c->rope_base);
+                ref_qk_extra(r, q + t * NH * hd, NH, w->bq, w->q_norm);
+                ref_qk_extra(r, k + t * NKV * hd, NKV, w->bk, w->k_norm);
+                ref_qk_extra(r, v + t * NKV * hd, NKV, w->bv, NULL);
+                ref_rope(q + t * NH * hd, NH, t, c);
+                ref_rope(k + t * NKV * hd, NKV, t, c);
             }
             double *xn = calloc(T * D, sizeof(double));
             for (size_t t = 0; t < T; t++) {
@@ -115,11 +151,7 @@ static double ref_forward(const ref_ctx *r, const int32_t *in, const int32_t *tg
     return cnt ? loss / (double)cnt : 0;
 }
 
-static model *make_model(size_t D, size_t L, size_t NH, size_t NKV, size_t F, size_t V, size_t ctx,
-                         int tied, uint64_t seed) {
-    model_config c = {.dim = D, .n_layers = L, .n_heads = NH, .n_kv_heads = NKV, .ffn_dim = F,
-                      .vocab_size = V, .ctx_len = ctx, .norm_eps = 1e-5f, .rope_base = 10000.0f,
-                      .tied = tied};
+static model *make_model_cfg(model_config c, uint64_t seed) {
     model *m;
     if (model_create(&m, &c, NULL)) {
         fprintf(stderr, "model_create: %s\n", rt_errmsg());
@@ -131,6 +163,42 @@ static model *make_model(size_t D, size_t L, size_t NH, size_t NKV, size_t F, si
     rt_rng_seed(&r, seed + 1);
     for (size_t i = 0; i < m->n_params; i++) m->params[i] += (float)(rt_rng_normal(&r) * 0.15);
     return m;
+}
+
+static model *make_model(size_t D, size_t L, size_t NH, size_t NKV, size_t F, size_t V, size_t ctx,
+                         int tied, uint64_t seed) {
+    model_config c = {.dim = D, .n_layers = L, .n_heads = NH, .n_kv_heads = NKV, .ffn_dim = F,
+                      .vocab_size = V, .ctx_len = ctx, .norm_eps = 1e-5f, .rope_base = 10000.0f,
+                      .tied = tied};
+    return make_model_cfg(c, seed);
+}
+
+/* The architecture variants every check runs on: small, but each exercises its feature. */
+enum { N_ARCH_VARIANTS = 5 };
+static model_config arch_variant(int k, size_t V, size_t ctx) {
+    model_config c = {.dim = 16, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ffn_dim = 20,
+                      .vocab_size = V, .ctx_len = ctx, .norm_eps = 1e-5f, .rope_base = 10000.0f};
+    switch (k) {
+    case 0: /* llama with the optional Q/K/V biases, untied */
+        c.qkv_bias = 1;
+        break;
+    case 1: /* Llama 3.1 RoPE scaling: hd 8 has kept, blended and divided frequencies */
+        c.n_heads = 2, c.n_kv_heads = 1, c.tied = 1;
+        c.rope_scaling = MODEL_ROPE_SCALING_LLAMA3, c.rope_factor = 8, c.rope_low_freq_factor = 1;
+        c.rope_high_freq_factor = 4, c.rope_orig_ctx = 100, c.rope_base = 1000.0f;
+        break;
+    case 2: /* qwen2: biases, NEOX RoPE, tied, linear RoPE scaling */
+        c.arch = MODEL_ARCH_QWEN2, c.tied = 1;
+        c.rope_scaling = MODEL_ROPE_SCALING_LINEAR, c.rope_factor = 4;
+        break;
+    case 3: /* qwen3: per-head Q/K norms, NEOX, head_dim 6 (NH*hd = 24 != D), untied */
+        c.arch = MODEL_ARCH_QWEN3, c.head_dim = 6;
+        break;
+    default: /* qwen3 with head_dim 2 and MQA: the extreme small case */
+        c.arch = MODEL_ARCH_QWEN3, c.head_dim = 2, c.n_kv_heads = 1, c.tied = 1;
+        break;
+    }
+    return c;
 }
 
 static void random_ids(rt_rng *r, int32_t *ids, size_t n, size_t V) {
@@ -168,9 +236,42 @@ static void test_forward_reference(void) {
     check_forward(4, 4, 0); /* MHA */
 }
 
+static void test_forward_reference_archs(void) {
+    size_t B = 2, T = 7, V = 37;
+    for (int k = 0; k < N_ARCH_VARIANTS; k++) {
+        model *m = make_model_cfg(arch_variant(k, V, 8), 40 + (uint64_t)k);
+        CHECK(m != NULL);
+        if (!m) continue;
+        rt_rng r;
+        rt_rng_seed(&r, 3 + (uint64_t)k);
+        int32_t in[14];
+        random_ids(&r, in, B * T, V);
+        double *P = malloc(m->n_params * sizeof(double));
+        for (size_t i = 0; i < m->n_params; i++) P[i] = m->params[i];
+        ref_ctx rc = {m, P};
+        double *want = malloc(B * T * V * sizeof(double));
+        ref_forward(&rc, in, NULL, B, T, want);
+        float *got = model_forward(m, in, B, T);
+        CHECK(got != NULL);
+        double maxd = 0;
+        for (size_t i = 0; got && i < B * T * V; i++) maxd = fmax(maxd, fabs(got[i] - want[i]));
+        CHECK_MSG(maxd < 2e-4, "variant %d (%s): max |logit diff| = %g", k,
+                  model_arch_name(m->cfg.arch), maxd);
+        free(P), free(want);
+        model_free(m);
+    }
+}
+
+static void check_gradients_model(model *m, const char *what);
+
 static void check_gradients(size_t NKV, int tied) {
+    char what[64];
+    snprintf(what, sizeof what, "NKV=%zu tied=%d", NKV, tied);
+    check_gradients_model(make_model(16, 2, 4, NKV, 20, 29, 8, tied, 101 + NKV + tied), what);
+}
+
+static void check_gradients_model(model *m, const char *what) {
     size_t B = 2, T = 6, V = 29;
-    model *m = make_model(16, 2, 4, NKV, 20, V, 8, tied, 101 + NKV + tied);
     if (!m) {
         CHECK(0);
         return;
@@ -212,7 +313,7 @@ static void check_gradients(size_t NKV, int tied) {
         }
         double cosine = dot / (sqrt(n1 * n2) + 1e-30);
         CHECK_MSG(maxd <= 1e-3 * maxg + 1e-6 && (n1 == 0 || cosine > 0.99999),
-                  "NKV=%zu tied=%d %s: max |fd - grad| = %.3g (max |grad| %.3g, cosine %.7f)", NKV, tied,
+                  "%s %s: max |fd - grad| = %.3g (max |grad| %.3g, cosine %.7f)", what,
                   tab[ti].name, maxd, maxg, cosine);
     }
     free(tab), free(P), free(lg);
@@ -222,6 +323,15 @@ static void check_gradients(size_t NKV, int tied) {
 static void test_backward_finite_differences(void) {
     check_gradients(2, 0); /* GQA + untied output */
     check_gradients(1, 1); /* MQA + tied */
+}
+
+static void test_backward_finite_differences_archs(void) {
+    for (int k = 0; k < N_ARCH_VARIANTS; k++) {
+        char what[64];
+        model_config c = arch_variant(k, 29, 8);
+        snprintf(what, sizeof what, "variant %d (%s)", k, model_arch_name(c.arch));
+        check_gradients_model(make_model_cfg(c, 200 + (uint64_t)k), what);
+    }
 }
 
 static void test_decode_matches_forward(void) {
@@ -279,6 +389,160 @@ static void test_decode_matches_forward(void) {
     decoder_free(&d);
     free(all), free(out);
     model_free(m);
+}
+
+static void test_decode_archs(void) {
+    size_t V = 31, T = 9;
+    for (int k = 0; k < N_ARCH_VARIANTS; k++) {
+        model *m = make_model_cfg(arch_variant(k, V, 12), 60 + (uint64_t)k);
+        if (!m) {
+            CHECK(0);
+            continue;
+        }
+        rt_rng r;
+        rt_rng_seed(&r, 19);
+        int32_t ids[2][9];
+        for (int s = 0; s < 2; s++) random_ids(&r, ids[s], T, V);
+        float *tl[2];
+        for (int s = 0; s < 2; s++) {
+            tl[s] = malloc(T * V * sizeof(float));
+            memcpy(tl[s], model_forward(m, ids[s], 1, T), T * V * sizeof(float));
+        }
+        decoder d;
+        CHECK_OK(decoder_init(&d, m, 4));
+        kv_cache c[2];
+        for (int s = 0; s < 2; s++) CHECK_OK(kv_cache_init(&c[s], &m->cfg, 12));
+        float *all = malloc(T * V * sizeof(float)), *out = malloc(2 * V * sizeof(float));
+        CHECK_OK(decoder_prefill(&d, &c[0], ids[0], T, NULL, all));
+        double maxd = 0;
+        for (size_t i = 0; i < T * V; i++) maxd = fmax(maxd, fabs(all[i] - tl[0][i]));
+        kv_cache_clear(&c[0]);
+        for (size_t t = 0; t < T; t++) { /* two sequences, one row each per step */
+            kv_cache *cs[2] = {&c[0], &c[1]};
+            int32_t tok[2] = {ids[0][t], ids[1][t]};
+            CHECK_OK(decoder_run(&d, cs, tok, 2, NULL, out));
+            for (int s = 0; s < 2; s++)
+                for (size_t i = 0; i < V; i++) maxd = fmax(maxd, fabs(out[s * V + i] - tl[s][t * V + i]));
+        }
+        CHECK_MSG(maxd < 1e-4, "variant %d: decode vs training forward: %g", k, maxd);
+        for (int s = 0; s < 2; s++) kv_cache_free(&c[s]), free(tl[s]);
+        free(all), free(out);
+        decoder_free(&d);
+        model_free(m);
+    }
+}
+
+/* field by field: struct padding is not part of the config */
+static int cfg_equal(const model_config *a, const model_config *b) {
+    return a->dim == b->dim && a->n_layers == b->n_layers && a->n_heads == b->n_heads &&
+           a->n_kv_heads == b->n_kv_heads && a->head_dim == b->head_dim && a->ffn_dim == b->ffn_dim &&
+           a->vocab_size == b->vocab_size && a->ctx_len == b->ctx_len && a->norm_eps == b->norm_eps &&
+           a->rope_base == b->rope_base && a->tied == b->tied && a->arch == b->arch &&
+           a->qkv_bias == b->qkv_bias && a->qk_norm == b->qk_norm && a->rope_neox == b->rope_neox &&
+           a->rope_scaling == b->rope_scaling && a->rope_factor == b->rope_factor &&
+           a->rope_low_freq_factor == b->rope_low_freq_factor &&
+           a->rope_high_freq_factor == b->rope_high_freq_factor && a->rope_orig_ctx == b->rope_orig_ctx;
+}
+
+/* Every architecture survives model_save / model_load bit-exactly (config, weights, RoPE
+ * factors, logits); broken files are refused by name. */
+static void test_gguf_archs(void) {
+    char dir[] = "/tmp/retort-test-model-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[256], path2[256];
+    snprintf(path, sizeof path, "%s/m.gguf", dir);
+    snprintf(path2, sizeof path2, "%s/bad.gguf", dir);
+    int32_t in[6] = {1, 5, 2, 7, 3, 0};
+    for (int k = 0; k < N_ARCH_VARIANTS; k++) {
+        model *m = make_model_cfg(arch_variant(k, 23, 8), 80 + (uint64_t)k), *b = NULL;
+        if (!m) {
+            CHECK(0);
+            continue;
+        }
+        CHECK_OK(model_save(m, path));
+        CHECK_OK(model_load(&b, path));
+        if (!b) {
+            model_free(m);
+            continue;
+        }
+        CHECK(cfg_equal(&b->cfg, &m->cfg));
+        CHECK(b->n_params == m->n_params && memcmp(b->params, m->params, m->n_params * 4) == 0);
+        CHECK((m->rope_factors == NULL) == (b->rope_factors == NULL));
+        float *l1 = malloc(6 * 23 * sizeof(float));
+        memcpy(l1, model_forward(m, in, 1, 6), 6 * 23 * sizeof(float));
+        float *l2 = model_forward(b, in, 1, 6);
+        CHECK(l2 && memcmp(l1, l2, 6 * 23 * sizeof(float)) == 0);
+        model_free(b);
+        free(l1);
+        model_free(m);
+    }
+    /* unknown architecture, missing tensor, unexpected tensor */
+    model *m = make_model_cfg(arch_variant(2, 23, 8), 99), *b = NULL;
+    gguf_writer *w = gguf_writer_new();
+    CHECK_OK(model_to_gguf(m, w, 0));
+    CHECK_OK(gguf_set_str(w, "general.architecture", "gemma3"));
+    CHECK_OK(gguf_writer_write(w, path2));
+    gguf_writer_free(w);
+    CHECK(model_load(&b, path2) == -1 && strstr(rt_errmsg(), "gemma3") && strstr(rt_errmsg(), "bad.gguf"));
+    /* a qwen2 file written as if it had no biases: the loader names the first missing one */
+    m->cfg.qkv_bias = 0; /* (the layout walk then skips the biases) */
+    w = gguf_writer_new();
+    CHECK_OK(model_to_gguf(m, w, 0));
+    CHECK_OK(gguf_writer_write(w, path2));
+    gguf_writer_free(w);
+    CHECK(model_load(&b, path2) == -1 && strstr(rt_errmsg(), "missing tensor 'blk.0.attn_q.bias'"));
+    /* the same without biases as a llama file loads (llama's biases are optional) */
+    m->cfg.arch = MODEL_ARCH_LLAMA;
+    w = gguf_writer_new();
+    CHECK_OK(model_to_gguf(m, w, 0));
+    CHECK_OK(gguf_writer_write(w, path2));
+    gguf_writer_free(w);
+    CHECK_OK(model_load(&b, path2));
+    CHECK(b && !b->cfg.qkv_bias && !b->cfg.rope_neox);
+    model_free(b);
+    b = NULL;
+    /* an extra tensor the model would ignore */
+    w = gguf_writer_new();
+    CHECK_OK(model_to_gguf(m, w, 0));
+    uint64_t ne[1] = {16};
+    CHECK_OK(gguf_add_tensor(w, "blk.0.attn_output.bias", GGML_TYPE_F32, 1, ne, m->params));
+    CHECK_OK(gguf_writer_write(w, path2));
+    gguf_writer_free(w);
+    CHECK(model_load(&b, path2) == -1 && strstr(rt_errmsg(), "blk.0.attn_output.bias"));
+    m->cfg.arch = MODEL_ARCH_QWEN2, m->cfg.qkv_bias = 1;
+    model_free(m);
+    /* a file as llama.cpp's converter writes Llama 3 (rope_freqs.weight, no parameters):
+     * Meta's published parameters are recovered; others leave the factors unexplained and
+     * the HF export refuses rather than drop them */
+    for (int meta = 1; meta >= 0; meta--) {
+        model_config c = arch_variant(1, 23, 8);
+        c.head_dim = 8, c.n_heads = 2, c.rope_base = 500000.0f, c.rope_orig_ctx = meta ? 8192 : 100;
+        m = make_model_cfg(c, 7);
+        if (!m) {
+            CHECK(0);
+            continue;
+        }
+        m->cfg.rope_scaling = MODEL_ROPE_SCALING_NONE; /* write the factors only */
+        CHECK_OK(model_save(m, path2));
+        m->cfg.rope_scaling = MODEL_ROPE_SCALING_LLAMA3;
+        CHECK_OK(model_load(&b, path2));
+        if (b) {
+            CHECK(b->rope_factors && memcmp(b->rope_factors, m->rope_factors, 4 * sizeof(float)) == 0);
+            CHECK(meta ? cfg_equal(&b->cfg, &m->cfg) : b->cfg.rope_scaling == MODEL_ROPE_SCALING_NONE);
+            char hf[300];
+            snprintf(hf, sizeof hf, "%s/hf", dir);
+            int rc = model_to_hf(b, hf, ST_F32);
+            CHECK(meta ? rc == 0 : rc == -1 && strstr(rt_errmsg(), "rope_freqs.weight"));
+            if (rc == 0) {
+                snprintf(hf, sizeof hf, "rm -rf '%s/hf'", dir);
+                CHECK(system(hf) == 0);
+            }
+        }
+        model_free(b);
+        b = NULL;
+        model_free(m);
+    }
+    unlink(path), unlink(path2), rmdir(dir);
 }
 
 static void test_loss_and_errors(void) {
@@ -420,6 +684,8 @@ static void test_sampler(void) {
     }
 }
 
-TEST_MAIN("model", TEST_CASE(test_forward_reference), TEST_CASE(test_backward_finite_differences),
-          TEST_CASE(test_decode_matches_forward), TEST_CASE(test_loss_and_errors),
+TEST_MAIN("model", TEST_CASE(test_forward_reference), TEST_CASE(test_forward_reference_archs),
+          TEST_CASE(test_backward_finite_differences),
+          TEST_CASE(test_backward_finite_differences_archs), TEST_CASE(test_decode_matches_forward),
+          TEST_CASE(test_decode_archs), TEST_CASE(test_gguf_archs), TEST_CASE(test_loss_and_errors),
           TEST_CASE(test_sampler))

@@ -27,6 +27,7 @@ int cmd_distill(int argc, char **argv) {
     kd_params kp = kd_params_defaults();
     double val_fraction = 0.05;
     int untied = 0, resume = 0, quiet = 0;
+    const char *arch_s = NULL;
     cli_opt opts[] = {
         {"--teacher", CLI_STR, &teacher_path, "T.gguf: the live teacher", 0, 0},
         {"--teacher-cache", CLI_STR, &cache_path, "CACHE: a teacher cache from retort cache-teacher", 0, 0},
@@ -47,6 +48,8 @@ int cmd_distill(int argc, char **argv) {
         {"--kv-heads", CLI_SIZE, &c.n_kv_heads, "key/value heads (default 2)", 0, 0},
         {"--ffn", CLI_SIZE, &c.ffn_dim, "SwiGLU hidden width (default 352)", 0, 0},
         {"--rope-base", CLI_FLOAT, &c.rope_base, "RoPE frequency base (default 10000)", 0, 0},
+        {"--arch", CLI_STR, &arch_s, "llama | qwen2 (Q/K/V biases) | qwen3 (Q/K norms) (default llama)", 0, 0},
+        {"--head-dim", CLI_SIZE, &c.head_dim, "per-head size (default dim/heads)", 0, 0},
         {"--untied", CLI_FLAG, &untied, "separate output projection", 0, 0},
         {"--seq-len", CLI_SIZE, &o.seq_len, "sequence length = student context (default 256)", 0, 0},
         {"--batch", CLI_SIZE, &o.batch, "sequences per step (default 16)", 0, 0},
@@ -85,6 +88,10 @@ int cmd_distill(int argc, char **argv) {
         "must share the tokenizer; the student gets the teacher's unless --init/--tokenizer say otherwise."};
     int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
     if (prc) return prc == 1 ? 0 : 2;
+    if (arch_s && (c.arch = model_arch_from_name(arch_s, strlen(arch_s))) < 0) {
+        fprintf(stderr, "retort distill: error: --arch '%s': expected llama, qwen2 or qwen3\n", arch_s);
+        return 2;
+    }
     if (!!teacher_path == !!cache_path) {
         fprintf(stderr, "retort distill: error: give exactly one of --teacher T.gguf or --teacher-cache CACHE\n");
         return 2;

@@ -33,7 +33,10 @@ int cmd_info(int argc, char **argv) {
         if (model_from_gguf(&m, g)) goto done;
         const model_config *c = &m->cfg;
         printf("file:        %s (GGUF v%u)\n", pos[0], gguf_version(g));
-        printf("arch:        llama\n");
+        printf("arch:        %s%s%s, %s RoPE%s\n", model_arch_name(c->arch),
+               c->qkv_bias ? ", Q/K/V biases" : "", c->qk_norm ? ", Q/K norms" : "",
+               c->rope_neox ? "NEOX" : "adjacent-pair",
+               m->rope_factors ? " with frequency factors (Llama 3 scaling)" : "");
         printf("dim:         %zu\nlayers:      %zu\nheads:       %zu (kv heads %zu, head dim %zu)\n",
                c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim);
         printf("ffn:         %zu\nvocab:       %zu\ncontext:     %zu\nnorm eps:    %g\nrope base:   %g\n",

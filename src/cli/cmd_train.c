@@ -35,6 +35,7 @@ int cmd_train(int argc, char **argv) {
     train_options_defaults(&o);
     double val_fraction = 0.05;
     int untied = 0, resume = 0, quiet = 0;
+    const char *arch_s = NULL;
     cli_opt opts[] = {
         {"--data", CLI_STR, &data, "FILE: training text (or a directory of token shards)", 1, 0},
         {"--tokenizer", CLI_STR, &tok_path, "M.gguf: reuse this model file's tokenizer", 0, 0},
@@ -45,6 +46,8 @@ int cmd_train(int argc, char **argv) {
         {"--kv-heads", CLI_SIZE, &c.n_kv_heads, "key/value heads, divides --heads (default 4)", 0, 0},
         {"--ffn", CLI_SIZE, &c.ffn_dim, "SwiGLU hidden width (default 704)", 0, 0},
         {"--rope-base", CLI_FLOAT, &c.rope_base, "RoPE frequency base (default 10000)", 0, 0},
+        {"--arch", CLI_STR, &arch_s, "llama | qwen2 (Q/K/V biases) | qwen3 (Q/K norms) (default llama)", 0, 0},
+        {"--head-dim", CLI_SIZE, &c.head_dim, "per-head size (default dim/heads)", 0, 0},
         {"--untied", CLI_FLAG, &untied, "separate output projection (default: tied to the embedding)", 0, 0},
         {"--seq-len", CLI_SIZE, &o.seq_len, "training sequence length = context length (default 256)", 0, 0},
         {"--batch", CLI_SIZE, &o.batch, "sequences per step (default 16)", 0, 0},
@@ -81,6 +84,10 @@ int cmd_train(int argc, char **argv) {
         "--resume continues from it to the bit-identical result of an uninterrupted run."};
     int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
     if (prc) return prc == 1 ? 0 : 2;
+    if (arch_s && (c.arch = model_arch_from_name(arch_s, strlen(arch_s))) < 0) {
+        fprintf(stderr, "retort train: error: --arch '%s': expected llama, qwen2 or qwen3\n", arch_s);
+        return 2;
+    }
     if (tok_path && cli_seen(opts, RT_ARRAY_LEN(opts), "--vocab-size")) {
         fprintf(stderr, "retort train: error: give --tokenizer or --vocab-size, not both\n");
         return 2;

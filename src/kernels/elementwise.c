@@ -400,6 +400,37 @@ void rope_backward(float *dx, size_t N, size_t row_stride, size_t n_heads, size_
     rope_apply(dx, N, row_stride, n_heads, hd, pos, cos_tab, sin_tab, -1);
 }
 
+/* NEOX pairs (i, i + hd/2): both halves are contiguous, so the plain loop vectorises. */
+static void rope_neox_apply(float *x, size_t N, size_t row_stride, size_t n_heads, size_t hd,
+                            const int32_t *pos, const float *cos_tab, const float *sin_tab,
+                            float sg) {
+    size_t half = hd / 2;
+    int nt = kern_threads_for(N * n_heads * hd);
+    (void)nt;
+    K_OMP(parallel for schedule(dynamic, kern_chunk(n_heads * hd)) num_threads(nt))
+    for (size_t n = 0; n < N; n++) {
+        const float *c = cos_tab + (size_t)pos[n] * half, *s = sin_tab + (size_t)pos[n] * half;
+        for (size_t h = 0; h < n_heads; h++) {
+            float *a = x + n * row_stride + h * hd, *b = a + half;
+            for (size_t i = 0; i < half; i++) {
+                float x0 = a[i], x1 = b[i], si = sg * s[i];
+                a[i] = x0 * c[i] - x1 * si;
+                b[i] = x0 * si + x1 * c[i];
+            }
+        }
+    }
+}
+
+void rope_neox_forward(float *x, size_t N, size_t row_stride, size_t n_heads, size_t hd,
+                       const int32_t *pos, const float *cos_tab, const float *sin_tab) {
+    rope_neox_apply(x, N, row_stride, n_heads, hd, pos, cos_tab, sin_tab, 1.0f);
+}
+
+void rope_neox_backward(float *dx, size_t N, size_t row_stride, size_t n_heads, size_t hd,
+                        const int32_t *pos, const float *cos_tab, const float *sin_tab) {
+    rope_neox_apply(dx, N, row_stride, n_heads, hd, pos, cos_tab, sin_tab, -1.0f);
+}
+
 /* ---------------------------------------------------------------- SwiGLU */
 
 void swiglu_forward(float *out, const float *gu, size_t N, size_t F) {

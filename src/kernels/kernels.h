@@ -89,6 +89,12 @@ void rope_forward(float *x, size_t N, size_t row_stride, size_t n_heads, size_t 
 /* Gradient through the rotation: rotates dx in place by the inverse angle. */
 void rope_backward(float *dx, size_t N, size_t row_stride, size_t n_heads, size_t hd,
                    const int32_t *pos, const float *cos_tab, const float *sin_tab);
+/* NEOX RoPE (llama.cpp's LLAMA_ROPE_TYPE_NEOX, HF's rotate_half; qwen2/qwen3): as rope_forward
+ * and rope_backward but pair i of each head is (i, i + hd/2). Same tables. */
+void rope_neox_forward(float *x, size_t N, size_t row_stride, size_t n_heads, size_t hd,
+                       const int32_t *pos, const float *cos_tab, const float *sin_tab);
+void rope_neox_backward(float *dx, size_t N, size_t row_stride, size_t n_heads, size_t hd,
+                        const int32_t *pos, const float *cos_tab, const float *sin_tab);
 
 /* ---------------------------------------------------------------- attention */
 

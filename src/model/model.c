@@ -12,6 +12,53 @@
 
 #include "../kernels/kernels.h"
 
+static const char *const arch_names[MODEL_ARCH_COUNT] = {"llama", "qwen2", "qwen3"};
+
+const char *model_arch_name(int arch) {
+    return arch >= 0 && arch < MODEL_ARCH_COUNT ? arch_names[arch] : "unknown";
+}
+
+int model_arch_from_name(const char *name, size_t len) {
+    for (int a = 0; a < MODEL_ARCH_COUNT; a++)
+        if (strlen(arch_names[a]) == len && memcmp(arch_names[a], name, len) == 0) return a;
+    if (len == 7 && memcmp(name, "mistral", 7) == 0) return MODEL_ARCH_LLAMA;
+    return -1;
+}
+
+static int validate_arch(model_config *c) {
+    if (c->arch < 0 || c->arch >= MODEL_ARCH_COUNT)
+        return RT_FAIL("model config: unknown architecture %d", c->arch);
+    c->rope_neox = c->arch != MODEL_ARCH_LLAMA;
+    if (c->arch == MODEL_ARCH_QWEN2) c->qkv_bias = 1;
+    if (c->arch == MODEL_ARCH_QWEN3) c->qk_norm = 1;
+    if (c->qk_norm && c->arch != MODEL_ARCH_QWEN3)
+        return RT_FAIL("model config: per-head Q/K norms exist only in qwen3, not %s",
+                       model_arch_name(c->arch));
+    if (c->qkv_bias && c->arch == MODEL_ARCH_QWEN3)
+        return RT_FAIL("model config: qwen3 has no Q/K/V biases");
+    c->qkv_bias = c->qkv_bias != 0;
+    if (c->rope_scaling == MODEL_ROPE_SCALING_NONE) return 0;
+    if (c->rope_scaling == MODEL_ROPE_SCALING_LINEAR) {
+        if (!(c->rope_factor > 0) || !isfinite(c->rope_factor))
+            return RT_FAIL("model config: linear RoPE scaling needs factor > 0 (%g)", (double)c->rope_factor);
+        return 0;
+    }
+    if (c->rope_scaling != MODEL_ROPE_SCALING_LLAMA3)
+        return RT_FAIL("model config: unknown RoPE scaling type %d", c->rope_scaling);
+    if (c->arch != MODEL_ARCH_LLAMA)
+        return RT_FAIL("model config: llama3 RoPE scaling needs the llama architecture (llama.cpp "
+                       "applies rope_freqs only there), not %s",
+                       model_arch_name(c->arch));
+    if (!(c->rope_factor >= 1.0f) || !(c->rope_low_freq_factor > 0) ||
+        !(c->rope_high_freq_factor > c->rope_low_freq_factor) || c->rope_orig_ctx == 0)
+        return RT_FAIL("model config: llama3 RoPE scaling needs factor >= 1 (%g), 0 < "
+                       "low_freq_factor (%g) < high_freq_factor (%g) and "
+                       "original_max_position_embeddings > 0 (%zu)",
+                       (double)c->rope_factor, (double)c->rope_low_freq_factor,
+                       (double)c->rope_high_freq_factor, c->rope_orig_ctx);
+    return 0;
+}
+
 int model_config_validate(model_config *c) {
     if (c->dim == 0) return RT_FAIL("model config: --dim must be > 0");
     if (c->n_layers == 0) return RT_FAIL("model config: --layers must be > 0");
@@ -20,12 +67,12 @@ int model_config_validate(model_config *c) {
     if (c->n_kv_heads > c->n_heads || c->n_heads % c->n_kv_heads != 0)
         return RT_FAIL("model config: --kv-heads (%zu) must divide --heads (%zu)", c->n_kv_heads,
                        c->n_heads);
-    if (c->dim % c->n_heads != 0)
+    if (c->head_dim == 0 && c->dim % c->n_heads != 0)
         return RT_FAIL("model config: --dim (%zu) must be a multiple of --heads (%zu)", c->dim,
                        c->n_heads);
     if (c->head_dim == 0) c->head_dim = c->dim / c->n_heads;
     if (c->head_dim % 2 != 0)
-        return RT_FAIL("model config: head dim %zu (dim/heads) must be even for RoPE", c->head_dim);
+        return RT_FAIL("model config: head dim %zu must be even for RoPE", c->head_dim);
     if (c->ffn_dim == 0) return RT_FAIL("model config: --ffn must be > 0");
     if (c->vocab_size == 0) return RT_FAIL("model config: vocabulary size must be > 0");
     if (c->vocab_size > (size_t)INT32_MAX) return RT_FAIL("model config: vocabulary too large");
@@ -33,11 +80,31 @@ int model_config_validate(model_config *c) {
     if (!(c->norm_eps > 0)) c->norm_eps = 1e-5f;
     if (!(c->rope_base > 0)) return RT_FAIL("model config: RoPE base must be > 0");
     if (c->dim > (1u << 20) || c->ffn_dim > (1u << 22) || c->n_layers > 4096 ||
-        c->ctx_len > (1u << 24))
+        c->ctx_len > (1u << 24) || c->head_dim > (1u << 14) || c->n_heads > (1u << 14))
         return RT_FAIL("model config: dimensions are implausibly large (dim %zu, ffn %zu, layers "
-                       "%zu, context %zu)",
-                       c->dim, c->ffn_dim, c->n_layers, c->ctx_len);
-    return 0;
+                       "%zu, context %zu, heads %zu, head dim %zu)",
+                       c->dim, c->ffn_dim, c->n_layers, c->ctx_len, c->n_heads, c->head_dim);
+    return validate_arch(c);
+}
+
+void model_rope_scaling_factors(const model_config *c, float *factors) {
+    size_t half = c->head_dim / 2;
+    for (size_t i = 0; i < half; i++) {
+        factors[i] = c->rope_scaling == MODEL_ROPE_SCALING_LINEAR ? c->rope_factor : 1.0f;
+        if (c->rope_scaling != MODEL_ROPE_SCALING_LLAMA3) continue;
+        /* Meta's apply_scaling for Llama 3.1 (as HF's _compute_llama3_parameters and
+         * llama.cpp's converter): keep high frequencies, divide low ones by factor, blend. */
+        double freq = pow((double)c->rope_base, -2.0 * (double)i / (double)c->head_dim);
+        double wavelen = 2.0 * M_PI / freq, old = (double)c->rope_orig_ctx;
+        double lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor, f = c->rope_factor;
+        double lo_wavelen = old / lo, hi_wavelen = old / hi;
+        if (wavelen < hi_wavelen) factors[i] = 1.0f;
+        else if (wavelen > lo_wavelen) factors[i] = (float)f;
+        else {
+            double smooth = (old / wavelen - lo) / (hi - lo);
+            factors[i] = (float)(1.0 / ((1.0 - smooth) / f + smooth));
+        }
+    }
 }
 
 size_t model_config_qkv_dim(const model_config *c) {
@@ -47,7 +114,8 @@ size_t model_config_qkv_dim(const model_config *c) {
 size_t model_config_n_params(const model_config *c) {
     size_t D = c->dim, F = c->ffn_dim, V = c->vocab_size;
     size_t per_layer = D + model_config_qkv_dim(c) * D + D * c->n_heads * c->head_dim + D +
-                       2 * F * D + D * F;
+                       2 * F * D + D * F + (c->qkv_bias ? model_config_qkv_dim(c) : 0) +
+                       (c->qk_norm ? 2 * c->head_dim : 0);
     return V * D + c->n_layers * per_layer + D + (c->tied ? 0 : V * D);
 }
 
@@ -59,8 +127,9 @@ double model_config_train_flops_per_token(const model_config *c, size_t T) {
 /* Walk the layout once; both views and the table come from this so they cannot disagree. */
 typedef void (*layout_visit)(void *ud, const char *name, size_t offset, size_t rows, size_t cols,
                              int n_dims, int layer, int slot);
-enum { SLOT_EMBD, SLOT_ATTN_NORM, SLOT_WQ, SLOT_WK, SLOT_WV, SLOT_WO, SLOT_FFN_NORM, SLOT_GATE,
-       SLOT_UP, SLOT_DOWN, SLOT_OUT_NORM, SLOT_OUTPUT };
+enum { SLOT_EMBD, SLOT_ATTN_NORM, SLOT_WQ, SLOT_WK, SLOT_WV, SLOT_BQ, SLOT_BK, SLOT_BV,
+       SLOT_QNORM, SLOT_KNORM, SLOT_WO, SLOT_FFN_NORM, SLOT_GATE, SLOT_UP, SLOT_DOWN, SLOT_OUT_NORM,
+       SLOT_OUTPUT };
 
 static size_t layout_walk(const model_config *c, layout_visit visit, void *ud) {
     size_t D = c->dim, F = c->ffn_dim, V = c->vocab_size, hd = c->head_dim;
@@ -73,13 +142,22 @@ static size_t layout_walk(const model_config *c, layout_visit visit, void *ud) {
     } while (0)
     EMIT("token_embd.weight", V, D, 2, -1, SLOT_EMBD);
     for (size_t l = 0; l < c->n_layers; l++) {
-        static const char *const names[] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
-                                            "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"};
-        size_t rows[9] = {1, c->n_heads * hd, c->n_kv_heads * hd, c->n_kv_heads * hd, D, 1, F, F, D};
-        size_t cols[9] = {D, D, D, D, c->n_heads * hd, D, D, D, F};
-        for (int s = 0; s < 9; s++) {
-            snprintf(name, sizeof name, "blk.%zu.%s.weight", l, names[s]);
-            EMIT(name, rows[s], cols[s], rows[s] == 1 ? 1 : 2, (int)l, SLOT_ATTN_NORM + s);
+        /* in slot order; biases and q/k norms only where the config has them */
+        static const char *const names[] = {"attn_norm.weight", "attn_q.weight",  "attn_k.weight",
+                                            "attn_v.weight",    "attn_q.bias",    "attn_k.bias",
+                                            "attn_v.bias",      "attn_q_norm.weight",
+                                            "attn_k_norm.weight", "attn_output.weight",
+                                            "ffn_norm.weight",  "ffn_gate.weight", "ffn_up.weight",
+                                            "ffn_down.weight"};
+        size_t NHd = c->n_heads * hd, NKVd = c->n_kv_heads * hd;
+        size_t rows[14] = {1, NHd, NKVd, NKVd, 1, 1, 1, 1, 1, D, 1, F, F, D};
+        size_t cols[14] = {D, D, D, D, NHd, NKVd, NKVd, hd, hd, NHd, D, D, D, F};
+        for (int s = 0; s < 14; s++) {
+            int slot = SLOT_ATTN_NORM + s;
+            if (!c->qkv_bias && slot >= SLOT_BQ && slot <= SLOT_BV) continue;
+            if (!c->qk_norm && (slot == SLOT_QNORM || slot == SLOT_KNORM)) continue;
+            snprintf(name, sizeof name, "blk.%zu.%s", l, names[s]);
+            EMIT(name, rows[s], cols[s], rows[s] == 1 ? 1 : 2, (int)l, slot);
         }
     }
     EMIT("output_norm.weight", 1, D, 1, -1, SLOT_OUT_NORM);
@@ -102,6 +180,11 @@ static void views_visit(void *ud, const char *name, size_t off, size_t rows, siz
     case SLOT_WQ: L->wq = p; break;
     case SLOT_WK: L->wk = p; break;
     case SLOT_WV: L->wv = p; break;
+    case SLOT_BQ: L->bq = p; break;
+    case SLOT_BK: L->bk = p; break;
+    case SLOT_BV: L->bv = p; break;
+    case SLOT_QNORM: L->q_norm = p; break;
+    case SLOT_KNORM: L->k_norm = p; break;
     case SLOT_WO: L->wo = p; break;
     case SLOT_FFN_NORM: L->ffn_norm = p; break;
     case SLOT_GATE: L->w_gate = p; break;
@@ -181,7 +264,16 @@ int model_create(model **out, const model_config *cfg, tokenizer *tok) {
     m->rope_cos = rt_malloc_array(m->cfg.ctx_len * half, sizeof(float), "RoPE tables");
     m->rope_sin = rt_malloc_array(m->cfg.ctx_len * half, sizeof(float), "RoPE tables");
     if (!m->rope_cos || !m->rope_sin) goto fail;
-    rope_tables(m->rope_cos, m->rope_sin, m->cfg.ctx_len, m->cfg.head_dim, m->cfg.rope_base);
+    if (m->cfg.rope_scaling != MODEL_ROPE_SCALING_NONE) {
+        float *f = rt_malloc_array(half, sizeof(float), "RoPE factors");
+        if (!f) goto fail;
+        model_rope_scaling_factors(&m->cfg, f);
+        int rc = model_set_rope_factors(m, f);
+        free(f);
+        if (rc) goto fail;
+    } else {
+        rope_tables(m->rope_cos, m->rope_sin, m->cfg.ctx_len, m->cfg.head_dim, m->cfg.rope_base);
+    }
     m->tok = tok;
     *out = m;
     return 0;
@@ -192,6 +284,33 @@ fail:
 }
 
 
+int model_set_rope_factors(model *m, const float *factors) {
+    const model_config *c = &m->cfg;
+    size_t half = c->head_dim / 2;
+    if (!factors) {
+        free(m->rope_factors);
+        m->rope_factors = NULL;
+        rope_tables(m->rope_cos, m->rope_sin, c->ctx_len, c->head_dim, c->rope_base);
+        return 0;
+    }
+    for (size_t i = 0; i < half; i++)
+        if (!(factors[i] > 0) || !isfinite(factors[i]))
+            return RT_FAIL("RoPE factor %zu is %g; factors must be finite and > 0", i,
+                           (double)factors[i]);
+    if (!m->rope_factors && !(m->rope_factors = rt_malloc_array(half, sizeof(float), "RoPE factors")))
+        return -1;
+    memcpy(m->rope_factors, factors, half * sizeof(float));
+    /* as rope_tables, with theta_i divided by factor_i (ggml's freq_factors) */
+    for (size_t i = 0; i < half; i++) {
+        double freq = pow((double)c->rope_base, -2.0 * (double)i / (double)c->head_dim) / factors[i];
+        for (size_t p = 0; p < c->ctx_len; p++) {
+            double a = (double)p * freq;
+            m->rope_cos[p * half + i] = (float)cos(a);
+            m->rope_sin[p * half + i] = (float)sin(a);
+        }
+    }
+    return 0;
+}
 
 void model_free(model *m) {
     if (!m) return;
@@ -202,6 +321,7 @@ void model_free(model *m) {
     model_acts_free(m->acts);
     free(m->rope_cos);
     free(m->rope_sin);
+    free(m->rope_factors);
     tokenizer_free(m->tok);
     free(m->chat_template);
     free(m);
@@ -219,7 +339,8 @@ void model_init_weights(model *m, uint64_t seed) {
         float *p = m->params + tab[i].offset;
         size_t cnt = tab[i].rows * tab[i].cols;
         if (tab[i].n_dims == 1) {
-            for (size_t j = 0; j < cnt; j++) p[j] = 1.0f;
+            float v = strstr(tab[i].name, ".bias") ? 0.0f : 1.0f; /* biases 0, norms 1 */
+            for (size_t j = 0; j < cnt; j++) p[j] = v;
             continue;
         }
         float std = 0.02f;

@@ -1,22 +1,31 @@
 /*
- * model.h — the Llama-architecture transformer: config, weights in one flat buffer, the
+ * model.h — the Llama-family transformer: config, weights in one flat buffer, the
  * training forward/backward over a (B, T) batch, the KV-cache decoder used for generation
  * and serving, the sampler with its logits-processor hook, and GGUF load/save.
  *
- * Architecture (as llama.cpp's "llama"): token embedding; per layer
- *   x += Wo · attn(rope(Wq·rmsnorm(x)), rope(Wk·rmsnorm(x)), Wv·rmsnorm(x))   (causal, GQA)
+ * Architecture (llama.cpp's "llama", "qwen2", "qwen3"; Mistral is "llama"): token embedding;
+ * per layer
+ *   q, k, v = Wq·rmsnorm(x) [+ bq], Wk·… [+ bk], Wv·… [+ bv]      (biases: qkv_bias, qwen2)
+ *   q, k    = per-head rmsnorm(q; q_norm), rmsnorm(k; k_norm)     (qk_norm, qwen3)
+ *   x += Wo · attn(rope(q), rope(k), v)                            (causal, GQA, scale 1/sqrt(hd))
  *   x += Wdown · (silu(Wgate·rmsnorm(x)) * (Wup·rmsnorm(x)))
  * then rmsnorm and the output projection (tied to the embedding or not). RoPE rotates
- * adjacent pairs (GGUF "normal" RoPE) with a configurable base.
+ * adjacent pairs (2i, 2i+1) (GGUF "normal" RoPE, llama) or the halves (i, i+hd/2) (NEOX,
+ * qwen2/qwen3), with a configurable base and optionally Llama 3's per-frequency scaling or
+ * linear scaling (theta_i = pos * base^(-2i/hd) / factor_i; factors from the rope_scaling
+ * fields or from the file's rope_freqs.weight). head_dim is free (Qwen3: NH*hd != D).
  *
  * Parameters live in ONE flat float buffer in this order, which other buffers of the same
  * size (gradients, AdamW moments) reuse through model_views():
  *   token_embd (V, D)
- *   per layer: attn_norm (D), wq (NH*hd, D), wk (NKV*hd, D), wv (NKV*hd, D), wo (D, NH*hd),
- *              ffn_norm (D), w_gate (F, D), w_up (F, D), w_down (D, F)
+ *   per layer: attn_norm (D), wq (NH*hd, D), wk (NKV*hd, D), wv (NKV*hd, D),
+ *              [bq (NH*hd), bk (NKV*hd), bv (NKV*hd)]  only when qkv_bias,
+ *              [q_norm (hd), k_norm (hd)]              only when qk_norm,
+ *              wo (D, NH*hd), ffn_norm (D), w_gate (F, D), w_up (F, D), w_down (D, F)
  *   output_norm (D), output (V, D) only when untied.
  * wq|wk|wv are contiguous, so they form one (NH*hd + 2*NKV*hd, D) matrix and Q, K and V come
- * from one GEMM; likewise w_gate|w_up form one (2F, D) matrix.
+ * from one GEMM (bq|bk|bv likewise form one bias row); w_gate|w_up form one (2F, D) matrix.
+ * A plain llama config (no bias, no qk_norm) has exactly the layout of retort's older files.
  *
  * What this is not: a trainer (optimizer, data, checkpoints live in src/train) or a loss
  * library (distillation losses live in src/distill and write dlogits themselves).
@@ -29,26 +38,60 @@
 
 #include "../base/base.h"
 #include "../formats/gguf.h"
+#include "../formats/safetensors.h"
 #include "../tokenizer/tokenizer.h"
 
 /* ---------------------------------------------------------------- config */
+
+typedef enum {
+    MODEL_ARCH_LLAMA = 0, /* GGUF "llama" (also Mistral: llama.cpp writes Mistral as "llama") */
+    MODEL_ARCH_QWEN2,     /* GGUF "qwen2": Q/K/V biases, NEOX RoPE (R1-Distill-Qwen) */
+    MODEL_ARCH_QWEN3,     /* GGUF "qwen3": per-head Q/K RMSNorm, NEOX RoPE */
+    MODEL_ARCH_COUNT
+} model_arch;
+
+typedef enum {
+    MODEL_ROPE_SCALING_NONE = 0,
+    MODEL_ROPE_SCALING_LLAMA3, /* Meta's per-frequency blend (llama only, as in llama.cpp) */
+    MODEL_ROPE_SCALING_LINEAR, /* every theta divided by rope_factor (position interpolation) */
+} model_rope_scaling;
 
 typedef struct {
     size_t dim;        /* D: model width */
     size_t n_layers;   /* L */
     size_t n_heads;    /* NH: query heads */
     size_t n_kv_heads; /* NKV: key/value heads, divides NH */
-    size_t head_dim;   /* hd = D / NH (even) */
+    size_t head_dim;   /* hd (even); 0 = D / NH (then NH must divide D) */
     size_t ffn_dim;    /* F: SwiGLU hidden width */
     size_t vocab_size; /* V */
     size_t ctx_len;    /* maximum positions (the training sequence length by default) */
     float norm_eps;    /* RMSNorm epsilon (1e-5) */
     float rope_base;   /* RoPE frequency base (10000) */
     int tied;          /* 1: output projection is token_embd */
+    /* architecture (all zero = retort's original llama) */
+    int arch;          /* model_arch */
+    int qkv_bias;      /* 1: attn_q/k/v have biases (set by validate for qwen2) */
+    int qk_norm;       /* 1: per-head RMSNorm of q and k before RoPE (set for qwen3) */
+    int rope_neox;     /* 1: RoPE rotates (i, i+hd/2) (set for qwen2/qwen3); 0: (2i, 2i+1) */
+    /* RoPE frequency scaling (HF rope_scaling {"rope_type": "llama3" | "linear", ...}) */
+    int rope_scaling;            /* model_rope_scaling */
+    float rope_factor;           /* "factor" (llama3: 8) */
+    float rope_low_freq_factor;  /* "low_freq_factor" (1) */
+    float rope_high_freq_factor; /* "high_freq_factor" (4) */
+    size_t rope_orig_ctx;        /* "original_max_position_embeddings" (8192) */
 } model_config;
 
-/* Fill derived fields (head_dim) and check every constraint; errors say which flag is wrong. */
+/* GGUF architecture name ("llama", "qwen2", "qwen3") and back (-1 if unknown; "mistral" maps
+ * to llama). */
+const char *model_arch_name(int arch);
+int model_arch_from_name(const char *name, size_t len);
+
+/* Fill derived fields (head_dim; qkv_bias, qk_norm, rope_neox from arch) and check every
+ * constraint; errors say which flag is wrong. */
 int model_config_validate(model_config *c);
+/* RoPE frequency divisors (hd/2 values; for llama3 what llama.cpp stores as
+ * rope_freqs.weight) for c's rope_scaling fields; all 1 when rope_scaling is NONE. */
+void model_rope_scaling_factors(const model_config *c, float *factors);
 /* Number of parameters (floats) of the flat buffer. */
 size_t model_config_n_params(const model_config *c);
 /* Training FLOPs per token: 6*N + 12*L*T*D_attn (PaLM's accounting; attention counted at the
@@ -64,6 +107,11 @@ typedef struct {
     float *wq;        /* (NH*hd, D) — first rows of the fused (QKV, D) matrix */
     float *wk;        /* (NKV*hd, D) */
     float *wv;        /* (NKV*hd, D) */
+    float *bq;        /* (NH*hd) — start of the fused (QKV) bias; NULL unless qkv_bias */
+    float *bk;        /* (NKV*hd) */
+    float *bv;        /* (NKV*hd) */
+    float *q_norm;    /* (hd), NULL unless qk_norm */
+    float *k_norm;    /* (hd) */
     float *wo;        /* (D, NH*hd) */
     float *ffn_norm;  /* (D) */
     float *w_gate;    /* (F, D) — first rows of the fused (2F, D) matrix */
@@ -112,13 +160,18 @@ typedef struct model {
     model_acts *acts;
     float *rope_cos;         /* (ctx_len, hd/2) */
     float *rope_sin;         /* (ctx_len, hd/2) */
+    float *rope_factors;     /* (hd/2) theta divisors, owned; NULL = none (all 1) */
 } model;
 
-/* Allocate a model (weights zero). Takes ownership of tok (may be NULL). */
+/* Allocate a model (weights zero). Takes ownership of tok (may be NULL). Llama 3 scaling in
+ * cfg sets rope_factors. */
 int model_create(model **out, const model_config *cfg, tokenizer *tok);
+/* Replace the RoPE frequency divisors (hd/2 values > 0; NULL = none) and rebuild the tables
+ * (the loader's path for a file's rope_freqs.weight). */
+int model_set_rope_factors(model *m, const float *factors);
 void model_free(model *m);
 /* GPT-2/Llama-style init: N(0, 0.02) matrices, residual projections (wo, w_down) scaled by
- * 1/sqrt(2L), norms 1. Deterministic for the seed. */
+ * 1/sqrt(2L), norms 1, biases 0. Deterministic for the seed. */
 void model_init_weights(model *m, uint64_t seed);
 
 /* ---------------------------------------------------------------- training pass */
@@ -165,7 +218,7 @@ typedef struct {
     float *gu;     /* (max_rows, 2F) */
     float *h;      /* (max_rows, F) */
     float *logits; /* (max_rows, V) */
-    float *rstd;   /* (max_rows) */
+    float *rstd;   /* (max_rows * (NH+NKV)): norms' 1/rms scratch */
     float *att;    /* (threads, ctx_len) attention scratch */
     int32_t *pos;  /* (max_rows) */
     size_t n_scratch_threads;
@@ -234,16 +287,32 @@ const float *sampler_last_probs(const sampler *s);
 
 /* ---------------------------------------------------------------- files */
 
-/* Load a llama-architecture GGUF (F32/F16 tensors): config from llama.* keys, the gpt2
- * tokenizer when present, the chat template. Errors name the file and the key/tensor. */
+/* Load a llama/qwen2/qwen3 GGUF (F32/F16 tensors) as llama.cpp's converter writes it: config
+ * from {arch}.* keys ({arch}.attention.key_length for head_dim, rope_freqs.weight for Llama 3
+ * scaling), the gpt2 tokenizer when present, the chat template. Unknown architectures,
+ * missing tensors and tensors this model would not use are refused; errors name the file and
+ * the key/tensor. */
 int model_load(model **out, const char *path);
 int model_from_gguf(model **out, const gguf_ctx *ctx);
-/* Add config keys, tokenizer, chat template and all tensors (F32, or F16 when f16) to w.
+/* Add config keys ({arch}.*), tokenizer, chat template and all tensors (F32, or F16 when f16;
+ * plus rope_freqs.weight when the model has RoPE factors) to w.
  * The caller may add more keys (retort.*) before gguf_writer_write. Tensor data is
  * borrowed from m->params until the write. */
 int model_to_gguf(const model *m, gguf_writer *w, int f16);
 /* model_to_gguf + write atomically. */
 int model_save(const model *m, const char *path);
+
+/* Import a Hugging Face folder (config.json + model.safetensors or sharded with
+ * model.safetensors.index.json; F32/F16/BF16): model_type llama, mistral (run as llama),
+ * qwen2, qwen3; Llama 3 rope_scaling; tied or untied. llama/mistral Q/K rows are permuted
+ * from HF's rotate-half order to the adjacent pairs of GGUF "llama", as llama.cpp's
+ * converter does. Takes ownership of tok (may be NULL; its size must equal vocab_size) on
+ * success only. Unsupported configs and missing or unknown tensors are refused by name. */
+int model_from_hf(model **out, const char *dir, tokenizer *tok);
+/* Export to DIR (created): model.safetensors (dtype ST_F32, ST_F16 or ST_BF16) then
+ * config.json, each written atomically. Tensors use HF names and HF row order. The tokenizer
+ * is not exported (no tokenizer.json writer yet). */
+int model_to_hf(const model *m, const char *dir, st_dtype dtype);
 
 /* The default chat template stored in models retort creates (tokenizer.chat_template):
  * "<|system|>{system}<|end|><|user|>{user}<|end|><|assistant|>{reply}<|end|>" — as a Jinja

@@ -56,7 +56,7 @@ int decoder_init(decoder *d, const model *m, size_t max_rows) {
         size_t n;
     } want[] = {{&d->x, max_rows * D},   {&d->xb, max_rows * D},     {&d->qkv, max_rows * QKV},
                 {&d->atty, max_rows * AD}, {&d->gu, max_rows * 2 * F}, {&d->h, max_rows * F},
-                {&d->logits, max_rows * V}, {&d->rstd, max_rows},
+                {&d->logits, max_rows * V}, {&d->rstd, max_rows * (c->n_heads + c->n_kv_heads)},
                 {&d->att, d->n_scratch_threads * c->ctx_len}};
     for (size_t i = 0; i < RT_ARRAY_LEN(want); i++) {
         size_t bytes;
@@ -104,9 +104,7 @@ int decoder_run(decoder *d, kv_cache *const *caches, const int32_t *tokens, size
     for (size_t l = 0; l < L; l++) {
         const model_layer *w = &m->w.layers[l];
         rmsnorm_forward(d->xb, d->rstd, d->x, w->attn_norm, n, D, c->norm_eps);
-        matmul_forward(d->qkv, d->xb, w->wq, n, D, QKV);
-        rope_forward(d->qkv, n, QKV, NH, hd, d->pos, m->rope_cos, m->rope_sin);
-        rope_forward(d->qkv + AD, n, QKV, NKV, hd, d->pos, m->rope_cos, m->rope_sin);
+        model_qkv_forward(m, w, d->qkv, NULL, d->rstd, d->xb, n, d->pos);
         for (size_t i = 0; i < n; i++) {
             kv_cache *kc = caches[i];
             size_t off = (l * kc->n_ctx + (size_t)d->pos[i]) * kvd;

@@ -9,4 +9,15 @@
 
 void model_acts_free(model_acts *a);
 
+/* Attention inputs of one layer for N rows (model_qkv.c): qkv (N, QKV) = rope(norm(Wqkv·xn +
+ * b)) with the config's bias / per-head norm / RoPE variant. pre (N, QKV) receives the
+ * pre-norm projection and rstd (N, NH+NKV) the norms' 1/rms when qk_norm (pre may be NULL
+ * when nothing is kept for backward; rstd may not). pos (N) positions. */
+void model_qkv_forward(const model *m, const model_layer *w, float *qkv, float *pre, float *rstd,
+                       const float *xn, size_t N, const int32_t *pos);
+/* From dqkv = dL/dqkv (overwritten in place by dL/d(Wqkv·xn + b)): accumulates the norm and
+ * bias gradients into g. The weight and input gradients are left to the caller. */
+void model_qkv_backward(const model *m, const model_layer *w, model_layer *g, float *dqkv,
+                        const float *pre, const float *rstd, size_t N, const int32_t *pos);
+
 #endif

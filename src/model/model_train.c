@@ -23,6 +23,8 @@ struct model_acts {
     float *ln1;         /* (L, N, D) */
     float *ln1_rstd;    /* (L, N) */
     float *qkv;         /* (L, N, QKV), after RoPE */
+    float *qkv_pre;     /* (L, N, QKV) before the per-head norms (qk_norm only) */
+    float *qk_rstd;     /* (L, N, NH+NKV) the per-head norms' 1/rms (qk_norm only) */
     float *att;         /* (L, B, NH, T, T) softmax probabilities */
     float *atty;        /* (L, N, NH*hd) */
     float *ln2;         /* (L, N, D) */
@@ -44,7 +46,8 @@ struct model_acts {
 
 void model_acts_free(model_acts *a) {
     if (!a) return;
-    float **f[] = {&a->resid, &a->resid_mid, &a->ln1, &a->ln1_rstd, &a->qkv, &a->att, &a->atty,
+    float **f[] = {&a->resid, &a->resid_mid, &a->ln1, &a->ln1_rstd, &a->qkv, &a->qkv_pre,
+                   &a->qk_rstd, &a->att, &a->atty,
                    &a->ln2, &a->ln2_rstd, &a->gu, &a->hb, &a->lnf, &a->lnf_rstd, &a->logits,
                    &a->dresid, &a->dln, &a->datty, &a->dqkv, &a->datt, &a->dgu, &a->dh};
     for (size_t i = 0; i < RT_ARRAY_LEN(f); i++) rt_free_aligned(*f[i]);
@@ -67,6 +70,7 @@ static int acts_alloc(model *m, size_t B, size_t T) {
     if (!a) return -1;
     size_t L = c->n_layers, D = c->dim, F = c->ffn_dim, V = c->vocab_size;
     size_t QKV = model_config_qkv_dim(c), AD = c->n_heads * c->head_dim, NH = c->n_heads;
+    size_t QKN = c->qk_norm ? 1 : 0, NHKV = NH + c->n_kv_heads;
     struct {
         float **p;
         size_t n;
@@ -78,9 +82,11 @@ static int acts_alloc(model *m, size_t B, size_t T) {
         {&a->lnf_rstd, N},            {&a->logits, N * V},        {&a->dresid, N * D},
         {&a->dln, N * D},             {&a->datty, N * AD},        {&a->dqkv, N * QKV},
         {&a->datt, NH * att},         {&a->dgu, N * 2 * F},       {&a->dh, N * F},
+        {&a->qkv_pre, QKN * L * N * QKV}, {&a->qk_rstd, QKN * L * N * NHKV},
     };
     for (size_t i = 0; i < RT_ARRAY_LEN(want); i++) {
         size_t bytes;
+        if (want[i].n == 0) continue; /* not used by this architecture */
         if (rt_mul_size(want[i].n, sizeof(float), &bytes)) goto fail;
         *want[i].p = rt_alloc_aligned(bytes, "training activations (reduce --batch or --seq-len)");
         if (!*want[i].p) goto fail;
@@ -101,7 +107,7 @@ fail:
 
 /* Views of layer l's activations for the current batch shape. */
 typedef struct {
-    float *x, *ln1, *rstd1, *qkv, *att, *atty, *mid, *ln2, *rstd2, *gu, *hb, *out;
+    float *x, *ln1, *rstd1, *qkv, *qkv_pre, *qk_rstd, *att, *atty, *mid, *ln2, *rstd2, *gu, *hb, *out;
 } layer_acts;
 
 static layer_acts layer_acts_at(const model_acts *a, const model_config *c, size_t l) {
@@ -112,6 +118,8 @@ static layer_acts layer_acts_at(const model_acts *a, const model_config *c, size
         .ln1 = a->ln1 + l * N * D,
         .rstd1 = a->ln1_rstd + l * N,
         .qkv = a->qkv + l * N * QKV,
+        .qkv_pre = a->qkv_pre ? a->qkv_pre + l * N * QKV : NULL,
+        .qk_rstd = a->qk_rstd ? a->qk_rstd + l * N * (c->n_heads + c->n_kv_heads) : NULL,
         .att = a->att + l * c->n_heads * B * T * T,
         .atty = a->atty + l * N * AD,
         .mid = a->resid_mid + l * N * D,
@@ -145,7 +153,7 @@ float *model_forward(model *m, const int32_t *inputs, size_t B, size_t T) {
     if (acts_alloc(m, B, T)) return NULL;
     model_acts *a = m->acts;
     size_t L = c->n_layers, D = c->dim, F = c->ffn_dim, V = c->vocab_size, hd = c->head_dim;
-    size_t NH = c->n_heads, NKV = c->n_kv_heads, QKV = model_config_qkv_dim(c), AD = NH * hd;
+    size_t NH = c->n_heads, NKV = c->n_kv_heads, AD = NH * hd;
     memcpy(a->inputs, inputs, N * sizeof(int32_t));
     for (size_t i = 0; i < N; i++) a->pos[i] = (int32_t)(i % T);
 
@@ -154,9 +162,7 @@ float *model_forward(model *m, const int32_t *inputs, size_t B, size_t T) {
         const model_layer *w = &m->w.layers[l];
         layer_acts v = layer_acts_at(a, c, l);
         rmsnorm_forward(v.ln1, v.rstd1, v.x, w->attn_norm, N, D, c->norm_eps);
-        matmul_forward(v.qkv, v.ln1, w->wq, N, D, QKV); /* wq|wk|wv fused */
-        rope_forward(v.qkv, N, QKV, NH, hd, a->pos, m->rope_cos, m->rope_sin);
-        rope_forward(v.qkv + AD, N, QKV, NKV, hd, a->pos, m->rope_cos, m->rope_sin);
+        model_qkv_forward(m, w, v.qkv, v.qkv_pre, v.qk_rstd, v.ln1, N, a->pos);
         attention_forward(v.atty, v.att, v.qkv, B, T, NH, NKV, hd);
         matmul_forward(v.mid, v.atty, w->wo, N, AD, D);
         add_inplace(v.mid, v.x, N * D);
@@ -234,8 +240,7 @@ int model_backward(model *m) {
         gemm(0, 0, N, AD, D, 1.0f, a->dresid, D, w->wo, AD, 0.0f, a->datty, AD);
         matmul_backward(NULL, g->wo, a->dresid, v.atty, w->wo, N, AD, D);
         attention_backward(a->dqkv, a->datt, a->datty, v.att, v.qkv, B, T, NH, NKV, hd);
-        rope_backward(a->dqkv, N, QKV, NH, hd, a->pos, m->rope_cos, m->rope_sin);
-        rope_backward(a->dqkv + AD, N, QKV, NKV, hd, a->pos, m->rope_cos, m->rope_sin);
+        model_qkv_backward(m, w, g, a->dqkv, v.qkv_pre, v.qk_rstd, N, a->pos);
         gemm(0, 0, N, D, QKV, 1.0f, a->dqkv, QKV, w->wq, D, 0.0f, a->dln, D);
         matmul_backward(NULL, g->wq, a->dqkv, v.ln1, w->wq, N, D, QKV);
         rmsnorm_backward(a->dresid, g->attn_norm, a->dln, v.x, w->attn_norm, v.rstd1, N, D);

@@ -161,12 +161,14 @@ static int read_checkpoint(model *m, const train_options *o, const char *path, s
     const model_config *a = &m->cfg, *b = &ck->cfg;
     if (a->dim != b->dim || a->n_layers != b->n_layers || a->n_heads != b->n_heads ||
         a->n_kv_heads != b->n_kv_heads || a->ffn_dim != b->ffn_dim ||
-        a->vocab_size != b->vocab_size || a->ctx_len != b->ctx_len || a->tied != b->tied) {
-        rc = RT_FAIL("%s: checkpoint model shape (dim %zu, layers %zu, heads %zu/%zu, ffn %zu, "
-                     "vocab %zu, ctx %zu) differs from this run's (dim %zu, layers %zu, heads "
-                     "%zu/%zu, ffn %zu, vocab %zu, ctx %zu)",
-                     path, b->dim, b->n_layers, b->n_heads, b->n_kv_heads, b->ffn_dim, b->vocab_size,
-                     b->ctx_len, a->dim, a->n_layers, a->n_heads, a->n_kv_heads, a->ffn_dim,
+        a->vocab_size != b->vocab_size || a->ctx_len != b->ctx_len || a->tied != b->tied ||
+        a->arch != b->arch || a->head_dim != b->head_dim || a->qkv_bias != b->qkv_bias) {
+        rc = RT_FAIL("%s: checkpoint model shape (%s, dim %zu, layers %zu, heads %zu/%zu x %zu, ffn "
+                     "%zu, vocab %zu, ctx %zu) differs from this run's (%s, dim %zu, layers %zu, heads "
+                     "%zu/%zu x %zu, ffn %zu, vocab %zu, ctx %zu)",
+                     path, model_arch_name(b->arch), b->dim, b->n_layers, b->n_heads, b->n_kv_heads,
+                     b->head_dim, b->ffn_dim, b->vocab_size, b->ctx_len, model_arch_name(a->arch),
+                     a->dim, a->n_layers, a->n_heads, a->n_kv_heads, a->head_dim, a->ffn_dim,
                      a->vocab_size, a->ctx_len);
         goto done;
     }
