@@ -273,7 +273,7 @@ static void test_gumbel_sampler(void) {
     sampler_free(&s);
 }
 
-/* mark_generate's top-k / top-p filter keeps exactly the sampler's candidate set */
+/* the sampler's masking filter (mark_generate's) keeps exactly the candidate set of its draw */
 static void test_filter_matches_sampler(void) {
     enum { V = 300 };
     static float lg[V], f[V];
@@ -292,7 +292,7 @@ static void test_filter_matches_sampler(void) {
         sampler_sample(&s, f, NULL, 0);
         const float *q = sampler_last_probs(&s);
         memcpy(f, lg, sizeof f);
-        CHECK_OK(mark_filter_logits(f, V, k, top_p, temp, NULL));
+        CHECK_OK(sampler_filter_logits(f, V, k, top_p, temp));
         double z = 0, mx = -INFINITY;
         for (int i = 0; i < V; i++) mx = fmax(mx, f[i]);
         for (int i = 0; i < V; i++) z += exp((f[i] - mx) / temp);

@@ -242,12 +242,6 @@ int mark_options_resolve(const mark_options *o, mark_ctx *c, mark_key *key_out);
 int mark_generate(const model *m, const int32_t *const *prompts, const size_t *prompt_lens, size_t n,
                   size_t max_new, const sampler_params *p, const mark_ctx *mark, size_t batch,
                   int32_t **out, size_t *n_out, int show_progress);
-/* The sampler's top-k / top-p filter as a selection (O(V) plus a sort of k) instead of its
- * full sort: logits of tokens outside the top_k (by logit, ties by id), then outside the
- * smallest prefix whose softmax(logits / temperature) mass reaches top_p, become -inf.
- * scratch: V * 8 bytes, or NULL (allocated). mark_generate uses it and runs the sampler with
- * top_k = 0, top_p = 1 (same distribution, without sorting the vocabulary each token). */
-int mark_filter_logits(float *logits, size_t V, size_t top_k, float top_p, float temperature, void *scratch);
 
 /* Teacher-forced top-1 predictions: pred[i] (n) = argmax of the model's next-token logits
  * after toks[0..i], i.e. its guess for toks[i+1]. The text is cut into consecutive windows
