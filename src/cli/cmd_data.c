@@ -14,6 +14,7 @@
 #include "../distill/distill.h"
 #include "../model/model.h"
 #include "../train/train.h"
+#include "../record/record.h"
 #include "cli.h"
 
 static int data_arith(int argc, char **argv) {
@@ -52,42 +53,31 @@ static int data_arith(int argc, char **argv) {
 }
 
 /* a JSON string from bytes that may not be valid UTF-8 (invalid sequences become U+FFFD) */
-static json_t *json_bytes_string(const char *b, size_t n) {
-    json_t *s = json_stringn(b, n);
-    if (s) return s;
-    rt_buf t = {0};
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)b[i];
-        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        json_t *probe = len && i + len <= n ? json_stringn(b + i, len) : NULL;
-        if (probe) {
-            json_decref(probe);
-            if (rt_buf_append(&t, b + i, len)) break;
-            i += len;
-        } else {
-            if (rt_buf_append(&t, "\xef\xbf\xbd", 3)) break;
-            i++;
+/* The generated tokens with their log-probs as record positions (chosen token + top-k). */
+static record_pos *teacher_positions(const tokenizer *tok, const kd_gen_seq *g, size_t stride, size_t k) {
+    record_pos *pos = rt_calloc(g->n ? g->n : 1, sizeof *pos, "log-prob records");
+    if (!pos) return NULL;
+    for (size_t t = 0; t < g->n; t++) {
+        record_pos *p = &pos[t];
+        p->has_token = p->has_logprob = 1;
+        p->n_top = k;
+        p->top = rt_calloc(k, sizeof *p->top, "log-prob records");
+        if (!p->top) {
+            for (size_t u = 0; u <= t; u++) free(pos[u].top);
+            free(pos);
+            return NULL;
+        }
+        for (size_t a = 0; a <= k; a++) {
+            record_token *rt = a < k ? &p->top[a] : &p->token;
+            int32_t id = a < k ? g->top_ids[t * stride + a] : g->tokens[t];
+            size_t len;
+            const char *b = tokenizer_token_bytes(tok, id, &len);
+            rt->len = RT_MIN(len, (size_t)RECORD_TOKEN_MAX);
+            memcpy(rt->bytes, b, rt->len);
+            rt->logprob = a < k ? g->top_lps[t * stride + a] : g->chosen_lp[t];
         }
     }
-    s = json_stringn(t.data ? t.data : "", t.len);
-    rt_buf_free(&t);
-    return s;
-}
-
-static json_t *token_entry(const tokenizer *tok, int32_t id, float lp) {
-    size_t len;
-    const char *b = tokenizer_token_bytes(tok, id, &len);
-    json_t *e = json_object(), *by = json_array();
-    if (!e || !by) {
-        json_decref(e);
-        json_decref(by);
-        return NULL;
-    }
-    for (size_t i = 0; i < len; i++) json_array_append_new(by, json_integer((unsigned char)b[i]));
-    json_object_set_new(e, "token", json_bytes_string(b, len));
-    json_object_set_new(e, "logprob", json_real((double)lp));
-    json_object_set_new(e, "bytes", by);
-    return e;
+    return pos;
 }
 
 static int data_generate(int argc, char **argv) {
@@ -209,27 +199,24 @@ static int data_generate(int argc, char **argv) {
             goto done;
         }
         total += gen[i].n;
-        json_t *o = json_object();
-        json_object_set_new(o, "prompt", json_bytes_string(ptxt, pl));
-        json_object_set_new(o, "completion", json_bytes_string(ctxt, cl));
-        json_object_set_new(o, "finish_reason", json_string(gen[i].finished ? "stop" : "length"));
-        if (prompts_path && set.answers && set.answers[i]) json_object_set_new(o, "answer", json_string(set.answers[i]));
+        record rec = {.prompt = ptxt,
+                      .prompt_len = pl,
+                      .completion = ctxt,
+                      .completion_len = cl,
+                      .finish_reason = gen[i].finished ? "stop" : "length",
+                      .answer = prompts_path && set.answers ? set.answers[i] : NULL};
+        size_t k = RT_MIN(n_logprobs, m->cfg.vocab_size);
+        record_pos *pos = n_logprobs ? teacher_positions(m->tok, &gen[i], n_logprobs, k) : NULL;
+        rec.pos = pos;
+        rec.n_pos = pos ? gen[i].n : 0;
+        json_t *o = (!n_logprobs || pos) ? record_to_json(&rec) : NULL;
         free(ptxt);
         free(ctxt);
-        if (n_logprobs) {
-            json_t *lp = json_array(), *tl = json_array();
-            for (size_t t = 0; t < gen[i].n; t++) {
-                json_array_append_new(lp, json_real((double)gen[i].chosen_lp[t]));
-                json_t *alts = json_array();
-                for (size_t a = 0; a < n_logprobs && a < m->cfg.vocab_size; a++)
-                    json_array_append_new(alts, token_entry(m->tok, gen[i].top_ids[t * n_logprobs + a],
-                                                            gen[i].top_lps[t * n_logprobs + a]));
-                json_array_append_new(tl, alts);
-            }
-            json_object_set_new(o, "logprobs", lp);
-            json_object_set_new(o, "top_logprobs", tl);
-        }
-        char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(7));
+        if (pos)
+            for (size_t t = 0; t < gen[i].n; t++) free(pos[t].top);
+        free(pos);
+        if (!o) goto done;
+        char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
         json_decref(o);
         if (!line) {
             RT_FAIL("out of memory writing %s", out);

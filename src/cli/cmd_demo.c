@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "../report/report.h"
+#include "../record/record.h"
 #include "cli.h"
 
 extern char **environ;
@@ -364,13 +365,13 @@ static void corpus_free(corpus_lines *c) {
 
 /* One JSONL record: {"prompt"} or, with a completion, {"prompt", "completion"}. */
 static int json_line(rt_buf *b, const char *prompt, const char *completion) {
-    json_t *j = completion ? json_pack("{s:s, s:s}", "prompt", prompt, "completion", completion)
-                           : json_pack("{s:s}", "prompt", prompt);
-    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    record r = {.prompt = (char *)prompt,
+                .prompt_len = strlen(prompt),
+                .completion = (char *)completion,
+                .completion_len = completion ? strlen(completion) : 0};
+    json_t *j = record_to_json(&r);
+    int rc = j ? record_append_line(b, j) : -1;
     json_decref(j);
-    if (!s) return RT_FAIL("out of memory (JSON)");
-    int rc = rt_buf_printf(b, "%s\n", s);
-    free(s);
     return rc;
 }
 

@@ -27,7 +27,7 @@ int cmd_sft(int argc, char **argv) {
     double val_fraction = 0.05;
     int untied = 0, resume = 0, quiet = 0, no_soft = 0, skip_bad = 0;
     cli_opt opts[] = {
-        {"--data", CLI_STR, &data, "FILE.jsonl: {\"prompt\", \"completion\"[, \"top_logprobs\"]} per line", 1, 0},
+        {"--data", CLI_STR, &data, "FILE.jsonl: {\"prompt\", \"completion\"[, \"logprobs\"]} or {\"messages\": [...]} per line", 1, 0},
         {"--init", CLI_STR, &init_path, "S.gguf: continue training this model (its shape and tokenizer)", 0, 0},
         {"--tokenizer", CLI_STR, &tok_path, "M.gguf: a fresh student with this model file's tokenizer", 0, 0},
         {"--vocab-size", CLI_SIZE, &vocab, "a fresh student with a BPE of this size trained on the data", 0, 0},
@@ -67,10 +67,11 @@ int cmd_sft(int argc, char **argv) {
         "sft",
         "retort sft --data FILE.jsonl (--init S.gguf | --tokenizer T.gguf | --vocab-size N) [--dim D --layers L ...] "
         "--steps N --out S.gguf",
-        "Black-box distillation: learns from prompt/completion pairs (one JSON object per line, e.g. a\n"
-        "harvest of an API or `retort data` output). The loss is on completion tokens only (and the end\n"
-        "token unless \"finish_reason\" is \"length\"). Where a line has \"top_logprobs\" (the API's\n"
-        "alternatives per completion token) they are soft targets: --alpha of the loss is the divergence\n"
+        "Black-box distillation: learns from prompt/completion pairs (one JSON object per line: a\n"
+        "harvest of an API, `retort data` output, or OpenAI's chat fine-tuning {\"messages\": [...]}).\n"
+        "The loss is on completion tokens only (and the end token unless \"finish_reason\" is\n"
+        "\"length\"). Where a line has log-probs (the API's alternatives per completion token)\n"
+        "they are soft targets: --alpha of the loss is the divergence\n"
         "(--loss) to them, the rest cross-entropy on the token written. Examples are packed into rows of\n"
         "--seq-len tokens. A bad line stops the run with its line number (or --skip-bad)."};
     int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
