@@ -40,6 +40,13 @@ json_t *record_token_json(const uint8_t *bytes, size_t len, double logprob) {
                      "bytes", by);
 }
 
+static json_t *alts_json(const record_pos *p) {
+    json_t *tops = json_array();
+    for (size_t k = 0; tops && k < p->n_top; k++)
+        json_array_append_new(tops, record_token_json(p->top[k].bytes, p->top[k].len, p->top[k].logprob));
+    return tops;
+}
+
 json_t *record_to_json(const record *r) {
     json_t *o = json_object();
     if (!o) return NULL;
@@ -47,16 +54,27 @@ json_t *record_to_json(const record *r) {
     if (r->completion) bad |= json_object_set_new(o, "completion", record_json_text(r->completion, r->completion_len));
     if (r->finish_reason) bad |= json_object_set_new(o, "finish_reason", json_string(r->finish_reason));
     if (r->answer) bad |= json_object_set_new(o, "answer", json_string(r->answer));
-    if (r->n_pos) {
+    int all_tokens = 1, all_lps = 1;
+    for (size_t i = 0; i < r->n_pos; i++) {
+        all_tokens &= r->pos[i].has_token && r->pos[i].has_logprob;
+        all_lps &= r->pos[i].has_logprob;
+    }
+    if (r->n_pos && all_tokens) { /* the API's object */
         json_t *content = json_array();
         for (size_t i = 0; content && i < r->n_pos; i++) {
             const record_pos *p = &r->pos[i];
-            json_t *e = record_token_json(p->token.bytes, p->token.len, p->token.logprob), *tops = json_array();
-            for (size_t k = 0; tops && k < p->n_top; k++)
-                json_array_append_new(tops, record_token_json(p->top[k].bytes, p->top[k].len, p->top[k].logprob));
-            bad |= !e || !tops || json_object_set_new(e, "top_logprobs", tops) || json_array_append_new(content, e);
+            json_t *e = record_token_json(p->token.bytes, p->token.len, p->token.logprob);
+            bad |= !e || json_object_set_new(e, "top_logprobs", alts_json(p)) || json_array_append_new(content, e);
         }
         bad |= json_object_set_new(o, "logprobs", json_pack("{s:o}", "content", content));
+    } else if (r->n_pos) { /* no chosen tokens to give: the flattened form it was read from */
+        json_t *tops = json_array(), *lps = all_lps ? json_array() : NULL;
+        for (size_t i = 0; tops && i < r->n_pos; i++) {
+            bad |= json_array_append_new(tops, alts_json(&r->pos[i]));
+            if (lps) bad |= json_array_append_new(lps, json_real(r->pos[i].token.logprob));
+        }
+        bad |= json_object_set_new(o, "top_logprobs", tops);
+        if (lps) bad |= json_object_set_new(o, "logprobs", lps);
     }
     if (bad) {
         json_decref(o);
@@ -205,7 +223,8 @@ static int parse_dict(json_t *d, record_pos *p, const char *where) {
     json_t *x;
     json_object_foreach(d, k, x) {
         size_t n = strlen(k);
-        if (!json_is_number(x)) return RT_FAIL("%s[\"%.40s\"] must be a number", where, k);
+        if (!json_is_number(x) || !(json_number_value(x) <= 1e-4))
+            return RT_FAIL("%s[\"%.40s\"] must be a log-prob (a number <= 0)", where, k);
         if (n > RECORD_TOKEN_MAX) return RT_FAIL("%s: a token of %zu bytes; at most %d", where, n, RECORD_TOKEN_MAX);
         memcpy(p->top[a].bytes, k, n);
         p->top[a].len = n;
@@ -253,6 +272,10 @@ static int parse_lp_object(record *r, json_t *lp) {
         if (json_is_number(v)) {
             p->token.logprob = json_number_value(v);
             p->has_logprob = 1;
+            if (!(p->token.logprob <= 1e-4))
+                return RT_FAIL("logprobs.token_logprobs[%zu] is %g; log-probs are <= 0", i, p->token.logprob);
+        } else if (!json_is_null(v)) {
+            return RT_FAIL("logprobs.token_logprobs[%zu] must be a number or null", i);
         }
         memcpy(p->token.bytes, json_string_value(tk), json_string_length(tk));
         p->token.len = json_string_length(tk);
@@ -276,7 +299,8 @@ static int parse_flat(record *r, json_t *jtl, json_t *jlp) {
         if (parse_alts(json_array_get(jtl, i), &r->pos[i], w)) return -1;
         if (jlp && i < json_array_size(jlp)) {
             json_t *v = json_array_get(jlp, i);
-            if (!json_is_number(v)) return RT_FAIL("logprobs[%zu] must be a number", i);
+            if (!json_is_number(v) || !(json_number_value(v) <= 1e-4))
+                return RT_FAIL("logprobs[%zu] must be a log-prob (a number <= 0)", i);
             r->pos[i].token.logprob = json_number_value(v);
             r->pos[i].has_logprob = 1;
         }

@@ -81,7 +81,8 @@ void record_free(record *r);
 json_t *record_json_text(const char *b, size_t n);
 /* {"token", "logprob", "bytes"} of one token. */
 json_t *record_token_json(const uint8_t *bytes, size_t len, double logprob);
-/* The written form of r (prompt, completion, finish_reason, answer, logprobs). */
+/* The written form of r (prompt, completion, finish_reason, answer, logprobs); positions
+ * without a chosen token are written in the flattened form they can only have come from. */
 json_t *record_to_json(const record *r);
 /* The record of an OpenAI-style response (chat: choices[0].message.content, else
  * choices[0].text) to prompt: id, model, finish_reason, usage, and with want_logprobs the
