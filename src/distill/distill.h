@@ -15,7 +15,7 @@
  *    on-policy λ) and black-box SFT, so both get the trainer's progress bar, logs, eval,
  *    checkpoints and resume;
  *  - evaluation (eval.c): held-out loss/ppl, KL to a teacher and top-1 agreement, task
- *    accuracy; a small SVG chart writer (svg.c) for experiment plots.
+ *    accuracy.
  *
  * What this is not: the model math (src/model), the trainer loop (src/train), or the HTTP
  * client that harvests an API (src/serve builds `retort harvest`; this room reads its file).
@@ -393,14 +393,5 @@ typedef struct {
     float f;
 } distill_meta_check;
 int distill_check_resume_meta(const char *ckpt, const distill_meta_check *want, size_t n);
-
-/* ================================================================ SVG charts */
-
-/* One panel per metric, one bar per run: values (n_metrics, n_runs), NAN = no bar. */
-int svg_bar_panels(const char *path, const char *title, size_t n_runs, const char *const *run_labels,
-                   size_t n_metrics, const char *const *metric_names, const double *values);
-/* Series s has ns[s] points (xs[s][i], ys[s][i]). */
-int svg_line_chart(const char *path, const char *title, const char *x_label, const char *y_label, size_t n_series,
-                   const char *const *labels, const double *const *xs, const double *const *ys, const size_t *ns);
 
 #endif /* RETORT_DISTILL_H */
