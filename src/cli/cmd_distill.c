@@ -150,10 +150,10 @@ int cmd_distill(int argc, char **argv) {
         }
     } else {
         if (tok_path) {
-            if (distill_load_tokenizer(tok_path, &stok)) goto done;
+            if (tokenizer_load(&stok, tok_path)) goto done;
             student_name = tok_path;
         } else if (teacher) {
-            if (distill_load_tokenizer(teacher_path, &stok)) goto done;
+            if (tokenizer_load(&stok, teacher_path)) goto done;
         } else {
             if (kd_cache_load_tokenizer(cache, &stok)) goto done;
         }

@@ -18,15 +18,6 @@
 #include "../model/model.h"
 #include "cli.h"
 
-static int load_tok(const char *path, tokenizer **tok) {
-    gguf_ctx *g = NULL;
-    if (gguf_open(&g, path)) return -1;
-    int rc = tokenizer_from_gguf(tok, g);
-    gguf_close(g);
-    if (rc) RT_FAIL("%s: %s", path, rt_errmsg());
-    return rc;
-}
-
 static int same_vocab(const tokenizer *a, const tokenizer *b) {
     size_t V = tokenizer_vocab_size(a);
     if (V != tokenizer_vocab_size(b)) return 0;
@@ -152,7 +143,7 @@ int cmd_radioactivity(int argc, char **argv) {
     double *ctrl = NULL;
     rt_buf save = {0}, out = {0};
     if (cli_mark_setup(opts, n_opts, &mo, 0, &c, NULL, &enabled)) goto done;
-    if (load_tok(tok_path, &wtok)) goto done;
+    if (tokenizer_load(&wtok, tok_path)) goto done;
     if (model_load(&sus, suspect_path)) goto done;
     if (!sus->tok) {
         RT_FAIL("%s has no tokenizer", suspect_path);

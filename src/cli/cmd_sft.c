@@ -125,9 +125,9 @@ int cmd_sft(int argc, char **argv) {
         }
     } else {
         if (resume) {
-            if (distill_load_tokenizer(ckpt, &tok)) goto done;
+            if (tokenizer_load(&tok, ckpt)) goto done;
         } else if (tok_path) {
-            if (distill_load_tokenizer(tok_path, &tok)) goto done;
+            if (tokenizer_load(&tok, tok_path)) goto done;
         } else {
             rt_buf text = {0};
             if (sft_collect_text(data, &text)) goto done;

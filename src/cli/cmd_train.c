@@ -12,14 +12,6 @@
 #include "../train/train.h"
 #include "cli.h"
 
-static int load_tokenizer_file(const char *path, tokenizer **tok) {
-    gguf_ctx *g;
-    if (gguf_open(&g, path)) return -1;
-    int rc = tokenizer_from_gguf(tok, g);
-    gguf_close(g);
-    return rc;
-}
-
 static int is_dir(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
@@ -104,9 +96,9 @@ int cmd_train(int argc, char **argv) {
             RT_FAIL("--resume: no checkpoint at %s", ckpt);
             goto fail;
         }
-        if (load_tokenizer_file(ckpt, &tok)) goto fail;
+        if (tokenizer_load(&tok, ckpt)) goto fail;
     } else if (tok_path) {
-        if (load_tokenizer_file(tok_path, &tok)) goto fail;
+        if (tokenizer_load(&tok, tok_path)) goto fail;
     }
     if (is_dir(data)) {
         if (!tok) {

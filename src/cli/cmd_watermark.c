@@ -103,15 +103,6 @@ int cli_mark_setup(const cli_opt *opts, size_t n_opts, const mark_options *o, in
     return 0;
 }
 
-static int load_tokenizer(const char *path, tokenizer **tok) {
-    gguf_ctx *g = NULL;
-    if (gguf_open(&g, path)) return -1;
-    int rc = tokenizer_from_gguf(tok, g);
-    gguf_close(g);
-    if (rc) RT_FAIL("%s: %s", path, rt_errmsg());
-    return rc;
-}
-
 /* tokens of prompt ++ completion; *from = number of prompt tokens */
 static int encode_record(const tokenizer *tok, const mark_record *r, int32_t **out, size_t *n, size_t *from) {
     int32_t *a = NULL, *b = NULL;
@@ -207,7 +198,7 @@ static int wm_detect(int argc, char **argv) {
     rt_buf out = {0};
     int status = 1, enabled = 0;
     if (cli_mark_setup(opts, n_opts, &mo, 0, &c, NULL, &enabled)) goto done;
-    if (load_tokenizer(model_path ? model_path : tok_path, &tok)) goto done;
+    if (tokenizer_load(&tok, model_path ? model_path : tok_path)) goto done;
     if (mark_records_load(input, 0, &recs, &n_recs)) goto done;
     if (prompt_file) {
         if (n_recs != 1 || recs[0].prompt) {
@@ -456,7 +447,7 @@ static int wm_attack(int argc, char **argv) {
     int status = 1;
     rt_rng rng;
     rt_rng_seed(&rng, seed);
-    if (load_tokenizer(tok_path, &tok) || mark_records_load(input, 0, &recs, &n)) goto done;
+    if (tokenizer_load(&tok, tok_path) || mark_records_load(input, 0, &recs, &n)) goto done;
     size_t V = tokenizer_vocab_size(tok);
     for (size_t i = 0; i < n; i++) {
         int32_t *t = NULL;

@@ -376,8 +376,6 @@ void sft_run_task(sft_run *r, train_task *task);
 
 /* ================================================================ setup (for the CLI) */
 
-/* The tokenizer of any GGUF that carries one (model, checkpoint, teacher cache). */
-int distill_load_tokenizer(const char *path, tokenizer **tok);
 /* A text file (or a token-shard directory) → the training / held-out split retort train makes. */
 int distill_text_dataset(dataset *ds, const tokenizer *tok, const char *path, double val_fraction);
 /* A fresh student of shape c (vocab_size set from tok, which the model takes over even on
