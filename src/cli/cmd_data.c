@@ -88,7 +88,7 @@ static int data_generate(int argc, char **argv) {
     kd_gen_defaults(&go);
     go.seed = 1;
     int quiet = 0;
-    cli_opt opts[] = {
+    cli_opt opts[CLI_MAX_OPTS] = {
         {"--model", CLI_STR, &model_path, "T.gguf: the model that writes the completions", 1, 0},
         {"--prompts", CLI_STR, &prompts_path, "FILE.jsonl: lines with a \"prompt\" (other fields are ignored)", 0, 0},
         {"--text", CLI_STR, &text_path, "FILE: take prompts from random windows of this text instead", 0, 0},
@@ -97,9 +97,6 @@ static int data_generate(int argc, char **argv) {
         {"--n", CLI_SIZE, &n, "with --text: prompts to draw (default 1000); with --prompts: at most this many", 0, 0},
         {"--prompt-tokens", CLI_SIZE, &prompt_tokens, "with --text: tokens per prompt (default 32)", 0, 0},
         {"--max-tokens", CLI_SIZE, &go.max_new, "tokens to generate per prompt (default 128)", 0, 0},
-        {"--temperature", CLI_FLOAT, &go.temperature, "0 = greedy (default 1)", 0, 0},
-        {"--top-k", CLI_SIZE, &go.top_k, "sampling top-k, 0 = off (default 0)", 0, 0},
-        {"--top-p", CLI_FLOAT, &go.top_p, "nucleus mass, 1 = off (default 1)", 0, 0},
         {"--logprobs", CLI_SIZE, &n_logprobs, "record the top-K alternatives of every token (default 0)", 0, 0},
         {"--batch", CLI_SIZE, &go.batch, "sequences decoded together (default 16)", 0, 0},
         {"--seed", CLI_U64, &go.seed, "RNG seed (default 1)", 0, 0},
@@ -107,6 +104,8 @@ static int data_generate(int argc, char **argv) {
         {"--out", CLI_STR, &out, "FILE.jsonl: harvest-format lines", 1, 0},
         {"--quiet", CLI_FLAG, &quiet, "no progress bar", 0, 0},
     };
+    size_t n_opts = cli_count(opts, CLI_MAX_OPTS);
+    n_opts += cli_sampler_opts(opts + n_opts, &go.temperature, &go.top_k, &go.top_p, "");
     cli_cmd_info info = {
         "data generate",
         "retort data generate --model T.gguf (--prompts FILE.jsonl | --text FILE --n N --prompt-tokens P) "
@@ -114,7 +113,7 @@ static int data_generate(int argc, char **argv) {
         "The model continues each prompt (until <|eos|> or --max-tokens) and every pair is written as\n"
         "{\"prompt\", \"completion\", \"finish_reason\"[, \"answer\"], \"logprobs\", \"top_logprobs\"} — the format\n"
         "retort harvest writes and retort sft reads. Prompts from --prompts keep their \"answer\" field."};
-    int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
+    int prc = cli_parse(argc, argv, opts, n_opts, &info, NULL, 0, NULL);
     if (prc) return prc == 1 ? 0 : 2;
     if (!!prompts_path == !!text_path) {
         fprintf(stderr, "retort data generate: error: give exactly one of --prompts FILE.jsonl or --text FILE\n");
@@ -147,7 +146,7 @@ static int data_generate(int argc, char **argv) {
         sft_load_opts lo;
         sft_load_defaults(&lo);
         lo.soft = 0;
-        lo.max_examples = cli_seen(opts, RT_ARRAY_LEN(opts), "--n") ? n : 0;
+        lo.max_examples = cli_seen(opts, n_opts, "--n") ? n : 0;
         lo.prompts_only = 1; /* a prompts file may have no "completion" */
         if (sft_load_jsonl(&set, prompts_path, m->tok, &lo)) goto done;
         np = set.n_ex;

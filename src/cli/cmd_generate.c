@@ -48,16 +48,14 @@ int cmd_generate(int argc, char **argv) {
         {"--prompt", CLI_STR, &prompt, "TEXT: the prompt (special tokens like <|user|> are recognised)", 0, 0},
         {"--prompt-file", CLI_STR, &prompt_file, "FILE: read the prompt from a file (- for stdin)", 0, 0},
         {"--max-tokens", CLI_SIZE, &max_tokens, "tokens to generate (default 128)", 0, 0},
-        {"--temperature", CLI_FLOAT, &sp.temperature, "0 = greedy (default 0.8)", 0, 0},
-        {"--top-k", CLI_SIZE, &sp.top_k, "keep the k most likely tokens, 0 = off (default 40)", 0, 0},
-        {"--top-p", CLI_FLOAT, &sp.top_p, "nucleus sampling mass, 1 = off (default 0.95)", 0, 0},
         {"--seed", CLI_U64, &sp.seed, "sampling seed (default: from the clock, printed)", 0, 0},
         {"--no-special", CLI_FLAG, &no_special, "treat special-token text in the prompt as plain text", 0, 0},
         {"--threads", CLI_SIZE, &threads, "worker threads (default: all cores)", 0, 0},
         {"--quiet", CLI_FLAG, &quiet, "print only the generated text", 0, 0},
         {"--watermark-config-out", CLI_STR, &wm_config_out, "FILE: record the watermark parameters (JSON) for detection", 0, 0},
     };
-    size_t n_opts = 12;
+    size_t n_opts = cli_count(opts, RT_ARRAY_LEN(opts));
+    n_opts += cli_sampler_opts(opts + n_opts, &sp.temperature, &sp.top_k, &sp.top_p, "");
     n_opts += cli_mark_opts(opts + n_opts, &mo, 1);
     cli_cmd_info info = {"generate",
                          "retort generate --model M.gguf --prompt TEXT [--max-tokens N --temperature X "

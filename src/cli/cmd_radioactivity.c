@@ -74,9 +74,6 @@ int cmd_radioactivity(int argc, char **argv) {
          "default tuples) is never scored", 0, 0},
         {"--max-tokens", CLI_SIZE, &max_tokens, "closed: tokens per generation (default 128)", 0, 0},
         {"--samples", CLI_SIZE, &samples, "closed: generations per prompt (default 1)", 0, 0},
-        {"--temperature", CLI_FLOAT, &sp.temperature, "closed: sampling temperature (default 0.8)", 0, 0},
-        {"--top-k", CLI_SIZE, &sp.top_k, "closed: top-k, 0 = off (default 40)", 0, 0},
-        {"--top-p", CLI_FLOAT, &sp.top_p, "closed: top-p, 1 = off (default 0.95)", 0, 0},
         {"--seed", CLI_U64, &sp.seed, "closed: sampling seed (default 1)", 0, 0},
         {"--batch", CLI_SIZE, &batch, "closed: sequences decoded together (default 16)", 0, 0},
         {"--controls", CLI_SIZE, &n_controls, "control keys tested on the same evidence (default 20)", 0, 0},
@@ -86,7 +83,8 @@ int cmd_radioactivity(int argc, char **argv) {
         {"--threads", CLI_SIZE, &threads, "worker threads (default: all cores)", 0, 0},
         {"--quiet", CLI_FLAG, &quiet, "no progress bar", 0, 0},
     };
-    size_t n_opts = 19;
+    size_t n_opts = cli_count(opts, RT_ARRAY_LEN(opts));
+    n_opts += cli_sampler_opts(opts + n_opts, &sp.temperature, &sp.top_k, &sp.top_p, "closed: ");
     size_t key_opt = n_opts;
     n_opts += cli_mark_opts(opts + n_opts, &mo, 0);
     opts[key_opt].required = 1;

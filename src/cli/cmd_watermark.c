@@ -269,16 +269,14 @@ static int wm_generate(int argc, char **argv) {
         {"--prompts", CLI_STR, &prompts_path, "FILE: one prompt a line, or JSONL with \"prompt\"", 1, 0},
         {"--out", CLI_STR, &out_path, "OUT.jsonl: {\"prompt\", \"completion\"} a line", 1, 0},
         {"--max-tokens", CLI_SIZE, &max_tokens, "tokens per completion (default 128)", 0, 0},
-        {"--temperature", CLI_FLOAT, &sp.temperature, "0 = greedy (default 0.8)", 0, 0},
-        {"--top-k", CLI_SIZE, &sp.top_k, "0 = off (default 40)", 0, 0},
-        {"--top-p", CLI_FLOAT, &sp.top_p, "1 = off (default 0.95)", 0, 0},
         {"--seed", CLI_U64, &sp.seed, "prompt i uses seed S + i (default 1)", 0, 0},
         {"--batch", CLI_SIZE, &batch, "sequences decoded together (default 16)", 0, 0},
         {"--threads", CLI_SIZE, &threads, "worker threads (default: all cores)", 0, 0},
         {"--config-out", CLI_STR, &config_out, "FILE: record the watermark parameters (JSON) here", 0, 0},
         {"--quiet", CLI_FLAG, &quiet, "no progress bar", 0, 0},
     };
-    size_t n_opts = 12;
+    size_t n_opts = cli_count(opts, RT_ARRAY_LEN(opts));
+    n_opts += cli_sampler_opts(opts + n_opts, &sp.temperature, &sp.top_k, &sp.top_p, "");
     n_opts += cli_mark_opts(opts + n_opts, &mo, 0);
     cli_cmd_info info = {"watermark generate",
                          "retort watermark generate --model M.gguf --prompts FILE --out OUT.jsonl [--key-file K "
