@@ -152,6 +152,17 @@ static int wm_keygen(int argc, char **argv) {
 
 /* ---------------------------------------------------------------- detect */
 
+/* One result line: {"<key>": n, ...the result...} */
+static int print_result(const mark_result *r, const mark_ctx *c, double alpha, const char *key, size_t n) {
+    json_t *o = json_pack("{s:I}", key, (json_int_t)n);
+    char *txt = NULL;
+    int rc = !o || mark_result_json(r, c, alpha, o) || !(txt = json_dumps(o, JSON_REAL_PRECISION(6)));
+    if (!rc) printf("%s\n", txt);
+    free(txt);
+    json_decref(o);
+    return rc ? -1 : 0;
+}
+
 static int wm_detect(int argc, char **argv) {
     const char *model_path = NULL, *tok_path = NULL, *input = "-", *prompt_file = NULL;
     double alpha = 1e-3;
@@ -226,22 +237,15 @@ static int wm_detect(int argc, char **argv) {
         if (rc) goto done;
         if (per_record) {
             mark_result r;
-            char extra[64];
-            snprintf(extra, sizeof extra, "\"record\": %zu", i + 1);
             mark_scorer_result(&sc, &r);
-            out.len = 0;
-            if (mark_result_json(&r, &c, alpha, extra, &out)) goto done;
-            printf("%s\n", out.data);
+            if (print_result(&r, &c, alpha, "record", i + 1)) goto done;
             mark_scorer_reset(&sc);
         }
     }
     if (!per_record) {
         mark_result r;
-        char extra[64];
-        snprintf(extra, sizeof extra, "\"records\": %zu", n_recs);
         mark_scorer_result(&sc, &r);
-        if (mark_result_json(&r, &c, alpha, extra, &out)) goto done;
-        printf("%s\n", out.data);
+        if (print_result(&r, &c, alpha, "records", n_recs)) goto done;
     }
     status = 0;
 done:
