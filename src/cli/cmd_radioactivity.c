@@ -129,7 +129,7 @@ int cmd_radioactivity(int argc, char **argv) {
                           .quiet = quiet};
     if (mark_radioactivity(&ro, &res)) goto done;
     if (ro.save && rt_write_file_atomic(save_path, save.data ? save.data : "", save.len)) goto done;
-    if (!(txt = json_dumps(res, JSON_REAL_PRECISION(6)))) {
+    if (!(txt = json_dumps(res, JSON_REAL_PRECISION(12)))) {
         RT_FAIL("out of memory");
         goto done;
     }

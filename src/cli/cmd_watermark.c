@@ -156,7 +156,7 @@ static int wm_keygen(int argc, char **argv) {
 static int print_result(const mark_result *r, const mark_ctx *c, double alpha, const char *key, size_t n) {
     json_t *o = json_pack("{s:I}", key, (json_int_t)n);
     char *txt = NULL;
-    int rc = !o || mark_result_json(r, c, alpha, o) || !(txt = json_dumps(o, JSON_REAL_PRECISION(6)));
+    int rc = !o || mark_result_json(r, c, alpha, o) || !(txt = json_dumps(o, JSON_REAL_PRECISION(12)));
     if (!rc) printf("%s\n", txt);
     free(txt);
     json_decref(o);

@@ -199,7 +199,7 @@ typedef struct {
 void mark_scorer_result(const mark_scorer *s, mark_result *r);
 /* Add the result to the JSON object obj (after what the caller put first): scheme
  * parameters, key_id, tokens_scored, green, z, p_value, log10_p_value, detected (at alpha)
- * and the skip counts. Print with JSON_REAL_PRECISION(6). */
+ * and the skip counts. Print with JSON_REAL_PRECISION(12) (the Gumbel score needs 1e-6 relative). */
 int mark_result_json(const mark_result *r, const mark_ctx *c, double alpha, json_t *obj);
 
 /* ---------------------------------------------------------------- recorded parameters */
