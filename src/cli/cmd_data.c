@@ -14,7 +14,6 @@
 #include "../distill/distill.h"
 #include "../model/model.h"
 #include "../train/train.h"
-#include "../record/record.h"
 #include "cli.h"
 
 static int data_arith(int argc, char **argv) {
@@ -53,33 +52,6 @@ static int data_arith(int argc, char **argv) {
 }
 
 /* a JSON string from bytes that may not be valid UTF-8 (invalid sequences become U+FFFD) */
-/* The generated tokens with their log-probs as record positions (chosen token + top-k). */
-static record_pos *teacher_positions(const tokenizer *tok, const kd_gen_seq *g, size_t stride, size_t k) {
-    record_pos *pos = rt_calloc(g->n ? g->n : 1, sizeof *pos, "log-prob records");
-    if (!pos) return NULL;
-    for (size_t t = 0; t < g->n; t++) {
-        record_pos *p = &pos[t];
-        p->has_token = p->has_logprob = 1;
-        p->n_top = k;
-        p->top = rt_calloc(k, sizeof *p->top, "log-prob records");
-        if (!p->top) {
-            for (size_t u = 0; u <= t; u++) free(pos[u].top);
-            free(pos);
-            return NULL;
-        }
-        for (size_t a = 0; a <= k; a++) {
-            record_token *rt = a < k ? &p->top[a] : &p->token;
-            int32_t id = a < k ? g->top_ids[t * stride + a] : g->tokens[t];
-            size_t len;
-            const char *b = tokenizer_token_bytes(tok, id, &len);
-            rt->len = RT_MIN(len, (size_t)RECORD_TOKEN_MAX);
-            memcpy(rt->bytes, b, rt->len);
-            rt->logprob = a < k ? g->top_lps[t * stride + a] : g->chosen_lp[t];
-        }
-    }
-    return pos;
-}
-
 static int data_generate(int argc, char **argv) {
     const char *model_path = NULL, *prompts_path = NULL, *text_path = NULL, *out = NULL, *split = "train";
     size_t n = 1000, prompt_tokens = 32, threads = 0, n_logprobs = 0;
@@ -133,8 +105,7 @@ static int data_generate(int argc, char **argv) {
     const int32_t **prompts = NULL;
     size_t *lens = NULL;
     kd_gen_seq *gen = NULL;
-    rt_atomic_file af = {0};
-    int status = 1, af_open = 0;
+    int status = 1;
     size_t np = 0;
     if (model_load(&m, model_path)) goto done;
     if (!m->tok) {
@@ -186,51 +157,13 @@ static int data_generate(int argc, char **argv) {
     double t0 = rt_now();
     if (kd_generate(m, prompts, lens, np, &go, gen, !quiet)) goto done;
     double secs = rt_now() - t0;
-    if (rt_atomic_open(&af, out)) goto done;
-    af_open = 1;
     size_t total = 0;
-    for (size_t i = 0; i < np; i++) {
-        char *ptxt = NULL, *ctxt = NULL;
-        size_t pl, cl;
-        if (tokenizer_decode(m->tok, prompts[i], lens[i], &ptxt, &pl)) goto done;
-        if (tokenizer_decode(m->tok, gen[i].tokens, gen[i].n, &ctxt, &cl)) {
-            free(ptxt);
-            goto done;
-        }
-        total += gen[i].n;
-        record rec = {.prompt = ptxt,
-                      .prompt_len = pl,
-                      .completion = ctxt,
-                      .completion_len = cl,
-                      .finish_reason = gen[i].finished ? "stop" : "length",
-                      .answer = prompts_path && set.answers ? set.answers[i] : NULL};
-        size_t k = RT_MIN(n_logprobs, m->cfg.vocab_size);
-        record_pos *pos = n_logprobs ? teacher_positions(m->tok, &gen[i], n_logprobs, k) : NULL;
-        rec.pos = pos;
-        rec.n_pos = pos ? gen[i].n : 0;
-        json_t *o = (!n_logprobs || pos) ? record_to_json(&rec) : NULL;
-        free(ptxt);
-        free(ctxt);
-        if (pos)
-            for (size_t t = 0; t < gen[i].n; t++) free(pos[t].top);
-        free(pos);
-        if (!o) goto done;
-        char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
-        json_decref(o);
-        if (!line) {
-            RT_FAIL("out of memory writing %s", out);
-            goto done;
-        }
-        int rc = rt_fwrite(line, 1, strlen(line), af.f, out) || rt_fwrite("\n", 1, 1, af.f, out);
-        free(line);
-        if (rc) goto done;
-    }
-    af_open = 0;
-    if (rt_atomic_commit(&af)) goto done;
+    if (kd_write_generations(out, m->tok, prompts, lens, gen, np, n_logprobs, prompts_path ? set.answers : NULL,
+                             &total))
+        goto done;
     rt_info("wrote %s: %zu completions, %zu tokens (%.0f tokens/s)", out, np, total, (double)total / (secs + 1e-9));
     status = 0;
 done:
-    if (af_open) rt_atomic_abort(&af);
     if (status) cli_fail("data generate");
     if (gen)
         for (size_t i = 0; i < np; i++) kd_gen_seq_free(&gen[i]);

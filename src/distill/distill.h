@@ -205,6 +205,13 @@ void kd_gen_seq_free(kd_gen_seq *s);
  * with m; out (n_prompts) receives the continuations (free each with kd_gen_seq_free). */
 int kd_generate(const model *m, const int32_t *const *prompts, const size_t *lens, size_t n_prompts,
                 const kd_gen_opts *o, kd_gen_seq *out, int show_progress);
+/* Write n continuations as harvest records (JSONL, atomically; src/record): prompt and
+ * completion text decoded with tok, finish_reason ("stop" at the stop token, else
+ * "length"), answers[i] where answers and answers[i] are non-NULL, and with n_logprobs > 0
+ * (gen made with that many) each token with its log-prob and top alternatives, as the
+ * API's logprobs object. *total (may be NULL) receives the generated tokens. */
+int kd_write_generations(const char *path, const tokenizer *tok, const int32_t *const *prompts, const size_t *lens,
+                         const kd_gen_seq *gen, size_t n, size_t n_logprobs, char *const *answers, size_t *total);
 
 /* ================================================================ arithmetic task */
 
