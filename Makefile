@@ -58,7 +58,9 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 # Generated assets compiled into the library (web pages etc.) go in $(BUILD)/gen: the admin
 # dashboard's files (web/) become byte arrays by scripts/embed.c, a build tool in plain C.
 WEB_FILES := $(sort $(wildcard web/*.html web/*.css web/*.js web/*.svg))
-GEN_SRC  := $(BUILD)/gen/web_assets.c
+# The demo's scenarios (scenarios/demo/*.json) are embedded the same way.
+DEMO_FILES := $(sort $(wildcard scenarios/demo/*.json))
+GEN_SRC  := $(BUILD)/gen/web_assets.c $(BUILD)/gen/demo_scenarios.c
 GEN_OBJ  := $(GEN_SRC:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
 LIB_OBJ  += $(GEN_OBJ)
 EMBED    := $(BUILD)/tools/embed
@@ -81,6 +83,13 @@ $(BUILD)/gen/web_files.txt: FORCE
 
 $(BUILD)/gen/web_assets.c: $(EMBED) $(WEB_FILES) $(BUILD)/gen/web_files.txt
 	$(EMBED) $@ web $(WEB_FILES)
+
+$(BUILD)/gen/demo_files.txt: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(DEMO_FILES)' | cmp -s - $@ || echo '$(DEMO_FILES)' > $@
+
+$(BUILD)/gen/demo_scenarios.c: $(EMBED) $(DEMO_FILES) $(BUILD)/gen/demo_files.txt
+	$(EMBED) --table demo_scenarios --header src/cli/demo_scenarios.h $@ scenarios/demo $(DEMO_FILES)
 
 $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)

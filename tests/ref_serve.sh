@@ -78,8 +78,11 @@ import json, sqlite3, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
 db = sqlite3.connect(sys.argv[2])
 for l in lines:
-    assert set(["prompt", "completion", "logprobs", "top_logprobs"]) <= set(l), l.keys()
-    assert len(l["logprobs"]) == len(l["top_logprobs"]) and all(len(t) == 2 for t in l["top_logprobs"])
+    assert set(["prompt", "completion", "logprobs"]) <= set(l), l.keys()
+    # the API's own logprobs object: the chosen tokens spell the completion, two alternatives each
+    content = l["logprobs"]["content"]
+    assert content and all(len(e["top_logprobs"]) == 2 for e in content)
+    assert bytes(b for e in content for b in e["bytes"]).decode("utf-8", "replace").startswith(l["completion"])
     row = db.execute("SELECT status, completion_tokens, prompt_tokens FROM usage WHERE request_id = ?", (l["id"],)).fetchone()
     assert row and row[0] == 200 and row[1] == l["usage"]["completion_tokens"] and row[2] == l["usage"]["prompt_tokens"], (row, l["usage"])
 n = db.execute("SELECT count(*) FROM usage WHERE endpoint = '/v1/chat/completions'").fetchone()[0]

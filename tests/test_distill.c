@@ -7,6 +7,7 @@
  * reducing KL to the teacher; bit-identical resume (on-policy included); SVG output. */
 #include "base/base.h"
 #include "distill/distill.h"
+#include "plot/plot.h"
 #include "model/model.h"
 #include "testlib.h"
 #include "train/train.h"
@@ -833,7 +834,10 @@ static void test_svg(void) {
     const char *runs[] = {"scratch", "kd <fkl>"};
     const char *metrics[] = {"loss", "kl"};
     double v[] = {4.5, 4.1, 0.9, NAN};
-    CHECK_OK(svg_bar_panels(p, "a & b", 2, runs, 2, metrics, v));
+    rt_buf svg = {0};
+    CHECK_OK(plot_bar_panels(&svg, "a & b", 2, runs, 2, metrics, v));
+    CHECK_OK(plot_write(p, &svg));
+    rt_buf_free(&svg);
     char *d;
     size_t n;
     CHECK_OK(rt_read_file(p, &d, &n));
@@ -842,16 +846,31 @@ static void test_svg(void) {
     for (char *q = d; (q = strstr(q, "<rect x=")); q++) rects++;
     CHECK(rects == 3); /* NAN draws no bar */
     free(d);
-    tmp_path(p, sizeof p, "lines.svg");
     double x0[] = {1, 2, 3}, y0[] = {5, 4, 3.5}, x1[] = {1, 3}, y1[] = {6, 3};
-    const double *xs[] = {x0, x1}, *ys[] = {y0, y1};
-    size_t ns[] = {3, 2};
-    CHECK_OK(svg_line_chart(p, "curves", "step", "val_loss", 2, runs, xs, ys, ns));
-    CHECK_OK(rt_read_file(p, &d, &n));
+    plot_series s[2] = {{.name = runs[0], .x = x0, .y = y0, .n = 3, .mark_x = NAN},
+                        {.name = runs[1], .x = x1, .y = y1, .n = 2, .mark_x = NAN}};
+    plot_chart c = plot_chart_defaults();
+    c.title = "curves", c.xlabel = "step", c.ylabel = "val_loss";
+    CHECK_OK(plot_lines(&svg, &c, s, 2));
     size_t lines = 0;
-    for (char *q = d; (q = strstr(q, "<polyline")); q++) lines++;
-    CHECK(lines == 2 && strstr(d, "val_loss"));
-    free(d);
+    for (char *q = svg.data; (q = strstr(q, "<polyline")); q++) lines++;
+    CHECK(lines == 2 && strstr(svg.data, "val_loss"));
+    rt_buf_free(&svg);
+    /* axis labels are readable numbers */
+    char num[32];
+    plot_number(num, sizeof num, 22490);
+    CHECK(!strcmp(num, "22.5k"));
+    plot_number(num, sizeof num, 1.5e6);
+    CHECK(!strcmp(num, "1.5M"));
+    plot_number(num, sizeof num, 0.25);
+    CHECK(!strcmp(num, "0.25"));
+    plot_number(num, sizeof num, 1234);
+    CHECK(!strcmp(num, "1234"));
+    double big[] = {0, 45000}, bx[] = {0, 1};
+    plot_series sb = {.name = "tokens", .x = bx, .y = big, .n = 2, .mark_x = NAN};
+    CHECK_OK(plot_lines(&svg, &c, &sb, 1));
+    CHECK(!strstr(svg.data, "e+0") && strstr(svg.data, "40k"));
+    rt_buf_free(&svg);
 }
 
 TEST_MAIN("distill", TEST_CASE(test_cache), TEST_CASE(test_vocab_mismatch), TEST_CASE(test_sft_loader),

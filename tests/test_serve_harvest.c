@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "base/base.h"
+#include "distill/distill.h"
+#include "train/train.h"
 #include "gateway/gateway.h"
 #include "model/model.h"
 #include "serve/serve.h"
@@ -91,6 +93,127 @@ static void write_text(const char *path, const char *text) {
     }
 }
 
+/* sft aligns the teacher's soft targets on the chosen tokens the harvest now keeps: nearly
+ * every completion token gets one. The same answers in the flattened form harvests used to
+ * write (bare chosen log-probs beside the alternatives) lose the thread at the first sampled
+ * token that is not among the alternatives (issue 17, item 15). A near-uniform teacher
+ * sampled at temperature 1 makes that the common case, as with the demo's small teacher. */
+static void test_alignment(void) {
+    model *m = NULL;
+    tokenizer *tok = NULL;
+    /* words in random order: a teacher that learns it is unsure at every word start */
+    static const char *const words[] = {"lamb", "river", "stone", "bread", "king", "night", "sea", "olive", "gate",
+                                        "fire", "wind", "field", "house", "star", "salt", "cedar", "gold", "tree",
+                                        "water", "city", "rock", "lion", "wine", "path", "cloud", "seed", "horn", "door"};
+    rt_buf b = {0};
+    rt_rng rng;
+    rt_rng_seed(&rng, 17);
+    for (int i = 0; i < 3000; i++) {
+        const char *w = words[rt_rng_below(&rng, RT_ARRAY_LEN(words))];
+        rt_buf_append(&b, w, strlen(w));
+        rt_buf_append(&b, i % 9 == 8 ? ".\n" : " ", i % 9 == 8 ? 2 : 1);
+    }
+    CHECK_OK(tokenizer_train(&tok, b.data, b.len, 300));
+    model_config c = {.dim = 32, .n_layers = 1, .n_heads = 4, .n_kv_heads = 2, .ffn_dim = 64,
+                      .vocab_size = tokenizer_vocab_size(tok), .ctx_len = 96, .norm_eps = 1e-5f,
+                      .rope_base = 10000.0f, .tied = 1};
+    CHECK_OK(model_create(&m, &c, tok));
+    if (!m) return;
+    model_init_weights(m, 5);
+    /* a short training run, so it writes text-like tokens rather than stray bytes */
+    dataset ds;
+    CHECK_OK(dataset_from_text(&ds, tok, b.data, b.len, 0.1, 4096));
+    rt_buf_free(&b);
+    train_options to;
+    train_options_defaults(&to);
+    to.batch = 8;
+    to.seq_len = 32;
+    to.steps = 300;
+    to.lr = 3e-3f;
+    to.warmup = 10;
+    to.eval_every = 0;
+    to.save_every = 0;
+    to.quiet = 1;
+    char tpath[512];
+    snprintf(tpath, sizeof tpath, "%s/align-teacher.gguf", tl_tmpdir());
+    to.out_path = tpath;
+    train_result tr;
+    CHECK_OK(train_run(m, &ds, &to, NULL, &tr));
+    dataset_free(&ds);
+    serve_options o;
+    serve_options_defaults(&o);
+    char db[512];
+    snprintf(db, sizeof db, "%s/align.db", tl_tmpdir());
+    o.model = m;
+    o.model_name = "teacher";
+    o.port = 0;
+    o.db_path = db;
+    o.threads = 1;
+    serve_server *s = NULL;
+    CHECK_OK(serve_start(&s, &o));
+    if (!s) {
+        model_free(m);
+        return;
+    }
+    char key[GW_KEY_MAX], url[64];
+    gw_account a;
+    CHECK_OK(gw_key_create(serve_db(s), "harvester", NULL, 0, rt_wall_time(), key, &a));
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/", serve_port(s));
+    const char *prompts = path_in_tmp("align-prompts.txt"), *out = path_in_tmp("align.jsonl");
+    write_text(prompts, "lamb river\nstone\nthe king\nbread and wine\nsea olive\ngate\nfire wind field\nstar salt\n");
+    harvest_options h;
+    harvest_options_defaults(&h);
+    h.endpoint = url;
+    h.api_key = key;
+    h.prompts_path = prompts;
+    h.out_path = out;
+    h.model = "teacher";
+    h.max_tokens = 24;
+    h.top_logprobs = 5;
+    h.temperature = 0.7;
+    h.quiet = 1;
+    harvest_stats st;
+    CHECK_OK(harvest_run(&h, &st));
+    CHECK(st.written == 8);
+    serve_stop(s);
+    /* the same answers, flattened */
+    json_t *lines = read_jsonl(out);
+    const char *flat = path_in_tmp("align-flat.jsonl");
+    FILE *f = fopen(flat, "w");
+    for (size_t i = 0; f && i < json_array_size(lines); i++) {
+        json_t *l = json_deep_copy(json_array_get(lines, i));
+        json_t *content = json_object_get(json_object_get(l, "logprobs"), "content");
+        json_t *chosen = json_array(), *tops = json_array();
+        for (size_t k = 0; k < json_array_size(content); k++) {
+            json_array_append(chosen, json_object_get(json_array_get(content, k), "logprob"));
+            json_array_append(tops, json_object_get(json_array_get(content, k), "top_logprobs"));
+        }
+        json_object_set_new(l, "logprobs", chosen);
+        json_object_set_new(l, "top_logprobs", tops);
+        char *txt = json_dumps(l, JSON_COMPACT);
+        fprintf(f, "%s\n", txt);
+        free(txt);
+        json_decref(l);
+    }
+    if (f) fclose(f);
+    json_decref(lines);
+    sft_load_opts lo;
+    sft_load_defaults(&lo);
+    sft_set now, before;
+    CHECK_OK(sft_load_jsonl(&now, out, m->tok, &lo));
+    CHECK_OK(sft_load_jsonl(&before, flat, m->tok, &lo));
+    /* completion tokens, less the end token of examples that stopped */
+    double r_now = (double)now.n_soft / (double)now.n_completion_tokens,
+           r_before = (double)before.n_soft / (double)before.n_completion_tokens;
+    fprintf(stderr, "  soft targets aligned: %.1f%% of completion tokens with the chosen tokens, %.1f%% flattened\n",
+            100 * r_now, 100 * r_before);
+    CHECK_MSG(r_now > 0.8, "only %.1f%% of tokens aligned", 100 * r_now);
+    CHECK_MSG(r_before < 0.5 * r_now, "the flattened form aligned %.1f%%", 100 * r_before);
+    sft_set_free(&now);
+    sft_set_free(&before);
+    model_free(m);
+}
+
 static void test_real_server(void) {
     serve_options o;
     serve_options_defaults(&o);
@@ -134,18 +257,29 @@ static void test_real_server(void) {
     for (size_t i = 0; i < json_array_size(lines); i++) {
         json_t *l = json_array_get(lines, i);
         json_t *p = json_object_get(l, "prompt"), *c = json_object_get(l, "completion");
-        json_t *lp = json_object_get(l, "logprobs"), *tl = json_object_get(l, "top_logprobs");
+        /* the API's own logprobs object: per token the chosen one and its alternatives */
+        json_t *content = json_object_get(json_object_get(l, "logprobs"), "content");
         CHECK(json_is_string(p) && json_is_string(c));
-        CHECK(json_array_size(lp) == json_array_size(tl) && json_array_size(lp) >= 1);
-        for (size_t k = 0; k < json_array_size(tl); k++) {
-            json_t *alts = json_array_get(tl, k);
+        CHECK(json_array_size(content) >= 1);
+        rt_buf spelled = {0};
+        for (size_t k = 0; k < json_array_size(content); k++) {
+            json_t *ck = json_array_get(content, k), *alts = json_object_get(ck, "top_logprobs");
             CHECK(json_array_size(alts) == 3);
             json_t *a0 = json_array_get(alts, 0);
             CHECK(json_is_string(json_object_get(a0, "token")) && json_is_number(json_object_get(a0, "logprob")) &&
                   json_is_array(json_object_get(a0, "bytes")));
             /* alternatives are sorted and the chosen token is no likelier than the best */
-            CHECK(json_number_value(json_object_get(a0, "logprob")) >= json_number_value(json_array_get(lp, k)) - 1e-6);
+            CHECK(json_number_value(json_object_get(a0, "logprob")) >=
+                  json_number_value(json_object_get(ck, "logprob")) - 1e-6);
+            json_t *by = json_object_get(ck, "bytes");
+            for (size_t q = 0; q < json_array_size(by); q++) {
+                char ch = (char)json_integer_value(json_array_get(by, q));
+                rt_buf_append(&spelled, &ch, 1);
+            }
         }
+        /* the chosen tokens spell the completion (a stop string may end it early) */
+        CHECK(spelled.len >= json_string_length(c) && !memcmp(spelled.data, json_string_value(c), json_string_length(c)));
+        rt_buf_free(&spelled);
         json_t *u = json_object_get(l, "usage");
         comp += (uint64_t)json_integer_value(json_object_get(u, "completion_tokens"));
         /* the ledger has this response: same id, same output hash, same token count */
@@ -190,7 +324,8 @@ static void test_real_server(void) {
     CHECK(st.written == 5 && st.failed == 0);
     lines = read_jsonl(out2);
     json_t *l0 = json_array_get(lines, 0);
-    CHECK(json_array_size(json_object_get(l0, "top_logprobs")) == json_array_size(json_object_get(l0, "logprobs")));
+    json_t *c0 = json_object_get(json_object_get(l0, "logprobs"), "content");
+    CHECK(json_array_size(c0) >= 1 && json_is_array(json_object_get(json_array_get(c0, 0), "top_logprobs")));
     json_decref(lines);
     /* 401: stops at once and says why */
     const char *out3 = path_in_tmp("h3.jsonl");
@@ -316,8 +451,9 @@ static void test_mock_endpoint(void) {
     run_mock(MOCK_LEGACY, 0, &st, out, "p1\n");
     json_t *lines = read_jsonl(out);
     json_t *l = json_array_get(lines, 0);
-    CHECK(json_array_size(json_object_get(l, "logprobs")) == 2);
-    json_t *t1 = json_array_get(json_object_get(l, "top_logprobs"), 1);
+    json_t *content = json_object_get(json_object_get(l, "logprobs"), "content");
+    CHECK(json_array_size(content) == 2);
+    json_t *t1 = json_object_get(json_array_get(content, 1), "top_logprobs");
     CHECK(json_array_size(t1) == 2);
     json_t *e = json_array_get(t1, 1);
     CHECK(e && !strcmp(json_string_value(json_object_get(e, "token")), "\xC3\xA9"));
@@ -349,6 +485,7 @@ static void test_bad_inputs(void) {
 }
 
 static void test_all(void) {
+    test_alignment();
     g_model = make_model();
     test_real_server();
     test_mock_endpoint();

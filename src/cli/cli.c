@@ -5,6 +5,7 @@
 #include "cli.h"
 
 #include <sched.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,4 +136,71 @@ void cli_set_threads(size_t threads) {
         threads = (size_t)(share > 0 ? share : 1);
     }
     kernels_set_threads((int)threads);
+}
+
+/* ---------------------------------------------------------------- shared flag tables */
+
+/* Help lines that show a default live for the whole process (one command runs). */
+static const char *help_fmt(const char *fmt, ...) {
+    static char pool[48][112];
+    static size_t used;
+    if (used == RT_ARRAY_LEN(pool)) return fmt;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pool[used], sizeof pool[used], fmt, ap);
+    va_end(ap);
+    return pool[used++];
+}
+
+size_t cli_count(const cli_opt *opts, size_t cap) {
+    size_t n = 0;
+    while (n < cap && opts[n].name) n++;
+    return n;
+}
+
+size_t cli_shape_opts(cli_opt *dst, model_config *c, int *untied) {
+    cli_opt t[CLI_SHAPE_OPTS] = {
+        {"--dim", CLI_SIZE, &c->dim, help_fmt("model width (default %zu)", c->dim), 0, 0},
+        {"--layers", CLI_SIZE, &c->n_layers, help_fmt("transformer blocks (default %zu)", c->n_layers), 0, 0},
+        {"--heads", CLI_SIZE, &c->n_heads, help_fmt("attention heads (default %zu)", c->n_heads), 0, 0},
+        {"--kv-heads", CLI_SIZE, &c->n_kv_heads, help_fmt("key/value heads, divides --heads (default %zu)", c->n_kv_heads), 0, 0},
+        {"--ffn", CLI_SIZE, &c->ffn_dim, help_fmt("SwiGLU hidden width (default %zu)", c->ffn_dim), 0, 0},
+        {"--rope-base", CLI_FLOAT, &c->rope_base, help_fmt("RoPE frequency base (default %g)", (double)c->rope_base), 0, 0},
+        {"--head-dim", CLI_SIZE, &c->head_dim, "per-head size (default dim/heads)", 0, 0},
+        {"--untied", CLI_FLAG, untied, "separate output projection (default: tied to the embedding)", 0, 0},
+    };
+    memcpy(dst, t, sizeof t);
+    return CLI_SHAPE_OPTS;
+}
+
+size_t cli_train_opts(cli_opt *dst, train_options *o) {
+    cli_opt t[CLI_TRAIN_OPTS] = {
+        {"--seq-len", CLI_SIZE, &o->seq_len, help_fmt("sequence length = context length (default %zu)", o->seq_len), 0, 0},
+        {"--batch", CLI_SIZE, &o->batch, help_fmt("sequences per step (default %zu)", o->batch), 0, 0},
+        {"--steps", CLI_SIZE, &o->steps, help_fmt("optimizer steps (default %zu)", o->steps), 0, 0},
+        {"--lr", CLI_FLOAT, &o->lr, help_fmt("peak learning rate (default %g)", (double)o->lr), 0, 0},
+        {"--min-lr-frac", CLI_FLOAT, &o->min_lr_frac, help_fmt("final lr as a fraction of --lr (default %g)", (double)o->min_lr_frac), 0, 0},
+        {"--warmup", CLI_SIZE, &o->warmup, help_fmt("linear warmup steps (default %zu)", o->warmup), 0, 0},
+        {"--weight-decay", CLI_FLOAT, &o->weight_decay, help_fmt("AdamW decoupled weight decay (default %g)", (double)o->weight_decay), 0, 0},
+        {"--clip", CLI_FLOAT, &o->clip, help_fmt("gradient global-norm clip, 0 = off (default %g)", (double)o->clip), 0, 0},
+        {"--eval-every", CLI_SIZE, &o->eval_every, help_fmt("held-out eval period in steps (default %zu)", o->eval_every), 0, 0},
+        {"--save-every", CLI_SIZE, &o->save_every, help_fmt("checkpoint period in steps (default %zu)", o->save_every), 0, 0},
+        {"--seed", CLI_U64, &o->seed, help_fmt("RNG seed for init and batches (default %llu)", (unsigned long long)o->seed), 0, 0},
+        /* data parallelism under mpirun (src/train/dist.h) */
+        {"--grad-accum", CLI_SIZE, &o->grad_accum, "micro-batches of --batch per step (default 1); global batch = ranks x --batch x --grad-accum", 0, 0},
+        {"--zero", CLI_FLAG, &o->zero, "under mpirun, ZeRO-1: each rank keeps the AdamW moments of its slice of the parameters", 0, 0},
+        {"--stop-after", CLI_SIZE, &o->stop_after, "stop after N steps of this run as if killed: the last --save-every checkpoint remains for --resume", 0, 0},
+    };
+    memcpy(dst, t, sizeof t);
+    return CLI_TRAIN_OPTS;
+}
+
+size_t cli_sampler_opts(cli_opt *dst, float *temperature, size_t *top_k, float *top_p, const char *what) {
+    cli_opt t[CLI_SAMPLER_OPTS] = {
+        {"--temperature", CLI_FLOAT, temperature, help_fmt("%s0 = greedy (default %g)", what, (double)*temperature), 0, 0},
+        {"--top-k", CLI_SIZE, top_k, help_fmt("%skeep the k most likely tokens, 0 = off (default %zu)", what, *top_k), 0, 0},
+        {"--top-p", CLI_FLOAT, top_p, help_fmt("%snucleus sampling mass, 1 = off (default %g)", what, (double)*top_p), 0, 0},
+    };
+    memcpy(dst, t, sizeof t);
+    return CLI_SAMPLER_OPTS;
 }

@@ -10,6 +10,8 @@
 #include <stdint.h>
 
 #include "../base/base.h"
+#include "../model/model.h"
+#include "../train/train.h"
 
 typedef enum {
     CLI_STR,    /* const char * */
@@ -81,6 +83,26 @@ int cmd_demo(int argc, char **argv);
  * (detectors: the parameters a server recorded in its gateway database). After cli_parse,
  * cli_mark_setup resolves them: *enabled = 0 when no key was given (other watermark flags
  * without a key are an error), else c (and key, if non-NULL) are ready for mark_attach. */
+/* Shared flag tables: each writes its entries into dst and returns how many; the help shows
+ * the defaults the destination holds when it is called (set defaults first). Commands keep
+ * their own entries first, then append these: cli_opt opts[CLI_MAX_OPTS] = {...}; n =
+ * cli_count(opts); n += cli_shape_opts(opts + n, ...); ... A new flag for every trainer goes
+ * into cli_train_opts once. */
+#define CLI_MAX_OPTS 64
+/* Entries of opts before the first empty one. */
+size_t cli_count(const cli_opt *opts, size_t cap);
+/* Model shape: --dim --layers --heads --kv-heads --ffn --rope-base --untied (7). */
+#define CLI_SHAPE_OPTS 8
+size_t cli_shape_opts(cli_opt *dst, model_config *c, int *untied);
+/* Optimizer and schedule: --seq-len --batch --steps --lr --min-lr-frac --warmup --weight-decay
+ * --clip --eval-every --save-every --seed (11), pointing into a train_options. */
+#define CLI_TRAIN_OPTS 14
+size_t cli_train_opts(cli_opt *dst, train_options *o);
+/* Sampler: --temperature --top-k --top-p (3); what is a comment before each help line (e.g.
+ * "closed: "), may be "". */
+#define CLI_SAMPLER_OPTS 3
+size_t cli_sampler_opts(cli_opt *dst, float *temperature, size_t *top_k, float *top_p, const char *what);
+
 struct mark_options;
 struct mark_ctx;
 struct mark_key;

@@ -52,29 +52,6 @@ static int data_arith(int argc, char **argv) {
 }
 
 /* a JSON string from bytes that may not be valid UTF-8 (invalid sequences become U+FFFD) */
-static json_t *json_bytes_string(const char *b, size_t n) {
-    rt_buf t = {0};
-    json_t *s = rt_utf8_sanitize(&t, b, n) ? NULL : json_stringn(t.data, t.len);
-    rt_buf_free(&t);
-    return s;
-}
-
-static json_t *token_entry(const tokenizer *tok, int32_t id, float lp) {
-    size_t len;
-    const char *b = tokenizer_token_bytes(tok, id, &len);
-    json_t *e = json_object(), *by = json_array();
-    if (!e || !by) {
-        json_decref(e);
-        json_decref(by);
-        return NULL;
-    }
-    for (size_t i = 0; i < len; i++) json_array_append_new(by, json_integer((unsigned char)b[i]));
-    json_object_set_new(e, "token", json_bytes_string(b, len));
-    json_object_set_new(e, "logprob", json_real((double)lp));
-    json_object_set_new(e, "bytes", by);
-    return e;
-}
-
 static int data_generate(int argc, char **argv) {
     const char *model_path = NULL, *prompts_path = NULL, *text_path = NULL, *out = NULL, *split = "train";
     size_t n = 1000, prompt_tokens = 32, threads = 0, n_logprobs = 0;
@@ -83,7 +60,7 @@ static int data_generate(int argc, char **argv) {
     kd_gen_defaults(&go);
     go.seed = 1;
     int quiet = 0;
-    cli_opt opts[] = {
+    cli_opt opts[CLI_MAX_OPTS] = {
         {"--model", CLI_STR, &model_path, "T.gguf: the model that writes the completions", 1, 0},
         {"--prompts", CLI_STR, &prompts_path, "FILE.jsonl: lines with a \"prompt\" (other fields are ignored)", 0, 0},
         {"--text", CLI_STR, &text_path, "FILE: take prompts from random windows of this text instead", 0, 0},
@@ -92,9 +69,6 @@ static int data_generate(int argc, char **argv) {
         {"--n", CLI_SIZE, &n, "with --text: prompts to draw (default 1000); with --prompts: at most this many", 0, 0},
         {"--prompt-tokens", CLI_SIZE, &prompt_tokens, "with --text: tokens per prompt (default 32)", 0, 0},
         {"--max-tokens", CLI_SIZE, &go.max_new, "tokens to generate per prompt (default 128)", 0, 0},
-        {"--temperature", CLI_FLOAT, &go.temperature, "0 = greedy (default 1)", 0, 0},
-        {"--top-k", CLI_SIZE, &go.top_k, "sampling top-k, 0 = off (default 0)", 0, 0},
-        {"--top-p", CLI_FLOAT, &go.top_p, "nucleus mass, 1 = off (default 1)", 0, 0},
         {"--logprobs", CLI_SIZE, &n_logprobs, "record the top-K alternatives of every token (default 0)", 0, 0},
         {"--batch", CLI_SIZE, &go.batch, "sequences decoded together (default 16)", 0, 0},
         {"--seed", CLI_U64, &go.seed, "RNG seed (default 1)", 0, 0},
@@ -102,6 +76,8 @@ static int data_generate(int argc, char **argv) {
         {"--out", CLI_STR, &out, "FILE.jsonl: harvest-format lines", 1, 0},
         {"--quiet", CLI_FLAG, &quiet, "no progress bar", 0, 0},
     };
+    size_t n_opts = cli_count(opts, CLI_MAX_OPTS);
+    n_opts += cli_sampler_opts(opts + n_opts, &go.temperature, &go.top_k, &go.top_p, "");
     cli_cmd_info info = {
         "data generate",
         "retort data generate --model T.gguf (--prompts FILE.jsonl | --text FILE --n N --prompt-tokens P) "
@@ -109,7 +85,7 @@ static int data_generate(int argc, char **argv) {
         "The model continues each prompt (until <|eos|> or --max-tokens) and every pair is written as\n"
         "{\"prompt\", \"completion\", \"finish_reason\"[, \"answer\"], \"logprobs\", \"top_logprobs\"} — the format\n"
         "retort harvest writes and retort sft reads. Prompts from --prompts keep their \"answer\" field."};
-    int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
+    int prc = cli_parse(argc, argv, opts, n_opts, &info, NULL, 0, NULL);
     if (prc) return prc == 1 ? 0 : 2;
     if (!!prompts_path == !!text_path) {
         fprintf(stderr, "retort data generate: error: give exactly one of --prompts FILE.jsonl or --text FILE\n");
@@ -129,8 +105,7 @@ static int data_generate(int argc, char **argv) {
     const int32_t **prompts = NULL;
     size_t *lens = NULL;
     kd_gen_seq *gen = NULL;
-    rt_atomic_file af = {0};
-    int status = 1, af_open = 0;
+    int status = 1;
     size_t np = 0;
     if (model_load(&m, model_path)) goto done;
     if (!m->tok) {
@@ -142,7 +117,7 @@ static int data_generate(int argc, char **argv) {
         sft_load_opts lo;
         sft_load_defaults(&lo);
         lo.soft = 0;
-        lo.max_examples = cli_seen(opts, RT_ARRAY_LEN(opts), "--n") ? n : 0;
+        lo.max_examples = cli_seen(opts, n_opts, "--n") ? n : 0;
         lo.prompts_only = 1; /* a prompts file may have no "completion" */
         if (sft_load_jsonl(&set, prompts_path, m->tok, &lo)) goto done;
         np = set.n_ex;
@@ -182,54 +157,13 @@ static int data_generate(int argc, char **argv) {
     double t0 = rt_now();
     if (kd_generate(m, prompts, lens, np, &go, gen, !quiet)) goto done;
     double secs = rt_now() - t0;
-    if (rt_atomic_open(&af, out)) goto done;
-    af_open = 1;
     size_t total = 0;
-    for (size_t i = 0; i < np; i++) {
-        char *ptxt = NULL, *ctxt = NULL;
-        size_t pl, cl;
-        if (tokenizer_decode(m->tok, prompts[i], lens[i], &ptxt, &pl)) goto done;
-        if (tokenizer_decode(m->tok, gen[i].tokens, gen[i].n, &ctxt, &cl)) {
-            free(ptxt);
-            goto done;
-        }
-        total += gen[i].n;
-        json_t *o = json_object();
-        json_object_set_new(o, "prompt", json_bytes_string(ptxt, pl));
-        json_object_set_new(o, "completion", json_bytes_string(ctxt, cl));
-        json_object_set_new(o, "finish_reason", json_string(gen[i].finished ? "stop" : "length"));
-        if (prompts_path && set.answers && set.answers[i]) json_object_set_new(o, "answer", json_string(set.answers[i]));
-        free(ptxt);
-        free(ctxt);
-        if (n_logprobs) {
-            json_t *lp = json_array(), *tl = json_array();
-            for (size_t t = 0; t < gen[i].n; t++) {
-                json_array_append_new(lp, json_real((double)gen[i].chosen_lp[t]));
-                json_t *alts = json_array();
-                for (size_t a = 0; a < n_logprobs && a < m->cfg.vocab_size; a++)
-                    json_array_append_new(alts, token_entry(m->tok, gen[i].top_ids[t * n_logprobs + a],
-                                                            gen[i].top_lps[t * n_logprobs + a]));
-                json_array_append_new(tl, alts);
-            }
-            json_object_set_new(o, "logprobs", lp);
-            json_object_set_new(o, "top_logprobs", tl);
-        }
-        char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(7));
-        json_decref(o);
-        if (!line) {
-            RT_FAIL("out of memory writing %s", out);
-            goto done;
-        }
-        int rc = rt_fwrite(line, 1, strlen(line), af.f, out) || rt_fwrite("\n", 1, 1, af.f, out);
-        free(line);
-        if (rc) goto done;
-    }
-    af_open = 0;
-    if (rt_atomic_commit(&af)) goto done;
+    if (kd_write_generations(out, m->tok, prompts, lens, gen, np, n_logprobs, prompts_path ? set.answers : NULL,
+                             &total))
+        goto done;
     rt_info("wrote %s: %zu completions, %zu tokens (%.0f tokens/s)", out, np, total, (double)total / (secs + 1e-9));
     status = 0;
 done:
-    if (af_open) rt_atomic_abort(&af);
     if (status) cli_fail("data generate");
     if (gen)
         for (size_t i = 0; i < np; i++) kd_gen_seq_free(&gen[i]);

@@ -32,7 +32,9 @@
 #include <unistd.h>
 
 #include "../report/report.h"
+#include "../record/record.h"
 #include "cli.h"
+#include "demo_scenarios.h"
 
 extern char **environ;
 
@@ -45,28 +47,13 @@ typedef struct {
     /* students */
     size_t s_dim, s_layers, s_heads, s_kv, s_ffn, s_seq, s_batch, s_steps;
     size_t max_tokens;
-    /* scenarios: benign-only calibration, the day, the attackers alone (control) */
+    /* scenarios (embedded scenarios/demo/ files): benign-only calibration, the day, the
+     * attackers alone (control) */
     const char *calib, *day, *control;
     size_t eval_windows, radio_prompts, radio_tokens, controls;
     int radio_open; /* also test in open mode (reading human text) */
     double est[9]; /* seconds per stage on 2 cores (the teacher's and calibration's only when trained) */
 } preset;
-
-#define ATTACKERS_FULL                                                                                          \
-    "{\"name\": \"bulk\", \"kind\": \"bulk\", \"count\": 1, \"requests\": 700, \"rate_per_hour\": 6000},"        \
-    "{\"name\": \"logprob\", \"kind\": \"logprob\", \"count\": 1, \"requests\": 400},"                           \
-    "{\"name\": \"slow\", \"kind\": \"slow\", \"count\": 1, \"interval_s\": 180},"                               \
-    "{\"name\": \"template\", \"kind\": \"template\", \"count\": 1, \"requests\": 400},"                         \
-    "{\"name\": \"mimicry\", \"kind\": \"mimicry\", \"count\": 1, \"requests\": 300, \"mix\": 0.5},"             \
-    "{\"name\": \"sybil\", \"kind\": \"sybil\", \"count\": 1, \"keys\": 24, \"addresses\": 3, \"requests\": 600}," \
-    "{\"name\": \"walk\", \"kind\": \"walk\", \"count\": 1, \"requests\": 400}"
-
-#define ATTACKERS_QUICK                                                                                         \
-    "{\"name\": \"bulk\", \"kind\": \"bulk\", \"count\": 1, \"requests\": 250, \"rate_per_hour\": 6000},"        \
-    "{\"name\": \"logprob\", \"kind\": \"logprob\", \"count\": 1, \"requests\": 150},"                           \
-    "{\"name\": \"slow\", \"kind\": \"slow\", \"count\": 1, \"interval_s\": 600},"                               \
-    "{\"name\": \"template\", \"kind\": \"template\", \"count\": 1, \"requests\": 150},"                         \
-    "{\"name\": \"sybil\", \"kind\": \"sybil\", \"count\": 1, \"keys\": 20, \"addresses\": 3, \"requests\": 250}"
 
 static const preset preset_full = {
     .name = "full",
@@ -75,20 +62,9 @@ static const preset preset_full = {
     .s_dim = 96, .s_layers = 3, .s_heads = 4, .s_kv = 2, .s_ffn = 256, .s_seq = 128, .s_batch = 16,
     .s_steps = 400,
     .max_tokens = 32,
-    .calib = "{\"name\": \"calib\", \"seed\": 21, \"hours\": 12, \"max_tokens\": 32, \"limits\": {\"rpm\": 60},"
-             " \"personas\": ["
-             "{\"name\": \"user\", \"kind\": \"benign\", \"count\": 120, \"requests_per_day\": [4, 30]},"
-             "{\"name\": \"power\", \"kind\": \"power\", \"count\": 16, \"requests_per_day\": [80, 240]},"
-             "{\"name\": \"app\", \"kind\": \"app\", \"count\": 10, \"requests_per_day\": [150, 400]}]}",
-    .day = "{\"name\": \"day\", \"seed\": 22, \"hours\": 24, \"max_tokens\": 32, \"limits\": {\"rpm\": 60},"
-           " \"personas\": ["
-           "{\"name\": \"user\", \"kind\": \"benign\", \"count\": 120, \"requests_per_day\": [2, 12]},"
-           "{\"name\": \"class\", \"kind\": \"benign\", \"count\": 6, \"cohort\": 6, \"requests_per_day\": [2, 12]},"
-           "{\"name\": \"power\", \"kind\": \"power\", \"count\": 8, \"requests_per_day\": [60, 200]},"
-           "{\"name\": \"app\", \"kind\": \"app\", \"count\": 4, \"requests_per_day\": [150, 400]}," ATTACKERS_FULL
-           "]}",
-    .control = "{\"name\": \"control\", \"seed\": 22, \"hours\": 24, \"max_tokens\": 32, \"limits\": {\"rpm\": 60},"
-               " \"personas\": [" ATTACKERS_FULL "]}",
+    .calib = "full-calib.json",
+    .day = "full-day.json",
+    .control = "full-control.json",
     .eval_windows = 64, .radio_prompts = 96, .radio_tokens = 64, .controls = 20, .radio_open = 1,
     .est = {1, 120, 20, 30, 20, 50, 15, 40, 2},
 };
@@ -100,19 +76,9 @@ static const preset preset_quick = {
     .s_dim = 64, .s_layers = 2, .s_heads = 4, .s_kv = 2, .s_ffn = 176, .s_seq = 128, .s_batch = 8,
     .s_steps = 300,
     .max_tokens = 32,
-    .calib = "{\"name\": \"calib\", \"seed\": 21, \"hours\": 12, \"max_tokens\": 32, \"limits\": {\"rpm\": 60},"
-             " \"personas\": ["
-             "{\"name\": \"user\", \"kind\": \"benign\", \"count\": 40, \"requests_per_day\": [4, 30]},"
-             "{\"name\": \"power\", \"kind\": \"power\", \"count\": 6, \"requests_per_day\": [80, 240]},"
-             "{\"name\": \"app\", \"kind\": \"app\", \"count\": 4, \"requests_per_day\": [150, 300]}]}",
-    .day = "{\"name\": \"day\", \"seed\": 22, \"hours\": 24, \"max_tokens\": 32, \"limits\": {\"rpm\": 60},"
-           " \"personas\": ["
-           "{\"name\": \"user\", \"kind\": \"benign\", \"count\": 40, \"requests_per_day\": [2, 12]},"
-           "{\"name\": \"power\", \"kind\": \"power\", \"count\": 2, \"requests_per_day\": [60, 150]},"
-           "{\"name\": \"app\", \"kind\": \"app\", \"count\": 1, \"requests_per_day\": [150, 250]}," ATTACKERS_QUICK
-           "]}",
-    .control = "{\"name\": \"control\", \"seed\": 22, \"hours\": 24, \"max_tokens\": 32, \"limits\": {\"rpm\": 60},"
-               " \"personas\": [" ATTACKERS_QUICK "]}",
+    .calib = "quick-calib.json",
+    .day = "quick-day.json",
+    .control = "quick-control.json",
     .eval_windows = 16, .radio_prompts = 64, .radio_tokens = 64, .controls = 10, .radio_open = 1,
     .est = {1, 5, 2, 3, 4, 3, 1, 2, 1},
 };
@@ -364,13 +330,13 @@ static void corpus_free(corpus_lines *c) {
 
 /* One JSONL record: {"prompt"} or, with a completion, {"prompt", "completion"}. */
 static int json_line(rt_buf *b, const char *prompt, const char *completion) {
-    json_t *j = completion ? json_pack("{s:s, s:s}", "prompt", prompt, "completion", completion)
-                           : json_pack("{s:s}", "prompt", prompt);
-    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    record r = {.prompt = (char *)prompt,
+                .prompt_len = strlen(prompt),
+                .completion = (char *)completion,
+                .completion_len = completion ? strlen(completion) : 0};
+    json_t *j = record_to_json(&r);
+    int rc = j ? record_append_line(b, j) : -1;
     json_decref(j);
-    if (!s) return RT_FAIL("out of memory (JSON)");
-    int rc = rt_buf_printf(b, "%s\n", s);
-    free(s);
     return rc;
 }
 
@@ -481,6 +447,14 @@ typedef enum {
     SERVE_UNGUARDED /* watermark only */
 } serve_mode;
 
+/* The text of an embedded scenario (scenarios/demo/NAME). */
+static const char *scenario_text(const char *name) {
+    for (size_t i = 0; i < demo_scenarios_n; i++)
+        if (!strcmp(demo_scenarios[i].name, name)) return (const char *)demo_scenarios[i].data;
+    RT_FAIL("scenario %s is not in this build (scenarios/demo/)", name);
+    return NULL;
+}
+
 /* One simulated day against a fresh server (database removed first): writes the scenario to
  * DIR/scenario-TAG.json, serves with the mode's flags (log DIR/logs/serve-TAG.log), runs the
  * simulator (harvests into harvest_dir unless NULL) and stops the server. */
@@ -499,7 +473,8 @@ static int simulate_day(demo *d, const char *teacher, const char *key, const cha
         if (rt_buf_printf(&side, "%s%s", db, sides[i])) goto done;
         unlink(side.data);
     }
-    if (write_text(scen.data, scenario_json) || (harvest_dir && rt_mkdir_p(harvest_dir))) goto done;
+    const char *scenario_text_ = scenario_text(scenario_json);
+    if (!scenario_text_ || write_text(scen.data, scenario_text_) || (harvest_dir && rt_mkdir_p(harvest_dir))) goto done;
     char url[64], mt[24], th[24];
     char *serve[32] = {NULL, "serve", "--model", (char *)teacher, "--db", (char *)db, "--port", "0", "--port-file",
                        port_file, "--sim-clock", "--max-tokens", SZ(mt, d->p->max_tokens), "--max-queue", "256",
@@ -530,8 +505,9 @@ static int stage_calibrate(demo *d, const char *teacher, const char *reference, 
     char *stamp = path_in(d, "guard-reference.scenario.json"), *db = path_in(d, "calib.db"),
          *sum = path_in(d, "calib.summary.json");
     int rc = -1;
-    if (!stamp || !db || !sum) goto done;
-    if (!force && rt_file_exists(reference) && stamp_matches(stamp, d->p->calib)) {
+    const char *calib = scenario_text(d->p->calib);
+    if (!stamp || !db || !sum || !calib) goto done;
+    if (!force && rt_file_exists(reference) && stamp_matches(stamp, calib)) {
         fprintf(stderr, "  reusing %s (calibrated with this teacher and scenario)\n", reference);
         rc = 0;
         goto done;
@@ -539,7 +515,7 @@ static int stage_calibrate(demo *d, const char *teacher, const char *reference, 
     unlink(stamp);
     rc = simulate_day(d, teacher, NULL, NULL, SERVE_SHADOW, db, d->p->calib, "calib", sum, NULL);
     if (!rc) rc = run(d, A("guard", "calibrate", "--db", db, "--out", (char *)reference), NULL);
-    if (!rc) rc = write_text(stamp, d->p->calib);
+    if (!rc) rc = write_text(stamp, calib);
 done:
     free(stamp), free(db), free(sum);
     return rc;

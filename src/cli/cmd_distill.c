@@ -28,7 +28,7 @@ int cmd_distill(int argc, char **argv) {
     double val_fraction = 0.05;
     int untied = 0, resume = 0, quiet = 0;
     const char *arch_s = NULL;
-    cli_opt opts[] = {
+    cli_opt opts[CLI_MAX_OPTS] = {
         {"--teacher", CLI_STR, &teacher_path, "T.gguf: the live teacher", 0, 0},
         {"--teacher-cache", CLI_STR, &cache_path, "CACHE: a teacher cache from retort cache-teacher", 0, 0},
         {"--data", CLI_STR, &data, "FILE: training text (or a shard directory); its held-out part is used for eval", 1, 0},
@@ -42,38 +42,18 @@ int cmd_distill(int argc, char **argv) {
         {"--on-policy-temperature", CLI_FLOAT, &on_policy_temp, "student sampling temperature (default 1)", 0, 0},
         {"--init", CLI_STR, &init_path, "S.gguf: start from this student (its shape and tokenizer)", 0, 0},
         {"--tokenizer", CLI_STR, &tok_path, "M.gguf: the student's tokenizer (default: the teacher's)", 0, 0},
-        {"--dim", CLI_SIZE, &c.dim, "student width (default 128)", 0, 0},
-        {"--layers", CLI_SIZE, &c.n_layers, "student blocks (default 4)", 0, 0},
-        {"--heads", CLI_SIZE, &c.n_heads, "attention heads (default 4)", 0, 0},
-        {"--kv-heads", CLI_SIZE, &c.n_kv_heads, "key/value heads (default 2)", 0, 0},
-        {"--ffn", CLI_SIZE, &c.ffn_dim, "SwiGLU hidden width (default 352)", 0, 0},
-        {"--rope-base", CLI_FLOAT, &c.rope_base, "RoPE frequency base (default 10000)", 0, 0},
         {"--arch", CLI_STR, &arch_s, "llama | qwen2 (Q/K/V biases) | qwen3 (Q/K norms) (default llama)", 0, 0},
-        {"--head-dim", CLI_SIZE, &c.head_dim, "per-head size (default dim/heads)", 0, 0},
-        {"--untied", CLI_FLAG, &untied, "separate output projection", 0, 0},
-        {"--seq-len", CLI_SIZE, &o.seq_len, "sequence length = student context (default 256)", 0, 0},
-        {"--batch", CLI_SIZE, &o.batch, "sequences per step (default 16)", 0, 0},
-        {"--steps", CLI_SIZE, &o.steps, "optimizer steps (default 1000)", 0, 0},
-        {"--lr", CLI_FLOAT, &o.lr, "peak learning rate (default 1e-3)", 0, 0},
-        {"--min-lr-frac", CLI_FLOAT, &o.min_lr_frac, "final lr as a fraction of --lr (default 0.1)", 0, 0},
-        {"--warmup", CLI_SIZE, &o.warmup, "warmup steps (default 100)", 0, 0},
-        {"--weight-decay", CLI_FLOAT, &o.weight_decay, "AdamW weight decay (default 0.1)", 0, 0},
-        {"--clip", CLI_FLOAT, &o.clip, "gradient clip, 0 = off (default 1.0)", 0, 0},
-        {"--eval-every", CLI_SIZE, &o.eval_every, "held-out eval period (default 100)", 0, 0},
         {"--eval-batches", CLI_SIZE, &eval_batches, "held-out batches per eval (default 8)", 0, 0},
-        {"--save-every", CLI_SIZE, &o.save_every, "checkpoint period (default 500)", 0, 0},
         {"--val-fraction", CLI_DOUBLE, &val_fraction, "share of the text held out (default 0.05, as train)", 0, 0},
-        {"--seed", CLI_U64, &o.seed, "RNG seed (default 1337)", 0, 0},
         {"--threads", CLI_SIZE, &threads, "worker threads (default: all cores)", 0, 0},
         {"--out", CLI_STR, &out, "S.gguf: the student (checkpoint S.gguf.ckpt, log S.gguf.log.jsonl)", 1, 0},
         {"--log", CLI_STR, &log_path, "FILE: JSONL step log", 0, 0},
         {"--resume", CLI_FLAG, &resume, "continue from S.gguf.ckpt (same options required)", 0, 0},
         {"--quiet", CLI_FLAG, &quiet, "no progress bar", 0, 0},
-        /* data parallelism under mpirun (src/train/dist.h) */
-        {"--grad-accum", CLI_SIZE, &o.grad_accum, "micro-batches of --batch per step (default 1); global batch = ranks x --batch x --grad-accum", 0, 0},
-        {"--zero", CLI_FLAG, &o.zero, "under mpirun, ZeRO-1: each rank keeps the AdamW moments of its slice of the parameters", 0, 0},
-        {"--stop-after", CLI_SIZE, &o.stop_after, "stop after N steps of this run as if killed: the last --save-every checkpoint remains for --resume", 0, 0},
     };
+    size_t n_opts = cli_count(opts, CLI_MAX_OPTS);
+    n_opts += cli_shape_opts(opts + n_opts, &c, &untied);
+    n_opts += cli_train_opts(opts + n_opts, &o);
     cli_cmd_info info = {
         "distill",
         "retort distill (--teacher T.gguf | --teacher-cache CACHE) --data FILE [--loss ce|fkl|rkl|jsd --beta B "
@@ -86,7 +66,7 @@ int cmd_distill(int argc, char **argv) {
         "teacher cache stores). --on-policy L: that share of batches keeps the first half of each window\n"
         "and lets the student write the rest, which the teacher then scores (GKD). Student and teacher\n"
         "must share the tokenizer; the student gets the teacher's unless --init/--tokenizer say otherwise."};
-    int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
+    int prc = cli_parse(argc, argv, opts, n_opts, &info, NULL, 0, NULL);
     if (prc) return prc == 1 ? 0 : 2;
     if (arch_s && (c.arch = model_arch_from_name(arch_s, strlen(arch_s))) < 0) {
         fprintf(stderr, "retort distill: error: --arch '%s': expected llama, qwen2 or qwen3\n", arch_s);
@@ -142,8 +122,8 @@ int cmd_distill(int argc, char **argv) {
         /* the cache fixes the window length and the temperature unless the user says otherwise
          * (a different value is then refused with the reason) */
         const kd_cache_info *ci = kd_cache_get_info(cache);
-        if (!cli_seen(opts, RT_ARRAY_LEN(opts), "--seq-len")) o.seq_len = ci->seq_len;
-        if (!cli_seen(opts, RT_ARRAY_LEN(opts), "--temperature")) dop.loss.temperature = ci->temperature;
+        if (!cli_seen(opts, n_opts, "--seq-len")) o.seq_len = ci->seq_len;
+        if (!cli_seen(opts, n_opts, "--temperature")) dop.loss.temperature = ci->temperature;
     }
     const tokenizer *teacher_tok = teacher ? teacher->tok : ttok;
     /* student */
@@ -161,10 +141,10 @@ int cmd_distill(int argc, char **argv) {
         }
     } else {
         if (tok_path) {
-            if (distill_load_tokenizer(tok_path, &stok)) goto done;
+            if (tokenizer_load(&stok, tok_path)) goto done;
             student_name = tok_path;
         } else if (teacher) {
-            if (distill_load_tokenizer(teacher_path, &stok)) goto done;
+            if (tokenizer_load(&stok, teacher_path)) goto done;
         } else {
             if (kd_cache_load_tokenizer(cache, &stok)) goto done;
         }

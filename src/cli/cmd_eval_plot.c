@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../distill/distill.h"
+#include "../plot/plot.h"
 #include "cli.h"
 
 #define MAX_FILES 32
@@ -27,6 +28,24 @@ static char *base_label(const char *path) {
     if (!dot) dot = strstr(o, ".json");
     if (dot) *dot = 0;
     return o;
+}
+
+/* Series f: ns[f] points (xs[f], ys[f]), one chart written to path. */
+static int write_curves(const char *path, const char *title, const char *key, size_t n, const char *const *labels,
+                        double *const *xs, double *const *ys, const size_t *ns) {
+    plot_series s[MAX_FILES];
+    int any = 0;
+    for (size_t f = 0; f < n; f++)
+        for (size_t i = 0; i < ns[f]; i++) any |= isfinite(xs[f][i]) && isfinite(ys[f][i]);
+    if (!any) return RT_FAIL("no finite points to plot");
+    for (size_t f = 0; f < n; f++)
+        s[f] = (plot_series){.name = labels[f], .x = xs[f], .y = ys[f], .n = ns[f], .mark_x = NAN, .stroke = 2};
+    plot_chart c = plot_chart_defaults();
+    c.title = title, c.xlabel = "step", c.ylabel = key, c.width = 760, c.height = 460;
+    rt_buf b = {0};
+    int rc = plot_lines(&b, &c, s, n) || plot_write(path, &b) ? -1 : 0;
+    rt_buf_free(&b);
+    return rc;
 }
 
 int cmd_eval_plot(int argc, char **argv) {
@@ -99,9 +118,7 @@ int cmd_eval_plot(int argc, char **argv) {
         }
         const char *ll[MAX_FILES];
         for (size_t f = 0; f < nf; f++) ll[f] = f < nl ? lab[f] : own_lab[f];
-        if (svg_line_chart(out, title ? title : key, "step", key, nf, ll, (const double *const *)xs,
-                           (const double *const *)ys, ns))
-            goto done;
+        if (write_curves(out, title ? title : key, key, nf, ll, xs, ys, ns)) goto done;
     } else {
         char *mcopy = rt_strdup(metrics);
         const char *mn[MAX_METRICS];
@@ -137,7 +154,9 @@ int cmd_eval_plot(int argc, char **argv) {
         }
         const char *ll[MAX_FILES];
         for (size_t f = 0; f < nf; f++) ll[f] = f < nl ? lab[f] : own_lab[f];
-        int rc = svg_bar_panels(out, title ? title : "evaluation", nf, ll, nm, mn, vals);
+        rt_buf svg = {0};
+        int rc = plot_bar_panels(&svg, title ? title : "evaluation", nf, ll, nm, mn, vals) || plot_write(out, &svg);
+        rt_buf_free(&svg);
         free(mcopy);
         if (rc) goto done;
     }

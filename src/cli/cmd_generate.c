@@ -1,5 +1,5 @@
 /*
- * cmd_generate.c — `retort generate`: prompt → tokens → KV-cache decode with the sampler,
+ * cmd_generate.c — `retort generate`: prompt → tokens → the generator (one sequence),
  * streaming text to stdout as it is produced; speed to stderr.
  */
 #include <stdio.h>
@@ -8,8 +8,32 @@
 #include <time.h>
 
 #include "../mark/mark.h"
-#include "../model/model.h"
+#include "../model/generate.h"
 #include "cli.h"
+
+/* Each token goes to stdout as it comes; <|eos|> ends without being printed. */
+typedef struct {
+    const tokenizer *tok;
+    int32_t eos;
+    size_t n, max;
+    const mark_ctx *wm;
+} stream;
+
+static int stream_token(void *ud, const gen_event *ev) {
+    stream *st = ud;
+    st->n++;
+    if (ev->token == st->eos) return GEN_FINISH;
+    size_t bl;
+    const char *b = tokenizer_token_bytes(st->tok, ev->token, &bl);
+    fwrite(b, 1, bl, stdout);
+    fflush(stdout);
+    return st->n >= st->max ? GEN_FINISH : GEN_CONTINUE; /* a full context ends it too */
+}
+
+static int attach_mark(void *ud, size_t slot, size_t id, void *user, sampler *s) {
+    (void)slot, (void)id, (void)user;
+    return mark_attach(s, ((stream *)ud)->wm);
+}
 
 int cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL;
@@ -24,16 +48,14 @@ int cmd_generate(int argc, char **argv) {
         {"--prompt", CLI_STR, &prompt, "TEXT: the prompt (special tokens like <|user|> are recognised)", 0, 0},
         {"--prompt-file", CLI_STR, &prompt_file, "FILE: read the prompt from a file (- for stdin)", 0, 0},
         {"--max-tokens", CLI_SIZE, &max_tokens, "tokens to generate (default 128)", 0, 0},
-        {"--temperature", CLI_FLOAT, &sp.temperature, "0 = greedy (default 0.8)", 0, 0},
-        {"--top-k", CLI_SIZE, &sp.top_k, "keep the k most likely tokens, 0 = off (default 40)", 0, 0},
-        {"--top-p", CLI_FLOAT, &sp.top_p, "nucleus sampling mass, 1 = off (default 0.95)", 0, 0},
         {"--seed", CLI_U64, &sp.seed, "sampling seed (default: from the clock, printed)", 0, 0},
         {"--no-special", CLI_FLAG, &no_special, "treat special-token text in the prompt as plain text", 0, 0},
         {"--threads", CLI_SIZE, &threads, "worker threads (default: all cores)", 0, 0},
         {"--quiet", CLI_FLAG, &quiet, "print only the generated text", 0, 0},
         {"--watermark-config-out", CLI_STR, &wm_config_out, "FILE: record the watermark parameters (JSON) for detection", 0, 0},
     };
-    size_t n_opts = 12;
+    size_t n_opts = cli_count(opts, RT_ARRAY_LEN(opts));
+    n_opts += cli_sampler_opts(opts + n_opts, &sp.temperature, &sp.top_k, &sp.top_p, "");
     n_opts += cli_mark_opts(opts + n_opts, &mo, 1);
     cli_cmd_info info = {"generate",
                          "retort generate --model M.gguf --prompt TEXT [--max-tokens N --temperature X "
@@ -54,10 +76,7 @@ int cmd_generate(int argc, char **argv) {
     size_t plen = 0;
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    kv_cache kv = {0};
-    decoder dec = {0};
-    sampler smp = {0};
-    float *logits = NULL;
+    generator *g = NULL;
     int status = 1, wm_on = 0;
     mark_ctx wm;
     mark_key wm_key;
@@ -78,44 +97,29 @@ int cmd_generate(int argc, char **argv) {
         plen = strlen(prompt);
     }
     if (tokenizer_encode(m->tok, ptext ? ptext : prompt, plen, !no_special, &ids, &n_ids)) goto done;
-    size_t V = m->cfg.vocab_size, n_ctx = m->cfg.ctx_len;
     if (n_ids == 0) {
         RT_FAIL("the prompt is empty; give at least one token of text");
         goto done;
     }
-    if (n_ids >= n_ctx) {
-        RT_FAIL("the prompt has %zu tokens; the model's context is %zu", n_ids, n_ctx);
-        goto done;
-    }
-    int32_t *hist = rt_realloc(ids, (n_ids + max_tokens) * sizeof(int32_t), "token history");
-    if (!hist) goto done;
-    ids = hist;
-    logits = rt_malloc_array(V, sizeof(float), "logits");
-    if (!logits || kv_cache_init(&kv, &m->cfg, n_ctx) || decoder_init(&dec, m, RT_MIN(n_ctx, (size_t)256)) ||
-        sampler_init(&smp, V, &sp))
-        goto done;
-    if (wm_on && mark_attach(&smp, &wm)) goto done;
+    stream st = {.tok = m->tok, .eos = tokenizer_eos(m->tok), .max = max_tokens};
+    generator_opts go = {.max_seqs = 1,
+                         .max_rows = RT_MIN(m->cfg.ctx_len, (size_t)256),
+                         .setup = wm_on ? attach_mark : NULL,
+                         .on_token = stream_token,
+                         .ud = &st};
+    st.wm = wm_on ? &wm : NULL;
+    if (generator_init(&g, m, &go)) goto done;
     if (!quiet) fprintf(stderr, "seed %llu\n", (unsigned long long)sp.seed);
     double t0 = rt_now();
-    if (decoder_prefill(&dec, &kv, ids, n_ids, logits, NULL)) goto done;
+    gen_seq_spec spec = {.prompt = ids, .n_prompt = n_ids, .sp = sp, .share_with = -1};
+    if (generator_add(g, &spec, NULL)) goto done;
     double t1 = rt_now();
-    size_t n_gen = 0;
-    int32_t eos = tokenizer_eos(m->tok);
     if (!quiet) fwrite(ptext ? ptext : prompt, 1, plen, stdout);
-    while (n_gen < max_tokens) {
-        int32_t t = sampler_sample(&smp, logits, ids, n_ids + n_gen);
-        ids[n_ids + n_gen++] = t;
-        if (t == eos) break;
-        size_t bl;
-        const char *b = tokenizer_token_bytes(m->tok, t, &bl);
-        fwrite(b, 1, bl, stdout);
-        fflush(stdout);
-        if (kv.len >= n_ctx || n_gen == max_tokens) break;
-        kv_cache *cp = &kv;
-        if (decoder_run(&dec, &cp, &t, 1, NULL, logits)) goto done;
-    }
+    while (max_tokens > 0 && generator_n_active(g) > 0)
+        if (generator_step(g, NULL, NULL)) goto done;
     double t2 = rt_now();
     fputc('\n', stdout);
+    size_t n_gen = st.n;
     if (!quiet)
         fprintf(stderr, "prompt: %zu tokens, %.1f tok/s | generated: %zu tokens, %.1f tok/s\n", n_ids,
                 n_ids / (t1 - t0 + 1e-12), n_gen, n_gen > 1 ? (n_gen - 1) / (t2 - t1 + 1e-12) : 0.0);
@@ -124,10 +128,7 @@ done:
     if (status) cli_fail("generate");
     free(ptext);
     free(ids);
-    free(logits);
-    sampler_free(&smp);
-    decoder_free(&dec);
-    kv_cache_free(&kv);
+    generator_free(g);
     model_free(m);
     return status;
 }

@@ -34,7 +34,8 @@ int cmd_harvest(int argc, char **argv) {
         "retort harvest --endpoint URL --api-key KEY --prompts FILE --out harvest.jsonl [--chat --concurrency N "
         "--max-tokens N --top-logprobs K --rate R]",
         "Sends each prompt to an OpenAI-compatible API and appends {\"prompt\", \"completion\", ...} lines\n"
-        "(with \"logprobs\" and \"top_logprobs\" when --top-logprobs is given) for `retort sft`.\n"
+        "(with the API's \"logprobs\" object, chosen token and alternatives per token, when\n"
+        "--top-logprobs is given) for `retort sft`.\n"
         "Resumable: rerun the same command to continue. Honours 429 Retry-After; stops on 401/403\n"
         "and writes why (and every failed prompt) to OUT.errors.jsonl."};
     int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);

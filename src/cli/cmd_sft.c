@@ -26,8 +26,8 @@ int cmd_sft(int argc, char **argv) {
     kp.alpha = 0.5f;
     double val_fraction = 0.05;
     int untied = 0, resume = 0, quiet = 0, no_soft = 0, skip_bad = 0;
-    cli_opt opts[] = {
-        {"--data", CLI_STR, &data, "FILE.jsonl: {\"prompt\", \"completion\"[, \"top_logprobs\"]} per line", 1, 0},
+    cli_opt opts[CLI_MAX_OPTS] = {
+        {"--data", CLI_STR, &data, "FILE.jsonl: {\"prompt\", \"completion\"[, \"logprobs\"]} or {\"messages\": [...]} per line", 1, 0},
         {"--init", CLI_STR, &init_path, "S.gguf: continue training this model (its shape and tokenizer)", 0, 0},
         {"--tokenizer", CLI_STR, &tok_path, "M.gguf: a fresh student with this model file's tokenizer", 0, 0},
         {"--vocab-size", CLI_SIZE, &vocab, "a fresh student with a BPE of this size trained on the data", 0, 0},
@@ -37,47 +37,29 @@ int cmd_sft(int argc, char **argv) {
         {"--beta", CLI_FLOAT, &kp.beta, "JSD interpolation (default 0.5)", 0, 0},
         {"--no-soft", CLI_FLAG, &no_soft, "ignore top_logprobs (hard labels only)", 0, 0},
         {"--skip-bad", CLI_FLAG, &skip_bad, "report bad lines and train on the rest (default: stop)", 0, 0},
-        {"--dim", CLI_SIZE, &c.dim, "student width (default 128)", 0, 0},
-        {"--layers", CLI_SIZE, &c.n_layers, "student blocks (default 4)", 0, 0},
-        {"--heads", CLI_SIZE, &c.n_heads, "attention heads (default 4)", 0, 0},
-        {"--kv-heads", CLI_SIZE, &c.n_kv_heads, "key/value heads (default 2)", 0, 0},
-        {"--ffn", CLI_SIZE, &c.ffn_dim, "SwiGLU hidden width (default 352)", 0, 0},
-        {"--rope-base", CLI_FLOAT, &c.rope_base, "RoPE frequency base (default 10000)", 0, 0},
-        {"--untied", CLI_FLAG, &untied, "separate output projection", 0, 0},
-        {"--seq-len", CLI_SIZE, &o.seq_len, "packed row length = student context (default 256)", 0, 0},
-        {"--batch", CLI_SIZE, &o.batch, "rows per step (default 16)", 0, 0},
-        {"--steps", CLI_SIZE, &o.steps, "optimizer steps (default 1000)", 0, 0},
-        {"--lr", CLI_FLOAT, &o.lr, "peak learning rate (default 1e-3)", 0, 0},
-        {"--min-lr-frac", CLI_FLOAT, &o.min_lr_frac, "final lr as a fraction of --lr (default 0.1)", 0, 0},
-        {"--warmup", CLI_SIZE, &o.warmup, "warmup steps (default 100)", 0, 0},
-        {"--weight-decay", CLI_FLOAT, &o.weight_decay, "AdamW weight decay (default 0.1)", 0, 0},
-        {"--clip", CLI_FLOAT, &o.clip, "gradient clip, 0 = off (default 1.0)", 0, 0},
-        {"--eval-every", CLI_SIZE, &o.eval_every, "held-out eval period (default 100)", 0, 0},
         {"--eval-max", CLI_SIZE, &eval_max, "held-out examples per eval, 0 = all (default 512)", 0, 0},
-        {"--save-every", CLI_SIZE, &o.save_every, "checkpoint period (default 500)", 0, 0},
         {"--val-fraction", CLI_DOUBLE, &val_fraction, "share of examples held out (default 0.05)", 0, 0},
-        {"--seed", CLI_U64, &o.seed, "RNG seed (default 1337)", 0, 0},
         {"--threads", CLI_SIZE, &threads, "worker threads (default: all cores)", 0, 0},
         {"--out", CLI_STR, &out, "S.gguf: the student (checkpoint S.gguf.ckpt, log S.gguf.log.jsonl)", 1, 0},
         {"--log", CLI_STR, &log_path, "FILE: JSONL step log", 0, 0},
         {"--resume", CLI_FLAG, &resume, "continue from S.gguf.ckpt (same options required)", 0, 0},
         {"--quiet", CLI_FLAG, &quiet, "no progress bar", 0, 0},
-        /* data parallelism under mpirun (src/train/dist.h) */
-        {"--grad-accum", CLI_SIZE, &o.grad_accum, "micro-batches of --batch per step (default 1); global batch = ranks x --batch x --grad-accum", 0, 0},
-        {"--zero", CLI_FLAG, &o.zero, "under mpirun, ZeRO-1: each rank keeps the AdamW moments of its slice of the parameters", 0, 0},
-        {"--stop-after", CLI_SIZE, &o.stop_after, "stop after N steps of this run as if killed: the last --save-every checkpoint remains for --resume", 0, 0},
     };
+    size_t n_opts = cli_count(opts, CLI_MAX_OPTS);
+    n_opts += cli_shape_opts(opts + n_opts, &c, &untied);
+    n_opts += cli_train_opts(opts + n_opts, &o);
     cli_cmd_info info = {
         "sft",
         "retort sft --data FILE.jsonl (--init S.gguf | --tokenizer T.gguf | --vocab-size N) [--dim D --layers L ...] "
         "--steps N --out S.gguf",
-        "Black-box distillation: learns from prompt/completion pairs (one JSON object per line, e.g. a\n"
-        "harvest of an API or `retort data` output). The loss is on completion tokens only (and the end\n"
-        "token unless \"finish_reason\" is \"length\"). Where a line has \"top_logprobs\" (the API's\n"
-        "alternatives per completion token) they are soft targets: --alpha of the loss is the divergence\n"
+        "Black-box distillation: learns from prompt/completion pairs (one JSON object per line: a\n"
+        "harvest of an API, `retort data` output, or OpenAI's chat fine-tuning {\"messages\": [...]}).\n"
+        "The loss is on completion tokens only (and the end token unless \"finish_reason\" is\n"
+        "\"length\"). Where a line has log-probs (the API's alternatives per completion token)\n"
+        "they are soft targets: --alpha of the loss is the divergence\n"
         "(--loss) to them, the rest cross-entropy on the token written. Examples are packed into rows of\n"
         "--seq-len tokens. A bad line stops the run with its line number (or --skip-bad)."};
-    int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
+    int prc = cli_parse(argc, argv, opts, n_opts, &info, NULL, 0, NULL);
     if (prc) return prc == 1 ? 0 : 2;
     int n_src = !!init_path + !!tok_path + !!vocab;
     if (n_src != 1 && !resume) {
@@ -121,16 +103,16 @@ int cmd_sft(int argc, char **argv) {
             RT_FAIL("%s has no tokenizer", init_path);
             goto done;
         }
-        if (!cli_seen(opts, RT_ARRAY_LEN(opts), "--seq-len")) o.seq_len = RT_MIN(o.seq_len, m->cfg.ctx_len);
+        if (!cli_seen(opts, n_opts, "--seq-len")) o.seq_len = RT_MIN(o.seq_len, m->cfg.ctx_len);
         if (o.seq_len > m->cfg.ctx_len) {
             RT_FAIL("--seq-len %zu exceeds %s's context length %zu", o.seq_len, init_path, m->cfg.ctx_len);
             goto done;
         }
     } else {
         if (resume) {
-            if (distill_load_tokenizer(ckpt, &tok)) goto done;
+            if (tokenizer_load(&tok, ckpt)) goto done;
         } else if (tok_path) {
-            if (distill_load_tokenizer(tok_path, &tok)) goto done;
+            if (tokenizer_load(&tok, tok_path)) goto done;
         } else {
             rt_buf text = {0};
             if (sft_collect_text(data, &text)) goto done;

@@ -20,13 +20,12 @@ int cmd_tokenize(int argc, char **argv) {
                          "Prints the token ids of the text as one JSON array (no BOS is added)."};
     int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
     if (prc) return prc == 1 ? 0 : 2;
-    gguf_ctx *g = NULL;
     tokenizer *tok = NULL;
     char *text = NULL;
     size_t len = 0, n = 0;
     int32_t *ids = NULL;
     int status = 1;
-    if (gguf_open(&g, model_path) || tokenizer_from_gguf(&tok, g)) goto done;
+    if (tokenizer_load(&tok, model_path)) goto done;
     if (rt_read_file(input, &text, &len)) goto done;
     if (tokenizer_encode(tok, text, len, parse_special, &ids, &n)) goto done;
     putchar('[');
@@ -38,6 +37,5 @@ done:
     free(ids);
     free(text);
     tokenizer_free(tok);
-    gguf_close(g);
     return status;
 }

@@ -13,14 +13,6 @@
 #include "../train/train.h"
 #include "cli.h"
 
-static int load_tokenizer_file(const char *path, tokenizer **tok) {
-    gguf_ctx *g;
-    if (gguf_open(&g, path)) return -1;
-    int rc = tokenizer_from_gguf(tok, g);
-    gguf_close(g);
-    return rc;
-}
-
 static int is_dir(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
@@ -36,43 +28,23 @@ int cmd_train(int argc, char **argv) {
     double val_fraction = 0.05;
     int untied = 0, resume = 0, quiet = 0;
     const char *arch_s = NULL;
-    cli_opt opts[] = {
+    cli_opt opts[CLI_MAX_OPTS] = {
         {"--data", CLI_STR, &data, "FILE: training text (or a directory of token shards)", 1, 0},
         {"--tokenizer", CLI_STR, &tok_path, "M.gguf: reuse this model file's tokenizer", 0, 0},
         {"--vocab-size", CLI_SIZE, &vocab, "train a byte-level BPE of this size first (default 2048)", 0, 0},
-        {"--dim", CLI_SIZE, &c.dim, "model width (default 256)", 0, 0},
-        {"--layers", CLI_SIZE, &c.n_layers, "transformer blocks (default 6)", 0, 0},
-        {"--heads", CLI_SIZE, &c.n_heads, "attention heads (default 8)", 0, 0},
-        {"--kv-heads", CLI_SIZE, &c.n_kv_heads, "key/value heads, divides --heads (default 4)", 0, 0},
-        {"--ffn", CLI_SIZE, &c.ffn_dim, "SwiGLU hidden width (default 704)", 0, 0},
-        {"--rope-base", CLI_FLOAT, &c.rope_base, "RoPE frequency base (default 10000)", 0, 0},
         {"--arch", CLI_STR, &arch_s, "llama | qwen2 (Q/K/V biases) | qwen3 (Q/K norms) (default llama)", 0, 0},
-        {"--head-dim", CLI_SIZE, &c.head_dim, "per-head size (default dim/heads)", 0, 0},
-        {"--untied", CLI_FLAG, &untied, "separate output projection (default: tied to the embedding)", 0, 0},
-        {"--seq-len", CLI_SIZE, &o.seq_len, "training sequence length = context length (default 256)", 0, 0},
-        {"--batch", CLI_SIZE, &o.batch, "sequences per step (default 16)", 0, 0},
-        {"--steps", CLI_SIZE, &o.steps, "optimizer steps (default 1000)", 0, 0},
-        {"--lr", CLI_FLOAT, &o.lr, "peak learning rate (default 1e-3)", 0, 0},
-        {"--min-lr-frac", CLI_FLOAT, &o.min_lr_frac, "final lr as a fraction of --lr (default 0.1)", 0, 0},
-        {"--warmup", CLI_SIZE, &o.warmup, "linear warmup steps (default 100)", 0, 0},
-        {"--weight-decay", CLI_FLOAT, &o.weight_decay, "AdamW decoupled weight decay (default 0.1)", 0, 0},
-        {"--clip", CLI_FLOAT, &o.clip, "gradient global-norm clip, 0 = off (default 1.0)", 0, 0},
-        {"--eval-every", CLI_SIZE, &o.eval_every, "held-out eval period in steps (default 100)", 0, 0},
         {"--eval-batches", CLI_SIZE, &eval_batches, "held-out batches per eval (default 8)", 0, 0},
-        {"--save-every", CLI_SIZE, &o.save_every, "checkpoint period in steps (default 500)", 0, 0},
         {"--val-fraction", CLI_DOUBLE, &val_fraction, "share of the text held out (default 0.05)", 0, 0},
-        {"--seed", CLI_U64, &o.seed, "RNG seed for init and batches (default 1337)", 0, 0},
         {"--threads", CLI_SIZE, &threads, "worker threads (default: all cores)", 0, 0},
         {"--out", CLI_STR, &out, "M.gguf: the trained model (checkpoint M.gguf.ckpt, log M.gguf.log.jsonl)", 1, 0},
         {"--log", CLI_STR, &log_path, "FILE: JSONL step log (default M.gguf.log.jsonl)", 0, 0},
         {"--shards", CLI_STR, &shards, "DIR: also write the token shards (train.bin, val.bin) here", 0, 0},
         {"--resume", CLI_FLAG, &resume, "continue from M.gguf.ckpt (same options required)", 0, 0},
         {"--quiet", CLI_FLAG, &quiet, "no progress bar", 0, 0},
-        /* data parallelism under mpirun (src/train/dist.h) */
-        {"--grad-accum", CLI_SIZE, &o.grad_accum, "micro-batches of --batch per step (default 1); global batch = ranks x --batch x --grad-accum", 0, 0},
-        {"--zero", CLI_FLAG, &o.zero, "under mpirun, ZeRO-1: each rank keeps the AdamW moments of its slice of the parameters", 0, 0},
-        {"--stop-after", CLI_SIZE, &o.stop_after, "stop after N steps of this run as if killed: the last --save-every checkpoint remains for --resume", 0, 0},
     };
+    size_t n_opts = cli_count(opts, CLI_MAX_OPTS);
+    n_opts += cli_shape_opts(opts + n_opts, &c, &untied);
+    n_opts += cli_train_opts(opts + n_opts, &o);
     cli_cmd_info info = {
         "train",
         "retort train --data FILE [--tokenizer M.gguf | --vocab-size N] [--dim D --layers L --heads H "
@@ -82,13 +54,13 @@ int cmd_train(int argc, char **argv) {
         "training and held-out parts; held-out loss is evaluated every --eval-every steps. A checkpoint\n"
         "(weights, AdamW state, step, RNG) is written atomically every --save-every steps and at the end;\n"
         "--resume continues from it to the bit-identical result of an uninterrupted run."};
-    int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
+    int prc = cli_parse(argc, argv, opts, n_opts, &info, NULL, 0, NULL);
     if (prc) return prc == 1 ? 0 : 2;
     if (arch_s && (c.arch = model_arch_from_name(arch_s, strlen(arch_s))) < 0) {
         fprintf(stderr, "retort train: error: --arch '%s': expected llama, qwen2 or qwen3\n", arch_s);
         return 2;
     }
-    if (tok_path && cli_seen(opts, RT_ARRAY_LEN(opts), "--vocab-size")) {
+    if (tok_path && cli_seen(opts, n_opts, "--vocab-size")) {
         fprintf(stderr, "retort train: error: give --tokenizer or --vocab-size, not both\n");
         return 2;
     }
@@ -116,9 +88,9 @@ int cmd_train(int argc, char **argv) {
             RT_FAIL("--resume: no checkpoint at %s", ckpt);
             goto fail;
         }
-        if (load_tokenizer_file(ckpt, &tok)) goto fail;
+        if (tokenizer_load(&tok, ckpt)) goto fail;
     } else if (tok_path) {
-        if (load_tokenizer_file(tok_path, &tok)) goto fail;
+        if (tokenizer_load(&tok, tok_path)) goto fail;
     }
     if (is_dir(data)) {
         if (!tok) {

@@ -103,15 +103,6 @@ int cli_mark_setup(const cli_opt *opts, size_t n_opts, const mark_options *o, in
     return 0;
 }
 
-static int load_tokenizer(const char *path, tokenizer **tok) {
-    gguf_ctx *g = NULL;
-    if (gguf_open(&g, path)) return -1;
-    int rc = tokenizer_from_gguf(tok, g);
-    gguf_close(g);
-    if (rc) RT_FAIL("%s: %s", path, rt_errmsg());
-    return rc;
-}
-
 /* tokens of prompt ++ completion; *from = number of prompt tokens */
 static int encode_record(const tokenizer *tok, const mark_record *r, int32_t **out, size_t *n, size_t *from) {
     int32_t *a = NULL, *b = NULL;
@@ -161,6 +152,17 @@ static int wm_keygen(int argc, char **argv) {
 
 /* ---------------------------------------------------------------- detect */
 
+/* One result line: {"<key>": n, ...the result...} */
+static int print_result(const mark_result *r, const mark_ctx *c, double alpha, const char *key, size_t n) {
+    json_t *o = json_pack("{s:I}", key, (json_int_t)n);
+    char *txt = NULL;
+    int rc = !o || mark_result_json(r, c, alpha, o) || !(txt = json_dumps(o, JSON_REAL_PRECISION(12)));
+    if (!rc) printf("%s\n", txt);
+    free(txt);
+    json_decref(o);
+    return rc ? -1 : 0;
+}
+
 static int wm_detect(int argc, char **argv) {
     const char *model_path = NULL, *tok_path = NULL, *input = "-", *prompt_file = NULL;
     double alpha = 1e-3;
@@ -207,7 +209,7 @@ static int wm_detect(int argc, char **argv) {
     rt_buf out = {0};
     int status = 1, enabled = 0;
     if (cli_mark_setup(opts, n_opts, &mo, 0, &c, NULL, &enabled)) goto done;
-    if (load_tokenizer(model_path ? model_path : tok_path, &tok)) goto done;
+    if (tokenizer_load(&tok, model_path ? model_path : tok_path)) goto done;
     if (mark_records_load(input, 0, &recs, &n_recs)) goto done;
     if (prompt_file) {
         if (n_recs != 1 || recs[0].prompt) {
@@ -235,22 +237,15 @@ static int wm_detect(int argc, char **argv) {
         if (rc) goto done;
         if (per_record) {
             mark_result r;
-            char extra[64];
-            snprintf(extra, sizeof extra, "\"record\": %zu", i + 1);
             mark_scorer_result(&sc, &r);
-            out.len = 0;
-            if (mark_result_json(&r, &c, alpha, extra, &out)) goto done;
-            printf("%s\n", out.data);
+            if (print_result(&r, &c, alpha, "record", i + 1)) goto done;
             mark_scorer_reset(&sc);
         }
     }
     if (!per_record) {
         mark_result r;
-        char extra[64];
-        snprintf(extra, sizeof extra, "\"records\": %zu", n_recs);
         mark_scorer_result(&sc, &r);
-        if (mark_result_json(&r, &c, alpha, extra, &out)) goto done;
-        printf("%s\n", out.data);
+        if (print_result(&r, &c, alpha, "records", n_recs)) goto done;
     }
     status = 0;
 done:
@@ -278,16 +273,14 @@ static int wm_generate(int argc, char **argv) {
         {"--prompts", CLI_STR, &prompts_path, "FILE: one prompt a line, or JSONL with \"prompt\"", 1, 0},
         {"--out", CLI_STR, &out_path, "OUT.jsonl: {\"prompt\", \"completion\"} a line", 1, 0},
         {"--max-tokens", CLI_SIZE, &max_tokens, "tokens per completion (default 128)", 0, 0},
-        {"--temperature", CLI_FLOAT, &sp.temperature, "0 = greedy (default 0.8)", 0, 0},
-        {"--top-k", CLI_SIZE, &sp.top_k, "0 = off (default 40)", 0, 0},
-        {"--top-p", CLI_FLOAT, &sp.top_p, "1 = off (default 0.95)", 0, 0},
         {"--seed", CLI_U64, &sp.seed, "prompt i uses seed S + i (default 1)", 0, 0},
         {"--batch", CLI_SIZE, &batch, "sequences decoded together (default 16)", 0, 0},
         {"--threads", CLI_SIZE, &threads, "worker threads (default: all cores)", 0, 0},
         {"--config-out", CLI_STR, &config_out, "FILE: record the watermark parameters (JSON) here", 0, 0},
         {"--quiet", CLI_FLAG, &quiet, "no progress bar", 0, 0},
     };
-    size_t n_opts = 12;
+    size_t n_opts = cli_count(opts, RT_ARRAY_LEN(opts));
+    n_opts += cli_sampler_opts(opts + n_opts, &sp.temperature, &sp.top_k, &sp.top_p, "");
     n_opts += cli_mark_opts(opts + n_opts, &mo, 0);
     cli_cmd_info info = {"watermark generate",
                          "retort watermark generate --model M.gguf --prompts FILE --out OUT.jsonl [--key-file K "
@@ -456,7 +449,7 @@ static int wm_attack(int argc, char **argv) {
     int status = 1;
     rt_rng rng;
     rt_rng_seed(&rng, seed);
-    if (load_tokenizer(tok_path, &tok) || mark_records_load(input, 0, &recs, &n)) goto done;
+    if (tokenizer_load(&tok, tok_path) || mark_records_load(input, 0, &recs, &n)) goto done;
     size_t V = tokenizer_vocab_size(tok);
     for (size_t i = 0; i < n; i++) {
         int32_t *t = NULL;

@@ -15,7 +15,7 @@
  *    on-policy λ) and black-box SFT, so both get the trainer's progress bar, logs, eval,
  *    checkpoints and resume;
  *  - evaluation (eval.c): held-out loss/ppl, KL to a teacher and top-1 agreement, task
- *    accuracy; a small SVG chart writer (svg.c) for experiment plots.
+ *    accuracy.
  *
  * What this is not: the model math (src/model), the trainer loop (src/train), or the HTTP
  * client that harvests an API (src/serve builds `retort harvest`; this room reads its file).
@@ -205,6 +205,13 @@ void kd_gen_seq_free(kd_gen_seq *s);
  * with m; out (n_prompts) receives the continuations (free each with kd_gen_seq_free). */
 int kd_generate(const model *m, const int32_t *const *prompts, const size_t *lens, size_t n_prompts,
                 const kd_gen_opts *o, kd_gen_seq *out, int show_progress);
+/* Write n continuations as harvest records (JSONL, atomically; src/record): prompt and
+ * completion text decoded with tok, finish_reason ("stop" at the stop token, else
+ * "length"), answers[i] where answers and answers[i] are non-NULL, and with n_logprobs > 0
+ * (gen made with that many) each token with its log-prob and top alternatives, as the
+ * API's logprobs object. *total (may be NULL) receives the generated tokens. */
+int kd_write_generations(const char *path, const tokenizer *tok, const int32_t *const *prompts, const size_t *lens,
+                         const kd_gen_seq *gen, size_t n, size_t n_logprobs, char *const *answers, size_t *total);
 
 /* ================================================================ arithmetic task */
 
@@ -379,8 +386,6 @@ void sft_run_task(sft_run *r, train_task *task);
 
 /* ================================================================ setup (for the CLI) */
 
-/* The tokenizer of any GGUF that carries one (model, checkpoint, teacher cache). */
-int distill_load_tokenizer(const char *path, tokenizer **tok);
 /* A text file (or a token-shard directory) → the training / held-out split retort train makes. */
 int distill_text_dataset(dataset *ds, const tokenizer *tok, const char *path, double val_fraction);
 /* A fresh student of shape c (vocab_size set from tok, which the model takes over even on
@@ -396,14 +401,5 @@ typedef struct {
     float f;
 } distill_meta_check;
 int distill_check_resume_meta(const char *ckpt, const distill_meta_check *want, size_t n);
-
-/* ================================================================ SVG charts */
-
-/* One panel per metric, one bar per run: values (n_metrics, n_runs), NAN = no bar. */
-int svg_bar_panels(const char *path, const char *title, size_t n_runs, const char *const *run_labels,
-                   size_t n_metrics, const char *const *metric_names, const double *values);
-/* Series s has ns[s] points (xs[s][i], ys[s][i]). */
-int svg_line_chart(const char *path, const char *title, const char *x_label, const char *y_label, size_t n_series,
-                   const char *const *labels, const double *const *xs, const double *const *ys, const size_t *ns);
 
 #endif /* RETORT_DISTILL_H */

@@ -14,15 +14,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-int distill_load_tokenizer(const char *path, tokenizer **tok) {
-    gguf_ctx *g;
-    if (gguf_open(&g, path)) return -1;
-    int rc = tokenizer_from_gguf(tok, g);
-    gguf_close(g);
-    if (rc) return RT_FAIL("%s: no usable tokenizer: %s", path, rt_errmsg());
-    return 0;
-}
-
 int distill_text_dataset(dataset *ds, const tokenizer *tok, const char *path, double val_fraction) {
     memset(ds, 0, sizeof *ds);
     struct stat st;

@@ -31,6 +31,8 @@
  */
 #include "distill.h"
 
+#include "../record/record.h"
+
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -122,43 +124,6 @@ typedef struct {
 
 /* ---------------------------------------------------------------- one line */
 
-typedef struct {
-    uint8_t bytes[256];
-    size_t len;
-    double lp;
-} alt_tok;
-
-/* token bytes of an alternative {"token", "logprob", "bytes"}: bytes win */
-static int parse_alt(json_t *e, alt_tok *a, const char *where) {
-    if (!json_is_object(e)) return RT_FAIL("%s must be an object {\"token\", \"logprob\", \"bytes\"}", where);
-    json_t *lp = json_object_get(e, "logprob");
-    if (!json_is_number(lp)) return RT_FAIL("%s.logprob must be a number", where);
-    a->lp = json_number_value(lp);
-    if (!(a->lp <= 1e-4) || isnan(a->lp)) return RT_FAIL("%s.logprob is %g; log-probs are <= 0", where, a->lp);
-    json_t *by = json_object_get(e, "bytes");
-    a->len = 0;
-    if (by && !json_is_null(by)) {
-        if (!json_is_array(by)) return RT_FAIL("%s.bytes must be a list of integers 0..255", where);
-        size_t n = json_array_size(by);
-        if (n > sizeof a->bytes) return RT_FAIL("%s.bytes has %zu bytes; a token has at most %zu", where, n, sizeof a->bytes);
-        for (size_t i = 0; i < n; i++) {
-            json_t *v = json_array_get(by, i);
-            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 255)
-                return RT_FAIL("%s.bytes[%zu] must be an integer 0..255", where, i);
-            a->bytes[i] = (uint8_t)json_integer_value(v);
-        }
-        a->len = n;
-        return 0;
-    }
-    json_t *tk = json_object_get(e, "token");
-    if (!json_is_string(tk)) return RT_FAIL("%s needs \"bytes\" or a \"token\" string", where);
-    size_t n = json_string_length(tk);
-    if (n > sizeof a->bytes) return RT_FAIL("%s.token is %zu bytes; a token has at most %zu", where, n, sizeof a->bytes);
-    memcpy(a->bytes, json_string_value(tk), n);
-    a->len = n;
-    return 0;
-}
-
 static int encode_text(const tokenizer *tok, const char *s, size_t n, rt_buf *out, size_t *count) {
     int32_t *ids = NULL;
     size_t k = 0;
@@ -173,239 +138,175 @@ typedef struct {
     const tokenizer *tok;
     const vocab_map *vm;
     const sft_load_opts *o;
-    int32_t special_user, special_end, special_assistant, eos;
+    int32_t special_user, special_end, special_assistant, special_system, eos;
 } line_ctx;
+
+/* The prompt's tokens: chat wraps it (and a system message) in the template's specials;
+ * raw puts a system message before the prompt, on its own line. */
+static int encode_prompt(const line_ctx *lc, const record *r, set_bufs *B, size_t *np) {
+    size_t k, k2 = 0;
+    if (lc->o->format == SFT_FORMAT_CHAT) {
+        size_t n0 = B->tokens.len;
+        if (r->system) {
+            if (lc->special_system < 0)
+                return RT_FAIL("a \"system\" message needs the <|system|> token, which this vocabulary lacks");
+            if (rt_buf_append(&B->tokens, &lc->special_system, sizeof(int32_t)) ||
+                encode_text(lc->tok, r->system, r->system_len, &B->tokens, &k2) ||
+                rt_buf_append(&B->tokens, &lc->special_end, sizeof(int32_t)))
+                return -1;
+        }
+        if (rt_buf_append(&B->tokens, &lc->special_user, sizeof(int32_t)) ||
+            encode_text(lc->tok, r->prompt, r->prompt_len, &B->tokens, &k) ||
+            rt_buf_append(&B->tokens, &lc->special_end, sizeof(int32_t)) ||
+            rt_buf_append(&B->tokens, &lc->special_assistant, sizeof(int32_t)))
+            return -1;
+        *np = (B->tokens.len - n0) / sizeof(int32_t);
+        return 0;
+    }
+    if (r->system) {
+        if (encode_text(lc->tok, r->system, r->system_len, &B->tokens, &k2) ||
+            encode_text(lc->tok, "\n", 1, &B->tokens, &k))
+            return -1;
+        k2 += k;
+    }
+    if (encode_text(lc->tok, r->prompt, r->prompt_len, &B->tokens, &k)) return -1;
+    *np = k2 + k;
+    return 0;
+}
+
+/* The teacher's soft targets, aligned on the completion's bytes (see the top of the file):
+ * appends to the soft buffers; counts a walk that stopped short. */
+static int align_soft(const line_ctx *lc, const record *r, const int32_t *cid, size_t nc, size_t np, set_bufs *B,
+                      sft_set *s) {
+    size_t *so = rt_malloc_array(nc + 1, sizeof(size_t), "token offsets");
+    if (!so) return -1;
+    so[0] = 0;
+    for (size_t j = 0; j < nc; j++) {
+        size_t l;
+        tokenizer_token_bytes(lc->tok, cid[j], &l);
+        so[j + 1] = so[j] + l;
+    }
+    const uint8_t *C = (const uint8_t *)r->completion;
+    size_t clen = r->completion_len, off = 0, j = 0;
+    int complete = 0;
+    for (size_t i = 0; i < r->n_pos && off < clen; i++) {
+        const record_pos *p = &r->pos[i];
+        const record_token *alts = p->top;
+        size_t na = p->n_top;
+        while (j < nc && so[j] < off) j++;
+        if (j < nc && so[j] == off && na > 0) {
+            /* soft target for completion token j (example token np + j) */
+            size_t e0 = B->soft_ids.len / sizeof(int32_t);
+            double mass = 0;
+            for (size_t a = 0; a < na; a++) {
+                if (alts[a].logprob < -100) continue; /* "impossible" markers (-9999) */
+                int32_t id = vocab_map_find(lc->vm, alts[a].bytes, alts[a].len);
+                if (id < 0) continue;
+                int dup = 0;
+                const int32_t *have = (const int32_t *)B->soft_ids.data;
+                for (size_t q = e0; q < B->soft_ids.len / sizeof(int32_t); q++) dup |= have[q] == id;
+                if (dup) continue;
+                PUSH(B->soft_ids, id);
+                PUSH(B->soft_lps, (float)alts[a].logprob);
+                mass += exp(alts[a].logprob);
+            }
+            size_t e1 = B->soft_ids.len / sizeof(int32_t);
+            if (e1 > e0) {
+                double rest = 1.0 - mass;
+                PUSH(B->soft_tok, (uint32_t)(np + j));
+                PUSH(B->soft_rest, rest > 1e-6 ? (float)log(rest) : -INFINITY);
+                PUSH(B->soft_k_off, (size_t)e1);
+                s->n_soft++;
+            }
+        }
+        /* advance over the teacher's chosen token: given, or recovered */
+        size_t adv = 0;
+        if (p->has_token) {
+            if (p->token.len == 0 || off + p->token.len > clen || memcmp(C + off, p->token.bytes, p->token.len) != 0)
+                break; /* the log-probs do not spell the completion: stop aligning */
+            adv = p->token.len;
+        } else {
+            size_t stu_len = (j < nc && so[j] == off) ? so[j + 1] - so[j] : 0;
+            int n_pref = 0, pick = -1, pick_lp = -1, pick_stu = -1;
+            for (size_t a = 0; a < na; a++) {
+                if (alts[a].len == 0 || off + alts[a].len > clen || memcmp(C + off, alts[a].bytes, alts[a].len))
+                    continue;
+                n_pref++;
+                pick = (int)a;
+                if (p->has_logprob && fabs(alts[a].logprob - p->token.logprob) <= 1e-3 && pick_lp < 0) pick_lp = (int)a;
+                if (alts[a].len == stu_len) pick_stu = (int)a;
+            }
+            if (p->has_logprob) pick = pick_lp;
+            else if (pick_stu >= 0) pick = pick_stu;
+            else if (n_pref != 1) pick = -1;
+            if (pick < 0) break;
+            adv = alts[pick].len;
+        }
+        off += adv;
+        if (off >= clen) complete = 1;
+    }
+    if (!complete && clen > 0) s->n_truncated_alignment++;
+    free(so);
+    return 0;
+oom:
+    free(so);
+    return -1;
+}
 
 /* Parse and tokenize one line; appends to the set buffers. On a bad line, returns -1 with
  * the reason (the buffers may hold a partial example: the caller rolls them back). */
 static int parse_line(const line_ctx *lc, const char *text, size_t len, set_bufs *B, sft_set *s,
                       uint32_t line_no) {
-    json_error_t jerr;
-    json_t *root = json_loadb(text, len, JSON_ALLOW_NUL, &jerr);
-    int rc = -1;
+    record r;
     rt_buf comp_ids = {0};
-    size_t *so = NULL;
-    if (!root) {
-        RT_FAIL("not valid JSON (%s, column %d)", jerr.text, jerr.column);
-        goto done;
-    }
-    if (!json_is_object(root)) {
-        RT_FAIL("expected a JSON object {\"prompt\": ..., \"completion\": ...}");
-        goto done;
-    }
-    json_t *jp = json_object_get(root, "prompt"), *jc = json_object_get(root, "completion");
-    if (!json_is_string(jp)) {
-        RT_FAIL("\"prompt\" is missing or not a string");
-        goto done;
-    }
-    int no_completion = lc->o->prompts_only && (!jc || json_is_null(jc));
-    if (!no_completion && !json_is_string(jc)) {
-        RT_FAIL("\"completion\" is missing or not a string");
-        goto done;
-    }
-    const char *ptxt = json_string_value(jp), *ctxt = no_completion ? "" : json_string_value(jc);
-    size_t plen = json_string_length(jp), clen = no_completion ? 0 : json_string_length(jc);
-    /* optional answer */
-    char *answer = NULL;
-    json_t *ja = json_object_get(root, "answer");
-    if (ja && !json_is_null(ja)) {
-        if (json_is_string(ja)) answer = rt_strdup(json_string_value(ja));
-        else if (json_is_integer(ja)) {
-            char tmp[32];
-            snprintf(tmp, sizeof tmp, "%lld", (long long)json_integer_value(ja));
-            answer = rt_strdup(tmp);
-        } else {
-            RT_FAIL("\"answer\" must be a string or an integer");
-            goto done;
-        }
-        if (!answer) goto done;
-    }
-    json_t *jf = json_object_get(root, "finish_reason");
-    int cut = json_is_string(jf) && !strcmp(json_string_value(jf), "length");
-    /* logprob fields: flattened or OpenAI's object */
-    json_t *jtl = json_object_get(root, "top_logprobs"), *jlp = json_object_get(root, "logprobs");
-    json_t *content = NULL;
-    if (jlp && json_is_object(jlp)) {
-        content = json_object_get(jlp, "content");
-        if (content && !json_is_null(content) && !json_is_array(content)) {
-            RT_FAIL("\"logprobs\".content must be a list");
-            free(answer);
-            goto done;
-        }
-        if (json_is_null(content)) content = NULL;
-        jlp = NULL;
-    }
-    if (jtl && json_is_null(jtl)) jtl = NULL;
-    if (jlp && json_is_null(jlp)) jlp = NULL;
-    if (jtl && !json_is_array(jtl)) {
-        RT_FAIL("\"top_logprobs\" must be a list with one entry per completion token");
-        free(answer);
-        goto done;
-    }
-    if (jlp && !json_is_array(jlp)) {
-        RT_FAIL("\"logprobs\" must be a list of numbers (or OpenAI's {\"content\": [...]})");
-        free(answer);
-        goto done;
-    }
+    unsigned flags = (lc->o->prompts_only ? RECORD_PROMPT_ONLY : 0) | (lc->o->soft ? 0 : RECORD_NO_LOGPROBS);
+    int rc = -1;
+    if (record_parse(&r, text, len, flags)) goto done;
+    int no_completion = !r.completion;
+    int cut = r.finish_reason && !strcmp(r.finish_reason, "length");
     /* tokens: prompt, completion, end */
-    size_t ex0 = B->tokens.len / sizeof(int32_t), np = 0, nc = 0, k;
-    if (lc->o->format == SFT_FORMAT_CHAT) {
-        if (rt_buf_append(&B->tokens, &lc->special_user, sizeof(int32_t))) goto oom;
-        if (encode_text(lc->tok, ptxt, plen, &B->tokens, &k)) goto fail_ans;
-        if (rt_buf_append(&B->tokens, &lc->special_end, sizeof(int32_t)) ||
-            rt_buf_append(&B->tokens, &lc->special_assistant, sizeof(int32_t)))
-            goto oom;
-        np = k + 3;
-    } else {
-        if (encode_text(lc->tok, ptxt, plen, &B->tokens, &np)) goto fail_ans;
-    }
-    if (encode_text(lc->tok, ctxt, clen, &comp_ids, &nc)) goto fail_ans;
+    size_t ex0 = B->tokens.len / sizeof(int32_t), np = 0, nc = 0;
+    if (encode_prompt(lc, &r, B, &np)) goto done;
+    if (!no_completion && encode_text(lc->tok, r.completion, r.completion_len, &comp_ids, &nc)) goto done;
     if (np == 0) {
         RT_FAIL("\"prompt\" is empty; every example needs a prompt to condition on");
-        goto fail_ans;
+        goto done;
     }
     if (nc == 0 && cut) {
         RT_FAIL("\"completion\" is empty and was cut (finish_reason \"length\"): nothing to learn");
-        goto fail_ans;
+        goto done;
     }
-    if (nc && rt_buf_append(&B->tokens, comp_ids.data, nc * sizeof(int32_t))) goto oom;
+    if (nc && rt_buf_append(&B->tokens, comp_ids.data, nc * sizeof(int32_t))) goto done;
     size_t n_end = 0;
     if (!cut && !no_completion) {
         int32_t e = lc->o->format == SFT_FORMAT_CHAT ? lc->special_end : lc->eos;
-        if (rt_buf_append(&B->tokens, &e, sizeof(int32_t))) goto oom;
+        if (rt_buf_append(&B->tokens, &e, sizeof(int32_t))) goto done;
         n_end = 1;
     }
     s->n_completion_tokens += nc + n_end;
-    /* soft targets */
-    size_t n_teacher = content ? json_array_size(content) : jtl ? json_array_size(jtl) : 0;
-    if (lc->o->soft && n_teacher > 0) {
+    if (lc->o->soft && r.n_pos > 0 && !no_completion) {
         s->n_with_logprobs++;
-        const int32_t *cid = (const int32_t *)comp_ids.data;
-        so = rt_malloc_array(nc + 1, sizeof(size_t), "token offsets");
-        if (!so) goto oom;
-        so[0] = 0;
-        for (size_t j = 0; j < nc; j++) {
-            size_t l;
-            tokenizer_token_bytes(lc->tok, cid[j], &l);
-            so[j + 1] = so[j] + l;
-        }
-        const uint8_t *C = (const uint8_t *)ctxt;
-        size_t off = 0, j = 0;
-        alt_tok alts[64];
-        int complete = 0;
-        char where[96];
-        for (size_t i = 0; i < n_teacher; i++) {
-            if (off >= clen) break;
-            json_t *list = content ? json_object_get(json_array_get(content, i), "top_logprobs") : json_array_get(jtl, i);
-            snprintf(where, sizeof where, "top_logprobs[%zu]", i);
-            if (!json_is_array(list)) {
-                RT_FAIL("%s must be a list of {\"token\", \"logprob\", \"bytes\"}", where);
-                goto fail_ans;
-            }
-            size_t na = json_array_size(list);
-            if (na > RT_ARRAY_LEN(alts)) {
-                RT_FAIL("%s lists %zu alternatives; at most %zu are supported", where, na, RT_ARRAY_LEN(alts));
-                goto fail_ans;
-            }
-            for (size_t a = 0; a < na; a++) {
-                char w2[128];
-                snprintf(w2, sizeof w2, "%s[%zu]", where, a);
-                if (parse_alt(json_array_get(list, a), &alts[a], w2)) goto fail_ans;
-            }
-            /* chosen token: explicit (OpenAI object), or recovered */
-            double chosen_lp = NAN;
-            alt_tok chosen_explicit;
-            int have_explicit = 0;
-            if (content) {
-                json_t *ce = json_array_get(content, i);
-                snprintf(where, sizeof where, "logprobs.content[%zu]", i);
-                if (parse_alt(ce, &chosen_explicit, where)) goto fail_ans;
-                chosen_lp = chosen_explicit.lp;
-                have_explicit = 1;
-            } else if (jlp && i < json_array_size(jlp)) {
-                json_t *v = json_array_get(jlp, i);
-                if (!json_is_number(v)) {
-                    RT_FAIL("logprobs[%zu] must be a number", i);
-                    goto fail_ans;
-                }
-                chosen_lp = json_number_value(v);
-            }
-            while (j < nc && so[j] < off) j++;
-            if (j < nc && so[j] == off && na > 0) {
-                /* soft target for completion token j (example token np + j) */
-                size_t e0 = B->soft_ids.len / sizeof(int32_t);
-                double mass = 0;
-                for (size_t a = 0; a < na; a++) {
-                    if (alts[a].lp < -100) continue; /* "impossible" markers (-9999) */
-                    int32_t id = vocab_map_find(lc->vm, alts[a].bytes, alts[a].len);
-                    if (id < 0) continue;
-                    int dup = 0;
-                    const int32_t *have = (const int32_t *)B->soft_ids.data;
-                    for (size_t q = e0; q < B->soft_ids.len / sizeof(int32_t); q++) dup |= have[q] == id;
-                    if (dup) continue;
-                    PUSH(B->soft_ids, id);
-                    PUSH(B->soft_lps, (float)alts[a].lp);
-                    mass += exp(alts[a].lp);
-                }
-                size_t e1 = B->soft_ids.len / sizeof(int32_t);
-                if (e1 > e0) {
-                    double rest = 1.0 - mass;
-                    PUSH(B->soft_tok, (uint32_t)(np + j));
-                    PUSH(B->soft_rest, rest > 1e-6 ? (float)log(rest) : -INFINITY);
-                    PUSH(B->soft_k_off, (size_t)e1);
-                    s->n_soft++;
-                }
-            }
-            /* advance over the teacher's chosen token */
-            size_t adv = 0;
-            if (have_explicit) {
-                if (chosen_explicit.len == 0 || off + chosen_explicit.len > clen ||
-                    memcmp(C + off, chosen_explicit.bytes, chosen_explicit.len) != 0)
-                    break; /* the content does not spell the completion: stop aligning */
-                adv = chosen_explicit.len;
-            } else {
-                size_t stu_len = (j < nc && so[j] == off) ? so[j + 1] - so[j] : 0;
-                int n_pref = 0, pick = -1, pick_lp = -1, pick_stu = -1;
-                for (size_t a = 0; a < na; a++) {
-                    if (alts[a].len == 0 || off + alts[a].len > clen || memcmp(C + off, alts[a].bytes, alts[a].len))
-                        continue;
-                    n_pref++;
-                    pick = (int)a;
-                    if (!isnan(chosen_lp) && fabs(alts[a].lp - chosen_lp) <= 1e-3 && pick_lp < 0) pick_lp = (int)a;
-                    if (alts[a].len == stu_len) pick_stu = (int)a;
-                }
-                if (!isnan(chosen_lp)) pick = pick_lp;
-                else if (pick_stu >= 0) pick = pick_stu;
-                else if (n_pref != 1) pick = -1;
-                if (pick < 0) break;
-                adv = alts[pick].len;
-            }
-            off += adv;
-            if (off >= clen) complete = 1;
-        }
-        if (!complete && clen > 0) s->n_truncated_alignment++;
+        if (align_soft(lc, &r, (const int32_t *)comp_ids.data, nc, np, B, s)) goto done;
     }
     size_t n_tokens = B->tokens.len / sizeof(int32_t) - ex0;
     if (n_tokens > UINT32_MAX) {
         RT_FAIL("the example has %zu tokens", n_tokens);
-        goto fail_ans;
+        goto done;
     }
     PUSH(B->off, B->tokens.len / sizeof(int32_t));
     PUSH(B->n_prompt, (uint32_t)np);
     PUSH(B->line, line_no);
-    PUSH(B->answers, answer);
+    PUSH(B->answers, r.answer);
+    r.answer = NULL; /* the buffer owns it now */
     PUSH(B->soft_off, B->soft_tok.len / sizeof(uint32_t));
     s->n_ex++;
     rc = 0;
     goto done;
 oom:
     rc = -1;
-fail_ans:
-    free(answer);
 done:
-    json_decref(root);
+    record_free(&r);
     rt_buf_free(&comp_ids);
-    free(so);
     return rc;
 }
 
@@ -425,6 +326,7 @@ int sft_load_jsonl(sft_set *s, const char *path, const tokenizer *tok, const sft
     lc.special_user = tokenizer_special_id(tok, "<|user|>");
     lc.special_end = tokenizer_special_id(tok, "<|end|>");
     lc.special_assistant = tokenizer_special_id(tok, "<|assistant|>");
+    lc.special_system = tokenizer_special_id(tok, "<|system|>");
     if (o->format == SFT_FORMAT_CHAT && (lc.special_user < 0 || lc.special_end < 0 || lc.special_assistant < 0)) {
         RT_FAIL("--format chat needs the <|user|>, <|end|> and <|assistant|> tokens, which this vocabulary lacks");
         goto done;

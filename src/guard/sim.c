@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../record/record.h"
 #include "guard_internal.h"
 
 typedef enum { P_BENIGN = 0, P_POWER, P_APP, P_BULK, P_LOGPROB, P_SLOW, P_TEMPLATE, P_MIMICRY, P_SYBIL, P_WALK, P_KINDS } pkind;
@@ -866,34 +867,14 @@ static long http_post(CURL *h, const char *url, const char *key, double t, const
     return status;
 }
 
-/* the harvest line of a 200 answer (the format `retort harvest` writes) */
+/* the harvest line of a 200 answer (the record `retort harvest` writes, src/record) */
 static char *harvest_line(const req_t *q, json_t *resp, char **completion_out) {
-    json_t *ch = json_array_get(json_object_get(resp, "choices"), 0);
-    json_t *text = q->chat ? json_object_get(json_object_get(ch, "message"), "content") : json_object_get(ch, "text");
-    if (!json_is_string(text)) return NULL;
-    if (completion_out) *completion_out = rt_strdup(json_string_value(text));
-    json_t *line = json_pack("{s:s%, s:O}", "prompt", q->prompt.data ? q->prompt.data : "", q->prompt.len,
-                             "completion", text);
+    char err[160];
+    json_t *line = record_from_response(q->prompt.data ? q->prompt.data : "", q->prompt.len, resp, q->chat,
+                                        q->want_logprobs, err, sizeof err);
     if (!line) return NULL;
-    json_t *v;
-    if ((v = json_object_get(resp, "id"))) json_object_set(line, "id", v);
-    if ((v = json_object_get(resp, "model"))) json_object_set(line, "model", v);
-    if ((v = json_object_get(ch, "finish_reason"))) json_object_set(line, "finish_reason", v);
-    if ((v = json_object_get(resp, "usage"))) json_object_set(line, "usage", v);
-    json_t *content = json_object_get(json_object_get(ch, "logprobs"), "content");
-    if (q->want_logprobs && json_is_array(content)) {
-        json_t *chosen = json_array(), *tops = json_array();
-        size_t i;
-        json_t *e;
-        json_array_foreach(content, i, e) {
-            json_array_append(chosen, json_object_get(e, "logprob"));
-            json_t *t = json_object_get(e, "top_logprobs");
-            json_array_append_new(tops, json_is_array(t) ? json_deep_copy(t) : json_array());
-        }
-        json_object_set_new(line, "logprobs", chosen);
-        json_object_set_new(line, "top_logprobs", tops);
-    }
-    char *s = json_dumps(line, JSON_COMPACT);
+    if (completion_out) *completion_out = rt_strdup(json_string_value(json_object_get(line, "completion")));
+    char *s = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(9));
     json_decref(line);
     return s;
 }

@@ -57,6 +57,7 @@
 #ifndef RETORT_MARK_H
 #define RETORT_MARK_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -196,10 +197,10 @@ typedef struct {
     double log10_p;
 } mark_result;
 void mark_scorer_result(const mark_scorer *s, mark_result *r);
-/* One JSON object (no newline): tokens_scored, green, z, p_value, log10_p_value, detected (at
- * alpha), scheme parameters, key_id and the skip counts. extra: a JSON fragment
- * ("\"k\": v, ...") inserted first, or NULL. */
-int mark_result_json(const mark_result *r, const mark_ctx *c, double alpha, const char *extra, rt_buf *out);
+/* Add the result to the JSON object obj (after what the caller put first): scheme
+ * parameters, key_id, tokens_scored, green, z, p_value, log10_p_value, detected (at alpha)
+ * and the skip counts. Print with JSON_REAL_PRECISION(12) (the Gumbel score needs 1e-6 relative). */
+int mark_result_json(const mark_result *r, const mark_ctx *c, double alpha, json_t *obj);
 
 /* ---------------------------------------------------------------- recorded parameters */
 
@@ -242,12 +243,6 @@ int mark_options_resolve(const mark_options *o, mark_ctx *c, mark_key *key_out);
 int mark_generate(const model *m, const int32_t *const *prompts, const size_t *prompt_lens, size_t n,
                   size_t max_new, const sampler_params *p, const mark_ctx *mark, size_t batch,
                   int32_t **out, size_t *n_out, int show_progress);
-/* The sampler's top-k / top-p filter as a selection (O(V) plus a sort of k) instead of its
- * full sort: logits of tokens outside the top_k (by logit, ties by id), then outside the
- * smallest prefix whose softmax(logits / temperature) mass reaches top_p, become -inf.
- * scratch: V * 8 bytes, or NULL (allocated). mark_generate uses it and runs the sampler with
- * top_k = 0, top_p = 1 (same distribution, without sorting the vocabulary each token). */
-int mark_filter_logits(float *logits, size_t V, size_t top_k, float top_p, float temperature, void *scratch);
 
 /* Teacher-forced top-1 predictions: pred[i] (n) = argmax of the model's next-token logits
  * after toks[0..i], i.e. its guess for toks[i+1]. The text is cut into consecutive windows
@@ -296,5 +291,38 @@ void mark_records_free(mark_record *r, size_t n);
 /* Append {"prompt": ..., "completion": ...} and a newline to b (bytes that are not valid
  * UTF-8 become U+FFFD, as JSON needs). prompt may be NULL (then omitted). */
 int mark_record_jsonl(rt_buf *b, const char *prompt, size_t plen, const char *completion, size_t clen);
+
+/* ---------------------------------------------------------------- radioactivity */
+
+/* Did a suspect model learn from text watermarked with c's key? Closed mode: the suspect
+ * continues each record's prompt (samples times, sampler sp, batch at a time) and its
+ * completions, re-tokenized with the watermark's tokenizer, are scored. Open mode: the
+ * suspect reads each record's text token by token (it must share the watermark's
+ * tokenizer) and its top-1 predictions are scored. The prompts (closed) or the read text
+ * (open) are excluded as exclude says, so copying the input does not count. The same test
+ * under n_controls fresh keys (from control_seed) gives control p-values (uniform when the
+ * test is valid) with a KS test. */
+typedef struct {
+    model *suspect;             /* with its tokenizer */
+    const char *suspect_name;   /* for the report */
+    const tokenizer *wtok;      /* the watermark's tokenizer */
+    const mark_ctx *mark;
+    int closed;
+    const mark_record *recs;    /* closed: prompts; open: texts (prompt optional) */
+    size_t n_recs;
+    const char *recs_name;      /* for errors */
+    size_t samples, max_tokens, batch;
+    sampler_params sp;
+    mark_exclude exclude;
+    double alpha;
+    size_t n_controls;
+    uint64_t control_seed;
+    rt_buf *save;               /* closed: the completions as JSONL records, or NULL */
+    int quiet;
+} mark_radio_opts;
+/* *out: {"mode", "suspect", "records", "sequences", "evaluated_tokens", "exclude", the
+ * mark_result_json fields, "controls": {"n", "seed", "p_values", "min_p", "below_0.01",
+ * "ks_d", "ks_p"}, "seconds": {"model", "scoring"}}. */
+int mark_radioactivity(const mark_radio_opts *o, json_t **out);
 
 #endif /* RETORT_MARK_H */

@@ -328,30 +328,30 @@ void mark_scorer_result(const mark_scorer *s, mark_result *r) {
     r->log10_p = r->log_p / M_LN10;
 }
 
-int mark_result_json(const mark_result *r, const mark_ctx *c, double alpha, const char *extra, rt_buf *out) {
-    int rc = rt_buf_printf(out, "{");
-    if (!rc && extra && *extra) rc = rt_buf_printf(out, "%s, ", extra);
-    if (!rc) rc = rt_buf_printf(out, "\"scheme\": \"%s\", ", mark_scheme_name(c->p.scheme));
-    if (!rc && c->p.scheme != MARK_GUMBEL)
-        rc = rt_buf_printf(out, "\"gamma\": %.6g, \"delta\": %.6g, ", c->p.gamma, c->p.delta);
-    if (!rc)
-        rc = rt_buf_printf(out, "\"context\": %zu, \"key_id\": \"%s\", \"tokens\": %zu, \"tokens_scored\": %zu, ",
-                           c->p.context, c->key_id, r->positions, r->scored);
-    if (!rc) {
-        if (c->p.scheme == MARK_GUMBEL)
-            rc = rt_buf_printf(out, "\"green\": null, \"score\": %.6f, ", r->score);
-        else
-            rc = rt_buf_printf(out, "\"green\": %zu, \"green_fraction\": %.6f, ", r->green,
-                               r->scored ? (double)r->green / (double)r->scored : 0.0);
-    }
+int mark_result_json(const mark_result *r, const mark_ctx *c, double alpha, json_t *o) {
+    int bad = json_object_set_new(o, "scheme", json_string(mark_scheme_name(c->p.scheme)));
+    if (c->p.scheme != MARK_GUMBEL)
+        bad |= json_object_set_new(o, "gamma", json_real(c->p.gamma)) |
+               json_object_set_new(o, "delta", json_real(c->p.delta));
+    bad |= json_object_set_new(o, "context", json_integer((json_int_t)c->p.context)) |
+           json_object_set_new(o, "key_id", json_string(c->key_id)) |
+           json_object_set_new(o, "tokens", json_integer((json_int_t)r->positions)) |
+           json_object_set_new(o, "tokens_scored", json_integer((json_int_t)r->scored));
+    if (c->p.scheme == MARK_GUMBEL)
+        bad |= json_object_set_new(o, "green", json_null()) | json_object_set_new(o, "score", json_real(r->score));
+    else
+        bad |= json_object_set_new(o, "green", json_integer((json_int_t)r->green)) |
+               json_object_set_new(o, "green_fraction",
+                                   json_real(r->scored ? (double)r->green / (double)r->scored : 0.0));
     int detected = r->scored > 0 && r->log_p < log(alpha);
-    if (!rc)
-        rc = rt_buf_printf(out,
-                           "\"z\": %.4f, \"p_value\": %.6g, \"log10_p_value\": %.4f, \"alpha\": %g, \"detected\": %s, "
-                           "\"skipped\": {\"duplicate\": %zu, \"excluded\": %zu, \"no_window\": %zu}}",
-                           r->z, r->p_value, r->log10_p, alpha, detected ? "true" : "false", r->duplicates,
-                           r->excluded, r->no_window);
-    return rc;
+    bad |= json_object_set_new(o, "z", json_real(r->z)) | json_object_set_new(o, "p_value", json_real(r->p_value)) |
+           json_object_set_new(o, "log10_p_value", json_real(r->log10_p)) |
+           json_object_set_new(o, "alpha", json_real(alpha)) |
+           json_object_set_new(o, "detected", json_boolean(detected)) |
+           json_object_set_new(o, "skipped", json_pack("{s:I, s:I, s:I}", "duplicate", (json_int_t)r->duplicates,
+                                                       "excluded", (json_int_t)r->excluded, "no_window",
+                                                       (json_int_t)r->no_window));
+    return bad ? RT_FAIL("out of memory (JSON result)") : 0;
 }
 
 /* ---------------------------------------------------------------- evidence */

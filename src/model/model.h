@@ -258,6 +258,10 @@ typedef struct {
     size_t top_k;      /* 0 = off */
     float top_p;       /* 1 = off */
     uint64_t seed;
+    int mask_filter;   /* 0: draw among the top-k/top-p candidates in logit order; 1: set the
+                        * logits outside them to -inf and draw over the vocabulary in id order
+                        * (same distribution, another draw for the same seed: the watermark
+                        * experiments' order, kept so their results do not move) */
 } sampler_params;
 sampler_params sampler_defaults(void); /* temperature 0.8, top_k 40, top_p 0.95, seed 0 */
 
@@ -284,6 +288,10 @@ void sampler_set_selector(sampler *s, token_selector_fn fn, void *ud);
 int32_t sampler_sample(sampler *s, float *logits, const int32_t *history, size_t n_history);
 /* The filtered distribution the last sampler_sample drew from: probs (V). */
 const float *sampler_last_probs(const sampler *s);
+/* The sampler's top-k / top-p filter applied to logits (V) in place: logits of tokens
+ * outside the top_k (by logit, ties by id), then outside the smallest prefix whose
+ * softmax(logits / temperature) mass reaches top_p, become -inf. */
+int sampler_filter_logits(float *logits, size_t V, size_t top_k, float top_p, float temperature);
 
 /* ---------------------------------------------------------------- files */
 

@@ -1,6 +1,7 @@
 /*
  * sampler.c — next-token choice: logits processors (the watermark hook), temperature,
- * top-k, top-p, then a seeded categorical draw or a custom selector.
+ * top-k, top-p (one filter, filter_candidates, used both for the draw and for the masking
+ * mode), then a seeded categorical draw or a custom selector.
  * Not a beam search; not where log-probs for the API are computed (serve does that from
  * the raw logits, before any processor).
  */
@@ -97,6 +98,50 @@ static void cand_select(struct sampler_cand *c, size_t n, size_t k) {
     }
 }
 
+/* The one top-k / top-p filter. c[0..V) holds every candidate; afterwards c[0..keep) are the
+ * kept ones: the k best (by logit, ties by id), then the shortest prefix of them whose
+ * softmax(logit * inv_t) mass reaches top_p. c[0..k) is sorted whenever k < V or top_p < 1;
+ * with neither, nothing moves and keep = V. Returns keep. */
+static size_t filter_candidates(struct sampler_cand *c, size_t V, size_t k, float top_p, float inv_t) {
+    if (k < V) { /* top-k: select, then sort only the k kept */
+        cand_select(c, V, k);
+        qsort(c, k, sizeof *c, cand_cmp);
+    } else if (top_p < 1.0f) {
+        qsort(c, V, sizeof *c, cand_cmp);
+    }
+    if (!(top_p < 1.0f)) return k;
+    double sum = 0, cum = 0;
+    for (size_t j = 0; j < k; j++) sum += expf((c[j].logit - c[0].logit) * inv_t);
+    size_t keep = 0;
+    while (keep < k) {
+        cum += expf((c[keep].logit - c[0].logit) * inv_t) / sum;
+        keep++;
+        if (cum >= top_p) break;
+    }
+    return keep;
+}
+
+/* mask_filter mode: logits outside the filtered set become -inf. */
+static void filter_mask(struct sampler_cand *c, float *logits, size_t V, size_t top_k, float top_p, float temperature) {
+    size_t k = (top_k > 0 && top_k < V) ? top_k : V;
+    if (k == V && !(top_p < 1.0f)) return;
+    for (size_t i = 0; i < V; i++) {
+        c[i].logit = logits[i];
+        c[i].id = (int32_t)i;
+    }
+    float inv_t = temperature > 0 ? 1.0f / temperature : 1.0f;
+    size_t keep = filter_candidates(c, V, k, top_p, inv_t);
+    for (size_t j = keep; j < V; j++) logits[c[j].id] = -INFINITY;
+}
+
+int sampler_filter_logits(float *logits, size_t V, size_t top_k, float top_p, float temperature) {
+    struct sampler_cand *c = rt_malloc_array(V, sizeof *c, "top-k filter");
+    if (!c) return -1;
+    filter_mask(c, logits, V, top_k, top_p, temperature);
+    free(c);
+    return 0;
+}
+
 int32_t sampler_sample(sampler *s, float *logits, const int32_t *history, size_t n_history) {
     size_t V = s->V;
     for (size_t i = 0; i < s->n_procs; i++) s->procs[i].fn(s->procs[i].ud, logits, V, history, n_history);
@@ -109,20 +154,21 @@ int32_t sampler_sample(sampler *s, float *logits, const int32_t *history, size_t
         return (int32_t)best;
     }
     float inv_t = s->p.temperature > 0 ? 1.0f / s->p.temperature : 1.0f;
+    size_t top_k = s->p.top_k;
+    float top_p = s->p.top_p;
+    if (s->p.mask_filter && s->p.temperature > 0) { /* filter by masking; draw over the vocabulary */
+        filter_mask(s->cand, logits, V, top_k, top_p, s->p.temperature);
+        top_k = 0;
+        top_p = 1.0f;
+    }
     /* candidates: all ids, or the top-k / top-p set, sorted by logit */
-    size_t k = (s->p.top_k > 0 && s->p.top_k < V) ? s->p.top_k : V;
+    size_t k = (top_k > 0 && top_k < V) ? top_k : V;
     if (s->p.temperature == 0) k = 1; /* greedy under a selector: it sees a one-hot */
-    int need_sort = k < V || s->p.top_p < 1.0f;
     for (size_t i = 0; i < V; i++) {
         s->cand[i].logit = logits[i];
         s->cand[i].id = (int32_t)i;
     }
-    if (k < V) { /* top-k: select, then sort only the k kept */
-        cand_select(s->cand, V, k);
-        qsort(s->cand, k, sizeof *s->cand, cand_cmp);
-    } else if (need_sort) {
-        qsort(s->cand, V, sizeof *s->cand, cand_cmp);
-    }
+    k = filter_candidates(s->cand, V, k, top_p, inv_t);
     float maxl = -INFINITY;
     for (size_t j = 0; j < k; j++) maxl = fmaxf(maxl, s->cand[j].logit);
     double sum = 0;
@@ -131,19 +177,6 @@ int32_t sampler_sample(sampler *s, float *logits, const int32_t *history, size_t
         float e = expf((s->cand[j].logit - maxl) * inv_t);
         s->probs[s->cand[j].id] = e;
         sum += e;
-    }
-    if (s->p.top_p < 1.0f) {
-        double cum = 0;
-        size_t keep = 0;
-        while (keep < k) {
-            cum += s->probs[s->cand[keep].id] / sum;
-            keep++;
-            if (cum >= s->p.top_p) break;
-        }
-        for (size_t j = keep; j < k; j++) s->probs[s->cand[j].id] = 0;
-        k = keep;
-        sum = 0;
-        for (size_t j = 0; j < k; j++) sum += s->probs[s->cand[j].id];
     }
     float inv = (float)(1.0 / sum);
     for (size_t j = 0; j < k; j++) s->probs[s->cand[j].id] *= inv;

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "../guard/guard.h"
+#include "../plot/plot.h"
 #include "report.h"
 
 void report_options_defaults(report_options *o) {
@@ -527,8 +528,7 @@ int report_summary(sqlite3 *db, char **out) {
 
 /* ---------------------------------------------------------------- HTML */
 
-static const char *palette[] = {"#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
-                                "#17becf", "#bcbd22", "#1f77b4", "#2ca02c", "#7f7f7f"};
+int report_html_escape(rt_buf *out, const char *s) { return plot_escape(out, s); }
 
 static int esc(rt_buf *o, const char *s) { return report_html_escape(o, s); }
 
@@ -551,7 +551,7 @@ static int risk_chart(rep *r, rt_buf *o) {
     if (!r->have_guard) return rt_buf_printf(o, "<p>The guard did not run on this server: no risk scores.</p>");
     /* per attack group: risk over time of its accounts (max over the group per score row) */
     size_t ns = r->ng + 1;
-    report_series *s = rt_calloc(ns, sizeof *s, "risk series");
+    plot_series *s = rt_calloc(ns, sizeof *s, "risk series");
     double **xs = rt_calloc(ns, sizeof *xs, "risk series"), **ys = rt_calloc(ns, sizeof *ys, "risk series");
     size_t *cap = rt_calloc(ns, sizeof *cap, "risk series");
     int *gi = NULL;
@@ -599,7 +599,7 @@ static int risk_chart(rep *r, rt_buf *o) {
     }
     for (size_t k = 0; k < r->ng; k++) {
         s[k].name = r->g[k].strategy;
-        s[k].color = palette[k % (sizeof palette / sizeof *palette)];
+        s[k].color = plot_strategy_colour(r->g[k].strategy);
         s[k].x = xs[k], s[k].y = ys[k];
         s[k].mark_x = isfinite(r->g[k].t_susp) ? (r->g[k].t_susp - r->t0) / 3600 : NAN;
     }
@@ -610,9 +610,9 @@ static int risk_chart(rep *r, rt_buf *o) {
     if (!xs[kb] || !ys[kb]) goto done;
     for (int b = 0; b < BINS; b++)
         if (isfinite(bmax[b])) xs[kb][nb] = (b + 0.5) * span / BINS / 3600, ys[kb][nb++] = bmax[b];
-    s[kb] = (report_series){.name = "benign (max)", .color = "#888", .x = xs[kb], .y = ys[kb], .n = nb,
+    s[kb] = (plot_series){.name = "benign (max)", .color = "#888", .x = xs[kb], .y = ys[kb], .n = nb,
                             .mark_x = NAN, .dashed = 1};
-    report_chart c = {.title = "Risk score over the day: each harvesting operation, and the highest benign account",
+    plot_chart c = {.title = "Risk score over the day: each harvesting operation, and the highest benign account",
                       .xlabel = "hours since the first request",
                       .ylabel = "risk",
                       .width = 900,
@@ -623,16 +623,16 @@ static int risk_chart(rep *r, rt_buf *o) {
                       .xmax = span / 3600,
                       .ymin = 0,
                       .ymax = NAN};
-    if (report_svg_lines(o, &c, s, ns)) goto done;
+    if (plot_lines(o, &c, s, ns)) goto done;
     /* small multiples: one chart per operation */
     if (rt_buf_printf(o, "<div class=\"grid\">")) goto done;
     for (size_t k = 0; k < r->ng; k++) {
-        report_series two[2] = {s[k], s[kb]};
+        plot_series two[2] = {s[k], s[kb]};
         char title[128];
         snprintf(title, sizeof title, "%s (%zu key%s)", r->g[k].strategy, r->g[k].n, r->g[k].n == 1 ? "" : "s");
-        report_chart cc = c;
+        plot_chart cc = c;
         cc.title = title, cc.width = 430, cc.height = 200, cc.hline_label = NULL;
-        if (report_svg_lines(o, &cc, two, 2)) goto done;
+        if (plot_lines(o, &cc, two, 2)) goto done;
     }
     rc = rt_buf_printf(o, "</div>");
 done:
@@ -730,7 +730,7 @@ static int sec_accounts(rep *r, rt_buf *o) {
 static int sec_harvests(rep *r, rt_buf *o) {
     if (rt_buf_printf(o, "<h2 id=harvests>2. What the harvesters got</h2>")) return -1;
     if (!r->nh) return rt_buf_printf(o, "<p>No harvest files were recorded (retort report add-harvest).</p>");
-    report_bar *b = rt_calloc(r->nh, sizeof *b, "bars");
+    plot_bar *b = rt_calloc(r->nh, sizeof *b, "bars");
     char (*lab)[96] = rt_calloc(r->nh, sizeof *lab, "bars");
     if (!b || !lab) {
         free(b), free(lab);
@@ -739,12 +739,12 @@ static int sec_harvests(rep *r, rt_buf *o) {
     for (size_t i = 0; i < r->nh; i++) {
         snprintf(lab[i], sizeof lab[i], "%s, guard %s", *r->h[i].strategy ? r->h[i].strategy : r->h[i].name,
                  r->h[i].guard);
-        b[i] = (report_bar){lab[i], (double)r->h[i].tokens, !strcmp(r->h[i].guard, "on") ? "#2ca02c" : "#d62728",
+        b[i] = (plot_bar){lab[i], (double)r->h[i].tokens, !strcmp(r->h[i].guard, "on") ? "#2ca02c" : "#d62728",
                             NULL};
     }
-    report_chart c = {.title = "Completion tokens harvested, with the guard on and off", .xlabel = "tokens",
+    plot_chart c = {.title = "Completion tokens harvested, with the guard on and off", .xlabel = "tokens",
                       .width = 900, .hline = NAN, .xmin = NAN, .xmax = NAN};
-    int rc = report_svg_bars(o, &c, b, r->nh);
+    int rc = plot_bars(o, &c, b, r->nh);
     free(b), free(lab);
     if (rc) return -1;
     if (rt_buf_printf(o, "<table><tr><th>harvest</th><th>guard</th><th>lines</th><th>completion tokens</th>"
@@ -776,7 +776,7 @@ static int sec_harvests(rep *r, rt_buf *o) {
 static int sec_models(rep *r, const report_options *opt, rt_buf *o) {
     if (rt_buf_printf(o, "<h2 id=models>3. The students built from the harvests</h2>")) return -1;
     if (!r->nmod) return rt_buf_printf(o, "<p>No models were recorded (retort report add-model).</p>");
-    report_bar *b = rt_calloc(r->nmod, sizeof *b, "bars"), *b2 = rt_calloc(r->nmod, sizeof *b2, "bars");
+    plot_bar *b = rt_calloc(r->nmod, sizeof *b, "bars"), *b2 = rt_calloc(r->nmod, sizeof *b2, "bars");
     int rc = -1;
     if (!b || !b2) goto done;
     for (size_t i = 0; i < r->nmod; i++) {
@@ -785,15 +785,15 @@ static int sec_models(rep *r, const report_options *opt, rt_buf *o) {
                           : !strcmp(m->role, "control") ? "#7f7f7f"
                           : !strcmp(m->guard, "on")     ? "#2ca02c"
                                                         : "#d62728";
-        b[i] = (report_bar){m->name, m->loss, col, NULL};
-        b2[i] = (report_bar){m->name, isfinite(m->top1) ? 100 * m->top1 : NAN, col, NULL};
+        b[i] = (plot_bar){m->name, m->loss, col, NULL};
+        b2[i] = (plot_bar){m->name, isfinite(m->top1) ? 100 * m->top1 : NAN, col, NULL};
     }
-    report_chart c = {.title = "Held-out loss (nats/token on held-out corpus text no model trained on; lower is better)",
+    plot_chart c = {.title = "Held-out loss (nats/token on held-out corpus text no model trained on; lower is better)",
                       .xlabel = "nats/token", .width = 900, .hline = NAN, .xmin = NAN, .xmax = NAN};
-    if (report_svg_bars(o, &c, b, r->nmod)) goto done;
-    report_chart c2 = {.title = "Top-1 agreement with the teacher (%)", .xlabel = "%", .width = 900, .hline = NAN,
+    if (plot_bars(o, &c, b, r->nmod)) goto done;
+    plot_chart c2 = {.title = "Top-1 agreement with the teacher (%)", .xlabel = "%", .width = 900, .hline = NAN,
                        .xmin = 0, .xmax = 100};
-    if (report_svg_bars(o, &c2, b2, r->nmod)) goto done;
+    if (plot_bars(o, &c2, b2, r->nmod)) goto done;
     if (rt_buf_printf(o, "<table><tr><th>model</th><th>role</th><th>guard</th><th>parameters</th>"
                          "<th>trained on</th><th>held-out loss</th><th>KL(teacher‖model)</th><th>top-1 agreement</th>"
                          "<th>SHA-256</th></tr>"))
@@ -844,7 +844,7 @@ static int sec_tests(rep *r, rt_buf *o) {
     if (rt_buf_printf(o, "<h2 id=radioactivity>5. Radioactivity: did a model learn from watermarked text?</h2>"))
         return -1;
     if (!r->nt) return rt_buf_printf(o, "<p>No radioactivity tests were recorded.</p>");
-    report_bar *b = rt_calloc(r->nt, sizeof *b, "bars");
+    plot_bar *b = rt_calloc(r->nt, sizeof *b, "bars");
     char (*lab)[128] = rt_calloc(r->nt, sizeof *lab, "bars");
     char (*note)[64] = rt_calloc(r->nt, sizeof *note, "bars");
     int rc = -1;
@@ -854,12 +854,12 @@ static int sec_tests(rep *r, rt_buf *o) {
         snprintf(lab[i], sizeof lab[i], "%s (%s)", t->model, t->mode);
         double v = isfinite(t->log10p) ? -t->log10p : (t->p > 0 ? -log10(t->p) : NAN);
         snprintf(note[i], sizeof note[i], "controls: min p %.2g", t->cmin);
-        b[i] = (report_bar){lab[i], v, t->detected ? "#d62728" : "#7f7f7f", isfinite(t->cmin) ? note[i] : NULL};
+        b[i] = (plot_bar){lab[i], v, t->detected ? "#d62728" : "#7f7f7f", isfinite(t->cmin) ? note[i] : NULL};
     }
-    report_chart c = {.title = "−log10 p-value of the watermark test on each model's output",
+    plot_chart c = {.title = "−log10 p-value of the watermark test on each model's output",
                       .xlabel = "−log10 p", .width = 900, .hline = 3, .hline_label = "p = 1e-3",
                       .xmin = NAN, .xmax = NAN};
-    if (report_svg_bars(o, &c, b, r->nt)) goto done;
+    if (plot_bars(o, &c, b, r->nt)) goto done;
     if (rt_buf_printf(o, "<table><tr><th>model</th><th>mode</th><th>scheme</th><th>key id</th>"
                          "<th>tuples scored</th><th>green</th><th>z</th><th>p-value</th><th>detected</th>"
                          "<th>control keys</th><th>controls: min p</th><th>controls: KS p</th></tr>"))

@@ -86,31 +86,6 @@ int report_write(const report_options *o);
  * string. Also in the report. */
 int report_summary(sqlite3 *db, char **out);
 
-/* ---- SVG helpers (svg.c), exposed for tests */
-typedef struct {
-    const char *name;
-    const char *color; /* CSS colour */
-    const double *x, *y;
-    size_t n;
-    double mark_x; /* vertical marker (e.g. suspension) or NAN */
-    int dashed;
-} report_series;
-typedef struct {
-    const char *title, *xlabel, *ylabel;
-    double width, height;
-    int log_y;        /* y is plotted as given; labels say -log10 etc. (caller transforms) */
-    double hline;     /* horizontal reference line or NAN */
-    const char *hline_label;
-    double xmin, xmax, ymin, ymax; /* NAN: from the data */
-} report_chart;
-int report_svg_lines(rt_buf *out, const report_chart *c, const report_series *s, size_t n);
-typedef struct {
-    const char *label;
-    double value;
-    const char *color;
-    const char *note; /* printed after the value, may be NULL */
-} report_bar;
-int report_svg_bars(rt_buf *out, const report_chart *c, const report_bar *b, size_t n);
 /* HTML-escape s into out. */
 int report_html_escape(rt_buf *out, const char *s);
 

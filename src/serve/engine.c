@@ -1,13 +1,14 @@
 /*
- * engine.c — continuous batching: one thread owns the model and a fixed set of sequence
- * slots (each with its KV cache and sampler). Every step it admits queued jobs into free
- * slots, then runs ONE decoder pass over one new token of every decoding sequence plus a
- * chunk of prompt tokens of sequences still in prefill, and hands each sequence its next
- * token (with raw log-probs when asked). Requests join and leave between steps, so a long
+ * engine.c — the server's side of the batched generator (src/model/generate.h): one thread
+ * owns the model and a generator. Every step it admits queued jobs into free slots (one
+ * sequence per choice), then runs one generator step (ONE decoder pass over one new token
+ * of every decoding sequence plus a chunk of prompt tokens of sequences still in prefill)
+ * and puts each sequence's next token (with raw log-probs when asked) into its job, where
+ * stop tokens and stop strings end it. Requests join and leave between steps, so a long
  * generation never holds a short one back, and concurrent requests share each weight read.
  *
- * A job with n > 1 choices prefills its prompt once (choice 0) and copies the KV cache to
- * the other choices' slots. The engine never waits on a client: results go into the job
+ * A job with n > 1 choices prefills its prompt once (choice 0); the generator copies the
+ * KV cache to the other choices' slots. The engine never waits on a client: results go into the job
  * under its mutex, and the connection thread reads them at its own pace.
  *
  * Not the HTTP side (http.c) or the JSON (api.c).
@@ -17,6 +18,7 @@
 #include <string.h>
 
 #include "../kernels/kernels.h"
+#include "../model/generate.h"
 #include "serve_internal.h"
 
 /* ---------------------------------------------------------------- jobs */
@@ -94,38 +96,14 @@ void serve_job_unref(serve_job *j) {
 
 /* ---------------------------------------------------------------- engine */
 
-typedef enum { SLOT_FREE = 0, SLOT_PREFILL, SLOT_SHARE_WAIT, SLOT_DECODE } slot_state;
-
-typedef struct {
-    slot_state state;
-    serve_job *job;
-    size_t ci;        /* choice index in job */
-    kv_cache kv;      /* (L, ctx_len, kv_dim) */
-    sampler smp;
-    int smp_live;
-    size_t n_fed;     /* prompt tokens already in kv (prefill) */
-    int32_t *hist;    /* (ctx_len + 1) prompt + generated tokens, for the sampler's hooks */
-    size_t n_hist;
-    int32_t next;     /* the token to feed next (decode) */
-    uint64_t admitted; /* admission order, for prefill fairness */
-    int needs_setup;   /* admitted; sampler not yet set up */
-} slot;
-
 struct serve_engine {
     const model *m;
-    size_t V, D, n_ctx;
-    decoder dec;
-    size_t max_rows;
-    size_t prefill_chunk;
-    slot *slots;        /* (n_slots) */
+    size_t n_ctx;
+    generator *gen;
     size_t n_slots;
-    float *logits;      /* (max_rows, V) */
-    float *scratch;     /* (V) the sampler's working copy */
-    kv_cache **row_cache; /* (max_rows) */
-    int32_t *row_tok;     /* (max_rows) */
-    uint8_t *row_want;    /* (max_rows) */
-    size_t *row_slot;     /* (max_rows) */
-    size_t *order;        /* (n_slots) prefill order scratch */
+    serve_job **slot_job; /* (n_slots) the job of each generator slot; engine thread only */
+    serve_job **pending;  /* (n_slots) admitted under the lock, started outside it */
+    size_t n_pending;
     pthread_t thread;
     int thread_started;
     pthread_mutex_t mu;
@@ -134,8 +112,7 @@ struct serve_engine {
     size_t q_head, q_len, q_cap;
     int stop;
     size_t threads;
-    uint64_t admitted;
-    _Atomic size_t active;  /* written by the engine thread only */
+    _Atomic size_t active;  /* sequences admitted and not yet released; written by the engine thread only */
     _Atomic uint64_t steps, rows;
     serve_sampler_attach_fn attach;
     void *attach_ud;
@@ -159,28 +136,37 @@ static void finish_choice_locked(serve_job *j, size_t ci, const char *reason, si
     j->n_finished++;
 }
 
-static void release_slot(serve_engine *e, slot *s) {
-    serve_job *j = s->job;
-    if (s->smp_live) sampler_free(&s->smp);
-    s->smp_live = 0;
-    s->needs_setup = 0;
-    s->state = SLOT_FREE;
-    s->job = NULL;
-    e->active--;
-    if (!j) return;
+/* The engine lets go of j: whatever is unfinished is cancelled; the engine's reference goes. */
+static void job_release(serve_job *j) {
     pthread_mutex_lock(&j->mu);
-    /* the engine's reference is dropped when the last of the job's slots goes */
-    int last = 1;
-    for (size_t i = 0; i < e->n_slots; i++)
-        if (e->slots[i].job == j) last = 0;
-    if (last) {
-        for (size_t c = 0; c < j->n; c++) finish_choice_locked(j, c, "cancelled", SIZE_MAX);
-        j->done = 1;
-        j->t_done = rt_now();
-    }
+    for (size_t c = 0; c < j->n; c++) finish_choice_locked(j, c, "cancelled", SIZE_MAX);
+    j->done = 1;
+    j->t_done = rt_now();
     job_signal(j);
     pthread_mutex_unlock(&j->mu);
-    if (last) serve_job_unref(j);
+    serve_job_unref(j);
+}
+
+static int job_has_slot(const serve_engine *e, const serve_job *j) {
+    for (size_t i = 0; i < e->n_slots; i++)
+        if (e->slot_job[i] == j) return 1;
+    return 0;
+}
+
+/* End the sequence in slot i; the job is released with its last sequence. */
+static void release_slot(serve_engine *e, size_t i) {
+    serve_job *j = e->slot_job[i];
+    generator_remove(e->gen, i);
+    e->slot_job[i] = NULL;
+    e->active--;
+    if (!j) return;
+    if (!job_has_slot(e, j)) {
+        job_release(j);
+        return;
+    }
+    pthread_mutex_lock(&j->mu);
+    job_signal(j);
+    pthread_mutex_unlock(&j->mu);
 }
 
 static void fail_job(serve_engine *e, serve_job *j, const char *msg) {
@@ -191,8 +177,12 @@ static void fail_job(serve_engine *e, serve_job *j, const char *msg) {
     }
     for (size_t c = 0; c < j->n; c++) finish_choice_locked(j, c, "error", SIZE_MAX);
     pthread_mutex_unlock(&j->mu);
+    if (!job_has_slot(e, j)) {
+        job_release(j);
+        return;
+    }
     for (size_t i = 0; i < e->n_slots; i++)
-        if (e->slots[i].job == j) release_slot(e, &e->slots[i]);
+        if (e->slot_job[i] == j) release_slot(e, i);
 }
 
 /* Longest suffix of text[0..len) that is a proper prefix of s. */
@@ -208,50 +198,17 @@ static size_t partial_suffix(const char *text, size_t len, const char *s, size_t
     return best;
 }
 
-/* top_k largest of lp (V) into ids/vals, descending (ties: lower id first). */
-static void top_k_of(const float *logits, size_t V, float lse, size_t k, int32_t *ids, float *vals) {
-    size_t have = 0;
-    for (size_t v = 0; v < V; v++) {
-        float x = logits[v];
-        if (have == k && !(x > vals[k - 1])) continue;
-        size_t p = have < k ? have++ : k - 1;
-        while (p > 0 && x > vals[p - 1]) {
-            vals[p] = vals[p - 1];
-            ids[p] = ids[p - 1];
-            p--;
-        }
-        vals[p] = x;
-        ids[p] = (int32_t)v;
-    }
-    for (size_t i = 0; i < have; i++) vals[i] -= lse;
-    for (size_t i = have; i < k; i++) {
-        ids[i] = 0;
-        vals[i] = -INFINITY;
-    }
-}
-
-/* One new token for slot s from its raw logits row. */
-static void take_token(serve_engine *e, slot *s, const float *raw) {
-    serve_job *j = s->job;
-    size_t V = e->V;
-    float lp = 0, lse = 0;
-    int32_t tops_id[SERVE_MAX_TOP];
-    float tops_lp[SERVE_MAX_TOP];
-    if (j->want_logprobs) {
-        float mx = -INFINITY;
-        for (size_t v = 0; v < V; v++) mx = fmaxf(mx, raw[v]);
-        double sum = 0;
-        for (size_t v = 0; v < V; v++) sum += exp((double)(raw[v] - mx));
-        lse = mx + (float)log(sum);
-        if (j->top_k) top_k_of(raw, V, lse, j->top_k, tops_id, tops_lp);
-    }
-    memcpy(e->scratch, raw, V * sizeof(float));
-    int32_t t = sampler_sample(&s->smp, e->scratch, s->hist, s->n_hist);
-    if (j->want_logprobs) lp = raw[t] - lse;
-    s->hist[s->n_hist++] = t;
-
+/* The generator's on_token hook: the new token of one choice goes into its job (text,
+ * log-probs, stop strings), under the job's mutex. */
+static int take_token(void *ud, const gen_event *ev) {
+    serve_engine *e = ud;
+    serve_job *j = ev->user;
+    size_t ci = ev->id;
+    int32_t t = ev->token;
+    if (ev->prompt_hidden && j->want_hidden && j->hidden)
+        memcpy(j->hidden, ev->prompt_hidden, j->hidden_dim * sizeof(float));
     pthread_mutex_lock(&j->mu);
-    serve_choice *c = &j->choices[s->ci];
+    serve_choice *c = &j->choices[ci];
     c->n_generated++;
     if (j->t_first == 0) j->t_first = rt_now();
     int is_stop = 0;
@@ -259,16 +216,16 @@ static void take_token(serve_engine *e, slot *s, const float *raw) {
         if (t == j->stop_ids[i]) is_stop = 1;
     int done = 0;
     if (is_stop) {
-        finish_choice_locked(j, s->ci, "stop", c->text.len);
+        finish_choice_locked(j, ci, "stop", c->text.len);
         done = 1;
     } else {
         size_t k = c->n_tokens;
         c->tokens[k] = t;
         if (j->want_logprobs) {
-            c->logprob[k] = lp;
+            c->logprob[k] = ev->logprob;
             if (j->top_k) {
-                memcpy(c->top_ids + k * j->top_k, tops_id, j->top_k * sizeof(int32_t));
-                memcpy(c->top_lp + k * j->top_k, tops_lp, j->top_k * sizeof(float));
+                memcpy(c->top_ids + k * j->top_k, ev->top_ids, j->top_k * sizeof(int32_t));
+                memcpy(c->top_lp + k * j->top_k, ev->top_lps, j->top_k * sizeof(float));
             }
         }
         size_t bl = 0;
@@ -277,7 +234,7 @@ static void take_token(serve_engine *e, slot *s, const float *raw) {
         if (b && bl && rt_buf_append(&c->text, b, bl)) {
             pthread_mutex_unlock(&j->mu);
             fail_job(e, j, "out of memory appending generated text");
-            return;
+            return GEN_FINISH;
         }
         c->n_tokens = k + 1;
         c->tok_off[k + 1] = c->text.len;
@@ -294,10 +251,10 @@ static void take_token(serve_engine *e, slot *s, const float *raw) {
                 }
         }
         if (hit != SIZE_MAX) {
-            finish_choice_locked(j, s->ci, "stop", hit);
+            finish_choice_locked(j, ci, "stop", hit);
             done = 1;
-        } else if (c->n_generated >= j->max_tokens || s->kv.len >= e->n_ctx) {
-            finish_choice_locked(j, s->ci, "length", c->text.len);
+        } else if (c->n_generated >= j->max_tokens || ev->ctx_full) {
+            finish_choice_locked(j, ci, "length", c->text.len);
             done = 1;
         } else {
             size_t hold = 0;
@@ -308,171 +265,94 @@ static void take_token(serve_engine *e, slot *s, const float *raw) {
     }
     job_signal(j);
     pthread_mutex_unlock(&j->mu);
-    if (done) {
-        release_slot(e, s);
-    } else {
-        s->next = t;
-        s->state = SLOT_DECODE;
-    }
+    if (done) release_slot(e, ev->slot);
+    return done ? GEN_FINISH : GEN_CONTINUE;
 }
 
-static int admit_locked(serve_engine *e) {
+/* The generator's setup hook: the server's sampler attachment (the watermark). */
+static int setup_sampler(void *ud, size_t slot, size_t id, void *user, sampler *s) {
+    (void)slot, (void)id, (void)user;
+    serve_engine *e = ud;
+    return e->attach ? e->attach(e->attach_ud, s) : 0;
+}
+
+/* Move queued jobs that fit into the free slots to the pending list (engine lock held). */
+static void admit_locked(serve_engine *e) {
+    size_t free_n = generator_n_free(e->gen);
+    for (size_t p = 0; p < e->n_pending; p++) free_n -= e->pending[p]->n;
     while (e->q_len > 0) {
         serve_job *j = e->queue[e->q_head];
-        size_t free_n = 0;
-        for (size_t i = 0; i < e->n_slots; i++) free_n += e->slots[i].state == SLOT_FREE;
         if (free_n < j->n) break;
         e->q_head = (e->q_head + 1) % e->q_cap;
         e->q_len--;
         if (atomic_load(&j->cancelled)) {
-            pthread_mutex_lock(&j->mu);
-            for (size_t c = 0; c < j->n; c++) finish_choice_locked(j, c, "cancelled", SIZE_MAX);
-            j->done = 1;
-            j->t_done = rt_now();
-            job_signal(j);
-            pthread_mutex_unlock(&j->mu);
-            serve_job_unref(j);
+            job_release(j);
             continue;
         }
-        size_t c = 0;
-        for (size_t i = 0; i < e->n_slots && c < j->n; i++) {
-            slot *s = &e->slots[i];
-            if (s->state != SLOT_FREE) continue;
-            s->job = j;
-            s->ci = c;
-            s->state = c == 0 ? SLOT_PREFILL : SLOT_SHARE_WAIT;
-            s->n_fed = 0;
-            s->admitted = e->admitted++;
-            s->needs_setup = 1;
-            e->active++;
-            c++;
-        }
-    }
-    return 0;
-}
-
-/* Samplers (and the attach hook, which may be slow) for newly admitted slots, outside the
- * engine lock: only the engine thread touches slots. */
-static void setup_new_slots(serve_engine *e) {
-    for (size_t i = 0; i < e->n_slots; i++) {
-        slot *s = &e->slots[i];
-        if (!s->needs_setup) continue;
-        s->needs_setup = 0;
-        serve_job *j = s->job;
-        if (!j) continue;
-        if (s->ci == 0) {
-            pthread_mutex_lock(&j->mu);
-            j->t_admit = rt_now();
-            pthread_mutex_unlock(&j->mu);
-        }
-        kv_cache_clear(&s->kv);
-        memcpy(s->hist, j->prompt, j->n_prompt * sizeof(int32_t));
-        s->n_hist = j->n_prompt;
-        sampler_params sp = j->sp;
-        sp.seed = j->sp.seed + s->ci;
-        int failed = 0;
-        if (sampler_init(&s->smp, e->V, &sp)) failed = 1;
-        else s->smp_live = 1;
-        if (!failed && e->attach && e->attach(e->attach_ud, &s->smp)) failed = 1;
-        if (failed) {
-            char msg[256];
-            snprintf(msg, sizeof msg, "setting up the sampler: %s", rt_errmsg());
-            fail_job(e, j, msg); /* releases every slot of the job */
-        }
+        e->pending[e->n_pending++] = j;
+        free_n -= j->n;
+        e->active += j->n;
     }
 }
 
-static int cmp_admitted(const void *a, const void *b, void *ctx) {
-    const slot *s = ctx;
-    uint64_t x = s[*(const size_t *)a].admitted, y = s[*(const size_t *)b].admitted;
-    return (x > y) - (x < y);
+/* Start the pending jobs' sequences (samplers and the attach hook, which may be slow, run
+ * outside the engine lock: only the engine thread touches the generator). Choice 0
+ * prefills the prompt; the other choices share it. */
+static void start_pending(serve_engine *e) {
+    for (size_t p = 0; p < e->n_pending; p++) {
+        serve_job *j = e->pending[p];
+        pthread_mutex_lock(&j->mu);
+        j->t_admit = rt_now();
+        pthread_mutex_unlock(&j->mu);
+        long first = -1;
+        for (size_t c = 0; c < j->n; c++) {
+            gen_seq_spec spec = {.prompt = j->prompt,
+                                 .n_prompt = j->n_prompt,
+                                 .sp = j->sp,
+                                 .logprobs = j->want_logprobs,
+                                 .n_top = j->top_k,
+                                 .id = c,
+                                 .user = j,
+                                 .share_with = first};
+            spec.sp.seed = j->sp.seed + c;
+            size_t slot;
+            if (generator_add(e->gen, &spec, &slot)) {
+                char msg[256];
+                snprintf(msg, sizeof msg, "setting up the sampler: %s", rt_errmsg());
+                e->active -= j->n - c; /* the choices never started */
+                fail_job(e, j, msg);   /* releases those that did */
+                break;
+            }
+            e->slot_job[slot] = j;
+            if (c == 0) first = (long)slot;
+        }
+    }
+    e->n_pending = 0;
 }
 
 static void engine_step(serve_engine *e) {
     /* cancellations */
     for (size_t i = 0; i < e->n_slots; i++) {
-        slot *s = &e->slots[i];
-        if (s->state != SLOT_FREE && atomic_load(&s->job->cancelled)) {
-            serve_job *j = s->job;
-            pthread_mutex_lock(&j->mu);
-            finish_choice_locked(j, s->ci, "cancelled", SIZE_MAX);
-            pthread_mutex_unlock(&j->mu);
-            release_slot(e, s);
-        }
+        serve_job *j = e->slot_job[i];
+        if (!j || !atomic_load(&j->cancelled)) continue;
+        pthread_mutex_lock(&j->mu);
+        for (size_t c = 0; c < j->n; c++) finish_choice_locked(j, c, "cancelled", SIZE_MAX);
+        pthread_mutex_unlock(&j->mu);
+        release_slot(e, i);
     }
     size_t n = 0, seqs = 0;
-    for (size_t i = 0; i < e->n_slots; i++) {
-        slot *s = &e->slots[i];
-        if (s->state != SLOT_DECODE) continue;
-        e->row_cache[n] = &s->kv;
-        e->row_tok[n] = s->next;
-        e->row_want[n] = 1;
-        e->row_slot[n] = i;
-        n++;
-        seqs++;
+    int rc = generator_step(e->gen, &n, &seqs);
+    if (n > 0) {
+        e->steps++;
+        e->rows += n;
+        if (e->metrics) serve_metrics_batch(e->metrics, n, seqs);
     }
-    /* prefill chunks, oldest admission first */
-    size_t n_order = 0;
-    for (size_t i = 0; i < e->n_slots; i++)
-        if (e->slots[i].state == SLOT_PREFILL) e->order[n_order++] = i;
-    if (n_order > 1) qsort_r(e->order, n_order, sizeof(size_t), cmp_admitted, e->slots);
-    size_t budget = e->prefill_chunk;
-    for (size_t o = 0; o < n_order && budget > 0 && n < e->max_rows; o++) {
-        slot *s = &e->slots[e->order[o]];
-        serve_job *j = s->job;
-        size_t k = RT_MIN(RT_MIN(j->n_prompt - s->n_fed, budget), e->max_rows - n);
-        for (size_t r = 0; r < k; r++) {
-            e->row_cache[n] = &s->kv;
-            e->row_tok[n] = j->prompt[s->n_fed + r];
-            e->row_want[n] = s->n_fed + r + 1 == j->n_prompt;
-            e->row_slot[n] = e->order[o];
-            n++;
-        }
-        s->n_fed += k;
-        budget -= k;
-        seqs++;
-    }
-    if (n == 0) return;
-    int rc = decoder_run(&e->dec, e->row_cache, e->row_tok, n, e->row_want, e->logits);
-    e->steps++;
-    e->rows += n;
-    if (e->metrics) serve_metrics_batch(e->metrics, n, seqs);
     if (rc) {
         char msg[256];
         snprintf(msg, sizeof msg, "decoding failed: %s", rt_errmsg());
         rt_warn("serve: %s", msg);
-        for (size_t i = 0; i < n; i++) {
-            slot *s = &e->slots[e->row_slot[i]];
-            if (s->job) fail_job(e, s->job, msg);
-        }
-        return;
-    }
-    size_t w = 0; /* index among wanted rows (the decoder's xb holds their hidden states) */
-    for (size_t i = 0; i < n; i++) {
-        if (!e->row_want[i]) continue;
-        slot *s = &e->slots[e->row_slot[i]];
-        size_t wi = w++;
-        if (s->state == SLOT_FREE) continue;
-        const float *raw = e->logits + i * e->V;
-        if (s->state == SLOT_PREFILL) {
-            serve_job *j = s->job;
-            if (j->want_hidden && j->hidden)
-                memcpy(j->hidden, e->dec.xb + wi * e->D, e->D * sizeof(float));
-            /* siblings take a copy of the prompt's cache and the same logits */
-            for (size_t k = 0; k < e->n_slots; k++) {
-                slot *t = &e->slots[k];
-                if (t->job != j || t->state != SLOT_SHARE_WAIT) continue;
-                size_t kvd = s->kv.kv_dim, len = s->kv.len;
-                for (size_t l = 0; l < s->kv.n_layers; l++) {
-                    size_t off = l * s->kv.n_ctx * kvd;
-                    memcpy(t->kv.k + off, s->kv.k + off, len * kvd * sizeof(float));
-                    memcpy(t->kv.v + off, s->kv.v + off, len * kvd * sizeof(float));
-                }
-                t->kv.len = len;
-                take_token(e, t, raw);
-            }
-        }
-        take_token(e, s, raw);
+        for (size_t i = 0; i < e->n_slots; i++)
+            if (e->slot_job[i] && generator_failed(e->gen, i)) fail_job(e, e->slot_job[i], msg);
     }
 }
 
@@ -488,7 +368,7 @@ static void *engine_main(void *arg) {
             continue;
         }
         pthread_mutex_unlock(&e->mu);
-        setup_new_slots(e);
+        start_pending(e);
         engine_step(e);
         pthread_mutex_lock(&e->mu);
     }
@@ -497,17 +377,16 @@ static void *engine_main(void *arg) {
         serve_job *j = e->queue[e->q_head];
         e->q_head = (e->q_head + 1) % e->q_cap;
         e->q_len--;
-        pthread_mutex_lock(&j->mu);
-        for (size_t c = 0; c < j->n; c++) finish_choice_locked(j, c, "cancelled", SIZE_MAX);
-        j->done = 1;
-        j->t_done = rt_now();
-        job_signal(j);
-        pthread_mutex_unlock(&j->mu);
-        serve_job_unref(j);
+        job_release(j);
     }
     pthread_mutex_unlock(&e->mu);
+    for (size_t p = 0; p < e->n_pending; p++) {
+        e->active -= e->pending[p]->n;
+        job_release(e->pending[p]);
+    }
+    e->n_pending = 0;
     for (size_t i = 0; i < e->n_slots; i++)
-        if (e->slots[i].state != SLOT_FREE) release_slot(e, &e->slots[i]);
+        if (e->slot_job[i]) release_slot(e, i);
     return NULL;
 }
 
@@ -524,40 +403,29 @@ int serve_engine_init(serve_engine **out, const model *m, size_t max_batch, size
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
     e->m = m;
-    e->V = m->cfg.vocab_size;
-    e->D = m->cfg.dim;
     e->n_ctx = m->cfg.ctx_len;
-    e->prefill_chunk = prefill_chunk;
-    e->max_rows = max_batch + prefill_chunk;
     e->n_slots = max_batch;
     e->q_cap = max_queue;
     e->threads = threads;
     e->attach = attach;
     e->attach_ud = attach_ud;
     e->metrics = metrics;
-    size_t lbytes;
-    if (rt_mul_size(e->max_rows, e->V * sizeof(float), &lbytes)) goto fail;
-    e->logits = rt_alloc_aligned(lbytes, "engine logits");
-    e->scratch = rt_malloc_array(e->V, sizeof(float), "engine scratch");
-    e->row_cache = rt_malloc_array(e->max_rows, sizeof *e->row_cache, "engine rows");
-    e->row_tok = rt_malloc_array(e->max_rows, sizeof *e->row_tok, "engine rows");
-    e->row_want = rt_malloc_array(e->max_rows, sizeof *e->row_want, "engine rows");
-    e->row_slot = rt_malloc_array(e->max_rows, sizeof *e->row_slot, "engine rows");
-    e->order = rt_malloc_array(max_batch, sizeof *e->order, "engine rows");
+    e->slot_job = rt_calloc(max_batch, sizeof *e->slot_job, "engine slots");
+    e->pending = rt_calloc(max_batch, sizeof *e->pending, "engine slots");
     e->queue = rt_malloc_array(max_queue, sizeof *e->queue, "engine queue");
-    e->slots = rt_calloc(max_batch, sizeof *e->slots, "engine slots");
-    if (!e->logits || !e->scratch || !e->row_cache || !e->row_tok || !e->row_want || !e->row_slot || !e->order ||
-        !e->queue || !e->slots)
-        goto fail;
-    for (size_t i = 0; i < max_batch; i++) {
-        if (kv_cache_init(&e->slots[i].kv, &m->cfg, e->n_ctx)) goto fail;
-        e->slots[i].hist = rt_malloc_array(e->n_ctx + 1, sizeof(int32_t), "slot history");
-        if (!e->slots[i].hist) goto fail;
-    }
+    if (!e->slot_job || !e->pending || !e->queue) goto fail;
+    generator_opts go = {.max_seqs = max_batch,
+                         .max_rows = max_batch + prefill_chunk,
+                         .prefill_chunk = prefill_chunk,
+                         .max_top = SERVE_MAX_TOP,
+                         .want_hidden = 1,
+                         .setup = setup_sampler,
+                         .on_token = take_token,
+                         .ud = e};
     /* the decoder sizes its per-thread scratch from the calling thread's OpenMP setting:
      * make it the engine's */
     kernels_set_threads((int)threads);
-    if (decoder_init(&e->dec, m, e->max_rows)) goto fail;
+    if (generator_init(&e->gen, m, &go)) goto fail;
     if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
         RT_FAIL("cannot start the engine thread");
         goto fail;
@@ -605,22 +473,10 @@ void serve_engine_free(serve_engine *e) {
         pthread_mutex_unlock(&e->mu);
         pthread_join(e->thread, NULL);
     }
-    if (e->slots)
-        for (size_t i = 0; i < e->n_slots; i++) {
-            kv_cache_free(&e->slots[i].kv);
-            free(e->slots[i].hist);
-            if (e->slots[i].smp_live) sampler_free(&e->slots[i].smp);
-        }
-    decoder_free(&e->dec);
-    rt_free_aligned(e->logits);
-    free(e->scratch);
-    free(e->row_cache);
-    free(e->row_tok);
-    free(e->row_want);
-    free(e->row_slot);
-    free(e->order);
+    generator_free(e->gen);
+    free(e->slot_job);
+    free(e->pending);
     free(e->queue);
-    free(e->slots);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);
     free(e);

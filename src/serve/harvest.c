@@ -1,9 +1,9 @@
 /*
  * harvest.c — the harvester: send every prompt of a file to an OpenAI-compatible endpoint
  * (libcurl, N worker threads, an optional overall request rate) and append one JSONL line
- * per answer in the format `retort sft` reads:
+ * per answer in the harvest record format (src/record/record.h) that `retort sft` reads:
  *   {"prompt", "completion", "id", "model", "finish_reason", "usage",
- *    "logprobs": [chosen-token log-probs]?, "top_logprobs": [[{"token","logprob","bytes"}...]...]?}
+ *    "logprobs"?: the API's own {"content": [{"token","logprob","bytes","top_logprobs"}]}}
  * Resumable: prompts already in the output are skipped (a torn last line is cut off).
  * 429: every worker pauses for Retry-After (or an exponential backoff when absent), and the
  * harvest stops if the server asks for a wait longer than 5 minutes (a spent daily quota);
@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../record/record.h"
 #include "serve.h"
 
 #define HARVEST_MAX_WAIT 300.0 /* seconds: a longer Retry-After stops the run */
@@ -338,42 +339,6 @@ static int append_error(run_t *R, const prompt_t *p, long status, const char *ms
     return rc;
 }
 
-/* Convert one choice's logprobs into the harvest fields. */
-static void add_logprobs(json_t *line, json_t *lp, int chat) {
-    if (!json_is_object(lp)) return;
-    json_t *content = json_object_get(lp, "content");
-    json_t *chosen = json_array(), *tops = json_array();
-    if (json_is_array(content)) {
-        size_t i;
-        json_t *e;
-        json_array_foreach(content, i, e) {
-            json_array_append(chosen, json_object_get(e, "logprob"));
-            json_t *t = json_object_get(e, "top_logprobs");
-            json_array_append_new(tops, json_is_array(t) ? json_deep_copy(t) : json_array());
-        }
-    } else if (!chat) {
-        /* legacy completions form: dicts of token string -> logprob (bytes from the string) */
-        json_t *tl = json_object_get(lp, "token_logprobs"), *tp = json_object_get(lp, "top_logprobs");
-        size_t i;
-        json_t *v;
-        json_array_foreach(tl, i, v) {
-            json_array_append(chosen, v);
-            json_t *d = json_array_get(tp, i), *lst = json_array();
-            const char *k;
-            json_t *x;
-            if (json_is_object(d)) json_object_foreach(d, k, x) {
-                    json_t *bytes = json_array();
-                    for (const unsigned char *q = (const unsigned char *)k; *q; q++)
-                        json_array_append_new(bytes, json_integer(*q));
-                    json_array_append_new(lst, json_pack("{s:s, s:O, s:o}", "token", k, "logprob", x, "bytes", bytes));
-                }
-            json_array_append_new(tops, lst);
-        }
-    }
-    json_object_set_new(line, "logprobs", chosen);
-    json_object_set_new(line, "top_logprobs", tops);
-}
-
 /* 1: written; 0: the body was not a usable answer (message in err) */
 static int write_answer(run_t *R, const prompt_t *p, const http_resp *r, char *err, size_t err_cap) {
     json_error_t je;
@@ -389,25 +354,12 @@ static int write_answer(run_t *R, const prompt_t *p, const http_resp *r, char *e
         json_decref(o);
         return 0;
     }
-    json_t *text = R->o->chat ? json_object_get(json_object_get(ch, "message"), "content") : json_object_get(ch, "text");
-    if (!json_is_string(text)) {
-        snprintf(err, err_cap, "response without %s", R->o->chat ? "choices[0].message.content" : "choices[0].text");
-        json_decref(o);
-        return 0;
-    }
-    json_t *line = json_pack("{s:s%, s:O}", "prompt", p->text, p->len, "completion", text);
+    json_t *line = record_from_response(p->text, p->len, o, R->o->chat, R->o->top_logprobs > 0, err, err_cap);
     if (!line) {
-        snprintf(err, err_cap, "out of memory");
         json_decref(o);
         return 0;
     }
-    json_t *v;
-    if ((v = json_object_get(o, "id"))) json_object_set(line, "id", v);
-    if ((v = json_object_get(o, "model"))) json_object_set(line, "model", v);
-    if ((v = json_object_get(ch, "finish_reason"))) json_object_set(line, "finish_reason", v);
     json_t *usage = json_object_get(o, "usage");
-    if (usage) json_object_set(line, "usage", usage);
-    if (R->o->top_logprobs > 0) add_logprobs(line, json_object_get(ch, "logprobs"), R->o->chat);
     char *s = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(9));
     json_decref(line);
     int ok = 0;

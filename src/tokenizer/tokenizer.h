@@ -59,6 +59,9 @@ int tokenizer_train(tokenizer **out, const char *text, size_t len, size_t vocab_
  * tokens whose concatenation is one; ids in range. Control tokens are the specials (matched
  * with parse_special). Errors name the file and the key (and index) that is wrong. */
 int tokenizer_from_gguf(tokenizer **out, const gguf_ctx *ctx);
+/* Open the GGUF file at path and read its tokenizer (the one "open GGUF -> tokenizer" every
+ * command uses). Errors name the file: "<path>: no usable tokenizer: <why>". */
+int tokenizer_load(tokenizer **out, const char *path);
 /* Store as tokenizer.ggml.* keys (model "gpt2", pre "gpt-2", tokens, token_type, merges,
  * bos/eos/padding ids, add_bos_token=false). */
 int tokenizer_to_gguf(const tokenizer *tok, gguf_writer *w);

@@ -63,6 +63,16 @@ static int get_id(const gguf_ctx *ctx, const char *key, size_t n_vocab, int requ
     return 0;
 }
 
+int tokenizer_load(tokenizer **out, const char *path) {
+    *out = NULL;
+    gguf_ctx *g = NULL;
+    if (gguf_open(&g, path)) return -1;
+    int rc = tokenizer_from_gguf(out, g);
+    gguf_close(g);
+    if (rc) return RT_FAIL("%s: no usable tokenizer: %s", path, rt_errmsg());
+    return 0;
+}
+
 int tokenizer_from_gguf(tokenizer **out, const gguf_ctx *ctx) {
     *out = NULL;
     if (need_str(ctx, K_MODEL, "gpt2") || need_str(ctx, K_PRE, "gpt-2")) return -1;
