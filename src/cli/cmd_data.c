@@ -51,7 +51,6 @@ static int data_arith(int argc, char **argv) {
     return 0;
 }
 
-/* a JSON string from bytes that may not be valid UTF-8 (invalid sequences become U+FFFD) */
 static int data_generate(int argc, char **argv) {
     const char *model_path = NULL, *prompts_path = NULL, *text_path = NULL, *out = NULL, *split = "train";
     size_t n = 1000, prompt_tokens = 32, threads = 0, n_logprobs = 0;

@@ -14,21 +14,8 @@
 json_t *record_json_text(const char *b, size_t n) {
     json_t *s = json_stringn(b ? b : "", n);
     if (s) return s;
-    rt_buf t = {0};
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)b[i];
-        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        json_t *probe = len && i + len <= n ? json_stringn(b + i, len) : NULL; /* jansson checks UTF-8 */
-        if (probe) {
-            json_decref(probe);
-            if (rt_buf_append(&t, b + i, len)) break;
-            i += len;
-        } else {
-            if (rt_buf_append(&t, "\xef\xbf\xbd", 3)) break;
-            i++;
-        }
-    }
-    s = json_stringn(t.data ? t.data : "", t.len);
+    rt_buf t = {0}; /* not valid UTF-8: base's one sanitizer (U+FFFD per maximal subpart) */
+    s = rt_utf8_sanitize(&t, b, n) ? NULL : json_stringn(t.data ? t.data : "", t.len);
     rt_buf_free(&t);
     return s;
 }
