@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "guard/guard.h"
-#include "guard/guard_internal.h"
+#include "defend/defend_internal.h"
 #include "testlib.h"
 
 /* ---------------------------------------------------------------- sketches */

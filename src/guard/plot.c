@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "guard_internal.h"
+#include "../defend/defend_internal.h"
 
 typedef struct {
     double t, risk;

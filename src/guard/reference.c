@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "guard_internal.h"
+#include "../defend/defend_internal.h"
 
 void guard_reference_init(guard_reference *r) {
     memset(r, 0, sizeof *r);

@@ -23,7 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "guard_internal.h"
+#include "defend_internal.h"
 
 #define SCORE_EVERY 16      /* a timeline row at least every N events of an account */
 #define SCORE_DELTA 0.02    /* ... or when its risk moved this much */

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "guard_internal.h"
+#include "defend_internal.h"
 
 /* ---------------------------------------------------------------- PRADA */
 

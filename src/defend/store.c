@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "guard_internal.h"
+#include "defend_internal.h"
 
 const char *const guard_schema_sql =
     "CREATE TABLE IF NOT EXISTS guard_events("

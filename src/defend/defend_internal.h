@@ -1,5 +1,5 @@
 /*
- * guard_internal.h — what the files of src/guard share and nobody else sees: the guard
+ * defend_internal.h — what the files of src/defend (and, until they move, sim and guard/plot.c) share and nobody else sees: the guard
  * tables' SQL, the simulator's label table, the PRADA baseline's streaming state, and small
  * SQLite helpers.
  */
@@ -8,7 +8,7 @@
 
 #include <sqlite3.h>
 
-#include "guard.h"
+#include "../guard/guard.h"
 
 /* Tables the guard adds to the gateway database (idempotent):
  *   guard_events   one row per request the guard saw: the features the detector used

@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "guard_internal.h"
+#include "defend_internal.h"
 
 #define VIEW_RECENT 24          /* risk values per account in the list (for its sparkline) */
 #define VIEW_RECENT_SQL "24"
