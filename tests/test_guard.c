@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "guard/guard.h"
+#include "sim/sim.h"
 #include "defend/defend_internal.h"
 #include "testlib.h"
 

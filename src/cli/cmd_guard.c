@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../guard/guard.h"
+#include "../defend/defend.h"
 #include "cli.h"
 
 static int open_db(const char *cmd, const char *path, gw_db **db) {

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../guard/guard.h"
+#include "../sim/sim.h"
 #include "cli.h"
 
 int cmd_simulate(int argc, char **argv) {

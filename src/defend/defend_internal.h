@@ -1,14 +1,13 @@
 /*
  * defend_internal.h — what the files of src/defend (and, until they move, sim and guard/plot.c) share and nobody else sees: the guard
- * tables' SQL, the simulator's label table, the PRADA baseline's streaming state, and small
- * SQLite helpers.
+ * tables' SQL, the simulator's label table, and small SQLite helpers.
  */
 #ifndef RETORT_GUARD_INTERNAL_H
 #define RETORT_GUARD_INTERNAL_H
 
 #include <sqlite3.h>
 
-#include "../guard/guard.h"
+#include "defend.h"
 
 /* Tables the guard adds to the gateway database (idempotent):
  *   guard_events   one row per request the guard saw: the features the detector used
@@ -35,25 +34,5 @@ typedef struct {
     char group[64];     /* the persona instance (a sybil group shares one) */
 } guard_label;
 int guard_labels_read(sqlite3 *c, guard_label **out, size_t *n);
-
-/* PRADA (Juuti et al., 2019), streaming over one account's prompts: for each query x, the
- * minimum L2 distance d to the account's growing set G; d joins the distance list D; x joins G
- * when d > mean(D) - std(D). An attack is flagged when Shapiro–Wilk W(D) < delta (checked once
- * |D| >= min_n). Embeddings are the served model's unit prompt hidden states; one class. */
-typedef struct {
-    size_t dim;
-    float *g;         /* (cap_g, dim) the growing set */
-    size_t n_g, cap_g;
-    double *dist;     /* (cap_d) D */
-    size_t n_d, cap_d;
-    double sum, sum2; /* of D */
-} guard_prada;
-void guard_prada_init(guard_prada *p, size_t dim);
-void guard_prada_free(guard_prada *p);
-/* Add a query (G is capped at max_g: later queries still get distances, G stops growing).
- * Returns -1 when out of memory. */
-int guard_prada_add(guard_prada *p, const float *x, size_t max_g);
-/* W of D now (NaN while |D| < 3). */
-double guard_prada_w(const guard_prada *p);
 
 #endif

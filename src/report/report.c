@@ -20,7 +20,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../guard/guard.h"
+#include "../defend/defend.h"
 #include "report.h"
 
 void report_options_defaults(report_options *o) {

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../guard/guard.h"
+#include "sim.h"
 
 typedef struct {
     uint16_t book, chapter, verse;

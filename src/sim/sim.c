@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "../defend/defend_internal.h"
+#include "sim.h"
 
 typedef enum { P_BENIGN = 0, P_POWER, P_APP, P_BULK, P_LOGPROB, P_SLOW, P_TEMPLATE, P_MIMICRY, P_SYBIL, P_WALK, P_KINDS } pkind;
 static const char *const kind_names[P_KINDS] = {"benign", "power",    "app",     "bulk",  "logprob",
