@@ -1,9 +1,11 @@
 /*
- * defend_internal.h — what the files of src/defend (and, until they move, sim and guard/plot.c) share and nobody else sees: the guard
- * tables' SQL, the simulator's label table, and small SQLite helpers.
+ * defend_internal.h — what the files of src/defend share and nobody else sees: the guard
+ * tables' SQL and the simulator's labels as rows. (src/guard/plot.c still includes it until
+ * it moves to the one plot module; src/sim includes it for the label rows it writes.)
+ * SQL goes through the gateway's helper layer (gw_sql_*).
  */
-#ifndef RETORT_GUARD_INTERNAL_H
-#define RETORT_GUARD_INTERNAL_H
+#ifndef RETORT_DEFEND_INTERNAL_H
+#define RETORT_DEFEND_INTERNAL_H
 
 #include <sqlite3.h>
 
@@ -17,8 +19,6 @@
  *   guard_sim_accounts  the simulator's labels (persona, strategy, benign or attack, group) */
 extern const char *const guard_schema_sql;
 
-/* Prepare, or fail with the database path and statement named. */
-int guard_sql_prepare(sqlite3 *c, const char *sql, sqlite3_stmt **st, const char *what);
 
 /* Insert one event (bound to a prepared INSERT of guard_events). */
 int guard_event_insert(sqlite3 *c, sqlite3_stmt *st, const guard_event *ev);

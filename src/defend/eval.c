@@ -81,7 +81,7 @@ static int load_fn(sqlite3 *c, void *ud) {
     }
     sqlite3_stmt *st = NULL;
     /* the first action of each kind per account */
-    if (guard_sql_prepare(c,
+    if (gw_sql_prepare(c,
                           "SELECT account_id, action, mode, t, usage_row_id, group_id FROM guard_actions "
                           "WHERE action != 'release' ORDER BY id",
                           &st, "reading guard_actions"))
@@ -102,7 +102,7 @@ static int load_fn(sqlite3 *c, void *ud) {
         }
     }
     sqlite3_finalize(st);
-    if (guard_sql_prepare(c, "SELECT id, account_id, status, prompt_tokens + completion_tokens FROM usage ORDER BY id", &st,
+    if (gw_sql_prepare(c, "SELECT id, account_id, status, prompt_tokens + completion_tokens FROM usage ORDER BY id", &st,
                           "reading the usage ledger"))
         return -1;
     while (sqlite3_step(st) == SQLITE_ROW) {

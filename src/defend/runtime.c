@@ -247,12 +247,12 @@ static void *writer_main(void *arg) {
     if (ok) {
         sqlite3_busy_timeout(c, 5000);
         sqlite3_exec(c, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
-        ok = guard_sql_prepare(c, guard_event_insert_sql, &ins_ev, "guard_events") == 0 &&
-             guard_sql_prepare(c,
+        ok = gw_sql_prepare(c, guard_event_insert_sql, &ins_ev, "guard_events") == 0 &&
+             gw_sql_prepare(c,
                                "INSERT INTO guard_scores(t, account_id, group_id, group_size, n, risk, account_risk, "
                                "group_risk, level, code, signals) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
                                &ins_sc, "guard_scores") == 0 &&
-             guard_sql_prepare(c,
+             gw_sql_prepare(c,
                                "SELECT id, account_id FROM guard_actions WHERE action = 'release' AND id > ?1 "
                                "ORDER BY id",
                                &rel, "guard_actions") == 0;
@@ -339,7 +339,7 @@ typedef struct {
 static int insert_action(sqlite3 *c, void *ud) {
     action_row *a = ud;
     sqlite3_stmt *st = NULL;
-    if (guard_sql_prepare(c,
+    if (gw_sql_prepare(c,
                           "INSERT INTO guard_actions(t, account_id, group_id, action, mode, code, risk, usage_row_id, "
                           "reason, evidence, prev_rpm) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
                           &st, "guard_actions"))
@@ -590,7 +590,7 @@ void guard_serve_hooks(guard *g, serve_hooks *h) {
 
 static int max_release_id(sqlite3 *c, void *ud) {
     sqlite3_stmt *st = NULL;
-    if (guard_sql_prepare(c, "SELECT coalesce(max(id), 0) FROM guard_actions WHERE action = 'release'", &st,
+    if (gw_sql_prepare(c, "SELECT coalesce(max(id), 0) FROM guard_actions WHERE action = 'release'", &st,
                           "guard_actions"))
         return -1;
     if (sqlite3_step(st) == SQLITE_ROW) *(int64_t *)ud = sqlite3_column_int64(st, 0);

@@ -43,15 +43,6 @@ const char *const guard_event_insert_sql =
     " completion_tokens, max_tokens, max_tokens_given, logprobs, top_logprobs, concurrent, prompt_hash,"
     " minhash, emb, emb_scale, prefix_hash) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)";
 
-int guard_sql_prepare(sqlite3 *c, const char *sql, sqlite3_stmt **st, const char *what) {
-    *st = NULL;
-    if (sqlite3_prepare_v2(c, sql, -1, st, NULL) != SQLITE_OK)
-        return RT_FAIL("%s: %s: %s (is it a retort gateway database with the guard's tables?)",
-                       sqlite3_db_filename(c, "main") ? sqlite3_db_filename(c, "main") : "database", what,
-                       sqlite3_errmsg(c));
-    return 0;
-}
-
 static int init_fn(sqlite3 *c, void *ud) {
     (void)ud;
     char *err = NULL;
@@ -123,7 +114,7 @@ static int read_events_fn(sqlite3 *c, void *ud) {
     if (!gw_sql_has_table(c, "guard_events"))
         return RT_FAIL("no guard_events table: was the server run with --guard or --guard-shadow?");
     sqlite3_stmt *st = NULL;
-    if (guard_sql_prepare(c,
+    if (gw_sql_prepare(c,
                           "SELECT row_id, t, account_id, created_at, client_hash, status, prompt_tokens, "
                           "completion_tokens, max_tokens, max_tokens_given, logprobs, top_logprobs, concurrent, "
                           "prompt_hash, minhash, emb, emb_scale, coalesce(prefix_hash, 0) FROM guard_events ORDER BY id",
@@ -222,7 +213,7 @@ int guard_labels_read(sqlite3 *c, guard_label **out, size_t *n) {
     *n = 0;
     if (!gw_sql_has_table(c, "guard_sim_accounts")) return 0;
     sqlite3_stmt *st = NULL;
-    if (guard_sql_prepare(c, "SELECT account_id, name, persona, strategy, attack, grp FROM guard_sim_accounts "
+    if (gw_sql_prepare(c, "SELECT account_id, name, persona, strategy, attack, grp FROM guard_sim_accounts "
                              "ORDER BY account_id",
                           &st, "reading guard_sim_accounts"))
         return -1;
@@ -278,7 +269,7 @@ static int status_fn(sqlite3 *c, void *ud) {
         return RT_FAIL("no guard tables: was the server run with --guard or --guard-shadow?");
     sqlite3_stmt *st = NULL;
     /* the latest action per account, its latest risk, its name and status */
-    if (guard_sql_prepare(
+    if (gw_sql_prepare(
             c,
             "SELECT a.account_id, coalesce(ac.name, '#' || a.account_id), coalesce(ac.status, '?'), a.action, a.mode,"
             " a.code, a.risk, a.t, a.group_id, a.id,"
@@ -387,7 +378,7 @@ static int explain_fn(sqlite3 *c, void *ud) {
     json_t *all = json_pack("{s:I, s:[], s:o}", "account_id", (json_int_t)x->account_id, "actions", "latest",
                             json_null());
     json_t *actions = json_object_get(all, "actions");
-    if (guard_sql_prepare(c,
+    if (gw_sql_prepare(c,
                           "SELECT id, t, action, mode, code, risk, group_id, usage_row_id, reason, evidence, prev_rpm "
                           "FROM guard_actions WHERE account_id = ?1 ORDER BY id",
                           &st, "reading guard_actions"))
@@ -463,7 +454,7 @@ static int explain_fn(sqlite3 *c, void *ud) {
     }
     sqlite3_finalize(st);
     /* the latest timeline row */
-    if (guard_sql_prepare(c,
+    if (gw_sql_prepare(c,
                           "SELECT t, n, risk, account_risk, group_risk, group_id, group_size, level, code, signals "
                           "FROM guard_scores WHERE account_id = ?1 ORDER BY id DESC LIMIT 1",
                           &st, "reading guard_scores"))
@@ -551,7 +542,7 @@ static int release_info_fn(sqlite3 *c, void *ud) {
     r->prev_rpm = -1;
     r->group_id = r->account_id;
     /* the first throttle since the last release holds the limits to restore */
-    if (guard_sql_prepare(c,
+    if (gw_sql_prepare(c,
                           "SELECT action, group_id, prev_rpm FROM guard_actions WHERE account_id = ?1 AND id > "
                           "coalesce((SELECT max(id) FROM guard_actions WHERE account_id = ?1 AND action = 'release'), 0) "
                           "ORDER BY id",
@@ -573,7 +564,7 @@ static int release_info_fn(sqlite3 *c, void *ud) {
 static int group_members_fn(sqlite3 *c, void *ud) {
     release_info *r = ud;
     sqlite3_stmt *st = NULL;
-    if (guard_sql_prepare(c,
+    if (gw_sql_prepare(c,
                           "SELECT DISTINCT account_id FROM guard_actions WHERE group_id = ?1 AND action != 'release' "
                           "ORDER BY account_id",
                           &st, "reading guard_actions"))
@@ -605,7 +596,7 @@ typedef struct {
 static int insert_release(sqlite3 *c, void *ud) {
     rel_row *r = ud;
     sqlite3_stmt *st = NULL;
-    if (guard_sql_prepare(c,
+    if (gw_sql_prepare(c,
                           "INSERT INTO guard_actions(t, account_id, group_id, action, mode, code, risk, reason, evidence) "
                           "VALUES(?1, ?2, ?3, 'release', 'operator', 'RELEASE', 0, ?4, '{}')",
                           &st, "guard_actions"))

@@ -49,7 +49,7 @@ static const char *or_empty(const char *s) { return s ? s : ""; }
 static int insert_score_fn(sqlite3 *c, void *ud) {
     const guard_score_row *r = ud;
     sqlite3_stmt *st = NULL;
-    if (guard_sql_prepare(c,
+    if (gw_sql_prepare(c,
                           "INSERT INTO guard_scores(t, account_id, group_id, group_size, n, risk, account_risk, "
                           "group_risk, level, code, signals) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
                           &st, "guard_scores"))
@@ -92,7 +92,7 @@ static int insert_action_fn(sqlite3 *c, void *ud) {
     action_ins *x = ud;
     const guard_action_row *r = x->r;
     sqlite3_stmt *st = NULL;
-    if (guard_sql_prepare(c,
+    if (gw_sql_prepare(c,
                           "INSERT INTO guard_actions(t, account_id, group_id, action, mode, code, risk, usage_row_id, "
                           "reason, evidence, prev_rpm) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
                           &st, "guard_actions"))
@@ -190,11 +190,11 @@ static int state_fn(sqlite3 *c, void *ud) {
     x->has_tables = gw_sql_has_table(c, "guard_scores") && gw_sql_has_table(c, "guard_actions");
     if (!x->has_tables) return 0;
     sqlite3_stmt *sc = NULL, *ac = NULL;
-    if (guard_sql_prepare(c,
+    if (gw_sql_prepare(c,
                           "SELECT t, risk, account_risk, group_risk, n, level, code, group_id, group_size "
                           "FROM guard_scores WHERE account_id = ?1 ORDER BY t DESC, id DESC LIMIT " VIEW_RECENT_SQL,
                           &sc, "reading guard_scores") ||
-        guard_sql_prepare(c,
+        gw_sql_prepare(c,
                           "SELECT id, t, action, mode, code, risk, group_id, reason FROM guard_actions "
                           "WHERE account_id = ?1 ORDER BY id DESC LIMIT 1",
                           &ac, "reading guard_actions")) {
@@ -336,7 +336,7 @@ typedef struct {
 static int usage_one_fn(sqlite3 *c, void *ud) {
     usage_one_ctx *x = ud;
     sqlite3_stmt *st = NULL;
-    if (guard_sql_prepare(c,
+    if (gw_sql_prepare(c,
                           "SELECT count(*), sum(status = 200), sum(prompt_tokens), sum(completion_tokens), "
                           "sum(t >= ?1), sum(CASE WHEN t >= ?1 THEN prompt_tokens + completion_tokens ELSE 0 END), "
                           "max(t) FROM usage WHERE account_id = ?2",
@@ -372,7 +372,7 @@ typedef struct {
 static int candidates_fn(sqlite3 *c, void *ud) {
     cand_ctx *x = ud;
     sqlite3_stmt *st = NULL;
-    if (guard_sql_prepare(c,
+    if (gw_sql_prepare(c,
                           "SELECT account_id FROM guard_scores WHERE group_id = ?1 UNION "
                           "SELECT account_id FROM guard_actions WHERE group_id = ?1",
                           &st, "reading guard_scores"))
@@ -639,7 +639,7 @@ static int detail_fn(sqlite3 *c, void *ud) {
     detail_ctx *x = ud;
     if (!gw_sql_has_table(c, "guard_scores") || !gw_sql_has_table(c, "guard_actions")) return 0;
     sqlite3_stmt *st = NULL;
-    if (guard_sql_prepare(c, "SELECT count(*) FROM guard_scores WHERE account_id = ?1", &st, "reading guard_scores"))
+    if (gw_sql_prepare(c, "SELECT count(*) FROM guard_scores WHERE account_id = ?1", &st, "reading guard_scores"))
         return -1;
     sqlite3_bind_int64(st, 1, x->account_id);
     if (sqlite3_step(st) == SQLITE_ROW) x->timeline_rows = sqlite3_column_int64(st, 0);
@@ -649,7 +649,7 @@ static int detail_fn(sqlite3 *c, void *ud) {
     size_t stride = 1;
     if ((size_t)x->timeline_rows > x->max_points)
         stride = ((size_t)x->timeline_rows - 1 + x->max_points - 2) / (x->max_points - 1);
-    if (guard_sql_prepare(c,
+    if (gw_sql_prepare(c,
                           "SELECT t, risk, account_risk, group_risk, level, code, n, group_id, group_size, signals "
                           "FROM guard_scores WHERE account_id = ?1 ORDER BY t, id",
                           &st, "reading guard_scores"))
@@ -687,7 +687,7 @@ static int detail_fn(sqlite3 *c, void *ud) {
     if (best) json_array_append_new(x->timeline, best); /* rows added since the count */
     sqlite3_finalize(st);
     if (r != SQLITE_DONE) return RT_FAIL("reading guard_scores: %s", sqlite3_errmsg(c));
-    if (guard_sql_prepare(c,
+    if (gw_sql_prepare(c,
                           "SELECT id, t, action, mode, code, risk, group_id, usage_row_id, reason, evidence, prev_rpm "
                           "FROM guard_actions WHERE account_id = ?1 ORDER BY id",
                           &st, "reading guard_actions"))
@@ -716,7 +716,7 @@ int guard_view_account(gw_db *db, const char *name_or_id, double now, size_t max
     *json_out = NULL;
     if (max_points == 0) max_points = VIEW_POINTS_DEFAULT;
     if (max_points < 2 || max_points > VIEW_POINTS_MAX)
-        return RT_FAIL("points: expected 2..%d timeline points, got %zu", VIEW_POINTS_MAX, max_points);
+        return RT_FAIL_KIND(RT_ERR_INVALID, "points: expected 2..%d timeline points, got %zu", VIEW_POINTS_MAX, max_points);
     gw_account a;
     if (gw_account_find(db, name_or_id, &a)) return -1;
     snapshot s;
@@ -770,11 +770,10 @@ static char *error_json(int *status, int code, const char *param, const char *fm
     return s;
 }
 
-/* 404 for an unknown account, 500 otherwise, with rt_errmsg(). */
+/* The last recorded error with the HTTP status of its kind (base.h: rt_err_http_status): an
+ * unknown account is 404, a locked database 503, anything else 500. */
 static char *view_error(int *status) {
-    const char *m = rt_errmsg();
-    return error_json(status, strstr(m, "no account named") ? 404 : strstr(m, "points:") ? 400 : 500,
-                      strstr(m, "points:") ? "points" : NULL, "%s", m);
+    return error_json(status, rt_err_http_status(rt_errkind()), NULL, "%s", rt_errmsg());
 }
 
 /* The views read through a connection of their own (WAL lets it read while the server writes),
@@ -802,7 +801,7 @@ static int handle(void *ud, gw_db *db, const serve_admin_call *call, int *status
         if (!get) goto method;
         gw_db *rd = NULL;
         if (gw_db_open(&rd, gw_db_path(db)) || guard_view_accounts(rd, call->now, out))
-            *out = error_json(status, 500, NULL, "%s", rt_errmsg());
+            *out = view_error(status);
         gw_db_close(rd);
         return *out ? 1 : -1;
     }
@@ -854,13 +853,13 @@ static int handle(void *ud, gw_db *db, const serve_admin_call *call, int *status
     }
     gw_account a;
     if (gw_account_find(db, parts[2], &a)) {
-        *out = error_json(status, 404, NULL, "%s", rt_errmsg());
+        *out = view_error(status);
         return *out ? 1 : -1;
     }
     char ref[32];
     snprintf(ref, sizeof ref, "#%lld", (long long)a.id);
     if (guard_release(db, ref, group, note, call->now, NULL)) {
-        *out = error_json(status, 500, NULL, "%s", rt_errmsg());
+        *out = view_error(status);
         return *out ? 1 : -1;
     }
     rt_info("admin %s released account %s (#%lld)%s from the admin API", who, a.name, (long long)a.id,

@@ -51,6 +51,17 @@ int gw_db_with(gw_db *db, int (*fn)(sqlite3 *conn, void *ud), void *ud);
 /* Does the database behind conn have a table of this name? (0 also when it cannot be asked) */
 int gw_sql_has_table(sqlite3 *conn, const char *name);
 
+/* The SQL helper layer (gw_sql.c) for every room with tables in this database; each room's
+ * tables keep one owner (docs/architecture.md), this is only how owners talk SQL.
+ * gw_sql_fail records "<file>: <what>: <SQLite's message>" with kind BUSY (locked database),
+ * NOMEM, or IO, and returns -1. The others return 0 or fail that way. */
+typedef struct sqlite3_stmt sqlite3_stmt;
+int gw_sql_fail(sqlite3 *conn, const char *what);
+int gw_sql_prepare(sqlite3 *conn, const char *sql, sqlite3_stmt **st, const char *what);
+int gw_sql_exec(sqlite3 *conn, const char *sql, const char *what);
+/* Step a statement that returns no rows (INSERT, UPDATE, DELETE). */
+int gw_sql_step_done(sqlite3 *conn, sqlite3_stmt *st, const char *what);
+
 /* ---------------------------------------------------------------- accounts and keys */
 
 #define GW_NAME_MAX 128   /* account names: 1..127 bytes of [A-Za-z0-9._@+-] */

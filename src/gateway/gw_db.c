@@ -63,9 +63,7 @@ static const char *const schema_sql =
     "CREATE TABLE IF NOT EXISTS server_config(key TEXT PRIMARY KEY, value TEXT NOT NULL,"
     "  updated_at REAL NOT NULL);";
 
-static int db_fail(gw_db *db, const char *what) {
-    return RT_FAIL("%s: %s: %s", db->path, what, sqlite3_errmsg(db->conn));
-}
+static int db_fail(gw_db *db, const char *what) { return gw_sql_fail(db->conn, what); }
 
 int gw_db_open(gw_db **out, const char *path) {
     *out = NULL;
@@ -327,12 +325,12 @@ int gw_account_get(gw_db *db, int64_t id, gw_account *out) {
     int rc = get_account_locked(db, id, out, &found);
     pthread_mutex_unlock(&db->mu);
     if (rc) return -1;
-    if (!found) return RT_FAIL("no account with id %lld", (long long)id);
+    if (!found) return RT_FAIL_KIND(RT_ERR_NOT_FOUND, "no account with id %lld", (long long)id);
     return 0;
 }
 
 int gw_account_find(gw_db *db, const char *name_or_id, gw_account *out) {
-    if (!name_or_id || !*name_or_id) return RT_FAIL("no account name given");
+    if (!name_or_id || !*name_or_id) return RT_FAIL_KIND(RT_ERR_INVALID, "no account name given");
     pthread_mutex_lock(&db->mu);
     int found = 0;
     int rc = find_account_locked(db, name_or_id, out, &found);
@@ -344,7 +342,7 @@ int gw_account_find(gw_db *db, const char *name_or_id, gw_account *out) {
     }
     pthread_mutex_unlock(&db->mu);
     if (rc) return -1;
-    if (!found) return RT_FAIL("no account named '%s' (retort keys list shows them)", name_or_id);
+    if (!found) return RT_FAIL_KIND(RT_ERR_NOT_FOUND, "no account named '%s' (retort keys list shows them)", name_or_id);
     return 0;
 }
 

@@ -32,10 +32,6 @@ static const char *const evidence_schema =
     "  detected INTEGER, controls INTEGER, control_min_p REAL, control_ks_p REAL, control_p TEXT,"
     "  result_json TEXT NOT NULL, command TEXT NOT NULL DEFAULT '', added_at REAL NOT NULL);";
 
-static int sql_fail(sqlite3 *db, const char *what) {
-    const char *f = db ? sqlite3_db_filename(db, "main") : NULL;
-    return RT_FAIL("%s: %s: %s", f && *f ? f : "database", what, db ? sqlite3_errmsg(db) : "cannot open");
-}
 
 int report_db_open(sqlite3 **out, const char *path) {
     *out = NULL;
@@ -66,10 +62,10 @@ int report_meta_set(sqlite3 *db, const char *key, const char *value) {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO report_meta(key, value) VALUES(?1, ?2)", -1, &st, NULL) !=
         SQLITE_OK)
-        return sql_fail(db, "report_meta");
+        return gw_sql_fail(db, "report_meta");
     sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, value ? value : "", -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sql_fail(db, "report_meta");
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : gw_sql_fail(db, "report_meta");
     sqlite3_finalize(st);
     return rc;
 }
@@ -117,7 +113,7 @@ static int ledger_hashes(const char *ledger_db, out_hash **out, size_t *n) {
     size_t cap = 0;
     if (sqlite3_prepare_v2(db, "SELECT output_hash, account_id FROM usage WHERE status = 200 AND output_hash != ''",
                            -1, &st, NULL) != SQLITE_OK) {
-        rc = sql_fail(db, "reading the usage ledger (is it a retort gateway database?)");
+        rc = gw_sql_fail(db, "reading the usage ledger (is it a retort gateway database?)");
         goto done;
     }
     int s;
@@ -134,7 +130,7 @@ static int ledger_hashes(const char *ledger_db, out_hash **out, size_t *n) {
         (*n)++;
     }
     if (s != SQLITE_DONE) {
-        rc = sql_fail(db, "reading the usage ledger");
+        rc = gw_sql_fail(db, "reading the usage ledger");
         goto done;
     }
     if (*n) qsort(*out, *n, sizeof **out, cmp_out_hash);
@@ -162,7 +158,7 @@ static int account_names(const char *ledger_db, int64_t *ids, size_t n, char **o
     int rc = -1;
     if (sqlite3_open_v2(ledger_db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db, "SELECT name FROM accounts WHERE id = ?1", -1, &st, NULL) != SQLITE_OK) {
-        rc = sql_fail(db, "accounts");
+        rc = gw_sql_fail(db, "accounts");
         goto done;
     }
     size_t written = 0;
@@ -269,7 +265,7 @@ int report_harvest_put(sqlite3 *db, const report_harvest_spec *h, report_harvest
                            "completion_tokens, matched, accounts, ledger_db, added_at) "
                            "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
                            -1, &q, NULL) != SQLITE_OK) {
-        rc = sql_fail(db, "report_harvests");
+        rc = gw_sql_fail(db, "report_harvests");
     } else {
         sqlite3_bind_text(q, 1, h->name, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(q, 2, h->guard ? h->guard : "", -1, SQLITE_TRANSIENT);
@@ -282,7 +278,7 @@ int report_harvest_put(sqlite3 *db, const report_harvest_spec *h, report_harvest
         sqlite3_bind_text(q, 9, st.accounts ? st.accounts : "", -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(q, 10, h->ledger_db ? h->ledger_db : "", -1, SQLITE_TRANSIENT);
         sqlite3_bind_double(q, 11, rt_wall_time());
-        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sql_fail(db, "report_harvests");
+        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : gw_sql_fail(db, "report_harvests");
     }
     sqlite3_finalize(q);
     if (st_out && !rc)
@@ -358,7 +354,7 @@ int report_model_put(sqlite3 *db, const report_model_spec *m) {
                            "tokens, flops, seconds, loss, kl, top1, eval_json, command, added_at) "
                            "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
                            -1, &q, NULL) != SQLITE_OK) {
-        rc = sql_fail(db, "report_models");
+        rc = gw_sql_fail(db, "report_models");
     } else {
         sqlite3_bind_text(q, 1, m->name, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(q, 2, m->role ? m->role : "", -1, SQLITE_TRANSIENT);
@@ -379,7 +375,7 @@ int report_model_put(sqlite3 *db, const report_model_spec *m) {
             sqlite3_bind_null(q, 14);
         sqlite3_bind_text(q, 15, m->command ? m->command : "", -1, SQLITE_TRANSIENT);
         sqlite3_bind_double(q, 16, rt_wall_time());
-        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sql_fail(db, "report_models");
+        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : gw_sql_fail(db, "report_models");
     }
     sqlite3_finalize(q);
     free(eval_text);
@@ -410,7 +406,7 @@ int report_test_put(sqlite3 *db, const char *model_name, const char *result_json
                            "log10_p, detected, controls, control_min_p, control_ks_p, control_p, result_json, command, "
                            "added_at) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
                            -1, &q, NULL) != SQLITE_OK) {
-        rc = sql_fail(db, "report_tests");
+        rc = gw_sql_fail(db, "report_tests");
     } else {
         sqlite3_bind_text(q, 1, model_name, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(q, 2, json_string_value(json_object_get(j, "mode")), -1, SQLITE_TRANSIENT);
@@ -433,7 +429,7 @@ int report_test_put(sqlite3 *db, const char *model_name, const char *result_json
         sqlite3_bind_text(q, 15, result_json, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(q, 16, command ? command : "", -1, SQLITE_TRANSIENT);
         sqlite3_bind_double(q, 17, rt_wall_time());
-        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sql_fail(db, "report_tests");
+        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : gw_sql_fail(db, "report_tests");
     }
     sqlite3_finalize(q);
     free(cp);

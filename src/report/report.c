@@ -108,9 +108,7 @@ static double col_num(sqlite3_stmt *st, int i) {
     return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
 }
 
-static int q_fail(rep *r, const char *what) {
-    return RT_FAIL("%s: %s: %s", r->path, what, sqlite3_errmsg(r->db));
-}
+static int q_fail(rep *r, const char *what) { return gw_sql_fail(r->db, what); }
 
 #define GROW(arr, n, cap, what)                                                                                \
     do {                                                                                                       \

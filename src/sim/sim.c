@@ -520,7 +520,7 @@ typedef struct {
 static int insert_labels(sqlite3 *c, void *ud) {
     sim_t *S = ud;
     sqlite3_stmt *st = NULL;
-    if (guard_sql_prepare(c,
+    if (gw_sql_prepare(c,
                           "INSERT OR REPLACE INTO guard_sim_accounts(account_id, name, persona, strategy, attack, grp, "
                           "client, created_at, seed) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
                           &st, "guard_sim_accounts"))
