@@ -24,6 +24,15 @@ extern const char *const guard_schema_sql;
 int guard_event_insert(sqlite3 *c, sqlite3_stmt *st, const guard_event *ev);
 extern const char *const guard_event_insert_sql;
 
+/* The one writer of guard_actions (store.c): every action row — the runtime's escalations,
+ * operator releases, and guard_action_insert for tools — goes through it. NULL strings:
+ * mode "enforce", code and reason "", evidence {}; group_id 0 = the account; usage_row_id
+ * <= 0 and prev_rpm < 0 store NULL. No validation (guard_action_insert validates).
+ * guard_action_write runs on a connection the caller holds; guard_action_write_db takes the
+ * gateway's lock. */
+int guard_action_write(sqlite3 *c, const guard_action_row *r, int64_t *id_out);
+int guard_action_write_db(gw_db *db, const guard_action_row *r, int64_t *id_out);
+
 /* Labels written by the simulator. */
 typedef struct {
     int64_t account_id;

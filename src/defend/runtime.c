@@ -328,42 +328,6 @@ int guard_flush(guard *g) {
 /* ---------------------------------------------------------------- actions */
 
 typedef struct {
-    double t;
-    int64_t account_id, group_id, usage_row;
-    const char *action, *mode, *code, *reason, *evidence;
-    double risk;
-    int64_t prev_rpm;
-    int64_t id_out;
-} action_row;
-
-static int insert_action(sqlite3 *c, void *ud) {
-    action_row *a = ud;
-    sqlite3_stmt *st = NULL;
-    if (gw_sql_prepare(c,
-                          "INSERT INTO guard_actions(t, account_id, group_id, action, mode, code, risk, usage_row_id, "
-                          "reason, evidence, prev_rpm) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
-                          &st, "guard_actions"))
-        return -1;
-    sqlite3_bind_double(st, 1, a->t);
-    sqlite3_bind_int64(st, 2, a->account_id);
-    sqlite3_bind_int64(st, 3, a->group_id);
-    sqlite3_bind_text(st, 4, a->action, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, a->mode, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, a->code, -1, SQLITE_STATIC);
-    sqlite3_bind_double(st, 7, a->risk);
-    sqlite3_bind_int64(st, 8, a->usage_row);
-    sqlite3_bind_text(st, 9, a->reason ? a->reason : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 10, a->evidence ? a->evidence : "{}", -1, SQLITE_STATIC);
-    if (a->prev_rpm >= 0) sqlite3_bind_int64(st, 11, a->prev_rpm);
-    else sqlite3_bind_null(st, 11);
-    int rc = 0;
-    if (sqlite3_step(st) != SQLITE_DONE) rc = RT_FAIL("guard_actions: %s", sqlite3_errmsg(c));
-    else a->id_out = sqlite3_last_insert_rowid(c);
-    sqlite3_finalize(st);
-    return rc;
-}
-
-typedef struct {
     int64_t account;
     char *evidence;
 } pending_evidence;
@@ -380,16 +344,16 @@ static void apply_verdict(guard *g, const guard_verdict *v, const guard_event *e
         const char *evidence = NULL;
         for (size_t e = 0; e < n_evs; e++)
             if (evs[e].account == acc) evidence = evs[e].evidence;
-        action_row row = {.t = ev->t,
-                          .account_id = acc,
-                          .group_id = v->group_id,
-                          .usage_row = ev->row_id,
-                          .action = guard_action_name(v->new_level),
-                          .mode = mode,
-                          .code = code,
-                          .evidence = evidence,
-                          .risk = v->risk,
-                          .prev_rpm = -1};
+        guard_action_row row = {.t = ev->t,
+                                .account_id = acc,
+                                .group_id = v->group_id,
+                                .usage_row_id = ev->row_id,
+                                .action = guard_action_name(v->new_level),
+                                .mode = mode,
+                                .code = code,
+                                .evidence = evidence,
+                                .risk = v->risk,
+                                .prev_rpm = -1};
         gw_account a;
         int have = gw_account_get(g->db, acc, &a) == 0;
         if (v->new_level == GUARD_ACT_THROTTLE && have) row.prev_rpm = a.limits.rpm;
@@ -397,14 +361,15 @@ static void apply_verdict(guard *g, const guard_verdict *v, const guard_event *e
         snprintf(reason, sizeof reason, "guard: suspected model extraction [%s] risk %.2f%s", code, v->risk,
                  v->group_size > 1 ? ", linked group" : "");
         row.reason = reason;
-        if (gw_db_with(g->db, insert_action, &row)) {
+        int64_t action_id = 0;
+        if (guard_action_write_db(g->db, &row, &action_id)) {
             rt_warn("guard: cannot record the %s of account #%lld: %s", row.action, (long long)acc, rt_errmsg());
             continue;
         }
         g->n_actions++;
         char full[GW_REASON_MAX + GW_NAME_MAX + 96]; /* the gateway keeps the first GW_REASON_MAX bytes */
         snprintf(full, sizeof full, "%s (group of %zu; action #%lld; `retort guard explain %s`)", reason, v->group_size,
-                 (long long)row.id_out, have ? a.name : "ACCOUNT");
+                 (long long)action_id, have ? a.name : "ACCOUNT");
         rt_info("guard: %s%s account #%lld (%s): %s", g->policy.enforce ? "" : "[shadow] would ", row.action,
                 (long long)acc, have ? a.name : "?", full);
         if (!g->policy.enforce || !have) continue;

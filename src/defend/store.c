@@ -109,6 +109,50 @@ typedef struct {
     guard_event_list *out;
 } read_ctx;
 
+/* ---------------------------------------------------------------- guard_actions: the one writer */
+
+int guard_action_write(sqlite3 *c, const guard_action_row *r, int64_t *id_out) {
+    sqlite3_stmt *st = NULL;
+    if (gw_sql_prepare(c,
+                       "INSERT INTO guard_actions(t, account_id, group_id, action, mode, code, risk, usage_row_id, "
+                       "reason, evidence, prev_rpm) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+                       &st, "guard_actions"))
+        return -1;
+    sqlite3_bind_double(st, 1, r->t);
+    sqlite3_bind_int64(st, 2, r->account_id);
+    sqlite3_bind_int64(st, 3, r->group_id ? r->group_id : r->account_id);
+    sqlite3_bind_text(st, 4, r->action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, r->mode ? r->mode : "enforce", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, r->code ? r->code : "", -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 7, r->risk);
+    if (r->usage_row_id > 0) sqlite3_bind_int64(st, 8, r->usage_row_id);
+    else sqlite3_bind_null(st, 8);
+    sqlite3_bind_text(st, 9, r->reason ? r->reason : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 10, r->evidence ? r->evidence : "{}", -1, SQLITE_STATIC);
+    if (r->prev_rpm >= 0) sqlite3_bind_int64(st, 11, r->prev_rpm);
+    else sqlite3_bind_null(st, 11);
+    int rc = gw_sql_step_done(c, st, "guard_actions");
+    if (!rc && id_out) *id_out = sqlite3_last_insert_rowid(c);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+typedef struct {
+    const guard_action_row *r;
+    int64_t id;
+} action_ins;
+static int action_write_fn(sqlite3 *c, void *ud) {
+    action_ins *x = ud;
+    return guard_action_write(c, x->r, &x->id);
+}
+
+int guard_action_write_db(gw_db *db, const guard_action_row *r, int64_t *id_out) {
+    action_ins x = {r, 0};
+    if (gw_db_with(db, action_write_fn, &x)) return RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
+    if (id_out) *id_out = x.id;
+    return 0;
+}
+
 static int read_events_fn(sqlite3 *c, void *ud) {
     guard_event_list *l = ud;
     if (!gw_sql_has_table(c, "guard_events"))
@@ -587,28 +631,6 @@ static int group_members_fn(sqlite3 *c, void *ud) {
     return 0;
 }
 
-typedef struct {
-    double t;
-    int64_t account_id, group_id;
-    const char *note;
-} rel_row;
-
-static int insert_release(sqlite3 *c, void *ud) {
-    rel_row *r = ud;
-    sqlite3_stmt *st = NULL;
-    if (gw_sql_prepare(c,
-                          "INSERT INTO guard_actions(t, account_id, group_id, action, mode, code, risk, reason, evidence) "
-                          "VALUES(?1, ?2, ?3, 'release', 'operator', 'RELEASE', 0, ?4, '{}')",
-                          &st, "guard_actions"))
-        return -1;
-    sqlite3_bind_double(st, 1, r->t);
-    sqlite3_bind_int64(st, 2, r->account_id);
-    sqlite3_bind_int64(st, 3, r->group_id);
-    sqlite3_bind_text(st, 4, r->note ? r->note : "released by an operator", -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : RT_FAIL("guard_actions: %s", sqlite3_errmsg(c));
-    sqlite3_finalize(st);
-    return rc;
-}
 
 static int release_one(gw_db *db, int64_t id, int64_t group_id, const char *note, double now, FILE *out) {
     release_info r = {.account_id = id};
@@ -620,8 +642,15 @@ static int release_one(gw_db *db, int64_t id, int64_t group_id, const char *note
         gw_limits lim = {r.prev_rpm >= 0 ? r.prev_rpm : 0, -1, -1};
         if (gw_account_set_limits(db, id, &lim)) return -1;
     }
-    rel_row row = {now, id, group_id, note};
-    if (gw_db_with(db, insert_release, &row)) return RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
+    guard_action_row row = {.t = now,
+                            .account_id = id,
+                            .group_id = group_id,
+                            .action = "release",
+                            .mode = "operator",
+                            .code = "RELEASE",
+                            .reason = note ? note : "released by an operator",
+                            .prev_rpm = -1};
+    if (guard_action_write_db(db, &row, NULL)) return -1;
     if (out)
         fprintf(out, "released %s (#%lld)%s%s\n", a.name, (long long)id,
                 a.status == GW_ACCOUNT_SUSPENDED ? ": active again" : ": was not suspended",

@@ -83,40 +83,6 @@ int guard_score_insert(gw_db *db, const guard_score_row *r) {
     return 0;
 }
 
-typedef struct {
-    const guard_action_row *r;
-    int64_t id;
-} action_ins;
-
-static int insert_action_fn(sqlite3 *c, void *ud) {
-    action_ins *x = ud;
-    const guard_action_row *r = x->r;
-    sqlite3_stmt *st = NULL;
-    if (gw_sql_prepare(c,
-                          "INSERT INTO guard_actions(t, account_id, group_id, action, mode, code, risk, usage_row_id, "
-                          "reason, evidence, prev_rpm) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
-                          &st, "guard_actions"))
-        return -1;
-    sqlite3_bind_double(st, 1, r->t);
-    sqlite3_bind_int64(st, 2, r->account_id);
-    sqlite3_bind_int64(st, 3, r->group_id ? r->group_id : r->account_id);
-    sqlite3_bind_text(st, 4, r->action, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, r->mode ? r->mode : "enforce", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, or_empty(r->code), -1, SQLITE_STATIC);
-    sqlite3_bind_double(st, 7, r->risk);
-    if (r->usage_row_id > 0) sqlite3_bind_int64(st, 8, r->usage_row_id);
-    else sqlite3_bind_null(st, 8);
-    sqlite3_bind_text(st, 9, or_empty(r->reason), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 10, r->evidence ? r->evidence : "{}", -1, SQLITE_STATIC);
-    if (r->prev_rpm >= 0) sqlite3_bind_int64(st, 11, r->prev_rpm);
-    else sqlite3_bind_null(st, 11);
-    int rc = 0;
-    if (sqlite3_step(st) != SQLITE_DONE) rc = RT_FAIL("guard_actions: %s", sqlite3_errmsg(c));
-    else x->id = sqlite3_last_insert_rowid(c);
-    sqlite3_finalize(st);
-    return rc;
-}
-
 int guard_action_insert(gw_db *db, const guard_action_row *r, int64_t *id_out) {
     if (r->account_id <= 0) return RT_FAIL("guard action: account_id must be > 0");
     if (!r->action || (strcmp(r->action, "flag") && strcmp(r->action, "throttle") && strcmp(r->action, "suspend") &&
@@ -127,10 +93,7 @@ int guard_action_insert(gw_db *db, const guard_action_row *r, int64_t *id_out) {
     if (!isfinite(r->t)) return RT_FAIL("guard action: t must be a finite number");
     if (r->evidence && valid_json_object(r->evidence, "guard action evidence")) return -1;
     if (guard_db_init(db)) return -1;
-    action_ins x = {r, 0};
-    if (gw_db_with(db, insert_action_fn, &x)) return RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
-    if (id_out) *id_out = x.id;
-    return 0;
+    return guard_action_write_db(db, r, id_out);
 }
 
 /* ---------------------------------------------------------------- JSON helpers */
