@@ -252,8 +252,240 @@ static json_t *det_json(det_sum *s, int attack) {
     return o;
 }
 
+/* ---------------------------------------------------------------- per strategy */
+
+/* The unit an account belongs to: attackers by their persona instance (a sybil group is one
+ * attacker), benign accounts each on their own. */
+static const char *unit_of(const ev_acct *a, int attack) { return attack ? a->label->group : a->label->name; }
+
+/* Distinct strings in first-appearance order (no limit; the names point into the labels). */
+typedef struct {
+    const char **v;
+    size_t n, cap;
+} name_set;
+static int name_add(name_set *s, const char *name) {
+    for (size_t k = 0; k < s->n; k++)
+        if (!strcmp(s->v[k], name)) return 0;
+    if (RT_GROW(s->v, s->cap, s->n + 1, "eval names")) return -1;
+    s->v[s->n++] = name;
+    return 0;
+}
+
+/* Totals over all strategies of one label (benign or attack). */
+typedef struct {
+    size_t units, caught[4], flagged, within_1000;
+} eval_totals;
+
+/* One strategy's accumulation: the four detectors (guard, prada, mmd, rate limit) and the
+ * guard's group-level counts. */
+typedef struct {
+    const char *name;
+    int attack;
+    size_t n_accounts;
+    det_sum S[4];
+    size_t together, keys_total, keys_suspended, flagged, max_linked, within_1000;
+    int64_t *gids; /* scratch: guard groups of one unit's suspended keys */
+    size_t gids_cap;
+} strat_acc;
+
+/* One unit (attacker or benign account) of a strategy: what each detector let it have. */
+static int eval_unit(const ev_data *d, strat_acc *sa, const char *unit) {
+    int64_t served = 0, tokens = 0, sb = 0, tb = 0, pq = 0, pt = 0, mq = 0, mt = 0;
+    size_t keys = 0, susp = 0, prada_hit = 0, mmd_hit = 0, rl_hit = 0, fl = 0, n_gids = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        const ev_acct *a = &d->a[i];
+        if (strcmp(a->label->strategy, sa->name) || strcmp(unit_of(a, sa->attack), unit)) continue;
+        keys++;
+        served += a->served;
+        tokens += a->tokens;
+        fl += a->flagged;
+        if (a->suspended) {
+            susp++;
+            size_t k = 0;
+            while (k < n_gids && sa->gids[k] != a->group_id) k++;
+            if (k == n_gids) {
+                if (RT_GROW(sa->gids, sa->gids_cap, n_gids + 1, "eval groups")) return -1;
+                sa->gids[n_gids++] = a->group_id;
+            }
+        }
+        sb += a->suspended ? a->served_before : a->served;
+        tb += a->suspended ? a->tokens_before : a->tokens;
+        if (a->prada_at >= 0) prada_hit++;
+        pq += a->prada_at >= 0 ? a->prada_at : a->served;
+        pt += a->prada_at >= 0 ? a->prada_tokens : a->tokens;
+        if (a->mmd_at >= 0) mmd_hit++;
+        mq += a->mmd_at >= 0 ? a->mmd_at : a->served;
+        mt += a->mmd_at >= 0 ? a->mmd_tokens : a->tokens;
+        if (a->limited > 0) rl_hit++;
+    }
+    sa->keys_total += keys;
+    sa->keys_suspended += susp;
+    sa->flagged += fl > 0;
+    if (susp == keys && keys > 0) sa->together++;
+    /* the largest set of keys suspended under one guard group */
+    for (size_t k = 0; k < n_gids; k++) {
+        size_t c = 0;
+        for (size_t i = 0; i < d->n; i++)
+            if (!strcmp(d->a[i].label->strategy, sa->name) && !strcmp(unit_of(&d->a[i], sa->attack), unit) &&
+                d->a[i].suspended && d->a[i].group_id == sa->gids[k])
+                c++;
+        if (c > sa->max_linked) sa->max_linked = c;
+    }
+    int caught[4] = {susp > 0, prada_hit > 0, mmd_hit > 0, rl_hit > 0};
+    int64_t qb[4] = {sb, pq, mq, served}, tkb[4] = {tb, pt, mt, tokens};
+    for (int k = 0; k < 4; k++) {
+        det_sum *S = &sa->S[k];
+        S->units++;
+        S->served_total += qb[k]; /* what the attacker gets with this detector enforcing */
+        S->tokens_total += tkb[k];
+        if (caught[k]) {
+            S->caught++;
+            S->q_before[S->n_before] = qb[k];
+            S->t_before[S->n_before++] = tkb[k];
+        } else {
+            S->served_missed += qb[k];
+        }
+    }
+    if (sa->attack && susp == keys && sb <= 1000) sa->within_1000++;
+    return 0;
+}
+
+/* One strategy as JSON, its units' numbers added to the label's totals. buf: 8 * d->n. */
+static json_t *eval_strategy(const ev_data *d, const char *name, int have_ref, int64_t *buf, eval_totals *tot_benign,
+                             eval_totals *tot_attack) {
+    strat_acc sa = {.name = name};
+    name_set units = {0};
+    json_t *so = NULL;
+    for (int k = 0; k < 4; k++) {
+        sa.S[k].q_before = buf + (size_t)k * 2 * d->n;
+        sa.S[k].t_before = buf + (size_t)k * 2 * d->n + d->n;
+    }
+    for (size_t i = 0; i < d->n; i++) {
+        if (strcmp(d->a[i].label->strategy, name)) continue;
+        sa.n_accounts++;
+        sa.attack = d->a[i].label->attack;
+    }
+    for (size_t i = 0; i < d->n; i++)
+        if (!strcmp(d->a[i].label->strategy, name) && name_add(&units, unit_of(&d->a[i], sa.attack))) goto out;
+    for (size_t u = 0; u < units.n; u++)
+        if (eval_unit(d, &sa, units.v[u])) goto out;
+    so = json_pack("{s:s, s:I, s:I}", "label", sa.attack ? "attack" : "benign", "accounts", (json_int_t)sa.n_accounts,
+                   sa.attack ? "attackers" : "units", (json_int_t)units.n);
+    json_t *g = det_json(&sa.S[0], sa.attack);
+    json_object_set_new(g, "flagged", json_integer((json_int_t)sa.flagged));
+    if (sa.attack) {
+        json_object_set_new(g, "stopped", json_integer((json_int_t)sa.together));
+        json_object_set_new(g, "keys", json_integer((json_int_t)sa.keys_total));
+        json_object_set_new(g, "keys_suspended", json_integer((json_int_t)sa.keys_suspended));
+        json_object_set_new(g, "max_keys_in_one_group", json_integer((json_int_t)sa.max_linked));
+    }
+    json_object_set_new(so, "guard", g);
+    json_object_set_new(so, "prada", det_json(&sa.S[1], sa.attack));
+    json_object_set_new(so, "mmd_window", have_ref ? det_json(&sa.S[2], sa.attack) : json_null());
+    json_t *rl = det_json(&sa.S[3], sa.attack);
+    json_object_set_new(rl, "note", json_string("429 seen; rate limits never stop an account"));
+    json_object_set_new(so, "rate_limit", rl);
+    eval_totals *t = sa.attack ? tot_attack : tot_benign;
+    t->units += sa.S[0].units;
+    for (int k = 0; k < 4; k++) t->caught[k] += sa.S[k].caught;
+    t->flagged += sa.flagged;
+    t->within_1000 += sa.within_1000;
+out:
+    free(units.v);
+    free(sa.gids);
+    return so;
+}
+
+static double ratio(size_t a, size_t b) { return b ? (double)a / (double)b : 0.0; }
+
+static void eval_add_totals(json_t *root, const eval_totals *b, const eval_totals *a, int have_ref) {
+    json_object_set_new(
+        root, "benign",
+        json_pack("{s:I, s:I, s:f, s:I, s:f, s:f, s:o, s:f}", "accounts", (json_int_t)b->units, "suspended",
+                  (json_int_t)b->caught[0], "fpr", ratio(b->caught[0], b->units), "flagged", (json_int_t)b->flagged,
+                  "flag_rate", ratio(b->flagged, b->units), "prada_fpr", ratio(b->caught[1], b->units), "mmd_window_fpr",
+                  have_ref && b->units ? json_real(ratio(b->caught[2], b->units)) : json_null(), "rate_limit_429_rate",
+                  ratio(b->caught[3], b->units)));
+    json_object_set_new(
+        root, "attack",
+        json_pack("{s:I, s:I, s:f, s:I, s:f, s:o, s:f}", "attackers", (json_int_t)a->units, "caught",
+                  (json_int_t)a->caught[0], "tpr", ratio(a->caught[0], a->units), "stopped_within_1000_queries",
+                  (json_int_t)a->within_1000, "prada_tpr", ratio(a->caught[1], a->units), "mmd_window_tpr",
+                  have_ref && a->units ? json_real(ratio(a->caught[2], a->units)) : json_null(), "rate_limit_429_rate",
+                  ratio(a->caught[3], a->units)));
+}
+
+static long long jint(json_t *o, const char *k) { return (long long)json_integer_value(json_object_get(o, k)); }
+
+static void print_strategy_line(FILE *out, const char *k, json_t *v) {
+    int attack = !strcmp(json_string_value(json_object_get(v, "label")), "attack");
+    json_t *gj = json_object_get(v, "guard"), *pj = json_object_get(v, "prada"), *mj = json_object_get(v, "mmd_window"),
+           *rj = json_object_get(v, "rate_limit");
+    double units = (double)jint(gj, "units");
+    char gq[40] = "", pq[24] = "", mq[24] = "";
+    json_t *qb = json_object_get(gj, "queries_before_caught");
+    if (attack && json_is_object(qb))
+        snprintf(gq, sizeof gq, "%.0f/%lld", json_number_value(json_object_get(qb, "median")), jint(qb, "max"));
+    json_t *pb = json_object_get(pj, "queries_before_caught");
+    if (attack && json_is_object(pb)) snprintf(pq, sizeof pq, "%.0f", json_number_value(json_object_get(pb, "median")));
+    json_t *mb = json_is_object(mj) ? json_object_get(mj, "queries_before_caught") : NULL;
+    if (attack && json_is_object(mb)) snprintf(mq, sizeof mq, "%.0f", json_number_value(json_object_get(mb, "median")));
+    fprintf(out, "%-10s %-6s %5.0f | %4lld/%-4.0f %5.1f%% %-13s | %4lld %5.1f%% %-8s | %4lld %5.1f%% %-8s | %lld\n", k,
+            attack ? "attack" : "benign", units, jint(gj, "caught"), units, 100.0 * jint(gj, "caught") / fmax(1, units),
+            gq, jint(pj, "caught"), 100.0 * jint(pj, "caught") / fmax(1, units), pq,
+            json_is_object(mj) ? jint(mj, "caught") : -1LL,
+            json_is_object(mj) ? 100.0 * jint(mj, "caught") / fmax(1, units) : 0.0, mq, jint(rj, "caught"));
+}
+
+static void print_text(FILE *out, json_t *root, const char *db_path, double delta, size_t mmd_window) {
+    fprintf(out, "guard evaluation of %s (%s mode; PRADA delta %.4f; MMD window %zu)\n", db_path,
+            json_string_value(json_object_get(root, "mode")), delta, mmd_window);
+    fprintf(out, "%-10s %-6s %5s | %-34s | %-22s | %-22s | %s\n", "strategy", "label", "units",
+            "guard: caught  q-before med/max", "PRADA: caught  q med", "MMD-1500: caught q med", "rate-limit: 429 seen");
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(root, "strategies"), k, v) print_strategy_line(out, k, v);
+    json_t *b = json_object_get(root, "benign"), *a = json_object_get(root, "attack");
+    fprintf(out, "benign accounts: %lld, suspended %lld (FPR %.2f%%), flagged %lld; PRADA FPR %.2f%%; rate limits hit %.1f%%\n",
+            jint(b, "accounts"), jint(b, "suspended"), 100 * json_number_value(json_object_get(b, "fpr")),
+            jint(b, "flagged"), 100 * json_number_value(json_object_get(b, "prada_fpr")),
+            100 * json_number_value(json_object_get(b, "rate_limit_429_rate")));
+    fprintf(out, "attackers: %lld, caught %lld (TPR %.1f%%), fully stopped within 1000 queries: %lld; PRADA TPR %.1f%%\n",
+            jint(a, "attackers"), jint(a, "caught"), 100 * json_number_value(json_object_get(a, "tpr")),
+            jint(a, "stopped_within_1000_queries"), 100 * json_number_value(json_object_get(a, "prada_tpr")));
+}
+
+/* Every strategy (in label order of first appearance) and the totals, as JSON. */
+static json_t *eval_json(const ev_data *d, const char *db_path, int have_ref, double delta, size_t mmd_window) {
+    name_set strat = {0};
+    int64_t *buf = rt_malloc_array(d->n * 8 + 8, sizeof(int64_t), "eval buffers");
+    json_t *root = json_pack("{s:s, s:s, s:f, s:I, s:o}", "db", db_path, "mode",
+                             d->any_enforce ? "enforce" : d->any_shadow ? "shadow" : "none", "prada_delta", delta,
+                             "mmd_window", (json_int_t)mmd_window, "strategies", json_object());
+    eval_totals tb = {0}, ta = {0};
+    if (!buf || !root) goto fail;
+    for (size_t i = 0; i < d->n; i++)
+        if (name_add(&strat, d->a[i].label->strategy)) goto fail;
+    json_t *strategies = json_object_get(root, "strategies");
+    for (size_t si = 0; si < strat.n; si++) {
+        json_t *so = eval_strategy(d, strat.v[si], have_ref, buf, &tb, &ta);
+        if (!so) goto fail;
+        json_object_set_new(strategies, strat.v[si], so);
+    }
+    eval_add_totals(root, &tb, &ta, have_ref);
+    free(buf);
+    free(strat.v);
+    return root;
+fail:
+    free(buf);
+    free(strat.v);
+    json_decref(root);
+    return NULL;
+}
+
 int guard_eval(const guard_eval_options *o, FILE *out) {
-    if (!o->db_path || !rt_file_exists(o->db_path)) return RT_FAIL("--db: %s does not exist", o->db_path ? o->db_path : "(none)");
+    if (!o->db_path || !rt_file_exists(o->db_path))
+        return RT_FAIL_KIND(RT_ERR_NOT_FOUND, "--db: %s does not exist", o->db_path ? o->db_path : "(none)");
     gw_db *db = NULL;
     ev_data d = {0};
     load_ctx lc = {&d, NULL, 0};
@@ -277,204 +509,15 @@ int guard_eval(const guard_eval_options *o, FILE *out) {
     size_t mmd_window = o->mmd_window ? o->mmd_window : 1500;
     if (guard_events_read(db, &ev)) goto out;
     if (run_baselines(&d, &ev, have_ref ? &ref : NULL, delta, mmd_window)) goto out;
-    /* strategies in label order of first appearance */
-    char strat[32][32];
-    size_t n_strat = 0;
-    for (size_t i = 0; i < d.n; i++) {
-        size_t k = 0;
-        while (k < n_strat && strcmp(strat[k], d.a[i].label->strategy)) k++;
-        if (k == n_strat && n_strat < 32) snprintf(strat[n_strat++], sizeof strat[0], "%s", d.a[i].label->strategy);
-    }
-    root = json_pack("{s:s, s:s, s:f, s:I, s:o}", "db", o->db_path, "mode",
-                     d.any_enforce ? "enforce" : d.any_shadow ? "shadow" : "none", "prada_delta", delta, "mmd_window",
-                     (json_int_t)mmd_window, "strategies", json_object());
-    json_t *strategies = json_object_get(root, "strategies");
-    /* totals */
-    size_t ben_units = 0, ben_caught = 0, ben_prada = 0, ben_mmd = 0, ben_rl = 0, ben_flag = 0;
-    size_t att_units = 0, att_caught = 0, att_prada = 0, att_mmd = 0, att_rl = 0;
-    size_t att_within_1000 = 0;
-    int64_t *buf = rt_malloc_array(d.n * 8 + 8, sizeof(int64_t), "eval buffers");
-    if (!buf) goto out;
-    for (size_t si = 0; si < n_strat; si++) {
-        const char *sname = strat[si];
-        int attack = 0;
-        /* units: benign = account, attack = group label */
-        char groups[512][GW_NAME_MAX];
-        size_t n_groups = 0;
-        size_t n_accounts = 0;
-        for (size_t i = 0; i < d.n; i++) {
-            if (strcmp(d.a[i].label->strategy, sname)) continue;
-            n_accounts++;
-            attack = d.a[i].label->attack;
-            const char *g = attack ? d.a[i].label->group : d.a[i].label->name;
-            size_t k = 0;
-            while (k < n_groups && strcmp(groups[k], g)) k++;
-            if (k == n_groups && n_groups < 512) snprintf(groups[n_groups++], sizeof groups[0], "%s", g);
-        }
-        det_sum S[4]; /* guard, prada, mmd, rate limit */
-        memset(S, 0, sizeof S);
-        for (int k = 0; k < 4; k++) {
-            S[k].q_before = buf + (size_t)k * 2 * d.n;
-            S[k].t_before = buf + (size_t)k * 2 * d.n + d.n;
-        }
-        size_t together = 0, keys_total = 0, keys_suspended = 0, flagged = 0;
-        size_t max_linked = 0;
-        for (size_t gi = 0; gi < n_groups; gi++) {
-            int64_t served = 0, tokens = 0, sb = 0, tb = 0, pq = 0, pt = 0, mq = 0, mt = 0;
-            size_t keys = 0, susp = 0, prada_hit = 0, mmd_hit = 0, rl_hit = 0, fl = 0;
-            int64_t gids[512];
-            size_t n_gids = 0;
-            for (size_t i = 0; i < d.n; i++) {
-                ev_acct *a = &d.a[i];
-                if (strcmp(a->label->strategy, sname)) continue;
-                if (strcmp(attack ? a->label->group : a->label->name, groups[gi])) continue;
-                keys++;
-                served += a->served;
-                tokens += a->tokens;
-                fl += a->flagged;
-                if (a->suspended) {
-                    susp++;
-                    size_t k = 0;
-                    while (k < n_gids && gids[k] != a->group_id) k++;
-                    if (k == n_gids && n_gids < 512) gids[n_gids++] = a->group_id;
-                }
-                sb += a->suspended ? a->served_before : a->served;
-                tb += a->suspended ? a->tokens_before : a->tokens;
-                if (a->prada_at >= 0) prada_hit++;
-                pq += a->prada_at >= 0 ? a->prada_at : a->served;
-                pt += a->prada_at >= 0 ? a->prada_tokens : a->tokens;
-                if (a->mmd_at >= 0) mmd_hit++;
-                mq += a->mmd_at >= 0 ? a->mmd_at : a->served;
-                mt += a->mmd_at >= 0 ? a->mmd_tokens : a->tokens;
-                if (a->limited > 0) rl_hit++;
-            }
-            keys_total += keys;
-            keys_suspended += susp;
-            flagged += fl > 0;
-            if (susp == keys && keys > 0) together++;
-            /* the largest set of keys suspended under one guard group */
-            for (size_t k = 0; k < n_gids; k++) {
-                size_t c = 0;
-                for (size_t i = 0; i < d.n; i++)
-                    if (!strcmp(d.a[i].label->strategy, sname) &&
-                        !strcmp(attack ? d.a[i].label->group : d.a[i].label->name, groups[gi]) && d.a[i].suspended &&
-                        d.a[i].group_id == gids[k])
-                        c++;
-                if (c > max_linked) max_linked = c;
-            }
-            int caught[4] = {susp > 0, prada_hit > 0, mmd_hit > 0, rl_hit > 0};
-            int64_t qb[4] = {sb, pq, mq, served}, tkb[4] = {tb, pt, mt, tokens};
-            for (int k = 0; k < 4; k++) {
-                S[k].units++;
-                S[k].served_total += qb[k]; /* what the attacker gets with this detector enforcing */
-                S[k].tokens_total += tkb[k];
-                if (caught[k]) {
-                    S[k].caught++;
-                    S[k].q_before[S[k].n_before] = qb[k];
-                    S[k].t_before[S[k].n_before++] = tkb[k];
-                } else {
-                    S[k].served_missed += qb[k];
-                }
-            }
-            if (attack && susp == keys && sb <= 1000) att_within_1000++;
-        }
-        json_t *so = json_pack("{s:s, s:I, s:I}", "label", attack ? "attack" : "benign", "accounts",
-                               (json_int_t)n_accounts, attack ? "attackers" : "units", (json_int_t)n_groups);
-        json_t *g = det_json(&S[0], attack);
-        json_object_set_new(g, "flagged", json_integer((json_int_t)flagged));
-        if (attack) {
-            json_object_set_new(g, "stopped", json_integer((json_int_t)together));
-            json_object_set_new(g, "keys", json_integer((json_int_t)keys_total));
-            json_object_set_new(g, "keys_suspended", json_integer((json_int_t)keys_suspended));
-            json_object_set_new(g, "max_keys_in_one_group", json_integer((json_int_t)max_linked));
-        }
-        json_object_set_new(so, "guard", g);
-        json_object_set_new(so, "prada", det_json(&S[1], attack));
-        json_object_set_new(so, "mmd_window", have_ref ? det_json(&S[2], attack) : json_null());
-        json_t *rl = det_json(&S[3], attack);
-        json_object_set_new(rl, "note", json_string("429 seen; rate limits never stop an account"));
-        json_object_set_new(so, "rate_limit", rl);
-        json_object_set_new(strategies, sname, so);
-        if (attack) {
-            att_units += S[0].units;
-            att_caught += S[0].caught;
-            att_prada += S[1].caught;
-            att_mmd += S[2].caught;
-            att_rl += S[3].caught;
-        } else {
-            ben_units += S[0].units;
-            ben_caught += S[0].caught;
-            ben_prada += S[1].caught;
-            ben_mmd += S[2].caught;
-            ben_rl += S[3].caught;
-            ben_flag += flagged;
-        }
-    }
-    free(buf);
-    json_object_set_new(
-        root, "benign",
-        json_pack("{s:I, s:I, s:f, s:I, s:f, s:f, s:o, s:f}", "accounts", (json_int_t)ben_units, "suspended",
-                  (json_int_t)ben_caught, "fpr", ben_units ? (double)ben_caught / (double)ben_units : 0.0, "flagged",
-                  (json_int_t)ben_flag, "flag_rate", ben_units ? (double)ben_flag / (double)ben_units : 0.0, "prada_fpr",
-                  ben_units ? (double)ben_prada / (double)ben_units : 0.0, "mmd_window_fpr",
-                  have_ref && ben_units ? json_real((double)ben_mmd / (double)ben_units) : json_null(), "rate_limit_429_rate",
-                  ben_units ? (double)ben_rl / (double)ben_units : 0.0));
-    json_object_set_new(
-        root, "attack",
-        json_pack("{s:I, s:I, s:f, s:I, s:f, s:o, s:f}", "attackers", (json_int_t)att_units, "caught",
-                  (json_int_t)att_caught, "tpr", att_units ? (double)att_caught / (double)att_units : 0.0,
-                  "stopped_within_1000_queries", (json_int_t)att_within_1000, "prada_tpr",
-                  att_units ? (double)att_prada / (double)att_units : 0.0, "mmd_window_tpr",
-                  have_ref && att_units ? json_real((double)att_mmd / (double)att_units) : json_null(),
-                  "rate_limit_429_rate", att_units ? (double)att_rl / (double)att_units : 0.0));
+    root = eval_json(&d, o->db_path, have_ref, delta, mmd_window);
+    if (!root) goto out;
     if (o->as_json) {
         char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         if (!s) goto out;
         fprintf(out, "%s\n", s);
         free(s);
     } else {
-        fprintf(out, "guard evaluation of %s (%s mode; PRADA delta %.4f; MMD window %zu)\n", o->db_path,
-                json_string_value(json_object_get(root, "mode")), delta, mmd_window);
-        fprintf(out, "%-10s %-6s %5s | %-34s | %-22s | %-22s | %s\n", "strategy", "label", "units",
-                "guard: caught  q-before med/max", "PRADA: caught  q med", "MMD-1500: caught q med", "rate-limit: 429 seen");
-        const char *k;
-        json_t *v;
-        json_object_foreach(strategies, k, v) {
-            int attack = !strcmp(json_string_value(json_object_get(v, "label")), "attack");
-            json_t *gj = json_object_get(v, "guard"), *pj = json_object_get(v, "prada"),
-                   *mj = json_object_get(v, "mmd_window"), *rj = json_object_get(v, "rate_limit");
-            double units = (double)json_integer_value(json_object_get(gj, "units"));
-            char gq[40] = "", pq[24] = "", mq[24] = "";
-            json_t *qb = json_object_get(gj, "queries_before_caught");
-            if (attack && json_is_object(qb))
-                snprintf(gq, sizeof gq, "%.0f/%lld", json_number_value(json_object_get(qb, "median")),
-                         (long long)json_integer_value(json_object_get(qb, "max")));
-            json_t *pb = json_object_get(pj, "queries_before_caught");
-            if (attack && json_is_object(pb)) snprintf(pq, sizeof pq, "%.0f", json_number_value(json_object_get(pb, "median")));
-            json_t *mb = json_is_object(mj) ? json_object_get(mj, "queries_before_caught") : NULL;
-            if (attack && json_is_object(mb)) snprintf(mq, sizeof mq, "%.0f", json_number_value(json_object_get(mb, "median")));
-            fprintf(out, "%-10s %-6s %5.0f | %4lld/%-4.0f %5.1f%% %-13s | %4lld %5.1f%% %-8s | %4lld %5.1f%% %-8s | %lld\n", k,
-                    attack ? "attack" : "benign", units, (long long)json_integer_value(json_object_get(gj, "caught")),
-                    units, 100.0 * json_integer_value(json_object_get(gj, "caught")) / fmax(1, units), gq,
-                    (long long)json_integer_value(json_object_get(pj, "caught")),
-                    100.0 * json_integer_value(json_object_get(pj, "caught")) / fmax(1, units), pq,
-                    json_is_object(mj) ? (long long)json_integer_value(json_object_get(mj, "caught")) : -1LL,
-                    json_is_object(mj) ? 100.0 * json_integer_value(json_object_get(mj, "caught")) / fmax(1, units) : 0.0,
-                    mq, (long long)json_integer_value(json_object_get(rj, "caught")));
-        }
-        json_t *b = json_object_get(root, "benign"), *a = json_object_get(root, "attack");
-        fprintf(out,
-                "benign accounts: %lld, suspended %lld (FPR %.2f%%), flagged %lld; PRADA FPR %.2f%%; rate limits hit %.1f%%\n",
-                (long long)json_integer_value(json_object_get(b, "accounts")),
-                (long long)json_integer_value(json_object_get(b, "suspended")),
-                100 * json_number_value(json_object_get(b, "fpr")), (long long)json_integer_value(json_object_get(b, "flagged")),
-                100 * json_number_value(json_object_get(b, "prada_fpr")),
-                100 * json_number_value(json_object_get(b, "rate_limit_429_rate")));
-        fprintf(out, "attackers: %lld, caught %lld (TPR %.1f%%), fully stopped within 1000 queries: %lld; PRADA TPR %.1f%%\n",
-                (long long)json_integer_value(json_object_get(a, "attackers")),
-                (long long)json_integer_value(json_object_get(a, "caught")), 100 * json_number_value(json_object_get(a, "tpr")),
-                (long long)json_integer_value(json_object_get(a, "stopped_within_1000_queries")),
-                100 * json_number_value(json_object_get(a, "prada_tpr")));
+        print_text(out, root, o->db_path, delta, mmd_window);
     }
     rc = 0;
 out:
