@@ -3,8 +3,10 @@
 #   make test       all tests (C unit tests + reference checks against peers)
 #   make demo       the main job on the built-in corpus (see README)
 #   make san        build and run the C tests under ASan/UBSan (build-san/)
+#   make check-deps every #include follows an allowed room -> room edge (docs/architecture.md)
 # Variables: CC=clang, OPENMP=0 (build without OpenMP), WERROR=1 (warnings are errors),
-#            SAN=address,undefined, ARCH=-march=x86-64-v3 (default: -march=native).
+#            SAN=address,undefined, ARCH=-march=x86-64-v3 (default: -march=native),
+#            RT_ASSERTS=1 (invariant checks in a release build; on by default with SAN or -O0/-Og).
 
 CC      ?= gcc
 BUILD   ?= build
@@ -31,6 +33,16 @@ ifeq ($(OPENMP),1)
 CFLAGS_ALL += -fopenmp
 LDOMP := -fopenmp
 endif
+# RT_ASSERT invariants (src/base/base.h): on in `make san` and debug builds (OPT=-O0 or -Og),
+# compiled out of release builds unless RT_ASSERTS=1.
+ifeq ($(origin RT_ASSERTS),undefined)
+ifneq ($(SAN)$(filter -O0 -Og,$(OPT)),)
+RT_ASSERTS := 1
+else
+RT_ASSERTS := 0
+endif
+endif
+CFLAGS_ALL += -DRT_ASSERTS=$(RT_ASSERTS)
 ifneq ($(SAN),)
 CFLAGS_ALL += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDSAN := -fsanitize=$(SAN)
@@ -51,7 +63,7 @@ GEN_OBJ  := $(GEN_SRC:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
 LIB_OBJ  += $(GEN_OBJ)
 EMBED    := $(BUILD)/tools/embed
 
-.PHONY: all test demo demo-quick engine-demo san clean corpus tests bench FORCE
+.PHONY: all test demo demo-quick engine-demo san clean corpus tests bench check-deps FORCE
 all: $(BUILD)/retort $(BUILD)/libretort.a
 
 $(BUILD)/obj/%.o: %.c
@@ -96,6 +108,9 @@ $(BUILD)/data/kjv.txt:
 
 test: all tests $(BUILD)/data/kjv.txt
 	BUILD=$(BUILD) tests/run.sh
+
+check-deps:
+	scripts/check_deps.sh
 
 san:
 	$(MAKE) BUILD=build-san SAN=address,undefined OPT=-O1 tests all

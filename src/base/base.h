@@ -58,9 +58,10 @@ const char *rt_err_kind_name(rt_err_kind k); /* "invalid", "not_found", ... */
 int rt_err_http_status(rt_err_kind k);
 
 /* Invariants: RT_ASSERT(cond) checks a condition that only a bug can break (never bad input:
- * that gets an RT_FAIL). It is on in debug builds (no NDEBUG), in `make san`, and whenever
- * RT_ASSERTS=1; otherwise it compiles to nothing (the condition is not evaluated). A failed
- * assertion prints the condition and location and aborts. */
+ * that gets an RT_FAIL). The Makefile sets RT_ASSERTS: 1 in `make san` and debug builds
+ * (OPT=-O0/-Og) or when asked (RT_ASSERTS=1), else 0; without the Makefile it follows NDEBUG.
+ * Off, it compiles to nothing (the condition is not evaluated, so it must have no side
+ * effects). A failed assertion prints the condition and location and aborts. */
 #if !defined(RT_ASSERTS)
 #if defined(NDEBUG)
 #define RT_ASSERTS 0

@@ -41,6 +41,7 @@ void rt_map_free(rt_map *m) {
 }
 
 static size_t slot_of(const rt_map *m, uint64_t key) {
+    RT_ASSERT(m->cap && (m->cap & (m->cap - 1)) == 0);
     size_t mask = m->cap - 1, i = (size_t)rt_mix64(key) & mask;
     while (m->used[i] && m->keys[i] != key) i = (i + 1) & mask;
     return i;
@@ -84,6 +85,7 @@ uint64_t *rt_map_put(rt_map *m, uint64_t key, int *created) {
         }
         if (map_rehash(m, m->cap ? m->cap * 2 : 16)) return NULL;
     }
+    RT_ASSERT(m->n * 2 < m->cap);
     size_t i = slot_of(m, key);
     if (!m->used[i]) {
         m->used[i] = 1;

@@ -339,6 +339,7 @@ static int eval_unit(const ev_data *d, strat_acc *sa, const char *unit) {
         S->served_total += qb[k]; /* what the attacker gets with this detector enforcing */
         S->tokens_total += tkb[k];
         if (caught[k]) {
+            RT_ASSERT(S->n_before < d->n); /* at most one entry per unit, units <= accounts */
             S->caught++;
             S->q_before[S->n_before] = qb[k];
             S->t_before[S->n_before++] = tkb[k];

@@ -116,14 +116,9 @@ struct guard_detector {
 
 /* ---------------------------------------------------------------- hashing */
 
-static inline uint64_t hmix(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
+/* Slots of the open-addressing tables below come from base's one mixer, rt_mix64: only the
+ * layout depends on it, never a result (the tables are iterated in slot order only to rehash
+ * or free). */
 
 static int map_grow(guard_detector *d) {
     size_t nc = d->map_cap ? d->map_cap * 2 : 1024;
@@ -136,7 +131,7 @@ static int map_grow(guard_detector *d) {
     }
     for (size_t i = 0; i < d->map_cap; i++) {
         if (!d->map_val[i]) continue;
-        size_t j = hmix((uint64_t)d->map_key[i]) & (nc - 1);
+        size_t j = rt_mix64((uint64_t)d->map_key[i]) & (nc - 1);
         while (nv[j]) j = (j + 1) & (nc - 1);
         nk[j] = d->map_key[i];
         nv[j] = d->map_val[i];
@@ -152,7 +147,7 @@ static int map_grow(guard_detector *d) {
 /* index of account id, or -1 */
 static long acct_find(const guard_detector *d, int64_t id) {
     if (!d->map_cap) return -1;
-    size_t j = hmix((uint64_t)id) & (d->map_cap - 1);
+    size_t j = rt_mix64((uint64_t)id) & (d->map_cap - 1);
     while (d->map_val[j]) {
         if (d->map_key[j] == id) return (long)d->map_val[j] - 1;
         j = (j + 1) & (d->map_cap - 1);
@@ -183,7 +178,7 @@ static long acct_get(guard_detector *d, int64_t id, double created_at, double t)
     for (size_t h = 0; h < 24; h++) a->hours[h] = UINT32_MAX;
     for (size_t b = 0; b < GUARD_BINS; b++) a->bins[b] = UINT32_MAX;
     d->acc[d->n_acc] = a;
-    size_t j = hmix((uint64_t)id) & (d->map_cap - 1);
+    size_t j = rt_mix64((uint64_t)id) & (d->map_cap - 1);
     while (d->map_val[j]) j = (j + 1) & (d->map_cap - 1);
     d->map_key[j] = id;
     d->map_val[j] = (uint32_t)d->n_acc + 1;
@@ -191,6 +186,7 @@ static long acct_get(guard_detector *d, int64_t id, double created_at, double t)
 }
 
 static uint32_t uf_find(guard_detector *d, uint32_t i) {
+    RT_ASSERT(i < d->n_acc);
     while (d->acc[i]->parent != i) {
         uint32_t p = d->acc[i]->parent;
         d->acc[i]->parent = d->acc[p]->parent; /* path halving */
@@ -207,7 +203,7 @@ static int pair_grow(guard_detector *d) {
     if (!np) return -1;
     for (size_t i = 0; i < d->pair_cap; i++) {
         if (!d->pairs[i].a) continue;
-        size_t j = hmix(d->pairs[i].a * 0x9e3779b97f4a7c15ULL ^ d->pairs[i].b) & (nc - 1);
+        size_t j = rt_mix64(d->pairs[i].a * 0x9e3779b97f4a7c15ULL ^ d->pairs[i].b) & (nc - 1);
         while (np[j].a) j = (j + 1) & (nc - 1);
         np[j] = d->pairs[i];
     }
@@ -222,7 +218,7 @@ static pair_ev *pair_lookup(guard_detector *d, uint32_t x, uint32_t y, int creat
     if (!d->pair_cap) {
         if (!create || pair_grow(d)) return NULL;
     }
-    size_t j = hmix(a * 0x9e3779b97f4a7c15ULL ^ b) & (d->pair_cap - 1);
+    size_t j = rt_mix64(a * 0x9e3779b97f4a7c15ULL ^ b) & (d->pair_cap - 1);
     while (d->pairs[j].a) {
         if (d->pairs[j].a == a && d->pairs[j].b == b) return &d->pairs[j];
         j = (j + 1) & (d->pair_cap - 1);
@@ -315,7 +311,7 @@ static int ip_grow(guard_detector *d) {
     if (!ne) return -1;
     for (size_t i = 0; i < d->ip_cap; i++) {
         if (!d->ips[i].key) continue;
-        size_t j = hmix(d->ips[i].key) & (nc - 1);
+        size_t j = rt_mix64(d->ips[i].key) & (nc - 1);
         while (ne[j].key) j = (j + 1) & (nc - 1);
         ne[j] = d->ips[i];
     }
@@ -332,7 +328,7 @@ static int note_client(guard_detector *d, uint32_t i, uint64_t c, uint32_t *touc
     if (a->last_client == c) return 0; /* seen already: nothing new */
     a->last_client = c;
     if ((d->n_ips + 1) * 2 > d->ip_cap && ip_grow(d)) return -1;
-    size_t j = hmix(c) & (d->ip_cap - 1);
+    size_t j = rt_mix64(c) & (d->ip_cap - 1);
     while (d->ips[j].key && d->ips[j].key != c) j = (j + 1) & (d->ip_cap - 1);
     ip_entry *e = &d->ips[j];
     if (!e->key) {
@@ -358,7 +354,7 @@ static int note_client(guard_detector *d, uint32_t i, uint64_t c, uint32_t *touc
 
 static burst_bucket *burst_bucket_get(guard_detector *d, int64_t b, int create) {
     if (d->burst_cap) {
-        size_t j = hmix((uint64_t)b) & (d->burst_cap - 1);
+        size_t j = rt_mix64((uint64_t)b) & (d->burst_cap - 1);
         while (d->bursts[j].acc || d->bursts[j].n) {
             if (d->bursts[j].bucket == b) return &d->bursts[j];
             j = (j + 1) & (d->burst_cap - 1);
@@ -371,7 +367,7 @@ static burst_bucket *burst_bucket_get(guard_detector *d, int64_t b, int create) 
         if (!nb) return NULL;
         for (size_t i = 0; i < d->burst_cap; i++) {
             if (!d->bursts[i].acc) continue;
-            size_t j = hmix((uint64_t)d->bursts[i].bucket) & (nc - 1);
+            size_t j = rt_mix64((uint64_t)d->bursts[i].bucket) & (nc - 1);
             while (nb[j].acc) j = (j + 1) & (nc - 1);
             nb[j] = d->bursts[i];
         }
@@ -379,7 +375,7 @@ static burst_bucket *burst_bucket_get(guard_detector *d, int64_t b, int create) 
         d->bursts = nb;
         d->burst_cap = nc;
     }
-    size_t j = hmix((uint64_t)b) & (d->burst_cap - 1);
+    size_t j = rt_mix64((uint64_t)b) & (d->burst_cap - 1);
     while (d->bursts[j].acc) j = (j + 1) & (d->burst_cap - 1);
     burst_bucket *bb = &d->bursts[j];
     memset(bb, 0, sizeof *bb);

@@ -578,6 +578,7 @@ static int fit_shift(fit_ctx *c) {
             guard_dequantize(e->emb, dim, e->emb_scale, ua + ia++ * dim);
         }
     }
+    RT_ASSERT(ia == c->n_emb_a && ib == c->n_emb_b); /* fit_count_embeddings counted the same events */
     double sigma = fit_bandwidth(c, ua);
     if (!isfinite(sigma)) goto out;
     uint64_t rseed = rt_splitmix64(c->o->seed ^ 0xf00dULL);
