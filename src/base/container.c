@@ -18,8 +18,9 @@ int rt_grow(void *pp, size_t *cap, size_t need, size_t elem_size, const char *wh
         if (nc > SIZE_MAX / 2) return RT_FAIL_KIND(RT_ERR_NOMEM, "size overflow growing %s", what ? what : "an array");
         nc *= 2;
     }
-    size_t bytes;
-    if (rt_mul_size(nc, elem_size, &bytes)) return -1;
+    if (elem_size && nc > SIZE_MAX / elem_size)
+        return RT_FAIL_KIND(RT_ERR_NOMEM, "size overflow growing %s to %zu elements", what ? what : "an array", need);
+    size_t bytes = nc * elem_size;
     void *old;
     memcpy(&old, pp, sizeof old); /* pp is the address of some T *: read it as bytes */
     void *p = rt_realloc(old, bytes, what);
