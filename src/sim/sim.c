@@ -28,7 +28,6 @@
  * guard's actions afterwards.
  */
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -41,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../client/client.h"
 #include "../defend/defend_internal.h"
 #include "sim.h"
 
@@ -808,63 +808,19 @@ static int build_request(sim_t *S, size_t ai, req_t *q) {
     return 0;
 }
 
-typedef struct {
-    rt_buf body;
-    double retry_after;
-} http_resp;
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
-    http_resp *r = ud;
-    return rt_buf_append(&r->body, p, sz * n) ? 0 : sz * n;
-}
-
-static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
-    http_resp *r = ud;
-    size_t len = sz * n;
-    if (len > 12 && !strncasecmp(p, "Retry-After:", 12)) {
-        char tmp[64];
-        size_t l = RT_MIN(len - 12, sizeof tmp - 1);
-        memcpy(tmp, p + 12, l);
-        tmp[l] = '\0';
-        r->retry_after = atof(tmp);
-    }
-    return len;
-}
-
-static long http_post(CURL *h, const char *url, const char *key, double t, const char *addr, const char *body,
-                      http_resp *r) {
-    r->body.len = 0;
-    r->retry_after = -1;
-    struct curl_slist *hdr = NULL;
-    char auth[128], tm[64], iface[40];
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+/* One request of the simulation: the actor's key, the simulated clock in a header the server
+ * reads under --sim-clock, and the actor's own local address (so addresses mean something). */
+static long http_post(client *h, const char *url, const char *key, double t, const char *addr, const char *body,
+                      client_response *r) {
+    char tm[64];
     snprintf(tm, sizeof tm, "X-Retort-Sim-Time: %.3f", t);
-    hdr = curl_slist_append(hdr, auth);
-    hdr = curl_slist_append(hdr, tm);
-    hdr = curl_slist_append(hdr, "Content-Type: application/json");
-    hdr = curl_slist_append(hdr, "Expect:");
-    curl_easy_reset(h);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 20L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, 600L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
-    if (addr && *addr) {
-        snprintf(iface, sizeof iface, "host!%s", addr);
-        curl_easy_setopt(h, CURLOPT_INTERFACE, iface);
-    }
-    if (body) curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    CURLcode cc = curl_easy_perform(h);
-    curl_slist_free_all(hdr);
-    if (cc != CURLE_OK) return 0;
-    long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    return status;
+    client_request rq = {.key = key,
+                         .header = tm,
+                         .local_addr = addr,
+                         .connect_timeout_s = 20,
+                         .timeout_s = 600,
+                         .fresh_connection = 1};
+    return client_call(h, url, &rq, body, r);
 }
 
 /* the harvest line of a 200 answer (the format `retort harvest` writes) */
@@ -985,15 +941,15 @@ static void on_response(sim_t *S, req_t *q, long status, double latency_real, do
 
 static void *sim_worker(void *arg) {
     sim_t *S = arg;
-    CURL *h = curl_easy_init();
-    http_resp r = {{0}, -1};
+    client *h = NULL;
+    client_response r = {{0}, -1};
     char url_chat[1100], url_cmpl[1100];
     snprintf(url_chat, sizeof url_chat, "%s/v1/chat/completions", S->base);
     snprintf(url_cmpl, sizeof url_cmpl, "%s/v1/completions", S->base);
-    if (!h) {
+    if (client_new(&h)) {
         pthread_mutex_lock(&S->mu);
         S->failed = 1;
-        snprintf(S->fail_msg, sizeof S->fail_msg, "libcurl: cannot create a handle");
+        snprintf(S->fail_msg, sizeof S->fail_msg, "%s", rt_errmsg());
         pthread_cond_broadcast(&S->cv);
         pthread_mutex_unlock(&S->mu);
         return NULL;
@@ -1097,8 +1053,8 @@ static void *sim_worker(void *arg) {
         free(q.body);
         rt_buf_free(&q.prompt);
     }
-    rt_buf_free(&r.body);
-    curl_easy_cleanup(h);
+    client_response_free(&r);
+    client_free(h);
     return NULL;
 }
 
@@ -1107,28 +1063,16 @@ static int find_model(sim_t *S) {
         snprintf(S->model, sizeof S->model, "%s", S->sc->model);
         return 0;
     }
-    CURL *h = curl_easy_init();
-    if (!h) return RT_FAIL("libcurl: cannot create a handle");
-    http_resp r = {{0}, -1};
+    client *h = NULL;
+    if (client_new(&h)) return -1;
+    client_response r = {{0}, -1};
     char url[1100];
     snprintf(url, sizeof url, "%s/v1/models", S->base);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    struct curl_slist *hdr = NULL;
-    char auth[128];
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", S->a[0].keys[0].key);
-    hdr = curl_slist_append(hdr, auth);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    CURLcode cc = curl_easy_perform(h);
-    long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(hdr);
-    curl_easy_cleanup(h);
+    client_request rq = {.key = S->a[0].keys[0].key, .connect_timeout_s = 10};
+    long status = client_call(h, url, &rq, NULL, &r);
+    client_free(h);
     int rc = -1;
-    if (cc != CURLE_OK) RT_FAIL("GET %s: %s (is `retort serve --sim-clock` running? --endpoint)", url, curl_easy_strerror(cc));
+    if (status == 0) RT_FAIL("GET %s (is `retort serve --sim-clock` running? --endpoint)", rt_errmsg());
     else if (status != 200) RT_FAIL("GET %s: HTTP %ld (give \"model\" in the scenario)", url, status);
     else {
         json_error_t je;
@@ -1142,7 +1086,7 @@ static int find_model(sim_t *S) {
         }
         json_decref(o);
     }
-    rt_buf_free(&r.body);
+    client_response_free(&r);
     return rc;
 }
 
@@ -1172,10 +1116,7 @@ int guard_simulate(const guard_sim_options *o, guard_sim_stats *st) {
     size_t bl = strlen(S.base);
     while (bl && S.base[bl - 1] == '/') S.base[--bl] = '\0';
     if (bl >= 3 && !strcmp(S.base + bl - 3, "/v1")) S.base[bl -= 3] = '\0';
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
-        RT_FAIL("libcurl failed to initialise");
-        goto out;
-    }
+    if (client_global_init()) goto out;
     if (guard_corpus_load(&S.corpus, o->corpus_path)) goto out;
     if (build_actors(&S)) goto out;
     if (oo.bind_addresses && !can_bind("127.10.0.2")) {
@@ -1308,7 +1249,7 @@ out:
     guard_scenario_free(sc);
     pthread_mutex_destroy(&S.mu);
     pthread_cond_destroy(&S.cv);
-    curl_global_cleanup();
+    client_global_cleanup();
     return rc;
 }
 
