@@ -35,6 +35,27 @@
 #include "../guard/guard.h"
 #include "../serve/serve.h"
 
+/* ---------------------------------------------------------------- simulator labels */
+
+/* One account's label in guard_sim_accounts, written by the simulator (src/sim), read by
+ * eval, calibrate, the views and the report. */
+typedef struct {
+    int64_t account_id;
+    char name[GW_NAME_MAX];
+    char persona[64];   /* the scenario's persona name */
+    char strategy[32];  /* benign, power, app, bulk, logprob, slow, template, mimicry, sybil, walk */
+    int attack;         /* 1 = attacker */
+    char group[80];     /* the persona instance (a sybil group shares one) */
+    char client[64];    /* the address it sends from ("" if none) */
+    double created_at;  /* its sign-up time */
+    uint64_t seed;      /* the scenario's seed */
+} guard_label;
+/* Insert (or replace, by account) labels in one transaction; creates the guard tables. */
+int guard_labels_write(gw_db *db, const guard_label *l, size_t n);
+/* Every label ordered by account id (*out malloc'ed; none without the table). The reader
+ * fills account_id, name, persona, strategy, attack and group. */
+int guard_labels_load(gw_db *db, guard_label **out, size_t *n);
+
 /* ---------------------------------------------------------------- events from requests */
 
 /* Fill the request-derived fields of an event from hook arguments (no embedding, status or

@@ -33,15 +33,7 @@ extern const char *const guard_event_insert_sql;
 int guard_action_write(sqlite3 *c, const guard_action_row *r, int64_t *id_out);
 int guard_action_write_db(gw_db *db, const guard_action_row *r, int64_t *id_out);
 
-/* Labels written by the simulator. */
-typedef struct {
-    int64_t account_id;
-    char name[GW_NAME_MAX];
-    char persona[64];   /* the scenario's persona name */
-    char strategy[32];  /* benign, power, app, bulk, logprob, slow, template, mimicry, sybil, walk */
-    int attack;         /* 1 = attacker */
-    char group[64];     /* the persona instance (a sybil group shares one) */
-} guard_label;
+/* The simulator's labels (guard_label in defend.h) on a connection the caller holds. */
 int guard_labels_read(sqlite3 *c, guard_label **out, size_t *n);
 
 #endif

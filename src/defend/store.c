@@ -288,6 +288,64 @@ int guard_labels_read(sqlite3 *c, guard_label **out, size_t *n) {
     return 0;
 }
 
+typedef struct {
+    const guard_label *l;
+    size_t n;
+} labels_w;
+static int labels_write_fn(sqlite3 *c, void *ud) {
+    const labels_w *x = ud;
+    sqlite3_stmt *st = NULL;
+    if (gw_sql_prepare(c,
+                       "INSERT OR REPLACE INTO guard_sim_accounts(account_id, name, persona, strategy, attack, grp, "
+                       "client, created_at, seed) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+                       &st, "guard_sim_accounts"))
+        return -1;
+    int rc = gw_sql_exec(c, "BEGIN", "guard_sim_accounts");
+    for (size_t i = 0; i < x->n && !rc; i++) {
+        const guard_label *l = &x->l[i];
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, l->account_id);
+        sqlite3_bind_text(st, 2, l->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, l->persona, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, l->strategy, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 5, l->attack);
+        sqlite3_bind_text(st, 6, l->group, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 7, l->client, -1, SQLITE_STATIC);
+        sqlite3_bind_double(st, 8, l->created_at);
+        sqlite3_bind_int64(st, 9, (sqlite3_int64)l->seed);
+        rc = gw_sql_step_done(c, st, "guard_sim_accounts");
+    }
+    sqlite3_finalize(st);
+    if (rc) {
+        sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    return gw_sql_exec(c, "COMMIT", "guard_sim_accounts");
+}
+
+int guard_labels_write(gw_db *db, const guard_label *l, size_t n) {
+    if (guard_db_init(db)) return -1;
+    labels_w x = {l, n};
+    return gw_db_with(db, labels_write_fn, &x);
+}
+
+typedef struct {
+    guard_label *l;
+    size_t n;
+} labels_r;
+static int labels_load_fn(sqlite3 *c, void *ud) {
+    labels_r *x = ud;
+    return guard_labels_read(c, &x->l, &x->n);
+}
+
+int guard_labels_load(gw_db *db, guard_label **out, size_t *n) {
+    labels_r x = {0};
+    if (gw_db_with(db, labels_load_fn, &x)) return -1;
+    *out = x.l;
+    *n = x.n;
+    return 0;
+}
+
 /* ---------------------------------------------------------------- status */
 
 static void fmt_t(double t, char *out, size_t cap) {

@@ -41,7 +41,7 @@
 #include <unistd.h>
 
 #include "../client/client.h"
-#include "../defend/defend_internal.h"
+#include "../defend/defend.h"
 #include "sim.h"
 
 typedef enum { P_BENIGN = 0, P_POWER, P_APP, P_BULK, P_LOGPROB, P_SLOW, P_TEMPLATE, P_MIMICRY, P_SYBIL, P_WALK, P_KINDS } pkind;
@@ -513,38 +513,28 @@ static double next_gap(actor *A) {
 
 /* ---------------------------------------------------------------- accounts */
 
-typedef struct {
-    sim_t *S;
-} label_ctx;
-
-static int insert_labels(sqlite3 *c, void *ud) {
-    sim_t *S = ud;
-    sqlite3_stmt *st = NULL;
-    if (gw_sql_prepare(c,
-                          "INSERT OR REPLACE INTO guard_sim_accounts(account_id, name, persona, strategy, attack, grp, "
-                          "client, created_at, seed) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
-                          &st, "guard_sim_accounts"))
-        return -1;
-    int rc = 0;
-    sqlite3_exec(c, "BEGIN", NULL, NULL, NULL);
-    for (size_t i = 0; i < S->n_a && !rc; i++) {
-        actor *A = &S->a[i];
-        for (size_t k = 0; k < A->n_keys && !rc; k++) {
-            sqlite3_reset(st);
-            sqlite3_bind_int64(st, 1, A->keys[k].account_id);
-            sqlite3_bind_text(st, 2, A->keys[k].name, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 3, A->p->name, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 4, kind_names[A->p->kind], -1, SQLITE_STATIC);
-            sqlite3_bind_int(st, 5, is_attack(A->p->kind));
-            sqlite3_bind_text(st, 6, A->label, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 7, A->keys[k].addr, -1, SQLITE_STATIC);
-            sqlite3_bind_double(st, 8, A->keys[k].created_at);
-            sqlite3_bind_int64(st, 9, (sqlite3_int64)S->sc->seed);
-            if (sqlite3_step(st) != SQLITE_DONE) rc = RT_FAIL("guard_sim_accounts: %s", sqlite3_errmsg(c));
+/* Every key's label, for guard_sim_accounts (eval and calibration read them). */
+static int write_labels(sim_t *S, gw_db *db) {
+    size_t n = 0, k = 0;
+    for (size_t i = 0; i < S->n_a; i++) n += S->a[i].n_keys;
+    guard_label *l = rt_calloc(n ? n : 1, sizeof *l, "simulator labels");
+    if (!l) return -1;
+    for (size_t i = 0; i < S->n_a; i++) {
+        const actor *A = &S->a[i];
+        for (size_t j = 0; j < A->n_keys; j++, k++) {
+            l[k].account_id = A->keys[j].account_id;
+            snprintf(l[k].name, sizeof l[k].name, "%s", A->keys[j].name);
+            snprintf(l[k].persona, sizeof l[k].persona, "%s", A->p->name);
+            snprintf(l[k].strategy, sizeof l[k].strategy, "%s", kind_names[A->p->kind]);
+            l[k].attack = is_attack(A->p->kind);
+            snprintf(l[k].group, sizeof l[k].group, "%s", A->label);
+            snprintf(l[k].client, sizeof l[k].client, "%s", A->keys[j].addr);
+            l[k].created_at = A->keys[j].created_at;
+            l[k].seed = S->sc->seed;
         }
     }
-    sqlite3_exec(c, rc ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
-    sqlite3_finalize(st);
+    int rc = guard_labels_write(db, l, n);
+    free(l);
     return rc;
 }
 
@@ -683,7 +673,7 @@ static int create_accounts(sim_t *S) {
                 rc = gw_account_set_status(db, acc.id, GW_ACCOUNT_ACTIVE, NULL, S->sc->start);
         }
     }
-    if (!rc) rc = gw_db_with(db, insert_labels, S);
+    if (!rc) rc = write_labels(S, db);
     gw_db_close(db);
     return rc;
 }
