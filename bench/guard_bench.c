@@ -34,7 +34,7 @@ int main(int argc, char **argv) {
     guard_policy p;
     guard_policy_defaults(&p);
     guard_detector *d = NULL;
-    if (guard_detector_init(&d, &p, &ref)) return 1;
+    if (guard_detector_new(&d, &p, &ref)) return 1;
     /* a pool of 1024 embeddings and signatures, reused */
     const size_t P = 1024;
     int8_t *emb = malloc(P * D);

@@ -582,7 +582,7 @@ int guard_open(guard **out, const guard_options *o) {
         g->have_ref = 1;
     }
     if (gw_db_open(&g->db, o->db_path) || guard_db_init(g->db)) goto fail;
-    if (guard_detector_init(&g->det, &g->policy, g->have_ref ? &g->ref : NULL)) goto fail;
+    if (guard_detector_new(&g->det, &g->policy, g->have_ref ? &g->ref : NULL)) goto fail;
     /* releases recorded before this start are history */
     if (gw_db_with(g->db, max_release_id, &g->last_release_id)) goto fail;
     char *pj = guard_policy_to_json(&g->policy);

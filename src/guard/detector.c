@@ -489,7 +489,7 @@ static int note_template(guard_detector *d, uint32_t i, const guard_event *ev, u
 
 /* ---------------------------------------------------------------- init */
 
-int guard_detector_init(guard_detector **out, const guard_policy *p, const guard_reference *ref) {
+int guard_detector_new(guard_detector **out, const guard_policy *p, const guard_reference *ref) {
     *out = NULL;
     guard_detector *d = rt_calloc(1, sizeof *d, "guard detector");
     if (!d) return -1;

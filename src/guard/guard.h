@@ -285,7 +285,7 @@ typedef struct {
     int64_t affected[GUARD_MAX_AFFECTED];
 } guard_verdict;
 
-int guard_detector_init(guard_detector **out, const guard_policy *p, const guard_reference *ref);
+int guard_detector_new(guard_detector **out, const guard_policy *p, const guard_reference *ref);
 void guard_detector_free(guard_detector *d);
 /* Feed one event (events of one account in time order; accounts interleave freely). */
 int guard_detector_observe(guard_detector *d, const guard_event *ev, guard_verdict *out);

@@ -628,7 +628,7 @@ static int fit_levels(fit_ctx *c) {
     float *x = rt_malloc_array(c->dim ? c->dim : 1, sizeof(float), "embedding");
     double *vals = rt_malloc_array(c->n_acc + 1, sizeof(double), "levels");
     int rc = -1;
-    if (!x || !vals || guard_detector_init(&det, &c->pol, c->out)) goto out;
+    if (!x || !vals || guard_detector_new(&det, &c->pol, c->out)) goto out;
     for (size_t i = 0; i < c->n_ev; i++) {
         cal_acct *a = cal_find(c->acc, c->n_acc, c->ev[i].account_id);
         if (!a || !a->benign || !a->half) continue;

@@ -41,7 +41,7 @@
  * flag the header is ignored.
  *
  * What this is not: a tokenizer or model (src/model), the accounts and ledger store
- * (src/gateway), or the guard's detectors (src/guard) — those plug in through serve_hooks.
+ * (src/gateway), or the guard (src/guard, src/defend) — it plugs in through serve_hooks.
  */
 #ifndef RETORT_SERVE_H
 #define RETORT_SERVE_H
