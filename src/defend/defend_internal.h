@@ -33,7 +33,5 @@ extern const char *const guard_event_insert_sql;
 int guard_action_write(sqlite3 *c, const guard_action_row *r, int64_t *id_out);
 int guard_action_write_db(gw_db *db, const guard_action_row *r, int64_t *id_out);
 
-/* The simulator's labels (guard_label in defend.h) on a connection the caller holds. */
-int guard_labels_read(sqlite3 *c, guard_label **out, size_t *n);
 
 #endif

@@ -346,6 +346,100 @@ int guard_labels_load(gw_db *db, guard_label **out, size_t *n) {
     return 0;
 }
 
+/* ---------------------------------------------------------------- readers for the report */
+
+void guard_enforcement_free(guard_enforcement *e, size_t n) {
+    for (size_t i = 0; e && i < n; i++) {
+        free(e[i].code);
+        free(e[i].reason);
+        free(e[i].evidence);
+    }
+    free(e);
+}
+
+static char *dup_col(sqlite3_stmt *st, int i) {
+    const char *s = (const char *)sqlite3_column_text(st, i);
+    return rt_strdup(s ? s : "");
+}
+
+/* the entry of account id, added when new (a linear search: a report has hundreds of accounts) */
+static guard_enforcement *enf_get(guard_enforcement **e, size_t *n, size_t *cap, int64_t id) {
+    for (size_t i = 0; i < *n; i++)
+        if ((*e)[i].account_id == id) return &(*e)[i];
+    if (RT_GROW(*e, *cap, *n + 1, "guard enforcement")) return NULL;
+    guard_enforcement *x = &(*e)[(*n)++];
+    memset(x, 0, sizeof *x);
+    x->account_id = id;
+    x->t_suspend = x->risk = NAN;
+    return x;
+}
+
+static int cmp_enf(const void *a, const void *b) {
+    int64_t x = ((const guard_enforcement *)a)->account_id, y = ((const guard_enforcement *)b)->account_id;
+    return (x > y) - (x < y);
+}
+
+int guard_enforcement_read(sqlite3 *c, guard_enforcement **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    if (!gw_sql_has_table(c, "guard_actions")) return 0;
+    guard_enforcement *e = NULL;
+    size_t ne = 0, cap = 0;
+    sqlite3_stmt *st = NULL;
+    /* SQLite: the bare columns of a MIN() aggregate come from the row holding the minimum */
+    if (gw_sql_prepare(c,
+                       "SELECT account_id, MIN(t), code, risk, reason, evidence FROM guard_actions "
+                       "WHERE action = 'suspend' AND mode = 'enforce' GROUP BY account_id",
+                       &st, "reading guard_actions"))
+        return -1;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        guard_enforcement *x = enf_get(&e, &ne, &cap, sqlite3_column_int64(st, 0));
+        if (!x) goto fail;
+        x->t_suspend = sqlite3_column_type(st, 1) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 1);
+        x->risk = sqlite3_column_type(st, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 3);
+        x->code = dup_col(st, 2), x->reason = dup_col(st, 4), x->evidence = dup_col(st, 5);
+        if (!x->code || !x->reason || !x->evidence) goto fail;
+    }
+    sqlite3_finalize(st);
+    if (gw_sql_prepare(c, "SELECT DISTINCT account_id FROM guard_actions WHERE action = 'throttle' AND mode = 'enforce'",
+                       &st, "reading guard_actions"))
+        goto fail;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        guard_enforcement *x = enf_get(&e, &ne, &cap, sqlite3_column_int64(st, 0));
+        if (!x) goto fail;
+        x->throttled = 1;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    for (size_t i = 0; i < ne; i++)
+        if (!e[i].code) {
+            e[i].code = rt_strdup(""), e[i].reason = rt_strdup(""), e[i].evidence = rt_strdup("");
+            if (!e[i].code || !e[i].reason || !e[i].evidence) goto fail;
+        }
+    if (ne) qsort(e, ne, sizeof *e, cmp_enf);
+    *out = e;
+    *n = ne;
+    return 0;
+fail:
+    sqlite3_finalize(st);
+    guard_enforcement_free(e, ne);
+    return -1;
+}
+
+int guard_scores_each(sqlite3 *c, int (*fn)(void *ud, double t, int64_t account_id, double risk), void *ud) {
+    sqlite3_stmt *st = NULL;
+    if (gw_sql_prepare(c, "SELECT t, account_id, risk FROM guard_scores ORDER BY t", &st, "reading guard_scores"))
+        return -1;
+    int rc = 0, s;
+    while (!rc && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        double risk = sqlite3_column_type(st, 2) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 2);
+        rc = fn(ud, sqlite3_column_double(st, 0), sqlite3_column_int64(st, 1), risk);
+    }
+    if (!rc && s != SQLITE_DONE) rc = gw_sql_fail(c, "reading guard_scores");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- status */
 
 static void fmt_t(double t, char *out, size_t cap) {

@@ -219,6 +219,8 @@ typedef struct {
     int64_t requests_window;   /* rows with t >= since */
     int64_t tokens_window;     /* prompt + completion tokens with t >= since */
     double last_t;             /* 0 if none */
+    int64_t ok_completion_tokens; /* completion tokens of status-200 rows */
+    int64_t refused_403;       /* rows answered 403 (suspended) */
 } gw_usage;
 /* Usage per account that has any ledger rows; *out malloc'ed, ordered by account id. */
 int gw_usage_by_account(gw_db *db, double since, gw_usage **out, size_t *n);
@@ -230,5 +232,24 @@ int gw_usage_tokens(gw_db *db, int64_t account_id, double t0, double t1, int64_t
 int gw_config_set(gw_db *db, const char *key, const char *value, double now);
 /* *value malloc'ed, or NULL when the key is absent (still returns 0). */
 int gw_config_get(gw_db *db, const char *key, char **value);
+
+/* ---------------------------------------------------------------- readers on a connection */
+
+/* The gateway's typed readers for a room that holds its own connection to a gateway database
+ * (report's, or a read-only one): the same queries as the gw_db functions above, no lock.
+ * Ordered by id; *out malloc'ed. */
+int gw_accounts_read(sqlite3 *conn, gw_account **out, size_t *n);
+int gw_usage_read(sqlite3 *conn, double since, gw_usage **out, size_t *n);
+int gw_config_read(sqlite3 *conn, const char *key, char **value);
+/* Time of the first and last completion requests (NaN when none) and the number of rows. */
+int gw_usage_span(sqlite3 *conn, double *t0, double *t1, int64_t *rows);
+/* Served (status 200) requests of an account with t <= t, and their completion tokens. */
+int gw_usage_served_until(sqlite3 *conn, int64_t account_id, double t, int64_t *served, int64_t *completion_tokens);
+/* Every served output's hash with its account (ledger order). */
+typedef struct {
+    char hash[GW_HASH_HEX];
+    int64_t account_id;
+} gw_output_hash;
+int gw_usage_output_hashes(sqlite3 *conn, gw_output_hash **out, size_t *n);
 
 #endif /* RETORT_GATEWAY_H */
