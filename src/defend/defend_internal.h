@@ -24,6 +24,12 @@ extern const char *const guard_schema_sql;
 int guard_event_insert(sqlite3 *c, sqlite3_stmt *st, const guard_event *ev);
 extern const char *const guard_event_insert_sql;
 
+/* The one writer of guard_scores (store.c): binds a row to a prepared guard_score_insert_sql
+ * (the runtime's writer thread keeps one per batch; guard_score_insert prepares its own) and
+ * steps it. NULL level: "none"; NULL code: ""; group_id 0: the account; group_size 0: 1. */
+extern const char *const guard_score_insert_sql;
+int guard_score_write(sqlite3 *c, sqlite3_stmt *st, const guard_score_row *r);
+
 /* The one writer of guard_actions (store.c): every action row — the runtime's escalations,
  * operator releases, and guard_action_insert for tools — goes through it. NULL strings:
  * mode "enforce", code and reason "", evidence {}; group_id 0 = the account; usage_row_id

@@ -194,30 +194,28 @@ static void item_free(item *it) {
 
 static int write_batch(guard *g, sqlite3 *c, item *list, sqlite3_stmt *ins_ev, sqlite3_stmt *ins_sc) {
     if (sqlite3_exec(c, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-        return RT_FAIL("%s: guard writer: %s", g->o.db_path, sqlite3_errmsg(c));
+        return gw_sql_fail(c, "guard writer");
     int rc = 0;
     for (item *it = list; it && rc == 0; it = it->next) {
         if (it->kind == 0) {
             rc = guard_event_insert(c, ins_ev, &it->ev);
         } else {
-            sqlite3_reset(ins_sc);
-            sqlite3_bind_double(ins_sc, 1, it->t);
-            sqlite3_bind_int64(ins_sc, 2, it->account_id);
-            sqlite3_bind_int64(ins_sc, 3, it->group_id);
-            sqlite3_bind_int64(ins_sc, 4, (sqlite3_int64)it->group_size);
-            sqlite3_bind_double(ins_sc, 5, it->n);
-            sqlite3_bind_double(ins_sc, 6, it->risk);
-            sqlite3_bind_double(ins_sc, 7, it->account_risk);
-            sqlite3_bind_double(ins_sc, 8, it->group_risk);
-            sqlite3_bind_text(ins_sc, 9, it->level, -1, SQLITE_STATIC);
-            sqlite3_bind_text(ins_sc, 10, it->code, -1, SQLITE_STATIC);
-            if (it->signals) sqlite3_bind_text(ins_sc, 11, it->signals, -1, SQLITE_STATIC);
-            else sqlite3_bind_null(ins_sc, 11);
-            if (sqlite3_step(ins_sc) != SQLITE_DONE) rc = RT_FAIL("%s: guard_scores: %s", g->o.db_path, sqlite3_errmsg(c));
+            guard_score_row row = {.t = it->t,
+                                   .account_id = it->account_id,
+                                   .group_id = it->group_id,
+                                   .group_size = it->group_size,
+                                   .n = it->n,
+                                   .risk = it->risk,
+                                   .account_risk = it->account_risk,
+                                   .group_risk = it->group_risk,
+                                   .level = it->level,
+                                   .code = it->code,
+                                   .signals = it->signals};
+            rc = guard_score_write(c, ins_sc, &row);
         }
     }
     if (rc == 0 && sqlite3_exec(c, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        rc = RT_FAIL("%s: guard writer commit: %s", g->o.db_path, sqlite3_errmsg(c));
+        rc = gw_sql_fail(c, "guard writer commit");
     if (rc) sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
     return rc;
 }
@@ -249,9 +247,7 @@ static void *writer_main(void *arg) {
         sqlite3_exec(c, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
         ok = gw_sql_prepare(c, guard_event_insert_sql, &ins_ev, "guard_events") == 0 &&
              gw_sql_prepare(c,
-                               "INSERT INTO guard_scores(t, account_id, group_id, group_size, n, risk, account_risk, "
-                               "group_risk, level, code, signals) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
-                               &ins_sc, "guard_scores") == 0 &&
+                               guard_score_insert_sql, &ins_sc, "guard_scores") == 0 &&
              gw_sql_prepare(c,
                                "SELECT id, account_id FROM guard_actions WHERE action = 'release' AND id > ?1 "
                                "ORDER BY id",

@@ -45,12 +45,7 @@ const char *const guard_event_insert_sql =
 
 static int init_fn(sqlite3 *c, void *ud) {
     (void)ud;
-    char *err = NULL;
-    if (sqlite3_exec(c, guard_schema_sql, NULL, NULL, &err) != SQLITE_OK) {
-        RT_FAIL("cannot create the guard tables: %s", err ? err : sqlite3_errmsg(c));
-        sqlite3_free(err);
-        return -1;
-    }
+    if (gw_sql_exec(c, guard_schema_sql, "creating the guard tables")) return -1;
     /* databases from before prefix_hash existed */
     sqlite3_stmt *st = NULL;
     int has = 0;
@@ -58,11 +53,8 @@ static int init_fn(sqlite3 *c, void *ud) {
                            NULL) == SQLITE_OK)
         has = sqlite3_step(st) == SQLITE_ROW;
     sqlite3_finalize(st);
-    if (!has && sqlite3_exec(c, "ALTER TABLE guard_events ADD COLUMN prefix_hash INTEGER", NULL, NULL, &err) != SQLITE_OK) {
-        RT_FAIL("cannot add guard_events.prefix_hash: %s", err ? err : sqlite3_errmsg(c));
-        sqlite3_free(err);
+    if (!has && gw_sql_exec(c, "ALTER TABLE guard_events ADD COLUMN prefix_hash INTEGER", "adding guard_events.prefix_hash"))
         return -1;
-    }
     return 0;
 }
 
@@ -99,7 +91,7 @@ int guard_event_insert(sqlite3 *c, sqlite3_stmt *st, const guard_event *ev) {
     else sqlite3_bind_null(st, 16);
     sqlite3_bind_double(st, 17, ev->emb_scale);
     sqlite3_bind_int64(st, 18, (sqlite3_int64)ev->prefix_hash);
-    if (sqlite3_step(st) != SQLITE_DONE) return RT_FAIL("guard_events: %s", sqlite3_errmsg(c));
+    if (sqlite3_step(st) != SQLITE_DONE) return gw_sql_fail(c, "guard_events");
     return 0;
 }
 
@@ -108,6 +100,29 @@ int guard_event_insert(sqlite3 *c, sqlite3_stmt *st, const guard_event *ev) {
 typedef struct {
     guard_event_list *out;
 } read_ctx;
+
+/* ---------------------------------------------------------------- guard_scores: the one writer */
+
+const char *const guard_score_insert_sql =
+    "INSERT INTO guard_scores(t, account_id, group_id, group_size, n, risk, account_risk, group_risk, level, code, "
+    "signals) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)";
+
+int guard_score_write(sqlite3 *c, sqlite3_stmt *st, const guard_score_row *r) {
+    sqlite3_reset(st);
+    sqlite3_bind_double(st, 1, r->t);
+    sqlite3_bind_int64(st, 2, r->account_id);
+    sqlite3_bind_int64(st, 3, r->group_id ? r->group_id : r->account_id);
+    sqlite3_bind_int64(st, 4, r->group_size ? (sqlite3_int64)r->group_size : 1);
+    sqlite3_bind_double(st, 5, r->n);
+    sqlite3_bind_double(st, 6, r->risk);
+    sqlite3_bind_double(st, 7, r->account_risk);
+    sqlite3_bind_double(st, 8, r->group_risk);
+    sqlite3_bind_text(st, 9, r->level ? r->level : "none", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 10, r->code ? r->code : "", -1, SQLITE_STATIC);
+    if (r->signals) sqlite3_bind_text(st, 11, r->signals, -1, SQLITE_STATIC);
+    else sqlite3_bind_null(st, 11);
+    return gw_sql_step_done(c, st, "guard_scores");
+}
 
 /* ---------------------------------------------------------------- guard_actions: the one writer */
 

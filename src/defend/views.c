@@ -44,29 +44,11 @@ static int valid_json_object(const char *text, const char *what) {
     return 0;
 }
 
-static const char *or_empty(const char *s) { return s ? s : ""; }
 
 static int insert_score_fn(sqlite3 *c, void *ud) {
-    const guard_score_row *r = ud;
     sqlite3_stmt *st = NULL;
-    if (gw_sql_prepare(c,
-                          "INSERT INTO guard_scores(t, account_id, group_id, group_size, n, risk, account_risk, "
-                          "group_risk, level, code, signals) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
-                          &st, "guard_scores"))
-        return -1;
-    sqlite3_bind_double(st, 1, r->t);
-    sqlite3_bind_int64(st, 2, r->account_id);
-    sqlite3_bind_int64(st, 3, r->group_id ? r->group_id : r->account_id);
-    sqlite3_bind_int64(st, 4, r->group_size ? (sqlite3_int64)r->group_size : 1);
-    sqlite3_bind_double(st, 5, r->n);
-    sqlite3_bind_double(st, 6, r->risk);
-    sqlite3_bind_double(st, 7, r->account_risk);
-    sqlite3_bind_double(st, 8, r->group_risk);
-    sqlite3_bind_text(st, 9, r->level ? r->level : "none", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 10, or_empty(r->code), -1, SQLITE_STATIC);
-    if (r->signals) sqlite3_bind_text(st, 11, r->signals, -1, SQLITE_STATIC);
-    else sqlite3_bind_null(st, 11);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : RT_FAIL("guard_scores: %s", sqlite3_errmsg(c));
+    if (gw_sql_prepare(c, guard_score_insert_sql, &st, "guard_scores")) return -1;
+    int rc = guard_score_write(c, st, ud);
     sqlite3_finalize(st);
     return rc;
 }
@@ -187,7 +169,7 @@ static int state_fn(sqlite3 *c, void *ud) {
             }
             if (s->n_recent < VIEW_RECENT) s->recent[s->n_recent++] = sqlite3_column_double(sc, 1);
         }
-        if (r != SQLITE_DONE) rc = RT_FAIL("reading guard_scores: %s", sqlite3_errmsg(c));
+        if (r != SQLITE_DONE) rc = gw_sql_fail(c, "reading guard_scores");
         sqlite3_reset(ac);
         sqlite3_bind_int64(ac, 1, x->acc[i].id);
         r = sqlite3_step(ac);
@@ -202,7 +184,7 @@ static int state_fn(sqlite3 *c, void *ud) {
             s->a_group = sqlite3_column_int64(ac, 6);
             snprintf(s->a_reason, sizeof s->a_reason, "%s", col_text(ac, 7));
         } else if (r != SQLITE_DONE) {
-            rc = RT_FAIL("reading guard_actions: %s", sqlite3_errmsg(c));
+            rc = gw_sql_fail(c, "reading guard_actions");
         }
     }
     sqlite3_finalize(sc);
@@ -298,31 +280,7 @@ typedef struct {
 
 static int usage_one_fn(sqlite3 *c, void *ud) {
     usage_one_ctx *x = ud;
-    sqlite3_stmt *st = NULL;
-    if (gw_sql_prepare(c,
-                          "SELECT count(*), sum(status = 200), sum(prompt_tokens), sum(completion_tokens), "
-                          "sum(t >= ?1), sum(CASE WHEN t >= ?1 THEN prompt_tokens + completion_tokens ELSE 0 END), "
-                          "max(t) FROM usage WHERE account_id = ?2",
-                          &st, "reading the usage ledger"))
-        return -1;
-    sqlite3_bind_double(st, 1, x->since);
-    sqlite3_bind_int64(st, 2, x->id);
-    int rc = 0;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        gw_usage *u = x->u;
-        u->account_id = x->id;
-        u->requests = sqlite3_column_int64(st, 0);
-        u->ok_requests = sqlite3_column_int64(st, 1);
-        u->prompt_tokens = sqlite3_column_int64(st, 2);
-        u->completion_tokens = sqlite3_column_int64(st, 3);
-        u->requests_window = sqlite3_column_int64(st, 4);
-        u->tokens_window = sqlite3_column_int64(st, 5);
-        u->last_t = sqlite3_column_double(st, 6);
-    } else {
-        rc = RT_FAIL("reading the usage ledger: %s", sqlite3_errmsg(c));
-    }
-    sqlite3_finalize(st);
-    return rc;
+    return gw_usage_of(c, x->id, x->since, x->u);
 }
 
 /* Accounts that were ever scored or acted on in group g (the candidates for its members). */
@@ -347,7 +305,7 @@ static int candidates_fn(sqlite3 *c, void *ud) {
         if (i != SIZE_MAX) x->want[i] = 1;
     }
     sqlite3_finalize(st);
-    return r == SQLITE_DONE ? 0 : RT_FAIL("reading guard_scores: %s", sqlite3_errmsg(c));
+    return r == SQLITE_DONE ? 0 : gw_sql_fail(c, "reading guard_scores");
 }
 
 /* The account's current group from its state (see the top of the file). */
@@ -649,7 +607,7 @@ static int detail_fn(sqlite3 *c, void *ud) {
     }
     if (best) json_array_append_new(x->timeline, best); /* rows added since the count */
     sqlite3_finalize(st);
-    if (r != SQLITE_DONE) return RT_FAIL("reading guard_scores: %s", sqlite3_errmsg(c));
+    if (r != SQLITE_DONE) return gw_sql_fail(c, "reading guard_scores");
     if (gw_sql_prepare(c,
                           "SELECT id, t, action, mode, code, risk, group_id, usage_row_id, reason, evidence, prev_rpm "
                           "FROM guard_actions WHERE account_id = ?1 ORDER BY id",
@@ -671,7 +629,7 @@ static int detail_fn(sqlite3 *c, void *ud) {
         json_array_append_new(x->actions, a);
     }
     sqlite3_finalize(st);
-    if (r != SQLITE_DONE) return RT_FAIL("reading guard_actions: %s", sqlite3_errmsg(c));
+    if (r != SQLITE_DONE) return gw_sql_fail(c, "reading guard_actions");
     return 0;
 }
 

@@ -240,6 +240,8 @@ int gw_config_get(gw_db *db, const char *key, char **value);
  * Ordered by id; *out malloc'ed. */
 int gw_accounts_read(sqlite3 *conn, gw_account **out, size_t *n);
 int gw_usage_read(sqlite3 *conn, double since, gw_usage **out, size_t *n);
+/* One account's usage, summed the same way (all zero when it has no rows). */
+int gw_usage_of(sqlite3 *conn, int64_t account_id, double since, gw_usage *out);
 int gw_config_read(sqlite3 *conn, const char *key, char **value);
 /* Time of the first and last completion requests (NaN when none) and the number of rows. */
 int gw_usage_span(sqlite3 *conn, double *t0, double *t1, int64_t *rows);

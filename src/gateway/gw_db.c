@@ -583,6 +583,25 @@ out:
 
 /* ---------------------------------------------------------------- usage */
 
+/* The per-account usage summary (gw_usage's fields from account_id on, ?1 = since). */
+#define USAGE_SUMS                                                                                                    \
+    "count(*), sum(status = 200), sum(prompt_tokens), sum(completion_tokens), sum(t >= ?1), "                         \
+    "sum(CASE WHEN t >= ?1 THEN prompt_tokens + completion_tokens ELSE 0 END), max(t), "                              \
+    "sum(CASE WHEN status = 200 THEN completion_tokens ELSE 0 END), sum(status = 403)"
+
+static void read_usage(sqlite3_stmt *st, int c0, int64_t account_id, gw_usage *u) {
+    u->account_id = account_id;
+    u->requests = sqlite3_column_int64(st, c0 + 0);
+    u->ok_requests = sqlite3_column_int64(st, c0 + 1);
+    u->prompt_tokens = sqlite3_column_int64(st, c0 + 2);
+    u->completion_tokens = sqlite3_column_int64(st, c0 + 3);
+    u->requests_window = sqlite3_column_int64(st, c0 + 4);
+    u->tokens_window = sqlite3_column_int64(st, c0 + 5);
+    u->last_t = sqlite3_column_double(st, c0 + 6);
+    u->ok_completion_tokens = sqlite3_column_int64(st, c0 + 7);
+    u->refused_403 = sqlite3_column_int64(st, c0 + 8);
+}
+
 int gw_usage_read(sqlite3 *conn, double since, gw_usage **out, size_t *n) {
     *out = NULL;
     *n = 0;
@@ -590,28 +609,15 @@ int gw_usage_read(sqlite3 *conn, double since, gw_usage **out, size_t *n) {
     size_t cap = 0, k = 0;
     gw_usage *a = NULL;
     if (gw_sql_prepare(conn,
-                       "SELECT account_id, count(*), sum(status = 200), sum(prompt_tokens), "
-                       "sum(completion_tokens), sum(t >= ?1), "
-                       "sum(CASE WHEN t >= ?1 THEN prompt_tokens + completion_tokens ELSE 0 END), max(t), "
-                       "sum(CASE WHEN status = 200 THEN completion_tokens ELSE 0 END), sum(status = 403) "
-                       "FROM usage WHERE account_id IS NOT NULL GROUP BY account_id ORDER BY account_id",
+                       "SELECT account_id, " USAGE_SUMS
+                       " FROM usage WHERE account_id IS NOT NULL GROUP BY account_id ORDER BY account_id",
                        &st, "summarising usage"))
         return -1;
     sqlite3_bind_double(st, 1, since);
     int s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
         if (RT_GROW(a, cap, k + 1, "usage list")) goto fail;
-        gw_usage *u = &a[k++];
-        u->account_id = sqlite3_column_int64(st, 0);
-        u->requests = sqlite3_column_int64(st, 1);
-        u->ok_requests = sqlite3_column_int64(st, 2);
-        u->prompt_tokens = sqlite3_column_int64(st, 3);
-        u->completion_tokens = sqlite3_column_int64(st, 4);
-        u->requests_window = sqlite3_column_int64(st, 5);
-        u->tokens_window = sqlite3_column_int64(st, 6);
-        u->last_t = sqlite3_column_double(st, 7);
-        u->ok_completion_tokens = sqlite3_column_int64(st, 8);
-        u->refused_403 = sqlite3_column_int64(st, 9);
+        read_usage(st, 1, sqlite3_column_int64(st, 0), &a[k++]);
     }
     if (s != SQLITE_DONE) {
         gw_sql_fail(conn, "summarising usage");
@@ -631,6 +637,21 @@ int gw_usage_by_account(gw_db *db, double since, gw_usage **out, size_t *n) {
     pthread_mutex_lock(&db->mu);
     int rc = gw_usage_read(db->conn, since, out, n);
     pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+int gw_usage_of(sqlite3 *conn, int64_t account_id, double since, gw_usage *out) {
+    memset(out, 0, sizeof *out);
+    out->account_id = account_id;
+    sqlite3_stmt *st = NULL;
+    if (gw_sql_prepare(conn, "SELECT " USAGE_SUMS " FROM usage WHERE account_id = ?2", &st, "reading the usage ledger"))
+        return -1;
+    sqlite3_bind_double(st, 1, since);
+    sqlite3_bind_int64(st, 2, account_id);
+    int rc = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) read_usage(st, 0, account_id, out);
+    else rc = gw_sql_fail(conn, "reading the usage ledger");
+    sqlite3_finalize(st);
     return rc;
 }
 

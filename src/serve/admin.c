@@ -90,7 +90,7 @@ static int usage_rows(sqlite3 *conn, void *ud) {
                            "top_logprobs, n, stream, latency_ms, ttft_ms, prompt_hash, output_hash, finish_reason, "
                            "client FROM usage WHERE ?1 = 0 OR account_id = ?1 ORDER BY id DESC LIMIT ?2",
                            -1, &st, NULL) != SQLITE_OK)
-        return RT_FAIL("reading the ledger: %s", sqlite3_errmsg(conn));
+        return gw_sql_fail(conn, "reading the ledger");
     sqlite3_bind_int64(st, 1, q->account_id);
     sqlite3_bind_int64(st, 2, q->limit);
     int s;
@@ -112,7 +112,7 @@ static int usage_rows(sqlite3 *conn, void *ud) {
         json_array_append_new(q->rows, r);
     }
     sqlite3_finalize(st);
-    if (s != SQLITE_DONE) return RT_FAIL("reading the ledger: %s", sqlite3_errmsg(conn));
+    if (s != SQLITE_DONE) return gw_sql_fail(conn, "reading the ledger");
     return 0;
 }
 
@@ -120,7 +120,7 @@ static int config_rows(sqlite3 *conn, void *ud) {
     json_t *o = ud;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(conn, "SELECT key, value FROM server_config ORDER BY key", -1, &st, NULL) != SQLITE_OK)
-        return RT_FAIL("reading server config: %s", sqlite3_errmsg(conn));
+        return gw_sql_fail(conn, "reading server config");
     while (sqlite3_step(st) == SQLITE_ROW)
         json_object_set_new(o, (const char *)sqlite3_column_text(st, 0),
                             json_string((const char *)sqlite3_column_text(st, 1)));
