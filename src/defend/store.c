@@ -225,16 +225,9 @@ static int read_events_fn(sqlite3 *c, void *ud) {
         ev->prefix_hash = (uint64_t)sqlite3_column_int64(st, 17);
         emb_off[l->n] = SIZE_MAX;
         if (eb && el) {
-            if (eused + el > ecap) {
-                size_t nc = ecap ? ecap * 2 : 1 << 20;
-                while (nc < eused + el) nc *= 2;
-                int8_t *ns = rt_realloc(l->emb_store, nc, "guard embeddings");
-                if (!ns) {
-                    rc = -1;
-                    break;
-                }
-                l->emb_store = ns;
-                ecap = nc;
+            if (RT_GROW(l->emb_store, ecap, eused + el, "guard embeddings")) {
+                rc = -1;
+                break;
             }
             memcpy(l->emb_store + eused, eb, el);
             emb_off[l->n] = eused;
@@ -279,15 +272,10 @@ int guard_labels_read(sqlite3 *c, guard_label **out, size_t *n) {
     size_t cap = 0;
     guard_label *l = NULL;
     while (sqlite3_step(st) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 256;
-            guard_label *nl = rt_realloc(l, cap * sizeof *nl, "labels");
-            if (!nl) {
-                free(l);
-                sqlite3_finalize(st);
-                return -1;
-            }
-            l = nl;
+        if (RT_GROW(l, cap, *n + 1, "labels")) {
+            free(l);
+            sqlite3_finalize(st);
+            return -1;
         }
         guard_label *x = &l[(*n)++];
         memset(x, 0, sizeof *x);
@@ -783,14 +771,9 @@ static int group_members_fn(sqlite3 *c, void *ud) {
     sqlite3_bind_int64(st, 1, r->group_id);
     size_t cap = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
-        if (r->n_members == cap) {
-            cap = cap ? cap * 2 : 16;
-            int64_t *nm = rt_realloc(r->members, cap * sizeof *nm, "group");
-            if (!nm) {
-                sqlite3_finalize(st);
-                return -1;
-            }
-            r->members = nm;
+        if (RT_GROW(r->members, cap, r->n_members + 1, "group")) {
+            sqlite3_finalize(st);
+            return -1;
         }
         r->members[r->n_members++] = sqlite3_column_int64(st, 0);
     }

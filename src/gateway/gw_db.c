@@ -400,12 +400,7 @@ int gw_key_list(gw_db *db, int64_t account_id, gw_key_info **out, size_t *n) {
     sqlite3_bind_int64(st, 1, account_id);
     int s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        if (k == cap) {
-            cap = cap ? cap * 2 : 16;
-            gw_key_info *b = rt_realloc(a, cap * sizeof *a, "key list");
-            if (!b) goto out;
-            a = b;
-        }
+        if (RT_GROW(a, cap, k + 1, "key list")) goto out;
         memset(&a[k], 0, sizeof a[k]);
         copy_text(a[k].key_id, sizeof a[k].key_id, sqlite3_column_text(st, 0));
         a[k].account_id = sqlite3_column_int64(st, 1);

@@ -36,13 +36,7 @@ int guard_prada_add(guard_prada *p, const float *x, size_t max_g) {
             if (s < best) best = s;
         }
         double d = sqrt(best);
-        if (p->n_d == p->cap_d) {
-            size_t nc = p->cap_d ? p->cap_d * 2 : 64;
-            double *nd = rt_realloc(p->dist, nc * sizeof *nd, "PRADA distances");
-            if (!nd) return -1;
-            p->dist = nd;
-            p->cap_d = nc;
-        }
+        if (RT_GROW(p->dist, p->cap_d, p->n_d + 1, "PRADA distances")) return -1;
         p->dist[p->n_d++] = d;
         p->sum += d;
         p->sum2 += d * d;

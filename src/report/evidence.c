@@ -195,14 +195,9 @@ int report_harvest_scan(const report_harvest_spec *h, report_harvest_stats *st) 
             const gw_output_hash *m = bsearch(&key, hs, nh, sizeof *hs, cmp_out_hash);
             if (m) {
                 st->matched++;
-                if (nacc == cap) {
-                    cap = cap ? cap * 2 : 256;
-                    int64_t *na = rt_realloc(acc, cap * sizeof *na, "matched accounts");
-                    if (!na) {
-                        json_decref(j);
-                        goto done;
-                    }
-                    acc = na;
+                if (RT_GROW(acc, cap, nacc + 1, "matched accounts")) {
+                    json_decref(j);
+                    goto done;
                 }
                 acc[nacc++] = m->account_id;
             }

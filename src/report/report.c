@@ -110,15 +110,10 @@ static double col_num(sqlite3_stmt *st, int i) {
 
 static int q_fail(rep *r, const char *what) { return gw_sql_fail(r->db, what); }
 
+/* Room for one more element of arr (n used, cap allocated), or goto fail. */
 #define GROW(arr, n, cap, what)                                                                                \
     do {                                                                                                       \
-        if ((n) == (cap)) {                                                                                    \
-            size_t nc_ = (cap) ? (cap) * 2 : 16;                                                               \
-            void *np_ = rt_realloc((arr), nc_ * sizeof *(arr), what);                                          \
-            if (!np_) goto fail;                                                                               \
-            (arr) = np_;                                                                                       \
-            (cap) = nc_;                                                                                       \
-        }                                                                                                      \
+        if (RT_GROW((arr), (cap), (n) + 1, (what))) goto fail;                                                 \
     } while (0)
 
 static acct *acct_by_id(rep *r, int64_t id) {
