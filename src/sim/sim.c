@@ -1080,6 +1080,126 @@ static int find_model(sim_t *S) {
     return rc;
 }
 
+/* What one persona's actors did, summed. */
+typedef struct {
+    size_t actors, keys, req, ok, r403, r429, errors, stopped, harvested;
+    double stop_h; /* sum over stopped actors of the hours until they stopped */
+} persona_tally;
+
+static persona_tally tally_persona(const sim_t *S, const persona *p) {
+    persona_tally t = {0};
+    for (size_t i = 0; i < S->n_a; i++) {
+        const actor *A = &S->a[i];
+        if (A->p != p) continue;
+        t.actors++;
+        t.keys += A->n_keys;
+        t.req += A->sent;
+        t.ok += A->ok;
+        t.r403 += A->r403;
+        t.r429 += A->r429;
+        t.errors += A->errors;
+        t.harvested += A->harvested;
+        if (A->live_keys == 0) {
+            t.stopped++;
+            t.stop_h += (A->stopped_at - S->sc->start) / 3600.0;
+        }
+    }
+    return t;
+}
+
+static void print_personas(const sim_t *S, const guard_sim_stats *st) {
+    const guard_scenario *sc = S->sc;
+    fprintf(stderr, "%-14s %-9s %6s %8s %8s %6s %6s %6s %9s  %s\n", "persona", "kind", "keys", "requests", "served", "403",
+            "429", "errors", "stopped", "harvest");
+    for (size_t pi = 0; pi < sc->n_p; pi++) {
+        persona_tally t = tally_persona(S, &sc->p[pi]);
+        char sb[32];
+        if (t.stopped) snprintf(sb, sizeof sb, "%zu@%.1fh", t.stopped, t.stop_h / (double)t.stopped);
+        else snprintf(sb, sizeof sb, "0");
+        fprintf(stderr, "%-14s %-9s %6zu %8zu %8zu %6zu %6zu %6zu %9s  %zu lines\n", sc->p[pi].name,
+                kind_names[sc->p[pi].kind], t.keys, t.req, t.ok, t.r403, t.r429, t.errors, sb, t.harvested);
+    }
+    fprintf(stderr, "simulated %.1f h in %.1f s real (%zu requests, %zu served)\n", st->sim_seconds / 3600.0,
+            st->real_seconds, st->requests, st->ok);
+}
+
+/* The JSON summary (--summary): per persona its numbers and harvest files. */
+static int write_summary(const sim_t *S, const guard_sim_stats *st, const char *path) {
+    const guard_scenario *sc = S->sc;
+    json_t *ps = json_array();
+    for (size_t pi = 0; pi < sc->n_p; pi++) {
+        persona_tally t = tally_persona(S, &sc->p[pi]);
+        json_t *files = json_array();
+        for (size_t i = 0; i < S->n_a; i++) {
+            const actor *A = &S->a[i];
+            if (A->p != &sc->p[pi] || !A->harvest_path[0]) continue;
+            json_array_append_new(files, json_pack("{s:s, s:I, s:b, s:o}", "path", A->harvest_path, "lines",
+                                                   (json_int_t)A->harvested, "stopped", A->live_keys == 0, "stopped_at",
+                                                   A->live_keys == 0 ? json_real(A->stopped_at) : json_null()));
+        }
+        json_array_append_new(ps, json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "name",
+                                            sc->p[pi].name, "kind", kind_names[sc->p[pi].kind], "attack",
+                                            is_attack(sc->p[pi].kind), "accounts", (json_int_t)t.keys, "requests",
+                                            (json_int_t)t.req, "served", (json_int_t)t.ok, "refused_403",
+                                            (json_int_t)t.r403, "limited_429", (json_int_t)t.r429, "errors",
+                                            (json_int_t)t.errors, "stopped_actors", (json_int_t)t.stopped,
+                                            "harvest_lines", (json_int_t)t.harvested, "harvest", files));
+    }
+    json_t *sum = json_pack("{s:s, s:s, s:f, s:f, s:f, s:I, s:I, s:o}", "scenario", S->o->scenario_path, "name", sc->name,
+                            "start", sc->start, "sim_hours", st->sim_seconds / 3600.0, "real_seconds", st->real_seconds,
+                            "requests", (json_int_t)st->requests, "served", (json_int_t)st->ok, "personas", ps);
+    char *js = sum ? json_dumps(sum, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(sum);
+    if (!js) return RT_FAIL("out of memory writing %s", path);
+    int rc = rt_write_file_atomic(path, js, strlen(js));
+    free(js);
+    return rc;
+}
+
+/* One harvest file per attacking actor: DIR/<scenario>-<actor>.jsonl. */
+static int open_harvests(sim_t *S, const char *dir) {
+    if (rt_mkdir_p(dir)) return -1;
+    for (size_t i = 0; i < S->n_a; i++) {
+        actor *A = &S->a[i];
+        if (!is_attack(A->p->kind)) continue;
+        snprintf(A->harvest_path, sizeof A->harvest_path, "%s/%s-%s.jsonl", dir, S->sc->name, A->label);
+        A->harvest = fopen(A->harvest_path, "w");
+        if (!A->harvest) return RT_FAIL("%s: cannot write: %s", A->harvest_path, strerror(errno));
+    }
+    return 0;
+}
+
+/* The day itself: concurrency workers until every actor is done (or one failed). */
+static int run_workers(sim_t *S, size_t concurrency) {
+    pthread_t *th = rt_calloc(concurrency, sizeof *th, "simulator threads");
+    if (!th) return -1;
+    size_t started = 0;
+    for (; started < concurrency; started++)
+        if (pthread_create(&th[started], NULL, sim_worker, S) != 0) break;
+    for (size_t i = 0; i < started; i++) pthread_join(th[i], NULL);
+    free(th);
+    if (started == 0) return RT_FAIL("cannot start simulator threads");
+    if (S->failed) return RT_FAIL("%s", S->fail_msg);
+    return 0;
+}
+
+static void sim_free(sim_t *S, int *rc) {
+    for (size_t i = 0; i < S->n_a; i++) {
+        actor *A = &S->a[i];
+        if (A->harvest && fclose(A->harvest) != 0 && *rc == 0) *rc = RT_FAIL("%s: %s", A->harvest_path, strerror(errno));
+        free(A->keys);
+        free(A->sched);
+        rt_buf_free(&A->last_q);
+        rt_buf_free(&A->last_a);
+        rt_buf_free(&A->retry);
+    }
+    free(S->a);
+    free(S->heap);
+    guard_corpus_free(S->corpus);
+    pthread_mutex_destroy(&S->mu);
+    pthread_cond_destroy(&S->cv);
+}
+
 int guard_simulate(const guard_sim_options *o, guard_sim_stats *st) {
     memset(st, 0, sizeof *st);
     if (!o->endpoint) return RT_FAIL("--endpoint: required (the URL of `retort serve --sim-clock`)");
@@ -1099,8 +1219,6 @@ int guard_simulate(const guard_sim_options *o, guard_sim_stats *st) {
     pthread_mutex_init(&S.mu, NULL);
     pthread_cond_init(&S.cv, NULL);
     int rc = -1;
-    pthread_t *th = NULL;
-    size_t started = 0;
     guard_sim_options oo = *o;
     snprintf(S.base, sizeof S.base, "%s", o->endpoint);
     size_t bl = strlen(S.base);
@@ -1117,128 +1235,22 @@ int guard_simulate(const guard_sim_options *o, guard_sim_stats *st) {
     if (create_accounts(&S)) goto out;
     for (size_t i = 0; i < S.n_a; i++) st->accounts += S.a[i].n_keys;
     if (find_model(&S)) goto out;
-    if (o->harvest_dir) {
-        if (rt_mkdir_p(o->harvest_dir)) goto out;
-        for (size_t i = 0; i < S.n_a; i++) {
-            actor *A = &S.a[i];
-            if (!is_attack(A->p->kind)) continue;
-            snprintf(A->harvest_path, sizeof A->harvest_path, "%s/%s-%s.jsonl", o->harvest_dir, sc->name, A->label);
-            A->harvest = fopen(A->harvest_path, "w");
-            if (!A->harvest) {
-                RT_FAIL("%s: cannot write: %s", A->harvest_path, strerror(errno));
-                goto out;
-            }
-        }
-    }
+    if (o->harvest_dir && open_harvests(&S, o->harvest_dir)) goto out;
     for (size_t i = 0; i < S.n_a; i++) maybe_push(&S, i);
     if (!o->quiet) rt_progress_init(&S.prog, "simulate", 1000);
     S.real0 = rt_now();
     S.sim_max = sc->start;
-    th = rt_calloc(o->concurrency, sizeof *th, "simulator threads");
-    if (!th) goto out;
-    for (; started < o->concurrency; started++)
-        if (pthread_create(&th[started], NULL, sim_worker, &S) != 0) break;
-    if (started == 0) {
-        RT_FAIL("cannot start simulator threads");
-        goto out;
-    }
-    for (size_t i = 0; i < started; i++) pthread_join(th[i], NULL);
+    int run = run_workers(&S, o->concurrency);
     if (!o->quiet) rt_progress_finish(&S.prog, NULL);
-    if (S.failed) {
-        RT_FAIL("%s", S.fail_msg);
-        goto out;
-    }
+    if (run) goto out;
     st->sim_seconds = S.sim_max - sc->start;
     st->real_seconds = rt_now() - S.real0;
-    if (!o->quiet) {
-        fprintf(stderr, "%-14s %-9s %6s %8s %8s %6s %6s %6s %9s  %s\n", "persona", "kind", "keys", "requests", "served",
-                "403", "429", "errors", "stopped", "harvest");
-        for (size_t pi = 0; pi < sc->n_p; pi++) {
-            size_t keys = 0, req = 0, ok = 0, f = 0, l = 0, e = 0, stopped = 0, n = 0, hv = 0;
-            double stop_h = 0;
-            for (size_t i = 0; i < S.n_a; i++) {
-                actor *A = &S.a[i];
-                if (A->p != &sc->p[pi]) continue;
-                n++;
-                keys += A->n_keys;
-                req += A->sent;
-                ok += A->ok;
-                f += A->r403;
-                l += A->r429;
-                e += A->errors;
-                hv += A->harvested;
-                if (A->live_keys == 0) {
-                    stopped++;
-                    stop_h += (A->stopped_at - sc->start) / 3600.0;
-                }
-            }
-            char sb[32];
-            if (stopped) snprintf(sb, sizeof sb, "%zu@%.1fh", stopped, stop_h / (double)stopped);
-            else snprintf(sb, sizeof sb, "0");
-            fprintf(stderr, "%-14s %-9s %6zu %8zu %8zu %6zu %6zu %6zu %9s  %zu lines\n", sc->p[pi].name,
-                    kind_names[sc->p[pi].kind], keys, req, ok, f, l, e, sb, hv);
-        }
-        fprintf(stderr, "simulated %.1f h in %.1f s real (%zu requests, %zu served)\n", st->sim_seconds / 3600.0,
-                st->real_seconds, st->requests, st->ok);
-    }
-    if (o->summary_path) {
-        json_t *ps = json_array();
-        for (size_t pi = 0; pi < sc->n_p; pi++) {
-            size_t keys = 0, req = 0, ok = 0, f = 0, l = 0, e = 0, stopped = 0, hv = 0;
-            json_t *files = json_array();
-            for (size_t i = 0; i < S.n_a; i++) {
-                actor *A = &S.a[i];
-                if (A->p != &sc->p[pi]) continue;
-                keys += A->n_keys;
-                req += A->sent;
-                ok += A->ok;
-                f += A->r403;
-                l += A->r429;
-                e += A->errors;
-                hv += A->harvested;
-                stopped += A->live_keys == 0;
-                if (A->harvest_path[0])
-                    json_array_append_new(files, json_pack("{s:s, s:I, s:b, s:o}", "path", A->harvest_path, "lines",
-                                                           (json_int_t)A->harvested, "stopped", A->live_keys == 0,
-                                                           "stopped_at", A->live_keys == 0 ? json_real(A->stopped_at) : json_null()));
-            }
-            json_array_append_new(ps, json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "name",
-                                                sc->p[pi].name, "kind", kind_names[sc->p[pi].kind], "attack",
-                                                is_attack(sc->p[pi].kind), "accounts", (json_int_t)keys, "requests",
-                                                (json_int_t)req, "served", (json_int_t)ok, "refused_403", (json_int_t)f,
-                                                "limited_429", (json_int_t)l, "errors", (json_int_t)e, "stopped_actors",
-                                                (json_int_t)stopped, "harvest_lines", (json_int_t)hv, "harvest", files));
-        }
-        json_t *sum = json_pack("{s:s, s:s, s:f, s:f, s:f, s:I, s:I, s:o}", "scenario", o->scenario_path, "name", sc->name,
-                                "start", sc->start, "sim_hours", st->sim_seconds / 3600.0, "real_seconds", st->real_seconds,
-                                "requests", (json_int_t)st->requests, "served", (json_int_t)st->ok, "personas", ps);
-        char *js = sum ? json_dumps(sum, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-        json_decref(sum);
-        if (!js || rt_write_file_atomic(o->summary_path, js, strlen(js))) {
-            free(js);
-            if (!js) RT_FAIL("out of memory writing %s", o->summary_path);
-            goto out;
-        }
-        free(js);
-    }
+    if (!o->quiet) print_personas(&S, st);
+    if (o->summary_path && write_summary(&S, st, o->summary_path)) goto out;
     rc = 0;
 out:
-    free(th);
-    for (size_t i = 0; i < S.n_a; i++) {
-        actor *A = &S.a[i];
-        if (A->harvest && fclose(A->harvest) != 0 && rc == 0) rc = RT_FAIL("%s: %s", A->harvest_path, strerror(errno));
-        free(A->keys);
-        free(A->sched);
-        rt_buf_free(&A->last_q);
-        rt_buf_free(&A->last_a);
-        rt_buf_free(&A->retry);
-    }
-    free(S.a);
-    free(S.heap);
-    guard_corpus_free(S.corpus);
+    sim_free(&S, &rc);
     guard_scenario_free(sc);
-    pthread_mutex_destroy(&S.mu);
-    pthread_cond_destroy(&S.cv);
     client_global_cleanup();
     return rc;
 }
