@@ -61,6 +61,22 @@ typedef struct {
     size_t n_labels;
 } load_ctx;
 
+/* One ledger row: what the account was served, and before its suspension. */
+static int usage_row(void *ud, const gw_usage_brief *r) {
+    ev_acct *a = ev_find(ud, r->account_id);
+    if (!a) return 0;
+    int64_t tok = r->prompt_tokens + r->completion_tokens;
+    if (r->status == 429) a->limited++;
+    if (r->status != 200) return 0;
+    a->served++;
+    a->tokens += tok;
+    if (r->id <= a->trigger_row) {
+        a->served_before++;
+        a->tokens_before += tok;
+    }
+    return 0;
+}
+
 static int load_fn(sqlite3 *c, void *ud) {
     load_ctx *x = ud;
     ev_data *d = x->d;
@@ -102,25 +118,7 @@ static int load_fn(sqlite3 *c, void *ud) {
         }
     }
     sqlite3_finalize(st);
-    if (gw_sql_prepare(c, "SELECT id, account_id, status, prompt_tokens + completion_tokens FROM usage ORDER BY id", &st,
-                          "reading the usage ledger"))
-        return -1;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        ev_acct *a = ev_find(d, sqlite3_column_int64(st, 1));
-        if (!a) continue;
-        int64_t id = sqlite3_column_int64(st, 0), tok = sqlite3_column_int64(st, 3);
-        int status = sqlite3_column_int(st, 2);
-        if (status == 429) a->limited++;
-        if (status != 200) continue;
-        a->served++;
-        a->tokens += tok;
-        if (id <= a->trigger_row) {
-            a->served_before++;
-            a->tokens_before += tok;
-        }
-    }
-    sqlite3_finalize(st);
-    return 0;
+    return gw_usage_scan(c, usage_row, d);
 }
 
 static int cmp_acct(const void *x, const void *y) {

@@ -462,6 +462,17 @@ typedef struct {
     int rc;
 } status_ctx;
 
+/* accounts are read ordered by id */
+static const gw_account *account_by_id(const gw_account *a, size_t n, int64_t id) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (a[mid].id < id) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < n && a[lo].id == id ? &a[lo] : NULL;
+}
+
 static int status_fn(sqlite3 *c, void *ud) {
     status_ctx *x = ud;
     if (!gw_sql_has_table(c, "guard_actions"))
@@ -470,28 +481,39 @@ static int status_fn(sqlite3 *c, void *ud) {
     /* the latest action per account, its latest risk, its name and status */
     if (gw_sql_prepare(
             c,
-            "SELECT a.account_id, coalesce(ac.name, '#' || a.account_id), coalesce(ac.status, '?'), a.action, a.mode,"
+            "SELECT a.account_id, NULL, NULL, a.action, a.mode,"
             " a.code, a.risk, a.t, a.group_id, a.id,"
             " (SELECT risk FROM guard_scores s WHERE s.account_id = a.account_id ORDER BY s.id DESC LIMIT 1),"
             " (SELECT count(*) FROM guard_actions b WHERE b.group_id = a.group_id AND b.id <= a.id"
             "   AND b.action = a.action AND a.group_id != a.account_id)"
-            " FROM guard_actions a LEFT JOIN accounts ac ON ac.id = a.account_id"
+            " FROM guard_actions a"
             " WHERE a.id = (SELECT max(id) FROM guard_actions b WHERE b.account_id = a.account_id)"
             " ORDER BY a.id",
             &st, "reading guard_actions"))
         return -1;
+    /* names and statuses from the gateway (its table, its reader) */
+    gw_account *acc = NULL;
+    size_t na = 0;
+    if (gw_accounts_read(c, &acc, &na)) {
+        sqlite3_finalize(st);
+        return -1;
+    }
     size_t n = 0, by[5] = {0};
     if (!x->as_json)
         fprintf(x->out, "%-24s %-9s %-8s %-7s %-30s %6s %6s %-19s %s\n", "ACCOUNT", "STATUS", "ACTION", "MODE", "CODE",
                 "RISK", "NOW", "WHEN", "GROUP");
     while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(st, 1);
-        const char *status = (const char *)sqlite3_column_text(st, 2);
+        int64_t aid = sqlite3_column_int64(st, 0);
+        const gw_account *ac = account_by_id(acc, na, aid);
+        char name[GW_NAME_MAX];
+        if (ac) snprintf(name, sizeof name, "%s", ac->name);
+        else snprintf(name, sizeof name, "#%lld", (long long)aid);
+        const char *status = !ac ? "?" : ac->status == GW_ACCOUNT_SUSPENDED ? "suspended" : "active";
         const char *action = (const char *)sqlite3_column_text(st, 3);
         const char *mode = (const char *)sqlite3_column_text(st, 4);
         const char *code = (const char *)sqlite3_column_text(st, 5);
         double risk = sqlite3_column_double(st, 6), t = sqlite3_column_double(st, 7);
-        int64_t gid = sqlite3_column_int64(st, 8), aid = sqlite3_column_int64(st, 0);
+        int64_t gid = sqlite3_column_int64(st, 8);
         double now = sqlite3_column_type(st, 10) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 10);
         char when[32];
         fmt_t(t, when, sizeof when);
@@ -517,6 +539,7 @@ static int status_fn(sqlite3 *c, void *ud) {
         n++;
     }
     sqlite3_finalize(st);
+    free(acc);
     if (!x->as_json)
         fprintf(x->out, "%zu account(s) with guard actions: %zu flagged, %zu throttled, %zu suspended, %zu released\n", n,
                 by[1], by[2], by[3], by[4]);

@@ -247,6 +247,13 @@ int gw_config_read(sqlite3 *conn, const char *key, char **value);
 int gw_usage_span(sqlite3 *conn, double *t0, double *t1, int64_t *rows);
 /* Served (status 200) requests of an account with t <= t, and their completion tokens. */
 int gw_usage_served_until(sqlite3 *conn, int64_t account_id, double t, int64_t *served, int64_t *completion_tokens);
+/* Every ledger row in id order, briefly: fn returns 0 to go on, -1 to stop with its error. */
+typedef struct {
+    int64_t id, account_id; /* account_id 0: a request without a valid key */
+    int status;
+    int64_t prompt_tokens, completion_tokens;
+} gw_usage_brief;
+int gw_usage_scan(sqlite3 *conn, int (*fn)(void *ud, const gw_usage_brief *r), void *ud);
 /* Every served output's hash with its account (ledger order). */
 typedef struct {
     char hash[GW_HASH_HEX];

@@ -688,6 +688,25 @@ int gw_usage_served_until(sqlite3 *conn, int64_t account_id, double t, int64_t *
     return s == SQLITE_ROW ? 0 : gw_sql_fail(conn, "reading the usage ledger");
 }
 
+int gw_usage_scan(sqlite3 *conn, int (*fn)(void *ud, const gw_usage_brief *r), void *ud) {
+    sqlite3_stmt *st = NULL;
+    if (gw_sql_prepare(conn, "SELECT id, account_id, status, prompt_tokens, completion_tokens FROM usage ORDER BY id", &st,
+                       "reading the usage ledger"))
+        return -1;
+    int rc = 0, s = SQLITE_DONE;
+    while (!rc && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        gw_usage_brief r = {.id = sqlite3_column_int64(st, 0),
+                            .account_id = sqlite3_column_int64(st, 1),
+                            .status = sqlite3_column_int(st, 2),
+                            .prompt_tokens = sqlite3_column_int64(st, 3),
+                            .completion_tokens = sqlite3_column_int64(st, 4)};
+        rc = fn(ud, &r);
+    }
+    if (!rc && s != SQLITE_DONE) rc = gw_sql_fail(conn, "reading the usage ledger");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int gw_usage_output_hashes(sqlite3 *conn, gw_output_hash **out, size_t *n) {
     *out = NULL;
     *n = 0;
