@@ -10,7 +10,6 @@
 #include <time.h>
 
 #include "guard/guard.h"
-#include "defend/defend_internal.h"
 
 static double cpu_now(void) { /* this process's CPU seconds: the machine is shared, wall time is noisy */
     struct timespec ts;
