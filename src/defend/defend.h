@@ -35,47 +35,6 @@
 #include "../guard/guard.h"
 #include "../serve/serve.h"
 
-/* ---------------------------------------------------------------- simulator labels */
-
-/* One account's label in guard_sim_accounts, written by the simulator (src/sim), read by
- * eval, calibrate, the views and the report. */
-typedef struct {
-    int64_t account_id;
-    char name[GW_NAME_MAX];
-    char persona[64];   /* the scenario's persona name */
-    char strategy[32];  /* benign, power, app, bulk, logprob, slow, template, mimicry, sybil, walk */
-    int attack;         /* 1 = attacker */
-    char group[80];     /* the persona instance (a sybil group shares one) */
-    char client[64];    /* the address it sends from ("" if none) */
-    double created_at;  /* its sign-up time */
-    uint64_t seed;      /* the scenario's seed */
-} guard_label;
-/* Insert (or replace, by account) labels in one transaction; creates the guard tables. */
-int guard_labels_write(gw_db *db, const guard_label *l, size_t n);
-/* Every label ordered by account id (*out malloc'ed; none without the table). The reader
- * fills account_id, name, persona, strategy, attack and group. guard_labels_read does the
- * same on a connection the caller holds (a gw_db_with callback, or the report's). */
-int guard_labels_load(gw_db *db, guard_label **out, size_t *n);
-int guard_labels_read(sqlite3 *c, guard_label **out, size_t *n);
-
-/* ---------------------------------------------------------------- readers for the report */
-
-/* What the enforcing guard did to one account: its first enforced suspension (t NaN when
- * none; code, reason and evidence of that action row) and whether it was ever throttled. */
-typedef struct {
-    int64_t account_id;
-    double t_suspend, risk;
-    char *code, *reason, *evidence; /* malloc'ed ("" when not suspended) */
-    int throttled;
-} guard_enforcement;
-/* Accounts with an enforced suspension or throttle, ordered by account id (none without the
- * guard tables). Free with guard_enforcement_free. */
-int guard_enforcement_read(sqlite3 *c, guard_enforcement **out, size_t *n);
-void guard_enforcement_free(guard_enforcement *e, size_t n);
-/* Every guard_scores row in time order: fn(ud, t, account_id, risk (NaN when NULL)); fn
- * returns 0 to go on, -1 to stop with its error. */
-int guard_scores_each(sqlite3 *c, int (*fn)(void *ud, double t, int64_t account_id, double risk), void *ud);
-
 /* ---------------------------------------------------------------- events from requests */
 
 /* Fill the request-derived fields of an event from hook arguments (no embedding, status or
@@ -209,5 +168,46 @@ int guard_view_account(gw_db *db, const char *name_or_id, double now, size_t max
  *        guard_release (active again, throttle undone, recorded; a running guard starts the
  *        account afresh), answered with the account's view. */
 void guard_admin_routes(serve_admin_routes *out);
+
+/* ---------------------------------------------------------------- simulator labels */
+
+/* One account's label in guard_sim_accounts, written by the simulator (src/sim), read by
+ * eval, calibrate, the views and the report. */
+typedef struct {
+    int64_t account_id;
+    char name[GW_NAME_MAX];
+    char persona[64];   /* the scenario's persona name */
+    char strategy[32];  /* benign, power, app, bulk, logprob, slow, template, mimicry, sybil, walk */
+    int attack;         /* 1 = attacker */
+    char group[80];     /* the persona instance (a sybil group shares one) */
+    char client[64];    /* the address it sends from ("" if none) */
+    double created_at;  /* its sign-up time */
+    uint64_t seed;      /* the scenario's seed */
+} guard_label;
+/* Insert (or replace, by account) labels in one transaction; creates the guard tables. */
+int guard_labels_write(gw_db *db, const guard_label *l, size_t n);
+/* Every label ordered by account id (*out malloc'ed; none without the table). The reader
+ * fills account_id, name, persona, strategy, attack and group. guard_labels_read does the
+ * same on a connection the caller holds (a gw_db_with callback, or the report's). */
+int guard_labels_load(gw_db *db, guard_label **out, size_t *n);
+int guard_labels_read(sqlite3 *c, guard_label **out, size_t *n);
+
+/* ---------------------------------------------------------------- readers for the report */
+
+/* What the enforcing guard did to one account: its first enforced suspension (t NaN when
+ * none; code, reason and evidence of that action row) and whether it was ever throttled. */
+typedef struct {
+    int64_t account_id;
+    double t_suspend, risk;
+    char *code, *reason, *evidence; /* malloc'ed ("" when not suspended) */
+    int throttled;
+} guard_enforcement;
+/* Accounts with an enforced suspension or throttle, ordered by account id (none without the
+ * guard tables). Free with guard_enforcement_free. */
+int guard_enforcement_read(sqlite3 *c, guard_enforcement **out, size_t *n);
+void guard_enforcement_free(guard_enforcement *e, size_t n);
+/* Every guard_scores row in time order: fn(ud, t, account_id, risk (NaN when NULL)); fn
+ * returns 0 to go on, -1 to stop with its error. */
+int guard_scores_each(sqlite3 *c, int (*fn)(void *ud, double t, int64_t account_id, double risk), void *ud);
 
 #endif /* RETORT_DEFEND_H */
