@@ -63,8 +63,9 @@ struct guard {
     gw_db *db;
     guard_detector *det;
     pthread_mutex_t mu; /* detector and flight table */
-    flight *fl;
+    flight *fl;         /* (fl_n) one per account seen, in order of first request */
     size_t fl_cap, fl_n;
+    rt_map fl_index;    /* account id -> index in fl */
     /* writer */
     pthread_t writer;
     int writer_started;
@@ -148,29 +149,23 @@ oom:
 
 /* ---------------------------------------------------------------- flight table */
 
+/* The account's flight entry, created on its first request (NULL when out of memory). The
+ * pointer is valid until the next new account. */
 static flight *flight_get(guard *g, int64_t id) {
-    if ((g->fl_n + 1) * 2 > g->fl_cap) {
-        size_t nc = g->fl_cap ? g->fl_cap * 2 : 1024;
-        flight *nf = rt_calloc(nc, sizeof *nf, "guard flight table");
-        if (!nf) return NULL;
-        for (size_t i = 0; i < g->fl_cap; i++) {
-            if (!g->fl[i].id) continue;
-            size_t j = rt_fnv1a64(&g->fl[i].id, sizeof g->fl[i].id) & (nc - 1);
-            while (nf[j].id) j = (j + 1) & (nc - 1);
-            nf[j] = g->fl[i];
+    int created = 0;
+    uint64_t *slot = rt_map_put(&g->fl_index, (uint64_t)id, &created);
+    if (!slot) return NULL;
+    if (created) {
+        if (RT_GROW(g->fl, g->fl_cap, g->fl_n + 1, "guard flight table")) {
+            rt_map_remove(&g->fl_index, (uint64_t)id);
+            return NULL;
         }
-        free(g->fl);
-        g->fl = nf;
-        g->fl_cap = nc;
+        memset(&g->fl[g->fl_n], 0, sizeof g->fl[g->fl_n]);
+        g->fl[g->fl_n].id = id;
+        g->fl[g->fl_n].last_risk = -1;
+        *slot = g->fl_n++;
     }
-    size_t j = rt_fnv1a64(&id, sizeof id) & (g->fl_cap - 1);
-    while (g->fl[j].id && g->fl[j].id != id) j = (j + 1) & (g->fl_cap - 1);
-    if (!g->fl[j].id) {
-        g->fl[j].id = id;
-        g->fl[j].last_risk = -1;
-        g->fl_n++;
-    }
-    return &g->fl[j];
+    return &g->fl[*slot];
 }
 
 /* ---------------------------------------------------------------- writer */
@@ -617,6 +612,7 @@ void guard_close(guard *g) {
     gw_db_close(g->db);
     guard_reference_free(&g->ref);
     free(g->fl);
+    rt_map_free(&g->fl_index);
     pthread_mutex_destroy(&g->mu);
     pthread_mutex_destroy(&g->qmu);
     pthread_cond_destroy(&g->qcv);
