@@ -120,7 +120,7 @@ static int config_rows(sqlite3 *conn, void *ud) {
     json_t *o = ud;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(conn, "SELECT key, value FROM server_config ORDER BY key", -1, &st, NULL) != SQLITE_OK)
-        return gw_sql_fail(conn, "reading server config");
+        return RT_FAIL("reading server config: %s", sqlite3_errmsg(conn));
     while (sqlite3_step(st) == SQLITE_ROW)
         json_object_set_new(o, (const char *)sqlite3_column_text(st, 0),
                             json_string((const char *)sqlite3_column_text(st, 1)));
