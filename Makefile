@@ -3,10 +3,8 @@
 #   make test       all tests (C unit tests + reference checks against peers)
 #   make demo       the main job on the built-in corpus (see README)
 #   make san        build and run the C tests under ASan/UBSan (build-san/)
-#   make check-deps every #include follows an allowed room -> room edge (docs/architecture.md)
 # Variables: CC=clang, OPENMP=0 (build without OpenMP), WERROR=1 (warnings are errors),
-#            SAN=address,undefined, ARCH=-march=x86-64-v3 (default: -march=native),
-#            RT_ASSERTS=1 (invariant checks in a release build; on by default with SAN or -O0/-Og).
+#            SAN=address,undefined, ARCH=-march=x86-64-v3 (default: -march=native).
 
 CC      ?= gcc
 BUILD   ?= build
@@ -29,10 +27,6 @@ CFLAGS_ALL := -std=c17 -D_GNU_SOURCE $(OPT) $(ARCH) -g -Wall -Wextra -Wno-unused
 ifeq ($(WERROR),1)
 CFLAGS_ALL += -Werror
 endif
-ifeq ($(OPENMP),1)
-CFLAGS_ALL += -fopenmp
-LDOMP := -fopenmp
-endif
 # RT_ASSERT invariants (src/base/base.h): on in `make san` and debug builds (OPT=-O0 or -Og),
 # compiled out of release builds unless RT_ASSERTS=1.
 ifeq ($(origin RT_ASSERTS),undefined)
@@ -43,6 +37,10 @@ RT_ASSERTS := 0
 endif
 endif
 CFLAGS_ALL += -DRT_ASSERTS=$(RT_ASSERTS)
+ifeq ($(OPENMP),1)
+CFLAGS_ALL += -fopenmp
+LDOMP := -fopenmp
+endif
 ifneq ($(SAN),)
 CFLAGS_ALL += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDSAN := -fsanitize=$(SAN)
@@ -63,7 +61,7 @@ GEN_OBJ  := $(GEN_SRC:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
 LIB_OBJ  += $(GEN_OBJ)
 EMBED    := $(BUILD)/tools/embed
 
-.PHONY: all test demo demo-quick engine-demo san clean corpus tests bench check-deps FORCE
+.PHONY: all test demo demo-quick engine-demo san clean corpus tests bench FORCE
 all: $(BUILD)/retort $(BUILD)/libretort.a
 
 $(BUILD)/obj/%.o: %.c
@@ -109,6 +107,9 @@ $(BUILD)/data/kjv.txt:
 test: all tests $(BUILD)/data/kjv.txt
 	BUILD=$(BUILD) tests/run.sh
 
+# make check-deps: every #include follows an allowed room -> room edge (docs/architecture.md);
+# CI runs it after the build.
+.PHONY: check-deps
 check-deps:
 	scripts/check_deps.sh
 
