@@ -28,6 +28,16 @@ CFLAGS_ALL := -std=c17 -D_GNU_SOURCE $(OPT) $(ARCH) -g -Wall -Wextra -Wno-unused
 ifeq ($(WERROR),1)
 CFLAGS_ALL += -Werror
 endif
+# RT_ASSERT invariants (src/base/base.h): on in `make san` and debug builds (OPT=-O0 or -Og),
+# compiled out of release builds unless RT_ASSERTS=1.
+ifeq ($(origin RT_ASSERTS),undefined)
+ifneq ($(SAN)$(filter -O0 -Og,$(OPT)),)
+RT_ASSERTS := 1
+else
+RT_ASSERTS := 0
+endif
+endif
+CFLAGS_ALL += -DRT_ASSERTS=$(RT_ASSERTS)
 ifeq ($(OPENMP),1)
 CFLAGS_ALL += -fopenmp
 LDOMP := -fopenmp
@@ -117,6 +127,12 @@ $(BUILD)/data/kjv.txt:
 
 test: all tests $(BUILD)/data/kjv.txt
 	BUILD=$(BUILD) tests/run.sh
+
+# make check-deps: every #include follows an allowed room -> room edge (docs/architecture.md);
+# CI runs it after the build.
+.PHONY: check-deps
+check-deps:
+	scripts/check_deps.sh
 
 san:
 	$(MAKE) BUILD=build-san SAN=address,undefined OPT=-O1 tests all

@@ -10,7 +10,6 @@
 #include <time.h>
 
 #include "guard/guard.h"
-#include "guard/guard_internal.h"
 
 static double cpu_now(void) { /* this process's CPU seconds: the machine is shared, wall time is noisy */
     struct timespec ts;
@@ -34,7 +33,7 @@ int main(int argc, char **argv) {
     guard_policy p;
     guard_policy_defaults(&p);
     guard_detector *d = NULL;
-    if (guard_detector_init(&d, &p, &ref)) return 1;
+    if (guard_detector_new(&d, &p, &ref)) return 1;
     /* a pool of 1024 embeddings and signatures, reused */
     const size_t P = 1024;
     int8_t *emb = malloc(P * D);

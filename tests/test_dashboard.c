@@ -19,7 +19,7 @@
 
 #include "base/base.h"
 #include "gateway/gateway.h"
-#include "guard/guard.h"
+#include "defend/defend.h"
 #include "model/model.h"
 #include "serve/serve.h"
 #include "testlib.h"

@@ -13,7 +13,8 @@
 #include <string.h>
 
 #include "guard/guard.h"
-#include "guard/guard_internal.h"
+#include "sim/sim.h"
+#include "defend/defend_internal.h"
 #include "testlib.h"
 
 /* ---------------------------------------------------------------- sketches */
@@ -254,7 +255,7 @@ static void test_signals_api_behaviour(void) {
     guard_policy_defaults(&p);
     p.enforce = 1;
     guard_detector *d = NULL;
-    CHECK_OK(guard_detector_init(&d, &p, NULL));
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
     guard_verdict v;
     guard_assessment a;
     /* account 1: 10 requests, one per second: 3 refused (429), 4 concurrent, logprobs patterns */
@@ -339,7 +340,7 @@ static void test_template_coverage(void) {
     guard_policy p;
     guard_policy_defaults(&p);
     guard_detector *d = NULL;
-    CHECK_OK(guard_detector_init(&d, &p, NULL));
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
     guard_verdict v;
     guard_assessment a;
     rt_buf b = {0};
@@ -474,7 +475,7 @@ static void test_shift(void) {
     guard_policy p;
     guard_policy_defaults(&p);
     guard_detector *d = NULL;
-    CHECK_OK(guard_detector_init(&d, &p, &ref));
+    CHECK_OK(guard_detector_new(&d, &p, &ref));
     guard_verdict v;
     guard_assessment a;
     rt_rng r;
@@ -535,7 +536,7 @@ static void test_shift(void) {
     ref.profiles = malloc(GUARD_RFF_M * sizeof(float));
     for (int j = 0; j < GUARD_RFF_M; j++) ref.profiles[j] = (float)prof[j];
     ref.n_profiles = 1;
-    CHECK_OK(guard_detector_init(&d, &p, &ref));
+    CHECK_OK(guard_detector_new(&d, &p, &ref));
     for (int i = 0; i < 300; i++) {
         for (size_t k = 0; k < D; k++) x[k] = (float)rt_rng_normal(&r) + (k < 4 ? 1.5f : 0.0f);
         e = ev_base(3, 10 + i);
@@ -554,7 +555,7 @@ static void test_cap_and_escalation(void) {
     guard_policy p;
     guard_policy_defaults(&p);
     guard_detector *d = NULL;
-    CHECK_OK(guard_detector_init(&d, &p, NULL));
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
     guard_verdict v;
     guard_assessment a;
     /* a heavy user: 3000 requests in an hour, concurrent, around the limits, like a machine: every
@@ -611,7 +612,7 @@ static void test_linking(void) {
     guard_policy p;
     guard_policy_defaults(&p);
     guard_detector *d = NULL;
-    CHECK_OK(guard_detector_init(&d, &p, NULL));
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
     guard_verdict v;
     /* 8 sybil keys created within 8 minutes, sharing 2 addresses, harvesting with logprobs */
     /* 2 benign accounts sharing an office address, created months apart */

@@ -14,7 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "guard/guard.h"
+#include "defend/defend.h"
+#include "sim/sim.h"
 #include "model/model.h"
 #include "serve/serve.h"
 #include "testlib.h"

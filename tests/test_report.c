@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "../src/gateway/gateway.h"
-#include "../src/guard/guard.h"
+#include "../src/defend/defend.h"
 #include "../src/report/report.h"
 #include "testlib.h"
 

@@ -36,6 +36,47 @@ const char *rt_errmsg(void);
 const char *rt_errloc(void);
 void rt_err_clear(void);
 
+/* Error kinds beside the message, for callers that must choose what to do (an HTTP status, a
+ * retry) without reading the text. RT_FAIL records RT_ERR_OTHER, except that a message which
+ * contains the previous one (the "%s: %s" context pattern above) keeps the previous kind;
+ * RT_FAIL_KIND records a kind. rt_mem and rt_file record NOMEM, NOT_FOUND (ENOENT) and IO;
+ * the gateway records BUSY for a locked database and NOT_FOUND for an unknown account. */
+typedef enum {
+    RT_ERR_NONE = 0,  /* no error recorded (after rt_err_clear) */
+    RT_ERR_OTHER,     /* a failure without a more precise kind */
+    RT_ERR_INVALID,   /* bad input: a field, a value, a file's contents */
+    RT_ERR_NOT_FOUND, /* the named thing does not exist */
+    RT_ERR_IO,        /* the operating system or a database failed */
+    RT_ERR_BUSY,      /* try again later (a locked database, a full queue) */
+    RT_ERR_NOMEM,     /* out of memory */
+} rt_err_kind;
+int rt_fail_kind_at(const char *src_file, int src_line, rt_err_kind kind, const char *fmt, ...) RT_PRINTF(4, 5);
+#define RT_FAIL_KIND(kind, ...) rt_fail_kind_at(__FILE__, __LINE__, (kind), __VA_ARGS__)
+rt_err_kind rt_errkind(void);
+const char *rt_err_kind_name(rt_err_kind k); /* "invalid", "not_found", ... */
+/* The one mapping from an error kind to an HTTP status (INVALID 400, NOT_FOUND 404, BUSY and
+ * NOMEM 503, everything else 500). Every HTTP front (serve, the guard's admin routes) uses it. */
+int rt_err_http_status(rt_err_kind k);
+
+/* Invariants: RT_ASSERT(cond) checks a condition that only a bug can break (never bad input:
+ * that gets an RT_FAIL). The Makefile sets RT_ASSERTS: 1 in `make san` and debug builds
+ * (OPT=-O0/-Og) or when asked (RT_ASSERTS=1), else 0; without the Makefile it follows NDEBUG.
+ * Off, it compiles to nothing (the condition is not evaluated, so it must have no side
+ * effects). A failed assertion prints the condition and location and aborts. */
+#if !defined(RT_ASSERTS)
+#if defined(NDEBUG)
+#define RT_ASSERTS 0
+#else
+#define RT_ASSERTS 1
+#endif
+#endif
+void rt_assert_fail(const char *cond, const char *src_file, int src_line);
+#if RT_ASSERTS
+#define RT_ASSERT(cond) ((cond) ? (void)0 : rt_assert_fail(#cond, __FILE__, __LINE__))
+#else
+#define RT_ASSERT(cond) ((void)0)
+#endif
+
 /* ---------------------------------------------------------------- memory */
 
 /* malloc/calloc/realloc that record "out of memory (N bytes for WHAT)" and return NULL.
@@ -61,6 +102,36 @@ int rt_buf_reserve(rt_buf *b, size_t extra);
 int rt_buf_append(rt_buf *b, const void *p, size_t n);
 int rt_buf_printf(rt_buf *b, const char *fmt, ...) RT_PRINTF(2, 3);
 void rt_buf_free(rt_buf *b);
+
+/* Grow an array to hold at least `need` elements of elem_size bytes: capacity doubles from
+ * 16, *p is realloc'ed (contents kept) and *cap updated. Returns 0, or -1 with "out of
+ * memory (... for WHAT)" and *p, *cap unchanged. pp is the address of the array pointer;
+ * RT_GROW(ptr, cap, need, what) passes it and the element size for you. */
+int rt_grow(void *pp, size_t *cap, size_t need, size_t elem_size, const char *what);
+#define RT_GROW(ptr, cap, need, what) rt_grow(&(ptr), &(cap), (need), sizeof *(ptr), (what))
+
+/* Hash map from uint64_t keys to uint64_t values (open addressing, linear probing, load at
+ * most 1/2, backward-shift deletion; keys are mixed with rt_mix64, so sequential ids are
+ * fine). Zero-initialise (or rt_map_init) before use; not thread-safe. Iteration order is
+ * the slot order: do not let results depend on it. */
+typedef struct {
+    uint64_t *keys;  /* (cap) */
+    uint64_t *vals;  /* (cap) */
+    uint8_t *used;   /* (cap) 1 = slot holds a key */
+    size_t cap;      /* 0 or a power of two */
+    size_t n;        /* keys held */
+} rt_map;
+void rt_map_init(rt_map *m);
+void rt_map_free(rt_map *m);
+/* Pointer to key's value, or NULL when absent (valid until the next put or remove). */
+uint64_t *rt_map_get(const rt_map *m, uint64_t key);
+/* Pointer to key's value, inserting it with value 0 when absent (*created = 1 then; created
+ * may be NULL). NULL when out of memory. */
+uint64_t *rt_map_put(rt_map *m, uint64_t key, int *created);
+/* Remove key; returns 1 if it was present. */
+int rt_map_remove(rt_map *m, uint64_t key);
+/* Bytes held by the table. */
+size_t rt_map_bytes(const rt_map *m);
 
 /* ---------------------------------------------------------------- files */
 
@@ -101,8 +172,15 @@ double rt_rng_double(rt_rng *r);           /* [0, 1) with 53 random bits */
 float rt_rng_float(rt_rng *r);             /* [0, 1) with 24 random bits */
 uint64_t rt_rng_below(rt_rng *r, uint64_t n); /* uniform in [0, n), unbiased; n > 0 */
 double rt_rng_normal(rt_rng *r);           /* standard normal (Box–Muller, no cached spare) */
-/* splitmix64: a stateless mixer, for deriving seeds. */
+/* splitmix64: a stateless mixer, for deriving seeds: rt_mix64(x + 0x9e3779b97f4a7c15). */
 uint64_t rt_splitmix64(uint64_t x);
+/* The one 64-bit mixer (splitmix64's finaliser, a bijection with full avalanche): for hash
+ * tables, MinHash and band keys. Not keyed and not cryptographic. */
+static inline uint64_t rt_mix64(uint64_t x) {
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
 
 /* ---------------------------------------------------------------- logging & time */
 
@@ -183,6 +261,24 @@ const char *rt_utf8_printable(char *out, size_t cap, const char *s);
 
 /* FNV-1a 64-bit (non-cryptographic; for hash tables and dedup keys). */
 uint64_t rt_fnv1a64(const void *data, size_t len);
+
+/* ---------------------------------------------------------------- OpenMP */
+
+/* OpenMP without #pragma omp in the sources, so a build without OpenMP (make OPENMP=0) has
+ * no unknown pragmas and no calls into libgomp: RT_OMP(parallel for schedule(static)) is
+ * `#pragma omp parallel for schedule(static)` under -fopenmp and nothing otherwise.
+ * rt_omp_threads() is omp_get_max_threads() (1 without OpenMP), rt_omp_thread() the
+ * calling thread's number in the team (0 without), rt_omp_set_threads(n) omp_set_num_threads
+ * (ignored without). */
+#if defined(_OPENMP)
+#define RT_PRAGMA_(x) _Pragma(#x)
+#define RT_OMP(x) RT_PRAGMA_(omp x)
+#else
+#define RT_OMP(x)
+#endif
+int rt_omp_threads(void);
+int rt_omp_thread(void);
+void rt_omp_set_threads(int n);
 
 #define RT_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define RT_MAX(a, b) ((a) > (b) ? (a) : (b))

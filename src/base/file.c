@@ -18,7 +18,7 @@ int rt_read_file(const char *path, char **data, size_t *len) {
     *len = 0;
     int is_stdin = strcmp(path, "-") == 0;
     FILE *f = is_stdin ? stdin : fopen(path, "rb");
-    if (!f) return RT_FAIL("%s: cannot open: %s", path, strerror(errno));
+    if (!f) return RT_FAIL_KIND(errno == ENOENT ? RT_ERR_NOT_FOUND : RT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     rt_buf b = {0};
     char chunk[1 << 16];
     for (;;) {
@@ -33,7 +33,7 @@ int rt_read_file(const char *path, char **data, size_t *len) {
                 int e = errno;
                 if (!is_stdin) fclose(f);
                 rt_buf_free(&b);
-                return RT_FAIL("%s: read error: %s", path, strerror(e));
+                return RT_FAIL_KIND(RT_ERR_IO, "%s: read error: %s", path, strerror(e));
             }
             break;
         }
@@ -48,7 +48,7 @@ int rt_read_file(const char *path, char **data, size_t *len) {
 int rt_fwrite(const void *p, size_t size, size_t n, FILE *f, const char *path) {
     if (n == 0 || size == 0) return 0;
     if (fwrite(p, size, n, f) != n)
-        return RT_FAIL("%s: write failed: %s (disk full?)", path ? path : "(file)", strerror(errno));
+        return RT_FAIL_KIND(RT_ERR_IO, "%s: write failed: %s (disk full?)", path ? path : "(file)", strerror(errno));
     return 0;
 }
 
@@ -56,7 +56,7 @@ int rt_fread(void *p, size_t size, size_t n, FILE *f, const char *path) {
     if (n == 0 || size == 0) return 0;
     if (fread(p, size, n, f) != n) {
         if (feof(f)) return RT_FAIL("%s: unexpected end of file (truncated?)", path ? path : "(file)");
-        return RT_FAIL("%s: read failed: %s", path ? path : "(file)", strerror(errno));
+        return RT_FAIL_KIND(RT_ERR_IO, "%s: read failed: %s", path ? path : "(file)", strerror(errno));
     }
     return 0;
 }
@@ -69,7 +69,7 @@ int rt_file_exists(const char *path) {
 int64_t rt_file_size(const char *path) {
     struct stat st;
     if (stat(path, &st) != 0) {
-        RT_FAIL("%s: cannot stat: %s", path, strerror(errno));
+        RT_FAIL_KIND(errno == ENOENT ? RT_ERR_NOT_FOUND : RT_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
         return -1;
     }
     return (int64_t)st.st_size;
@@ -85,7 +85,7 @@ int rt_mkdir_p(const char *path) {
             p[i] = '\0';
             if (mkdir(p, 0755) != 0 && errno != EEXIST) {
                 int e = errno;
-                RT_FAIL("%s: cannot create directory: %s", p, strerror(e));
+                RT_FAIL_KIND(RT_ERR_IO, "%s: cannot create directory: %s", p, strerror(e));
                 free(p);
                 return -1;
             }
@@ -110,7 +110,7 @@ int rt_atomic_open(rt_atomic_file *af, const char *path) {
     af->f = fopen(af->tmp_path, "wb");
     if (!af->f) {
         int e = errno;
-        RT_FAIL("%s: cannot create temp file %s: %s", path, af->tmp_path, strerror(e));
+        RT_FAIL_KIND(RT_ERR_IO, "%s: cannot create temp file %s: %s", path, af->tmp_path, strerror(e));
         free(af->path);
         free(af->tmp_path);
         memset(af, 0, sizeof *af);
@@ -129,12 +129,12 @@ void rt_atomic_abort(rt_atomic_file *af) {
 
 int rt_atomic_commit(rt_atomic_file *af) {
     int rc = 0;
-    if (fflush(af->f) != 0) rc = RT_FAIL("%s: write failed: %s (disk full?)", af->path, strerror(errno));
-    if (!rc && fsync(fileno(af->f)) != 0) rc = RT_FAIL("%s: fsync failed: %s", af->path, strerror(errno));
-    if (fclose(af->f) != 0 && !rc) rc = RT_FAIL("%s: close failed: %s", af->path, strerror(errno));
+    if (fflush(af->f) != 0) rc = RT_FAIL_KIND(RT_ERR_IO, "%s: write failed: %s (disk full?)", af->path, strerror(errno));
+    if (!rc && fsync(fileno(af->f)) != 0) rc = RT_FAIL_KIND(RT_ERR_IO, "%s: fsync failed: %s", af->path, strerror(errno));
+    if (fclose(af->f) != 0 && !rc) rc = RT_FAIL_KIND(RT_ERR_IO, "%s: close failed: %s", af->path, strerror(errno));
     af->f = NULL;
     if (!rc && rename(af->tmp_path, af->path) != 0)
-        rc = RT_FAIL("%s: cannot rename temp file into place: %s", af->path, strerror(errno));
+        rc = RT_FAIL_KIND(RT_ERR_IO, "%s: cannot rename temp file into place: %s", af->path, strerror(errno));
     if (rc) {
         unlink(af->tmp_path);
     } else {

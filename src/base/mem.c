@@ -9,14 +9,14 @@
 #include <string.h>
 
 int rt_mul_size(size_t a, size_t b, size_t *out) {
-    if (a != 0 && b > SIZE_MAX / a) return RT_FAIL("size overflow: %zu x %zu does not fit in size_t", a, b);
+    if (a != 0 && b > SIZE_MAX / a) return RT_FAIL_KIND(RT_ERR_NOMEM, "size overflow: %zu x %zu does not fit in size_t", a, b);
     *out = a * b;
     return 0;
 }
 
 void *rt_malloc(size_t n, const char *what) {
     void *p = malloc(n ? n : 1);
-    if (!p) RT_FAIL("out of memory: %zu bytes for %s", n, what ? what : "a buffer");
+    if (!p) RT_FAIL_KIND(RT_ERR_NOMEM, "out of memory: %zu bytes for %s", n, what ? what : "a buffer");
     return p;
 }
 
@@ -24,7 +24,7 @@ void *rt_calloc(size_t count, size_t size, const char *what) {
     size_t n = 0;
     if (rt_mul_size(count, size, &n)) return NULL;
     void *p = calloc(n ? n : 1, 1);
-    if (!p) RT_FAIL("out of memory: %zu bytes for %s", n, what ? what : "a buffer");
+    if (!p) RT_FAIL_KIND(RT_ERR_NOMEM, "out of memory: %zu bytes for %s", n, what ? what : "a buffer");
     return p;
 }
 
@@ -36,19 +36,19 @@ void *rt_malloc_array(size_t count, size_t size, const char *what) {
 
 void *rt_realloc(void *p, size_t n, const char *what) {
     void *q = realloc(p, n ? n : 1);
-    if (!q) RT_FAIL("out of memory: %zu bytes for %s", n, what ? what : "a buffer");
+    if (!q) RT_FAIL_KIND(RT_ERR_NOMEM, "out of memory: %zu bytes for %s", n, what ? what : "a buffer");
     return q;
 }
 
 void *rt_alloc_aligned(size_t n, const char *what) {
     size_t rounded = (n + 63) & ~(size_t)63;
     if (rounded < n) {
-        RT_FAIL("size overflow allocating %s", what ? what : "a buffer");
+        RT_FAIL_KIND(RT_ERR_NOMEM, "size overflow allocating %s", what ? what : "a buffer");
         return NULL;
     }
     void *p = aligned_alloc(64, rounded ? rounded : 64);
     if (!p) {
-        RT_FAIL("out of memory: %zu bytes for %s", n, what ? what : "a buffer");
+        RT_FAIL_KIND(RT_ERR_NOMEM, "out of memory: %zu bytes for %s", n, what ? what : "a buffer");
         return NULL;
     }
     memset(p, 0, rounded ? rounded : 64);
@@ -65,7 +65,7 @@ char *rt_strdup(const char *s) {
 }
 
 int rt_buf_reserve(rt_buf *b, size_t extra) {
-    if (extra > SIZE_MAX - b->len - 1) return RT_FAIL("buffer size overflow");
+    if (extra > SIZE_MAX - b->len - 1) return RT_FAIL_KIND(RT_ERR_NOMEM, "buffer size overflow");
     size_t need = b->len + extra + 1;
     if (need <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 256;

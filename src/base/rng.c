@@ -7,12 +7,7 @@
 
 #include <math.h>
 
-uint64_t rt_splitmix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
+uint64_t rt_splitmix64(uint64_t x) { return rt_mix64(x + 0x9E3779B97F4A7C15ull); }
 
 void rt_rng_seed(rt_rng *r, uint64_t seed) {
     uint64_t x = seed;

@@ -1,13 +1,13 @@
 /*
  * cmd_guard.c — `retort guard status | explain | release | calibrate | eval | plot | policy`:
  * the operator's side of the extraction guard, all from the gateway database (no running
- * server needed). Everything else lives in src/guard.
+ * server needed). Everything else lives in src/defend.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../guard/guard.h"
+#include "../defend/defend.h"
 #include "cli.h"
 
 static int open_db(const char *cmd, const char *path, gw_db **db) {

@@ -21,7 +21,7 @@
 
 #include <sodium.h>
 
-#include "../guard/guard.h"
+#include "../defend/defend.h"
 #include "../mark/mark.h"
 #include "../serve/serve.h"
 #include "cli.h"

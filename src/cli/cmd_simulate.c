@@ -1,13 +1,13 @@
 /*
  * cmd_simulate.c — `retort simulate`: drive a running `retort serve --sim-clock` with a
  * scenario of labelled benign and attacking accounts on an accelerated clock, and write each
- * attacker's harvest. Everything else lives in src/guard/sim.c.
+ * attacker's harvest. Everything else lives in src/sim/sim.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../guard/guard.h"
+#include "../sim/sim.h"
 #include "cli.h"
 
 int cmd_simulate(int argc, char **argv) {

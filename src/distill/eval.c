@@ -18,9 +18,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 static size_t argmax_f(const float *x, size_t V) {
     size_t b = 0;
@@ -45,13 +42,11 @@ int kd_compare_rows(kd_workspace *ws, const float *s_logits, const float *t_logi
         ws->cap_rows = N;
     }
     long long NN = (long long)N;
-#pragma omp parallel for schedule(static)
+RT_OMP(parallel for schedule(static))
     for (long long ii = 0; ii < NN; ii++) {
         size_t i = (size_t)ii;
         int th = 0;
-#ifdef _OPENMP
-        th = omp_get_thread_num();
-#endif
+        th = rt_omp_thread();
         ws->row_loss[i] = ws->row_kd[i] = ws->row_ce[i] = 0;
         int32_t tg = targets[i];
         if (tg < 0 || (size_t)tg >= V) continue;

@@ -36,9 +36,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #define KD_CACHE_VERSION 1
 #define Q_NONE 65535u
@@ -272,9 +269,7 @@ int kd_cache_build(model *teacher, const char *teacher_name, const int32_t *stre
     layout_init(&L, T, k, V);
     size_t maxf = layout_max(&L), bound = ZSTD_compressBound(maxf);
     int nt = 1;
-#ifdef _OPENMP
-    nt = omp_get_max_threads();
-#endif
+    nt = rt_omp_threads();
     int32_t *inputs = rt_malloc_array(B * T, sizeof(int32_t), "cache batch");
     int32_t *ids = rt_malloc_array(B * T * k, sizeof(int32_t), "cache top-k ids");
     float *lps = rt_malloc_array(B * T * k, sizeof(float), "cache top-k log-probs");
@@ -310,18 +305,16 @@ int kd_cache_build(model *teacher, const char *teacher_name, const int32_t *stre
         const float *logits = model_forward(teacher, inputs, nb, T);
         if (!logits) goto done;
         long long NR = (long long)(nb * T);
-#pragma omp parallel for schedule(static)
+RT_OMP(parallel for schedule(static))
         for (long long r = 0; r < NR; r++)
             kd_topk_from_logits(logits + (size_t)r * V, V, o->temperature, k, ids + (size_t)r * k,
                                 lps + (size_t)r * k, rest + (size_t)r);
         int bad = 0;
-#pragma omp parallel for schedule(dynamic, 1) reduction(| : bad)
+RT_OMP(parallel for schedule(dynamic, 1) reduction(| : bad))
         for (long long bb = 0; bb < (long long)nb; bb++) {
             size_t b = (size_t)bb;
             int th = 0;
-#ifdef _OPENMP
-            th = omp_get_thread_num();
-#endif
+            th = rt_omp_thread();
             uint8_t *rb = raw + (size_t)th * maxf;
             size_t used = frame_encode(&L, o->lp_step, stream + (w0 + b) * T, ids + b * T * k, lps + b * T * k,
                                        rest + b * T, rb, esc + (size_t)th * (T * k + 1));

@@ -32,9 +32,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 /* ---------------------------------------------------------------- parameters */
 
@@ -84,11 +81,7 @@ int kd_workspace_init(kd_workspace *ws, size_t V, size_t kmax) {
     if (V == 0) return RT_FAIL("kd_workspace_init: empty vocabulary");
     ws->V = V;
     ws->kmax = kmax;
-#ifdef _OPENMP
-    ws->n_threads = (size_t)omp_get_max_threads();
-#else
-    ws->n_threads = 1;
-#endif
+    ws->n_threads = (size_t)rt_omp_threads();
     if (ws->n_threads == 0) ws->n_threads = 1;
     size_t nb = kmax + 1;
     ws->s = rt_calloc(ws->n_threads, sizeof *ws->s, "distillation loss workspace");
@@ -375,13 +368,11 @@ int kd_loss_batch(const kd_params *p, kd_workspace *ws, float *logits, const flo
     }
     double scale = n_rows ? 1.0 / (double)n_rows : 0.0;
     long long NN = (long long)N;
-#pragma omp parallel for schedule(static)
+RT_OMP(parallel for schedule(static))
     for (long long ii = 0; ii < NN; ii++) {
         size_t i = (size_t)ii;
         int t = 0;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-#endif
+        t = rt_omp_thread();
         float *z = logits + i * V;
         if (targets[i] < 0) {
             ws->row_loss[i] = ws->row_kd[i] = ws->row_ce[i] = 0;

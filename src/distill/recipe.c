@@ -196,7 +196,7 @@ static int wb_loss(void *ud, model *m, const int32_t *inputs, const int32_t *tar
                 size_t k = r->k;
                 float tau = r->o.loss.temperature;
                 long long NN = (long long)N;
-#pragma omp parallel for schedule(static)
+RT_OMP(parallel for schedule(static))
                 for (long long i = 0; i < NN; i++)
                     kd_topk_from_logits(tl + (size_t)i * V, V, tau, k, r->ids + (size_t)i * k, r->lps + (size_t)i * k,
                                         &r->rest[i]);

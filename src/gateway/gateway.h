@@ -51,6 +51,17 @@ int gw_db_with(gw_db *db, int (*fn)(sqlite3 *conn, void *ud), void *ud);
 /* Does the database behind conn have a table of this name? (0 also when it cannot be asked) */
 int gw_sql_has_table(sqlite3 *conn, const char *name);
 
+/* The SQL helper layer (gw_sql.c) for every room with tables in this database; each room's
+ * tables keep one owner (docs/architecture.md), this is only how owners talk SQL.
+ * gw_sql_fail records "<file>: <what>: <SQLite's message>" with kind BUSY (locked database),
+ * NOMEM, or IO, and returns -1. The others return 0 or fail that way. */
+typedef struct sqlite3_stmt sqlite3_stmt;
+int gw_sql_fail(sqlite3 *conn, const char *what);
+int gw_sql_prepare(sqlite3 *conn, const char *sql, sqlite3_stmt **st, const char *what);
+int gw_sql_exec(sqlite3 *conn, const char *sql, const char *what);
+/* Step a statement that returns no rows (INSERT, UPDATE, DELETE). */
+int gw_sql_step_done(sqlite3 *conn, sqlite3_stmt *st, const char *what);
+
 /* ---------------------------------------------------------------- accounts and keys */
 
 #define GW_NAME_MAX 128   /* account names: 1..127 bytes of [A-Za-z0-9._@+-], not all digits */
@@ -211,6 +222,8 @@ typedef struct {
     int64_t requests_window;   /* rows with t >= since */
     int64_t tokens_window;     /* prompt + completion tokens with t >= since */
     double last_t;             /* 0 if none */
+    int64_t ok_completion_tokens; /* completion tokens of status-200 rows */
+    int64_t refused_403;       /* rows answered 403 (suspended) */
 } gw_usage;
 /* Usage per account that has any ledger rows; *out malloc'ed, ordered by account id. */
 int gw_usage_by_account(gw_db *db, double since, gw_usage **out, size_t *n);
@@ -222,5 +235,33 @@ int gw_usage_tokens(gw_db *db, int64_t account_id, double t0, double t1, int64_t
 int gw_config_set(gw_db *db, const char *key, const char *value, double now);
 /* *value malloc'ed, or NULL when the key is absent (still returns 0). */
 int gw_config_get(gw_db *db, const char *key, char **value);
+
+/* ---------------------------------------------------------------- readers on a connection */
+
+/* The gateway's typed readers for a room that holds its own connection to a gateway database
+ * (report's, or a read-only one): the same queries as the gw_db functions above, no lock.
+ * Ordered by id; *out malloc'ed. */
+int gw_accounts_read(sqlite3 *conn, gw_account **out, size_t *n);
+int gw_usage_read(sqlite3 *conn, double since, gw_usage **out, size_t *n);
+/* One account's usage, summed the same way (all zero when it has no rows). */
+int gw_usage_of(sqlite3 *conn, int64_t account_id, double since, gw_usage *out);
+int gw_config_read(sqlite3 *conn, const char *key, char **value);
+/* Time of the first and last completion requests (NaN when none) and the number of rows. */
+int gw_usage_span(sqlite3 *conn, double *t0, double *t1, int64_t *rows);
+/* Served (status 200) requests of an account with t <= t, and their completion tokens. */
+int gw_usage_served_until(sqlite3 *conn, int64_t account_id, double t, int64_t *served, int64_t *completion_tokens);
+/* Every ledger row in id order, briefly: fn returns 0 to go on, -1 to stop with its error. */
+typedef struct {
+    int64_t id, account_id; /* account_id 0: a request without a valid key */
+    int status;
+    int64_t prompt_tokens, completion_tokens;
+} gw_usage_brief;
+int gw_usage_scan(sqlite3 *conn, int (*fn)(void *ud, const gw_usage_brief *r), void *ud);
+/* Every served output's hash with its account (ledger order). */
+typedef struct {
+    char hash[GW_HASH_HEX];
+    int64_t account_id;
+} gw_output_hash;
+int gw_usage_output_hashes(sqlite3 *conn, gw_output_hash **out, size_t *n);
 
 #endif /* RETORT_GATEWAY_H */

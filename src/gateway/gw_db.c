@@ -6,6 +6,7 @@
 #include "gateway.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <sqlite3.h>
@@ -63,9 +64,7 @@ static const char *const schema_sql =
     "CREATE TABLE IF NOT EXISTS server_config(key TEXT PRIMARY KEY, value TEXT NOT NULL,"
     "  updated_at REAL NOT NULL);";
 
-static int db_fail(gw_db *db, const char *what) {
-    return RT_FAIL("%s: %s: %s", db->path, what, sqlite3_errmsg(db->conn));
-}
+static int db_fail(gw_db *db, const char *what) { return gw_sql_fail(db->conn, what); }
 
 int gw_db_open(gw_db **out, const char *path) {
     *out = NULL;
@@ -332,12 +331,12 @@ int gw_account_get(gw_db *db, int64_t id, gw_account *out) {
     int rc = get_account_locked(db, id, out, &found);
     pthread_mutex_unlock(&db->mu);
     if (rc) return -1;
-    if (!found) return RT_FAIL("no account with id %lld", (long long)id);
+    if (!found) return RT_FAIL_KIND(RT_ERR_NOT_FOUND, "no account with id %lld", (long long)id);
     return 0;
 }
 
 int gw_account_find(gw_db *db, const char *name_or_id, gw_account *out) {
-    if (!name_or_id || !*name_or_id) return RT_FAIL("no account name given");
+    if (!name_or_id || !*name_or_id) return RT_FAIL_KIND(RT_ERR_INVALID, "no account name given");
     pthread_mutex_lock(&db->mu);
     int found = 0;
     int rc = find_account_locked(db, name_or_id, out, &found);
@@ -349,46 +348,42 @@ int gw_account_find(gw_db *db, const char *name_or_id, gw_account *out) {
     }
     pthread_mutex_unlock(&db->mu);
     if (rc) return -1;
-    if (!found) return RT_FAIL("no account named '%s' (retort keys list shows them)", name_or_id);
+    if (!found) return RT_FAIL_KIND(RT_ERR_NOT_FOUND, "no account named '%s' (retort keys list shows them)", name_or_id);
     return 0;
 }
 
-int gw_account_list(gw_db *db, gw_account **out, size_t *n) {
+int gw_accounts_read(sqlite3 *conn, gw_account **out, size_t *n) {
     *out = NULL;
     *n = 0;
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT %s FROM accounts ORDER BY id", account_cols);
-    pthread_mutex_lock(&db->mu);
     sqlite3_stmt *st = NULL;
-    int rc = -1;
     size_t cap = 0, k = 0;
     gw_account *a = NULL;
-    if (sqlite3_prepare_v2(db->conn, sql, -1, &st, NULL) != SQLITE_OK) {
-        db_fail(db, "listing accounts");
-        goto out;
-    }
+    if (gw_sql_prepare(conn, sql, &st, "listing accounts")) return -1;
     int s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        if (k == cap) {
-            cap = cap ? cap * 2 : 16;
-            gw_account *b = rt_realloc(a, cap * sizeof *a, "account list");
-            if (!b) goto out;
-            a = b;
-        }
+        if (RT_GROW(a, cap, k + 1, "account list")) goto fail;
         read_account(st, 0, &a[k++]);
     }
     if (s != SQLITE_DONE) {
-        db_fail(db, "listing accounts");
-        goto out;
+        gw_sql_fail(conn, "listing accounts");
+        goto fail;
     }
+    sqlite3_finalize(st);
     *out = a;
     *n = k;
-    a = NULL;
-    rc = 0;
-out:
+    return 0;
+fail:
     sqlite3_finalize(st);
-    pthread_mutex_unlock(&db->mu);
     free(a);
+    return -1;
+}
+
+int gw_account_list(gw_db *db, gw_account **out, size_t *n) {
+    pthread_mutex_lock(&db->mu);
+    int rc = gw_accounts_read(db->conn, out, n);
+    pthread_mutex_unlock(&db->mu);
     return rc;
 }
 
@@ -410,12 +405,7 @@ int gw_key_list(gw_db *db, int64_t account_id, gw_key_info **out, size_t *n) {
     sqlite3_bind_int64(st, 1, account_id);
     int s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        if (k == cap) {
-            cap = cap ? cap * 2 : 16;
-            gw_key_info *b = rt_realloc(a, cap * sizeof *a, "key list");
-            if (!b) goto out;
-            a = b;
-        }
+        if (RT_GROW(a, cap, k + 1, "key list")) goto out;
         memset(&a[k], 0, sizeof a[k]);
         copy_text(a[k].key_id, sizeof a[k].key_id, sqlite3_column_text(st, 0));
         a[k].account_id = sqlite3_column_int64(st, 1);
@@ -593,55 +583,162 @@ out:
 
 /* ---------------------------------------------------------------- usage */
 
-int gw_usage_by_account(gw_db *db, double since, gw_usage **out, size_t *n) {
+/* The per-account usage summary (gw_usage's fields from account_id on, ?1 = since). */
+#define USAGE_SUMS                                                                                                    \
+    "count(*), sum(status = 200), sum(prompt_tokens), sum(completion_tokens), sum(t >= ?1), "                         \
+    "sum(CASE WHEN t >= ?1 THEN prompt_tokens + completion_tokens ELSE 0 END), max(t), "                              \
+    "sum(CASE WHEN status = 200 THEN completion_tokens ELSE 0 END), sum(status = 403)"
+
+static void read_usage(sqlite3_stmt *st, int c0, int64_t account_id, gw_usage *u) {
+    u->account_id = account_id;
+    u->requests = sqlite3_column_int64(st, c0 + 0);
+    u->ok_requests = sqlite3_column_int64(st, c0 + 1);
+    u->prompt_tokens = sqlite3_column_int64(st, c0 + 2);
+    u->completion_tokens = sqlite3_column_int64(st, c0 + 3);
+    u->requests_window = sqlite3_column_int64(st, c0 + 4);
+    u->tokens_window = sqlite3_column_int64(st, c0 + 5);
+    u->last_t = sqlite3_column_double(st, c0 + 6);
+    u->ok_completion_tokens = sqlite3_column_int64(st, c0 + 7);
+    u->refused_403 = sqlite3_column_int64(st, c0 + 8);
+}
+
+int gw_usage_read(sqlite3 *conn, double since, gw_usage **out, size_t *n) {
     *out = NULL;
     *n = 0;
-    pthread_mutex_lock(&db->mu);
     sqlite3_stmt *st = NULL;
-    int rc = -1;
     size_t cap = 0, k = 0;
     gw_usage *a = NULL;
-    if (sqlite3_prepare_v2(db->conn,
-                           "SELECT account_id, count(*), sum(status = 200), sum(prompt_tokens), "
-                           "sum(completion_tokens), sum(t >= ?1), "
-                           "sum(CASE WHEN t >= ?1 THEN prompt_tokens + completion_tokens ELSE 0 END), max(t) "
-                           "FROM usage WHERE account_id IS NOT NULL GROUP BY account_id ORDER BY account_id",
-                           -1, &st, NULL) != SQLITE_OK) {
-        db_fail(db, "summarising usage");
-        goto out;
-    }
+    if (gw_sql_prepare(conn,
+                       "SELECT account_id, " USAGE_SUMS
+                       " FROM usage WHERE account_id IS NOT NULL GROUP BY account_id ORDER BY account_id",
+                       &st, "summarising usage"))
+        return -1;
     sqlite3_bind_double(st, 1, since);
     int s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        if (k == cap) {
-            cap = cap ? cap * 2 : 16;
-            gw_usage *b = rt_realloc(a, cap * sizeof *a, "usage list");
-            if (!b) goto out;
-            a = b;
-        }
-        gw_usage *u = &a[k++];
-        u->account_id = sqlite3_column_int64(st, 0);
-        u->requests = sqlite3_column_int64(st, 1);
-        u->ok_requests = sqlite3_column_int64(st, 2);
-        u->prompt_tokens = sqlite3_column_int64(st, 3);
-        u->completion_tokens = sqlite3_column_int64(st, 4);
-        u->requests_window = sqlite3_column_int64(st, 5);
-        u->tokens_window = sqlite3_column_int64(st, 6);
-        u->last_t = sqlite3_column_double(st, 7);
+        if (RT_GROW(a, cap, k + 1, "usage list")) goto fail;
+        read_usage(st, 1, sqlite3_column_int64(st, 0), &a[k++]);
     }
     if (s != SQLITE_DONE) {
-        db_fail(db, "summarising usage");
-        goto out;
+        gw_sql_fail(conn, "summarising usage");
+        goto fail;
     }
+    sqlite3_finalize(st);
     *out = a;
     *n = k;
-    a = NULL;
-    rc = 0;
-out:
+    return 0;
+fail:
     sqlite3_finalize(st);
-    pthread_mutex_unlock(&db->mu);
     free(a);
+    return -1;
+}
+
+int gw_usage_by_account(gw_db *db, double since, gw_usage **out, size_t *n) {
+    pthread_mutex_lock(&db->mu);
+    int rc = gw_usage_read(db->conn, since, out, n);
+    pthread_mutex_unlock(&db->mu);
     return rc;
+}
+
+int gw_usage_of(sqlite3 *conn, int64_t account_id, double since, gw_usage *out) {
+    memset(out, 0, sizeof *out);
+    out->account_id = account_id;
+    sqlite3_stmt *st = NULL;
+    if (gw_sql_prepare(conn, "SELECT " USAGE_SUMS " FROM usage WHERE account_id = ?2", &st, "reading the usage ledger"))
+        return -1;
+    sqlite3_bind_double(st, 1, since);
+    sqlite3_bind_int64(st, 2, account_id);
+    int rc = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) read_usage(st, 0, account_id, out);
+    else rc = gw_sql_fail(conn, "reading the usage ledger");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int gw_usage_span(sqlite3 *conn, double *t0, double *t1, int64_t *rows) {
+    *t0 = *t1 = NAN;
+    *rows = 0;
+    sqlite3_stmt *st = NULL;
+    if (gw_sql_prepare(conn,
+                       "SELECT MIN(CASE WHEN endpoint LIKE '%completions' THEN t END), "
+                       "MAX(CASE WHEN endpoint LIKE '%completions' THEN t END), COUNT(*) FROM usage",
+                       &st, "reading the usage ledger"))
+        return -1;
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) {
+        if (sqlite3_column_type(st, 0) != SQLITE_NULL) *t0 = sqlite3_column_double(st, 0);
+        if (sqlite3_column_type(st, 1) != SQLITE_NULL) *t1 = sqlite3_column_double(st, 1);
+        *rows = sqlite3_column_int64(st, 2);
+    }
+    sqlite3_finalize(st);
+    return s == SQLITE_ROW || s == SQLITE_DONE ? 0 : gw_sql_fail(conn, "reading the usage ledger");
+}
+
+int gw_usage_served_until(sqlite3 *conn, int64_t account_id, double t, int64_t *served, int64_t *completion_tokens) {
+    *served = *completion_tokens = 0;
+    sqlite3_stmt *st = NULL;
+    if (gw_sql_prepare(conn,
+                       "SELECT COUNT(*), COALESCE(SUM(completion_tokens), 0) FROM usage "
+                       "WHERE account_id = ?1 AND status = 200 AND t <= ?2",
+                       &st, "reading the usage ledger"))
+        return -1;
+    sqlite3_bind_int64(st, 1, account_id);
+    sqlite3_bind_double(st, 2, t);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) {
+        *served = sqlite3_column_int64(st, 0);
+        *completion_tokens = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    return s == SQLITE_ROW ? 0 : gw_sql_fail(conn, "reading the usage ledger");
+}
+
+int gw_usage_scan(sqlite3 *conn, int (*fn)(void *ud, const gw_usage_brief *r), void *ud) {
+    sqlite3_stmt *st = NULL;
+    if (gw_sql_prepare(conn, "SELECT id, account_id, status, prompt_tokens, completion_tokens FROM usage ORDER BY id", &st,
+                       "reading the usage ledger"))
+        return -1;
+    int rc = 0, s = SQLITE_DONE;
+    while (!rc && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        gw_usage_brief r = {.id = sqlite3_column_int64(st, 0),
+                            .account_id = sqlite3_column_int64(st, 1),
+                            .status = sqlite3_column_int(st, 2),
+                            .prompt_tokens = sqlite3_column_int64(st, 3),
+                            .completion_tokens = sqlite3_column_int64(st, 4)};
+        rc = fn(ud, &r);
+    }
+    if (!rc && s != SQLITE_DONE) rc = gw_sql_fail(conn, "reading the usage ledger");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int gw_usage_output_hashes(sqlite3 *conn, gw_output_hash **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st = NULL;
+    size_t cap = 0;
+    if (gw_sql_prepare(conn, "SELECT output_hash, account_id FROM usage WHERE status = 200 AND output_hash != ''", &st,
+                       "reading the usage ledger (is it a retort gateway database?)"))
+        return -1;
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        if (RT_GROW(*out, cap, *n + 1, "ledger hashes")) goto fail;
+        copy_text((*out)[*n].hash, GW_HASH_HEX, sqlite3_column_text(st, 0));
+        (*out)[*n].account_id = sqlite3_column_int64(st, 1);
+        (*n)++;
+    }
+    if (s != SQLITE_DONE) {
+        gw_sql_fail(conn, "reading the usage ledger");
+        goto fail;
+    }
+    sqlite3_finalize(st);
+    return 0;
+fail:
+    sqlite3_finalize(st);
+    free(*out);
+    *out = NULL;
+    *n = 0;
+    return -1;
 }
 
 int gw_usage_tokens(gw_db *db, int64_t account_id, double t0, double t1, int64_t *out) {
@@ -698,27 +795,25 @@ out:
     return rc;
 }
 
-int gw_config_get(gw_db *db, const char *key, char **value) {
+int gw_config_read(sqlite3 *conn, const char *key, char **value) {
     *value = NULL;
-    pthread_mutex_lock(&db->mu);
     sqlite3_stmt *st = NULL;
-    int rc = -1;
-    if (sqlite3_prepare_v2(db->conn, "SELECT value FROM server_config WHERE key = ?1", -1, &st, NULL) != SQLITE_OK) {
-        db_fail(db, "reading server config");
-        goto out;
-    }
+    if (gw_sql_prepare(conn, "SELECT value FROM server_config WHERE key = ?1", &st, "reading server config")) return -1;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
-    int s = sqlite3_step(st);
+    int s = sqlite3_step(st), rc = 0;
     if (s == SQLITE_ROW) {
         *value = rt_strdup((const char *)sqlite3_column_text(st, 0));
-        if (!*value) goto out;
+        if (!*value) rc = -1;
     } else if (s != SQLITE_DONE) {
-        db_fail(db, "reading server config");
-        goto out;
+        rc = gw_sql_fail(conn, "reading server config");
     }
-    rc = 0;
-out:
     sqlite3_finalize(st);
+    return rc;
+}
+
+int gw_config_get(gw_db *db, const char *key, char **value) {
+    pthread_mutex_lock(&db->mu);
+    int rc = gw_config_read(db->conn, key, value);
     pthread_mutex_unlock(&db->mu);
     return rc;
 }

@@ -100,10 +100,7 @@ struct guard_detector {
     uint32_t mem[GUARD_MAX_AFFECTED]; /* scratch: members of the current group */
     acct **acc;
     size_t n_acc, cap_acc;
-    /* id -> index + 1 */
-    int64_t *map_key;
-    uint32_t *map_val;
-    size_t map_cap;
+    rt_map map; /* account id -> index in acc */
     pair_ev *pairs;
     size_t pair_cap, n_pairs;
     ip_entry *ips;
@@ -116,64 +113,28 @@ struct guard_detector {
 
 /* ---------------------------------------------------------------- hashing */
 
-static inline uint64_t hmix(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
-
-static int map_grow(guard_detector *d) {
-    size_t nc = d->map_cap ? d->map_cap * 2 : 1024;
-    int64_t *nk = rt_calloc(nc, sizeof *nk, "guard account map");
-    uint32_t *nv = rt_calloc(nc, sizeof *nv, "guard account map");
-    if (!nk || !nv) {
-        free(nk);
-        free(nv);
-        return -1;
-    }
-    for (size_t i = 0; i < d->map_cap; i++) {
-        if (!d->map_val[i]) continue;
-        size_t j = hmix((uint64_t)d->map_key[i]) & (nc - 1);
-        while (nv[j]) j = (j + 1) & (nc - 1);
-        nk[j] = d->map_key[i];
-        nv[j] = d->map_val[i];
-    }
-    free(d->map_key);
-    free(d->map_val);
-    d->map_key = nk;
-    d->map_val = nv;
-    d->map_cap = nc;
-    return 0;
-}
+/* Slots of the open-addressing tables below come from base's one mixer, rt_mix64: only the
+ * layout depends on it, never a result (the tables are iterated in slot order only to rehash
+ * or free). */
 
 /* index of account id, or -1 */
 static long acct_find(const guard_detector *d, int64_t id) {
-    if (!d->map_cap) return -1;
-    size_t j = hmix((uint64_t)id) & (d->map_cap - 1);
-    while (d->map_val[j]) {
-        if (d->map_key[j] == id) return (long)d->map_val[j] - 1;
-        j = (j + 1) & (d->map_cap - 1);
-    }
-    return -1;
+    const uint64_t *v = rt_map_get(&d->map, (uint64_t)id);
+    return v ? (long)*v : -1;
 }
 
 static long acct_get(guard_detector *d, int64_t id, double created_at, double t) {
     long i = acct_find(d, id);
     if (i >= 0) return i;
-    if ((d->n_acc + 1) * 2 > d->map_cap && map_grow(d)) return -1;
-    if (d->n_acc == d->cap_acc) {
-        size_t nc = d->cap_acc ? d->cap_acc * 2 : 256;
-        acct **na = rt_realloc(d->acc, nc * sizeof *na, "guard accounts");
-        if (!na) return -1;
-        d->acc = na;
-        d->cap_acc = nc;
-    }
+    if (RT_GROW(d->acc, d->cap_acc, d->n_acc + 1, "guard accounts")) return -1;
     if (d->n_acc >= UINT32_MAX - 1) return RT_FAIL("guard: too many accounts"), -1;
+    uint64_t *slot = rt_map_put(&d->map, (uint64_t)id, NULL);
+    if (!slot) return -1;
     acct *a = rt_calloc(1, sizeof *a, "guard account state");
-    if (!a) return -1;
+    if (!a) {
+        rt_map_remove(&d->map, (uint64_t)id);
+        return -1;
+    }
     a->id = id;
     a->created_at = created_at;
     a->first_t = a->last_t = t;
@@ -183,14 +144,12 @@ static long acct_get(guard_detector *d, int64_t id, double created_at, double t)
     for (size_t h = 0; h < 24; h++) a->hours[h] = UINT32_MAX;
     for (size_t b = 0; b < GUARD_BINS; b++) a->bins[b] = UINT32_MAX;
     d->acc[d->n_acc] = a;
-    size_t j = hmix((uint64_t)id) & (d->map_cap - 1);
-    while (d->map_val[j]) j = (j + 1) & (d->map_cap - 1);
-    d->map_key[j] = id;
-    d->map_val[j] = (uint32_t)d->n_acc + 1;
+    *slot = d->n_acc;
     return (long)d->n_acc++;
 }
 
 static uint32_t uf_find(guard_detector *d, uint32_t i) {
+    RT_ASSERT(i < d->n_acc);
     while (d->acc[i]->parent != i) {
         uint32_t p = d->acc[i]->parent;
         d->acc[i]->parent = d->acc[p]->parent; /* path halving */
@@ -207,7 +166,7 @@ static int pair_grow(guard_detector *d) {
     if (!np) return -1;
     for (size_t i = 0; i < d->pair_cap; i++) {
         if (!d->pairs[i].a) continue;
-        size_t j = hmix(d->pairs[i].a * 0x9e3779b97f4a7c15ULL ^ d->pairs[i].b) & (nc - 1);
+        size_t j = rt_mix64(d->pairs[i].a * 0x9e3779b97f4a7c15ULL ^ d->pairs[i].b) & (nc - 1);
         while (np[j].a) j = (j + 1) & (nc - 1);
         np[j] = d->pairs[i];
     }
@@ -222,7 +181,7 @@ static pair_ev *pair_lookup(guard_detector *d, uint32_t x, uint32_t y, int creat
     if (!d->pair_cap) {
         if (!create || pair_grow(d)) return NULL;
     }
-    size_t j = hmix(a * 0x9e3779b97f4a7c15ULL ^ b) & (d->pair_cap - 1);
+    size_t j = rt_mix64(a * 0x9e3779b97f4a7c15ULL ^ b) & (d->pair_cap - 1);
     while (d->pairs[j].a) {
         if (d->pairs[j].a == a && d->pairs[j].b == b) return &d->pairs[j];
         j = (j + 1) & (d->pair_cap - 1);
@@ -315,7 +274,7 @@ static int ip_grow(guard_detector *d) {
     if (!ne) return -1;
     for (size_t i = 0; i < d->ip_cap; i++) {
         if (!d->ips[i].key) continue;
-        size_t j = hmix(d->ips[i].key) & (nc - 1);
+        size_t j = rt_mix64(d->ips[i].key) & (nc - 1);
         while (ne[j].key) j = (j + 1) & (nc - 1);
         ne[j] = d->ips[i];
     }
@@ -332,7 +291,7 @@ static int note_client(guard_detector *d, uint32_t i, uint64_t c, uint32_t *touc
     if (a->last_client == c) return 0; /* seen already: nothing new */
     a->last_client = c;
     if ((d->n_ips + 1) * 2 > d->ip_cap && ip_grow(d)) return -1;
-    size_t j = hmix(c) & (d->ip_cap - 1);
+    size_t j = rt_mix64(c) & (d->ip_cap - 1);
     while (d->ips[j].key && d->ips[j].key != c) j = (j + 1) & (d->ip_cap - 1);
     ip_entry *e = &d->ips[j];
     if (!e->key) {
@@ -358,7 +317,7 @@ static int note_client(guard_detector *d, uint32_t i, uint64_t c, uint32_t *touc
 
 static burst_bucket *burst_bucket_get(guard_detector *d, int64_t b, int create) {
     if (d->burst_cap) {
-        size_t j = hmix((uint64_t)b) & (d->burst_cap - 1);
+        size_t j = rt_mix64((uint64_t)b) & (d->burst_cap - 1);
         while (d->bursts[j].acc || d->bursts[j].n) {
             if (d->bursts[j].bucket == b) return &d->bursts[j];
             j = (j + 1) & (d->burst_cap - 1);
@@ -371,7 +330,7 @@ static burst_bucket *burst_bucket_get(guard_detector *d, int64_t b, int create) 
         if (!nb) return NULL;
         for (size_t i = 0; i < d->burst_cap; i++) {
             if (!d->bursts[i].acc) continue;
-            size_t j = hmix((uint64_t)d->bursts[i].bucket) & (nc - 1);
+            size_t j = rt_mix64((uint64_t)d->bursts[i].bucket) & (nc - 1);
             while (nb[j].acc) j = (j + 1) & (nc - 1);
             nb[j] = d->bursts[i];
         }
@@ -379,7 +338,7 @@ static burst_bucket *burst_bucket_get(guard_detector *d, int64_t b, int create) 
         d->bursts = nb;
         d->burst_cap = nc;
     }
-    size_t j = hmix((uint64_t)b) & (d->burst_cap - 1);
+    size_t j = rt_mix64((uint64_t)b) & (d->burst_cap - 1);
     while (d->bursts[j].acc) j = (j + 1) & (d->burst_cap - 1);
     burst_bucket *bb = &d->bursts[j];
     memset(bb, 0, sizeof *bb);
@@ -493,7 +452,7 @@ static int note_template(guard_detector *d, uint32_t i, const guard_event *ev, u
 
 /* ---------------------------------------------------------------- init */
 
-int guard_detector_init(guard_detector **out, const guard_policy *p, const guard_reference *ref) {
+int guard_detector_new(guard_detector **out, const guard_policy *p, const guard_reference *ref) {
     *out = NULL;
     guard_detector *d = rt_calloc(1, sizeof *d, "guard detector");
     if (!d) return -1;
@@ -522,8 +481,7 @@ void guard_detector_free(guard_detector *d) {
     if (!d) return;
     for (size_t i = 0; i < d->n_acc; i++) free(d->acc[i]);
     free(d->acc);
-    free(d->map_key);
-    free(d->map_val);
+    rt_map_free(&d->map);
     free(d->pairs);
     free(d->ips);
     free(d->bands);
@@ -539,7 +497,7 @@ size_t guard_detector_accounts(const guard_detector *d) { return d->n_acc; }
 
 size_t guard_detector_bytes(const guard_detector *d) {
     size_t b = sizeof *d + d->n_acc * sizeof(acct) + d->cap_acc * sizeof(acct *) +
-               d->map_cap * (sizeof(int64_t) + sizeof(uint32_t)) + d->pair_cap * sizeof(pair_ev) +
+               rt_map_bytes(&d->map) + d->pair_cap * sizeof(pair_ev) +
                d->ip_cap * sizeof(ip_entry) + GUARD_BAND_SLOTS * sizeof(band_entry) + d->burst_cap * sizeof(burst_bucket);
     for (size_t i = 0; i < d->burst_cap; i++) b += d->bursts[i].cap * sizeof(uint32_t);
     return b;

@@ -1,28 +1,24 @@
 /*
- * guard.h — the guard room: detect accounts that harvest the API for distillation, link
- * accounts that act as one (sybils), enforce a policy (flag / throttle / suspend) with every
- * action stored beside its evidence, evaluate all that against labelled simulated traffic and
- * two published-style baselines, and the traffic simulator that produces such traffic.
+ * guard.h — the guard room: the pure detection core. Detect accounts that harvest the API for
+ * distillation and link accounts that act as one (sybils), from guard_event values only: no
+ * database, no clock, no threads, no HTTP. It depends on src/base alone; the guard inside a
+ * server (hooks, enforcement, the guard tables, admin views, calibrate, replay-eval) is
+ * src/defend, the traffic simulator src/sim (docs/architecture.md draws the rooms).
  *
  * Layers, bottom up (each usable on its own; tests drive the lower ones with crafted input):
  *   sketches   O(1) streaming statistics: n-aware exponential means, decaying counters,
  *              MinHash of word shingles, random Fourier features (an RBF kernel for MMD),
  *              SimHash cells of embeddings, and the Shapiro–Wilk W (for the PRADA baseline).
  *   policy     thresholds and weights (JSON file; safe defaults without one).
- *   reference  what was learnt from BENIGN traffic only (`retort guard calibrate`): the RFF
- *              map, the benign mean embedding, per-signal benign levels, benign template bands.
+ *   reference  what was learnt from BENIGN traffic only: the RFF map, the benign mean
+ *              embedding, per-signal benign levels, benign template bands; fitted from events
+ *              (guard_reference_fit; src/defend's `retort guard calibrate` reads them from a
+ *              database), saved and loaded as JSON.
  *   detector   per-account state (bounded: a few KiB each), per-request signals, risk, account
  *              linking (union–find over pair evidence), escalation verdicts, explanations.
- *              No I/O: it sees guard_event values and returns verdicts.
- *   runtime    the serve_hooks that feed the detector inside `retort serve`, the guard tables
- *              in the gateway database (events, scores, links, actions), enforcement through the
- *              gateway (suspend; throttle = lower rpm), and release.
- *   store      reading the guard tables back: status, explain, release.
- *   eval       per-strategy TPR/FPR, queries and tokens served before suspension, and the
- *              baselines (PRADA-style, rate-limit-only, a 1,500-query-window MMD detector)
- *              replayed on the same stored traffic; the timeline SVG.
- *   simulator  `retort simulate`: labelled benign and attacking accounts on an accelerated clock.
- *   views      the guard tables as JSON for the admin API and the dashboard (GET /admin).
+ *              It sees guard_event values and returns verdicts.
+ *   baselines  the streaming state of the PRADA detector (Juuti et al. 2019) the evaluation
+ *              and the calibration replay stored traffic through.
  *
  * Signals (see docs/guard.md for the reasoning and the calibration):
  *   behaviour  rate, volume, baseline (rate vs the account's own past), limit_pressure (429s),
@@ -41,18 +37,17 @@
  * Threading: the detector is not thread-safe (the runtime holds one lock around it); sketches
  * and policy are plain values.
  *
- * What this is not: a rate limiter (src/gateway), a watermark (src/mark), or the HTTP server
- * (src/serve) — the guard plugs into serve through serve_hooks.
+ * What this is not: a rate limiter (src/gateway), a watermark (src/mark), the HTTP server
+ * (src/serve), or anything that stores or enforces (src/defend).
  */
 #ifndef RETORT_GUARD_H
 #define RETORT_GUARD_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../base/base.h"
-#include "../gateway/gateway.h"
-#include "../serve/serve.h"
 
 /* ---------------------------------------------------------------- sketches */
 
@@ -244,10 +239,20 @@ typedef struct {
     float emb_scale;
 } guard_event;
 
-/* Fill the request-derived fields of an event from hook arguments (no embedding, status or
- * token counts: those come from the result). The user text for templates is the last user
- * message of a chat request, or the completions prompt. */
-int guard_event_from_request(guard_event *ev, const serve_request_info *ri);
+
+/* Fit a reference from stored events (in row order; the events of benign accounts are used,
+ * split in two halves by a keyed hash of the account id — see reference.c). Pure: no I/O but
+ * the optional progress lines to log. On failure *out is empty and the error names origin. */
+typedef struct {
+    const guard_policy *policy; /* the detector's policy for the levels replay; NULL: defaults */
+    double quantile;            /* of benign per-account maxima, for the levels (default 0.99) */
+    uint64_t seed;
+    int all_benign;             /* 1: every account is benign; 0: only those in benign_ids */
+    const int64_t *benign_ids;
+    size_t n_benign_ids;
+    const char *origin;         /* what the events came from: errors and reference.source */
+} guard_fit_options;
+int guard_reference_fit(guard_reference *out, const guard_event *ev, size_t n, const guard_fit_options *o, FILE *log);
 
 /* ---------------------------------------------------------------- detector */
 
@@ -280,7 +285,7 @@ typedef struct {
     int64_t affected[GUARD_MAX_AFFECTED];
 } guard_verdict;
 
-int guard_detector_init(guard_detector **out, const guard_policy *p, const guard_reference *ref);
+int guard_detector_new(guard_detector **out, const guard_policy *p, const guard_reference *ref);
 void guard_detector_free(guard_detector *d);
 /* Feed one event (events of one account in time order; accounts interleave freely). */
 int guard_detector_observe(guard_detector *d, const guard_event *ev, guard_verdict *out);
@@ -301,194 +306,26 @@ size_t guard_detector_accounts(const guard_detector *d);
 size_t guard_detector_bytes(const guard_detector *d);
 size_t guard_detector_account_bytes(void);
 
-/* ---------------------------------------------------------------- runtime (inside serve) */
+/* ---------------------------------------------------------------- baselines */
 
+/* PRADA (Juuti et al., 2019), streaming over one account's prompts: for each query x, the
+ * minimum L2 distance d to the account's growing set G; d joins the distance list D; x joins G
+ * when d > mean(D) - std(D). An attack is flagged when Shapiro–Wilk W(D) < delta (checked once
+ * |D| >= min_n). Embeddings are the served model's unit prompt hidden states; one class. */
 typedef struct {
-    const char *db_path;         /* the gateway database (guard tables are added to it) */
-    const char *policy_path;     /* NULL: defaults */
-    const char *reference_path;  /* NULL: no shift signal, no benign levels */
-    int shadow;                  /* record would-be actions; change nothing */
-    int store_events;            /* keep every request's features (for eval/calibrate); default 1 */
-} guard_options;
-void guard_options_defaults(guard_options *o);
-
-typedef struct guard guard;
-int guard_open(guard **out, const guard_options *o);
-/* Flush the writer and close. */
-void guard_close(guard *g);
-/* The hooks to pass to serve_start (want_hidden set). */
-void guard_serve_hooks(guard *g, serve_hooks *h);
-/* Wait until everything queued so far is in the database (tests, shutdown). */
-int guard_flush(guard *g);
-/* Counters: events seen, actions taken. */
-void guard_stats(guard *g, uint64_t *events, uint64_t *actions);
-
-/* Create the guard tables in a database if absent (idempotent). */
-int guard_db_init(gw_db *db);
-
-/* ---------------------------------------------------------------- store (CLI side) */
-
-/* `retort guard status`: one line per account with guard activity. as_json: JSON lines. */
-int guard_status_print(gw_db *db, FILE *out, int as_json);
-/* `retort guard explain ACCOUNT`: actions with their evidence, latest signals, links. */
-int guard_explain_print(gw_db *db, const char *account, FILE *out, int as_json);
-/* `retort guard release ACCOUNT`: reactivate (and the whole group when group), restore the
- * limits a throttle lowered, record the release (a running guard resets the account). */
-int guard_release(gw_db *db, const char *account, int group, const char *note, double now, FILE *out);
-
-/* Read stored events of the database in row order. emb of each points into *emb_store
- * (events[i].emb_dim int8 each). Free with guard_events_free. */
-typedef struct {
-    guard_event *ev;
-    size_t n;
-    int8_t *emb_store;
-} guard_event_list;
-int guard_events_read(gw_db *db, guard_event_list *out);
-void guard_events_free(guard_event_list *l);
-
-/* ---------------------------------------------------------------- calibration and eval */
-
-typedef struct {
-    const char *db_path;      /* a run on benign traffic (guard in shadow or enforce mode) */
-    const char *policy_path;  /* NULL: defaults */
-    double quantile;          /* of benign per-account maxima, for the levels (default 0.99) */
-    uint64_t seed;
-    int only_labelled_benign; /* use accounts labelled benign by the simulator (default 1 when
-                                 labels exist); otherwise every account is taken as benign */
-} guard_calib_options;
-int guard_calibrate(const guard_calib_options *o, guard_reference *out, FILE *log);
-
-typedef struct {
-    const char *db_path;
-    const char *reference_path; /* for the baselines' embeddings (MMD window); may be NULL */
-    int as_json;
-    double prada_delta;         /* 0: the reference's, else 0.95 */
-    size_t mmd_window;          /* the published detector's window (default 1500) */
-} guard_eval_options;
-/* Print the per-strategy evaluation (text or JSON) to out. */
-int guard_eval(const guard_eval_options *o, FILE *out);
-
-/* Timeline SVG: risk per account over time, suspensions marked, thresholds drawn. */
-int guard_plot_timeline(gw_db *db, const char *svg_path, const char *title);
-
-/* ---------------------------------------------------------------- simulator */
-
-typedef struct {
-    const char *endpoint;     /* http://127.0.0.1:8080 */
-    const char *db_path;      /* the server's gateway database: accounts and labels go here */
-    const char *scenario_path;
-    const char *corpus_path;  /* default build/data/kjv.txt */
-    const char *harvest_dir;  /* NULL: no harvest files; else DIR/<attacker>.jsonl */
-    double speed;             /* simulated seconds per real second; 0 = as fast as possible */
-    size_t concurrency;       /* HTTP workers (default 16) */
-    double scale;             /* multiplies account counts and volumes (default 1) */
-    int quiet;
-    int bind_addresses;       /* send from distinct 127.x.y.z addresses (default 1) */
-    const char *summary_path; /* NULL, or write a JSON summary here (per persona, harvest files) */
-} guard_sim_options;
-void guard_sim_options_defaults(guard_sim_options *o);
-
-typedef struct {
-    size_t accounts, requests, ok, refused_403, limited_429, errors;
-    size_t harvested;         /* lines written to harvest files */
-    double sim_seconds, real_seconds;
-} guard_sim_stats;
-
-/* Parse and validate a scenario file (errors name the file and the field). */
-typedef struct guard_scenario guard_scenario;
-int guard_scenario_load(guard_scenario **out, const char *path);
-int guard_scenario_parse(guard_scenario **out, const char *json_text, size_t len, const char *origin);
-void guard_scenario_free(guard_scenario *s);
-size_t guard_scenario_accounts(const guard_scenario *s);
-
-int guard_simulate(const guard_sim_options *o, guard_sim_stats *st);
-/* Print per_persona sample request bodies of each persona of the scenario (no server). */
-int guard_sim_sample(const guard_sim_options *o, size_t per_persona, FILE *out);
-
-/* ---------------------------------------------------------------- prompts (simulator) */
-
-/* The corpus the simulator draws prompts from: verses with book/chapter/verse, names. */
-typedef struct guard_corpus guard_corpus;
-int guard_corpus_load(guard_corpus **out, const char *path);
-void guard_corpus_free(guard_corpus *c);
-size_t guard_corpus_verses(const guard_corpus *c);
-
-typedef enum {
-    GUARD_PROMPT_QUESTION = 0, /* a benign chat question (persona-flavoured) */
-    GUARD_PROMPT_PASSAGE,      /* "continue this passage" style, from a random place */
-    GUARD_PROMPT_WALK,         /* the next passage of a sequential walk */
-    GUARD_PROMPT_TEMPLATE,     /* an expansion of one of a few fixed templates */
-} guard_prompt_kind;
-
-/* A persona's prompt style: which templates, books and quirks it favours. */
-typedef struct {
-    uint32_t template_mask[4]; /* question templates this persona uses (128 bits) */
-    uint16_t books[8];         /* favourite books */
-    size_t n_books;
-    double typo_rate, lower_rate, polite_rate, quote_rate;
-    size_t attack_template;    /* which attack template family (template kind) */
-    size_t walk_pos;           /* verse index of a walk */
-} guard_prompt_style;
-void guard_prompt_style_random(guard_prompt_style *s, const guard_corpus *c, rt_rng *rng);
-/* Generate one prompt into out (cleared first). */
-int guard_prompt_make(const guard_corpus *c, guard_prompt_kind kind, guard_prompt_style *s, rt_rng *rng,
-                      rt_buf *out);
-
-/* ---------------------------------------------------------------- views (admin API, dashboard) */
-
-/* One guard_scores / guard_actions row as the runtime stores it, for tools and tests that
- * prepare a database (the live guard batches its own writes). Creates the tables if absent.
- * NULL strings store as "" (level: "none", mode: "enforce"); group_id 0 means the account
- * itself; signals and evidence must be JSON objects when given. */
-typedef struct {
-    double t;
-    int64_t account_id, group_id;
-    size_t group_size;              /* 0 = 1 */
-    double n;                       /* requests observed */
-    double risk, account_risk, group_risk;
-    const char *level;              /* "none", "flag", "throttle", "suspend" */
-    const char *code;               /* e.g. "G-SHIFT+SAT" */
-    const char *signals;            /* {"signal": [value, score], ...} or NULL */
-} guard_score_row;
-int guard_score_insert(gw_db *db, const guard_score_row *r);
-
-typedef struct {
-    double t;
-    int64_t account_id, group_id;
-    const char *action;             /* "flag", "throttle", "suspend", "release" */
-    const char *mode;               /* "enforce", "shadow", "operator" */
-    const char *code;
-    double risk;
-    int64_t usage_row_id;           /* the ledger row that decided (0: none) */
-    const char *reason;
-    const char *evidence;           /* JSON object (NULL: {}) */
-    int64_t prev_rpm;               /* throttle: the rpm a release restores; -1: none */
-} guard_action_row;
-int guard_action_insert(gw_db *db, const guard_action_row *r, int64_t *id_out);
-
-/* Every account (malloc'ed JSON text): {"now", "window_s", "guard_tables", "policy":
- * {"flag_at", "throttle_at", "suspend_at", "enforce", "source"}, "accounts": [{"id", "name",
- * "status", "reason", "status_changed_at", "admin", "created_at", "limits", "usage": {...},
- * "guard": {"level", "risk", "risk_t", "account_risk", "group_risk", "requests_seen", "code",
- * "recent": [risk, ... oldest first], "group": {"id", "size", "members": [id...]} | null,
- * "last_action": {...} | null}, "label": simulator label | null}], "groups": [{"id", "size",
- * "reported_size", "risk", "code", "suspended", "members": [{"id", "name", "status", "risk",
- * "level"}]}]}. level: none, flag, throttle, suspend, or released (after an operator release).
- * Usage windows end at now (24 h). Works on a database without guard tables (no risk). */
-int guard_view_accounts(gw_db *db, double now, char **json_out);
-/* One account (name or "#id"): {"now", "guard_tables", "policy", "account": (as above),
- * "timeline": [{"t", "risk", "account_risk", "group_risk", "level", "code", "n", "group",
- * "group_size"}] in time order (at most max_points: per bucket of consecutive rows the one of
- * highest risk, the newest always last; 0 = 240), "timeline_rows", "actions": [{"id", "t",
- * "action", "mode", "code", "risk", "group", "usage_row", "reason", "evidence"}], "signals":
- * the latest score's {"signal": [value, score]} | null, "group_members": [...]}. */
-int guard_view_account(gw_db *db, const char *name_or_id, double now, size_t max_points, char **json_out);
-/* The admin API routes of the guard, for serve_options.admin_routes (admin key required):
- *   GET  /admin/api/guard/accounts                      guard_view_accounts
- *   GET  /admin/api/guard/accounts/{name|#id}?points=N  guard_view_account
- *   POST /admin/api/guard/accounts/{name|#id}/release   {"group": false, "note": "..."}:
- *        guard_release (active again, throttle undone, recorded; a running guard starts the
- *        account afresh), answered with the account's view. */
-void guard_admin_routes(serve_admin_routes *out);
+    size_t dim;
+    float *g;         /* (cap_g, dim) the growing set */
+    size_t n_g, cap_g;
+    double *dist;     /* (cap_d) D */
+    size_t n_d, cap_d;
+    double sum, sum2; /* of D */
+} guard_prada;
+void guard_prada_init(guard_prada *p, size_t dim);
+void guard_prada_free(guard_prada *p);
+/* Add a query (G is capped at max_g: later queries still get distances, G stops growing).
+ * Returns -1 when out of memory. */
+int guard_prada_add(guard_prada *p, const float *x, size_t max_g);
+/* W of D now (NaN while |D| < 3). */
+double guard_prada_w(const guard_prada *p);
 
 #endif /* RETORT_GUARD_H */

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../defend/defend_internal.h"
 #include "../plot/plot.h"
-#include "guard_internal.h"
 
 typedef struct {
     double t, risk;
@@ -51,7 +51,7 @@ static int plot_fn(sqlite3 *c, void *ud) {
     plot_data *d = ud;
     if (!gw_sql_has_table(c, "guard_scores")) return RT_FAIL("no guard tables: was the server run with --guard?");
     sqlite3_stmt *st = NULL;
-    if (guard_sql_prepare(c, "SELECT account_id, t, risk FROM guard_scores ORDER BY account_id, id", &st, "guard_scores"))
+    if (gw_sql_prepare(c, "SELECT account_id, t, risk FROM guard_scores ORDER BY account_id, id", &st, "guard_scores"))
         return -1;
     d->t0 = INFINITY;
     d->t1 = -INFINITY;
@@ -76,7 +76,7 @@ static int plot_fn(sqlite3 *c, void *ud) {
         d->t1 = fmax(d->t1, t);
     }
     sqlite3_finalize(st);
-    if (guard_sql_prepare(c, "SELECT account_id, t, risk FROM guard_actions WHERE action = 'suspend' ORDER BY id", &st,
+    if (gw_sql_prepare(c, "SELECT account_id, t, risk FROM guard_actions WHERE action = 'suspend' ORDER BY id", &st,
                           "guard_actions"))
         return -1;
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -100,7 +100,7 @@ static int plot_fn(sqlite3 *c, void *ud) {
     /* thresholds from the policy the server stored */
     guard_policy p;
     guard_policy_defaults(&p);
-    if (guard_sql_prepare(c, "SELECT value FROM server_config WHERE key = 'guard.policy'", &st, "server_config") == 0) {
+    if (gw_sql_prepare(c, "SELECT value FROM server_config WHERE key = 'guard.policy'", &st, "server_config") == 0) {
         if (sqlite3_step(st) == SQLITE_ROW) {
             const char *js = (const char *)sqlite3_column_text(st, 0);
             if (js) guard_policy_parse(&p, js, strlen(js), "stored policy");

@@ -1,7 +1,8 @@
 /*
- * reference.c — what the guard learns from BENIGN traffic only, and how (`retort guard
- * calibrate`): from a run whose accounts are benign (or, with simulator labels, from the
- * accounts labelled benign), split the accounts in two halves by a keyed hash:
+ * reference.c — what the guard learns from BENIGN traffic only, and how: guard_reference_fit
+ * takes stored events (src/defend's `retort guard calibrate` reads them from a run whose
+ * accounts are benign, or labelled benign by the simulator) and splits the accounts in two
+ * halves by a keyed hash:
  *   half A  the embedding reference: the RBF bandwidth by the median heuristic over random
  *           pairs, random Fourier features, the benign mean feature mu and trace E|phi-mu|^2;
  *   half B  the levels: every B account is replayed through the detector and the per-account
@@ -14,7 +15,8 @@
  * cross-account template links (common phrasings are not a shared template).
  *
  * The reference file is JSON: readable, diffable, and it names what it was calibrated on.
- * Not the detector; it only produces and loads numbers the detector reads.
+ * Pure: no database (src/defend reads the events). Not the detector; it only produces and
+ * loads numbers the detector reads.
  */
 #include <jansson.h>
 #include <math.h>
@@ -22,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "guard_internal.h"
+#include "guard.h"
 
 void guard_reference_init(guard_reference *r) {
     memset(r, 0, sizeof *r);
@@ -327,360 +329,371 @@ static cal_acct *cal_find(cal_acct *a, size_t n, int64_t id) {
     return lo < n && a[lo].id == id ? &a[lo] : NULL;
 }
 
-static int cmp_cal(const void *a, const void *b) {
-    int64_t x = ((const cal_acct *)a)->id, y = ((const cal_acct *)b)->id;
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return (x > y) - (x < y);
 }
 
+/* What one fit works on; the steps below fill `out` in turn. */
 typedef struct {
-    guard_label *l;
-    size_t n;
-} labels_ctx;
-static int labels_fn(sqlite3 *c, void *ud) {
-    labels_ctx *x = ud;
-    return guard_labels_read(c, &x->l, &x->n);
+    const guard_event *ev;
+    size_t n_ev;
+    const guard_fit_options *o;
+    const char *origin;
+    guard_policy pol;
+    double q;
+    cal_acct *acc;  /* sorted by id */
+    size_t n_acc, n_benign, n_a, n_b;
+    size_t dim, n_emb_a, n_emb_b, n_events_used;
+    rt_rng rng;
+    guard_reference *out;
+    FILE *log;
+} fit_ctx;
+
+static int is_benign(const guard_fit_options *o, int64_t id) {
+    if (o->all_benign) return 1;
+    for (size_t j = 0; j < o->n_benign_ids; j++)
+        if (o->benign_ids[j] == id) return 1;
+    return 0;
 }
 
-int guard_calibrate(const guard_calib_options *o, guard_reference *out, FILE *log) {
-    guard_reference_init(out);
-    if (!o->db_path || !rt_file_exists(o->db_path))
-        return RT_FAIL("--db: %s does not exist (a gateway database from a run with --guard-shadow)",
-                       o->db_path ? o->db_path : "(none)");
-    double q = o->quantile > 0 && o->quantile < 1 ? o->quantile : 0.99;
-    guard_policy pol;
-    guard_policy_defaults(&pol);
-    if (o->policy_path && guard_policy_load(&pol, o->policy_path)) return -1;
-    gw_db *db = NULL;
-    guard_event_list ev = {0};
-    labels_ctx lab = {0};
-    cal_acct *acc = NULL;
-    size_t n_acc = 0;
-    float *x = NULL, *phi = NULL, *pool_b = NULL;
-    guard_detector *det = NULL;
-    uint64_t *bands = NULL;
-    int rc = -1;
-    if (gw_db_open(&db, o->db_path) || guard_db_init(db) || guard_events_read(db, &ev)) goto out;
-    if (gw_db_with(db, labels_fn, &lab)) goto out;
-    if (ev.n == 0) {
-        RT_FAIL("%s: no guard events (run the server with --guard-shadow and send benign traffic first)", o->db_path);
-        goto out;
+/* The accounts of the events, sorted, each benign or not and in half A or B by a keyed hash. */
+static int fit_accounts(fit_ctx *c) {
+    int64_t *ids = rt_malloc_array(c->n_ev, sizeof *ids, "calibration accounts");
+    if (!ids) return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_ev; i++) ids[n++] = c->ev[i].account_id;
+    qsort(ids, n, sizeof *ids, cmp_i64);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (u == 0 || ids[i] != ids[u - 1]) ids[u++] = ids[i];
+    c->acc = rt_calloc(u ? u : 1, sizeof *c->acc, "calibration accounts");
+    if (!c->acc) {
+        free(ids);
+        return -1;
     }
-    int use_labels = lab.n > 0 && o->only_labelled_benign;
-    /* accounts */
-    for (size_t i = 0; i < ev.n; i++) {
-        int64_t id = ev.ev[i].account_id;
-        if (n_acc && acc[n_acc - 1].id == id) continue;
-        int found = 0;
-        for (size_t k = 0; k < n_acc && !found; k++) found = acc[k].id == id;
-        if (found) continue;
-        cal_acct *na = rt_realloc(acc, (n_acc + 1) * sizeof *na, "calibration accounts");
-        if (!na) goto out;
-        acc = na;
-        memset(&acc[n_acc], 0, sizeof acc[n_acc]);
-        acc[n_acc].id = id;
-        n_acc++;
-    }
-    qsort(acc, n_acc, sizeof *acc, cmp_cal);
-    size_t n_benign = 0, n_a = 0, n_b = 0;
-    for (size_t k = 0; k < n_acc; k++) {
-        cal_acct *a = &acc[k];
-        a->benign = 1;
-        if (use_labels) {
-            a->benign = 0;
-            for (size_t j = 0; j < lab.n; j++)
-                if (lab.l[j].account_id == a->id) a->benign = !lab.l[j].attack;
-        }
-        a->half = (int)(rt_splitmix64((uint64_t)a->id ^ (o->seed * 0x9e3779b97f4a7c15ULL)) & 1);
+    c->n_acc = u;
+    for (size_t k = 0; k < u; k++) {
+        cal_acct *a = &c->acc[k];
+        a->id = ids[k];
+        a->benign = is_benign(c->o, a->id);
+        a->half = (int)(rt_splitmix64((uint64_t)a->id ^ (c->o->seed * 0x9e3779b97f4a7c15ULL)) & 1);
         for (int s = 0; s < GUARD_SIG_COUNT; s++) a->max[s] = NAN;
         a->min_w = NAN;
         if (a->benign) {
-            n_benign++;
-            if (a->half) n_b++;
-            else n_a++;
+            c->n_benign++;
+            if (a->half) c->n_b++;
+            else c->n_a++;
         }
     }
-    if (n_a < 2 || n_b < 2) {
-        RT_FAIL("%s: %zu benign accounts (%zu + %zu after the split): too few to calibrate on (want dozens)", o->db_path,
-                n_benign, n_a, n_b);
-        goto out;
-    }
-    size_t dim = 0, n_emb_a = 0, n_emb_b = 0, n_events_used = 0;
-    for (size_t i = 0; i < ev.n; i++) {
-        const guard_event *e = &ev.ev[i];
-        cal_acct *a = cal_find(acc, n_acc, e->account_id);
+    free(ids);
+    if (c->n_a < 2 || c->n_b < 2)
+        return RT_FAIL("%s: %zu benign accounts (%zu + %zu after the split): too few to calibrate on (want dozens)",
+                       c->origin, c->n_benign, c->n_a, c->n_b);
+    return 0;
+}
+
+/* The embedding width (one for all events) and how many embeddings each half contributes. */
+static int fit_count_embeddings(fit_ctx *c) {
+    for (size_t i = 0; i < c->n_ev; i++) {
+        const guard_event *e = &c->ev[i];
+        cal_acct *a = cal_find(c->acc, c->n_acc, e->account_id);
         if (!a || !a->benign) continue;
-        n_events_used++;
-        if (e->emb && e->emb_dim) {
-            if (!dim) dim = e->emb_dim;
-            if (e->emb_dim != dim) {
-                RT_FAIL("%s: events have embeddings of %zu and %zu dimensions (two models?)", o->db_path, dim, e->emb_dim);
-                goto out;
-            }
-            if (a->n_emb >= CAL_PER_ACCOUNT) continue;
-            a->n_emb++;
-            if (a->half) n_emb_b++;
-            else n_emb_a++;
+        c->n_events_used++;
+        if (!e->emb || !e->emb_dim) continue;
+        if (!c->dim) c->dim = e->emb_dim;
+        if (e->emb_dim != c->dim)
+            return RT_FAIL("%s: events have embeddings of %zu and %zu dimensions (two models?)", c->origin, c->dim,
+                           e->emb_dim);
+        if (a->n_emb >= CAL_PER_ACCOUNT) continue;
+        a->n_emb++;
+        if (a->half) c->n_emb_b++;
+        else c->n_emb_a++;
+    }
+    return 0;
+}
+
+/* Every LSH band and prefix key of a served benign prompt, sorted and unique. */
+static int fit_stoplist(fit_ctx *c) {
+    uint64_t *bands = NULL;
+    size_t cap = 0, nb = 0;
+    for (size_t i = 0; i < c->n_ev; i++) {
+        const guard_event *e = &c->ev[i];
+        cal_acct *a = cal_find(c->acc, c->n_acc, e->account_id);
+        if (!a || !a->benign || (!e->has_minhash && !e->prefix_hash) || e->status != 200) continue;
+        if (rt_grow((void **)&bands, &cap, nb + GUARD_MINHASH_BANDS + 1, sizeof *bands, "benign bands")) {
+            free(bands);
+            return -1;
+        }
+        if (e->has_minhash) {
+            guard_minhash_bands(e->minhash, bands + nb);
+            nb += GUARD_MINHASH_BANDS;
+        }
+        if (e->prefix_hash) bands[nb++] = guard_prefix_key(e->prefix_hash);
+    }
+    if (!nb) {
+        free(bands);
+        return 0;
+    }
+    qsort(bands, nb, sizeof *bands, cmp_u64);
+    size_t u = 0;
+    for (size_t i = 0; i < nb; i++)
+        if (u == 0 || bands[i] != bands[u - 1]) bands[u++] = bands[i];
+    c->out->stop_bands = bands;
+    c->out->n_stop_bands = u;
+    return 0;
+}
+
+/* RBF bandwidth: the median distance of random pairs of A's unit embeddings. */
+static double fit_bandwidth(fit_ctx *c, const float *ua) {
+    size_t n_pairs = 4000, dim = c->dim;
+    double *dist = rt_malloc_array(n_pairs, sizeof(double), "calibration distances");
+    if (!dist) return NAN;
+    size_t nd = 0;
+    for (size_t k = 0; k < n_pairs; k++) {
+        size_t i = rt_rng_below(&c->rng, c->n_emb_a), j = rt_rng_below(&c->rng, c->n_emb_a);
+        if (i == j) continue;
+        double s = 0;
+        for (size_t t = 0; t < dim; t++) {
+            double df = (double)ua[i * dim + t] - ua[j * dim + t];
+            s += df * df;
+        }
+        if (s > 0) dist[nd++] = sqrt(s);
+    }
+    double sigma = nd ? quantile(dist, nd, 0.5) : 1.0;
+    free(dist);
+    return sigma > 0 ? sigma : 1.0;
+}
+
+/* The benign mean feature mu and the trace E|phi - mu|^2 over A. */
+static int fit_mean_trace(fit_ctx *c, const float *ua, float *phi) {
+    guard_reference *out = c->out;
+    out->mu = rt_calloc(GUARD_RFF_M, sizeof(float), "reference mean");
+    if (!out->mu) return -1;
+    double mu[GUARD_RFF_M] = {0};
+    for (size_t i = 0; i < c->n_emb_a; i++) {
+        guard_rff_apply(&out->rff, ua + i * c->dim, phi);
+        for (size_t j = 0; j < GUARD_RFF_M; j++) mu[j] += phi[j];
+    }
+    for (size_t j = 0; j < GUARD_RFF_M; j++) out->mu[j] = (float)(mu[j] / (double)c->n_emb_a);
+    double tr = 0;
+    for (size_t i = 0; i < c->n_emb_a; i++) {
+        guard_rff_apply(&out->rff, ua + i * c->dim, phi);
+        for (size_t j = 0; j < GUARD_RFF_M; j++) {
+            double df = phi[j] - out->mu[j];
+            tr += df * df;
         }
     }
-    if (log)
-        fprintf(log, "calibrating on %zu benign accounts (%zu for the mean, %zu for the levels), %zu events%s\n", n_benign,
-                n_a, n_b, n_events_used, use_labels ? " (simulator labels)" : " (all accounts taken as benign)");
-    /* stoplist of benign template bands */
-    {
-        size_t cap = 0, nb = 0;
-        for (size_t i = 0; i < ev.n; i++) {
-            const guard_event *e = &ev.ev[i];
-            cal_acct *a = cal_find(acc, n_acc, e->account_id);
-            if (!a || !a->benign || (!e->has_minhash && !e->prefix_hash) || e->status != 200) continue;
-            if (nb + GUARD_MINHASH_BANDS + 1 > cap) {
-                cap = cap ? cap * 2 : 8192;
-                uint64_t *nbs = rt_realloc(bands, cap * sizeof *nbs, "benign bands");
-                if (!nbs) goto out;
-                bands = nbs;
-            }
-            if (e->has_minhash) {
-                guard_minhash_bands(e->minhash, bands + nb);
-                nb += GUARD_MINHASH_BANDS;
-            }
-            if (e->prefix_hash) bands[nb++] = guard_prefix_key(e->prefix_hash);
-        }
-        if (nb) {
-            qsort(bands, nb, sizeof *bands, cmp_u64);
-            size_t u = 0;
-            for (size_t i = 0; i < nb; i++)
-                if (u == 0 || bands[i] != bands[u - 1]) bands[u++] = bands[i];
-            out->stop_bands = bands;
-            out->n_stop_bands = u;
-            bands = NULL;
-        }
+    out->trace = tr / (double)c->n_emb_a;
+    return 0;
+}
+
+/* Profiles: the mean features of single A accounts with enough prompts, the most active first
+ * (apps and power users are the benign accounts furthest from the pooled mean); an account is
+ * judged against the nearest profile. ua_acc[i]: the account index of ua's row i. */
+static int fit_profiles(fit_ctx *c, const float *ua, const size_t *ua_acc, float *phi) {
+    guard_reference *out = c->out;
+    size_t *cnt = rt_calloc(c->n_acc, sizeof *cnt, "profiles");
+    double *sum = rt_calloc(c->n_acc, GUARD_RFF_M * sizeof(double), "profiles");
+    out->profiles = rt_malloc_array(CAL_MAX_PROFILES, GUARD_RFF_M * sizeof(float), "profiles");
+    if (!cnt || !sum || !out->profiles) {
+        free(cnt);
+        free(sum);
+        return -1;
     }
-    rt_rng rng;
-    rt_rng_seed(&rng, o->seed ^ 0x5eed);
-    if (dim && n_emb_a >= 16 && n_emb_b >= 16) {
-        /* unit embeddings of A and B */
-        float *ua = rt_malloc_array(n_emb_a, dim * sizeof(float), "calibration embeddings");
-        size_t *ua_acc = rt_malloc_array(n_emb_a, sizeof(size_t), "calibration embeddings");
-        if (!ua_acc) {
-            free(ua);
-            free(ua_acc);
-            goto out;
-        }
-        pool_b = rt_malloc_array(n_emb_b, dim * sizeof(float), "calibration embeddings");
-        if (!ua || !pool_b) {
-            free(ua);
-            free(ua_acc);
-            goto out;
-        }
-        size_t ia = 0, ib = 0;
-        for (size_t i = 0; i < ev.n; i++) {
-            const guard_event *e = &ev.ev[i];
-            cal_acct *a = cal_find(acc, n_acc, e->account_id);
-            if (!a || !a->benign || !e->emb || e->emb_dim != dim || a->n_emb_fill >= CAL_PER_ACCOUNT) continue;
-            a->n_emb_fill++;
-            if (a->half) guard_dequantize(e->emb, dim, e->emb_scale, pool_b + ib++ * dim);
-            else {
-                ua_acc[ia] = (size_t)(a - acc);
-                guard_dequantize(e->emb, dim, e->emb_scale, ua + ia++ * dim);
-            }
-        }
-        /* bandwidth: median distance of random pairs */
-        size_t n_pairs = 4000;
-        double *dist = rt_malloc_array(n_pairs, sizeof(double), "calibration distances");
-        if (!dist) {
-            free(ua);
-            free(ua_acc);
-            goto out;
-        }
-        size_t nd = 0;
-        for (size_t k = 0; k < n_pairs; k++) {
-            size_t i = rt_rng_below(&rng, n_emb_a), j = rt_rng_below(&rng, n_emb_a);
-            if (i == j) continue;
-            double s = 0;
-            for (size_t t = 0; t < dim; t++) {
-                double df = (double)ua[i * dim + t] - ua[j * dim + t];
-                s += df * df;
-            }
-            if (s > 0) dist[nd++] = sqrt(s);
-        }
-        double sigma = nd ? quantile(dist, nd, 0.5) : 1.0;
-        free(dist);
-        if (!(sigma > 0)) sigma = 1.0;
-        uint64_t rseed = rt_splitmix64(o->seed ^ 0xf00dULL);
-        if (guard_rff_init(&out->rff, dim, GUARD_RFF_M, sigma, rseed)) {
-            free(ua);
-            free(ua_acc);
-            goto out;
-        }
-        out->mu = rt_calloc(GUARD_RFF_M, sizeof(float), "reference mean");
-        phi = rt_malloc_array(GUARD_RFF_M, sizeof(float), "features");
-        if (!out->mu || !phi) {
-            free(ua);
-            free(ua_acc);
-            goto out;
-        }
-        double mu[GUARD_RFF_M] = {0};
-        for (size_t i = 0; i < n_emb_a; i++) {
-            guard_rff_apply(&out->rff, ua + i * dim, phi);
-            for (size_t j = 0; j < GUARD_RFF_M; j++) mu[j] += phi[j];
-        }
-        for (size_t j = 0; j < GUARD_RFF_M; j++) out->mu[j] = (float)(mu[j] / (double)n_emb_a);
-        double tr = 0;
-        for (size_t i = 0; i < n_emb_a; i++) {
-            guard_rff_apply(&out->rff, ua + i * dim, phi);
-            for (size_t j = 0; j < GUARD_RFF_M; j++) {
-                double df = phi[j] - out->mu[j];
-                tr += df * df;
-            }
-        }
-        out->trace = tr / (double)n_emb_a;
-        /* profiles: the mean features of single A accounts with enough prompts, the most
-         * active first (apps and power users are the benign accounts furthest from the pooled
-         * mean); an account is judged against the nearest profile */
-        {
-            size_t *cnt = rt_calloc(n_acc, sizeof *cnt, "profiles");
-            double *sum = rt_calloc(n_acc, GUARD_RFF_M * sizeof(double), "profiles");
-            if (!cnt || !sum) {
-                free(cnt);
-                free(sum);
-                free(ua);
-                free(ua_acc);
-                goto out;
-            }
-            for (size_t i = 0; i < n_emb_a; i++) {
-                guard_rff_apply(&out->rff, ua + i * dim, phi);
-                size_t k = ua_acc[i];
-                cnt[k]++;
-                for (size_t j = 0; j < GUARD_RFF_M; j++) sum[k * GUARD_RFF_M + j] += phi[j];
-            }
-            size_t n_prof = 0;
-            out->profiles = rt_malloc_array(CAL_MAX_PROFILES, GUARD_RFF_M * sizeof(float), "profiles");
-            if (!out->profiles) {
-                free(cnt);
-                free(sum);
-                free(ua);
-                free(ua_acc);
-                goto out;
-            }
-            while (n_prof < CAL_MAX_PROFILES) {
-                size_t best = SIZE_MAX;
-                for (size_t k = 0; k < n_acc; k++)
-                    if (cnt[k] >= CAL_PROFILE_MIN && (best == SIZE_MAX || cnt[k] > cnt[best])) best = k;
-                if (best == SIZE_MAX) break;
-                for (size_t j = 0; j < GUARD_RFF_M; j++)
-                    out->profiles[n_prof * GUARD_RFF_M + j] = (float)(sum[best * GUARD_RFF_M + j] / (double)cnt[best]);
-                cnt[best] = 0;
-                n_prof++;
-            }
-            out->n_profiles = n_prof;
-            free(cnt);
-            free(sum);
-        }
-        free(ua);
-        free(ua_acc);
-        /* z floor: iid resamples of B against A's mean */
-        static const size_t ns[] = {24, 48, 96, 192};
-        size_t trials = 200, nz = 0;
-        double *z = rt_malloc_array(trials * RT_ARRAY_LEN(ns), sizeof(double), "calibration resamples");
-        float *fb = rt_malloc_array(n_emb_b, GUARD_RFF_M * sizeof(float), "calibration features");
-        if (!z || !fb) {
-            free(z);
-            free(fb);
-            goto out;
-        }
-        for (size_t i = 0; i < n_emb_b; i++) guard_rff_apply(&out->rff, pool_b + i * dim, fb + i * GUARD_RFF_M);
-        for (size_t s = 0; s < RT_ARRAY_LEN(ns); s++)
-            for (size_t tr_i = 0; tr_i < trials; tr_i++) {
-                double m[GUARD_RFF_M] = {0};
-                for (size_t k = 0; k < ns[s]; k++) {
-                    const float *f = fb + rt_rng_below(&rng, n_emb_b) * GUARD_RFF_M;
-                    for (size_t j = 0; j < GUARD_RFF_M; j++) m[j] += f[j];
-                }
-                double d2 = 0;
-                for (size_t j = 0; j < GUARD_RFF_M; j++) {
-                    double df = m[j] / (double)ns[s] - out->mu[j];
-                    d2 += df * df;
-                }
-                z[nz++] = d2 / (out->trace / (double)ns[s]);
-            }
-        out->z_crit = fmax(1.5, quantile(z, nz, 0.99));
+    for (size_t i = 0; i < c->n_emb_a; i++) {
+        guard_rff_apply(&out->rff, ua + i * c->dim, phi);
+        size_t k = ua_acc[i];
+        cnt[k]++;
+        for (size_t j = 0; j < GUARD_RFF_M; j++) sum[k * GUARD_RFF_M + j] += phi[j];
+    }
+    size_t n_prof = 0;
+    while (n_prof < CAL_MAX_PROFILES) {
+        size_t best = SIZE_MAX;
+        for (size_t k = 0; k < c->n_acc; k++)
+            if (cnt[k] >= CAL_PROFILE_MIN && (best == SIZE_MAX || cnt[k] > cnt[best])) best = k;
+        if (best == SIZE_MAX) break;
+        for (size_t j = 0; j < GUARD_RFF_M; j++)
+            out->profiles[n_prof * GUARD_RFF_M + j] = (float)(sum[best * GUARD_RFF_M + j] / (double)cnt[best]);
+        cnt[best] = 0;
+        n_prof++;
+    }
+    out->n_profiles = n_prof;
+    free(cnt);
+    free(sum);
+    return 0;
+}
+
+/* The shift's significance floor: the 99th percentile of iid resamples of B against A's mean. */
+static int fit_zfloor(fit_ctx *c, const float *pool_b) {
+    guard_reference *out = c->out;
+    static const size_t ns[] = {24, 48, 96, 192};
+    size_t trials = 200, nz = 0;
+    double *z = rt_malloc_array(trials * RT_ARRAY_LEN(ns), sizeof(double), "calibration resamples");
+    float *fb = rt_malloc_array(c->n_emb_b, GUARD_RFF_M * sizeof(float), "calibration features");
+    if (!z || !fb) {
         free(z);
         free(fb);
-        out->has_shift = 1;
-        if (log)
-            fprintf(log,
-                    "embeddings: %zu + %zu of dimension %zu; RBF bandwidth %.4f (median distance); trace %.5f; z floor "
-                    "%.2f; %zu benign account profiles\n",
-                    n_emb_a, n_emb_b, dim, sigma, out->trace, out->z_crit, out->n_profiles);
+        return -1;
+    }
+    for (size_t i = 0; i < c->n_emb_b; i++) guard_rff_apply(&out->rff, pool_b + i * c->dim, fb + i * GUARD_RFF_M);
+    for (size_t s = 0; s < RT_ARRAY_LEN(ns); s++)
+        for (size_t tr_i = 0; tr_i < trials; tr_i++) {
+            double m[GUARD_RFF_M] = {0};
+            for (size_t k = 0; k < ns[s]; k++) {
+                const float *f = fb + rt_rng_below(&c->rng, c->n_emb_b) * GUARD_RFF_M;
+                for (size_t j = 0; j < GUARD_RFF_M; j++) m[j] += f[j];
+            }
+            double d2 = 0;
+            for (size_t j = 0; j < GUARD_RFF_M; j++) {
+                double df = m[j] / (double)ns[s] - out->mu[j];
+                d2 += df * df;
+            }
+            z[nz++] = d2 / (out->trace / (double)ns[s]);
+        }
+    out->z_crit = fmax(1.5, quantile(z, nz, 0.99));
+    free(z);
+    free(fb);
+    return 0;
+}
+
+/* The embedding part: unit embeddings of A (mean, bandwidth, profiles) and B (z floor). */
+static int fit_shift(fit_ctx *c) {
+    size_t dim = c->dim;
+    float *ua = rt_malloc_array(c->n_emb_a, dim * sizeof(float), "calibration embeddings");
+    size_t *ua_acc = rt_malloc_array(c->n_emb_a, sizeof(size_t), "calibration embeddings");
+    float *pool_b = rt_malloc_array(c->n_emb_b, dim * sizeof(float), "calibration embeddings");
+    float *phi = rt_malloc_array(GUARD_RFF_M, sizeof(float), "features");
+    int rc = -1;
+    if (!ua || !ua_acc || !pool_b || !phi) goto out;
+    size_t ia = 0, ib = 0;
+    for (size_t i = 0; i < c->n_ev; i++) {
+        const guard_event *e = &c->ev[i];
+        cal_acct *a = cal_find(c->acc, c->n_acc, e->account_id);
+        if (!a || !a->benign || !e->emb || e->emb_dim != dim || a->n_emb_fill >= CAL_PER_ACCOUNT) continue;
+        a->n_emb_fill++;
+        if (a->half) guard_dequantize(e->emb, dim, e->emb_scale, pool_b + ib++ * dim);
+        else {
+            ua_acc[ia] = (size_t)(a - c->acc);
+            guard_dequantize(e->emb, dim, e->emb_scale, ua + ia++ * dim);
+        }
+    }
+    RT_ASSERT(ia == c->n_emb_a && ib == c->n_emb_b); /* fit_count_embeddings counted the same events */
+    double sigma = fit_bandwidth(c, ua);
+    if (!isfinite(sigma)) goto out;
+    uint64_t rseed = rt_splitmix64(c->o->seed ^ 0xf00dULL);
+    if (guard_rff_init(&c->out->rff, dim, GUARD_RFF_M, sigma, rseed)) goto out;
+    if (fit_mean_trace(c, ua, phi) || fit_profiles(c, ua, ua_acc, phi) || fit_zfloor(c, pool_b)) goto out;
+    c->out->has_shift = 1;
+    if (c->log)
+        fprintf(c->log,
+                "embeddings: %zu + %zu of dimension %zu; RBF bandwidth %.4f (median distance); trace %.5f; z floor "
+                "%.2f; %zu benign account profiles\n",
+                c->n_emb_a, c->n_emb_b, dim, sigma, c->out->trace, c->out->z_crit, c->out->n_profiles);
+    rc = 0;
+out:
+    free(ua);
+    free(ua_acc);
+    free(pool_b);
+    free(phi);
+    return rc;
+}
+
+/* One B-half event through the detector: per-account signal maxima and PRADA's minimum W. */
+static int fit_observe(fit_ctx *c, guard_detector *det, cal_acct *a, const guard_event *e, float *x) {
+    guard_verdict v;
+    if (guard_detector_observe(det, e, &v)) return -1;
+    for (int s = 0; s < GUARD_SIG_COUNT; s++) {
+        double val = v.account.value[s];
+        if (!isfinite(val) || v.account.count[s] < c->pol.sig[s].min_n) continue;
+        if (s == GUARD_SIG_SHIFT && !(v.account.shift_z >= c->out->z_crit)) val = fmin(val, 0);
+        if (!isfinite(a->max[s]) || val > a->max[s]) a->max[s] = val;
+    }
+    if (!e->emb || e->emb_dim != c->dim || e->status != 200) return 0;
+    if (!a->prada.dim) guard_prada_init(&a->prada, c->dim);
+    guard_dequantize(e->emb, c->dim, e->emb_scale, x);
+    if (guard_prada_add(&a->prada, x, 2000)) return -1;
+    a->n_prada++;
+    if (a->n_prada >= 20 && a->n_prada % 10 == 0) {
+        double w = guard_prada_w(&a->prada);
+        if (isfinite(w) && (!isfinite(a->min_w) || w < a->min_w)) a->min_w = w;
+    }
+    return 0;
+}
+
+/* Levels: replay the B half through a detector; a signal's level is the quantile of the
+ * per-account maxima, PRADA's delta the (1 - quantile) quantile of the minimum W. */
+static int fit_levels(fit_ctx *c) {
+    guard_detector *det = NULL;
+    float *x = rt_malloc_array(c->dim ? c->dim : 1, sizeof(float), "embedding");
+    double *vals = rt_malloc_array(c->n_acc + 1, sizeof(double), "levels");
+    int rc = -1;
+    if (!x || !vals || guard_detector_new(&det, &c->pol, c->out)) goto out;
+    for (size_t i = 0; i < c->n_ev; i++) {
+        cal_acct *a = cal_find(c->acc, c->n_acc, c->ev[i].account_id);
+        if (!a || !a->benign || !a->half) continue;
+        if (fit_observe(c, det, a, &c->ev[i], x)) goto out;
+    }
+    for (int s = 0; s < GUARD_SIG_COUNT; s++) {
+        size_t nv = 0;
+        for (size_t k = 0; k < c->n_acc; k++)
+            if (c->acc[k].benign && c->acc[k].half && isfinite(c->acc[k].max[s])) vals[nv++] = c->acc[k].max[s];
+        if (nv >= 5) c->out->levels[s] = quantile(vals, nv, c->q);
+    }
+    size_t nw = 0;
+    for (size_t k = 0; k < c->n_acc; k++)
+        if (c->acc[k].benign && c->acc[k].half && isfinite(c->acc[k].min_w)) vals[nw++] = c->acc[k].min_w;
+    if (nw >= 5) c->out->prada_delta = quantile(vals, nw, 1 - c->q);
+    c->out->has_levels = 1;
+    rc = 0;
+out:
+    free(x);
+    free(vals);
+    guard_detector_free(det);
+    return rc;
+}
+
+static void fit_report(const fit_ctx *c) {
+    const guard_reference *out = c->out;
+    fprintf(c->log, "benign levels (%.3g quantile of per-account maxima over %zu accounts):\n", c->q, c->n_b);
+    for (int s = 0; s < GUARD_SIG_COUNT; s++)
+        if (isfinite(out->levels[s])) fprintf(c->log, "  %-15s %.5g\n", guard_signal_name((guard_signal)s), out->levels[s]);
+    fprintf(c->log, "  PRADA delta     %.5g\n", out->prada_delta);
+    fprintf(c->log, "template stoplist: %zu benign LSH bands\n", out->n_stop_bands);
+}
+
+int guard_reference_fit(guard_reference *out, const guard_event *ev, size_t n, const guard_fit_options *o, FILE *log) {
+    guard_reference_init(out);
+    fit_ctx c = {.ev = ev, .n_ev = n, .o = o, .origin = o->origin ? o->origin : "events", .out = out, .log = log};
+    c.q = o->quantile > 0 && o->quantile < 1 ? o->quantile : 0.99;
+    if (o->policy) c.pol = *o->policy;
+    else guard_policy_defaults(&c.pol);
+    int rc = -1;
+    if (n == 0) {
+        RT_FAIL("%s: no events to calibrate on", c.origin);
+        goto out;
+    }
+    if (fit_accounts(&c) || fit_count_embeddings(&c)) goto out;
+    if (log)
+        fprintf(log, "calibrating on %zu benign accounts (%zu for the mean, %zu for the levels), %zu events%s\n", c.n_benign,
+                c.n_a, c.n_b, c.n_events_used, o->all_benign ? " (all accounts taken as benign)" : " (simulator labels)");
+    if (fit_stoplist(&c)) goto out;
+    rt_rng_seed(&c.rng, o->seed ^ 0x5eed);
+    if (c.dim && c.n_emb_a >= 16 && c.n_emb_b >= 16) {
+        if (fit_shift(&c)) goto out;
     } else if (log) {
         fprintf(log, "no (or too few) prompt embeddings: the shift signal stays off (serve with --guard-shadow so the "
                      "guard asks for hidden states)\n");
     }
-    /* levels: replay the B half through a detector */
-    if (guard_detector_init(&det, &pol, out)) goto out;
-    size_t max_dim = dim ? dim : 1;
-    x = rt_malloc_array(max_dim, sizeof(float), "embedding");
-    if (!x) goto out;
-    for (size_t i = 0; i < ev.n; i++) {
-        const guard_event *e = &ev.ev[i];
-        cal_acct *a = cal_find(acc, n_acc, e->account_id);
-        if (!a || !a->benign || !a->half) continue;
-        guard_verdict v;
-        if (guard_detector_observe(det, e, &v)) goto out;
-        for (int s = 0; s < GUARD_SIG_COUNT; s++) {
-            double val = v.account.value[s];
-            if (!isfinite(val) || v.account.count[s] < pol.sig[s].min_n) continue;
-            if (s == GUARD_SIG_SHIFT && !(v.account.shift_z >= out->z_crit)) val = fmin(val, 0);
-            if (!isfinite(a->max[s]) || val > a->max[s]) a->max[s] = val;
-        }
-        if (e->emb && e->emb_dim == dim && e->status == 200) {
-            if (!a->prada.dim) guard_prada_init(&a->prada, dim);
-            guard_dequantize(e->emb, dim, e->emb_scale, x);
-            if (guard_prada_add(&a->prada, x, 2000)) goto out;
-            a->n_prada++;
-            if (a->n_prada >= 20 && a->n_prada % 10 == 0) {
-                double w = guard_prada_w(&a->prada);
-                if (isfinite(w) && (!isfinite(a->min_w) || w < a->min_w)) a->min_w = w;
-            }
-        }
-    }
-    {
-        double *vals = rt_malloc_array(n_acc + 1, sizeof(double), "levels");
-        if (!vals) goto out;
-        for (int s = 0; s < GUARD_SIG_COUNT; s++) {
-            size_t nv = 0;
-            for (size_t k = 0; k < n_acc; k++)
-                if (acc[k].benign && acc[k].half && isfinite(acc[k].max[s])) vals[nv++] = acc[k].max[s];
-            if (nv >= 5) out->levels[s] = quantile(vals, nv, q);
-        }
-        size_t nw = 0;
-        for (size_t k = 0; k < n_acc; k++)
-            if (acc[k].benign && acc[k].half && isfinite(acc[k].min_w)) vals[nw++] = acc[k].min_w;
-        if (nw >= 5) out->prada_delta = quantile(vals, nw, 1 - q);
-        free(vals);
-        out->has_levels = 1;
-    }
-    out->n_accounts = n_benign;
-    out->n_events = n_events_used;
-    snprintf(out->source, sizeof out->source, "%s", o->db_path);
-    if (log) {
-        fprintf(log, "benign levels (%.3g quantile of per-account maxima over %zu accounts):\n", q, n_b);
-        for (int s = 0; s < GUARD_SIG_COUNT; s++)
-            if (isfinite(out->levels[s])) fprintf(log, "  %-15s %.5g\n", guard_signal_name((guard_signal)s), out->levels[s]);
-        fprintf(log, "  PRADA delta     %.5g\n", out->prada_delta);
-        fprintf(log, "template stoplist: %zu benign LSH bands\n", out->n_stop_bands);
-    }
+    if (fit_levels(&c)) goto out;
+    out->n_accounts = c.n_benign;
+    out->n_events = c.n_events_used;
+    snprintf(out->source, sizeof out->source, "%s", c.origin);
+    if (log) fit_report(&c);
     rc = 0;
 out:
-    for (size_t k = 0; k < n_acc; k++) guard_prada_free(&acc[k].prada);
-    free(acc);
-    free(lab.l);
-    free(x);
-    free(phi);
-    free(pool_b);
-    free(bands);
-    guard_detector_free(det);
-    guard_events_free(&ev);
-    gw_db_close(db);
+    for (size_t k = 0; k < c.n_acc; k++) guard_prada_free(&c.acc[k].prada);
+    free(c.acc);
     if (rc) guard_reference_free(out);
     return rc;
 }

@@ -45,20 +45,14 @@ double guard_decay_value(const guard_decay *d, double t, double tau) {
 
 /* ---------------------------------------------------------------- MinHash */
 
-static inline uint64_t mix64(uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
+/* Hashes below use base's one mixer, rt_mix64 (splitmix64's finaliser): MinHash values and
+ * band keys are stored, so it must stay the same function. */
 
 static int word_byte(unsigned char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80; }
 
 static void minhash_add(uint32_t sig[GUARD_MINHASH_K], uint64_t shingle) {
     for (size_t k = 0; k < GUARD_MINHASH_K; k++) {
-        uint32_t h = (uint32_t)mix64(shingle ^ (0x9e3779b97f4a7c15ULL * (k + 1)));
+        uint32_t h = (uint32_t)rt_mix64(shingle ^ (0x9e3779b97f4a7c15ULL * (k + 1)));
         if (h < sig[k]) sig[k] = h;
     }
 }
@@ -78,7 +72,7 @@ size_t guard_minhash(const char *text, size_t len, uint32_t sig[GUARD_MINHASH_K]
             h *= 0x100000001b3ULL;
         }
         if (words > 0) {
-            minhash_add(sig, mix64(prev * 31 + 7) ^ h);
+            minhash_add(sig, rt_mix64(prev * 31 + 7) ^ h);
             shingles++;
         }
         prev = h;
@@ -100,15 +94,15 @@ uint64_t guard_prefix_hash(const char *text, size_t len) {
         while (i < len && word_byte((unsigned char)text[i])) {
             unsigned char c = (unsigned char)text[i++];
             if (c >= 'A' && c <= 'Z') c = (unsigned char)(c - 'A' + 'a');
-            h = mix64(h ^ c);
+            h = rt_mix64(h ^ c);
         }
-        h = mix64(h ^ 0x20);
+        h = rt_mix64(h ^ 0x20);
         words++;
     }
     return words ? (h | 1) : 0;
 }
 
-uint64_t guard_prefix_key(uint64_t prefix_hash) { return mix64(prefix_hash ^ 0x7072656669780000ULL); }
+uint64_t guard_prefix_key(uint64_t prefix_hash) { return rt_mix64(prefix_hash ^ 0x7072656669780000ULL); }
 
 double guard_minhash_similarity(const uint32_t *a, const uint32_t *b) {
     size_t eq = 0;
@@ -119,8 +113,8 @@ double guard_minhash_similarity(const uint32_t *a, const uint32_t *b) {
 void guard_minhash_bands(const uint32_t sig[GUARD_MINHASH_K], uint64_t bands[GUARD_MINHASH_BANDS]) {
     const size_t rows = GUARD_MINHASH_K / GUARD_MINHASH_BANDS;
     for (size_t b = 0; b < GUARD_MINHASH_BANDS; b++) {
-        uint64_t h = mix64(b + 1);
-        for (size_t r = 0; r < rows; r++) h = mix64(h ^ sig[b * rows + r]);
+        uint64_t h = rt_mix64(b + 1);
+        for (size_t r = 0; r < rows; r++) h = rt_mix64(h ^ sig[b * rows + r]);
         bands[b] = h;
     }
 }
@@ -171,7 +165,7 @@ void guard_rff_apply(const guard_rff *r, const float *x, float *phi) {
 }
 
 int guard_simhash_sign(unsigned bit, size_t d) {
-    return (mix64(((uint64_t)bit << 32) ^ (uint64_t)d ^ 0x51ed2701ULL) & 1) ? 1 : -1;
+    return (rt_mix64(((uint64_t)bit << 32) ^ (uint64_t)d ^ 0x51ed2701ULL) & 1) ? 1 : -1;
 }
 
 unsigned guard_simhash_cell(const float *x, size_t dim) {

@@ -32,10 +32,6 @@ static const char *const evidence_schema =
     "  detected INTEGER, controls INTEGER, control_min_p REAL, control_ks_p REAL, control_p TEXT,"
     "  result_json TEXT NOT NULL, command TEXT NOT NULL DEFAULT '', added_at REAL NOT NULL);";
 
-static int sql_fail(sqlite3 *db, const char *what) {
-    const char *f = db ? sqlite3_db_filename(db, "main") : NULL;
-    return RT_FAIL("%s: %s: %s", f && *f ? f : "database", what, db ? sqlite3_errmsg(db) : "cannot open");
-}
 
 int report_db_open(sqlite3 **out, const char *path) {
     *out = NULL;
@@ -66,10 +62,10 @@ int report_meta_set(sqlite3 *db, const char *key, const char *value) {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO report_meta(key, value) VALUES(?1, ?2)", -1, &st, NULL) !=
         SQLITE_OK)
-        return sql_fail(db, "report_meta");
+        return gw_sql_fail(db, "report_meta");
     sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, value ? value : "", -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sql_fail(db, "report_meta");
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : gw_sql_fail(db, "report_meta");
     sqlite3_finalize(st);
     return rc;
 }
@@ -93,56 +89,33 @@ static int file_sha256(const char *path, char hex[65]) {
 
 /* ---------------------------------------------------------------- harvests */
 
-typedef struct {
-    char h[GW_HASH_HEX];
-    int64_t account;
-} out_hash;
-
 static int cmp_out_hash(const void *a, const void *b) {
-    return strcmp(((const out_hash *)a)->h, ((const out_hash *)b)->h);
+    return strcmp(((const gw_output_hash *)a)->hash, ((const gw_output_hash *)b)->hash);
+}
+
+/* A read-only connection to the ledger (a gateway database); its tables are read through the
+ * gateway's typed readers. */
+static int ledger_open(const char *ledger_db, sqlite3 **out) {
+    *out = NULL;
+    if (sqlite3_open_v2(ledger_db, out, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        int rc = RT_FAIL_KIND(RT_ERR_IO, "%s: cannot open the ledger: %s", ledger_db,
+                              *out ? sqlite3_errmsg(*out) : "out of memory");
+        sqlite3_close(*out);
+        *out = NULL;
+        return rc;
+    }
+    sqlite3_busy_timeout(*out, 10000);
+    return 0;
 }
 
 /* Every served output hash of the ledger, sorted. */
-static int ledger_hashes(const char *ledger_db, out_hash **out, size_t *n) {
-    *out = NULL, *n = 0;
+static int ledger_hashes(const char *ledger_db, gw_output_hash **out, size_t *n) {
     sqlite3 *db = NULL;
-    if (sqlite3_open_v2(ledger_db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        int rc = RT_FAIL("%s: cannot open the ledger: %s", ledger_db, db ? sqlite3_errmsg(db) : "out of memory");
-        sqlite3_close(db);
-        return rc;
-    }
-    sqlite3_busy_timeout(db, 10000);
-    sqlite3_stmt *st = NULL;
-    int rc = -1;
-    size_t cap = 0;
-    if (sqlite3_prepare_v2(db, "SELECT output_hash, account_id FROM usage WHERE status = 200 AND output_hash != ''",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rc = sql_fail(db, "reading the usage ledger (is it a retort gateway database?)");
-        goto done;
-    }
-    int s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 4096;
-            out_hash *nh = rt_realloc(*out, cap * sizeof *nh, "ledger hashes");
-            if (!nh) goto done;
-            *out = nh;
-        }
-        const char *h = (const char *)sqlite3_column_text(st, 0);
-        snprintf((*out)[*n].h, GW_HASH_HEX, "%s", h ? h : "");
-        (*out)[*n].account = sqlite3_column_int64(st, 1);
-        (*n)++;
-    }
-    if (s != SQLITE_DONE) {
-        rc = sql_fail(db, "reading the usage ledger");
-        goto done;
-    }
-    if (*n) qsort(*out, *n, sizeof **out, cmp_out_hash);
-    rc = 0;
-done:
-    sqlite3_finalize(st);
+    *out = NULL, *n = 0;
+    if (ledger_open(ledger_db, &db)) return -1;
+    int rc = gw_usage_output_hashes(db, out, n);
     sqlite3_close(db);
-    if (rc) free(*out), *out = NULL, *n = 0;
+    if (!rc && *n) qsort(*out, *n, sizeof **out, cmp_out_hash);
     return rc;
 }
 
@@ -158,24 +131,20 @@ static int account_names(const char *ledger_db, int64_t *ids, size_t n, char **o
     if (rt_buf_append(&b, "", 0)) return -1;
     if (n) qsort(ids, n, sizeof *ids, cmp_i64);
     sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
+    gw_account *acc = NULL;
+    size_t na = 0;
     int rc = -1;
-    if (sqlite3_open_v2(ledger_db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, "SELECT name FROM accounts WHERE id = ?1", -1, &st, NULL) != SQLITE_OK) {
-        rc = sql_fail(db, "accounts");
-        goto done;
-    }
-    size_t written = 0;
+    if (ledger_open(ledger_db, &db) || gw_accounts_read(db, &acc, &na)) goto done;
+    size_t written = 0, k = 0;
     for (size_t i = 0; i < n; i++) {
         if (i && ids[i] == ids[i - 1]) continue;
-        sqlite3_reset(st);
-        sqlite3_bind_int64(st, 1, ids[i]);
-        const char *name = sqlite3_step(st) == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
-        if (rt_buf_printf(&b, "%s%s", written++ ? "," : "", name ? name : "?")) goto done;
+        while (k < na && acc[k].id < ids[i]) k++; /* both sorted by id */
+        const char *name = k < na && acc[k].id == ids[i] ? acc[k].name : "?";
+        if (rt_buf_printf(&b, "%s%s", written++ ? "," : "", name)) goto done;
     }
     rc = 0;
 done:
-    sqlite3_finalize(st);
+    free(acc);
     sqlite3_close(db);
     if (rc)
         rt_buf_free(&b);
@@ -193,7 +162,7 @@ int report_harvest_scan(const report_harvest_spec *h, report_harvest_stats *st) 
     memset(st, 0, sizeof *st);
     if (sodium_init() < 0) return RT_FAIL("libsodium failed to initialise");
     if (file_sha256(h->path, st->sha256)) return -1;
-    out_hash *hs = NULL;
+    gw_output_hash *hs = NULL;
     size_t nh = 0;
     if (h->ledger_db && *h->ledger_db && ledger_hashes(h->ledger_db, &hs, &nh)) return -1;
     FILE *f = fopen(h->path, "r");
@@ -221,21 +190,16 @@ int report_harvest_scan(const report_harvest_spec *h, report_harvest_stats *st) 
         json_t *u = json_object_get(json_object_get(j, "usage"), "completion_tokens");
         if (json_is_integer(u)) st->completion_tokens += json_integer_value(u);
         if (nh) {
-            out_hash key;
-            gw_hash_hex(json_string_value(c), json_string_length(c), key.h);
-            const out_hash *m = bsearch(&key, hs, nh, sizeof *hs, cmp_out_hash);
+            gw_output_hash key;
+            gw_hash_hex(json_string_value(c), json_string_length(c), key.hash);
+            const gw_output_hash *m = bsearch(&key, hs, nh, sizeof *hs, cmp_out_hash);
             if (m) {
                 st->matched++;
-                if (nacc == cap) {
-                    cap = cap ? cap * 2 : 256;
-                    int64_t *na = rt_realloc(acc, cap * sizeof *na, "matched accounts");
-                    if (!na) {
-                        json_decref(j);
-                        goto done;
-                    }
-                    acc = na;
+                if (RT_GROW(acc, cap, nacc + 1, "matched accounts")) {
+                    json_decref(j);
+                    goto done;
                 }
-                acc[nacc++] = m->account;
+                acc[nacc++] = m->account_id;
             }
         }
         json_decref(j);
@@ -269,7 +233,7 @@ int report_harvest_put(sqlite3 *db, const report_harvest_spec *h, report_harvest
                            "completion_tokens, matched, accounts, ledger_db, added_at) "
                            "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
                            -1, &q, NULL) != SQLITE_OK) {
-        rc = sql_fail(db, "report_harvests");
+        rc = gw_sql_fail(db, "report_harvests");
     } else {
         sqlite3_bind_text(q, 1, h->name, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(q, 2, h->guard ? h->guard : "", -1, SQLITE_TRANSIENT);
@@ -282,7 +246,7 @@ int report_harvest_put(sqlite3 *db, const report_harvest_spec *h, report_harvest
         sqlite3_bind_text(q, 9, st.accounts ? st.accounts : "", -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(q, 10, h->ledger_db ? h->ledger_db : "", -1, SQLITE_TRANSIENT);
         sqlite3_bind_double(q, 11, rt_wall_time());
-        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sql_fail(db, "report_harvests");
+        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : gw_sql_fail(db, "report_harvests");
     }
     sqlite3_finalize(q);
     if (st_out && !rc)
@@ -358,7 +322,7 @@ int report_model_put(sqlite3 *db, const report_model_spec *m) {
                            "tokens, flops, seconds, loss, kl, top1, eval_json, command, added_at) "
                            "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
                            -1, &q, NULL) != SQLITE_OK) {
-        rc = sql_fail(db, "report_models");
+        rc = gw_sql_fail(db, "report_models");
     } else {
         sqlite3_bind_text(q, 1, m->name, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(q, 2, m->role ? m->role : "", -1, SQLITE_TRANSIENT);
@@ -379,7 +343,7 @@ int report_model_put(sqlite3 *db, const report_model_spec *m) {
             sqlite3_bind_null(q, 14);
         sqlite3_bind_text(q, 15, m->command ? m->command : "", -1, SQLITE_TRANSIENT);
         sqlite3_bind_double(q, 16, rt_wall_time());
-        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sql_fail(db, "report_models");
+        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : gw_sql_fail(db, "report_models");
     }
     sqlite3_finalize(q);
     free(eval_text);
@@ -410,7 +374,7 @@ int report_test_put(sqlite3 *db, const char *model_name, const char *result_json
                            "log10_p, detected, controls, control_min_p, control_ks_p, control_p, result_json, command, "
                            "added_at) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
                            -1, &q, NULL) != SQLITE_OK) {
-        rc = sql_fail(db, "report_tests");
+        rc = gw_sql_fail(db, "report_tests");
     } else {
         sqlite3_bind_text(q, 1, model_name, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(q, 2, json_string_value(json_object_get(j, "mode")), -1, SQLITE_TRANSIENT);
@@ -433,7 +397,7 @@ int report_test_put(sqlite3 *db, const char *model_name, const char *result_json
         sqlite3_bind_text(q, 15, result_json, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(q, 16, command ? command : "", -1, SQLITE_TRANSIENT);
         sqlite3_bind_double(q, 17, rt_wall_time());
-        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sql_fail(db, "report_tests");
+        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : gw_sql_fail(db, "report_tests");
     }
     sqlite3_finalize(q);
     free(cp);

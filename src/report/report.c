@@ -20,7 +20,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../guard/guard.h"
+#include "../defend/defend.h"
 #include "../plot/plot.h"
 #include "report.h"
 
@@ -109,19 +109,12 @@ static double col_num(sqlite3_stmt *st, int i) {
     return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
 }
 
-static int q_fail(rep *r, const char *what) {
-    return RT_FAIL("%s: %s: %s", r->path, what, sqlite3_errmsg(r->db));
-}
+static int q_fail(rep *r, const char *what) { return gw_sql_fail(r->db, what); }
 
+/* Room for one more element of arr (n used, cap allocated), or goto fail. */
 #define GROW(arr, n, cap, what)                                                                                \
     do {                                                                                                       \
-        if ((n) == (cap)) {                                                                                    \
-            size_t nc_ = (cap) ? (cap) * 2 : 16;                                                               \
-            void *np_ = rt_realloc((arr), nc_ * sizeof *(arr), what);                                          \
-            if (!np_) goto fail;                                                                               \
-            (arr) = np_;                                                                                       \
-            (cap) = nc_;                                                                                       \
-        }                                                                                                      \
+        if (RT_GROW((arr), (cap), (n) + 1, (what))) goto fail;                                                 \
     } while (0)
 
 static acct *acct_by_id(rep *r, int64_t id) {
@@ -136,84 +129,84 @@ static acct *acct_by_id(rep *r, int64_t id) {
     return lo < r->na && r->a[lo].id == id ? &r->a[lo] : NULL;
 }
 
-static int load_accounts(rep *r) {
-    sqlite3_stmt *st = NULL;
-    size_t cap = 0;
-    const char *sql = r->labelled
-                          ? "SELECT a.id, a.name, a.status, a.status_reason, s.persona, s.strategy, s.grp, s.attack "
-                            "FROM accounts a LEFT JOIN guard_sim_accounts s ON s.account_id = a.id "
-                            "WHERE a.is_admin = 0 ORDER BY a.id"
-                          : "SELECT id, name, status, status_reason, '', '', '', NULL FROM accounts "
-                            "WHERE is_admin = 0 ORDER BY id";
-    if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return q_fail(r, "reading accounts (is it a retort gateway database?)");
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        GROW(r->a, r->na, cap, "accounts");
-        acct *a = &r->a[r->na++];
-        memset(a, 0, sizeof *a);
-        a->id = sqlite3_column_int64(st, 0);
-        a->name = col_str(st, 1), a->status = col_str(st, 2), a->reason = col_str(st, 3);
-        a->persona = col_str(st, 4), a->strategy = col_str(st, 5), a->grp = col_str(st, 6);
-        a->attack = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 7);
-        a->t_susp = NAN, a->risk_susp = NAN;
-        a->code = rt_strdup(""), a->evidence = rt_strdup("");
-        if (!a->name || !a->status || !a->reason || !a->persona || !a->strategy || !a->grp || !a->code ||
-            !a->evidence)
-            goto fail;
+static const guard_label *label_of(const guard_label *l, size_t n, int64_t id) {
+    size_t lo = 0, hi = n; /* labels are read ordered by account id */
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (l[mid].account_id < id) lo = mid + 1;
+        else hi = mid;
     }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (sqlite3_prepare_v2(r->db,
-                           "SELECT account_id, COUNT(*), SUM(status = 200), "
-                           "SUM(CASE WHEN status = 200 THEN completion_tokens ELSE 0 END), SUM(status = 403) "
-                           "FROM usage GROUP BY account_id",
-                           -1, &st, NULL) != SQLITE_OK)
-        return q_fail(r, "reading the usage ledger");
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        acct *a = acct_by_id(r, sqlite3_column_int64(st, 0));
-        if (!a) continue;
-        a->requests = sqlite3_column_int64(st, 1), a->served = sqlite3_column_int64(st, 2);
-        a->tokens = sqlite3_column_double(st, 3), a->refused403 = sqlite3_column_int64(st, 4);
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (sqlite3_prepare_v2(r->db, "SELECT MIN(CASE WHEN endpoint LIKE '%completions' THEN t END), "
-                           "MAX(CASE WHEN endpoint LIKE '%completions' THEN t END), COUNT(*) FROM usage", -1, &st, NULL) != SQLITE_OK)
-        return q_fail(r, "reading the usage ledger");
-    if (sqlite3_step(st) == SQLITE_ROW)
-        r->t0 = col_num(st, 0), r->t1 = col_num(st, 1), r->rows = sqlite3_column_int64(st, 2);
-    sqlite3_finalize(st);
-    st = NULL;
-    if (!r->have_guard) return 0;
-    if (sqlite3_prepare_v2(r->db,
-                           "SELECT account_id, MIN(t), code, risk, reason, evidence FROM guard_actions "
-                           "WHERE action = 'suspend' AND mode = 'enforce' GROUP BY account_id",
-                           -1, &st, NULL) != SQLITE_OK)
-        return q_fail(r, "reading guard_actions");
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        acct *a = acct_by_id(r, sqlite3_column_int64(st, 0));
-        if (!a) continue;
-        a->t_susp = col_num(st, 1);
-        a->risk_susp = col_num(st, 3);
-        free(a->code), free(a->evidence);
-        a->code = col_str(st, 2), a->evidence = col_str(st, 5);
-        if (!a->code || !a->evidence) goto fail;
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (sqlite3_prepare_v2(r->db,
-                           "SELECT DISTINCT account_id FROM guard_actions WHERE action = 'throttle' AND mode = 'enforce'",
-                           -1, &st, NULL) != SQLITE_OK)
-        return q_fail(r, "reading guard_actions");
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        acct *a = acct_by_id(r, sqlite3_column_int64(st, 0));
-        if (a) a->throttled = 1;
-    }
-    sqlite3_finalize(st);
+    return lo < n && l[lo].account_id == id ? &l[lo] : NULL;
+}
+
+/* One non-admin account with its label (if any): the gateway's and the guard's readers. */
+static int add_account(rep *r, size_t *cap, const gw_account *g, const guard_label *l) {
+    if (RT_GROW(r->a, *cap, r->na + 1, "accounts")) return -1;
+    acct *a = &r->a[r->na++];
+    memset(a, 0, sizeof *a);
+    a->id = g->id;
+    a->name = rt_strdup(g->name);
+    a->status = rt_strdup(g->status == GW_ACCOUNT_SUSPENDED ? "suspended" : "active");
+    a->reason = rt_strdup(g->reason);
+    a->persona = rt_strdup(l ? l->persona : ""), a->strategy = rt_strdup(l ? l->strategy : "");
+    a->grp = rt_strdup(l ? l->group : "");
+    a->attack = l ? l->attack : -1;
+    a->t_susp = NAN, a->risk_susp = NAN;
+    a->code = rt_strdup(""), a->evidence = rt_strdup("");
+    if (!a->name || !a->status || !a->reason || !a->persona || !a->strategy || !a->grp || !a->code || !a->evidence)
+        return -1;
     return 0;
-fail:
-    sqlite3_finalize(st);
-    return -1;
+}
+
+/* Usage per account, and the enforcing guard's suspensions and throttles. */
+static int load_usage_and_actions(rep *r) {
+    gw_usage *u = NULL;
+    size_t nu = 0;
+    if (gw_usage_read(r->db, -INFINITY, &u, &nu)) return -1;
+    for (size_t i = 0; i < nu; i++) {
+        acct *a = acct_by_id(r, u[i].account_id);
+        if (!a) continue;
+        a->requests = u[i].requests, a->served = u[i].ok_requests;
+        a->tokens = (double)u[i].ok_completion_tokens, a->refused403 = u[i].refused_403;
+    }
+    free(u);
+    if (gw_usage_span(r->db, &r->t0, &r->t1, &r->rows)) return -1;
+    if (!r->have_guard) return 0;
+    guard_enforcement *e = NULL;
+    size_t ne = 0;
+    if (guard_enforcement_read(r->db, &e, &ne)) return -1;
+    int rc = 0;
+    for (size_t i = 0; i < ne && !rc; i++) {
+        acct *a = acct_by_id(r, e[i].account_id);
+        if (!a) continue;
+        a->throttled = e[i].throttled;
+        if (!isfinite(e[i].t_suspend)) continue;
+        a->t_susp = e[i].t_suspend, a->risk_susp = e[i].risk;
+        free(a->code), free(a->evidence);
+        a->code = rt_strdup(e[i].code), a->evidence = rt_strdup(e[i].evidence);
+        if (!a->code || !a->evidence) rc = -1;
+    }
+    guard_enforcement_free(e, ne);
+    return rc;
+}
+
+static int load_accounts(rep *r) {
+    gw_account *g = NULL;
+    guard_label *l = NULL;
+    size_t ng = 0, nl = 0, cap = 0;
+    int rc = -1;
+    if (gw_accounts_read(r->db, &g, &ng)) {
+        RT_FAIL("%s (is it a retort gateway database?)", rt_errmsg());
+        goto out;
+    }
+    if (r->labelled && guard_labels_read(r->db, &l, &nl)) goto out;
+    for (size_t i = 0; i < ng; i++)
+        if (!g[i].is_admin && add_account(r, &cap, &g[i], label_of(l, nl, g[i].id))) goto out;
+    rc = load_usage_and_actions(r);
+out:
+    free(g);
+    free(l);
+    return rc;
 }
 
 /* Attack groups: the simulator's group label, else each suspended account on its own. */
@@ -249,12 +242,6 @@ static int build_groups(rep *r) {
         }
     }
     /* served before the group's first suspension, over all its keys */
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(r->db,
-                           "SELECT COUNT(*), COALESCE(SUM(completion_tokens), 0) FROM usage "
-                           "WHERE account_id = ?1 AND status = 200 AND t <= ?2",
-                           -1, &st, NULL) != SQLITE_OK)
-        return q_fail(r, "reading the usage ledger");
     for (size_t k = 0; k < r->ng; k++) {
         group *g = &r->g[k];
         if (!isfinite(g->t_susp)) {
@@ -262,14 +249,11 @@ static int build_groups(rep *r) {
             continue;
         }
         for (size_t j = 0; j < g->n; j++) {
-            sqlite3_reset(st);
-            sqlite3_bind_int64(st, 1, r->a[g->members[j]].id);
-            sqlite3_bind_double(st, 2, g->t_susp);
-            if (sqlite3_step(st) == SQLITE_ROW)
-                g->served_before += sqlite3_column_int64(st, 0), g->tokens_before += sqlite3_column_double(st, 1);
+            int64_t served = 0, tokens = 0;
+            if (gw_usage_served_until(r->db, r->a[g->members[j]].id, g->t_susp, &served, &tokens)) goto fail;
+            g->served_before += served, g->tokens_before += (double)tokens;
         }
     }
-    sqlite3_finalize(st);
     return 0;
 fail:
     return -1;
@@ -388,14 +372,11 @@ static int rep_load(rep *r, sqlite3 *db, const char *path) {
     guard_policy p;
     guard_policy_defaults(&p);
     r->suspend_at = p.suspend_at;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT value FROM server_config WHERE key = 'guard.policy'", -1, &st, NULL) ==
-            SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW) {
-        const char *js = (const char *)sqlite3_column_text(st, 0);
-        if (js && guard_policy_parse(&p, js, strlen(js), "stored guard.policy") == 0) r->suspend_at = p.suspend_at;
-    }
-    sqlite3_finalize(st);
+    char *js = NULL; /* the policy the server ran with, if it stored one */
+    if (gw_config_read(db, "guard.policy", &js) == 0 && js &&
+        guard_policy_parse(&p, js, strlen(js), "stored guard.policy") == 0)
+        r->suspend_at = p.suspend_at;
+    free(js);
     rt_err_clear();
     if (load_accounts(r) || build_groups(r) || load_evidence(r)) {
         rep_free(r);
@@ -547,6 +528,41 @@ static void fmt_time(char *b, size_t cap, const rep *r, double t) {
     }
 }
 
+enum { RISK_BINS = 96 };
+typedef struct {
+    rep *r;
+    const int *gi;       /* (na) attack group of each account, -1 benign */
+    double *bmax;        /* (RISK_BINS) highest benign risk per time bin */
+    double span;
+    plot_series *s;
+    double **xs, **ys;
+    size_t *cap;
+} risk_ctx;
+
+/* One guard_scores row: a point of its attack group's series, or the benign envelope. */
+static int risk_point(void *ud, double t, int64_t account_id, double risk) {
+    risk_ctx *x = ud;
+    rep *r = x->r;
+    acct *a = acct_by_id(r, account_id);
+    if (!a || !isfinite(risk)) return 0;
+    int k = x->gi[a - r->a];
+    double h = (t - r->t0) / 3600;
+    if (k < 0) {
+        int b = (int)((t - r->t0) / x->span * RISK_BINS);
+        b = b < 0 ? 0 : b >= RISK_BINS ? RISK_BINS - 1 : b;
+        if (!(x->bmax[b] >= risk)) x->bmax[b] = risk;
+        return 0;
+    }
+    size_t n = x->s[k].n, c = x->cap[k];
+    if (RT_GROW(x->xs[k], c, n + 1, "risk series")) return -1;
+    c = x->cap[k];
+    if (RT_GROW(x->ys[k], c, n + 1, "risk series")) return -1;
+    x->cap[k] = c;
+    x->xs[k][n] = h, x->ys[k][n] = risk;
+    x->s[k].n = n + 1;
+    return 0;
+}
+
 static int risk_chart(rep *r, rt_buf *o) {
     if (!r->have_guard) return rt_buf_printf(o, "<p>The guard did not run on this server: no risk scores.</p>");
     /* per attack group: risk over time of its accounts (max over the group per score row) */
@@ -555,7 +571,6 @@ static int risk_chart(rep *r, rt_buf *o) {
     double **xs = rt_calloc(ns, sizeof *xs, "risk series"), **ys = rt_calloc(ns, sizeof *ys, "risk series");
     size_t *cap = rt_calloc(ns, sizeof *cap, "risk series");
     int *gi = NULL;
-    sqlite3_stmt *st = NULL;
     int rc = -1;
     if (!s || !xs || !ys || !cap) goto done;
     gi = rt_malloc_array(r->na ? r->na : 1, sizeof *gi, "risk series");
@@ -563,40 +578,12 @@ static int risk_chart(rep *r, rt_buf *o) {
     for (size_t i = 0; i < r->na; i++) gi[i] = -1;
     for (size_t k = 0; k < r->ng; k++)
         for (size_t j = 0; j < r->g[k].n; j++) gi[r->g[k].members[j]] = (int)k;
-    enum { BINS = 96 };
+    enum { BINS = RISK_BINS };
     double bmax[BINS];
     for (int b = 0; b < BINS; b++) bmax[b] = NAN;
     double span = isfinite(r->t1 - r->t0) && r->t1 > r->t0 ? r->t1 - r->t0 : 1;
-    if (sqlite3_prepare_v2(r->db, "SELECT t, account_id, risk FROM guard_scores ORDER BY t", -1, &st, NULL) !=
-        SQLITE_OK) {
-        rc = q_fail(r, "reading guard_scores");
-        goto done;
-    }
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        double t = sqlite3_column_double(st, 0), risk = col_num(st, 2);
-        acct *a = acct_by_id(r, sqlite3_column_int64(st, 1));
-        if (!a || !isfinite(risk)) continue;
-        int k = gi[a - r->a];
-        double h = (t - r->t0) / 3600;
-        if (k < 0) {
-            int b = (int)((t - r->t0) / span * BINS);
-            b = b < 0 ? 0 : b >= BINS ? BINS - 1 : b;
-            if (!(bmax[b] >= risk)) bmax[b] = risk;
-            continue;
-        }
-        size_t n = s[k].n;
-        if (n == cap[k]) {
-            cap[k] = cap[k] ? cap[k] * 2 : 64;
-            double *nx = rt_realloc(xs[k], cap[k] * sizeof *nx, "risk series");
-            if (!nx) goto done;
-            xs[k] = nx;
-            double *ny = rt_realloc(ys[k], cap[k] * sizeof *ny, "risk series");
-            if (!ny) goto done;
-            ys[k] = ny;
-        }
-        xs[k][n] = h, ys[k][n] = risk;
-        s[k].n = n + 1;
-    }
+    risk_ctx rc_ = {r, gi, bmax, span, s, xs, ys, cap};
+    if (guard_scores_each(r->db, risk_point, &rc_)) goto done;
     for (size_t k = 0; k < r->ng; k++) {
         s[k].name = r->g[k].strategy;
         s[k].color = plot_strategy_colour(r->g[k].strategy);
@@ -636,7 +623,6 @@ static int risk_chart(rep *r, rt_buf *o) {
     }
     rc = rt_buf_printf(o, "</div>");
 done:
-    sqlite3_finalize(st);
     if (xs)
         for (size_t k = 0; k < ns; k++) free(xs[k]);
     if (ys)

@@ -19,8 +19,14 @@ static char *err_body(int *status, int code, const char *param, const char *fmt,
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     *status = code;
-    return serve_error_json(msg, code == 404 ? "not_found_error" : code == 500 ? "server_error" : "invalid_request_error",
+    return serve_error_json(msg, code == 404 ? "not_found_error" : code >= 500 ? "server_error" : "invalid_request_error",
                             param, NULL);
+}
+
+/* The last recorded error, with the status its kind maps to (base.h: rt_err_http_status):
+ * an unknown account is 404, a locked database 503, a broken one 500. */
+static char *err_last(int *status, const char *param) {
+    return err_body(status, rt_err_http_status(rt_errkind()), param, "%s", rt_errmsg());
 }
 
 static json_t *account_json(gw_db *db, const gw_account *a, const gw_usage *u) {
@@ -56,10 +62,10 @@ static char *dump(json_t *o, int *status) {
 
 static char *one_account(gw_db *db, int64_t id, double now, int *status) {
     gw_account a;
-    if (gw_account_get(db, id, &a)) return err_body(status, 404, NULL, "%s", rt_errmsg());
+    if (gw_account_get(db, id, &a)) return err_last(status, NULL);
     gw_usage *u = NULL;
     size_t nu = 0;
-    if (gw_usage_by_account(db, now - 86400.0, &u, &nu)) return err_body(status, 500, NULL, "%s", rt_errmsg());
+    if (gw_usage_by_account(db, now - 86400.0, &u, &nu)) return err_last(status, NULL);
     const gw_usage *mine = NULL;
     for (size_t i = 0; i < nu; i++)
         if (u[i].account_id == id) mine = &u[i];
@@ -84,7 +90,7 @@ static int usage_rows(sqlite3 *conn, void *ud) {
                            "top_logprobs, n, stream, latency_ms, ttft_ms, prompt_hash, output_hash, finish_reason, "
                            "client FROM usage WHERE ?1 = 0 OR account_id = ?1 ORDER BY id DESC LIMIT ?2",
                            -1, &st, NULL) != SQLITE_OK)
-        return RT_FAIL("reading the ledger: %s", sqlite3_errmsg(conn));
+        return gw_sql_fail(conn, "reading the ledger");
     sqlite3_bind_int64(st, 1, q->account_id);
     sqlite3_bind_int64(st, 2, q->limit);
     int s;
@@ -106,7 +112,7 @@ static int usage_rows(sqlite3 *conn, void *ud) {
         json_array_append_new(q->rows, r);
     }
     sqlite3_finalize(st);
-    if (s != SQLITE_DONE) return RT_FAIL("reading the ledger: %s", sqlite3_errmsg(conn));
+    if (s != SQLITE_DONE) return gw_sql_fail(conn, "reading the ledger");
     return 0;
 }
 
@@ -145,7 +151,7 @@ int serve_admin_handle(gw_db *db, const char *method, const char *path, const ch
             size_t na = 0, nu = 0;
             if (gw_account_list(db, &acc, &na) || gw_usage_by_account(db, now - 86400.0, &u, &nu)) {
                 free(acc);
-                *out = err_body(status, 500, NULL, "%s", rt_errmsg());
+                *out = err_last(status, NULL);
                 return *out ? 0 : -1;
             }
             json_t *arr = json_array();
@@ -162,7 +168,7 @@ int serve_admin_handle(gw_db *db, const char *method, const char *path, const ch
         }
         gw_account a;
         if (gw_account_find(db, parts[1], &a)) {
-            *out = err_body(status, 404, NULL, "%s", rt_errmsg());
+            *out = err_last(status, NULL);
             return *out ? 0 : -1;
         }
         if (np == 2) {
@@ -198,7 +204,7 @@ int serve_admin_handle(gw_db *db, const char *method, const char *path, const ch
                 json_decref(b);
             }
             if (gw_account_set_status(db, a.id, suspend ? GW_ACCOUNT_SUSPENDED : GW_ACCOUNT_ACTIVE, reason, now)) {
-                *out = err_body(status, 500, NULL, "%s", rt_errmsg());
+                *out = err_last(status, NULL);
                 return *out ? 0 : -1;
             }
             char pname[160], preason[600];
@@ -217,7 +223,7 @@ int serve_admin_handle(gw_db *db, const char *method, const char *path, const ch
             gw_account a;
             if (gw_account_find(db, arg_account, &a)) {
                 json_decref(q.rows);
-                *out = err_body(status, 404, "account", "%s", rt_errmsg());
+                *out = err_last(status, "account");
                 return *out ? 0 : -1;
             }
             q.account_id = a.id;
@@ -234,7 +240,7 @@ int serve_admin_handle(gw_db *db, const char *method, const char *path, const ch
         }
         if (gw_db_with(db, usage_rows, &q)) {
             json_decref(q.rows);
-            *out = err_body(status, 500, NULL, "%s", rt_errmsg());
+            *out = err_last(status, NULL);
             return *out ? 0 : -1;
         }
         *out = dump(json_pack("{s:o}", "rows", q.rows), status);
@@ -245,7 +251,7 @@ int serve_admin_handle(gw_db *db, const char *method, const char *path, const ch
         json_t *o = json_object();
         if (gw_db_with(db, config_rows, o)) {
             json_decref(o);
-            *out = err_body(status, 500, NULL, "%s", rt_errmsg());
+            *out = err_last(status, NULL);
             return *out ? 0 : -1;
         }
         *out = dump(json_pack("{s:o}", "config", o), status);

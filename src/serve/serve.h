@@ -46,7 +46,7 @@
  * sim_clock_public says so explicitly.
  *
  * What this is not: a tokenizer or model (src/model), the accounts and ledger store
- * (src/gateway), or the guard's detectors (src/guard) — those plug in through serve_hooks.
+ * (src/gateway), or the guard (src/guard, src/defend) — it plugs in through serve_hooks.
  */
 #ifndef RETORT_SERVE_H
 #define RETORT_SERVE_H

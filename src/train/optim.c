@@ -7,9 +7,6 @@
 
 #include <math.h>
 #include <stdlib.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 float lr_schedule(size_t step, size_t warmup, size_t total, float lr, float min_lr_frac) {
     if (warmup > 0 && step < warmup) return lr * (float)(step + 1) / (float)warmup;
@@ -26,9 +23,7 @@ double grad_global_norm(const float *g, size_t n) {
     size_t nb = (n + BLOCK - 1) / BLOCK;
     double *part = rt_calloc(nb ? nb : 1, sizeof(double), "gradient norm");
     if (!part) return NAN;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static)
-#endif
+RT_OMP(parallel for schedule(static))
     for (size_t b = 0; b < nb; b++) {
         size_t s = b * BLOCK, e = s + BLOCK < n ? s + BLOCK : n;
         double acc = 0;
@@ -45,9 +40,7 @@ void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float 
                   float beta2, float eps, float wd, size_t t, float grad_scale) {
     float bc1 = 1.0f - powf(beta1, (float)t);
     float bc2 = 1.0f - powf(beta2, (float)t);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static)
-#endif
+RT_OMP(parallel for schedule(static))
     for (size_t i = 0; i < n; i++) {
         float gi = g[i] * grad_scale;
         float mi = beta1 * m[i] + (1.0f - beta1) * gi;

@@ -23,7 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "guard_internal.h"
+#include "defend_internal.h"
 
 #define SCORE_EVERY 16      /* a timeline row at least every N events of an account */
 #define SCORE_DELTA 0.02    /* ... or when its risk moved this much */
@@ -63,8 +63,9 @@ struct guard {
     gw_db *db;
     guard_detector *det;
     pthread_mutex_t mu; /* detector and flight table */
-    flight *fl;
+    flight *fl;         /* (fl_n) one per account seen, in order of first request */
     size_t fl_cap, fl_n;
+    rt_map fl_index;    /* account id -> index in fl */
     /* writer */
     pthread_t writer;
     int writer_started;
@@ -148,29 +149,23 @@ oom:
 
 /* ---------------------------------------------------------------- flight table */
 
+/* The account's flight entry, created on its first request (NULL when out of memory). The
+ * pointer is valid until the next new account. */
 static flight *flight_get(guard *g, int64_t id) {
-    if ((g->fl_n + 1) * 2 > g->fl_cap) {
-        size_t nc = g->fl_cap ? g->fl_cap * 2 : 1024;
-        flight *nf = rt_calloc(nc, sizeof *nf, "guard flight table");
-        if (!nf) return NULL;
-        for (size_t i = 0; i < g->fl_cap; i++) {
-            if (!g->fl[i].id) continue;
-            size_t j = rt_fnv1a64(&g->fl[i].id, sizeof g->fl[i].id) & (nc - 1);
-            while (nf[j].id) j = (j + 1) & (nc - 1);
-            nf[j] = g->fl[i];
+    int created = 0;
+    uint64_t *slot = rt_map_put(&g->fl_index, (uint64_t)id, &created);
+    if (!slot) return NULL;
+    if (created) {
+        if (RT_GROW(g->fl, g->fl_cap, g->fl_n + 1, "guard flight table")) {
+            rt_map_remove(&g->fl_index, (uint64_t)id);
+            return NULL;
         }
-        free(g->fl);
-        g->fl = nf;
-        g->fl_cap = nc;
+        memset(&g->fl[g->fl_n], 0, sizeof g->fl[g->fl_n]);
+        g->fl[g->fl_n].id = id;
+        g->fl[g->fl_n].last_risk = -1;
+        *slot = g->fl_n++;
     }
-    size_t j = rt_fnv1a64(&id, sizeof id) & (g->fl_cap - 1);
-    while (g->fl[j].id && g->fl[j].id != id) j = (j + 1) & (g->fl_cap - 1);
-    if (!g->fl[j].id) {
-        g->fl[j].id = id;
-        g->fl[j].last_risk = -1;
-        g->fl_n++;
-    }
-    return &g->fl[j];
+    return &g->fl[*slot];
 }
 
 /* ---------------------------------------------------------------- writer */
@@ -194,30 +189,28 @@ static void item_free(item *it) {
 
 static int write_batch(guard *g, sqlite3 *c, item *list, sqlite3_stmt *ins_ev, sqlite3_stmt *ins_sc) {
     if (sqlite3_exec(c, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-        return RT_FAIL("%s: guard writer: %s", g->o.db_path, sqlite3_errmsg(c));
+        return gw_sql_fail(c, "guard writer");
     int rc = 0;
     for (item *it = list; it && rc == 0; it = it->next) {
         if (it->kind == 0) {
             rc = guard_event_insert(c, ins_ev, &it->ev);
         } else {
-            sqlite3_reset(ins_sc);
-            sqlite3_bind_double(ins_sc, 1, it->t);
-            sqlite3_bind_int64(ins_sc, 2, it->account_id);
-            sqlite3_bind_int64(ins_sc, 3, it->group_id);
-            sqlite3_bind_int64(ins_sc, 4, (sqlite3_int64)it->group_size);
-            sqlite3_bind_double(ins_sc, 5, it->n);
-            sqlite3_bind_double(ins_sc, 6, it->risk);
-            sqlite3_bind_double(ins_sc, 7, it->account_risk);
-            sqlite3_bind_double(ins_sc, 8, it->group_risk);
-            sqlite3_bind_text(ins_sc, 9, it->level, -1, SQLITE_STATIC);
-            sqlite3_bind_text(ins_sc, 10, it->code, -1, SQLITE_STATIC);
-            if (it->signals) sqlite3_bind_text(ins_sc, 11, it->signals, -1, SQLITE_STATIC);
-            else sqlite3_bind_null(ins_sc, 11);
-            if (sqlite3_step(ins_sc) != SQLITE_DONE) rc = RT_FAIL("%s: guard_scores: %s", g->o.db_path, sqlite3_errmsg(c));
+            guard_score_row row = {.t = it->t,
+                                   .account_id = it->account_id,
+                                   .group_id = it->group_id,
+                                   .group_size = it->group_size,
+                                   .n = it->n,
+                                   .risk = it->risk,
+                                   .account_risk = it->account_risk,
+                                   .group_risk = it->group_risk,
+                                   .level = it->level,
+                                   .code = it->code,
+                                   .signals = it->signals};
+            rc = guard_score_write(c, ins_sc, &row);
         }
     }
     if (rc == 0 && sqlite3_exec(c, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        rc = RT_FAIL("%s: guard writer commit: %s", g->o.db_path, sqlite3_errmsg(c));
+        rc = gw_sql_fail(c, "guard writer commit");
     if (rc) sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
     return rc;
 }
@@ -247,12 +240,10 @@ static void *writer_main(void *arg) {
     if (ok) {
         sqlite3_busy_timeout(c, 5000);
         sqlite3_exec(c, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
-        ok = guard_sql_prepare(c, guard_event_insert_sql, &ins_ev, "guard_events") == 0 &&
-             guard_sql_prepare(c,
-                               "INSERT INTO guard_scores(t, account_id, group_id, group_size, n, risk, account_risk, "
-                               "group_risk, level, code, signals) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
-                               &ins_sc, "guard_scores") == 0 &&
-             guard_sql_prepare(c,
+        ok = gw_sql_prepare(c, guard_event_insert_sql, &ins_ev, "guard_events") == 0 &&
+             gw_sql_prepare(c,
+                               guard_score_insert_sql, &ins_sc, "guard_scores") == 0 &&
+             gw_sql_prepare(c,
                                "SELECT id, account_id FROM guard_actions WHERE action = 'release' AND id > ?1 "
                                "ORDER BY id",
                                &rel, "guard_actions") == 0;
@@ -328,42 +319,6 @@ int guard_flush(guard *g) {
 /* ---------------------------------------------------------------- actions */
 
 typedef struct {
-    double t;
-    int64_t account_id, group_id, usage_row;
-    const char *action, *mode, *code, *reason, *evidence;
-    double risk;
-    int64_t prev_rpm;
-    int64_t id_out;
-} action_row;
-
-static int insert_action(sqlite3 *c, void *ud) {
-    action_row *a = ud;
-    sqlite3_stmt *st = NULL;
-    if (guard_sql_prepare(c,
-                          "INSERT INTO guard_actions(t, account_id, group_id, action, mode, code, risk, usage_row_id, "
-                          "reason, evidence, prev_rpm) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
-                          &st, "guard_actions"))
-        return -1;
-    sqlite3_bind_double(st, 1, a->t);
-    sqlite3_bind_int64(st, 2, a->account_id);
-    sqlite3_bind_int64(st, 3, a->group_id);
-    sqlite3_bind_text(st, 4, a->action, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, a->mode, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, a->code, -1, SQLITE_STATIC);
-    sqlite3_bind_double(st, 7, a->risk);
-    sqlite3_bind_int64(st, 8, a->usage_row);
-    sqlite3_bind_text(st, 9, a->reason ? a->reason : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 10, a->evidence ? a->evidence : "{}", -1, SQLITE_STATIC);
-    if (a->prev_rpm >= 0) sqlite3_bind_int64(st, 11, a->prev_rpm);
-    else sqlite3_bind_null(st, 11);
-    int rc = 0;
-    if (sqlite3_step(st) != SQLITE_DONE) rc = RT_FAIL("guard_actions: %s", sqlite3_errmsg(c));
-    else a->id_out = sqlite3_last_insert_rowid(c);
-    sqlite3_finalize(st);
-    return rc;
-}
-
-typedef struct {
     int64_t account;
     char *evidence;
 } pending_evidence;
@@ -380,16 +335,16 @@ static void apply_verdict(guard *g, const guard_verdict *v, const guard_event *e
         const char *evidence = NULL;
         for (size_t e = 0; e < n_evs; e++)
             if (evs[e].account == acc) evidence = evs[e].evidence;
-        action_row row = {.t = ev->t,
-                          .account_id = acc,
-                          .group_id = v->group_id,
-                          .usage_row = ev->row_id,
-                          .action = guard_action_name(v->new_level),
-                          .mode = mode,
-                          .code = code,
-                          .evidence = evidence,
-                          .risk = v->risk,
-                          .prev_rpm = -1};
+        guard_action_row row = {.t = ev->t,
+                                .account_id = acc,
+                                .group_id = v->group_id,
+                                .usage_row_id = ev->row_id,
+                                .action = guard_action_name(v->new_level),
+                                .mode = mode,
+                                .code = code,
+                                .evidence = evidence,
+                                .risk = v->risk,
+                                .prev_rpm = -1};
         gw_account a;
         int have = gw_account_get(g->db, acc, &a) == 0;
         if (v->new_level == GUARD_ACT_THROTTLE && have) row.prev_rpm = a.limits.rpm;
@@ -397,14 +352,15 @@ static void apply_verdict(guard *g, const guard_verdict *v, const guard_event *e
         snprintf(reason, sizeof reason, "guard: suspected model extraction [%s] risk %.2f%s", code, v->risk,
                  v->group_size > 1 ? ", linked group" : "");
         row.reason = reason;
-        if (gw_db_with(g->db, insert_action, &row)) {
+        int64_t action_id = 0;
+        if (guard_action_write_db(g->db, &row, &action_id)) {
             rt_warn("guard: cannot record the %s of account #%lld: %s", row.action, (long long)acc, rt_errmsg());
             continue;
         }
         g->n_actions++;
         char full[GW_REASON_MAX + GW_NAME_MAX + 96]; /* the gateway keeps the first GW_REASON_MAX bytes */
         snprintf(full, sizeof full, "%s (group of %zu; action #%lld; `retort guard explain %s`)", reason, v->group_size,
-                 (long long)row.id_out, have ? a.name : "ACCOUNT");
+                 (long long)action_id, have ? a.name : "ACCOUNT");
         rt_info("guard: %s%s account #%lld (%s): %s", g->policy.enforce ? "" : "[shadow] would ", row.action,
                 (long long)acc, have ? a.name : "?", full);
         if (!g->policy.enforce || !have) continue;
@@ -610,7 +566,7 @@ void guard_serve_hooks(guard *g, serve_hooks *h) {
 
 static int max_release_id(sqlite3 *c, void *ud) {
     sqlite3_stmt *st = NULL;
-    if (guard_sql_prepare(c, "SELECT coalesce(max(id), 0) FROM guard_actions WHERE action = 'release'", &st,
+    if (gw_sql_prepare(c, "SELECT coalesce(max(id), 0) FROM guard_actions WHERE action = 'release'", &st,
                           "guard_actions"))
         return -1;
     if (sqlite3_step(st) == SQLITE_ROW) *(int64_t *)ud = sqlite3_column_int64(st, 0);
@@ -637,7 +593,7 @@ int guard_open(guard **out, const guard_options *o) {
         g->have_ref = 1;
     }
     if (gw_db_open(&g->db, o->db_path) || guard_db_init(g->db)) goto fail;
-    if (guard_detector_init(&g->det, &g->policy, g->have_ref ? &g->ref : NULL)) goto fail;
+    if (guard_detector_new(&g->det, &g->policy, g->have_ref ? &g->ref : NULL)) goto fail;
     /* releases recorded before this start are history */
     if (gw_db_with(g->db, max_release_id, &g->last_release_id)) goto fail;
     char *pj = guard_policy_to_json(&g->policy);
@@ -676,6 +632,7 @@ void guard_close(guard *g) {
     gw_db_close(g->db);
     guard_reference_free(&g->ref);
     free(g->fl);
+    rt_map_free(&g->fl_index);
     pthread_mutex_destroy(&g->mu);
     pthread_mutex_destroy(&g->qmu);
     pthread_cond_destroy(&g->qcv);

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "guard.h"
+#include "sim.h"
 
 typedef struct {
     uint16_t book, chapter, verse;
@@ -47,14 +47,7 @@ void guard_corpus_free(guard_corpus *c) {
 }
 
 static int text_append(guard_corpus *c, const char *s, size_t n) {
-    if (c->text_len + n + 1 > c->text_cap) {
-        size_t nc = c->text_cap ? c->text_cap * 2 : 1 << 20;
-        while (nc < c->text_len + n + 1) nc *= 2;
-        char *nt = rt_realloc(c->text, nc, "corpus text");
-        if (!nt) return -1;
-        c->text = nt;
-        c->text_cap = nc;
-    }
+    if (RT_GROW(c->text, c->text_cap, c->text_len + n + 1, "corpus text")) return -1;
     memcpy(c->text + c->text_len, s, n);
     c->text_len += n;
     c->text[c->text_len] = '\0';
@@ -160,13 +153,7 @@ int guard_corpus_load(guard_corpus **out, const char *path) {
         }
         unsigned vn = (unsigned)atoi(line + d0);
         k++;
-        if (c->n_v == c->cap_v) {
-            size_t ncap = c->cap_v ? c->cap_v * 2 : 32768;
-            verse_t *nv = rt_realloc(c->v, ncap * sizeof *nv, "corpus verses");
-            if (!nv) goto out;
-            c->v = nv;
-            c->cap_v = ncap;
-        }
+        if (RT_GROW(c->v, c->cap_v, c->n_v + 1, "corpus verses")) goto out;
         if (c->text_len && text_append(c, "", 1)) goto out; /* the previous verse keeps its NUL */
         verse_t *v = &c->v[c->n_v];
         v->book = (uint16_t)cur_book;

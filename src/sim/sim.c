@@ -28,7 +28,6 @@
  * guard's actions afterwards.
  */
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -41,8 +40,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../client/client.h"
+#include "../defend/defend.h"
 #include "../record/record.h"
-#include "guard_internal.h"
+#include "sim.h"
 
 typedef enum { P_BENIGN = 0, P_POWER, P_APP, P_BULK, P_LOGPROB, P_SLOW, P_TEMPLATE, P_MIMICRY, P_SYBIL, P_WALK, P_KINDS } pkind;
 static const char *const kind_names[P_KINDS] = {"benign", "power",    "app",     "bulk",  "logprob",
@@ -513,38 +514,28 @@ static double next_gap(actor *A) {
 
 /* ---------------------------------------------------------------- accounts */
 
-typedef struct {
-    sim_t *S;
-} label_ctx;
-
-static int insert_labels(sqlite3 *c, void *ud) {
-    sim_t *S = ud;
-    sqlite3_stmt *st = NULL;
-    if (guard_sql_prepare(c,
-                          "INSERT OR REPLACE INTO guard_sim_accounts(account_id, name, persona, strategy, attack, grp, "
-                          "client, created_at, seed) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
-                          &st, "guard_sim_accounts"))
-        return -1;
-    int rc = 0;
-    sqlite3_exec(c, "BEGIN", NULL, NULL, NULL);
-    for (size_t i = 0; i < S->n_a && !rc; i++) {
-        actor *A = &S->a[i];
-        for (size_t k = 0; k < A->n_keys && !rc; k++) {
-            sqlite3_reset(st);
-            sqlite3_bind_int64(st, 1, A->keys[k].account_id);
-            sqlite3_bind_text(st, 2, A->keys[k].name, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 3, A->p->name, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 4, kind_names[A->p->kind], -1, SQLITE_STATIC);
-            sqlite3_bind_int(st, 5, is_attack(A->p->kind));
-            sqlite3_bind_text(st, 6, A->label, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 7, A->keys[k].addr, -1, SQLITE_STATIC);
-            sqlite3_bind_double(st, 8, A->keys[k].created_at);
-            sqlite3_bind_int64(st, 9, (sqlite3_int64)S->sc->seed);
-            if (sqlite3_step(st) != SQLITE_DONE) rc = RT_FAIL("guard_sim_accounts: %s", sqlite3_errmsg(c));
+/* Every key's label, for guard_sim_accounts (eval and calibration read them). */
+static int write_labels(sim_t *S, gw_db *db) {
+    size_t n = 0, k = 0;
+    for (size_t i = 0; i < S->n_a; i++) n += S->a[i].n_keys;
+    guard_label *l = rt_calloc(n ? n : 1, sizeof *l, "simulator labels");
+    if (!l) return -1;
+    for (size_t i = 0; i < S->n_a; i++) {
+        const actor *A = &S->a[i];
+        for (size_t j = 0; j < A->n_keys; j++, k++) {
+            l[k].account_id = A->keys[j].account_id;
+            snprintf(l[k].name, sizeof l[k].name, "%s", A->keys[j].name);
+            snprintf(l[k].persona, sizeof l[k].persona, "%s", A->p->name);
+            snprintf(l[k].strategy, sizeof l[k].strategy, "%s", kind_names[A->p->kind]);
+            l[k].attack = is_attack(A->p->kind);
+            snprintf(l[k].group, sizeof l[k].group, "%s", A->label);
+            snprintf(l[k].client, sizeof l[k].client, "%s", A->keys[j].addr);
+            l[k].created_at = A->keys[j].created_at;
+            l[k].seed = S->sc->seed;
         }
     }
-    sqlite3_exec(c, rc ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
-    sqlite3_finalize(st);
+    int rc = guard_labels_write(db, l, n);
+    free(l);
     return rc;
 }
 
@@ -683,7 +674,7 @@ static int create_accounts(sim_t *S) {
                 rc = gw_account_set_status(db, acc.id, GW_ACCOUNT_ACTIVE, NULL, S->sc->start);
         }
     }
-    if (!rc) rc = gw_db_with(db, insert_labels, S);
+    if (!rc) rc = write_labels(S, db);
     gw_db_close(db);
     return rc;
 }
@@ -808,63 +799,19 @@ static int build_request(sim_t *S, size_t ai, req_t *q) {
     return 0;
 }
 
-typedef struct {
-    rt_buf body;
-    double retry_after;
-} http_resp;
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
-    http_resp *r = ud;
-    return rt_buf_append(&r->body, p, sz * n) ? 0 : sz * n;
-}
-
-static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
-    http_resp *r = ud;
-    size_t len = sz * n;
-    if (len > 12 && !strncasecmp(p, "Retry-After:", 12)) {
-        char tmp[64];
-        size_t l = RT_MIN(len - 12, sizeof tmp - 1);
-        memcpy(tmp, p + 12, l);
-        tmp[l] = '\0';
-        r->retry_after = atof(tmp);
-    }
-    return len;
-}
-
-static long http_post(CURL *h, const char *url, const char *key, double t, const char *addr, const char *body,
-                      http_resp *r) {
-    r->body.len = 0;
-    r->retry_after = -1;
-    struct curl_slist *hdr = NULL;
-    char auth[128], tm[64], iface[40];
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+/* One request of the simulation: the actor's key, the simulated clock in a header the server
+ * reads under --sim-clock, and the actor's own local address (so addresses mean something). */
+static long http_post(client *h, const char *url, const char *key, double t, const char *addr, const char *body,
+                      client_response *r) {
+    char tm[64];
     snprintf(tm, sizeof tm, "X-Retort-Sim-Time: %.3f", t);
-    hdr = curl_slist_append(hdr, auth);
-    hdr = curl_slist_append(hdr, tm);
-    hdr = curl_slist_append(hdr, "Content-Type: application/json");
-    hdr = curl_slist_append(hdr, "Expect:");
-    curl_easy_reset(h);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 20L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, 600L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
-    if (addr && *addr) {
-        snprintf(iface, sizeof iface, "host!%s", addr);
-        curl_easy_setopt(h, CURLOPT_INTERFACE, iface);
-    }
-    if (body) curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    CURLcode cc = curl_easy_perform(h);
-    curl_slist_free_all(hdr);
-    if (cc != CURLE_OK) return 0;
-    long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    return status;
+    client_request rq = {.key = key,
+                         .header = tm,
+                         .local_addr = addr,
+                         .connect_timeout_s = 20,
+                         .timeout_s = 600,
+                         .fresh_connection = 1};
+    return client_call(h, url, &rq, body, r);
 }
 
 /* the harvest line of a 200 answer (the record `retort harvest` writes, src/record) */
@@ -965,15 +912,15 @@ static void on_response(sim_t *S, req_t *q, long status, double latency_real, do
 
 static void *sim_worker(void *arg) {
     sim_t *S = arg;
-    CURL *h = curl_easy_init();
-    http_resp r = {{0}, -1};
+    client *h = NULL;
+    client_response r = {{0}, -1};
     char url_chat[1100], url_cmpl[1100];
     snprintf(url_chat, sizeof url_chat, "%s/v1/chat/completions", S->base);
     snprintf(url_cmpl, sizeof url_cmpl, "%s/v1/completions", S->base);
-    if (!h) {
+    if (client_new(&h)) {
         pthread_mutex_lock(&S->mu);
         S->failed = 1;
-        snprintf(S->fail_msg, sizeof S->fail_msg, "libcurl: cannot create a handle");
+        snprintf(S->fail_msg, sizeof S->fail_msg, "%s", rt_errmsg());
         pthread_cond_broadcast(&S->cv);
         pthread_mutex_unlock(&S->mu);
         return NULL;
@@ -1077,8 +1024,8 @@ static void *sim_worker(void *arg) {
         free(q.body);
         rt_buf_free(&q.prompt);
     }
-    rt_buf_free(&r.body);
-    curl_easy_cleanup(h);
+    client_response_free(&r);
+    client_free(h);
     return NULL;
 }
 
@@ -1087,28 +1034,16 @@ static int find_model(sim_t *S) {
         snprintf(S->model, sizeof S->model, "%s", S->sc->model);
         return 0;
     }
-    CURL *h = curl_easy_init();
-    if (!h) return RT_FAIL("libcurl: cannot create a handle");
-    http_resp r = {{0}, -1};
+    client *h = NULL;
+    if (client_new(&h)) return -1;
+    client_response r = {{0}, -1};
     char url[1100];
     snprintf(url, sizeof url, "%s/v1/models", S->base);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    struct curl_slist *hdr = NULL;
-    char auth[128];
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", S->a[0].keys[0].key);
-    hdr = curl_slist_append(hdr, auth);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    CURLcode cc = curl_easy_perform(h);
-    long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(hdr);
-    curl_easy_cleanup(h);
+    client_request rq = {.key = S->a[0].keys[0].key, .connect_timeout_s = 10};
+    long status = client_call(h, url, &rq, NULL, &r);
+    client_free(h);
     int rc = -1;
-    if (cc != CURLE_OK) RT_FAIL("GET %s: %s (is `retort serve --sim-clock` running? --endpoint)", url, curl_easy_strerror(cc));
+    if (status == 0) RT_FAIL("GET %s (is `retort serve --sim-clock` running? --endpoint)", rt_errmsg());
     else if (status != 200) RT_FAIL("GET %s: HTTP %ld (give \"model\" in the scenario)", url, status);
     else {
         json_error_t je;
@@ -1122,8 +1057,128 @@ static int find_model(sim_t *S) {
         }
         json_decref(o);
     }
-    rt_buf_free(&r.body);
+    client_response_free(&r);
     return rc;
+}
+
+/* What one persona's actors did, summed. */
+typedef struct {
+    size_t actors, keys, req, ok, r403, r429, errors, stopped, harvested;
+    double stop_h; /* sum over stopped actors of the hours until they stopped */
+} persona_tally;
+
+static persona_tally tally_persona(const sim_t *S, const persona *p) {
+    persona_tally t = {0};
+    for (size_t i = 0; i < S->n_a; i++) {
+        const actor *A = &S->a[i];
+        if (A->p != p) continue;
+        t.actors++;
+        t.keys += A->n_keys;
+        t.req += A->sent;
+        t.ok += A->ok;
+        t.r403 += A->r403;
+        t.r429 += A->r429;
+        t.errors += A->errors;
+        t.harvested += A->harvested;
+        if (A->live_keys == 0) {
+            t.stopped++;
+            t.stop_h += (A->stopped_at - S->sc->start) / 3600.0;
+        }
+    }
+    return t;
+}
+
+static void print_personas(const sim_t *S, const guard_sim_stats *st) {
+    const guard_scenario *sc = S->sc;
+    fprintf(stderr, "%-14s %-9s %6s %8s %8s %6s %6s %6s %9s  %s\n", "persona", "kind", "keys", "requests", "served", "403",
+            "429", "errors", "stopped", "harvest");
+    for (size_t pi = 0; pi < sc->n_p; pi++) {
+        persona_tally t = tally_persona(S, &sc->p[pi]);
+        char sb[32];
+        if (t.stopped) snprintf(sb, sizeof sb, "%zu@%.1fh", t.stopped, t.stop_h / (double)t.stopped);
+        else snprintf(sb, sizeof sb, "0");
+        fprintf(stderr, "%-14s %-9s %6zu %8zu %8zu %6zu %6zu %6zu %9s  %zu lines\n", sc->p[pi].name,
+                kind_names[sc->p[pi].kind], t.keys, t.req, t.ok, t.r403, t.r429, t.errors, sb, t.harvested);
+    }
+    fprintf(stderr, "simulated %.1f h in %.1f s real (%zu requests, %zu served)\n", st->sim_seconds / 3600.0,
+            st->real_seconds, st->requests, st->ok);
+}
+
+/* The JSON summary (--summary): per persona its numbers and harvest files. */
+static int write_summary(const sim_t *S, const guard_sim_stats *st, const char *path) {
+    const guard_scenario *sc = S->sc;
+    json_t *ps = json_array();
+    for (size_t pi = 0; pi < sc->n_p; pi++) {
+        persona_tally t = tally_persona(S, &sc->p[pi]);
+        json_t *files = json_array();
+        for (size_t i = 0; i < S->n_a; i++) {
+            const actor *A = &S->a[i];
+            if (A->p != &sc->p[pi] || !A->harvest_path[0]) continue;
+            json_array_append_new(files, json_pack("{s:s, s:I, s:b, s:o}", "path", A->harvest_path, "lines",
+                                                   (json_int_t)A->harvested, "stopped", A->live_keys == 0, "stopped_at",
+                                                   A->live_keys == 0 ? json_real(A->stopped_at) : json_null()));
+        }
+        json_array_append_new(ps, json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "name",
+                                            sc->p[pi].name, "kind", kind_names[sc->p[pi].kind], "attack",
+                                            is_attack(sc->p[pi].kind), "accounts", (json_int_t)t.keys, "requests",
+                                            (json_int_t)t.req, "served", (json_int_t)t.ok, "refused_403",
+                                            (json_int_t)t.r403, "limited_429", (json_int_t)t.r429, "errors",
+                                            (json_int_t)t.errors, "stopped_actors", (json_int_t)t.stopped,
+                                            "harvest_lines", (json_int_t)t.harvested, "harvest", files));
+    }
+    json_t *sum = json_pack("{s:s, s:s, s:f, s:f, s:f, s:I, s:I, s:o}", "scenario", S->o->scenario_path, "name", sc->name,
+                            "start", sc->start, "sim_hours", st->sim_seconds / 3600.0, "real_seconds", st->real_seconds,
+                            "requests", (json_int_t)st->requests, "served", (json_int_t)st->ok, "personas", ps);
+    char *js = sum ? json_dumps(sum, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(sum);
+    if (!js) return RT_FAIL("out of memory writing %s", path);
+    int rc = rt_write_file_atomic(path, js, strlen(js));
+    free(js);
+    return rc;
+}
+
+/* One harvest file per attacking actor: DIR/<scenario>-<actor>.jsonl. */
+static int open_harvests(sim_t *S, const char *dir) {
+    if (rt_mkdir_p(dir)) return -1;
+    for (size_t i = 0; i < S->n_a; i++) {
+        actor *A = &S->a[i];
+        if (!is_attack(A->p->kind)) continue;
+        snprintf(A->harvest_path, sizeof A->harvest_path, "%s/%s-%s.jsonl", dir, S->sc->name, A->label);
+        A->harvest = fopen(A->harvest_path, "w");
+        if (!A->harvest) return RT_FAIL("%s: cannot write: %s", A->harvest_path, strerror(errno));
+    }
+    return 0;
+}
+
+/* The day itself: concurrency workers until every actor is done (or one failed). */
+static int run_workers(sim_t *S, size_t concurrency) {
+    pthread_t *th = rt_calloc(concurrency, sizeof *th, "simulator threads");
+    if (!th) return -1;
+    size_t started = 0;
+    for (; started < concurrency; started++)
+        if (pthread_create(&th[started], NULL, sim_worker, S) != 0) break;
+    for (size_t i = 0; i < started; i++) pthread_join(th[i], NULL);
+    free(th);
+    if (started == 0) return RT_FAIL("cannot start simulator threads");
+    if (S->failed) return RT_FAIL("%s", S->fail_msg);
+    return 0;
+}
+
+static void sim_free(sim_t *S, int *rc) {
+    for (size_t i = 0; i < S->n_a; i++) {
+        actor *A = &S->a[i];
+        if (A->harvest && fclose(A->harvest) != 0 && *rc == 0) *rc = RT_FAIL("%s: %s", A->harvest_path, strerror(errno));
+        free(A->keys);
+        free(A->sched);
+        rt_buf_free(&A->last_q);
+        rt_buf_free(&A->last_a);
+        rt_buf_free(&A->retry);
+    }
+    free(S->a);
+    free(S->heap);
+    guard_corpus_free(S->corpus);
+    pthread_mutex_destroy(&S->mu);
+    pthread_cond_destroy(&S->cv);
 }
 
 int guard_simulate(const guard_sim_options *o, guard_sim_stats *st) {
@@ -1145,17 +1200,12 @@ int guard_simulate(const guard_sim_options *o, guard_sim_stats *st) {
     pthread_mutex_init(&S.mu, NULL);
     pthread_cond_init(&S.cv, NULL);
     int rc = -1;
-    pthread_t *th = NULL;
-    size_t started = 0;
     guard_sim_options oo = *o;
     snprintf(S.base, sizeof S.base, "%s", o->endpoint);
     size_t bl = strlen(S.base);
     while (bl && S.base[bl - 1] == '/') S.base[--bl] = '\0';
     if (bl >= 3 && !strcmp(S.base + bl - 3, "/v1")) S.base[bl -= 3] = '\0';
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
-        RT_FAIL("libcurl failed to initialise");
-        goto out;
-    }
+    if (client_global_init()) goto out;
     if (guard_corpus_load(&S.corpus, o->corpus_path)) goto out;
     if (build_actors(&S)) goto out;
     if (oo.bind_addresses && !can_bind("127.10.0.2")) {
@@ -1166,129 +1216,23 @@ int guard_simulate(const guard_sim_options *o, guard_sim_stats *st) {
     if (create_accounts(&S)) goto out;
     for (size_t i = 0; i < S.n_a; i++) st->accounts += S.a[i].n_keys;
     if (find_model(&S)) goto out;
-    if (o->harvest_dir) {
-        if (rt_mkdir_p(o->harvest_dir)) goto out;
-        for (size_t i = 0; i < S.n_a; i++) {
-            actor *A = &S.a[i];
-            if (!is_attack(A->p->kind)) continue;
-            snprintf(A->harvest_path, sizeof A->harvest_path, "%s/%s-%s.jsonl", o->harvest_dir, sc->name, A->label);
-            A->harvest = fopen(A->harvest_path, "w");
-            if (!A->harvest) {
-                RT_FAIL("%s: cannot write: %s", A->harvest_path, strerror(errno));
-                goto out;
-            }
-        }
-    }
+    if (o->harvest_dir && open_harvests(&S, o->harvest_dir)) goto out;
     for (size_t i = 0; i < S.n_a; i++) maybe_push(&S, i);
     if (!o->quiet) rt_progress_init(&S.prog, "simulate", 1000);
     S.real0 = rt_now();
     S.sim_max = sc->start;
-    th = rt_calloc(o->concurrency, sizeof *th, "simulator threads");
-    if (!th) goto out;
-    for (; started < o->concurrency; started++)
-        if (pthread_create(&th[started], NULL, sim_worker, &S) != 0) break;
-    if (started == 0) {
-        RT_FAIL("cannot start simulator threads");
-        goto out;
-    }
-    for (size_t i = 0; i < started; i++) pthread_join(th[i], NULL);
+    int run = run_workers(&S, o->concurrency);
     if (!o->quiet) rt_progress_finish(&S.prog, NULL);
-    if (S.failed) {
-        RT_FAIL("%s", S.fail_msg);
-        goto out;
-    }
+    if (run) goto out;
     st->sim_seconds = S.sim_max - sc->start;
     st->real_seconds = rt_now() - S.real0;
-    if (!o->quiet) {
-        fprintf(stderr, "%-14s %-9s %6s %8s %8s %6s %6s %6s %9s  %s\n", "persona", "kind", "keys", "requests", "served",
-                "403", "429", "errors", "stopped", "harvest");
-        for (size_t pi = 0; pi < sc->n_p; pi++) {
-            size_t keys = 0, req = 0, ok = 0, f = 0, l = 0, e = 0, stopped = 0, n = 0, hv = 0;
-            double stop_h = 0;
-            for (size_t i = 0; i < S.n_a; i++) {
-                actor *A = &S.a[i];
-                if (A->p != &sc->p[pi]) continue;
-                n++;
-                keys += A->n_keys;
-                req += A->sent;
-                ok += A->ok;
-                f += A->r403;
-                l += A->r429;
-                e += A->errors;
-                hv += A->harvested;
-                if (A->live_keys == 0) {
-                    stopped++;
-                    stop_h += (A->stopped_at - sc->start) / 3600.0;
-                }
-            }
-            char sb[32];
-            if (stopped) snprintf(sb, sizeof sb, "%zu@%.1fh", stopped, stop_h / (double)stopped);
-            else snprintf(sb, sizeof sb, "0");
-            fprintf(stderr, "%-14s %-9s %6zu %8zu %8zu %6zu %6zu %6zu %9s  %zu lines\n", sc->p[pi].name,
-                    kind_names[sc->p[pi].kind], keys, req, ok, f, l, e, sb, hv);
-        }
-        fprintf(stderr, "simulated %.1f h in %.1f s real (%zu requests, %zu served)\n", st->sim_seconds / 3600.0,
-                st->real_seconds, st->requests, st->ok);
-    }
-    if (o->summary_path) {
-        json_t *ps = json_array();
-        for (size_t pi = 0; pi < sc->n_p; pi++) {
-            size_t keys = 0, req = 0, ok = 0, f = 0, l = 0, e = 0, stopped = 0, hv = 0;
-            json_t *files = json_array();
-            for (size_t i = 0; i < S.n_a; i++) {
-                actor *A = &S.a[i];
-                if (A->p != &sc->p[pi]) continue;
-                keys += A->n_keys;
-                req += A->sent;
-                ok += A->ok;
-                f += A->r403;
-                l += A->r429;
-                e += A->errors;
-                hv += A->harvested;
-                stopped += A->live_keys == 0;
-                if (A->harvest_path[0])
-                    json_array_append_new(files, json_pack("{s:s, s:I, s:b, s:o}", "path", A->harvest_path, "lines",
-                                                           (json_int_t)A->harvested, "stopped", A->live_keys == 0,
-                                                           "stopped_at", A->live_keys == 0 ? json_real(A->stopped_at) : json_null()));
-            }
-            json_array_append_new(ps, json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "name",
-                                                sc->p[pi].name, "kind", kind_names[sc->p[pi].kind], "attack",
-                                                is_attack(sc->p[pi].kind), "accounts", (json_int_t)keys, "requests",
-                                                (json_int_t)req, "served", (json_int_t)ok, "refused_403", (json_int_t)f,
-                                                "limited_429", (json_int_t)l, "errors", (json_int_t)e, "stopped_actors",
-                                                (json_int_t)stopped, "harvest_lines", (json_int_t)hv, "harvest", files));
-        }
-        json_t *sum = json_pack("{s:s, s:s, s:f, s:f, s:f, s:I, s:I, s:o}", "scenario", o->scenario_path, "name", sc->name,
-                                "start", sc->start, "sim_hours", st->sim_seconds / 3600.0, "real_seconds", st->real_seconds,
-                                "requests", (json_int_t)st->requests, "served", (json_int_t)st->ok, "personas", ps);
-        char *js = sum ? json_dumps(sum, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-        json_decref(sum);
-        if (!js || rt_write_file_atomic(o->summary_path, js, strlen(js))) {
-            free(js);
-            if (!js) RT_FAIL("out of memory writing %s", o->summary_path);
-            goto out;
-        }
-        free(js);
-    }
+    if (!o->quiet) print_personas(&S, st);
+    if (o->summary_path && write_summary(&S, st, o->summary_path)) goto out;
     rc = 0;
 out:
-    free(th);
-    for (size_t i = 0; i < S.n_a; i++) {
-        actor *A = &S.a[i];
-        if (A->harvest && fclose(A->harvest) != 0 && rc == 0) rc = RT_FAIL("%s: %s", A->harvest_path, strerror(errno));
-        free(A->keys);
-        free(A->sched);
-        rt_buf_free(&A->last_q);
-        rt_buf_free(&A->last_a);
-        rt_buf_free(&A->retry);
-    }
-    free(S.a);
-    free(S.heap);
-    guard_corpus_free(S.corpus);
+    sim_free(&S, &rc);
     guard_scenario_free(sc);
-    pthread_mutex_destroy(&S.mu);
-    pthread_cond_destroy(&S.cv);
-    curl_global_cleanup();
+    client_global_cleanup();
     return rc;
 }
 

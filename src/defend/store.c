@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "guard_internal.h"
+#include "defend_internal.h"
 
 const char *const guard_schema_sql =
     "CREATE TABLE IF NOT EXISTS guard_events("
@@ -43,23 +43,9 @@ const char *const guard_event_insert_sql =
     " completion_tokens, max_tokens, max_tokens_given, logprobs, top_logprobs, concurrent, prompt_hash,"
     " minhash, emb, emb_scale, prefix_hash) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)";
 
-int guard_sql_prepare(sqlite3 *c, const char *sql, sqlite3_stmt **st, const char *what) {
-    *st = NULL;
-    if (sqlite3_prepare_v2(c, sql, -1, st, NULL) != SQLITE_OK)
-        return RT_FAIL("%s: %s: %s (is it a retort gateway database with the guard's tables?)",
-                       sqlite3_db_filename(c, "main") ? sqlite3_db_filename(c, "main") : "database", what,
-                       sqlite3_errmsg(c));
-    return 0;
-}
-
 static int init_fn(sqlite3 *c, void *ud) {
     (void)ud;
-    char *err = NULL;
-    if (sqlite3_exec(c, guard_schema_sql, NULL, NULL, &err) != SQLITE_OK) {
-        RT_FAIL("cannot create the guard tables: %s", err ? err : sqlite3_errmsg(c));
-        sqlite3_free(err);
-        return -1;
-    }
+    if (gw_sql_exec(c, guard_schema_sql, "creating the guard tables")) return -1;
     /* databases from before prefix_hash existed */
     sqlite3_stmt *st = NULL;
     int has = 0;
@@ -67,11 +53,8 @@ static int init_fn(sqlite3 *c, void *ud) {
                            NULL) == SQLITE_OK)
         has = sqlite3_step(st) == SQLITE_ROW;
     sqlite3_finalize(st);
-    if (!has && sqlite3_exec(c, "ALTER TABLE guard_events ADD COLUMN prefix_hash INTEGER", NULL, NULL, &err) != SQLITE_OK) {
-        RT_FAIL("cannot add guard_events.prefix_hash: %s", err ? err : sqlite3_errmsg(c));
-        sqlite3_free(err);
+    if (!has && gw_sql_exec(c, "ALTER TABLE guard_events ADD COLUMN prefix_hash INTEGER", "adding guard_events.prefix_hash"))
         return -1;
-    }
     return 0;
 }
 
@@ -108,7 +91,7 @@ int guard_event_insert(sqlite3 *c, sqlite3_stmt *st, const guard_event *ev) {
     else sqlite3_bind_null(st, 16);
     sqlite3_bind_double(st, 17, ev->emb_scale);
     sqlite3_bind_int64(st, 18, (sqlite3_int64)ev->prefix_hash);
-    if (sqlite3_step(st) != SQLITE_DONE) return RT_FAIL("guard_events: %s", sqlite3_errmsg(c));
+    if (sqlite3_step(st) != SQLITE_DONE) return gw_sql_fail(c, "guard_events");
     return 0;
 }
 
@@ -118,12 +101,79 @@ typedef struct {
     guard_event_list *out;
 } read_ctx;
 
+/* ---------------------------------------------------------------- guard_scores: the one writer */
+
+const char *const guard_score_insert_sql =
+    "INSERT INTO guard_scores(t, account_id, group_id, group_size, n, risk, account_risk, group_risk, level, code, "
+    "signals) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)";
+
+int guard_score_write(sqlite3 *c, sqlite3_stmt *st, const guard_score_row *r) {
+    sqlite3_reset(st);
+    sqlite3_bind_double(st, 1, r->t);
+    sqlite3_bind_int64(st, 2, r->account_id);
+    sqlite3_bind_int64(st, 3, r->group_id ? r->group_id : r->account_id);
+    sqlite3_bind_int64(st, 4, r->group_size ? (sqlite3_int64)r->group_size : 1);
+    sqlite3_bind_double(st, 5, r->n);
+    sqlite3_bind_double(st, 6, r->risk);
+    sqlite3_bind_double(st, 7, r->account_risk);
+    sqlite3_bind_double(st, 8, r->group_risk);
+    sqlite3_bind_text(st, 9, r->level ? r->level : "none", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 10, r->code ? r->code : "", -1, SQLITE_STATIC);
+    if (r->signals) sqlite3_bind_text(st, 11, r->signals, -1, SQLITE_STATIC);
+    else sqlite3_bind_null(st, 11);
+    return gw_sql_step_done(c, st, "guard_scores");
+}
+
+/* ---------------------------------------------------------------- guard_actions: the one writer */
+
+int guard_action_write(sqlite3 *c, const guard_action_row *r, int64_t *id_out) {
+    sqlite3_stmt *st = NULL;
+    if (gw_sql_prepare(c,
+                       "INSERT INTO guard_actions(t, account_id, group_id, action, mode, code, risk, usage_row_id, "
+                       "reason, evidence, prev_rpm) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+                       &st, "guard_actions"))
+        return -1;
+    sqlite3_bind_double(st, 1, r->t);
+    sqlite3_bind_int64(st, 2, r->account_id);
+    sqlite3_bind_int64(st, 3, r->group_id ? r->group_id : r->account_id);
+    sqlite3_bind_text(st, 4, r->action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, r->mode ? r->mode : "enforce", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, r->code ? r->code : "", -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 7, r->risk);
+    if (r->usage_row_id > 0) sqlite3_bind_int64(st, 8, r->usage_row_id);
+    else sqlite3_bind_null(st, 8);
+    sqlite3_bind_text(st, 9, r->reason ? r->reason : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 10, r->evidence ? r->evidence : "{}", -1, SQLITE_STATIC);
+    if (r->prev_rpm >= 0) sqlite3_bind_int64(st, 11, r->prev_rpm);
+    else sqlite3_bind_null(st, 11);
+    int rc = gw_sql_step_done(c, st, "guard_actions");
+    if (!rc && id_out) *id_out = sqlite3_last_insert_rowid(c);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+typedef struct {
+    const guard_action_row *r;
+    int64_t id;
+} action_ins;
+static int action_write_fn(sqlite3 *c, void *ud) {
+    action_ins *x = ud;
+    return guard_action_write(c, x->r, &x->id);
+}
+
+int guard_action_write_db(gw_db *db, const guard_action_row *r, int64_t *id_out) {
+    action_ins x = {r, 0};
+    if (gw_db_with(db, action_write_fn, &x)) return RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
+    if (id_out) *id_out = x.id;
+    return 0;
+}
+
 static int read_events_fn(sqlite3 *c, void *ud) {
     guard_event_list *l = ud;
     if (!gw_sql_has_table(c, "guard_events"))
         return RT_FAIL("no guard_events table: was the server run with --guard or --guard-shadow?");
     sqlite3_stmt *st = NULL;
-    if (guard_sql_prepare(c,
+    if (gw_sql_prepare(c,
                           "SELECT row_id, t, account_id, created_at, client_hash, status, prompt_tokens, "
                           "completion_tokens, max_tokens, max_tokens_given, logprobs, top_logprobs, concurrent, "
                           "prompt_hash, minhash, emb, emb_scale, coalesce(prefix_hash, 0) FROM guard_events ORDER BY id",
@@ -175,16 +225,9 @@ static int read_events_fn(sqlite3 *c, void *ud) {
         ev->prefix_hash = (uint64_t)sqlite3_column_int64(st, 17);
         emb_off[l->n] = SIZE_MAX;
         if (eb && el) {
-            if (eused + el > ecap) {
-                size_t nc = ecap ? ecap * 2 : 1 << 20;
-                while (nc < eused + el) nc *= 2;
-                int8_t *ns = rt_realloc(l->emb_store, nc, "guard embeddings");
-                if (!ns) {
-                    rc = -1;
-                    break;
-                }
-                l->emb_store = ns;
-                ecap = nc;
+            if (RT_GROW(l->emb_store, ecap, eused + el, "guard embeddings")) {
+                rc = -1;
+                break;
             }
             memcpy(l->emb_store + eused, eb, el);
             emb_off[l->n] = eused;
@@ -222,22 +265,17 @@ int guard_labels_read(sqlite3 *c, guard_label **out, size_t *n) {
     *n = 0;
     if (!gw_sql_has_table(c, "guard_sim_accounts")) return 0;
     sqlite3_stmt *st = NULL;
-    if (guard_sql_prepare(c, "SELECT account_id, name, persona, strategy, attack, grp FROM guard_sim_accounts "
+    if (gw_sql_prepare(c, "SELECT account_id, name, persona, strategy, attack, grp FROM guard_sim_accounts "
                              "ORDER BY account_id",
                           &st, "reading guard_sim_accounts"))
         return -1;
     size_t cap = 0;
     guard_label *l = NULL;
     while (sqlite3_step(st) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 256;
-            guard_label *nl = rt_realloc(l, cap * sizeof *nl, "labels");
-            if (!nl) {
-                free(l);
-                sqlite3_finalize(st);
-                return -1;
-            }
-            l = nl;
+        if (RT_GROW(l, cap, *n + 1, "labels")) {
+            free(l);
+            sqlite3_finalize(st);
+            return -1;
         }
         guard_label *x = &l[(*n)++];
         memset(x, 0, sizeof *x);
@@ -251,6 +289,158 @@ int guard_labels_read(sqlite3 *c, guard_label **out, size_t *n) {
     sqlite3_finalize(st);
     *out = l;
     return 0;
+}
+
+typedef struct {
+    const guard_label *l;
+    size_t n;
+} labels_w;
+static int labels_write_fn(sqlite3 *c, void *ud) {
+    const labels_w *x = ud;
+    sqlite3_stmt *st = NULL;
+    if (gw_sql_prepare(c,
+                       "INSERT OR REPLACE INTO guard_sim_accounts(account_id, name, persona, strategy, attack, grp, "
+                       "client, created_at, seed) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+                       &st, "guard_sim_accounts"))
+        return -1;
+    int rc = gw_sql_exec(c, "BEGIN", "guard_sim_accounts");
+    for (size_t i = 0; i < x->n && !rc; i++) {
+        const guard_label *l = &x->l[i];
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, l->account_id);
+        sqlite3_bind_text(st, 2, l->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, l->persona, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, l->strategy, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 5, l->attack);
+        sqlite3_bind_text(st, 6, l->group, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 7, l->client, -1, SQLITE_STATIC);
+        sqlite3_bind_double(st, 8, l->created_at);
+        sqlite3_bind_int64(st, 9, (sqlite3_int64)l->seed);
+        rc = gw_sql_step_done(c, st, "guard_sim_accounts");
+    }
+    sqlite3_finalize(st);
+    if (rc) {
+        sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    return gw_sql_exec(c, "COMMIT", "guard_sim_accounts");
+}
+
+int guard_labels_write(gw_db *db, const guard_label *l, size_t n) {
+    if (guard_db_init(db)) return -1;
+    labels_w x = {l, n};
+    return gw_db_with(db, labels_write_fn, &x);
+}
+
+typedef struct {
+    guard_label *l;
+    size_t n;
+} labels_r;
+static int labels_load_fn(sqlite3 *c, void *ud) {
+    labels_r *x = ud;
+    return guard_labels_read(c, &x->l, &x->n);
+}
+
+int guard_labels_load(gw_db *db, guard_label **out, size_t *n) {
+    labels_r x = {0};
+    if (gw_db_with(db, labels_load_fn, &x)) return -1;
+    *out = x.l;
+    *n = x.n;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- readers for the report */
+
+void guard_enforcement_free(guard_enforcement *e, size_t n) {
+    for (size_t i = 0; e && i < n; i++) {
+        free(e[i].code);
+        free(e[i].reason);
+        free(e[i].evidence);
+    }
+    free(e);
+}
+
+static char *dup_col(sqlite3_stmt *st, int i) {
+    const char *s = (const char *)sqlite3_column_text(st, i);
+    return rt_strdup(s ? s : "");
+}
+
+/* the entry of account id, added when new (a linear search: a report has hundreds of accounts) */
+static guard_enforcement *enf_get(guard_enforcement **e, size_t *n, size_t *cap, int64_t id) {
+    for (size_t i = 0; i < *n; i++)
+        if ((*e)[i].account_id == id) return &(*e)[i];
+    if (RT_GROW(*e, *cap, *n + 1, "guard enforcement")) return NULL;
+    guard_enforcement *x = &(*e)[(*n)++];
+    memset(x, 0, sizeof *x);
+    x->account_id = id;
+    x->t_suspend = x->risk = NAN;
+    return x;
+}
+
+static int cmp_enf(const void *a, const void *b) {
+    int64_t x = ((const guard_enforcement *)a)->account_id, y = ((const guard_enforcement *)b)->account_id;
+    return (x > y) - (x < y);
+}
+
+int guard_enforcement_read(sqlite3 *c, guard_enforcement **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    if (!gw_sql_has_table(c, "guard_actions")) return 0;
+    guard_enforcement *e = NULL;
+    size_t ne = 0, cap = 0;
+    sqlite3_stmt *st = NULL;
+    /* SQLite: the bare columns of a MIN() aggregate come from the row holding the minimum */
+    if (gw_sql_prepare(c,
+                       "SELECT account_id, MIN(t), code, risk, reason, evidence FROM guard_actions "
+                       "WHERE action = 'suspend' AND mode = 'enforce' GROUP BY account_id",
+                       &st, "reading guard_actions"))
+        return -1;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        guard_enforcement *x = enf_get(&e, &ne, &cap, sqlite3_column_int64(st, 0));
+        if (!x) goto fail;
+        x->t_suspend = sqlite3_column_type(st, 1) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 1);
+        x->risk = sqlite3_column_type(st, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 3);
+        x->code = dup_col(st, 2), x->reason = dup_col(st, 4), x->evidence = dup_col(st, 5);
+        if (!x->code || !x->reason || !x->evidence) goto fail;
+    }
+    sqlite3_finalize(st);
+    if (gw_sql_prepare(c, "SELECT DISTINCT account_id FROM guard_actions WHERE action = 'throttle' AND mode = 'enforce'",
+                       &st, "reading guard_actions"))
+        goto fail;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        guard_enforcement *x = enf_get(&e, &ne, &cap, sqlite3_column_int64(st, 0));
+        if (!x) goto fail;
+        x->throttled = 1;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    for (size_t i = 0; i < ne; i++)
+        if (!e[i].code) {
+            e[i].code = rt_strdup(""), e[i].reason = rt_strdup(""), e[i].evidence = rt_strdup("");
+            if (!e[i].code || !e[i].reason || !e[i].evidence) goto fail;
+        }
+    if (ne) qsort(e, ne, sizeof *e, cmp_enf);
+    *out = e;
+    *n = ne;
+    return 0;
+fail:
+    sqlite3_finalize(st);
+    guard_enforcement_free(e, ne);
+    return -1;
+}
+
+int guard_scores_each(sqlite3 *c, int (*fn)(void *ud, double t, int64_t account_id, double risk), void *ud) {
+    sqlite3_stmt *st = NULL;
+    if (gw_sql_prepare(c, "SELECT t, account_id, risk FROM guard_scores ORDER BY t", &st, "reading guard_scores"))
+        return -1;
+    int rc = 0, s;
+    while (!rc && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        double risk = sqlite3_column_type(st, 2) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 2);
+        rc = fn(ud, sqlite3_column_double(st, 0), sqlite3_column_int64(st, 1), risk);
+    }
+    if (!rc && s != SQLITE_DONE) rc = gw_sql_fail(c, "reading guard_scores");
+    sqlite3_finalize(st);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- status */
@@ -272,36 +462,58 @@ typedef struct {
     int rc;
 } status_ctx;
 
+/* accounts are read ordered by id */
+static const gw_account *account_by_id(const gw_account *a, size_t n, int64_t id) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (a[mid].id < id) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < n && a[lo].id == id ? &a[lo] : NULL;
+}
+
 static int status_fn(sqlite3 *c, void *ud) {
     status_ctx *x = ud;
     if (!gw_sql_has_table(c, "guard_actions"))
         return RT_FAIL("no guard tables: was the server run with --guard or --guard-shadow?");
     sqlite3_stmt *st = NULL;
     /* the latest action per account, its latest risk, its name and status */
-    if (guard_sql_prepare(
+    if (gw_sql_prepare(
             c,
-            "SELECT a.account_id, coalesce(ac.name, '#' || a.account_id), coalesce(ac.status, '?'), a.action, a.mode,"
+            "SELECT a.account_id, NULL, NULL, a.action, a.mode,"
             " a.code, a.risk, a.t, a.group_id, a.id,"
             " (SELECT risk FROM guard_scores s WHERE s.account_id = a.account_id ORDER BY s.id DESC LIMIT 1),"
             " (SELECT count(*) FROM guard_actions b WHERE b.group_id = a.group_id AND b.id <= a.id"
             "   AND b.action = a.action AND a.group_id != a.account_id)"
-            " FROM guard_actions a LEFT JOIN accounts ac ON ac.id = a.account_id"
+            " FROM guard_actions a"
             " WHERE a.id = (SELECT max(id) FROM guard_actions b WHERE b.account_id = a.account_id)"
             " ORDER BY a.id",
             &st, "reading guard_actions"))
         return -1;
+    /* names and statuses from the gateway (its table, its reader) */
+    gw_account *acc = NULL;
+    size_t na = 0;
+    if (gw_accounts_read(c, &acc, &na)) {
+        sqlite3_finalize(st);
+        return -1;
+    }
     size_t n = 0, by[5] = {0};
     if (!x->as_json)
         fprintf(x->out, "%-24s %-9s %-8s %-7s %-30s %6s %6s %-19s %s\n", "ACCOUNT", "STATUS", "ACTION", "MODE", "CODE",
                 "RISK", "NOW", "WHEN", "GROUP");
     while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(st, 1);
-        const char *status = (const char *)sqlite3_column_text(st, 2);
+        int64_t aid = sqlite3_column_int64(st, 0);
+        const gw_account *ac = account_by_id(acc, na, aid);
+        char name[GW_NAME_MAX];
+        if (ac) snprintf(name, sizeof name, "%s", ac->name);
+        else snprintf(name, sizeof name, "#%lld", (long long)aid);
+        const char *status = !ac ? "?" : ac->status == GW_ACCOUNT_SUSPENDED ? "suspended" : "active";
         const char *action = (const char *)sqlite3_column_text(st, 3);
         const char *mode = (const char *)sqlite3_column_text(st, 4);
         const char *code = (const char *)sqlite3_column_text(st, 5);
         double risk = sqlite3_column_double(st, 6), t = sqlite3_column_double(st, 7);
-        int64_t gid = sqlite3_column_int64(st, 8), aid = sqlite3_column_int64(st, 0);
+        int64_t gid = sqlite3_column_int64(st, 8);
         double now = sqlite3_column_type(st, 10) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 10);
         char when[32];
         fmt_t(t, when, sizeof when);
@@ -327,6 +539,7 @@ static int status_fn(sqlite3 *c, void *ud) {
         n++;
     }
     sqlite3_finalize(st);
+    free(acc);
     if (!x->as_json)
         fprintf(x->out, "%zu account(s) with guard actions: %zu flagged, %zu throttled, %zu suspended, %zu released\n", n,
                 by[1], by[2], by[3], by[4]);
@@ -387,7 +600,7 @@ static int explain_fn(sqlite3 *c, void *ud) {
     json_t *all = json_pack("{s:I, s:[], s:o}", "account_id", (json_int_t)x->account_id, "actions", "latest",
                             json_null());
     json_t *actions = json_object_get(all, "actions");
-    if (guard_sql_prepare(c,
+    if (gw_sql_prepare(c,
                           "SELECT id, t, action, mode, code, risk, group_id, usage_row_id, reason, evidence, prev_rpm "
                           "FROM guard_actions WHERE account_id = ?1 ORDER BY id",
                           &st, "reading guard_actions"))
@@ -463,7 +676,7 @@ static int explain_fn(sqlite3 *c, void *ud) {
     }
     sqlite3_finalize(st);
     /* the latest timeline row */
-    if (guard_sql_prepare(c,
+    if (gw_sql_prepare(c,
                           "SELECT t, n, risk, account_risk, group_risk, group_id, group_size, level, code, signals "
                           "FROM guard_scores WHERE account_id = ?1 ORDER BY id DESC LIMIT 1",
                           &st, "reading guard_scores"))
@@ -551,7 +764,7 @@ static int release_info_fn(sqlite3 *c, void *ud) {
     r->prev_rpm = -1;
     r->group_id = r->account_id;
     /* the first throttle since the last release holds the limits to restore */
-    if (guard_sql_prepare(c,
+    if (gw_sql_prepare(c,
                           "SELECT action, group_id, prev_rpm FROM guard_actions WHERE account_id = ?1 AND id > "
                           "coalesce((SELECT max(id) FROM guard_actions WHERE account_id = ?1 AND action = 'release'), 0) "
                           "ORDER BY id",
@@ -573,7 +786,7 @@ static int release_info_fn(sqlite3 *c, void *ud) {
 static int group_members_fn(sqlite3 *c, void *ud) {
     release_info *r = ud;
     sqlite3_stmt *st = NULL;
-    if (guard_sql_prepare(c,
+    if (gw_sql_prepare(c,
                           "SELECT DISTINCT account_id FROM guard_actions WHERE group_id = ?1 AND action != 'release' "
                           "ORDER BY account_id",
                           &st, "reading guard_actions"))
@@ -581,14 +794,9 @@ static int group_members_fn(sqlite3 *c, void *ud) {
     sqlite3_bind_int64(st, 1, r->group_id);
     size_t cap = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
-        if (r->n_members == cap) {
-            cap = cap ? cap * 2 : 16;
-            int64_t *nm = rt_realloc(r->members, cap * sizeof *nm, "group");
-            if (!nm) {
-                sqlite3_finalize(st);
-                return -1;
-            }
-            r->members = nm;
+        if (RT_GROW(r->members, cap, r->n_members + 1, "group")) {
+            sqlite3_finalize(st);
+            return -1;
         }
         r->members[r->n_members++] = sqlite3_column_int64(st, 0);
     }
@@ -596,28 +804,6 @@ static int group_members_fn(sqlite3 *c, void *ud) {
     return 0;
 }
 
-typedef struct {
-    double t;
-    int64_t account_id, group_id;
-    const char *note;
-} rel_row;
-
-static int insert_release(sqlite3 *c, void *ud) {
-    rel_row *r = ud;
-    sqlite3_stmt *st = NULL;
-    if (guard_sql_prepare(c,
-                          "INSERT INTO guard_actions(t, account_id, group_id, action, mode, code, risk, reason, evidence) "
-                          "VALUES(?1, ?2, ?3, 'release', 'operator', 'RELEASE', 0, ?4, '{}')",
-                          &st, "guard_actions"))
-        return -1;
-    sqlite3_bind_double(st, 1, r->t);
-    sqlite3_bind_int64(st, 2, r->account_id);
-    sqlite3_bind_int64(st, 3, r->group_id);
-    sqlite3_bind_text(st, 4, r->note ? r->note : "released by an operator", -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : RT_FAIL("guard_actions: %s", sqlite3_errmsg(c));
-    sqlite3_finalize(st);
-    return rc;
-}
 
 static int release_one(gw_db *db, int64_t id, int64_t group_id, const char *note, double now, FILE *out) {
     release_info r = {.account_id = id};
@@ -629,8 +815,15 @@ static int release_one(gw_db *db, int64_t id, int64_t group_id, const char *note
         gw_limits lim = {r.prev_rpm >= 0 ? r.prev_rpm : 0, -1, -1};
         if (gw_account_set_limits(db, id, &lim)) return -1;
     }
-    rel_row row = {now, id, group_id, note};
-    if (gw_db_with(db, insert_release, &row)) return RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
+    guard_action_row row = {.t = now,
+                            .account_id = id,
+                            .group_id = group_id,
+                            .action = "release",
+                            .mode = "operator",
+                            .code = "RELEASE",
+                            .reason = note ? note : "released by an operator",
+                            .prev_rpm = -1};
+    if (guard_action_write_db(db, &row, NULL)) return -1;
     if (out)
         fprintf(out, "released %s (#%lld)%s%s\n", a.name, (long long)id,
                 a.status == GW_ACCOUNT_SUSPENDED ? ": active again" : ": was not suspended",

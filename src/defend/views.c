@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "guard_internal.h"
+#include "defend_internal.h"
 
 #define VIEW_RECENT 24          /* risk values per account in the list (for its sparkline) */
 #define VIEW_RECENT_SQL "24"
@@ -44,29 +44,11 @@ static int valid_json_object(const char *text, const char *what) {
     return 0;
 }
 
-static const char *or_empty(const char *s) { return s ? s : ""; }
 
 static int insert_score_fn(sqlite3 *c, void *ud) {
-    const guard_score_row *r = ud;
     sqlite3_stmt *st = NULL;
-    if (guard_sql_prepare(c,
-                          "INSERT INTO guard_scores(t, account_id, group_id, group_size, n, risk, account_risk, "
-                          "group_risk, level, code, signals) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
-                          &st, "guard_scores"))
-        return -1;
-    sqlite3_bind_double(st, 1, r->t);
-    sqlite3_bind_int64(st, 2, r->account_id);
-    sqlite3_bind_int64(st, 3, r->group_id ? r->group_id : r->account_id);
-    sqlite3_bind_int64(st, 4, r->group_size ? (sqlite3_int64)r->group_size : 1);
-    sqlite3_bind_double(st, 5, r->n);
-    sqlite3_bind_double(st, 6, r->risk);
-    sqlite3_bind_double(st, 7, r->account_risk);
-    sqlite3_bind_double(st, 8, r->group_risk);
-    sqlite3_bind_text(st, 9, r->level ? r->level : "none", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 10, or_empty(r->code), -1, SQLITE_STATIC);
-    if (r->signals) sqlite3_bind_text(st, 11, r->signals, -1, SQLITE_STATIC);
-    else sqlite3_bind_null(st, 11);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : RT_FAIL("guard_scores: %s", sqlite3_errmsg(c));
+    if (gw_sql_prepare(c, guard_score_insert_sql, &st, "guard_scores")) return -1;
+    int rc = guard_score_write(c, st, ud);
     sqlite3_finalize(st);
     return rc;
 }
@@ -83,40 +65,6 @@ int guard_score_insert(gw_db *db, const guard_score_row *r) {
     return 0;
 }
 
-typedef struct {
-    const guard_action_row *r;
-    int64_t id;
-} action_ins;
-
-static int insert_action_fn(sqlite3 *c, void *ud) {
-    action_ins *x = ud;
-    const guard_action_row *r = x->r;
-    sqlite3_stmt *st = NULL;
-    if (guard_sql_prepare(c,
-                          "INSERT INTO guard_actions(t, account_id, group_id, action, mode, code, risk, usage_row_id, "
-                          "reason, evidence, prev_rpm) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
-                          &st, "guard_actions"))
-        return -1;
-    sqlite3_bind_double(st, 1, r->t);
-    sqlite3_bind_int64(st, 2, r->account_id);
-    sqlite3_bind_int64(st, 3, r->group_id ? r->group_id : r->account_id);
-    sqlite3_bind_text(st, 4, r->action, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, r->mode ? r->mode : "enforce", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, or_empty(r->code), -1, SQLITE_STATIC);
-    sqlite3_bind_double(st, 7, r->risk);
-    if (r->usage_row_id > 0) sqlite3_bind_int64(st, 8, r->usage_row_id);
-    else sqlite3_bind_null(st, 8);
-    sqlite3_bind_text(st, 9, or_empty(r->reason), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 10, r->evidence ? r->evidence : "{}", -1, SQLITE_STATIC);
-    if (r->prev_rpm >= 0) sqlite3_bind_int64(st, 11, r->prev_rpm);
-    else sqlite3_bind_null(st, 11);
-    int rc = 0;
-    if (sqlite3_step(st) != SQLITE_DONE) rc = RT_FAIL("guard_actions: %s", sqlite3_errmsg(c));
-    else x->id = sqlite3_last_insert_rowid(c);
-    sqlite3_finalize(st);
-    return rc;
-}
-
 int guard_action_insert(gw_db *db, const guard_action_row *r, int64_t *id_out) {
     if (r->account_id <= 0) return RT_FAIL("guard action: account_id must be > 0");
     if (!r->action || (strcmp(r->action, "flag") && strcmp(r->action, "throttle") && strcmp(r->action, "suspend") &&
@@ -127,10 +75,7 @@ int guard_action_insert(gw_db *db, const guard_action_row *r, int64_t *id_out) {
     if (!isfinite(r->t)) return RT_FAIL("guard action: t must be a finite number");
     if (r->evidence && valid_json_object(r->evidence, "guard action evidence")) return -1;
     if (guard_db_init(db)) return -1;
-    action_ins x = {r, 0};
-    if (gw_db_with(db, insert_action_fn, &x)) return RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
-    if (id_out) *id_out = x.id;
-    return 0;
+    return guard_action_write_db(db, r, id_out);
 }
 
 /* ---------------------------------------------------------------- JSON helpers */
@@ -190,11 +135,11 @@ static int state_fn(sqlite3 *c, void *ud) {
     x->has_tables = gw_sql_has_table(c, "guard_scores") && gw_sql_has_table(c, "guard_actions");
     if (!x->has_tables) return 0;
     sqlite3_stmt *sc = NULL, *ac = NULL;
-    if (guard_sql_prepare(c,
+    if (gw_sql_prepare(c,
                           "SELECT t, risk, account_risk, group_risk, n, level, code, group_id, group_size "
                           "FROM guard_scores WHERE account_id = ?1 ORDER BY t DESC, id DESC LIMIT " VIEW_RECENT_SQL,
                           &sc, "reading guard_scores") ||
-        guard_sql_prepare(c,
+        gw_sql_prepare(c,
                           "SELECT id, t, action, mode, code, risk, group_id, reason FROM guard_actions "
                           "WHERE account_id = ?1 ORDER BY id DESC LIMIT 1",
                           &ac, "reading guard_actions")) {
@@ -224,7 +169,7 @@ static int state_fn(sqlite3 *c, void *ud) {
             }
             if (s->n_recent < VIEW_RECENT) s->recent[s->n_recent++] = sqlite3_column_double(sc, 1);
         }
-        if (r != SQLITE_DONE) rc = RT_FAIL("reading guard_scores: %s", sqlite3_errmsg(c));
+        if (r != SQLITE_DONE) rc = gw_sql_fail(c, "reading guard_scores");
         sqlite3_reset(ac);
         sqlite3_bind_int64(ac, 1, x->acc[i].id);
         r = sqlite3_step(ac);
@@ -239,7 +184,7 @@ static int state_fn(sqlite3 *c, void *ud) {
             s->a_group = sqlite3_column_int64(ac, 6);
             snprintf(s->a_reason, sizeof s->a_reason, "%s", col_text(ac, 7));
         } else if (r != SQLITE_DONE) {
-            rc = RT_FAIL("reading guard_actions: %s", sqlite3_errmsg(c));
+            rc = gw_sql_fail(c, "reading guard_actions");
         }
     }
     sqlite3_finalize(sc);
@@ -335,31 +280,7 @@ typedef struct {
 
 static int usage_one_fn(sqlite3 *c, void *ud) {
     usage_one_ctx *x = ud;
-    sqlite3_stmt *st = NULL;
-    if (guard_sql_prepare(c,
-                          "SELECT count(*), sum(status = 200), sum(prompt_tokens), sum(completion_tokens), "
-                          "sum(t >= ?1), sum(CASE WHEN t >= ?1 THEN prompt_tokens + completion_tokens ELSE 0 END), "
-                          "max(t) FROM usage WHERE account_id = ?2",
-                          &st, "reading the usage ledger"))
-        return -1;
-    sqlite3_bind_double(st, 1, x->since);
-    sqlite3_bind_int64(st, 2, x->id);
-    int rc = 0;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        gw_usage *u = x->u;
-        u->account_id = x->id;
-        u->requests = sqlite3_column_int64(st, 0);
-        u->ok_requests = sqlite3_column_int64(st, 1);
-        u->prompt_tokens = sqlite3_column_int64(st, 2);
-        u->completion_tokens = sqlite3_column_int64(st, 3);
-        u->requests_window = sqlite3_column_int64(st, 4);
-        u->tokens_window = sqlite3_column_int64(st, 5);
-        u->last_t = sqlite3_column_double(st, 6);
-    } else {
-        rc = RT_FAIL("reading the usage ledger: %s", sqlite3_errmsg(c));
-    }
-    sqlite3_finalize(st);
-    return rc;
+    return gw_usage_of(c, x->id, x->since, x->u);
 }
 
 /* Accounts that were ever scored or acted on in group g (the candidates for its members). */
@@ -372,7 +293,7 @@ typedef struct {
 static int candidates_fn(sqlite3 *c, void *ud) {
     cand_ctx *x = ud;
     sqlite3_stmt *st = NULL;
-    if (guard_sql_prepare(c,
+    if (gw_sql_prepare(c,
                           "SELECT account_id FROM guard_scores WHERE group_id = ?1 UNION "
                           "SELECT account_id FROM guard_actions WHERE group_id = ?1",
                           &st, "reading guard_scores"))
@@ -384,7 +305,7 @@ static int candidates_fn(sqlite3 *c, void *ud) {
         if (i != SIZE_MAX) x->want[i] = 1;
     }
     sqlite3_finalize(st);
-    return r == SQLITE_DONE ? 0 : RT_FAIL("reading guard_scores: %s", sqlite3_errmsg(c));
+    return r == SQLITE_DONE ? 0 : gw_sql_fail(c, "reading guard_scores");
 }
 
 /* The account's current group from its state (see the top of the file). */
@@ -639,7 +560,7 @@ static int detail_fn(sqlite3 *c, void *ud) {
     detail_ctx *x = ud;
     if (!gw_sql_has_table(c, "guard_scores") || !gw_sql_has_table(c, "guard_actions")) return 0;
     sqlite3_stmt *st = NULL;
-    if (guard_sql_prepare(c, "SELECT count(*) FROM guard_scores WHERE account_id = ?1", &st, "reading guard_scores"))
+    if (gw_sql_prepare(c, "SELECT count(*) FROM guard_scores WHERE account_id = ?1", &st, "reading guard_scores"))
         return -1;
     sqlite3_bind_int64(st, 1, x->account_id);
     if (sqlite3_step(st) == SQLITE_ROW) x->timeline_rows = sqlite3_column_int64(st, 0);
@@ -649,7 +570,7 @@ static int detail_fn(sqlite3 *c, void *ud) {
     size_t stride = 1;
     if ((size_t)x->timeline_rows > x->max_points)
         stride = ((size_t)x->timeline_rows - 1 + x->max_points - 2) / (x->max_points - 1);
-    if (guard_sql_prepare(c,
+    if (gw_sql_prepare(c,
                           "SELECT t, risk, account_risk, group_risk, level, code, n, group_id, group_size, signals "
                           "FROM guard_scores WHERE account_id = ?1 ORDER BY t, id",
                           &st, "reading guard_scores"))
@@ -686,8 +607,8 @@ static int detail_fn(sqlite3 *c, void *ud) {
     }
     if (best) json_array_append_new(x->timeline, best); /* rows added since the count */
     sqlite3_finalize(st);
-    if (r != SQLITE_DONE) return RT_FAIL("reading guard_scores: %s", sqlite3_errmsg(c));
-    if (guard_sql_prepare(c,
+    if (r != SQLITE_DONE) return gw_sql_fail(c, "reading guard_scores");
+    if (gw_sql_prepare(c,
                           "SELECT id, t, action, mode, code, risk, group_id, usage_row_id, reason, evidence, prev_rpm "
                           "FROM guard_actions WHERE account_id = ?1 ORDER BY id",
                           &st, "reading guard_actions"))
@@ -708,7 +629,7 @@ static int detail_fn(sqlite3 *c, void *ud) {
         json_array_append_new(x->actions, a);
     }
     sqlite3_finalize(st);
-    if (r != SQLITE_DONE) return RT_FAIL("reading guard_actions: %s", sqlite3_errmsg(c));
+    if (r != SQLITE_DONE) return gw_sql_fail(c, "reading guard_actions");
     return 0;
 }
 
@@ -716,7 +637,7 @@ int guard_view_account(gw_db *db, const char *name_or_id, double now, size_t max
     *json_out = NULL;
     if (max_points == 0) max_points = VIEW_POINTS_DEFAULT;
     if (max_points < 2 || max_points > VIEW_POINTS_MAX)
-        return RT_FAIL("points: expected 2..%d timeline points, got %zu", VIEW_POINTS_MAX, max_points);
+        return RT_FAIL_KIND(RT_ERR_INVALID, "points: expected 2..%d timeline points, got %zu", VIEW_POINTS_MAX, max_points);
     gw_account a;
     if (gw_account_find(db, name_or_id, &a)) return -1;
     snapshot s;
@@ -770,11 +691,10 @@ static char *error_json(int *status, int code, const char *param, const char *fm
     return s;
 }
 
-/* 404 for an unknown account, 500 otherwise, with rt_errmsg(). */
+/* The last recorded error with the HTTP status of its kind (base.h: rt_err_http_status): an
+ * unknown account is 404, a locked database 503, anything else 500. */
 static char *view_error(int *status) {
-    const char *m = rt_errmsg();
-    return error_json(status, strstr(m, "no account named") ? 404 : strstr(m, "points:") ? 400 : 500,
-                      strstr(m, "points:") ? "points" : NULL, "%s", m);
+    return error_json(status, rt_err_http_status(rt_errkind()), NULL, "%s", rt_errmsg());
 }
 
 /* The views read through a connection of their own (WAL lets it read while the server writes),
@@ -802,7 +722,7 @@ static int handle(void *ud, gw_db *db, const serve_admin_call *call, int *status
         if (!get) goto method;
         gw_db *rd = NULL;
         if (gw_db_open(&rd, gw_db_path(db)) || guard_view_accounts(rd, call->now, out))
-            *out = error_json(status, 500, NULL, "%s", rt_errmsg());
+            *out = view_error(status);
         gw_db_close(rd);
         return *out ? 1 : -1;
     }
@@ -854,13 +774,13 @@ static int handle(void *ud, gw_db *db, const serve_admin_call *call, int *status
     }
     gw_account a;
     if (gw_account_find(db, parts[2], &a)) {
-        *out = error_json(status, 404, NULL, "%s", rt_errmsg());
+        *out = view_error(status);
         return *out ? 1 : -1;
     }
     char ref[32];
     snprintf(ref, sizeof ref, "#%lld", (long long)a.id);
     if (guard_release(db, ref, group, note, call->now, NULL)) {
-        *out = error_json(status, 500, NULL, "%s", rt_errmsg());
+        *out = view_error(status);
         return *out ? 1 : -1;
     }
     rt_info("admin %s released account %s (#%lld)%s from the admin API", who, a.name, (long long)a.id,
