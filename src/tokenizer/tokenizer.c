@@ -728,6 +728,7 @@ typedef struct {
     int32_t *pool;
     size_t pool_n, pool_cap;
     int32_t *sid, *prev, *next; /* BPE scratch, (scap) */
+    int32_t *sstart, *slen;     /* score-merged SentencePiece: each symbol's span, (scap) */
     uint64_t *heap;             /* (3 * scap) */
     size_t scap;
 } enc_ctx;
@@ -797,11 +798,15 @@ static int ensure_scratch(enc_ctx *c, size_t m) {
     free(c->prev);
     free(c->next);
     free(c->heap);
+    free(c->sstart);
+    free(c->slen);
+    c->sstart = rt_malloc_array(nc, sizeof *c->sstart, "BPE scratch");
+    c->slen = rt_malloc_array(nc, sizeof *c->slen, "BPE scratch");
     c->sid = rt_malloc_array(nc, sizeof *c->sid, "BPE scratch");
     c->prev = rt_malloc_array(nc, sizeof *c->prev, "BPE scratch");
     c->next = rt_malloc_array(nc, sizeof *c->next, "BPE scratch");
     c->heap = rt_malloc_array(3 * nc, sizeof *c->heap, "BPE scratch");
-    c->scap = (c->sid && c->prev && c->next && c->heap) ? nc : 0;
+    c->scap = (c->sid && c->prev && c->next && c->heap && c->sstart && c->slen) ? nc : 0;
     return c->scap ? 0 : -1;
 }
 
@@ -842,6 +847,77 @@ static int bpe_piece(enc_ctx *c, const uint8_t *p, size_t m, int32_t **dst, size
     if (ensure_scratch(c, m)) return -1;
     for (size_t i = 0; i < m; i++) c->sid[i] = c->t->byte_id[p[i]];
     return bpe_run(c, m, dst, dn, dcap);
+}
+
+/* Orderable bits of a score, inverted: smaller = higher score. */
+static inline uint32_t score_key(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    return ~u;
+}
+
+static inline int32_t span_id(const tokenizer *t, const uint8_t *p, int32_t a, int32_t n) {
+    return tok_strmap_get(&t->map, t->kblob, t->koff, p + a, (size_t)n);
+}
+
+static inline void push_bigram(enc_ctx *c, const uint8_t *p, size_t *hn, int32_t l) {
+    if (l < 0 || c->next[l] < 0) return;
+    int32_t r = c->next[l];
+    int32_t id = span_id(c->t, p, c->sstart[l], c->slen[l] + c->slen[r]);
+    if (id >= 0)
+        heap_push(c->heap, hn, ((uint64_t)score_key(c->t->scores[id]) << 32) | (uint32_t)l);
+}
+
+/* llama.cpp's SentencePiece (llm_tokenizer_spm) for a vocabulary with scores and no merges:
+ * characters are symbols; the adjacent pair whose concatenation is a token with the highest
+ * score (then the leftmost) merges, until none is left; a symbol that is not a token comes out
+ * as its bytes' <0xNN> tokens (or unk). */
+static int spm_score_piece(enc_ctx *c, const uint8_t *p, size_t m) {
+    const tokenizer *t = c->t;
+    if (ensure_scratch(c, m)) return -1;
+    int32_t n = 0;
+    for (size_t pos = 0; pos < m;) {
+        size_t nb;
+        (void)tok_utf8_strict(p, m, pos, &nb);
+        c->sstart[n] = (int32_t)pos;
+        c->slen[n] = (int32_t)nb;
+        c->prev[n] = n - 1;
+        c->next[n] = pos + nb < m ? n + 1 : -1;
+        n++;
+        pos += nb;
+    }
+    size_t hn = 0;
+    for (int32_t i = 0; i + 1 < n; i++) push_bigram(c, p, &hn, i);
+    while (hn) {
+        uint64_t top = heap_pop(c->heap, &hn);
+        int32_t l = (int32_t)(uint32_t)top, r = c->next[l];
+        if (c->slen[l] == 0 || r < 0) continue;
+        int32_t id = span_id(t, p, c->sstart[l], c->slen[l] + c->slen[r]);
+        if (id < 0 || score_key(t->scores[id]) != (uint32_t)(top >> 32)) continue; /* stale */
+        c->slen[l] += c->slen[r];
+        c->slen[r] = 0;
+        c->next[l] = c->next[r];
+        if (c->next[r] >= 0) c->prev[c->next[r]] = l;
+        push_bigram(c, p, &hn, c->prev[l]);
+        push_bigram(c, p, &hn, l);
+    }
+    for (int32_t i = 0; i >= 0 && n; i = c->next[i]) {
+        int32_t id = span_id(t, p, c->sstart[i], c->slen[i]);
+        if (id >= 0) {
+            if (push_ids(&c->ids, &c->n, &c->cap, &id, 1)) return -1;
+            continue;
+        }
+        for (int32_t k = 0; k < c->slen[i]; k++) {
+            int32_t b = t->byte_id[p[c->sstart[i] + k]];
+            if (b < 0) b = t->unk;
+            if (b < 0)
+                return RT_FAIL("tokenizer_encode: a byte is not in the vocabulary and there is "
+                               "no unknown token");
+            if (push_ids(&c->ids, &c->n, &c->cap, &b, 1)) return -1;
+        }
+    }
+    return 0;
 }
 
 /* SentencePiece-style BPE of one piece (already escaped with U+2581): one symbol per
@@ -928,7 +1004,8 @@ static int encode_piece(enc_ctx *c, const uint8_t *p, size_t m) {
 static int model_piece(enc_ctx *c, const uint8_t *p, size_t m) {
     const tokenizer *t = c->t;
     if (!m) return 0;
-    if (t->model == TOK_MODEL_SPM) return spm_piece(c, p, m);
+    if (t->model == TOK_MODEL_SPM)
+        return t->scores && !t->n_merges ? spm_score_piece(c, p, m) : spm_piece(c, p, m);
     if (t->ignore_merges && m > 1) {
         int32_t id = tok_strmap_get(&t->map, t->blob, t->off, p, m);
         if (id >= 0) return push_ids(&c->ids, &c->n, &c->cap, &id, 1);
@@ -1062,6 +1139,8 @@ int tokenizer_encode(const tokenizer *tok, const char *text, size_t len, int par
     free(c.prev);
     free(c.next);
     free(c.heap);
+    free(c.sstart);
+    free(c.slen);
     if (rc) {
         free(c.ids);
         return -1;

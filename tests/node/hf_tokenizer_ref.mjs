@@ -144,6 +144,10 @@ async function main() {
       rawMeta.push({ nfc: t.normalize('NFC') === t, meta: t.includes('\u2581') });
     }
     fs.writeFileSync(path.join(outDir, 'raw_meta.json'), JSON.stringify(rawMeta));
+    // For llama.cpp: ~120 KB of the synthetic documents (valid UTF-8), as one text.
+    let lt = '';
+    for (const d of docs.slice(docs.length - 330, docs.length - 300)) lt += d + '\n\n';
+    fs.writeFileSync(path.join(outDir, 'llama_text.txt'), lt);
     fs.writeFileSync(path.join(outDir, 'raw.bin'), Buffer.concat(bufs));
     let bytes = 0;
     for (const d of docs) bytes += Buffer.byteLength(d);
@@ -195,10 +199,22 @@ async function main() {
       console.log(`ROUNDTRIP ${name}: ${rawBad} of ${rawChecked} invalid-UTF-8 documents do not come back byte for byte`);
       bad++;
     }
+    if (c.gguf_bad) {
+      console.log(`GGUF ${name}: ${c.gguf_bad} of ${c.gguf_n} documents tokenize differently after tokenizer.json -> GGUF metadata -> tokenizer_from_gguf`);
+      bad++;
+    }
     const sec = (Date.now() - t0) / 1000;
     console.log(`${name}: ${corpus.length} documents, ${bytes} bytes, ${nTok} tokens: ${bad ? bad + ' FAILURES' : 'all ids identical'}; ` +
-      `invalid-UTF-8 documents that round-trip byte for byte: ${rawChecked - rawBad}/${rawChecked} (of ${rawMeta.length}; the others hold U+2581 (SentencePiece) or non-NFC text (NFC)) (transformers.js ${sec.toFixed(1)} s)`);
+      `invalid-UTF-8 documents that round-trip byte for byte: ${rawChecked - rawBad}/${rawChecked} (of ${rawMeta.length}; the others hold U+2581 (SentencePiece) or non-NFC text (NFC)) GGUF round trip: ${c.gguf_n - c.gguf_bad}/${c.gguf_n} documents identical (transformers.js ${sec.toFixed(1)} s)`);
     process.exitCode = bad ? 1 : 0;
+  } else if (mode === 'first-diff') {
+    const [a, b, textPath] = args; // two JSON id arrays; say where they part
+    const x = JSON.parse(fs.readFileSync(a, 'utf8')), y = JSON.parse(fs.readFileSync(b, 'utf8'));
+    let k = 0;
+    while (k < x.length && k < y.length && x[k] === y[k]) k++;
+    if (k === x.length && k === y.length) { console.log('identical'); return; }
+    console.log(`first difference at token ${k} of ${x.length}/${y.length}: ${JSON.stringify(x.slice(Math.max(0, k - 3), k + 5))} vs ${JSON.stringify(y.slice(Math.max(0, k - 3), k + 5))}`);
+    process.exitCode = 1;
   } else if (mode === 'bench') {
     const [name, file] = args;
     const text = fs.readFileSync(file, 'utf8');
