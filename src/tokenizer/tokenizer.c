@@ -634,11 +634,8 @@ int tok_build_hf(tokenizer **out, size_t n_vocab, const char *blob, const size_t
             goto fail;
         }
         uint64_t key = tok_pair_key(a, b);
-        if (tok_pairmap_get(&t->rank, key)) { /* a repeated merge keeps its first rank */
-            t->merges[3 * r] = t->merges[3 * r + 1] = t->merges[3 * r + 2] = -1;
-            continue;
-        }
-        if (tok_pairmap_put(&t->rank, key, (uint32_t)r)) {
+        /* a repeated merge keeps its first rank (the later entry is kept but never used) */
+        if (!tok_pairmap_get(&t->rank, key) && tok_pairmap_put(&t->rank, key, (uint32_t)r)) {
             rt_buf_free(&cat);
             goto fail;
         }

@@ -34,7 +34,15 @@
  * parse_special, non-special ones (USER_DEFINED) always. Invalid UTF-8 bytes are kept (byte-level:
  * as their byte tokens; SentencePiece: as <0xNN>), so decode(encode(x)) == x for byte-level
  * tokenizers and for SentencePiece ones whose normalizer is undone by decoding (Llama 2: the
- * prepended U+2581 is stripped; text containing U+2581 itself comes back as spaces).
+ * prepended U+2581 is stripped; text containing U+2581 itself comes back as spaces); Qwen's
+ * NFC makes its round trip give NFC(x). Unicode classes and NFC come from Unicode 15.0
+ * (Debian unicode-data); \s is White_Space (transformers.js's JavaScript \s differs at U+0085
+ * and U+FEFF). The same vocabularies from GGUF metadata (tokenizer_from_gguf) tokenize as
+ * llama.cpp does (no NFC for qwen2; llama.cpp's "control-looking" texts such as </s> are
+ * CONTROL), and tokenizer_to_gguf writes them as llama.cpp's converter does (SentencePiece:
+ * model "llama" with score = minus the rank of the merge that makes the token).
+ * A merge repeated in a tokenizer.json keeps its first rank (tokenizer_merge_at still lists
+ * the repeat). bos/eos may be -1 for HF tokenizers.
  *
  * What this is not: a regex engine (unknown Split patterns are refused), WordPiece/Unigram,
  * or a chat-template renderer.

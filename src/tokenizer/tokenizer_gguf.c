@@ -445,7 +445,7 @@ int tokenizer_to_gguf(const tokenizer *tok, gguf_writer *w) {
         for (int side = 0; side < 2; side++) {
             int32_t id = tok->merges[3 * r + side];
             if (side && rt_buf_append(&text, " ", 1)) goto done;
-            if (id >= 0 && gguf_token_text(tok, id, &one, &text)) goto done;
+            if (gguf_token_text(tok, id, &one, &text)) goto done;
         }
     }
     toff[n + m] = text.len;

@@ -45,6 +45,8 @@ static const struct {
      TOK_PRE_DS3_MAIN},
 };
 
+#define TOK_HF_MAX_VOCAB (1 << 24) /* 64x the largest vocabulary in use (Gemma's 262,145) */
+
 typedef struct {
     const char *name; /* file name for messages */
     tok_hf_opts o;
@@ -304,6 +306,9 @@ static int load_vocab(hf_ctx *c, json_t *model, json_t *added, vocab_view *v) {
         if (id > max) max = id;
     }
     if (max < 0) return RT_FAIL("%s: model.vocab is empty", c->name);
+    if (max >= TOK_HF_MAX_VOCAB)
+        return RT_FAIL("%s: token id %lld is beyond retort's limit of %d tokens", c->name,
+                       (long long)max, TOK_HF_MAX_VOCAB);
     v->n_vocab = (size_t)max + 1;
     v->text = rt_calloc(v->n_vocab, sizeof *v->text, "token texts");
     v->added_kind = rt_calloc(v->n_vocab, 1, "token kinds");
