@@ -505,33 +505,27 @@ static const char *show_key(const tokenizer *t, int32_t id, char *buf, size_t ca
     return buf;
 }
 
-int tok_build_hf(tokenizer **out, size_t n_vocab, const char *blob, const size_t *off,
-                 const uint8_t *types, size_t n_merges, const int32_t *pairs, int32_t bos,
-                 int32_t eos, int32_t pad, const tok_hf_opts *o, const char *what_tokens,
-                 const char *what_merges) {
-    *out = NULL;
-    if (n_vocab < 1 || n_vocab > (size_t)INT32_MAX - 1)
-        return RT_FAIL("%s: %zu tokens (expected 1..%d)", what_tokens, n_vocab, INT32_MAX - 1);
-    tokenizer *t = rt_calloc(1, sizeof *t, "tokenizer");
-    if (!t) return -1;
+/* tok_build_hf, step 1: copy the inputs and options into t. */
+static int hf_copy(tokenizer *t, size_t n_vocab, const char *blob, const size_t *off,
+                   const uint8_t *types, const tok_hf_opts *o, const char *what_tokens) {
     t->n_vocab = n_vocab;
     t->blob = rt_malloc(off[n_vocab] ? off[n_vocab] : 1, "token bytes");
     t->off = rt_malloc_array(n_vocab + 1, sizeof *t->off, "token offsets");
     t->type = rt_malloc(n_vocab, "token types");
-    if (!t->blob || !t->off || !t->type) goto fail;
+    if (!t->blob || !t->off || !t->type) return -1;
     memcpy(t->blob, blob, off[n_vocab]);
     memcpy(t->off, off, (n_vocab + 1) * sizeof *off);
     memcpy(t->type, types, n_vocab);
     if (o->kblob) {
         t->kblob = rt_malloc(o->koff[n_vocab] ? o->koff[n_vocab] : 1, "token texts");
         t->koff = rt_malloc_array(n_vocab + 1, sizeof *t->koff, "token offsets");
-        if (!t->kblob || !t->koff) goto fail;
+        if (!t->kblob || !t->koff) return -1;
         memcpy(t->kblob, o->kblob, o->koff[n_vocab]);
         memcpy(t->koff, o->koff, (n_vocab + 1) * sizeof *o->koff);
     }
     if (o->scores) {
         t->scores = rt_malloc_array(n_vocab, sizeof *t->scores, "token scores");
-        if (!t->scores) goto fail;
+        if (!t->scores) return -1;
         memcpy(t->scores, o->scores, n_vocab * sizeof *t->scores);
     }
     t->model = o->model;
@@ -548,29 +542,37 @@ int tok_build_hf(tokenizer **out, size_t n_vocab, const char *blob, const size_t
     if (o->n_stages < 0 || o->n_stages > TOK_MAX_STAGES) {
         RT_FAIL("%s: %d pre-tokenizer steps (at most %d)", what_tokens, o->n_stages,
                 TOK_MAX_STAGES);
-        goto fail;
+        return -1;
     }
     for (int i = 0; i < o->n_stages; i++) {
         t->stages[i] = o->stages[i];
         t->stages[i].str = NULL;
         if (o->stages[i].str) {
             t->stages[i].str = rt_malloc(o->stages[i].str_len + 1, "split string");
-            if (!t->stages[i].str) goto fail;
+            if (!t->stages[i].str) return -1;
             memcpy(t->stages[i].str, o->stages[i].str, o->stages[i].str_len + 1);
         }
         t->n_stages = i + 1;
     }
-    char sbuf[96], sbuf2[96];
+    return 0;
+}
+
+/* Step 2: the lookup map (tokens of the model's vocabulary, first of equal texts), the byte
+ * tokens, the CONTROL list. */
+static int hf_index(tokenizer *t, const uint8_t *types, const tok_hf_opts *o,
+                    const char *what_tokens) {
+    size_t n_vocab = t->n_vocab;
+    const size_t *off = t->off;
     size_t n_control = 0;
     for (size_t i = 0; i < n_vocab; i++) {
         int32_t id = (int32_t)i;
         if (off[i + 1] <= off[i] + 1) {
             RT_FAIL("%s[%zu]: empty token (every token needs at least one byte)", what_tokens, i);
-            goto fail;
+            return -1;
         }
         if (types[i] < TOKENIZER_TYPE_NORMAL || types[i] > TOK_TYPE_BYTE) {
             RT_FAIL("%s[%zu]: token type %u is not one of 1..6", what_tokens, i, types[i]);
-            goto fail;
+            return -1;
         }
         if (types[i] == TOKENIZER_TYPE_CONTROL) n_control++;
         if (o->in_model && !o->in_model[i]) continue;
@@ -581,7 +583,7 @@ int tok_build_hf(tokenizer **out, size_t n_vocab, const char *blob, const size_t
         if (dup >= 0) continue; /* same text twice (e.g. a special and a token): first wins */
         if (tok_strmap_put(&t->map, t->kblob ? t->kblob : t->blob, t->kblob ? t->koff : t->off,
                            id))
-            goto fail;
+            return -1;
     }
     const char *kb = t->kblob ? t->kblob : t->blob;
     const size_t *ko = t->kblob ? t->koff : t->off;
@@ -596,19 +598,29 @@ int tok_build_hf(tokenizer **out, size_t n_vocab, const char *blob, const size_t
             if (t->byte_id[b] < 0) {
                 RT_FAIL("%s: no token for the single byte 0x%02X (byte-level BPE needs all 256)",
                         what_tokens, b);
-                goto fail;
+                return -1;
             }
         }
     }
     t->special = rt_malloc_array(n_control ? n_control : 1, sizeof *t->special, "special ids");
-    if (!t->special) goto fail;
+    if (!t->special) return -1;
     for (size_t i = 0; i < n_vocab; i++)
         if (types[i] == TOKENIZER_TYPE_CONTROL) t->special[t->n_special++] = (int32_t)i;
     sort_specials(t);
 
+    return 0;
+}
+
+/* Step 3: merges by rank, each checked to join two tokens into a third. */
+static int hf_merges(tokenizer *t, size_t n_merges, const int32_t *pairs,
+                     const char *what_merges) {
+    size_t n_vocab = t->n_vocab;
+    const char *kb = t->kblob ? t->kblob : t->blob;
+    const size_t *ko = t->kblob ? t->koff : t->off;
+    char sbuf[96], sbuf2[96];
     t->n_merges = n_merges;
     t->merges = rt_malloc_array(n_merges ? 3 * n_merges : 1, sizeof *t->merges, "merges");
-    if (!t->merges) goto fail;
+    if (!t->merges) return -1;
     rt_buf cat = {0};
     for (size_t r = 0; r < n_merges; r++) {
         int32_t a = pairs[2 * r], b = pairs[2 * r + 1];
@@ -616,14 +628,14 @@ int tok_build_hf(tokenizer **out, size_t n_vocab, const char *blob, const size_t
             RT_FAIL("%s[%zu]: merge (%d, %d) names a token outside the vocabulary", what_merges,
                     r, a, b);
             rt_buf_free(&cat);
-            goto fail;
+            return -1;
         }
         size_t la, lb;
         const char *pa = key_bytes(t, a, &la), *pb = key_bytes(t, b, &lb);
         cat.len = 0;
         if (rt_buf_append(&cat, pa, la) || rt_buf_append(&cat, pb, lb)) {
             rt_buf_free(&cat);
-            goto fail;
+            return -1;
         }
         int32_t res = tok_strmap_get(&t->map, kb, ko, cat.data, cat.len);
         if (res < 0) {
@@ -631,19 +643,34 @@ int tok_build_hf(tokenizer **out, size_t n_vocab, const char *blob, const size_t
                     what_merges, r, show_key(t, a, sbuf, sizeof sbuf),
                     show_key(t, b, sbuf2, sizeof sbuf2));
             rt_buf_free(&cat);
-            goto fail;
+            return -1;
         }
         uint64_t key = tok_pair_key(a, b);
         /* a repeated merge keeps its first rank (the later entry is kept but never used) */
         if (!tok_pairmap_get(&t->rank, key) && tok_pairmap_put(&t->rank, key, (uint32_t)r)) {
             rt_buf_free(&cat);
-            goto fail;
+            return -1;
         }
         t->merges[3 * r] = a;
         t->merges[3 * r + 1] = b;
         t->merges[3 * r + 2] = res;
     }
     rt_buf_free(&cat);
+    return 0;
+}
+
+int tok_build_hf(tokenizer **out, size_t n_vocab, const char *blob, const size_t *off,
+                 const uint8_t *types, size_t n_merges, const int32_t *pairs, int32_t bos,
+                 int32_t eos, int32_t pad, const tok_hf_opts *o, const char *what_tokens,
+                 const char *what_merges) {
+    *out = NULL;
+    if (n_vocab < 1 || n_vocab > (size_t)INT32_MAX - 1)
+        return RT_FAIL("%s: %zu tokens (expected 1..%d)", what_tokens, n_vocab, INT32_MAX - 1);
+    tokenizer *t = rt_calloc(1, sizeof *t, "tokenizer");
+    if (!t) return -1;
+    if (hf_copy(t, n_vocab, blob, off, types, o, what_tokens) ||
+        hf_index(t, types, o, what_tokens) || hf_merges(t, n_merges, pairs, what_merges))
+        goto fail;
     if (bos < -1 || bos >= (int64_t)n_vocab || eos < -1 || eos >= (int64_t)n_vocab || pad < -1 ||
         pad >= (int64_t)n_vocab || o->unk < -1 || o->unk >= (int64_t)n_vocab) {
         RT_FAIL("%s: bos %d / eos %d / padding %d / unknown %d id outside the vocabulary "
