@@ -251,6 +251,63 @@ static int llama_control_looking(const char *s, size_t len) {
     return 0;
 }
 
+/* The bytes token i (GGUF text s, type ty) decodes to, appended to blob with room for the
+ * NUL (reserved by the caller): SentencePiece U+2581 -> ' ' and <0xNN> -> the byte; byte-level
+ * normal/byte tokens from GPT-2's byte characters; other types as plain text. */
+static int raw_token(const gguf_ctx *ctx, size_t i, int ty, int spm, const char *s, size_t len,
+                     rt_buf *blob) {
+    size_t raw_len;
+    if (spm) {
+        unsigned b;
+        char tail;
+        if (ty == TOKENIZER_TYPE_BYTE && len == 6 && sscanf(s, "<0x%2X%c", &b, &tail) == 2 &&
+            tail == '>') {
+            blob->data[blob->len++] = (char)b;
+            return 0;
+        }
+        for (size_t k = 0; k < len; k++) {
+            if (k + 2 < len && !memcmp(s + k, "\xE2\x96\x81", 3)) {
+                blob->data[blob->len++] = ' ';
+                k += 2;
+            } else {
+                blob->data[blob->len++] = s[k];
+            }
+        }
+        return 0;
+    }
+    if ((ty == TOKENIZER_TYPE_NORMAL || ty == TOKENIZER_TYPE_BYTE) &&
+        tok_unmap(s, len, blob->data + blob->len, &raw_len) == 0) {
+        blob->len += raw_len;
+        return 0;
+    }
+    if (ty == TOKENIZER_TYPE_NORMAL)
+        return RT_FAIL("%s: %s[%zu] (\"%.*s\") is not written in GPT-2's byte characters",
+                       gguf_path(ctx), K_TOKENS, i, (int)RT_MIN(len, (size_t)40), s);
+    memcpy(blob->data + blob->len, s, len);
+    blob->len += len;
+    return 0;
+}
+
+/* tokenizer.ggml.merges ("A B", by GGUF text) as id pairs. */
+static int read_merges(const gguf_ctx *ctx, size_t n_merges, const tok_strmap *map,
+                       const char *keys, const size_t *koff, int32_t *pairs) {
+    for (size_t r = 0; r < n_merges; r++) {
+        const char *s;
+        size_t len;
+        if (gguf_get_arr_str(ctx, K_MERGES, r, &s, &len)) return -1;
+        const char *sp = len > 1 ? memchr(s + 1, ' ', len - 1) : NULL;
+        int32_t a = sp ? tok_strmap_get(map, keys, koff, s, (size_t)(sp - s)) : -1;
+        int32_t b = sp ? tok_strmap_get(map, keys, koff, sp + 1, (size_t)(s + len - sp - 1)) : -1;
+        if (a < 0 || b < 0)
+            return RT_FAIL("%s: %s[%zu] (\"%.*s\") is not two tokens of %s separated by a space",
+                           gguf_path(ctx), K_MERGES, r, (int)RT_MIN(len, (size_t)40), s,
+                           K_TOKENS);
+        pairs[2 * r] = a;
+        pairs[2 * r + 1] = b;
+    }
+    return 0;
+}
+
 /* Byte-level vocabularies other than gpt-2, and SentencePiece ones. */
 static int from_gguf_hf(tokenizer **out, const gguf_ctx *ctx, int spm, const char *pre) {
     size_t n;
@@ -317,34 +374,7 @@ static int from_gguf_hf(tokenizer **out, const gguf_ctx *ctx, int spm, const cha
         if (rt_buf_append(&keys, s, len) || rt_buf_append(&keys, "", 1) ||
             rt_buf_reserve(&blob, len + 1))
             goto done;
-        size_t raw_len;
-        if (spm) {
-            unsigned b;
-            char tail;
-            if (ty == TOKENIZER_TYPE_BYTE && len == 6 && sscanf(s, "<0x%2X%c", &b, &tail) == 2 &&
-                tail == '>') {
-                blob.data[blob.len++] = (char)b;
-            } else {
-                for (size_t k = 0; k < len; k++) { /* U+2581 -> ' ' */
-                    if (k + 2 < len && !memcmp(s + k, "\xE2\x96\x81", 3)) {
-                        blob.data[blob.len++] = ' ';
-                        k += 2;
-                    } else {
-                        blob.data[blob.len++] = s[k];
-                    }
-                }
-            }
-        } else if ((ty == TOKENIZER_TYPE_NORMAL || ty == TOKENIZER_TYPE_BYTE) &&
-                   tok_unmap(s, len, blob.data + blob.len, &raw_len) == 0) {
-            blob.len += raw_len;
-        } else if (ty == TOKENIZER_TYPE_NORMAL) {
-            RT_FAIL("%s: %s[%zu] (\"%.*s\") is not written in GPT-2's byte characters",
-                    gguf_path(ctx), K_TOKENS, i, (int)RT_MIN(len, (size_t)40), s);
-            goto done;
-        } else {
-            memcpy(blob.data + blob.len, s, len);
-            blob.len += len;
-        }
+        if (raw_token(ctx, i, ty, spm, s, len, &blob)) goto done;
         blob.data[blob.len++] = 0;
         types[i] = (uint8_t)ty;
     }
@@ -356,22 +386,7 @@ static int from_gguf_hf(tokenizer **out, const gguf_ctx *ctx, int spm, const cha
                 0 &&
             tok_strmap_put(&map, keys.data, koff, (int32_t)i))
             goto done;
-    for (size_t r = 0; r < n_merges; r++) {
-        const char *s;
-        size_t len;
-        if (gguf_get_arr_str(ctx, K_MERGES, r, &s, &len)) goto done;
-        const char *sp = len > 1 ? memchr(s + 1, ' ', len - 1) : NULL;
-        int32_t a = sp ? tok_strmap_get(&map, keys.data, koff, s, (size_t)(sp - s)) : -1;
-        int32_t b = sp ? tok_strmap_get(&map, keys.data, koff, sp + 1, (size_t)(s + len - sp - 1))
-                       : -1;
-        if (a < 0 || b < 0) {
-            RT_FAIL("%s: %s[%zu] (\"%.*s\") is not two tokens of %s separated by a space",
-                    gguf_path(ctx), K_MERGES, r, (int)RT_MIN(len, (size_t)40), s, K_TOKENS);
-            goto done;
-        }
-        pairs[2 * r] = a;
-        pairs[2 * r + 1] = b;
-    }
+    if (read_merges(ctx, n_merges, &map, keys.data, koff, pairs)) goto done;
     tok_stage st[3] = {{0}};
     tok_hf_opts o = {.model = spm ? TOK_MODEL_SPM : TOK_MODEL_BYTELEVEL,
                      .stages = st,
