@@ -449,6 +449,36 @@ static int parse_model_flags(hf_ctx *c, json_t *model, const vocab_view *v) {
     return 0;
 }
 
+/* Every token's decoded bytes (raw, off) and vocabulary text (keys, koff), and its type:
+ * added special -> CONTROL (UNKNOWN for unk), added non-special -> USER_DEFINED, <0xNN> of a
+ * SentencePiece vocabulary -> BYTE, the rest NORMAL. */
+static int make_tokens(hf_ctx *c, const vocab_view *v, uint8_t *types, size_t *off, size_t *koff,
+                       rt_buf *raw, rt_buf *keys) {
+    for (size_t id = 0; id < v->n_vocab; id++) {
+        off[id] = raw->len;
+        koff[id] = keys->len;
+        size_t before = raw->len;
+        if (token_raw(c, v, id, raw)) return -1;
+        if (raw->len == before && /* a token that decodes to nothing: keep its text */
+            rt_buf_append(raw, v->text[id], strlen(v->text[id])))
+            return -1;
+        if (rt_buf_append(raw, "", 1) ||
+            rt_buf_append(keys, v->text[id], strlen(v->text[id]) + 1))
+            return -1;
+        int t = TOKENIZER_TYPE_NORMAL;
+        if (v->added_kind[id] == 1)
+            t = (int32_t)id == c->o.unk ? TOK_TYPE_UNKNOWN : TOKENIZER_TYPE_CONTROL;
+        else if (v->added_kind[id] == 2)
+            t = TOK_TYPE_USER_DEFINED;
+        else if (c->o.model == TOK_MODEL_SPM && byte_token(v->text[id]) >= 0)
+            t = TOK_TYPE_BYTE;
+        types[id] = (uint8_t)t;
+    }
+    off[v->n_vocab] = raw->len;
+    koff[v->n_vocab] = keys->len;
+    return 0;
+}
+
 /* ---------------------------------------------------------------- entry points */
 
 static int build(hf_ctx *c, json_t *root, json_t *cfg, tokenizer **out) {
@@ -487,29 +517,7 @@ static int build(hf_ctx *c, json_t *root, json_t *cfg, tokenizer **out) {
     types = rt_malloc(v.n_vocab, "token types");
     off = rt_malloc_array(v.n_vocab + 1, sizeof *off, "token offsets");
     koff = rt_malloc_array(v.n_vocab + 1, sizeof *koff, "token offsets");
-    if (!types || !off || !koff) goto done;
-    for (size_t id = 0; id < v.n_vocab; id++) {
-        off[id] = raw.len;
-        koff[id] = keys.len;
-        size_t before = raw.len;
-        if (token_raw(c, &v, id, &raw)) goto done;
-        if (raw.len == before) { /* e.g. an empty-decoding token: keep its text */
-            if (rt_buf_append(&raw, v.text[id], strlen(v.text[id]))) goto done;
-        }
-        if (rt_buf_append(&raw, "", 1) ||
-            rt_buf_append(&keys, v.text[id], strlen(v.text[id]) + 1))
-            goto done;
-        int t = TOKENIZER_TYPE_NORMAL;
-        if (v.added_kind[id] == 1)
-            t = (int32_t)id == c->o.unk ? TOK_TYPE_UNKNOWN : TOKENIZER_TYPE_CONTROL;
-        else if (v.added_kind[id] == 2)
-            t = TOK_TYPE_USER_DEFINED;
-        else if (c->o.model == TOK_MODEL_SPM && byte_token(v.text[id]) >= 0)
-            t = TOK_TYPE_BYTE;
-        types[id] = (uint8_t)t;
-    }
-    off[v.n_vocab] = raw.len;
-    koff[v.n_vocab] = keys.len;
+    if (!types || !off || !koff || make_tokens(c, &v, types, off, koff, &raw, &keys)) goto done;
     int32_t bos = -1, eos = -1, pad = -1;
     if (cfg) {
         const char *names[3] = {"bos_token", "eos_token", "pad_token"};
