@@ -205,6 +205,19 @@ static void test_spm(void) {
     free(json);
     if (!t) return;
     CHECK(tokenizer_vocab_size(t) == 265);
+    CHECK(tokenizer_bos(t) == -1 && tokenizer_add_bos(t) == 0); /* no config, no template */
+    {
+        json = spm_json();
+        const char *cfg = "{\"add_bos_token\": true, \"bos_token\": \"<s>\", "
+                          "\"eos_token\": {\"content\": \"</s>\"}, \"model_max_length\": "
+                          "1000000000000000019884624838656}";
+        tokenizer *tc = NULL;
+        CHECK_OK(tokenizer_from_hf_json(&tc, json, strlen(json), cfg, strlen(cfg), "spm.json"));
+        free(json);
+        CHECK(tc && tokenizer_bos(tc) == 1 && tokenizer_eos(tc) == 2 && tokenizer_add_bos(tc) == 1 &&
+              tokenizer_add_eos(tc) == 0);
+        tokenizer_free(tc);
+    }
     CHECK(tokenizer_unk(t) == 0);
     CHECK(tokenizer_token_type(t, 1) == TOKENIZER_TYPE_CONTROL);
     CHECK(tokenizer_token_type(t, 0) == TOKENIZER_TYPE_UNKNOWN);

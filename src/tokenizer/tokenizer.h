@@ -97,7 +97,9 @@ int tokenizer_from_hf_json(tokenizer **out, const char *json, size_t len, const 
                            size_t config_len, const char *name);
 /* Whatever path names: a .gguf file (tokenizer_from_gguf), a tokenizer.json or an HF folder. */
 int tokenizer_load(tokenizer **out, const char *path);
-/* What the model's config asks: add BOS / EOS around a sequence (callers do it; encode never). */
+/* What the model asks: add BOS / EOS around a sequence (callers do it; encode never). From
+ * tokenizer_config.json add_bos_token/add_eos_token, else the post-processor template; GGUF:
+ * tokenizer.ggml.add_bos_token/add_eos_token (false for retort's own tokenizers). */
 int tokenizer_add_bos(const tokenizer *tok);
 int tokenizer_add_eos(const tokenizer *tok);
 /* The pre-tokenizer's llama.cpp name ("gpt-2", "llama-bpe", "qwen2", "deepseek-v3"; "" for

@@ -530,9 +530,22 @@ static int build(hf_ctx *c, json_t *root, json_t *cfg, tokenizer **out) {
                 goto done;
             }
         }
-        c->o.add_bos = jbool(cfg, "add_bos_token");
-        c->o.add_eos = jbool(cfg, "add_eos_token");
     }
+    /* add_bos/add_eos: tokenizer_config.json's flags; without them, what the post-processor's
+     * TemplateProcessing puts around a single sequence. */
+    json_t *pp = json_object_get(root, "post_processor");
+    if (json_is_object(pp) && !strcmp(jstr(pp, "type") ? jstr(pp, "type") : "", "Sequence"))
+        pp = json_array_get(json_object_get(pp, "processors"), 0);
+    json_t *single = json_object_get(pp, "single");
+    size_t ns = json_array_size(single);
+    if (json_is_array(single) && ns) {
+        c->o.add_bos = json_object_get(json_array_get(single, 0), "SpecialToken") != NULL;
+        c->o.add_eos = ns > 1 && json_object_get(json_array_get(single, ns - 1), "SpecialToken");
+    }
+    if (cfg && json_is_boolean(json_object_get(cfg, "add_bos_token")))
+        c->o.add_bos = jbool(cfg, "add_bos_token");
+    if (cfg && json_is_boolean(json_object_get(cfg, "add_eos_token")))
+        c->o.add_eos = jbool(cfg, "add_eos_token");
     c->o.stages = c->stages;
     c->o.in_model = v.in_model;
     if (c->o.model == TOK_MODEL_SPM) {
