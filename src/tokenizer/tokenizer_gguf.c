@@ -251,6 +251,17 @@ static int llama_control_looking(const char *s, size_t len) {
     return 0;
 }
 
+static int hexval(char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* "<0xNN>" (s is not NUL-terminated) -> NN, else -1. */
+static int byte_piece(const char *s, size_t len) {
+    if (len != 6 || memcmp(s, "<0x", 3) || s[5] != '>') return -1;
+    int h = hexval(s[3]), l = hexval(s[4]);
+    return h < 0 || l < 0 ? -1 : h * 16 + l;
+}
+
 /* The bytes token i (GGUF text s, type ty) decodes to, appended to blob with room for the
  * NUL (reserved by the caller): SentencePiece U+2581 -> ' ' and <0xNN> -> the byte; byte-level
  * normal/byte tokens from GPT-2's byte characters; other types as plain text. */
@@ -258,10 +269,8 @@ static int raw_token(const gguf_ctx *ctx, size_t i, int ty, int spm, const char 
                      rt_buf *blob) {
     size_t raw_len;
     if (spm) {
-        unsigned b;
-        char tail;
-        if (ty == TOKENIZER_TYPE_BYTE && len == 6 && sscanf(s, "<0x%2X%c", &b, &tail) == 2 &&
-            tail == '>') {
+        int b = ty == TOKENIZER_TYPE_BYTE ? byte_piece(s, len) : -1;
+        if (b >= 0) {
             blob->data[blob->len++] = (char)b;
             return 0;
         }
@@ -485,8 +494,12 @@ int tokenizer_to_gguf(const tokenizer *tok, gguf_writer *w) {
                   (tok->unk >= 0 && gguf_set_u32(w, K_UNK, (uint32_t)tok->unk));
         free(sc);
         if (bad) goto done;
-    } else if (gguf_set_str(w, K_MODEL, "gpt2") ||
-               gguf_set_str(w, K_PRE, tok->pre_name[0] ? tok->pre_name : "gpt-2") ||
+    } else if (!tok->pre_name[0]) {
+        RT_FAIL("tokenizer_to_gguf: this tokenizer's pre-tokenizer steps match none of "
+                "llama.cpp's (gpt-2, llama-bpe, qwen2, deepseek-v3), so no GGUF reader would "
+                "split text as it does");
+        goto done;
+    } else if (gguf_set_str(w, K_MODEL, "gpt2") || gguf_set_str(w, K_PRE, tok->pre_name) ||
                gguf_set_arr_str(w, K_TOKENS, strs, lens, n) ||
                gguf_set_arr_data(w, K_TYPES, GGUF_TYPE_INT32, types, n) ||
                gguf_set_arr_str(w, K_MERGES, strs + n, lens + n, m)) {

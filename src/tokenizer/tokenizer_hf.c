@@ -552,14 +552,15 @@ static int build(hf_ctx *c, json_t *root, json_t *cfg, tokenizer **out) {
         c->o.kblob = keys.data;
         c->o.koff = koff;
     }
+    /* The llama.cpp pre-tokenizer with exactly these steps, if any (GGUF export needs one). */
+    int nst = c->o.n_stages, k0 = nst ? c->stages[0].kind : -1;
     c->o.pre_name = "";
-    for (int i = 0; i < c->o.n_stages; i++) {
-        int k = c->stages[i].kind;
-        if (k == TOK_PRE_LLAMA3) c->o.pre_name = "llama-bpe";
-        if (k == TOK_PRE_QWEN2) c->o.pre_name = "qwen2";
-        if (k == TOK_PRE_DS3_MAIN) c->o.pre_name = "deepseek-v3";
-        if (k == TOK_PRE_GPT2 && !*c->o.pre_name) c->o.pre_name = "gpt-2";
-    }
+    if (nst == 1 && k0 == TOK_PRE_GPT2) c->o.pre_name = "gpt-2";
+    if (nst == 1 && k0 == TOK_PRE_LLAMA3) c->o.pre_name = "llama-bpe";
+    if (nst == 1 && k0 == TOK_PRE_QWEN2) c->o.pre_name = "qwen2";
+    if (nst == 3 && k0 == TOK_PRE_DS3_DIGITS && c->stages[1].kind == TOK_PRE_DS3_CJK &&
+        c->stages[2].kind == TOK_PRE_DS3_MAIN)
+        c->o.pre_name = "deepseek-v3";
     char what[300];
     snprintf(what, sizeof what, "%s: model.vocab", c->name);
     char whatm[300];
