@@ -233,8 +233,8 @@ static int try_load(const char *skip, mutate_fn mutate, tokenizer **out_tok) {
     return rc;
 }
 
-static void m_model_llama(gguf_writer *w) { gguf_set_str(w, "tokenizer.ggml.model", "llama"); }
-static void m_pre_llama3(gguf_writer *w) { gguf_set_str(w, "tokenizer.ggml.pre", "llama-bpe"); }
+static void m_model_t5(gguf_writer *w) { gguf_set_str(w, "tokenizer.ggml.model", "t5"); } /* Unigram: not read */
+static void m_pre_falcon(gguf_writer *w) { gguf_set_str(w, "tokenizer.ggml.pre", "falcon"); } /* not implemented */
 static void m_model_int(gguf_writer *w) { gguf_set_u32(w, "tokenizer.ggml.model", 2); }
 static void m_types_u32(gguf_writer *w) {
     uint32_t v[261];
@@ -334,10 +334,10 @@ static void test_malformed(void) {
                *K_MERGES = "tokenizer.ggml.merges", *K_BOS = "tokenizer.ggml.bos_token_id",
                *K_EOS = "tokenizer.ggml.eos_token_id";
     expect_error("no model", K_MODEL, NULL, K_MODEL, "missing");
-    expect_error("model llama", NULL, m_model_llama, K_MODEL, "llama");
+    expect_error("model t5", NULL, m_model_t5, K_MODEL, "t5");
     expect_error("model not a string", NULL, m_model_int, K_MODEL, NULL);
     expect_error("no pre", K_PRE, NULL, K_PRE, "missing");
-    expect_error("pre llama-bpe", NULL, m_pre_llama3, K_PRE, "llama-bpe");
+    expect_error("pre falcon", NULL, m_pre_falcon, K_PRE, "falcon");
     expect_error("no tokens", K_TOKENS, NULL, K_TOKENS, "missing");
     expect_error("tokens not strings", NULL, m_tokens_strings_as_ints, K_TOKENS, NULL);
     expect_error("no token_type", K_TYPES, NULL, K_TYPES, "missing");

@@ -10,7 +10,8 @@
  *     that " word" keeps its space) when k > 1; at the end of the text it is kept whole.
  * A unit decoded from invalid UTF-8 counts as U+FFFD (other) but keeps its own byte.
  *
- * What this is not: a regex engine, or a splitter for other pre-tokenizers (llama3, ...).
+ * What this is not: a regex engine; the Hugging Face Split patterns (Llama 3, Qwen2,
+ * DeepSeek-V3) are pretok_hf.c.
  */
 #include "../base/base.h"
 #include "internal.h"

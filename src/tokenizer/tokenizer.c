@@ -15,6 +15,7 @@
 #include "../base/base.h"
 #include "internal.h"
 #include "tokenizer.h"
+#include "unicode_hf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +182,12 @@ void tokenizer_free(tokenizer *t) {
     free(t->merges);
     tok_pairmap_free(&t->rank);
     free(t->special);
+    free(t->kblob);
+    free(t->koff);
+    for (int i = 0; i < t->n_stages; i++) free(t->stages[i].str);
+    tok_pairmap_free(&t->trie_next);
+    free(t->trie_term);
+    free(t->scores);
     free(t);
 }
 
@@ -392,6 +399,289 @@ int tok_build(tokenizer **out, size_t n_vocab, const char *blob, const size_t *o
     t->bos = bos;
     t->eos = eos;
     t->pad = pad;
+    t->model = TOK_MODEL_BYTELEVEL;
+    t->n_stages = 1;
+    t->stages[0].kind = TOK_PRE_GPT2;
+    t->unk = -1;
+    snprintf(t->pre_name, sizeof t->pre_name, "gpt-2");
+    if (tok_build_trie(t)) goto fail;
+    *out = t;
+    return 0;
+fail:
+    tokenizer_free(t);
+    return -1;
+}
+
+/* ---------------------------------------------------------------- added-token trie */
+
+static int is_added_type(int type) {
+    return type == TOKENIZER_TYPE_CONTROL || type == TOK_TYPE_USER_DEFINED ||
+           type == TOK_TYPE_UNKNOWN;
+}
+
+/* The text an added token is matched by: its vocabulary text (kblob) when there is one. */
+static const uint8_t *added_text(const tokenizer *t, int32_t id, size_t *len) {
+    if (t->kblob) {
+        *len = t->koff[id + 1] - t->koff[id] - 1;
+        return (const uint8_t *)t->kblob + t->koff[id];
+    }
+    *len = tok_len(t, id);
+    return (const uint8_t *)tok_bytes(t, id);
+}
+
+int tok_build_trie(tokenizer *t) {
+    size_t cap = 1, len;
+    for (size_t i = 0; i < t->n_vocab; i++)
+        if (is_added_type(t->type[i])) {
+            added_text(t, (int32_t)i, &len);
+            cap += len;
+        }
+    t->trie_term = rt_malloc_array(cap, sizeof *t->trie_term, "added-token trie");
+    if (!t->trie_term) return -1;
+    t->trie_term[0] = -1;
+    t->trie_n = 1;
+    for (size_t i = 0; i < t->n_vocab; i++) {
+        if (!is_added_type(t->type[i])) continue;
+        const uint8_t *p = added_text(t, (int32_t)i, &len);
+        if (!len) continue;
+        uint32_t node = 0;
+        for (size_t k = 0; k < len; k++) {
+            uint32_t *child = tok_pairmap_get(&t->trie_next, tok_pair_key((int32_t)node, p[k]));
+            if (child) {
+                node = *child;
+                continue;
+            }
+            uint32_t nn = (uint32_t)t->trie_n++;
+            t->trie_term[nn] = -1;
+            if (tok_pairmap_put(&t->trie_next, tok_pair_key((int32_t)node, p[k]), nn)) return -1;
+            node = nn;
+        }
+        if (t->trie_term[node] < 0) t->trie_term[node] = (int32_t)i; /* same text: lowest id */
+        t->added_first[p[0]] = 1;
+    }
+    return 0;
+}
+
+/* Length of the longest added token at s[0..len) that may match (CONTROL ones only with
+ * parse_special; USER_DEFINED ones always), its id in *id; 0 if none. */
+static size_t trie_match(const tokenizer *t, const uint8_t *s, size_t len, int parse_special,
+                         int32_t *id) {
+    uint32_t node = 0;
+    size_t best = 0;
+    for (size_t k = 0; k < len; k++) {
+        const uint32_t *child = tok_pairmap_get(&t->trie_next, tok_pair_key((int32_t)node, s[k]));
+        if (!child) break;
+        node = *child;
+        int32_t term = t->trie_term[node];
+        if (term >= 0 && (parse_special || t->type[term] == TOK_TYPE_USER_DEFINED)) {
+            best = k + 1;
+            *id = term;
+        }
+    }
+    return best;
+}
+
+/* ---------------------------------------------------------------- HF-style building */
+
+static const char *key_bytes(const tokenizer *t, int32_t id, size_t *len) {
+    if (!t->kblob) {
+        *len = tok_len(t, id);
+        return tok_bytes(t, id);
+    }
+    *len = t->koff[id + 1] - t->koff[id] - 1;
+    return t->kblob + t->koff[id];
+}
+
+static const char *show_key(const tokenizer *t, int32_t id, char *buf, size_t cap) {
+    size_t len, o = 0;
+    const unsigned char *s = (const unsigned char *)key_bytes(t, id, &len);
+    for (size_t i = 0; i < len && o + 5 < cap; i++) {
+        if (s[i] >= 0x20 && s[i] != 0x7F && s[i] != '\\')
+            buf[o++] = (char)s[i];
+        else
+            o += (size_t)snprintf(buf + o, cap - o, "\\x%02X", s[i]);
+    }
+    buf[o] = 0;
+    return buf;
+}
+
+/* tok_build_hf, step 1: copy the inputs and options into t. */
+static int hf_copy(tokenizer *t, size_t n_vocab, const char *blob, const size_t *off,
+                   const uint8_t *types, const tok_hf_opts *o, const char *what_tokens) {
+    t->n_vocab = n_vocab;
+    t->blob = rt_malloc(off[n_vocab] ? off[n_vocab] : 1, "token bytes");
+    t->off = rt_malloc_array(n_vocab + 1, sizeof *t->off, "token offsets");
+    t->type = rt_malloc(n_vocab, "token types");
+    if (!t->blob || !t->off || !t->type) return -1;
+    memcpy(t->blob, blob, off[n_vocab]);
+    memcpy(t->off, off, (n_vocab + 1) * sizeof *off);
+    memcpy(t->type, types, n_vocab);
+    if (o->kblob) {
+        t->kblob = rt_malloc(o->koff[n_vocab] ? o->koff[n_vocab] : 1, "token texts");
+        t->koff = rt_malloc_array(n_vocab + 1, sizeof *t->koff, "token offsets");
+        if (!t->kblob || !t->koff) return -1;
+        memcpy(t->kblob, o->kblob, o->koff[n_vocab]);
+        memcpy(t->koff, o->koff, (n_vocab + 1) * sizeof *o->koff);
+    }
+    if (o->scores) {
+        t->scores = rt_malloc_array(n_vocab, sizeof *t->scores, "token scores");
+        if (!t->scores) return -1;
+        memcpy(t->scores, o->scores, n_vocab * sizeof *t->scores);
+    }
+    t->model = o->model;
+    t->nfc = o->nfc;
+    t->spm_prepend = o->spm_prepend;
+    t->spm_escape = o->spm_escape;
+    t->ignore_merges = o->ignore_merges;
+    t->strip_lead = o->strip_lead;
+    t->add_bos = o->add_bos;
+    t->add_eos = o->add_eos;
+    t->unk = o->unk;
+    t->fuse_unk = o->fuse_unk;
+    snprintf(t->pre_name, sizeof t->pre_name, "%s", o->pre_name ? o->pre_name : "");
+    if (o->n_stages < 0 || o->n_stages > TOK_MAX_STAGES) {
+        RT_FAIL("%s: %d pre-tokenizer steps (at most %d)", what_tokens, o->n_stages,
+                TOK_MAX_STAGES);
+        return -1;
+    }
+    for (int i = 0; i < o->n_stages; i++) {
+        t->stages[i] = o->stages[i];
+        t->stages[i].str = NULL;
+        if (o->stages[i].str) {
+            t->stages[i].str = rt_malloc(o->stages[i].str_len + 1, "split string");
+            if (!t->stages[i].str) return -1;
+            memcpy(t->stages[i].str, o->stages[i].str, o->stages[i].str_len + 1);
+        }
+        t->n_stages = i + 1;
+    }
+    return 0;
+}
+
+/* Step 2: the lookup map (tokens of the model's vocabulary, first of equal texts), the byte
+ * tokens, the CONTROL list. */
+static int hf_index(tokenizer *t, const uint8_t *types, const tok_hf_opts *o,
+                    const char *what_tokens) {
+    size_t n_vocab = t->n_vocab;
+    const size_t *off = t->off;
+    size_t n_control = 0;
+    for (size_t i = 0; i < n_vocab; i++) {
+        int32_t id = (int32_t)i;
+        if (off[i + 1] <= off[i] + 1) {
+            RT_FAIL("%s[%zu]: empty token (every token needs at least one byte)", what_tokens, i);
+            return -1;
+        }
+        if (types[i] < TOKENIZER_TYPE_NORMAL || types[i] > TOK_TYPE_BYTE) {
+            RT_FAIL("%s[%zu]: token type %u is not one of 1..6", what_tokens, i, types[i]);
+            return -1;
+        }
+        if (types[i] == TOKENIZER_TYPE_CONTROL) n_control++;
+        if (o->in_model && !o->in_model[i]) continue;
+        size_t kl;
+        const char *k = key_bytes(t, id, &kl);
+        int32_t dup = tok_strmap_get(&t->map, t->kblob ? t->kblob : t->blob,
+                                     t->kblob ? t->koff : t->off, k, kl);
+        if (dup >= 0) continue; /* same text twice (e.g. a special and a token): first wins */
+        if (tok_strmap_put(&t->map, t->kblob ? t->kblob : t->blob, t->kblob ? t->koff : t->off,
+                           id))
+            return -1;
+    }
+    const char *kb = t->kblob ? t->kblob : t->blob;
+    const size_t *ko = t->kblob ? t->koff : t->off;
+    for (int b = 0; b < 256; b++) {
+        if (t->model == TOK_MODEL_SPM) {
+            char name[8];
+            snprintf(name, sizeof name, "<0x%02X>", b);
+            t->byte_id[b] = tok_strmap_get(&t->map, kb, ko, name, 6);
+        } else {
+            char c = (char)b;
+            t->byte_id[b] = tok_strmap_get(&t->map, kb, ko, &c, 1);
+            if (t->byte_id[b] < 0) {
+                RT_FAIL("%s: no token for the single byte 0x%02X (byte-level BPE needs all 256)",
+                        what_tokens, b);
+                return -1;
+            }
+        }
+    }
+    t->special = rt_malloc_array(n_control ? n_control : 1, sizeof *t->special, "special ids");
+    if (!t->special) return -1;
+    for (size_t i = 0; i < n_vocab; i++)
+        if (types[i] == TOKENIZER_TYPE_CONTROL) t->special[t->n_special++] = (int32_t)i;
+    sort_specials(t);
+
+    return 0;
+}
+
+/* Step 3: merges by rank, each checked to join two tokens into a third. */
+static int hf_merges(tokenizer *t, size_t n_merges, const int32_t *pairs,
+                     const char *what_merges) {
+    size_t n_vocab = t->n_vocab;
+    const char *kb = t->kblob ? t->kblob : t->blob;
+    const size_t *ko = t->kblob ? t->koff : t->off;
+    char sbuf[96], sbuf2[96];
+    t->n_merges = n_merges;
+    t->merges = rt_malloc_array(n_merges ? 3 * n_merges : 1, sizeof *t->merges, "merges");
+    if (!t->merges) return -1;
+    rt_buf cat = {0};
+    for (size_t r = 0; r < n_merges; r++) {
+        int32_t a = pairs[2 * r], b = pairs[2 * r + 1];
+        if (a < 0 || b < 0 || (size_t)a >= n_vocab || (size_t)b >= n_vocab) {
+            RT_FAIL("%s[%zu]: merge (%d, %d) names a token outside the vocabulary", what_merges,
+                    r, a, b);
+            rt_buf_free(&cat);
+            return -1;
+        }
+        size_t la, lb;
+        const char *pa = key_bytes(t, a, &la), *pb = key_bytes(t, b, &lb);
+        cat.len = 0;
+        if (rt_buf_append(&cat, pa, la) || rt_buf_append(&cat, pb, lb)) {
+            rt_buf_free(&cat);
+            return -1;
+        }
+        int32_t res = tok_strmap_get(&t->map, kb, ko, cat.data, cat.len);
+        if (res < 0) {
+            RT_FAIL("%s[%zu]: merge '%s' + '%s' makes a token that is not in the vocabulary",
+                    what_merges, r, show_key(t, a, sbuf, sizeof sbuf),
+                    show_key(t, b, sbuf2, sizeof sbuf2));
+            rt_buf_free(&cat);
+            return -1;
+        }
+        uint64_t key = tok_pair_key(a, b);
+        /* a repeated merge keeps its first rank (the later entry is kept but never used) */
+        if (!tok_pairmap_get(&t->rank, key) && tok_pairmap_put(&t->rank, key, (uint32_t)r)) {
+            rt_buf_free(&cat);
+            return -1;
+        }
+        t->merges[3 * r] = a;
+        t->merges[3 * r + 1] = b;
+        t->merges[3 * r + 2] = res;
+    }
+    rt_buf_free(&cat);
+    return 0;
+}
+
+int tok_build_hf(tokenizer **out, size_t n_vocab, const char *blob, const size_t *off,
+                 const uint8_t *types, size_t n_merges, const int32_t *pairs, int32_t bos,
+                 int32_t eos, int32_t pad, const tok_hf_opts *o, const char *what_tokens,
+                 const char *what_merges) {
+    *out = NULL;
+    if (n_vocab < 1 || n_vocab > (size_t)INT32_MAX - 1)
+        return RT_FAIL("%s: %zu tokens (expected 1..%d)", what_tokens, n_vocab, INT32_MAX - 1);
+    tokenizer *t = rt_calloc(1, sizeof *t, "tokenizer");
+    if (!t) return -1;
+    if (hf_copy(t, n_vocab, blob, off, types, o, what_tokens) ||
+        hf_index(t, types, o, what_tokens) || hf_merges(t, n_merges, pairs, what_merges))
+        goto fail;
+    if (bos < -1 || bos >= (int64_t)n_vocab || eos < -1 || eos >= (int64_t)n_vocab || pad < -1 ||
+        pad >= (int64_t)n_vocab || o->unk < -1 || o->unk >= (int64_t)n_vocab) {
+        RT_FAIL("%s: bos %d / eos %d / padding %d / unknown %d id outside the vocabulary "
+                "(0..%zu)",
+                what_tokens, bos, eos, pad, o->unk, n_vocab - 1);
+        goto fail;
+    }
+    t->bos = bos;
+    t->eos = eos;
+    t->pad = pad;
+    if (tok_build_trie(t)) goto fail;
     *out = t;
     return 0;
 fail:
@@ -462,6 +752,7 @@ typedef struct {
     int32_t *pool;
     size_t pool_n, pool_cap;
     int32_t *sid, *prev, *next; /* BPE scratch, (scap) */
+    int32_t *sstart, *slen;     /* score-merged SentencePiece: each symbol's span, (scap) */
     uint64_t *heap;             /* (3 * scap) */
     size_t scap;
 } enc_ctx;
@@ -521,29 +812,34 @@ static inline void push_pair(enc_ctx *c, size_t *hn, int32_t l) {
     if (rank) heap_push(c->heap, hn, ((uint64_t)*rank << 32) | (uint32_t)l);
 }
 
-/* BPE one piece of m >= 2 bytes; appends its ids to dst. */
-static int bpe_piece(enc_ctx *c, const uint8_t *p, size_t m, int32_t **dst, size_t *dn,
-                     size_t *dcap) {
-    const tokenizer *t = c->t;
+static int ensure_scratch(enc_ctx *c, size_t m) {
     if (m > (size_t)INT32_MAX)
         return RT_FAIL("tokenizer_encode: a %zu-byte pre-token is too long", m);
-    if (m > c->scap) {
-        size_t nc = c->scap ? c->scap : 64;
-        while (nc < m) nc *= 2;
-        free(c->sid);
-        free(c->prev);
-        free(c->next);
-        free(c->heap);
-        c->sid = rt_malloc_array(nc, sizeof *c->sid, "BPE scratch");
-        c->prev = rt_malloc_array(nc, sizeof *c->prev, "BPE scratch");
-        c->next = rt_malloc_array(nc, sizeof *c->next, "BPE scratch");
-        c->heap = rt_malloc_array(3 * nc, sizeof *c->heap, "BPE scratch");
-        c->scap = (c->sid && c->prev && c->next && c->heap) ? nc : 0;
-        if (!c->scap) return -1;
-    }
+    if (m <= c->scap) return 0;
+    size_t nc = c->scap ? c->scap : 64;
+    while (nc < m) nc *= 2;
+    free(c->sid);
+    free(c->prev);
+    free(c->next);
+    free(c->heap);
+    free(c->sstart);
+    free(c->slen);
+    c->sstart = rt_malloc_array(nc, sizeof *c->sstart, "BPE scratch");
+    c->slen = rt_malloc_array(nc, sizeof *c->slen, "BPE scratch");
+    c->sid = rt_malloc_array(nc, sizeof *c->sid, "BPE scratch");
+    c->prev = rt_malloc_array(nc, sizeof *c->prev, "BPE scratch");
+    c->next = rt_malloc_array(nc, sizeof *c->next, "BPE scratch");
+    c->heap = rt_malloc_array(3 * nc, sizeof *c->heap, "BPE scratch");
+    c->scap = (c->sid && c->prev && c->next && c->heap && c->sstart && c->slen) ? nc : 0;
+    return c->scap ? 0 : -1;
+}
+
+/* BPE over the m symbols in c->sid (m >= 1): merge by rank until no pair has one; appends
+ * the resulting ids to dst. */
+static int bpe_run(enc_ctx *c, size_t m, int32_t **dst, size_t *dn, size_t *dcap) {
+    const tokenizer *t = c->t;
     int32_t *sid = c->sid, *prev = c->prev, *next = c->next;
     for (size_t i = 0; i < m; i++) {
-        sid[i] = t->byte_id[p[i]];
         prev[i] = (int32_t)i - 1;
         next[i] = i + 1 < m ? (int32_t)i + 1 : -1;
     }
@@ -567,6 +863,122 @@ static int bpe_piece(enc_ctx *c, const uint8_t *p, size_t m, int32_t **dst, size
     for (int32_t i = 0; i >= 0; i = next[i])
         if (push_ids(dst, dn, dcap, &sid[i], 1)) return -1;
     return 0;
+}
+
+/* Byte-level BPE of one piece of m >= 2 bytes; appends its ids to dst. */
+static int bpe_piece(enc_ctx *c, const uint8_t *p, size_t m, int32_t **dst, size_t *dn,
+                     size_t *dcap) {
+    if (ensure_scratch(c, m)) return -1;
+    for (size_t i = 0; i < m; i++) c->sid[i] = c->t->byte_id[p[i]];
+    return bpe_run(c, m, dst, dn, dcap);
+}
+
+/* Orderable bits of a score, inverted: smaller = higher score. */
+static inline uint32_t score_key(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    return ~u;
+}
+
+static inline int32_t span_id(const tokenizer *t, const uint8_t *p, int32_t a, int32_t n) {
+    return tok_strmap_get(&t->map, t->kblob, t->koff, p + a, (size_t)n);
+}
+
+static inline void push_bigram(enc_ctx *c, const uint8_t *p, size_t *hn, int32_t l) {
+    if (l < 0 || c->next[l] < 0) return;
+    int32_t r = c->next[l];
+    int32_t id = span_id(c->t, p, c->sstart[l], c->slen[l] + c->slen[r]);
+    if (id >= 0)
+        heap_push(c->heap, hn, ((uint64_t)score_key(c->t->scores[id]) << 32) | (uint32_t)l);
+}
+
+/* llama.cpp's SentencePiece (llm_tokenizer_spm) for a vocabulary with scores and no merges:
+ * characters are symbols; the adjacent pair whose concatenation is a token with the highest
+ * score (then the leftmost) merges, until none is left; a symbol that is not a token comes out
+ * as its bytes' <0xNN> tokens (or unk). */
+static int spm_score_piece(enc_ctx *c, const uint8_t *p, size_t m) {
+    const tokenizer *t = c->t;
+    if (ensure_scratch(c, m)) return -1;
+    int32_t n = 0;
+    for (size_t pos = 0; pos < m;) {
+        size_t nb;
+        (void)tok_utf8_strict(p, m, pos, &nb);
+        c->sstart[n] = (int32_t)pos;
+        c->slen[n] = (int32_t)nb;
+        c->prev[n] = n - 1;
+        c->next[n] = pos + nb < m ? n + 1 : -1;
+        n++;
+        pos += nb;
+    }
+    size_t hn = 0;
+    for (int32_t i = 0; i + 1 < n; i++) push_bigram(c, p, &hn, i);
+    while (hn) {
+        uint64_t top = heap_pop(c->heap, &hn);
+        int32_t l = (int32_t)(uint32_t)top, r = c->next[l];
+        if (c->slen[l] == 0 || r < 0) continue;
+        int32_t id = span_id(t, p, c->sstart[l], c->slen[l] + c->slen[r]);
+        if (id < 0 || score_key(t->scores[id]) != (uint32_t)(top >> 32)) continue; /* stale */
+        c->slen[l] += c->slen[r];
+        c->slen[r] = 0;
+        c->next[l] = c->next[r];
+        if (c->next[r] >= 0) c->prev[c->next[r]] = l;
+        push_bigram(c, p, &hn, c->prev[l]);
+        push_bigram(c, p, &hn, l);
+    }
+    for (int32_t i = 0; i >= 0 && n; i = c->next[i]) {
+        int32_t id = span_id(t, p, c->sstart[i], c->slen[i]);
+        if (id >= 0) {
+            if (push_ids(&c->ids, &c->n, &c->cap, &id, 1)) return -1;
+            continue;
+        }
+        for (int32_t k = 0; k < c->slen[i]; k++) {
+            int32_t b = t->byte_id[p[c->sstart[i] + k]];
+            if (b < 0) b = t->unk;
+            if (b < 0)
+                return RT_FAIL("tokenizer_encode: a byte is not in the vocabulary and there is "
+                               "no unknown token");
+            if (push_ids(&c->ids, &c->n, &c->cap, &b, 1)) return -1;
+        }
+    }
+    return 0;
+}
+
+/* SentencePiece-style BPE of one piece (already escaped with U+2581): one symbol per
+ * character looked up by its text; a character that is not a token becomes its bytes'
+ * <0xNN> tokens, or the unknown token (consecutive ones fused when fuse_unk). */
+static int spm_piece(enc_ctx *c, const uint8_t *p, size_t m) {
+    const tokenizer *t = c->t;
+    if (ensure_scratch(c, m)) return -1;
+    size_t n = 0;
+    int last_unk = 0;
+    for (size_t pos = 0; pos < m;) {
+        size_t nb;
+        int32_t cp = tok_utf8_strict(p, m, pos, &nb);
+        int32_t id = cp >= 0 ? tok_strmap_get(&t->map, t->kblob ? t->kblob : t->blob,
+                                              t->kblob ? t->koff : t->off, p + pos, nb)
+                             : -1;
+        if (id >= 0) {
+            c->sid[n++] = id;
+            last_unk = 0;
+        } else {
+            int all = 1;
+            for (size_t k = 0; k < nb; k++) all &= t->byte_id[p[pos + k]] >= 0;
+            if (all) {
+                for (size_t k = 0; k < nb; k++) c->sid[n++] = t->byte_id[p[pos + k]];
+                last_unk = 0;
+            } else if (t->unk < 0) {
+                return RT_FAIL("tokenizer_encode: byte offset %zu of a piece is not in the "
+                               "vocabulary and the tokenizer has no unknown token",
+                               pos);
+            } else if (!(last_unk && t->fuse_unk)) {
+                c->sid[n++] = t->unk;
+                last_unk = 1;
+            }
+        }
+        pos += nb;
+    }
+    return n ? bpe_run(c, n, &c->ids, &c->n, &c->cap) : 0;
 }
 
 static int cache_grow(enc_ctx *c) {
@@ -612,14 +1024,85 @@ static int encode_piece(enc_ctx *c, const uint8_t *p, size_t m) {
     return 0;
 }
 
-static int encode_fragment(enc_ctx *c, const uint8_t *s, size_t len) {
-    for (size_t pos = 0; pos < len;) {
-        size_t end = tok_pretok_next(s, len, pos);
-        if (encode_piece(c, s + pos, end - pos)) return -1;
-        pos = end;
+/* The model's part: one pre-token. */
+static int model_piece(enc_ctx *c, const uint8_t *p, size_t m) {
+    const tokenizer *t = c->t;
+    if (!m) return 0;
+    if (t->model == TOK_MODEL_SPM)
+        return t->scores && !t->n_merges ? spm_score_piece(c, p, m) : spm_piece(c, p, m);
+    if (t->ignore_merges && m > 1) {
+        int32_t id = tok_strmap_get(&t->map, t->blob, t->off, p, m);
+        if (id >= 0) return push_ids(&c->ids, &c->n, &c->cap, &id, 1);
+    }
+    return encode_piece(c, p, m);
+}
+
+/* Pre-tokenize s[0..len) from step `stage` on; each final piece goes to the model. */
+static int pre_split(enc_ctx *c, int stage, const uint8_t *s, size_t len) {
+    const tokenizer *t = c->t;
+    if (stage == t->n_stages) return model_piece(c, s, len);
+    const tok_stage *st = &t->stages[stage];
+    if (st->kind == TOK_PRE_GPT2 || st->kind == TOK_PRE_LLAMA3 || st->kind == TOK_PRE_QWEN2) {
+        /* patterns that match at every position, behaviour Isolated */
+        for (size_t pos = 0; pos < len;) {
+            size_t end = tok_stage_match(st, s, len, pos);
+            if (end <= pos) return RT_FAIL("tokenizer_encode: pre-tokenizer made no progress");
+            if (pre_split(c, stage + 1, s + pos, end - pos)) return -1;
+            pos = end;
+        }
+        return 0;
+    }
+    size_t pos = 0, prev = 0, ms, me;
+    while (tok_stage_find(st, s, len, pos, &ms, &me)) {
+        switch (st->behavior) {
+        case TOK_SPLIT_ISOLATED:
+            if ((ms > prev && pre_split(c, stage + 1, s + prev, ms - prev)) ||
+                pre_split(c, stage + 1, s + ms, me - ms))
+                return -1;
+            prev = me;
+            break;
+        case TOK_SPLIT_REMOVED:
+            if (ms > prev && pre_split(c, stage + 1, s + prev, ms - prev)) return -1;
+            prev = me;
+            break;
+        case TOK_SPLIT_MERGED_PREV:
+            if (pre_split(c, stage + 1, s + prev, me - prev)) return -1;
+            prev = me;
+            break;
+        default: /* TOK_SPLIT_MERGED_NEXT */
+            if (ms > prev && pre_split(c, stage + 1, s + prev, ms - prev)) return -1;
+            prev = ms;
+            break;
+        }
+        pos = me;
+    }
+    return prev < len ? pre_split(c, stage + 1, s + prev, len - prev) : 0;
+}
+
+/* Normalize one section (text between added tokens) into norm, appending. */
+static int normalize_section(const tokenizer *t, const uint8_t *s, size_t len, rt_buf *norm,
+                             rt_buf *tmp, int first) {
+    if (!len) return 0;
+    if (t->nfc) {
+        if (tok_nfc((const char *)s, len, tmp)) return -1;
+        s = (const uint8_t *)tmp->data;
+        len = tmp->len;
+    }
+    static const char meta[3] = {'\xE2', '\x96', '\x81'}; /* U+2581 */
+    if ((t->spm_prepend == 1 || (t->spm_prepend == 2 && first)) && rt_buf_append(norm, meta, 3))
+        return -1;
+    if (!t->spm_escape) return rt_buf_append(norm, s, len);
+    for (size_t i = 0; i < len; i++) {
+        int rc = s[i] == ' ' ? rt_buf_append(norm, meta, 3) : rt_buf_append(norm, s + i, 1);
+        if (rc) return -1;
     }
     return 0;
 }
+
+typedef struct {
+    size_t a, b; /* text section [a, b) (of the text, or of the normalized copy) */
+    int32_t id;  /* or an added token (a, b unused) */
+} section;
 
 int tokenizer_encode(const tokenizer *tok, const char *text, size_t len, int parse_special,
                      int32_t **ids, size_t *n) {
@@ -631,37 +1114,57 @@ int tokenizer_encode(const tokenizer *tok, const char *text, size_t len, int par
     if (len > 4096 && grow_ids(&c.ids, &c.cap, len / 3)) return -1;
     const uint8_t *s = (const uint8_t *)text;
     int rc = 0;
-    size_t frag = 0;
-    if (parse_special && tok->n_special) {
-        for (size_t pos = 0; pos < len;) {
-            int32_t hit = -1;
-            if (tok->special_first[s[pos]]) {
-                for (size_t k = 0; k < tok->n_special; k++) {
-                    int32_t id = tok->special[k];
-                    size_t sl = tok_len(tok, id);
-                    if (sl <= len - pos && memcmp(s + pos, tok_bytes(tok, id), sl) == 0) {
-                        hit = id;
-                        break;
-                    }
-                }
+    /* 1. cut at added tokens (leftmost, longest); 2. normalize the sections (into one buffer,
+     * so that the piece cache's pointers stay valid); 3. pre-tokenize and run the model. */
+    section *sec = NULL;
+    size_t nsec = 0, seccap = 0, frag = 0;
+    int normalizes = tok->nfc || tok->spm_prepend || tok->spm_escape;
+    rt_buf norm = {0}, tmp = {0};
+    for (size_t pos = 0;; pos++) {
+        int32_t hit = -1;
+        size_t hl = 0;
+        if (pos < len && tok->added_first[s[pos]])
+            hl = trie_match(tok, s + pos, len - pos, parse_special, &hit);
+        if (pos < len && !hl) continue;
+        if (nsec + 2 > seccap) {
+            size_t nc = seccap ? 2 * seccap : 16;
+            section *ns = rt_realloc(sec, nc * sizeof *ns, "token sections");
+            if (!ns) {
+                rc = -1;
+                break;
             }
-            if (hit < 0) {
-                pos++;
-                continue;
-            }
-            if ((rc = encode_fragment(&c, s + frag, pos - frag))) break;
-            if ((rc = push_ids(&c.ids, &c.n, &c.cap, &hit, 1))) break;
-            pos += tok_len(tok, hit);
-            frag = pos;
+            sec = ns;
+            seccap = nc;
         }
+        if (pos > frag) {
+            section x = {frag, pos, -1};
+            if (normalizes) {
+                x.a = norm.len;
+                if ((rc = normalize_section(tok, s + frag, pos - frag, &norm, &tmp, frag == 0))) break;
+                x.b = norm.len;
+            }
+            sec[nsec++] = x;
+        }
+        if (pos >= len) break;
+        sec[nsec++] = (section){0, 0, hit};
+        pos += hl - 1;
+        frag = pos + 1;
     }
-    if (!rc) rc = encode_fragment(&c, s + frag, len - frag);
+    const uint8_t *base = normalizes ? (const uint8_t *)norm.data : s;
+    for (size_t i = 0; !rc && i < nsec; i++)
+        rc = sec[i].id >= 0 ? push_ids(&c.ids, &c.n, &c.cap, &sec[i].id, 1)
+                            : pre_split(&c, 0, base + sec[i].a, sec[i].b - sec[i].a);
+    free(sec);
+    rt_buf_free(&norm);
+    rt_buf_free(&tmp);
     free(c.ent);
     free(c.pool);
     free(c.sid);
     free(c.prev);
     free(c.next);
     free(c.heap);
+    free(c.sstart);
+    free(c.slen);
     if (rc) {
         free(c.ids);
         return -1;
@@ -697,6 +1200,10 @@ int tokenizer_decode(const tokenizer *tok, const int32_t *ids, size_t n, char **
         o += l;
     }
     s[o] = 0;
+    if (tok->strip_lead && o && s[0] == ' ') { /* Llama 2's decoder: Strip(' ', 1, 0) */
+        memmove(s, s + 1, o);
+        o--;
+    }
     *out = s;
     *len = o;
     return 0;

@@ -25,7 +25,27 @@
  * replaces those bytes by U+FFFD's three bytes (and re-encodes overlong forms), so there its
  * ids differ; retort keeps the original bytes so that decode(encode(x)) == x always.
  *
- * What this is not: a SentencePiece/Llama tokenizer, or a regex engine.
+ * Real models' tokenizers (tokenizer_hf.c, pretok_hf.c, normalize.c): a Hugging Face
+ * tokenizer.json is loaded into the same object. Byte-level BPE (GPT-2, Llama 3, Qwen2/3,
+ * DeepSeek-V3: their Split regexes, ignore_merges, NFC) and SentencePiece-style BPE (Llama 2,
+ * Gemma: U+2581 for spaces, <0xNN> byte fallback) both encode to the ids of the Hugging Face
+ * tokenizers / transformers.js for valid UTF-8 (tests/ref_tokenizer_hf.sh). For them, added
+ * tokens (tokenizer.json's added_tokens) are cut out first: special ones (CONTROL) only with
+ * parse_special, non-special ones (USER_DEFINED) always. Invalid UTF-8 bytes are kept (byte-level:
+ * as their byte tokens; SentencePiece: as <0xNN>), so decode(encode(x)) == x for byte-level
+ * tokenizers and for SentencePiece ones whose normalizer is undone by decoding (Llama 2: the
+ * prepended U+2581 is stripped; text containing U+2581 itself comes back as spaces); Qwen's
+ * NFC makes its round trip give NFC(x). Unicode classes and NFC come from Unicode 15.0
+ * (Debian unicode-data); \s is White_Space (transformers.js's JavaScript \s differs at U+0085
+ * and U+FEFF). The same vocabularies from GGUF metadata (tokenizer_from_gguf) tokenize as
+ * llama.cpp does (no NFC for qwen2; llama.cpp's "control-looking" texts such as </s> are
+ * CONTROL), and tokenizer_to_gguf writes them as llama.cpp's converter does (SentencePiece:
+ * model "llama" with score = minus the rank of the merge that makes the token).
+ * A merge repeated in a tokenizer.json keeps its first rank (tokenizer_merge_at still lists
+ * the repeat). bos/eos may be -1 for HF tokenizers.
+ *
+ * What this is not: a regex engine (unknown Split patterns are refused), WordPiece/Unigram,
+ * or a chat-template renderer.
  */
 #ifndef RETORT_TOKENIZER_H
 #define RETORT_TOKENIZER_H
@@ -43,8 +63,16 @@ typedef struct tokenizer tokenizer;
 extern const char *const tokenizer_special_tokens[TOKENIZER_N_SPECIAL];
 /* "<|bos|>", "<|eos|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>" */
 
-/* GGUF token types (llama.cpp's llama_token_type). */
-enum { TOKENIZER_TYPE_NORMAL = 1, TOKENIZER_TYPE_CONTROL = 3 };
+/* GGUF token types (llama.cpp's llama_token_type). Retort's own tokenizers use only NORMAL
+ * and CONTROL; HF/SentencePiece ones also the others. */
+enum {
+    TOKENIZER_TYPE_NORMAL = 1,
+    TOKENIZER_TYPE_UNKNOWN = 2,
+    TOKENIZER_TYPE_CONTROL = 3,
+    TOKENIZER_TYPE_USER_DEFINED = 4,
+    TOKENIZER_TYPE_UNUSED = 5,
+    TOKENIZER_TYPE_BYTE = 6,
+};
 
 /* Learn merges from text until the vocabulary has vocab_size entries (256 bytes + merges +
  * TOKENIZER_N_SPECIAL specials). vocab_size must be >= 256 + TOKENIZER_N_SPECIAL.
@@ -59,9 +87,29 @@ int tokenizer_train(tokenizer **out, const char *text, size_t len, size_t vocab_
  * tokens whose concatenation is one; ids in range. Control tokens are the specials (matched
  * with parse_special). Errors name the file and the key (and index) that is wrong. */
 int tokenizer_from_gguf(tokenizer **out, const gguf_ctx *ctx);
-/* Open the GGUF file at path and read its tokenizer (the one "open GGUF -> tokenizer" every
- * command uses). Errors name the file: "<path>: no usable tokenizer: <why>". */
+/* Load a Hugging Face tokenizer: path is a tokenizer.json, or a folder holding one; a
+ * tokenizer_config.json next to it (optional) gives bos/eos/pad and add_bos_token. Only
+ * BPE models with the normalizers and pre-tokenizers listed in tokenizer_hf.c are accepted;
+ * anything else is refused with a message naming the file and the JSON field. */
+int tokenizer_from_hf(tokenizer **out, const char *path);
+/* The same from memory (config may be NULL; name is used in messages). */
+int tokenizer_from_hf_json(tokenizer **out, const char *json, size_t len, const char *config,
+                           size_t config_len, const char *name);
+/* Whatever path names: a GGUF file (by its magic, so checkpoints M.gguf.ckpt count), a
+ * tokenizer.json, or an HF folder -- the one "open a file -> tokenizer" every command uses.
+ * Errors name the file: "<path>: no usable tokenizer: <why>". */
 int tokenizer_load(tokenizer **out, const char *path);
+/* What the model asks: add BOS / EOS around a sequence (callers do it; encode never). From
+ * tokenizer_config.json add_bos_token/add_eos_token, else the post-processor template; GGUF:
+ * tokenizer.ggml.add_bos_token/add_eos_token (false for retort's own tokenizers). */
+int tokenizer_add_bos(const tokenizer *tok);
+int tokenizer_add_eos(const tokenizer *tok);
+/* The pre-tokenizer's llama.cpp name ("gpt-2", "llama-bpe", "qwen2", "deepseek-v3"; "" for
+ * SentencePiece-style ones). Valid for the tokenizer's lifetime. */
+const char *tokenizer_pre_name(const tokenizer *tok);
+/* The unknown token, or -1. */
+int32_t tokenizer_unk(const tokenizer *tok);
+
 /* Store as tokenizer.ggml.* keys (model "gpt2", pre "gpt-2", tokens, token_type, merges,
  * bos/eos/padding ids, add_bos_token=false). */
 int tokenizer_to_gguf(const tokenizer *tok, gguf_writer *w);
@@ -69,6 +117,7 @@ int tokenizer_to_gguf(const tokenizer *tok, gguf_writer *w);
 void tokenizer_free(tokenizer *tok);
 
 size_t tokenizer_vocab_size(const tokenizer *tok);
+/* bos/eos: always set for retort's own tokenizers; -1 for an HF tokenizer without one. */
 int32_t tokenizer_bos(const tokenizer *tok);
 int32_t tokenizer_eos(const tokenizer *tok);
 /* Padding id (tokenizer_train sets it to the eos id), or -1 if the vocabulary has none. */
