@@ -6,11 +6,20 @@
  * Threads split the output columns; each output element is one fixed-order dot product
  * (16 lanes, then a fixed tree), so results do not depend on the thread count.
  *
+ * quant_matmul_rows (quant.h) is the same for weights held in a ggml encoding: each weight row
+ * is decoded into a per-thread buffer (C floats, in cache) and dotted with the input rows by the
+ * same dot product, so no dequantized copy of the matrix exists.
+ *
  * What this is not: a general GEMV (no strides, no transposes) or a training kernel.
  */
 #include "kernels.h"
 
 #include "kinternal.h"
+#include "quant.h"
+
+#include "../base/base.h"
+
+#include <stdlib.h>
 
 #define GEMV_MAX_ROWS 8
 
@@ -60,4 +69,38 @@ int matmul_forward_rows(float *out, const float *inp, const float *w, size_t N, 
         }
     }
     return 1;
+}
+
+static inline float dot_rows(const float *x, const float *y, size_t C) {
+#if K_AVX512
+    return dot_avx512(x, y, C);
+#else
+    return dot_plain(x, y, C);
+#endif
+}
+
+int quant_matmul_rows(float *out, size_t ldo, const float *inp, const qmatrix *w, size_t N) {
+    size_t C = w->cols, OC = w->rows;
+    if (N == 0) return 0;
+    if (N > QUANT_MATMUL_MAX_ROWS || ldo < OC || !qtype_supported(w->type) ||
+        qtype_row_bytes(w->type, C) != w->row_bytes || w->row_bytes == 0)
+        return RT_FAIL("quant_matmul_rows: bad call (N %zu, type %s, %zu x %zu, row bytes %zu)", N,
+                       qtype_name(w->type), OC, C, w->row_bytes);
+    size_t bytes = (C * sizeof(float) + 63) / 64 * 64;
+    int nt = kern_threads_for(OC * C / 4), failed = 0;
+    (void)nt;
+    K_OMP(parallel num_threads(nt) reduction(| : failed))
+    {
+        float *buf = aligned_alloc(64, bytes);
+        if (!buf) failed = 1;
+        K_OMP(for schedule(static))
+        for (size_t o = 0; o < OC; o++) {
+            if (!buf) continue;
+            quant_dequantize_row(w->type, (const uint8_t *)w->data + o * w->row_bytes, buf, C);
+            for (size_t n = 0; n < N; n++) out[n * ldo + o] = dot_rows(inp + n * C, buf, C);
+        }
+        free(buf);
+    }
+    if (failed) return RT_FAIL("quant_matmul_rows: out of memory for a %zu-float row buffer", C);
+    return 0;
 }
