@@ -302,6 +302,24 @@ static void test_refuse_unknown_type(void) {
     free(buf);
 }
 
+static void test_quantize_file_refuses_nan(void) {
+    static float x[2 * 256];
+    for (int i = 0; i < 512; i++) x[i] = (float)(i % 17) * 0.01f;
+    x[300] = NAN;
+    const char *in = tmp_path("nan.gguf"), *out = tmp_path("nan-q.gguf");
+    gguf_writer *w = gguf_writer_new();
+    CHECK_OK(gguf_add_tensor(w, "bad.weight", GGML_TYPE_F32, 2, (const uint64_t[]){256, 2}, x));
+    CHECK_OK(gguf_writer_write(w, in));
+    gguf_writer_free(w);
+    CHECK(gguf_quantize_file(in, out, GGML_TYPE_Q8_0, NULL) == -1);
+    CHECK(strstr(rt_errmsg(), "tensor 'bad.weight' holds a NaN or infinite value at element 300") != NULL);
+    CHECK(access(out, F_OK) != 0); /* nothing written */
+    CHECK_OK(gguf_quantize_file(in, out, GGML_TYPE_F16, NULL)); /* a plain conversion keeps it */
+    CHECK(gguf_quantize_file(in, tmp_path("missing/x.gguf"), GGML_TYPE_Q8_0, NULL) == -1);
+    unlink(in);
+    unlink(out);
+}
+
 static void decode_logits(model *m, const int32_t *toks, size_t n, float *out) {
     decoder d;
     kv_cache kc;
@@ -372,4 +390,5 @@ static void test_quantized_model(void) {
 
 TEST_MAIN("quant", TEST_CASE(test_table), TEST_CASE(test_hand_blocks), TEST_CASE(test_vector_equals_scalar),
           TEST_CASE(test_roundtrip_error), TEST_CASE(test_quant_matmul), TEST_CASE(test_refuse_unknown_type),
+          TEST_CASE(test_quantize_file_refuses_nan),
           TEST_CASE(test_quantized_model))

@@ -13,6 +13,7 @@
 #include "../kernels/quant.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,6 +77,15 @@ int gguf_quantize_file(const char *in, const char *out, ggml_type type, gguf_qua
             break;
         }
         ggml_type tt = choose_type(&t, type, &st);
+        for (size_t j = 0; qtype_is_block((uint32_t)tt) && j < n; j++) {
+            if (!isfinite(bufs[i][j])) {
+                rc = RT_FAIL("tensor '%s' holds a NaN or infinite value at element %zu; a model with such "
+                             "weights cannot be quantized (llama-quantize refuses it too)",
+                             t.name, j);
+                break;
+            }
+        }
+        if (rc) break;
         rc = gguf_add_tensor(w, t.name, tt, t.n_dims ? t.n_dims : 1, t.ne, bufs[i]);
         st.bytes_in += t.nbytes;
         st.bytes_out += (uint64_t)(n / t.ne[0]) * qtype_row_bytes((uint32_t)tt, (size_t)t.ne[0]);

@@ -150,6 +150,15 @@ static inline int nearest_int(float f) {
     return (i & 0x007fffff) - 0x00400000;
 }
 
+/* (int)v truncated toward zero, saturated to [-128, 127] and 0 for NaN: the C conversion for
+ * every in-range value, and no undefined behaviour for a NaN or infinite input */
+static inline int trunc_i8(float v) {
+    if (v != v) return 0;
+    if (v <= -128.0f) return -128;
+    if (v >= 127.0f) return 127;
+    return (int)v;
+}
+
 static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline int imax(int a, int b) { return a > b ? a : b; }
 
@@ -390,7 +399,7 @@ static void q_q8_0(const float *x, uint8_t *b, size_t nb) {
         float d = amax / 127.0f;
         float id = d != 0.0f ? 1.0f / d : 0.0f;
         st16(b, quant_f32_to_f16(d));
-        for (int j = 0; j < 32; j++) b[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
+        for (int j = 0; j < 32; j++) b[2 + j] = (uint8_t)(int8_t)trunc_i8(roundf(x[j] * id));
     }
 }
 
@@ -407,8 +416,8 @@ static void q_q4_0(const float *x, uint8_t *b, size_t nb) {
         float id = d != 0.0f ? 1.0f / d : 0.0f;
         st16(b, quant_f32_to_f16(d));
         for (int j = 0; j < 16; j++) {
-            int q0 = imin(15, (int)(int8_t)(x[j] * id + 8.5f));
-            int q1 = imin(15, (int)(int8_t)(x[j + 16] * id + 8.5f));
+            int q0 = imin(15, trunc_i8(x[j] * id + 8.5f));
+            int q1 = imin(15, trunc_i8(x[j + 16] * id + 8.5f));
             b[2 + j] = (uint8_t)(q0 | (q1 << 4));
         }
     }

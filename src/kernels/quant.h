@@ -72,7 +72,9 @@ uint16_t quant_f32_to_bf16(float f);
  * path uses no fused multiply-add). */
 void quant_dequantize_row(uint32_t t, const void *src, float *dst, size_t n);
 /* Encode n elements with llama.cpp's reference quantizer for t (quantize_row_*_ref; f16,
- * bf16 and f32 by conversion). dst receives qtype_row_bytes(t, n) bytes. */
+ * bf16 and f32 by conversion). dst receives qtype_row_bytes(t, n) bytes. NaN or infinite
+ * inputs give meaningless blocks but no undefined behaviour (gguf_quantize_file refuses
+ * them first, as llama-quantize does). */
 void quant_quantize_row(uint32_t t, const float *src, void *dst, size_t n);
 
 /* A (rows, cols) weight matrix held encoded: row r starts at data + r*row_bytes. */
