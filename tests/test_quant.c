@@ -155,7 +155,7 @@ static void test_hand_blocks(void) {
 
 static void test_vector_equals_scalar(void) {
     const uint32_t types[] = {QTYPE_Q8_0, QTYPE_Q4_0, QTYPE_Q4_K, QTYPE_Q5_K, QTYPE_Q6_K, QTYPE_F16};
-    static uint8_t buf[8 * 210];
+    static uint8_t buf[4096];
     static float a[1024], s[1024];
     for (size_t k = 0; k < RT_ARRAY_LEN(types); k++) {
         uint32_t t = types[k];
