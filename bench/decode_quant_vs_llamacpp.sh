@@ -21,6 +21,7 @@ if [ ! -f "$DIR/f32.gguf" ]; then
   "$BUILD/retort" train --data "$DIR/corpus.txt" --vocab-size 4096 --dim 768 --layers 15 --heads 12 --kv-heads 4 \
     --ffn 2048 --untied --seq-len 256 --batch 1 --steps 1 --warmup 0 --eval-every 0 --save-every 0 \
     --out "$DIR/f32.gguf" --quiet --threads "$TH"
+  rm -f "$DIR/f32.gguf.ckpt" # the optimizer state: 3x the model, not needed
 fi
 PROMPT="And it came to pass"
 for t in q8_0 q4_k; do

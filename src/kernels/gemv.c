@@ -79,6 +79,158 @@ static inline float dot_rows(const float *x, const float *y, size_t C) {
 #endif
 }
 
+
+#if K_AVX512
+/* Products on the blocks, in registers: each 32-element chunk of a weight row is decoded into
+ * two vectors v0 (elements 0..15) and v1 (16..31) with exactly the operations of quant.c's
+ * decoders, then accumulated like dot_avx512 (a0 += x[c..c+15]*v0, a1 += x[c+16..]*v1, chunks
+ * in order, a0 + a1 reduced at the end) — so the result is bit-identical to decoding the row
+ * and calling dot_avx512, without the round trip through memory. */
+typedef struct {
+    __m512 a0[QUANT_MATMUL_MAX_ROWS], a1[QUANT_MATMUL_MAX_ROWS];
+} qacc;
+
+static inline __attribute__((always_inline)) void qacc_add(qacc *A, const float *inp, size_t C, size_t N, size_t c, __m512 v0, __m512 v1) {
+    for (size_t n = 0; n < N; n++) {
+        A->a0[n] = _mm512_fmadd_ps(_mm512_loadu_ps(inp + n * C + c), v0, A->a0[n]);
+        A->a1[n] = _mm512_fmadd_ps(_mm512_loadu_ps(inp + n * C + c + 16), v1, A->a1[n]);
+    }
+}
+
+static inline float half_to_f32(const uint8_t *p) {
+    return _cvtsh_ss((unsigned short)(p[0] | (p[1] << 8)));
+}
+
+static inline __m512i u8x16(const uint8_t *p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)); }
+
+static inline __attribute__((always_inline)) void qrow_q8_0(qacc *A, const uint8_t *b, const float *inp, size_t C, size_t N) {
+    for (size_t c = 0; c < C; c += 32, b += 34) {
+        __m512 d = _mm512_set1_ps(half_to_f32(b));
+        __m512 v0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2)))), d);
+        __m512 v1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 18)))), d);
+        qacc_add(A, inp, C, N, c, v0, v1);
+    }
+}
+
+static inline __attribute__((always_inline)) void qrow_q4_0(qacc *A, const uint8_t *b, const float *inp, size_t C, size_t N) {
+    const __m512i m4 = _mm512_set1_epi32(0xF), k8 = _mm512_set1_epi32(8);
+    for (size_t c = 0; c < C; c += 32, b += 18) {
+        __m512 d = _mm512_set1_ps(half_to_f32(b));
+        __m512i q = u8x16(b + 2);
+        __m512 v0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(q, m4), k8)), d);
+        __m512 v1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(q, 4), k8)), d);
+        qacc_add(A, inp, C, N, c, v0, v1);
+    }
+}
+
+/* the 6-bit scale and min of sub-block j (q4_K / q5_K) */
+static inline void k4_scale_min(int j, const uint8_t *q, float *sc, float *m) {
+    if (j < 4) {
+        *sc = (float)(q[j] & 63);
+        *m = (float)(q[j + 4] & 63);
+    } else {
+        *sc = (float)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (float)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+static inline __attribute__((always_inline)) void qrow_k45(qacc *A, const uint8_t *b, const float *inp, size_t C, size_t N, int five) {
+    const __m512i m4 = _mm512_set1_epi32(0xF), one = _mm512_set1_epi32(1);
+    const size_t bs = five ? 176 : 144, qs_off = five ? 48 : 16;
+    for (size_t c = 0; c < C; c += 256, b += bs) {
+        float d = half_to_f32(b), dmin = half_to_f32(b + 2);
+        const uint8_t *q = b + qs_off, *qh = b + 16;
+        for (int g = 0; g < 4; g++, q += 32) {
+            float sc, m;
+            k4_scale_min(2 * g, b + 4, &sc, &m);
+            __m512 d1 = _mm512_set1_ps(d * sc), m1 = _mm512_set1_ps(dmin * m);
+            k4_scale_min(2 * g + 1, b + 4, &sc, &m);
+            __m512 d2 = _mm512_set1_ps(d * sc), m2 = _mm512_set1_ps(dmin * m);
+            __m512i w0 = u8x16(q), w1 = u8x16(q + 16);
+            __m512i lo0 = _mm512_and_si512(w0, m4), lo1 = _mm512_and_si512(w1, m4);
+            __m512i hi0 = _mm512_srli_epi32(w0, 4), hi1 = _mm512_srli_epi32(w1, 4);
+            if (five) {
+                __m512i h0 = u8x16(qh), h1 = u8x16(qh + 16);
+                unsigned s1 = (unsigned)(2 * g), s2 = s1 + 1;
+                lo0 = _mm512_add_epi32(lo0, _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h0, s1), one), 4));
+                lo1 = _mm512_add_epi32(lo1, _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h1, s1), one), 4));
+                hi0 = _mm512_add_epi32(hi0, _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h0, s2), one), 4));
+                hi1 = _mm512_add_epi32(hi1, _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h1, s2), one), 4));
+            }
+            size_t e = c + 64 * (size_t)g;
+            qacc_add(A, inp, C, N, e, _mm512_sub_ps(_mm512_mul_ps(d1, _mm512_cvtepi32_ps(lo0)), m1),
+                     _mm512_sub_ps(_mm512_mul_ps(d1, _mm512_cvtepi32_ps(lo1)), m1));
+            qacc_add(A, inp, C, N, e + 32, _mm512_sub_ps(_mm512_mul_ps(d2, _mm512_cvtepi32_ps(hi0)), m2),
+                     _mm512_sub_ps(_mm512_mul_ps(d2, _mm512_cvtepi32_ps(hi1)), m2));
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void qrow_q6_K(qacc *A, const uint8_t *b, const float *inp, size_t C, size_t N) {
+    const __m512i m4 = _mm512_set1_epi32(0xF), m2 = _mm512_set1_epi32(3), k32 = _mm512_set1_epi32(32);
+    for (size_t c = 0; c < C; c += 256, b += 210) {
+        float d = half_to_f32(b + 208);
+        const uint8_t *ql = b, *qh = b + 128;
+        const int8_t *sc = (const int8_t *)(b + 192);
+        for (int h = 0; h < 2; h++, ql += 64, qh += 32, sc += 8) {
+            __m512i hb[2] = {u8x16(qh), u8x16(qh + 16)};
+            __m512i l0[2] = {u8x16(ql), u8x16(ql + 16)}, l1[2] = {u8x16(ql + 32), u8x16(ql + 48)};
+            for (int k = 0; k < 4; k++) {
+                __m512 v[2];
+                for (int s = 0; s < 2; s++) {
+                    __m512i lo = (k & 1) ? l1[s] : l0[s];
+                    lo = k >= 2 ? _mm512_srli_epi32(lo, 4) : _mm512_and_si512(lo, m4);
+                    __m512i hi = _mm512_and_si512(_mm512_srli_epi32(hb[s], (unsigned)(2 * k)), m2);
+                    __m512i qv = _mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)), k32);
+                    v[s] = _mm512_mul_ps(_mm512_set1_ps(d * (float)sc[s + 2 * k]), _mm512_cvtepi32_ps(qv));
+                }
+                qacc_add(A, inp, C, N, c + 128 * (size_t)h + 32 * (size_t)k, v[0], v[1]);
+            }
+        }
+    }
+}
+
+/* One copy per row count, so that the accumulators (N is a constant there) live in registers
+ * instead of memory: 1 if the row was done (res[n] for n < N), 0 if the type has no kernel. */
+#define QROW_N(NN)                                                                              \
+    static int qrow_n##NN(uint32_t type, const uint8_t *row, const float *inp, size_t C, float *res) { \
+        qacc A;                                                                                 \
+        for (size_t n = 0; n < NN; n++) A.a0[n] = A.a1[n] = _mm512_setzero_ps();                \
+        switch (type) {                                                                         \
+        case QTYPE_Q8_0: qrow_q8_0(&A, row, inp, C, NN); break;                                 \
+        case QTYPE_Q4_0: qrow_q4_0(&A, row, inp, C, NN); break;                                 \
+        case QTYPE_Q4_K: qrow_k45(&A, row, inp, C, NN, 0); break;                               \
+        case QTYPE_Q5_K: qrow_k45(&A, row, inp, C, NN, 1); break;                               \
+        case QTYPE_Q6_K: qrow_q6_K(&A, row, inp, C, NN); break;                                 \
+        default: return 0;                                                                      \
+        }                                                                                       \
+        for (size_t n = 0; n < NN; n++) res[n] = _mm512_reduce_add_ps(_mm512_add_ps(A.a0[n], A.a1[n])); \
+        return 1;                                                                               \
+    }
+QROW_N(1)
+QROW_N(2)
+QROW_N(3)
+QROW_N(4)
+QROW_N(5)
+QROW_N(6)
+QROW_N(7)
+QROW_N(8)
+
+static int qrow_registers(uint32_t type, const uint8_t *row, const float *inp, size_t C, size_t N, float *res) {
+    switch (N) {
+    case 1: return qrow_n1(type, row, inp, C, res);
+    case 2: return qrow_n2(type, row, inp, C, res);
+    case 3: return qrow_n3(type, row, inp, C, res);
+    case 4: return qrow_n4(type, row, inp, C, res);
+    case 5: return qrow_n5(type, row, inp, C, res);
+    case 6: return qrow_n6(type, row, inp, C, res);
+    case 7: return qrow_n7(type, row, inp, C, res);
+    case 8: return qrow_n8(type, row, inp, C, res);
+    default: return 0;
+    }
+}
+#endif
+
 int quant_matmul_rows(float *out, size_t ldo, const float *inp, const qmatrix *w, size_t N) {
     size_t C = w->cols, OC = w->rows;
     if (N == 0) return 0;
@@ -95,8 +247,16 @@ int quant_matmul_rows(float *out, size_t ldo, const float *inp, const qmatrix *w
         if (!buf) failed = 1;
         K_OMP(for schedule(static))
         for (size_t o = 0; o < OC; o++) {
+            const uint8_t *row = (const uint8_t *)w->data + o * w->row_bytes;
+#if K_AVX512
+            float res[QUANT_MATMUL_MAX_ROWS];
+            if (qrow_registers(w->type, row, inp, C, N, res)) {
+                for (size_t n = 0; n < N; n++) out[n * ldo + o] = res[n];
+                continue;
+            }
+#endif
             if (!buf) continue;
-            quant_dequantize_row(w->type, (const uint8_t *)w->data + o * w->row_bytes, buf, C);
+            quant_dequantize_row(w->type, row, buf, C);
             for (size_t n = 0; n < N; n++) out[n * ldo + o] = dot_rows(inp + n * C, buf, C);
         }
         free(buf);
