@@ -252,11 +252,32 @@ static void test_quant_matmul(void) {
             CHECK_OK(quant_matmul_rows(out1, LDO, in, &m, N));
             matmul_forward(ref, in, wd, N, C, OC);
             int same = 1, untouched = 1, thr = memcmp(out, out1, sizeof out) == 0;
+            int exact = quant_matmul_exact(t);
             for (size_t n = 0; n < N; n++) {
-                for (int o = 0; o < OC; o++) same = same && out[n * LDO + o] == ref[n * OC + o];
+                for (int o = 0; o < OC; o++) {
+                    if (exact) {
+                        same = same && out[n * LDO + o] == ref[n * OC + o];
+                        continue;
+                    }
+                    /* int8 activations: within the documented bound of their rounding */
+                    double bound = 0, mag = 0;
+                    for (int j = 0; j < C / 32; j++) {
+                        float amax = 0;
+                        double sw = 0;
+                        for (int i = 32 * j; i < 32 * j + 32; i++) {
+                            amax = fmaxf(amax, fabsf(in[n * C + i]));
+                            sw += fabs(wd[o * C + i]);
+                            mag += fabs((double)wd[o * C + i] * in[n * C + i]);
+                        }
+                        bound += amax / 254.0 * sw;
+                    }
+                    double diff = fabs((double)out[n * LDO + o] - ref[n * OC + o]);
+                    same = same && diff <= bound * 1.001 + 1e-6 * mag;
+                }
                 for (int o = OC; o < LDO; o++) untouched = untouched && out[n * LDO + o] == -7.0f;
             }
-            CHECK_MSG(same, "%s N=%zu: not equal to decode + fp32 product", qtype_name(t), N);
+            CHECK_MSG(same, "%s N=%zu: not equal to decode + fp32 product (%s)", qtype_name(t), N,
+                      quant_matmul_exact(t) ? "bit for bit" : "within the int8-activation bound");
             CHECK_MSG(untouched, "%s N=%zu: wrote outside its columns", qtype_name(t), N);
             CHECK_MSG(thr, "%s N=%zu: depends on the thread count", qtype_name(t), N);
         }
@@ -369,7 +390,11 @@ static void test_quantized_model(void) {
         decode_logits(q, toks, 6, lf);
         double md = 0;
         for (int i = 0; i < 6 * 64; i++) md = fmax(md, fabs((double)lq[i] - lf[i]));
-        CHECK_MSG(md < 1e-4, "%s: decode on blocks vs decoded fp32 weights: max |diff| %g", qtype_name(types[k]), md);
+        /* fp32 activations: only summation order differs; int8 activations (q4_K with VNNI):
+         * their rounding, about 0.4% of each block's largest input */
+        double tol = quant_matmul_exact(types[k]) ? 1e-4 : 0.1;
+        CHECK_MSG(md < tol, "%s: decode on blocks vs decoded fp32 weights: max |diff| %g (tol %g)",
+                  qtype_name(types[k]), md, tol);
         model_free(q);
     }
     /* a training step drops the encoded copies (they would be stale) */

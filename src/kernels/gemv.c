@@ -19,6 +19,7 @@
 
 #include "../base/base.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 #define GEMV_MAX_ROWS 8
@@ -134,8 +135,14 @@ static inline void k4_scale_min(int j, const uint8_t *q, float *sc, float *m) {
     }
 }
 
-static inline __attribute__((always_inline)) void qrow_k45(qacc *A, const uint8_t *b, const float *inp, size_t C, size_t N, int five) {
+/* q4_K / q5_K: per 32-element sub-block the 16 (q4_K) or 32 (q5_K) possible values d*sc*q - dmin*m
+ * form a small table (computed with the decoder's operations, so its entries are the decoder's
+ * floats); each element is then one permute by its 4- or 5-bit code. */
+static inline __attribute__((always_inline)) void qrow_k45(qacc *A, const uint8_t *b, const float *inp, size_t C,
+                                                           size_t N, int five) {
     const __m512i m4 = _mm512_set1_epi32(0xF), one = _mm512_set1_epi32(1);
+    const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512 iota16 = _mm512_add_ps(iota, _mm512_set1_ps(16.0f));
     const size_t bs = five ? 176 : 144, qs_off = five ? 48 : 16;
     for (size_t c = 0; c < C; c += 256, b += bs) {
         float d = half_to_f32(b), dmin = half_to_f32(b + 2);
@@ -146,22 +153,25 @@ static inline __attribute__((always_inline)) void qrow_k45(qacc *A, const uint8_
             __m512 d1 = _mm512_set1_ps(d * sc), m1 = _mm512_set1_ps(dmin * m);
             k4_scale_min(2 * g + 1, b + 4, &sc, &m);
             __m512 d2 = _mm512_set1_ps(d * sc), m2 = _mm512_set1_ps(dmin * m);
+            __m512 t1 = _mm512_sub_ps(_mm512_mul_ps(d1, iota), m1), t2 = _mm512_sub_ps(_mm512_mul_ps(d2, iota), m2);
             __m512i w0 = u8x16(q), w1 = u8x16(q + 16);
             __m512i lo0 = _mm512_and_si512(w0, m4), lo1 = _mm512_and_si512(w1, m4);
             __m512i hi0 = _mm512_srli_epi32(w0, 4), hi1 = _mm512_srli_epi32(w1, 4);
-            if (five) {
-                __m512i h0 = u8x16(qh), h1 = u8x16(qh + 16);
-                unsigned s1 = (unsigned)(2 * g), s2 = s1 + 1;
-                lo0 = _mm512_add_epi32(lo0, _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h0, s1), one), 4));
-                lo1 = _mm512_add_epi32(lo1, _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h1, s1), one), 4));
-                hi0 = _mm512_add_epi32(hi0, _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h0, s2), one), 4));
-                hi1 = _mm512_add_epi32(hi1, _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h1, s2), one), 4));
-            }
             size_t e = c + 64 * (size_t)g;
-            qacc_add(A, inp, C, N, e, _mm512_sub_ps(_mm512_mul_ps(d1, _mm512_cvtepi32_ps(lo0)), m1),
-                     _mm512_sub_ps(_mm512_mul_ps(d1, _mm512_cvtepi32_ps(lo1)), m1));
-            qacc_add(A, inp, C, N, e + 32, _mm512_sub_ps(_mm512_mul_ps(d2, _mm512_cvtepi32_ps(hi0)), m2),
-                     _mm512_sub_ps(_mm512_mul_ps(d2, _mm512_cvtepi32_ps(hi1)), m2));
+            if (!five) {
+                qacc_add(A, inp, C, N, e, _mm512_permutexvar_ps(lo0, t1), _mm512_permutexvar_ps(lo1, t1));
+                qacc_add(A, inp, C, N, e + 32, _mm512_permutexvar_ps(hi0, t2), _mm512_permutexvar_ps(hi1, t2));
+                continue;
+            }
+            __m512 u1 = _mm512_sub_ps(_mm512_mul_ps(d1, iota16), m1), u2 = _mm512_sub_ps(_mm512_mul_ps(d2, iota16), m2);
+            __m512i h0 = u8x16(qh), h1 = u8x16(qh + 16);
+            unsigned s1 = (unsigned)(2 * g), s2 = s1 + 1;
+            lo0 = _mm512_add_epi32(lo0, _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h0, s1), one), 4));
+            lo1 = _mm512_add_epi32(lo1, _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h1, s1), one), 4));
+            hi0 = _mm512_add_epi32(hi0, _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h0, s2), one), 4));
+            hi1 = _mm512_add_epi32(hi1, _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h1, s2), one), 4));
+            qacc_add(A, inp, C, N, e, _mm512_permutex2var_ps(t1, lo0, u1), _mm512_permutex2var_ps(t1, lo1, u1));
+            qacc_add(A, inp, C, N, e + 32, _mm512_permutex2var_ps(t2, hi0, u2), _mm512_permutex2var_ps(t2, hi1, u2));
         }
     }
 }
@@ -231,6 +241,94 @@ static int qrow_registers(uint32_t type, const uint8_t *row, const float *inp, s
 }
 #endif
 
+
+#if K_AVX512 && defined(__AVX512VNNI__)
+#define QUANT_VNNI 1
+/* q4_K with 8-bit activations, as llama.cpp computes it: each input row is rounded once per
+ * call to int8 in blocks of 32 (xq = round(x / dx), dx = max|x| / 127; xs = the exact float sum
+ * of the block), then every pair of 32-element sub-blocks is one VNNI dot product of the
+ * unsigned 4-bit codes with xq:  sum_j d*sc_j*dx_j*isum_j - dmin*m_j*xs_j.  The error against
+ * the fp32 product is bounded by sum_j (dx_j / 2) * sum_{i in j} |w_i| (checked in test_quant). */
+typedef struct {
+    int8_t *xq; /* (N, C) */
+    float *dx;  /* (N, C/32) */
+    float *xs;  /* (N, C/32) */
+} qact;
+
+static void qact_fill(qact *a, const float *inp, size_t N, size_t C) {
+    size_t nb = C / 32;
+    for (size_t n = 0; n < N; n++) {
+        for (size_t j = 0; j < nb; j++) {
+            const float *x = inp + n * C + 32 * j;
+            float amax = 0, sum = 0;
+            for (int i = 0; i < 32; i++) {
+                amax = fmaxf(amax, fabsf(x[i]));
+                sum += x[i];
+            }
+            float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+            for (int i = 0; i < 32; i++) a->xq[n * C + 32 * j + (size_t)i] = (int8_t)lrintf(x[i] * id);
+            a->dx[n * nb + j] = d;
+            a->xs[n * nb + j] = sum;
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void qrow_q4_K_vnni(const uint8_t *b, const qact *a, size_t C,
+                                                                 size_t N, float *res) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m512 acc[QUANT_MATMUL_MAX_ROWS];
+    float macc[QUANT_MATMUL_MAX_ROWS];
+    size_t nb = C / 32;
+    for (size_t n = 0; n < N; n++) {
+        acc[n] = _mm512_setzero_ps();
+        macc[n] = 0;
+    }
+    for (size_t c = 0; c < C; c += 256, b += 144) {
+        float d = half_to_f32(b), dmin = half_to_f32(b + 2);
+        for (int g = 0; g < 4; g++) {
+            float sc1, m1, sc2, m2;
+            k4_scale_min(2 * g, b + 4, &sc1, &m1);
+            k4_scale_min(2 * g + 1, b + 4, &sc2, &m2);
+            __m256i v = _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * g));
+            __m512i wq = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, m4)),
+                                            _mm256_and_si256(_mm256_srli_epi16(v, 4), m4), 1);
+            size_t e = c + 64 * (size_t)g, j = e / 32;
+            for (size_t n = 0; n < N; n++) {
+                __m512i xv = _mm512_loadu_si512((const void *)(a->xq + n * C + e));
+                __m512i is = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, xv);
+                const float *dx = a->dx + n * nb + j, *xs = a->xs + n * nb + j;
+                __m512 sv = _mm512_insertf32x8(_mm512_set1_ps(d * sc1 * dx[0]), _mm256_set1_ps(d * sc2 * dx[1]), 1);
+                acc[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), sv, acc[n]);
+                macc[n] += dmin * m1 * xs[0] + dmin * m2 * xs[1];
+            }
+        }
+    }
+    for (size_t n = 0; n < N; n++) res[n] = _mm512_reduce_add_ps(acc[n]) - macc[n];
+}
+
+#define QV_N(NN)                                                                                     \
+    static void qrow_q4_K_vnni_n##NN(const uint8_t *b, const qact *a, size_t C, float *res) {        \
+        qrow_q4_K_vnni(b, a, C, NN, res);                                                           \
+    }
+QV_N(1)
+QV_N(2)
+QV_N(4)
+QV_N(8)
+static void qrow_q4_K_vnni_any(const uint8_t *b, const qact *a, size_t C, size_t N, float *res) {
+    switch (N) {
+    case 1: qrow_q4_K_vnni_n1(b, a, C, res); break;
+    case 2: qrow_q4_K_vnni_n2(b, a, C, res); break;
+    case 4: qrow_q4_K_vnni_n4(b, a, C, res); break;
+    case 8: qrow_q4_K_vnni_n8(b, a, C, res); break;
+    default: qrow_q4_K_vnni(b, a, C, N, res); break;
+    }
+}
+#else
+#define QUANT_VNNI 0
+#endif
+
+int quant_matmul_exact(uint32_t t) { return !(QUANT_VNNI && t == QTYPE_Q4_K); }
+
 int quant_matmul_rows(float *out, size_t ldo, const float *inp, const qmatrix *w, size_t N) {
     size_t C = w->cols, OC = w->rows;
     if (N == 0) return 0;
@@ -241,6 +339,23 @@ int quant_matmul_rows(float *out, size_t ldo, const float *inp, const qmatrix *w
     size_t bytes = (C * sizeof(float) + 63) / 64 * 64;
     int nt = kern_threads_for(OC * C / 4), failed = 0;
     (void)nt;
+#if QUANT_VNNI
+    qact act = {0};
+    int use_vnni = w->type == QTYPE_Q4_K;
+    if (use_vnni) {
+        size_t nb = C / 32;
+        act.xq = rt_malloc_array(N, C, "quantized activations");
+        act.dx = rt_malloc_array(N * nb, sizeof(float), "activation scales");
+        act.xs = rt_malloc_array(N * nb, sizeof(float), "activation sums");
+        if (!act.xq || !act.dx || !act.xs) {
+            free(act.xq);
+            free(act.dx);
+            free(act.xs);
+            return -1;
+        }
+        qact_fill(&act, inp, N, C);
+    }
+#endif
     K_OMP(parallel num_threads(nt) reduction(| : failed))
     {
         float *buf = aligned_alloc(64, bytes);
@@ -250,6 +365,13 @@ int quant_matmul_rows(float *out, size_t ldo, const float *inp, const qmatrix *w
             const uint8_t *row = (const uint8_t *)w->data + o * w->row_bytes;
 #if K_AVX512
             float res[QUANT_MATMUL_MAX_ROWS];
+#if QUANT_VNNI
+            if (use_vnni) {
+                qrow_q4_K_vnni_any(row, &act, C, N, res);
+                for (size_t n = 0; n < N; n++) out[n * ldo + o] = res[n];
+                continue;
+            }
+#endif
             if (qrow_registers(w->type, row, inp, C, N, res)) {
                 for (size_t n = 0; n < N; n++) out[n * ldo + o] = res[n];
                 continue;
@@ -261,6 +383,11 @@ int quant_matmul_rows(float *out, size_t ldo, const float *inp, const qmatrix *w
         }
         free(buf);
     }
+#if QUANT_VNNI
+    free(act.xq);
+    free(act.dx);
+    free(act.xs);
+#endif
     if (failed) return RT_FAIL("quant_matmul_rows: out of memory for a %zu-float row buffer", C);
     return 0;
 }

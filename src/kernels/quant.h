@@ -90,10 +90,19 @@ typedef struct {
 /* out (N, OC) = inp (N, C) · W^T for N <= QUANT_MATMUL_MAX_ROWS rows, W encoded (OC = w->rows,
  * C = w->cols). out row i starts at out + i*ldo (ldo >= OC), so a call can fill a column slice
  * of a wider output (Q, K and V into one fused row). Overwrites those OC columns only.
- * Each weight row is decoded once into a per-thread buffer of C floats (in cache) and dotted
- * with all N input rows: no dequantized copy of the matrix is made. Threads split the output
- * columns; each result is one fixed-order dot product, so it does not depend on the thread
- * count. Returns 0, or -1 if N is out of range or the buffer cannot be allocated. */
+ * No dequantized copy of the matrix is made: with AVX-512 each 32-element chunk of a weight
+ * row is decoded in registers and accumulated in place; otherwise a row is decoded into a
+ * per-thread buffer of C floats (in cache) and dotted with the N input rows. Threads split the
+ * output columns and every result is computed in a fixed order, so results do not depend on
+ * the thread count. Exactness: see quant_matmul_exact. Returns 0, or -1 if N is out of range
+ * or a buffer cannot be allocated. */
 int quant_matmul_rows(float *out, size_t ldo, const float *inp, const qmatrix *w, size_t N);
+/* 1 when quant_matmul_rows on type t gives bit for bit the fp32 product with the decoded
+ * matrix (matmul_forward of quant_dequantize_row's floats): fp32 activations. 0 for q4_K on a
+ * CPU with AVX-512 VNNI, where, as in llama.cpp, each input row is first rounded to int8 in
+ * blocks of 32 (scale max|x|/127) and the 4-bit codes are multiplied in integers; the
+ * difference from the fp32 product is then at most sum over blocks j of
+ * (max_{i in j}|x_i| / 254) * sum_{i in j} |w_i|, plus float rounding. */
+int quant_matmul_exact(uint32_t t);
 
 #endif /* RETORT_QUANT_H */
