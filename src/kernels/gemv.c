@@ -21,6 +21,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define GEMV_MAX_ROWS 8
 
@@ -251,7 +252,7 @@ static int qrow_registers(uint32_t type, const uint8_t *row, const float *inp, s
  * the fp32 product is bounded by sum_j (dx_j / 2) * sum_{i in j} |w_i| (checked in test_quant). */
 typedef struct {
     int8_t *xq; /* (N, C) */
-    float *dx;  /* (N, C/32) */
+    float *dx2; /* (N, C/64, 16): lanes 0-7 the scale of block 2p, lanes 8-15 that of block 2p+1 */
     float *xs;  /* (N, C/32) */
 } qact;
 
@@ -267,43 +268,69 @@ static void qact_fill(qact *a, const float *inp, size_t N, size_t C) {
             }
             float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
             for (int i = 0; i < 32; i++) a->xq[n * C + 32 * j + (size_t)i] = (int8_t)lrintf(x[i] * id);
-            a->dx[n * nb + j] = d;
+            for (int l = 0; l < 8; l++) a->dx2[n * nb * 8 + (j / 2) * 16 + (j % 2) * 8 + (size_t)l] = d;
             a->xs[n * nb + j] = sum;
         }
     }
 }
 
+/* The eight 6-bit scales (bytes 0-7) and mins (bytes 8-15) of a q4_K block, unpacked with
+ * four 32-bit operations (scales[j] for j < 4 are the low 6 bits of bytes 0-3, mins of bytes
+ * 4-7; for j >= 4 the low / high nibbles of bytes 8-11 with the top 2 bits of bytes 0-3 / 4-7). */
+static inline __m128i k4_unpack(const uint8_t *sc12) {
+    uint32_t u[4];
+    memcpy(u, sc12, 12);
+    const uint32_t k6 = 0x3f3f3f3fu, k4 = 0x0f0f0f0fu, k2 = 0x03030303u;
+    uint32_t m_lo = u[1] & k6;
+    u[3] = ((u[2] >> 4) & k4) | (((u[1] >> 6) & k2) << 4);
+    u[1] = (u[2] & k4) | (((u[0] >> 6) & k2) << 4);
+    u[2] = m_lo;
+    u[0] &= k6;
+    return _mm_loadu_si128((const __m128i *)u);
+}
+
 static inline __attribute__((always_inline)) void qrow_q4_K_vnni(const uint8_t *b, const qact *a, size_t C,
                                                                  size_t N, float *res) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m512i pick[4] = {
+        _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+        _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3),
+        _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5),
+        _mm512_setr_epi32(6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7)};
     __m512 acc[QUANT_MATMUL_MAX_ROWS];
-    float macc[QUANT_MATMUL_MAX_ROWS];
+    __m256 macc[QUANT_MATMUL_MAX_ROWS];
     size_t nb = C / 32;
     for (size_t n = 0; n < N; n++) {
         acc[n] = _mm512_setzero_ps();
-        macc[n] = 0;
+        macc[n] = _mm256_setzero_ps();
     }
     for (size_t c = 0; c < C; c += 256, b += 144) {
-        float d = half_to_f32(b), dmin = half_to_f32(b + 2);
+        __m128i sm = k4_unpack(b + 4);
+        __m512 scf = _mm512_mul_ps(_mm512_set1_ps(half_to_f32(b)), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(sm)));
+        __m256 mf = _mm256_mul_ps(_mm256_set1_ps(half_to_f32(b + 2)),
+                                  _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))));
+        for (size_t n = 0; n < N; n++)
+            macc[n] = _mm256_fmadd_ps(mf, _mm256_loadu_ps(a->xs + n * nb + c / 32), macc[n]);
         for (int g = 0; g < 4; g++) {
-            float sc1, m1, sc2, m2;
-            k4_scale_min(2 * g, b + 4, &sc1, &m1);
-            k4_scale_min(2 * g + 1, b + 4, &sc2, &m2);
             __m256i v = _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * g));
             __m512i wq = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, m4)),
                                             _mm256_and_si256(_mm256_srli_epi16(v, 4), m4), 1);
-            size_t e = c + 64 * (size_t)g, j = e / 32;
+            __m512 sg = _mm512_permutexvar_ps(pick[g], scf);
+            size_t e = c + 64 * (size_t)g;
             for (size_t n = 0; n < N; n++) {
                 __m512i xv = _mm512_loadu_si512((const void *)(a->xq + n * C + e));
                 __m512i is = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, xv);
-                const float *dx = a->dx + n * nb + j, *xs = a->xs + n * nb + j;
-                __m512 sv = _mm512_insertf32x8(_mm512_set1_ps(d * sc1 * dx[0]), _mm256_set1_ps(d * sc2 * dx[1]), 1);
+                __m512 sv = _mm512_mul_ps(sg, _mm512_loadu_ps(a->dx2 + n * nb * 8 + e / 64 * 16));
                 acc[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), sv, acc[n]);
-                macc[n] += dmin * m1 * xs[0] + dmin * m2 * xs[1];
             }
         }
     }
-    for (size_t n = 0; n < N; n++) res[n] = _mm512_reduce_add_ps(acc[n]) - macc[n];
+    for (size_t n = 0; n < N; n++) {
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(macc[n]), _mm256_extractf128_ps(macc[n], 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_add_ss(h, _mm_movehdup_ps(h));
+        res[n] = _mm512_reduce_add_ps(acc[n]) - _mm_cvtss_f32(h);
+    }
 }
 
 #define QV_N(NN)                                                                                     \
@@ -345,11 +372,11 @@ int quant_matmul_rows(float *out, size_t ldo, const float *inp, const qmatrix *w
     if (use_vnni) {
         size_t nb = C / 32;
         act.xq = rt_malloc_array(N, C, "quantized activations");
-        act.dx = rt_malloc_array(N * nb, sizeof(float), "activation scales");
+        act.dx2 = rt_malloc_array(N * nb * 8, sizeof(float), "activation scales");
         act.xs = rt_malloc_array(N * nb, sizeof(float), "activation sums");
-        if (!act.xq || !act.dx || !act.xs) {
+        if (!act.xq || !act.dx2 || !act.xs) {
             free(act.xq);
-            free(act.dx);
+            free(act.dx2);
             free(act.xs);
             return -1;
         }
@@ -385,7 +412,7 @@ int quant_matmul_rows(float *out, size_t ldo, const float *inp, const qmatrix *w
     }
 #if QUANT_VNNI
     free(act.xq);
-    free(act.dx);
+    free(act.dx2);
     free(act.xs);
 #endif
     if (failed) return RT_FAIL("quant_matmul_rows: out of memory for a %zu-float row buffer", C);
