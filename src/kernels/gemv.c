@@ -333,14 +333,50 @@ static inline __attribute__((always_inline)) void qrow_q4_K_vnni(const uint8_t *
     }
 }
 
+/* q8_0 with int8 activations: VNNI multiplies unsigned by signed bytes, so the activations go
+ * in offset by 128 (x + 128 as u8) and 128 * sum(w) comes off again: exact integer sums. Two
+ * 34-byte blocks per step (C a multiple of 64). */
+static inline __attribute__((always_inline)) void qrow_q8_0_vnni(const uint8_t *b, const qact *a, size_t C,
+                                                                 size_t N, float *res) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80), ones = _mm512_set1_epi8(1);
+    __m512 acc[QUANT_MATMUL_MAX_ROWS];
+    size_t nb = C / 32;
+    for (size_t n = 0; n < N; n++) acc[n] = _mm512_setzero_ps();
+    for (size_t c = 0; c < C; c += 64, b += 68) {
+        __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b + 2))),
+                                       _mm256_loadu_si256((const __m256i *)(b + 36)), 1);
+        __m512i wsum = _mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, w), 7);
+        __m512 dw = _mm512_insertf32x8(_mm512_set1_ps(half_to_f32(b)), _mm256_set1_ps(half_to_f32(b + 34)), 1);
+        for (size_t n = 0; n < N; n++) {
+            __m512i xu = _mm512_xor_si512(_mm512_loadu_si512((const void *)(a->xq + n * C + c)), flip);
+            __m512i is = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), xu, w), wsum);
+            __m512 sv = _mm512_mul_ps(dw, _mm512_loadu_ps(a->dx2 + n * nb * 8 + c / 64 * 16));
+            acc[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), sv, acc[n]);
+        }
+    }
+    for (size_t n = 0; n < N; n++) res[n] = _mm512_reduce_add_ps(acc[n]);
+}
+
 #define QV_N(NN)                                                                                     \
     static void qrow_q4_K_vnni_n##NN(const uint8_t *b, const qact *a, size_t C, float *res) {        \
         qrow_q4_K_vnni(b, a, C, NN, res);                                                           \
+    }                                                                                               \
+    static void qrow_q8_0_vnni_n##NN(const uint8_t *b, const qact *a, size_t C, float *res) {        \
+        qrow_q8_0_vnni(b, a, C, NN, res);                                                           \
     }
 QV_N(1)
 QV_N(2)
 QV_N(4)
 QV_N(8)
+static void qrow_q8_0_vnni_any(const uint8_t *b, const qact *a, size_t C, size_t N, float *res) {
+    switch (N) {
+    case 1: qrow_q8_0_vnni_n1(b, a, C, res); break;
+    case 2: qrow_q8_0_vnni_n2(b, a, C, res); break;
+    case 4: qrow_q8_0_vnni_n4(b, a, C, res); break;
+    case 8: qrow_q8_0_vnni_n8(b, a, C, res); break;
+    default: qrow_q8_0_vnni(b, a, C, N, res); break;
+    }
+}
 static void qrow_q4_K_vnni_any(const uint8_t *b, const qact *a, size_t C, size_t N, float *res) {
     switch (N) {
     case 1: qrow_q4_K_vnni_n1(b, a, C, res); break;
@@ -354,7 +390,10 @@ static void qrow_q4_K_vnni_any(const uint8_t *b, const qact *a, size_t C, size_t
 #define QUANT_VNNI 0
 #endif
 
-int quant_matmul_exact(uint32_t t) { return !(QUANT_VNNI && t == QTYPE_Q4_K); }
+/* the types (and shapes) that take the int8-activation path */
+static int use_int8(uint32_t t, size_t C) { return QUANT_VNNI && (t == QTYPE_Q4_K || (t == QTYPE_Q8_0 && C % 64 == 0)); }
+
+int quant_matmul_exact(uint32_t t) { return !(QUANT_VNNI && (t == QTYPE_Q4_K || t == QTYPE_Q8_0)); }
 
 int quant_matmul_rows(float *out, size_t ldo, const float *inp, const qmatrix *w, size_t N) {
     size_t C = w->cols, OC = w->rows;
@@ -368,7 +407,7 @@ int quant_matmul_rows(float *out, size_t ldo, const float *inp, const qmatrix *w
     (void)nt;
 #if QUANT_VNNI
     qact act = {0};
-    int use_vnni = w->type == QTYPE_Q4_K;
+    int use_vnni = use_int8(w->type, C);
     if (use_vnni) {
         size_t nb = C / 32;
         act.xq = rt_malloc_array(N, C, "quantized activations");
@@ -394,7 +433,8 @@ int quant_matmul_rows(float *out, size_t ldo, const float *inp, const qmatrix *w
             float res[QUANT_MATMUL_MAX_ROWS];
 #if QUANT_VNNI
             if (use_vnni) {
-                qrow_q4_K_vnni_any(row, &act, C, N, res);
+                if (w->type == QTYPE_Q4_K) qrow_q4_K_vnni_any(row, &act, C, N, res);
+                else qrow_q8_0_vnni_any(row, &act, C, N, res);
                 for (size_t n = 0; n < N; n++) out[n * ldo + o] = res[n];
                 continue;
             }
