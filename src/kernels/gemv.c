@@ -391,7 +391,7 @@ static void qrow_q4_K_vnni_any(const uint8_t *b, const qact *a, size_t C, size_t
 #endif
 
 /* the types (and shapes) that take the int8-activation path */
-static int use_int8(uint32_t t, size_t C) { return QUANT_VNNI && (t == QTYPE_Q4_K || (t == QTYPE_Q8_0 && C % 64 == 0)); }
+static inline int use_int8(uint32_t t, size_t C) { return QUANT_VNNI && (t == QTYPE_Q4_K || (t == QTYPE_Q8_0 && C % 64 == 0)); }
 
 int quant_matmul_exact(uint32_t t) { return !(QUANT_VNNI && (t == QTYPE_Q4_K || t == QTYPE_Q8_0)); }
 
