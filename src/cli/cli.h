@@ -57,6 +57,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 /* distillation (src/distill) */
 int cmd_distill(int argc, char **argv);
 int cmd_cache_teacher(int argc, char **argv);

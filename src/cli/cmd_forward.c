@@ -48,12 +48,15 @@ static int parse_ids(const char *s, size_t V, int32_t **ids, size_t *n) {
 
 int cmd_forward(int argc, char **argv) {
     const char *model_path = NULL, *ids_s = NULL, *out = NULL;
-    size_t threads = 0;
+    size_t threads = 0, chunk = 256;
     cli_opt opts[] = {
         {"--model", CLI_STR, &model_path, "M.gguf: the model", 1, 0},
         {"--ids", CLI_STR, &ids_s, "1,2,3: token ids (retort tokenize prints them)", 1, 0},
         {"--out", CLI_STR, &out, "LOGITS.f32: output file (T x V float32, row-major)", 1, 0},
         {"--threads", CLI_SIZE, &threads, "worker threads (default: all cores)", 0, 0},
+        {"--chunk", CLI_SIZE, &chunk,
+         "N: tokens per decoder pass (default 256; 1 runs token by token, the generation path, "
+         "which for a quantized file computes on its blocks)", 0, 0},
     };
     cli_cmd_info info = {"forward", "retort forward --model M.gguf --ids 1,2,3 --out LOGITS.f32",
                          "Runs the tokens through the model in one sequence and writes the logits of every\n"
@@ -61,6 +64,10 @@ int cmd_forward(int argc, char **argv) {
     int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
     if (prc) return prc == 1 ? 0 : 2;
     cli_set_threads(threads);
+    if (chunk == 0) {
+        fprintf(stderr, "retort forward: error: --chunk must be at least 1\n");
+        return 2;
+    }
     model *m = NULL;
     int32_t *ids = NULL;
     size_t n = 0;
@@ -76,7 +83,7 @@ int cmd_forward(int argc, char **argv) {
         goto done;
     }
     logits = rt_malloc_array(n, V * sizeof(float), "logits");
-    if (!logits || kv_cache_init(&kv, &m->cfg, n) || decoder_init(&dec, m, RT_MIN(n, (size_t)256)) ||
+    if (!logits || kv_cache_init(&kv, &m->cfg, n) || decoder_init(&dec, m, RT_MIN(n, chunk)) ||
         decoder_prefill(&dec, &kv, ids, n, NULL, logits))
         goto done;
     if (rt_write_file_atomic(out, logits, n * V * sizeof(float))) goto done;

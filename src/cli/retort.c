@@ -24,6 +24,7 @@ static const command commands[] = {
     {"forward", cmd_forward, "write the logits of a token sequence as raw float32"},
     {"info", cmd_info, "describe a model file: config, tokenizer, tensors"},
     {"convert", cmd_convert, "convert a Hugging Face folder to GGUF, or a GGUF to a Hugging Face folder"},
+    {"quantize", cmd_quantize, "re-encode a GGUF model in llama.cpp's q8_0/q4_0/q4_K/q5_K/q6_K/bf16/f16"},
     {"distill", cmd_distill, "white-box distillation: a student learns a teacher's distributions"},
     {"cache-teacher", cmd_cache_teacher, "store a teacher's top-k log-probs for later distillation"},
     {"sft", cmd_sft, "black-box distillation: learn from prompt/completion pairs (harvest JSONL)"},

@@ -13,13 +13,15 @@
  * keep a borrowed pointer to the caller's F32 data until gguf_writer_write, which streams the
  * file through rt_atomic_open/commit, converting F16 on the fly.
  *
- * What this is not: no quantized formats (their block sizes are known only so that their
- * byte extents can be bounds-checked), no big-endian files, no llama semantics.
+ * Quantized types: every ggml type's block size is known so that byte extents are checked;
+ * the types src/kernels/quant.h implements are decoded on read and encoded on write there.
+ * What this is not: no big-endian files, no llama semantics.
  * Assumes a little-endian host for tensor payloads (checked at compile time).
  */
 #include "gguf.h"
 
 #include "../base/base.h"
+#include "../kernels/quant.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -105,60 +107,9 @@ const char *ggml_type_name(uint32_t type) {
 
 /* ---------------------------------------------------------------- f16 */
 
-float gguf_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu;
-    uint32_t mant = h & 0x3ffu;
-    uint32_t bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | (mant << 13); /* inf, or NaN keeping its payload */
-    } else if (exp != 0) {
-        bits = sign | ((exp + 112u) << 23) | (mant << 13); /* rebias 15 -> 127 */
-    } else if (mant == 0) {
-        bits = sign; /* signed zero */
-    } else {
-        /* subnormal: mant * 2^-24; normalise so the leading 1 lands on bit 10 */
-        uint32_t e = 113; /* biased exponent of 2^-14 */
-        while (!(mant & 0x400u)) {
-            mant <<= 1;
-            e--;
-        }
-        bits = sign | (e << 23) | ((mant & 0x3ffu) << 13);
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
-uint16_t gguf_f32_to_f16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, sizeof x);
-    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
-    uint32_t ax = x & 0x7fffffffu;
-    if (ax >= 0x7f800000u) {
-        if (ax == 0x7f800000u) return sign | 0x7c00u;
-        /* NaN: keep it a NaN (quiet bit set) with the top payload bits */
-        return (uint16_t)(sign | 0x7e00u | ((ax >> 13) & 0x3ffu));
-    }
-    if (ax >= 0x477ff000u) return sign | 0x7c00u; /* >= 65520 rounds to infinity */
-    if (ax >= 0x38800000u) {
-        /* normal half: drop 13 mantissa bits, round to nearest, ties to even; a carry
-         * into the exponent is the correct result */
-        uint32_t odd = (ax >> 13) & 1u;
-        ax += 0xfffu + odd;
-        return (uint16_t)(sign | ((ax - (112u << 23)) >> 13));
-    }
-    if (ax <= 0x33000000u) return sign; /* <= 2^-25 (half of the smallest subnormal) -> 0 */
-    /* subnormal half: value / 2^-24 rounded to nearest even */
-    uint32_t e = ax >> 23;                       /* 102..112 */
-    uint32_t m = (ax & 0x7fffffu) | 0x800000u;   /* 24-bit significand */
-    uint32_t shift = 126u - e;                   /* 14..24 */
-    uint32_t r = m >> shift;
-    uint32_t rem = m & ((1u << shift) - 1u);
-    uint32_t half = 1u << (shift - 1u);
-    if (rem > half || (rem == half && (r & 1u))) r++;
-    return (uint16_t)(sign | r);
-}
+/* the conversions live with the other encodings in src/kernels/quant.c */
+float gguf_f16_to_f32(uint16_t h) { return quant_f16_to_f32(h); }
+uint16_t gguf_f32_to_f16(float f) { return quant_f32_to_f16(f); }
 
 /* ---------------------------------------------------------------- name index */
 
@@ -959,10 +910,10 @@ int gguf_read_tensor_f32(const gguf_ctx *ctx, const char *name, float *dst, size
     int64_t ti = gguf_find_tensor(ctx, name);
     if (ti < 0) return RT_FAIL("%s: tensor '%s' not found", ctx->path, name ? name : "(null)");
     const gguf_tensor_info *t = &ctx->t[ti].info;
-    if (t->type != GGML_TYPE_F32 && t->type != GGML_TYPE_F16)
-        return RT_FAIL("%s: tensor '%s' has type %s; retort reads only f32 and f16 (convert with llama.cpp's "
-                       "llama-quantize --allow-requantize MODEL.gguf OUT.gguf f16, or re-export the model "
-                       "as f16/f32)",
+    if (!qtype_supported(t->type))
+        return RT_FAIL("%s: tensor '%s' has type %s; retort reads f32, f16, bf16, q8_0, q4_0, q4_K, q5_K "
+                       "and q6_K (convert with llama.cpp's llama-quantize --allow-requantize MODEL.gguf "
+                       "OUT.gguf Q8_0, or re-export the model as f16/f32)",
                        ctx->path, name, ggml_type_name(t->type));
     char got[128], want[128];
     if (ne_expected) {
@@ -981,19 +932,22 @@ int gguf_read_tensor_f32(const gguf_ctx *ctx, const char *name, float *dst, size
                            name, got, want);
         }
     }
-    uint64_t nelem = t->nbytes / (t->type == GGML_TYPE_F32 ? 4 : 2);
+    uint64_t nelem = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]; /* bounded by the parser */
     if (nelem != (uint64_t)n) {
         fmt_shape(got, sizeof got, t->ne, t->n_dims);
         return RT_FAIL("%s: tensor '%s' has %" PRIu64 " elements (shape %s); expected %zu", ctx->path, name,
                        nelem, got, n);
     }
     if (n && !dst) return RT_FAIL("%s: tensor '%s': no destination buffer", ctx->path, name);
-    if (t->type == GGML_TYPE_F32) {
-        if (n) memcpy(dst, t->data, n * sizeof(float));
-    } else {
-        const uint8_t *p = t->data;
-        for (size_t i = 0; i < n; i++) dst[i] = gguf_f16_to_f32(ld_u16(p + 2 * i));
-    }
+    /* rows of ne[0] elements; the parser checked ne[0] is a multiple of the block size and
+     * that nbytes = rows * row bytes lies inside the file */
+    size_t cols = (size_t)t->ne[0], rows = cols ? n / cols : 0;
+    size_t rb = qtype_row_bytes(t->type, cols);
+    if (rows && (rb == 0 || (uint64_t)rows * rb != t->nbytes))
+        return RT_FAIL("%s: tensor '%s': %" PRIu64 " data bytes do not match %zu rows of %zu %s values", ctx->path,
+                       name, t->nbytes, rows, cols, ggml_type_name(t->type));
+    const uint8_t *p = t->data;
+    for (size_t r = 0; r < rows; r++) quant_dequantize_row(t->type, p + r * rb, dst + r * cols, cols);
     return 0;
 }
 
@@ -1166,9 +1120,10 @@ int gguf_add_tensor(gguf_writer *w, const char *name, ggml_type type, uint32_t n
         return RT_FAIL("gguf writer: tensor name '%s' is %zu bytes; llama.cpp allows at most %u", name, nlen,
                        GGUF_MAX_NAME_LEN);
     if (ni_find(&w->t_index, name) >= 0) return RT_FAIL("gguf writer: tensor '%s' added twice", name);
-    if (type != GGML_TYPE_F32 && type != GGML_TYPE_F16)
-        return RT_FAIL("gguf writer: tensor '%s': type %s; retort writes only f32 and f16", name,
-                       ggml_type_name((uint32_t)type));
+    if (!qtype_supported((uint32_t)type))
+        return RT_FAIL("gguf writer: tensor '%s': type %s; retort writes f32, f16, bf16, q8_0, q4_0, q4_K, "
+                       "q5_K and q6_K",
+                       name, ggml_type_name((uint32_t)type));
     if (n_dims < 1 || n_dims > GGUF_MAX_DIMS || !ne)
         return RT_FAIL("gguf writer: tensor '%s': %" PRIu32 " dimensions; expected 1..%d", name, n_dims,
                        GGUF_MAX_DIMS);
@@ -1178,8 +1133,12 @@ int gguf_add_tensor(gguf_writer *w, const char *name, ggml_type type, uint32_t n
             return RT_FAIL("gguf writer: tensor '%s': ne[%" PRIu32 "] = %" PRIu64 " is invalid", name, d, ne[d]);
         if (rt_mul_size(n, (size_t)ne[d], &n)) return -1;
     }
-    size_t nbytes;
-    if (rt_mul_size(n, type == GGML_TYPE_F32 ? 4 : 2, &nbytes)) return -1;
+    size_t rb = qtype_row_bytes((uint32_t)type, (size_t)ne[0]), nbytes;
+    if (rb == 0)
+        return RT_FAIL("gguf writer: tensor '%s': type %s needs rows (ne[0]) that are a multiple of %zu "
+                       "elements; this one has %" PRIu64 " (keep it f32/f16 or pick a 32-element type)",
+                       name, ggml_type_name((uint32_t)type), qtype_block_elems((uint32_t)type), ne[0]);
+    if (rt_mul_size(n / (size_t)ne[0], rb, &nbytes)) return -1;
     if (!data) return RT_FAIL("gguf writer: tensor '%s': NULL data", name);
     char *nm = rt_strdup(name);
     if (!nm || grow((void **)&w->t, &w->cap_t, w->n_t, sizeof *w->t, "GGUF writer tensors") ||
@@ -1197,6 +1156,30 @@ int gguf_add_tensor(gguf_writer *w, const char *name, ggml_type type, uint32_t n
     t->n = n;
     t->nbytes = nbytes;
     return 0;
+}
+
+int gguf_writer_copy_kv(gguf_writer *w, const gguf_ctx *src, size_t idx) {
+    if (!w || !src || idx >= src->n_kv) return RT_FAIL("gguf writer: key/value #%zu does not exist", idx);
+    const rd_kv *kv = &src->kv[idx];
+    size_t start = kv->off, end;
+    if (kv->type == GGUF_TYPE_STRING) {
+        end = start + 8 + (size_t)ld_u64(src->base + start);
+    } else if (kv->type != GGUF_TYPE_ARRAY) {
+        end = start + gguf_type_size(kv->type);
+    } else {
+        start -= 12; /* the element type and count precede element 0 */
+        if (kv->arr_type != GGUF_TYPE_STRING) {
+            end = kv->off + (size_t)kv->n * gguf_type_size(kv->arr_type);
+        } else if (kv->n == 0) {
+            end = kv->off;
+        } else {
+            size_t last = (size_t)kv->str_offs[kv->n - 1];
+            end = last + 8 + (size_t)ld_u64(src->base + last);
+        }
+    }
+    rt_buf b = {0};
+    if (rt_buf_append(&b, src->base + start, end - start)) return -1;
+    return set_kv(w, kv->key, kv->type, &b);
 }
 
 static int write_zeros(FILE *f, size_t n, const char *path) {
@@ -1249,20 +1232,25 @@ int gguf_writer_write(gguf_writer *w, const char *path) {
     }
     rc = rt_fwrite(h.data, 1, h.len, af.f, path) || write_zeros(af.f, pad_to(h.len, align), path);
     rt_buf_free(&h);
-    uint16_t chunk[4096];
+    uint8_t *row = NULL;
     for (size_t i = 0; !rc && i < w->n_t; i++) {
         const wr_tensor *t = &w->t[i];
         if (t->type == GGML_TYPE_F32) {
             rc = rt_fwrite(t->data, sizeof(float), t->n, af.f, path);
         } else {
-            for (size_t j = 0; !rc && j < t->n; j += RT_ARRAY_LEN(chunk)) {
-                size_t k = RT_MIN(RT_ARRAY_LEN(chunk), t->n - j);
-                for (size_t q = 0; q < k; q++) chunk[q] = gguf_f32_to_f16(t->data[j + q]);
-                rc = rt_fwrite(chunk, sizeof chunk[0], k, af.f, path);
+            /* encode one row at a time (ne[0] elements) */
+            size_t cols = (size_t)t->ne[0], rb = qtype_row_bytes((uint32_t)t->type, cols);
+            free(row);
+            row = rt_malloc(rb, "a GGUF row buffer");
+            if (!row) rc = -1;
+            for (size_t j = 0; !rc && j < t->n; j += cols) {
+                quant_quantize_row((uint32_t)t->type, t->data + j, row, cols);
+                rc = rt_fwrite(row, 1, rb, af.f, path);
             }
         }
         rc = rc || write_zeros(af.f, pad_to(t->nbytes, align), path);
     }
+    free(row);
     if (rc) {
         rt_atomic_abort(&af);
         return -1;

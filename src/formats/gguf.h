@@ -4,11 +4,14 @@
  * Reader: the whole file is mapped read-only; every length, count and offset is checked
  * against the file size before use, so a truncated or hostile file yields an error
  * (naming the file and the field), never a crash or an out-of-bounds read.
- * Tensor data can be fetched as F32 (F32 copied, F16 converted); other ggml types are
- * refused with a message naming the tensor and its type.
+ * Tensor data can be fetched as F32 from F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K
+ * (decoded by src/kernels/quant.h, llama.cpp's block layouts); other ggml types are refused
+ * with a message naming the tensor and its type. Encoded bytes are reachable through
+ * gguf_tensor_info.data for kernels that compute on them directly.
  *
- * Writer: collects key/values and tensors (data borrowed, not copied, until the write),
- * then writes the file atomically (temp file, fsync, rename) with general.alignment (32)
+ * Writer: collects key/values and tensors (F32 data borrowed, not copied, until the write;
+ * encoded to the tensor's type — F16, BF16 or a quantized type — row by row while writing;
+ * key/values can be copied verbatim from an opened file), then writes the file atomically (temp file, fsync, rename) with general.alignment (32)
  * padding, in the order added.
  *
  * What this is not: it knows nothing of llama keys or model configs — src/model maps
@@ -39,8 +42,18 @@ typedef enum {
     GGUF_TYPE_COUNT
 } gguf_type;
 
-/* ggml tensor types retort reads (others exist in files and are refused by name). */
-typedef enum { GGML_TYPE_F32 = 0, GGML_TYPE_F16 = 1 } ggml_type;
+/* ggml tensor types retort reads and writes (others exist in files and are refused by name).
+ * The ids are ggml's; they equal src/kernels/quant.h's QTYPE_* values. */
+typedef enum {
+    GGML_TYPE_F32 = 0,
+    GGML_TYPE_F16 = 1,
+    GGML_TYPE_Q4_0 = 2,
+    GGML_TYPE_Q8_0 = 8,
+    GGML_TYPE_Q4_K = 12,
+    GGML_TYPE_Q5_K = 13,
+    GGML_TYPE_Q6_K = 14,
+    GGML_TYPE_BF16 = 30,
+} ggml_type;
 
 #define GGUF_MAX_DIMS 4
 #define GGUF_DEFAULT_ALIGNMENT 32
@@ -98,9 +111,9 @@ int gguf_get_arr_data(const gguf_ctx *ctx, const char *key, gguf_type *elem_type
 size_t gguf_n_tensors(const gguf_ctx *ctx);
 int gguf_tensor_info_at(const gguf_ctx *ctx, size_t i, gguf_tensor_info *info);
 int64_t gguf_find_tensor(const gguf_ctx *ctx, const char *name);
-/* Copy a tensor as F32 into dst (n floats). Fails (naming the tensor) if absent, if its
- * element count is not n, if its shape differs from ne_expected (when non-NULL; n_dims
- * entries, fastest first), or if its type is neither F32 nor F16. */
+/* Copy a tensor as F32 into dst (n floats), decoding F16/BF16/quantized types. Fails (naming
+ * the tensor) if absent, if its element count is not n, if its shape differs from ne_expected
+ * (when non-NULL; n_dims entries, fastest first), or if its type is not one retort decodes. */
 int gguf_read_tensor_f32(const gguf_ctx *ctx, const char *name, float *dst, size_t n,
                          const uint64_t *ne_expected, uint32_t n_dims);
 const char *ggml_type_name(uint32_t type);
@@ -133,12 +146,37 @@ int gguf_set_arr_str(gguf_writer *w, const char *key, const char *const *strs, c
 /* Arrays of numbers: elem_type one of the fixed-size types; data is n packed elements. */
 int gguf_set_arr_data(gguf_writer *w, const char *key, gguf_type elem_type, const void *data,
                       size_t n);
-/* Add a tensor. data is borrowed until gguf_writer_write returns. type F32 or F16; for F16
- * the data given is still F32 (n floats) and is converted (round-to-nearest-even) on write. */
+/* Add a tensor. data (n floats, F32) is borrowed until gguf_writer_write returns. type is any
+ * ggml_type above: F16/BF16 are converted (round-to-nearest-even) and Q8_0/Q4_0/Q4_K/Q5_K/Q6_K
+ * quantized with llama.cpp's reference quantizers, row by row, on write. A quantized type
+ * needs ne[0] to be a multiple of its block size (32 or 256); the error says so. */
 int gguf_add_tensor(gguf_writer *w, const char *name, ggml_type type, uint32_t n_dims,
                     const uint64_t *ne, const float *data);
+/* Copy key/value idx of an opened file into w verbatim (same type and bytes; replaces a key of
+ * the same name). */
+int gguf_writer_copy_kv(gguf_writer *w, const gguf_ctx *src, size_t idx);
 /* Write atomically. */
 int gguf_writer_write(gguf_writer *w, const char *path);
+
+/* ---------------------------------------------------------------- quantize a file */
+
+typedef struct {
+    size_t n_tensors;     /* tensors written */
+    size_t n_converted;   /* of which in the requested type */
+    size_t n_fallback;    /* 2-D tensors whose rows do not fit the type's block: Q8_0 or F16 */
+    size_t n_kept_f32;    /* 1-D tensors (norms, biases), kept F32 as llama.cpp does */
+    uint64_t bytes_in, bytes_out; /* tensor data */
+} gguf_quantize_stats;
+
+/* Re-encode the tensors of GGUF file in as `type` into out (atomically: temp, fsync, rename),
+ * copying every key/value verbatim except general.file_type (set to llama.cpp's LLAMA_FTYPE
+ * for the type) and general.quantization_version (2, for quantized types). llama-quantize's
+ * rules without --pure tweaks: 1-D tensors stay F32; a 2-D+ tensor whose rows (ne[0]) are not
+ * a multiple of the type's block falls back to Q8_0 (rows a multiple of 32) or F16. Input
+ * tensors may be of any type gguf_read_tensor_f32 decodes (requantizing loses precision
+ * twice; allowed, as llama-quantize --allow-requantize). stats may be NULL. Errors name the
+ * file and tensor. Holds the decoded F32 tensors of the whole file in memory. */
+int gguf_quantize_file(const char *in, const char *out, ggml_type type, gguf_quantize_stats *stats);
 
 /* IEEE half conversion helpers (exposed for tests). */
 float gguf_f16_to_f32(uint16_t h);

@@ -324,10 +324,13 @@ void model_free(model *m) {
     free(m->rope_factors);
     tokenizer_free(m->tok);
     free(m->chat_template);
+    model_quant_free(m->quant);
     free(m);
 }
 
 void model_init_weights(model *m, uint64_t seed) {
+    model_quant_free(m->quant); /* the encoded copies would go stale */
+    m->quant = NULL;
     model_param_info *tab;
     size_t n;
     if (model_param_table(&m->cfg, &tab, &n)) return;

@@ -39,6 +39,7 @@
 #include "../base/base.h"
 #include "../formats/gguf.h"
 #include "../formats/safetensors.h"
+#include "../kernels/quant.h"
 #include "../tokenizer/tokenizer.h"
 
 /* ---------------------------------------------------------------- config */
@@ -143,6 +144,19 @@ typedef struct {
 /* The table of all tensors (count via *n). Caller frees the array. */
 int model_param_table(const model_config *c, model_param_info **out, size_t *n);
 
+/* Weight matrices kept in their file encoding (q8_0, q4_K, ...) for decoding: the decoder's
+ * few-row products run on these blocks (quant_matmul_rows). A qmatrix with data == NULL was
+ * not block-quantized in the file; the fp32 weights serve it. */
+typedef struct {
+    qmatrix wq, wk, wv, wo, w_gate, w_up, w_down;
+} model_qlayer;
+typedef struct model_quant {
+    void *mem;            /* owned: every encoded matrix, one allocation */
+    model_qlayer *layers; /* (L), owned */
+    qmatrix output;       /* output.weight, or token_embd.weight when tied */
+} model_quant;
+void model_quant_free(model_quant *q);
+
 /* ---------------------------------------------------------------- model */
 
 typedef struct model_acts model_acts; /* training activations (model_train.c) */
@@ -161,6 +175,10 @@ typedef struct model {
     float *rope_cos;         /* (ctx_len, hd/2) */
     float *rope_sin;         /* (ctx_len, hd/2) */
     float *rope_factors;     /* (hd/2) theta divisors, owned; NULL = none (all 1) */
+    /* Encoded copies of the weight matrices a quantized file stored (NULL otherwise): decode
+     * uses them; everything else uses params (the same values, decoded once at load). Freed
+     * by model_backward and model_init_weights, since the weights are about to change. */
+    model_quant *quant;
 } model;
 
 /* Allocate a model (weights zero). Takes ownership of tok (may be NULL). Llama 3 scaling in
@@ -295,11 +313,12 @@ int sampler_filter_logits(float *logits, size_t V, size_t top_k, float top_p, fl
 
 /* ---------------------------------------------------------------- files */
 
-/* Load a llama/qwen2/qwen3 GGUF (F32/F16 tensors) as llama.cpp's converter writes it: config
- * from {arch}.* keys ({arch}.attention.key_length for head_dim, rope_freqs.weight for Llama 3
- * scaling), the gpt2 tokenizer when present, the chat template. Unknown architectures,
- * missing tensors and tensors this model would not use are refused; errors name the file and
- * the key/tensor. */
+/* Load a llama/qwen2/qwen3 GGUF as llama.cpp's converter writes it: config from {arch}.* keys
+ * ({arch}.attention.key_length for head_dim, rope_freqs.weight for Llama 3 scaling), the gpt2
+ * tokenizer when present, the chat template. Tensors may be F32, F16, BF16, Q8_0, Q4_0, Q4_K,
+ * Q5_K or Q6_K: all are decoded to the fp32 params; block-quantized matrices are also kept
+ * encoded (m->quant) for the decoder. Unknown architectures, missing tensors and tensors this
+ * model would not use are refused; errors name the file and the key/tensor. */
 int model_load(model **out, const char *path);
 int model_from_gguf(model **out, const gguf_ctx *ctx);
 /* Add config keys ({arch}.*), tokenizer, chat template and all tensors (F32, or F16 when f16;

@@ -2,6 +2,9 @@
  * model_decode.c — inference with a KV cache: runs a set of token rows (a prefill chunk of
  * one sequence, one new token from each of several sequences, or a mix) through the model
  * in one pass, so concurrent sequences share every weight read (continuous batching).
+ * When the model came from a quantized file (m->quant), the few-row products (decode steps,
+ * small batches) run on the encoded blocks (quant_matmul_rows); larger prefill chunks use the
+ * fp32 weights through the GEMM.
  * Not the training pass: nothing here is kept for backward.
  */
 #include "model_internal.h"
@@ -81,6 +84,36 @@ void decoder_free(decoder *d) {
     memset(d, 0, sizeof *d);
 }
 
+/* Can the product with encoded matrix q run on its blocks for n rows? */
+static int q_ok(const qmatrix *q, size_t n) { return q->data && n <= QUANT_MATMUL_MAX_ROWS; }
+
+/* out (n, OC, row stride ldo) = in (n, C) · W^T: on the encoded blocks when q allows it, else
+ * the fp32 weights w (then ldo must be OC). */
+static int dec_linear(float *out, size_t ldo, const float *in, const float *w, const qmatrix *q, size_t n,
+                      size_t C, size_t OC) {
+    if (q && q_ok(q, n)) return quant_matmul_rows(out, ldo, in, q, n);
+    matmul_forward(out, in, w, n, C, OC);
+    return 0;
+}
+
+/* Two or three row-stacked matrices (q|k|v, gate|up) that are one fused fp32 matrix: on their
+ * blocks, each into its column slice, when all are encoded; else the one fused product. */
+static int dec_fused(float *out, const float *in, const float *w, const qmatrix *const *q, size_t nq, size_t n,
+                     size_t C, size_t OC) {
+    int all = 1;
+    for (size_t i = 0; i < nq; i++) all = all && q[i] && q_ok(q[i], n);
+    if (!all) {
+        matmul_forward(out, in, w, n, C, OC);
+        return 0;
+    }
+    size_t col = 0;
+    for (size_t i = 0; i < nq; i++) {
+        if (quant_matmul_rows(out + col, OC, in, q[i], n)) return -1;
+        col += q[i]->rows;
+    }
+    return 0;
+}
+
 int decoder_run(decoder *d, kv_cache *const *caches, const int32_t *tokens, size_t n,
                 const uint8_t *want, float *logits) {
     const model *m = d->m;
@@ -103,8 +136,12 @@ int decoder_run(decoder *d, kv_cache *const *caches, const int32_t *tokens, size
     embedding_forward(d->x, tokens, m->w.token_embd, n, D);
     for (size_t l = 0; l < L; l++) {
         const model_layer *w = &m->w.layers[l];
+        const model_qlayer *ql = m->quant ? &m->quant->layers[l] : NULL;
+        const qmatrix *qkv_q[3] = {ql ? &ql->wq : NULL, ql ? &ql->wk : NULL, ql ? &ql->wv : NULL};
+        const qmatrix *gu_q[2] = {ql ? &ql->w_gate : NULL, ql ? &ql->w_up : NULL};
         rmsnorm_forward(d->xb, d->rstd, d->x, w->attn_norm, n, D, c->norm_eps);
-        model_qkv_forward(m, w, d->qkv, NULL, d->rstd, d->xb, n, d->pos);
+        if (dec_fused(d->qkv, d->xb, w->wq, qkv_q, 3, n, D, QKV)) return -1; /* wq|wk|wv */
+        model_qkv_finish(m, w, d->qkv, NULL, d->rstd, n, d->pos);
         for (size_t i = 0; i < n; i++) {
             kv_cache *kc = caches[i];
             size_t off = (l * kc->n_ctx + (size_t)d->pos[i]) * kvd;
@@ -124,12 +161,12 @@ int decoder_run(decoder *d, kv_cache *const *caches, const int32_t *tokens, size
             attention_decode(d->atty + i * AD, d->qkv + i * QKV, kb, vb, (size_t)d->pos[i] + 1, NH,
                              NKV, hd, d->att + (size_t)t * c->ctx_len);
         }
-        matmul_forward(d->xb, d->atty, w->wo, n, AD, D);
+        if (dec_linear(d->xb, D, d->atty, w->wo, ql ? &ql->wo : NULL, n, AD, D)) return -1;
         add_inplace(d->x, d->xb, n * D);
         rmsnorm_forward(d->xb, d->rstd, d->x, w->ffn_norm, n, D, c->norm_eps);
-        matmul_forward(d->gu, d->xb, w->w_gate, n, D, 2 * F);
+        if (dec_fused(d->gu, d->xb, w->w_gate, gu_q, 2, n, D, 2 * F)) return -1;
         swiglu_forward(d->h, d->gu, n, F);
-        matmul_forward(d->xb, d->h, w->w_down, n, F, D);
+        if (dec_linear(d->xb, D, d->h, w->w_down, ql ? &ql->w_down : NULL, n, F, D)) return -1;
         add_inplace(d->x, d->xb, n * D);
     }
     for (size_t i = 0; i < n; i++) caches[i]->len = (size_t)d->pos[i] + 1;
@@ -143,7 +180,7 @@ int decoder_run(decoder *d, kv_cache *const *caches, const int32_t *tokens, size
     }
     if (nw == 0) return 0;
     rmsnorm_forward(d->xb, d->rstd, d->x, m->w.output_norm, nw, D, c->norm_eps);
-    matmul_forward(d->logits, d->xb, m->w.output, nw, D, V);
+    if (dec_linear(d->logits, V, d->xb, m->w.output, m->quant ? &m->quant->output : NULL, nw, D, V)) return -1;
     for (size_t i = 0, j = 0; i < n; i++) {
         if (want && !want[i]) continue;
         memcpy(logits + i * V, d->logits + j * V, V * sizeof(float));

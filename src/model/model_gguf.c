@@ -215,6 +215,76 @@ static int tensors_from_gguf(model *m, const gguf_ctx *g) {
     return 0;
 }
 
+void model_quant_free(model_quant *q) {
+    if (!q) return;
+    free(q->mem);
+    free(q->layers);
+    free(q);
+}
+
+/* Where each decode matrix comes from: its GGUF name. */
+static void quant_slots(model_quant *q, size_t l, qmatrix **slot, const char **suffix) {
+    static const char *const names[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up",
+                                         "ffn_down"};
+    model_qlayer *ql = &q->layers[l];
+    qmatrix *s[7] = {&ql->wq, &ql->wk, &ql->wv, &ql->wo, &ql->w_gate, &ql->w_up, &ql->w_down};
+    for (int i = 0; i < 7; i++) {
+        slot[i] = s[i];
+        suffix[i] = names[i];
+    }
+}
+
+/* Keep the block-quantized matrices of g encoded for the decoder (m->quant; stays NULL when
+ * the file has none). Shapes were checked when the same tensors were decoded into params. */
+static int model_quant_load(model *m, const gguf_ctx *g) {
+    size_t L = m->cfg.n_layers, total = 0;
+    model_quant *q = rt_calloc(1, sizeof *q, "quantized weights");
+    if (!q || !(q->layers = rt_calloc(L ? L : 1, sizeof *q->layers, "quantized layers"))) {
+        model_quant_free(q);
+        return -1;
+    }
+    for (int pass = 0; pass < 2; pass++) { /* 1: sizes; 2: copy */
+        size_t off = 0;
+        for (size_t l = 0; l <= L; l++) {
+            qmatrix *slot[7];
+            const char *suffix[7];
+            char name[64];
+            size_t ns = 1;
+            if (l < L) {
+                quant_slots(q, l, slot, suffix);
+                ns = 7;
+            } else {
+                slot[0] = &q->output;
+            }
+            for (size_t i = 0; i < ns; i++) {
+                if (l < L) snprintf(name, sizeof name, "blk.%zu.%s.weight", l, suffix[i]);
+                else snprintf(name, sizeof name, "%s", m->cfg.tied ? "token_embd.weight" : "output.weight");
+                int64_t ti = gguf_find_tensor(g, name);
+                gguf_tensor_info info;
+                if (ti < 0 || gguf_tensor_info_at(g, (size_t)ti, &info) || !qtype_is_block(info.type)) continue;
+                if (pass == 0) {
+                    total += (size_t)info.nbytes;
+                    continue;
+                }
+                memcpy((uint8_t *)q->mem + off, info.data, (size_t)info.nbytes);
+                *slot[i] = (qmatrix){info.type, (uint8_t *)q->mem + off, (size_t)info.ne[1], (size_t)info.ne[0],
+                                     qtype_row_bytes(info.type, (size_t)info.ne[0])};
+                off += (size_t)info.nbytes;
+            }
+        }
+        if (pass == 0 && total == 0) {
+            model_quant_free(q); /* nothing quantized: decode stays fp32 */
+            return 0;
+        }
+        if (pass == 0 && !(q->mem = rt_malloc(total, "quantized weights"))) {
+            model_quant_free(q);
+            return -1;
+        }
+    }
+    m->quant = q;
+    return 0;
+}
+
 int model_from_gguf(model **out, const gguf_ctx *g) {
     *out = NULL;
     const char *path = gguf_path(g);
@@ -240,6 +310,10 @@ int model_from_gguf(model **out, const gguf_ctx *g) {
         return RT_FAIL("%s: %s", path, rt_errmsg());
     }
     if (tensors_from_gguf(m, g)) {
+        model_free(m);
+        return -1;
+    }
+    if (model_quant_load(m, g)) {
         model_free(m);
         return -1;
     }

@@ -15,6 +15,10 @@ void model_acts_free(model_acts *a);
  * when nothing is kept for backward; rstd may not). pos (N) positions. */
 void model_qkv_forward(const model *m, const model_layer *w, float *qkv, float *pre, float *rstd,
                        const float *xn, size_t N, const int32_t *pos);
+/* The same after the projection: the caller has written Wqkv·xn into pre (when qk_norm and
+ * pre != NULL) or qkv (the decoder's path, whose projection may run on quantized blocks). */
+void model_qkv_finish(const model *m, const model_layer *w, float *qkv, float *pre, float *rstd, size_t N,
+                      const int32_t *pos);
 /* From dqkv = dL/dqkv (overwritten in place by dL/d(Wqkv·xn + b)): accumulates the norm and
  * bias gradients into g. The weight and input gradients are left to the caller. */
 void model_qkv_backward(const model *m, const model_layer *w, model_layer *g, float *dqkv,

@@ -66,9 +66,16 @@ static void headnorm_backward(float *dqkv, model_layer *gw, const float *in, con
 void model_qkv_forward(const model *m, const model_layer *w, float *qkv, float *pre, float *rstd,
                        const float *xn, size_t N, const int32_t *pos) {
     const model_config *c = &m->cfg;
-    size_t D = c->dim, QKV = model_config_qkv_dim(c), AD = c->n_heads * c->head_dim;
     float *dst = c->qk_norm && pre ? pre : qkv;
-    matmul_forward(dst, xn, w->wq, N, D, QKV); /* wq|wk|wv fused */
+    matmul_forward(dst, xn, w->wq, N, c->dim, model_config_qkv_dim(c)); /* wq|wk|wv fused */
+    model_qkv_finish(m, w, qkv, pre, rstd, N, pos);
+}
+
+void model_qkv_finish(const model *m, const model_layer *w, float *qkv, float *pre, float *rstd, size_t N,
+                      const int32_t *pos) {
+    const model_config *c = &m->cfg;
+    size_t QKV = model_config_qkv_dim(c), AD = c->n_heads * c->head_dim;
+    float *dst = c->qk_norm && pre ? pre : qkv;
     if (c->qkv_bias) /* bq|bk|bv is one (QKV) row */
         for (size_t n = 0; n < N; n++)
             for (size_t j = 0; j < QKV; j++) dst[n * QKV + j] += w->bq[j];

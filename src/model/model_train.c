@@ -211,6 +211,8 @@ int model_backward(model *m) {
     model_acts *a = m->acts;
     if (!a) return RT_FAIL("model_backward called before model_forward");
     if (ensure_grads(m)) return -1;
+    model_quant_free(m->quant); /* training changes the weights: decode must not use stale blocks */
+    m->quant = NULL;
     const model_config *c = &m->cfg;
     size_t B = a->B, T = a->T, N = B * T;
     size_t L = c->n_layers, D = c->dim, F = c->ffn_dim, V = c->vocab_size, hd = c->head_dim;
