@@ -11,8 +11,10 @@
  * A writer thread with its own SQLite connection stores events and the risk timeline in
  * batches, and polls for `retort guard release` rows so a released account starts afresh.
  *
- * Concurrency signal: `before` counts the account's requests in flight; a request that
- * arrives while another is in flight marks one of the account's later events concurrent.
+ * Concurrency signal: each event carries its [arrival, arrival + latency) interval and the
+ * detector counts a request concurrent when it overlaps an earlier one of the account. The
+ * in-flight count kept by `before` is the fallback for a row without a latency: `after` runs
+ * once the response was handed over, so it can lag a sequential client's next request.
  *
  * Not the detector (detector.c) and not the tables' readers (store.c).
  */
@@ -93,7 +95,8 @@ int guard_event_from_request(guard_event *ev, const serve_request_info *ri) {
     ev->account_id = ri->who ? ri->who->account.id : 0;
     ev->account_created_at = ri->who ? ri->who->account.created_at : 0;
     ev->client_hash = ri->client && *ri->client ? fnv(ri->client, strlen(ri->client)) : 0;
-    ev->max_tokens = (int64_t)ri->max_tokens;
+    ev->max_tokens = (int64_t)ri->max_tokens; /* the limit that applied (the server's when omitted) */
+    ev->n_choices = ri->n > 1 ? (int)RT_MIN(ri->n, (size_t)INT32_MAX) : 1;
     ev->logprobs = ri->logprobs;
     ev->top_logprobs = (int)ri->top_logprobs;
     const char *text = ri->prompt_text ? ri->prompt_text : "";
@@ -109,11 +112,14 @@ int guard_event_from_request(guard_event *ev, const serve_request_info *ri) {
         if (!mt || json_is_null(mt)) mt = json_object_get(root, "max_completion_tokens");
         ev->max_tokens_given = mt && !json_is_null(mt);
         json_t *msgs = json_object_get(root, "messages");
-        if (json_is_array(msgs)) { /* the last user message: what varies per request */
-            for (size_t i = json_array_size(msgs); i-- > 0;) {
-                json_t *m = json_array_get(msgs, i);
+        if (json_is_array(msgs)) { /* every user message, joined by "\n": a payload in an earlier
+                                      turn followed by "go on" is still the payload */
+            size_t i;
+            json_t *m;
+            json_array_foreach(msgs, i, m) {
                 json_t *role = json_object_get(m, "role");
                 if (!json_is_string(role) || strcmp(json_string_value(role), "user")) continue;
+                if (user.len && rt_buf_append(&user, "\n", 1)) goto oom;
                 json_t *c = json_object_get(m, "content");
                 if (json_is_string(c)) {
                     if (rt_buf_append(&user, json_string_value(c), json_string_length(c))) goto oom;
@@ -126,7 +132,6 @@ int guard_event_from_request(guard_event *ev, const serve_request_info *ri) {
                             goto oom;
                     }
                 }
-                break;
             }
             if (user.len) {
                 text = user.data;
@@ -448,6 +453,11 @@ static void hook_after(void *ud, const serve_request_info *ri, const serve_reque
     ev.status = row->status;
     ev.prompt_tokens = row->prompt_tokens;
     ev.completion_tokens = row->completion_tokens;
+    /* the answer was complete latency_ms after arrival (before the response was handed over, so
+     * a sequential client's next request never starts before it): the detector measures
+     * concurrency on these intervals instead of the in-flight count, which `after` updates only
+     * once the client may already have sent its next request */
+    if (row->latency_ms >= 0) ev.t_end = ev.t + row->latency_ms / 1e3;
     int8_t qbuf[1024];
     int8_t *q = NULL;
     if (rr->hidden && rr->hidden_dim) {
@@ -477,6 +487,7 @@ static void hook_after(void *ud, const serve_request_info *ri, const serve_reque
         }
     }
     int orc = guard_detector_observe(g->det, &ev, &v);
+    if (orc == 0) ev.concurrent = v.concurrent; /* stored: a replay sees what the detector saw */
     g->n_events++;
     if (orc == 0) {
         if (v.n_affected > 0) {

@@ -156,10 +156,15 @@ typedef struct {
     guard_signal_policy sig[GUARD_SIG_COUNT];
     double behaviour_cap;      /* behaviour signals together contribute at most this */
     double content_overshoot;  /* a content signal beyond its attack level scores up to 1 + this,
-                                  reached at 4x the attack level (log scale); 0 = no overshoot */
+                                  reached at 4x the attack level (log scale); 0 = no overshoot.
+                                  Applies to the api and content families. */
+    double signal_cap;         /* one api or content signal contributes at most this (below
+                                  suspend_at: suspension needs two signals, or one and behaviour) */
+    double extreme_rate;       /* rate at or above this many times its attack level, with volume at
+                                  its attack level: at least throttle, whatever the risk (0 = off) */
     double flag_at, throttle_at, suspend_at; /* risk thresholds */
-    double min_requests_act;   /* an account (or group) needs this many served requests before
-                                  throttle/suspend (flag: half) */
+    double min_requests_act;   /* an account (or group) needs this many served answers (a request
+                                  with n choices serves n) before throttle/suspend (flag: half) */
     int64_t throttle_rpm;      /* rpm given to throttled accounts */
     /* windows */
     double window;             /* requests in the exponential means (signals) */
@@ -213,7 +218,9 @@ void guard_reference_free(guard_reference *r);
 int guard_reference_load(guard_reference *r, const char *path);
 int guard_reference_save(const guard_reference *r, const char *path);
 /* Apply the reference's benign levels to a policy: benign := level, and the attack level
- * moves with it so the ramp keeps its width (attack - benign) from the policy. */
+ * moves with it so the ramp keeps its width (attack - benign) from the policy. A share signal
+ * (limit_pressure, concurrency, logprobs, saturation, template: values in [0, 1]) is never put
+ * out of reach: its attack level is capped at 1 and its benign level at 1 - width/2. */
 void guard_policy_apply_reference(guard_policy *p, const guard_reference *r);
 
 /* ---------------------------------------------------------------- events */
@@ -229,8 +236,15 @@ typedef struct {
     int64_t prompt_tokens, completion_tokens, max_tokens;
     int max_tokens_given;      /* max_tokens was in the request body */
     int logprobs, top_logprobs;
-    int concurrent;            /* another request of the account was in flight */
-    uint64_t prompt_hash;      /* of the user text (exact repeats are not templates) */
+    int concurrent;            /* another request of the account was in flight (used when
+                                  t_end is 0; otherwise the detector measures it, below) */
+    double t_end;              /* when the answer was complete, on t's clock (0: unknown). With it
+                                  the detector counts a request concurrent when it arrived before
+                                  an earlier-seen request of the account had ended: [t, t_end)
+                                  intervals, end exclusive, so back-to-back is sequential */
+    int n_choices;             /* answers the request asked for (`n`; 0 counts as 1) */
+    uint64_t prompt_hash;      /* of the user text: exact repeats are not templates, and a prompt
+                                  the account sent before adds nothing to the content signals */
     uint64_t prefix_hash;      /* of its first three words (0: none): fixed-prefix templates */
     int has_minhash;
     uint32_t minhash[GUARD_MINHASH_K];
@@ -266,7 +280,8 @@ typedef struct {
     double shift_z;                  /* significance of the shift (NaN without a reference) */
     double risk;
     double n;                      /* requests observed */
-    double n_ok;                   /* served */
+    double n_ok;                   /* answers served (a request with n choices serves n) */
+    double n_new;                  /* served requests with a prompt new to the account */
     double first_t, last_t;
 } guard_assessment;
 
@@ -280,6 +295,7 @@ typedef struct {
     double risk;                  /* max(account.risk, group.risk) */
     guard_action level;           /* current action level of the account after this event */
     int escalated;                /* the level rose on this event */
+    int concurrent;               /* this event counted as concurrent */
     guard_action new_level;
     size_t n_affected;            /* accounts whose level rose now (the group acts as one) */
     int64_t affected[GUARD_MAX_AFFECTED];

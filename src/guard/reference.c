@@ -39,6 +39,12 @@ void guard_reference_free(guard_reference *r) {
     guard_reference_init(r);
 }
 
+/* signals whose values are shares in [0, 1] */
+static int signal_is_share(int s) {
+    return s == GUARD_SIG_LIMIT || s == GUARD_SIG_CONCURRENCY || s == GUARD_SIG_LOGPROBS ||
+           s == GUARD_SIG_SATURATION || s == GUARD_SIG_TEMPLATE;
+}
+
 void guard_policy_apply_reference(guard_policy *p, const guard_reference *r) {
     if (!r || !r->has_levels) return;
     for (int i = 0; i < GUARD_SIG_COUNT; i++) {
@@ -59,6 +65,12 @@ void guard_policy_apply_reference(guard_policy *p, const guard_reference *r) {
             /* calibration may loosen the policy's safe defaults, never tighten them */
             sp->benign = fmax(sp->benign, lv);
             sp->attack = sp->benign + width;
+            /* ... nor switch a share (a value in [0, 1]) off: a benign maximum of 1.0 would put
+             * the attack level out of reach; the ramp keeps at least half its width below 1 */
+            if (signal_is_share(i) && sp->attack > 1.0 && width > 0) {
+                sp->attack = 1.0;
+                sp->benign = fmin(sp->benign, 1.0 - width / 2);
+            }
         }
     }
 }
