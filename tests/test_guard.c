@@ -952,7 +952,8 @@ static void test_single_signal_and_reruns(void) {
         if (night == 0) {
             fprintf(stderr, "  shift alone: %.1f (contribution %.2f), risk %.2f, level %s\n", a.value[GUARD_SIG_SHIFT],
                     a.contrib[GUARD_SIG_SHIFT], a.risk, guard_action_name(worst));
-            CHECK(a.score[GUARD_SIG_SHIFT] > 1.5); /* far beyond the attack level */
+            /* far beyond the attack level: uncapped, shift alone would suspend */
+            CHECK(p.sig[GUARD_SIG_SHIFT].weight * a.score[GUARD_SIG_SHIFT] >= p.suspend_at);
             CHECK_NEAR(a.contrib[GUARD_SIG_SHIFT], p.signal_cap, 1e-12, 0);
             CHECK(a.risk < p.suspend_at);
             CHECK(worst >= GUARD_ACT_FLAG && worst < GUARD_ACT_SUSPEND);
@@ -1159,10 +1160,99 @@ static void test_event_all_user_messages(void) {
     CHECK(e.n_choices == 3);
 }
 
+/* item 8: a restart rebuilds the detector from the stored events (the last day, bounded) and
+ * takes the levels acted on from the action rows */
+typedef struct {
+    const guard_event *ev;
+    size_t n;
+} insert_req;
+
+static int insert_events_fn(sqlite3 *c, void *ud) {
+    insert_req *r = ud;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c, guard_event_insert_sql, -1, &st, NULL) != SQLITE_OK) return -1;
+    int rc = 0;
+    for (size_t i = 0; i < r->n && rc == 0; i++) rc = guard_event_insert(c, st, &r->ev[i]);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static guard_event prober_event(int64_t acct, int i) {
+    guard_event e = ev_base(acct, 100000 + 40.0 * i + 9.0 * (i % 4));
+    e.logprobs = 1;
+    e.top_logprobs = 20;
+    e.max_tokens_given = 1;
+    e.max_tokens = 1;
+    e.completion_tokens = 1;
+    return e;
+}
+
+static void test_restart_restore(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/restore.db", tl_tmpdir());
+    gw_db *db = NULL;
+    CHECK_OK(gw_db_open(&db, path));
+    if (!db) return;
+    CHECK_OK(guard_db_init(db));
+    /* account 7: a prober served 15 answers before the restart (one old event, two days back,
+       is outside the replayed day); account 8: the same, suspended then released by an
+       operator; account 9: suspended (its latest action) */
+    guard_event ev[64];
+    size_t n = 0;
+    ev[n] = prober_event(7, 0);
+    ev[n++].t -= 2 * 86400;
+    for (int i = 0; i < 15; i++) ev[n++] = prober_event(7, i);
+    for (int i = 0; i < 30; i++) ev[n++] = prober_event(8, i);
+    for (int i = 0; i < 5; i++) ev[n++] = prober_event(9, i);
+    insert_req ir = {ev, n};
+    CHECK_OK(gw_db_with(db, insert_events_fn, &ir));
+    guard_action_row ar = {.t = 100000, .account_id = 8, .action = "suspend", .mode = "enforce", .prev_rpm = -1};
+    CHECK_OK(guard_action_insert(db, &ar, NULL));
+    ar.action = "release";
+    ar.mode = "operator";
+    CHECK_OK(guard_action_insert(db, &ar, NULL));
+    ar.account_id = 9;
+    ar.action = "suspend";
+    ar.mode = "enforce";
+    CHECK_OK(guard_action_insert(db, &ar, NULL));
+    guard_policy p;
+    guard_policy_defaults(&p);
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
+    size_t replayed = 0;
+    CHECK_OK(guard_detector_restore(db, d, p.volume_tau, 1000, &replayed));
+    CHECK(replayed == n - 1); /* the two-day-old event is not replayed */
+    CHECK(guard_detector_level(d, 7) == GUARD_ACT_NONE);
+    CHECK(guard_detector_level(d, 8) == GUARD_ACT_NONE);
+    CHECK(guard_detector_level(d, 9) == GUARD_ACT_SUSPEND);
+    /* account 7 goes on: suspended at its 20th answer (min_requests), 5 after the restart */
+    guard_verdict v;
+    int at = -1;
+    for (int i = 15; i < 60 && at < 0; i++) {
+        guard_event e = prober_event(7, i);
+        CHECK_OK(guard_detector_observe(d, &e, &v));
+        if (v.level == GUARD_ACT_SUSPEND) at = i + 1;
+    }
+    fprintf(stderr, "  prober across a restart suspended at answer %d\n", at);
+    CHECK(at == (int)p.min_requests_act);
+    CHECK(v.escalated == 1); /* enforced: the level rose on a live event */
+    /* the released account starts afresh: its next answer is its first */
+    guard_event e8 = prober_event(8, 31);
+    CHECK_OK(guard_detector_observe(d, &e8, &v));
+    CHECK(v.account.n == 1 && v.level == GUARD_ACT_NONE);
+    /* the bound on the number of events: the last 10 only */
+    guard_detector_free(d);
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
+    CHECK_OK(guard_detector_restore(db, d, p.volume_tau, 10, &replayed));
+    CHECK(replayed == 10);
+    guard_detector_free(d);
+    gw_db_close(db);
+}
+
 TEST_MAIN("guard", TEST_CASE(test_ewm), TEST_CASE(test_decay), TEST_CASE(test_minhash), TEST_CASE(test_rff_simhash_quant),
           TEST_CASE(test_shapiro_wilk), TEST_CASE(test_prada), TEST_CASE(test_signals_api_behaviour),
           TEST_CASE(test_template_coverage), TEST_CASE(test_shift), TEST_CASE(test_cap_and_escalation),
           TEST_CASE(test_linking), TEST_CASE(test_policy_files), TEST_CASE(test_reference_file),
           TEST_CASE(test_scenario_files), TEST_CASE(test_corpus_prompts), TEST_CASE(test_single_signal_and_reruns),
           TEST_CASE(test_lone_prober), TEST_CASE(test_volume_counts), TEST_CASE(test_saturation),
-          TEST_CASE(test_concurrency_intervals), TEST_CASE(test_event_all_user_messages))
+          TEST_CASE(test_concurrency_intervals), TEST_CASE(test_event_all_user_messages), TEST_CASE(test_restart_restore))

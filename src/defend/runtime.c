@@ -31,6 +31,7 @@
 #define SCORE_DELTA 0.02    /* ... or when its risk moved this much */
 #define WRITER_BATCH 512
 #define RELEASE_POLL_S 0.5
+#define RESTORE_MAX 200000 /* stored events replayed at start-up, at most */
 
 typedef struct item {
     struct item *next;
@@ -590,6 +591,13 @@ int guard_open(guard **out, const guard_options *o) {
     }
     if (gw_db_open(&g->db, o->db_path) || guard_db_init(g->db)) goto fail;
     if (guard_detector_new(&g->det, &g->policy, g->have_ref ? &g->ref : NULL)) goto fail;
+    /* a restart does not forget: the last day of stored events (at most RESTORE_MAX) replayed,
+     * each account at the level its latest action row records */
+    size_t n_restored = 0;
+    if (guard_detector_restore(g->db, g->det, g->policy.volume_tau, RESTORE_MAX, &n_restored)) goto fail;
+    if (n_restored)
+        rt_info("guard: state rebuilt from %zu stored events (%zu accounts)", n_restored,
+                guard_detector_accounts(g->det));
     /* releases recorded before this start are history */
     if (gw_db_with(g->db, max_release_id, &g->last_release_id)) goto fail;
     char *pj = guard_policy_to_json(&g->policy);

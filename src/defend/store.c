@@ -168,17 +168,30 @@ int guard_action_write_db(gw_db *db, const guard_action_row *r, int64_t *id_out)
     return 0;
 }
 
+typedef struct {
+    guard_event_list *l;
+    int recent;        /* 0: every event */
+    double span_s;     /* recent: t within this of the latest */
+    int64_t max_events; /* recent: at most the last this many */
+} read_req;
+
 static int read_events_fn(sqlite3 *c, void *ud) {
-    guard_event_list *l = ud;
+    read_req *rq = ud;
+    guard_event_list *l = rq->l;
     if (!gw_sql_has_table(c, "guard_events"))
         return RT_FAIL("no guard_events table: was the server run with --guard or --guard-shadow?");
     sqlite3_stmt *st = NULL;
     if (gw_sql_prepare(c,
                           "SELECT row_id, t, account_id, created_at, client_hash, status, prompt_tokens, "
                           "completion_tokens, max_tokens, max_tokens_given, logprobs, top_logprobs, concurrent, "
-                          "prompt_hash, minhash, emb, emb_scale, coalesce(prefix_hash, 0) FROM guard_events ORDER BY id",
+                          "prompt_hash, minhash, emb, emb_scale, coalesce(prefix_hash, 0) FROM guard_events "
+                          "WHERE ?1 = 0 OR (id > (SELECT coalesce(max(id), 0) FROM guard_events) - ?3 AND "
+                          "t >= (SELECT coalesce(max(t), 0) FROM guard_events) - ?2) ORDER BY id",
                           &st, "reading guard_events"))
         return -1;
+    sqlite3_bind_int(st, 1, rq->recent);
+    sqlite3_bind_double(st, 2, rq->span_s);
+    sqlite3_bind_int64(st, 3, rq->max_events);
     size_t cap = 0, ecap = 0, eused = 0;
     size_t *emb_off = NULL;
     int rc = 0;
@@ -246,11 +259,74 @@ static int read_events_fn(sqlite3 *c, void *ud) {
 
 int guard_events_read(gw_db *db, guard_event_list *out) {
     memset(out, 0, sizeof *out);
-    if (gw_db_with(db, read_events_fn, out)) {
+    read_req rq = {out, 0, 0, 0};
+    if (gw_db_with(db, read_events_fn, &rq)) {
         int rc = RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
         guard_events_free(out);
         return rc;
     }
+    return 0;
+}
+
+int guard_events_read_recent(gw_db *db, double span_s, size_t max_events, guard_event_list *out) {
+    memset(out, 0, sizeof *out);
+    read_req rq = {out, 1, span_s, (int64_t)RT_MIN(max_events, (size_t)INT64_MAX)};
+    if (gw_db_with(db, read_events_fn, &rq)) {
+        int rc = RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
+        guard_events_free(out);
+        return rc;
+    }
+    return 0;
+}
+
+/* the latest action row of each account: its level, or a release */
+typedef struct {
+    guard_detector *d;
+} levels_req;
+
+static int restore_levels_fn(sqlite3 *c, void *ud) {
+    levels_req *rq = ud;
+    sqlite3_stmt *st = NULL;
+    if (gw_sql_prepare(c,
+                       "SELECT account_id, action FROM guard_actions WHERE id IN "
+                       "(SELECT max(id) FROM guard_actions GROUP BY account_id)",
+                       &st, "reading guard_actions"))
+        return -1;
+    int rc = 0;
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+        int64_t acc = sqlite3_column_int64(st, 0);
+        const char *a = (const char *)sqlite3_column_text(st, 1);
+        guard_action lv = GUARD_ACT_NONE;
+        if (a && !strcmp(a, "release")) {
+            guard_detector_release(rq->d, acc); /* vouched for: starts afresh, as live */
+            continue;
+        }
+        if (a && !strcmp(a, "flag")) lv = GUARD_ACT_FLAG;
+        else if (a && !strcmp(a, "throttle")) lv = GUARD_ACT_THROTTLE;
+        else if (a && !strcmp(a, "suspend")) lv = GUARD_ACT_SUSPEND;
+        rc = guard_detector_set_level(rq->d, acc, lv);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int guard_detector_restore(gw_db *db, guard_detector *d, double span_s, size_t max_events, size_t *n_events) {
+    *n_events = 0;
+    guard_event_list l;
+    if (guard_events_read_recent(db, span_s, max_events, &l)) return -1;
+    int rc = 0;
+    for (size_t i = 0; i < l.n && rc == 0; i++) {
+        guard_verdict v;
+        rc = guard_detector_observe(d, &l.ev[i], &v);
+    }
+    *n_events = l.n;
+    guard_events_free(&l);
+    if (rc) return -1;
+    /* every account the replay saw goes back to what was acted on (none unless a row says) */
+    levels_req rq = {d};
+    guard_detector_reset_levels(d);
+    if (gw_db_with(db, restore_levels_fn, &rq))
+        return RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
     return 0;
 }
 

@@ -1024,6 +1024,17 @@ void guard_detector_release(guard_detector *d, int64_t account_id) {
     for (size_t b = 0; b < GUARD_BINS; b++) a->bins[b] = UINT32_MAX;
 }
 
+void guard_detector_reset_levels(guard_detector *d) {
+    for (size_t i = 0; i < d->n_acc; i++) d->acc[i]->level = GUARD_ACT_NONE;
+}
+
+int guard_detector_set_level(guard_detector *d, int64_t account_id, guard_action level) {
+    long li = acct_get(d, account_id, 0, 0);
+    if (li < 0) return -1;
+    d->acc[li]->level = level;
+    return 0;
+}
+
 guard_action guard_detector_level(const guard_detector *d, int64_t account_id) {
     long i = acct_find(d, account_id);
     return i < 0 ? GUARD_ACT_NONE : d->acc[i]->level;

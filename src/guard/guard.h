@@ -307,6 +307,12 @@ void guard_detector_free(guard_detector *d);
 int guard_detector_observe(guard_detector *d, const guard_event *ev, guard_verdict *out);
 /* Forget an account's state and group membership (after `retort guard release`). */
 void guard_detector_release(guard_detector *d, int64_t account_id);
+/* Set an account's action level (creating its state if needed): a detector rebuilt from stored
+ * events takes the levels that were acted on, not those the replay reached, so anything beyond
+ * them escalates (and is enforced) on the next event. -1 when out of memory. */
+int guard_detector_set_level(guard_detector *d, int64_t account_id, guard_action level);
+/* Every account's action level back to none (state and links kept). */
+void guard_detector_reset_levels(guard_detector *d);
 /* Current action level of an account (GUARD_ACT_NONE if unknown). */
 guard_action guard_detector_level(const guard_detector *d, int64_t account_id);
 /* JSON evidence of an account now: {"account", "risk", "level", "account_assessment",
