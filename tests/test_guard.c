@@ -1203,7 +1203,9 @@ static void test_restart_restore(void) {
     ev[n++].t -= 2 * 86400;
     for (int i = 0; i < 15; i++) ev[n++] = prober_event(7, i);
     for (int i = 0; i < 30; i++) ev[n++] = prober_event(8, i);
-    for (int i = 0; i < 5; i++) ev[n++] = prober_event(9, i);
+    for (int i = 0; i < 4; i++) ev[n++] = prober_event(9, i);
+    ev[n] = prober_event(9, 4);
+    ev[n++].n_choices = 8; /* stored: a replay counts its 8 answers */
     insert_req ir = {ev, n};
     CHECK_OK(gw_db_with(db, insert_events_fn, &ir));
     guard_action_row ar = {.t = 100000, .account_id = 8, .action = "suspend", .mode = "enforce", .prev_rpm = -1};
@@ -1225,6 +1227,10 @@ static void test_restart_restore(void) {
     CHECK(guard_detector_level(d, 7) == GUARD_ACT_NONE);
     CHECK(guard_detector_level(d, 8) == GUARD_ACT_NONE);
     CHECK(guard_detector_level(d, 9) == GUARD_ACT_SUSPEND);
+    guard_event_list l;
+    CHECK_OK(guard_events_read(db, &l));
+    CHECK(l.n == n && l.ev[n - 1].account_id == 9 && l.ev[n - 1].n_choices == 8 && l.ev[0].n_choices == 1);
+    guard_events_free(&l);
     /* account 7 goes on: suspended at its 20th answer (min_requests), 5 after the restart */
     guard_verdict v;
     int at = -1;
