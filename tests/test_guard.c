@@ -1255,10 +1255,63 @@ static void test_restart_restore(void) {
     gw_db_close(db);
 }
 
+/* item 2: a reference records what traffic it saw; an event of a kind it did not see is named */
+static void test_reference_coverage(void) {
+    size_t n = 12 * 20 + 1200, k = 0;
+    guard_event *ev = calloc(n, sizeof *ev);
+    for (int a = 0; a < 12; a++)
+        for (int i = 0; i < 20; i++) {
+            ev[k] = ev_base(1 + a, 1000 + 3000.0 * i + a);
+            ev[k].endpoint = 1;
+            ev[k++].max_tokens_given = 1;
+        }
+    for (int i = 0; i < 1200; i++) { /* one app: 1,200 answers in a day, max_tokens left out */
+        ev[k] = ev_base(100, 2000 + 70.0 * i);
+        ev[k++].endpoint = 1;
+    }
+    /* the fit wants events in time order */
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && ev[j - 1].t > ev[j].t; j--) {
+            guard_event tmp = ev[j];
+            ev[j] = ev[j - 1];
+            ev[j - 1] = tmp;
+        }
+    guard_fit_options fo = {.quantile = 0.99, .seed = 3, .all_benign = 1, .origin = "crafted"};
+    guard_reference r;
+    CHECK_OK(guard_reference_fit(&r, ev, n, &fo, NULL));
+    CHECK(r.has_coverage);
+    CHECK(r.cov_events[GUARD_COV_CHAT] == (double)n && r.cov_events[GUARD_COV_COMPLETIONS] == 0);
+    CHECK(r.cov_events[GUARD_COV_NO_MAX_TOKENS] == 1200 && r.cov_events[GUARD_COV_LOGPROBS] == 0);
+    CHECK(r.cov_accounts[GUARD_POP_LIGHT] == 12 && r.cov_accounts[GUARD_POP_MEDIUM] == 0 &&
+          r.cov_accounts[GUARD_POP_HEAVY] == 1);
+    guard_event chat = ev_base(5, 9e5), comp = chat;
+    chat.endpoint = 1;
+    chat.max_tokens_given = 1;
+    comp.endpoint = 2;
+    comp.logprobs = 1;
+    CHECK(guard_reference_uncovered(&r, &chat) == 0);
+    CHECK(guard_reference_uncovered(&r, &comp) ==
+          ((1u << GUARD_COV_COMPLETIONS) | (1u << GUARD_COV_LOGPROBS)));
+    /* saved and loaded */
+    char path[512];
+    snprintf(path, sizeof path, "%s/coverage-ref.json", tl_tmpdir());
+    CHECK_OK(guard_reference_save(&r, path));
+    guard_reference l;
+    CHECK_OK(guard_reference_load(&l, path));
+    CHECK(l.has_coverage && memcmp(l.cov_events, r.cov_events, sizeof r.cov_events) == 0 &&
+          memcmp(l.cov_accounts, r.cov_accounts, sizeof r.cov_accounts) == 0);
+    guard_reference_free(&l);
+    /* a reference without a coverage record says nothing */
+    r.has_coverage = 0;
+    CHECK(guard_reference_uncovered(&r, &comp) == 0);
+    guard_reference_free(&r);
+    free(ev);
+}
+
 TEST_MAIN("guard", TEST_CASE(test_ewm), TEST_CASE(test_decay), TEST_CASE(test_minhash), TEST_CASE(test_rff_simhash_quant),
           TEST_CASE(test_shapiro_wilk), TEST_CASE(test_prada), TEST_CASE(test_signals_api_behaviour),
           TEST_CASE(test_template_coverage), TEST_CASE(test_shift), TEST_CASE(test_cap_and_escalation),
           TEST_CASE(test_linking), TEST_CASE(test_policy_files), TEST_CASE(test_reference_file),
           TEST_CASE(test_scenario_files), TEST_CASE(test_corpus_prompts), TEST_CASE(test_single_signal_and_reruns),
           TEST_CASE(test_lone_prober), TEST_CASE(test_volume_counts), TEST_CASE(test_saturation),
-          TEST_CASE(test_concurrency_intervals), TEST_CASE(test_event_all_user_messages), TEST_CASE(test_restart_restore))
+          TEST_CASE(test_concurrency_intervals), TEST_CASE(test_event_all_user_messages), TEST_CASE(test_restart_restore), TEST_CASE(test_reference_coverage))

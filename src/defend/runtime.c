@@ -79,6 +79,7 @@ struct guard {
     int64_t last_release_id;
     uint64_t n_events, n_actions;
     int warned_dim;
+    unsigned warned_cov; /* coverage kinds already warned about (under mu) */
 };
 
 void guard_options_defaults(guard_options *o) {
@@ -97,6 +98,9 @@ int guard_event_from_request(guard_event *ev, const serve_request_info *ri) {
     ev->account_created_at = ri->who ? ri->who->account.created_at : 0;
     ev->client_hash = ri->client && *ri->client ? fnv(ri->client, strlen(ri->client)) : 0;
     ev->max_tokens = (int64_t)ri->max_tokens; /* the limit that applied (the server's when omitted) */
+    if (ri->endpoint) ev->endpoint = !strcmp(ri->endpoint, "/v1/chat/completions") ? 1
+                                     : !strcmp(ri->endpoint, "/v1/completions")    ? 2
+                                                                                   : 0;
     ev->n_choices = ri->n > 1 ? (int)RT_MIN(ri->n, (size_t)INT32_MAX) : 1;
     ev->logprobs = ri->logprobs;
     ev->top_logprobs = (int)ri->top_logprobs;
@@ -475,6 +479,7 @@ static void hook_after(void *ud, const serve_request_info *ri, const serve_reque
                 "is off (recalibrate with this model)",
                 ev.emb_dim, g->ref.rff.dim);
     }
+    unsigned uncovered = g->have_ref ? guard_reference_uncovered(&g->ref, &ev) : 0;
     guard_verdict v;
     pending_evidence evs[1] = {{0, NULL}};
     item *sc = NULL;
@@ -487,6 +492,8 @@ static void hook_after(void *ud, const serve_request_info *ri, const serve_reque
             ev.concurrent = 1;
         }
     }
+    uncovered &= ~g->warned_cov;
+    g->warned_cov |= uncovered;
     int orc = guard_detector_observe(g->det, &ev, &v);
     if (orc == 0) ev.concurrent = v.concurrent; /* stored: a replay sees what the detector saw */
     g->n_events++;
@@ -519,6 +526,12 @@ static void hook_after(void *ud, const serve_request_info *ri, const serve_reque
         }
     }
     pthread_mutex_unlock(&g->mu);
+    for (int k = 0; k < GUARD_COV_COUNT; k++)
+        if (uncovered >> k & 1u)
+            rt_warn("guard: traffic of a kind the reference saw fewer than %d times (%s: %.0f benign events): its "
+                    "levels may not hold for it; recalibrate on traffic that includes it (`retort guard calibrate` "
+                    "prints the coverage)",
+                    GUARD_COVERAGE_MIN, guard_coverage_name((guard_coverage_kind)k), g->ref.cov_events[k]);
     if (orc) {
         rt_warn("guard: %s", rt_errmsg());
     } else if (v.n_affected > 0) {

@@ -20,7 +20,7 @@ const char *const guard_schema_sql =
     "  created_at REAL, client_hash INTEGER, status INTEGER, prompt_tokens INTEGER,"
     "  completion_tokens INTEGER, max_tokens INTEGER, max_tokens_given INTEGER, logprobs INTEGER,"
     "  top_logprobs INTEGER, concurrent INTEGER, prompt_hash INTEGER, minhash BLOB, emb BLOB,"
-    "  emb_scale REAL, prefix_hash INTEGER, n_choices INTEGER);"
+    "  emb_scale REAL, prefix_hash INTEGER, n_choices INTEGER, endpoint INTEGER);"
     "CREATE INDEX IF NOT EXISTS guard_events_account ON guard_events(account_id, id);"
     "CREATE TABLE IF NOT EXISTS guard_scores("
     "  id INTEGER PRIMARY KEY, t REAL NOT NULL, account_id INTEGER NOT NULL, group_id INTEGER,"
@@ -41,8 +41,8 @@ const char *const guard_schema_sql =
 const char *const guard_event_insert_sql =
     "INSERT INTO guard_events(row_id, t, account_id, created_at, client_hash, status, prompt_tokens,"
     " completion_tokens, max_tokens, max_tokens_given, logprobs, top_logprobs, concurrent, prompt_hash,"
-    " minhash, emb, emb_scale, prefix_hash, n_choices)"
-    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)";
+    " minhash, emb, emb_scale, prefix_hash, n_choices, endpoint)"
+    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)";
 
 /* add a column to guard_events when a database from before it lacks it */
 static int add_column(sqlite3 *c, const char *name) {
@@ -64,7 +64,7 @@ static int add_column(sqlite3 *c, const char *name) {
 static int init_fn(sqlite3 *c, void *ud) {
     (void)ud;
     if (gw_sql_exec(c, guard_schema_sql, "creating the guard tables")) return -1;
-    return add_column(c, "prefix_hash") || add_column(c, "n_choices") ? -1 : 0;
+    return add_column(c, "prefix_hash") || add_column(c, "n_choices") || add_column(c, "endpoint") ? -1 : 0;
 }
 
 int guard_db_init(gw_db *db) {
@@ -101,6 +101,7 @@ int guard_event_insert(sqlite3 *c, sqlite3_stmt *st, const guard_event *ev) {
     sqlite3_bind_double(st, 17, ev->emb_scale);
     sqlite3_bind_int64(st, 18, (sqlite3_int64)ev->prefix_hash);
     sqlite3_bind_int(st, 19, ev->n_choices > 1 ? ev->n_choices : 1);
+    sqlite3_bind_int(st, 20, ev->endpoint);
     if (sqlite3_step(st) != SQLITE_DONE) return gw_sql_fail(c, "guard_events");
     return 0;
 }
@@ -194,7 +195,7 @@ static int read_events_fn(sqlite3 *c, void *ud) {
     if (gw_sql_prepare(c,
                           "SELECT row_id, t, account_id, created_at, client_hash, status, prompt_tokens, "
                           "completion_tokens, max_tokens, max_tokens_given, logprobs, top_logprobs, concurrent, "
-                          "prompt_hash, minhash, emb, emb_scale, coalesce(prefix_hash, 0), coalesce(n_choices, 1) FROM guard_events "
+                          "prompt_hash, minhash, emb, emb_scale, coalesce(prefix_hash, 0), coalesce(n_choices, 1), coalesce(endpoint, 0) FROM guard_events "
                           "WHERE ?1 = 0 OR (id > (SELECT coalesce(max(id), 0) FROM guard_events) - ?3 AND "
                           "t >= (SELECT coalesce(max(t), 0) FROM guard_events) - ?2) ORDER BY id",
                           &st, "reading guard_events"))
@@ -247,6 +248,7 @@ static int read_events_fn(sqlite3 *c, void *ud) {
         ev->emb_scale = (float)sqlite3_column_double(st, 16);
         ev->prefix_hash = (uint64_t)sqlite3_column_int64(st, 17);
         ev->n_choices = sqlite3_column_int(st, 18);
+        ev->endpoint = sqlite3_column_int(st, 19);
         emb_off[l->n] = SIZE_MAX;
         if (eb && el) {
             if (RT_GROW(l->emb_store, ecap, eused + el, "guard embeddings")) {

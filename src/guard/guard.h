@@ -197,6 +197,26 @@ char *guard_policy_to_json(const guard_policy *p);
 /* ---------------------------------------------------------------- reference */
 
 #define GUARD_RFF_M 128
+
+/* What traffic a reference saw (issue 18: a reference calibrated on chat-only questions does
+ * not carry over to completions users or apps). Kinds of request, each an event may have: */
+typedef enum {
+    GUARD_COV_CHAT = 0,       /* /v1/chat/completions */
+    GUARD_COV_COMPLETIONS,    /* /v1/completions */
+    GUARD_COV_LOGPROBS,       /* log-probs asked for */
+    GUARD_COV_NO_MAX_TOKENS,  /* max_tokens left out (the server's maximum applied) */
+    GUARD_COV_MULTI,          /* n > 1 */
+    GUARD_COV_COUNT
+} guard_coverage_kind;
+/* ... and populations: benign accounts by answers per active day */
+typedef enum { GUARD_POP_LIGHT = 0 /* < 50 */, GUARD_POP_MEDIUM /* < 500 */, GUARD_POP_HEAVY, GUARD_POP_COUNT } guard_population;
+#define GUARD_COVERAGE_MIN 10 /* events of a kind a reference must have seen to cover it */
+const char *guard_coverage_name(guard_coverage_kind k);
+const char *guard_population_name(guard_population p);
+typedef struct guard_event guard_event; /* below */
+/* Bit k set: the event is of kind k. */
+unsigned guard_event_coverage(const guard_event *ev);
+
 typedef struct {
     int has_shift;         /* the embedding part is present */
     guard_rff rff;
@@ -211,12 +231,21 @@ typedef struct {
     double levels[GUARD_SIG_COUNT];  /* benign level per signal (NaN = keep the policy's) */
     double prada_delta;    /* PRADA threshold on W calibrated on benign accounts (0 = unset) */
     size_t n_accounts, n_events;     /* what it was calibrated on */
+    int has_coverage;                /* 0: a reference from before coverage was recorded */
+    double cov_events[GUARD_COV_COUNT];     /* benign events of each kind */
+    double cov_accounts[GUARD_POP_COUNT];   /* benign accounts of each population */
     char source[256];
 } guard_reference;
 void guard_reference_init(guard_reference *r);
 void guard_reference_free(guard_reference *r);
 int guard_reference_load(guard_reference *r, const char *path);
 int guard_reference_save(const guard_reference *r, const char *path);
+/* Kinds of the event the reference saw fewer than GUARD_COVERAGE_MIN times (bit k = kind k):
+ * its levels may not hold for that traffic. 0 when the reference has no coverage record. */
+unsigned guard_reference_uncovered(const guard_reference *r, const guard_event *ev);
+/* Print the coverage ("coverage: chat 1200, completions 0 (NOT COVERED), ...") to f. */
+void guard_reference_coverage_print(const guard_reference *r, FILE *f);
+
 /* Apply the reference's benign levels to a policy: benign := level, and the attack level
  * moves with it so the ramp keeps its width (attack - benign) from the policy. A share signal
  * (limit_pressure, concurrency, logprobs, saturation, template: values in [0, 1]) is never put
@@ -226,7 +255,7 @@ void guard_policy_apply_reference(guard_policy *p, const guard_reference *r);
 /* ---------------------------------------------------------------- events */
 
 /* One request as the detector sees it (built from the hook arguments, or read back). */
-typedef struct {
+struct guard_event {
     int64_t row_id;            /* usage ledger row */
     double t;                  /* clock time (simulated under --sim-clock) */
     int64_t account_id;
@@ -243,6 +272,7 @@ typedef struct {
                                   an earlier-seen request of the account had ended: [t, t_end)
                                   intervals, end exclusive, so back-to-back is sequential */
     int n_choices;             /* answers the request asked for (`n`; 0 counts as 1) */
+    int endpoint;              /* 1 chat, 2 completions, 0 unknown */
     uint64_t prompt_hash;      /* of the user text: exact repeats are not templates, and a prompt
                                   the account sent before adds nothing to the content signals */
     uint64_t prefix_hash;      /* of its first three words (0: none): fixed-prefix templates */
@@ -251,7 +281,7 @@ typedef struct {
     const int8_t *emb;         /* (emb_dim) quantised unit embedding, or NULL */
     size_t emb_dim;
     float emb_scale;
-} guard_event;
+};
 
 
 /* Fit a reference from stored events (in row order; the events of benign accounts are used,
