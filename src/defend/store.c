@@ -192,17 +192,22 @@ static int read_events_fn(sqlite3 *c, void *ud) {
     if (!gw_sql_has_table(c, "guard_events"))
         return RT_FAIL("no guard_events table: was the server run with --guard or --guard-shadow?");
     sqlite3_stmt *st = NULL;
-    if (gw_sql_prepare(c,
-                          "SELECT row_id, t, account_id, created_at, client_hash, status, prompt_tokens, "
-                          "completion_tokens, max_tokens, max_tokens_given, logprobs, top_logprobs, concurrent, "
-                          "prompt_hash, minhash, emb, emb_scale, coalesce(prefix_hash, 0), coalesce(n_choices, 1), coalesce(endpoint, 0) FROM guard_events "
-                          "WHERE ?1 = 0 OR (id > (SELECT coalesce(max(id), 0) FROM guard_events) - ?3 AND "
-                          "t >= (SELECT coalesce(max(t), 0) FROM guard_events) - ?2) ORDER BY id",
-                          &st, "reading guard_events"))
-        return -1;
-    sqlite3_bind_int(st, 1, rq->recent);
-    sqlite3_bind_double(st, 2, rq->span_s);
-    sqlite3_bind_int64(st, 3, rq->max_events);
+    /* recent: a rowid range from the end (no scan of the table), then the time window measured
+     * from the latest event's t */
+    static const char *const cols =
+        "SELECT row_id, t, account_id, created_at, client_hash, status, prompt_tokens, completion_tokens, "
+        "max_tokens, max_tokens_given, logprobs, top_logprobs, concurrent, prompt_hash, minhash, emb, emb_scale, "
+        "coalesce(prefix_hash, 0), coalesce(n_choices, 1), coalesce(endpoint, 0) FROM guard_events ";
+    char sql[1024];
+    snprintf(sql, sizeof sql, "%s%s", cols,
+             rq->recent ? "WHERE id > (SELECT coalesce(max(id), 0) FROM guard_events) - ?2 AND "
+                          "t >= (SELECT t FROM guard_events ORDER BY id DESC LIMIT 1) - ?1 ORDER BY id"
+                        : "ORDER BY id");
+    if (gw_sql_prepare(c, sql, &st, "reading guard_events")) return -1;
+    if (rq->recent) {
+        sqlite3_bind_double(st, 1, rq->span_s);
+        sqlite3_bind_int64(st, 2, rq->max_events);
+    }
     size_t cap = 0, ecap = 0, eused = 0;
     size_t *emb_off = NULL;
     int rc = 0;
