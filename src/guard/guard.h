@@ -25,14 +25,18 @@
  *              concurrency, regularity (inter-arrival), around_clock, linked (group size).
  *              Their weighted sum is CAPPED below the suspend threshold: heavy benign users
  *              exist, so volume and timing alone never suspend.
- *   api use    logprobs, saturation (explicit max_tokens reached), token_ratio.
+ *   api use    logprobs, saturation (the max_tokens that applied reached), token_ratio.
  *   content    shift (MMD over the served model's own prompt hidden states to the nearest of
  *              the benign profiles: the pooled benign mean and single benign accounts'),
  *              template (density of MinHash near-duplicates and shared prefixes),
  *              coverage (distinct SimHash cells of the embeddings).
  * Each signal's score is 0 at or below its benign level, 1 at or above its attack level,
- * linear between; risk = min(cap, behaviour) + api + content. A linked group is scored on
- * its members' pooled statistics and acted on as one.
+ * linear between (api and content: up to 1 + content_overshoot far beyond it); risk =
+ * min(behaviour_cap, behaviour) + sum of min(signal_cap, api or content contribution), so no
+ * single signal suspends alone. Sustained extreme volume throttles (extreme_rate). Volume
+ * counts answers (n choices), and a prompt the account sent before adds nothing to the
+ * content signals. A linked group is scored on its members' pooled statistics and acted on
+ * as one.
  *
  * Threading: the detector is not thread-safe (the runtime holds one lock around it); sketches
  * and policy are plain values.
