@@ -909,8 +909,409 @@ static void test_corpus_prompts(void) {
     CHECK(guard_corpus_load(&c, path) != 0 && strstr(rt_errmsg(), "notcorpus.txt"));
 }
 
+/* ---------------------------------------------------------------- issue 18: defects found with an independent client */
+
+/* an embedding far from make_reference's distribution (test_shift's shift, doubled) */
+static void shifted_emb(rt_rng *r, guard_event *e, int8_t *q, size_t D) {
+    float x[64];
+    for (size_t k = 0; k < D; k++) x[k] = (float)rt_rng_normal(r) + (k < 4 ? 3.0f : 0.0f);
+    e->emb_scale = guard_quantize(x, D, q);
+    e->emb = q;
+    e->emb_dim = D;
+}
+
+/* item 1: one content signal never suspends alone, another signal with it does; a rerun of the
+ * same prompt set after a release adds nothing */
+static void test_single_signal_and_reruns(void) {
+    const size_t D = 16;
+    guard_reference ref;
+    make_reference(&ref, D, 7);
+    guard_policy p;
+    guard_policy_defaults(&p);
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_new(&d, &p, &ref));
+    guard_verdict v;
+    guard_assessment a = {0};
+    rt_rng r;
+    rt_rng_seed(&r, 5);
+    int8_t q[16];
+    guard_action worst = GUARD_ACT_NONE;
+    /* account 1: 40 benchmark prompts far from the benign reference, human-irregular gaps; shift
+     * alone (uncapped: 0.6 * 2 = 1.2 >= suspend) */
+    double t = 1000;
+    for (int night = 0; night < 2; night++) {
+        rt_rng_seed(&r, 5); /* the same prompts, the same states */
+        for (int i = 0; i < 40; i++) {
+            guard_event e = ev_base(1, t);
+            e.prompt_hash = 0xbe9c000 + (uint64_t)i;
+            shifted_emb(&r, &e, q, D);
+            t += 30 * exp(2 * rt_rng_double(&r));
+            a = observe(d, &e, &v);
+            if (v.level > worst) worst = v.level;
+        }
+        if (night == 0) {
+            fprintf(stderr, "  shift alone: %.1f (contribution %.2f), risk %.2f, level %s\n", a.value[GUARD_SIG_SHIFT],
+                    a.contrib[GUARD_SIG_SHIFT], a.risk, guard_action_name(worst));
+            /* far beyond the attack level: uncapped, shift alone would suspend */
+            CHECK(p.sig[GUARD_SIG_SHIFT].weight * a.score[GUARD_SIG_SHIFT] >= p.suspend_at);
+            CHECK_NEAR(a.contrib[GUARD_SIG_SHIFT], p.signal_cap, 1e-12, 0);
+            CHECK(a.risk < p.suspend_at);
+            CHECK(worst >= GUARD_ACT_FLAG && worst < GUARD_ACT_SUSPEND);
+            CHECK(a.n_new == 40);
+            guard_detector_release(d, 1); /* the operator vouches for it */
+            worst = GUARD_ACT_NONE;
+            t += 86400;
+        }
+    }
+    /* the next night's identical rerun: nothing new, nothing acted on */
+    CHECK(a.n_new == 0 && a.n_ok == 40);
+    CHECK(isnan(a.value[GUARD_SIG_SHIFT]));
+    CHECK(worst == GUARD_ACT_NONE);
+    /* account 2: the same shift with a second signal (every answer runs to max_tokens): suspended */
+    worst = GUARD_ACT_NONE;
+    for (int i = 0; i < 60; i++) {
+        guard_event e = ev_base(2, t);
+        e.prompt_hash = 0x5a7000 + (uint64_t)i;
+        e.completion_tokens = e.max_tokens;
+        shifted_emb(&r, &e, q, D);
+        t += 30 * exp(2 * rt_rng_double(&r));
+        a = observe(d, &e, &v);
+        if (v.level > worst) worst = v.level;
+    }
+    CHECK(a.contrib[GUARD_SIG_SATURATION] > 0);
+    CHECK(worst == GUARD_ACT_SUSPEND);
+    guard_detector_free(d);
+    guard_reference_free(&ref);
+}
+
+/* item 5: a lone log-prob prober (top_logprobs 20, max_tokens 1, distinct prefixes, human pace,
+ * one at a time) is suspended within a bounded number of answers */
+static void test_lone_prober(void) {
+    guard_policy p;
+    guard_policy_defaults(&p);
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
+    guard_verdict v;
+    guard_assessment a = {0};
+    rt_rng r;
+    rt_rng_seed(&r, 11);
+    int suspended_at = -1;
+    double t = 5000;
+    for (int i = 0; i < 200 && suspended_at < 0; i++) {
+        guard_event e = ev_base(1, t);
+        e.logprobs = 1;
+        e.top_logprobs = 20;
+        e.max_tokens_given = 1;
+        e.max_tokens = 1;
+        e.completion_tokens = 1;
+        e.prompt_tokens = 8 + i % 30;
+        t += 20 * exp(2 * rt_rng_double(&r));
+        a = observe(d, &e, &v);
+        if (v.level == GUARD_ACT_SUSPEND) suspended_at = i + 1;
+    }
+    fprintf(stderr, "  lone prober suspended after %d answers (risk %.2f)\n", suspended_at, a.risk);
+    CHECK(suspended_at >= (int)p.min_requests_act && suspended_at <= 40);
+    guard_detector_free(d);
+}
+
+/* item 6: sustained extreme volume without content evidence is throttled (never suspended);
+ * item 7: volume and the minimum before acting count answers (n), not requests */
+static void test_volume_counts(void) {
+    guard_policy p;
+    guard_policy_defaults(&p);
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
+    guard_verdict v;
+    guard_assessment a = {0};
+    guard_action worst = GUARD_ACT_NONE;
+    int throttled_at = -1;
+    /* 3,300 requests an hour (benign in the issue: ~67) for four hours, nothing else unusual */
+    const int N = 3300 * 4;
+    for (int i = 0; i < N; i++) {
+        guard_event e = ev_base(1, 1000 + 3600.0 / 3300 * i);
+        a = observe(d, &e, &v);
+        if (v.level > worst) worst = v.level;
+        if (v.level >= GUARD_ACT_THROTTLE && throttled_at < 0) throttled_at = i + 1;
+    }
+    fprintf(stderr, "  3,300/h: throttled after %d requests (%.1f h), rate %.0f, volume %.0f\n", throttled_at,
+            throttled_at / 3300.0, a.value[GUARD_SIG_RATE], a.value[GUARD_SIG_VOLUME]);
+    CHECK(worst == GUARD_ACT_THROTTLE);
+    CHECK(throttled_at > 0 && throttled_at <= 3 * 3300);
+    CHECK(a.risk <= p.behaviour_cap + 1e-12); /* the risk itself stays behaviour-capped */
+    /* n = 8: 30 requests within a minute are 240 answers */
+    for (int i = 0; i < 30; i++) {
+        guard_event e = ev_base(2, 100000 + i);
+        e.n_choices = 8;
+        e.completion_tokens = 8 * 10;
+        a = observe(d, &e, &v);
+    }
+    CHECK(a.n == 30 && a.n_ok == 240);
+    double vol = 0;
+    for (int i = 0; i < 30; i++) vol += 8 * exp(-(29.0 - i) / 86400.0);
+    CHECK_NEAR(a.value[GUARD_SIG_VOLUME], vol, 1e-9, 0);
+    CHECK_NEAR(a.value[GUARD_SIG_TOKEN_RATIO], log(11.0 / 21.0), 1e-12, 0); /* per answer */
+    CHECK(a.value[GUARD_SIG_SATURATION] == 0); /* 80 tokens over 8 answers of at most 64 */
+    /* a log-prob harvester asking n = 8: acted on after min_requests ANSWERS (3 requests), once
+       its signals have their observations (min_n = 10 requests) */
+    int acted_at = -1;
+    for (int i = 0; i < 40 && acted_at < 0; i++) {
+        guard_event e = ev_base(3, 200000 + 30.0 * i + 7.0 * (i % 3));
+        e.n_choices = 8;
+        e.logprobs = 1;
+        e.top_logprobs = 20;
+        e.max_tokens = 1;
+        e.completion_tokens = 8;
+        a = observe(d, &e, &v);
+        if (v.level >= GUARD_ACT_THROTTLE) acted_at = i + 1;
+    }
+    CHECK(acted_at == 10); /* min_n of logprobs; 80 answers >= min_requests (20) */
+    guard_detector_free(d);
+}
+
+/* item 3: saturation counts answers cut at the server's maximum (max_tokens omitted) and a
+ * calibration whose benign level is 1.0 does not switch it off */
+static void test_saturation(void) {
+    guard_policy p;
+    guard_policy_defaults(&p);
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
+    guard_verdict v;
+    guard_assessment a = {0};
+    for (int i = 0; i < 12; i++) {
+        guard_event e = ev_base(1, 1000 + 17.0 * i);
+        e.max_tokens_given = 0;
+        e.max_tokens = 256; /* the server's maximum */
+        e.completion_tokens = 256;
+        a = observe(d, &e, &v);
+    }
+    CHECK(a.value[GUARD_SIG_SATURATION] == 1.0);
+    CHECK(a.score[GUARD_SIG_SATURATION] >= 1.0);
+    guard_detector_free(d);
+    guard_reference ref;
+    guard_reference_init(&ref);
+    ref.has_levels = 1;
+    ref.levels[GUARD_SIG_SATURATION] = 1.0;
+    ref.levels[GUARD_SIG_LOGPROBS] = 0.3;
+    guard_policy q = p;
+    guard_policy_apply_reference(&q, &ref);
+    CHECK_NEAR(q.sig[GUARD_SIG_SATURATION].attack, 1.0, 0, 0);
+    CHECK_NEAR(q.sig[GUARD_SIG_SATURATION].benign, 1.0 - (p.sig[GUARD_SIG_SATURATION].attack - p.sig[GUARD_SIG_SATURATION].benign) / 2, 1e-12, 0);
+    CHECK_NEAR(q.sig[GUARD_SIG_LOGPROBS].benign, 0.3, 0, 0); /* in reach: as before */
+    CHECK_NEAR(q.sig[GUARD_SIG_LOGPROBS].attack, 0.3 + 0.45, 1e-12, 0);
+    guard_reference_free(&ref);
+}
+
+/* item 9: concurrency from [t, t_end) intervals: back-to-back is sequential, overlap counts
+ * once, whichever of the two is seen first */
+static void test_concurrency_intervals(void) {
+    guard_policy p;
+    guard_policy_defaults(&p);
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
+    guard_verdict v;
+    guard_assessment a = {0};
+    int conc = 0;
+    /* strictly sequential, the next request at the very instant the last answer ended */
+    double t = 1000;
+    for (int i = 0; i < 20; i++) {
+        guard_event e = ev_base(1, t);
+        e.t_end = t + 1.5;
+        e.concurrent = 1; /* what a racy in-flight count said: the intervals decide */
+        a = observe(d, &e, &v);
+        conc += v.concurrent;
+        t = e.t_end;
+    }
+    CHECK(conc == 0 && a.value[GUARD_SIG_CONCURRENCY] == 0);
+    /* A [0, 10) and B [5, 6), seen in completion order (B first): one concurrent */
+    guard_event b = ev_base(2, 5), a2 = ev_base(2, 0), c = ev_base(2, 10);
+    b.t_end = 6;
+    a2.t_end = 10;
+    c.t_end = 11; /* starts when A ends: sequential */
+    observe(d, &b, &v);
+    CHECK(v.concurrent == 0);
+    observe(d, &a2, &v);
+    CHECK(v.concurrent == 1);
+    a = observe(d, &c, &v);
+    CHECK(v.concurrent == 0);
+    CHECK_NEAR(a.value[GUARD_SIG_CONCURRENCY], 1.0 / 3, 1e-12, 0);
+    guard_detector_free(d);
+}
+
+/* item 4: the template check sees every user message of a chat, not only the last */
+static void test_event_all_user_messages(void) {
+    const char *body = "{\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},"
+                       "{\"role\":\"user\",\"content\":\"Translate into French: the cat sat on the mat\"},"
+                       "{\"role\":\"assistant\",\"content\":\"ok\"},"
+                       "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"go on\"}]}]}";
+    serve_request_info ri;
+    memset(&ri, 0, sizeof ri);
+    ri.body = body;
+    ri.body_len = strlen(body);
+    ri.max_tokens = 64;
+    ri.n = 3;
+    guard_event e;
+    CHECK_OK(guard_event_from_request(&e, &ri));
+    const char *users = "Translate into French: the cat sat on the mat\ngo on";
+    CHECK(e.prefix_hash == guard_prefix_hash(users, strlen(users)));
+    CHECK(e.prompt_hash == rt_fnv1a64(users, strlen(users)));
+    uint32_t sig[GUARD_MINHASH_K];
+    guard_minhash(users, strlen(users), sig);
+    CHECK(memcmp(sig, e.minhash, sizeof sig) == 0);
+    CHECK(e.n_choices == 3);
+}
+
+/* item 8: a restart rebuilds the detector from the stored events (the last day, bounded) and
+ * takes the levels acted on from the action rows */
+typedef struct {
+    const guard_event *ev;
+    size_t n;
+} insert_req;
+
+static int insert_events_fn(sqlite3 *c, void *ud) {
+    insert_req *r = ud;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c, guard_event_insert_sql, -1, &st, NULL) != SQLITE_OK) return -1;
+    int rc = 0;
+    for (size_t i = 0; i < r->n && rc == 0; i++) rc = guard_event_insert(c, st, &r->ev[i]);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static guard_event prober_event(int64_t acct, int i) {
+    guard_event e = ev_base(acct, 100000 + 40.0 * i + 9.0 * (i % 4));
+    e.logprobs = 1;
+    e.top_logprobs = 20;
+    e.max_tokens_given = 1;
+    e.max_tokens = 1;
+    e.completion_tokens = 1;
+    return e;
+}
+
+static void test_restart_restore(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/restore.db", tl_tmpdir());
+    gw_db *db = NULL;
+    CHECK_OK(gw_db_open(&db, path));
+    if (!db) return;
+    CHECK_OK(guard_db_init(db));
+    /* account 7: a prober served 15 answers before the restart (one old event, two days back,
+       is outside the replayed day); account 8: the same, suspended then released by an
+       operator; account 9: suspended (its latest action) */
+    guard_event ev[64];
+    size_t n = 0;
+    ev[n] = prober_event(7, 0);
+    ev[n++].t -= 2 * 86400;
+    for (int i = 0; i < 15; i++) ev[n++] = prober_event(7, i);
+    for (int i = 0; i < 30; i++) ev[n++] = prober_event(8, i);
+    for (int i = 0; i < 4; i++) ev[n++] = prober_event(9, i);
+    ev[n] = prober_event(9, 4);
+    ev[n++].n_choices = 8; /* stored: a replay counts its 8 answers */
+    insert_req ir = {ev, n};
+    CHECK_OK(gw_db_with(db, insert_events_fn, &ir));
+    guard_action_row ar = {.t = 100000, .account_id = 8, .action = "suspend", .mode = "enforce", .prev_rpm = -1};
+    CHECK_OK(guard_action_insert(db, &ar, NULL));
+    ar.action = "release";
+    ar.mode = "operator";
+    CHECK_OK(guard_action_insert(db, &ar, NULL));
+    ar.account_id = 9;
+    ar.action = "suspend";
+    ar.mode = "enforce";
+    CHECK_OK(guard_action_insert(db, &ar, NULL));
+    guard_policy p;
+    guard_policy_defaults(&p);
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
+    size_t replayed = 0;
+    CHECK_OK(guard_detector_restore(db, d, p.volume_tau, 1000, &replayed));
+    CHECK(replayed == n - 1); /* the two-day-old event is not replayed */
+    CHECK(guard_detector_level(d, 7) == GUARD_ACT_NONE);
+    CHECK(guard_detector_level(d, 8) == GUARD_ACT_NONE);
+    CHECK(guard_detector_level(d, 9) == GUARD_ACT_SUSPEND);
+    guard_event_list l;
+    CHECK_OK(guard_events_read(db, &l));
+    CHECK(l.n == n && l.ev[n - 1].account_id == 9 && l.ev[n - 1].n_choices == 8 && l.ev[0].n_choices == 1);
+    guard_events_free(&l);
+    /* account 7 goes on: suspended at its 20th answer (min_requests), 5 after the restart */
+    guard_verdict v;
+    int at = -1;
+    for (int i = 15; i < 60 && at < 0; i++) {
+        guard_event e = prober_event(7, i);
+        CHECK_OK(guard_detector_observe(d, &e, &v));
+        if (v.level == GUARD_ACT_SUSPEND) at = i + 1;
+    }
+    fprintf(stderr, "  prober across a restart suspended at answer %d\n", at);
+    CHECK(at == (int)p.min_requests_act);
+    CHECK(v.escalated == 1); /* enforced: the level rose on a live event */
+    /* the released account starts afresh: its next answer is its first */
+    guard_event e8 = prober_event(8, 31);
+    CHECK_OK(guard_detector_observe(d, &e8, &v));
+    CHECK(v.account.n == 1 && v.level == GUARD_ACT_NONE);
+    /* the bound on the number of events: the last 10 only */
+    guard_detector_free(d);
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
+    CHECK_OK(guard_detector_restore(db, d, p.volume_tau, 10, &replayed));
+    CHECK(replayed == 10);
+    guard_detector_free(d);
+    gw_db_close(db);
+}
+
+/* item 2: a reference records what traffic it saw; an event of a kind it did not see is named */
+static void test_reference_coverage(void) {
+    size_t n = 12 * 20 + 1200, k = 0;
+    guard_event *ev = calloc(n, sizeof *ev);
+    for (int a = 0; a < 12; a++)
+        for (int i = 0; i < 20; i++) {
+            ev[k] = ev_base(1 + a, 1000 + 3000.0 * i + a);
+            ev[k].endpoint = 1;
+            ev[k++].max_tokens_given = 1;
+        }
+    for (int i = 0; i < 1200; i++) { /* one app: 1,200 answers in a day, max_tokens left out */
+        ev[k] = ev_base(100, 2000 + 70.0 * i);
+        ev[k++].endpoint = 1;
+    }
+    /* the fit wants events in time order */
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && ev[j - 1].t > ev[j].t; j--) {
+            guard_event tmp = ev[j];
+            ev[j] = ev[j - 1];
+            ev[j - 1] = tmp;
+        }
+    guard_fit_options fo = {.quantile = 0.99, .seed = 3, .all_benign = 1, .origin = "crafted"};
+    guard_reference r;
+    CHECK_OK(guard_reference_fit(&r, ev, n, &fo, NULL));
+    CHECK(r.has_coverage);
+    CHECK(r.cov_events[GUARD_COV_CHAT] == (double)n && r.cov_events[GUARD_COV_COMPLETIONS] == 0);
+    CHECK(r.cov_events[GUARD_COV_NO_MAX_TOKENS] == 1200 && r.cov_events[GUARD_COV_LOGPROBS] == 0);
+    CHECK(r.cov_accounts[GUARD_POP_LIGHT] == 12 && r.cov_accounts[GUARD_POP_MEDIUM] == 0 &&
+          r.cov_accounts[GUARD_POP_HEAVY] == 1);
+    guard_event chat = ev_base(5, 9e5), comp = chat;
+    chat.endpoint = 1;
+    chat.max_tokens_given = 1;
+    comp.endpoint = 2;
+    comp.logprobs = 1;
+    CHECK(guard_reference_uncovered(&r, &chat) == 0);
+    CHECK(guard_reference_uncovered(&r, &comp) ==
+          ((1u << GUARD_COV_COMPLETIONS) | (1u << GUARD_COV_LOGPROBS)));
+    /* saved and loaded */
+    char path[512];
+    snprintf(path, sizeof path, "%s/coverage-ref.json", tl_tmpdir());
+    CHECK_OK(guard_reference_save(&r, path));
+    guard_reference l;
+    CHECK_OK(guard_reference_load(&l, path));
+    CHECK(l.has_coverage && memcmp(l.cov_events, r.cov_events, sizeof r.cov_events) == 0 &&
+          memcmp(l.cov_accounts, r.cov_accounts, sizeof r.cov_accounts) == 0);
+    guard_reference_free(&l);
+    /* a reference without a coverage record says nothing */
+    r.has_coverage = 0;
+    CHECK(guard_reference_uncovered(&r, &comp) == 0);
+    guard_reference_free(&r);
+    free(ev);
+}
+
 TEST_MAIN("guard", TEST_CASE(test_ewm), TEST_CASE(test_decay), TEST_CASE(test_minhash), TEST_CASE(test_rff_simhash_quant),
           TEST_CASE(test_shapiro_wilk), TEST_CASE(test_prada), TEST_CASE(test_signals_api_behaviour),
           TEST_CASE(test_template_coverage), TEST_CASE(test_shift), TEST_CASE(test_cap_and_escalation),
           TEST_CASE(test_linking), TEST_CASE(test_policy_files), TEST_CASE(test_reference_file),
-          TEST_CASE(test_scenario_files), TEST_CASE(test_corpus_prompts))
+          TEST_CASE(test_scenario_files), TEST_CASE(test_corpus_prompts), TEST_CASE(test_single_signal_and_reruns),
+          TEST_CASE(test_lone_prober), TEST_CASE(test_volume_counts), TEST_CASE(test_saturation),
+          TEST_CASE(test_concurrency_intervals), TEST_CASE(test_event_all_user_messages), TEST_CASE(test_restart_restore), TEST_CASE(test_reference_coverage))

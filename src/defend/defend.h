@@ -85,6 +85,14 @@ typedef struct {
     int8_t *emb_store;
 } guard_event_list;
 int guard_events_read(gw_db *db, guard_event_list *out);
+/* The recent part only: events within span_s seconds of the latest stored event's t, and at
+ * most the last max_events of them (bounded memory at start-up). */
+int guard_events_read_recent(gw_db *db, double span_s, size_t max_events, guard_event_list *out);
+/* Rebuild a fresh detector from the stored events (guard_events_read_recent), then give every
+ * account the level of its latest action row (a release: fresh state, level none) — what was
+ * acted on, so a level the replay passes without an action is acted on at the next event.
+ * *n_events: events replayed. Used by guard_open so a restart does not forget. */
+int guard_detector_restore(gw_db *db, guard_detector *d, double span_s, size_t max_events, size_t *n_events);
 void guard_events_free(guard_event_list *l);
 
 /* ---------------------------------------------------------------- calibration and eval */

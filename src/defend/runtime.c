@@ -11,8 +11,10 @@
  * A writer thread with its own SQLite connection stores events and the risk timeline in
  * batches, and polls for `retort guard release` rows so a released account starts afresh.
  *
- * Concurrency signal: `before` counts the account's requests in flight; a request that
- * arrives while another is in flight marks one of the account's later events concurrent.
+ * Concurrency signal: each event carries its [arrival, arrival + latency) interval and the
+ * detector counts a request concurrent when it overlaps an earlier one of the account. The
+ * in-flight count kept by `before` is the fallback for a row without a latency: `after` runs
+ * once the response was handed over, so it can lag a sequential client's next request.
  *
  * Not the detector (detector.c) and not the tables' readers (store.c).
  */
@@ -29,6 +31,7 @@
 #define SCORE_DELTA 0.02    /* ... or when its risk moved this much */
 #define WRITER_BATCH 512
 #define RELEASE_POLL_S 0.5
+#define RESTORE_MAX 200000 /* stored events replayed at start-up, at most */
 
 typedef struct item {
     struct item *next;
@@ -77,6 +80,7 @@ struct guard {
     int64_t last_release_id;
     uint64_t n_events, n_actions;
     int warned_dim;
+    unsigned warned_cov; /* coverage kinds already warned about (under mu) */
 };
 
 void guard_options_defaults(guard_options *o) {
@@ -94,7 +98,11 @@ int guard_event_from_request(guard_event *ev, const serve_request_info *ri) {
     ev->account_id = ri->who ? ri->who->account.id : 0;
     ev->account_created_at = ri->who ? ri->who->account.created_at : 0;
     ev->client_hash = ri->client && *ri->client ? fnv(ri->client, strlen(ri->client)) : 0;
-    ev->max_tokens = (int64_t)ri->max_tokens;
+    ev->max_tokens = (int64_t)ri->max_tokens; /* the limit that applied (the server's when omitted) */
+    if (ri->endpoint) ev->endpoint = !strcmp(ri->endpoint, "/v1/chat/completions") ? 1
+                                     : !strcmp(ri->endpoint, "/v1/completions")    ? 2
+                                                                                   : 0;
+    ev->n_choices = ri->n > 1 ? (int)RT_MIN(ri->n, (size_t)INT32_MAX) : 1;
     ev->logprobs = ri->logprobs;
     ev->top_logprobs = (int)ri->top_logprobs;
     const char *text = ri->prompt_text ? ri->prompt_text : "";
@@ -110,11 +118,14 @@ int guard_event_from_request(guard_event *ev, const serve_request_info *ri) {
         if (!mt || json_is_null(mt)) mt = json_object_get(root, "max_completion_tokens");
         ev->max_tokens_given = mt && !json_is_null(mt);
         json_t *msgs = json_object_get(root, "messages");
-        if (json_is_array(msgs)) { /* the last user message: what varies per request */
-            for (size_t i = json_array_size(msgs); i-- > 0;) {
-                json_t *m = json_array_get(msgs, i);
+        if (json_is_array(msgs)) { /* every user message, joined by "\n": a payload in an earlier
+                                      turn followed by "go on" is still the payload */
+            size_t i;
+            json_t *m;
+            json_array_foreach(msgs, i, m) {
                 json_t *role = json_object_get(m, "role");
                 if (!json_is_string(role) || strcmp(json_string_value(role), "user")) continue;
+                if (user.len && rt_buf_append(&user, "\n", 1)) goto oom;
                 json_t *c = json_object_get(m, "content");
                 if (json_is_string(c)) {
                     if (rt_buf_append(&user, json_string_value(c), json_string_length(c))) goto oom;
@@ -127,7 +138,6 @@ int guard_event_from_request(guard_event *ev, const serve_request_info *ri) {
                             goto oom;
                     }
                 }
-                break;
             }
             if (user.len) {
                 text = user.data;
@@ -443,6 +453,11 @@ static void hook_after(void *ud, const serve_request_info *ri, const serve_reque
     ev.status = row->status;
     ev.prompt_tokens = row->prompt_tokens;
     ev.completion_tokens = row->completion_tokens;
+    /* the answer was complete latency_ms after arrival (before the response was handed over, so
+     * a sequential client's next request never starts before it): the detector measures
+     * concurrency on these intervals instead of the in-flight count, which `after` updates only
+     * once the client may already have sent its next request */
+    if (row->latency_ms >= 0) ev.t_end = ev.t + row->latency_ms / 1e3;
     int8_t qbuf[1024];
     int8_t *q = NULL;
     if (rr->hidden && rr->hidden_dim) {
@@ -459,6 +474,7 @@ static void hook_after(void *ud, const serve_request_info *ri, const serve_reque
                 "is off (recalibrate with this model)",
                 ev.emb_dim, g->ref.rff.dim);
     }
+    unsigned uncovered = g->have_ref ? guard_reference_uncovered(&g->ref, &ev) : 0;
     guard_verdict v;
     pending_evidence evs[1] = {{0, NULL}};
     item *sc = NULL;
@@ -471,7 +487,10 @@ static void hook_after(void *ud, const serve_request_info *ri, const serve_reque
             ev.concurrent = 1;
         }
     }
+    uncovered &= ~g->warned_cov;
+    g->warned_cov |= uncovered;
     int orc = guard_detector_observe(g->det, &ev, &v);
+    if (orc == 0) ev.concurrent = v.concurrent; /* stored: a replay sees what the detector saw */
     g->n_events++;
     if (orc == 0) {
         if (v.n_affected > 0) {
@@ -502,6 +521,12 @@ static void hook_after(void *ud, const serve_request_info *ri, const serve_reque
         }
     }
     pthread_mutex_unlock(&g->mu);
+    for (int k = 0; k < GUARD_COV_COUNT; k++)
+        if (uncovered >> k & 1u)
+            rt_warn("guard: traffic of a kind the reference saw fewer than %d times (%s: %.0f benign events): its "
+                    "levels may not hold for it; recalibrate on traffic that includes it (`retort guard calibrate` "
+                    "prints the coverage)",
+                    GUARD_COVERAGE_MIN, guard_coverage_name((guard_coverage_kind)k), g->ref.cov_events[k]);
     if (orc) {
         rt_warn("guard: %s", rt_errmsg());
     } else if (v.n_affected > 0) {
@@ -594,6 +619,13 @@ int guard_open(guard **out, const guard_options *o) {
     }
     if (gw_db_open(&g->db, o->db_path) || guard_db_init(g->db)) goto fail;
     if (guard_detector_new(&g->det, &g->policy, g->have_ref ? &g->ref : NULL)) goto fail;
+    /* a restart does not forget: the last day of stored events (at most RESTORE_MAX) replayed,
+     * each account at the level its latest action row records */
+    size_t n_restored = 0;
+    if (guard_detector_restore(g->db, g->det, g->policy.volume_tau, RESTORE_MAX, &n_restored)) goto fail;
+    if (n_restored)
+        rt_info("guard: state rebuilt from %zu stored events (%zu accounts)", n_restored,
+                guard_detector_accounts(g->det));
     /* releases recorded before this start are history */
     if (gw_db_with(g->db, max_release_id, &g->last_release_id)) goto fail;
     char *pj = guard_policy_to_json(&g->policy);

@@ -20,7 +20,7 @@ const char *const guard_schema_sql =
     "  created_at REAL, client_hash INTEGER, status INTEGER, prompt_tokens INTEGER,"
     "  completion_tokens INTEGER, max_tokens INTEGER, max_tokens_given INTEGER, logprobs INTEGER,"
     "  top_logprobs INTEGER, concurrent INTEGER, prompt_hash INTEGER, minhash BLOB, emb BLOB,"
-    "  emb_scale REAL, prefix_hash INTEGER);"
+    "  emb_scale REAL, prefix_hash INTEGER, n_choices INTEGER, endpoint INTEGER);"
     "CREATE INDEX IF NOT EXISTS guard_events_account ON guard_events(account_id, id);"
     "CREATE TABLE IF NOT EXISTS guard_scores("
     "  id INTEGER PRIMARY KEY, t REAL NOT NULL, account_id INTEGER NOT NULL, group_id INTEGER,"
@@ -41,21 +41,30 @@ const char *const guard_schema_sql =
 const char *const guard_event_insert_sql =
     "INSERT INTO guard_events(row_id, t, account_id, created_at, client_hash, status, prompt_tokens,"
     " completion_tokens, max_tokens, max_tokens_given, logprobs, top_logprobs, concurrent, prompt_hash,"
-    " minhash, emb, emb_scale, prefix_hash) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)";
+    " minhash, emb, emb_scale, prefix_hash, n_choices, endpoint)"
+    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)";
+
+/* add a column to guard_events when a database from before it lacks it */
+static int add_column(sqlite3 *c, const char *name) {
+    sqlite3_stmt *st = NULL;
+    int has = 0;
+    if (sqlite3_prepare_v2(c, "SELECT 1 FROM pragma_table_info('guard_events') WHERE name = ?1", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        has = sqlite3_step(st) == SQLITE_ROW;
+    }
+    sqlite3_finalize(st);
+    if (has) return 0;
+    char sql[128], what[96];
+    snprintf(sql, sizeof sql, "ALTER TABLE guard_events ADD COLUMN %s INTEGER", name);
+    snprintf(what, sizeof what, "adding guard_events.%s", name);
+    return gw_sql_exec(c, sql, what);
+}
 
 static int init_fn(sqlite3 *c, void *ud) {
     (void)ud;
     if (gw_sql_exec(c, guard_schema_sql, "creating the guard tables")) return -1;
-    /* databases from before prefix_hash existed */
-    sqlite3_stmt *st = NULL;
-    int has = 0;
-    if (sqlite3_prepare_v2(c, "SELECT 1 FROM pragma_table_info('guard_events') WHERE name = 'prefix_hash'", -1, &st,
-                           NULL) == SQLITE_OK)
-        has = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_finalize(st);
-    if (!has && gw_sql_exec(c, "ALTER TABLE guard_events ADD COLUMN prefix_hash INTEGER", "adding guard_events.prefix_hash"))
-        return -1;
-    return 0;
+    return add_column(c, "prefix_hash") || add_column(c, "n_choices") || add_column(c, "endpoint") ? -1 : 0;
 }
 
 int guard_db_init(gw_db *db) {
@@ -91,6 +100,8 @@ int guard_event_insert(sqlite3 *c, sqlite3_stmt *st, const guard_event *ev) {
     else sqlite3_bind_null(st, 16);
     sqlite3_bind_double(st, 17, ev->emb_scale);
     sqlite3_bind_int64(st, 18, (sqlite3_int64)ev->prefix_hash);
+    sqlite3_bind_int(st, 19, ev->n_choices > 1 ? ev->n_choices : 1);
+    sqlite3_bind_int(st, 20, ev->endpoint);
     if (sqlite3_step(st) != SQLITE_DONE) return gw_sql_fail(c, "guard_events");
     return 0;
 }
@@ -168,17 +179,35 @@ int guard_action_write_db(gw_db *db, const guard_action_row *r, int64_t *id_out)
     return 0;
 }
 
+typedef struct {
+    guard_event_list *l;
+    int recent;        /* 0: every event */
+    double span_s;     /* recent: t within this of the latest */
+    int64_t max_events; /* recent: at most the last this many */
+} read_req;
+
 static int read_events_fn(sqlite3 *c, void *ud) {
-    guard_event_list *l = ud;
+    read_req *rq = ud;
+    guard_event_list *l = rq->l;
     if (!gw_sql_has_table(c, "guard_events"))
         return RT_FAIL("no guard_events table: was the server run with --guard or --guard-shadow?");
     sqlite3_stmt *st = NULL;
-    if (gw_sql_prepare(c,
-                          "SELECT row_id, t, account_id, created_at, client_hash, status, prompt_tokens, "
-                          "completion_tokens, max_tokens, max_tokens_given, logprobs, top_logprobs, concurrent, "
-                          "prompt_hash, minhash, emb, emb_scale, coalesce(prefix_hash, 0) FROM guard_events ORDER BY id",
-                          &st, "reading guard_events"))
-        return -1;
+    /* recent: a rowid range from the end (no scan of the table), then the time window measured
+     * from the latest event's t */
+    static const char *const cols =
+        "SELECT row_id, t, account_id, created_at, client_hash, status, prompt_tokens, completion_tokens, "
+        "max_tokens, max_tokens_given, logprobs, top_logprobs, concurrent, prompt_hash, minhash, emb, emb_scale, "
+        "coalesce(prefix_hash, 0), coalesce(n_choices, 1), coalesce(endpoint, 0) FROM guard_events ";
+    char sql[1024];
+    snprintf(sql, sizeof sql, "%s%s", cols,
+             rq->recent ? "WHERE id > (SELECT coalesce(max(id), 0) FROM guard_events) - ?2 AND "
+                          "t >= (SELECT t FROM guard_events ORDER BY id DESC LIMIT 1) - ?1 ORDER BY id"
+                        : "ORDER BY id");
+    if (gw_sql_prepare(c, sql, &st, "reading guard_events")) return -1;
+    if (rq->recent) {
+        sqlite3_bind_double(st, 1, rq->span_s);
+        sqlite3_bind_int64(st, 2, rq->max_events);
+    }
     size_t cap = 0, ecap = 0, eused = 0;
     size_t *emb_off = NULL;
     int rc = 0;
@@ -223,6 +252,8 @@ static int read_events_fn(sqlite3 *c, void *ud) {
         size_t el = (size_t)sqlite3_column_bytes(st, 15);
         ev->emb_scale = (float)sqlite3_column_double(st, 16);
         ev->prefix_hash = (uint64_t)sqlite3_column_int64(st, 17);
+        ev->n_choices = sqlite3_column_int(st, 18);
+        ev->endpoint = sqlite3_column_int(st, 19);
         emb_off[l->n] = SIZE_MAX;
         if (eb && el) {
             if (RT_GROW(l->emb_store, ecap, eused + el, "guard embeddings")) {
@@ -246,11 +277,74 @@ static int read_events_fn(sqlite3 *c, void *ud) {
 
 int guard_events_read(gw_db *db, guard_event_list *out) {
     memset(out, 0, sizeof *out);
-    if (gw_db_with(db, read_events_fn, out)) {
+    read_req rq = {out, 0, 0, 0};
+    if (gw_db_with(db, read_events_fn, &rq)) {
         int rc = RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
         guard_events_free(out);
         return rc;
     }
+    return 0;
+}
+
+int guard_events_read_recent(gw_db *db, double span_s, size_t max_events, guard_event_list *out) {
+    memset(out, 0, sizeof *out);
+    read_req rq = {out, 1, span_s, (int64_t)RT_MIN(max_events, (size_t)INT64_MAX)};
+    if (gw_db_with(db, read_events_fn, &rq)) {
+        int rc = RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
+        guard_events_free(out);
+        return rc;
+    }
+    return 0;
+}
+
+/* the latest action row of each account: its level, or a release */
+typedef struct {
+    guard_detector *d;
+} levels_req;
+
+static int restore_levels_fn(sqlite3 *c, void *ud) {
+    levels_req *rq = ud;
+    sqlite3_stmt *st = NULL;
+    if (gw_sql_prepare(c,
+                       "SELECT account_id, action FROM guard_actions WHERE id IN "
+                       "(SELECT max(id) FROM guard_actions GROUP BY account_id)",
+                       &st, "reading guard_actions"))
+        return -1;
+    int rc = 0;
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+        int64_t acc = sqlite3_column_int64(st, 0);
+        const char *a = (const char *)sqlite3_column_text(st, 1);
+        guard_action lv = GUARD_ACT_NONE;
+        if (a && !strcmp(a, "release")) {
+            guard_detector_release(rq->d, acc); /* vouched for: starts afresh, as live */
+            continue;
+        }
+        if (a && !strcmp(a, "flag")) lv = GUARD_ACT_FLAG;
+        else if (a && !strcmp(a, "throttle")) lv = GUARD_ACT_THROTTLE;
+        else if (a && !strcmp(a, "suspend")) lv = GUARD_ACT_SUSPEND;
+        rc = guard_detector_set_level(rq->d, acc, lv);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int guard_detector_restore(gw_db *db, guard_detector *d, double span_s, size_t max_events, size_t *n_events) {
+    *n_events = 0;
+    guard_event_list l;
+    if (guard_events_read_recent(db, span_s, max_events, &l)) return -1;
+    int rc = 0;
+    for (size_t i = 0; i < l.n && rc == 0; i++) {
+        guard_verdict v;
+        rc = guard_detector_observe(d, &l.ev[i], &v);
+    }
+    *n_events = l.n;
+    guard_events_free(&l);
+    if (rc) return -1;
+    /* every account the replay saw goes back to what was acted on (none unless a row says) */
+    levels_req rq = {d};
+    guard_detector_reset_levels(d);
+    if (gw_db_with(db, restore_levels_fn, &rq))
+        return RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
     return 0;
 }
 

@@ -4,9 +4,10 @@
  * database, no clock, no threads (the runtime holds a lock around it; eval and calibration
  * replay stored events through it).
  *
- * Memory per account is fixed (about 7 KiB: exponential means, decaying counters, the last
+ * Memory per account is fixed (about 11 KiB: exponential means, decaying counters, the last
  * GUARD_RECENT prompt signatures, the last GUARD_COVER_W embedding cells, 24 hourly and 288
- * five-minute activity stamps, up to GUARD_PARTNERS candidate partners). Work per event is
+ * five-minute activity stamps, up to GUARD_PARTNERS candidate partners, 512 prompt hashes
+ * sent before). Work per event is
  * O(GUARD_RFF_M * dim + GUARD_RECENT * GUARD_MINHASH_K + group size * GUARD_RFF_M): constant
  * in the length of the history.
  *
@@ -35,6 +36,8 @@
 #define GUARD_BAND_ACCTS 4
 #define GUARD_BASELINE_FLOOR 30.0 /* requests/hour added to both rates of the baseline ratio */
 #define GAP_FLOOR 0.1             /* seconds: inter-arrival gaps below count as this */
+#define GUARD_SEEN_SETS 128       /* prompt hashes an account sent: 128 sets of 4 (lossy) */
+#define GUARD_SEEN_WAYS 4
 
 typedef struct {
     int64_t id;
@@ -43,7 +46,8 @@ typedef struct {
     uint32_t parent, size; /* union-find (size valid at roots) */
     uint32_t next;         /* circular list of the group's members */
     /* statistics */
-    double n, n_ok, n_emb, n_tmpl, n_cover, n_gap;
+    double n, n_ok, n_new, n_emb, n_tmpl, n_cover, n_gap;
+    double max_end; /* latest end of the account's requests seen (t_end) */
     guard_decay rate, volume, rate_long;
     guard_ewm limit, conc, logprobs, sat, ratio, tmpl, lgap, lgap2, emb;
     float mu[GUARD_RFF_M];
@@ -61,6 +65,8 @@ typedef struct {
     uint32_t n_partners, partner_rr;
     int burst_checked;
     uint64_t last_client;
+    /* prompts sent before (kept across a release): a repeat adds nothing to the content signals */
+    uint64_t seen[GUARD_SEEN_SETS][GUARD_SEEN_WAYS];
 } acct;
 
 typedef struct {
@@ -507,10 +513,35 @@ size_t guard_detector_account_bytes(void) { return sizeof(acct); }
 
 /* ---------------------------------------------------------------- statistics */
 
-static int update_stats(guard_detector *d, acct *a, const guard_event *ev) {
+/* Was this prompt hash seen from the account before? Records it if not. 0 (unknown) is never
+ * seen. A 4-way set-associative table: a set that is full forgets a way chosen by the hash. */
+static int seen_before(acct *a, uint64_t h) {
+    if (!h) return 0;
+    uint64_t *set = a->seen[h % GUARD_SEEN_SETS];
+    for (int w = 0; w < GUARD_SEEN_WAYS; w++)
+        if (set[w] == h) return 1;
+    for (int w = 0; w < GUARD_SEEN_WAYS; w++)
+        if (!set[w]) {
+            set[w] = h;
+            return 0;
+        }
+    set[(h >> 32) % GUARD_SEEN_WAYS] = h;
+    return 0;
+}
+
+static int update_stats(guard_detector *d, acct *a, const guard_event *ev, int *concurrent) {
     const guard_policy *p = &d->p;
     const double W = p->window;
     double t = ev->t;
+    double answers = ev->n_choices > 1 ? (double)ev->n_choices : 1.0; /* volume counts answers */
+    /* concurrency: measured on [t, t_end) when the end is known (events may come in completion
+     * order: whichever of two overlapping requests is seen second counts), else as reported */
+    int conc = ev->concurrent != 0;
+    if (ev->t_end > 0) {
+        conc = a->n > 0 && t < a->max_end;
+        if (ev->t_end > a->max_end) a->max_end = ev->t_end;
+    }
+    *concurrent = conc;
     /* timing */
     if (a->n > 0) {
         double gap = fmax(t - a->last_t, GAP_FLOOR);
@@ -522,11 +553,11 @@ static int update_stats(guard_detector *d, acct *a, const guard_event *ev) {
     if (t > a->last_t || a->n == 0) a->last_t = t;
     if (t < a->first_t) a->first_t = t;
     a->n += 1;
-    guard_decay_add(&a->rate, t, 1, p->rate_tau);
-    guard_decay_add(&a->volume, t, 1, p->volume_tau);
-    guard_decay_add(&a->rate_long, t, 1, p->baseline_tau);
+    guard_decay_add(&a->rate, t, answers, p->rate_tau);
+    guard_decay_add(&a->volume, t, answers, p->volume_tau);
+    guard_decay_add(&a->rate_long, t, answers, p->baseline_tau);
     guard_ewm_add(&a->limit, ev->status == 429 ? 1 : 0, W);
-    guard_ewm_add(&a->conc, ev->concurrent ? 1 : 0, W);
+    guard_ewm_add(&a->conc, conc ? 1 : 0, W);
     double lp = ev->logprobs ? 0.3 + 0.7 * fmin(20, fmax(0, ev->top_logprobs)) / 20.0 : 0;
     guard_ewm_add(&a->logprobs, lp, W);
     if (t >= 0) {
@@ -536,10 +567,17 @@ static int update_stats(guard_detector *d, acct *a, const guard_event *ev) {
     }
     if (ev->status != 200) return 0;
     /* served requests only */
-    a->n_ok += 1;
-    int saturated = ev->max_tokens_given && ev->max_tokens > 0 && ev->completion_tokens >= ev->max_tokens;
+    a->n_ok += answers;
+    /* max_tokens is the limit that applied: the client's, or the server's maximum when the body
+     * had none (a client that leaves it out to get the longest answers saturates too) */
+    double per_answer = (double)ev->completion_tokens / answers; /* completion_tokens sums the choices */
+    int saturated = ev->max_tokens > 0 && per_answer >= (double)ev->max_tokens;
     guard_ewm_add(&a->sat, saturated ? 1 : 0, W);
-    guard_ewm_add(&a->ratio, log((double)(ev->completion_tokens + 1) / (double)(ev->prompt_tokens + 1)), W);
+    guard_ewm_add(&a->ratio, log((per_answer + 1) / (double)(ev->prompt_tokens + 1)), W);
+    /* a prompt the account sent before (a nightly benchmark rerun) is little new information:
+     * the content signals (template, shift, coverage) see each distinct prompt once */
+    if (seen_before(a, ev->prompt_hash)) return 0;
+    a->n_new += 1;
     if (ev->has_minhash) {
         /* density of near-duplicates: the share of recent prompts (exact repeats aside) this one
          * is a near-duplicate of. One template: most of them; a person's dozen habits: few. */
@@ -628,7 +666,7 @@ typedef struct {
     double v[GUARD_SIG_COUNT];
     double cnt[GUARD_SIG_COUNT]; /* the count each signal's min_n is checked against */
     double shift_z;
-    double n, n_ok, first_t, last_t;
+    double n, n_ok, n_new, first_t, last_t;
 } raw_values;
 
 static double ew_weight(double n, double W) { return n < W ? n : W; }
@@ -639,6 +677,7 @@ static void raw_account(const guard_detector *d, const acct *a, double t, raw_va
     memset(r->cnt, 0, sizeof r->cnt);
     r->n = a->n;
     r->n_ok = a->n_ok;
+    r->n_new = a->n_new;
     r->first_t = a->first_t;
     r->last_t = a->last_t;
     r->shift_z = NAN;
@@ -702,7 +741,7 @@ static void raw_group(const guard_detector *d, const uint32_t *mem, size_t n_mem
     for (int i = 0; i < GUARD_SIG_COUNT; i++) r->v[i] = NAN;
     memset(r->cnt, 0, sizeof r->cnt);
     r->shift_z = NAN;
-    r->n = r->n_ok = 0;
+    r->n = r->n_ok = r->n_new = 0;
     r->first_t = INFINITY;
     r->last_t = -INFINITY;
     double rate = 0, vol = 0, lr = 0, lr_w = 0;
@@ -716,6 +755,7 @@ static void raw_group(const guard_detector *d, const uint32_t *mem, size_t n_mem
         const acct *a = d->acc[mem[k]];
         r->n += a->n;
         r->n_ok += a->n_ok;
+        r->n_new += a->n_new;
         r->first_t = fmin(r->first_t, a->first_t);
         r->last_t = fmax(r->last_t, a->last_t);
         rate += guard_decay_value(&a->rate, t, p->rate_tau) * 3600.0 / p->rate_tau;
@@ -828,28 +868,44 @@ static void assess(const guard_detector *d, const raw_values *r, guard_assessmen
         double s = 0;
         if (isfinite(r->v[i]) && r->cnt[i] >= sp->min_n) {
             s = ramp(r->v[i], sp->benign, sp->attack);
-            /* far beyond anything benign: content evidence may count up to 1 + overshoot */
-            if (s >= 1 && p->content_overshoot > 0 && guard_signal_family((guard_signal)i) == GUARD_FAMILY_CONTENT &&
+            /* far beyond anything benign: api and content evidence may count up to 1 + overshoot */
+            if (s >= 1 && p->content_overshoot > 0 && guard_signal_family((guard_signal)i) != GUARD_FAMILY_BEHAVIOUR &&
                 sp->attack > 0 && r->v[i] > sp->attack)
                 s = 1 + p->content_overshoot * fmin(1.0, log(r->v[i] / sp->attack) / log(4.0));
         }
         if (i == GUARD_SIG_SHIFT && d->ref && !(r->shift_z >= d->ref->z_crit)) s = 0; /* not significant yet */
         out->score[i] = s;
         out->contrib[i] = sp->weight * s;
-        if (guard_signal_family((guard_signal)i) == GUARD_FAMILY_BEHAVIOUR) beh += out->contrib[i];
-        else rest += out->contrib[i];
+        if (guard_signal_family((guard_signal)i) == GUARD_FAMILY_BEHAVIOUR) {
+            beh += out->contrib[i];
+        } else {
+            /* no single api or content signal suspends alone: each is capped below suspend_at */
+            if (p->signal_cap > 0 && out->contrib[i] > p->signal_cap) out->contrib[i] = p->signal_cap;
+            rest += out->contrib[i];
+        }
     }
     out->risk = fmin(beh, p->behaviour_cap) + rest;
     out->shift_z = r->shift_z;
     out->n = r->n;
     out->n_ok = r->n_ok;
+    out->n_new = r->n_new;
     out->first_t = r->first_t;
     out->last_t = r->last_t;
 }
 
-static guard_action level_for(const guard_policy *p, double risk, double n_ok) {
+/* Sustained extreme volume: the rate (answers per hour) at extreme_rate times its attack level
+ * and the day's volume at its attack level. Behaviour alone never suspends (behaviour_cap),
+ * but this much is throttled whatever the content looks like. */
+static int extreme_volume(const guard_policy *p, const guard_assessment *a) {
+    const guard_signal_policy *r = &p->sig[GUARD_SIG_RATE], *v = &p->sig[GUARD_SIG_VOLUME];
+    return p->extreme_rate > 0 && isfinite(a->value[GUARD_SIG_RATE]) && isfinite(a->value[GUARD_SIG_VOLUME]) &&
+           a->value[GUARD_SIG_RATE] >= p->extreme_rate * r->attack && a->value[GUARD_SIG_VOLUME] >= v->attack;
+}
+
+static guard_action level_for(const guard_policy *p, const guard_assessment *a) {
+    double risk = a->risk, n_ok = a->n_ok;
     if (risk >= p->suspend_at && n_ok >= p->min_requests_act) return GUARD_ACT_SUSPEND;
-    if (risk >= p->throttle_at && n_ok >= p->min_requests_act) return GUARD_ACT_THROTTLE;
+    if ((risk >= p->throttle_at || extreme_volume(p, a)) && n_ok >= p->min_requests_act) return GUARD_ACT_THROTTLE;
     if (risk >= p->flag_at && n_ok >= p->min_requests_act / 2) return GUARD_ACT_FLAG;
     return GUARD_ACT_NONE;
 }
@@ -874,7 +930,7 @@ int guard_detector_observe(guard_detector *d, const guard_event *ev, guard_verdi
     uint32_t i = (uint32_t)li;
     acct *a = d->acc[i];
     if (a->created_at <= 0 && ev->account_created_at > 0) a->created_at = ev->account_created_at;
-    if (update_stats(d, a, ev)) return -1;
+    if (update_stats(d, a, ev, &out->concurrent)) return -1;
     /* linking */
     uint32_t touched[GUARD_PARTNERS * 2];
     size_t n_touched = 0;
@@ -907,8 +963,8 @@ int guard_detector_observe(guard_detector *d, const guard_event *ev, guard_verdi
     out->group_id = d->acc[uf_find(d, i)]->id;
     out->group_size = n_mem;
     out->risk = fmax(out->account.risk, out->group.risk);
-    guard_action target = level_for(&d->p, out->account.risk, out->account.n_ok);
-    guard_action gt = level_for(&d->p, out->group.risk, out->group.n_ok);
+    guard_action target = level_for(&d->p, &out->account);
+    guard_action gt = level_for(&d->p, &out->group);
     if (gt > target) target = gt;
     for (size_t k = 0; k < n_mem; k++)
         if (d->acc[mem[k]]->level > group_level_before) group_level_before = d->acc[mem[k]]->level;
@@ -959,12 +1015,24 @@ void guard_detector_release(guard_detector *d, int64_t account_id) {
     a->created_at = keep.created_at;
     a->burst_checked = 1;
     a->last_client = keep.last_client;
+    memcpy(a->seen, keep.seen, sizeof a->seen); /* a rerun of the same prompts stays old news */
     memcpy(a->partners, keep.partners, sizeof a->partners);
     a->n_partners = keep.n_partners;
     a->parent = a->next = i;
     a->size = 1;
     for (size_t h = 0; h < 24; h++) a->hours[h] = UINT32_MAX;
     for (size_t b = 0; b < GUARD_BINS; b++) a->bins[b] = UINT32_MAX;
+}
+
+void guard_detector_reset_levels(guard_detector *d) {
+    for (size_t i = 0; i < d->n_acc; i++) d->acc[i]->level = GUARD_ACT_NONE;
+}
+
+int guard_detector_set_level(guard_detector *d, int64_t account_id, guard_action level) {
+    long li = acct_get(d, account_id, 0, 0);
+    if (li < 0) return -1;
+    d->acc[li]->level = level;
+    return 0;
 }
 
 guard_action guard_detector_level(const guard_detector *d, int64_t account_id) {
@@ -1040,7 +1108,8 @@ static json_t *assessment_json(const guard_detector *d, const guard_assessment *
         json_object_set_new(o, "n", json_real(a->count[i]));
         json_object_set_new(sig, guard_signal_name((guard_signal)i), o);
     }
-    return json_pack("{s:f, s:f, s:f, s:o, s:o, s:o}", "risk", a->risk, "requests", a->n, "served", a->n_ok, "from",
+    return json_pack("{s:f, s:f, s:f, s:f, s:o, s:o, s:o}", "risk", a->risk, "requests", a->n, "served", a->n_ok,
+                     "new_prompts", a->n_new, "from",
                      json_num(a->first_t), "to", json_num(a->last_t), "signals", sig);
 }
 

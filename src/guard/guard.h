@@ -25,14 +25,18 @@
  *              concurrency, regularity (inter-arrival), around_clock, linked (group size).
  *              Their weighted sum is CAPPED below the suspend threshold: heavy benign users
  *              exist, so volume and timing alone never suspend.
- *   api use    logprobs, saturation (explicit max_tokens reached), token_ratio.
+ *   api use    logprobs, saturation (the max_tokens that applied reached), token_ratio.
  *   content    shift (MMD over the served model's own prompt hidden states to the nearest of
  *              the benign profiles: the pooled benign mean and single benign accounts'),
  *              template (density of MinHash near-duplicates and shared prefixes),
  *              coverage (distinct SimHash cells of the embeddings).
  * Each signal's score is 0 at or below its benign level, 1 at or above its attack level,
- * linear between; risk = min(cap, behaviour) + api + content. A linked group is scored on
- * its members' pooled statistics and acted on as one.
+ * linear between (api and content: up to 1 + content_overshoot far beyond it); risk =
+ * min(behaviour_cap, behaviour) + sum of min(signal_cap, api or content contribution), so no
+ * single signal suspends alone. Sustained extreme volume throttles (extreme_rate). Volume
+ * counts answers (n choices), and a prompt the account sent before adds nothing to the
+ * content signals. A linked group is scored on its members' pooled statistics and acted on
+ * as one.
  *
  * Threading: the detector is not thread-safe (the runtime holds one lock around it); sketches
  * and policy are plain values.
@@ -156,10 +160,15 @@ typedef struct {
     guard_signal_policy sig[GUARD_SIG_COUNT];
     double behaviour_cap;      /* behaviour signals together contribute at most this */
     double content_overshoot;  /* a content signal beyond its attack level scores up to 1 + this,
-                                  reached at 4x the attack level (log scale); 0 = no overshoot */
+                                  reached at 4x the attack level (log scale); 0 = no overshoot.
+                                  Applies to the api and content families. */
+    double signal_cap;         /* one api or content signal contributes at most this (below
+                                  suspend_at: suspension needs two signals, or one and behaviour) */
+    double extreme_rate;       /* rate at or above this many times its attack level, with volume at
+                                  its attack level: at least throttle, whatever the risk (0 = off) */
     double flag_at, throttle_at, suspend_at; /* risk thresholds */
-    double min_requests_act;   /* an account (or group) needs this many served requests before
-                                  throttle/suspend (flag: half) */
+    double min_requests_act;   /* an account (or group) needs this many served answers (a request
+                                  with n choices serves n) before throttle/suspend (flag: half) */
     int64_t throttle_rpm;      /* rpm given to throttled accounts */
     /* windows */
     double window;             /* requests in the exponential means (signals) */
@@ -192,6 +201,26 @@ char *guard_policy_to_json(const guard_policy *p);
 /* ---------------------------------------------------------------- reference */
 
 #define GUARD_RFF_M 128
+
+/* What traffic a reference saw (issue 18: a reference calibrated on chat-only questions does
+ * not carry over to completions users or apps). Kinds of request, each an event may have: */
+typedef enum {
+    GUARD_COV_CHAT = 0,       /* /v1/chat/completions */
+    GUARD_COV_COMPLETIONS,    /* /v1/completions */
+    GUARD_COV_LOGPROBS,       /* log-probs asked for */
+    GUARD_COV_NO_MAX_TOKENS,  /* max_tokens left out (the server's maximum applied) */
+    GUARD_COV_MULTI,          /* n > 1 */
+    GUARD_COV_COUNT
+} guard_coverage_kind;
+/* ... and populations: benign accounts by answers per active day */
+typedef enum { GUARD_POP_LIGHT = 0 /* < 50 */, GUARD_POP_MEDIUM /* < 500 */, GUARD_POP_HEAVY, GUARD_POP_COUNT } guard_population;
+#define GUARD_COVERAGE_MIN 10 /* events of a kind a reference must have seen to cover it */
+const char *guard_coverage_name(guard_coverage_kind k);
+const char *guard_population_name(guard_population p);
+typedef struct guard_event guard_event; /* below */
+/* Bit k set: the event is of kind k. */
+unsigned guard_event_coverage(const guard_event *ev);
+
 typedef struct {
     int has_shift;         /* the embedding part is present */
     guard_rff rff;
@@ -206,20 +235,31 @@ typedef struct {
     double levels[GUARD_SIG_COUNT];  /* benign level per signal (NaN = keep the policy's) */
     double prada_delta;    /* PRADA threshold on W calibrated on benign accounts (0 = unset) */
     size_t n_accounts, n_events;     /* what it was calibrated on */
+    int has_coverage;                /* 0: a reference from before coverage was recorded */
+    double cov_events[GUARD_COV_COUNT];     /* benign events of each kind */
+    double cov_accounts[GUARD_POP_COUNT];   /* benign accounts of each population */
     char source[256];
 } guard_reference;
 void guard_reference_init(guard_reference *r);
 void guard_reference_free(guard_reference *r);
 int guard_reference_load(guard_reference *r, const char *path);
 int guard_reference_save(const guard_reference *r, const char *path);
+/* Kinds of the event the reference saw fewer than GUARD_COVERAGE_MIN times (bit k = kind k):
+ * its levels may not hold for that traffic. 0 when the reference has no coverage record. */
+unsigned guard_reference_uncovered(const guard_reference *r, const guard_event *ev);
+/* Print the coverage ("coverage: chat 1200, completions 0 (NOT COVERED), ...") to f. */
+void guard_reference_coverage_print(const guard_reference *r, FILE *f);
+
 /* Apply the reference's benign levels to a policy: benign := level, and the attack level
- * moves with it so the ramp keeps its width (attack - benign) from the policy. */
+ * moves with it so the ramp keeps its width (attack - benign) from the policy. A share signal
+ * (limit_pressure, concurrency, logprobs, saturation, template: values in [0, 1]) is never put
+ * out of reach: its attack level is capped at 1 and its benign level at 1 - width/2. */
 void guard_policy_apply_reference(guard_policy *p, const guard_reference *r);
 
 /* ---------------------------------------------------------------- events */
 
 /* One request as the detector sees it (built from the hook arguments, or read back). */
-typedef struct {
+struct guard_event {
     int64_t row_id;            /* usage ledger row */
     double t;                  /* clock time (simulated under --sim-clock) */
     int64_t account_id;
@@ -229,15 +269,23 @@ typedef struct {
     int64_t prompt_tokens, completion_tokens, max_tokens;
     int max_tokens_given;      /* max_tokens was in the request body */
     int logprobs, top_logprobs;
-    int concurrent;            /* another request of the account was in flight */
-    uint64_t prompt_hash;      /* of the user text (exact repeats are not templates) */
+    int concurrent;            /* another request of the account was in flight (used when
+                                  t_end is 0; otherwise the detector measures it, below) */
+    double t_end;              /* when the answer was complete, on t's clock (0: unknown). With it
+                                  the detector counts a request concurrent when it arrived before
+                                  an earlier-seen request of the account had ended: [t, t_end)
+                                  intervals, end exclusive, so back-to-back is sequential */
+    int n_choices;             /* answers the request asked for (`n`; 0 counts as 1) */
+    int endpoint;              /* 1 chat, 2 completions, 0 unknown */
+    uint64_t prompt_hash;      /* of the user text: exact repeats are not templates, and a prompt
+                                  the account sent before adds nothing to the content signals */
     uint64_t prefix_hash;      /* of its first three words (0: none): fixed-prefix templates */
     int has_minhash;
     uint32_t minhash[GUARD_MINHASH_K];
     const int8_t *emb;         /* (emb_dim) quantised unit embedding, or NULL */
     size_t emb_dim;
     float emb_scale;
-} guard_event;
+};
 
 
 /* Fit a reference from stored events (in row order; the events of benign accounts are used,
@@ -266,7 +314,8 @@ typedef struct {
     double shift_z;                  /* significance of the shift (NaN without a reference) */
     double risk;
     double n;                      /* requests observed */
-    double n_ok;                   /* served */
+    double n_ok;                   /* answers served (a request with n choices serves n) */
+    double n_new;                  /* served requests with a prompt new to the account */
     double first_t, last_t;
 } guard_assessment;
 
@@ -280,6 +329,7 @@ typedef struct {
     double risk;                  /* max(account.risk, group.risk) */
     guard_action level;           /* current action level of the account after this event */
     int escalated;                /* the level rose on this event */
+    int concurrent;               /* this event counted as concurrent */
     guard_action new_level;
     size_t n_affected;            /* accounts whose level rose now (the group acts as one) */
     int64_t affected[GUARD_MAX_AFFECTED];
@@ -291,6 +341,12 @@ void guard_detector_free(guard_detector *d);
 int guard_detector_observe(guard_detector *d, const guard_event *ev, guard_verdict *out);
 /* Forget an account's state and group membership (after `retort guard release`). */
 void guard_detector_release(guard_detector *d, int64_t account_id);
+/* Set an account's action level (creating its state if needed): a detector rebuilt from stored
+ * events takes the levels that were acted on, not those the replay reached, so anything beyond
+ * them escalates (and is enforced) on the next event. -1 when out of memory. */
+int guard_detector_set_level(guard_detector *d, int64_t account_id, guard_action level);
+/* Every account's action level back to none (state and links kept). */
+void guard_detector_reset_levels(guard_detector *d);
 /* Current action level of an account (GUARD_ACT_NONE if unknown). */
 guard_action guard_detector_level(const guard_detector *d, int64_t account_id);
 /* JSON evidence of an account now: {"account", "risk", "level", "account_assessment",

@@ -4,7 +4,9 @@
  * them (every field optional, unknown fields refused with the file and field named), and
  * the policy back as JSON (stored with every action, so evidence says what rules applied).
  *
- * Defaults are chosen so that volume and timing alone never suspend (behaviour_cap < 1),
+ * Defaults are chosen so that volume and timing alone never suspend (behaviour_cap < 1), no
+ * single api or content signal suspends alone (signal_cap < suspend), sustained extreme
+ * volume is throttled (extreme_rate),
  * an account needs min_requests served requests before throttle or suspension, and every
  * level is overridden by a benign calibration (reference.c) when one is given.
  * Not the detector: it only reads these numbers.
@@ -71,7 +73,7 @@ void guard_policy_defaults(guard_policy *p) {
     set_sig(p, GUARD_SIG_REGULARITY,    0.15, 0.9,    1.8,    20);
     set_sig(p, GUARD_SIG_AROUND_CLOCK,  0.10, 20,     24,     20);
     set_sig(p, GUARD_SIG_LINKED,        0.25, 2,      10,     1);
-    set_sig(p, GUARD_SIG_LOGPROBS,      0.45, 0.15,   0.6,    10);
+    set_sig(p, GUARD_SIG_LOGPROBS,      0.55, 0.15,   0.6,    10);
     set_sig(p, GUARD_SIG_SATURATION,    0.30, 0.4,    0.9,    10);
     set_sig(p, GUARD_SIG_TOKEN_RATIO,   0.15, 1.5,    3.0,    10);
     set_sig(p, GUARD_SIG_SHIFT,         0.60, 40,     120,    24);
@@ -79,6 +81,8 @@ void guard_policy_defaults(guard_policy *p) {
     set_sig(p, GUARD_SIG_COVERAGE,      0.20, 0.85,   0.98,   32);
     p->behaviour_cap = 0.6;
     p->content_overshoot = 1.0;
+    p->signal_cap = 0.9;
+    p->extreme_rate = 2.0;
     p->flag_at = 0.5;
     p->throttle_at = 0.8;
     p->suspend_at = 1.0;
@@ -167,7 +171,7 @@ int guard_policy_parse(guard_policy *p, const char *text, size_t len, const char
         goto out;
     }
     static const char *const top[] = {"mode",    "thresholds", "behaviour_cap", "content_overshoot", "min_requests",
-                                      "throttle_rpm", "windows", "signals",     "linking",           "comment"};
+                                      "signal_cap", "extreme_rate", "throttle_rpm", "windows", "signals",     "linking",           "comment"};
     if (check_keys(&c, root, "", top, RT_ARRAY_LEN(top))) goto out;
     json_t *mode = json_object_get(root, "mode");
     if (mode) {
@@ -189,7 +193,9 @@ int guard_policy_parse(guard_policy *p, const char *text, size_t len, const char
     }
     if (num(&c, root, "", "behaviour_cap", 0, 1e6, &q.behaviour_cap) ||
         num(&c, root, "", "content_overshoot", 0, 10, &q.content_overshoot) ||
-        num(&c, root, "", "min_requests", 0, 1e9, &q.min_requests_act))
+        num(&c, root, "", "min_requests", 0, 1e9, &q.min_requests_act) ||
+        num(&c, root, "", "signal_cap", 0, 1e6, &q.signal_cap) ||
+        num(&c, root, "", "extreme_rate", 0, 1e6, &q.extreme_rate))
         goto out;
     double rpm = (double)q.throttle_rpm;
     if (num(&c, root, "", "throttle_rpm", 1, 1e9, &rpm)) goto out;
@@ -293,11 +299,11 @@ char *guard_policy_to_json(const guard_policy *p) {
                             json_pack("{s:f, s:f, s:f, s:f}", "weight", p->sig[i].weight, "benign", p->sig[i].benign,
                                       "attack", p->sig[i].attack, "min_n", p->sig[i].min_n));
     json_t *root = json_pack(
-        "{s:s, s:{s:f, s:f, s:f}, s:f, s:f, s:f, s:I, s:{s:f, s:f, s:f, s:I, s:f, s:f, s:f, s:f, s:f}, s:o, "
+        "{s:s, s:{s:f, s:f, s:f}, s:f, s:f, s:f, s:f, s:f, s:I, s:{s:f, s:f, s:f, s:I, s:f, s:f, s:f, s:f, s:f}, s:o, "
         "s:{s:f, s:i, s:f, s:f, s:f, s:f, s:f, s:i, s:i, s:f, s:I}}",
         "mode", p->enforce ? "enforce" : "shadow", "thresholds", "flag", p->flag_at, "throttle", p->throttle_at,
         "suspend", p->suspend_at, "behaviour_cap", p->behaviour_cap, "content_overshoot", p->content_overshoot,
-        "min_requests", p->min_requests_act,
+        "min_requests", p->min_requests_act, "signal_cap", p->signal_cap, "extreme_rate", p->extreme_rate,
         "throttle_rpm", (json_int_t)p->throttle_rpm, "windows", "requests", p->window, "shift", p->shift_window,
         "template_similarity", p->template_sim, "template_recent", (json_int_t)p->template_recent, "rate_tau_s",
         p->rate_tau, "volume_tau_s", p->volume_tau, "baseline_tau_s", p->baseline_tau, "baseline_min_age_s",

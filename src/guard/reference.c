@@ -39,6 +39,53 @@ void guard_reference_free(guard_reference *r) {
     guard_reference_init(r);
 }
 
+/* ---------------------------------------------------------------- coverage */
+
+static const char *const cov_names[GUARD_COV_COUNT] = {"chat", "completions", "logprobs", "no_max_tokens", "n_gt_1"};
+static const char *const pop_names[GUARD_POP_COUNT] = {"light", "medium", "heavy"};
+
+const char *guard_coverage_name(guard_coverage_kind k) { return (unsigned)k < GUARD_COV_COUNT ? cov_names[k] : "?"; }
+const char *guard_population_name(guard_population p) { return (unsigned)p < GUARD_POP_COUNT ? pop_names[p] : "?"; }
+
+unsigned guard_event_coverage(const guard_event *ev) {
+    unsigned b = 0;
+    if (ev->endpoint == 1) b |= 1u << GUARD_COV_CHAT;
+    if (ev->endpoint == 2) b |= 1u << GUARD_COV_COMPLETIONS;
+    if (ev->logprobs) b |= 1u << GUARD_COV_LOGPROBS;
+    if (!ev->max_tokens_given) b |= 1u << GUARD_COV_NO_MAX_TOKENS;
+    if (ev->n_choices > 1) b |= 1u << GUARD_COV_MULTI;
+    return b;
+}
+
+unsigned guard_reference_uncovered(const guard_reference *r, const guard_event *ev) {
+    if (!r || !r->has_coverage) return 0;
+    unsigned b = guard_event_coverage(ev), u = 0;
+    for (int k = 0; k < GUARD_COV_COUNT; k++)
+        if ((b >> k & 1u) && r->cov_events[k] < GUARD_COVERAGE_MIN) u |= 1u << k;
+    return u;
+}
+
+void guard_reference_coverage_print(const guard_reference *r, FILE *f) {
+    if (!r->has_coverage) {
+        fprintf(f, "coverage: not recorded (a reference from before coverage; recalibrate to have it)\n");
+        return;
+    }
+    fprintf(f, "coverage (benign events of each kind; fewer than %d: the levels may not hold there):\n",
+            GUARD_COVERAGE_MIN);
+    for (int k = 0; k < GUARD_COV_COUNT; k++)
+        fprintf(f, "  %-15s %.0f%s\n", cov_names[k], r->cov_events[k],
+                r->cov_events[k] < GUARD_COVERAGE_MIN ? "  NOT COVERED" : "");
+    fprintf(f, "populations (benign accounts by answers per active day: light < 50, medium < 500, heavy):\n");
+    for (int p = 0; p < GUARD_POP_COUNT; p++)
+        fprintf(f, "  %-15s %.0f%s\n", pop_names[p], r->cov_accounts[p], r->cov_accounts[p] < 1 ? "  NOT COVERED" : "");
+}
+
+/* signals whose values are shares in [0, 1] */
+static int signal_is_share(int s) {
+    return s == GUARD_SIG_LIMIT || s == GUARD_SIG_CONCURRENCY || s == GUARD_SIG_LOGPROBS ||
+           s == GUARD_SIG_SATURATION || s == GUARD_SIG_TEMPLATE;
+}
+
 void guard_policy_apply_reference(guard_policy *p, const guard_reference *r) {
     if (!r || !r->has_levels) return;
     for (int i = 0; i < GUARD_SIG_COUNT; i++) {
@@ -59,6 +106,12 @@ void guard_policy_apply_reference(guard_policy *p, const guard_reference *r) {
             /* calibration may loosen the policy's safe defaults, never tighten them */
             sp->benign = fmax(sp->benign, lv);
             sp->attack = sp->benign + width;
+            /* ... nor switch a share (a value in [0, 1]) off: a benign maximum of 1.0 would put
+             * the attack level out of reach; the ramp keeps at least half its width below 1 */
+            if (signal_is_share(i) && sp->attack > 1.0 && width > 0) {
+                sp->attack = 1.0;
+                sp->benign = fmin(sp->benign, 1.0 - width / 2);
+            }
         }
     }
 }
@@ -132,6 +185,12 @@ int guard_reference_save(const guard_reference *r, const char *path) {
                 json_object_set_new(json_object_get(root, "shift"), "n_profiles", json_integer((json_int_t)r->n_profiles));
             }
         }
+    }
+    if (r->has_coverage) {
+        json_t *ce = json_object(), *ca = json_object();
+        for (int k = 0; k < GUARD_COV_COUNT; k++) json_object_set_new(ce, cov_names[k], json_real(r->cov_events[k]));
+        for (int p = 0; p < GUARD_POP_COUNT; p++) json_object_set_new(ca, pop_names[p], json_real(r->cov_accounts[p]));
+        json_object_set_new(root, "coverage", json_pack("{s:o, s:o}", "events", ce, "accounts", ca));
     }
     if (r->has_levels) {
         json_t *lv = json_object();
@@ -229,6 +288,27 @@ int guard_reference_load(guard_reference *r, const char *path) {
             goto out;
         }
         r->has_shift = 1;
+    }
+    json_t *cov = json_object_get(root, "coverage");
+    if (cov) {
+        json_t *ce = json_object_get(cov, "events"), *ca = json_object_get(cov, "accounts");
+        for (int k = 0; k < GUARD_COV_COUNT; k++) {
+            json_t *v = json_object_get(ce, cov_names[k]);
+            if (!json_is_number(v) || !(json_number_value(v) >= 0)) {
+                RT_FAIL("%s: coverage.events.%s: expected a count", path, cov_names[k]);
+                goto out;
+            }
+            r->cov_events[k] = json_number_value(v);
+        }
+        for (int p = 0; p < GUARD_POP_COUNT; p++) {
+            json_t *v = json_object_get(ca, pop_names[p]);
+            if (!json_is_number(v) || !(json_number_value(v) >= 0)) {
+                RT_FAIL("%s: coverage.accounts.%s: expected a count", path, pop_names[p]);
+                goto out;
+            }
+            r->cov_accounts[p] = json_number_value(v);
+        }
+        r->has_coverage = 1;
     }
     json_t *lv = json_object_get(root, "levels");
     if (json_is_object(lv)) {
@@ -653,6 +733,38 @@ out:
     return rc;
 }
 
+/* Coverage: the benign events of each kind, and benign accounts by answers per active day. */
+static int fit_coverage(fit_ctx *c) {
+    guard_reference *out = c->out;
+    double *ans = rt_calloc(c->n_acc + 1, sizeof(double), "coverage");
+    double *t0 = rt_malloc_array(c->n_acc + 1, sizeof(double), "coverage");
+    double *t1 = rt_malloc_array(c->n_acc + 1, sizeof(double), "coverage");
+    if (!ans || !t0 || !t1) {
+        free(ans), free(t0), free(t1);
+        return -1;
+    }
+    for (size_t k = 0; k < c->n_acc; k++) t0[k] = INFINITY, t1[k] = -INFINITY;
+    for (size_t i = 0; i < c->n_ev; i++) {
+        const guard_event *e = &c->ev[i];
+        cal_acct *a = cal_find(c->acc, c->n_acc, e->account_id);
+        if (!a || !a->benign) continue;
+        unsigned b = guard_event_coverage(e);
+        for (int k = 0; k < GUARD_COV_COUNT; k++) out->cov_events[k] += (double)(b >> k & 1u);
+        size_t j = (size_t)(a - c->acc);
+        ans[j] += e->n_choices > 1 ? e->n_choices : 1;
+        t0[j] = fmin(t0[j], e->t);
+        t1[j] = fmax(t1[j], e->t);
+    }
+    for (size_t j = 0; j < c->n_acc; j++) {
+        if (!c->acc[j].benign || !(ans[j] > 0)) continue;
+        double per_day = ans[j] / fmax(1.0, (t1[j] - t0[j]) / 86400.0);
+        out->cov_accounts[per_day < 50 ? GUARD_POP_LIGHT : per_day < 500 ? GUARD_POP_MEDIUM : GUARD_POP_HEAVY] += 1;
+    }
+    out->has_coverage = 1;
+    free(ans), free(t0), free(t1);
+    return 0;
+}
+
 static void fit_report(const fit_ctx *c) {
     const guard_reference *out = c->out;
     fprintf(c->log, "benign levels (%.3g quantile of per-account maxima over %zu accounts):\n", c->q, c->n_b);
@@ -660,6 +772,7 @@ static void fit_report(const fit_ctx *c) {
         if (isfinite(out->levels[s])) fprintf(c->log, "  %-15s %.5g\n", guard_signal_name((guard_signal)s), out->levels[s]);
     fprintf(c->log, "  PRADA delta     %.5g\n", out->prada_delta);
     fprintf(c->log, "template stoplist: %zu benign LSH bands\n", out->n_stop_bands);
+    guard_reference_coverage_print(out, c->log);
 }
 
 int guard_reference_fit(guard_reference *out, const guard_event *ev, size_t n, const guard_fit_options *o, FILE *log) {
@@ -685,7 +798,7 @@ int guard_reference_fit(guard_reference *out, const guard_event *ev, size_t n, c
         fprintf(log, "no (or too few) prompt embeddings: the shift signal stays off (serve with --guard-shadow so the "
                      "guard asks for hidden states)\n");
     }
-    if (fit_levels(&c)) goto out;
+    if (fit_levels(&c) || fit_coverage(&c)) goto out;
     out->n_accounts = c.n_benign;
     out->n_events = c.n_events_used;
     snprintf(out->source, sizeof out->source, "%s", c.origin);
