@@ -6,6 +6,7 @@
  * plus the import's refusals (missing / misshapen / unknown tensors, unsupported config). */
 #include "base/base.h"
 #include "formats/safetensors.h"
+#include "kernels/quant.h"
 #include "model/model.h"
 #include "testlib.h"
 
@@ -18,24 +19,24 @@
 static void path_in(char *out, size_t cap, const char *name) { snprintf(out, cap, "%s/%s", dir, name); }
 
 static void test_bf16(void) {
-    CHECK(st_f32_to_bf16(1.0f) == 0x3F80);
-    CHECK(st_f32_to_bf16(-2.0f) == 0xC000);
+    CHECK(quant_f32_to_bf16(1.0f) == 0x3F80);
+    CHECK(quant_f32_to_bf16(-2.0f) == 0xC000);
     float f;
     uint32_t x = 0x3F808000u; /* exactly between 0x3F80 and 0x3F81: ties to even 0x3F80 */
     memcpy(&f, &x, 4);
-    CHECK(st_f32_to_bf16(f) == 0x3F80);
+    CHECK(quant_f32_to_bf16(f) == 0x3F80);
     x = 0x3F818000u; /* between 0x3F81 and 0x3F82: even is 0x3F82 */
     memcpy(&f, &x, 4);
-    CHECK(st_f32_to_bf16(f) == 0x3F82);
+    CHECK(quant_f32_to_bf16(f) == 0x3F82);
     x = 0x3F808001u; /* just above the tie: up */
     memcpy(&f, &x, 4);
-    CHECK(st_f32_to_bf16(f) == 0x3F81);
-    CHECK(st_f32_to_bf16(INFINITY) == 0x7F80);
-    CHECK(isnan(st_bf16_to_f32(st_f32_to_bf16(NAN))));
-    CHECK(st_bf16_to_f32(0x4049) == 3.140625f);
+    CHECK(quant_f32_to_bf16(f) == 0x3F81);
+    CHECK(quant_f32_to_bf16(INFINITY) == 0x7F80);
+    CHECK(isnan(quant_bf16_to_f32(quant_f32_to_bf16(NAN))));
+    CHECK(quant_bf16_to_f32(0x4049) == 3.140625f);
     for (uint32_t h = 0; h < 0x10000; h += 7) { /* every tested bf16 survives the round trip */
-        float v = st_bf16_to_f32((uint16_t)h);
-        if (!isnan(v)) CHECK(st_f32_to_bf16(v) == h);
+        float v = quant_bf16_to_f32((uint16_t)h);
+        if (!isnan(v)) CHECK(quant_f32_to_bf16(v) == h);
     }
 }
 
@@ -73,7 +74,7 @@ static void test_roundtrip(void) {
     CHECK_OK(st_read_f32(f, st_find(f, "a16"), got, 6));
     for (int i = 0; i < 6; i++) CHECK(got[i] == gguf_f16_to_f32(gguf_f32_to_f16(a[i])));
     CHECK_OK(st_read_f32(f, st_find(f, "abf"), got, 6));
-    for (int i = 0; i < 6; i++) CHECK(got[i] == st_bf16_to_f32(st_f32_to_bf16(a[i])));
+    for (int i = 0; i < 6; i++) CHECK(got[i] == quant_bf16_to_f32(quant_f32_to_bf16(a[i])));
     CHECK(st_read_f32(f, st_find(f, "b"), got, 6) == -1 && strstr(rt_errmsg(), "'b' has 3 elements"));
     CHECK(st_find(f, "nope") == NULL);
     st_close(f);

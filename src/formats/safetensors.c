@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../base/base.h"
+#include "../kernels/quant.h"
 #include "gguf.h"
 
 static const struct {
@@ -27,21 +28,6 @@ static const struct {
 };
 
 const char *st_dtype_name(st_dtype t) { return (unsigned)t < ST_DTYPE_COUNT ? dtypes[t].name : "?"; }
-
-float st_bf16_to_f32(uint16_t h) {
-    uint32_t x = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &x, sizeof f);
-    return f;
-}
-
-uint16_t st_f32_to_bf16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, sizeof x);
-    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u); /* quiet NaN */
-    x += 0x7fffu + ((x >> 16) & 1u); /* round to nearest, ties to even */
-    return (uint16_t)(x >> 16);
-}
 
 /* ---------------------------------------------------------------- reader */
 
@@ -230,7 +216,7 @@ int st_read_f32(const st_file *f, const st_tensor *t, float *dst, size_t n) {
     case ST_BF16:
         for (size_t i = 0; i < n; i++) {
             uint16_t h = (uint16_t)(s[2 * i] | s[2 * i + 1] << 8);
-            dst[i] = t->dtype == ST_F16 ? gguf_f16_to_f32(h) : st_bf16_to_f32(h);
+            dst[i] = t->dtype == ST_F16 ? gguf_f16_to_f32(h) : quant_bf16_to_f32(h);
         }
         return 0;
     default:
@@ -472,7 +458,7 @@ int st_writer_write(st_writer *w, const char *path) {
         for (size_t j = 0; !rc && j < t->n; j += RT_ARRAY_LEN(chunk)) {
             size_t k = RT_MIN(RT_ARRAY_LEN(chunk), t->n - j);
             for (size_t q = 0; q < k; q++)
-                chunk[q] = t->dtype == ST_F16 ? gguf_f32_to_f16(t->data[j + q]) : st_f32_to_bf16(t->data[j + q]);
+                chunk[q] = t->dtype == ST_F16 ? gguf_f32_to_f16(t->data[j + q]) : quant_f32_to_bf16(t->data[j + q]);
             rc = rt_fwrite(chunk, sizeof chunk[0], k, af.f, path);
         }
     }

@@ -81,8 +81,6 @@ int st_writer_add(st_writer *w, const char *name, st_dtype dtype, size_t n_dims,
 int st_writer_set_meta(st_writer *w, const char *key, const char *value);
 int st_writer_write(st_writer *w, const char *path);
 
-/* bfloat16 helpers (exposed for tests). */
-float st_bf16_to_f32(uint16_t h);
-uint16_t st_f32_to_bf16(float f);
+/* bfloat16 <-> fp32: kernels/quant.h (quant_bf16_to_f32, quant_f32_to_bf16), the one owner. */
 
 #endif /* RETORT_SAFETENSORS_H */
