@@ -210,8 +210,13 @@ int cmd_distill(int argc, char **argv) {
     if (r.steps_done < o.steps) {
         rt_info("stopped at step %zu (checkpoint %s)", r.steps_done, ckpt);
     } else {
-        rt_info("done: %zu steps, held-out loss %.4f nats/token, %.0f tokens/s, %.1fs total", r.steps_done,
-                (double)r.val_loss, r.tokens_per_s, rt_now() - t0);
+        if (isfinite(r.val_loss))
+            rt_info("done: %zu steps, held-out loss %.4f nats/token, %.0f tokens/s, %.1fs total", r.steps_done,
+                    (double)r.val_loss, r.tokens_per_s, rt_now() - t0);
+        else /* issue 17 #14: not "held-out loss nan" */
+            rt_info("done: %zu steps, training loss %.4f (no held-out loss: the held-out part has %zu tokens, "
+                    "fewer than one --seq-len window of %zu + 1), %.0f tokens/s, %.1fs total",
+                    r.steps_done, (double)r.train_loss, ds.n_val, o.seq_len, r.tokens_per_s, rt_now() - t0);
         rt_info("wrote %s", out);
     }
     status = 0;

@@ -176,8 +176,13 @@ int cmd_sft(int argc, char **argv) {
     if (r.steps_done < o.steps) {
         rt_info("stopped at step %zu (checkpoint %s)", r.steps_done, ckpt);
     } else {
-        rt_info("done: %zu steps, held-out loss %.4f nats/token on completions, %.0f tokens/s, %.1fs total",
-                r.steps_done, (double)r.val_loss, r.tokens_per_s, rt_now() - t0);
+        if (isfinite(r.val_loss))
+            rt_info("done: %zu steps, held-out loss %.4f nats/token on completions, %.0f tokens/s, %.1fs total",
+                    r.steps_done, (double)r.val_loss, r.tokens_per_s, rt_now() - t0);
+        else /* issue 17 #14 */
+            rt_info("done: %zu steps, training loss %.4f (no held-out loss: %zu held-out examples), %.0f tokens/s, "
+                    "%.1fs total",
+                    r.steps_done, (double)r.train_loss, run.n_val, r.tokens_per_s, rt_now() - t0);
         rt_info("wrote %s", out);
     }
     status = 0;

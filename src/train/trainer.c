@@ -41,6 +41,14 @@ void train_options_defaults(train_options *o) {
 
 /* ---- evaluation ---- */
 
+/* The held-out fields of a log row: "val_loss" is null when there was no held-out window
+ * (NaN is not JSON); `extra` (the task's own fields) follows as given. */
+static void log_eval_fields(FILE *logf, float val_loss, const char *extra) {
+    if (isfinite(val_loss)) fprintf(logf, ",\"val_loss\":%.6f", (double)val_loss);
+    else fputs(",\"val_loss\":null", logf);
+    if (extra[0]) fprintf(logf, ",%s", extra);
+}
+
 static int eval_default(const dataset *ds, model *m, size_t B, size_t T, size_t n_batches,
                         int32_t *inputs, int32_t *targets, float *val_loss) {
     double sum = 0;
@@ -349,7 +357,7 @@ int train_run(model *m, const dataset *ds, const train_options *o, const train_t
                 "\"flops\":%.6g,\"tok_per_s\":%.1f,\"elapsed\":%.3f",
                 done_steps, (double)loss, (double)lr, norm, tokens, tokens * flops_per_token, tps,
                 seconds_before + el);
-        if (do_eval) fprintf(logf, ",\"val_loss\":%.6f%s%s", (double)val_loss, extra[0] ? "," : "", extra);
+        if (do_eval) log_eval_fields(logf, val_loss, extra);
         fputs("}\n", logf);
         fflush(logf);
         char status[160], tps_s[16];
