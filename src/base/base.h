@@ -150,6 +150,8 @@ void rt_progress_init(rt_progress *p, const char *label, size_t total);
 /* extra: short status text such as "loss 3.21 | 5.2k tok/s" (may be NULL). */
 void rt_progress_update(rt_progress *p, size_t done, const char *extra);
 void rt_progress_finish(rt_progress *p, const char *extra);
+/* End the line where it stands (an interrupted run): the count stays, the line is finished. */
+void rt_progress_stop(rt_progress *p, const char *extra);
 
 /* ---------------------------------------------------------------- small utils */
 

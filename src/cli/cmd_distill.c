@@ -116,6 +116,7 @@ int cmd_distill(int argc, char **argv) {
     distill_run run;
     memset(&run, 0, sizeof run);
     int status = 1;
+    train_result r = {0};
     char ckpt[4096];
     snprintf(ckpt, sizeof ckpt, "%s.ckpt", out);
     double t0 = rt_now();
@@ -205,8 +206,14 @@ int cmd_distill(int argc, char **argv) {
             tdesc, run.k, ds.n_train, ds.n_val);
     if (dop.on_policy > 0) rt_info("on-policy: lambda %g, prompt %zu tokens, sampling temperature %g", (double)dop.on_policy,
                                    dop.on_policy_prompt ? dop.on_policy_prompt : o.seq_len / 2, (double)on_policy_temp);
-    train_result r;
+    o.interrupt = cli_catch_interrupt(); /* SIGINT/SIGTERM: finish the step, save, say so */
     if (train_run(student, &ds, &o, &task, &r)) goto done;
+    if (r.interrupted) {
+        char logp[4096];
+        snprintf(logp, sizeof logp, "%s%s", o.log_path ? o.log_path : o.out_path, o.log_path ? "" : ".log.jsonl");
+        status = cli_report_interrupt("distill", r.steps_done, o.steps, ckpt, logp);
+        goto done;
+    }
     if (r.steps_done < o.steps) {
         rt_info("stopped at step %zu (checkpoint %s)", r.steps_done, ckpt);
     } else {
@@ -221,7 +228,7 @@ int cmd_distill(int argc, char **argv) {
     }
     status = 0;
 done:
-    if (status) cli_fail("distill");
+    if (status && !r.interrupted) cli_fail("distill");
     distill_run_free(&run);
     dataset_free(&ds);
     model_free(student);

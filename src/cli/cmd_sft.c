@@ -110,6 +110,7 @@ int cmd_sft(int argc, char **argv) {
     sft_run run;
     memset(&run, 0, sizeof run);
     int status = 1;
+    train_result r = {0};
     double t0 = rt_now();
     if (init_path) {
         if (model_load(&m, init_path)) goto done;
@@ -171,8 +172,14 @@ int cmd_sft(int argc, char **argv) {
             "held-out examples",
             np_s, m->cfg.dim, m->cfg.n_layers, m->cfg.n_heads, m->cfg.n_kv_heads, m->cfg.ffn_dim, m->cfg.vocab_size,
             run.n_train, run.n_val);
-    train_result r;
+    o.interrupt = cli_catch_interrupt(); /* SIGINT/SIGTERM: finish the step, save, say so */
     if (train_run(m, &hash_only, &o, &task, &r)) goto done;
+    if (r.interrupted) {
+        char logp[4096];
+        snprintf(logp, sizeof logp, "%s%s", o.log_path ? o.log_path : o.out_path, o.log_path ? "" : ".log.jsonl");
+        status = cli_report_interrupt("sft", r.steps_done, o.steps, ckpt, logp);
+        goto done;
+    }
     if (r.steps_done < o.steps) {
         rt_info("stopped at step %zu (checkpoint %s)", r.steps_done, ckpt);
     } else {
@@ -187,7 +194,7 @@ int cmd_sft(int argc, char **argv) {
     }
     status = 0;
 done:
-    if (status) cli_fail("sft");
+    if (status && !r.interrupted) cli_fail("sft");
     sft_run_free(&run);
     sft_set_free(&set);
     model_free(m);

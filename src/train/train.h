@@ -13,6 +13,7 @@
 #ifndef RETORT_TRAIN_H
 #define RETORT_TRAIN_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -85,8 +86,15 @@ typedef struct {
     int resume;            /* continue from ckpt_path */
     int quiet;             /* no progress bar */
     size_t stop_after;     /* testing aid: stop (as if killed) after this many steps; 0 = off */
+    /* When non-NULL and it becomes non-zero (a signal handler in src/cli sets it), the run
+     * stops after the step in progress: its log row written whole, a checkpoint saved, no
+     * final model; train_result.interrupted says so. */
+    const volatile sig_atomic_t *interrupt;
 } train_options;
 void train_options_defaults(train_options *o);
+/* The options' own ranges (sizes > 0, learning rate, AdamW, clip), with an error naming the
+ * flag; train_run checks them too. Commands call it before slow preparation. */
+int train_options_check(const train_options *o);
 
 /* Optional hooks. Any may be NULL (then: random windows of ds; cross-entropy on the
  * targets; mean cross-entropy on held-out windows of ds). */
@@ -114,6 +122,7 @@ typedef struct {
     float train_loss;     /* last step */
     float val_loss;       /* last evaluation (NAN if none) */
     double tokens_per_s;  /* training throughput of this process */
+    int interrupted;      /* stopped early through o->interrupt (checkpoint at steps_done) */
 } train_result;
 
 /* Train m (already initialised or loaded) on ds (may be NULL when the task supplies
