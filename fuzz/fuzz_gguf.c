@@ -28,8 +28,10 @@ static void walk_keys(const gguf_ctx *g) {
         case GGUF_TYPE_UINT32: FZ_CHECK(gguf_get_u32(g, key, &u32) == 0); break;
         case GGUF_TYPE_INT32: FZ_CHECK(gguf_get_i32(g, key, &i32) == 0); break;
         case GGUF_TYPE_UINT64: FZ_CHECK(gguf_get_u64(g, key, &u64) == 0); break;
-        case GGUF_TYPE_FLOAT32:
-        case GGUF_TYPE_FLOAT64: FZ_CHECK(gguf_get_f32(g, key, &f) == 0); break;
+        case GGUF_TYPE_FLOAT32: FZ_CHECK(gguf_get_f32(g, key, &f) == 0); break;
+        case GGUF_TYPE_FLOAT64: /* may be out of float's range: then a message */
+            FZ_CHECK(gguf_get_f32(g, key, &f) == 0 || rt_errmsg()[0]);
+            break;
         case GGUF_TYPE_BOOL: FZ_CHECK(gguf_get_bool(g, key, &b) == 0); break;
         case GGUF_TYPE_STRING:
             FZ_CHECK(gguf_get_str(g, key, &s, &len) == 0);
