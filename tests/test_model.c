@@ -420,6 +420,26 @@ static void test_sampler(void) {
     }
 }
 
+/* Issue 17 #9: a file may declare llama.context_length = 2^24; model_create sized RoPE tables
+ * (and generate its KV cache) from it: 3.3 GB for a 450 KB model. Shapes beyond the memory
+ * this process may use are now refused with the numbers before anything is allocated. */
+static void test_declared_shapes_vs_memory(void) {
+    model_config c = {.dim = 32, .n_layers = 1, .n_heads = 2, .n_kv_heads = 1, .ffn_dim = 64,
+                      .vocab_size = 300, .ctx_len = (size_t)1 << 24, .norm_eps = 1e-5f,
+                      .rope_base = 10000.0f, .tied = 1};
+    CHECK_OK(model_config_validate(&c)); /* the shape itself is legal */
+    setenv("RETORT_MEM_LIMIT", "256M", 1);
+    CHECK(rt_mem_available() == (size_t)256 << 20);
+    model *m = NULL;
+    CHECK(model_create(&m, &c, NULL) == -1 && m == NULL); /* RoPE tables alone: 2^24 * 8 * 8 B = 1 GB */
+    CHECK_MSG(strstr(rt_errmsg(), "16777216") && strstr(rt_errmsg(), "memory is available"), "%s", rt_errmsg());
+    c.ctx_len = 256; /* the same model with a sane context fits */
+    CHECK_OK(model_create(&m, &c, NULL));
+    model_free(m);
+    unsetenv("RETORT_MEM_LIMIT");
+    CHECK(rt_mem_available() > (size_t)256 << 20);
+}
+
 TEST_MAIN("model", TEST_CASE(test_forward_reference), TEST_CASE(test_backward_finite_differences),
           TEST_CASE(test_decode_matches_forward), TEST_CASE(test_loss_and_errors),
-          TEST_CASE(test_sampler))
+          TEST_CASE(test_sampler), TEST_CASE(test_declared_shapes_vs_memory))

@@ -50,6 +50,11 @@ char *rt_strdup(const char *s);
 /* a*b with overflow check: returns 0 and sets *out, or -1 (with an error) on overflow. */
 int rt_mul_size(size_t a, size_t b, size_t *out);
 
+/* Bytes of memory this process may still use: MemAvailable + SwapFree from /proc/meminfo
+ * (SIZE_MAX when unknown), capped by the environment variable RETORT_MEM_LIMIT ("2G", "512M",
+ * bytes) when set. For refusing a file's declared shapes before allocating them. */
+size_t rt_mem_available(void);
+
 /* Growable byte buffer. */
 typedef struct {
     char *data;   /* (len) bytes, always NUL-terminated past len when non-NULL */

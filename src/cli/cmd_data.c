@@ -97,7 +97,7 @@ static int data_generate(int argc, char **argv) {
     kd_gen_opts go;
     kd_gen_defaults(&go);
     go.seed = 1;
-    int quiet = 0;
+    int quiet = 0, skip_bad = 0;
     cli_opt opts[] = {
         {"--model", CLI_STR, &model_path, "T.gguf: the model that writes the completions", 1, 0},
         {"--prompts", CLI_STR, &prompts_path, "FILE.jsonl: lines with a \"prompt\" (other fields are ignored)", 0, 0},
@@ -116,6 +116,7 @@ static int data_generate(int argc, char **argv) {
         {"--threads", CLI_SIZE, &threads, "worker threads (default: all cores)", 0, 0},
         {"--out", CLI_STR, &out, "FILE.jsonl: harvest-format lines", 1, 0},
         {"--quiet", CLI_FLAG, &quiet, "no progress bar", 0, 0},
+        {"--skip-bad", CLI_FLAG, &skip_bad, "with --prompts: report bad lines and use the rest (default: stop)", 0, 0},
     };
     cli_cmd_info info = {
         "data generate",
@@ -159,6 +160,7 @@ static int data_generate(int argc, char **argv) {
         lo.soft = 0;
         lo.max_examples = cli_seen(opts, RT_ARRAY_LEN(opts), "--n") ? n : 0;
         lo.prompts_only = 1; /* a prompts file may have no "completion" */
+        lo.skip_bad = skip_bad;
         if (sft_load_jsonl(&set, prompts_path, m->tok, &lo)) goto done;
         np = set.n_ex;
         prompts = rt_calloc(np, sizeof *prompts, "prompts");

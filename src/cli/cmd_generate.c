@@ -87,9 +87,16 @@ int cmd_generate(int argc, char **argv) {
         RT_FAIL("the prompt has %zu tokens; the model's context is %zu", n_ids, n_ctx);
         goto done;
     }
+    if (max_tokens > n_ctx - n_ids) { /* issue 17 #23: a clamp with a message, not "out of memory" */
+        if (cli_seen(opts, n_opts, "--max-tokens"))
+            rt_info("--max-tokens %zu: the model's context holds %zu tokens after the %zu-token prompt; "
+                    "generating at most %zu", max_tokens, n_ctx - n_ids, n_ids, n_ctx - n_ids);
+        max_tokens = n_ctx - n_ids;
+    }
     int32_t *hist = rt_realloc(ids, (n_ids + max_tokens) * sizeof(int32_t), "token history");
     if (!hist) goto done;
     ids = hist;
+    n_ctx = n_ids + max_tokens; /* issue 17 #9: the KV cache holds what is used, not the declared context */
     logits = rt_malloc_array(V, sizeof(float), "logits");
     if (!logits || kv_cache_init(&kv, &m->cfg, n_ctx) || decoder_init(&dec, m, RT_MIN(n_ctx, (size_t)256)) ||
         sampler_init(&smp, V, &sp))
