@@ -5,7 +5,8 @@
 #  - `retort info` on a FIFO with no writer answers at once (exit 1, "FIFO"), not never;
 #  - `generate --max-tokens 99999999999` clamps to the context with a message and succeeds;
 #  - `eval` and `data generate` have the --skip-bad their error advises, and it works;
-#  - `train` refuses a bad shape before it trains a tokenizer.
+#  - `train` refuses a bad shape before it trains a tokenizer;
+#  - OpenMP's waiting threads sleep instead of spinning unless the user set OMP_WAIT_POLICY.
 set -u
 cd "$(dirname "$0")/.."
 R=${BUILD:-build}/retort
@@ -70,6 +71,14 @@ grep -q "multiple of --heads" "$tmp/shape.err" || bad "no shape message: $(cat "
 grep -q "tokenizer" "$tmp/shape.err" && bad "the tokenizer was trained before the shape was checked"
 "$R" train --data "$tmp/c.txt" --vocab-size 300 --dim 16 --heads 2 --kv-heads 1 --lr -1 --steps 2 --out "$tmp/x.gguf" 2> "$tmp/lr.err"
 grep -q -- "--lr must be" "$tmp/lr.err" && ! grep -q "tokenizer" "$tmp/lr.err" || bad "--lr -1: $(cat "$tmp/lr.err")"
+
+# OpenMP: waiting threads sleep (OMP_WAIT_POLICY=passive) unless the user chose (issue 17 #19)
+if ldd "$R" | grep -q libgomp; then
+  spin=$(OMP_DISPLAY_ENV=verbose "$R" --help 2>&1 | sed -n "s/.*GOMP_SPINCOUNT = '\([0-9]*\)'.*/\1/p" | tail -n 1)
+  [ "$spin" = 0 ] || bad "retort's OpenMP threads still spin by default (GOMP_SPINCOUNT $spin)"
+  spin=$(OMP_WAIT_POLICY=active OMP_DISPLAY_ENV=verbose "$R" --help 2>&1 | sed -n "s/.*GOMP_SPINCOUNT = '\([0-9]*\)'.*/\1/p" | tail -n 1)
+  [ "${spin:-0}" -gt 1000000 ] || bad "OMP_WAIT_POLICY=active from the user was overridden (GOMP_SPINCOUNT $spin)"
+fi
 
 [ $fail = 0 ] && echo "ok: cli"
 exit $fail
