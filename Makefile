@@ -5,7 +5,8 @@
 #   make san        build and run the C tests under ASan/UBSan (build-san/)
 #   make deps       install what is missing on Debian 12 (scripts/deps.sh; demo and test run it)
 #   make fuzz       every fuzz/fuzz_*.c under libFuzzer+ASan+UBSan, FUZZ_SECONDS each (build-fuzz/)
-#   make install    build/retort and its man page under $(DESTDIR)$(PREFIX)
+#   make install    build/retort and its man page under $(DESTDIR)$(PREFIX) (PREFIX=/usr/local)
+#   make man        regenerate docs/retort.1 from the commands' --help texts
 # Variables: CC=clang, OPENMP=0 (build without OpenMP), WERROR=1 (warnings are errors),
 #            SAN=address,undefined, ARCH=-march=x86-64-v3 (default: -march=native).
 
@@ -55,7 +56,7 @@ LIB_OBJ  += $(GEN_OBJ)
 EMBED    := $(BUILD)/tools/embed
 
 .PHONY: all test demo demo-quick engine-demo san clean corpus tests bench FORCE \
-        deps deps-demo test-run demo-run demo-quick-run fuzz fuzz-ci fuzz-build fuzz-bins install uninstall
+        deps deps-demo test-run demo-run demo-quick-run fuzz fuzz-ci fuzz-build fuzz-bins install uninstall man
 all: $(BUILD)/retort $(BUILD)/libretort.a
 
 $(BUILD)/obj/%.o: %.c
@@ -156,6 +157,18 @@ fuzz: fuzz-build
 	FUZZ_BUILD=$(FUZZ_BUILD) scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ)
 fuzz-ci: fuzz-build
 	FUZZ_BUILD=$(FUZZ_BUILD) scripts/fuzz.sh $(FUZZ_CI_SECONDS) $(FUZZ)
+
+# ---- install: the binary and its man page (docs/retort.1, made by `make man` from the help texts)
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(BUILD)/retort $(DESTDIR)$(PREFIX)/bin/retort
+	install -m 644 docs/retort.1 $(DESTDIR)$(PREFIX)/share/man/man1/retort.1
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/retort $(DESTDIR)$(PREFIX)/share/man/man1/retort.1
+man: $(BUILD)/retort
+	/usr/bin/python3 scripts/gen_man.py $(BUILD)/retort > docs/retort.1.tmp && mv docs/retort.1.tmp docs/retort.1
 
 clean:
 	rm -rf build build-san build-fuzz

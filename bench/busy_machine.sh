@@ -5,8 +5,7 @@
 #   - 2 threads and libgomp's own default (spin ~300k iterations, then sleep): what retort
 #     did before; selected here with OMP_WAIT_POLICY= (empty: libgomp's default, with a warning),
 #   - 2 threads and retort's default now, OMP_WAIT_POLICY=passive (retort sets it when unset),
-#   - 1 thread,
-#   - --threads 0 (the default): the cores the load average leaves free.
+#   - 1 thread (what the workaround was).
 # Prints seconds per variant and the ratio to the old 2-thread default under load. Note the load
 # average it prints: on a shared machine the other processes are part of the result.
 # Usage: bench/busy_machine.sh [steps]   (default 20)
@@ -40,7 +39,6 @@ echo "load before: $(cat /proc/loadavg)"
   run "busy/2-threads-libgomp-default" 2 OMP_WAIT_POLICY=
   run "busy/2-threads-passive" 2
   run "busy/1-thread" 1
-  run "busy/threads-0-adaptive" 0
   kill "$busy"; busy=""
 } > "$tmp/times"
 base=$(awk '$1=="busy/2-threads-libgomp-default"{print $2}' "$tmp/times")

@@ -33,6 +33,24 @@ grep -F '(required) (required)' "$tmp/help.txt" | head -3 > "$tmp/req"
 [ -s "$tmp/req" ] && bad "help says (required) twice: $(cat "$tmp/req")"
 grep -qE '^  --db FILE +the gateway database' "$tmp/help.txt" || bad "report's --db is not shown as FILE"
 
+# the man page covers every command, action and option (regenerated here and compared by
+# headings and flags), renders without groff warnings, and `make install` puts it in place
+/usr/bin/python3 scripts/gen_man.py "$R" > "$tmp/now.1" || bad "scripts/gen_man.py failed"
+grep '^\.SS ' "$tmp/now.1" | sort -u > "$tmp/want"; grep '^\.SS ' docs/retort.1 | sort -u > "$tmp/have"
+comm -23 "$tmp/want" "$tmp/have" | head -5 > "$tmp/miss"
+[ -s "$tmp/miss" ] && bad "docs/retort.1 lacks commands (run make man): $(tr '\n' ' ' < "$tmp/miss")"
+cmds_in_help=$(echo "$cmds" | wc -w); cmds_in_man=$(grep -c '^\.SS [a-z\\-]*$' docs/retort.1)
+[ "$cmds_in_man" = "$cmds_in_help" ] || bad "docs/retort.1 has $cmds_in_man commands, retort --help lists $cmds_in_help"
+flags() { grep -A1 '^\.TP' "$1" | grep '^\.B \\-\\-' | sed 's/^\.B //;s/ .*//' | sort -u; }
+comm -23 <(flags "$tmp/now.1") <(flags docs/retort.1) | head -5 > "$tmp/miss"
+[ -s "$tmp/miss" ] && bad "docs/retort.1 lacks options (run make man): $(tr '\n' ' ' < "$tmp/miss")"
+groff -man -ww -z docs/retort.1 > "$tmp/groff" 2>&1 || bad "groff failed on docs/retort.1"
+[ -s "$tmp/groff" ] && bad "groff warns about docs/retort.1: $(head -3 "$tmp/groff")"
+make -s install BUILD="${BUILD:-build}" PREFIX=/usr DESTDIR="$tmp/root" > "$tmp/install.log" 2>&1 || bad "make install failed: $(tail -3 "$tmp/install.log")"
+[ -x "$tmp/root/usr/bin/retort" ] && [ -f "$tmp/root/usr/share/man/man1/retort.1" ] || bad "make install did not install bin and man page"
+"$tmp/root/usr/bin/retort" --help > /dev/null 2>&1 || bad "the installed retort does not run"
+MANPATH="$tmp/root/usr/share/man" man -w retort 2>/dev/null | grep -q "$tmp/root" || bad "man does not find the installed page"
+
 # a tiny model
 for i in $(seq 1 400); do echo "In the beginning God created the heaven and the earth. And God said, Let there be light $i."; done > "$tmp/c.txt"
 "$R" train --data "$tmp/c.txt" --vocab-size 300 --dim 16 --layers 1 --heads 2 --kv-heads 1 --ffn 32 --seq-len 32 \

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "../kernels/kernels.h"
 
@@ -137,26 +136,4 @@ int cli_fail(const char *cmd) {
     return 1;
 }
 
-/* --threads 0 (the default): the cores other processes leave free, judged from the 1-minute
- * load average at start (this process has not run yet, so the load is everyone else's), at
- * least 1. On a shared machine, threads that outnumber the free cores wait at every barrier
- * for a partner the scheduler has parked: `demo --quick` took 8 min with all cores and under
- * 2 min with one (issue 17 #19; bench/busy_machine.sh). OMP_NUM_THREADS, when set, wins. */
-static size_t free_cores(void) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 1) n = 1;
-    double load[1];
-    if (getloadavg(load, 1) != 1 || !(load[0] >= 0)) return (size_t)n;
-    long busy = (long)(load[0] + 0.5);
-    long free_n = n - busy;
-    if (free_n < 1) free_n = 1;
-    if (free_n < n)
-        rt_info("the machine is busy (load %.2f on %ld cores): using %ld thread%s; --threads N to choose", load[0],
-                n, free_n, free_n == 1 ? "" : "s");
-    return (size_t)free_n;
-}
-
-void cli_set_threads(size_t threads) {
-    if (threads == 0 && !getenv("OMP_NUM_THREADS")) threads = free_cores();
-    kernels_set_threads((int)threads);
-}
+void cli_set_threads(size_t threads) { kernels_set_threads((int)threads); }

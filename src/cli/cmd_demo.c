@@ -881,7 +881,7 @@ int cmd_demo(int argc, char **argv) {
     const char *dir = "retort-demo", *corpus = NULL;
     size_t threads = 0;
     cli_opt opts[] = {
-        {"--quick", CLI_FLAG, &quick, "smaller models and traffic: about 3 minutes on 2 cores (for CI)", 0, 0},
+        {"--quick", CLI_FLAG, &quick, "smaller models and traffic: about 20 s on an idle 2-core machine (docs/demo.md; for CI)", 0, 0},
         {"--dir", CLI_STR, &dir, "DIR: where everything is written; the teacher is reused from here (default retort-demo)",
          0, 0},
         {"--corpus", CLI_STR, &corpus,
