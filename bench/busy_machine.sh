@@ -5,6 +5,7 @@
 #   - 2 threads and libgomp's own default (spin ~300k iterations, then sleep): what retort
 #     did before; selected here with OMP_WAIT_POLICY= (empty: libgomp's default, with a warning),
 #   - 2 threads and retort's default now, OMP_WAIT_POLICY=passive (retort sets it when unset),
+#   - 2 threads spinning briefly (GOMP_SPINCOUNT=10000, a few microseconds) before sleeping,
 #   - 1 thread (what the workaround was).
 # Prints seconds per variant and the ratio to the old 2-thread default under load. Note the load
 # average it prints: on a shared machine the other processes are part of the result.
@@ -35,9 +36,11 @@ echo "load before: $(cat /proc/loadavg)"
 {
   run "as-is/2-threads-libgomp-default" 2 OMP_WAIT_POLICY=
   run "as-is/2-threads-passive" 2
+  run "as-is/2-threads-spin10k" 2 OMP_WAIT_POLICY= GOMP_SPINCOUNT=10000
   ( while :; do :; done ) & busy=$!
   run "busy/2-threads-libgomp-default" 2 OMP_WAIT_POLICY=
   run "busy/2-threads-passive" 2
+  run "busy/2-threads-spin10k" 2 OMP_WAIT_POLICY= GOMP_SPINCOUNT=10000
   run "busy/1-thread" 1
   kill "$busy"; busy=""
 } > "$tmp/times"
