@@ -54,6 +54,14 @@ static inline const char *fz_scratch(const uint8_t *data, size_t size, const cha
     return path;
 }
 
+/* Write bytes to path (no fsync: scratch files only). */
+static inline void fz_write_file(const char *path, const void *data, size_t size) {
+    FILE *f = fopen(path, "wb");
+    FZ_CHECK(f != NULL);
+    FZ_CHECK(size == 0 || fwrite(data, 1, size, f) == size);
+    FZ_CHECK(fclose(f) == 0);
+}
+
 /* Remove the scratch file at exit (registered on first use of fz_scratch_cleanup). */
 static inline void fz_scratch_remove(void) {
     char path[512];

@@ -72,6 +72,7 @@ int rt_buf_reserve(rt_buf *b, size_t extra) {
     while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     char *d = rt_realloc(b->data, cap, "a growable buffer");
     if (!d) return -1;
+    d[b->len] = '\0'; /* the contract: terminated past len, an empty buffer too (fuzz_mark_records) */
     b->data = d;
     b->cap = cap;
     return 0;
