@@ -34,6 +34,8 @@ endif
 ifeq ($(OPENMP),1)
 CFLAGS_ALL += -fopenmp
 LDOMP := -fopenmp
+else
+CFLAGS_ALL += -Wno-unknown-pragmas
 endif
 ifneq ($(SAN),)
 CFLAGS_ALL += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
