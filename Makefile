@@ -139,10 +139,10 @@ bench: all $(BUILD)/data/kjv.txt
 # in $(FUZZ_BUILD) (single-threaded: OPENMP=0). Seeds: fuzz/corpus/<name>/ (name without the
 # fuzz_ prefix); what the fuzzer finds goes to $(FUZZ_BUILD)/corpus/<name>/, crashes to
 # $(FUZZ_BUILD)/crashes/. `make fuzz` runs each target FUZZ_SECONDS (60); `make fuzz-ci` runs
-# each seed, then fuzzes each FUZZ_CI_SECONDS (2) — CI's check. FUZZ=name runs one target.
+# each seed, then fuzzes each FUZZ_CI_SECONDS (1) — CI's check. FUZZ=name runs one target.
 FUZZ_BUILD      ?= build-fuzz
 FUZZ_SECONDS    ?= 60
-FUZZ_CI_SECONDS ?= 2
+FUZZ_CI_SECONDS ?= 1
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 
