@@ -21,6 +21,9 @@ cat > "$tmp/apt/apt-get" <<EOS
 echo "\$*" >> "$tmp/apt.log"
 EOS
 chmod +x "$tmp/apt/apt-get"
+# as a non-root user deps.sh runs `sudo apt-get`: a pass-through sudo keeps the recorder in play
+printf '#!/bin/sh\nexec "$@"\n' > "$tmp/apt/sudo"
+chmod +x "$tmp/apt/sudo"
 # a PATH that has every real tool except the hidden ones
 mirror() { # dir hidden...
   local d=$1; shift
