@@ -4,8 +4,11 @@
  * EVERY parameter, the KV-cache decode path (prefill, token by token, batched sequences),
  * and the sampler (greedy, top-k, top-p, temperature, processors, selector). */
 #include "base/base.h"
+#include "formats/gguf.h"
 #include "model/model.h"
 #include "testlib.h"
+
+#include <unistd.h>
 
 /* ---------------------------------------------------------------- reference */
 
@@ -440,6 +443,37 @@ static void test_declared_shapes_vs_memory(void) {
     CHECK(rt_mem_available() > (size_t)256 << 20);
 }
 
+/* Found by fuzz_gguf (a timeout): a 27 KB file declaring a model of hundreds of MB was
+ * allocated and zeroed before its first tensor was found to be the wrong size. The tensors'
+ * shapes are now checked against the config first, with the tensor named. */
+static void test_small_file_big_config(void) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/bigcfg.gguf", tl_tmpdir());
+    gguf_writer *w = gguf_writer_new();
+    CHECK(w != NULL);
+    if (!w) return;
+    CHECK_OK(gguf_set_str(w, "general.architecture", "llama"));
+    CHECK_OK(gguf_set_u32(w, "llama.embedding_length", 1024));
+    CHECK_OK(gguf_set_u32(w, "llama.block_count", 8));
+    CHECK_OK(gguf_set_u32(w, "llama.attention.head_count", 8));
+    CHECK_OK(gguf_set_u32(w, "llama.feed_forward_length", 4096));
+    CHECK_OK(gguf_set_u32(w, "llama.context_length", 64));
+    CHECK_OK(gguf_set_u32(w, "llama.vocab_size", 1000));
+    float tiny[40] = {0};
+    uint64_t ne[2] = {4, 10};
+    CHECK_OK(gguf_add_tensor(w, "token_embd.weight", GGML_TYPE_F32, 2, ne, tiny));
+    CHECK_OK(gguf_writer_write(w, path));
+    gguf_writer_free(w);
+    model *m = NULL;
+    double t0 = rt_now();
+    CHECK(model_load(&m, path) == -1 && m == NULL);
+    CHECK_MSG(strstr(rt_errmsg(), "token_embd.weight has 4 x 10") && strstr(rt_errmsg(), "needs 1024 x 1000"), "%s",
+              rt_errmsg());
+    CHECK_MSG(rt_now() - t0 < 0.5, "refusing took %.2f s (it allocated first?)", rt_now() - t0);
+    unlink(path);
+}
+
 TEST_MAIN("model", TEST_CASE(test_forward_reference), TEST_CASE(test_backward_finite_differences),
           TEST_CASE(test_decode_matches_forward), TEST_CASE(test_loss_and_errors),
-          TEST_CASE(test_sampler), TEST_CASE(test_declared_shapes_vs_memory))
+          TEST_CASE(test_sampler), TEST_CASE(test_declared_shapes_vs_memory),
+          TEST_CASE(test_small_file_big_config))
