@@ -98,5 +98,8 @@ if ldd "$R" | grep -q libgomp; then
   [ "${spin:-0}" -gt 1000000 ] || bad "OMP_WAIT_POLICY=active from the user was overridden (GOMP_SPINCOUNT $spin)"
 fi
 
+"$R" train --data "$tmp/c.txt" --vocab-size 260 --dim 16 --heads 2 --kv-heads 1 --steps 2 --out "$tmp/x.gguf" 2> "$tmp/voc.err"
+grep -q "at least 262" "$tmp/voc.err" && ! grep -q "training a" "$tmp/voc.err" || bad "--vocab-size 260: $(cat "$tmp/voc.err")"
+
 [ $fail = 0 ] && echo "ok: cli"
 exit $fail

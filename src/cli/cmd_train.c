@@ -95,6 +95,11 @@ int cmd_train(int argc, char **argv) {
     {
         model_config early = c;
         early.vocab_size = vocab ? vocab : 256;
+        if (!tok_path && !resume && vocab < 256 + TOKENIZER_N_SPECIAL) {
+            fprintf(stderr, "retort train: error: --vocab-size %zu is too small (at least %d: 256 bytes + %d special "
+                            "tokens)\n", vocab, 256 + TOKENIZER_N_SPECIAL, TOKENIZER_N_SPECIAL);
+            return 2;
+        }
         if (model_config_validate(&early) || train_options_check(&o)) {
             cli_fail("train");
             return 2;
