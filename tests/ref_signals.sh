@@ -9,7 +9,8 @@ set -u
 cd "$(dirname "$0")/.."
 R=${BUILD:-build}/retort
 PY=/usr/bin/python3
-tmp=$(mktemp -d); [ -n "${KEEP:-}" ] || trap 'rm -rf "$tmp"' EXIT; echo "$tmp"
+tmp=$(mktemp -d)
+if [ -n "${KEEP:-}" ]; then echo "keeping $tmp"; else trap 'rm -rf "$tmp"' EXIT; fi
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
 [ -f "${BUILD:-build}/data/kjv.txt" ] && head -c 300000 "${BUILD:-build}/data/kjv.txt" > "$tmp/c.txt" ||
