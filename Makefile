@@ -3,6 +3,10 @@
 #   make test       all tests (C unit tests + reference checks against peers)
 #   make demo       the main job on the built-in corpus (see README)
 #   make san        build and run the C tests under ASan/UBSan (build-san/)
+#   make deps       install what is missing on Debian 12 (scripts/deps.sh; demo and test run it)
+#   make fuzz       every fuzz/fuzz_*.c under libFuzzer+ASan+UBSan, FUZZ_SECONDS each (build-fuzz/)
+#   make install    build/retort and its man page under $(DESTDIR)$(PREFIX) (PREFIX=/usr/local)
+#   make man        regenerate docs/retort.1 from the commands' --help texts
 # Variables: CC=clang, OPENMP=0 (build without OpenMP), WERROR=1 (warnings are errors),
 #            SAN=address,undefined, ARCH=-march=x86-64-v3 (default: -march=native),
 #            MPI=0 (build without MPI; default MPI=1 when OpenMPI's mpicc or ompi-c.pc is found).
@@ -41,6 +45,8 @@ CFLAGS_ALL += -DRT_ASSERTS=$(RT_ASSERTS)
 ifeq ($(OPENMP),1)
 CFLAGS_ALL += -fopenmp
 LDOMP := -fopenmp
+else
+CFLAGS_ALL += -Wno-unknown-pragmas
 endif
 # MPI: data-parallel train/distill/sft and split cache-teacher/eval under mpirun (src/train/dist.c).
 # Flags come from the wrapper compiler (any MPI) or OpenMPI's pkg-config file; MPI=0 builds a
@@ -75,7 +81,8 @@ GEN_OBJ  := $(GEN_SRC:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
 LIB_OBJ  += $(GEN_OBJ)
 EMBED    := $(BUILD)/tools/embed
 
-.PHONY: all test demo demo-quick engine-demo san clean corpus tests bench FORCE
+.PHONY: all test demo demo-quick engine-demo san clean corpus tests bench FORCE \
+        deps deps-demo test-run demo-run demo-quick-run fuzz fuzz-ci fuzz-build fuzz-bins install uninstall man
 all: $(BUILD)/retort $(BUILD)/libretort.a
 
 $(BUILD)/obj/%.o: %.c
@@ -125,7 +132,16 @@ $(BUILD)/data/kjv.txt:
 	@command -v bible >/dev/null || { echo "error: 'bible' not found; install Debian's bible-kjv package (apt-get install bible-kjv)"; exit 1; }
 	bible Gen1:1-Rev22:21 > $@.tmp && mv $@.tmp $@
 
-test: all tests $(BUILD)/data/kjv.txt
+# `make test` and `make demo` first install what is missing (scripts/deps.sh: no apt call when
+# nothing is), then build in a fresh make so pkg-config sees the libraries just installed.
+deps:
+	@scripts/deps.sh test
+deps-demo:
+	@scripts/deps.sh demo
+
+test: deps
+	@$(MAKE) --no-print-directory test-run
+test-run: all tests $(BUILD)/data/kjv.txt
 	BUILD=$(BUILD) tests/run.sh
 
 # make check-deps: every #include follows an allowed room -> room edge (docs/architecture.md);
@@ -138,10 +154,14 @@ san:
 	$(MAKE) BUILD=build-san SAN=address,undefined OPT=-O1 tests all
 	BUILD=build-san RETORT_TEST_QUICK=1 tests/run.sh --c-only
 
-demo: all $(BUILD)/data/kjv.txt
+demo: deps-demo
+	@$(MAKE) --no-print-directory demo-run
+demo-run: all $(BUILD)/data/kjv.txt
 	$(BUILD)/retort demo --dir $(BUILD)/demo --corpus $(BUILD)/data/kjv.txt
 
-demo-quick: all $(BUILD)/data/kjv.txt
+demo-quick: deps-demo
+	@$(MAKE) --no-print-directory demo-quick-run
+demo-quick-run: all $(BUILD)/data/kjv.txt
 	$(BUILD)/retort demo --quick --dir $(BUILD)/demo-quick --corpus $(BUILD)/data/kjv.txt
 
 # the engine alone: a ~5M-parameter teacher on the corpus, its held-out loss, samples
@@ -151,7 +171,45 @@ engine-demo: all $(BUILD)/data/kjv.txt
 bench: all $(BUILD)/data/kjv.txt
 	BUILD=$(BUILD) bench/run_all.sh
 
+# ---- fuzzing: every fuzz/fuzz_*.c defines LLVMFuzzerTestOneInput against the library's API
+# (-Isrc) and is linked with clang's libFuzzer against a clang ASan+UBSan build of the library
+# in $(FUZZ_BUILD) (single-threaded: OPENMP=0). Seeds: fuzz/corpus/<name>/ (name without the
+# fuzz_ prefix); what the fuzzer finds goes to $(FUZZ_BUILD)/corpus/<name>/, crashes to
+# $(FUZZ_BUILD)/crashes/. `make fuzz` runs each target FUZZ_SECONDS (60); `make fuzz-ci` runs
+# each seed, then fuzzes each FUZZ_CI_SECONDS (1) — CI's check. FUZZ=name runs one target.
+FUZZ_BUILD      ?= build-fuzz
+FUZZ_SECONDS    ?= 60
+FUZZ_CI_SECONDS ?= 1
+FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
+
+fuzz-build:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang OPENMP=0 OPT=-O1 SAN=address,undefined \
+	    CFLAGS=-fsanitize=fuzzer-no-link fuzz-bins
+fuzz-bins: $(FUZZ_BIN)
+$(BUILD)/fuzz/%: fuzz/%.c fuzz/fuzz_common.h $(BUILD)/libretort.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer -Isrc -o $@ $< $(BUILD)/libretort.a $(LDLIBS_ALL)
+
+fuzz: fuzz-build
+	FUZZ_BUILD=$(FUZZ_BUILD) scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ)
+fuzz-ci: fuzz-build
+	FUZZ_BUILD=$(FUZZ_BUILD) scripts/fuzz.sh $(FUZZ_CI_SECONDS) $(FUZZ)
+
+# ---- install: the binary and its man page (docs/retort.1, made by `make man` from the help texts)
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(BUILD)/retort $(DESTDIR)$(PREFIX)/bin/retort
+	install -m 644 docs/retort.1 $(DESTDIR)$(PREFIX)/share/man/man1/retort.1
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/retort $(DESTDIR)$(PREFIX)/share/man/man1/retort.1
+man: $(BUILD)/retort
+	/usr/bin/python3 scripts/gen_man.py $(BUILD)/retort > docs/retort.1.tmp && mv docs/retort.1.tmp docs/retort.1
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

@@ -666,6 +666,14 @@ static void test_key_and_config(void) {
           strstr(rt_errmsg(), "gamma") && strstr(rt_errmsg(), "x.json"));
     CHECK(mark_config_from_json("[1]", 3, "x.json", &q, id) == -1 && strstr(rt_errmsg(), "object"));
     CHECK(mark_config_from_json("{\"scheme\":\"zz\"}", 15, "x.json", &q, id) == -1 && strstr(rt_errmsg(), "zz"));
+    /* fuzz/fuzz_mark_config found "delta": -0.0 written back as -0, read as 0: not a fixed point */
+    const char *nz = "{\"scheme\":\"kgw\",\"gamma\":0.26,\"delta\":-0.0}";
+    CHECK_OK(mark_config_from_json(nz, strlen(nz), "x.json", &q, id));
+    CHECK(q.delta == 0 && !signbit(q.delta));
+    rt_buf j1 = {0};
+    CHECK_OK(mark_config_to_json(&q, NULL, &j1));
+    CHECK_MSG(j1.data && !strstr(j1.data, "-0"), "%s", j1.data ? j1.data : "");
+    rt_buf_free(&j1);
     const char *pj = "{\"scheme\":\"kgw\",\"prf\":\"md5\"}";
     CHECK(mark_config_from_json(pj, strlen(pj), "x.json", &q, id) == -1 && strstr(rt_errmsg(), "prf"));
     /* options: config + key; a different key is refused; conflicting flags are refused */

@@ -7,6 +7,7 @@
  * each architecture and its refusals, and the sampler (greedy, top-k, top-p, temperature,
  * processors, selector). */
 #include "base/base.h"
+#include "formats/gguf.h"
 #include "model/model.h"
 #include "testlib.h"
 
@@ -684,8 +685,57 @@ static void test_sampler(void) {
     }
 }
 
+/* Issue 17 #9: a file may declare llama.context_length = 2^24; model_create sized RoPE tables
+ * (and generate its KV cache) from it: 3.3 GB for a 450 KB model. Shapes beyond the memory
+ * this process may use are now refused with the numbers before anything is allocated. */
+static void test_declared_shapes_vs_memory(void) {
+    model_config c = {.dim = 32, .n_layers = 1, .n_heads = 2, .n_kv_heads = 1, .ffn_dim = 64,
+                      .vocab_size = 300, .ctx_len = (size_t)1 << 24, .norm_eps = 1e-5f,
+                      .rope_base = 10000.0f, .tied = 1};
+    CHECK_OK(model_config_validate(&c)); /* the shape itself is legal */
+    setenv("RETORT_MEM_LIMIT", "256M", 1);
+    CHECK(rt_mem_available() == (size_t)256 << 20);
+    model *m = NULL;
+    CHECK(model_create(&m, &c, NULL) == -1 && m == NULL); /* RoPE tables alone: 2^24 * 8 * 8 B = 1 GB */
+    CHECK_MSG(strstr(rt_errmsg(), "16777216") && strstr(rt_errmsg(), "memory is available"), "%s", rt_errmsg());
+    c.ctx_len = 256; /* the same model with a sane context fits */
+    CHECK_OK(model_create(&m, &c, NULL));
+    model_free(m);
+    unsetenv("RETORT_MEM_LIMIT");
+    CHECK(rt_mem_available() > (size_t)256 << 20);
+}
+
+/* Found by fuzz_gguf (a timeout): a 27 KB file declaring a model of hundreds of MB was
+ * allocated and zeroed before its first tensor was found to be the wrong size. The tensors'
+ * shapes are now checked against the config first, with the tensor named. */
+static void test_small_file_big_config(void) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/bigcfg.gguf", tl_tmpdir());
+    gguf_writer *w = gguf_writer_new();
+    CHECK(w != NULL);
+    if (!w) return;
+    CHECK_OK(gguf_set_str(w, "general.architecture", "llama"));
+    CHECK_OK(gguf_set_u32(w, "llama.embedding_length", 1024));
+    CHECK_OK(gguf_set_u32(w, "llama.block_count", 8));
+    CHECK_OK(gguf_set_u32(w, "llama.attention.head_count", 8));
+    CHECK_OK(gguf_set_u32(w, "llama.feed_forward_length", 4096));
+    CHECK_OK(gguf_set_u32(w, "llama.context_length", 64));
+    CHECK_OK(gguf_set_u32(w, "llama.vocab_size", 1000));
+    float tiny[40] = {0};
+    uint64_t ne[2] = {4, 10};
+    CHECK_OK(gguf_add_tensor(w, "token_embd.weight", GGML_TYPE_F32, 2, ne, tiny));
+    CHECK_OK(gguf_writer_write(w, path));
+    gguf_writer_free(w);
+    model *m = NULL;
+    CHECK(model_load(&m, path) == -1 && m == NULL);
+    CHECK_MSG(strstr(rt_errmsg(), "token_embd.weight has 4 x 10") && strstr(rt_errmsg(), "needs 1024 x 1000"), "%s",
+              rt_errmsg());
+    unlink(path);
+}
+
 TEST_MAIN("model", TEST_CASE(test_forward_reference), TEST_CASE(test_forward_reference_archs),
           TEST_CASE(test_backward_finite_differences),
           TEST_CASE(test_backward_finite_differences_archs), TEST_CASE(test_decode_matches_forward),
           TEST_CASE(test_decode_archs), TEST_CASE(test_gguf_archs), TEST_CASE(test_loss_and_errors),
-          TEST_CASE(test_sampler))
+          TEST_CASE(test_sampler),
+          TEST_CASE(test_declared_shapes_vs_memory), TEST_CASE(test_small_file_big_config))

@@ -8,6 +8,8 @@
 #include "train/dist.h"
 #include "train/train.h"
 
+#include <jansson.h>
+
 #include <unistd.h>
 
 static void test_lr_schedule(void) {
@@ -313,6 +315,46 @@ static void test_dist_single(void) {
     CHECK(lo == 42 && hi == 42);
 }
 
+/* Issue 17 #14: with a held-out part shorter than one window the log said "val_loss":nan,
+ * which is not JSON. Every row must parse, with val_loss null at evaluations. */
+static void test_log_is_json_without_heldout(void) {
+    dataset ds;
+    make_pattern_data(&ds);
+    ds.n_val = 10; /* < seq_len + 1: nothing to evaluate */
+    model *m = tiny_model();
+    char out[512], logp[600];
+    snprintf(out, sizeof out, "%s/noval.gguf", tl_tmpdir());
+    snprintf(logp, sizeof logp, "%s.log.jsonl", out);
+    train_options o;
+    tiny_options(&o, out);
+    o.steps = 20;
+    o.eval_every = 10;
+    train_result r;
+    CHECK_OK(train_run(m, &ds, &o, NULL, &r));
+    CHECK(isnan(r.val_loss));
+    FILE *f = fopen(logp, "r");
+    CHECK(f != NULL);
+    char line[1024];
+    size_t rows = 0, nulls = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        json_error_t je;
+        json_t *j = json_loads(line, 0, &je);
+        CHECK_MSG(j != NULL, "log row %zu is not JSON (%s): %s", rows + 1, je.text, line);
+        json_t *v = j ? json_object_get(j, "val_loss") : NULL;
+        if (v) {
+            CHECK(json_is_null(v));
+            nulls++;
+        }
+        json_decref(j);
+        rows++;
+    }
+    if (f) fclose(f);
+    CHECK_MSG(rows == 20 && nulls == 2, "%zu rows, %zu val_loss fields", rows, nulls);
+    model_free(m);
+    dataset_free(&ds);
+}
+
 TEST_MAIN("train", TEST_CASE(test_lr_schedule), TEST_CASE(test_adamw), TEST_CASE(test_grad_norm),
           TEST_CASE(test_batches), TEST_CASE(test_learns_pattern), TEST_CASE(test_resume_bit_identical),
-          TEST_CASE(test_grad_accum), TEST_CASE(test_dist_single))
+          TEST_CASE(test_grad_accum), TEST_CASE(test_dist_single),
+          TEST_CASE(test_log_is_json_without_heldout))

@@ -92,6 +92,11 @@ char *rt_strdup(const char *s);
 /* a*b with overflow check: returns 0 and sets *out, or -1 (with an error) on overflow. */
 int rt_mul_size(size_t a, size_t b, size_t *out);
 
+/* Bytes of memory this process may still use: MemAvailable + SwapFree from /proc/meminfo
+ * (SIZE_MAX when unknown), capped by the environment variable RETORT_MEM_LIMIT ("2G", "512M",
+ * bytes) when set. For refusing a file's declared shapes before allocating them. */
+size_t rt_mem_available(void);
+
 /* Growable byte buffer. */
 typedef struct {
     char *data;   /* (len) bytes, always NUL-terminated past len when non-NULL */
@@ -135,7 +140,13 @@ size_t rt_map_bytes(const rt_map *m);
 
 /* ---------------------------------------------------------------- files */
 
-/* Read a whole file into memory (NUL-terminated). path "-" reads stdin. */
+/* Open a file for reading that must be a regular file (models, caches: anything mapped or
+ * seeked): never blocks on a FIFO without a writer, and refuses FIFOs, directories, devices
+ * and sockets with an error naming path and what it is. Returns the fd (O_CLOEXEC, blocking
+ * mode), or -1 with the error; *size gets the file's size when size is non-NULL. */
+int rt_open_regular(const char *path, int64_t *size);
+/* Read a whole file into memory (NUL-terminated). path "-" reads stdin. Streams (pipes,
+ * `<(...)`) are read to their end; a directory is refused by name. */
 int rt_read_file(const char *path, char **data, size_t *len);
 /* fwrite/fread that fail with a message naming the file on short count. */
 int rt_fwrite(const void *p, size_t size, size_t n, FILE *f, const char *path);
@@ -152,9 +163,14 @@ typedef struct {
     char *path;
     char *tmp_path;
 } rt_atomic_file;
+/* rt_atomic_open first removes "<path>.tmp.<pid>" files left by processes that no longer
+ * exist (killed mid-write; rt_atomic_sweep), so repeated kills do not pile up temp files. */
 int rt_atomic_open(rt_atomic_file *af, const char *path);
 int rt_atomic_commit(rt_atomic_file *af); /* closes; on failure removes the temp file */
 void rt_atomic_abort(rt_atomic_file *af); /* closes and removes the temp file */
+/* Remove "<path>.tmp.<pid>" files whose pid is not a live process; returns how many were
+ * removed (each is logged). Temp files of live processes (this one included) are kept. */
+size_t rt_atomic_sweep(const char *path);
 /* One-shot: write buffer atomically. */
 int rt_write_file_atomic(const char *path, const void *data, size_t len);
 
@@ -218,6 +234,8 @@ void rt_progress_init(rt_progress *p, const char *label, size_t total);
 /* extra: short status text such as "loss 3.21 | 5.2k tok/s" (may be NULL). */
 void rt_progress_update(rt_progress *p, size_t done, const char *extra);
 void rt_progress_finish(rt_progress *p, const char *extra);
+/* End the line where it stands (an interrupted run): the count stays, the line is finished. */
+void rt_progress_stop(rt_progress *p, const char *extra);
 
 /* ---------------------------------------------------------------- small utils */
 

@@ -5,7 +5,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include "base.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdlib.h>
@@ -13,12 +15,50 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+static const char *file_kind(mode_t m) {
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISFIFO(m)) return "a FIFO (named pipe)";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISSOCK(m)) return "a socket";
+    return "not a regular file";
+}
+
+int rt_open_regular(const char *path, int64_t *size) {
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return RT_FAIL("%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return RT_FAIL("%s: cannot stat: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return RT_FAIL("%s: is %s, not a regular file; give the path of a file", path, file_kind(st.st_mode));
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        int e = errno;
+        close(fd);
+        return RT_FAIL("%s: fcntl: %s", path, strerror(e));
+    }
+    if (size) *size = (int64_t)st.st_size;
+    return fd;
+}
+
 int rt_read_file(const char *path, char **data, size_t *len) {
     *data = NULL;
     *len = 0;
     int is_stdin = strcmp(path, "-") == 0;
     FILE *f = is_stdin ? stdin : fopen(path, "rb");
     if (!f) return RT_FAIL_KIND(errno == ENOENT ? RT_ERR_NOT_FOUND : RT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (!is_stdin && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        return RT_FAIL("%s: is a directory; give the path of a file", path);
+    }
     rt_buf b = {0};
     char chunk[1 << 16];
     for (;;) {
@@ -96,8 +136,43 @@ int rt_mkdir_p(const char *path) {
     return 0;
 }
 
+size_t rt_atomic_sweep(const char *path) {
+    char *dcopy = rt_strdup(path), *bcopy = rt_strdup(path);
+    size_t removed = 0;
+    const char *dpath = dcopy ? dirname(dcopy) : NULL; /* dcopy itself or "." */
+    DIR *dir = dpath && bcopy ? opendir(dpath) : NULL;
+    if (dir) {
+        const char *base = basename(bcopy);
+        size_t bl = strlen(base);
+        struct dirent *de;
+        while ((de = readdir(dir)) != NULL) {
+            const char *n = de->d_name;
+            if (strncmp(n, base, bl) || strncmp(n + bl, ".tmp.", 5)) continue;
+            char *end = NULL;
+            errno = 0;
+            long pid = strtol(n + bl + 5, &end, 10);
+            if (errno || !end || *end || end == n + bl + 5 || pid <= 0 || pid == (long)getpid()) continue;
+            if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive (or not ours to judge) */
+            size_t plen = strlen(dpath) + strlen(n) + 2;
+            char *full = rt_malloc(plen, "a temp file name");
+            if (!full) break;
+            snprintf(full, plen, "%s/%s", dpath, n);
+            if (unlink(full) == 0) {
+                removed++;
+                rt_info("removed %s, left by process %ld which no longer runs", full, pid);
+            }
+            free(full);
+        }
+        closedir(dir);
+    }
+    free(dcopy);
+    free(bcopy);
+    return removed;
+}
+
 int rt_atomic_open(rt_atomic_file *af, const char *path) {
     memset(af, 0, sizeof *af);
+    (void)rt_atomic_sweep(path);
     af->path = rt_strdup(path);
     if (!af->path) return -1;
     size_t n = strlen(path) + 48;

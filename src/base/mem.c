@@ -72,6 +72,7 @@ int rt_buf_reserve(rt_buf *b, size_t extra) {
     while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     char *d = rt_realloc(b->data, cap, "a growable buffer");
     if (!d) return -1;
+    d[b->len] = '\0'; /* the contract: terminated past len, an empty buffer too (fuzz_mark_records) */
     b->data = d;
     b->cap = cap;
     return 0;
@@ -110,4 +111,35 @@ void rt_buf_free(rt_buf *b) {
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
+}
+
+static size_t meminfo_kb(const char *text, const char *key) {
+    const char *p = strstr(text, key);
+    if (!p) return 0;
+    return (size_t)strtoull(p + strlen(key), NULL, 10);
+}
+
+size_t rt_mem_available(void) {
+    size_t avail = SIZE_MAX;
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+        char text[4096];
+        size_t n = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+        text[n] = '\0';
+        size_t kb = meminfo_kb(text, "MemAvailable:") + meminfo_kb(text, "SwapFree:");
+        if (kb && kb < SIZE_MAX / 1024) avail = kb * 1024;
+    }
+    const char *lim = getenv("RETORT_MEM_LIMIT");
+    if (lim && *lim) {
+        char *end = NULL;
+        double v = strtod(lim, &end);
+        double mult = 1;
+        if (end && (*end == 'k' || *end == 'K')) mult = 1024.0;
+        else if (end && (*end == 'm' || *end == 'M')) mult = 1024.0 * 1024;
+        else if (end && (*end == 'g' || *end == 'G')) mult = 1024.0 * 1024 * 1024;
+        double b = v * mult;
+        if (v > 0 && b < (double)avail) avail = (size_t)b;
+    }
+    return avail;
 }

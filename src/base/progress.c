@@ -67,3 +67,9 @@ void rt_progress_finish(rt_progress *p, const char *extra) {
     if (p->done < p->total) p->done = p->total;
     progress_draw(p, extra, 1);
 }
+
+void rt_progress_stop(rt_progress *p, const char *extra) {
+    if (p->finished) return;
+    p->finished = 1;
+    progress_draw(p, extra, 1);
+}

@@ -4,6 +4,7 @@
  */
 #include "cli.h"
 
+#include <ctype.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,15 +25,33 @@ static const char *kind_meta(cli_kind k) {
     return "";
 }
 
+/* A help text may start with the value's name ("FILE: the corpus", "M.gguf: the model"): that
+ * name then replaces the generic TEXT/N/X, and is not repeated (issue 17 #23). Returns the
+ * length of the name (0 if none) and sets *desc to what follows ": ". */
+static size_t help_meta(const char *help, const char **desc) {
+    *desc = help;
+    const char *c = help ? strstr(help, ": ") : NULL;
+    if (!c || c == help || (size_t)(c - help) > 20 || !(help[0] >= 'A' && help[0] <= 'Z')) return 0;
+    for (const char *p = help; p < c; p++) /* "FILE", "M.gguf", "OUT.jsonl", "KEY_ID": no spaces */
+        if (!(isalnum((unsigned char)*p) || *p == '.' || *p == '_')) return 0;
+    *desc = c + 2;
+    return (size_t)(c - help);
+}
+
 static void print_help(const cli_opt *opts, size_t n, const cli_cmd_info *info) {
     printf("usage: %s\n\n", info->usage);
     if (info->summary) printf("%s\n\n", info->summary);
     printf("options:\n");
     for (size_t i = 0; i < n; i++) {
         char left[64];
-        snprintf(left, sizeof left, "%s %s", opts[i].name, kind_meta(opts[i].kind));
-        printf("  %-24s %s%s\n", left, opts[i].help ? opts[i].help : "",
-               opts[i].required ? " (required)" : "");
+        const char *desc;
+        size_t ml = opts[i].kind == CLI_FLAG ? 0 : help_meta(opts[i].help, &desc);
+        if (ml)
+            snprintf(left, sizeof left, "%s %.*s", opts[i].name, (int)ml, opts[i].help);
+        else
+            desc = opts[i].help ? opts[i].help : "", snprintf(left, sizeof left, "%s %s", opts[i].name, kind_meta(opts[i].kind));
+        int says_required = strstr(desc, "(required)") != NULL;
+        printf("  %-24s %s%s\n", left, desc, opts[i].required && !says_required ? " (required)" : "");
     }
     printf("  %-24s %s\n", "--help", "show this help");
 }

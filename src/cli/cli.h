@@ -50,6 +50,13 @@ int cli_seen(const cli_opt *opts, size_t n_opts, const char *name);
 /* Set kernel threads from --threads (0 = all cores). */
 void cli_set_threads(size_t threads);
 
+/* A graceful stop for training commands (cli_signal.c): after cli_catch_interrupt(), SIGINT
+ * and SIGTERM set the returned flag (give it to train_options.interrupt); a second signal acts
+ * as usual. cli_report_interrupt prints what was saved and returns the exit status (128+sig). */
+#include <signal.h>
+const volatile sig_atomic_t *cli_catch_interrupt(void);
+int cli_report_interrupt(const char *cmd, size_t steps_done, size_t steps, const char *ckpt, const char *log);
+
 /* subcommands: each returns the process exit status */
 int cmd_train(int argc, char **argv);
 int cmd_generate(int argc, char **argv);

@@ -58,7 +58,7 @@ static int data_generate(int argc, char **argv) {
     kd_gen_opts go;
     kd_gen_defaults(&go);
     go.seed = 1;
-    int quiet = 0;
+    int quiet = 0, skip_bad = 0;
     cli_opt opts[CLI_MAX_OPTS] = {
         {"--model", CLI_STR, &model_path, "T.gguf: the model that writes the completions", 1, 0},
         {"--prompts", CLI_STR, &prompts_path, "FILE.jsonl: lines with a \"prompt\" (other fields are ignored)", 0, 0},
@@ -74,6 +74,7 @@ static int data_generate(int argc, char **argv) {
         {"--threads", CLI_SIZE, &threads, "worker threads (default: all cores)", 0, 0},
         {"--out", CLI_STR, &out, "FILE.jsonl: harvest-format lines", 1, 0},
         {"--quiet", CLI_FLAG, &quiet, "no progress bar", 0, 0},
+        {"--skip-bad", CLI_FLAG, &skip_bad, "with --prompts: report bad lines and use the rest (default: stop)", 0, 0},
     };
     size_t n_opts = cli_count(opts, CLI_MAX_OPTS);
     n_opts += cli_sampler_opts(opts + n_opts, &go.temperature, &go.top_k, &go.top_p, "");
@@ -118,6 +119,7 @@ static int data_generate(int argc, char **argv) {
         lo.soft = 0;
         lo.max_examples = cli_seen(opts, n_opts, "--n") ? n : 0;
         lo.prompts_only = 1; /* a prompts file may have no "completion" */
+        lo.skip_bad = skip_bad;
         if (sft_load_jsonl(&set, prompts_path, m->tok, &lo)) goto done;
         np = set.n_ex;
         prompts = rt_calloc(np, sizeof *prompts, "prompts");

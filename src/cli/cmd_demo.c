@@ -135,9 +135,35 @@ static int record_step(demo *d, char *const argv[], const char *stdout_path) {
     return rc;
 }
 
+/* Signals (issue 17 #18): SIGTERM, SIGINT or SIGHUP to the demo is passed on as SIGTERM to the
+ * running step and to the server, which stop cleanly (a training step saves its checkpoint);
+ * the demo waits for them, starts nothing new, and exits 128 + signal. Only the handler and
+ * spawn/wait touch these. */
+static volatile sig_atomic_t g_signal, g_step_pid, g_server_pid;
+
+static void on_demo_signal(int sig) {
+    g_signal = sig;
+    if (g_step_pid > 0) kill((pid_t)g_step_pid, SIGTERM);
+    if (g_server_pid > 0) kill((pid_t)g_server_pid, SIGTERM);
+}
+
+static void catch_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_demo_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
 /* Spawn this binary with argv (argv[0] ignored); stdout to stdout_path if given, stderr to
- * log_path if given (else inherited, so the child's progress bar shows). */
+ * log_path if given (else inherited, so the child's progress bar shows). The child's pid is
+ * known to the signal handler before any signal can be handled (they are blocked meanwhile;
+ * the child starts with the demo's usual mask and default actions). */
 static int spawn(demo *d, char **argv, const char *stdout_path, const char *log_path, pid_t *pid) {
+    if (g_signal) return RT_FAIL("interrupted by signal %d; not starting %s", (int)g_signal, argv[1]);
     if (record_step(d, argv, stdout_path)) return -1;
     argv[0] = d->self;
     posix_spawn_file_actions_t fa;
@@ -147,7 +173,21 @@ static int spawn(demo *d, char **argv, const char *stdout_path, const char *log_
         posix_spawn_file_actions_addopen(&fa, 2, log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (!stdout_path) posix_spawn_file_actions_adddup2(&fa, 2, 1);
     }
-    int e = posix_spawn(pid, d->self, &fa, NULL, argv, environ);
+    sigset_t block, old, dfl;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM), sigaddset(&block, SIGINT), sigaddset(&block, SIGHUP);
+    sigprocmask(SIG_BLOCK, &block, &old);
+    posix_spawnattr_t at;
+    posix_spawnattr_init(&at);
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGTERM), sigaddset(&dfl, SIGINT), sigaddset(&dfl, SIGHUP);
+    posix_spawnattr_setsigmask(&at, &old);
+    posix_spawnattr_setsigdefault(&at, &dfl);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    int e = posix_spawn(pid, d->self, &fa, &at, argv, environ);
+    if (!e) g_step_pid = (sig_atomic_t)*pid;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    posix_spawnattr_destroy(&at);
     posix_spawn_file_actions_destroy(&fa);
     if (e) return RT_FAIL("cannot start %s %s: %s", d->self, argv[1], strerror(e));
     return 0;
@@ -157,6 +197,8 @@ static int wait_child(pid_t pid, const char *what, const char *log_path) {
     int st = 0;
     while (waitpid(pid, &st, 0) < 0)
         if (errno != EINTR) return RT_FAIL("waiting for %s: %s", what, strerror(errno));
+    g_step_pid = 0;
+    if (g_signal) return RT_FAIL("interrupted by signal %d during %s", (int)g_signal, what);
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return 0;
     if (WIFSIGNALED(st))
         return RT_FAIL("step '%s' was killed by signal %d%s%s", what, WTERMSIG(st), log_path ? "; its log: " : "",
@@ -181,6 +223,7 @@ static void server_stop(demo *d) {
     while (waitpid(d->server, &st, 0) < 0 && errno == EINTR) {
     }
     d->server = 0;
+    g_server_pid = 0;
 }
 
 /* Start `retort serve` in the background; returns its URL. */
@@ -194,11 +237,13 @@ static int server_start(demo *d, char **argv, const char *log_path, char *url, s
         return -1;
     }
     d->server = pid;
+    g_server_pid = (sig_atomic_t)pid, g_step_pid = 0;
     int port = 0;
     for (int i = 0; i < 600 && !port; i++) { /* up to 60 s: loading the model is quick, but be patient */
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
             d->server = 0;
+            g_server_pid = 0;
             free(port_file);
             return RT_FAIL("the server exited before listening; its log: %s", log_path);
         }
@@ -812,7 +857,7 @@ int cmd_demo(int argc, char **argv) {
     const char *dir = "retort-demo", *corpus = NULL;
     size_t threads = 0;
     cli_opt opts[] = {
-        {"--quick", CLI_FLAG, &quick, "smaller models and traffic: about 3 minutes on 2 cores (for CI)", 0, 0},
+        {"--quick", CLI_FLAG, &quick, "smaller models and traffic: about 20 s on an idle 2-core machine (docs/demo.md; for CI)", 0, 0},
         {"--dir", CLI_STR, &dir, "DIR: where everything is written; the teacher is reused from here (default retort-demo)",
          0, 0},
         {"--corpus", CLI_STR, &corpus,
@@ -842,7 +887,15 @@ int cmd_demo(int argc, char **argv) {
     d.self[n] = 0;
     long nc = sysconf(_SC_NPROCESSORS_ONLN);
     d.threads = threads ? threads : (size_t)(nc > 0 ? nc : 1);
+    catch_signals();
     int rc = demo_run(&d);
     rt_buf_free(&d.steps);
+    if (g_signal) {
+        fprintf(stderr,
+                "retort demo: interrupted by signal %d: stopped the running step and the server (no process of the "
+                "demo is left); run it again to continue (a finished teacher in %s is reused)\n",
+                (int)g_signal, d.dir);
+        return 128 + (int)g_signal;
+    }
     return rc ? cli_fail("demo") : 0;
 }

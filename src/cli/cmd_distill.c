@@ -107,6 +107,7 @@ int cmd_distill(int argc, char **argv) {
     distill_run run;
     memset(&run, 0, sizeof run);
     int status = 1;
+    train_result r = {0};
     char ckpt[4096];
     snprintf(ckpt, sizeof ckpt, "%s.ckpt", out);
     double t0 = rt_now();
@@ -196,18 +197,29 @@ int cmd_distill(int argc, char **argv) {
             tdesc, run.k, ds.n_train, ds.n_val);
     if (dop.on_policy > 0) rt_info("on-policy: lambda %g, prompt %zu tokens, sampling temperature %g", (double)dop.on_policy,
                                    dop.on_policy_prompt ? dop.on_policy_prompt : o.seq_len / 2, (double)on_policy_temp);
-    train_result r;
+    o.interrupt = cli_catch_interrupt(); /* SIGINT/SIGTERM: finish the step, save, say so */
     if (train_run(student, &ds, &o, &task, &r)) goto done;
+    if (r.interrupted) {
+        char logp[4096];
+        snprintf(logp, sizeof logp, "%s%s", o.log_path ? o.log_path : o.out_path, o.log_path ? "" : ".log.jsonl");
+        status = cli_report_interrupt("distill", r.steps_done, o.steps, ckpt, logp);
+        goto done;
+    }
     if (r.steps_done < o.steps) {
         rt_info("stopped at step %zu (checkpoint %s)", r.steps_done, ckpt);
     } else {
-        rt_info("done: %zu steps, held-out loss %.4f nats/token, %.0f tokens/s, %.1fs total", r.steps_done,
-                (double)r.val_loss, r.tokens_per_s, rt_now() - t0);
+        if (isfinite(r.val_loss))
+            rt_info("done: %zu steps, held-out loss %.4f nats/token, %.0f tokens/s, %.1fs total", r.steps_done,
+                    (double)r.val_loss, r.tokens_per_s, rt_now() - t0);
+        else /* issue 17 #14: not "held-out loss nan" */
+            rt_info("done: %zu steps, training loss %.4f (no held-out loss: the held-out part has %zu tokens, "
+                    "fewer than one --seq-len window of %zu + 1), %.0f tokens/s, %.1fs total",
+                    r.steps_done, (double)r.train_loss, ds.n_val, o.seq_len, r.tokens_per_s, rt_now() - t0);
         rt_info("wrote %s", out);
     }
     status = 0;
 done:
-    if (status) cli_fail("distill");
+    if (status && !r.interrupted) cli_fail("distill");
     distill_run_free(&run);
     dataset_free(&ds);
     model_free(student);

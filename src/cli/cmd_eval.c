@@ -39,6 +39,7 @@ int cmd_eval(int argc, char **argv) {
     const char *split = "val", *samples_path = NULL, *label = NULL, *format = "raw";
     size_t T = 0, B = 8, max_windows = 0, max_examples = 0, max_new = 0, max_tokens = 0, threads = 0;
     double val_fraction = 0.05;
+    int skip_bad = 0;
     cli_opt opts[] = {
         {"--model", CLI_STR, &model_path, "S.gguf: the model to evaluate", 1, 0},
         {"--data", CLI_STR, &data, "FILE: text, or JSONL {\"prompt\", \"completion\"} examples", 1, 0},
@@ -48,16 +49,17 @@ int cmd_eval(int argc, char **argv) {
         {"--label", CLI_STR, &label, "TEXT: a name for this result (default: the model file)", 0, 0},
         {"--split", CLI_STR, &split, "text: val (the held-out part train/distill keep aside) or all (default val)", 0, 0},
         {"--val-fraction", CLI_DOUBLE, &val_fraction, "text: held-out share, as in train (default 0.05)", 0, 0},
-        {"--format", CLI_STR, &format, "JSONL: raw or chat, as the model was trained (default raw)", 0, 0},
+        {"--format", CLI_STR, &format, "with JSONL: raw or chat, as the model was trained (default raw)", 0, 0},
         {"--seq-len", CLI_SIZE, &T, "text: window length (default: the model's context)", 0, 0},
         {"--batch", CLI_SIZE, &B, "rows per forward pass / sequences decoded together (default 8)", 0, 0},
         {"--max-windows", CLI_SIZE, &max_windows, "text: score at most this many windows, 0 = all", 0, 0},
-        {"--max-examples", CLI_SIZE, &max_examples, "JSONL: score at most this many examples, 0 = all", 0, 0},
+        {"--max-examples", CLI_SIZE, &max_examples, "with JSONL: score at most this many examples, 0 = all", 0, 0},
         {"--max-tokens", CLI_SIZE, &max_tokens,
          "score about this many tokens: whole windows (text) or examples (JSONL) until reached, 0 = all", 0, 0},
         {"--max-new", CLI_SIZE, &max_new, "task: tokens generated per answer (default: the context)", 0, 0},
         {"--samples", CLI_STR, &samples_path, "FILE: task: write each prompt, generation and verdict here", 0, 0},
         {"--threads", CLI_SIZE, &threads, "worker threads (default: all cores)", 0, 0},
+        {"--skip-bad", CLI_FLAG, &skip_bad, "with JSONL: report bad lines and score the rest (default: stop)", 0, 0},
     };
     cli_cmd_info info = {
         "eval",
@@ -120,6 +122,7 @@ int cmd_eval(int argc, char **argv) {
             goto done;
         }
         lo.max_examples = max_examples;
+        lo.skip_bad = skip_bad;
         if (sft_load_jsonl(&set, data, m->tok, &lo)) goto done;
         if (max_tokens) {
             /* the first examples whose completion tokens reach max_tokens (at least one) */

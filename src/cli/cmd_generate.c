@@ -101,9 +101,21 @@ int cmd_generate(int argc, char **argv) {
         RT_FAIL("the prompt is empty; give at least one token of text");
         goto done;
     }
+    size_t n_ctx = m->cfg.ctx_len;
+    if (n_ids >= n_ctx) {
+        RT_FAIL("the prompt has %zu tokens; the model's context is %zu", n_ids, n_ctx);
+        goto done;
+    }
+    if (max_tokens > n_ctx - n_ids) { /* issue 17 #23: a clamp with a message, not "out of memory" */
+        if (cli_seen(opts, n_opts, "--max-tokens"))
+            rt_info("--max-tokens %zu: the model's context holds %zu tokens after the %zu-token prompt; "
+                    "generating at most %zu", max_tokens, n_ctx - n_ids, n_ids, n_ctx - n_ids);
+        max_tokens = n_ctx - n_ids;
+    }
     stream st = {.tok = m->tok, .eos = tokenizer_eos(m->tok), .max = max_tokens};
     generator_opts go = {.max_seqs = 1,
                          .max_rows = RT_MIN(m->cfg.ctx_len, (size_t)256),
+                         .max_ctx = n_ids + max_tokens + 1, /* issue 17 #9: the KV cache holds what is used */
                          .setup = wm_on ? attach_mark : NULL,
                          .on_token = stream_token,
                          .ud = &st};

@@ -96,6 +96,7 @@ int cmd_sft(int argc, char **argv) {
     sft_run run;
     memset(&run, 0, sizeof run);
     int status = 1;
+    train_result r = {0};
     double t0 = rt_now();
     if (init_path) {
         if (model_load(&m, init_path)) goto done;
@@ -157,18 +158,29 @@ int cmd_sft(int argc, char **argv) {
             "held-out examples",
             np_s, m->cfg.dim, m->cfg.n_layers, m->cfg.n_heads, m->cfg.n_kv_heads, m->cfg.ffn_dim, m->cfg.vocab_size,
             run.n_train, run.n_val);
-    train_result r;
+    o.interrupt = cli_catch_interrupt(); /* SIGINT/SIGTERM: finish the step, save, say so */
     if (train_run(m, &hash_only, &o, &task, &r)) goto done;
+    if (r.interrupted) {
+        char logp[4096];
+        snprintf(logp, sizeof logp, "%s%s", o.log_path ? o.log_path : o.out_path, o.log_path ? "" : ".log.jsonl");
+        status = cli_report_interrupt("sft", r.steps_done, o.steps, ckpt, logp);
+        goto done;
+    }
     if (r.steps_done < o.steps) {
         rt_info("stopped at step %zu (checkpoint %s)", r.steps_done, ckpt);
     } else {
-        rt_info("done: %zu steps, held-out loss %.4f nats/token on completions, %.0f tokens/s, %.1fs total",
-                r.steps_done, (double)r.val_loss, r.tokens_per_s, rt_now() - t0);
+        if (isfinite(r.val_loss))
+            rt_info("done: %zu steps, held-out loss %.4f nats/token on completions, %.0f tokens/s, %.1fs total",
+                    r.steps_done, (double)r.val_loss, r.tokens_per_s, rt_now() - t0);
+        else /* issue 17 #14 */
+            rt_info("done: %zu steps, training loss %.4f (no held-out loss: %zu held-out examples), %.0f tokens/s, "
+                    "%.1fs total",
+                    r.steps_done, (double)r.train_loss, run.n_val, r.tokens_per_s, rt_now() - t0);
         rt_info("wrote %s", out);
     }
     status = 0;
 done:
-    if (status) cli_fail("sft");
+    if (status && !r.interrupted) cli_fail("sft");
     sft_run_free(&run);
     sft_set_free(&set);
     model_free(m);

@@ -73,6 +73,22 @@ int cmd_train(int argc, char **argv) {
     c.tied = !untied;
     c.ctx_len = o.seq_len;
     if (o.warmup >= o.steps) o.warmup = o.steps / 10;
+    o.interrupt = cli_catch_interrupt(); /* SIGINT/SIGTERM: finish the step, save, say so */
+    /* the model's shape is checked before the (slow) tokenizer training, not after it
+     * (issue 17 #23); the vocabulary size is checked again once the tokenizer is known */
+    {
+        model_config early = c;
+        early.vocab_size = vocab ? vocab : 256;
+        if (!tok_path && !resume && vocab < 256 + TOKENIZER_N_SPECIAL) {
+            fprintf(stderr, "retort train: error: --vocab-size %zu is too small (at least %d: 256 bytes + %d special "
+                            "tokens)\n", vocab, 256 + TOKENIZER_N_SPECIAL, TOKENIZER_N_SPECIAL);
+            return 2;
+        }
+        if (model_config_validate(&early) || train_options_check(&o)) {
+            cli_fail("train");
+            return 2;
+        }
+    }
 
     char ckpt[4096];
     snprintf(ckpt, sizeof ckpt, "%s.ckpt", out);
@@ -142,6 +158,12 @@ int cmd_train(int argc, char **argv) {
             m->cfg.vocab_size, m->cfg.tied ? "tied" : "untied", fl_s);
     train_result r;
     if (train_run(m, &ds, &o, NULL, &r)) goto fail;
+    if (r.interrupted) {
+        char logp[4096];
+        snprintf(logp, sizeof logp, "%s%s", log_path ? log_path : out, log_path ? "" : ".log.jsonl");
+        status = cli_report_interrupt("train", r.steps_done, o.steps, ckpt, logp);
+        goto done;
+    }
     if (r.steps_done < o.steps) {
         rt_info("stopped at step %zu (checkpoint %s)", r.steps_done, ckpt);
     } else {
@@ -162,6 +184,7 @@ int cmd_train(int argc, char **argv) {
     status = 0;
 fail:
     if (status) cli_fail("train");
+done:
     tokenizer_free(tok);
     model_free(m);
     dataset_free(&ds);

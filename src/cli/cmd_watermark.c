@@ -492,9 +492,9 @@ static int wm_pvalue(int argc, char **argv) {
     cli_opt opts[] = {
         {"--scheme", CLI_STR, &scheme, "kgw | kgw-selfhash | gumbel (default kgw)", 0, 0},
         {"--scored", CLI_SIZE, &scored, "number of distinct scored tokens n", 1, 0},
-        {"--green", CLI_SIZE, &green, "KGW: green among them", 0, 0},
-        {"--gamma", CLI_DOUBLE, &gamma, "KGW: green fraction (default 0.25)", 0, 0},
-        {"--score", CLI_DOUBLE, &score, "Gumbel: sum of -ln(1 - r)", 0, 0},
+        {"--green", CLI_SIZE, &green, "for KGW: green among them", 0, 0},
+        {"--gamma", CLI_DOUBLE, &gamma, "for KGW: green fraction (default 0.25)", 0, 0},
+        {"--score", CLI_DOUBLE, &score, "for Gumbel: sum of -ln(1 - r)", 0, 0},
     };
     cli_cmd_info info = {"watermark pvalue", "retort watermark pvalue --scored N (--green K [--gamma G] | --scheme gumbel --score S)",
                          "The exact p-value of reported counts: P(Binomial(N, G) >= K), or for Gumbel\n"

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../train/dist.h"
 #include "cli.h"
@@ -65,7 +66,25 @@ static int run_command(const command *c, int argc, char **argv) {
     return rc;
 }
 
+/* OpenMP threads that spin while waiting at a barrier burn the core their parked partner needs
+ * on a busy machine: a 10-step training job took 51 s with libgomp's default (spin, then sleep)
+ * and 2.3 s with OMP_WAIT_POLICY=passive while other work loaded the cores (issue 17 #19,
+ * bench/busy_machine.sh, docs/performance.md). libgomp reads the variable once, in its own
+ * initializer before main (and libc resets the environment after a .preinit_array function
+ * could set it), so when the user has not chosen, retort sets it and executes itself again:
+ * one exec of a few milliseconds. A value the user set (even an empty one) wins. */
+static void omp_defaults(char **argv) {
+#ifdef _OPENMP
+    if (getenv("OMP_WAIT_POLICY")) return;
+    if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
+    execv("/proc/self/exe", argv); /* returns only on failure: then run as we are */
+#else
+    (void)argv;
+#endif
+}
+
 int main(int argc, char **argv) {
+    omp_defaults(argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

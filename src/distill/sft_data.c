@@ -376,7 +376,7 @@ int sft_load_jsonl(sft_set *s, const char *path, const tokenizer *tok, const sft
     }
     s->n_bad_lines = n_bad;
     if (n_bad && !o->skip_bad) {
-        RT_FAIL("%zu bad line%s in %s (fix them, or pass --skip-bad to train on the rest):\n  %s%s", n_bad,
+        RT_FAIL("%zu bad line%s in %s (fix them, or pass --skip-bad to use the rest):\n  %s%s", n_bad,
                 n_bad == 1 ? "" : "s", path, first_err.data, n_bad > 5 ? "\n  ..." : "");
         rt_buf_free(&first_err);
         goto done;

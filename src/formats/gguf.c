@@ -626,27 +626,18 @@ int gguf_open_memory(gguf_ctx **out, const void *data, size_t len, const char *n
 
 int gguf_open(gguf_ctx **out, const char *path) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return RT_FAIL("%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return RT_FAIL("%s: cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return RT_FAIL("%s: not a regular file", path);
-    }
-    if (st.st_size <= 0) {
+    int64_t fsize = 0;
+    int fd = rt_open_regular(path, &fsize); /* a FIFO or directory is refused, never waited on */
+    if (fd < 0) return -1;
+    if (fsize <= 0) {
         close(fd);
         return RT_FAIL("%s: file is empty; not a GGUF file", path);
     }
-    if ((uint64_t)st.st_size > SIZE_MAX) {
+    if ((uint64_t)fsize > SIZE_MAX) {
         close(fd);
         return RT_FAIL("%s: file too large to map", path);
     }
-    size_t size = (size_t)st.st_size;
+    size_t size = (size_t)fsize;
     void *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     int e = errno;
     close(fd);

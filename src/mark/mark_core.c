@@ -273,7 +273,7 @@ int mark_config_from_json(const char *json, size_t len, const char *what, mark_p
             RT_FAIL("%s: field \"%s\" must be a number", what, numf[i]);
             goto done;
         }
-        *dst[i] = json_number_value(v);
+        *dst[i] = json_number_value(v) + 0.0; /* -0 is 0: written back as "0", a fixed point (found by fuzzing) */
     }
     v = json_object_get(root, "context");
     if (v) {

@@ -81,7 +81,7 @@ int generator_init(generator **out, const model *m, const generator_opts *o) {
     g->o = *o;
     g->V = m->cfg.vocab_size;
     g->D = m->cfg.dim;
-    g->n_ctx = m->cfg.ctx_len;
+    g->n_ctx = o->max_ctx && o->max_ctx < m->cfg.ctx_len ? o->max_ctx : m->cfg.ctx_len;
     g->n_slots = o->max_seqs;
     g->max_rows = o->max_rows ? o->max_rows
                               : RT_MAX(o->max_seqs + o->prefill_chunk, RT_MIN(g->n_ctx, (size_t)128));

@@ -67,6 +67,8 @@ typedef struct {
     size_t max_top;       /* the largest gen_seq_spec.n_top that will be asked for */
     int ctx_shift;        /* see the top of this file */
     int want_hidden;      /* hand the prompt's last hidden state to the first on_token */
+    size_t max_ctx;       /* tokens a sequence may hold (KV cache size per slot); 0 = the model's
+                           * ctx_len. Size it from what is used: a file may declare 128k. */
     /* Per-sequence sampler hook: attach processors / a selector to s. Nonzero = error (the
      * sequence is not started; rt_errmsg says why). May be NULL. */
     int (*setup)(void *ud, size_t slot, size_t id, void *user, sampler *s);

@@ -243,6 +243,22 @@ int model_param_table(const model_config *c, model_param_info **out, size_t *n) 
     return 0;
 }
 
+/* What model_create allocates (parameters and RoPE tables for the whole context), against the
+ * memory this process may use: a file that declares shapes no machine here can hold (a 2^24
+ * context_length in a 450 KB file) is refused with the numbers, not allocated (issue 17 #9). */
+static int check_memory(const model_config *c) {
+    double params = (double)model_config_n_params(c) * sizeof(float);
+    double rope = 2.0 * (double)c->ctx_len * (double)(c->head_dim / 2) * sizeof(float);
+    double avail = (double)rt_mem_available();
+    if (params + rope <= avail) return 0;
+    char need[16], p_s[16], r_s[16], a_s[16];
+    rt_fmt_si(need, sizeof need, params + rope), rt_fmt_si(p_s, sizeof p_s, params);
+    rt_fmt_si(r_s, sizeof r_s, rope), rt_fmt_si(a_s, sizeof a_s, avail);
+    return RT_FAIL("model config: the model needs %sB (parameters %sB; RoPE tables for its context length %zu, %sB) "
+                   "but only %sB of memory is available; a smaller context length or model is needed",
+                   need, p_s, c->ctx_len, r_s, a_s);
+}
+
 int model_create(model **out, const model_config *cfg, tokenizer *tok) {
     *out = NULL;
     model *m = rt_calloc(1, sizeof *m, "model");
@@ -254,6 +270,7 @@ int model_create(model **out, const model_config *cfg, tokenizer *tok) {
                 m->cfg.vocab_size, tokenizer_vocab_size(tok));
         goto fail;
     }
+    if (check_memory(&m->cfg)) goto fail;
     m->n_params = model_config_n_params(&m->cfg);
     size_t bytes;
     if (rt_mul_size(m->n_params, sizeof(float), &bytes)) goto fail;

@@ -285,6 +285,39 @@ static int model_quant_load(model *m, const gguf_ctx *g) {
     return 0;
 }
 
+/* Every tensor the config implies is in the file with the config's shape — checked before the
+ * model's memory is allocated, so a small file that declares a huge model (a fuzzed 27 KB GGUF
+ * with a 900 MB config) is refused by name at once rather than after zeroing the memory. The
+ * reader already bounds-checked each tensor's data against the file. */
+static int check_tensor_shapes(const gguf_ctx *g, const model_config *c, const char *path) {
+    model_param_info *tab;
+    size_t n;
+    if (model_param_table(c, &tab, &n)) return -1;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        uint64_t want[2] = {tab[i].cols, tab[i].rows};
+        int64_t ti = gguf_find_tensor(g, tab[i].name);
+        gguf_tensor_info info;
+        if (ti < 0 || gguf_tensor_info_at(g, (size_t)ti, &info)) {
+            rc = RT_FAIL("%s: missing tensor '%s' (a %s model with this config has %zu tensors)", path, tab[i].name,
+                         model_arch_name(c->arch), n);
+            break;
+        }
+        uint64_t have_n = 1, want_n = 1;
+        for (uint32_t d = 0; d < info.n_dims && d < GGUF_MAX_DIMS; d++) have_n *= info.ne[d];
+        for (uint32_t d = 0; d < (uint32_t)tab[i].n_dims && d < 2; d++) want_n *= want[d];
+        if (have_n != want_n || info.ne[0] != want[0])
+            rc = RT_FAIL("%s: tensor %s has %llu x %llu elements but the config (dim %zu, ffn %zu, vocab %zu) "
+                         "needs %llu x %llu",
+                         path, tab[i].name, (unsigned long long)info.ne[0],
+                         (unsigned long long)(info.ne[0] ? have_n / info.ne[0] : 0), c->dim, c->ffn_dim,
+                         c->vocab_size, (unsigned long long)want[0],
+                         (unsigned long long)(tab[i].n_dims > 1 ? want[1] : 1));
+    }
+    free(tab);
+    return rc;
+}
+
 int model_from_gguf(model **out, const gguf_ctx *g) {
     *out = NULL;
     const char *path = gguf_path(g);
@@ -303,6 +336,10 @@ int model_from_gguf(model **out, const gguf_ctx *g) {
                        : RT_FAIL("%s: %s.rope.dimension_count is %zu but the head dimension is %zu; "
                                  "partial rotary embeddings are not supported",
                                  path, a, rd, c.head_dim);
+    }
+    if (check_tensor_shapes(g, &c, path)) {
+        tokenizer_free(tok);
+        return -1;
     }
     model *m;
     if (model_create(&m, &c, tok)) {

@@ -15,6 +15,7 @@
 #ifndef RETORT_TRAIN_H
 #define RETORT_TRAIN_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -97,8 +98,15 @@ typedef struct {
     size_t grad_accum;     /* micro-batches of `batch` per rank per optimizer step (1) */
     int zero;              /* ZeRO-1: each rank keeps the AdamW moments of its slice only */
     size_t bucket;         /* gradient allreduce bucket, floats (0 = 4 Mi) */
+    /* When non-NULL and it becomes non-zero (a signal handler in src/cli sets it), the run
+     * stops after the step in progress: its log row written whole, a checkpoint saved, no
+     * final model; train_result.interrupted says so. */
+    const volatile sig_atomic_t *interrupt;
 } train_options;
 void train_options_defaults(train_options *o);
+/* The options' own ranges (sizes > 0, learning rate, AdamW, clip), with an error naming the
+ * flag; train_run checks them too. Commands call it before slow preparation. */
+int train_options_check(const train_options *o);
 
 /* Optional hooks. Any may be NULL (then: random windows of ds; cross-entropy on the
  * targets; mean cross-entropy on held-out windows of ds). */
@@ -136,6 +144,7 @@ typedef struct {
     double comm_seconds;  /* time in collectives (this rank) */
     size_t opt_bytes;     /* AdamW moments held by one rank */
     size_t peak_rss;      /* peak resident memory, max over ranks (0 if unknown) */
+    int interrupted;      /* stopped early through o->interrupt (checkpoint at steps_done) */
 } train_result;
 
 /* Data parallelism. Under mpirun with N ranks (dist.h) every rank runs train_run on the same

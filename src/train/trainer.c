@@ -44,7 +44,20 @@ void train_options_defaults(train_options *o) {
     o->grad_accum = 1;
 }
 
+/* An interrupt (SIGINT/SIGTERM caught by the CLI) asked to stop after this step. */
+static int interrupt_requested(const train_options *o) {
+    return o->interrupt && *o->interrupt;
+}
+
 /* ---- evaluation ---- */
+
+/* The held-out fields of a log row: "val_loss" is null when there was no held-out window
+ * (NaN is not JSON); `extra` (the task's own fields) follows as given. */
+static void log_eval_fields(FILE *logf, float val_loss, const char *extra) {
+    if (isfinite(val_loss)) fprintf(logf, ",\"val_loss\":%.6f", (double)val_loss);
+    else fputs(",\"val_loss\":null", logf);
+    if (extra[0]) fprintf(logf, ",%s", extra);
+}
 
 /* Mean cross-entropy over `total` evenly spaced held-out windows, B per forward; under
  * mpirun each rank scores a contiguous share and the sums are added (in double). */
@@ -254,7 +267,7 @@ static int log_truncate(const char *path, size_t step) {
         char *nl = strchr(line, '\n');
         size_t ll = nl ? (size_t)(nl - line + 1) : strlen(line);
         const char *s = strstr(line, "\"step\":");
-        if (s && s < line + ll) {
+        if (s && s < line + ll && nl) { /* a last line without its newline was cut by a kill: dropped */
             unsigned long long k = strtoull(s + 7, NULL, 10);
             if (k <= step) rc = rt_buf_append(&out, line, ll);
         }
@@ -504,6 +517,15 @@ static int dp_resume(dp_state *dp, model *m, const train_options *o, const char 
     return 0;
 }
 
+/* An interrupt on any rank stops every rank after the same step (the checkpoint that follows
+ * is collective): the ranks agree on the flag once per step. */
+static int dp_interrupted(const dp_state *dp, const train_options *o, int *stop) {
+    uint64_t mine = interrupt_requested(o) ? 1 : 0, lo = mine, hi = mine;
+    if (dp->n > 1 && dist_minmax_u64(mine, &lo, &hi)) return -1;
+    *stop = hi != 0;
+    return 0;
+}
+
 /* Same start everywhere: rank 0's initial weights, and the same data on every rank. */
 static int dp_start(dp_state *dp, model *m, uint64_t data_hash) {
     if (dp->n == 1) return 0;
@@ -547,12 +569,25 @@ static int write_final_model(model *m, const train_options *o, const train_task 
     return r;
 }
 
+int train_options_check(const train_options *o) {
+    if (o->batch == 0 || o->seq_len == 0 || o->steps == 0) return RT_FAIL("--batch, --seq-len and --steps must be > 0");
+    if (!(o->lr > 0) || !isfinite(o->lr)) return RT_FAIL("--lr must be a positive number (got %g)", (double)o->lr);
+    if (!(o->min_lr_frac >= 0 && o->min_lr_frac <= 1))
+        return RT_FAIL("--min-lr-frac must be in [0, 1] (got %g)", (double)o->min_lr_frac);
+    if (!(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1) || !(o->eps > 0))
+        return RT_FAIL("AdamW needs beta1, beta2 in [0, 1) and eps > 0 (got %g, %g, %g)", (double)o->beta1,
+                       (double)o->beta2, (double)o->eps);
+    if (!(o->weight_decay >= 0) || !(o->clip >= 0))
+        return RT_FAIL("--weight-decay and --clip must be >= 0 (got %g, %g)", (double)o->weight_decay, (double)o->clip);
+    return 0;
+}
+
 int train_run(model *m, const dataset *ds, const train_options *o, const train_task *task,
               train_result *res) {
     memset(res, 0, sizeof *res);
     res->val_loss = NAN;
     size_t B = o->batch, T = o->seq_len;
-    if (B == 0 || T == 0 || o->steps == 0) return RT_FAIL("--batch, --seq-len and --steps must be > 0");
+    if (train_options_check(o)) return -1;
     if (T > m->cfg.ctx_len)
         return RT_FAIL("--seq-len %zu exceeds the model's context length %zu", T, m->cfg.ctx_len);
     if (!ds && !(task && task->next_batch)) return RT_FAIL("train_run: no data");
@@ -615,6 +650,7 @@ int train_run(model *m, const dataset *ds, const train_options *o, const train_t
             goto done;
         }
     }
+    if (logf) setvbuf(logf, NULL, _IOFBF, 1 << 16); /* a row (flushed whole after each step) leaves in one write */
     double flops_per_token = model_config_train_flops_per_token(&m->cfg, T);
     rt_progress bar;
     rt_progress_init(&bar, task && task->kind ? task->kind : "train", o->steps);
@@ -653,7 +689,7 @@ int train_run(model *m, const dataset *ds, const train_options *o, const train_t
                     done_steps, (double)loss, (double)lr, norm, tokens, tokens * flops_per_token, tps,
                     seconds_before + el);
             if (dp.n > 1) fprintf(logf, ",\"comm_s\":%.6f,\"wait_s\":%.6f", dp.comm_step, dp.wait_step);
-            if (do_eval) fprintf(logf, ",\"val_loss\":%.6f%s%s", (double)val_loss, extra[0] ? "," : "", extra);
+            if (do_eval) log_eval_fields(logf, val_loss, extra);
             fputs("}\n", logf);
             fflush(logf);
         }
@@ -672,6 +708,20 @@ int train_run(model *m, const dataset *ds, const train_options *o, const train_t
         res->seconds = seconds_before + el;
         res->tokens_per_s = tps;
         if (last && !quiet) rt_progress_finish(&bar, status);
+        if (!last) {
+            int stop;
+            if (dp_interrupted(&dp, o, &stop)) goto done;
+            if (stop) {
+                if (!(o->save_every && done_steps % o->save_every == 0) &&
+                    dp_checkpoint(&dp, m, o, task, ckpt, done_steps, &rng, tokens, seconds_before + el, data_hash,
+                                  opt_m, opt_v, G))
+                    goto done;
+                res->interrupted = 1;
+                if (!quiet) rt_progress_stop(&bar, "interrupted");
+                rc = 0;
+                goto done;
+            }
+        }
         if (o->stop_after && done_steps - step0 >= o->stop_after && !last) {
             rc = 0; /* simulated kill: no final model */
             goto done;
