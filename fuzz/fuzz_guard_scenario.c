@@ -5,7 +5,7 @@
  */
 #include "fuzz_common.h"
 
-#include "guard/guard.h"
+#include "sim/sim.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     guard_scenario *s = NULL;
