@@ -3,7 +3,8 @@
 # batch trained by 1 process and by 2 MPI ranks (mpirun, shared memory), with the threads split
 # so both use the same cores, plus the time per step inside the gradient allreduce ("comm_s"
 # in the trainer's log) and spent waiting for the slower rank before it ("wait_s"), and the
-# bandwidth the allreduce implies. Prints tokens/s per configuration and the ratio of 2 ranks
+# bandwidth the allreduce implies. The allreduce starts bucket by bucket during the backward pass
+# (docs/mpi.md); r2_t1_b512k uses smaller buckets so that more of it does. Prints tokens/s per configuration and the ratio of 2 ranks
 # to 1 process at equal cores. The model of K machines on a network is docs/mpi.md.
 # Usage: bench/mpi_scaling.sh [steps] [global batch]   (default 12 steps, batch 8)
 set -euo pipefail
@@ -35,12 +36,12 @@ wait = [r.get("wait_s", 0.0) for r in rows[2:]]
 print("%.1f %.5f %.5f" % (tok / t, sum(comm) / len(comm), sum(wait) / len(wait)))
 PY
 }
-run() { # label ranks threads-per-rank
-  local label=$1 np=$2 th=$3 b=$((GB / $2))
+run() { # label ranks threads-per-rank [more train options]
+  local label=$1 np=$2 th=$3 b=$((GB / $2)); shift 3
   if [ "$np" = 1 ]; then
-    $R train "${common[@]}" --batch $b --threads $th --out "$tmp/$label.gguf" 2> "$tmp/$label.err"
+    $R train "${common[@]}" --batch $b --threads $th "$@" --out "$tmp/$label.gguf" 2> "$tmp/$label.err"
   else
-    "${MR[@]}" -np $np $R train "${common[@]}" --batch $b --threads $th --out "$tmp/$label.gguf" 2> "$tmp/$label.err"
+    "${MR[@]}" -np $np $R train "${common[@]}" --batch $b --threads $th "$@" --out "$tmp/$label.gguf" 2> "$tmp/$label.err"
   fi || { cat "$tmp/$label.err"; exit 1; }
   read -r tps comm wait < <(measure "$label" "$tmp/$label.gguf.log.jsonl")
   params=$(sed -n 's/.*model: \([0-9.kMG]*\) parameters.*/\1/p' "$tmp/$label.err" | head -1)
@@ -51,6 +52,9 @@ run() { # label ranks threads-per-rank
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)   cores: $CORES   model d256 L6 (4.95M parameters), T256"
 run r1_t1 1 1
 run r2_t1 2 1
+# the same with buckets of 512 Ki floats (10 instead of 2): most start during the backward pass
+run r2_t1_b512k 2 1 --allreduce-bucket 524288
+grep -h "gradient allreduce:" "$tmp/r2_t1.err" "$tmp/r2_t1_b512k.err" | sed 's/^/  /'
 if [ "$CORES" -ge 2 ]; then run r1_t2 1 2; fi
 if [ "$CORES" -ge 4 ]; then run r2_t2 2 2; fi
 P=4950000

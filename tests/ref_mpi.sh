@@ -20,6 +20,11 @@
 #  7. sft (loss on completion tokens only: the micro-batches have different loss counts) under
 #     N = 2 equals one process with the doubled batch.
 #  8. distill from a teacher cache under N = 2 equals one process with the doubled batch.
+# 10. The gradient allreduce overlapped with the backward pass in small buckets
+#     (--allreduce-bucket 1000: ~29 buckets, most started before the backward reaches the
+#     embedding): 2 ranks give bit-identical weights to one bucket (a + b in any order), 3
+#     ranks with ZeRO-1 the same bits as plain, and 2 ranks x batch 1 x grad-accum 3 (buckets
+#     start only in the last micro-batch's backward) match 1 x batch 6 within the tolerance.
 #  9. cache-teacher and eval (text windows, JSONL examples, --task arith generations with their
 #     sample lines) split over 3 ranks and write the same result as 1 rank.
 set -euo pipefail
@@ -49,6 +54,16 @@ grep -q "ZeRO-1 slice" "$tmp/cz.err"
 cmp "$tmp/b.gguf" "$tmp/b2.gguf" || { echo "two runs with 2 ranks differ"; exit 1; }
 cmp "$tmp/c.gguf" "$tmp/cz.gguf" || { echo "ZeRO-1 differs from plain data parallelism"; exit 1; }
 echo "ref_mpi: same N twice and ZeRO-1 vs plain: bit-identical model files"
+# 10: overlap in small buckets
+run bo $MR -np 2 $R train $C --batch 3 --allreduce-bucket 1000 --out "$tmp/bo.gguf"
+run co $MR -np 3 $R train $C --batch 2 --allreduce-bucket 1000 --out "$tmp/co.gguf"
+run czo $MR -np 3 $R train $C --batch 2 --allreduce-bucket 1000 --zero --out "$tmp/czo.gguf"
+run go $MR -np 2 $R train $C --batch 1 --grad-accum 3 --allreduce-bucket 1000 --out "$tmp/go.gguf"
+early=$(sed -n 's/.*gradient allreduce: \([0-9]*\) buckets, \([0-9]*\) of them started during the backward pass.*/\2/p' "$tmp/bo.err")
+[ -n "$early" ] && [ "$early" -gt 0 ] || { echo "no bucket started during the backward pass"; cat "$tmp/bo.err"; exit 1; }
+cmp "$tmp/b.gguf" "$tmp/bo.gguf" || { echo "2 ranks: small overlapped buckets differ from one bucket"; exit 1; }
+cmp "$tmp/co.gguf" "$tmp/czo.gguf" || { echo "small buckets: ZeRO-1 differs from plain data parallelism"; exit 1; }
+echo "ref_mpi: overlapped small buckets ($early started during the backward pass): 2 ranks bit-identical to one bucket, ZeRO-1 = plain"
 
 # 5: stop under 2 ranks, resume under 3
 run s1 $MR -np 2 $R train $C --batch 3 --stop-after 30 --out "$tmp/r.gguf"
@@ -138,6 +153,8 @@ def compare(ref, other, what, val=True):
 compare("a", "b", "2 ranks x batch 3 vs 1 x batch 6")
 compare("a", "c", "3 ranks x batch 2 vs 1 x batch 6")
 compare("a", "d", "grad-accum 2 x batch 3 vs batch 6")
+compare("a", "co", "3 ranks x batch 2, overlapped buckets of 1000, vs 1 x batch 6")
+compare("a", "go", "2 ranks x batch 1 x grad-accum 3, overlapped buckets of 1000, vs 1 x batch 6")
 compare("a", "r", "stopped at 30 under 2 ranks, resumed under 3, vs 1 x batch 6")
 compare("sa", "sb", "sft: 2 ranks x batch 2 vs 1 x batch 4")
 # (distill's held-out batches are --batch windows each, so their number differs: no val check)

@@ -326,6 +326,92 @@ static void test_backward_finite_differences(void) {
     check_gradients(1, 1); /* MQA + tied */
 }
 
+/* model_backward_hooked: called L + 2 times with decreasing offsets (output_norm, each layer's
+ * first tensor from the last layer down, 0), and at each call the gradients from that offset on
+ * already hold their final bits; with a tied output the embedding's are not final before the end.
+ * The gradients are the same bits as model_backward's; a failing hook stops the pass. */
+typedef struct {
+    const model *m;
+    size_t n_calls, fail_at;
+    size_t from[16];
+    float *snap[16];
+} hook_log;
+
+static int record_hook(void *ud, size_t from) {
+    hook_log *h = ud;
+    if (h->n_calls == h->fail_at) return RT_FAIL("hook failed on purpose");
+    if (h->n_calls < 16) {
+        h->from[h->n_calls] = from;
+        h->snap[h->n_calls] = malloc(h->m->n_params * sizeof(float));
+        memcpy(h->snap[h->n_calls], h->m->grads, h->m->n_params * sizeof(float));
+    }
+    h->n_calls++;
+    return 0;
+}
+
+static void check_backward_hook(model *m, const char *what) {
+    size_t B = 2, T = 6, V = m->cfg.vocab_size, L = m->cfg.n_layers, n = m->n_params;
+    rt_rng r;
+    rt_rng_seed(&r, 11);
+    int32_t in[12], tg[12];
+    random_ids(&r, in, B * T, V);
+    random_ids(&r, tg, B * T, V);
+    CHECK(model_forward(m, in, B, T) != NULL);
+    model_loss_ce(m, tg, 1, NULL);
+    model_zero_grad(m);
+    CHECK_OK(model_backward(m));
+    float *plain = malloc(n * sizeof(float));
+    memcpy(plain, m->grads, n * sizeof(float));
+    hook_log h = {.m = m, .fail_at = (size_t)-1};
+    model_backward_hook hook = {record_hook, &h};
+    model_zero_grad(m);
+    CHECK_OK(model_backward_hooked(m, &hook));
+    CHECK_MSG(memcmp(plain, m->grads, n * sizeof(float)) == 0, "%s: hooked gradients differ", what);
+    CHECK_MSG(h.n_calls == L + 2, "%s: %zu hook calls, want %zu", what, h.n_calls, L + 2);
+    model_param_info *tab;
+    size_t nt;
+    CHECK_OK(model_param_table(&m->cfg, &tab, &nt));
+    size_t want[16], k = 0;
+    for (size_t i = 0; i < nt; i++)
+        if (!strcmp(tab[i].name, "output_norm.weight")) want[0] = tab[i].offset;
+    for (size_t l = L; l-- > 0;) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "blk.%zu.attn_norm.weight", l);
+        for (size_t i = 0; i < nt; i++)
+            if (!strcmp(tab[i].name, nm)) want[++k] = tab[i].offset;
+    }
+    want[L + 1] = 0;
+    for (size_t c = 0; c < h.n_calls && c < 16 && c < L + 2; c++) {
+        CHECK_MSG(h.from[c] == want[c], "%s: call %zu reports offset %zu, want %zu", what, c, h.from[c], want[c]);
+        CHECK_MSG(memcmp(h.snap[c] + h.from[c], plain + h.from[c], (n - h.from[c]) * sizeof(float)) == 0,
+                  "%s: call %zu: gradients from %zu on are not final yet", what, c, h.from[c]);
+    }
+    if (m->cfg.tied) { /* the output's gradient went to token_embd, whose layers' part comes last */
+        size_t ve = V * m->cfg.dim;
+        CHECK_MSG(h.n_calls > 0 && memcmp(h.snap[0], plain, ve * sizeof(float)) != 0,
+                  "%s: token_embd already final after the output projection", what);
+    }
+    for (size_t c = 0; c < h.n_calls && c < 16; c++) free(h.snap[c]);
+    hook_log f = {.m = m, .fail_at = 2};
+    hook.ud = &f;
+    CHECK(model_backward_hooked(m, &hook) == -1 && f.n_calls == 2);
+    CHECK_MSG(strstr(rt_errmsg(), "on purpose") != NULL, "%s", rt_errmsg());
+    for (size_t c = 0; c < f.n_calls; c++) free(f.snap[c]);
+    free(tab), free(plain);
+    model_free(m);
+}
+
+static void test_backward_hook(void) {
+    check_backward_hook(make_model(16, 3, 4, 2, 20, 29, 8, 0, 31), "untied");
+    check_backward_hook(make_model(16, 2, 4, 1, 20, 29, 8, 1, 32), "tied");
+    for (int k = 0; k < N_ARCH_VARIANTS; k++) {
+        char what[64];
+        model_config c = arch_variant(k, 29, 8);
+        snprintf(what, sizeof what, "variant %d (%s)", k, model_arch_name(c.arch));
+        check_backward_hook(make_model_cfg(c, 300 + (uint64_t)k), what);
+    }
+}
+
 static void test_backward_finite_differences_archs(void) {
     for (int k = 0; k < N_ARCH_VARIANTS; k++) {
         char what[64];
@@ -735,7 +821,8 @@ static void test_small_file_big_config(void) {
 
 TEST_MAIN("model", TEST_CASE(test_forward_reference), TEST_CASE(test_forward_reference_archs),
           TEST_CASE(test_backward_finite_differences),
-          TEST_CASE(test_backward_finite_differences_archs), TEST_CASE(test_decode_matches_forward),
+          TEST_CASE(test_backward_finite_differences_archs), TEST_CASE(test_backward_hook),
+          TEST_CASE(test_decode_matches_forward),
           TEST_CASE(test_decode_archs), TEST_CASE(test_gguf_archs), TEST_CASE(test_loss_and_errors),
           TEST_CASE(test_sampler),
           TEST_CASE(test_declared_shapes_vs_memory), TEST_CASE(test_small_file_big_config))

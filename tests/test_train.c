@@ -302,6 +302,12 @@ static void test_dist_single(void) {
     CHECK_OK(dist_allreduce_f32(g, 5, 2));
     CHECK_OK(dist_allreduce_f64(d, 2));
     CHECK(g[0] == 1 && g[4] == 5 && d[1] == 7);
+    dist_sum ds;
+    CHECK_OK(dist_sum_begin(&ds, g, 5, 2));
+    CHECK(ds.nb == 0 && ds.req == NULL); /* one process: nothing to start */
+    CHECK_OK(dist_sum_ready(&ds, 3));
+    CHECK_OK(dist_sum_finish(&ds));
+    CHECK(g[0] == 1 && g[4] == 5);
     rt_buf all = {0};
     CHECK_OK(dist_gather_bytes("abc", 3, &all, 0));
     CHECK(all.len == 3 && !memcmp(all.data, "abc", 3));

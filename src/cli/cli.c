@@ -208,6 +208,7 @@ size_t cli_train_opts(cli_opt *dst, train_options *o) {
         /* data parallelism under mpirun (src/train/dist.h) */
         {"--grad-accum", CLI_SIZE, &o->grad_accum, "micro-batches of --batch per step (default 1); global batch = ranks x --batch x --grad-accum", 0, 0},
         {"--zero", CLI_FLAG, &o->zero, "under mpirun, ZeRO-1: each rank keeps the AdamW moments of its slice of the parameters", 0, 0},
+        {"--allreduce-bucket", CLI_SIZE, &o->bucket, "under mpirun, floats per gradient allreduce bucket (default 4194304); each starts during the backward pass once its layers are done", 0, 0},
         {"--stop-after", CLI_SIZE, &o->stop_after, "stop after N steps of this run as if killed: the last --save-every checkpoint remains for --resume", 0, 0},
     };
     memcpy(dst, t, sizeof t);

@@ -99,12 +99,13 @@ int cmd_demo(int argc, char **argv);
 #define CLI_MAX_OPTS 64
 /* Entries of opts before the first empty one. */
 size_t cli_count(const cli_opt *opts, size_t cap);
-/* Model shape: --dim --layers --heads --kv-heads --ffn --rope-base --untied (7). */
+/* Model shape: --dim --layers --heads --kv-heads --ffn --rope-base --head-dim --untied (8). */
 #define CLI_SHAPE_OPTS 8
 size_t cli_shape_opts(cli_opt *dst, model_config *c, int *untied);
 /* Optimizer and schedule: --seq-len --batch --steps --lr --min-lr-frac --warmup --weight-decay
- * --clip --eval-every --save-every --seed (11), pointing into a train_options. */
-#define CLI_TRAIN_OPTS 14
+ * --clip --eval-every --save-every --seed, and data parallelism: --grad-accum --zero
+ * --allreduce-bucket --stop-after (15), pointing into a train_options. */
+#define CLI_TRAIN_OPTS 15
 size_t cli_train_opts(cli_opt *dst, train_options *o);
 /* Sampler: --temperature --top-k --top-p (3); what is a comment before each help line (e.g.
  * "closed: "), may be "". */

@@ -208,6 +208,22 @@ float *model_dlogits(model *m);
 void model_zero_grad(model *m);
 /* Backward from dlogits through the whole network; ACCUMULATES into m->grads. */
 int model_backward(model *m);
+/* A callback between the parts of the backward pass, for work that can start on gradients
+ * that are already final (a data-parallel trainer starts their allreduce). fn(ud, from) says:
+ * the gradients at flat offsets [from, n_params) will not change again in this call. It is
+ * called with decreasing from: after the output projection and final norm (from = offset of
+ * output_norm: with a tied output its gradient goes to token_embd, which is final only at the
+ * end), after each layer L-1 .. 0 (from = offset of that layer's first tensor), and after the
+ * embedding (from = 0), i.e. L + 2 times. It runs on the calling thread between the kernels'
+ * parallel regions (never inside one), so it may call MPI under MPI_THREAD_FUNNELED. A
+ * non-zero return stops the backward pass, which then returns -1 (fn sets the error). */
+typedef struct {
+    int (*fn)(void *ud, size_t from);
+    void *ud;
+} model_backward_hook;
+/* model_backward with a hook (NULL or fn NULL: exactly model_backward). The gradients are
+ * the same bits with or without one. */
+int model_backward_hooked(model *m, const model_backward_hook *hook);
 
 /* ---------------------------------------------------------------- decoding */
 

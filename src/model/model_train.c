@@ -207,7 +207,15 @@ void model_zero_grad(model *m) {
     if (ensure_grads(m) == 0) memset(m->grads, 0, m->n_params * sizeof(float));
 }
 
-int model_backward(model *m) {
+int model_backward(model *m) { return model_backward_hooked(m, NULL); }
+
+/* Tell the hook that the gradients from flat offset `from` on are final. */
+static int backward_final(const model *m, const model_backward_hook *hook, const float *from) {
+    if (!hook || !hook->fn) return 0;
+    return hook->fn(hook->ud, (size_t)(from - m->grads)) ? -1 : 0;
+}
+
+int model_backward_hooked(model *m, const model_backward_hook *hook) {
     model_acts *a = m->acts;
     if (!a) return RT_FAIL("model_backward called before model_forward");
     if (ensure_grads(m)) return -1;
@@ -225,6 +233,8 @@ int model_backward(model *m) {
     memset(a->dresid, 0, N * D * sizeof(float));
     rmsnorm_backward(a->dresid, m->g.output_norm, a->dln, a->resid + L * N * D, m->w.output_norm,
                      a->lnf_rstd, N, D);
+    /* output_norm (and output, when untied) are final; a tied output went to token_embd */
+    if (backward_final(m, hook, m->g.output_norm)) return -1;
 
     for (size_t l = L; l-- > 0;) {
         const model_layer *w = &m->w.layers[l];
@@ -246,7 +256,8 @@ int model_backward(model *m) {
         gemm(0, 0, N, D, QKV, 1.0f, a->dqkv, QKV, w->wq, D, 0.0f, a->dln, D);
         matmul_backward(NULL, g->wq, a->dqkv, v.ln1, w->wq, N, D, QKV);
         rmsnorm_backward(a->dresid, g->attn_norm, a->dln, v.x, w->attn_norm, v.rstd1, N, D);
+        if (backward_final(m, hook, g->attn_norm)) return -1; /* attn_norm: the layer's first tensor */
     }
     embedding_backward(m->g.token_embd, a->dresid, a->inputs, N, D);
-    return 0;
+    return backward_final(m, hook, m->grads);
 }

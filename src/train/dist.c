@@ -103,29 +103,66 @@ void dist_abort(int code) {
     }
 }
 
-int dist_allreduce_f32(float *buf, size_t n, size_t bucket) {
+int dist_sum_begin(dist_sum *s, float *buf, size_t n, size_t bucket) {
+    memset(s, 0, sizeof *s);
     if (!dist_active() || n == 0) return 0;
-    double t0 = rt_now();
     if (bucket == 0) bucket = (size_t)1 << 22;
     if (bucket > PIECE) bucket = PIECE;
-    size_t nb = (n + bucket - 1) / bucket;
-    MPI_Request *req = rt_malloc_array(nb, sizeof(MPI_Request), "allreduce requests");
-    if (!req) return -1;
-    int rc = 0;
-    size_t issued = 0;
-    for (size_t b = 0; b < nb && rc == 0; b++) { /* last bucket first */
-        size_t hi = n - b * bucket, lo = hi > bucket ? hi - bucket : 0;
-        int e = MPI_Iallreduce(MPI_IN_PLACE, buf + lo, (int)(hi - lo), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req[b]);
-        if (e != MPI_SUCCESS) rc = mpi_fail(e, "MPI_Iallreduce");
-        else issued++;
+    s->buf = buf;
+    s->n = n;
+    s->bucket = bucket;
+    s->nb = (n + bucket - 1) / bucket;
+    s->req = rt_malloc_array(s->nb, sizeof(MPI_Request), "allreduce requests");
+    if (!s->req) {
+        s->nb = 0;
+        return -1;
     }
-    if (issued) {
-        int e = MPI_Waitall((int)issued, req, MPI_STATUSES_IGNORE);
-        if (e != MPI_SUCCESS && rc == 0) rc = mpi_fail(e, "MPI_Waitall (gradient allreduce)");
+    return 0;
+}
+
+/* Start the buckets (last first) that lie inside buf[from, n). */
+static int sum_start(dist_sum *s, size_t from) {
+    MPI_Request *req = s->req;
+    for (; s->started < s->nb; s->started++) {
+        size_t b = s->started, hi = s->n - b * s->bucket, lo = hi > s->bucket ? hi - s->bucket : 0;
+        if (lo < from) break;
+        int e = MPI_Iallreduce(MPI_IN_PLACE, s->buf + lo, (int)(hi - lo), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req[b]);
+        if (e != MPI_SUCCESS) return mpi_fail(e, "MPI_Iallreduce");
     }
-    free(req);
+    return 0;
+}
+
+int dist_sum_ready(dist_sum *s, size_t from) {
+    if (s->nb == 0) return 0;
+    double t0 = rt_now();
+    int rc = sum_start(s, from);
+    if (rc == 0 && s->started) { /* nonblocking collectives advance only inside MPI calls */
+        int flag = 0, e = MPI_Testall((int)s->started, s->req, &flag, MPI_STATUSES_IGNORE);
+        if (e != MPI_SUCCESS) rc = mpi_fail(e, "MPI_Testall (gradient allreduce)");
+    }
     g_comm_s += rt_now() - t0;
     return rc;
+}
+
+int dist_sum_finish(dist_sum *s) {
+    if (s->nb == 0) return 0;
+    double t0 = rt_now();
+    int rc = sum_start(s, 0);
+    if (s->started) {
+        int e = MPI_Waitall((int)s->started, s->req, MPI_STATUSES_IGNORE);
+        if (e != MPI_SUCCESS && rc == 0) rc = mpi_fail(e, "MPI_Waitall (gradient allreduce)");
+    }
+    free(s->req);
+    s->req = NULL;
+    s->nb = 0;
+    g_comm_s += rt_now() - t0;
+    return rc;
+}
+
+int dist_allreduce_f32(float *buf, size_t n, size_t bucket) {
+    dist_sum s;
+    if (dist_sum_begin(&s, buf, n, bucket)) return -1;
+    return dist_sum_finish(&s);
 }
 
 int dist_allreduce_f64(double *buf, size_t n) {
@@ -279,6 +316,22 @@ int dist_init(int *argc, char ***argv) {
 }
 void dist_finalize(void) {}
 void dist_abort(int code) { (void)code; }
+int dist_sum_begin(dist_sum *s, float *buf, size_t n, size_t bucket) {
+    memset(s, 0, sizeof *s);
+    (void)buf;
+    (void)n;
+    (void)bucket;
+    return 0;
+}
+int dist_sum_ready(dist_sum *s, size_t from) {
+    (void)s;
+    (void)from;
+    return 0;
+}
+int dist_sum_finish(dist_sum *s) {
+    (void)s;
+    return 0;
+}
 int dist_allreduce_f32(float *buf, size_t n, size_t bucket) {
     (void)buf;
     (void)n;

@@ -49,6 +49,27 @@ void dist_abort(int code);
  * from the END of buf first (the order in which a backward pass finishes them).
  * Adds the time spent to dist_comm_seconds(). */
 int dist_allreduce_f32(float *buf, size_t n, size_t bucket);
+/* The same sum started piece by piece while the caller still computes (the gradient
+ * allreduce overlapped with the backward pass): the same buckets, cut from the end of buf,
+ * started in the same order (last first), so the same sums as dist_allreduce_f32.
+ *   dist_sum_begin   starts nothing;
+ *   dist_sum_ready   declares buf[from, n) final: starts every bucket inside it not yet
+ *                    started, then lets MPI progress the ones in flight (MPI_Testall);
+ *   dist_sum_finish  starts the rest, waits for all, releases (also on error).
+ * buf must not be touched between the start of a bucket and dist_sum_finish. Every rank makes
+ * the same sequence of starts (MPI's rule for collectives); the from values of the calls may
+ * differ between ranks only in ways that start the same buckets in the same order, which
+ * holds when every rank runs the same model. Time in these calls adds to dist_comm_seconds().
+ * Outside MPI (or one rank) all three do nothing. */
+typedef struct {
+    float *buf;
+    size_t n, bucket, nb; /* nb buckets of at most bucket floats */
+    size_t started;       /* buckets started so far, from the end of buf */
+    void *req;            /* (nb) MPI requests, owned */
+} dist_sum;
+int dist_sum_begin(dist_sum *s, float *buf, size_t n, size_t bucket);
+int dist_sum_ready(dist_sum *s, size_t from);
+int dist_sum_finish(dist_sum *s);
 int dist_allreduce_f64(double *buf, size_t n);
 /* Wait for every rank (adds to dist_comm_seconds()). */
 int dist_barrier(void);

@@ -97,7 +97,8 @@ typedef struct {
     /* data parallelism (see below); all three are inert in a single process with grad_accum 1 */
     size_t grad_accum;     /* micro-batches of `batch` per rank per optimizer step (1) */
     int zero;              /* ZeRO-1: each rank keeps the AdamW moments of its slice only */
-    size_t bucket;         /* gradient allreduce bucket, floats (0 = 4 Mi) */
+    size_t bucket;         /* gradient allreduce bucket, floats (0 = 4 Mi); with 2 ranks any size gives
+                              the same sums (a + b), with more the bits may depend on it */
     /* When non-NULL and it becomes non-zero (a signal handler in src/cli sets it), the run
      * stops after the step in progress: its log row written whole, a checkpoint saved, no
      * final model; train_result.interrupted says so. */
@@ -153,8 +154,9 @@ typedef struct {
  * the accumulation, rank q) is built by rank q alone; the others advance the RNG past it
  * (skip_batch). So a step sees the windows one process with --batch G would see, in the same
  * order, for any N and grad_accum (not for on-policy distillation, which draws per batch).
- * Gradients are summed with a bucketed MPI allreduce and weighted by the loss counts, so the
- * update is that of the mean over all G*T positions; every rank applies the same AdamW step
+ * Gradients are summed with a bucketed MPI allreduce, each bucket started from the last
+ * micro-batch's backward pass as soon as the layers it covers are done (model_backward_hooked),
+ * and weighted by the loss counts, so the update is that of the mean over all G*T positions; every rank applies the same AdamW step
  * (ZeRO-1: its slice, then an allgather of the parameters). Rank 0 alone writes the log, the
  * progress bar, checkpoints (the same file as one process writes; "retort.train.batch" is G)
  * and the model; --resume reads on rank 0 and broadcasts, so N may change if G does not.

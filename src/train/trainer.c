@@ -289,11 +289,16 @@ typedef struct {
     size_t lo, hi;           /* this rank's slice of the flat parameters; moments cover it */
     size_t *counts, *displs; /* (n) every rank's slice */
     int32_t *scr_in, *scr_tg; /* (B*T) scratch for tasks without skip_batch */
+    size_t bucket;           /* allreduce bucket, floats (0 = dist's default) */
+    dist_sum sum;            /* the step's gradient allreduce, started from the backward pass */
+    size_t early;            /* buckets started before the backward pass reached the embedding */
+    size_t early_total, buckets_total; /* over the run */
     double comm_step;        /* seconds of the last step's gradient allreduce (+ ZeRO-1 allgather) */
     double wait_step;        /* seconds of the last step spent waiting for the slowest rank */
 } dp_state;
 
 static void dp_free(dp_state *dp) {
+    free(dp->sum.req); /* only after an error, which stops the job */
     free(dp->counts);
     free(dp->displs);
     free(dp->scr_in);
@@ -307,6 +312,7 @@ static int dp_init(dp_state *dp, const train_options *o, size_t n_params, size_t
     dp->K = o->grad_accum ? o->grad_accum : 1;
     dp->multi = dp->n > 1 || dp->K > 1;
     dp->zero = o->zero && dp->n > 1;
+    dp->bucket = o->bucket;
     dp->counts = rt_calloc((size_t)dp->n, sizeof(size_t), "rank slices");
     dp->displs = rt_calloc((size_t)dp->n, sizeof(size_t), "rank slices");
     if (!dp->counts || !dp->displs) return -1;
@@ -347,15 +353,26 @@ static int dp_next_batch(dp_state *dp, const dataset *ds, const train_task *task
                                     : dataset_sample_batch(ds, use, B, T, inputs, targets);
 }
 
+/* model_backward's hook: the gradients from `from` on are final, start the buckets inside them. */
+static int dp_backward_hook(void *ud, size_t from) {
+    dp_state *dp = ud;
+    if (dist_sum_ready(&dp->sum, from)) return -1;
+    if (from > 0) dp->early = dp->sum.started;
+    return 0;
+}
+
 /* Forward, loss and backward of this rank's K micro-batches into m->grads. One micro-batch in
  * all (one process, no accumulation): exactly the single-process step. Several: each one's
  * dLoss/dlogits is multiplied by its count c_j before the backward, so grads = sum_j c_j *
  * grad(mean_j) = grad(sum of losses); dp_update divides by the global count. *acc receives
- * (sum_j c_j * loss_j, sum_j c_j); *loss the last micro-batch's mean. */
+ * (sum_j c_j * loss_j, sum_j c_j); *loss the last micro-batch's mean. With several ranks the
+ * LAST micro-batch's backward starts the gradient allreduce (dp->sum) bucket by bucket as
+ * its layers finish (earlier micro-batches still add to every gradient); dp_reduce waits. */
 static int dp_local_grads(dp_state *dp, model *m, const dataset *ds, const train_task *task, rt_rng *rng,
                           size_t B, size_t T, int32_t *inputs, int32_t *targets, size_t step, double acc[2],
                           float *loss) {
     acc[0] = acc[1] = 0;
+    dp->comm_step = 0;
     model_zero_grad(m);
     for (size_t k = 0; k < dp->K; k++) {
         if (dp_next_batch(dp, ds, task, rng, B, T, inputs, targets)) return -1;
@@ -383,28 +400,40 @@ static int dp_local_grads(dp_state *dp, model *m, const dataset *ds, const train
             if (cnt > 0) acc[0] += (double)*loss * (double)cnt;
             acc[1] += (double)cnt;
         }
-        if (model_backward(m)) return -1;
+        if (dp->n > 1 && k + 1 == dp->K) {
+            double t0 = dist_comm_seconds();
+            model_backward_hook hook = {dp_backward_hook, dp};
+            dp->early = 0;
+            if (dist_sum_begin(&dp->sum, m->grads, m->n_params, dp->bucket) || model_backward_hooked(m, &hook))
+                return -1;
+            dp->comm_step += dist_comm_seconds() - t0; /* starting buckets and progressing them */
+            dp->early_total += dp->early;
+            dp->buckets_total += dp->sum.nb;
+        } else if (model_backward(m))
+            return -1;
     }
     return 0;
 }
 
-/* Sum the gradients and the loss counts over the ranks; returns the factor that turns the
- * summed gradient into the gradient of the global mean (1 for a single micro-batch). */
-static int dp_reduce(dp_state *dp, model *m, size_t bucket, double acc[2], float *loss, double *inv_count) {
-    /* the barrier separates waiting for the slowest rank (wait_step) from the transfer */
+/* Sum the loss counts over the ranks and finish the gradient sum dp_local_grads started;
+ * returns the factor that turns the summed gradient into the gradient of the global mean
+ * (1 for a single micro-batch). */
+static int dp_reduce(dp_state *dp, double acc[2], float *loss, double *inv_count) {
+    /* the barrier separates waiting for the slowest rank (wait_step) from the transfer; the
+     * buckets already started keep moving during it */
     double t0 = dist_comm_seconds();
     if (dp->n > 1 && dist_barrier()) return -1;
     dp->wait_step = dist_comm_seconds() - t0;
     t0 = dist_comm_seconds();
     *inv_count = 1.0;
     if (dp->multi) {
-        if (dist_allreduce_f64(acc, 2) || dist_allreduce_f32(m->grads, m->n_params, bucket)) return -1;
+        if (dist_allreduce_f64(acc, 2) || dist_sum_finish(&dp->sum)) return -1;
         if (!(acc[1] > 0)) return RT_FAIL("no position of this step's global batch carries a loss target");
         *inv_count = 1.0 / acc[1];
         *loss = (float)(acc[0] / acc[1]);
         if (!isfinite(*loss)) return RT_FAIL("the loss over all ranks became %g", (double)*loss);
     }
-    dp->comm_step = dist_comm_seconds() - t0;
+    dp->comm_step += dist_comm_seconds() - t0;
     return 0;
 }
 
@@ -661,7 +690,7 @@ int train_run(model *m, const dataset *ds, const train_options *o, const train_t
     for (size_t step = step0; step < o->steps; step++) {
         double acc[2], inv_count;
         if (dp_local_grads(&dp, m, ds, task, &rng, B, T, inputs, targets, step, acc, &loss) ||
-            dp_reduce(&dp, m, o->bucket, acc, &loss, &inv_count))
+            dp_reduce(&dp, acc, &loss, &inv_count))
             goto done;
         double norm = grad_global_norm(m->grads, m->n_params) * inv_count;
         double clip_s = (o->clip > 0 && norm > o->clip) ? o->clip / norm : 1.0;
@@ -741,6 +770,9 @@ done:
             rt_info("data parallel: %d ranks, %.2fs of %.2fs in collectives on rank 0; peak resident memory %sB per "
                     "rank (max)",
                     dp.n, res->comm_seconds, res->seconds, rss);
+            rt_info("gradient allreduce: %zu buckets, %zu of them started during the backward pass (before the "
+                    "embedding's gradient)",
+                    dp.buckets_total, dp.early_total);
         }
     }
     if (logf) fclose(logf);
