@@ -20,7 +20,8 @@
 # real tokens' texts against tokenizer.json, bos/eos/pad, pre "qwen2", chat template); llama.cpp
 # (node-llama-cpp, tests/node/llama_ref.mjs) tokenizes a mixed text with retort's GGUF to the
 # same ids as `retort tokenize --model M.gguf` and `retort tokenize --tokenizer DIR`; retort
-# runs the model; and a vocab_size below the tokenizer's size is refused with a message.
+# runs the model; a vocab_size below the tokenizer's size is refused with a message; and a
+# tokenizer_config.json without chat_template gives a GGUF without one.
 # Prints SKIP and exits 0 when torch/numpy/yaml, git or the bundle is missing (and skips only
 # the llama.cpp tokenize comparison when node-llama-cpp is absent).
 set -euo pipefail
@@ -170,4 +171,13 @@ elif ! grep -q "config.json: the tokenizer has 151669 tokens, more than the mode
   echo "tokenizer import: unclear refusal: FAIL"; cat "$tmp/small.log"; fail=1
 fi
 [ ! -e "$tmp/small.gguf" ] || { echo "tokenizer import: a refused convert left $tmp/small.gguf: FAIL"; fail=1; }
+# a tokenizer_config.json without chat_template: the GGUF gets none (not retort's default,
+# whose <|user|> tokens this vocabulary lacks), as llama.cpp's converter writes none
+$PY -c "import json, sys; d = sys.argv[1]; c = json.load(open(d + '/config.json')); c['vocab_size'] = 151936
+json.dump(c, open(d + '/config.json', 'w')); t = json.load(open(d + '/tokenizer_config.json')); del t['chat_template']
+json.dump(t, open(d + '/tokenizer_config.json', 'w'))" "$H"
+$R convert --from hf "$H" --out "$tmp/notmpl.gguf" 2> /dev/null
+if grep -qa "tokenizer.chat_template" "$tmp/notmpl.gguf"; then
+  echo "tokenizer import: a folder without chat_template got one: FAIL"; fail=1
+fi
 exit $fail

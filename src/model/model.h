@@ -322,7 +322,9 @@ int sampler_filter_logits(float *logits, size_t V, size_t top_k, float top_p, fl
 int model_load(model **out, const char *path);
 int model_from_gguf(model **out, const gguf_ctx *ctx);
 /* Add config keys ({arch}.*), tokenizer, chat template and all tensors (F32, or F16 when f16;
- * plus rope_freqs.weight when the model has RoPE factors) to w.
+ * plus rope_freqs.weight when the model has RoPE factors) to w. The chat template is
+ * m->chat_template, else model_default_chat_template when the tokenizer has retort's
+ * <|user|> and <|assistant|> tokens, else none.
  * The caller may add more keys (retort.*) before gguf_writer_write. Tensor data is
  * borrowed from m->params until the write. */
 int model_to_gguf(const model *m, gguf_writer *w, int f16);
