@@ -17,7 +17,9 @@
 # Qwen3's real tokenizer.json + tokenizer_config.json, config.json vocab_size 151936 > its
 # 151669 tokens (as Qwen2 ships), converts with the tokenizer padded by [PAD<id>] UNUSED tokens
 # as llama.cpp's converter pads (checked key by key: count, pad texts and types, ids of the
-# real tokens' texts against tokenizer.json, bos/eos/pad, pre "qwen2", chat template); llama.cpp
+# real tokens' texts against tokenizer.json, token types -- non-special added tokens that look
+# like control tokens (<|fim_prefix|>) CONTROL as the converter writes them, the others
+# (<think>) USER_DEFINED --, bos/eos/pad, pre "qwen2", chat template); llama.cpp
 # (node-llama-cpp, tests/node/llama_ref.mjs) tokenizes a mixed text with retort's GGUF to the
 # same ids as `retort tokenize --model M.gguf` and `retort tokenize --tokenizer DIR`; retort
 # runs the model; the same three-way id check for Llama 2's SentencePiece-style tokenizer.json
@@ -107,7 +109,7 @@ cp "$TOKD/tokenizer.json" "$TOKD/tokenizer_config.json" "$H/"
 $R convert --from hf "$H" --out "$tmp/qtok.gguf" 2> "$tmp/qconv.log" \
   || { echo "tokenizer import: convert failed:"; cat "$tmp/qconv.log"; exit 1; }
 printf 'Hello world, it'"'"'s 2026-12-02: 1234567 tokens.\n\tdef f(x):\n    return x**2  # code\n'\
-'你好，世界。日本語のテキスト。 مرحبا بالعالم 😀👍🏽 naïve café   spaces\n<|im_start|>user\n' > "$tmp/q.txt"
+'你好，世界。日本語のテキスト。 مرحبا بالعالم 😀👍🏽 naïve café   spaces\n<|im_start|>user\n<think>x</think>\n' > "$tmp/q.txt"
 $R tokenize --model "$tmp/qtok.gguf" --input "$tmp/q.txt" > "$tmp/ids_model.json" 2> "$tmp/t.log" \
   || { cat "$tmp/t.log"; exit 1; }
 $R tokenize --tokenizer "$H" --input "$tmp/q.txt" > "$tmp/ids_dir.json"
@@ -143,6 +145,12 @@ wrong = [t for t, i in vocab.items() if i >= len(toks) or toks[i] != t]
 if wrong: bad.append("%d tokenizer.json texts not at their ids, e.g. %r" % (len(wrong), wrong[:3]))
 special = {a["id"] for a in tj["added_tokens"] if a["special"]}
 if any(types[i] != 3 for i in special): bad.append("special added tokens are not all CONTROL (3)")
+# non-special added tokens: CONTROL when they look like control tokens (llama.cpp's converter's
+# does_token_look_special: <|fim_prefix|> ...), else USER_DEFINED (<think>, <tool_call> ...)
+for a in tj["added_tokens"]:
+    if a["special"]: continue
+    want = 3 if a["content"].startswith("<|") and a["content"].endswith("|>") else 4
+    if types[a["id"]] != want: bad.append("added token %r has type %d, expected %d" % (a["content"], types[a["id"]], want))
 if any(types[i] != 1 for i in range(n_tok) if i not in {a["id"] for a in tj["added_tokens"]}):
     bad.append("model.vocab tokens are not all NORMAL (1)")
 for key, name in (("eos_token_id", "eos_token"), ("padding_token_id", "pad_token")):
