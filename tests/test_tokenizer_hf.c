@@ -241,6 +241,48 @@ static void test_spm(void) {
     tokenizer_free(t);
 }
 
+/* tokenizer_pad_vocab: [PAD<id>] UNUSED tokens up to a model's vocab_size (as llama.cpp's
+ * converter pads), encoding unchanged, decodable, kept through GGUF; never shrinks. */
+static void test_pad(void) {
+    char *json = spm_json();
+    tokenizer *t = NULL;
+    CHECK_OK(tokenizer_from_hf_json(&t, json, strlen(json), NULL, 0, "spm.json"));
+    free(json);
+    if (!t) return;
+    CHECK_OK(tokenizer_pad_vocab(t, 265)); /* already that size: nothing to do */
+    CHECK_OK(tokenizer_pad_vocab(t, 270));
+    CHECK(tokenizer_vocab_size(t) == 270);
+    for (int32_t id = 265; id < 270; id++) CHECK(tokenizer_token_type(t, id) == TOKENIZER_TYPE_UNUSED);
+    CHECK(tokenizer_token_type(t, 264) != TOKENIZER_TYPE_UNUSED);
+    CHECK(tokenizer_pad_vocab(t, 269) != 0 && strstr(rt_errmsg(), "cannot pad 270 tokens down to 269"));
+    CHECK(tokenizer_vocab_size(t) == 270);
+    check_spm(t); /* the same ids and round trip as before padding */
+    int32_t ids[2] = {267, 269};
+    char *text = NULL;
+    size_t len = 0;
+    CHECK_OK(tokenizer_decode(t, ids, 2, &text, &len));
+    CHECK(text && len == 16 && memcmp(text, "[PAD267][PAD269]", 16) == 0);
+    free(text);
+
+    char path[512];
+    snprintf(path, sizeof path, "%s/pad.gguf", tl_tmpdir());
+    gguf_writer *w = gguf_writer_new();
+    CHECK_OK(tokenizer_to_gguf(t, w));
+    CHECK_OK(gguf_writer_write(w, path));
+    gguf_writer_free(w);
+    gguf_ctx *g = NULL;
+    tokenizer *t2 = NULL;
+    CHECK_OK(gguf_open(&g, path));
+    if (g) CHECK_OK(tokenizer_from_gguf(&t2, g));
+    if (t2) {
+        CHECK(tokenizer_vocab_size(t2) == 270 && tokenizer_token_type(t2, 268) == TOKENIZER_TYPE_UNUSED);
+        check_spm(t2);
+    }
+    tokenizer_free(t2);
+    gguf_close(g);
+    tokenizer_free(t);
+}
+
 /* ---------------------------------------------------------------- refusals */
 
 static void fails_with(const char *json, const char *want) {
@@ -280,5 +322,5 @@ static void test_refusals(void) {
                "duplicate");
 }
 
-TEST_MAIN("tokenizer_hf", TEST_CASE(test_nfc), TEST_CASE(test_pretokenizers), TEST_CASE(test_spm),
+TEST_MAIN("tokenizer_hf", TEST_CASE(test_nfc), TEST_CASE(test_pretokenizers), TEST_CASE(test_spm), TEST_CASE(test_pad),
           TEST_CASE(test_refusals))

@@ -1,6 +1,8 @@
 /*
  * cmd_convert.c — `retort convert`: a Hugging Face folder to a GGUF model file, and back.
  *   retort convert --from hf DIR --out M.gguf [--tokenizer T.gguf | --no-tokenizer] [--f16]
+ *     (the tokenizer: T.gguf's, else DIR/tokenizer.json + tokenizer_config.json's, padded
+ *     to config.json's vocab_size as llama.cpp's converter pads it)
  *   retort convert --to hf M.gguf --out DIR [--dtype f32|f16|bf16]
  * The mapping itself lives in src/model (model_from_hf / model_to_hf).
  */
@@ -8,19 +10,54 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "../model/model.h"
 #include "cli.h"
 
-/* HOOK(tokenizer.json): the Hugging Face tokenizer import (src/tokenizer) plugs in here: read
- * DIR/tokenizer.json (+ tokenizer_config.json for bos/eos and the chat template) into *tok
- * and *chat_template. Until it exists, a folder with a tokenizer.json is refused with a
- * hint, rather than silently converted without its tokenizer. */
+/* The chat template of DIR/tokenizer_config.json: "chat_template" as a string, or the entry
+ * named "default" of a list of {name, template} (as llama.cpp's converter takes it). Absent
+ * file or key: *out stays NULL. */
+static int hf_chat_template(const char *dir, char **out) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    if (!rt_file_exists(path)) return 0;
+    json_error_t err;
+    json_t *j = json_load_file(path, JSON_DECODE_INT_AS_REAL, &err); /* model_max_length 1e30 */
+    if (!j) return RT_FAIL("%s: line %d: %s", path, err.line, err.text);
+    json_t *t = json_object_get(j, "chat_template");
+    if (json_is_array(t)) {
+        json_t *e = NULL, *found = NULL;
+        size_t i;
+        json_array_foreach(t, i, e) {
+            const char *name = json_string_value(json_object_get(e, "name"));
+            if (name && !strcmp(name, "default")) found = json_object_get(e, "template");
+        }
+        t = found;
+    }
+    int rc = 0;
+    if (t && !json_is_string(t)) {
+        rc = RT_FAIL("%s: \"chat_template\": expected a string or a list of {name, template} "
+                     "with a \"default\" entry",
+                     path);
+    } else if (t) {
+        *out = rt_malloc(json_string_length(t) + 1, "chat template");
+        if (!*out) rc = -1;
+        else memcpy(*out, json_string_value(t), json_string_length(t) + 1);
+    }
+    json_decref(j);
+    return rc;
+}
+
+/* DIR/tokenizer.json (+ tokenizer_config.json for bos/eos, add_bos and the chat template). */
 static int hf_tokenizer_import(const char *dir, tokenizer **tok, char **chat_template) {
-    (void)tok, (void)chat_template;
-    return RT_FAIL("%s/tokenizer.json: importing Hugging Face tokenizers is not available in "
-                   "this build; pass --tokenizer T.gguf to take the tokenizer from a GGUF file, "
-                   "or --no-tokenizer",
-                   dir);
+    if (tokenizer_from_hf(tok, dir)) return -1;
+    if (hf_chat_template(dir, chat_template)) {
+        tokenizer_free(*tok);
+        *tok = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 /* The tokenizer and chat template of another GGUF file (one retort or llama.cpp wrote). */
@@ -107,7 +144,10 @@ int cmd_convert(int argc, char **argv) {
         "model.safetensors.index.json; F32/F16/BF16) and GGUF model files as llama.cpp's converter\n"
         "writes them. Architectures: llama (incl. Llama 3 RoPE scaling), mistral, qwen2, qwen3.\n"
         "llama/mistral Q/K rows are permuted between HF's rotate-half and GGUF's adjacent-pair\n"
-        "RoPE layouts. F32 converts bit-exactly both ways."};
+        "RoPE layouts. F32 converts bit-exactly both ways. --from hf imports DIR's tokenizer.json\n"
+        "(+ tokenizer_config.json: bos/eos, add_bos, chat template) unless --tokenizer or\n"
+        "--no-tokenizer is given; a vocabulary smaller than config.json's vocab_size is padded\n"
+        "with [PAD<id>] tokens as llama.cpp's converter does."};
     const char *pos[1];
     size_t n_pos = 0;
     int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, pos, 1, &n_pos);

@@ -338,7 +338,9 @@ int sampler_filter_logits(float *logits, size_t V, size_t top_k, float top_p, fl
 int model_load(model **out, const char *path);
 int model_from_gguf(model **out, const gguf_ctx *ctx);
 /* Add config keys ({arch}.*), tokenizer, chat template and all tensors (F32, or F16 when f16;
- * plus rope_freqs.weight when the model has RoPE factors) to w.
+ * plus rope_freqs.weight when the model has RoPE factors) to w. The chat template is
+ * m->chat_template, else model_default_chat_template when the tokenizer has retort's
+ * <|user|> and <|assistant|> tokens, else none.
  * The caller may add more keys (retort.*) before gguf_writer_write. Tensor data is
  * borrowed from m->params until the write. */
 int model_to_gguf(const model *m, gguf_writer *w, int f16);
@@ -349,8 +351,9 @@ int model_save(const model *m, const char *path);
  * model.safetensors.index.json; F32/F16/BF16): model_type llama, mistral (run as llama),
  * qwen2, qwen3; Llama 3 rope_scaling; tied or untied. llama/mistral Q/K rows are permuted
  * from HF's rotate-half order to the adjacent pairs of GGUF "llama", as llama.cpp's
- * converter does. Takes ownership of tok (may be NULL; its size must equal vocab_size) on
- * success only. Unsupported configs and missing or unknown tensors are refused by name. */
+ * converter does. Takes ownership of tok (may be NULL) on success only. A tokenizer smaller
+ * than config.json's vocab_size is padded to it in place (tokenizer_pad_vocab: "[PAD<id>]",
+ * UNUSED, as llama.cpp's converter does); a larger one is refused. Unsupported configs and missing or unknown tensors are refused by name. */
 int model_from_hf(model **out, const char *dir, tokenizer *tok);
 /* Export to DIR (created): model.safetensors (dtype ST_F32, ST_F16 or ST_BF16) then
  * config.json, each written atomically. Tensors use HF names and HF row order. The tokenizer

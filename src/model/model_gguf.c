@@ -417,7 +417,12 @@ int model_to_gguf(const model *m, gguf_writer *w, int f16) {
     const model_config *c = &m->cfg;
     if (config_to_gguf(c, w, f16)) return -1;
     if (m->tok && tokenizer_to_gguf(m->tok, w)) return -1;
-    const char *tmpl = m->chat_template ? m->chat_template : (m->tok ? model_default_chat_template : NULL);
+    /* retort's default template names retort's own chat tokens: only a vocabulary that has
+     * them gets it (an imported tokenizer without a template gets none, as llama.cpp's) */
+    const char *tmpl = m->chat_template;
+    if (!tmpl && m->tok && tokenizer_special_id(m->tok, "<|user|>") >= 0 &&
+        tokenizer_special_id(m->tok, "<|assistant|>") >= 0)
+        tmpl = model_default_chat_template;
     if (tmpl && gguf_set_str(w, "tokenizer.chat_template", tmpl)) return -1;
     model_param_info *tab;
     size_t n;

@@ -298,10 +298,13 @@ int model_from_hf(model **out, const char *dir, tokenizer *tok) {
     if (rc == 0 && !c.tied && !st_folder_find(d, "lm_head.weight", NULL)) c.tied = 1; /* saved tied */
     if (rc == 0 && model_config_validate(&c)) rc = RT_FAIL("%s: %s", cpath, rt_errmsg());
     if (rc == 0 && tok && tokenizer_vocab_size(tok) > c.vocab_size)
-        rc = RT_FAIL("%s: the tokenizer has %zu tokens but vocab_size is %zu", cpath,
-                     tokenizer_vocab_size(tok), c.vocab_size);
-    /* HF pads vocab_size beyond the tokenizer (e.g. Qwen2); the model keeps the padded size
-     * and the tokenizer must then be absent or match exactly (model_create checks) */
+        rc = RT_FAIL("%s: the tokenizer has %zu tokens, more than the model's vocab_size %zu "
+                     "(embedding rows): it is not this model's tokenizer",
+                     cpath, tokenizer_vocab_size(tok), c.vocab_size);
+    /* HF pads vocab_size beyond the tokenizer (e.g. Qwen2); the tokenizer is padded to it
+     * with [PAD<id>] tokens, as llama.cpp's converter does, so model_create's sizes agree */
+    if (rc == 0 && tok && tokenizer_pad_vocab(tok, c.vocab_size))
+        rc = RT_FAIL("%s: %s", cpath, rt_errmsg());
     model *m = NULL;
     if (rc == 0 && model_create(&m, &c, tok)) rc = RT_FAIL("%s: %s", cpath, rt_errmsg());
     if (rc == 0 && tensors_from_hf(m, d, dir)) rc = -1;

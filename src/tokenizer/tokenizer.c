@@ -692,6 +692,63 @@ fail:
 /* ---------------------------------------------------------------- accessors */
 
 size_t tokenizer_vocab_size(const tokenizer *tok) { return tok->n_vocab; }
+
+/* Grow one NUL-separated token store (blob + n+1 offsets) by the padding tokens' texts. On
+ * failure the store is unchanged in content (a buffer may have grown). */
+static int pad_store(char **blob, size_t **off, size_t n, size_t n_new, const rt_buf *texts,
+                     const size_t *toff) {
+    size_t old = (*off)[n];
+    char *b = rt_realloc(*blob, old + texts->len, "token bytes");
+    if (!b) return -1;
+    *blob = b;
+    size_t *o = rt_realloc(*off, (n_new + 1) * sizeof *o, "token offsets");
+    if (!o) return -1;
+    *off = o;
+    memcpy(b + old, texts->data, texts->len);
+    for (size_t i = n; i <= n_new; i++) o[i] = old + toff[i - n];
+    return 0;
+}
+
+int tokenizer_pad_vocab(tokenizer *tok, size_t n_vocab) {
+    size_t n = tok->n_vocab;
+    if (n_vocab < n)
+        return RT_FAIL("tokenizer: cannot pad %zu tokens down to %zu", n, n_vocab);
+    if (n_vocab > (size_t)INT32_MAX - 1)
+        return RT_FAIL("tokenizer: %zu tokens (at most %d)", n_vocab, INT32_MAX - 1);
+    if (n_vocab == n) return 0;
+    rt_buf texts = {0};
+    size_t *toff = rt_malloc_array(n_vocab - n + 1, sizeof *toff, "padding offsets");
+    int rc = toff ? 0 : -1;
+    for (size_t id = n; rc == 0 && id < n_vocab; id++) {
+        char name[40];
+        int len = snprintf(name, sizeof name, "[PAD%zu]", id);
+        toff[id - n] = texts.len;
+        rc = rt_buf_append(&texts, name, (size_t)len + 1); /* with its NUL */
+    }
+    if (rc == 0) toff[n_vocab - n] = texts.len;
+    uint8_t *type = rc ? NULL : rt_realloc(tok->type, n_vocab, "token types");
+    if (type) tok->type = type;
+    float *sc = NULL;
+    if (type && tok->scores) {
+        sc = rt_realloc(tok->scores, n_vocab * sizeof *sc, "token scores");
+        if (sc) tok->scores = sc;
+    }
+    rc = !type || (tok->scores && !sc) ||
+         pad_store(&tok->blob, &tok->off, n, n_vocab, &texts, toff) ||
+         (tok->kblob && pad_store(&tok->kblob, &tok->koff, n, n_vocab, &texts, toff))
+             ? -1
+             : 0;
+    if (rc == 0) {
+        for (size_t id = n; id < n_vocab; id++) {
+            tok->type[id] = TOK_TYPE_UNUSED;
+            if (tok->scores) tok->scores[id] = -1000.0f;
+        }
+        tok->n_vocab = n_vocab;
+    }
+    free(toff);
+    rt_buf_free(&texts);
+    return rc;
+}
 int32_t tokenizer_bos(const tokenizer *tok) { return tok->bos; }
 int32_t tokenizer_eos(const tokenizer *tok) { return tok->eos; }
 int32_t tokenizer_pad(const tokenizer *tok) { return tok->pad; }

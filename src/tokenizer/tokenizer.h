@@ -114,6 +114,14 @@ int32_t tokenizer_unk(const tokenizer *tok);
  * bos/eos/padding ids, add_bos_token=false). */
 int tokenizer_to_gguf(const tokenizer *tok, gguf_writer *w);
 
+/* Pad the vocabulary to n_vocab tokens (>= its size) as llama.cpp's converter pads a
+ * Hugging Face vocabulary to the model's vocab_size (config.json's, often larger: Qwen2
+ * 151936 for 151665 tokens): token id i gets the text "[PAD<i>]" and type UNUSED (score
+ * -1000 where the tokenizer has scores). Encoding never produces them; decode gives their
+ * text. Modifies tok in place: call it before the tokenizer is shared. On failure tok is
+ * unchanged. */
+int tokenizer_pad_vocab(tokenizer *tok, size_t n_vocab);
+
 void tokenizer_free(tokenizer *tok);
 
 size_t tokenizer_vocab_size(const tokenizer *tok);

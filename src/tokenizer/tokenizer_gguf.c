@@ -20,7 +20,9 @@
  *          <0xNN>), scores; encoded with llama.cpp's algorithm (tokenizer_spm.c).
  * They follow llama.cpp, not tokenizer.json, where the two differ: no NFC for qwen2 (llama.cpp
  * has none), non-special added tokens only as their types say (USER_DEFINED always matched).
- * tokenizer_to_gguf writes a tokenizer loaded from tokenizer.json the same way.
+ * tokenizer_to_gguf writes a tokenizer loaded from tokenizer.json the same way, including the
+ * converter's promotion of non-special added tokens that look like control tokens
+ * (<|fim_prefix|>, <｜User｜>, <unused0>) to CONTROL.
  *
  * What this is not: a reader for other tokenizer models (WordPiece, Unigram "t5") or other
  * pre-tokenizers; those are refused by name.
@@ -448,6 +450,22 @@ static int gguf_token_text(const tokenizer *tok, int32_t id, rt_buf *one, rt_buf
     return rt_buf_append(text, tok_bytes(tok, id), tok_len(tok, id));
 }
 
+/* llama.cpp's converter (does_token_look_special) writes a non-special added token as
+ * CONTROL when its text looks like a control token: <|...|>, <｜...｜>, <unused...>, <pad>,
+ * <mask>, <2mass>, [@BOS@]. Such a token is then matched only with parse_special. */
+static int looks_special(const char *s, size_t len) {
+    static const char *const exact[] = {"<pad>", "<mask>", "<2mass>", "[@BOS@]"};
+    for (size_t i = 0; i < RT_ARRAY_LEN(exact); i++)
+        if (len == strlen(exact[i]) && !memcmp(s, exact[i], len)) return 1;
+    const char *pairs[3][2] = {{"<|", "|>"}, {"<\xEF\xBD\x9C", "\xEF\xBD\x9C>"}, {"<unused", ">"}};
+    for (int i = 0; i < 3; i++) {
+        size_t a = strlen(pairs[i][0]), b = strlen(pairs[i][1]);
+        if (len >= a + b && !memcmp(s, pairs[i][0], a) && !memcmp(s + len - b, pairs[i][1], b))
+            return 1;
+    }
+    return 0;
+}
+
 int tokenizer_to_gguf(const tokenizer *tok, gguf_writer *w) {
     size_t n = tok->n_vocab, m = tok->n_merges;
     int ret = -1;
@@ -462,6 +480,9 @@ int tokenizer_to_gguf(const tokenizer *tok, gguf_writer *w) {
     for (size_t i = 0; i < n; i++) {
         toff[i] = text.len;
         types[i] = tok->type[i];
+        if (types[i] == TOKENIZER_TYPE_USER_DEFINED &&
+            looks_special(tok_bytes(tok, (int32_t)i), tok_len(tok, (int32_t)i)))
+            types[i] = TOKENIZER_TYPE_CONTROL;
         if (gguf_token_text(tok, (int32_t)i, &one, &text)) goto done;
     }
     for (size_t r = 0; r < m; r++) {
