@@ -10,7 +10,9 @@
 #include <stdint.h>
 
 #include "../base/base.h"
+#include "../defend/defend.h"
 #include "../model/model.h"
+#include "../serve/serve.h"
 #include "../train/train.h"
 
 typedef enum {
@@ -50,6 +52,11 @@ int cli_seen(const cli_opt *opts, size_t n_opts, const char *name);
 /* Set kernel threads from --threads (0 = all cores). */
 void cli_set_threads(size_t threads);
 
+/* serve and gateway (cmd_serve.c): the guard's hooks (go != NULL), the admin routes, start,
+ * the banner, --port-file (rt_write_file_atomic), then wait for SIGINT/SIGTERM and stop.
+ * watermark: the scheme's JSON for the banner, or NULL. Returns the exit status. */
+int cli_serve_run(const char *cmd, serve_options *o, guard_options *go, const char *port_file, const char *watermark);
+
 /* A graceful stop for training commands (cli_signal.c): after cli_catch_interrupt(), SIGINT
  * and SIGTERM set the returned flag (give it to train_options.interrupt); a second signal acts
  * as usual. cli_report_interrupt prints what was saved and returns the exit status (128+sig). */
@@ -73,6 +80,7 @@ int cmd_data(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_eval_plot(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_gateway(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_harvest(int argc, char **argv);
 int cmd_guard(int argc, char **argv);

@@ -26,6 +26,65 @@
 #include "../serve/serve.h"
 #include "cli.h"
 
+/* What serve and gateway share once their options are set: the guard's hooks (go != NULL,
+ * or any guard flag given), the guard's admin routes, start, the banner, --port-file, and
+ * the wait for SIGINT/SIGTERM. Returns the exit status. */
+int cli_serve_run(const char *cmd, serve_options *o, guard_options *go, const char *port_file, const char *watermark) {
+    /* block the stop signals in every thread; this one waits for them */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    guard *g = NULL;
+    serve_hooks hooks;
+    if (go) {
+        go->db_path = o->db_path;
+        if (guard_open(&g, go)) return cli_fail(cmd);
+        guard_serve_hooks(g, &hooks);
+        o->hooks = &hooks;
+    }
+    serve_admin_routes admin_routes;
+    guard_admin_routes(&admin_routes);
+    o->admin_routes = &admin_routes;
+    serve_server *s = NULL;
+    if (serve_start(&s, o)) {
+        int rc = cli_fail(cmd);
+        guard_close(g);
+        return rc;
+    }
+    char shown[200];
+    if (o->n_upstreams)
+        fprintf(stderr, "retort gateway: %zu upstream%s on http://%s:%d (db %s%s%s); dashboard /admin\n", o->n_upstreams,
+                o->n_upstreams == 1 ? "" : "s", o->host, serve_port(s), o->db_path,
+                o->model_path ? ", embeddings from " : "", o->model_path ? o->model_path : "");
+    else
+        fprintf(stderr, "retort serve: model '%s' on http://%s:%d (max batch %zu, queue %zu, db %s); dashboard /admin\n",
+                rt_utf8_printable(shown, sizeof shown, serve_model_name(s)), o->host, serve_port(s), o->max_batch,
+                o->max_queue, o->db_path);
+    if (o->sim_clock)
+        fprintf(stderr, "retort %s: %s--sim-clock: clients set the clock with X-Retort-Sim-Time (testing only)\n", cmd,
+                o->sim_clock_public ? "WARNING: " : "");
+    if (watermark) fprintf(stderr, "retort serve: watermark %s\n", watermark);
+    if (port_file) {
+        char buf[32];
+        int n = snprintf(buf, sizeof buf, "%d\n", serve_port(s));
+        if (rt_write_file_atomic(port_file, buf, (size_t)n)) {
+            cli_fail(cmd);
+            serve_stop(s);
+            guard_close(g);
+            return 1;
+        }
+    }
+    int sig = 0;
+    sigwait(&set, &sig);
+    fprintf(stderr, "retort %s: %s, stopping\n", cmd, sig == SIGINT ? "SIGINT" : "SIGTERM");
+    serve_stop(s);
+    guard_close(g);
+    return 0;
+}
+
 int cmd_serve(int argc, char **argv) {
     serve_options o;
     serve_options_defaults(&o);
@@ -115,58 +174,8 @@ int cmd_serve(int argc, char **argv) {
     }
     const char *config_rows[] = {"watermark", wm_on ? wm_json.data : "none", NULL};
     o.config = config_rows;
-    /* block the stop signals in every thread; this one waits for them */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    guard *g = NULL;
-    serve_hooks hooks;
-    if (guard_on || go.shadow || go.policy_path || go.reference_path) {
-        go.db_path = o.db_path;
-        if (guard_open(&g, &go)) {
-            rt_buf_free(&wm_json);
-            return cli_fail("serve");
-        }
-        guard_serve_hooks(g, &hooks);
-        o.hooks = &hooks;
-    }
-    serve_admin_routes admin_routes;
-    guard_admin_routes(&admin_routes);
-    o.admin_routes = &admin_routes;
-    serve_server *s = NULL;
-    if (serve_start(&s, &o)) {
-        int rc = cli_fail("serve");
-        guard_close(g);
-        rt_buf_free(&wm_json);
-        return rc;
-    }
-    char shown[200];
-    fprintf(stderr, "retort serve: model '%s' on http://%s:%d (max batch %zu, queue %zu, db %s); dashboard /admin\n",
-            rt_utf8_printable(shown, sizeof shown, serve_model_name(s)), o.host, serve_port(s), o.max_batch,
-            o.max_queue, o.db_path);
-    if (o.sim_clock)
-        fprintf(stderr, "retort serve: %s--sim-clock: clients set the clock with X-Retort-Sim-Time (testing only)\n",
-                o.sim_clock_public ? "WARNING: " : "");
-    if (wm_on) fprintf(stderr, "retort serve: watermark %s\n", wm_json.data);
-    if (port_file) {
-        char buf[32];
-        int n = snprintf(buf, sizeof buf, "%d\n", serve_port(s));
-        if (rt_write_file_atomic(port_file, buf, (size_t)n)) {
-            cli_fail("serve");
-            serve_stop(s);
-            guard_close(g);
-            rt_buf_free(&wm_json);
-            return 1;
-        }
-    }
-    int sig = 0;
-    sigwait(&set, &sig);
-    fprintf(stderr, "retort serve: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    serve_stop(s);
-    guard_close(g);
+    guard_on = guard_on || go.shadow || go.policy_path || go.reference_path;
+    int rc = cli_serve_run("serve", &o, guard_on ? &go : NULL, port_file, wm_on ? wm_json.data : NULL);
     rt_buf_free(&wm_json);
-    return 0;
+    return rc;
 }

@@ -33,6 +33,7 @@ static const command commands[] = {
     {"eval", cmd_eval, "held-out loss, KL and agreement to a teacher, task accuracy (JSON)"},
     {"eval-plot", cmd_eval_plot, "SVG charts of eval results or training curves"},
     {"serve", cmd_serve, "serve a model over an OpenAI-compatible API with accounts, limits and a ledger"},
+    {"gateway", cmd_gateway, "the same accounts, limits, ledger and guard in front of any OpenAI-compatible server"},
     {"keys", cmd_keys, "create, list, revoke, suspend and resume API keys and accounts"},
     {"harvest", cmd_harvest, "collect completions from an OpenAI-compatible API into JSONL"},
     {"guard", cmd_guard, "extraction guard: status, explain, release, calibrate, eval, plot"},

@@ -9,8 +9,11 @@
  *
  * Threading: a client is used by one thread at a time (one per worker); client_global_init
  * once per process before any thread starts (it is libcurl's, which is not thread-safe).
+ * The pool (client_pool_*, below) is the other half: many concurrent transfers on one thread,
+ * for the gateway's upstreams.
+ *
  * What this is not: a server (src/serve), or a retry policy — callers decide what to do with
- * a 429 or a transport error.
+ * a 429 or a transport error (the pool retries connect failures only).
  */
 #ifndef RETORT_CLIENT_H
 #define RETORT_CLIENT_H
@@ -47,5 +50,65 @@ long client_call(client *c, const char *url, const client_request *rq, const cha
 
 /* Seconds of a Retry-After header value (the delta-seconds form), -1 when unreadable. */
 double client_parse_retry_after(const char *value, size_t len);
+
+
+/* ---------------------------------------------------------------- the upstream pool
+ *
+ * What `retort gateway` forwards requests with: one thread drives a libcurl multi handle for
+ * every transfer in flight (no thread per request), connections are kept alive and reused,
+ * upstreams are taken in turn (round robin) among those believed up. A transfer whose
+ * connection could not be made (refused, unresolvable, connect timeout) marks that upstream
+ * down and is retried on the next one, at most once per upstream; nothing is retried once a
+ * request reached an upstream (it may have been served). A down upstream is probed with
+ * GET <base>/models every health_every_s and comes back when it answers. The key presented
+ * upstream goes into the Authorization header only: no message, log line or callback ever
+ * carries it.
+ *
+ * Callbacks run on the pool's thread: keep them short (append and signal).
+ */
+typedef struct client_pool client_pool;
+
+typedef struct {
+    const char *const *upstreams; /* base URLs, e.g. "http://10.0.0.5:8000/v1" (copied) */
+    size_t n_upstreams;
+    const char *key;              /* bearer presented upstream, or NULL (copied) */
+    long connect_timeout_ms;      /* 0: 3000 */
+    long timeout_s;               /* whole transfer; 0: 600 */
+    double health_every_s;        /* probe a down upstream this often; 0: 2 */
+} client_pool_options;
+
+typedef enum {
+    CLIENT_XFER_OK = 0,       /* the upstream answered (any HTTP status) and the body is complete */
+    CLIENT_XFER_CONNECT,      /* no upstream could be connected to */
+    CLIENT_XFER_TIMEOUT,      /* the upstream took longer than timeout_s */
+    CLIENT_XFER_FAILED,       /* the transfer broke after it began */
+    CLIENT_XFER_ABORTED       /* cancelled (the caller's cancelled() or on_* returned -1), or the pool stopped */
+} client_xfer_result;
+
+typedef struct {
+    void *ud;
+    /* The status and Content-Type ("" if none) once the answer's headers are in. -1 aborts. */
+    int (*on_head)(void *ud, long status, const char *content_type);
+    /* Body bytes as they arrive. -1 aborts. */
+    int (*on_data)(void *ud, const char *p, size_t n);
+    /* Polled every few ms while the transfer runs; nonzero aborts it. May be NULL. */
+    int (*cancelled)(void *ud);
+    /* Exactly once, last; msg says what failed (for the log; never holds the key). After it
+     * returns the pool no longer touches ud. */
+    void (*on_done)(void *ud, client_xfer_result res, const char *msg);
+} client_xfer_cb;
+
+int client_pool_new(client_pool **out, const client_pool_options *o);
+/* Abort what runs (each on_done gets ABORTED), stop the thread, free. */
+void client_pool_free(client_pool *p);
+/* Send method ("GET", "POST") to <upstream base><path> with body (copied; NULL for none).
+ * Returns 0 (cb->on_done will be called exactly once), or -1 (out of memory or stopping;
+ * no callback is called). */
+int client_pool_send(client_pool *p, const char *method, const char *path, const char *body, size_t len,
+                     const client_xfer_cb *cb);
+/* Per upstream: its base URL, whether it is believed up, requests sent and connect failures. */
+size_t client_pool_size(const client_pool *p);
+void client_pool_upstream(client_pool *p, size_t i, const char **url, int *up, uint64_t *requests,
+                          uint64_t *connect_failures);
 
 #endif /* RETORT_CLIENT_H */

@@ -453,6 +453,186 @@ out:
     return rc;
 }
 
+/* ---------------------------------------------------------------- gateway requests */
+
+/* The user-visible text of an "input" / "prompt" value: a string, or an array of strings
+ * (joined by "\n"); token-id arrays have none. */
+static int strings_text(json_t *v, rt_buf *out) {
+    if (json_is_string(v)) return rt_buf_append(out, json_string_value(v), json_string_length(v));
+    if (!json_is_array(v)) return 0;
+    size_t k;
+    json_t *s;
+    int first = 1;
+    json_array_foreach(v, k, s) {
+        if (!json_is_string(s)) continue;
+        if (!first && rt_buf_append(out, "\n", 1)) return -1;
+        if (rt_buf_append(out, json_string_value(s), json_string_length(s))) return -1;
+        first = 0;
+    }
+    return 0;
+}
+
+int serve_parse_upstream(const char *body, size_t len, int kind, const tokenizer *tok, size_t max_tokens_default,
+                         serve_gen_request *r, int *status, char *err, size_t err_cap, char *param,
+                         size_t param_cap) {
+    memset(r, 0, sizeof *r);
+    perr e = {status, err, err_cap, param, param_cap};
+    *status = 0;
+    err[0] = param[0] = '\0';
+    r->chat = kind == SERVE_UP_CHAT;
+    json_error_t je;
+    json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, &je);
+    if (!root) return bad(&e, 400, "", "invalid JSON body: %s (line %d, column %d)", je.text, je.line, je.column);
+    int rc = -1;
+    rt_buf text = {0};
+    serve_message *msgs = NULL;
+    rt_buf *mtext = NULL;
+    size_t n_msgs = 0;
+    if (!json_is_object(root)) {
+        bad(&e, 400, "", "the request body must be a JSON object");
+        goto out;
+    }
+    json_t *mv = json_object_get(root, "model");
+    if (!json_is_string(mv) || has_nul(mv)) {
+        bad(&e, 400, "model", "model: required, a string (GET /v1/models lists them)");
+        goto out;
+    }
+    r->model = rt_strdup(json_string_value(mv));
+    if (!r->model) goto oom;
+    if (kind == SERVE_UP_EMBED) {
+        json_t *in = json_object_get(root, "input");
+        if (!in || (!json_is_string(in) && !json_is_array(in))) {
+            bad(&e, 400, "input", "input: required, a string or an array");
+            goto out;
+        }
+        if (strings_text(in, &text)) goto oom;
+    } else if (kind == SERVE_UP_COMPLETION) {
+        json_t *p = json_object_get(root, "prompt");
+        if (!p || (!json_is_string(p) && !json_is_array(p))) {
+            bad(&e, 400, "prompt", "prompt: required, a string or an array");
+            goto out;
+        }
+        if (strings_text(p, &text)) goto oom;
+    } else {
+        json_t *ms = json_object_get(root, "messages");
+        if (!json_is_array(ms) || json_array_size(ms) == 0) {
+            bad(&e, 400, "messages", "messages: required, a non-empty array of {\"role\", \"content\"}");
+            goto out;
+        }
+        n_msgs = json_array_size(ms);
+        msgs = rt_calloc(n_msgs, sizeof *msgs, "messages");
+        mtext = rt_calloc(n_msgs, sizeof *mtext, "messages");
+        if (!msgs || !mtext) goto oom;
+        for (size_t i = 0; i < n_msgs; i++) {
+            json_t *msg = json_array_get(ms, i);
+            json_t *role = json_is_object(msg) ? json_object_get(msg, "role") : NULL;
+            if (!json_is_string(role) || has_nul(role)) {
+                char pname[48];
+                snprintf(pname, sizeof pname, "messages[%zu].role", i);
+                bad(&e, 400, pname, "%s: required, a string", pname);
+                goto out;
+            }
+            /* the upstream judges the content's shape; the text parts are what the guard reads */
+            json_t *c = json_object_get(msg, "content");
+            if (json_is_string(c) || json_is_array(c)) {
+                int crc = content_text(&e, c, i, &mtext[i]);
+                if (crc == -2) goto oom;
+                if (crc) { /* not all text parts (images...): keep what text there is */
+                    rt_buf_free(&mtext[i]);
+                    size_t k;
+                    json_t *part;
+                    json_array_foreach(c, k, part) {
+                        json_t *t = json_object_get(part, "text");
+                        if (json_is_string(t) && rt_buf_append(&mtext[i], json_string_value(t), json_string_length(t)))
+                            goto oom;
+                    }
+                    *status = 0;
+                }
+            }
+            msgs[i].role = json_string_value(role);
+            msgs[i].content = mtext[i].data ? mtext[i].data : "";
+            msgs[i].len = mtext[i].len;
+            if (i && rt_buf_append(&text, "\n", 1)) goto oom;
+            if (rt_buf_append(&text, msgs[i].content, msgs[i].len)) goto oom;
+        }
+    }
+    /* the prompt's tokens, by the local model's tokenizer when there is one (the guard's
+     * embedding reads them; the limits reserve them) */
+    if (tok && kind == SERVE_UP_CHAT) {
+        if (serve_chat_tokens(tok, msgs, n_msgs, &r->prompt_ids, &r->n_prompt)) {
+            /* a role retort's template lacks (tool...): the text alone */
+            rt_err_clear();
+            if (tokenizer_encode(tok, text.data ? text.data : "", text.len, 0, &r->prompt_ids, &r->n_prompt)) goto oom;
+        }
+    } else if (tok) {
+        if (tokenizer_encode(tok, text.data ? text.data : "", text.len, 0, &r->prompt_ids, &r->n_prompt)) goto oom;
+    } else {
+        r->n_prompt = (text.len + 3) / 4; /* no tokenizer: about 4 bytes a token */
+    }
+    {
+        int64_t v = 0;
+        int given = 0;
+        r->n = 1;
+        r->temperature = 1;
+        r->top_p = 1;
+        r->max_tokens = kind == SERVE_UP_EMBED ? 0 : kind == SERVE_UP_CHAT ? max_tokens_default : 16;
+        if (kind != SERVE_UP_EMBED) {
+            if (get_int(&e, root, "max_tokens", 1, INT32_MAX, &v, &given)) goto out;
+            if (!given && get_int(&e, root, "max_completion_tokens", 1, INT32_MAX, &v, &given)) goto out;
+            if (given) {
+                r->max_tokens = (size_t)v;
+                r->max_tokens_given = 1;
+            }
+            double t = 1.0, tp = 1.0;
+            if (get_num(&e, root, "temperature", 0, 2, 0, &t) || get_num(&e, root, "top_p", 0, 1, 0, &tp)) goto out;
+            r->temperature = (float)t;
+            r->top_p = (float)tp;
+            if (get_int(&e, root, "n", 1, SERVE_MAX_N, &v, &given)) goto out;
+            r->n = given ? (size_t)v : 1;
+            if (get_bool(&e, root, "stream", &r->stream)) goto out;
+            json_t *so = json_object_get(root, "stream_options");
+            json_t *iu = json_is_object(so) ? json_object_get(so, "include_usage") : NULL;
+            r->include_usage = r->stream && iu && json_is_true(iu);
+            json_t *sd = json_object_get(root, "seed");
+            if (json_is_integer(sd)) {
+                r->seed = (uint64_t)json_integer_value(sd);
+                r->has_seed = 1;
+            }
+            json_t *lp = json_object_get(root, "logprobs");
+            if (kind == SERVE_UP_CHAT) {
+                r->logprobs = json_is_true(lp);
+                json_t *tl = json_object_get(root, "top_logprobs");
+                r->top_logprobs = json_is_integer(tl) && json_integer_value(tl) > 0 ? (size_t)json_integer_value(tl) : 0;
+            } else if (json_is_integer(lp)) {
+                r->logprobs = 1;
+                r->top_logprobs = json_integer_value(lp) > 0 ? (size_t)json_integer_value(lp) : 0;
+            }
+        }
+    }
+    r->prompt_text = text.data ? text.data : rt_strdup("");
+    if (!r->prompt_text) goto oom;
+    r->prompt_text_len = text.len;
+    text.data = NULL;
+    rc = 0;
+    goto out;
+oom:
+    bad(&e, 500, "", "internal error: %s", rt_errmsg());
+out:
+    if (rc) {
+        free(r->model);
+        r->model = NULL;
+        free(r->prompt_ids);
+        r->prompt_ids = NULL;
+    }
+    if (mtext)
+        for (size_t i = 0; i < n_msgs; i++) rt_buf_free(&mtext[i]);
+    free(mtext);
+    free(msgs);
+    rt_buf_free(&text);
+    json_decref(root);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- responses */
 
 static json_t *usage_json(const serve_job *j) {

@@ -73,6 +73,24 @@ fail:
     return NULL;
 }
 
+serve_job *serve_job_new_upstream(size_t n) {
+    if (n == 0 || n > SERVE_MAX_N) {
+        RT_FAIL("job: bad shape (n %zu)", n);
+        return NULL;
+    }
+    serve_job *j = rt_calloc(1, sizeof *j, "job");
+    if (!j) return NULL;
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
+    atomic_init(&j->cancelled, 0);
+    atomic_init(&j->refs, 1);
+    j->n = n;
+    j->upstream = 1;
+    j->up_prompt_tokens = j->up_completion_tokens = -1;
+    j->t_submit = rt_now();
+    return j;
+}
+
 void serve_job_ref(serve_job *j) { atomic_fetch_add(&j->refs, 1); }
 
 void serve_job_unref(serve_job *j) {
@@ -89,6 +107,8 @@ void serve_job_unref(serve_job *j) {
     for (size_t i = 0; i < j->n_stop; i++) free(j->stop[i]);
     free(j->prompt);
     free(j->hidden);
+    rt_buf_free(&j->up_out);
+    rt_buf_free(&j->up_pending);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     free(j);

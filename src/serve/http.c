@@ -29,6 +29,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include "../client/client.h"
 #include "serve_internal.h"
 
 #define SERVE_HTTP_THREADS 4 /* MHD's pool: handlers make only short blocking calls */
@@ -43,7 +44,8 @@ struct serve_server {
     gw_db *db;
     gw_ledger *ledger;
     gw_limiter *lim;
-    serve_engine *eng;
+    serve_engine *eng;      /* NULL in gateway mode without a model */
+    serve_proxy *proxy;     /* gateway mode: the upstreams */
     serve_metrics *metrics;
     serve_peers *peers;
     struct MHD_Daemon *d;
@@ -61,7 +63,7 @@ struct serve_server {
     atomic_int n_parked;
 };
 
-enum { ROUTE_NONE = 0, ROUTE_GEN, ROUTE_MODELS, ROUTE_HEALTH, ROUTE_METRICS, ROUTE_ADMIN, ROUTE_V1_OTHER, ROUTE_WEB };
+enum { ROUTE_NONE = 0, ROUTE_GEN, ROUTE_MODELS, ROUTE_HEALTH, ROUTE_METRICS, ROUTE_ADMIN, ROUTE_V1_OTHER, ROUTE_WEB, ROUTE_EMBED };
 
 typedef struct conn conn;
 struct conn {
@@ -83,6 +85,8 @@ struct conn {
     serve_gen_request req;
     int have_req;
     serve_job *job;
+    serve_job *ejob;           /* gateway mode: the prompt's embedding for the guard (engine) */
+    int up_kind;               /* gateway mode: SERVE_UP_* of this route */
     char id[48];
     int limited;               /* admitted by the limiter: settle once */
     int64_t reserve;
@@ -120,6 +124,7 @@ static void conn_unref(conn *c) {
         pthread_mutex_unlock(&c->job->mu);
         serve_job_unref(c->job);
     }
+    serve_job_unref(c->ejob);
     serve_gen_request_free(&c->req);
     rt_buf_free(&c->body);
     rt_buf_free(&c->out);
@@ -233,6 +238,7 @@ static const char *status_type(int status) {
 
 static int64_t used_tokens(const conn *c) {
     if (!c->job) return 0; /* refused before the engine: nothing was read or generated */
+    if (c->job->upstream) return RT_MAX(c->job->up_prompt_tokens, 0) + RT_MAX(c->job->up_completion_tokens, 0);
     int64_t used = (int64_t)c->req.n_prompt;
     for (size_t i = 0; i < c->job->n; i++) used += (int64_t)c->job->choices[i].n_generated;
     return used;
@@ -266,7 +272,7 @@ static int record(conn *c, int status, const char *error) {
     if (c->have_req) {
         const serve_gen_request *q = &c->req;
         /* tokens are counted only when the model read them (rejected requests cost nothing) */
-        r->prompt_tokens = c->job ? (int64_t)q->n_prompt : 0;
+        r->prompt_tokens = !c->job ? 0 : c->job->upstream ? RT_MAX(c->job->up_prompt_tokens, 0) : (int64_t)q->n_prompt;
         r->temperature = q->temperature;
         r->top_p = q->top_p;
         r->max_tokens = (int64_t)q->max_tokens;
@@ -292,7 +298,7 @@ static int record(conn *c, int status, const char *error) {
              * a harvested completion hashes to this very value (report: ledger -> harvest) */
             if (lim) rt_utf8_sanitize(&all, ch->text.data, lim);
         }
-        r->completion_tokens = comp;
+        r->completion_tokens = j->upstream ? RT_MAX(j->up_completion_tokens, 0) : comp;
         if (j->t_first > 0) r->ttft_ms = (j->t_first - c->t0) * 1e3;
         snprintf(r->finish_reason, sizeof r->finish_reason, "%s",
                  j->choices[0].finish_reason ? j->choices[0].finish_reason : "");
@@ -330,7 +336,7 @@ static enum MHD_Result fail_with(conn *c, struct MHD_Connection *mc, int status,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (c->route == ROUTE_GEN || c->route == ROUTE_MODELS || c->route == ROUTE_V1_OTHER)
+    if (c->route == ROUTE_GEN || c->route == ROUTE_MODELS || c->route == ROUTE_V1_OTHER || c->route == ROUTE_EMBED)
         record(c, status, code && *code ? code : status_type(status));
     if (status == 401 || status == 403 || status == 429)
         serve_metrics_refusal(c->s->metrics, code && *code ? code : status_type(status));
@@ -458,16 +464,28 @@ static void call_after(conn *c) {
     serve_request_result rr = {.row = &c->row, .row_id = c->row_id};
     serve_job *j = c->job;
     if (j) pthread_mutex_lock(&j->mu);
+    serve_job *hj = c->ejob ? c->ejob : j; /* gateway mode: the embedding job holds the hidden state */
+    if (hj && hj != j) pthread_mutex_lock(&hj->mu);
     if (j && j->done) {
         rr.completion = j->choices[0].text.data ? j->choices[0].text.data : "";
         rr.completion_len = j->choices[0].text_limit;
-        if (j->hidden && j->t_first > 0) {
-            rr.hidden = j->hidden;
-            rr.hidden_dim = j->hidden_dim;
-        }
+    }
+    if (hj && hj->done && hj->hidden && hj->t_first > 0) {
+        rr.hidden = hj->hidden;
+        rr.hidden_dim = hj->hidden_dim;
     }
     h->after(h->ud, &ri, &rr);
+    if (hj && hj != j) pthread_mutex_unlock(&hj->mu);
     if (j) pthread_mutex_unlock(&j->mu);
+}
+
+/* Is the embedding job (gateway mode) done, or is there none? */
+static int ejob_done(conn *c) {
+    if (!c->ejob) return 1;
+    pthread_mutex_lock(&c->ejob->mu);
+    int d = c->ejob->done;
+    pthread_mutex_unlock(&c->ejob->mu);
+    return d;
 }
 
 /* ---------------------------------------------------------------- waiting */
@@ -699,23 +717,28 @@ static void stream_free(void *cls) { conn_unref(cls); }
 /* ---------------------------------------------------------------- generation */
 
 static enum MHD_Result gen_respond(conn *c, struct MHD_Connection *mc);
+static enum MHD_Result gen_upstream(conn *c, struct MHD_Connection *mc);
+static enum MHD_Result upstream_respond(conn *c, struct MHD_Connection *mc);
 
 static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
     serve_server *s = c->s;
     enum MHD_Result ret;
-    if (c->job) return gen_respond(c, mc); /* resumed: the job moved */
+    if (c->job) return c->job->upstream ? upstream_respond(c, mc) : gen_respond(c, mc); /* resumed: the job moved */
     if (authenticate(c, mc, &ret)) return ret;
     if (c->clock_bad) return fail_with(c, mc, 400, "X-Retort-Sim-Time", NULL, 0, "X-Retort-Sim-Time: expected Unix seconds");
     if (c->too_large)
         return fail_with(c, mc, 413, NULL, "request_too_large", 0, "request body exceeds %zu bytes", s->o.max_body);
     int status = 0;
     char err[512], param[64];
-    if (serve_parse_gen(c->body.data ? c->body.data : "", c->body.len, c->chat, s->m, s->model_name,
-                        s->o.max_tokens_cap, &c->req, &status, err, sizeof err, param, sizeof param))
-        return fail_with(c, mc, status, param, status == 404 ? "model_not_found" : c->req.error_code, 0, "%s", err);
+    int prc = s->proxy ? serve_parse_upstream(c->body.data ? c->body.data : "", c->body.len, c->up_kind,
+                                              s->m ? s->m->tok : NULL, s->o.max_tokens_cap, &c->req, &status, err,
+                                              sizeof err, param, sizeof param)
+                       : serve_parse_gen(c->body.data ? c->body.data : "", c->body.len, c->chat, s->m, s->model_name,
+                                         s->o.max_tokens_cap, &c->req, &status, err, sizeof err, param, sizeof param);
+    if (prc) return fail_with(c, mc, status, param, status == 404 ? "model_not_found" : c->req.error_code, 0, "%s", err);
     c->have_req = 1;
     c->stream = c->req.stream;
-    if (c->req.n > s->o.max_batch)
+    if (!s->proxy && c->req.n > s->o.max_batch)
         return fail_with(c, mc, 400, "n", NULL, 0, "n: at most %zu on this server (--max-batch)", s->o.max_batch);
     if (s->hooks.before) {
         serve_request_info ri;
@@ -742,6 +765,7 @@ static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
     c->have_rl = 1;
     if (!v.ok) return fail_with(c, mc, 429, NULL, "rate_limit_exceeded", v.retry_after, "%s", v.message);
     c->limited = 1;
+    if (s->proxy) return gen_upstream(c, mc);
     /* the job */
     /* the job gets its own copy of the prompt; ours stays for the hooks */
     int32_t *pcopy = rt_malloc_array(c->req.n_prompt, sizeof(int32_t), "prompt");
@@ -849,12 +873,206 @@ static enum MHD_Result gen_respond(conn *c, struct MHD_Connection *mc) {
     return send_body_timed(c, mc, 200, body, "application/json", 0, timing);
 }
 
+/* ---------------------------------------------------------------- gateway mode */
+
+/* The prompt's hidden state for the guard, from the local model (--embed-model): an engine
+ * job of one greedy token, running while the upstream answers; after() waits for it on the
+ * watcher, never on the request's path. Skipped (no embedding) when the queue is full. */
+static void embed_submit(conn *c) {
+    serve_server *s = c->s;
+    if (!s->eng || !s->hooks.want_hidden || !c->req.prompt_ids || c->req.n_prompt == 0) return;
+    size_t n = RT_MIN(c->req.n_prompt, s->m->cfg.ctx_len - 1); /* the last tokens of a long prompt */
+    int32_t *ids = rt_malloc_array(n, sizeof(int32_t), "prompt");
+    if (!ids) return;
+    memcpy(ids, c->req.prompt_ids + (c->req.n_prompt - n), n * sizeof(int32_t));
+    serve_job *e = serve_job_new(ids, n, 1, 1, 0, 0, s->m->cfg.dim);
+    if (!e) {
+        free(ids);
+        return;
+    }
+    e->sp.temperature = 0;
+    e->sp.top_p = 1;
+    if (serve_engine_submit(s->eng, e) != 0) {
+        serve_job_unref(e);
+        return;
+    }
+    c->ejob = e;
+}
+
+static enum MHD_Result gen_upstream(conn *c, struct MHD_Connection *mc) {
+    serve_server *s = c->s;
+    serve_job *j = serve_job_new_upstream(c->req.n ? c->req.n : 1);
+    if (!j) return fail_with(c, mc, 500, NULL, NULL, 0, "internal error: %s", rt_errmsg());
+    c->job = j;
+    c->mc = mc;
+    c->done_only = !c->stream;
+    j->on_signal = on_job_signal;
+    j->on_signal_ud = c;
+    if (serve_proxy_send(s->proxy, j, c->up_kind, c->up_kind == SERVE_UP_MODELS ? NULL : &c->req,
+                         c->body.data ? c->body.data : "", c->body.len, s->m ? s->m->tok : NULL)) {
+        c->job = NULL;
+        serve_job_unref(j);
+        return fail_with(c, mc, 503, NULL, "gateway_stopping", 1, "the gateway cannot forward now: %s", rt_errmsg());
+    }
+    if (c->up_kind != SERVE_UP_MODELS) embed_submit(c);
+    watch_add(c, 0);
+    return upstream_respond(c, mc);
+}
+
+/* The upstream's events as they arrive; the ledger row commits before "data: [DONE]". */
+static ssize_t upstream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    conn *c = cls;
+    serve_job *j = c->job;
+    for (;;) {
+        if (c->out_pos < c->out.len) {
+            size_t n = RT_MIN(max, c->out.len - c->out_pos);
+            memcpy(buf, c->out.data + c->out_pos, n);
+            c->out_pos += n;
+            if (c->out_pos == c->out.len) c->out.len = c->out_pos = 0;
+            return (ssize_t)n;
+        }
+        if (c->ended) return MHD_CONTENT_READER_END_OF_STREAM;
+        pthread_mutex_lock(&j->mu);
+        if (j->up_out.len) { /* take the relayed bytes (ours is empty) */
+            rt_buf t = c->out;
+            c->out = j->up_out;
+            j->up_out = t;
+            j->up_out.len = 0;
+            pthread_mutex_unlock(&j->mu);
+            continue;
+        }
+        int done = j->done;
+        if (!done && c->gone) {
+            pthread_mutex_unlock(&j->mu);
+            return MHD_CONTENT_READER_END_WITH_ERROR; /* on_completed cancels and records */
+        }
+        if (!done) {
+            if (park_locked(c)) {
+                pthread_mutex_unlock(&j->mu);
+                return 0;
+            }
+            pthread_mutex_unlock(&j->mu);
+            cancel_job(c); /* stopping: finish here */
+            continue;
+        }
+        pthread_mutex_unlock(&j->mu);
+        if (j->up_result != CLIENT_XFER_OK) {
+            int st;
+            const char *code;
+            char *e = serve_proxy_error_body(j, &st, &code);
+            record(c, st, code);
+            if (e) rt_buf_printf(&c->out, "data: %s\n\n", e);
+            free(e);
+            c->ended = 1;
+            continue;
+        }
+        if (c->req.include_usage && j->up_counted) { /* the upstream gave none: ours */
+            json_t *u = json_pack("{s:s, s:s, s:I, s:s, s:[], s:{s:I, s:I, s:I}}", "id", c->id, "object",
+                                  c->chat ? "chat.completion.chunk" : "text_completion", "created",
+                                  (json_int_t)c->t_clock, "model", c->req.model ? c->req.model : "", "choices",
+                                  "usage", "prompt_tokens", (json_int_t)j->up_prompt_tokens, "completion_tokens",
+                                  (json_int_t)j->up_completion_tokens, "total_tokens",
+                                  (json_int_t)(j->up_prompt_tokens + j->up_completion_tokens));
+            char *t = u ? json_dumps(u, JSON_COMPACT) : NULL;
+            json_decref(u);
+            if (t) rt_buf_printf(&c->out, "data: %s\n\n", t);
+            free(t);
+        }
+        if (record(c, 200, NULL)) {
+            char *e = serve_error_json("internal error: the usage ledger could not be written", "server_error", NULL,
+                                       "ledger_error");
+            if (e) rt_buf_printf(&c->out, "data: %s\n\n", e);
+            free(e);
+        } else {
+            rt_buf_printf(&c->out, "data: [DONE]\n\n");
+        }
+        c->ended = 1;
+    }
+}
+
+/* Wait (suspended) for the upstream's answer: a stream's headers, or the whole body. */
+static enum MHD_Result upstream_respond(conn *c, struct MHD_Connection *mc) {
+    serve_job *j = c->job;
+    pthread_mutex_lock(&j->mu);
+    if (!j->done && !(c->stream && j->up_sse)) {
+        if (c->gone) atomic_store(&j->cancelled, 1);
+        if (park_locked(c)) {
+            pthread_mutex_unlock(&j->mu);
+            return MHD_YES;
+        }
+        pthread_mutex_unlock(&j->mu);
+        cancel_job(c); /* stopping: wait here */
+        pthread_mutex_lock(&j->mu);
+    }
+    int gone = c->gone, sse = c->stream && j->up_sse;
+    pthread_mutex_unlock(&j->mu);
+    if (gone) {
+        record(c, 499, "client_disconnected");
+        return MHD_NO;
+    }
+    if (sse) {
+        atomic_fetch_add(&c->refs, 1);
+        struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, upstream_reader, c, stream_free);
+        if (!r) {
+            conn_unref(c);
+            cancel_job(c);
+            return fail_with(c, mc, 500, NULL, NULL, 0, "internal error: cannot create the stream");
+        }
+        MHD_add_response_header(r, "Content-Type", "text/event-stream");
+        MHD_add_response_header(r, "Cache-Control", "no-cache");
+        add_common_headers(c, r);
+        enum MHD_Result ret = MHD_queue_response(mc, MHD_HTTP_OK, r);
+        MHD_destroy_response(r);
+        return ret;
+    }
+    if (j->up_result != CLIENT_XFER_OK || j->up_status < 200 || j->up_status > 299) {
+        int st;
+        const char *code;
+        char *e = serve_proxy_error_body(j, &st, &code);
+        record(c, st, code);
+        return send_body(c, mc, st, e, "application/json", 0);
+    }
+    char *body = j->up_out.data; /* the answer as the upstream sent it (the key scrubbed) */
+    size_t len = j->up_out.len;
+    j->up_out.data = NULL;
+    j->up_out.len = j->up_out.cap = 0;
+    if (!body) body = rt_strdup("");
+    double t_ledger = rt_now();
+    if (record(c, 200, NULL)) {
+        free(body);
+        c->ledger_done = 1;
+        return send_body(c, mc, 500,
+                         serve_error_json("internal error: the usage ledger could not be written", "server_error", NULL,
+                                          "ledger_error"),
+                         "application/json", 0);
+    }
+    if (!body) return send_body(c, mc, 500, NULL, "application/json", 0);
+    double now = rt_now();
+    char timing[160];
+    snprintf(timing, sizeof timing, "upstream;dur=%.3f, ledger;dur=%.3f, total;dur=%.3f",
+             (j->t_done - j->t_submit) * 1e3, (now - t_ledger) * 1e3, (now - c->t0) * 1e3);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", j->up_ctype[0] ? j->up_ctype : "application/json");
+    MHD_add_response_header(r, "Server-Timing", timing);
+    add_common_headers(c, r);
+    enum MHD_Result ret = MHD_queue_response(mc, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 /* ---------------------------------------------------------------- other routes */
 
 static enum MHD_Result handle_models(conn *c, struct MHD_Connection *mc) {
     serve_server *s = c->s;
     enum MHD_Result ret;
+    if (c->job) return upstream_respond(c, mc); /* resumed */
     if (authenticate(c, mc, &ret)) return ret;
+    if (s->proxy) return gen_upstream(c, mc); /* the upstream's list */
     json_t *o = json_pack("{s:s, s:[{s:s, s:s, s:I, s:s, s:{s:I, s:I, s:I}}]}", "object", "list", "data", "id",
                           s->model_name, "object", "model", "created", (json_int_t)s->t_start_wall, "owned_by",
                           "retort", "meta", "n_ctx", (json_int_t)s->m->cfg.ctx_len, "n_vocab",
@@ -870,18 +1088,24 @@ static enum MHD_Result handle_models(conn *c, struct MHD_Connection *mc) {
 }
 
 static enum MHD_Result handle_health(conn *c, struct MHD_Connection *mc) {
-    serve_engine_stats st;
-    serve_engine_stats_get(c->s->eng, &st);
+    serve_engine_stats st = {0};
+    if (c->s->eng) serve_engine_stats_get(c->s->eng, &st);
     json_t *o = json_pack("{s:s, s:s, s:I, s:I}", "status", "ok", "model", c->s->model_name, "queued",
                           (json_int_t)st.queued, "active", (json_int_t)st.active);
+    if (o && c->s->proxy) { /* a gateway is up while one upstream is */
+        size_t total = 0, up = serve_proxy_up_count(c->s->proxy, &total);
+        json_object_set_new(o, "upstreams_up", json_integer((json_int_t)up));
+        json_object_set_new(o, "upstreams", json_integer((json_int_t)total));
+        if (!up) json_object_set_new(o, "status", json_string("no upstream"));
+    }
     char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return send_body(c, mc, 200, body, "application/json", 0);
 }
 
 static enum MHD_Result handle_metrics(conn *c, struct MHD_Connection *mc) {
-    serve_engine_stats st;
-    serve_engine_stats_get(c->s->eng, &st);
+    serve_engine_stats st = {0};
+    if (c->s->eng) serve_engine_stats_get(c->s->eng, &st);
     uint64_t commits = 0, rows = 0;
     gw_ledger_stats(c->s->ledger, &commits, &rows);
     rt_buf b = {0};
@@ -908,7 +1132,7 @@ static enum MHD_Result handle_metrics(conn *c, struct MHD_Connection *mc) {
                                  "# TYPE retort_accounts gauge\nretort_accounts{status=\"active\"} %zu\n"
                                  "retort_accounts{status=\"suspended\"} %zu\n",
                                  na - n_susp, n_susp)) ||
-        (h->metrics && h->metrics(h->ud, &b))) {
+        (c->s->proxy && serve_proxy_metrics(c->s->proxy, &b)) || (h->metrics && h->metrics(h->ud, &b))) {
         rt_buf_free(&b);
         return send_body(c, mc, 500, rt_strdup("out of memory\n"), "text/plain", 0);
     }
@@ -974,6 +1198,10 @@ static int route_of(const char *url, const char *method, int *chat, int *method_
         *method_ok = !strcmp(method, "POST");
         return ROUTE_GEN;
     }
+    if (!strcmp(url, "/v1/embeddings")) {
+        *method_ok = !strcmp(method, "POST");
+        return ROUTE_EMBED; /* a gateway's (serve answers 404) */
+    }
     if (!strcmp(url, "/v1/models")) {
         *method_ok = !strcmp(method, "GET");
         return ROUTE_MODELS;
@@ -1025,6 +1253,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         c->http11 = version && !strcmp(version, MHD_HTTP_VERSION_1_1);
         int method_ok;
         c->route = route_of(url, method, &c->chat, &method_ok);
+        if (c->route == ROUTE_EMBED && !s->proxy) c->route = ROUTE_V1_OTHER, method_ok = 1;
+        c->up_kind = c->route == ROUTE_EMBED    ? SERVE_UP_EMBED
+                     : c->route == ROUTE_MODELS ? SERVE_UP_MODELS
+                     : c->chat                  ? SERVE_UP_CHAT
+                                                : SERVE_UP_COMPLETION;
         snprintf(c->endpoint, sizeof c->endpoint, "%.39s", c->route == ROUTE_V1_OTHER ? "/v1/other" : url);
         new_id(c->id, sizeof c->id, c->route != ROUTE_GEN ? "req-" : c->chat ? "chatcmpl-" : "cmpl-");
         *con_cls = c;
@@ -1055,7 +1288,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         return MHD_YES;
     }
     switch (c->route) {
-    case ROUTE_GEN: return handle_gen(c, mc);
+    case ROUTE_GEN:
+    case ROUTE_EMBED: return handle_gen(c, mc);
     case ROUTE_MODELS: return handle_models(c, mc);
     case ROUTE_HEALTH: return handle_health(c, mc);
     case ROUTE_METRICS: return handle_metrics(c, mc);
@@ -1073,7 +1307,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
 /* The row of a request whose connection ended without one (its job done): a stream that had
  * sent every choice's last chunk delivered all its tokens, which is a 200; else a 499. */
 static void record_ended(conn *c) {
-    int delivered = c->stream && !c->job->failed;
+    if (!c->job) return; /* (gateway mode: a request handed over only for its embedding) */
+    int delivered = c->stream && !c->job->failed && !c->job->upstream;
     for (size_t i = 0; delivered && i < c->job->n; i++) delivered = c->fin_sent[i];
     record(c, delivered ? 200 : 499, delivered ? NULL : "client_disconnected");
 }
@@ -1119,7 +1354,7 @@ static void *watch_main(void *arg) {
                 MHD_resume_connection(c->mc);
             }
             pthread_mutex_unlock(&j->mu);
-            if (finishing && done) {
+            if (finishing && done && ejob_done(c)) {
                 record_ended(c);
                 call_after(c);
                 watch_remove(c);
@@ -1154,6 +1389,10 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls, e
             return;
         }
         record_ended(c);
+    }
+    if (!ejob_done(c)) { /* the guard's embedding is still computing: the watcher calls after() */
+        watch_add(c, 1);
+        return;
     }
     call_after(c);
     watch_remove(c);
@@ -1227,7 +1466,8 @@ int serve_start(serve_server **out, const serve_options *o) {
                        "if you truly mean it add --unsafe-sim-clock-on-public-interface",
                        o->host);
     if (!o->db_path) return RT_FAIL("--db: the gateway database path is required");
-    if (!o->model && !o->model_path) return RT_FAIL("--model: a model file is required");
+    int gateway = o->n_upstreams > 0;
+    if (!o->model && !o->model_path && !gateway) return RT_FAIL("--model: a model file is required");
     if (o->port < 0 || o->port > 65535) return RT_FAIL("--port: %d is not a TCP port (0..65535)", o->port);
     if (o->max_batch == 0 || o->max_batch > 4096) return RT_FAIL("--max-batch: expected 1..4096, got %zu", o->max_batch);
     if (o->max_queue == 0) return RT_FAIL("--max-queue: expected at least 1");
@@ -1246,17 +1486,21 @@ int serve_start(serve_server **out, const serve_options *o) {
     s->t_start_wall = rt_wall_time();
     if (o->model) {
         s->m = o->model;
-    } else {
+    } else if (o->model_path) {
         if (model_load(&s->m, o->model_path)) goto fail;
         s->own_model = 1;
     }
-    if (!s->m->tok) {
+    if (gateway && serve_proxy_new(&s->proxy, o)) goto fail;
+    if (s->m && !s->m->tok) {
         RT_FAIL("%s: the model has no tokenizer; serve needs one", o->model_path ? o->model_path : "model");
         goto fail;
     }
-    if (s->o.max_tokens_cap == 0 || s->o.max_tokens_cap > s->m->cfg.ctx_len) s->o.max_tokens_cap = s->m->cfg.ctx_len;
+    if (gateway && s->o.max_tokens_cap == 0) s->o.max_tokens_cap = 1024; /* chat's reserve when none is named */
+    if (!gateway && (s->o.max_tokens_cap == 0 || s->o.max_tokens_cap > s->m->cfg.ctx_len)) s->o.max_tokens_cap = s->m->cfg.ctx_len;
     {
-        char *raw = o->model_name ? rt_strdup(o->model_name) : default_name(o->model_path ? o->model_path : "model");
+        char *raw = o->model_name ? rt_strdup(o->model_name)
+                    : gateway     ? rt_strdup("gateway")
+                                  : default_name(o->model_path ? o->model_path : "model");
         s->model_name = raw ? clean_name(raw) : NULL;
         free(raw);
     }
@@ -1265,17 +1509,31 @@ int serve_start(serve_server **out, const serve_options *o) {
         RT_FAIL("--model-name: the served model name is empty");
         goto fail;
     }
-    s->eos_id = tokenizer_eos(s->m->tok);
-    s->end_id = tokenizer_special_id(s->m->tok, "<|end|>");
+    if (s->m) {
+        s->eos_id = tokenizer_eos(s->m->tok);
+        s->end_id = tokenizer_special_id(s->m->tok, "<|end|>");
+    }
     if (gw_db_open(&s->db, o->db_path)) goto fail;
     {
         char v[64];
         double now = rt_wall_time();
-        snprintf(v, sizeof v, "%zu", s->m->cfg.ctx_len);
-        if (gw_config_set(s->db, "model_name", s->model_name, now) ||
-            gw_config_set(s->db, "model_path", o->model_path ? o->model_path : "(in-process)", now) ||
-            gw_config_set(s->db, "model_ctx_len", v, now))
+        snprintf(v, sizeof v, "%zu", s->m ? s->m->cfg.ctx_len : 0);
+        if (gateway) { /* what the gateway fronts (never the key) */
+            rt_buf ups = {0};
+            for (size_t i = 0; i < o->n_upstreams; i++)
+                if (rt_buf_printf(&ups, "%s%s", i ? "," : "", o->upstreams[i])) {
+                    rt_buf_free(&ups);
+                    goto fail;
+                }
+            int crc = gw_config_set(s->db, "gateway_upstreams", ups.data, now) ||
+                      gw_config_set(s->db, "gateway_embed_model", o->model_path ? o->model_path : "none", now);
+            rt_buf_free(&ups);
+            if (crc) goto fail;
+        } else if (gw_config_set(s->db, "model_name", s->model_name, now) ||
+                   gw_config_set(s->db, "model_path", o->model_path ? o->model_path : "(in-process)", now) ||
+                   gw_config_set(s->db, "model_ctx_len", v, now)) {
             goto fail;
+        }
         for (size_t i = 0; o->config && o->config[i]; i += 2) {
             if (!o->config[i + 1]) {
                 RT_FAIL("server config '%s' has no value", o->config[i]);
@@ -1288,8 +1546,8 @@ int serve_start(serve_server **out, const serve_options *o) {
     if (gw_limiter_init(&s->lim, s->db)) goto fail;
     if (serve_metrics_init(&s->metrics)) goto fail;
     if (serve_peers_init(&s->peers, s->o.keyless_rpm < 0 ? 0 : s->o.keyless_rpm, o->trusted_proxy)) goto fail;
-    if (serve_engine_init(&s->eng, s->m, s->o.max_batch, s->o.max_queue, s->o.prefill_chunk, s->o.threads,
-                          o->sampler_attach, o->sampler_attach_ud, s->metrics))
+    if (s->m && serve_engine_init(&s->eng, s->m, s->o.max_batch, s->o.max_queue, s->o.prefill_chunk, s->o.threads,
+                                  o->sampler_attach, o->sampler_attach_ud, s->metrics))
         goto fail;
     /* the listening address */
     struct sockaddr_in a4;
@@ -1385,6 +1643,7 @@ void serve_stop(serve_server *s) {
         pthread_mutex_unlock(&s->watch_mu);
         pthread_join(s->watcher, NULL);
     }
+    serve_proxy_free(s->proxy); /* (after the watcher: it waits for upstream jobs to let go) */
     serve_engine_free(s->eng);
     gw_ledger_close(s->ledger);
     gw_limiter_free(s->lim);

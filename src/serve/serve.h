@@ -45,6 +45,12 @@
  * the limits, serve_start refuses sim_clock on a non-loopback address unless
  * sim_clock_public says so explicitly.
  *
+ * Gateway mode (serve_options.upstreams, `retort gateway`): the same server with the engine
+ * swapped for a pool of upstream OpenAI-compatible servers (proxy.c, over the client room's
+ * pool): same checks in the same order, the body forwarded as the client sent it, the answer
+ * relayed (streams chunk by chunk), usage from the upstream (or counted), the ledger row
+ * committed before the last event; /v1/models and /v1/embeddings are passed through too.
+ *
  * What this is not: a tokenizer or model (src/model), the accounts and ledger store
  * (src/gateway), or the guard (src/guard, src/defend) — it plugs in through serve_hooks.
  */
@@ -178,6 +184,16 @@ typedef struct {
      * key, value, ..., NULL (e.g. "watermark" and the scheme's JSON, so detection uses the
      * same parameters). May be NULL. */
     const char *const *config;
+    /* Gateway mode (`retort gateway`): the /v1 endpoints are forwarded to these
+     * OpenAI-compatible upstreams (base URLs ending in /v1) instead of the engine; the
+     * accounts, limits, ledger, hooks, admin API and metrics stay as they are. The model
+     * (model_path / model) is then optional: when given it only embeds prompts for the guard
+     * (an engine job of one token, off the request path) and counts tokens when an upstream
+     * reports no usage. n_upstreams == 0: serve the model. */
+    const char *const *upstreams;
+    size_t n_upstreams;
+    const char *upstream_key;   /* bearer presented upstream (never shown, never logged), or NULL */
+    long upstream_timeout_s;    /* whole upstream request (default 600) */
 } serve_options;
 void serve_options_defaults(serve_options *o);
 

@@ -77,12 +77,30 @@ typedef struct serve_job {
      * cleared (under mu) by its owner before it lets go of ud. May be NULL. */
     void (*on_signal)(void *ud, struct serve_job *j);
     void *on_signal_ud;
+
+    /* gateway mode (proxy.c writes these under mu; the engine never sees such a job): the
+     * upstream's answer. choices[i].text collects each choice's text (for the ledger's
+     * output hash and the guard); n_generated stays 0. */
+    int upstream;            /* this job goes to an upstream, not the engine */
+    int up_sse;              /* the answer is an event stream being relayed */
+    long up_status;          /* HTTP status once the headers are in (0 before) */
+    int up_result;           /* client_xfer_result, once done */
+    char up_ctype[64];       /* the answer's Content-Type */
+    rt_buf up_out;           /* bytes for the client not yet taken (events, or the whole body) */
+    rt_buf up_pending;       /* a partial SSE event */
+    int up_saw_done;         /* the upstream's "data: [DONE]" (held back: the gateway sends its own) */
+    int up_want_usage;       /* the client asked for the usage chunk (stream_options.include_usage) */
+    int64_t up_prompt_tokens, up_completion_tokens; /* the upstream's usage; -1: none given */
+    int up_counted;          /* the usage was counted here (the upstream gave none) */
+    const char *up_key;      /* the upstream key: scrubbed from anything relayed (NULL: none) */
 } serve_job;
 
 /* Allocate a job for n choices of up to max_tokens tokens each (logprob arrays when
  * top_k/want_logprobs ask). The prompt array is taken over. refs = 1. */
 serve_job *serve_job_new(int32_t *prompt, size_t n_prompt, size_t n, size_t max_tokens, int want_logprobs,
                          size_t top_k, size_t hidden_dim);
+/* A job for an upstream (gateway mode): n choices collecting text, nothing for the engine. */
+serve_job *serve_job_new_upstream(size_t n);
 void serve_job_ref(serve_job *j);
 void serve_job_unref(serve_job *j);
 
@@ -170,6 +188,39 @@ void serve_gen_request_free(serve_gen_request *r);
 int serve_parse_gen(const char *body, size_t len, int chat, const model *m, const char *served_name,
                     size_t max_tokens_cap, serve_gen_request *r, int *status, char *err, size_t err_cap,
                     char *param, size_t param_cap);
+
+/* What a gateway forwards (the path upstream: /chat/completions, /completions, /embeddings). */
+enum { SERVE_UP_CHAT = 1, SERVE_UP_COMPLETION, SERVE_UP_EMBED, SERVE_UP_MODELS };
+/* Read a gateway request: lenient (the upstream validates; unknown fields pass through), it
+ * takes what the ledger, the limits and the guard need: model, prompt text (chat: the
+ * messages' text contents joined by "\n", as serve_parse_gen), sampling fields, stream and
+ * include_usage. Tokens with tok when given (chat: retort's template), else n_prompt is an
+ * estimate (4 bytes a token) and prompt_ids NULL. max_tokens_default: chat's reserve when
+ * the request names none. Errors as serve_parse_gen. */
+int serve_parse_upstream(const char *body, size_t len, int kind, const tokenizer *tok, size_t max_tokens_default,
+                         serve_gen_request *r, int *status, char *err, size_t err_cap, char *param,
+                         size_t param_cap);
+
+/* ---------------------------------------------------------------- upstreams (proxy.c) */
+
+typedef struct serve_proxy serve_proxy;
+/* The upstream pool of o->upstreams (client room), with the key read by the caller. */
+int serve_proxy_new(serve_proxy **out, const serve_options *o);
+void serve_proxy_free(serve_proxy *p);
+/* Forward a job's request: kind's path, the client's body (streams get
+ * stream_options.include_usage so usage comes back; the chunk is dropped unless the client
+ * asked for it). tok: counts tokens when the upstream reports no usage (NULL: estimate).
+ * The job is done (cv, on_signal) when the pool let go; until then the pool holds a
+ * reference. 0, or -1 (nothing sent). */
+int serve_proxy_send(serve_proxy *p, serve_job *j, int kind, const serve_gen_request *r, const char *body,
+                     size_t len, const tokenizer *tok);
+/* Upstream figures for GET /metrics and /health. */
+int serve_proxy_metrics(serve_proxy *p, rt_buf *out);
+size_t serve_proxy_up_count(serve_proxy *p, size_t *total);
+/* An OpenAI-shaped error body for a failed job (j->done): the upstream's own error (scrubbed
+ * of the key) when it sent one in that shape, else a wrapper naming the upstream's status;
+ * 502/504 for transport failures. *status gets the HTTP status for the client. */
+char *serve_proxy_error_body(const serve_job *j, int *status, const char **code);
 
 /* OpenAI error body {"error": {"message", "type", "param", "code"}}. */
 char *serve_error_json(const char *message, const char *type, const char *param, const char *code);
