@@ -293,6 +293,21 @@ static void cb_done(void *ud, client_xfer_result res, const char *msg) {
     free(x);
 }
 
+int serve_proxy_feed(serve_job *j, const char *key, long status, const char *ctype, const char *p, size_t n,
+                     int final) {
+    serve_proxy fake = {.key = (char *)key};
+    xfer_ctx x = {.p = &fake, .j = j, .kind = SERVE_UP_CHAT};
+    if (!j->up_status) cb_head(&x, status, ctype);
+    if (n && cb_data(&x, p, n)) return -1;
+    if (final) {
+        pthread_mutex_lock(&j->mu);
+        finish_answer(&x);
+        j->done = 1;
+        pthread_mutex_unlock(&j->mu);
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- sending */
 
 /* The body a stream is sent upstream with: the client's, with stream_options.include_usage. */

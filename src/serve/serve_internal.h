@@ -214,6 +214,12 @@ void serve_proxy_free(serve_proxy *p);
  * reference. 0, or -1 (nothing sent). */
 int serve_proxy_send(serve_proxy *p, serve_job *j, int kind, const serve_gen_request *r, const char *body,
                      size_t len, const tokenizer *tok);
+/* The relay's reading of upstream bytes, without a network (fuzz target, tests): the answer's
+ * headers (status, Content-Type) on the first call, then n bytes as the pool would deliver
+ * them; final finishes it as a completed transfer does. key is scrubbed. 0, or -1 when the
+ * answer was refused (too large, out of memory). */
+int serve_proxy_feed(serve_job *j, const char *key, long status, const char *ctype, const char *p, size_t n,
+                     int final);
 /* Upstream figures for GET /metrics and /health. */
 int serve_proxy_metrics(serve_proxy *p, rt_buf *out);
 size_t serve_proxy_up_count(serve_proxy *p, size_t *total);
