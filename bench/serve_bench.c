@@ -5,7 +5,8 @@
  * token (streaming: first chunk with text), request latency, and — when the server sends
  * W3C Server-Timing with "queue" and "engine" entries, as retort does — the latency added
  * outside the engine and its queue, seen by the client (latency - queue - engine) and by the
- * server ("total" - queue - engine), and the ledger commit time, for non-streaming requests.
+ * server ("total" - queue - engine), and the ledger commit time, for non-streaming requests
+ * (a gateway's "upstream" entry counts as the engine: what is left is the gateway's own).
  * One JSON line per run on stdout. Not a test: it asserts nothing.
  *
  * usage: serve_bench --url http://127.0.0.1:PORT --key KEY --model NAME [--concurrency C]
@@ -80,7 +81,11 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
     if (k > 14 && !strncasecmp(p, "Server-Timing:", 14)) {
         const char *e = strstr(p, "engine;dur="), *q = strstr(p, "queue;dur="), *t = strstr(p, "total;dur="),
                    *l = strstr(p, "ledger;dur=");
+        /* a gateway (retort gateway) reports the wait for its upstream as "upstream": the
+         * engine's place */
+        const char *u = strstr(p, "upstream;dur=");
         if (e && e < p + k) r->engine_ms = atof(e + 11);
+        if (u && u < p + k) r->engine_ms = atof(u + 13);
         if (q && q < p + k) r->queue_ms = atof(q + 10);
         if (t && t < p + k) r->total_ms = atof(t + 10);
         if (l && l < p + k) r->ledger_ms = atof(l + 11);
