@@ -14,8 +14,9 @@
 #   - a suspended account is refused (403) and the upstreams never see its request;
 #   - the upstream keys appear in no response the clients got (even when an upstream echoes
 #     them) and in no log line;
-#   - an upstream that is down: its requests go to the other (connect failure retried), and with
-#     none up the client gets 502 in OpenAI's error shape;
+#   - an upstream that is down: its requests go to the other (connect failure retried), it is
+#     marked down and probed back up once something answers on its port; with none up the
+#     client gets 502 in OpenAI's error shape;
 #   - a client that leaves mid-stream cancels the upstream request (the Node server counts an
 #     aborted generation; the gateway's ledger row is a 499);
 #   - with --guard and --embed-model the guard records every request with its embedding, the
@@ -148,6 +149,15 @@ for i in 1 2; do
 done
 curl -s "$G2/metrics" > "$tmp/out/metrics2.txt"
 grep -q "retort_upstream_up{upstream=\"http://127.0.0.1:$DEAD/v1\"} 0" "$tmp/out/metrics2.txt"
+# (the health probe brings it back once something answers there: any HTTP status below 500)
+$PY -m http.server "$DEAD" --bind 127.0.0.1 > /dev/null 2>&1 &
+web_pid=$!
+for i in $(seq 1 100); do
+  curl -s "$G2/metrics" | grep -q "retort_upstream_up{upstream=\"http://127.0.0.1:$DEAD/v1\"} 1" && break; sleep 0.1
+done
+curl -s "$G2/metrics" | grep -q "retort_upstream_up{upstream=\"http://127.0.0.1:$DEAD/v1\"} 1" ||
+  { echo "the revived upstream was not probed back up"; exit 1; }
+kill "$web_pid"; wait "$web_pid" 2>/dev/null || true
 curl -s -N --max-time 0.4 "$G2/v1/chat/completions" -H "Authorization: Bearer $KEY_D" -H 'Content-Type: application/json' \
   -d '{"model":"teacher","messages":[{"role":"user","content":"And God"}],"max_tokens":60,"stream":true}' \
   > "$tmp/out/cut.txt" || true
