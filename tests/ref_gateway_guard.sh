@@ -6,7 +6,7 @@
 # for every simulated account, the same strongest action (none / flag / throttle / suspend),
 # the same ledger (rows by status) and the same number of served requests the guard saw. Completions are sampled, so token
 # counts may differ by a few between the runs; a verdict that depends on them would show here.
-# Also: `retort guard eval` reads the gateway's database like serve's (same TPR/FPR line).
+# Also: `retort guard eval` and `retort report` read the gateway's database as they read serve's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -81,4 +81,7 @@ PY
 $R guard eval --db "$tmp/s.db" > "$tmp/eval_s.txt" 2>&1
 $R guard eval --db "$tmp/g.db" > "$tmp/eval_g.txt" 2>&1
 grep -q . "$tmp/eval_g.txt"
+# the evidence report reads the gateway's database as it reads serve's
+$R report --db "$tmp/g.db" --out "$tmp/report.html" 2> "$tmp/report.log"
+grep -q "</html>" "$tmp/report.html"
 echo "ref_gateway_guard: ok"

@@ -878,6 +878,12 @@ static enum MHD_Result gen_respond(conn *c, struct MHD_Connection *mc) {
 /* The prompt's hidden state for the guard, from the local model (--embed-model): an engine
  * job of one greedy token, running while the upstream answers; after() waits for it on the
  * watcher, never on the request's path. Skipped (no embedding) when the queue is full. */
+/* The engine moved an embedding job (engine thread, its mu held): once it is done, wake the
+ * watcher, which calls after() for a request waiting on it (else within 50 ms). */
+static void ejob_signal(void *ud, serve_job *j) {
+    if (j->done) pthread_cond_signal(&((serve_server *)ud)->watch_cv);
+}
+
 static void embed_submit(conn *c) {
     serve_server *s = c->s;
     if (!s->eng || !s->hooks.want_hidden || !c->req.prompt_ids || c->req.n_prompt == 0) return;
@@ -892,6 +898,8 @@ static void embed_submit(conn *c) {
     }
     e->sp.temperature = 0;
     e->sp.top_p = 1;
+    e->on_signal = ejob_signal;
+    e->on_signal_ud = s;
     if (serve_engine_submit(s->eng, e) != 0) {
         serve_job_unref(e);
         return;
