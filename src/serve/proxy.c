@@ -378,6 +378,12 @@ char *serve_proxy_error_body(const serve_job *j, int *status, const char **code)
         *code = "upstream_error";
         return serve_error_json("The model server's answer broke off.", "server_error", NULL, *code);
     case CLIENT_XFER_ABORTED:
+        if (!atomic_load(&((serve_job *)j)->cancelled)) { /* refused here: the answer was too large */
+            *status = 502;
+            *code = "upstream_error";
+            snprintf(msg, sizeof msg, "The model server's answer was refused: %s", j->errmsg);
+            return serve_error_json(msg, "server_error", NULL, *code);
+        }
         *status = 499;
         *code = "client_disconnected";
         return serve_error_json("cancelled", "client_disconnected", NULL, *code);

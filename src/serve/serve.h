@@ -78,7 +78,9 @@ typedef struct {
     const char *prompt_text;  /* the user-visible prompt: completions' prompt, or the
                                  chat messages' contents joined by "\n" */
     size_t prompt_len;        /* bytes of prompt_text */
-    const int32_t *prompt_ids; /* (n_prompt) the tokens fed to the model (template included) */
+    const int32_t *prompt_ids; /* (n_prompt) the tokens fed to the model (template included);
+                                  gateway mode: by the local model's tokenizer, or NULL without
+                                  one (n_prompt is then an estimate, 4 bytes a token) */
     size_t n_prompt;
     const char *body;         /* the request's JSON text */
     size_t body_len;
