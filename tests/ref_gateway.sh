@@ -55,7 +55,7 @@ pids+=($!)
 # upstream B: the Node server over llama.cpp (slow tokens, so a client can leave mid-stream);
 # one gateway presents one key upstream, so B accepts the same key as A
 PORT_B=$(free_port)
-node tests/node/llamacpp_server.mjs "$tmp/m.gguf" --port "$PORT_B" --key "$UPKEY_A" --name teacher --slow-ms 15 \
+node tests/node/llamacpp_server.mjs "$tmp/m.gguf" --port "$PORT_B" --key "$UPKEY_A" --name teacher --slow-ms 15 --ignore-eos \
   2> "$tmp/up_b.log" &
 pids+=($!)
 # a key B does not accept (its 401 quotes it back)

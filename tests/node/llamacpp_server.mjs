@@ -10,9 +10,10 @@
 //   - answers a prompt containing "ECHO-AUTH" with the Authorization header it received (a
 //     leak the gateway must scrub);
 //   - counts requests, and streams whose client left before the end (GET /stats);
-//   - with --slow-ms N, waits N ms between streamed tokens (so a test can leave mid-stream).
+//   - with --slow-ms N, waits N ms between streamed tokens, and with --ignore-eos generates
+//     until max_tokens (so a test can leave mid-stream).
 //
-//   node tests/node/llamacpp_server.mjs MODEL.gguf --port P --key K [--slow-ms N] [--name NAME]
+//   node tests/node/llamacpp_server.mjs MODEL.gguf --port P --key K [--slow-ms N] [--ignore-eos] [--name NAME]
 import http from "node:http";
 import path from "node:path";
 import process from "node:process";
@@ -29,6 +30,7 @@ const opt = (name, def) => {
 };
 const port = Number(opt("--port", 0)), key = opt("--key", ""), slowMs = Number(opt("--slow-ms", 0));
 const name = opt("--name", "llamacpp");
+const ignoreEos = args.includes("--ignore-eos");
 if (!modelPath || !port) {
     process.stderr.write("usage: node llamacpp_server.mjs MODEL.gguf --port P --key K [--slow-ms N] [--name NAME]\n");
     process.exit(2);
@@ -60,7 +62,11 @@ async function generate(seq, text, maxTokens, temperature, onPiece, gone) {
     let n = 0, finish = "length";
     for await (const tok of seq.evaluate(ids, { temperature, seed: 7 })) {
         if (gone()) return "cancelled";
-        if (model.isEogToken(tok)) { finish = "stop"; break; }
+        if (model.isEogToken(tok)) {
+            if (ignoreEos) continue; // generate until max_tokens (a test that must catch a stream mid-way)
+            finish = "stop";
+            break;
+        }
         await onPiece(model.detokenize([tok]));
         if (++n >= maxTokens) break;
         if (slowMs) await sleep(slowMs);
