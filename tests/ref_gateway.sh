@@ -99,6 +99,10 @@ for f in sys.argv[1:]:
     for k in echo: echo[k].append(r[k]["text"])
     assert all(j["ok"] for j in r.values()), r
     assert r["chat"]["finish"] in ("stop", "length") and isinstance(r["chat"]["text"], str), r["chat"]
+    # usage on every answer: the upstream's, or counted by the gateway for the one that sends none
+    for k in ("chat", "completion"):
+        u = r[k]["usage"]
+        assert u and u["completion_tokens"] > 0 and u["total_tokens"] == u["prompt_tokens"] + u["completion_tokens"], r[k]
     assert r["chat_stream"]["chunks"] >= 2 and r["chat_stream"]["usage"] is None, r["chat_stream"]
     u = r["chat_stream_usage"]["usage"]
     assert u and u["prompt_tokens"] > 0 and u["completion_tokens"] > 0, r["chat_stream_usage"]

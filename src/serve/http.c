@@ -1046,6 +1046,22 @@ static enum MHD_Result upstream_respond(conn *c, struct MHD_Connection *mc) {
     j->up_out.data = NULL;
     j->up_out.len = j->up_out.cap = 0;
     if (!body) body = rt_strdup("");
+    if (body && j->up_counted && c->up_kind != SERVE_UP_MODELS) { /* no usage upstream: the counted one */
+        json_t *o = json_loadb(body, len, 0, NULL);
+        if (json_is_object(o) && !json_is_object(json_object_get(o, "usage"))) {
+            json_object_set_new(o, "usage",
+                                json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)j->up_prompt_tokens,
+                                          "completion_tokens", (json_int_t)j->up_completion_tokens, "total_tokens",
+                                          (json_int_t)(j->up_prompt_tokens + j->up_completion_tokens)));
+            char *nb = json_dumps(o, JSON_COMPACT);
+            if (nb) {
+                free(body);
+                body = nb;
+                len = strlen(nb);
+            }
+        }
+        json_decref(o);
+    }
     double t_ledger = rt_now();
     if (record(c, 200, NULL)) {
         free(body);
