@@ -6,7 +6,8 @@
 # usage), so generation time does not hide what a proxy adds. The same load generator
 # (bench/serve_bench.c) then calls, in turn:
 #   direct   the upstream itself;
-#   nginx    nginx (Debian's nginx-light) as a plain reverse proxy: keep-alive upstream pool,
+#   nginx    nginx, when installed (apt-get install nginx-light; not a test dependency, as
+#            installing it starts a system service) as a plain reverse proxy: keep-alive pool,
 #            proxy_buffering off (streams pass through) — a proxy that does no accounting;
 #   gateway  retort gateway: key, account, limits, the ledger on SQLite (a row committed per
 #            request before the answer), guard off;

@@ -75,7 +75,6 @@ TEST_DEPS=(
   "fortunes|[ -f /usr/share/games/fortunes/fortunes ]|held-out prompts for the guard's simulator"
   "nodejs|command -v node|the llama.cpp and browser reference checks"
   "npm|command -v npm|installs tests/node's packages"
-  "nginx-light|command -v nginx|the reverse proxy bench/gateway.sh compares retort gateway with"
 )
 
 case $mode in
