@@ -201,7 +201,7 @@ int guard_reference_save(const guard_reference *r, const char *path) {
     }
     json_t *sb = u64s_b64(r->stop_bands, r->n_stop_bands);
     if (sb) json_object_set_new(root, "stop_bands", sb);
-    char *s = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    char *s = rt_json_reals(json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER));
     json_decref(root);
     if (!s) return RT_FAIL("out of memory writing %s", path);
     int rc = rt_write_file_atomic(path, s, strlen(s));

@@ -144,7 +144,7 @@ int mark_record_jsonl(rt_buf *b, const char *prompt, size_t plen, const char *co
     }
     char *txt = NULL;
     if (!rc) {
-        txt = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        txt = rt_json_reals(json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER));
         if (!txt) rc = RT_FAIL("out of memory (JSON record)");
     }
     if (!rc) rc = rt_buf_printf(b, "%s\n", txt);

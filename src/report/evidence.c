@@ -312,7 +312,7 @@ int report_model_put(sqlite3 *db, const report_model_spec *m) {
         json_t *j = load_json_file(m->eval_json);
         if (!j) return -1;
         loss = jnum(j, "loss"), kl = jnum(j, "kl"), top1 = jnum(j, "top1_agreement");
-        eval_text = json_dumps(j, JSON_COMPACT);
+        eval_text = rt_json_reals(json_dumps(j, JSON_COMPACT));
         json_decref(j);
     }
     sqlite3_stmt *q = NULL;
@@ -366,7 +366,7 @@ int report_test_put(sqlite3 *db, const char *model_name, const char *result_json
         json_decref(j);
         return RT_FAIL("radioactivity result for %s: no \"p_value\"", model_name);
     }
-    char *cp = ctl ? json_dumps(json_object_get(ctl, "p_values"), JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    char *cp = ctl ? rt_json_reals(json_dumps(json_object_get(ctl, "p_values"), JSON_COMPACT | JSON_ENCODE_ANY)) : NULL;
     sqlite3_stmt *q = NULL;
     int rc;
     if (sqlite3_prepare_v2(db,

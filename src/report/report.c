@@ -513,6 +513,17 @@ int report_html_escape(rt_buf *out, const char *s) { return plot_escape(out, s);
 
 static int esc(rt_buf *o, const char *s) { return report_html_escape(o, s); }
 
+/* Stored JSON (an action's evidence) indented, with short reals, escaped; text that does not
+ * parse is shown as it is. */
+static int esc_json(rt_buf *o, const char *s) {
+    json_t *j = s && *s ? json_loads(s, 0, NULL) : NULL;
+    char *t = j ? rt_json_reals(json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) : NULL;
+    int rc = esc(o, t ? t : s);
+    free(t);
+    json_decref(j);
+    return rc;
+}
+
 static void fmt_time(char *b, size_t cap, const rep *r, double t) {
     if (!isfinite(t)) {
         snprintf(b, cap, "—");
@@ -905,7 +916,7 @@ static int sec_chain(rep *r, rt_buf *o) {
                              "Signals at the time:",
                           first ? first->risk_susp : NAN, (long long)g->served_before, g->tokens_before) ||
             rt_buf_printf(o, "<details><summary>stored evidence (JSON)</summary><pre class=mono>") ||
-            esc(o, first ? first->evidence : "") || rt_buf_printf(o, "</pre></details>"))
+            esc_json(o, first ? first->evidence : "") || rt_buf_printf(o, "</pre></details>"))
             return -1;
         if (g->n > 1) {
             if (rt_buf_printf(o, "<details><summary>all %zu accounts</summary>", g->n)) return -1;

@@ -329,7 +329,7 @@ static void sleep_until(double t) {
 static int append_error(run_t *R, const prompt_t *p, long status, const char *msg) {
     json_t *o = json_pack("{s:s%, s:I, s:s, s:f}", "prompt", p ? p->text : "", p ? p->len : (size_t)0, "status",
                           (json_int_t)status, "error", msg, "t", rt_wall_time());
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *s = o ? rt_json_reals(json_dumps(o, JSON_COMPACT)) : NULL;
     json_decref(o);
     if (!s) return -1;
     int rc = 0;
@@ -401,7 +401,7 @@ static char *request_body(run_t *R, const prompt_t *p) {
                       (json_int_t)o->max_tokens, "temperature", o->temperature);
         if (b && o->top_logprobs > 0) json_object_set_new(b, "logprobs", json_integer((json_int_t)o->top_logprobs));
     }
-    char *s = b ? json_dumps(b, JSON_COMPACT) : NULL;
+    char *s = b ? rt_json_reals(json_dumps(b, JSON_COMPACT)) : NULL;
     json_decref(b);
     return s;
 }

@@ -859,7 +859,7 @@ static enum MHD_Result handle_models(conn *c, struct MHD_Connection *mc) {
                           s->model_name, "object", "model", "created", (json_int_t)s->t_start_wall, "owned_by",
                           "retort", "meta", "n_ctx", (json_int_t)s->m->cfg.ctx_len, "n_vocab",
                           (json_int_t)s->m->cfg.vocab_size, "n_params", (json_int_t)s->m->n_params);
-    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *body = o ? rt_json_reals(json_dumps(o, JSON_COMPACT)) : NULL;
     json_decref(o);
     if (record(c, 200, NULL)) {
         free(body);
@@ -874,7 +874,7 @@ static enum MHD_Result handle_health(conn *c, struct MHD_Connection *mc) {
     serve_engine_stats_get(c->s->eng, &st);
     json_t *o = json_pack("{s:s, s:s, s:I, s:I}", "status", "ok", "model", c->s->model_name, "queued",
                           (json_int_t)st.queued, "active", (json_int_t)st.active);
-    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *body = o ? rt_json_reals(json_dumps(o, JSON_COMPACT)) : NULL;
     json_decref(o);
     return send_body(c, mc, 200, body, "application/json", 0);
 }
