@@ -108,6 +108,11 @@ static void test_summary_and_html(void) {
     CHECK(report_harvest_put(db, &h, NULL) == 0);
     h.name = "guard-off/bulk", h.guard = "off";
     CHECK(report_harvest_put(db, &h, NULL) == 0);
+    /* a test of a model the report does not hold is refused, naming it (issue 17: add-test --model nosuch) */
+    CHECK(report_test_put(db, "nosuch", "{\"mode\": \"closed\", \"p_value\": 0.5}", NULL) != 0);
+    CHECK_MSG(strstr(rt_errmsg(), "no model named 'nosuch'") && rt_errkind() == RT_ERR_NOT_FOUND, "%s", rt_errmsg());
+    sqlite3_exec(db, "INSERT INTO report_models(name, role, path, sha256, params, added_at) VALUES('student', 'student', 's.gguf', '', 1, 0)",
+                 NULL, NULL, NULL);
     CHECK(report_test_put(db, "student", "{\"mode\": \"closed\", \"p_value\": 2.5e-9, \"tokens_scored\": 100}", NULL) ==
           0);
     CHECK(report_test_put(db, "student", "not json", NULL) != 0);

@@ -352,7 +352,30 @@ int report_model_put(sqlite3 *db, const report_model_spec *m) {
 
 /* ---------------------------------------------------------------- tests */
 
+/* 0 when report_models has model_name; else -1 naming the models that are recorded. */
+static int model_known(sqlite3 *db, const char *model_name) {
+    sqlite3_stmt *q = NULL;
+    if (gw_sql_prepare(db, "SELECT name FROM report_models ORDER BY added_at, name", &q, "report_models")) return -1;
+    rt_buf names = {0};
+    int found = 0, s, bad = 0;
+    while (!found && (s = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *n = (const char *)sqlite3_column_text(q, 0);
+        found = n && !strcmp(n, model_name);
+        bad |= rt_buf_printf(&names, "%s'%s'", names.len ? ", " : "", n ? n : "");
+    }
+    int rc = found ? 0 : s != SQLITE_DONE ? gw_sql_fail(db, "report_models")
+             : bad ? -1
+                   : RT_FAIL_KIND(RT_ERR_NOT_FOUND,
+                                  "no model named '%s' in the report (recorded: %s); add it first with "
+                                  "`retort report add-model --name '%s' ...`",
+                                  model_name, names.len ? names.data : "none", model_name);
+    rt_buf_free(&names);
+    sqlite3_finalize(q);
+    return rc;
+}
+
 int report_test_put(sqlite3 *db, const char *model_name, const char *result_json, const char *command) {
+    if (model_known(db, model_name)) return -1;
     json_error_t e;
     json_t *j = json_loads(result_json, 0, &e);
     if (!j || !json_is_object(j)) {
