@@ -1285,10 +1285,10 @@ int serve_start(serve_server **out, const serve_options *o) {
         }
     }
     if (gw_ledger_open(&s->ledger, o->db_path, 512)) goto fail;
-    if (gw_limiter_init(&s->lim, s->db)) goto fail;
-    if (serve_metrics_init(&s->metrics)) goto fail;
+    if (gw_limiter_new(&s->lim, s->db)) goto fail;
+    if (serve_metrics_new(&s->metrics)) goto fail;
     if (serve_peers_init(&s->peers, s->o.keyless_rpm < 0 ? 0 : s->o.keyless_rpm, o->trusted_proxy)) goto fail;
-    if (serve_engine_init(&s->eng, s->m, s->o.max_batch, s->o.max_queue, s->o.prefill_chunk, s->o.threads,
+    if (serve_engine_new(&s->eng, s->m, s->o.max_batch, s->o.max_queue, s->o.prefill_chunk, s->o.threads,
                           o->sampler_attach, o->sampler_attach_ud, s->metrics))
         goto fail;
     /* the listening address */
