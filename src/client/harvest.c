@@ -163,14 +163,9 @@ static int read_prompts(const char *path, prompt_t **out, size_t *n) {
             free(text);
             goto out;
         }
-        if (k == cap) {
-            cap = cap ? cap * 2 : 256;
-            prompt_t *b = rt_realloc(ps, cap * sizeof *ps, "prompts");
-            if (!b) {
-                free(text);
-                goto out;
-            }
-            ps = b;
+        if (RT_GROW(ps, cap, k + 1, "prompts")) {
+            free(text);
+            goto out;
         }
         ps[k].text = text;
         ps[k].len = tl;

@@ -150,14 +150,7 @@ static void ni_place(size_t *slots, size_t cap, const char *name, size_t idx) {
 
 /* Append name as index ni->n (the caller has checked it is not present). */
 static int ni_add(name_index *ni, const char *name) {
-    if (ni->n == ni->names_cap) {
-        size_t nc = ni->names_cap ? ni->names_cap * 2 : 16;
-        if (nc > SIZE_MAX / sizeof *ni->names) return RT_FAIL("name index too large");
-        const char **nn = rt_realloc(ni->names, nc * sizeof *nn, "a name index");
-        if (!nn) return -1;
-        ni->names = nn;
-        ni->names_cap = nc;
-    }
+    if (RT_GROW(ni->names, ni->names_cap, ni->n + 1, "a name index")) return -1;
     if ((ni->n + 1) * 2 > ni->cap) {
         size_t nc = ni->cap ? ni->cap * 2 : 32;
         size_t *ns = rt_calloc(nc, sizeof *ns, "a name hash table");
@@ -170,19 +163,6 @@ static int ni_add(name_index *ni, const char *name) {
     ni->names[ni->n] = name;
     ni_place(ni->slots, ni->cap, name, ni->n);
     ni->n++;
-    return 0;
-}
-
-/* Grow a dynamic array so it holds at least n+1 elements. */
-static int grow(void **arr, size_t *cap, size_t n, size_t elem, const char *what) {
-    if (n < *cap) return 0;
-    size_t nc = *cap ? *cap * 2 : 16;
-    size_t bytes;
-    if (rt_mul_size(nc, elem, &bytes)) return -1;
-    void *p = rt_realloc(*arr, bytes, what);
-    if (!p) return -1;
-    *arr = p;
-    *cap = nc;
     return 0;
 }
 
@@ -315,7 +295,7 @@ static int parse_kv(gguf_ctx *ctx, cursor *c, uint64_t i) {
     if (memchr(kp, 0, klen))
         return RT_FAIL("%s: key #%" PRIu64 " ('%s') contains a NUL byte; the file is corrupt", c->file, i,
                        printable(kp, klen, pbuf, sizeof pbuf));
-    if (grow((void **)&ctx->kv, &ctx->cap_kv, ctx->n_kv, sizeof *ctx->kv, "GGUF key/values")) return -1;
+    if (RT_GROW(ctx->kv, ctx->cap_kv, ctx->n_kv + 1, "GGUF key/values")) return -1;
     rd_kv *kv = &ctx->kv[ctx->n_kv];
     memset(kv, 0, sizeof *kv);
     kv->key = rt_malloc(klen + 1, "a GGUF key");
@@ -416,7 +396,7 @@ static int parse_tensor_info(gguf_ctx *ctx, cursor *c, uint64_t i) {
     if (memchr(np, 0, nlen))
         return RT_FAIL("%s: tensor #%" PRIu64 " name '%s' contains a NUL byte; the file is corrupt", c->file,
                        i, pname);
-    if (grow((void **)&ctx->t, &ctx->cap_t, ctx->n_t, sizeof *ctx->t, "GGUF tensor infos")) return -1;
+    if (RT_GROW(ctx->t, ctx->cap_t, ctx->n_t + 1, "GGUF tensor infos")) return -1;
     rd_tensor *t = &ctx->t[ctx->n_t];
     memset(t, 0, sizeof *t);
     t->name = rt_malloc(nlen + 1, "a tensor name");
@@ -1020,7 +1000,7 @@ static int set_kv(gguf_writer *w, const char *key, gguf_type type, rt_buf *val) 
         return 0;
     }
     char *k = rt_strdup(key);
-    if (!k || grow((void **)&w->kv, &w->cap_kv, w->n_kv, sizeof *w->kv, "GGUF writer keys") ||
+    if (!k || RT_GROW(w->kv, w->cap_kv, w->n_kv + 1, "GGUF writer keys") ||
         ni_add(&w->kv_index, k)) {
         free(k);
         rt_buf_free(val);
@@ -1132,7 +1112,7 @@ int gguf_add_tensor(gguf_writer *w, const char *name, gguf_dtype type, uint32_t 
     if (rt_mul_size(n / (size_t)ne[0], rb, &nbytes)) return -1;
     if (!data) return RT_FAIL("gguf writer: tensor '%s': NULL data", name);
     char *nm = rt_strdup(name);
-    if (!nm || grow((void **)&w->t, &w->cap_t, w->n_t, sizeof *w->t, "GGUF writer tensors") ||
+    if (!nm || RT_GROW(w->t, w->cap_t, w->n_t + 1, "GGUF writer tensors") ||
         ni_add(&w->t_index, nm)) {
         free(nm);
         return -1;

@@ -27,13 +27,7 @@ static char *dup_n(const char *s, size_t n) {
 }
 
 static int push_record(mark_record **arr, size_t *n, size_t *cap, const mark_record *r) {
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 64;
-        mark_record *na = rt_realloc(*arr, nc * sizeof *na, "text records");
-        if (!na) return -1;
-        *arr = na;
-        *cap = nc;
-    }
+    if (RT_GROW(*arr, *cap, *n + 1, "text records")) return -1;
     (*arr)[(*n)++] = *r;
     return 0;
 }
