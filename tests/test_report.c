@@ -111,7 +111,14 @@ static void test_summary_and_html(void) {
     /* a test of a model the report does not hold is refused, naming it (issue 17: add-test --model nosuch) */
     CHECK(report_test_put(db, "nosuch", "{\"mode\": \"closed\", \"p_value\": 0.5}", NULL) != 0);
     CHECK_MSG(strstr(rt_errmsg(), "no model named 'nosuch'") && rt_errkind() == RT_ERR_NOT_FOUND, "%s", rt_errmsg());
-    sqlite3_exec(db, "INSERT INTO report_models(name, role, path, sha256, params, added_at) VALUES('student', 'student', 's.gguf', '', 1, 0)",
+    /* a harvest whose name is longer than 64 bytes, and a model trained on it: the evidence chain
+     * must link them (it kept names in 64-byte slots and lost this one) */
+    const char *longname = "guard-on/bulk/a-harvest-name-longer-than-sixty-four-bytes-for-the-chain";
+    h.name = longname, h.guard = ""; /* neither day: the tokens lines keep their sums */
+    CHECK(report_harvest_put(db, &h, NULL) == 0);
+    sqlite3_exec(db,
+                 "INSERT INTO report_models(name, role, path, sha256, params, trained_on, added_at) VALUES('student', "
+                 "'student', 's.gguf', '', 1, 'guard-on/bulk/a-harvest-name-longer-than-sixty-four-bytes-for-the-chain', 0)",
                  NULL, NULL, NULL);
     CHECK(report_test_put(db, "student", "{\"mode\": \"closed\", \"p_value\": 2.5e-9, \"tokens_scored\": 100}", NULL) ==
           0);
@@ -147,6 +154,11 @@ static void test_summary_and_html(void) {
         /* mallory: 2 served before t=250, 20 tokens */
         CHECK(strstr(text, "<td class=n>2</td><td class=n>20</td><td class=n>3</td><td class=n>1</td>") != NULL);
         CHECK(strstr(text, "retort demo --quick") != NULL);
+        /* mallory's chain names the model trained on the long-named harvest */
+        const char *chain = strstr(text, "<h3>mallory — bulk</h3>");
+        const char *next = chain ? strstr(chain + 1, "<h3>") : NULL;
+        const char *model = chain ? strstr(chain, "<li><b>Suspect model.</b> <code>s.gguf</code>") : NULL;
+        CHECK_MSG(model && (!next || model < next), "mallory's evidence chain does not name s.gguf");
     }
     free(text);
 }

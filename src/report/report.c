@@ -983,6 +983,20 @@ done:
     return rc;
 }
 
+/* Whether harvest h holds outputs served to a member of group g. */
+static int harvest_of_group(const rep *r, const hrow *h, const group *g) {
+    for (size_t j = 0; j < g->n; j++)
+        if (list_contains(h->accounts, r->a[g->members[j]].name)) return 1;
+    return 0;
+}
+
+/* Whether model m was trained on a harvest of group g (its trained_on names the harvest). */
+static int model_of_group(const rep *r, const mrow *m, const group *g) {
+    for (size_t i = 0; i < r->nh; i++)
+        if (harvest_of_group(r, &r->h[i], g) && list_contains(m->trained_on, r->h[i].name)) return 1;
+    return 0;
+}
+
 static int sec_chain(rep *r, rt_buf *o) {
     if (rt_buf_printf(o, "<h2 id=evidence>6. Evidence chain for each suspended or throttled operation</h2>")) return -1;
     size_t shown = 0;
@@ -1030,14 +1044,9 @@ static int sec_chain(rep *r, rt_buf *o) {
         /* 2. harvests: files with completions served to these accounts */
         if (rt_buf_printf(o, "<li><b>Harvested outputs.</b> ")) return -1;
         size_t nh = 0;
-        char used[64][64];
-        size_t nused = 0;
         for (size_t i = 0; i < r->nh; i++) {
             const hrow *h = &r->h[i];
-            int hit = 0;
-            for (size_t j = 0; j < g->n && !hit; j++) hit = list_contains(h->accounts, r->a[g->members[j]].name);
-            if (!hit) continue;
-            if (nused < 64) snprintf(used[nused++], sizeof used[0], "%s", h->name);
+            if (!harvest_of_group(r, h, g)) continue;
             if (rt_buf_printf(o, "%s<code>", nh++ ? "; " : "") || esc(o, h->path) ||
                 rt_buf_printf(o, "</code>: %lld lines, %lld of them found in this ledger, %lld completion "
                                  "tokens, SHA-256 <span class=mono>",
@@ -1050,9 +1059,7 @@ static int sec_chain(rep *r, rt_buf *o) {
         size_t nm = 0;
         for (size_t i = 0; i < r->nmod; i++) {
             const mrow *m = &r->m[i];
-            int hit = 0;
-            for (size_t u = 0; u < nused && !hit; u++) hit = list_contains(m->trained_on, used[u]);
-            if (!hit) continue;
+            if (!model_of_group(r, m, g)) continue;
             if (rt_buf_printf(o, "%s<code>", nm++ ? "; " : "") || esc(o, m->path) ||
                 rt_buf_printf(o, "</code> (SHA-256 <span class=mono>") || esc(o, m->sha) ||
                 rt_buf_printf(o, "</span>), trained on these harvests"))
