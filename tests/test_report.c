@@ -229,6 +229,9 @@ static void test_unlabelled(void) {
         /* an evidence chain for the throttled account too, and the thresholds on the chart */
         CHECK(strstr(text, "1 throttled by the guard and not suspended: 1 requests served, 7 completion tokens") != NULL);
         CHECK(strstr(text, ">throttle</text>") != NULL && strstr(text, ">flag</text>") != NULL);
+        /* eve's small chart marks when her risk (0.9 at t=200) crossed the throttle threshold */
+        CHECK(strstr(text, "<title>the risk reached the throttle threshold</title>") != NULL &&
+              strstr(text, "&#x2715; throttled</text>") != NULL);
     }
     free(text);
 }

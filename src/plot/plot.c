@@ -263,7 +263,7 @@ static size_t swatches(rt_buf *o, tboxes *t, const frame *f, const plot_series *
 static int marker(rt_buf *o, tboxes *t, const plot_chart *c, const frame *f, const plot_series *q, const char *col,
                   size_t n) {
     double x = px(f, q->mark_x);
-    const char *name = c->mark_label ? c->mark_label : "suspended";
+    const char *name = q->mark_label ? q->mark_label : c->mark_label ? c->mark_label : "suspended";
     if (rt_buf_printf(o,
                       "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
                       "stroke-width=\"2\"><title>",

@@ -590,6 +590,7 @@ typedef struct {
     plot_series *s;
     double **xs, **ys;
     size_t *cap;
+    double *t_thr;       /* (ng) hours at which each group's risk first reached the throttle threshold */
 } risk_ctx;
 
 /* One guard_scores row: a point of its attack group's series, or the benign envelope. */
@@ -606,6 +607,7 @@ static int risk_point(void *ud, double t, int64_t account_id, double risk) {
         if (!(x->bmax[b] >= risk)) x->bmax[b] = risk;
         return 0;
     }
+    if (risk >= r->throttle_at && !isfinite(x->t_thr[k])) x->t_thr[k] = h;
     size_t n = x->s[k].n, c = x->cap[k];
     if (RT_GROW(x->xs[k], c, n + 1, "risk series")) return -1;
     c = x->cap[k];
@@ -624,8 +626,10 @@ static int risk_chart(rep *r, rt_buf *o) {
     double **xs = rt_calloc(ns, sizeof *xs, "risk series"), **ys = rt_calloc(ns, sizeof *ys, "risk series");
     size_t *cap = rt_calloc(ns, sizeof *cap, "risk series");
     int *gi = NULL;
+    double *t_thr = rt_malloc_array(ns, sizeof *t_thr, "risk series");
     int rc = -1;
-    if (!s || !xs || !ys || !cap) goto done;
+    if (!s || !xs || !ys || !cap || !t_thr) goto done;
+    for (size_t k = 0; k < ns; k++) t_thr[k] = NAN;
     gi = rt_malloc_array(r->na ? r->na : 1, sizeof *gi, "risk series");
     if (!gi) goto done;
     for (size_t i = 0; i < r->na; i++) gi[i] = -1;
@@ -635,13 +639,18 @@ static int risk_chart(rep *r, rt_buf *o) {
     double bmax[BINS];
     for (int b = 0; b < BINS; b++) bmax[b] = NAN;
     double span = isfinite(r->t1 - r->t0) && r->t1 > r->t0 ? r->t1 - r->t0 : 1;
-    risk_ctx rc_ = {r, gi, bmax, span, s, xs, ys, cap};
+    risk_ctx rc_ = {r, gi, bmax, span, s, xs, ys, cap, t_thr};
     if (guard_scores_each(r->db, risk_point, &rc_)) goto done;
     for (size_t k = 0; k < r->ng; k++) {
         s[k].name = r->g[k].strategy;
         s[k].color = plot_strategy_colour(r->g[k].strategy);
         s[k].x = xs[k], s[k].y = ys[k];
         s[k].mark_x = isfinite(r->g[k].t_susp) ? (r->g[k].t_susp - r->t0) / 3600 : NAN;
+        if (!isfinite(r->g[k].t_susp) && r->g[k].n_throttled && isfinite(t_thr[k])) { /* throttled only */
+            s[k].mark_x = t_thr[k];
+            s[k].mark_label = "throttled";
+            s[k].mark_title = "the risk reached the throttle threshold";
+        }
     }
     /* benign envelope */
     size_t kb = r->ng, nb = 0;
@@ -685,7 +694,7 @@ done:
         for (size_t k = 0; k < ns; k++) free(xs[k]);
     if (ys)
         for (size_t k = 0; k < ns; k++) free(ys[k]);
-    free(xs), free(ys), free(cap), free(s), free(gi);
+    free(xs), free(ys), free(cap), free(s), free(gi), free(t_thr);
     return rc;
 }
 
