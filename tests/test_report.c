@@ -205,6 +205,7 @@ static void test_unlabelled(void) {
         /* mallory and eve: the guard acted; carol's suspension was an operator's */
         CHECK(strstr(s, "under investigation: 2 accounts in 2 operations") != NULL);
         CHECK(strstr(s, "harvesting operations") == NULL && strstr(s, "false positives") == NULL);
+        CHECK(strstr(s, "tokens harvested: no harvest file recorded") != NULL); /* not "0 with the guard, 0 without" */
         size_t nl = 0;
         for (const char *q = s; *q; q++) nl += *q == '\n';
         CHECK(nl == 5);

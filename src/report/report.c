@@ -512,7 +512,9 @@ static int summary_text(const rep *r, rt_buf *o) {
     }
     rt_fmt_si(a, sizeof a, h.tok_on);
     rt_fmt_si(b, sizeof b, h.tok_off);
-    if (!rc)
+    if (!rc && !r->nh)
+        rc = rt_buf_printf(o, "tokens harvested: no harvest file recorded (retort report add-harvest)\n");
+    else if (!rc)
         rc = rt_buf_printf(o, "tokens harvested: %s with the guard, %s without (%.1f%% kept)\n", a, b,
                            h.tok_off > 0 ? 100 * h.tok_on / h.tok_off : 0.0);
     fmt_quality(c, sizeof c, h.st_on);
