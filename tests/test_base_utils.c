@@ -1,10 +1,13 @@
 /* test_base_utils.c — base's utilities beside the basics of test_base.c: the one mixer
  * against splitmix64's published outputs, rt_grow, rt_map against a brute-force list under
  * random inserts and removals, error kinds and their HTTP statuses, RT_ASSERT (evaluated
- * only when on; aborts in a forked child when on). */
+ * only when on; aborts in a forked child when on), JSON reals against Python's repr (the
+ * shortest round-trip form) and through jansson. */
 #include "base/base.h"
 #include "testlib.h"
 
+#include <jansson.h>
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,5 +138,50 @@ static void test_assert(void) {
 #endif
 }
 
+#define CHECK_STR(got, want) CHECK_MSG(strcmp((got), (want)) == 0, "got '%s', want '%s'", (got), (want))
+
+static void test_json_reals(void) {
+    /* Python 3's repr() of each double (its shortest round-trip digits), computed outside. */
+    struct { double v; const char *want; } k[] = {
+        {0.8, "0.8"}, {0.1 + 0.2, "0.30000000000000004"}, {1.0, "1.0"}, {1e-05, "1e-05"},
+        {2.5e-300, "2.5e-300"}, {1e16, "1e+16"}, {123456789012345680000.0, "1.2345678901234568e+20"},
+        {-0.0, "-0.0"}, {1.0 / 3.0, "0.3333333333333333"}, {22490.0, "22490.0"},
+    };
+    char buf[RT_FMT_DOUBLE_CAP];
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+        rt_fmt_double(buf, sizeof buf, k[i].v);
+        CHECK_STR(buf, k[i].want);
+    }
+    rt_fmt_double(buf, sizeof buf, NAN);
+    CHECK_STR(buf, "null");
+    /* Random doubles of every magnitude read back exactly and use no more digits than needed. */
+    rt_rng g;
+    rt_rng_seed(&g, 7);
+    for (int i = 0; i < 20000; i++) {
+        uint64_t bits = rt_rng_u64(&g);
+        double v;
+        memcpy(&v, &bits, sizeof v);
+        if (!isfinite(v)) continue;
+        rt_fmt_double(buf, sizeof buf, v);
+        CHECK(strtod(buf, NULL) == v);
+        char shorter[64];
+        snprintf(shorter, sizeof shorter, "%.14g", v);
+        if (strtod(shorter, NULL) != v) continue;
+        CHECK(strlen(buf) <= strlen(shorter) + 2); /* + ".0" */
+    }
+    /* jansson's own text (17 digits) rewritten: reals short, integers, strings and keys kept. */
+    json_t *o = json_pack("{s:f, s:[f, f, I], s:s, s:f, s:b}", "p", 0.8, "xs", 0.1 + 0.2, 1.0, (json_int_t)12345678901234567,
+                          "text", "0.80000000000000004 \\\" 0.1", "neg", -1e-7, "ok", 1);
+    char *txt = rt_json_reals(json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER));
+    CHECK_STR(txt, "{\"p\":0.8,\"xs\":[0.30000000000000004,1.0,12345678901234567],"
+                   "\"text\":\"0.80000000000000004 \\\\\\\" 0.1\",\"neg\":-1e-07,\"ok\":true}");
+    json_t *back = json_loads(txt, 0, NULL);
+    CHECK(back && json_equal(back, o)); /* same values, reals still reals */
+    json_decref(back);
+    free(txt);
+    json_decref(o);
+    CHECK(rt_json_reals(NULL) == NULL);
+}
+
 TEST_MAIN("base_utils", TEST_CASE(test_mixer), TEST_CASE(test_grow), TEST_CASE(test_map), TEST_CASE(test_error_kinds),
-          TEST_CASE(test_assert))
+          TEST_CASE(test_assert), TEST_CASE(test_json_reals))

@@ -111,7 +111,7 @@ static void test_keys(void) {
 
 static void test_limiter_buckets(void) {
     gw_limiter *l = NULL;
-    CHECK_OK(gw_limiter_init(&l, NULL));
+    CHECK_OK(gw_limiter_new(&l, NULL));
     if (!l) return;
     gw_limits lim = {6, 0, 0}; /* 6 per minute: one every 10 s, burst 6 */
     gw_limit_verdict v;
@@ -184,7 +184,7 @@ static void test_limiter_daily_and_restart(void) {
     r.completion_tokens = 0;
     CHECK_OK(gw_ledger_commit(led, &r, NULL));
     gw_limiter *l = NULL;
-    CHECK_OK(gw_limiter_init(&l, db)); /* a fresh limiter = a restarted server */
+    CHECK_OK(gw_limiter_new(&l, db)); /* a fresh limiter = a restarted server */
     gw_limit_verdict v;
     CHECK_OK(gw_limiter_admit(l, a.id, &lim, t, 301, &v));
     CHECK(!v.ok);

@@ -298,7 +298,7 @@ static void test_roundtrip_tensors(void) {
             data[i][3] = 1e-7f; /* f16 subnormal */
         }
         snprintf(names[i], sizeof names[i], "blk.%d.%s", i, i < 5 ? "f32" : "f16");
-        CHECK_OK(gguf_add_tensor(w, names[i], i < 5 ? GGML_TYPE_F32 : GGML_TYPE_F16, nd, shapes[s], data[i]));
+        CHECK_OK(gguf_add_tensor(w, names[i], i < 5 ? GGUF_DTYPE_F32 : GGUF_DTYPE_F16, nd, shapes[s], data[i]));
     }
     const char *path = tmp_path("tensors.gguf");
     CHECK_OK(gguf_writer_write(w, path));
@@ -324,7 +324,7 @@ static void test_roundtrip_tensors(void) {
             CHECK(gguf_find_tensor(c, names[i]) == i);
             CHECK(ti.n_dims == nd);
             for (int d = 0; d < 4; d++) CHECK(ti.ne[d] == shapes[s][d]);
-            CHECK(ti.type == (i < 5 ? GGML_TYPE_F32 : GGML_TYPE_F16));
+            CHECK(ti.type == (i < 5 ? GGUF_DTYPE_F32 : GGUF_DTYPE_F16));
             CHECK(ti.nbytes == n * (i < 5 ? 4 : 2));
             if (i == 0) base = (const uint8_t *)ti.data - gguf_data_offset(c);
             CHECK(((size_t)((const uint8_t *)ti.data - base)) % 32 == 0);
@@ -544,8 +544,8 @@ static void build_hand_file(bb *b, uint32_t version) {
     bb_str(b, "hello");
     bb_str(b, "wörld");
     /* tensors: a (2 rows x 3 cols, f32) at 0; b (4, f16) at 64; q (32, q8_0: 34 bytes) at 128 */
-    bb_tinfo(b, "a", 2, (const uint64_t[]){3, 2}, GGML_TYPE_F32, 0);
-    bb_tinfo(b, "b", 1, (const uint64_t[]){4}, GGML_TYPE_F16, 64);
+    bb_tinfo(b, "a", 2, (const uint64_t[]){3, 2}, GGUF_DTYPE_F32, 0);
+    bb_tinfo(b, "b", 1, (const uint64_t[]){4}, GGUF_DTYPE_F16, 64);
     bb_tinfo(b, "q", 1, (const uint64_t[]){32}, 8, 128);
     bb_pad(b, 64);
     for (int i = 0; i < 6; i++) bb_f32(b, (float)i + 0.5f);
@@ -604,7 +604,7 @@ static void test_hand_assembled(void) {
         CHECK(bf[0] == 1.0f && bf[1] == -2.0f && bf[2] == 0x1p-24f && isinf(bf[3]));
         gguf_tensor_info ti;
         CHECK_OK(gguf_tensor_info_at(c, 2, &ti));
-        CHECK(ti.type == 8 && ti.nbytes == 34 && strcmp(ggml_type_name(ti.type), "q8_0") == 0);
+        CHECK(ti.type == 8 && ti.nbytes == 34 && strcmp(gguf_dtype_name(ti.type), "q8_0") == 0);
         CHECK((const uint8_t *)ti.data == b.d + b.n - 34);
         CHECK(((const uint8_t *)ti.data)[33] == 33);
         CHECK_OK(gguf_tensor_info_at(c, 0, &ti));
@@ -646,9 +646,9 @@ static void test_hand_assembled(void) {
         gguf_close(c);
     }
     bb_free(&b);
-    CHECK(strcmp(ggml_type_name(0), "f32") == 0 && strcmp(ggml_type_name(1), "f16") == 0);
-    CHECK(strcmp(ggml_type_name(2), "q4_0") == 0 && strcmp(ggml_type_name(12), "q4_K") == 0);
-    CHECK(strcmp(ggml_type_name(4), "type 4") == 0 && strcmp(ggml_type_name(99), "type 99") == 0);
+    CHECK(strcmp(gguf_dtype_name(0), "f32") == 0 && strcmp(gguf_dtype_name(1), "f16") == 0);
+    CHECK(strcmp(gguf_dtype_name(2), "q4_0") == 0 && strcmp(gguf_dtype_name(12), "q4_K") == 0);
+    CHECK(strcmp(gguf_dtype_name(4), "type 4") == 0 && strcmp(gguf_dtype_name(99), "type 99") == 0);
     CHECK(strcmp(gguf_type_name(GGUF_TYPE_STRING), "str") == 0);
     CHECK(strcmp(gguf_type_name((gguf_type)77), "invalid") == 0);
 }
@@ -666,9 +666,9 @@ static int write_sample(const char *path, float *buf, size_t nbuf) {
              gguf_set_f32(w, "llama.eps", 1e-5f) || gguf_set_bool(w, "b", 1) ||
              gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, 3) ||
              gguf_set_arr_data(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, tt, 3) ||
-             gguf_add_tensor(w, "w1", GGML_TYPE_F32, 2, (const uint64_t[]){3, 2}, buf) ||
-             gguf_add_tensor(w, "w2", GGML_TYPE_F16, 1, (const uint64_t[]){5}, buf) ||
-             gguf_add_tensor(w, "w3", GGML_TYPE_F32, 2, (const uint64_t[]){4, 4}, buf) ||
+             gguf_add_tensor(w, "w1", GGUF_DTYPE_F32, 2, (const uint64_t[]){3, 2}, buf) ||
+             gguf_add_tensor(w, "w2", GGUF_DTYPE_F16, 1, (const uint64_t[]){5}, buf) ||
+             gguf_add_tensor(w, "w3", GGUF_DTYPE_F32, 2, (const uint64_t[]){4, 4}, buf) ||
              gguf_writer_write(w, path);
     gguf_writer_free(w);
     return rc ? -1 : 0;
@@ -948,8 +948,8 @@ static void poke_all(gguf_ctx *c) {
     for (size_t i = 0; i < gguf_n_tensors(c); i++) {
         gguf_tensor_info ti;
         if (gguf_tensor_info_at(c, i, &ti)) continue;
-        if ((ti.type == GGML_TYPE_F32 || ti.type == GGML_TYPE_F16) && ti.nbytes <= (1u << 20)) {
-            size_t n = (size_t)ti.nbytes / (ti.type == GGML_TYPE_F32 ? 4 : 2);
+        if ((ti.type == GGUF_DTYPE_F32 || ti.type == GGUF_DTYPE_F16) && ti.nbytes <= (1u << 20)) {
+            size_t n = (size_t)ti.nbytes / (ti.type == GGUF_DTYPE_F32 ? 4 : 2);
             float *out = malloc((n ? n : 1) * sizeof(float));
             (void)gguf_read_tensor_f32(c, ti.name, out, n, ti.ne, ti.n_dims);
             free(out);
@@ -1038,21 +1038,21 @@ static void test_read_tensor_refusals(void) {
 static void test_writer_errors(void) {
     gguf_writer *w = gguf_writer_new();
     float x[4] = {1, 2, 3, 4};
-    CHECK_OK(gguf_add_tensor(w, "t", GGML_TYPE_F32, 1, (const uint64_t[]){4}, x));
-    CHECK(gguf_add_tensor(w, "t", GGML_TYPE_F32, 1, (const uint64_t[]){4}, x) == -1);
+    CHECK_OK(gguf_add_tensor(w, "t", GGUF_DTYPE_F32, 1, (const uint64_t[]){4}, x));
+    CHECK(gguf_add_tensor(w, "t", GGUF_DTYPE_F32, 1, (const uint64_t[]){4}, x) == -1);
     CHECK(strstr(rt_errmsg(), "'t' added twice"));
     CHECK(gguf_add_tensor(w, "0123456789012345678901234567890123456789012345678901234567890123",
-                          GGML_TYPE_F32, 1, (const uint64_t[]){4}, x) == -1);
-    CHECK(gguf_add_tensor(w, "", GGML_TYPE_F32, 1, (const uint64_t[]){4}, x) == -1);
-    CHECK(gguf_add_tensor(w, "u", GGML_TYPE_F32, 0, (const uint64_t[]){4}, x) == -1);
-    CHECK(gguf_add_tensor(w, "u", GGML_TYPE_F32, 5, (const uint64_t[]){1, 1, 1, 1, 4}, x) == -1);
-    CHECK(gguf_add_tensor(w, "u", GGML_TYPE_F32, 1, (const uint64_t[]){0}, x) == -1);
-    CHECK(gguf_add_tensor(w, "u", (ggml_type)3, 1, (const uint64_t[]){32}, x) == -1);
+                          GGUF_DTYPE_F32, 1, (const uint64_t[]){4}, x) == -1);
+    CHECK(gguf_add_tensor(w, "", GGUF_DTYPE_F32, 1, (const uint64_t[]){4}, x) == -1);
+    CHECK(gguf_add_tensor(w, "u", GGUF_DTYPE_F32, 0, (const uint64_t[]){4}, x) == -1);
+    CHECK(gguf_add_tensor(w, "u", GGUF_DTYPE_F32, 5, (const uint64_t[]){1, 1, 1, 1, 4}, x) == -1);
+    CHECK(gguf_add_tensor(w, "u", GGUF_DTYPE_F32, 1, (const uint64_t[]){0}, x) == -1);
+    CHECK(gguf_add_tensor(w, "u", (gguf_dtype)3, 1, (const uint64_t[]){32}, x) == -1);
     CHECK(strstr(rt_errmsg(), "q4_1"));
-    CHECK(gguf_add_tensor(w, "u", GGML_TYPE_Q4_K, 1, (const uint64_t[]){32}, x) == -1); /* rows < 256 */
+    CHECK(gguf_add_tensor(w, "u", GGUF_DTYPE_Q4_K, 1, (const uint64_t[]){32}, x) == -1); /* rows < 256 */
     CHECK(strstr(rt_errmsg(), "multiple of 256"));
-    CHECK(gguf_add_tensor(w, "u", GGML_TYPE_F32, 1, (const uint64_t[]){4}, NULL) == -1);
-    CHECK(gguf_add_tensor(w, "u", GGML_TYPE_F32, 2, (const uint64_t[]){1ull << 62, 1ull << 62}, x) == -1);
+    CHECK(gguf_add_tensor(w, "u", GGUF_DTYPE_F32, 1, (const uint64_t[]){4}, NULL) == -1);
+    CHECK(gguf_add_tensor(w, "u", GGUF_DTYPE_F32, 2, (const uint64_t[]){1ull << 62, 1ull << 62}, x) == -1);
     CHECK(gguf_set_u32(w, "", 1) == -1);
     CHECK(gguf_set_str(w, "k", NULL) == -1);
     CHECK(gguf_set_arr_data(w, "k", GGUF_TYPE_STRING, x, 1) == -1);
@@ -1206,7 +1206,7 @@ static int write_tiny_llama(const char *path) {
     gguf_writer *w = gguf_writer_new();
     int rc = !w || set_tiny_llama_kv(w, toks, types, merges);
     for (size_t i = 0; !rc && i < nt; i++)
-        rc = gguf_add_tensor(w, t[i].name, GGML_TYPE_F32, t[i].n_dims, t[i].ne, t[i].d);
+        rc = gguf_add_tensor(w, t[i].name, GGUF_DTYPE_F32, t[i].n_dims, t[i].ne, t[i].d);
     rc = rc || gguf_writer_write(w, path);
     gguf_writer_free(w);
     /* the same metadata without any tensors: a tokenizer-only file for vocab-only loading */

@@ -592,7 +592,7 @@ static void test_gguf_archs(void) {
     w = gguf_writer_new();
     CHECK_OK(model_to_gguf(m, w, 0));
     uint64_t ne[1] = {16};
-    CHECK_OK(gguf_add_tensor(w, "blk.0.attn_output.bias", GGML_TYPE_F32, 1, ne, m->params));
+    CHECK_OK(gguf_add_tensor(w, "blk.0.attn_output.bias", GGUF_DTYPE_F32, 1, ne, m->params));
     CHECK_OK(gguf_writer_write(w, path2));
     gguf_writer_free(w);
     CHECK(model_load(&b, path2) == -1 && strstr(rt_errmsg(), "blk.0.attn_output.bias"));
@@ -809,7 +809,7 @@ static void test_small_file_big_config(void) {
     CHECK_OK(gguf_set_u32(w, "llama.vocab_size", 1000));
     float tiny[40] = {0};
     uint64_t ne[2] = {4, 10};
-    CHECK_OK(gguf_add_tensor(w, "token_embd.weight", GGML_TYPE_F32, 2, ne, tiny));
+    CHECK_OK(gguf_add_tensor(w, "token_embd.weight", GGUF_DTYPE_F32, 2, ne, tiny));
     CHECK_OK(gguf_writer_write(w, path));
     gguf_writer_free(w);
     model *m = NULL;

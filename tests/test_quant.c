@@ -295,7 +295,7 @@ static void test_refuse_unknown_type(void) {
     float x[32] = {0};
     const char *path = tmp_path("refuse.gguf");
     gguf_writer *w = gguf_writer_new();
-    CHECK_OK(gguf_add_tensor(w, "tq", GGML_TYPE_Q4_0, 1, (const uint64_t[]){32}, x));
+    CHECK_OK(gguf_add_tensor(w, "tq", GGUF_DTYPE_Q4_0, 1, (const uint64_t[]){32}, x));
     CHECK_OK(gguf_writer_write(w, path));
     gguf_writer_free(w);
     uint8_t *buf = NULL;
@@ -329,14 +329,14 @@ static void test_quantize_file_refuses_nan(void) {
     x[300] = NAN;
     const char *in = tmp_path("nan.gguf"), *out = tmp_path("nan-q.gguf");
     gguf_writer *w = gguf_writer_new();
-    CHECK_OK(gguf_add_tensor(w, "bad.weight", GGML_TYPE_F32, 2, (const uint64_t[]){256, 2}, x));
+    CHECK_OK(gguf_add_tensor(w, "bad.weight", GGUF_DTYPE_F32, 2, (const uint64_t[]){256, 2}, x));
     CHECK_OK(gguf_writer_write(w, in));
     gguf_writer_free(w);
-    CHECK(gguf_quantize_file(in, out, GGML_TYPE_Q8_0, NULL) == -1);
+    CHECK(gguf_quantize_file(in, out, GGUF_DTYPE_Q8_0, NULL) == -1);
     CHECK(strstr(rt_errmsg(), "tensor 'bad.weight' holds a NaN or infinite value at element 300") != NULL);
     CHECK(access(out, F_OK) != 0); /* nothing written */
-    CHECK_OK(gguf_quantize_file(in, out, GGML_TYPE_F16, NULL)); /* a plain conversion keeps it */
-    CHECK(gguf_quantize_file(in, tmp_path("missing/x.gguf"), GGML_TYPE_Q8_0, NULL) == -1);
+    CHECK_OK(gguf_quantize_file(in, out, GGUF_DTYPE_F16, NULL)); /* a plain conversion keeps it */
+    CHECK(gguf_quantize_file(in, tmp_path("missing/x.gguf"), GGUF_DTYPE_Q8_0, NULL) == -1);
     unlink(in);
     unlink(out);
 }
@@ -372,7 +372,7 @@ static void test_quantized_model(void) {
     static float lq[6 * 64], lf[6 * 64];
     for (size_t k = 0; k < RT_ARRAY_LEN(types); k++) {
         gguf_quantize_stats st;
-        CHECK_OK(gguf_quantize_file(f32, fq, (ggml_type)types[k], &st));
+        CHECK_OK(gguf_quantize_file(f32, fq, (gguf_dtype)types[k], &st));
         CHECK(st.n_kept_f32 == 2 * 2 + 1 && st.n_fallback == 0 && st.n_converted == 2 * 7 + 2);
         model *q = NULL;
         CHECK_OK(model_load(&q, fq));

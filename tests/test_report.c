@@ -108,6 +108,18 @@ static void test_summary_and_html(void) {
     CHECK(report_harvest_put(db, &h, NULL) == 0);
     h.name = "guard-off/bulk", h.guard = "off";
     CHECK(report_harvest_put(db, &h, NULL) == 0);
+    /* a test of a model the report does not hold is refused, naming it (issue 17: add-test --model nosuch) */
+    CHECK(report_test_put(db, "nosuch", "{\"mode\": \"closed\", \"p_value\": 0.5}", NULL) != 0);
+    CHECK_MSG(strstr(rt_errmsg(), "no model named 'nosuch'") && rt_errkind() == RT_ERR_NOT_FOUND, "%s", rt_errmsg());
+    /* a harvest whose name is longer than 64 bytes, and a model trained on it: the evidence chain
+     * must link them (it kept names in 64-byte slots and lost this one) */
+    const char *longname = "guard-on/bulk/a-harvest-name-longer-than-sixty-four-bytes-for-the-chain";
+    h.name = longname, h.guard = ""; /* neither day: the tokens lines keep their sums */
+    CHECK(report_harvest_put(db, &h, NULL) == 0);
+    sqlite3_exec(db,
+                 "INSERT INTO report_models(name, role, path, sha256, params, trained_on, added_at) VALUES('student', "
+                 "'student', 's.gguf', '', 1, 'guard-on/bulk/a-harvest-name-longer-than-sixty-four-bytes-for-the-chain', 0)",
+                 NULL, NULL, NULL);
     CHECK(report_test_put(db, "student", "{\"mode\": \"closed\", \"p_value\": 2.5e-9, \"tokens_scored\": 100}", NULL) ==
           0);
     CHECK(report_test_put(db, "student", "not json", NULL) != 0);
@@ -142,6 +154,85 @@ static void test_summary_and_html(void) {
         /* mallory: 2 served before t=250, 20 tokens */
         CHECK(strstr(text, "<td class=n>2</td><td class=n>20</td><td class=n>3</td><td class=n>1</td>") != NULL);
         CHECK(strstr(text, "retort demo --quick") != NULL);
+        /* mallory's chain names the model trained on the long-named harvest */
+        const char *chain = strstr(text, "<h3>mallory — bulk</h3>");
+        const char *next = chain ? strstr(chain + 1, "<h3>") : NULL;
+        const char *model = chain ? strstr(chain, "<li><b>Suspect model.</b> <code>s.gguf</code>") : NULL;
+        CHECK_MSG(model && (!next || model < next), "mallory's evidence chain does not name s.gguf");
+    }
+    free(text);
+}
+
+/* A real, unlabelled investigation (issue 17 item 21): no simulator labels. mallory suspended by
+ * the guard after a throttle, eve throttled only, bob scored over the flag threshold (0.5) only,
+ * carol suspended by an operator, alice untouched. By hand: 2 suspended (mallory, carol), 1
+ * throttled (eve), 1 flagged (bob) of 5; under the guard's investigation: mallory and eve. */
+static void test_unlabelled(void) {
+    char p[300], out[300];
+    snprintf(p, sizeof p, "%s/real.db", dir);
+    snprintf(out, sizeof out, "%s/real.html", dir);
+    gw_db *g = NULL;
+    CHECK(gw_db_open(&g, p) == 0);
+    CHECK(guard_db_init(g) == 0);
+    char key[GW_KEY_MAX];
+    const char *names[] = {"alice", "mallory", "eve", "bob", "carol"};
+    for (int i = 0; i < 5; i++) CHECK(gw_key_create(g, names[i], NULL, 0, 1.0 + i, key, NULL) == 0);
+    gw_db_close(g);
+    sqlite3 *c = NULL;
+    CHECK(sqlite3_open(p, &c) == SQLITE_OK);
+    exec_sql(c,
+             "INSERT INTO usage(request_id, t, account_id, endpoint, status, completion_tokens, latency_ms, output_hash) "
+             "VALUES ('r1', 100, 1, '/v1/completions', 200, 3, 1, ''), ('r2', 110, 2, '/v1/completions', 200, 10, 1, ''),"
+             "('r3', 120, 2, '/v1/completions', 200, 10, 1, ''), ('r4', 300, 2, '/v1/completions', 403, 0, 1, ''),"
+             "('r5', 130, 3, '/v1/completions', 200, 7, 1, ''), ('r6', 140, 3, '/v1/completions', 429, 0, 1, ''),"
+             "('r7', 150, 4, '/v1/completions', 200, 2, 1, ''), ('r8', 160, 5, '/v1/completions', 200, 1, 1, '');"
+             "INSERT INTO guard_actions(t, account_id, group_id, action, mode, code, risk, reason, evidence) VALUES"
+             "(200, 2, NULL, 'throttle', 'enforce', 'G-BULK', 0.85, 'bulk', '{}'),"
+             "(250, 2, NULL, 'suspend', 'enforce', 'G-BULK', 1.4, 'bulk', '{\"risk\": 1.4}'),"
+             "(220, 3, NULL, 'throttle', 'enforce', 'G-SHIFT', 0.9, 'shift', '{}');"
+             "INSERT INTO guard_scores(t, account_id, risk) VALUES (100, 1, 0.1), (240, 2, 1.4), (200, 3, 0.9),"
+             "(150, 4, 0.6), (160, 5, 0.2);"
+             "UPDATE accounts SET status = 'suspended' WHERE id IN (2, 5);");
+    sqlite3_close(c);
+    sqlite3 *db = NULL;
+    CHECK(report_db_open(&db, p) == 0);
+    char *s = NULL;
+    CHECK(report_summary(db, &s) == 0);
+    report_db_close(db);
+    if (s) {
+        fputs(s, stderr);
+        CHECK(strstr(s, "accounts by action: 2 suspended, 1 throttled, 1 flagged, of 5 accounts\n") == s);
+        /* mallory and eve: the guard acted; carol's suspension was an operator's */
+        CHECK(strstr(s, "under investigation: 2 accounts in 2 operations") != NULL);
+        CHECK(strstr(s, "harvesting operations") == NULL && strstr(s, "false positives") == NULL);
+        CHECK(strstr(s, "tokens harvested: no harvest file recorded") != NULL); /* not "0 with the guard, 0 without" */
+        size_t nl = 0;
+        for (const char *q = s; *q; q++) nl += *q == '\n';
+        CHECK(nl == 5);
+    }
+    free(s);
+    report_options o;
+    report_options_defaults(&o);
+    o.db_path = p, o.out_path = out;
+    CHECK(report_write(&o) == 0);
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(rt_read_file(out, &text, &len) == 0);
+    if (text) {
+        /* per-account attribution, strongest action first: mallory served 2 (20 tokens), refused 1 */
+        const char *m = strstr(text, "<td>mallory</td><td>throttled, then suspended</td>");
+        const char *e = strstr(text, "<td>eve</td><td>throttled</td>");
+        const char *b = strstr(text, "<td>bob</td><td>flagged</td>");
+        CHECK(m && e && b && m < e && e < b);
+        CHECK(m && strstr(m, "<td class=n>1.40</td><td class=n>3</td><td class=n>2</td><td class=n>20</td><td class=n>1</td>") == strstr(m, "<td class=n>"));
+        CHECK(strstr(text, "<td>carol</td><td>suspended (by an operator)</td>") != NULL);
+        CHECK(strstr(text, "<td>alice</td>") == NULL);
+        /* an evidence chain for the throttled account too, and the thresholds on the chart */
+        CHECK(strstr(text, "1 throttled by the guard and not suspended: 1 requests served, 7 completion tokens") != NULL);
+        CHECK(strstr(text, ">throttle</text>") != NULL && strstr(text, ">flag</text>") != NULL);
+        /* eve's small chart marks when her risk (0.9 at t=200) crossed the throttle threshold */
+        CHECK(strstr(text, "<title>the risk reached the throttle threshold</title>") != NULL &&
+              strstr(text, "&#x2715; throttled</text>") != NULL);
     }
     free(text);
 }
@@ -168,6 +259,7 @@ int main(void) {
     test_escape();
     test_harvest_scan();
     test_summary_and_html();
+    test_unlabelled();
     test_not_a_gateway_db();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -15,6 +15,7 @@
 #include "train/train.h"
 #include "gateway/gateway.h"
 #include "model/model.h"
+#include "client/client.h"
 #include "serve/serve.h"
 #include "testlib.h"
 

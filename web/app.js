@@ -304,7 +304,8 @@
     const acc = d.accounts;
     const sum = (f) => acc.reduce((s, a) => s + (f(a) || 0), 0);
     const suspended = acc.filter((a) => a.status === 'suspended').length;
-    const risky = acc.filter((a) => ['flag', 'throttle', 'suspend'].includes(a.guard.level)).length;
+    // at risk but still serving: a suspended account is counted once, under 'suspended'
+    const risky = acc.filter((a) => a.status !== 'suspended' && ['flag', 'throttle', 'suspend'].includes(a.guard.level)).length;
     const tiles = [
       ['accounts', fmtInt(acc.length), ''],
       ['suspended', fmtInt(suspended), suspended ? 'bad' : ''],

@@ -214,6 +214,17 @@ double rt_wall_time(void); /* seconds since the Unix epoch */
 void rt_fmt_duration(char *out, size_t cap, double seconds);
 /* "1.23M", "456k", "12.3G" (SI) */
 void rt_fmt_si(char *out, size_t cap, double v);
+/* JSON numbers (json.c) — the one format for a double written as JSON text: the shortest of
+ * %.15g / %.16g / %.17g that reads back to the same double (0.8, not 0.80000000000000004), with
+ * ".0" added when that has no '.' or exponent, so a reader still sees a real. Non-finite
+ * values are written as null (JSON has no NaN). Needs cap >= RT_FMT_DOUBLE_CAP. */
+#define RT_FMT_DOUBLE_CAP 32
+void rt_fmt_double(char *out, size_t cap, double v);
+/* Rewrite, in place, every real number (one with '.', 'e' or 'E') outside strings in the JSON
+ * text s into rt_fmt_double's form; integers and strings are untouched. For jansson's
+ * json_dumps output (which prints reals with 17 digits): `rt_json_reals(json_dumps(...))`.
+ * Returns s (NULL stays NULL). A number whose short form would not be shorter is kept. */
+char *rt_json_reals(char *s);
 
 /* ---------------------------------------------------------------- progress bar */
 

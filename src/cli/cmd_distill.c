@@ -15,6 +15,104 @@
 #include "../train/train.h"
 #include "cli.h"
 
+/* The student: --init's model (its context must hold --seq-len), or a new one of the shape
+ * flags with the tokenizer of --tokenizer, else the teacher's (its file, or the cache's copy). */
+static int distill_student(model **student, const char **student_name, const char *init_path, const char *tok_path,
+                           const char *teacher_path, kd_cache *cache, size_t seq_len, uint64_t seed, model_config *c,
+                           int untied) {
+    tokenizer *stok = NULL;
+    if (init_path) {
+        if (model_load(student, init_path)) return -1;
+        if (!(*student)->tok) {
+            RT_FAIL("%s has no tokenizer", init_path);
+            return -1;
+        }
+        *student_name = init_path;
+        if (seq_len > (*student)->cfg.ctx_len) {
+            RT_FAIL("--seq-len %zu exceeds %s's context length %zu", seq_len, init_path, (*student)->cfg.ctx_len);
+            return -1;
+        }
+    } else {
+        if (tok_path) {
+            if (tokenizer_load(&stok, tok_path)) return -1;
+            *student_name = tok_path;
+        } else if (!cache) {
+            if (tokenizer_load(&stok, teacher_path)) return -1;
+        } else {
+            if (kd_cache_load_tokenizer(cache, &stok)) return -1;
+        }
+        c->tied = !untied;
+        c->ctx_len = seq_len;
+        if (distill_new_student(student, c, stok, seed)) return -1; /* takes the tokenizer */
+    }
+    return 0;
+}
+
+/* The run in two or three lines: both models' sizes, the loss and where the teacher's
+ * distributions come from, the data, on-policy sampling. */
+static void describe(const model *student, const model *teacher, kd_cache *cache, const distill_opts *dop,
+                     const distill_run *run, const dataset *ds, size_t seq_len) {
+    char np_s[16], tp_s[16];
+    rt_fmt_si(np_s, sizeof np_s, (double)student->n_params);
+    rt_fmt_si(tp_s, sizeof tp_s, (double)(teacher ? teacher->n_params : kd_cache_get_info(cache)->teacher_params));
+    rt_info("student: %s parameters (dim %zu, layers %zu, heads %zu/%zu, ffn %zu); teacher: %s parameters (%s)",
+            np_s, student->cfg.dim, student->cfg.n_layers, student->cfg.n_heads, student->cfg.n_kv_heads,
+            student->cfg.ffn_dim, tp_s, dop->teacher_name);
+    char tdesc[64];
+    if (dop->loss.kind == KD_CE) snprintf(tdesc, sizeof tdesc, "not used by the loss");
+    else snprintf(tdesc, sizeof tdesc, "%s, %s", cache ? "cache" : "live", run->k ? "top-k + rest" : "full vocabulary");
+    rt_info("loss %s (beta %g, temperature %g, alpha %g), teacher %s (k = %zu); data: %zu training / %zu held-out "
+            "tokens",
+            kd_kind_name(dop->loss.kind), (double)dop->loss.beta, (double)dop->loss.temperature, (double)dop->loss.alpha,
+            tdesc, run->k, ds->n_train, ds->n_val);
+    if (dop->on_policy > 0) rt_info("on-policy: lambda %g, prompt %zu tokens, sampling temperature %g", (double)dop->on_policy,
+                                   dop->on_policy_prompt ? dop->on_policy_prompt : seq_len / 2, (double)dop->on_policy_temperature);
+}
+
+/* The closing line: where a stopped run's checkpoint is, or the final loss (held-out when the
+ * held-out part holds a window; issue 17 #14: never "held-out loss nan"). */
+static void say_done(const train_result *r, size_t steps, size_t seq_len, size_t n_val, double t0, const char *out,
+                     const char *ckpt) {
+    if (r->steps_done < steps) {
+        rt_info("stopped at step %zu (checkpoint %s)", r->steps_done, ckpt);
+    } else {
+        if (isfinite(r->val_loss))
+            rt_info("done: %zu steps, held-out loss %.4f nats/token, %.0f tokens/s, %.1fs total", r->steps_done,
+                    (double)r->val_loss, r->tokens_per_s, rt_now() - t0);
+        else /* issue 17 #14: not "held-out loss nan" */
+            rt_info("done: %zu steps, training loss %.4f (no held-out loss: the held-out part has %zu tokens, "
+                    "fewer than one --seq-len window of %zu + 1), %.0f tokens/s, %.1fs total",
+                    r->steps_done, (double)r->train_loss, n_val, seq_len, r->tokens_per_s, rt_now() - t0);
+        rt_info("wrote %s", out);
+    }
+}
+
+/* A teacher cache holds windows of the training tokens it was built from: refuse other data. */
+static int cache_matches(const kd_cache *cache, const char *cache_path, const dataset *ds, const char *data) {
+    const kd_cache_info *ci = kd_cache_get_info(cache);
+    size_t need = ci->n_windows * ci->seq_len + 1;
+    if (ds->n_train < need || rt_fnv1a64(ds->train, need * sizeof(int32_t)) != ci->data_hash) {
+        RT_FAIL("%s was built from other data than --data %s (or with another --val-fraction): the cached "
+                "windows do not match its training tokens. Rebuild it: retort cache-teacher --data %s ...",
+                cache_path, data, data);
+        return -1;
+    }
+    return 0;
+}
+
+/* Resuming: the checkpoint's recipe (loss, its parameters, the teacher) must be this run's. */
+static int same_recipe(const char *ckpt, const distill_opts *dop) {
+    distill_meta_check mc[] = {
+        {"retort.distill.loss", "--loss", kd_kind_name(dop->loss.kind), 0, 0, 0},
+        {"retort.distill.beta", "--beta", NULL, 0, 0, dop->loss.beta},
+        {"retort.distill.temperature", "--temperature", NULL, 0, 0, dop->loss.temperature},
+        {"retort.distill.alpha", "--alpha", NULL, 0, 0, dop->loss.alpha},
+        {"retort.distill.on_policy", "--on-policy", NULL, 0, 0, dop->on_policy},
+        {"retort.distill.teacher", "--teacher/--teacher-cache", dop->teacher_name, 0, 0, 0},
+    };
+    return distill_check_resume_meta(ckpt, mc, RT_ARRAY_LEN(mc));
+}
+
 int cmd_distill(int argc, char **argv) {
     const char *teacher_path = NULL, *cache_path = NULL, *data = NULL, *out = NULL, *log_path = NULL;
     const char *init_path = NULL, *tok_path = NULL, *loss_name = "fkl";
@@ -102,7 +200,7 @@ int cmd_distill(int argc, char **argv) {
 
     model *teacher = NULL, *student = NULL;
     kd_cache *cache = NULL;
-    tokenizer *ttok = NULL, *stok = NULL;
+    tokenizer *ttok = NULL;
     dataset ds = {0};
     distill_run run;
     memset(&run, 0, sizeof run);
@@ -127,76 +225,19 @@ int cmd_distill(int argc, char **argv) {
         if (!cli_seen(opts, n_opts, "--temperature")) dop.loss.temperature = ci->temperature;
     }
     const tokenizer *teacher_tok = teacher ? teacher->tok : ttok;
-    /* student */
     const char *student_name = "the new student";
-    if (init_path) {
-        if (model_load(&student, init_path)) goto done;
-        if (!student->tok) {
-            RT_FAIL("%s has no tokenizer", init_path);
-            goto done;
-        }
-        student_name = init_path;
-        if (o.seq_len > student->cfg.ctx_len) {
-            RT_FAIL("--seq-len %zu exceeds %s's context length %zu", o.seq_len, init_path, student->cfg.ctx_len);
-            goto done;
-        }
-    } else {
-        if (tok_path) {
-            if (tokenizer_load(&stok, tok_path)) goto done;
-            student_name = tok_path;
-        } else if (teacher) {
-            if (tokenizer_load(&stok, teacher_path)) goto done;
-        } else {
-            if (kd_cache_load_tokenizer(cache, &stok)) goto done;
-        }
-        c.tied = !untied;
-        c.ctx_len = o.seq_len;
-        tokenizer *tk = stok;
-        stok = NULL;
-        if (distill_new_student(&student, &c, tk, o.seed)) goto done;
-    }
+    if (distill_student(&student, &student_name, init_path, tok_path, teacher_path, cache, o.seq_len, o.seed, &c,
+                        untied))
+        goto done;
     if (kd_vocab_check(student->tok, student_name, teacher_tok, dop.teacher_name)) goto done;
     /* data: the same split as train */
     if (distill_text_dataset(&ds, student->tok, data, val_fraction)) goto done;
-    if (cache) {
-        const kd_cache_info *ci = kd_cache_get_info(cache);
-        size_t need = ci->n_windows * ci->seq_len + 1;
-        if (ds.n_train < need || rt_fnv1a64(ds.train, need * sizeof(int32_t)) != ci->data_hash) {
-            RT_FAIL("%s was built from other data than --data %s (or with another --val-fraction): the cached "
-                    "windows do not match its training tokens. Rebuild it: retort cache-teacher --data %s ...",
-                    cache_path, data, data);
-            goto done;
-        }
-    }
-    if (resume) {
-        distill_meta_check mc[] = {
-            {"retort.distill.loss", "--loss", kd_kind_name(dop.loss.kind), 0, 0, 0},
-            {"retort.distill.beta", "--beta", NULL, 0, 0, dop.loss.beta},
-            {"retort.distill.temperature", "--temperature", NULL, 0, 0, dop.loss.temperature},
-            {"retort.distill.alpha", "--alpha", NULL, 0, 0, dop.loss.alpha},
-            {"retort.distill.on_policy", "--on-policy", NULL, 0, 0, dop.on_policy},
-            {"retort.distill.teacher", "--teacher/--teacher-cache", dop.teacher_name, 0, 0, 0},
-        };
-        if (distill_check_resume_meta(ckpt, mc, RT_ARRAY_LEN(mc))) goto done;
-    }
+    if (cache && cache_matches(cache, cache_path, &ds, data)) goto done;
+    if (resume && same_recipe(ckpt, &dop)) goto done;
     if (distill_run_init(&run, &dop, student, teacher, cache, &ds, o.batch, o.seq_len, eval_batches)) goto done;
     train_task task;
     distill_run_task(&run, &task);
-    char np_s[16], tp_s[16];
-    rt_fmt_si(np_s, sizeof np_s, (double)student->n_params);
-    rt_fmt_si(tp_s, sizeof tp_s, (double)(teacher ? teacher->n_params : kd_cache_get_info(cache)->teacher_params));
-    rt_info("student: %s parameters (dim %zu, layers %zu, heads %zu/%zu, ffn %zu); teacher: %s parameters (%s)",
-            np_s, student->cfg.dim, student->cfg.n_layers, student->cfg.n_heads, student->cfg.n_kv_heads,
-            student->cfg.ffn_dim, tp_s, dop.teacher_name);
-    char tdesc[64];
-    if (dop.loss.kind == KD_CE) snprintf(tdesc, sizeof tdesc, "not used by the loss");
-    else snprintf(tdesc, sizeof tdesc, "%s, %s", cache ? "cache" : "live", run.k ? "top-k + rest" : "full vocabulary");
-    rt_info("loss %s (beta %g, temperature %g, alpha %g), teacher %s (k = %zu); data: %zu training / %zu held-out "
-            "tokens",
-            kd_kind_name(dop.loss.kind), (double)dop.loss.beta, (double)dop.loss.temperature, (double)dop.loss.alpha,
-            tdesc, run.k, ds.n_train, ds.n_val);
-    if (dop.on_policy > 0) rt_info("on-policy: lambda %g, prompt %zu tokens, sampling temperature %g", (double)dop.on_policy,
-                                   dop.on_policy_prompt ? dop.on_policy_prompt : o.seq_len / 2, (double)on_policy_temp);
+    describe(student, teacher, cache, &dop, &run, &ds, o.seq_len);
     o.interrupt = cli_catch_interrupt(); /* SIGINT/SIGTERM: finish the step, save, say so */
     if (train_run(student, &ds, &o, &task, &r)) goto done;
     if (r.interrupted) {
@@ -205,18 +246,7 @@ int cmd_distill(int argc, char **argv) {
         status = cli_report_interrupt("distill", r.steps_done, o.steps, ckpt, logp);
         goto done;
     }
-    if (r.steps_done < o.steps) {
-        rt_info("stopped at step %zu (checkpoint %s)", r.steps_done, ckpt);
-    } else {
-        if (isfinite(r.val_loss))
-            rt_info("done: %zu steps, held-out loss %.4f nats/token, %.0f tokens/s, %.1fs total", r.steps_done,
-                    (double)r.val_loss, r.tokens_per_s, rt_now() - t0);
-        else /* issue 17 #14: not "held-out loss nan" */
-            rt_info("done: %zu steps, training loss %.4f (no held-out loss: the held-out part has %zu tokens, "
-                    "fewer than one --seq-len window of %zu + 1), %.0f tokens/s, %.1fs total",
-                    r.steps_done, (double)r.train_loss, ds.n_val, o.seq_len, r.tokens_per_s, rt_now() - t0);
-        rt_info("wrote %s", out);
-    }
+    say_done(&r, o.steps, o.seq_len, ds.n_val, t0, out, ckpt);
     status = 0;
 done:
     if (status && !r.interrupted) cli_fail("distill");
@@ -226,6 +256,5 @@ done:
     model_free(teacher);
     kd_cache_close(cache);
     tokenizer_free(ttok);
-    tokenizer_free(stok);
     return status;
 }

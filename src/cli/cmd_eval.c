@@ -34,6 +34,67 @@ static void set_num(json_t *o, const char *k, double v) {
     json_object_set_new(o, k, isfinite(v) ? json_real(v) : json_null());
 }
 
+/* Plain text: the held-out part (split "val", as train holds it out) or the whole file in
+ * order, scored in windows of T tokens (default: the context), at most max_tokens of them. */
+static int eval_text(const char *data, const char *split, double val_fraction, model *m, model *t, size_t T, size_t B,
+                     size_t max_tokens, size_t max_windows, dataset *ds, distill_eval_result *r) {
+    const int32_t *tokens = NULL;
+    size_t n = 0;
+    int32_t *all = NULL;
+    if (!strcmp(split, "val")) {
+        if (distill_text_dataset(ds, m->tok, data, val_fraction)) return -1;
+        tokens = ds->val;
+        n = ds->n_val;
+    } else {
+        /* the whole file as one stream, in order */
+        char *text;
+        size_t len;
+        if (rt_read_file(data, &text, &len)) return -1;
+        int rc = tokenizer_encode(m->tok, text, len, 0, &all, &n);
+        free(text);
+        if (rc) return -1;
+        tokens = all;
+    }
+    size_t TT = T ? T : m->cfg.ctx_len;
+    if (t) TT = RT_MIN(TT, t->cfg.ctx_len);
+    if (max_tokens && TT) {
+        size_t w = (max_tokens + TT - 1) / TT; /* whole windows covering max_tokens */
+        if (!max_windows || w < max_windows) max_windows = w;
+    }
+    int rc = distill_eval_text(m, t, tokens, n, TT, B, max_windows, r);
+    free(all);
+    return rc;
+}
+
+/* The result line: what was measured on what, with the teacher's and the task's numbers when
+ * there were any (NULL when out of memory). */
+static json_t *result_json(const char *label, const char *model_path, const char *data, const model *m,
+                           const model *t, const char *teacher_path, const char *task, const distill_eval_result *r,
+                           const distill_eval_result *ra) {
+    json_t *o = json_object();
+    if (!o) return NULL;
+    json_object_set_new(o, "label", json_string(label));
+    json_object_set_new(o, "model", json_string(model_path));
+    json_object_set_new(o, "data", json_string(data));
+    json_object_set_new(o, "params", json_integer((json_int_t)m->n_params));
+    json_object_set_new(o, "tokens", json_integer((json_int_t)r->n_tokens));
+    set_num(o, "loss", r->loss);
+    set_num(o, "ppl", r->ppl);
+    if (t) {
+        json_object_set_new(o, "teacher", json_string(teacher_path));
+        json_object_set_new(o, "teacher_params", json_integer((json_int_t)t->n_params));
+        set_num(o, "kl", r->kl);
+        set_num(o, "top1_agreement", r->top1_agreement);
+    }
+    if (task) {
+        json_object_set_new(o, "task", json_string(task));
+        set_num(o, "accuracy", ra->accuracy);
+        json_object_set_new(o, "correct", json_integer((json_int_t)ra->n_correct));
+        json_object_set_new(o, "examples", json_integer((json_int_t)ra->n_examples));
+    }
+    return o;
+}
+
 int cmd_eval(int argc, char **argv) {
     const char *model_path = NULL, *data = NULL, *teacher_path = NULL, *task = NULL, *json_out = NULL;
     const char *split = "val", *samples_path = NULL, *label = NULL, *format = "raw";
@@ -142,55 +203,11 @@ int cmd_eval(int argc, char **argv) {
             size_t mn = max_new ? max_new : m->cfg.ctx_len;
             if (distill_eval_arith(m, &set, max_examples, RT_MAX(B, (size_t)16), mn, samples, &ra)) goto done;
         }
-    } else {
-        const int32_t *tokens = NULL;
-        size_t n = 0;
-        int32_t *all = NULL;
-        if (!strcmp(split, "val")) {
-            if (distill_text_dataset(&ds, m->tok, data, val_fraction)) goto done;
-            tokens = ds.val;
-            n = ds.n_val;
-        } else {
-            /* the whole file as one stream, in order */
-            char *text;
-            size_t len;
-            if (rt_read_file(data, &text, &len)) goto done;
-            int rc = tokenizer_encode(m->tok, text, len, 0, &all, &n);
-            free(text);
-            if (rc) goto done;
-            tokens = all;
-        }
-        size_t TT = T ? T : m->cfg.ctx_len;
-        if (t) TT = RT_MIN(TT, t->cfg.ctx_len);
-        if (max_tokens && TT) {
-            size_t w = (max_tokens + TT - 1) / TT; /* whole windows covering max_tokens */
-            if (!max_windows || w < max_windows) max_windows = w;
-        }
-        int rc = distill_eval_text(m, t, tokens, n, TT, B, max_windows, &r);
-        free(all);
-        if (rc) goto done;
+    } else if (eval_text(data, split, val_fraction, m, t, T, B, max_tokens, max_windows, &ds, &r)) {
+        goto done;
     }
-    o = json_object();
+    o = result_json(label ? label : model_path, model_path, data, m, t, teacher_path, task, &r, &ra);
     if (!o) goto done;
-    json_object_set_new(o, "label", json_string(label ? label : model_path));
-    json_object_set_new(o, "model", json_string(model_path));
-    json_object_set_new(o, "data", json_string(data));
-    json_object_set_new(o, "params", json_integer((json_int_t)m->n_params));
-    json_object_set_new(o, "tokens", json_integer((json_int_t)r.n_tokens));
-    set_num(o, "loss", r.loss);
-    set_num(o, "ppl", r.ppl);
-    if (t) {
-        json_object_set_new(o, "teacher", json_string(teacher_path));
-        json_object_set_new(o, "teacher_params", json_integer((json_int_t)t->n_params));
-        set_num(o, "kl", r.kl);
-        set_num(o, "top1_agreement", r.top1_agreement);
-    }
-    if (task) {
-        json_object_set_new(o, "task", json_string(task));
-        set_num(o, "accuracy", ra.accuracy);
-        json_object_set_new(o, "correct", json_integer((json_int_t)ra.n_correct));
-        json_object_set_new(o, "examples", json_integer((json_int_t)ra.n_examples));
-    }
     char *js = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(8));
     if (!js) {
         RT_FAIL("out of memory formatting the result");

@@ -1,13 +1,13 @@
 /*
  * cmd_harvest.c — `retort harvest`: drain an OpenAI-compatible endpoint into JSONL for
- * `retort sft` (src/serve/harvest.c does the work).
+ * `retort sft` (src/client/harvest.c does the work).
  * Exit status: 0 done, 1 local error, 3 stopped by the server (401/403, or a 429 asking to
  * wait more than 5 minutes), 4 finished with some prompts failed.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "../serve/serve.h"
+#include "../client/client.h"
 #include "cli.h"
 
 int cmd_harvest(int argc, char **argv) {

@@ -68,7 +68,7 @@ int cmd_info(int argc, char **argv) {
     for (size_t i = 0; i < gguf_n_tensors(g); i++) {
         gguf_tensor_info ti;
         if (gguf_tensor_info_at(g, i, &ti)) goto done;
-        printf("  %-28s %-5s [", ti.name, ggml_type_name(ti.type));
+        printf("  %-28s %-5s [", ti.name, gguf_dtype_name(ti.type));
         for (uint32_t d = 0; d < ti.n_dims; d++) printf(d ? ", %" PRIu64 : "%" PRIu64, ti.ne[d]);
         printf("]\n");
     }

@@ -37,7 +37,7 @@ int cmd_quantize(int argc, char **argv) {
         return 2;
     }
     gguf_quantize_stats st;
-    if (gguf_quantize_file(pos[0], pos[1], (ggml_type)t, &st)) return cli_fail("quantize");
+    if (gguf_quantize_file(pos[0], pos[1], (gguf_dtype)t, &st)) return cli_fail("quantize");
     if (!quiet)
         printf("%s -> %s (%s): %zu tensors, %zu in %s, %zu fell back (rows not a multiple of %zu), %zu 1-D kept "
                "f32; tensor data %.1f MB -> %.1f MB\n",

@@ -110,7 +110,7 @@ static int report_add_harvest_cmd(int argc, char **argv) {
         json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:s, s:s}", "name", h.name, "lines", (json_int_t)st.lines,
                               "completion_tokens", (json_int_t)st.completion_tokens, "matched",
                               (json_int_t)st.matched, "sha256", st.sha256, "accounts", st.accounts ? st.accounts : "");
-        char *js = j ? json_dumps(j, JSON_PRESERVE_ORDER) : NULL;
+        char *js = j ? rt_json_reals(json_dumps(j, JSON_PRESERVE_ORDER)) : NULL;
         json_decref(j);
         if (js) {
             printf("%s\n", js);

@@ -14,6 +14,43 @@
 #include "../train/train.h"
 #include "cli.h"
 
+/* The student: --init's model (its context bounds --seq-len), or a new one of the shape flags
+ * with a tokenizer from the checkpoint (resuming), --tokenizer, or trained on the data's text. */
+static int sft_student(model **m, const char *init_path, int seq_len_given, train_options *o, int resume,
+                       const char *ckpt, const char *tok_path, const char *data, size_t vocab, model_config *c,
+                       int untied) {
+    tokenizer *tok = NULL;
+    if (init_path) {
+        if (model_load(m, init_path)) return -1;
+        if (!(*m)->tok) {
+            RT_FAIL("%s has no tokenizer", init_path);
+            return -1;
+        }
+        if (!seq_len_given) o->seq_len = RT_MIN(o->seq_len, (*m)->cfg.ctx_len);
+        if (o->seq_len > (*m)->cfg.ctx_len) {
+            RT_FAIL("--seq-len %zu exceeds %s's context length %zu", o->seq_len, init_path, (*m)->cfg.ctx_len);
+            return -1;
+        }
+    } else {
+        if (resume) {
+            if (tokenizer_load(&tok, ckpt)) return -1;
+        } else if (tok_path) {
+            if (tokenizer_load(&tok, tok_path)) return -1;
+        } else {
+            rt_buf text = {0};
+            if (sft_collect_text(data, &text)) return -1;
+            rt_info("training a %zu-token byte-level BPE tokenizer on the prompts and completions of %s", vocab, data);
+            int rc = tokenizer_train(&tok, text.data, text.len, vocab);
+            rt_buf_free(&text);
+            if (rc) return -1;
+        }
+        c->tied = !untied;
+        c->ctx_len = o->seq_len;
+        if (distill_new_student(m, c, tok, o->seed)) return -1; /* takes the tokenizer */
+    }
+    return 0;
+}
+
 int cmd_sft(int argc, char **argv) {
     const char *data = NULL, *out = NULL, *log_path = NULL, *init_path = NULL, *tok_path = NULL;
     const char *loss_name = "fkl", *format = "raw";
@@ -90,7 +127,6 @@ int cmd_sft(int argc, char **argv) {
     snprintf(ckpt, sizeof ckpt, "%s.ckpt", out);
 
     model *m = NULL;
-    tokenizer *tok = NULL;
     sft_set set;
     memset(&set, 0, sizeof set);
     sft_run run;
@@ -98,36 +134,9 @@ int cmd_sft(int argc, char **argv) {
     int status = 1;
     train_result r = {0};
     double t0 = rt_now();
-    if (init_path) {
-        if (model_load(&m, init_path)) goto done;
-        if (!m->tok) {
-            RT_FAIL("%s has no tokenizer", init_path);
-            goto done;
-        }
-        if (!cli_seen(opts, n_opts, "--seq-len")) o.seq_len = RT_MIN(o.seq_len, m->cfg.ctx_len);
-        if (o.seq_len > m->cfg.ctx_len) {
-            RT_FAIL("--seq-len %zu exceeds %s's context length %zu", o.seq_len, init_path, m->cfg.ctx_len);
-            goto done;
-        }
-    } else {
-        if (resume) {
-            if (tokenizer_load(&tok, ckpt)) goto done;
-        } else if (tok_path) {
-            if (tokenizer_load(&tok, tok_path)) goto done;
-        } else {
-            rt_buf text = {0};
-            if (sft_collect_text(data, &text)) goto done;
-            rt_info("training a %zu-token byte-level BPE tokenizer on the prompts and completions of %s", vocab, data);
-            int rc = tokenizer_train(&tok, text.data, text.len, vocab);
-            rt_buf_free(&text);
-            if (rc) goto done;
-        }
-        c.tied = !untied;
-        c.ctx_len = o.seq_len;
-        tokenizer *tk = tok;
-        tok = NULL;
-        if (distill_new_student(&m, &c, tk, o.seed)) goto done;
-    }
+    if (sft_student(&m, init_path, cli_seen(opts, n_opts, "--seq-len"), &o, resume, ckpt, tok_path, data, vocab, &c,
+                    untied))
+        goto done;
     if (sft_load_jsonl(&set, data, m->tok, &lo)) goto done;
     rt_info("data: %zu examples, %zu completion tokens; %zu with top_logprobs, soft targets on %zu tokens (%.1f%%)%s",
             set.n_ex, set.n_completion_tokens, set.n_with_logprobs, set.n_soft,
@@ -184,6 +193,5 @@ done:
     sft_run_free(&run);
     sft_set_free(&set);
     model_free(m);
-    tokenizer_free(tok);
     return status;
 }

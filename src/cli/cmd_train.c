@@ -18,6 +18,77 @@ static int is_dir(const char *p) {
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* The tokenizer (from the checkpoint when resuming: it must be the same; else given, or trained
+ * on the text) and the token data (a shard directory, or the text split into training and
+ * held-out windows). 0, or -1 with an error; *tok is set whenever it was made. */
+static int train_data(const char *data, const char *ckpt, const char *tok_path, int resume, size_t vocab,
+                      double val_fraction, tokenizer **tok_out, dataset *ds, size_t *text_len) {
+    tokenizer *tok = NULL;
+    int rc = -1;
+    if (resume) {
+        if (!rt_file_exists(ckpt)) {
+            RT_FAIL("--resume: no checkpoint at %s", ckpt);
+            goto out;
+        }
+        if (tokenizer_load(&tok, ckpt)) goto out;
+    } else if (tok_path) {
+        if (tokenizer_load(&tok, tok_path)) goto out;
+    }
+    if (is_dir(data)) {
+        if (!tok) {
+            RT_FAIL("--data %s is a shard directory: give --tokenizer M.gguf (the tokenizer that made it)", data);
+            goto out;
+        }
+        rc = dataset_load(ds, data, tokenizer_vocab_size(tok));
+        goto out;
+    }
+    char *text;
+    size_t len;
+    if (rt_read_file(data, &text, &len)) goto out;
+    if (len == 0) {
+        free(text);
+        RT_FAIL("%s: the training text is empty", data);
+        goto out;
+    }
+    if (!tok) {
+        double tt = rt_now();
+        rt_info("training a %zu-token byte-level BPE tokenizer on %s (%.1f MB)...", vocab, data, len / 1e6);
+        if (tokenizer_train(&tok, text, len, vocab)) {
+            free(text);
+            goto out;
+        }
+        rt_info("tokenizer: %zu tokens in %.1fs", tokenizer_vocab_size(tok), rt_now() - tt);
+    }
+    *text_len = len;
+    rc = dataset_from_text(ds, tok, text, len, val_fraction, 32 * 1024);
+    free(text);
+out:
+    *tok_out = tok;
+    return rc;
+}
+
+/* The closing line: where a stopped run's checkpoint is, or the final loss (held-out when
+ * there was a held-out window) and the throughput. */
+static void say_done(const train_result *r, size_t steps, double h_uni, double t0, const char *out, const char *ckpt) {
+    if (r->steps_done < steps) {
+        rt_info("stopped at step %zu (checkpoint %s)", r->steps_done, ckpt);
+    } else {
+        char fl[16];
+        rt_fmt_si(fl, sizeof fl, r->flops);
+        if (isfinite(r->val_loss))
+            rt_info("done: %zu steps, final held-out loss %.4f nats/token (unigram entropy %.4f; ratio "
+                    "%.3f), %.0f tokens/s, %s training FLOPs, %.1fs total",
+                    r->steps_done, (double)r->val_loss, h_uni, (double)r->val_loss / h_uni, r->tokens_per_s,
+                    fl, rt_now() - t0);
+        else
+            rt_info("done: %zu steps, final training loss %.4f (no held-out evaluation: the held-out "
+                    "text is shorter than one --seq-len window), %.0f tokens/s, %s training FLOPs, "
+                    "%.1fs total",
+                    r->steps_done, (double)r->train_loss, r->tokens_per_s, fl, rt_now() - t0);
+        rt_info("wrote %s", out);
+    }
+}
+
 int cmd_train(int argc, char **argv) {
     const char *data = NULL, *tok_path = NULL, *out = NULL, *shards = NULL, *log_path = NULL;
     size_t vocab = 2048, threads = 0, eval_batches = 8;
@@ -98,45 +169,7 @@ int cmd_train(int argc, char **argv) {
     int status = 1;
     double t0 = rt_now();
     size_t text_len = 0;
-    /* tokenizer: from the checkpoint when resuming (it must be the same), else given or trained */
-    if (resume) {
-        if (!rt_file_exists(ckpt)) {
-            RT_FAIL("--resume: no checkpoint at %s", ckpt);
-            goto fail;
-        }
-        if (tokenizer_load(&tok, ckpt)) goto fail;
-    } else if (tok_path) {
-        if (tokenizer_load(&tok, tok_path)) goto fail;
-    }
-    if (is_dir(data)) {
-        if (!tok) {
-            RT_FAIL("--data %s is a shard directory: give --tokenizer M.gguf (the tokenizer that made it)", data);
-            goto fail;
-        }
-        if (dataset_load(&ds, data, tokenizer_vocab_size(tok))) goto fail;
-    } else {
-        char *text;
-        size_t len;
-        if (rt_read_file(data, &text, &len)) goto fail;
-        if (len == 0) {
-            free(text);
-            RT_FAIL("%s: the training text is empty", data);
-            goto fail;
-        }
-        if (!tok) {
-            double tt = rt_now();
-            rt_info("training a %zu-token byte-level BPE tokenizer on %s (%.1f MB)...", vocab, data, len / 1e6);
-            if (tokenizer_train(&tok, text, len, vocab)) {
-                free(text);
-                goto fail;
-            }
-            rt_info("tokenizer: %zu tokens in %.1fs", tokenizer_vocab_size(tok), rt_now() - tt);
-        }
-        text_len = len;
-        int rc = dataset_from_text(&ds, tok, text, len, val_fraction, 32 * 1024);
-        free(text);
-        if (rc) goto fail;
-    }
+    if (train_data(data, ckpt, tok_path, resume, vocab, val_fraction, &tok, &ds, &text_len)) goto fail;
     if (shards && dist_rank() == 0 && dataset_save(&ds, shards, tokenizer_vocab_size(tok))) goto fail;
     c.vocab_size = tokenizer_vocab_size(tok);
     if (model_create(&m, &c, tok)) goto fail;
@@ -164,23 +197,7 @@ int cmd_train(int argc, char **argv) {
         status = cli_report_interrupt("train", r.steps_done, o.steps, ckpt, logp);
         goto done;
     }
-    if (r.steps_done < o.steps) {
-        rt_info("stopped at step %zu (checkpoint %s)", r.steps_done, ckpt);
-    } else {
-        char fl[16];
-        rt_fmt_si(fl, sizeof fl, r.flops);
-        if (isfinite(r.val_loss))
-            rt_info("done: %zu steps, final held-out loss %.4f nats/token (unigram entropy %.4f; ratio "
-                    "%.3f), %.0f tokens/s, %s training FLOPs, %.1fs total",
-                    r.steps_done, (double)r.val_loss, h_uni, (double)r.val_loss / h_uni, r.tokens_per_s,
-                    fl, rt_now() - t0);
-        else
-            rt_info("done: %zu steps, final training loss %.4f (no held-out evaluation: the held-out "
-                    "text is shorter than one --seq-len window), %.0f tokens/s, %s training FLOPs, "
-                    "%.1fs total",
-                    r.steps_done, (double)r.train_loss, r.tokens_per_s, fl, rt_now() - t0);
-        rt_info("wrote %s", out);
-    }
+    say_done(&r, o.steps, h_uni, t0, out, ckpt);
     status = 0;
 fail:
     if (status) cli_fail("train");

@@ -518,7 +518,11 @@ static int wm_pvalue(int argc, char **argv) {
         lp = mark_binom_log_sf(green, scored, gamma);
     }
     if (scored == 0) lp = 0;
-    printf("{\"log_p\": %.17g, \"log10_p_value\": %.17g, \"p_value\": %.17g}\n", lp, lp / M_LN10, exp(lp));
+    char a[RT_FMT_DOUBLE_CAP], b[RT_FMT_DOUBLE_CAP], c[RT_FMT_DOUBLE_CAP];
+    rt_fmt_double(a, sizeof a, lp);
+    rt_fmt_double(b, sizeof b, lp / M_LN10);
+    rt_fmt_double(c, sizeof c, exp(lp));
+    printf("{\"log_p\": %s, \"log10_p_value\": %s, \"p_value\": %s}\n", a, b, c);
     return 0;
 }
 

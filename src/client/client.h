@@ -1,7 +1,8 @@
 /*
  * client.h — the client room: the HTTP client retort uses against an OpenAI-compatible API
- * (its own `retort serve`, or any other): the traffic simulator (src/sim) and, once it moves
- * here, the harvester. One libcurl easy handle per client; JSON bodies; a bearer key; the
+ * (its own `retort serve`, or any other), used by the traffic simulator (src/sim); and the
+ * harvester (harvest.c) built on it, which drains such an API into harvest-record JSONL for
+ * `retort sft`. One libcurl easy handle per client; JSON bodies; a bearer key; the
  * Retry-After header read in one place.
  *
  * Retry-After: only the delta-seconds form is read (what `retort serve` and most APIs send);
@@ -19,6 +20,7 @@
 #define RETORT_CLIENT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../base/base.h"
 
@@ -110,5 +112,42 @@ int client_pool_send(client_pool *p, const char *method, const char *path, const
 size_t client_pool_size(const client_pool *p);
 void client_pool_upstream(client_pool *p, size_t i, const char **url, int *up, uint64_t *requests,
                           uint64_t *connect_failures);
+
+/* ---------------------------------------------------------------- harvester */
+
+typedef struct {
+    const char *endpoint;   /* base URL, e.g. http://127.0.0.1:8080 (with or without /v1) */
+    const char *api_key;
+    const char *prompts_path; /* one prompt per line, or JSONL objects with "prompt" */
+    const char *out_path;     /* JSONL, appended to; prompts already there are skipped */
+    const char *model;        /* NULL: the first of GET /v1/models */
+    int chat;                 /* /v1/chat/completions (prompt = the user message) */
+    size_t concurrency;       /* parallel requests (default 4) */
+    size_t max_tokens;        /* default 128 */
+    size_t top_logprobs;      /* 0: no log-probs; K: chosen + K alternatives per token */
+    double temperature;       /* default 1 */
+    double rate;              /* requests per second overall, 0 = unlimited */
+    size_t max_retries;       /* per prompt, for 429/5xx/network errors (default 8) */
+    size_t limit;             /* harvest at most this many new prompts (0 = all) */
+    int quiet;                /* no progress bar */
+} harvest_options;
+void harvest_options_defaults(harvest_options *o);
+
+typedef struct {
+    size_t prompts_total;   /* distinct prompts in the file */
+    size_t skipped;         /* already in the output */
+    size_t written;         /* new lines written */
+    size_t failed;          /* gave up after retries (or a 4xx) */
+    size_t retries;         /* 429 / 5xx / network retries */
+    uint64_t prompt_tokens, completion_tokens;
+    int stopped;            /* 1: stopped early on 401/403 */
+    int stop_status;        /* that HTTP status */
+    char stop_reason[256];  /* the server's message */
+    double seconds;
+} harvest_stats;
+/* Run the harvest. Returns 0 when the run completed, even if it stopped on 401/403 (see
+ * stats->stopped; the reason is also appended to "<out>.errors.jsonl" with every failed
+ * prompt), -1 on a local error (files, arguments). */
+int harvest_run(const harvest_options *o, harvest_stats *stats);
 
 #endif /* RETORT_CLIENT_H */

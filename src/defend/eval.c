@@ -511,7 +511,7 @@ int guard_eval(const guard_eval_options *o, FILE *out) {
     root = eval_json(&d, o->db_path, have_ref, delta, mmd_window);
     if (!root) goto out;
     if (o->as_json) {
-        char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        char *s = rt_json_reals(json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER));
         if (!s) goto out;
         fprintf(out, "%s\n", s);
         free(s);

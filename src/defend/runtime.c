@@ -394,7 +394,7 @@ static char *signals_json(const guard_assessment *a) {
         if (!isfinite(a->value[i])) continue;
         json_object_set_new(o, guard_signal_name((guard_signal)i), json_pack("[f, f]", a->value[i], a->score[i]));
     }
-    char *s = json_dumps(o, JSON_COMPACT);
+    char *s = rt_json_reals(json_dumps(o, JSON_COMPACT));
     json_decref(o);
     return s;
 }

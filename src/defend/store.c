@@ -620,7 +620,7 @@ static int status_fn(sqlite3 *c, void *ud) {
                                   (json_int_t)aid, "account", name, "status", status, "action", action, "mode", mode,
                                   "code", code ? code : "", "risk", risk, "risk_now", isfinite(now) ? json_real(now) : json_null(),
                                   "t", t, "group", (json_int_t)gid, "action_id", (json_int_t)sqlite3_column_int64(st, 9));
-            char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+            char *s = o ? rt_json_reals(json_dumps(o, JSON_COMPACT)) : NULL;
             if (s) fprintf(x->out, "%s\n", s);
             free(s);
             json_decref(o);
@@ -816,7 +816,7 @@ static int explain_fn(sqlite3 *c, void *ud) {
     }
     if (!rc && n == 0 && !x->as_json) fprintf(x->out, "the guard has no record of this account\n");
     if (!rc && x->as_json) {
-        char *s = json_dumps(all, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        char *s = rt_json_reals(json_dumps(all, JSON_INDENT(2) | JSON_PRESERVE_ORDER));
         if (s) fprintf(x->out, "%s\n", s);
         free(s);
     }

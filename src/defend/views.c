@@ -512,7 +512,7 @@ static json_t *policy_json(const snapshot *s) {
 }
 
 static int dump_to(json_t *root, char **json_out) {
-    *json_out = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    *json_out = root ? rt_json_reals(json_dumps(root, JSON_COMPACT)) : NULL;
     json_decref(root);
     if (!*json_out) return RT_FAIL("out of memory writing the guard view");
     return 0;
@@ -686,7 +686,7 @@ static char *error_json(int *status, int code, const char *param, const char *fm
     const char *type = code == 404 ? "not_found_error" : code >= 500 ? "server_error" : "invalid_request_error";
     json_t *o = json_pack("{s:{s:o, s:s, s:o, s:o}}", "error", "message", jstr(msg), "type", type, "param",
                           param ? json_string(param) : json_null(), "code", json_null());
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *s = o ? rt_json_reals(json_dumps(o, JSON_COMPACT)) : NULL;
     json_decref(o);
     return s;
 }

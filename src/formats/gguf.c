@@ -75,9 +75,9 @@ typedef struct {
     const char *name;
     uint32_t blck;
     uint32_t size;
-} ggml_type_traits;
+} gguf_dtype_traits;
 
-static const ggml_type_traits ggml_types[] = {
+static const gguf_dtype_traits gguf_dtypes[] = {
     [0] = {"f32", 1, 4},         [1] = {"f16", 1, 2},         [2] = {"q4_0", 32, 18},
     [3] = {"q4_1", 32, 20},      [6] = {"q5_0", 32, 22},      [7] = {"q5_1", 32, 24},
     [8] = {"q8_0", 32, 34},      [9] = {"q8_1", 32, 36},      [10] = {"q2_K", 256, 84},
@@ -92,13 +92,13 @@ static const ggml_type_traits ggml_types[] = {
     [41] = {"q1_0", 128, 18},    [42] = {"q2_0", 64, 18},
 };
 
-static const ggml_type_traits *ggml_traits(uint32_t type) {
-    if (type >= RT_ARRAY_LEN(ggml_types) || ggml_types[type].blck == 0) return NULL;
-    return &ggml_types[type];
+static const gguf_dtype_traits *gguf_dtype_traits_of(uint32_t type) {
+    if (type >= RT_ARRAY_LEN(gguf_dtypes) || gguf_dtypes[type].blck == 0) return NULL;
+    return &gguf_dtypes[type];
 }
 
-const char *ggml_type_name(uint32_t type) {
-    const ggml_type_traits *t = ggml_traits(type);
+const char *gguf_dtype_name(uint32_t type) {
+    const gguf_dtype_traits *t = gguf_dtype_traits_of(type);
     if (t) return t->name;
     static _Thread_local char buf[32];
     snprintf(buf, sizeof buf, "type %" PRIu32, type);
@@ -150,14 +150,7 @@ static void ni_place(size_t *slots, size_t cap, const char *name, size_t idx) {
 
 /* Append name as index ni->n (the caller has checked it is not present). */
 static int ni_add(name_index *ni, const char *name) {
-    if (ni->n == ni->names_cap) {
-        size_t nc = ni->names_cap ? ni->names_cap * 2 : 16;
-        if (nc > SIZE_MAX / sizeof *ni->names) return RT_FAIL("name index too large");
-        const char **nn = rt_realloc(ni->names, nc * sizeof *nn, "a name index");
-        if (!nn) return -1;
-        ni->names = nn;
-        ni->names_cap = nc;
-    }
+    if (RT_GROW(ni->names, ni->names_cap, ni->n + 1, "a name index")) return -1;
     if ((ni->n + 1) * 2 > ni->cap) {
         size_t nc = ni->cap ? ni->cap * 2 : 32;
         size_t *ns = rt_calloc(nc, sizeof *ns, "a name hash table");
@@ -170,19 +163,6 @@ static int ni_add(name_index *ni, const char *name) {
     ni->names[ni->n] = name;
     ni_place(ni->slots, ni->cap, name, ni->n);
     ni->n++;
-    return 0;
-}
-
-/* Grow a dynamic array so it holds at least n+1 elements. */
-static int grow(void **arr, size_t *cap, size_t n, size_t elem, const char *what) {
-    if (n < *cap) return 0;
-    size_t nc = *cap ? *cap * 2 : 16;
-    size_t bytes;
-    if (rt_mul_size(nc, elem, &bytes)) return -1;
-    void *p = rt_realloc(*arr, bytes, what);
-    if (!p) return -1;
-    *arr = p;
-    *cap = nc;
     return 0;
 }
 
@@ -315,7 +295,7 @@ static int parse_kv(gguf_ctx *ctx, cursor *c, uint64_t i) {
     if (memchr(kp, 0, klen))
         return RT_FAIL("%s: key #%" PRIu64 " ('%s') contains a NUL byte; the file is corrupt", c->file, i,
                        printable(kp, klen, pbuf, sizeof pbuf));
-    if (grow((void **)&ctx->kv, &ctx->cap_kv, ctx->n_kv, sizeof *ctx->kv, "GGUF key/values")) return -1;
+    if (RT_GROW(ctx->kv, ctx->cap_kv, ctx->n_kv + 1, "GGUF key/values")) return -1;
     rd_kv *kv = &ctx->kv[ctx->n_kv];
     memset(kv, 0, sizeof *kv);
     kv->key = rt_malloc(klen + 1, "a GGUF key");
@@ -416,7 +396,7 @@ static int parse_tensor_info(gguf_ctx *ctx, cursor *c, uint64_t i) {
     if (memchr(np, 0, nlen))
         return RT_FAIL("%s: tensor #%" PRIu64 " name '%s' contains a NUL byte; the file is corrupt", c->file,
                        i, pname);
-    if (grow((void **)&ctx->t, &ctx->cap_t, ctx->n_t, sizeof *ctx->t, "GGUF tensor infos")) return -1;
+    if (RT_GROW(ctx->t, ctx->cap_t, ctx->n_t + 1, "GGUF tensor infos")) return -1;
     rd_tensor *t = &ctx->t[ctx->n_t];
     memset(t, 0, sizeof *t);
     t->name = rt_malloc(nlen + 1, "a tensor name");
@@ -466,7 +446,7 @@ static int parse_tensor_info(gguf_ctx *ctx, cursor *c, uint64_t i) {
 
     snprintf(what, sizeof what, "tensor '%.60s' type", pname);
     if (cur_u32(c, &t->info.type, what)) return -1;
-    const ggml_type_traits *tr = ggml_traits(t->info.type);
+    const gguf_dtype_traits *tr = gguf_dtype_traits_of(t->info.type);
     t->info.nbytes = 0;
     if (tr) {
         if (t->info.ne[0] % tr->blck != 0)
@@ -905,7 +885,7 @@ int gguf_read_tensor_f32(const gguf_ctx *ctx, const char *name, float *dst, size
         return RT_FAIL("%s: tensor '%s' has type %s; retort reads f32, f16, bf16, q8_0, q4_0, q4_K, q5_K "
                        "and q6_K (convert with llama.cpp's llama-quantize --allow-requantize MODEL.gguf "
                        "OUT.gguf Q8_0, or re-export the model as f16/f32)",
-                       ctx->path, name, ggml_type_name(t->type));
+                       ctx->path, name, gguf_dtype_name(t->type));
     char got[128], want[128];
     if (ne_expected) {
         if (n_dims > GGUF_MAX_DIMS)
@@ -936,7 +916,7 @@ int gguf_read_tensor_f32(const gguf_ctx *ctx, const char *name, float *dst, size
     size_t rb = qtype_row_bytes(t->type, cols);
     if (rows && (rb == 0 || (uint64_t)rows * rb != t->nbytes))
         return RT_FAIL("%s: tensor '%s': %" PRIu64 " data bytes do not match %zu rows of %zu %s values", ctx->path,
-                       name, t->nbytes, rows, cols, ggml_type_name(t->type));
+                       name, t->nbytes, rows, cols, gguf_dtype_name(t->type));
     const uint8_t *p = t->data;
     for (size_t r = 0; r < rows; r++) quant_dequantize_row(t->type, p + r * rb, dst + r * cols, cols);
     return 0;
@@ -952,7 +932,7 @@ typedef struct {
 
 typedef struct {
     char *name;
-    ggml_type type;
+    gguf_dtype type;
     uint32_t n_dims;
     uint64_t ne[GGUF_MAX_DIMS];
     const float *data; /* borrowed; n floats */
@@ -1020,7 +1000,7 @@ static int set_kv(gguf_writer *w, const char *key, gguf_type type, rt_buf *val) 
         return 0;
     }
     char *k = rt_strdup(key);
-    if (!k || grow((void **)&w->kv, &w->cap_kv, w->n_kv, sizeof *w->kv, "GGUF writer keys") ||
+    if (!k || RT_GROW(w->kv, w->cap_kv, w->n_kv + 1, "GGUF writer keys") ||
         ni_add(&w->kv_index, k)) {
         free(k);
         rt_buf_free(val);
@@ -1103,7 +1083,7 @@ int gguf_set_arr_data(gguf_writer *w, const char *key, gguf_type elem_type, cons
     return set_kv(w, key, GGUF_TYPE_ARRAY, &b);
 }
 
-int gguf_add_tensor(gguf_writer *w, const char *name, ggml_type type, uint32_t n_dims,
+int gguf_add_tensor(gguf_writer *w, const char *name, gguf_dtype type, uint32_t n_dims,
                     const uint64_t *ne, const float *data) {
     if (!w || !name || !*name) return RT_FAIL("gguf writer: a tensor name must be a non-empty string");
     size_t nlen = strlen(name);
@@ -1114,7 +1094,7 @@ int gguf_add_tensor(gguf_writer *w, const char *name, ggml_type type, uint32_t n
     if (!qtype_supported((uint32_t)type))
         return RT_FAIL("gguf writer: tensor '%s': type %s; retort writes f32, f16, bf16, q8_0, q4_0, q4_K, "
                        "q5_K and q6_K",
-                       name, ggml_type_name((uint32_t)type));
+                       name, gguf_dtype_name((uint32_t)type));
     if (n_dims < 1 || n_dims > GGUF_MAX_DIMS || !ne)
         return RT_FAIL("gguf writer: tensor '%s': %" PRIu32 " dimensions; expected 1..%d", name, n_dims,
                        GGUF_MAX_DIMS);
@@ -1128,11 +1108,11 @@ int gguf_add_tensor(gguf_writer *w, const char *name, ggml_type type, uint32_t n
     if (rb == 0)
         return RT_FAIL("gguf writer: tensor '%s': type %s needs rows (ne[0]) that are a multiple of %zu "
                        "elements; this one has %" PRIu64 " (keep it f32/f16 or pick a 32-element type)",
-                       name, ggml_type_name((uint32_t)type), qtype_block_elems((uint32_t)type), ne[0]);
+                       name, gguf_dtype_name((uint32_t)type), qtype_block_elems((uint32_t)type), ne[0]);
     if (rt_mul_size(n / (size_t)ne[0], rb, &nbytes)) return -1;
     if (!data) return RT_FAIL("gguf writer: tensor '%s': NULL data", name);
     char *nm = rt_strdup(name);
-    if (!nm || grow((void **)&w->t, &w->cap_t, w->n_t, sizeof *w->t, "GGUF writer tensors") ||
+    if (!nm || RT_GROW(w->t, w->cap_t, w->n_t + 1, "GGUF writer tensors") ||
         ni_add(&w->t_index, nm)) {
         free(nm);
         return -1;
@@ -1226,7 +1206,7 @@ int gguf_writer_write(gguf_writer *w, const char *path) {
     uint8_t *row = NULL;
     for (size_t i = 0; !rc && i < w->n_t; i++) {
         const wr_tensor *t = &w->t[i];
-        if (t->type == GGML_TYPE_F32) {
+        if (t->type == GGUF_DTYPE_F32) {
             rc = rt_fwrite(t->data, sizeof(float), t->n, af.f, path);
         } else {
             /* encode one row at a time (ne[0] elements) */

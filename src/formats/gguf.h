@@ -42,18 +42,19 @@ typedef enum {
     GGUF_TYPE_COUNT
 } gguf_type;
 
-/* ggml tensor types retort reads and writes (others exist in files and are refused by name).
- * The ids are ggml's; they equal src/kernels/quant.h's QTYPE_* values. */
+/* Tensor data types (GGUF's tensor-info type field) retort reads and writes; others exist in
+ * files and are refused by name. The ids are the format's (ggml's); they equal
+ * src/kernels/quant.h's QTYPE_* values. (GGUF_TYPE_* above are metadata value types.) */
 typedef enum {
-    GGML_TYPE_F32 = 0,
-    GGML_TYPE_F16 = 1,
-    GGML_TYPE_Q4_0 = 2,
-    GGML_TYPE_Q8_0 = 8,
-    GGML_TYPE_Q4_K = 12,
-    GGML_TYPE_Q5_K = 13,
-    GGML_TYPE_Q6_K = 14,
-    GGML_TYPE_BF16 = 30,
-} ggml_type;
+    GGUF_DTYPE_F32 = 0,
+    GGUF_DTYPE_F16 = 1,
+    GGUF_DTYPE_Q4_0 = 2,
+    GGUF_DTYPE_Q8_0 = 8,
+    GGUF_DTYPE_Q4_K = 12,
+    GGUF_DTYPE_Q5_K = 13,
+    GGUF_DTYPE_Q6_K = 14,
+    GGUF_DTYPE_BF16 = 30,
+} gguf_dtype;
 
 #define GGUF_MAX_DIMS 4
 #define GGUF_DEFAULT_ALIGNMENT 32
@@ -116,7 +117,9 @@ int64_t gguf_find_tensor(const gguf_ctx *ctx, const char *name);
  * (when non-NULL; n_dims entries, fastest first), or if its type is not one retort decodes. */
 int gguf_read_tensor_f32(const gguf_ctx *ctx, const char *name, float *dst, size_t n,
                          const uint64_t *ne_expected, uint32_t n_dims);
-const char *ggml_type_name(uint32_t type);
+/* Name of a tensor data type id ("f32", "q4_K", ... also for types retort refuses; "type N"
+ * for unknown ids). */
+const char *gguf_dtype_name(uint32_t type);
 
 /* Additions beyond the first contract (all safe on any opened ctx): */
 /* Name of a GGUF value type: "u8".."f64", "bool", "str", "arr"; "invalid" for other ids. */
@@ -147,10 +150,10 @@ int gguf_set_arr_str(gguf_writer *w, const char *key, const char *const *strs, c
 int gguf_set_arr_data(gguf_writer *w, const char *key, gguf_type elem_type, const void *data,
                       size_t n);
 /* Add a tensor. data (n floats, F32) is borrowed until gguf_writer_write returns. type is any
- * ggml_type above: F16/BF16 are converted (round-to-nearest-even) and Q8_0/Q4_0/Q4_K/Q5_K/Q6_K
+ * gguf_dtype above: F16/BF16 are converted (round-to-nearest-even) and Q8_0/Q4_0/Q4_K/Q5_K/Q6_K
  * quantized with llama.cpp's reference quantizers, row by row, on write. A quantized type
  * needs ne[0] to be a multiple of its block size (32 or 256); the error says so. */
-int gguf_add_tensor(gguf_writer *w, const char *name, ggml_type type, uint32_t n_dims,
+int gguf_add_tensor(gguf_writer *w, const char *name, gguf_dtype type, uint32_t n_dims,
                     const uint64_t *ne, const float *data);
 /* Copy key/value idx of an opened file into w verbatim (same type and bytes; replaces a key of
  * the same name). */
@@ -176,7 +179,7 @@ typedef struct {
  * tensors may be of any type gguf_read_tensor_f32 decodes (requantizing loses precision
  * twice; allowed, as llama-quantize --allow-requantize). stats may be NULL. Errors name the
  * file and tensor. Holds the decoded F32 tensors of the whole file in memory. */
-int gguf_quantize_file(const char *in, const char *out, ggml_type type, gguf_quantize_stats *stats);
+int gguf_quantize_file(const char *in, const char *out, gguf_dtype type, gguf_quantize_stats *stats);
 
 /* IEEE half conversion helpers (exposed for tests). */
 float gguf_f16_to_f32(uint16_t h);

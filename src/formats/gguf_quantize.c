@@ -18,35 +18,35 @@
 #include <string.h>
 
 /* llama.cpp's llama_ftype for a file whose weights are all `type` ("pure"). */
-static uint32_t file_type_of(ggml_type type) {
+static uint32_t file_type_of(gguf_dtype type) {
     switch (type) {
-    case GGML_TYPE_F32: return 0;  /* ALL_F32 */
-    case GGML_TYPE_F16: return 1;  /* MOSTLY_F16 */
-    case GGML_TYPE_Q4_0: return 2; /* MOSTLY_Q4_0 */
-    case GGML_TYPE_Q8_0: return 7; /* MOSTLY_Q8_0 */
-    case GGML_TYPE_Q4_K: return 14; /* MOSTLY_Q4_K_S */
-    case GGML_TYPE_Q5_K: return 16; /* MOSTLY_Q5_K_S */
-    case GGML_TYPE_Q6_K: return 18; /* MOSTLY_Q6_K */
-    case GGML_TYPE_BF16: return 32; /* MOSTLY_BF16 */
+    case GGUF_DTYPE_F32: return 0;  /* ALL_F32 */
+    case GGUF_DTYPE_F16: return 1;  /* MOSTLY_F16 */
+    case GGUF_DTYPE_Q4_0: return 2; /* MOSTLY_Q4_0 */
+    case GGUF_DTYPE_Q8_0: return 7; /* MOSTLY_Q8_0 */
+    case GGUF_DTYPE_Q4_K: return 14; /* MOSTLY_Q4_K_S */
+    case GGUF_DTYPE_Q5_K: return 16; /* MOSTLY_Q5_K_S */
+    case GGUF_DTYPE_Q6_K: return 18; /* MOSTLY_Q6_K */
+    case GGUF_DTYPE_BF16: return 32; /* MOSTLY_BF16 */
     }
     return 0;
 }
 
 /* The type tensor t gets. */
-static ggml_type choose_type(const gguf_tensor_info *t, ggml_type want, gguf_quantize_stats *st) {
+static gguf_dtype choose_type(const gguf_tensor_info *t, gguf_dtype want, gguf_quantize_stats *st) {
     if (t->n_dims < 2) {
         st->n_kept_f32++;
-        return GGML_TYPE_F32;
+        return GGUF_DTYPE_F32;
     }
     if (qtype_row_bytes((uint32_t)want, (size_t)t->ne[0]) != 0) {
         st->n_converted++;
         return want;
     }
     st->n_fallback++;
-    return t->ne[0] % 32 == 0 ? GGML_TYPE_Q8_0 : GGML_TYPE_F16;
+    return t->ne[0] % 32 == 0 ? GGUF_DTYPE_Q8_0 : GGUF_DTYPE_F16;
 }
 
-int gguf_quantize_file(const char *in, const char *out, ggml_type type, gguf_quantize_stats *stats) {
+int gguf_quantize_file(const char *in, const char *out, gguf_dtype type, gguf_quantize_stats *stats) {
     gguf_quantize_stats st = {0};
     if (!qtype_supported((uint32_t)type))
         return RT_FAIL("quantize: type id %d is not one retort writes", (int)type);
@@ -76,7 +76,7 @@ int gguf_quantize_file(const char *in, const char *out, ggml_type type, gguf_qua
             rc = -1;
             break;
         }
-        ggml_type tt = choose_type(&t, type, &st);
+        gguf_dtype tt = choose_type(&t, type, &st);
         for (size_t j = 0; qtype_is_block((uint32_t)tt) && j < n; j++) {
             if (!isfinite(bufs[i][j])) {
                 rc = RT_FAIL("tensor '%s' holds a NaN or infinite value at element %zu; a model with such "

@@ -151,7 +151,7 @@ typedef struct {
 
 /* db is used to read the day's token total from the ledger the first time an account is
  * seen on a day (so a restart does not forget spent quota); may be NULL (start from 0). */
-int gw_limiter_init(gw_limiter **out, gw_db *db);
+int gw_limiter_new(gw_limiter **out, gw_db *db);
 void gw_limiter_free(gw_limiter *l);
 /* Admit one request of an account at time `now`: it needs one request from the rpm bucket,
  * `reserve_tokens` (prompt tokens + max_tokens*n) from the tpm bucket (capped at the

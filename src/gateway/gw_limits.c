@@ -34,7 +34,7 @@ struct gw_limiter {
     lim_state *table[LIM_BUCKETS];
 };
 
-int gw_limiter_init(gw_limiter **out, gw_db *db) {
+int gw_limiter_new(gw_limiter **out, gw_db *db) {
     gw_limiter *l = rt_calloc(1, sizeof *l, "rate limiter");
     if (!l) return -1;
     pthread_mutex_init(&l->mu, NULL);

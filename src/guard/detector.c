@@ -1159,7 +1159,7 @@ char *guard_detector_evidence(guard_detector *d, int64_t account_id) {
         "size", (json_int_t)n_mem, "members", members, "assessment", assessment_json(d, &gs), "window",
         "requests", d->p.window, "shift", d->p.shift_window, "rate_tau_s", d->p.rate_tau, "volume_tau_s",
         d->p.volume_tau, "template_recent", (double)d->p.template_recent, "linked", linked);
-    char *s = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    char *s = root ? rt_json_reals(json_dumps(root, JSON_COMPACT)) : NULL;
     json_decref(root);
     if (!s) RT_FAIL("out of memory writing evidence");
     return s;

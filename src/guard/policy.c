@@ -312,7 +312,7 @@ char *guard_policy_to_json(const guard_policy *p) {
         "template", p->link_w_template, "timing", p->link_w_timing, "burst_window_s", p->burst_window, "burst_min",
         p->burst_min, "ip_max_accounts", p->ip_max_accounts, "template_hits", p->template_link_hits, "max_group",
         (json_int_t)p->max_group);
-    char *s = root ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    char *s = root ? rt_json_reals(json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) : NULL;
     json_decref(root);
     if (!s) RT_FAIL("out of memory writing the policy");
     return s;

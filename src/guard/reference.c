@@ -201,12 +201,75 @@ int guard_reference_save(const guard_reference *r, const char *path) {
     }
     json_t *sb = u64s_b64(r->stop_bands, r->n_stop_bands);
     if (sb) json_object_set_new(root, "stop_bands", sb);
-    char *s = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    char *s = rt_json_reals(json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER));
     json_decref(root);
     if (!s) return RT_FAIL("out of memory writing %s", path);
     int rc = rt_write_file_atomic(path, s, strlen(s));
     free(s);
     return rc;
+}
+
+/* The reference's "shift" object: the random-feature map, the benign mean and profiles. */
+static int load_shift(guard_reference *r, json_t *sh, const char *path) {
+    json_t *mu = json_object_get(sh, "mu");
+    json_int_t dim = json_integer_value(json_object_get(sh, "dim")), m = json_integer_value(json_object_get(sh, "features"));
+    double sigma = json_number_value(json_object_get(sh, "sigma"));
+    const char *seed_s = json_string_value(json_object_get(sh, "seed"));
+    if (dim <= 0 || dim > 65536 || m != GUARD_RFF_M || !json_is_array(mu) || json_array_size(mu) != (size_t)m ||
+        !(sigma > 0) || !seed_s) {
+        RT_FAIL("%s: shift: expected dim (1..65536), features = %d, sigma > 0, seed, and mu with that many numbers",
+                path, GUARD_RFF_M);
+        return -1;
+    }
+    uint64_t seed = strtoull(seed_s, NULL, 10);
+    if (guard_rff_init(&r->rff, (size_t)dim, (size_t)m, sigma, seed)) return -1;
+    r->mu = rt_malloc_array((size_t)m, sizeof(float), "reference mean");
+    if (!r->mu) return -1;
+    for (size_t j = 0; j < (size_t)m; j++) {
+        json_t *x = json_array_get(mu, j);
+        if (!json_is_number(x)) {
+            RT_FAIL("%s: shift.mu[%zu]: expected a number", path, j);
+            return -1;
+        }
+        r->mu[j] = (float)json_number_value(x);
+    }
+    r->trace = json_number_value(json_object_get(sh, "trace"));
+    const char *pb = json_string_value(json_object_get(sh, "profiles"));
+    if (pb) {
+        json_int_t np = json_integer_value(json_object_get(sh, "n_profiles"));
+        uint8_t *raw = NULL;
+        size_t bytes = 0;
+        if (np <= 0 || np > 100000 || b64_bytes(pb, &raw, &bytes) ||
+            bytes < (size_t)np * (size_t)m * 4) {
+            free(raw);
+            RT_FAIL("%s: shift.profiles: expected base64 of n_profiles x %lld float32", path, (long long)m);
+            return -1;
+        }
+        r->profiles = rt_malloc_array((size_t)np * (size_t)m, sizeof(float), "reference profiles");
+        if (!r->profiles) {
+            free(raw);
+            return -1;
+        }
+        for (size_t i = 0; i < (size_t)np * (size_t)m; i++) {
+            uint32_t u = (uint32_t)raw[4 * i] | (uint32_t)raw[4 * i + 1] << 8 | (uint32_t)raw[4 * i + 2] << 16 |
+                         (uint32_t)raw[4 * i + 3] << 24;
+            memcpy(&r->profiles[i], &u, 4);
+            if (!isfinite(r->profiles[i])) {
+                free(raw);
+                RT_FAIL("%s: shift.profiles: value %zu is not finite", path, i);
+                return -1;
+            }
+        }
+        r->n_profiles = (size_t)np;
+        free(raw);
+    }
+    r->z_crit = json_number_value(json_object_get(sh, "z_crit"));
+    if (!(r->trace > 0)) {
+        RT_FAIL("%s: shift.trace: expected a positive number", path);
+        return -1;
+    }
+    r->has_shift = 1;
+    return 0;
 }
 
 int guard_reference_load(guard_reference *r, const char *path) {
@@ -229,66 +292,7 @@ int guard_reference_load(guard_reference *r, const char *path) {
     r->n_events = (size_t)json_integer_value(json_object_get(root, "events"));
     r->prada_delta = json_number_value(json_object_get(root, "prada_delta"));
     json_t *sh = json_object_get(root, "shift");
-    if (sh) {
-        json_t *mu = json_object_get(sh, "mu");
-        json_int_t dim = json_integer_value(json_object_get(sh, "dim")), m = json_integer_value(json_object_get(sh, "features"));
-        double sigma = json_number_value(json_object_get(sh, "sigma"));
-        const char *seed_s = json_string_value(json_object_get(sh, "seed"));
-        if (dim <= 0 || dim > 65536 || m != GUARD_RFF_M || !json_is_array(mu) || json_array_size(mu) != (size_t)m ||
-            !(sigma > 0) || !seed_s) {
-            RT_FAIL("%s: shift: expected dim (1..65536), features = %d, sigma > 0, seed, and mu with that many numbers",
-                    path, GUARD_RFF_M);
-            goto out;
-        }
-        uint64_t seed = strtoull(seed_s, NULL, 10);
-        if (guard_rff_init(&r->rff, (size_t)dim, (size_t)m, sigma, seed)) goto out;
-        r->mu = rt_malloc_array((size_t)m, sizeof(float), "reference mean");
-        if (!r->mu) goto out;
-        for (size_t j = 0; j < (size_t)m; j++) {
-            json_t *x = json_array_get(mu, j);
-            if (!json_is_number(x)) {
-                RT_FAIL("%s: shift.mu[%zu]: expected a number", path, j);
-                goto out;
-            }
-            r->mu[j] = (float)json_number_value(x);
-        }
-        r->trace = json_number_value(json_object_get(sh, "trace"));
-        const char *pb = json_string_value(json_object_get(sh, "profiles"));
-        if (pb) {
-            json_int_t np = json_integer_value(json_object_get(sh, "n_profiles"));
-            uint8_t *raw = NULL;
-            size_t bytes = 0;
-            if (np <= 0 || np > 100000 || b64_bytes(pb, &raw, &bytes) ||
-                bytes < (size_t)np * (size_t)m * 4) {
-                free(raw);
-                RT_FAIL("%s: shift.profiles: expected base64 of n_profiles x %lld float32", path, (long long)m);
-                goto out;
-            }
-            r->profiles = rt_malloc_array((size_t)np * (size_t)m, sizeof(float), "reference profiles");
-            if (!r->profiles) {
-                free(raw);
-                goto out;
-            }
-            for (size_t i = 0; i < (size_t)np * (size_t)m; i++) {
-                uint32_t u = (uint32_t)raw[4 * i] | (uint32_t)raw[4 * i + 1] << 8 | (uint32_t)raw[4 * i + 2] << 16 |
-                             (uint32_t)raw[4 * i + 3] << 24;
-                memcpy(&r->profiles[i], &u, 4);
-                if (!isfinite(r->profiles[i])) {
-                    free(raw);
-                    RT_FAIL("%s: shift.profiles: value %zu is not finite", path, i);
-                    goto out;
-                }
-            }
-            r->n_profiles = (size_t)np;
-            free(raw);
-        }
-        r->z_crit = json_number_value(json_object_get(sh, "z_crit"));
-        if (!(r->trace > 0)) {
-            RT_FAIL("%s: shift.trace: expected a positive number", path);
-            goto out;
-        }
-        r->has_shift = 1;
-    }
+    if (sh && load_shift(r, sh, path)) goto out;
     json_t *cov = json_object_get(root, "coverage");
     if (cov) {
         json_t *ce = json_object_get(cov, "events"), *ca = json_object_get(cov, "accounts");

@@ -225,8 +225,12 @@ double mark_gumbel_r(const mark_ctx *c, const int32_t *window, int32_t token) {
 int mark_config_to_json(const mark_params *p, const mark_key *key, rt_buf *out) {
     if (mark_params_validate(p)) return -1;
     if (rt_buf_printf(out, "{\"retort_watermark\":1,\"scheme\":\"%s\"", mark_scheme_name(p->scheme))) return -1;
-    if (p->scheme != MARK_GUMBEL && rt_buf_printf(out, ",\"gamma\":%.17g,\"delta\":%.17g", p->gamma, p->delta))
-        return -1;
+    if (p->scheme != MARK_GUMBEL) {
+        char g[RT_FMT_DOUBLE_CAP], d[RT_FMT_DOUBLE_CAP];
+        rt_fmt_double(g, sizeof g, p->gamma);
+        rt_fmt_double(d, sizeof d, p->delta);
+        if (rt_buf_printf(out, ",\"gamma\":%s,\"delta\":%s", g, d)) return -1;
+    }
     if (rt_buf_printf(out, ",\"context\":%zu,\"prf\":\"%s\"", p->context, MARK_PRF_NAME)) return -1;
     if (key) {
         char id[17];

@@ -27,13 +27,7 @@ static char *dup_n(const char *s, size_t n) {
 }
 
 static int push_record(mark_record **arr, size_t *n, size_t *cap, const mark_record *r) {
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 64;
-        mark_record *na = rt_realloc(*arr, nc * sizeof *na, "text records");
-        if (!na) return -1;
-        *arr = na;
-        *cap = nc;
-    }
+    if (RT_GROW(*arr, *cap, *n + 1, "text records")) return -1;
     (*arr)[(*n)++] = *r;
     return 0;
 }
@@ -144,7 +138,7 @@ int mark_record_jsonl(rt_buf *b, const char *prompt, size_t plen, const char *co
     }
     char *txt = NULL;
     if (!rc) {
-        txt = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        txt = rt_json_reals(json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER));
         if (!txt) rc = RT_FAIL("out of memory (JSON record)");
     }
     if (!rc) rc = rt_buf_printf(b, "%s\n", txt);

@@ -429,7 +429,7 @@ int model_to_gguf(const model *m, gguf_writer *w, int f16) {
     if (model_param_table(c, &tab, &n)) return -1;
     for (size_t i = 0; i < n; i++) {
         uint64_t ne[2] = {tab[i].cols, tab[i].rows};
-        ggml_type t = (f16 && tab[i].n_dims == 2) ? GGML_TYPE_F16 : GGML_TYPE_F32;
+        gguf_dtype t = (f16 && tab[i].n_dims == 2) ? GGUF_DTYPE_F16 : GGUF_DTYPE_F32;
         if (gguf_add_tensor(w, tab[i].name, t, (uint32_t)tab[i].n_dims, ne, m->params + tab[i].offset)) {
             free(tab);
             return -1;
@@ -438,7 +438,7 @@ int model_to_gguf(const model *m, gguf_writer *w, int f16) {
     free(tab);
     uint64_t ne[1] = {c->head_dim / 2};
     /* Llama 3 factors as llama.cpp's converter stores them (linear scaling is a key instead) */
-    if (m->rope_factors && c->rope_scaling != MODEL_ROPE_SCALING_LINEAR && gguf_add_tensor(w, "rope_freqs.weight", GGML_TYPE_F32, 1, ne, m->rope_factors))
+    if (m->rope_factors && c->rope_scaling != MODEL_ROPE_SCALING_LINEAR && gguf_add_tensor(w, "rope_freqs.weight", GGUF_DTYPE_F32, 1, ne, m->rope_factors))
         return -1;
     return 0;
 }

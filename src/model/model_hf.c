@@ -366,7 +366,7 @@ int model_to_hf(const model *m, const char *dir, st_dtype dtype) {
     }
     if (rc == 0) { /* config.json last: a folder with a config has its weights */
         json_t *j = config_to_json(m, dtype);
-        char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+        char *s = j ? rt_json_reals(json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) : NULL;
         snprintf(path, plen, "%s/config.json", dir);
         rc = s ? rt_write_file_atomic(path, s, strlen(s)) : RT_FAIL("%s: cannot build config.json", dir);
         free(s);

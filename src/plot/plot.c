@@ -80,10 +80,86 @@ typedef struct {
     double L, R, T, B, W, H;    /* plot box in pixels */
 } frame;
 
+/* ---------------------------------------------------------------- label boxes
+ * Every text a chart writes takes a box (width PLOT_EM_W em a character, height from the
+ * baseline up 0.8 em and down 0.25 em). Axis numbers, titles and swatches always go; optional
+ * labels (reference-line names, marker names) try a few places and are left out (their
+ * tooltip stays) when every place would overlap a box already placed or leave the image. */
+
+#define PLOT_EM_W 0.6
+#define PLOT_MAX_BOXES 160
+
+typedef struct {
+    double x0, y0, x1, y1;
+} tbox;
+
+typedef struct {
+    tbox b[PLOT_MAX_BOXES];
+    size_t n;
+    double W, H;
+} tboxes;
+
+static size_t text_chars(const char *s) {
+    size_t n = 0;
+    for (; s && *s; s++) n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+/* The box of text s at (x, y) (baseline) with anchor 's'tart, 'm'iddle or 'e'nd; extra: chars
+ * drawn beside s (a symbol). */
+static tbox text_box(double x, double y, char anchor, double font, const char *s, size_t extra) {
+    double w = PLOT_EM_W * font * (double)(text_chars(s) + extra);
+    double x0 = anchor == 'e' ? x - w : anchor == 'm' ? x - w / 2 : x;
+    return (tbox){x0, y - 0.8 * font, x0 + w, y + 0.25 * font};
+}
+
+static int box_free(const tboxes *t, tbox b) {
+    if (b.x0 < 0 || b.y0 < 0 || b.x1 > t->W || b.y1 > t->H) return 0;
+    for (size_t i = 0; i < t->n; i++)
+        if (b.x0 < t->b[i].x1 && t->b[i].x0 < b.x1 && b.y0 < t->b[i].y1 && t->b[i].y0 < b.y1) return 0;
+    return 1;
+}
+
+static void box_take(tboxes *t, tbox b) {
+    if (t->n < PLOT_MAX_BOXES) t->b[t->n++] = b;
+}
+
+/* Place an optional label: the first candidate (x[i], y[i], anchor[i]) whose box is free.
+ * Returns the index or -1 (left out; also when the box list is full). */
+static int place_label(tboxes *t, size_t nc, const double *x, const double *y, const char *anchor, double font,
+                       const char *s, size_t extra) {
+    if (t->n >= PLOT_MAX_BOXES) return -1;
+    for (size_t i = 0; i < nc; i++) {
+        tbox b = text_box(x[i], y[i], anchor[i], font, s, extra);
+        if (box_free(t, b)) {
+            box_take(t, b);
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static const char *anchor_name(char a) { return a == 'e' ? "end" : a == 'm' ? "middle" : "start"; }
+
+/* A reference line's label: above or below the line, at the right end or the left. */
+static int hline_label(rt_buf *o, tboxes *t, const frame *f, double y, const char *label, const char *col) {
+    double xs[4] = {f->W - f->R - 2, f->W - f->R - 2, f->L + 4, f->L + 4}, ys[4] = {y - 3, y + 12, y - 3, y + 12};
+    const char an[4] = {'e', 'e', 's', 's'};
+    int k = place_label(t, 4, xs, ys, an, 11, label, 0);
+    if (k < 0) return 0;
+    return rt_buf_printf(o, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\" fill=\"%s\">", xs[k], ys[k],
+                         anchor_name(an[k]), col) ||
+                   plot_escape(o, label) || rt_buf_printf(o, "</text>")
+               ? -1
+               : 0;
+}
+
 static double px(const frame *f, double x) { return f->L + (x - f->x0) / (f->x1 - f->x0) * (f->W - f->L - f->R); }
 static double py(const frame *f, double y) { return f->H - f->B - (y - f->y0) / (f->y1 - f->y0) * (f->H - f->T - f->B); }
 
-static int svg_open(rt_buf *o, const plot_chart *c, const frame *f) {
+static int svg_open(rt_buf *o, const plot_chart *c, const frame *f, tboxes *t) {
+    t->n = 0, t->W = f->W, t->H = f->H;
+    if (c->title) box_take(t, text_box(f->L, 14, 's', 13, c->title, 0));
     if (rt_buf_printf(o,
                       "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %.0f %.0f\" width=\"%.0f\" "
                       "height=\"%.0f\" role=\"img\" font-family=\"sans-serif\" font-size=\"11\"><title>",
@@ -96,11 +172,12 @@ static int svg_open(rt_buf *o, const plot_chart *c, const frame *f) {
     return 0;
 }
 
-static int axes(rt_buf *o, const plot_chart *c, const frame *f, int with_x_ticks) {
+static int axes(rt_buf *o, const plot_chart *c, const frame *f, int with_x_ticks, tboxes *t) {
     double ys = nice_step(f->y1 - f->y0, 5);
     char num[32];
     for (double v = ceil(f->y0 / ys) * ys; v <= f->y1 + ys * 1e-9; v += ys) {
         fmt_num(num, sizeof num, fabs(v) < ys * 1e-9 ? 0 : v);
+        box_take(t, text_box(f->L - 4, py(f, v) + 4, 'e', 11, num, 0));
         if (rt_buf_printf(o,
                           "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>"
                           "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"#555\">%s</text>",
@@ -111,6 +188,7 @@ static int axes(rt_buf *o, const plot_chart *c, const frame *f, int with_x_ticks
         double xs = nice_step(f->x1 - f->x0, 6);
         for (double v = ceil(f->x0 / xs) * xs; v <= f->x1 + xs * 1e-9; v += xs) {
             fmt_num(num, sizeof num, fabs(v) < xs * 1e-9 ? 0 : v);
+            box_take(t, text_box(px(f, v), f->H - f->B + 16, 'm', 11, num, 0));
             if (rt_buf_printf(o,
                               "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#999\"/>"
                               "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#555\">%s</text>",
@@ -123,6 +201,7 @@ static int axes(rt_buf *o, const plot_chart *c, const frame *f, int with_x_ticks
                       "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>",
                       f->L, f->W - f->R, f->H - f->B, f->H - f->B, f->L, f->L, f->T, f->H - f->B))
         return -1;
+    if (c->xlabel) box_take(t, text_box((f->L + f->W - f->R) / 2, f->H - 4, 'm', 11, c->xlabel, 0));
     if (c->xlabel && (rt_buf_printf(o, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", (f->L + f->W - f->R) / 2,
                                     f->H - 4) ||
                       plot_escape(o, c->xlabel) || rt_buf_printf(o, "</text>")))
@@ -138,11 +217,7 @@ static int axes(rt_buf *o, const plot_chart *c, const frame *f, int with_x_ticks
                           "stroke-dasharray=\"5,3\"/>",
                           f->L, f->W - f->R, py(f, c->hline), py(f, c->hline)))
             return -1;
-        if (c->hline_label &&
-            (rt_buf_printf(o, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"#b00\">", f->W - f->R - 2,
-                           py(f, c->hline) - 3) ||
-             plot_escape(o, c->hline_label) || rt_buf_printf(o, "</text>")))
-            return -1;
+        if (c->hline_label && hline_label(o, t, f, py(f, c->hline), c->hline_label, "#b00")) return -1;
     }
     for (size_t i = 0; i < c->n_more && i < PLOT_MAX_HLINES; i++) {
         const plot_hline *h = &c->more[i];
@@ -153,12 +228,59 @@ static int axes(rt_buf *o, const plot_chart *c, const frame *f, int with_x_ticks
                           "stroke-dasharray=\"6,4\"/>",
                           f->L, f->W - f->R, py(f, h->y), py(f, h->y), col))
             return -1;
-        if (h->label && (rt_buf_printf(o, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"%s\">",
-                                       f->W - f->R - 2, py(f, h->y) - 3, col) ||
-                         plot_escape(o, h->label) || rt_buf_printf(o, "</text>")))
-            return -1;
+        if (h->label && hline_label(o, t, f, py(f, h->y), h->label, col)) return -1;
     }
     return 0;
+}
+
+/* The swatch rows under the title, wrapped to the chart's width: their count; drawn (and their
+ * boxes taken) when o is not NULL. */
+static size_t swatches(rt_buf *o, tboxes *t, const frame *f, const plot_series *s, size_t n, int *err) {
+    double x = f->L;
+    size_t row = 0;
+    int any = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i].no_swatch) continue;
+        double w = 13 + PLOT_EM_W * 11 * (double)text_chars(s[i].name);
+        if (any && x + w > f->W - 4) x = f->L, row++;
+        any = 1;
+        double y = 22 + 14 * (double)row;
+        if (o) {
+            box_take(t, (tbox){x, y, x + w, y + 11});
+            if (rt_buf_printf(o, "<rect x=\"%.1f\" y=\"%.1f\" width=\"10\" height=\"10\" fill=\"%s\"/>"
+                                 "<text x=\"%.1f\" y=\"%.1f\">",
+                              x, y, s[i].color ? s[i].color : plot_colour(i), x + 13, y + 9) ||
+                plot_escape(o, s[i].name) || rt_buf_printf(o, "</text>"))
+                *err = 1;
+        }
+        x += w + 7;
+    }
+    return any ? row + 1 : 0;
+}
+
+/* A series' marker: the vertical line with its tooltip, and (charts of at most two series) its
+ * name beside it where it fits. */
+static int marker(rt_buf *o, tboxes *t, const plot_chart *c, const frame *f, const plot_series *q, const char *col,
+                  size_t n) {
+    double x = px(f, q->mark_x);
+    const char *name = q->mark_label ? q->mark_label : c->mark_label ? c->mark_label : "suspended";
+    if (rt_buf_printf(o,
+                      "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+                      "stroke-width=\"2\"><title>",
+                      x, x, f->T, f->H - f->B, col) ||
+        plot_escape(o, q->mark_title ? q->mark_title : name) || rt_buf_printf(o, "</title></line>"))
+        return -1;
+    if (n > 2) return 0;
+    double xs[6] = {x + 3, x + 3, x + 3, x - 3, x - 3, x - 3};
+    double ys[6] = {f->T + 10, f->T + 22, f->T + 34, f->T + 10, f->T + 22, f->T + 34};
+    const char an[6] = {'s', 's', 's', 'e', 'e', 'e'};
+    int k = place_label(t, 6, xs, ys, an, 10, name, 2);
+    if (k < 0) return 0;
+    return rt_buf_printf(o, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\" fill=\"%s\" font-size=\"10\">&#x2715; ",
+                         xs[k], ys[k], anchor_name(an[k]), col) ||
+                   plot_escape(o, name) || rt_buf_printf(o, "</text>")
+               ? -1
+               : 0;
 }
 
 int plot_lines(rt_buf *o, const plot_chart *c, const plot_series *s, size_t n) {
@@ -184,8 +306,11 @@ int plot_lines(rt_buf *o, const plot_chart *c, const plot_series *s, size_t n) {
     f.y1 += (f.y1 - f.y0) * 0.05;
     size_t n_sw = 0;
     for (size_t i = 0; i < n; i++) n_sw += !s[i].no_swatch;
-    if (n_sw > 1 && n_sw <= 12) f.T += 14; /* room for the swatches */
-    if (svg_open(o, c, &f) || axes(o, c, &f, 1)) return -1;
+    int sw = n_sw > 1 && n_sw <= 12, err = 0;
+    tboxes *t = rt_malloc(sizeof *t, "chart labels");
+    if (!t) return -1;
+    if (sw) f.T += 14 * (double)swatches(NULL, NULL, &f, s, n, &err); /* room for the swatch rows */
+    if (svg_open(o, c, &f, t) || (sw && (swatches(o, t, &f, s, n, &err), err)) || axes(o, c, &f, 1, t)) goto fail;
     for (size_t i = 0; i < n; i++) {
         const plot_series *q = &s[i];
         const char *col = q->color ? q->color : plot_colour(i);
@@ -194,50 +319,60 @@ int plot_lines(rt_buf *o, const plot_chart *c, const plot_series *s, size_t n) {
             if (q->opacity > 0 && q->opacity < 1) snprintf(op, sizeof op, " stroke-opacity=\"%.2f\"", q->opacity);
             if (rt_buf_printf(o, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%.1f\"%s%s points=\"", col,
                               q->stroke > 0 ? q->stroke : 1.5, q->dashed ? " stroke-dasharray=\"4,3\"" : "", op))
-                return -1;
+                goto fail;
             for (size_t k = 0; k < q->n; k++) {
                 if (!isfinite(q->x[k]) || !isfinite(q->y[k])) continue;
                 double yy = fmin(fmax(q->y[k], f.y0), f.y1);
-                if (rt_buf_printf(o, "%.1f,%.1f ", px(&f, q->x[k]), py(&f, yy))) return -1;
+                if (rt_buf_printf(o, "%.1f,%.1f ", px(&f, q->x[k]), py(&f, yy))) goto fail;
             }
-            if (rt_buf_printf(o, "\"><title>")) return -1;
-            if (plot_escape(o, q->name) || rt_buf_printf(o, "</title></polyline>")) return -1;
+            if (rt_buf_printf(o, "\"><title>")) goto fail;
+            if (plot_escape(o, q->name) || rt_buf_printf(o, "</title></polyline>")) goto fail;
         }
-        if (isfinite(q->mark_x) && q->mark_x >= f.x0 && q->mark_x <= f.x1) {
-            if (rt_buf_printf(o,
-                              "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
-                              "stroke-width=\"2\"><title>",
-                              px(&f, q->mark_x), px(&f, q->mark_x), f.T, f.H - f.B, col) ||
-                plot_escape(o, q->mark_title ? q->mark_title : c->mark_label ? c->mark_label : "suspended") ||
-                rt_buf_printf(o, "</title></line>"))
-                return -1;
-            /* labelled only where it cannot collide with another series' marker */
-            if (n <= 2 && (rt_buf_printf(o, "<text x=\"%.1f\" y=\"%.1f\" fill=\"%s\" font-size=\"10\">&#x2715; ",
-                                         px(&f, q->mark_x) + 3, f.T + 10, col) ||
-                           plot_escape(o, c->mark_label ? c->mark_label : "suspended") || rt_buf_printf(o, "</text>")))
-                return -1;
-        }
+        if (isfinite(q->mark_x) && q->mark_x >= f.x0 && q->mark_x <= f.x1 && marker(o, t, c, &f, q, col, n)) goto fail;
     }
-    if (n_sw > 1 && n_sw <= 12) {
-        double x = f.L;
-        for (size_t i = 0; i < n; i++) {
-            if (s[i].no_swatch) continue;
-            if (rt_buf_printf(o, "<rect x=\"%.1f\" y=\"22\" width=\"10\" height=\"10\" fill=\"%s\"/>"
-                                 "<text x=\"%.1f\" y=\"31\">",
-                              x, s[i].color ? s[i].color : plot_colour(i), x + 13) ||
-                plot_escape(o, s[i].name) || rt_buf_printf(o, "</text>"))
-                return -1;
-            x += 20 + 6.2 * (double)strlen(s[i].name ? s[i].name : "");
-        }
-    }
+    free(t);
     return rt_buf_printf(o, "</svg>");
+fail:
+    free(t);
+    return -1;
+}
+
+/* A bar's label, right-aligned at x; cut to max_chars characters (with "…") when longer, the
+ * whole label then in a tooltip. */
+static int bar_label(rt_buf *o, const char *label, double x, double y, size_t max_chars) {
+    size_t nc = text_chars(label);
+    if (rt_buf_printf(o, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">", x, y)) return -1;
+    if (nc <= max_chars || max_chars < 2) return plot_escape(o, label) || rt_buf_printf(o, "</text>") ? -1 : 0;
+    size_t keep = 0, chars = 0; /* bytes of the first max_chars - 1 characters */
+    while (label[keep] && chars < max_chars - 1) {
+        keep++;
+        while (((unsigned char)label[keep] & 0xC0) == 0x80) keep++;
+        chars++;
+    }
+    char *cut = rt_malloc(keep + 1, "bar label");
+    if (!cut) return -1;
+    memcpy(cut, label, keep);
+    cut[keep] = 0;
+    int rc = rt_buf_printf(o, "<title>") || plot_escape(o, label) || rt_buf_printf(o, "</title>") ||
+             plot_escape(o, cut) || rt_buf_printf(o, "\xe2\x80\xa6</text>");
+    free(cut);
+    return rc ? -1 : 0;
 }
 
 int plot_bars(rt_buf *o, const plot_chart *c, const plot_bar *b, size_t n) {
     double row = 22;
-    int notes = 0;
-    for (size_t i = 0; i < n; i++) notes |= b[i].note != NULL;
-    frame f = {0, 1, 0, 1, 170, notes ? 200 : 90, 24, 30, c->width > 0 ? c->width : 640, 0};
+    /* margins from the texts: the longest label on the left (at most a third of the width;
+     * longer ones are cut with their full text in a tooltip), the longest value and note on
+     * the right, a line under the title for the reference line's label */
+    double W = c->width > 0 ? c->width : 640, label_w = 0, value_w = 0;
+    char num[32];
+    for (size_t i = 0; i < n; i++) {
+        label_w = fmax(label_w, PLOT_EM_W * 11 * (double)text_chars(b[i].label));
+        plot_number(num, sizeof num, b[i].value);
+        value_w = fmax(value_w, PLOT_EM_W * 11 * (double)(text_chars(num) + (b[i].note ? 1 + text_chars(b[i].note) : 0)));
+    }
+    frame f = {0, 1, 0, 1, fmin(fmax(label_w + 10, 60), W / 3), fmax(value_w + 10, 90), c->hline_label ? 38 : 24, 30,
+               W, 0};
     f.H = f.T + f.B + row * (double)(n ? n : 1);
     double lo = 0, hi = 0;
     for (size_t i = 0; i < n; i++)
@@ -247,8 +382,8 @@ int plot_bars(rt_buf *o, const plot_chart *c, const plot_bar *b, size_t n) {
     if (isfinite(c->xmax)) hi = c->xmax;
     if (hi <= lo) hi = lo + 1;
     f.x0 = lo, f.x1 = hi + (hi - lo) * 0.02;
-    if (svg_open(o, c, &f)) return -1;
-    char num[32];
+    tboxes t;
+    if (svg_open(o, c, &f, &t)) return -1;
     double xs = nice_step(f.x1 - f.x0, 5);
     for (double v = ceil(f.x0 / xs) * xs; v <= f.x1 + xs * 1e-9; v += xs) {
         fmt_num(num, sizeof num, fabs(v) < xs * 1e-9 ? 0 : v);
@@ -261,9 +396,7 @@ int plot_bars(rt_buf *o, const plot_chart *c, const plot_bar *b, size_t n) {
     for (size_t i = 0; i < n; i++) {
         double y = f.T + row * (double)i + 3, v = isfinite(b[i].value) ? b[i].value : 0;
         double a = px(&f, fmin(0, v) < f.x0 ? f.x0 : fmin(0, v)), e = px(&f, fmax(0, v));
-        if (rt_buf_printf(o, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">", f.L - 6, y + 12) ||
-            plot_escape(o, b[i].label) || rt_buf_printf(o, "</text>"))
-            return -1;
+        if (bar_label(o, b[i].label, f.L - 6, y + 12, (size_t)((f.L - 10) / (PLOT_EM_W * 11)))) return -1;
         if (isfinite(b[i].value)) {
             fmt_num(num, sizeof num, b[i].value);
             if (rt_buf_printf(o,
@@ -287,13 +420,16 @@ int plot_bars(rt_buf *o, const plot_chart *c, const plot_bar *b, size_t n) {
                           "stroke-dasharray=\"5,3\"/>",
                           px(&f, c->hline), px(&f, c->hline), f.T - 4, f.H - f.B))
             return -1;
-        if (c->hline_label && (rt_buf_printf(o, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#b00\">", px(&f, c->hline) + 3,
-                                             f.T - 6) ||
+        /* on the line under the title: right of the line, or left of it near the right edge */
+        double lw = PLOT_EM_W * 11 * (double)text_chars(c->hline_label), lx = px(&f, c->hline) + 3;
+        int left = lx + lw > f.W - 2;
+        if (c->hline_label && (rt_buf_printf(o, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\" fill=\"#b00\">",
+                                             left ? lx - 6 : lx, f.T - 6, left ? "end" : "start") ||
                                plot_escape(o, c->hline_label) || rt_buf_printf(o, "</text>")))
             return -1;
     }
     if (c->xlabel && (rt_buf_printf(o, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", (f.L + f.W - f.R) / 2,
-                                    f.H - 2) ||
+                                    f.H - 4) ||
                       plot_escape(o, c->xlabel) || rt_buf_printf(o, "</text>")))
         return -1;
     return rt_buf_printf(o, "</svg>");
@@ -311,7 +447,7 @@ static void nice_axis(double lo, double hi, double *a0, double *a1, double *step
 int plot_bar_panels(rt_buf *o, const char *title, size_t n_runs, const char *const *run_labels, size_t n_metrics,
                     const char *const *metric_names, const double *values) {
     if (n_runs == 0 || n_metrics == 0) return RT_FAIL("plot: nothing to plot");
-    const double pw = 260, ph = 240, ml = 50, mt = 50, gap = 30, label_h = 110;
+    const double pw = 260, ph = 240, ml = 50, mt = 62, gap = 30, label_h = 110;
     double W = ml + (double)n_metrics * (pw + gap), H = mt + ph + label_h + 20 + 16.0 * (double)RT_MIN(n_runs, 10);
     int rc = rt_buf_printf(o,
                            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
@@ -329,7 +465,7 @@ int plot_bar_panels(rt_buf *o, const char *title, size_t n_runs, const char *con
         if (!isfinite(hi)) hi = 1;
         double a0, a1, st;
         nice_axis(lo, hi, &a0, &a1, &st);
-        rc = rt_buf_printf(o, "<text x=\"%.1f\" y=\"%.1f\" font-weight=\"bold\">", x0, y0 - 8) ||
+        rc = rt_buf_printf(o, "<text x=\"%.1f\" y=\"%.1f\" font-weight=\"bold\">", x0, y0 - 20) || /* above the values */
              plot_escape(o, metric_names[mi]) || rt_buf_printf(o, "</text>\n");
         char num[32];
         for (double tv = a0; tv <= a1 + st * 1e-9 && !rc; tv += st) {
@@ -346,11 +482,15 @@ int plot_bar_panels(rt_buf *o, const char *title, size_t n_runs, const char *con
             if (isfinite(v)) {
                 double yv = y0 + ph - (v - a0) / (a1 - a0) * ph, yz = y0 + ph - (0 - a0) / (a1 - a0) * ph;
                 plot_number(num, sizeof num, v);
+                /* the value above its bar where it fits beside its neighbours' values, else in the tooltip */
+                int fits = PLOT_EM_W * 10 * (double)text_chars(num) <= bw - 2;
                 rc = rt_buf_printf(o,
-                                   "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>"
-                                   "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"10\">%s</text>\n",
-                                   bx, fmin(yv, yz), bw * 0.8, fabs(yz - yv), plot_colour(r), bx + bw * 0.4,
-                                   fmin(yv, yz) - 3, num);
+                                   "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">"
+                                   "<title>%s</title></rect>",
+                                   bx, fmin(yv, yz), bw * 0.8, fabs(yz - yv), plot_colour(r), num) ||
+                     (fits && rt_buf_printf(o, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"10\">%s</text>",
+                                            bx + bw * 0.4, fmin(yv, yz) - 3, num)) ||
+                     rt_buf_printf(o, "\n");
             }
             if (!rc)
                 rc = rt_buf_printf(o,

@@ -40,7 +40,8 @@ typedef struct {
     const double *x, *y;
     size_t n;
     double mark_x;      /* vertical marker (e.g. a suspension) or NAN */
-    const char *mark_title; /* its tooltip; NULL = the chart's mark_label */
+    const char *mark_title; /* its tooltip; NULL = its label */
+    const char *mark_label; /* text beside it; NULL = the chart's mark_label */
     int dashed;
     double stroke;      /* line width; 0 = 1.5 */
     double opacity;     /* 0 = 1 */

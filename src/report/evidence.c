@@ -312,7 +312,7 @@ int report_model_put(sqlite3 *db, const report_model_spec *m) {
         json_t *j = load_json_file(m->eval_json);
         if (!j) return -1;
         loss = jnum(j, "loss"), kl = jnum(j, "kl"), top1 = jnum(j, "top1_agreement");
-        eval_text = json_dumps(j, JSON_COMPACT);
+        eval_text = rt_json_reals(json_dumps(j, JSON_COMPACT));
         json_decref(j);
     }
     sqlite3_stmt *q = NULL;
@@ -352,7 +352,30 @@ int report_model_put(sqlite3 *db, const report_model_spec *m) {
 
 /* ---------------------------------------------------------------- tests */
 
+/* 0 when report_models has model_name; else -1 naming the models that are recorded. */
+static int model_known(sqlite3 *db, const char *model_name) {
+    sqlite3_stmt *q = NULL;
+    if (gw_sql_prepare(db, "SELECT name FROM report_models ORDER BY added_at, name", &q, "report_models")) return -1;
+    rt_buf names = {0};
+    int found = 0, s, bad = 0;
+    while (!found && (s = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *n = (const char *)sqlite3_column_text(q, 0);
+        found = n && !strcmp(n, model_name);
+        bad |= rt_buf_printf(&names, "%s'%s'", names.len ? ", " : "", n ? n : "");
+    }
+    int rc = found ? 0 : s != SQLITE_DONE ? gw_sql_fail(db, "report_models")
+             : bad ? -1
+                   : RT_FAIL_KIND(RT_ERR_NOT_FOUND,
+                                  "no model named '%s' in the report (recorded: %s); add it first with "
+                                  "`retort report add-model --name '%s' ...`",
+                                  model_name, names.len ? names.data : "none", model_name);
+    rt_buf_free(&names);
+    sqlite3_finalize(q);
+    return rc;
+}
+
 int report_test_put(sqlite3 *db, const char *model_name, const char *result_json, const char *command) {
+    if (model_known(db, model_name)) return -1;
     json_error_t e;
     json_t *j = json_loads(result_json, 0, &e);
     if (!j || !json_is_object(j)) {
@@ -366,7 +389,7 @@ int report_test_put(sqlite3 *db, const char *model_name, const char *result_json
         json_decref(j);
         return RT_FAIL("radioactivity result for %s: no \"p_value\"", model_name);
     }
-    char *cp = ctl ? json_dumps(json_object_get(ctl, "p_values"), JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    char *cp = ctl ? rt_json_reals(json_dumps(json_object_get(ctl, "p_values"), JSON_COMPACT | JSON_ENCODE_ANY)) : NULL;
     sqlite3_stmt *q = NULL;
     int rc;
     if (sqlite3_prepare_v2(db,

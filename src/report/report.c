@@ -43,7 +43,11 @@ typedef struct {
     int throttled; /* an enforced throttle at some point */
     char *code, *evidence;
     double risk_susp;
+    double risk_max; /* highest guard score (NAN: never scored) */
 } acct;
+
+/* What the guard did to an account, the strongest first. */
+typedef enum { ACT_NONE, ACT_FLAGGED, ACT_THROTTLED, ACT_SUSPENDED } act_kind;
 
 typedef struct {
     char *name; /* group label (simulator grp, else the account name) */
@@ -91,9 +95,21 @@ typedef struct {
     size_t nt;
     int labelled, have_guard;
     double t0, t1; /* time span of the generation requests (a /v1/models probe may carry wall-clock time) */
-    double suspend_at;
+    double flag_at, throttle_at, suspend_at;
     int64_t rows;
 } rep;
+
+/* suspended (by the guard or an operator), throttled by the guard, or scored at or above the
+ * policy's flag threshold */
+static act_kind action_of(const rep *r, const acct *a) {
+    if (isfinite(a->t_susp) || !strcmp(a->status, "suspended")) return ACT_SUSPENDED;
+    if (a->throttled) return ACT_THROTTLED;
+    if (r->have_guard && a->risk_max >= r->flag_at) return ACT_FLAGGED;
+    return ACT_NONE;
+}
+static const char *action_name(act_kind k) {
+    return k == ACT_SUSPENDED ? "suspended" : k == ACT_THROTTLED ? "throttled" : k == ACT_FLAGGED ? "flagged" : "none";
+}
 
 static const char *meta(const rep *r, const char *key) {
     for (size_t i = 0; i < r->nm; i++)
@@ -151,7 +167,7 @@ static int add_account(rep *r, size_t *cap, const gw_account *g, const guard_lab
     a->persona = rt_strdup(l ? l->persona : ""), a->strategy = rt_strdup(l ? l->strategy : "");
     a->grp = rt_strdup(l ? l->group : "");
     a->attack = l ? l->attack : -1;
-    a->t_susp = NAN, a->risk_susp = NAN;
+    a->t_susp = NAN, a->risk_susp = NAN, a->risk_max = NAN;
     a->code = rt_strdup(""), a->evidence = rt_strdup("");
     if (!a->name || !a->status || !a->reason || !a->persona || !a->strategy || !a->grp || !a->code || !a->evidence)
         return -1;
@@ -190,6 +206,13 @@ static int load_usage_and_actions(rep *r) {
     return rc;
 }
 
+static int max_risk(void *ud, double t, int64_t account_id, double risk) {
+    acct *a = acct_by_id(ud, account_id);
+    (void)t;
+    if (a && isfinite(risk) && !(a->risk_max >= risk)) a->risk_max = risk;
+    return 0;
+}
+
 static int load_accounts(rep *r) {
     gw_account *g = NULL;
     guard_label *l = NULL;
@@ -200,9 +223,11 @@ static int load_accounts(rep *r) {
         goto out;
     }
     if (r->labelled && guard_labels_read(r->db, &l, &nl)) goto out;
+    r->labelled = nl > 0; /* the guard's schema creates the labels table; only the simulator fills it */
     for (size_t i = 0; i < ng; i++)
         if (!g[i].is_admin && add_account(r, &cap, &g[i], label_of(l, nl, g[i].id))) goto out;
     rc = load_usage_and_actions(r);
+    if (!rc && r->have_guard) rc = guard_scores_each(r->db, max_risk, r);
 out:
     free(g);
     free(l);
@@ -215,7 +240,8 @@ static int build_groups(rep *r) {
     for (size_t i = 0; i < r->na; i++) {
         acct *a = &r->a[i];
         int attack = a->attack;
-        if (attack < 0) attack = isfinite(a->t_susp) ? 1 : 0; /* unlabelled: suspended = attacker */
+        /* unlabelled: an account the guard suspended or throttled is under investigation */
+        if (attack < 0) attack = isfinite(a->t_susp) || a->throttled;
         if (!attack) continue;
         const char *gname = *a->grp ? a->grp : a->name;
         group *g = NULL;
@@ -226,7 +252,7 @@ static int build_groups(rep *r) {
             g = &r->g[r->ng++];
             memset(g, 0, sizeof *g);
             g->name = rt_strdup(gname);
-            g->strategy = rt_strdup(*a->strategy ? a->strategy : "suspended");
+            g->strategy = rt_strdup(*a->strategy ? a->strategy : isfinite(a->t_susp) ? "suspended" : "throttled");
             g->attack = 1;
             g->t_susp = NAN;
             if (!g->name || !g->strategy) goto fail;
@@ -371,11 +397,11 @@ static int rep_load(rep *r, sqlite3 *db, const char *path) {
     r->labelled = gw_sql_has_table(db, "guard_sim_accounts");
     guard_policy p;
     guard_policy_defaults(&p);
-    r->suspend_at = p.suspend_at;
     char *js = NULL; /* the policy the server ran with, if it stored one */
-    if (gw_config_read(db, "guard.policy", &js) == 0 && js &&
-        guard_policy_parse(&p, js, strlen(js), "stored guard.policy") == 0)
-        r->suspend_at = p.suspend_at;
+    if (!(gw_config_read(db, "guard.policy", &js) == 0 && js &&
+          guard_policy_parse(&p, js, strlen(js), "stored guard.policy") == 0))
+        guard_policy_defaults(&p);
+    r->flag_at = p.flag_at, r->throttle_at = p.throttle_at, r->suspend_at = p.suspend_at;
     free(js);
     rt_err_clear();
     if (load_accounts(r) || build_groups(r) || load_evidence(r)) {
@@ -389,6 +415,7 @@ static int rep_load(rep *r, sqlite3 *db, const char *path) {
 
 typedef struct {
     size_t groups, groups_caught, groups_throttled_only, accounts_susp_attack, benign, benign_susp, sybil_keys, sybil_susp;
+    size_t by_action[4]; /* accounts per act_kind */
     double tok_on, tok_off;
     const mrow *teacher, *st_on, *st_off, *st_clean;
     const trow *t_on, *t_off, *t_clean;
@@ -416,11 +443,13 @@ static void headline_of(const rep *r, headline *h) {
         h->accounts_susp_attack += r->g[k].n_susp;
         if (r->g[k].n > h->sybil_keys) h->sybil_keys = r->g[k].n, h->sybil_susp = r->g[k].n_susp;
     }
-    for (size_t i = 0; i < r->na; i++)
-        if (r->a[i].attack == 0 || (r->a[i].attack < 0 && !isfinite(r->a[i].t_susp))) {
+    for (size_t i = 0; i < r->na; i++) {
+        h->by_action[action_of(r, &r->a[i])]++;
+        if (r->a[i].attack == 0 || (r->a[i].attack < 0 && !isfinite(r->a[i].t_susp) && !r->a[i].throttled)) {
             h->benign++;
             h->benign_susp += isfinite(r->a[i].t_susp) || !strcmp(r->a[i].status, "suspended");
         }
+    }
     for (size_t i = 0; i < r->nh; i++) {
         if (!strcmp(r->h[i].guard, "on")) h->tok_on += (double)r->h[i].tokens;
         if (!strcmp(r->h[i].guard, "off")) h->tok_off += (double)r->h[i].tokens;
@@ -459,18 +488,33 @@ static int summary_text(const rep *r, rt_buf *o) {
     headline h;
     headline_of(r, &h);
     char a[96], b[96], c[96], d[96], e[96];
-    int rc = rt_buf_printf(o,
+    if (!r->labelled) { /* a real investigation: the guard's actions, not verdicts against labels */
+        int rc = rt_buf_printf(o, "accounts by action: %zu suspended, %zu throttled, %zu flagged, of %zu accounts\n",
+                               h.by_action[ACT_SUSPENDED], h.by_action[ACT_THROTTLED], h.by_action[ACT_FLAGGED], r->na) ||
+                 rt_buf_printf(o,
+                               "under investigation: %zu account%s in %zu operation%s (suspended or throttled by the "
+                               "guard); %zu other account%s\n",
+                               r->na - h.benign, r->na - h.benign == 1 ? "" : "s", h.groups, h.groups == 1 ? "" : "s",
+                               h.benign, h.benign == 1 ? "" : "s");
+        if (rc) return -1;
+    }
+    int rc = !r->labelled ? 0 : rt_buf_printf(o,
                            "attackers suspended: %zu of %zu harvesting operations (%zu accounts%s) — true positives",
                            h.groups_caught, h.groups, h.accounts_susp_attack,
                            h.sybil_keys > 1 ? ", incl. a linked sybil group" : "");
-    if (!rc && h.groups_throttled_only) rc = rt_buf_printf(o, "; %zu more throttled", h.groups_throttled_only);
-    if (!rc) rc = rt_buf_printf(o, "\n");
-    if (!rc)
-        rc = rt_buf_printf(o, "benign accounts suspended: %zu of %zu — false positives (FPR %.2f%%)\n", h.benign_susp,
-                           h.benign, h.benign ? 100.0 * (double)h.benign_susp / (double)h.benign : 0.0);
+    if (r->labelled) {
+        if (!rc && h.groups_throttled_only) rc = rt_buf_printf(o, "; %zu more throttled", h.groups_throttled_only);
+        if (!rc) rc = rt_buf_printf(o, "\n");
+        if (!rc)
+            rc = rt_buf_printf(o, "benign accounts suspended: %zu of %zu — false positives (FPR %.2f%%)\n",
+                               h.benign_susp, h.benign,
+                               h.benign ? 100.0 * (double)h.benign_susp / (double)h.benign : 0.0);
+    }
     rt_fmt_si(a, sizeof a, h.tok_on);
     rt_fmt_si(b, sizeof b, h.tok_off);
-    if (!rc)
+    if (!rc && !r->nh)
+        rc = rt_buf_printf(o, "tokens harvested: no harvest file recorded (retort report add-harvest)\n");
+    else if (!rc)
         rc = rt_buf_printf(o, "tokens harvested: %s with the guard, %s without (%.1f%% kept)\n", a, b,
                            h.tok_off > 0 ? 100 * h.tok_on / h.tok_off : 0.0);
     fmt_quality(c, sizeof c, h.st_on);
@@ -513,6 +557,17 @@ int report_html_escape(rt_buf *out, const char *s) { return plot_escape(out, s);
 
 static int esc(rt_buf *o, const char *s) { return report_html_escape(o, s); }
 
+/* Stored JSON (an action's evidence) indented, with short reals, escaped; text that does not
+ * parse is shown as it is. */
+static int esc_json(rt_buf *o, const char *s) {
+    json_t *j = s && *s ? json_loads(s, 0, NULL) : NULL;
+    char *t = j ? rt_json_reals(json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) : NULL;
+    int rc = esc(o, t ? t : s);
+    free(t);
+    json_decref(j);
+    return rc;
+}
+
 static void fmt_time(char *b, size_t cap, const rep *r, double t) {
     if (!isfinite(t)) {
         snprintf(b, cap, "—");
@@ -537,6 +592,7 @@ typedef struct {
     plot_series *s;
     double **xs, **ys;
     size_t *cap;
+    double *t_thr;       /* (ng) hours at which each group's risk first reached the throttle threshold */
 } risk_ctx;
 
 /* One guard_scores row: a point of its attack group's series, or the benign envelope. */
@@ -553,6 +609,7 @@ static int risk_point(void *ud, double t, int64_t account_id, double risk) {
         if (!(x->bmax[b] >= risk)) x->bmax[b] = risk;
         return 0;
     }
+    if (risk >= r->throttle_at && !isfinite(x->t_thr[k])) x->t_thr[k] = h;
     size_t n = x->s[k].n, c = x->cap[k];
     if (RT_GROW(x->xs[k], c, n + 1, "risk series")) return -1;
     c = x->cap[k];
@@ -571,8 +628,10 @@ static int risk_chart(rep *r, rt_buf *o) {
     double **xs = rt_calloc(ns, sizeof *xs, "risk series"), **ys = rt_calloc(ns, sizeof *ys, "risk series");
     size_t *cap = rt_calloc(ns, sizeof *cap, "risk series");
     int *gi = NULL;
+    double *t_thr = rt_malloc_array(ns, sizeof *t_thr, "risk series");
     int rc = -1;
-    if (!s || !xs || !ys || !cap) goto done;
+    if (!s || !xs || !ys || !cap || !t_thr) goto done;
+    for (size_t k = 0; k < ns; k++) t_thr[k] = NAN;
     gi = rt_malloc_array(r->na ? r->na : 1, sizeof *gi, "risk series");
     if (!gi) goto done;
     for (size_t i = 0; i < r->na; i++) gi[i] = -1;
@@ -582,13 +641,18 @@ static int risk_chart(rep *r, rt_buf *o) {
     double bmax[BINS];
     for (int b = 0; b < BINS; b++) bmax[b] = NAN;
     double span = isfinite(r->t1 - r->t0) && r->t1 > r->t0 ? r->t1 - r->t0 : 1;
-    risk_ctx rc_ = {r, gi, bmax, span, s, xs, ys, cap};
+    risk_ctx rc_ = {r, gi, bmax, span, s, xs, ys, cap, t_thr};
     if (guard_scores_each(r->db, risk_point, &rc_)) goto done;
     for (size_t k = 0; k < r->ng; k++) {
         s[k].name = r->g[k].strategy;
         s[k].color = plot_strategy_colour(r->g[k].strategy);
         s[k].x = xs[k], s[k].y = ys[k];
         s[k].mark_x = isfinite(r->g[k].t_susp) ? (r->g[k].t_susp - r->t0) / 3600 : NAN;
+        if (!isfinite(r->g[k].t_susp) && r->g[k].n_throttled && isfinite(t_thr[k])) { /* throttled only */
+            s[k].mark_x = t_thr[k];
+            s[k].mark_label = "throttled";
+            s[k].mark_title = "the risk reached the throttle threshold";
+        }
     }
     /* benign envelope */
     size_t kb = r->ng, nb = 0;
@@ -610,6 +674,10 @@ static int risk_chart(rep *r, rt_buf *o) {
                       .xmax = span / 3600,
                       .ymin = 0,
                       .ymax = NAN};
+    /* the policy's other thresholds, in guard plot's colours */
+    c.more[0] = (plot_hline){r->flag_at, "flag", "#bbbb00"};
+    c.more[1] = (plot_hline){r->throttle_at, "throttle", "#ff9900"};
+    c.n_more = 2;
     if (plot_lines(o, &c, s, ns)) goto done;
     /* small multiples: one chart per operation */
     if (rt_buf_printf(o, "<div class=\"grid\">")) goto done;
@@ -619,6 +687,7 @@ static int risk_chart(rep *r, rt_buf *o) {
         snprintf(title, sizeof title, "%s (%zu key%s)", r->g[k].strategy, r->g[k].n, r->g[k].n == 1 ? "" : "s");
         plot_chart cc = c;
         cc.title = title, cc.width = 430, cc.height = 200, cc.hline_label = NULL;
+        cc.more[0].label = cc.more[1].label = NULL;
         if (plot_lines(o, &cc, two, 2)) goto done;
     }
     rc = rt_buf_printf(o, "</div>");
@@ -627,7 +696,7 @@ done:
         for (size_t k = 0; k < ns; k++) free(xs[k]);
     if (ys)
         for (size_t k = 0; k < ns; k++) free(ys[k]);
-    free(xs), free(ys), free(cap), free(s), free(gi);
+    free(xs), free(ys), free(cap), free(s), free(gi), free(t_thr);
     return rc;
 }
 
@@ -663,6 +732,44 @@ static int list_contains(const char *list, const char *item) {
     return 0;
 }
 
+/* Per-account attribution: every account the guard acted on, strongest action first, with what
+ * it was served and which harvest files hold its outputs. */
+static int sec_by_action(rep *r, rt_buf *o) {
+    if (rt_buf_printf(o, "<h3>Accounts by action</h3>")) return -1;
+    size_t shown = 0;
+    for (int k = ACT_SUSPENDED; k > ACT_NONE; k--)
+        for (size_t i = 0; i < r->na; i++) {
+            acct *a = &r->a[i];
+            if (action_of(r, a) != (act_kind)k) continue;
+            if (!shown++ && rt_buf_printf(o, "<table><tr><th>account</th><th>action</th><th>suspended at</th>"
+                                             "<th>highest risk</th><th>requests</th><th>served</th>"
+                                             "<th>completion tokens served</th><th>refused (403)</th>"
+                                             "<th>its outputs found in</th></tr>"))
+                return -1;
+            char t[64], risk[32] = "—";
+            fmt_time(t, sizeof t, r, a->t_susp);
+            if (isfinite(a->risk_max)) snprintf(risk, sizeof risk, "%.2f", a->risk_max);
+            if (rt_buf_printf(o, "<tr>") || td_str(o, a->name) ||
+                td_str(o, k == ACT_SUSPENDED && !isfinite(a->t_susp) ? "suspended (by an operator)"
+                          : k == ACT_SUSPENDED && a->throttled ? "throttled, then suspended"
+                                                               : action_name((act_kind)k)) ||
+                td_str(o, t) ||
+                rt_buf_printf(o,
+                              "<td class=n>%s</td><td class=n>%lld</td><td class=n>%lld</td><td class=n>%.0f</td>"
+                              "<td class=n>%lld</td><td>",
+                              risk, (long long)a->requests, (long long)a->served, a->tokens,
+                              (long long)a->refused403))
+                return -1;
+            size_t nh = 0;
+            for (size_t j = 0; j < r->nh; j++)
+                if (list_contains(r->h[j].accounts, a->name) &&
+                    ((nh++ && rt_buf_printf(o, ", ")) || esc(o, r->h[j].name)))
+                    return -1;
+            if (rt_buf_printf(o, "%s</td></tr>", nh ? "" : "—")) return -1;
+        }
+    return shown ? rt_buf_printf(o, "</table>") : rt_buf_printf(o, "<p>The guard acted on no account.</p>");
+}
+
 static int sec_accounts(rep *r, rt_buf *o) {
     headline h;
     headline_of(r, &h);
@@ -673,12 +780,18 @@ static int sec_accounts(rep *r, rt_buf *o) {
                       r->labelled ? " (the traffic was simulated, so every account carries a label saying what it "
                                     "really was; the guard never sees the labels)"
                                   : "")) return -1;
-    if (rt_buf_printf(o,
-                      "The guard suspended <b>%zu of %zu</b> harvesting operations and <b>%zu of %zu</b> "
-                      "benign accounts.</p>",
-                      h.groups_caught, h.groups, h.benign_susp, h.benign))
+    if (r->labelled ? rt_buf_printf(o,
+                                    "The guard suspended <b>%zu of %zu</b> harvesting operations and <b>%zu of %zu</b> "
+                                    "benign accounts.</p>",
+                                    h.groups_caught, h.groups, h.benign_susp, h.benign)
+                    : rt_buf_printf(o,
+                                    "The accounts carry no labels, so below are the guard's actions, not verdicts: "
+                                    "<b>%zu suspended</b>, <b>%zu throttled</b> and %zu flagged (risk at or above "
+                                    "%.2f) of %zu accounts.</p>",
+                                    h.by_action[ACT_SUSPENDED], h.by_action[ACT_THROTTLED], h.by_action[ACT_FLAGGED],
+                                    r->flag_at, r->na))
         return -1;
-    if (risk_chart(r, o)) return -1;
+    if (risk_chart(r, o) || sec_by_action(r, o)) return -1;
     if (rt_buf_printf(o, "<table><tr><th>operation</th><th>strategy</th><th>keys</th><th>suspended</th>"
                          "<th>first suspension</th><th>requests served before</th><th>tokens served before</th>"
                          "<th>requests served in all</th><th>refused (403) after</th></tr>"))
@@ -700,6 +813,7 @@ static int sec_accounts(rep *r, rt_buf *o) {
     }
     if (rt_buf_printf(o, "</table>")) return -1;
     /* benign accounts that were suspended or are suspended (false positives), or none */
+    if (!r->labelled) return 0;
     if (rt_buf_printf(o, "<p>Benign accounts suspended: ")) return -1;
     size_t shown = 0;
     for (size_t i = 0; i < r->na; i++) {
@@ -880,12 +994,26 @@ done:
     return rc;
 }
 
+/* Whether harvest h holds outputs served to a member of group g. */
+static int harvest_of_group(const rep *r, const hrow *h, const group *g) {
+    for (size_t j = 0; j < g->n; j++)
+        if (list_contains(h->accounts, r->a[g->members[j]].name)) return 1;
+    return 0;
+}
+
+/* Whether model m was trained on a harvest of group g (its trained_on names the harvest). */
+static int model_of_group(const rep *r, const mrow *m, const group *g) {
+    for (size_t i = 0; i < r->nh; i++)
+        if (harvest_of_group(r, &r->h[i], g) && list_contains(m->trained_on, r->h[i].name)) return 1;
+    return 0;
+}
+
 static int sec_chain(rep *r, rt_buf *o) {
-    if (rt_buf_printf(o, "<h2 id=evidence>6. Evidence chain for each suspended operation</h2>")) return -1;
+    if (rt_buf_printf(o, "<h2 id=evidence>6. Evidence chain for each suspended or throttled operation</h2>")) return -1;
     size_t shown = 0;
     for (size_t k = 0; k < r->ng; k++) {
         group *g = &r->g[k];
-        if (!g->n_susp) continue;
+        if (!g->n_susp && !g->n_throttled) continue;
         shown++;
         char t[64];
         fmt_time(t, sizeof t, r, g->t_susp);
@@ -898,14 +1026,24 @@ static int sec_chain(rep *r, rt_buf *o) {
             esc(o, g->strategy) || rt_buf_printf(o, "</h3><ol>"))
             return -1;
         /* 1. ledger */
-        if (rt_buf_printf(o, "<li><b>Ledger.</b> %zu account%s, %zu suspended at %s (reason code <code>", g->n,
+        if (!g->n_susp) { /* throttled only: what it was served; the throttle's detail is in guard explain */
+            const char *who = r->a[g->members[0]].name;
+            if (rt_buf_printf(o,
+                              "<li><b>Ledger.</b> %zu account%s, %zu throttled by the guard and not suspended: "
+                              "%lld requests served, %.0f completion tokens in all. The signals behind the "
+                              "throttle: <code>retort guard explain ",
+                              g->n, g->n == 1 ? "" : "s", g->n_throttled, (long long)g->served_total,
+                              g->tokens_total) ||
+                esc(o, who) || rt_buf_printf(o, "</code>."))
+                return -1;
+        } else if (rt_buf_printf(o, "<li><b>Ledger.</b> %zu account%s, %zu suspended at %s (reason code <code>", g->n,
                           g->n == 1 ? "" : "s", g->n_susp, t) ||
             esc(o, first ? first->code : "") ||
             rt_buf_printf(o, "</code>, risk %.2f). Before that: %lld requests served, %.0f completion tokens. "
                              "Signals at the time:",
                           first ? first->risk_susp : NAN, (long long)g->served_before, g->tokens_before) ||
             rt_buf_printf(o, "<details><summary>stored evidence (JSON)</summary><pre class=mono>") ||
-            esc(o, first ? first->evidence : "") || rt_buf_printf(o, "</pre></details>"))
+            esc_json(o, first ? first->evidence : "") || rt_buf_printf(o, "</pre></details>"))
             return -1;
         if (g->n > 1) {
             if (rt_buf_printf(o, "<details><summary>all %zu accounts</summary>", g->n)) return -1;
@@ -917,14 +1055,9 @@ static int sec_chain(rep *r, rt_buf *o) {
         /* 2. harvests: files with completions served to these accounts */
         if (rt_buf_printf(o, "<li><b>Harvested outputs.</b> ")) return -1;
         size_t nh = 0;
-        char used[64][64];
-        size_t nused = 0;
         for (size_t i = 0; i < r->nh; i++) {
             const hrow *h = &r->h[i];
-            int hit = 0;
-            for (size_t j = 0; j < g->n && !hit; j++) hit = list_contains(h->accounts, r->a[g->members[j]].name);
-            if (!hit) continue;
-            if (nused < 64) snprintf(used[nused++], sizeof used[0], "%s", h->name);
+            if (!harvest_of_group(r, h, g)) continue;
             if (rt_buf_printf(o, "%s<code>", nh++ ? "; " : "") || esc(o, h->path) ||
                 rt_buf_printf(o, "</code>: %lld lines, %lld of them found in this ledger, %lld completion "
                                  "tokens, SHA-256 <span class=mono>",
@@ -937,9 +1070,7 @@ static int sec_chain(rep *r, rt_buf *o) {
         size_t nm = 0;
         for (size_t i = 0; i < r->nmod; i++) {
             const mrow *m = &r->m[i];
-            int hit = 0;
-            for (size_t u = 0; u < nused && !hit; u++) hit = list_contains(m->trained_on, used[u]);
-            if (!hit) continue;
+            if (!model_of_group(r, m, g)) continue;
             if (rt_buf_printf(o, "%s<code>", nm++ ? "; " : "") || esc(o, m->path) ||
                 rt_buf_printf(o, "</code> (SHA-256 <span class=mono>") || esc(o, m->sha) ||
                 rt_buf_printf(o, "</span>), trained on these harvests"))
@@ -955,7 +1086,7 @@ static int sec_chain(rep *r, rt_buf *o) {
         if (!nm && rt_buf_printf(o, "no model trained on these harvests was recorded")) return -1;
         if (rt_buf_printf(o, ".</li></ol></div>")) return -1;
     }
-    if (!shown) return rt_buf_printf(o, "<p>No account was suspended.</p>");
+    if (!shown) return rt_buf_printf(o, "<p>No account was suspended or throttled.</p>");
     return 0;
 }
 

@@ -66,7 +66,9 @@ typedef struct {
 } report_model_spec;
 int report_model_put(sqlite3 *db, const report_model_spec *m);
 
-/* A radioactivity test of a model: the JSON object `retort radioactivity` prints. */
+/* A radioactivity test of a model: the JSON object `retort radioactivity` prints. The model
+ * must have been recorded (report_model_put) under model_name: an unknown name is refused
+ * (RT_ERR_NOT_FOUND) with the names that are there. */
 int report_test_put(sqlite3 *db, const char *model_name, const char *result_json, const char *command);
 
 typedef struct {

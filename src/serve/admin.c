@@ -54,7 +54,7 @@ static json_t *account_json(gw_db *db, const gw_account *a, const gw_usage *u) {
 }
 
 static char *dump(json_t *o, int *status) {
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *s = o ? rt_json_reals(json_dumps(o, JSON_COMPACT)) : NULL;
     json_decref(o);
     if (!s) return err_body(status, 500, NULL, "out of memory");
     return s;

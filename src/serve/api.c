@@ -33,7 +33,7 @@ char *serve_error_json(const char *message, const char *type, const char *param,
         e = json_pack("{s:{s:s, s:s, s:n, s:n}}", "error", "message", "invalid request", "type", type, "param",
                       "code");
     }
-    char *s = e ? json_dumps(e, JSON_COMPACT) : NULL;
+    char *s = e ? rt_json_reals(json_dumps(e, JSON_COMPACT)) : NULL;
     json_decref(e);
     return s;
 }

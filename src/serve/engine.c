@@ -410,7 +410,7 @@ static void *engine_main(void *arg) {
     return NULL;
 }
 
-int serve_engine_init(serve_engine **out, const model *m, size_t max_batch, size_t max_queue,
+int serve_engine_new(serve_engine **out, const model *m, size_t max_batch, size_t max_queue,
                       size_t prefill_chunk, size_t threads, serve_sampler_attach_fn attach, void *attach_ud,
                       serve_metrics *metrics) {
     *out = NULL;

@@ -1101,7 +1101,7 @@ static enum MHD_Result handle_models(conn *c, struct MHD_Connection *mc) {
                           s->model_name, "object", "model", "created", (json_int_t)s->t_start_wall, "owned_by",
                           "retort", "meta", "n_ctx", (json_int_t)s->m->cfg.ctx_len, "n_vocab",
                           (json_int_t)s->m->cfg.vocab_size, "n_params", (json_int_t)s->m->n_params);
-    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *body = o ? rt_json_reals(json_dumps(o, JSON_COMPACT)) : NULL;
     json_decref(o);
     if (record(c, 200, NULL)) {
         free(body);
@@ -1122,7 +1122,7 @@ static enum MHD_Result handle_health(conn *c, struct MHD_Connection *mc) {
         json_object_set_new(o, "upstreams", json_integer((json_int_t)total));
         if (!up) json_object_set_new(o, "status", json_string("no upstream"));
     }
-    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *body = o ? rt_json_reals(json_dumps(o, JSON_COMPACT)) : NULL;
     json_decref(o);
     return send_body(c, mc, 200, body, "application/json", 0);
 }
@@ -1567,11 +1567,11 @@ int serve_start(serve_server **out, const serve_options *o) {
         }
     }
     if (gw_ledger_open(&s->ledger, o->db_path, 512)) goto fail;
-    if (gw_limiter_init(&s->lim, s->db)) goto fail;
-    if (serve_metrics_init(&s->metrics)) goto fail;
+    if (gw_limiter_new(&s->lim, s->db)) goto fail;
+    if (serve_metrics_new(&s->metrics)) goto fail;
     if (serve_peers_init(&s->peers, s->o.keyless_rpm < 0 ? 0 : s->o.keyless_rpm, o->trusted_proxy)) goto fail;
-    if (s->m && serve_engine_init(&s->eng, s->m, s->o.max_batch, s->o.max_queue, s->o.prefill_chunk, s->o.threads,
-                                  o->sampler_attach, o->sampler_attach_ud, s->metrics))
+    if (s->m && serve_engine_new(&s->eng, s->m, s->o.max_batch, s->o.max_queue, s->o.prefill_chunk, s->o.threads,
+                                 o->sampler_attach, o->sampler_attach_ud, s->metrics))
         goto fail;
     /* the listening address */
     struct sockaddr_in a4;

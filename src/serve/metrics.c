@@ -53,7 +53,7 @@ struct serve_metrics {
     uint64_t steps;
 };
 
-int serve_metrics_init(serve_metrics **out) {
+int serve_metrics_new(serve_metrics **out) {
     serve_metrics *m = rt_calloc(1, sizeof *m, "metrics");
     if (!m) return -1;
     pthread_mutex_init(&m->mu, NULL);

@@ -1,7 +1,7 @@
 /*
  * serve.h — the serving room: an OpenAI-compatible HTTP server (libmicrohttpd + jansson)
- * in front of a continuous-batching engine, metered by the gateway (src/gateway); and the
- * harvester, the client that drains such an API into JSONL for `retort sft`.
+ * in front of a continuous-batching engine, metered by the gateway (src/gateway). (The
+ * harvester, the client that drains such an API into JSONL, is src/client's.)
  *
  * Request path (epoll and a pool of 4 HTTP threads; a waiting request holds no thread; one
  * engine thread owns the model):
@@ -226,42 +226,5 @@ int serve_chat_tokens(const tokenizer *tok, const serve_message *msgs, size_t n_
 /* rt_utf8_sanitize and rt_utf8_complete_prefix (src/base/utf8.c), under their old names. */
 int serve_utf8_sanitize(rt_buf *b, const char *s, size_t len);
 size_t serve_utf8_complete_prefix(const char *s, size_t len);
-
-/* ---------------------------------------------------------------- harvester */
-
-typedef struct {
-    const char *endpoint;   /* base URL, e.g. http://127.0.0.1:8080 (with or without /v1) */
-    const char *api_key;
-    const char *prompts_path; /* one prompt per line, or JSONL objects with "prompt" */
-    const char *out_path;     /* JSONL, appended to; prompts already there are skipped */
-    const char *model;        /* NULL: the first of GET /v1/models */
-    int chat;                 /* /v1/chat/completions (prompt = the user message) */
-    size_t concurrency;       /* parallel requests (default 4) */
-    size_t max_tokens;        /* default 128 */
-    size_t top_logprobs;      /* 0: no log-probs; K: chosen + K alternatives per token */
-    double temperature;       /* default 1 */
-    double rate;              /* requests per second overall, 0 = unlimited */
-    size_t max_retries;       /* per prompt, for 429/5xx/network errors (default 8) */
-    size_t limit;             /* harvest at most this many new prompts (0 = all) */
-    int quiet;                /* no progress bar */
-} harvest_options;
-void harvest_options_defaults(harvest_options *o);
-
-typedef struct {
-    size_t prompts_total;   /* distinct prompts in the file */
-    size_t skipped;         /* already in the output */
-    size_t written;         /* new lines written */
-    size_t failed;          /* gave up after retries (or a 4xx) */
-    size_t retries;         /* 429 / 5xx / network retries */
-    uint64_t prompt_tokens, completion_tokens;
-    int stopped;            /* 1: stopped early on 401/403 */
-    int stop_status;        /* that HTTP status */
-    char stop_reason[256];  /* the server's message */
-    double seconds;
-} harvest_stats;
-/* Run the harvest. Returns 0 when the run completed, even if it stopped on 401/403 (see
- * stats->stopped; the reason is also appended to "<out>.errors.jsonl" with every failed
- * prompt), -1 on a local error (files, arguments). */
-int harvest_run(const harvest_options *o, harvest_stats *stats);
 
 #endif /* RETORT_SERVE_H */

@@ -114,7 +114,7 @@ typedef struct {
     uint64_t rows;        /* token rows through the decoder */
 } serve_engine_stats;
 
-int serve_engine_init(serve_engine **out, const model *m, size_t max_batch, size_t max_queue,
+int serve_engine_new(serve_engine **out, const model *m, size_t max_batch, size_t max_queue,
                       size_t prefill_chunk, size_t threads, serve_sampler_attach_fn attach, void *attach_ud,
                       serve_metrics *metrics);
 /* Queue a job (takes a reference). Returns 0, or 1 when the queue is full (nothing taken),
@@ -126,7 +126,7 @@ void serve_engine_free(serve_engine *e);
 
 /* ---------------------------------------------------------------- metrics */
 
-int serve_metrics_init(serve_metrics **out);
+int serve_metrics_new(serve_metrics **out);
 void serve_metrics_free(serve_metrics *m);
 /* One finished /v1 request. ttft < 0: none. */
 void serve_metrics_request(serve_metrics *m, const char *endpoint, int status, double latency_s, double ttft_s,

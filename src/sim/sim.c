@@ -793,7 +793,7 @@ static int build_request(sim_t *S, size_t ai, req_t *q) {
     }
     if (max_tokens > 0) json_object_set_new(b, "max_tokens", json_integer(max_tokens));
     if (temperature >= 0) json_object_set_new(b, "temperature", json_real(temperature));
-    q->body = json_dumps(b, JSON_COMPACT);
+    q->body = rt_json_reals(json_dumps(b, JSON_COMPACT));
     json_decref(b);
     if (!q->body) return RT_FAIL("out of memory building a request");
     return 0;
@@ -1129,7 +1129,7 @@ static int write_summary(const sim_t *S, const guard_sim_stats *st, const char *
     json_t *sum = json_pack("{s:s, s:s, s:f, s:f, s:f, s:I, s:I, s:o}", "scenario", S->o->scenario_path, "name", sc->name,
                             "start", sc->start, "sim_hours", st->sim_seconds / 3600.0, "real_seconds", st->real_seconds,
                             "requests", (json_int_t)st->requests, "served", (json_int_t)st->ok, "personas", ps);
-    char *js = sum ? json_dumps(sum, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    char *js = sum ? rt_json_reals(json_dumps(sum, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) : NULL;
     json_decref(sum);
     if (!js) return RT_FAIL("out of memory writing %s", path);
     int rc = rt_write_file_atomic(path, js, strlen(js));

@@ -61,7 +61,7 @@ uint64_t tok_hash_bytes(const void *p, size_t len) {
     uint64_t w = 0;
     memcpy(&w, s, len);
     h = (h ^ w) * 0x100000001b3ULL;
-    return tok_mix64(h);
+    return rt_mix64(h);
 }
 
 static int strmap_grow(tok_strmap *m, const char *blob, const size_t *off) {
@@ -139,7 +139,7 @@ int tok_pairmap_put(tok_pairmap *m, uint64_t key, uint32_t val) {
         for (size_t i = 0; i < ncap; i++) k[i] = TOK_PAIR_EMPTY;
         for (size_t i = 0; i < m->cap; i++) {
             if (m->key[i] == TOK_PAIR_EMPTY) continue;
-            size_t j = tok_mix64(m->key[i]) & (ncap - 1);
+            size_t j = rt_mix64(m->key[i]) & (ncap - 1);
             while (k[j] != TOK_PAIR_EMPTY) j = (j + 1) & (ncap - 1);
             k[j] = m->key[i];
             v[j] = m->val[i];
@@ -151,7 +151,7 @@ int tok_pairmap_put(tok_pairmap *m, uint64_t key, uint32_t val) {
         m->cap = ncap;
     }
     size_t mask = m->cap - 1;
-    for (size_t i = tok_mix64(key) & mask;; i = (i + 1) & mask) {
+    for (size_t i = rt_mix64(key) & mask;; i = (i + 1) & mask) {
         if (m->key[i] == key) {
             m->val[i] = val;
             return 0;

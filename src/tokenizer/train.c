@@ -102,13 +102,7 @@ static int word_add(trainer *T, const uint8_t *p, size_t len) {
         }
     }
     if (T->n_words >= UINT32_MAX - 1) return RT_FAIL("tokenizer_train: too many distinct pieces");
-    if (T->n_words == T->words_cap) {
-        size_t nc = T->words_cap ? T->words_cap * 2 : 1024;
-        word_t *nw = rt_realloc(T->words, nc * sizeof *nw, "training pieces");
-        if (!nw) return -1;
-        T->words = nw;
-        T->words_cap = nc;
-    }
+    if (RT_GROW(T->words, T->words_cap, T->n_words + 1, "training pieces")) return -1;
     T->words[T->n_words] = (word_t){p, len, h, 1};
     T->wtab[i] = (uint32_t)T->n_words++;
     return 0;
@@ -124,13 +118,7 @@ static int heap_less(const trainer *T, heap_ent x, heap_ent y) { /* x ranks abov
 }
 
 static int heap_push(trainer *T, heap_ent e) {
-    if (T->heap_n == T->heap_cap) {
-        size_t nc = T->heap_cap ? T->heap_cap * 2 : 4096;
-        heap_ent *nh = rt_realloc(T->heap, nc * sizeof *nh, "training heap");
-        if (!nh) return -1;
-        T->heap = nh;
-        T->heap_cap = nc;
-    }
+    if (RT_GROW(T->heap, T->heap_cap, T->heap_n + 1, "training heap")) return -1;
     size_t i = T->heap_n++;
     while (i > 0) {
         size_t p = (i - 1) / 2;
@@ -164,13 +152,7 @@ static int pair_add(trainer *T, int32_t a, int32_t b, int64_t delta, uint32_t w)
     if (pv) {
         pi = *pv;
     } else {
-        if (T->n_pairs == T->pairs_cap) {
-            size_t nc = T->pairs_cap ? T->pairs_cap * 2 : 4096;
-            pair_t *np = rt_realloc(T->pairs, nc * sizeof *np, "training pairs");
-            if (!np) return -1;
-            T->pairs = np;
-            T->pairs_cap = nc;
-        }
+        if (RT_GROW(T->pairs, T->pairs_cap, T->n_pairs + 1, "training pairs")) return -1;
         pi = (uint32_t)T->n_pairs++;
         T->pairs[pi] = (pair_t){.a = a, .b = b, .last_w = UINT32_MAX, .touched = UINT32_MAX};
         if (tok_pairmap_put(&T->pmap, key, pi)) return -1;
@@ -190,13 +172,7 @@ static int pair_add(trainer *T, int32_t a, int32_t b, int64_t delta, uint32_t w)
     }
     if (P->touched != T->step) {
         P->touched = T->step;
-        if (T->n_changed == T->changed_cap) {
-            size_t nc = T->changed_cap ? T->changed_cap * 2 : 1024;
-            uint32_t *ncg = rt_realloc(T->changed, nc * sizeof *ncg, "training changes");
-            if (!ncg) return -1;
-            T->changed = ncg;
-            T->changed_cap = nc;
-        }
+        if (RT_GROW(T->changed, T->changed_cap, T->n_changed + 1, "training changes")) return -1;
         T->changed[T->n_changed++] = pi;
     }
     return 0;
@@ -216,13 +192,7 @@ static int flush_changed(trainer *T) {
 /* ---------------------------------------------------------------- vocabulary */
 
 static int tok_add(trainer *T, const void *bytes, size_t len) {
-    if (T->n_tok + 2 > T->off_cap) {
-        size_t nc = T->off_cap ? T->off_cap * 2 : 1024;
-        size_t *no = rt_realloc(T->off, nc * sizeof *no, "training vocabulary");
-        if (!no) return -1;
-        T->off = no;
-        T->off_cap = nc;
-    }
+    if (RT_GROW(T->off, T->off_cap, T->n_tok + 2, "training vocabulary")) return -1;
     if (T->n_tok == 0) T->off[0] = 0;
     char nul = 0;
     if (rt_buf_append(&T->blob, bytes, len) || rt_buf_append(&T->blob, &nul, 1)) return -1;

@@ -139,8 +139,8 @@ static int write_checkpoint(model *m, const train_options *o, const train_task *
     if (rc == 0) rc = gguf_set_arr_data(w, "retort.train.tokens", GGUF_TYPE_FLOAT64, toks, 1);
     if (rc == 0) rc = gguf_set_arr_data(w, "retort.train.seconds", GGUF_TYPE_FLOAT64, secs, 1);
     uint64_t ne[1] = {m->n_params};
-    if (rc == 0) rc = gguf_add_tensor(w, "opt.m", GGML_TYPE_F32, 1, ne, opt_m);
-    if (rc == 0) rc = gguf_add_tensor(w, "opt.v", GGML_TYPE_F32, 1, ne, opt_v);
+    if (rc == 0) rc = gguf_add_tensor(w, "opt.m", GGUF_DTYPE_F32, 1, ne, opt_m);
+    if (rc == 0) rc = gguf_add_tensor(w, "opt.v", GGUF_DTYPE_F32, 1, ne, opt_v);
     if (rc == 0 && task && task->add_meta) rc = task->add_meta(task->ud, w);
     if (rc == 0) rc = gguf_writer_write(w, path);
     gguf_writer_free(w);

@@ -109,6 +109,19 @@ try {
   await page.waitForSelector(`#accounts tbody tr[data-id="${suspect.id}"]`);
   check(await page.evaluate(() => sessionStorage.getItem('retort.admin_key')) === KEY, 'the key is kept in sessionStorage');
 
+  // the tiles count each account once: 'flagged or throttled' is active accounts at risk only
+  {
+    const now = await api('GET', 'guard/accounts');
+    const tiles = {};
+    for (const t of await page.locator('#summary .tile').all())
+      tiles[await t.locator('.k').textContent()] = Number((await t.locator('.v').textContent()).replace(/[^0-9]/g, ''));
+    const susp = now.accounts.filter((a) => a.status === 'suspended').length;
+    const risky = now.accounts.filter((a) => a.status !== 'suspended' && ['flag', 'throttle', 'suspend'].includes(a.guard.level)).length;
+    check(tiles['suspended'] === susp, `the suspended tile says ${tiles['suspended']}, the API lists ${susp}`);
+    check(tiles['flagged or throttled'] === risky,
+      `the flagged-or-throttled tile says ${tiles['flagged or throttled']}, the API lists ${risky} active accounts at risk`);
+  }
+
   // the guard-suspended account in the table
   const row = page.locator(`#accounts tbody tr[data-id="${suspect.id}"]`);
   const rowText = await row.innerText();

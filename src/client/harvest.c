@@ -1,6 +1,6 @@
 /*
  * harvest.c — the harvester: send every prompt of a file to an OpenAI-compatible endpoint
- * (libcurl, N worker threads, an optional overall request rate) and append one JSONL line
+ * (the client of client.c, N worker threads, an optional overall request rate) and append one JSONL line
  * per answer in the harvest record format (src/record/record.h) that `retort sft` reads:
  *   {"prompt", "completion", "id", "model", "finish_reason", "usage",
  *    "logprobs"?: the API's own {"content": [{"token","logprob","bytes","top_logprobs"}]}}
@@ -11,7 +11,6 @@
  *
  * Not a server, and not a data cleaner: the text is written as the endpoint returned it.
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -22,7 +21,7 @@
 #include <unistd.h>
 
 #include "../record/record.h"
-#include "serve.h"
+#include "client.h"
 
 #define HARVEST_MAX_WAIT 300.0 /* seconds: a longer Retry-After stops the run */
 
@@ -164,14 +163,9 @@ static int read_prompts(const char *path, prompt_t **out, size_t *n) {
             free(text);
             goto out;
         }
-        if (k == cap) {
-            cap = cap ? cap * 2 : 256;
-            prompt_t *b = rt_realloc(ps, cap * sizeof *ps, "prompts");
-            if (!b) {
-                free(text);
-                goto out;
-            }
-            ps = b;
+        if (RT_GROW(ps, cap, k + 1, "prompts")) {
+            free(text);
+            goto out;
         }
         ps[k].text = text;
         ps[k].len = tl;
@@ -227,66 +221,17 @@ static int read_done(const char *path, strset *done) {
 
 /* ---------------------------------------------------------------- HTTP */
 
-typedef struct {
-    rt_buf body;
-    double retry_after; /* from the header; < 0 if absent */
-} http_resp;
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
-    http_resp *r = ud;
-    if (rt_buf_append(&r->body, p, sz * n)) return 0;
-    return sz * n;
-}
-
-static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
-    http_resp *r = ud;
-    size_t len = sz * n;
-    if (len > 12 && !strncasecmp(p, "Retry-After:", 12)) {
-        char tmp[64];
-        size_t l = RT_MIN(len - 12, sizeof tmp - 1);
-        memcpy(tmp, p + 12, l);
-        tmp[l] = '\0';
-        char *end = NULL;
-        double v = strtod(tmp, &end);
-        if (end != tmp && isfinite(v) && v >= 0) r->retry_after = v;
-    }
-    return len;
-}
-
-/* Returns the HTTP status, or 0 on a transport error (message in err). */
-static long http_call(CURL *h, const char *url, const char *key, const char *body, http_resp *r, char *err,
+/* One request through the client (client.h; Retry-After read there); on a transport error
+ * (status 0) err holds the message naming the URL. */
+static long http_call(client *h, const char *url, const char *key, const char *body, client_response *r, char *err,
                       size_t err_cap) {
-    rt_buf_free(&r->body);
-    r->retry_after = -1;
-    struct curl_slist *hdr = NULL;
-    char auth[256];
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key ? key : "");
-    hdr = curl_slist_append(hdr, auth);
-    hdr = curl_slist_append(hdr, "Content-Type: application/json");
-    hdr = curl_slist_append(hdr, "Expect:");
-    curl_easy_reset(h);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, 900L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    if (body) curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    CURLcode cc = curl_easy_perform(h);
-    curl_slist_free_all(hdr);
-    if (cc != CURLE_OK) {
-        snprintf(err, err_cap, "%s: %s", url, curl_easy_strerror(cc));
-        return 0;
-    }
-    long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    client_request rq = {.key = key ? key : ""};
+    long status = client_call(h, url, &rq, body, r);
+    if (status == 0) snprintf(err, err_cap, "%s", rt_errmsg());
     return status;
 }
 
-static void error_message(const http_resp *r, char *out, size_t cap) {
+static void error_message(const client_response *r, char *out, size_t cap) {
     json_error_t je;
     json_t *o = r->body.data ? json_loadb(r->body.data, r->body.len, JSON_ALLOW_NUL, &je) : NULL;
     json_t *m = o ? json_object_get(json_object_get(o, "error"), "message") : NULL;
@@ -329,7 +274,7 @@ static void sleep_until(double t) {
 static int append_error(run_t *R, const prompt_t *p, long status, const char *msg) {
     json_t *o = json_pack("{s:s%, s:I, s:s, s:f}", "prompt", p ? p->text : "", p ? p->len : (size_t)0, "status",
                           (json_int_t)status, "error", msg, "t", rt_wall_time());
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *s = o ? rt_json_reals(json_dumps(o, JSON_COMPACT)) : NULL;
     json_decref(o);
     if (!s) return -1;
     int rc = 0;
@@ -340,7 +285,7 @@ static int append_error(run_t *R, const prompt_t *p, long status, const char *ms
 }
 
 /* 1: written; 0: the body was not a usable answer (message in err) */
-static int write_answer(run_t *R, const prompt_t *p, const http_resp *r, char *err, size_t err_cap) {
+static int write_answer(run_t *R, const prompt_t *p, const client_response *r, char *err, size_t err_cap) {
     json_error_t je;
     json_t *o = json_loadb(r->body.data ? r->body.data : "", r->body.len, JSON_ALLOW_NUL, &je);
     json_t *ch = o ? json_array_get(json_object_get(o, "choices"), 0) : NULL;
@@ -401,7 +346,7 @@ static char *request_body(run_t *R, const prompt_t *p) {
                       (json_int_t)o->max_tokens, "temperature", o->temperature);
         if (b && o->top_logprobs > 0) json_object_set_new(b, "logprobs", json_integer((json_int_t)o->top_logprobs));
     }
-    char *s = b ? json_dumps(b, JSON_COMPACT) : NULL;
+    char *s = b ? rt_json_reals(json_dumps(b, JSON_COMPACT)) : NULL;
     json_decref(b);
     return s;
 }
@@ -419,12 +364,12 @@ static void progress(run_t *R) {
 static void *worker(void *arg) {
     run_t *R = arg;
     const harvest_options *o = R->o;
-    CURL *h = curl_easy_init();
-    http_resp r = {{0}, -1};
-    if (!h) {
+    client *h = NULL;
+    client_response r = {{0}, -1};
+    if (client_new(&h)) {
         pthread_mutex_lock(&R->mu);
         R->stop = 1;
-        snprintf(R->st->stop_reason, sizeof R->st->stop_reason, "libcurl: cannot create a handle");
+        snprintf(R->st->stop_reason, sizeof R->st->stop_reason, "%s", rt_errmsg());
         pthread_mutex_unlock(&R->mu);
         return NULL;
     }
@@ -530,15 +475,15 @@ static void *worker(void *arg) {
         progress(R);
         pthread_mutex_unlock(&R->mu);
     }
-    rt_buf_free(&r.body);
-    curl_easy_cleanup(h);
+    client_response_free(&r);
+    client_free(h);
     return NULL;
 }
 
 static int find_model(run_t *R, const char *base) {
-    CURL *h = curl_easy_init();
-    if (!h) return RT_FAIL("libcurl: cannot create a handle");
-    http_resp r = {{0}, -1};
+    client *h = NULL;
+    if (client_new(&h)) return -1;
+    client_response r = {{0}, -1};
     char url[1100], err[512] = "";
     snprintf(url, sizeof url, "%s/v1/models", base);
     long st = http_call(h, url, R->o->api_key, NULL, &r, err, sizeof err);
@@ -569,8 +514,8 @@ static int find_model(run_t *R, const char *base) {
         }
         json_decref(o);
     }
-    rt_buf_free(&r.body);
-    curl_easy_cleanup(h);
+    client_response_free(&r);
+    client_free(h);
     return rc;
 }
 
@@ -603,10 +548,7 @@ int harvest_run(const harvest_options *o, harvest_stats *st) {
     int rc = -1;
     pthread_t *th = NULL;
     size_t n_th = 0;
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
-        RT_FAIL("libcurl failed to initialise");
-        goto out;
-    }
+    if (client_global_init()) goto out;
     if (read_prompts(o->prompts_path, &R.prompts, &n_prompts)) goto out;
     st->prompts_total = n_prompts;
     if (read_done(o->out_path, &done)) goto out;
@@ -669,6 +611,6 @@ out:
     free(R.todo);
     strset_free(&done);
     pthread_mutex_destroy(&R.mu);
-    curl_global_cleanup();
+    client_global_cleanup();
     return rc;
 }
