@@ -5,7 +5,9 @@
 #     temperature 1), and a large lambda prints something else, the same twice for a seed;
 #   - a proxy with another tokenizer is refused with a message, and so are partial flags;
 #   - data generate writes one record per prompt under the shift and the watermark together,
-#     and reports how many completions end in the prompts' answers.
+#     and reports how many completions end in the prompts' answers;
+#   - serve: an account named by --antidistill-trusted gets exactly what a server without the
+#     shift samples (same seed), another account gets shifted text; server_config records it.
 set -euo pipefail
 BUILD=${BUILD:-build}
 R=$BUILD/retort
@@ -44,4 +46,42 @@ $R data generate --model "$tmp/t.gguf" --prompts "$tmp/prompts.jsonl" --max-toke
 [ "$(wc -l < "$tmp/gen.jsonl")" = 12 ] || fail "data generate wrote $(wc -l < "$tmp/gen.jsonl") records, not 12"
 grep -q "answers: [0-9]* of 12 correct" "$tmp/err" || fail "no answer count: $(cat "$tmp/err")"
 grep -q "antidistillation: .* positions shifted" "$tmp/err" || fail "no cost line: $(cat "$tmp/err")"
+# serve, per account
+if command -v curl > /dev/null; then
+  srv_pid=""
+  trap '[ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+  KA=$($R keys create --db "$tmp/g.db" --name alice --rpm 1000 2>/dev/null)
+  KB=$($R keys create --db "$tmp/g.db" --name bob --rpm 1000 2>/dev/null)
+  start() {
+    rm -f "$tmp/port"
+    $R serve --model "$tmp/t.gguf" --model-name t --db "$tmp/g.db" --port 0 --port-file "$tmp/port" --threads 2 \
+      --max-batch 2 "$@" 2> "$tmp/serve.log" &
+    srv_pid=$!
+    for i in $(seq 1 200); do [ -s "$tmp/port" ] && break; sleep 0.05; done
+    [ -s "$tmp/port" ] || fail "server did not start: $(cat "$tmp/serve.log")"
+    URL="http://127.0.0.1:$(cat "$tmp/port")"
+  }
+  stop() { kill -TERM "$srv_pid"; wait "$srv_pid" || true; srv_pid=""; }
+  ask() { # KEY OUT
+    code=$(curl -s -o "$2" -w '%{http_code}' "$URL/v1/completions" -H "Authorization: Bearer $1" \
+      -H 'Content-Type: application/json' -d '{"model":"t","prompt":"12+34=","max_tokens":30,"temperature":1,"top_k":0,"seed":5}')
+    [ "$code" = 200 ] || fail "completions: HTTP $code $(cat "$2")"
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["choices"][0]["text"])' "$2" > "$2.txt"
+  }
+  start
+  ask "$KA" "$tmp/plain_a.json"
+  stop
+  start $A --antidistill-lambda 50 --antidistill-trusted alice,carol
+  ask "$KA" "$tmp/ad_a.json"
+  ask "$KB" "$tmp/ad_b.json"
+  stop
+  cmp -s "$tmp/plain_a.json.txt" "$tmp/ad_a.json.txt" || fail "the trusted account's text changed: $(cat "$tmp/plain_a.json.txt") vs $(cat "$tmp/ad_a.json.txt")"
+  cmp -s "$tmp/plain_a.json.txt" "$tmp/ad_b.json.txt" && fail "the untrusted account's text was not shifted"
+  python3 - "$tmp/g.db" <<'PY' || fail "server_config has no antidistill row"
+import json, sqlite3, sys
+row = sqlite3.connect(sys.argv[1]).execute("select value from server_config where key='antidistill'").fetchone()
+c = json.loads(row[0])
+assert c["lambda"] == 50 and c["trusted"] == "alice,carol", c
+PY
+fi
 echo "ok ref_antidistill"
