@@ -20,23 +20,23 @@ OUT=${1:-build/exp/antidistill}
 TH=${THREADS:-2}
 NICE=${NICE:-nice -n 10}
 N_LABELLED=${N_LABELLED:-3000}
-N_HARVEST=${N_HARVEST:-1000}
+N_HARVEST=${N_HARVEST:-1500}
 N_TEST=${N_TEST:-300}
 N_TASK=${N_TASK:-64}
 N_PROXY=${N_PROXY:-300}
-DIGITS=${DIGITS:-3}
-T_STEPS=${T_STEPS:-2000}
-P_STEPS=${P_STEPS:-300}
-S_STEPS=${S_STEPS:-800}
-LAMBDAS=${LAMBDAS:-"0.02 0.05 0.08 0.12"}
+DIGITS=${DIGITS:-2}
+T_STEPS=${T_STEPS:-1500}
+P_STEPS=${P_STEPS:-200}
+S_STEPS=${S_STEPS:-1000}
+LAMBDAS=${LAMBDAS:-"0.01 0.02 0.04 0.08 0.16"}
 EPS=${EPS:-0.01}
 SEED=${SEED:-1}
 TEACHER="--dim 96 --layers 3 --heads 4 --kv-heads 2 --ffn 256"
-STUDENT="--dim 48 --layers 2 --heads 2 --kv-heads 1 --ffn 128"
+STUDENT="--dim 64 --layers 2 --heads 2 --kv-heads 1 --ffn 176"
 TRAIN="--seq-len 64 --batch 16 --lr 3e-3 --eval-every 200 --save-every 100000 --threads $TH --quiet"
 mkdir -p "$OUT"
-log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/run.log"; }
-run() { log "\$ $*"; $NICE "$@" 2>> "$OUT/run.log"; }
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/run.log" >&2; }
+run() { log "\$ $*"; $NICE "$@" >> "$OUT/run.log" 2>&1; }
 log "load average: $(cut -d' ' -f1-3 /proc/loadavg); seed $SEED; lambdas $LAMBDAS; eps $EPS"
 
 run $R data arith --n $N_LABELLED --digits $DIGITS --seed $SEED --out "$OUT/labelled.jsonl"
@@ -115,5 +115,5 @@ run $R eval-plot --curves --x lambda --key accuracy --title "antidistillation on
   --labels "teacher (what users get),student sft on the teacher's text (what a harvester gets)" \
   --hlines "$(cat "$OUT/hlines.txt")" --out "$OUT/antidistill_tradeoff.svg" "$OUT/curve_teacher.jsonl" "$OUT/curve_student.jsonl"
 log "results: $OUT/results.tsv"
-cat "$OUT/results.tsv" | tee -a "$OUT/run.log"
+cat "$OUT/results.tsv" | tee -a "$OUT/run.log" >&2
 log "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
