@@ -28,9 +28,10 @@ DIGITS=${DIGITS:-2}
 T_STEPS=${T_STEPS:-1500}
 P_STEPS=${P_STEPS:-200}
 S_STEPS=${S_STEPS:-1000}
-LAMBDAS=${LAMBDAS:-"0.01 0.02 0.04 0.08 0.16"}
+LAMBDAS=${LAMBDAS:-"0.01 0.02 0.04 0.06 0.08 0.16"}
 EPS=${EPS:-0.01}
 SEED=${SEED:-1}
+STUDENT_SEEDS=${STUDENT_SEEDS:-"3 4 5"}  # each student is trained once per seed; mean and sd reported
 TEACHER="--dim 96 --layers 3 --heads 4 --kv-heads 2 --ffn 256"
 STUDENT="--dim 64 --layers 2 --heads 2 --kv-heads 1 --ffn 176"
 TRAIN="--seq-len 64 --batch 16 --lr 3e-3 --eval-every 200 --save-every 100000 --threads $TH --quiet"
@@ -62,21 +63,26 @@ settings=("plain|" "watermark|--watermark-key-file $OUT/watermark.key")
 for l in $LAMBDAS; do
   settings+=("lambda$l|--antidistill-proxy $OUT/proxy.gguf --antidistill-task $OUT/task.jsonl --antidistill-lambda $l --antidistill-eps $EPS")
 done
-printf "setting\tlambda\tteacher_acc\tstudent_acc\tgen_seconds\n" > "$OUT/results.tsv"
-student() { # name data
-  [ -f "$OUT/student_$1.gguf" ] || run $R sft --data "$2" --tokenizer "$OUT/teacher.gguf" $STUDENT --steps $S_STEPS $TRAIN --seed $((SEED + 2)) --out "$OUT/student_$1.gguf"
-  run $R eval --model "$OUT/student_$1.gguf" --data "$OUT/test.jsonl" --task arith --max-new 64 --batch 32 --threads $TH \
-    --label "$1" --json-out "$OUT/student_$1.eval.json"
-  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["accuracy"])' "$OUT/student_$1.eval.json"
+printf "setting\tlambda\tteacher_acc\tstudent_acc\tstudent_sd\tstudent_accs\tgen_seconds\n" > "$OUT/results.tsv"
+student() { # name data -> "mean<TAB>sd<TAB>acc,acc,..." over STUDENT_SEEDS
+  local accs=""
+  for ss in $STUDENT_SEEDS; do
+    local m="$OUT/student_$1_s$ss"
+    [ -f "$m.gguf" ] || run $R sft --data "$2" --tokenizer "$OUT/teacher.gguf" $STUDENT --steps $S_STEPS $TRAIN --seed $ss --out "$m.gguf"
+    [ -f "$m.eval.json" ] || run $R eval --model "$m.gguf" --data "$OUT/test.jsonl" --task arith --max-new 64 --batch 32 \
+      --threads $TH --label "$1 seed $ss" --json-out "$m.eval.json"
+    accs="$accs $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["accuracy"])' "$m.eval.json")"
+  done
+  python3 -c 'import statistics as s, sys; a = [float(x) for x in sys.argv[1:]]; print("%.4f\t%.4f\t%s" % (s.mean(a), s.stdev(a) if len(a) > 1 else 0, ",".join("%.4f" % x for x in a)))' $accs
 }
 for s in "${settings[@]}"; do
   name=${s%%|*}; flags=${s#*|}
-  t0=$(date +%s.%N)
   if [ ! -f "$OUT/gen_$name.jsonl" ]; then
+    t0=$(date +%s.%N)
     run $R data generate $GEN $flags --out "$OUT/gen_$name.jsonl.tmp"
+    python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))" "$t0" "$(date +%s.%N)" > "$OUT/gen_$name.seconds"
     mv "$OUT/gen_$name.jsonl.tmp" "$OUT/gen_$name.jsonl"
   fi
-  secs=$(python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))" "$t0" "$(date +%s.%N)")
   # the teacher's accuracy on the harvest prompts: completions that end in the true answer
   tacc=$(python3 - "$OUT/gen_$name.jsonl" <<'EOF'
 import json, re, sys
@@ -91,7 +97,7 @@ EOF
 )
   sacc=$(student "$name" "$OUT/gen_$name.jsonl")
   lam=0; [[ $name == lambda* ]] && lam=${name#lambda}
-  printf "%s\t%s\t%s\t%s\t%s\n" "$name" "$lam" "$tacc" "$sacc" "$secs" | tee -a "$OUT/results.tsv"
+  printf "%s\t%s\t%.4f\t%s\t%s\n" "$name" "$lam" "$tacc" "$sacc" "$(cat "$OUT/gen_$name.seconds")" | tee -a "$OUT/results.tsv"
 done
 aacc=$(student answers_only "$OUT/answers_only.jsonl")
 printf "answers_only\t-\t-\t%s\t0\n" "$aacc" | tee -a "$OUT/results.tsv"
@@ -108,6 +114,14 @@ with open(out + "/curve_teacher.jsonl", "w") as t, open(out + "/curve_student.js
         if r[0] == "plain" or r[0].startswith("lambda"):
             t.write(json.dumps({"lambda": float(r[1]), "accuracy": float(r[2])}) + "\n")
             s.write(json.dumps({"lambda": float(r[1]), "accuracy": float(r[3])}) + "\n")
+print("goal check (docs/antidistill.md): answers-only %s, plain student %s" % (by["answers_only"][3], by["plain"][3]), file=sys.stderr)
+gain0 = float(by["plain"][3]) - float(by["answers_only"][3])
+for r in rows:
+    if r[0].startswith("lambda"):
+        lost = 100 * (float(by["plain"][2]) - float(r[2]))
+        gain = float(r[3]) - float(by["answers_only"][3])
+        print("  lambda %s: teacher -%.1f points, student gain over answers-only %.1f -> %.1f points (%.0f%% of it kept)"
+              % (r[1], lost, 100 * gain0, 100 * gain, 100 * gain / gain0 if gain0 else float("nan")), file=sys.stderr)
 with open(out + "/hlines.txt", "w") as h:
     h.write("student on watermarked text=%s,student on answers only=%s" % (by["watermark"][3], by["answers_only"][3]))
 EOF
