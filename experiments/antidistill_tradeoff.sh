@@ -11,7 +11,8 @@
 #      " answer N" (the true answer, no working);
 #   4. every student is scored on held-out problems (eval --task arith, greedy); one table
 #      (results.tsv), one JSON per run, and a plot (antidistill_tradeoff.svg).
-# Usage: experiments/antidistill_tradeoff.sh [OUT_DIR]   (defaults: ~20 min on 2 busy cores)
+# Usage: experiments/antidistill_tradeoff.sh [OUT_DIR]   (defaults: ~35 min on 2 busy cores;
+# results of two runs and their commands in docs/antidistill.md)
 # Every size is an environment variable (below); LAMBDAS is a space-separated list.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -118,9 +119,9 @@ print("goal check (docs/antidistill.md): answers-only %s, plain student %s" % (b
 gain0 = float(by["plain"][3]) - float(by["answers_only"][3])
 for r in rows:
     if r[0].startswith("lambda"):
-        lost = 100 * (float(by["plain"][2]) - float(r[2]))
+        lost = 100 * (float(r[2]) - float(by["plain"][2]))
         gain = float(r[3]) - float(by["answers_only"][3])
-        print("  lambda %s: teacher -%.1f points, student gain over answers-only %.1f -> %.1f points (%.0f%% of it kept)"
+        print("  lambda %s: teacher %+.1f points, student gain over answers-only %.1f -> %.1f points (%.0f%% of it kept)"
               % (r[1], lost, 100 * gain0, 100 * gain, 100 * gain / gain0 if gain0 else float("nan")), file=sys.stderr)
 with open(out + "/hlines.txt", "w") as h:
     h.write("student on watermarked text=%s,student on answers only=%s" % (by["watermark"][3], by["answers_only"][3]))
