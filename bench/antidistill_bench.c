@@ -47,7 +47,7 @@ static double decode_time(const model *m, const int32_t *toks, size_t n) {
 int main(int argc, char **argv) {
     size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 400;
     struct { size_t td, tl, tf, pd, pl, pf, V; } shapes[] = {
-        {96, 3, 256, 48, 2, 128, 262},     /* the trade-off experiment's teacher and proxy */
+        {96, 3, 256, 48, 2, 128, 262},     /* the trade-off experiment's teacher, a 48-wide proxy */
         {256, 6, 704, 128, 2, 352, 4096},  /* a larger teacher, a quarter-width proxy */
         {512, 8, 1408, 256, 4, 704, 8192},
     };
