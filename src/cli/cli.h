@@ -127,4 +127,21 @@ size_t cli_mark_opts(cli_opt *dst, struct mark_options *o, int prefixed);
 int cli_mark_setup(const cli_opt *opts, size_t n_opts, const struct mark_options *o, int prefixed,
                    struct mark_ctx *c, struct mark_key *key, int *enabled);
 
+/* Antidistillation flags (src/mark, mark_adist): --antidistill-proxy P.gguf, --antidistill-task
+ * FILE, --antidistill-lambda X, --antidistill-eps E (CLI_ADIST_OPTS entries into o). After
+ * cli_parse, cli_adist_setup builds the state for max_seqs sequence slots (*out = NULL when no
+ * proxy was given; other antidistillation flags without a proxy, or a proxy without a task or
+ * lambda, are errors). teacher_tok: the proxy must have the same vocabulary. */
+#define CLI_ADIST_OPTS 4
+typedef struct {
+    const char *proxy, *task;
+    double lambda, eps;
+} cli_adist_options;
+struct mark_adist;
+size_t cli_adist_opts(cli_opt *dst, cli_adist_options *o);
+int cli_adist_setup(const cli_opt *opts, size_t n_opts, const cli_adist_options *o, const tokenizer *teacher_tok,
+                    size_t max_seqs, size_t max_ctx, struct mark_adist **out);
+/* One line on stderr: what the shift cost (positions, ms per token, proxy tokens). */
+void cli_adist_report(const char *cmd, const struct mark_adist *a, double total_seconds);
+
 #endif

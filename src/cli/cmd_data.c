@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../distill/distill.h"
+#include "../mark/mark.h"
 #include "../model/model.h"
 #include "../train/train.h"
 #include "cli.h"
@@ -51,6 +52,36 @@ static int data_arith(int argc, char **argv) {
     return 0;
 }
 
+/* The teacher's own sampler decorations: the antidistillation shift, then the watermark. */
+typedef struct {
+    mark_adist *ad;
+    const mark_ctx *wm;
+} data_attach;
+
+static int attach_data(void *ud, size_t slot, size_t id, void *user, sampler *s) {
+    (void)id, (void)user;
+    data_attach *d = ud;
+    if (d->ad && mark_adist_attach(d->ad, slot, s)) return -1;
+    return d->wm ? mark_attach(s, d->wm) : 0;
+}
+
+/* With an "answer" per prompt: how many completions end in that answer (arith_extract_answer),
+ * the accuracy a user of this teacher gets. */
+static void report_answers(const tokenizer *tok, const kd_gen_seq *gen, char *const *answers, size_t n) {
+    size_t have = 0, ok = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!answers[i] || !answers[i][0]) continue;
+        have++;
+        char *txt = NULL, got[64];
+        size_t len = 0;
+        if (tokenizer_decode(tok, gen[i].tokens, gen[i].n, &txt, &len) == 0 &&
+            arith_extract_answer(txt, len, got, sizeof got) == 0 && !strcmp(got, answers[i]))
+            ok++;
+        free(txt);
+    }
+    if (have) rt_info("answers: %zu of %zu correct (%.2f%%)", ok, have, 100.0 * (double)ok / (double)have);
+}
+
 static int data_generate(int argc, char **argv) {
     const char *model_path = NULL, *prompts_path = NULL, *text_path = NULL, *out = NULL, *split = "train";
     size_t n = 1000, prompt_tokens = 32, threads = 0, n_logprobs = 0;
@@ -78,13 +109,21 @@ static int data_generate(int argc, char **argv) {
     };
     size_t n_opts = cli_count(opts, CLI_MAX_OPTS);
     n_opts += cli_sampler_opts(opts + n_opts, &go.temperature, &go.top_k, &go.top_p, "");
+    mark_options mo;
+    mark_options_init(&mo);
+    n_opts += cli_mark_opts(opts + n_opts, &mo, 1);
+    cli_adist_options ado;
+    n_opts += cli_adist_opts(opts + n_opts, &ado);
     cli_cmd_info info = {
         "data generate",
         "retort data generate --model T.gguf (--prompts FILE.jsonl | --text FILE --n N --prompt-tokens P) "
-        "--max-tokens M [--temperature X --logprobs K] --out FILE.jsonl",
+        "--max-tokens M [--temperature X --logprobs K] [--watermark-key-file K ...] [--antidistill-proxy P.gguf "
+        "--antidistill-task FILE --antidistill-lambda X] --out FILE.jsonl",
         "The model continues each prompt (until <|eos|> or --max-tokens) and every pair is written as\n"
         "{\"prompt\", \"completion\", \"finish_reason\"[, \"answer\"], \"logprobs\", \"top_logprobs\"} — the format\n"
-        "retort harvest writes and retort sft reads. Prompts from --prompts keep their \"answer\" field."};
+        "retort harvest writes and retort sft reads. Prompts from --prompts keep their \"answer\" field,\n"
+        "and the share of completions that end in it is printed. The teacher's sampler may carry the\n"
+        "watermark and antidistillation sampling (docs/antidistill.md)."};
     int prc = cli_parse(argc, argv, opts, n_opts, &info, NULL, 0, NULL);
     if (prc) return prc == 1 ? 0 : 2;
     if (!!prompts_path == !!text_path) {
@@ -105,8 +144,11 @@ static int data_generate(int argc, char **argv) {
     const int32_t **prompts = NULL;
     size_t *lens = NULL;
     kd_gen_seq *gen = NULL;
-    int status = 1;
+    mark_adist *ad = NULL;
+    mark_ctx wm;
+    int status = 1, wm_on = 0;
     size_t np = 0;
+    if (cli_mark_setup(opts, n_opts, &mo, 1, &wm, NULL, &wm_on)) goto done;
     if (model_load(&m, model_path)) goto done;
     if (!m->tok) {
         RT_FAIL("%s has no tokenizer", model_path);
@@ -153,11 +195,20 @@ static int data_generate(int argc, char **argv) {
     }
     gen = rt_calloc(np, sizeof *gen, "generations");
     if (!gen) goto done;
+    if (go.batch == 0) go.batch = 1;
+    if (cli_adist_setup(opts, n_opts, &ado, m->tok, go.batch, 0, &ad)) goto done;
+    data_attach da = {.ad = ad, .wm = wm_on ? &wm : NULL};
+    if (ad || wm_on) {
+        go.setup = attach_data;
+        go.setup_ud = &da;
+    }
     rt_info("generating up to %zu tokens for %zu prompts with %s (temperature %g%s)", go.max_new, np, model_path,
             (double)go.temperature, n_logprobs ? ", with log-probs" : "");
     double t0 = rt_now();
     if (kd_generate(m, prompts, lens, np, &go, gen, !quiet)) goto done;
     double secs = rt_now() - t0;
+    cli_adist_report("data generate", ad, secs);
+    if (prompts_path && set.answers) report_answers(m->tok, gen, set.answers, np);
     size_t total = 0;
     if (kd_write_generations(out, m->tok, prompts, lens, gen, np, n_logprobs, prompts_path ? set.answers : NULL,
                              &total))
@@ -174,6 +225,7 @@ done:
     free(ptoks);
     sft_set_free(&set);
     dataset_free(&ds);
+    mark_adist_free(ad);
     model_free(m);
     return status;
 }

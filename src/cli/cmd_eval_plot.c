@@ -4,7 +4,9 @@
  *       one panel per metric, one bar per `retort eval --json-out` result (label: its
  *       "label" field);
  *   retort eval-plot --curves --key val_loss --out curves.svg run1.log.jsonl run2.log.jsonl ...
- *       the key against "step" from trainer logs (rows without the key are skipped).
+ *       the key against "step" from trainer logs (rows without the key are skipped); --x K
+ *       takes the x values from another key, --hlines "name=v,..." adds reference lines
+ *       (the antidistillation trade-off: accuracy against lambda, controls as lines).
  */
 #include <jansson.h>
 #include <math.h>
@@ -30,9 +32,31 @@ static char *base_label(const char *path) {
     return o;
 }
 
+/* "name=v,name=v" (at most PLOT_MAX_HLINES + 1) into the chart's reference lines; spec is
+ * modified (the names point into it). */
+static int parse_hlines(char *spec, plot_chart *c) {
+    size_t k = 0;
+    for (char *tok = strtok(spec, ","); tok; tok = strtok(NULL, ","), k++) {
+        char *eq = strrchr(tok, '='), *end = NULL;
+        double v = eq ? strtod(eq + 1, &end) : NAN;
+        if (!eq || end == eq + 1 || *end || !isfinite(v))
+            return RT_FAIL("--hlines: '%s' is not name=number", tok);
+        if (k > PLOT_MAX_HLINES) return RT_FAIL("--hlines: at most %d lines", PLOT_MAX_HLINES + 1);
+        *eq = 0;
+        if (k == 0) {
+            c->hline = v;
+            c->hline_label = tok;
+        } else {
+            c->more[k - 1] = (plot_hline){.y = v, .label = tok, .color = plot_colour(k + 3)};
+            c->n_more = k;
+        }
+    }
+    return 0;
+}
+
 /* Series f: ns[f] points (xs[f], ys[f]), one chart written to path. */
-static int write_curves(const char *path, const char *title, const char *key, size_t n, const char *const *labels,
-                        double *const *xs, double *const *ys, const size_t *ns) {
+static int write_curves(const char *path, const char *title, const char *xkey, const char *key, char *hlines,
+                        size_t n, const char *const *labels, double *const *xs, double *const *ys, const size_t *ns) {
     plot_series s[MAX_FILES];
     int any = 0;
     for (size_t f = 0; f < n; f++)
@@ -41,7 +65,8 @@ static int write_curves(const char *path, const char *title, const char *key, si
     for (size_t f = 0; f < n; f++)
         s[f] = (plot_series){.name = labels[f], .x = xs[f], .y = ys[f], .n = ns[f], .mark_x = NAN, .stroke = 2};
     plot_chart c = plot_chart_defaults();
-    c.title = title, c.xlabel = "step", c.ylabel = key, c.width = 760, c.height = 460;
+    c.title = title, c.xlabel = xkey, c.ylabel = key, c.width = 760, c.height = 460;
+    if (hlines && parse_hlines(hlines, &c)) return -1;
     rt_buf b = {0};
     int rc = plot_lines(&b, &c, s, n) || plot_write(path, &b) ? -1 : 0;
     rt_buf_free(&b);
@@ -50,6 +75,7 @@ static int write_curves(const char *path, const char *title, const char *key, si
 
 int cmd_eval_plot(int argc, char **argv) {
     const char *out = NULL, *title = NULL, *metrics = "loss,kl,top1_agreement", *key = "val_loss", *labels = NULL;
+    const char *xkey = "step", *hlines = NULL;
     int curves = 0;
     const char *files[MAX_FILES];
     size_t nf = 0;
@@ -60,6 +86,8 @@ int cmd_eval_plot(int argc, char **argv) {
         {"--curves", CLI_FLAG, &curves, "plot training logs (JSONL) instead of eval results", 0, 0},
         {"--key", CLI_STR, &key, "curves: the log key to plot against step (default val_loss)", 0, 0},
         {"--labels", CLI_STR, &labels, "comma-separated names for the inputs (default: from the files)", 0, 0},
+        {"--x", CLI_STR, &xkey, "curves: the key of the x values (default step)", 0, 0},
+        {"--hlines", CLI_STR, &hlines, "curves: reference lines \"name=value,...\" (at most 5)", 0, 0},
     };
     cli_cmd_info info = {"eval-plot",
                          "retort eval-plot --out F.svg [--metrics a,b] R1.json R2.json ... | --curves --key K LOG1.jsonl ...",
@@ -91,7 +119,7 @@ int cmd_eval_plot(int argc, char **argv) {
                 char *nlp = strchr(line, '\n');
                 if (nlp) *nlp = 0;
                 json_t *o = json_loads(line, 0, NULL);
-                json_t *st = o ? json_object_get(o, "step") : NULL, *v = o ? json_object_get(o, key) : NULL;
+                json_t *st = o ? json_object_get(o, xkey) : NULL, *v = o ? json_object_get(o, key) : NULL;
                 if (json_is_number(st) && json_is_number(v)) {
                     if (ns[f] == cap) {
                         cap = cap ? 2 * cap : 64;
@@ -118,7 +146,10 @@ int cmd_eval_plot(int argc, char **argv) {
         }
         const char *ll[MAX_FILES];
         for (size_t f = 0; f < nf; f++) ll[f] = f < nl ? lab[f] : own_lab[f];
-        if (write_curves(out, title ? title : key, key, nf, ll, xs, ys, ns)) goto done;
+        char *hl = hlines ? rt_strdup(hlines) : NULL;
+        int rc = (hlines && !hl) || write_curves(out, title ? title : key, xkey, key, hl, nf, ll, xs, ys, ns);
+        free(hl);
+        if (rc) goto done;
     } else {
         char *mcopy = rt_strdup(metrics);
         const char *mn[MAX_METRICS];

@@ -17,6 +17,7 @@ typedef struct {
     int32_t eos;
     size_t n, max;
     const mark_ctx *wm;
+    mark_adist *ad;
 } stream;
 
 static int stream_token(void *ud, const gen_event *ev) {
@@ -30,9 +31,12 @@ static int stream_token(void *ud, const gen_event *ev) {
     return st->n >= st->max ? GEN_FINISH : GEN_CONTINUE; /* a full context ends it too */
 }
 
-static int attach_mark(void *ud, size_t slot, size_t id, void *user, sampler *s) {
-    (void)slot, (void)id, (void)user;
-    return mark_attach(s, ((stream *)ud)->wm);
+/* The antidistillation shift first, then the watermark's bias on the shifted logits. */
+static int attach_both(void *ud, size_t slot, size_t id, void *user, sampler *s) {
+    (void)id, (void)user;
+    stream *st = ud;
+    if (st->ad && mark_adist_attach(st->ad, slot, s)) return -1;
+    return st->wm ? mark_attach(s, st->wm) : 0;
 }
 
 int cmd_generate(int argc, char **argv) {
@@ -43,7 +47,8 @@ int cmd_generate(int argc, char **argv) {
     const char *wm_config_out = NULL;
     mark_options mo;
     mark_options_init(&mo);
-    cli_opt opts[24] = {
+    cli_adist_options ao;
+    cli_opt opts[32] = {
         {"--model", CLI_STR, &model_path, "M.gguf: the model", 1, 0},
         {"--prompt", CLI_STR, &prompt, "TEXT: the prompt (special tokens like <|user|> are recognised)", 0, 0},
         {"--prompt-file", CLI_STR, &prompt_file, "FILE: read the prompt from a file (- for stdin)", 0, 0},
@@ -57,12 +62,16 @@ int cmd_generate(int argc, char **argv) {
     size_t n_opts = cli_count(opts, RT_ARRAY_LEN(opts));
     n_opts += cli_sampler_opts(opts + n_opts, &sp.temperature, &sp.top_k, &sp.top_p, "");
     n_opts += cli_mark_opts(opts + n_opts, &mo, 1);
+    n_opts += cli_adist_opts(opts + n_opts, &ao);
     cli_cmd_info info = {"generate",
                          "retort generate --model M.gguf --prompt TEXT [--max-tokens N --temperature X "
-                         "--top-k K --top-p P --seed S] [--watermark-key-file K ...]",
+                         "--top-k K --top-p P --seed S] [--watermark-key-file K ...] [--antidistill-proxy P.gguf "
+                         "--antidistill-task FILE --antidistill-lambda X]",
                          "Generates a continuation of the prompt and streams it to stdout. Generation stops at\n"
                          "--max-tokens, at <|eos|>, or when the context is full. With --watermark-key-file the\n"
-                         "sampler carries the watermark (retort watermark detect finds it; see docs/watermark.md)."};
+                         "sampler carries the watermark (retort watermark detect finds it; see docs/watermark.md).\n"
+                         "With --antidistill-proxy the logits are shifted to make the text worth less to a student\n"
+                         "trained on it (antidistillation sampling, docs/antidistill.md); both combine."};
     int prc = cli_parse(argc, argv, opts, n_opts, &info, NULL, 0, NULL);
     if (prc) return prc == 1 ? 0 : 2;
     if (!!prompt == !!prompt_file) {
@@ -77,6 +86,7 @@ int cmd_generate(int argc, char **argv) {
     int32_t *ids = NULL;
     size_t n_ids = 0;
     generator *g = NULL;
+    mark_adist *ad = NULL;
     int status = 1, wm_on = 0;
     mark_ctx wm;
     mark_key wm_key;
@@ -112,11 +122,12 @@ int cmd_generate(int argc, char **argv) {
                     "generating at most %zu", max_tokens, n_ctx - n_ids, n_ids, n_ctx - n_ids);
         max_tokens = n_ctx - n_ids;
     }
-    stream st = {.tok = m->tok, .eos = tokenizer_eos(m->tok), .max = max_tokens};
+    if (cli_adist_setup(opts, n_opts, &ao, m->tok, 1, n_ids + max_tokens + 1, &ad)) goto done;
+    stream st = {.tok = m->tok, .eos = tokenizer_eos(m->tok), .max = max_tokens, .ad = ad};
     generator_opts go = {.max_seqs = 1,
                          .max_rows = RT_MIN(m->cfg.ctx_len, (size_t)256),
                          .max_ctx = n_ids + max_tokens + 1, /* issue 17 #9: the KV cache holds what is used */
-                         .setup = wm_on ? attach_mark : NULL,
+                         .setup = wm_on || ad ? attach_both : NULL,
                          .on_token = stream_token,
                          .ud = &st};
     st.wm = wm_on ? &wm : NULL;
@@ -135,12 +146,14 @@ int cmd_generate(int argc, char **argv) {
     if (!quiet)
         fprintf(stderr, "prompt: %zu tokens, %.1f tok/s | generated: %zu tokens, %.1f tok/s\n", n_ids,
                 n_ids / (t1 - t0 + 1e-12), n_gen, n_gen > 1 ? (n_gen - 1) / (t2 - t1 + 1e-12) : 0.0);
+    if (!quiet) cli_adist_report("generate", ad, t2 - t0);
     status = 0;
 done:
     if (status) cli_fail("generate");
     free(ptext);
     free(ids);
     generator_free(g);
+    mark_adist_free(ad);
     model_free(m);
     return status;
 }

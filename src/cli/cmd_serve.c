@@ -11,9 +11,15 @@
  * Without a key the row says "none", so a stale row from an earlier watermarked run of the
  * same database never misleads detection.
  *
+ * Antidistillation: with `--antidistill-proxy` one mark_adist holds the proxy's caches for every
+ * engine slot; serve_options.seq_attach shifts the logits of every request except those of the
+ * accounts named by --antidistill-trusted (plain sampling for them). The settings go into
+ * server_config as {"antidistill": {...}} ("none" without a proxy).
+ *
  * The admin dashboard (GET /admin) and the guard's admin API routes (guard_admin_routes) are
  * always on: they read the guard tables, which exist once a guard has run on this database.
  */
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +91,47 @@ int cli_serve_run(const char *cmd, serve_options *o, guard_options *go, const ch
     return 0;
 }
 
+typedef struct {
+    mark_adist *a;
+    const char *trusted; /* comma-separated account names, or NULL */
+} serve_adist;
+
+static int is_trusted(const char *list, const char *account) {
+    size_t n = strlen(account);
+    for (const char *p = list; p && *p;) {
+        size_t l = strcspn(p, ",");
+        if (n && l == n && !memcmp(p, account, n)) return 1;
+        p += l + (p[l] == ',');
+    }
+    return 0;
+}
+
+/* The engine's per-sequence hook: the shift for every account that is not trusted. */
+static int serve_adist_attach(void *ud, size_t slot, int64_t account_id, const char *account, sampler *s) {
+    (void)account_id;
+    serve_adist *sa = ud;
+    return is_trusted(sa->trusted, account) ? 0 : mark_adist_attach(sa->a, slot, s);
+}
+
+/* server_config's "antidistill" row: what an admin (and the report) needs to know. */
+static int adist_config_json(const cli_adist_options *o, const char *trusted, rt_buf *out) {
+    json_t *j = json_pack("{s:s, s:s, s:f, s:f, s:s}", "proxy", o->proxy, "task", o->task, "lambda", o->lambda, "eps",
+                          o->eps, "trusted", trusted ? trusted : "");
+    char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!txt) return RT_FAIL("out of memory writing the antidistillation config");
+    int rc = rt_buf_append(out, txt, strlen(txt) + 1);
+    free(txt);
+    return rc;
+}
+
+static void serve_adist_free(serve_adist *sa, model *teacher, rt_buf *json) {
+    mark_adist_free(sa->a);
+    sa->a = NULL;
+    model_free(teacher);
+    rt_buf_free(json);
+}
+
 int cmd_serve(int argc, char **argv) {
     serve_options o;
     serve_options_defaults(&o);
@@ -97,7 +144,9 @@ int cmd_serve(int argc, char **argv) {
     int guard_on = 0;
     mark_options mo;
     mark_options_init(&mo);
-    cli_opt opts[32] = {
+    cli_adist_options ado;
+    const char *trusted = NULL;
+    cli_opt opts[40] = {
         {"--model", CLI_STR, &o.model_path, "M.gguf: the model to serve", 1, 0},
         {"--model-name", CLI_STR, &o.model_name, "NAME: the model id clients send (default: file name without .gguf)", 0, 0},
         {"--db", CLI_STR, &o.db_path, "FILE: gateway database (accounts, keys, ledger); created if absent", 1, 0},
@@ -126,18 +175,22 @@ int cmd_serve(int argc, char **argv) {
         {"--guard-shadow", CLI_FLAG, &go.shadow, "run the guard but only record what it would do", 0, 0},
         {"--guard-policy", CLI_STR, &go.policy_path, "FILE: guard policy JSON (default: built-in; retort guard policy)", 0, 0},
         {"--guard-reference", CLI_STR, &go.reference_path, "FILE: benign reference from retort guard calibrate", 0, 0},
+        {"--antidistill-trusted", CLI_STR, &trusted,
+         "NAME[,NAME..]: accounts that get plain sampling when --antidistill-proxy is on (default: none)", 0, 0},
     };
     size_t n_opts = 0; /* the listed options (the rest of the array is zero), then the watermark's */
     while (n_opts < RT_ARRAY_LEN(opts) && opts[n_opts].name) n_opts++;
-    if (n_opts + 8 > RT_ARRAY_LEN(opts)) {
+    if (n_opts + 8 + CLI_ADIST_OPTS > RT_ARRAY_LEN(opts)) {
         fprintf(stderr, "retort serve: internal error: no room for the watermark options\n");
         return 1;
     }
     n_opts += cli_mark_opts(opts + n_opts, &mo, 1);
+    n_opts += cli_adist_opts(opts + n_opts, &ado);
     cli_cmd_info info = {
         "serve",
         "retort serve --model M.gguf --db gateway.db [--model-name NAME --host 127.0.0.1 --port 8080 "
-        "--threads N --max-batch N --max-queue N] [--watermark-key-file K --watermark-scheme S ...]",
+        "--threads N --max-batch N --max-queue N] [--watermark-key-file K --watermark-scheme S ...] "
+        "[--antidistill-proxy P.gguf --antidistill-task FILE --antidistill-lambda X --antidistill-trusted A,B]",
         "Serves the model over an OpenAI-compatible HTTP API: GET /v1/models, POST /v1/completions,\n"
         "POST /v1/chat/completions (SSE streaming, logprobs), GET /health, GET /metrics, the admin\n"
         "API under /admin/api/ and the admin dashboard at /admin (it asks for a key from\n"
@@ -145,7 +198,9 @@ int cmd_serve(int argc, char **argv) {
         "limits are enforced and every request is written to the usage ledger in the --db database.\n"
         "Concurrent requests share decode steps (continuous batching). With --watermark-key-file every\n"
         "generated token carries the watermark; its parameters and key id (not the key) are recorded\n"
-        "in the database for `retort watermark detect --server-db` (docs/watermark.md). Stop with Ctrl-C."};
+        "in the database for `retort watermark detect --server-db` (docs/watermark.md). With\n"
+        "--antidistill-proxy every account but the --antidistill-trusted ones gets antidistillation\n"
+        "sampling (docs/antidistill.md); its settings go into server_config as \"antidistill\". Stop with Ctrl-C."};
     int prc = cli_parse(argc, argv, opts, n_opts, &info, NULL, 0, NULL);
     if (prc) return prc == 1 ? 0 : 2;
     if (port > 65535) {
@@ -172,10 +227,37 @@ int cmd_serve(int argc, char **argv) {
         o.sampler_attach = mark_attach_cb;
         o.sampler_attach_ud = &wm;
     }
-    const char *config_rows[] = {"watermark", wm_on ? wm_json.data : "none", NULL};
+    /* antidistillation: the proxy's state for every engine slot; trusted accounts skip it */
+    serve_adist sa = {.trusted = trusted};
+    rt_buf ad_json = {0};
+    if (trusted && !ado.proxy) {
+        RT_FAIL("--antidistill-trusted names accounts exempt from antidistillation; give --antidistill-proxy too");
+        rt_buf_free(&wm_json);
+        return cli_fail("serve");
+    }
+    model *teacher = NULL; /* loaded here when the proxy's vocabulary must be checked against it */
+    if (ado.proxy && model_load(&teacher, o.model_path)) {
+        rt_buf_free(&wm_json);
+        return cli_fail("serve");
+    }
+    if (cli_adist_setup(opts, n_opts, &ado, teacher ? teacher->tok : NULL, o.max_batch, 0, &sa.a) ||
+        (sa.a && adist_config_json(&ado, trusted, &ad_json))) {
+        rt_buf_free(&wm_json);
+        mark_adist_free(sa.a);
+        model_free(teacher);
+        return cli_fail("serve");
+    }
+    if (teacher) o.model = teacher;
+    if (sa.a) {
+        o.seq_attach = serve_adist_attach;
+        o.seq_attach_ud = &sa;
+    }
+    const char *config_rows[] = {"watermark", wm_on ? wm_json.data : "none", "antidistill",
+                                 sa.a ? ad_json.data : "none", NULL};
     o.config = config_rows;
     guard_on = guard_on || go.shadow || go.policy_path || go.reference_path;
     int rc = cli_serve_run("serve", &o, guard_on ? &go : NULL, port_file, wm_on ? wm_json.data : NULL);
     rt_buf_free(&wm_json);
+    serve_adist_free(&sa, teacher, &ad_json);
     return rc;
 }

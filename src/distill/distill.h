@@ -188,6 +188,10 @@ typedef struct {
     size_t n_logprobs;  /* record the top-n raw log-probs of every generated position (0) */
     size_t batch;       /* sequences decoded together (16) */
     uint64_t seed;      /* sampler of prompt i is seeded from (seed, i) */
+    /* each sequence's sampler hook (generator_opts.setup: the watermark, antidistillation);
+     * slot < batch. NULL = plain sampling */
+    int (*setup)(void *ud, size_t slot, size_t id, void *user, sampler *s);
+    void *setup_ud;
 } kd_gen_opts;
 void kd_gen_defaults(kd_gen_opts *o);
 

@@ -57,7 +57,9 @@ int kd_generate(const model *m, const int32_t *const *prompts, const size_t *len
                        .max_new = o->max_new,
                        .stop = o->stop,
                        .n_top = o->n_logprobs,
-                       .progress = show_progress ? "generate" : NULL};
+                       .progress = show_progress ? "generate" : NULL,
+                       .setup = o->setup,
+                       .ud = o->setup_ud};
     if (generator_run(m, prompts, lens, n_prompts, &sp, seeds, &ro, res)) goto done;
     for (size_t i = 0; i < n_prompts; i++) {
         out[i] = (kd_gen_seq){.tokens = res[i].tokens,

@@ -325,4 +325,81 @@ typedef struct {
  * "ks_d", "ks_p"}, "seconds": {"model", "scoring"}}. */
 int mark_radioactivity(const mark_radio_opts *o, json_t **out);
 
+/* ---------------------------------------------------------------- antidistillation sampling */
+
+/* Antidistillation sampling (Savani et al. 2025, "Antidistillation Sampling"; our own code).
+ * A proxy student with weights theta and the gradient g = grad_theta L_task(theta) of its mean
+ * cross-entropy on a task's completions: training the proxy on token x after prefix h moves
+ * theta by eta * grad log p(x | h), which changes the task loss by eta * (grad log p(x|h) . g).
+ * That inner product is the directional derivative of log p(x | h) along g, estimated for the
+ * whole vocabulary at once by a central difference of two proxy forward passes:
+ *     b(x | h) = [log p(x | h; theta + eps u) - log p(x | h; theta - eps u)] / (2 eps),
+ * u = g / |g| (a unit direction: eps is a distance in parameter space and lambda does not
+ * depend on the task's loss scale; the paper's b is ours times |g|). The teacher's RAW logits
+ * (before temperature, top-k, top-p, like the watermark's bias) become logits + lambda * b:
+ * tokens that would lower the student's task loss (b < 0) are penalised. lambda = 0 leaves
+ * the logits bit for bit as they were (the processor still runs).
+ *
+ * Cost per sampled token: two single-row proxy decodes (KV caches under theta + eps u and
+ * theta - eps u, kept per sequence slot) and two log-softmaxes over V. Memory: two copies of
+ * the proxy's weights (perturbing one copy in place would rewrite every weight twice per
+ * token and would invalidate each cache's keys and values) plus 2 KV caches per slot.
+ *
+ * Threads: one thread drives a mark_adist (the generator's thread; the processors of its slots
+ * share its decoders). The proxy must share the teacher's vocabulary (same size, same bytes
+ * for every token id): mark_adist_load refuses otherwise, naming the first differing id.
+ * Not the watermark: both are logits processors and combine on one sampler (the shift is
+ * added first when attached first, then the green bias; Gumbel replaces the final draw). */
+typedef struct {
+    double lambda;   /* shift scale (logits += lambda * b), >= 0 */
+    double eps;      /* finite-difference step along u (default 1e-2), > 0 */
+    size_t max_seqs; /* sequence slots (per-slot caches): the generator's max_seqs/batch (1) */
+    size_t max_ctx;  /* proxy cache positions per slot (0 = the proxy's ctx_len); a longer
+                      * history keeps its last max_ctx/2 tokens (a context shift) */
+} mark_adist_params;
+void mark_adist_defaults(mark_adist_params *p);
+
+/* One task example: tokens (n), of which the first n_prompt are the prompt (not scored). */
+typedef struct {
+    const int32_t *tokens;
+    size_t n;
+    size_t n_prompt;
+} mark_adist_example;
+/* g (proxy->n_params, caller's) = gradient of the proxy's mean next-token cross-entropy over
+ * every completion token of the examples (each cut to the first ctx_len + 1 tokens), by
+ * backprop (model_forward / model_loss_ce / model_backward; uses the proxy's training state).
+ * *loss (may be NULL) gets the loss. Fails when no example has a completion token. */
+int mark_adist_task_grad(model *proxy, const mark_adist_example *ex, size_t n, float *g, double *loss);
+/* The task file as examples, tokenized with tok: JSONL records {"prompt", "completion"} (the
+ * completion gets the eos token when tok has one; prompt optional) or a plain-text file (one
+ * completion). *toks (one allocation) and *ex are the caller's to free. */
+int mark_adist_task_load(const char *path, const tokenizer *tok, int32_t **toks, mark_adist_example **ex,
+                         size_t *n);
+
+typedef struct mark_adist mark_adist;
+/* From a proxy (borrowed: its weights and config are copied; it may be freed after) and its
+ * task gradient g (n_params; |g| > 0). */
+int mark_adist_new(mark_adist **out, const model *proxy, const float *g, const mark_adist_params *p);
+/* Load the proxy GGUF, check its vocabulary against teacher_tok (NULL: no check), compute g
+ * on the task file and build the sampler state. Errors name the file. */
+int mark_adist_load(mark_adist **out, const char *proxy_path, const char *task_path, const tokenizer *teacher_tok,
+                    const mark_adist_params *p);
+void mark_adist_free(mark_adist *a);
+/* The proxy's vocabulary size; the norm |g| of its task gradient. */
+size_t mark_adist_vocab(const mark_adist *a);
+double mark_adist_grad_norm(const mark_adist *a);
+/* Attach the shift as a logits processor of s for the sequence in slot (< max_seqs; its
+ * caches are reset). The teacher's vocabulary size (s->V) must be the proxy's. */
+int mark_adist_attach(mark_adist *a, size_t slot, sampler *s);
+/* b(. | history) into b (V) through slot's caches (tests, benchmarks). */
+int mark_adist_delta(mark_adist *a, size_t slot, const int32_t *history, size_t n_history, float *b);
+/* Work done so far: shifted positions, proxy tokens decoded (both copies counted once), the
+ * seconds spent in the shift, and failures (a position whose shift could not be computed is
+ * left unshifted and counted here; rt_warn says why the first time). */
+typedef struct {
+    size_t positions, proxy_tokens, failures;
+    double seconds;
+} mark_adist_stats;
+void mark_adist_get_stats(const mark_adist *a, mark_adist_stats *st);
+
 #endif /* RETORT_MARK_H */

@@ -136,6 +136,8 @@ struct serve_engine {
     _Atomic uint64_t steps, rows;
     serve_sampler_attach_fn attach;
     void *attach_ud;
+    serve_seq_attach_fn seq_attach;
+    void *seq_attach_ud;
     serve_metrics *metrics;
 };
 
@@ -289,11 +291,14 @@ static int take_token(void *ud, const gen_event *ev) {
     return done ? GEN_FINISH : GEN_CONTINUE;
 }
 
-/* The generator's setup hook: the server's sampler attachment (the watermark). */
+/* The generator's setup hook: the server's sampler attachment (the watermark), then the
+ * per-slot, per-account one (antidistillation). */
 static int setup_sampler(void *ud, size_t slot, size_t id, void *user, sampler *s) {
-    (void)slot, (void)id, (void)user;
+    (void)id;
     serve_engine *e = ud;
-    return e->attach ? e->attach(e->attach_ud, s) : 0;
+    const serve_job *j = user;
+    if (e->attach && e->attach(e->attach_ud, s)) return -1;
+    return e->seq_attach ? e->seq_attach(e->seq_attach_ud, slot, j->account_id, j->account, s) : 0;
 }
 
 /* Move queued jobs that fit into the free slots to the pending list (engine lock held). */
@@ -412,7 +417,7 @@ static void *engine_main(void *arg) {
 
 int serve_engine_new(serve_engine **out, const model *m, size_t max_batch, size_t max_queue,
                       size_t prefill_chunk, size_t threads, serve_sampler_attach_fn attach, void *attach_ud,
-                      serve_metrics *metrics) {
+                      serve_seq_attach_fn seq_attach, void *seq_attach_ud, serve_metrics *metrics) {
     *out = NULL;
     if (!m->tok) return RT_FAIL("the model has no tokenizer; serve needs one to read prompts");
     if (max_batch == 0) return RT_FAIL("--max-batch must be at least 1");
@@ -429,6 +434,8 @@ int serve_engine_new(serve_engine **out, const model *m, size_t max_batch, size_
     e->threads = threads;
     e->attach = attach;
     e->attach_ud = attach_ud;
+    e->seq_attach = seq_attach;
+    e->seq_attach_ud = seq_attach_ud;
     e->metrics = metrics;
     e->slot_job = rt_calloc(max_batch, sizeof *e->slot_job, "engine slots");
     e->pending = rt_calloc(max_batch, sizeof *e->pending, "engine slots");

@@ -778,6 +778,8 @@ static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
         return fail_with(c, mc, 500, NULL, NULL, 0, "internal error: %s", rt_errmsg());
     }
     c->job = j;
+    j->account_id = c->who.account.id;
+    snprintf(j->account, sizeof j->account, "%s", c->who.account.name);
     j->sp.temperature = c->req.temperature;
     j->sp.top_p = c->req.top_p;
     j->sp.top_k = c->req.top_k;
@@ -1571,7 +1573,7 @@ int serve_start(serve_server **out, const serve_options *o) {
     if (serve_metrics_new(&s->metrics)) goto fail;
     if (serve_peers_init(&s->peers, s->o.keyless_rpm < 0 ? 0 : s->o.keyless_rpm, o->trusted_proxy)) goto fail;
     if (s->m && serve_engine_new(&s->eng, s->m, s->o.max_batch, s->o.max_queue, s->o.prefill_chunk, s->o.threads,
-                                 o->sampler_attach, o->sampler_attach_ud, s->metrics))
+                                 o->sampler_attach, o->sampler_attach_ud, o->seq_attach, o->seq_attach_ud, s->metrics))
         goto fail;
     /* the listening address */
     struct sockaddr_in a4;

@@ -150,6 +150,11 @@ typedef struct {
  * engine thread for each sequence's sampler right after sampler_init, before its first
  * token. Return 0, or -1 (after RT_FAIL) to fail that request with 500. */
 typedef int (*serve_sampler_attach_fn)(void *ud, sampler *s);
+/* Per-sequence decorations that depend on the generator slot or the request's account
+ * (antidistillation sampling keeps a proxy state per slot, and trusted accounts get plain
+ * sampling): called on the engine thread right after sampler_attach, with the same contract.
+ * slot < max_batch; account_id 0 and account "" for a request without an account. */
+typedef int (*serve_seq_attach_fn)(void *ud, size_t slot, int64_t account_id, const char *account, sampler *s);
 
 /* ---------------------------------------------------------------- server */
 
@@ -182,6 +187,8 @@ typedef struct {
     const serve_admin_routes *admin_routes; /* may be NULL */
     serve_sampler_attach_fn sampler_attach; /* may be NULL */
     void *sampler_attach_ud;
+    serve_seq_attach_fn seq_attach;         /* may be NULL */
+    void *seq_attach_ud;
     /* Extra rows for the server_config table, written before the server listens: key, value,
      * key, value, ..., NULL (e.g. "watermark" and the scheme's JSON, so detection uses the
      * same parameters). May be NULL. */

@@ -54,6 +54,8 @@ typedef struct serve_job {
     int32_t stop_ids[SERVE_MAX_STOP_IDS];
     size_t n_stop_ids;
     int want_hidden;
+    int64_t account_id;               /* the request's account (0: none), for serve_seq_attach_fn */
+    char account[GW_NAME_MAX];        /* its name ("" if none) */
 
     /* shared state */
     pthread_mutex_t mu;
@@ -116,7 +118,7 @@ typedef struct {
 
 int serve_engine_new(serve_engine **out, const model *m, size_t max_batch, size_t max_queue,
                       size_t prefill_chunk, size_t threads, serve_sampler_attach_fn attach, void *attach_ud,
-                      serve_metrics *metrics);
+                      serve_seq_attach_fn seq_attach, void *seq_attach_ud, serve_metrics *metrics);
 /* Queue a job (takes a reference). Returns 0, or 1 when the queue is full (nothing taken),
  * or -1 on error. */
 int serve_engine_submit(serve_engine *e, serve_job *j);

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# antidistill_tradeoff.sh — the trade-off of antidistillation sampling (docs/antidistill.md):
+# what a user of the teacher gets (the teacher's accuracy on the prompts it answers) against
+# what a harvester gets (the accuracy of a student sft'd on those answers), for a range of
+# lambda, with plain sampling, the watermark alone, and answers-only training as controls.
+#   1. a teacher learns column arithmetic with working (sft on labelled problems);
+#   2. a proxy student (the student's shape, briefly trained on a few labelled problems) and
+#      a task file (other problems with working) define the shift;
+#   3. for each setting the teacher answers the harvest prompts (greedy), and a fresh student
+#      is sft'd on those prompt/answer pairs; answers-only: the same prompts, completion
+#      " answer N" (the true answer, no working);
+#   4. every student is scored on held-out problems (eval --task arith, greedy); one table
+#      (results.tsv), one JSON per run, and a plot (antidistill_tradeoff.svg).
+# Usage: experiments/antidistill_tradeoff.sh [OUT_DIR]   (defaults: ~35 min on 2 busy cores;
+# results of two runs and their commands in docs/antidistill.md)
+# Every size is an environment variable (below); LAMBDAS is a space-separated list.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+R=${R:-build/retort}
+OUT=${1:-build/exp/antidistill}
+TH=${THREADS:-2}
+NICE=${NICE:-nice -n 10}
+N_LABELLED=${N_LABELLED:-3000}
+N_HARVEST=${N_HARVEST:-1500}
+N_TEST=${N_TEST:-300}
+N_TASK=${N_TASK:-64}
+N_PROXY=${N_PROXY:-300}
+DIGITS=${DIGITS:-2}
+T_STEPS=${T_STEPS:-1500}
+P_STEPS=${P_STEPS:-200}
+S_STEPS=${S_STEPS:-1000}
+LAMBDAS=${LAMBDAS:-"0.01 0.02 0.04 0.06 0.08 0.16"}
+EPS=${EPS:-0.01}
+SEED=${SEED:-1}
+STUDENT_SEEDS=${STUDENT_SEEDS:-"3 4 5"}  # each student is trained once per seed; mean and sd reported
+TEACHER="--dim 96 --layers 3 --heads 4 --kv-heads 2 --ffn 256"
+STUDENT="--dim 64 --layers 2 --heads 2 --kv-heads 1 --ffn 176"
+TRAIN="--seq-len 64 --batch 16 --lr 3e-3 --eval-every 200 --save-every 100000 --threads $TH --quiet"
+mkdir -p "$OUT"
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/run.log" >&2; }
+run() { log "\$ $*"; $NICE "$@" >> "$OUT/run.log" 2>&1; }
+log "load average: $(cut -d' ' -f1-3 /proc/loadavg); seed $SEED; lambdas $LAMBDAS; eps $EPS"
+
+run $R data arith --n $N_LABELLED --digits $DIGITS --seed $SEED --out "$OUT/labelled.jsonl"
+run $R data arith --n $N_HARVEST --digits $DIGITS --seed $((SEED + 100)) --out "$OUT/harvest_prompts.jsonl"
+run $R data arith --n $N_TEST --digits $DIGITS --seed $((SEED + 200)) --out "$OUT/test.jsonl"
+run $R data arith --n $N_TASK --digits $DIGITS --seed $((SEED + 300)) --out "$OUT/task.jsonl"
+head -n $N_PROXY "$OUT/labelled.jsonl" > "$OUT/proxy_data.jsonl"
+[ -f "$OUT/teacher.gguf" ] || run $R sft --data "$OUT/labelled.jsonl" --vocab-size 262 $TEACHER --steps $T_STEPS $TRAIN --seed $SEED --out "$OUT/teacher.gguf"
+[ -f "$OUT/proxy.gguf" ] || run $R sft --data "$OUT/proxy_data.jsonl" --tokenizer "$OUT/teacher.gguf" $STUDENT --steps $P_STEPS $TRAIN --seed $((SEED + 1)) --out "$OUT/proxy.gguf"
+[ -f "$OUT/watermark.key" ] || run $R watermark keygen --out "$OUT/watermark.key"
+# answers only: the harvest prompts with the true answer and no working
+python3 - "$OUT/harvest_prompts.jsonl" "$OUT/answers_only.jsonl" <<'EOF'
+import json, sys
+with open(sys.argv[1]) as f, open(sys.argv[2], "w") as o:
+    for line in f:
+        r = json.loads(line)
+        o.write(json.dumps({"prompt": r["prompt"], "completion": " answer " + r["answer"], "answer": r["answer"]}) + "\n")
+EOF
+
+GEN="--model $OUT/teacher.gguf --prompts $OUT/harvest_prompts.jsonl --max-tokens 64 --temperature 0 --batch 16 --threads $TH --quiet"
+# name, then the teacher's extra flags
+settings=("plain|" "watermark|--watermark-key-file $OUT/watermark.key")
+for l in $LAMBDAS; do
+  settings+=("lambda$l|--antidistill-proxy $OUT/proxy.gguf --antidistill-task $OUT/task.jsonl --antidistill-lambda $l --antidistill-eps $EPS")
+done
+printf "setting\tlambda\tteacher_acc\tstudent_acc\tstudent_sd\tstudent_accs\tgen_seconds\n" > "$OUT/results.tsv"
+student() { # name data -> "mean<TAB>sd<TAB>acc,acc,..." over STUDENT_SEEDS
+  local accs=""
+  for ss in $STUDENT_SEEDS; do
+    local m="$OUT/student_$1_s$ss"
+    [ -f "$m.gguf" ] || run $R sft --data "$2" --tokenizer "$OUT/teacher.gguf" $STUDENT --steps $S_STEPS $TRAIN --seed $ss --out "$m.gguf"
+    [ -f "$m.eval.json" ] || run $R eval --model "$m.gguf" --data "$OUT/test.jsonl" --task arith --max-new 64 --batch 32 \
+      --threads $TH --label "$1 seed $ss" --json-out "$m.eval.json"
+    accs="$accs $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["accuracy"])' "$m.eval.json")"
+  done
+  python3 -c 'import statistics as s, sys; a = [float(x) for x in sys.argv[1:]]; print("%.4f\t%.4f\t%s" % (s.mean(a), s.stdev(a) if len(a) > 1 else 0, ",".join("%.4f" % x for x in a)))' $accs
+}
+for s in "${settings[@]}"; do
+  name=${s%%|*}; flags=${s#*|}
+  if [ ! -f "$OUT/gen_$name.jsonl" ]; then
+    t0=$(date +%s.%N)
+    run $R data generate $GEN $flags --out "$OUT/gen_$name.jsonl.tmp"
+    python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))" "$t0" "$(date +%s.%N)" > "$OUT/gen_$name.seconds"
+    mv "$OUT/gen_$name.jsonl.tmp" "$OUT/gen_$name.jsonl"
+  fi
+  # the teacher's accuracy on the harvest prompts: completions that end in the true answer
+  tacc=$(python3 - "$OUT/gen_$name.jsonl" <<'EOF'
+import json, re, sys
+ok = n = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    m = re.findall(r"answer (\d+)", r["completion"])
+    n += 1
+    ok += bool(m) and m[-1].lstrip("0") == r["answer"].lstrip("0")
+print(ok / n)
+EOF
+)
+  sacc=$(student "$name" "$OUT/gen_$name.jsonl")
+  lam=0; [[ $name == lambda* ]] && lam=${name#lambda}
+  printf "%s\t%s\t%.4f\t%s\t%s\n" "$name" "$lam" "$tacc" "$sacc" "$(cat "$OUT/gen_$name.seconds")" | tee -a "$OUT/results.tsv"
+done
+aacc=$(student answers_only "$OUT/answers_only.jsonl")
+printf "answers_only\t-\t-\t%s\t0\n" "$aacc" | tee -a "$OUT/results.tsv"
+run $R eval --model "$OUT/teacher.gguf" --data "$OUT/test.jsonl" --task arith --max-new 64 --batch 32 --threads $TH --label teacher --json-out "$OUT/teacher.eval.json"
+# the plot: teacher and student accuracy against lambda (plain sampling at lambda 0), the
+# controls' students as reference lines
+python3 - "$OUT" <<'EOF'
+import json, sys
+out = sys.argv[1]
+rows = [l.rstrip("\n").split("\t") for l in open(out + "/results.tsv")][1:]
+by = {r[0]: r for r in rows}
+with open(out + "/curve_teacher.jsonl", "w") as t, open(out + "/curve_student.jsonl", "w") as s:
+    for r in rows:
+        if r[0] == "plain" or r[0].startswith("lambda"):
+            t.write(json.dumps({"lambda": float(r[1]), "accuracy": float(r[2])}) + "\n")
+            s.write(json.dumps({"lambda": float(r[1]), "accuracy": float(r[3])}) + "\n")
+print("goal check (docs/antidistill.md): answers-only %s, plain student %s" % (by["answers_only"][3], by["plain"][3]), file=sys.stderr)
+gain0 = float(by["plain"][3]) - float(by["answers_only"][3])
+for r in rows:
+    if r[0].startswith("lambda"):
+        lost = 100 * (float(r[2]) - float(by["plain"][2]))
+        gain = float(r[3]) - float(by["answers_only"][3])
+        print("  lambda %s: teacher %+.1f points, student gain over answers-only %.1f -> %.1f points (%.0f%% of it kept)"
+              % (r[1], lost, 100 * gain0, 100 * gain, 100 * gain / gain0 if gain0 else float("nan")), file=sys.stderr)
+with open(out + "/hlines.txt", "w") as h:
+    h.write("student on watermarked text=%s,student on answers only=%s" % (by["watermark"][3], by["answers_only"][3]))
+EOF
+run $R eval-plot --curves --x lambda --key accuracy --title "antidistillation on arithmetic: users vs harvester" \
+  --labels "teacher (what users get),student sft on the teacher's text (what a harvester gets)" \
+  --hlines "$(cat "$OUT/hlines.txt")" --out "$OUT/antidistill_tradeoff.svg" "$OUT/curve_teacher.jsonl" "$OUT/curve_student.jsonl"
+log "results: $OUT/results.tsv"
+cat "$OUT/results.tsv" | tee -a "$OUT/run.log" >&2
+log "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# ref_antidistill.sh — antidistillation sampling through the command line (the math is checked
+# against backprop in tests/test_antidistill.c):
+#   - generate with --antidistill-lambda 0 prints exactly what plain sampling prints (same seed,
+#     temperature 1), and a large lambda prints something else, the same twice for a seed;
+#   - a proxy with another tokenizer is refused with a message, and so are partial flags;
+#   - data generate writes one record per prompt under the shift and the watermark together,
+#     and reports how many completions end in the prompts' answers;
+#   - serve: an account named by --antidistill-trusted gets exactly what a server without the
+#     shift samples (same seed), another account gets shifted text; server_config records it.
+set -euo pipefail
+BUILD=${BUILD:-build}
+R=$BUILD/retort
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL ref_antidistill: $*"; exit 1; }
+$R data arith --n 200 --digits 2 --seed 1 --out "$tmp/lab.jsonl" 2> /dev/null
+$R data arith --n 16 --digits 2 --seed 2 --out "$tmp/task.jsonl" 2> /dev/null
+$R data arith --n 12 --digits 2 --seed 3 --out "$tmp/prompts.jsonl" 2> /dev/null
+TR="--seq-len 32 --batch 4 --steps 20 --lr 3e-3 --eval-every 0 --threads 2 --quiet"
+$R sft --data "$tmp/lab.jsonl" --vocab-size 262 --dim 32 --layers 1 --heads 2 --kv-heads 1 --ffn 64 $TR --out "$tmp/t.gguf" 2> "$tmp/log"
+$R sft --data "$tmp/lab.jsonl" --tokenizer "$tmp/t.gguf" --dim 16 --layers 1 --heads 2 --kv-heads 1 --ffn 32 $TR --out "$tmp/p.gguf" 2>> "$tmp/log"
+$R sft --data "$tmp/lab.jsonl" --vocab-size 280 --dim 16 --layers 1 --heads 2 --kv-heads 1 --ffn 32 $TR --out "$tmp/other.gguf" 2>> "$tmp/log"
+G="--model $tmp/t.gguf --prompt 12+34= --max-tokens 40 --temperature 1 --top-k 0 --top-p 1 --seed 7 --quiet"
+A="--antidistill-proxy $tmp/p.gguf --antidistill-task $tmp/task.jsonl"
+$R generate $G > "$tmp/plain.txt" 2> /dev/null
+$R generate $G $A --antidistill-lambda 0 > "$tmp/zero.txt" 2> /dev/null
+cmp -s "$tmp/plain.txt" "$tmp/zero.txt" || fail "lambda 0 changed the text: '$(cat "$tmp/plain.txt")' vs '$(cat "$tmp/zero.txt")'"
+$R generate $G $A --antidistill-lambda 50 > "$tmp/big1.txt" 2> /dev/null
+$R generate $G $A --antidistill-lambda 50 > "$tmp/big2.txt" 2> /dev/null
+cmp -s "$tmp/big1.txt" "$tmp/big2.txt" || fail "the same seed and lambda gave two texts"
+cmp -s "$tmp/plain.txt" "$tmp/big1.txt" && fail "lambda 50 did not change the text"
+# refusals
+if $R generate $G --antidistill-proxy "$tmp/other.gguf" --antidistill-task "$tmp/task.jsonl" --antidistill-lambda 1 > /dev/null 2> "$tmp/err"; then
+  fail "a proxy with another tokenizer was accepted"
+fi
+grep -q "teacher's tokenizer" "$tmp/err" || fail "tokenizer mismatch message: $(cat "$tmp/err")"
+if $R generate $G --antidistill-proxy "$tmp/p.gguf" --antidistill-lambda 1 > /dev/null 2> "$tmp/err"; then fail "no task accepted"; fi
+grep -q -- "--antidistill-task" "$tmp/err" || fail "missing-task message: $(cat "$tmp/err")"
+if $R generate $G $A > /dev/null 2> "$tmp/err"; then fail "no lambda accepted"; fi
+grep -q -- "--antidistill-lambda" "$tmp/err" || fail "missing-lambda message: $(cat "$tmp/err")"
+# data generate: shift + watermark, one record per prompt, the answers counted
+$R watermark keygen --out "$tmp/k.key" > /dev/null
+$R data generate --model "$tmp/t.gguf" --prompts "$tmp/prompts.jsonl" --max-tokens 24 --temperature 0 --batch 4 \
+  --threads 2 --quiet $A --antidistill-lambda 0.5 --watermark-key-file "$tmp/k.key" --out "$tmp/gen.jsonl" 2> "$tmp/err" \
+  || fail "data generate: $(cat "$tmp/err")"
+[ "$(wc -l < "$tmp/gen.jsonl")" = 12 ] || fail "data generate wrote $(wc -l < "$tmp/gen.jsonl") records, not 12"
+grep -q "answers: [0-9]* of 12 correct" "$tmp/err" || fail "no answer count: $(cat "$tmp/err")"
+grep -q "antidistillation: .* positions shifted" "$tmp/err" || fail "no cost line: $(cat "$tmp/err")"
+# serve, per account
+if command -v curl > /dev/null; then
+  srv_pid=""
+  trap '[ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+  KA=$($R keys create --db "$tmp/g.db" --name alice --rpm 1000 2>/dev/null)
+  KB=$($R keys create --db "$tmp/g.db" --name bob --rpm 1000 2>/dev/null)
+  start() {
+    rm -f "$tmp/port"
+    $R serve --model "$tmp/t.gguf" --model-name t --db "$tmp/g.db" --port 0 --port-file "$tmp/port" --threads 2 \
+      --max-batch 2 "$@" 2> "$tmp/serve.log" &
+    srv_pid=$!
+    for i in $(seq 1 200); do [ -s "$tmp/port" ] && break; sleep 0.05; done
+    [ -s "$tmp/port" ] || fail "server did not start: $(cat "$tmp/serve.log")"
+    URL="http://127.0.0.1:$(cat "$tmp/port")"
+  }
+  stop() { kill -TERM "$srv_pid"; wait "$srv_pid" || true; srv_pid=""; }
+  ask() { # KEY OUT
+    code=$(curl -s -o "$2" -w '%{http_code}' "$URL/v1/completions" -H "Authorization: Bearer $1" \
+      -H 'Content-Type: application/json' -d '{"model":"t","prompt":"12+34=","max_tokens":30,"temperature":1,"top_k":0,"seed":5}')
+    [ "$code" = 200 ] || fail "completions: HTTP $code $(cat "$2")"
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["choices"][0]["text"])' "$2" > "$2.txt"
+  }
+  start
+  ask "$KA" "$tmp/plain_a.json"
+  stop
+  start $A --antidistill-lambda 50 --antidistill-trusted alice,carol
+  ask "$KA" "$tmp/ad_a.json"
+  ask "$KB" "$tmp/ad_b.json"
+  stop
+  cmp -s "$tmp/plain_a.json.txt" "$tmp/ad_a.json.txt" || fail "the trusted account's text changed: $(cat "$tmp/plain_a.json.txt") vs $(cat "$tmp/ad_a.json.txt")"
+  cmp -s "$tmp/plain_a.json.txt" "$tmp/ad_b.json.txt" && fail "the untrusted account's text was not shifted"
+  python3 - "$tmp/g.db" <<'PY' || fail "server_config has no antidistill row"
+import json, sqlite3, sys
+row = sqlite3.connect(sys.argv[1]).execute("select value from server_config where key='antidistill'").fetchone()
+c = json.loads(row[0])
+assert c["lambda"] == 50 and c["trusted"] == "alice,carol", c
+PY
+fi
+echo "ok ref_antidistill"
