@@ -1167,13 +1167,13 @@ typedef struct {
     size_t n;
 } insert_req;
 
-static int insert_events_fn(sqlite3 *c, void *ud) {
+static int insert_events_fn(gw_conn *c, void *ud) {
     insert_req *r = ud;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(c, guard_event_insert_sql, -1, &st, NULL) != SQLITE_OK) return -1;
+    gw_stmt *st = NULL;
+    if (gw_sql_prepare(c, guard_event_insert_sql, &st, "guard_events")) return -1;
     int rc = 0;
     for (size_t i = 0; i < r->n && rc == 0; i++) rc = guard_event_insert(c, st, &r->ev[i]);
-    sqlite3_finalize(st);
+    gw_finalize(st);
     return rc;
 }
 

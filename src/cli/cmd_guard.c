@@ -11,7 +11,7 @@
 #include "cli.h"
 
 static int open_db(const char *cmd, const char *path, gw_db **db) {
-    if (!rt_file_exists(path)) {
+    if (!gw_db_is_url(path) && !rt_file_exists(path)) {
         fprintf(stderr, "retort %s: error: %s does not exist\n", cmd, path);
         return 1;
     }
@@ -23,7 +23,7 @@ static int guard_status(int argc, char **argv) {
     const char *db_path = NULL;
     int as_json = 0;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &db_path, "FILE: gateway database", 1, 0},
+        {"--db", CLI_STR, &db_path, "FILE|postgres://URL: gateway database", 1, 0},
         {"--json", CLI_FLAG, &as_json, "one JSON object per account", 0, 0},
     };
     cli_cmd_info info = {"guard status", "retort guard status --db gateway.db [--json]",
@@ -45,7 +45,7 @@ static int guard_explain(int argc, char **argv) {
     const char *pos[1];
     size_t n_pos = 0;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &db_path, "FILE: gateway database", 1, 0},
+        {"--db", CLI_STR, &db_path, "FILE|postgres://URL: gateway database", 1, 0},
         {"--json", CLI_FLAG, &as_json, "the stored evidence as JSON", 0, 0},
     };
     cli_cmd_info info = {"guard explain", "retort guard explain --db gateway.db ACCOUNT [--json]",
@@ -73,7 +73,7 @@ static int guard_release_cmd(int argc, char **argv) {
     const char *pos[1];
     size_t n_pos = 0;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &db_path, "FILE: gateway database", 1, 0},
+        {"--db", CLI_STR, &db_path, "FILE|postgres://URL: gateway database", 1, 0},
         {"--group", CLI_FLAG, &group, "release every account of its linked group", 0, 0},
         {"--note", CLI_STR, &note, "TEXT: why (stored with the release)", 0, 0},
     };
@@ -103,7 +103,7 @@ static int guard_calibrate_cmd(int argc, char **argv) {
     o.only_labelled_benign = 1;
     int all = 0;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &o.db_path, "FILE: gateway database of a run on benign traffic (guard in shadow mode)", 1, 0},
+        {"--db", CLI_STR, &o.db_path, "FILE|postgres://URL: gateway database of a run on benign traffic (guard in shadow mode)", 1, 0},
         {"--out", CLI_STR, &out, "FILE: the reference to write (JSON), for serve --guard-reference", 1, 0},
         {"--policy", CLI_STR, &o.policy_path, "FILE: policy whose windows and min_n apply (default: built-in)", 0, 0},
         {"--quantile", CLI_DOUBLE, &o.quantile, "Q: benign level = this quantile of per-account maxima (default 0.99)", 0, 0},
@@ -133,7 +133,7 @@ static int guard_calibrate_cmd(int argc, char **argv) {
 static int guard_eval_cmd(int argc, char **argv) {
     guard_eval_options o = {0};
     cli_opt opts[] = {
-        {"--db", CLI_STR, &o.db_path, "FILE: gateway database of a simulated run", 1, 0},
+        {"--db", CLI_STR, &o.db_path, "FILE|postgres://URL: gateway database of a simulated run", 1, 0},
         {"--reference", CLI_STR, &o.reference_path, "FILE: the benign reference (for the MMD-window baseline, PRADA's delta)", 0, 0},
         {"--json", CLI_FLAG, &o.as_json, "print JSON", 0, 0},
         {"--prada-delta", CLI_DOUBLE, &o.prada_delta, "X: PRADA's threshold on W (default: the reference's, else 0.95)", 0, 0},
@@ -152,7 +152,7 @@ static int guard_eval_cmd(int argc, char **argv) {
 static int guard_plot_cmd(int argc, char **argv) {
     const char *db_path = NULL, *out = NULL, *title = NULL;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &db_path, "FILE: gateway database", 1, 0},
+        {"--db", CLI_STR, &db_path, "FILE|postgres://URL: gateway database", 1, 0},
         {"--out", CLI_STR, &out, "FILE.svg: the timeline to write", 1, 0},
         {"--title", CLI_STR, &title, "TEXT: plot title", 0, 0},
     };

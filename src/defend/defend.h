@@ -198,7 +198,7 @@ int guard_labels_write(gw_db *db, const guard_label *l, size_t n);
  * fills account_id, name, persona, strategy, attack and group. guard_labels_read does the
  * same on a connection the caller holds (a gw_db_with callback, or the report's). */
 int guard_labels_load(gw_db *db, guard_label **out, size_t *n);
-int guard_labels_read(sqlite3 *c, guard_label **out, size_t *n);
+int guard_labels_read(gw_conn *c, guard_label **out, size_t *n);
 
 /* ---------------------------------------------------------------- readers for the report */
 
@@ -212,10 +212,10 @@ typedef struct {
 } guard_enforcement;
 /* Accounts with an enforced suspension or throttle, ordered by account id (none without the
  * guard tables). Free with guard_enforcement_free. */
-int guard_enforcement_read(sqlite3 *c, guard_enforcement **out, size_t *n);
+int guard_enforcement_read(gw_conn *c, guard_enforcement **out, size_t *n);
 void guard_enforcement_free(guard_enforcement *e, size_t n);
 /* Every guard_scores row in time order: fn(ud, t, account_id, risk (NaN when NULL)); fn
  * returns 0 to go on, -1 to stop with its error. */
-int guard_scores_each(sqlite3 *c, int (*fn)(void *ud, double t, int64_t account_id, double risk), void *ud);
+int guard_scores_each(gw_conn *c, int (*fn)(void *ud, double t, int64_t account_id, double risk), void *ud);
 
 #endif /* RETORT_DEFEND_H */

@@ -197,9 +197,8 @@ static void item_free(item *it) {
     free(it);
 }
 
-static int write_batch(guard *g, sqlite3 *c, item *list, sqlite3_stmt *ins_ev, sqlite3_stmt *ins_sc) {
-    if (sqlite3_exec(c, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-        return gw_sql_fail(c, "guard writer");
+static int write_batch(guard *g, gw_conn *c, item *list, gw_stmt *ins_ev, gw_stmt *ins_sc) {
+    if (gw_sql_exec(c, "BEGIN", "guard writer")) return -1;
     int rc = 0;
     for (item *it = list; it && rc == 0; it = it->next) {
         if (it->kind == 0) {
@@ -219,17 +218,16 @@ static int write_batch(guard *g, sqlite3 *c, item *list, sqlite3_stmt *ins_ev, s
             rc = guard_score_write(c, ins_sc, &row);
         }
     }
-    if (rc == 0 && sqlite3_exec(c, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        rc = gw_sql_fail(c, "guard writer commit");
-    if (rc) sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
+    if (rc == 0) rc = gw_sql_commit(c, "guard writer commit");
+    if (rc) gw_sql_rollback(c);
     return rc;
 }
 
-static void poll_releases(guard *g, sqlite3 *c, sqlite3_stmt *st) {
-    sqlite3_reset(st);
-    sqlite3_bind_int64(st, 1, g->last_release_id);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(st, 0), acc = sqlite3_column_int64(st, 1);
+static void poll_releases(guard *g, gw_conn *c, gw_stmt *st) {
+    gw_reset(st);
+    gw_bind_int64(st, 1, g->last_release_id);
+    while (gw_step(st) == GW_ROW) {
+        int64_t id = gw_column_int64(st, 0), acc = gw_column_int64(st, 1);
         g->last_release_id = id;
         pthread_mutex_lock(&g->mu);
         guard_detector_release(g->det, acc);
@@ -244,12 +242,11 @@ static void poll_releases(guard *g, sqlite3 *c, sqlite3_stmt *st) {
 
 static void *writer_main(void *arg) {
     guard *g = arg;
-    sqlite3 *c = NULL;
-    sqlite3_stmt *ins_ev = NULL, *ins_sc = NULL, *rel = NULL;
-    int ok = sqlite3_open_v2(g->o.db_path, &c, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK;
+    gw_conn *c = NULL;
+    gw_stmt *ins_ev = NULL, *ins_sc = NULL, *rel = NULL;
+    int ok = gw_conn_open(&c, g->o.db_path, 0) == 0;
     if (ok) {
-        sqlite3_busy_timeout(c, 5000);
-        sqlite3_exec(c, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+        if (!gw_conn_is_pg(c)) gw_sql_exec(c, "PRAGMA synchronous=NORMAL", "guard writer");
         ok = gw_sql_prepare(c, guard_event_insert_sql, &ins_ev, "guard_events") == 0 &&
              gw_sql_prepare(c,
                                guard_score_insert_sql, &ins_sc, "guard_scores") == 0 &&
@@ -305,10 +302,10 @@ static void *writer_main(void *arg) {
         }
         if (stop) break;
     }
-    sqlite3_finalize(ins_ev);
-    sqlite3_finalize(ins_sc);
-    sqlite3_finalize(rel);
-    sqlite3_close(c);
+    gw_finalize(ins_ev);
+    gw_finalize(ins_sc);
+    gw_finalize(rel);
+    gw_conn_close(c);
     return NULL;
 }
 
@@ -589,13 +586,13 @@ void guard_serve_hooks(guard *g, serve_hooks *h) {
 
 /* ---------------------------------------------------------------- open / close */
 
-static int max_release_id(sqlite3 *c, void *ud) {
-    sqlite3_stmt *st = NULL;
+static int max_release_id(gw_conn *c, void *ud) {
+    gw_stmt *st = NULL;
     if (gw_sql_prepare(c, "SELECT coalesce(max(id), 0) FROM guard_actions WHERE action = 'release'", &st,
                           "guard_actions"))
         return -1;
-    if (sqlite3_step(st) == SQLITE_ROW) *(int64_t *)ud = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    if (gw_step(st) == GW_ROW) *(int64_t *)ud = gw_column_int64(st, 0);
+    gw_finalize(st);
     return 0;
 }
 
