@@ -2,7 +2,8 @@
 # ref_pg.sh — the gateway on a real PostgreSQL (Debian's postgresql package): a throw-away
 # cluster (tests/pg_cluster.sh: initdb + pg_ctl as an unprivileged user, unix socket only),
 # then test_gateway's PostgreSQL pass (keys, auth, suspension, config, daily quota from the
-# ledger, group-commit ledger under 8 threads, limits exact across two limiters) and
+# ledger, group-commit ledger under 8 threads, limits exact across two limiters), test_guard's
+# worker check (events stored then judged by `guard worker` = one process's verdicts), and
 # `retort keys` through a postgres:// URL. SKIP when PostgreSQL is not installed.
 set -euo pipefail
 BUILD=${BUILD:-build}
@@ -18,6 +19,10 @@ trap 'tests/pg_cluster.sh stop "$dir"' EXIT
 url=$(tests/pg_cluster.sh start "$dir")
 echo "cluster: $url"
 RETORT_TEST_PG_URL=$url "$BUILD/tests/test_gateway"
+# the guard worker on PostgreSQL: the same verdicts as one process on the same traffic
+RETORT_TEST_PG_URL=$url "$BUILD/tests/test_guard" > "$dir/guard.log" 2>&1 || { tail -n 30 "$dir/guard.log"; exit 1; }
+grep -q "actions by the worker (PostgreSQL)" "$dir/guard.log" || { echo "test_guard ran no PostgreSQL pass"; exit 1; }
+grep "actions by the worker" "$dir/guard.log"
 # the CLI on the same database: keys created by one command are seen by the next
 R=$BUILD/retort
 $R keys create --db "$url" --name pg-alice --rpm 7 > "$dir/key.txt"

@@ -1,5 +1,6 @@
 /*
- * cmd_guard.c — `retort guard status | explain | release | calibrate | eval | plot | policy`:
+ * cmd_guard.c — `retort guard status | explain | release | calibrate | eval | plot | policy |
+ * worker`:
  * the operator's side of the extraction guard, all from the gateway database (no running
  * server needed). Everything else lives in src/defend.
  */
@@ -169,6 +170,38 @@ static int guard_plot_cmd(int argc, char **argv) {
     return rc;
 }
 
+static int guard_worker_cmd(int argc, char **argv) {
+    guard_options go;
+    guard_options_defaults(&go);
+    guard_worker_options w = {.after_id = -1};
+    size_t poll_ms = 50;
+    cli_opt opts[] = {
+        {"--db", CLI_STR, &go.db_path, "FILE|postgres://URL: the database the replicas share", 1, 0},
+        {"--policy", CLI_STR, &go.policy_path, "FILE: guard policy JSON (default: built-in)", 0, 0},
+        {"--reference", CLI_STR, &go.reference_path, "FILE: benign reference from retort guard calibrate", 0, 0},
+        {"--shadow", CLI_FLAG, &go.shadow, "only record what the guard would do", 0, 0},
+        {"--poll-ms", CLI_SIZE, &poll_ms, "N: look for new events at least this often (default 50)", 0, 0},
+        {"--once", CLI_FLAG, &w.once, "judge the events stored so far, then exit", 0, 0},
+    };
+    cli_cmd_info info = {"guard worker",
+                         "retort guard worker --db postgres://... [--policy FILE --reference ref.json --shadow]",
+                         "The one detector for N replicas: `retort serve --guard-events-only` replicas store each\n"
+                         "request's guard event in the shared database; the worker judges them in order (woken by\n"
+                         "LISTEN/NOTIFY on PostgreSQL, polling on SQLite), writes actions and suspends or throttles\n"
+                         "accounts there, and every replica refuses a suspended account on its next request."};
+    int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
+    if (prc) return prc == 1 ? 0 : 2;
+    if (!gw_db_is_url(go.db_path) && !rt_file_exists(go.db_path)) {
+        fprintf(stderr, "retort guard worker: error: %s does not exist\n", go.db_path);
+        return 1;
+    }
+    w.poll_s = (double)poll_ms / 1e3;
+    _Static_assert(sizeof(sig_atomic_t) == sizeof(int), "sig_atomic_t is int");
+    w.stop = (const volatile int *)cli_catch_interrupt();
+    w.log = stderr;
+    return guard_worker_run(&go, &w) ? cli_fail("guard worker") : 0;
+}
+
 static int guard_policy_cmd(int argc, char **argv) {
     const char *path = NULL, *ref_path = NULL;
     cli_opt opts[] = {
@@ -206,7 +239,9 @@ int cmd_guard(int argc, char **argv) {
         "  calibrate  --out reference.json             learn the benign reference from a benign run\n"
         "  eval       [--reference FILE] [--json]      TPR/FPR per strategy, with baselines\n"
         "  plot       --out timeline.svg               risk per account over time\n"
-        "  policy     [--policy FILE]                  print the effective policy as JSON\n\n"
+        "  policy     [--policy FILE]                  print the effective policy as JSON\n"
+        "  worker     [--policy FILE --reference F]    the one detector for serve replicas\n"
+        "                                              run with --guard-events-only (docs/deploy.md)\n\n"
         "The guard itself runs inside `retort serve --guard` (see docs/guard.md).\n";
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(usage, argc < 2 ? stderr : stdout);
@@ -220,6 +255,7 @@ int cmd_guard(int argc, char **argv) {
     if (!strcmp(a, "eval")) return guard_eval_cmd(argc - 1, argv + 1);
     if (!strcmp(a, "plot")) return guard_plot_cmd(argc - 1, argv + 1);
     if (!strcmp(a, "policy")) return guard_policy_cmd(argc - 1, argv + 1);
+    if (!strcmp(a, "worker")) return guard_worker_cmd(argc - 1, argv + 1);
     fprintf(stderr, "retort guard: unknown action '%s'\n\n%s", a, usage);
     return 2;
 }

@@ -65,6 +65,8 @@ int cmd_serve(int argc, char **argv) {
         {"--verbose", CLI_FLAG, &verbose, "log every admin action and microhttpd message", 0, 0},
         {"--guard", CLI_FLAG, &guard_on, "run the extraction guard: detect, link, throttle and suspend (docs/guard.md)", 0, 0},
         {"--guard-shadow", CLI_FLAG, &go.shadow, "run the guard but only record what it would do", 0, 0},
+        {"--guard-events-only", CLI_FLAG, &go.events_only,
+         "a replica: store each request's guard event; `retort guard worker` decides (docs/deploy.md)", 0, 0},
         {"--guard-policy", CLI_STR, &go.policy_path, "FILE: guard policy JSON (default: built-in; retort guard policy)", 0, 0},
         {"--guard-reference", CLI_STR, &go.reference_path, "FILE: benign reference from retort guard calibrate", 0, 0},
     };
@@ -124,7 +126,7 @@ int cmd_serve(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     guard *g = NULL;
     serve_hooks hooks;
-    if (guard_on || go.shadow || go.policy_path || go.reference_path) {
+    if (guard_on || go.shadow || go.events_only || go.policy_path || go.reference_path) {
         go.db_path = o.db_path;
         if (guard_open(&g, &go)) {
             rt_buf_free(&wm_json);
@@ -146,7 +148,7 @@ int cmd_serve(int argc, char **argv) {
     char shown[200];
     fprintf(stderr, "retort serve: model '%s' on http://%s:%d (max batch %zu, queue %zu, db %s); dashboard /admin\n",
             rt_utf8_printable(shown, sizeof shown, serve_model_name(s)), o.host, serve_port(s), o.max_batch,
-            o.max_queue, o.db_path);
+            o.max_queue, gw_db_is_url(o.db_path) ? "PostgreSQL" : o.db_path);
     if (o.sim_clock)
         fprintf(stderr, "retort serve: %s--sim-clock: clients set the clock with X-Retort-Sim-Time (testing only)\n",
                 o.sim_clock_public ? "WARNING: " : "");

@@ -185,7 +185,10 @@ typedef struct {
     guard_event_list *l;
     int recent;        /* 0: every event */
     double span_s;     /* recent: t within this of the latest */
-    int64_t max_events; /* recent: at most the last this many */
+    int64_t max_events; /* recent: at most the last this many; after: at most this many */
+    int64_t after_id;   /* after: events with id > this */
+    int64_t last_id;    /* the largest id read */
+    int after;
 } read_req;
 
 static int read_events_fn(gw_conn *c, void *ud) {
@@ -199,17 +202,22 @@ static int read_events_fn(gw_conn *c, void *ud) {
     static const char *const cols =
         "SELECT row_id, t, account_id, created_at, client_hash, status, prompt_tokens, completion_tokens, "
         "max_tokens, max_tokens_given, logprobs, top_logprobs, concurrent, prompt_hash, minhash, emb, emb_scale, "
-        "coalesce(prefix_hash, 0), coalesce(n_choices, 1), coalesce(endpoint, 0) FROM guard_events ";
+        "coalesce(prefix_hash, 0), coalesce(n_choices, 1), coalesce(endpoint, 0), id FROM guard_events ";
     char sql[1024];
     snprintf(sql, sizeof sql, "%s%s", cols,
-             rq->recent ? "WHERE id > (SELECT coalesce(max(id), 0) FROM guard_events) - ?2 AND "
-                          "t >= (SELECT t FROM guard_events ORDER BY id DESC LIMIT 1) - ?1 ORDER BY id"
-                        : "ORDER BY id");
+             rq->after    ? "WHERE id > ?1 ORDER BY id LIMIT ?2"
+             : rq->recent ? "WHERE id > (SELECT coalesce(max(id), 0) FROM guard_events) - ?2 AND "
+                            "t >= (SELECT t FROM guard_events ORDER BY id DESC LIMIT 1) - ?1 ORDER BY id"
+                          : "ORDER BY id");
     if (gw_sql_prepare(c, sql, &st, "reading guard_events")) return -1;
-    if (rq->recent) {
+    if (rq->after) {
+        gw_bind_int64(st, 1, rq->after_id);
+        gw_bind_int64(st, 2, rq->max_events);
+    } else if (rq->recent) {
         gw_bind_double(st, 1, rq->span_s);
         gw_bind_int64(st, 2, rq->max_events);
     }
+    rq->last_id = rq->after_id;
     size_t cap = 0, ecap = 0, eused = 0;
     size_t *emb_off = NULL;
     int rc = 0;
@@ -256,6 +264,8 @@ static int read_events_fn(gw_conn *c, void *ud) {
         ev->prefix_hash = (uint64_t)gw_column_int64(st, 17);
         ev->n_choices = gw_column_int(st, 18);
         ev->endpoint = gw_column_int(st, 19);
+        int64_t id = gw_column_int64(st, 20);
+        if (id > rq->last_id) rq->last_id = id;
         emb_off[l->n] = SIZE_MAX;
         if (eb && el) {
             if (RT_GROW(l->emb_store, ecap, eused + el, "guard embeddings")) {
@@ -279,7 +289,7 @@ static int read_events_fn(gw_conn *c, void *ud) {
 
 int guard_events_read(gw_db *db, guard_event_list *out) {
     memset(out, 0, sizeof *out);
-    read_req rq = {out, 0, 0, 0};
+    read_req rq = {out, 0, 0, 0, 0, 0, 0};
     if (gw_db_with(db, read_events_fn, &rq)) {
         int rc = RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
         guard_events_free(out);
@@ -290,7 +300,7 @@ int guard_events_read(gw_db *db, guard_event_list *out) {
 
 int guard_events_read_recent(gw_db *db, double span_s, size_t max_events, guard_event_list *out) {
     memset(out, 0, sizeof *out);
-    read_req rq = {out, 1, span_s, (int64_t)RT_MIN(max_events, (size_t)INT64_MAX)};
+    read_req rq = {out, 1, span_s, (int64_t)RT_MIN(max_events, (size_t)INT64_MAX), 0, 0, 0};
     if (gw_db_with(db, read_events_fn, &rq)) {
         int rc = RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
         guard_events_free(out);
@@ -328,6 +338,19 @@ static int restore_levels_fn(gw_conn *c, void *ud) {
     }
     gw_finalize(st);
     return rc;
+}
+
+int guard_events_read_after(gw_db *db, int64_t after_id, size_t max, guard_event_list *out, int64_t *last_id) {
+    memset(out, 0, sizeof *out);
+    read_req rq = {out, 0, 0, (int64_t)RT_MIN(max, (size_t)INT64_MAX), after_id, after_id, 1};
+    *last_id = after_id;
+    if (gw_db_with(db, read_events_fn, &rq)) {
+        int rc = RT_FAIL("%s: %s", gw_db_name(db), rt_errmsg());
+        guard_events_free(out);
+        return rc;
+    }
+    *last_id = rq.last_id;
+    return 0;
 }
 
 int guard_detector_restore(gw_db *db, guard_detector *d, double span_s, size_t max_events, size_t *n_events) {

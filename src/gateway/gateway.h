@@ -125,6 +125,10 @@ const char *gw_column_text(gw_stmt *st, int i);
 const void *gw_column_blob(gw_stmt *st, int i);
 size_t gw_column_bytes(gw_stmt *st, int i);
 int64_t gw_changes(gw_conn *c);
+/* PostgreSQL's LISTEN on a channel (SQLite: nothing), and a wait of at most timeout_s for a
+ * notification on it: 1 notified, 0 timed out (SQLite: always sleeps, 0), -1 failed. */
+int gw_conn_listen(gw_conn *c, const char *channel);
+int gw_conn_wait(gw_conn *c, double timeout_s);
 
 /* ---------------------------------------------------------------- database */
 

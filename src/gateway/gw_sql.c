@@ -22,6 +22,8 @@
  */
 #include <libpq-fe.h>
 #include <math.h>
+#include <poll.h>
+#include <time.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -274,11 +276,19 @@ int gw_sql_exec(gw_conn *c, const char *sql, const char *what) {
     return rc;
 }
 
+/* PostgreSQL: replicas starting together would race on CREATE ... IF NOT EXISTS (a unique
+ * violation in the catalog), so DDL runs under a session advisory lock (reentrant). */
+#define GW_SCHEMA_LOCK "7240617"
+
 int gw_sql_schema(gw_conn *c, const char *ddl, const char *what) {
     if (!c->pg) return gw_sql_exec(c, ddl, what);
     char *t = pg_ddl(ddl);
     if (!t) return -1;
-    int rc = pg_exec(c, t, what);
+    int rc = pg_exec(c, "SELECT pg_advisory_lock(" GW_SCHEMA_LOCK ")", "locking the schema");
+    if (!rc) {
+        rc = pg_exec(c, t, what);
+        PQclear(PQexec(c->pg, "SELECT pg_advisory_unlock(" GW_SCHEMA_LOCK ")"));
+    }
     free(t);
     return rc;
 }
@@ -618,4 +628,44 @@ size_t gw_column_bytes(gw_stmt *st, int i) {
     if (st->lite) return (size_t)sqlite3_column_bytes(st->lite, i);
     if (!gw_column_blob(st, i)) return 0;
     return st->blob_len[i];
+}
+
+/* ---------------------------------------------------------------- notifications */
+
+int gw_conn_listen(gw_conn *c, const char *channel) {
+    if (!c->pg) return 0;
+    char sql[160];
+    snprintf(sql, sizeof sql, "LISTEN %s", channel);
+    return pg_exec(c, sql, "listening for notifications");
+}
+
+static int pg_drain_notifies(gw_conn *c) {
+    int got = 0;
+    PGnotify *n;
+    while ((n = PQnotifies(c->pg)) != NULL) {
+        got = 1;
+        PQfreemem(n);
+    }
+    return got;
+}
+
+int gw_conn_wait(gw_conn *c, double timeout_s) {
+    if (timeout_s < 0) timeout_s = 0;
+    if (!c->pg) {
+        struct timespec ts = {(time_t)timeout_s, (long)((timeout_s - (double)(time_t)timeout_s) * 1e9)};
+        nanosleep(&ts, NULL);
+        return 0;
+    }
+    if (!PQconsumeInput(c->pg)) {
+        pg_note(c, NULL);
+        return gw_sql_fail(c, "waiting for notifications");
+    }
+    if (pg_drain_notifies(c)) return 1;
+    struct pollfd p = {.fd = PQsocket(c->pg), .events = POLLIN};
+    int r = poll(&p, 1, (int)(timeout_s * 1000));
+    if (r > 0 && !PQconsumeInput(c->pg)) {
+        pg_note(c, NULL);
+        return gw_sql_fail(c, "waiting for notifications");
+    }
+    return pg_drain_notifies(c);
 }
