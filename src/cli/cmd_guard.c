@@ -24,7 +24,7 @@ static int guard_status(int argc, char **argv) {
     const char *db_path = NULL;
     int as_json = 0;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &db_path, "FILE|postgres://URL: gateway database", 1, 0},
+        {"--db", CLI_STR, &db_path, "FILE: gateway database (or a postgres:// URL)", 1, 0},
         {"--json", CLI_FLAG, &as_json, "one JSON object per account", 0, 0},
     };
     cli_cmd_info info = {"guard status", "retort guard status --db gateway.db [--json]",
@@ -46,7 +46,7 @@ static int guard_explain(int argc, char **argv) {
     const char *pos[1];
     size_t n_pos = 0;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &db_path, "FILE|postgres://URL: gateway database", 1, 0},
+        {"--db", CLI_STR, &db_path, "FILE: gateway database (or a postgres:// URL)", 1, 0},
         {"--json", CLI_FLAG, &as_json, "the stored evidence as JSON", 0, 0},
     };
     cli_cmd_info info = {"guard explain", "retort guard explain --db gateway.db ACCOUNT [--json]",
@@ -74,7 +74,7 @@ static int guard_release_cmd(int argc, char **argv) {
     const char *pos[1];
     size_t n_pos = 0;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &db_path, "FILE|postgres://URL: gateway database", 1, 0},
+        {"--db", CLI_STR, &db_path, "FILE: gateway database (or a postgres:// URL)", 1, 0},
         {"--group", CLI_FLAG, &group, "release every account of its linked group", 0, 0},
         {"--note", CLI_STR, &note, "TEXT: why (stored with the release)", 0, 0},
     };
@@ -104,7 +104,7 @@ static int guard_calibrate_cmd(int argc, char **argv) {
     o.only_labelled_benign = 1;
     int all = 0;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &o.db_path, "FILE|postgres://URL: gateway database of a run on benign traffic (guard in shadow mode)", 1, 0},
+        {"--db", CLI_STR, &o.db_path, "FILE: gateway database of a run on benign traffic (guard in shadow mode) (or a postgres:// URL)", 1, 0},
         {"--out", CLI_STR, &out, "FILE: the reference to write (JSON), for serve --guard-reference", 1, 0},
         {"--policy", CLI_STR, &o.policy_path, "FILE: policy whose windows and min_n apply (default: built-in)", 0, 0},
         {"--quantile", CLI_DOUBLE, &o.quantile, "Q: benign level = this quantile of per-account maxima (default 0.99)", 0, 0},
@@ -134,7 +134,7 @@ static int guard_calibrate_cmd(int argc, char **argv) {
 static int guard_eval_cmd(int argc, char **argv) {
     guard_eval_options o = {0};
     cli_opt opts[] = {
-        {"--db", CLI_STR, &o.db_path, "FILE|postgres://URL: gateway database of a simulated run", 1, 0},
+        {"--db", CLI_STR, &o.db_path, "FILE: gateway database of a simulated run (or a postgres:// URL)", 1, 0},
         {"--reference", CLI_STR, &o.reference_path, "FILE: the benign reference (for the MMD-window baseline, PRADA's delta)", 0, 0},
         {"--json", CLI_FLAG, &o.as_json, "print JSON", 0, 0},
         {"--prada-delta", CLI_DOUBLE, &o.prada_delta, "X: PRADA's threshold on W (default: the reference's, else 0.95)", 0, 0},
@@ -153,7 +153,7 @@ static int guard_eval_cmd(int argc, char **argv) {
 static int guard_plot_cmd(int argc, char **argv) {
     const char *db_path = NULL, *out = NULL, *title = NULL;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &db_path, "FILE|postgres://URL: gateway database", 1, 0},
+        {"--db", CLI_STR, &db_path, "FILE: gateway database (or a postgres:// URL)", 1, 0},
         {"--out", CLI_STR, &out, "FILE.svg: the timeline to write", 1, 0},
         {"--title", CLI_STR, &title, "TEXT: plot title", 0, 0},
     };
@@ -176,7 +176,7 @@ static int guard_worker_cmd(int argc, char **argv) {
     guard_worker_options w = {.after_id = -1};
     size_t poll_ms = 50;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &go.db_path, "FILE|postgres://URL: the database the replicas share", 1, 0},
+        {"--db", CLI_STR, &go.db_path, "FILE: the database the replicas share (or a postgres:// URL)", 1, 0},
         {"--policy", CLI_STR, &go.policy_path, "FILE: guard policy JSON (default: built-in)", 0, 0},
         {"--reference", CLI_STR, &go.reference_path, "FILE: benign reference from retort guard calibrate", 0, 0},
         {"--shadow", CLI_FLAG, &go.shadow, "only record what the guard would do", 0, 0},

@@ -26,7 +26,7 @@ static int keys_create(int argc, char **argv) {
     int64_t rpm = -1, tpm = -1, daily = -1;
     int admin = 0;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &db_path, "FILE|postgres://URL: gateway database (created if absent)", 1, 0},
+        {"--db", CLI_STR, &db_path, "FILE: gateway database (or a postgres:// URL) (created if absent)", 1, 0},
         {"--name", CLI_STR, &name, "NAME: the account (created if new; letters, digits, ._@+-)", 1, 0},
         {"--rpm", CLI_I64, &rpm, "N: requests per minute, 0 = unlimited (default 0 for a new account)", 0, 0},
         {"--tpm", CLI_I64, &tpm, "N: tokens (prompt + completion) per minute, 0 = unlimited", 0, 0},
@@ -70,7 +70,7 @@ static int keys_list(int argc, char **argv) {
     const char *db_path = NULL;
     int as_json = 0;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &db_path, "FILE|postgres://URL: gateway database", 1, 0},
+        {"--db", CLI_STR, &db_path, "FILE: gateway database (or a postgres:// URL)", 1, 0},
         {"--json", CLI_FLAG, &as_json, "one JSON object per account", 0, 0},
     };
     cli_cmd_info info = {"keys list", "retort keys list --db gateway.db [--json]",
@@ -145,7 +145,7 @@ done:
 static int keys_status(int argc, char **argv, int suspend) {
     const char *db_path = NULL, *name = NULL, *reason = NULL;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &db_path, "FILE|postgres://URL: gateway database", 1, 0},
+        {"--db", CLI_STR, &db_path, "FILE: gateway database (or a postgres:// URL)", 1, 0},
         {"--name", CLI_STR, &name, "NAME: the account (or #id)", 1, 0},
         {"--reason", CLI_STR, &reason, "TEXT: why (shown to the client in the 403)", 0, 0},
     };
@@ -181,7 +181,7 @@ static int keys_revoke(int argc, char **argv) {
     const char *pos[1];
     size_t n_pos = 0;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &db_path, "FILE|postgres://URL: gateway database", 1, 0},
+        {"--db", CLI_STR, &db_path, "FILE: gateway database (or a postgres:// URL)", 1, 0},
         {"--key", CLI_STR, &key, "KEY_ID: the key id shown by list (or the whole key)", 0, 0},
     };
     cli_cmd_info info = {"keys revoke", "retort keys revoke --db gateway.db KEY_ID",

@@ -41,7 +41,7 @@ int cmd_serve(int argc, char **argv) {
     cli_opt opts[32] = {
         {"--model", CLI_STR, &o.model_path, "M.gguf: the model to serve", 1, 0},
         {"--model-name", CLI_STR, &o.model_name, "NAME: the model id clients send (default: file name without .gguf)", 0, 0},
-        {"--db", CLI_STR, &o.db_path, "FILE|postgres://URL: gateway database (accounts, keys, ledger); created if absent", 1, 0},
+        {"--db", CLI_STR, &o.db_path, "FILE: gateway database (accounts, keys, ledger) (or a postgres:// URL); created if absent", 1, 0},
         {"--host", CLI_STR, &o.host, "ADDR: address to listen on (default 127.0.0.1)", 0, 0},
         {"--port", CLI_SIZE, &port, "N: TCP port, 0 = any free port (default 8080)", 0, 0},
         {"--port-file", CLI_STR, &port_file, "FILE: write the port listened on here (with --port 0)", 0, 0},
