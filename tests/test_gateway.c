@@ -477,6 +477,34 @@ static void test_postgres(void) {
     void (*cases[])(void) = {test_keys, test_limiter_daily_and_restart, test_ledger_group_commit, test_limiter_shared};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) cases[i]();
     g_pg = NULL;
+    /* the server drops the connection (restart, failover): the request in flight fails, the
+     * next one reconnects, and the key lookup (a server-side prepared statement by then, gone
+     * with the session) is prepared again */
+    gw_db *pdb = NULL;
+    CHECK_OK(gw_db_open(&pdb, url));
+    if (pdb) {
+        char key[GW_KEY_MAX];
+        gw_account a;
+        CHECK_OK(gw_key_create(pdb, "reconnect", NULL, 0, 1.0, key, &a));
+        gw_principal p;
+        gw_auth_result ar;
+        for (int i = 0; i < 3; i++) CHECK_OK(gw_auth(pdb, key, &p, &ar));
+        gw_conn *c = NULL;
+        CHECK_OK(gw_conn_open(&c, url, 0));
+        if (c) CHECK_OK(gw_sql_exec(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid != "
+                                       "pg_backend_pid() AND datname = current_database()",
+                                    "dropping the other sessions"));
+        gw_conn_close(c);
+        int failed = 0, ok = 0;
+        for (int i = 0; i < 3 && !ok; i++) {
+            if (gw_auth(pdb, key, &p, &ar)) failed++;
+            else ok = ar == GW_AUTH_OK && p.account.id == a.id;
+        }
+        fprintf(stderr, "  after the server dropped the session: %d request(s) failed, then %s\n", failed,
+                ok ? "reconnected" : "still failing");
+        CHECK(ok && failed <= 1);
+        gw_db_close(pdb);
+    }
     /* a URL that reaches no server: a clear error naming PostgreSQL, no crash */
     gw_db *db = NULL;
     CHECK(gw_db_open(&db, "postgresql://retort@/nosuchdb?host=/nonexistent-socket-dir&connect_timeout=2") == -1);

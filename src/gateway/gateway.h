@@ -1,7 +1,8 @@
 /*
  * gateway.h — the gateway room: accounts and API keys, per-account rate limits and quotas,
- * the usage ledger and the server's config, all in ONE SQLite database (WAL mode), so the
- * server, `retort keys`, the guard and the admin dashboard see the same state.
+ * the usage ledger and the server's config, all in ONE database — a SQLite file (WAL mode,
+ * the embedded default) or PostgreSQL (a postgres:// URL, for replicas) — so the servers,
+ * `retort keys`, the guard and the admin dashboard see the same state.
  *
  * Tables (created by gw_db_open when absent; the guard adds its own beside them):
  *   gw_meta(key PRIMARY KEY, value)                      schema version
@@ -23,8 +24,9 @@
  * day replays in minutes. Latencies are measured separately, on the monotonic clock.
  *
  * Thread safety: a gw_db serialises its own use with a mutex (one connection); the ledger
- * writer owns a second connection on its own thread. Several processes may open the same
- * file (WAL; busy timeout 5 s).
+ * writer owns a second connection on its own thread, the shared limiter a third. Several
+ * processes may open the same file (WAL; busy timeout 5 s) or PostgreSQL database; with
+ * PostgreSQL, replicas share everything exactly (docs/deploy.md, "PostgreSQL and replicas").
  *
  * What this is not: the HTTP layer (src/serve), or the guard's detectors (src/guard).
  */
@@ -221,6 +223,8 @@ int gw_auth(gw_db *db, const char *key, gw_principal *out, gw_auth_result *res);
 int gw_key_parse(const char *key, char key_id_out[GW_KEY_ID_LEN + 1]);
 
 /* ---------------------------------------------------------------- limits */
+/* Exact across replicas (PostgreSQL): the buckets live in gw_limit_state and every verdict is
+ * one transaction that locks the account's row (see gw_limiter_init_shared). */
 
 typedef struct gw_limiter gw_limiter;
 

@@ -44,7 +44,19 @@ struct gw_conn {
     rt_err_kind err_kind;
     int64_t changes;     /* rows changed by the last statement (PostgreSQL) */
     unsigned long n_prepared; /* names of server-side prepared statements */
+    unsigned gen;        /* bumped when the connection was re-established (prepared ones are gone) */
 };
+
+/* A connection the server dropped (restart, failover) is re-established once before the next
+ * statement; what failed meanwhile has failed (and a transaction in progress is lost). */
+static void pg_revive(gw_conn *c) {
+    if (PQstatus(c->pg) != CONNECTION_BAD) return;
+    PQreset(c->pg);
+    if (PQstatus(c->pg) == CONNECTION_OK) {
+        c->gen++;
+        rt_warn("%s: reconnected", c->name);
+    }
+}
 
 struct gw_stmt {
     gw_conn *c;
@@ -58,6 +70,7 @@ struct gw_stmt {
     unsigned *type;
     unsigned *prep_type; /* the types it was prepared with */
     char prep_name[32];  /* "" until prepared */
+    unsigned prep_gen;   /* the connection's gen when prepared */
     int runs;
     PGresult *res;
     int row, nrows;
@@ -253,6 +266,7 @@ static char *pg_ddl(const char *sql) {
 /* ---------------------------------------------------------------- statements without rows */
 
 static int pg_exec(gw_conn *c, const char *sql, const char *what) {
+    pg_revive(c);
     PGresult *r = PQexec(c->pg, sql);
     ExecStatusType s = PQresultStatus(r);
     if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
@@ -468,6 +482,8 @@ int gw_bind_null(gw_stmt *st, int i) {
 /* Run the statement on the server: by PQexecParams the first time, prepared afterwards. */
 static PGresult *pg_run(gw_stmt *st) {
     PGconn *pg = st->c->pg;
+    pg_revive(st->c);
+    if (st->prep_gen != st->c->gen) st->prep_name[0] = '\0'; /* the server forgot it */
     const char *const *vals = (const char *const *)st->val;
     int same = st->prep_name[0] != '\0';
     for (int i = 0; same && i < st->np; i++) same = st->type[i] == st->prep_type[i] || st->type[i] == 0;
@@ -484,6 +500,7 @@ static PGresult *pg_run(gw_stmt *st) {
         if (PQresultStatus(p) != PGRES_COMMAND_OK) return p;
         PQclear(p);
         memcpy(st->prep_name, name, sizeof name);
+        st->prep_gen = st->c->gen;
         if (st->np) memcpy(st->prep_type, st->type, (size_t)st->np * sizeof *st->type);
         same = 1;
     }
