@@ -49,5 +49,10 @@ rows=$(psql "$url" -At -c "SELECT count(*) FROM usage")
 scores=$(psql "$url" -At -c "SELECT count(*) FROM guard_scores")
 echo "guard: replicas stored $ev events ($served served of $rows ledger rows); the worker wrote $scores timeline rows"
 [ "$ev" -ge "$served" ] && [ "$ev" -le "$rows" ] && [ "$scores" -ge 1 ] || { echo "guard events/scores wrong"; exit 1; }
+# the operator's views read the same shared tables: guard status, the admin's ledger, the report
+$R guard status --db "$url" > "$tmp/status.txt" || { echo "guard status on PostgreSQL failed"; exit 1; }
+$R report --db "$url" --out "$tmp/report.html" 2> "$tmp/report.log" || { cat "$tmp/report.log"; exit 1; }
+grep -q "<html" "$tmp/report.html" || { echo "report: no HTML"; exit 1; }
+echo "operator views on PostgreSQL: guard status ($(wc -l < "$tmp/status.txt") lines), report ($(wc -c < "$tmp/report.html") bytes)"
 kill "$pidB"; wait "$pidB" 2>/dev/null || true
 echo "ref_pg_replicas: ok"
