@@ -118,6 +118,9 @@ int guard_events_read_after(gw_db *db, int64_t after_id, size_t max, guard_event
  * acted on, so a level the replay passes without an action is acted on at the next event.
  * *n_events: events replayed. Used by guard_open so a restart does not forget. */
 int guard_detector_restore(gw_db *db, guard_detector *d, double span_s, size_t max_events, size_t *n_events);
+/* The same from the events with id <= upto_id only (the guard worker: it goes on from there). */
+int guard_detector_restore_upto(gw_db *db, guard_detector *d, double span_s, size_t max_events, int64_t upto_id,
+                                size_t *n_events);
 void guard_events_free(guard_event_list *l);
 
 /* ---------------------------------------------------------------- calibration and eval */

@@ -646,7 +646,8 @@ int guard_open(guard **out, const guard_options *o) {
      * events decides nothing, so it rebuilds nothing) */
     size_t n_restored = 0;
     if (gw_db_with(g->db, max_event_id, &g->events_upto)) goto fail;
-    if (!o->events_only && guard_detector_restore(g->db, g->det, g->policy.volume_tau, RESTORE_MAX, &n_restored))
+    if (!o->events_only &&
+        guard_detector_restore_upto(g->db, g->det, g->policy.volume_tau, RESTORE_MAX, g->events_upto, &n_restored))
         goto fail;
     if (n_restored)
         rt_info("guard: state rebuilt from %zu stored events (%zu accounts)", n_restored,

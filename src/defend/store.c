@@ -189,6 +189,7 @@ typedef struct {
     int64_t after_id;   /* after: events with id > this */
     int64_t last_id;    /* the largest id read */
     int after;
+    int64_t upto_id;    /* recent: only events with id <= this */
 } read_req;
 
 static int read_events_fn(gw_conn *c, void *ud) {
@@ -206,8 +207,9 @@ static int read_events_fn(gw_conn *c, void *ud) {
     char sql[1024];
     snprintf(sql, sizeof sql, "%s%s", cols,
              rq->after    ? "WHERE id > ?1 ORDER BY id LIMIT ?2"
-             : rq->recent ? "WHERE id > (SELECT coalesce(max(id), 0) FROM guard_events) - ?2 AND "
-                            "t >= (SELECT t FROM guard_events ORDER BY id DESC LIMIT 1) - ?1 ORDER BY id"
+             : rq->recent ? "WHERE id > (SELECT coalesce(max(id), 0) FROM guard_events WHERE id <= ?3) - ?2 AND "
+                            "id <= ?3 AND t >= (SELECT t FROM guard_events WHERE id <= ?3 ORDER BY id DESC LIMIT 1) - ?1 "
+                            "ORDER BY id"
                           : "ORDER BY id");
     if (gw_sql_prepare(c, sql, &st, "reading guard_events")) return -1;
     if (rq->after) {
@@ -216,6 +218,7 @@ static int read_events_fn(gw_conn *c, void *ud) {
     } else if (rq->recent) {
         gw_bind_double(st, 1, rq->span_s);
         gw_bind_int64(st, 2, rq->max_events);
+        gw_bind_int64(st, 3, rq->upto_id);
     }
     rq->last_id = rq->after_id;
     size_t cap = 0, ecap = 0, eused = 0;
@@ -289,7 +292,7 @@ static int read_events_fn(gw_conn *c, void *ud) {
 
 int guard_events_read(gw_db *db, guard_event_list *out) {
     memset(out, 0, sizeof *out);
-    read_req rq = {out, 0, 0, 0, 0, 0, 0};
+    read_req rq = {out, 0, 0, 0, 0, 0, 0, INT64_MAX};
     if (gw_db_with(db, read_events_fn, &rq)) {
         int rc = RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
         guard_events_free(out);
@@ -298,9 +301,9 @@ int guard_events_read(gw_db *db, guard_event_list *out) {
     return 0;
 }
 
-int guard_events_read_recent(gw_db *db, double span_s, size_t max_events, guard_event_list *out) {
+static int read_recent_upto(gw_db *db, double span_s, size_t max_events, int64_t upto_id, guard_event_list *out) {
     memset(out, 0, sizeof *out);
-    read_req rq = {out, 1, span_s, (int64_t)RT_MIN(max_events, (size_t)INT64_MAX), 0, 0, 0};
+    read_req rq = {out, 1, span_s, (int64_t)RT_MIN(max_events, (size_t)INT64_MAX), 0, 0, 0, upto_id};
     if (gw_db_with(db, read_events_fn, &rq)) {
         int rc = RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
         guard_events_free(out);
@@ -340,9 +343,13 @@ static int restore_levels_fn(gw_conn *c, void *ud) {
     return rc;
 }
 
+int guard_events_read_recent(gw_db *db, double span_s, size_t max_events, guard_event_list *out) {
+    return read_recent_upto(db, span_s, max_events, INT64_MAX, out);
+}
+
 int guard_events_read_after(gw_db *db, int64_t after_id, size_t max, guard_event_list *out, int64_t *last_id) {
     memset(out, 0, sizeof *out);
-    read_req rq = {out, 0, 0, (int64_t)RT_MIN(max, (size_t)INT64_MAX), after_id, after_id, 1};
+    read_req rq = {out, 0, 0, (int64_t)RT_MIN(max, (size_t)INT64_MAX), after_id, after_id, 1, INT64_MAX};
     *last_id = after_id;
     if (gw_db_with(db, read_events_fn, &rq)) {
         int rc = RT_FAIL("%s: %s", gw_db_name(db), rt_errmsg());
@@ -354,9 +361,14 @@ int guard_events_read_after(gw_db *db, int64_t after_id, size_t max, guard_event
 }
 
 int guard_detector_restore(gw_db *db, guard_detector *d, double span_s, size_t max_events, size_t *n_events) {
+    return guard_detector_restore_upto(db, d, span_s, max_events, INT64_MAX, n_events);
+}
+
+int guard_detector_restore_upto(gw_db *db, guard_detector *d, double span_s, size_t max_events, int64_t upto_id,
+                                size_t *n_events) {
     *n_events = 0;
     guard_event_list l;
-    if (guard_events_read_recent(db, span_s, max_events, &l)) return -1;
+    if (read_recent_upto(db, span_s, max_events, upto_id, &l)) return -1;
     int rc = 0;
     for (size_t i = 0; i < l.n && rc == 0; i++) {
         guard_verdict v;
