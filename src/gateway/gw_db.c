@@ -12,11 +12,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* PostgreSQL: the per-request key lookup runs on a small pool of its own connections, so
+ * concurrent requests do not queue behind one round trip each (SQLite answers in-process). */
+#define GW_AUTH_POOL 4
+
+typedef struct {
+    pthread_mutex_t mu;
+    gw_conn *conn; /* opened on first use */
+    gw_stmt *st;
+} auth_slot;
+
 struct gw_db {
     gw_conn *conn;
     char *path;
     pthread_mutex_t mu;
     gw_stmt *auth_stmt; /* cached: the per-request key lookup */
+    auth_slot pool[GW_AUTH_POOL];
+    unsigned next_slot;
 };
 
 static const char *const schema_sql =
@@ -122,6 +134,7 @@ int gw_db_open(gw_db **out, const char *path) {
         return -1;
     }
     pthread_mutex_init(&db->mu, NULL);
+    for (int i = 0; i < GW_AUTH_POOL; i++) pthread_mutex_init(&db->pool[i].mu, NULL);
     if (gw_conn_open(&db->conn, path, GW_OPEN_CREATE)) {
         gw_db_close(db);
         return -1;
@@ -151,6 +164,11 @@ void gw_db_close(gw_db *db) {
     if (!db) return;
     gw_finalize(db->auth_stmt);
     gw_conn_close(db->conn);
+    for (int i = 0; i < GW_AUTH_POOL; i++) {
+        gw_finalize(db->pool[i].st);
+        gw_conn_close(db->pool[i].conn);
+        pthread_mutex_destroy(&db->pool[i].mu);
+    }
     pthread_mutex_destroy(&db->mu);
     free(db->path);
     free(db);
@@ -569,24 +587,45 @@ int gw_auth(gw_db *db, const char *key, gw_principal *out, gw_auth_result *res) 
     unsigned char h[32];
     secret_hash(key + 3 + GW_KEY_ID_LEN + 1, SECRET_CHARS, h);
     *res = GW_AUTH_INVALID;
-    pthread_mutex_lock(&db->mu);
+    /* the lookup's connection and statement: the db's own (SQLite), or a free pool slot */
+    pthread_mutex_t *mu = &db->mu;
+    gw_conn *conn = db->conn;
+    gw_stmt **stp = &db->auth_stmt;
+    if (gw_conn_is_pg(db->conn)) {
+        unsigned first = __atomic_fetch_add(&db->next_slot, 1, __ATOMIC_RELAXED) % GW_AUTH_POOL, k = 0;
+        while (k < GW_AUTH_POOL && pthread_mutex_trylock(&db->pool[(first + k) % GW_AUTH_POOL].mu) != 0) k++;
+        auth_slot *slot = &db->pool[(first + (k < GW_AUTH_POOL ? k : 0)) % GW_AUTH_POOL];
+        if (k == GW_AUTH_POOL) pthread_mutex_lock(&slot->mu); /* all busy: queue on one */
+        mu = &slot->mu;
+        if (!slot->conn && gw_conn_open(&slot->conn, db->path, 0)) {
+            pthread_mutex_unlock(mu);
+            return -1;
+        }
+        conn = slot->conn;
+        stp = &slot->st;
+    } else {
+        pthread_mutex_lock(mu);
+    }
     int rc = -1;
-    if (!db->auth_stmt) {
+    if (!*stp) {
         char sql[512];
         snprintf(sql, sizeof sql,
                  "SELECT k.hash, k.revoked_at IS NOT NULL, a.id, a.name, a.status, a.status_reason, "
                  "a.status_changed_at, a.rpm, a.tpm, a.daily_tokens, a.is_admin, a.created_at "
                  "FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.key_id = ?1");
-        if (gw_sql_prepare(db->conn, sql, &db->auth_stmt, NULL) != 0) {
-            db_fail(db, "preparing the key lookup");
-            db->auth_stmt = NULL;
+        if (gw_sql_prepare(conn, sql, stp, "preparing the key lookup") != 0) {
+            *stp = NULL;
             goto out;
         }
     }
-    gw_stmt *st = db->auth_stmt;
+    gw_stmt *st = *stp;
     gw_reset(st);
     gw_bind_text(st, 1, key_id);
     int s = gw_step(st);
+    if (s < 0 && gw_conn_is_pg(conn)) { /* a dropped connection is re-established: a read, so once more */
+        gw_reset(st);
+        s = gw_step(st);
+    }
     if (s == GW_ROW) {
         const void *stored = gw_column_blob(st, 0);
         size_t stored_len = gw_column_bytes(st, 0);
@@ -598,14 +637,14 @@ int gw_auth(gw_db *db, const char *key, gw_principal *out, gw_auth_result *res) 
             *res = GW_AUTH_OK;
         }
     } else if (s != GW_DONE) {
-        db_fail(db, "looking up a key");
+        gw_sql_fail(conn, "looking up a key");
         gw_reset(st);
         goto out;
     }
     gw_reset(st);
     rc = 0;
 out:
-    pthread_mutex_unlock(&db->mu);
+    pthread_mutex_unlock(mu);
     return rc;
 }
 
