@@ -19,7 +19,7 @@ ARCH    ?= -march=native
 OPT     ?= -O3
 SAN     ?=
 
-PKGS := jansson libsodium libzstd libcurl sqlite3 libmicrohttpd
+PKGS := jansson libsodium libzstd libcurl sqlite3 libpq libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # Debian 12 ships BLIS without a .pc file; the OpenMP build lives in its own directory.

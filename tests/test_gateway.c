@@ -2,9 +2,11 @@
  * constant-time check, revoke), accounts (create, limits, suspend/resume), the token-bucket
  * limiter against arithmetic done by hand on an injected clock, the daily quota read back
  * from the ledger after a "restart", and the group-commit ledger under many threads
- * (every row committed exactly once, counted against what the threads submitted). */
+ * (every row committed exactly once, counted against what the threads submitted).
+ * With RETORT_TEST_PG_URL set (tests/ref_pg.sh starts a throw-away PostgreSQL cluster and
+ * sets it), the backend-neutral cases run again on PostgreSQL, each on an emptied schema, and
+ * the shared limiter is checked for exactness across two limiters (two replicas) there. */
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
@@ -13,23 +15,34 @@
 #include "testlib.h"
 
 static char g_db[512];
+static const char *g_pg; /* RETORT_TEST_PG_URL while the PostgreSQL pass runs, else NULL */
 
-static const char *fresh_db(const char *name) {
-    snprintf(g_db, sizeof g_db, "%s/%s.db", tl_tmpdir(), name);
-    return g_db;
+/* through the SQL layer, on either backend */
+static int64_t scalar(const char *path, const char *sql) {
+    gw_conn *c = NULL;
+    int64_t v = -1;
+    if (gw_conn_open(&c, path, 0) == 0) {
+        gw_stmt *st = NULL;
+        if (gw_sql_prepare(c, sql, &st, "test") == 0 && gw_step(st) == GW_ROW) v = gw_column_int64(st, 0);
+        gw_finalize(st);
+    }
+    if (v == -1) fprintf(stderr, "  scalar(%s): %s\n", sql, rt_errmsg());
+    gw_conn_close(c);
+    return v;
 }
 
-static int64_t scalar(const char *path, const char *sql) {
-    sqlite3 *c = NULL;
-    int64_t v = -1;
-    if (sqlite3_open(path, &c) == SQLITE_OK) {
-        sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(c, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-            v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
+/* A fresh SQLite file, or the PostgreSQL database with its schema emptied. */
+static const char *fresh_db(const char *name) {
+    if (!g_pg) {
+        snprintf(g_db, sizeof g_db, "%s/%s.db", tl_tmpdir(), name);
+        return g_db;
     }
-    sqlite3_close(c);
-    return v;
+    gw_conn *c = NULL;
+    CHECK_OK(gw_conn_open(&c, g_pg, 0));
+    if (c) CHECK_OK(gw_sql_exec(c, "DROP SCHEMA public CASCADE; CREATE SCHEMA public;", "emptying the test database"));
+    gw_conn_close(c);
+    snprintf(g_db, sizeof g_db, "%s", g_pg);
+    return g_db;
 }
 
 static void test_keys(void) {
@@ -37,6 +50,7 @@ static void test_keys(void) {
     const char *path = fresh_db("keys");
     CHECK_OK(gw_db_open(&db, path));
     if (!db) return;
+    CHECK(gw_db_is_pg(db) == (g_pg != NULL));
     char key[GW_KEY_MAX], key2[GW_KEY_MAX];
     gw_account a;
     gw_limits lim = {10, 1000, 5000};
@@ -52,13 +66,14 @@ static void test_keys(void) {
     char *data = NULL;
     size_t len = 0;
     gw_db_close(db);
-    CHECK_OK(rt_read_file(path, &data, &len));
+    if (!g_pg) CHECK_OK(rt_read_file(path, &data, &len));
     for (int k = 0; k < 2 && data; k++) {
         const char *secret = (k ? key2 : key) + 16;
         CHECK(memmem(data, len, secret, strlen(secret)) == NULL);
     }
     free(data);
     CHECK(scalar(path, "SELECT count(*) FROM api_keys WHERE length(hash) = 32") == 2);
+    CHECK(scalar(path, "SELECT value FROM gw_meta WHERE key = 'schema_version'") == 2);
     CHECK_OK(gw_db_open(&db, path));
     gw_principal p;
     gw_auth_result ar;
@@ -262,7 +277,7 @@ static void test_ledger_group_commit(void) {
     CHECK(scalar(path, "SELECT count(DISTINCT request_id) FROM usage") == NT * PER);
     CHECK(scalar(path, "SELECT sum(prompt_tokens) FROM usage") == (int64_t)NT * (PER - 1) * PER / 2);
     CHECK(scalar(path, "SELECT sum(completion_tokens) FROM usage") == (int64_t)PER * (NT - 1) * NT / 2);
-    CHECK(scalar(path, "SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'") == 1);
+    if (!g_pg) CHECK(scalar(path, "SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'") == 1);
     gw_usage *u = NULL;
     size_t nu = 0;
     CHECK_OK(gw_usage_by_account(db, 0, &u, &nu));
@@ -368,5 +383,134 @@ static void test_bad_db(void) {
     CHECK(strstr(rt_errmsg(), "notdb.db") != NULL);
 }
 
+/* Limits exact across replicas: two limiters (each with its own connection, as two
+ * processes would have) admit one account's requests from 8 threads at one instant. The
+ * bucket holds RPM requests, so exactly RPM are admitted in all; two in-memory limiters (what
+ * replicas had before) admit 2 * RPM, which the same count shows. */
+typedef struct {
+    gw_limiter *l;
+    int64_t account;
+    gw_limits lim;
+    int tries, admitted, errors;
+} shared_worker;
+
+static void *shared_thread(void *arg) {
+    shared_worker *w = arg;
+    for (int i = 0; i < w->tries; i++) {
+        gw_limit_verdict v;
+        if (gw_limiter_admit(w->l, w->account, &w->lim, 5000.0, 10, &v)) w->errors++;
+        else w->admitted += v.ok;
+    }
+    return NULL;
+}
+
+static int run_limiters(gw_limiter *a, gw_limiter *b, int64_t account, gw_limits lim, int *errors) {
+    enum { NT = 8, TRIES = 40 };
+    shared_worker w[NT];
+    pthread_t th[NT];
+    for (int i = 0; i < NT; i++) {
+        w[i] = (shared_worker){i % 2 ? b : a, account, lim, TRIES, 0, 0};
+        pthread_create(&th[i], NULL, shared_thread, &w[i]);
+    }
+    int admitted = 0;
+    *errors = 0;
+    for (int i = 0; i < NT; i++) {
+        pthread_join(th[i], NULL);
+        admitted += w[i].admitted;
+        *errors += w[i].errors;
+    }
+    return admitted;
+}
+
+static void test_limiter_shared(void) {
+    const char *path = fresh_db("shared");
+    gw_db *db = NULL;
+    CHECK_OK(gw_db_open(&db, path));
+    if (!db) return;
+    char key[GW_KEY_MAX];
+    gw_account a;
+    gw_limits lim = {50, 1000, 0}; /* 50 requests and 1000 tokens a minute: rpm binds (50 * 10 < 1000) */
+    CHECK_OK(gw_key_create(db, "replicated", &lim, 0, 0, key, &a));
+    gw_limiter *l1 = NULL, *l2 = NULL;
+    CHECK_OK(gw_limiter_new_shared(&l1, db));
+    CHECK_OK(gw_limiter_new_shared(&l2, db));
+    if (!l1 || !l2) return;
+    CHECK(gw_limiter_is_shared(l1));
+    int errors = 0;
+    int admitted = run_limiters(l1, l2, a.id, lim, &errors);
+    fprintf(stderr, "  shared buckets: %d of 320 admitted (bucket 50), %d errors\n", admitted, errors);
+    CHECK(errors == 0);
+    CHECK(admitted == 50);
+    /* the tpm bucket: 50 * 10 tokens reserved, settle gives 9 of each back on one replica,
+     * the other sees it: 1000 - 50 = 950 left, so a 950-token request passes and 1 more does not */
+    gw_limits tl = {0, 1000, 0};
+    for (int i = 0; i < 50; i++) gw_limiter_settle(i % 2 ? l1 : l2, a.id, &tl, 5000.0, 10, 1);
+    gw_limit_verdict v;
+    CHECK_OK(gw_limiter_admit(l2, a.id, &tl, 5000.0, 950, &v));
+    CHECK(v.ok);
+    CHECK_OK(gw_limiter_admit(l1, a.id, &tl, 5000.0, 1, &v));
+    CHECK(!v.ok);
+    gw_limiter_free(l1);
+    gw_limiter_free(l2);
+    /* on PostgreSQL gw_limiter_new picks the shared buckets by itself */
+    CHECK_OK(gw_limiter_new(&l1, db));
+    if (l1) CHECK(gw_limiter_is_shared(l1) == (g_pg != NULL));
+    gw_limiter_free(l1);
+    /* the control: memory limiters, one per replica, each admit a whole bucket */
+    CHECK_OK(gw_limiter_new(&l1, NULL));
+    CHECK_OK(gw_limiter_new(&l2, NULL));
+    if (l1 && l2) CHECK(run_limiters(l1, l2, a.id, lim, &errors) == 100);
+    gw_limiter_free(l1);
+    gw_limiter_free(l2);
+    gw_db_close(db);
+}
+
+/* The backend-neutral cases again on PostgreSQL (tests/ref_pg.sh sets the URL). */
+static void test_postgres(void) {
+    const char *url = getenv("RETORT_TEST_PG_URL");
+    if (!url || !*url) {
+        printf("SKIP postgres: RETORT_TEST_PG_URL not set (tests/ref_pg.sh runs this pass)\n");
+        return;
+    }
+    CHECK(gw_db_is_url(url));
+    g_pg = url;
+    void (*cases[])(void) = {test_keys, test_limiter_daily_and_restart, test_ledger_group_commit, test_limiter_shared};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) cases[i]();
+    g_pg = NULL;
+    /* the server drops the connection (restart, failover): the request in flight fails, the
+     * next one reconnects, and the key lookup (a server-side prepared statement by then, gone
+     * with the session) is prepared again */
+    gw_db *pdb = NULL;
+    CHECK_OK(gw_db_open(&pdb, url));
+    if (pdb) {
+        char key[GW_KEY_MAX];
+        gw_account a;
+        CHECK_OK(gw_key_create(pdb, "reconnect", NULL, 0, 1.0, key, &a));
+        gw_principal p;
+        gw_auth_result ar;
+        for (int i = 0; i < 3; i++) CHECK_OK(gw_auth(pdb, key, &p, &ar));
+        gw_conn *c = NULL;
+        CHECK_OK(gw_conn_open(&c, url, 0));
+        if (c) CHECK_OK(gw_sql_exec(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid != "
+                                       "pg_backend_pid() AND datname = current_database()",
+                                    "dropping the other sessions"));
+        gw_conn_close(c);
+        int failed = 0, ok = 0;
+        for (int i = 0; i < 3 && !ok; i++) {
+            if (gw_auth(pdb, key, &p, &ar)) failed++;
+            else ok = ar == GW_AUTH_OK && p.account.id == a.id;
+        }
+        fprintf(stderr, "  after the server dropped the session: %d request(s) failed, then %s\n", failed,
+                ok ? "reconnected" : "still failing");
+        CHECK(ok && failed <= 1);
+        gw_db_close(pdb);
+    }
+    /* a URL that reaches no server: a clear error naming PostgreSQL, no crash */
+    gw_db *db = NULL;
+    CHECK(gw_db_open(&db, "postgresql://retort@/nosuchdb?host=/nonexistent-socket-dir&connect_timeout=2") == -1);
+    CHECK(strstr(rt_errmsg(), "PostgreSQL") != NULL);
+}
+
 TEST_MAIN("gateway", TEST_CASE(test_keys), TEST_CASE(test_limiter_buckets), TEST_CASE(test_limiter_daily_and_restart),
-          TEST_CASE(test_ledger_group_commit), TEST_CASE(test_ledger_wal_bounded), TEST_CASE(test_bad_db))
+          TEST_CASE(test_ledger_group_commit), TEST_CASE(test_ledger_wal_bounded), TEST_CASE(test_bad_db),
+          TEST_CASE(test_limiter_shared), TEST_CASE(test_postgres))

@@ -1167,13 +1167,13 @@ typedef struct {
     size_t n;
 } insert_req;
 
-static int insert_events_fn(sqlite3 *c, void *ud) {
+static int insert_events_fn(gw_conn *c, void *ud) {
     insert_req *r = ud;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(c, guard_event_insert_sql, -1, &st, NULL) != SQLITE_OK) return -1;
+    gw_stmt *st = NULL;
+    if (gw_sql_prepare(c, guard_event_insert_sql, &st, "guard_events")) return -1;
     int rc = 0;
     for (size_t i = 0; i < r->n && rc == 0; i++) rc = guard_event_insert(c, st, &r->ev[i]);
-    sqlite3_finalize(st);
+    gw_finalize(st);
     return rc;
 }
 
@@ -1308,10 +1308,129 @@ static void test_reference_coverage(void) {
     free(ev);
 }
 
+/* Replicas: `retort guard worker` judges the events the replicas stored and must reach the
+ * same verdicts as one process judging them as they happen. The same interleaved traffic (two
+ * probers, one with MinHash and an embedding so the blobs round-trip, and a steady benign
+ * account) goes (a) straight through a detector, every escalation noted, and (b) into
+ * guard_events as a replica's writer stores it, then through guard_worker_run; the actions
+ * the worker wrote must be (a)'s escalations, in order. On SQLite, and on PostgreSQL when
+ * RETORT_TEST_PG_URL is set (tests/ref_pg.sh). */
+static int8_t g_emb[16];
+static void worker_traffic(guard_event *ev, size_t *n) {
+    *n = 0;
+    for (int i = 0; i < 40; i++) {
+        ev[(*n)++] = prober_event(7, i);
+        guard_event e = prober_event(9, i);
+        e.t += 3;
+        e.has_minhash = 1;
+        for (size_t k = 0; k < GUARD_MINHASH_K; k++) e.minhash[k] = (uint32_t)(2654435761u * (k + 1) + (uint32_t)i);
+        e.emb = g_emb;
+        e.emb_dim = sizeof g_emb;
+        e.emb_scale = 0.0123f;
+        ev[(*n)++] = e;
+        if (i % 4 == 0) {
+            guard_event b = ev_base(8, 100000 + 40.0 * i + 17);
+            b.prompt_hash = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1); /* every prompt new */
+            ev[(*n)++] = b;
+        }
+    }
+}
+
+typedef struct {
+    int64_t account[64];
+    char action[64][12];
+    size_t n;
+} action_list;
+
+static int read_actions_fn(gw_conn *c, void *ud) {
+    action_list *a = ud;
+    gw_stmt *st = NULL;
+    if (gw_sql_prepare(c, "SELECT account_id, action FROM guard_actions ORDER BY id", &st, "guard_actions")) return -1;
+    while (gw_step(st) == GW_ROW && a->n < 64) {
+        a->account[a->n] = gw_column_int64(st, 0);
+        snprintf(a->action[a->n], sizeof a->action[0], "%s", gw_column_text(st, 1));
+        a->n++;
+    }
+    gw_finalize(st);
+    return 0;
+}
+
+/* (a) one process: every escalation, in order */
+static void direct_verdicts(const guard_event *ev, size_t n, action_list *want) {
+    guard_policy p;
+    guard_policy_defaults(&p);
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
+    if (!d) return;
+    for (size_t i = 0; i < n; i++) {
+        guard_verdict v;
+        guard_event e = ev[i];
+        CHECK_OK(guard_detector_observe(d, &e, &v));
+        for (size_t k = 0; k < v.n_affected && want->n < 64; k++) {
+            want->account[want->n] = v.affected[k];
+            snprintf(want->action[want->n++], sizeof want->action[0], "%s", guard_action_name(v.new_level));
+        }
+    }
+    guard_detector_free(d);
+}
+
+static void worker_equivalence(const char *db_path) {
+    for (size_t k = 0; k < sizeof g_emb; k++) g_emb[k] = (int8_t)(k * 7 - 50);
+    guard_event ev[128];
+    size_t n = 0;
+    worker_traffic(ev, &n);
+    action_list want = {0}, got = {0};
+    direct_verdicts(ev, n, &want);
+    /* (b) stored as the replicas' writers store them, then judged by the worker from the
+     * first event on (after_id 0: live, not the history a restart replays) */
+    gw_db *db = NULL;
+    CHECK_OK(gw_db_open(&db, db_path));
+    if (!db) return;
+    CHECK_OK(guard_db_init(db));
+    insert_req ir = {ev, n};
+    CHECK_OK(gw_db_with(db, insert_events_fn, &ir));
+    guard_options o;
+    guard_options_defaults(&o);
+    o.db_path = db_path;
+    guard_worker_options w = {.poll_s = 0.01, .once = 1, .after_id = 0};
+    CHECK_OK(guard_worker_run(&o, &w));
+    CHECK_OK(gw_db_with(db, read_actions_fn, &got));
+    fprintf(stderr, "  %zu events: %zu escalations in one process, %zu actions by the worker (%s)\n", n, want.n, got.n,
+            gw_db_is_pg(db) ? "PostgreSQL" : "SQLite");
+    CHECK(want.n >= 4); /* both probers flagged and suspended at least */
+    CHECK(got.n == want.n);
+    for (size_t i = 0; i < want.n && i < got.n; i++)
+        CHECK(got.account[i] == want.account[i] && !strcmp(got.action[i], want.action[i]));
+    /* a worker restarted on the same table rebuilds its state and judges nothing twice */
+    w.after_id = -1;
+    CHECK_OK(guard_worker_run(&o, &w));
+    action_list again = {0};
+    CHECK_OK(gw_db_with(db, read_actions_fn, &again));
+    CHECK(again.n == got.n);
+    gw_db_close(db);
+}
+
+static void test_worker_equivalence(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/worker.db", tl_tmpdir());
+    worker_equivalence(path);
+    const char *url = getenv("RETORT_TEST_PG_URL");
+    if (!url || !*url) {
+        printf("SKIP worker on PostgreSQL: RETORT_TEST_PG_URL not set (tests/ref_pg.sh runs it)\n");
+        return;
+    }
+    gw_conn *c = NULL; /* an empty schema */
+    CHECK_OK(gw_conn_open(&c, url, 0));
+    if (c) CHECK_OK(gw_sql_exec(c, "DROP SCHEMA public CASCADE; CREATE SCHEMA public;", "emptying the test database"));
+    gw_conn_close(c);
+    worker_equivalence(url);
+}
+
 TEST_MAIN("guard", TEST_CASE(test_ewm), TEST_CASE(test_decay), TEST_CASE(test_minhash), TEST_CASE(test_rff_simhash_quant),
           TEST_CASE(test_shapiro_wilk), TEST_CASE(test_prada), TEST_CASE(test_signals_api_behaviour),
           TEST_CASE(test_template_coverage), TEST_CASE(test_shift), TEST_CASE(test_cap_and_escalation),
           TEST_CASE(test_linking), TEST_CASE(test_policy_files), TEST_CASE(test_reference_file),
           TEST_CASE(test_scenario_files), TEST_CASE(test_corpus_prompts), TEST_CASE(test_single_signal_and_reruns),
           TEST_CASE(test_lone_prober), TEST_CASE(test_volume_counts), TEST_CASE(test_saturation),
-          TEST_CASE(test_concurrency_intervals), TEST_CASE(test_event_all_user_messages), TEST_CASE(test_restart_restore), TEST_CASE(test_reference_coverage))
+          TEST_CASE(test_concurrency_intervals), TEST_CASE(test_event_all_user_messages), TEST_CASE(test_restart_restore), TEST_CASE(test_reference_coverage),
+          TEST_CASE(test_worker_equivalence))

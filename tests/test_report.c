@@ -101,7 +101,7 @@ static void test_harvest_scan(void) {
 }
 
 static void test_summary_and_html(void) {
-    sqlite3 *db = NULL;
+    gw_conn *db = NULL;
     CHECK(report_db_open(&db, dbp) == 0);
     report_harvest_spec h = {.name = "guard-on/bulk", .guard = "on", .strategy = "bulk", .path = harvest,
                              .ledger_db = dbp};

@@ -669,7 +669,7 @@ static void paths_free(paths *P) {
 
 static int record_evidence(demo *d, const paths *P, const hfile *hon, size_t non, const hfile *hoff, size_t noff,
                            char *const *radio_json) {
-    sqlite3 *db = NULL;
+    gw_conn *db = NULL;
     if (report_db_open(&db, P->db_on)) return -1;
     int rc = -1;
     char key[64], buf[256];
@@ -828,7 +828,7 @@ static int demo_run(demo *d) {
     report_options_defaults(&ro);
     ro.db_path = P.db_on, ro.out_path = P.report;
     if (report_write(&ro)) goto done;
-    sqlite3 *db = NULL;
+    gw_conn *db = NULL;
     char *summary = NULL;
     if (report_db_open(&db, P.db_on)) goto done;
     int e = report_summary(db, &summary);

@@ -84,7 +84,7 @@ int cmd_gateway(int argc, char **argv) {
         {"--upstream-key-file", CLI_STR, &key_file,
          "FILE: the key presented upstream (first line; never shown to clients or logged)", 0, 0},
         {"--upstream-timeout", CLI_SIZE, &timeout, "S: longest upstream request (default 600)", 0, 0},
-        {"--db", CLI_STR, &o.db_path, "FILE: gateway database (accounts, keys, ledger); created if absent", 1, 0},
+        {"--db", CLI_STR, &o.db_path, "FILE: gateway database (accounts, keys, ledger) (or a postgres:// URL); created if absent", 1, 0},
         {"--embed-model", CLI_STR, &o.model_path,
          "M.gguf: a local model for the guard's prompt embeddings and token counts (any model retort loads)", 0, 0},
         {"--host", CLI_STR, &o.host, "ADDR: address to listen on (default 127.0.0.1)", 0, 0},
@@ -107,6 +107,8 @@ int cmd_gateway(int argc, char **argv) {
         {"--verbose", CLI_FLAG, &verbose, "log every admin action and microhttpd message", 0, 0},
         {"--guard", CLI_FLAG, &guard_on, "run the extraction guard: detect, link, throttle and suspend (docs/guard.md)", 0, 0},
         {"--guard-shadow", CLI_FLAG, &go.shadow, "run the guard but only record what it would do", 0, 0},
+        {"--guard-events-only", CLI_FLAG, &go.events_only,
+         "a replica: store each request's guard event; `retort guard worker` decides (docs/deploy.md)", 0, 0},
         {"--guard-policy", CLI_STR, &go.policy_path, "FILE: guard policy JSON (default: built-in; retort guard policy)", 0, 0},
         {"--guard-reference", CLI_STR, &go.reference_path, "FILE: benign reference from retort guard calibrate", 0, 0},
     };
@@ -161,7 +163,7 @@ int cmd_gateway(int argc, char **argv) {
     o.upstream_key = key;
     const char *config_rows[] = {"watermark", "none", NULL}; /* a watermark is the upstream's (its own database) */
     o.config = config_rows;
-    guard_on = guard_on || go.shadow || go.policy_path || go.reference_path;
+    guard_on = guard_on || go.shadow || go.events_only || go.policy_path || go.reference_path;
     rc = cli_serve_run("gateway", &o, guard_on ? &go : NULL, port_file, NULL);
     if (key) {
         sodium_memzero(key, strlen(key));

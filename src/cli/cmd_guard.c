@@ -1,5 +1,6 @@
 /*
- * cmd_guard.c — `retort guard status | explain | release | calibrate | eval | plot | policy`:
+ * cmd_guard.c — `retort guard status | explain | release | calibrate | eval | plot | policy |
+ * worker`:
  * the operator's side of the extraction guard, all from the gateway database (no running
  * server needed). Everything else lives in src/defend.
  */
@@ -11,7 +12,7 @@
 #include "cli.h"
 
 static int open_db(const char *cmd, const char *path, gw_db **db) {
-    if (!rt_file_exists(path)) {
+    if (!gw_db_is_url(path) && !rt_file_exists(path)) {
         fprintf(stderr, "retort %s: error: %s does not exist\n", cmd, path);
         return 1;
     }
@@ -23,7 +24,7 @@ static int guard_status(int argc, char **argv) {
     const char *db_path = NULL;
     int as_json = 0;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &db_path, "FILE: gateway database", 1, 0},
+        {"--db", CLI_STR, &db_path, "FILE: gateway database (or a postgres:// URL)", 1, 0},
         {"--json", CLI_FLAG, &as_json, "one JSON object per account", 0, 0},
     };
     cli_cmd_info info = {"guard status", "retort guard status --db gateway.db [--json]",
@@ -45,7 +46,7 @@ static int guard_explain(int argc, char **argv) {
     const char *pos[1];
     size_t n_pos = 0;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &db_path, "FILE: gateway database", 1, 0},
+        {"--db", CLI_STR, &db_path, "FILE: gateway database (or a postgres:// URL)", 1, 0},
         {"--json", CLI_FLAG, &as_json, "the stored evidence as JSON", 0, 0},
     };
     cli_cmd_info info = {"guard explain", "retort guard explain --db gateway.db ACCOUNT [--json]",
@@ -73,7 +74,7 @@ static int guard_release_cmd(int argc, char **argv) {
     const char *pos[1];
     size_t n_pos = 0;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &db_path, "FILE: gateway database", 1, 0},
+        {"--db", CLI_STR, &db_path, "FILE: gateway database (or a postgres:// URL)", 1, 0},
         {"--group", CLI_FLAG, &group, "release every account of its linked group", 0, 0},
         {"--note", CLI_STR, &note, "TEXT: why (stored with the release)", 0, 0},
     };
@@ -103,7 +104,7 @@ static int guard_calibrate_cmd(int argc, char **argv) {
     o.only_labelled_benign = 1;
     int all = 0;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &o.db_path, "FILE: gateway database of a run on benign traffic (guard in shadow mode)", 1, 0},
+        {"--db", CLI_STR, &o.db_path, "FILE: gateway database of a run on benign traffic (guard in shadow mode) (or a postgres:// URL)", 1, 0},
         {"--out", CLI_STR, &out, "FILE: the reference to write (JSON), for serve --guard-reference", 1, 0},
         {"--policy", CLI_STR, &o.policy_path, "FILE: policy whose windows and min_n apply (default: built-in)", 0, 0},
         {"--quantile", CLI_DOUBLE, &o.quantile, "Q: benign level = this quantile of per-account maxima (default 0.99)", 0, 0},
@@ -133,7 +134,7 @@ static int guard_calibrate_cmd(int argc, char **argv) {
 static int guard_eval_cmd(int argc, char **argv) {
     guard_eval_options o = {0};
     cli_opt opts[] = {
-        {"--db", CLI_STR, &o.db_path, "FILE: gateway database of a simulated run", 1, 0},
+        {"--db", CLI_STR, &o.db_path, "FILE: gateway database of a simulated run (or a postgres:// URL)", 1, 0},
         {"--reference", CLI_STR, &o.reference_path, "FILE: the benign reference (for the MMD-window baseline, PRADA's delta)", 0, 0},
         {"--json", CLI_FLAG, &o.as_json, "print JSON", 0, 0},
         {"--prada-delta", CLI_DOUBLE, &o.prada_delta, "X: PRADA's threshold on W (default: the reference's, else 0.95)", 0, 0},
@@ -152,7 +153,7 @@ static int guard_eval_cmd(int argc, char **argv) {
 static int guard_plot_cmd(int argc, char **argv) {
     const char *db_path = NULL, *out = NULL, *title = NULL;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &db_path, "FILE: gateway database", 1, 0},
+        {"--db", CLI_STR, &db_path, "FILE: gateway database (or a postgres:// URL)", 1, 0},
         {"--out", CLI_STR, &out, "FILE.svg: the timeline to write", 1, 0},
         {"--title", CLI_STR, &title, "TEXT: plot title", 0, 0},
     };
@@ -167,6 +168,38 @@ static int guard_plot_cmd(int argc, char **argv) {
     gw_db_close(db);
     if (!rc) fprintf(stderr, "wrote %s\n", out);
     return rc;
+}
+
+static int guard_worker_cmd(int argc, char **argv) {
+    guard_options go;
+    guard_options_defaults(&go);
+    guard_worker_options w = {.after_id = -1};
+    size_t poll_ms = 50;
+    cli_opt opts[] = {
+        {"--db", CLI_STR, &go.db_path, "FILE: the database the replicas share (or a postgres:// URL)", 1, 0},
+        {"--policy", CLI_STR, &go.policy_path, "FILE: guard policy JSON (default: built-in)", 0, 0},
+        {"--reference", CLI_STR, &go.reference_path, "FILE: benign reference from retort guard calibrate", 0, 0},
+        {"--shadow", CLI_FLAG, &go.shadow, "only record what the guard would do", 0, 0},
+        {"--poll-ms", CLI_SIZE, &poll_ms, "N: look for new events at least this often (default 50)", 0, 0},
+        {"--once", CLI_FLAG, &w.once, "judge the events stored so far, then exit", 0, 0},
+    };
+    cli_cmd_info info = {"guard worker",
+                         "retort guard worker --db postgres://... [--policy FILE --reference ref.json --shadow]",
+                         "The one detector for N replicas: `retort serve --guard-events-only` replicas store each\n"
+                         "request's guard event in the shared database; the worker judges them in order (woken by\n"
+                         "LISTEN/NOTIFY on PostgreSQL, polling on SQLite), writes actions and suspends or throttles\n"
+                         "accounts there, and every replica refuses a suspended account on its next request."};
+    int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
+    if (prc) return prc == 1 ? 0 : 2;
+    if (!gw_db_is_url(go.db_path) && !rt_file_exists(go.db_path)) {
+        fprintf(stderr, "retort guard worker: error: %s does not exist\n", go.db_path);
+        return 1;
+    }
+    w.poll_s = (double)poll_ms / 1e3;
+    _Static_assert(sizeof(sig_atomic_t) == sizeof(int), "sig_atomic_t is int");
+    w.stop = (const volatile int *)cli_catch_interrupt();
+    w.log = stderr;
+    return guard_worker_run(&go, &w) ? cli_fail("guard worker") : 0;
 }
 
 static int guard_policy_cmd(int argc, char **argv) {
@@ -206,7 +239,9 @@ int cmd_guard(int argc, char **argv) {
         "  calibrate  --out reference.json             learn the benign reference from a benign run\n"
         "  eval       [--reference FILE] [--json]      TPR/FPR per strategy, with baselines\n"
         "  plot       --out timeline.svg               risk per account over time\n"
-        "  policy     [--policy FILE]                  print the effective policy as JSON\n\n"
+        "  policy     [--policy FILE]                  print the effective policy as JSON\n"
+        "  worker     [--policy FILE --reference F]    the one detector for serve replicas\n"
+        "                                              run with --guard-events-only (docs/deploy.md)\n\n"
         "The guard itself runs inside `retort serve --guard` (see docs/guard.md).\n";
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(usage, argc < 2 ? stderr : stdout);
@@ -220,6 +255,7 @@ int cmd_guard(int argc, char **argv) {
     if (!strcmp(a, "eval")) return guard_eval_cmd(argc - 1, argv + 1);
     if (!strcmp(a, "plot")) return guard_plot_cmd(argc - 1, argv + 1);
     if (!strcmp(a, "policy")) return guard_policy_cmd(argc - 1, argv + 1);
+    if (!strcmp(a, "worker")) return guard_worker_cmd(argc - 1, argv + 1);
     fprintf(stderr, "retort guard: unknown action '%s'\n\n%s", a, usage);
     return 2;
 }

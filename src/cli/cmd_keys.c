@@ -26,7 +26,7 @@ static int keys_create(int argc, char **argv) {
     int64_t rpm = -1, tpm = -1, daily = -1;
     int admin = 0;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &db_path, "FILE: gateway database (created if absent)", 1, 0},
+        {"--db", CLI_STR, &db_path, "FILE: gateway database (or a postgres:// URL) (created if absent)", 1, 0},
         {"--name", CLI_STR, &name, "NAME: the account (created if new; letters, digits, ._@+-)", 1, 0},
         {"--rpm", CLI_I64, &rpm, "N: requests per minute, 0 = unlimited (default 0 for a new account)", 0, 0},
         {"--tpm", CLI_I64, &tpm, "N: tokens (prompt + completion) per minute, 0 = unlimited", 0, 0},
@@ -70,14 +70,14 @@ static int keys_list(int argc, char **argv) {
     const char *db_path = NULL;
     int as_json = 0;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &db_path, "FILE: gateway database", 1, 0},
+        {"--db", CLI_STR, &db_path, "FILE: gateway database (or a postgres:// URL)", 1, 0},
         {"--json", CLI_FLAG, &as_json, "one JSON object per account", 0, 0},
     };
     cli_cmd_info info = {"keys list", "retort keys list --db gateway.db [--json]",
                          "Lists accounts with status, limits, keys (ids only) and usage from the ledger."};
     int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
     if (prc) return prc == 1 ? 0 : 2;
-    if (!rt_file_exists(db_path)) {
+    if (!gw_db_is_url(db_path) && !rt_file_exists(db_path)) {
         fprintf(stderr, "retort keys list: error: %s does not exist (retort keys create makes it)\n", db_path);
         return 1;
     }
@@ -145,7 +145,7 @@ done:
 static int keys_status(int argc, char **argv, int suspend) {
     const char *db_path = NULL, *name = NULL, *reason = NULL;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &db_path, "FILE: gateway database", 1, 0},
+        {"--db", CLI_STR, &db_path, "FILE: gateway database (or a postgres:// URL)", 1, 0},
         {"--name", CLI_STR, &name, "NAME: the account (or #id)", 1, 0},
         {"--reason", CLI_STR, &reason, "TEXT: why (shown to the client in the 403)", 0, 0},
     };
@@ -159,7 +159,7 @@ static int keys_status(int argc, char **argv, int suspend) {
     gw_db *db = NULL;
     gw_account a;
     const char *cmd = suspend ? "keys suspend" : "keys resume";
-    if (!rt_file_exists(db_path)) {
+    if (!gw_db_is_url(db_path) && !rt_file_exists(db_path)) {
         fprintf(stderr, "retort %s: error: %s does not exist\n", cmd, db_path);
         return 1;
     }
@@ -181,7 +181,7 @@ static int keys_revoke(int argc, char **argv) {
     const char *pos[1];
     size_t n_pos = 0;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &db_path, "FILE: gateway database", 1, 0},
+        {"--db", CLI_STR, &db_path, "FILE: gateway database (or a postgres:// URL)", 1, 0},
         {"--key", CLI_STR, &key, "KEY_ID: the key id shown by list (or the whole key)", 0, 0},
     };
     cli_cmd_info info = {"keys revoke", "retort keys revoke --db gateway.db KEY_ID",
@@ -193,7 +193,7 @@ static int keys_revoke(int argc, char **argv) {
         fprintf(stderr, "retort keys revoke: error: give the key id (retort keys list shows them)\n");
         return 2;
     }
-    if (!rt_file_exists(db_path)) {
+    if (!gw_db_is_url(db_path) && !rt_file_exists(db_path)) {
         fprintf(stderr, "retort keys revoke: error: %s does not exist\n", db_path);
         return 1;
     }

@@ -17,7 +17,7 @@ static int report_write_cmd(int argc, char **argv) {
     report_options_defaults(&o);
     const char *db = NULL, *out = NULL, *title = NULL;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &db, "FILE: the gateway database (required)", 1, 0},
+        {"--db", CLI_STR, &db, "FILE: the gateway database (or a postgres:// URL) (required)", 1, 0},
         {"--out", CLI_STR, &out, "FILE.html: where to write the report (required)", 1, 0},
         {"--title", CLI_STR, &title, "TEXT: the report's title", 0, 0},
         {"--gpu-rate", CLI_DOUBLE, &o.gpu_rate_usd, "USD: dollars per GPU-hour for the cost table (default 2.00)", 0, 0},
@@ -39,7 +39,7 @@ static int report_write_cmd(int argc, char **argv) {
         fprintf(stderr, "retort report: error: --gpu-flops must be > 0 and --gpu-rate >= 0\n");
         return 2;
     }
-    if (!rt_file_exists(db)) {
+    if (!gw_db_is_url(db) && !rt_file_exists(db)) {
         fprintf(stderr, "retort report: error: %s: no such database\n", db);
         return 1;
     }
@@ -49,8 +49,8 @@ static int report_write_cmd(int argc, char **argv) {
     return 0;
 }
 
-static int open_existing(const char *cmd, const char *db, sqlite3 **out) {
-    if (!rt_file_exists(db)) {
+static int open_existing(const char *cmd, const char *db, gw_conn **out) {
+    if (!gw_db_is_url(db) && !rt_file_exists(db)) {
         fprintf(stderr, "retort %s: error: %s: no such database\n", cmd, db);
         return 1;
     }
@@ -59,12 +59,12 @@ static int open_existing(const char *cmd, const char *db, sqlite3 **out) {
 
 static int report_summary_cmd(int argc, char **argv) {
     const char *db = NULL;
-    cli_opt opts[] = {{"--db", CLI_STR, &db, "FILE: the gateway database (required)", 1, 0}};
+    cli_opt opts[] = {{"--db", CLI_STR, &db, "FILE: the gateway database (or a postgres:// URL) (required)", 1, 0}};
     cli_cmd_info info = {"report summary", "retort report summary --db gateway.db",
                          "Prints the report's five summary lines."};
     int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
     if (prc) return prc == 1 ? 0 : 2;
-    sqlite3 *c = NULL;
+    gw_conn *c = NULL;
     int rc = open_existing("report summary", db, &c);
     if (rc) return rc;
     char *s = NULL;
@@ -85,7 +85,7 @@ static int report_add_harvest_cmd(int argc, char **argv) {
     report_harvest_spec h = {.guard = "on", .strategy = ""};
     const char *db = NULL;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &db, "FILE: the gateway database holding the report (required)", 1, 0},
+        {"--db", CLI_STR, &db, "FILE: the gateway database holding the report (or a postgres:// URL) (required)", 1, 0},
         {"--name", CLI_STR, &h.name, "TEXT: a unique name for this harvest (required)", 1, 0},
         {"--file", CLI_STR, &h.path, "FILE.jsonl: the harvest (retort harvest / simulate output) (required)", 1, 0},
         {"--guard", CLI_STR, &h.guard, "on|off: the server it came from had the guard on or off (default on)", 0, 0},
@@ -100,7 +100,7 @@ static int report_add_harvest_cmd(int argc, char **argv) {
     if (prc) return prc == 1 ? 0 : 2;
     if (check_guard_word("report add-harvest", h.guard, 0)) return 2;
     if (!h.ledger_db) h.ledger_db = db;
-    sqlite3 *c = NULL;
+    gw_conn *c = NULL;
     int rc = open_existing("report add-harvest", db, &c);
     if (rc) return rc;
     report_harvest_stats st;
@@ -129,7 +129,7 @@ static int report_add_model_cmd(int argc, char **argv) {
     report_model_spec m = {.role = "student", .guard = ""};
     const char *db = NULL;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &db, "FILE: the gateway database holding the report (required)", 1, 0},
+        {"--db", CLI_STR, &db, "FILE: the gateway database holding the report (or a postgres:// URL) (required)", 1, 0},
         {"--name", CLI_STR, &m.name, "TEXT: a unique name for this model (required)", 1, 0},
         {"--model", CLI_STR, &m.path, "M.gguf: the model file (required)", 1, 0},
         {"--role", CLI_STR, &m.role, "teacher|student|control (default student)", 0, 0},
@@ -150,7 +150,7 @@ static int report_add_model_cmd(int argc, char **argv) {
                 m.role);
         return 2;
     }
-    sqlite3 *c = NULL;
+    gw_conn *c = NULL;
     int rc = open_existing("report add-model", db, &c);
     if (rc) return rc;
     rc = report_model_put(c, &m) ? cli_fail("report add-model") : 0;
@@ -161,7 +161,7 @@ static int report_add_model_cmd(int argc, char **argv) {
 static int report_add_test_cmd(int argc, char **argv) {
     const char *db = NULL, *model = NULL, *result = NULL, *command = NULL;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &db, "FILE: the gateway database holding the report (required)", 1, 0},
+        {"--db", CLI_STR, &db, "FILE: the gateway database holding the report (or a postgres:// URL) (required)", 1, 0},
         {"--model", CLI_STR, &model, "NAME: the model tested (as given to add-model) (required)", 1, 0},
         {"--result", CLI_STR, &result, "FILE: the JSON `retort radioactivity` printed (required)", 1, 0},
         {"--command", CLI_STR, &command, "TEXT: the command that produced it", 0, 0},
@@ -173,7 +173,7 @@ static int report_add_test_cmd(int argc, char **argv) {
     char *text = NULL;
     size_t len = 0;
     if (rt_read_file(result, &text, &len)) return cli_fail("report add-test");
-    sqlite3 *c = NULL;
+    gw_conn *c = NULL;
     int rc = open_existing("report add-test", db, &c);
     if (!rc) {
         rc = report_test_put(c, model, text, command) ? cli_fail("report add-test") : 0;

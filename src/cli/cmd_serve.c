@@ -61,14 +61,15 @@ int cli_serve_run(const char *cmd, serve_options *o, guard_options *go, const ch
         return rc;
     }
     char shown[200];
+    const char *db_shown = gw_db_is_url(o->db_path) ? "PostgreSQL" : o->db_path; /* a URL may hold a password */
     if (o->n_upstreams)
         fprintf(stderr, "retort gateway: %zu upstream%s on http://%s:%d (db %s%s%s); dashboard /admin\n", o->n_upstreams,
-                o->n_upstreams == 1 ? "" : "s", o->host, serve_port(s), o->db_path,
+                o->n_upstreams == 1 ? "" : "s", o->host, serve_port(s), db_shown,
                 o->model_path ? ", embeddings from " : "", o->model_path ? o->model_path : "");
     else
         fprintf(stderr, "retort serve: model '%s' on http://%s:%d (max batch %zu, queue %zu, db %s); dashboard /admin\n",
                 rt_utf8_printable(shown, sizeof shown, serve_model_name(s)), o->host, serve_port(s), o->max_batch,
-                o->max_queue, o->db_path);
+                o->max_queue, db_shown);
     if (o->sim_clock)
         fprintf(stderr, "retort %s: %s--sim-clock: clients set the clock with X-Retort-Sim-Time (testing only)\n", cmd,
                 o->sim_clock_public ? "WARNING: " : "");
@@ -149,7 +150,7 @@ int cmd_serve(int argc, char **argv) {
     cli_opt opts[40] = {
         {"--model", CLI_STR, &o.model_path, "M.gguf: the model to serve", 1, 0},
         {"--model-name", CLI_STR, &o.model_name, "NAME: the model id clients send (default: file name without .gguf)", 0, 0},
-        {"--db", CLI_STR, &o.db_path, "FILE: gateway database (accounts, keys, ledger); created if absent", 1, 0},
+        {"--db", CLI_STR, &o.db_path, "FILE: gateway database (accounts, keys, ledger) (or a postgres:// URL); created if absent", 1, 0},
         {"--host", CLI_STR, &o.host, "ADDR: address to listen on (default 127.0.0.1)", 0, 0},
         {"--port", CLI_SIZE, &port, "N: TCP port, 0 = any free port (default 8080)", 0, 0},
         {"--port-file", CLI_STR, &port_file, "FILE: write the port listened on here (with --port 0)", 0, 0},
@@ -173,6 +174,8 @@ int cmd_serve(int argc, char **argv) {
         {"--verbose", CLI_FLAG, &verbose, "log every admin action and microhttpd message", 0, 0},
         {"--guard", CLI_FLAG, &guard_on, "run the extraction guard: detect, link, throttle and suspend (docs/guard.md)", 0, 0},
         {"--guard-shadow", CLI_FLAG, &go.shadow, "run the guard but only record what it would do", 0, 0},
+        {"--guard-events-only", CLI_FLAG, &go.events_only,
+         "a replica: store each request's guard event; `retort guard worker` decides (docs/deploy.md)", 0, 0},
         {"--guard-policy", CLI_STR, &go.policy_path, "FILE: guard policy JSON (default: built-in; retort guard policy)", 0, 0},
         {"--guard-reference", CLI_STR, &go.reference_path, "FILE: benign reference from retort guard calibrate", 0, 0},
         {"--antidistill-trusted", CLI_STR, &trusted,
@@ -255,7 +258,7 @@ int cmd_serve(int argc, char **argv) {
     const char *config_rows[] = {"watermark", wm_on ? wm_json.data : "none", "antidistill",
                                  sa.a ? ad_json.data : "none", NULL};
     o.config = config_rows;
-    guard_on = guard_on || go.shadow || go.policy_path || go.reference_path;
+    guard_on = guard_on || go.shadow || go.events_only || go.policy_path || go.reference_path;
     int rc = cli_serve_run("serve", &o, guard_on ? &go : NULL, port_file, wm_on ? wm_json.data : NULL);
     rt_buf_free(&wm_json);
     serve_adist_free(&sa, teacher, &ad_json);

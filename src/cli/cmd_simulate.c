@@ -17,7 +17,7 @@ int cmd_simulate(int argc, char **argv) {
     size_t sample = 0;
     cli_opt opts[] = {
         {"--endpoint", CLI_STR, &o.endpoint, "URL: the server, e.g. http://127.0.0.1:8080 (run with --sim-clock)", 0, 0},
-        {"--db", CLI_STR, &o.db_path, "FILE: the server's gateway database (accounts and labels are created there)", 0, 0},
+        {"--db", CLI_STR, &o.db_path, "FILE: the server's gateway database (accounts and labels are created there) (or a postgres:// URL)", 0, 0},
         {"--scenario", CLI_STR, &o.scenario_path, "FILE.json: personas, counts, rates (see docs/guard.md)", 1, 0},
         {"--corpus", CLI_STR, &o.corpus_path, "FILE: text prompts are drawn from (default build/data/kjv.txt)", 0, 0},
         {"--harvest-dir", CLI_STR, &o.harvest_dir, "DIR: write each attacker's harvest JSONL here", 0, 0},

@@ -13,7 +13,7 @@ typedef struct {
     guard_label *l;
     size_t n;
 } labels_ctx;
-static int labels_fn(sqlite3 *c, void *ud) {
+static int labels_fn(gw_conn *c, void *ud) {
     labels_ctx *x = ud;
     return guard_labels_read(c, &x->l, &x->n);
 }

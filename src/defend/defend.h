@@ -50,6 +50,7 @@ typedef struct {
     const char *reference_path;  /* NULL: no shift signal, no benign levels */
     int shadow;                  /* record would-be actions; change nothing */
     int store_events;            /* keep every request's features (for eval/calibrate); default 1 */
+    int events_only;             /* a replica: store events, decide nothing (`retort guard worker` does) */
 } guard_options;
 void guard_options_defaults(guard_options *o);
 
@@ -63,6 +64,27 @@ void guard_serve_hooks(guard *g, serve_hooks *h);
 int guard_flush(guard *g);
 /* Counters: events seen, actions taken. */
 void guard_stats(guard *g, uint64_t *events, uint64_t *actions);
+
+/* Replicas (PostgreSQL): the detector keeps one state per account, so ONE process decides.
+ * Every replica runs serve with events_only (--guard-events-only): it computes each request's
+ * event (hidden state, MinHash, counts) and stores it in guard_events, nothing else; the
+ * worker reads guard_events in id order (event writers take a transaction-scoped advisory
+ * lock on PostgreSQL, so ids commit in order and none is passed over), feeds its detector
+ * exactly as serve's hook does, and writes actions, suspensions and throttles to the shared
+ * tables, which every replica reads on each request (gw_auth, the limiter). It wakes on
+ * LISTEN/NOTIFY (channel guard_events) on PostgreSQL and polls every poll_s on both. On
+ * start it rebuilds its state from the last day of stored events, as serve's guard does.
+ * stop: set to non-zero (e.g. by a signal handler) to return; once: return when no new event
+ * is left. */
+typedef struct {
+    double poll_s;          /* default 0.05 */
+    int once;
+    const volatile int *stop; /* may be NULL (sig_atomic_t is int on the platforms we build on) */
+    FILE *log;              /* progress lines (may be NULL) */
+    int64_t after_id;       /* < 0 (deploy): rebuild state from the stored history, then judge what
+                               arrives; >= 0: no history, judge every event with id > after_id */
+} guard_worker_options;
+int guard_worker_run(const guard_options *o, const guard_worker_options *w);
 
 /* Create the guard tables in a database if absent (idempotent). */
 int guard_db_init(gw_db *db);
@@ -88,11 +110,17 @@ int guard_events_read(gw_db *db, guard_event_list *out);
 /* The recent part only: events within span_s seconds of the latest stored event's t, and at
  * most the last max_events of them (bounded memory at start-up). */
 int guard_events_read_recent(gw_db *db, double span_s, size_t max_events, guard_event_list *out);
+/* Events with id > after_id in id order, at most max; *last_id gets the last id read (after_id
+ * when none). */
+int guard_events_read_after(gw_db *db, int64_t after_id, size_t max, guard_event_list *out, int64_t *last_id);
 /* Rebuild a fresh detector from the stored events (guard_events_read_recent), then give every
  * account the level of its latest action row (a release: fresh state, level none) — what was
  * acted on, so a level the replay passes without an action is acted on at the next event.
  * *n_events: events replayed. Used by guard_open so a restart does not forget. */
 int guard_detector_restore(gw_db *db, guard_detector *d, double span_s, size_t max_events, size_t *n_events);
+/* The same from the events with id <= upto_id only (the guard worker: it goes on from there). */
+int guard_detector_restore_upto(gw_db *db, guard_detector *d, double span_s, size_t max_events, int64_t upto_id,
+                                size_t *n_events);
 void guard_events_free(guard_event_list *l);
 
 /* ---------------------------------------------------------------- calibration and eval */
@@ -198,7 +226,7 @@ int guard_labels_write(gw_db *db, const guard_label *l, size_t n);
  * fills account_id, name, persona, strategy, attack and group. guard_labels_read does the
  * same on a connection the caller holds (a gw_db_with callback, or the report's). */
 int guard_labels_load(gw_db *db, guard_label **out, size_t *n);
-int guard_labels_read(sqlite3 *c, guard_label **out, size_t *n);
+int guard_labels_read(gw_conn *c, guard_label **out, size_t *n);
 
 /* ---------------------------------------------------------------- readers for the report */
 
@@ -212,10 +240,10 @@ typedef struct {
 } guard_enforcement;
 /* Accounts with an enforced suspension or throttle, ordered by account id (none without the
  * guard tables). Free with guard_enforcement_free. */
-int guard_enforcement_read(sqlite3 *c, guard_enforcement **out, size_t *n);
+int guard_enforcement_read(gw_conn *c, guard_enforcement **out, size_t *n);
 void guard_enforcement_free(guard_enforcement *e, size_t n);
 /* Every guard_scores row in time order: fn(ud, t, account_id, risk (NaN when NULL)); fn
  * returns 0 to go on, -1 to stop with its error. */
-int guard_scores_each(sqlite3 *c, int (*fn)(void *ud, double t, int64_t account_id, double risk), void *ud);
+int guard_scores_each(gw_conn *c, int (*fn)(void *ud, double t, int64_t account_id, double risk), void *ud);
 
 #endif /* RETORT_DEFEND_H */

@@ -7,7 +7,6 @@
 #ifndef RETORT_DEFEND_INTERNAL_H
 #define RETORT_DEFEND_INTERNAL_H
 
-#include <sqlite3.h>
 
 #include "defend.h"
 
@@ -21,14 +20,14 @@ extern const char *const guard_schema_sql;
 
 
 /* Insert one event (bound to a prepared INSERT of guard_events). */
-int guard_event_insert(sqlite3 *c, sqlite3_stmt *st, const guard_event *ev);
+int guard_event_insert(gw_conn *c, gw_stmt *st, const guard_event *ev);
 extern const char *const guard_event_insert_sql;
 
 /* The one writer of guard_scores (store.c): binds a row to a prepared guard_score_insert_sql
  * (the runtime's writer thread keeps one per batch; guard_score_insert prepares its own) and
  * steps it. NULL level: "none"; NULL code: ""; group_id 0: the account; group_size 0: 1. */
 extern const char *const guard_score_insert_sql;
-int guard_score_write(sqlite3 *c, sqlite3_stmt *st, const guard_score_row *r);
+int guard_score_write(gw_conn *c, gw_stmt *st, const guard_score_row *r);
 
 /* The one writer of guard_actions (store.c): every action row — the runtime's escalations,
  * operator releases, and guard_action_insert for tools — goes through it. NULL strings:
@@ -36,7 +35,7 @@ int guard_score_write(sqlite3 *c, sqlite3_stmt *st, const guard_score_row *r);
  * <= 0 and prev_rpm < 0 store NULL. No validation (guard_action_insert validates).
  * guard_action_write runs on a connection the caller holds; guard_action_write_db takes the
  * gateway's lock. */
-int guard_action_write(sqlite3 *c, const guard_action_row *r, int64_t *id_out);
+int guard_action_write(gw_conn *c, const guard_action_row *r, int64_t *id_out);
 int guard_action_write_db(gw_db *db, const guard_action_row *r, int64_t *id_out);
 
 

@@ -77,7 +77,7 @@ static int usage_row(void *ud, const gw_usage_brief *r) {
     return 0;
 }
 
-static int load_fn(sqlite3 *c, void *ud) {
+static int load_fn(gw_conn *c, void *ud) {
     load_ctx *x = ud;
     ev_data *d = x->d;
     if (guard_labels_read(c, &x->labels, &x->n_labels)) return -1;
@@ -95,29 +95,29 @@ static int load_fn(sqlite3 *c, void *ud) {
         d->a[i].trigger_row = INT64_MAX;
         d->a[i].group_id = d->a[i].id;
     }
-    sqlite3_stmt *st = NULL;
+    gw_stmt *st = NULL;
     /* the first action of each kind per account */
     if (gw_sql_prepare(c,
                           "SELECT account_id, action, mode, t, usage_row_id, group_id FROM guard_actions "
                           "WHERE action != 'release' ORDER BY id",
                           &st, "reading guard_actions"))
         return -1;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        ev_acct *a = ev_find(d, sqlite3_column_int64(st, 0));
+    while (gw_step(st) == GW_ROW) {
+        ev_acct *a = ev_find(d, gw_column_int64(st, 0));
         if (!a) continue;
-        const char *act = (const char *)sqlite3_column_text(st, 1), *mode = (const char *)sqlite3_column_text(st, 2);
+        const char *act = gw_column_text(st, 1), *mode = gw_column_text(st, 2);
         if (!strcmp(mode, "shadow")) d->any_shadow = 1;
         else if (!strcmp(mode, "enforce")) d->any_enforce = 1;
         if (!strcmp(act, "flag")) a->flagged = 1;
         if (!strcmp(act, "throttle")) a->throttled = a->flagged = 1;
         if (!strcmp(act, "suspend") && !a->suspended) {
             a->suspended = a->flagged = 1;
-            a->t_suspend = sqlite3_column_double(st, 3);
-            a->trigger_row = sqlite3_column_int64(st, 4);
-            a->group_id = sqlite3_column_int64(st, 5);
+            a->t_suspend = gw_column_double(st, 3);
+            a->trigger_row = gw_column_int64(st, 4);
+            a->group_id = gw_column_int64(st, 5);
         }
     }
-    sqlite3_finalize(st);
+    gw_finalize(st);
     return gw_usage_scan(c, usage_row, d);
 }
 

@@ -78,6 +78,7 @@ struct guard {
     uint64_t queued, written;
     int stop;
     int64_t last_release_id;
+    int64_t events_upto; /* the last stored event when the state was rebuilt (the worker goes on from it) */
     uint64_t n_events, n_actions;
     int warned_dim;
     unsigned warned_cov; /* coverage kinds already warned about (under mu) */
@@ -197,12 +198,15 @@ static void item_free(item *it) {
     free(it);
 }
 
-static int write_batch(guard *g, sqlite3 *c, item *list, sqlite3_stmt *ins_ev, sqlite3_stmt *ins_sc) {
-    if (sqlite3_exec(c, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-        return gw_sql_fail(c, "guard writer");
-    int rc = 0;
+static int write_batch(guard *g, gw_conn *c, item *list, gw_stmt *ins_ev, gw_stmt *ins_sc) {
+    if (gw_sql_exec(c, "BEGIN", "guard writer")) return -1;
+    /* replicas' writers queue here, so event ids commit in increasing order and the worker,
+     * reading id > last, never passes over one still in flight */
+    int rc = gw_conn_is_pg(c) ? gw_sql_exec(c, "SELECT pg_advisory_xact_lock(7240618)", "guard writer lock") : 0;
+    int any_event = 0;
     for (item *it = list; it && rc == 0; it = it->next) {
         if (it->kind == 0) {
+            any_event = 1;
             rc = guard_event_insert(c, ins_ev, &it->ev);
         } else {
             guard_score_row row = {.t = it->t,
@@ -219,17 +223,17 @@ static int write_batch(guard *g, sqlite3 *c, item *list, sqlite3_stmt *ins_ev, s
             rc = guard_score_write(c, ins_sc, &row);
         }
     }
-    if (rc == 0 && sqlite3_exec(c, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        rc = gw_sql_fail(c, "guard writer commit");
-    if (rc) sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
+    if (rc == 0 && any_event && gw_conn_is_pg(c)) rc = gw_sql_exec(c, "NOTIFY guard_events", "guard writer notify");
+    if (rc == 0) rc = gw_sql_commit(c, "guard writer commit");
+    if (rc) gw_sql_rollback(c);
     return rc;
 }
 
-static void poll_releases(guard *g, sqlite3 *c, sqlite3_stmt *st) {
-    sqlite3_reset(st);
-    sqlite3_bind_int64(st, 1, g->last_release_id);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(st, 0), acc = sqlite3_column_int64(st, 1);
+static void poll_releases(guard *g, gw_conn *c, gw_stmt *st) {
+    gw_reset(st);
+    gw_bind_int64(st, 1, g->last_release_id);
+    while (gw_step(st) == GW_ROW) {
+        int64_t id = gw_column_int64(st, 0), acc = gw_column_int64(st, 1);
         g->last_release_id = id;
         pthread_mutex_lock(&g->mu);
         guard_detector_release(g->det, acc);
@@ -244,12 +248,11 @@ static void poll_releases(guard *g, sqlite3 *c, sqlite3_stmt *st) {
 
 static void *writer_main(void *arg) {
     guard *g = arg;
-    sqlite3 *c = NULL;
-    sqlite3_stmt *ins_ev = NULL, *ins_sc = NULL, *rel = NULL;
-    int ok = sqlite3_open_v2(g->o.db_path, &c, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK;
+    gw_conn *c = NULL;
+    gw_stmt *ins_ev = NULL, *ins_sc = NULL, *rel = NULL;
+    int ok = gw_conn_open(&c, g->o.db_path, 0) == 0;
     if (ok) {
-        sqlite3_busy_timeout(c, 5000);
-        sqlite3_exec(c, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+        if (!gw_conn_is_pg(c)) gw_sql_exec(c, "PRAGMA synchronous=NORMAL", "guard writer");
         ok = gw_sql_prepare(c, guard_event_insert_sql, &ins_ev, "guard_events") == 0 &&
              gw_sql_prepare(c,
                                guard_score_insert_sql, &ins_sc, "guard_scores") == 0 &&
@@ -305,10 +308,10 @@ static void *writer_main(void *arg) {
         }
         if (stop) break;
     }
-    sqlite3_finalize(ins_ev);
-    sqlite3_finalize(ins_sc);
-    sqlite3_finalize(rel);
-    sqlite3_close(c);
+    gw_finalize(ins_ev);
+    gw_finalize(ins_sc);
+    gw_finalize(rel);
+    gw_conn_close(c);
     return NULL;
 }
 
@@ -399,6 +402,63 @@ static char *signals_json(const guard_assessment *a) {
     return s;
 }
 
+/* The detector's verdict on one event, its timeline row and the actions it calls for: in
+ * serve (hook_after) or in the guard worker (events read back from the database). */
+static void judge_event(guard *g, guard_event *ev) {
+    guard_verdict v;
+    pending_evidence evs[1] = {{0, NULL}};
+    item *sc = NULL;
+    pthread_mutex_lock(&g->mu);
+    flight *f = flight_get(g, ev->account_id);
+    int orc = guard_detector_observe(g->det, ev, &v);
+    if (orc == 0) ev->concurrent = v.concurrent; /* stored: a replay sees what the detector saw */
+    g->n_events++;
+    if (orc == 0) {
+        if (v.n_affected > 0) {
+            /* evidence as it stands now, for the account whose event decided (others refer to it) */
+            evs[0].account = ev->account_id;
+            evs[0].evidence = guard_detector_evidence(g->det, ev->account_id);
+        }
+        if (f) f->since_score++;
+        if (f && (v.n_affected > 0 || f->since_score >= SCORE_EVERY || fabs(v.risk - f->last_risk) >= SCORE_DELTA)) {
+            sc = rt_calloc(1, sizeof *sc, "guard score row");
+            if (sc) {
+                sc->kind = 1;
+                sc->t = ev->t;
+                sc->account_id = ev->account_id;
+                sc->group_id = v.group_id;
+                sc->group_size = v.group_size;
+                sc->n = v.account.n;
+                sc->risk = v.risk;
+                sc->account_risk = v.account.risk;
+                sc->group_risk = v.group.risk;
+                snprintf(sc->level, sizeof sc->level, "%s", guard_action_name(v.level));
+                int grouped = v.group_size > 1 && v.group.risk >= v.account.risk;
+                guard_reason_code(grouped ? &v.group : &v.account, grouped, sc->code, sizeof sc->code);
+                sc->signals = signals_json(grouped ? &v.group : &v.account);
+            }
+            f->since_score = 0;
+            f->last_risk = v.risk;
+        }
+    }
+    pthread_mutex_unlock(&g->mu);
+    if (orc) {
+        rt_warn("guard: %s", rt_errmsg());
+    } else if (v.n_affected > 0) {
+        /* accounts affected through their group share the deciding account's evidence */
+        pending_evidence all[GUARD_MAX_AFFECTED];
+        size_t na = 0;
+        for (size_t k = 0; k < v.n_affected && na < GUARD_MAX_AFFECTED; k++) {
+            all[na].account = v.affected[k];
+            all[na].evidence = evs[0].evidence;
+            na++;
+        }
+        apply_verdict(g, &v, ev, all, na);
+    }
+    free(evs[0].evidence);
+    if (sc) enqueue(g, sc);
+}
+
 /* ---------------------------------------------------------------- hooks */
 
 static int hook_before(void *ud, const serve_request_info *ri, char *reason, size_t cap) {
@@ -475,9 +535,6 @@ static void hook_after(void *ud, const serve_request_info *ri, const serve_reque
                 ev.emb_dim, g->ref.rff.dim);
     }
     unsigned uncovered = g->have_ref ? guard_reference_uncovered(&g->ref, &ev) : 0;
-    guard_verdict v;
-    pending_evidence evs[1] = {{0, NULL}};
-    item *sc = NULL;
     pthread_mutex_lock(&g->mu);
     flight *f = flight_get(g, ev.account_id);
     if (f) {
@@ -489,37 +546,7 @@ static void hook_after(void *ud, const serve_request_info *ri, const serve_reque
     }
     uncovered &= ~g->warned_cov;
     g->warned_cov |= uncovered;
-    int orc = guard_detector_observe(g->det, &ev, &v);
-    if (orc == 0) ev.concurrent = v.concurrent; /* stored: a replay sees what the detector saw */
-    g->n_events++;
-    if (orc == 0) {
-        if (v.n_affected > 0) {
-            /* evidence as it stands now, for the account whose event decided (others refer to it) */
-            evs[0].account = ev.account_id;
-            evs[0].evidence = guard_detector_evidence(g->det, ev.account_id);
-        }
-        if (f) f->since_score++;
-        if (f && (v.n_affected > 0 || f->since_score >= SCORE_EVERY || fabs(v.risk - f->last_risk) >= SCORE_DELTA)) {
-            sc = rt_calloc(1, sizeof *sc, "guard score row");
-            if (sc) {
-                sc->kind = 1;
-                sc->t = ev.t;
-                sc->account_id = ev.account_id;
-                sc->group_id = v.group_id;
-                sc->group_size = v.group_size;
-                sc->n = v.account.n;
-                sc->risk = v.risk;
-                sc->account_risk = v.account.risk;
-                sc->group_risk = v.group.risk;
-                snprintf(sc->level, sizeof sc->level, "%s", guard_action_name(v.level));
-                int grouped = v.group_size > 1 && v.group.risk >= v.account.risk;
-                guard_reason_code(grouped ? &v.group : &v.account, grouped, sc->code, sizeof sc->code);
-                sc->signals = signals_json(grouped ? &v.group : &v.account);
-            }
-            f->since_score = 0;
-            f->last_risk = v.risk;
-        }
-    }
+    if (g->o.events_only) g->n_events++;
     pthread_mutex_unlock(&g->mu);
     for (int k = 0; k < GUARD_COV_COUNT; k++)
         if (uncovered >> k & 1u)
@@ -527,22 +554,8 @@ static void hook_after(void *ud, const serve_request_info *ri, const serve_reque
                     "levels may not hold for it; recalibrate on traffic that includes it (`retort guard calibrate` "
                     "prints the coverage)",
                     GUARD_COVERAGE_MIN, guard_coverage_name((guard_coverage_kind)k), g->ref.cov_events[k]);
-    if (orc) {
-        rt_warn("guard: %s", rt_errmsg());
-    } else if (v.n_affected > 0) {
-        /* accounts affected through their group share the deciding account's evidence */
-        pending_evidence all[GUARD_MAX_AFFECTED];
-        size_t na = 0;
-        for (size_t k = 0; k < v.n_affected && na < GUARD_MAX_AFFECTED; k++) {
-            all[na].account = v.affected[k];
-            all[na].evidence = evs[0].evidence;
-            na++;
-        }
-        apply_verdict(g, &v, &ev, all, na);
-    }
-    free(evs[0].evidence);
-    if (sc) enqueue(g, sc);
-    if (g->o.store_events) {
+    if (!g->o.events_only) judge_event(g, &ev);
+    if (g->o.store_events || g->o.events_only) {
         item *it = rt_calloc(1, sizeof *it, "guard event row");
         if (it) {
             it->kind = 0;
@@ -589,14 +602,23 @@ void guard_serve_hooks(guard *g, serve_hooks *h) {
 
 /* ---------------------------------------------------------------- open / close */
 
-static int max_release_id(sqlite3 *c, void *ud) {
-    sqlite3_stmt *st = NULL;
+static int max_release_id(gw_conn *c, void *ud) {
+    gw_stmt *st = NULL;
     if (gw_sql_prepare(c, "SELECT coalesce(max(id), 0) FROM guard_actions WHERE action = 'release'", &st,
                           "guard_actions"))
         return -1;
-    if (sqlite3_step(st) == SQLITE_ROW) *(int64_t *)ud = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    if (gw_step(st) == GW_ROW) *(int64_t *)ud = gw_column_int64(st, 0);
+    gw_finalize(st);
     return 0;
+}
+
+static int max_event_id(gw_conn *c, void *ud) {
+    gw_stmt *st = NULL;
+    if (gw_sql_prepare(c, "SELECT coalesce(max(id), 0) FROM guard_events", &st, "guard_events")) return -1;
+    int rc = gw_step(st) == GW_ROW ? 0 : -1;
+    if (!rc) *(int64_t *)ud = gw_column_int64(st, 0);
+    gw_finalize(st);
+    return rc;
 }
 
 int guard_open(guard **out, const guard_options *o) {
@@ -620,9 +642,13 @@ int guard_open(guard **out, const guard_options *o) {
     if (gw_db_open(&g->db, o->db_path) || guard_db_init(g->db)) goto fail;
     if (guard_detector_new(&g->det, &g->policy, g->have_ref ? &g->ref : NULL)) goto fail;
     /* a restart does not forget: the last day of stored events (at most RESTORE_MAX) replayed,
-     * each account at the level its latest action row records */
+     * each account at the level its latest action row records (a replica that only stores
+     * events decides nothing, so it rebuilds nothing) */
     size_t n_restored = 0;
-    if (guard_detector_restore(g->db, g->det, g->policy.volume_tau, RESTORE_MAX, &n_restored)) goto fail;
+    if (gw_db_with(g->db, max_event_id, &g->events_upto)) goto fail;
+    if (!o->events_only &&
+        guard_detector_restore_upto(g->db, g->det, g->policy.volume_tau, RESTORE_MAX, g->events_upto, &n_restored))
+        goto fail;
     if (n_restored)
         rt_info("guard: state rebuilt from %zu stored events (%zu accounts)", n_restored,
                 guard_detector_accounts(g->det));
@@ -677,4 +703,65 @@ void guard_stats(guard *g, uint64_t *events, uint64_t *actions) {
     if (events) *events = g->n_events;
     if (actions) *actions = g->n_actions;
     pthread_mutex_unlock(&g->mu);
+}
+
+/* ---------------------------------------------------------------- the worker (replicas) */
+
+int guard_worker_run(const guard_options *o0, const guard_worker_options *w) {
+    guard_options o = *o0;
+    o.store_events = 0; /* the replicas stored them */
+    o.events_only = 0;
+    double poll_s = w->poll_s > 0 ? w->poll_s : 0.05;
+    guard *g = NULL;
+    gw_conn *lc = NULL;
+    if (guard_open(&g, &o)) return -1;
+    int rc = 0;
+    /* a second connection only to be woken (PostgreSQL); SQLite polls */
+    if (gw_conn_open(&lc, o.db_path, 0) || gw_conn_listen(lc, "guard_events")) {
+        guard_close(g);
+        gw_conn_close(lc);
+        return -1;
+    }
+    int64_t last = g->events_upto;
+    if (w->after_id >= 0) { /* judge from after_id on as live traffic: a fresh state, no history */
+        guard_detector *fresh = NULL;
+        if (guard_detector_new(&fresh, &g->policy, g->have_ref ? &g->ref : NULL)) {
+            guard_close(g);
+            gw_conn_close(lc);
+            return -1;
+        }
+        guard_detector_free(g->det);
+        g->det = fresh;
+        last = w->after_id;
+    }
+    uint64_t seen = 0;
+    if (w->log)
+        fprintf(w->log, "guard worker: deciding for every replica from event #%lld on (%s)\n", (long long)last,
+                gw_conn_is_pg(lc) ? "LISTEN/NOTIFY and polling" : "polling");
+    while (!(w->stop && *w->stop)) {
+        guard_event_list l;
+        int64_t next = last;
+        if (guard_events_read_after(g->db, last, 4096, &l, &next)) {
+            rc = -1;
+            break;
+        }
+        for (size_t i = 0; i < l.n; i++) judge_event(g, &l.ev[i]);
+        size_t n = l.n;
+        guard_events_free(&l);
+        seen += n;
+        last = next;
+        if (n) continue;
+        if (w->once) break;
+        if (gw_conn_wait(lc, poll_s) < 0) {
+            rc = -1;
+            break;
+        }
+    }
+    if (guard_flush(g)) rc = -1;
+    if (w->log)
+        fprintf(w->log, "guard worker: %llu events judged, %llu actions, up to event #%lld\n", (unsigned long long)seen,
+                (unsigned long long)g->n_actions, (long long)last);
+    gw_conn_close(lc);
+    guard_close(g);
+    return rc;
 }

@@ -45,25 +45,26 @@ const char *const guard_event_insert_sql =
     " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)";
 
 /* add a column to guard_events when a database from before it lacks it */
-static int add_column(sqlite3 *c, const char *name) {
-    sqlite3_stmt *st = NULL;
+static int add_column(gw_conn *c, const char *name) {
+    gw_stmt *st = NULL;
     int has = 0;
-    if (sqlite3_prepare_v2(c, "SELECT 1 FROM pragma_table_info('guard_events') WHERE name = ?1", -1, &st, NULL) ==
-        SQLITE_OK) {
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        has = sqlite3_step(st) == SQLITE_ROW;
-    }
-    sqlite3_finalize(st);
+    const char *q = gw_conn_is_pg(c) ? "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+                                       "AND table_name = 'guard_events' AND column_name = ?1"
+                                     : "SELECT 1 FROM pragma_table_info('guard_events') WHERE name = ?1";
+    if (gw_sql_prepare(c, q, &st, "reading guard_events' columns")) return -1;
+    gw_bind_text(st, 1, name);
+    has = gw_step(st) == GW_ROW;
+    gw_finalize(st);
     if (has) return 0;
     char sql[128], what[96];
     snprintf(sql, sizeof sql, "ALTER TABLE guard_events ADD COLUMN %s INTEGER", name);
     snprintf(what, sizeof what, "adding guard_events.%s", name);
-    return gw_sql_exec(c, sql, what);
+    return gw_sql_schema(c, sql, what);
 }
 
-static int init_fn(sqlite3 *c, void *ud) {
+static int init_fn(gw_conn *c, void *ud) {
     (void)ud;
-    if (gw_sql_exec(c, guard_schema_sql, "creating the guard tables")) return -1;
+    if (gw_sql_schema(c, guard_schema_sql, "creating the guard tables")) return -1;
     return add_column(c, "prefix_hash") || add_column(c, "n_choices") || add_column(c, "endpoint") ? -1 : 0;
 }
 
@@ -72,37 +73,37 @@ int guard_db_init(gw_db *db) {
     return 0;
 }
 
-int guard_event_insert(sqlite3 *c, sqlite3_stmt *st, const guard_event *ev) {
-    sqlite3_reset(st);
-    sqlite3_bind_int64(st, 1, ev->row_id);
-    sqlite3_bind_double(st, 2, ev->t);
-    sqlite3_bind_int64(st, 3, ev->account_id);
-    sqlite3_bind_double(st, 4, ev->account_created_at);
-    sqlite3_bind_int64(st, 5, (sqlite3_int64)ev->client_hash);
-    sqlite3_bind_int(st, 6, ev->status);
-    sqlite3_bind_int64(st, 7, ev->prompt_tokens);
-    sqlite3_bind_int64(st, 8, ev->completion_tokens);
-    sqlite3_bind_int64(st, 9, ev->max_tokens);
-    sqlite3_bind_int(st, 10, ev->max_tokens_given);
-    sqlite3_bind_int(st, 11, ev->logprobs);
-    sqlite3_bind_int(st, 12, ev->top_logprobs);
-    sqlite3_bind_int(st, 13, ev->concurrent);
-    sqlite3_bind_int64(st, 14, (sqlite3_int64)ev->prompt_hash);
+int guard_event_insert(gw_conn *c, gw_stmt *st, const guard_event *ev) {
+    gw_reset(st);
+    gw_bind_int64(st, 1, ev->row_id);
+    gw_bind_double(st, 2, ev->t);
+    gw_bind_int64(st, 3, ev->account_id);
+    gw_bind_double(st, 4, ev->account_created_at);
+    gw_bind_int64(st, 5, (int64_t)ev->client_hash);
+    gw_bind_int(st, 6, ev->status);
+    gw_bind_int64(st, 7, ev->prompt_tokens);
+    gw_bind_int64(st, 8, ev->completion_tokens);
+    gw_bind_int64(st, 9, ev->max_tokens);
+    gw_bind_int(st, 10, ev->max_tokens_given);
+    gw_bind_int(st, 11, ev->logprobs);
+    gw_bind_int(st, 12, ev->top_logprobs);
+    gw_bind_int(st, 13, ev->concurrent);
+    gw_bind_int64(st, 14, (int64_t)ev->prompt_hash);
     if (ev->has_minhash) {
         uint8_t mh[GUARD_MINHASH_K * 4];
         for (size_t k = 0; k < GUARD_MINHASH_K; k++)
             for (int b = 0; b < 4; b++) mh[k * 4 + (size_t)b] = (uint8_t)(ev->minhash[k] >> (8 * b));
-        sqlite3_bind_blob(st, 15, mh, sizeof mh, SQLITE_TRANSIENT);
+        gw_bind_blob(st, 15, mh, (size_t)(sizeof mh));
     } else {
-        sqlite3_bind_null(st, 15);
+        gw_bind_null(st, 15);
     }
-    if (ev->emb && ev->emb_dim) sqlite3_bind_blob(st, 16, ev->emb, (int)ev->emb_dim, SQLITE_TRANSIENT);
-    else sqlite3_bind_null(st, 16);
-    sqlite3_bind_double(st, 17, ev->emb_scale);
-    sqlite3_bind_int64(st, 18, (sqlite3_int64)ev->prefix_hash);
-    sqlite3_bind_int(st, 19, ev->n_choices > 1 ? ev->n_choices : 1);
-    sqlite3_bind_int(st, 20, ev->endpoint);
-    if (sqlite3_step(st) != SQLITE_DONE) return gw_sql_fail(c, "guard_events");
+    if (ev->emb && ev->emb_dim) gw_bind_blob(st, 16, ev->emb, (size_t)((int)ev->emb_dim));
+    else gw_bind_null(st, 16);
+    gw_bind_double(st, 17, ev->emb_scale);
+    gw_bind_int64(st, 18, (int64_t)ev->prefix_hash);
+    gw_bind_int(st, 19, ev->n_choices > 1 ? ev->n_choices : 1);
+    gw_bind_int(st, 20, ev->endpoint);
+    if (gw_step(st) != GW_DONE) return gw_sql_fail(c, "guard_events");
     return 0;
 }
 
@@ -118,48 +119,49 @@ const char *const guard_score_insert_sql =
     "INSERT INTO guard_scores(t, account_id, group_id, group_size, n, risk, account_risk, group_risk, level, code, "
     "signals) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)";
 
-int guard_score_write(sqlite3 *c, sqlite3_stmt *st, const guard_score_row *r) {
-    sqlite3_reset(st);
-    sqlite3_bind_double(st, 1, r->t);
-    sqlite3_bind_int64(st, 2, r->account_id);
-    sqlite3_bind_int64(st, 3, r->group_id ? r->group_id : r->account_id);
-    sqlite3_bind_int64(st, 4, r->group_size ? (sqlite3_int64)r->group_size : 1);
-    sqlite3_bind_double(st, 5, r->n);
-    sqlite3_bind_double(st, 6, r->risk);
-    sqlite3_bind_double(st, 7, r->account_risk);
-    sqlite3_bind_double(st, 8, r->group_risk);
-    sqlite3_bind_text(st, 9, r->level ? r->level : "none", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 10, r->code ? r->code : "", -1, SQLITE_STATIC);
-    if (r->signals) sqlite3_bind_text(st, 11, r->signals, -1, SQLITE_STATIC);
-    else sqlite3_bind_null(st, 11);
+int guard_score_write(gw_conn *c, gw_stmt *st, const guard_score_row *r) {
+    gw_reset(st);
+    gw_bind_double(st, 1, r->t);
+    gw_bind_int64(st, 2, r->account_id);
+    gw_bind_int64(st, 3, r->group_id ? r->group_id : r->account_id);
+    gw_bind_int64(st, 4, r->group_size ? (int64_t)r->group_size : 1);
+    gw_bind_double(st, 5, r->n);
+    gw_bind_double(st, 6, r->risk);
+    gw_bind_double(st, 7, r->account_risk);
+    gw_bind_double(st, 8, r->group_risk);
+    gw_bind_text(st, 9, r->level ? r->level : "none");
+    gw_bind_text(st, 10, r->code ? r->code : "");
+    if (r->signals) gw_bind_text(st, 11, r->signals);
+    else gw_bind_null(st, 11);
     return gw_sql_step_done(c, st, "guard_scores");
 }
 
 /* ---------------------------------------------------------------- guard_actions: the one writer */
 
-int guard_action_write(sqlite3 *c, const guard_action_row *r, int64_t *id_out) {
-    sqlite3_stmt *st = NULL;
+int guard_action_write(gw_conn *c, const guard_action_row *r, int64_t *id_out) {
+    gw_stmt *st = NULL;
     if (gw_sql_prepare(c,
                        "INSERT INTO guard_actions(t, account_id, group_id, action, mode, code, risk, usage_row_id, "
-                       "reason, evidence, prev_rpm) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+                       "reason, evidence, prev_rpm) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11) RETURNING id",
                        &st, "guard_actions"))
         return -1;
-    sqlite3_bind_double(st, 1, r->t);
-    sqlite3_bind_int64(st, 2, r->account_id);
-    sqlite3_bind_int64(st, 3, r->group_id ? r->group_id : r->account_id);
-    sqlite3_bind_text(st, 4, r->action, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, r->mode ? r->mode : "enforce", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, r->code ? r->code : "", -1, SQLITE_STATIC);
-    sqlite3_bind_double(st, 7, r->risk);
-    if (r->usage_row_id > 0) sqlite3_bind_int64(st, 8, r->usage_row_id);
-    else sqlite3_bind_null(st, 8);
-    sqlite3_bind_text(st, 9, r->reason ? r->reason : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 10, r->evidence ? r->evidence : "{}", -1, SQLITE_STATIC);
-    if (r->prev_rpm >= 0) sqlite3_bind_int64(st, 11, r->prev_rpm);
-    else sqlite3_bind_null(st, 11);
-    int rc = gw_sql_step_done(c, st, "guard_actions");
-    if (!rc && id_out) *id_out = sqlite3_last_insert_rowid(c);
-    sqlite3_finalize(st);
+    gw_bind_double(st, 1, r->t);
+    gw_bind_int64(st, 2, r->account_id);
+    gw_bind_int64(st, 3, r->group_id ? r->group_id : r->account_id);
+    gw_bind_text(st, 4, r->action);
+    gw_bind_text(st, 5, r->mode ? r->mode : "enforce");
+    gw_bind_text(st, 6, r->code ? r->code : "");
+    gw_bind_double(st, 7, r->risk);
+    if (r->usage_row_id > 0) gw_bind_int64(st, 8, r->usage_row_id);
+    else gw_bind_null(st, 8);
+    gw_bind_text(st, 9, r->reason ? r->reason : "");
+    gw_bind_text(st, 10, r->evidence ? r->evidence : "{}");
+    if (r->prev_rpm >= 0) gw_bind_int64(st, 11, r->prev_rpm);
+    else gw_bind_null(st, 11);
+    int rc = gw_step(st) == GW_ROW ? 0 : gw_sql_fail(c, "guard_actions");
+    if (!rc && id_out) *id_out = gw_column_int64(st, 0);
+    if (!rc) rc = gw_sql_step_done(c, st, "guard_actions");
+    gw_finalize(st);
     return rc;
 }
 
@@ -167,7 +169,7 @@ typedef struct {
     const guard_action_row *r;
     int64_t id;
 } action_ins;
-static int action_write_fn(sqlite3 *c, void *ud) {
+static int action_write_fn(gw_conn *c, void *ud) {
     action_ins *x = ud;
     return guard_action_write(c, x->r, &x->id);
 }
@@ -183,35 +185,46 @@ typedef struct {
     guard_event_list *l;
     int recent;        /* 0: every event */
     double span_s;     /* recent: t within this of the latest */
-    int64_t max_events; /* recent: at most the last this many */
+    int64_t max_events; /* recent: at most the last this many; after: at most this many */
+    int64_t after_id;   /* after: events with id > this */
+    int64_t last_id;    /* the largest id read */
+    int after;
+    int64_t upto_id;    /* recent: only events with id <= this */
 } read_req;
 
-static int read_events_fn(sqlite3 *c, void *ud) {
+static int read_events_fn(gw_conn *c, void *ud) {
     read_req *rq = ud;
     guard_event_list *l = rq->l;
     if (!gw_sql_has_table(c, "guard_events"))
         return RT_FAIL("no guard_events table: was the server run with --guard or --guard-shadow?");
-    sqlite3_stmt *st = NULL;
+    gw_stmt *st = NULL;
     /* recent: a rowid range from the end (no scan of the table), then the time window measured
      * from the latest event's t */
     static const char *const cols =
         "SELECT row_id, t, account_id, created_at, client_hash, status, prompt_tokens, completion_tokens, "
         "max_tokens, max_tokens_given, logprobs, top_logprobs, concurrent, prompt_hash, minhash, emb, emb_scale, "
-        "coalesce(prefix_hash, 0), coalesce(n_choices, 1), coalesce(endpoint, 0) FROM guard_events ";
+        "coalesce(prefix_hash, 0), coalesce(n_choices, 1), coalesce(endpoint, 0), id FROM guard_events ";
     char sql[1024];
     snprintf(sql, sizeof sql, "%s%s", cols,
-             rq->recent ? "WHERE id > (SELECT coalesce(max(id), 0) FROM guard_events) - ?2 AND "
-                          "t >= (SELECT t FROM guard_events ORDER BY id DESC LIMIT 1) - ?1 ORDER BY id"
-                        : "ORDER BY id");
+             rq->after    ? "WHERE id > ?1 ORDER BY id LIMIT ?2"
+             : rq->recent ? "WHERE id > (SELECT coalesce(max(id), 0) FROM guard_events WHERE id <= ?3) - ?2 AND "
+                            "id <= ?3 AND t >= (SELECT t FROM guard_events WHERE id <= ?3 ORDER BY id DESC LIMIT 1) - ?1 "
+                            "ORDER BY id"
+                          : "ORDER BY id");
     if (gw_sql_prepare(c, sql, &st, "reading guard_events")) return -1;
-    if (rq->recent) {
-        sqlite3_bind_double(st, 1, rq->span_s);
-        sqlite3_bind_int64(st, 2, rq->max_events);
+    if (rq->after) {
+        gw_bind_int64(st, 1, rq->after_id);
+        gw_bind_int64(st, 2, rq->max_events);
+    } else if (rq->recent) {
+        gw_bind_double(st, 1, rq->span_s);
+        gw_bind_int64(st, 2, rq->max_events);
+        gw_bind_int64(st, 3, rq->upto_id);
     }
+    rq->last_id = rq->after_id;
     size_t cap = 0, ecap = 0, eused = 0;
     size_t *emb_off = NULL;
     int rc = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    while (gw_step(st) == GW_ROW) {
         if (l->n == cap) {
             cap = cap ? cap * 2 : 4096;
             guard_event *ne = rt_realloc(l->ev, cap * sizeof *ne, "guard events");
@@ -227,33 +240,35 @@ static int read_events_fn(sqlite3 *c, void *ud) {
         }
         guard_event *ev = &l->ev[l->n];
         memset(ev, 0, sizeof *ev);
-        ev->row_id = sqlite3_column_int64(st, 0);
-        ev->t = sqlite3_column_double(st, 1);
-        ev->account_id = sqlite3_column_int64(st, 2);
-        ev->account_created_at = sqlite3_column_double(st, 3);
-        ev->client_hash = (uint64_t)sqlite3_column_int64(st, 4);
-        ev->status = sqlite3_column_int(st, 5);
-        ev->prompt_tokens = sqlite3_column_int64(st, 6);
-        ev->completion_tokens = sqlite3_column_int64(st, 7);
-        ev->max_tokens = sqlite3_column_int64(st, 8);
-        ev->max_tokens_given = sqlite3_column_int(st, 9);
-        ev->logprobs = sqlite3_column_int(st, 10);
-        ev->top_logprobs = sqlite3_column_int(st, 11);
-        ev->concurrent = sqlite3_column_int(st, 12);
-        ev->prompt_hash = (uint64_t)sqlite3_column_int64(st, 13);
-        const uint8_t *mh = sqlite3_column_blob(st, 14);
-        if (mh && sqlite3_column_bytes(st, 14) == GUARD_MINHASH_K * 4) {
+        ev->row_id = gw_column_int64(st, 0);
+        ev->t = gw_column_double(st, 1);
+        ev->account_id = gw_column_int64(st, 2);
+        ev->account_created_at = gw_column_double(st, 3);
+        ev->client_hash = (uint64_t)gw_column_int64(st, 4);
+        ev->status = gw_column_int(st, 5);
+        ev->prompt_tokens = gw_column_int64(st, 6);
+        ev->completion_tokens = gw_column_int64(st, 7);
+        ev->max_tokens = gw_column_int64(st, 8);
+        ev->max_tokens_given = gw_column_int(st, 9);
+        ev->logprobs = gw_column_int(st, 10);
+        ev->top_logprobs = gw_column_int(st, 11);
+        ev->concurrent = gw_column_int(st, 12);
+        ev->prompt_hash = (uint64_t)gw_column_int64(st, 13);
+        const uint8_t *mh = gw_column_blob(st, 14);
+        if (mh && gw_column_bytes(st, 14) == GUARD_MINHASH_K * 4) {
             ev->has_minhash = 1;
             for (size_t k = 0; k < GUARD_MINHASH_K; k++)
                 ev->minhash[k] = (uint32_t)mh[k * 4] | (uint32_t)mh[k * 4 + 1] << 8 | (uint32_t)mh[k * 4 + 2] << 16 |
                                  (uint32_t)mh[k * 4 + 3] << 24;
         }
-        const void *eb = sqlite3_column_blob(st, 15);
-        size_t el = (size_t)sqlite3_column_bytes(st, 15);
-        ev->emb_scale = (float)sqlite3_column_double(st, 16);
-        ev->prefix_hash = (uint64_t)sqlite3_column_int64(st, 17);
-        ev->n_choices = sqlite3_column_int(st, 18);
-        ev->endpoint = sqlite3_column_int(st, 19);
+        const void *eb = gw_column_blob(st, 15);
+        size_t el = (size_t)gw_column_bytes(st, 15);
+        ev->emb_scale = (float)gw_column_double(st, 16);
+        ev->prefix_hash = (uint64_t)gw_column_int64(st, 17);
+        ev->n_choices = gw_column_int(st, 18);
+        ev->endpoint = gw_column_int(st, 19);
+        int64_t id = gw_column_int64(st, 20);
+        if (id > rq->last_id) rq->last_id = id;
         emb_off[l->n] = SIZE_MAX;
         if (eb && el) {
             if (RT_GROW(l->emb_store, ecap, eused + el, "guard embeddings")) {
@@ -267,7 +282,7 @@ static int read_events_fn(sqlite3 *c, void *ud) {
         }
         l->n++;
     }
-    sqlite3_finalize(st);
+    gw_finalize(st);
     if (rc == 0)
         for (size_t i = 0; i < l->n; i++)
             l->ev[i].emb = emb_off[i] == SIZE_MAX ? NULL : l->emb_store + emb_off[i];
@@ -277,7 +292,7 @@ static int read_events_fn(sqlite3 *c, void *ud) {
 
 int guard_events_read(gw_db *db, guard_event_list *out) {
     memset(out, 0, sizeof *out);
-    read_req rq = {out, 0, 0, 0};
+    read_req rq = {out, 0, 0, 0, 0, 0, 0, INT64_MAX};
     if (gw_db_with(db, read_events_fn, &rq)) {
         int rc = RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
         guard_events_free(out);
@@ -286,9 +301,9 @@ int guard_events_read(gw_db *db, guard_event_list *out) {
     return 0;
 }
 
-int guard_events_read_recent(gw_db *db, double span_s, size_t max_events, guard_event_list *out) {
+static int read_recent_upto(gw_db *db, double span_s, size_t max_events, int64_t upto_id, guard_event_list *out) {
     memset(out, 0, sizeof *out);
-    read_req rq = {out, 1, span_s, (int64_t)RT_MIN(max_events, (size_t)INT64_MAX)};
+    read_req rq = {out, 1, span_s, (int64_t)RT_MIN(max_events, (size_t)INT64_MAX), 0, 0, 0, upto_id};
     if (gw_db_with(db, read_events_fn, &rq)) {
         int rc = RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
         guard_events_free(out);
@@ -302,18 +317,18 @@ typedef struct {
     guard_detector *d;
 } levels_req;
 
-static int restore_levels_fn(sqlite3 *c, void *ud) {
+static int restore_levels_fn(gw_conn *c, void *ud) {
     levels_req *rq = ud;
-    sqlite3_stmt *st = NULL;
+    gw_stmt *st = NULL;
     if (gw_sql_prepare(c,
                        "SELECT account_id, action FROM guard_actions WHERE id IN "
                        "(SELECT max(id) FROM guard_actions GROUP BY account_id)",
                        &st, "reading guard_actions"))
         return -1;
     int rc = 0;
-    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-        int64_t acc = sqlite3_column_int64(st, 0);
-        const char *a = (const char *)sqlite3_column_text(st, 1);
+    while (rc == 0 && gw_step(st) == GW_ROW) {
+        int64_t acc = gw_column_int64(st, 0);
+        const char *a = gw_column_text(st, 1);
         guard_action lv = GUARD_ACT_NONE;
         if (a && !strcmp(a, "release")) {
             guard_detector_release(rq->d, acc); /* vouched for: starts afresh, as live */
@@ -324,14 +339,36 @@ static int restore_levels_fn(sqlite3 *c, void *ud) {
         else if (a && !strcmp(a, "suspend")) lv = GUARD_ACT_SUSPEND;
         rc = guard_detector_set_level(rq->d, acc, lv);
     }
-    sqlite3_finalize(st);
+    gw_finalize(st);
     return rc;
 }
 
+int guard_events_read_recent(gw_db *db, double span_s, size_t max_events, guard_event_list *out) {
+    return read_recent_upto(db, span_s, max_events, INT64_MAX, out);
+}
+
+int guard_events_read_after(gw_db *db, int64_t after_id, size_t max, guard_event_list *out, int64_t *last_id) {
+    memset(out, 0, sizeof *out);
+    read_req rq = {out, 0, 0, (int64_t)RT_MIN(max, (size_t)INT64_MAX), after_id, after_id, 1, INT64_MAX};
+    *last_id = after_id;
+    if (gw_db_with(db, read_events_fn, &rq)) {
+        int rc = RT_FAIL("%s: %s", gw_db_name(db), rt_errmsg());
+        guard_events_free(out);
+        return rc;
+    }
+    *last_id = rq.last_id;
+    return 0;
+}
+
 int guard_detector_restore(gw_db *db, guard_detector *d, double span_s, size_t max_events, size_t *n_events) {
+    return guard_detector_restore_upto(db, d, span_s, max_events, INT64_MAX, n_events);
+}
+
+int guard_detector_restore_upto(gw_db *db, guard_detector *d, double span_s, size_t max_events, int64_t upto_id,
+                                size_t *n_events) {
     *n_events = 0;
     guard_event_list l;
-    if (guard_events_read_recent(db, span_s, max_events, &l)) return -1;
+    if (read_recent_upto(db, span_s, max_events, upto_id, &l)) return -1;
     int rc = 0;
     for (size_t i = 0; i < l.n && rc == 0; i++) {
         guard_verdict v;
@@ -354,33 +391,33 @@ void guard_events_free(guard_event_list *l) {
     memset(l, 0, sizeof *l);
 }
 
-int guard_labels_read(sqlite3 *c, guard_label **out, size_t *n) {
+int guard_labels_read(gw_conn *c, guard_label **out, size_t *n) {
     *out = NULL;
     *n = 0;
     if (!gw_sql_has_table(c, "guard_sim_accounts")) return 0;
-    sqlite3_stmt *st = NULL;
+    gw_stmt *st = NULL;
     if (gw_sql_prepare(c, "SELECT account_id, name, persona, strategy, attack, grp FROM guard_sim_accounts "
                              "ORDER BY account_id",
                           &st, "reading guard_sim_accounts"))
         return -1;
     size_t cap = 0;
     guard_label *l = NULL;
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    while (gw_step(st) == GW_ROW) {
         if (RT_GROW(l, cap, *n + 1, "labels")) {
             free(l);
-            sqlite3_finalize(st);
+            gw_finalize(st);
             return -1;
         }
         guard_label *x = &l[(*n)++];
         memset(x, 0, sizeof *x);
-        x->account_id = sqlite3_column_int64(st, 0);
-        snprintf(x->name, sizeof x->name, "%s", (const char *)sqlite3_column_text(st, 1));
-        snprintf(x->persona, sizeof x->persona, "%s", (const char *)sqlite3_column_text(st, 2));
-        snprintf(x->strategy, sizeof x->strategy, "%s", (const char *)sqlite3_column_text(st, 3));
-        x->attack = sqlite3_column_int(st, 4);
-        snprintf(x->group, sizeof x->group, "%s", (const char *)sqlite3_column_text(st, 5));
+        x->account_id = gw_column_int64(st, 0);
+        snprintf(x->name, sizeof x->name, "%s", gw_column_text(st, 1));
+        snprintf(x->persona, sizeof x->persona, "%s", gw_column_text(st, 2));
+        snprintf(x->strategy, sizeof x->strategy, "%s", gw_column_text(st, 3));
+        x->attack = gw_column_int(st, 4);
+        snprintf(x->group, sizeof x->group, "%s", gw_column_text(st, 5));
     }
-    sqlite3_finalize(st);
+    gw_finalize(st);
     *out = l;
     return 0;
 }
@@ -389,32 +426,35 @@ typedef struct {
     const guard_label *l;
     size_t n;
 } labels_w;
-static int labels_write_fn(sqlite3 *c, void *ud) {
+static int labels_write_fn(gw_conn *c, void *ud) {
     const labels_w *x = ud;
-    sqlite3_stmt *st = NULL;
+    gw_stmt *st = NULL;
     if (gw_sql_prepare(c,
-                       "INSERT OR REPLACE INTO guard_sim_accounts(account_id, name, persona, strategy, attack, grp, "
-                       "client, created_at, seed) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+                       "INSERT INTO guard_sim_accounts(account_id, name, persona, strategy, attack, grp, "
+                       "client, created_at, seed) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9) ON CONFLICT(account_id) DO UPDATE "
+                       "SET name = excluded.name, persona = excluded.persona, strategy = excluded.strategy, "
+                       "attack = excluded.attack, grp = excluded.grp, client = excluded.client, "
+                       "created_at = excluded.created_at, seed = excluded.seed",
                        &st, "guard_sim_accounts"))
         return -1;
     int rc = gw_sql_exec(c, "BEGIN", "guard_sim_accounts");
     for (size_t i = 0; i < x->n && !rc; i++) {
         const guard_label *l = &x->l[i];
-        sqlite3_reset(st);
-        sqlite3_bind_int64(st, 1, l->account_id);
-        sqlite3_bind_text(st, 2, l->name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, l->persona, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, l->strategy, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 5, l->attack);
-        sqlite3_bind_text(st, 6, l->group, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 7, l->client, -1, SQLITE_STATIC);
-        sqlite3_bind_double(st, 8, l->created_at);
-        sqlite3_bind_int64(st, 9, (sqlite3_int64)l->seed);
+        gw_reset(st);
+        gw_bind_int64(st, 1, l->account_id);
+        gw_bind_text(st, 2, l->name);
+        gw_bind_text(st, 3, l->persona);
+        gw_bind_text(st, 4, l->strategy);
+        gw_bind_int(st, 5, l->attack);
+        gw_bind_text(st, 6, l->group);
+        gw_bind_text(st, 7, l->client);
+        gw_bind_double(st, 8, l->created_at);
+        gw_bind_int64(st, 9, (int64_t)l->seed);
         rc = gw_sql_step_done(c, st, "guard_sim_accounts");
     }
-    sqlite3_finalize(st);
+    gw_finalize(st);
     if (rc) {
-        sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
+        gw_sql_rollback(c);
         return rc;
     }
     return gw_sql_exec(c, "COMMIT", "guard_sim_accounts");
@@ -430,7 +470,7 @@ typedef struct {
     guard_label *l;
     size_t n;
 } labels_r;
-static int labels_load_fn(sqlite3 *c, void *ud) {
+static int labels_load_fn(gw_conn *c, void *ud) {
     labels_r *x = ud;
     return guard_labels_read(c, &x->l, &x->n);
 }
@@ -454,8 +494,8 @@ void guard_enforcement_free(guard_enforcement *e, size_t n) {
     free(e);
 }
 
-static char *dup_col(sqlite3_stmt *st, int i) {
-    const char *s = (const char *)sqlite3_column_text(st, i);
+static char *dup_col(gw_stmt *st, int i) {
+    const char *s = gw_column_text(st, i);
     return rt_strdup(s ? s : "");
 }
 
@@ -476,37 +516,38 @@ static int cmp_enf(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-int guard_enforcement_read(sqlite3 *c, guard_enforcement **out, size_t *n) {
+int guard_enforcement_read(gw_conn *c, guard_enforcement **out, size_t *n) {
     *out = NULL;
     *n = 0;
     if (!gw_sql_has_table(c, "guard_actions")) return 0;
     guard_enforcement *e = NULL;
     size_t ne = 0, cap = 0;
-    sqlite3_stmt *st = NULL;
-    /* SQLite: the bare columns of a MIN() aggregate come from the row holding the minimum */
+    gw_stmt *st = NULL;
+    /* each account's first enforced suspension (earliest t, then lowest id) */
     if (gw_sql_prepare(c,
-                       "SELECT account_id, MIN(t), code, risk, reason, evidence FROM guard_actions "
-                       "WHERE action = 'suspend' AND mode = 'enforce' GROUP BY account_id",
+                       "SELECT a.account_id, a.t, a.code, a.risk, a.reason, a.evidence FROM guard_actions a "
+                       "WHERE a.id = (SELECT b.id FROM guard_actions b WHERE b.account_id = a.account_id AND "
+                       "b.action = 'suspend' AND b.mode = 'enforce' ORDER BY b.t, b.id LIMIT 1) ORDER BY a.account_id",
                        &st, "reading guard_actions"))
         return -1;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        guard_enforcement *x = enf_get(&e, &ne, &cap, sqlite3_column_int64(st, 0));
+    while (gw_step(st) == GW_ROW) {
+        guard_enforcement *x = enf_get(&e, &ne, &cap, gw_column_int64(st, 0));
         if (!x) goto fail;
-        x->t_suspend = sqlite3_column_type(st, 1) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 1);
-        x->risk = sqlite3_column_type(st, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 3);
+        x->t_suspend = gw_column_is_null(st, 1) ? NAN : gw_column_double(st, 1);
+        x->risk = gw_column_is_null(st, 3) ? NAN : gw_column_double(st, 3);
         x->code = dup_col(st, 2), x->reason = dup_col(st, 4), x->evidence = dup_col(st, 5);
         if (!x->code || !x->reason || !x->evidence) goto fail;
     }
-    sqlite3_finalize(st);
+    gw_finalize(st);
     if (gw_sql_prepare(c, "SELECT DISTINCT account_id FROM guard_actions WHERE action = 'throttle' AND mode = 'enforce'",
                        &st, "reading guard_actions"))
         goto fail;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        guard_enforcement *x = enf_get(&e, &ne, &cap, sqlite3_column_int64(st, 0));
+    while (gw_step(st) == GW_ROW) {
+        guard_enforcement *x = enf_get(&e, &ne, &cap, gw_column_int64(st, 0));
         if (!x) goto fail;
         x->throttled = 1;
     }
-    sqlite3_finalize(st);
+    gw_finalize(st);
     st = NULL;
     for (size_t i = 0; i < ne; i++)
         if (!e[i].code) {
@@ -518,22 +559,22 @@ int guard_enforcement_read(sqlite3 *c, guard_enforcement **out, size_t *n) {
     *n = ne;
     return 0;
 fail:
-    sqlite3_finalize(st);
+    gw_finalize(st);
     guard_enforcement_free(e, ne);
     return -1;
 }
 
-int guard_scores_each(sqlite3 *c, int (*fn)(void *ud, double t, int64_t account_id, double risk), void *ud) {
-    sqlite3_stmt *st = NULL;
+int guard_scores_each(gw_conn *c, int (*fn)(void *ud, double t, int64_t account_id, double risk), void *ud) {
+    gw_stmt *st = NULL;
     if (gw_sql_prepare(c, "SELECT t, account_id, risk FROM guard_scores ORDER BY t", &st, "reading guard_scores"))
         return -1;
     int rc = 0, s;
-    while (!rc && (s = sqlite3_step(st)) == SQLITE_ROW) {
-        double risk = sqlite3_column_type(st, 2) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 2);
-        rc = fn(ud, sqlite3_column_double(st, 0), sqlite3_column_int64(st, 1), risk);
+    while (!rc && (s = gw_step(st)) == GW_ROW) {
+        double risk = gw_column_is_null(st, 2) ? NAN : gw_column_double(st, 2);
+        rc = fn(ud, gw_column_double(st, 0), gw_column_int64(st, 1), risk);
     }
-    if (!rc && s != SQLITE_DONE) rc = gw_sql_fail(c, "reading guard_scores");
-    sqlite3_finalize(st);
+    if (!rc && s != GW_DONE) rc = gw_sql_fail(c, "reading guard_scores");
+    gw_finalize(st);
     return rc;
 }
 
@@ -567,11 +608,11 @@ static const gw_account *account_by_id(const gw_account *a, size_t n, int64_t id
     return lo < n && a[lo].id == id ? &a[lo] : NULL;
 }
 
-static int status_fn(sqlite3 *c, void *ud) {
+static int status_fn(gw_conn *c, void *ud) {
     status_ctx *x = ud;
     if (!gw_sql_has_table(c, "guard_actions"))
         return RT_FAIL("no guard tables: was the server run with --guard or --guard-shadow?");
-    sqlite3_stmt *st = NULL;
+    gw_stmt *st = NULL;
     /* the latest action per account, its latest risk, its name and status */
     if (gw_sql_prepare(
             c,
@@ -589,26 +630,26 @@ static int status_fn(sqlite3 *c, void *ud) {
     gw_account *acc = NULL;
     size_t na = 0;
     if (gw_accounts_read(c, &acc, &na)) {
-        sqlite3_finalize(st);
+        gw_finalize(st);
         return -1;
     }
     size_t n = 0, by[5] = {0};
     if (!x->as_json)
         fprintf(x->out, "%-24s %-9s %-8s %-7s %-30s %6s %6s %-19s %s\n", "ACCOUNT", "STATUS", "ACTION", "MODE", "CODE",
                 "RISK", "NOW", "WHEN", "GROUP");
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        int64_t aid = sqlite3_column_int64(st, 0);
+    while (gw_step(st) == GW_ROW) {
+        int64_t aid = gw_column_int64(st, 0);
         const gw_account *ac = account_by_id(acc, na, aid);
         char name[GW_NAME_MAX];
         if (ac) snprintf(name, sizeof name, "%s", ac->name);
         else snprintf(name, sizeof name, "#%lld", (long long)aid);
         const char *status = !ac ? "?" : ac->status == GW_ACCOUNT_SUSPENDED ? "suspended" : "active";
-        const char *action = (const char *)sqlite3_column_text(st, 3);
-        const char *mode = (const char *)sqlite3_column_text(st, 4);
-        const char *code = (const char *)sqlite3_column_text(st, 5);
-        double risk = sqlite3_column_double(st, 6), t = sqlite3_column_double(st, 7);
-        int64_t gid = sqlite3_column_int64(st, 8);
-        double now = sqlite3_column_type(st, 10) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 10);
+        const char *action = gw_column_text(st, 3);
+        const char *mode = gw_column_text(st, 4);
+        const char *code = gw_column_text(st, 5);
+        double risk = gw_column_double(st, 6), t = gw_column_double(st, 7);
+        int64_t gid = gw_column_int64(st, 8);
+        double now = gw_column_is_null(st, 10) ? NAN : gw_column_double(st, 10);
         char when[32];
         fmt_t(t, when, sizeof when);
         if (!strcmp(action, "flag")) by[1]++;
@@ -619,7 +660,7 @@ static int status_fn(sqlite3 *c, void *ud) {
             json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:f, s:o, s:f, s:I, s:I}", "account_id",
                                   (json_int_t)aid, "account", name, "status", status, "action", action, "mode", mode,
                                   "code", code ? code : "", "risk", risk, "risk_now", isfinite(now) ? json_real(now) : json_null(),
-                                  "t", t, "group", (json_int_t)gid, "action_id", (json_int_t)sqlite3_column_int64(st, 9));
+                                  "t", t, "group", (json_int_t)gid, "action_id", (json_int_t)gw_column_int64(st, 9));
             char *s = o ? rt_json_reals(json_dumps(o, JSON_COMPACT)) : NULL;
             if (s) fprintf(x->out, "%s\n", s);
             free(s);
@@ -632,7 +673,7 @@ static int status_fn(sqlite3 *c, void *ud) {
         }
         n++;
     }
-    sqlite3_finalize(st);
+    gw_finalize(st);
     free(acc);
     if (!x->as_json)
         fprintf(x->out, "%zu account(s) with guard actions: %zu flagged, %zu throttled, %zu suspended, %zu released\n", n,
@@ -685,11 +726,11 @@ static void print_assessment(FILE *out, const char *title, json_t *as) {
     print_signals_table(out, json_object_get(as, "signals"));
 }
 
-static int explain_fn(sqlite3 *c, void *ud) {
+static int explain_fn(gw_conn *c, void *ud) {
     explain_ctx *x = ud;
     if (!gw_sql_has_table(c, "guard_actions"))
         return RT_FAIL("no guard tables: was the server run with --guard or --guard-shadow?");
-    sqlite3_stmt *st = NULL;
+    gw_stmt *st = NULL;
     int rc = 0;
     json_t *all = json_pack("{s:I, s:[], s:o}", "account_id", (json_int_t)x->account_id, "actions", "latest",
                             json_null());
@@ -699,31 +740,31 @@ static int explain_fn(sqlite3 *c, void *ud) {
                           "FROM guard_actions WHERE account_id = ?1 ORDER BY id",
                           &st, "reading guard_actions"))
         return -1;
-    sqlite3_bind_int64(st, 1, x->account_id);
+    gw_bind_int64(st, 1, x->account_id);
     size_t n = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    while (gw_step(st) == GW_ROW) {
         n++;
-        const char *ev_text = (const char *)sqlite3_column_text(st, 9);
+        const char *ev_text = gw_column_text(st, 9);
         json_error_t je;
         json_t *ev = ev_text ? json_loads(ev_text, 0, &je) : NULL;
         json_t *a = json_pack("{s:I, s:f, s:s, s:s, s:s, s:f, s:I, s:I, s:s, s:o}", "id",
-                              (json_int_t)sqlite3_column_int64(st, 0), "t", sqlite3_column_double(st, 1), "action",
-                              (const char *)sqlite3_column_text(st, 2), "mode", (const char *)sqlite3_column_text(st, 3),
-                              "code", sqlite3_column_text(st, 4) ? (const char *)sqlite3_column_text(st, 4) : "",
-                              "risk", sqlite3_column_double(st, 5), "group", (json_int_t)sqlite3_column_int64(st, 6),
-                              "usage_row", (json_int_t)sqlite3_column_int64(st, 7), "reason",
-                              sqlite3_column_text(st, 8) ? (const char *)sqlite3_column_text(st, 8) : "", "evidence",
+                              (json_int_t)gw_column_int64(st, 0), "t", gw_column_double(st, 1), "action",
+                              gw_column_text(st, 2), "mode", gw_column_text(st, 3),
+                              "code", gw_column_text(st, 4) ? gw_column_text(st, 4) : "",
+                              "risk", gw_column_double(st, 5), "group", (json_int_t)gw_column_int64(st, 6),
+                              "usage_row", (json_int_t)gw_column_int64(st, 7), "reason",
+                              gw_column_text(st, 8) ? gw_column_text(st, 8) : "", "evidence",
                               ev ? ev : json_null());
-        if (sqlite3_column_type(st, 10) != SQLITE_NULL)
-            json_object_set_new(a, "previous_rpm", json_integer(sqlite3_column_int64(st, 10)));
+        if (!gw_column_is_null(st, 10))
+            json_object_set_new(a, "previous_rpm", json_integer(gw_column_int64(st, 10)));
         if (!x->as_json) {
             char when[32];
-            fmt_t(sqlite3_column_double(st, 1), when, sizeof when);
+            fmt_t(gw_column_double(st, 1), when, sizeof when);
             fprintf(x->out, "action #%lld: %s (%s) at %s, code %s, risk %.3f\n  reason: %s\n",
-                    (long long)sqlite3_column_int64(st, 0), sqlite3_column_text(st, 2), sqlite3_column_text(st, 3),
-                    when, sqlite3_column_text(st, 4) ? (const char *)sqlite3_column_text(st, 4) : "",
-                    sqlite3_column_double(st, 5),
-                    sqlite3_column_text(st, 8) ? (const char *)sqlite3_column_text(st, 8) : "");
+                    (long long)gw_column_int64(st, 0), gw_column_text(st, 2), gw_column_text(st, 3),
+                    when, gw_column_text(st, 4) ? gw_column_text(st, 4) : "",
+                    gw_column_double(st, 5),
+                    gw_column_text(st, 8) ? gw_column_text(st, 8) : "");
             if (json_is_object(ev)) {
                 if (json_integer_value(json_object_get(ev, "account")) != x->account_id)
                     fprintf(x->out, "  decided on the evidence of linked account #%lld:\n",
@@ -768,7 +809,7 @@ static int explain_fn(sqlite3 *c, void *ud) {
         }
         json_array_append_new(actions, a);
     }
-    sqlite3_finalize(st);
+    gw_finalize(st);
     /* the latest timeline row */
     if (gw_sql_prepare(c,
                           "SELECT t, n, risk, account_risk, group_risk, group_id, group_size, level, code, signals "
@@ -776,26 +817,26 @@ static int explain_fn(sqlite3 *c, void *ud) {
                           &st, "reading guard_scores"))
         rc = -1;
     if (!rc) {
-        sqlite3_bind_int64(st, 1, x->account_id);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            const char *sig = (const char *)sqlite3_column_text(st, 9);
+        gw_bind_int64(st, 1, x->account_id);
+        if (gw_step(st) == GW_ROW) {
+            const char *sig = gw_column_text(st, 9);
             json_error_t je;
             json_t *sj = sig ? json_loads(sig, 0, &je) : NULL;
-            json_t *latest = json_pack("{s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:s, s:s, s:o}", "t", sqlite3_column_double(st, 0),
-                                       "requests", sqlite3_column_double(st, 1), "risk", sqlite3_column_double(st, 2),
-                                       "account_risk", sqlite3_column_double(st, 3), "group_risk",
-                                       sqlite3_column_double(st, 4), "group", (json_int_t)sqlite3_column_int64(st, 5),
-                                       "group_size", (json_int_t)sqlite3_column_int64(st, 6), "level",
-                                       (const char *)sqlite3_column_text(st, 7), "code",
-                                       sqlite3_column_text(st, 8) ? (const char *)sqlite3_column_text(st, 8) : "",
+            json_t *latest = json_pack("{s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:s, s:s, s:o}", "t", gw_column_double(st, 0),
+                                       "requests", gw_column_double(st, 1), "risk", gw_column_double(st, 2),
+                                       "account_risk", gw_column_double(st, 3), "group_risk",
+                                       gw_column_double(st, 4), "group", (json_int_t)gw_column_int64(st, 5),
+                                       "group_size", (json_int_t)gw_column_int64(st, 6), "level",
+                                       gw_column_text(st, 7), "code",
+                                       gw_column_text(st, 8) ? gw_column_text(st, 8) : "",
                                        "signals", sj ? sj : json_object());
             if (!x->as_json) {
                 char when[32];
-                fmt_t(sqlite3_column_double(st, 0), when, sizeof when);
+                fmt_t(gw_column_double(st, 0), when, sizeof when);
                 fprintf(x->out, "latest score (%s, after %.0f requests): risk %.3f (alone %.3f, group %.3f of %lld), level %s, code %s\n",
-                        when, sqlite3_column_double(st, 1), sqlite3_column_double(st, 2), sqlite3_column_double(st, 3),
-                        sqlite3_column_double(st, 4), (long long)sqlite3_column_int64(st, 6), sqlite3_column_text(st, 7),
-                        sqlite3_column_text(st, 8) ? (const char *)sqlite3_column_text(st, 8) : "");
+                        when, gw_column_double(st, 1), gw_column_double(st, 2), gw_column_double(st, 3),
+                        gw_column_double(st, 4), (long long)gw_column_int64(st, 6), gw_column_text(st, 7),
+                        gw_column_text(st, 8) ? gw_column_text(st, 8) : "");
                 if (json_is_object(sj)) {
                     fprintf(x->out, "  signal values [value, score]: ");
                     const char *k;
@@ -812,7 +853,7 @@ static int explain_fn(sqlite3 *c, void *ud) {
             json_object_set_new(all, "latest", latest);
             n++;
         }
-        sqlite3_finalize(st);
+        gw_finalize(st);
     }
     if (!rc && n == 0 && !x->as_json) fprintf(x->out, "the guard has no record of this account\n");
     if (!rc && x->as_json) {
@@ -850,11 +891,11 @@ typedef struct {
     size_t n_members;
 } release_info;
 
-static int release_info_fn(sqlite3 *c, void *ud) {
+static int release_info_fn(gw_conn *c, void *ud) {
     release_info *r = ud;
     if (!gw_sql_has_table(c, "guard_actions"))
         return RT_FAIL("no guard tables: was the server run with --guard or --guard-shadow?");
-    sqlite3_stmt *st = NULL;
+    gw_stmt *st = NULL;
     r->prev_rpm = -1;
     r->group_id = r->account_id;
     /* the first throttle since the last release holds the limits to restore */
@@ -864,37 +905,37 @@ static int release_info_fn(sqlite3 *c, void *ud) {
                           "ORDER BY id",
                           &st, "reading guard_actions"))
         return -1;
-    sqlite3_bind_int64(st, 1, r->account_id);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *act = (const char *)sqlite3_column_text(st, 0);
-        r->group_id = sqlite3_column_int64(st, 1);
+    gw_bind_int64(st, 1, r->account_id);
+    while (gw_step(st) == GW_ROW) {
+        const char *act = gw_column_text(st, 0);
+        r->group_id = gw_column_int64(st, 1);
         if (!strcmp(act, "throttle") && !r->was_throttled) {
             r->was_throttled = 1;
-            if (sqlite3_column_type(st, 2) != SQLITE_NULL) r->prev_rpm = sqlite3_column_int64(st, 2);
+            if (!gw_column_is_null(st, 2)) r->prev_rpm = gw_column_int64(st, 2);
         }
     }
-    sqlite3_finalize(st);
+    gw_finalize(st);
     return 0;
 }
 
-static int group_members_fn(sqlite3 *c, void *ud) {
+static int group_members_fn(gw_conn *c, void *ud) {
     release_info *r = ud;
-    sqlite3_stmt *st = NULL;
+    gw_stmt *st = NULL;
     if (gw_sql_prepare(c,
                           "SELECT DISTINCT account_id FROM guard_actions WHERE group_id = ?1 AND action != 'release' "
                           "ORDER BY account_id",
                           &st, "reading guard_actions"))
         return -1;
-    sqlite3_bind_int64(st, 1, r->group_id);
+    gw_bind_int64(st, 1, r->group_id);
     size_t cap = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    while (gw_step(st) == GW_ROW) {
         if (RT_GROW(r->members, cap, r->n_members + 1, "group")) {
-            sqlite3_finalize(st);
+            gw_finalize(st);
             return -1;
         }
-        r->members[r->n_members++] = sqlite3_column_int64(st, 0);
+        r->members[r->n_members++] = gw_column_int64(st, 0);
     }
-    sqlite3_finalize(st);
+    gw_finalize(st);
     return 0;
 }
 

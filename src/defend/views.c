@@ -45,11 +45,11 @@ static int valid_json_object(const char *text, const char *what) {
 }
 
 
-static int insert_score_fn(sqlite3 *c, void *ud) {
-    sqlite3_stmt *st = NULL;
+static int insert_score_fn(gw_conn *c, void *ud) {
+    gw_stmt *st = NULL;
     if (gw_sql_prepare(c, guard_score_insert_sql, &st, "guard_scores")) return -1;
     int rc = guard_score_write(c, st, ud);
-    sqlite3_finalize(st);
+    gw_finalize(st);
     return rc;
 }
 
@@ -97,9 +97,9 @@ static json_t *jstr(const char *s) {
 
 static json_t *jnum(double x) { return isfinite(x) ? json_real(x) : json_null(); }
 
-static const char *col_text(sqlite3_stmt *st, int i) {
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? (const char *)t : "";
+static const char *col_text(gw_stmt *st, int i) {
+    const char *t = gw_column_text(st, i);
+    return t ? t : "";
 }
 
 /* ---------------------------------------------------------------- per-account guard state */
@@ -130,11 +130,11 @@ typedef struct {
     int has_tables;
 } state_ctx;
 
-static int state_fn(sqlite3 *c, void *ud) {
+static int state_fn(gw_conn *c, void *ud) {
     state_ctx *x = ud;
     x->has_tables = gw_sql_has_table(c, "guard_scores") && gw_sql_has_table(c, "guard_actions");
     if (!x->has_tables) return 0;
-    sqlite3_stmt *sc = NULL, *ac = NULL;
+    gw_stmt *sc = NULL, *ac = NULL;
     if (gw_sql_prepare(c,
                           "SELECT t, risk, account_risk, group_risk, n, level, code, group_id, group_size "
                           "FROM guard_scores WHERE account_id = ?1 ORDER BY t DESC, id DESC LIMIT " VIEW_RECENT_SQL,
@@ -143,7 +143,7 @@ static int state_fn(sqlite3 *c, void *ud) {
                           "SELECT id, t, action, mode, code, risk, group_id, reason FROM guard_actions "
                           "WHERE account_id = ?1 ORDER BY id DESC LIMIT 1",
                           &ac, "reading guard_actions")) {
-        sqlite3_finalize(sc);
+        gw_finalize(sc);
         return -1;
     }
     int rc = 0;
@@ -151,44 +151,44 @@ static int state_fn(sqlite3 *c, void *ud) {
         if (x->want && !x->want[i]) continue;
         acct_state *s = &x->st[i];
         memset(s, 0, sizeof *s);
-        sqlite3_reset(sc);
-        sqlite3_bind_int64(sc, 1, x->acc[i].id);
+        gw_reset(sc);
+        gw_bind_int64(sc, 1, x->acc[i].id);
         int r;
-        while ((r = sqlite3_step(sc)) == SQLITE_ROW) {
+        while ((r = gw_step(sc)) == GW_ROW) {
             if (!s->has_score) {
                 s->has_score = 1;
-                s->s_t = sqlite3_column_double(sc, 0);
-                s->s_risk = sqlite3_column_double(sc, 1);
-                s->s_account_risk = sqlite3_column_double(sc, 2);
-                s->s_group_risk = sqlite3_column_double(sc, 3);
-                s->s_n = sqlite3_column_double(sc, 4);
+                s->s_t = gw_column_double(sc, 0);
+                s->s_risk = gw_column_double(sc, 1);
+                s->s_account_risk = gw_column_double(sc, 2);
+                s->s_group_risk = gw_column_double(sc, 3);
+                s->s_n = gw_column_double(sc, 4);
                 snprintf(s->s_level, sizeof s->s_level, "%s", col_text(sc, 5));
                 snprintf(s->s_code, sizeof s->s_code, "%s", col_text(sc, 6));
-                s->s_group = sqlite3_column_int64(sc, 7);
-                s->s_group_size = sqlite3_column_int64(sc, 8);
+                s->s_group = gw_column_int64(sc, 7);
+                s->s_group_size = gw_column_int64(sc, 8);
             }
-            if (s->n_recent < VIEW_RECENT) s->recent[s->n_recent++] = sqlite3_column_double(sc, 1);
+            if (s->n_recent < VIEW_RECENT) s->recent[s->n_recent++] = gw_column_double(sc, 1);
         }
-        if (r != SQLITE_DONE) rc = gw_sql_fail(c, "reading guard_scores");
-        sqlite3_reset(ac);
-        sqlite3_bind_int64(ac, 1, x->acc[i].id);
-        r = sqlite3_step(ac);
-        if (r == SQLITE_ROW) {
+        if (r != GW_DONE) rc = gw_sql_fail(c, "reading guard_scores");
+        gw_reset(ac);
+        gw_bind_int64(ac, 1, x->acc[i].id);
+        r = gw_step(ac);
+        if (r == GW_ROW) {
             s->has_action = 1;
-            s->a_id = sqlite3_column_int64(ac, 0);
-            s->a_t = sqlite3_column_double(ac, 1);
+            s->a_id = gw_column_int64(ac, 0);
+            s->a_t = gw_column_double(ac, 1);
             snprintf(s->a_action, sizeof s->a_action, "%s", col_text(ac, 2));
             snprintf(s->a_mode, sizeof s->a_mode, "%s", col_text(ac, 3));
             snprintf(s->a_code, sizeof s->a_code, "%s", col_text(ac, 4));
-            s->a_risk = sqlite3_column_double(ac, 5);
-            s->a_group = sqlite3_column_int64(ac, 6);
+            s->a_risk = gw_column_double(ac, 5);
+            s->a_group = gw_column_int64(ac, 6);
             snprintf(s->a_reason, sizeof s->a_reason, "%s", col_text(ac, 7));
-        } else if (r != SQLITE_DONE) {
+        } else if (r != GW_DONE) {
             rc = gw_sql_fail(c, "reading guard_actions");
         }
     }
-    sqlite3_finalize(sc);
-    sqlite3_finalize(ac);
+    gw_finalize(sc);
+    gw_finalize(ac);
     return rc;
 }
 
@@ -266,7 +266,7 @@ static size_t acc_index(const snapshot *s, int64_t id) {
     return a < s->n && s->acc[a].id == id ? a : SIZE_MAX;
 }
 
-static int labels_fn(sqlite3 *c, void *ud) {
+static int labels_fn(gw_conn *c, void *ud) {
     snapshot *s = ud;
     return guard_labels_read(c, &s->labels, &s->n_labels);
 }
@@ -278,7 +278,7 @@ typedef struct {
     gw_usage *u;
 } usage_one_ctx;
 
-static int usage_one_fn(sqlite3 *c, void *ud) {
+static int usage_one_fn(gw_conn *c, void *ud) {
     usage_one_ctx *x = ud;
     return gw_usage_of(c, x->id, x->since, x->u);
 }
@@ -290,22 +290,22 @@ typedef struct {
     unsigned char *want;
 } cand_ctx;
 
-static int candidates_fn(sqlite3 *c, void *ud) {
+static int candidates_fn(gw_conn *c, void *ud) {
     cand_ctx *x = ud;
-    sqlite3_stmt *st = NULL;
+    gw_stmt *st = NULL;
     if (gw_sql_prepare(c,
                           "SELECT account_id FROM guard_scores WHERE group_id = ?1 UNION "
                           "SELECT account_id FROM guard_actions WHERE group_id = ?1",
                           &st, "reading guard_scores"))
         return -1;
-    sqlite3_bind_int64(st, 1, x->group);
+    gw_bind_int64(st, 1, x->group);
     int r;
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        size_t i = acc_index(x->s, sqlite3_column_int64(st, 0));
+    while ((r = gw_step(st)) == GW_ROW) {
+        size_t i = acc_index(x->s, gw_column_int64(st, 0));
         if (i != SIZE_MAX) x->want[i] = 1;
     }
-    sqlite3_finalize(st);
-    return r == SQLITE_DONE ? 0 : gw_sql_fail(c, "reading guard_scores");
+    gw_finalize(st);
+    return r == GW_DONE ? 0 : gw_sql_fail(c, "reading guard_scores");
 }
 
 /* The account's current group from its state (see the top of the file). */
@@ -548,23 +548,23 @@ static json_t *parse_or_null(const char *text) {
     return j ? j : json_null();
 }
 
-static json_t *score_point(sqlite3_stmt *st) {
-    return json_pack("{s:f, s:f, s:f, s:f, s:o, s:o, s:f, s:I, s:I}", "t", sqlite3_column_double(st, 0), "risk",
-                     sqlite3_column_double(st, 1), "account_risk", sqlite3_column_double(st, 2), "group_risk",
-                     sqlite3_column_double(st, 3), "level", jstr(col_text(st, 4)), "code", jstr(col_text(st, 5)), "n",
-                     sqlite3_column_double(st, 6), "group", (json_int_t)sqlite3_column_int64(st, 7), "group_size",
-                     (json_int_t)sqlite3_column_int64(st, 8));
+static json_t *score_point(gw_stmt *st) {
+    return json_pack("{s:f, s:f, s:f, s:f, s:o, s:o, s:f, s:I, s:I}", "t", gw_column_double(st, 0), "risk",
+                     gw_column_double(st, 1), "account_risk", gw_column_double(st, 2), "group_risk",
+                     gw_column_double(st, 3), "level", jstr(col_text(st, 4)), "code", jstr(col_text(st, 5)), "n",
+                     gw_column_double(st, 6), "group", (json_int_t)gw_column_int64(st, 7), "group_size",
+                     (json_int_t)gw_column_int64(st, 8));
 }
 
-static int detail_fn(sqlite3 *c, void *ud) {
+static int detail_fn(gw_conn *c, void *ud) {
     detail_ctx *x = ud;
     if (!gw_sql_has_table(c, "guard_scores") || !gw_sql_has_table(c, "guard_actions")) return 0;
-    sqlite3_stmt *st = NULL;
+    gw_stmt *st = NULL;
     if (gw_sql_prepare(c, "SELECT count(*) FROM guard_scores WHERE account_id = ?1", &st, "reading guard_scores"))
         return -1;
-    sqlite3_bind_int64(st, 1, x->account_id);
-    if (sqlite3_step(st) == SQLITE_ROW) x->timeline_rows = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    gw_bind_int64(st, 1, x->account_id);
+    if (gw_step(st) == GW_ROW) x->timeline_rows = gw_column_int64(st, 0);
+    gw_finalize(st);
     /* the timeline: all rows, or per bucket of `stride` consecutive rows the one of highest
      * risk (spikes survive), the newest row always last */
     size_t stride = 1;
@@ -575,22 +575,22 @@ static int detail_fn(sqlite3 *c, void *ud) {
                           "FROM guard_scores WHERE account_id = ?1 ORDER BY t, id",
                           &st, "reading guard_scores"))
         return -1;
-    sqlite3_bind_int64(st, 1, x->account_id);
+    gw_bind_int64(st, 1, x->account_id);
     json_t *best = NULL;
     double best_risk = -INFINITY;
     size_t in_bucket = 0;
     int64_t seen = 0;
     int r;
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((r = gw_step(st)) == GW_ROW) {
         seen++;
-        double risk = sqlite3_column_double(st, 1);
+        double risk = gw_column_double(st, 1);
         int last = seen == x->timeline_rows;
         if (last) {
             if (best) json_array_append_new(x->timeline, best);
             best = NULL;
             json_array_append_new(x->timeline, score_point(st));
             json_decref(x->signals);
-            x->signals = parse_or_null((const char *)sqlite3_column_text(st, 9));
+            x->signals = parse_or_null(gw_column_text(st, 9));
             continue;
         }
         if (!best || risk > best_risk) {
@@ -606,30 +606,30 @@ static int detail_fn(sqlite3 *c, void *ud) {
         }
     }
     if (best) json_array_append_new(x->timeline, best); /* rows added since the count */
-    sqlite3_finalize(st);
-    if (r != SQLITE_DONE) return gw_sql_fail(c, "reading guard_scores");
+    gw_finalize(st);
+    if (r != GW_DONE) return gw_sql_fail(c, "reading guard_scores");
     if (gw_sql_prepare(c,
                           "SELECT id, t, action, mode, code, risk, group_id, usage_row_id, reason, evidence, prev_rpm "
                           "FROM guard_actions WHERE account_id = ?1 ORDER BY id",
                           &st, "reading guard_actions"))
         return -1;
-    sqlite3_bind_int64(st, 1, x->account_id);
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+    gw_bind_int64(st, 1, x->account_id);
+    while ((r = gw_step(st)) == GW_ROW) {
         json_t *a = json_pack("{s:I, s:f, s:o, s:o, s:o, s:f, s:I, s:o, s:o, s:o}", "id",
-                              (json_int_t)sqlite3_column_int64(st, 0), "t", sqlite3_column_double(st, 1), "action",
+                              (json_int_t)gw_column_int64(st, 0), "t", gw_column_double(st, 1), "action",
                               jstr(col_text(st, 2)), "mode", jstr(col_text(st, 3)), "code", jstr(col_text(st, 4)),
-                              "risk", sqlite3_column_double(st, 5), "group", (json_int_t)sqlite3_column_int64(st, 6),
+                              "risk", gw_column_double(st, 5), "group", (json_int_t)gw_column_int64(st, 6),
                               "usage_row",
-                              sqlite3_column_type(st, 7) == SQLITE_NULL ? json_null()
-                                                                        : json_integer(sqlite3_column_int64(st, 7)),
+                              gw_column_is_null(st, 7) ? json_null()
+                                                                        : json_integer(gw_column_int64(st, 7)),
                               "reason", jstr(col_text(st, 8)), "evidence",
-                              parse_or_null((const char *)sqlite3_column_text(st, 9)));
-        if (a && sqlite3_column_type(st, 10) != SQLITE_NULL)
-            json_object_set_new(a, "previous_rpm", json_integer(sqlite3_column_int64(st, 10)));
+                              parse_or_null(gw_column_text(st, 9)));
+        if (a && !gw_column_is_null(st, 10))
+            json_object_set_new(a, "previous_rpm", json_integer(gw_column_int64(st, 10)));
         json_array_append_new(x->actions, a);
     }
-    sqlite3_finalize(st);
-    if (r != SQLITE_DONE) return gw_sql_fail(c, "reading guard_actions");
+    gw_finalize(st);
+    if (r != GW_DONE) return gw_sql_fail(c, "reading guard_actions");
     return 0;
 }
 

@@ -9,20 +9,31 @@
 #include <math.h>
 #include <pthread.h>
 #include <sodium.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* PostgreSQL: the per-request key lookup runs on a small pool of its own connections, so
+ * concurrent requests do not queue behind one round trip each (SQLite answers in-process). */
+#define GW_AUTH_POOL 4
+
+typedef struct {
+    pthread_mutex_t mu;
+    gw_conn *conn; /* opened on first use */
+    gw_stmt *st;
+} auth_slot;
+
 struct gw_db {
-    sqlite3 *conn;
+    gw_conn *conn;
     char *path;
     pthread_mutex_t mu;
-    sqlite3_stmt *auth_stmt; /* cached: the per-request key lookup */
+    gw_stmt *auth_stmt; /* cached: the per-request key lookup */
+    auth_slot pool[GW_AUTH_POOL];
+    unsigned next_slot;
 };
 
 static const char *const schema_sql =
     "CREATE TABLE IF NOT EXISTS gw_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-    "INSERT OR IGNORE INTO gw_meta(key, value) VALUES('schema_version', '1');"
+    "INSERT INTO gw_meta(key, value) VALUES('schema_version', '1') ON CONFLICT(key) DO NOTHING;"
     "CREATE TABLE IF NOT EXISTS accounts("
     "  id INTEGER PRIMARY KEY,"
     "  name TEXT NOT NULL UNIQUE,"
@@ -64,6 +75,52 @@ static const char *const schema_sql =
     "CREATE TABLE IF NOT EXISTS server_config(key TEXT PRIMARY KEY, value TEXT NOT NULL,"
     "  updated_at REAL NOT NULL);";
 
+/* Migrations: version N's DDL runs once, in a transaction, on a database at version N-1
+ * (gw_meta's schema_version), then the version is written. Append; never edit a shipped one.
+ * v2: the rate limiter's buckets in the database (gw_limits.c, shared mode): one row per
+ *     account, NULL levels = full, NULL day = not yet counted. */
+static const char *const migrations[] = {
+    NULL, /* v1 is schema_sql */
+    "CREATE TABLE IF NOT EXISTS gw_limit_state("
+    "  account_id INTEGER NOT NULL PRIMARY KEY REFERENCES accounts(id),"
+    "  t_req REAL NOT NULL, req_level REAL, t_tok REAL NOT NULL, tok_level REAL,"
+    "  day INTEGER, day_used INTEGER NOT NULL DEFAULT 0);",
+};
+#define GW_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+static int schema_version(gw_conn *c, int *v) {
+    *v = 0;
+    gw_stmt *st = NULL;
+    if (gw_sql_prepare(c, "SELECT value FROM gw_meta WHERE key = 'schema_version'", &st, "reading the schema version"))
+        return -1;
+    int s = gw_step(st);
+    if (s == GW_ROW) *v = atoi(gw_column_text(st, 0) ? gw_column_text(st, 0) : "0");
+    gw_finalize(st);
+    return s == GW_ROW || s == GW_DONE ? 0 : -1;
+}
+
+/* v1 (idempotent), then every later migration the database has not had. */
+static int migrate(gw_conn *c) {
+    if (gw_sql_schema(c, schema_sql, "creating the gateway tables (is it a retort gateway database?)")) return -1;
+    int v = 0;
+    if (schema_version(c, &v)) return -1;
+    if (v > GW_SCHEMA_VERSION)
+        return RT_FAIL_KIND(RT_ERR_INVALID, "%s: database schema version %d is newer than this retort's (%d): upgrade retort",
+                            gw_conn_name(c), v, GW_SCHEMA_VERSION);
+    for (int k = v + 1; k <= GW_SCHEMA_VERSION; k++) {
+        char what[64], sql[128];
+        snprintf(what, sizeof what, "migrating the gateway tables to version %d", k);
+        snprintf(sql, sizeof sql, "UPDATE gw_meta SET value = '%d' WHERE key = 'schema_version'", k);
+        if (gw_sql_begin(c, what)) return -1;
+        if ((migrations[k - 1] && gw_sql_schema(c, migrations[k - 1], what)) || gw_sql_exec(c, sql, what) ||
+            gw_sql_commit(c, what)) {
+            gw_sql_rollback(c);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int db_fail(gw_db *db, const char *what) { return gw_sql_fail(db->conn, what); }
 
 int gw_db_open(gw_db **out, const char *path) {
@@ -77,22 +134,25 @@ int gw_db_open(gw_db **out, const char *path) {
         return -1;
     }
     pthread_mutex_init(&db->mu, NULL);
-    int rc = sqlite3_open_v2(path, &db->conn, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                             NULL);
-    if (rc != SQLITE_OK) {
-        RT_FAIL("%s: cannot open the gateway database: %s (check the --db path and its directory)", path,
-                db->conn ? sqlite3_errmsg(db->conn) : sqlite3_errstr(rc));
+    for (int i = 0; i < GW_AUTH_POOL; i++) pthread_mutex_init(&db->pool[i].mu, NULL);
+    if (gw_conn_open(&db->conn, path, GW_OPEN_CREATE)) {
         gw_db_close(db);
         return -1;
     }
-    sqlite3_busy_timeout(db->conn, 5000);
-    char *err = NULL;
-    if (sqlite3_exec(db->conn, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
-                     NULL, NULL, &err) != SQLITE_OK ||
-        sqlite3_exec(db->conn, schema_sql, NULL, NULL, &err) != SQLITE_OK) {
-        RT_FAIL("%s: cannot set up the gateway tables: %s (is it a retort gateway database?)", path,
-                err ? err : sqlite3_errmsg(db->conn));
-        sqlite3_free(err);
+    if (!gw_conn_is_pg(db->conn) &&
+        gw_sql_exec(db->conn, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+                    "setting up the gateway database")) {
+        gw_db_close(db);
+        return -1;
+    }
+    /* PostgreSQL: replicas may start together; the schema is created under an advisory lock */
+    if (gw_conn_is_pg(db->conn) && gw_sql_exec(db->conn, "SELECT pg_advisory_lock(7240617)", "locking the schema")) {
+        gw_db_close(db);
+        return -1;
+    }
+    int rc = migrate(db->conn);
+    if (gw_conn_is_pg(db->conn)) gw_sql_exec(db->conn, "SELECT pg_advisory_unlock(7240617)", "unlocking the schema");
+    if (rc) {
         gw_db_close(db);
         return -1;
     }
@@ -102,16 +162,23 @@ int gw_db_open(gw_db **out, const char *path) {
 
 void gw_db_close(gw_db *db) {
     if (!db) return;
-    sqlite3_finalize(db->auth_stmt);
-    if (db->conn) sqlite3_close(db->conn);
+    gw_finalize(db->auth_stmt);
+    gw_conn_close(db->conn);
+    for (int i = 0; i < GW_AUTH_POOL; i++) {
+        gw_finalize(db->pool[i].st);
+        gw_conn_close(db->pool[i].conn);
+        pthread_mutex_destroy(&db->pool[i].mu);
+    }
     pthread_mutex_destroy(&db->mu);
     free(db->path);
     free(db);
 }
 
 const char *gw_db_path(const gw_db *db) { return db->path; }
+const char *gw_db_name(const gw_db *db) { return gw_conn_name(db->conn); }
+int gw_db_is_pg(const gw_db *db) { return gw_conn_is_pg(db->conn); }
 
-int gw_db_with(gw_db *db, int (*fn)(sqlite3 *conn, void *ud), void *ud) {
+int gw_db_with(gw_db *db, int (*fn)(gw_conn *conn, void *ud), void *ud) {
     pthread_mutex_lock(&db->mu);
     int rc = fn(db->conn, ud);
     pthread_mutex_unlock(&db->mu);
@@ -122,26 +189,26 @@ int gw_db_with(gw_db *db, int (*fn)(sqlite3 *conn, void *ud), void *ud) {
 
 /* Read back as valid UTF-8 cut on a character boundary, whatever bytes an older version or
  * another writer left in the column: every JSON builder and log line can take it. */
-static void copy_text(char *dst, size_t cap, const unsigned char *src) {
-    rt_utf8_copy(dst, cap, src ? (const char *)src : "");
+static void copy_text(char *dst, size_t cap, const char *src) {
+    rt_utf8_copy(dst, cap, src ? src : "");
 }
 
 static const char *const account_cols =
     "id, name, status, status_reason, status_changed_at, rpm, tpm, daily_tokens, is_admin, created_at";
 
-static void read_account(sqlite3_stmt *st, int c0, gw_account *a) {
+static void read_account(gw_stmt *st, int c0, gw_account *a) {
     memset(a, 0, sizeof *a);
-    a->id = sqlite3_column_int64(st, c0 + 0);
-    copy_text(a->name, sizeof a->name, sqlite3_column_text(st, c0 + 1));
-    const unsigned char *s = sqlite3_column_text(st, c0 + 2);
-    a->status = (s && !strcmp((const char *)s, "suspended")) ? GW_ACCOUNT_SUSPENDED : GW_ACCOUNT_ACTIVE;
-    copy_text(a->reason, sizeof a->reason, sqlite3_column_text(st, c0 + 3));
-    a->status_changed_at = sqlite3_column_double(st, c0 + 4);
-    a->limits.rpm = sqlite3_column_int64(st, c0 + 5);
-    a->limits.tpm = sqlite3_column_int64(st, c0 + 6);
-    a->limits.daily_tokens = sqlite3_column_int64(st, c0 + 7);
-    a->is_admin = sqlite3_column_int(st, c0 + 8);
-    a->created_at = sqlite3_column_double(st, c0 + 9);
+    a->id = gw_column_int64(st, c0 + 0);
+    copy_text(a->name, sizeof a->name, gw_column_text(st, c0 + 1));
+    const char *s = gw_column_text(st, c0 + 2);
+    a->status = (s && !strcmp(s, "suspended")) ? GW_ACCOUNT_SUSPENDED : GW_ACCOUNT_ACTIVE;
+    copy_text(a->reason, sizeof a->reason, gw_column_text(st, c0 + 3));
+    a->status_changed_at = gw_column_double(st, c0 + 4);
+    a->limits.rpm = gw_column_int64(st, c0 + 5);
+    a->limits.tpm = gw_column_int64(st, c0 + 6);
+    a->limits.daily_tokens = gw_column_int64(st, c0 + 7);
+    a->is_admin = gw_column_int(st, c0 + 8);
+    a->created_at = gw_column_double(st, c0 + 9);
 }
 
 /* [A-Za-z0-9._@+-], and not all digits: a bare number is an account id ("12" = "#12"), so
@@ -183,50 +250,42 @@ static void secret_hash(const char *secret, size_t len, unsigned char out[32]) {
 static int find_account_locked(gw_db *db, const char *name, gw_account *out, int *found) {
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT %s FROM accounts WHERE name = ?1", account_cols);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db->conn, sql, -1, &st, NULL) != SQLITE_OK) return db_fail(db, "looking up an account");
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st);
+    gw_stmt *st = NULL;
+    if (gw_sql_prepare(db->conn, sql, &st, NULL) != 0) return db_fail(db, "looking up an account");
+    gw_bind_text(st, 1, name);
+    int rc = gw_step(st);
     *found = 0;
-    if (rc == SQLITE_ROW) {
+    if (rc == GW_ROW) {
         read_account(st, 0, out);
         *found = 1;
-    } else if (rc != SQLITE_DONE) {
-        sqlite3_finalize(st);
+    } else if (rc != GW_DONE) {
+        gw_finalize(st);
         return db_fail(db, "looking up an account");
     }
-    sqlite3_finalize(st);
+    gw_finalize(st);
     return 0;
 }
 
 static int get_account_locked(gw_db *db, int64_t id, gw_account *out, int *found) {
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT %s FROM accounts WHERE id = ?1", account_cols);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db->conn, sql, -1, &st, NULL) != SQLITE_OK) return db_fail(db, "looking up an account");
-    sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
+    gw_stmt *st = NULL;
+    if (gw_sql_prepare(db->conn, sql, &st, NULL) != 0) return db_fail(db, "looking up an account");
+    gw_bind_int64(st, 1, id);
+    int rc = gw_step(st);
     *found = 0;
-    if (rc == SQLITE_ROW) {
+    if (rc == GW_ROW) {
         read_account(st, 0, out);
         *found = 1;
-    } else if (rc != SQLITE_DONE) {
-        sqlite3_finalize(st);
+    } else if (rc != GW_DONE) {
+        gw_finalize(st);
         return db_fail(db, "looking up an account");
     }
-    sqlite3_finalize(st);
+    gw_finalize(st);
     return 0;
 }
 
-static int exec_locked(gw_db *db, const char *sql, const char *what) {
-    char *err = NULL;
-    if (sqlite3_exec(db->conn, sql, NULL, NULL, &err) != SQLITE_OK) {
-        RT_FAIL("%s: %s: %s", db->path, what, err ? err : sqlite3_errmsg(db->conn));
-        sqlite3_free(err);
-        return -1;
-    }
-    return 0;
-}
+static int exec_locked(gw_db *db, const char *sql, const char *what) { return gw_sql_exec(db->conn, sql, what); }
 
 int gw_key_create(gw_db *db, const char *name, const gw_limits *limits, int admin, double now,
                   char key_out[GW_KEY_MAX], gw_account *acct_out) {
@@ -253,62 +312,56 @@ int gw_key_create(gw_db *db, const char *name, const gw_limits *limits, int admi
     pthread_mutex_lock(&db->mu);
     int rc = -1, found = 0;
     gw_account a;
-    sqlite3_stmt *st = NULL;
+    gw_stmt *st = NULL;
     if (exec_locked(db, "BEGIN IMMEDIATE", "starting a transaction")) goto out;
     if (find_account_locked(db, name, &a, &found)) goto rollback;
     if (!found) {
-        if (sqlite3_prepare_v2(db->conn,
-                               "INSERT INTO accounts(name, rpm, tpm, daily_tokens, is_admin, created_at) "
-                               "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-                               -1, &st, NULL) != SQLITE_OK) {
+        if (gw_sql_prepare(db->conn, "INSERT INTO accounts(name, rpm, tpm, daily_tokens, is_admin, created_at) "
+                               "VALUES(?1, ?2, ?3, ?4, ?5, ?6)", &st, NULL) != 0) {
             db_fail(db, "creating an account");
             goto rollback;
         }
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 2, limits && limits->rpm > 0 ? limits->rpm : 0);
-        sqlite3_bind_int64(st, 3, limits && limits->tpm > 0 ? limits->tpm : 0);
-        sqlite3_bind_int64(st, 4, limits && limits->daily_tokens > 0 ? limits->daily_tokens : 0);
-        sqlite3_bind_int(st, 5, admin ? 1 : 0);
-        sqlite3_bind_double(st, 6, now);
+        gw_bind_text(st, 1, name);
+        gw_bind_int64(st, 2, limits && limits->rpm > 0 ? limits->rpm : 0);
+        gw_bind_int64(st, 3, limits && limits->tpm > 0 ? limits->tpm : 0);
+        gw_bind_int64(st, 4, limits && limits->daily_tokens > 0 ? limits->daily_tokens : 0);
+        gw_bind_int(st, 5, admin ? 1 : 0);
+        gw_bind_double(st, 6, now);
     } else {
-        if (sqlite3_prepare_v2(db->conn,
-                               "UPDATE accounts SET rpm = coalesce(?2, rpm), tpm = coalesce(?3, tpm), "
-                               "daily_tokens = coalesce(?4, daily_tokens), is_admin = max(is_admin, ?5) WHERE id = ?1",
-                               -1, &st, NULL) != SQLITE_OK) {
+        if (gw_sql_prepare(db->conn, "UPDATE accounts SET rpm = coalesce(?2, rpm), tpm = coalesce(?3, tpm), "
+                               "daily_tokens = coalesce(?4, daily_tokens), is_admin = CASE WHEN ?5 > is_admin THEN ?5 ELSE is_admin END WHERE id = ?1", &st, NULL) != 0) {
             db_fail(db, "updating an account");
             goto rollback;
         }
-        sqlite3_bind_int64(st, 1, a.id);
+        gw_bind_int64(st, 1, a.id);
         const int64_t *f[3] = {limits ? &limits->rpm : NULL, limits ? &limits->tpm : NULL,
                                limits ? &limits->daily_tokens : NULL};
         for (int i = 0; i < 3; i++) {
-            if (f[i] && *f[i] >= 0) sqlite3_bind_int64(st, 2 + i, *f[i]);
-            else sqlite3_bind_null(st, 2 + i);
+            if (f[i] && *f[i] >= 0) gw_bind_int64(st, 2 + i, *f[i]);
+            else gw_bind_null(st, 2 + i);
         }
-        sqlite3_bind_int(st, 5, admin ? 1 : 0);
+        gw_bind_int(st, 5, admin ? 1 : 0);
     }
-    if (sqlite3_step(st) != SQLITE_DONE) {
+    if (gw_step(st) != GW_DONE) {
         db_fail(db, "writing the account");
         goto rollback;
     }
-    sqlite3_finalize(st);
+    gw_finalize(st);
     st = NULL;
     if (find_account_locked(db, name, &a, &found) || !found) goto rollback;
-    if (sqlite3_prepare_v2(db->conn,
-                           "INSERT INTO api_keys(account_id, key_id, hash, created_at) VALUES(?1, ?2, ?3, ?4)", -1,
-                           &st, NULL) != SQLITE_OK) {
+    if (gw_sql_prepare(db->conn, "INSERT INTO api_keys(account_id, key_id, hash, created_at) VALUES(?1, ?2, ?3, ?4)", &st, NULL) != 0) {
         db_fail(db, "storing the key");
         goto rollback;
     }
-    sqlite3_bind_int64(st, 1, a.id);
-    sqlite3_bind_text(st, 2, key_id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_blob(st, 3, h, sizeof h, SQLITE_TRANSIENT);
-    sqlite3_bind_double(st, 4, now);
-    if (sqlite3_step(st) != SQLITE_DONE) {
+    gw_bind_int64(st, 1, a.id);
+    gw_bind_text(st, 2, key_id);
+    gw_bind_blob(st, 3, h, (size_t)(sizeof h));
+    gw_bind_double(st, 4, now);
+    if (gw_step(st) != GW_DONE) {
         db_fail(db, "storing the key");
         goto rollback;
     }
-    sqlite3_finalize(st);
+    gw_finalize(st);
     st = NULL;
     if (exec_locked(db, "COMMIT", "committing the new key")) goto rollback;
     memcpy(key_out, key, strlen(key) + 1);
@@ -316,9 +369,9 @@ int gw_key_create(gw_db *db, const char *name, const gw_limits *limits, int admi
     rc = 0;
     goto out;
 rollback:
-    sqlite3_finalize(st);
+    gw_finalize(st);
     st = NULL;
-    sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+    gw_sql_rollback(db->conn);
 out:
     sodium_memzero(key, sizeof key);
     pthread_mutex_unlock(&db->mu);
@@ -352,30 +405,30 @@ int gw_account_find(gw_db *db, const char *name_or_id, gw_account *out) {
     return 0;
 }
 
-int gw_accounts_read(sqlite3 *conn, gw_account **out, size_t *n) {
+int gw_accounts_read(gw_conn *conn, gw_account **out, size_t *n) {
     *out = NULL;
     *n = 0;
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT %s FROM accounts ORDER BY id", account_cols);
-    sqlite3_stmt *st = NULL;
+    gw_stmt *st = NULL;
     size_t cap = 0, k = 0;
     gw_account *a = NULL;
     if (gw_sql_prepare(conn, sql, &st, "listing accounts")) return -1;
     int s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((s = gw_step(st)) == GW_ROW) {
         if (RT_GROW(a, cap, k + 1, "account list")) goto fail;
         read_account(st, 0, &a[k++]);
     }
-    if (s != SQLITE_DONE) {
+    if (s != GW_DONE) {
         gw_sql_fail(conn, "listing accounts");
         goto fail;
     }
-    sqlite3_finalize(st);
+    gw_finalize(st);
     *out = a;
     *n = k;
     return 0;
 fail:
-    sqlite3_finalize(st);
+    gw_finalize(st);
     free(a);
     return -1;
 }
@@ -391,29 +444,27 @@ int gw_key_list(gw_db *db, int64_t account_id, gw_key_info **out, size_t *n) {
     *out = NULL;
     *n = 0;
     pthread_mutex_lock(&db->mu);
-    sqlite3_stmt *st = NULL;
+    gw_stmt *st = NULL;
     int rc = -1;
     size_t cap = 0, k = 0;
     gw_key_info *a = NULL;
-    if (sqlite3_prepare_v2(db->conn,
-                           "SELECT key_id, account_id, created_at, coalesce(revoked_at, 0) FROM api_keys "
-                           "WHERE ?1 = 0 OR account_id = ?1 ORDER BY id",
-                           -1, &st, NULL) != SQLITE_OK) {
+    if (gw_sql_prepare(db->conn, "SELECT key_id, account_id, created_at, coalesce(revoked_at, 0) FROM api_keys "
+                           "WHERE ?1 = 0 OR account_id = ?1 ORDER BY id", &st, NULL) != 0) {
         db_fail(db, "listing keys");
         goto out;
     }
-    sqlite3_bind_int64(st, 1, account_id);
+    gw_bind_int64(st, 1, account_id);
     int s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((s = gw_step(st)) == GW_ROW) {
         if (RT_GROW(a, cap, k + 1, "key list")) goto out;
         memset(&a[k], 0, sizeof a[k]);
-        copy_text(a[k].key_id, sizeof a[k].key_id, sqlite3_column_text(st, 0));
-        a[k].account_id = sqlite3_column_int64(st, 1);
-        a[k].created_at = sqlite3_column_double(st, 2);
-        a[k].revoked_at = sqlite3_column_double(st, 3);
+        copy_text(a[k].key_id, sizeof a[k].key_id, gw_column_text(st, 0));
+        a[k].account_id = gw_column_int64(st, 1);
+        a[k].created_at = gw_column_double(st, 2);
+        a[k].revoked_at = gw_column_double(st, 3);
         k++;
     }
-    if (s != SQLITE_DONE) {
+    if (s != GW_DONE) {
         db_fail(db, "listing keys");
         goto out;
     }
@@ -422,7 +473,7 @@ int gw_key_list(gw_db *db, int64_t account_id, gw_key_info **out, size_t *n) {
     a = NULL;
     rc = 0;
 out:
-    sqlite3_finalize(st);
+    gw_finalize(st);
     pthread_mutex_unlock(&db->mu);
     free(a);
     return rc;
@@ -433,61 +484,57 @@ int gw_account_set_status(gw_db *db, int64_t account_id, gw_account_status statu
     char r[GW_REASON_MAX]; /* sanitized and cut on a character boundary, never inside one */
     rt_utf8_copy(r, sizeof r, status == GW_ACCOUNT_SUSPENDED ? (reason && *reason ? reason : "suspended") : "");
     pthread_mutex_lock(&db->mu);
-    sqlite3_stmt *st = NULL;
+    gw_stmt *st = NULL;
     int rc = -1;
-    if (sqlite3_prepare_v2(db->conn,
-                           "UPDATE accounts SET status = ?2, status_reason = ?3, status_changed_at = ?4 WHERE id = ?1",
-                           -1, &st, NULL) != SQLITE_OK) {
+    if (gw_sql_prepare(db->conn, "UPDATE accounts SET status = ?2, status_reason = ?3, status_changed_at = ?4 WHERE id = ?1", &st, NULL) != 0) {
         db_fail(db, "changing an account's status");
         goto out;
     }
-    sqlite3_bind_int64(st, 1, account_id);
-    sqlite3_bind_text(st, 2, status == GW_ACCOUNT_SUSPENDED ? "suspended" : "active", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, r, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_double(st, 4, now);
-    if (sqlite3_step(st) != SQLITE_DONE) {
+    gw_bind_int64(st, 1, account_id);
+    gw_bind_text(st, 2, status == GW_ACCOUNT_SUSPENDED ? "suspended" : "active");
+    gw_bind_text(st, 3, r);
+    gw_bind_double(st, 4, now);
+    if (gw_step(st) != GW_DONE) {
         db_fail(db, "changing an account's status");
         goto out;
     }
-    if (sqlite3_changes(db->conn) == 0) {
+    if (gw_changes(db->conn) == 0) {
         RT_FAIL("no account with id %lld", (long long)account_id);
         goto out;
     }
     rc = 0;
 out:
-    sqlite3_finalize(st);
+    gw_finalize(st);
     pthread_mutex_unlock(&db->mu);
     return rc;
 }
 
 int gw_account_set_limits(gw_db *db, int64_t account_id, const gw_limits *limits) {
     pthread_mutex_lock(&db->mu);
-    sqlite3_stmt *st = NULL;
+    gw_stmt *st = NULL;
     int rc = -1;
-    if (sqlite3_prepare_v2(db->conn,
-                           "UPDATE accounts SET rpm = coalesce(?2, rpm), tpm = coalesce(?3, tpm), "
-                           "daily_tokens = coalesce(?4, daily_tokens) WHERE id = ?1",
-                           -1, &st, NULL) != SQLITE_OK) {
+    if (gw_sql_prepare(db->conn, "UPDATE accounts SET rpm = coalesce(?2, rpm), tpm = coalesce(?3, tpm), "
+                           "daily_tokens = coalesce(?4, daily_tokens) WHERE id = ?1", &st, NULL) != 0) {
         db_fail(db, "changing an account's limits");
         goto out;
     }
-    sqlite3_bind_int64(st, 1, account_id);
+    gw_bind_int64(st, 1, account_id);
     const int64_t f[3] = {limits->rpm, limits->tpm, limits->daily_tokens};
     for (int i = 0; i < 3; i++) {
-        if (f[i] >= 0) sqlite3_bind_int64(st, 2 + i, f[i]);
-        else sqlite3_bind_null(st, 2 + i);
+        if (f[i] >= 0) gw_bind_int64(st, 2 + i, f[i]);
+        else gw_bind_null(st, 2 + i);
     }
-    if (sqlite3_step(st) != SQLITE_DONE) {
+    if (gw_step(st) != GW_DONE) {
         db_fail(db, "changing an account's limits");
         goto out;
     }
-    if (sqlite3_changes(db->conn) == 0) {
+    if (gw_changes(db->conn) == 0) {
         RT_FAIL("no account with id %lld", (long long)account_id);
         goto out;
     }
     rc = 0;
 out:
-    sqlite3_finalize(st);
+    gw_finalize(st);
     pthread_mutex_unlock(&db->mu);
     return rc;
 }
@@ -502,26 +549,25 @@ int gw_key_revoke(gw_db *db, const char *key_id, double now) {
         memcpy(id, key_id, GW_KEY_ID_LEN + 1);
     }
     pthread_mutex_lock(&db->mu);
-    sqlite3_stmt *st = NULL;
+    gw_stmt *st = NULL;
     int rc = -1;
-    if (sqlite3_prepare_v2(db->conn, "UPDATE api_keys SET revoked_at = ?2 WHERE key_id = ?1 AND revoked_at IS NULL",
-                           -1, &st, NULL) != SQLITE_OK) {
+    if (gw_sql_prepare(db->conn, "UPDATE api_keys SET revoked_at = ?2 WHERE key_id = ?1 AND revoked_at IS NULL", &st, NULL) != 0) {
         db_fail(db, "revoking a key");
         goto out;
     }
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_double(st, 2, now);
-    if (sqlite3_step(st) != SQLITE_DONE) {
+    gw_bind_text(st, 1, id);
+    gw_bind_double(st, 2, now);
+    if (gw_step(st) != GW_DONE) {
         db_fail(db, "revoking a key");
         goto out;
     }
-    if (sqlite3_changes(db->conn) == 0) {
+    if (gw_changes(db->conn) == 0) {
         RT_FAIL("no live key with id %s (retort keys list shows them)", id);
         goto out;
     }
     rc = 0;
 out:
-    sqlite3_finalize(st);
+    gw_finalize(st);
     pthread_mutex_unlock(&db->mu);
     return rc;
 }
@@ -541,43 +587,64 @@ int gw_auth(gw_db *db, const char *key, gw_principal *out, gw_auth_result *res) 
     unsigned char h[32];
     secret_hash(key + 3 + GW_KEY_ID_LEN + 1, SECRET_CHARS, h);
     *res = GW_AUTH_INVALID;
-    pthread_mutex_lock(&db->mu);
+    /* the lookup's connection and statement: the db's own (SQLite), or a free pool slot */
+    pthread_mutex_t *mu = &db->mu;
+    gw_conn *conn = db->conn;
+    gw_stmt **stp = &db->auth_stmt;
+    if (gw_conn_is_pg(db->conn)) {
+        unsigned first = __atomic_fetch_add(&db->next_slot, 1, __ATOMIC_RELAXED) % GW_AUTH_POOL, k = 0;
+        while (k < GW_AUTH_POOL && pthread_mutex_trylock(&db->pool[(first + k) % GW_AUTH_POOL].mu) != 0) k++;
+        auth_slot *slot = &db->pool[(first + (k < GW_AUTH_POOL ? k : 0)) % GW_AUTH_POOL];
+        if (k == GW_AUTH_POOL) pthread_mutex_lock(&slot->mu); /* all busy: queue on one */
+        mu = &slot->mu;
+        if (!slot->conn && gw_conn_open(&slot->conn, db->path, 0)) {
+            pthread_mutex_unlock(mu);
+            return -1;
+        }
+        conn = slot->conn;
+        stp = &slot->st;
+    } else {
+        pthread_mutex_lock(mu);
+    }
     int rc = -1;
-    if (!db->auth_stmt) {
+    if (!*stp) {
         char sql[512];
         snprintf(sql, sizeof sql,
                  "SELECT k.hash, k.revoked_at IS NOT NULL, a.id, a.name, a.status, a.status_reason, "
                  "a.status_changed_at, a.rpm, a.tpm, a.daily_tokens, a.is_admin, a.created_at "
                  "FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.key_id = ?1");
-        if (sqlite3_prepare_v2(db->conn, sql, -1, &db->auth_stmt, NULL) != SQLITE_OK) {
-            db_fail(db, "preparing the key lookup");
-            db->auth_stmt = NULL;
+        if (gw_sql_prepare(conn, sql, stp, "preparing the key lookup") != 0) {
+            *stp = NULL;
             goto out;
         }
     }
-    sqlite3_stmt *st = db->auth_stmt;
-    sqlite3_reset(st);
-    sqlite3_bind_text(st, 1, key_id, -1, SQLITE_TRANSIENT);
-    int s = sqlite3_step(st);
-    if (s == SQLITE_ROW) {
-        const void *stored = sqlite3_column_blob(st, 0);
-        int stored_len = sqlite3_column_bytes(st, 0);
-        int revoked = sqlite3_column_int(st, 1);
+    gw_stmt *st = *stp;
+    gw_reset(st);
+    gw_bind_text(st, 1, key_id);
+    int s = gw_step(st);
+    if (s < 0 && gw_conn_is_pg(conn)) { /* a dropped connection is re-established: a read, so once more */
+        gw_reset(st);
+        s = gw_step(st);
+    }
+    if (s == GW_ROW) {
+        const void *stored = gw_column_blob(st, 0);
+        size_t stored_len = gw_column_bytes(st, 0);
+        int revoked = gw_column_int(st, 1);
         int match = stored && stored_len == 32 && sodium_memcmp(stored, h, 32) == 0;
         if (match && !revoked) {
             read_account(st, 2, &out->account);
             memcpy(out->key_id, key_id, sizeof key_id);
             *res = GW_AUTH_OK;
         }
-    } else if (s != SQLITE_DONE) {
-        db_fail(db, "looking up a key");
-        sqlite3_reset(st);
+    } else if (s != GW_DONE) {
+        gw_sql_fail(conn, "looking up a key");
+        gw_reset(st);
         goto out;
     }
-    sqlite3_reset(st);
+    gw_reset(st);
     rc = 0;
 out:
-    pthread_mutex_unlock(&db->mu);
+    pthread_mutex_unlock(mu);
     return rc;
 }
 
@@ -585,27 +652,28 @@ out:
 
 /* The per-account usage summary (gw_usage's fields from account_id on, ?1 = since). */
 #define USAGE_SUMS                                                                                                    \
-    "count(*), sum(status = 200), sum(prompt_tokens), sum(completion_tokens), sum(t >= ?1), "                         \
+    "count(*), sum(CASE WHEN status = 200 THEN 1 ELSE 0 END), sum(prompt_tokens), sum(completion_tokens), "   \
+    "sum(CASE WHEN t >= ?1 THEN 1 ELSE 0 END), "                         \
     "sum(CASE WHEN t >= ?1 THEN prompt_tokens + completion_tokens ELSE 0 END), max(t), "                              \
-    "sum(CASE WHEN status = 200 THEN completion_tokens ELSE 0 END), sum(status = 403)"
+    "sum(CASE WHEN status = 200 THEN completion_tokens ELSE 0 END), sum(CASE WHEN status = 403 THEN 1 ELSE 0 END)"
 
-static void read_usage(sqlite3_stmt *st, int c0, int64_t account_id, gw_usage *u) {
+static void read_usage(gw_stmt *st, int c0, int64_t account_id, gw_usage *u) {
     u->account_id = account_id;
-    u->requests = sqlite3_column_int64(st, c0 + 0);
-    u->ok_requests = sqlite3_column_int64(st, c0 + 1);
-    u->prompt_tokens = sqlite3_column_int64(st, c0 + 2);
-    u->completion_tokens = sqlite3_column_int64(st, c0 + 3);
-    u->requests_window = sqlite3_column_int64(st, c0 + 4);
-    u->tokens_window = sqlite3_column_int64(st, c0 + 5);
-    u->last_t = sqlite3_column_double(st, c0 + 6);
-    u->ok_completion_tokens = sqlite3_column_int64(st, c0 + 7);
-    u->refused_403 = sqlite3_column_int64(st, c0 + 8);
+    u->requests = gw_column_int64(st, c0 + 0);
+    u->ok_requests = gw_column_int64(st, c0 + 1);
+    u->prompt_tokens = gw_column_int64(st, c0 + 2);
+    u->completion_tokens = gw_column_int64(st, c0 + 3);
+    u->requests_window = gw_column_int64(st, c0 + 4);
+    u->tokens_window = gw_column_int64(st, c0 + 5);
+    u->last_t = gw_column_double(st, c0 + 6);
+    u->ok_completion_tokens = gw_column_int64(st, c0 + 7);
+    u->refused_403 = gw_column_int64(st, c0 + 8);
 }
 
-int gw_usage_read(sqlite3 *conn, double since, gw_usage **out, size_t *n) {
+int gw_usage_read(gw_conn *conn, double since, gw_usage **out, size_t *n) {
     *out = NULL;
     *n = 0;
-    sqlite3_stmt *st = NULL;
+    gw_stmt *st = NULL;
     size_t cap = 0, k = 0;
     gw_usage *a = NULL;
     if (gw_sql_prepare(conn,
@@ -613,22 +681,22 @@ int gw_usage_read(sqlite3 *conn, double since, gw_usage **out, size_t *n) {
                        " FROM usage WHERE account_id IS NOT NULL GROUP BY account_id ORDER BY account_id",
                        &st, "summarising usage"))
         return -1;
-    sqlite3_bind_double(st, 1, since);
+    gw_bind_double(st, 1, since);
     int s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((s = gw_step(st)) == GW_ROW) {
         if (RT_GROW(a, cap, k + 1, "usage list")) goto fail;
-        read_usage(st, 1, sqlite3_column_int64(st, 0), &a[k++]);
+        read_usage(st, 1, gw_column_int64(st, 0), &a[k++]);
     }
-    if (s != SQLITE_DONE) {
+    if (s != GW_DONE) {
         gw_sql_fail(conn, "summarising usage");
         goto fail;
     }
-    sqlite3_finalize(st);
+    gw_finalize(st);
     *out = a;
     *n = k;
     return 0;
 fail:
-    sqlite3_finalize(st);
+    gw_finalize(st);
     free(a);
     return -1;
 }
@@ -640,130 +708,126 @@ int gw_usage_by_account(gw_db *db, double since, gw_usage **out, size_t *n) {
     return rc;
 }
 
-int gw_usage_of(sqlite3 *conn, int64_t account_id, double since, gw_usage *out) {
+int gw_usage_of(gw_conn *conn, int64_t account_id, double since, gw_usage *out) {
     memset(out, 0, sizeof *out);
     out->account_id = account_id;
-    sqlite3_stmt *st = NULL;
+    gw_stmt *st = NULL;
     if (gw_sql_prepare(conn, "SELECT " USAGE_SUMS " FROM usage WHERE account_id = ?2", &st, "reading the usage ledger"))
         return -1;
-    sqlite3_bind_double(st, 1, since);
-    sqlite3_bind_int64(st, 2, account_id);
+    gw_bind_double(st, 1, since);
+    gw_bind_int64(st, 2, account_id);
     int rc = 0;
-    if (sqlite3_step(st) == SQLITE_ROW) read_usage(st, 0, account_id, out);
+    if (gw_step(st) == GW_ROW) read_usage(st, 0, account_id, out);
     else rc = gw_sql_fail(conn, "reading the usage ledger");
-    sqlite3_finalize(st);
+    gw_finalize(st);
     return rc;
 }
 
-int gw_usage_span(sqlite3 *conn, double *t0, double *t1, int64_t *rows) {
+int gw_usage_span(gw_conn *conn, double *t0, double *t1, int64_t *rows) {
     *t0 = *t1 = NAN;
     *rows = 0;
-    sqlite3_stmt *st = NULL;
+    gw_stmt *st = NULL;
     if (gw_sql_prepare(conn,
                        "SELECT MIN(CASE WHEN endpoint LIKE '%completions' THEN t END), "
                        "MAX(CASE WHEN endpoint LIKE '%completions' THEN t END), COUNT(*) FROM usage",
                        &st, "reading the usage ledger"))
         return -1;
-    int s = sqlite3_step(st);
-    if (s == SQLITE_ROW) {
-        if (sqlite3_column_type(st, 0) != SQLITE_NULL) *t0 = sqlite3_column_double(st, 0);
-        if (sqlite3_column_type(st, 1) != SQLITE_NULL) *t1 = sqlite3_column_double(st, 1);
-        *rows = sqlite3_column_int64(st, 2);
+    int s = gw_step(st);
+    if (s == GW_ROW) {
+        if (!gw_column_is_null(st, 0)) *t0 = gw_column_double(st, 0);
+        if (!gw_column_is_null(st, 1)) *t1 = gw_column_double(st, 1);
+        *rows = gw_column_int64(st, 2);
     }
-    sqlite3_finalize(st);
-    return s == SQLITE_ROW || s == SQLITE_DONE ? 0 : gw_sql_fail(conn, "reading the usage ledger");
+    gw_finalize(st);
+    return s == GW_ROW || s == GW_DONE ? 0 : gw_sql_fail(conn, "reading the usage ledger");
 }
 
-int gw_usage_served_until(sqlite3 *conn, int64_t account_id, double t, int64_t *served, int64_t *completion_tokens) {
+int gw_usage_served_until(gw_conn *conn, int64_t account_id, double t, int64_t *served, int64_t *completion_tokens) {
     *served = *completion_tokens = 0;
-    sqlite3_stmt *st = NULL;
+    gw_stmt *st = NULL;
     if (gw_sql_prepare(conn,
                        "SELECT COUNT(*), COALESCE(SUM(completion_tokens), 0) FROM usage "
                        "WHERE account_id = ?1 AND status = 200 AND t <= ?2",
                        &st, "reading the usage ledger"))
         return -1;
-    sqlite3_bind_int64(st, 1, account_id);
-    sqlite3_bind_double(st, 2, t);
-    int s = sqlite3_step(st);
-    if (s == SQLITE_ROW) {
-        *served = sqlite3_column_int64(st, 0);
-        *completion_tokens = sqlite3_column_int64(st, 1);
+    gw_bind_int64(st, 1, account_id);
+    gw_bind_double(st, 2, t);
+    int s = gw_step(st);
+    if (s == GW_ROW) {
+        *served = gw_column_int64(st, 0);
+        *completion_tokens = gw_column_int64(st, 1);
     }
-    sqlite3_finalize(st);
-    return s == SQLITE_ROW ? 0 : gw_sql_fail(conn, "reading the usage ledger");
+    gw_finalize(st);
+    return s == GW_ROW ? 0 : gw_sql_fail(conn, "reading the usage ledger");
 }
 
-int gw_usage_scan(sqlite3 *conn, int (*fn)(void *ud, const gw_usage_brief *r), void *ud) {
-    sqlite3_stmt *st = NULL;
+int gw_usage_scan(gw_conn *conn, int (*fn)(void *ud, const gw_usage_brief *r), void *ud) {
+    gw_stmt *st = NULL;
     if (gw_sql_prepare(conn, "SELECT id, account_id, status, prompt_tokens, completion_tokens FROM usage ORDER BY id", &st,
                        "reading the usage ledger"))
         return -1;
-    int rc = 0, s = SQLITE_DONE;
-    while (!rc && (s = sqlite3_step(st)) == SQLITE_ROW) {
-        gw_usage_brief r = {.id = sqlite3_column_int64(st, 0),
-                            .account_id = sqlite3_column_int64(st, 1),
-                            .status = sqlite3_column_int(st, 2),
-                            .prompt_tokens = sqlite3_column_int64(st, 3),
-                            .completion_tokens = sqlite3_column_int64(st, 4)};
+    int rc = 0, s = GW_DONE;
+    while (!rc && (s = gw_step(st)) == GW_ROW) {
+        gw_usage_brief r = {.id = gw_column_int64(st, 0),
+                            .account_id = gw_column_int64(st, 1),
+                            .status = gw_column_int(st, 2),
+                            .prompt_tokens = gw_column_int64(st, 3),
+                            .completion_tokens = gw_column_int64(st, 4)};
         rc = fn(ud, &r);
     }
-    if (!rc && s != SQLITE_DONE) rc = gw_sql_fail(conn, "reading the usage ledger");
-    sqlite3_finalize(st);
+    if (!rc && s != GW_DONE) rc = gw_sql_fail(conn, "reading the usage ledger");
+    gw_finalize(st);
     return rc;
 }
 
-int gw_usage_output_hashes(sqlite3 *conn, gw_output_hash **out, size_t *n) {
+int gw_usage_output_hashes(gw_conn *conn, gw_output_hash **out, size_t *n) {
     *out = NULL;
     *n = 0;
-    sqlite3_stmt *st = NULL;
+    gw_stmt *st = NULL;
     size_t cap = 0;
     if (gw_sql_prepare(conn, "SELECT output_hash, account_id FROM usage WHERE status = 200 AND output_hash != ''", &st,
                        "reading the usage ledger (is it a retort gateway database?)"))
         return -1;
     int s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((s = gw_step(st)) == GW_ROW) {
         if (RT_GROW(*out, cap, *n + 1, "ledger hashes")) goto fail;
-        copy_text((*out)[*n].hash, GW_HASH_HEX, sqlite3_column_text(st, 0));
-        (*out)[*n].account_id = sqlite3_column_int64(st, 1);
+        copy_text((*out)[*n].hash, GW_HASH_HEX, gw_column_text(st, 0));
+        (*out)[*n].account_id = gw_column_int64(st, 1);
         (*n)++;
     }
-    if (s != SQLITE_DONE) {
+    if (s != GW_DONE) {
         gw_sql_fail(conn, "reading the usage ledger");
         goto fail;
     }
-    sqlite3_finalize(st);
+    gw_finalize(st);
     return 0;
 fail:
-    sqlite3_finalize(st);
+    gw_finalize(st);
     free(*out);
     *out = NULL;
     *n = 0;
     return -1;
 }
 
-int gw_usage_tokens(gw_db *db, int64_t account_id, double t0, double t1, int64_t *out) {
+int gw_usage_tokens_read(gw_conn *conn, int64_t account_id, double t0, double t1, int64_t *out) {
     *out = 0;
+    gw_stmt *st = NULL;
+    if (gw_sql_prepare(conn, "SELECT coalesce(sum(prompt_tokens + completion_tokens), 0) FROM usage "
+                             "WHERE account_id = ?1 AND t >= ?2 AND t < ?3",
+                       &st, "summing usage"))
+        return -1;
+    gw_bind_int64(st, 1, account_id);
+    gw_bind_double(st, 2, t0);
+    gw_bind_double(st, 3, t1);
+    int rc = gw_step(st) == GW_ROW ? 0 : gw_sql_fail(conn, "summing usage");
+    if (!rc) *out = gw_column_int64(st, 0);
+    gw_finalize(st);
+    return rc;
+}
+
+int gw_usage_tokens(gw_db *db, int64_t account_id, double t0, double t1, int64_t *out) {
     pthread_mutex_lock(&db->mu);
-    sqlite3_stmt *st = NULL;
-    int rc = -1;
-    if (sqlite3_prepare_v2(db->conn,
-                           "SELECT coalesce(sum(prompt_tokens + completion_tokens), 0) FROM usage "
-                           "WHERE account_id = ?1 AND t >= ?2 AND t < ?3",
-                           -1, &st, NULL) != SQLITE_OK) {
-        db_fail(db, "summing usage");
-        goto out;
-    }
-    sqlite3_bind_int64(st, 1, account_id);
-    sqlite3_bind_double(st, 2, t0);
-    sqlite3_bind_double(st, 3, t1);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        db_fail(db, "summing usage");
-        goto out;
-    }
-    *out = sqlite3_column_int64(st, 0);
-    rc = 0;
-out:
-    sqlite3_finalize(st);
+    int rc = gw_usage_tokens_read(db->conn, account_id, t0, t1, out);
     pthread_mutex_unlock(&db->mu);
     return rc;
 }
@@ -772,42 +836,40 @@ out:
 
 int gw_config_set(gw_db *db, const char *key, const char *value, double now) {
     pthread_mutex_lock(&db->mu);
-    sqlite3_stmt *st = NULL;
+    gw_stmt *st = NULL;
     int rc = -1;
-    if (sqlite3_prepare_v2(db->conn,
-                           "INSERT INTO server_config(key, value, updated_at) VALUES(?1, ?2, ?3) "
-                           "ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                           -1, &st, NULL) != SQLITE_OK) {
+    if (gw_sql_prepare(db->conn, "INSERT INTO server_config(key, value, updated_at) VALUES(?1, ?2, ?3) "
+                           "ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at", &st, NULL) != 0) {
         db_fail(db, "writing server config");
         goto out;
     }
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, value, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_double(st, 3, now);
-    if (sqlite3_step(st) != SQLITE_DONE) {
+    gw_bind_text(st, 1, key);
+    gw_bind_text(st, 2, value);
+    gw_bind_double(st, 3, now);
+    if (gw_step(st) != GW_DONE) {
         db_fail(db, "writing server config");
         goto out;
     }
     rc = 0;
 out:
-    sqlite3_finalize(st);
+    gw_finalize(st);
     pthread_mutex_unlock(&db->mu);
     return rc;
 }
 
-int gw_config_read(sqlite3 *conn, const char *key, char **value) {
+int gw_config_read(gw_conn *conn, const char *key, char **value) {
     *value = NULL;
-    sqlite3_stmt *st = NULL;
+    gw_stmt *st = NULL;
     if (gw_sql_prepare(conn, "SELECT value FROM server_config WHERE key = ?1", &st, "reading server config")) return -1;
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
-    int s = sqlite3_step(st), rc = 0;
-    if (s == SQLITE_ROW) {
-        *value = rt_strdup((const char *)sqlite3_column_text(st, 0));
+    gw_bind_text(st, 1, key);
+    int s = gw_step(st), rc = 0;
+    if (s == GW_ROW) {
+        *value = rt_strdup(gw_column_text(st, 0));
         if (!*value) rc = -1;
-    } else if (s != SQLITE_DONE) {
+    } else if (s != GW_DONE) {
         rc = gw_sql_fail(conn, "reading server config");
     }
-    sqlite3_finalize(st);
+    gw_finalize(st);
     return rc;
 }
 
@@ -816,18 +878,6 @@ int gw_config_get(gw_db *db, const char *key, char **value) {
     int rc = gw_config_read(db->conn, key, value);
     pthread_mutex_unlock(&db->mu);
     return rc;
-}
-
-int gw_sql_has_table(sqlite3 *conn, const char *name) {
-    sqlite3_stmt *st = NULL;
-    int has = 0;
-    if (sqlite3_prepare_v2(conn, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", -1, &st, NULL) ==
-        SQLITE_OK) {
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        has = sqlite3_step(st) == SQLITE_ROW;
-    }
-    sqlite3_finalize(st);
-    return has;
 }
 
 void gw_hash_hex(const void *data, size_t len, char out[GW_HASH_HEX]) {

@@ -11,6 +11,9 @@
  * get 100 ms to finish; a passive pass in progress is interrupted, since commits would go on
  * growing the WAL behind it) and the WAL file starts again from zero. Commits wait for that
  * one; the WAL stays bounded by about GW_WAL_MAX_FRAMES pages.
+ * On PostgreSQL the same writer and group commit run on a libpq connection; there is no WAL
+ * to bound (the server checkpoints), so the checkpointer thread is not started, and row ids
+ * come back by RETURNING id.
  * Not a reader: summaries are in gw_db.c.
  */
 #include "gateway.h"
@@ -34,9 +37,10 @@ typedef struct ledger_item {
 } ledger_item;
 
 struct gw_ledger {
-    sqlite3 *conn;
+    gw_conn *conn;
+    sqlite3 *lite;          /* conn's SQLite handle (NULL on PostgreSQL) */
     char *path;
-    sqlite3_stmt *ins;
+    gw_stmt *ins;
     size_t max_batch;
     pthread_t thread;
     int thread_started;
@@ -60,42 +64,42 @@ static const char *const insert_sql =
     "INSERT INTO usage(request_id, t, account_id, key_id, endpoint, model, status, error, prompt_tokens, "
     "completion_tokens, temperature, top_p, max_tokens, logprobs, top_logprobs, n, stream, seed, latency_ms, "
     "ttft_ms, prompt_hash, output_hash, finish_reason, client) "
-    "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24)";
+    "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24) RETURNING id";
 
 static int insert_row(gw_ledger *l, const gw_ledger_row *r, int64_t *id) {
-    sqlite3_stmt *st = l->ins;
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    sqlite3_bind_text(st, 1, r->request_id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_double(st, 2, r->t);
-    if (r->account_id > 0) sqlite3_bind_int64(st, 3, r->account_id);
-    else sqlite3_bind_null(st, 3);
-    sqlite3_bind_text(st, 4, r->key_id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 5, r->endpoint, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 6, r->model, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(st, 7, r->status);
-    sqlite3_bind_text(st, 8, r->error, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 9, r->prompt_tokens);
-    sqlite3_bind_int64(st, 10, r->completion_tokens);
-    sqlite3_bind_double(st, 11, r->temperature);
-    sqlite3_bind_double(st, 12, r->top_p);
-    sqlite3_bind_int64(st, 13, r->max_tokens);
-    sqlite3_bind_int(st, 14, r->logprobs);
-    sqlite3_bind_int(st, 15, r->top_logprobs);
-    sqlite3_bind_int(st, 16, r->n);
-    sqlite3_bind_int(st, 17, r->stream);
-    if (r->has_seed) sqlite3_bind_int64(st, 18, (int64_t)r->seed);
-    else sqlite3_bind_null(st, 18);
-    sqlite3_bind_double(st, 19, r->latency_ms);
-    if (r->ttft_ms >= 0) sqlite3_bind_double(st, 20, r->ttft_ms);
-    else sqlite3_bind_null(st, 20);
-    sqlite3_bind_text(st, 21, r->prompt_hash, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 22, r->output_hash, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 23, r->finish_reason, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 24, r->client, -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(st) != SQLITE_DONE) return -1;
-    *id = sqlite3_last_insert_rowid(l->conn);
-    return 0;
+    gw_stmt *st = l->ins;
+    gw_reset(st);
+    gw_clear_bindings(st);
+    gw_bind_text(st, 1, r->request_id);
+    gw_bind_double(st, 2, r->t);
+    if (r->account_id > 0) gw_bind_int64(st, 3, r->account_id);
+    else gw_bind_null(st, 3);
+    gw_bind_text(st, 4, r->key_id);
+    gw_bind_text(st, 5, r->endpoint);
+    gw_bind_text(st, 6, r->model);
+    gw_bind_int(st, 7, r->status);
+    gw_bind_text(st, 8, r->error);
+    gw_bind_int64(st, 9, r->prompt_tokens);
+    gw_bind_int64(st, 10, r->completion_tokens);
+    gw_bind_double(st, 11, r->temperature);
+    gw_bind_double(st, 12, r->top_p);
+    gw_bind_int64(st, 13, r->max_tokens);
+    gw_bind_int(st, 14, r->logprobs);
+    gw_bind_int(st, 15, r->top_logprobs);
+    gw_bind_int(st, 16, r->n);
+    gw_bind_int(st, 17, r->stream);
+    if (r->has_seed) gw_bind_int64(st, 18, (int64_t)r->seed);
+    else gw_bind_null(st, 18);
+    gw_bind_double(st, 19, r->latency_ms);
+    if (r->ttft_ms >= 0) gw_bind_double(st, 20, r->ttft_ms);
+    else gw_bind_null(st, 20);
+    gw_bind_text(st, 21, r->prompt_hash);
+    gw_bind_text(st, 22, r->output_hash);
+    gw_bind_text(st, 23, r->finish_reason);
+    gw_bind_text(st, 24, r->client);
+    if (gw_step(st) != GW_ROW) return -1;
+    *id = gw_column_int64(st, 0);
+    return gw_step(st) == GW_DONE ? 0 : -1;
 }
 
 /* sqlite3_wal_hook on the writer's connection: the WAL's size after each commit. */
@@ -111,11 +115,11 @@ static void bound_wal(gw_ledger *l) {
     if (atomic_load(&l->wal_frames) <= GW_WAL_MAX_FRAMES) return;
     double now = rt_now();
     if (now - l->t_truncate_try < 0.1) return; /* readers held it a moment ago: not on every commit */
-    sqlite3_busy_timeout(l->conn, 100);
+    sqlite3_busy_timeout(l->lite, 100);
     int log = 0, done = 0, rc = SQLITE_BUSY;
     for (int attempt = 0; attempt < 50; attempt++) {
         double t0 = rt_now();
-        rc = sqlite3_wal_checkpoint_v2(l->conn, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+        rc = sqlite3_wal_checkpoint_v2(l->lite, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
         if (rc != SQLITE_BUSY || rt_now() - t0 > 0.05) break; /* done, or readers held it */
         /* refused at once: the checkpointer's passive pass holds the checkpoint lock, and while
          * it copies, commits go on growing the WAL. Stop it; ours blocks commits until done. */
@@ -123,7 +127,7 @@ static void bound_wal(gw_ledger *l) {
         struct timespec ts = {0, 2000000};
         nanosleep(&ts, NULL);
     }
-    sqlite3_busy_timeout(l->conn, 5000);
+    sqlite3_busy_timeout(l->lite, 5000);
     if (rc == SQLITE_OK) atomic_store(&l->wal_frames, 0);
     else l->t_truncate_try = now; /* readers: back off */
 }
@@ -146,13 +150,13 @@ static void *writer_main(void *arg) {
         last->next = NULL;
         pthread_mutex_unlock(&l->mu);
 
-        int ok = sqlite3_exec(l->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+        int ok = gw_sql_begin(l->conn, "starting a ledger commit") == 0;
         for (ledger_item *it = batch; ok && it; it = it->next) ok = insert_row(l, &it->row, &it->row_id) == 0;
-        if (ok) ok = sqlite3_exec(l->conn, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+        if (ok) ok = gw_sql_commit(l->conn, "committing ledger rows") == 0;
         char msg[200] = "";
         if (!ok) {
-            snprintf(msg, sizeof msg, "%s", sqlite3_errmsg(l->conn));
-            sqlite3_exec(l->conn, "ROLLBACK", NULL, NULL, NULL);
+            snprintf(msg, sizeof msg, "%s", rt_errmsg());
+            gw_sql_rollback(l->conn);
         }
 
         pthread_mutex_lock(&l->mu);
@@ -168,7 +172,7 @@ static void *writer_main(void *arg) {
             l->rows += k;
         }
         pthread_mutex_unlock(&l->mu);
-        if (ok) bound_wal(l);
+        if (ok && l->lite) bound_wal(l);
         pthread_mutex_lock(&l->mu);
         /* hand back row ids: items are owned by their submitters, who wait for done_ticket */
         l->done_ticket = final;
@@ -213,40 +217,37 @@ int gw_ledger_open(gw_ledger **out, const char *path, size_t max_batch) {
     pthread_cond_init(&l->cv_ck, NULL);
     l->path = rt_strdup(path);
     if (!l->path) goto fail;
-    if (sqlite3_open_v2(path, &l->conn, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
-        RT_FAIL("%s: cannot open the ledger: %s", path, l->conn ? sqlite3_errmsg(l->conn) : "out of memory");
+    if (gw_conn_open(&l->conn, path, 0)) goto fail;
+    l->lite = gw_conn_sqlite(l->conn);
+    if ((l->lite && gw_sql_exec(l->conn, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", "opening the ledger")) ||
+        gw_sql_prepare(l->conn, insert_sql, &l->ins,
+                       "preparing the ledger (open it with gw_db_open first to create the tables)"))
         goto fail;
-    }
-    sqlite3_busy_timeout(l->conn, 5000);
-    if (sqlite3_exec(l->conn, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(l->conn, insert_sql, -1, &l->ins, NULL) != SQLITE_OK) {
-        RT_FAIL("%s: cannot prepare the ledger (open it with gw_db_open first to create the tables): %s", path,
-                sqlite3_errmsg(l->conn));
-        goto fail;
-    }
-    sqlite3_wal_autocheckpoint(l->conn, 0); /* the checkpointer thread and bound_wal do it */
-    sqlite3_wal_hook(l->conn, wal_hook, l);
-    if (sqlite3_open_v2(path, &l->ck_conn, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
-        RT_FAIL("%s: cannot open the ledger: %s", path, l->ck_conn ? sqlite3_errmsg(l->ck_conn) : "out of memory");
-        goto fail;
-    }
-    sqlite3_busy_timeout(l->ck_conn, 100);
-    /* A connection only opens the WAL when it first reads: until then a checkpoint on it
-     * returns SQLITE_OK and does nothing. */
-    if (sqlite3_exec(l->ck_conn, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) != SQLITE_OK) {
-        RT_FAIL("%s: cannot read the ledger: %s", path, sqlite3_errmsg(l->ck_conn));
-        goto fail;
+    if (l->lite) {
+        sqlite3_wal_autocheckpoint(l->lite, 0); /* the checkpointer thread and bound_wal do it */
+        sqlite3_wal_hook(l->lite, wal_hook, l);
+        if (sqlite3_open_v2(path, &l->ck_conn, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+            RT_FAIL("%s: cannot open the ledger: %s", path, l->ck_conn ? sqlite3_errmsg(l->ck_conn) : "out of memory");
+            goto fail;
+        }
+        sqlite3_busy_timeout(l->ck_conn, 100);
+        /* A connection only opens the WAL when it first reads: until then a checkpoint on it
+         * returns SQLITE_OK and does nothing. */
+        if (sqlite3_exec(l->ck_conn, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) != SQLITE_OK) {
+            RT_FAIL("%s: cannot read the ledger: %s", path, sqlite3_errmsg(l->ck_conn));
+            goto fail;
+        }
     }
     if (pthread_create(&l->thread, NULL, writer_main, l) != 0) {
         RT_FAIL("cannot start the ledger writer thread");
         goto fail;
     }
     l->thread_started = 1;
-    if (pthread_create(&l->ck_thread, NULL, checkpoint_main, l) != 0) {
+    if (l->lite && pthread_create(&l->ck_thread, NULL, checkpoint_main, l) != 0) {
         RT_FAIL("cannot start the ledger checkpoint thread");
         goto fail;
     }
-    l->ck_started = 1;
+    l->ck_started = l->lite != NULL;
     *out = l;
     return 0;
 fail:
@@ -270,7 +271,7 @@ int gw_ledger_commit(gw_ledger *l, const gw_ledger_row *row, int64_t *row_id) {
     pthread_cond_signal(&l->cv_work);
     while (l->done_ticket < item.ticket) pthread_cond_wait(&l->cv_done, &l->mu);
     pthread_mutex_unlock(&l->mu);
-    if (item.failed) return RT_FAIL("%s: the ledger commit failed: %s", l->path, item.fail_msg);
+    if (item.failed) return RT_FAIL("the ledger commit failed: %s", item.fail_msg);
     if (row_id) *row_id = item.row_id;
     return 0;
 }
@@ -302,8 +303,8 @@ void gw_ledger_close(gw_ledger *l) {
         sqlite3_wal_checkpoint_v2(l->ck_conn, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         sqlite3_close(l->ck_conn);
     }
-    sqlite3_finalize(l->ins);
-    if (l->conn) sqlite3_close(l->conn);
+    gw_finalize(l->ins);
+    gw_conn_close(l->conn);
     pthread_cond_destroy(&l->cv_work);
     pthread_cond_destroy(&l->cv_done);
     pthread_cond_destroy(&l->cv_ck);

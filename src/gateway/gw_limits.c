@@ -7,8 +7,14 @@
  * a long request is not refused forever) and from the day's quota; settle() gives back what
  * was not used. Time that runs backwards (concurrent clients of a simulator) refills nothing.
  *
- * Not persistent: buckets live in memory (a restart starts them full); the day's total is
- * re-read from the ledger the first time an account is seen on a day.
+ * Two homes for the buckets, one decision (decide() below):
+ *   - memory (gw_limiter_new on SQLite, one process): a restart starts them full; the day's
+ *     total is re-read from the ledger the first time an account is seen on a day;
+ *   - the database (gw_limiter_new on PostgreSQL, or gw_limiter_new_shared): one row per
+ *     account in gw_limit_state, read with a row lock (INSERT ... ON CONFLICT DO UPDATE ...
+ *     RETURNING locks it), decided on and written back in one transaction on the limiter's own
+ *     connection. Replicas on one database then share every bucket exactly: two replicas
+ *     deciding for one account queue on the row lock, and each sees the other's take.
  */
 #include "gateway.h"
 
@@ -32,16 +38,31 @@ struct gw_limiter {
     pthread_mutex_t mu;
     gw_db *db;
     lim_state *table[LIM_BUCKETS];
+    gw_conn *conn; /* shared mode: the buckets live in the database behind this connection */
 };
 
-int gw_limiter_new(gw_limiter **out, gw_db *db) {
+static int limiter_new(gw_limiter **out, gw_db *db, int shared) {
+    *out = NULL;
     gw_limiter *l = rt_calloc(1, sizeof *l, "rate limiter");
     if (!l) return -1;
     pthread_mutex_init(&l->mu, NULL);
     l->db = db;
+    if (shared && gw_conn_open(&l->conn, gw_db_path(db), 0)) {
+        gw_limiter_free(l);
+        return -1;
+    }
     *out = l;
     return 0;
 }
+
+int gw_limiter_new(gw_limiter **out, gw_db *db) { return limiter_new(out, db, db && gw_db_is_pg(db)); }
+
+int gw_limiter_new_shared(gw_limiter **out, gw_db *db) {
+    if (!db) return RT_FAIL("a shared rate limiter needs the database");
+    return limiter_new(out, db, 1);
+}
+
+int gw_limiter_is_shared(const gw_limiter *l) { return l->conn != NULL; }
 
 void gw_limiter_free(gw_limiter *l) {
     if (!l) return;
@@ -53,6 +74,7 @@ void gw_limiter_free(gw_limiter *l) {
             s = n;
         }
     }
+    gw_conn_close(l->conn);
     pthread_mutex_destroy(&l->mu);
     free(l);
 }
@@ -85,7 +107,9 @@ static int sync_day(gw_limiter *l, lim_state *s, double now) {
     int64_t day = (int64_t)floor(now / 86400.0);
     if (day <= s->day) return 0; /* same day, or time ran backwards: keep counting */
     int64_t used = 0;
-    if (l->db && gw_usage_tokens(l->db, s->account_id, (double)day * 86400.0, (double)(day + 1) * 86400.0, &used))
+    double t0 = (double)day * 86400.0, t1 = (double)(day + 1) * 86400.0;
+    if (l->conn ? gw_usage_tokens_read(l->conn, s->account_id, t0, t1, &used)
+                : l->db && gw_usage_tokens(l->db, s->account_id, t0, t1, &used))
         return -1;
     s->day = day;
     s->day_used = used;
@@ -98,18 +122,8 @@ int64_t gw_limiter_tpm_reserved(const gw_limits *lim, int64_t reserve_tokens) {
     return reserve_tokens;
 }
 
-int gw_limiter_admit(gw_limiter *l, int64_t account_id, const gw_limits *lim, double now,
-                     int64_t reserve_tokens, gw_limit_verdict *v) {
-    memset(v, 0, sizeof *v);
-    v->ok = 1;
-    v->remaining_requests = v->remaining_tokens = -1;
-    if (reserve_tokens < 0) reserve_tokens = 0;
-    if (lim->rpm <= 0 && lim->tpm <= 0 && lim->daily_tokens <= 0) return 0;
-    pthread_mutex_lock(&l->mu);
-    int rc = -1;
-    lim_state *s = state_for(l, account_id, now);
-    if (!s) goto out;
-    if (lim->daily_tokens > 0 && sync_day(l, s, now)) goto out;
+/* The verdict on one state (wherever it lives): takes from it when admitted. */
+static void decide(lim_state *s, const gw_limits *lim, double now, int64_t reserve_tokens, gw_limit_verdict *v) {
     double need_req = 1.0, need_tok = (double)gw_limiter_tpm_reserved(lim, reserve_tokens);
     double wait = 0;
     if (lim->rpm > 0) {
@@ -157,6 +171,107 @@ int gw_limiter_admit(gw_limiter *l, int64_t account_id, const gw_limits *lim, do
         v->remaining_tokens = (int64_t)floor(fmax(0, s->tok_level));
         v->reset_tokens = ((double)lim->tpm - s->tok_level) * 60.0 / (double)lim->tpm;
     }
+}
+
+static void settle_state(lim_state *s, const gw_limits *lim, double now, int64_t reserved_tokens, int64_t used_tokens) {
+    if (lim->tpm > 0) {
+        double res = (double)gw_limiter_tpm_reserved(lim, reserved_tokens);
+        refill(&s->tok_level, &s->t_tok, (double)lim->tpm, now);
+        /* give back the unused reservation; charge overrun (a bucket may go negative) */
+        s->tok_level = fmin((double)lim->tpm, s->tok_level + res - (double)used_tokens);
+    }
+    if (lim->daily_tokens > 0) s->day_used += used_tokens - reserved_tokens;
+}
+
+/* ---------------------------------------------------------------- shared mode: the database */
+
+/* Lock and read the account's row (created full when absent). In a transaction. */
+static int row_load(gw_conn *c, int64_t id, double now, lim_state *s) {
+    gw_stmt *st = NULL;
+    if (gw_sql_prepare(c,
+                       "INSERT INTO gw_limit_state(account_id, t_req, t_tok) VALUES(?1, ?2, ?2) "
+                       "ON CONFLICT(account_id) DO UPDATE SET account_id = excluded.account_id "
+                       "RETURNING t_req, req_level, t_tok, tok_level, day, day_used",
+                       &st, "reading the rate limiter's buckets"))
+        return -1;
+    gw_bind_int64(st, 1, id);
+    gw_bind_double(st, 2, now);
+    int rc = gw_step(st) == GW_ROW ? 0 : -1;
+    if (!rc) {
+        memset(s, 0, sizeof *s);
+        s->account_id = id;
+        s->t_req = gw_column_double(st, 0);
+        s->req_level = gw_column_is_null(st, 1) ? INFINITY : gw_column_double(st, 1);
+        s->t_tok = gw_column_double(st, 2);
+        s->tok_level = gw_column_is_null(st, 3) ? INFINITY : gw_column_double(st, 3);
+        s->day = gw_column_is_null(st, 4) ? INT64_MIN : gw_column_int64(st, 4);
+        s->day_used = gw_column_int64(st, 5);
+    }
+    gw_finalize(st);
+    return rc;
+}
+
+static int bind_level(gw_stmt *st, int i, double v) { return isfinite(v) ? gw_bind_double(st, i, v) : gw_bind_null(st, i); }
+
+static int row_store(gw_conn *c, const lim_state *s) {
+    gw_stmt *st = NULL;
+    if (gw_sql_prepare(c,
+                       "UPDATE gw_limit_state SET t_req = ?2, req_level = ?3, t_tok = ?4, tok_level = ?5, day = ?6, "
+                       "day_used = ?7 WHERE account_id = ?1",
+                       &st, "writing the rate limiter's buckets"))
+        return -1;
+    gw_bind_int64(st, 1, s->account_id);
+    gw_bind_double(st, 2, s->t_req);
+    bind_level(st, 3, s->req_level);
+    gw_bind_double(st, 4, s->t_tok);
+    bind_level(st, 5, s->tok_level);
+    if (s->day == INT64_MIN) gw_bind_null(st, 6);
+    else gw_bind_int64(st, 6, s->day);
+    gw_bind_int64(st, 7, s->day_used);
+    int rc = gw_sql_step_done(c, st, "writing the rate limiter's buckets");
+    gw_finalize(st);
+    return rc;
+}
+
+/* One transaction: lock the row, decide (admit) or settle, write it back. Retried when
+ * PostgreSQL reports a deadlock or serialization failure (kind BUSY). */
+static int shared_apply(gw_limiter *l, int64_t id, const gw_limits *lim, double now, int64_t a, int64_t b,
+                        gw_limit_verdict *v) {
+    int rc = -1;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        lim_state s;
+        gw_limit_verdict keep = v ? *v : (gw_limit_verdict){0};
+        if (gw_sql_begin(l->conn, "starting a rate limiter transaction")) break;
+        if (row_load(l->conn, id, now, &s) || (lim->daily_tokens > 0 && sync_day(l, &s, now))) goto undo;
+        if (v) decide(&s, lim, now, a, v);
+        else settle_state(&s, lim, now, a, b);
+        if (row_store(l->conn, &s) || gw_sql_commit(l->conn, "committing the rate limiter's buckets")) goto undo;
+        return 0;
+    undo:
+        gw_sql_rollback(l->conn);
+        if (v) *v = keep;
+        if (rt_errkind() != RT_ERR_BUSY) break;
+    }
+    return rc;
+}
+
+int gw_limiter_admit(gw_limiter *l, int64_t account_id, const gw_limits *lim, double now,
+                     int64_t reserve_tokens, gw_limit_verdict *v) {
+    memset(v, 0, sizeof *v);
+    v->ok = 1;
+    v->remaining_requests = v->remaining_tokens = -1;
+    if (reserve_tokens < 0) reserve_tokens = 0;
+    if (lim->rpm <= 0 && lim->tpm <= 0 && lim->daily_tokens <= 0) return 0;
+    pthread_mutex_lock(&l->mu);
+    int rc = -1;
+    if (l->conn) {
+        rc = shared_apply(l, account_id, lim, now, reserve_tokens, 0, v);
+        goto out;
+    }
+    lim_state *s = state_for(l, account_id, now);
+    if (!s) goto out;
+    if (lim->daily_tokens > 0 && sync_day(l, s, now)) goto out;
+    decide(s, lim, now, reserve_tokens, v);
     rc = 0;
 out:
     pthread_mutex_unlock(&l->mu);
@@ -169,15 +284,12 @@ void gw_limiter_settle(gw_limiter *l, int64_t account_id, const gw_limits *lim, 
     if (reserved_tokens < 0) reserved_tokens = 0;
     if (used_tokens < 0) used_tokens = 0;
     pthread_mutex_lock(&l->mu);
-    lim_state *s = state_for(l, account_id, now);
-    if (s) {
-        if (lim->tpm > 0) {
-            double res = (double)gw_limiter_tpm_reserved(lim, reserved_tokens);
-            refill(&s->tok_level, &s->t_tok, (double)lim->tpm, now);
-            /* give back the unused reservation; charge overrun (a bucket may go negative) */
-            s->tok_level = fmin((double)lim->tpm, s->tok_level + res - (double)used_tokens);
-        }
-        if (lim->daily_tokens > 0) s->day_used += used_tokens - reserved_tokens;
+    if (l->conn) {
+        if (shared_apply(l, account_id, lim, now, reserved_tokens, used_tokens, NULL))
+            rt_warn("rate limiter: settling account %lld failed: %s", (long long)account_id, rt_errmsg());
+    } else {
+        lim_state *s = state_for(l, account_id, now);
+        if (s) settle_state(s, lim, now, reserved_tokens, used_tokens);
     }
     pthread_mutex_unlock(&l->mu);
 }

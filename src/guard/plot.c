@@ -47,46 +47,46 @@ static series *series_get(plot_data *d, int64_t id) {
     return s;
 }
 
-static int plot_fn(sqlite3 *c, void *ud) {
+static int plot_fn(gw_conn *c, void *ud) {
     plot_data *d = ud;
     if (!gw_sql_has_table(c, "guard_scores")) return RT_FAIL("no guard tables: was the server run with --guard?");
-    sqlite3_stmt *st = NULL;
+    gw_stmt *st = NULL;
     if (gw_sql_prepare(c, "SELECT account_id, t, risk FROM guard_scores ORDER BY account_id, id", &st, "guard_scores"))
         return -1;
     d->t0 = INFINITY;
     d->t1 = -INFINITY;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        series *s = series_get(d, sqlite3_column_int64(st, 0));
+    while (gw_step(st) == GW_ROW) {
+        series *s = series_get(d, gw_column_int64(st, 0));
         if (!s) {
-            sqlite3_finalize(st);
+            gw_finalize(st);
             return -1;
         }
         if (s->n == s->cap) {
             s->cap = s->cap ? s->cap * 2 : 64;
             pt *np = rt_realloc(s->p, s->cap * sizeof *np, "plot points");
             if (!np) {
-                sqlite3_finalize(st);
+                gw_finalize(st);
                 return -1;
             }
             s->p = np;
         }
-        double t = sqlite3_column_double(st, 1);
-        s->p[s->n++] = (pt){t, sqlite3_column_double(st, 2)};
+        double t = gw_column_double(st, 1);
+        s->p[s->n++] = (pt){t, gw_column_double(st, 2)};
         d->t0 = fmin(d->t0, t);
         d->t1 = fmax(d->t1, t);
     }
-    sqlite3_finalize(st);
+    gw_finalize(st);
     if (gw_sql_prepare(c, "SELECT account_id, t, risk FROM guard_actions WHERE action = 'suspend' ORDER BY id", &st,
                           "guard_actions"))
         return -1;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        series *s = series_get(d, sqlite3_column_int64(st, 0));
+    while (gw_step(st) == GW_ROW) {
+        series *s = series_get(d, gw_column_int64(st, 0));
         if (s && !isfinite(s->t_susp)) {
-            s->t_susp = sqlite3_column_double(st, 1);
-            s->r_susp = sqlite3_column_double(st, 2);
+            s->t_susp = gw_column_double(st, 1);
+            s->r_susp = gw_column_double(st, 2);
         }
     }
-    sqlite3_finalize(st);
+    gw_finalize(st);
     guard_label *lab = NULL;
     size_t nl = 0;
     if (guard_labels_read(c, &lab, &nl)) return -1;
@@ -101,11 +101,11 @@ static int plot_fn(sqlite3 *c, void *ud) {
     guard_policy p;
     guard_policy_defaults(&p);
     if (gw_sql_prepare(c, "SELECT value FROM server_config WHERE key = 'guard.policy'", &st, "server_config") == 0) {
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            const char *js = (const char *)sqlite3_column_text(st, 0);
+        if (gw_step(st) == GW_ROW) {
+            const char *js = gw_column_text(st, 0);
             if (js) guard_policy_parse(&p, js, strlen(js), "stored policy");
         }
-        sqlite3_finalize(st);
+        gw_finalize(st);
     }
     d->flag = p.flag_at;
     d->throttle = p.throttle_at;

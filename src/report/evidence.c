@@ -33,40 +33,28 @@ static const char *const evidence_schema =
     "  result_json TEXT NOT NULL, command TEXT NOT NULL DEFAULT '', added_at REAL NOT NULL);";
 
 
-int report_db_open(sqlite3 **out, const char *path) {
+int report_db_open(gw_conn **out, const char *path) {
     *out = NULL;
-    sqlite3 *db = NULL;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
-        int rc = RT_FAIL("%s: cannot open database: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
-        sqlite3_close(db);
-        return rc;
-    }
-    sqlite3_busy_timeout(db, 10000);
-    char *err = NULL;
-    if (sqlite3_exec(db, evidence_schema, NULL, NULL, &err) != SQLITE_OK) {
-        int rc = RT_FAIL("%s: cannot create the report's tables: %s (is it a SQLite database?)", path,
-                         err ? err : "?");
-        sqlite3_free(err);
-        sqlite3_close(db);
-        return rc;
+    gw_conn *db = NULL;
+    if (gw_conn_open(&db, path, GW_OPEN_CREATE)) return -1;
+    if (gw_sql_schema(db, evidence_schema, "creating the report's tables (is it a retort database?)")) {
+        gw_conn_close(db);
+        return -1;
     }
     *out = db;
     return 0;
 }
 
-void report_db_close(sqlite3 *db) {
-    if (db) sqlite3_close(db);
-}
+void report_db_close(gw_conn *db) { gw_conn_close(db); }
 
-int report_meta_set(sqlite3 *db, const char *key, const char *value) {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO report_meta(key, value) VALUES(?1, ?2)", -1, &st, NULL) !=
-        SQLITE_OK)
+int report_meta_set(gw_conn *db, const char *key, const char *value) {
+    gw_stmt *st = NULL;
+    if (gw_sql_prepare(db, "INSERT INTO report_meta(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value", &st, NULL) != 0)
         return gw_sql_fail(db, "report_meta");
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, value ? value : "", -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : gw_sql_fail(db, "report_meta");
-    sqlite3_finalize(st);
+    gw_bind_text(st, 1, key);
+    gw_bind_text(st, 2, value ? value : "");
+    int rc = gw_step(st) == GW_DONE ? 0 : gw_sql_fail(db, "report_meta");
+    gw_finalize(st);
     return rc;
 }
 
@@ -95,26 +83,17 @@ static int cmp_out_hash(const void *a, const void *b) {
 
 /* A read-only connection to the ledger (a gateway database); its tables are read through the
  * gateway's typed readers. */
-static int ledger_open(const char *ledger_db, sqlite3 **out) {
-    *out = NULL;
-    if (sqlite3_open_v2(ledger_db, out, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        int rc = RT_FAIL_KIND(RT_ERR_IO, "%s: cannot open the ledger: %s", ledger_db,
-                              *out ? sqlite3_errmsg(*out) : "out of memory");
-        sqlite3_close(*out);
-        *out = NULL;
-        return rc;
-    }
-    sqlite3_busy_timeout(*out, 10000);
-    return 0;
+static int ledger_open(const char *ledger_db, gw_conn **out) {
+    return gw_conn_open(out, ledger_db, GW_OPEN_READONLY);
 }
 
 /* Every served output hash of the ledger, sorted. */
 static int ledger_hashes(const char *ledger_db, gw_output_hash **out, size_t *n) {
-    sqlite3 *db = NULL;
+    gw_conn *db = NULL;
     *out = NULL, *n = 0;
     if (ledger_open(ledger_db, &db)) return -1;
     int rc = gw_usage_output_hashes(db, out, n);
-    sqlite3_close(db);
+    gw_conn_close(db);
     if (!rc && *n) qsort(*out, *n, sizeof **out, cmp_out_hash);
     return rc;
 }
@@ -130,7 +109,7 @@ static int account_names(const char *ledger_db, int64_t *ids, size_t n, char **o
     *out = NULL;
     if (rt_buf_append(&b, "", 0)) return -1;
     if (n) qsort(ids, n, sizeof *ids, cmp_i64);
-    sqlite3 *db = NULL;
+    gw_conn *db = NULL;
     gw_account *acc = NULL;
     size_t na = 0;
     int rc = -1;
@@ -145,7 +124,7 @@ static int account_names(const char *ledger_db, int64_t *ids, size_t n, char **o
     rc = 0;
 done:
     free(acc);
-    sqlite3_close(db);
+    gw_conn_close(db);
     if (rc)
         rt_buf_free(&b);
     else
@@ -223,32 +202,34 @@ done:
     return rc;
 }
 
-int report_harvest_put(sqlite3 *db, const report_harvest_spec *h, report_harvest_stats *st_out) {
+int report_harvest_put(gw_conn *db, const report_harvest_spec *h, report_harvest_stats *st_out) {
     report_harvest_stats st;
     if (report_harvest_scan(h, &st)) return -1;
-    sqlite3_stmt *q = NULL;
+    gw_stmt *q = NULL;
     int rc;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT OR REPLACE INTO report_harvests(name, guard, strategy, path, sha256, lines, "
+    if (gw_sql_prepare(db, "INSERT INTO report_harvests(name, guard, strategy, path, sha256, lines, "
                            "completion_tokens, matched, accounts, ledger_db, added_at) "
-                           "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
-                           -1, &q, NULL) != SQLITE_OK) {
+                           "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11) ON CONFLICT(name) DO UPDATE SET "
+                           "guard = excluded.guard, strategy = excluded.strategy, path = excluded.path, "
+                           "sha256 = excluded.sha256, lines = excluded.lines, completion_tokens = excluded.completion_tokens, "
+                           "matched = excluded.matched, accounts = excluded.accounts, ledger_db = excluded.ledger_db, "
+                           "added_at = excluded.added_at", &q, NULL) != 0) {
         rc = gw_sql_fail(db, "report_harvests");
     } else {
-        sqlite3_bind_text(q, 1, h->name, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(q, 2, h->guard ? h->guard : "", -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(q, 3, h->strategy ? h->strategy : "", -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(q, 4, h->path, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(q, 5, st.sha256, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(q, 6, (sqlite3_int64)st.lines);
-        sqlite3_bind_int64(q, 7, st.completion_tokens);
-        sqlite3_bind_int64(q, 8, (sqlite3_int64)st.matched);
-        sqlite3_bind_text(q, 9, st.accounts ? st.accounts : "", -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(q, 10, h->ledger_db ? h->ledger_db : "", -1, SQLITE_TRANSIENT);
-        sqlite3_bind_double(q, 11, rt_wall_time());
-        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : gw_sql_fail(db, "report_harvests");
+        gw_bind_text(q, 1, h->name);
+        gw_bind_text(q, 2, h->guard ? h->guard : "");
+        gw_bind_text(q, 3, h->strategy ? h->strategy : "");
+        gw_bind_text(q, 4, h->path);
+        gw_bind_text(q, 5, st.sha256);
+        gw_bind_int64(q, 6, (int64_t)st.lines);
+        gw_bind_int64(q, 7, st.completion_tokens);
+        gw_bind_int64(q, 8, (int64_t)st.matched);
+        gw_bind_text(q, 9, st.accounts ? st.accounts : "");
+        gw_bind_text(q, 10, h->ledger_db ? h->ledger_db : "");
+        gw_bind_double(q, 11, rt_wall_time());
+        rc = gw_step(q) == GW_DONE ? 0 : gw_sql_fail(db, "report_harvests");
     }
-    sqlite3_finalize(q);
+    gw_finalize(q);
     if (st_out && !rc)
         *st_out = st;
     else
@@ -285,14 +266,14 @@ static double jnum(const json_t *o, const char *key) {
     return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
-static void bind_num(sqlite3_stmt *q, int i, double v) {
+static void bind_num(gw_stmt *q, int i, double v) {
     if (isfinite(v))
-        sqlite3_bind_double(q, i, v);
+        gw_bind_double(q, i, v);
     else
-        sqlite3_bind_null(q, i);
+        gw_bind_null(q, i);
 }
 
-int report_model_put(sqlite3 *db, const report_model_spec *m) {
+int report_model_put(gw_conn *db, const report_model_spec *m) {
     char sha[65];
     if (sodium_init() < 0) return RT_FAIL("libsodium failed to initialise");
     if (file_sha256(m->path, sha)) return -1;
@@ -315,22 +296,25 @@ int report_model_put(sqlite3 *db, const report_model_spec *m) {
         eval_text = rt_json_reals(json_dumps(j, JSON_COMPACT));
         json_decref(j);
     }
-    sqlite3_stmt *q = NULL;
+    gw_stmt *q = NULL;
     int rc;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT OR REPLACE INTO report_models(name, role, guard, path, sha256, params, trained_on, "
+    if (gw_sql_prepare(db, "INSERT INTO report_models(name, role, guard, path, sha256, params, trained_on, "
                            "tokens, flops, seconds, loss, kl, top1, eval_json, command, added_at) "
-                           "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
-                           -1, &q, NULL) != SQLITE_OK) {
+                           "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16) ON CONFLICT(name) DO UPDATE SET "
+                           "role = excluded.role, guard = excluded.guard, path = excluded.path, sha256 = excluded.sha256, "
+                           "params = excluded.params, trained_on = excluded.trained_on, tokens = excluded.tokens, "
+                           "flops = excluded.flops, seconds = excluded.seconds, loss = excluded.loss, kl = excluded.kl, "
+                           "top1 = excluded.top1, eval_json = excluded.eval_json, command = excluded.command, "
+                           "added_at = excluded.added_at", &q, NULL) != 0) {
         rc = gw_sql_fail(db, "report_models");
     } else {
-        sqlite3_bind_text(q, 1, m->name, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(q, 2, m->role ? m->role : "", -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(q, 3, m->guard ? m->guard : "", -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(q, 4, m->path, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(q, 5, sha, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(q, 6, params);
-        sqlite3_bind_text(q, 7, m->trained_on ? m->trained_on : "", -1, SQLITE_TRANSIENT);
+        gw_bind_text(q, 1, m->name);
+        gw_bind_text(q, 2, m->role ? m->role : "");
+        gw_bind_text(q, 3, m->guard ? m->guard : "");
+        gw_bind_text(q, 4, m->path);
+        gw_bind_text(q, 5, sha);
+        gw_bind_int64(q, 6, params);
+        gw_bind_text(q, 7, m->trained_on ? m->trained_on : "");
         bind_num(q, 8, tokens);
         bind_num(q, 9, flops);
         bind_num(q, 10, seconds);
@@ -338,14 +322,14 @@ int report_model_put(sqlite3 *db, const report_model_spec *m) {
         bind_num(q, 12, kl);
         bind_num(q, 13, top1);
         if (eval_text)
-            sqlite3_bind_text(q, 14, eval_text, -1, SQLITE_TRANSIENT);
+            gw_bind_text(q, 14, eval_text);
         else
-            sqlite3_bind_null(q, 14);
-        sqlite3_bind_text(q, 15, m->command ? m->command : "", -1, SQLITE_TRANSIENT);
-        sqlite3_bind_double(q, 16, rt_wall_time());
-        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : gw_sql_fail(db, "report_models");
+            gw_bind_null(q, 14);
+        gw_bind_text(q, 15, m->command ? m->command : "");
+        gw_bind_double(q, 16, rt_wall_time());
+        rc = gw_step(q) == GW_DONE ? 0 : gw_sql_fail(db, "report_models");
     }
-    sqlite3_finalize(q);
+    gw_finalize(q);
     free(eval_text);
     return rc;
 }
@@ -353,28 +337,28 @@ int report_model_put(sqlite3 *db, const report_model_spec *m) {
 /* ---------------------------------------------------------------- tests */
 
 /* 0 when report_models has model_name; else -1 naming the models that are recorded. */
-static int model_known(sqlite3 *db, const char *model_name) {
-    sqlite3_stmt *q = NULL;
+static int model_known(gw_conn *db, const char *model_name) {
+    gw_stmt *q = NULL;
     if (gw_sql_prepare(db, "SELECT name FROM report_models ORDER BY added_at, name", &q, "report_models")) return -1;
     rt_buf names = {0};
     int found = 0, s, bad = 0;
-    while (!found && (s = sqlite3_step(q)) == SQLITE_ROW) {
-        const char *n = (const char *)sqlite3_column_text(q, 0);
+    while (!found && (s = gw_step(q)) == GW_ROW) {
+        const char *n = gw_column_text(q, 0);
         found = n && !strcmp(n, model_name);
         bad |= rt_buf_printf(&names, "%s'%s'", names.len ? ", " : "", n ? n : "");
     }
-    int rc = found ? 0 : s != SQLITE_DONE ? gw_sql_fail(db, "report_models")
+    int rc = found ? 0 : s != GW_DONE ? gw_sql_fail(db, "report_models")
              : bad ? -1
                    : RT_FAIL_KIND(RT_ERR_NOT_FOUND,
                                   "no model named '%s' in the report (recorded: %s); add it first with "
                                   "`retort report add-model --name '%s' ...`",
                                   model_name, names.len ? names.data : "none", model_name);
     rt_buf_free(&names);
-    sqlite3_finalize(q);
+    gw_finalize(q);
     return rc;
 }
 
-int report_test_put(sqlite3 *db, const char *model_name, const char *result_json, const char *command) {
+int report_test_put(gw_conn *db, const char *model_name, const char *result_json, const char *command) {
     if (model_known(db, model_name)) return -1;
     json_error_t e;
     json_t *j = json_loads(result_json, 0, &e);
@@ -390,39 +374,37 @@ int report_test_put(sqlite3 *db, const char *model_name, const char *result_json
         return RT_FAIL("radioactivity result for %s: no \"p_value\"", model_name);
     }
     char *cp = ctl ? rt_json_reals(json_dumps(json_object_get(ctl, "p_values"), JSON_COMPACT | JSON_ENCODE_ANY)) : NULL;
-    sqlite3_stmt *q = NULL;
+    gw_stmt *q = NULL;
     int rc;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO report_tests(model, mode, key_id, scheme, tokens_scored, green, z, p_value, "
+    if (gw_sql_prepare(db, "INSERT INTO report_tests(model, mode, key_id, scheme, tokens_scored, green, z, p_value, "
                            "log10_p, detected, controls, control_min_p, control_ks_p, control_p, result_json, command, "
-                           "added_at) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
-                           -1, &q, NULL) != SQLITE_OK) {
+                           "added_at) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)", &q, NULL) != 0) {
         rc = gw_sql_fail(db, "report_tests");
     } else {
-        sqlite3_bind_text(q, 1, model_name, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(q, 2, json_string_value(json_object_get(j, "mode")), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(q, 3, json_string_value(json_object_get(j, "key_id")), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(q, 4, json_string_value(json_object_get(j, "scheme")), -1, SQLITE_TRANSIENT);
+        gw_bind_text(q, 1, model_name);
+        gw_bind_text(q, 2, json_string_value(json_object_get(j, "mode")));
+        gw_bind_text(q, 3, json_string_value(json_object_get(j, "key_id")));
+        gw_bind_text(q, 4, json_string_value(json_object_get(j, "scheme")));
         bind_num(q, 5, jnum(j, "tokens_scored"));
         bind_num(q, 6, jnum(j, "green"));
         bind_num(q, 7, jnum(j, "z"));
-        sqlite3_bind_double(q, 8, p);
+        gw_bind_double(q, 8, p);
         double l10 = jnum(j, "log10_p_value");
         bind_num(q, 9, isfinite(l10) ? l10 : (p > 0 ? log10(p) : NAN));
-        sqlite3_bind_int(q, 10, json_is_true(json_object_get(j, "detected")));
+        gw_bind_int(q, 10, json_is_true(json_object_get(j, "detected")));
         bind_num(q, 11, jnum(ctl, "n"));
         bind_num(q, 12, jnum(ctl, "min_p"));
         bind_num(q, 13, jnum(ctl, "ks_p"));
         if (cp)
-            sqlite3_bind_text(q, 14, cp, -1, SQLITE_TRANSIENT);
+            gw_bind_text(q, 14, cp);
         else
-            sqlite3_bind_null(q, 14);
-        sqlite3_bind_text(q, 15, result_json, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(q, 16, command ? command : "", -1, SQLITE_TRANSIENT);
-        sqlite3_bind_double(q, 17, rt_wall_time());
-        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : gw_sql_fail(db, "report_tests");
+            gw_bind_null(q, 14);
+        gw_bind_text(q, 15, result_json);
+        gw_bind_text(q, 16, command ? command : "");
+        gw_bind_double(q, 17, rt_wall_time());
+        rc = gw_step(q) == GW_DONE ? 0 : gw_sql_fail(db, "report_tests");
     }
-    sqlite3_finalize(q);
+    gw_finalize(q);
     free(cp);
     json_decref(j);
     return rc;

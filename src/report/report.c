@@ -79,7 +79,7 @@ typedef struct {
 } trow;
 
 typedef struct {
-    sqlite3 *db;
+    gw_conn *db;
     const char *path;
     char **mk, **mv;
     size_t nm;
@@ -117,12 +117,12 @@ static const char *meta(const rep *r, const char *key) {
     return NULL;
 }
 
-static char *col_str(sqlite3_stmt *st, int i) {
-    const char *s = (const char *)sqlite3_column_text(st, i);
+static char *col_str(gw_stmt *st, int i) {
+    const char *s = gw_column_text(st, i);
     return rt_strdup(s ? s : "");
 }
-static double col_num(sqlite3_stmt *st, int i) {
-    return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
+static double col_num(gw_stmt *st, int i) {
+    return gw_column_is_null(st, i) ? NAN : gw_column_double(st, i);
 }
 
 static int q_fail(rep *r, const char *what) { return gw_sql_fail(r->db, what); }
@@ -286,11 +286,11 @@ fail:
 }
 
 static int load_evidence(rep *r) {
-    sqlite3_stmt *st = NULL;
+    gw_stmt *st = NULL;
     size_t cap = 0;
-    if (sqlite3_prepare_v2(r->db, "SELECT key, value FROM report_meta ORDER BY key", -1, &st, NULL) != SQLITE_OK)
+    if (gw_sql_prepare(r->db, "SELECT key, value FROM report_meta ORDER BY key", &st, NULL) != 0)
         return q_fail(r, "report_meta");
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    while (gw_step(st) == GW_ROW) {
         if (r->nm == cap) {
             size_t nc = cap ? cap * 2 : 32;
             char **k = rt_realloc(r->mk, nc * sizeof *k, "meta"), **v;
@@ -302,58 +302,52 @@ static int load_evidence(rep *r) {
         r->mk[r->nm] = col_str(st, 0), r->mv[r->nm] = col_str(st, 1);
         r->nm++;
     }
-    sqlite3_finalize(st);
+    gw_finalize(st);
     st = NULL, cap = 0;
-    if (sqlite3_prepare_v2(r->db,
-                           "SELECT name, guard, strategy, path, sha256, accounts, lines, completion_tokens, matched "
-                           "FROM report_harvests ORDER BY strategy, guard DESC, name",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (gw_sql_prepare(r->db, "SELECT name, guard, strategy, path, sha256, accounts, lines, completion_tokens, matched "
+                           "FROM report_harvests ORDER BY strategy, guard DESC, name", &st, NULL) != 0)
         return q_fail(r, "report_harvests");
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    while (gw_step(st) == GW_ROW) {
         GROW(r->h, r->nh, cap, "harvests");
         hrow *h = &r->h[r->nh++];
         h->name = col_str(st, 0), h->guard = col_str(st, 1), h->strategy = col_str(st, 2);
         h->path = col_str(st, 3), h->sha = col_str(st, 4), h->accounts = col_str(st, 5);
-        h->lines = sqlite3_column_int64(st, 6), h->tokens = sqlite3_column_int64(st, 7);
-        h->matched = sqlite3_column_int64(st, 8);
+        h->lines = gw_column_int64(st, 6), h->tokens = gw_column_int64(st, 7);
+        h->matched = gw_column_int64(st, 8);
     }
-    sqlite3_finalize(st);
+    gw_finalize(st);
     st = NULL, cap = 0;
-    if (sqlite3_prepare_v2(r->db,
-                           "SELECT name, role, guard, path, sha256, trained_on, command, params, tokens, flops, "
-                           "seconds, loss, kl, top1 FROM report_models ORDER BY added_at, name",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (gw_sql_prepare(r->db, "SELECT name, role, guard, path, sha256, trained_on, command, params, tokens, flops, "
+                           "seconds, loss, kl, top1 FROM report_models ORDER BY added_at, name", &st, NULL) != 0)
         return q_fail(r, "report_models");
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    while (gw_step(st) == GW_ROW) {
         GROW(r->m, r->nmod, cap, "models");
         mrow *m = &r->m[r->nmod++];
         m->name = col_str(st, 0), m->role = col_str(st, 1), m->guard = col_str(st, 2), m->path = col_str(st, 3);
         m->sha = col_str(st, 4), m->trained_on = col_str(st, 5), m->command = col_str(st, 6);
-        m->params = sqlite3_column_int64(st, 7);
+        m->params = gw_column_int64(st, 7);
         m->tokens = col_num(st, 8), m->flops = col_num(st, 9), m->seconds = col_num(st, 10);
         m->loss = col_num(st, 11), m->kl = col_num(st, 12), m->top1 = col_num(st, 13);
     }
-    sqlite3_finalize(st);
+    gw_finalize(st);
     st = NULL, cap = 0;
-    if (sqlite3_prepare_v2(r->db,
-                           "SELECT model, mode, key_id, scheme, control_p, command, tokens_scored, green, controls, "
-                           "z, p_value, log10_p, control_min_p, control_ks_p, detected FROM report_tests ORDER BY id",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (gw_sql_prepare(r->db, "SELECT model, mode, key_id, scheme, control_p, command, tokens_scored, green, controls, "
+                           "z, p_value, log10_p, control_min_p, control_ks_p, detected FROM report_tests ORDER BY id", &st, NULL) != 0)
         return q_fail(r, "report_tests");
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    while (gw_step(st) == GW_ROW) {
         GROW(r->t, r->nt, cap, "tests");
         trow *t = &r->t[r->nt++];
         t->model = col_str(st, 0), t->mode = col_str(st, 1), t->key_id = col_str(st, 2), t->scheme = col_str(st, 3);
         t->control_p = col_str(st, 4), t->command = col_str(st, 5);
-        t->scored = sqlite3_column_int64(st, 6), t->green = sqlite3_column_int64(st, 7);
-        t->controls = sqlite3_column_int64(st, 8);
+        t->scored = gw_column_int64(st, 6), t->green = gw_column_int64(st, 7);
+        t->controls = gw_column_int64(st, 8);
         t->z = col_num(st, 9), t->p = col_num(st, 10), t->log10p = col_num(st, 11);
-        t->cmin = col_num(st, 12), t->cks = col_num(st, 13), t->detected = sqlite3_column_int(st, 14);
+        t->cmin = col_num(st, 12), t->cks = col_num(st, 13), t->detected = gw_column_int(st, 14);
     }
-    sqlite3_finalize(st);
+    gw_finalize(st);
     return 0;
 fail:
-    sqlite3_finalize(st);
+    gw_finalize(st);
     return -1;
 }
 
@@ -387,7 +381,7 @@ static void rep_free(rep *r) {
     memset(r, 0, sizeof *r);
 }
 
-static int rep_load(rep *r, sqlite3 *db, const char *path) {
+static int rep_load(rep *r, gw_conn *db, const char *path) {
     memset(r, 0, sizeof *r);
     r->db = db, r->path = path;
     r->t0 = r->t1 = NAN;
@@ -535,11 +529,10 @@ static int summary_text(const rep *r, rt_buf *o) {
     return rc;
 }
 
-int report_summary(sqlite3 *db, char **out) {
+int report_summary(gw_conn *db, char **out) {
     *out = NULL;
     rep r;
-    const char *f = sqlite3_db_filename(db, "main");
-    if (rep_load(&r, db, f && *f ? f : "database")) return -1;
+    if (rep_load(&r, db, gw_conn_name(db))) return -1;
     rt_buf o = {0};
     int rc = summary_text(&r, &o);
     rep_free(&r);
@@ -1135,7 +1128,7 @@ static int how_sure(const rep *r, rt_buf *o) {
 }
 
 int report_write(const report_options *opt) {
-    sqlite3 *db = NULL;
+    gw_conn *db = NULL;
     if (report_db_open(&db, opt->db_path)) return -1;
     rep r;
     if (rep_load(&r, db, opt->db_path)) {

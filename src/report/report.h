@@ -14,18 +14,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <sqlite3.h>
 
 #include "../base/base.h"
+#include "../gateway/gateway.h"
 
 /* Open (creating if needed) a gateway database's evidence tables: report_meta(key, value),
  * report_harvests, report_models, report_tests. The database need not be a gateway
  * database yet (the report then says what is missing). */
-int report_db_open(sqlite3 **out, const char *path);
-void report_db_close(sqlite3 *db);
+int report_db_open(gw_conn **out, const char *path);
+void report_db_close(gw_conn *db);
 
 /* report_meta: free-form facts about the run (title, corpus, command, gpu rate …). */
-int report_meta_set(sqlite3 *db, const char *key, const char *value);
+int report_meta_set(gw_conn *db, const char *key, const char *value);
 
 /* A harvest file (retort harvest / simulate JSONL) and what links it to the ledger: every
  * completion is hashed the way the server hashes its outputs (gw_hash_hex) and looked up in
@@ -48,7 +48,7 @@ typedef struct {
 } report_harvest_stats;
 int report_harvest_scan(const report_harvest_spec *h, report_harvest_stats *st);
 void report_harvest_stats_free(report_harvest_stats *st);
-int report_harvest_put(sqlite3 *db, const report_harvest_spec *h, report_harvest_stats *st_out /* may be NULL */);
+int report_harvest_put(gw_conn *db, const report_harvest_spec *h, report_harvest_stats *st_out /* may be NULL */);
 
 /* A model: the teacher, or a student trained on harvests (trained_on: comma-separated harvest
  * names, or a file). Training cost comes from the trainer's JSONL log (last line: tokens,
@@ -64,12 +64,12 @@ typedef struct {
     const char *eval_json;  /* retort eval output (may be NULL) */
     const char *command;    /* how it was made */
 } report_model_spec;
-int report_model_put(sqlite3 *db, const report_model_spec *m);
+int report_model_put(gw_conn *db, const report_model_spec *m);
 
 /* A radioactivity test of a model: the JSON object `retort radioactivity` prints. The model
  * must have been recorded (report_model_put) under model_name: an unknown name is refused
  * (RT_ERR_NOT_FOUND) with the names that are there. */
-int report_test_put(sqlite3 *db, const char *model_name, const char *result_json, const char *command);
+int report_test_put(gw_conn *db, const char *model_name, const char *result_json, const char *command);
 
 typedef struct {
     const char *db_path;
@@ -86,7 +86,7 @@ int report_write(const report_options *o);
 /* The five summary lines (accounts suspended, tokens harvested with / without the guard,
  * student quality both ways, radioactivity p-values), each ending in '\n', in a malloc'd
  * string. Also in the report. */
-int report_summary(sqlite3 *db, char **out);
+int report_summary(gw_conn *db, char **out);
 
 /* HTML-escape s into out. */
 int report_html_escape(rt_buf *out, const char *s);

@@ -4,7 +4,6 @@
  * ledger rows, the server config. http.c authenticates the admin before calling here.
  * Not the dashboard's HTML (issue #7) and not the guard's actions (src/guard).
  */
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,54 +80,52 @@ typedef struct {
     json_t *rows;
 } usage_q;
 
-static int usage_rows(sqlite3 *conn, void *ud) {
+static int usage_rows(gw_conn *conn, void *ud) {
     usage_q *q = ud;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(conn,
-                           "SELECT id, request_id, t, account_id, key_id, endpoint, model, status, error, "
+    gw_stmt *st = NULL;
+    if (gw_sql_prepare(conn, "SELECT id, request_id, t, account_id, key_id, endpoint, model, status, error, "
                            "prompt_tokens, completion_tokens, temperature, top_p, max_tokens, logprobs, "
                            "top_logprobs, n, stream, latency_ms, ttft_ms, prompt_hash, output_hash, finish_reason, "
-                           "client FROM usage WHERE ?1 = 0 OR account_id = ?1 ORDER BY id DESC LIMIT ?2",
-                           -1, &st, NULL) != SQLITE_OK)
+                           "client FROM usage WHERE ?1 = 0 OR account_id = ?1 ORDER BY id DESC LIMIT ?2", &st, NULL) != 0)
         return gw_sql_fail(conn, "reading the ledger");
-    sqlite3_bind_int64(st, 1, q->account_id);
-    sqlite3_bind_int64(st, 2, q->limit);
+    gw_bind_int64(st, 1, q->account_id);
+    gw_bind_int64(st, 2, q->limit);
     int s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((s = gw_step(st)) == GW_ROW) {
         json_t *r = json_object();
-        int nc = sqlite3_column_count(st);
+        int nc = gw_column_count(st);
         for (int i = 0; i < nc; i++) {
-            const char *name = sqlite3_column_name(st, i);
-            switch (sqlite3_column_type(st, i)) {
-            case SQLITE_INTEGER: json_object_set_new(r, name, json_integer(sqlite3_column_int64(st, i))); break;
-            case SQLITE_FLOAT: json_object_set_new(r, name, json_real(sqlite3_column_double(st, i))); break;
-            case SQLITE_TEXT: /* whatever bytes are stored, the JSON is valid UTF-8 */
-                json_object_set_new(r, name, serve_json_bytes_string((const char *)sqlite3_column_text(st, i),
-                                                                     (size_t)sqlite3_column_bytes(st, i)));
+            const char *name = gw_column_name(st, i);
+            switch (gw_column_type(st, i)) {
+            case GW_INTEGER: json_object_set_new(r, name, json_integer(gw_column_int64(st, i))); break;
+            case GW_FLOAT: json_object_set_new(r, name, json_real(gw_column_double(st, i))); break;
+            case GW_TEXT: /* whatever bytes are stored, the JSON is valid UTF-8 */
+                json_object_set_new(r, name, serve_json_bytes_string(gw_column_text(st, i),
+                                                                     (size_t)gw_column_bytes(st, i)));
                 break;
             default: json_object_set_new(r, name, json_null());
             }
         }
         json_array_append_new(q->rows, r);
     }
-    sqlite3_finalize(st);
-    if (s != SQLITE_DONE) return gw_sql_fail(conn, "reading the ledger");
+    gw_finalize(st);
+    if (s != GW_DONE) return gw_sql_fail(conn, "reading the ledger");
     return 0;
 }
 
-static int config_rows(sqlite3 *conn, void *ud) {
+static int config_rows(gw_conn *conn, void *ud) {
     json_t *o = ud;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(conn, "SELECT key, value FROM server_config ORDER BY key", -1, &st, NULL) != SQLITE_OK)
-        return RT_FAIL("reading server config: %s", sqlite3_errmsg(conn));
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    gw_stmt *st = NULL;
+    if (gw_sql_prepare(conn, "SELECT key, value FROM server_config ORDER BY key", &st, NULL) != 0)
+        return gw_sql_fail(conn, "reading server config");
+    while (gw_step(st) == GW_ROW) {
         rt_buf k = {0};
-        if (rt_utf8_sanitize(&k, (const char *)sqlite3_column_text(st, 0), (size_t)sqlite3_column_bytes(st, 0)) == 0)
-            json_object_set_new(o, k.data, serve_json_bytes_string((const char *)sqlite3_column_text(st, 1),
-                                                                   (size_t)sqlite3_column_bytes(st, 1)));
+        if (rt_utf8_sanitize(&k, gw_column_text(st, 0), (size_t)gw_column_bytes(st, 0)) == 0)
+            json_object_set_new(o, k.data, serve_json_bytes_string(gw_column_text(st, 1),
+                                                                   (size_t)gw_column_bytes(st, 1)));
         rt_buf_free(&k);
     }
-    sqlite3_finalize(st);
+    gw_finalize(st);
     return 0;
 }
 
