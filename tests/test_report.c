@@ -116,10 +116,10 @@ static void test_summary_and_html(void) {
     const char *longname = "guard-on/bulk/a-harvest-name-longer-than-sixty-four-bytes-for-the-chain";
     h.name = longname, h.guard = ""; /* neither day: the tokens lines keep their sums */
     CHECK(report_harvest_put(db, &h, NULL) == 0);
-    sqlite3_exec(db,
-                 "INSERT INTO report_models(name, role, path, sha256, params, trained_on, added_at) VALUES('student', "
-                 "'student', 's.gguf', '', 1, 'guard-on/bulk/a-harvest-name-longer-than-sixty-four-bytes-for-the-chain', 0)",
-                 NULL, NULL, NULL);
+    CHECK(gw_sql_exec(db,
+                      "INSERT INTO report_models(name, role, path, sha256, params, trained_on, added_at) VALUES('student', "
+                      "'student', 's.gguf', '', 1, 'guard-on/bulk/a-harvest-name-longer-than-sixty-four-bytes-for-the-chain', 0)",
+                      "report_models") == 0);
     CHECK(report_test_put(db, "student", "{\"mode\": \"closed\", \"p_value\": 2.5e-9, \"tokens_scored\": 100}", NULL) ==
           0);
     CHECK(report_test_put(db, "student", "not json", NULL) != 0);
@@ -194,7 +194,7 @@ static void test_unlabelled(void) {
              "(150, 4, 0.6), (160, 5, 0.2);"
              "UPDATE accounts SET status = 'suspended' WHERE id IN (2, 5);");
     sqlite3_close(c);
-    sqlite3 *db = NULL;
+    gw_conn *db = NULL;
     CHECK(report_db_open(&db, p) == 0);
     char *s = NULL;
     CHECK(report_summary(db, &s) == 0);
