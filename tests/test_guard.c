@@ -1420,6 +1420,60 @@ static void test_tiers(void) {
     }
 }
 
+/* item 2 (change detection): an account that used the API one way for a long time and then
+ * switches: its drift (recent prompts vs its own history) passes the attack level within the
+ * same number of prompts after the switch whether the warm-up was 200 or 2,000 prompts; an
+ * account that never switches stays at or below the benign level */
+static void niche_emb(rt_rng *r, guard_event *e, int8_t *q, size_t D, size_t first) {
+    float x[64];
+    for (size_t k = 0; k < D; k++) x[k] = (float)rt_rng_normal(r) + (k >= first && k < first + 4 ? 3.0f : 0.0f);
+    e->emb_scale = guard_quantize(x, D, q);
+    e->emb = q;
+    e->emb_dim = D;
+}
+
+static int switch_caught_after(const guard_reference *ref, const guard_policy *p, int warmup, int do_switch,
+                               double *max_before) {
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_new(&d, p, ref));
+    rt_rng r;
+    rt_rng_seed(&r, 99);
+    guard_verdict v;
+    int8_t q[16];
+    int caught = -1;
+    *max_before = -INFINITY;
+    for (int i = 0; i < warmup + 200 && caught < 0; i++) {
+        guard_event e = ev_base(1, 1000 + 60.0 * i);
+        int after = do_switch && i >= warmup;
+        niche_emb(&r, &e, q, 16, after ? 0 : 8);
+        guard_assessment a = observe(d, &e, &v);
+        double dv = a.value[GUARD_SIG_DRIFT];
+        if (!after && a.count[GUARD_SIG_DRIFT] >= p->sig[GUARD_SIG_DRIFT].min_n && dv > *max_before) *max_before = dv;
+        if (after && a.score[GUARD_SIG_DRIFT] >= 1) caught = i - warmup + 1;
+    }
+    guard_detector_free(d);
+    return caught;
+}
+
+static void test_drift(void) {
+    guard_reference ref;
+    make_reference(&ref, 16, 7);
+    guard_policy p;
+    guard_policy_defaults(&p);
+    double m1, m2, m3;
+    int k1 = switch_caught_after(&ref, &p, 200, 1, &m1);
+    int k2 = switch_caught_after(&ref, &p, 2000, 1, &m2);
+    int k3 = switch_caught_after(&ref, &p, 2200, 0, &m3);
+    fprintf(stderr, "  drift: switch after 200 caught in %d prompts (max before %.1f); after 2,000 in %d (%.1f); "
+            "no switch: max %.1f (benign level %g, attack %g)\n", k1, m1, k2, m2, m3, p.sig[GUARD_SIG_DRIFT].benign,
+            p.sig[GUARD_SIG_DRIFT].attack);
+    CHECK(k1 > 0 && k1 <= (int)p.drift_window);
+    CHECK(k2 > 0 && k2 <= (int)p.drift_window);
+    CHECK(k3 < 0 && m3 <= p.sig[GUARD_SIG_DRIFT].benign);
+    CHECK(m1 <= p.sig[GUARD_SIG_DRIFT].benign && m2 <= p.sig[GUARD_SIG_DRIFT].benign);
+    guard_reference_free(&ref);
+}
+
 static int insert_events_fn(sqlite3 *c, void *ud) {
     insert_req *r = ud;
     sqlite3_stmt *st = NULL;
@@ -1568,4 +1622,5 @@ TEST_MAIN("guard", TEST_CASE(test_ewm), TEST_CASE(test_decay), TEST_CASE(test_mi
           TEST_CASE(test_scenario_files), TEST_CASE(test_corpus_prompts), TEST_CASE(test_single_signal_and_reruns),
           TEST_CASE(test_lone_prober), TEST_CASE(test_volume_counts), TEST_CASE(test_saturation),
           TEST_CASE(test_concurrency_intervals), TEST_CASE(test_event_all_user_messages), TEST_CASE(test_restart_restore), TEST_CASE(test_reference_coverage),
-          TEST_CASE(test_harvest_budget), TEST_CASE(test_benchmark_reruns), TEST_CASE(test_tiers))
+          TEST_CASE(test_harvest_budget), TEST_CASE(test_benchmark_reruns), TEST_CASE(test_tiers),
+          TEST_CASE(test_drift))

@@ -52,6 +52,8 @@ typedef struct {
     uint8_t tier; /* index into the policy's tiers (kept across a release) */
     guard_ewm limit, conc, logprobs, sat, ratio, tmpl, lgap, lgap2, emb;
     float mu[GUARD_RFF_M];
+    float mu_recent[GUARD_RFF_M]; /* the last ~drift_window prompts' mean feature (drift) */
+    guard_ewm emb_recent;
     uint32_t hours[24];
     uint32_t bins[GUARD_BINS];
     uint32_t recent_sig[GUARD_RECENT][GUARD_MINHASH_K];
@@ -620,6 +622,10 @@ static int update_stats(guard_detector *d, acct *a, const guard_event *ev, int *
             double alpha = 1.0 / a->emb.n;
             if (alpha < 1.0 / p->shift_window) alpha = 1.0 / p->shift_window;
             for (size_t j = 0; j < GUARD_RFF_M; j++) a->mu[j] += (float)(alpha * (d->tmp_phi[j] - a->mu[j]));
+            guard_ewm_add(&a->emb_recent, 0, p->drift_window);
+            double ar = fmax(1.0 / a->emb_recent.n, 1.0 / p->drift_window);
+            for (size_t j = 0; j < GUARD_RFF_M; j++)
+                a->mu_recent[j] += (float)(ar * (d->tmp_phi[j] - a->mu_recent[j]));
             a->n_emb += 1;
         }
         /* coverage: SimHash cells of the recent window (needs no reference); the projection
@@ -667,6 +673,20 @@ static double nearest_profile_d2(const guard_reference *ref, const double *m) {
         if (s < best) best = s;
     }
     return best;
+}
+
+/* Drift: the recent mean feature against the account's own history mean, unbiased as the shift
+ * is (minus the noise of both means, trace x (varfactor recent + varfactor history): the two
+ * overlap, so this overestimates the noise and errs towards 0). x1000, as the shift. */
+static double drift_value(const guard_detector *d, const acct *a) {
+    double d2 = 0;
+    for (size_t j = 0; j < GUARD_RFF_M; j++) {
+        double df = (double)a->mu_recent[j] - a->mu[j];
+        d2 += df * df;
+    }
+    double null = d->ref->trace * (guard_ewm_var_factor(&a->emb_recent, d->p.drift_window) +
+                                   guard_ewm_var_factor(&a->emb, d->p.shift_window));
+    return 1000.0 * (d2 - null);
 }
 
 typedef struct {
@@ -740,6 +760,8 @@ static void raw_account(const guard_detector *d, const acct *a, double t, raw_va
         r->v[GUARD_SIG_SHIFT] = 1000.0 * (d2 - null);
         r->shift_z = null > 0 ? d2 / null : INFINITY;
         r->cnt[GUARD_SIG_SHIFT] = a->n_emb;
+        r->v[GUARD_SIG_DRIFT] = drift_value(d, a);
+        r->cnt[GUARD_SIG_DRIFT] = a->n_emb;
     }
 }
 
@@ -755,7 +777,7 @@ static void raw_group(const guard_detector *d, const uint32_t *mem, size_t n_mem
     r->last_t = -INFINITY;
     double rate = 0, vol = 0, lr = 0, lr_w = 0, value = 0;
     double wl = 0, sl = 0, sc = 0, slp = 0, wok = 0, ssat = 0, srat = 0, wt = 0, stm = 0, wc = 0, scov = 0;
-    double wreg = 0, sreg = 0, nreg = 0, ncov = 0, ntm = 0, nemb = 0;
+    double wreg = 0, sreg = 0, nreg = 0, ncov = 0, ntm = 0, nemb = 0, drift = NAN, ndrift = 0;
     double inv_vf_sum = 0;
     double mu[GUARD_RFF_M] = {0};
     uint32_t hour_active[24] = {0};
@@ -811,6 +833,11 @@ static void raw_group(const guard_detector *d, const uint32_t *mem, size_t n_mem
             inv_vf_sum += iv;
             for (size_t j = 0; j < GUARD_RFF_M; j++) mu[j] += iv * a->mu[j];
             nemb += a->n_emb;
+            double dv = drift_value(d, a); /* a change is per account: the group's is its largest */
+            if (a->n_emb >= p->sig[GUARD_SIG_DRIFT].min_n && !(dv <= drift)) {
+                drift = dv;
+                ndrift = a->n_emb;
+            }
         }
     }
     r->v[GUARD_SIG_RATE] = rate;
@@ -840,6 +867,8 @@ static void raw_group(const guard_detector *d, const uint32_t *mem, size_t n_mem
     r->cnt[GUARD_SIG_LINKED] = 1;
     r->v[GUARD_SIG_HARVEST] = value;
     r->cnt[GUARD_SIG_HARVEST] = r->n_ok;
+    r->v[GUARD_SIG_DRIFT] = drift;
+    r->cnt[GUARD_SIG_DRIFT] = ndrift;
     if (wok > 0) {
         r->v[GUARD_SIG_SATURATION] = ssat / wok;
         r->v[GUARD_SIG_TOKEN_RATIO] = srat / wok;
@@ -1120,7 +1149,8 @@ void guard_reason_code(const guard_assessment *a, int grouped, char *out, size_t
         [GUARD_SIG_LIMIT] = "LIMITS",     [GUARD_SIG_CONCURRENCY] = "CONC", [GUARD_SIG_REGULARITY] = "TIMING",
         [GUARD_SIG_AROUND_CLOCK] = "24H", [GUARD_SIG_LINKED] = "LINKED",   [GUARD_SIG_LOGPROBS] = "LOGPROBS",
         [GUARD_SIG_SATURATION] = "SAT",   [GUARD_SIG_TOKEN_RATIO] = "RATIO", [GUARD_SIG_SHIFT] = "SHIFT",
-        [GUARD_SIG_TEMPLATE] = "TEMPLATE", [GUARD_SIG_COVERAGE] = "COVER",
+        [GUARD_SIG_TEMPLATE] = "TEMPLATE", [GUARD_SIG_COVERAGE] = "COVER", [GUARD_SIG_DRIFT] = "DRIFT",
+        [GUARD_SIG_HARVEST] = "BUDGET",
     };
     int best[2] = {-1, -1}, bb = -1;
     for (int i = 0; i < GUARD_SIG_COUNT; i++) {

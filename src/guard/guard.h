@@ -29,7 +29,16 @@
  *   content    shift (MMD over the served model's own prompt hidden states to the nearest of
  *              the benign profiles: the pooled benign mean and single benign accounts'),
  *              template (density of MinHash near-duplicates and shared prefixes),
- *              coverage (distinct SimHash cells of the embeddings).
+ *              coverage (distinct SimHash cells of the embeddings),
+ *              drift (the account's recent prompts against its own history: a switch from use to
+ *              harvest is seen within ~drift_window prompts of the switch, however long the warm-up).
+ *   budget     harvest: the value served (completion tokens x log-prob detail, repeats at a tenth),
+ *              decaying over budget_tau, per account and summed over a linked group; compared with
+ *              the budgets directly (flag / throttle / suspend), not part of the risk sum. Bound:
+ *              an account or group is served at most e x budget_suspend (x its tier's budget_x) in
+ *              any budget_tau window before it is suspended, plus one answer and those in flight.
+ * Tiers (standard, trusted, eval, allow, or the policy's) scale the risk thresholds and budgets
+ * per account; an exempt tier is flagged at most.
  * Each signal's score is 0 at or below its benign level, 1 at or above its attack level,
  * linear between (api and content: up to 1 + content_overshoot far beyond it); risk =
  * min(behaviour_cap, behaviour) + sum of min(signal_cap, api or content contribution), so no
@@ -139,6 +148,8 @@ typedef enum {
     GUARD_SIG_TEMPLATE,     /* mean share of recent prompts each prompt is a near-duplicate of
                                (MinHash) or shares its first three words with */
     GUARD_SIG_COVERAGE,     /* distinct SimHash cells / prompts, over the recent window */
+    GUARD_SIG_DRIFT,        /* unbiased MMD^2 (x1000) of the account's last drift_window prompts to
+                               its own history (the shift window): a switch from use to harvest */
     GUARD_SIG_HARVEST,      /* harvest value served (decaying, tau budget_tau; budget family) */
     GUARD_SIG_COUNT
 } guard_signal;
@@ -205,7 +216,8 @@ typedef struct {
     int64_t throttle_rpm;      /* rpm given to throttled accounts */
     /* windows */
     double window;             /* requests in the exponential means (signals) */
-    double shift_window;       /* embeddings in the shift mean */
+    double shift_window;       /* embeddings in the shift mean (also the drift signal's history) */
+    double drift_window;       /* embeddings in the drift signal's recent mean (< shift_window) */
     double template_sim;       /* MinHash similarity that counts as a near-duplicate */
     size_t template_recent;    /* prompts compared against (<= GUARD_RECENT) */
     double rate_tau, volume_tau, baseline_tau; /* seconds */

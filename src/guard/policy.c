@@ -36,6 +36,7 @@ static const struct {
     [GUARD_SIG_SHIFT] = {"shift", GUARD_FAMILY_CONTENT},
     [GUARD_SIG_TEMPLATE] = {"template", GUARD_FAMILY_CONTENT},
     [GUARD_SIG_COVERAGE] = {"coverage", GUARD_FAMILY_CONTENT},
+    [GUARD_SIG_DRIFT] = {"drift", GUARD_FAMILY_CONTENT},
     [GUARD_SIG_HARVEST] = {"harvest", GUARD_FAMILY_BUDGET},
 };
 
@@ -100,6 +101,7 @@ void guard_policy_defaults(guard_policy *p) {
     set_sig(p, GUARD_SIG_SHIFT,         0.60, 40,     120,    24);
     set_sig(p, GUARD_SIG_TEMPLATE,      0.45, 0.2,    0.6,    16);
     set_sig(p, GUARD_SIG_COVERAGE,      0.20, 0.85,   0.98,   32);
+    set_sig(p, GUARD_SIG_DRIFT,         0.35, 40,     120,    64);
     p->behaviour_cap = 0.6;
     p->content_overshoot = 1.0;
     p->signal_cap = 0.9;
@@ -126,6 +128,7 @@ void guard_policy_defaults(guard_policy *p) {
     p->throttle_rpm = 6;
     p->window = 64;
     p->shift_window = 128;
+    p->drift_window = 16;
     p->template_sim = 0.25;
     p->template_recent = 32;
     p->rate_tau = 3600;
@@ -276,12 +279,13 @@ int guard_policy_parse(guard_policy *p, const char *text, size_t len, const char
     q.throttle_rpm = (int64_t)rpm;
     if (obj(&c, root, "windows", &o)) goto out;
     if (o) {
-        static const char *const k[] = {"requests",   "shift",      "template_similarity", "template_recent",
+        static const char *const k[] = {"requests",   "shift",      "drift",  "template_similarity", "template_recent",
                                         "rate_tau_s", "volume_tau_s", "baseline_tau_s",    "baseline_min_age_s",
                                         "around_clock_min_age_s"};
         double tr = (double)q.template_recent;
         if (check_keys(&c, o, "windows", k, RT_ARRAY_LEN(k)) || num(&c, o, "windows", "requests", 1, 1e6, &q.window) ||
             num(&c, o, "windows", "shift", 1, 1e6, &q.shift_window) ||
+            num(&c, o, "windows", "drift", 1, 1e6, &q.drift_window) ||
             num(&c, o, "windows", "template_similarity", 0.01, 1, &q.template_sim) ||
             num(&c, o, "windows", "template_recent", 1, 64, &tr) ||
             num(&c, o, "windows", "rate_tau_s", 1, 1e9, &q.rate_tau) ||
@@ -416,6 +420,7 @@ char *guard_policy_to_json(const guard_policy *p) {
                             json_pack("{s:f, s:f, s:b}", "risk_x", p->tiers[i].risk_x, "budget_x", p->tiers[i].budget_x,
                                       "exempt", p->tiers[i].exempt));
     if (root) {
+        json_object_set_new(json_object_get(root, "windows"), "drift", json_real(p->drift_window));
         json_object_set_new(root, "budget",
                             json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}", "tau_s", p->budget_tau, "flag", p->budget_flag,
                                       "throttle", p->budget_throttle, "suspend", p->budget_suspend, "logprob_alt",
