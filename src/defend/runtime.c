@@ -79,6 +79,8 @@ struct guard {
     int stop;
     int64_t last_release_id;
     int64_t events_upto; /* the last stored event when the state was rebuilt (the worker goes on from it) */
+    int64_t last_tier_id; /* guard_tiers rows applied so far (writer thread, and open) */
+    int tiers_live;       /* set before the writer starts: tier changes from then on are logged */
     uint64_t n_events, n_actions;
     int warned_dim;
     unsigned warned_cov; /* coverage kinds already warned about (under mu) */
@@ -99,6 +101,7 @@ int guard_event_from_request(guard_event *ev, const serve_request_info *ri) {
     ev->account_id = ri->who ? ri->who->account.id : 0;
     ev->account_created_at = ri->who ? ri->who->account.created_at : 0;
     ev->client_hash = ri->client && *ri->client ? fnv(ri->client, strlen(ri->client)) : 0;
+    ev->client_fp = ri->fingerprint;
     ev->max_tokens = (int64_t)ri->max_tokens; /* the limit that applied (the server's when omitted) */
     if (ri->endpoint) ev->endpoint = !strcmp(ri->endpoint, "/v1/chat/completions") ? 1
                                      : !strcmp(ri->endpoint, "/v1/completions")    ? 2
@@ -246,6 +249,27 @@ static void poll_releases(guard *g, gw_conn *c, gw_stmt *st) {
     (void)c;
 }
 
+/* An operator put an account in a tier (guard_tiers row): the detector applies it at once. */
+static int tier_row_fn(void *ud, int64_t id, int64_t acc, const char *tier) {
+    guard *g = ud;
+    int k = guard_policy_tier(&g->policy, tier);
+    if (k < 0) {
+        rt_warn("guard: account #%lld was put in tier '%s', which this server's policy does not define: 'standard' "
+                "applies",
+                (long long)acc, tier);
+        k = 0;
+    }
+    pthread_mutex_lock(&g->mu);
+    int rc = guard_detector_set_tier(g->det, acc, (size_t)k);
+    pthread_mutex_unlock(&g->mu);
+    g->last_tier_id = id;
+    if (rc == 0 && g->tiers_live)
+        rt_info("guard: account #%lld is now in tier %s", (long long)acc, g->policy.tiers[k].name);
+    return rc;
+}
+
+static int tiers_at_start_fn(gw_conn *c, void *ud) { return guard_tier_rows_each(c, 0, tier_row_fn, ud); }
+
 static void *writer_main(void *arg) {
     guard *g = arg;
     gw_conn *c = NULL;
@@ -304,6 +328,7 @@ static void *writer_main(void *arg) {
         }
         if (ok && rt_now() - last_poll > RELEASE_POLL_S) {
             poll_releases(g, c, rel);
+            if (guard_tier_rows_each(c, g->last_tier_id, tier_row_fn, g)) rt_warn("guard: %s", rt_errmsg());
             last_poll = rt_now();
         }
         if (stop) break;
@@ -645,6 +670,10 @@ int guard_open(guard **out, const guard_options *o) {
      * each account at the level its latest action row records (a replica that only stores
      * events decides nothing, so it rebuilds nothing) */
     size_t n_restored = 0;
+    if (gw_db_with(g->db, tiers_at_start_fn, g)) { /* the tiers operators set, before the replay */
+        RT_FAIL("%s: %s", o->db_path, rt_errmsg());
+        goto fail;
+    }
     if (gw_db_with(g->db, max_event_id, &g->events_upto)) goto fail;
     if (!o->events_only &&
         guard_detector_restore_upto(g->db, g->det, g->policy.volume_tau, RESTORE_MAX, g->events_upto, &n_restored))
@@ -660,6 +689,7 @@ int guard_open(guard **out, const guard_options *o) {
         free(pj);
     }
     gw_config_set(g->db, "guard.reference", o->reference_path ? o->reference_path : "", rt_wall_time());
+    g->tiers_live = 1;
     if (pthread_create(&g->writer, NULL, writer_main, g) != 0) {
         RT_FAIL("guard: cannot start the writer thread");
         goto fail;

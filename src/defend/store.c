@@ -20,7 +20,7 @@ const char *const guard_schema_sql =
     "  created_at REAL, client_hash INTEGER, status INTEGER, prompt_tokens INTEGER,"
     "  completion_tokens INTEGER, max_tokens INTEGER, max_tokens_given INTEGER, logprobs INTEGER,"
     "  top_logprobs INTEGER, concurrent INTEGER, prompt_hash INTEGER, minhash BLOB, emb BLOB,"
-    "  emb_scale REAL, prefix_hash INTEGER, n_choices INTEGER, endpoint INTEGER);"
+    "  emb_scale REAL, prefix_hash INTEGER, n_choices INTEGER, endpoint INTEGER, client_fp INTEGER);"
     "CREATE INDEX IF NOT EXISTS guard_events_account ON guard_events(account_id, id);"
     "CREATE TABLE IF NOT EXISTS guard_scores("
     "  id INTEGER PRIMARY KEY, t REAL NOT NULL, account_id INTEGER NOT NULL, group_id INTEGER,"
@@ -36,13 +36,17 @@ const char *const guard_schema_sql =
     "CREATE TABLE IF NOT EXISTS guard_sim_accounts("
     "  account_id INTEGER PRIMARY KEY, name TEXT NOT NULL, persona TEXT NOT NULL,"
     "  strategy TEXT NOT NULL, attack INTEGER NOT NULL, grp TEXT NOT NULL, client TEXT,"
-    "  created_at REAL, seed INTEGER);";
+    "  created_at REAL, seed INTEGER);"
+    "CREATE TABLE IF NOT EXISTS guard_tiers("
+    "  id INTEGER PRIMARY KEY, t REAL NOT NULL, account_id INTEGER NOT NULL, tier TEXT NOT NULL,"
+    "  note TEXT, set_by TEXT);"
+    "CREATE INDEX IF NOT EXISTS guard_tiers_account ON guard_tiers(account_id, id);";
 
 const char *const guard_event_insert_sql =
     "INSERT INTO guard_events(row_id, t, account_id, created_at, client_hash, status, prompt_tokens,"
     " completion_tokens, max_tokens, max_tokens_given, logprobs, top_logprobs, concurrent, prompt_hash,"
-    " minhash, emb, emb_scale, prefix_hash, n_choices, endpoint)"
-    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)";
+    " minhash, emb, emb_scale, prefix_hash, n_choices, endpoint, client_fp)"
+    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)";
 
 /* add a column to guard_events when a database from before it lacks it */
 static int add_column(gw_conn *c, const char *name) {
@@ -65,7 +69,10 @@ static int add_column(gw_conn *c, const char *name) {
 static int init_fn(gw_conn *c, void *ud) {
     (void)ud;
     if (gw_sql_schema(c, guard_schema_sql, "creating the guard tables")) return -1;
-    return add_column(c, "prefix_hash") || add_column(c, "n_choices") || add_column(c, "endpoint") ? -1 : 0;
+    return add_column(c, "prefix_hash") || add_column(c, "n_choices") || add_column(c, "endpoint") ||
+                   add_column(c, "client_fp")
+               ? -1
+               : 0;
 }
 
 int guard_db_init(gw_db *db) {
@@ -103,6 +110,7 @@ int guard_event_insert(gw_conn *c, gw_stmt *st, const guard_event *ev) {
     gw_bind_int64(st, 18, (int64_t)ev->prefix_hash);
     gw_bind_int(st, 19, ev->n_choices > 1 ? ev->n_choices : 1);
     gw_bind_int(st, 20, ev->endpoint);
+    gw_bind_int64(st, 21, (int64_t)ev->client_fp);
     if (gw_step(st) != GW_DONE) return gw_sql_fail(c, "guard_events");
     return 0;
 }
@@ -203,7 +211,8 @@ static int read_events_fn(gw_conn *c, void *ud) {
     static const char *const cols =
         "SELECT row_id, t, account_id, created_at, client_hash, status, prompt_tokens, completion_tokens, "
         "max_tokens, max_tokens_given, logprobs, top_logprobs, concurrent, prompt_hash, minhash, emb, emb_scale, "
-        "coalesce(prefix_hash, 0), coalesce(n_choices, 1), coalesce(endpoint, 0), id FROM guard_events ";
+        "coalesce(prefix_hash, 0), coalesce(n_choices, 1), coalesce(endpoint, 0), coalesce(client_fp, 0), id "
+        "FROM guard_events ";
     char sql[1024];
     snprintf(sql, sizeof sql, "%s%s", cols,
              rq->after    ? "WHERE id > ?1 ORDER BY id LIMIT ?2"
@@ -267,7 +276,8 @@ static int read_events_fn(gw_conn *c, void *ud) {
         ev->prefix_hash = (uint64_t)gw_column_int64(st, 17);
         ev->n_choices = gw_column_int(st, 18);
         ev->endpoint = gw_column_int(st, 19);
-        int64_t id = gw_column_int64(st, 20);
+        ev->client_fp = (uint64_t)gw_column_int64(st, 20);
+        int64_t id = gw_column_int64(st, 21);
         if (id > rq->last_id) rq->last_id = id;
         emb_off[l->n] = SIZE_MAX;
         if (eb && el) {

@@ -12,12 +12,18 @@
  * in the length of the history.
  *
  * Linking: evidence between two accounts accumulates in a pair table — a shared client
- * address, creation in the same burst of sign-ups, prompts in the same MinHash LSH band
- * (bands that benign calibration traffic also produced are ignored: those are common
- * phrasings, not a shared template), and overlapping five-minute activity (Jaccard). A pair
+ * address, a shared rare client fingerprint, creation in the same burst of sign-ups, prompts in
+ * the same MinHash LSH band (bands that benign calibration traffic also produced are ignored:
+ * those are common phrasings, not a shared template), overlapping five-minute activity
+ * (Jaccard), and alignment with a significant move of the cohort (the pooled prompts of recent
+ * low-volume accounts: population-level detection). A pair
  * links when its weighted score passes the policy threshold with at least min_kinds kinds of
  * evidence; groups are the connected components (union–find). A group is assessed on its
  * members' pooled statistics and its action level is shared by every member.
+ *
+ * Levels come from the risk (thresholds times the account's tier's risk_x) and from the harvest
+ * budget (the decayed value served, per account and summed over a group, against the budgets
+ * times the tier's budget_x); an exempt tier stops at flag.
  *
  * Not the enforcement: verdicts say what level an account reached; runtime.c acts on them.
  */
@@ -48,9 +54,12 @@ typedef struct {
     /* statistics */
     double n, n_ok, n_new, n_emb, n_tmpl, n_cover, n_gap;
     double max_end; /* latest end of the account's requests seen (t_end) */
-    guard_decay rate, volume, rate_long;
+    guard_decay rate, volume, rate_long, value;
+    uint8_t tier; /* index into the policy's tiers (kept across a release) */
     guard_ewm limit, conc, logprobs, sat, ratio, tmpl, lgap, lgap2, emb;
     float mu[GUARD_RFF_M];
+    float mu_recent[GUARD_RFF_M]; /* the last ~drift_window prompts' mean feature (drift) */
+    guard_ewm emb_recent;
     uint32_t hours[24];
     uint32_t bins[GUARD_BINS];
     uint32_t recent_sig[GUARD_RECENT][GUARD_MINHASH_K];
@@ -64,24 +73,30 @@ typedef struct {
     uint32_t partners[GUARD_PARTNERS];
     uint32_t n_partners, partner_rr;
     int burst_checked;
-    uint64_t last_client;
+    uint64_t last_client, last_fp;
     /* prompts sent before (kept across a release): a repeat adds nothing to the content signals */
     uint64_t seen[GUARD_SEEN_SETS][GUARD_SEEN_WAYS];
 } acct;
 
 typedef struct {
     uint64_t a, b; /* account indices + 1 (0 = empty), a < b */
-    float ip, burst;
+    float ip, burst, fp, cohort;
     float tmpl_hits;
     int linked;
     int veto; /* an operator released one of the two: never link them again */
 } pair_ev;
 
 typedef struct {
-    uint64_t key;  /* client hash (0 = empty) */
+    uint64_t key;  /* client hash or fingerprint (0 = empty) */
     uint32_t n;
     uint32_t acc[GUARD_PARTNERS];
 } ip_entry;
+
+/* accounts by a key they share: the client address, or the client fingerprint */
+typedef struct {
+    ip_entry *e;
+    size_t cap, n;
+} key_index;
 
 typedef struct {
     uint64_t key;
@@ -109,8 +124,15 @@ struct guard_detector {
     rt_map map; /* account id -> index in acc */
     pair_ev *pairs;
     size_t pair_cap, n_pairs;
-    ip_entry *ips;
-    size_t ip_cap, n_ips;
+    key_index ips, fps;
+    /* the cohort: recent low-volume accounts' new prompts pooled in one mean feature, and the
+     * members whose cohort signal reached its attack level (the candidates it links) */
+    guard_ewm coh_emb;
+    float coh_mu[GUARD_RFF_M];
+    uint32_t coh_ring[GUARD_PARTNERS];
+    uint32_t coh_n, coh_pos;
+    const float *coh_pr; /* the cohort mean's nearest benign profile (set when the mean moves) */
+    double coh_d2;       /* and its squared distance */
     band_entry *bands; /* (GUARD_BAND_SLOTS) */
     burst_bucket *bursts;
     size_t burst_cap, n_bursts;
@@ -228,7 +250,7 @@ static double timing_jaccard(const acct *a, const acct *b, double t) {
 }
 
 typedef struct {
-    double score, ip, burst, tmpl, timing;
+    double score, ip, burst, tmpl, timing, fp, cohort;
     int kinds;
 } link_eval;
 
@@ -239,13 +261,16 @@ static link_eval pair_eval(const guard_detector *d, const pair_ev *pe, uint32_t 
     link_eval e = {0};
     e.ip = pe->ip;
     e.burst = pe->burst;
+    e.fp = pe->fp;
+    e.cohort = pe->cohort;
     e.tmpl = fmin(1.0, pe->tmpl_hits / p->template_link_hits);
-    double rest = p->link_w_ip * e.ip + p->link_w_burst * e.burst + p->link_w_template * e.tmpl;
-    int kinds = (e.ip > 0) + (e.burst > 0) + (e.tmpl >= 0.5);
+    double rest = p->link_w_ip * e.ip + p->link_w_burst * e.burst + p->link_w_template * e.tmpl +
+                  p->link_w_fingerprint * e.fp + p->link_w_cohort * e.cohort;
+    int kinds = (e.ip > 0) + (e.burst > 0) + (e.tmpl >= 0.5) + (e.fp > 0) + (e.cohort > 0);
     if (full || (rest + p->link_w_timing >= p->link_threshold && kinds + 1 >= p->link_min_kinds))
         e.timing = timing_jaccard(d->acc[x], d->acc[y], t);
-    e.score = p->link_w_ip * e.ip + p->link_w_burst * e.burst + p->link_w_template * e.tmpl + p->link_w_timing * e.timing;
-    e.kinds = (e.ip > 0) + (e.burst > 0) + (e.tmpl >= 0.5) + (e.timing >= 0.5);
+    e.score = rest + p->link_w_timing * e.timing;
+    e.kinds = kinds + (e.timing >= 0.5);
     return e;
 }
 
@@ -274,46 +299,52 @@ static int try_link(guard_detector *d, uint32_t x, uint32_t y, double t) {
 
 /* ---------------------------------------------------------------- linking indexes */
 
-static int ip_grow(guard_detector *d) {
-    size_t nc = d->ip_cap ? d->ip_cap * 2 : 1024;
+static int key_grow(key_index *x) {
+    size_t nc = x->cap ? x->cap * 2 : 1024;
     ip_entry *ne = rt_calloc(nc, sizeof *ne, "guard address index");
     if (!ne) return -1;
-    for (size_t i = 0; i < d->ip_cap; i++) {
-        if (!d->ips[i].key) continue;
-        size_t j = rt_mix64(d->ips[i].key) & (nc - 1);
+    for (size_t i = 0; i < x->cap; i++) {
+        if (!x->e[i].key) continue;
+        size_t j = rt_mix64(x->e[i].key) & (nc - 1);
         while (ne[j].key) j = (j + 1) & (nc - 1);
-        ne[j] = d->ips[i];
+        ne[j] = x->e[i];
     }
-    free(d->ips);
-    d->ips = ne;
-    d->ip_cap = nc;
+    free(x->e);
+    x->e = ne;
+    x->cap = nc;
     return 0;
 }
 
-/* record that account i used client c; partners sharing c get ip evidence */
-static int note_client(guard_detector *d, uint32_t i, uint64_t c, uint32_t *touched, size_t *n_touched, size_t cap) {
+/* record that account i used client address (fp 0) or client fingerprint (fp 1) c; partners
+ * sharing it get ip or fingerprint evidence, unless more than the policy's maximum share it */
+static int note_shared(guard_detector *d, int fp, uint32_t i, uint64_t c, uint32_t *touched, size_t *n_touched,
+                       size_t cap) {
     if (!c) return 0;
     acct *a = d->acc[i];
-    if (a->last_client == c) return 0; /* seen already: nothing new */
-    a->last_client = c;
-    if ((d->n_ips + 1) * 2 > d->ip_cap && ip_grow(d)) return -1;
-    size_t j = rt_mix64(c) & (d->ip_cap - 1);
-    while (d->ips[j].key && d->ips[j].key != c) j = (j + 1) & (d->ip_cap - 1);
-    ip_entry *e = &d->ips[j];
+    uint64_t *last = fp ? &a->last_fp : &a->last_client;
+    if (*last == c) return 0; /* seen already: nothing new */
+    *last = c;
+    key_index *x = fp ? &d->fps : &d->ips;
+    if ((x->n + 1) * 2 > x->cap && key_grow(x)) return -1;
+    size_t j = rt_mix64(c) & (x->cap - 1);
+    while (x->e[j].key && x->e[j].key != c) j = (j + 1) & (x->cap - 1);
+    ip_entry *e = &x->e[j];
     if (!e->key) {
         e->key = c;
-        d->n_ips++;
+        x->n++;
     }
     for (uint32_t k = 0; k < e->n && k < GUARD_PARTNERS; k++)
         if (e->acc[k] == i) return 0;
     if (e->n < GUARD_PARTNERS) e->acc[e->n] = i;
     e->n++;
-    if (e->n > (uint32_t)d->p.ip_max_accounts) return 0; /* a big shared address: not evidence */
+    /* a big shared address, a popular client: not evidence */
+    if (e->n > (uint32_t)(fp ? d->p.fp_max_accounts : d->p.ip_max_accounts)) return 0;
     for (uint32_t k = 0; k + 1 < e->n && k < GUARD_PARTNERS; k++) {
         uint32_t o = e->acc[k];
         pair_ev *pe = pair_lookup(d, i, o, 1);
         if (!pe) return -1;
-        pe->ip = 1;
+        if (fp) pe->fp = 1;
+        else pe->ip = 1;
         add_partner(a, o);
         add_partner(d->acc[o], i);
         if (*n_touched < cap) touched[(*n_touched)++] = o;
@@ -456,6 +487,101 @@ static int note_template(guard_detector *d, uint32_t i, const guard_event *ev, u
     return 0;
 }
 
+/* ---------------------------------------------------------------- the cohort */
+
+/* A recent, low-volume account: younger than cohort_age_s (since sign-up, or its first
+ * request) with at most cohort_max_answers served. */
+static int in_cohort(const guard_policy *p, const acct *a, double t) {
+    double since = a->created_at > 0 ? a->created_at : a->first_t;
+    return t - since < p->cohort_age_s && a->n_ok <= p->cohort_max_answers;
+}
+
+/* The benign profile nearest to a mean feature (the pooled mean or a single account's), and
+ * the squared distance to it. */
+static const float *nearest_profile_of(const guard_reference *ref, const float *m, double *d2_out) {
+    const float *best = ref->mu;
+    double bd = 0;
+    for (size_t j = 0; j < GUARD_RFF_M; j++) bd += ((double)m[j] - ref->mu[j]) * ((double)m[j] - ref->mu[j]);
+    for (size_t k = 0; k < ref->n_profiles; k++) {
+        const float *p = ref->profiles + k * GUARD_RFF_M;
+        double s = 0;
+        for (size_t j = 0; j < GUARD_RFF_M && s < bd; j++) s += ((double)m[j] - p[j]) * ((double)m[j] - p[j]);
+        if (s < bd) {
+            bd = s;
+            best = p;
+        }
+    }
+    *d2_out = bd;
+    return best;
+}
+
+/* The cohort signal of account a: its own shift along the direction the cohort moved. u is the
+ * unit offset of the cohort's mean from its nearest benign profile p; the value is 1000 x
+ * (proj^2 - noise), proj = <mean_a - p, u> (0 when negative), noise = trace/m x varfactor_a
+ * (the noise of a's mean along one direction, taking the benign spread as even over the m
+ * features: a calibration sets the level). Along one direction that the population found, a
+ * few dozen prompts of an account already stand out, where its whole shift is still noise.
+ * Counted only while the cohort's own shift is significant (z >= z_crit). *align: the cosine of
+ * a's offset with u. NaN when a is not in the cohort or has fewer than 8 prompt embeddings. */
+static double cohort_value(const guard_detector *d, const acct *a, double t, double *align) {
+    *align = 0;
+    if (!d->shift_ok || a->n_emb < 8 || d->coh_emb.n < 1 || !in_cohort(&d->p, a, t)) return NAN;
+    double d2 = d->coh_d2;
+    const float *pr = d->coh_pr;
+    double null = d->ref->trace * guard_ewm_var_factor(&d->coh_emb, d->p.cohort_window);
+    if (!pr || !(null > 0 && d2 > 0 && d2 / null >= d->ref->z_crit)) return 0;
+    double dot = 0, na = 0;
+    for (size_t j = 0; j < GUARD_RFF_M; j++) {
+        double x = (double)a->mu[j] - pr[j];
+        dot += x * ((double)d->coh_mu[j] - pr[j]);
+        na += x * x;
+    }
+    double proj = dot / sqrt(d2);
+    *align = na > 0 ? proj / sqrt(na) : 0;
+    if (proj <= 0) return 0;
+    double noise = d->ref->trace / GUARD_RFF_M * guard_ewm_var_factor(&a->emb, d->p.shift_window);
+    return 1000.0 * (proj * proj - noise);
+}
+
+/* One new prompt feature of a cohort account joins the cohort's mean. */
+static void cohort_add(guard_detector *d, const acct *a, double t, const float *phi) {
+    if (!in_cohort(&d->p, a, t)) return;
+    guard_ewm_add(&d->coh_emb, 0, d->p.cohort_window);
+    double alpha = fmax(1.0 / d->coh_emb.n, 1.0 / d->p.cohort_window);
+    for (size_t j = 0; j < GUARD_RFF_M; j++) d->coh_mu[j] += (float)(alpha * (phi[j] - d->coh_mu[j]));
+    d->coh_pr = nearest_profile_of(d->ref, d->coh_mu, &d->coh_d2);
+}
+
+/* A member with 16 prompts or more whose cohort signal is above its benign level and aligned at
+ * least cohort_align gets
+ * cohort link evidence with the other such members (the last GUARD_PARTNERS of them). */
+static int note_cohort(guard_detector *d, uint32_t i, double t, uint32_t *touched, size_t *n_touched, size_t cap) {
+    const guard_signal_policy *sp = &d->p.sig[GUARD_SIG_COHORT];
+    double align;
+    double v = cohort_value(d, d->acc[i], t, &align);
+    if (!(v >= sp->benign) || d->coh_emb.n < sp->min_n || align < d->p.cohort_align || d->acc[i]->n_emb < 16)
+        return 0;
+    int present = 0;
+    for (uint32_t k = 0; k < d->coh_n; k++) present |= d->coh_ring[k] == i;
+    if (!present) {
+        d->coh_ring[d->coh_pos] = i;
+        d->coh_pos = (d->coh_pos + 1) % GUARD_PARTNERS;
+        if (d->coh_n < GUARD_PARTNERS) d->coh_n++;
+    }
+    for (uint32_t k = 0; k < d->coh_n; k++) {
+        uint32_t o = d->coh_ring[k];
+        if (o == i) continue;
+        pair_ev *pe = pair_lookup(d, i, o, 1);
+        if (!pe) return -1;
+        if (pe->cohort > 0) continue;
+        pe->cohort = 1;
+        add_partner(d->acc[i], o);
+        add_partner(d->acc[o], i);
+        if (*n_touched < cap) touched[(*n_touched)++] = o;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- init */
 
 int guard_detector_new(guard_detector **out, const guard_policy *p, const guard_reference *ref) {
@@ -489,7 +615,8 @@ void guard_detector_free(guard_detector *d) {
     free(d->acc);
     rt_map_free(&d->map);
     free(d->pairs);
-    free(d->ips);
+    free(d->ips.e);
+    free(d->fps.e);
     free(d->bands);
     for (size_t i = 0; i < d->burst_cap; i++) free(d->bursts[i].acc);
     free(d->bursts);
@@ -504,7 +631,7 @@ size_t guard_detector_accounts(const guard_detector *d) { return d->n_acc; }
 size_t guard_detector_bytes(const guard_detector *d) {
     size_t b = sizeof *d + d->n_acc * sizeof(acct) + d->cap_acc * sizeof(acct *) +
                rt_map_bytes(&d->map) + d->pair_cap * sizeof(pair_ev) +
-               d->ip_cap * sizeof(ip_entry) + GUARD_BAND_SLOTS * sizeof(band_entry) + d->burst_cap * sizeof(burst_bucket);
+               (d->ips.cap + d->fps.cap) * sizeof(ip_entry) + GUARD_BAND_SLOTS * sizeof(band_entry) + d->burst_cap * sizeof(burst_bucket);
     for (size_t i = 0; i < d->burst_cap; i++) b += d->bursts[i].cap * sizeof(uint32_t);
     return b;
 }
@@ -551,7 +678,7 @@ static int update_stats(guard_detector *d, acct *a, const guard_event *ev, int *
         a->n_gap += 1;
     }
     if (t > a->last_t || a->n == 0) a->last_t = t;
-    if (t < a->first_t) a->first_t = t;
+    if (t < a->first_t || a->n == 0) a->first_t = t; /* state made before its first event (a tier) */
     a->n += 1;
     guard_decay_add(&a->rate, t, answers, p->rate_tau);
     guard_decay_add(&a->volume, t, answers, p->volume_tau);
@@ -575,8 +702,14 @@ static int update_stats(guard_detector *d, acct *a, const guard_event *ev, int *
     guard_ewm_add(&a->sat, saturated ? 1 : 0, W);
     guard_ewm_add(&a->ratio, log((per_answer + 1) / (double)(ev->prompt_tokens + 1)), W);
     /* a prompt the account sent before (a nightly benchmark rerun) is little new information:
-     * the content signals (template, shift, coverage) see each distinct prompt once */
-    if (seen_before(a, ev->prompt_hash)) return 0;
+     * the content signals (template, shift, coverage) see each distinct prompt once, and its
+     * answers add repeat_value of their harvest value (a resample at temperature > 0 is not
+     * nothing). Harvest value: completion tokens, each with its log-prob entries */
+    int repeat = seen_before(a, ev->prompt_hash);
+    double detail = ev->logprobs ? 1.0 + p->logprob_alt * (1.0 + fmax(0, (double)ev->top_logprobs)) : 1.0;
+    double value = (double)RT_MAX(ev->completion_tokens, (int64_t)0) * detail * (repeat ? p->repeat_value : 1.0);
+    guard_decay_add(&a->value, t, value, p->budget_tau);
+    if (repeat) return 0;
     a->n_new += 1;
     if (ev->has_minhash) {
         /* density of near-duplicates: the share of recent prompts (exact repeats aside) this one
@@ -613,6 +746,11 @@ static int update_stats(guard_detector *d, acct *a, const guard_event *ev, int *
             double alpha = 1.0 / a->emb.n;
             if (alpha < 1.0 / p->shift_window) alpha = 1.0 / p->shift_window;
             for (size_t j = 0; j < GUARD_RFF_M; j++) a->mu[j] += (float)(alpha * (d->tmp_phi[j] - a->mu[j]));
+            guard_ewm_add(&a->emb_recent, 0, p->drift_window);
+            double ar = fmax(1.0 / a->emb_recent.n, 1.0 / p->drift_window);
+            for (size_t j = 0; j < GUARD_RFF_M; j++)
+                a->mu_recent[j] += (float)(ar * (d->tmp_phi[j] - a->mu_recent[j]));
+            cohort_add(d, a, t, d->tmp_phi);
             a->n_emb += 1;
         }
         /* coverage: SimHash cells of the recent window (needs no reference); the projection
@@ -660,6 +798,20 @@ static double nearest_profile_d2(const guard_reference *ref, const double *m) {
         if (s < best) best = s;
     }
     return best;
+}
+
+/* Drift: the recent mean feature against the account's own history mean, unbiased as the shift
+ * is (minus the noise of both means, trace x (varfactor recent + varfactor history): the two
+ * overlap, so this overestimates the noise and errs towards 0). x1000, as the shift. */
+static double drift_value(const guard_detector *d, const acct *a) {
+    double d2 = 0;
+    for (size_t j = 0; j < GUARD_RFF_M; j++) {
+        double df = (double)a->mu_recent[j] - a->mu[j];
+        d2 += df * df;
+    }
+    double null = d->ref->trace * (guard_ewm_var_factor(&a->emb_recent, d->p.drift_window) +
+                                   guard_ewm_var_factor(&a->emb, d->p.shift_window));
+    return 1000.0 * (d2 - null);
 }
 
 typedef struct {
@@ -722,6 +874,8 @@ static void raw_account(const guard_detector *d, const acct *a, double t, raw_va
         r->v[GUARD_SIG_COVERAGE] = (double)a->cell_distinct / (double)a->cell_n;
         r->cnt[GUARD_SIG_COVERAGE] = a->n_cover;
     }
+    r->v[GUARD_SIG_HARVEST] = guard_decay_value(&a->value, t, p->budget_tau);
+    r->cnt[GUARD_SIG_HARVEST] = a->n_ok;
     if (d->shift_ok && a->n_emb > 0) {
         double m[GUARD_RFF_M];
         for (size_t j = 0; j < GUARD_RFF_M; j++) m[j] = a->mu[j];
@@ -731,6 +885,11 @@ static void raw_account(const guard_detector *d, const acct *a, double t, raw_va
         r->v[GUARD_SIG_SHIFT] = 1000.0 * (d2 - null);
         r->shift_z = null > 0 ? d2 / null : INFINITY;
         r->cnt[GUARD_SIG_SHIFT] = a->n_emb;
+        r->v[GUARD_SIG_DRIFT] = drift_value(d, a);
+        r->cnt[GUARD_SIG_DRIFT] = a->n_emb;
+        double align;
+        r->v[GUARD_SIG_COHORT] = cohort_value(d, a, t, &align);
+        r->cnt[GUARD_SIG_COHORT] = d->coh_emb.n;
     }
 }
 
@@ -744,9 +903,9 @@ static void raw_group(const guard_detector *d, const uint32_t *mem, size_t n_mem
     r->n = r->n_ok = r->n_new = 0;
     r->first_t = INFINITY;
     r->last_t = -INFINITY;
-    double rate = 0, vol = 0, lr = 0, lr_w = 0;
+    double rate = 0, vol = 0, lr = 0, lr_w = 0, value = 0;
     double wl = 0, sl = 0, sc = 0, slp = 0, wok = 0, ssat = 0, srat = 0, wt = 0, stm = 0, wc = 0, scov = 0;
-    double wreg = 0, sreg = 0, nreg = 0, ncov = 0, ntm = 0, nemb = 0;
+    double wreg = 0, sreg = 0, nreg = 0, ncov = 0, ntm = 0, nemb = 0, drift = NAN, ndrift = 0, cohort = NAN;
     double inv_vf_sum = 0;
     double mu[GUARD_RFF_M] = {0};
     uint32_t hour_active[24] = {0};
@@ -760,6 +919,7 @@ static void raw_group(const guard_detector *d, const uint32_t *mem, size_t n_mem
         r->last_t = fmax(r->last_t, a->last_t);
         rate += guard_decay_value(&a->rate, t, p->rate_tau) * 3600.0 / p->rate_tau;
         vol += guard_decay_value(&a->volume, t, p->volume_tau);
+        value += guard_decay_value(&a->value, t, p->budget_tau); /* a swarm's harvest is its members' sum */
         if (t - a->first_t >= p->baseline_min_age) any_age_bl = 1;
         lr += guard_decay_value(&a->rate_long, t, p->baseline_tau) * 3600.0 / p->baseline_tau;
         lr_w += 1;
@@ -801,6 +961,13 @@ static void raw_group(const guard_detector *d, const uint32_t *mem, size_t n_mem
             inv_vf_sum += iv;
             for (size_t j = 0; j < GUARD_RFF_M; j++) mu[j] += iv * a->mu[j];
             nemb += a->n_emb;
+            double dv = drift_value(d, a); /* a change is per account: the group's is its largest */
+            if (a->n_emb >= p->sig[GUARD_SIG_DRIFT].min_n && !(dv <= drift)) {
+                drift = dv;
+                ndrift = a->n_emb;
+            }
+            double align, cv = cohort_value(d, a, t, &align); /* the group's: its most aligned member's */
+            if (isfinite(cv) && !(cv <= cohort)) cohort = cv;
         }
     }
     r->v[GUARD_SIG_RATE] = rate;
@@ -828,6 +995,12 @@ static void raw_group(const guard_detector *d, const uint32_t *mem, size_t n_mem
     }
     r->v[GUARD_SIG_LINKED] = (double)n_mem - 1;
     r->cnt[GUARD_SIG_LINKED] = 1;
+    r->v[GUARD_SIG_HARVEST] = value;
+    r->cnt[GUARD_SIG_HARVEST] = r->n_ok;
+    r->v[GUARD_SIG_DRIFT] = drift;
+    r->cnt[GUARD_SIG_DRIFT] = ndrift;
+    r->v[GUARD_SIG_COHORT] = cohort;
+    r->cnt[GUARD_SIG_COHORT] = d->coh_emb.n;
     if (wok > 0) {
         r->v[GUARD_SIG_SATURATION] = ssat / wok;
         r->v[GUARD_SIG_TOKEN_RATIO] = srat / wok;
@@ -875,6 +1048,7 @@ static void assess(const guard_detector *d, const raw_values *r, guard_assessmen
         }
         if (i == GUARD_SIG_SHIFT && d->ref && !(r->shift_z >= d->ref->z_crit)) s = 0; /* not significant yet */
         out->score[i] = s;
+        if (guard_signal_family((guard_signal)i) == GUARD_FAMILY_BUDGET) continue; /* compared with the budgets */
         out->contrib[i] = sp->weight * s;
         if (guard_signal_family((guard_signal)i) == GUARD_FAMILY_BEHAVIOUR) {
             beh += out->contrib[i];
@@ -902,12 +1076,36 @@ static int extreme_volume(const guard_policy *p, const guard_assessment *a) {
            a->value[GUARD_SIG_RATE] >= p->extreme_rate * r->attack && a->value[GUARD_SIG_VOLUME] >= v->attack;
 }
 
-static guard_action level_for(const guard_policy *p, const guard_assessment *a) {
-    double risk = a->risk, n_ok = a->n_ok;
-    if (risk >= p->suspend_at && n_ok >= p->min_requests_act) return GUARD_ACT_SUSPEND;
-    if ((risk >= p->throttle_at || extreme_volume(p, a)) && n_ok >= p->min_requests_act) return GUARD_ACT_THROTTLE;
-    if (risk >= p->flag_at && n_ok >= p->min_requests_act / 2) return GUARD_ACT_FLAG;
-    return GUARD_ACT_NONE;
+/* The level the harvest budget asks for under tier tr (no minimum of answers: the budget is a
+ * bound, whatever the evidence); noted in the assessment for the evidence and reason code. */
+static guard_action budget_level(const guard_policy *p, const guard_tier *tr, guard_assessment *a) {
+    double v = a->value[GUARD_SIG_HARVEST], x = tr->budget_x;
+    guard_action lv = !isfinite(v)                       ? GUARD_ACT_NONE
+                      : v >= p->budget_suspend * x       ? GUARD_ACT_SUSPEND
+                      : v >= p->budget_throttle * x      ? GUARD_ACT_THROTTLE
+                      : v >= p->budget_flag * x          ? GUARD_ACT_FLAG
+                                                         : GUARD_ACT_NONE;
+    a->by_budget = lv;
+    a->budget_suspend = p->budget_suspend * x;
+    return lv;
+}
+
+/* The level an assessment asks for under tier tr: risk against the thresholds (times the tier's
+ * risk_x), sustained extreme volume, and the harvest budget; an exempt tier stops at flag. */
+static guard_action level_for(const guard_policy *p, const guard_tier *tr, guard_assessment *a) {
+    double risk = a->risk, n_ok = a->n_ok, x = tr->risk_x;
+    guard_action lv = GUARD_ACT_NONE;
+    if (risk >= p->suspend_at * x && n_ok >= p->min_requests_act) lv = GUARD_ACT_SUSPEND;
+    else if ((risk >= p->throttle_at * x || extreme_volume(p, a)) && n_ok >= p->min_requests_act) lv = GUARD_ACT_THROTTLE;
+    else if (risk >= p->flag_at * x && n_ok >= p->min_requests_act / 2) lv = GUARD_ACT_FLAG;
+    guard_action b = budget_level(p, tr, a);
+    if (b > lv) lv = b;
+    if (tr->exempt && lv > GUARD_ACT_FLAG) lv = GUARD_ACT_FLAG;
+    return lv;
+}
+
+static const guard_tier *tier_of(const guard_detector *d, const acct *a) {
+    return &d->p.tiers[a->tier < d->p.n_tiers ? a->tier : 0];
 }
 
 /* members of i's group (at most cap), i first */
@@ -935,11 +1133,13 @@ int guard_detector_observe(guard_detector *d, const guard_event *ev, guard_verdi
     uint32_t touched[GUARD_PARTNERS * 2];
     size_t n_touched = 0;
     if (note_creation(d, i, touched, &n_touched, RT_ARRAY_LEN(touched)) ||
-        note_client(d, i, ev->client_hash, touched, &n_touched, RT_ARRAY_LEN(touched)))
+        note_shared(d, 0, i, ev->client_hash, touched, &n_touched, RT_ARRAY_LEN(touched)) ||
+        note_shared(d, 1, i, ev->client_fp, touched, &n_touched, RT_ARRAY_LEN(touched)))
         return -1;
     if (ev->status == 200 && (ev->has_minhash || ev->prefix_hash) &&
         note_template(d, i, ev, touched, &n_touched, RT_ARRAY_LEN(touched)))
         return -1;
+    if (ev->status == 200 && note_cohort(d, i, ev->t, touched, &n_touched, RT_ARRAY_LEN(touched))) return -1;
     /* re-check two remembered candidates each event (timing evidence grows over time) */
     for (int k = 0; k < 2 && a->n_partners > 0; k++) {
         if (n_touched < RT_ARRAY_LEN(touched)) touched[n_touched++] = a->partners[a->partner_rr % a->n_partners];
@@ -963,8 +1163,9 @@ int guard_detector_observe(guard_detector *d, const guard_event *ev, guard_verdi
     out->group_id = d->acc[uf_find(d, i)]->id;
     out->group_size = n_mem;
     out->risk = fmax(out->account.risk, out->group.risk);
-    guard_action target = level_for(&d->p, &out->account);
-    guard_action gt = level_for(&d->p, &out->group);
+    const guard_tier *tr = tier_of(d, a);
+    guard_action target = level_for(&d->p, tr, &out->account);
+    guard_action gt = level_for(&d->p, tr, &out->group);
     if (gt > target) target = gt;
     for (size_t k = 0; k < n_mem; k++)
         if (d->acc[mem[k]]->level > group_level_before) group_level_before = d->acc[mem[k]]->level;
@@ -972,8 +1173,10 @@ int guard_detector_observe(guard_detector *d, const guard_event *ev, guard_verdi
     out->new_level = target;
     for (size_t k = 0; k < n_mem; k++) {
         acct *m = d->acc[mem[k]];
-        if (m->level < target) {
-            m->level = target;
+        guard_action mt = target;
+        if (tier_of(d, m)->exempt && mt > GUARD_ACT_FLAG) mt = GUARD_ACT_FLAG; /* allow-listed, even in a group */
+        if (m->level < mt) {
+            m->level = mt;
             if (out->n_affected < GUARD_MAX_AFFECTED) out->affected[out->n_affected++] = m->id;
             if (m == a) out->escalated = 1;
         }
@@ -1012,9 +1215,11 @@ void guard_detector_release(guard_detector *d, int64_t account_id) {
     acct keep = *a;
     memset(a, 0, sizeof *a);
     a->id = keep.id;
+    a->tier = keep.tier;
     a->created_at = keep.created_at;
     a->burst_checked = 1;
     a->last_client = keep.last_client;
+    a->last_fp = keep.last_fp;
     memcpy(a->seen, keep.seen, sizeof a->seen); /* a rerun of the same prompts stays old news */
     memcpy(a->partners, keep.partners, sizeof a->partners);
     a->n_partners = keep.n_partners;
@@ -1033,6 +1238,18 @@ int guard_detector_set_level(guard_detector *d, int64_t account_id, guard_action
     if (li < 0) return -1;
     d->acc[li]->level = level;
     return 0;
+}
+
+int guard_detector_set_tier(guard_detector *d, int64_t account_id, size_t tier) {
+    long li = acct_get(d, account_id, 0, 0);
+    if (li < 0) return -1;
+    d->acc[li]->tier = (uint8_t)(tier < d->p.n_tiers ? tier : 0);
+    return 0;
+}
+
+size_t guard_detector_tier(const guard_detector *d, int64_t account_id) {
+    long i = acct_find(d, account_id);
+    return i < 0 ? 0 : d->acc[i]->tier;
 }
 
 guard_action guard_detector_level(const guard_detector *d, int64_t account_id) {
@@ -1067,7 +1284,8 @@ void guard_reason_code(const guard_assessment *a, int grouped, char *out, size_t
         [GUARD_SIG_LIMIT] = "LIMITS",     [GUARD_SIG_CONCURRENCY] = "CONC", [GUARD_SIG_REGULARITY] = "TIMING",
         [GUARD_SIG_AROUND_CLOCK] = "24H", [GUARD_SIG_LINKED] = "LINKED",   [GUARD_SIG_LOGPROBS] = "LOGPROBS",
         [GUARD_SIG_SATURATION] = "SAT",   [GUARD_SIG_TOKEN_RATIO] = "RATIO", [GUARD_SIG_SHIFT] = "SHIFT",
-        [GUARD_SIG_TEMPLATE] = "TEMPLATE", [GUARD_SIG_COVERAGE] = "COVER",
+        [GUARD_SIG_TEMPLATE] = "TEMPLATE", [GUARD_SIG_COVERAGE] = "COVER", [GUARD_SIG_DRIFT] = "DRIFT",
+        [GUARD_SIG_HARVEST] = "BUDGET", [GUARD_SIG_COHORT] = "COHORT",
     };
     int best[2] = {-1, -1}, bb = -1;
     for (int i = 0; i < GUARD_SIG_COUNT; i++) {
@@ -1083,6 +1301,10 @@ void guard_reason_code(const guard_assessment *a, int grouped, char *out, size_t
     }
     size_t o = (size_t)snprintf(out, cap, "G-%s", grouped ? "SYBIL" : "");
     int first = !grouped;
+    if (a->by_budget >= GUARD_ACT_FLAG && o < cap) { /* the harvest budget was reached */
+        o += (size_t)snprintf(out + o, cap - o, "%sBUDGET", first ? "" : "+");
+        first = 0;
+    }
     for (int k = 0; k < 2; k++)
         if (best[k] >= 0 && o < cap) {
             o += (size_t)snprintf(out + o, cap - o, "%s%s", first ? "" : "+", code[best[k]]);
@@ -1103,7 +1325,8 @@ static json_t *assessment_json(const guard_detector *d, const guard_assessment *
                               "contribution", a->contrib[i], "benign", sp->benign, "attack", sp->attack, "family",
                               guard_signal_family((guard_signal)i) == GUARD_FAMILY_BEHAVIOUR ? "behaviour"
                               : guard_signal_family((guard_signal)i) == GUARD_FAMILY_API   ? "api"
-                                                                                           : "content");
+                              : guard_signal_family((guard_signal)i) == GUARD_FAMILY_BUDGET ? "budget"
+                                                                                            : "content");
         if (i == GUARD_SIG_SHIFT && isfinite(shift_z)) json_object_set_new(o, "z", json_real(shift_z));
         json_object_set_new(o, "n", json_real(a->count[i]));
         json_object_set_new(sig, guard_signal_name((guard_signal)i), o);
@@ -1135,6 +1358,9 @@ char *guard_detector_evidence(guard_detector *d, int64_t account_id) {
     } else {
         gs = as;
     }
+    const guard_tier *tr = tier_of(d, a);
+    budget_level(&d->p, tr, &as);
+    budget_level(&d->p, tr, &gs);
     json_t *members = json_array();
     for (size_t k = 0; k < n_mem; k++) json_array_append_new(members, json_integer(d->acc[mem[k]]->id));
     json_t *linked = json_array();
@@ -1144,10 +1370,10 @@ char *guard_detector_evidence(guard_detector *d, int64_t account_id) {
         if (!pe) continue;
         link_eval e = pair_eval(d, pe, i, o, t, 1);
         if (e.score <= 0) continue;
-        json_array_append_new(linked, json_pack("{s:I, s:b, s:f, s:i, s:f, s:f, s:f, s:f}", "account",
+        json_array_append_new(linked, json_pack("{s:I, s:b, s:f, s:i, s:f, s:f, s:f, s:f, s:f, s:f}", "account",
                                                 (json_int_t)d->acc[o]->id, "linked", pe->linked, "score", e.score,
                                                 "kinds", e.kinds, "ip", e.ip, "burst", e.burst, "template", e.tmpl,
-                                                "timing", e.timing));
+                                                "timing", e.timing, "fingerprint", e.fp, "cohort", e.cohort));
     }
     free(mem);
     char code[64];
@@ -1159,6 +1385,30 @@ char *guard_detector_evidence(guard_detector *d, int64_t account_id) {
         "size", (json_int_t)n_mem, "members", members, "assessment", assessment_json(d, &gs), "window",
         "requests", d->p.window, "shift", d->p.shift_window, "rate_tau_s", d->p.rate_tau, "volume_tau_s",
         d->p.volume_tau, "template_recent", (double)d->p.template_recent, "linked", linked);
+    if (root) {
+        /* the tier that applied and the harvest budget against what was served (tier applied) */
+        json_object_set_new(root, "tier",
+                            json_pack("{s:s, s:f, s:f, s:b}", "name", tr->name, "risk_x", tr->risk_x, "budget_x",
+                                      tr->budget_x, "exempt", tr->exempt));
+        /* the population this account was judged in: the cohort and its aligned members */
+        double align = 0, cv = cohort_value(d, a, t, &align), cd2 = d->coh_d2;
+        double cnull = d->shift_ok ? d->ref->trace * guard_ewm_var_factor(&d->coh_emb, d->p.cohort_window) : 0;
+        json_t *cm = json_array();
+        for (uint32_t k = 0; k < d->coh_n; k++) json_array_append_new(cm, json_integer(d->acc[d->coh_ring[k]]->id));
+        json_object_set_new(root, "cohort",
+                            json_pack("{s:f, s:o, s:o, s:b, s:o, s:f, s:o}", "embeddings", d->coh_emb.n, "shift",
+                                      json_num(d->shift_ok ? 1000.0 * (cd2 - cnull) : NAN), "z",
+                                      json_num(cnull > 0 ? cd2 / cnull : NAN), "member",
+                                      in_cohort(&d->p, a, t), "value", json_num(cv), "alignment", align,
+                                      "aligned_members", cm));
+        json_object_set_new(root, "budget",
+                            json_pack("{s:o, s:o, s:f, s:f, s:f, s:f, s:s}", "account_value",
+                                      json_num(as.value[GUARD_SIG_HARVEST]), "group_value",
+                                      json_num(gs.value[GUARD_SIG_HARVEST]), "flag", d->p.budget_flag * tr->budget_x,
+                                      "throttle", d->p.budget_throttle * tr->budget_x, "suspend",
+                                      d->p.budget_suspend * tr->budget_x, "tau_s", d->p.budget_tau, "level",
+                                      guard_action_name(RT_MAX(as.by_budget, gs.by_budget))));
+    }
     char *s = root ? rt_json_reals(json_dumps(root, JSON_COMPACT)) : NULL;
     json_decref(root);
     if (!s) RT_FAIL("out of memory writing evidence");
