@@ -354,14 +354,29 @@ void guard_events_free(guard_event_list *l) {
     memset(l, 0, sizeof *l);
 }
 
+/* Whether guard_sim_accounts has the prompt-source column (labels written before it have not). */
+static int labels_have_source(sqlite3 *c) {
+    sqlite3_stmt *st = NULL;
+    int has = 0;
+    if (sqlite3_prepare_v2(c, "SELECT 1 FROM pragma_table_info('guard_sim_accounts') WHERE name = 'source'", -1, &st,
+                           NULL) == SQLITE_OK)
+        has = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return has;
+}
+
 int guard_labels_read(sqlite3 *c, guard_label **out, size_t *n) {
     *out = NULL;
     *n = 0;
     if (!gw_sql_has_table(c, "guard_sim_accounts")) return 0;
     sqlite3_stmt *st = NULL;
-    if (gw_sql_prepare(c, "SELECT account_id, name, persona, strategy, attack, grp FROM guard_sim_accounts "
+    if (gw_sql_prepare(c,
+                       labels_have_source(c)
+                           ? "SELECT account_id, name, persona, strategy, attack, grp, seed, source FROM guard_sim_accounts "
+                             "ORDER BY account_id"
+                           : "SELECT account_id, name, persona, strategy, attack, grp, seed, NULL FROM guard_sim_accounts "
                              "ORDER BY account_id",
-                          &st, "reading guard_sim_accounts"))
+                       &st, "reading guard_sim_accounts"))
         return -1;
     size_t cap = 0;
     guard_label *l = NULL;
@@ -379,6 +394,9 @@ int guard_labels_read(sqlite3 *c, guard_label **out, size_t *n) {
         snprintf(x->strategy, sizeof x->strategy, "%s", (const char *)sqlite3_column_text(st, 3));
         x->attack = sqlite3_column_int(st, 4);
         snprintf(x->group, sizeof x->group, "%s", (const char *)sqlite3_column_text(st, 5));
+        x->seed = (uint64_t)sqlite3_column_int64(st, 6);
+        const char *src = (const char *)sqlite3_column_text(st, 7);
+        snprintf(x->source, sizeof x->source, "%s", src && *src ? src : "corpus");
     }
     sqlite3_finalize(st);
     *out = l;
@@ -392,9 +410,12 @@ typedef struct {
 static int labels_write_fn(sqlite3 *c, void *ud) {
     const labels_w *x = ud;
     sqlite3_stmt *st = NULL;
+    if (!labels_have_source(c) &&
+        gw_sql_exec(c, "ALTER TABLE guard_sim_accounts ADD COLUMN source TEXT", "adding guard_sim_accounts.source"))
+        return -1;
     if (gw_sql_prepare(c,
                        "INSERT OR REPLACE INTO guard_sim_accounts(account_id, name, persona, strategy, attack, grp, "
-                       "client, created_at, seed) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+                       "client, created_at, seed, source) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
                        &st, "guard_sim_accounts"))
         return -1;
     int rc = gw_sql_exec(c, "BEGIN", "guard_sim_accounts");
@@ -410,6 +431,7 @@ static int labels_write_fn(sqlite3 *c, void *ud) {
         sqlite3_bind_text(st, 7, l->client, -1, SQLITE_STATIC);
         sqlite3_bind_double(st, 8, l->created_at);
         sqlite3_bind_int64(st, 9, (sqlite3_int64)l->seed);
+        sqlite3_bind_text(st, 10, l->source[0] ? l->source : "corpus", -1, SQLITE_STATIC);
         rc = gw_sql_step_done(c, st, "guard_sim_accounts");
     }
     sqlite3_finalize(st);

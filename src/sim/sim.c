@@ -609,6 +609,8 @@ static int write_labels(sim_t *S, gw_db *db) {
             snprintf(l[k].client, sizeof l[k].client, "%s", S->sc->forwarded_for ? A->keys[j].xff : A->keys[j].addr);
             l[k].created_at = A->keys[j].created_at;
             l[k].seed = S->sc->seed;
+            char nb[24];
+            snprintf(l[k].source, sizeof l[k].source, "%s", A->p->kind == P_EVALJOB ? "bench" : guard_source_spec_name(A->p->src, nb));
         }
     }
     int rc = guard_labels_write(db, l, n);
