@@ -141,7 +141,7 @@ for f in glob.glob("/usr/share/games/fortunes/*"):
 wk = [text(r) for r in by["walker"]]
 assert 150 <= len(wk) <= 151, len(wk)  # concurrency 2: one more in flight when the target is met
 for p in wk:  # an item, or its first 300 bytes cut at a space
-    hits = [p] if p in entries else [e for e in entries if len(p) > 150 and e.startswith(p + " ")]
+    hits = [p] if p in entries else [e for e in entries if len(p) > 80 and e.startswith(p + " ")]
     assert hits, f"walker prompt is not a fortune: {p[:80]!r}"
     assert all(entries[e] == 1 for e in hits), f"walker (fortunes/a) got an item of half b: {p[:60]!r}"
 pr = by["prober"]

@@ -712,6 +712,12 @@ static const char *const harvest_closes[] = {
     " Thanks.",
 };
 
+/* Items are cut (at a space) so a prompt fits a small model's context beside its answer:
+ * about 60 tokens of a 128-token model with max_tokens 32 when the tokenizer was trained on
+ * the corpus and splits other text finely. */
+#define SOURCE_ITEM_CAP 130
+#define SOURCE_RAW_CAP 170
+
 static int put_item(rt_buf *o, const guard_texts *t, size_t i, int title, size_t cap) {
     size_t len, tl = 0;
     const char *ti = NULL;
@@ -730,7 +736,7 @@ static int fill_item(rt_buf *o, const char *tpl, const guard_texts *t, size_t i,
             continue;
         }
         int rc;
-        if (!strncmp(p, "{item}", 6)) rc = put_item(o, t, i, 0, 240), p += 6;
+        if (!strncmp(p, "{item}", 6)) rc = put_item(o, t, i, 0, SOURCE_ITEM_CAP), p += 6;
         else if (!strncmp(p, "{title}", 7)) rc = put_item(o, t, i, 1, 0), p += 7;
         else return RT_FAIL("source template: unknown slot in %s", tpl);
         if (rc) return -1;
@@ -762,7 +768,7 @@ int guard_source_prompt(const guard_texts *t, guard_source_spec sp, guard_ask_ki
     else if (k == GUARD_ASK_QUESTION) {
         const char *tpl = sp.kind == GUARD_SRC_FORTUNES ? PICK(fortune_questions, rng) : PICK(man_questions, rng);
         rc = fill_item(&body, tpl, t, pick_item(t, s, rng), rng);
-    } else rc = put_item(&body, t, pick_item(t, s, rng), 0, 300);
+    } else rc = put_item(&body, t, pick_item(t, s, rng), 0, k == GUARD_ASK_RAW || k == GUARD_ASK_PREFIX ? SOURCE_RAW_CAP : SOURCE_ITEM_CAP);
     if (rc) goto out;
     switch (k) {
     case GUARD_ASK_QUESTION: rc = rt_buf_append(out, body.data, body.len) || stylise(out, s, rng); break;
