@@ -99,6 +99,9 @@ int guard_source_half_of(const char *s, size_t n); /* 1 (a) or 2 (b) */
 /* The items of fortunes or man pages (dir NULL: /usr/share/games/fortunes, /usr/share/man). */
 typedef struct guard_texts guard_texts;
 int guard_texts_load(guard_texts **out, guard_source_spec spec, const char *dir);
+/* The items of one fortune file or one man page (roff) held in memory (name: the page's file
+ * name, its title); none is not an error. For tests and fuzzing. */
+int guard_texts_parse(guard_texts **out, guard_source_spec spec, const char *name, const char *data, size_t len);
 void guard_texts_free(guard_texts *t);
 size_t guard_texts_count(const guard_texts *t);
 /* Item i's text (and title: a man page's name, "" for a fortune), NUL-terminated. */

@@ -163,6 +163,21 @@ static void free_list(char **v, size_t n) {
 
 static int fortune_file(const char *name) { return strchr(name, '.') == NULL; }
 
+/* The entries of one fortune file: text between lines holding only "%". */
+static int parse_fortunes(guard_texts *t, const char *data, size_t len) {
+    int rc = 0;
+    size_t start = 0;
+    for (size_t p = 0; p <= len && !rc; p++) {
+        int sep = p == len || (data[p] == '%' && (p == 0 || data[p - 1] == '\n') && (p + 1 == len || data[p + 1] == '\n'));
+        if (!sep) continue;
+        size_t n = p > start ? p - start : 0;
+        if (n >= 20 && n <= 400) rc = add_item(t, NULL, 0, data + start, n);
+        start = p + 2;
+        if (p < len) p++;
+    }
+    return rc;
+}
+
 static int load_fortunes(guard_texts *t, const char *dir) {
     char **files = NULL;
     size_t nf = 0;
@@ -175,15 +190,7 @@ static int load_fortunes(guard_texts *t, const char *dir) {
             rc = RT_FAIL("fortunes: %s", rt_errmsg());
             break;
         }
-        size_t start = 0;
-        for (size_t p = 0; p <= len && !rc; p++) {
-            int sep = p == len || (data[p] == '%' && (p == 0 || data[p - 1] == '\n') && (p + 1 == len || data[p + 1] == '\n'));
-            if (!sep) continue;
-            size_t n = p - start;
-            if (n >= 20 && n <= 400) rc = add_item(t, NULL, 0, data + start, n);
-            start = p + 2;
-            if (p < len) p++;
-        }
+        rc = parse_fortunes(t, data, len);
         free(data);
     }
     free_list(files, nf);
@@ -379,6 +386,21 @@ int guard_texts_load(guard_texts **out, guard_source_spec spec, const char *dir)
     if (!rc && t->n < 10)
         rc = RT_FAIL("prompt source %s: only %zu items under %s", guard_source_spec_name(spec, nb), t->n,
                      dir ? dir : spec.kind == GUARD_SRC_FORTUNES ? "/usr/share/games/fortunes" : "/usr/share/man");
+    if (rc) {
+        guard_texts_free(t);
+        return -1;
+    }
+    *out = t;
+    return 0;
+}
+
+int guard_texts_parse(guard_texts **out, guard_source_spec spec, const char *name, const char *data, size_t len) {
+    *out = NULL;
+    if (spec.kind != GUARD_SRC_FORTUNES && spec.kind != GUARD_SRC_MAN) return RT_FAIL("prompt source: nothing to parse");
+    guard_texts *t = rt_calloc(1, sizeof *t, "prompt source");
+    if (!t) return -1;
+    t->spec = spec;
+    int rc = spec.kind == GUARD_SRC_FORTUNES ? parse_fortunes(t, data, len) : parse_man(t, name ? name : "page.1", data, len);
     if (rc) {
         guard_texts_free(t);
         return -1;
