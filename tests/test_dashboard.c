@@ -266,6 +266,7 @@ static void test_auth(void) {
                    401, NULL, NULL));
     CHECK(is_error("GET", "/admin/api/guard/accounts", g_user, NULL, 403, NULL, "admin"));
     CHECK(is_error("POST", "/admin/api/guard/accounts/alice/release", g_user, "{}", 403, NULL, "admin"));
+    CHECK(is_error("POST", "/admin/api/guard/accounts/alice/tier", g_user, "{\"tier\":\"allow\"}", 403, NULL, "admin"));
     json_t *j = get_json("/admin/api/guard/accounts", g_admin, 200);
     CHECK(j != NULL);
     json_decref(j);
@@ -615,6 +616,45 @@ static void test_release(world *w) {
     json_decref(j);
 }
 
+/* tiers: why an account is trusted, set through the admin API (and guard_tier_set), shown in
+ * both views; unknown tiers, bad bodies and non-admins refused */
+static void test_tier(world *w) {
+    (void)w;
+    json_t *j = get_json("/admin/api/guard/accounts/alice", g_admin, 200);
+    CHECK(j && json_is_null(json_object_get(json_object_get(json_object_get(j, "account"), "guard"), "trust")));
+    json_decref(j);
+    resp r;
+    CHECK(http("POST", "/admin/api/guard/accounts/alice/tier", g_admin,
+               "{\"tier\":\"eval\",\"note\":\"nightly benchmark <b>job</b>\"}", &r) == 200);
+    json_error_t e;
+    j = json_loadb(r.body.data, r.body.len, 0, &e);
+    rt_buf_free(&r.body);
+    json_t *t = j ? json_object_get(json_object_get(json_object_get(j, "account"), "guard"), "trust") : NULL;
+    CHECK(t && !strcmp(str(t, "tier", NULL), "eval") && !strcmp(str(t, "note", NULL), "nightly benchmark <b>job</b>") &&
+          !strcmp(str(t, "by", NULL), "admin root"));
+    CHECK(t && num(t, "budget_x") == 8 && num(t, "risk_x") == 2 && json_is_false(json_object_get(t, "exempt")));
+    json_decref(j);
+    CHECK(db_int("SELECT count(*) FROM guard_tiers WHERE tier = 'eval' AND set_by = 'admin root'") == 1);
+    j = get_json("/admin/api/guard/accounts", g_admin, 200);
+    json_t *al = j ? find_account(j, "alice") : NULL;
+    CHECK(al && !strcmp(str(json_object_get(json_object_get(al, "guard"), "trust"), "tier", NULL), "eval"));
+    json_decref(j);
+    /* the CLI's writer: back to standard, and the view shows no trust */
+    CHECK_OK(guard_tier_set(serve_db(g_srv), NULL, "alice", "standard", "done", "cli", 7000, NULL));
+    j = get_json("/admin/api/guard/accounts/alice", g_admin, 200);
+    CHECK(j && json_is_null(json_object_get(json_object_get(json_object_get(j, "account"), "guard"), "trust")));
+    json_decref(j);
+    CHECK(guard_tier_set(serve_db(g_srv), NULL, "alice", "platinum", NULL, "cli", 7000, NULL) != 0);
+    CHECK(strstr(rt_errmsg(), "platinum") && strstr(rt_errmsg(), "allow"));
+    CHECK(is_error("POST", "/admin/api/guard/accounts/alice/tier", g_admin, "{\"tier\":\"platinum\"}", 400, "tier",
+                   "platinum"));
+    CHECK(is_error("POST", "/admin/api/guard/accounts/alice/tier", g_admin, "{\"note\":\"x\"}", 400, "tier", "tier"));
+    CHECK(is_error("POST", "/admin/api/guard/accounts/alice/tier", g_admin, "nope", 400, NULL, "JSON object"));
+    CHECK(is_error("POST", "/admin/api/guard/accounts/nobody/tier", g_admin, "{\"tier\":\"eval\"}", 404, NULL, "nobody"));
+    CHECK(is_error("POST", "/admin/api/guard/accounts/alice/tier", g_user, "{\"tier\":\"allow\"}", 403, NULL, NULL)); /* alice is suspended by now: refused either way */
+    CHECK(is_error("GET", "/admin/api/guard/accounts/alice/tier", g_admin, NULL, 405, NULL, "method"));
+}
+
 static void test_all(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     g_model = make_model();
@@ -656,6 +696,8 @@ static void test_all(void) {
     test_errors();
     fprintf(stderr, "dashboard: release\n");
     test_release(&w);
+    fprintf(stderr, "dashboard: tier\n");
+    test_tier(&w);
     serve_stop(g_srv);
     model_free(g_model);
     curl_global_cleanup();

@@ -1019,6 +1019,11 @@ static void test_lone_prober(void) {
 static void test_volume_counts(void) {
     guard_policy p;
     guard_policy_defaults(&p);
+    /* behaviour alone (the harvest budget, which would suspend 132,000 tokens of new answers, is
+       test_harvest_budget's) */
+    p.budget_flag = 1e12;
+    p.budget_throttle = 2e12;
+    p.budget_suspend = 4e12;
     guard_detector *d = NULL;
     CHECK_OK(guard_detector_new(&d, &p, NULL));
     guard_verdict v;
@@ -1167,6 +1172,308 @@ typedef struct {
     size_t n;
 } insert_req;
 
+
+/* ---------------------------------------------------------------- harvest budget and tiers */
+
+/* a careful harvester: distinct prompts, human-ish pace, 60-token answers, nothing else unusual */
+static guard_event careful_event(int64_t acct, int i, rt_rng *r, double *t) {
+    guard_event e = ev_base(acct, *t);
+    e.prompt_hash = rt_mix64((uint64_t)acct * 1000003u + (uint64_t)i) | 1;
+    e.completion_tokens = 60;
+    e.prompt_tokens = 40;
+    e.max_tokens = 256;
+    *t += 20 + 40 * rt_rng_double(r);
+    return e;
+}
+
+/* the decaying sum, recomputed here from the list of (time, value) pairs */
+static double decayed_sum(const double *ts, const double *vs, size_t n, double t, double tau) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += vs[i] * exp(-(t - ts[i]) / tau);
+    return s;
+}
+
+static void test_harvest_budget(void) {
+    guard_policy p;
+    guard_policy_defaults(&p);
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
+    guard_verdict v;
+    guard_assessment a;
+    /* the value of an answer by hand: 10 tokens with top-5 log-probs = 10 x (1 + 2 x 6) = 130;
+       the same prompt again: a tenth of it; a 429 nothing */
+    guard_event e = ev_base(1, 1000);
+    e.logprobs = 1;
+    e.top_logprobs = 5;
+    a = observe(d, &e, &v);
+    CHECK_NEAR(a.value[GUARD_SIG_HARVEST], 130, 1e-9, 0);
+    e.t = 1000 + 3600;
+    a = observe(d, &e, &v);
+    CHECK_NEAR(a.value[GUARD_SIG_HARVEST], 130 * exp(-3600 / 86400.0) + 13, 1e-9, 0);
+    e.status = 429;
+    e.t += 10;
+    e.prompt_hash ^= 77;
+    a = observe(d, &e, &v);
+    CHECK_NEAR(a.value[GUARD_SIG_HARVEST], (130 * exp(-3600 / 86400.0) + 13) * exp(-10 / 86400.0), 1e-9, 0);
+    /* a careful harvester no risk signal catches: flagged, throttled and suspended by the budget
+       alone, each when the decayed value crosses its budget (recomputed here) */
+    enum { N = 4000 };
+    double *ts = rt_malloc_array(N, sizeof(double), "t"), *vs = rt_malloc_array(N, sizeof(double), "v");
+    CHECK(ts && vs);
+    rt_rng r;
+    rt_rng_seed(&r, 5);
+    double t = 10000, max_risk = 0;
+    int at[4] = {-1, -1, -1, -1};
+    size_t n = 0;
+    for (int i = 0; i < N && at[GUARD_ACT_SUSPEND] < 0; i++) {
+        guard_event c = careful_event(2, i, &r, &t);
+        ts[n] = c.t;
+        vs[n] = 60;
+        n++;
+        a = observe(d, &c, &v);
+        double want = decayed_sum(ts, vs, n, c.t, p.budget_tau);
+        CHECK_NEAR(a.value[GUARD_SIG_HARVEST], want, 1e-6, 1e-9);
+        guard_action lv = want >= p.budget_suspend ? GUARD_ACT_SUSPEND
+                          : want >= p.budget_throttle ? GUARD_ACT_THROTTLE
+                          : want >= p.budget_flag     ? GUARD_ACT_FLAG
+                                                      : GUARD_ACT_NONE;
+        CHECK(v.level == lv);
+        if (at[v.level] < 0) at[v.level] = i + 1;
+        if (a.risk > max_risk) max_risk = a.risk;
+    }
+    fprintf(stderr, "  careful harvester (max risk %.2f): flagged at %d, throttled at %d, suspended at %d answers\n",
+            max_risk, at[1], at[2], at[3]);
+    CHECK(max_risk < p.flag_at);                  /* no risk signal fired */
+    CHECK(at[GUARD_ACT_SUSPEND] > 0);
+    /* the bound: served value <= e x budget in any window of budget_tau, and the one that crossed it */
+    double served = 0;
+    for (size_t i = 0; i < n; i++) served += vs[i] * (ts[n - 1] - ts[i] <= p.budget_tau);
+    CHECK(served <= exp(1.0) * p.budget_suspend + 60);
+    char code[64];
+    guard_reason_code(&v.account, 0, code, sizeof code);
+    CHECK(strstr(code, "BUDGET") != NULL);
+    char *ev = guard_detector_evidence(d, 2);
+    CHECK(ev && strstr(ev, "\"budget\"") && strstr(ev, "\"tier\"") && strstr(ev, "\"standard\""));
+    free(ev);
+    /* a lone log-prob prober whose risk signals are switched off (weights 0) is still held to the
+       budget: 1 token x (1 + 2 x 21) = 43 a distribution */
+    guard_policy q = p;
+    for (int s = 0; s < GUARD_SIG_COUNT; s++) q.sig[s].weight = 0;
+    guard_detector *d2 = NULL;
+    CHECK_OK(guard_detector_new(&d2, &q, NULL));
+    n = 0;
+    t = 5000;
+    int prober_at = -1;
+    for (int i = 0; i < N && prober_at < 0; i++) {
+        guard_event c = careful_event(3, i, &r, &t);
+        t -= 15; /* a distribution every 5-45 s */
+        c.logprobs = 1;
+        c.top_logprobs = 20;
+        c.max_tokens = c.completion_tokens = 1;
+        ts[n] = c.t;
+        vs[n++] = 43;
+        a = observe(d2, &c, &v);
+        CHECK(a.risk == 0);
+        if (v.level == GUARD_ACT_SUSPEND) prober_at = i + 1;
+    }
+    /* the first answer at which the decayed sum reaches the suspension budget, found here */
+    int want_at = -1;
+    for (size_t k = 1; k <= n && want_at < 0; k++)
+        if (decayed_sum(ts, vs, k, ts[k - 1], q.budget_tau) >= q.budget_suspend) want_at = (int)k;
+    fprintf(stderr, "  prober without risk signals suspended by the budget at %d distributions\n", prober_at);
+    CHECK(prober_at > 0 && prober_at == want_at);
+    guard_detector_free(d2);
+    free(ts);
+    free(vs);
+    guard_detector_free(d);
+}
+
+/* item 4: a nightly benchmark rerunning one fixed prompt set adds a tenth of its value each night
+ * and never reaches a budget; the same volume of new prompts every night does */
+static void test_benchmark_reruns(void) {
+    guard_policy p;
+    guard_policy_defaults(&p);
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
+    guard_verdict v;
+    guard_assessment a = {0}, b = {0};
+    guard_action worst_bench = GUARD_ACT_NONE, worst_fresh = GUARD_ACT_NONE;
+    double max_bench = 0;
+    for (int night = 0; night < 10; night++) {
+        for (int i = 0; i < 180; i++) {
+            double t = 86400.0 * (night + 1) + 7200 + 10.0 * i;
+            guard_event e = ev_base(1, t);
+            e.prompt_hash = 0x5000 + (uint64_t)i; /* the same 180 prompts every night */
+            e.completion_tokens = 100;
+            a = observe(d, &e, &v);
+            if (v.level > worst_bench) worst_bench = v.level;
+            max_bench = fmax(max_bench, a.value[GUARD_SIG_HARVEST]);
+            guard_event f = ev_base(2, t + 1);
+            f.prompt_hash = 0x900000 + (uint64_t)(night * 180 + i); /* new prompts every night */
+            f.completion_tokens = 100;
+            b = observe(d, &f, &v);
+            if (v.level > worst_fresh) worst_fresh = v.level;
+        }
+    }
+    /* steady state by hand: x = 18,000 + 1,800 e^-1 + 1,800 e^-2 + ... (bench) vs 18,000 / (1 - e^-1) */
+    fprintf(stderr, "  benchmark rerun: max value %.0f (level %s); fresh prompts %.0f (level %s)\n", max_bench,
+            guard_action_name(worst_bench), b.value[GUARD_SIG_HARVEST], guard_action_name(worst_fresh));
+    CHECK(max_bench < 18000 + 1800 / (exp(1.0) - 1) + 1);
+    CHECK(worst_bench == GUARD_ACT_NONE);
+    CHECK(worst_fresh >= GUARD_ACT_FLAG);
+    guard_detector_free(d);
+}
+
+/* tiers: the same careful harvest in tier eval (budgets x8) is not acted on where standard was
+   suspended; an exempt tier stops at flag even in a suspended group; policy files define tiers */
+static void test_tiers(void) {
+    guard_policy p;
+    guard_policy_defaults(&p);
+    CHECK(guard_policy_tier(&p, "standard") == 0 && guard_policy_tier(&p, "eval") > 0 &&
+          guard_policy_tier(&p, "allow") > 0 && guard_policy_tier(&p, "nope") < 0);
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
+    CHECK_OK(guard_detector_set_tier(d, 11, (size_t)guard_policy_tier(&p, "eval")));
+    CHECK_OK(guard_detector_set_tier(d, 12, (size_t)guard_policy_tier(&p, "allow")));
+    CHECK(guard_detector_tier(d, 11) == (size_t)guard_policy_tier(&p, "eval"));
+    guard_verdict v;
+    rt_rng r1, r2, r3;
+    rt_rng_seed(&r1, 9);
+    rt_rng_seed(&r2, 9);
+    rt_rng_seed(&r3, 9);
+    double t1 = 1e5, t2 = 1e5, t3 = 1e5;
+    int std_at = -1;
+    guard_action eval_lv = GUARD_ACT_NONE, allow_lv = GUARD_ACT_NONE;
+    for (int i = 0; i < 4000; i++) {
+        guard_event e = careful_event(10, i, &r1, &t1);
+        CHECK_OK(guard_detector_observe(d, &e, &v));
+        if (v.level == GUARD_ACT_SUSPEND && std_at < 0) std_at = i + 1;
+        e = careful_event(11, i, &r2, &t2);
+        CHECK_OK(guard_detector_observe(d, &e, &v));
+        eval_lv = v.level;
+        e = careful_event(12, i, &r3, &t3);
+        CHECK_OK(guard_detector_observe(d, &e, &v));
+        allow_lv = v.level;
+        if (std_at > 0 && i + 1 == std_at) {
+            CHECK(eval_lv == GUARD_ACT_NONE); /* 8x the budgets */
+            CHECK(allow_lv == GUARD_ACT_SUSPEND ? 0 : 1);
+        }
+    }
+    CHECK(std_at > 0);
+    CHECK(allow_lv == GUARD_ACT_FLAG); /* far over every budget: flagged, never more */
+    char *ev = guard_detector_evidence(d, 12);
+    CHECK(ev && strstr(ev, "\"allow\"") && strstr(ev, "\"exempt\":true"));
+    free(ev);
+    /* a release keeps the tier */
+    guard_detector_release(d, 11);
+    CHECK(guard_detector_tier(d, 11) == (size_t)guard_policy_tier(&p, "eval"));
+    guard_detector_free(d);
+    /* a linked group (same address, one burst of sign-ups) with an allow-listed member: the
+       group's pooled harvest suspends the others, the member stays at flag. Each alone is under
+       every budget (5 x 17,000 value; the group 85,000 >= 80,000) */
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
+    CHECK_OK(guard_detector_set_tier(d, 204, (size_t)guard_policy_tier(&p, "allow")));
+    guard_action lv[5] = {0};
+    guard_assessment acc_max = {0};
+    for (int i = 0; i < 170; i++)
+        for (int k = 0; k < 5; k++) {
+            guard_event e = ev_base(200 + k, 1e6 + 60.0 * i + k);
+            e.account_created_at = 1e6 - 3600 + 30 * k;
+            e.client_hash = 0xfeed;
+            e.prompt_hash = rt_mix64((uint64_t)(k * 1000 + i)) | 1;
+            e.completion_tokens = 100;
+            CHECK_OK(guard_detector_observe(d, &e, &v));
+            if (v.account.value[GUARD_SIG_HARVEST] > acc_max.value[GUARD_SIG_HARVEST]) acc_max = v.account;
+        }
+    for (int k = 0; k < 5; k++) lv[k] = guard_detector_level(d, 200 + k);
+    fprintf(stderr, "  swarm of 5: group size %zu, value %.0f (one account at most %.0f); levels %s %s %s %s %s\n",
+            v.group_size, v.group.value[GUARD_SIG_HARVEST], acc_max.value[GUARD_SIG_HARVEST],
+            guard_action_name(lv[0]), guard_action_name(lv[1]), guard_action_name(lv[2]), guard_action_name(lv[3]),
+            guard_action_name(lv[4]));
+    CHECK(v.group_size == 5);
+    CHECK(acc_max.value[GUARD_SIG_HARVEST] < p.budget_flag);
+    CHECK(lv[0] == GUARD_ACT_SUSPEND && lv[1] == GUARD_ACT_SUSPEND && lv[3] == GUARD_ACT_SUSPEND);
+    CHECK(lv[4] == GUARD_ACT_FLAG);
+    guard_detector_free(d);
+    /* policy files: a new tier, a changed one, bad names and fields refused */
+    const char *good = "{\"tiers\": {\"partner\": {\"risk_x\": 3, \"budget_x\": 20}, \"eval\": {\"exempt\": true}},"
+                       " \"budget\": {\"flag\": 100, \"throttle\": 200, \"suspend\": 400, \"tau_s\": 3600}}";
+    CHECK_OK(guard_policy_parse(&p, good, strlen(good), "good.json"));
+    int pi = guard_policy_tier(&p, "partner");
+    CHECK(pi > 0 && p.tiers[pi].risk_x == 3 && p.tiers[pi].budget_x == 20 && !p.tiers[pi].exempt);
+    CHECK(p.tiers[guard_policy_tier(&p, "eval")].exempt == 1 && p.budget_suspend == 400 && p.budget_tau == 3600);
+    CHECK(p.sig[GUARD_SIG_HARVEST].benign == 100 && p.sig[GUARD_SIG_HARVEST].attack == 400);
+    char *js = guard_policy_to_json(&p);
+    guard_policy p2;
+    guard_policy_defaults(&p2);
+    CHECK(js && guard_policy_parse(&p2, js, strlen(js), "roundtrip") == 0);
+    CHECK(p2.n_tiers == p.n_tiers && p2.budget_throttle == 200 && guard_policy_tier(&p2, "partner") == pi);
+    free(js);
+    const char *bad[] = {"{\"tiers\": {\"Bad Name\": {}}}", "{\"tiers\": {\"x\": {\"risk_x\": 0}}}",
+                         "{\"tiers\": {\"x\": {\"exempt\": 1}}}", "{\"tiers\": {\"x\": {\"budget\": 1}}}",
+                         "{\"budget\": {\"flag\": 10, \"throttle\": 5, \"suspend\": 20}}",
+                         "{\"signals\": {\"harvest\": {\"weight\": 1}}}"};
+    for (size_t k = 0; k < RT_ARRAY_LEN(bad); k++) {
+        guard_policy_defaults(&p2);
+        CHECK(guard_policy_parse(&p2, bad[k], strlen(bad[k]), "bad.json") != 0);
+        CHECK(strstr(rt_errmsg(), "bad.json") != NULL);
+    }
+}
+
+/* item 2 (change detection): an account that used the API one way for a long time and then
+ * switches: its drift (recent prompts vs its own history) passes the attack level within the
+ * same number of prompts after the switch whether the warm-up was 200 or 2,000 prompts; an
+ * account that never switches stays at or below the benign level */
+static void niche_emb(rt_rng *r, guard_event *e, int8_t *q, size_t D, size_t first) {
+    float x[64];
+    for (size_t k = 0; k < D; k++) x[k] = (float)rt_rng_normal(r) + (k >= first && k < first + 4 ? 3.0f : 0.0f);
+    e->emb_scale = guard_quantize(x, D, q);
+    e->emb = q;
+    e->emb_dim = D;
+}
+
+static int switch_caught_after(const guard_reference *ref, const guard_policy *p, int warmup, int do_switch,
+                               double *max_before) {
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_new(&d, p, ref));
+    rt_rng r;
+    rt_rng_seed(&r, 99);
+    guard_verdict v;
+    int8_t q[16];
+    int caught = -1;
+    *max_before = -INFINITY;
+    for (int i = 0; i < warmup + 200 && caught < 0; i++) {
+        guard_event e = ev_base(1, 1000 + 60.0 * i);
+        int after = do_switch && i >= warmup;
+        niche_emb(&r, &e, q, 16, after ? 0 : 8);
+        guard_assessment a = observe(d, &e, &v);
+        double dv = a.value[GUARD_SIG_DRIFT];
+        if (!after && a.count[GUARD_SIG_DRIFT] >= p->sig[GUARD_SIG_DRIFT].min_n && dv > *max_before) *max_before = dv;
+        if (after && a.score[GUARD_SIG_DRIFT] >= 1) caught = i - warmup + 1;
+    }
+    guard_detector_free(d);
+    return caught;
+}
+
+static void test_drift(void) {
+    guard_reference ref;
+    make_reference(&ref, 16, 7);
+    guard_policy p;
+    guard_policy_defaults(&p);
+    double m1, m2, m3;
+    int k1 = switch_caught_after(&ref, &p, 200, 1, &m1);
+    int k2 = switch_caught_after(&ref, &p, 2000, 1, &m2);
+    int k3 = switch_caught_after(&ref, &p, 2200, 0, &m3);
+    fprintf(stderr, "  drift: switch after 200 caught in %d prompts (max before %.1f); after 2,000 in %d (%.1f); "
+            "no switch: max %.1f (benign level %g, attack %g)\n", k1, m1, k2, m2, m3, p.sig[GUARD_SIG_DRIFT].benign,
+            p.sig[GUARD_SIG_DRIFT].attack);
+    CHECK(k1 > 0 && k1 <= (int)p.drift_window);
+    CHECK(k2 > 0 && k2 <= (int)p.drift_window);
+    CHECK(k3 < 0 && m3 <= p.sig[GUARD_SIG_DRIFT].benign);
+    CHECK(m1 <= p.sig[GUARD_SIG_DRIFT].benign && m2 <= p.sig[GUARD_SIG_DRIFT].benign);
+    guard_reference_free(&ref);
+}
+
 static int insert_events_fn(sqlite3 *c, void *ud) {
     insert_req *r = ud;
     sqlite3_stmt *st = NULL;
@@ -1314,4 +1621,6 @@ TEST_MAIN("guard", TEST_CASE(test_ewm), TEST_CASE(test_decay), TEST_CASE(test_mi
           TEST_CASE(test_linking), TEST_CASE(test_policy_files), TEST_CASE(test_reference_file),
           TEST_CASE(test_scenario_files), TEST_CASE(test_corpus_prompts), TEST_CASE(test_single_signal_and_reruns),
           TEST_CASE(test_lone_prober), TEST_CASE(test_volume_counts), TEST_CASE(test_saturation),
-          TEST_CASE(test_concurrency_intervals), TEST_CASE(test_event_all_user_messages), TEST_CASE(test_restart_restore), TEST_CASE(test_reference_coverage))
+          TEST_CASE(test_concurrency_intervals), TEST_CASE(test_event_all_user_messages), TEST_CASE(test_restart_restore), TEST_CASE(test_reference_coverage),
+          TEST_CASE(test_harvest_budget), TEST_CASE(test_benchmark_reruns), TEST_CASE(test_tiers),
+          TEST_CASE(test_drift))

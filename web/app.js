@@ -104,6 +104,17 @@
     ];
   }
 
+  // Why an account is trusted: its guard tier (retort guard tier / the admin API), what the tier
+  // changes, and the note and who set it.
+  function trustBadge(g) {
+    const t = g && g.trust;
+    if (!t) return null;
+    const what = t.exempt ? 'exempt: flagged at most, never throttled or suspended'
+      : 'risk thresholds x' + t.risk_x + ', harvest budgets x' + t.budget_x;
+    const why = [t.note || null, t.by ? 'set by ' + t.by : null, t.t ? fmtTime(t.t) : null].filter(Boolean).join(' · ');
+    return badge('tier ' + t.tier, 'tag trust', 'tier ' + t.tier + ': ' + what + (why ? ' (' + why + ')' : ''));
+  }
+
   function statusBadge(status) {
     return badge(status, status === 'suspended' ? 'suspended' : 'active');
   }
@@ -377,7 +388,7 @@
     const suspended = a.status === 'suspended';
     const nameCell = h('td', { class: 'name' }, accountLink(a.id, a.name),
       h('span', { class: 'sub' }, '#' + a.id,
-        a.admin ? badge('admin', 'tag') : null,
+        a.admin ? badge('admin', 'tag') : null, trustBadge(g),
         a.label ? badge(a.label.strategy, a.label.attack ? 'attack' : 'tag', 'simulator label: ' + a.label.persona) : null));
     const groupCell = g.group
       ? h('td', {}, h('a', { href: '#/group/' + g.group.id, class: 'group-link' }, 'group #' + g.group.id),
@@ -516,9 +527,16 @@
       h('h1', { id: 'detail-name' }, a.name),
       h('span', { class: 'muted' }, '#' + a.id),
       statusBadge(a.status), levelBadge(g),
-      a.admin ? badge('admin', 'tag') : null,
+      a.admin ? badge('admin', 'tag') : null, trustBadge(g),
       a.label ? badge('simulator: ' + a.label.strategy, a.label.attack ? 'attack' : 'tag') : null,
       h('span', { class: 'buttons' }, actionButtons(a, true))));
+    if (g && g.trust) {
+      const t = g.trust;
+      head.append(h('p', { class: 'muted', id: 'detail-trust' }, 'Trusted: tier ' + t.tier + ' (' +
+        (t.exempt ? 'exempt: flagged at most, never throttled or suspended'
+          : 'risk thresholds x' + t.risk_x + ', harvest budgets x' + t.budget_x) + ')' +
+        (t.note ? ' — ' + t.note : '') + (t.by ? ', set by ' + t.by : '') + (t.t ? ' ' + fmtTime(t.t) : '') + '.'));
+    }
     if (a.status === 'suspended') {
       head.append(h('p', { class: 'error reason-box', id: 'detail-reason' },
         'Suspended ' + fmtTime(a.status_changed_at) + ': ', a.reason || '(no reason given)'));

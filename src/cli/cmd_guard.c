@@ -1,5 +1,5 @@
 /*
- * cmd_guard.c — `retort guard status | explain | release | calibrate | eval | plot | policy`:
+ * cmd_guard.c — `retort guard status | explain | release | tier | calibrate | eval | plot | policy`:
  * the operator's side of the extraction guard, all from the gateway database (no running
  * server needed). Everything else lives in src/defend.
  */
@@ -91,6 +91,38 @@ static int guard_release_cmd(int argc, char **argv) {
     int rc = open_db("guard release", db_path, &db);
     if (rc) return rc;
     rc = guard_release(db, pos[0], group, note, rt_wall_time(), stdout) ? cli_fail("guard release") : 0;
+    gw_db_close(db);
+    return rc;
+}
+
+static int guard_tier_cmd(int argc, char **argv) {
+    const char *db_path = NULL, *note = NULL, *policy_path = NULL;
+    const char *pos[2];
+    size_t n_pos = 0;
+    cli_opt opts[] = {
+        {"--db", CLI_STR, &db_path, "FILE: gateway database", 1, 0},
+        {"--note", CLI_STR, &note, "TEXT: why the account is trusted (shown in the dashboard and evidence)", 0, 0},
+        {"--policy", CLI_STR, &policy_path, "FILE: the server's guard policy (its tiers; default: the built-in ones)", 0, 0},
+    };
+    cli_cmd_info info = {"guard tier", "retort guard tier --db gateway.db ACCOUNT TIER [--note TEXT] [--policy FILE]",
+                         "Puts an account in a tier of the guard policy: standard (x1), trusted (risk thresholds\n"
+                         "x1.5, harvest budgets x4), eval (x2, x8: benchmark and evaluation jobs), allow (exempt:\n"
+                         "never throttled or suspended by the guard, flagged at most), or one a policy file defines.\n"
+                         "Recorded with the note (who trusted it and why stays on record); a running guard applies it\n"
+                         "within a second. 'standard' puts the account back."};
+    int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, pos, 2, &n_pos);
+    if (prc) return prc == 1 ? 0 : 2;
+    if (n_pos != 2) {
+        fprintf(stderr, "retort guard tier: error: give the account (name or #id) and the tier\n");
+        return 2;
+    }
+    guard_policy p;
+    guard_policy_defaults(&p);
+    if (policy_path && guard_policy_load(&p, policy_path)) return cli_fail("guard tier");
+    gw_db *db = NULL;
+    int rc = open_db("guard tier", db_path, &db);
+    if (rc) return rc;
+    rc = guard_tier_set(db, &p, pos[0], pos[1], note, "cli", rt_wall_time(), stdout) ? cli_fail("guard tier") : 0;
     gw_db_close(db);
     return rc;
 }
@@ -210,6 +242,7 @@ int cmd_guard(int argc, char **argv) {
         "  status     [--json]                         accounts the guard acted on\n"
         "  explain    ACCOUNT [--json]                 signals, scores, windows, linked accounts\n"
         "  release    ACCOUNT [--group] [--note TEXT]  reactivate (and restore limits)\n"
+        "  tier       ACCOUNT TIER [--note TEXT]       trust an account: its tier's thresholds and budgets\n"
         "  calibrate  --out reference.json             learn the benign reference from a benign run\n"
         "  eval       [--reference FILE] [--calibration-db FILE] [--json]  TPR/FPR per strategy, with baselines\n"
         "  plot       --out timeline.svg               risk per account over time\n"
@@ -223,6 +256,7 @@ int cmd_guard(int argc, char **argv) {
     if (!strcmp(a, "status")) return guard_status(argc - 1, argv + 1);
     if (!strcmp(a, "explain")) return guard_explain(argc - 1, argv + 1);
     if (!strcmp(a, "release")) return guard_release_cmd(argc - 1, argv + 1);
+    if (!strcmp(a, "tier")) return guard_tier_cmd(argc - 1, argv + 1);
     if (!strcmp(a, "calibrate")) return guard_calibrate_cmd(argc - 1, argv + 1);
     if (!strcmp(a, "eval")) return guard_eval_cmd(argc - 1, argv + 1);
     if (!strcmp(a, "plot")) return guard_plot_cmd(argc - 1, argv + 1);

@@ -17,6 +17,7 @@
  *   guard_scores        risk over time per account (the timeline)
  *   guard_actions       flag / throttle / suspend / release with the evidence JSON
  *   guard_sim_accounts  the simulator's labels (written by src/sim through guard_labels_write)
+ *   guard_tiers         account tiers set by operators (append-only; tiers.c)
  *
  * Threading: the runtime holds one lock around its detector and writes from one writer
  * thread with its own connection; every other function takes a gw_db and uses it through
@@ -76,6 +77,22 @@ int guard_explain_print(gw_db *db, const char *account, FILE *out, int as_json);
 /* `retort guard release ACCOUNT`: reactivate (and the whole group when group), restore the
  * limits a throttle lowered, record the release (a running guard resets the account). */
 int guard_release(gw_db *db, const char *account, int group, const char *note, double now, FILE *out);
+
+/* `retort guard tier ACCOUNT TIER` and the admin API: record the account's tier (a tier of
+ * policy p; NULL: the default policy's), with a note and who set it; a running guard applies
+ * it within a second. "standard" puts an account back. Unknown tiers are refused by name. */
+int guard_tier_set(gw_db *db, const guard_policy *p, const char *account, const char *tier, const char *note,
+                   const char *by, double now, FILE *out);
+/* The latest tier row of an account (tier "standard", has_row 0 and t NaN when none), on a
+ * connection the caller holds (a gw_db_with callback). */
+typedef struct {
+    int has_row;
+    char tier[GUARD_TIER_NAME_MAX];
+    char note[GW_REASON_MAX];
+    char by[GW_NAME_MAX];
+    double t;
+} guard_tier_info;
+int guard_tier_get(sqlite3 *c, int64_t account_id, guard_tier_info *out);
 
 /* Read stored events of the database in row order. emb of each points into *emb_store
  * (events[i].emb_dim int8 each). Free with guard_events_free. */

@@ -16,7 +16,8 @@
  *                  (minhash: K uint32 little-endian; emb: dim int8; emb_scale)
  *   guard_scores   risk over time per account (the timeline), with signal contributions
  *   guard_actions  flag / throttle / suspend / release, with the evidence JSON
- *   guard_sim_accounts  the simulator's labels (persona, strategy, benign or attack, group) */
+ *   guard_sim_accounts  the simulator's labels (persona, strategy, benign or attack, group)
+ *   guard_tiers    account tiers operators set (append-only: the latest row of an account wins) */
 extern const char *const guard_schema_sql;
 
 
@@ -39,5 +40,10 @@ int guard_score_write(sqlite3 *c, sqlite3_stmt *st, const guard_score_row *r);
 int guard_action_write(sqlite3 *c, const guard_action_row *r, int64_t *id_out);
 int guard_action_write_db(gw_db *db, const guard_action_row *r, int64_t *id_out);
 
+
+/* guard_tiers rows with id > after_id in id order: fn(ud, id, account_id, tier); fn returns 0
+ * to go on. Nothing without the table. (tiers.c, the table's one owner.) */
+int guard_tier_rows_each(sqlite3 *c, int64_t after_id, int (*fn)(void *ud, int64_t id, int64_t account_id, const char *tier),
+                         void *ud);
 
 #endif

@@ -78,6 +78,8 @@ struct guard {
     uint64_t queued, written;
     int stop;
     int64_t last_release_id;
+    int64_t last_tier_id; /* guard_tiers rows applied so far (writer thread, and open) */
+    int tiers_live;       /* set before the writer starts: tier changes from then on are logged */
     uint64_t n_events, n_actions;
     int warned_dim;
     unsigned warned_cov; /* coverage kinds already warned about (under mu) */
@@ -242,6 +244,27 @@ static void poll_releases(guard *g, sqlite3 *c, sqlite3_stmt *st) {
     (void)c;
 }
 
+/* An operator put an account in a tier (guard_tiers row): the detector applies it at once. */
+static int tier_row_fn(void *ud, int64_t id, int64_t acc, const char *tier) {
+    guard *g = ud;
+    int k = guard_policy_tier(&g->policy, tier);
+    if (k < 0) {
+        rt_warn("guard: account #%lld was put in tier '%s', which this server's policy does not define: 'standard' "
+                "applies",
+                (long long)acc, tier);
+        k = 0;
+    }
+    pthread_mutex_lock(&g->mu);
+    int rc = guard_detector_set_tier(g->det, acc, (size_t)k);
+    pthread_mutex_unlock(&g->mu);
+    g->last_tier_id = id;
+    if (rc == 0 && g->tiers_live)
+        rt_info("guard: account #%lld is now in tier %s", (long long)acc, g->policy.tiers[k].name);
+    return rc;
+}
+
+static int tiers_at_start_fn(sqlite3 *c, void *ud) { return guard_tier_rows_each(c, 0, tier_row_fn, ud); }
+
 static void *writer_main(void *arg) {
     guard *g = arg;
     sqlite3 *c = NULL;
@@ -301,6 +324,7 @@ static void *writer_main(void *arg) {
         }
         if (ok && rt_now() - last_poll > RELEASE_POLL_S) {
             poll_releases(g, c, rel);
+            if (guard_tier_rows_each(c, g->last_tier_id, tier_row_fn, g)) rt_warn("guard: %s", rt_errmsg());
             last_poll = rt_now();
         }
         if (stop) break;
@@ -622,6 +646,10 @@ int guard_open(guard **out, const guard_options *o) {
     /* a restart does not forget: the last day of stored events (at most RESTORE_MAX) replayed,
      * each account at the level its latest action row records */
     size_t n_restored = 0;
+    if (gw_db_with(g->db, tiers_at_start_fn, g)) { /* the tiers operators set, before the replay */
+        RT_FAIL("%s: %s", o->db_path, rt_errmsg());
+        goto fail;
+    }
     if (guard_detector_restore(g->db, g->det, g->policy.volume_tau, RESTORE_MAX, &n_restored)) goto fail;
     if (n_restored)
         rt_info("guard: state rebuilt from %zu stored events (%zu accounts)", n_restored,
@@ -634,6 +662,7 @@ int guard_open(guard **out, const guard_options *o) {
         free(pj);
     }
     gw_config_set(g->db, "guard.reference", o->reference_path ? o->reference_path : "", rt_wall_time());
+    g->tiers_live = 1;
     if (pthread_create(&g->writer, NULL, writer_main, g) != 0) {
         RT_FAIL("guard: cannot start the writer thread");
         goto fail;

@@ -36,7 +36,11 @@ const char *const guard_schema_sql =
     "CREATE TABLE IF NOT EXISTS guard_sim_accounts("
     "  account_id INTEGER PRIMARY KEY, name TEXT NOT NULL, persona TEXT NOT NULL,"
     "  strategy TEXT NOT NULL, attack INTEGER NOT NULL, grp TEXT NOT NULL, client TEXT,"
-    "  created_at REAL, seed INTEGER);";
+    "  created_at REAL, seed INTEGER);"
+    "CREATE TABLE IF NOT EXISTS guard_tiers("
+    "  id INTEGER PRIMARY KEY, t REAL NOT NULL, account_id INTEGER NOT NULL, tier TEXT NOT NULL,"
+    "  note TEXT, set_by TEXT);"
+    "CREATE INDEX IF NOT EXISTS guard_tiers_account ON guard_tiers(account_id, id);";
 
 const char *const guard_event_insert_sql =
     "INSERT INTO guard_events(row_id, t, account_id, created_at, client_hash, status, prompt_tokens,"

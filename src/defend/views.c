@@ -120,6 +120,7 @@ typedef struct {
     int64_t group;      /* current group id (0: none) */
     int64_t group_size; /* as the latest score reports it */
     const guard_label *label;
+    guard_tier_info trust; /* its tier (guard_tiers) */
 } acct_state;
 
 typedef struct {
@@ -170,6 +171,7 @@ static int state_fn(sqlite3 *c, void *ud) {
             if (s->n_recent < VIEW_RECENT) s->recent[s->n_recent++] = sqlite3_column_double(sc, 1);
         }
         if (r != SQLITE_DONE) rc = gw_sql_fail(c, "reading guard_scores");
+        if (rc == 0) rc = guard_tier_get(c, x->acc[i].id, &s->trust);
         sqlite3_reset(ac);
         sqlite3_bind_int64(ac, 1, x->acc[i].id);
         r = sqlite3_step(ac);
@@ -324,23 +326,30 @@ static void settle_group(acct_state *a, int64_t account_id) {
 /* Read the accounts, their usage and guard state. only_id > 0: the guard state and usage of
  * that account and of the accounts of its group only (one account's view); the others keep an
  * empty state and are not grouped. */
-static int snapshot_read(gw_db *db, double now, int64_t only_id, snapshot *s) {
-    memset(s, 0, sizeof *s);
-    guard_policy_defaults(&s->policy);
+/* The policy the last guard server ran with (server_config), else the defaults. */
+static int server_policy(gw_db *db, guard_policy *out, int *from_server) {
+    guard_policy_defaults(out);
+    *from_server = 0;
     char *pj = NULL;
-    unsigned char *want = NULL;
     if (gw_config_get(db, "guard.policy", &pj)) return -1;
     if (pj) {
         guard_policy p;
         guard_policy_defaults(&p);
         if (guard_policy_parse(&p, pj, strlen(pj), "server_config guard.policy") == 0) {
-            s->policy = p;
-            s->policy_from_server = 1;
+            *out = p;
+            *from_server = 1;
         } else {
             rt_warn("guard views: %s (showing the default thresholds)", rt_errmsg());
         }
         free(pj);
     }
+    return 0;
+}
+
+static int snapshot_read(gw_db *db, double now, int64_t only_id, snapshot *s) {
+    memset(s, 0, sizeof *s);
+    unsigned char *want = NULL;
+    if (server_policy(db, &s->policy, &s->policy_from_server)) return -1;
     if (gw_account_list(db, &s->acc, &s->n)) goto fail;
     s->st = rt_calloc(s->n ? s->n : 1, sizeof *s->st, "guard view accounts");
     s->by_group = rt_malloc_array(s->n ? s->n : 1, sizeof *s->by_group, "guard view groups");
@@ -461,6 +470,19 @@ static json_t *account_entry(const snapshot *s, size_t i) {
                                       jstr(g->a_reason)));
     else
         json_object_set_new(gd, "last_action", json_null());
+    /* why the account is trusted: its tier, what the tier means, who put it there and why */
+    if (g->trust.has_row && strcmp(g->trust.tier, "standard")) {
+        int k = guard_policy_tier(&s->policy, g->trust.tier);
+        const guard_tier *t = k >= 0 ? &s->policy.tiers[k] : NULL;
+        json_object_set_new(gd, "trust",
+                            json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "tier", jstr(g->trust.tier), "note",
+                                      jstr(g->trust.note), "by", jstr(g->trust.by), "t", jnum(g->trust.t), "risk_x",
+                                      t ? json_real(t->risk_x) : json_null(), "budget_x",
+                                      t ? json_real(t->budget_x) : json_null(), "exempt",
+                                      t ? json_boolean(t->exempt) : json_null()));
+    } else {
+        json_object_set_new(gd, "trust", json_null());
+    }
     json_object_set_new(o, "guard", gd);
     if (g->label)
         json_object_set_new(o, "label", json_pack("{s:o, s:o, s:b, s:o}", "persona", jstr(g->label->persona),
@@ -697,6 +719,50 @@ static char *view_error(int *status) {
     return error_json(status, rt_err_http_status(rt_errkind()), NULL, "%s", rt_errmsg());
 }
 
+/* POST /admin/api/guard/accounts/{name|#id}/tier {"tier": "eval", "note": "..."}: the tier is
+ * one of the server's policy (guard_tier_set), answered with the account's view. */
+static int tier_route(gw_db *db, const serve_admin_call *call, const char *account, int *status, char **out) {
+    json_error_t je;
+    json_t *b = call->body_len > 0 ? json_loadb(call->body, call->body_len, 0, &je) : NULL;
+    json_t *t = json_object_get(b, "tier"), *n = json_object_get(b, "note");
+    if (!json_is_object(b) || !json_is_string(t) || (n && !json_is_string(n) && !json_is_null(n))) {
+        *out = !json_is_object(b) ? error_json(status, 400, NULL,
+                                               "body: expected a JSON object such as {\"tier\": \"eval\", \"note\": \"...\"}")
+               : !json_is_string(t) ? error_json(status, 400, "tier", "tier: expected a tier name (a string)")
+                                     : error_json(status, 400, "note", "note: expected a string");
+        json_decref(b);
+        return *out ? 1 : -1;
+    }
+    const char *who = call->admin ? call->admin->account.name : "?";
+    char by[GW_NAME_MAX + 8];
+    snprintf(by, sizeof by, "admin %s", who);
+    guard_policy pol;
+    int from_server = 0;
+    int rc = server_policy(db, &pol, &from_server);
+    gw_account a;
+    if (rc == 0) rc = gw_account_find(db, account, &a);
+    if (rc == 0 && guard_policy_tier(&pol, json_string_value(t)) < 0) {
+        *out = error_json(status, 400, "tier", "tier: '%s' is not a tier of the server's policy", json_string_value(t));
+        json_decref(b);
+        return *out ? 1 : -1;
+    }
+    char ref[32];
+    if (rc == 0) {
+        snprintf(ref, sizeof ref, "#%lld", (long long)a.id);
+        rc = guard_tier_set(db, &pol, ref, json_string_value(t), json_is_string(n) ? json_string_value(n) : NULL, by,
+                            call->now, NULL);
+    }
+    if (rc == 0) {
+        rt_info("admin %s put account %s (#%lld) in tier %s from the admin API", who, a.name, (long long)a.id,
+                json_string_value(t));
+        if (guard_view_account(db, ref, call->now, VIEW_POINTS_DEFAULT, out)) *out = view_error(status);
+    } else {
+        *out = view_error(status);
+    }
+    json_decref(b);
+    return *out ? 1 : -1;
+}
+
 /* The views read through a connection of their own (WAL lets it read while the server writes),
  * so a dashboard polling a large database never holds the connection that authenticates API
  * requests. A release writes through the server's. */
@@ -714,7 +780,7 @@ static int handle(void *ud, gw_db *db, const serve_admin_call *call, int *status
     if (np < 2 || np > 4 || strcmp(parts[1], "accounts")) {
         *out = error_json(status, 404, NULL,
                           "unknown admin path /admin/api/%s (the guard has guard/accounts, guard/accounts/{name|#id} "
-                          "and guard/accounts/{name|#id}/release)",
+                          "and guard/accounts/{name|#id}/release or /tier)",
                           p);
         return *out ? 1 : -1;
     }
@@ -746,8 +812,12 @@ static int handle(void *ud, gw_db *db, const serve_admin_call *call, int *status
         gw_db_close(rd);
         return *out ? 1 : -1;
     }
+    if (!strcmp(parts[3], "tier")) {
+        if (!post) goto method;
+        return tier_route(db, call, parts[2], status, out);
+    }
     if (strcmp(parts[3], "release")) {
-        *out = error_json(status, 404, NULL, "unknown admin path /admin/api/%s (did you mean .../release?)", p);
+        *out = error_json(status, 404, NULL, "unknown admin path /admin/api/%s (did you mean .../release or .../tier?)", p);
         return *out ? 1 : -1;
     }
     if (!post) goto method;

@@ -48,9 +48,12 @@ typedef struct {
     /* statistics */
     double n, n_ok, n_new, n_emb, n_tmpl, n_cover, n_gap;
     double max_end; /* latest end of the account's requests seen (t_end) */
-    guard_decay rate, volume, rate_long;
+    guard_decay rate, volume, rate_long, value;
+    uint8_t tier; /* index into the policy's tiers (kept across a release) */
     guard_ewm limit, conc, logprobs, sat, ratio, tmpl, lgap, lgap2, emb;
     float mu[GUARD_RFF_M];
+    float mu_recent[GUARD_RFF_M]; /* the last ~drift_window prompts' mean feature (drift) */
+    guard_ewm emb_recent;
     uint32_t hours[24];
     uint32_t bins[GUARD_BINS];
     uint32_t recent_sig[GUARD_RECENT][GUARD_MINHASH_K];
@@ -551,7 +554,7 @@ static int update_stats(guard_detector *d, acct *a, const guard_event *ev, int *
         a->n_gap += 1;
     }
     if (t > a->last_t || a->n == 0) a->last_t = t;
-    if (t < a->first_t) a->first_t = t;
+    if (t < a->first_t || a->n == 0) a->first_t = t; /* state made before its first event (a tier) */
     a->n += 1;
     guard_decay_add(&a->rate, t, answers, p->rate_tau);
     guard_decay_add(&a->volume, t, answers, p->volume_tau);
@@ -575,8 +578,14 @@ static int update_stats(guard_detector *d, acct *a, const guard_event *ev, int *
     guard_ewm_add(&a->sat, saturated ? 1 : 0, W);
     guard_ewm_add(&a->ratio, log((per_answer + 1) / (double)(ev->prompt_tokens + 1)), W);
     /* a prompt the account sent before (a nightly benchmark rerun) is little new information:
-     * the content signals (template, shift, coverage) see each distinct prompt once */
-    if (seen_before(a, ev->prompt_hash)) return 0;
+     * the content signals (template, shift, coverage) see each distinct prompt once, and its
+     * answers add repeat_value of their harvest value (a resample at temperature > 0 is not
+     * nothing). Harvest value: completion tokens, each with its log-prob entries */
+    int repeat = seen_before(a, ev->prompt_hash);
+    double detail = ev->logprobs ? 1.0 + p->logprob_alt * (1.0 + fmax(0, (double)ev->top_logprobs)) : 1.0;
+    double value = (double)RT_MAX(ev->completion_tokens, (int64_t)0) * detail * (repeat ? p->repeat_value : 1.0);
+    guard_decay_add(&a->value, t, value, p->budget_tau);
+    if (repeat) return 0;
     a->n_new += 1;
     if (ev->has_minhash) {
         /* density of near-duplicates: the share of recent prompts (exact repeats aside) this one
@@ -613,6 +622,10 @@ static int update_stats(guard_detector *d, acct *a, const guard_event *ev, int *
             double alpha = 1.0 / a->emb.n;
             if (alpha < 1.0 / p->shift_window) alpha = 1.0 / p->shift_window;
             for (size_t j = 0; j < GUARD_RFF_M; j++) a->mu[j] += (float)(alpha * (d->tmp_phi[j] - a->mu[j]));
+            guard_ewm_add(&a->emb_recent, 0, p->drift_window);
+            double ar = fmax(1.0 / a->emb_recent.n, 1.0 / p->drift_window);
+            for (size_t j = 0; j < GUARD_RFF_M; j++)
+                a->mu_recent[j] += (float)(ar * (d->tmp_phi[j] - a->mu_recent[j]));
             a->n_emb += 1;
         }
         /* coverage: SimHash cells of the recent window (needs no reference); the projection
@@ -660,6 +673,20 @@ static double nearest_profile_d2(const guard_reference *ref, const double *m) {
         if (s < best) best = s;
     }
     return best;
+}
+
+/* Drift: the recent mean feature against the account's own history mean, unbiased as the shift
+ * is (minus the noise of both means, trace x (varfactor recent + varfactor history): the two
+ * overlap, so this overestimates the noise and errs towards 0). x1000, as the shift. */
+static double drift_value(const guard_detector *d, const acct *a) {
+    double d2 = 0;
+    for (size_t j = 0; j < GUARD_RFF_M; j++) {
+        double df = (double)a->mu_recent[j] - a->mu[j];
+        d2 += df * df;
+    }
+    double null = d->ref->trace * (guard_ewm_var_factor(&a->emb_recent, d->p.drift_window) +
+                                   guard_ewm_var_factor(&a->emb, d->p.shift_window));
+    return 1000.0 * (d2 - null);
 }
 
 typedef struct {
@@ -722,6 +749,8 @@ static void raw_account(const guard_detector *d, const acct *a, double t, raw_va
         r->v[GUARD_SIG_COVERAGE] = (double)a->cell_distinct / (double)a->cell_n;
         r->cnt[GUARD_SIG_COVERAGE] = a->n_cover;
     }
+    r->v[GUARD_SIG_HARVEST] = guard_decay_value(&a->value, t, p->budget_tau);
+    r->cnt[GUARD_SIG_HARVEST] = a->n_ok;
     if (d->shift_ok && a->n_emb > 0) {
         double m[GUARD_RFF_M];
         for (size_t j = 0; j < GUARD_RFF_M; j++) m[j] = a->mu[j];
@@ -731,6 +760,8 @@ static void raw_account(const guard_detector *d, const acct *a, double t, raw_va
         r->v[GUARD_SIG_SHIFT] = 1000.0 * (d2 - null);
         r->shift_z = null > 0 ? d2 / null : INFINITY;
         r->cnt[GUARD_SIG_SHIFT] = a->n_emb;
+        r->v[GUARD_SIG_DRIFT] = drift_value(d, a);
+        r->cnt[GUARD_SIG_DRIFT] = a->n_emb;
     }
 }
 
@@ -744,9 +775,9 @@ static void raw_group(const guard_detector *d, const uint32_t *mem, size_t n_mem
     r->n = r->n_ok = r->n_new = 0;
     r->first_t = INFINITY;
     r->last_t = -INFINITY;
-    double rate = 0, vol = 0, lr = 0, lr_w = 0;
+    double rate = 0, vol = 0, lr = 0, lr_w = 0, value = 0;
     double wl = 0, sl = 0, sc = 0, slp = 0, wok = 0, ssat = 0, srat = 0, wt = 0, stm = 0, wc = 0, scov = 0;
-    double wreg = 0, sreg = 0, nreg = 0, ncov = 0, ntm = 0, nemb = 0;
+    double wreg = 0, sreg = 0, nreg = 0, ncov = 0, ntm = 0, nemb = 0, drift = NAN, ndrift = 0;
     double inv_vf_sum = 0;
     double mu[GUARD_RFF_M] = {0};
     uint32_t hour_active[24] = {0};
@@ -760,6 +791,7 @@ static void raw_group(const guard_detector *d, const uint32_t *mem, size_t n_mem
         r->last_t = fmax(r->last_t, a->last_t);
         rate += guard_decay_value(&a->rate, t, p->rate_tau) * 3600.0 / p->rate_tau;
         vol += guard_decay_value(&a->volume, t, p->volume_tau);
+        value += guard_decay_value(&a->value, t, p->budget_tau); /* a swarm's harvest is its members' sum */
         if (t - a->first_t >= p->baseline_min_age) any_age_bl = 1;
         lr += guard_decay_value(&a->rate_long, t, p->baseline_tau) * 3600.0 / p->baseline_tau;
         lr_w += 1;
@@ -801,6 +833,11 @@ static void raw_group(const guard_detector *d, const uint32_t *mem, size_t n_mem
             inv_vf_sum += iv;
             for (size_t j = 0; j < GUARD_RFF_M; j++) mu[j] += iv * a->mu[j];
             nemb += a->n_emb;
+            double dv = drift_value(d, a); /* a change is per account: the group's is its largest */
+            if (a->n_emb >= p->sig[GUARD_SIG_DRIFT].min_n && !(dv <= drift)) {
+                drift = dv;
+                ndrift = a->n_emb;
+            }
         }
     }
     r->v[GUARD_SIG_RATE] = rate;
@@ -828,6 +865,10 @@ static void raw_group(const guard_detector *d, const uint32_t *mem, size_t n_mem
     }
     r->v[GUARD_SIG_LINKED] = (double)n_mem - 1;
     r->cnt[GUARD_SIG_LINKED] = 1;
+    r->v[GUARD_SIG_HARVEST] = value;
+    r->cnt[GUARD_SIG_HARVEST] = r->n_ok;
+    r->v[GUARD_SIG_DRIFT] = drift;
+    r->cnt[GUARD_SIG_DRIFT] = ndrift;
     if (wok > 0) {
         r->v[GUARD_SIG_SATURATION] = ssat / wok;
         r->v[GUARD_SIG_TOKEN_RATIO] = srat / wok;
@@ -875,6 +916,7 @@ static void assess(const guard_detector *d, const raw_values *r, guard_assessmen
         }
         if (i == GUARD_SIG_SHIFT && d->ref && !(r->shift_z >= d->ref->z_crit)) s = 0; /* not significant yet */
         out->score[i] = s;
+        if (guard_signal_family((guard_signal)i) == GUARD_FAMILY_BUDGET) continue; /* compared with the budgets */
         out->contrib[i] = sp->weight * s;
         if (guard_signal_family((guard_signal)i) == GUARD_FAMILY_BEHAVIOUR) {
             beh += out->contrib[i];
@@ -902,12 +944,36 @@ static int extreme_volume(const guard_policy *p, const guard_assessment *a) {
            a->value[GUARD_SIG_RATE] >= p->extreme_rate * r->attack && a->value[GUARD_SIG_VOLUME] >= v->attack;
 }
 
-static guard_action level_for(const guard_policy *p, const guard_assessment *a) {
-    double risk = a->risk, n_ok = a->n_ok;
-    if (risk >= p->suspend_at && n_ok >= p->min_requests_act) return GUARD_ACT_SUSPEND;
-    if ((risk >= p->throttle_at || extreme_volume(p, a)) && n_ok >= p->min_requests_act) return GUARD_ACT_THROTTLE;
-    if (risk >= p->flag_at && n_ok >= p->min_requests_act / 2) return GUARD_ACT_FLAG;
-    return GUARD_ACT_NONE;
+/* The level the harvest budget asks for under tier tr (no minimum of answers: the budget is a
+ * bound, whatever the evidence); noted in the assessment for the evidence and reason code. */
+static guard_action budget_level(const guard_policy *p, const guard_tier *tr, guard_assessment *a) {
+    double v = a->value[GUARD_SIG_HARVEST], x = tr->budget_x;
+    guard_action lv = !isfinite(v)                       ? GUARD_ACT_NONE
+                      : v >= p->budget_suspend * x       ? GUARD_ACT_SUSPEND
+                      : v >= p->budget_throttle * x      ? GUARD_ACT_THROTTLE
+                      : v >= p->budget_flag * x          ? GUARD_ACT_FLAG
+                                                         : GUARD_ACT_NONE;
+    a->by_budget = lv;
+    a->budget_suspend = p->budget_suspend * x;
+    return lv;
+}
+
+/* The level an assessment asks for under tier tr: risk against the thresholds (times the tier's
+ * risk_x), sustained extreme volume, and the harvest budget; an exempt tier stops at flag. */
+static guard_action level_for(const guard_policy *p, const guard_tier *tr, guard_assessment *a) {
+    double risk = a->risk, n_ok = a->n_ok, x = tr->risk_x;
+    guard_action lv = GUARD_ACT_NONE;
+    if (risk >= p->suspend_at * x && n_ok >= p->min_requests_act) lv = GUARD_ACT_SUSPEND;
+    else if ((risk >= p->throttle_at * x || extreme_volume(p, a)) && n_ok >= p->min_requests_act) lv = GUARD_ACT_THROTTLE;
+    else if (risk >= p->flag_at * x && n_ok >= p->min_requests_act / 2) lv = GUARD_ACT_FLAG;
+    guard_action b = budget_level(p, tr, a);
+    if (b > lv) lv = b;
+    if (tr->exempt && lv > GUARD_ACT_FLAG) lv = GUARD_ACT_FLAG;
+    return lv;
+}
+
+static const guard_tier *tier_of(const guard_detector *d, const acct *a) {
+    return &d->p.tiers[a->tier < d->p.n_tiers ? a->tier : 0];
 }
 
 /* members of i's group (at most cap), i first */
@@ -963,8 +1029,9 @@ int guard_detector_observe(guard_detector *d, const guard_event *ev, guard_verdi
     out->group_id = d->acc[uf_find(d, i)]->id;
     out->group_size = n_mem;
     out->risk = fmax(out->account.risk, out->group.risk);
-    guard_action target = level_for(&d->p, &out->account);
-    guard_action gt = level_for(&d->p, &out->group);
+    const guard_tier *tr = tier_of(d, a);
+    guard_action target = level_for(&d->p, tr, &out->account);
+    guard_action gt = level_for(&d->p, tr, &out->group);
     if (gt > target) target = gt;
     for (size_t k = 0; k < n_mem; k++)
         if (d->acc[mem[k]]->level > group_level_before) group_level_before = d->acc[mem[k]]->level;
@@ -972,8 +1039,10 @@ int guard_detector_observe(guard_detector *d, const guard_event *ev, guard_verdi
     out->new_level = target;
     for (size_t k = 0; k < n_mem; k++) {
         acct *m = d->acc[mem[k]];
-        if (m->level < target) {
-            m->level = target;
+        guard_action mt = target;
+        if (tier_of(d, m)->exempt && mt > GUARD_ACT_FLAG) mt = GUARD_ACT_FLAG; /* allow-listed, even in a group */
+        if (m->level < mt) {
+            m->level = mt;
             if (out->n_affected < GUARD_MAX_AFFECTED) out->affected[out->n_affected++] = m->id;
             if (m == a) out->escalated = 1;
         }
@@ -1012,6 +1081,7 @@ void guard_detector_release(guard_detector *d, int64_t account_id) {
     acct keep = *a;
     memset(a, 0, sizeof *a);
     a->id = keep.id;
+    a->tier = keep.tier;
     a->created_at = keep.created_at;
     a->burst_checked = 1;
     a->last_client = keep.last_client;
@@ -1033,6 +1103,18 @@ int guard_detector_set_level(guard_detector *d, int64_t account_id, guard_action
     if (li < 0) return -1;
     d->acc[li]->level = level;
     return 0;
+}
+
+int guard_detector_set_tier(guard_detector *d, int64_t account_id, size_t tier) {
+    long li = acct_get(d, account_id, 0, 0);
+    if (li < 0) return -1;
+    d->acc[li]->tier = (uint8_t)(tier < d->p.n_tiers ? tier : 0);
+    return 0;
+}
+
+size_t guard_detector_tier(const guard_detector *d, int64_t account_id) {
+    long i = acct_find(d, account_id);
+    return i < 0 ? 0 : d->acc[i]->tier;
 }
 
 guard_action guard_detector_level(const guard_detector *d, int64_t account_id) {
@@ -1067,7 +1149,8 @@ void guard_reason_code(const guard_assessment *a, int grouped, char *out, size_t
         [GUARD_SIG_LIMIT] = "LIMITS",     [GUARD_SIG_CONCURRENCY] = "CONC", [GUARD_SIG_REGULARITY] = "TIMING",
         [GUARD_SIG_AROUND_CLOCK] = "24H", [GUARD_SIG_LINKED] = "LINKED",   [GUARD_SIG_LOGPROBS] = "LOGPROBS",
         [GUARD_SIG_SATURATION] = "SAT",   [GUARD_SIG_TOKEN_RATIO] = "RATIO", [GUARD_SIG_SHIFT] = "SHIFT",
-        [GUARD_SIG_TEMPLATE] = "TEMPLATE", [GUARD_SIG_COVERAGE] = "COVER",
+        [GUARD_SIG_TEMPLATE] = "TEMPLATE", [GUARD_SIG_COVERAGE] = "COVER", [GUARD_SIG_DRIFT] = "DRIFT",
+        [GUARD_SIG_HARVEST] = "BUDGET",
     };
     int best[2] = {-1, -1}, bb = -1;
     for (int i = 0; i < GUARD_SIG_COUNT; i++) {
@@ -1083,6 +1166,10 @@ void guard_reason_code(const guard_assessment *a, int grouped, char *out, size_t
     }
     size_t o = (size_t)snprintf(out, cap, "G-%s", grouped ? "SYBIL" : "");
     int first = !grouped;
+    if (a->by_budget >= GUARD_ACT_FLAG && o < cap) { /* the harvest budget was reached */
+        o += (size_t)snprintf(out + o, cap - o, "%sBUDGET", first ? "" : "+");
+        first = 0;
+    }
     for (int k = 0; k < 2; k++)
         if (best[k] >= 0 && o < cap) {
             o += (size_t)snprintf(out + o, cap - o, "%s%s", first ? "" : "+", code[best[k]]);
@@ -1103,7 +1190,8 @@ static json_t *assessment_json(const guard_detector *d, const guard_assessment *
                               "contribution", a->contrib[i], "benign", sp->benign, "attack", sp->attack, "family",
                               guard_signal_family((guard_signal)i) == GUARD_FAMILY_BEHAVIOUR ? "behaviour"
                               : guard_signal_family((guard_signal)i) == GUARD_FAMILY_API   ? "api"
-                                                                                           : "content");
+                              : guard_signal_family((guard_signal)i) == GUARD_FAMILY_BUDGET ? "budget"
+                                                                                            : "content");
         if (i == GUARD_SIG_SHIFT && isfinite(shift_z)) json_object_set_new(o, "z", json_real(shift_z));
         json_object_set_new(o, "n", json_real(a->count[i]));
         json_object_set_new(sig, guard_signal_name((guard_signal)i), o);
@@ -1135,6 +1223,9 @@ char *guard_detector_evidence(guard_detector *d, int64_t account_id) {
     } else {
         gs = as;
     }
+    const guard_tier *tr = tier_of(d, a);
+    budget_level(&d->p, tr, &as);
+    budget_level(&d->p, tr, &gs);
     json_t *members = json_array();
     for (size_t k = 0; k < n_mem; k++) json_array_append_new(members, json_integer(d->acc[mem[k]]->id));
     json_t *linked = json_array();
@@ -1159,6 +1250,19 @@ char *guard_detector_evidence(guard_detector *d, int64_t account_id) {
         "size", (json_int_t)n_mem, "members", members, "assessment", assessment_json(d, &gs), "window",
         "requests", d->p.window, "shift", d->p.shift_window, "rate_tau_s", d->p.rate_tau, "volume_tau_s",
         d->p.volume_tau, "template_recent", (double)d->p.template_recent, "linked", linked);
+    if (root) {
+        /* the tier that applied and the harvest budget against what was served (tier applied) */
+        json_object_set_new(root, "tier",
+                            json_pack("{s:s, s:f, s:f, s:b}", "name", tr->name, "risk_x", tr->risk_x, "budget_x",
+                                      tr->budget_x, "exempt", tr->exempt));
+        json_object_set_new(root, "budget",
+                            json_pack("{s:o, s:o, s:f, s:f, s:f, s:f, s:s}", "account_value",
+                                      json_num(as.value[GUARD_SIG_HARVEST]), "group_value",
+                                      json_num(gs.value[GUARD_SIG_HARVEST]), "flag", d->p.budget_flag * tr->budget_x,
+                                      "throttle", d->p.budget_throttle * tr->budget_x, "suspend",
+                                      d->p.budget_suspend * tr->budget_x, "tau_s", d->p.budget_tau, "level",
+                                      guard_action_name(RT_MAX(as.by_budget, gs.by_budget))));
+    }
     char *s = root ? json_dumps(root, JSON_COMPACT) : NULL;
     json_decref(root);
     if (!s) RT_FAIL("out of memory writing evidence");

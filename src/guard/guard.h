@@ -29,7 +29,16 @@
  *   content    shift (MMD over the served model's own prompt hidden states to the nearest of
  *              the benign profiles: the pooled benign mean and single benign accounts'),
  *              template (density of MinHash near-duplicates and shared prefixes),
- *              coverage (distinct SimHash cells of the embeddings).
+ *              coverage (distinct SimHash cells of the embeddings),
+ *              drift (the account's recent prompts against its own history: a switch from use to
+ *              harvest is seen within ~drift_window prompts of the switch, however long the warm-up).
+ *   budget     harvest: the value served (completion tokens x log-prob detail, repeats at a tenth),
+ *              decaying over budget_tau, per account and summed over a linked group; compared with
+ *              the budgets directly (flag / throttle / suspend), not part of the risk sum. Bound:
+ *              an account or group is served at most e x budget_suspend (x its tier's budget_x) in
+ *              any budget_tau window before it is suspended, plus one answer and those in flight.
+ * Tiers (standard, trusted, eval, allow, or the policy's) scale the risk thresholds and budgets
+ * per account; an exempt tier is flagged at most.
  * Each signal's score is 0 at or below its benign level, 1 at or above its attack level,
  * linear between (api and content: up to 1 + content_overshoot far beyond it); risk =
  * min(behaviour_cap, behaviour) + sum of min(signal_cap, api or content contribution), so no
@@ -139,9 +148,19 @@ typedef enum {
     GUARD_SIG_TEMPLATE,     /* mean share of recent prompts each prompt is a near-duplicate of
                                (MinHash) or shares its first three words with */
     GUARD_SIG_COVERAGE,     /* distinct SimHash cells / prompts, over the recent window */
+    GUARD_SIG_DRIFT,        /* unbiased MMD^2 (x1000) of the account's last drift_window prompts to
+                               its own history (the shift window): a switch from use to harvest */
+    GUARD_SIG_HARVEST,      /* harvest value served (decaying, tau budget_tau; budget family) */
     GUARD_SIG_COUNT
 } guard_signal;
-typedef enum { GUARD_FAMILY_BEHAVIOUR = 0, GUARD_FAMILY_API = 1, GUARD_FAMILY_CONTENT = 2 } guard_family;
+/* The budget family is not part of the risk sum: its one signal, harvest, is compared with the
+ * policy's budgets (flag / throttle / suspend) directly. */
+typedef enum {
+    GUARD_FAMILY_BEHAVIOUR = 0,
+    GUARD_FAMILY_API = 1,
+    GUARD_FAMILY_CONTENT = 2,
+    GUARD_FAMILY_BUDGET = 3
+} guard_family;
 const char *guard_signal_name(guard_signal s);
 guard_family guard_signal_family(guard_signal s);
 int guard_signal_from_name(const char *name); /* -1 if unknown */
@@ -156,6 +175,19 @@ typedef struct {
 typedef enum { GUARD_ACT_NONE = 0, GUARD_ACT_FLAG = 1, GUARD_ACT_THROTTLE = 2, GUARD_ACT_SUSPEND = 3 } guard_action;
 const char *guard_action_name(guard_action a);
 
+/* Account tiers: an operator puts an account in a tier (`retort guard tier`, the admin API);
+ * the tier scales the risk thresholds and the harvest budgets, and an exempt tier (an
+ * allow-list) is never throttled or suspended by the guard (flagged at most). Tier 0 is
+ * "standard" (x1): every account not put elsewhere. */
+#define GUARD_MAX_TIERS 8
+#define GUARD_TIER_NAME_MAX 32
+typedef struct {
+    char name[GUARD_TIER_NAME_MAX];
+    double risk_x;   /* flag / throttle / suspend risk thresholds times this */
+    double budget_x; /* harvest budgets times this */
+    int exempt;      /* 1: never above flag (allow-list) */
+} guard_tier;
+
 typedef struct {
     guard_signal_policy sig[GUARD_SIG_COUNT];
     double behaviour_cap;      /* behaviour signals together contribute at most this */
@@ -166,13 +198,26 @@ typedef struct {
                                   suspend_at: suspension needs two signals, or one and behaviour) */
     double extreme_rate;       /* rate at or above this many times its attack level, with volume at
                                   its attack level: at least throttle, whatever the risk (0 = off) */
+    /* harvest budget: the value an account (a linked group: its members' sum) was served, in
+     * completion-token units — each answer's completion tokens x (1 + logprob_alt x (1 +
+     * top_logprobs)) when log-probs were returned, x repeat_value for a prompt the account sent
+     * before — kept as a decaying sum (tau budget_tau). At budget_flag the account is flagged, at
+     * budget_throttle throttled, at budget_suspend suspended until an operator verifies it
+     * (release or a tier), whatever the risk. Bound: docs/guard.md "Signals". */
+    double budget_tau;
+    double budget_flag, budget_throttle, budget_suspend;
+    double logprob_alt;        /* value of one log-prob entry (the chosen token's or an alternative) */
+    double repeat_value;       /* share a repeated prompt's answer counts (temperature > 0 resamples) */
+    guard_tier tiers[GUARD_MAX_TIERS];
+    size_t n_tiers;            /* >= 1; tiers[0] is "standard" */
     double flag_at, throttle_at, suspend_at; /* risk thresholds */
     double min_requests_act;   /* an account (or group) needs this many served answers (a request
                                   with n choices serves n) before throttle/suspend (flag: half) */
     int64_t throttle_rpm;      /* rpm given to throttled accounts */
     /* windows */
     double window;             /* requests in the exponential means (signals) */
-    double shift_window;       /* embeddings in the shift mean */
+    double shift_window;       /* embeddings in the shift mean (also the drift signal's history) */
+    double drift_window;       /* embeddings in the drift signal's recent mean (< shift_window) */
     double template_sim;       /* MinHash similarity that counts as a near-duplicate */
     size_t template_recent;    /* prompts compared against (<= GUARD_RECENT) */
     double rate_tau, volume_tau, baseline_tau; /* seconds */
@@ -197,6 +242,8 @@ int guard_policy_load(guard_policy *p, const char *path);
 int guard_policy_parse(guard_policy *p, const char *json_text, size_t len, const char *origin);
 /* The policy as JSON text (malloc'ed). */
 char *guard_policy_to_json(const guard_policy *p);
+/* Index of the tier named name (-1: none). */
+int guard_policy_tier(const guard_policy *p, const char *name);
 
 /* ---------------------------------------------------------------- reference */
 
@@ -317,6 +364,8 @@ typedef struct {
     double n_ok;                   /* answers served (a request with n choices serves n) */
     double n_new;                  /* served requests with a prompt new to the account */
     double first_t, last_t;
+    guard_action by_budget;        /* the level the harvest budget alone asks for (tier applied) */
+    double budget_suspend;         /* the suspension budget that applied (tier applied) */
 } guard_assessment;
 
 #define GUARD_MAX_AFFECTED 256
@@ -345,6 +394,10 @@ void guard_detector_release(guard_detector *d, int64_t account_id);
  * events takes the levels that were acted on, not those the replay reached, so anything beyond
  * them escalates (and is enforced) on the next event. -1 when out of memory. */
 int guard_detector_set_level(guard_detector *d, int64_t account_id, guard_action level);
+/* Put an account in tier `tier` (an index into the policy's tiers; out of range: standard),
+ * creating its state if needed. Kept across a release. -1 when out of memory. */
+int guard_detector_set_tier(guard_detector *d, int64_t account_id, size_t tier);
+size_t guard_detector_tier(const guard_detector *d, int64_t account_id);
 /* Every account's action level back to none (state and links kept). */
 void guard_detector_reset_levels(guard_detector *d);
 /* Current action level of an account (GUARD_ACT_NONE if unknown). */

@@ -36,6 +36,8 @@ static const struct {
     [GUARD_SIG_SHIFT] = {"shift", GUARD_FAMILY_CONTENT},
     [GUARD_SIG_TEMPLATE] = {"template", GUARD_FAMILY_CONTENT},
     [GUARD_SIG_COVERAGE] = {"coverage", GUARD_FAMILY_CONTENT},
+    [GUARD_SIG_DRIFT] = {"drift", GUARD_FAMILY_CONTENT},
+    [GUARD_SIG_HARVEST] = {"harvest", GUARD_FAMILY_BUDGET},
 };
 
 const char *guard_signal_name(guard_signal s) { return (unsigned)s < GUARD_SIG_COUNT ? sig_info[s].name : "?"; }
@@ -62,6 +64,26 @@ static void set_sig(guard_policy *p, guard_signal s, double w, double benign, do
     p->sig[s] = (guard_signal_policy){w, benign, attack, min_n};
 }
 
+/* The harvest signal's levels are the budgets (for its score in the evidence; it weighs 0). */
+static void mirror_budget(guard_policy *p) {
+    set_sig(p, GUARD_SIG_HARVEST, 0, p->budget_flag, p->budget_suspend, 1);
+}
+
+static void set_tier(guard_policy *p, size_t i, const char *name, double risk_x, double budget_x, int exempt) {
+    guard_tier *t = &p->tiers[i];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->risk_x = risk_x;
+    t->budget_x = budget_x;
+    t->exempt = exempt;
+    if (i >= p->n_tiers) p->n_tiers = i + 1;
+}
+
+int guard_policy_tier(const guard_policy *p, const char *name) {
+    for (size_t i = 0; i < p->n_tiers; i++)
+        if (!strcmp(p->tiers[i].name, name)) return (int)i;
+    return -1;
+}
+
 void guard_policy_defaults(guard_policy *p) {
     memset(p, 0, sizeof *p);
     /*                              weight  benign  attack  min_n */
@@ -79,10 +101,26 @@ void guard_policy_defaults(guard_policy *p) {
     set_sig(p, GUARD_SIG_SHIFT,         0.60, 40,     120,    24);
     set_sig(p, GUARD_SIG_TEMPLATE,      0.45, 0.2,    0.6,    16);
     set_sig(p, GUARD_SIG_COVERAGE,      0.20, 0.85,   0.98,   32);
+    set_sig(p, GUARD_SIG_DRIFT,         0.35, 40,     120,    64);
     p->behaviour_cap = 0.6;
     p->content_overshoot = 1.0;
     p->signal_cap = 0.9;
     p->extreme_rate = 2.0;
+    /* harvest budget, per day: a chat user's day is a few hundred to a few thousand units, a
+     * power user's tens of thousands at most; 80,000 is ~2,500 answers of 32 tokens or ~1,800
+     * top-20 log-prob distributions. A calibration only loosens them (reference.c). */
+    p->budget_tau = 86400;
+    p->budget_flag = 20000;
+    p->budget_throttle = 40000;
+    p->budget_suspend = 80000;
+    p->logprob_alt = 2.0;
+    p->repeat_value = 0.1;
+    mirror_budget(p);
+    /*                    name        risk_x budget_x exempt */
+    set_tier(p, 0, "standard",  1,     1,       0);
+    set_tier(p, 1, "trusted",   1.5,   4,       0); /* known customers, apps relaying many users */
+    set_tier(p, 2, "eval",      2,     8,       0); /* benchmark and evaluation jobs */
+    set_tier(p, 3, "allow",     1,     1,       1); /* allow-listed: flagged at most */
     p->flag_at = 0.5;
     p->throttle_at = 0.8;
     p->suspend_at = 1.0;
@@ -90,6 +128,7 @@ void guard_policy_defaults(guard_policy *p) {
     p->throttle_rpm = 6;
     p->window = 64;
     p->shift_window = 128;
+    p->drift_window = 16;
     p->template_sim = 0.25;
     p->template_recent = 32;
     p->rate_tau = 3600;
@@ -158,6 +197,43 @@ static int obj(pctx *c, json_t *root, const char *key, json_t **out) {
     return 0;
 }
 
+/* "tiers": {"NAME": {"risk_x", "budget_x", "exempt"}, ...}: each named tier is changed or
+ * added (standard keeps index 0) */
+static int parse_tiers(pctx *c, json_t *o, guard_policy *q) {
+    const char *name;
+    json_t *tv;
+    json_object_foreach(o, name, tv) {
+        char path[80];
+        snprintf(path, sizeof path, "tiers.%s", name);
+        size_t len = strlen(name);
+        int ok_name = len > 0 && len < GUARD_TIER_NAME_MAX;
+        for (size_t i = 0; i < len && ok_name; i++)
+            ok_name = (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') || name[i] == '-' ||
+                      name[i] == '_';
+        if (!ok_name)
+            return c->rc = RT_FAIL("%s: %s: a tier name is 1-%d characters of a-z, 0-9, '-' and '_'", c->origin, path,
+                                   GUARD_TIER_NAME_MAX - 1);
+        if (!json_is_object(tv))
+            return c->rc = RT_FAIL("%s: %s: expected an object {\"risk_x\", \"budget_x\", \"exempt\"}", c->origin, path);
+        static const char *const k[] = {"risk_x", "budget_x", "exempt"};
+        if (check_keys(c, tv, path, k, 3)) return -1;
+        int i = guard_policy_tier(q, name);
+        if (i < 0) {
+            if (q->n_tiers >= GUARD_MAX_TIERS)
+                return c->rc = RT_FAIL("%s: %s: at most %d tiers", c->origin, path, GUARD_MAX_TIERS);
+            i = (int)q->n_tiers;
+            set_tier(q, (size_t)i, name, 1, 1, 0);
+        }
+        guard_tier *t = &q->tiers[i];
+        if (num(c, tv, path, "risk_x", 0.01, 1e6, &t->risk_x) || num(c, tv, path, "budget_x", 0.01, 1e6, &t->budget_x))
+            return -1;
+        json_t *ex = json_object_get(tv, "exempt");
+        if (ex && !json_is_boolean(ex)) return c->rc = RT_FAIL("%s: %s.exempt: expected true or false", c->origin, path);
+        if (ex) t->exempt = json_is_true(ex);
+    }
+    return 0;
+}
+
 int guard_policy_parse(guard_policy *p, const char *text, size_t len, const char *origin) {
     pctx c = {origin ? origin : "policy", 0};
     json_error_t je;
@@ -171,7 +247,8 @@ int guard_policy_parse(guard_policy *p, const char *text, size_t len, const char
         goto out;
     }
     static const char *const top[] = {"mode",    "thresholds", "behaviour_cap", "content_overshoot", "min_requests",
-                                      "signal_cap", "extreme_rate", "throttle_rpm", "windows", "signals",     "linking",           "comment"};
+                                      "signal_cap", "extreme_rate", "throttle_rpm", "windows", "signals",     "linking",           "comment",
+                                      "budget", "tiers"};
     if (check_keys(&c, root, "", top, RT_ARRAY_LEN(top))) goto out;
     json_t *mode = json_object_get(root, "mode");
     if (mode) {
@@ -202,12 +279,13 @@ int guard_policy_parse(guard_policy *p, const char *text, size_t len, const char
     q.throttle_rpm = (int64_t)rpm;
     if (obj(&c, root, "windows", &o)) goto out;
     if (o) {
-        static const char *const k[] = {"requests",   "shift",      "template_similarity", "template_recent",
+        static const char *const k[] = {"requests",   "shift",      "drift",  "template_similarity", "template_recent",
                                         "rate_tau_s", "volume_tau_s", "baseline_tau_s",    "baseline_min_age_s",
                                         "around_clock_min_age_s"};
         double tr = (double)q.template_recent;
         if (check_keys(&c, o, "windows", k, RT_ARRAY_LEN(k)) || num(&c, o, "windows", "requests", 1, 1e6, &q.window) ||
             num(&c, o, "windows", "shift", 1, 1e6, &q.shift_window) ||
+            num(&c, o, "windows", "drift", 1, 1e6, &q.drift_window) ||
             num(&c, o, "windows", "template_similarity", 0.01, 1, &q.template_sim) ||
             num(&c, o, "windows", "template_recent", 1, 64, &tr) ||
             num(&c, o, "windows", "rate_tau_s", 1, 1e9, &q.rate_tau) ||
@@ -231,6 +309,10 @@ int guard_policy_parse(guard_policy *p, const char *text, size_t len, const char
                 for (int j = 0; j < GUARD_SIG_COUNT; j++) rt_buf_printf(&b, "%s%s", j ? ", " : "", sig_info[j].name);
                 RT_FAIL("%s: signals.%s: unknown signal (expected one of: %s)", c.origin, name, b.data ? b.data : "");
                 rt_buf_free(&b);
+                goto out;
+            }
+            if (s == GUARD_SIG_HARVEST) {
+                RT_FAIL("%s: %s: the harvest signal's levels are the budgets: set them in \"budget\"", c.origin, path);
                 goto out;
             }
             if (!json_is_object(sv)) {
@@ -271,6 +353,25 @@ int guard_policy_parse(guard_policy *p, const char *text, size_t len, const char
         q.ip_max_accounts = (int)ipm;
         q.max_group = (size_t)mg;
     }
+    if (obj(&c, root, "budget", &o)) goto out;
+    if (o) {
+        static const char *const k[] = {"tau_s", "flag", "throttle", "suspend", "logprob_alt", "repeat_value"};
+        if (check_keys(&c, o, "budget", k, RT_ARRAY_LEN(k)) || num(&c, o, "budget", "tau_s", 1, 1e9, &q.budget_tau) ||
+            num(&c, o, "budget", "flag", 0, 1e15, &q.budget_flag) ||
+            num(&c, o, "budget", "throttle", 0, 1e15, &q.budget_throttle) ||
+            num(&c, o, "budget", "suspend", 0, 1e15, &q.budget_suspend) ||
+            num(&c, o, "budget", "logprob_alt", 0, 1e6, &q.logprob_alt) ||
+            num(&c, o, "budget", "repeat_value", 0, 1, &q.repeat_value))
+            goto out;
+        if (!(q.budget_flag < q.budget_throttle && q.budget_throttle < q.budget_suspend)) {
+            RT_FAIL("%s: budget: expected flag < throttle < suspend (got %g, %g, %g)", c.origin, q.budget_flag,
+                    q.budget_throttle, q.budget_suspend);
+            goto out;
+        }
+    }
+    mirror_budget(&q);
+    if (obj(&c, root, "tiers", &o)) goto out;
+    if (o && parse_tiers(&c, o, &q)) goto out;
     if (!(q.flag_at <= q.throttle_at && q.throttle_at <= q.suspend_at)) {
         RT_FAIL("%s: thresholds: expected flag <= throttle <= suspend (got %g, %g, %g)", c.origin, q.flag_at,
                 q.throttle_at, q.suspend_at);
@@ -295,7 +396,8 @@ int guard_policy_load(guard_policy *p, const char *path) {
 char *guard_policy_to_json(const guard_policy *p) {
     json_t *sigs = json_object();
     for (int i = 0; i < GUARD_SIG_COUNT; i++)
-        json_object_set_new(sigs, sig_info[i].name,
+        if (i != GUARD_SIG_HARVEST) /* its levels are the budget's */
+            json_object_set_new(sigs, sig_info[i].name,
                             json_pack("{s:f, s:f, s:f, s:f}", "weight", p->sig[i].weight, "benign", p->sig[i].benign,
                                       "attack", p->sig[i].attack, "min_n", p->sig[i].min_n));
     json_t *root = json_pack(
@@ -312,6 +414,21 @@ char *guard_policy_to_json(const guard_policy *p) {
         "template", p->link_w_template, "timing", p->link_w_timing, "burst_window_s", p->burst_window, "burst_min",
         p->burst_min, "ip_max_accounts", p->ip_max_accounts, "template_hits", p->template_link_hits, "max_group",
         (json_int_t)p->max_group);
+    json_t *tiers = json_object();
+    for (size_t i = 0; i < p->n_tiers; i++)
+        json_object_set_new(tiers, p->tiers[i].name,
+                            json_pack("{s:f, s:f, s:b}", "risk_x", p->tiers[i].risk_x, "budget_x", p->tiers[i].budget_x,
+                                      "exempt", p->tiers[i].exempt));
+    if (root) {
+        json_object_set_new(json_object_get(root, "windows"), "drift", json_real(p->drift_window));
+        json_object_set_new(root, "budget",
+                            json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}", "tau_s", p->budget_tau, "flag", p->budget_flag,
+                                      "throttle", p->budget_throttle, "suspend", p->budget_suspend, "logprob_alt",
+                                      p->logprob_alt, "repeat_value", p->repeat_value));
+        json_object_set_new(root, "tiers", tiers);
+    } else {
+        json_decref(tiers);
+    }
     char *s = root ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(root);
     if (!s) RT_FAIL("out of memory writing the policy");

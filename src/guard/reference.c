@@ -93,7 +93,20 @@ void guard_policy_apply_reference(guard_policy *p, const guard_reference *r) {
         if (!isfinite(lv)) continue;
         guard_signal_policy *sp = &p->sig[i];
         double width = sp->attack - sp->benign;
-        if (i == GUARD_SIG_SHIFT) {
+        if (i == GUARD_SIG_HARVEST) {
+            /* the budgets: a benign account's day (the quantile of per-account maxima) above the
+             * flag budget loosens all three by the same factor; never tightened */
+            double f = p->budget_flag > 0 ? lv / p->budget_flag : 0;
+            if (f > 1) {
+                p->budget_flag *= f;
+                p->budget_throttle *= f;
+                p->budget_suspend *= f;
+            }
+            sp->benign = p->budget_flag;
+            sp->attack = p->budget_suspend;
+            continue;
+        }
+        if (i == GUARD_SIG_SHIFT || i == GUARD_SIG_DRIFT) {
             /* model-dependent units: the calibration sets the scale, the policy the ratio */
             double ratio = sp->benign > 0 ? sp->attack / sp->benign : 3.0;
             sp->benign = fmax(lv, 1e-9);
