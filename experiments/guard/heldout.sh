@@ -9,7 +9,10 @@
 #   production  the owner's own benign traffic in a shadow period (heldout-calib.json: the
 #               a-halves of the everyday grammar and of Debian's fortunes), then
 #               guard calibrate --all-accounts
-# then `guard eval --calibration-db` on each protected day, and the table of both.
+#   tiers       the production calibration, and the operator puts the accounts it knows in
+#               tiers before the day: the evaluation jobs in "eval", the app in "trusted"
+#               (the same day, "tier" added to those personas)
+# then `guard eval --calibration-db` on each protected day, and the table of the three.
 # Usage: experiments/guard/heldout.sh MODEL.gguf OUTDIR [SPEED]   (SPEED 0 = as fast as served)
 set -euo pipefail
 MODEL=${1:?model.gguf}; OUT=${2:?output directory}; SPEED=${3:-0}
@@ -40,25 +43,39 @@ sim() { # db scenario
 }
 t0=$(date +%s)
 echo "== load: $(cut -d' ' -f1-3 /proc/loadavg); serve flags: ${XFF[*]:-(no --trust-forwarded-for in this build)}"
-for cal in demo production; do
+/usr/bin/python3 - "$HERE/heldout-day.json" "$OUT/heldout-day-tiers.json" <<'EOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+for p in s["personas"]:
+    if p["kind"] in ("evaljob", "app"):
+        p["tier"] = "eval" if p["kind"] == "evaljob" else "trusted"
+json.dump(s, open(sys.argv[2], "w"), indent=1)
+EOF
+for cal in demo production tiers; do
   echo "== calibration: $cal"
-  rm -f "$OUT/calib-$cal.db"*
-  start_server "$OUT/calib-$cal.db" --guard-shadow
-  if [ $cal = demo ]; then
-    sim "$OUT/calib-$cal.db" "$DEMO_CALIB"; stop_server
-    "$R" guard calibrate --db "$OUT/calib-$cal.db" --out "$OUT/reference-$cal.json"
+  if [ $cal = tiers ]; then   # the production calibration's reference
+    cp "$OUT/reference-production.json" "$OUT/reference-$cal.json"; cp "$OUT/calib-production.db" "$OUT/calib-$cal.db"
   else
-    sim "$OUT/calib-$cal.db" "$HERE/heldout-calib.json"; stop_server
-    "$R" guard calibrate --db "$OUT/calib-$cal.db" --out "$OUT/reference-$cal.json" --all-accounts
+    rm -f "$OUT/calib-$cal.db"*
+    start_server "$OUT/calib-$cal.db" --guard-shadow
+    if [ $cal = demo ]; then
+      sim "$OUT/calib-$cal.db" "$DEMO_CALIB"; stop_server
+      "$R" guard calibrate --db "$OUT/calib-$cal.db" --out "$OUT/reference-$cal.json"
+    else
+      sim "$OUT/calib-$cal.db" "$HERE/heldout-calib.json"; stop_server
+      "$R" guard calibrate --db "$OUT/calib-$cal.db" --out "$OUT/reference-$cal.json" --all-accounts
+    fi
   fi
   echo "== the day, guard enforcing, $cal calibration"
   rm -f "$OUT/day-$cal.db"*
+  day=$HERE/heldout-day.json; [ $cal = tiers ] && day=$OUT/heldout-day-tiers.json
   start_server "$OUT/day-$cal.db" --guard --guard-reference "$OUT/reference-$cal.json"
-  sim "$OUT/day-$cal.db" "$HERE/heldout-day.json"; stop_server
+  sim "$OUT/day-$cal.db" "$day"; stop_server
   "$R" guard eval --db "$OUT/day-$cal.db" --reference "$OUT/reference-$cal.json" --calibration-db "$OUT/calib-$cal.db" \
      > "$OUT/eval-$cal.txt"
   "$R" guard eval --db "$OUT/day-$cal.db" --reference "$OUT/reference-$cal.json" --calibration-db "$OUT/calib-$cal.db" \
      --json > "$OUT/eval-$cal.json"
 done
 echo "== load: $(cut -d' ' -f1-3 /proc/loadavg); $(( $(date +%s) - t0 )) s"
-/usr/bin/python3 "$HERE/heldout_table.py" "$OUT/eval-demo.json" "$OUT/eval-production.json" | tee "$OUT/table.md"
+/usr/bin/python3 "$HERE/heldout_table.py" "$OUT/eval-demo.json" "$OUT/eval-production.json" "$OUT/eval-tiers.json" \
+  | tee "$OUT/table.md"

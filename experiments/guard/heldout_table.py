@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""experiments/guard/heldout_table.py EVAL_DEMO.json EVAL_PRODUCTION.json — issue 16's table
-from two `retort guard eval --json --calibration-db` outputs: per row of the issue, what the
-guard did under each calibration (benign: accounts suspended, held, flagged, with a Wilson 95%
+"""experiments/guard/heldout_table.py EVAL.json... — issue 16's table from `retort guard eval
+--json --calibration-db` outputs (demo calibration, production-style, production-style with
+the operator's tiers): per row of the issue, what the guard did under each (benign: accounts suspended, held, flagged, with a Wilson 95%
 interval; harvesters: outcome, queries and tokens served before the first enforcing action,
 and in all), then what was held out of each calibration."""
 import json, sys
@@ -34,12 +34,13 @@ def cell(s):
                        f"({u['tokens_before_action']:,} tokens); {u['served']:,} in all")
     return "; ".join(out)
 
-ev = [json.load(open(p)) for p in sys.argv[1:3]]
-print("| traffic | demo calibration | production-style calibration |")
-print("|---|---|---|")
+ev = [json.load(open(p)) for p in sys.argv[1:]]
+TAGS = ["demo calibration", "production-style calibration", "production-style + tiers (eval jobs: eval, app: trusted)"]
+print("| traffic | " + " | ".join(TAGS[: len(ev)]) + " |")
+print("|---" * (len(ev) + 1) + "|")
 for k, name in ROWS:
     print(f"| {name} | " + " | ".join(cell(e["strategies"].get(k)) for e in ev) + " |")
-for tag, e in zip(("demo", "production"), ev):
+for tag, e in zip(("demo", "production", "production + tiers"), ev):
     b, a = e["benign"], e["attack"]
     h = e.get("held_out", {})
     print(f"\n{tag}: benign {b['suspended']} of {b['accounts']} suspended (Wilson 95% {pct(b.get('fpr_ci95'))}); "

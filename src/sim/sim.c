@@ -80,6 +80,7 @@ typedef struct {
     size_t suite_size;       /* evaljob: prompts in its fixed suite */
     double signup_days;      /* swarm: sign-ups spread over this many days before the day */
     size_t per_key;          /* swarm: requests per key (about; each key's own sessions) */
+    char tier[32];           /* "": none; else the guard tier an operator put its accounts in */
 } persona;
 
 struct guard_scenario {
@@ -320,7 +321,7 @@ int guard_scenario_parse(guard_scenario **out, const char *text, size_t len, con
                                          "top_logprobs", "mix",    "keys",         "addresses",        "interval_s",
                                          "endpoint",   "limits",   "cohort",       "shared_address",   "comment",
                                          "source",     "warmup_hours", "period_hours", "suite_size",     "signup_days",
-                                         "requests_per_key"};
+                                         "requests_per_key", "tier"};
         if (s_keys(&c, po, pk, RT_ARRAY_LEN(pk))) goto out;
         const char *kind = json_string_value(json_object_get(po, "kind"));
         int k = -1;
@@ -378,6 +379,14 @@ int guard_scenario_parse(guard_scenario **out, const char *text, size_t len, con
             s_size(&c, po, "requests_per_key", 1, 1000000, &p->per_key))
             goto out;
         if (!p->has_src) p->src = s->src;
+        if ((v = json_object_get(po, "tier"))) {
+            const char *t = json_string_value(v);
+            if (!t || !*t || strlen(t) >= sizeof p->tier) {
+                sfail(&c, "tier", "expected a tier name (e.g. \"eval\", \"trusted\", \"allow\")");
+                goto out;
+            }
+            snprintf(p->tier, sizeof p->tier, "%s", t);
+        }
         p->mix = mix;
         p->shared_address = sh;
         if ((v = json_object_get(po, "endpoint"))) {
@@ -856,6 +865,9 @@ static int create_accounts(sim_t *S) {
             A->keys[k].account_id = acc.id;
             if (!rc && acc.status == GW_ACCOUNT_SUSPENDED) /* a rerun on the same database */
                 rc = gw_account_set_status(db, acc.id, GW_ACCOUNT_ACTIVE, NULL, S->sc->start);
+            if (!rc && A->p->tier[0]) /* what an operator who knows the account does (evaluation jobs, apps) */
+                rc = guard_tier_set(db, NULL, A->keys[k].name, A->p->tier, "scenario: a known account of this kind",
+                                    "simulate", S->sc->start, NULL);
         }
     }
     if (!rc) rc = write_labels(S, db);
