@@ -238,41 +238,55 @@ static int cmp_i64(const void *x, const void *y) {
     return (a > b) - (a < b);
 }
 
-/* Wilson score interval (95%) of k successes in n. */
-static json_t *wilson_json(size_t k, size_t n) {
-    if (n == 0) return json_null();
+void guard_wilson95(size_t k, size_t n, double *lo, double *hi) {
+    if (n == 0) {
+        *lo = 0, *hi = 1;
+        return;
+    }
     const double z = 1.959963984540054;
     double p = (double)k / (double)n, nn = (double)n, den = 1 + z * z / nn;
     double mid = (p + z * z / (2 * nn)) / den, half = z * sqrt(p * (1 - p) / nn + z * z / (4 * nn * nn)) / den;
-    return json_pack("[f, f]", fmax(0, mid - half), fmin(1, mid + half));
+    *lo = fmax(0, mid - half);
+    *hi = fmin(1, mid + half);
 }
 
-/* A distribution-free 95% interval of the median of sorted v[0..n): order statistics
- * v[lo], v[hi] (0-based) with the smallest symmetric span whose binomial(n, 1/2) coverage
- * P(lo < rank <= hi) is at least 0.95; null below n = 6 (no such pair exists). */
-static json_t *median_ci_json(const int64_t *v, size_t n) {
-    if (n < 6) return json_null();
-    double *cdf = malloc((n + 1) * sizeof *cdf); /* P(Bin(n, 1/2) <= k) */
-    if (!cdf) return json_null();
-    double pk = pow(0.5, (double)n), acc = 0;
+static json_t *wilson_json(size_t k, size_t n) {
+    if (n == 0) return json_null();
+    double lo, hi;
+    guard_wilson95(k, n, &lo, &hi);
+    return json_pack("[f, f]", lo, hi);
+}
+
+int guard_median_ci95(size_t n, size_t *lo_out, size_t *hi_out, double *cover_out) {
+    if (n < 6 || n > 100000) return -1;
+    double *cdf = malloc((n + 1) * sizeof *cdf); /* P(Bin(n, 1/2) <= k), in logs for large n */
+    if (!cdf) return -1;
+    double acc = 0;
     for (size_t k = 0; k <= n; k++) {
-        acc += pk;
-        cdf[k] = acc;
-        pk = pk * (double)(n - k) / (double)(k + 1);
+        acc += exp(lgamma((double)n + 1) - lgamma((double)k + 1) - lgamma((double)(n - k) + 1) - (double)n * log(2.0));
+        cdf[k] = fmin(acc, 1.0);
     }
-    json_t *out = json_null();
+    int rc = -1;
     for (size_t j = (n - 1) / 2 + 1; j-- > 0;) { /* narrowest first: lo = j, hi = n - 1 - j */
         size_t lo = j, hi = n - 1 - j;
         if (lo >= hi) continue;
         double cover = cdf[hi] - cdf[lo]; /* P(lo + 1 <= K <= hi), K = observations below the median */
         if (cover >= 0.95) {
-            json_decref(out);
-            out = json_pack("{s:[I, I], s:f}", "median_ci95", (json_int_t)v[lo], (json_int_t)v[hi], "coverage", cover);
+            *lo_out = lo, *hi_out = hi, *cover_out = cover;
+            rc = 0;
             break;
         }
     }
     free(cdf);
-    return out;
+    return rc;
+}
+
+/* The median's interval of sorted v[0..n) as [v[lo], v[hi]], null below n = 6. */
+static json_t *median_ci_json(const int64_t *v, size_t n) {
+    size_t lo, hi;
+    double cover;
+    if (guard_median_ci95(n, &lo, &hi, &cover)) return json_null();
+    return json_pack("{s:[I, I], s:f}", "median_ci95", (json_int_t)v[lo], (json_int_t)v[hi], "coverage", cover);
 }
 
 static json_t *dist_json(int64_t *v, size_t n) {
