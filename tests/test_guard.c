@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "guard/guard.h"
+#include "serve/serve.h"
 #include "sim/sim.h"
 #include "defend/defend_internal.h"
 #include "testlib.h"
@@ -1424,12 +1425,16 @@ static void test_tiers(void) {
  * switches: its drift (recent prompts vs its own history) passes the attack level within the
  * same number of prompts after the switch whether the warm-up was 200 or 2,000 prompts; an
  * account that never switches stays at or below the benign level */
-static void niche_emb(rt_rng *r, guard_event *e, int8_t *q, size_t D, size_t first) {
+static void niche_emb_amp(rt_rng *r, guard_event *e, int8_t *q, size_t D, size_t first, float amp) {
     float x[64];
-    for (size_t k = 0; k < D; k++) x[k] = (float)rt_rng_normal(r) + (k >= first && k < first + 4 ? 3.0f : 0.0f);
+    for (size_t k = 0; k < D; k++) x[k] = (float)rt_rng_normal(r) + (k >= first && k < first + 4 ? amp : 0.0f);
     e->emb_scale = guard_quantize(x, D, q);
     e->emb = q;
     e->emb_dim = D;
+}
+
+static void niche_emb(rt_rng *r, guard_event *e, int8_t *q, size_t D, size_t first) {
+    niche_emb_amp(r, e, q, D, first, 3.0f);
 }
 
 static int switch_caught_after(const guard_reference *ref, const guard_policy *p, int warmup, int do_switch,
@@ -1471,6 +1476,166 @@ static void test_drift(void) {
     CHECK(k2 > 0 && k2 <= (int)p.drift_window);
     CHECK(k3 < 0 && m3 <= p.sig[GUARD_SIG_DRIFT].benign);
     CHECK(m1 <= p.sig[GUARD_SIG_DRIFT].benign && m2 <= p.sig[GUARD_SIG_DRIFT].benign);
+    guard_reference_free(&ref);
+}
+
+/* issue 16, shared client fingerprints: the fingerprint of a request's headers (computed here a
+ * second way), and linking: keys on distinct addresses, created days apart, sharing a template
+ * are linked only when they also share a rare client fingerprint; a popular one (more accounts
+ * than fingerprint_max_accounts) is no evidence */
+static uint64_t fnv_fp(const char *text) { /* names lowercased, each + "\n", then NUL, then the UA */
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const char *p = text; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+    return h;
+}
+
+static void test_fingerprint(void) {
+    const char *n1[] = {"Host", "User-Agent", "Content-Type", "Authorization"};
+    const char *n2[] = {"host", "user-agent", "content-type", "authorization"};
+    const char *n3[] = {"Host", "Content-Type", "User-Agent", "Authorization"};
+    uint64_t a = serve_client_fingerprint(n1, 4, "harvest/1.0");
+    uint64_t want = fnv_fp("host\nuser-agent\ncontent-type\nauthorization\n");
+    want = (want ^ 0) * 0x100000001b3ULL;
+    for (const char *p = "harvest/1.0"; *p; p++) want = (want ^ (unsigned char)*p) * 0x100000001b3ULL;
+    CHECK(a == want);
+    CHECK(serve_client_fingerprint(n2, 4, "harvest/1.0") == a);   /* header names are case-insensitive */
+    CHECK(serve_client_fingerprint(n3, 4, "harvest/1.0") != a);   /* their order is part of the client */
+    CHECK(serve_client_fingerprint(n1, 4, "harvest/1.1") != a);
+    CHECK(serve_client_fingerprint(NULL, 0, NULL) == 0);
+    for (int with_fp = 0; with_fp < 2; with_fp++) {
+        guard_policy p;
+        guard_policy_defaults(&p);
+        guard_detector *d = NULL;
+        CHECK_OK(guard_detector_new(&d, &p, NULL));
+        guard_verdict v;
+        rt_buf b = {0};
+        size_t max_group = 0, max_benign_group = 0;
+        for (int round = 0; round < 12; round++) {
+            for (int k = 0; k < 6; k++) { /* the swarm: one script, its own addresses, sign-ups days apart */
+                guard_event e = ev_base(100 + k, 1e6 + 3600 * round + 400 * k); /* never in one 5-minute bin */
+                e.account_created_at = 1e6 - 86400.0 * (k + 1);
+                e.client_hash = 0x1000 + (uint64_t)k;
+                e.client_fp = with_fp ? 0xbadc0ffee : 0x2000 + (uint64_t)k;
+                make_template(&b, round * 6 + k);
+                e.has_minhash = 1;
+                guard_minhash(b.data, b.len, e.minhash);
+                e.prompt_hash = rt_fnv1a64(b.data, b.len);
+                CHECK_OK(guard_detector_observe(d, &e, &v));
+                if (v.group_size > max_group) max_group = v.group_size;
+            }
+            for (int k = 0; k < 40; k++) { /* users of one popular client, on their own addresses */
+                guard_event e = ev_base(500 + k, 1e6 + 3600 * round + 13 * k + 5);
+                e.account_created_at = 1e6 - 86400.0 * 30 - 3600.0 * k;
+                e.client_hash = 0x9000 + (uint64_t)k;
+                e.client_fp = 0x0feda1;
+                CHECK_OK(guard_detector_observe(d, &e, &v));
+                if (v.group_size > max_benign_group) max_benign_group = v.group_size;
+            }
+        }
+        fprintf(stderr, "  fingerprint %s: swarm group %zu, popular-client users' largest group %zu\n",
+                with_fp ? "shared" : "distinct", max_group, max_benign_group);
+        CHECK(max_group == (with_fp ? 6u : 1u));
+        CHECK(max_benign_group == 1);
+        if (with_fp) {
+            char *ev = guard_detector_evidence(d, 100);
+            CHECK(ev && strstr(ev, "\"fingerprint\":1"));
+            free(ev);
+        }
+        rt_buf_free(&b);
+        guard_detector_free(d);
+    }
+}
+
+/* issue 16, population level: a careful swarm — 40 keys on their own addresses, sign-ups spread
+ * over two days, human pace, 25 prompts of 120-token answers each from a mild niche — among 60
+ * new benign accounts asking what the reference users ask. Alone, most keys do not show (25
+ * prompts: their own shift is mostly noise) and each is far under the harvest budget; the union
+ * of the new accounts moved towards the niche, and each key's shift along that direction is
+ * clear. The keys share a rare client fingerprint: with cohort evidence they link (cohort +
+ * fingerprint) and the group's pooled harvest passes the budget; with cohort links off (the
+ * control) they do not link and most escape. The benign accounts are neither linked nor acted on. */
+#define AMP 0.8f /* a niche each key's own shift over 25 prompts mostly does not show */
+static void cohort_world(const guard_reference *ref, int cohort_links, size_t *max_swarm_group, int *swarm_suspended,
+                         double *min_swarm_cohort, guard_action *worst_benign, double *max_benign_cohort,
+                         size_t *max_benign_group, double *max_swarm_shift) {
+    guard_policy p;
+    guard_policy_defaults(&p);
+    if (!cohort_links) p.link_w_cohort = 0;
+    *max_swarm_shift = -INFINITY;
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_new(&d, &p, ref));
+    rt_rng r;
+    rt_rng_seed(&r, 2024);
+    guard_verdict v;
+    int8_t q[16];
+    *max_swarm_group = *max_benign_group = 0;
+    *worst_benign = GUARD_ACT_NONE;
+    *min_swarm_cohort = INFINITY;
+    *max_benign_cohort = -INFINITY;
+    double t = 5e5;
+    for (int round = 0; round < 25; round++)
+        for (int k = 0; k < 100; k++) {
+            int swarm = k % 5 < 2; /* 40 of the 100 */
+            guard_event e = ev_base(1000 + k, t);
+            t += 7 + 30 * rt_rng_double(&r);
+            e.account_created_at = 5e5 - 172800.0 * k / 100.0;
+            e.client_hash = 0x50000 + (uint64_t)k;
+            e.client_fp = swarm ? 0xfeedbeef : 0x0feda1;
+            e.completion_tokens = 120;
+            if (swarm) {
+                niche_emb_amp(&r, &e, q, 16, 0, AMP);
+            } else {
+                float x[16];
+                for (size_t j = 0; j < 16; j++) x[j] = (float)rt_rng_normal(&r);
+                e.emb_scale = guard_quantize(x, 16, q);
+                e.emb = q;
+                e.emb_dim = 16;
+            }
+            CHECK_OK(guard_detector_observe(d, &e, &v));
+            double cv = v.account.value[GUARD_SIG_COHORT];
+            if (swarm) {
+                if (v.group_size > *max_swarm_group) *max_swarm_group = v.group_size;
+                if (round == 24 && v.account.value[GUARD_SIG_SHIFT] > *max_swarm_shift)
+                    *max_swarm_shift = v.account.value[GUARD_SIG_SHIFT];
+                if (round == 24 && cv < *min_swarm_cohort) *min_swarm_cohort = cv;
+            } else {
+                if (v.level > *worst_benign) *worst_benign = v.level;
+                if (v.group_size > *max_benign_group) *max_benign_group = v.group_size;
+                if (isfinite(cv) && cv > *max_benign_cohort) *max_benign_cohort = cv;
+            }
+        }
+    *swarm_suspended = 0;
+    for (int k = 0; k < 100; k++)
+        if (k % 5 < 2) *swarm_suspended += guard_detector_level(d, 1000 + k) == GUARD_ACT_SUSPEND;
+    if (cohort_links) {
+        char *ev = guard_detector_evidence(d, 1000);
+        CHECK(ev && strstr(ev, "\"cohort\":1"));
+        free(ev);
+    }
+    guard_detector_free(d);
+}
+
+static void test_cohort(void) {
+    guard_reference ref;
+    make_reference(&ref, 16, 7);
+    guard_policy p;
+    guard_policy_defaults(&p);
+    for (int links = 1; links >= 0; links--) {
+        size_t sg, bg;
+        int susp;
+        double smin, bmax, shift_max;
+        guard_action wb;
+        cohort_world(&ref, links, &sg, &susp, &smin, &wb, &bmax, &bg, &shift_max);
+        fprintf(stderr,
+                "  cohort (%s): swarm group %zu, %d of 40 suspended, swarm cohort >= %.1f, own shift <= %.1f; benign "
+                "worst %s, cohort <= %.1f, largest group %zu\n",
+                links ? "linking" : "no cohort links", sg, susp, smin, shift_max, guard_action_name(wb), bmax, bg);
+        CHECK(smin >= p.sig[GUARD_SIG_COHORT].benign);
+        CHECK(bmax < p.sig[GUARD_SIG_COHORT].benign);
+        CHECK(wb == GUARD_ACT_NONE && bg == 1);
+        if (links) CHECK(sg >= 30 && susp >= 36); /* one group: its pooled harvest is over the budget */
+        else CHECK(sg == 1 && susp <= 15);        /* alone, most keys are under every level */
+    }
     guard_reference_free(&ref);
 }
 
@@ -1623,4 +1788,5 @@ TEST_MAIN("guard", TEST_CASE(test_ewm), TEST_CASE(test_decay), TEST_CASE(test_mi
           TEST_CASE(test_lone_prober), TEST_CASE(test_volume_counts), TEST_CASE(test_saturation),
           TEST_CASE(test_concurrency_intervals), TEST_CASE(test_event_all_user_messages), TEST_CASE(test_restart_restore), TEST_CASE(test_reference_coverage),
           TEST_CASE(test_harvest_budget), TEST_CASE(test_benchmark_reruns), TEST_CASE(test_tiers),
-          TEST_CASE(test_drift))
+          TEST_CASE(test_drift), TEST_CASE(test_fingerprint),
+          TEST_CASE(test_cohort))

@@ -267,6 +267,9 @@ static void test_e2e(void) {
     CHECK(db_int(db2, "SELECT count(*) FROM guard_actions WHERE action = 'suspend' AND account_id IN "
                       "(SELECT account_id FROM guard_sim_accounts WHERE attack = 0)") == 0);
     /* every request that reached the hooks (served, or refused by the limits) is a stored event */
+    /* every event carries the client's fingerprint (its headers, from the server) */
+    CHECK(db_int(db2, "SELECT count(*) FROM guard_events WHERE coalesce(client_fp, 0) = 0") == 0);
+    CHECK(db_int(db2, "SELECT count(DISTINCT client_fp) FROM guard_events") >= 1);
     CHECK(db_int(db2, "SELECT count(*) FROM guard_events") ==
           db_int(db2, "SELECT count(*) FROM usage WHERE status IN (200, 429) AND endpoint != '/v1/models'"));
     CHECK(st.errors == 0);

@@ -100,6 +100,7 @@ int guard_event_from_request(guard_event *ev, const serve_request_info *ri) {
     ev->account_id = ri->who ? ri->who->account.id : 0;
     ev->account_created_at = ri->who ? ri->who->account.created_at : 0;
     ev->client_hash = ri->client && *ri->client ? fnv(ri->client, strlen(ri->client)) : 0;
+    ev->client_fp = ri->fingerprint;
     ev->max_tokens = (int64_t)ri->max_tokens; /* the limit that applied (the server's when omitted) */
     if (ri->endpoint) ev->endpoint = !strcmp(ri->endpoint, "/v1/chat/completions") ? 1
                                      : !strcmp(ri->endpoint, "/v1/completions")    ? 2

@@ -20,7 +20,7 @@ const char *const guard_schema_sql =
     "  created_at REAL, client_hash INTEGER, status INTEGER, prompt_tokens INTEGER,"
     "  completion_tokens INTEGER, max_tokens INTEGER, max_tokens_given INTEGER, logprobs INTEGER,"
     "  top_logprobs INTEGER, concurrent INTEGER, prompt_hash INTEGER, minhash BLOB, emb BLOB,"
-    "  emb_scale REAL, prefix_hash INTEGER, n_choices INTEGER, endpoint INTEGER);"
+    "  emb_scale REAL, prefix_hash INTEGER, n_choices INTEGER, endpoint INTEGER, client_fp INTEGER);"
     "CREATE INDEX IF NOT EXISTS guard_events_account ON guard_events(account_id, id);"
     "CREATE TABLE IF NOT EXISTS guard_scores("
     "  id INTEGER PRIMARY KEY, t REAL NOT NULL, account_id INTEGER NOT NULL, group_id INTEGER,"
@@ -45,8 +45,8 @@ const char *const guard_schema_sql =
 const char *const guard_event_insert_sql =
     "INSERT INTO guard_events(row_id, t, account_id, created_at, client_hash, status, prompt_tokens,"
     " completion_tokens, max_tokens, max_tokens_given, logprobs, top_logprobs, concurrent, prompt_hash,"
-    " minhash, emb, emb_scale, prefix_hash, n_choices, endpoint)"
-    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)";
+    " minhash, emb, emb_scale, prefix_hash, n_choices, endpoint, client_fp)"
+    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)";
 
 /* add a column to guard_events when a database from before it lacks it */
 static int add_column(sqlite3 *c, const char *name) {
@@ -68,7 +68,10 @@ static int add_column(sqlite3 *c, const char *name) {
 static int init_fn(sqlite3 *c, void *ud) {
     (void)ud;
     if (gw_sql_exec(c, guard_schema_sql, "creating the guard tables")) return -1;
-    return add_column(c, "prefix_hash") || add_column(c, "n_choices") || add_column(c, "endpoint") ? -1 : 0;
+    return add_column(c, "prefix_hash") || add_column(c, "n_choices") || add_column(c, "endpoint") ||
+                   add_column(c, "client_fp")
+               ? -1
+               : 0;
 }
 
 int guard_db_init(gw_db *db) {
@@ -106,6 +109,7 @@ int guard_event_insert(sqlite3 *c, sqlite3_stmt *st, const guard_event *ev) {
     sqlite3_bind_int64(st, 18, (sqlite3_int64)ev->prefix_hash);
     sqlite3_bind_int(st, 19, ev->n_choices > 1 ? ev->n_choices : 1);
     sqlite3_bind_int(st, 20, ev->endpoint);
+    sqlite3_bind_int64(st, 21, (sqlite3_int64)ev->client_fp);
     if (sqlite3_step(st) != SQLITE_DONE) return gw_sql_fail(c, "guard_events");
     return 0;
 }
@@ -201,7 +205,8 @@ static int read_events_fn(sqlite3 *c, void *ud) {
     static const char *const cols =
         "SELECT row_id, t, account_id, created_at, client_hash, status, prompt_tokens, completion_tokens, "
         "max_tokens, max_tokens_given, logprobs, top_logprobs, concurrent, prompt_hash, minhash, emb, emb_scale, "
-        "coalesce(prefix_hash, 0), coalesce(n_choices, 1), coalesce(endpoint, 0) FROM guard_events ";
+        "coalesce(prefix_hash, 0), coalesce(n_choices, 1), coalesce(endpoint, 0), coalesce(client_fp, 0) "
+        "FROM guard_events ";
     char sql[1024];
     snprintf(sql, sizeof sql, "%s%s", cols,
              rq->recent ? "WHERE id > (SELECT coalesce(max(id), 0) FROM guard_events) - ?2 AND "
@@ -258,6 +263,7 @@ static int read_events_fn(sqlite3 *c, void *ud) {
         ev->prefix_hash = (uint64_t)sqlite3_column_int64(st, 17);
         ev->n_choices = sqlite3_column_int(st, 18);
         ev->endpoint = sqlite3_column_int(st, 19);
+        ev->client_fp = (uint64_t)sqlite3_column_int64(st, 20);
         emb_off[l->n] = SIZE_MAX;
         if (eb && el) {
             if (RT_GROW(l->emb_store, ecap, eused + el, "guard embeddings")) {

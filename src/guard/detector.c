@@ -12,12 +12,18 @@
  * in the length of the history.
  *
  * Linking: evidence between two accounts accumulates in a pair table — a shared client
- * address, creation in the same burst of sign-ups, prompts in the same MinHash LSH band
- * (bands that benign calibration traffic also produced are ignored: those are common
- * phrasings, not a shared template), and overlapping five-minute activity (Jaccard). A pair
+ * address, a shared rare client fingerprint, creation in the same burst of sign-ups, prompts in
+ * the same MinHash LSH band (bands that benign calibration traffic also produced are ignored:
+ * those are common phrasings, not a shared template), overlapping five-minute activity
+ * (Jaccard), and alignment with a significant move of the cohort (the pooled prompts of recent
+ * low-volume accounts: population-level detection). A pair
  * links when its weighted score passes the policy threshold with at least min_kinds kinds of
  * evidence; groups are the connected components (union–find). A group is assessed on its
  * members' pooled statistics and its action level is shared by every member.
+ *
+ * Levels come from the risk (thresholds times the account's tier's risk_x) and from the harvest
+ * budget (the decayed value served, per account and summed over a group, against the budgets
+ * times the tier's budget_x); an exempt tier stops at flag.
  *
  * Not the enforcement: verdicts say what level an account reached; runtime.c acts on them.
  */
@@ -67,24 +73,30 @@ typedef struct {
     uint32_t partners[GUARD_PARTNERS];
     uint32_t n_partners, partner_rr;
     int burst_checked;
-    uint64_t last_client;
+    uint64_t last_client, last_fp;
     /* prompts sent before (kept across a release): a repeat adds nothing to the content signals */
     uint64_t seen[GUARD_SEEN_SETS][GUARD_SEEN_WAYS];
 } acct;
 
 typedef struct {
     uint64_t a, b; /* account indices + 1 (0 = empty), a < b */
-    float ip, burst;
+    float ip, burst, fp, cohort;
     float tmpl_hits;
     int linked;
     int veto; /* an operator released one of the two: never link them again */
 } pair_ev;
 
 typedef struct {
-    uint64_t key;  /* client hash (0 = empty) */
+    uint64_t key;  /* client hash or fingerprint (0 = empty) */
     uint32_t n;
     uint32_t acc[GUARD_PARTNERS];
 } ip_entry;
+
+/* accounts by a key they share: the client address, or the client fingerprint */
+typedef struct {
+    ip_entry *e;
+    size_t cap, n;
+} key_index;
 
 typedef struct {
     uint64_t key;
@@ -112,8 +124,15 @@ struct guard_detector {
     rt_map map; /* account id -> index in acc */
     pair_ev *pairs;
     size_t pair_cap, n_pairs;
-    ip_entry *ips;
-    size_t ip_cap, n_ips;
+    key_index ips, fps;
+    /* the cohort: recent low-volume accounts' new prompts pooled in one mean feature, and the
+     * members whose cohort signal reached its attack level (the candidates it links) */
+    guard_ewm coh_emb;
+    float coh_mu[GUARD_RFF_M];
+    uint32_t coh_ring[GUARD_PARTNERS];
+    uint32_t coh_n, coh_pos;
+    const float *coh_pr; /* the cohort mean's nearest benign profile (set when the mean moves) */
+    double coh_d2;       /* and its squared distance */
     band_entry *bands; /* (GUARD_BAND_SLOTS) */
     burst_bucket *bursts;
     size_t burst_cap, n_bursts;
@@ -231,7 +250,7 @@ static double timing_jaccard(const acct *a, const acct *b, double t) {
 }
 
 typedef struct {
-    double score, ip, burst, tmpl, timing;
+    double score, ip, burst, tmpl, timing, fp, cohort;
     int kinds;
 } link_eval;
 
@@ -242,13 +261,16 @@ static link_eval pair_eval(const guard_detector *d, const pair_ev *pe, uint32_t 
     link_eval e = {0};
     e.ip = pe->ip;
     e.burst = pe->burst;
+    e.fp = pe->fp;
+    e.cohort = pe->cohort;
     e.tmpl = fmin(1.0, pe->tmpl_hits / p->template_link_hits);
-    double rest = p->link_w_ip * e.ip + p->link_w_burst * e.burst + p->link_w_template * e.tmpl;
-    int kinds = (e.ip > 0) + (e.burst > 0) + (e.tmpl >= 0.5);
+    double rest = p->link_w_ip * e.ip + p->link_w_burst * e.burst + p->link_w_template * e.tmpl +
+                  p->link_w_fingerprint * e.fp + p->link_w_cohort * e.cohort;
+    int kinds = (e.ip > 0) + (e.burst > 0) + (e.tmpl >= 0.5) + (e.fp > 0) + (e.cohort > 0);
     if (full || (rest + p->link_w_timing >= p->link_threshold && kinds + 1 >= p->link_min_kinds))
         e.timing = timing_jaccard(d->acc[x], d->acc[y], t);
-    e.score = p->link_w_ip * e.ip + p->link_w_burst * e.burst + p->link_w_template * e.tmpl + p->link_w_timing * e.timing;
-    e.kinds = (e.ip > 0) + (e.burst > 0) + (e.tmpl >= 0.5) + (e.timing >= 0.5);
+    e.score = rest + p->link_w_timing * e.timing;
+    e.kinds = kinds + (e.timing >= 0.5);
     return e;
 }
 
@@ -277,46 +299,52 @@ static int try_link(guard_detector *d, uint32_t x, uint32_t y, double t) {
 
 /* ---------------------------------------------------------------- linking indexes */
 
-static int ip_grow(guard_detector *d) {
-    size_t nc = d->ip_cap ? d->ip_cap * 2 : 1024;
+static int key_grow(key_index *x) {
+    size_t nc = x->cap ? x->cap * 2 : 1024;
     ip_entry *ne = rt_calloc(nc, sizeof *ne, "guard address index");
     if (!ne) return -1;
-    for (size_t i = 0; i < d->ip_cap; i++) {
-        if (!d->ips[i].key) continue;
-        size_t j = rt_mix64(d->ips[i].key) & (nc - 1);
+    for (size_t i = 0; i < x->cap; i++) {
+        if (!x->e[i].key) continue;
+        size_t j = rt_mix64(x->e[i].key) & (nc - 1);
         while (ne[j].key) j = (j + 1) & (nc - 1);
-        ne[j] = d->ips[i];
+        ne[j] = x->e[i];
     }
-    free(d->ips);
-    d->ips = ne;
-    d->ip_cap = nc;
+    free(x->e);
+    x->e = ne;
+    x->cap = nc;
     return 0;
 }
 
-/* record that account i used client c; partners sharing c get ip evidence */
-static int note_client(guard_detector *d, uint32_t i, uint64_t c, uint32_t *touched, size_t *n_touched, size_t cap) {
+/* record that account i used client address (fp 0) or client fingerprint (fp 1) c; partners
+ * sharing it get ip or fingerprint evidence, unless more than the policy's maximum share it */
+static int note_shared(guard_detector *d, int fp, uint32_t i, uint64_t c, uint32_t *touched, size_t *n_touched,
+                       size_t cap) {
     if (!c) return 0;
     acct *a = d->acc[i];
-    if (a->last_client == c) return 0; /* seen already: nothing new */
-    a->last_client = c;
-    if ((d->n_ips + 1) * 2 > d->ip_cap && ip_grow(d)) return -1;
-    size_t j = rt_mix64(c) & (d->ip_cap - 1);
-    while (d->ips[j].key && d->ips[j].key != c) j = (j + 1) & (d->ip_cap - 1);
-    ip_entry *e = &d->ips[j];
+    uint64_t *last = fp ? &a->last_fp : &a->last_client;
+    if (*last == c) return 0; /* seen already: nothing new */
+    *last = c;
+    key_index *x = fp ? &d->fps : &d->ips;
+    if ((x->n + 1) * 2 > x->cap && key_grow(x)) return -1;
+    size_t j = rt_mix64(c) & (x->cap - 1);
+    while (x->e[j].key && x->e[j].key != c) j = (j + 1) & (x->cap - 1);
+    ip_entry *e = &x->e[j];
     if (!e->key) {
         e->key = c;
-        d->n_ips++;
+        x->n++;
     }
     for (uint32_t k = 0; k < e->n && k < GUARD_PARTNERS; k++)
         if (e->acc[k] == i) return 0;
     if (e->n < GUARD_PARTNERS) e->acc[e->n] = i;
     e->n++;
-    if (e->n > (uint32_t)d->p.ip_max_accounts) return 0; /* a big shared address: not evidence */
+    /* a big shared address, a popular client: not evidence */
+    if (e->n > (uint32_t)(fp ? d->p.fp_max_accounts : d->p.ip_max_accounts)) return 0;
     for (uint32_t k = 0; k + 1 < e->n && k < GUARD_PARTNERS; k++) {
         uint32_t o = e->acc[k];
         pair_ev *pe = pair_lookup(d, i, o, 1);
         if (!pe) return -1;
-        pe->ip = 1;
+        if (fp) pe->fp = 1;
+        else pe->ip = 1;
         add_partner(a, o);
         add_partner(d->acc[o], i);
         if (*n_touched < cap) touched[(*n_touched)++] = o;
@@ -459,6 +487,101 @@ static int note_template(guard_detector *d, uint32_t i, const guard_event *ev, u
     return 0;
 }
 
+/* ---------------------------------------------------------------- the cohort */
+
+/* A recent, low-volume account: younger than cohort_age_s (since sign-up, or its first
+ * request) with at most cohort_max_answers served. */
+static int in_cohort(const guard_policy *p, const acct *a, double t) {
+    double since = a->created_at > 0 ? a->created_at : a->first_t;
+    return t - since < p->cohort_age_s && a->n_ok <= p->cohort_max_answers;
+}
+
+/* The benign profile nearest to a mean feature (the pooled mean or a single account's), and
+ * the squared distance to it. */
+static const float *nearest_profile_of(const guard_reference *ref, const float *m, double *d2_out) {
+    const float *best = ref->mu;
+    double bd = 0;
+    for (size_t j = 0; j < GUARD_RFF_M; j++) bd += ((double)m[j] - ref->mu[j]) * ((double)m[j] - ref->mu[j]);
+    for (size_t k = 0; k < ref->n_profiles; k++) {
+        const float *p = ref->profiles + k * GUARD_RFF_M;
+        double s = 0;
+        for (size_t j = 0; j < GUARD_RFF_M && s < bd; j++) s += ((double)m[j] - p[j]) * ((double)m[j] - p[j]);
+        if (s < bd) {
+            bd = s;
+            best = p;
+        }
+    }
+    *d2_out = bd;
+    return best;
+}
+
+/* The cohort signal of account a: its own shift along the direction the cohort moved. u is the
+ * unit offset of the cohort's mean from its nearest benign profile p; the value is 1000 x
+ * (proj^2 - noise), proj = <mean_a - p, u> (0 when negative), noise = trace/m x varfactor_a
+ * (the noise of a's mean along one direction, taking the benign spread as even over the m
+ * features: a calibration sets the level). Along one direction that the population found, a
+ * few dozen prompts of an account already stand out, where its whole shift is still noise.
+ * Counted only while the cohort's own shift is significant (z >= z_crit). *align: the cosine of
+ * a's offset with u. NaN when a is not in the cohort or has fewer than 8 prompt embeddings. */
+static double cohort_value(const guard_detector *d, const acct *a, double t, double *align) {
+    *align = 0;
+    if (!d->shift_ok || a->n_emb < 8 || d->coh_emb.n < 1 || !in_cohort(&d->p, a, t)) return NAN;
+    double d2 = d->coh_d2;
+    const float *pr = d->coh_pr;
+    double null = d->ref->trace * guard_ewm_var_factor(&d->coh_emb, d->p.cohort_window);
+    if (!pr || !(null > 0 && d2 > 0 && d2 / null >= d->ref->z_crit)) return 0;
+    double dot = 0, na = 0;
+    for (size_t j = 0; j < GUARD_RFF_M; j++) {
+        double x = (double)a->mu[j] - pr[j];
+        dot += x * ((double)d->coh_mu[j] - pr[j]);
+        na += x * x;
+    }
+    double proj = dot / sqrt(d2);
+    *align = na > 0 ? proj / sqrt(na) : 0;
+    if (proj <= 0) return 0;
+    double noise = d->ref->trace / GUARD_RFF_M * guard_ewm_var_factor(&a->emb, d->p.shift_window);
+    return 1000.0 * (proj * proj - noise);
+}
+
+/* One new prompt feature of a cohort account joins the cohort's mean. */
+static void cohort_add(guard_detector *d, const acct *a, double t, const float *phi) {
+    if (!in_cohort(&d->p, a, t)) return;
+    guard_ewm_add(&d->coh_emb, 0, d->p.cohort_window);
+    double alpha = fmax(1.0 / d->coh_emb.n, 1.0 / d->p.cohort_window);
+    for (size_t j = 0; j < GUARD_RFF_M; j++) d->coh_mu[j] += (float)(alpha * (phi[j] - d->coh_mu[j]));
+    d->coh_pr = nearest_profile_of(d->ref, d->coh_mu, &d->coh_d2);
+}
+
+/* A member with 16 prompts or more whose cohort signal is above its benign level and aligned at
+ * least cohort_align gets
+ * cohort link evidence with the other such members (the last GUARD_PARTNERS of them). */
+static int note_cohort(guard_detector *d, uint32_t i, double t, uint32_t *touched, size_t *n_touched, size_t cap) {
+    const guard_signal_policy *sp = &d->p.sig[GUARD_SIG_COHORT];
+    double align;
+    double v = cohort_value(d, d->acc[i], t, &align);
+    if (!(v >= sp->benign) || d->coh_emb.n < sp->min_n || align < d->p.cohort_align || d->acc[i]->n_emb < 16)
+        return 0;
+    int present = 0;
+    for (uint32_t k = 0; k < d->coh_n; k++) present |= d->coh_ring[k] == i;
+    if (!present) {
+        d->coh_ring[d->coh_pos] = i;
+        d->coh_pos = (d->coh_pos + 1) % GUARD_PARTNERS;
+        if (d->coh_n < GUARD_PARTNERS) d->coh_n++;
+    }
+    for (uint32_t k = 0; k < d->coh_n; k++) {
+        uint32_t o = d->coh_ring[k];
+        if (o == i) continue;
+        pair_ev *pe = pair_lookup(d, i, o, 1);
+        if (!pe) return -1;
+        if (pe->cohort > 0) continue;
+        pe->cohort = 1;
+        add_partner(d->acc[i], o);
+        add_partner(d->acc[o], i);
+        if (*n_touched < cap) touched[(*n_touched)++] = o;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- init */
 
 int guard_detector_new(guard_detector **out, const guard_policy *p, const guard_reference *ref) {
@@ -492,7 +615,8 @@ void guard_detector_free(guard_detector *d) {
     free(d->acc);
     rt_map_free(&d->map);
     free(d->pairs);
-    free(d->ips);
+    free(d->ips.e);
+    free(d->fps.e);
     free(d->bands);
     for (size_t i = 0; i < d->burst_cap; i++) free(d->bursts[i].acc);
     free(d->bursts);
@@ -507,7 +631,7 @@ size_t guard_detector_accounts(const guard_detector *d) { return d->n_acc; }
 size_t guard_detector_bytes(const guard_detector *d) {
     size_t b = sizeof *d + d->n_acc * sizeof(acct) + d->cap_acc * sizeof(acct *) +
                rt_map_bytes(&d->map) + d->pair_cap * sizeof(pair_ev) +
-               d->ip_cap * sizeof(ip_entry) + GUARD_BAND_SLOTS * sizeof(band_entry) + d->burst_cap * sizeof(burst_bucket);
+               (d->ips.cap + d->fps.cap) * sizeof(ip_entry) + GUARD_BAND_SLOTS * sizeof(band_entry) + d->burst_cap * sizeof(burst_bucket);
     for (size_t i = 0; i < d->burst_cap; i++) b += d->bursts[i].cap * sizeof(uint32_t);
     return b;
 }
@@ -626,6 +750,7 @@ static int update_stats(guard_detector *d, acct *a, const guard_event *ev, int *
             double ar = fmax(1.0 / a->emb_recent.n, 1.0 / p->drift_window);
             for (size_t j = 0; j < GUARD_RFF_M; j++)
                 a->mu_recent[j] += (float)(ar * (d->tmp_phi[j] - a->mu_recent[j]));
+            cohort_add(d, a, t, d->tmp_phi);
             a->n_emb += 1;
         }
         /* coverage: SimHash cells of the recent window (needs no reference); the projection
@@ -762,6 +887,9 @@ static void raw_account(const guard_detector *d, const acct *a, double t, raw_va
         r->cnt[GUARD_SIG_SHIFT] = a->n_emb;
         r->v[GUARD_SIG_DRIFT] = drift_value(d, a);
         r->cnt[GUARD_SIG_DRIFT] = a->n_emb;
+        double align;
+        r->v[GUARD_SIG_COHORT] = cohort_value(d, a, t, &align);
+        r->cnt[GUARD_SIG_COHORT] = d->coh_emb.n;
     }
 }
 
@@ -777,7 +905,7 @@ static void raw_group(const guard_detector *d, const uint32_t *mem, size_t n_mem
     r->last_t = -INFINITY;
     double rate = 0, vol = 0, lr = 0, lr_w = 0, value = 0;
     double wl = 0, sl = 0, sc = 0, slp = 0, wok = 0, ssat = 0, srat = 0, wt = 0, stm = 0, wc = 0, scov = 0;
-    double wreg = 0, sreg = 0, nreg = 0, ncov = 0, ntm = 0, nemb = 0, drift = NAN, ndrift = 0;
+    double wreg = 0, sreg = 0, nreg = 0, ncov = 0, ntm = 0, nemb = 0, drift = NAN, ndrift = 0, cohort = NAN;
     double inv_vf_sum = 0;
     double mu[GUARD_RFF_M] = {0};
     uint32_t hour_active[24] = {0};
@@ -838,6 +966,8 @@ static void raw_group(const guard_detector *d, const uint32_t *mem, size_t n_mem
                 drift = dv;
                 ndrift = a->n_emb;
             }
+            double align, cv = cohort_value(d, a, t, &align); /* the group's: its most aligned member's */
+            if (isfinite(cv) && !(cv <= cohort)) cohort = cv;
         }
     }
     r->v[GUARD_SIG_RATE] = rate;
@@ -869,6 +999,8 @@ static void raw_group(const guard_detector *d, const uint32_t *mem, size_t n_mem
     r->cnt[GUARD_SIG_HARVEST] = r->n_ok;
     r->v[GUARD_SIG_DRIFT] = drift;
     r->cnt[GUARD_SIG_DRIFT] = ndrift;
+    r->v[GUARD_SIG_COHORT] = cohort;
+    r->cnt[GUARD_SIG_COHORT] = d->coh_emb.n;
     if (wok > 0) {
         r->v[GUARD_SIG_SATURATION] = ssat / wok;
         r->v[GUARD_SIG_TOKEN_RATIO] = srat / wok;
@@ -1001,11 +1133,13 @@ int guard_detector_observe(guard_detector *d, const guard_event *ev, guard_verdi
     uint32_t touched[GUARD_PARTNERS * 2];
     size_t n_touched = 0;
     if (note_creation(d, i, touched, &n_touched, RT_ARRAY_LEN(touched)) ||
-        note_client(d, i, ev->client_hash, touched, &n_touched, RT_ARRAY_LEN(touched)))
+        note_shared(d, 0, i, ev->client_hash, touched, &n_touched, RT_ARRAY_LEN(touched)) ||
+        note_shared(d, 1, i, ev->client_fp, touched, &n_touched, RT_ARRAY_LEN(touched)))
         return -1;
     if (ev->status == 200 && (ev->has_minhash || ev->prefix_hash) &&
         note_template(d, i, ev, touched, &n_touched, RT_ARRAY_LEN(touched)))
         return -1;
+    if (ev->status == 200 && note_cohort(d, i, ev->t, touched, &n_touched, RT_ARRAY_LEN(touched))) return -1;
     /* re-check two remembered candidates each event (timing evidence grows over time) */
     for (int k = 0; k < 2 && a->n_partners > 0; k++) {
         if (n_touched < RT_ARRAY_LEN(touched)) touched[n_touched++] = a->partners[a->partner_rr % a->n_partners];
@@ -1085,6 +1219,7 @@ void guard_detector_release(guard_detector *d, int64_t account_id) {
     a->created_at = keep.created_at;
     a->burst_checked = 1;
     a->last_client = keep.last_client;
+    a->last_fp = keep.last_fp;
     memcpy(a->seen, keep.seen, sizeof a->seen); /* a rerun of the same prompts stays old news */
     memcpy(a->partners, keep.partners, sizeof a->partners);
     a->n_partners = keep.n_partners;
@@ -1150,7 +1285,7 @@ void guard_reason_code(const guard_assessment *a, int grouped, char *out, size_t
         [GUARD_SIG_AROUND_CLOCK] = "24H", [GUARD_SIG_LINKED] = "LINKED",   [GUARD_SIG_LOGPROBS] = "LOGPROBS",
         [GUARD_SIG_SATURATION] = "SAT",   [GUARD_SIG_TOKEN_RATIO] = "RATIO", [GUARD_SIG_SHIFT] = "SHIFT",
         [GUARD_SIG_TEMPLATE] = "TEMPLATE", [GUARD_SIG_COVERAGE] = "COVER", [GUARD_SIG_DRIFT] = "DRIFT",
-        [GUARD_SIG_HARVEST] = "BUDGET",
+        [GUARD_SIG_HARVEST] = "BUDGET", [GUARD_SIG_COHORT] = "COHORT",
     };
     int best[2] = {-1, -1}, bb = -1;
     for (int i = 0; i < GUARD_SIG_COUNT; i++) {
@@ -1235,10 +1370,10 @@ char *guard_detector_evidence(guard_detector *d, int64_t account_id) {
         if (!pe) continue;
         link_eval e = pair_eval(d, pe, i, o, t, 1);
         if (e.score <= 0) continue;
-        json_array_append_new(linked, json_pack("{s:I, s:b, s:f, s:i, s:f, s:f, s:f, s:f}", "account",
+        json_array_append_new(linked, json_pack("{s:I, s:b, s:f, s:i, s:f, s:f, s:f, s:f, s:f, s:f}", "account",
                                                 (json_int_t)d->acc[o]->id, "linked", pe->linked, "score", e.score,
                                                 "kinds", e.kinds, "ip", e.ip, "burst", e.burst, "template", e.tmpl,
-                                                "timing", e.timing));
+                                                "timing", e.timing, "fingerprint", e.fp, "cohort", e.cohort));
     }
     free(mem);
     char code[64];
@@ -1255,6 +1390,17 @@ char *guard_detector_evidence(guard_detector *d, int64_t account_id) {
         json_object_set_new(root, "tier",
                             json_pack("{s:s, s:f, s:f, s:b}", "name", tr->name, "risk_x", tr->risk_x, "budget_x",
                                       tr->budget_x, "exempt", tr->exempt));
+        /* the population this account was judged in: the cohort and its aligned members */
+        double align = 0, cv = cohort_value(d, a, t, &align), cd2 = d->coh_d2;
+        double cnull = d->shift_ok ? d->ref->trace * guard_ewm_var_factor(&d->coh_emb, d->p.cohort_window) : 0;
+        json_t *cm = json_array();
+        for (uint32_t k = 0; k < d->coh_n; k++) json_array_append_new(cm, json_integer(d->acc[d->coh_ring[k]]->id));
+        json_object_set_new(root, "cohort",
+                            json_pack("{s:f, s:o, s:o, s:b, s:o, s:f, s:o}", "embeddings", d->coh_emb.n, "shift",
+                                      json_num(d->shift_ok ? 1000.0 * (cd2 - cnull) : NAN), "z",
+                                      json_num(cnull > 0 ? cd2 / cnull : NAN), "member",
+                                      in_cohort(&d->p, a, t), "value", json_num(cv), "alignment", align,
+                                      "aligned_members", cm));
         json_object_set_new(root, "budget",
                             json_pack("{s:o, s:o, s:f, s:f, s:f, s:f, s:s}", "account_value",
                                       json_num(as.value[GUARD_SIG_HARVEST]), "group_value",

@@ -31,7 +31,10 @@
  *              template (density of MinHash near-duplicates and shared prefixes),
  *              coverage (distinct SimHash cells of the embeddings),
  *              drift (the account's recent prompts against its own history: a switch from use to
- *              harvest is seen within ~drift_window prompts of the switch, however long the warm-up).
+ *              harvest is seen within ~drift_window prompts of the switch, however long the warm-up),
+ *              cohort (population level: the union of recent low-volume accounts' prompts against
+ *              the benign profiles, times this account's alignment with that shift; aligned members
+ *              get `cohort` link evidence, so a swarm of unremarkable keys can be linked and pooled).
  *   budget     harvest: the value served (completion tokens x log-prob detail, repeats at a tenth),
  *              decaying over budget_tau, per account and summed over a linked group; compared with
  *              the budgets directly (flag / throttle / suspend), not part of the risk sum. Bound:
@@ -150,6 +153,9 @@ typedef enum {
     GUARD_SIG_COVERAGE,     /* distinct SimHash cells / prompts, over the recent window */
     GUARD_SIG_DRIFT,        /* unbiased MMD^2 (x1000) of the account's last drift_window prompts to
                                its own history (the shift window): a switch from use to harvest */
+    GUARD_SIG_COHORT,       /* population: the account's own shift (x1000, unbiased) along the
+                               direction the union of recent low-volume accounts' prompts moved
+                               from the benign profiles (while that move is significant) */
     GUARD_SIG_HARVEST,      /* harvest value served (decaying, tau budget_tau; budget family) */
     GUARD_SIG_COUNT
 } guard_signal;
@@ -226,10 +232,18 @@ typedef struct {
     /* linking */
     double link_threshold;     /* pair score to link */
     int link_min_kinds;        /* distinct kinds of evidence needed */
-    double link_w_ip, link_w_burst, link_w_template, link_w_timing;
+    double link_w_ip, link_w_burst, link_w_template, link_w_timing, link_w_fingerprint, link_w_cohort;
+    /* the cohort (population-level detection): accounts younger than cohort_age_s (since sign-up,
+     * or their first request) with at most cohort_max_answers served; their new prompts' features
+     * pooled in one exponential mean (window cohort_window) */
+    double cohort_age_s, cohort_max_answers, cohort_window;
+    double cohort_align;       /* cosine of a member's offset with the cohort's at which, its cohort
+                                  signal at the attack level, it gets cohort link evidence with the
+                                  other such members */
     double burst_window;       /* seconds: accounts created this close are a burst ... */
     int burst_min;             /* ... when at least this many */
     int ip_max_accounts;       /* addresses shared by more accounts are ignored (big NATs) */
+    int fp_max_accounts;       /* fingerprints shared by more accounts are ignored (a popular client) */
     double template_link_hits; /* shared-template prompt pairs for full template evidence */
     size_t max_group;          /* largest group formed */
     int enforce;               /* 0: shadow (record would-be actions only) */
@@ -312,6 +326,8 @@ struct guard_event {
     int64_t account_id;
     double account_created_at;
     uint64_t client_hash;      /* hash of the peer address (0: unknown) */
+    uint64_t client_fp;        /* fingerprint of the client software: User-Agent and header-name
+                                  order (serve_client_fingerprint; 0: unknown) */
     int status;                /* HTTP status */
     int64_t prompt_tokens, completion_tokens, max_tokens;
     int max_tokens_given;      /* max_tokens was in the request body */

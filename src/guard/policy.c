@@ -37,6 +37,7 @@ static const struct {
     [GUARD_SIG_TEMPLATE] = {"template", GUARD_FAMILY_CONTENT},
     [GUARD_SIG_COVERAGE] = {"coverage", GUARD_FAMILY_CONTENT},
     [GUARD_SIG_DRIFT] = {"drift", GUARD_FAMILY_CONTENT},
+    [GUARD_SIG_COHORT] = {"cohort", GUARD_FAMILY_CONTENT},
     [GUARD_SIG_HARVEST] = {"harvest", GUARD_FAMILY_BUDGET},
 };
 
@@ -102,6 +103,7 @@ void guard_policy_defaults(guard_policy *p) {
     set_sig(p, GUARD_SIG_TEMPLATE,      0.45, 0.2,    0.6,    16);
     set_sig(p, GUARD_SIG_COVERAGE,      0.20, 0.85,   0.98,   32);
     set_sig(p, GUARD_SIG_DRIFT,         0.35, 40,     120,    64);
+    set_sig(p, GUARD_SIG_COHORT,        0.30, 20,     60,     64);
     p->behaviour_cap = 0.6;
     p->content_overshoot = 1.0;
     p->signal_cap = 0.9;
@@ -145,6 +147,13 @@ void guard_policy_defaults(guard_policy *p) {
     p->burst_window = 900;
     p->burst_min = 5;
     p->ip_max_accounts = 32;
+    p->link_w_fingerprint = 0.2;
+    p->link_w_cohort = 0.5;
+    p->cohort_age_s = 3 * 86400;
+    p->cohort_max_answers = 200;
+    p->cohort_window = 256;
+    p->cohort_align = 0.5;
+    p->fp_max_accounts = 32;
     p->template_link_hits = 3;
     p->max_group = 256;
     p->enforce = 1;
@@ -335,19 +344,29 @@ int guard_policy_parse(guard_policy *p, const char *text, size_t len, const char
     if (o) {
         static const char *const k[] = {"threshold", "min_kinds",  "ip",          "burst",        "template",
                                         "timing",    "burst_window_s", "burst_min", "ip_max_accounts", "template_hits",
-                                        "max_group"};
-        double mk = q.link_min_kinds, bm = q.burst_min, ipm = q.ip_max_accounts, mg = (double)q.max_group;
+                                        "max_group", "fingerprint", "fingerprint_max_accounts", "cohort",
+                                        "cohort_age_s", "cohort_max_answers", "cohort_window", "cohort_align"};
+        double mk = q.link_min_kinds, bm = q.burst_min, ipm = q.ip_max_accounts, mg = (double)q.max_group,
+               fpm = q.fp_max_accounts;
         if (check_keys(&c, o, "linking", k, RT_ARRAY_LEN(k)) ||
             num(&c, o, "linking", "threshold", 0, 1e6, &q.link_threshold) ||
-            num(&c, o, "linking", "min_kinds", 1, 4, &mk) || num(&c, o, "linking", "ip", 0, 1e6, &q.link_w_ip) ||
+            num(&c, o, "linking", "min_kinds", 1, 6, &mk) || num(&c, o, "linking", "ip", 0, 1e6, &q.link_w_ip) ||
             num(&c, o, "linking", "burst", 0, 1e6, &q.link_w_burst) ||
             num(&c, o, "linking", "template", 0, 1e6, &q.link_w_template) ||
             num(&c, o, "linking", "timing", 0, 1e6, &q.link_w_timing) ||
             num(&c, o, "linking", "burst_window_s", 1, 1e9, &q.burst_window) ||
             num(&c, o, "linking", "burst_min", 2, 1e6, &bm) || num(&c, o, "linking", "ip_max_accounts", 2, 1e6, &ipm) ||
             num(&c, o, "linking", "template_hits", 1, 1e6, &q.template_link_hits) ||
-            num(&c, o, "linking", "max_group", 2, GUARD_MAX_AFFECTED, &mg))
+            num(&c, o, "linking", "max_group", 2, GUARD_MAX_AFFECTED, &mg) ||
+            num(&c, o, "linking", "fingerprint", 0, 1e6, &q.link_w_fingerprint) ||
+            num(&c, o, "linking", "fingerprint_max_accounts", 2, 1e6, &fpm) ||
+            num(&c, o, "linking", "cohort", 0, 1e6, &q.link_w_cohort) ||
+            num(&c, o, "linking", "cohort_age_s", 0, 1e9, &q.cohort_age_s) ||
+            num(&c, o, "linking", "cohort_max_answers", 0, 1e12, &q.cohort_max_answers) ||
+            num(&c, o, "linking", "cohort_window", 1, 1e6, &q.cohort_window) ||
+            num(&c, o, "linking", "cohort_align", 0, 10, &q.cohort_align))
             goto out;
+        q.fp_max_accounts = (int)fpm;
         q.link_min_kinds = (int)mk;
         q.burst_min = (int)bm;
         q.ip_max_accounts = (int)ipm;
@@ -421,6 +440,15 @@ char *guard_policy_to_json(const guard_policy *p) {
                                       "exempt", p->tiers[i].exempt));
     if (root) {
         json_object_set_new(json_object_get(root, "windows"), "drift", json_real(p->drift_window));
+        json_object_set_new(json_object_get(root, "linking"), "fingerprint", json_real(p->link_w_fingerprint));
+        json_object_set_new(json_object_get(root, "linking"), "fingerprint_max_accounts",
+                            json_integer(p->fp_max_accounts));
+        json_t *lk = json_object_get(root, "linking");
+        json_object_set_new(lk, "cohort", json_real(p->link_w_cohort));
+        json_object_set_new(lk, "cohort_age_s", json_real(p->cohort_age_s));
+        json_object_set_new(lk, "cohort_max_answers", json_real(p->cohort_max_answers));
+        json_object_set_new(lk, "cohort_window", json_real(p->cohort_window));
+        json_object_set_new(lk, "cohort_align", json_real(p->cohort_align));
         json_object_set_new(root, "budget",
                             json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}", "tau_s", p->budget_tau, "flag", p->budget_flag,
                                       "throttle", p->budget_throttle, "suspend", p->budget_suspend, "logprob_alt",

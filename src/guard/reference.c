@@ -106,7 +106,7 @@ void guard_policy_apply_reference(guard_policy *p, const guard_reference *r) {
             sp->attack = p->budget_suspend;
             continue;
         }
-        if (i == GUARD_SIG_SHIFT || i == GUARD_SIG_DRIFT) {
+        if (i == GUARD_SIG_SHIFT || i == GUARD_SIG_DRIFT || i == GUARD_SIG_COHORT) {
             /* model-dependent units: the calibration sets the scale, the policy the ratio */
             double ratio = sp->benign > 0 ? sp->attack / sp->benign : 3.0;
             sp->benign = fmax(lv, 1e-9);

@@ -74,6 +74,7 @@ struct conn {
     int fd;
     double t_checked;          /* last look at the socket for a disconnect */
     char client[48];
+    uint64_t fingerprint;      /* serve_client_fingerprint of the request's headers */
     double t0;                 /* rt_now() at arrival */
     double t_clock;            /* clock time at arrival (simulated under --sim-clock) */
     int clock_bad;
@@ -426,6 +427,46 @@ static int authenticate(conn *c, struct MHD_Connection *mc, enum MHD_Result *ret
     return 0;
 }
 
+/* ---------------------------------------------------------------- client fingerprint */
+
+#define FP_MAX_HEADERS 32
+
+uint64_t serve_client_fingerprint(const char *const *names, size_t n, const char *user_agent) {
+    if (n == 0 && !user_agent) return 0;
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a, names lowercased, each ended by '\n' */
+    for (size_t i = 0; i < n; i++) {
+        for (const char *p = names[i]; *p; p++) {
+            unsigned char ch = (unsigned char)*p;
+            if (ch >= 'A' && ch <= 'Z') ch = (unsigned char)(ch - 'A' + 'a');
+            h = (h ^ ch) * 0x100000001b3ULL;
+        }
+        h = (h ^ '\n') * 0x100000001b3ULL;
+    }
+    h = (h ^ 0) * 0x100000001b3ULL; /* names end; the User-Agent follows */
+    for (const char *p = user_agent ? user_agent : ""; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+    return h ? h : 1;
+}
+
+typedef struct {
+    const char *names[FP_MAX_HEADERS];
+    size_t n;
+} fp_names;
+
+static enum MHD_Result fp_collect(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    (void)value;
+    fp_names *f = cls;
+    if (key && f->n < FP_MAX_HEADERS) f->names[f->n++] = key;
+    return MHD_YES;
+}
+
+/* the headers as libmicrohttpd keeps them: in the order they came */
+static uint64_t request_fingerprint(struct MHD_Connection *mc) {
+    fp_names f = {.n = 0};
+    MHD_get_connection_values(mc, MHD_HEADER_KIND, fp_collect, &f);
+    return serve_client_fingerprint(f.names, f.n, MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "User-Agent"));
+}
+
 /* ---------------------------------------------------------------- hooks */
 
 static void fill_info(const conn *c, serve_request_info *ri) {
@@ -435,6 +476,7 @@ static void fill_info(const conn *c, serve_request_info *ri) {
     ri->who = &c->who;
     ri->t = c->t_clock;
     ri->client = c->client;
+    ri->fingerprint = c->fingerprint;
     ri->prompt_text = c->req.prompt_text;
     ri->prompt_len = c->req.prompt_text_len;
     ri->prompt_ids = c->req.prompt_ids;
@@ -1021,6 +1063,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         /* behind a trusted proxy the client is the address the proxy saw (X-Forwarded-For) */
         serve_peers_client(s->peers, peer, MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "X-Forwarded-For"),
                            c->client, sizeof c->client);
+        c->fingerprint = request_fingerprint(mc);
         c->t_clock = clock_now(c, mc);
         c->http11 = version && !strcmp(version, MHD_HTTP_VERSION_1_1);
         int method_ok;

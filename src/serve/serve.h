@@ -69,6 +69,8 @@ typedef struct {
     const gw_principal *who;  /* the authenticated account and key */
     double t;                 /* clock time (simulated under --sim-clock) */
     const char *client;       /* peer address */
+    uint64_t fingerprint;     /* the client software: hash of the User-Agent and the order of the
+                                 request's header names (0: none); serve_client_fingerprint */
     const char *prompt_text;  /* the user-visible prompt: completions' prompt, or the
                                  chat messages' contents joined by "\n" */
     size_t prompt_len;        /* bytes of prompt_text */
@@ -80,6 +82,11 @@ typedef struct {
     size_t max_tokens, n, top_logprobs;
     int logprobs, stream;
 } serve_request_info;
+/* The fingerprint of a request's client software: FNV-1a over the header names in the order
+ * they came (lowercased) and the User-Agent value. Scripts of one author share it; what the
+ * headers say beyond the User-Agent (keys, lengths, times) is left out. names: (n) header
+ * names in order; user_agent may be NULL. 0 only when there is nothing to hash. */
+uint64_t serve_client_fingerprint(const char *const *names, size_t n, const char *user_agent);
 
 /* What finished: the committed ledger row (status, token counts, hashes, latency; row_id
  * is its rowid) and, when hooks.want_hidden was set and the request reached the model,
