@@ -26,7 +26,9 @@ MAXTOK=${MAXTOK:-32}
 SERVER_PID=
 stop_server() { if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=; fi; }
 trap stop_server EXIT
-XFF=()   # the client address is the first X-Forwarded-For entry, when this build's serve has the flag
+# the simulator names each key's public address in X-Forwarded-For and sends from 127.x.y.z:
+# trust the loopback as the proxy, so the guard sees the public addresses
+XFF=(--trusted-proxy 127.0.0.0/8)
 "$R" serve --help 2>&1 | grep -q -- --trust-forwarded-for && XFF=(--trust-forwarded-for)
 start_server() { # db, extra flags...
   local db=$1; shift
@@ -42,7 +44,7 @@ sim() { # db scenario
      --speed "$SPEED" --concurrency 16 --quiet --summary "$1.summary.json"
 }
 t0=$(date +%s)
-echo "== load: $(cut -d' ' -f1-3 /proc/loadavg); serve flags: ${XFF[*]:-(no --trust-forwarded-for in this build)}"
+echo "== load: $(cut -d' ' -f1-3 /proc/loadavg); serve flags: ${XFF[*]}"
 /usr/bin/python3 - "$HERE/heldout-day.json" "$OUT/heldout-day-tiers.json" <<'EOF'
 import json, sys
 s = json.load(open(sys.argv[1]))
