@@ -11,7 +11,8 @@
 #   - the prober asks max_tokens 1 with top_logprobs 20, and each prompt is a prefix of a Debian
 #     fortune of the other half than the walker's, halves recomputed here (FNV-1a + splitmix
 #     finaliser, a second implementation of guard_source_half_of);
-#   - the warm-up mimic uses the API like a person, then harvests exactly its target;
+#   - the warm-up mimic uses the API like a person, then harvests exactly its target from
+#     another source;
 #   - the careful harvester stays under the rate limit with irregular gaps, and the
 #     paraphrasing harvester's instructions vary;
 #   - everyday halves a and b use disjoint templates; man-page prompts name installed pages.
@@ -37,7 +38,7 @@ cat > "$D/day.json" <<EOF
   {"name": "prober", "kind": "prober", "count": 1, "requests": 300, "source": "fortunes/b"},
   {"name": "swarm", "kind": "swarm", "count": 1, "keys": 40, "requests_per_key": 25},
   {"name": "sybil", "kind": "sybil", "count": 1, "keys": 25, "addresses": 3, "requests": 400},
-  {"name": "warmup", "kind": "warmup", "count": 1, "warmup_hours": 14, "requests": 200},
+  {"name": "warmup", "kind": "warmup", "count": 1, "warmup_hours": 14, "requests": 200, "harvest_source": "fortunes/b"},
   {"name": "careful", "kind": "careful", "count": 1, "requests": 600},
   {"name": "para", "kind": "paraphrase", "count": 1, "requests": 300}
   ${MAN:+, {\"name\": \"manuser\", \"kind\": \"power\", \"count\": 2, \"requests_per_day\": [40, 60], \"source\": \"man/a\"\}}
@@ -164,6 +165,11 @@ assert len(before) >= 20 and len(after) == 200, (len(before), len(after))
 assert all(r["body"].get("max_tokens") == 24 for r in after)
 assert sum(1 for r in before if r["body"].get("max_tokens") != 24) > 0.2 * len(before)
 assert statistics.mean(y["t"] - x["t"] for x, y in zip(after, after[1:])) < 60, "harvest pace"
+for r in after[:60]:  # the harvest is half-b fortunes, the warm-up everyday requests
+    p = text(r)
+    hits = [p] if p in entries else [e for e in entries if len(p) > 80 and e.startswith(p + " ")]
+    assert hits and all(entries[e] == 2 for e in hits), f"warm-up harvest is not a half-b fortune: {p[:60]!r}"
+assert not any(text(r) in entries for r in before)
 
 # --- careful harvester: under the rate limit, irregular; paraphraser: varied instructions
 ca = by["careful"]

@@ -75,6 +75,8 @@ typedef struct {
     double shared_address;   /* benign: share of accounts that share an address with another */
     guard_source_spec src;   /* where its prompts come from (default: the scenario's) */
     int has_src;
+    guard_source_spec hsrc;  /* warmup: where its harvest comes from (default: src) */
+    int has_hsrc;
     double warmup_hours;     /* warmup: benign use this long, then the harvest */
     double period_hours;     /* evaljob: a run of the suite every period (default 24: nightly) */
     size_t suite_size;       /* evaljob: prompts in its fixed suite */
@@ -321,7 +323,7 @@ int guard_scenario_parse(guard_scenario **out, const char *text, size_t len, con
                                          "top_logprobs", "mix",    "keys",         "addresses",        "interval_s",
                                          "endpoint",   "limits",   "cohort",       "shared_address",   "comment",
                                          "source",     "warmup_hours", "period_hours", "suite_size",     "signup_days",
-                                         "requests_per_key", "tier"};
+                                         "requests_per_key", "tier", "harvest_source"};
         if (s_keys(&c, po, pk, RT_ARRAY_LEN(pk))) goto out;
         const char *kind = json_string_value(json_object_get(po, "kind"));
         int k = -1;
@@ -379,6 +381,16 @@ int guard_scenario_parse(guard_scenario **out, const char *text, size_t len, con
             s_size(&c, po, "requests_per_key", 1, 1000000, &p->per_key))
             goto out;
         if (!p->has_src) p->src = s->src;
+        json_t *hs = json_object_get(po, "harvest_source");
+        if (hs) {
+            if (!json_is_string(hs) || guard_source_spec_parse(json_string_value(hs), &p->hsrc)) {
+                sfail(&c, "harvest_source", "expected one of corpus, fortunes, man, everyday (optionally /a or /b)");
+                goto out;
+            }
+            p->has_hsrc = 1;
+        } else {
+            p->hsrc = p->src;
+        }
         if ((v = json_object_get(po, "tier"))) {
             const char *t = json_string_value(v);
             if (!t || !*t || strlen(t) >= sizeof p->tier) {
@@ -673,8 +685,8 @@ static void public_addr(rt_rng *r, char out[20]) {
 
 /* The sources the personas use, each loaded once. */
 static int load_sources(sim_t *S) {
-    for (size_t i = 0; i < S->sc->n_p; i++) {
-        guard_source_spec sp = S->sc->p[i].src;
+    for (size_t i = 0; i < 2 * S->sc->n_p; i++) {
+        guard_source_spec sp = i % 2 ? S->sc->p[i / 2].hsrc : S->sc->p[i / 2].src;
         if ((sp.kind != GUARD_SRC_FORTUNES && sp.kind != GUARD_SRC_MAN) || S->texts[sp.kind][sp.half]) continue;
         const char *dir = sp.kind == GUARD_SRC_FORTUNES ? S->sc->fortunes_dir : S->sc->man_dir;
         if (guard_texts_load(&S->texts[sp.kind][sp.half], sp, *dir ? dir : NULL)) return -1;
@@ -936,8 +948,8 @@ static int actor_prompt(sim_t *S, actor *A, rt_buf *pr) {
         break;
     default: ck = GUARD_PROMPT_PASSAGE, ak = GUARD_ASK_RAW; break;
     }
-    if (p->src.kind != GUARD_SRC_CORPUS)
-        return guard_source_prompt(S->texts[p->src.kind][p->src.half], p->src, ak, st, r, pr);
+    guard_source_spec src = p->kind == P_WARMUP && A->switched ? p->hsrc : p->src;
+    if (src.kind != GUARD_SRC_CORPUS) return guard_source_prompt(S->texts[src.kind][src.half], src, ak, st, r, pr);
     if (p->kind == P_PROBER) A->style.walk_pos = rt_rng_below(r, guard_corpus_verses(S->corpus)); /* a fresh place */
     if (guard_prompt_make(S->corpus, ck, st, r, pr)) return -1;
     if (p->kind == P_PROBER) cut_prefix(pr, r);
