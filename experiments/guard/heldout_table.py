@@ -25,8 +25,11 @@ def cell(s):
         return (f"{g['caught']} of {g['units']} suspended {pct(g.get('fpr_ci95'))}"
                 + (f", {held} held" if held else "") + (f", {g['flagged']} flagged" if g["flagged"] else ""))
     out = []
+    many = len(g["units_detail"]) > 1
     for u in g["units_detail"]:
         keys = f" ({u['keys_suspended']}/{u['keys']} keys)" if u["keys"] > 1 else ""
+        if many:
+            keys = f" [{u['unit']}]" + keys
         if u["outcome"] in ("none", "flagged"):
             out.append(f"**{u['outcome']}**{keys}: {u['served']:,} served ({u['tokens']:,} tokens)")
         else:
