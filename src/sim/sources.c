@@ -273,6 +273,12 @@ static int roff_text(rt_buf *o, const char *s, size_t n) {
     return 0;
 }
 
+/* Whether line l (n bytes, not NUL-terminated) is the request ".<name>" (name with its space). */
+static int req(const char *l, size_t n, const char *name) {
+    size_t k = strlen(name);
+    return n >= k + 1 && !memcmp(l + 1, name, k);
+}
+
 /* One page: "name - what it is. From the description: ...", at most ~360 bytes. */
 static int parse_man(guard_texts *t, const char *path, const char *data, size_t len) {
     const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
@@ -293,8 +299,8 @@ static int parse_man(guard_texts *t, const char *path, const char *data, size_t 
                 section = hn >= 4 && !strncmp(h, "NAME", 4) ? 1 : hn >= 11 && !strncmp(h, "DESCRIPTION", 11) ? 2 : 0;
                 continue;
             }
-            if (section && (!strncmp(l + 1, "Nd ", 3) || !strncmp(l + 1, "B ", 2) || !strncmp(l + 1, "I ", 2) ||
-                            !strncmp(l + 1, "BR ", 3) || !strncmp(l + 1, "IR ", 3) || !strncmp(l + 1, "RB ", 3))) {
+            if (section && (req(l, n, "Nd ") || req(l, n, "B ") || req(l, n, "I ") || req(l, n, "BR ") ||
+                            req(l, n, "IR ") || req(l, n, "RB "))) {
                 const char *a = memchr(l, ' ', n);
                 rt_buf *o = section == 1 ? &name : &desc;
                 if (a && (rc = rt_buf_append(o, " ", 1) || roff_text(o, a + 1, n - (size_t)(a + 1 - l)))) break;
@@ -412,6 +418,6 @@ int guard_texts_parse(guard_texts **out, guard_source_spec spec, const char *nam
 const char *guard_texts_item(const guard_texts *t, size_t i, size_t *len, const char **title, size_t *title_len) {
     const item_t *it = &t->it[i % t->n];
     *len = it->len;
-    if (title) *title = t->text + it->t_off, *title_len = it->t_len;
+    if (title) *title = it->t_len ? t->text + it->t_off : "", *title_len = it->t_len;
     return t->text + it->off;
 }
