@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "guard/guard.h"
 #include "serve/serve.h"
@@ -1639,6 +1640,80 @@ static void test_cohort(void) {
     guard_reference_free(&ref);
 }
 
+/* The runtime applies tiers: one set before the guard starts (read at start-up) and one set
+ * while it runs (polled by the writer); three accounts each served 1,200 answers of 100 tokens
+ * on new prompts (120,000 > the 80,000 suspension budget), one template at one pace, so they
+ * also link: the standard one is suspended by the budget (reason G-...BUDGET), and the group
+ * with it; the two allow-listed ones stay active and unthrottled. */
+static void test_runtime_tiers(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/tiers.db", tl_tmpdir());
+    gw_db *db = NULL;
+    CHECK_OK(gw_db_open(&db, path));
+    if (!db) return;
+    CHECK_OK(guard_db_init(db));
+    gw_account acc[3];
+    char key[GW_KEY_MAX];
+    gw_limits none = {0, 0, 0};
+    const char *names[3] = {"t-standard", "t-allow-before", "t-allow-live"};
+    for (int k = 0; k < 3; k++) CHECK_OK(gw_key_create(db, names[k], &none, 0, 1000, key, &acc[k]));
+    CHECK_OK(guard_tier_set(db, NULL, names[1], "allow", "nightly benchmark", "test", 1000, NULL));
+    guard_options go;
+    guard_options_defaults(&go);
+    go.db_path = path;
+    guard *g = NULL;
+    CHECK_OK(guard_open(&g, &go));
+    if (!g) return;
+    CHECK_OK(guard_tier_set(db, NULL, names[2], "allow", "app", "test", 1001, NULL));
+    struct timespec ts = {1, 500000000L}; /* the writer polls every 0.5 s */
+    nanosleep(&ts, NULL);
+    serve_hooks h;
+    guard_serve_hooks(g, &h);
+    for (int i = 0; i < 1200; i++)
+        for (int k = 0; k < 3; k++) {
+            gw_principal who;
+            memset(&who, 0, sizeof who);
+            who.account = acc[k];
+            char rid[48], prompt[80], client[32];
+            snprintf(rid, sizeof rid, "cmpl-%d-%d", i, k);
+            snprintf(prompt, sizeof prompt, "question %d of account %d about something else", i, k);
+            snprintf(client, sizeof client, "10.0.%d.1", k);
+            serve_request_info ri;
+            memset(&ri, 0, sizeof ri);
+            ri.request_id = rid;
+            ri.endpoint = "/v1/completions";
+            ri.who = &who;
+            ri.t = 2000 + 30.0 * i + k;
+            ri.client = client;
+            ri.prompt_text = prompt;
+            ri.prompt_len = strlen(prompt);
+            ri.max_tokens = 256;
+            ri.n = 1;
+            char reason[128];
+            CHECK(h.before(h.ud, &ri, reason, sizeof reason) == 0);
+            gw_ledger_row row;
+            memset(&row, 0, sizeof row);
+            row.status = 200;
+            row.prompt_tokens = 10;
+            row.completion_tokens = 100;
+            row.latency_ms = 50;
+            row.n = 1;
+            serve_request_result rr = {.row = &row, .row_id = i * 3 + k + 1};
+            h.after(h.ud, &ri, &rr);
+        }
+    guard_flush(g);
+    guard_close(g);
+    gw_account a;
+    CHECK_OK(gw_account_get(db, acc[0].id, &a));
+    CHECK(a.status == GW_ACCOUNT_SUSPENDED && strstr(a.reason, "BUDGET"));
+    for (int k = 1; k < 3; k++) {
+        CHECK_OK(gw_account_get(db, acc[k].id, &a));
+        CHECK_MSG(a.status == GW_ACCOUNT_ACTIVE, "%s is suspended: %s", names[k], a.reason);
+        CHECK(a.limits.rpm == 0); /* not throttled either */
+    }
+    gw_db_close(db);
+}
+
 static int insert_events_fn(sqlite3 *c, void *ud) {
     insert_req *r = ud;
     sqlite3_stmt *st = NULL;
@@ -1789,4 +1864,4 @@ TEST_MAIN("guard", TEST_CASE(test_ewm), TEST_CASE(test_decay), TEST_CASE(test_mi
           TEST_CASE(test_concurrency_intervals), TEST_CASE(test_event_all_user_messages), TEST_CASE(test_restart_restore), TEST_CASE(test_reference_coverage),
           TEST_CASE(test_harvest_budget), TEST_CASE(test_benchmark_reruns), TEST_CASE(test_tiers),
           TEST_CASE(test_drift), TEST_CASE(test_fingerprint),
-          TEST_CASE(test_cohort))
+          TEST_CASE(test_cohort), TEST_CASE(test_runtime_tiers))

@@ -31,7 +31,9 @@ static int tier_insert_fn(sqlite3 *c, void *ud) {
     sqlite3_bind_text(st, 3, r->tier, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, r->note ? r->note : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, r->by ? r->by : "", -1, SQLITE_STATIC);
-    return gw_sql_step_done(c, st, "writing guard_tiers");
+    int rc = gw_sql_step_done(c, st, "writing guard_tiers");
+    sqlite3_finalize(st);
+    return rc;
 }
 
 int guard_tier_set(gw_db *db, const guard_policy *p, const char *account, const char *tier, const char *note,

@@ -106,7 +106,16 @@ void guard_policy_apply_reference(guard_policy *p, const guard_reference *r) {
             sp->attack = p->budget_suspend;
             continue;
         }
-        if (i == GUARD_SIG_SHIFT || i == GUARD_SIG_DRIFT || i == GUARD_SIG_COHORT) {
+        if (i == GUARD_SIG_DRIFT || i == GUARD_SIG_COHORT) {
+            /* the shift's units, but levels that only loosen: benign traffic that never moved
+             * (a calibration day without a cohort move or a change of habit) measures ~0, and a
+             * level of ~0 would make every small change evidence (and a cohort link) */
+            double ratio = sp->benign > 0 ? sp->attack / sp->benign : 3.0;
+            sp->benign = fmax(sp->benign, lv);
+            sp->attack = sp->benign * fmax(ratio, 1.01);
+            continue;
+        }
+        if (i == GUARD_SIG_SHIFT) {
             /* model-dependent units: the calibration sets the scale, the policy the ratio */
             double ratio = sp->benign > 0 ? sp->attack / sp->benign : 3.0;
             sp->benign = fmax(lv, 1e-9);
