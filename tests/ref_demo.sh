@@ -6,7 +6,8 @@
 # students' quality numbers present and finite, the student trained on the unprotected
 # (watermarked) harvest detected (closed mode, p < 1e-3) and the clean control not. Then checks the report: one
 # self-contained HTML file whose summary is the one printed, that fetches nothing, and whose
-# evidence tables agree with the files they name.
+# evidence tables agree with the files they name; and `guard eval`'s intervals (Wilson, recomputed
+# here) and per-operation counts (against the ledger).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -77,4 +78,36 @@ for (path,) in db.execute("SELECT path FROM report_harvests WHERE guard = 'on'")
         h = hashlib.blake2b(c.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
         assert h in served, f"{path}: a completion not in the ledger of a suspended account"
 print("demo summary and report OK")
+EOF
+
+# guard eval on the protected day: its intervals against Wilson's formula computed here, and
+# each operation's served counts against the ledger read here
+"$R" guard eval --db "$D/demo/gateway.db" --reference "$D/demo/guard-reference.json" \
+  --calibration-db "$D/demo/calib.db" --json > "$D/eval.json"
+"$PY" - "$D" <<'EOF'
+import json, math, sqlite3, sys
+d = sys.argv[1]
+e = json.load(open(f"{d}/eval.json"))
+def wilson(k, n, z=1.959963984540054):
+    p = k / n
+    c = (p + z * z / (2 * n)) / (1 + z * z / n)
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0, c - h), min(1, c + h)
+b, a = e["benign"], e["attack"]
+for got, want in ((b["fpr_ci95"], wilson(b["suspended"], b["accounts"])), (a["tpr_ci95"], wilson(a["caught"], a["attackers"]))):
+    assert all(abs(x - y) < 1e-9 for x, y in zip(got, want)), (got, want)
+assert b["suspended"] == 0 and a["caught"] == a["attackers"]
+db = sqlite3.connect(f"{d}/demo/gateway.db")
+served = dict(db.execute("SELECT l.grp, COUNT(*) FROM usage u JOIN guard_sim_accounts l ON l.account_id = u.account_id "
+                         "WHERE u.status = 200 AND l.attack = 1 GROUP BY l.grp"))
+units = [u for s in e["strategies"].values() if s["label"] == "attack" for u in s["guard"]["units_detail"]]
+assert units and len(units) == a["attackers"]
+for u in units:
+    assert u["served"] == served.get(u["unit"], 0), (u, served.get(u["unit"]))
+    assert u["outcome"] == "suspended" and u["keys_suspended"] == u["keys"], u
+    assert 0 < u["served_before_action"] <= u["served"], u
+h = e["held_out"]
+assert h["calibration"]["seeds"] != h["evaluation"]["seeds"] and h["shared"]["accounts"] == 0, h
+assert "evaljob" in e["strategies"] and not e["strategies"]["evaljob"]["held_out"]["strategy_in_calibration"]
+print("guard eval intervals and per-operation counts OK")
 EOF

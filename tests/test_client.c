@@ -1,9 +1,10 @@
 /* test_client.c — the client room against a real HTTP server (libmicrohttpd, started here):
  * a POST carries the bearer key, the extra header and the JSON body (the server echoes what
- * it received), a 429's Retry-After is read, a GET has no body; a closed port is a transport
+ * it received), further headers arrive in the order given (a User-Agent replacing libcurl's), a 429's Retry-After is read, a GET has no body; a closed port is a transport
  * error of kind IO naming the URL; Retry-After values parsed by hand-checked cases. */
 #include <microhttpd.h>
 #include <string.h>
+#include <strings.h>
 
 #include "client/client.h"
 #include "testlib.h"
@@ -12,6 +13,19 @@ typedef struct {
     char body[512];
     size_t len;
 } upload;
+
+/* "/order": the request's header names in the order they came, and its User-Agent values */
+static enum MHD_Result add_name(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    char *out = cls;
+    size_t n = strlen(out);
+    snprintf(out + n, 1024 - n, "%s%s", n ? "," : "", key);
+    if (!strcasecmp(key, "User-Agent")) {
+        n = strlen(out);
+        snprintf(out + n, 1024 - n, "=%s", value);
+    }
+    return MHD_YES;
+}
 
 static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                               const char *version, const char *data, size_t *data_size, void **state) {
@@ -34,6 +48,10 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
     const char *extra = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Test");
     char out[1024];
     snprintf(out, sizeof out, "%s %s|%s|%s|%.*s", method, url, auth ? auth : "-", extra ? extra : "-", (int)u->len, u->body);
+    if (!strcmp(url, "/order")) {
+        out[0] = '\0';
+        MHD_get_connection_values(c, MHD_HEADER_KIND, add_name, out);
+    }
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(out), out, MHD_RESPMEM_MUST_COPY);
     int limited = !strcmp(url, "/limited");
     if (limited) MHD_add_response_header(r, "Retry-After", "3");
@@ -71,6 +89,16 @@ static void test_against_server(void) {
     CHECK(client_call(c, url, &plain, NULL, &r) == 429);
     CHECK(r.retry_after == 3);
     CHECK(r.body.data && !strcmp(r.body.data, "GET /limited|-|-|")); /* no key, no body: a GET */
+    /* extra headers arrive in the order given, and a User-Agent replaces libcurl's (none twice) */
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/order", port);
+    const char *h1[] = {"User-Agent: ua/1", "X-Forwarded-For: 203.0.113.7"}, *h2[] = {h1[1], h1[0]};
+    client_request o1 = {.headers = h1, .n_headers = 2}, o2 = {.headers = h2, .n_headers = 2};
+    CHECK(client_call(c, url, &o1, NULL, &r) == 200);
+    const char *ua = r.body.data ? strstr(r.body.data, "User-Agent=ua/1") : NULL, *xf = r.body.data ? strstr(r.body.data, "X-Forwarded-For") : NULL;
+    CHECK_MSG(ua && xf && ua < xf && !strstr(ua + 1, "User-Agent"), "%s", r.body.data ? r.body.data : "(null)");
+    CHECK(client_call(c, url, &o2, NULL, &r) == 200);
+    ua = r.body.data ? strstr(r.body.data, "User-Agent=ua/1") : NULL, xf = r.body.data ? strstr(r.body.data, "X-Forwarded-For") : NULL;
+    CHECK_MSG(ua && xf && xf < ua, "%s", r.body.data ? r.body.data : "(null)");
     client_response_free(&r);
     client_free(c);
     MHD_stop_daemon(d);

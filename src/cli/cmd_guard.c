@@ -171,12 +171,19 @@ static int guard_eval_cmd(int argc, char **argv) {
         {"--json", CLI_FLAG, &o.as_json, "print JSON", 0, 0},
         {"--prada-delta", CLI_DOUBLE, &o.prada_delta, "X: PRADA's threshold on W (default: the reference's, else 0.95)", 0, 0},
         {"--mmd-window", CLI_SIZE, &o.mmd_window, "N: queries per window of the MMD baseline (default 1500)", 0, 0},
+        {"--calibration-db", CLI_STR, &o.calib_db_path,
+         "FILE: the calibration run's database: report which seeds, prompt sources, strategies and accounts of the "
+         "evaluation it never saw",
+         0, 0},
     };
-    cli_cmd_info info = {"guard eval", "retort guard eval --db gateway.db [--reference ref.json] [--json]",
-                         "Per strategy of the simulated traffic: account-level TPR (attackers; a sybil group is one\n"
-                         "attacker) and FPR (benign accounts), queries and tokens served before suspension, and the\n"
-                         "same for baselines replayed on the same stored traffic: PRADA, a 1,500-query-window MMD\n"
-                         "detector, and rate limiting alone."};
+    cli_cmd_info info = {"guard eval",
+                         "retort guard eval --db gateway.db [--reference ref.json] [--calibration-db calib.db] [--json]",
+                         "Per strategy of the simulated traffic: account-level TPR (attackers; a sybil group or swarm\n"
+                         "is one attacker) and FPR (benign accounts) with Wilson 95% intervals, queries and tokens\n"
+                         "served before suspension (medians with order-statistic intervals), each operation's outcome\n"
+                         "(suspended, held by a throttle or other enforcing action, flagged, none) with what it was\n"
+                         "served before the first enforcing action, and the same for baselines replayed on the same\n"
+                         "stored traffic: PRADA, a 1,500-query-window MMD detector, and rate limiting alone."};
     int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
     if (prc) return prc == 1 ? 0 : 2;
     return guard_eval(&o, stdout) ? cli_fail("guard eval") : 0;
@@ -270,7 +277,7 @@ int cmd_guard(int argc, char **argv) {
         "  release    ACCOUNT [--group] [--note TEXT]  reactivate (and restore limits)\n"
         "  tier       ACCOUNT TIER [--note TEXT]       trust an account: its tier's thresholds and budgets\n"
         "  calibrate  --out reference.json             learn the benign reference from a benign run\n"
-        "  eval       [--reference FILE] [--json]      TPR/FPR per strategy, with baselines\n"
+        "  eval       [--reference FILE] [--calibration-db FILE] [--json]  TPR/FPR per strategy, with baselines\n"
         "  plot       --out timeline.svg               risk per account over time\n"
         "  policy     [--policy FILE]                  print the effective policy as JSON\n"
         "  worker     [--policy FILE --reference F]    the one detector for serve replicas\n"

@@ -28,15 +28,21 @@ int cmd_simulate(int argc, char **argv) {
         {"--no-bind", CLI_FLAG, &no_bind, "send every request from the default address", 0, 0},
         {"--check", CLI_FLAG, &check, "only validate the scenario and print its account count", 0, 0},
         {"--sample", CLI_SIZE, &sample, "N: print N sample request bodies per persona (no server) and exit", 0, 0},
+        {"--dry-run", CLI_STR, &o.dry_run_path,
+         "FILE.jsonl: no server; run the whole day, every request answered 200, and write each one (time, account, "
+         "sign-up, addresses, User-Agent, header order, body) here",
+         0, 0},
         {"--quiet", CLI_FLAG, &quiet, "no progress or summary", 0, 0},
     };
     cli_cmd_info info = {
         "simulate", "retort simulate --endpoint URL --db gateway.db --scenario day.json [--harvest-dir DIR --speed 300]",
         "Creates the scenario's accounts in the gateway database (labelled benign or attacker, with\n"
         "their strategy) and drives them against the server on an accelerated clock: benign chat users,\n"
-        "power users and apps, and harvesters (bulk, log-prob, slow-and-low, template, mimicry, sybil,\n"
-        "corpus walk). Prompts come from the corpus. Each attacker's answers are written to\n"
-        "DIR/<scenario>-<persona>-<i>.jsonl in `retort harvest` format. Then: retort guard eval."};
+        "power users, apps and nightly evaluation jobs, and harvesters (bulk, log-prob, slow-and-low,\n"
+        "template, mimicry, sybil, corpus walk, log-prob prober, careful sybil swarm, warm-up mimic,\n"
+        "careful and paraphrasing bulk). Prompts come from the corpus, Debian's fortunes, the man pages\n"
+        "or generated everyday requests (\"source\", each splittable in halves). Each attacker's answers\n"
+        "are written to DIR/<scenario>-<persona>-<i>.jsonl in `retort harvest` format. Then: retort guard eval."};
     int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
     if (prc) return prc == 1 ? 0 : 2;
     o.quiet = quiet;
@@ -49,8 +55,8 @@ int cmd_simulate(int argc, char **argv) {
         return 0;
     }
     if (sample) return guard_sim_sample(&o, sample, stdout) ? cli_fail("simulate") : 0;
-    if (!o.endpoint || !o.db_path) {
-        fprintf(stderr, "retort simulate: error: --endpoint and --db are required (unless --check)\n");
+    if (!o.dry_run_path && (!o.endpoint || !o.db_path)) {
+        fprintf(stderr, "retort simulate: error: --endpoint and --db are required (unless --check, --sample or --dry-run)\n");
         return 2;
     }
     guard_sim_stats st;

@@ -79,6 +79,8 @@ long client_call(client *c, const char *url, const client_request *rq, const cha
         hdr = curl_slist_append(hdr, auth);
     }
     if (rq && rq->header) hdr = curl_slist_append(hdr, rq->header);
+    for (size_t i = 0; rq && i < rq->n_headers; i++)
+        if (rq->headers[i]) hdr = curl_slist_append(hdr, rq->headers[i]);
     if (body) {
         hdr = curl_slist_append(hdr, "Content-Type: application/json");
         hdr = curl_slist_append(hdr, "Expect:");

@@ -34,6 +34,9 @@ void client_free(client *c);
 typedef struct {
     const char *key;          /* "Authorization: Bearer KEY"; NULL: no header */
     const char *header;       /* one more "Name: value" header line, or NULL */
+    const char *const *headers; /* n_headers more, sent in this order after it ("User-Agent: x"
+                                   replaces libcurl's; the order is part of a client's shape) */
+    size_t n_headers;
     const char *local_addr;   /* send from this local address (e.g. "127.0.0.5"), or NULL */
     long connect_timeout_s;   /* 0: 10 s */
     long timeout_s;           /* whole request; 0: 900 s */

@@ -158,6 +158,7 @@ typedef struct {
     int as_json;
     double prada_delta;         /* 0: the reference's, else 0.95 */
     size_t mmd_window;          /* the published detector's window (default 1500) */
+    const char *calib_db_path;  /* the calibration run's database: report what was held out of it */
 } guard_eval_options;
 /* Print the per-strategy evaluation (text or JSON) to out. */
 int guard_eval(const guard_eval_options *o, FILE *out);
@@ -230,17 +231,20 @@ typedef struct {
     int64_t account_id;
     char name[GW_NAME_MAX];
     char persona[64];   /* the scenario's persona name */
-    char strategy[32];  /* benign, power, app, bulk, logprob, slow, template, mimicry, sybil, walk */
+    char strategy[32];  /* benign, power, app, evaljob, bulk, logprob, slow, template, mimicry, sybil, walk,
+                           prober, swarm, warmup, careful, paraphrase */
     int attack;         /* 1 = attacker */
     char group[80];     /* the persona instance (a sybil group shares one) */
     char client[64];    /* the address it sends from ("" if none) */
     double created_at;  /* its sign-up time */
     uint64_t seed;      /* the scenario's seed */
+    char source[16];    /* its prompts' source: corpus, fortunes, man, everyday (+ "/a", "/b") */
 } guard_label;
 /* Insert (or replace, by account) labels in one transaction; creates the guard tables. */
 int guard_labels_write(gw_db *db, const guard_label *l, size_t n);
 /* Every label ordered by account id (*out malloc'ed; none without the table). The reader
- * fills account_id, name, persona, strategy, attack and group. guard_labels_read does the
+ * fills account_id, name, persona, strategy, attack, group, seed and source ("corpus" for
+ * labels from before sources). guard_labels_read does the
  * same on a connection the caller holds (a gw_db_with callback, or the report's). */
 int guard_labels_load(gw_db *db, guard_label **out, size_t *n);
 int guard_labels_read(gw_conn *c, guard_label **out, size_t *n);

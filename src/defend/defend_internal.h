@@ -45,4 +45,11 @@ int guard_action_write_db(gw_db *db, const guard_action_row *r, int64_t *id_out)
 int guard_tier_rows_each(gw_conn *c, int64_t after_id, int (*fn)(void *ud, int64_t id, int64_t account_id, const char *tier),
                          void *ud);
 
+/* eval.c's intervals. Wilson's 95% score interval of k successes in n ([0, 1] for n = 0).
+ * The distribution-free 95% interval of a median of n sorted values: 0-based order
+ * statistics lo, hi = n - 1 - lo, the narrowest whose coverage P(lo < K <= hi), K ~
+ * Binomial(n, 1/2), is at least 0.95; -1 below n = 6 (none exists) or above 100,000. */
+void guard_wilson95(size_t k, size_t n, double *lo, double *hi);
+int guard_median_ci95(size_t n, size_t *lo, size_t *hi, double *cover);
+
 #endif

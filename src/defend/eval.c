@@ -10,8 +10,14 @@
  *                account's queries, tested against the benign reference (same kernel);
  *   rate_limit   what a gateway that only rate-limits sees: accounts that got a 429. It never
  *                stops anyone, so it "serves" everything.
- * Attackers are scored per attacker (a sybil group is one attacker: caught when any key is
- * suspended, stopped when all are); benign accounts per account.
+ * Attackers are scored per attacker (a sybil group or swarm is one attacker: caught when any key
+ * is suspended, stopped when all are); benign accounts per account. Besides suspension, the
+ * guard may hold an account (a throttle, or any enforcing action short of suspension): each
+ * attacker's outcome (suspended, held, flagged, none) comes with what it was served before the
+ * first enforcing action on it and in all. Rates carry Wilson 95% intervals, medians over units
+ * a distribution-free 95% interval from order statistics (n >= 6). With a calibration database
+ * the report says what of the evaluation was held out from calibration (seeds, prompt
+ * sources, strategies, accounts).
  * PRADA's streaming state is src/guard/baselines.c. Not the detector.
  */
 #include <jansson.h>
@@ -34,6 +40,9 @@ typedef struct {
     int64_t trigger_row;      /* usage row of the suspending request */
     int64_t group_id;
     int64_t served_before, tokens_before;
+    int acted, held;          /* an enforcing action (throttle, suspend, ...); one short of suspension */
+    int64_t act_row;          /* usage row of the first enforcing action */
+    int64_t served_act, tokens_act; /* served up to it (everything when never acted on) */
     /* baselines: queries (served) when first flagged; -1 never */
     int64_t prada_at, mmd_at;
     int64_t prada_tokens, mmd_tokens;
@@ -74,6 +83,10 @@ static int usage_row(void *ud, const gw_usage_brief *r) {
         a->served_before++;
         a->tokens_before += tok;
     }
+    if (r->id <= a->act_row) {
+        a->served_act++;
+        a->tokens_act += tok;
+    }
     return 0;
 }
 
@@ -92,7 +105,7 @@ static int load_fn(gw_conn *c, void *ud) {
         d->a[i].id = x->labels[i].account_id;
         d->a[i].label = &x->labels[i];
         d->a[i].prada_at = d->a[i].mmd_at = -1;
-        d->a[i].trigger_row = INT64_MAX;
+        d->a[i].trigger_row = d->a[i].act_row = INT64_MAX;
         d->a[i].group_id = d->a[i].id;
     }
     gw_stmt *st = NULL;
@@ -110,6 +123,13 @@ static int load_fn(gw_conn *c, void *ud) {
         else if (!strcmp(mode, "enforce")) d->any_enforce = 1;
         if (!strcmp(act, "flag")) a->flagged = 1;
         if (!strcmp(act, "throttle")) a->throttled = a->flagged = 1;
+        if (strcmp(act, "flag") && strcmp(act, "release")) { /* enforcing: throttle, suspend, or newer kinds */
+            if (!a->acted) {
+                a->acted = 1;
+                a->act_row = gw_column_is_null(st, 4) ? INT64_MAX : gw_column_int64(st, 4);
+            }
+            if (strcmp(act, "suspend")) a->held = a->flagged = 1;
+        }
         if (!strcmp(act, "suspend") && !a->suspended) {
             a->suspended = a->flagged = 1;
             a->t_suspend = gw_column_double(st, 3);
@@ -218,6 +238,57 @@ static int cmp_i64(const void *x, const void *y) {
     return (a > b) - (a < b);
 }
 
+void guard_wilson95(size_t k, size_t n, double *lo, double *hi) {
+    if (n == 0) {
+        *lo = 0, *hi = 1;
+        return;
+    }
+    const double z = 1.959963984540054;
+    double p = (double)k / (double)n, nn = (double)n, den = 1 + z * z / nn;
+    double mid = (p + z * z / (2 * nn)) / den, half = z * sqrt(p * (1 - p) / nn + z * z / (4 * nn * nn)) / den;
+    *lo = fmax(0, mid - half);
+    *hi = fmin(1, mid + half);
+}
+
+static json_t *wilson_json(size_t k, size_t n) {
+    if (n == 0) return json_null();
+    double lo, hi;
+    guard_wilson95(k, n, &lo, &hi);
+    return json_pack("[f, f]", lo, hi);
+}
+
+int guard_median_ci95(size_t n, size_t *lo_out, size_t *hi_out, double *cover_out) {
+    if (n < 6 || n > 100000) return -1;
+    double *cdf = malloc((n + 1) * sizeof *cdf); /* P(Bin(n, 1/2) <= k), in logs for large n */
+    if (!cdf) return -1;
+    double acc = 0;
+    for (size_t k = 0; k <= n; k++) {
+        acc += exp(lgamma((double)n + 1) - lgamma((double)k + 1) - lgamma((double)(n - k) + 1) - (double)n * log(2.0));
+        cdf[k] = fmin(acc, 1.0);
+    }
+    int rc = -1;
+    for (size_t j = (n - 1) / 2 + 1; j-- > 0;) { /* narrowest first: lo = j, hi = n - 1 - j */
+        size_t lo = j, hi = n - 1 - j;
+        if (lo >= hi) continue;
+        double cover = cdf[hi] - cdf[lo]; /* P(lo + 1 <= K <= hi), K = observations below the median */
+        if (cover >= 0.95) {
+            *lo_out = lo, *hi_out = hi, *cover_out = cover;
+            rc = 0;
+            break;
+        }
+    }
+    free(cdf);
+    return rc;
+}
+
+/* The median's interval of sorted v[0..n) as [v[lo], v[hi]], null below n = 6. */
+static json_t *median_ci_json(const int64_t *v, size_t n) {
+    size_t lo, hi;
+    double cover;
+    if (guard_median_ci95(n, &lo, &hi, &cover)) return json_null();
+    return json_pack("{s:[I, I], s:f}", "median_ci95", (json_int_t)v[lo], (json_int_t)v[hi], "coverage", cover);
+}
+
 static json_t *dist_json(int64_t *v, size_t n) {
     if (n == 0) return json_null();
     qsort(v, n, sizeof *v, cmp_i64);
@@ -225,8 +296,12 @@ static json_t *dist_json(int64_t *v, size_t n) {
     for (size_t i = 0; i < n; i++) mean += (double)v[i];
     mean /= (double)n;
     double med = n % 2 ? (double)v[n / 2] : 0.5 * (double)(v[n / 2 - 1] + v[n / 2]);
-    return json_pack("{s:f, s:f, s:I, s:I}", "median", med, "mean", mean, "min", (json_int_t)v[0], "max",
-                     (json_int_t)v[n - 1]);
+    json_t *o = json_pack("{s:f, s:f, s:I, s:I, s:I}", "median", med, "mean", mean, "min", (json_int_t)v[0], "max",
+                          (json_int_t)v[n - 1], "n", (json_int_t)n);
+    json_t *ci = median_ci_json(v, n);
+    json_object_set_new(o, "median_ci95", json_is_object(ci) ? json_incref(json_object_get(ci, "median_ci95")) : json_null());
+    json_decref(ci);
+    return o;
 }
 
 /* One detector's numbers for a set of units (attackers or benign accounts). */
@@ -239,8 +314,9 @@ typedef struct {
 } det_sum;
 
 static json_t *det_json(det_sum *s, int attack) {
-    json_t *o = json_pack("{s:I, s:I, s:f}", "units", (json_int_t)s->units, "caught", (json_int_t)s->caught,
-                          attack ? "tpr" : "fpr", s->units ? (double)s->caught / (double)s->units : 0.0);
+    json_t *o = json_pack("{s:I, s:I, s:f, s:o}", "units", (json_int_t)s->units, "caught", (json_int_t)s->caught,
+                          attack ? "tpr" : "fpr", s->units ? (double)s->caught / (double)s->units : 0.0,
+                          attack ? "tpr_ci95" : "fpr_ci95", wilson_json(s->caught, s->units));
     if (attack) {
         json_object_set_new(o, "queries_before_caught", dist_json(s->q_before, s->n_before));
         json_object_set_new(o, "tokens_before_caught", dist_json(s->t_before, s->n_before));
@@ -271,7 +347,7 @@ static int name_add(name_set *s, const char *name) {
 
 /* Totals over all strategies of one label (benign or attack). */
 typedef struct {
-    size_t units, caught[4], flagged, within_1000;
+    size_t units, caught[4], flagged, within_1000, held;
 } eval_totals;
 
 /* One strategy's accumulation: the four detectors (guard, prada, mmd, rate limit) and the
@@ -284,12 +360,14 @@ typedef struct {
     size_t together, keys_total, keys_suspended, flagged, max_linked, within_1000;
     int64_t *gids; /* scratch: guard groups of one unit's suspended keys */
     size_t gids_cap;
+    size_t held;       /* units held (an enforcing action) but not suspended */
+    json_t *units;     /* per unit: outcome, served before the first enforcing action and in all */
 } strat_acc;
 
 /* One unit (attacker or benign account) of a strategy: what each detector let it have. */
 static int eval_unit(const ev_data *d, strat_acc *sa, const char *unit) {
-    int64_t served = 0, tokens = 0, sb = 0, tb = 0, pq = 0, pt = 0, mq = 0, mt = 0;
-    size_t keys = 0, susp = 0, prada_hit = 0, mmd_hit = 0, rl_hit = 0, fl = 0, n_gids = 0;
+    int64_t served = 0, tokens = 0, sb = 0, tb = 0, pq = 0, pt = 0, mq = 0, mt = 0, aq = 0, at = 0;
+    size_t keys = 0, susp = 0, prada_hit = 0, mmd_hit = 0, rl_hit = 0, fl = 0, n_gids = 0, acted = 0, held = 0;
     for (size_t i = 0; i < d->n; i++) {
         const ev_acct *a = &d->a[i];
         if (strcmp(a->label->strategy, sa->name) || strcmp(unit_of(a, sa->attack), unit)) continue;
@@ -297,6 +375,10 @@ static int eval_unit(const ev_data *d, strat_acc *sa, const char *unit) {
         served += a->served;
         tokens += a->tokens;
         fl += a->flagged;
+        acted += a->acted;
+        held += a->held && !a->suspended;
+        aq += a->served_act;
+        at += a->tokens_act;
         if (a->suspended) {
             susp++;
             size_t k = 0;
@@ -346,15 +428,25 @@ static int eval_unit(const ev_data *d, strat_acc *sa, const char *unit) {
         }
     }
     if (sa->attack && susp == keys && sb <= 1000) sa->within_1000++;
+    const char *outcome = susp == keys ? "suspended" : susp ? "partly suspended" : acted ? "held" : fl ? "flagged" : "none";
+    if (!susp && acted) sa->held++;
+    if (sa->attack || acted || fl) /* benign units only when something happened to them */
+        json_array_append_new(sa->units,
+                              json_pack("{s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "unit", unit, "keys",
+                                        (json_int_t)keys, "outcome", outcome, "keys_suspended", (json_int_t)susp,
+                                        "keys_held", (json_int_t)held, "served_before_action", (json_int_t)aq,
+                                        "tokens_before_action", (json_int_t)at, "served", (json_int_t)served, "tokens",
+                                        (json_int_t)tokens));
     return 0;
 }
 
 /* One strategy as JSON, its units' numbers added to the label's totals. buf: 8 * d->n. */
 static json_t *eval_strategy(const ev_data *d, const char *name, int have_ref, int64_t *buf, eval_totals *tot_benign,
                              eval_totals *tot_attack) {
-    strat_acc sa = {.name = name};
+    strat_acc sa = {.name = name, .units = json_array()};
     name_set units = {0};
     json_t *so = NULL;
+    if (!sa.units) return NULL;
     for (int k = 0; k < 4; k++) {
         sa.S[k].q_before = buf + (size_t)k * 2 * d->n;
         sa.S[k].t_before = buf + (size_t)k * 2 * d->n + d->n;
@@ -372,6 +464,9 @@ static json_t *eval_strategy(const ev_data *d, const char *name, int have_ref, i
                    sa.attack ? "attackers" : "units", (json_int_t)units.n);
     json_t *g = det_json(&sa.S[0], sa.attack);
     json_object_set_new(g, "flagged", json_integer((json_int_t)sa.flagged));
+    json_object_set_new(g, "held", json_integer((json_int_t)sa.held));
+    json_object_set_new(g, "held_or_suspended_ci95", wilson_json(sa.held + sa.S[0].caught, sa.S[0].units));
+    json_object_set_new(g, "units_detail", json_incref(sa.units));
     if (sa.attack) {
         json_object_set_new(g, "stopped", json_integer((json_int_t)sa.together));
         json_object_set_new(g, "keys", json_integer((json_int_t)sa.keys_total));
@@ -389,7 +484,9 @@ static json_t *eval_strategy(const ev_data *d, const char *name, int have_ref, i
     for (int k = 0; k < 4; k++) t->caught[k] += sa.S[k].caught;
     t->flagged += sa.flagged;
     t->within_1000 += sa.within_1000;
+    t->held += sa.held;
 out:
+    json_decref(sa.units);
     free(units.v);
     free(sa.gids);
     return so;
@@ -405,6 +502,9 @@ static void eval_add_totals(json_t *root, const eval_totals *b, const eval_total
                   "flag_rate", ratio(b->flagged, b->units), "prada_fpr", ratio(b->caught[1], b->units), "mmd_window_fpr",
                   have_ref && b->units ? json_real(ratio(b->caught[2], b->units)) : json_null(), "rate_limit_429_rate",
                   ratio(b->caught[3], b->units)));
+    json_t *bj = json_object_get(root, "benign");
+    json_object_set_new(bj, "fpr_ci95", wilson_json(b->caught[0], b->units));
+    json_object_set_new(bj, "held", json_integer((json_int_t)b->held));
     json_object_set_new(
         root, "attack",
         json_pack("{s:I, s:I, s:f, s:I, s:f, s:o, s:f}", "attackers", (json_int_t)a->units, "caught",
@@ -412,6 +512,10 @@ static void eval_add_totals(json_t *root, const eval_totals *b, const eval_total
                   (json_int_t)a->within_1000, "prada_tpr", ratio(a->caught[1], a->units), "mmd_window_tpr",
                   have_ref && a->units ? json_real(ratio(a->caught[2], a->units)) : json_null(), "rate_limit_429_rate",
                   ratio(a->caught[3], a->units)));
+    json_t *aj = json_object_get(root, "attack");
+    json_object_set_new(aj, "tpr_ci95", wilson_json(a->caught[0], a->units));
+    json_object_set_new(aj, "held", json_integer((json_int_t)a->held));
+    json_object_set_new(aj, "suspended_or_held_ci95", wilson_json(a->caught[0] + a->held, a->units));
 }
 
 static long long jint(json_t *o, const char *k) { return (long long)json_integer_value(json_object_get(o, k)); }
@@ -436,6 +540,45 @@ static void print_strategy_line(FILE *out, const char *k, json_t *v) {
             json_is_object(mj) ? 100.0 * jint(mj, "caught") / fmax(1, units) : 0.0, mq, jint(rj, "caught"));
 }
 
+/* The guard's result per operation: what happened to each attacker (and to any benign account
+ * something happened to), with what it was served before the first enforcing action. */
+static void print_units(FILE *out, json_t *root) {
+    fprintf(out, "\nper operation (guard): outcome; queries/tokens served before the first enforcing action, and in all\n");
+    fprintf(out, "%-10s %-6s %-22s %5s %-17s %17s %17s\n", "strategy", "label", "unit", "keys", "outcome", "before action",
+            "in all");
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(root, "strategies"), k, v) {
+        json_t *g = json_object_get(v, "guard"), *u;
+        size_t i;
+        json_array_foreach(json_object_get(g, "units_detail"), i, u) {
+            char b1[40], b2[40];
+            snprintf(b1, sizeof b1, "%lld/%lld", jint(u, "served_before_action"), jint(u, "tokens_before_action"));
+            snprintf(b2, sizeof b2, "%lld/%lld", jint(u, "served"), jint(u, "tokens"));
+            fprintf(out, "%-10s %-6s %-22.22s %5lld %-17s %17s %17s\n", k, json_string_value(json_object_get(v, "label")),
+                    json_string_value(json_object_get(u, "unit")), jint(u, "keys"),
+                    json_string_value(json_object_get(u, "outcome")), b1, b2);
+        }
+    }
+}
+
+static void print_ci(FILE *out, const char *what, json_t *ci) {
+    if (json_is_array(ci))
+        fprintf(out, "%s [%.2f%%, %.2f%%]", what, 100 * json_number_value(json_array_get(ci, 0)),
+                100 * json_number_value(json_array_get(ci, 1)));
+}
+
+static void print_heldout(FILE *out, json_t *h) {
+    if (!json_is_object(h)) return;
+    json_t *c = json_object_get(h, "calibration"), *e = json_object_get(h, "evaluation");
+    char *cs = json_dumps(c, JSON_COMPACT), *es = json_dumps(e, JSON_COMPACT), *sh = json_dumps(json_object_get(h, "shared"), JSON_COMPACT);
+    fprintf(out, "\nheld out from calibration (%s):\n  calibration: %s\n  evaluation:  %s\n  shared:      %s\n",
+            json_string_value(json_object_get(h, "calibration_db")), cs ? cs : "?", es ? es : "?", sh ? sh : "?");
+    free(cs);
+    free(es);
+    free(sh);
+}
+
 static void print_text(FILE *out, json_t *root, const char *db_path, double delta, size_t mmd_window) {
     fprintf(out, "guard evaluation of %s (%s mode; PRADA delta %.4f; MMD window %zu)\n", db_path,
             json_string_value(json_object_get(root, "mode")), delta, mmd_window);
@@ -452,6 +595,92 @@ static void print_text(FILE *out, json_t *root, const char *db_path, double delt
     fprintf(out, "attackers: %lld, caught %lld (TPR %.1f%%), fully stopped within 1000 queries: %lld; PRADA TPR %.1f%%\n",
             jint(a, "attackers"), jint(a, "caught"), 100 * json_number_value(json_object_get(a, "tpr")),
             jint(a, "stopped_within_1000_queries"), 100 * json_number_value(json_object_get(a, "prada_tpr")));
+    print_ci(out, "benign suspended: Wilson 95%", json_object_get(b, "fpr_ci95"));
+    fprintf(out, "; held %lld\n", jint(b, "held"));
+    print_ci(out, "attackers suspended: Wilson 95%", json_object_get(a, "tpr_ci95"));
+    fprintf(out, "; held (not suspended) %lld", jint(a, "held"));
+    print_ci(out, "; suspended or held: Wilson 95%", json_object_get(a, "suspended_or_held_ci95"));
+    fprintf(out, "\n");
+    print_units(out, root);
+    print_heldout(out, json_object_get(root, "held_out"));
+}
+
+/* ---------------------------------------------------------------- held out from calibration */
+
+static json_t *names_json(const name_set *s) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < s->n; i++) json_array_append_new(a, json_string(s->v[i]));
+    return a;
+}
+
+/* The seeds, prompt sources, strategies and personas of a set of labels. seeds: n * 24 bytes. */
+static json_t *label_sets(const guard_label *l, size_t n, char (*seeds)[24], name_set *ss, name_set *so, name_set *st) {
+    for (size_t i = 0; i < n; i++) {
+        snprintf(seeds[i], sizeof seeds[i], "%llu", (unsigned long long)l[i].seed);
+        if (name_add(ss, seeds[i]) || name_add(so, l[i].source) || name_add(st, l[i].strategy)) return NULL;
+    }
+    return json_pack("{s:I, s:o, s:o, s:o}", "accounts", (json_int_t)n, "seeds", names_json(ss), "sources",
+                     names_json(so), "strategies", names_json(st));
+}
+
+static int in_set(const name_set *s, const char *x) {
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->v[i], x)) return 1;
+    return 0;
+}
+
+/* What of the evaluation's traffic calibration never saw: overall, and per strategy. */
+static int heldout_add(json_t *root, const char *calib_db, const guard_label *el, size_t en, const guard_label *cl, size_t cn) {
+    char(*es)[24] = rt_calloc(en + 1, 24, "eval seeds"), (*cs)[24] = rt_calloc(cn + 1, 24, "calibration seeds");
+    name_set e_seed = {0}, e_src = {0}, e_str = {0}, c_seed = {0}, c_src = {0}, c_str = {0}, sh_seed = {0}, sh_src = {0};
+    int rc = -1;
+    json_t *ej = NULL, *cj = NULL;
+    if (!es || !cs) goto out;
+    ej = label_sets(el, en, es, &e_seed, &e_src, &e_str);
+    cj = label_sets(cl, cn, cs, &c_seed, &c_src, &c_str);
+    if (!ej || !cj) goto out;
+    for (size_t i = 0; i < e_seed.n; i++)
+        if (in_set(&c_seed, e_seed.v[i]) && name_add(&sh_seed, e_seed.v[i])) goto out;
+    for (size_t i = 0; i < e_src.n; i++)
+        if (in_set(&c_src, e_src.v[i]) && name_add(&sh_src, e_src.v[i])) goto out;
+    size_t shared_acc = 0;
+    for (size_t i = 0; i < en; i++)
+        for (size_t j = 0; j < cn; j++)
+            if (!strcmp(el[i].name, cl[j].name)) {
+                shared_acc++;
+                break;
+            }
+    json_t *h = json_pack("{s:s, s:O, s:O, s:{s:o, s:o, s:I}}", "calibration_db", calib_db, "calibration", cj,
+                          "evaluation", ej, "shared", "seeds", names_json(&sh_seed), "sources", names_json(&sh_src),
+                          "accounts", (json_int_t)shared_acc);
+    json_object_set_new(root, "held_out", h);
+    /* per strategy: was the strategy, or any of its sources, in calibration */
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(root, "strategies"), k, v) {
+        name_set srcs = {0};
+        for (size_t i = 0; i < en; i++)
+            if (!strcmp(el[i].strategy, k) && name_add(&srcs, el[i].source)) {
+                free(srcs.v);
+                goto out;
+            }
+        json_t *seen = json_array();
+        for (size_t i = 0; i < srcs.n; i++)
+            if (in_set(&c_src, srcs.v[i])) json_array_append_new(seen, json_string(srcs.v[i]));
+        json_object_set_new(v, "held_out",
+                            json_pack("{s:b, s:o, s:o}", "strategy_in_calibration", in_set(&c_str, k), "sources",
+                                      names_json(&srcs), "sources_in_calibration", seen));
+        free(srcs.v);
+    }
+    rc = 0;
+out:
+    json_decref(ej);
+    json_decref(cj);
+    free(es);
+    free(cs);
+    free(e_seed.v), free(e_src.v), free(e_str.v), free(c_seed.v), free(c_src.v), free(c_str.v), free(sh_seed.v);
+    free(sh_src.v);
+    return rc;
 }
 
 /* Every strategy (in label order of first appearance) and the totals, as JSON. */
@@ -493,6 +722,9 @@ int guard_eval(const guard_eval_options *o, FILE *out) {
     guard_reference_init(&ref);
     int have_ref = 0;
     json_t *root = NULL;
+    gw_db *cdb = NULL;
+    guard_label *clabels = NULL;
+    size_t n_clabels = 0;
     int rc = -1;
     if (gw_db_open(&db, o->db_path) || guard_db_init(db)) goto out;
     if (gw_db_with(db, load_fn, &lc)) {
@@ -510,6 +742,14 @@ int guard_eval(const guard_eval_options *o, FILE *out) {
     if (run_baselines(&d, &ev, have_ref ? &ref : NULL, delta, mmd_window)) goto out;
     root = eval_json(&d, o->db_path, have_ref, delta, mmd_window);
     if (!root) goto out;
+    if (o->calib_db_path) {
+        if (!rt_file_exists(o->calib_db_path)) {
+            RT_FAIL_KIND(RT_ERR_NOT_FOUND, "--calibration-db: %s does not exist", o->calib_db_path);
+            goto out;
+        }
+        if (gw_db_open(&cdb, o->calib_db_path) || guard_labels_load(cdb, &clabels, &n_clabels)) goto out;
+        if (heldout_add(root, o->calib_db_path, lc.labels, lc.n_labels, clabels, n_clabels)) goto out;
+    }
     if (o->as_json) {
         char *s = rt_json_reals(json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER));
         if (!s) goto out;
@@ -525,6 +765,8 @@ out:
     guard_reference_free(&ref);
     free(d.a);
     free(lc.labels);
+    free(clabels);
+    gw_db_close(cdb);
     gw_db_close(db);
     return rc;
 }

@@ -401,14 +401,30 @@ void guard_events_free(guard_event_list *l) {
     memset(l, 0, sizeof *l);
 }
 
+/* Whether guard_sim_accounts has the prompt-source column (labels written before it have not). */
+static int labels_have_source(gw_conn *c) {
+    gw_stmt *st = NULL;
+    int has = 0;
+    const char *q = gw_conn_is_pg(c) ? "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+                                       "AND table_name = 'guard_sim_accounts' AND column_name = 'source'"
+                                     : "SELECT 1 FROM pragma_table_info('guard_sim_accounts') WHERE name = 'source'";
+    if (gw_sql_prepare(c, q, &st, "reading guard_sim_accounts' columns") == 0) has = gw_step(st) == GW_ROW;
+    gw_finalize(st);
+    return has;
+}
+
 int guard_labels_read(gw_conn *c, guard_label **out, size_t *n) {
     *out = NULL;
     *n = 0;
     if (!gw_sql_has_table(c, "guard_sim_accounts")) return 0;
     gw_stmt *st = NULL;
-    if (gw_sql_prepare(c, "SELECT account_id, name, persona, strategy, attack, grp FROM guard_sim_accounts "
+    if (gw_sql_prepare(c,
+                       labels_have_source(c)
+                           ? "SELECT account_id, name, persona, strategy, attack, grp, seed, source FROM guard_sim_accounts "
+                             "ORDER BY account_id"
+                           : "SELECT account_id, name, persona, strategy, attack, grp, seed, NULL FROM guard_sim_accounts "
                              "ORDER BY account_id",
-                          &st, "reading guard_sim_accounts"))
+                       &st, "reading guard_sim_accounts"))
         return -1;
     size_t cap = 0;
     guard_label *l = NULL;
@@ -426,6 +442,9 @@ int guard_labels_read(gw_conn *c, guard_label **out, size_t *n) {
         snprintf(x->strategy, sizeof x->strategy, "%s", gw_column_text(st, 3));
         x->attack = gw_column_int(st, 4);
         snprintf(x->group, sizeof x->group, "%s", gw_column_text(st, 5));
+        x->seed = (uint64_t)gw_column_int64(st, 6);
+        const char *src = gw_column_text(st, 7);
+        snprintf(x->source, sizeof x->source, "%s", src && *src ? src : "corpus");
     }
     gw_finalize(st);
     *out = l;
@@ -439,12 +458,15 @@ typedef struct {
 static int labels_write_fn(gw_conn *c, void *ud) {
     const labels_w *x = ud;
     gw_stmt *st = NULL;
+    if (!labels_have_source(c) &&
+        gw_sql_schema(c, "ALTER TABLE guard_sim_accounts ADD COLUMN source TEXT", "adding guard_sim_accounts.source"))
+        return -1;
     if (gw_sql_prepare(c,
                        "INSERT INTO guard_sim_accounts(account_id, name, persona, strategy, attack, grp, "
-                       "client, created_at, seed) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9) ON CONFLICT(account_id) DO UPDATE "
-                       "SET name = excluded.name, persona = excluded.persona, strategy = excluded.strategy, "
+                       "client, created_at, seed, source) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10) ON CONFLICT(account_id) "
+                       "DO UPDATE SET name = excluded.name, persona = excluded.persona, strategy = excluded.strategy, "
                        "attack = excluded.attack, grp = excluded.grp, client = excluded.client, "
-                       "created_at = excluded.created_at, seed = excluded.seed",
+                       "created_at = excluded.created_at, seed = excluded.seed, source = excluded.source",
                        &st, "guard_sim_accounts"))
         return -1;
     int rc = gw_sql_exec(c, "BEGIN", "guard_sim_accounts");
@@ -460,6 +482,7 @@ static int labels_write_fn(gw_conn *c, void *ud) {
         gw_bind_text(st, 7, l->client);
         gw_bind_double(st, 8, l->created_at);
         gw_bind_int64(st, 9, (int64_t)l->seed);
+        gw_bind_text(st, 10, l->source[0] ? l->source : "corpus");
         rc = gw_sql_step_done(c, st, "guard_sim_accounts");
     }
     gw_finalize(st);

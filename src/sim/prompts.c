@@ -11,7 +11,9 @@
  *   WALK      the next passage of a sequential walk through the corpus;
  *   TEMPLATE  an expansion of one of five fixed instruction templates.
  * A generator never returns one of a handful of fixed strings: every slot is drawn from the
- * corpus. Not a scenario driver (sim.c).
+ * corpus. The other sources' prompts (everyday requests: a template grammar; questions and
+ * harvester instructions around fortunes and man pages, loaded by sources.c; evaluation
+ * suites' fixed prompts) are built here too. Not a scenario driver (sim.c).
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -510,4 +512,328 @@ int guard_prompt_make(const guard_corpus *c, guard_prompt_kind kind, guard_promp
                     rt_rng_below(rng, c->n_v));
     }
     return RT_FAIL("unknown prompt kind %d", (int)kind);
+}
+
+/* ---------------------------------------------------------------- other prompt sources */
+
+/* Everyday requests: a template grammar (every {slot} drawn from a list below). The halves of
+ * the "everyday" source are halves of these templates (by a hash of the template). */
+static const char *const everyday_templates[] = {
+    "How do I {task}?",
+    "What's the best way to {task}?",
+    "Can you give me a recipe for {dish} with {ingredient}?",
+    "I have {ingredient} and {ingredient2} left. What can I cook tonight?",
+    "Write a {tone} email to my {person} about {topic}.",
+    "Write a short {tone} message to my {person} saying I will be late.",
+    "Give me {n} ideas for {event}.",
+    "Plan a {n}-day trip to {city} on a budget.",
+    "What should I pack for a weekend in {city}?",
+    "Translate \"{phrase}\" into {lang}.",
+    "How do you say \"{phrase}\" in {lang}?",
+    "Explain {subject} like I'm {age}.",
+    "Summarise the main ideas of {subject} in a few sentences.",
+    "My {device} {problem}. What should I try?",
+    "Is it normal that my {device} {problem}?",
+    "Help me write a cover letter for a {job} job.",
+    "What questions might they ask in a {job} interview?",
+    "Suggest a {n}-week plan to get better at {hobby}.",
+    "I want to start {hobby}. Where do I begin?",
+    "What's a good gift for my {person} who likes {hobby}?",
+    "Make a shopping list for {event}.",
+    "What is the difference between {subject} and {subject2}?",
+    "Write a {tone} toast for {event}.",
+    "Give me a {tone} caption for a photo of {dish}.",
+    "How long should I {cook} {ingredient}?",
+    "Can I freeze {dish}?",
+    "Rewrite this to sound more {tone}: \"{phrase}\"",
+    "Create a weekly workout plan for a {age} beginner.",
+    "What are the pros and cons of {choice}?",
+    "Should I {choice}? Give me both sides.",
+    "How can I save money on {expense}?",
+    "Draft a polite complaint about {complaint}.",
+    "What are some fun things to do in {city} with kids?",
+    "Write a {tone} birthday card for my {person}.",
+    "Explain how {thing} works.",
+    "Why does {thing} {behaviour}?",
+    "Recommend {n} books about {subject}.",
+    "Help me name my {pet}.",
+    "What's a quick breakfast with {ingredient}?",
+    "Turn these notes into a {tone} paragraph: {phrase}, {phrase2}.",
+    "Give me a checklist for {task}.",
+    "What should I know before I {choice}?",
+    "Tell me a {tone} story about a {pet} in {city}.",
+    "how to {task} fast",
+    "{dish} recipe easy",
+    "Is {ingredient} healthy?",
+    "Compare {device} and {device2} for a student.",
+    "Help me reply to my {person}, who asked about {topic}.",
+};
+
+static const char *const ev_task[] = {"fix a leaking tap", "change a bike tyre", "clean a cast iron pan", "remove a red wine stain",
+    "set up a budget spreadsheet", "back up my phone", "unclog a drain", "repot a houseplant", "iron a shirt", "hang a shelf",
+    "prepare for a job interview", "learn to touch type", "sleep better", "get rid of fruit flies", "file my taxes",
+    "make my wifi faster", "write a resume", "start running", "defrost a freezer", "organise my wardrobe"};
+static const char *const ev_dish[] = {"lasagne", "banana bread", "lentil soup", "pad thai", "chicken curry", "pancakes", "risotto",
+    "guacamole", "chili", "shakshuka", "apple pie", "fried rice", "gazpacho", "falafel", "mac and cheese", "ratatouille"};
+static const char *const ev_ingredient[] = {"chickpeas", "spinach", "eggs", "leftover rice", "sweet potatoes", "tofu", "salmon",
+    "mushrooms", "zucchini", "feta", "oats", "bananas", "broccoli", "ground beef", "lemons", "coconut milk"};
+static const char *const ev_person[] = {"landlord", "boss", "sister", "neighbour", "teacher", "grandmother", "colleague",
+    "best friend", "dentist", "coach", "brother-in-law", "team"};
+static const char *const ev_topic[] = {"the broken heating", "next week's meeting", "the holiday schedule", "a refund",
+    "moving out", "the project deadline", "our weekend plans", "a noise complaint", "the school trip", "my sick day"};
+static const char *const ev_tone[] = {"friendly", "formal", "funny", "short", "warm", "professional", "casual", "heartfelt",
+    "polite", "upbeat"};
+static const char *const ev_event[] = {"a kid's birthday party", "a team offsite", "a rainy Sunday", "a first date",
+    "a baby shower", "a retirement party", "a picnic", "a book club meeting", "a wedding", "a housewarming"};
+static const char *const ev_city[] = {"Lisbon", "Kyoto", "Chicago", "Berlin", "Mexico City", "Edinburgh", "Seoul",
+    "Cape Town", "Montreal", "Prague", "Buenos Aires", "Melbourne", "Oslo", "Marrakesh"};
+static const char *const ev_phrase[] = {"where is the train station", "thank you for your help", "I am allergic to nuts",
+    "see you tomorrow", "the meeting is postponed", "can I pay by card", "I love this place", "happy new year",
+    "we need more time", "the package arrived damaged", "call me back please", "good luck with the exam"};
+static const char *const ev_lang[] = {"Spanish", "French", "German", "Japanese", "Italian", "Portuguese", "Korean", "Dutch",
+    "Polish", "Turkish"};
+static const char *const ev_subject[] = {"inflation", "photosynthesis", "compound interest", "black holes", "vaccines",
+    "the stock market", "climate change", "machine learning", "the French revolution", "blockchains", "sourdough starters",
+    "credit scores", "plate tectonics", "jet lag"};
+static const char *const ev_age[] = {"five", "ten", "a teenager", "sixty", "a complete beginner", "in high school"};
+static const char *const ev_device[] = {"laptop", "phone", "printer", "washing machine", "router", "car", "fridge",
+    "headphones", "smart watch", "dishwasher"};
+static const char *const ev_problem[] = {"keeps restarting", "is very slow", "makes a clicking noise", "won't turn on",
+    "drains the battery overnight", "shows an error code", "gets hot", "disconnects every hour"};
+static const char *const ev_job[] = {"nurse", "barista", "data analyst", "teacher", "software engineer", "warehouse",
+    "marketing", "receptionist", "electrician", "project manager"};
+static const char *const ev_hobby[] = {"chess", "gardening", "photography", "guitar", "knitting", "rock climbing", "baking",
+    "drawing", "swimming", "birdwatching", "woodworking"};
+static const char *const ev_cook[] = {"boil", "bake", "roast", "steam", "grill", "poach"};
+static const char *const ev_choice[] = {"rent or buy a flat", "get a dog", "switch careers", "buy an electric car",
+    "go back to university", "move to another city", "work from home", "learn to code"};
+static const char *const ev_expense[] = {"groceries", "electricity", "car insurance", "phone bills", "holidays",
+    "childcare", "streaming services"};
+static const char *const ev_complaint[] = {"a late delivery", "a noisy hotel room", "a wrong bill", "a cancelled flight",
+    "a broken product", "rude service"};
+static const char *const ev_thing[] = {"a microwave", "GPS", "a refrigerator", "noise cancelling", "a credit card",
+    "the tide", "a rainbow", "a vaccine", "an electric motor", "bread yeast"};
+static const char *const ev_behaviour[] = {"make that noise", "stop working in the cold", "smell like that", "get slower over time",
+    "change colour"};
+static const char *const ev_pet[] = {"cat", "puppy", "goldfish", "parrot", "hamster", "tortoise"};
+
+typedef struct {
+    const char *name;
+    const char *const *v;
+    size_t n;
+} ev_slot;
+#define EV(name, arr) {name, arr, RT_ARRAY_LEN(arr)}
+static const ev_slot ev_slots[] = {
+    EV("task", ev_task),       EV("dish", ev_dish),         EV("ingredient", ev_ingredient), EV("person", ev_person),
+    EV("topic", ev_topic),     EV("tone", ev_tone),         EV("event", ev_event),           EV("city", ev_city),
+    EV("phrase", ev_phrase),   EV("lang", ev_lang),         EV("subject", ev_subject),       EV("age", ev_age),
+    EV("device", ev_device),   EV("problem", ev_problem),   EV("job", ev_job),               EV("hobby", ev_hobby),
+    EV("cook", ev_cook),       EV("choice", ev_choice),     EV("expense", ev_expense),       EV("complaint", ev_complaint),
+    EV("thing", ev_thing),     EV("behaviour", ev_behaviour), EV("pet", ev_pet),
+};
+#undef EV
+
+static int ev_fill(rt_buf *o, const char *tpl, rt_rng *rng) {
+    for (const char *p = tpl; *p;) {
+        if (*p != '{') {
+            const char *q = strchr(p, '{');
+            size_t n = q ? (size_t)(q - p) : strlen(p);
+            if (rt_buf_append(o, p, n)) return -1;
+            p += n;
+            continue;
+        }
+        const char *e = strchr(p, '}');
+        if (!e) return RT_FAIL("everyday template without '}': %s", tpl);
+        size_t sl = (size_t)(e - p - 1);
+        while (sl && isdigit((unsigned char)p[sl])) sl--; /* {ingredient2}: another draw */
+        int rc = -2;
+        if (sl == 1 && p[1] == 'n') rc = rt_buf_printf(o, "%u", 3 + (unsigned)rt_rng_below(rng, 8));
+        for (size_t k = 0; rc == -2 && k < RT_ARRAY_LEN(ev_slots); k++)
+            if (strlen(ev_slots[k].name) == sl && !strncmp(ev_slots[k].name, p + 1, sl))
+                rc = rt_buf_printf(o, "%s", ev_slots[k].v[rt_rng_below(rng, ev_slots[k].n)]);
+        if (rc == -2) return RT_FAIL("everyday template: unknown slot in %s", tpl);
+        if (rc) return -1;
+        p = e + 1;
+    }
+    return 0;
+}
+
+/* One everyday request from the templates of the spec's half (and of the style's tile). */
+static int everyday(rt_buf *o, guard_source_spec sp, const guard_prompt_style *s, rt_rng *rng) {
+    size_t nt = RT_ARRAY_LEN(everyday_templates);
+    for (int tries = 0; tries < 1000; tries++) {
+        size_t t = rt_rng_below(rng, nt);
+        const char *tpl = everyday_templates[t];
+        if (sp.half && guard_source_half_of(tpl, strlen(tpl)) != sp.half) continue;
+        if (s && s->parts > 1 && s->parts <= nt / 2 && t % s->parts != s->part % s->parts) continue;
+        return ev_fill(o, tpl, rng);
+    }
+    return ev_fill(o, everyday_templates[0], rng);
+}
+
+static const char *const fortune_questions[] = {
+    "What does this saying mean? \"{item}\"",
+    "Explain the joke: {item}",
+    "Who might have said this? \"{item}\"",
+    "Is this true? {item}",
+    "Can you rewrite this in plain words: {item}",
+    "I found this quote: \"{item}\" What do you think of it?",
+    "Give me a quote like this one: {item}",
+    "Why is this funny? {item}",
+    "Use this in a short speech: \"{item}\"",
+    "Make this sound more formal: {item}",
+};
+static const char *const man_questions[] = {
+    "What does the {title} command do?",
+    "How do I use {title}?",
+    "Give me an example of {title}.",
+    "Explain this from the {title} manual: {item}",
+    "What is {title} for, and when would I need it?",
+    "I saw \"{title}\" in a script. What is it?",
+    "{title} usage?",
+    "Is {title} safe to run as root?",
+    "What are the most useful options of {title}?",
+    "Can you explain this to a beginner: {item}",
+};
+/* A harvester's instruction around an item; the paraphrasing harvesters combine a lead and a
+ * close at random (over 200 variants), the plain ones keep one. */
+static const char *const harvest_leads[] = {
+    "", "Continue: ", "Please continue the following text. ", "Respond in full detail to: ",
+    "Give a complete, thorough answer. ", "Write a detailed explanation of this: ", "Elaborate on the following: ",
+    "Provide an in-depth response. ", "Explain fully: ", "Expand on this, leaving nothing out: ",
+    "Answer at length. ", "Discuss the following in depth. ", "Write as much as you can about this: ",
+    "Could you go into detail on this? ", "Thoroughly explain: ", "Break this down completely: ",
+    "I need a comprehensive answer: ", "Tell me everything about: ", "Write a long response to: ",
+    "Describe in detail: ",
+};
+static const char *const harvest_closes[] = {
+    "", " Be detailed.", " Be thorough.", " Use several paragraphs.", " Don't skip anything.", " Go on as long as needed.",
+    " Please be complete.", " Include examples.", " Explain every part.", " Write it all out.", " (long answer please)",
+    " Thanks.",
+};
+
+/* Items are cut (at a space) so a prompt fits a small model's context beside its answer:
+ * about 60 tokens of a 128-token model with max_tokens 32 when the tokenizer was trained on
+ * the corpus and splits other text finely. */
+#define SOURCE_ITEM_CAP 130
+#define SOURCE_RAW_CAP 170
+
+static int put_item(rt_buf *o, const guard_texts *t, size_t i, int title, size_t cap) {
+    size_t len, tl = 0;
+    const char *ti = NULL;
+    const char *s = guard_texts_item(t, i, &len, &ti, &tl);
+    if (title) return tl ? rt_buf_append(o, ti, tl) : put_capped(o, s, len, 40);
+    return put_capped(o, s, len, cap);
+}
+
+static int fill_item(rt_buf *o, const char *tpl, const guard_texts *t, size_t i, rt_rng *rng) {
+    for (const char *p = tpl; *p;) {
+        if (*p != '{') {
+            const char *q = strchr(p, '{');
+            size_t n = q ? (size_t)(q - p) : strlen(p);
+            if (rt_buf_append(o, p, n)) return -1;
+            p += n;
+            continue;
+        }
+        int rc;
+        if (!strncmp(p, "{item}", 6)) rc = put_item(o, t, i, 0, SOURCE_ITEM_CAP), p += 6;
+        else if (!strncmp(p, "{title}", 7)) rc = put_item(o, t, i, 1, 0), p += 7;
+        else return RT_FAIL("source template: unknown slot in %s", tpl);
+        if (rc) return -1;
+    }
+    (void)rng;
+    return 0;
+}
+
+/* An item index of the style's tile (a swarm's keys cover disjoint items). */
+static size_t pick_item(const guard_texts *t, const guard_prompt_style *s, rt_rng *rng) {
+    size_t n = guard_texts_count(t);
+    if (s && s->parts > 1 && n >= s->parts) {
+        size_t per = n / s->parts;
+        return (s->part % s->parts) + s->parts * rt_rng_below(rng, per);
+    }
+    return rt_rng_below(rng, n);
+}
+
+int guard_source_prompt(const guard_texts *t, guard_source_spec sp, guard_ask_kind k, guard_prompt_style *s,
+                        rt_rng *rng, rt_buf *out) {
+    out->len = 0;
+    if (out->data) out->data[0] = '\0';
+    if (sp.kind == GUARD_SRC_CORPUS) return RT_FAIL("guard_source_prompt: the corpus has its own generator");
+    if (sp.kind != GUARD_SRC_EVERYDAY && guard_texts_count(t) == 0) return RT_FAIL("prompt source: no items loaded");
+    rt_buf body = {0};
+    int rc = 0;
+    /* the content: a natural request, or the bare item a harvester sends */
+    if (sp.kind == GUARD_SRC_EVERYDAY) rc = everyday(&body, sp, s, rng);
+    else if (k == GUARD_ASK_QUESTION) {
+        const char *tpl = sp.kind == GUARD_SRC_FORTUNES ? PICK(fortune_questions, rng) : PICK(man_questions, rng);
+        rc = fill_item(&body, tpl, t, pick_item(t, s, rng), rng);
+    } else rc = put_item(&body, t, pick_item(t, s, rng), 0, k == GUARD_ASK_RAW || k == GUARD_ASK_PREFIX ? SOURCE_RAW_CAP : SOURCE_ITEM_CAP);
+    if (rc) goto out;
+    switch (k) {
+    case GUARD_ASK_QUESTION: rc = rt_buf_append(out, body.data, body.len) || stylise(out, s, rng); break;
+    case GUARD_ASK_RAW: rc = rt_buf_append(out, body.data, body.len); break;
+    case GUARD_ASK_PREFIX: { /* cut after 2..n-1 words */
+        size_t words = 0, cut = body.len;
+        for (size_t i = 1; i < body.len; i++) words += body.data[i] == ' ' && body.data[i - 1] != ' ';
+        size_t want = 2 + (words > 3 ? rt_rng_below(rng, words - 2) : 0);
+        for (size_t i = 1, w = 0; i < body.len; i++)
+            if (body.data[i] == ' ' && body.data[i - 1] != ' ' && ++w == want) {
+                cut = i;
+                break;
+            }
+        rc = rt_buf_append(out, body.data, cut);
+        break;
+    }
+    case GUARD_ASK_TEMPLATE: /* one fixed instruction (the style's) around every item */
+        rc = rt_buf_printf(out, "%s%s%s", harvest_leads[1 + s->attack_template % (RT_ARRAY_LEN(harvest_leads) - 1)],
+                           body.data, harvest_closes[s->attack_template % RT_ARRAY_LEN(harvest_closes)]);
+        break;
+    case GUARD_ASK_PARAPHRASE:
+        rc = rt_buf_printf(out, "%s%s%s", PICK(harvest_leads, rng), body.data, PICK(harvest_closes, rng)) ||
+             stylise(out, s, rng);
+        break;
+    default: rc = RT_FAIL("unknown source prompt kind %d", (int)k);
+    }
+out:
+    rt_buf_free(&body);
+    return rc;
+}
+
+/* An evaluation suite's prompt i: fixed templates (arithmetic, odd one out, completion,
+ * multiple choice) whose slots depend only on (suite, i), so a rerun sends the same text; the
+ * countries of one suite's questions differ (a stride through the list). */
+int guard_bench_prompt(uint64_t suite, size_t i, rt_buf *out) {
+    static const char *const words[] = {"apple", "river", "chair", "violin", "granite", "sparrow", "pencil", "cloud",
+                                        "tiger", "copper", "lemon", "harbour", "engine", "maple", "candle", "glacier"};
+    static const char *const capitals[][2] = {
+        {"France", "Paris"},     {"Japan", "Tokyo"},        {"Kenya", "Nairobi"},    {"Peru", "Lima"},
+        {"Norway", "Oslo"},      {"Egypt", "Cairo"},        {"Canada", "Ottawa"},    {"Chile", "Santiago"},
+        {"Poland", "Warsaw"},    {"Ghana", "Accra"},        {"Vietnam", "Hanoi"},    {"Cuba", "Havana"},
+        {"Austria", "Vienna"},   {"Nepal", "Kathmandu"},    {"Ireland", "Dublin"},   {"Morocco", "Rabat"},
+        {"Greece", "Athens"},    {"Thailand", "Bangkok"},   {"Portugal", "Lisbon"},  {"Iran", "Tehran"},
+        {"Sweden", "Stockholm"}, {"Colombia", "Bogota"},    {"Hungary", "Budapest"}, {"Senegal", "Dakar"}};
+    const size_t nc = RT_ARRAY_LEN(capitals), nw = RT_ARRAY_LEN(words);
+    rt_rng r;
+    rt_rng_seed(&r, rt_splitmix64(suite * 0x9e3779b97f4a7c15ULL + i));
+    size_t c = (size_t)(suite % nc + (i / 4) * 7) % nc; /* 7 is prime to 24: distinct for 24 rounds */
+    out->len = 0;
+    if (out->data) out->data[0] = '\0';
+    switch (i % 4) {
+    case 0: {
+        unsigned a = 10 + (unsigned)rt_rng_below(&r, 90), b = 10 + (unsigned)rt_rng_below(&r, 90);
+        return rt_buf_printf(out, "Question: What is %u + %u?\nAnswer:", a, b);
+    }
+    case 1: {
+        size_t w = rt_rng_below(&r, nw), s = 1 + 2 * rt_rng_below(&r, nw / 2); /* odd stride: four distinct words */
+        return rt_buf_printf(out, "Question: Which word does not belong: %s, %s, %s, %s?\nAnswer:", words[w],
+                             words[(w + s) % nw], words[(w + 2 * s) % nw], words[(w + 3 * s) % nw]);
+    }
+    case 2: return rt_buf_printf(out, "Complete the sentence. The capital of %s is", capitals[(c + 3) % nc][0]);
+    default: {
+        size_t o1 = (c + 1 + rt_rng_below(&r, nc - 1)) % nc, o2 = (c + 1 + rt_rng_below(&r, nc - 1)) % nc;
+        return rt_buf_printf(out, "Question: What is the capital of %s?\n(A) %s (B) %s (C) %s\nAnswer:", capitals[c][0],
+                             capitals[o1][1], capitals[c][1], capitals[o2][1]);
+    }
+    }
 }

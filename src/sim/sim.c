@@ -45,9 +45,14 @@
 #include "../record/record.h"
 #include "sim.h"
 
-typedef enum { P_BENIGN = 0, P_POWER, P_APP, P_BULK, P_LOGPROB, P_SLOW, P_TEMPLATE, P_MIMICRY, P_SYBIL, P_WALK, P_KINDS } pkind;
-static const char *const kind_names[P_KINDS] = {"benign", "power",    "app",     "bulk",  "logprob",
-                                                "slow",   "template", "mimicry", "sybil", "walk"};
+typedef enum {
+    P_BENIGN = 0, P_POWER, P_APP, P_EVALJOB,                                   /* benign */
+    P_BULK, P_LOGPROB, P_SLOW, P_TEMPLATE, P_MIMICRY, P_SYBIL, P_WALK,         /* attackers */
+    P_PROBER, P_SWARM, P_WARMUP, P_CAREFUL, P_PARAPHRASE, P_KINDS
+} pkind;
+static const char *const kind_names[P_KINDS] = {"benign",  "power", "app",    "evaljob", "bulk",    "logprob",
+                                                "slow",    "template", "mimicry", "sybil", "walk", "prober",
+                                                "swarm",   "warmup", "careful", "paraphrase"};
 
 typedef struct {
     char name[48];
@@ -68,6 +73,16 @@ typedef struct {
     int has_limits;
     size_t cohort;           /* benign: sign-up cohorts of this size (0 = none) */
     double shared_address;   /* benign: share of accounts that share an address with another */
+    guard_source_spec src;   /* where its prompts come from (default: the scenario's) */
+    int has_src;
+    guard_source_spec hsrc;  /* warmup: where its harvest comes from (default: src) */
+    int has_hsrc;
+    double warmup_hours;     /* warmup: benign use this long, then the harvest */
+    double period_hours;     /* evaljob: a run of the suite every period (default 24: nightly) */
+    size_t suite_size;       /* evaljob: prompts in its fixed suite */
+    double signup_days;      /* swarm: sign-ups spread over this many days before the day */
+    size_t per_key;          /* swarm: requests per key (about; each key's own sessions) */
+    char tier[32];           /* "": none; else the guard tier an operator put its accounts in */
 } persona;
 
 struct guard_scenario {
@@ -80,6 +95,9 @@ struct guard_scenario {
     size_t max_tokens;
     persona *p;
     size_t n_p;
+    guard_source_spec src;   /* default prompt source of its personas */
+    char fortunes_dir[256], man_dir[256]; /* "" = the system's */
+    int forwarded_for;       /* every request names its client in X-Forwarded-For */
 };
 
 void guard_scenario_free(guard_scenario *s) {
@@ -90,7 +108,8 @@ void guard_scenario_free(guard_scenario *s) {
 
 size_t guard_scenario_accounts(const guard_scenario *s) {
     size_t n = 0;
-    for (size_t i = 0; i < s->n_p; i++) n += s->p[i].count * (s->p[i].kind == P_SYBIL ? s->p[i].keys : 1);
+    for (size_t i = 0; i < s->n_p; i++)
+        n += s->p[i].count * (s->p[i].kind == P_SYBIL || s->p[i].kind == P_SWARM ? s->p[i].keys : 1);
     return n;
 }
 
@@ -169,6 +188,25 @@ static int s_limits(sctx *c, json_t *o, const char *k, gw_limits *l, int *given)
     return 0;
 }
 
+static int s_source(sctx *c, json_t *o, guard_source_spec *out, int *given) {
+    json_t *v = json_object_get(o, "source");
+    if (!v) return 0;
+    if (!json_is_string(v) || guard_source_spec_parse(json_string_value(v), out))
+        return sfail(c, "source", "expected one of corpus, fortunes, man, everyday (the last three optionally /a or /b: "
+                                  "one half of the source)");
+    if (given) *given = 1;
+    return 0;
+}
+
+static int s_path(sctx *c, json_t *o, const char *k, char *out, size_t cap) {
+    json_t *v = json_object_get(o, k);
+    if (!v) return 0;
+    if (!json_is_string(v) || !*json_string_value(v) || strlen(json_string_value(v)) >= cap)
+        return sfail(c, k, "expected a directory path (1..%zu bytes)", cap - 1);
+    snprintf(out, cap, "%s", json_string_value(v));
+    return 0;
+}
+
 static void persona_defaults(persona *p, pkind k) {
     memset(p, 0, sizeof *p);
     p->kind = k;
@@ -176,12 +214,16 @@ static void persona_defaults(persona *p, pkind k) {
     p->count = 1;
     p->concurrency = 1;
     p->start_hour = -1;
-    p->end_hour = 24;
+    p->end_hour = 24 * 30; /* the scenario's end */
     p->chat = 1;
     p->mix = 0.5;
     p->keys = 1;
     p->addresses = 1;
     p->interval_s = 75;
+    p->period_hours = 24;
+    p->suite_size = 60;
+    p->signup_days = 60;
+    p->per_key = 25;
     switch (k) {
     case P_BENIGN:
         p->rpd_lo = 4, p->rpd_hi = 60, p->start_hour = 0, p->shared_address = 0.05;
@@ -195,6 +237,12 @@ static void persona_defaults(persona *p, pkind k) {
     case P_MIMICRY: p->requests = 1500, p->rate_per_hour = 240; break;
     case P_SYBIL: p->requests = 2400, p->rate_per_hour = 1200, p->concurrency = 4, p->keys = 24, p->addresses = 3; break;
     case P_WALK: p->requests = 2000, p->rate_per_hour = 800, p->concurrency = 2; break;
+    case P_EVALJOB: p->start_hour = 2, p->interval_s = 20; break;
+    case P_PROBER: p->requests = 2000, p->rate_per_hour = 1200, p->concurrency = 2, p->top_logprobs = 20, p->max_tokens = 1; break;
+    case P_SWARM: p->requests = 0, p->keys = 40, p->start_hour = 0; break;
+    case P_WARMUP: p->requests = 1000, p->rate_per_hour = 300, p->warmup_hours = 20, p->rpd_lo = 60, p->rpd_hi = 200, p->start_hour = 0; break;
+    case P_CAREFUL: p->requests = 1500, p->rate_per_hour = 60, p->start_hour = 0; break;
+    case P_PARAPHRASE: p->requests = 2000, p->rate_per_hour = 800, p->concurrency = 2; break;
     default: break;
     }
 }
@@ -219,8 +267,8 @@ int guard_scenario_parse(guard_scenario **out, const char *text, size_t len, con
         sfail(&c, "", "the scenario must be a JSON object");
         goto out;
     }
-    static const char *const top[] = {"name", "seed", "start", "hours", "model", "limits", "max_tokens", "personas",
-                                      "comment"};
+    static const char *const top[] = {"name",   "seed",     "start",        "hours",   "model",        "limits", "max_tokens",
+                                      "personas", "comment", "source", "fortunes_dir", "man_dir", "forwarded_for"};
     if (s_keys(&c, root, top, RT_ARRAY_LEN(top))) goto out;
     json_t *v;
     if ((v = json_object_get(root, "name"))) {
@@ -245,6 +293,16 @@ int guard_scenario_parse(guard_scenario **out, const char *text, size_t len, con
         }
         snprintf(s->model, sizeof s->model, "%s", json_string_value(v));
     }
+    if (s_source(&c, root, &s->src, NULL) || s_path(&c, root, "fortunes_dir", s->fortunes_dir, sizeof s->fortunes_dir) ||
+        s_path(&c, root, "man_dir", s->man_dir, sizeof s->man_dir))
+        goto out;
+    if ((v = json_object_get(root, "forwarded_for"))) {
+        if (!json_is_boolean(v)) {
+            sfail(&c, "forwarded_for", "expected true or false");
+            goto out;
+        }
+        s->forwarded_for = json_is_true(v);
+    }
     json_t *ps = json_object_get(root, "personas");
     if (!json_is_array(ps) || json_array_size(ps) == 0) {
         sfail(&c, "personas", "required: a non-empty array of {\"kind\": ..., \"count\": ...}");
@@ -263,7 +321,9 @@ int guard_scenario_parse(guard_scenario **out, const char *text, size_t len, con
         static const char *const pk[] = {"name",       "kind",     "count",        "requests_per_day", "requests",
                                          "rate_per_hour", "concurrency", "start_hour", "end_hour",     "max_tokens",
                                          "top_logprobs", "mix",    "keys",         "addresses",        "interval_s",
-                                         "endpoint",   "limits",   "cohort",       "shared_address",   "comment"};
+                                         "endpoint",   "limits",   "cohort",       "shared_address",   "comment",
+                                         "source",     "warmup_hours", "period_hours", "suite_size",     "signup_days",
+                                         "requests_per_key", "tier", "harvest_source"};
         if (s_keys(&c, po, pk, RT_ARRAY_LEN(pk))) goto out;
         const char *kind = json_string_value(json_object_get(po, "kind"));
         int k = -1;
@@ -314,8 +374,31 @@ int guard_scenario_parse(guard_scenario **out, const char *text, size_t len, con
             s_size(&c, po, "top_logprobs", 0, 20, &p->top_logprobs) || s_num(&c, po, "mix", 0, 1, &mix) ||
             s_size(&c, po, "keys", 1, 4096, &p->keys) || s_size(&c, po, "addresses", 1, 4096, &p->addresses) ||
             s_num(&c, po, "interval_s", 0.001, 1e7, &p->interval_s) || s_size(&c, po, "cohort", 0, 1000, &p->cohort) ||
-            s_num(&c, po, "shared_address", 0, 1, &sh) || s_limits(&c, po, "limits", &p->limits, &p->has_limits))
+            s_num(&c, po, "shared_address", 0, 1, &sh) || s_limits(&c, po, "limits", &p->limits, &p->has_limits) ||
+            s_source(&c, po, &p->src, &p->has_src) || s_num(&c, po, "warmup_hours", 0, 24 * 30, &p->warmup_hours) ||
+            s_num(&c, po, "period_hours", 0.01, 24 * 30, &p->period_hours) ||
+            s_size(&c, po, "suite_size", 1, 100000, &p->suite_size) || s_num(&c, po, "signup_days", 0, 3650, &p->signup_days) ||
+            s_size(&c, po, "requests_per_key", 1, 1000000, &p->per_key))
             goto out;
+        if (!p->has_src) p->src = s->src;
+        json_t *hs = json_object_get(po, "harvest_source");
+        if (hs) {
+            if (!json_is_string(hs) || guard_source_spec_parse(json_string_value(hs), &p->hsrc)) {
+                sfail(&c, "harvest_source", "expected one of corpus, fortunes, man, everyday (optionally /a or /b)");
+                goto out;
+            }
+            p->has_hsrc = 1;
+        } else {
+            p->hsrc = p->src;
+        }
+        if ((v = json_object_get(po, "tier"))) {
+            const char *t = json_string_value(v);
+            if (!t || !*t || strlen(t) >= sizeof p->tier) {
+                sfail(&c, "tier", "expected a tier name (e.g. \"eval\", \"trusted\", \"allow\")");
+                goto out;
+            }
+            snprintf(p->tier, sizeof p->tier, "%s", t);
+        }
         p->mix = mix;
         p->shared_address = sh;
         if ((v = json_object_get(po, "endpoint"))) {
@@ -327,8 +410,8 @@ int guard_scenario_parse(guard_scenario **out, const char *text, size_t len, con
                 goto out;
             }
         }
-        if (p->kind != P_SYBIL && json_object_get(po, "keys") && p->keys != 1) {
-            sfail(&c, "keys", "only sybil personas have several keys");
+        if (p->kind != P_SYBIL && p->kind != P_SWARM && json_object_get(po, "keys") && p->keys != 1) {
+            sfail(&c, "keys", "only sybil and swarm personas have several keys");
             goto out;
         }
         if (p->kind == P_SYBIL && p->addresses > p->keys) {
@@ -379,6 +462,9 @@ typedef struct {
     int dead;      /* refused with 403 */
     int busy;      /* a request in flight (sybil keys are sequential) */
     double dead_at;
+    char xff[20];  /* the public address it names in X-Forwarded-For */
+    char ua[160];  /* its User-Agent */
+    int horder;    /* the order of its extra headers (a client library's habit) */
 } key_t_;
 
 typedef struct {
@@ -406,6 +492,10 @@ typedef struct {
     char harvest_path[600];
     size_t harvested;
     double stopped_at;
+    double switch_t;    /* warmup: when the harvest starts */
+    int switched;       /* warmup: harvesting now */
+    size_t warm_ok;     /* warmup: answers served before the switch */
+    uint64_t suite;     /* evaljob: its suite */
 } actor;
 
 typedef struct {
@@ -427,6 +517,8 @@ typedef struct {
     char fail_msg[512];
     rt_progress prog;
     double sim_max;
+    guard_texts *texts[GUARD_SRC_KINDS][3]; /* loaded sources, by kind and half */
+    FILE *dry;          /* --dry-run: no server; every request written here, answered 200 */
 } sim_t;
 
 static int heap_less(sim_t *S, size_t x, size_t y) { return S->a[S->heap[x]].next_t < S->a[S->heap[y]].next_t; }
@@ -470,7 +562,7 @@ static int cmp_dbl(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* human schedule: sessions in waking hours of a time zone */
+/* human schedule: sessions in waking hours of a time zone, on any day of [start, end) */
 static int make_sessions(actor *A, size_t n, double mean_session, double think_median, double awake_hours) {
     rt_rng *r = &A->rng;
     A->sched = rt_malloc_array(n + 1, sizeof(double), "schedule");
@@ -479,9 +571,10 @@ static int make_sessions(actor *A, size_t n, double mean_session, double think_m
     double wake = fmod(7.0 - tz + 48.0, 24.0) * 3600.0;      /* local 07:00 in UTC seconds of the day */
     size_t k = 0, attempts = 0;
     double day = 86400;
+    size_t days = (size_t)fmax(1, ceil((A->end - A->start) / day));
     while (k < n && attempts++ < 50 * n + 100) {
         size_t len = 1 + (size_t)floor(-log(1 - rt_rng_double(r)) * (mean_session - 1)); /* geometric-ish */
-        double t = A->start + fmod(wake + rt_rng_double(r) * awake_hours * 3600.0, day);
+        double t = A->start + day * (double)rt_rng_below(r, days) + fmod(wake + rt_rng_double(r) * awake_hours * 3600.0, day);
         for (size_t j = 0; j < len && k < n; j++) {
             if (t >= A->start && t < A->end) A->sched[k++] = t;
             else break;
@@ -498,6 +591,11 @@ static double next_gap(actor *A) {
     rt_rng *r = &A->rng;
     switch (p->kind) {
     case P_SLOW: return p->interval_s * (0.7 + 0.6 * rt_rng_double(r));
+    case P_CAREFUL: { /* irregular: lognormal gaps, now and then a break of 1-4 hours, never under 2 s */
+        double g = lognormal(r, 3600.0 / p->rate_per_hour / 1.38, 0.8);
+        if (rt_rng_double(r) < 0.003) g += 3600 * (1 + 3 * rt_rng_double(r));
+        return fmax(g, 2.0);
+    }
     case P_APP: {
         /* diurnal Poisson by thinning: rate(t) = peak * (0.6 + 0.4 sin), averaging 0.6 peak */
         double mean = exp(0.5 * (log(p->rpd_lo) + log(p->rpd_hi))) / 86400.0, peak = mean / 0.6, t = A->next_t;
@@ -529,9 +627,11 @@ static int write_labels(sim_t *S, gw_db *db) {
             snprintf(l[k].strategy, sizeof l[k].strategy, "%s", kind_names[A->p->kind]);
             l[k].attack = is_attack(A->p->kind);
             snprintf(l[k].group, sizeof l[k].group, "%s", A->label);
-            snprintf(l[k].client, sizeof l[k].client, "%s", A->keys[j].addr);
+            snprintf(l[k].client, sizeof l[k].client, "%s", S->sc->forwarded_for ? A->keys[j].xff : A->keys[j].addr);
             l[k].created_at = A->keys[j].created_at;
             l[k].seed = S->sc->seed;
+            char nb[24];
+            snprintf(l[k].source, sizeof l[k].source, "%s", A->p->kind == P_EVALJOB ? "bench" : guard_source_spec_name(A->p->src, nb));
         }
     }
     int rc = guard_labels_write(db, l, n);
@@ -559,97 +659,202 @@ static const char *const app_purposes[] = {"a Bible study app", "a daily devotio
                                            "a homework helper", "a sermon preparation tool", "a museum guide",
                                            "a language learning app", "a customer support bot for a bookshop"};
 
+/* A client's User-Agent, drawn from common API clients and browsers with their versions, and
+ * the order its library sends the extra headers in (one habit per family). */
+static void pick_client(rt_rng *r, char *ua, size_t cap, int *order) {
+    static const char *const fam[] = {"OpenAI/Python 1.%u.%u", "OpenAI/JS 4.%u.%u", "python-requests/2.%u.%u",
+                                      "curl/7.%u.%u", "axios/1.%u.%u", "okhttp/4.%u.%u",
+                                      "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                                      "Chrome/1%02u.0.%u.0 Safari/537.36",
+                                      "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like "
+                                      "Gecko) Version/17.%u Safari/605.1.15 (%u)",
+                                      "langchain-openai/0.%u.%u", "Go-http-client/1.1 (%u.%u)"};
+    static const unsigned ver_lo[] = {30, 40, 28, 74, 4, 9, 18, 0, 1, 1}, ver_n[] = {26, 30, 5, 15, 4, 4, 9, 5, 3, 4};
+    size_t f = rt_rng_below(r, RT_ARRAY_LEN(fam));
+    snprintf(ua, cap, fam[f], ver_lo[f] + (unsigned)rt_rng_below(r, ver_n[f]), (unsigned)rt_rng_below(r, 4));
+    *order = (int)(f % 3);
+}
+
+/* A public-looking client address (the first octet from common residential ranges). */
+static void public_addr(rt_rng *r, char out[20]) {
+    static const unsigned first[] = {24, 31, 37, 46, 50, 62, 68, 71, 73, 76, 78, 81, 84, 86, 88, 90, 92, 94, 96, 98, 99,
+                                     108, 109, 151, 173, 174, 176, 178, 185, 188, 190, 201};
+    snprintf(out, 20, "%u.%u.%u.%u", first[rt_rng_below(r, RT_ARRAY_LEN(first))], (unsigned)rt_rng_below(r, 256),
+             (unsigned)rt_rng_below(r, 256), 1 + (unsigned)rt_rng_below(r, 254));
+}
+
+/* The sources the personas use, each loaded once. */
+static int load_sources(sim_t *S) {
+    for (size_t i = 0; i < 2 * S->sc->n_p; i++) {
+        guard_source_spec sp = i % 2 ? S->sc->p[i / 2].hsrc : S->sc->p[i / 2].src;
+        if ((sp.kind != GUARD_SRC_FORTUNES && sp.kind != GUARD_SRC_MAN) || S->texts[sp.kind][sp.half]) continue;
+        const char *dir = sp.kind == GUARD_SRC_FORTUNES ? S->sc->fortunes_dir : S->sc->man_dir;
+        if (guard_texts_load(&S->texts[sp.kind][sp.half], sp, *dir ? dir : NULL)) return -1;
+    }
+    return 0;
+}
+
+/* Actors of a persona: one per instance, but one per key for a swarm (each key its own
+ * schedule; they share the instance's label). */
+static size_t actors_of(const persona *p, double scale) {
+    size_t cnt = (size_t)llround((double)p->count * (is_attack(p->kind) ? 1.0 : scale));
+    if (p->count > 0 && cnt == 0) cnt = 1;
+    return p->kind == P_SWARM ? cnt * p->keys : cnt;
+}
+
+/* Sign-up time, addresses and client of every key of A. */
+static void actor_keys(sim_t *S, actor *A, size_t inst, size_t sub, rt_rng *master, size_t *addr_k, double *cohort_base,
+                       char prev_benign[2][20]) {
+    const persona *p = A->p;
+    const guard_scenario *sc = S->sc;
+    double created;
+    if (p->kind == P_SYBIL) created = A->start - 600 - 3000 * rt_rng_double(&A->rng);
+    else if (p->kind == P_SWARM) created = sc->start - 86400 * (0.2 + p->signup_days * rt_rng_double(&A->rng));
+    else if (p->cohort > 0) {
+        if (inst % p->cohort == 0) *cohort_base = sc->start - 86400 * (1 + 179 * rt_rng_double(master));
+        created = *cohort_base + 1200 * rt_rng_double(&A->rng);
+    } else created = sc->start - 86400 * (0.5 + 179.5 * rt_rng_double(&A->rng));
+    char sy_addr[64][20], sy_pub[20];
+    size_t n_sy = RT_MIN(p->addresses, (size_t)64);
+    if (p->kind == P_SYBIL) {
+        for (size_t k = 0; k < n_sy; k++) addr_of((*addr_k)++, sy_addr[k]);
+        public_addr(&A->rng, sy_pub); /* the naive sybil's addresses share a /24 */
+    }
+    for (size_t k = 0; k < A->n_keys; k++) {
+        key_t_ *K = &A->keys[k];
+        if (p->kind == P_SWARM) snprintf(K->name, sizeof K->name, "%.24s-%.24s-%zu-k%zu", sc->name, p->name, inst, sub);
+        else if (A->n_keys > 1) snprintf(K->name, sizeof K->name, "%.24s-%.24s-%zu-k%zu", sc->name, p->name, inst, k);
+        else snprintf(K->name, sizeof K->name, "%.24s-%.24s-%zu", sc->name, p->name, inst);
+        K->created_at = p->kind == P_SYBIL ? created + 600.0 * (double)k / (double)A->n_keys : created;
+        if (p->kind == P_SYBIL) {
+            snprintf(K->addr, sizeof K->addr, "%s", sy_addr[k % n_sy]);
+            char *dot = strrchr(sy_pub, '.');
+            snprintf(K->xff, sizeof K->xff, "%.*s.%zu", (int)(dot - sy_pub), sy_pub, 10 + k % n_sy);
+            snprintf(K->ua, sizeof K->ua, "python-requests/2.31.0");
+            K->horder = 0;
+            continue;
+        }
+        if (p->kind == P_BENIGN && prev_benign[0][0] && rt_rng_double(&A->rng) < p->shared_address) {
+            snprintf(K->addr, sizeof K->addr, "%s", prev_benign[0]);
+            snprintf(K->xff, sizeof K->xff, "%s", prev_benign[1]);
+        } else {
+            addr_of((*addr_k)++, K->addr);
+            public_addr(&A->rng, K->xff);
+        }
+        if (p->kind == P_BENIGN) {
+            snprintf(prev_benign[0], 20, "%s", K->addr);
+            snprintf(prev_benign[1], 20, "%s", K->xff);
+        }
+        pick_client(&A->rng, K->ua, sizeof K->ua, &K->horder);
+    }
+}
+
+/* An evaluation job's schedule: the suite every period_hours from start_hour, one prompt
+ * every interval_s (a machine's regular pace, 2% jitter). */
+static int evaljob_schedule(actor *A) {
+    const persona *p = A->p;
+    size_t runs = 0;
+    for (double t = A->start; t < A->end; t += p->period_hours * 3600) runs++;
+    A->sched = rt_malloc_array(runs * p->suite_size + 1, sizeof(double), "schedule");
+    if (!A->sched) return -1;
+    size_t k = 0;
+    for (size_t r = 0; r < runs; r++)
+        for (size_t i = 0; i < p->suite_size; i++) {
+            double t = A->start + (double)r * p->period_hours * 3600 + ((double)i + 0.02 * rt_rng_normal(&A->rng)) * p->interval_s;
+            if (t >= A->end) break;
+            A->sched[k++] = t;
+        }
+    qsort(A->sched, k, sizeof(double), cmp_dbl);
+    A->n_sched = k;
+    A->next_t = k ? A->sched[0] : INFINITY;
+    return 0;
+}
+
+static int actor_schedule(sim_t *S, actor *A) {
+    const persona *p = A->p;
+    const guard_scenario *sc = S->sc;
+    switch (p->kind) {
+    case P_BENIGN:
+    case P_POWER:
+    case P_MIMICRY:
+    case P_SWARM:
+    case P_WARMUP: {
+        double want, day_share = fmax((A->end - A->start) / 86400.0, 0.01); /* days of the scenario */
+        if (p->kind == P_MIMICRY) want = (p->requests ? (double)p->requests : 1000) * day_share;
+        else if (p->kind == P_SWARM) want = (double)p->per_key * exp(0.3 * rt_rng_normal(&A->rng));
+        else if (p->kind == P_WARMUP) {
+            A->switch_t = fmin(A->start + p->warmup_hours * 3600, A->end);
+            want = exp(log(p->rpd_lo) + (log(p->rpd_hi) - log(p->rpd_lo)) * rt_rng_double(&A->rng)) * p->warmup_hours / 24;
+        } else want = exp(log(p->rpd_lo) + (log(p->rpd_hi) - log(p->rpd_lo)) * rt_rng_double(&A->rng)) * day_share;
+        size_t nr = (size_t)llround(want);
+        if (nr == 0) nr = 1;
+        double mean_s = p->kind == P_BENIGN ? 6 : p->kind == P_SWARM ? 4 : p->kind == P_MIMICRY ? 40 : 30;
+        double think = p->kind == P_BENIGN || p->kind == P_SWARM ? 40 : p->kind == P_MIMICRY ? 15 : 20;
+        double awake = p->kind == P_BENIGN || p->kind == P_SWARM ? 16 : 19;
+        double end = A->end;
+        if (p->kind == P_WARMUP) A->end = A->switch_t; /* the sessions fill the warm-up only */
+        int rc = make_sessions(A, nr, mean_s, think, awake);
+        A->end = end;
+        if (rc) return -1;
+        A->next_t = A->n_sched ? A->sched[0] : p->kind == P_WARMUP ? A->switch_t : INFINITY;
+        if (p->kind == P_WARMUP && !A->n_sched) A->switched = 1;
+        return 0;
+    }
+    case P_EVALJOB:
+        A->suite = rt_splitmix64(sc->seed * 31 + A->instance + 7);
+        A->max_tokens = sc->max_tokens;
+        return evaljob_schedule(A);
+    case P_APP:
+        A->next_t = A->start;
+        A->next_t += next_gap(A);
+        A->max_tokens = rt_rng_double(&A->rng) < 0.5 ? sc->max_tokens : 1 + rt_rng_below(&A->rng, sc->max_tokens);
+        snprintf(A->system, sizeof A->system,
+                 "You are the assistant of %s. Answer the user's question %s in at most %zu sentences.",
+                 app_purposes[rt_rng_below(&A->rng, RT_ARRAY_LEN(app_purposes))],
+                 p->src.kind == GUARD_SRC_CORPUS ? "about the King James Bible" : "helpfully",
+                 2 + rt_rng_below(&A->rng, 4));
+        return 0;
+    default: A->next_t = A->start; return 0;
+    }
+}
+
 static int build_actors(sim_t *S) {
     const guard_scenario *sc = S->sc;
     double scale = S->o->scale > 0 ? S->o->scale : 1;
     size_t n = 0;
-    for (size_t i = 0; i < sc->n_p; i++) {
-        size_t cnt = (size_t)llround((double)sc->p[i].count * (is_attack(sc->p[i].kind) ? 1.0 : scale));
-        if (sc->p[i].count > 0 && cnt == 0) cnt = 1;
-        n += cnt;
-    }
+    for (size_t i = 0; i < sc->n_p; i++) n += actors_of(&sc->p[i], scale);
     S->a = rt_calloc(n ? n : 1, sizeof *S->a, "actors");
     S->heap = rt_calloc(n ? n : 1, sizeof *S->heap, "actor heap");
     if (!S->a || !S->heap) return -1;
+    if (load_sources(S)) return -1;
     rt_rng master;
     rt_rng_seed(&master, sc->seed);
     size_t addr_k = 0;
-    char prev_benign_addr[20] = "";
+    char prev_benign[2][20] = {"", ""};
     for (size_t i = 0; i < sc->n_p; i++) {
         const persona *p = &sc->p[i];
-        size_t cnt = (size_t)llround((double)p->count * (is_attack(p->kind) ? 1.0 : scale));
-        if (p->count > 0 && cnt == 0) cnt = 1;
+        size_t cnt = actors_of(p, scale), per = p->kind == P_SWARM ? p->keys : 1;
         double cohort_base = 0;
         for (size_t j = 0; j < cnt; j++) {
             actor *A = &S->a[S->n_a++];
+            size_t inst = j / per, sub = j % per;
             A->p = p;
-            A->instance = j;
-            snprintf(A->label, sizeof A->label, "%s-%zu", p->name, j);
+            A->instance = inst;
+            snprintf(A->label, sizeof A->label, "%s-%zu", p->name, inst);
             rt_rng_seed(&A->rng, rt_splitmix64(sc->seed * 1000003ULL + i * 7919ULL + j));
             guard_prompt_style_random(&A->style, S->corpus, &A->rng);
+            if (p->kind == P_SWARM) A->style.part = sub, A->style.parts = per; /* the keys tile the source */
             double sh = p->start_hour >= 0 ? p->start_hour : 1 + 4 * rt_rng_double(&A->rng);
             A->start = sc->start + sh * 3600;
             A->end = sc->start + fmin(p->end_hour, sc->hours) * 3600;
-            if (p->kind == P_BENIGN || p->kind == P_POWER || p->kind == P_APP || p->kind == P_SLOW) {
+            if (p->kind == P_BENIGN || p->kind == P_POWER || p->kind == P_APP || p->kind == P_SLOW)
                 A->start = sc->start + (p->start_hour >= 0 ? p->start_hour : 0) * 3600;
-            }
             A->n_keys = p->kind == P_SYBIL ? p->keys : 1;
             A->keys = rt_calloc(A->n_keys, sizeof *A->keys, "actor keys");
             if (!A->keys) return -1;
             A->live_keys = A->n_keys;
-            /* sign-up times */
-            double created;
-            if (p->kind == P_SYBIL) created = A->start - 600 - 3000 * rt_rng_double(&A->rng);
-            else if (p->cohort > 0) {
-                if (j % p->cohort == 0) cohort_base = sc->start - 86400 * (1 + 179 * rt_rng_double(&master));
-                created = cohort_base + 1200 * rt_rng_double(&A->rng);
-            } else created = sc->start - 86400 * (0.5 + 179.5 * rt_rng_double(&A->rng));
-            char sy_addr[64][20];
-            size_t n_sy = RT_MIN(p->addresses, (size_t)64);
-            if (p->kind == P_SYBIL)
-                for (size_t k = 0; k < n_sy; k++) addr_of(addr_k++, sy_addr[k]);
-            for (size_t k = 0; k < A->n_keys; k++) {
-                key_t_ *K = &A->keys[k];
-                if (A->n_keys > 1) snprintf(K->name, sizeof K->name, "%.24s-%.24s-%zu-k%zu", sc->name, p->name, j, k);
-                else snprintf(K->name, sizeof K->name, "%.24s-%.24s-%zu", sc->name, p->name, j);
-                K->created_at = p->kind == P_SYBIL ? created + 600.0 * (double)k / (double)A->n_keys : created;
-                if (p->kind == P_SYBIL) snprintf(K->addr, sizeof K->addr, "%s", sy_addr[k % n_sy]);
-                else if (p->kind == P_BENIGN && prev_benign_addr[0] && rt_rng_double(&A->rng) < p->shared_address)
-                    snprintf(K->addr, sizeof K->addr, "%s", prev_benign_addr);
-                else addr_of(addr_k++, K->addr);
-                if (p->kind == P_BENIGN) snprintf(prev_benign_addr, sizeof prev_benign_addr, "%s", K->addr);
-            }
-            /* schedules */
-            switch (p->kind) {
-            case P_BENIGN:
-            case P_POWER:
-            case P_MIMICRY: {
-                double want;
-                if (p->kind == P_MIMICRY) want = p->requests ? (double)p->requests : 1000;
-                else want = exp(log(p->rpd_lo) + (log(p->rpd_hi) - log(p->rpd_lo)) * rt_rng_double(&A->rng));
-                want *= (A->end - A->start) / 86400.0 > 1 ? 1 : fmax((A->end - A->start) / 86400.0, 0.01);
-                size_t nr = (size_t)llround(want);
-                if (nr == 0) nr = 1;
-                double mean_s = p->kind == P_BENIGN ? 6 : p->kind == P_POWER ? 30 : 40;
-                double think = p->kind == P_BENIGN ? 40 : p->kind == P_POWER ? 20 : 15;
-                double awake = p->kind == P_BENIGN ? 16 : 19;
-                if (make_sessions(A, nr, mean_s, think, awake)) return -1;
-                A->next_t = A->n_sched ? A->sched[0] : INFINITY;
-                break;
-            }
-            case P_APP:
-                A->next_t = A->start;
-                A->next_t += next_gap(A);
-                A->max_tokens = rt_rng_double(&A->rng) < 0.5 ? sc->max_tokens : 1 + rt_rng_below(&A->rng, sc->max_tokens);
-                snprintf(A->system, sizeof A->system,
-                         "You are the assistant of %s. Answer the user's question about the King James Bible in at most "
-                         "%zu sentences.",
-                         app_purposes[rt_rng_below(&A->rng, RT_ARRAY_LEN(app_purposes))], 2 + rt_rng_below(&A->rng, 4));
-                break;
-            default:
-                A->next_t = A->start;
-                break;
-            }
+            actor_keys(S, A, inst, sub, &master, &addr_k, &cohort_base, prev_benign);
+            if (actor_schedule(S, A)) return -1;
             if (A->next_t >= A->end) A->stopped = 1;
         }
     }
@@ -672,6 +877,9 @@ static int create_accounts(sim_t *S) {
             A->keys[k].account_id = acc.id;
             if (!rc && acc.status == GW_ACCOUNT_SUSPENDED) /* a rerun on the same database */
                 rc = gw_account_set_status(db, acc.id, GW_ACCOUNT_ACTIVE, NULL, S->sc->start);
+            if (!rc && A->p->tier[0]) /* what an operator who knows the account does (evaluation jobs, apps) */
+                rc = guard_tier_set(db, NULL, A->keys[k].name, A->p->tier, "scenario: a known account of this kind",
+                                    "simulate", S->sc->start, NULL);
         }
     }
     if (!rc) rc = write_labels(S, db);
@@ -690,6 +898,63 @@ typedef struct {
     rt_buf prompt; /* the user text (harvest "prompt") */
     int want_logprobs;
 } req_t;
+
+/* Keep the first 2..n-1 words (a prober's prefix of a corpus passage). */
+static void cut_prefix(rt_buf *b, rt_rng *r) {
+    size_t words = 0;
+    for (size_t i = 1; i < b->len; i++) words += b->data[i] == ' ' && b->data[i - 1] != ' ';
+    size_t want = 2 + (words > 3 ? rt_rng_below(r, words - 2) : 0);
+    for (size_t i = 1, w = 0; i < b->len; i++)
+        if (b->data[i] == ' ' && b->data[i - 1] != ' ' && ++w == want) {
+            b->len = i;
+            b->data[i] = '\0';
+            return;
+        }
+}
+
+/* The next prompt of an actor: what its persona asks, from its source. */
+static int actor_prompt(sim_t *S, actor *A, rt_buf *pr) {
+    const persona *p = A->p;
+    rt_rng *r = &A->rng;
+    guard_prompt_style user, *st = &A->style;
+    guard_prompt_kind ck;
+    guard_ask_kind ak;
+    switch (p->kind) {
+    case P_EVALJOB: return guard_bench_prompt(A->suite, A->sched_pos % p->suite_size, pr);
+    case P_BENIGN:
+    case P_POWER:
+    case P_SWARM: ck = GUARD_PROMPT_QUESTION, ak = GUARD_ASK_QUESTION; break;
+    case P_APP: /* one of the app's many end users */
+        guard_prompt_style_random(&user, S->corpus, r);
+        st = &user;
+        ck = GUARD_PROMPT_QUESTION, ak = GUARD_ASK_QUESTION;
+        break;
+    case P_MIMICRY:
+        if (rt_rng_double(r) < p->mix) ck = GUARD_PROMPT_QUESTION, ak = GUARD_ASK_QUESTION;
+        else ck = GUARD_PROMPT_PASSAGE, ak = GUARD_ASK_RAW;
+        break;
+    case P_WARMUP:
+        if (A->switched) ck = GUARD_PROMPT_PASSAGE, ak = GUARD_ASK_RAW;
+        else ck = GUARD_PROMPT_QUESTION, ak = GUARD_ASK_QUESTION;
+        break;
+    case P_TEMPLATE:
+    case P_SYBIL: ck = GUARD_PROMPT_TEMPLATE, ak = GUARD_ASK_TEMPLATE; break;
+    case P_WALK: ck = GUARD_PROMPT_WALK, ak = GUARD_ASK_RAW; break;
+    case P_PROBER: ck = GUARD_PROMPT_WALK, ak = GUARD_ASK_PREFIX; break;
+    case P_CAREFUL:
+    case P_PARAPHRASE: /* a new wording of the instruction every time */
+        A->style.attack_template = rt_rng_below(r, 1000);
+        ck = GUARD_PROMPT_PASSAGE, ak = GUARD_ASK_PARAPHRASE;
+        break;
+    default: ck = GUARD_PROMPT_PASSAGE, ak = GUARD_ASK_RAW; break;
+    }
+    guard_source_spec src = p->kind == P_WARMUP && A->switched ? p->hsrc : p->src;
+    if (src.kind != GUARD_SRC_CORPUS) return guard_source_prompt(S->texts[src.kind][src.half], src, ak, st, r, pr);
+    if (p->kind == P_PROBER) A->style.walk_pos = rt_rng_below(r, guard_corpus_verses(S->corpus)); /* a fresh place */
+    if (guard_prompt_make(S->corpus, ck, st, r, pr)) return -1;
+    if (p->kind == P_PROBER) cut_prefix(pr, r);
+    return 0;
+}
 
 static int build_request(sim_t *S, size_t ai, req_t *q) {
     actor *A = &S->a[ai];
@@ -717,24 +982,7 @@ static int build_request(sim_t *S, size_t ai, req_t *q) {
         rc = rt_buf_append(pr, A->retry.data, A->retry.len);
         A->has_retry = 0;
     } else {
-        switch (p->kind) {
-        case P_BENIGN:
-        case P_POWER: rc = guard_prompt_make(S->corpus, GUARD_PROMPT_QUESTION, &A->style, &A->rng, pr); break;
-        case P_APP: {
-            guard_prompt_style user; /* one of the app's many end users */
-            guard_prompt_style_random(&user, S->corpus, &A->rng);
-            rc = guard_prompt_make(S->corpus, GUARD_PROMPT_QUESTION, &user, &A->rng, pr);
-            break;
-        }
-        case P_MIMICRY:
-            rc = guard_prompt_make(S->corpus, rt_rng_double(&A->rng) < p->mix ? GUARD_PROMPT_QUESTION : GUARD_PROMPT_PASSAGE,
-                                   &A->style, &A->rng, pr);
-            break;
-        case P_TEMPLATE:
-        case P_SYBIL: rc = guard_prompt_make(S->corpus, GUARD_PROMPT_TEMPLATE, &A->style, &A->rng, pr); break;
-        case P_WALK: rc = guard_prompt_make(S->corpus, GUARD_PROMPT_WALK, &A->style, &A->rng, pr); break;
-        default: rc = guard_prompt_make(S->corpus, GUARD_PROMPT_PASSAGE, &A->style, &A->rng, pr); break;
-        }
+        rc = actor_prompt(S, A, pr);
     }
     if (rc) return -1;
     /* parameters */
@@ -746,7 +994,17 @@ static int build_request(sim_t *S, size_t ai, req_t *q) {
     rt_rng *r = &A->rng;
     /* an explicit max_tokens in [lo, cap] */
 #define MT_BETWEEN(lo) ((json_int_t)RT_MIN((size_t)(lo), cap) + (json_int_t)rt_rng_below(r, cap - RT_MIN((size_t)(lo), cap) + 1))
+    int harvesting = p->kind != P_WARMUP || A->switched;
     switch (p->kind) {
+    case P_WARMUP:
+        if (harvesting) max_tokens = (json_int_t)cap;
+        else if (rt_rng_double(r) < 0.8) max_tokens = MT_BETWEEN(16);
+        break;
+    case P_EVALJOB: max_tokens = (json_int_t)cap, temperature = 0; break;
+    case P_SWARM: /* natural requests, but the long answers a harvest wants */
+        if (rt_rng_double(r) < 0.7) max_tokens = (json_int_t)cap;
+        if (rt_rng_double(r) < 0.2) temperature = 0.2 + rt_rng_double(r);
+        break;
     case P_BENIGN:
         if (rt_rng_double(r) < 0.4) max_tokens = MT_BETWEEN(8);
         if (rt_rng_double(r) < 0.2) temperature = 0.2 + rt_rng_double(r);
@@ -763,7 +1021,7 @@ static int build_request(sim_t *S, size_t ai, req_t *q) {
         break;
     default:
         max_tokens = (json_int_t)cap;
-        if (p->kind == P_LOGPROB || p->top_logprobs) logprobs = 1, top = p->top_logprobs;
+        if (p->kind == P_LOGPROB || p->kind == P_PROBER || p->top_logprobs) logprobs = 1, top = p->top_logprobs;
         break;
     }
 #undef MT_BETWEEN
@@ -799,14 +1057,33 @@ static int build_request(sim_t *S, size_t ai, req_t *q) {
     return 0;
 }
 
-/* One request of the simulation: the actor's key, the simulated clock in a header the server
- * reads under --sim-clock, and the actor's own local address (so addresses mean something). */
-static long http_post(client *h, const char *url, const char *key, double t, const char *addr, const char *body,
-                      client_response *r) {
-    char tm[64];
-    snprintf(tm, sizeof tm, "X-Retort-Sim-Time: %.3f", t);
+/* The extra header lines of a key's request, in its client's order: the simulated clock (a
+ * header the server reads under --sim-clock), its User-Agent and, when the scenario says so,
+ * its public address in X-Forwarded-For. Returns how many. */
+static size_t key_headers(const key_t_ *K, double t, int forwarded_for, char lines[3][200], const char *out[3]) {
+    static const int orders[3][3] = {{0, 1, 2}, {1, 2, 0}, {2, 0, 1}};
+    char all[3][200];
+    snprintf(all[0], sizeof all[0], "X-Retort-Sim-Time: %.3f", t);
+    snprintf(all[1], sizeof all[1], "User-Agent: %s", K->ua);
+    snprintf(all[2], sizeof all[2], "X-Forwarded-For: %s", K->xff);
+    size_t n = 0;
+    for (int i = 0; i < 3; i++) {
+        int w = orders[K->horder % 3][i];
+        if (w == 2 && !forwarded_for) continue;
+        memcpy(lines[n], all[w], sizeof lines[n]);
+        out[n] = lines[n];
+        n++;
+    }
+    return n;
+}
+
+/* One request of the simulation: the actor's key, its headers, and the actor's own local
+ * address (so addresses mean something without X-Forwarded-For too). */
+static long http_post(client *h, const char *url, const char *key, const char *const *hdr, size_t n_hdr,
+                      const char *addr, const char *body, client_response *r) {
     client_request rq = {.key = key,
-                         .header = tm,
+                         .headers = hdr,
+                         .n_headers = n_hdr,
                          .local_addr = addr,
                          .connect_timeout_s = 20,
                          .timeout_s = 600,
@@ -827,6 +1104,25 @@ static char *harvest_line(const req_t *q, json_t *resp, char **completion_out) {
 }
 
 /* ---------------------------------------------------------------- scheduling */
+
+/* --dry-run: one JSON line per request (who, when, from where, which client, the body). */
+static int dry_write(sim_t *S, const actor *A, const key_t_ *K, const req_t *q, const char *const *hdr, size_t n_hdr) {
+    json_error_t je;
+    json_t *body = json_loads(q->body, 0, &je), *names = json_array();
+    for (size_t i = 0; i < n_hdr; i++) json_array_append_new(names, json_stringn(hdr[i], strcspn(hdr[i], ":")));
+    json_t *o = json_pack("{s:f, s:s, s:s, s:s, s:s, s:b, s:f, s:s, s:s, s:s, s:o, s:s, s:o}", "t", q->t, "account",
+                          K->name, "persona", A->p->name, "kind", kind_names[A->p->kind], "group", A->label, "attack",
+                          is_attack(A->p->kind), "created_at", K->created_at, "addr", K->addr, "xff", K->xff, "ua", K->ua,
+                          "headers", names, "endpoint", q->chat ? "chat" : "completions", "body",
+                          body ? body : json_null());
+    char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    int rc = 0;
+    if (!line) rc = RT_FAIL("out of memory writing --dry-run");
+    else if (fprintf(S->dry, "%s\n", line) < 0) rc = RT_FAIL("--dry-run: write failed: %s", strerror(errno));
+    free(line);
+    return rc;
+}
 
 /* push an actor back if it may send */
 static void maybe_push(sim_t *S, size_t ai) {
@@ -891,8 +1187,17 @@ static void on_response(sim_t *S, req_t *q, long status, double latency_real, do
         A->errors++;
         S->st->errors++;
     }
-    if (is_attack(A->p->kind) && A->p->requests && A->ok >= A->p->requests) A->stopped = 1, A->stopped_at = q->t;
-    if (!A->stopped) {
+    if (is_attack(A->p->kind) && A->p->requests && (A->p->kind != P_WARMUP || A->switched) &&
+        A->ok - A->warm_ok >= A->p->requests)
+        A->stopped = 1, A->stopped_at = q->t;
+    if (!A->stopped && A->p->kind == P_WARMUP && !A->switched && A->sched_pos >= A->n_sched) {
+        /* the warm-up is over: from now on a harvester at its own pace */
+        free(A->sched);
+        A->sched = NULL;
+        A->switched = 1;
+        A->warm_ok = A->ok;
+        A->next_t = fmax(A->switch_t, t_done) + next_gap(A);
+    } else if (!A->stopped) {
         if (A->sched) {
             double planned = A->sched_pos < A->n_sched ? A->sched[A->sched_pos] : INFINITY;
             if (status == 429) planned = fmax(planned, q->t + (retry_after > 0 ? retry_after : 30));
@@ -975,12 +1280,26 @@ static void *sim_worker(void *arg) {
         maybe_push(S, ai);
         const char *key = A->keys[q.key].key, *addr = S->o->bind_addresses ? A->keys[q.key].addr : NULL;
         int harvest = is_attack(A->p->kind) && A->harvest;
-        int want_text = A->p->kind == P_BENIGN || A->p->kind == P_POWER;
+        int want_text = (A->p->kind == P_BENIGN || A->p->kind == P_POWER) && !S->dry;
+        char hl[3][200];
+        const char *hdr[3];
+        size_t n_hdr = key_headers(&A->keys[q.key], q.t, S->sc->forwarded_for, hl, hdr);
+        long status = 200;
+        double lat = 0;
+        if (S->dry) { /* no server: the request as it would leave, answered 200 */
+            if (dry_write(S, A, &A->keys[q.key], &q, hdr, n_hdr)) {
+                S->failed = 1;
+                snprintf(S->fail_msg, sizeof S->fail_msg, "%s", rt_errmsg());
+            }
+            harvest = 0;
+        }
         pthread_mutex_unlock(&S->mu);
 
-        double t0 = rt_now();
-        long status = http_post(h, q.chat ? url_chat : url_cmpl, key, q.t, addr, q.body, &r);
-        double lat = rt_now() - t0;
+        if (!S->dry) {
+            double t0 = rt_now();
+            status = http_post(h, q.chat ? url_chat : url_cmpl, key, hdr, n_hdr, addr, q.body, &r);
+            lat = rt_now() - t0;
+        }
         char *line = NULL, *completion = NULL;
         if (status == 200 && (harvest || want_text)) {
             json_error_t je;
@@ -1164,6 +1483,11 @@ static int run_workers(sim_t *S, size_t concurrency) {
     return 0;
 }
 
+static void free_sources(sim_t *S) {
+    for (int k = 0; k < GUARD_SRC_KINDS; k++)
+        for (int h = 0; h < 3; h++) guard_texts_free(S->texts[k][h]);
+}
+
 static void sim_free(sim_t *S, int *rc) {
     for (size_t i = 0; i < S->n_a; i++) {
         actor *A = &S->a[i];
@@ -1177,18 +1501,21 @@ static void sim_free(sim_t *S, int *rc) {
     free(S->a);
     free(S->heap);
     guard_corpus_free(S->corpus);
+    free_sources(S);
+    if (S->dry && fclose(S->dry) != 0 && *rc == 0) *rc = RT_FAIL("%s: %s", S->o->dry_run_path, strerror(errno));
     pthread_mutex_destroy(&S->mu);
     pthread_cond_destroy(&S->cv);
 }
 
 int guard_simulate(const guard_sim_options *o, guard_sim_stats *st) {
     memset(st, 0, sizeof *st);
-    if (!o->endpoint) return RT_FAIL("--endpoint: required (the URL of `retort serve --sim-clock`)");
-    if (!o->db_path) return RT_FAIL("--db: required (the server's gateway database; accounts are created there)");
+    int dry = o->dry_run_path != NULL;
+    if (!o->endpoint && !dry) return RT_FAIL("--endpoint: required (the URL of `retort serve --sim-clock`)");
+    if (!o->db_path && !dry) return RT_FAIL("--db: required (the server's gateway database; accounts are created there)");
     if (!o->scenario_path) return RT_FAIL("--scenario: required");
     if (o->concurrency == 0 || o->concurrency > 256) return RT_FAIL("--concurrency: expected 1..256");
     if (!(o->speed >= 0)) return RT_FAIL("--speed: expected >= 0 (0 = as fast as the server answers)");
-    if (!rt_file_exists(o->db_path))
+    if (!dry && !rt_file_exists(o->db_path))
         return RT_FAIL("--db: %s does not exist (start `retort serve --db %s --sim-clock` first)", o->db_path, o->db_path);
     guard_scenario *sc = NULL;
     if (guard_scenario_load(&sc, o->scenario_path)) return -1;
@@ -1201,13 +1528,37 @@ int guard_simulate(const guard_sim_options *o, guard_sim_stats *st) {
     pthread_cond_init(&S.cv, NULL);
     int rc = -1;
     guard_sim_options oo = *o;
-    snprintf(S.base, sizeof S.base, "%s", o->endpoint);
+    snprintf(S.base, sizeof S.base, "%s", dry ? "dry-run" : o->endpoint);
     size_t bl = strlen(S.base);
     while (bl && S.base[bl - 1] == '/') S.base[--bl] = '\0';
     if (bl >= 3 && !strcmp(S.base + bl - 3, "/v1")) S.base[bl -= 3] = '\0';
     if (client_global_init()) goto out;
     if (guard_corpus_load(&S.corpus, o->corpus_path)) goto out;
     if (build_actors(&S)) goto out;
+    if (dry) { /* no server: every request written to the file, none sent */
+        oo.bind_addresses = 0;
+        oo.speed = 0;
+        oo.harvest_dir = NULL;
+        S.o = &oo;
+        snprintf(S.model, sizeof S.model, "%s", sc->model[0] ? sc->model : "model");
+        S.dry = fopen(o->dry_run_path, "w");
+        if (!S.dry) {
+            RT_FAIL("--dry-run: cannot write %s: %s", o->dry_run_path, strerror(errno));
+            goto out;
+        }
+        for (size_t i = 0; i < S.n_a; i++) {
+            st->accounts += S.a[i].n_keys;
+            maybe_push(&S, i);
+        }
+        S.real0 = rt_now();
+        S.sim_max = sc->start;
+        if (run_workers(&S, 1)) goto out; /* one worker: the file is in the order requests leave */
+        st->sim_seconds = S.sim_max - sc->start;
+        st->real_seconds = rt_now() - S.real0;
+        if (!o->quiet) print_personas(&S, st);
+        rc = 0;
+        goto out;
+    }
     if (oo.bind_addresses && !can_bind("127.10.0.2")) {
         rt_warn("simulate: cannot bind 127.10.0.2 (not Linux?): every request leaves from the default address");
         oo.bind_addresses = 0;
@@ -1274,6 +1625,7 @@ out:
     free(S.a);
     free(S.heap);
     guard_corpus_free(S.corpus);
+    free_sources(&S);
     guard_scenario_free(sc);
     return rc;
 }

@@ -30,6 +30,7 @@ typedef struct {
     int quiet;
     int bind_addresses;       /* send from distinct 127.x.y.z addresses (default 1) */
     const char *summary_path; /* NULL, or write a JSON summary here (per persona, harvest files) */
+    const char *dry_run_path; /* no server: write every request (JSON lines) here, each answered 200 */
 } guard_sim_options;
 void guard_sim_options_defaults(guard_sim_options *o);
 
@@ -73,10 +74,50 @@ typedef struct {
     double typo_rate, lower_rate, polite_rate, quote_rate;
     size_t attack_template;    /* which attack template family (template kind) */
     size_t walk_pos;           /* verse index of a walk */
+    size_t part, parts;        /* a tile of the source's items (a swarm's key): parts <= 1 = all */
 } guard_prompt_style;
 void guard_prompt_style_random(guard_prompt_style *s, const guard_corpus *c, rt_rng *rng);
 /* Generate one prompt into out (cleared first). */
 int guard_prompt_make(const guard_corpus *c, guard_prompt_kind kind, guard_prompt_style *s, rt_rng *rng,
                       rt_buf *out);
+
+/* ---------------------------------------------------------------- other prompt sources (sources.c) */
+
+/* Where prompts come from: the corpus (above), Debian's fortunes, the installed man pages, or
+ * generated everyday requests; each but the corpus may be one half ("fortunes/a", "man/b",
+ * "everyday/a") so calibration and evaluation can use disjoint text. */
+typedef enum { GUARD_SRC_CORPUS = 0, GUARD_SRC_FORTUNES, GUARD_SRC_MAN, GUARD_SRC_EVERYDAY, GUARD_SRC_KINDS } guard_source_kind;
+typedef struct {
+    guard_source_kind kind;
+    int half; /* 0 = all, 1 = a, 2 = b */
+} guard_source_spec;
+/* 0, or -1 for an unknown name (no error recorded: the caller names the field). */
+int guard_source_spec_parse(const char *s, guard_source_spec *out);
+const char *guard_source_spec_name(guard_source_spec sp, char buf[24]);
+int guard_source_half_of(const char *s, size_t n); /* 1 (a) or 2 (b) */
+
+/* The items of fortunes or man pages (dir NULL: /usr/share/games/fortunes, /usr/share/man). */
+typedef struct guard_texts guard_texts;
+int guard_texts_load(guard_texts **out, guard_source_spec spec, const char *dir);
+/* The items of one fortune file or one man page (roff) held in memory (name: the page's file
+ * name, its title); none is not an error. For tests and fuzzing. */
+int guard_texts_parse(guard_texts **out, guard_source_spec spec, const char *name, const char *data, size_t len);
+void guard_texts_free(guard_texts *t);
+size_t guard_texts_count(const guard_texts *t);
+/* Item i's text (and title: a man page's name, "" for a fortune), NUL-terminated. */
+const char *guard_texts_item(const guard_texts *t, size_t i, size_t *len, const char **title, size_t *title_len);
+
+typedef enum {
+    GUARD_ASK_QUESTION = 0, /* a natural request about an item (everyday: a grammar expansion) */
+    GUARD_ASK_RAW,          /* the item itself */
+    GUARD_ASK_PREFIX,       /* the first words of an item (a log-prob prober's prefix) */
+    GUARD_ASK_TEMPLATE,     /* the item in the style's one fixed instruction */
+    GUARD_ASK_PARAPHRASE,   /* the item in a paraphrased instruction, restyled */
+} guard_ask_kind;
+/* One prompt from a source other than the corpus (t NULL for everyday). */
+int guard_source_prompt(const guard_texts *t, guard_source_spec sp, guard_ask_kind k, guard_prompt_style *s,
+                        rt_rng *rng, rt_buf *out);
+/* Prompt i of evaluation suite `suite` (fixed text for fixed (suite, i)). */
+int guard_bench_prompt(uint64_t suite, size_t i, rt_buf *out);
 
 #endif /* RETORT_SIM_H */
