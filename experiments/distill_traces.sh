@@ -11,7 +11,7 @@
 #   3. students (dim 64, 2 layers, 109k parameters) are trained by black-box `sft` on each,
 #      with the same steps, batch and schedule, for each seed in SEEDS;
 #   4. all are scored by exact match of the final answer on N_TEST held-out problems (seed 2).
-# Usage: [SEEDS="1 2 3 4 5"] [S_STEPS=1000] [N_S=500] experiments/distill_traces.sh [OUT_DIR]
+# Usage: [SEEDS="1 2 3 4 5"] [S_STEPS=2000] [N_S=500] experiments/distill_traces.sh [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R=${R:-build/retort}
@@ -21,7 +21,7 @@ N_T=${N_T:-4000}
 N_S=${N_S:-500}
 N_TEST=${N_TEST:-300}
 T_STEPS=${T_STEPS:-2500}
-S_STEPS=${S_STEPS:-1000}
+S_STEPS=${S_STEPS:-2000}
 SEEDS=${SEEDS:-"1 2 3 4 5"}
 NICE="nice -n 10"
 TEACHER="--dim 96 --layers 3 --heads 4 --kv-heads 2 --ffn 256"
