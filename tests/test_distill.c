@@ -492,6 +492,33 @@ static void test_arith(void) {
     CHECK(l1 == l2 && !memcmp(d1, d2, l1));
     free(d1);
     free(d2);
+    /* answers only: the same problems per seed, completion exactly " answer " + the product
+     * or sum recomputed here from the prompt (2-digit multipliers exercise the long path) */
+    for (int mode = 0; mode < 2; mode++) {
+        arith_opts w, a;
+        arith_defaults(&w);
+        w.mul_digits = mode ? 2 : 1;
+        a = w;
+        a.answers_only = 1;
+        rt_rng rw, ra;
+        rt_rng_seed(&rw, 11);
+        rt_rng_seed(&ra, 11);
+        rt_buf pw = {0}, cw = {0};
+        char aw[32];
+        for (int i = 0; i < 200; i++) {
+            CHECK_OK(arith_make(&rw, &w, &pw, &cw, aw, sizeof aw));
+            CHECK_OK(arith_make(&ra, &a, &pr, &co, ans, sizeof ans));
+            unsigned long long x, y;
+            char op;
+            char want[48];
+            if (sscanf(pr.data, "%llu%c%llu=", &x, &op, &y) != 3) ok = 0;
+            snprintf(want, sizeof want, " answer %llu", op == '+' ? x + y : x * y);
+            if (strcmp(pw.data, pr.data) || strcmp(aw, ans) || strcmp(co.data, want)) ok = 0;
+        }
+        rt_buf_free(&pw);
+        rt_buf_free(&cw);
+    }
+    CHECK_MSG(ok, "an answers-only problem differs from its worked twin or has a wrong answer");
     rt_buf_free(&pr);
     rt_buf_free(&co);
 }

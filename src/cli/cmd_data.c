@@ -28,10 +28,11 @@ static int data_arith(int argc, char **argv) {
         {"--digits", CLI_SIZE, &ao.digits, "operands uniform below 10^D (default 3)", 0, 0},
         {"--mul-digits", CLI_SIZE, &ao.mul_digits, "digits of the multiplier; 1 = by one digit (default 1)", 0, 0},
         {"--ops", CLI_STR, &ops, "add, mul or add,mul (default add,mul)", 0, 0},
+        {"--answers-only", CLI_FLAG, &ao.answers_only, "completion \" answer N\" without the working (same problems per seed)", 0, 0},
         {"--seed", CLI_U64, &seed, "RNG seed (default 1)", 0, 0},
         {"--out", CLI_STR, &out, "FILE.jsonl", 1, 0},
     };
-    cli_cmd_info info = {"data arith", "retort data arith --n N --digits D --seed S --out FILE.jsonl [--ops add,mul --mul-digits M]",
+    cli_cmd_info info = {"data arith", "retort data arith --n N --digits D --seed S --out FILE.jsonl [--ops add,mul --mul-digits M --answers-only]",
                          "Writes arithmetic problems as JSONL {\"prompt\", \"completion\", \"answer\"}: the completion\n"
                          "works the sum or product column by column, then says \"answer N\". Example:\n"
                          "  347+589=  ->   7+9=16, 4+8+1=13, 3+5+1=9; answer 936"};

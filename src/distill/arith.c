@@ -17,6 +17,8 @@
  *                                    4*2+1=9, 3*2=6 = 694; 2082+6940: 2+0=2, 8+4=12, 0+9+1=10,
  *                                    2+6+1=9; answer 9022"
  * (the second partial product is shifted by appending zeros; the sum is worked by columns).
+ * With answers_only the completion is the answer alone (" answer 936") for the very problems
+ * the same seed gives with working: the labels-only side of a traces-vs-answers comparison.
  * Operands are uniform in [0, 10^digits); the multiplier in [0, 10^mul_digits).
  *
  * What this is not: a parser of arbitrary maths, or a scorer of the working (only the
@@ -128,7 +130,9 @@ int arith_make(rt_rng *rng, const arith_opts *o, rt_buf *prompt, rt_buf *complet
             result = acc;
         }
     }
-    if (rt_buf_printf(completion, "; answer %llu", (unsigned long long)result)) return -1;
+    if (o->answers_only) completion->len = 0; /* the working was drawn alike: same problems either way */
+    if (rt_buf_printf(completion, o->answers_only ? " answer %llu" : "; answer %llu", (unsigned long long)result))
+        return -1;
     if (answer) snprintf(answer, answer_cap, "%llu", (unsigned long long)result);
     return 0;
 }

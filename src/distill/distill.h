@@ -223,6 +223,7 @@ typedef struct {
     size_t digits;     /* operands uniform in [0, 10^digits) (3) */
     size_t mul_digits; /* multiplier digits; 1 = multiplication by a single digit (1) */
     int add, mul;      /* which operations (both) */
+    int answers_only;  /* completion " answer N" without the working (0); the same problems */
 } arith_opts;
 void arith_defaults(arith_opts *o);
 
