@@ -59,4 +59,36 @@ fi
   --input <(head -n 1 "$W/conversations.jsonl") > "$W/unk.out"
 grep -q '"text":"<|im_start|>user\\nHello, who are you?<|im_end|>\\n<|im_start|>assistant\\n"' "$W/unk.out" \
   || { echo "FAIL: --chat-template chatml rendered $(cat "$W/unk.out")"; fail=1; }
+
+# End to end: `sft --format chat` on the Qwen3 tokenizer folder makes a student that carries the
+# folder's template (its GGUF renders the same ids as the folder, checked above against Jinja2),
+# and `serve` gives /v1/chat/completions exactly those prompt tokens (usage.prompt_tokens).
+if command -v curl >/dev/null; then
+  for i in 1 2 3 4 5 6; do echo "{\"prompt\": \"What is $i plus $i?\", \"completion\": \"It is $((i + i)).\"}"; done > "$W/d.jsonl"
+  "$BUILD/retort" sft --tokenizer "$W/qwen3" --format chat --data "$W/d.jsonl" --dim 32 --layers 1 --heads 2 \
+    --kv-heads 1 --ffn 64 --seq-len 64 --steps 1 --batch 2 --threads 2 --out "$W/s.gguf" --quiet > "$W/sft.log" 2>&1 \
+    || { echo "FAIL: sft --format chat on the Qwen3 tokenizer: $(tail -n 3 "$W/sft.log")"; fail=1; }
+  grep -q "chat format: qwen3" "$W/sft.log" || { echo "FAIL: sft did not pick the qwen3 format: $(cat "$W/sft.log")"; fail=1; }
+  echo '{"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"What is 2 plus 2? <|im_end|>"}]}' > "$W/c.jsonl"
+  "$BUILD/retort" tokenize --model "$W/s.gguf" --chat --add-generation-prompt --input "$W/c.jsonl" > "$W/c.gguf.json"
+  "$BUILD/retort" tokenize --tokenizer "$W/qwen3" --chat --add-generation-prompt --input "$W/c.jsonl" > "$W/c.dir.json"
+  cmp -s "$W/c.gguf.json" "$W/c.dir.json" || { echo "FAIL: the student's GGUF renders differently from its tokenizer folder"; fail=1; }
+  want=$(node -p "JSON.parse(require('fs').readFileSync('$W/c.dir.json','utf8')).ids.length")
+  PORT=$((27000 + RANDOM % 900))
+  key=$("$BUILD/retort" keys create --db "$W/g.db" --name chat 2>/dev/null | grep -o 'rt-[A-Za-z0-9_-]*' | head -n 1)
+  "$BUILD/retort" serve --model "$W/s.gguf" --db "$W/g.db" --port $PORT --threads 2 > "$W/serve.log" 2>&1 &
+  spid=$!
+  for _ in $(seq 1 120); do curl -s "localhost:$PORT/health" > /dev/null && break; sleep 0.5; done
+  resp=$(curl -s "localhost:$PORT/v1/chat/completions" -H "Authorization: Bearer $key" -H 'content-type: application/json' \
+    -d "{\"model\":\"s\",\"max_tokens\":2,\"messages\":$(node -p "JSON.stringify(JSON.parse(require('fs').readFileSync('$W/c.jsonl','utf8')).messages)")}")
+  kill $spid; wait $spid 2>/dev/null || true
+  got=$(node -p "JSON.parse(process.argv[1]).usage.prompt_tokens" "$resp" 2>/dev/null || echo none)
+  if [ "$got" = "$want" ]; then
+    echo "serve: a Qwen3-format student's chat request has the $want prompt tokens of the rendered template"
+  else
+    echo "FAIL: serve's chat prompt has $got tokens, the template $want: $resp $(tail -n 3 "$W/serve.log")"; fail=1
+  fi
+else
+  echo "SKIP the serve part: curl not found"
+fi
 exit $fail

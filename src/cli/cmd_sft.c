@@ -16,7 +16,8 @@
 
 int cmd_sft(int argc, char **argv) {
     const char *data = NULL, *out = NULL, *log_path = NULL, *init_path = NULL, *tok_path = NULL;
-    const char *loss_name = "fkl", *format = "raw";
+    const char *loss_name = "fkl", *format = "raw", *chat_name = NULL;
+    char *tmpl = NULL;
     size_t threads = 0, vocab = 0, eval_max = 512;
     model_config c = {.dim = 128, .n_layers = 4, .n_heads = 4, .n_kv_heads = 2, .ffn_dim = 352,
                       .norm_eps = 1e-5f, .rope_base = 10000.0f};
@@ -31,7 +32,11 @@ int cmd_sft(int argc, char **argv) {
         {"--init", CLI_STR, &init_path, "S.gguf: continue training this model (its shape and tokenizer)", 0, 0},
         {"--tokenizer", CLI_STR, &tok_path, "M.gguf: a fresh student with this model file's tokenizer", 0, 0},
         {"--vocab-size", CLI_SIZE, &vocab, "a fresh student with a BPE of this size trained on the data", 0, 0},
-        {"--format", CLI_STR, &format, "raw (prompt then completion) | chat (the chat template) (default raw)", 0, 0},
+        {"--format", CLI_STR, &format, "raw (prompt then completion) | chat (the student's chat template) (default raw)", 0, 0},
+        {"--chat-template", CLI_STR, &chat_name,
+         "NAME: with --format chat, this format (retort chatml qwen3 llama3 deepseek-v3 deepseek-r1 llama2 gemma) "
+         "instead of the one recognised from the student's template",
+         0, 0},
         {"--loss", CLI_STR, &loss_name, "divergence on soft targets: fkl | rkl | jsd, or ce to ignore them (default fkl)", 0, 0},
         {"--alpha", CLI_FLOAT, &kp.alpha, "weight of the soft-target term where present; 1-alpha on the token (default 0.5)", 0, 0},
         {"--beta", CLI_FLOAT, &kp.beta, "JSD interpolation (default 0.5)", 0, 0},
@@ -111,9 +116,9 @@ int cmd_sft(int argc, char **argv) {
         }
     } else {
         if (resume) {
-            if (tokenizer_load(&tok, ckpt)) goto done;
+            if (tokenizer_load(&tok, ckpt) || tokenizer_chat_template_load(ckpt, &tmpl)) goto done;
         } else if (tok_path) {
-            if (tokenizer_load(&tok, tok_path)) goto done;
+            if (tokenizer_load(&tok, tok_path) || tokenizer_chat_template_load(tok_path, &tmpl)) goto done;
         } else {
             rt_buf text = {0};
             if (sft_collect_text(data, &text)) goto done;
@@ -127,6 +132,14 @@ int cmd_sft(int argc, char **argv) {
         tokenizer *tk = tok;
         tok = NULL;
         if (distill_new_student(&m, &c, tk, o.seed)) goto done;
+        m->chat_template = tmpl; /* the student speaks its tokenizer's chat format */
+        tmpl = NULL;
+    }
+    tokenizer_chat chat;
+    if (lo.format == SFT_FORMAT_CHAT) {
+        if (tokenizer_chat_detect(&chat, m->tok, m->chat_template, chat_name)) goto done;
+        lo.chat = &chat;
+        rt_info("chat format: %s", tokenizer_chat_family_name(chat.family));
     }
     if (sft_load_jsonl(&set, data, m->tok, &lo)) goto done;
     rt_info("data: %zu examples, %zu completion tokens; %zu with top_logprobs, soft targets on %zu tokens (%.1f%%)%s",
@@ -185,5 +198,6 @@ done:
     sft_set_free(&set);
     model_free(m);
     tokenizer_free(tok);
+    free(tmpl);
     return status;
 }

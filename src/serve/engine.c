@@ -390,7 +390,7 @@ static void *engine_main(void *arg) {
     return NULL;
 }
 
-int serve_engine_init(serve_engine **out, const model *m, size_t max_batch, size_t max_queue,
+int serve_engine_init(serve_engine **out, const model *m, size_t n_ctx, size_t max_batch, size_t max_queue,
                       size_t prefill_chunk, size_t threads, serve_sampler_attach_fn attach, void *attach_ud,
                       serve_metrics *metrics) {
     *out = NULL;
@@ -403,7 +403,7 @@ int serve_engine_init(serve_engine **out, const model *m, size_t max_batch, size
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
     e->m = m;
-    e->n_ctx = m->cfg.ctx_len;
+    e->n_ctx = n_ctx && n_ctx < m->cfg.ctx_len ? n_ctx : m->cfg.ctx_len;
     e->n_slots = max_batch;
     e->q_cap = max_queue;
     e->threads = threads;
@@ -415,6 +415,7 @@ int serve_engine_init(serve_engine **out, const model *m, size_t max_batch, size
     e->queue = rt_malloc_array(max_queue, sizeof *e->queue, "engine queue");
     if (!e->slot_job || !e->pending || !e->queue) goto fail;
     generator_opts go = {.max_seqs = max_batch,
+                         .max_ctx = e->n_ctx, /* each slot's KV cache */
                          .max_rows = max_batch + prefill_chunk,
                          .prefill_chunk = prefill_chunk,
                          .max_top = SERVE_MAX_TOP,

@@ -50,6 +50,7 @@ struct serve_server {
     int port;
     double t_start_wall;
     int32_t eos_id, end_id;
+    serve_chat_format chat_fmt;
     /* the watcher: connections with a job in flight (suspended ones are checked for a
      * disconnect) and those whose request ended before their job */
     pthread_mutex_t watch_mu;
@@ -710,7 +711,8 @@ static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
         return fail_with(c, mc, 413, NULL, "request_too_large", 0, "request body exceeds %zu bytes", s->o.max_body);
     int status = 0;
     char err[512], param[64];
-    if (serve_parse_gen(c->body.data ? c->body.data : "", c->body.len, c->chat, s->m, s->model_name,
+    if (serve_parse_gen(c->body.data ? c->body.data : "", c->body.len, c->chat, s->m, &s->chat_fmt, s->o.n_ctx,
+                        s->model_name,
                         s->o.max_tokens_cap, &c->req, &status, err, sizeof err, param, sizeof param))
         return fail_with(c, mc, status, param, status == 404 ? "model_not_found" : c->req.error_code, 0, "%s", err);
     c->have_req = 1;
@@ -855,9 +857,10 @@ static enum MHD_Result handle_models(conn *c, struct MHD_Connection *mc) {
     serve_server *s = c->s;
     enum MHD_Result ret;
     if (authenticate(c, mc, &ret)) return ret;
-    json_t *o = json_pack("{s:s, s:[{s:s, s:s, s:I, s:s, s:{s:I, s:I, s:I}}]}", "object", "list", "data", "id",
-                          s->model_name, "object", "model", "created", (json_int_t)s->t_start_wall, "owned_by",
-                          "retort", "meta", "n_ctx", (json_int_t)s->m->cfg.ctx_len, "n_vocab",
+    json_t *o = json_pack("{s:s, s:[{s:s, s:s, s:I, s:s, s:I, s:{s:I, s:I, s:I, s:I}}]}", "object", "list", "data",
+                          "id", s->model_name, "object", "model", "created", (json_int_t)s->t_start_wall, "owned_by",
+                          "retort", "context_length", (json_int_t)s->o.n_ctx, "meta", "n_ctx", (json_int_t)s->o.n_ctx,
+                          "n_ctx_train", (json_int_t)s->m->cfg.ctx_len, "n_vocab",
                           (json_int_t)s->m->cfg.vocab_size, "n_params", (json_int_t)s->m->n_params);
     char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
@@ -1254,7 +1257,16 @@ int serve_start(serve_server **out, const serve_options *o) {
         RT_FAIL("%s: the model has no tokenizer; serve needs one", o->model_path ? o->model_path : "model");
         goto fail;
     }
-    if (s->o.max_tokens_cap == 0 || s->o.max_tokens_cap > s->m->cfg.ctx_len) s->o.max_tokens_cap = s->m->cfg.ctx_len;
+    if (s->o.n_ctx > s->m->cfg.ctx_len) {
+        RT_FAIL("--ctx %zu exceeds the model's context (%zu positions)", s->o.n_ctx, s->m->cfg.ctx_len);
+        goto fail;
+    }
+    if (s->o.n_ctx == 0) s->o.n_ctx = RT_MIN(s->m->cfg.ctx_len, (size_t)SERVE_DEFAULT_CTX);
+    if (s->o.n_ctx < 2) {
+        RT_FAIL("--ctx must be at least 2 (a prompt token and a new one)");
+        goto fail;
+    }
+    if (s->o.max_tokens_cap == 0 || s->o.max_tokens_cap > s->o.n_ctx) s->o.max_tokens_cap = s->o.n_ctx;
     {
         char *raw = o->model_name ? rt_strdup(o->model_name) : default_name(o->model_path ? o->model_path : "model");
         s->model_name = raw ? clean_name(raw) : NULL;
@@ -1266,12 +1278,20 @@ int serve_start(serve_server **out, const serve_options *o) {
         goto fail;
     }
     s->eos_id = tokenizer_eos(s->m->tok);
-    s->end_id = tokenizer_special_id(s->m->tok, "<|end|>");
+    serve_chat_format_init(&s->chat_fmt, s->m, o->chat_template);
+    if (s->chat_fmt.ok) {
+        s->end_id = tokenizer_chat_end_token(&s->chat_fmt.chat, s->m->tok);
+        rt_log(RT_LOG_INFO, "serve: chat format %s", tokenizer_chat_family_name(s->chat_fmt.chat.family));
+    } else {
+        if (o->chat_template) goto fail; /* a bad --chat-template name is the user's error */
+        s->end_id = -1;
+        rt_log(RT_LOG_WARN, "serve: /v1/chat/completions is off: %s", s->chat_fmt.err);
+    }
     if (gw_db_open(&s->db, o->db_path)) goto fail;
     {
         char v[64];
         double now = rt_wall_time();
-        snprintf(v, sizeof v, "%zu", s->m->cfg.ctx_len);
+        snprintf(v, sizeof v, "%zu", s->o.n_ctx);
         if (gw_config_set(s->db, "model_name", s->model_name, now) ||
             gw_config_set(s->db, "model_path", o->model_path ? o->model_path : "(in-process)", now) ||
             gw_config_set(s->db, "model_ctx_len", v, now))
@@ -1288,7 +1308,7 @@ int serve_start(serve_server **out, const serve_options *o) {
     if (gw_limiter_init(&s->lim, s->db)) goto fail;
     if (serve_metrics_init(&s->metrics)) goto fail;
     if (serve_peers_init(&s->peers, s->o.keyless_rpm < 0 ? 0 : s->o.keyless_rpm, o->trusted_proxy)) goto fail;
-    if (serve_engine_init(&s->eng, s->m, s->o.max_batch, s->o.max_queue, s->o.prefill_chunk, s->o.threads,
+    if (serve_engine_init(&s->eng, s->m, s->o.n_ctx, s->o.max_batch, s->o.max_queue, s->o.prefill_chunk, s->o.threads,
                           o->sampler_attach, o->sampler_attach_ud, s->metrics))
         goto fail;
     /* the listening address */
