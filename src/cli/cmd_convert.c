@@ -84,9 +84,10 @@ static int to_hf(const char *in, const char *out, const char *dtype_s) {
     model *m;
     if (model_load(&m, in)) return -1;
     int rc = model_to_hf(m, out, dt);
-    if (rc == 0 && m->tok)
-        rt_warn("%s: the tokenizer is not exported (no tokenizer.json writer yet)", out);
-    if (rc == 0) rt_info("%s -> %s/{config.json, model.safetensors} (%s)", in, out, dtype_s);
+    if (rc == 0 && m->tok) rc = tokenizer_to_hf(m->tok, out, m->chat_template);
+    if (rc == 0)
+        rt_info("%s -> %s/{config.json, model.safetensors%s} (%s)", in, out,
+                m->tok ? ", tokenizer.json, tokenizer_config.json" : "", dtype_s);
     model_free(m);
     return rc;
 }

@@ -115,6 +115,10 @@ const char *tokenizer_pre_name(const tokenizer *tok);
 /* The unknown token, or -1. */
 int32_t tokenizer_unk(const tokenizer *tok);
 
+/* Write DIR/tokenizer.json and DIR/tokenizer_config.json (with chat_template when not NULL)
+ * that Hugging Face tokenizers / transformers.js load to the same ids (tokenizer_hf_write.c).
+ * DIR must exist; files are replaced atomically. */
+int tokenizer_to_hf(const tokenizer *tok, const char *dir, const char *chat_template);
 /* Store as tokenizer.ggml.* keys (model "gpt2", pre "gpt-2", tokens, token_type, merges,
  * bos/eos/padding ids, add_bos_token=false). */
 int tokenizer_to_gguf(const tokenizer *tok, gguf_writer *w);
