@@ -80,8 +80,8 @@ if command -v curl >/dev/null; then
   spid=$!
   for _ in $(seq 1 120); do curl -s "localhost:$PORT/health" > /dev/null && break; sleep 0.5; done
   resp=$(curl -s "localhost:$PORT/v1/chat/completions" -H "Authorization: Bearer $key" -H 'content-type: application/json' \
-    -d "{\"model\":\"s\",\"max_tokens\":2,\"messages\":$(node -p "JSON.stringify(JSON.parse(require('fs').readFileSync('$W/c.jsonl','utf8')).messages)")}")
-  kill $spid; wait $spid 2>/dev/null || true
+    -d "{\"model\":\"s\",\"max_tokens\":2,\"messages\":$(node -p "JSON.stringify(JSON.parse(require('fs').readFileSync('$W/c.jsonl','utf8')).messages)")}" || true)
+  kill $spid 2>/dev/null || true; wait $spid 2>/dev/null || true
   got=$(node -p "JSON.parse(process.argv[1]).usage.prompt_tokens" "$resp" 2>/dev/null || echo none)
   if [ "$got" = "$want" ]; then
     echo "serve: a Qwen3-format student's chat request has the $want prompt tokens of the rendered template"

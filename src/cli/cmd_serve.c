@@ -38,7 +38,7 @@ int cmd_serve(int argc, char **argv) {
     int guard_on = 0;
     mark_options mo;
     mark_options_init(&mo);
-    cli_opt opts[32] = {
+    cli_opt opts[40] = {
         {"--model", CLI_STR, &o.model_path, "M.gguf: the model to serve", 1, 0},
         {"--model-name", CLI_STR, &o.model_name, "NAME: the model id clients send (default: file name without .gguf)", 0, 0},
         {"--db", CLI_STR, &o.db_path, "FILE: gateway database (accounts, keys, ledger); created if absent", 1, 0},
