@@ -6,19 +6,23 @@
 # multiple of 256, so Q4_K applies everywhere), made once with `retort train --steps 1` (random
 # init plus one step; its tokenizer is trained on the corpus) and cached in $BUILD/bench/quant.
 # retort's decode steps run their matrix-vector products on the blocks (quant_matmul_rows).
+# ARCH=qwen2 makes the same shape as a `qwen2` model (Q/K/V biases, NEOX RoPE: the
+# R1-Distill-Qwen family), cached separately.
 # Prints tokens/s for both engines (best of 3) and the ratio per type.
-# usage: bench/decode_quant_vs_llamacpp.sh [tokens] [threads]
+# usage: [ARCH=llama|qwen2|qwen3] bench/decode_quant_vs_llamacpp.sh [tokens] [threads]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 N=${1:-128}; TH=${2:-2}
+ARCH=${ARCH:-llama}
 DIR=$BUILD/bench/quant
+[ "$ARCH" = llama ] || DIR=$BUILD/bench/quant_$ARCH
 [ -d tests/node/node_modules/node-llama-cpp ] || { echo "llama.cpp peer missing: tests/node/node_modules"; exit 1; }
 [ -f "$BUILD/data/kjv.txt" ] || make -s "$BUILD/data/kjv.txt"
 mkdir -p "$DIR"
 if [ ! -f "$DIR/f32.gguf" ]; then
   head -c 1000000 "$BUILD/data/kjv.txt" > "$DIR/corpus.txt"
-  "$BUILD/retort" train --data "$DIR/corpus.txt" --vocab-size 4096 --dim 768 --layers 15 --heads 12 --kv-heads 4 \
+  "$BUILD/retort" train --arch "$ARCH" --data "$DIR/corpus.txt" --vocab-size 4096 --dim 768 --layers 15 --heads 12 --kv-heads 4 \
     --ffn 2048 --untied --seq-len 256 --batch 1 --steps 1 --warmup 0 --eval-every 0 --save-every 0 \
     --out "$DIR/f32.gguf" --quiet --threads "$TH"
   rm -f "$DIR/f32.gguf.ckpt" # the optimizer state: 3x the model, not needed
@@ -34,7 +38,7 @@ for t in q8_0 q4_k; do
     best_r=$(/usr/bin/python3 -c "print(max($best_r, $r))"); best_l=$(/usr/bin/python3 -c "print(max($best_l, $l))")
     echo "$t run $rep: retort $r tok/s, llama.cpp $l tok/s"
   done
-  echo "$t: $DIR/$t.gguf ($(stat -c %s "$DIR/$t.gguf") bytes), $N tokens greedy, $TH threads (best of 3)"
+  echo "$t ($ARCH): $DIR/$t.gguf ($(stat -c %s "$DIR/$t.gguf") bytes), $N tokens greedy, $TH threads (best of 3)"
   /usr/bin/python3 -c "print('$t: retort %.1f tok/s, llama.cpp %.1f tok/s, ratio retort/llama.cpp %.2fx' % ($best_r, $best_l, $best_r / $best_l))"
 done
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

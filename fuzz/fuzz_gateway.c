@@ -19,7 +19,11 @@ static void fuzz_parse(const uint8_t *data, size_t size) {
     serve_gen_request r;
     int status = 0;
     char err[512], param[64];
-    int rc = serve_parse_upstream((const char *)data + 2, size - 2, kind, (data[0] & 8) ? m->tok : NULL, 64, &r,
+    static serve_chat_format fmt;
+    static int fmt_ready;
+    if (!fmt_ready) serve_chat_format_init(&fmt, m, NULL), fmt_ready = 1;
+    int rc = serve_parse_upstream((const char *)data + 2, size - 2, kind, (data[0] & 8) ? m->tok : NULL,
+                                  fmt.ok ? &fmt.chat : NULL, 64, &r,
                                   &status, err, sizeof err, param, sizeof param);
     if (rc != 0) {
         FZ_CHECK(status >= 400 && status < 500 && err[0]);

@@ -16,7 +16,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     serve_gen_request r;
     int status = 0;
     char err[512], param[64];
-    int rc = serve_parse_gen((const char *)data + 1, size - 1, chat, m, "tiny", 64, &r, &status, err, sizeof err,
+    static serve_chat_format fmt;
+    static int fmt_init;
+    if (!fmt_init) {
+        serve_chat_format_init(&fmt, m, NULL);
+        fmt_init = 1;
+    }
+    int rc = serve_parse_gen((const char *)data + 1, size - 1, chat, m, &fmt, m->cfg.ctx_len, "tiny", 64, &r, &status, err, sizeof err,
                              param, sizeof param);
     if (rc != 0) {
         FZ_CHECK(status >= 400 && status < 500 && err[0]);

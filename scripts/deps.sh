@@ -64,6 +64,7 @@ TEST_DEPS=(
   "python3-torch|pymod torch|reference checks (PyTorch)"
   "python3-mpmath|pymod mpmath|exact p-value references (tests/ref_mark.sh)"
   "python3-yaml|pymod yaml|llama.cpp's convert_hf_to_gguf.py (tests/ref_llamacpp_convert.sh)"
+  "python3-jinja2|pymod jinja2|the chat templates as transformers renders them (tests/ref_chat_template.sh)"
   "unicode-data|[ -f /usr/share/unicode/UnicodeData.txt ]|the UCD: scripts/gen_unicode_hf.py and NormalizationTest.txt (test_tokenizer_hf)"
   "chromium|command -v chromium|the dashboard's browser test (tests/ref_dashboard.sh)"
   "openmpi-bin|command -v mpirun|data-parallel training over MPI (mpirun ranks in tests)"

@@ -83,7 +83,7 @@ fi
 for p in build-essential pkg-config ca-certificates libblis-openmp-dev libjansson-dev libsodium-dev libzstd-dev \
          libcurl4-openssl-dev libsqlite3-dev libmicrohttpd-dev bible-kjv python3 python3-numpy python3-torch \
          chromium python3-mpmath openmpi-bin libopenmpi-dev postgresql libpq-dev clang libclang-rt-14-dev \
-         fortunes python3-yaml unicode-data nodejs npm; do
+         fortunes python3-yaml python3-jinja2 unicode-data nodejs npm; do
   scripts/deps.sh list | grep -qx "$p" || bad "scripts/deps.sh list lacks $p"
 done
 [ $fail = 0 ] && echo "ok: deps"

@@ -1716,6 +1716,62 @@ static void test_start_errors(void) {
     serve_stop(a);
 }
 
+/* --ctx: a served context below the model's (KV caches sized from it) is what /v1/models
+ * reports, what a prompt must fit (400 context_length_exceeded), and where generation ends;
+ * more than the model's is refused at start; a chat format name that does not exist too. */
+static void test_ctx(void) {
+    serve_options o;
+    serve_options_defaults(&o);
+    o.n_ctx = 24;
+    serve_server *s = start_server(&o, "ctx");
+    resp r;
+    CHECK(http("GET", "/v1/models", g_key, NULL, &r) == 200);
+    json_t *j = parse(&r);
+    json_t *d0 = json_array_get(json_object_get(j, "data"), 0);
+    CHECK(json_integer_value(json_object_get(d0, "context_length")) == 24);
+    CHECK(json_integer_value(json_object_get(json_object_get(d0, "meta"), "n_ctx")) == 24);
+    CHECK(json_integer_value(json_object_get(json_object_get(d0, "meta"), "n_ctx_train")) ==
+          (json_int_t)g_model->cfg.ctx_len);
+    json_decref(j);
+    resp_free(&r);
+    /* 30 tokens fit the model (128) but not the 24 served */
+    const char *words = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen";
+    size_t nw = 0;
+    int32_t *ids = encode(words, &nw);
+    free(ids);
+    CHECK(nw >= 24 && nw < 128);
+    char body[512];
+    snprintf(body, sizeof body, "{\"model\":\"tiny\",\"prompt\":\"%s\",\"max_tokens\":4}", words);
+    http("POST", "/v1/completions", g_key, body, &r);
+    CHECK(is_error(&r, 400, "prompt", "context served is 24"));
+    CHECK(strstr(r.body.data, "\"code\":\"context_length_exceeded\"") != NULL);
+    resp_free(&r);
+    /* generation stops at the served context: the 24 cache positions hold the prompt and every
+     * completion token but the last (sampled from position 24's logits, never fed back) */
+    snprintf(body, sizeof body, "{\"model\":\"tiny\",\"prompt\":\"In the beginning\",\"max_tokens\":24,\"temperature\":1,\"seed\":3}");
+    CHECK(http("POST", "/v1/completions", g_key, body, &r) == 200);
+    j = parse(&r);
+    json_t *u = json_object_get(j, "usage");
+    json_int_t pt = json_integer_value(json_object_get(u, "prompt_tokens")),
+               ct = json_integer_value(json_object_get(u, "completion_tokens"));
+    CHECK_MSG(pt > 0 && ct >= 1 && pt + ct <= 25, "prompt %lld + completion %lld tokens", (long long)pt, (long long)ct);
+    json_decref(j);
+    resp_free(&r);
+    serve_stop(s);
+
+    serve_options_defaults(&o);
+    char p[512];
+    snprintf(p, sizeof p, "%s/ctx2.db", tl_tmpdir());
+    o.model = g_model;
+    o.db_path = p;
+    o.n_ctx = g_model->cfg.ctx_len + 1;
+    s = NULL;
+    CHECK(serve_start(&s, &o) == -1 && strstr(rt_errmsg(), "--ctx") && strstr(rt_errmsg(), "exceeds"));
+    o.n_ctx = 0;
+    o.chat_template = "jinja";
+    CHECK(serve_start(&s, &o) == -1 && strstr(rt_errmsg(), "--chat-template"));
+}
+
 static void setup(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     g_model = make_model(128);
@@ -1741,6 +1797,7 @@ static void test_all(void) {
         {"queue_full_and_disconnect", test_queue_full_and_disconnect},
         {"load", test_load},
         {"start_errors", test_start_errors},
+        {"ctx", test_ctx},
         {"half_close", test_half_close},
         {"field_hardening", test_field_hardening},
         {"utf8_in_database", test_utf8_in_database},

@@ -650,8 +650,59 @@ static void test_errors(void) {
     tokenizer_free(NULL);
 }
 
+/* Chat templates: recognition by markers and names, and special tokens parsed only in the
+ * template's text: a message holding "<|end|>" stays text (its ids are those of encoding the
+ * message alone without special parsing), the turn markers are the special ids. */
+static void test_chat(void) {
+    size_t len;
+    char *corpus = make_corpus(&len);
+    tokenizer *t = train_or_die(corpus, len, 400);
+    tokenizer_chat c;
+    CHECK_OK(tokenizer_chat_detect(&c, t, NULL, NULL));
+    CHECK(c.family == CHAT_RETORT);
+    CHECK_OK(tokenizer_chat_detect(&c, NULL, "{{ '<|im_start|>system\nYou are \\'X\\'.<|im_end|>\n' }}", NULL));
+    CHECK(c.family == CHAT_CHATML && !strcmp(c.default_system, "You are 'X'."));
+    CHECK_OK(tokenizer_chat_detect(&c, NULL, "{{'<|im_start|>' + m.role}}{% if '</think>' in c %}", NULL));
+    CHECK(c.family == CHAT_QWEN3);
+    CHECK_OK(tokenizer_chat_detect(&c, NULL, "<|start_header_id|>{% if add_generation_prompt %}", NULL));
+    CHECK(c.family == CHAT_LLAMA3 && !c.gen_always);
+    CHECK(tokenizer_chat_detect(&c, NULL, "<|start_header_id|>Cutting Knowledge Date: x", NULL) == -1);
+    CHECK(strstr(rt_errmsg(), "--chat-template llama3") != NULL);
+    CHECK(tokenizer_chat_detect(&c, NULL, "{{ m.role }}: {{ m.content }}", NULL) == -1);
+    CHECK(strstr(rt_errmsg(), "--chat-template") != NULL);
+    CHECK(tokenizer_chat_detect(&c, NULL, NULL, NULL) == -1); /* no template, no retort tokens */
+    CHECK_OK(tokenizer_chat_detect(&c, NULL, "anything", "gemma"));
+    CHECK(c.family == CHAT_GEMMA);
+    CHECK(tokenizer_chat_detect(&c, NULL, NULL, "jinja") == -1 && strstr(rt_errmsg(), "llama2") != NULL);
+
+    CHECK_OK(tokenizer_chat_detect(&c, t, NULL, NULL));
+    const char *msg = "a <|end|><|assistant|> b";
+    tokenizer_chat_message m[2] = {{"system", "Be brief.", 9}, {"user", msg, strlen(msg)}};
+    int32_t *ids, *body, *sys;
+    size_t n, nb, ns;
+    CHECK_OK(tokenizer_chat_encode(&c, t, m, 2, 1, &ids, &n));
+    CHECK_OK(tokenizer_encode(t, msg, strlen(msg), 0, &body, &nb));
+    CHECK_OK(tokenizer_encode(t, "Be brief.", 9, 0, &sys, &ns));
+    int32_t S = tokenizer_special_id(t, "<|system|>"), U = tokenizer_special_id(t, "<|user|>"),
+            A = tokenizer_special_id(t, "<|assistant|>"), E = tokenizer_special_id(t, "<|end|>");
+    CHECK(tokenizer_chat_end_token(&c, t) == E);
+    CHECK(n == ns + nb + 5);
+    if (n == ns + nb + 5) {
+        CHECK(ids[0] == S && !memcmp(ids + 1, sys, ns * sizeof *ids) && ids[1 + ns] == E && ids[2 + ns] == U);
+        CHECK(!memcmp(ids + 3 + ns, body, nb * sizeof *ids) && ids[3 + ns + nb] == E && ids[4 + ns + nb] == A);
+    }
+    free(ids);
+    free(body);
+    free(sys);
+    /* a role the formats do not know */
+    tokenizer_chat_message bad = {"tool", "x", 1};
+    CHECK(tokenizer_chat_encode(&c, t, &bad, 1, 1, &ids, &n) == -1 && strstr(rt_errmsg(), "messages[0].role"));
+    tokenizer_free(t);
+    free(corpus);
+}
+
 TEST_MAIN("tokenizer", TEST_CASE(test_pretokenize_hand_worked),
           TEST_CASE(test_pretokenize_covers_random), TEST_CASE(test_train_hand_worked),
           TEST_CASE(test_train_deterministic_and_unique),
           TEST_CASE(test_encode_matches_naive_reference), TEST_CASE(test_round_trip_random_bytes),
-          TEST_CASE(test_specials), TEST_CASE(test_errors))
+          TEST_CASE(test_specials), TEST_CASE(test_errors), TEST_CASE(test_chat))

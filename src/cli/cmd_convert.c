@@ -15,44 +15,10 @@
 #include "../model/model.h"
 #include "cli.h"
 
-/* The chat template of DIR/tokenizer_config.json: "chat_template" as a string, or the entry
- * named "default" of a list of {name, template} (as llama.cpp's converter takes it). Absent
- * file or key: *out stays NULL. */
-static int hf_chat_template(const char *dir, char **out) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
-    if (!rt_file_exists(path)) return 0;
-    json_error_t err;
-    json_t *j = json_load_file(path, JSON_DECODE_INT_AS_REAL, &err); /* model_max_length 1e30 */
-    if (!j) return RT_FAIL("%s: line %d: %s", path, err.line, err.text);
-    json_t *t = json_object_get(j, "chat_template");
-    if (json_is_array(t)) {
-        json_t *e = NULL, *found = NULL;
-        size_t i;
-        json_array_foreach(t, i, e) {
-            const char *name = json_string_value(json_object_get(e, "name"));
-            if (name && !strcmp(name, "default")) found = json_object_get(e, "template");
-        }
-        t = found;
-    }
-    int rc = 0;
-    if (t && !json_is_string(t)) {
-        rc = RT_FAIL("%s: \"chat_template\": expected a string or a list of {name, template} "
-                     "with a \"default\" entry",
-                     path);
-    } else if (t) {
-        *out = rt_malloc(json_string_length(t) + 1, "chat template");
-        if (!*out) rc = -1;
-        else memcpy(*out, json_string_value(t), json_string_length(t) + 1);
-    }
-    json_decref(j);
-    return rc;
-}
-
 /* DIR/tokenizer.json (+ tokenizer_config.json for bos/eos, add_bos and the chat template). */
 static int hf_tokenizer_import(const char *dir, tokenizer **tok, char **chat_template) {
     if (tokenizer_from_hf(tok, dir)) return -1;
-    if (hf_chat_template(dir, chat_template)) {
+    if (tokenizer_chat_template_load(dir, chat_template)) {
         tokenizer_free(*tok);
         *tok = NULL;
         return -1;
@@ -118,9 +84,10 @@ static int to_hf(const char *in, const char *out, const char *dtype_s) {
     model *m;
     if (model_load(&m, in)) return -1;
     int rc = model_to_hf(m, out, dt);
-    if (rc == 0 && m->tok)
-        rt_warn("%s: the tokenizer is not exported (no tokenizer.json writer yet)", out);
-    if (rc == 0) rt_info("%s -> %s/{config.json, model.safetensors} (%s)", in, out, dtype_s);
+    if (rc == 0 && m->tok) rc = tokenizer_to_hf(m->tok, out, m->chat_template);
+    if (rc == 0)
+        rt_info("%s -> %s/{config.json, model.safetensors%s} (%s)", in, out,
+                m->tok ? ", tokenizer.json, tokenizer_config.json" : "", dtype_s);
     model_free(m);
     return rc;
 }

@@ -177,8 +177,12 @@ int cmd_eval(int argc, char **argv) {
         sft_load_opts lo;
         sft_load_defaults(&lo);
         lo.soft = 0;
-        if (!strcmp(format, "chat")) lo.format = SFT_FORMAT_CHAT;
-        else if (strcmp(format, "raw")) {
+        tokenizer_chat chat;
+        if (!strcmp(format, "chat")) {
+            lo.format = SFT_FORMAT_CHAT;
+            if (tokenizer_chat_detect(&chat, m->tok, m->chat_template, NULL)) goto done;
+            lo.chat = &chat;
+        } else if (strcmp(format, "raw")) {
             RT_FAIL("--format must be raw or chat");
             goto done;
         }

@@ -147,7 +147,7 @@ int cmd_serve(int argc, char **argv) {
     mark_options_init(&mo);
     cli_adist_options ado;
     const char *trusted = NULL;
-    cli_opt opts[40] = {
+    cli_opt opts[48] = {
         {"--model", CLI_STR, &o.model_path, "M.gguf: the model to serve", 1, 0},
         {"--model-name", CLI_STR, &o.model_name, "NAME: the model id clients send (default: file name without .gguf)", 0, 0},
         {"--db", CLI_STR, &o.db_path, "FILE: gateway database (accounts, keys, ledger) (or a postgres:// URL); created if absent", 1, 0},
@@ -160,6 +160,12 @@ int cmd_serve(int argc, char **argv) {
         {"--max-body", CLI_SIZE, &o.max_body, "BYTES: largest request body before 413 (default 1048576)", 0, 0},
         {"--max-tokens", CLI_SIZE, &o.max_tokens_cap, "N: ceiling (and chat default) of max_tokens (default: context)", 0, 0},
         {"--prefill-chunk", CLI_SIZE, &o.prefill_chunk, "N: prompt tokens per decode step (default 128)", 0, 0},
+        {"--ctx", CLI_SIZE, &o.n_ctx,
+         "N: context served, tokens per sequence (KV cache per slot); default the model's, at most 4096", 0, 0},
+        {"--chat-template", CLI_STR, &o.chat_template,
+         "NAME: chat format (retort chatml qwen3 llama3 deepseek-v3 deepseek-r1 llama2 gemma) instead of the one "
+         "recognised from the model's template",
+         0, 0},
         {"--sim-clock", CLI_FLAG, &o.sim_clock,
          "testing aid: take limits/ledger time from the X-Retort-Sim-Time header (loopback --host only)", 0, 0},
         {"--unsafe-sim-clock-on-public-interface", CLI_FLAG, &o.sim_clock_public,

@@ -20,6 +20,7 @@ static int sft_student(model **m, const char *init_path, int seq_len_given, trai
                        const char *ckpt, const char *tok_path, const char *data, size_t vocab, model_config *c,
                        int untied) {
     tokenizer *tok = NULL;
+    char *tmpl = NULL; /* the tokenizer's chat template: the student speaks its format */
     if (init_path) {
         if (model_load(m, init_path)) return -1;
         if (!(*m)->tok) {
@@ -33,9 +34,9 @@ static int sft_student(model **m, const char *init_path, int seq_len_given, trai
         }
     } else {
         if (resume) {
-            if (tokenizer_load(&tok, ckpt)) return -1;
+            if (tokenizer_load(&tok, ckpt) || tokenizer_chat_template_load(ckpt, &tmpl)) goto fail;
         } else if (tok_path) {
-            if (tokenizer_load(&tok, tok_path)) return -1;
+            if (tokenizer_load(&tok, tok_path) || tokenizer_chat_template_load(tok_path, &tmpl)) goto fail;
         } else {
             rt_buf text = {0};
             if (sft_collect_text(data, &text)) return -1;
@@ -46,14 +47,21 @@ static int sft_student(model **m, const char *init_path, int seq_len_given, trai
         }
         c->tied = !untied;
         c->ctx_len = o->seq_len;
-        if (distill_new_student(m, c, tok, o->seed)) return -1; /* takes the tokenizer */
+        tokenizer *tk = tok;
+        tok = NULL;
+        if (distill_new_student(m, c, tk, o->seed)) goto fail; /* takes the tokenizer */
+        (*m)->chat_template = tmpl;
     }
     return 0;
+fail:
+    tokenizer_free(tok);
+    free(tmpl);
+    return -1;
 }
 
 int cmd_sft(int argc, char **argv) {
     const char *data = NULL, *out = NULL, *log_path = NULL, *init_path = NULL, *tok_path = NULL;
-    const char *loss_name = "fkl", *format = "raw";
+    const char *loss_name = "fkl", *format = "raw", *chat_name = NULL;
     size_t threads = 0, vocab = 0, eval_max = 512;
     model_config c = {.dim = 128, .n_layers = 4, .n_heads = 4, .n_kv_heads = 2, .ffn_dim = 352,
                       .norm_eps = 1e-5f, .rope_base = 10000.0f};
@@ -68,7 +76,11 @@ int cmd_sft(int argc, char **argv) {
         {"--init", CLI_STR, &init_path, "S.gguf: continue training this model (its shape and tokenizer)", 0, 0},
         {"--tokenizer", CLI_STR, &tok_path, "M.gguf: a fresh student with this model file's tokenizer", 0, 0},
         {"--vocab-size", CLI_SIZE, &vocab, "a fresh student with a BPE of this size trained on the data", 0, 0},
-        {"--format", CLI_STR, &format, "raw (prompt then completion) | chat (the chat template) (default raw)", 0, 0},
+        {"--format", CLI_STR, &format, "raw (prompt then completion) | chat (the student's chat template) (default raw)", 0, 0},
+        {"--chat-template", CLI_STR, &chat_name,
+         "NAME: with --format chat, this format (retort chatml qwen3 llama3 deepseek-v3 deepseek-r1 llama2 gemma) "
+         "instead of the one recognised from the student's template",
+         0, 0},
         {"--loss", CLI_STR, &loss_name, "divergence on soft targets: fkl | rkl | jsd, or ce to ignore them (default fkl)", 0, 0},
         {"--alpha", CLI_FLOAT, &kp.alpha, "weight of the soft-target term where present; 1-alpha on the token (default 0.5)", 0, 0},
         {"--beta", CLI_FLOAT, &kp.beta, "JSD interpolation (default 0.5)", 0, 0},
@@ -137,6 +149,12 @@ int cmd_sft(int argc, char **argv) {
     if (sft_student(&m, init_path, cli_seen(opts, n_opts, "--seq-len"), &o, resume, ckpt, tok_path, data, vocab, &c,
                     untied))
         goto done;
+    tokenizer_chat chat;
+    if (lo.format == SFT_FORMAT_CHAT) {
+        if (tokenizer_chat_detect(&chat, m->tok, m->chat_template, chat_name)) goto done;
+        lo.chat = &chat;
+        rt_info("chat format: %s", tokenizer_chat_family_name(chat.family));
+    }
     if (sft_load_jsonl(&set, data, m->tok, &lo)) goto done;
     rt_info("data: %zu examples, %zu completion tokens; %zu with top_logprobs, soft targets on %zu tokens (%.1f%%)%s",
             set.n_ex, set.n_completion_tokens, set.n_with_logprobs, set.n_soft,

@@ -241,11 +241,12 @@ int arith_write_jsonl(const char *path, size_t n, const arith_opts *o, uint64_t 
 
 typedef enum {
     SFT_FORMAT_RAW = 0, /* prompt tokens, completion tokens, <|eos|> (a /v1/completions call) */
-    SFT_FORMAT_CHAT,    /* <|user|>prompt<|end|><|assistant|>completion<|end|> (chat template) */
+    SFT_FORMAT_CHAT,    /* [system,] user prompt, generation prompt (the chat format), completion, end of turn */
 } sft_format;
 
 typedef struct {
     sft_format format;
+    const tokenizer_chat *chat; /* SFT_FORMAT_CHAT: the student's chat format (tokenizer_chat_detect) */
     int soft;              /* use top_logprobs as soft targets (1) */
     int skip_bad;          /* report bad lines and continue (0: the load fails) */
     size_t max_examples;   /* 0 = all */

@@ -24,8 +24,10 @@
  * cannot continue (the sampled token was not among the listed ones) the remaining tokens
  * keep their hard labels only, and the shortfall is counted.
  *
- * Layout per example: tokens = prompt tokens, completion tokens, end token (eos for "raw",
- * <|end|> for "chat" which wraps the pair in the model's chat template).
+ * Layout per example: tokens = prompt tokens, completion tokens, end token (eos for "raw";
+ * for "chat" the prompt is the chat format's rendering of the system message and the user
+ * prompt with the generation prompt, exactly what serve gives the model, and the end token the
+ * format's end of turn: <|end|>, <|im_end|>, <|eot_id|>, ...).
  *
  * What this is not: the HTTP harvester (src/serve) or the training loop (recipe.c).
  */
@@ -138,7 +140,7 @@ typedef struct {
     const tokenizer *tok;
     const vocab_map *vm;
     const sft_load_opts *o;
-    int32_t special_user, special_end, special_assistant, special_system, eos;
+    int32_t special_end, eos;
 } line_ctx;
 
 /* The prompt's tokens: chat wraps it (and a system message) in the template's specials;
@@ -146,22 +148,14 @@ typedef struct {
 static int encode_prompt(const line_ctx *lc, const record *r, set_bufs *B, size_t *np) {
     size_t k, k2 = 0;
     if (lc->o->format == SFT_FORMAT_CHAT) {
-        size_t n0 = B->tokens.len;
-        if (r->system) {
-            if (lc->special_system < 0)
-                return RT_FAIL("a \"system\" message needs the <|system|> token, which this vocabulary lacks");
-            if (rt_buf_append(&B->tokens, &lc->special_system, sizeof(int32_t)) ||
-                encode_text(lc->tok, r->system, r->system_len, &B->tokens, &k2) ||
-                rt_buf_append(&B->tokens, &lc->special_end, sizeof(int32_t)))
-                return -1;
-        }
-        if (rt_buf_append(&B->tokens, &lc->special_user, sizeof(int32_t)) ||
-            encode_text(lc->tok, r->prompt, r->prompt_len, &B->tokens, &k) ||
-            rt_buf_append(&B->tokens, &lc->special_end, sizeof(int32_t)) ||
-            rt_buf_append(&B->tokens, &lc->special_assistant, sizeof(int32_t)))
-            return -1;
-        *np = (B->tokens.len - n0) / sizeof(int32_t);
-        return 0;
+        tokenizer_chat_message m[2] = {{"system", r->system, r->system_len}, {"user", r->prompt, r->prompt_len}};
+        int32_t *ids = NULL;
+        size_t n = 0, skip = r->system ? 0 : 1;
+        if (tokenizer_chat_encode(lc->o->chat, lc->tok, m + skip, 2 - skip, 1, &ids, &n)) return -1;
+        int rc = n ? rt_buf_append(&B->tokens, ids, n * sizeof(int32_t)) : 0;
+        free(ids);
+        *np = n;
+        return rc;
     }
     if (r->system) {
         if (encode_text(lc->tok, r->system, r->system_len, &B->tokens, &k2) ||
@@ -323,12 +317,18 @@ int sft_load_jsonl(sft_set *s, const char *path, const tokenizer *tok, const sft
     int rc = -1;
     line_ctx lc = {.tok = tok, .vm = &vm, .o = o};
     lc.eos = tokenizer_eos(tok);
-    lc.special_user = tokenizer_special_id(tok, "<|user|>");
-    lc.special_end = tokenizer_special_id(tok, "<|end|>");
-    lc.special_assistant = tokenizer_special_id(tok, "<|assistant|>");
-    lc.special_system = tokenizer_special_id(tok, "<|system|>");
-    if (o->format == SFT_FORMAT_CHAT && (lc.special_user < 0 || lc.special_end < 0 || lc.special_assistant < 0)) {
-        RT_FAIL("--format chat needs the <|user|>, <|end|> and <|assistant|> tokens, which this vocabulary lacks");
+    tokenizer_chat retort_fmt;
+    memset(&retort_fmt, 0, sizeof retort_fmt);
+    /* no format given: retort's own, if the vocabulary has it */
+    if (o->format == SFT_FORMAT_CHAT && !o->chat && tokenizer_chat_detect(&retort_fmt, tok, NULL, NULL)) goto done;
+    const tokenizer_chat *chat = o->chat ? o->chat : &retort_fmt;
+    sft_load_opts oc = *o;
+    oc.chat = chat;
+    lc.o = &oc;
+    lc.special_end = o->format == SFT_FORMAT_CHAT ? tokenizer_chat_end_token(chat, tok) : -1;
+    if (o->format == SFT_FORMAT_CHAT && lc.special_end < 0) {
+        RT_FAIL("--format chat: the vocabulary lacks the end-of-turn token of the %s chat format",
+                tokenizer_chat_family_name(chat->family));
         goto done;
     }
     if (o->format == SFT_FORMAT_RAW && lc.eos < 0) {

@@ -540,7 +540,13 @@ int generator_run(const model *m, const int32_t *const *prompts, const size_t *l
     for (size_t i = 0; i < n; i++) memset(&out[i], 0, sizeof out[i]);
     if (n == 0) return 0;
     run_ctx c = {.o = o, .prompts = prompts, .lens = lens, .n = n, .sp = sp, .seeds = seeds, .out = out};
+    /* the KV cache holds what is used: the longest prompt and max_new tokens (a context
+     * shift keeps the model's window, so then the whole context) */
+    size_t longest = 0;
+    for (size_t i = 0; i < n; i++) longest = RT_MAX(longest, lens[i]);
+    size_t use = longest + o->max_new + 1;
     generator_opts go = {.max_seqs = RT_MAX((size_t)1, RT_MIN(o->batch, n)),
+                         .max_ctx = o->ctx_shift || use < longest ? 0 : use,
                          .max_top = o->n_top,
                          .ctx_shift = o->ctx_shift,
                          .setup = o->setup ? run_setup : NULL,

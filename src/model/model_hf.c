@@ -308,6 +308,7 @@ int model_from_hf(model **out, const char *dir, tokenizer *tok) {
     model *m = NULL;
     if (rc == 0 && model_create(&m, &c, tok)) rc = RT_FAIL("%s: %s", cpath, rt_errmsg());
     if (rc == 0 && tensors_from_hf(m, d, dir)) rc = -1;
+    if (rc == 0 && tok && tokenizer_chat_template_load(dir, &m->chat_template)) rc = -1;
     st_folder_close(d);
     free(cpath);
     if (rc) {

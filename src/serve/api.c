@@ -165,7 +165,8 @@ static int content_text(perr *e, json_t *c, size_t i, rt_buf *out) {
     return 0;
 }
 
-int serve_parse_gen(const char *body, size_t len, int chat, const model *m, const char *served_name,
+int serve_parse_gen(const char *body, size_t len, int chat, const model *m, const serve_chat_format *fmt,
+                    size_t n_ctx, const char *served_name,
                     size_t max_tokens_cap, serve_gen_request *r, int *status, char *err, size_t err_cap,
                     char *param, size_t param_cap) {
     memset(r, 0, sizeof *r);
@@ -274,10 +275,9 @@ int serve_parse_gen(const char *body, size_t len, int chat, const model *m, cons
             goto out;
         }
     } else {
-        if (m->chat_template && strcmp(m->chat_template, model_default_chat_template)) {
-            bad(&e, 400, "messages",
-                "this model's chat template is not retort's default; serve renders only that one (use "
-                "/v1/completions)");
+        if (!fmt->ok) {
+            bad(&e, 400, "messages", "%s (use /v1/completions, or restart serve with --chat-template NAME)",
+                fmt->err);
             goto out;
         }
         json_t *ms = json_object_get(root, "messages");
@@ -316,7 +316,7 @@ int serve_parse_gen(const char *body, size_t len, int chat, const model *m, cons
             if (i && rt_buf_append(&text, "\n", 1)) goto oom;
             if (rt_buf_append(&text, msgs[i].content, msgs[i].len)) goto oom;
         }
-        if (serve_chat_tokens(m->tok, msgs, n_msgs, &ids, &n_ids)) {
+        if (serve_chat_tokens(&fmt->chat, m->tok, msgs, n_msgs, &ids, &n_ids)) {
             bad(&e, 400, "messages", "messages: %s", rt_errmsg());
             goto out;
         }
@@ -325,11 +325,11 @@ int serve_parse_gen(const char *body, size_t len, int chat, const model *m, cons
         bad(&e, 400, chat ? "messages" : "prompt", "%s: the prompt is empty", chat ? "messages" : "prompt");
         goto out;
     }
-    if (n_ids >= m->cfg.ctx_len) {
+    if (n_ids >= n_ctx) {
         r->error_code = "context_length_exceeded";
         bad(&e, 400, chat ? "messages" : "prompt",
-            "%s: the prompt has %zu tokens; the model's context is %zu (room for at least one new token is needed)",
-            chat ? "messages" : "prompt", n_ids, m->cfg.ctx_len);
+            "%s: the prompt has %zu tokens; the context served is %zu (room for at least one new token is needed)",
+            chat ? "messages" : "prompt", n_ids, n_ctx);
         goto out;
     }
     /* sampling */
@@ -472,7 +472,8 @@ static int strings_text(json_t *v, rt_buf *out) {
     return 0;
 }
 
-int serve_parse_upstream(const char *body, size_t len, int kind, const tokenizer *tok, size_t max_tokens_default,
+int serve_parse_upstream(const char *body, size_t len, int kind, const tokenizer *tok, const tokenizer_chat *chat,
+                         size_t max_tokens_default,
                          serve_gen_request *r, int *status, char *err, size_t err_cap, char *param,
                          size_t param_cap) {
     memset(r, 0, sizeof *r);
@@ -558,8 +559,8 @@ int serve_parse_upstream(const char *body, size_t len, int kind, const tokenizer
     }
     /* the prompt's tokens, by the local model's tokenizer when there is one (the guard's
      * embedding reads them; the limits reserve them) */
-    if (tok && kind == SERVE_UP_CHAT) {
-        if (serve_chat_tokens(tok, msgs, n_msgs, &r->prompt_ids, &r->n_prompt)) {
+    if (tok && chat && kind == SERVE_UP_CHAT) {
+        if (serve_chat_tokens(chat, tok, msgs, n_msgs, &r->prompt_ids, &r->n_prompt)) {
             /* a role retort's template lacks (tool...): the text alone */
             rt_err_clear();
             if (tokenizer_encode(tok, text.data ? text.data : "", text.len, 0, &r->prompt_ids, &r->n_prompt)) goto oom;

@@ -415,8 +415,8 @@ static void *engine_main(void *arg) {
     return NULL;
 }
 
-int serve_engine_new(serve_engine **out, const model *m, size_t max_batch, size_t max_queue,
-                      size_t prefill_chunk, size_t threads, serve_sampler_attach_fn attach, void *attach_ud,
+int serve_engine_new(serve_engine **out, const model *m, size_t n_ctx, size_t max_batch, size_t max_queue,
+                     size_t prefill_chunk, size_t threads, serve_sampler_attach_fn attach, void *attach_ud,
                       serve_seq_attach_fn seq_attach, void *seq_attach_ud, serve_metrics *metrics) {
     *out = NULL;
     if (!m->tok) return RT_FAIL("the model has no tokenizer; serve needs one to read prompts");
@@ -428,7 +428,7 @@ int serve_engine_new(serve_engine **out, const model *m, size_t max_batch, size_
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
     e->m = m;
-    e->n_ctx = m->cfg.ctx_len;
+    e->n_ctx = n_ctx && n_ctx < m->cfg.ctx_len ? n_ctx : m->cfg.ctx_len;
     e->n_slots = max_batch;
     e->q_cap = max_queue;
     e->threads = threads;
@@ -442,6 +442,7 @@ int serve_engine_new(serve_engine **out, const model *m, size_t max_batch, size_
     e->queue = rt_malloc_array(max_queue, sizeof *e->queue, "engine queue");
     if (!e->slot_job || !e->pending || !e->queue) goto fail;
     generator_opts go = {.max_seqs = max_batch,
+                         .max_ctx = e->n_ctx, /* each slot's KV cache */
                          .max_rows = max_batch + prefill_chunk,
                          .prefill_chunk = prefill_chunk,
                          .max_top = SERVE_MAX_TOP,

@@ -52,6 +52,7 @@ struct serve_server {
     int port;
     double t_start_wall;
     int32_t eos_id, end_id;
+    serve_chat_format chat_fmt;
     /* the watcher: connections with a job in flight (suspended ones are checked for a
      * disconnect) and those whose request ended before their job */
     pthread_mutex_t watch_mu;
@@ -773,10 +774,11 @@ static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
     int status = 0;
     char err[512], param[64];
     int prc = s->proxy ? serve_parse_upstream(c->body.data ? c->body.data : "", c->body.len, c->up_kind,
-                                              s->m ? s->m->tok : NULL, s->o.max_tokens_cap, &c->req, &status, err,
+                                              s->m ? s->m->tok : NULL, s->m && s->chat_fmt.ok ? &s->chat_fmt.chat : NULL,
+                                              s->o.max_tokens_cap, &c->req, &status, err,
                                               sizeof err, param, sizeof param)
-                       : serve_parse_gen(c->body.data ? c->body.data : "", c->body.len, c->chat, s->m, s->model_name,
-                                         s->o.max_tokens_cap, &c->req, &status, err, sizeof err, param, sizeof param);
+                       : serve_parse_gen(c->body.data ? c->body.data : "", c->body.len, c->chat, s->m, &s->chat_fmt,
+                                         s->o.n_ctx, s->model_name, s->o.max_tokens_cap, &c->req, &status, err, sizeof err, param, sizeof param);
     if (prc) return fail_with(c, mc, status, param, status == 404 ? "model_not_found" : c->req.error_code, 0, "%s", err);
     c->have_req = 1;
     c->stream = c->req.stream;
@@ -1141,9 +1143,10 @@ static enum MHD_Result handle_models(conn *c, struct MHD_Connection *mc) {
     if (c->job) return upstream_respond(c, mc); /* resumed */
     if (authenticate(c, mc, &ret)) return ret;
     if (s->proxy) return gen_upstream(c, mc); /* the upstream's list */
-    json_t *o = json_pack("{s:s, s:[{s:s, s:s, s:I, s:s, s:{s:I, s:I, s:I}}]}", "object", "list", "data", "id",
-                          s->model_name, "object", "model", "created", (json_int_t)s->t_start_wall, "owned_by",
-                          "retort", "meta", "n_ctx", (json_int_t)s->m->cfg.ctx_len, "n_vocab",
+    json_t *o = json_pack("{s:s, s:[{s:s, s:s, s:I, s:s, s:I, s:{s:I, s:I, s:I, s:I}}]}", "object", "list", "data",
+                          "id", s->model_name, "object", "model", "created", (json_int_t)s->t_start_wall, "owned_by",
+                          "retort", "context_length", (json_int_t)s->o.n_ctx, "meta", "n_ctx", (json_int_t)s->o.n_ctx,
+                          "n_ctx_train", (json_int_t)s->m->cfg.ctx_len, "n_vocab",
                           (json_int_t)s->m->cfg.vocab_size, "n_params", (json_int_t)s->m->n_params);
     char *body = o ? rt_json_reals(json_dumps(o, JSON_COMPACT)) : NULL;
     json_decref(o);
@@ -1565,7 +1568,20 @@ int serve_start(serve_server **out, const serve_options *o) {
         goto fail;
     }
     if (gateway && s->o.max_tokens_cap == 0) s->o.max_tokens_cap = 1024; /* chat's reserve when none is named */
-    if (!gateway && (s->o.max_tokens_cap == 0 || s->o.max_tokens_cap > s->m->cfg.ctx_len)) s->o.max_tokens_cap = s->m->cfg.ctx_len;
+    if (s->m && !gateway) {
+        if (s->o.n_ctx > s->m->cfg.ctx_len) {
+            RT_FAIL("--ctx %zu exceeds the model's context (%zu positions)", s->o.n_ctx, s->m->cfg.ctx_len);
+            goto fail;
+        }
+        if (s->o.n_ctx == 0) s->o.n_ctx = RT_MIN(s->m->cfg.ctx_len, (size_t)SERVE_DEFAULT_CTX);
+        if (s->o.n_ctx < 2) {
+            RT_FAIL("--ctx must be at least 2 (a prompt token and a new one)");
+            goto fail;
+        }
+        if (s->o.max_tokens_cap == 0 || s->o.max_tokens_cap > s->o.n_ctx) s->o.max_tokens_cap = s->o.n_ctx;
+    } else if (s->m && (s->o.n_ctx == 0 || s->o.n_ctx > s->m->cfg.ctx_len)) {
+        s->o.n_ctx = s->m->cfg.ctx_len; /* the gateway's embedding model: its whole context */
+    }
     {
         char *raw = o->model_name ? rt_strdup(o->model_name)
                     : gateway     ? rt_strdup("gateway")
@@ -1580,13 +1596,21 @@ int serve_start(serve_server **out, const serve_options *o) {
     }
     if (s->m) {
         s->eos_id = tokenizer_eos(s->m->tok);
-        s->end_id = tokenizer_special_id(s->m->tok, "<|end|>");
+        serve_chat_format_init(&s->chat_fmt, s->m, o->chat_template);
+        if (s->chat_fmt.ok) {
+            s->end_id = tokenizer_chat_end_token(&s->chat_fmt.chat, s->m->tok);
+            if (!gateway) rt_log(RT_LOG_INFO, "serve: chat format %s", tokenizer_chat_family_name(s->chat_fmt.chat.family));
+        } else {
+            if (o->chat_template) goto fail; /* a bad --chat-template name is the user's error */
+            s->end_id = -1;
+            if (!gateway) rt_log(RT_LOG_WARN, "serve: /v1/chat/completions is off: %s", s->chat_fmt.err);
+        }
     }
     if (gw_db_open(&s->db, o->db_path)) goto fail;
     {
         char v[64];
         double now = rt_wall_time();
-        snprintf(v, sizeof v, "%zu", s->m ? s->m->cfg.ctx_len : 0);
+        snprintf(v, sizeof v, "%zu", s->m ? s->o.n_ctx : 0);
         if (gateway) { /* what the gateway fronts (never the key) */
             rt_buf ups = {0};
             for (size_t i = 0; i < o->n_upstreams; i++)
@@ -1615,8 +1639,9 @@ int serve_start(serve_server **out, const serve_options *o) {
     if (gw_limiter_new(&s->lim, s->db)) goto fail;
     if (serve_metrics_new(&s->metrics)) goto fail;
     if (serve_peers_init(&s->peers, s->o.keyless_rpm < 0 ? 0 : s->o.keyless_rpm, o->trusted_proxy)) goto fail;
-    if (s->m && serve_engine_new(&s->eng, s->m, s->o.max_batch, s->o.max_queue, s->o.prefill_chunk, s->o.threads,
-                                 o->sampler_attach, o->sampler_attach_ud, o->seq_attach, o->seq_attach_ud, s->metrics))
+    if (s->m && serve_engine_new(&s->eng, s->m, s->o.n_ctx, s->o.max_batch, s->o.max_queue, s->o.prefill_chunk,
+                                 s->o.threads, o->sampler_attach, o->sampler_attach_ud, o->seq_attach, o->seq_attach_ud,
+                                 s->metrics))
         goto fail;
     /* the listening address */
     struct sockaddr_in a4;

@@ -28,12 +28,13 @@
  * GET /admin, the admin dashboard (web/, compiled in): a page that asks for the admin key
  * and shows everything through the admin API.
  *
- * Chat template: models carry model_default_chat_template; serve renders it natively:
- *   for each message: <|system|>, <|user|> or <|assistant|>, the content, <|end|>;
- *   then <|assistant|>. Special tokens are inserted by id; message text is tokenized with
- *   special-token parsing OFF (a user cannot forge a turn). Generation stops at <|end|> or
- *   <|eos|>. /v1/completions tokenizes the prompt without special-token parsing too and stops
- *   at <|eos|>.
+ * Chat template: the model's format (retort's own <|user|>…<|end|>, ChatML, Qwen3, Llama 3,
+ *   DeepSeek-V3/R1, Llama 2, Gemma), recognised from the template the model file carries, or
+ *   named with serve_options.chat_template, is rendered natively (src/tokenizer/chat.c) with
+ *   the generation prompt. Special tokens are parsed only in the template's own text; message
+ *   text is tokenized with special-token parsing OFF (a user cannot forge a turn). Generation
+ *   stops at the format's end of turn (<|end|>, <|im_end|>, <|eot_id|>, …) or the eos.
+ *   /v1/completions tokenizes the prompt without special-token parsing and stops at the eos.
  *
  * Log-probs are the model's own: log-softmax of the raw logits, before temperature, top-p or
  * the watermark, so they equal what `retort forward` computes for the same tokens.
@@ -210,7 +211,16 @@ typedef struct {
     size_t n_upstreams;
     const char *upstream_key;   /* bearer presented upstream (never shown, never logged), or NULL */
     long upstream_timeout_s;    /* whole upstream request (default 600) */
+    /* Chat format by name (tokenizer_chat_names: --chat-template), instead of the one recognised
+     * from the model's template; NULL: recognise. A model whose template is of no known family
+     * still serves /v1/completions; its chat requests get 400 saying so. */
+    const char *chat_template;
+    /* Context served (tokens a sequence may hold: each slot's KV cache is sized from it): 0 =
+     * the model's context capped at SERVE_DEFAULT_CTX; more than the model's is refused. A
+     * prompt that leaves no room for a token gets 400 context_length_exceeded. */
+    size_t n_ctx;
 } serve_options;
+#define SERVE_DEFAULT_CTX 4096
 void serve_options_defaults(serve_options *o);
 
 typedef struct serve_server serve_server;
@@ -225,15 +235,12 @@ void serve_stop(serve_server *s);
 
 /* ---------------------------------------------------------------- chat template */
 
-typedef struct {
-    const char *role;    /* "system", "user" or "assistant" */
-    const char *content; /* UTF-8 */
-    size_t len;
-} serve_message;
-/* Tokens of the rendered template for these messages, ending with <|assistant|>. *ids
- * malloc'ed. Fails when the tokenizer lacks the chat special tokens. */
-int serve_chat_tokens(const tokenizer *tok, const serve_message *msgs, size_t n_msgs, int32_t **ids,
-                      size_t *n_ids);
+/* The messages of a chat request (tokenizer_chat_message: role, content, len). */
+typedef tokenizer_chat_message serve_message;
+/* Tokens of the rendered template (chat: the format, src/tokenizer/chat.c) for these messages,
+ * ending with the generation prompt. *ids malloc'ed. */
+int serve_chat_tokens(const tokenizer_chat *chat, const tokenizer *tok, const serve_message *msgs, size_t n_msgs,
+                      int32_t **ids, size_t *n_ids);
 
 /* ---------------------------------------------------------------- UTF-8 helpers */
 

@@ -116,8 +116,8 @@ typedef struct {
     uint64_t rows;        /* token rows through the decoder */
 } serve_engine_stats;
 
-int serve_engine_new(serve_engine **out, const model *m, size_t max_batch, size_t max_queue,
-                      size_t prefill_chunk, size_t threads, serve_sampler_attach_fn attach, void *attach_ud,
+int serve_engine_new(serve_engine **out, const model *m, size_t n_ctx, size_t max_batch, size_t max_queue,
+                     size_t prefill_chunk, size_t threads, serve_sampler_attach_fn attach, void *attach_ud,
                       serve_seq_attach_fn seq_attach, void *seq_attach_ud, serve_metrics *metrics);
 /* Queue a job (takes a reference). Returns 0, or 1 when the queue is full (nothing taken),
  * or -1 on error. */
@@ -185,9 +185,20 @@ typedef struct {
 } serve_gen_request;
 void serve_gen_request_free(serve_gen_request *r);
 
-/* Parse and validate a body. On a client error returns -1 with *status (400, 404) and the
+/* The chat format serve renders: recognised at start (or named); when it could not be, ok is
+ * 0 and err says why (chat requests then get 400 with it). */
+typedef struct {
+    tokenizer_chat chat;
+    int ok;
+    char err[512];
+} serve_chat_format;
+/* Recognise m's format (name: --chat-template, may be NULL). Never fails: see ok/err. */
+void serve_chat_format_init(serve_chat_format *f, const model *m, const char *name);
+
+/* Parse and validate a body (fmt: the chat format, for chat requests). On a client error returns -1 with *status (400, 404) and the
  * message (naming the field) in err; *param gets the offending field name ("" if none). */
-int serve_parse_gen(const char *body, size_t len, int chat, const model *m, const char *served_name,
+int serve_parse_gen(const char *body, size_t len, int chat, const model *m, const serve_chat_format *fmt,
+                    size_t n_ctx, const char *served_name,
                     size_t max_tokens_cap, serve_gen_request *r, int *status, char *err, size_t err_cap,
                     char *param, size_t param_cap);
 
@@ -196,10 +207,12 @@ enum { SERVE_UP_CHAT = 1, SERVE_UP_COMPLETION, SERVE_UP_EMBED, SERVE_UP_MODELS }
 /* Read a gateway request: lenient (the upstream validates; unknown fields pass through), it
  * takes what the ledger, the limits and the guard need: model, prompt text (chat: the
  * messages' text contents joined by "\n", as serve_parse_gen), sampling fields, stream and
- * include_usage. Tokens with tok when given (chat: retort's template), else n_prompt is an
- * estimate (4 bytes a token) and prompt_ids NULL. max_tokens_default: chat's reserve when
- * the request names none. Errors as serve_parse_gen. */
-int serve_parse_upstream(const char *body, size_t len, int kind, const tokenizer *tok, size_t max_tokens_default,
+ * include_usage. Tokens with tok when given (chat: rendered in chat, the local model's format,
+ * when given; else the text alone), else n_prompt is an estimate (4 bytes a token) and
+ * prompt_ids NULL. max_tokens_default: chat's reserve when the request names none. Errors as
+ * serve_parse_gen. */
+int serve_parse_upstream(const char *body, size_t len, int kind, const tokenizer *tok, const tokenizer_chat *chat,
+                         size_t max_tokens_default,
                          serve_gen_request *r, int *status, char *err, size_t err_cap, char *param,
                          size_t param_cap);
 

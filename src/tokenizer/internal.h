@@ -190,6 +190,9 @@ int tok_cp_to_byte(uint32_t cp);
 int tok_unmap(const char *text, size_t len, char *out, size_t *out_len);
 /* Write raw bytes in GPT-2's byte characters (replaces out's content; NUL-terminated). */
 int tok_map_bytes(const char *raw, size_t len, rt_buf *out);
+/* The Split regex of a TOK_PRE_* kind as tokenizer.json files write it (tokenizer_hf.c's
+ * table; "" for kinds without one). */
+const char *tok_regex_text(int kind);
 
 /* The end (exclusive byte offset) of the pre-token that starts at pos (< len). */
 size_t tok_pretok_next(const uint8_t *s, size_t len, size_t pos);

@@ -1161,8 +1161,26 @@ typedef struct {
     int32_t id;  /* or an added token (a, b unused) */
 } section;
 
-int tokenizer_encode(const tokenizer *tok, const char *text, size_t len, int parse_special,
-                     int32_t **ids, size_t *n) {
+/* The added token at s[pos..len): specials only where the caller allows them (parse_special,
+ * or, with a mask, only inside one run of allowed bytes), non-special ones anywhere. */
+static size_t added_match(const tokenizer *tok, const uint8_t *s, size_t len, size_t pos,
+                          int parse_special, const uint8_t *mask, int32_t *hit) {
+    if (!mask) return trie_match(tok, s + pos, len - pos, parse_special, hit);
+    size_t run = 0;
+    while (pos + run < len && mask[pos + run]) run++;
+    int32_t h1 = -1, h2 = -1;
+    size_t l1 = run ? trie_match(tok, s + pos, run, 1, &h1) : 0;
+    size_t l2 = trie_match(tok, s + pos, len - pos, 0, &h2);
+    if (l2 > l1) {
+        *hit = h2;
+        return l2;
+    }
+    if (l1) *hit = h1;
+    return l1;
+}
+
+static int encode_impl(const tokenizer *tok, const char *text, size_t len, int parse_special,
+                       const uint8_t *mask, int32_t **ids, size_t *n) {
     *ids = NULL;
     *n = 0;
     if (!text && len) return RT_FAIL("tokenizer_encode: text is NULL but len is %zu", len);
@@ -1181,7 +1199,7 @@ int tokenizer_encode(const tokenizer *tok, const char *text, size_t len, int par
         int32_t hit = -1;
         size_t hl = 0;
         if (pos < len && tok->added_first[s[pos]])
-            hl = trie_match(tok, s + pos, len - pos, parse_special, &hit);
+            hl = added_match(tok, s, len, pos, parse_special, mask, &hit);
         if (pos < len && !hl) continue;
         if (nsec + 2 > seccap) {
             size_t nc = seccap ? 2 * seccap : 16;
@@ -1233,6 +1251,21 @@ int tokenizer_encode(const tokenizer *tok, const char *text, size_t len, int par
     *ids = c.ids;
     *n = c.n;
     return 0;
+}
+
+int tokenizer_encode(const tokenizer *tok, const char *text, size_t len, int parse_special,
+                     int32_t **ids, size_t *n) {
+    return encode_impl(tok, text, len, parse_special, NULL, ids, n);
+}
+
+int tokenizer_encode_masked(const tokenizer *tok, const char *text, size_t len, const uint8_t *special_ok,
+                            int32_t **ids, size_t *n) {
+    if (!special_ok && len) {
+        *ids = NULL;
+        *n = 0;
+        return RT_FAIL("tokenizer_encode_masked: no mask for %zu bytes", len);
+    }
+    return encode_impl(tok, text, len, 0, special_ok, ids, n);
 }
 
 /* ---------------------------------------------------------------- decode */

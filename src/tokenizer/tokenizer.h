@@ -44,8 +44,12 @@
  * A merge repeated in a tokenizer.json keeps its first rank (tokenizer_merge_at still lists
  * the repeat). bos/eos may be -1 for HF tokenizers.
  *
+ * Chat templates (chat.c): the prompt formats of retort's own models, ChatML (Qwen2/2.5),
+ * Qwen3, Llama 3, DeepSeek-V3 / R1, Llama 2 and Gemma are rendered natively, the family
+ * recognised from the model's Jinja template by its markers; see tokenizer_chat_* below.
+ *
  * What this is not: a regex engine (unknown Split patterns are refused), WordPiece/Unigram,
- * or a chat-template renderer.
+ * or a Jinja interpreter (templates of other shapes are refused, by name).
  */
 #ifndef RETORT_TOKENIZER_H
 #define RETORT_TOKENIZER_H
@@ -53,6 +57,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../base/base.h"
 #include "../formats/gguf.h"
 
 typedef struct tokenizer tokenizer;
@@ -110,6 +115,10 @@ const char *tokenizer_pre_name(const tokenizer *tok);
 /* The unknown token, or -1. */
 int32_t tokenizer_unk(const tokenizer *tok);
 
+/* Write DIR/tokenizer.json and DIR/tokenizer_config.json (with chat_template when not NULL)
+ * that Hugging Face tokenizers / transformers.js load to the same ids (tokenizer_hf_write.c).
+ * DIR must exist; files are replaced atomically. */
+int tokenizer_to_hf(const tokenizer *tok, const char *dir, const char *chat_template);
 /* Store as tokenizer.ggml.* keys (model "gpt2", pre "gpt-2", tokens, token_type, merges,
  * bos/eos/padding ids, add_bos_token=false). */
 int tokenizer_to_gguf(const tokenizer *tok, gguf_writer *w);
@@ -147,6 +156,13 @@ int tokenizer_is_special(const tokenizer *tok, int32_t id);
  * length. No BOS is added. */
 int tokenizer_encode(const tokenizer *tok, const char *text, size_t len, int parse_special,
                      int32_t **ids, size_t *n);
+/* The same with special-token parsing decided byte by byte: a special token is matched only
+ * where it lies wholly inside a run of bytes whose special_ok[i] is nonzero (the chat
+ * template's own text), never in the rest (the messages). Sections between the matches are
+ * encoded as tokenizer_encode encodes them, so when the messages hold no special-token text
+ * the ids equal tokenizer_encode(parse_special=1) of the whole text. */
+int tokenizer_encode_masked(const tokenizer *tok, const char *text, size_t len, const uint8_t *special_ok,
+                            int32_t **ids, size_t *n);
 /* Decode ids to the exact bytes (specials decode to their text). *out malloc'ed,
  * NUL-terminated, *len bytes. Fails on an id outside the vocabulary. */
 int tokenizer_decode(const tokenizer *tok, const int32_t *ids, size_t n, char **out, size_t *len);
@@ -158,5 +174,71 @@ const char *tokenizer_token_bytes(const tokenizer *tok, int32_t id, size_t *len)
  * *ends (malloc'ed, caller frees) gets the end offset of each piece, *n their number; the
  * pieces cover text[0..len) in order. */
 int tokenizer_pretokenize(const char *text, size_t len, size_t **ends, size_t *n);
+
+/* ---------------------------------------------------------------- chat templates (chat.c) */
+
+/* The prompt formats retort renders. Each reproduces the Jinja template its models ship
+ * (tests/ref_chat_template.sh checks the text and the ids against transformers.js running the
+ * real template) for system/user/assistant messages with string contents; tools, images and
+ * tool calls are not rendered. */
+typedef enum {
+    CHAT_RETORT = 0, /* <|system|>/<|user|>/<|assistant|> content <|end|> (model_default_chat_template) */
+    CHAT_CHATML,     /* <|im_start|>role\n content <|im_end|>\n (Qwen2/2.5; optional default system) */
+    CHAT_QWEN3,      /* ChatML + Qwen3's <think> rules for assistant turns after the last user turn */
+    CHAT_LLAMA3,     /* <|start_header_id|>role<|end_header_id|>\n\n trim(content) <|eot_id|> */
+    CHAT_DEEPSEEK_V3, /* bos, system prompts joined by \n\n, <｜User｜>…<｜Assistant｜>…<｜end▁of▁sentence｜> */
+    CHAT_DEEPSEEK_R1, /* the same, the last system prompt, reasoning cut from assistant turns, <think>\n */
+    CHAT_LLAMA2,     /* <s>[INST] <<SYS>>…<</SYS>> user [/INST] assistant </s> */
+    CHAT_GEMMA,      /* <bos><start_of_turn>user\n…<end_of_turn>\n<start_of_turn>model\n */
+    CHAT_N_FAMILIES
+} tokenizer_chat_family;
+
+typedef struct {
+    tokenizer_chat_family family;
+    int gen_always;            /* the template adds the generation prompt unconditionally (Llama 3 base) */
+    int no_system;             /* the template refuses a system message (Gemma 2) */
+    char default_system[1024]; /* ChatML: system prompt used when the first message is not one */
+} tokenizer_chat;
+
+typedef struct {
+    const char *role; /* "system" ("developer" is taken as "system"), "user" or "assistant" */
+    const char *content;
+    size_t len;
+} tokenizer_chat_message;
+
+/* Choose the format: name (one of tokenizer_chat_names, e.g. "chatml", "llama3"; a user's
+ * --chat-template) wins; else the family is recognised from the Jinja template text by its
+ * markers (<|im_start|>, <|start_header_id|>, <｜User｜>, [INST] with <<SYS>>, <start_of_turn>,
+ * retort's <|user|>). No template and no name, or a template that matches no family (or a
+ * known variant retort does not render, such as Llama 3.1's dated system header), fails with a
+ * message that says to pick one with --chat-template. No template with a tokenizer (may be
+ * NULL) that has retort's <|user|> <|assistant|> <|end|> is retort's format. */
+int tokenizer_chat_detect(tokenizer_chat *c, const tokenizer *tok, const char *tmpl, const char *name);
+/* "retort chatml qwen3 llama3 deepseek-v3 deepseek-r1 llama2 gemma" (for help texts). */
+extern const char tokenizer_chat_names[];
+const char *tokenizer_chat_family_name(tokenizer_chat_family f);
+
+/* Render messages: *text gets the prompt as the Jinja template renders it (special tokens
+ * as their text, the bos token where the template puts one), *mask one byte per text byte, 1
+ * where the template wrote it (may be NULL). add_generation_prompt: end with the assistant's
+ * header. Errors as the template raises them (roles that must alternate, a system message
+ * where none is allowed), naming messages[i]. */
+int tokenizer_chat_render(const tokenizer_chat *c, const tokenizer *tok, const tokenizer_chat_message *msgs,
+                          size_t n, int add_generation_prompt, rt_buf *text, rt_buf *mask);
+/* Render and encode: special tokens are parsed only in the template's text, never in the
+ * messages (a user cannot forge a turn); otherwise the ids of encoding the rendered text with
+ * special-token parsing, as transformers' apply_chat_template(tokenize=True) does. The
+ * template's bos is in the ids; callers add none. */
+int tokenizer_chat_encode(const tokenizer_chat *c, const tokenizer *tok, const tokenizer_chat_message *msgs,
+                          size_t n, int add_generation_prompt, int32_t **ids, size_t *n_ids);
+/* The token that ends an assistant turn (<|end|>, <|im_end|>, <|eot_id|>,
+ * <｜end▁of▁sentence｜>, the eos of Llama 2, <end_of_turn>), or -1 when the vocabulary lacks it. */
+int32_t tokenizer_chat_end_token(const tokenizer_chat *c, const tokenizer *tok);
+
+/* The Jinja chat template stored with a tokenizer: path is a GGUF (tokenizer.chat_template),
+ * a folder or a tokenizer.json (the tokenizer_config.json beside it: "chat_template", a string
+ * or the "default" entry of a list of {name, template}). *out malloc'ed, NULL when there is
+ * none; a malformed config fails naming the file. */
+int tokenizer_chat_template_load(const char *path, char **out);
 
 #endif /* RETORT_TOKENIZER_H */

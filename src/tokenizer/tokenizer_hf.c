@@ -47,6 +47,12 @@ static const struct {
      TOK_PRE_DS3_MAIN},
 };
 
+const char *tok_regex_text(int kind) {
+    for (size_t i = 0; i < sizeof known_regex / sizeof *known_regex; i++)
+        if (known_regex[i].kind == kind) return known_regex[i].re;
+    return "";
+}
+
 #define TOK_HF_MAX_VOCAB (1 << 24) /* 64x the largest vocabulary in use (Gemma's 262,145) */
 
 typedef struct {
