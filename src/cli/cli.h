@@ -57,6 +57,23 @@ void cli_set_threads(size_t threads);
  * watermark: the scheme's JSON for the banner, or NULL. Returns the exit status. */
 int cli_serve_run(const char *cmd, serve_options *o, guard_options *go, const char *port_file, const char *watermark);
 
+/* The flags serve and gateway share around the HTTP layer: the test clock, trusted proxies,
+ * keyless and per-address connection limits, idle timeout, --verbose and the guard's flags.
+ * cli_server_opts writes CLI_SERVER_OPTS entries into dst (the values land in o, go and f);
+ * after cli_parse, cli_server_apply checks them and moves them into o. It returns 2 (usage
+ * error, message printed for cmd) or 0, with *guard_on set when any guard flag was given. */
+typedef struct {
+    size_t keyless_rpm;  /* default 60; 0 = no limit */
+    size_t conn_timeout; /* seconds, default 20 */
+    int verbose;
+    int guard;           /* --guard */
+} cli_server_flags;
+#define CLI_SERVER_OPTS 12
+void cli_server_flags_defaults(cli_server_flags *f);
+size_t cli_server_opts(cli_opt *dst, serve_options *o, guard_options *go, cli_server_flags *f);
+int cli_server_apply(const char *cmd, const cli_server_flags *f, const guard_options *go, serve_options *o,
+                     int *guard_on);
+
 /* A graceful stop for training commands (cli_signal.c): after cli_catch_interrupt(), SIGINT
  * and SIGTERM set the returned flag (give it to train_options.interrupt); a second signal acts
  * as usual. cli_report_interrupt prints what was saved and returns the exit status (128+sig). */

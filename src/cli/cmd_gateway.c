@@ -72,13 +72,15 @@ int cmd_gateway(int argc, char **argv) {
     serve_options o;
     serve_options_defaults(&o);
     const char *port_file = NULL, *key_file = NULL, *dummy_upstream = NULL;
-    size_t port = 8080, keyless_rpm = 60, conn_timeout = 20, timeout = 600;
-    int verbose = 0, guard_on = 0;
+    size_t port = 8080, timeout = 600;
+    cli_server_flags sf;
+    cli_server_flags_defaults(&sf);
+    int guard_on = 0;
     guard_options go;
     guard_options_defaults(&go);
     char *ups[64] = {0};
     size_t n_ups = 0;
-    cli_opt opts[] = {
+    cli_opt opts[32] = {
         {"--upstream", CLI_STR, &dummy_upstream,
          "URL: an upstream's OpenAI base URL (http://host:port/v1); repeat for several (round robin)", 0, 0},
         {"--upstream-key-file", CLI_STR, &key_file,
@@ -94,24 +96,14 @@ int cmd_gateway(int argc, char **argv) {
         {"--max-body", CLI_SIZE, &o.max_body, "BYTES: largest request body before 413 (default 1048576)", 0, 0},
         {"--max-tokens", CLI_SIZE, &o.max_tokens_cap,
          "N: tokens a chat request without max_tokens reserves against its limits (default 1024)", 0, 0},
-        {"--sim-clock", CLI_FLAG, &o.sim_clock,
-         "testing aid: take limits/ledger time from the X-Retort-Sim-Time header (loopback --host only)", 0, 0},
-        {"--unsafe-sim-clock-on-public-interface", CLI_FLAG, &o.sim_clock_public,
-         "allow --sim-clock on a non-loopback --host", 0, 0},
-        {"--trusted-proxy", CLI_STR, &o.trusted_proxy,
-         "CIDR[,CIDR..]: proxies whose X-Forwarded-For names the client (default: none)", 0, 0},
-        {"--keyless-rpm", CLI_SIZE, &keyless_rpm,
-         "N: requests without a valid key per minute per address before 429 (default 60, 0 = no limit)", 0, 0},
-        {"--max-conn-per-ip", CLI_SIZE, &o.max_conn_per_ip, "N: open connections per client address (default 32)", 0, 0},
-        {"--conn-timeout", CLI_SIZE, &conn_timeout, "S: close connections idle this long (default 20)", 0, 0},
-        {"--verbose", CLI_FLAG, &verbose, "log every admin action and microhttpd message", 0, 0},
-        {"--guard", CLI_FLAG, &guard_on, "run the extraction guard: detect, link, throttle and suspend (docs/guard.md)", 0, 0},
-        {"--guard-shadow", CLI_FLAG, &go.shadow, "run the guard but only record what it would do", 0, 0},
-        {"--guard-events-only", CLI_FLAG, &go.events_only,
-         "a replica: store each request's guard event; `retort guard worker` decides (docs/deploy.md)", 0, 0},
-        {"--guard-policy", CLI_STR, &go.policy_path, "FILE: guard policy JSON (default: built-in; retort guard policy)", 0, 0},
-        {"--guard-reference", CLI_STR, &go.reference_path, "FILE: benign reference from retort guard calibrate", 0, 0},
     };
+    size_t n_opts = 0; /* the listed options (the rest of the array is zero), then the shared ones */
+    while (n_opts < RT_ARRAY_LEN(opts) && opts[n_opts].name) n_opts++;
+    if (n_opts + CLI_SERVER_OPTS > RT_ARRAY_LEN(opts)) {
+        fprintf(stderr, "retort gateway: internal error: no room for the server options\n");
+        return 1;
+    }
+    n_opts += cli_server_opts(opts + n_opts, &o, &go, &sf);
     cli_cmd_info info = {
         "gateway",
         "retort gateway --upstream URL [--upstream URL ...] [--upstream-key-file F] --db gateway.db "
@@ -129,7 +121,7 @@ int cmd_gateway(int argc, char **argv) {
         rc = cli_fail("gateway");
         goto out;
     }
-    int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
+    int prc = cli_parse(argc, argv, opts, n_opts, &info, NULL, 0, NULL);
     if (prc) {
         rc = prc == 1 ? 0 : 2;
         goto out;
@@ -143,18 +135,12 @@ int cmd_gateway(int argc, char **argv) {
         fprintf(stderr, "retort gateway: error: --port: %zu is not a TCP port (0..65535)\n", port);
         goto out;
     }
-    if (conn_timeout == 0 || conn_timeout > 3600) {
-        fprintf(stderr, "retort gateway: error: --conn-timeout: expected 1..3600 seconds, got %zu\n", conn_timeout);
-        goto out;
-    }
+    if (cli_server_apply("gateway", &sf, &go, &o, &guard_on)) goto out;
     o.port = (int)port;
-    o.keyless_rpm = keyless_rpm == 0 ? -1 : (double)keyless_rpm;
-    o.conn_timeout = (unsigned)conn_timeout;
     o.upstreams = (const char *const *)ups;
     o.n_upstreams = n_ups;
     o.upstream_timeout_s = (long)timeout;
     o.max_batch = 16; /* embedding jobs decoded together */
-    if (verbose) rt_log_set_level(RT_LOG_DEBUG);
     char *key = NULL;
     if (key_file && !(key = read_key(key_file))) {
         rc = cli_fail("gateway");
@@ -163,7 +149,6 @@ int cmd_gateway(int argc, char **argv) {
     o.upstream_key = key;
     const char *config_rows[] = {"watermark", "none", NULL}; /* a watermark is the upstream's (its own database) */
     o.config = config_rows;
-    guard_on = guard_on || go.shadow || go.events_only || go.policy_path || go.reference_path;
     rc = cli_serve_run("gateway", &o, guard_on ? &go : NULL, port_file, NULL);
     if (key) {
         sodium_memzero(key, strlen(key));

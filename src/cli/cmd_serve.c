@@ -133,13 +133,58 @@ static void serve_adist_free(serve_adist *sa, model *teacher, rt_buf *json) {
     rt_buf_free(json);
 }
 
+void cli_server_flags_defaults(cli_server_flags *f) {
+    *f = (cli_server_flags){.keyless_rpm = 60, .conn_timeout = 20};
+}
+
+size_t cli_server_opts(cli_opt *dst, serve_options *o, guard_options *go, cli_server_flags *f) {
+    const cli_opt src[CLI_SERVER_OPTS] = {
+        {"--sim-clock", CLI_FLAG, &o->sim_clock,
+         "testing aid: take limits/ledger time from the X-Retort-Sim-Time header (loopback --host only)", 0, 0},
+        {"--unsafe-sim-clock-on-public-interface", CLI_FLAG, &o->sim_clock_public,
+         "allow --sim-clock on a non-loopback --host: every client can then set its own clock and pass the limits",
+         0, 0},
+        {"--trusted-proxy", CLI_STR, &o->trusted_proxy,
+         "CIDR[,CIDR..]: proxies whose X-Forwarded-For names the client (default: none)", 0, 0},
+        {"--keyless-rpm", CLI_SIZE, &f->keyless_rpm,
+         "N: requests without a valid key per minute per address before 429 (default 60, 0 = no limit)", 0, 0},
+        {"--max-conn-per-ip", CLI_SIZE, &o->max_conn_per_ip, "N: open connections per client address (default 32)", 0,
+         0},
+        {"--conn-timeout", CLI_SIZE, &f->conn_timeout, "S: close connections idle this long (default 20)", 0, 0},
+        {"--verbose", CLI_FLAG, &f->verbose, "log every admin action and microhttpd message", 0, 0},
+        {"--guard", CLI_FLAG, &f->guard, "run the extraction guard: detect, link, throttle and suspend (docs/guard.md)",
+         0, 0},
+        {"--guard-shadow", CLI_FLAG, &go->shadow, "run the guard but only record what it would do", 0, 0},
+        {"--guard-events-only", CLI_FLAG, &go->events_only,
+         "a replica: store each request's guard event; `retort guard worker` decides (docs/deploy.md)", 0, 0},
+        {"--guard-policy", CLI_STR, &go->policy_path, "FILE: guard policy JSON (default: built-in; retort guard policy)",
+         0, 0},
+        {"--guard-reference", CLI_STR, &go->reference_path, "FILE: benign reference from retort guard calibrate", 0, 0},
+    };
+    memcpy(dst, src, sizeof src);
+    return CLI_SERVER_OPTS;
+}
+
+int cli_server_apply(const char *cmd, const cli_server_flags *f, const guard_options *go, serve_options *o,
+                     int *guard_on) {
+    if (f->conn_timeout == 0 || f->conn_timeout > 3600) {
+        fprintf(stderr, "retort %s: error: --conn-timeout: expected 1..3600 seconds, got %zu\n", cmd, f->conn_timeout);
+        return 2;
+    }
+    o->keyless_rpm = f->keyless_rpm == 0 ? -1 : (double)f->keyless_rpm;
+    o->conn_timeout = (unsigned)f->conn_timeout;
+    if (f->verbose) rt_log_set_level(RT_LOG_DEBUG);
+    *guard_on = f->guard || go->shadow || go->events_only || go->policy_path || go->reference_path;
+    return 0;
+}
+
 int cmd_serve(int argc, char **argv) {
     serve_options o;
     serve_options_defaults(&o);
     const char *port_file = NULL;
     size_t port = 8080;
-    int verbose = 0;
-    size_t keyless_rpm = 60, conn_timeout = 20;
+    cli_server_flags sf;
+    cli_server_flags_defaults(&sf);
     guard_options go;
     guard_options_defaults(&go);
     int guard_on = 0;
@@ -166,33 +211,16 @@ int cmd_serve(int argc, char **argv) {
          "NAME: chat format (retort chatml qwen3 llama3 deepseek-v3 deepseek-r1 llama2 gemma) instead of the one "
          "recognised from the model's template",
          0, 0},
-        {"--sim-clock", CLI_FLAG, &o.sim_clock,
-         "testing aid: take limits/ledger time from the X-Retort-Sim-Time header (loopback --host only)", 0, 0},
-        {"--unsafe-sim-clock-on-public-interface", CLI_FLAG, &o.sim_clock_public,
-         "allow --sim-clock on a non-loopback --host: every client can then set its own clock and pass the limits",
-         0, 0},
-        {"--trusted-proxy", CLI_STR, &o.trusted_proxy,
-         "CIDR[,CIDR..]: proxies whose X-Forwarded-For names the client (default: none)", 0, 0},
-        {"--keyless-rpm", CLI_SIZE, &keyless_rpm,
-         "N: requests without a valid key per minute per address before 429 (default 60, 0 = no limit)", 0, 0},
-        {"--max-conn-per-ip", CLI_SIZE, &o.max_conn_per_ip, "N: open connections per client address (default 32)", 0, 0},
-        {"--conn-timeout", CLI_SIZE, &conn_timeout, "S: close connections idle this long (default 20)", 0, 0},
-        {"--verbose", CLI_FLAG, &verbose, "log every admin action and microhttpd message", 0, 0},
-        {"--guard", CLI_FLAG, &guard_on, "run the extraction guard: detect, link, throttle and suspend (docs/guard.md)", 0, 0},
-        {"--guard-shadow", CLI_FLAG, &go.shadow, "run the guard but only record what it would do", 0, 0},
-        {"--guard-events-only", CLI_FLAG, &go.events_only,
-         "a replica: store each request's guard event; `retort guard worker` decides (docs/deploy.md)", 0, 0},
-        {"--guard-policy", CLI_STR, &go.policy_path, "FILE: guard policy JSON (default: built-in; retort guard policy)", 0, 0},
-        {"--guard-reference", CLI_STR, &go.reference_path, "FILE: benign reference from retort guard calibrate", 0, 0},
         {"--antidistill-trusted", CLI_STR, &trusted,
          "NAME[,NAME..]: accounts that get plain sampling when --antidistill-proxy is on (default: none)", 0, 0},
     };
     size_t n_opts = 0; /* the listed options (the rest of the array is zero), then the watermark's */
     while (n_opts < RT_ARRAY_LEN(opts) && opts[n_opts].name) n_opts++;
-    if (n_opts + 8 + CLI_ADIST_OPTS > RT_ARRAY_LEN(opts)) {
+    if (n_opts + CLI_SERVER_OPTS + 8 + CLI_ADIST_OPTS > RT_ARRAY_LEN(opts)) {
         fprintf(stderr, "retort serve: internal error: no room for the watermark options\n");
         return 1;
     }
+    n_opts += cli_server_opts(opts + n_opts, &o, &go, &sf);
     n_opts += cli_mark_opts(opts + n_opts, &mo, 1);
     n_opts += cli_adist_opts(opts + n_opts, &ado);
     cli_cmd_info info = {
@@ -217,13 +245,7 @@ int cmd_serve(int argc, char **argv) {
         return 2;
     }
     o.port = (int)port;
-    o.keyless_rpm = keyless_rpm == 0 ? -1 : (double)keyless_rpm;
-    if (conn_timeout == 0 || conn_timeout > 3600) {
-        fprintf(stderr, "retort serve: error: --conn-timeout: expected 1..3600 seconds, got %zu\n", conn_timeout);
-        return 2;
-    }
-    o.conn_timeout = (unsigned)conn_timeout;
-    if (verbose) rt_log_set_level(RT_LOG_DEBUG);
+    if (cli_server_apply("serve", &sf, &go, &o, &guard_on)) return 2;
     mark_ctx wm;
     mark_key wm_key;
     int wm_on = 0;
@@ -264,7 +286,6 @@ int cmd_serve(int argc, char **argv) {
     const char *config_rows[] = {"watermark", wm_on ? wm_json.data : "none", "antidistill",
                                  sa.a ? ad_json.data : "none", NULL};
     o.config = config_rows;
-    guard_on = guard_on || go.shadow || go.events_only || go.policy_path || go.reference_path;
     int rc = cli_serve_run("serve", &o, guard_on ? &go : NULL, port_file, wm_on ? wm_json.data : NULL);
     rt_buf_free(&wm_json);
     serve_adist_free(&sa, teacher, &ad_json);

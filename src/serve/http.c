@@ -757,6 +757,25 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
 
 static void stream_free(void *cls) { conn_unref(cls); }
 
+/* Answer with a server-sent event stream that reader fills (the engine's or the upstream's);
+ * the response holds a reference to c until stream_free. */
+static enum MHD_Result queue_sse(conn *c, struct MHD_Connection *mc, MHD_ContentReaderCallback reader) {
+    atomic_fetch_add(&c->refs, 1);
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, reader, c, stream_free);
+    if (!r) {
+        conn_unref(c);
+        cancel_job(c);
+        return fail_with(c, mc, 500, NULL, NULL, 0, "internal error: cannot create the stream");
+    }
+    MHD_add_response_header(r, "Content-Type", "text/event-stream");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    add_common_headers(c, r);
+    enum MHD_Result ret = MHD_queue_response(mc, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+
 /* ---------------------------------------------------------------- generation */
 
 static enum MHD_Result gen_respond(conn *c, struct MHD_Connection *mc);
@@ -854,19 +873,7 @@ static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
     }
     watch_add(c, 0);
     if (c->stream) {
-        atomic_fetch_add(&c->refs, 1);
-        struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_reader, c, stream_free);
-        if (!r) {
-            conn_unref(c);
-            cancel_job(c);
-            return fail_with(c, mc, 500, NULL, NULL, 0, "internal error: cannot create the stream");
-        }
-        MHD_add_response_header(r, "Content-Type", "text/event-stream");
-        MHD_add_response_header(r, "Cache-Control", "no-cache");
-        add_common_headers(c, r);
-        ret = MHD_queue_response(mc, MHD_HTTP_OK, r);
-        MHD_destroy_response(r);
-        return ret;
+        return queue_sse(c, mc, stream_reader);
     }
     return gen_respond(c, mc);
 }
@@ -1066,19 +1073,7 @@ static enum MHD_Result upstream_respond(conn *c, struct MHD_Connection *mc) {
         return MHD_NO;
     }
     if (sse) {
-        atomic_fetch_add(&c->refs, 1);
-        struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, upstream_reader, c, stream_free);
-        if (!r) {
-            conn_unref(c);
-            cancel_job(c);
-            return fail_with(c, mc, 500, NULL, NULL, 0, "internal error: cannot create the stream");
-        }
-        MHD_add_response_header(r, "Content-Type", "text/event-stream");
-        MHD_add_response_header(r, "Cache-Control", "no-cache");
-        add_common_headers(c, r);
-        enum MHD_Result ret = MHD_queue_response(mc, MHD_HTTP_OK, r);
-        MHD_destroy_response(r);
-        return ret;
+        return queue_sse(c, mc, upstream_reader);
     }
     if (j->up_result != CLIENT_XFER_OK || j->up_status < 200 || j->up_status > 299) {
         int st;
