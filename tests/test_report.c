@@ -189,7 +189,9 @@ static void test_unlabelled(void) {
              "INSERT INTO guard_actions(t, account_id, group_id, action, mode, code, risk, reason, evidence) VALUES"
              "(200, 2, NULL, 'throttle', 'enforce', 'G-BULK', 0.85, 'bulk', '{}'),"
              "(250, 2, NULL, 'suspend', 'enforce', 'G-BULK', 1.4, 'bulk', '{\"risk\": 1.4}'),"
-             "(220, 3, NULL, 'throttle', 'enforce', 'G-SHIFT', 0.9, 'shift', '{}');"
+             "(220, 3, NULL, 'throttle', 'enforce', 'G-SHIFT', 0.9, 'drifting toward the teacher', "
+             "'{\"signals\": {\"shift\": [0.5, 0.75]}}'),"
+             "(230, 3, NULL, 'throttle', 'enforce', 'G-LATER', 0.95, 'a later throttle', '{}');"
              "INSERT INTO guard_scores(t, account_id, risk) VALUES (100, 1, 0.1), (240, 2, 1.4), (200, 3, 0.9),"
              "(150, 4, 0.6), (160, 5, 0.2);"
              "UPDATE accounts SET status = 'suspended' WHERE id IN (2, 5);");
@@ -229,6 +231,11 @@ static void test_unlabelled(void) {
         CHECK(strstr(text, "<td>alice</td>") == NULL);
         /* an evidence chain for the throttled account too, and the thresholds on the chart */
         CHECK(strstr(text, "1 throttled by the guard and not suspended: 1 requests served, 7 completion tokens") != NULL);
+        /* its first throttle's stored row (t=220, not the later one): code, risk, reason, evidence */
+        CHECK(strstr(text, "First throttle: eve at 1970-01-01 00:03:40 (+0.03 h) (reason code <code>G-SHIFT</code>, "
+                           "risk 0.90): drifting toward the teacher.") != NULL);
+        CHECK(strstr(text, "{\n  &quot;signals&quot;: {\n    &quot;shift&quot;: [\n      0.5,\n      0.75\n") != NULL);
+        CHECK(strstr(text, "G-LATER") == NULL);
         CHECK(strstr(text, ">throttle</text>") != NULL && strstr(text, ">flag</text>") != NULL);
         /* eve's small chart marks when her risk (0.9 at t=200) crossed the throttle threshold */
         CHECK(strstr(text, "<title>the risk reached the throttle threshold</title>") != NULL &&

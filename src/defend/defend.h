@@ -252,12 +252,15 @@ int guard_labels_read(gw_conn *c, guard_label **out, size_t *n);
 /* ---------------------------------------------------------------- readers for the report */
 
 /* What the enforcing guard did to one account: its first enforced suspension (t NaN when
- * none; code, reason and evidence of that action row) and whether it was ever throttled. */
+ * none; code, reason and evidence of that action row) and its first enforced throttle (the
+ * same fields of that row; t_throttle NaN when never throttled). */
 typedef struct {
     int64_t account_id;
     double t_suspend, risk;
     char *code, *reason, *evidence; /* malloc'ed ("" when not suspended) */
     int throttled;
+    double t_throttle, throttle_risk;
+    char *throttle_code, *throttle_reason, *throttle_evidence; /* malloc'ed ("" when not throttled) */
 } guard_enforcement;
 /* Accounts with an enforced suspension or throttle, ordered by account id (none without the
  * guard tables). Free with guard_enforcement_free. */

@@ -523,6 +523,9 @@ void guard_enforcement_free(guard_enforcement *e, size_t n) {
         free(e[i].code);
         free(e[i].reason);
         free(e[i].evidence);
+        free(e[i].throttle_code);
+        free(e[i].throttle_reason);
+        free(e[i].throttle_evidence);
     }
     free(e);
 }
@@ -540,7 +543,7 @@ static guard_enforcement *enf_get(guard_enforcement **e, size_t *n, size_t *cap,
     guard_enforcement *x = &(*e)[(*n)++];
     memset(x, 0, sizeof *x);
     x->account_id = id;
-    x->t_suspend = x->risk = NAN;
+    x->t_suspend = x->risk = x->t_throttle = x->throttle_risk = NAN;
     return x;
 }
 
@@ -549,50 +552,61 @@ static int cmp_enf(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* Each account's first enforced action of one kind (earliest t, then lowest id). */
+#define ENF_FIRST_SQL(kind)                                                                                     \
+    "SELECT a.account_id, a.t, a.code, a.risk, a.reason, a.evidence FROM guard_actions a "                      \
+    "WHERE a.id = (SELECT b.id FROM guard_actions b WHERE b.account_id = a.account_id AND b.action = '" kind     \
+    "' AND b.mode = 'enforce' ORDER BY b.t, b.id LIMIT 1) ORDER BY a.account_id"
+
+/* Fill the suspension (throttle 0) or throttle (throttle 1) fields of every account with one. */
+static int enf_read_first(gw_conn *c, int throttle, guard_enforcement **e, size_t *ne, size_t *cap) {
+    gw_stmt *st = NULL;
+    if (gw_sql_prepare(c, throttle ? ENF_FIRST_SQL("throttle") : ENF_FIRST_SQL("suspend"), &st,
+                       "reading guard_actions"))
+        return -1;
+    int s = GW_DONE, rc = 0;
+    while (!rc && (s = gw_step(st)) == GW_ROW) {
+        guard_enforcement *x = enf_get(e, ne, cap, gw_column_int64(st, 0));
+        if (!x) {
+            rc = -1;
+            break;
+        }
+        double t = gw_column_is_null(st, 1) ? NAN : gw_column_double(st, 1);
+        double risk = gw_column_is_null(st, 3) ? NAN : gw_column_double(st, 3);
+        char *code = dup_col(st, 2), *reason = dup_col(st, 4), *evidence = dup_col(st, 5);
+        if (throttle)
+            x->throttled = 1, x->t_throttle = t, x->throttle_risk = risk, x->throttle_code = code,
+            x->throttle_reason = reason, x->throttle_evidence = evidence;
+        else
+            x->t_suspend = t, x->risk = risk, x->code = code, x->reason = reason, x->evidence = evidence;
+        if (!code || !reason || !evidence) rc = -1;
+    }
+    if (!rc && s != GW_DONE) rc = gw_sql_fail(c, "reading guard_actions");
+    gw_finalize(st);
+    return rc;
+}
+
+static int enf_fill(char **p) {
+    if (!*p) *p = rt_strdup("");
+    return *p ? 0 : -1;
+}
+
 int guard_enforcement_read(gw_conn *c, guard_enforcement **out, size_t *n) {
     *out = NULL;
     *n = 0;
     if (!gw_sql_has_table(c, "guard_actions")) return 0;
     guard_enforcement *e = NULL;
     size_t ne = 0, cap = 0;
-    gw_stmt *st = NULL;
-    /* each account's first enforced suspension (earliest t, then lowest id) */
-    if (gw_sql_prepare(c,
-                       "SELECT a.account_id, a.t, a.code, a.risk, a.reason, a.evidence FROM guard_actions a "
-                       "WHERE a.id = (SELECT b.id FROM guard_actions b WHERE b.account_id = a.account_id AND "
-                       "b.action = 'suspend' AND b.mode = 'enforce' ORDER BY b.t, b.id LIMIT 1) ORDER BY a.account_id",
-                       &st, "reading guard_actions"))
-        return -1;
-    while (gw_step(st) == GW_ROW) {
-        guard_enforcement *x = enf_get(&e, &ne, &cap, gw_column_int64(st, 0));
-        if (!x) goto fail;
-        x->t_suspend = gw_column_is_null(st, 1) ? NAN : gw_column_double(st, 1);
-        x->risk = gw_column_is_null(st, 3) ? NAN : gw_column_double(st, 3);
-        x->code = dup_col(st, 2), x->reason = dup_col(st, 4), x->evidence = dup_col(st, 5);
-        if (!x->code || !x->reason || !x->evidence) goto fail;
-    }
-    gw_finalize(st);
-    if (gw_sql_prepare(c, "SELECT DISTINCT account_id FROM guard_actions WHERE action = 'throttle' AND mode = 'enforce'",
-                       &st, "reading guard_actions"))
-        goto fail;
-    while (gw_step(st) == GW_ROW) {
-        guard_enforcement *x = enf_get(&e, &ne, &cap, gw_column_int64(st, 0));
-        if (!x) goto fail;
-        x->throttled = 1;
-    }
-    gw_finalize(st);
-    st = NULL;
+    if (enf_read_first(c, 0, &e, &ne, &cap) || enf_read_first(c, 1, &e, &ne, &cap)) goto fail;
     for (size_t i = 0; i < ne; i++)
-        if (!e[i].code) {
-            e[i].code = rt_strdup(""), e[i].reason = rt_strdup(""), e[i].evidence = rt_strdup("");
-            if (!e[i].code || !e[i].reason || !e[i].evidence) goto fail;
-        }
+        if (enf_fill(&e[i].code) || enf_fill(&e[i].reason) || enf_fill(&e[i].evidence) ||
+            enf_fill(&e[i].throttle_code) || enf_fill(&e[i].throttle_reason) || enf_fill(&e[i].throttle_evidence))
+            goto fail;
     if (ne) qsort(e, ne, sizeof *e, cmp_enf);
     *out = e;
     *n = ne;
     return 0;
 fail:
-    gw_finalize(st);
     guard_enforcement_free(e, ne);
     return -1;
 }

@@ -43,6 +43,8 @@ typedef struct {
     int throttled; /* an enforced throttle at some point */
     char *code, *evidence;
     double risk_susp;
+    double t_thr, risk_thr;                 /* its first enforced throttle (NAN: none) */
+    char *thr_code, *thr_reason, *thr_evidence; /* that throttle's row ("" when none) */
     double risk_max; /* highest guard score (NAN: never scored) */
 } acct;
 
@@ -169,7 +171,10 @@ static int add_account(rep *r, size_t *cap, const gw_account *g, const guard_lab
     a->attack = l ? l->attack : -1;
     a->t_susp = NAN, a->risk_susp = NAN, a->risk_max = NAN;
     a->code = rt_strdup(""), a->evidence = rt_strdup("");
-    if (!a->name || !a->status || !a->reason || !a->persona || !a->strategy || !a->grp || !a->code || !a->evidence)
+    a->t_thr = NAN, a->risk_thr = NAN;
+    a->thr_code = rt_strdup(""), a->thr_reason = rt_strdup(""), a->thr_evidence = rt_strdup("");
+    if (!a->name || !a->status || !a->reason || !a->persona || !a->strategy || !a->grp || !a->code || !a->evidence ||
+        !a->thr_code || !a->thr_reason || !a->thr_evidence)
         return -1;
     return 0;
 }
@@ -196,6 +201,13 @@ static int load_usage_and_actions(rep *r) {
         acct *a = acct_by_id(r, e[i].account_id);
         if (!a) continue;
         a->throttled = e[i].throttled;
+        if (e[i].throttled) {
+            a->t_thr = e[i].t_throttle, a->risk_thr = e[i].throttle_risk;
+            free(a->thr_code), free(a->thr_reason), free(a->thr_evidence);
+            a->thr_code = rt_strdup(e[i].throttle_code), a->thr_reason = rt_strdup(e[i].throttle_reason);
+            a->thr_evidence = rt_strdup(e[i].throttle_evidence);
+            if (!a->thr_code || !a->thr_reason || !a->thr_evidence) rc = -1;
+        }
         if (!isfinite(e[i].t_suspend)) continue;
         a->t_susp = e[i].t_suspend, a->risk_susp = e[i].risk;
         free(a->code), free(a->evidence);
@@ -357,7 +369,7 @@ static void rep_free(rep *r) {
     for (size_t i = 0; i < r->na; i++) {
         acct *a = &r->a[i];
         free(a->name), free(a->status), free(a->reason), free(a->persona), free(a->strategy), free(a->grp);
-        free(a->code), free(a->evidence);
+        free(a->code), free(a->evidence), free(a->thr_code), free(a->thr_reason), free(a->thr_evidence);
     }
     free(r->a);
     for (size_t i = 0; i < r->ng; i++) free(r->g[i].name), free(r->g[i].strategy), free(r->g[i].members);
@@ -1019,15 +1031,25 @@ static int sec_chain(rep *r, rt_buf *o) {
             esc(o, g->strategy) || rt_buf_printf(o, "</h3><ol>"))
             return -1;
         /* 1. ledger */
-        if (!g->n_susp) { /* throttled only: what it was served; the throttle's detail is in guard explain */
-            const char *who = r->a[g->members[0]].name;
+        if (!g->n_susp) { /* throttled only: what it was served, and the first throttle's stored row */
+            const acct *thr = NULL;
+            for (size_t j = 0; j < g->n; j++) {
+                const acct *a = &r->a[g->members[j]];
+                if (isfinite(a->t_thr) && (!thr || a->t_thr < thr->t_thr)) thr = a;
+            }
+            char tt[64];
+            fmt_time(tt, sizeof tt, r, thr ? thr->t_thr : NAN);
             if (rt_buf_printf(o,
                               "<li><b>Ledger.</b> %zu account%s, %zu throttled by the guard and not suspended: "
-                              "%lld requests served, %.0f completion tokens in all. The signals behind the "
-                              "throttle: <code>retort guard explain ",
+                              "%lld requests served, %.0f completion tokens in all. First throttle: ",
                               g->n, g->n == 1 ? "" : "s", g->n_throttled, (long long)g->served_total,
                               g->tokens_total) ||
-                esc(o, who) || rt_buf_printf(o, "</code>."))
+                esc(o, thr ? thr->name : r->a[g->members[0]].name) ||
+                rt_buf_printf(o, " at %s (reason code <code>", tt) || esc(o, thr ? thr->thr_code : "") ||
+                rt_buf_printf(o, "</code>, risk %.2f): ", thr ? thr->risk_thr : NAN) ||
+                esc(o, thr ? thr->thr_reason : "") ||
+                rt_buf_printf(o, ". <details><summary>stored evidence (JSON)</summary><pre class=mono>") ||
+                esc_json(o, thr ? thr->thr_evidence : "") || rt_buf_printf(o, "</pre></details>"))
                 return -1;
         } else if (rt_buf_printf(o, "<li><b>Ledger.</b> %zu account%s, %zu suspended at %s (reason code <code>", g->n,
                           g->n == 1 ? "" : "s", g->n_susp, t) ||
