@@ -611,6 +611,150 @@ fail:
     return -1;
 }
 
+/* ---------------------------------------------------------------- linked groups */
+
+typedef struct {
+    int64_t account_id, name; /* name: a group_id the account's rows carried */
+    double t;                 /* the latest such row */
+} group_row;
+
+typedef struct {
+    int64_t account_id;
+    double t;
+} release_row;
+
+/* union-find over node indices (accounts first, then names) */
+static size_t uf_root(size_t *up, size_t i) {
+    while (up[i] != i) i = up[i] = up[up[i]];
+    return i;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int cmp_link(const void *a, const void *b) {
+    const guard_group_link *x = a, *y = b;
+    return (x->account_id > y->account_id) - (x->account_id < y->account_id);
+}
+
+/* index of v in the sorted, distinct array a[n] (present by construction) */
+static size_t i64_index(const int64_t *a, size_t n, int64_t v) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t m = lo + (hi - lo) / 2;
+        if (a[m] < v) lo = m + 1;
+        else hi = m;
+    }
+    return lo;
+}
+
+static size_t uniq_i64(int64_t *a, size_t n) {
+    if (!n) return 0;
+    qsort(a, n, sizeof *a, cmp_i64);
+    size_t k = 1;
+    for (size_t i = 1; i < n; i++)
+        if (a[i] != a[k - 1]) a[k++] = a[i];
+    return k;
+}
+
+/* The (account, name, latest t) rows and each account's latest release. */
+static int group_rows_read(gw_conn *c, group_row **rows, size_t *nr, release_row **rel, size_t *nrel) {
+    gw_stmt *st = NULL;
+    size_t cap = 0;
+    if (gw_sql_prepare(c,
+                       "SELECT account_id, group_id, MAX(t) FROM guard_scores WHERE group_size > 1 AND group_id > 0 "
+                       "GROUP BY account_id, group_id UNION ALL SELECT account_id, group_id, MAX(t) FROM guard_actions "
+                       "WHERE action != 'release' AND group_id > 0 GROUP BY account_id, group_id",
+                       &st, "reading the guard's groups"))
+        return -1;
+    int s;
+    while ((s = gw_step(st)) == GW_ROW) {
+        if (RT_GROW(*rows, cap, *nr + 1, "guard groups")) goto fail;
+        (*rows)[(*nr)++] = (group_row){gw_column_int64(st, 0), gw_column_int64(st, 1), gw_column_double(st, 2)};
+    }
+    if (s != GW_DONE) goto fail_sql;
+    gw_finalize(st);
+    cap = 0;
+    if (gw_sql_prepare(c, "SELECT account_id, MAX(t) FROM guard_actions WHERE action = 'release' GROUP BY account_id "
+                          "ORDER BY account_id",
+                       &st, "reading the guard's releases"))
+        return -1;
+    while ((s = gw_step(st)) == GW_ROW) {
+        if (RT_GROW(*rel, cap, *nrel + 1, "guard groups")) goto fail;
+        (*rel)[(*nrel)++] = (release_row){gw_column_int64(st, 0), gw_column_double(st, 1)};
+    }
+    if (s != GW_DONE) goto fail_sql;
+    gw_finalize(st);
+    return 0;
+fail_sql:
+    gw_sql_fail(c, "reading the guard's groups");
+fail:
+    gw_finalize(st);
+    return -1;
+}
+
+/* The account's latest release (-inf: none); rel is ordered by account id. */
+static double released_at(const release_row *rel, size_t n, int64_t id) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t m = lo + (hi - lo) / 2;
+        if (rel[m].account_id < id) lo = m + 1;
+        else hi = m;
+    }
+    return lo < n && rel[lo].account_id == id ? rel[lo].t : -INFINITY;
+}
+
+int guard_groups_read(gw_conn *c, guard_group_link **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    if (!gw_sql_has_table(c, "guard_scores") || !gw_sql_has_table(c, "guard_actions")) return 0;
+    group_row *rows = NULL;
+    release_row *rel = NULL;
+    size_t nr = 0, nrel = 0, nkeep = 0;
+    int64_t *acc = NULL, *names = NULL, *best = NULL;
+    size_t *up = NULL, *members = NULL;
+    guard_group_link *links = NULL;
+    int rc = -1;
+    if (group_rows_read(c, &rows, &nr, &rel, &nrel)) goto out;
+    for (size_t i = 0; i < nr; i++) /* rows from before the account's latest release do not link */
+        if (rows[i].t > released_at(rel, nrel, rows[i].account_id)) rows[nkeep++] = rows[i];
+    acc = rt_malloc_array(nkeep ? nkeep : 1, sizeof *acc, "guard groups");
+    names = rt_malloc_array(nkeep ? nkeep : 1, sizeof *names, "guard groups");
+    if (!acc || !names) goto out;
+    for (size_t i = 0; i < nkeep; i++) acc[i] = rows[i].account_id, names[i] = rows[i].name;
+    size_t na = uniq_i64(acc, nkeep), nn = uniq_i64(names, nkeep);
+    up = rt_malloc_array(na + nn + 1, sizeof *up, "guard groups");
+    members = rt_calloc(na + nn + 1, sizeof *members, "guard groups");
+    best = rt_malloc_array(na + nn + 1, sizeof *best, "guard groups");
+    links = rt_malloc_array(na ? na : 1, sizeof *links, "guard groups");
+    if (!up || !members || !best || !links) goto out;
+    for (size_t i = 0; i < na + nn; i++) up[i] = i, best[i] = INT64_MAX;
+    for (size_t i = 0; i < nkeep; i++) {
+        size_t a = uf_root(up, i64_index(acc, na, rows[i].account_id));
+        size_t b = uf_root(up, na + i64_index(names, nn, rows[i].name));
+        if (a != b) up[b] = a;
+    }
+    for (size_t i = 0; i < na; i++) members[uf_root(up, i)]++;
+    for (size_t i = 0; i < nn; i++) {
+        size_t r = uf_root(up, na + i);
+        if (names[i] < best[r]) best[r] = names[i];
+    }
+    size_t nl = 0;
+    for (size_t i = 0; i < na; i++) {
+        size_t r = uf_root(up, i);
+        if (members[r] > 1) links[nl++] = (guard_group_link){acc[i], best[r]};
+    }
+    qsort(links, nl, sizeof *links, cmp_link);
+    *out = links, *n = nl;
+    links = NULL;
+    rc = 0;
+out:
+    free(rows), free(rel), free(acc), free(names), free(best), free(up), free(members), free(links);
+    return rc;
+}
+
 int guard_scores_each(gw_conn *c, int (*fn)(void *ud, double t, int64_t account_id, double risk), void *ud) {
     gw_stmt *st = NULL;
     if (gw_sql_prepare(c, "SELECT t, account_id, risk FROM guard_scores ORDER BY t", &st, "reading guard_scores"))

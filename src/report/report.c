@@ -37,6 +37,7 @@ typedef struct {
     char *name, *status, *reason;
     char *persona, *strategy, *grp; /* simulator labels ("" when unlabelled) */
     int attack;                     /* 1 attacker, 0 benign, -1 unknown */
+    int64_t link;                   /* the guard's linked group (guard_groups_read; 0: none) */
     int64_t requests, served, refused403;
     double tokens;
     double t_susp; /* first enforced suspension (NAN: none) */
@@ -225,6 +226,19 @@ static int max_risk(void *ud, double t, int64_t account_id, double risk) {
     return 0;
 }
 
+/* Each account's linked group, as the dashboard shows it (the one definition in src/defend). */
+static int load_links(rep *r) {
+    guard_group_link *l = NULL;
+    size_t nl = 0;
+    if (guard_groups_read(r->db, &l, &nl)) return -1;
+    for (size_t i = 0; i < nl; i++) {
+        acct *a = acct_by_id(r, l[i].account_id);
+        if (a) a->link = l[i].group_id;
+    }
+    free(l);
+    return 0;
+}
+
 static int load_accounts(rep *r) {
     gw_account *g = NULL;
     guard_label *l = NULL;
@@ -240,22 +254,37 @@ static int load_accounts(rep *r) {
         if (!g[i].is_admin && add_account(r, &cap, &g[i], label_of(l, nl, g[i].id))) goto out;
     rc = load_usage_and_actions(r);
     if (!rc && r->have_guard) rc = guard_scores_each(r->db, max_risk, r);
+    if (!rc && r->have_guard) rc = load_links(r);
 out:
     free(g);
     free(l);
     return rc;
 }
 
-/* Attack groups: the simulator's group label, else each suspended account on its own. */
+/* Whether the guard suspended or throttled a (the accounts an unlabelled report investigates). */
+static int acted_on(const acct *a) { return isfinite(a->t_susp) || a->throttled; }
+
+/* Unlabelled: whether a is in a linked group with a member the guard suspended or throttled. */
+static int link_acted(const rep *r, const acct *a) {
+    if (!a->link) return 0;
+    for (size_t i = 0; i < r->na; i++)
+        if (r->a[i].link == a->link && acted_on(&r->a[i])) return 1;
+    return 0;
+}
+
+/* Attack groups: the simulator's group label; unlabelled, the guard's linked group (the
+ * dashboard's), else each account the guard acted on on its own. */
 static int build_groups(rep *r) {
     size_t cap = 0;
     for (size_t i = 0; i < r->na; i++) {
         acct *a = &r->a[i];
         int attack = a->attack;
-        /* unlabelled: an account the guard suspended or throttled is under investigation */
-        if (attack < 0) attack = isfinite(a->t_susp) || a->throttled;
+        /* unlabelled: an account the guard suspended or throttled, or linked to one, is under investigation */
+        if (attack < 0) attack = acted_on(a) || link_acted(r, a);
         if (!attack) continue;
-        const char *gname = *a->grp ? a->grp : a->name;
+        char linked[48];
+        snprintf(linked, sizeof linked, "linked group #%lld", (long long)a->link);
+        const char *gname = *a->grp ? a->grp : a->link ? linked : a->name;
         group *g = NULL;
         for (size_t k = 0; k < r->ng; k++)
             if (!strcmp(r->g[k].name, gname)) g = &r->g[k];
@@ -264,7 +293,10 @@ static int build_groups(rep *r) {
             g = &r->g[r->ng++];
             memset(g, 0, sizeof *g);
             g->name = rt_strdup(gname);
-            g->strategy = rt_strdup(*a->strategy ? a->strategy : isfinite(a->t_susp) ? "suspended" : "throttled");
+            g->strategy = rt_strdup(*a->strategy ? a->strategy
+                                   : a->link           ? "linked by the guard"
+                                   : isfinite(a->t_susp) ? "suspended"
+                                                         : "throttled");
             g->attack = 1;
             g->t_susp = NAN;
             if (!g->name || !g->strategy) goto fail;
@@ -451,7 +483,7 @@ static void headline_of(const rep *r, headline *h) {
     }
     for (size_t i = 0; i < r->na; i++) {
         h->by_action[action_of(r, &r->a[i])]++;
-        if (r->a[i].attack == 0 || (r->a[i].attack < 0 && !isfinite(r->a[i].t_susp) && !r->a[i].throttled)) {
+        if (r->a[i].attack == 0 || (r->a[i].attack < 0 && !acted_on(&r->a[i]) && !link_acted(r, &r->a[i]))) {
             h->benign++;
             h->benign_susp += isfinite(r->a[i].t_susp) || !strcmp(r->a[i].status, "suspended");
         }
@@ -499,7 +531,7 @@ static int summary_text(const rep *r, rt_buf *o) {
                                h.by_action[ACT_SUSPENDED], h.by_action[ACT_THROTTLED], h.by_action[ACT_FLAGGED], r->na) ||
                  rt_buf_printf(o,
                                "under investigation: %zu account%s in %zu operation%s (suspended or throttled by the "
-                               "guard); %zu other account%s\n",
+                               "guard, or linked by it to such an account); %zu other account%s\n",
                                r->na - h.benign, r->na - h.benign == 1 ? "" : "s", h.groups, h.groups == 1 ? "" : "s",
                                h.benign, h.benign == 1 ? "" : "s");
         if (rc) return -1;
