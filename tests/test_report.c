@@ -322,6 +322,20 @@ static void test_linked_groups(void) {
     CHECK(text && strstr(text, "<tr><td>linked group #2</td><td>linked by the guard</td><td class=n>4</td>"
                                "<td class=n>1</td>") != NULL);
     free(text);
+    /* "Release group" from any member releases the whole group the dashboard shows */
+    CHECK(gw_db_open(&g, p) == 0);
+    if (g) {
+        CHECK_MSG(guard_release(g, "f4", 1, "test", 1000, NULL) == 0, "%s", rt_errmsg());
+        gw_account f1;
+        CHECK(gw_account_get(g, 2, &f1) == 0 && f1.status == GW_ACCOUNT_ACTIVE);
+        char *j2 = NULL;
+        CHECK(guard_view_accounts(g, 1001, &j2) == 0);
+        json_t *v2 = j2 ? json_loads(j2, 0, NULL) : NULL;
+        CHECK(v2 && json_array_size(json_object_get(v2, "groups")) == 0);
+        json_decref(v2);
+        free(j2);
+        gw_db_close(g);
+    }
 }
 
 int main(void) {

@@ -1109,27 +1109,27 @@ static int release_info_fn(gw_conn *c, void *ud) {
     return 0;
 }
 
+/* The members of the account's linked group (guard_groups_read, as the dashboard shows it);
+ * none when it is in no group. */
 static int group_members_fn(gw_conn *c, void *ud) {
     release_info *r = ud;
-    gw_stmt *st = NULL;
-    if (gw_sql_prepare(c,
-                          "SELECT DISTINCT account_id FROM guard_actions WHERE group_id = ?1 AND action != 'release' "
-                          "ORDER BY account_id",
-                          &st, "reading guard_actions"))
-        return -1;
-    gw_bind_int64(st, 1, r->group_id);
-    size_t cap = 0;
-    while (gw_step(st) == GW_ROW) {
+    guard_group_link *l = NULL;
+    size_t nl = 0, cap = 0;
+    if (guard_groups_read(c, &l, &nl)) return -1;
+    int64_t grp = 0;
+    for (size_t i = 0; i < nl; i++)
+        if (l[i].account_id == r->account_id) grp = l[i].group_id;
+    for (size_t i = 0; grp && i < nl; i++) {
+        if (l[i].group_id != grp) continue;
         if (RT_GROW(r->members, cap, r->n_members + 1, "group")) {
-            gw_finalize(st);
+            free(l);
             return -1;
         }
-        r->members[r->n_members++] = gw_column_int64(st, 0);
+        r->members[r->n_members++] = l[i].account_id;
     }
-    gw_finalize(st);
+    free(l);
     return 0;
 }
-
 
 static int release_one(gw_db *db, int64_t id, int64_t group_id, const char *note, double now, FILE *out) {
     release_info r = {.account_id = id};
