@@ -5,6 +5,7 @@
  * five summary lines, radioactivity results, HTML escaping, and a written report that is
  * self-contained. The full pipeline is tests/ref_demo.sh.
  */
+#include <jansson.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -189,7 +190,9 @@ static void test_unlabelled(void) {
              "INSERT INTO guard_actions(t, account_id, group_id, action, mode, code, risk, reason, evidence) VALUES"
              "(200, 2, NULL, 'throttle', 'enforce', 'G-BULK', 0.85, 'bulk', '{}'),"
              "(250, 2, NULL, 'suspend', 'enforce', 'G-BULK', 1.4, 'bulk', '{\"risk\": 1.4}'),"
-             "(220, 3, NULL, 'throttle', 'enforce', 'G-SHIFT', 0.9, 'shift', '{}');"
+             "(220, 3, NULL, 'throttle', 'enforce', 'G-SHIFT', 0.9, 'drifting toward the teacher', "
+             "'{\"signals\": {\"shift\": [0.5, 0.75]}}'),"
+             "(230, 3, NULL, 'throttle', 'enforce', 'G-LATER', 0.95, 'a later throttle', '{}');"
              "INSERT INTO guard_scores(t, account_id, risk) VALUES (100, 1, 0.1), (240, 2, 1.4), (200, 3, 0.9),"
              "(150, 4, 0.6), (160, 5, 0.2);"
              "UPDATE accounts SET status = 'suspended' WHERE id IN (2, 5);");
@@ -229,6 +232,11 @@ static void test_unlabelled(void) {
         CHECK(strstr(text, "<td>alice</td>") == NULL);
         /* an evidence chain for the throttled account too, and the thresholds on the chart */
         CHECK(strstr(text, "1 throttled by the guard and not suspended: 1 requests served, 7 completion tokens") != NULL);
+        /* its first throttle's stored row (t=220, not the later one): code, risk, reason, evidence */
+        CHECK(strstr(text, "First throttle: eve at 1970-01-01 00:03:40 (+0.03 h) (reason code <code>G-SHIFT</code>, "
+                           "risk 0.90): drifting toward the teacher.") != NULL);
+        CHECK(strstr(text, "{\n  &quot;signals&quot;: {\n    &quot;shift&quot;: [\n      0.5,\n      0.75\n") != NULL);
+        CHECK(strstr(text, "G-LATER") == NULL);
         CHECK(strstr(text, ">throttle</text>") != NULL && strstr(text, ">flag</text>") != NULL);
         /* eve's small chart marks when her risk (0.9 at t=200) crossed the throttle threshold */
         CHECK(strstr(text, "<title>the risk reached the throttle threshold</title>") != NULL &&
@@ -247,6 +255,89 @@ static void test_not_a_gateway_db(void) {
     CHECK(strstr(rt_errmsg(), "not a retort gateway database") != NULL);
 }
 
+/* Issue 17 item 20: one operation whose detector group was renamed as it merged (f1, f2 linked
+ * as group #2, then f2, f3, f4 as group #4 after the root moved; f1 suspended before, so its
+ * rows keep the old name). The dashboard's view and the report read the same groups: by hand,
+ * one group named #2 of the four accounts (f1 suspended, f3 throttled, f2 and f4 linked to
+ * them); alice (scored, never linked) is in none. */
+static void test_linked_groups(void) {
+    char p[300], out[300];
+    snprintf(p, sizeof p, "%s/linked.db", dir);
+    snprintf(out, sizeof out, "%s/linked.html", dir);
+    gw_db *g = NULL;
+    CHECK(gw_db_open(&g, p) == 0);
+    if (!g) return;
+    CHECK(guard_db_init(g) == 0);
+    char key[GW_KEY_MAX];
+    const char *names[] = {"alice", "f1", "f2", "f3", "f4"};
+    for (int i = 0; i < 5; i++) CHECK(gw_key_create(g, names[i], NULL, 0, 1.0 + i, key, NULL) == 0);
+    const struct { double t; int64_t id, grp; size_t size; } sc[] = {
+        {100, 1, 0, 1}, {100, 2, 2, 2}, {100, 3, 2, 2}, {200, 3, 4, 4}, {200, 4, 4, 4}, {200, 5, 4, 4}};
+    for (size_t i = 0; i < sizeof sc / sizeof *sc; i++) {
+        guard_score_row row = {.t = sc[i].t, .account_id = sc[i].id, .group_id = sc[i].grp, .group_size = sc[i].size,
+                               .n = 10, .risk = 0.2, .account_risk = 0.2, .group_risk = 0.2};
+        CHECK(guard_score_insert(g, &row) == 0);
+    }
+    guard_action_row su = {.t = 150, .account_id = 2, .group_id = 2, .action = "suspend", .code = "G-SYB",
+                           .risk = 1.3, .reason = "sybil", .prev_rpm = -1};
+    guard_action_row th = {.t = 210, .account_id = 4, .group_id = 4, .action = "throttle", .code = "G-SYB",
+                           .risk = 0.9, .reason = "sybil", .prev_rpm = -1};
+    CHECK(guard_action_insert(g, &su, NULL) == 0 && guard_action_insert(g, &th, NULL) == 0);
+    CHECK(gw_account_set_status(g, 2, GW_ACCOUNT_SUSPENDED, "guard", 150) == 0);
+    char *js = NULL;
+    CHECK(guard_view_accounts(g, 1000, &js) == 0);
+    gw_db_close(g);
+    json_t *j = js ? json_loads(js, 0, NULL) : NULL;
+    free(js);
+    json_t *groups = json_object_get(j, "groups");
+    CHECK_MSG(json_array_size(groups) == 1, "the dashboard shows %zu groups, not 1", json_array_size(groups));
+    json_t *g0 = json_array_get(groups, 0);
+    CHECK(json_integer_value(json_object_get(g0, "id")) == 2 && json_integer_value(json_object_get(g0, "size")) == 4 &&
+          json_integer_value(json_object_get(g0, "suspended")) == 1);
+    json_t *accs = json_object_get(j, "accounts");
+    for (size_t i = 0; i < json_array_size(accs); i++) {
+        json_t *a = json_array_get(accs, i), *grp = json_object_get(json_object_get(a, "guard"), "group");
+        const char *nm = json_string_value(json_object_get(a, "name"));
+        if (nm && !strcmp(nm, "alice")) CHECK(json_is_null(grp));
+        else if (nm && nm[0] == 'f')
+            CHECK(json_integer_value(json_object_get(grp, "id")) == 2 &&
+                  json_array_size(json_object_get(grp, "members")) == 4);
+    }
+    json_decref(j);
+    gw_conn *db = NULL;
+    CHECK(report_db_open(&db, p) == 0);
+    char *s = NULL;
+    CHECK(report_summary(db, &s) == 0);
+    report_db_close(db);
+    CHECK(s && strstr(s, "under investigation: 4 accounts in 1 operation (") != NULL);
+    if (s) fputs(s, stderr);
+    free(s);
+    report_options o;
+    report_options_defaults(&o);
+    o.db_path = p, o.out_path = out;
+    CHECK(report_write(&o) == 0);
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(rt_read_file(out, &text, &len) == 0);
+    CHECK(text && strstr(text, "<tr><td>linked group #2</td><td>linked by the guard</td><td class=n>4</td>"
+                               "<td class=n>1</td>") != NULL);
+    free(text);
+    /* "Release group" from any member releases the whole group the dashboard shows */
+    CHECK(gw_db_open(&g, p) == 0);
+    if (g) {
+        CHECK_MSG(guard_release(g, "f4", 1, "test", 1000, NULL) == 0, "%s", rt_errmsg());
+        gw_account f1;
+        CHECK(gw_account_get(g, 2, &f1) == 0 && f1.status == GW_ACCOUNT_ACTIVE);
+        char *j2 = NULL;
+        CHECK(guard_view_accounts(g, 1001, &j2) == 0);
+        json_t *v2 = j2 ? json_loads(j2, 0, NULL) : NULL;
+        CHECK(v2 && json_array_size(json_object_get(v2, "groups")) == 0);
+        json_decref(v2);
+        free(j2);
+        gw_db_close(g);
+    }
+}
+
 int main(void) {
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
@@ -260,6 +351,7 @@ int main(void) {
     test_harvest_scan();
     test_summary_and_html();
     test_unlabelled();
+    test_linked_groups();
     test_not_a_gateway_db();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

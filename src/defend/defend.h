@@ -252,17 +252,34 @@ int guard_labels_read(gw_conn *c, guard_label **out, size_t *n);
 /* ---------------------------------------------------------------- readers for the report */
 
 /* What the enforcing guard did to one account: its first enforced suspension (t NaN when
- * none; code, reason and evidence of that action row) and whether it was ever throttled. */
+ * none; code, reason and evidence of that action row) and its first enforced throttle (the
+ * same fields of that row; t_throttle NaN when never throttled). */
 typedef struct {
     int64_t account_id;
     double t_suspend, risk;
     char *code, *reason, *evidence; /* malloc'ed ("" when not suspended) */
     int throttled;
+    double t_throttle, throttle_risk;
+    char *throttle_code, *throttle_reason, *throttle_evidence; /* malloc'ed ("" when not throttled) */
 } guard_enforcement;
 /* Accounts with an enforced suspension or throttle, ordered by account id (none without the
  * guard tables). Free with guard_enforcement_free. */
 int guard_enforcement_read(gw_conn *c, guard_enforcement **out, size_t *n);
 void guard_enforcement_free(guard_enforcement *e, size_t n);
+/* The guard's linked groups, the one definition the dashboard (views.c) and the report share.
+ * The detector names a group by the id of its union-find root account (group_id of a score
+ * or action row), and the root changes as groups merge, so one operation's rows carry several
+ * names over time. A group here is a connected component of accounts and the names their rows
+ * carried: an account's guard_scores rows with group_size > 1 and its non-release
+ * guard_actions rows, each with group_id > 0, later than the account's latest release (a
+ * release makes the detector forget the account's links). Components of two or more accounts
+ * are groups, named by the smallest group_id in them. Out: one link per grouped account,
+ * ordered by account id (*out malloc'ed; none without the guard tables). */
+typedef struct {
+    int64_t account_id, group_id;
+} guard_group_link;
+int guard_groups_read(gw_conn *c, guard_group_link **out, size_t *n);
+
 /* Every guard_scores row in time order: fn(ud, t, account_id, risk (NaN when NULL)); fn
  * returns 0 to go on, -1 to stop with its error. */
 int guard_scores_each(gw_conn *c, int (*fn)(void *ud, double t, int64_t account_id, double risk), void *ud);

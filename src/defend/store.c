@@ -523,6 +523,9 @@ void guard_enforcement_free(guard_enforcement *e, size_t n) {
         free(e[i].code);
         free(e[i].reason);
         free(e[i].evidence);
+        free(e[i].throttle_code);
+        free(e[i].throttle_reason);
+        free(e[i].throttle_evidence);
     }
     free(e);
 }
@@ -540,7 +543,7 @@ static guard_enforcement *enf_get(guard_enforcement **e, size_t *n, size_t *cap,
     guard_enforcement *x = &(*e)[(*n)++];
     memset(x, 0, sizeof *x);
     x->account_id = id;
-    x->t_suspend = x->risk = NAN;
+    x->t_suspend = x->risk = x->t_throttle = x->throttle_risk = NAN;
     return x;
 }
 
@@ -549,52 +552,207 @@ static int cmp_enf(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* Each account's first enforced action of one kind (earliest t, then lowest id). */
+#define ENF_FIRST_SQL(kind)                                                                                     \
+    "SELECT a.account_id, a.t, a.code, a.risk, a.reason, a.evidence FROM guard_actions a "                      \
+    "WHERE a.id = (SELECT b.id FROM guard_actions b WHERE b.account_id = a.account_id AND b.action = '" kind     \
+    "' AND b.mode = 'enforce' ORDER BY b.t, b.id LIMIT 1) ORDER BY a.account_id"
+
+/* Fill the suspension (throttle 0) or throttle (throttle 1) fields of every account with one. */
+static int enf_read_first(gw_conn *c, int throttle, guard_enforcement **e, size_t *ne, size_t *cap) {
+    gw_stmt *st = NULL;
+    if (gw_sql_prepare(c, throttle ? ENF_FIRST_SQL("throttle") : ENF_FIRST_SQL("suspend"), &st,
+                       "reading guard_actions"))
+        return -1;
+    int s = GW_DONE, rc = 0;
+    while (!rc && (s = gw_step(st)) == GW_ROW) {
+        guard_enforcement *x = enf_get(e, ne, cap, gw_column_int64(st, 0));
+        if (!x) {
+            rc = -1;
+            break;
+        }
+        double t = gw_column_is_null(st, 1) ? NAN : gw_column_double(st, 1);
+        double risk = gw_column_is_null(st, 3) ? NAN : gw_column_double(st, 3);
+        char *code = dup_col(st, 2), *reason = dup_col(st, 4), *evidence = dup_col(st, 5);
+        if (throttle)
+            x->throttled = 1, x->t_throttle = t, x->throttle_risk = risk, x->throttle_code = code,
+            x->throttle_reason = reason, x->throttle_evidence = evidence;
+        else
+            x->t_suspend = t, x->risk = risk, x->code = code, x->reason = reason, x->evidence = evidence;
+        if (!code || !reason || !evidence) rc = -1;
+    }
+    if (!rc && s != GW_DONE) rc = gw_sql_fail(c, "reading guard_actions");
+    gw_finalize(st);
+    return rc;
+}
+
+static int enf_fill(char **p) {
+    if (!*p) *p = rt_strdup("");
+    return *p ? 0 : -1;
+}
+
 int guard_enforcement_read(gw_conn *c, guard_enforcement **out, size_t *n) {
     *out = NULL;
     *n = 0;
     if (!gw_sql_has_table(c, "guard_actions")) return 0;
     guard_enforcement *e = NULL;
     size_t ne = 0, cap = 0;
-    gw_stmt *st = NULL;
-    /* each account's first enforced suspension (earliest t, then lowest id) */
-    if (gw_sql_prepare(c,
-                       "SELECT a.account_id, a.t, a.code, a.risk, a.reason, a.evidence FROM guard_actions a "
-                       "WHERE a.id = (SELECT b.id FROM guard_actions b WHERE b.account_id = a.account_id AND "
-                       "b.action = 'suspend' AND b.mode = 'enforce' ORDER BY b.t, b.id LIMIT 1) ORDER BY a.account_id",
-                       &st, "reading guard_actions"))
-        return -1;
-    while (gw_step(st) == GW_ROW) {
-        guard_enforcement *x = enf_get(&e, &ne, &cap, gw_column_int64(st, 0));
-        if (!x) goto fail;
-        x->t_suspend = gw_column_is_null(st, 1) ? NAN : gw_column_double(st, 1);
-        x->risk = gw_column_is_null(st, 3) ? NAN : gw_column_double(st, 3);
-        x->code = dup_col(st, 2), x->reason = dup_col(st, 4), x->evidence = dup_col(st, 5);
-        if (!x->code || !x->reason || !x->evidence) goto fail;
-    }
-    gw_finalize(st);
-    if (gw_sql_prepare(c, "SELECT DISTINCT account_id FROM guard_actions WHERE action = 'throttle' AND mode = 'enforce'",
-                       &st, "reading guard_actions"))
-        goto fail;
-    while (gw_step(st) == GW_ROW) {
-        guard_enforcement *x = enf_get(&e, &ne, &cap, gw_column_int64(st, 0));
-        if (!x) goto fail;
-        x->throttled = 1;
-    }
-    gw_finalize(st);
-    st = NULL;
+    if (enf_read_first(c, 0, &e, &ne, &cap) || enf_read_first(c, 1, &e, &ne, &cap)) goto fail;
     for (size_t i = 0; i < ne; i++)
-        if (!e[i].code) {
-            e[i].code = rt_strdup(""), e[i].reason = rt_strdup(""), e[i].evidence = rt_strdup("");
-            if (!e[i].code || !e[i].reason || !e[i].evidence) goto fail;
-        }
+        if (enf_fill(&e[i].code) || enf_fill(&e[i].reason) || enf_fill(&e[i].evidence) ||
+            enf_fill(&e[i].throttle_code) || enf_fill(&e[i].throttle_reason) || enf_fill(&e[i].throttle_evidence))
+            goto fail;
     if (ne) qsort(e, ne, sizeof *e, cmp_enf);
     *out = e;
     *n = ne;
     return 0;
 fail:
-    gw_finalize(st);
     guard_enforcement_free(e, ne);
     return -1;
+}
+
+/* ---------------------------------------------------------------- linked groups */
+
+typedef struct {
+    int64_t account_id, name; /* name: a group_id the account's rows carried */
+    double t;                 /* the latest such row */
+} group_row;
+
+typedef struct {
+    int64_t account_id;
+    double t;
+} release_row;
+
+/* union-find over node indices (accounts first, then names) */
+static size_t uf_root(size_t *up, size_t i) {
+    while (up[i] != i) i = up[i] = up[up[i]];
+    return i;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int cmp_link(const void *a, const void *b) {
+    const guard_group_link *x = a, *y = b;
+    return (x->account_id > y->account_id) - (x->account_id < y->account_id);
+}
+
+/* index of v in the sorted, distinct array a[n] (present by construction) */
+static size_t i64_index(const int64_t *a, size_t n, int64_t v) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t m = lo + (hi - lo) / 2;
+        if (a[m] < v) lo = m + 1;
+        else hi = m;
+    }
+    return lo;
+}
+
+static size_t uniq_i64(int64_t *a, size_t n) {
+    if (!n) return 0;
+    qsort(a, n, sizeof *a, cmp_i64);
+    size_t k = 1;
+    for (size_t i = 1; i < n; i++)
+        if (a[i] != a[k - 1]) a[k++] = a[i];
+    return k;
+}
+
+/* The (account, name, latest t) rows and each account's latest release. */
+static int group_rows_read(gw_conn *c, group_row **rows, size_t *nr, release_row **rel, size_t *nrel) {
+    gw_stmt *st = NULL;
+    size_t cap = 0;
+    if (gw_sql_prepare(c,
+                       "SELECT account_id, group_id, MAX(t) FROM guard_scores WHERE group_size > 1 AND group_id > 0 "
+                       "GROUP BY account_id, group_id UNION ALL SELECT account_id, group_id, MAX(t) FROM guard_actions "
+                       "WHERE action != 'release' AND group_id > 0 GROUP BY account_id, group_id",
+                       &st, "reading the guard's groups"))
+        return -1;
+    int s;
+    while ((s = gw_step(st)) == GW_ROW) {
+        if (RT_GROW(*rows, cap, *nr + 1, "guard groups")) goto fail;
+        (*rows)[(*nr)++] = (group_row){gw_column_int64(st, 0), gw_column_int64(st, 1), gw_column_double(st, 2)};
+    }
+    if (s != GW_DONE) goto fail_sql;
+    gw_finalize(st);
+    cap = 0;
+    if (gw_sql_prepare(c, "SELECT account_id, MAX(t) FROM guard_actions WHERE action = 'release' GROUP BY account_id "
+                          "ORDER BY account_id",
+                       &st, "reading the guard's releases"))
+        return -1;
+    while ((s = gw_step(st)) == GW_ROW) {
+        if (RT_GROW(*rel, cap, *nrel + 1, "guard groups")) goto fail;
+        (*rel)[(*nrel)++] = (release_row){gw_column_int64(st, 0), gw_column_double(st, 1)};
+    }
+    if (s != GW_DONE) goto fail_sql;
+    gw_finalize(st);
+    return 0;
+fail_sql:
+    gw_sql_fail(c, "reading the guard's groups");
+fail:
+    gw_finalize(st);
+    return -1;
+}
+
+/* The account's latest release (-inf: none); rel is ordered by account id. */
+static double released_at(const release_row *rel, size_t n, int64_t id) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t m = lo + (hi - lo) / 2;
+        if (rel[m].account_id < id) lo = m + 1;
+        else hi = m;
+    }
+    return lo < n && rel[lo].account_id == id ? rel[lo].t : -INFINITY;
+}
+
+int guard_groups_read(gw_conn *c, guard_group_link **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    if (!gw_sql_has_table(c, "guard_scores") || !gw_sql_has_table(c, "guard_actions")) return 0;
+    group_row *rows = NULL;
+    release_row *rel = NULL;
+    size_t nr = 0, nrel = 0, nkeep = 0;
+    int64_t *acc = NULL, *names = NULL, *best = NULL;
+    size_t *up = NULL, *members = NULL;
+    guard_group_link *links = NULL;
+    int rc = -1;
+    if (group_rows_read(c, &rows, &nr, &rel, &nrel)) goto out;
+    for (size_t i = 0; i < nr; i++) /* rows from before the account's latest release do not link */
+        if (rows[i].t > released_at(rel, nrel, rows[i].account_id)) rows[nkeep++] = rows[i];
+    acc = rt_malloc_array(nkeep ? nkeep : 1, sizeof *acc, "guard groups");
+    names = rt_malloc_array(nkeep ? nkeep : 1, sizeof *names, "guard groups");
+    if (!acc || !names) goto out;
+    for (size_t i = 0; i < nkeep; i++) acc[i] = rows[i].account_id, names[i] = rows[i].name;
+    size_t na = uniq_i64(acc, nkeep), nn = uniq_i64(names, nkeep);
+    up = rt_malloc_array(na + nn + 1, sizeof *up, "guard groups");
+    members = rt_calloc(na + nn + 1, sizeof *members, "guard groups");
+    best = rt_malloc_array(na + nn + 1, sizeof *best, "guard groups");
+    links = rt_malloc_array(na ? na : 1, sizeof *links, "guard groups");
+    if (!up || !members || !best || !links) goto out;
+    for (size_t i = 0; i < na + nn; i++) up[i] = i, best[i] = INT64_MAX;
+    for (size_t i = 0; i < nkeep; i++) {
+        size_t a = uf_root(up, i64_index(acc, na, rows[i].account_id));
+        size_t b = uf_root(up, na + i64_index(names, nn, rows[i].name));
+        if (a != b) up[b] = a;
+    }
+    for (size_t i = 0; i < na; i++) members[uf_root(up, i)]++;
+    for (size_t i = 0; i < nn; i++) {
+        size_t r = uf_root(up, na + i);
+        if (names[i] < best[r]) best[r] = names[i];
+    }
+    size_t nl = 0;
+    for (size_t i = 0; i < na; i++) {
+        size_t r = uf_root(up, i);
+        if (members[r] > 1) links[nl++] = (guard_group_link){acc[i], best[r]};
+    }
+    qsort(links, nl, sizeof *links, cmp_link);
+    *out = links, *n = nl;
+    links = NULL;
+    rc = 0;
+out:
+    free(rows), free(rel), free(acc), free(names), free(best), free(up), free(members), free(links);
+    return rc;
 }
 
 int guard_scores_each(gw_conn *c, int (*fn)(void *ud, double t, int64_t account_id, double risk), void *ud) {
@@ -951,27 +1109,27 @@ static int release_info_fn(gw_conn *c, void *ud) {
     return 0;
 }
 
+/* The members of the account's linked group (guard_groups_read, as the dashboard shows it);
+ * none when it is in no group. */
 static int group_members_fn(gw_conn *c, void *ud) {
     release_info *r = ud;
-    gw_stmt *st = NULL;
-    if (gw_sql_prepare(c,
-                          "SELECT DISTINCT account_id FROM guard_actions WHERE group_id = ?1 AND action != 'release' "
-                          "ORDER BY account_id",
-                          &st, "reading guard_actions"))
-        return -1;
-    gw_bind_int64(st, 1, r->group_id);
-    size_t cap = 0;
-    while (gw_step(st) == GW_ROW) {
+    guard_group_link *l = NULL;
+    size_t nl = 0, cap = 0;
+    if (guard_groups_read(c, &l, &nl)) return -1;
+    int64_t grp = 0;
+    for (size_t i = 0; i < nl; i++)
+        if (l[i].account_id == r->account_id) grp = l[i].group_id;
+    for (size_t i = 0; grp && i < nl; i++) {
+        if (l[i].group_id != grp) continue;
         if (RT_GROW(r->members, cap, r->n_members + 1, "group")) {
-            gw_finalize(st);
+            free(l);
             return -1;
         }
-        r->members[r->n_members++] = gw_column_int64(st, 0);
+        r->members[r->n_members++] = l[i].account_id;
     }
-    gw_finalize(st);
+    free(l);
     return 0;
 }
-
 
 static int release_one(gw_db *db, int64_t id, int64_t group_id, const char *note, double now, FILE *out) {
     release_info r = {.account_id = id};

@@ -9,9 +9,11 @@
  *   risk, code     its latest guard_scores row (by clock time, then id)
  *   level          its latest guard_actions row: flag / throttle / suspend, or "released"
  *                  after an operator release; "none" without actions
- *   group          the group id and size of its latest score when size > 1; none after a
- *                  release (the detector forgets the account's links then)
- *   group members  the accounts whose current group is the same
+ *   group          its linked group as guard_groups_read defines it (store.c; the report
+ *                  reads the same): a connected component of the detector's group names,
+ *                  named by the smallest; none from rows before a release (the detector
+ *                  forgets the account's links then)
+ *   group members  the accounts of the same group
  * Accounts and usage come from the gateway (gw_account_list, gw_usage_by_account), as for
  * /admin/api/accounts; one account's view sums only its own ledger rows, the same way, and
  * reads only its group's candidates. The admin routes read through a connection of their own.
@@ -214,6 +216,8 @@ typedef struct {
     int policy_from_server;
     size_t *by_group; /* (n) account indices sorted by (group, id); grouped ones first */
     size_t n_grouped;
+    guard_group_link *links; /* guard_groups_read: the linked groups (ordered by account id) */
+    size_t n_links;
 } snapshot;
 
 static void snapshot_free(snapshot *s) {
@@ -222,6 +226,7 @@ static void snapshot_free(snapshot *s) {
     free(s->st);
     free(s->labels);
     free(s->by_group);
+    free(s->links);
     memset(s, 0, sizeof *s);
 }
 
@@ -285,42 +290,26 @@ static int usage_one_fn(gw_conn *c, void *ud) {
     return gw_usage_of(c, x->id, x->since, x->u);
 }
 
-/* Accounts that were ever scored or acted on in group g (the candidates for its members). */
-typedef struct {
-    snapshot *s;
-    int64_t group;
-    unsigned char *want;
-} cand_ctx;
-
-static int candidates_fn(gw_conn *c, void *ud) {
-    cand_ctx *x = ud;
-    gw_stmt *st = NULL;
-    if (gw_sql_prepare(c,
-                          "SELECT account_id FROM guard_scores WHERE group_id = ?1 UNION "
-                          "SELECT account_id FROM guard_actions WHERE group_id = ?1",
-                          &st, "reading guard_scores"))
-        return -1;
-    gw_bind_int64(st, 1, x->group);
-    int r;
-    while ((r = gw_step(st)) == GW_ROW) {
-        size_t i = acc_index(x->s, gw_column_int64(st, 0));
-        if (i != SIZE_MAX) x->want[i] = 1;
-    }
-    gw_finalize(st);
-    return r == GW_DONE ? 0 : gw_sql_fail(c, "reading guard_scores");
+static int links_fn(gw_conn *c, void *ud) {
+    snapshot *s = ud;
+    return guard_groups_read(c, &s->links, &s->n_links);
 }
 
-/* The account's current group from its state (see the top of the file). */
-static void settle_group(acct_state *a, int64_t account_id) {
-    int released = a->has_action && !strcmp(a->a_action, "release");
-    a->group = 0;
-    a->group_size = 0;
-    if (!released && a->has_score && a->s_group_size > 1 && a->s_group > 0) {
-        a->group = a->s_group;
-        a->group_size = a->s_group_size;
-    } else if (!released && !a->has_score && a->has_action && a->a_group > 0 && a->a_group != account_id) {
-        a->group = a->a_group;
+/* The account's linked group (guard_groups_read, the one definition the report shares; 0: none). */
+static int64_t group_of(const snapshot *s, int64_t id) {
+    size_t a = 0, b = s->n_links;
+    while (a < b) {
+        size_t m = a + (b - a) / 2;
+        if (s->links[m].account_id < id) a = m + 1;
+        else b = m;
     }
+    return a < s->n_links && s->links[a].account_id == id ? s->links[a].group_id : 0;
+}
+
+/* The account's current group; group_size: as its latest score reported it. */
+static void settle_group(const snapshot *s, acct_state *a, int64_t account_id) {
+    a->group = group_of(s, account_id);
+    a->group_size = a->group && a->has_score && a->s_group_size > 1 ? a->s_group_size : 0;
 }
 
 /* Read the accounts, their usage and guard state. only_id > 0: the guard state and usage of
@@ -354,7 +343,7 @@ static int snapshot_read(gw_db *db, double now, int64_t only_id, snapshot *s) {
     s->st = rt_calloc(s->n ? s->n : 1, sizeof *s->st, "guard view accounts");
     s->by_group = rt_malloc_array(s->n ? s->n : 1, sizeof *s->by_group, "guard view groups");
     if (!s->st || !s->by_group) goto fail;
-    if (gw_db_with(db, labels_fn, s)) goto fail_db;
+    if (gw_db_with(db, labels_fn, s) || gw_db_with(db, links_fn, s)) goto fail_db;
     state_ctx x = {s->acc, s->n, s->st, NULL, 0};
     if (only_id <= 0) {
         if (gw_usage_by_account(db, now - 86400.0, &s->usage, &s->n_usage)) goto fail;
@@ -374,19 +363,17 @@ static int snapshot_read(gw_db *db, double now, int64_t only_id, snapshot *s) {
         want[idx] = 1;
         x.want = want;
         if (gw_db_with(db, state_fn, &x)) goto fail_db;
-        settle_group(&s->st[idx], only_id);
-        if (s->st[idx].group) {
+        int64_t grp = group_of(s, only_id);
+        if (grp) { /* the other members of its group */
             memset(want, 0, s->n);
-            cand_ctx cx = {s, s->st[idx].group, want};
-            if (gw_db_with(db, candidates_fn, &cx)) goto fail_db;
-            want[idx] = 0; /* already read */
+            for (size_t k = 0; k < s->n; k++) want[k] = k != idx && group_of(s, s->acc[k].id) == grp;
             if (gw_db_with(db, state_fn, &x)) goto fail_db;
         }
     }
     s->has_tables = x.has_tables;
     for (size_t i = 0; i < s->n; i++) {
         acct_state *a = &s->st[i];
-        settle_group(a, s->acc[i].id);
+        settle_group(s, a, s->acc[i].id);
         a->label = label_of(s, s->acc[i].id);
         if (a->group) s->by_group[s->n_grouped++] = i;
     }

@@ -37,12 +37,15 @@ typedef struct {
     char *name, *status, *reason;
     char *persona, *strategy, *grp; /* simulator labels ("" when unlabelled) */
     int attack;                     /* 1 attacker, 0 benign, -1 unknown */
+    int64_t link;                   /* the guard's linked group (guard_groups_read; 0: none) */
     int64_t requests, served, refused403;
     double tokens;
     double t_susp; /* first enforced suspension (NAN: none) */
     int throttled; /* an enforced throttle at some point */
     char *code, *evidence;
     double risk_susp;
+    double t_thr, risk_thr;                 /* its first enforced throttle (NAN: none) */
+    char *thr_code, *thr_reason, *thr_evidence; /* that throttle's row ("" when none) */
     double risk_max; /* highest guard score (NAN: never scored) */
 } acct;
 
@@ -169,7 +172,10 @@ static int add_account(rep *r, size_t *cap, const gw_account *g, const guard_lab
     a->attack = l ? l->attack : -1;
     a->t_susp = NAN, a->risk_susp = NAN, a->risk_max = NAN;
     a->code = rt_strdup(""), a->evidence = rt_strdup("");
-    if (!a->name || !a->status || !a->reason || !a->persona || !a->strategy || !a->grp || !a->code || !a->evidence)
+    a->t_thr = NAN, a->risk_thr = NAN;
+    a->thr_code = rt_strdup(""), a->thr_reason = rt_strdup(""), a->thr_evidence = rt_strdup("");
+    if (!a->name || !a->status || !a->reason || !a->persona || !a->strategy || !a->grp || !a->code || !a->evidence ||
+        !a->thr_code || !a->thr_reason || !a->thr_evidence)
         return -1;
     return 0;
 }
@@ -196,6 +202,13 @@ static int load_usage_and_actions(rep *r) {
         acct *a = acct_by_id(r, e[i].account_id);
         if (!a) continue;
         a->throttled = e[i].throttled;
+        if (e[i].throttled) {
+            a->t_thr = e[i].t_throttle, a->risk_thr = e[i].throttle_risk;
+            free(a->thr_code), free(a->thr_reason), free(a->thr_evidence);
+            a->thr_code = rt_strdup(e[i].throttle_code), a->thr_reason = rt_strdup(e[i].throttle_reason);
+            a->thr_evidence = rt_strdup(e[i].throttle_evidence);
+            if (!a->thr_code || !a->thr_reason || !a->thr_evidence) rc = -1;
+        }
         if (!isfinite(e[i].t_suspend)) continue;
         a->t_susp = e[i].t_suspend, a->risk_susp = e[i].risk;
         free(a->code), free(a->evidence);
@@ -210,6 +223,19 @@ static int max_risk(void *ud, double t, int64_t account_id, double risk) {
     acct *a = acct_by_id(ud, account_id);
     (void)t;
     if (a && isfinite(risk) && !(a->risk_max >= risk)) a->risk_max = risk;
+    return 0;
+}
+
+/* Each account's linked group, as the dashboard shows it (the one definition in src/defend). */
+static int load_links(rep *r) {
+    guard_group_link *l = NULL;
+    size_t nl = 0;
+    if (guard_groups_read(r->db, &l, &nl)) return -1;
+    for (size_t i = 0; i < nl; i++) {
+        acct *a = acct_by_id(r, l[i].account_id);
+        if (a) a->link = l[i].group_id;
+    }
+    free(l);
     return 0;
 }
 
@@ -228,22 +254,37 @@ static int load_accounts(rep *r) {
         if (!g[i].is_admin && add_account(r, &cap, &g[i], label_of(l, nl, g[i].id))) goto out;
     rc = load_usage_and_actions(r);
     if (!rc && r->have_guard) rc = guard_scores_each(r->db, max_risk, r);
+    if (!rc && r->have_guard) rc = load_links(r);
 out:
     free(g);
     free(l);
     return rc;
 }
 
-/* Attack groups: the simulator's group label, else each suspended account on its own. */
+/* Whether the guard suspended or throttled a (the accounts an unlabelled report investigates). */
+static int acted_on(const acct *a) { return isfinite(a->t_susp) || a->throttled; }
+
+/* Unlabelled: whether a is in a linked group with a member the guard suspended or throttled. */
+static int link_acted(const rep *r, const acct *a) {
+    if (!a->link) return 0;
+    for (size_t i = 0; i < r->na; i++)
+        if (r->a[i].link == a->link && acted_on(&r->a[i])) return 1;
+    return 0;
+}
+
+/* Attack groups: the simulator's group label; unlabelled, the guard's linked group (the
+ * dashboard's), else each account the guard acted on on its own. */
 static int build_groups(rep *r) {
     size_t cap = 0;
     for (size_t i = 0; i < r->na; i++) {
         acct *a = &r->a[i];
         int attack = a->attack;
-        /* unlabelled: an account the guard suspended or throttled is under investigation */
-        if (attack < 0) attack = isfinite(a->t_susp) || a->throttled;
+        /* unlabelled: an account the guard suspended or throttled, or linked to one, is under investigation */
+        if (attack < 0) attack = acted_on(a) || link_acted(r, a);
         if (!attack) continue;
-        const char *gname = *a->grp ? a->grp : a->name;
+        char linked[48];
+        snprintf(linked, sizeof linked, "linked group #%lld", (long long)a->link);
+        const char *gname = *a->grp ? a->grp : a->link ? linked : a->name;
         group *g = NULL;
         for (size_t k = 0; k < r->ng; k++)
             if (!strcmp(r->g[k].name, gname)) g = &r->g[k];
@@ -252,7 +293,10 @@ static int build_groups(rep *r) {
             g = &r->g[r->ng++];
             memset(g, 0, sizeof *g);
             g->name = rt_strdup(gname);
-            g->strategy = rt_strdup(*a->strategy ? a->strategy : isfinite(a->t_susp) ? "suspended" : "throttled");
+            g->strategy = rt_strdup(*a->strategy ? a->strategy
+                                   : a->link           ? "linked by the guard"
+                                   : isfinite(a->t_susp) ? "suspended"
+                                                         : "throttled");
             g->attack = 1;
             g->t_susp = NAN;
             if (!g->name || !g->strategy) goto fail;
@@ -357,7 +401,7 @@ static void rep_free(rep *r) {
     for (size_t i = 0; i < r->na; i++) {
         acct *a = &r->a[i];
         free(a->name), free(a->status), free(a->reason), free(a->persona), free(a->strategy), free(a->grp);
-        free(a->code), free(a->evidence);
+        free(a->code), free(a->evidence), free(a->thr_code), free(a->thr_reason), free(a->thr_evidence);
     }
     free(r->a);
     for (size_t i = 0; i < r->ng; i++) free(r->g[i].name), free(r->g[i].strategy), free(r->g[i].members);
@@ -439,7 +483,7 @@ static void headline_of(const rep *r, headline *h) {
     }
     for (size_t i = 0; i < r->na; i++) {
         h->by_action[action_of(r, &r->a[i])]++;
-        if (r->a[i].attack == 0 || (r->a[i].attack < 0 && !isfinite(r->a[i].t_susp) && !r->a[i].throttled)) {
+        if (r->a[i].attack == 0 || (r->a[i].attack < 0 && !acted_on(&r->a[i]) && !link_acted(r, &r->a[i]))) {
             h->benign++;
             h->benign_susp += isfinite(r->a[i].t_susp) || !strcmp(r->a[i].status, "suspended");
         }
@@ -487,7 +531,7 @@ static int summary_text(const rep *r, rt_buf *o) {
                                h.by_action[ACT_SUSPENDED], h.by_action[ACT_THROTTLED], h.by_action[ACT_FLAGGED], r->na) ||
                  rt_buf_printf(o,
                                "under investigation: %zu account%s in %zu operation%s (suspended or throttled by the "
-                               "guard); %zu other account%s\n",
+                               "guard, or linked by it to such an account); %zu other account%s\n",
                                r->na - h.benign, r->na - h.benign == 1 ? "" : "s", h.groups, h.groups == 1 ? "" : "s",
                                h.benign, h.benign == 1 ? "" : "s");
         if (rc) return -1;
@@ -1019,15 +1063,25 @@ static int sec_chain(rep *r, rt_buf *o) {
             esc(o, g->strategy) || rt_buf_printf(o, "</h3><ol>"))
             return -1;
         /* 1. ledger */
-        if (!g->n_susp) { /* throttled only: what it was served; the throttle's detail is in guard explain */
-            const char *who = r->a[g->members[0]].name;
+        if (!g->n_susp) { /* throttled only: what it was served, and the first throttle's stored row */
+            const acct *thr = NULL;
+            for (size_t j = 0; j < g->n; j++) {
+                const acct *a = &r->a[g->members[j]];
+                if (isfinite(a->t_thr) && (!thr || a->t_thr < thr->t_thr)) thr = a;
+            }
+            char tt[64];
+            fmt_time(tt, sizeof tt, r, thr ? thr->t_thr : NAN);
             if (rt_buf_printf(o,
                               "<li><b>Ledger.</b> %zu account%s, %zu throttled by the guard and not suspended: "
-                              "%lld requests served, %.0f completion tokens in all. The signals behind the "
-                              "throttle: <code>retort guard explain ",
+                              "%lld requests served, %.0f completion tokens in all. First throttle: ",
                               g->n, g->n == 1 ? "" : "s", g->n_throttled, (long long)g->served_total,
                               g->tokens_total) ||
-                esc(o, who) || rt_buf_printf(o, "</code>."))
+                esc(o, thr ? thr->name : r->a[g->members[0]].name) ||
+                rt_buf_printf(o, " at %s (reason code <code>", tt) || esc(o, thr ? thr->thr_code : "") ||
+                rt_buf_printf(o, "</code>, risk %.2f): ", thr ? thr->risk_thr : NAN) ||
+                esc(o, thr ? thr->thr_reason : "") ||
+                rt_buf_printf(o, ". <details><summary>stored evidence (JSON)</summary><pre class=mono>") ||
+                esc_json(o, thr ? thr->thr_evidence : "") || rt_buf_printf(o, "</pre></details>"))
                 return -1;
         } else if (rt_buf_printf(o, "<li><b>Ledger.</b> %zu account%s, %zu suspended at %s (reason code <code>", g->n,
                           g->n == 1 ? "" : "s", g->n_susp, t) ||
