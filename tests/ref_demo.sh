@@ -78,6 +78,10 @@ for name, path, sha in db.execute("SELECT name, path, sha256 FROM report_models"
     assert hashlib.sha256(open(path, "rb").read()).hexdigest() == sha, name
 row = db.execute("SELECT loss, trained_on FROM report_models WHERE guard = 'off-antidistill'").fetchone()
 assert row and abs(row[0] - ad) < 5e-4 and "antidistillation" in row[1], row
+note = db.execute("SELECT value FROM report_meta WHERE key = 'antidistillation'").fetchone()[0]
+m = re.search(r"served: (\d+\.\d+) nats/token antidistilled, (\d+\.\d+) plain", note)
+assert m and all(math.isfinite(float(x)) and 0 < float(x) < 10 for x in m.groups()), note
+assert note in plain, "the report shows the antidistillation settings and the teacher's loss on its text"
 row = db.execute("SELECT loss FROM report_models WHERE guard = 'off-regenerated'").fetchone()
 assert row and abs(row[0] - regen) < 5e-4, row
 assert "student (guard off, antidistilled)" in plain, "the report's model table lists the antidistilled student"

@@ -8,7 +8,8 @@
  *   clock; the guard suspends them and each keeps what it got; 5. an unprotected day: the
  *   same attackers against the same server with the guard off (the control); 6. students:
  *   `sft` on the pooled harvest with and without the guard, and a clean control student on
- *   unwatermarked corpus text of the same size; 7. eval (held-out loss, KL, top-1 agreement
+ *   unwatermarked corpus text of the same size; the unguarded harvest's prompts answered again
+ *   with antidistillation sampling and, as its control, plainly, and a student on each; 7. eval (held-out loss, KL, top-1 agreement
  *   with the teacher); 8. radioactivity of each student with control keys; 9. the evidence
  *   report and a five-line summary.
  *
@@ -67,7 +68,7 @@ static const preset preset_full = {
     .day = "full-day.json",
     .control = "full-control.json",
     .eval_windows = 64, .radio_prompts = 96, .radio_tokens = 64, .controls = 20, .radio_open = 1,
-    .adist_lambda = "0.05",
+    .adist_lambda = "0.5",
     .est = {1, 120, 20, 30, 20, 50, 15, 40, 2},
 };
 
@@ -82,7 +83,7 @@ static const preset preset_quick = {
     .day = "quick-day.json",
     .control = "quick-control.json",
     .eval_windows = 16, .radio_prompts = 64, .radio_tokens = 64, .controls = 10, .radio_open = 1,
-    .adist_lambda = "0.05",
+    .adist_lambda = "0.5",
     .est = {1, 5, 2, 3, 4, 3, 1, 2, 1},
 };
 
@@ -101,6 +102,7 @@ typedef struct {
     size_t n_steps;
     pid_t server;
     int verbose;
+    char adist_note[512]; /* the report's "antidistillation" entry (set by the students stage) */
     double t_start;
 } demo;
 
@@ -611,6 +613,28 @@ static int regenerate_harvest(demo *d, const char *prompts, const char *teacher,
     return rc;
 }
 
+/* The teacher's mean loss (nats/token) on a data file's completions: what antidistillation costs
+ * the text's quality, as the teacher itself judges it. */
+static int teacher_loss_on(demo *d, const char *teacher, const char *data, const char *json_out, double *loss) {
+    char th[24];
+    char *sink = path_in(d, "logs/eval.stdout");
+    int rc = sink ? run(d,
+                        A("eval", "--model", (char *)teacher, "--data", (char *)data, "--threads", SZ(th, d->threads),
+                          "--json-out", (char *)json_out),
+                        sink)
+                  : -1;
+    free(sink);
+    if (rc) return -1;
+    json_error_t e;
+    json_t *j = json_load_file(json_out, 0, &e);
+    if (!j) return RT_FAIL("%s:%d: %s", json_out, e.line, e.text);
+    json_t *l = json_object_get(j, "loss");
+    *loss = json_is_number(l) ? json_number_value(l) : NAN;
+    json_decref(j);
+    if (!isfinite(*loss)) return RT_FAIL("%s: no finite \"loss\"", json_out);
+    return 0;
+}
+
 static int sft(demo *d, const char *data, const char *teacher, const char *out) {
     const preset *p = d->p;
     char dm[24], l[24], h[24], k[24], f[24], t[24], b[24], s[24], th[24];
@@ -781,7 +805,7 @@ static int record_evidence(demo *d, const paths *P, const hfile *hon, size_t non
     if (report_meta_set(db, "title", "Evidence report: the retort demo — a served model, its harvesters, and "
                                      "the students they built") ||
         report_meta_set(db, "reproduce with", buf) || report_meta_set(db, "corpus", d->corpus) ||
-        report_meta_set(db, "preset", d->p->name) ||
+        report_meta_set(db, "preset", d->p->name) || report_meta_set(db, "antidistillation", d->adist_note) ||
         report_meta_set(db, "unprotected run's ledger", P->db_off))
         goto done;
     rc = 0;
@@ -860,6 +884,18 @@ static int demo_run(demo *d) {
         regenerate_harvest(d, P.data_off, P.teacher, P.key, NULL, P.data_regen) ||
         sft(d, P.data_adist, P.teacher, P.m_adist) || sft(d, P.data_regen, P.teacher, P.m_regen))
         goto done;
+    {
+        char ja[4200], jr[4200];
+        double la, lr;
+        snprintf(ja, sizeof ja, "%s/eval-teacher-on-antidistilled.json", P.stud);
+        snprintf(jr, sizeof jr, "%s/eval-teacher-on-regenerated.json", P.stud);
+        if (teacher_loss_on(d, P.teacher, P.data_adist, ja, &la) || teacher_loss_on(d, P.teacher, P.data_regen, jr, &lr))
+            goto done;
+        snprintf(d->adist_note, sizeof d->adist_note,
+                 "lambda %s, eps 0.01, proxy: the teacher, task: %s (held-out corpus text); the teacher's own loss on "
+                 "the text it served: %.3f nats/token antidistilled, %.3f plain (same prompts, sampler and seed)",
+                 p->adist_lambda, P.adist_task, la, lr);
+    }
 
     stage_begin(d, 6);
     {
@@ -944,7 +980,8 @@ int cmd_demo(int argc, char **argv) {
         "(bulk, log-prob, slow-and-low, template, mimicry, a sybil group, corpus walk) on an\n"
         "accelerated clock; the guard suspends them and each keeps what it got; the same attackers\n"
         "harvest the same server with the guard off (the control); students are distilled (sft)\n"
-        "from both harvests and from clean text; each is evaluated and tested for the watermark\n"
+        "from both harvests and from clean text, and from the unguarded harvest's prompts answered\n"
+        "again with antidistillation sampling and plainly; each is evaluated and tested for the watermark\n"
         "(radioactivity, with control keys); then the evidence report. Ends with the report's path\n"
         "and a five-line summary. Every step is an ordinary retort command, listed in the report."};
     int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
