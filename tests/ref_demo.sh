@@ -45,7 +45,14 @@ on = float(m.group(1)) * (1000 if m.group(2) else 1)
 off = float(m.group(3)) * (1000 if m.group(4) else 1)
 assert 0 < on < off, summary[2]
 losses = [float(x) for x in re.findall(r"loss (\d+\.\d+)", summary[3])]
-assert len(losses) == 3 and all(math.isfinite(x) and 0 < x < 10 for x in losses), summary[3]
+assert len(losses) == 5 and all(math.isfinite(x) and 0 < x < 10 for x in losses), summary[3]
+# the unguarded harvest served again with antidistillation: its student's loss and the gap vs
+# the student of the same prompts regenerated plainly (printed to 3 places: their difference)
+m = re.search(r"without \(teacher loss [0-9.]+\); antidistilled outputs: student loss (\d+\.\d+) "
+              r"\(([+-]\d+\.\d+) vs plain, loss (\d+\.\d+)\)$", summary[3])
+assert m, summary[3]
+ad, gap, regen = map(float, m.groups())
+assert math.isfinite(gap) and abs(ad - regen - gap) <= 0.0015, (ad, regen, gap)
 m = re.match(r"radioactivity \(closed mode\): student without guard p = ([0-9.e+-]+) \(detected\); .*"
              r"clean control p = ([0-9.e+-]+)$", summary[4])
 assert m, "the unprotected student must be detected and the control not: " + summary[4]
@@ -69,6 +76,22 @@ for name, path, sha, n in db.execute("SELECT name, path, sha256, lines FROM repo
     assert data.count(b"\n") == n, name
 for name, path, sha in db.execute("SELECT name, path, sha256 FROM report_models"):
     assert hashlib.sha256(open(path, "rb").read()).hexdigest() == sha, name
+row = db.execute("SELECT loss, trained_on FROM report_models WHERE guard = 'off-antidistill'").fetchone()
+assert row and abs(row[0] - ad) < 5e-4 and "antidistillation" in row[1], row
+note = db.execute("SELECT value FROM report_meta WHERE key = 'antidistillation'").fetchone()[0]
+m = re.search(r"served: (\d+\.\d+) nats/token antidistilled, (\d+\.\d+) plain", note)
+assert m and all(math.isfinite(float(x)) and 0 < float(x) < 10 for x in m.groups()), note
+assert note in plain, "the report shows the antidistillation settings and the teacher's loss on its text"
+row = db.execute("SELECT loss FROM report_models WHERE guard = 'off-regenerated'").fetchone()
+assert row and abs(row[0] - regen) < 5e-4, row
+assert "student (guard off, antidistilled)" in plain, "the report's model table lists the antidistilled student"
+# the antidistilled data answers exactly the unguarded harvest's prompts, with other text somewhere
+pl = [json.loads(l) for l in open(f"{d}/demo/students/harvest-guard-off.jsonl")]
+an = [json.loads(l) for l in open(f"{d}/demo/students/harvest-guard-off-antidistill.jsonl")]
+rg = [json.loads(l) for l in open(f"{d}/demo/students/harvest-guard-off-regenerated.jsonl")]
+assert [x["prompt"] for x in pl] == [x["prompt"] for x in an] == [x["prompt"] for x in rg]
+# same sampler and seed: the shift (lambda > 0) is what changes tokens
+assert sum(x["completion"] != y["completion"] for x, y in zip(rg, an)) > len(an) // 10
 # every harvested completion of the protected run was served to an account the guard later suspended
 served = {r[0] for r in db.execute(
     "SELECT u.output_hash FROM usage u JOIN accounts a ON a.id = u.account_id WHERE u.status = 200 AND a.status = 'suspended'")}

@@ -125,10 +125,21 @@ static void test_summary_and_html(void) {
           0);
     CHECK(report_test_put(db, "student", "not json", NULL) != 0);
     CHECK(report_meta_set(db, "step.001", "retort demo --quick") == 0);
+    /* the demo's antidistillation step (issue 15): the unguarded student, the student of the same
+     * prompts answered with antidistillation and plainly; the gap is against the plain one (by
+     * hand: 4.935 - 4.804 = +0.131) */
+    CHECK(gw_sql_exec(db,
+                      "INSERT INTO report_models(name, role, guard, path, sha256, params, trained_on, loss, added_at) "
+                      "VALUES('st-off', 'student', 'off', 'o.gguf', '', 1, '', 4.8, 0),"
+                      "('st-ad', 'student', 'off-antidistill', 'a.gguf', '', 1, '', 4.935, 0),"
+                      "('st-rg', 'student', 'off-regenerated', 'r.gguf', '', 1, '', 4.804, 0)",
+                      "report_models") == 0);
     char *s = NULL;
     CHECK(report_summary(db, &s) == 0);
     if (s) {
         fputs(s, stderr);
+        CHECK(strstr(s, "; loss 4.800 without; antidistilled outputs: student loss 4.935 (+0.131 vs plain, loss "
+                        "4.804)\n") != NULL);
         /* two operations (mallory; the sybil pair), 3 accounts, both caught; alice not */
         CHECK(strstr(s, "attackers suspended: 2 of 2 harvesting operations (3 accounts") == s);
         CHECK(strstr(s, "benign accounts suspended: 0 of 1 ") != NULL);

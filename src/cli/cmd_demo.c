@@ -8,7 +8,8 @@
  *   clock; the guard suspends them and each keeps what it got; 5. an unprotected day: the
  *   same attackers against the same server with the guard off (the control); 6. students:
  *   `sft` on the pooled harvest with and without the guard, and a clean control student on
- *   unwatermarked corpus text of the same size; 7. eval (held-out loss, KL, top-1 agreement
+ *   unwatermarked corpus text of the same size; the unguarded harvest's prompts answered again
+ *   with antidistillation sampling and, as its control, plainly, and a student on each; 7. eval (held-out loss, KL, top-1 agreement
  *   with the teacher); 8. radioactivity of each student with control keys; 9. the evidence
  *   report and a five-line summary.
  *
@@ -52,6 +53,7 @@ typedef struct {
     const char *calib, *day, *control;
     size_t eval_windows, radio_prompts, radio_tokens, controls;
     int radio_open; /* also test in open mode (reading human text) */
+    const char *adist_lambda; /* antidistillation's λ for the unguarded harvest served again (docs/demo.md) */
     double est[9]; /* seconds per stage on 2 cores (the teacher's and calibration's only when trained) */
 } preset;
 
@@ -66,6 +68,7 @@ static const preset preset_full = {
     .day = "full-day.json",
     .control = "full-control.json",
     .eval_windows = 64, .radio_prompts = 96, .radio_tokens = 64, .controls = 20, .radio_open = 1,
+    .adist_lambda = "0.5",
     .est = {1, 120, 20, 30, 20, 50, 15, 40, 2},
 };
 
@@ -80,6 +83,7 @@ static const preset preset_quick = {
     .day = "quick-day.json",
     .control = "quick-control.json",
     .eval_windows = 16, .radio_prompts = 64, .radio_tokens = 64, .controls = 10, .radio_open = 1,
+    .adist_lambda = "0.5",
     .est = {1, 5, 2, 3, 4, 3, 1, 2, 1},
 };
 
@@ -98,6 +102,7 @@ typedef struct {
     size_t n_steps;
     pid_t server;
     int verbose;
+    char adist_note[512]; /* the report's "antidistillation" entry (set by the students stage) */
     double t_start;
 } demo;
 
@@ -436,6 +441,27 @@ static int write_human(const corpus_lines *c, const char *out) {
     return rc;
 }
 
+/* The antidistillation task: held-out corpus text, the text the harvester's student is scored on
+ * and so the text the defender protects. `eval --split val` (like train) holds out every 20th
+ * 32 KiB chunk, each ending at the last newline before its end (so chunk 19 starts within a line
+ * or so of byte 19 * 32 KiB per chunk); this takes whole lines from well inside chunk 19. */
+static int write_adist_task(const char *corpus, const char *out) {
+    const size_t chunk = 32 * 1024, lo = 19 * chunk + 4096, hi = 20 * chunk - 4096;
+    char *text = NULL;
+    size_t len = 0;
+    if (rt_read_file(corpus, &text, &len)) return -1;
+    if (len < hi) {
+        free(text);
+        return RT_FAIL("%s: %zu bytes, too short for a held-out antidistillation task (needs %zu)", corpus, len, hi);
+    }
+    const char *s = memchr(text + lo, '\n', hi - lo), *e = text + hi;
+    while (e > s && e[-1] != '\n') e--;
+    int rc = s && e > s + 1 ? rt_write_file_atomic(out, s + 1, (size_t)(e - s - 1))
+                            : RT_FAIL("%s: no whole lines in the held-out chunk", corpus);
+    free(text);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- stages */
 
 #define A(...) ((char *[]){NULL, __VA_ARGS__, NULL})
@@ -566,6 +592,49 @@ done:
     return rc;
 }
 
+/* The unguarded harvest served again: the same prompts, the same teacher and watermark, the same
+ * sampler and seed; with `task`, antidistillation sampling with the teacher itself as the proxy
+ * and the held-out task (write_adist_task); without, plainly (the like-for-like control, since
+ * the harvesters asked the server for a mix of temperatures). */
+static int regenerate_harvest(demo *d, const char *prompts, const char *teacher, const char *key, const char *task,
+                              const char *out) {
+    char mt[24], th[24];
+    char *log = path_in(d, task ? "logs/antidistill.stdout" : "logs/regenerate.stdout");
+    char **argv = task ? A("data", "generate", "--model", (char *)teacher, "--prompts", (char *)prompts,
+                           "--max-tokens", SZ(mt, d->p->max_tokens), "--watermark-key-file", (char *)key,
+                           "--antidistill-proxy", (char *)teacher, "--antidistill-task", (char *)task,
+                           "--antidistill-lambda", (char *)d->p->adist_lambda, "--threads", SZ(th, d->threads),
+                           "--quiet", "--out", (char *)out)
+                       : A("data", "generate", "--model", (char *)teacher, "--prompts", (char *)prompts,
+                           "--max-tokens", SZ(mt, d->p->max_tokens), "--watermark-key-file", (char *)key,
+                           "--threads", SZ(th, d->threads), "--quiet", "--out", (char *)out);
+    int rc = log ? run(d, argv, log) : -1;
+    free(log);
+    return rc;
+}
+
+/* The teacher's mean loss (nats/token) on a data file's completions: what antidistillation costs
+ * the text's quality, as the teacher itself judges it. */
+static int teacher_loss_on(demo *d, const char *teacher, const char *data, const char *json_out, double *loss) {
+    char th[24];
+    char *sink = path_in(d, "logs/eval.stdout");
+    int rc = sink ? run(d,
+                        A("eval", "--model", (char *)teacher, "--data", (char *)data, "--threads", SZ(th, d->threads),
+                          "--json-out", (char *)json_out),
+                        sink)
+                  : -1;
+    free(sink);
+    if (rc) return -1;
+    json_error_t e;
+    json_t *j = json_load_file(json_out, 0, &e);
+    if (!j) return RT_FAIL("%s:%d: %s", json_out, e.line, e.text);
+    json_t *l = json_object_get(j, "loss");
+    *loss = json_is_number(l) ? json_number_value(l) : NAN;
+    json_decref(j);
+    if (!isfinite(*loss)) return RT_FAIL("%s: no finite \"loss\"", json_out);
+    return 0;
+}
+
 static int sft(demo *d, const char *data, const char *teacher, const char *out) {
     const preset *p = d->p;
     char dm[24], l[24], h[24], k[24], f[24], t[24], b[24], s[24], th[24];
@@ -643,7 +712,8 @@ static int find_corpus(demo *d, char *buf, size_t cap) {
 
 typedef struct {
     char *key, *teacher, *reference, *db_on, *db_off, *sum_on, *sum_off, *hv_on, *hv_off, *stud, *data_on,
-        *data_off, *data_clean, *m_on, *m_off, *m_clean, *prompts, *human, *report, *logs;
+        *data_off, *data_clean, *m_on, *m_off, *m_clean, *prompts, *human, *report, *logs, *adist_task, *data_adist,
+        *m_adist, *data_regen, *m_regen;
 } paths;
 
 static int paths_make(const demo *d, paths *P) {
@@ -653,10 +723,14 @@ static int paths_make(const demo *d, paths *P) {
                            "students", "students/harvest-guard-on.jsonl", "students/harvest-guard-off.jsonl",
                            "students/clean-corpus.jsonl", "students/student-guard-on.gguf",
                            "students/student-guard-off.gguf", "students/student-clean.gguf",
-                           "radioactivity-prompts.jsonl", "radioactivity-human.txt", "report.html", "logs"};
+                           "radioactivity-prompts.jsonl", "radioactivity-human.txt", "report.html", "logs",
+                           "students/antidistill-task.txt", "students/harvest-guard-off-antidistill.jsonl",
+                           "students/student-guard-off-antidistill.gguf", "students/harvest-guard-off-regenerated.jsonl",
+                           "students/student-guard-off-regenerated.gguf"};
     char **dst[] = {&P->key, &P->teacher, &P->reference, &P->db_on, &P->db_off, &P->sum_on, &P->sum_off, &P->hv_on,
                     &P->hv_off, &P->stud, &P->data_on, &P->data_off, &P->data_clean, &P->m_on, &P->m_off,
-                    &P->m_clean, &P->prompts, &P->human, &P->report, &P->logs};
+                    &P->m_clean, &P->prompts, &P->human, &P->report, &P->logs, &P->adist_task, &P->data_adist,
+                    &P->m_adist, &P->data_regen, &P->m_regen};
     for (size_t i = 0; i < RT_ARRAY_LEN(names); i++)
         if (!(*dst[i] = path_in(d, names[i]))) return -1;
     return 0;
@@ -689,7 +763,8 @@ static int record_evidence(demo *d, const paths *P, const hfile *hon, size_t non
             if (rt_buf_printf(nb, "%s%s", nb->len ? "," : "", buf)) goto done;
         }
     }
-    char log_t[4200], log_on[4200], log_off[4200], log_cl[4200], ev_t[4200], ev_on[4200], ev_off[4200], ev_cl[4200];
+    char log_t[4200], log_on[4200], log_off[4200], log_cl[4200], ev_t[4200], ev_on[4200], ev_off[4200], ev_cl[4200],
+        log_ad[4200], ev_ad[4200], trained_ad[256], log_rg[4200], ev_rg[4200];
     snprintf(log_t, sizeof log_t, "%s.log.jsonl", P->teacher);
     snprintf(log_on, sizeof log_on, "%s.log.jsonl", P->m_on);
     snprintf(log_off, sizeof log_off, "%s.log.jsonl", P->m_off);
@@ -698,13 +773,25 @@ static int record_evidence(demo *d, const paths *P, const hfile *hon, size_t non
     snprintf(ev_on, sizeof ev_on, "%s/eval-guard-on.json", P->stud);
     snprintf(ev_off, sizeof ev_off, "%s/eval-guard-off.json", P->stud);
     snprintf(ev_cl, sizeof ev_cl, "%s/eval-clean.json", P->stud);
-    report_model_spec ms[4] = {
+    snprintf(log_ad, sizeof log_ad, "%s.log.jsonl", P->m_adist);
+    snprintf(ev_ad, sizeof ev_ad, "%s/eval-antidistill.json", P->stud);
+    snprintf(log_rg, sizeof log_rg, "%s.log.jsonl", P->m_regen);
+    snprintf(ev_rg, sizeof ev_rg, "%s/eval-regenerated.json", P->stud);
+    snprintf(trained_ad, sizeof trained_ad,
+             "the unguarded harvest's prompts answered again with antidistillation sampling (lambda %s)",
+             d->p->adist_lambda);
+    report_model_spec ms[6] = {
         {"teacher", "teacher", "", P->teacher, "the corpus", rt_file_exists(log_t) ? log_t : NULL, ev_t, NULL},
         {"student (guard on)", "student", "on", P->m_on, on_names.data, log_on, ev_on, NULL},
         {"student (guard off)", "student", "off", P->m_off, off_names.data, log_off, ev_off, NULL},
         {"clean control student", "control", "", P->m_clean, "unwatermarked corpus text", log_cl, ev_cl, NULL},
+        {"student (guard off, antidistilled)", "student", "off-antidistill", P->m_adist, trained_ad, log_ad, ev_ad,
+         NULL},
+        {"student (guard off, regenerated plainly)", "student", "off-regenerated", P->m_regen,
+         "the unguarded harvest's prompts answered again by plain sampling (the antidistilled student's control)",
+         log_rg, ev_rg, NULL},
     };
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 6; i++)
         if (report_model_put(db, &ms[i])) goto done;
     for (int i = 0; i < 6; i++)
         if (radio_json[i] && report_test_put(db, ms[i % 3 + 1].name, radio_json[i], NULL)) goto done;
@@ -718,7 +805,7 @@ static int record_evidence(demo *d, const paths *P, const hfile *hon, size_t non
     if (report_meta_set(db, "title", "Evidence report: the retort demo — a served model, its harvesters, and "
                                      "the students they built") ||
         report_meta_set(db, "reproduce with", buf) || report_meta_set(db, "corpus", d->corpus) ||
-        report_meta_set(db, "preset", d->p->name) ||
+        report_meta_set(db, "preset", d->p->name) || report_meta_set(db, "antidistillation", d->adist_note) ||
         report_meta_set(db, "unprotected run's ledger", P->db_off))
         goto done;
     rc = 0;
@@ -791,16 +878,37 @@ static int demo_run(demo *d) {
     if (sft(d, P.data_on, P.teacher, P.m_on) || sft(d, P.data_off, P.teacher, P.m_off) ||
         sft(d, P.data_clean, P.teacher, P.m_clean))
         goto done;
+    fprintf(stderr, "  the unguarded harvest served again with antidistillation sampling (lambda %s)\n", p->adist_lambda);
+    if (write_adist_task(d->corpus, P.adist_task) ||
+        regenerate_harvest(d, P.data_off, P.teacher, P.key, P.adist_task, P.data_adist) ||
+        regenerate_harvest(d, P.data_off, P.teacher, P.key, NULL, P.data_regen) ||
+        sft(d, P.data_adist, P.teacher, P.m_adist) || sft(d, P.data_regen, P.teacher, P.m_regen))
+        goto done;
+    {
+        char ja[4200], jr[4200];
+        double la, lr;
+        snprintf(ja, sizeof ja, "%s/eval-teacher-on-antidistilled.json", P.stud);
+        snprintf(jr, sizeof jr, "%s/eval-teacher-on-regenerated.json", P.stud);
+        if (teacher_loss_on(d, P.teacher, P.data_adist, ja, &la) || teacher_loss_on(d, P.teacher, P.data_regen, jr, &lr))
+            goto done;
+        snprintf(d->adist_note, sizeof d->adist_note,
+                 "lambda %s, eps 0.01, proxy: the teacher, task: %s (held-out corpus text); the teacher's own loss on "
+                 "the text it served: %.3f nats/token antidistilled, %.3f plain (same prompts, sampler and seed)",
+                 p->adist_lambda, P.adist_task, la, lr);
+    }
 
     stage_begin(d, 6);
     {
-        char e[4][4200];
+        char e[6][4200];
         snprintf(e[0], sizeof e[0], "%s/eval-teacher.json", P.stud);
         snprintf(e[1], sizeof e[1], "%s/eval-guard-on.json", P.stud);
         snprintf(e[2], sizeof e[2], "%s/eval-guard-off.json", P.stud);
         snprintf(e[3], sizeof e[3], "%s/eval-clean.json", P.stud);
+        snprintf(e[4], sizeof e[4], "%s/eval-antidistill.json", P.stud);
+        snprintf(e[5], sizeof e[5], "%s/eval-regenerated.json", P.stud);
         if (eval_model(d, P.teacher, NULL, e[0]) || eval_model(d, P.m_on, P.teacher, e[1]) ||
-            eval_model(d, P.m_off, P.teacher, e[2]) || eval_model(d, P.m_clean, P.teacher, e[3]))
+            eval_model(d, P.m_off, P.teacher, e[2]) || eval_model(d, P.m_clean, P.teacher, e[3]) ||
+            eval_model(d, P.m_adist, P.teacher, e[4]) || eval_model(d, P.m_regen, P.teacher, e[5]))
             goto done;
     }
 
@@ -872,7 +980,8 @@ int cmd_demo(int argc, char **argv) {
         "(bulk, log-prob, slow-and-low, template, mimicry, a sybil group, corpus walk) on an\n"
         "accelerated clock; the guard suspends them and each keeps what it got; the same attackers\n"
         "harvest the same server with the guard off (the control); students are distilled (sft)\n"
-        "from both harvests and from clean text; each is evaluated and tested for the watermark\n"
+        "from both harvests and from clean text, and from the unguarded harvest's prompts answered\n"
+        "again with antidistillation sampling and plainly; each is evaluated and tested for the watermark\n"
         "(radioactivity, with control keys); then the evidence report. Ends with the report's path\n"
         "and a five-line summary. Every step is an ordinary retort command, listed in the report."};
     int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);

@@ -456,6 +456,8 @@ typedef struct {
     size_t by_action[4]; /* accounts per act_kind */
     double tok_on, tok_off;
     const mrow *teacher, *st_on, *st_off, *st_clean;
+    const mrow *st_adist; /* guard "off-antidistill": the unguarded harvest served again with antidistillation */
+    const mrow *st_regen; /* guard "off-regenerated": the same, plain sampling (its control) */
     const trow *t_on, *t_off, *t_clean;
 } headline;
 
@@ -498,6 +500,8 @@ static void headline_of(const rep *r, headline *h) {
         else if (!strcmp(m->role, "control")) h->st_clean = m;
         else if (!strcmp(m->guard, "on")) h->st_on = m;
         else if (!strcmp(m->guard, "off")) h->st_off = m;
+        else if (!strcmp(m->guard, "off-antidistill")) h->st_adist = m;
+        else if (!strcmp(m->guard, "off-regenerated")) h->st_regen = m;
     }
     if (h->st_on) h->t_on = best_test(r, h->st_on->name);
     if (h->st_off) h->t_off = best_test(r, h->st_off->name);
@@ -559,10 +563,14 @@ static int summary_text(const rep *r, rt_buf *o) {
     fmt_quality(d, sizeof d, h.st_off);
     if (!rc) {
         if (h.teacher && isfinite(h.teacher->loss))
-            rc = rt_buf_printf(o, "attacker's student: %s with the guard; %s without (teacher loss %.3f)\n", c, d,
+            rc = rt_buf_printf(o, "attacker's student: %s with the guard; %s without (teacher loss %.3f)", c, d,
                                h.teacher->loss);
         else
-            rc = rt_buf_printf(o, "attacker's student: %s with the guard; %s without\n", c, d);
+            rc = rt_buf_printf(o, "attacker's student: %s with the guard; %s without", c, d);
+        if (!rc && h.st_adist && h.st_regen)
+            rc = rt_buf_printf(o, "; antidistilled outputs: student loss %.3f (%+.3f vs plain, loss %.3f)",
+                               h.st_adist->loss, h.st_adist->loss - h.st_regen->loss, h.st_regen->loss);
+        if (!rc) rc = rt_buf_printf(o, "\n");
     }
     fmt_p(a, sizeof a, h.t_off);
     fmt_p(b, sizeof b, h.t_on);
