@@ -18,6 +18,7 @@
 #include "model/model.h"
 #include "testlib.h"
 
+#include <string.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -413,7 +414,82 @@ static void test_quantized_model(void) {
     unlink(fq);
 }
 
+/* Prefill n tokens at max_rows rows per run, every position's logits. */
+static void prefill_logits(model *m, const int32_t *toks, size_t n, size_t rows, float *out) {
+    decoder d;
+    kv_cache kc;
+    CHECK_OK(decoder_init(&d, m, rows));
+    CHECK_OK(kv_cache_init(&kc, &m->cfg, 16));
+    CHECK_OK(decoder_prefill(&d, &kc, toks, n, NULL, out));
+    kv_cache_free(&kc);
+    decoder_free(&d);
+}
+
+/* model_load_decode_only: no fp32 copy of the block matrices, the same decode bits as model_load
+ * on the same file (each type, tied and untied), big prefill chunks close to model_load's GEMM,
+ * an F32 file decodes the same, and training / forward / saving refuse by name. */
+static void test_decode_only_model(void) {
+    const uint32_t types[] = {QTYPE_Q4_0, QTYPE_Q8_0, QTYPE_Q4_K, QTYPE_Q5_K, QTYPE_Q6_K, QTYPE_Q8_0};
+    const int32_t toks[12] = {1, 7, 63, 0, 22, 5, 9, 41, 2, 60, 33, 17};
+    static float la[12 * 64], lb[12 * 64];
+    char f32[256], fq[256], never[256]; /* tmp_path's buffers rotate */
+    snprintf(f32, sizeof f32, "%s", tmp_path("d32.gguf"));
+    snprintf(fq, sizeof fq, "%s", tmp_path("dq.gguf"));
+    snprintf(never, sizeof never, "%s", tmp_path("never.gguf"));
+    for (size_t k = 0; k <= RT_ARRAY_LEN(types); k++) {
+        int tied = k == RT_ARRAY_LEN(types) - 1, is_f32 = k == RT_ARRAY_LEN(types);
+        model_config c = {.dim = 256, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ffn_dim = 256, .vocab_size = 64,
+                          .ctx_len = 16, .norm_eps = 1e-5f, .rope_base = 10000.0f, .tied = tied, .arch = MODEL_ARCH_QWEN2};
+        model *m = NULL;
+        CHECK_OK(model_create(&m, &c, NULL));
+        if (!m) return;
+        model_init_weights(m, 5 + k);
+        for (size_t i = 0; i < 3 * 256; i++) m->w.layers[0].bq[i] = 0.01f * (float)(i % 7); /* non-zero biases */
+        CHECK_OK(model_save(m, f32));
+        model_free(m);
+        const char *file = is_f32 ? f32 : fq;
+        if (!is_f32) CHECK_OK(gguf_quantize_file(f32, fq, (gguf_dtype)types[k], NULL));
+        model *full = NULL, *dec = NULL;
+        CHECK_OK(model_load(&full, file));
+        CHECK_OK(model_load_decode_only(&dec, file));
+        if (!full || !dec) {
+            model_free(full), model_free(dec);
+            continue;
+        }
+        const char *tn = is_f32 ? "f32" : qtype_name(types[k]);
+        CHECK(dec->decode_only && !full->decode_only && dec->n_params == full->n_params);
+        CHECK(dec->w.layers[1].attn_norm && dec->w.output_norm && dec->w.layers[0].bq);
+        if (!is_f32) {
+            CHECK_MSG(!dec->w.token_embd && !dec->w.output && !dec->w.layers[1].wq && !dec->w.layers[1].w_gate &&
+                          !dec->w.layers[1].wo && !dec->w.layers[1].w_down,
+                      "%s: a block matrix has an fp32 copy", tn);
+        } else {
+            CHECK(dec->w.token_embd && dec->w.layers[1].wq && dec->quant == NULL);
+        }
+        decode_logits(full, toks, 6, la);
+        decode_logits(dec, toks, 6, lb);
+        CHECK_MSG(memcmp(la, lb, 6 * 64 * sizeof(float)) == 0, "%s%s: decode-only logits differ from model_load's",
+                  tn, tied ? " (tied)" : "");
+        prefill_logits(full, toks, 12, 12, la); /* 12 rows > QUANT_MATMUL_MAX_ROWS: GEMM vs blocks */
+        prefill_logits(dec, toks, 12, 12, lb);
+        double md = 0, tol = is_f32 || quant_matmul_exact(types[k]) ? 1e-4 : 0.1;
+        for (int i = 0; i < 12 * 64; i++) md = fmax(md, fabs((double)la[i] - lb[i]));
+        CHECK_MSG(md < tol, "%s: 12-row prefill, decode-only vs model_load: max |diff| %g", tn, md);
+        int32_t in[4] = {1, 2, 3, 4};
+        CHECK(model_forward(dec, in, 1, 4) == NULL);
+        CHECK_MSG(strstr(rt_errmsg(), "model_forward") && strstr(rt_errmsg(), "model_load"), "message: %s",
+                  rt_errmsg());
+        CHECK(model_backward(dec) == -1 && strstr(rt_errmsg(), "model_backward"));
+        CHECK(model_save(dec, never) == -1 && strstr(rt_errmsg(), "model_to_gguf"));
+        CHECK(access(never, F_OK) != 0);
+        model_free(full);
+        model_free(dec);
+    }
+    unlink(f32);
+    unlink(fq);
+}
+
 TEST_MAIN("quant", TEST_CASE(test_table), TEST_CASE(test_hand_blocks), TEST_CASE(test_vector_equals_scalar),
           TEST_CASE(test_roundtrip_error), TEST_CASE(test_quant_matmul), TEST_CASE(test_refuse_unknown_type),
           TEST_CASE(test_quantize_file_refuses_nan),
-          TEST_CASE(test_quantized_model))
+          TEST_CASE(test_quantized_model), TEST_CASE(test_decode_only_model))

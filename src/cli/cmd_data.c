@@ -150,7 +150,7 @@ static int data_generate(int argc, char **argv) {
     int status = 1, wm_on = 0;
     size_t np = 0;
     if (cli_mark_setup(opts, n_opts, &mo, 1, &wm, NULL, &wm_on)) goto done;
-    if (model_load(&m, model_path)) goto done;
+    if (model_load_decode_only(&m, model_path)) goto done;
     if (!m->tok) {
         RT_FAIL("%s has no tokenizer", model_path);
         goto done;

@@ -1,6 +1,8 @@
 /*
  * cmd_forward.c — `retort forward`: token ids → logits of every position as raw
  * little-endian float32, T rows × V columns, row-major (for checks against other engines).
+ * Loads with model_load_decode_only: the decoder computes the logits, on a quantized file
+ * directly on the blocks (as llama.cpp does).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,7 +77,7 @@ int cmd_forward(int argc, char **argv) {
     kv_cache kv = {0};
     decoder dec = {0};
     int status = 1;
-    if (model_load(&m, model_path)) goto done;
+    if (model_load_decode_only(&m, model_path)) goto done;
     size_t V = m->cfg.vocab_size;
     if (parse_ids(ids_s, V, &ids, &n)) goto done;
     if (n > m->cfg.ctx_len) {

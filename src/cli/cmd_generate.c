@@ -96,7 +96,7 @@ int cmd_generate(int argc, char **argv) {
         goto done;
     }
     if (wm_config_out && mark_config_save(wm_config_out, &wm.p, &wm_key)) goto done;
-    if (model_load(&m, model_path)) goto done;
+    if (model_load_decode_only(&m, model_path)) goto done;
     if (!m->tok) {
         RT_FAIL("%s has no tokenizer", model_path);
         goto done;

@@ -267,7 +267,7 @@ int cmd_serve(int argc, char **argv) {
         return cli_fail("serve");
     }
     model *teacher = NULL; /* loaded here when the proxy's vocabulary must be checked against it */
-    if (ado.proxy && model_load(&teacher, o.model_path)) {
+    if (ado.proxy && model_load_decode_only(&teacher, o.model_path)) {
         rt_buf_free(&wm_json);
         return cli_fail("serve");
     }

@@ -166,13 +166,8 @@ static size_t layout_walk(const model_config *c, layout_visit visit, void *ud) {
     return off;
 }
 
-static void views_visit(void *ud, const char *name, size_t off, size_t rows, size_t cols,
-                        int n_dims, int layer, int slot) {
-    (void)name, (void)rows, (void)cols, (void)n_dims;
-    void **a = ud;
-    model_tensors *t = a[0];
-    float *base = a[1];
-    float *p = base + off;
+/* Point slot (of layer, or the model-wide ones when layer < 0) at p. */
+static void set_view(model_tensors *t, int layer, int slot, float *p) {
     model_layer *L = layer >= 0 ? &t->layers[layer] : NULL;
     switch (slot) {
     case SLOT_EMBD: t->token_embd = p; break;
@@ -195,6 +190,13 @@ static void views_visit(void *ud, const char *name, size_t off, size_t rows, siz
     }
 }
 
+static void views_visit(void *ud, const char *name, size_t off, size_t rows, size_t cols,
+                        int n_dims, int layer, int slot) {
+    (void)name, (void)rows, (void)cols, (void)n_dims;
+    void **a = ud;
+    set_view(a[0], layer, slot, (float *)a[1] + off);
+}
+
 int model_views(const model_config *c, float *base, model_tensors *t) {
     memset(t, 0, sizeof *t);
     t->layers = rt_calloc(c->n_layers, sizeof *t->layers, "layer views");
@@ -203,6 +205,30 @@ int model_views(const model_config *c, float *base, model_tensors *t) {
     layout_walk(c, views_visit, ud);
     if (c->tied) t->output = t->token_embd;
     return 0;
+}
+
+/* A decode-only model's views: tensors in layout order, packed, skipped ones NULL. */
+typedef struct {
+    model_tensors *t;
+    float *base;
+    const uint8_t *skip;
+    size_t idx, off;
+} sparse_ud;
+
+static void sparse_visit(void *ud, const char *name, size_t off, size_t rows, size_t cols, int n_dims, int layer,
+                         int slot) {
+    (void)name, (void)off, (void)n_dims;
+    sparse_ud *s = ud;
+    int skip = s->skip[s->idx++];
+    if (s->base) set_view(s->t, layer, slot, skip ? NULL : s->base + s->off);
+    if (!skip) s->off += rows * cols;
+}
+
+size_t model_sparse_size(const model_config *c, const uint8_t *skip) {
+    model_tensors t = {0};
+    sparse_ud s = {&t, NULL, skip, 0, 0};
+    layout_walk(c, sparse_visit, &s);
+    return s.off;
 }
 
 void model_views_free(model_tensors *t) {
@@ -246,8 +272,8 @@ int model_param_table(const model_config *c, model_param_info **out, size_t *n) 
 /* What model_create allocates (parameters and RoPE tables for the whole context), against the
  * memory this process may use: a file that declares shapes no machine here can hold (a 2^24
  * context_length in a 450 KB file) is refused with the numbers, not allocated (issue 17 #9). */
-static int check_memory(const model_config *c) {
-    double params = (double)model_config_n_params(c) * sizeof(float);
+static int check_memory(const model_config *c, size_t n_floats) {
+    double params = (double)n_floats * sizeof(float);
     double rope = 2.0 * (double)c->ctx_len * (double)(c->head_dim / 2) * sizeof(float);
     double avail = (double)rt_mem_available();
     if (params + rope <= avail) return 0;
@@ -260,6 +286,10 @@ static int check_memory(const model_config *c) {
 }
 
 int model_create(model **out, const model_config *cfg, tokenizer *tok) {
+    return model_create_sparse(out, cfg, tok, NULL);
+}
+
+int model_create_sparse(model **out, const model_config *cfg, tokenizer *tok, const uint8_t *skip) {
     *out = NULL;
     model *m = rt_calloc(1, sizeof *m, "model");
     if (!m) return -1;
@@ -270,13 +300,20 @@ int model_create(model **out, const model_config *cfg, tokenizer *tok) {
                 m->cfg.vocab_size, tokenizer_vocab_size(tok));
         goto fail;
     }
-    if (check_memory(&m->cfg)) goto fail;
     m->n_params = model_config_n_params(&m->cfg);
-    size_t bytes;
-    if (rt_mul_size(m->n_params, sizeof(float), &bytes)) goto fail;
+    size_t n_floats = skip ? model_sparse_size(&m->cfg, skip) : m->n_params, bytes;
+    if (check_memory(&m->cfg, n_floats)) goto fail;
+    if (rt_mul_size(n_floats ? n_floats : 1, sizeof(float), &bytes)) goto fail;
     m->params = rt_alloc_aligned(bytes, "model parameters");
     if (!m->params) goto fail;
-    if (model_views(&m->cfg, m->params, &m->w)) goto fail;
+    m->decode_only = skip != NULL;
+    if (!skip && model_views(&m->cfg, m->params, &m->w)) goto fail;
+    if (skip) {
+        if (!(m->w.layers = rt_calloc(m->cfg.n_layers, sizeof *m->w.layers, "layer views"))) goto fail;
+        sparse_ud su = {&m->w, m->params, skip, 0, 0};
+        layout_walk(&m->cfg, sparse_visit, &su);
+        if (m->cfg.tied) m->w.output = m->w.token_embd;
+    }
     size_t half = m->cfg.head_dim / 2;
     m->rope_cos = rt_malloc_array(m->cfg.ctx_len * half, sizeof(float), "RoPE tables");
     m->rope_sin = rt_malloc_array(m->cfg.ctx_len * half, sizeof(float), "RoPE tables");
@@ -345,7 +382,15 @@ void model_free(model *m) {
     free(m);
 }
 
+int model_require_full(const model *m, const char *fn) {
+    if (!m->decode_only) return 0;
+    return RT_FAIL("%s: this model was loaded for decoding only (its quantized matrices are kept as blocks, "
+                   "without fp32 weights); load it with model_load to train, run forward or save it",
+                   fn);
+}
+
 void model_init_weights(model *m, uint64_t seed) {
+    if (model_require_full(m, "model_init_weights")) return; /* no fp32 matrices to write */
     model_quant_free(m->quant); /* the encoded copies would go stale */
     m->quant = NULL;
     model_param_info *tab;

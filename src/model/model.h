@@ -154,6 +154,8 @@ typedef struct model_quant {
     void *mem;            /* owned: every encoded matrix, one allocation */
     model_qlayer *layers; /* (L), owned */
     qmatrix output;       /* output.weight, or token_embd.weight when tied */
+    qmatrix token_embd;   /* decode-only models whose token_embd is block-quantized: the decoder
+                           * decodes the rows it looks up (data NULL otherwise) */
 } model_quant;
 void model_quant_free(model_quant *q);
 
@@ -179,6 +181,10 @@ typedef struct model {
      * uses them; everything else uses params (the same values, decoded once at load). Freed
      * by model_backward and model_init_weights, since the weights are about to change. */
     model_quant *quant;
+    /* 1: loaded by model_load_decode_only. Block-quantized matrices exist only in quant: their
+     * views in w are NULL and params holds just the other tensors (n_params still counts the
+     * whole model). Only the decoder may run; training, forward, saving refuse. */
+    int decode_only;
 } model;
 
 /* Allocate a model (weights zero). Takes ownership of tok (may be NULL). Llama 3 scaling in
@@ -336,6 +342,19 @@ int sampler_filter_logits(float *logits, size_t V, size_t top_k, float top_p, fl
  * encoded (m->quant) for the decoder. Unknown architectures, missing tensors and tensors this
  * model would not use are refused; errors name the file and the key/tensor. */
 int model_load(model **out, const char *path);
+/* For decoding only (generate, serve, data generate): the block-quantized weight matrices
+ * (q8_0, q4_K, ...) are kept only as blocks, never decoded to fp32; norms, biases, and
+ * matrices of other types (F32/F16/BF16) are fp32 as in model_load. The fused groups q|k|v and
+ * gate|up are block-only when all their members are block-quantized (else fp32, as a whole).
+ * The decoder gives the same bits as on model_load's model for the same file when rows per
+ * run <= QUANT_MATMUL_MAX_ROWS; larger prefill chunks run on the blocks too (8 rows at a time)
+ * and may differ from model_load's fp32 GEMM in float rounding. An unquantized file loads as
+ * model_load does (decode_only still set). Training, model_forward and saving refuse. */
+int model_load_decode_only(model **out, const char *path);
+int model_from_gguf_decode_only(model **out, const gguf_ctx *g);
+/* 0 for a fully loaded model; for a decode-only one sets the error "FN: ... load it with
+ * model_load" and returns -1 (every entry point that reads or writes the fp32 weights). */
+int model_require_full(const model *m, const char *fn);
 int model_from_gguf(model **out, const gguf_ctx *ctx);
 /* Add config keys ({arch}.*), tokenizer, chat template and all tensors (F32, or F16 when f16;
  * plus rope_freqs.weight when the model has RoPE factors) to w. The chat template is

@@ -4,7 +4,9 @@
  * in one pass, so concurrent sequences share every weight read (continuous batching).
  * When the model came from a quantized file (m->quant), the few-row products (decode steps,
  * small batches) run on the encoded blocks (quant_matmul_rows); larger prefill chunks use the
- * fp32 weights through the GEMM.
+ * fp32 weights through the GEMM. A decode-only model (model_load_decode_only) has no fp32
+ * copy of its block-quantized matrices: every product with them runs on the blocks, 8 rows at
+ * a time, and its embedding rows are decoded from the blocks as they are looked up.
  * Not the training pass: nothing here is kept for backward.
  */
 #include "model_internal.h"
@@ -87,11 +89,22 @@ void decoder_free(decoder *d) {
 /* Can the product with encoded matrix q run on its blocks for n rows? */
 static int q_ok(const qmatrix *q, size_t n) { return q->data && n <= QUANT_MATMUL_MAX_ROWS; }
 
-/* out (n, OC, row stride ldo) = in (n, C) · W^T: on the encoded blocks when q allows it, else
- * the fp32 weights w (then ldo must be OC). */
+/* quant_matmul_rows over any n, QUANT_MATMUL_MAX_ROWS rows at a time (a decode-only model,
+ * which has no fp32 copy for the GEMM). */
+static int q_rows(float *out, size_t ldo, const float *in, const qmatrix *q, size_t n) {
+    for (size_t r = 0; r < n; r += QUANT_MATMUL_MAX_ROWS)
+        if (quant_matmul_rows(out + r * ldo, ldo, in + r * q->cols, q, RT_MIN(QUANT_MATMUL_MAX_ROWS, n - r)))
+            return -1;
+    return 0;
+}
+
+/* out (n, OC, row stride ldo) = in (n, C) · W^T: on the encoded blocks when q allows it (or when
+ * there is no fp32 w: decode-only), else the fp32 weights w (then ldo must be OC). */
 static int dec_linear(float *out, size_t ldo, const float *in, const float *w, const qmatrix *q, size_t n,
                       size_t C, size_t OC) {
     if (q && q_ok(q, n)) return quant_matmul_rows(out, ldo, in, q, n);
+    if (!w && q && q->data) return q_rows(out, ldo, in, q, n);
+    if (!w) return RT_FAIL("decoder: a weight matrix has neither fp32 values nor blocks");
     matmul_forward(out, in, w, n, C, OC);
     return 0;
 }
@@ -102,13 +115,14 @@ static int dec_fused(float *out, const float *in, const float *w, const qmatrix 
                      size_t C, size_t OC) {
     int all = 1;
     for (size_t i = 0; i < nq; i++) all = all && q[i] && q_ok(q[i], n);
-    if (!all) {
+    if (!all && w) {
         matmul_forward(out, in, w, n, C, OC);
         return 0;
     }
-    size_t col = 0;
+    size_t col = 0; /* all encoded: fewer rows than the limit, or decode-only (no fused w) */
     for (size_t i = 0; i < nq; i++) {
-        if (quant_matmul_rows(out + col, OC, in, q[i], n)) return -1;
+        if (!q[i] || !q[i]->data) return RT_FAIL("decoder: a fused weight group has neither fp32 values nor blocks");
+        if (q_rows(out + col, OC, in, q[i], n)) return -1;
         col += q[i]->rows;
     }
     return 0;
@@ -133,7 +147,15 @@ int decoder_run(decoder *d, kv_cache *const *caches, const int32_t *tokens, size
                            RT_MIN(caches[i]->n_ctx, c->ctx_len));
         d->pos[i] = (int32_t)p;
     }
-    embedding_forward(d->x, tokens, m->w.token_embd, n, D);
+    if (m->w.token_embd) {
+        embedding_forward(d->x, tokens, m->w.token_embd, n, D);
+    } else { /* decode-only, block-quantized embedding: decode the rows looked up */
+        const qmatrix *e = m->quant ? &m->quant->token_embd : NULL;
+        if (!e || !e->data) return RT_FAIL("decoder: the token embedding has neither fp32 values nor blocks");
+        for (size_t i = 0; i < n; i++)
+            quant_dequantize_row(e->type, (const uint8_t *)e->data + (size_t)tokens[i] * e->row_bytes, d->x + i * D,
+                                 D);
+    }
     for (size_t l = 0; l < L; l++) {
         const model_layer *w = &m->w.layers[l];
         const model_qlayer *ql = m->quant ? &m->quant->layers[l] : NULL;

@@ -163,10 +163,10 @@ static void infer_llama3(model_config *c, const float *f) {
 
 /* Every tensor the config needs, by name and shape; then refuse model tensors it would
  * ignore (another layout: output biases, MoE experts, ...). */
-static int tensors_from_gguf(model *m, const gguf_ctx *g) {
+static int tensors_from_gguf(model *m, const gguf_ctx *g, const uint8_t *skip) {
     const char *path = gguf_path(g);
     model_param_info *tab;
-    size_t n;
+    size_t n, packed = 0;
     if (model_param_table(&m->cfg, &tab, &n)) return -1;
     for (size_t i = 0; i < n; i++) {
         if (!has_tensor(g, tab[i].name)) {
@@ -175,9 +175,11 @@ static int tensors_from_gguf(model *m, const gguf_ctx *g) {
             free(tab);
             return -1;
         }
+        if (skip && skip[i]) continue; /* decode-only: kept as blocks (model_quant_load) */
         uint64_t ne[2] = {tab[i].cols, tab[i].rows};
-        if (gguf_read_tensor_f32(g, tab[i].name, m->params + tab[i].offset, tab[i].rows * tab[i].cols,
-                                 ne, (uint32_t)tab[i].n_dims)) {
+        float *dst = m->params + (skip ? packed : tab[i].offset);
+        packed += tab[i].rows * tab[i].cols;
+        if (gguf_read_tensor_f32(g, tab[i].name, dst, tab[i].rows * tab[i].cols, ne, (uint32_t)tab[i].n_dims)) {
             free(tab);
             return -1;
         }
@@ -255,10 +257,14 @@ static int model_quant_load(model *m, const gguf_ctx *g) {
                 ns = 7;
             } else {
                 slot[0] = &q->output;
+                suffix[0] = m->cfg.tied ? "token_embd.weight" : "output.weight";
+                slot[1] = &q->token_embd; /* decode-only, untied: the embedding's own blocks */
+                suffix[1] = "token_embd.weight";
+                ns = m->decode_only && !m->cfg.tied ? 2 : 1;
             }
             for (size_t i = 0; i < ns; i++) {
                 if (l < L) snprintf(name, sizeof name, "blk.%zu.%s.weight", l, suffix[i]);
-                else snprintf(name, sizeof name, "%s", m->cfg.tied ? "token_embd.weight" : "output.weight");
+                else snprintf(name, sizeof name, "%s", suffix[i]);
                 int64_t ti = gguf_find_tensor(g, name);
                 gguf_tensor_info info;
                 if (ti < 0 || gguf_tensor_info_at(g, (size_t)ti, &info) || !qtype_is_block(info.type)) continue;
@@ -281,6 +287,7 @@ static int model_quant_load(model *m, const gguf_ctx *g) {
             return -1;
         }
     }
+    if (m->decode_only && m->cfg.tied) q->token_embd = q->output;
     m->quant = q;
     return 0;
 }
@@ -318,7 +325,50 @@ static int check_tensor_shapes(const gguf_ctx *g, const model_config *c, const c
     return rc;
 }
 
-int model_from_gguf(model **out, const gguf_ctx *g) {
+static int block_tensor(const gguf_ctx *g, const char *name) {
+    int64_t ti = gguf_find_tensor(g, name);
+    gguf_tensor_info info;
+    return ti >= 0 && gguf_tensor_info_at(g, (size_t)ti, &info) == 0 && qtype_is_block(info.type);
+}
+
+/* Which tensors a decode-only load keeps only as blocks (model_param_table order): the
+ * block-quantized matrices, a fused group (q|k|v, gate|up) only when all its members are. */
+static int decode_skip(const gguf_ctx *g, const model_config *c, uint8_t **out) {
+    static const char *const groups[][3] = {{"attn_q", "attn_k", "attn_v"}, {"ffn_gate", "ffn_up", NULL},
+                                            {"attn_output", NULL, NULL}, {"ffn_down", NULL, NULL}};
+    model_param_info *tab;
+    size_t n;
+    if (model_param_table(c, &tab, &n)) return -1;
+    uint8_t *skip = rt_calloc(n ? n : 1, 1, "decode-only tensor flags");
+    for (size_t i = 0; skip && i < n; i++) {
+        size_t l;
+        char part[32], name[64];
+        if (tab[i].n_dims != 2) continue;
+        if (sscanf(tab[i].name, "blk.%zu.%31[^.].weight", &l, part) != 2) {
+            skip[i] = (uint8_t)block_tensor(g, tab[i].name); /* token_embd, output */
+            continue;
+        }
+        for (size_t gi = 0; gi < RT_ARRAY_LEN(groups); gi++) {
+            int member = 0, all = 1;
+            for (int k = 0; k < 3 && groups[gi][k]; k++) {
+                member |= strcmp(part, groups[gi][k]) == 0;
+                snprintf(name, sizeof name, "blk.%zu.%s.weight", l, groups[gi][k]);
+                all &= block_tensor(g, name);
+            }
+            if (member) skip[i] = (uint8_t)all;
+        }
+    }
+    free(tab);
+    *out = skip;
+    return skip ? 0 : -1;
+}
+
+static int load_gguf(model **out, const gguf_ctx *g, int decode_only);
+
+int model_from_gguf(model **out, const gguf_ctx *g) { return load_gguf(out, g, 0); }
+int model_from_gguf_decode_only(model **out, const gguf_ctx *g) { return load_gguf(out, g, 1); }
+
+static int load_gguf(model **out, const gguf_ctx *g, int decode_only) {
     *out = NULL;
     const char *path = gguf_path(g);
     char a[16];
@@ -342,11 +392,19 @@ int model_from_gguf(model **out, const gguf_ctx *g) {
         return -1;
     }
     model *m;
-    if (model_create(&m, &c, tok)) {
+    uint8_t *skip = NULL;
+    if (decode_only && decode_skip(g, &c, &skip)) {
+        tokenizer_free(tok);
+        return -1;
+    }
+    if (model_create_sparse(&m, &c, tok, skip)) {
+        free(skip);
         tokenizer_free(tok);
         return RT_FAIL("%s: %s", path, rt_errmsg());
     }
-    if (tensors_from_gguf(m, g)) {
+    int trc = tensors_from_gguf(m, g, skip);
+    free(skip);
+    if (trc) {
         model_free(m);
         return -1;
     }
@@ -377,6 +435,14 @@ int model_load(model **out, const char *path) {
     gguf_ctx *g;
     if (gguf_open(&g, path)) return -1;
     int rc = model_from_gguf(out, g);
+    gguf_close(g);
+    return rc;
+}
+
+int model_load_decode_only(model **out, const char *path) {
+    gguf_ctx *g;
+    if (gguf_open(&g, path)) return -1;
+    int rc = model_from_gguf_decode_only(out, g);
     gguf_close(g);
     return rc;
 }
@@ -415,6 +481,7 @@ static int config_to_gguf(const model_config *c, gguf_writer *w, int f16) {
 
 int model_to_gguf(const model *m, gguf_writer *w, int f16) {
     const model_config *c = &m->cfg;
+    if (model_require_full(m, "model_to_gguf")) return -1;
     if (config_to_gguf(c, w, f16)) return -1;
     if (m->tok && tokenizer_to_gguf(m->tok, w)) return -1;
     /* retort's default template names retort's own chat tokens: only a vocabulary that has

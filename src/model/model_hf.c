@@ -325,6 +325,7 @@ int model_from_hf(model **out, const char *dir, tokenizer *tok) {
 /* ---------------------------------------------------------------- export */
 
 int model_to_hf(const model *m, const char *dir, st_dtype dtype) {
+    if (model_require_full(m, "model_to_hf")) return -1;
     const model_config *c = &m->cfg;
     if (m->rope_factors && c->rope_scaling == MODEL_ROPE_SCALING_NONE)
         return RT_FAIL("%s: the model has RoPE frequency factors (rope_freqs.weight) that match no "

@@ -9,6 +9,12 @@
 
 void model_acts_free(model_acts *a);
 
+/* Decode-only models (model_load_decode_only): skip has one flag per tensor of
+ * model_param_table's order; flagged tensors get no fp32 storage and a NULL view, the others
+ * are packed in table order. model_sparse_size counts the packed floats. */
+size_t model_sparse_size(const model_config *c, const uint8_t *skip);
+int model_create_sparse(model **out, const model_config *cfg, tokenizer *tok, const uint8_t *skip);
+
 /* Attention inputs of one layer for N rows (model_qkv.c): qkv (N, QKV) = rope(norm(Wqkv·xn +
  * b)) with the config's bias / per-head norm / RoPE variant. pre (N, QKV) receives the
  * pre-norm projection and rstd (N, NH+NKV) the norms' 1/rms when qk_norm (pre may be NULL

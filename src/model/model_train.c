@@ -134,6 +134,7 @@ static layer_acts layer_acts_at(const model_acts *a, const model_config *c, size
 
 float *model_forward(model *m, const int32_t *inputs, size_t B, size_t T) {
     const model_config *c = &m->cfg;
+    if (model_require_full(m, "model_forward")) return NULL;
     if (B == 0 || T == 0) {
         RT_FAIL("model_forward: empty batch (B=%zu, T=%zu)", B, T);
         return NULL;
@@ -204,7 +205,7 @@ static int ensure_grads(model *m) {
 }
 
 void model_zero_grad(model *m) {
-    if (ensure_grads(m) == 0) memset(m->grads, 0, m->n_params * sizeof(float));
+    if (model_require_full(m, "model_zero_grad") == 0 && ensure_grads(m) == 0) memset(m->grads, 0, m->n_params * sizeof(float));
 }
 
 int model_backward(model *m) { return model_backward_hooked(m, NULL); }
@@ -217,6 +218,7 @@ static int backward_final(const model *m, const model_backward_hook *hook, const
 
 int model_backward_hooked(model *m, const model_backward_hook *hook) {
     model_acts *a = m->acts;
+    if (model_require_full(m, "model_backward")) return -1;
     if (!a) return RT_FAIL("model_backward called before model_forward");
     if (ensure_grads(m)) return -1;
     model_quant_free(m->quant); /* training changes the weights: decode must not use stale blocks */

@@ -1554,7 +1554,7 @@ int serve_start(serve_server **out, const serve_options *o) {
     if (o->model) {
         s->m = o->model;
     } else if (o->model_path) {
-        if (model_load(&s->m, o->model_path)) goto fail;
+        if (model_load_decode_only(&s->m, o->model_path)) goto fail; /* serve only decodes */
         s->own_model = 1;
     }
     if (gateway && serve_proxy_new(&s->proxy, o)) goto fail;
