@@ -158,6 +158,7 @@ static int relay_pending(xfer_ctx *x, int final) {
     serve_job *j = x->j;
     rt_buf *b = &j->up_pending;
     size_t start = 0;
+    if (!b->len) return 0; /* nothing pending (b->data may be NULL: no pointer arithmetic on it) */
     for (;;) {
         const char *from = b->data + start;
         size_t left = b->len - start;
