@@ -14,7 +14,7 @@ static void walk_keys(const gguf_ctx *g) {
         const char *key = gguf_key_name(g, i);
         FZ_CHECK(key != NULL);
         FZ_CHECK(gguf_find_key(g, key) >= 0);
-        if ((size_t)gguf_find_key(g, key) != i) continue; /* a repeated name: lookups see the first */
+        FZ_CHECK((size_t)gguf_find_key(g, key) == i); /* a repeated name is refused when read */
         uint32_t u32;
         int32_t i32;
         uint64_t u64;

@@ -128,4 +128,39 @@ static void test_errors(void) {
     }
 }
 
-TEST_MAIN("gateway_relay", TEST_CASE(test_stream), TEST_CASE(test_json_answer), TEST_CASE(test_errors))
+/* The gateway's lenient message reader (the upstream judges the shape): any role string, and of
+ * content that is not all text parts the text there is; a role that is not a string is still
+ * refused, naming the message. Compare serve's strict reader (test_serve's chat cases). */
+static void test_lenient_messages(void) {
+    serve_gen_request r;
+    int status;
+    char err[256], param[64];
+    const char *ok = "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},"
+                     "{\"role\":\"tool\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"x\"}},"
+                     "{\"type\":\"text\",\"text\":\"hello \"},{\"type\":\"text\",\"text\":\"world\"}]},"
+                     "{\"role\":\"user\",\"content\":7}]}";
+    CHECK(serve_parse_upstream(ok, strlen(ok), SERVE_UP_CHAT, NULL, NULL, 16, &r, &status, err, sizeof err, param,
+                               sizeof param) == 0);
+    CHECK(status == 0);
+    CHECK(r.prompt_text && !strcmp(r.prompt_text, "be brief\nhello world\n")); /* the number: no text */
+    CHECK(r.n_prompt == (strlen("be brief\nhello world\n") + 3) / 4);
+    serve_gen_request_free(&r);
+    const char *bad[][3] = {
+        {"{\"model\":\"m\",\"messages\":[]}", "messages", "non-empty array"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"content\":\"b\"}]}",
+         "messages[1].role", "required, a string"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"us\\u0000er\",\"content\":\"a\"}]}", "messages[0].role",
+         "required, a string"},
+    };
+    for (size_t i = 0; i < RT_ARRAY_LEN(bad); i++) {
+        CHECK_MSG(serve_parse_upstream(bad[i][0], strlen(bad[i][0]), SERVE_UP_CHAT, NULL, NULL, 16, &r, &status, err,
+                                       sizeof err, param, sizeof param) == -1,
+                  "case %zu", i);
+        CHECK_MSG(status == 400 && !strcmp(param, bad[i][1]) && strstr(err, bad[i][2]), "case %zu: %d %s %s", i, status,
+                  param, err);
+        serve_gen_request_free(&r);
+    }
+}
+
+TEST_MAIN("gateway_relay", TEST_CASE(test_stream), TEST_CASE(test_json_answer), TEST_CASE(test_errors),
+          TEST_CASE(test_lenient_messages))

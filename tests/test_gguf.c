@@ -818,6 +818,8 @@ static void test_malformed(void) {
     bb_kv_u32(&b, "general.name", 1);
     bb_kv_u32(&b, "general.name", 2);
     expect_fail(b.d, b.n, "dupkey.gguf", "key 'general.name' appears twice");
+    /* where: a 24-byte header, then key #0 = 8 + 12 name bytes + 4 type + 4 value = 28 */
+    expect_fail(b.d, b.n, "dupkey.gguf", "key #1 at offset 52 repeats key #0");
     bb_free(&b);
     /* alignment: zero, not a power of two, wrong type */
     uint32_t bad_al[] = {0, 3, 48};

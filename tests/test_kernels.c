@@ -9,6 +9,7 @@
 #include "kernels/kernels.h"
 #include "testlib.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -921,7 +922,40 @@ static void test_threads(void) {
     if (verbose()) fprintf(stderr, "    %s, %d threads\n", info, kernels_get_threads());
 }
 
-TEST_MAIN("kernels", TEST_CASE(test_threads), TEST_CASE(test_gemm),
+/* Two engines in one process (two servers in a test): each sets its own count on its own
+ * thread; the second's setting must not change what the first reads (a plain global did, and
+ * TSan saw the race). Steps run in turn (a barrier between them), so the check is exact. */
+typedef struct {
+    pthread_barrier_t *bar;
+    int mine, seen_before, seen_after;
+} thr_arg;
+
+static void *two_engines_thread(void *p) {
+    thr_arg *a = p;
+    pthread_barrier_wait(a->bar); /* step 1: the first thread sets its count */
+    if (a->mine == 3) kernels_set_threads(3);
+    pthread_barrier_wait(a->bar); /* step 2: the second sets its own */
+    if (a->mine == 1) kernels_set_threads(1);
+    pthread_barrier_wait(a->bar); /* step 3: each reads */
+    a->seen_after = kernels_get_threads();
+    return NULL;
+}
+
+static void test_threads_per_thread(void) {
+    pthread_barrier_t bar;
+    CHECK(pthread_barrier_init(&bar, NULL, 2) == 0);
+    thr_arg a = {&bar, 3, 0, 0}, b = {&bar, 1, 0, 0};
+    pthread_t ta, tb;
+    CHECK(pthread_create(&ta, NULL, two_engines_thread, &a) == 0);
+    CHECK(pthread_create(&tb, NULL, two_engines_thread, &b) == 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    pthread_barrier_destroy(&bar);
+    CHECK(a.seen_after == 3); /* was 1: the second engine's setting */
+    CHECK(b.seen_after == 1);
+}
+
+TEST_MAIN("kernels", TEST_CASE(test_threads), TEST_CASE(test_threads_per_thread), TEST_CASE(test_gemm),
           TEST_CASE(test_gemm_serial_parallel), TEST_CASE(test_gemm_threads), TEST_CASE(test_matmul),
           TEST_CASE(test_matmul_few_rows), TEST_CASE(test_embedding),
           TEST_CASE(test_rmsnorm), TEST_CASE(test_rope), TEST_CASE(test_attention),

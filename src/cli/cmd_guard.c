@@ -20,6 +20,20 @@ static int open_db(const char *cmd, const char *path, gw_db **db) {
     return 0;
 }
 
+/* The arguments of the commands on one account (explain, release, tier): parse the flags and
+ * want exactly n_pos positionals (ACCOUNT first; `what` says what to give when they are
+ * missing). 1 to go on; 0 to return *rc (0 after --help, 2 for a usage error). */
+static int account_args(int argc, char **argv, cli_opt *opts, size_t n_opts, const cli_cmd_info *info,
+                        const char **pos, size_t n_pos, const char *what, int *rc) {
+    size_t got = 0;
+    int prc = cli_parse(argc, argv, opts, n_opts, info, pos, n_pos, &got);
+    *rc = prc == 1 ? 0 : 2;
+    if (prc) return 0;
+    if (got == n_pos) return 1;
+    fprintf(stderr, "retort %s: error: give %s\n", info->name, what);
+    return 0;
+}
+
 static int guard_status(int argc, char **argv) {
     const char *db_path = NULL;
     int as_json = 0;
@@ -44,7 +58,6 @@ static int guard_explain(int argc, char **argv) {
     const char *db_path = NULL;
     int as_json = 0;
     const char *pos[1];
-    size_t n_pos = 0;
     cli_opt opts[] = {
         {"--db", CLI_STR, &db_path, "FILE: gateway database (or a postgres:// URL)", 1, 0},
         {"--json", CLI_FLAG, &as_json, "the stored evidence as JSON", 0, 0},
@@ -54,15 +67,10 @@ static int guard_explain(int argc, char **argv) {
                          "(value, benign and attack levels, score, contribution), the windows they were measured\n"
                          "over, the linked group and the pair evidence with each linked account, then the latest\n"
                          "risk. ACCOUNT is a name or an id (#12)."};
-    int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, pos, 1, &n_pos);
-    if (prc) return prc == 1 ? 0 : 2;
-    if (n_pos != 1) {
-        fprintf(stderr, "retort guard explain: error: give the account (name or #id)\n");
-        return 2;
-    }
+    int rc;
+    if (!account_args(argc, argv, opts, RT_ARRAY_LEN(opts), &info, pos, 1, "the account (name or #id)", &rc)) return rc;
     gw_db *db = NULL;
-    int rc = open_db("guard explain", db_path, &db);
-    if (rc) return rc;
+    if ((rc = open_db(info.name, db_path, &db))) return rc;
     rc = guard_explain_print(db, pos[0], stdout, as_json) ? cli_fail("guard explain") : 0;
     gw_db_close(db);
     return rc;
@@ -72,7 +80,6 @@ static int guard_release_cmd(int argc, char **argv) {
     const char *db_path = NULL, *note = NULL;
     int group = 0;
     const char *pos[1];
-    size_t n_pos = 0;
     cli_opt opts[] = {
         {"--db", CLI_STR, &db_path, "FILE: gateway database (or a postgres:// URL)", 1, 0},
         {"--group", CLI_FLAG, &group, "release every account of its linked group", 0, 0},
@@ -82,15 +89,10 @@ static int guard_release_cmd(int argc, char **argv) {
                          "Reactivates an account the guard suspended (and restores the rate limit a throttle\n"
                          "lowered), records the release, and tells a running guard to start the account afresh and\n"
                          "never to link it again with the accounts it was linked to."};
-    int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, pos, 1, &n_pos);
-    if (prc) return prc == 1 ? 0 : 2;
-    if (n_pos != 1) {
-        fprintf(stderr, "retort guard release: error: give the account (name or #id)\n");
-        return 2;
-    }
+    int rc;
+    if (!account_args(argc, argv, opts, RT_ARRAY_LEN(opts), &info, pos, 1, "the account (name or #id)", &rc)) return rc;
     gw_db *db = NULL;
-    int rc = open_db("guard release", db_path, &db);
-    if (rc) return rc;
+    if ((rc = open_db(info.name, db_path, &db))) return rc;
     rc = guard_release(db, pos[0], group, note, rt_wall_time(), stdout) ? cli_fail("guard release") : 0;
     gw_db_close(db);
     return rc;
@@ -99,9 +101,8 @@ static int guard_release_cmd(int argc, char **argv) {
 static int guard_tier_cmd(int argc, char **argv) {
     const char *db_path = NULL, *note = NULL, *policy_path = NULL;
     const char *pos[2];
-    size_t n_pos = 0;
     cli_opt opts[] = {
-        {"--db", CLI_STR, &db_path, "FILE: gateway database", 1, 0},
+        {"--db", CLI_STR, &db_path, "FILE: gateway database (or a postgres:// URL)", 1, 0},
         {"--note", CLI_STR, &note, "TEXT: why the account is trusted (shown in the dashboard and evidence)", 0, 0},
         {"--policy", CLI_STR, &policy_path, "FILE: the server's guard policy (its tiers; default: the built-in ones)", 0, 0},
     };
@@ -111,18 +112,15 @@ static int guard_tier_cmd(int argc, char **argv) {
                          "never throttled or suspended by the guard, flagged at most), or one a policy file defines.\n"
                          "Recorded with the note (who trusted it and why stays on record); a running guard applies it\n"
                          "within a second. 'standard' puts the account back."};
-    int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, pos, 2, &n_pos);
-    if (prc) return prc == 1 ? 0 : 2;
-    if (n_pos != 2) {
-        fprintf(stderr, "retort guard tier: error: give the account (name or #id) and the tier\n");
-        return 2;
-    }
+    int rc;
+    if (!account_args(argc, argv, opts, RT_ARRAY_LEN(opts), &info, pos, 2, "the account (name or #id) and the tier",
+                      &rc))
+        return rc;
     guard_policy p;
     guard_policy_defaults(&p);
     if (policy_path && guard_policy_load(&p, policy_path)) return cli_fail("guard tier");
     gw_db *db = NULL;
-    int rc = open_db("guard tier", db_path, &db);
-    if (rc) return rc;
+    if ((rc = open_db(info.name, db_path, &db))) return rc;
     rc = guard_tier_set(db, &p, pos[0], pos[1], note, "cli", rt_wall_time(), stdout) ? cli_fail("guard tier") : 0;
     gw_db_close(db);
     return rc;

@@ -3,129 +3,18 @@
  * key, detect the watermark in text (re-tokenized with the model's tokenizer, as API text
  * must be), generate many (watermarked) completions at once for experiments, measure the
  * teacher's perplexity of completions, attack texts with random token edits, and compute a
- * p-value from counts. Also cli_mark_opts, the watermark flags shared with generate/serve.
- * The schemes, scoring and statistics live in src/mark; this file is flags and files.
+ * p-value from counts. (The watermark flags shared with generate/serve: cli_mark.c.)
+ * The schemes, scoring, statistics and the experiments on records (mark_files.c) live in
+ * src/mark; this file is flags, files and printing.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../gateway/gateway.h"
 #include "../mark/mark.h"
 #include "../model/model.h"
 #include "cli.h"
-
-size_t cli_mark_opts(cli_opt *dst, mark_options *o, int prefixed) {
-    cli_opt p[] = {
-        {"--watermark-key-file", CLI_STR, &o->key_file,
-         "K: watermark the output with this key (retort watermark keygen)", 0, 0},
-        {"--watermark-config", CLI_STR, &o->config_file,
-         "FILE: watermark parameters recorded earlier (JSON; flags must agree)", 0, 0},
-        {"--watermark-scheme", CLI_STR, &o->scheme, "kgw | kgw-selfhash | gumbel (default kgw)", 0, 0},
-        {"--watermark-gamma", CLI_DOUBLE, &o->gamma, "KGW green fraction (default 0.25)", 0, 0},
-        {"--watermark-delta", CLI_DOUBLE, &o->delta, "KGW green logit bias (default 2.0)", 0, 0},
-        {"--watermark-context", CLI_SIZE, &o->context, "tokens hashed for the green list, h (default 1; selfhash, gumbel 4)",
-         0, 0},
-    };
-    cli_opt u[] = {
-        {"--key-file", CLI_STR, &o->key_file, "K: the watermark key (retort watermark keygen)", 0, 0},
-        {"--config", CLI_STR, &o->config_file, "FILE: watermark parameters recorded by generate/serve (JSON)", 0, 0},
-        {"--scheme", CLI_STR, &o->scheme, "kgw | kgw-selfhash | gumbel (default kgw)", 0, 0},
-        {"--gamma", CLI_DOUBLE, &o->gamma, "KGW green fraction (default 0.25)", 0, 0},
-        {"--delta", CLI_DOUBLE, &o->delta, "KGW green logit bias (default 2.0)", 0, 0},
-        {"--context", CLI_SIZE, &o->context, "tokens hashed for the green list, h (default 1; selfhash, gumbel 4)", 0, 0},
-        {"--server-db", CLI_STR, &o->server_db,
-         "FILE: use the parameters `retort serve --watermark-key-file` recorded in this gateway database", 0, 0},
-    };
-    if (prefixed) {
-        memcpy(dst, p, sizeof p);
-        return RT_ARRAY_LEN(p);
-    }
-    memcpy(dst, u, sizeof u);
-    return RT_ARRAY_LEN(u);
-}
-
-/* The "watermark" row of a gateway database's server_config (written by serve): *json
- * malloc'ed. A server that ran without a key recorded "none": an error, since there is
- * nothing to detect with. */
-static int server_db_config(const char *path, char **json) {
-    *json = NULL;
-    if (!rt_file_exists(path)) return RT_FAIL("--server-db %s: no such file", path);
-    gw_db *db = NULL;
-    if (gw_db_open(&db, path)) return -1;
-    char *v = NULL;
-    int rc = gw_config_get(db, "watermark", &v);
-    gw_db_close(db);
-    if (rc) return -1;
-    if (!v)
-        return RT_FAIL("--server-db %s: no watermark recorded (was it written by `retort serve`?)", path);
-    if (!strcmp(v, "none")) {
-        free(v);
-        return RT_FAIL("--server-db %s: the server ran without --watermark-key-file; its text carries no watermark",
-                       path);
-    }
-    *json = v;
-    return 0;
-}
-
-/* any watermark flag other than the key given? */
-static int mark_flags_seen(const cli_opt *opts, size_t n, int prefixed) {
-    const char *names[2][6] = {{"--config", "--scheme", "--gamma", "--delta", "--context", "--server-db"},
-                               {"--watermark-config", "--watermark-scheme", "--watermark-gamma", "--watermark-delta",
-                                "--watermark-context", NULL}};
-    for (int i = 0; i < 6; i++)
-        if (names[prefixed][i] && cli_seen(opts, n, names[prefixed][i])) return 1;
-    return 0;
-}
-
-int cli_mark_setup(const cli_opt *opts, size_t n_opts, const mark_options *o, int prefixed, mark_ctx *c,
-                   mark_key *key, int *enabled) {
-    *enabled = 0;
-    if (!o->key_file) {
-        if (mark_flags_seen(opts, n_opts, prefixed))
-            return RT_FAIL("watermark flags given without %s", prefixed ? "--watermark-key-file" : "--key-file");
-        return 0;
-    }
-    char *json = NULL, what[512];
-    mark_options r = *o;
-    if (o->server_db) {
-        if (o->config_file) return RT_FAIL("give one of --config and --server-db");
-        if (server_db_config(o->server_db, &json)) return -1;
-        snprintf(what, sizeof what, "the server_config of %s", o->server_db);
-        r.config_json = json;
-        r.config_what = what;
-    }
-    int rc = mark_options_resolve(&r, c, key);
-    free(json);
-    if (rc) return -1;
-    *enabled = 1;
-    return 0;
-}
-
-/* tokens of prompt ++ completion; *from = number of prompt tokens */
-static int encode_record(const tokenizer *tok, const mark_record *r, int32_t **out, size_t *n, size_t *from) {
-    int32_t *a = NULL, *b = NULL;
-    size_t na = 0, nb = 0;
-    *out = NULL;
-    if (r->prompt && tokenizer_encode(tok, r->prompt, r->prompt_len, 0, &a, &na)) return -1;
-    if (r->completion && tokenizer_encode(tok, r->completion, r->completion_len, 0, &b, &nb)) {
-        free(a);
-        return -1;
-    }
-    int32_t *all = rt_malloc_array(na + nb + 1, sizeof(int32_t), "tokens");
-    if (all) {
-        if (na) memcpy(all, a, na * sizeof(int32_t));
-        if (nb) memcpy(all + na, b, nb * sizeof(int32_t));
-    }
-    free(a);
-    free(b);
-    if (!all) return -1;
-    *out = all;
-    *n = na + nb;
-    *from = na;
-    return 0;
-}
 
 /* ---------------------------------------------------------------- keygen */
 
@@ -203,10 +92,9 @@ static int wm_detect(int argc, char **argv) {
     }
     tokenizer *tok = NULL;
     mark_record *recs = NULL, prompt_rec = {0};
+    mark_result *res = NULL;
     size_t n_recs = 0;
     mark_ctx c;
-    mark_scorer sc = {0};
-    rt_buf out = {0};
     int status = 1, enabled = 0;
     if (cli_mark_setup(opts, n_opts, &mo, 0, &c, NULL, &enabled)) goto done;
     if (tokenizer_load(&tok, model_path ? model_path : tok_path)) goto done;
@@ -221,37 +109,17 @@ static int wm_detect(int argc, char **argv) {
         recs[0].prompt_len = prompt_rec.prompt_len;
         prompt_rec.prompt = NULL;
     }
-    if (mark_scorer_init(&sc, &c)) goto done;
-    int per_record = n_recs > 1 || (recs[0].prompt && !prompt_file);
-    per_record = per_record && !aggregate;
-    for (size_t i = 0; i < n_recs; i++) {
-        int32_t *toks = NULL;
-        size_t n = 0, from = 0;
-        if (encode_record(tok, &recs[i], &toks, &n, &from)) {
-            RT_FAIL("%s: record %zu: %s", input, i + 1, rt_errmsg());
+    int per_record = (n_recs > 1 || (recs[0].prompt && !prompt_file)) && !aggregate;
+    size_t n_res = per_record ? n_recs : 1;
+    res = rt_calloc(n_res, sizeof *res, "results");
+    if (!res || mark_detect_records(&c, tok, recs, n_recs, input, max_tokens, per_record, res)) goto done;
+    for (size_t i = 0; i < n_res; i++)
+        if (print_result(&res[i], &c, alpha, per_record ? "record" : "records", per_record ? i + 1 : n_recs))
             goto done;
-        }
-        if (max_tokens && n - from > max_tokens) n = from + max_tokens;
-        int rc = mark_scorer_add(&sc, toks, n, from);
-        free(toks);
-        if (rc) goto done;
-        if (per_record) {
-            mark_result r;
-            mark_scorer_result(&sc, &r);
-            if (print_result(&r, &c, alpha, "record", i + 1)) goto done;
-            mark_scorer_reset(&sc);
-        }
-    }
-    if (!per_record) {
-        mark_result r;
-        mark_scorer_result(&sc, &r);
-        if (print_result(&r, &c, alpha, "records", n_recs)) goto done;
-    }
     status = 0;
 done:
     if (status) cli_fail("watermark detect");
-    rt_buf_free(&out);
-    mark_scorer_free(&sc);
+    free(res);
     mark_records_free(recs, n_recs);
     free(prompt_rec.prompt);
     tokenizer_free(tok);
@@ -293,9 +161,7 @@ static int wm_generate(int argc, char **argv) {
     cli_set_threads(threads);
     model *m = NULL;
     mark_record *recs = NULL;
-    size_t n = 0;
-    int32_t **ptok = NULL, **gen = NULL;
-    size_t *plen = NULL, *glen = NULL;
+    size_t n = 0, total = 0;
     rt_buf out = {0};
     mark_ctx c;
     mark_key key;
@@ -311,33 +177,11 @@ static int wm_generate(int argc, char **argv) {
         goto done;
     }
     if (mark_records_load(prompts_path, 1, &recs, &n)) goto done;
-    ptok = rt_calloc(n, sizeof *ptok, "prompts");
-    gen = rt_calloc(n, sizeof *gen, "completions");
-    plen = rt_calloc(n, sizeof *plen, "prompts");
-    glen = rt_calloc(n, sizeof *glen, "completions");
-    if (!ptok || !gen || !plen || !glen) goto done;
-    for (size_t i = 0; i < n; i++) {
-        if (!recs[i].prompt) {
-            RT_FAIL("%s: record %zu has no \"prompt\"", prompts_path, i + 1);
-            goto done;
-        }
-        if (tokenizer_encode(m->tok, recs[i].prompt, recs[i].prompt_len, 0, &ptok[i], &plen[i])) goto done;
-    }
     double t0 = rt_now();
-    if (mark_generate(m, (const int32_t *const *)ptok, plen, n, max_tokens, &sp, enabled ? &c : NULL, batch, gen, glen,
-                      !quiet))
+    if (mark_generate_records(m, recs, n, prompts_path, max_tokens, &sp, enabled ? &c : NULL, batch, !quiet, &out,
+                              &total))
         goto done;
     double dt = rt_now() - t0;
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++) {
-        char *text = NULL;
-        size_t tl = 0;
-        if (tokenizer_decode(m->tok, gen[i], glen[i], &text, &tl)) goto done;
-        int rc = mark_record_jsonl(&out, recs[i].prompt, recs[i].prompt_len, text, tl);
-        free(text);
-        if (rc) goto done;
-        total += glen[i];
-    }
     if (rt_write_file_atomic(out_path, out.data ? out.data : "", out.len)) goto done;
     if (config_out && mark_config_save(config_out, &c.p, &key)) goto done;
     if (!quiet)
@@ -346,12 +190,6 @@ static int wm_generate(int argc, char **argv) {
     status = 0;
 done:
     if (status) cli_fail("watermark generate");
-    for (size_t i = 0; ptok && i < n; i++) free(ptok[i]);
-    for (size_t i = 0; gen && i < n; i++) free(gen[i]);
-    free(ptok);
-    free(gen);
-    free(plen);
-    free(glen);
     rt_buf_free(&out);
     mark_records_free(recs, n);
     model_free(m);
@@ -388,24 +226,7 @@ static int wm_ppl(int argc, char **argv) {
         goto done;
     }
     if (mark_records_load(input, 0, &recs, &n)) goto done;
-    for (size_t i = 0; i < n; i++) {
-        int32_t *toks = NULL, *pred = NULL;
-        float *nl = NULL;
-        size_t len = 0, from = 0;
-        if (encode_record(m->tok, &recs[i], &toks, &len, &from)) goto done;
-        pred = rt_malloc_array(len + 1, sizeof(int32_t), "predictions");
-        nl = rt_malloc_array(len + 1, sizeof(float), "nll");
-        int rc = !pred || !nl || mark_predict(m, toks, len, pred, nl);
-        if (!rc) /* nl[j] scores toks[j+1]: completion tokens are j+1 >= max(from, 1) */
-            for (size_t j = from ? from - 1 : 0; j + 1 < len; j++) {
-                nll += nl[j];
-                count++;
-            }
-        free(toks);
-        free(pred);
-        free(nl);
-        if (rc) goto done;
-    }
+    if (mark_records_nll(m, recs, n, &nll, &count)) goto done;
     printf("{\"records\": %zu, \"tokens\": %zu, \"nll_per_token\": %.6f, \"ppl\": %.4f}\n", n, count,
            count ? nll / count : 0.0, count ? exp(nll / count) : 0.0);
     status = 0;
@@ -447,32 +268,8 @@ static int wm_attack(int argc, char **argv) {
     size_t n = 0;
     rt_buf out = {0};
     int status = 1;
-    rt_rng rng;
-    rt_rng_seed(&rng, seed);
     if (tokenizer_load(&tok, tok_path) || mark_records_load(input, 0, &recs, &n)) goto done;
-    size_t V = tokenizer_vocab_size(tok);
-    for (size_t i = 0; i < n; i++) {
-        int32_t *t = NULL;
-        size_t nt = 0, k = 0;
-        if (recs[i].completion && tokenizer_encode(tok, recs[i].completion, recs[i].completion_len, 0, &t, &nt))
-            goto done;
-        for (size_t j = 0; j < nt; j++) {
-            if (rt_rng_double(&rng) < del) continue;
-            int32_t x = t[j];
-            if (rt_rng_double(&rng) < sub) {
-                do x = (int32_t)rt_rng_below(&rng, V);
-                while (tokenizer_is_special(tok, x));
-            }
-            t[k++] = x;
-        }
-        char *text = NULL;
-        size_t tl = 0;
-        int rc = tokenizer_decode(tok, t, k, &text, &tl);
-        free(t);
-        if (!rc) rc = mark_record_jsonl(&out, recs[i].prompt, recs[i].prompt_len, text, tl);
-        free(text);
-        if (rc) goto done;
-    }
+    if (mark_attack_records(tok, recs, n, sub, del, seed, &out)) goto done;
     if (rt_write_file_atomic(out_path, out.data ? out.data : "", out.len)) goto done;
     status = 0;
 done:

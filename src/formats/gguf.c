@@ -304,8 +304,10 @@ static int parse_kv(gguf_ctx *ctx, cursor *c, uint64_t i) {
     kv->key[klen] = '\0';
     ctx->n_kv++; /* owned by ctx from here on, so it is freed on any error below */
     const char *key = printable(kp, klen, pbuf, sizeof pbuf);
-    if (ni_find(&ctx->kv_index, kv->key) >= 0)
-        return RT_FAIL("%s: key '%s' appears twice (key #%" PRIu64 "); the file is corrupt", c->file, key, i);
+    int64_t first = ni_find(&ctx->kv_index, kv->key);
+    if (first >= 0) /* llama.cpp refuses these too; which value would a reader mean? */
+        return RT_FAIL("%s: key '%s' appears twice (key #%" PRIu64 " at offset %zu repeats key #%" PRId64
+                       "); the file is corrupt", c->file, key, i, koff - sizeof(uint64_t), first);
     if (ni_add(&ctx->kv_index, kv->key)) return -1;
 
     snprintf(what, sizeof what, "key '%.60s' type", key);

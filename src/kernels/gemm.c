@@ -22,6 +22,7 @@
 
 #include "blis_wrap.h"
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,19 @@
 
 #define KERN_MAX_THREADS 1024
 
-static int g_threads = 1; /* set by the constructor (all online cores) or kernels_set_threads */
+/* The thread count is per thread, as OpenMP's is: two servers in one process each run an engine
+ * thread with its own count, and one's setting must neither change the other's nor race with
+ * its reads (a plain global here was both: TSan saw the engines' kernels_set_threads race
+ * with the other engine's GEMMs). t_threads is the calling thread's (0: never set);
+ * g_threads the default for threads that never set one: the constructor's, then the last
+ * kernels_set_threads of any thread (atomic, so a late reader sees one whole value). */
+static _Atomic int g_threads = 1;
+static _Thread_local int t_threads;
+
+static int cur_threads(void) {
+    int t = t_threads;
+    return t ? t : atomic_load_explicit(&g_threads, memory_order_relaxed);
+}
 
 static int online_cores(void) {
 #ifdef _OPENMP
@@ -59,30 +72,32 @@ static int cpu_has_avx512(void) {
  * OMP_NUM_THREADS when that is set). */
 __attribute__((constructor)) static void kernels_init(void) {
     if (!getenv("BLIS_ARCH_TYPE") && cpu_has_avx512()) setenv("BLIS_ARCH_TYPE", "skx", 0);
-    g_threads = online_cores();
+    int n = online_cores();
 #ifdef _OPENMP
     if (getenv("OMP_NUM_THREADS")) { /* the usual way to ask a program for fewer threads */
-        int n = omp_get_max_threads();
-        if (n >= 1 && n <= KERN_MAX_THREADS) g_threads = n;
+        int m = omp_get_max_threads();
+        if (m >= 1 && m <= KERN_MAX_THREADS) n = m;
     }
 #endif
+    atomic_store(&g_threads, n);
 }
 
 void kernels_set_threads(int n) {
     if (n <= 0) n = online_cores();
     if (n > KERN_MAX_THREADS) n = KERN_MAX_THREADS;
-    g_threads = n;
+    t_threads = n;
+    atomic_store(&g_threads, n);
 #ifdef _OPENMP
     omp_set_num_threads(n);
 #endif
     bli_thread_set_num_threads((dim_t)n);
 }
 
-int kernels_get_threads(void) { return g_threads; }
+int kernels_get_threads(void) { return cur_threads(); }
 
 int kern_threads(void) {
 #ifdef _OPENMP
-    return g_threads;
+    return cur_threads();
 #else
     return 1;
 #endif
@@ -192,7 +207,7 @@ static int gemm_split_k(int trans_a, int trans_b, size_t M, size_t N, size_t K, 
 void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A,
           size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
 #ifdef _OPENMP
-    int nt = g_threads;
+    int nt = cur_threads();
     if (K == 0 || alpha == 0.0f || (double)M * (double)N * (double)K < 4e6) {
         gemm_impl(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 1);
         return;
@@ -231,7 +246,7 @@ void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, c
     }
 #else
     /* Without OpenMP in this build, BLIS (an OpenMP build itself) threads the call. */
-    gemm_impl(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, g_threads);
+    gemm_impl(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, cur_threads());
 #endif
 }
 

@@ -25,9 +25,13 @@
 
 /* ---------------------------------------------------------------- threads */
 
-/* Threads used by OpenMP loops and by BLIS. n <= 0 means all online cores. Before any call the
- * kernels use OMP_NUM_THREADS when it is set, else all online cores. Sets omp_set_num_threads
- * and bli_thread_set_num_threads too. */
+/* Threads used by OpenMP loops and by BLIS, for the calling thread (like omp_set_num_threads,
+ * which it calls too): a thread's setting does not change another thread's that made its own,
+ * so two engines in one process keep their counts. It is also the default for threads that
+ * never set one (the last call wins). n <= 0 means all online cores. Before any call the
+ * kernels use OMP_NUM_THREADS when it is set, else all online cores. Sets BLIS's global count
+ * too (bli_thread_set_num_threads, under BLIS's own lock; our GEMMs pass theirs per call).
+ * kernels_get_threads: the calling thread's count. Thread-safe. */
 void kernels_set_threads(int n);
 int kernels_get_threads(void);
 /* Which BLAS does the GEMMs, e.g. "BLIS 0.9.0 (skx kernels)" — for logs and benchmarks.

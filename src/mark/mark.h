@@ -292,6 +292,37 @@ void mark_records_free(mark_record *r, size_t n);
  * UTF-8 become U+FFFD, as JSON needs). prompt may be NULL (then omitted). */
 int mark_record_jsonl(rt_buf *b, const char *prompt, size_t plen, const char *completion, size_t clen);
 
+/* ---------------------------------------------------------------- experiments on text records */
+
+/* The experiments `retort watermark` runs on loaded records (mark_files.c); the caller reads and
+ * writes the files. what: the records' name in errors ("gen.jsonl"). */
+
+/* T(prompt) ++ T(completion) into *out (malloc'ed, *n tokens); *from = the prompt's tokens.
+ * prompt or completion may be NULL (none). */
+int mark_encode_pc(const tokenizer *tok, const char *prompt, size_t plen, const char *completion, size_t clen,
+                   int32_t **out, size_t *n, size_t *from);
+/* Detection: each record re-tokenized with tok as prompt ++ completion, the prompt context only
+ * (not scored), at most max_tokens completion tokens each (0 = all). per_record: res[i] (n) is
+ * record i's own test; otherwise res[0] is one test over all of them (global dedup). */
+int mark_detect_records(const mark_ctx *c, const tokenizer *tok, const mark_record *recs, size_t n,
+                        const char *what, size_t max_tokens, int per_record, mark_result *res);
+/* One completion per record's prompt (every record needs one) by mark_generate (mark NULL: no
+ * watermark), appended to jsonl as {"prompt", "completion"} records in order; *total_tokens
+ * gets the completion tokens generated. The model must carry its tokenizer. */
+int mark_generate_records(const model *m, const mark_record *recs, size_t n, const char *what, size_t max_tokens,
+                          const sampler_params *sp, const mark_ctx *mark, size_t batch, int show_progress,
+                          rt_buf *jsonl, size_t *total_tokens);
+/* The model's summed negative log-likelihood (*nll, nats) of the records' completion tokens
+ * given their prompts (teacher-forced by mark_predict), over *count tokens; a record without a
+ * prompt scores every token after its first. */
+int mark_records_nll(const model *m, const mark_record *recs, size_t n, double *nll, size_t *count);
+/* Random token edits of each completion (tokenized with tok): every token independently deleted
+ * with probability del, else replaced with probability sub by a uniformly random non-special
+ * token (one RNG stream from seed, in record order); decoded back and appended to jsonl with
+ * the record's prompt. sub and del in [0, 1]. */
+int mark_attack_records(const tokenizer *tok, const mark_record *recs, size_t n, double sub, double del,
+                        uint64_t seed, rt_buf *jsonl);
+
 /* ---------------------------------------------------------------- radioactivity */
 
 /* Did a suspect model learn from text watermarked with c's key? Closed mode: the suspect

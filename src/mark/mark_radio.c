@@ -22,29 +22,6 @@ static int same_vocab(const tokenizer *a, const tokenizer *b) {
     return 1;
 }
 
-/* T(prompt) ++ T(completion); *from = the prompt's tokens */
-static int encode_pc(const tokenizer *tok, const char *p, size_t pl, const char *c, size_t cl, int32_t **out,
-                     size_t *n, size_t *from) {
-    int32_t *a = NULL, *b = NULL;
-    size_t na = 0, nb = 0;
-    if (p && tokenizer_encode(tok, p, pl, 0, &a, &na)) return -1;
-    if (c && tokenizer_encode(tok, c, cl, 0, &b, &nb)) {
-        free(a);
-        return -1;
-    }
-    *out = rt_malloc_array(na + nb + 1, sizeof(int32_t), "tokens");
-    if (*out) {
-        if (na) memcpy(*out, a, na * sizeof(int32_t));
-        if (nb) memcpy(*out + na, b, nb * sizeof(int32_t));
-    }
-    free(a);
-    free(b);
-    if (!*out) return -1;
-    *n = na + nb;
-    *from = na;
-    return 0;
-}
-
 /* The evidence: n sequences (watermark tokens), what is scored from where, the references
  * to exclude; all owned. */
 typedef struct {
@@ -104,7 +81,7 @@ static int closed_evidence(const mark_radio_opts *o, evidence *e) {
         char *text = NULL;
         size_t tl = 0;
         if (tokenizer_decode(stk, gen[j], glen[j], &text, &tl)) goto done;
-        int bad = encode_pc(o->wtok, r->prompt, r->prompt_len, text, tl, &e->seq[j], &e->len[j], &e->from[j]);
+        int bad = mark_encode_pc(o->wtok, r->prompt, r->prompt_len, text, tl, &e->seq[j], &e->len[j], &e->from[j]);
         if (!bad && o->save) bad = mark_record_jsonl(o->save, r->prompt, r->prompt_len, text, tl);
         free(text);
         if (bad) goto done;
@@ -140,7 +117,7 @@ static int open_evidence(const mark_radio_opts *o, evidence *e) {
     if (!o->quiet) rt_progress_init(&prog, "read", o->n_recs);
     for (size_t i = 0; i < o->n_recs; i++) {
         const mark_record *r = &o->recs[i];
-        if (encode_pc(o->wtok, r->prompt, r->prompt_len, r->completion, r->completion_len, &e->seq[i], &e->len[i],
+        if (mark_encode_pc(o->wtok, r->prompt, r->prompt_len, r->completion, r->completion_len, &e->seq[i], &e->len[i],
                       &e->from[i]))
             return -1;
         int32_t *p = rt_malloc_array(e->len[i] + 1, sizeof(int32_t), "predictions");

@@ -165,6 +165,90 @@ static int content_text(perr *e, json_t *c, size_t i, rt_buf *out) {
     return 0;
 }
 
+/* A request's "messages", read into serve_messages (their text owned by mtext) and joined, one
+ * line a message, into *text (what the guard reads). Strict (serve): a role must be system,
+ * user, assistant or developer, and content a string, null or text parts. Lenient (gateway: the
+ * upstream judges the shape): any role string, and of content that is not all text parts the text
+ * there is. Returns 0, -1 with *e set (400), or -2 out of memory. */
+typedef struct {
+    serve_message *msgs;
+    rt_buf *mtext;
+    size_t n;
+} chat_msgs;
+
+static void chat_msgs_free(chat_msgs *cm) {
+    if (cm->mtext)
+        for (size_t i = 0; i < cm->n; i++) rt_buf_free(&cm->mtext[i]);
+    free(cm->mtext);
+    free(cm->msgs);
+}
+
+/* the role of messages[i], or NULL with *e set */
+static const char *message_role(perr *e, json_t *msg, size_t i, int lenient) {
+    char pname[48];
+    snprintf(pname, sizeof pname, "messages[%zu].role", i);
+    json_t *role = json_is_object(msg) ? json_object_get(msg, "role") : NULL;
+    if (lenient) {
+        if (json_is_string(role) && !has_nul(role)) return json_string_value(role);
+        bad(e, 400, pname, "%s: required, a string", pname);
+        return NULL;
+    }
+    if (!json_is_string(role)) {
+        bad(e, 400, pname, "%s: required, one of system, user, assistant", pname);
+        return NULL;
+    }
+    const char *rs = json_string_value(role);
+    if (has_nul(role)) {
+        bad(e, 400, pname, "%s: contains a NUL character (\\u0000)", pname);
+        return NULL;
+    }
+    if (strcmp(rs, "system") && strcmp(rs, "user") && strcmp(rs, "assistant") && strcmp(rs, "developer")) {
+        bad(e, 400, pname, "%s: '%.40s' is not one of system, user, assistant", pname, rs);
+        return NULL;
+    }
+    return rs;
+}
+
+/* lenient content: the text parts of a string or array, whatever else it holds (images...) */
+static int lenient_content(perr *e, json_t *c, size_t i, rt_buf *out) {
+    if (!json_is_string(c) && !json_is_array(c)) return 0;
+    int crc = content_text(e, c, i, out);
+    if (crc != -1) return crc;
+    rt_buf_free(out);
+    size_t k;
+    json_t *part;
+    json_array_foreach(c, k, part) {
+        json_t *t = json_object_get(part, "text");
+        if (json_is_string(t) && rt_buf_append(out, json_string_value(t), json_string_length(t))) return -2;
+    }
+    *e->status = 0;
+    return 0;
+}
+
+static int read_messages(perr *e, json_t *root, int lenient, chat_msgs *cm, rt_buf *text) {
+    json_t *ms = json_object_get(root, "messages");
+    if (!json_is_array(ms) || json_array_size(ms) == 0)
+        return bad(e, 400, "messages", "messages: required, a non-empty array of {\"role\", \"content\"}");
+    cm->n = json_array_size(ms);
+    cm->msgs = rt_calloc(cm->n, sizeof *cm->msgs, "messages");
+    cm->mtext = rt_calloc(cm->n, sizeof *cm->mtext, "messages");
+    if (!cm->msgs || !cm->mtext) return -2;
+    for (size_t i = 0; i < cm->n; i++) {
+        json_t *msg = json_array_get(ms, i);
+        const char *role = message_role(e, msg, i, lenient);
+        if (!role) return -1;
+        json_t *c = json_object_get(msg, "content");
+        int crc = lenient ? lenient_content(e, c, i, &cm->mtext[i]) : content_text(e, c, i, &cm->mtext[i]);
+        if (crc) return crc;
+        cm->msgs[i].role = role;
+        cm->msgs[i].content = cm->mtext[i].data ? cm->mtext[i].data : "";
+        cm->msgs[i].len = cm->mtext[i].len;
+        if (i && rt_buf_append(text, "\n", 1)) return -2;
+        if (rt_buf_append(text, cm->msgs[i].content, cm->msgs[i].len)) return -2;
+    }
+    return 0;
+}
+
 int serve_parse_gen(const char *body, size_t len, int chat, const model *m, const serve_chat_format *fmt,
                     size_t n_ctx, const char *served_name,
                     size_t max_tokens_cap, serve_gen_request *r, int *status, char *err, size_t err_cap,
@@ -181,9 +265,7 @@ int serve_parse_gen(const char *body, size_t len, int chat, const model *m, cons
     rt_buf text = {0};
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    serve_message *msgs = NULL;
-    rt_buf *mtext = NULL;
-    size_t n_msgs = 0;
+    chat_msgs cm = {0};
     if (!json_is_object(root)) {
         bad(&e, 400, "", "the request body must be a JSON object");
         goto out;
@@ -280,43 +362,10 @@ int serve_parse_gen(const char *body, size_t len, int chat, const model *m, cons
                 fmt->err);
             goto out;
         }
-        json_t *ms = json_object_get(root, "messages");
-        if (!json_is_array(ms) || json_array_size(ms) == 0) {
-            bad(&e, 400, "messages", "messages: required, a non-empty array of {\"role\", \"content\"}");
-            goto out;
-        }
-        n_msgs = json_array_size(ms);
-        msgs = rt_calloc(n_msgs, sizeof *msgs, "messages");
-        mtext = rt_calloc(n_msgs, sizeof *mtext, "messages");
-        if (!msgs || !mtext) goto oom;
-        for (size_t i = 0; i < n_msgs; i++) {
-            json_t *msg = json_array_get(ms, i);
-            char pname[48];
-            snprintf(pname, sizeof pname, "messages[%zu].role", i);
-            json_t *role = json_is_object(msg) ? json_object_get(msg, "role") : NULL;
-            if (!json_is_string(role)) {
-                bad(&e, 400, pname, "%s: required, one of system, user, assistant", pname);
-                goto out;
-            }
-            const char *rs = json_string_value(role);
-            if (has_nul(role)) {
-                bad(&e, 400, pname, "%s: contains a NUL character (\\u0000)", pname);
-                goto out;
-            }
-            if (strcmp(rs, "system") && strcmp(rs, "user") && strcmp(rs, "assistant") && strcmp(rs, "developer")) {
-                bad(&e, 400, pname, "%s: '%.40s' is not one of system, user, assistant", pname, rs);
-                goto out;
-            }
-            int crc = content_text(&e, json_object_get(msg, "content"), i, &mtext[i]);
-            if (crc == -2) goto oom;
-            if (crc) goto out;
-            msgs[i].role = rs;
-            msgs[i].content = mtext[i].data ? mtext[i].data : "";
-            msgs[i].len = mtext[i].len;
-            if (i && rt_buf_append(&text, "\n", 1)) goto oom;
-            if (rt_buf_append(&text, msgs[i].content, msgs[i].len)) goto oom;
-        }
-        if (serve_chat_tokens(&fmt->chat, m->tok, msgs, n_msgs, &ids, &n_ids)) {
+        int mrc = read_messages(&e, root, 0, &cm, &text);
+        if (mrc == -2) goto oom;
+        if (mrc) goto out;
+        if (serve_chat_tokens(&fmt->chat, m->tok, cm.msgs, cm.n, &ids, &n_ids)) {
             bad(&e, 400, "messages", "messages: %s", rt_errmsg());
             goto out;
         }
@@ -443,10 +492,7 @@ out:
         for (size_t i = 0; i < r->n_stop; i++) free(r->stop[i]);
         r->n_stop = 0;
     }
-    if (mtext)
-        for (size_t i = 0; i < n_msgs; i++) rt_buf_free(&mtext[i]);
-    free(mtext);
-    free(msgs);
+    chat_msgs_free(&cm);
     free(ids);
     rt_buf_free(&text);
     json_decref(root);
@@ -486,9 +532,7 @@ int serve_parse_upstream(const char *body, size_t len, int kind, const tokenizer
     if (!root) return bad(&e, 400, "", "invalid JSON body: %s (line %d, column %d)", je.text, je.line, je.column);
     int rc = -1;
     rt_buf text = {0};
-    serve_message *msgs = NULL;
-    rt_buf *mtext = NULL;
-    size_t n_msgs = 0;
+    chat_msgs cm = {0};
     if (!json_is_object(root)) {
         bad(&e, 400, "", "the request body must be a JSON object");
         goto out;
@@ -515,52 +559,14 @@ int serve_parse_upstream(const char *body, size_t len, int kind, const tokenizer
         }
         if (strings_text(p, &text)) goto oom;
     } else {
-        json_t *ms = json_object_get(root, "messages");
-        if (!json_is_array(ms) || json_array_size(ms) == 0) {
-            bad(&e, 400, "messages", "messages: required, a non-empty array of {\"role\", \"content\"}");
-            goto out;
-        }
-        n_msgs = json_array_size(ms);
-        msgs = rt_calloc(n_msgs, sizeof *msgs, "messages");
-        mtext = rt_calloc(n_msgs, sizeof *mtext, "messages");
-        if (!msgs || !mtext) goto oom;
-        for (size_t i = 0; i < n_msgs; i++) {
-            json_t *msg = json_array_get(ms, i);
-            json_t *role = json_is_object(msg) ? json_object_get(msg, "role") : NULL;
-            if (!json_is_string(role) || has_nul(role)) {
-                char pname[48];
-                snprintf(pname, sizeof pname, "messages[%zu].role", i);
-                bad(&e, 400, pname, "%s: required, a string", pname);
-                goto out;
-            }
-            /* the upstream judges the content's shape; the text parts are what the guard reads */
-            json_t *c = json_object_get(msg, "content");
-            if (json_is_string(c) || json_is_array(c)) {
-                int crc = content_text(&e, c, i, &mtext[i]);
-                if (crc == -2) goto oom;
-                if (crc) { /* not all text parts (images...): keep what text there is */
-                    rt_buf_free(&mtext[i]);
-                    size_t k;
-                    json_t *part;
-                    json_array_foreach(c, k, part) {
-                        json_t *t = json_object_get(part, "text");
-                        if (json_is_string(t) && rt_buf_append(&mtext[i], json_string_value(t), json_string_length(t)))
-                            goto oom;
-                    }
-                    *status = 0;
-                }
-            }
-            msgs[i].role = json_string_value(role);
-            msgs[i].content = mtext[i].data ? mtext[i].data : "";
-            msgs[i].len = mtext[i].len;
-            if (i && rt_buf_append(&text, "\n", 1)) goto oom;
-            if (rt_buf_append(&text, msgs[i].content, msgs[i].len)) goto oom;
-        }
+        int mrc = read_messages(&e, root, 1, &cm, &text);
+        if (mrc == -2) goto oom;
+        if (mrc) goto out;
     }
     /* the prompt's tokens, by the local model's tokenizer when there is one (the guard's
      * embedding reads them; the limits reserve them) */
     if (tok && chat && kind == SERVE_UP_CHAT) {
-        if (serve_chat_tokens(chat, tok, msgs, n_msgs, &r->prompt_ids, &r->n_prompt)) {
+        if (serve_chat_tokens(chat, tok, cm.msgs, cm.n, &r->prompt_ids, &r->n_prompt)) {
             /* a role retort's template lacks (tool...): the text alone */
             rt_err_clear();
             if (tokenizer_encode(tok, text.data ? text.data : "", text.len, 0, &r->prompt_ids, &r->n_prompt)) goto oom;
@@ -625,10 +631,7 @@ out:
         free(r->prompt_ids);
         r->prompt_ids = NULL;
     }
-    if (mtext)
-        for (size_t i = 0; i < n_msgs; i++) rt_buf_free(&mtext[i]);
-    free(mtext);
-    free(msgs);
+    chat_msgs_free(&cm);
     rt_buf_free(&text);
     json_decref(root);
     return rc;

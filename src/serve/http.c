@@ -682,21 +682,22 @@ static int stream_produce(conn *c) {
     return all && j->done;
 }
 
+/* Copies what is buffered in c->out (and not yet sent) into buf, at most max bytes; the buffer is
+ * emptied for reuse once all of it has gone. Call only while c->out_pos < c->out.len. */
+static ssize_t drain_out(conn *c, char *buf, size_t max) {
+    size_t n = RT_MIN(max, c->out.len - c->out_pos);
+    memcpy(buf, c->out.data + c->out_pos, n);
+    c->out_pos += n;
+    if (c->out_pos == c->out.len) c->out.len = c->out_pos = 0;
+    return (ssize_t)n;
+}
+
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
     (void)pos;
     conn *c = cls;
     serve_job *j = c->job;
     for (;;) {
-        if (c->out_pos < c->out.len) {
-            size_t n = RT_MIN(max, c->out.len - c->out_pos);
-            memcpy(buf, c->out.data + c->out_pos, n);
-            c->out_pos += n;
-            if (c->out_pos == c->out.len) {
-                c->out.len = 0;
-                c->out_pos = 0;
-            }
-            return (ssize_t)n;
-        }
+        if (c->out_pos < c->out.len) return drain_out(c, buf, max);
         if (c->ended) return MHD_CONTENT_READER_END_OF_STREAM;
         pthread_mutex_lock(&j->mu);
         uint64_t version = j->version;
@@ -986,13 +987,7 @@ static ssize_t upstream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
     conn *c = cls;
     serve_job *j = c->job;
     for (;;) {
-        if (c->out_pos < c->out.len) {
-            size_t n = RT_MIN(max, c->out.len - c->out_pos);
-            memcpy(buf, c->out.data + c->out_pos, n);
-            c->out_pos += n;
-            if (c->out_pos == c->out.len) c->out.len = c->out_pos = 0;
-            return (ssize_t)n;
-        }
+        if (c->out_pos < c->out.len) return drain_out(c, buf, max);
         if (c->ended) return MHD_CONTENT_READER_END_OF_STREAM;
         pthread_mutex_lock(&j->mu);
         if (j->up_out.len) { /* take the relayed bytes (ours is empty) */

@@ -392,9 +392,11 @@ static int put_capped(rt_buf *o, const char *s, size_t n, size_t cap) {
     return rt_buf_append(o, s, n);
 }
 
-/* Fill a template's {slots}. vi: the verse most slots refer to. */
-static int fill(rt_buf *o, const char *tpl, const guard_corpus *c, guard_prompt_style *s, rt_rng *rng, size_t vi) {
-    const verse_t *v = &c->v[vi];
+/* The template walker every filler uses: copies tpl's text to o and calls slot(o, name, len, ud)
+ * for each {name}, which returns 0, -1 (error set), or 1 for a name it does not know. `what`
+ * names the templates in errors. */
+typedef int (*slot_fn)(rt_buf *o, const char *name, size_t len, void *ud);
+static int fill_slots(rt_buf *o, const char *tpl, const char *what, slot_fn slot, void *ud) {
     for (const char *p = tpl; *p;) {
         if (*p != '{') {
             const char *q = strchr(p, '{');
@@ -404,31 +406,56 @@ static int fill(rt_buf *o, const char *tpl, const guard_corpus *c, guard_prompt_
             continue;
         }
         const char *e = strchr(p, '}');
-        if (!e) return RT_FAIL("prompt template without '}': %s", tpl);
-        char slot[16];
-        snprintf(slot, sizeof slot, "%.*s", (int)(e - p - 1), p + 1);
-        p = e + 1;
-        int rc = 0;
-        if (!strcmp(slot, "ref")) rc = put_ref(o, c, vi);
-        else if (!strcmp(slot, "ref2") || !strcmp(slot, "ref3")) rc = put_ref(o, c, pick_verse(c, s, rng));
-        else if (!strcmp(slot, "book")) rc = rt_buf_printf(o, "%s", c->books[v->book]);
-        else if (!strcmp(slot, "book2")) rc = rt_buf_printf(o, "%s", c->books[rt_rng_below(rng, c->n_books)]);
-        else if (!strcmp(slot, "chapter")) rc = rt_buf_printf(o, "%u", v->chapter);
-        else if (!strcmp(slot, "name") || !strcmp(slot, "name2"))
-            rc = rt_buf_printf(o, "%s", c->names[rt_rng_below(rng, c->n_names)]);
-        else if (!strcmp(slot, "theme")) rc = rt_buf_printf(o, "%s", PICK(themes, rng));
-        else if (!strcmp(slot, "relative")) rc = rt_buf_printf(o, "%s", PICK(relatives, rng));
-        else if (!strcmp(slot, "feeling")) rc = rt_buf_printf(o, "%s", PICK(feelings, rng));
-        else if (!strcmp(slot, "occasion")) rc = rt_buf_printf(o, "%s", PICK(occasions, rng));
-        else if (!strcmp(slot, "form")) rc = rt_buf_printf(o, "%s", PICK(forms, rng));
-        else if (!strcmp(slot, "audience")) rc = rt_buf_printf(o, "%s", PICK(audiences, rng));
-        else if (!strcmp(slot, "phrase")) rc = put_phrase(o, c, vi, rng);
-        else if (!strcmp(slot, "word")) rc = put_word(o, c, vi, rng);
-        else if (!strcmp(slot, "verse")) rc = put_capped(o, c->text + v->off, v->len, 240);
-        else return RT_FAIL("prompt template: unknown slot {%s}", slot);
+        if (!e) return RT_FAIL("%s template without '}': %s", what, tpl);
+        int rc = slot(o, p + 1, (size_t)(e - p - 1), ud);
+        if (rc > 0) return RT_FAIL("%s template: unknown slot {%.*s} in %s", what, (int)(e - p - 1), p + 1, tpl);
         if (rc) return -1;
+        p = e + 1;
     }
     return 0;
+}
+
+typedef struct {
+    const guard_corpus *c;
+    guard_prompt_style *s;
+    rt_rng *rng;
+    size_t vi; /* the verse most slots refer to */
+} corpus_fill;
+
+static int corpus_slot(rt_buf *o, const char *name, size_t len, void *ud) {
+    const corpus_fill *f = ud;
+    const guard_corpus *c = f->c;
+    const guard_prompt_style *s = f->s;
+    rt_rng *rng = f->rng;
+    size_t vi = f->vi;
+    const verse_t *v = &c->v[vi];
+    char slot[16];
+    snprintf(slot, sizeof slot, "%.*s", (int)len, name);
+    int rc = 0;
+    if (!strcmp(slot, "ref")) rc = put_ref(o, c, vi);
+    else if (!strcmp(slot, "ref2") || !strcmp(slot, "ref3")) rc = put_ref(o, c, pick_verse(c, s, rng));
+    else if (!strcmp(slot, "book")) rc = rt_buf_printf(o, "%s", c->books[v->book]);
+    else if (!strcmp(slot, "book2")) rc = rt_buf_printf(o, "%s", c->books[rt_rng_below(rng, c->n_books)]);
+    else if (!strcmp(slot, "chapter")) rc = rt_buf_printf(o, "%u", v->chapter);
+    else if (!strcmp(slot, "name") || !strcmp(slot, "name2"))
+        rc = rt_buf_printf(o, "%s", c->names[rt_rng_below(rng, c->n_names)]);
+    else if (!strcmp(slot, "theme")) rc = rt_buf_printf(o, "%s", PICK(themes, rng));
+    else if (!strcmp(slot, "relative")) rc = rt_buf_printf(o, "%s", PICK(relatives, rng));
+    else if (!strcmp(slot, "feeling")) rc = rt_buf_printf(o, "%s", PICK(feelings, rng));
+    else if (!strcmp(slot, "occasion")) rc = rt_buf_printf(o, "%s", PICK(occasions, rng));
+    else if (!strcmp(slot, "form")) rc = rt_buf_printf(o, "%s", PICK(forms, rng));
+    else if (!strcmp(slot, "audience")) rc = rt_buf_printf(o, "%s", PICK(audiences, rng));
+    else if (!strcmp(slot, "phrase")) rc = put_phrase(o, c, vi, rng);
+    else if (!strcmp(slot, "word")) rc = put_word(o, c, vi, rng);
+    else if (!strcmp(slot, "verse")) rc = put_capped(o, c->text + v->off, v->len, 240);
+    else return 1;
+    return rc ? -1 : 0;
+}
+
+/* Fill a template's {slots}. vi: the verse most slots refer to. */
+static int fill(rt_buf *o, const char *tpl, const guard_corpus *c, guard_prompt_style *s, rt_rng *rng, size_t vi) {
+    corpus_fill f = {c, s, rng, vi};
+    return fill_slots(o, tpl, "prompt", corpus_slot, &f);
 }
 
 void guard_prompt_style_random(guard_prompt_style *s, const guard_corpus *c, rt_rng *rng) {
@@ -633,30 +660,17 @@ static const ev_slot ev_slots[] = {
 };
 #undef EV
 
-static int ev_fill(rt_buf *o, const char *tpl, rt_rng *rng) {
-    for (const char *p = tpl; *p;) {
-        if (*p != '{') {
-            const char *q = strchr(p, '{');
-            size_t n = q ? (size_t)(q - p) : strlen(p);
-            if (rt_buf_append(o, p, n)) return -1;
-            p += n;
-            continue;
-        }
-        const char *e = strchr(p, '}');
-        if (!e) return RT_FAIL("everyday template without '}': %s", tpl);
-        size_t sl = (size_t)(e - p - 1);
-        while (sl && isdigit((unsigned char)p[sl])) sl--; /* {ingredient2}: another draw */
-        int rc = -2;
-        if (sl == 1 && p[1] == 'n') rc = rt_buf_printf(o, "%u", 3 + (unsigned)rt_rng_below(rng, 8));
-        for (size_t k = 0; rc == -2 && k < RT_ARRAY_LEN(ev_slots); k++)
-            if (strlen(ev_slots[k].name) == sl && !strncmp(ev_slots[k].name, p + 1, sl))
-                rc = rt_buf_printf(o, "%s", ev_slots[k].v[rt_rng_below(rng, ev_slots[k].n)]);
-        if (rc == -2) return RT_FAIL("everyday template: unknown slot in %s", tpl);
-        if (rc) return -1;
-        p = e + 1;
-    }
-    return 0;
+static int ev_slot_fill(rt_buf *o, const char *name, size_t sl, void *ud) {
+    rt_rng *rng = ud;
+    while (sl && isdigit((unsigned char)name[sl - 1])) sl--; /* {ingredient2}: another draw */
+    if (sl == 1 && name[0] == 'n') return rt_buf_printf(o, "%u", 3 + (unsigned)rt_rng_below(rng, 8)) ? -1 : 0;
+    for (size_t k = 0; k < RT_ARRAY_LEN(ev_slots); k++)
+        if (strlen(ev_slots[k].name) == sl && !strncmp(ev_slots[k].name, name, sl))
+            return rt_buf_printf(o, "%s", ev_slots[k].v[rt_rng_below(rng, ev_slots[k].n)]) ? -1 : 0;
+    return 1;
 }
+
+static int ev_fill(rt_buf *o, const char *tpl, rt_rng *rng) { return fill_slots(o, tpl, "everyday", ev_slot_fill, rng); }
 
 /* One everyday request from the templates of the spec's half (and of the style's tile). */
 static int everyday(rt_buf *o, guard_source_spec sp, const guard_prompt_style *s, rt_rng *rng) {
@@ -726,23 +740,21 @@ static int put_item(rt_buf *o, const guard_texts *t, size_t i, int title, size_t
     return put_capped(o, s, len, cap);
 }
 
-static int fill_item(rt_buf *o, const char *tpl, const guard_texts *t, size_t i, rt_rng *rng) {
-    for (const char *p = tpl; *p;) {
-        if (*p != '{') {
-            const char *q = strchr(p, '{');
-            size_t n = q ? (size_t)(q - p) : strlen(p);
-            if (rt_buf_append(o, p, n)) return -1;
-            p += n;
-            continue;
-        }
-        int rc;
-        if (!strncmp(p, "{item}", 6)) rc = put_item(o, t, i, 0, SOURCE_ITEM_CAP), p += 6;
-        else if (!strncmp(p, "{title}", 7)) rc = put_item(o, t, i, 1, 0), p += 7;
-        else return RT_FAIL("source template: unknown slot in %s", tpl);
-        if (rc) return -1;
-    }
-    (void)rng;
-    return 0;
+typedef struct {
+    const guard_texts *t;
+    size_t i;
+} item_fill;
+
+static int item_slot(rt_buf *o, const char *name, size_t len, void *ud) {
+    const item_fill *f = ud;
+    if (len == 4 && !strncmp(name, "item", 4)) return put_item(o, f->t, f->i, 0, SOURCE_ITEM_CAP) ? -1 : 0;
+    if (len == 5 && !strncmp(name, "title", 5)) return put_item(o, f->t, f->i, 1, 0) ? -1 : 0;
+    return 1;
+}
+
+static int fill_item(rt_buf *o, const char *tpl, const guard_texts *t, size_t i) {
+    item_fill f = {t, i};
+    return fill_slots(o, tpl, "source", item_slot, &f);
 }
 
 /* An item index of the style's tile (a swarm's keys cover disjoint items). */
@@ -767,7 +779,7 @@ int guard_source_prompt(const guard_texts *t, guard_source_spec sp, guard_ask_ki
     if (sp.kind == GUARD_SRC_EVERYDAY) rc = everyday(&body, sp, s, rng);
     else if (k == GUARD_ASK_QUESTION) {
         const char *tpl = sp.kind == GUARD_SRC_FORTUNES ? PICK(fortune_questions, rng) : PICK(man_questions, rng);
-        rc = fill_item(&body, tpl, t, pick_item(t, s, rng), rng);
+        rc = fill_item(&body, tpl, t, pick_item(t, s, rng));
     } else rc = put_item(&body, t, pick_item(t, s, rng), 0, k == GUARD_ASK_RAW || k == GUARD_ASK_PREFIX ? SOURCE_RAW_CAP : SOURCE_ITEM_CAP);
     if (rc) goto out;
     switch (k) {
