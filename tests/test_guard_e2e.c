@@ -19,6 +19,7 @@
 #include "model/model.h"
 #include "serve/serve.h"
 #include "testlib.h"
+#include "fixtures.h"
 
 static model *make_model(void) {
     static const char *lines[] = {
@@ -49,32 +50,9 @@ static model *make_model(void) {
 }
 
 static const char *write_corpus(void) {
-    static char path[512];
-    snprintf(path, sizeof path, "%s/corpus.txt", tl_tmpdir());
-    static const char *names[] = {"Abner", "Boaz", "Caleb", "Deborah", "Eli", "Gideon", "Hannah", "Isaac", "Jethro", "Korah",
-                                  "Laban", "Micah"};
-    static const char *words[] = {"went", "unto", "the", "city", "and", "spake", "with", "people", "of", "land",
-                                  "in", "those", "days", "there", "was", "a", "great", "famine", "field", "house"};
-    rt_buf b = {0};
-    rt_rng r;
-    rt_rng_seed(&r, 1);
-    const char *books[] = {"Genesis", "Ruth", "1 Kings", "Micah"};
-    for (int bk = 0; bk < 4; bk++)
-        for (int ch = 1; ch <= 5; ch++) {
-            rt_buf_printf(&b, "\n%s %d\n\n", books[bk], ch);
-            for (int v = 1; v <= 12; v++) {
-                rt_buf_printf(&b, "  %d And", v);
-                int nw = 10 + (int)rt_rng_below(&r, 16);
-                for (int w = 0; w < nw; w++) {
-                    if (w == 3 || w == 9) rt_buf_printf(&b, " %s", names[rt_rng_below(&r, 12)]);
-                    else rt_buf_printf(&b, " %s", words[rt_rng_below(&r, 20)]);
-                }
-                rt_buf_printf(&b, ".\n");
-            }
-        }
-    rt_write_file_atomic(path, b.data, b.len);
-    rt_buf_free(&b);
-    return path;
+    static const char *const books[] = {"Genesis", "Ruth", "1 Kings", "Micah"};
+    fx_corpus_shape shape = {books, 4, 5, 12, 10, 16, 0};
+    return fx_write_corpus(&shape);
 }
 
 static const char *write_file(const char *name, const char *text) {
