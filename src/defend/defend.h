@@ -280,6 +280,19 @@ typedef struct {
 } guard_group_link;
 int guard_groups_read(gw_conn *c, guard_group_link **out, size_t *n);
 
+/* The linked pairs the guard's action rows give evidence for: each flag, throttle or suspend
+ * row's evidence (guard_detector_evidence of the deciding account) lists that account's
+ * partners; those marked linked become pairs (a < b), with the kinds of evidence
+ * (GUARD_LINK_* bits, guard_link_kinds) seen in any of the rows and how many rows named the
+ * pair. A pair linked only between two actions (and never named by the deciding account) is
+ * not seen. Ordered by (a, b); *out malloc'ed; none without the guard tables. */
+typedef struct {
+    int64_t a, b;
+    unsigned kinds;
+    size_t rows;
+} guard_pair_link;
+int guard_pair_links_read(gw_conn *c, guard_pair_link **out, size_t *n);
+
 /* Every guard_scores row in time order: fn(ud, t, account_id, risk (NaN when NULL)); fn
  * returns 0 to go on, -1 to stop with its error. */
 int guard_scores_each(gw_conn *c, int (*fn)(void *ud, double t, int64_t account_id, double risk), void *ud);

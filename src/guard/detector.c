@@ -254,6 +254,24 @@ typedef struct {
     int kinds;
 } link_eval;
 
+unsigned guard_link_kinds(double ip, double burst, double tmpl, double fingerprint, double cohort, double timing) {
+    return (ip > 0 ? GUARD_LINK_IP : 0) | (burst > 0 ? GUARD_LINK_BURST : 0) | (tmpl >= 0.5 ? GUARD_LINK_TEMPLATE : 0) |
+           (fingerprint > 0 ? GUARD_LINK_FINGERPRINT : 0) | (cohort > 0 ? GUARD_LINK_COHORT : 0) |
+           (timing >= 0.5 ? GUARD_LINK_TIMING : 0);
+}
+
+const char *guard_link_kind_name(unsigned bit) {
+    switch (bit) {
+    case GUARD_LINK_IP: return "shared client address";
+    case GUARD_LINK_BURST: return "same burst of sign-ups";
+    case GUARD_LINK_TEMPLATE: return "shared prompt template";
+    case GUARD_LINK_FINGERPRINT: return "shared client fingerprint";
+    case GUARD_LINK_COHORT: return "aligned with a cohort move";
+    case GUARD_LINK_TIMING: return "overlapping activity";
+    default: return "unknown";
+    }
+}
+
 /* full: always compute the timing overlap (explanations); otherwise only when it could make
  * the pair pass (it is the one costly kind of evidence). */
 static link_eval pair_eval(const guard_detector *d, const pair_ev *pe, uint32_t x, uint32_t y, double t, int full) {
@@ -266,11 +284,11 @@ static link_eval pair_eval(const guard_detector *d, const pair_ev *pe, uint32_t 
     e.tmpl = fmin(1.0, pe->tmpl_hits / p->template_link_hits);
     double rest = p->link_w_ip * e.ip + p->link_w_burst * e.burst + p->link_w_template * e.tmpl +
                   p->link_w_fingerprint * e.fp + p->link_w_cohort * e.cohort;
-    int kinds = (e.ip > 0) + (e.burst > 0) + (e.tmpl >= 0.5) + (e.fp > 0) + (e.cohort > 0);
+    int kinds = __builtin_popcount(guard_link_kinds(e.ip, e.burst, e.tmpl, e.fp, e.cohort, 0));
     if (full || (rest + p->link_w_timing >= p->link_threshold && kinds + 1 >= p->link_min_kinds))
         e.timing = timing_jaccard(d->acc[x], d->acc[y], t);
     e.score = rest + p->link_w_timing * e.timing;
-    e.kinds = kinds + (e.timing >= 0.5);
+    e.kinds = __builtin_popcount(guard_link_kinds(e.ip, e.burst, e.tmpl, e.fp, e.cohort, e.timing));
     return e;
 }
 

@@ -422,6 +422,17 @@ guard_action guard_detector_level(const guard_detector *d, int64_t account_id);
  * "group": {"id", "members", "assessment"}, "signals": {...}, "window": {...},
  * "linked": [{"account", "score", "ip", "burst", "template", "timing"}]}. malloc'ed text. */
 char *guard_detector_evidence(guard_detector *d, int64_t account_id);
+/* The kinds of evidence a link between two accounts can rest on, a bit each, as the detector
+ * counts them toward link_min_kinds; guard_link_kinds gives the bits present in a pair's
+ * evidence values (the "ip", "burst", "template", "fingerprint", "cohort" and "timing" of a
+ * "linked" entry above). guard_link_kind_name(bit) says what one is, e.g. "shared client address". */
+enum {
+    GUARD_LINK_IP = 1, GUARD_LINK_BURST = 2, GUARD_LINK_TEMPLATE = 4,
+    GUARD_LINK_FINGERPRINT = 8, GUARD_LINK_COHORT = 16, GUARD_LINK_TIMING = 32,
+};
+#define GUARD_LINK_KIND_COUNT 6
+unsigned guard_link_kinds(double ip, double burst, double tmpl, double fingerprint, double cohort, double timing);
+const char *guard_link_kind_name(unsigned bit);
 /* Short reason code of an assessment's strongest non-behaviour signals, e.g. "G-SHIFT+SAT". */
 void guard_reason_code(const guard_assessment *a, int grouped, char *out, size_t cap);
 /* Accounts linked with account_id (its group, itself included); *out malloc'ed. */

@@ -96,6 +96,8 @@ typedef struct {
     size_t nh;
     trow *t;
     size_t nt;
+    guard_pair_link *pl; /* labelled: the pairs the guard linked, with their kinds of evidence */
+    size_t npl;
     int labelled, have_guard;
     double t0, t1; /* time span of the generation requests (a /v1/models probe may carry wall-clock time) */
     double flag_at, throttle_at, suspend_at;
@@ -255,6 +257,7 @@ static int load_accounts(rep *r) {
     rc = load_usage_and_actions(r);
     if (!rc && r->have_guard) rc = guard_scores_each(r->db, max_risk, r);
     if (!rc && r->have_guard) rc = load_links(r);
+    if (!rc && r->have_guard && r->labelled) rc = guard_pair_links_read(r->db, &r->pl, &r->npl);
 out:
     free(g);
     free(l);
@@ -404,6 +407,7 @@ static void rep_free(rep *r) {
         free(a->code), free(a->evidence), free(a->thr_code), free(a->thr_reason), free(a->thr_evidence);
     }
     free(r->a);
+    free(r->pl);
     for (size_t i = 0; i < r->ng; i++) free(r->g[i].name), free(r->g[i].strategy), free(r->g[i].members);
     free(r->g);
     for (size_t i = 0; i < r->nmod; i++) {
@@ -815,6 +819,66 @@ static int sec_by_action(rep *r, rt_buf *o) {
     return shown ? rt_buf_printf(o, "</table>") : rt_buf_printf(o, "<p>The guard acted on no account.</p>");
 }
 
+/* The operation (group index) account id belongs to, or -1 (benign, or no such account). */
+static long group_of(const rep *r, int64_t id) {
+    for (size_t k = 0; k < r->ng; k++)
+        for (size_t j = 0; j < r->g[k].n; j++)
+            if (r->a[r->g[k].members[j]].id == id) return (long)k;
+    return -1;
+}
+
+/* One operation's row of sec_links: how many of its keys one guard group held, the pairs the
+ * guard linked inside it by kind of evidence, and its links to accounts outside it. */
+static int links_row(const rep *r, size_t k, rt_buf *o) {
+    const group *g = &r->g[k];
+    size_t best = 0, inside = 0, outside = 0, by_kind[GUARD_LINK_KIND_COUNT] = {0};
+    int64_t best_link = 0;
+    for (size_t j = 0; j < g->n; j++) { /* the guard group holding most of its keys */
+        int64_t l = r->a[g->members[j]].link;
+        size_t c = 0;
+        for (size_t m = 0; l && m < g->n; m++) c += r->a[g->members[m]].link == l;
+        if (c > best) best = c, best_link = l;
+    }
+    for (size_t i = 0; i < r->npl; i++) {
+        long ga = group_of(r, r->pl[i].a), gb = group_of(r, r->pl[i].b);
+        if (ga != (long)k && gb != (long)k) continue;
+        if (ga != gb) {
+            outside++;
+            continue;
+        }
+        inside++;
+        for (unsigned b = 0; b < GUARD_LINK_KIND_COUNT; b++) by_kind[b] += (r->pl[i].kinds >> b & 1u) != 0;
+    }
+    if (rt_buf_printf(o, "<tr>") || td_str(o, g->name) || rt_buf_printf(o, "<td class=n>%zu</td><td>", g->n))
+        return -1;
+    if (best > 1 ? rt_buf_printf(o, "%zu in linked group #%lld", best, (long long)best_link)
+                 : rt_buf_printf(o, "none (each key judged alone)"))
+        return -1;
+    if (rt_buf_printf(o, "</td><td class=n>%zu</td><td>", inside)) return -1;
+    size_t shown = 0;
+    for (unsigned b = 0; b < GUARD_LINK_KIND_COUNT; b++)
+        if (by_kind[b] && rt_buf_printf(o, "%s%s (%zu)", shown++ ? ", " : "", guard_link_kind_name(1u << b), by_kind[b]))
+            return -1;
+    return rt_buf_printf(o, "%s</td><td class=n>%zu</td></tr>", shown ? "" : "—", outside);
+}
+
+/* Labelled: for each true harvesting operation, how the guard linked its keys, from the link
+ * evidence its action rows stored (guard_pair_links_read). */
+static int sec_links(rep *r, rt_buf *o) {
+    if (!r->labelled || !r->have_guard || !r->ng) return 0;
+    if (rt_buf_printf(o, "<h3>How the guard linked each operation</h3><p>The guard never sees the labels; it links "
+                         "keys that act as one from evidence between pairs of accounts. Below, for each operation, "
+                         "the pairs of its keys the guard linked (as its action rows recorded them, with the kinds "
+                         "of evidence each link rested on: a pair counts once under every kind it showed) and its "
+                         "links to accounts outside it.</p><table><tr><th>operation</th><th>keys</th>"
+                         "<th>keys in one guard group</th><th>pairs linked</th><th>evidence (pairs)</th>"
+                         "<th>links outside it</th></tr>"))
+        return -1;
+    for (size_t k = 0; k < r->ng; k++)
+        if (links_row(r, k, o)) return -1;
+    return rt_buf_printf(o, "</table>");
+}
+
 static int sec_accounts(rep *r, rt_buf *o) {
     headline h;
     headline_of(r, &h);
@@ -856,7 +920,7 @@ static int sec_accounts(rep *r, rt_buf *o) {
                           (long long)refused))
             return -1;
     }
-    if (rt_buf_printf(o, "</table>")) return -1;
+    if (rt_buf_printf(o, "</table>") || sec_links(r, o)) return -1;
     /* benign accounts that were suspended or are suspended (false positives), or none */
     if (!r->labelled) return 0;
     if (rt_buf_printf(o, "<p>Benign accounts suspended: ")) return -1;
