@@ -107,17 +107,13 @@ static int check_pair(const model *s, const model *t, size_t T) {
     return 0;
 }
 
-int distill_eval_text(model *s, model *t, const int32_t *tokens, size_t n, size_t T, size_t B,
-                      size_t max_windows, distill_eval_result *r) {
-    memset(r, 0, sizeof *r);
-    if (check_pair(s, t, T)) return -1;
-    if (n == 0)
-        return RT_FAIL("there is no held-out text to score (the file is too small for --val-fraction to hold "
-                       "any out: raise --val-fraction, or use --split all)");
-    if (n < T + 1)
-        return RT_FAIL("the held-out text has %zu tokens; one window needs %zu (lower --seq-len)", n, T + 1);
-    size_t nw = (n - 1) / T;
-    if (max_windows && nw > max_windows) nw = max_windows;
+/* The scoring loop both evaluations share: items [0, n_items) split over the MPI ranks, B rows of
+ * T at a time, row(ud, item, T, in, tg) filling one item's inputs and targets (-1: not scored);
+ * the student's and (when t) the teacher's logits compared row by row and reduced over ranks. */
+typedef void (*eval_row_fn)(const void *ud, size_t item, size_t T, int32_t *in, int32_t *tg);
+
+static int eval_rows(model *s, model *t, size_t T, size_t B, size_t n_items, eval_row_fn row, const void *ud,
+                     distill_eval_result *r) {
     size_t V = s->cfg.vocab_size;
     int32_t *in = rt_malloc_array(B * T, sizeof(int32_t), "eval batch");
     int32_t *tg = rt_malloc_array(B * T, sizeof(int32_t), "eval batch");
@@ -126,15 +122,11 @@ int distill_eval_text(model *s, model *t, const int32_t *tokens, size_t n, size_
     kd_compare acc = {0};
     int rc = -1;
     size_t lo, hi;
-    dist_split(nw, dist_size(), dist_rank(), &lo, &hi);
+    dist_split(n_items, dist_size(), dist_rank(), &lo, &hi);
     if (!in || !tg || kd_workspace_init(&ws, V, 1)) goto done;
-    for (size_t w0 = lo; w0 < hi; w0 += B) {
-        size_t nb = RT_MIN(B, hi - w0);
-        for (size_t b = 0; b < nb; b++)
-            for (size_t i = 0; i < T; i++) {
-                in[b * T + i] = tokens[(w0 + b) * T + i];
-                tg[b * T + i] = tokens[(w0 + b) * T + i + 1];
-            }
+    for (size_t i0 = lo; i0 < hi; i0 += B) {
+        size_t nb = RT_MIN(B, hi - i0);
+        for (size_t b = 0; b < nb; b++) row(ud, i0 + b, T, in + b * T, tg + b * T);
         const float *tl = NULL;
         if (t && !(tl = model_forward(t, in, nb, T))) goto done;
         const float *sl = model_forward(s, in, nb, T);
@@ -151,6 +143,29 @@ done:
     return rc;
 }
 
+/* window w of the text: T tokens and the T that follow each */
+static void window_row(const void *ud, size_t w, size_t T, int32_t *in, int32_t *tg) {
+    const int32_t *tokens = ud;
+    for (size_t i = 0; i < T; i++) {
+        in[i] = tokens[w * T + i];
+        tg[i] = tokens[w * T + i + 1];
+    }
+}
+
+int distill_eval_text(model *s, model *t, const int32_t *tokens, size_t n, size_t T, size_t B,
+                      size_t max_windows, distill_eval_result *r) {
+    memset(r, 0, sizeof *r);
+    if (check_pair(s, t, T)) return -1;
+    if (n == 0)
+        return RT_FAIL("there is no held-out text to score (the file is too small for --val-fraction to hold "
+                       "any out: raise --val-fraction, or use --split all)");
+    if (n < T + 1)
+        return RT_FAIL("the held-out text has %zu tokens; one window needs %zu (lower --seq-len)", n, T + 1);
+    size_t nw = (n - 1) / T;
+    if (max_windows && nw > max_windows) nw = max_windows;
+    return eval_rows(s, t, T, B, nw, window_row, tokens, r);
+}
+
 void sft_example_row(const sft_set *set, size_t e, size_t T, int32_t *in, int32_t *tg) {
     const int32_t *tok = set->tokens + set->off[e];
     size_t len = set->off[e + 1] - set->off[e], np = set->n_prompt[e];
@@ -159,6 +174,10 @@ void sft_example_row(const sft_set *set, size_t e, size_t T, int32_t *in, int32_
         in[i] = i < len ? tok[i] : pad;
         tg[i] = (i + 1 < len && i + 1 >= np) ? tok[i + 1] : -1;
     }
+}
+
+static void example_row(const void *ud, size_t e, size_t T, int32_t *in, int32_t *tg) {
+    sft_example_row(ud, e, T, in, tg);
 }
 
 int distill_eval_examples(model *s, model *t, const sft_set *set, size_t max_examples, size_t B,
@@ -172,33 +191,7 @@ int distill_eval_examples(model *s, model *t, const sft_set *set, size_t max_exa
     if (t) ctx = RT_MIN(ctx, t->cfg.ctx_len);
     T = RT_MIN(T, ctx);
     if (check_pair(s, t, T)) return -1;
-    size_t V = s->cfg.vocab_size;
-    int32_t *in = rt_malloc_array(B * T, sizeof(int32_t), "eval batch");
-    int32_t *tg = rt_malloc_array(B * T, sizeof(int32_t), "eval batch");
-    kd_workspace ws;
-    memset(&ws, 0, sizeof ws);
-    kd_compare acc = {0};
-    int rc = -1;
-    size_t lo, hi;
-    dist_split(n, dist_size(), dist_rank(), &lo, &hi);
-    if (!in || !tg || kd_workspace_init(&ws, V, 1)) goto done;
-    for (size_t e0 = lo; e0 < hi; e0 += B) {
-        size_t nb = RT_MIN(B, hi - e0);
-        for (size_t b = 0; b < nb; b++) sft_example_row(set, e0 + b, T, in + b * T, tg + b * T);
-        const float *tl = NULL;
-        if (t && !(tl = model_forward(t, in, nb, T))) goto done;
-        const float *sl = model_forward(s, in, nb, T);
-        if (!sl) goto done;
-        if (kd_compare_rows(&ws, sl, tl, tg, nb * T, V, &acc)) goto done;
-    }
-    if (kd_compare_reduce(&acc)) goto done;
-    finish_result(&acc, t != NULL, r);
-    rc = 0;
-done:
-    free(in);
-    free(tg);
-    kd_workspace_free(&ws);
-    return rc;
+    return eval_rows(s, t, T, B, n, example_row, set, r);
 }
 
 int distill_eval_arith(model *s, const sft_set *set, size_t max_examples, size_t batch, size_t max_new,

@@ -247,12 +247,14 @@ static void secret_hash(const char *secret, size_t len, unsigned char out[32]) {
 
 /* ---------------------------------------------------------------- accounts and keys */
 
-static int find_account_locked(gw_db *db, const char *name, gw_account *out, int *found) {
+/* One account by name (name != NULL) or by id: *found 0 when there is none. */
+static int account_locked(gw_db *db, const char *name, int64_t id, gw_account *out, int *found) {
     char sql[256];
-    snprintf(sql, sizeof sql, "SELECT %s FROM accounts WHERE name = ?1", account_cols);
+    snprintf(sql, sizeof sql, "SELECT %s FROM accounts WHERE %s = ?1", account_cols, name ? "name" : "id");
     gw_stmt *st = NULL;
     if (gw_sql_prepare(db->conn, sql, &st, NULL) != 0) return db_fail(db, "looking up an account");
-    gw_bind_text(st, 1, name);
+    if (name) gw_bind_text(st, 1, name);
+    else gw_bind_int64(st, 1, id);
     int rc = gw_step(st);
     *found = 0;
     if (rc == GW_ROW) {
@@ -266,23 +268,12 @@ static int find_account_locked(gw_db *db, const char *name, gw_account *out, int
     return 0;
 }
 
+static int find_account_locked(gw_db *db, const char *name, gw_account *out, int *found) {
+    return account_locked(db, name, 0, out, found);
+}
+
 static int get_account_locked(gw_db *db, int64_t id, gw_account *out, int *found) {
-    char sql[256];
-    snprintf(sql, sizeof sql, "SELECT %s FROM accounts WHERE id = ?1", account_cols);
-    gw_stmt *st = NULL;
-    if (gw_sql_prepare(db->conn, sql, &st, NULL) != 0) return db_fail(db, "looking up an account");
-    gw_bind_int64(st, 1, id);
-    int rc = gw_step(st);
-    *found = 0;
-    if (rc == GW_ROW) {
-        read_account(st, 0, out);
-        *found = 1;
-    } else if (rc != GW_DONE) {
-        gw_finalize(st);
-        return db_fail(db, "looking up an account");
-    }
-    gw_finalize(st);
-    return 0;
+    return account_locked(db, NULL, id, out, found);
 }
 
 static int exec_locked(gw_db *db, const char *sql, const char *what) { return gw_sql_exec(db->conn, sql, what); }

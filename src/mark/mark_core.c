@@ -151,30 +151,13 @@ static uint64_t load_le64(const uint8_t *p) {
 }
 
 uint64_t mark_siphash24(const uint8_t key[16], const void *data, size_t len) {
-    uint64_t k0 = load_le64(key), k1 = load_le64(key + 8);
-    uint64_t v0 = k0 ^ 0x736f6d6570736575ull, v1 = k1 ^ 0x646f72616e646f6dull;
-    uint64_t v2 = k0 ^ 0x6c7967656e657261ull, v3 = k1 ^ 0x7465646279746573ull;
+    mark_sip st = mark_sip_init(load_le64(key), load_le64(key + 8));
     const uint8_t *p = data;
     size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t m = load_le64(p + i);
-        v3 ^= m;
-        MARK_SIPROUND;
-        MARK_SIPROUND;
-        v0 ^= m;
-    }
+    for (; i + 8 <= len; i += 8) mark_sip_block(&st, load_le64(p + i));
     uint64_t b = (uint64_t)len << 56;
     for (size_t j = 0; i + j < len; j++) b |= (uint64_t)p[i + j] << (8 * j);
-    v3 ^= b;
-    MARK_SIPROUND;
-    MARK_SIPROUND;
-    v0 ^= b;
-    v2 ^= 0xff;
-    MARK_SIPROUND;
-    MARK_SIPROUND;
-    MARK_SIPROUND;
-    MARK_SIPROUND;
-    return v0 ^ v1 ^ v2 ^ v3;
+    return mark_sip_finish(&st, b);
 }
 
 /* ---------------------------------------------------------------- context */

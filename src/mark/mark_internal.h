@@ -20,31 +20,44 @@ static inline uint64_t mark_rotl64(uint64_t x, int b) { return (x << b) | (x >> 
         v2 += v1; v1 = mark_rotl64(v1, 17); v1 ^= v2; v2 = mark_rotl64(v2, 32);                    \
     } while (0)
 
-/* SipHash-2-4 of a message made of nw 32-bit words (the byte string is the words in order,
- * each little-endian), key (k0, k1). Equals crypto_shorthash on those bytes. */
-static inline uint64_t mark_siphash_words(const uint64_t k[2], const uint32_t *w, size_t nw) {
-    uint64_t v0 = k[0] ^ 0x736f6d6570736575ull, v1 = k[1] ^ 0x646f72616e646f6dull;
-    uint64_t v2 = k[0] ^ 0x6c7967656e657261ull, v3 = k[1] ^ 0x7465646279746573ull;
-    size_t i = 0;
-    for (; i + 2 <= nw; i += 2) {
-        uint64_t m = (uint64_t)w[i] | ((uint64_t)w[i + 1] << 32);
-        v3 ^= m;
-        MARK_SIPROUND;
-        MARK_SIPROUND;
-        v0 ^= m;
-    }
-    uint64_t b = (uint64_t)(4 * nw) << 56;
-    if (i < nw) b |= (uint64_t)w[i];
-    v3 ^= b;
+/* SipHash-2-4's state (v0..v3 from key (k0, k1)), one 8-byte block m, and the finish from the
+ * last block b (the message length in the top byte, the tail bytes below): the pieces both
+ * hashes below share. */
+typedef struct {
+    uint64_t v0, v1, v2, v3;
+} mark_sip;
+
+static inline mark_sip mark_sip_init(uint64_t k0, uint64_t k1) {
+    return (mark_sip){k0 ^ 0x736f6d6570736575ull, k1 ^ 0x646f72616e646f6dull, k0 ^ 0x6c7967656e657261ull,
+                      k1 ^ 0x7465646279746573ull};
+}
+
+static inline void mark_sip_block(mark_sip *st, uint64_t m) {
+    uint64_t v0 = st->v0, v1 = st->v1, v2 = st->v2, v3 = st->v3 ^ m;
     MARK_SIPROUND;
     MARK_SIPROUND;
-    v0 ^= b;
-    v2 ^= 0xff;
+    *st = (mark_sip){v0 ^ m, v1, v2, v3};
+}
+
+static inline uint64_t mark_sip_finish(mark_sip *st, uint64_t b) {
+    mark_sip_block(st, b);
+    uint64_t v0 = st->v0, v1 = st->v1, v2 = st->v2 ^ 0xff, v3 = st->v3;
     MARK_SIPROUND;
     MARK_SIPROUND;
     MARK_SIPROUND;
     MARK_SIPROUND;
     return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* SipHash-2-4 of a message made of nw 32-bit words (the byte string is the words in order,
+ * each little-endian), key (k0, k1). Equals crypto_shorthash on those bytes. */
+static inline uint64_t mark_siphash_words(const uint64_t k[2], const uint32_t *w, size_t nw) {
+    mark_sip st = mark_sip_init(k[0], k[1]);
+    size_t i = 0;
+    for (; i + 2 <= nw; i += 2) mark_sip_block(&st, (uint64_t)w[i] | ((uint64_t)w[i + 1] << 32));
+    uint64_t b = (uint64_t)(4 * nw) << 56;
+    if (i < nw) b |= (uint64_t)w[i];
+    return mark_sip_finish(&st, b);
 }
 
 /* SelfHash seed: min over u in {window[0..h), token} of PRF_seed(u, token). */

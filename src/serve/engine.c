@@ -23,18 +23,25 @@
 
 /* ---------------------------------------------------------------- jobs */
 
-serve_job *serve_job_new(int32_t *prompt, size_t n_prompt, size_t n, size_t max_tokens, int want_logprobs,
-                         size_t top_k, size_t hidden_dim) {
-    if (n == 0 || n > SERVE_MAX_N || top_k > SERVE_MAX_TOP || max_tokens == 0) {
-        RT_FAIL("job: bad shape (n %zu, max_tokens %zu, top_k %zu)", n, max_tokens, top_k);
-        return NULL;
-    }
+/* a zeroed job with its lock and one reference (the caller's) */
+static serve_job *job_alloc(void) {
     serve_job *j = rt_calloc(1, sizeof *j, "job");
     if (!j) return NULL;
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
     atomic_init(&j->cancelled, 0);
     atomic_init(&j->refs, 1);
+    return j;
+}
+
+serve_job *serve_job_new(int32_t *prompt, size_t n_prompt, size_t n, size_t max_tokens, int want_logprobs,
+                         size_t top_k, size_t hidden_dim) {
+    if (n == 0 || n > SERVE_MAX_N || top_k > SERVE_MAX_TOP || max_tokens == 0) {
+        RT_FAIL("job: bad shape (n %zu, max_tokens %zu, top_k %zu)", n, max_tokens, top_k);
+        return NULL;
+    }
+    serve_job *j = job_alloc();
+    if (!j) return NULL;
     j->prompt = prompt;
     j->n_prompt = n_prompt;
     j->n = n;
@@ -78,12 +85,8 @@ serve_job *serve_job_new_upstream(size_t n) {
         RT_FAIL("job: bad shape (n %zu)", n);
         return NULL;
     }
-    serve_job *j = rt_calloc(1, sizeof *j, "job");
+    serve_job *j = job_alloc();
     if (!j) return NULL;
-    pthread_mutex_init(&j->mu, NULL);
-    pthread_cond_init(&j->cv, NULL);
-    atomic_init(&j->cancelled, 0);
-    atomic_init(&j->refs, 1);
     j->n = n;
     j->upstream = 1;
     j->up_prompt_tokens = j->up_completion_tokens = -1;
