@@ -105,6 +105,11 @@ static void test_keys(void) {
     CHECK_OK(gw_account_set_status(db, a.id, GW_ACCOUNT_ACTIVE, NULL, 1005.0));
     CHECK_OK(gw_auth(db, key2, &p, &ar));
     CHECK(p.account.status == GW_ACCOUNT_ACTIVE && p.account.reason[0] == '\0');
+    /* an account that is not there: both updates refuse, naming the id */
+    gw_limits nolim = {5, -1, -1};
+    CHECK(gw_account_set_status(db, 987654, GW_ACCOUNT_SUSPENDED, "x", 1006.0) == -1 &&
+          strstr(rt_errmsg(), "no account with id 987654"));
+    CHECK(gw_account_set_limits(db, 987654, &nolim) == -1 && strstr(rt_errmsg(), "no account with id 987654"));
     /* names */
     CHECK(gw_key_create(db, "bad name", NULL, 0, 1.0, key, NULL) == -1 && strstr(rt_errmsg(), "account name"));
     gw_account f;

@@ -470,6 +470,14 @@ out:
     return rc;
 }
 
+/* Runs a prepared UPDATE of account account_id: -1 (recorded) when it fails or no account has
+ * that id. */
+static int update_one_account(gw_db *db, gw_stmt *st, int64_t account_id, const char *what) {
+    if (gw_step(st) != GW_DONE) return db_fail(db, what);
+    if (gw_changes(db->conn) == 0) return RT_FAIL("no account with id %lld", (long long)account_id);
+    return 0;
+}
+
 int gw_account_set_status(gw_db *db, int64_t account_id, gw_account_status status, const char *reason,
                           double now) {
     char r[GW_REASON_MAX]; /* sanitized and cut on a character boundary, never inside one */
@@ -485,15 +493,7 @@ int gw_account_set_status(gw_db *db, int64_t account_id, gw_account_status statu
     gw_bind_text(st, 2, status == GW_ACCOUNT_SUSPENDED ? "suspended" : "active");
     gw_bind_text(st, 3, r);
     gw_bind_double(st, 4, now);
-    if (gw_step(st) != GW_DONE) {
-        db_fail(db, "changing an account's status");
-        goto out;
-    }
-    if (gw_changes(db->conn) == 0) {
-        RT_FAIL("no account with id %lld", (long long)account_id);
-        goto out;
-    }
-    rc = 0;
+    rc = update_one_account(db, st, account_id, "changing an account's status");
 out:
     gw_finalize(st);
     pthread_mutex_unlock(&db->mu);
@@ -515,15 +515,7 @@ int gw_account_set_limits(gw_db *db, int64_t account_id, const gw_limits *limits
         if (f[i] >= 0) gw_bind_int64(st, 2 + i, f[i]);
         else gw_bind_null(st, 2 + i);
     }
-    if (gw_step(st) != GW_DONE) {
-        db_fail(db, "changing an account's limits");
-        goto out;
-    }
-    if (gw_changes(db->conn) == 0) {
-        RT_FAIL("no account with id %lld", (long long)account_id);
-        goto out;
-    }
-    rc = 0;
+    rc = update_one_account(db, st, account_id, "changing an account's limits");
 out:
     gw_finalize(st);
     pthread_mutex_unlock(&db->mu);
