@@ -868,9 +868,10 @@ static int sec_links(rep *r, rt_buf *o) {
     if (!r->labelled || !r->have_guard || !r->ng) return 0;
     if (rt_buf_printf(o, "<h3>How the guard linked each operation</h3><p>The guard never sees the labels; it links "
                          "keys that act as one from evidence between pairs of accounts. Below, for each operation, "
-                         "the pairs of its keys the guard linked (as its action rows recorded them, with the kinds "
-                         "of evidence each link rested on: a pair counts once under every kind it showed) and its "
-                         "links to accounts outside it.</p><table><tr><th>operation</th><th>keys</th>"
+                         "the pairs of its keys the guard linked, with the kinds of evidence each link rested on (a "
+                         "pair counts once under every kind it showed), and its links to accounts outside it. Each "
+                         "action row records the links of the account whose request decided it, so a group may be "
+                         "held together by more links than are listed.</p><table><tr><th>operation</th><th>keys</th>"
                          "<th>keys in one guard group</th><th>pairs linked</th><th>evidence (pairs)</th>"
                          "<th>links outside it</th></tr>"))
         return -1;
