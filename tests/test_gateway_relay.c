@@ -147,6 +147,8 @@ static void test_lenient_messages(void) {
     serve_gen_request_free(&r);
     const char *bad[][3] = {
         {"{\"model\":\"m\",\"messages\":[]}", "messages", "non-empty array"},
+        {"{\"model\":", "", "invalid JSON body"},
+        {"[{\"model\":\"m\"}]", "", "must be a JSON object"},
         {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"content\":\"b\"}]}",
          "messages[1].role", "required, a string"},
         {"{\"model\":\"m\",\"messages\":[{\"role\":\"us\\u0000er\",\"content\":\"a\"}]}", "messages[0].role",

@@ -723,6 +723,8 @@ static void test_errors(void) {
         {"{\"model\":\"tiny\",\"prompt\":\"a\",\"max_tokens\":\"5\"}", "max_tokens", "integer"},
         {"{\"model\":\"tiny\",\"prompt\":\"a\",\"temperature\":3}", "temperature", "temperature"},
         {"{\"model\":\"tiny\",\"prompt\":\"a\",\"top_p\":0}", "top_p", "top_p"},
+        {"{\"model\":", "", "invalid JSON body"},
+        {"[\"tiny\"]", "", "must be a JSON object"},
         {"{\"model\":\"tiny\",\"prompt\":\"a\",\"n\":99}", "n", "n"},
         {"{\"model\":\"tiny\",\"prompt\":\"a\",\"logprobs\":21}", "logprobs", "logprobs"},
         {"{\"model\":\"tiny\",\"prompt\":\"a\",\"stop\":[\"\"]}", "stop", "stop[0]"},

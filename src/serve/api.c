@@ -165,6 +165,22 @@ static int content_text(perr *e, json_t *c, size_t i, rt_buf *out) {
     return 0;
 }
 
+/* The request body as a JSON object (the caller's to decref), or NULL with *e set (400). */
+static json_t *body_object(perr *e, const char *body, size_t len) {
+    json_error_t je;
+    json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, &je);
+    if (!root) {
+        bad(e, 400, "", "invalid JSON body: %s (line %d, column %d)", je.text, je.line, je.column);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
+        bad(e, 400, "", "the request body must be a JSON object");
+        return NULL;
+    }
+    return root;
+}
+
 /* A request's "messages", read into serve_messages (their text owned by mtext) and joined, one
  * line a message, into *text (what the guard reads). Strict (serve): a role must be system,
  * user, assistant or developer, and content a string, null or text parts. Lenient (gateway: the
@@ -258,18 +274,13 @@ int serve_parse_gen(const char *body, size_t len, int chat, const model *m, cons
     *status = 0;
     err[0] = param[0] = '\0';
     r->chat = chat;
-    json_error_t je;
-    json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, &je);
-    if (!root) return bad(&e, 400, "", "invalid JSON body: %s (line %d, column %d)", je.text, je.line, je.column);
+    json_t *root = body_object(&e, body, len);
+    if (!root) return -1;
     int rc = -1;
     rt_buf text = {0};
     int32_t *ids = NULL;
     size_t n_ids = 0;
     chat_msgs cm = {0};
-    if (!json_is_object(root)) {
-        bad(&e, 400, "", "the request body must be a JSON object");
-        goto out;
-    }
     /* model */
     json_t *mv = json_object_get(root, "model");
     if (!json_is_string(mv)) {
@@ -527,16 +538,11 @@ int serve_parse_upstream(const char *body, size_t len, int kind, const tokenizer
     *status = 0;
     err[0] = param[0] = '\0';
     r->chat = kind == SERVE_UP_CHAT;
-    json_error_t je;
-    json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, &je);
-    if (!root) return bad(&e, 400, "", "invalid JSON body: %s (line %d, column %d)", je.text, je.line, je.column);
+    json_t *root = body_object(&e, body, len);
+    if (!root) return -1;
     int rc = -1;
     rt_buf text = {0};
     chat_msgs cm = {0};
-    if (!json_is_object(root)) {
-        bad(&e, 400, "", "the request body must be a JSON object");
-        goto out;
-    }
     json_t *mv = json_object_get(root, "model");
     if (!json_is_string(mv) || has_nul(mv)) {
         bad(&e, 400, "model", "model: required, a string (GET /v1/models lists them)");
