@@ -235,6 +235,9 @@ static void test_prada(void) {
 
 /* ---------------------------------------------------------------- detector signals */
 
+/* the fixture's plain request (fixtures.h), by the name this file's cases use */
+static inline guard_event ev_base(int64_t acct, double t) { return fx_event(acct, t); }
+
 static guard_assessment observe(guard_detector *d, const guard_event *e, guard_verdict *v) {
     CHECK_OK(guard_detector_observe(d, e, v));
     return v->account;
@@ -252,7 +255,7 @@ static void test_signals_api_behaviour(void) {
     double rate = 0, lpsum = 0, ratio = 0;
     int sat = 0, served = 0;
     for (int i = 0; i < 10; i++) {
-        guard_event e = fx_event(1, 1000 + i);
+        guard_event e = ev_base(1, 1000 + i);
         e.status = i % 3 == 1 ? 429 : 200; /* i = 1, 4, 7 */
         e.concurrent = i < 4;
         e.logprobs = i % 2;
@@ -334,7 +337,7 @@ static void test_template_coverage(void) {
     rt_buf b = {0};
     /* one template, different fills: a prompt is a near-duplicate of most earlier ones */
     for (int i = 0; i < 20; i++) {
-        guard_event e = fx_event(1, 100 + i);
+        guard_event e = ev_base(1, 100 + i);
         make_template(&b, i);
         e.has_minhash = 1;
         guard_minhash(b.data, b.len, e.minhash);
@@ -347,7 +350,7 @@ static void test_template_coverage(void) {
     rt_rng r;
     rt_rng_seed(&r, 2);
     for (int i = 0; i < 64; i++) {
-        guard_event e = fx_event(5, 100 + i);
+        guard_event e = ev_base(5, 100 + i);
         if (i % 8 == 0) make_template(&b, i);
         else {
             b.len = 0;
@@ -362,7 +365,7 @@ static void test_template_coverage(void) {
     /* a fixed prefix before a long variable part: MinHash sees little, the prefix does */
     double mh_density = 0;
     for (int i = 0; i < 20; i++) {
-        guard_event e = fx_event(6, 100 + i);
+        guard_event e = ev_base(6, 100 + i);
         b.len = 0;
         rt_buf_printf(&b, "Complete this passage:");
         for (int w = 0; w < 30; w++) rt_buf_printf(&b, " v%llu", (unsigned long long)rt_rng_u64(&r) % 100000);
@@ -381,7 +384,7 @@ static void test_template_coverage(void) {
     CHECK_NEAR(a.value[GUARD_SIG_TEMPLATE], 1.0, 1e-12, 0);
     /* unrelated prompts: none */
     for (int i = 0; i < 20; i++) {
-        guard_event e = fx_event(2, 100 + i);
+        guard_event e = ev_base(2, 100 + i);
         b.len = 0;
         for (int w = 0; w < 8; w++) rt_buf_printf(&b, "q%llu ", (unsigned long long)rt_rng_u64(&r) % 1000000);
         e.has_minhash = 1;
@@ -392,7 +395,7 @@ static void test_template_coverage(void) {
     CHECK_NEAR(a.value[GUARD_SIG_TEMPLATE], 0, 0, 0);
     /* exact repeats (a user pressing "regenerate") are not templates */
     for (int i = 0; i < 10; i++) {
-        guard_event e = fx_event(3, 100 + i);
+        guard_event e = ev_base(3, 100 + i);
         make_template(&b, 0);
         e.has_minhash = 1;
         guard_minhash(b.data, b.len, e.minhash);
@@ -407,7 +410,7 @@ static void test_template_coverage(void) {
     for (int i = 0; i < 40; i++) {
         float x[12];
         for (size_t k = 0; k < D; k++) x[k] = (float)rt_rng_normal(&r);
-        guard_event e = fx_event(4, 100 + i);
+        guard_event e = ev_base(4, 100 + i);
         e.emb_scale = guard_quantize(x, D, q);
         e.emb = q;
         e.emb_dim = D;
@@ -472,7 +475,7 @@ static void test_shift(void) {
     float x[16], back[16], phi[GUARD_RFF_M];
     /* one embedding: the account's mean is phi(x) itself, variance factor 1 */
     for (size_t k = 0; k < D; k++) x[k] = (float)rt_rng_normal(&r);
-    guard_event e = fx_event(1, 10);
+    guard_event e = ev_base(1, 10);
     e.emb_scale = guard_quantize(x, D, q);
     e.emb = q;
     e.emb_dim = D;
@@ -486,7 +489,7 @@ static void test_shift(void) {
     /* 300 embeddings from the reference distribution: small; from a shifted one: large */
     for (int i = 0; i < 300; i++) {
         for (size_t k = 0; k < D; k++) x[k] = (float)rt_rng_normal(&r);
-        e = fx_event(2, 10 + i);
+        e = ev_base(2, 10 + i);
         e.emb_scale = guard_quantize(x, D, q);
         e.emb = q;
         e.emb_dim = D;
@@ -495,7 +498,7 @@ static void test_shift(void) {
     double benign = a.value[GUARD_SIG_SHIFT], bz = a.shift_z;
     for (int i = 0; i < 300; i++) {
         for (size_t k = 0; k < D; k++) x[k] = (float)rt_rng_normal(&r) + (k < 4 ? 1.5f : 0.0f);
-        e = fx_event(3, 10 + i);
+        e = ev_base(3, 10 + i);
         e.emb_scale = guard_quantize(x, D, q);
         e.emb = q;
         e.emb_dim = D;
@@ -527,7 +530,7 @@ static void test_shift(void) {
     CHECK_OK(guard_detector_new(&d, &p, &ref));
     for (int i = 0; i < 300; i++) {
         for (size_t k = 0; k < D; k++) x[k] = (float)rt_rng_normal(&r) + (k < 4 ? 1.5f : 0.0f);
-        e = fx_event(3, 10 + i);
+        e = ev_base(3, 10 + i);
         e.emb_scale = guard_quantize(x, D, q);
         e.emb = q;
         e.emb_dim = D;
@@ -548,7 +551,7 @@ static void test_cap_and_escalation(void) {
        behaviour signal at full score; it may be flagged, never throttled or suspended */
     guard_action worst = GUARD_ACT_NONE;
     for (int i = 0; i < 3000; i++) {
-        guard_event e = fx_event(1, 1000 + 1.2 * i);
+        guard_event e = ev_base(1, 1000 + 1.2 * i);
         e.concurrent = 1;
         e.status = i % 2 ? 429 : 200;
         a = observe(d, &e, &v);
@@ -562,7 +565,7 @@ static void test_cap_and_escalation(void) {
     guard_action prev = GUARD_ACT_NONE;
     int suspended_at = -1, n_esc = 0;
     for (int i = 0; i < 200; i++) {
-        guard_event e = fx_event(2, 5000 + 2.0 * i);
+        guard_event e = ev_base(2, 5000 + 2.0 * i);
         e.logprobs = 1;
         e.top_logprobs = 20;
         e.max_tokens_given = 1;
@@ -607,7 +610,7 @@ static void test_linking(void) {
     size_t max_group = 0;
     for (int round = 0; round < 20; round++) {
         for (int k = 0; k < 8; k++) {
-            guard_event e = fx_event(100 + k, T0 + 600 * round + 10 * k);
+            guard_event e = ev_base(100 + k, T0 + 600 * round + 10 * k);
             e.account_created_at = T0 - 3600 + 60 * k;
             e.client_hash = 0xabc0 + (uint64_t)(k % 2);
             e.logprobs = 1;
@@ -623,7 +626,7 @@ static void test_linking(void) {
         }
         for (int k = 0; k < 2; k++) {
             if ((round < 10) != (k == 0)) continue; /* one colleague in the morning, one later */
-            guard_event e = fx_event(200 + k, T0 + 600 * round + 300 + k);
+            guard_event e = ev_base(200 + k, T0 + 600 * round + 300 + k);
             e.account_created_at = T0 - 86400.0 * (30 + 60 * k);
             e.client_hash = 0x0ff1ce;
             CHECK_OK(guard_detector_observe(d, &e, &v));
@@ -633,7 +636,7 @@ static void test_linking(void) {
         /* 6 more keys of another harvester: one sign-up burst, six different addresses, one
            prompt opening ("Complete this passage:") before long random text */
         for (int k = 0; k < 6; k++) {
-            guard_event e = fx_event(400 + k, T0 + 600 * round + 500 + 9 * k);
+            guard_event e = ev_base(400 + k, T0 + 600 * round + 500 + 9 * k);
             e.account_created_at = T0 - 7200 + 50 * k;
             e.client_hash = 0x7000 + (uint64_t)k;
             b.len = 0;
@@ -646,7 +649,7 @@ static void test_linking(void) {
             CHECK_OK(guard_detector_observe(d, &e, &v));
         }
         for (int k = 0; k < 6; k++) {
-            guard_event e = fx_event(300 + k, T0 + 600 * round + 400 + 7 * k);
+            guard_event e = ev_base(300 + k, T0 + 600 * round + 400 + 7 * k);
             e.account_created_at = T0 - 86400 * 5 + 100 * k;
             e.client_hash = 0x5000 + (uint64_t)k;
             CHECK_OK(guard_detector_observe(d, &e, &v));
@@ -675,7 +678,7 @@ static void test_linking(void) {
     CHECK_OK(guard_detector_group(d, 100, &mem, &n));
     CHECK(n == 7);
     free(mem);
-    guard_event e = fx_event(103, T0 + 600 * 21);
+    guard_event e = ev_base(103, T0 + 600 * 21);
     e.account_created_at = T0 - 3600 + 180;
     e.client_hash = 0xabc1;
     CHECK_OK(guard_detector_observe(d, &e, &v));
@@ -902,7 +905,7 @@ static void test_single_signal_and_reruns(void) {
     for (int night = 0; night < 2; night++) {
         rt_rng_seed(&r, 5); /* the same prompts, the same states */
         for (int i = 0; i < 40; i++) {
-            guard_event e = fx_event(1, t);
+            guard_event e = ev_base(1, t);
             e.prompt_hash = 0xbe9c000 + (uint64_t)i;
             shifted_emb(&r, &e, q, D);
             t += 30 * exp(2 * rt_rng_double(&r));
@@ -930,7 +933,7 @@ static void test_single_signal_and_reruns(void) {
     /* account 2: the same shift with a second signal (every answer runs to max_tokens): suspended */
     worst = GUARD_ACT_NONE;
     for (int i = 0; i < 60; i++) {
-        guard_event e = fx_event(2, t);
+        guard_event e = ev_base(2, t);
         e.prompt_hash = 0x5a7000 + (uint64_t)i;
         e.completion_tokens = e.max_tokens;
         shifted_emb(&r, &e, q, D);
@@ -986,7 +989,7 @@ static void test_volume_counts(void) {
     /* 3,300 requests an hour (benign in the issue: ~67) for four hours, nothing else unusual */
     const int N = 3300 * 4;
     for (int i = 0; i < N; i++) {
-        guard_event e = fx_event(1, 1000 + 3600.0 / 3300 * i);
+        guard_event e = ev_base(1, 1000 + 3600.0 / 3300 * i);
         a = observe(d, &e, &v);
         if (v.level > worst) worst = v.level;
         if (v.level >= GUARD_ACT_THROTTLE && throttled_at < 0) throttled_at = i + 1;
@@ -998,7 +1001,7 @@ static void test_volume_counts(void) {
     CHECK(a.risk <= p.behaviour_cap + 1e-12); /* the risk itself stays behaviour-capped */
     /* n = 8: 30 requests within a minute are 240 answers */
     for (int i = 0; i < 30; i++) {
-        guard_event e = fx_event(2, 100000 + i);
+        guard_event e = ev_base(2, 100000 + i);
         e.n_choices = 8;
         e.completion_tokens = 8 * 10;
         a = observe(d, &e, &v);
@@ -1013,7 +1016,7 @@ static void test_volume_counts(void) {
        its signals have their observations (min_n = 10 requests) */
     int acted_at = -1;
     for (int i = 0; i < 40 && acted_at < 0; i++) {
-        guard_event e = fx_event(3, 200000 + 30.0 * i + 7.0 * (i % 3));
+        guard_event e = ev_base(3, 200000 + 30.0 * i + 7.0 * (i % 3));
         e.n_choices = 8;
         e.logprobs = 1;
         e.top_logprobs = 20;
@@ -1034,7 +1037,7 @@ static void test_saturation(void) {
     guard_verdict v;
     guard_assessment a = {0};
     for (int i = 0; i < 12; i++) {
-        guard_event e = fx_event(1, 1000 + 17.0 * i);
+        guard_event e = ev_base(1, 1000 + 17.0 * i);
         e.max_tokens_given = 0;
         e.max_tokens = 256; /* the server's maximum */
         e.completion_tokens = 256;
@@ -1068,7 +1071,7 @@ static void test_concurrency_intervals(void) {
     /* strictly sequential, the next request at the very instant the last answer ended */
     double t = 1000;
     for (int i = 0; i < 20; i++) {
-        guard_event e = fx_event(1, t);
+        guard_event e = ev_base(1, t);
         e.t_end = t + 1.5;
         e.concurrent = 1; /* what a racy in-flight count said: the intervals decide */
         a = observe(d, &e, &v);
@@ -1077,7 +1080,7 @@ static void test_concurrency_intervals(void) {
     }
     CHECK(conc == 0 && a.value[GUARD_SIG_CONCURRENCY] == 0);
     /* A [0, 10) and B [5, 6), seen in completion order (B first): one concurrent */
-    guard_event b = fx_event(2, 5), a2 = fx_event(2, 0), c = fx_event(2, 10);
+    guard_event b = ev_base(2, 5), a2 = ev_base(2, 0), c = ev_base(2, 10);
     b.t_end = 6;
     a2.t_end = 10;
     c.t_end = 11; /* starts when A ends: sequential */
@@ -1126,7 +1129,7 @@ typedef struct {
 
 /* a careful harvester: distinct prompts, human-ish pace, 60-token answers, nothing else unusual */
 static guard_event careful_event(int64_t acct, int i, rt_rng *r, double *t) {
-    guard_event e = fx_event(acct, *t);
+    guard_event e = ev_base(acct, *t);
     e.prompt_hash = rt_mix64((uint64_t)acct * 1000003u + (uint64_t)i) | 1;
     e.completion_tokens = 60;
     e.prompt_tokens = 40;
@@ -1149,7 +1152,7 @@ static void test_harvest_budget(void) {
     guard_assessment a;
     /* the value of an answer by hand: 10 tokens with top-5 log-probs = 10 x (1 + 2 x 6) = 130;
        the same prompt again: a tenth of it; a 429 nothing */
-    guard_event e = fx_event(1, 1000);
+    guard_event e = ev_base(1, 1000);
     e.logprobs = 1;
     e.top_logprobs = 5;
     a = observe(d, &e, &v);
@@ -1247,13 +1250,13 @@ static void test_benchmark_reruns(void) {
     for (int night = 0; night < 10; night++) {
         for (int i = 0; i < 180; i++) {
             double t = 86400.0 * (night + 1) + 7200 + 10.0 * i;
-            guard_event e = fx_event(1, t);
+            guard_event e = ev_base(1, t);
             e.prompt_hash = 0x5000 + (uint64_t)i; /* the same 180 prompts every night */
             e.completion_tokens = 100;
             a = observe(d, &e, &v);
             if (v.level > worst_bench) worst_bench = v.level;
             max_bench = fmax(max_bench, a.value[GUARD_SIG_HARVEST]);
-            guard_event f = fx_event(2, t + 1);
+            guard_event f = ev_base(2, t + 1);
             f.prompt_hash = 0x900000 + (uint64_t)(night * 180 + i); /* new prompts every night */
             f.completion_tokens = 100;
             b = observe(d, &f, &v);
@@ -1322,7 +1325,7 @@ static void test_tiers(void) {
     guard_assessment acc_max = {0};
     for (int i = 0; i < 170; i++)
         for (int k = 0; k < 5; k++) {
-            guard_event e = fx_event(200 + k, 1e6 + 60.0 * i + k);
+            guard_event e = ev_base(200 + k, 1e6 + 60.0 * i + k);
             e.account_created_at = 1e6 - 3600 + 30 * k;
             e.client_hash = 0xfeed;
             e.prompt_hash = rt_mix64((uint64_t)(k * 1000 + i)) | 1;
@@ -1392,7 +1395,7 @@ static int switch_caught_after(const guard_reference *ref, const guard_policy *p
     int caught = -1;
     *max_before = -INFINITY;
     for (int i = 0; i < warmup + 200 && caught < 0; i++) {
-        guard_event e = fx_event(1, 1000 + 60.0 * i);
+        guard_event e = ev_base(1, 1000 + 60.0 * i);
         int after = do_switch && i >= warmup;
         niche_emb(&r, &e, q, 16, after ? 0 : 8);
         guard_assessment a = observe(d, &e, &v);
@@ -1456,7 +1459,7 @@ static void test_fingerprint(void) {
         size_t max_group = 0, max_benign_group = 0;
         for (int round = 0; round < 12; round++) {
             for (int k = 0; k < 6; k++) { /* the swarm: one script, its own addresses, sign-ups days apart */
-                guard_event e = fx_event(100 + k, 1e6 + 3600 * round + 400 * k); /* never in one 5-minute bin */
+                guard_event e = ev_base(100 + k, 1e6 + 3600 * round + 400 * k); /* never in one 5-minute bin */
                 e.account_created_at = 1e6 - 86400.0 * (k + 1);
                 e.client_hash = 0x1000 + (uint64_t)k;
                 e.client_fp = with_fp ? 0xbadc0ffee : 0x2000 + (uint64_t)k;
@@ -1468,7 +1471,7 @@ static void test_fingerprint(void) {
                 if (v.group_size > max_group) max_group = v.group_size;
             }
             for (int k = 0; k < 40; k++) { /* users of one popular client, on their own addresses */
-                guard_event e = fx_event(500 + k, 1e6 + 3600 * round + 13 * k + 5);
+                guard_event e = ev_base(500 + k, 1e6 + 3600 * round + 13 * k + 5);
                 e.account_created_at = 1e6 - 86400.0 * 30 - 3600.0 * k;
                 e.client_hash = 0x9000 + (uint64_t)k;
                 e.client_fp = 0x0feda1;
@@ -1520,7 +1523,7 @@ static void cohort_world(const guard_reference *ref, int cohort_links, size_t *m
     for (int round = 0; round < 25; round++)
         for (int k = 0; k < 100; k++) {
             int swarm = k % 5 < 2; /* 40 of the 100 */
-            guard_event e = fx_event(1000 + k, t);
+            guard_event e = ev_base(1000 + k, t);
             t += 7 + 30 * rt_rng_double(&r);
             e.account_created_at = 5e5 - 172800.0 * k / 100.0;
             e.client_hash = 0x50000 + (uint64_t)k;
@@ -1744,12 +1747,12 @@ static void test_reference_coverage(void) {
     guard_event *ev = calloc(n, sizeof *ev);
     for (int a = 0; a < 12; a++)
         for (int i = 0; i < 20; i++) {
-            ev[k] = fx_event(1 + a, 1000 + 3000.0 * i + a);
+            ev[k] = ev_base(1 + a, 1000 + 3000.0 * i + a);
             ev[k].endpoint = 1;
             ev[k++].max_tokens_given = 1;
         }
     for (int i = 0; i < 1200; i++) { /* one app: 1,200 answers in a day, max_tokens left out */
-        ev[k] = fx_event(100, 2000 + 70.0 * i);
+        ev[k] = ev_base(100, 2000 + 70.0 * i);
         ev[k++].endpoint = 1;
     }
     /* the fit wants events in time order */
@@ -1767,7 +1770,7 @@ static void test_reference_coverage(void) {
     CHECK(r.cov_events[GUARD_COV_NO_MAX_TOKENS] == 1200 && r.cov_events[GUARD_COV_LOGPROBS] == 0);
     CHECK(r.cov_accounts[GUARD_POP_LIGHT] == 12 && r.cov_accounts[GUARD_POP_MEDIUM] == 0 &&
           r.cov_accounts[GUARD_POP_HEAVY] == 1);
-    guard_event chat = fx_event(5, 9e5), comp = chat;
+    guard_event chat = ev_base(5, 9e5), comp = chat;
     chat.endpoint = 1;
     chat.max_tokens_given = 1;
     comp.endpoint = 2;
@@ -1812,7 +1815,7 @@ static void worker_traffic(guard_event *ev, size_t *n) {
         e.emb_scale = 0.0123f;
         ev[(*n)++] = e;
         if (i % 4 == 0) {
-            guard_event b = fx_event(8, 100000 + 40.0 * i + 17);
+            guard_event b = ev_base(8, 100000 + 40.0 * i + 17);
             b.prompt_hash = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1); /* every prompt new */
             ev[(*n)++] = b;
         }
