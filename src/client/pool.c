@@ -3,7 +3,8 @@
  * transfer in flight; round robin over the upstreams believed up; a connect failure marks
  * the upstream down and retries the transfer on the next one; down upstreams are probed
  * with GET <base>/models until they answer. Keep-alive comes from the multi handle's
- * connection cache (easy handles are reused too).
+ * connection cache; finished transfers' easy handles go back to a spare list (the pool
+ * thread's own) and are reset and reused, so a request does not pay curl_easy_init.
  *
  * Not the request's meaning (src/serve/proxy.c decides what to send and what an answer
  * means), and no retry of a request an upstream may have served.
@@ -16,6 +17,8 @@
 #include <strings.h>
 
 #include "client.h"
+
+#define POOL_SPARE_HANDLES 256
 
 typedef struct {
     char *base;
@@ -56,6 +59,8 @@ struct client_pool {
     int stop;
     atomic_size_t rr;
     xfer *active;         /* the pool thread's own list */
+    CURL *spare[POOL_SPARE_HANDLES]; /* the pool thread's: handles of finished transfers */
+    size_t n_spare;
 };
 
 /* ---------------------------------------------------------------- upstream choice */
@@ -121,7 +126,15 @@ static size_t on_body(char *ptr, size_t sz, size_t n, void *ud) {
 
 static void xfer_free(xfer *x) {
     if (!x) return;
-    if (x->h) curl_easy_cleanup(x->h);
+    if (x->h) {
+        client_pool *p = x->p;
+        if (p && p->n_spare < POOL_SPARE_HANDLES) {
+            curl_easy_reset(x->h); /* nothing of this transfer (URL, headers, callbacks) stays */
+            p->spare[p->n_spare++] = x->h;
+        } else {
+            curl_easy_cleanup(x->h);
+        }
+    }
     curl_slist_free_all(x->hdr);
     free(x->method);
     free(x->path);
@@ -138,8 +151,9 @@ static int xfer_start(client_pool *p, xfer *x) {
     if (!url) return -1;
     memcpy(url, base, bl);
     memcpy(url + bl, x->path, pl + 1);
-    if (!x->h) x->h = curl_easy_init();
-    else curl_easy_reset(x->h);
+    if (x->h) curl_easy_reset(x->h); /* a retry on the next upstream */
+    else if (p->n_spare) x->h = p->spare[--p->n_spare];
+    else x->h = curl_easy_init();
     if (!x->h) {
         free(url);
         return RT_FAIL("libcurl: cannot create a handle");
@@ -399,6 +413,7 @@ void client_pool_free(client_pool *p) {
         xfer_finish(p, x, CLIENT_XFER_ABORTED, "the gateway is stopping");
     }
     if (p->multi) curl_multi_cleanup(p->multi);
+    for (size_t i = 0; i < p->n_spare; i++) curl_easy_cleanup(p->spare[i]);
     for (size_t i = 0; i < p->n_ups; i++) free(p->ups[i].base);
     free(p->ups);
     if (p->auth) {
