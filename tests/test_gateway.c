@@ -73,7 +73,7 @@ static void test_keys(void) {
     }
     free(data);
     CHECK(scalar(path, "SELECT count(*) FROM api_keys WHERE length(hash) = 32") == 2);
-    CHECK(scalar(path, "SELECT value FROM gw_meta WHERE key = 'schema_version'") == 2);
+    CHECK(scalar(path, "SELECT value FROM gw_meta WHERE key = 'schema_version'") == 3);
     CHECK_OK(gw_db_open(&db, path));
     gw_principal p;
     gw_auth_result ar;
@@ -124,10 +124,9 @@ static void test_keys(void) {
     gw_db_close(db);
 }
 
-static void test_limiter_buckets(void) {
-    gw_limiter *l = NULL;
-    CHECK_OK(gw_limiter_new(&l, NULL));
-    if (!l) return;
+/* The same hand-computed expectations for the buckets in memory and in the database (the
+ * shared limiter's one-statement UPDATE, whose SQL redoes refill()). */
+static void limiter_buckets_on(gw_limiter *l) {
     gw_limits lim = {6, 0, 0}; /* 6 per minute: one every 10 s, burst 6 */
     gw_limit_verdict v;
     double t = 1000.0;
@@ -167,7 +166,42 @@ static void test_limiter_buckets(void) {
     CHECK(gw_limiter_tpm_reserved(&tl, 5000) == 600);
     CHECK_OK(gw_limiter_admit(l, 4, &tl, t, 5000, &v));
     CHECK(v.ok);
+    /* both buckets at once: the refusal by one takes nothing from the other */
+    gw_limits both = {2, 100, 0};
+    CHECK_OK(gw_limiter_admit(l, 5, &both, t, 60, &v));
+    CHECK(v.ok && v.remaining_requests == 1 && v.remaining_tokens == 40);
+    CHECK_OK(gw_limiter_admit(l, 5, &both, t, 60, &v)); /* tokens refuse: 40 < 60 */
+    CHECK(!v.ok && v.remaining_requests == 1);
+    CHECK_NEAR(v.retry_after, 12.0, 1e-9, 0); /* 20 tokens at 100/60 per second */
+    CHECK_OK(gw_limiter_admit(l, 5, &both, t, 40, &v));
+    CHECK(v.ok && v.remaining_requests == 0 && v.remaining_tokens == 0);
+}
+
+static void test_limiter_buckets(void) {
+    gw_limiter *l = NULL;
+    CHECK_OK(gw_limiter_new(&l, NULL));
+    if (l) limiter_buckets_on(l);
     gw_limiter_free(l);
+}
+
+static void test_limiter_buckets_shared(void) {
+    const char *path = fresh_db("buckets");
+    gw_db *db = NULL;
+    CHECK_OK(gw_db_open(&db, path));
+    if (!db) return;
+    char key[GW_KEY_MAX];
+    gw_account a;
+    for (int i = 1; i <= 5; i++) { /* accounts 1..5, as limiter_buckets_on uses them */
+        char name[16];
+        snprintf(name, sizeof name, "acct%d", i);
+        CHECK_OK(gw_key_create(db, name, NULL, 0, 0, key, &a));
+        CHECK(a.id == i);
+    }
+    gw_limiter *l = NULL;
+    CHECK_OK(gw_limiter_new_shared(&l, db));
+    if (l) limiter_buckets_on(l);
+    gw_limiter_free(l);
+    gw_db_close(db);
 }
 
 static void test_limiter_daily_and_restart(void) {
@@ -474,7 +508,8 @@ static void test_postgres(void) {
     }
     CHECK(gw_db_is_url(url));
     g_pg = url;
-    void (*cases[])(void) = {test_keys, test_limiter_daily_and_restart, test_ledger_group_commit, test_limiter_shared};
+    void (*cases[])(void) = {test_keys, test_limiter_buckets_shared, test_limiter_daily_and_restart, test_ledger_group_commit,
+                             test_limiter_shared};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) cases[i]();
     g_pg = NULL;
     /* the server drops the connection (restart, failover): the request in flight fails, the
@@ -511,6 +546,7 @@ static void test_postgres(void) {
     CHECK(strstr(rt_errmsg(), "PostgreSQL") != NULL);
 }
 
-TEST_MAIN("gateway", TEST_CASE(test_keys), TEST_CASE(test_limiter_buckets), TEST_CASE(test_limiter_daily_and_restart),
+TEST_MAIN("gateway", TEST_CASE(test_keys), TEST_CASE(test_limiter_buckets), TEST_CASE(test_limiter_buckets_shared),
+          TEST_CASE(test_limiter_daily_and_restart),
           TEST_CASE(test_ledger_group_commit), TEST_CASE(test_ledger_wal_bounded), TEST_CASE(test_bad_db),
           TEST_CASE(test_limiter_shared), TEST_CASE(test_postgres))

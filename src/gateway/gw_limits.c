@@ -11,10 +11,17 @@
  *   - memory (gw_limiter_new on SQLite, one process): a restart starts them full; the day's
  *     total is re-read from the ledger the first time an account is seen on a day;
  *   - the database (gw_limiter_new on PostgreSQL, or gw_limiter_new_shared): one row per
- *     account in gw_limit_state, read with a row lock (INSERT ... ON CONFLICT DO UPDATE ...
- *     RETURNING locks it), decided on and written back in one transaction on the limiter's own
- *     connection. Replicas on one database then share every bucket exactly: two replicas
- *     deciding for one account queue on the row lock, and each sees the other's take.
+ *     account in gw_limit_state, on the limiter's own connection. A verdict (and a settle) is
+ *     ONE statement, an UPDATE ... RETURNING whose SET expressions refill the buckets from the
+ *     row itself, decide, and take (one round trip: the row lock is held only for it). Under
+ *     PostgreSQL's read committed, a second replica's UPDATE of the same row waits for the
+ *     lock and then re-evaluates its SET expressions on the row as the first one left it, so
+ *     replicas share every bucket exactly. The statement writes last_ok; the verdict's
+ *     details (message, retry-after, remaining) come from decide() on the returned state with
+ *     the take given back, so the arithmetic of a refusal is written once, here.
+ *     The first verdict for an account (no row yet) and the first on a new day with a daily
+ *     quota (the day's total is re-read from the ledger) take the old path: one transaction
+ *     that locks the row (INSERT ... ON CONFLICT DO UPDATE ... RETURNING), decides and writes.
  */
 #include "gateway.h"
 
@@ -39,6 +46,7 @@ struct gw_limiter {
     gw_db *db;
     lim_state *table[LIM_BUCKETS];
     gw_conn *conn; /* shared mode: the buckets live in the database behind this connection */
+    gw_stmt *st_admit, *st_settle; /* shared mode: the one-statement verdict and settle (kept prepared) */
 };
 
 static int limiter_new(gw_limiter **out, gw_db *db, int shared) {
@@ -74,6 +82,8 @@ void gw_limiter_free(gw_limiter *l) {
             s = n;
         }
     }
+    gw_finalize(l->st_admit);
+    gw_finalize(l->st_settle);
     gw_conn_close(l->conn);
     pthread_mutex_destroy(&l->mu);
     free(l);
@@ -255,6 +265,112 @@ static int shared_apply(gw_limiter *l, int64_t id, const gw_limits *lim, double 
     return rc;
 }
 
+/* The one-statement forms. ?2 is the clock; S the bucket's size, lv and t its columns. The
+ * expressions are refill() written in SQL: clamp to the size (NULL = full), then, if the
+ * clock moved on, add (now - t) * size / 60 and clamp again. */
+#define LIM_BASE(lv, S) "(CASE WHEN " lv " IS NULL OR " lv " > " S " THEN " S " ELSE " lv " END)"
+#define LIM_FILL(lv, t, S) "(CASE WHEN ?2 > " t " THEN " LIM_BASE(lv, S) " + (?2 - " t ") * " S " / 60.0 ELSE " LIM_BASE(lv, S) " END)"
+#define LIM_LEVEL(lv, t, S) "(CASE WHEN " LIM_FILL(lv, t, S) " > " S " THEN " S " ELSE " LIM_FILL(lv, t, S) " END)"
+#define LIM_T(t, S) "CASE WHEN " S " > 0 AND ?2 > " t " THEN ?2 ELSE " t " END"
+/* a row whose day is behind the clock's (daily quota set) is not touched: the caller re-reads the day */
+#define LIM_CURRENT(D, day) " WHERE account_id = ?1 AND NOT (" D " > 0 AND (day IS NULL OR day < " day "))"
+
+/* admit: ?1 account, ?2 now, ?3 rpm, ?4 tpm, ?5 tokens reserved in the tpm bucket, ?6 daily
+ * quota, ?7 tokens reserved in the day's quota, ?8 today (floor(now / 86400)) */
+#define LIM_OK "((?3 <= 0 OR " LIM_LEVEL("req_level", "t_req", "?3") " >= 1) AND (?4 <= 0 OR " \
+    LIM_LEVEL("tok_level", "t_tok", "?4") " >= ?5) AND (?6 <= 0 OR day_used + ?7 <= ?6))"
+static const char *const LIM_ADMIT_SQL =
+    "UPDATE gw_limit_state SET t_req = " LIM_T("t_req", "?3") ", "
+    "req_level = CASE WHEN ?3 > 0 THEN " LIM_LEVEL("req_level", "t_req", "?3") " - CASE WHEN " LIM_OK " THEN 1 ELSE 0 END ELSE req_level END, "
+    "t_tok = " LIM_T("t_tok", "?4") ", "
+    "tok_level = CASE WHEN ?4 > 0 THEN " LIM_LEVEL("tok_level", "t_tok", "?4") " - CASE WHEN " LIM_OK " THEN ?5 ELSE 0 END ELSE tok_level END, "
+    "day_used = CASE WHEN ?6 > 0 AND " LIM_OK " THEN day_used + ?7 ELSE day_used END, "
+    "last_ok = CASE WHEN " LIM_OK " THEN 1 ELSE 0 END"
+    LIM_CURRENT("?6", "?8")
+    " RETURNING t_req, req_level, t_tok, tok_level, day, day_used, last_ok";
+
+/* settle: ?1 account, ?2 now, ?3 tpm, ?4 tokens reserved in the tpm bucket, ?5 tokens used,
+ * ?6 daily quota, ?7 used - reserved (all of it, for the day), ?8 today */
+#define LIM_BACK "(" LIM_LEVEL("tok_level", "t_tok", "?3") " + ?4 - ?5)"
+static const char *const LIM_SETTLE_SQL =
+    "UPDATE gw_limit_state SET t_tok = " LIM_T("t_tok", "?3") ", "
+    "tok_level = CASE WHEN ?3 > 0 THEN (CASE WHEN " LIM_BACK " > ?3 THEN ?3 ELSE " LIM_BACK " END) ELSE tok_level END, "
+    "day_used = CASE WHEN ?6 > 0 THEN day_used + ?7 ELSE day_used END"
+    LIM_CURRENT("?6", "?8")
+    " RETURNING account_id";
+
+static int64_t today_of(double now) { return (int64_t)floor(now / 86400.0); }
+
+/* The kept statement (prepared on its first use), reset for another run. */
+static gw_stmt *kept(gw_limiter *l, gw_stmt **st, const char *sql, const char *what) {
+    if (!*st && gw_sql_prepare(l->conn, sql, st, what)) {
+        *st = NULL;
+        return NULL;
+    }
+    gw_reset(*st);
+    return *st;
+}
+
+/* One statement. 1 = decided (v filled), 0 = no current row (the caller takes the
+ * transaction), -1 = error. */
+static int shared_admit_fast(gw_limiter *l, int64_t id, const gw_limits *lim, double now, int64_t reserve,
+                             gw_limit_verdict *v) {
+    gw_stmt *st = kept(l, &l->st_admit, LIM_ADMIT_SQL, "deciding on the rate limits");
+    if (!st) return -1;
+    double need_tok = (double)gw_limiter_tpm_reserved(lim, reserve);
+    gw_bind_int64(st, 1, id);
+    gw_bind_double(st, 2, now);
+    gw_bind_double(st, 3, (double)(lim->rpm > 0 ? lim->rpm : 0));
+    gw_bind_double(st, 4, (double)(lim->tpm > 0 ? lim->tpm : 0));
+    gw_bind_double(st, 5, need_tok);
+    gw_bind_int64(st, 6, lim->daily_tokens > 0 ? lim->daily_tokens : 0);
+    gw_bind_int64(st, 7, reserve);
+    gw_bind_int64(st, 8, today_of(now));
+    int r = gw_step(st);
+    if (r == GW_DONE) return 0;
+    if (r != GW_ROW) return gw_sql_fail(l->conn, "deciding on the rate limits");
+    lim_state s = {.account_id = id};
+    s.t_req = gw_column_double(st, 0);
+    s.req_level = gw_column_is_null(st, 1) ? INFINITY : gw_column_double(st, 1);
+    s.t_tok = gw_column_double(st, 2);
+    s.tok_level = gw_column_is_null(st, 3) ? INFINITY : gw_column_double(st, 3);
+    s.day = gw_column_is_null(st, 4) ? INT64_MIN : gw_column_int64(st, 4);
+    s.day_used = gw_column_int64(st, 5);
+    int ok = gw_column_int(st, 6) != 0;
+    while (gw_step(st) == GW_ROW) {} /* one row: the primary key */
+    if (ok) { /* give the take back: decide() on the state as the statement found it, refilled */
+        if (lim->rpm > 0) s.req_level += 1.0;
+        if (lim->tpm > 0) s.tok_level += need_tok;
+        if (lim->daily_tokens > 0) s.day_used -= reserve;
+    }
+    decide(&s, lim, now, reserve, v);
+    if (v->ok != ok) { /* rounding at a bucket's edge: the database's decision stands */
+        v->ok = ok;
+        if (!ok && v->retry_after <= 0) v->retry_after = 1e-3;
+        if (!ok && !v->message[0]) snprintf(v->message, sizeof v->message, "rate limit");
+    }
+    return 1;
+}
+
+static int shared_settle_fast(gw_limiter *l, int64_t id, const gw_limits *lim, double now, int64_t reserved,
+                              int64_t used) {
+    gw_stmt *st = kept(l, &l->st_settle, LIM_SETTLE_SQL, "settling the rate limits");
+    if (!st) return -1;
+    gw_bind_int64(st, 1, id);
+    gw_bind_double(st, 2, now);
+    gw_bind_double(st, 3, (double)(lim->tpm > 0 ? lim->tpm : 0));
+    gw_bind_double(st, 4, (double)gw_limiter_tpm_reserved(lim, reserved));
+    gw_bind_double(st, 5, (double)used);
+    gw_bind_int64(st, 6, lim->daily_tokens > 0 ? lim->daily_tokens : 0);
+    gw_bind_int64(st, 7, used - reserved);
+    gw_bind_int64(st, 8, today_of(now));
+    int r = gw_step(st);
+    if (r == GW_DONE) return 0;
+    if (r != GW_ROW) return gw_sql_fail(l->conn, "settling the rate limits");
+    while (gw_step(st) == GW_ROW) {}
+    return 1;
+}
+
 int gw_limiter_admit(gw_limiter *l, int64_t account_id, const gw_limits *lim, double now,
                      int64_t reserve_tokens, gw_limit_verdict *v) {
     memset(v, 0, sizeof *v);
@@ -265,7 +381,9 @@ int gw_limiter_admit(gw_limiter *l, int64_t account_id, const gw_limits *lim, do
     pthread_mutex_lock(&l->mu);
     int rc = -1;
     if (l->conn) {
-        rc = shared_apply(l, account_id, lim, now, reserve_tokens, 0, v);
+        rc = shared_admit_fast(l, account_id, lim, now, reserve_tokens, v);
+        if (rc == 0) rc = shared_apply(l, account_id, lim, now, reserve_tokens, 0, v);
+        else if (rc == 1) rc = 0;
         goto out;
     }
     lim_state *s = state_for(l, account_id, now);
@@ -285,7 +403,8 @@ void gw_limiter_settle(gw_limiter *l, int64_t account_id, const gw_limits *lim, 
     if (used_tokens < 0) used_tokens = 0;
     pthread_mutex_lock(&l->mu);
     if (l->conn) {
-        if (shared_apply(l, account_id, lim, now, reserved_tokens, used_tokens, NULL))
+        int fast = shared_settle_fast(l, account_id, lim, now, reserved_tokens, used_tokens);
+        if (fast < 0 || (fast == 0 && shared_apply(l, account_id, lim, now, reserved_tokens, used_tokens, NULL)))
             rt_warn("rate limiter: settling account %lld failed: %s", (long long)account_id, rt_errmsg());
     } else {
         lim_state *s = state_for(l, account_id, now);
