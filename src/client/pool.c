@@ -48,7 +48,7 @@ struct xfer {
 struct client_pool {
     upstream *ups;
     size_t n_ups;
-    char *auth;           /* "Authorization: Bearer KEY" or NULL */
+    char *auth;           /* "Authorization: Bearer KEY" or NULL; under mu (client_pool_set_key swaps it) */
     long connect_ms, timeout_s;
     double health_every;
     CURLM *multi;
@@ -278,7 +278,9 @@ static void start_probes(client_pool *p, double now) {
             x->up = i;
             x->method = rt_strdup("GET");
             x->path = rt_strdup("/models");
+            pthread_mutex_lock(&p->mu);
             if (p->auth) x->hdr = curl_slist_append(NULL, p->auth);
+            pthread_mutex_unlock(&p->mu);
         }
         if (!x || !x->method || !x->path || xfer_start(p, x)) {
             xfer_free(x);
@@ -347,6 +349,19 @@ static void *pool_main(void *arg) {
 
 /* ---------------------------------------------------------------- public */
 
+static char *auth_header(const char *key) {
+    size_t n = strlen(key) + 32;
+    char *a = rt_malloc(n, "upstream key header");
+    if (a) snprintf(a, n, "Authorization: Bearer %s", key);
+    return a;
+}
+
+static void auth_free(char *a) {
+    if (!a) return;
+    memset(a, 0, strlen(a));
+    free(a);
+}
+
 int client_pool_new(client_pool **out, const client_pool_options *o) {
     *out = NULL;
     if (!o->n_upstreams) return RT_FAIL("--upstream: at least one upstream URL is needed");
@@ -374,12 +389,7 @@ int client_pool_new(client_pool **out, const client_pool_options *o) {
         p->ups[i].base[l] = '\0';
         p->ups[i].up = 1;
     }
-    if (o->key && *o->key) {
-        size_t n = strlen(o->key) + 32;
-        p->auth = rt_malloc(n, "upstream key header");
-        if (!p->auth) goto fail;
-        snprintf(p->auth, n, "Authorization: Bearer %s", o->key);
-    }
+    if (o->key && *o->key && !(p->auth = auth_header(o->key))) goto fail;
     p->multi = curl_multi_init();
     if (!p->multi) {
         RT_FAIL("libcurl: cannot create a multi handle");
@@ -416,10 +426,7 @@ void client_pool_free(client_pool *p) {
     for (size_t i = 0; i < p->n_spare; i++) curl_easy_cleanup(p->spare[i]);
     for (size_t i = 0; i < p->n_ups; i++) free(p->ups[i].base);
     free(p->ups);
-    if (p->auth) {
-        memset(p->auth, 0, strlen(p->auth));
-        free(p->auth);
-    }
+    auth_free(p->auth);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }
@@ -442,8 +449,8 @@ int client_pool_send(client_pool *p, const char *method, const char *path, const
         x->hdr = curl_slist_append(x->hdr, "Content-Type: application/json");
         x->hdr = curl_slist_append(x->hdr, "Expect:");
     }
-    if (p->auth) x->hdr = curl_slist_append(x->hdr, p->auth);
     pthread_mutex_lock(&p->mu);
+    if (p->auth) x->hdr = curl_slist_append(x->hdr, p->auth); /* copied: a later key swap leaves it */
     if (p->stop) {
         pthread_mutex_unlock(&p->mu);
         RT_FAIL("the gateway is stopping");
@@ -459,6 +466,17 @@ int client_pool_send(client_pool *p, const char *method, const char *path, const
 fail:
     xfer_free(x);
     return -1;
+}
+
+int client_pool_set_key(client_pool *p, const char *key) {
+    char *a = NULL;
+    if (key && *key && !(a = auth_header(key))) return -1;
+    pthread_mutex_lock(&p->mu);
+    char *old = p->auth;
+    p->auth = a;
+    pthread_mutex_unlock(&p->mu);
+    auth_free(old); /* transfers already queued keep the copy in their own header list */
+    return 0;
 }
 
 size_t client_pool_size(const client_pool *p) { return p->n_ups; }
