@@ -204,6 +204,62 @@ static void test_limiter_buckets_shared(void) {
     gw_db_close(db);
 }
 
+/* The one-statement verdict (SQL) against the transaction path (decide() in C) on the same
+ * traffic: two accounts, one per path, the same 600 admits and settles on a clock that jumps
+ * forward by up to 3 s (once back by 1 s) and crosses midnight (the daily quota re-read):
+ * every verdict must agree. */
+static void test_limiter_paths_agree(void) {
+    const char *path = fresh_db("paths");
+    gw_db *db = NULL;
+    CHECK_OK(gw_db_open(&db, path));
+    if (!db) return;
+    char key[GW_KEY_MAX];
+    gw_account a, b;
+    gw_limits lim = {20, 2000, 40000};
+    CHECK_OK(gw_key_create(db, "one-statement", &lim, 0, 0, key, &a));
+    CHECK_OK(gw_key_create(db, "transactions", &lim, 0, 0, key, &b));
+    gw_limiter *lf = NULL, *lt = NULL;
+    CHECK_OK(gw_limiter_new_shared(&lf, db));
+    CHECK_OK(gw_limiter_new_shared(&lt, db));
+    if (!lf || !lt) return;
+    gw_limiter_use_transactions(lt, 1);
+    uint64_t rng = 12345;
+    double t = 20000.0 * 86400.0 + 86400.0 - 300.0; /* 5 minutes before midnight */
+    int agree = 0, admitted = 0, compared = 0, n = 600;
+    for (int i = 0; i < n; i++) {
+        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        uint64_t r = rng >> 33;
+        t += (double)(r % 3000) / 1000.0;
+        if (i == 300) t -= 1.0;
+        int64_t reserve = (int64_t)(r % 257);
+        if (r % 3 == 0) {
+            int64_t used = (int64_t)((r >> 9) % 300);
+            gw_limiter_settle(lf, a.id, &lim, t, reserve, used);
+            gw_limiter_settle(lt, b.id, &lim, t, reserve, used);
+            continue;
+        }
+        gw_limit_verdict vf, vt;
+        CHECK_OK(gw_limiter_admit(lf, a.id, &lim, t, reserve, &vf));
+        CHECK_OK(gw_limiter_admit(lt, b.id, &lim, t, reserve, &vt));
+        int same = vf.ok == vt.ok && fabs(vf.retry_after - vt.retry_after) < 1e-6 &&
+                   vf.remaining_requests == vt.remaining_requests && vf.remaining_tokens == vt.remaining_tokens &&
+                   !strcmp(vf.message, vt.message);
+        compared++;
+        if (!same)
+            fprintf(stderr, "  verdict %d differs: ok %d/%d retry %.9f/%.9f remaining %lld/%lld %lld/%lld\n", i, vf.ok,
+                    vt.ok, vf.retry_after, vt.retry_after, (long long)vf.remaining_requests,
+                    (long long)vt.remaining_requests, (long long)vf.remaining_tokens, (long long)vt.remaining_tokens);
+        agree += same;
+        admitted += vf.ok;
+    }
+    fprintf(stderr, "  one statement vs transactions: %d of %d verdicts agree, %d admitted\n", agree, compared, admitted);
+    CHECK(agree == compared);
+    CHECK(admitted > compared / 10 && admitted < compared - compared / 10); /* both kinds of verdict were tested */
+    gw_limiter_free(lf);
+    gw_limiter_free(lt);
+    gw_db_close(db);
+}
+
 static void test_limiter_daily_and_restart(void) {
     const char *path = fresh_db("daily");
     gw_db *db = NULL;
@@ -508,7 +564,7 @@ static void test_postgres(void) {
     }
     CHECK(gw_db_is_url(url));
     g_pg = url;
-    void (*cases[])(void) = {test_keys, test_limiter_buckets_shared, test_limiter_daily_and_restart, test_ledger_group_commit,
+    void (*cases[])(void) = {test_keys, test_limiter_buckets_shared, test_limiter_paths_agree, test_limiter_daily_and_restart, test_ledger_group_commit,
                              test_limiter_shared};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) cases[i]();
     g_pg = NULL;
@@ -547,6 +603,6 @@ static void test_postgres(void) {
 }
 
 TEST_MAIN("gateway", TEST_CASE(test_keys), TEST_CASE(test_limiter_buckets), TEST_CASE(test_limiter_buckets_shared),
-          TEST_CASE(test_limiter_daily_and_restart),
+          TEST_CASE(test_limiter_paths_agree), TEST_CASE(test_limiter_daily_and_restart),
           TEST_CASE(test_ledger_group_commit), TEST_CASE(test_ledger_wal_bounded), TEST_CASE(test_bad_db),
           TEST_CASE(test_limiter_shared), TEST_CASE(test_postgres))

@@ -47,6 +47,7 @@ struct gw_limiter {
     lim_state *table[LIM_BUCKETS];
     gw_conn *conn; /* shared mode: the buckets live in the database behind this connection */
     gw_stmt *st_admit, *st_settle; /* shared mode: the one-statement verdict and settle (kept prepared) */
+    int transactions_only;         /* gw_limiter_use_transactions */
 };
 
 static int limiter_new(gw_limiter **out, gw_db *db, int shared) {
@@ -71,6 +72,8 @@ int gw_limiter_new_shared(gw_limiter **out, gw_db *db) {
 }
 
 int gw_limiter_is_shared(const gw_limiter *l) { return l->conn != NULL; }
+
+void gw_limiter_use_transactions(gw_limiter *l, int on) { l->transactions_only = on; }
 
 void gw_limiter_free(gw_limiter *l) {
     if (!l) return;
@@ -381,7 +384,7 @@ int gw_limiter_admit(gw_limiter *l, int64_t account_id, const gw_limits *lim, do
     pthread_mutex_lock(&l->mu);
     int rc = -1;
     if (l->conn) {
-        rc = shared_admit_fast(l, account_id, lim, now, reserve_tokens, v);
+        rc = l->transactions_only ? 0 : shared_admit_fast(l, account_id, lim, now, reserve_tokens, v);
         if (rc == 0) rc = shared_apply(l, account_id, lim, now, reserve_tokens, 0, v);
         else if (rc == 1) rc = 0;
         goto out;
@@ -403,7 +406,7 @@ void gw_limiter_settle(gw_limiter *l, int64_t account_id, const gw_limits *lim, 
     if (used_tokens < 0) used_tokens = 0;
     pthread_mutex_lock(&l->mu);
     if (l->conn) {
-        int fast = shared_settle_fast(l, account_id, lim, now, reserved_tokens, used_tokens);
+        int fast = l->transactions_only ? 0 : shared_settle_fast(l, account_id, lim, now, reserved_tokens, used_tokens);
         if (fast < 0 || (fast == 0 && shared_apply(l, account_id, lim, now, reserved_tokens, used_tokens, NULL)))
             rt_warn("rate limiter: settling account %lld failed: %s", (long long)account_id, rt_errmsg());
     } else {
