@@ -9,6 +9,8 @@
 #     upstream and requests keep working;
 #   - rotation by rewriting the file in place + SIGHUP: the same;
 #   - a key file made unreadable (empty) + SIGHUP: a warning, the current key stays;
+#   - an upstream that echoes every key it was ever sent: the answer shows none of the three
+#     (the replaced keys stay scrubbed, not only the current one);
 #   - no request failed (every one of them 200, sequential, before, during and after), the
 #     same gateway process throughout, and no key in the gateway's log or in any answer.
 # Prints SKIP when curl or node (>= 18) is missing.
@@ -47,10 +49,13 @@ const server = http.createServer((req, res) => {
       return res.end('{"error":{"message":"invalid key","type":"invalid_request_error","code":"invalid_api_key"}}');
     }
     res.writeHead(200, { "Content-Type": "application/json" });
+    let text = " ok";
+    try { if (JSON.parse(Buffer.concat(chunks).toString("utf8")).prompt === "echo") // every key it was ever sent
+      text = [...new Set(fs.readFileSync(seen, "utf8").split("\n").filter(Boolean))].join(" "); } catch { /* plain */ }
     if (req.method === "GET")
       return res.end('{"object":"list","data":[{"id":"up","object":"model","created":0,"owned_by":"test"}]}');
     res.end(JSON.stringify({ id: "cmpl-1", object: "text_completion", created: 0, model: "up",
-      choices: [{ index: 0, text: " ok", logprobs: null, finish_reason: "length" }],
+      choices: [{ index: 0, text, logprobs: null, finish_reason: "length" }],
       usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } }));
   });
 });
@@ -135,4 +140,8 @@ for k in "$K1" "$K2" "$K3"; do
   grep -q -- "$k" "$tmp/bodies" && fail "a key is in an answer"
 done
 [ "$(grep -c "presented from the next request on" "$tmp/gw.log")" = 2 ] || fail "expected two reloads in the log"
+curl -s -o "$tmp/echo.json" -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+  -d '{"model":"up","prompt":"echo","max_tokens":1}' "$URL"
+[ "$(grep -o '\*\*\*' "$tmp/echo.json" | wc -l)" = 3 ] || fail "the echoed keys were not scrubbed: $(cat "$tmp/echo.json")"
+for k in "$K1" "$K2" "$K3"; do grep -q -- "$k" "$tmp/echo.json" && fail "an old or current key reached the client"; done
 echo "ref_gateway_key: ok"
