@@ -53,7 +53,7 @@ static void key_reload(serve_server *s, key_watch *w, const char *why) {
     int have = stat(w->path, &st) == 0;
     char *k = cli_read_upstream_key(w->path);
     if (!k) {
-        rt_warn("gateway: %s: cannot reread --upstream-key-file (%s); the current key stays", why, rt_errmsg());
+        rt_warn("gateway: %s: rereading the upstream key: %s; the current key stays", why, rt_errmsg());
         rt_err_clear();
         if (have) w->seen = st, w->have_seen = 1; /* not again until it changes */
         return;
