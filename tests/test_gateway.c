@@ -73,7 +73,7 @@ static void test_keys(void) {
     }
     free(data);
     CHECK(scalar(path, "SELECT count(*) FROM api_keys WHERE length(hash) = 32") == 2);
-    CHECK(scalar(path, "SELECT value FROM gw_meta WHERE key = 'schema_version'") == 2);
+    CHECK(scalar(path, "SELECT value FROM gw_meta WHERE key = 'schema_version'") == 3);
     CHECK_OK(gw_db_open(&db, path));
     gw_principal p;
     gw_auth_result ar;
@@ -129,10 +129,9 @@ static void test_keys(void) {
     gw_db_close(db);
 }
 
-static void test_limiter_buckets(void) {
-    gw_limiter *l = NULL;
-    CHECK_OK(gw_limiter_new(&l, NULL));
-    if (!l) return;
+/* The same hand-computed expectations for the buckets in memory and in the database (the
+ * shared limiter's one-statement UPDATE, whose SQL redoes refill()). */
+static void limiter_buckets_on(gw_limiter *l) {
     gw_limits lim = {6, 0, 0}; /* 6 per minute: one every 10 s, burst 6 */
     gw_limit_verdict v;
     double t = 1000.0;
@@ -172,7 +171,98 @@ static void test_limiter_buckets(void) {
     CHECK(gw_limiter_tpm_reserved(&tl, 5000) == 600);
     CHECK_OK(gw_limiter_admit(l, 4, &tl, t, 5000, &v));
     CHECK(v.ok);
+    /* both buckets at once: the refusal by one takes nothing from the other */
+    gw_limits both = {2, 100, 0};
+    CHECK_OK(gw_limiter_admit(l, 5, &both, t, 60, &v));
+    CHECK(v.ok && v.remaining_requests == 1 && v.remaining_tokens == 40);
+    CHECK_OK(gw_limiter_admit(l, 5, &both, t, 60, &v)); /* tokens refuse: 40 < 60 */
+    CHECK(!v.ok && v.remaining_requests == 1);
+    CHECK_NEAR(v.retry_after, 12.0, 1e-9, 0); /* 20 tokens at 100/60 per second */
+    CHECK_OK(gw_limiter_admit(l, 5, &both, t, 40, &v));
+    CHECK(v.ok && v.remaining_requests == 0 && v.remaining_tokens == 0);
+}
+
+static void test_limiter_buckets(void) {
+    gw_limiter *l = NULL;
+    CHECK_OK(gw_limiter_new(&l, NULL));
+    if (l) limiter_buckets_on(l);
     gw_limiter_free(l);
+}
+
+static void test_limiter_buckets_shared(void) {
+    const char *path = fresh_db("buckets");
+    gw_db *db = NULL;
+    CHECK_OK(gw_db_open(&db, path));
+    if (!db) return;
+    char key[GW_KEY_MAX];
+    gw_account a;
+    for (int i = 1; i <= 5; i++) { /* accounts 1..5, as limiter_buckets_on uses them */
+        char name[16];
+        snprintf(name, sizeof name, "acct%d", i);
+        CHECK_OK(gw_key_create(db, name, NULL, 0, 0, key, &a));
+        CHECK(a.id == i);
+    }
+    gw_limiter *l = NULL;
+    CHECK_OK(gw_limiter_new_shared(&l, db));
+    if (l) limiter_buckets_on(l);
+    gw_limiter_free(l);
+    gw_db_close(db);
+}
+
+/* The one-statement verdict (SQL) against the transaction path (decide() in C) on the same
+ * traffic: two accounts, one per path, the same 600 admits and settles on a clock that jumps
+ * forward by up to 3 s (once back by 1 s) and crosses midnight (the daily quota re-read):
+ * every verdict must agree. */
+static void test_limiter_paths_agree(void) {
+    const char *path = fresh_db("paths");
+    gw_db *db = NULL;
+    CHECK_OK(gw_db_open(&db, path));
+    if (!db) return;
+    char key[GW_KEY_MAX];
+    gw_account a, b;
+    gw_limits lim = {20, 2000, 40000};
+    CHECK_OK(gw_key_create(db, "one-statement", &lim, 0, 0, key, &a));
+    CHECK_OK(gw_key_create(db, "transactions", &lim, 0, 0, key, &b));
+    gw_limiter *lf = NULL, *lt = NULL;
+    CHECK_OK(gw_limiter_new_shared(&lf, db));
+    CHECK_OK(gw_limiter_new_shared(&lt, db));
+    if (!lf || !lt) return;
+    gw_limiter_use_transactions(lt, 1);
+    uint64_t rng = 12345;
+    double t = 20000.0 * 86400.0 + 86400.0 - 300.0; /* 5 minutes before midnight */
+    int agree = 0, admitted = 0, compared = 0, n = 600;
+    for (int i = 0; i < n; i++) {
+        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        uint64_t r = rng >> 33;
+        t += (double)(r % 3000) / 1000.0;
+        if (i == 300) t -= 1.0;
+        int64_t reserve = (int64_t)(r % 257);
+        if (r % 3 == 0) {
+            int64_t used = (int64_t)((r >> 9) % 300);
+            gw_limiter_settle(lf, a.id, &lim, t, reserve, used);
+            gw_limiter_settle(lt, b.id, &lim, t, reserve, used);
+            continue;
+        }
+        gw_limit_verdict vf, vt;
+        CHECK_OK(gw_limiter_admit(lf, a.id, &lim, t, reserve, &vf));
+        CHECK_OK(gw_limiter_admit(lt, b.id, &lim, t, reserve, &vt));
+        int same = vf.ok == vt.ok && fabs(vf.retry_after - vt.retry_after) < 1e-6 &&
+                   vf.remaining_requests == vt.remaining_requests && vf.remaining_tokens == vt.remaining_tokens &&
+                   !strcmp(vf.message, vt.message);
+        compared++;
+        if (!same)
+            fprintf(stderr, "  verdict %d differs: ok %d/%d retry %.9f/%.9f remaining %lld/%lld %lld/%lld\n", i, vf.ok,
+                    vt.ok, vf.retry_after, vt.retry_after, (long long)vf.remaining_requests,
+                    (long long)vt.remaining_requests, (long long)vf.remaining_tokens, (long long)vt.remaining_tokens);
+        agree += same;
+        admitted += vf.ok;
+    }
+    fprintf(stderr, "  one statement vs transactions: %d of %d verdicts agree, %d admitted\n", agree, compared, admitted);
+    CHECK(agree == compared);
+    CHECK(admitted > compared / 10 && admitted < compared - compared / 10); /* both kinds of verdict were tested */
+    gw_limiter_free(lf);
+    gw_limiter_free(lt);
+    gw_db_close(db);
 }
 
 static void test_limiter_daily_and_restart(void) {
@@ -479,7 +569,8 @@ static void test_postgres(void) {
     }
     CHECK(gw_db_is_url(url));
     g_pg = url;
-    void (*cases[])(void) = {test_keys, test_limiter_daily_and_restart, test_ledger_group_commit, test_limiter_shared};
+    void (*cases[])(void) = {test_keys, test_limiter_buckets_shared, test_limiter_paths_agree, test_limiter_daily_and_restart, test_ledger_group_commit,
+                             test_limiter_shared};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) cases[i]();
     g_pg = NULL;
     /* the server drops the connection (restart, failover): the request in flight fails, the
@@ -516,6 +607,7 @@ static void test_postgres(void) {
     CHECK(strstr(rt_errmsg(), "PostgreSQL") != NULL);
 }
 
-TEST_MAIN("gateway", TEST_CASE(test_keys), TEST_CASE(test_limiter_buckets), TEST_CASE(test_limiter_daily_and_restart),
+TEST_MAIN("gateway", TEST_CASE(test_keys), TEST_CASE(test_limiter_buckets), TEST_CASE(test_limiter_buckets_shared),
+          TEST_CASE(test_limiter_paths_agree), TEST_CASE(test_limiter_daily_and_restart),
           TEST_CASE(test_ledger_group_commit), TEST_CASE(test_ledger_wal_bounded), TEST_CASE(test_bad_db),
           TEST_CASE(test_limiter_shared), TEST_CASE(test_postgres))

@@ -56,6 +56,13 @@ void cli_set_threads(size_t threads);
  * the banner, --port-file (rt_write_file_atomic), then wait for SIGINT/SIGTERM and stop.
  * watermark: the scheme's JSON for the banner, or NULL. Returns the exit status. */
 int cli_serve_run(const char *cmd, serve_options *o, guard_options *go, const char *port_file, const char *watermark);
+/* gateway: cli_serve_run that also rereads key_file (--upstream-key-file) on SIGHUP, and when
+ * the file changes (checked every second; a change is read once it has held still for a
+ * check, so a file written in place is not read half-written) and presents the new key from
+ * the next request on. A key file that cannot be read keeps the current key (warning). */
+int cli_gateway_run(serve_options *o, guard_options *go, const char *port_file, const char *key_file);
+/* The upstream key: key_file's first line, whitespace trimmed (cmd_gateway.c). NULL on error. */
+char *cli_read_upstream_key(const char *path);
 
 /* The flags serve and gateway share around the HTTP layer: the test clock, trusted proxies,
  * keyless and per-address connection limits, idle timeout, --verbose and the guard's flags.

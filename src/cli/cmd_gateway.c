@@ -46,8 +46,7 @@ static int take_upstreams(int *argc, char **argv, char **ups, size_t cap, size_t
     return 0;
 }
 
-/* The upstream key: the file's first line, whitespace trimmed. */
-static char *read_key(const char *path) {
+char *cli_read_upstream_key(const char *path) {
     char *data = NULL;
     size_t len = 0;
     if (rt_read_file(path, &data, &len)) return NULL;
@@ -84,7 +83,8 @@ int cmd_gateway(int argc, char **argv) {
         {"--upstream", CLI_STR, &dummy_upstream,
          "URL: an upstream's OpenAI base URL (http://host:port/v1); repeat for several (round robin)", 0, 0},
         {"--upstream-key-file", CLI_STR, &key_file,
-         "FILE: the key presented upstream (first line; never shown to clients or logged)", 0, 0},
+         "FILE: the key presented upstream (first line; never shown to clients or logged); reread on SIGHUP "
+         "and when the file changes (key rotation without a restart)", 0, 0},
         {"--upstream-timeout", CLI_SIZE, &timeout, "S: longest upstream request (default 600)", 0, 0},
         {"--db", CLI_STR, &o.db_path, "FILE: gateway database (accounts, keys, ledger) (or a postgres:// URL); created if absent", 1, 0},
         {"--embed-model", CLI_STR, &o.model_path,
@@ -142,14 +142,14 @@ int cmd_gateway(int argc, char **argv) {
     o.upstream_timeout_s = (long)timeout;
     o.max_batch = 16; /* embedding jobs decoded together */
     char *key = NULL;
-    if (key_file && !(key = read_key(key_file))) {
+    if (key_file && !(key = cli_read_upstream_key(key_file))) {
         rc = cli_fail("gateway");
         goto out;
     }
     o.upstream_key = key;
     const char *config_rows[] = {"watermark", "none", NULL}; /* a watermark is the upstream's (its own database) */
     o.config = config_rows;
-    rc = cli_serve_run("gateway", &o, guard_on ? &go : NULL, port_file, NULL);
+    rc = cli_gateway_run(&o, guard_on ? &go : NULL, port_file, key_file);
     if (key) {
         sodium_memzero(key, strlen(key));
         free(key);

@@ -24,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -32,15 +34,76 @@
 #include "../serve/serve.h"
 #include "cli.h"
 
+/* The gateway's upstream key file, watched for rotation (cli_gateway_run). */
+typedef struct {
+    const char *path;
+    char *key;               /* what the gateway presents now */
+    struct stat seen, last;  /* the file when key was read; at the last look */
+    int have_seen, have_last;
+} key_watch;
+
+static int same_file(const struct stat *a, const struct stat *b) {
+    return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* Reread the key and hand it to the server if it changed. why: "SIGHUP" or "the file changed". */
+static void key_reload(serve_server *s, key_watch *w, const char *why) {
+    struct stat st;
+    int have = stat(w->path, &st) == 0;
+    char *k = cli_read_upstream_key(w->path);
+    if (!k) {
+        rt_warn("gateway: %s: rereading the upstream key: %s; the current key stays", why, rt_errmsg());
+        rt_err_clear();
+        if (have) w->seen = st, w->have_seen = 1; /* not again until it changes */
+        return;
+    }
+    if (have) w->seen = st, w->have_seen = 1;
+    if (w->key && !strcmp(k, w->key)) {
+        rt_info("gateway: %s: --upstream-key-file %s holds the key in use; nothing to change", why, w->path);
+        sodium_memzero(k, strlen(k));
+        free(k);
+        return;
+    }
+    if (serve_set_upstream_key(s, k)) {
+        rt_warn("gateway: %s: the new upstream key was not taken (%s); the current key stays", why, rt_errmsg());
+        sodium_memzero(k, strlen(k));
+        free(k);
+        return;
+    }
+    if (w->key) {
+        sodium_memzero(w->key, strlen(w->key));
+        free(w->key);
+    }
+    w->key = k;
+    rt_info("gateway: %s: the upstream key from %s is presented from the next request on", why, w->path);
+}
+
+/* Every second: a key file that changed and then held still for one look is reread. */
+static void key_poll(serve_server *s, key_watch *w) {
+    struct stat st;
+    if (stat(w->path, &st) != 0) {
+        w->have_last = 0; /* gone for now (a rename in progress): keep the key */
+        return;
+    }
+    int changed = !w->have_seen || !same_file(&st, &w->seen);
+    int still = w->have_last && same_file(&st, &w->last);
+    w->last = st;
+    w->have_last = 1;
+    if (changed && still) key_reload(s, w, "the file changed");
+}
+
 /* What serve and gateway share once their options are set: the guard's hooks (go != NULL,
  * or any guard flag given), the guard's admin routes, start, the banner, --port-file, and
- * the wait for SIGINT/SIGTERM. Returns the exit status. */
-int cli_serve_run(const char *cmd, serve_options *o, guard_options *go, const char *port_file, const char *watermark) {
+ * the wait for SIGINT/SIGTERM (and, with a key file to watch, SIGHUP). Returns the exit status. */
+static int serve_run(const char *cmd, serve_options *o, guard_options *go, const char *port_file, const char *watermark,
+                     key_watch *kw) {
     /* block the stop signals in every thread; this one waits for them */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    if (kw) sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     guard *g = NULL;
@@ -85,11 +148,38 @@ int cli_serve_run(const char *cmd, serve_options *o, guard_options *go, const ch
         }
     }
     int sig = 0;
-    sigwait(&set, &sig);
+    for (;;) {
+        if (!kw) {
+            sigwait(&set, &sig);
+            break;
+        }
+        struct timespec tick = {1, 0};
+        sig = sigtimedwait(&set, NULL, &tick);
+        if (sig == SIGHUP) key_reload(s, kw, "SIGHUP");
+        else if (sig < 0) key_poll(s, kw);
+        else break;
+    }
     fprintf(stderr, "retort %s: %s, stopping\n", cmd, sig == SIGINT ? "SIGINT" : "SIGTERM");
     serve_stop(s);
     guard_close(g);
     return 0;
+}
+
+int cli_serve_run(const char *cmd, serve_options *o, guard_options *go, const char *port_file, const char *watermark) {
+    return serve_run(cmd, o, go, port_file, watermark, NULL);
+}
+
+int cli_gateway_run(serve_options *o, guard_options *go, const char *port_file, const char *key_file) {
+    if (!key_file) return serve_run("gateway", o, go, port_file, NULL, NULL);
+    key_watch w = {.path = key_file};
+    if (stat(key_file, &w.seen) == 0) w.have_seen = 1; /* the file o->upstream_key was read from */
+    if (o->upstream_key && !(w.key = rt_strdup(o->upstream_key))) return cli_fail("gateway");
+    int rc = serve_run("gateway", o, go, port_file, NULL, &w);
+    if (w.key) {
+        sodium_memzero(w.key, strlen(w.key));
+        free(w.key);
+    }
+    return rc;
 }
 
 typedef struct {

@@ -106,6 +106,9 @@ typedef struct {
 int client_pool_new(client_pool **out, const client_pool_options *o);
 /* Abort what runs (each on_done gets ABORTED), stop the thread, free. */
 void client_pool_free(client_pool *p);
+/* The key presented upstream from the next transfer on (NULL or "": none); transfers already
+ * sent keep the one they were sent with. Thread-safe. 0, or -1 (out of memory: key unchanged). */
+int client_pool_set_key(client_pool *p, const char *key);
 /* Send method ("GET", "POST") to <upstream base><path> with body (copied; NULL for none).
  * Returns 0 (cb->on_done will be called exactly once), or -1 (out of memory or stopping;
  * no callback is called). */

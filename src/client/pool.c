@@ -3,7 +3,8 @@
  * transfer in flight; round robin over the upstreams believed up; a connect failure marks
  * the upstream down and retries the transfer on the next one; down upstreams are probed
  * with GET <base>/models until they answer. Keep-alive comes from the multi handle's
- * connection cache (easy handles are reused too).
+ * connection cache; finished transfers' easy handles go back to a spare list (the pool
+ * thread's own) and are reset and reused, so a request does not pay curl_easy_init.
  *
  * Not the request's meaning (src/serve/proxy.c decides what to send and what an answer
  * means), and no retry of a request an upstream may have served.
@@ -16,6 +17,8 @@
 #include <strings.h>
 
 #include "client.h"
+
+#define POOL_SPARE_HANDLES 256
 
 typedef struct {
     char *base;
@@ -45,7 +48,7 @@ struct xfer {
 struct client_pool {
     upstream *ups;
     size_t n_ups;
-    char *auth;           /* "Authorization: Bearer KEY" or NULL */
+    char *auth;           /* "Authorization: Bearer KEY" or NULL; under mu (client_pool_set_key swaps it) */
     long connect_ms, timeout_s;
     double health_every;
     CURLM *multi;
@@ -56,6 +59,8 @@ struct client_pool {
     int stop;
     atomic_size_t rr;
     xfer *active;         /* the pool thread's own list */
+    CURL *spare[POOL_SPARE_HANDLES]; /* the pool thread's: handles of finished transfers */
+    size_t n_spare;
 };
 
 /* ---------------------------------------------------------------- upstream choice */
@@ -121,7 +126,15 @@ static size_t on_body(char *ptr, size_t sz, size_t n, void *ud) {
 
 static void xfer_free(xfer *x) {
     if (!x) return;
-    if (x->h) curl_easy_cleanup(x->h);
+    if (x->h) {
+        client_pool *p = x->p;
+        if (p && p->n_spare < POOL_SPARE_HANDLES) {
+            curl_easy_reset(x->h); /* nothing of this transfer (URL, headers, callbacks) stays */
+            p->spare[p->n_spare++] = x->h;
+        } else {
+            curl_easy_cleanup(x->h);
+        }
+    }
     curl_slist_free_all(x->hdr);
     free(x->method);
     free(x->path);
@@ -138,8 +151,9 @@ static int xfer_start(client_pool *p, xfer *x) {
     if (!url) return -1;
     memcpy(url, base, bl);
     memcpy(url + bl, x->path, pl + 1);
-    if (!x->h) x->h = curl_easy_init();
-    else curl_easy_reset(x->h);
+    if (x->h) curl_easy_reset(x->h); /* a retry on the next upstream */
+    else if (p->n_spare) x->h = p->spare[--p->n_spare];
+    else x->h = curl_easy_init();
     if (!x->h) {
         free(url);
         return RT_FAIL("libcurl: cannot create a handle");
@@ -264,7 +278,9 @@ static void start_probes(client_pool *p, double now) {
             x->up = i;
             x->method = rt_strdup("GET");
             x->path = rt_strdup("/models");
+            pthread_mutex_lock(&p->mu);
             if (p->auth) x->hdr = curl_slist_append(NULL, p->auth);
+            pthread_mutex_unlock(&p->mu);
         }
         if (!x || !x->method || !x->path || xfer_start(p, x)) {
             xfer_free(x);
@@ -333,6 +349,19 @@ static void *pool_main(void *arg) {
 
 /* ---------------------------------------------------------------- public */
 
+static char *auth_header(const char *key) {
+    size_t n = strlen(key) + 32;
+    char *a = rt_malloc(n, "upstream key header");
+    if (a) snprintf(a, n, "Authorization: Bearer %s", key);
+    return a;
+}
+
+static void auth_free(char *a) {
+    if (!a) return;
+    memset(a, 0, strlen(a));
+    free(a);
+}
+
 int client_pool_new(client_pool **out, const client_pool_options *o) {
     *out = NULL;
     if (!o->n_upstreams) return RT_FAIL("--upstream: at least one upstream URL is needed");
@@ -360,12 +389,7 @@ int client_pool_new(client_pool **out, const client_pool_options *o) {
         p->ups[i].base[l] = '\0';
         p->ups[i].up = 1;
     }
-    if (o->key && *o->key) {
-        size_t n = strlen(o->key) + 32;
-        p->auth = rt_malloc(n, "upstream key header");
-        if (!p->auth) goto fail;
-        snprintf(p->auth, n, "Authorization: Bearer %s", o->key);
-    }
+    if (o->key && *o->key && !(p->auth = auth_header(o->key))) goto fail;
     p->multi = curl_multi_init();
     if (!p->multi) {
         RT_FAIL("libcurl: cannot create a multi handle");
@@ -399,12 +423,10 @@ void client_pool_free(client_pool *p) {
         xfer_finish(p, x, CLIENT_XFER_ABORTED, "the gateway is stopping");
     }
     if (p->multi) curl_multi_cleanup(p->multi);
+    for (size_t i = 0; i < p->n_spare; i++) curl_easy_cleanup(p->spare[i]);
     for (size_t i = 0; i < p->n_ups; i++) free(p->ups[i].base);
     free(p->ups);
-    if (p->auth) {
-        memset(p->auth, 0, strlen(p->auth));
-        free(p->auth);
-    }
+    auth_free(p->auth);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }
@@ -427,8 +449,8 @@ int client_pool_send(client_pool *p, const char *method, const char *path, const
         x->hdr = curl_slist_append(x->hdr, "Content-Type: application/json");
         x->hdr = curl_slist_append(x->hdr, "Expect:");
     }
-    if (p->auth) x->hdr = curl_slist_append(x->hdr, p->auth);
     pthread_mutex_lock(&p->mu);
+    if (p->auth) x->hdr = curl_slist_append(x->hdr, p->auth); /* copied: a later key swap leaves it */
     if (p->stop) {
         pthread_mutex_unlock(&p->mu);
         RT_FAIL("the gateway is stopping");
@@ -444,6 +466,17 @@ int client_pool_send(client_pool *p, const char *method, const char *path, const
 fail:
     xfer_free(x);
     return -1;
+}
+
+int client_pool_set_key(client_pool *p, const char *key) {
+    char *a = NULL;
+    if (key && *key && !(a = auth_header(key))) return -1;
+    pthread_mutex_lock(&p->mu);
+    char *old = p->auth;
+    p->auth = a;
+    pthread_mutex_unlock(&p->mu);
+    auth_free(old); /* transfers already queued keep the copy in their own header list */
+    return 0;
 }
 
 size_t client_pool_size(const client_pool *p) { return p->n_ups; }

@@ -224,7 +224,7 @@ int gw_key_parse(const char *key, char key_id_out[GW_KEY_ID_LEN + 1]);
 
 /* ---------------------------------------------------------------- limits */
 /* Exact across replicas (PostgreSQL): the buckets live in gw_limit_state and every verdict is
- * one transaction that locks the account's row (see gw_limiter_new_shared). */
+ * one statement that updates the account's row under its lock (see gw_limiter_new_shared). */
 
 typedef struct gw_limiter gw_limiter;
 
@@ -241,12 +241,17 @@ typedef struct {
  * seen on a day (so a restart does not forget spent quota); may be NULL (start from 0). */
 int gw_limiter_new(gw_limiter **out, gw_db *db);
 /* Exact across processes and replicas: the buckets live in the database (table
- * gw_limit_state), each verdict is one transaction on the limiter's own connection that locks
- * the account's row, decides with the same rules as in memory, and writes it back; replicas
- * queue on the row lock and never both take the last token. gw_limiter_new chooses this when
- * db is PostgreSQL (memory on SQLite, one process). */
+ * gw_limit_state), each verdict is one UPDATE ... RETURNING on the limiter's own connection
+ * that refills, decides with the same rules as in memory and takes, under the row's lock;
+ * replicas queue on the row lock and never both take the last token. The first verdict for an
+ * account (and the first of a day with a daily quota) is a transaction that locks the row,
+ * decides in C and writes it back. gw_limiter_new chooses this when db is PostgreSQL (memory
+ * on SQLite, one process). */
 int gw_limiter_new_shared(gw_limiter **out, gw_db *db);
 int gw_limiter_is_shared(const gw_limiter *l);
+/* Shared mode, for tests and benchmarks: on = every verdict and settle takes the transaction
+ * path (the one-statement path's reference: both must give the same verdicts). */
+void gw_limiter_use_transactions(gw_limiter *l, int on);
 void gw_limiter_free(gw_limiter *l);
 /* Admit one request of an account at time `now`: it needs one request from the rpm bucket,
  * `reserve_tokens` (prompt tokens + max_tokens*n) from the tpm bucket (capped at the

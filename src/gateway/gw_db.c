@@ -78,13 +78,16 @@ static const char *const schema_sql =
 /* Migrations: version N's DDL runs once, in a transaction, on a database at version N-1
  * (gw_meta's schema_version), then the version is written. Append; never edit a shipped one.
  * v2: the rate limiter's buckets in the database (gw_limits.c, shared mode): one row per
- *     account, NULL levels = full, NULL day = not yet counted. */
+ *     account, NULL levels = full, NULL day = not yet counted.
+ * v3: gw_limit_state.last_ok: the one-statement verdict (UPDATE ... RETURNING) says there
+ *     whether it admitted. */
 static const char *const migrations[] = {
     NULL, /* v1 is schema_sql */
     "CREATE TABLE IF NOT EXISTS gw_limit_state("
     "  account_id INTEGER NOT NULL PRIMARY KEY REFERENCES accounts(id),"
     "  t_req REAL NOT NULL, req_level REAL, t_tok REAL NOT NULL, tok_level REAL,"
     "  day INTEGER, day_used INTEGER NOT NULL DEFAULT 0);",
+    "ALTER TABLE gw_limit_state ADD COLUMN last_ok INTEGER;",
 };
 #define GW_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -1688,6 +1688,11 @@ fail:
 }
 
 int serve_port(const serve_server *s) { return s->port; }
+
+int serve_set_upstream_key(serve_server *s, const char *key) {
+    if (!s->proxy) return RT_FAIL("an upstream key is for the gateway (retort serve has no upstream)");
+    return serve_proxy_set_key(s->proxy, key);
+}
 const char *serve_model_name(const serve_server *s) { return s->model_name; }
 gw_db *serve_db(serve_server *s) { return s->db; }
 

@@ -13,9 +13,14 @@
  * reports no usage has its tokens counted with the local model's tokenizer (--embed-model),
  * or estimated at 4 bytes a token without one (job->up_counted says so).
  *
+ * Key rotation (serve_set_upstream_key): the pool presents the new key from the next
+ * transfer on; the scrubber keeps the last PROXY_KEYS keys, so an old key echoed by an
+ * upstream that has not rotated yet is still never relayed.
+ *
  * Not HTTP (http.c), not the transport (src/client/pool.c), not the request's validation
  * (the upstream does it; api.c's serve_parse_upstream reads what the gateway needs).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,10 +29,20 @@
 
 #define PROXY_MAX_BODY ((size_t)64 << 20) /* a non-streamed answer larger than this is refused */
 
+#define PROXY_KEYS 8 /* keys scrubbed: the current one and the last ones it replaced */
+
 struct serve_proxy {
     client_pool *pool;
-    char *key;
+    pthread_mutex_t key_mu; /* keys[] (the scrubber reads them on the pool's thread) */
+    char *keys[PROXY_KEYS];
+    size_t n_keys;
 };
+
+static void key_free(char *k) {
+    if (!k) return;
+    memset(k, 0, strlen(k));
+    free(k);
+}
 
 typedef struct {
     serve_proxy *p;
@@ -43,13 +58,15 @@ int serve_proxy_new(serve_proxy **out, const serve_options *o) {
     *out = NULL;
     serve_proxy *p = rt_calloc(1, sizeof *p, "gateway proxy");
     if (!p) return -1;
+    pthread_mutex_init(&p->key_mu, NULL);
     if (o->upstream_key && *o->upstream_key) {
-        p->key = rt_strdup(o->upstream_key);
-        if (!p->key) goto fail;
+        p->keys[0] = rt_strdup(o->upstream_key);
+        if (!p->keys[0]) goto fail;
+        p->n_keys = 1;
     }
     client_pool_options po = {.upstreams = o->upstreams,
                               .n_upstreams = o->n_upstreams,
-                              .key = p->key,
+                              .key = p->keys[0],
                               .timeout_s = o->upstream_timeout_s};
     if (client_global_init() || client_pool_new(&p->pool, &po)) goto fail;
     *out = p;
@@ -62,26 +79,54 @@ fail:
 void serve_proxy_free(serve_proxy *p) {
     if (!p) return;
     client_pool_free(p->pool);
-    if (p->key) {
-        memset(p->key, 0, strlen(p->key));
-        free(p->key);
-    }
+    for (size_t i = 0; i < p->n_keys; i++) key_free(p->keys[i]);
+    pthread_mutex_destroy(&p->key_mu);
     free(p);
+}
+
+int serve_proxy_set_key(serve_proxy *p, const char *key) {
+    char *k = NULL;
+    if (key && *key && !(k = rt_strdup(key))) return -1;
+    if (client_pool_set_key(p->pool, key)) {
+        key_free(k);
+        return -1;
+    }
+    if (!k) return 0; /* no key from now on: the old ones stay scrubbed */
+    pthread_mutex_lock(&p->key_mu);
+    if (p->n_keys == PROXY_KEYS) { /* the oldest goes */
+        key_free(p->keys[0]);
+        memmove(p->keys, p->keys + 1, (PROXY_KEYS - 1) * sizeof p->keys[0]);
+        p->n_keys--;
+    }
+    p->keys[p->n_keys++] = k;
+    pthread_mutex_unlock(&p->key_mu);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- relaying */
 
-/* Append s[0..n) to out with every occurrence of key replaced by "***". */
-static int append_scrubbed(rt_buf *out, const char *s, size_t n, const char *key) {
-    size_t kl = key ? strlen(key) : 0;
-    while (kl && n >= kl) {
-        const char *hit = memmem(s, n, key, kl);
-        if (!hit) break;
-        if (rt_buf_append(out, s, (size_t)(hit - s)) || rt_buf_append(out, "***", 3)) return -1;
-        n -= (size_t)(hit - s) + kl;
-        s = hit + kl;
+/* Append s[0..n) to out with every occurrence of any of the proxy's keys replaced by "***". */
+static int append_scrubbed(rt_buf *out, const char *s, size_t n, serve_proxy *p) {
+    pthread_mutex_lock(&p->key_mu);
+    int rc = 0;
+    for (;;) {
+        const char *first = NULL;
+        size_t first_len = 0;
+        for (size_t i = 0; i < p->n_keys; i++) { /* the earliest hit of any key */
+            size_t kl = strlen(p->keys[i]);
+            const char *hit = n >= kl ? memmem(s, n, p->keys[i], kl) : NULL;
+            if (hit && (!first || hit < first || (hit == first && kl > first_len))) first = hit, first_len = kl;
+        }
+        if (!first) break;
+        if (rt_buf_append(out, s, (size_t)(first - s)) || rt_buf_append(out, "***", 3)) {
+            rc = -1;
+            break;
+        }
+        n -= (size_t)(first - s) + first_len;
+        s = first + first_len;
     }
-    return rt_buf_append(out, s, n);
+    pthread_mutex_unlock(&p->key_mu);
+    return rc ? rc : rt_buf_append(out, s, n);
 }
 
 static const char *finish_name(const char *s) {
@@ -149,7 +194,7 @@ static int relay_event(xfer_ctx *x, const char *ev, size_t len) {
         }
         json_decref(o);
     }
-    if (append_scrubbed(&j->up_out, ev, len, x->p->key) || rt_buf_append(&j->up_out, "\n\n", 2)) return -1;
+    if (append_scrubbed(&j->up_out, ev, len, x->p) || rt_buf_append(&j->up_out, "\n\n", 2)) return -1;
     return 0;
 }
 
@@ -256,7 +301,7 @@ static void finish_answer(xfer_ctx *x) {
             }
             json_decref(o);
         }
-        append_scrubbed(&j->up_out, j->up_pending.data ? j->up_pending.data : "", j->up_pending.len, x->p->key);
+        append_scrubbed(&j->up_out, j->up_pending.data ? j->up_pending.data : "", j->up_pending.len, x->p);
         j->up_pending.len = 0;
     }
     if (x->kind == SERVE_UP_MODELS) {
@@ -296,7 +341,7 @@ static void cb_done(void *ud, client_xfer_result res, const char *msg) {
 
 int serve_proxy_feed(serve_job *j, const char *key, long status, const char *ctype, const char *p, size_t n,
                      int final) {
-    serve_proxy fake = {.key = (char *)key};
+    serve_proxy fake = {.key_mu = PTHREAD_MUTEX_INITIALIZER, .keys = {(char *)key}, .n_keys = key && *key};
     xfer_ctx x = {.p = &fake, .j = j, .kind = SERVE_UP_CHAT};
     if (!j->up_status) cb_head(&x, status, ctype);
     if (n && cb_data(&x, p, n)) return -1;
@@ -340,7 +385,6 @@ int serve_proxy_send(serve_proxy *p, serve_job *j, int kind, const serve_gen_req
     x->tok = tok;
     x->n_prompt = r ? r->n_prompt : 0;
     j->up_want_usage = r && r->include_usage;
-    j->up_key = p->key;
     char *rewritten = NULL;
     if (r && r->stream && !r->include_usage) {
         rewritten = with_usage(body, len);

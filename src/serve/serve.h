@@ -230,6 +230,11 @@ int serve_start(serve_server **out, const serve_options *o);
 int serve_port(const serve_server *s);
 const char *serve_model_name(const serve_server *s);
 gw_db *serve_db(serve_server *s);
+/* Gateway mode: present `key` upstream from the next request on (key rotation without a
+ * restart; NULL or "": none). Requests in flight finish with the key they were sent with;
+ * the replaced key stays scrubbed from what is relayed. Thread-safe. 0, or -1 (not a
+ * gateway, or out of memory: the key is unchanged). */
+int serve_set_upstream_key(serve_server *s, const char *key);
 /* Stop accepting, cancel what runs, drain the ledger, free. */
 void serve_stop(serve_server *s);
 

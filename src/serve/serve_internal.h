@@ -94,7 +94,6 @@ typedef struct serve_job {
     int up_want_usage;       /* the client asked for the usage chunk (stream_options.include_usage) */
     int64_t up_prompt_tokens, up_completion_tokens; /* the upstream's usage; -1: none given */
     int up_counted;          /* the usage was counted here (the upstream gave none) */
-    const char *up_key;      /* the upstream key: scrubbed from anything relayed (NULL: none) */
 } serve_job;
 
 /* Allocate a job for n choices of up to max_tokens tokens each (logprob arrays when
@@ -222,6 +221,8 @@ typedef struct serve_proxy serve_proxy;
 /* The upstream pool of o->upstreams (client room), with the key read by the caller. */
 int serve_proxy_new(serve_proxy **out, const serve_options *o);
 void serve_proxy_free(serve_proxy *p);
+/* serve_set_upstream_key's work (serve.h). */
+int serve_proxy_set_key(serve_proxy *p, const char *key);
 /* Forward a job's request: kind's path, the client's body (streams get
  * stream_options.include_usage so usage comes back; the chunk is dropped unless the client
  * asked for it). tok: counts tokens when the upstream reports no usage (NULL: estimate).
