@@ -111,14 +111,14 @@ static int demo_stages(demo *d) {
 static void demo_free(demo *d) {
     demo_server_stop(d);
     sim_harvest_files_free(d->hon, d->non), sim_harvest_files_free(d->hoff, d->noff);
-    for (int i = 0; i < DEMO_TESTS; i++) free(d->radio[i]);
+    for (int i = 0; i < DEMO_TESTS; i++) free(d->radio[i]), free(d->radio_path[i]);
     demo_paths_free(&d->P);
     rt_buf_free(&d->steps);
 }
 
 int cmd_demo(int argc, char **argv) {
     demo d = {0};
-    int quick = 0, verbose = 0;
+    int quick = 0, verbose = 0, gateway = 0;
     const char *dir = "retort-demo", *corpus = NULL;
     size_t threads = 0;
     cli_opt opts[] = {
@@ -128,10 +128,14 @@ int cmd_demo(int argc, char **argv) {
         {"--corpus", CLI_STR, &corpus,
          "FILE: training text (default build/data/kjv.txt, else the King James Bible from `bible`)", 0, 0},
         {"--threads", CLI_SIZE, &threads, "N: threads per step (default: all cores)", 0, 0},
+        {"--gateway", CLI_FLAG, &gateway,
+         "serve each day through `retort gateway` (keys, ledger, guard; the teacher as --embed-model) in front of a "
+         "plain `retort serve` upstream; the report reads the gateway's database (docs/demo.md)",
+         0, 0},
         {"--verbose", CLI_FLAG, &verbose, "print each step's command line", 0, 0},
     };
     cli_cmd_info info = {
-        "demo", "retort demo [--quick] [--dir DIR] [--corpus FILE]",
+        "demo", "retort demo [--quick] [--gateway] [--dir DIR] [--corpus FILE]",
         "The whole story on the built-in corpus: train (or reuse) a teacher; serve it with the\n"
         "watermark, accounts and the guard on; run a simulated day of benign users and harvesters\n"
         "(bulk, log-prob, slow-and-low, template, mimicry, a sybil group, corpus walk) on an\n"
@@ -140,11 +144,12 @@ int cmd_demo(int argc, char **argv) {
         "from both harvests and from clean text, and from the unguarded harvest's prompts answered\n"
         "again with antidistillation sampling and plainly; each is evaluated and tested for the watermark\n"
         "(radioactivity, with control keys); then the evidence report. Ends with the report's path\n"
-        "and a five-line summary. Every step is an ordinary retort command, listed in the report."};
+        "and a five-line summary. Every step is an ordinary retort command, listed in the report.\n"
+        "With --gateway the days are served by `retort gateway` in front of a plain `retort serve`."};
     int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
     if (prc) return prc == 1 ? 0 : 2;
     d.p = quick ? &preset_quick : &preset_full, d.quick = quick;
-    d.dir = dir, d.corpus = corpus, d.verbose = verbose, d.t_start = rt_now();
+    d.dir = dir, d.corpus = corpus, d.verbose = verbose, d.gateway = gateway, d.t_start = rt_now();
     ssize_t n = readlink("/proc/self/exe", d.self, sizeof d.self - 1);
     if (n <= 0) {
         fprintf(stderr, "retort demo: error: cannot find this program's path (/proc/self/exe): %s\n", strerror(errno));

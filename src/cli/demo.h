@@ -23,7 +23,7 @@
 #include "../base/base.h"
 #include "../sim/sim.h"
 
-enum { DEMO_STAGES = 9 };
+enum { DEMO_STAGES = 9, DEMO_SERVERS = 2 };
 
 typedef struct {
     const char *name;
@@ -63,11 +63,14 @@ typedef struct {
     /* the steps run, in order: NUL-separated command lines (the report's section 7) */
     rt_buf steps;
     size_t n_steps;
-    pid_t server;             /* the background `retort serve`, 0 when none */
+    int gateway;              /* --gateway: the days go through `retort gateway` in front of a plain serve */
+    pid_t server[DEMO_SERVERS]; /* the background servers (serve; or the upstream serve, then the gateway) */
+    size_t n_servers;
     /* what the stages found or made, for the later ones */
     sim_harvest_file *hon, *hoff; /* the harvest files with and without the guard */
     size_t non, noff;
     char *radio[DEMO_TESTS];  /* radioactivity JSON: closed on/off/clean, then open on/off/clean */
+    char *radio_path[DEMO_TESTS]; /* the files they were read from */
     char adist_note[512];     /* the report's "antidistillation" entry (set by the students stage) */
 } demo;
 
@@ -77,15 +80,25 @@ char *demo_path(const demo *d, const char *name);      /* DIR/name, malloc'd; NU
 int demo_paths_make(demo *d);
 void demo_paths_free(demo_paths *P);
 
-/* Append argv[1..] (argv[0] ignored) as a shell-quoted `retort ...` line (with `> stdout_path`)
- * to the steps; printed with --verbose. */
-int demo_record_step(demo *d, char *const argv[], const char *stdout_path);
+/* The steps (the report's section 7, one `step.NNN` row each) are shell lines a user can run:
+ *   a child process:   retort ARG... [> STDOUT] [2> LOG | > LOG 2>&1]
+ *   a write the demo made in its own process (pooled harvests, files derived from the
+ *   corpus, scenario and stamp files, evidence rows):
+ *                      COMMAND  # in the demo's process; the same: wrote OUT (WHAT) from INPUTS
+ *   or, where no command does the same:
+ *                      # in the demo's process, no command does this: wrote OUT (WHAT) from INPUTS
+ * COMMAND is a retort argv or another shell line (`cat A B > OUT`). Printed with --verbose. */
+int demo_record_step(demo *d, char *const argv[], const char *stdout_path, const char *log_path);
+int demo_record_write(demo *d, char *const argv[] /* or NULL */, const char *shell /* or NULL */, const char *out,
+                      const char *what, const char *inputs);
+int demo_quote(rt_buf *b, const char *arg); /* arg shell-quoted where it needs it */
 /* Run a step to completion (recorded first); stdout to stdout_path when given. argv[0] is
  * overwritten with this program. Refused once a signal has arrived. */
 int demo_run(demo *d, char **argv, const char *stdout_path);
-/* Start `retort serve`/`gateway` argv in the background (stderr to log_path); url gets its
- * http://127.0.0.1:PORT once it listens (it must be given `--port-file DIR/port`). */
-int demo_server_start(demo *d, char **argv, const char *log_path, char *url, size_t url_cap);
+/* Start `retort serve`/`gateway` argv in the background (stdout and stderr to log_path); url
+ * gets its http://127.0.0.1:PORT once it listens (argv must include `--port-file port_file`).
+ * At most DEMO_SERVERS at once; demo_server_stop stops them all, the last started first. */
+int demo_server_start(demo *d, char **argv, const char *log_path, const char *port_file, char *url, size_t url_cap);
 void demo_server_stop(demo *d);
 /* SIGTERM/SIGINT/SIGHUP are passed on to the running step and server; demo_signal() is the
  * signal that arrived, 0 when none. */

@@ -24,7 +24,7 @@ char *demo_path(const demo *d, const char *name) {
     return b.data;
 }
 
-static int quote_arg(rt_buf *b, const char *a) {
+int demo_quote(rt_buf *b, const char *a) {
     if (*a && strspn(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@") == strlen(a))
         return rt_buf_printf(b, "%s", a);
     if (rt_buf_printf(b, "'")) return -1;
@@ -33,35 +33,56 @@ static int quote_arg(rt_buf *b, const char *a) {
     return rt_buf_printf(b, "'");
 }
 
-int demo_record_step(demo *d, char *const argv[], const char *stdout_path) {
-    rt_buf b = {0};
-    if (rt_buf_printf(&b, "retort")) return -1;
+/* "retort ARG..." of argv[1..], shell-quoted. */
+static int argv_line(rt_buf *b, char *const argv[]) {
+    if (rt_buf_printf(b, "retort")) return -1;
     for (size_t i = 1; argv[i]; i++)
-        if (rt_buf_printf(&b, " ") || quote_arg(&b, argv[i])) {
-            rt_buf_free(&b);
-            return -1;
-        }
-    if (stdout_path && (rt_buf_printf(&b, " > ") || quote_arg(&b, stdout_path))) {
-        rt_buf_free(&b);
-        return -1;
-    }
-    int rc = rt_buf_append(&d->steps, b.data, b.len + 1);
+        if (rt_buf_printf(b, " ") || demo_quote(b, argv[i])) return -1;
+    return 0;
+}
+
+/* Append the finished line in b to the steps (b is freed). */
+static int push_step(demo *d, rt_buf *b, int rc) {
+    if (!rc) rc = rt_buf_append(&d->steps, b->data ? b->data : "", b->len + 1);
     if (!rc) d->n_steps++;
-    if (d->verbose) fprintf(stderr, "  $ %s\n", b.data);
-    rt_buf_free(&b);
+    if (!rc && d->verbose) fprintf(stderr, "  $ %s\n", b->data);
+    rt_buf_free(b);
     return rc;
+}
+
+int demo_record_step(demo *d, char *const argv[], const char *stdout_path, const char *log_path) {
+    rt_buf b = {0};
+    int rc = argv_line(&b, argv);
+    if (!rc && stdout_path) rc = rt_buf_printf(&b, " > ") || demo_quote(&b, stdout_path);
+    if (!rc && log_path && !stdout_path) rc = rt_buf_printf(&b, " > ") || demo_quote(&b, log_path) || rt_buf_printf(&b, " 2>&1");
+    else if (!rc && log_path) rc = rt_buf_printf(&b, " 2> ") || demo_quote(&b, log_path);
+    return push_step(d, &b, rc);
+}
+
+int demo_record_write(demo *d, char *const argv[], const char *shell, const char *out, const char *what,
+                      const char *inputs) {
+    rt_buf b = {0};
+    int rc = 0;
+    if (argv) rc = argv_line(&b, argv) || rt_buf_printf(&b, "  ");
+    else if (shell) rc = rt_buf_printf(&b, "%s  ", shell);
+    if (!rc)
+        rc = rt_buf_printf(&b, "# %s: wrote %s (%s) from %s", argv || shell ? "in the demo's process; the same" :
+                                                                   "in the demo's process, no command does this",
+                           out, what, inputs);
+    return push_step(d, &b, rc);
 }
 
 /* Signals (issue 17 #18): SIGTERM, SIGINT or SIGHUP to the demo is passed on as SIGTERM to the
  * running step and to the server, which stop cleanly (a training step saves its checkpoint);
  * the demo waits for them, starts nothing new, and exits 128 + signal. Only the handler and
  * spawn/wait touch these. */
-static volatile sig_atomic_t g_signal, g_step_pid, g_server_pid;
+static volatile sig_atomic_t g_signal, g_step_pid, g_server_pid[DEMO_SERVERS];
 
 static void on_demo_signal(int sig) {
     g_signal = sig;
     if (g_step_pid > 0) kill((pid_t)g_step_pid, SIGTERM);
-    if (g_server_pid > 0) kill((pid_t)g_server_pid, SIGTERM);
+    for (int k = 0; k < DEMO_SERVERS; k++)
+        if (g_server_pid[k] > 0) kill((pid_t)g_server_pid[k], SIGTERM);
 }
 
 int demo_signal(void) { return (int)g_signal; }
@@ -83,7 +104,7 @@ void demo_catch_signals(void) {
  * the child starts with the demo's usual mask and default actions). */
 static int spawn(demo *d, char **argv, const char *stdout_path, const char *log_path, pid_t *pid) {
     if (g_signal) return RT_FAIL("interrupted by signal %d; not starting %s", (int)g_signal, argv[1]);
-    if (demo_record_step(d, argv, stdout_path)) return -1;
+    if (demo_record_step(d, argv, stdout_path, log_path)) return -1;
     argv[0] = d->self;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -134,35 +155,28 @@ int demo_run(demo *d, char **argv, const char *stdout_path) {
     return wait_child(pid, what, NULL);
 }
 
+/* Stop the background servers, the last started first (a gateway before its upstream: stopping
+ * flushes the guard's and the ledger's writers while the upstream is still there). */
 void demo_server_stop(demo *d) {
-    if (d->server <= 0) return;
-    kill(d->server, SIGTERM);
-    int st;
-    while (waitpid(d->server, &st, 0) < 0 && errno == EINTR) {
+    for (size_t k = d->n_servers; k-- > 0;) {
+        kill(d->server[k], SIGTERM);
+        int st;
+        while (waitpid(d->server[k], &st, 0) < 0 && errno == EINTR) {
+        }
+        d->server[k] = 0;
+        g_server_pid[k] = 0;
     }
-    d->server = 0;
-    g_server_pid = 0;
+    d->n_servers = 0;
 }
 
-int demo_server_start(demo *d, char **argv, const char *log_path, char *url, size_t url_cap) {
-    char *port_file = demo_path(d, "port");
-    if (!port_file) return -1;
-    unlink(port_file);
-    pid_t pid;
-    if (spawn(d, argv, NULL, log_path, &pid)) {
-        free(port_file);
-        return -1;
-    }
-    d->server = pid;
-    g_server_pid = (sig_atomic_t)pid, g_step_pid = 0;
+/* The port the server writes to port_file once it listens (up to 60 s), or 0. */
+static int wait_port(demo *d, pid_t pid, const char *port_file) {
     int port = 0;
-    for (int i = 0; i < 600 && !port; i++) { /* up to 60 s: loading the model is quick, but be patient */
+    for (int i = 0; i < 600 && !port; i++) {
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
-            d->server = 0;
-            g_server_pid = 0;
-            free(port_file);
-            return RT_FAIL("the server exited before listening; its log: %s", log_path);
+            d->server[--d->n_servers] = 0, g_server_pid[d->n_servers] = 0;
+            return -1;
         }
         FILE *f = fopen(port_file, "r");
         if (f) {
@@ -171,7 +185,18 @@ int demo_server_start(demo *d, char **argv, const char *log_path, char *url, siz
         }
         if (!port) usleep(100000);
     }
-    free(port_file);
+    return port;
+}
+
+int demo_server_start(demo *d, char **argv, const char *log_path, const char *port_file, char *url, size_t url_cap) {
+    if (d->n_servers == DEMO_SERVERS) return RT_FAIL("internal error: more than %d background servers", DEMO_SERVERS);
+    unlink(port_file);
+    pid_t pid;
+    if (spawn(d, argv, NULL, log_path, &pid)) return -1;
+    d->server[d->n_servers] = pid;
+    g_server_pid[d->n_servers++] = (sig_atomic_t)pid, g_step_pid = 0;
+    int port = wait_port(d, pid, port_file);
+    if (port < 0) return RT_FAIL("the server exited before listening; its log: %s", log_path);
     if (!port) {
         demo_server_stop(d);
         return RT_FAIL("the server did not start listening within 60 s; its log: %s", log_path);
@@ -209,7 +234,9 @@ int demo_find_corpus(demo *d) {
                           strerror(e));
     if (wait_child(pid, "bible Gen1:1-Rev22:21", NULL)) return -1;
     if (rename(tmp, buf)) return RT_FAIL("%s: cannot rename %s: %s", buf, tmp, strerror(errno));
-    return 0;
+    rt_buf line = {0};
+    int rc = rt_buf_printf(&line, "bible Gen1:1-Rev22:21 > ") || demo_quote(&line, buf);
+    return push_step(d, &line, rc);
 }
 
 int demo_paths_make(demo *d) {
