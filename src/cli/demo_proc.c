@@ -54,8 +54,9 @@ int demo_record_step(demo *d, char *const argv[], const char *stdout_path, const
     rt_buf b = {0};
     int rc = argv_line(&b, argv);
     if (!rc && stdout_path) rc = rt_buf_printf(&b, " > ") || demo_quote(&b, stdout_path);
-    if (!rc && log_path && !stdout_path) rc = rt_buf_printf(&b, " > ") || demo_quote(&b, log_path) || rt_buf_printf(&b, " 2>&1");
-    else if (!rc && log_path) rc = rt_buf_printf(&b, " 2> ") || demo_quote(&b, log_path);
+    if (!rc && log_path) /* stderr to the log, and stdout too when it has no file of its own */
+        rc = rt_buf_printf(&b, stdout_path ? " 2> " : " > ") || demo_quote(&b, log_path) ||
+             (!stdout_path && rt_buf_printf(&b, " 2>&1"));
     return push_step(d, &b, rc);
 }
 

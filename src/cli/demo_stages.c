@@ -56,7 +56,9 @@ int demo_stage_teacher(demo *d, int *trained) {
                    "--lr", "2e-3", "--warmup", SZ(w, p->warmup), "--eval-every", "100", "--save-every", "1000000",
                    "--threads", SZ(th, d->threads), "--out", (char *)teacher),
                  NULL);
-    if (!rc) rc = write_text(d, stamp, cfg, "the teacher's settings: a later run reuses the teacher while they match", "the preset and --corpus");
+    if (!rc)
+        rc = write_text(d, stamp, cfg, "the teacher's settings: a later run reuses the teacher while they match",
+                        "the preset and --corpus");
     free(stamp);
     *trained = 1;
     return rc;
@@ -177,7 +179,9 @@ int demo_stage_calibrate(demo *d, int force) {
     unlink(stamp);
     rc = simulate_day(d, SERVE_SHADOW, db, d->p->calib, "calib", sum, NULL);
     if (!rc) rc = demo_run(d, A("guard", "calibrate", "--db", db, "--out", (char *)reference), NULL);
-    if (!rc) rc = write_text(d, stamp, calib, "the calibration's scenario: a later run reuses the reference while it matches", d->p->calib);
+    if (!rc)
+        rc = write_text(d, stamp, calib, "the calibration's scenario: a later run reuses the reference while it matches",
+                        d->p->calib);
 done:
     free(stamp), free(db), free(sum);
     return rc;
@@ -307,7 +311,8 @@ static int pool_day(demo *d, const sim_harvest_file *h, size_t n, const char *su
     if (!rc) rc = record_pool_files(paths, n, out, lines);
     char from[4300];
     snprintf(from, sizeof from, "the harvest files %s lists", summary);
-    if (!rc) rc = demo_record_write(d, NULL, cat.data, out, "the day's harvests pooled: a student's training data", from);
+    if (!rc)
+        rc = demo_record_write(d, NULL, cat.data, out, "the day's harvests pooled: a student's training data", from);
     rt_buf_free(&cat);
     free(paths);
     return rc;
