@@ -103,6 +103,65 @@ for (path,) in db.execute("SELECT path FROM report_harvests WHERE guard = 'on'")
 print("demo summary and report OK")
 EOF
 
+# section 7 (issue 17 item 21): every file the demo made is named by a step, the writes the demo
+# makes in its own process included (pooled harvests, the corpus-derived files, evidence rows),
+# each eval has its own log, and the recorded `cat` and `report add-*` lines redo what was done
+"$PY" - "$D" "$R" <<'EOF'
+import html, os, re, shutil, sqlite3, subprocess, sys
+d, retort = sys.argv[1], sys.argv[2]
+dd = f"{d}/demo"
+db = sqlite3.connect(f"{dd}/gateway.db")
+steps = [v for k, v in db.execute("SELECT key, value FROM report_meta WHERE key LIKE 'step.%' ORDER BY key")]
+text = html.unescape(open(f"{dd}/report.html").read())
+sec7 = text[text.index("7. How to reproduce this"):]
+items = re.findall(r"<li><code>(.*?)</code></li>", sec7, re.S)
+assert items == steps, "section 7 lists the recorded steps in order"
+words = {w.strip("'") for s in steps for w in s.split()}
+def named(path):
+    for side in ("", ".ckpt", ".log.jsonl", "-wal", "-shm", "-journal"):
+        if side and not path.endswith(side): continue
+        if path[:len(path) - len(side)] in words: return True
+    return os.path.dirname(path) in words  # files under a --harvest-dir
+made = [os.path.join(r, f) for r, _, fs in os.walk(dd) for f in fs]
+missing = [p for p in made if not named(p)]
+assert not missing, f"files no step of section 7 names: {missing}"
+inproc = [s for s in steps if "# in the demo's process" in s]
+for f in ("students/harvest-guard-on.jsonl", "students/harvest-guard-off.jsonl", "students/clean-corpus.jsonl",
+          "radioactivity-prompts.jsonl", "radioactivity-human.txt", "students/antidistill-task.txt"):
+    assert any(f"wrote {dd}/{f} (" in s for s in inproc), f"no in-process step for {f}"
+for table, cmd in (("report_harvests", "add-harvest"), ("report_models", "add-model"), ("report_tests", "add-test")):
+    n = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    got = sum(s.startswith(f"retort report {cmd} ") for s in inproc)
+    assert n and got == n, (table, n, got)
+evals = [s for s in steps if s.startswith("retort eval ")]
+logs = [s.split(" > ")[1] for s in evals]
+assert len(evals) == 8 and len(set(logs)) == len(logs) and all(os.path.isfile(l) for l in logs), logs
+# the recorded equivalents redo the in-process writes: `cat` gives the pooled file byte for byte,
+# `report add-*` into a copy of the database gives the same rows
+for s in inproc:
+    if s.startswith("cat "):
+        cmd, out = s.split("  # ")[0].rsplit(" > ", 1)
+        assert subprocess.run(cmd, shell=True, capture_output=True, check=True).stdout == open(out, "rb").read(), s
+shutil.copy(f"{dd}/gateway.db", f"{d}/copy.db")
+cp = sqlite3.connect(f"{d}/copy.db")
+for t in ("report_harvests", "report_models", "report_tests"):
+    cp.execute(f"DELETE FROM {t}")
+cp.commit()
+for s in inproc:
+    if s.startswith("retort report add-"):
+        cmd = s.split("  # ")[0].replace(f"--db {dd}/gateway.db", f"--db {d}/copy.db").replace("retort ", retort + " ", 1)
+        subprocess.run(cmd, shell=True, capture_output=True, check=True)
+q = {"report_harvests": "SELECT name, guard, strategy, path, sha256, lines, completion_tokens, matched, accounts, "
+                        "ledger_db FROM report_harvests ORDER BY name",
+     "report_models": "SELECT name, role, guard, path, sha256, params, trained_on, tokens, loss, kl, top1 "
+                      "FROM report_models ORDER BY name",
+     "report_tests": "SELECT model, mode, tokens_scored, green, p_value, detected, control_min_p FROM report_tests "
+                     "ORDER BY model, mode"}
+for t, sql in q.items():
+    assert list(db.execute(sql)) == list(cp.execute(sql)), f"{t}: the recorded commands give other rows"
+print(f"section 7: {len(steps)} steps ({len(inproc)} in-process writes) name all {len(made)} files; commands redo them")
+EOF
+
 # guard eval on the protected day: its intervals against Wilson's formula computed here, and
 # each operation's served counts against the ledger read here
 "$R" guard eval --db "$D/demo/gateway.db" --reference "$D/demo/guard-reference.json" \
@@ -133,4 +192,56 @@ h = e["held_out"]
 assert h["calibration"]["seeds"] != h["evaluation"]["seeds"] and h["shared"]["accounts"] == 0, h
 assert "evaljob" in e["strategies"] and not e["strategies"]["evaljob"]["held_out"]["strategy_in_calibration"]
 print("guard eval intervals and per-operation counts OK")
+EOF
+
+# issue 12: the same quick demo through a gateway. The teacher, watermark key and guard reference
+# are reused from the run above (same dir), so what differs is only the path: each day is served
+# by `retort gateway` (keys, ledger, guard, the teacher as --embed-model) in front of a plain
+# `retort serve`. The guard must reach the same verdict for every simulated account (strongest
+# action, as tests/ref_gateway_guard.sh compares them), and the report is the gateway's database.
+cp "$D/demo/gateway.db" "$D/plain.db"
+"$R" demo --quick --gateway --dir "$D/demo" --corpus "$CORPUS" > "$D/gw.txt"
+cat "$D/gw.txt"
+"$R" report summary --db "$D/demo/gateway.db" > "$D/gw_summary.txt"
+"$PY" - "$D" <<'EOF'
+import hashlib, json, sqlite3, sys
+d = sys.argv[1]
+rank = {"flag": 1, "throttle": 2, "suspend": 3}
+def verdicts(path):
+    db = sqlite3.connect(path)
+    v = {name: 0 for (name,) in db.execute("SELECT name FROM guard_sim_accounts")}
+    for name, action in db.execute("SELECT s.name, a.action FROM guard_actions a JOIN guard_sim_accounts s "
+                                   "ON s.account_id = a.account_id WHERE a.action != 'release'"):
+        v[name] = max(v[name], rank[action])
+    return v
+plain, gw = verdicts(f"{d}/plain.db"), verdicts(f"{d}/demo/gateway.db")
+assert len(plain) >= 70 and max(plain.values()) == 3, plain
+diff = {k: (plain.get(k), gw.get(k)) for k in set(plain) | set(gw) if plain.get(k) != gw.get(k)}
+assert not diff, ("verdicts differ (serve, gateway)", diff)
+out = open(f"{d}/gw.txt").read().strip().splitlines()
+assert "\n".join(out[1:]) + "\n" == open(f"{d}/gw_summary.txt").read(), "the report is the gateway database's"
+first = open(f"{d}/out.txt").read().strip().splitlines()
+assert out[1:3] == first[1:3], ("suspension lines differ", out[1:3], first[1:3])
+db = sqlite3.connect(f"{d}/demo/gateway.db")
+steps = [v for (v,) in db.execute("SELECT value FROM report_meta WHERE key LIKE 'step.%' ORDER BY key")]
+gws = [s for s in steps if s.startswith("retort gateway ")]
+assert len(gws) == 2 and all("--embed-model" in s and "--upstream-key-file" in s for s in gws), gws
+assert sum("--guard --guard-reference" in s for s in gws) == 1, "only the protected day's gateway guards"
+assert not any(s.startswith("retort serve ") and "--guard" in s for s in steps), "the upstreams are unguarded"
+# the upstream served the gateway's one key only; the gateway's ledger holds the simulated accounts
+up = sqlite3.connect(f"{d}/demo/upstream-day.db")
+accts = up.execute("SELECT COUNT(DISTINCT account_id), COUNT(*) FROM usage WHERE status = 200").fetchone()
+served = db.execute("SELECT COUNT(*) FROM usage WHERE status = 200").fetchone()[0]
+assert accts[0] == 1 and accts[1] >= served > 0, (accts, served)
+# every harvested completion of the protected day was relayed to an account the guard suspended
+sus = {r[0] for r in db.execute("SELECT u.output_hash FROM usage u JOIN accounts a ON a.id = u.account_id "
+                               "WHERE u.status = 200 AND a.status = 'suspended'")}
+n = 0
+for (path,) in db.execute("SELECT path FROM report_harvests WHERE guard = 'on'"):
+    for l in open(path, encoding="utf-8"):
+        c = json.loads(l)["completion"]
+        assert hashlib.blake2b(c.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest() in sus, path
+        n += 1
+print(f"demo --gateway: same verdicts for {len(gw)} accounts as through serve; {n} harvested completions in the "
+      f"gateway's ledger; the upstream served {accts[1]} requests for one key")
 EOF

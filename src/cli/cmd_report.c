@@ -75,9 +75,13 @@ static int report_summary_cmd(int argc, char **argv) {
     return rc;
 }
 
-static int check_guard_word(const char *cmd, const char *g, int allow_empty) {
-    if ((allow_empty && !*g) || !strcmp(g, "on") || !strcmp(g, "off")) return 0;
-    fprintf(stderr, "retort %s: error: --guard must be on or off, not '%s'\n", cmd, g);
+/* A harvest's --guard is on or off; a model's may also be empty or name a variant of the data
+ * after a dash ("off-antidistill": the unguarded harvest's prompts served again). */
+static int check_guard_word(const char *cmd, const char *g, int model) {
+    if (!strcmp(g, "on") || !strcmp(g, "off")) return 0;
+    if (model && (!*g || ((!strncmp(g, "on-", 3) && g[3]) || (!strncmp(g, "off-", 4) && g[4])))) return 0;
+    fprintf(stderr, "retort %s: error: --guard must be on or off%s, not '%s'\n", cmd,
+            model ? " (or on-VARIANT, off-VARIANT)" : "", g);
     return 2;
 }
 
@@ -133,7 +137,9 @@ static int report_add_model_cmd(int argc, char **argv) {
         {"--name", CLI_STR, &m.name, "TEXT: a unique name for this model (required)", 1, 0},
         {"--model", CLI_STR, &m.path, "M.gguf: the model file (required)", 1, 0},
         {"--role", CLI_STR, &m.role, "teacher|student|control (default student)", 0, 0},
-        {"--guard", CLI_STR, &m.guard, "on|off: its data came from the server with the guard on or off", 0, 0},
+        {"--guard", CLI_STR, &m.guard,
+         "on|off[-VARIANT]: its data came from the server with the guard on or off (off-antidistill: served again)",
+         0, 0},
         {"--trained-on", CLI_STR, &m.trained_on, "TEXT: harvest names (comma-separated) or a description", 0, 0},
         {"--train-log", CLI_STR, &m.train_log, "FILE: the trainer's JSONL log (tokens, FLOPs, time)", 0, 0},
         {"--eval", CLI_STR, &m.eval_json, "FILE: retort eval --json-out output (loss, kl, top-1 agreement)", 0, 0},

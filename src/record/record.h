@@ -27,7 +27,8 @@
  * a list of integers 0..255"); the caller adds the file and line.
  *
  * Not a file reader (callers walk lines; sft_data.c, mark_io.c) and not a tokenizer: the
- * record is text and bytes.
+ * record is text and bytes. Whole files only in files.c: pooling harvests, and the harvest-format
+ * files derived from a plain-text corpus.
  */
 #ifndef RETORT_RECORD_H
 #define RETORT_RECORD_H
@@ -92,5 +93,36 @@ json_t *record_from_response(const char *prompt, size_t plen, json_t *resp, int 
                              size_t err_cap);
 /* Append the compact JSON of line and a newline to b (real numbers with 9 significant digits). */
 int record_append_line(rt_buf *b, const json_t *line);
+
+/* ---------------------------------------------------------------- whole files (files.c) */
+
+/* Concatenate harvest files into one JSONL at out (atomically; a file not ending in a newline
+ * gets one); *lines = the lines written. */
+int record_pool_files(const char *const *paths, size_t n, const char *out, size_t *lines);
+
+/* A plain-text corpus as its non-empty lines (leading spaces cut, lines under 24 bytes
+ * skipped); at least 100 lines or an error naming the file. */
+typedef struct {
+    char *data;  /* the file, lines NUL-terminated in place */
+    char **line; /* (n) */
+    size_t n;
+} record_corpus;
+int record_corpus_load(const char *path, record_corpus *c);
+void record_corpus_free(record_corpus *c);
+
+/* How the harvesters ask for a continuation; the derived prompts use the same words. */
+#define RECORD_CONTINUE_PROMPT "Continue this passage in the same style.\n\n"
+/* n records {prompt: RECORD_CONTINUE_PROMPT + line k, completion: line k+1} at seeded places
+ * spread over the corpus: text no server watermarked (the clean control's data). */
+int record_corpus_continuations(const record_corpus *c, size_t n, uint64_t seed, const char *out);
+/* n prompt-only records: RECORD_CONTINUE_PROMPT + the first ≤ 60 bytes (cut at a word) of
+ * lines spread by a fixed stride (radioactivity's closed-mode prompts). */
+int record_corpus_prompts(const record_corpus *c, size_t n, const char *out);
+/* The corpus's last n lines as plain text (human text for open-mode reading). */
+int record_corpus_tail(const record_corpus *c, size_t n, const char *out);
+/* Whole lines from inside the k-th chunk (1-based) of `chunk` bytes, `margin` bytes in from
+ * each end: with chunk 32 KiB and k 20, text that train/eval's validation split (every 20th
+ * chunk, each ending at a newline near its end) holds out whatever the exact cut. */
+int record_heldout_lines(const char *corpus, size_t chunk, size_t k, size_t margin, const char *out);
 
 #endif /* RETORT_RECORD_H */

@@ -1456,6 +1456,47 @@ static int write_summary(const sim_t *S, const guard_sim_stats *st, const char *
     return rc;
 }
 
+int sim_summary_harvests(const char *summary, sim_harvest_file **out, size_t *n) {
+    *out = NULL, *n = 0;
+    json_error_t e;
+    json_t *j = json_load_file(summary, 0, &e);
+    if (!j) return RT_FAIL("%s:%d: %s", summary, e.line, e.text);
+    json_t *ps = json_object_get(j, "personas");
+    size_t i, cap = 0;
+    json_t *p;
+    int rc = 0;
+    json_array_foreach(ps, i, p) {
+        json_t *files = json_object_get(p, "harvest");
+        const char *kind = json_string_value(json_object_get(p, "kind"));
+        size_t k;
+        json_t *f;
+        json_array_foreach(files, k, f) {
+            const char *path = json_string_value(json_object_get(f, "path"));
+            if (!path || !rt_file_exists(path)) continue;
+            if (RT_GROW(*out, cap, *n + 1, "harvest list")) {
+                rc = -1;
+                goto done;
+            }
+            (*out)[*n].path = rt_strdup(path);
+            (*out)[*n].kind = rt_strdup(kind ? kind : "");
+            if (!(*out)[*n].path || !(*out)[*n].kind) {
+                free((*out)[*n].path), free((*out)[*n].kind);
+                rc = -1;
+                goto done;
+            }
+            (*n)++;
+        }
+    }
+done:
+    json_decref(j);
+    return rc;
+}
+
+void sim_harvest_files_free(sim_harvest_file *h, size_t n) {
+    for (size_t i = 0; i < n; i++) free(h[i].path), free(h[i].kind);
+    free(h);
+}
+
 /* One harvest file per attacking actor: DIR/<scenario>-<actor>.jsonl. */
 static int open_harvests(sim_t *S, const char *dir) {
     if (rt_mkdir_p(dir)) return -1;

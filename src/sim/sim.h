@@ -48,6 +48,13 @@ void guard_scenario_free(guard_scenario *s);
 size_t guard_scenario_accounts(const guard_scenario *s);
 
 int guard_simulate(const guard_sim_options *o, guard_sim_stats *st);
+/* The harvest files a --summary lists that exist on disk, in the summary's order, each with its
+ * persona's kind ("bulk", "mimic", ...). Errors name the file. Free with sim_harvest_files_free. */
+typedef struct {
+    char *path, *kind;
+} sim_harvest_file;
+int sim_summary_harvests(const char *summary_path, sim_harvest_file **out, size_t *n);
+void sim_harvest_files_free(sim_harvest_file *h, size_t n);
 /* Print per_persona sample request bodies of each persona of the scenario (no server). */
 int guard_sim_sample(const guard_sim_options *o, size_t per_persona, FILE *out);
 
