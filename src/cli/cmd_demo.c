@@ -58,7 +58,7 @@ static const demo_preset preset_quick = {
     .calib = "quick-calib.json",
     .day = "quick-day.json",
     .control = "quick-control.json",
-    .eval_windows = 16, .radio_prompts = 128, .radio_tokens = 64, .controls = 10, .radio_open = 1,
+    .eval_windows = 16, .radio_prompts = 256, .radio_tokens = 64, .controls = 10, .radio_open = 1,
     .adist_lambda = "0.5",
     .est = {1, 5, 2, 3, 4, 3, 1, 2, 1},
 };
