@@ -1973,6 +1973,135 @@ static void test_worker_equivalence(void) {
     worker_equivalence(url);
 }
 
+/* The population budget (issue 16), on a crafted stream against hand-computed values. Budgets
+ * flag 10,000, throttle 20,000, suspend 40,000 value units; members are acted on above 500
+ * (flag, throttle) and 700 (suspension); both taus (the population's, the accounts' budget) 1e9 s,
+ * so the sums are plain sums (to 1e-5).
+ *   1. 60 benign new accounts, 10 answers of 30 tokens each: the population's value is 18,000
+ *      (over the flag budget), each member's 300 (under 500): nobody is acted on.
+ *   2. a nightly benchmark in tier `eval` (50 prompts x 32 tokens, rerun three times): not in the
+ *      population (an operator vouched for it): the sum stays 18,000, and it is not acted on.
+ *   3. a swarm of 40 unlinked keys (own address, client, no shared prompt), 32-token answers
+ *      round robin, each key stopping when suspended. Key i's j-th answer brings its value to 32j
+ *      and the population's to 18,000 + 32 (40 (j-1) + i + 1): at j = 16 (512 >= 500) the
+ *      population is at 37,200 + 32 (i+1) (throttle: >= 20,000, < 40,000), at j = 22 (704 >= 700)
+ *      at 44,880 + 32 (i+1) >= 40,000: every key is throttled at its 16th answer and suspended at
+ *      its 22nd, 880 answers (28,160 units) in all.
+ *   4. the benign accounts go on (5 answers each: 450 < 500): still nothing, though the
+ *      population is over every budget; one heavier benign new user (20 answers, 600 >= 500)
+ *      is throttled (the cost to benign new users: above a typical user's value while a swarm
+ *      pushes the population over its budget), never suspended (600 < 700).
+ * Without the population budget the same swarm is never acted on: no account or link fires. */
+static void population_world(int with_budget, int *throttled_at, int *suspended_at, size_t *swarm_served,
+                             guard_action *worst_benign, guard_action *heavy, double *pop_after_benign,
+                             double *pop_after_eval, guard_action *evaljob) {
+    guard_policy p;
+    guard_policy_defaults(&p);
+    p.pop_tau = p.budget_tau = 1e9;
+    if (with_budget) p.pop_flag = 10000, p.pop_throttle = 20000, p.pop_suspend = 40000;
+    p.pop_member_low = 500;
+    p.pop_member_high = 700;
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
+    guard_verdict v;
+    rt_rng r;
+    rt_rng_seed(&r, 1616);
+    double t = 1e6;
+    *worst_benign = GUARD_ACT_NONE;
+    for (int round = 0; round < 10; round++)
+        for (int k = 0; k < 60; k++) {
+            guard_event e = ev_base(100 + k, t += 2 + 6 * rt_rng_double(&r));
+            e.completion_tokens = 30;
+            CHECK_OK(guard_detector_observe(d, &e, &v));
+            CHECK(v.population_member);
+            if (v.level > *worst_benign) *worst_benign = v.level;
+        }
+    *pop_after_benign = v.population_value;
+    CHECK_OK(guard_detector_set_tier(d, 7, (size_t)guard_policy_tier(&p, "eval")));
+    for (int run = 0; run < 3; run++)
+        for (int i = 0; i < 50; i++) {
+            guard_event e = ev_base(7, t += 12);
+            e.prompt_hash = 0xe7a1 + (uint64_t)i; /* the same suite every run */
+            e.completion_tokens = 32;
+            e.max_tokens = 32;
+            CHECK_OK(guard_detector_observe(d, &e, &v));
+            CHECK(!v.population_member);
+        }
+    *evaljob = guard_detector_level(d, 7);
+    *pop_after_eval = v.population_value;
+    for (int i = 0; i < 40; i++) throttled_at[i] = suspended_at[i] = 0;
+    *swarm_served = 0;
+    for (int j = 1; j <= 25; j++)
+        for (int i = 0; i < 40; i++) {
+            if (guard_detector_level(d, 1000 + i) == GUARD_ACT_SUSPEND) continue; /* 403 from now on */
+            guard_event e = ev_base(1000 + i, t += 1 + 4 * rt_rng_double(&r));
+            e.completion_tokens = 32;
+            CHECK_OK(guard_detector_observe(d, &e, &v));
+            (*swarm_served)++;
+            if (v.level >= GUARD_ACT_THROTTLE && !throttled_at[i]) throttled_at[i] = j;
+            if (v.level == GUARD_ACT_SUSPEND && !suspended_at[i]) suspended_at[i] = j;
+            if (with_budget && i == 5 && j == 16) {
+                char *evj = guard_detector_evidence(d, 1000 + i);
+                CHECK(evj && strstr(evj, "\"population\":{\"member\":true"));
+                CHECK(evj && strstr(evj, "\"level\":\"throttle\""));
+                CHECK_MSG(evj && strstr(evj, "POPULATION"), "%s", evj ? evj : "");
+                free(evj);
+            }
+        }
+    for (int round = 0; round < 5; round++)
+        for (int k = 0; k < 60; k++) {
+            guard_event e = ev_base(100 + k, t += 2 + 6 * rt_rng_double(&r));
+            e.completion_tokens = 30;
+            CHECK_OK(guard_detector_observe(d, &e, &v));
+            if (v.level > *worst_benign) *worst_benign = v.level;
+        }
+    for (int round = 0; round < 20; round++) {
+        guard_event e = ev_base(99, t += 10 + 40 * rt_rng_double(&r));
+        e.completion_tokens = 30;
+        CHECK_OK(guard_detector_observe(d, &e, &v));
+    }
+    *heavy = guard_detector_level(d, 99);
+    guard_detector_free(d);
+}
+
+static void test_population_budget(void) {
+    int thr[40], sus[40];
+    size_t served;
+    guard_action wb, heavy, ej;
+    double pb, pe;
+    population_world(1, thr, sus, &served, &wb, &heavy, &pb, &pe, &ej);
+    CHECK_MSG(fabs(pb - 18000) < 1, "population after the benign accounts %.3f, expected 18,000", pb);
+    CHECK_MSG(fabs(pe - pb) < 1, "the eval-tier job moved the population: %.3f -> %.3f", pb, pe);
+    CHECK(wb == GUARD_ACT_NONE && ej == GUARD_ACT_NONE);
+    for (int i = 0; i < 40; i++) CHECK_MSG(thr[i] == 16 && sus[i] == 22, "key %d: throttled at %d, suspended at %d", i, thr[i], sus[i]);
+    CHECK_MSG(served == 880, "swarm served %zu answers, expected 40 x 22", served);
+    CHECK(heavy == GUARD_ACT_THROTTLE);
+    fprintf(stderr, "  population: benign 18,000, swarm throttled at 16 and suspended at 22 answers a key (880 in all)\n");
+    population_world(0, thr, sus, &served, &wb, &heavy, &pb, &pe, &ej);
+    for (int i = 0; i < 40; i++) CHECK(thr[i] == 0 && sus[i] == 0);
+    CHECK(served == 1000 && wb == GUARD_ACT_NONE && heavy == GUARD_ACT_NONE);
+    /* a reference's benign aggregate sets the budgets (x 1.25 / 1.5 / 2.5 by default), its
+     * members' median the member threshold, its maximum loosens member_high only */
+    guard_policy p;
+    guard_policy_defaults(&p);
+    guard_reference ref;
+    guard_reference_init(&ref);
+    ref.pop_level = 10000;
+    ref.pop_member_median = 300;
+    ref.pop_member_high = 4000;
+    guard_policy_apply_reference(&p, &ref);
+    CHECK(fabs(p.pop_flag - 12500) < 1e-6 && fabs(p.pop_throttle - 15000) < 1e-6 && fabs(p.pop_suspend - 25000) < 1e-6);
+    CHECK(p.pop_member_low == 300 && p.pop_member_high == 5000);
+    const char *bad = "{\"population\": {\"flag\": 3, \"throttle\": 2, \"suspend\": 1}}";
+    guard_policy q;
+    guard_policy_defaults(&q);
+    CHECK(guard_policy_parse(&q, bad, strlen(bad), "p.json") != 0 && strstr(rt_errmsg(), "population"));
+    const char *good = "{\"population\": {\"flag\": 100, \"throttle\": 200, \"suspend\": 300, \"tau_s\": 3600}}";
+    CHECK_OK(guard_policy_parse(&q, good, strlen(good), "p.json"));
+    CHECK(q.pop_flag == 100 && q.pop_suspend == 300 && q.pop_tau == 3600);
+    guard_reference_free(&ref);
+}
+
 TEST_MAIN("guard", TEST_CASE(test_ewm), TEST_CASE(test_decay), TEST_CASE(test_minhash), TEST_CASE(test_rff_simhash_quant),
           TEST_CASE(test_shapiro_wilk), TEST_CASE(test_prada), TEST_CASE(test_signals_api_behaviour),
           TEST_CASE(test_template_coverage), TEST_CASE(test_shift), TEST_CASE(test_cap_and_escalation),
@@ -1983,4 +2112,4 @@ TEST_MAIN("guard", TEST_CASE(test_ewm), TEST_CASE(test_decay), TEST_CASE(test_mi
           TEST_CASE(test_worker_equivalence),
           TEST_CASE(test_harvest_budget), TEST_CASE(test_benchmark_reruns), TEST_CASE(test_tiers),
           TEST_CASE(test_drift), TEST_CASE(test_fingerprint),
-          TEST_CASE(test_cohort), TEST_CASE(test_runtime_tiers))
+          TEST_CASE(test_cohort), TEST_CASE(test_runtime_tiers), TEST_CASE(test_population_budget))

@@ -54,6 +54,7 @@ typedef struct {
     /* statistics */
     double n, n_ok, n_new, n_emb, n_tmpl, n_cover, n_gap;
     double max_end; /* latest end of the account's requests seen (t_end) */
+    double last_value; /* harvest value of the last event (0 unless served) */
     guard_decay rate, volume, rate_long, value;
     uint8_t tier; /* index into the policy's tiers (kept across a release) */
     guard_ewm limit, conc, logprobs, sat, ratio, tmpl, lgap, lgap2, emb;
@@ -133,6 +134,8 @@ struct guard_detector {
     uint32_t coh_n, coh_pos;
     const float *coh_pr; /* the cohort mean's nearest benign profile (set when the mean moves) */
     double coh_d2;       /* and its squared distance */
+    /* the population budget: harvest value served to newly active low-volume accounts */
+    guard_decay pop_value;
     band_entry *bands; /* (GUARD_BAND_SLOTS) */
     burst_bucket *bursts;
     size_t burst_cap, n_bursts;
@@ -692,6 +695,7 @@ static int update_stats(guard_detector *d, acct *a, const guard_event *ev, int *
         a->hours[hr % 24] = hr;
         a->bins[bin % GUARD_BINS] = bin;
     }
+    a->last_value = 0;
     if (ev->status != 200) return 0;
     /* served requests only */
     a->n_ok += answers;
@@ -709,6 +713,7 @@ static int update_stats(guard_detector *d, acct *a, const guard_event *ev, int *
     double detail = ev->logprobs ? 1.0 + p->logprob_alt * (1.0 + fmax(0, (double)ev->top_logprobs)) : 1.0;
     double value = (double)RT_MAX(ev->completion_tokens, (int64_t)0) * detail * (repeat ? p->repeat_value : 1.0);
     guard_decay_add(&a->value, t, value, p->budget_tau);
+    a->last_value = value;
     if (repeat) return 0;
     a->n_new += 1;
     if (ev->has_minhash) {
@@ -1108,6 +1113,35 @@ static const guard_tier *tier_of(const guard_detector *d, const acct *a) {
     return &d->p.tiers[a->tier < d->p.n_tiers ? a->tier : 0];
 }
 
+/* ---------------------------------------------------------------- the population budget */
+
+/* A member of the population: first seen less than cohort_age_s ago, at most cohort_max_answers
+ * served, in a tier neither exempt nor with scaled-up budgets (an operator vouched for those). */
+static int in_population(const guard_detector *d, const acct *a, double t) {
+    const guard_tier *tr = tier_of(d, a);
+    return !tr->exempt && tr->budget_x <= 1 && t - a->first_t < d->p.cohort_age_s && a->n_ok <= d->p.cohort_max_answers;
+}
+
+static double population_value(const guard_detector *d, double t) {
+    return guard_decay_value(&d->pop_value, t, d->p.pop_tau);
+}
+
+/* The level the population budget asks for member a, whose own harvest value is own: the
+ * population's level (its value against the budgets), for the members that took the most —
+ * flag and throttle above pop_member_low, suspension above pop_member_high (below it, a member
+ * under suspension pressure is throttled). None without budgets or for a non-member. */
+static guard_action population_level(const guard_detector *d, const acct *a, double t, double own) {
+    const guard_policy *p = &d->p;
+    if (!(p->pop_flag > 0) || !in_population(d, a, t) || !(own >= p->pop_member_low)) return GUARD_ACT_NONE;
+    double v = population_value(d, t);
+    guard_action lv = v >= p->pop_suspend    ? GUARD_ACT_SUSPEND
+                      : v >= p->pop_throttle ? GUARD_ACT_THROTTLE
+                      : v >= p->pop_flag     ? GUARD_ACT_FLAG
+                                             : GUARD_ACT_NONE;
+    if (lv == GUARD_ACT_SUSPEND && !(own >= p->pop_member_high)) lv = GUARD_ACT_THROTTLE;
+    return lv;
+}
+
 /* members of i's group (at most cap), i first */
 static size_t group_members(const guard_detector *d, uint32_t i, uint32_t *mem, size_t cap) {
     size_t n = 0;
@@ -1129,6 +1163,9 @@ int guard_detector_observe(guard_detector *d, const guard_event *ev, guard_verdi
     acct *a = d->acc[i];
     if (a->created_at <= 0 && ev->account_created_at > 0) a->created_at = ev->account_created_at;
     if (update_stats(d, a, ev, &out->concurrent)) return -1;
+    out->population_member = in_population(d, a, ev->t);
+    if (out->population_member && a->last_value > 0) guard_decay_add(&d->pop_value, ev->t, a->last_value, d->p.pop_tau);
+    out->population_value = population_value(d, ev->t);
     /* linking */
     uint32_t touched[GUARD_PARTNERS * 2];
     size_t n_touched = 0;
@@ -1167,6 +1204,9 @@ int guard_detector_observe(guard_detector *d, const guard_event *ev, guard_verdi
     guard_action target = level_for(&d->p, tr, &out->account);
     guard_action gt = level_for(&d->p, tr, &out->group);
     if (gt > target) target = gt;
+    out->account.by_population = population_level(d, a, ev->t, out->account.value[GUARD_SIG_HARVEST]);
+    if (out->account.by_population > target) target = out->account.by_population;
+    if (n_mem == 1) out->group.by_population = out->account.by_population;
     for (size_t k = 0; k < n_mem; k++)
         if (d->acc[mem[k]]->level > group_level_before) group_level_before = d->acc[mem[k]]->level;
     if (group_level_before > target) target = group_level_before; /* a group acts as one */
@@ -1305,6 +1345,10 @@ void guard_reason_code(const guard_assessment *a, int grouped, char *out, size_t
         o += (size_t)snprintf(out + o, cap - o, "%sBUDGET", first ? "" : "+");
         first = 0;
     }
+    if (a->by_population >= GUARD_ACT_FLAG && o < cap) { /* the population's budget was reached */
+        o += (size_t)snprintf(out + o, cap - o, "%sPOPULATION", first ? "" : "+");
+        first = 0;
+    }
     for (int k = 0; k < 2; k++)
         if (best[k] >= 0 && o < cap) {
             o += (size_t)snprintf(out + o, cap - o, "%s%s", first ? "" : "+", code[best[k]]);
@@ -1361,6 +1405,8 @@ char *guard_detector_evidence(guard_detector *d, int64_t account_id) {
     const guard_tier *tr = tier_of(d, a);
     budget_level(&d->p, tr, &as);
     budget_level(&d->p, tr, &gs);
+    as.by_population = population_level(d, a, t, as.value[GUARD_SIG_HARVEST]);
+    if (n_mem == 1) gs.by_population = as.by_population;
     json_t *members = json_array();
     for (size_t k = 0; k < n_mem; k++) json_array_append_new(members, json_integer(d->acc[mem[k]]->id));
     json_t *linked = json_array();
@@ -1401,6 +1447,15 @@ char *guard_detector_evidence(guard_detector *d, int64_t account_id) {
                                       json_num(cnull > 0 ? cd2 / cnull : NAN), "member",
                                       in_cohort(&d->p, a, t), "value", json_num(cv), "alignment", align,
                                       "aligned_members", cm));
+        /* the population budget: the newly active low-volume accounts' value against its budgets */
+        double pv = population_value(d, t), own = as.value[GUARD_SIG_HARVEST];
+        json_object_set_new(root, "population",
+                            json_pack("{s:b, s:f, s:f, s:f, s:f, s:f, s:o, s:f, s:f, s:s}", "member",
+                                      in_population(d, a, t), "value", pv, "tau_s", d->p.pop_tau, "flag", d->p.pop_flag,
+                                      "throttle", d->p.pop_throttle, "suspend", d->p.pop_suspend, "member_value",
+                                      json_num(own), "member_low", d->p.pop_member_low, "member_high",
+                                      d->p.pop_member_high, "level",
+                                      guard_action_name(population_level(d, a, t, own))));
         json_object_set_new(root, "budget",
                             json_pack("{s:o, s:o, s:f, s:f, s:f, s:f, s:s}", "account_value",
                                       json_num(as.value[GUARD_SIG_HARVEST]), "group_value",

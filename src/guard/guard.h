@@ -214,6 +214,20 @@ typedef struct {
     double budget_flag, budget_throttle, budget_suspend;
     double logprob_alt;        /* value of one log-prob entry (the chosen token's or an alternative) */
     double repeat_value;       /* share a repeated prompt's answer counts (temperature > 0 resamples) */
+    /* population budget (issue 16): the harvest value served to the population of newly active
+     * low-volume accounts (first seen less than cohort_age_s ago, at most cohort_max_answers
+     * served, in a tier that is not exempt and not scaled up: an operator vouched for those),
+     * a decaying sum (tau pop_tau). Its budgets are absolute (pop_flag/throttle/suspend > 0), or
+     * pop_*_x times the benign population's steady-state aggregate that a calibration measured
+     * (guard_reference.pop_level); off (0) without either. While the sum is over a budget, the
+     * members that took the most are acted on: flag and throttle above pop_member_low (a typical
+     * benign new user's value: the calibration's median), suspension above pop_member_high (the
+     * calibration's benign maximum) - so a swarm of unlinked keys as a whole is held to its
+     * stated share even where no account or link fires. docs/guard.md "Population budget". */
+    double pop_tau;
+    double pop_flag, pop_throttle, pop_suspend;
+    double pop_flag_x, pop_throttle_x, pop_suspend_x;
+    double pop_member_low, pop_member_high;
     guard_tier tiers[GUARD_MAX_TIERS];
     size_t n_tiers;            /* >= 1; tiers[0] is "standard" */
     double flag_at, throttle_at, suspend_at; /* risk thresholds */
@@ -295,6 +309,10 @@ typedef struct {
     int has_levels;        /* levels[] replace the policy's benign levels */
     double levels[GUARD_SIG_COUNT];  /* benign level per signal (NaN = keep the policy's) */
     double prada_delta;    /* PRADA threshold on W calibrated on benign accounts (0 = unset) */
+    /* the benign population (see guard_policy.pop_*): its steady-state aggregate harvest value
+     * (the largest over the calibration of the decayed sum over pop_tau, divided by the share of
+     * its steady state reached; NaN = not measured) and its members' per-account maxima */
+    double pop_level, pop_member_median, pop_member_high;
     size_t n_accounts, n_events;     /* what it was calibrated on */
     int has_coverage;                /* 0: a reference from before coverage was recorded */
     double cov_events[GUARD_COV_COUNT];     /* benign events of each kind */
@@ -381,6 +399,8 @@ typedef struct {
     double n_new;                  /* served requests with a prompt new to the account */
     double first_t, last_t;
     guard_action by_budget;        /* the level the harvest budget alone asks for (tier applied) */
+    guard_action by_population;    /* the level the population budget asks for this member (none
+                                      when not a member or the population is under its budgets) */
     double budget_suspend;         /* the suspension budget that applied (tier applied) */
 } guard_assessment;
 
@@ -396,6 +416,8 @@ typedef struct {
     int escalated;                /* the level rose on this event */
     int concurrent;               /* this event counted as concurrent */
     guard_action new_level;
+    int population_member;        /* the account is in the population (newly active, low volume) */
+    double population_value;      /* the population's decayed harvest value now */
     size_t n_affected;            /* accounts whose level rose now (the group acts as one) */
     int64_t affected[GUARD_MAX_AFFECTED];
 } guard_verdict;
