@@ -2102,6 +2102,109 @@ static void test_population_budget(void) {
     guard_reference_free(&ref);
 }
 
+/* The switch signal (issue 16: a warm-up mimic whose harvest the embedding does not separate).
+ * 1. Hand-computed: 1,000 requests with constant features (60 s apart, 10-token answers under
+ *    max_tokens 64, new prompts, no explicit max_tokens), then explicit max_tokens on every
+ *    request. Only that feature moves: after m such requests the recent mean (window 16) is
+ *    1 - (15/16)^m, the history's (window 128) 1 - (127/128)^m, the history's variance
+ *    max(h (1 - h), 0.05), and the noise factors 1/31 + 1/255 (steady state): the value is
+ *    1.65326 after one and 56.7525 after eight (python: see the comment's formula).
+ * 2. A power user's sessions (lognormal gaps around 40 s, breaks of 1-6 h, varied answers and
+ *    max_tokens) for a warm-up of 200 or of 2,000 requests, then a harvester (12 s apart, the
+ *    maximum max_tokens explicitly, every answer at it, longer answers to shorter prompts): the
+ *    switch passes its attack level within a bounded number of requests either way, while the
+ *    same user without the switch stays under the benign level.
+ * 3. A nightly benchmark rerun ten times (its fixed suite, at a machine's pace): reruns repeat
+ *    prompts (less new, not more) and change nothing else: never above the benign level. */
+static void switch_human(rt_rng *r, guard_event *e, double *t, int i) {
+    *t += (i % 10 == 0) ? 3600 * (1 + 5 * rt_rng_double(r)) : 40 * exp(0.8 * rt_rng_normal(r));
+    e->t = *t;
+    e->prompt_tokens = 10 + (int64_t)rt_rng_below(r, 40);
+    e->max_tokens_given = rt_rng_double(r) < 0.8;
+    e->max_tokens = e->max_tokens_given ? 16 + (int64_t)rt_rng_below(r, 17) : 32;
+    e->completion_tokens = rt_rng_double(r) < 0.5 ? e->max_tokens : 4 + (int64_t)rt_rng_below(r, 12);
+}
+
+static int switch_caught(int warmup, int do_switch, double *max_before, double *max_after) {
+    guard_policy p;
+    guard_policy_defaults(&p);
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
+    rt_rng r;
+    rt_rng_seed(&r, 4242);
+    guard_verdict v;
+    double t = 1e6;
+    int caught = -1;
+    *max_before = *max_after = -INFINITY;
+    for (int i = 0; i < warmup + 300 && caught < 0; i++) {
+        guard_event e = ev_base(1, t);
+        e.prompt_hash = 0x5111 + (uint64_t)i;
+        if (do_switch && i >= warmup) {
+            e.t = t += 12 * (0.98 + 0.04 * rt_rng_double(&r));
+            e.prompt_tokens = 8 + (int64_t)rt_rng_below(&r, 8);
+            e.max_tokens_given = 1;
+            e.max_tokens = e.completion_tokens = 32;
+        } else {
+            switch_human(&r, &e, &t, i);
+        }
+        CHECK_OK(guard_detector_observe(d, &e, &v));
+        double sv = v.account.value[GUARD_SIG_SWITCH];
+        if (i < warmup && isfinite(sv) && v.account.count[GUARD_SIG_SWITCH] >= p.sig[GUARD_SIG_SWITCH].min_n)
+            *max_before = fmax(*max_before, sv);
+        if (i >= warmup && isfinite(sv)) *max_after = fmax(*max_after, sv);
+        if (i >= warmup && sv >= p.sig[GUARD_SIG_SWITCH].attack) caught = i - warmup + 1;
+    }
+    guard_detector_free(d);
+    return caught;
+}
+
+static void test_switch(void) {
+    guard_policy p;
+    guard_policy_defaults(&p);
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
+    guard_verdict v;
+    for (int i = 0; i < 1008; i++) {
+        guard_event e = ev_base(1, 1e6 + 60.0 * i);
+        e.max_tokens_given = i >= 1000;
+        CHECK_OK(guard_detector_observe(d, &e, &v));
+        double sv = v.account.value[GUARD_SIG_SWITCH];
+        if (i == 999) CHECK_MSG(fabs(sv) < 1e-9, "constant features: switch %.6g", sv);
+        if (i == 1000) CHECK_MSG(fabs(sv - 1.6532631) < 1e-3, "after one: %.6f, expected 1.65326", sv);
+        if (i == 1007) CHECK_MSG(fabs(sv - 56.752506) < 1e-2, "after eight: %.6f, expected 56.7525", sv);
+    }
+    guard_detector_free(d);
+    for (int w = 200; w <= 2000; w *= 10) {
+        double before, after, nb, na;
+        int q = switch_caught(w, 1, &before, &after);
+        int none = switch_caught(w, 0, &nb, &na);
+        fprintf(stderr, "  switch: warm-up %d: caught %d requests after the switch (before it at most %.2f); "
+                        "without a switch at most %.2f\n", w, q, before, fmax(nb, na));
+        CHECK_MSG(q > 0 && q <= 24, "warm-up %d: the switch was caught after %d requests", w, q);
+        CHECK(before < p.sig[GUARD_SIG_SWITCH].benign);
+        CHECK(none < 0 && nb < p.sig[GUARD_SIG_SWITCH].benign && na < p.sig[GUARD_SIG_SWITCH].benign);
+    }
+    /* the benchmark: ten runs of one suite, 12 s apart, every 8 hours */
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
+    rt_rng r;
+    rt_rng_seed(&r, 77);
+    double worst = -INFINITY;
+    for (int run = 0; run < 10; run++)
+        for (int k = 0; k < 50; k++) {
+            guard_event e = ev_base(9, 1e6 + 28800.0 * run + 12.0 * k * (0.98 + 0.04 * rt_rng_double(&r)));
+            e.prompt_hash = 0xbe7c + (uint64_t)k;
+            e.prompt_tokens = 30 + k % 7;
+            e.max_tokens_given = 1;
+            e.max_tokens = e.completion_tokens = 32;
+            CHECK_OK(guard_detector_observe(d, &e, &v));
+            if (v.account.count[GUARD_SIG_SWITCH] >= p.sig[GUARD_SIG_SWITCH].min_n)
+                worst = fmax(worst, v.account.value[GUARD_SIG_SWITCH]);
+        }
+    fprintf(stderr, "  switch: benchmark reruns at most %.2f\n", worst);
+    CHECK(worst < p.sig[GUARD_SIG_SWITCH].benign);
+    guard_detector_free(d);
+}
+
 TEST_MAIN("guard", TEST_CASE(test_ewm), TEST_CASE(test_decay), TEST_CASE(test_minhash), TEST_CASE(test_rff_simhash_quant),
           TEST_CASE(test_shapiro_wilk), TEST_CASE(test_prada), TEST_CASE(test_signals_api_behaviour),
           TEST_CASE(test_template_coverage), TEST_CASE(test_shift), TEST_CASE(test_cap_and_escalation),
@@ -2112,4 +2215,4 @@ TEST_MAIN("guard", TEST_CASE(test_ewm), TEST_CASE(test_decay), TEST_CASE(test_mi
           TEST_CASE(test_worker_equivalence),
           TEST_CASE(test_harvest_budget), TEST_CASE(test_benchmark_reruns), TEST_CASE(test_tiers),
           TEST_CASE(test_drift), TEST_CASE(test_fingerprint),
-          TEST_CASE(test_cohort), TEST_CASE(test_runtime_tiers), TEST_CASE(test_population_budget))
+          TEST_CASE(test_cohort), TEST_CASE(test_runtime_tiers), TEST_CASE(test_population_budget), TEST_CASE(test_switch))

@@ -44,6 +44,7 @@
 #define GAP_FLOOR 0.1             /* seconds: inter-arrival gaps below count as this */
 #define GUARD_SEEN_SETS 128       /* prompt hashes an account sent: 128 sets of 4 (lossy) */
 #define GUARD_SEEN_WAYS 4
+#define GUARD_SW_K 6              /* non-content features of the switch signal */
 
 typedef struct {
     int64_t id;
@@ -61,6 +62,9 @@ typedef struct {
     float mu[GUARD_RFF_M];
     float mu_recent[GUARD_RFF_M]; /* the last ~drift_window prompts' mean feature (drift) */
     guard_ewm emb_recent;
+    /* switch: each non-content feature's recent mean (drift_window) and history mean and mean
+     * square (shift_window) */
+    guard_ewm sw_recent[GUARD_SW_K], sw_hist[GUARD_SW_K], sw_hist2[GUARD_SW_K];
     uint32_t hours[24];
     uint32_t bins[GUARD_BINS];
     uint32_t recent_sig[GUARD_RECENT][GUARD_MINHASH_K];
@@ -672,6 +676,7 @@ static int update_stats(guard_detector *d, acct *a, const guard_event *ev, int *
         if (ev->t_end > a->max_end) a->max_end = ev->t_end;
     }
     *concurrent = conc;
+    double sw_gap = a->n > 0 ? fmax(t - a->last_t, GAP_FLOOR) : NAN; /* for the switch signal */
     /* timing */
     if (a->n > 0) {
         double gap = fmax(t - a->last_t, GAP_FLOOR);
@@ -714,6 +719,21 @@ static int update_stats(guard_detector *d, acct *a, const guard_event *ev, int *
     double value = (double)RT_MAX(ev->completion_tokens, (int64_t)0) * detail * (repeat ? p->repeat_value : 1.0);
     guard_decay_add(&a->value, t, value, p->budget_tau);
     a->last_value = value;
+    /* the switch signal's features, each as "more harvest-like" grows: pace (minus the log gap,
+     * a break counted as an hour), saturation, token ratio, log-prob detail, a new prompt, an
+     * explicit max_tokens */
+    double f[GUARD_SW_K] = {isfinite(sw_gap) ? -log(fmin(sw_gap, 3600.0)) : NAN,
+                            saturated ? 1.0 : 0.0,
+                            log((per_answer + 1) / (double)(ev->prompt_tokens + 1)),
+                            lp,
+                            repeat ? 0.0 : 1.0,
+                            ev->max_tokens_given ? 1.0 : 0.0};
+    for (int k = 0; k < GUARD_SW_K; k++) {
+        if (!isfinite(f[k])) continue;
+        guard_ewm_add(&a->sw_recent[k], f[k], p->drift_window);
+        guard_ewm_add(&a->sw_hist[k], f[k], p->shift_window);
+        guard_ewm_add(&a->sw_hist2[k], f[k] * f[k], p->shift_window);
+    }
     if (repeat) return 0;
     a->n_new += 1;
     if (ev->has_minhash) {
@@ -819,6 +839,28 @@ static double drift_value(const guard_detector *d, const acct *a) {
     return 1000.0 * (d2 - null);
 }
 
+/* Switch: the account's recent requests against its own history on non-content features (pace,
+ * saturation, token ratio, log-prob detail, new prompts, explicit max_tokens). Per feature, the
+ * change towards harvesting (one-sided: slowing down, repeating a fixed suite or asking for less
+ * is no evidence) over its noise, z = max(0, recent - history) / sqrt(var x (vf_recent +
+ * vf_history)), var the history's variance (at least a floor: a feature constant so far has
+ * some room to move), and the value is the sum of z^2 (about K/2 without a change; a switch in
+ * one feature alone adds its z^2). Both means forget at fixed rates, so how soon a switch shows
+ * does not depend on the warm-up's length. NaN before the history has one value of each. */
+static double switch_value(const guard_detector *d, const acct *a) {
+    static const double floor_var[GUARD_SW_K] = {0.25, 0.05, 0.05, 0.01, 0.05, 0.05};
+    double sum = 0;
+    for (int k = 0; k < GUARD_SW_K; k++) {
+        const guard_ewm *r = &a->sw_recent[k], *h = &a->sw_hist[k];
+        if (r->n < 1) return NAN;
+        double var = fmax(a->sw_hist2[k].mean - h->mean * h->mean, floor_var[k]);
+        double vf = guard_ewm_var_factor(r, d->p.drift_window) + guard_ewm_var_factor(h, d->p.shift_window);
+        double diff = r->mean - h->mean;
+        if (diff > 0) sum += diff * diff / (var * vf);
+    }
+    return sum;
+}
+
 typedef struct {
     double v[GUARD_SIG_COUNT];
     double cnt[GUARD_SIG_COUNT]; /* the count each signal's min_n is checked against */
@@ -881,6 +923,8 @@ static void raw_account(const guard_detector *d, const acct *a, double t, raw_va
     }
     r->v[GUARD_SIG_HARVEST] = guard_decay_value(&a->value, t, p->budget_tau);
     r->cnt[GUARD_SIG_HARVEST] = a->n_ok;
+    r->v[GUARD_SIG_SWITCH] = switch_value(d, a);
+    r->cnt[GUARD_SIG_SWITCH] = a->n_ok;
     if (d->shift_ok && a->n_emb > 0) {
         double m[GUARD_RFF_M];
         for (size_t j = 0; j < GUARD_RFF_M; j++) m[j] = a->mu[j];
@@ -911,6 +955,7 @@ static void raw_group(const guard_detector *d, const uint32_t *mem, size_t n_mem
     double rate = 0, vol = 0, lr = 0, lr_w = 0, value = 0;
     double wl = 0, sl = 0, sc = 0, slp = 0, wok = 0, ssat = 0, srat = 0, wt = 0, stm = 0, wc = 0, scov = 0;
     double wreg = 0, sreg = 0, nreg = 0, ncov = 0, ntm = 0, nemb = 0, drift = NAN, ndrift = 0, cohort = NAN;
+    double sw = NAN, nsw = 0; /* switch: a change is per account, the group's is its largest */
     double inv_vf_sum = 0;
     double mu[GUARD_RFF_M] = {0};
     uint32_t hour_active[24] = {0};
@@ -1002,6 +1047,13 @@ static void raw_group(const guard_detector *d, const uint32_t *mem, size_t n_mem
     r->cnt[GUARD_SIG_LINKED] = 1;
     r->v[GUARD_SIG_HARVEST] = value;
     r->cnt[GUARD_SIG_HARVEST] = r->n_ok;
+    for (size_t k = 0; k < n_mem; k++) {
+        const acct *a = d->acc[mem[k]];
+        double sv = switch_value(d, a);
+        if (a->n_ok >= p->sig[GUARD_SIG_SWITCH].min_n && isfinite(sv) && !(sv <= sw)) sw = sv, nsw = a->n_ok;
+    }
+    r->v[GUARD_SIG_SWITCH] = sw;
+    r->cnt[GUARD_SIG_SWITCH] = nsw;
     r->v[GUARD_SIG_DRIFT] = drift;
     r->cnt[GUARD_SIG_DRIFT] = ndrift;
     r->v[GUARD_SIG_COHORT] = cohort;
@@ -1325,7 +1377,7 @@ void guard_reason_code(const guard_assessment *a, int grouped, char *out, size_t
         [GUARD_SIG_AROUND_CLOCK] = "24H", [GUARD_SIG_LINKED] = "LINKED",   [GUARD_SIG_LOGPROBS] = "LOGPROBS",
         [GUARD_SIG_SATURATION] = "SAT",   [GUARD_SIG_TOKEN_RATIO] = "RATIO", [GUARD_SIG_SHIFT] = "SHIFT",
         [GUARD_SIG_TEMPLATE] = "TEMPLATE", [GUARD_SIG_COVERAGE] = "COVER", [GUARD_SIG_DRIFT] = "DRIFT",
-        [GUARD_SIG_HARVEST] = "BUDGET", [GUARD_SIG_COHORT] = "COHORT",
+        [GUARD_SIG_HARVEST] = "BUDGET", [GUARD_SIG_COHORT] = "COHORT", [GUARD_SIG_SWITCH] = "SWITCH",
     };
     int best[2] = {-1, -1}, bb = -1;
     for (int i = 0; i < GUARD_SIG_COUNT; i++) {

@@ -32,6 +32,8 @@
  *              coverage (distinct SimHash cells of the embeddings),
  *              drift (the account's recent prompts against its own history: a switch from use to
  *              harvest is seen within ~drift_window prompts of the switch, however long the warm-up),
+ *              switch (api: the recent window of non-content features against the account's own
+ *              history: a switch to harvesting that the embedding does not separate),
  *              cohort (population level: the union of recent low-volume accounts' prompts against
  *              the benign profiles, times this account's alignment with that shift; aligned members
  *              get `cohort` link evidence, so a swarm of unremarkable keys can be linked and pooled).
@@ -156,6 +158,11 @@ typedef enum {
     GUARD_SIG_COHORT,       /* population: the account's own shift (x1000, unbiased) along the
                                direction the union of recent low-volume accounts' prompts moved
                                from the benign profiles (while that move is significant) */
+    GUARD_SIG_SWITCH,       /* change of how the API is used: the account's last drift_window
+                               requests against its own history (shift_window) on non-content
+                               features - pace, saturation, token ratio, log-prob detail, new
+                               prompts, explicit max_tokens - each change towards harvesting as a
+                               squared z, summed (a switch from use to harvest whatever the text) */
     GUARD_SIG_HARVEST,      /* harvest value served (decaying, tau budget_tau; budget family) */
     GUARD_SIG_COUNT
 } guard_signal;

@@ -38,6 +38,7 @@ static const struct {
     [GUARD_SIG_COVERAGE] = {"coverage", GUARD_FAMILY_CONTENT},
     [GUARD_SIG_DRIFT] = {"drift", GUARD_FAMILY_CONTENT},
     [GUARD_SIG_COHORT] = {"cohort", GUARD_FAMILY_CONTENT},
+    [GUARD_SIG_SWITCH] = {"switch", GUARD_FAMILY_API},
     [GUARD_SIG_HARVEST] = {"harvest", GUARD_FAMILY_BUDGET},
 };
 
@@ -104,6 +105,7 @@ void guard_policy_defaults(guard_policy *p) {
     set_sig(p, GUARD_SIG_COVERAGE,      0.20, 0.85,   0.98,   32);
     set_sig(p, GUARD_SIG_DRIFT,         0.35, 40,     120,    64);
     set_sig(p, GUARD_SIG_COHORT,        0.30, 20,     60,     64);
+    set_sig(p, GUARD_SIG_SWITCH,        0.35, 16,     48,     64);
     p->behaviour_cap = 0.6;
     p->content_overshoot = 1.0;
     p->signal_cap = 0.9;

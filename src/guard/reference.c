@@ -122,7 +122,7 @@ void guard_policy_apply_reference(guard_policy *p, const guard_reference *r) {
             sp->attack = p->budget_suspend;
             continue;
         }
-        if (i == GUARD_SIG_DRIFT || i == GUARD_SIG_COHORT) {
+        if (i == GUARD_SIG_DRIFT || i == GUARD_SIG_COHORT || i == GUARD_SIG_SWITCH) {
             /* the shift's units, but levels that only loosen: benign traffic that never moved
              * (a calibration day without a cohort move or a change of habit) measures ~0, and a
              * level of ~0 would make every small change evidence (and a cohort link) */
