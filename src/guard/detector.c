@@ -720,9 +720,9 @@ static int update_stats(guard_detector *d, acct *a, const guard_event *ev, int *
     guard_decay_add(&a->value, t, value, p->budget_tau);
     a->last_value = value;
     /* the switch signal's features, each as "more harvest-like" grows: pace (minus the log gap,
-     * a break counted as an hour), saturation, token ratio, log-prob detail, a new prompt, an
+     * a break counted as ten minutes), saturation, token ratio, log-prob detail, a new prompt, an
      * explicit max_tokens */
-    double f[GUARD_SW_K] = {isfinite(sw_gap) ? -log(fmin(sw_gap, 3600.0)) : NAN,
+    double f[GUARD_SW_K] = {isfinite(sw_gap) ? -log(fmin(sw_gap, 600.0)) : NAN,
                             saturated ? 1.0 : 0.0,
                             log((per_answer + 1) / (double)(ev->prompt_tokens + 1)),
                             lp,

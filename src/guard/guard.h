@@ -228,7 +228,7 @@ typedef struct {
      * pop_*_x times the benign population's steady-state aggregate that a calibration measured
      * (guard_reference.pop_level); off (0) without either. While the sum is over a budget, the
      * members that took the most are acted on: flag and throttle above pop_member_low (a typical
-     * benign new user's value: the calibration's median), suspension above pop_member_high (the
+     * benign new user's value: the calibration's 0.75 quantile), suspension above pop_member_high (the
      * calibration's benign maximum) - so a swarm of unlinked keys as a whole is held to its
      * stated share even where no account or link fires. docs/guard.md "Population budget". */
     double pop_tau;
@@ -319,7 +319,7 @@ typedef struct {
     /* the benign population (see guard_policy.pop_*): its steady-state aggregate harvest value
      * (the largest over the calibration of the decayed sum over pop_tau, divided by the share of
      * its steady state reached; NaN = not measured) and its members' per-account maxima */
-    double pop_level, pop_member_median, pop_member_high;
+    double pop_level, pop_member_typical, pop_member_high;
     size_t n_accounts, n_events;     /* what it was calibrated on */
     int has_coverage;                /* 0: a reference from before coverage was recorded */
     double cov_events[GUARD_COV_COUNT];     /* benign events of each kind */

@@ -124,8 +124,8 @@ void guard_policy_defaults(guard_policy *p) {
      * population taking more than the benign one ever did */
     p->pop_tau = 6 * 3600;
     p->pop_flag = p->pop_throttle = p->pop_suspend = 0;
-    p->pop_flag_x = 1.25;
-    p->pop_throttle_x = 1.5;
+    p->pop_flag_x = 1.0;
+    p->pop_throttle_x = 1.25;
     p->pop_suspend_x = 2.5;
     p->pop_member_low = 1000;
     p->pop_member_high = 5000;

@@ -29,7 +29,7 @@
 void guard_reference_init(guard_reference *r) {
     memset(r, 0, sizeof *r);
     for (int i = 0; i < GUARD_SIG_COUNT; i++) r->levels[i] = NAN;
-    r->pop_level = r->pop_member_median = r->pop_member_high = NAN;
+    r->pop_level = r->pop_member_typical = r->pop_member_high = NAN;
 }
 
 void guard_reference_free(guard_reference *r) {
@@ -95,7 +95,7 @@ static void apply_population(guard_policy *p, const guard_reference *r) {
         p->pop_throttle = p->pop_throttle_x * r->pop_level;
         p->pop_suspend = p->pop_suspend_x * r->pop_level;
     }
-    if (isfinite(r->pop_member_median) && r->pop_member_median > 0) p->pop_member_low = r->pop_member_median;
+    if (isfinite(r->pop_member_typical) && r->pop_member_typical > 0) p->pop_member_low = r->pop_member_typical;
     if (isfinite(r->pop_member_high) && r->pop_member_high > p->pop_member_high) p->pop_member_high = r->pop_member_high;
     if (p->pop_member_high < p->pop_member_low) p->pop_member_high = p->pop_member_low;
 }
@@ -239,8 +239,8 @@ int guard_reference_save(const guard_reference *r, const char *path) {
     }
     if (isfinite(r->pop_level))
         json_object_set_new(root, "population",
-                            json_pack("{s:f, s:o, s:o}", "level", r->pop_level, "member_median",
-                                      isfinite(r->pop_member_median) ? json_real(r->pop_member_median) : json_null(),
+                            json_pack("{s:f, s:o, s:o}", "level", r->pop_level, "member_typical",
+                                      isfinite(r->pop_member_typical) ? json_real(r->pop_member_typical) : json_null(),
                                       "member_high",
                                       isfinite(r->pop_member_high) ? json_real(r->pop_member_high) : json_null()));
     json_t *sb = u64s_b64(r->stop_bands, r->n_stop_bands);
@@ -374,8 +374,8 @@ int guard_reference_load(guard_reference *r, const char *path) {
     }
     json_t *pop = json_object_get(root, "population");
     if (pop) {
-        static const char *const pk[] = {"level", "member_median", "member_high"};
-        double *dst[] = {&r->pop_level, &r->pop_member_median, &r->pop_member_high};
+        static const char *const pk[] = {"level", "member_typical", "member_high"};
+        double *dst[] = {&r->pop_level, &r->pop_member_typical, &r->pop_member_high};
         for (size_t k = 0; k < 3; k++) {
             json_t *v = json_object_get(pop, pk[k]);
             if (json_is_null(v) && k > 0) continue;
@@ -803,7 +803,7 @@ static int fit_levels(fit_ctx *c) {
     for (size_t k = 0; k < c->n_acc; k++)
         if (c->acc[k].benign && c->acc[k].half && isfinite(c->acc[k].max_member)) vals[nm++] = c->acc[k].max_member;
     if (nm >= 5) {
-        c->out->pop_member_median = quantile(vals, nm, 0.5);
+        c->out->pop_member_typical = quantile(vals, nm, 0.75);
         c->out->pop_member_high = quantile(vals, nm, c->q);
     }
     for (int s = 0; s < GUARD_SIG_COUNT; s++) {
@@ -864,8 +864,8 @@ static void fit_report(const fit_ctx *c) {
         if (isfinite(out->levels[s])) fprintf(c->log, "  %-15s %.5g\n", guard_signal_name((guard_signal)s), out->levels[s]);
     fprintf(c->log, "  PRADA delta     %.5g\n", out->prada_delta);
     if (isfinite(out->pop_level))
-        fprintf(c->log, "population: benign aggregate %.5g (steady state, tau %.0f s); members' value median %.5g, %.3g quantile %.5g\n",
-                out->pop_level, c->pol.pop_tau, out->pop_member_median, c->q, out->pop_member_high);
+        fprintf(c->log, "population: benign aggregate %.5g (steady state, tau %.0f s); members' value 0.75 quantile %.5g, %.3g quantile %.5g\n",
+                out->pop_level, c->pol.pop_tau, out->pop_member_typical, c->q, out->pop_member_high);
     fprintf(c->log, "template stoplist: %zu benign LSH bands\n", out->n_stop_bands);
     guard_reference_coverage_print(out, c->log);
 }
