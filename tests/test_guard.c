@@ -1990,7 +1990,8 @@ static void test_worker_equivalence(void) {
  *   4. the benign accounts go on (5 answers each: 450 < 500): still nothing, though the
  *      population is over every budget; one heavier benign new user (20 answers, 600 >= 500)
  *      is throttled (the cost to benign new users: above a typical user's value while a swarm
- *      pushes the population over its budget), never suspended (600 < 700).
+ *      pushes the population over its budget), never suspended (600 < 700); it is one of a
+ *      linked household of five, whose other members (90 each) are not acted on with it.
  * Without the population budget the same swarm is never acted on: no account or link fires. */
 static void population_world(int with_budget, int *throttled_at, int *suspended_at, size_t *swarm_served,
                              guard_action *worst_benign, guard_action *heavy, double *pop_after_benign,
@@ -2055,12 +2056,24 @@ static void population_world(int with_budget, int *throttled_at, int *suspended_
             CHECK_OK(guard_detector_observe(d, &e, &v));
             if (v.level > *worst_benign) *worst_benign = v.level;
         }
-    for (int round = 0; round < 20; round++) {
-        guard_event e = ev_base(99, t += 10 + 40 * rt_rng_double(&r));
-        e.completion_tokens = 30;
-        CHECK_OK(guard_detector_observe(d, &e, &v));
-    }
+    /* the heavier user is one of a household of five (one address, signed up together: a linked
+     * group); its partners (3 answers each) stay untouched: the population acts on members */
+    for (int round = 0; round < 20; round++)
+        for (int k = 95; k <= 99; k++) {
+            if (k < 99 && round >= 3) continue;
+            guard_event e = ev_base(k, t += 10 + 40 * rt_rng_double(&r));
+            e.completion_tokens = 30;
+            e.client_hash = 0xfa111e;
+            e.account_created_at = 5e5 + 60.0 * (k - 95);
+            CHECK_OK(guard_detector_observe(d, &e, &v));
+        }
     *heavy = guard_detector_level(d, 99);
+    int64_t *grp = NULL;
+    size_t n_grp = 0;
+    CHECK_OK(guard_detector_group(d, 99, &grp, &n_grp));
+    CHECK_MSG(n_grp == 5, "the household is a group of %zu", n_grp);
+    free(grp);
+    for (int k = 95; k < 99; k++) CHECK_MSG(guard_detector_level(d, k) == GUARD_ACT_NONE, "household member %d acted on", k);
     guard_detector_free(d);
 }
 

@@ -4,7 +4,7 @@
  * database, no clock, no threads (the runtime holds a lock around it; eval and calibration
  * replay stored events through it).
  *
- * Memory per account is fixed (about 11 KiB: exponential means, decaying counters, the last
+ * Memory per account is fixed (about 12 KiB: exponential means, decaying counters, the last
  * GUARD_RECENT prompt signatures, the last GUARD_COVER_W embedding cells, 24 hourly and 288
  * five-minute activity stamps, up to GUARD_PARTNERS candidate partners, 512 prompt hashes
  * sent before). Work per event is
@@ -58,6 +58,7 @@ typedef struct {
     double last_value; /* harvest value of the last event (0 unless served) */
     guard_decay rate, volume, rate_long, value;
     uint8_t tier; /* index into the policy's tiers (kept across a release) */
+    uint8_t by_pop; /* its level came from the population budget alone: not shared with its group */
     guard_ewm limit, conc, logprobs, sat, ratio, tmpl, lgap, lgap2, emb;
     float mu[GUARD_RFF_M];
     float mu_recent[GUARD_RFF_M]; /* the last ~drift_window prompts' mean feature (drift) */
@@ -1256,12 +1257,25 @@ int guard_detector_observe(guard_detector *d, const guard_event *ev, guard_verdi
     guard_action target = level_for(&d->p, tr, &out->account);
     guard_action gt = level_for(&d->p, tr, &out->group);
     if (gt > target) target = gt;
-    out->account.by_population = population_level(d, a, ev->t, out->account.value[GUARD_SIG_HARVEST]);
-    if (out->account.by_population > target) target = out->account.by_population;
-    if (n_mem == 1) out->group.by_population = out->account.by_population;
-    for (size_t k = 0; k < n_mem; k++)
-        if (d->acc[mem[k]]->level > group_level_before) group_level_before = d->acc[mem[k]]->level;
+    /* the population budget acts on this member alone: a group shares the levels its evidence
+     * reached, not a throttle that the population's total put on one member */
+    guard_action pop = population_level(d, a, ev->t, out->account.value[GUARD_SIG_HARVEST]);
+    out->account.by_population = pop;
+    if (n_mem == 1) out->group.by_population = pop;
+    for (size_t k = 0; k < n_mem; k++) {
+        const acct *m = d->acc[mem[k]];
+        if (!m->by_pop && m->level > group_level_before) group_level_before = m->level;
+    }
     if (group_level_before > target) target = group_level_before; /* a group acts as one */
+    if (pop > target && a->level < pop) {
+        out->new_level = pop;
+        a->level = pop;
+        a->by_pop = 1;
+        out->affected[out->n_affected++] = a->id;
+        out->escalated = 1;
+        out->level = a->level;
+        return 0;
+    }
     out->new_level = target;
     for (size_t k = 0; k < n_mem; k++) {
         acct *m = d->acc[mem[k]];
@@ -1269,6 +1283,7 @@ int guard_detector_observe(guard_detector *d, const guard_event *ev, guard_verdi
         if (tier_of(d, m)->exempt && mt > GUARD_ACT_FLAG) mt = GUARD_ACT_FLAG; /* allow-listed, even in a group */
         if (m->level < mt) {
             m->level = mt;
+            m->by_pop = 0;
             if (out->n_affected < GUARD_MAX_AFFECTED) out->affected[out->n_affected++] = m->id;
             if (m == a) out->escalated = 1;
         }
