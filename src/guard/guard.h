@@ -42,6 +42,10 @@
  *              the budgets directly (flag / throttle / suspend), not part of the risk sum. Bound:
  *              an account or group is served at most e x budget_suspend (x its tier's budget_x) in
  *              any budget_tau window before it is suspended, plus one answer and those in flight.
+ *   population the harvest value served to newly active low-volume accounts, one decaying sum
+ *              against budgets calibrated on the benign population's aggregate; while it is
+ *              over one, the members that took the most are flagged / throttled / suspended
+ *              (a swarm of unlinked keys is seen in total where no key or link fires).
  * Tiers (standard, trusted, eval, allow, or the policy's) scale the risk thresholds and budgets
  * per account; an exempt tier is flagged at most.
  * Each signal's score is 0 at or below its benign level, 1 at or above its attack level,
