@@ -699,6 +699,15 @@
             h('td', { class: 'mono' }, fmtRisk(l.ip)), h('td', { class: 'mono' }, fmtRisk(l.burst)),
             h('td', { class: 'mono' }, fmtRisk(l.template)), h('td', { class: 'mono' }, fmtRisk(l.timing)))))));
     }
+    const pop = ev.population;
+    const u = (x) => fmtInt(typeof x === 'number' ? Math.round(x) : x); /* value units */
+    if (pop && pop.member && pop.flag > 0) {
+      parts.push(h('p', {}, 'Population budget: the newly active low-volume accounts were served ',
+        h('span', { class: 'mono' }, u(pop.value)), ' value units (flag ', u(pop.flag), ', throttle ',
+        u(pop.throttle), ', suspend ', u(pop.suspend), '); this member ',
+        h('span', { class: 'mono' }, u(pop.member_value)), ' (acted on above ', u(pop.member_low),
+        ', suspended above ', u(pop.member_high), '): ', String(pop.level || 'none'), '.'));
+    }
     parts.push(h('details', {}, h('summary', {}, 'Raw evidence JSON'),
       h('pre', { class: 'evidence-json' }, JSON.stringify(ev, null, 2))));
     return parts;
