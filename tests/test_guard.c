@@ -2074,6 +2074,17 @@ static void population_world(int with_budget, int *throttled_at, int *suspended_
     CHECK_MSG(n_grp == 5, "the household is a group of %zu", n_grp);
     free(grp);
     for (int k = 95; k < 99; k++) CHECK_MSG(guard_detector_level(d, k) == GUARD_ACT_NONE, "household member %d acted on", k);
+    /* released by an operator, it leaves the population: more answers, nothing */
+    if (*heavy == GUARD_ACT_THROTTLE) {
+        guard_detector_release(d, 99);
+        for (int round = 0; round < 25; round++) {
+            guard_event e = ev_base(99, t += 10 + 40 * rt_rng_double(&r));
+            e.completion_tokens = 30;
+            CHECK_OK(guard_detector_observe(d, &e, &v));
+            CHECK(!v.population_member);
+        }
+        CHECK(guard_detector_level(d, 99) == GUARD_ACT_NONE);
+    }
     guard_detector_free(d);
 }
 

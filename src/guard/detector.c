@@ -59,6 +59,7 @@ typedef struct {
     guard_decay rate, volume, rate_long, value;
     uint8_t tier; /* index into the policy's tiers (kept across a release) */
     uint8_t by_pop; /* its level came from the population budget alone: not shared with its group */
+    uint8_t vouched; /* released by an operator: out of the population (kept across a release) */
     guard_ewm limit, conc, logprobs, sat, ratio, tmpl, lgap, lgap2, emb;
     float mu[GUARD_RFF_M];
     float mu_recent[GUARD_RFF_M]; /* the last ~drift_window prompts' mean feature (drift) */
@@ -1169,10 +1170,11 @@ static const guard_tier *tier_of(const guard_detector *d, const acct *a) {
 /* ---------------------------------------------------------------- the population budget */
 
 /* A member of the population: first seen less than cohort_age_s ago, at most cohort_max_answers
- * served, in a tier neither exempt nor with scaled-up budgets (an operator vouched for those). */
+ * served, in a tier neither exempt nor with scaled-up budgets and never released (an operator
+ * vouched for those). */
 static int in_population(const guard_detector *d, const acct *a, double t) {
     const guard_tier *tr = tier_of(d, a);
-    return !tr->exempt && tr->budget_x <= 1 && t - a->first_t < d->p.cohort_age_s && a->n_ok <= d->p.cohort_max_answers;
+    return !a->vouched && !tr->exempt && tr->budget_x <= 1 && t - a->first_t < d->p.cohort_age_s && a->n_ok <= d->p.cohort_max_answers;
 }
 
 static double population_value(const guard_detector *d, double t) {
@@ -1323,6 +1325,7 @@ void guard_detector_release(guard_detector *d, int64_t account_id) {
     memset(a, 0, sizeof *a);
     a->id = keep.id;
     a->tier = keep.tier;
+    a->vouched = 1;
     a->created_at = keep.created_at;
     a->burst_checked = 1;
     a->last_client = keep.last_client;
