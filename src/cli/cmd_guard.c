@@ -110,7 +110,8 @@ static int guard_tier_cmd(int argc, char **argv) {
                          "x1.5, harvest budgets x4), eval (x2, x8: benchmark and evaluation jobs), allow (exempt:\n"
                          "never throttled or suspended by the guard, flagged at most), or one a policy file defines.\n"
                          "Recorded with the note (who trusted it and why stays on record); a running guard applies it\n"
-                         "within a second. 'standard' puts the account back."};
+                         "within a second. 'standard' puts the account back. An account the guard asked to verify\n"
+                         "is released too: putting it in a tier confirms the verification (done out of band)."};
     int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, pos, 2, &n_pos);
     if (prc) return prc == 1 ? 0 : 2;
     if (n_pos != 2) {

@@ -1183,17 +1183,22 @@ static double population_value(const guard_detector *d, double t) {
 
 /* The level the population budget asks for member a, whose own harvest value is own: the
  * population's level (its value against the budgets), for the members that took the most —
- * flag and throttle above pop_member_low, suspension above pop_member_high (below it, a member
- * under suspension pressure is throttled). None without budgets or for a non-member. */
+ * flag, throttle and verification above pop_member_low, suspension above pop_member_high (below
+ * it, a member under suspension pressure is asked to verify). A throttle alone does not bound
+ * keys that ask at a human pace; verification does: a member is refused from the answer that
+ * took it over pop_member_low while the population is over pop_verify (docs/guard.md).
+ * None without budgets or for a non-member. */
 static guard_action population_level(const guard_detector *d, const acct *a, double t, double own) {
     const guard_policy *p = &d->p;
     if (!(p->pop_flag > 0) || !in_population(d, a, t) || !(own >= p->pop_member_low)) return GUARD_ACT_NONE;
     double v = population_value(d, t);
+    double verify = p->pop_verify > 0 ? p->pop_verify : p->pop_throttle;
     guard_action lv = v >= p->pop_suspend    ? GUARD_ACT_SUSPEND
+                      : v >= verify          ? GUARD_ACT_VERIFY
                       : v >= p->pop_throttle ? GUARD_ACT_THROTTLE
                       : v >= p->pop_flag     ? GUARD_ACT_FLAG
                                              : GUARD_ACT_NONE;
-    if (lv == GUARD_ACT_SUSPEND && !(own >= p->pop_member_high)) lv = GUARD_ACT_THROTTLE;
+    if (lv == GUARD_ACT_SUSPEND && !(own >= p->pop_member_high)) lv = GUARD_ACT_VERIFY;
     return lv;
 }
 
@@ -1520,9 +1525,10 @@ char *guard_detector_evidence(guard_detector *d, int64_t account_id) {
         /* the population budget: the newly active low-volume accounts' value against its budgets */
         double pv = population_value(d, t), own = as.value[GUARD_SIG_HARVEST];
         json_object_set_new(root, "population",
-                            json_pack("{s:b, s:f, s:f, s:f, s:f, s:f, s:o, s:f, s:f, s:s}", "member",
+                            json_pack("{s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:o, s:f, s:f, s:s}", "member",
                                       in_population(d, a, t), "value", pv, "tau_s", d->p.pop_tau, "flag", d->p.pop_flag,
-                                      "throttle", d->p.pop_throttle, "suspend", d->p.pop_suspend, "member_value",
+                                      "throttle", d->p.pop_throttle, "verify", d->p.pop_verify, "suspend",
+                                      d->p.pop_suspend, "member_value",
                                       json_num(own), "member_low", d->p.pop_member_low, "member_high",
                                       d->p.pop_member_high, "level",
                                       guard_action_name(population_level(d, a, t, own))));

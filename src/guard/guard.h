@@ -189,7 +189,17 @@ typedef struct {
     double min_n;   /* observations before the signal counts */
 } guard_signal_policy;
 
-typedef enum { GUARD_ACT_NONE = 0, GUARD_ACT_FLAG = 1, GUARD_ACT_THROTTLE = 2, GUARD_ACT_SUSPEND = 3 } guard_action;
+/* The graded ladder (issue 16): flag, throttle, require verification, suspend. verify is enforced
+ * as a suspension is (the account refused until an operator releases it or puts it in a tier:
+ * the operator confirms a verification done out of band); it is recorded as its own action, so
+ * that evaluations and operators tell an account asked to verify from a suspended one. */
+typedef enum {
+    GUARD_ACT_NONE = 0,
+    GUARD_ACT_FLAG = 1,
+    GUARD_ACT_THROTTLE = 2,
+    GUARD_ACT_VERIFY = 3,
+    GUARD_ACT_SUSPEND = 4
+} guard_action;
 const char *guard_action_name(guard_action a);
 
 /* Account tiers: an operator puts an account in a tier (`retort guard tier`, the admin API);
@@ -231,13 +241,15 @@ typedef struct {
      * a decaying sum (tau pop_tau). Its budgets are absolute (pop_flag/throttle/suspend > 0), or
      * pop_*_x times the benign population's steady-state aggregate that a calibration measured
      * (guard_reference.pop_level); off (0) without either. While the sum is over a budget, the
-     * members that took the most are acted on: flag and throttle above pop_member_low (a typical
+     * members that took the most are acted on: flag, throttle and verification (pop_verify: the
+     * member is refused until an operator confirms a verification) above pop_member_low (a typical
      * benign new user's value: the calibration's 0.75 quantile), suspension above pop_member_high (the
-     * calibration's benign maximum) - so a swarm of unlinked keys as a whole is held to its
+     * calibration's benign maximum; below it a member under suspension pressure is asked to
+     * verify) - so a swarm of unlinked keys as a whole is held to its
      * stated share even where no account or link fires. docs/guard.md "Population budget". */
     double pop_tau;
-    double pop_flag, pop_throttle, pop_suspend;
-    double pop_flag_x, pop_throttle_x, pop_suspend_x;
+    double pop_flag, pop_throttle, pop_verify, pop_suspend;
+    double pop_flag_x, pop_throttle_x, pop_verify_x, pop_suspend_x;
     double pop_member_low, pop_member_high;
     guard_tier tiers[GUARD_MAX_TIERS];
     size_t n_tiers;            /* >= 1; tiers[0] is "standard" */

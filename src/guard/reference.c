@@ -93,6 +93,7 @@ static void apply_population(guard_policy *p, const guard_reference *r) {
     if (isfinite(r->pop_level) && r->pop_level > 0 && !(p->pop_flag > 0)) {
         p->pop_flag = p->pop_flag_x * r->pop_level;
         p->pop_throttle = p->pop_throttle_x * r->pop_level;
+        p->pop_verify = p->pop_verify_x * r->pop_level;
         p->pop_suspend = p->pop_suspend_x * r->pop_level;
     }
     if (isfinite(r->pop_member_typical) && r->pop_member_typical > 0) p->pop_member_low = r->pop_member_typical;
