@@ -35,11 +35,18 @@ assert "\n".join(summary) + "\n" == open(f"{d}/summary.txt").read(), "report sum
 
 m = re.match(r"attackers suspended: (\d+) of (\d+) harvesting operations \((\d+) accounts", summary[0])
 caught, ops, accts = map(int, m.groups())
-assert ops >= 4 and caught == ops, summary[0]
+# an operation the population budget stopped first is asked to verify (refused until an
+# operator verifies it), not suspended: both stop it
+v = re.search(r"; (\d+) more asked to verify", summary[0])
+verify_ops = int(v.group(1)) if v else 0
+assert ops >= 4 and caught + verify_ops == ops, summary[0]
 assert accts >= 20, "the sybil group's keys are suspended with it: " + summary[0]
 m = re.match(r"benign accounts suspended: (\d+) of (\d+)", summary[1])
 fp, benign = map(int, m.groups())
 assert benign >= 20 and fp == 0, summary[1]
+v = re.search(r"; (\d+) asked to verify", summary[1])
+print(f"ref_demo: benign suspended {fp} of {benign}, asked to verify {int(v.group(1)) if v else 0}; "
+      f"operations suspended {caught}, asked to verify {verify_ops}, of {ops}")
 m = re.match(r"tokens harvested: ([\d.]+)(k?) with the guard, ([\d.]+)(k?) without", summary[2])
 on = float(m.group(1)) * (1000 if m.group(2) else 1)
 off = float(m.group(3)) * (1000 if m.group(4) else 1)
@@ -178,7 +185,8 @@ def wilson(k, n, z=1.959963984540054):
 b, a = e["benign"], e["attack"]
 for got, want in ((b["fpr_ci95"], wilson(b["suspended"], b["accounts"])), (a["tpr_ci95"], wilson(a["caught"], a["attackers"]))):
     assert all(abs(x - y) < 1e-9 for x, y in zip(got, want)), (got, want)
-assert b["suspended"] == 0 and a["caught"] == a["attackers"]
+# every operation suspended or asked to verify (refused until an operator verifies it)
+assert b["suspended"] == 0 and a["caught"] + a.get("verify", 0) == a["attackers"], (b, a)
 db = sqlite3.connect(f"{d}/demo/gateway.db")
 served = dict(db.execute("SELECT l.grp, COUNT(*) FROM usage u JOIN guard_sim_accounts l ON l.account_id = u.account_id "
                          "WHERE u.status = 200 AND l.attack = 1 GROUP BY l.grp"))
@@ -186,7 +194,8 @@ units = [u for s in e["strategies"].values() if s["label"] == "attack" for u in 
 assert units and len(units) == a["attackers"]
 for u in units:
     assert u["served"] == served.get(u["unit"], 0), (u, served.get(u["unit"]))
-    assert u["outcome"] == "suspended" and u["keys_suspended"] == u["keys"], u
+    assert (u["outcome"] == "suspended" and u["keys_suspended"] == u["keys"]) or \
+        (u["outcome"] == "verify" and u["keys_verify"] == u["keys"]), u
     assert 0 < u["served_before_action"] <= u["served"], u
 h = e["held_out"]
 assert h["calibration"]["seeds"] != h["evaluation"]["seeds"] and h["shared"]["accounts"] == 0, h

@@ -1173,7 +1173,7 @@ static void test_harvest_budget(void) {
     rt_rng r;
     rt_rng_seed(&r, 5);
     double t = 10000, max_risk = 0;
-    int at[4] = {-1, -1, -1, -1};
+    int at[GUARD_ACT_SUSPEND + 1] = {-1, -1, -1, -1, -1};
     size_t n = 0;
     for (int i = 0; i < N && at[GUARD_ACT_SUSPEND] < 0; i++) {
         guard_event c = careful_event(2, i, &r, &t);
@@ -1192,7 +1192,7 @@ static void test_harvest_budget(void) {
         if (a.risk > max_risk) max_risk = a.risk;
     }
     fprintf(stderr, "  careful harvester (max risk %.2f): flagged at %d, throttled at %d, suspended at %d answers\n",
-            max_risk, at[1], at[2], at[3]);
+            max_risk, at[GUARD_ACT_FLAG], at[GUARD_ACT_THROTTLE], at[GUARD_ACT_SUSPEND]);
     CHECK(max_risk < p.flag_at);                  /* no risk signal fired */
     CHECK(at[GUARD_ACT_SUSPEND] > 0);
     /* the bound: served value <= e x budget in any window of budget_tau, and the one that crossed it */
@@ -1841,6 +1841,135 @@ static int read_actions_fn(gw_conn *c, void *ud) {
     return 0;
 }
 
+/* The verification step through the runtime (issue 16): a population budget of 200 value units
+ * (verify at 200, suspension out of reach), member threshold 250; one new account's 100-token
+ * answers (100 units each, both taus 1e9 s: sums to 1e-6). At its third answer its own value is
+ * 300 >= 250 and the population's 300 >= 200 (at the second, 200 < 250): it is asked to verify — refused as a suspension is (the
+ * gateway's status; the client's 403 carries no signal name), recorded as action "verify" with
+ * the reason code, and its reason says verification_required. An operator who puts it in a tier
+ * has verified it: active again, a release recorded; a tier for an account not asked to verify
+ * releases nothing. */
+static void test_runtime_verify(void) {
+    char path[512], pol[512];
+    snprintf(path, sizeof path, "%s/verify.db", tl_tmpdir());
+    snprintf(pol, sizeof pol, "%s/verify-policy.json", tl_tmpdir());
+    FILE *f = fopen(pol, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs("{\"budget\": {\"tau_s\": 1e9}, \"population\": {\"tau_s\": 1e9, \"flag\": 100, \"throttle\": 150, "
+          "\"verify\": 200, \"suspend\": 1e12, \"member_low\": 250, \"member_high\": 1e12}}",
+          f);
+    CHECK(fclose(f) == 0);
+    gw_db *db = NULL;
+    CHECK_OK(gw_db_open(&db, path));
+    if (!db) return;
+    CHECK_OK(guard_db_init(db));
+    gw_account acc[2];
+    char key[GW_KEY_MAX];
+    gw_limits none = {0, 0, 0};
+    CHECK_OK(gw_key_create(db, "v-new", &none, 0, 1000, key, &acc[0]));
+    CHECK_OK(gw_key_create(db, "v-other", &none, 0, 1000, key, &acc[1]));
+    guard_options go;
+    guard_options_defaults(&go);
+    go.db_path = path;
+    go.policy_path = pol;
+    guard *g = NULL;
+    CHECK_OK(guard_open(&g, &go));
+    if (!g) return;
+    serve_hooks h;
+    guard_serve_hooks(g, &h);
+    for (int i = 0; i < 3; i++) {
+        gw_principal who;
+        memset(&who, 0, sizeof who);
+        who.account = acc[0];
+        char rid[48];
+        snprintf(rid, sizeof rid, "cmpl-v-%d", i);
+        serve_request_info ri;
+        memset(&ri, 0, sizeof ri);
+        ri.request_id = rid;
+        ri.endpoint = "/v1/completions";
+        ri.who = &who;
+        ri.t = 2000 + 60.0 * i;
+        ri.client = "10.9.0.1";
+        ri.prompt_text = i == 0 ? "how do I boil an egg" : i == 1 ? "what is a haiku" : "name three rivers";
+        ri.prompt_len = strlen(ri.prompt_text);
+        ri.max_tokens = 256;
+        ri.n = 1;
+        char reason[128];
+        CHECK(h.before(h.ud, &ri, reason, sizeof reason) == 0);
+        gw_ledger_row row;
+        memset(&row, 0, sizeof row);
+        row.status = 200;
+        row.prompt_tokens = 10;
+        row.completion_tokens = 100;
+        row.latency_ms = 50;
+        row.n = 1;
+        serve_request_result rr = {.row = &row, .row_id = i + 1};
+        h.after(h.ud, &ri, &rr);
+        gw_account a;
+        CHECK_OK(gw_account_get(db, acc[0].id, &a));
+        CHECK_MSG((a.status == GW_ACCOUNT_SUSPENDED) == (i == 2), "after answer %d: %s", i + 1,
+                  a.status == GW_ACCOUNT_SUSPENDED ? "refused" : "active");
+    }
+    guard_flush(g);
+    guard_close(g);
+    gw_account a;
+    CHECK_OK(gw_account_get(db, acc[0].id, &a));
+    CHECK_MSG(a.status == GW_ACCOUNT_SUSPENDED && !strncmp(a.reason, "verification_required: ", 23) &&
+                  strstr(a.reason, "POPULATION"),
+              "%s", a.reason);
+    action_list al = {0};
+    CHECK_OK(gw_db_with(db, read_actions_fn, &al));
+    int verify = 0, suspend = 0;
+    for (size_t k = 0; k < al.n; k++) {
+        verify += al.account[k] == acc[0].id && !strcmp(al.action[k], "verify");
+        suspend += !strcmp(al.action[k], "suspend");
+    }
+    CHECK_MSG(verify == 1 && suspend == 0, "verify %d, suspend %d", verify, suspend);
+    CHECK_OK(guard_tier_set(db, NULL, "v-other", "trusted", "known", "test", 3000, NULL));
+    size_t before = al.n;
+    CHECK_OK(guard_tier_set(db, NULL, "v-new", "trusted", "paid, ID checked", "test", 3000, NULL));
+    CHECK_OK(gw_account_get(db, acc[0].id, &a));
+    CHECK(a.status == GW_ACCOUNT_ACTIVE);
+    al.n = 0;
+    CHECK_OK(gw_db_with(db, read_actions_fn, &al));
+    CHECK_MSG(al.n == before + 1 && !strcmp(al.action[al.n - 1], "release") && al.account[al.n - 1] == acc[0].id,
+              "%zu actions after the tiers (was %zu)", al.n, before);
+    gw_db_close(db);
+}
+
+/* A database from before the verify action: guard_actions' CHECK named four actions. Opening
+ * it rebuilds the table with its rows, and a verify row can then be written. */
+static int old_actions_fn(gw_conn *c, void *ud) {
+    (void)ud;
+    return gw_sql_exec(c,
+                       "CREATE TABLE guard_actions(id INTEGER PRIMARY KEY, t REAL NOT NULL, account_id INTEGER NOT "
+                       "NULL, group_id INTEGER, action TEXT NOT NULL CHECK(action IN ('flag','throttle','suspend',"
+                       "'release')), mode TEXT NOT NULL CHECK(mode IN ('enforce','shadow','operator')), code TEXT, "
+                       "risk REAL, usage_row_id INTEGER, reason TEXT, evidence TEXT, prev_rpm INTEGER);"
+                       "CREATE INDEX guard_actions_account ON guard_actions(account_id, id);"
+                       "INSERT INTO guard_actions(t, account_id, action, mode, code) VALUES(1, 5, 'throttle', "
+                       "'enforce', 'G-BUDGET');",
+                       "old guard_actions");
+}
+static void test_actions_migration(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/old-actions.db", tl_tmpdir());
+    gw_db *db = NULL;
+    CHECK_OK(gw_db_open(&db, path));
+    if (!db) return;
+    CHECK_OK(gw_db_with(db, old_actions_fn, NULL));
+    CHECK_OK(guard_db_init(db));
+    CHECK_OK(guard_db_init(db)); /* once is enough: the second finds the new table */
+    guard_action_row row = {.t = 2, .account_id = 5, .action = "verify", .mode = "enforce", .code = "G-POPULATION",
+                            .prev_rpm = -1};
+    CHECK_OK(guard_action_write_db(db, &row, NULL));
+    action_list al = {0};
+    CHECK_OK(gw_db_with(db, read_actions_fn, &al));
+    CHECK_MSG(al.n == 2 && !strcmp(al.action[0], "throttle") && !strcmp(al.action[1], "verify"), "%zu rows", al.n);
+    gw_db_close(db);
+}
+
 /* (a) one process: every escalation, in order */
 static void direct_verdicts(const guard_event *ev, size_t n, action_list *want) {
     guard_policy p;
@@ -1910,6 +2039,274 @@ static void test_worker_equivalence(void) {
     worker_equivalence(url);
 }
 
+/* The population budget (issue 16), on a crafted stream against hand-computed values. Budgets
+ * flag 10,000, throttle and verify 20,000 (verify: refused until an operator releases the key; a
+ * throttle does not bound keys at a human pace), suspend 40,000 value units; members are acted on
+ * above 500 (flag, throttle, verify) and 700 (suspension); both taus (the population's, the accounts' budget) 1e9 s,
+ * so the sums are plain sums (to 1e-5).
+ *   1. 60 benign new accounts, 10 answers of 30 tokens each: the population's value is 18,000
+ *      (over the flag budget), each member's 300 (under 500): nobody is acted on.
+ *   2. a nightly benchmark in tier `eval` (50 prompts x 32 tokens, rerun three times): not in the
+ *      population (an operator vouched for it): the sum stays 18,000, and it is not acted on.
+ *   3. a swarm of 40 unlinked keys (own address, client, no shared prompt), 32-token answers
+ *      round robin, each key stopping when refused (asked to verify or suspended). Key i's j-th
+ *      answer brings its value to 32j and the population's to 18,000 + 32 (40 (j-1) + i + 1): at
+ *      j = 16 (512 >= 500) the population is at 37,200 + 32 (i+1) (verify: >= 20,000, < 40,000):
+ *      every key is asked to verify at its 16th answer and served nothing more, 640 answers
+ *      (20,480 units) in all; none reaches suspension (that needs 700). The bound: once the
+ *      population is over the verify budget B_v, a member is refused from the answer that takes
+ *      it to the member threshold m; so a swarm of N keys with answers worth at most a each is
+ *      served at most max(0, B_v - P_benign) + N (m + a) = 2,000 + 40 x 532 = 23,280 units.
+ *      (Throttled instead, as before, the keys went on to suspension at their 22nd answer: 880.)
+ *   4. the benign accounts go on (5 answers each: 450 < 500): still nothing, though the
+ *      population is over every budget; one heavier benign new user (20 answers, 600 >= 500)
+ *      is asked to verify (the cost to benign new users: above a typical user's value while a
+ *      swarm pushes the population over its budget), never suspended (600 < 700); it is one of a
+ *      linked household of five, whose other members (90 each) are not acted on with it.
+ * Without the population budget the same swarm is never acted on: no account or link fires. */
+static void population_world(int with_budget, int *verify_at, int *suspended_at, size_t *swarm_served,
+                             guard_action *worst_benign, guard_action *heavy, double *pop_after_benign,
+                             double *pop_after_eval, guard_action *evaljob) {
+    guard_policy p;
+    guard_policy_defaults(&p);
+    p.pop_tau = p.budget_tau = 1e9;
+    if (with_budget) p.pop_flag = 10000, p.pop_throttle = p.pop_verify = 20000, p.pop_suspend = 40000;
+    p.pop_member_low = 500;
+    p.pop_member_high = 700;
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
+    guard_verdict v;
+    rt_rng r;
+    rt_rng_seed(&r, 1616);
+    double t = 1e6;
+    *worst_benign = GUARD_ACT_NONE;
+    for (int round = 0; round < 10; round++)
+        for (int k = 0; k < 60; k++) {
+            guard_event e = ev_base(100 + k, t += 2 + 6 * rt_rng_double(&r));
+            e.completion_tokens = 30;
+            CHECK_OK(guard_detector_observe(d, &e, &v));
+            CHECK(v.population_member);
+            if (v.level > *worst_benign) *worst_benign = v.level;
+        }
+    *pop_after_benign = v.population_value;
+    CHECK_OK(guard_detector_set_tier(d, 7, (size_t)guard_policy_tier(&p, "eval")));
+    for (int run = 0; run < 3; run++)
+        for (int i = 0; i < 50; i++) {
+            guard_event e = ev_base(7, t += 12);
+            e.prompt_hash = 0xe7a1 + (uint64_t)i; /* the same suite every run */
+            e.completion_tokens = 32;
+            e.max_tokens = 32;
+            CHECK_OK(guard_detector_observe(d, &e, &v));
+            CHECK(!v.population_member);
+        }
+    *evaljob = guard_detector_level(d, 7);
+    *pop_after_eval = v.population_value;
+    for (int i = 0; i < 40; i++) verify_at[i] = suspended_at[i] = 0;
+    *swarm_served = 0;
+    for (int j = 1; j <= 25; j++)
+        for (int i = 0; i < 40; i++) {
+            if (guard_detector_level(d, 1000 + i) >= GUARD_ACT_VERIFY) continue; /* 403 from now on */
+            guard_event e = ev_base(1000 + i, t += 1 + 4 * rt_rng_double(&r));
+            e.completion_tokens = 32;
+            CHECK_OK(guard_detector_observe(d, &e, &v));
+            (*swarm_served)++;
+            CHECK_MSG(v.level != GUARD_ACT_THROTTLE, "key %d throttled at %d: the population asks to verify", i, j);
+            if (v.level >= GUARD_ACT_VERIFY && !verify_at[i]) verify_at[i] = j;
+            if (v.level == GUARD_ACT_SUSPEND && !suspended_at[i]) suspended_at[i] = j;
+            if (with_budget && i == 5 && j == 16) {
+                char *evj = guard_detector_evidence(d, 1000 + i);
+                CHECK(evj && strstr(evj, "\"population\":{\"member\":true"));
+                CHECK(evj && strstr(evj, "\"level\":\"verify\""));
+                CHECK_MSG(evj && strstr(evj, "POPULATION"), "%s", evj ? evj : "");
+                free(evj);
+            }
+        }
+    for (int round = 0; round < 5; round++)
+        for (int k = 0; k < 60; k++) {
+            guard_event e = ev_base(100 + k, t += 2 + 6 * rt_rng_double(&r));
+            e.completion_tokens = 30;
+            CHECK_OK(guard_detector_observe(d, &e, &v));
+            if (v.level > *worst_benign) *worst_benign = v.level;
+        }
+    /* the heavier user is one of a household of five (one address, signed up together: a linked
+     * group); its partners (3 answers each) stay untouched: the population acts on members */
+    for (int round = 0; round < 20; round++)
+        for (int k = 95; k <= 99; k++) {
+            if (k < 99 && round >= 3) continue;
+            guard_event e = ev_base(k, t += 10 + 40 * rt_rng_double(&r));
+            e.completion_tokens = 30;
+            e.client_hash = 0xfa111e;
+            e.account_created_at = 5e5 + 60.0 * (k - 95);
+            CHECK_OK(guard_detector_observe(d, &e, &v));
+        }
+    *heavy = guard_detector_level(d, 99);
+    int64_t *grp = NULL;
+    size_t n_grp = 0;
+    CHECK_OK(guard_detector_group(d, 99, &grp, &n_grp));
+    CHECK_MSG(n_grp == 5, "the household is a group of %zu", n_grp);
+    free(grp);
+    for (int k = 95; k < 99; k++) CHECK_MSG(guard_detector_level(d, k) == GUARD_ACT_NONE, "household member %d acted on", k);
+    /* released by an operator, it leaves the population: more answers, nothing */
+    if (*heavy == GUARD_ACT_VERIFY) {
+        guard_detector_release(d, 99);
+        for (int round = 0; round < 25; round++) {
+            guard_event e = ev_base(99, t += 10 + 40 * rt_rng_double(&r));
+            e.completion_tokens = 30;
+            CHECK_OK(guard_detector_observe(d, &e, &v));
+            CHECK(!v.population_member);
+        }
+        CHECK(guard_detector_level(d, 99) == GUARD_ACT_NONE);
+    }
+    guard_detector_free(d);
+}
+
+static void test_population_budget(void) {
+    int thr[40], sus[40];
+    size_t served;
+    guard_action wb, heavy, ej;
+    double pb, pe;
+    population_world(1, thr, sus, &served, &wb, &heavy, &pb, &pe, &ej);
+    CHECK_MSG(fabs(pb - 18000) < 1, "population after the benign accounts %.3f, expected 18,000", pb);
+    CHECK_MSG(fabs(pe - pb) < 1, "the eval-tier job moved the population: %.3f -> %.3f", pb, pe);
+    CHECK(wb == GUARD_ACT_NONE && ej == GUARD_ACT_NONE);
+    for (int i = 0; i < 40; i++) CHECK_MSG(thr[i] == 16 && sus[i] == 0, "key %d: asked to verify at %d, suspended at %d", i, thr[i], sus[i]);
+    CHECK_MSG(served == 640, "swarm served %zu answers, expected 40 x 16", served);
+    CHECK_MSG(32.0 * (double)served <= (20000 - 18000) + 40 * (500 + 32), "swarm served %zu answers: over the bound", served);
+    CHECK(heavy == GUARD_ACT_VERIFY);
+    fprintf(stderr, "  population: benign 18,000, swarm asked to verify at 16 answers a key (640 in all; bound 727)\n");
+    population_world(0, thr, sus, &served, &wb, &heavy, &pb, &pe, &ej);
+    for (int i = 0; i < 40; i++) CHECK(thr[i] == 0 && sus[i] == 0);
+    CHECK(served == 1000 && wb == GUARD_ACT_NONE && heavy == GUARD_ACT_NONE);
+    /* a reference's benign aggregate sets the budgets (x 1 / 1.25 / 2.5 by default), its
+     * members' 0.75 quantile the member threshold, its maximum loosens member_high only */
+    guard_policy p;
+    guard_policy_defaults(&p);
+    guard_reference ref;
+    guard_reference_init(&ref);
+    ref.pop_level = 10000;
+    ref.pop_member_typical = 300;
+    ref.pop_member_high = 4000;
+    guard_policy_apply_reference(&p, &ref);
+    CHECK(fabs(p.pop_flag - 10000) < 1e-6 && fabs(p.pop_throttle - 12500) < 1e-6 && fabs(p.pop_verify - 12500) < 1e-6 &&
+          fabs(p.pop_suspend - 25000) < 1e-6);
+    CHECK(p.pop_member_low == 300 && p.pop_member_high == 5000);
+    const char *bad = "{\"population\": {\"flag\": 3, \"throttle\": 2, \"suspend\": 1}}";
+    guard_policy q;
+    guard_policy_defaults(&q);
+    CHECK(guard_policy_parse(&q, bad, strlen(bad), "p.json") != 0 && strstr(rt_errmsg(), "population"));
+    const char *good = "{\"population\": {\"flag\": 100, \"throttle\": 200, \"suspend\": 300, \"tau_s\": 3600}}";
+    CHECK_OK(guard_policy_parse(&q, good, strlen(good), "p.json"));
+    CHECK(q.pop_flag == 100 && q.pop_suspend == 300 && q.pop_tau == 3600);
+    CHECK(q.pop_verify == 200); /* a policy without verify asks at its throttle budget */
+    const char *order = "{\"population\": {\"flag\": 100, \"throttle\": 200, \"verify\": 400, \"suspend\": 300}}";
+    guard_policy_defaults(&q);
+    CHECK(guard_policy_parse(&q, order, strlen(order), "p.json") != 0 && strstr(rt_errmsg(), "verify"));
+    guard_reference_free(&ref);
+}
+
+/* The switch signal (issue 16: a warm-up mimic whose harvest the embedding does not separate).
+ * 1. Hand-computed: 1,000 requests with constant features (60 s apart, 10-token answers under
+ *    max_tokens 64, new prompts, no explicit max_tokens), then explicit max_tokens on every
+ *    request. Only that feature moves: after m such requests the recent mean (window 16) is
+ *    1 - (15/16)^m, the history's (window 128) 1 - (127/128)^m, the history's variance
+ *    max(h (1 - h), 0.05), and the noise factors 1/31 + 1/255 (steady state): the value is
+ *    1.65326 after one and 56.7525 after eight (python: see the comment's formula).
+ * 2. A power user's sessions (lognormal gaps around 40 s, breaks of 1-6 h, varied answers and
+ *    max_tokens) for a warm-up of 200 or of 2,000 requests, then a harvester (12 s apart, the
+ *    maximum max_tokens explicitly, every answer at it, longer answers to shorter prompts): the
+ *    switch passes its attack level within a bounded number of requests either way, while the
+ *    same user without the switch stays under the benign level.
+ * 3. A nightly benchmark rerun ten times (its fixed suite, at a machine's pace): reruns repeat
+ *    prompts (less new, not more) and change nothing else: never above the benign level. */
+static void switch_human(rt_rng *r, guard_event *e, double *t, int i) {
+    *t += (i % 10 == 0) ? 3600 * (1 + 5 * rt_rng_double(r)) : 40 * exp(0.8 * rt_rng_normal(r));
+    e->t = *t;
+    e->prompt_tokens = 10 + (int64_t)rt_rng_below(r, 40);
+    e->max_tokens_given = rt_rng_double(r) < 0.8;
+    e->max_tokens = e->max_tokens_given ? 16 + (int64_t)rt_rng_below(r, 17) : 32;
+    e->completion_tokens = rt_rng_double(r) < 0.5 ? e->max_tokens : 4 + (int64_t)rt_rng_below(r, 12);
+}
+
+static int switch_caught(int warmup, int do_switch, double *max_before, double *max_after) {
+    guard_policy p;
+    guard_policy_defaults(&p);
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
+    rt_rng r;
+    rt_rng_seed(&r, 4242);
+    guard_verdict v;
+    double t = 1e6;
+    int caught = -1;
+    *max_before = *max_after = -INFINITY;
+    for (int i = 0; i < warmup + 300 && caught < 0; i++) {
+        guard_event e = ev_base(1, t);
+        e.prompt_hash = 0x5111 + (uint64_t)i;
+        if (do_switch && i >= warmup) {
+            e.t = t += 12 * (0.98 + 0.04 * rt_rng_double(&r));
+            e.prompt_tokens = 8 + (int64_t)rt_rng_below(&r, 8);
+            e.max_tokens_given = 1;
+            e.max_tokens = e.completion_tokens = 32;
+        } else {
+            switch_human(&r, &e, &t, i);
+        }
+        CHECK_OK(guard_detector_observe(d, &e, &v));
+        double sv = v.account.value[GUARD_SIG_SWITCH];
+        if (i < warmup && isfinite(sv) && v.account.count[GUARD_SIG_SWITCH] >= p.sig[GUARD_SIG_SWITCH].min_n)
+            *max_before = fmax(*max_before, sv);
+        if (i >= warmup && isfinite(sv)) *max_after = fmax(*max_after, sv);
+        if (i >= warmup && sv >= p.sig[GUARD_SIG_SWITCH].attack) caught = i - warmup + 1;
+    }
+    guard_detector_free(d);
+    return caught;
+}
+
+static void test_switch(void) {
+    guard_policy p;
+    guard_policy_defaults(&p);
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
+    guard_verdict v;
+    for (int i = 0; i < 1008; i++) {
+        guard_event e = ev_base(1, 1e6 + 60.0 * i);
+        e.max_tokens_given = i >= 1000;
+        CHECK_OK(guard_detector_observe(d, &e, &v));
+        double sv = v.account.value[GUARD_SIG_SWITCH];
+        if (i == 999) CHECK_MSG(fabs(sv) < 1e-9, "constant features: switch %.6g", sv);
+        if (i == 1000) CHECK_MSG(fabs(sv - 1.6532631) < 1e-3, "after one: %.6f, expected 1.65326", sv);
+        if (i == 1007) CHECK_MSG(fabs(sv - 56.752506) < 1e-2, "after eight: %.6f, expected 56.7525", sv);
+    }
+    guard_detector_free(d);
+    for (int w = 200; w <= 2000; w *= 10) {
+        double before, after, nb, na;
+        int q = switch_caught(w, 1, &before, &after);
+        int none = switch_caught(w, 0, &nb, &na);
+        fprintf(stderr, "  switch: warm-up %d: caught %d requests after the switch (before it at most %.2f); "
+                        "without a switch at most %.2f\n", w, q, before, fmax(nb, na));
+        CHECK_MSG(q > 0 && q <= 24, "warm-up %d: the switch was caught after %d requests", w, q);
+        CHECK(before < p.sig[GUARD_SIG_SWITCH].benign);
+        CHECK(none < 0 && nb < p.sig[GUARD_SIG_SWITCH].benign && na < p.sig[GUARD_SIG_SWITCH].benign);
+    }
+    /* the benchmark: ten runs of one suite, 12 s apart, every 8 hours */
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
+    rt_rng r;
+    rt_rng_seed(&r, 77);
+    double worst = -INFINITY;
+    for (int run = 0; run < 10; run++)
+        for (int k = 0; k < 50; k++) {
+            guard_event e = ev_base(9, 1e6 + 28800.0 * run + 12.0 * k * (0.98 + 0.04 * rt_rng_double(&r)));
+            e.prompt_hash = 0xbe7c + (uint64_t)k;
+            e.prompt_tokens = 30 + k % 7;
+            e.max_tokens_given = 1;
+            e.max_tokens = e.completion_tokens = 32;
+            CHECK_OK(guard_detector_observe(d, &e, &v));
+            if (v.account.count[GUARD_SIG_SWITCH] >= p.sig[GUARD_SIG_SWITCH].min_n)
+                worst = fmax(worst, v.account.value[GUARD_SIG_SWITCH]);
+        }
+    fprintf(stderr, "  switch: benchmark reruns at most %.2f\n", worst);
+    CHECK(worst < p.sig[GUARD_SIG_SWITCH].benign);
+    guard_detector_free(d);
+}
+
 TEST_MAIN("guard", TEST_CASE(test_ewm), TEST_CASE(test_decay), TEST_CASE(test_minhash), TEST_CASE(test_rff_simhash_quant),
           TEST_CASE(test_shapiro_wilk), TEST_CASE(test_prada), TEST_CASE(test_signals_api_behaviour),
           TEST_CASE(test_template_coverage), TEST_CASE(test_shift), TEST_CASE(test_cap_and_escalation),
@@ -1920,4 +2317,4 @@ TEST_MAIN("guard", TEST_CASE(test_ewm), TEST_CASE(test_decay), TEST_CASE(test_mi
           TEST_CASE(test_worker_equivalence),
           TEST_CASE(test_harvest_budget), TEST_CASE(test_benchmark_reruns), TEST_CASE(test_tiers),
           TEST_CASE(test_drift), TEST_CASE(test_fingerprint),
-          TEST_CASE(test_cohort), TEST_CASE(test_runtime_tiers))
+          TEST_CASE(test_cohort), TEST_CASE(test_runtime_tiers), TEST_CASE(test_runtime_verify), TEST_CASE(test_actions_migration), TEST_CASE(test_population_budget), TEST_CASE(test_switch))

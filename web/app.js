@@ -13,7 +13,7 @@
   const KEY_STORE = 'retort.admin_key';
   const AUTO_STORE = 'retort.auto_refresh';
   const SVG_NS = 'http://www.w3.org/2000/svg';
-  const LEVEL_RANK = { none: 0, released: 0.5, flag: 1, throttle: 2, suspend: 3 };
+  const LEVEL_RANK = { none: 0, released: 0.5, flag: 1, throttle: 2, verify: 2.5, suspend: 3 };
 
   const state = {
     key: null,
@@ -316,7 +316,7 @@
     const sum = (f) => acc.reduce((s, a) => s + (f(a) || 0), 0);
     const suspended = acc.filter((a) => a.status === 'suspended').length;
     // at risk but still serving: a suspended account is counted once, under 'suspended'
-    const risky = acc.filter((a) => a.status !== 'suspended' && ['flag', 'throttle', 'suspend'].includes(a.guard.level)).length;
+    const risky = acc.filter((a) => a.status !== 'suspended' && ['flag', 'throttle', 'verify', 'suspend'].includes(a.guard.level)).length;
     const tiles = [
       ['accounts', fmtInt(acc.length), ''],
       ['suspended', fmtInt(suspended), suspended ? 'bad' : ''],
@@ -346,7 +346,7 @@
 
   function matches(a, text, show) {
     if (show === 'suspended' && a.status !== 'suspended') return false;
-    if (show === 'risky' && !['flag', 'throttle', 'suspend'].includes(a.guard.level)) return false;
+    if (show === 'risky' && !['flag', 'throttle', 'verify', 'suspend'].includes(a.guard.level)) return false;
     if (show === 'grouped' && !a.guard.group) return false;
     if (!text) return true;
     const hay = [a.name, '#' + a.id, a.status, a.guard.level, a.guard.code, a.reason,
@@ -415,7 +415,7 @@
   function actionButtons(a, withGroup) {
     const out = [];
     const g = a.guard;
-    const guarded = ['flag', 'throttle', 'suspend'].includes(g.level);
+    const guarded = ['flag', 'throttle', 'verify', 'suspend'].includes(g.level);
     if (a.status === 'suspended' || guarded) {
       out.push(h('button', {
         type: 'button', class: 'small release', dataset: { action: 'release', id: String(a.id) },
@@ -449,7 +449,7 @@
     for (const grp of d.groups) {
       const members = grp.members.map((m) => byId.get(m.id)).filter(Boolean);
       const active = members.filter((m) => m.status !== 'suspended');
-      const held = members.filter((m) => m.status === 'suspended' || ['flag', 'throttle', 'suspend'].includes(m.guard.level));
+      const held = members.filter((m) => m.status === 'suspended' || ['flag', 'throttle', 'verify', 'suspend'].includes(m.guard.level));
       grid.append(h('div', { class: 'group', id: 'group-' + grp.id, dataset: { group: String(grp.id) } },
         h('h3', {}, 'Group #' + grp.id, badge(grp.size + ' accounts', 'tag'),
           grp.suspended ? badge(grp.suspended + ' suspended', 'suspended') : null),
@@ -617,7 +617,7 @@
     }
     // actions
     for (const x of acts) {
-      const cls = 'mark ' + (['flag', 'throttle', 'suspend', 'release'].includes(x.action) ? x.action : '');
+      const cls = 'mark ' + (['flag', 'throttle', 'verify', 'suspend', 'release'].includes(x.action) ? x.action : '');
       const xx = X(x.t);
       root.append(svg('g', { class: 'action-mark', dataset: { action: x.action } },
         svg('title', {}, x.action + ' (' + x.mode + ') at ' + fmtTime(x.t) + ', risk ' + fmtRisk(x.risk)),
@@ -698,6 +698,15 @@
             h('td', { class: 'mono' }, fmtRisk(l.score)), h('td', { class: 'mono' }, String(l.kinds ?? '')),
             h('td', { class: 'mono' }, fmtRisk(l.ip)), h('td', { class: 'mono' }, fmtRisk(l.burst)),
             h('td', { class: 'mono' }, fmtRisk(l.template)), h('td', { class: 'mono' }, fmtRisk(l.timing)))))));
+    }
+    const pop = ev.population;
+    const u = (x) => fmtInt(typeof x === 'number' ? Math.round(x) : x); /* value units */
+    if (pop && pop.member && pop.flag > 0) {
+      parts.push(h('p', {}, 'Population budget: the newly active low-volume accounts were served ',
+        h('span', { class: 'mono' }, u(pop.value)), ' value units (flag ', u(pop.flag), ', throttle ',
+        u(pop.throttle), ', verify ', u(pop.verify), ', suspend ', u(pop.suspend), '); this member ',
+        h('span', { class: 'mono' }, u(pop.member_value)), ' (acted on above ', u(pop.member_low),
+        ', suspended above ', u(pop.member_high), '): ', String(pop.level || 'none'), '.'));
     }
     parts.push(h('details', {}, h('summary', {}, 'Raw evidence JSON'),
       h('pre', { class: 'evidence-json' }, JSON.stringify(ev, null, 2))));

@@ -14,6 +14,8 @@
 #               (the same day, "tier" added to those personas)
 # then `guard eval --calibration-db` on each protected day, and the table of the three.
 # Usage: experiments/guard/heldout.sh MODEL.gguf OUTDIR [SPEED]   (SPEED 0 = as fast as served)
+# CALS="production" runs only those calibrations (tiers needs production before it); the table
+# then has those columns.
 set -euo pipefail
 MODEL=${1:?model.gguf}; OUT=${2:?output directory}; SPEED=${3:-0}
 BUILD=${BUILD:-build}
@@ -53,7 +55,8 @@ for p in s["personas"]:
         p["tier"] = "eval" if p["kind"] == "evaljob" else "trusted"
 json.dump(s, open(sys.argv[2], "w"), indent=1)
 EOF
-for cal in demo production tiers; do
+CALS=${CALS:-demo production tiers}
+for cal in $CALS; do
   echo "== calibration: $cal"
   if [ $cal = tiers ]; then   # the production calibration's reference
     cp "$OUT/reference-production.json" "$OUT/reference-$cal.json"; cp "$OUT/calib-production.db" "$OUT/calib-$cal.db"
@@ -79,5 +82,6 @@ for cal in demo production tiers; do
      --json > "$OUT/eval-$cal.json"
 done
 echo "== load: $(cut -d' ' -f1-3 /proc/loadavg); $(( $(date +%s) - t0 )) s"
-/usr/bin/python3 "$HERE/heldout_table.py" "$OUT/eval-demo.json" "$OUT/eval-production.json" "$OUT/eval-tiers.json" \
+evals=(); for cal in $CALS; do evals+=("$OUT/eval-$cal.json"); done
+/usr/bin/python3 "$HERE/heldout_table.py" "${evals[@]}" \
   | tee "$OUT/table.md"

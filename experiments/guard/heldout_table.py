@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """experiments/guard/heldout_table.py EVAL.json... — issue 16's table from `retort guard eval
 --json --calibration-db` outputs (demo calibration, production-style, production-style with
-the operator's tiers): per row of the issue, what the guard did under each (benign: accounts suspended, held, flagged, with a Wilson 95%
-interval; harvesters: outcome, queries and tokens served before the first enforcing action,
+the operator's tiers): per row of the issue, what the guard did under each (benign: accounts suspended, asked to verify,
+otherwise held (throttled), flagged, with a Wilson 95% interval; harvesters: outcome, queries and tokens served before the first enforcing action,
 and in all), then what was held out of each calibration."""
 import json, sys
 
@@ -22,12 +22,16 @@ def cell(s):
     g = s["guard"]
     if s["label"] == "benign":
         held = sum(1 for u in g["units_detail"] if u["outcome"] == "held")
+        verify = sum(1 for u in g["units_detail"] if u["outcome"] in ("verify", "partly verify"))
         return (f"{g['caught']} of {g['units']} suspended {pct(g.get('fpr_ci95'))}"
+                + (f", **{verify} asked to verify**" if verify else "")
                 + (f", {held} held" if held else "") + (f", {g['flagged']} flagged" if g["flagged"] else ""))
     out = []
     many = len(g["units_detail"]) > 1
     for u in g["units_detail"]:
         keys = f" ({u['keys_suspended']}/{u['keys']} keys)" if u["keys"] > 1 else ""
+        if u["keys"] > 1 and "verify" in u["outcome"]:
+            keys = f" ({u.get('keys_verify', 0)}/{u['keys']} keys)"
         if many:
             keys = f" [{u['unit']}]" + keys
         if u["outcome"] in ("none", "flagged"):
@@ -46,7 +50,8 @@ for k, name in ROWS:
 for tag, e in zip(("demo", "production", "production + tiers"), ev):
     b, a = e["benign"], e["attack"]
     h = e.get("held_out", {})
-    print(f"\n{tag}: benign {b['suspended']} of {b['accounts']} suspended (Wilson 95% {pct(b.get('fpr_ci95'))}); "
-          f"attackers suspended {a['caught']} of {a['attackers']}, held {a.get('held', 0)} "
+    print(f"\n{tag}: benign {b['suspended']} of {b['accounts']} suspended (Wilson 95% {pct(b.get('fpr_ci95'))}), "
+          f"{b.get('verify', 0)} asked to verify; "
+          f"attackers suspended {a['caught']} of {a['attackers']}, held {a.get('held', 0)} (asked to verify {a.get('verify', 0)}) "
           f"(suspended or held: Wilson 95% {pct(a.get('suspended_or_held_ci95'))}); "
           f"calibration {json.dumps(h.get('calibration'))}; shared with the day {json.dumps(h.get('shared'))}")

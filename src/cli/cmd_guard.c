@@ -111,7 +111,8 @@ static int guard_tier_cmd(int argc, char **argv) {
                          "x1.5, harvest budgets x4), eval (x2, x8: benchmark and evaluation jobs), allow (exempt:\n"
                          "never throttled or suspended by the guard, flagged at most), or one a policy file defines.\n"
                          "Recorded with the note (who trusted it and why stays on record); a running guard applies it\n"
-                         "within a second. 'standard' puts the account back."};
+                         "within a second. 'standard' puts the account back. An account the guard asked to verify\n"
+                         "is released too: putting it in a tier confirms the verification (done out of band)."};
     int rc;
     if (!account_args(argc, argv, opts, RT_ARRAY_LEN(opts), &info, pos, 2, "the account (name or #id) and the tier",
                       &rc))

@@ -99,6 +99,10 @@ int guard_explain_print(gw_db *db, const char *account, FILE *out, int as_json);
 /* `retort guard release ACCOUNT`: reactivate (and the whole group when group), restore the
  * limits a throttle lowered, record the release (a running guard resets the account). */
 int guard_release(gw_db *db, const char *account, int group, const char *note, double now, FILE *out);
+/* An account the guard asked to verify (its last enforcing action since the last release is
+ * verify, and it is refused) is released (guard_release of it alone, with note): an operator who
+ * puts it in a tier has confirmed the verification. Nothing for any other account. */
+int guard_verify_lift(gw_db *db, const char *account, const char *note, double now, FILE *out);
 
 /* `retort guard tier ACCOUNT TIER` and the admin API: record the account's tier (a tier of
  * policy p; NULL: the default policy's), with a note and who set it; a running guard applies
@@ -261,6 +265,8 @@ typedef struct {
     int throttled;
     double t_throttle, throttle_risk;
     char *throttle_code, *throttle_reason, *throttle_evidence; /* malloc'ed ("" when not throttled) */
+    int verify;      /* asked to verify (the population budget's step) at some point */
+    double t_verify; /* the first time (NaN: never) */
 } guard_enforcement;
 /* Accounts with an enforced suspension or throttle, ordered by account id (none without the
  * guard tables). Free with guard_enforcement_free. */

@@ -36,6 +36,7 @@ typedef struct {
     int64_t served, tokens, limited;
     /* guard */
     int suspended, flagged, throttled;
+    int verify;               /* asked to verify (refused until an operator released it) */
     double t_suspend;
     int64_t trigger_row;      /* usage row of the suspending request */
     int64_t group_id;
@@ -123,6 +124,7 @@ static int load_fn(gw_conn *c, void *ud) {
         else if (!strcmp(mode, "enforce")) d->any_enforce = 1;
         if (!strcmp(act, "flag")) a->flagged = 1;
         if (!strcmp(act, "throttle")) a->throttled = a->flagged = 1;
+        if (!strcmp(act, "verify")) a->verify = a->flagged = 1;
         if (strcmp(act, "flag") && strcmp(act, "release")) { /* enforcing: throttle, suspend, or newer kinds */
             if (!a->acted) {
                 a->acted = 1;
@@ -347,7 +349,7 @@ static int name_add(name_set *s, const char *name) {
 
 /* Totals over all strategies of one label (benign or attack). */
 typedef struct {
-    size_t units, caught[4], flagged, within_1000, held;
+    size_t units, caught[4], flagged, within_1000, held, verify;
 } eval_totals;
 
 /* One strategy's accumulation: the four detectors (guard, prada, mmd, rate limit) and the
@@ -361,13 +363,15 @@ typedef struct {
     int64_t *gids; /* scratch: guard groups of one unit's suspended keys */
     size_t gids_cap;
     size_t held;       /* units held (an enforcing action) but not suspended */
+    size_t verify;     /* units of which a key was asked to verify, none suspended (among held) */
     json_t *units;     /* per unit: outcome, served before the first enforcing action and in all */
 } strat_acc;
 
 /* One unit (attacker or benign account) of a strategy: what each detector let it have. */
 static int eval_unit(const ev_data *d, strat_acc *sa, const char *unit) {
     int64_t served = 0, tokens = 0, sb = 0, tb = 0, pq = 0, pt = 0, mq = 0, mt = 0, aq = 0, at = 0;
-    size_t keys = 0, susp = 0, prada_hit = 0, mmd_hit = 0, rl_hit = 0, fl = 0, n_gids = 0, acted = 0, held = 0;
+    size_t keys = 0, susp = 0, prada_hit = 0, mmd_hit = 0, rl_hit = 0, fl = 0, n_gids = 0, acted = 0, held = 0,
+           ver = 0;
     for (size_t i = 0; i < d->n; i++) {
         const ev_acct *a = &d->a[i];
         if (strcmp(a->label->strategy, sa->name) || strcmp(unit_of(a, sa->attack), unit)) continue;
@@ -377,6 +381,7 @@ static int eval_unit(const ev_data *d, strat_acc *sa, const char *unit) {
         fl += a->flagged;
         acted += a->acted;
         held += a->held && !a->suspended;
+        ver += a->verify && !a->suspended;
         aq += a->served_act;
         at += a->tokens_act;
         if (a->suspended) {
@@ -428,13 +433,20 @@ static int eval_unit(const ev_data *d, strat_acc *sa, const char *unit) {
         }
     }
     if (sa->attack && susp == keys && sb <= 1000) sa->within_1000++;
-    const char *outcome = susp == keys ? "suspended" : susp ? "partly suspended" : acted ? "held" : fl ? "flagged" : "none";
+    const char *outcome = susp == keys ? "suspended"
+                          : susp       ? "partly suspended"
+                          : ver == keys ? "verify"
+                          : ver        ? "partly verify"
+                          : acted      ? "held"
+                          : fl         ? "flagged"
+                                       : "none";
     if (!susp && acted) sa->held++;
+    if (!susp && ver) sa->verify++;
     if (sa->attack || acted || fl) /* benign units only when something happened to them */
         json_array_append_new(sa->units,
-                              json_pack("{s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "unit", unit, "keys",
+                              json_pack("{s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "unit", unit, "keys",
                                         (json_int_t)keys, "outcome", outcome, "keys_suspended", (json_int_t)susp,
-                                        "keys_held", (json_int_t)held, "served_before_action", (json_int_t)aq,
+                                        "keys_held", (json_int_t)held, "keys_verify", (json_int_t)ver, "served_before_action", (json_int_t)aq,
                                         "tokens_before_action", (json_int_t)at, "served", (json_int_t)served, "tokens",
                                         (json_int_t)tokens));
     return 0;
@@ -485,6 +497,7 @@ static json_t *eval_strategy(const ev_data *d, const char *name, int have_ref, i
     t->flagged += sa.flagged;
     t->within_1000 += sa.within_1000;
     t->held += sa.held;
+    t->verify += sa.verify;
 out:
     json_decref(sa.units);
     free(units.v);
@@ -505,6 +518,7 @@ static void eval_add_totals(json_t *root, const eval_totals *b, const eval_total
     json_t *bj = json_object_get(root, "benign");
     json_object_set_new(bj, "fpr_ci95", wilson_json(b->caught[0], b->units));
     json_object_set_new(bj, "held", json_integer((json_int_t)b->held));
+    json_object_set_new(bj, "verify", json_integer((json_int_t)b->verify)); /* asked to verify: the price */
     json_object_set_new(
         root, "attack",
         json_pack("{s:I, s:I, s:f, s:I, s:f, s:o, s:f}", "attackers", (json_int_t)a->units, "caught",
@@ -515,6 +529,7 @@ static void eval_add_totals(json_t *root, const eval_totals *b, const eval_total
     json_t *aj = json_object_get(root, "attack");
     json_object_set_new(aj, "tpr_ci95", wilson_json(a->caught[0], a->units));
     json_object_set_new(aj, "held", json_integer((json_int_t)a->held));
+    json_object_set_new(aj, "verify", json_integer((json_int_t)a->verify));
     json_object_set_new(aj, "suspended_or_held_ci95", wilson_json(a->caught[0] + a->held, a->units));
 }
 
@@ -596,9 +611,9 @@ static void print_text(FILE *out, json_t *root, const char *db_path, double delt
             jint(a, "attackers"), jint(a, "caught"), 100 * json_number_value(json_object_get(a, "tpr")),
             jint(a, "stopped_within_1000_queries"), 100 * json_number_value(json_object_get(a, "prada_tpr")));
     print_ci(out, "benign suspended: Wilson 95%", json_object_get(b, "fpr_ci95"));
-    fprintf(out, "; held %lld\n", jint(b, "held"));
+    fprintf(out, "; asked to verify %lld; held %lld (verify included)\n", jint(b, "verify"), jint(b, "held"));
     print_ci(out, "attackers suspended: Wilson 95%", json_object_get(a, "tpr_ci95"));
-    fprintf(out, "; held (not suspended) %lld", jint(a, "held"));
+    fprintf(out, "; held (not suspended) %lld, of them asked to verify %lld", jint(a, "held"), jint(a, "verify"));
     print_ci(out, "; suspended or held: Wilson 95%", json_object_get(a, "suspended_or_held_ci95"));
     fprintf(out, "\n");
     print_units(out, root);

@@ -402,9 +402,14 @@ static void apply_verdict(guard *g, const guard_verdict *v, const guard_event *e
         rt_info("guard: %s%s account #%lld (%s): %s", g->policy.enforce ? "" : "[shadow] would ", row.action,
                 (long long)acc, have ? a.name : "?", full);
         if (!g->policy.enforce || !have) continue;
-        if (v->new_level == GUARD_ACT_SUSPEND) {
-            if (gw_account_set_status(g->db, acc, GW_ACCOUNT_SUSPENDED, full, ev->t))
-                rt_warn("guard: cannot suspend account #%lld: %s", (long long)acc, rt_errmsg());
+        if (v->new_level == GUARD_ACT_SUSPEND || v->new_level == GUARD_ACT_VERIFY) {
+            /* verification is enforced as a suspension is (refused until an operator releases
+             * the account or puts it in a tier, having verified it out of band); the action row
+             * says which, and so does the reason operators read */
+            char held[GW_REASON_MAX + GW_NAME_MAX + 128];
+            snprintf(held, sizeof held, "%s%s", v->new_level == GUARD_ACT_VERIFY ? "verification_required: " : "", full);
+            if (gw_account_set_status(g->db, acc, GW_ACCOUNT_SUSPENDED, held, ev->t))
+                rt_warn("guard: cannot %s account #%lld: %s", row.action, (long long)acc, rt_errmsg());
         } else if (v->new_level == GUARD_ACT_THROTTLE) {
             if (a.limits.rpm == 0 || a.limits.rpm > g->policy.throttle_rpm) {
                 gw_limits lim = {g->policy.throttle_rpm, -1, -1};

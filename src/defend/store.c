@@ -14,6 +14,13 @@
 
 #include "defend_internal.h"
 
+#define GUARD_ACTIONS_TABLE                                                                          \
+    "CREATE TABLE IF NOT EXISTS guard_actions("                                                      \
+    "  id INTEGER PRIMARY KEY, t REAL NOT NULL, account_id INTEGER NOT NULL, group_id INTEGER,"      \
+    "  action TEXT NOT NULL CHECK(action IN ('flag','throttle','verify','suspend','release')),"     \
+    "  mode TEXT NOT NULL CHECK(mode IN ('enforce','shadow','operator')), code TEXT, risk REAL,"     \
+    "  usage_row_id INTEGER, reason TEXT, evidence TEXT, prev_rpm INTEGER);"
+
 const char *const guard_schema_sql =
     "CREATE TABLE IF NOT EXISTS guard_events("
     "  id INTEGER PRIMARY KEY, row_id INTEGER, t REAL NOT NULL, account_id INTEGER NOT NULL,"
@@ -27,11 +34,7 @@ const char *const guard_schema_sql =
     "  group_size INTEGER, n REAL, risk REAL, account_risk REAL, group_risk REAL, level TEXT,"
     "  code TEXT, signals TEXT);"
     "CREATE INDEX IF NOT EXISTS guard_scores_account ON guard_scores(account_id, t);"
-    "CREATE TABLE IF NOT EXISTS guard_actions("
-    "  id INTEGER PRIMARY KEY, t REAL NOT NULL, account_id INTEGER NOT NULL, group_id INTEGER,"
-    "  action TEXT NOT NULL CHECK(action IN ('flag','throttle','suspend','release')),"
-    "  mode TEXT NOT NULL CHECK(mode IN ('enforce','shadow','operator')), code TEXT, risk REAL,"
-    "  usage_row_id INTEGER, reason TEXT, evidence TEXT, prev_rpm INTEGER);"
+    GUARD_ACTIONS_TABLE
     "CREATE INDEX IF NOT EXISTS guard_actions_account ON guard_actions(account_id, id);"
     "CREATE TABLE IF NOT EXISTS guard_sim_accounts("
     "  account_id INTEGER PRIMARY KEY, name TEXT NOT NULL, persona TEXT NOT NULL,"
@@ -66,9 +69,41 @@ static int add_column(gw_conn *c, const char *name) {
     return gw_sql_schema(c, sql, what);
 }
 
+/* guard_actions from before the verify action (its CHECK named four actions): SQLite cannot
+ * change a CHECK, so the table is rebuilt with its rows; PostgreSQL swaps the constraint. */
+static int actions_allow_verify(gw_conn *c) {
+    gw_stmt *st = NULL;
+    const char *q = gw_conn_is_pg(c) ? "SELECT 1 FROM pg_constraint WHERE conname = 'guard_actions_action_check' AND "
+                                       "pg_get_constraintdef(oid) NOT LIKE '%verify%'"
+                                     : "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'guard_actions' AND "
+                                       "sql NOT LIKE '%''verify''%'";
+    if (gw_sql_prepare(c, q, &st, "reading guard_actions' definition")) return -1;
+    int old = gw_step(st) == GW_ROW;
+    gw_finalize(st);
+    if (!old) return 0;
+    if (gw_conn_is_pg(c))
+        return gw_sql_schema(c,
+                             "ALTER TABLE guard_actions DROP CONSTRAINT IF EXISTS guard_actions_action_check;"
+                             "ALTER TABLE guard_actions ADD CONSTRAINT guard_actions_action_check CHECK(action IN "
+                             "('flag','throttle','verify','suspend','release'));",
+                             "allowing the verify action in guard_actions");
+    if (gw_sql_begin(c, "allowing the verify action in guard_actions")) return -1;
+    if (gw_sql_schema(c,
+                      "ALTER TABLE guard_actions RENAME TO guard_actions_before_verify;" GUARD_ACTIONS_TABLE
+                      "INSERT INTO guard_actions SELECT * FROM guard_actions_before_verify;"
+                      "DROP TABLE guard_actions_before_verify;"
+                      "CREATE INDEX IF NOT EXISTS guard_actions_account ON guard_actions(account_id, id);",
+                      "allowing the verify action in guard_actions") ||
+        gw_sql_commit(c, "allowing the verify action in guard_actions")) {
+        gw_sql_rollback(c);
+        return -1;
+    }
+    return 0;
+}
+
 static int init_fn(gw_conn *c, void *ud) {
     (void)ud;
-    if (gw_sql_schema(c, guard_schema_sql, "creating the guard tables")) return -1;
+    if (gw_sql_schema(c, guard_schema_sql, "creating the guard tables") || actions_allow_verify(c)) return -1;
     return add_column(c, "prefix_hash") || add_column(c, "n_choices") || add_column(c, "endpoint") ||
                    add_column(c, "client_fp")
                ? -1
@@ -346,6 +381,7 @@ static int restore_levels_fn(gw_conn *c, void *ud) {
         }
         if (a && !strcmp(a, "flag")) lv = GUARD_ACT_FLAG;
         else if (a && !strcmp(a, "throttle")) lv = GUARD_ACT_THROTTLE;
+        else if (a && !strcmp(a, "verify")) lv = GUARD_ACT_VERIFY;
         else if (a && !strcmp(a, "suspend")) lv = GUARD_ACT_SUSPEND;
         rc = guard_detector_set_level(rq->d, acc, lv);
     }
@@ -543,7 +579,7 @@ static guard_enforcement *enf_get(guard_enforcement **e, size_t *n, size_t *cap,
     guard_enforcement *x = &(*e)[(*n)++];
     memset(x, 0, sizeof *x);
     x->account_id = id;
-    x->t_suspend = x->risk = x->t_throttle = x->throttle_risk = NAN;
+    x->t_suspend = x->risk = x->t_throttle = x->throttle_risk = x->t_verify = NAN;
     return x;
 }
 
@@ -558,11 +594,15 @@ static int cmp_enf(const void *a, const void *b) {
     "WHERE a.id = (SELECT b.id FROM guard_actions b WHERE b.account_id = a.account_id AND b.action = '" kind     \
     "' AND b.mode = 'enforce' ORDER BY b.t, b.id LIMIT 1) ORDER BY a.account_id"
 
-/* Fill the suspension (throttle 0) or throttle (throttle 1) fields of every account with one. */
+/* Fill the suspension (throttle 0), throttle (throttle 1) or verification (throttle 2: only
+ * verify and t_verify) fields of every account with one. */
 static int enf_read_first(gw_conn *c, int throttle, guard_enforcement **e, size_t *ne, size_t *cap) {
     gw_stmt *st = NULL;
-    if (gw_sql_prepare(c, throttle ? ENF_FIRST_SQL("throttle") : ENF_FIRST_SQL("suspend"), &st,
-                       "reading guard_actions"))
+    if (gw_sql_prepare(c,
+                       throttle == 2   ? ENF_FIRST_SQL("verify")
+                       : throttle == 1 ? ENF_FIRST_SQL("throttle")
+                                       : ENF_FIRST_SQL("suspend"),
+                       &st, "reading guard_actions"))
         return -1;
     int s = GW_DONE, rc = 0;
     while (!rc && (s = gw_step(st)) == GW_ROW) {
@@ -572,6 +612,10 @@ static int enf_read_first(gw_conn *c, int throttle, guard_enforcement **e, size_
             break;
         }
         double t = gw_column_is_null(st, 1) ? NAN : gw_column_double(st, 1);
+        if (throttle == 2) {
+            x->verify = 1, x->t_verify = t;
+            continue;
+        }
         double risk = gw_column_is_null(st, 3) ? NAN : gw_column_double(st, 3);
         char *code = dup_col(st, 2), *reason = dup_col(st, 4), *evidence = dup_col(st, 5);
         if (throttle)
@@ -597,7 +641,9 @@ int guard_enforcement_read(gw_conn *c, guard_enforcement **out, size_t *n) {
     if (!gw_sql_has_table(c, "guard_actions")) return 0;
     guard_enforcement *e = NULL;
     size_t ne = 0, cap = 0;
-    if (enf_read_first(c, 0, &e, &ne, &cap) || enf_read_first(c, 1, &e, &ne, &cap)) goto fail;
+    if (enf_read_first(c, 0, &e, &ne, &cap) || enf_read_first(c, 1, &e, &ne, &cap) ||
+        enf_read_first(c, 2, &e, &ne, &cap))
+        goto fail;
     for (size_t i = 0; i < ne; i++)
         if (enf_fill(&e[i].code) || enf_fill(&e[i].reason) || enf_fill(&e[i].evidence) ||
             enf_fill(&e[i].throttle_code) || enf_fill(&e[i].throttle_reason) || enf_fill(&e[i].throttle_evidence))
@@ -824,7 +870,7 @@ static int status_fn(gw_conn *c, void *ud) {
         gw_finalize(st);
         return -1;
     }
-    size_t n = 0, by[5] = {0};
+    size_t n = 0, by[6] = {0};
     if (!x->as_json)
         fprintf(x->out, "%-24s %-9s %-8s %-7s %-30s %6s %6s %-19s %s\n", "ACCOUNT", "STATUS", "ACTION", "MODE", "CODE",
                 "RISK", "NOW", "WHEN", "GROUP");
@@ -846,6 +892,7 @@ static int status_fn(gw_conn *c, void *ud) {
         if (!strcmp(action, "flag")) by[1]++;
         else if (!strcmp(action, "throttle")) by[2]++;
         else if (!strcmp(action, "suspend")) by[3]++;
+        else if (!strcmp(action, "verify")) by[5]++;
         else by[4]++;
         if (x->as_json) {
             json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:f, s:o, s:f, s:I, s:I}", "account_id",
@@ -867,8 +914,9 @@ static int status_fn(gw_conn *c, void *ud) {
     gw_finalize(st);
     free(acc);
     if (!x->as_json)
-        fprintf(x->out, "%zu account(s) with guard actions: %zu flagged, %zu throttled, %zu suspended, %zu released\n", n,
-                by[1], by[2], by[3], by[4]);
+        fprintf(x->out, "%zu account(s) with guard actions: %zu flagged, %zu throttled, %zu asked to verify, %zu suspended, "
+                "%zu released\n",
+                n, by[1], by[2], by[5], by[3], by[4]);
     return 0;
 }
 
@@ -1078,6 +1126,7 @@ typedef struct {
     int64_t group_id;
     int64_t prev_rpm; /* -1: none recorded */
     int was_throttled;
+    int awaiting_verify; /* the last enforcing action since the last release is verify */
     int64_t *members;
     size_t n_members;
 } release_info;
@@ -1104,6 +1153,8 @@ static int release_info_fn(gw_conn *c, void *ud) {
             r->was_throttled = 1;
             if (!gw_column_is_null(st, 2)) r->prev_rpm = gw_column_int64(st, 2);
         }
+        if (!strcmp(act, "verify")) r->awaiting_verify = 1;
+        else if (!strcmp(act, "suspend")) r->awaiting_verify = 0;
     }
     gw_finalize(st);
     return 0;
@@ -1155,6 +1206,16 @@ static int release_one(gw_db *db, int64_t id, int64_t group_id, const char *note
                 a.status == GW_ACCOUNT_SUSPENDED ? ": active again" : ": was not suspended",
                 r.was_throttled ? ", rpm limit restored" : "");
     return 0;
+}
+
+int guard_verify_lift(gw_db *db, const char *account, const char *note, double now, FILE *out) {
+    if (guard_db_init(db)) return -1;
+    gw_account a;
+    if (gw_account_find(db, account, &a)) return -1;
+    release_info r = {.account_id = a.id};
+    if (gw_db_with(db, release_info_fn, &r)) return RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());
+    if (!r.awaiting_verify || a.status != GW_ACCOUNT_SUSPENDED) return 0;
+    return release_one(db, a.id, r.group_id, note, now, out);
 }
 
 int guard_release(gw_db *db, const char *account, int group, const char *note, double now, FILE *out) {

@@ -59,7 +59,10 @@ int guard_tier_set(gw_db *db, const guard_policy *p, const char *account, const 
     if (out)
         fprintf(out, "%s (#%lld) is now in tier %s: risk thresholds x%g, harvest budgets x%g%s\n", a.name,
                 (long long)a.id, tier, t->risk_x, t->budget_x, t->exempt ? ", exempt (flagged at most)" : "");
-    return 0;
+    /* asked to verify by the guard: putting it in a tier confirms the verification */
+    char why[GW_REASON_MAX];
+    snprintf(why, sizeof why, "verified by an operator: tier %s", tier);
+    return guard_verify_lift(db, account, why, now, out);
 }
 
 int guard_tier_rows_each(gw_conn *c, int64_t after_id, int (*fn)(void *ud, int64_t id, int64_t account_id, const char *tier),

@@ -7,7 +7,7 @@
  *
  * What an account's guard state means here, from stored rows only (no running guard needed):
  *   risk, code     its latest guard_scores row (by clock time, then id)
- *   level          its latest guard_actions row: flag / throttle / suspend, or "released"
+ *   level          its latest guard_actions row: flag / throttle / verify / suspend, or "released"
  *                  after an operator release; "none" without actions
  *   group          its linked group as guard_groups_read defines it (store.c; the report
  *                  reads the same): a connected component of the detector's group names,
@@ -59,8 +59,8 @@ int guard_score_insert(gw_db *db, const guard_score_row *r) {
     if (r->account_id <= 0) return RT_FAIL("guard score: account_id must be > 0");
     if (!isfinite(r->t) || !isfinite(r->risk)) return RT_FAIL("guard score: t and risk must be finite numbers");
     if (r->level && strcmp(r->level, "none") && strcmp(r->level, "flag") && strcmp(r->level, "throttle") &&
-        strcmp(r->level, "suspend"))
-        return RT_FAIL("guard score: level '%s' is not none, flag, throttle or suspend", r->level);
+        strcmp(r->level, "verify") && strcmp(r->level, "suspend"))
+        return RT_FAIL("guard score: level '%s' is not none, flag, throttle, verify or suspend", r->level);
     if (r->signals && valid_json_object(r->signals, "guard score signals")) return -1;
     if (guard_db_init(db)) return -1;
     if (gw_db_with(db, insert_score_fn, (void *)r)) return RT_FAIL("%s: %s", gw_db_path(db), rt_errmsg());

@@ -4,7 +4,7 @@
  * database, no clock, no threads (the runtime holds a lock around it; eval and calibration
  * replay stored events through it).
  *
- * Memory per account is fixed (about 11 KiB: exponential means, decaying counters, the last
+ * Memory per account is fixed (about 12 KiB: exponential means, decaying counters, the last
  * GUARD_RECENT prompt signatures, the last GUARD_COVER_W embedding cells, 24 hourly and 288
  * five-minute activity stamps, up to GUARD_PARTNERS candidate partners, 512 prompt hashes
  * sent before). Work per event is
@@ -44,6 +44,7 @@
 #define GAP_FLOOR 0.1             /* seconds: inter-arrival gaps below count as this */
 #define GUARD_SEEN_SETS 128       /* prompt hashes an account sent: 128 sets of 4 (lossy) */
 #define GUARD_SEEN_WAYS 4
+#define GUARD_SW_K 6              /* non-content features of the switch signal */
 
 typedef struct {
     int64_t id;
@@ -54,12 +55,18 @@ typedef struct {
     /* statistics */
     double n, n_ok, n_new, n_emb, n_tmpl, n_cover, n_gap;
     double max_end; /* latest end of the account's requests seen (t_end) */
+    double last_value; /* harvest value of the last event (0 unless served) */
     guard_decay rate, volume, rate_long, value;
     uint8_t tier; /* index into the policy's tiers (kept across a release) */
+    uint8_t by_pop; /* its level came from the population budget alone: not shared with its group */
+    uint8_t vouched; /* released by an operator: out of the population (kept across a release) */
     guard_ewm limit, conc, logprobs, sat, ratio, tmpl, lgap, lgap2, emb;
     float mu[GUARD_RFF_M];
     float mu_recent[GUARD_RFF_M]; /* the last ~drift_window prompts' mean feature (drift) */
     guard_ewm emb_recent;
+    /* switch: each non-content feature's recent mean (drift_window) and history mean and mean
+     * square (shift_window) */
+    guard_ewm sw_recent[GUARD_SW_K], sw_hist[GUARD_SW_K], sw_hist2[GUARD_SW_K];
     uint32_t hours[24];
     uint32_t bins[GUARD_BINS];
     uint32_t recent_sig[GUARD_RECENT][GUARD_MINHASH_K];
@@ -133,6 +140,8 @@ struct guard_detector {
     uint32_t coh_n, coh_pos;
     const float *coh_pr; /* the cohort mean's nearest benign profile (set when the mean moves) */
     double coh_d2;       /* and its squared distance */
+    /* the population budget: harvest value served to newly active low-volume accounts */
+    guard_decay pop_value;
     band_entry *bands; /* (GUARD_BAND_SLOTS) */
     burst_bucket *bursts;
     size_t burst_cap, n_bursts;
@@ -687,6 +696,7 @@ static int update_stats(guard_detector *d, acct *a, const guard_event *ev, int *
         if (ev->t_end > a->max_end) a->max_end = ev->t_end;
     }
     *concurrent = conc;
+    double sw_gap = a->n > 0 ? fmax(t - a->last_t, GAP_FLOOR) : NAN; /* for the switch signal */
     /* timing */
     if (a->n > 0) {
         double gap = fmax(t - a->last_t, GAP_FLOOR);
@@ -710,6 +720,7 @@ static int update_stats(guard_detector *d, acct *a, const guard_event *ev, int *
         a->hours[hr % 24] = hr;
         a->bins[bin % GUARD_BINS] = bin;
     }
+    a->last_value = 0;
     if (ev->status != 200) return 0;
     /* served requests only */
     a->n_ok += answers;
@@ -727,6 +738,22 @@ static int update_stats(guard_detector *d, acct *a, const guard_event *ev, int *
     double detail = ev->logprobs ? 1.0 + p->logprob_alt * (1.0 + fmax(0, (double)ev->top_logprobs)) : 1.0;
     double value = (double)RT_MAX(ev->completion_tokens, (int64_t)0) * detail * (repeat ? p->repeat_value : 1.0);
     guard_decay_add(&a->value, t, value, p->budget_tau);
+    a->last_value = value;
+    /* the switch signal's features, each as "more harvest-like" grows: pace (minus the log gap,
+     * a break counted as ten minutes), saturation, token ratio, log-prob detail, a new prompt, an
+     * explicit max_tokens */
+    double f[GUARD_SW_K] = {isfinite(sw_gap) ? -log(fmin(sw_gap, 600.0)) : NAN,
+                            saturated ? 1.0 : 0.0,
+                            log((per_answer + 1) / (double)(ev->prompt_tokens + 1)),
+                            lp,
+                            repeat ? 0.0 : 1.0,
+                            ev->max_tokens_given ? 1.0 : 0.0};
+    for (int k = 0; k < GUARD_SW_K; k++) {
+        if (!isfinite(f[k])) continue;
+        guard_ewm_add(&a->sw_recent[k], f[k], p->drift_window);
+        guard_ewm_add(&a->sw_hist[k], f[k], p->shift_window);
+        guard_ewm_add(&a->sw_hist2[k], f[k] * f[k], p->shift_window);
+    }
     if (repeat) return 0;
     a->n_new += 1;
     if (ev->has_minhash) {
@@ -832,6 +859,28 @@ static double drift_value(const guard_detector *d, const acct *a) {
     return 1000.0 * (d2 - null);
 }
 
+/* Switch: the account's recent requests against its own history on non-content features (pace,
+ * saturation, token ratio, log-prob detail, new prompts, explicit max_tokens). Per feature, the
+ * change towards harvesting (one-sided: slowing down, repeating a fixed suite or asking for less
+ * is no evidence) over its noise, z = max(0, recent - history) / sqrt(var x (vf_recent +
+ * vf_history)), var the history's variance (at least a floor: a feature constant so far has
+ * some room to move), and the value is the sum of z^2 (about K/2 without a change; a switch in
+ * one feature alone adds its z^2). Both means forget at fixed rates, so how soon a switch shows
+ * does not depend on the warm-up's length. NaN before the history has one value of each. */
+static double switch_value(const guard_detector *d, const acct *a) {
+    static const double floor_var[GUARD_SW_K] = {0.25, 0.05, 0.05, 0.01, 0.05, 0.05};
+    double sum = 0;
+    for (int k = 0; k < GUARD_SW_K; k++) {
+        const guard_ewm *r = &a->sw_recent[k], *h = &a->sw_hist[k];
+        if (r->n < 1) return NAN;
+        double var = fmax(a->sw_hist2[k].mean - h->mean * h->mean, floor_var[k]);
+        double vf = guard_ewm_var_factor(r, d->p.drift_window) + guard_ewm_var_factor(h, d->p.shift_window);
+        double diff = r->mean - h->mean;
+        if (diff > 0) sum += diff * diff / (var * vf);
+    }
+    return sum;
+}
+
 typedef struct {
     double v[GUARD_SIG_COUNT];
     double cnt[GUARD_SIG_COUNT]; /* the count each signal's min_n is checked against */
@@ -894,6 +943,8 @@ static void raw_account(const guard_detector *d, const acct *a, double t, raw_va
     }
     r->v[GUARD_SIG_HARVEST] = guard_decay_value(&a->value, t, p->budget_tau);
     r->cnt[GUARD_SIG_HARVEST] = a->n_ok;
+    r->v[GUARD_SIG_SWITCH] = switch_value(d, a);
+    r->cnt[GUARD_SIG_SWITCH] = a->n_ok;
     if (d->shift_ok && a->n_emb > 0) {
         double m[GUARD_RFF_M];
         for (size_t j = 0; j < GUARD_RFF_M; j++) m[j] = a->mu[j];
@@ -924,6 +975,7 @@ static void raw_group(const guard_detector *d, const uint32_t *mem, size_t n_mem
     double rate = 0, vol = 0, lr = 0, lr_w = 0, value = 0;
     double wl = 0, sl = 0, sc = 0, slp = 0, wok = 0, ssat = 0, srat = 0, wt = 0, stm = 0, wc = 0, scov = 0;
     double wreg = 0, sreg = 0, nreg = 0, ncov = 0, ntm = 0, nemb = 0, drift = NAN, ndrift = 0, cohort = NAN;
+    double sw = NAN, nsw = 0; /* switch: a change is per account, the group's is its largest */
     double inv_vf_sum = 0;
     double mu[GUARD_RFF_M] = {0};
     uint32_t hour_active[24] = {0};
@@ -1015,6 +1067,13 @@ static void raw_group(const guard_detector *d, const uint32_t *mem, size_t n_mem
     r->cnt[GUARD_SIG_LINKED] = 1;
     r->v[GUARD_SIG_HARVEST] = value;
     r->cnt[GUARD_SIG_HARVEST] = r->n_ok;
+    for (size_t k = 0; k < n_mem; k++) {
+        const acct *a = d->acc[mem[k]];
+        double sv = switch_value(d, a);
+        if (a->n_ok >= p->sig[GUARD_SIG_SWITCH].min_n && isfinite(sv) && !(sv <= sw)) sw = sv, nsw = a->n_ok;
+    }
+    r->v[GUARD_SIG_SWITCH] = sw;
+    r->cnt[GUARD_SIG_SWITCH] = nsw;
     r->v[GUARD_SIG_DRIFT] = drift;
     r->cnt[GUARD_SIG_DRIFT] = ndrift;
     r->v[GUARD_SIG_COHORT] = cohort;
@@ -1126,6 +1185,41 @@ static const guard_tier *tier_of(const guard_detector *d, const acct *a) {
     return &d->p.tiers[a->tier < d->p.n_tiers ? a->tier : 0];
 }
 
+/* ---------------------------------------------------------------- the population budget */
+
+/* A member of the population: first seen less than cohort_age_s ago, at most cohort_max_answers
+ * served, in a tier neither exempt nor with scaled-up budgets and never released (an operator
+ * vouched for those). */
+static int in_population(const guard_detector *d, const acct *a, double t) {
+    const guard_tier *tr = tier_of(d, a);
+    return !a->vouched && !tr->exempt && tr->budget_x <= 1 && t - a->first_t < d->p.cohort_age_s && a->n_ok <= d->p.cohort_max_answers;
+}
+
+static double population_value(const guard_detector *d, double t) {
+    return guard_decay_value(&d->pop_value, t, d->p.pop_tau);
+}
+
+/* The level the population budget asks for member a, whose own harvest value is own: the
+ * population's level (its value against the budgets), for the members that took the most —
+ * flag, throttle and verification above pop_member_low, suspension above pop_member_high (below
+ * it, a member under suspension pressure is asked to verify). A throttle alone does not bound
+ * keys that ask at a human pace; verification does: a member is refused from the answer that
+ * took it over pop_member_low while the population is over pop_verify (docs/guard.md).
+ * None without budgets or for a non-member. */
+static guard_action population_level(const guard_detector *d, const acct *a, double t, double own) {
+    const guard_policy *p = &d->p;
+    if (!(p->pop_flag > 0) || !in_population(d, a, t) || !(own >= p->pop_member_low)) return GUARD_ACT_NONE;
+    double v = population_value(d, t);
+    double verify = p->pop_verify > 0 ? p->pop_verify : p->pop_throttle;
+    guard_action lv = v >= p->pop_suspend    ? GUARD_ACT_SUSPEND
+                      : v >= verify          ? GUARD_ACT_VERIFY
+                      : v >= p->pop_throttle ? GUARD_ACT_THROTTLE
+                      : v >= p->pop_flag     ? GUARD_ACT_FLAG
+                                             : GUARD_ACT_NONE;
+    if (lv == GUARD_ACT_SUSPEND && !(own >= p->pop_member_high)) lv = GUARD_ACT_VERIFY;
+    return lv;
+}
+
 /* members of i's group (at most cap), i first */
 static size_t group_members(const guard_detector *d, uint32_t i, uint32_t *mem, size_t cap) {
     size_t n = 0;
@@ -1147,6 +1241,9 @@ int guard_detector_observe(guard_detector *d, const guard_event *ev, guard_verdi
     acct *a = d->acc[i];
     if (a->created_at <= 0 && ev->account_created_at > 0) a->created_at = ev->account_created_at;
     if (update_stats(d, a, ev, &out->concurrent)) return -1;
+    out->population_member = in_population(d, a, ev->t);
+    if (out->population_member && a->last_value > 0) guard_decay_add(&d->pop_value, ev->t, a->last_value, d->p.pop_tau);
+    out->population_value = population_value(d, ev->t);
     /* linking */
     uint32_t touched[GUARD_PARTNERS * 2];
     size_t n_touched = 0;
@@ -1185,9 +1282,25 @@ int guard_detector_observe(guard_detector *d, const guard_event *ev, guard_verdi
     guard_action target = level_for(&d->p, tr, &out->account);
     guard_action gt = level_for(&d->p, tr, &out->group);
     if (gt > target) target = gt;
-    for (size_t k = 0; k < n_mem; k++)
-        if (d->acc[mem[k]]->level > group_level_before) group_level_before = d->acc[mem[k]]->level;
+    /* the population budget acts on this member alone: a group shares the levels its evidence
+     * reached, not a throttle that the population's total put on one member */
+    guard_action pop = population_level(d, a, ev->t, out->account.value[GUARD_SIG_HARVEST]);
+    out->account.by_population = pop;
+    if (n_mem == 1) out->group.by_population = pop;
+    for (size_t k = 0; k < n_mem; k++) {
+        const acct *m = d->acc[mem[k]];
+        if (!m->by_pop && m->level > group_level_before) group_level_before = m->level;
+    }
     if (group_level_before > target) target = group_level_before; /* a group acts as one */
+    if (pop > target && a->level < pop) {
+        out->new_level = pop;
+        a->level = pop;
+        a->by_pop = 1;
+        out->affected[out->n_affected++] = a->id;
+        out->escalated = 1;
+        out->level = a->level;
+        return 0;
+    }
     out->new_level = target;
     for (size_t k = 0; k < n_mem; k++) {
         acct *m = d->acc[mem[k]];
@@ -1195,6 +1308,7 @@ int guard_detector_observe(guard_detector *d, const guard_event *ev, guard_verdi
         if (tier_of(d, m)->exempt && mt > GUARD_ACT_FLAG) mt = GUARD_ACT_FLAG; /* allow-listed, even in a group */
         if (m->level < mt) {
             m->level = mt;
+            m->by_pop = 0;
             if (out->n_affected < GUARD_MAX_AFFECTED) out->affected[out->n_affected++] = m->id;
             if (m == a) out->escalated = 1;
         }
@@ -1234,6 +1348,7 @@ void guard_detector_release(guard_detector *d, int64_t account_id) {
     memset(a, 0, sizeof *a);
     a->id = keep.id;
     a->tier = keep.tier;
+    a->vouched = 1;
     a->created_at = keep.created_at;
     a->burst_checked = 1;
     a->last_client = keep.last_client;
@@ -1303,7 +1418,7 @@ void guard_reason_code(const guard_assessment *a, int grouped, char *out, size_t
         [GUARD_SIG_AROUND_CLOCK] = "24H", [GUARD_SIG_LINKED] = "LINKED",   [GUARD_SIG_LOGPROBS] = "LOGPROBS",
         [GUARD_SIG_SATURATION] = "SAT",   [GUARD_SIG_TOKEN_RATIO] = "RATIO", [GUARD_SIG_SHIFT] = "SHIFT",
         [GUARD_SIG_TEMPLATE] = "TEMPLATE", [GUARD_SIG_COVERAGE] = "COVER", [GUARD_SIG_DRIFT] = "DRIFT",
-        [GUARD_SIG_HARVEST] = "BUDGET", [GUARD_SIG_COHORT] = "COHORT",
+        [GUARD_SIG_HARVEST] = "BUDGET", [GUARD_SIG_COHORT] = "COHORT", [GUARD_SIG_SWITCH] = "SWITCH",
     };
     int best[2] = {-1, -1}, bb = -1;
     for (int i = 0; i < GUARD_SIG_COUNT; i++) {
@@ -1321,6 +1436,10 @@ void guard_reason_code(const guard_assessment *a, int grouped, char *out, size_t
     int first = !grouped;
     if (a->by_budget >= GUARD_ACT_FLAG && o < cap) { /* the harvest budget was reached */
         o += (size_t)snprintf(out + o, cap - o, "%sBUDGET", first ? "" : "+");
+        first = 0;
+    }
+    if (a->by_population >= GUARD_ACT_FLAG && o < cap) { /* the population's budget was reached */
+        o += (size_t)snprintf(out + o, cap - o, "%sPOPULATION", first ? "" : "+");
         first = 0;
     }
     for (int k = 0; k < 2; k++)
@@ -1379,6 +1498,8 @@ char *guard_detector_evidence(guard_detector *d, int64_t account_id) {
     const guard_tier *tr = tier_of(d, a);
     budget_level(&d->p, tr, &as);
     budget_level(&d->p, tr, &gs);
+    as.by_population = population_level(d, a, t, as.value[GUARD_SIG_HARVEST]);
+    if (n_mem == 1) gs.by_population = as.by_population;
     json_t *members = json_array();
     for (size_t k = 0; k < n_mem; k++) json_array_append_new(members, json_integer(d->acc[mem[k]]->id));
     json_t *linked = json_array();
@@ -1419,6 +1540,16 @@ char *guard_detector_evidence(guard_detector *d, int64_t account_id) {
                                       json_num(cnull > 0 ? cd2 / cnull : NAN), "member",
                                       in_cohort(&d->p, a, t), "value", json_num(cv), "alignment", align,
                                       "aligned_members", cm));
+        /* the population budget: the newly active low-volume accounts' value against its budgets */
+        double pv = population_value(d, t), own = as.value[GUARD_SIG_HARVEST];
+        json_object_set_new(root, "population",
+                            json_pack("{s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:o, s:f, s:f, s:s}", "member",
+                                      in_population(d, a, t), "value", pv, "tau_s", d->p.pop_tau, "flag", d->p.pop_flag,
+                                      "throttle", d->p.pop_throttle, "verify", d->p.pop_verify, "suspend",
+                                      d->p.pop_suspend, "member_value",
+                                      json_num(own), "member_low", d->p.pop_member_low, "member_high",
+                                      d->p.pop_member_high, "level",
+                                      guard_action_name(population_level(d, a, t, own))));
         json_object_set_new(root, "budget",
                             json_pack("{s:o, s:o, s:f, s:f, s:f, s:f, s:s}", "account_value",
                                       json_num(as.value[GUARD_SIG_HARVEST]), "group_value",

@@ -32,6 +32,8 @@
  *              coverage (distinct SimHash cells of the embeddings),
  *              drift (the account's recent prompts against its own history: a switch from use to
  *              harvest is seen within ~drift_window prompts of the switch, however long the warm-up),
+ *              switch (api: the recent window of non-content features against the account's own
+ *              history: a switch to harvesting that the embedding does not separate),
  *              cohort (population level: the union of recent low-volume accounts' prompts against
  *              the benign profiles, times this account's alignment with that shift; aligned members
  *              get `cohort` link evidence, so a swarm of unremarkable keys can be linked and pooled).
@@ -40,6 +42,10 @@
  *              the budgets directly (flag / throttle / suspend), not part of the risk sum. Bound:
  *              an account or group is served at most e x budget_suspend (x its tier's budget_x) in
  *              any budget_tau window before it is suspended, plus one answer and those in flight.
+ *   population the harvest value served to newly active low-volume accounts, one decaying sum
+ *              against budgets calibrated on the benign population's aggregate; while it is
+ *              over one, the members that took the most are flagged / throttled / suspended
+ *              (a swarm of unlinked keys is seen in total where no key or link fires).
  * Tiers (standard, trusted, eval, allow, or the policy's) scale the risk thresholds and budgets
  * per account; an exempt tier is flagged at most.
  * Each signal's score is 0 at or below its benign level, 1 at or above its attack level,
@@ -156,6 +162,11 @@ typedef enum {
     GUARD_SIG_COHORT,       /* population: the account's own shift (x1000, unbiased) along the
                                direction the union of recent low-volume accounts' prompts moved
                                from the benign profiles (while that move is significant) */
+    GUARD_SIG_SWITCH,       /* change of how the API is used: the account's last drift_window
+                               requests against its own history (shift_window) on non-content
+                               features - pace, saturation, token ratio, log-prob detail, new
+                               prompts, explicit max_tokens - each change towards harvesting as a
+                               squared z, summed (a switch from use to harvest whatever the text) */
     GUARD_SIG_HARVEST,      /* harvest value served (decaying, tau budget_tau; budget family) */
     GUARD_SIG_COUNT
 } guard_signal;
@@ -178,7 +189,17 @@ typedef struct {
     double min_n;   /* observations before the signal counts */
 } guard_signal_policy;
 
-typedef enum { GUARD_ACT_NONE = 0, GUARD_ACT_FLAG = 1, GUARD_ACT_THROTTLE = 2, GUARD_ACT_SUSPEND = 3 } guard_action;
+/* The graded ladder (issue 16): flag, throttle, require verification, suspend. verify is enforced
+ * as a suspension is (the account refused until an operator releases it or puts it in a tier:
+ * the operator confirms a verification done out of band); it is recorded as its own action, so
+ * that evaluations and operators tell an account asked to verify from a suspended one. */
+typedef enum {
+    GUARD_ACT_NONE = 0,
+    GUARD_ACT_FLAG = 1,
+    GUARD_ACT_THROTTLE = 2,
+    GUARD_ACT_VERIFY = 3,
+    GUARD_ACT_SUSPEND = 4
+} guard_action;
 const char *guard_action_name(guard_action a);
 
 /* Account tiers: an operator puts an account in a tier (`retort guard tier`, the admin API);
@@ -214,6 +235,22 @@ typedef struct {
     double budget_flag, budget_throttle, budget_suspend;
     double logprob_alt;        /* value of one log-prob entry (the chosen token's or an alternative) */
     double repeat_value;       /* share a repeated prompt's answer counts (temperature > 0 resamples) */
+    /* population budget (issue 16): the harvest value served to the population of newly active
+     * low-volume accounts (first seen less than cohort_age_s ago, at most cohort_max_answers
+     * served, in a tier that is not exempt and not scaled up: an operator vouched for those),
+     * a decaying sum (tau pop_tau). Its budgets are absolute (pop_flag/throttle/suspend > 0), or
+     * pop_*_x times the benign population's steady-state aggregate that a calibration measured
+     * (guard_reference.pop_level); off (0) without either. While the sum is over a budget, the
+     * members that took the most are acted on: flag, throttle and verification (pop_verify: the
+     * member is refused until an operator confirms a verification) above pop_member_low (a typical
+     * benign new user's value: the calibration's 0.75 quantile), suspension above pop_member_high (the
+     * calibration's benign maximum; below it a member under suspension pressure is asked to
+     * verify) - so a swarm of unlinked keys as a whole is held to its
+     * stated share even where no account or link fires. docs/guard.md "Population budget". */
+    double pop_tau;
+    double pop_flag, pop_throttle, pop_verify, pop_suspend;
+    double pop_flag_x, pop_throttle_x, pop_verify_x, pop_suspend_x;
+    double pop_member_low, pop_member_high;
     guard_tier tiers[GUARD_MAX_TIERS];
     size_t n_tiers;            /* >= 1; tiers[0] is "standard" */
     double flag_at, throttle_at, suspend_at; /* risk thresholds */
@@ -295,6 +332,10 @@ typedef struct {
     int has_levels;        /* levels[] replace the policy's benign levels */
     double levels[GUARD_SIG_COUNT];  /* benign level per signal (NaN = keep the policy's) */
     double prada_delta;    /* PRADA threshold on W calibrated on benign accounts (0 = unset) */
+    /* the benign population (see guard_policy.pop_*): its steady-state aggregate harvest value
+     * (the largest over the calibration of the decayed sum over pop_tau, divided by the share of
+     * its steady state reached; NaN = not measured) and its members' per-account maxima */
+    double pop_level, pop_member_typical, pop_member_high;
     size_t n_accounts, n_events;     /* what it was calibrated on */
     int has_coverage;                /* 0: a reference from before coverage was recorded */
     double cov_events[GUARD_COV_COUNT];     /* benign events of each kind */
@@ -381,6 +422,8 @@ typedef struct {
     double n_new;                  /* served requests with a prompt new to the account */
     double first_t, last_t;
     guard_action by_budget;        /* the level the harvest budget alone asks for (tier applied) */
+    guard_action by_population;    /* the level the population budget asks for this member (none
+                                      when not a member or the population is under its budgets) */
     double budget_suspend;         /* the suspension budget that applied (tier applied) */
 } guard_assessment;
 
@@ -396,6 +439,8 @@ typedef struct {
     int escalated;                /* the level rose on this event */
     int concurrent;               /* this event counted as concurrent */
     guard_action new_level;
+    int population_member;        /* the account is in the population (newly active, low volume) */
+    double population_value;      /* the population's decayed harvest value now */
     size_t n_affected;            /* accounts whose level rose now (the group acts as one) */
     int64_t affected[GUARD_MAX_AFFECTED];
 } guard_verdict;

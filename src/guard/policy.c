@@ -38,6 +38,7 @@ static const struct {
     [GUARD_SIG_COVERAGE] = {"coverage", GUARD_FAMILY_CONTENT},
     [GUARD_SIG_DRIFT] = {"drift", GUARD_FAMILY_CONTENT},
     [GUARD_SIG_COHORT] = {"cohort", GUARD_FAMILY_CONTENT},
+    [GUARD_SIG_SWITCH] = {"switch", GUARD_FAMILY_API},
     [GUARD_SIG_HARVEST] = {"harvest", GUARD_FAMILY_BUDGET},
 };
 
@@ -56,6 +57,7 @@ const char *guard_action_name(guard_action a) {
     case GUARD_ACT_NONE: return "none";
     case GUARD_ACT_FLAG: return "flag";
     case GUARD_ACT_THROTTLE: return "throttle";
+    case GUARD_ACT_VERIFY: return "verify";
     case GUARD_ACT_SUSPEND: return "suspend";
     }
     return "?";
@@ -104,6 +106,7 @@ void guard_policy_defaults(guard_policy *p) {
     set_sig(p, GUARD_SIG_COVERAGE,      0.20, 0.85,   0.98,   32);
     set_sig(p, GUARD_SIG_DRIFT,         0.35, 40,     120,    64);
     set_sig(p, GUARD_SIG_COHORT,        0.30, 20,     60,     64);
+    set_sig(p, GUARD_SIG_SWITCH,        0.35, 16,     48,     64);
     p->behaviour_cap = 0.6;
     p->content_overshoot = 1.0;
     p->signal_cap = 0.9;
@@ -118,6 +121,17 @@ void guard_policy_defaults(guard_policy *p) {
     p->logprob_alt = 2.0;
     p->repeat_value = 0.1;
     mirror_budget(p);
+    /* population budget: off until calibrated (or set); a swarm shows as the new low-volume
+     * population taking more than the benign one ever did */
+    p->pop_tau = 6 * 3600;
+    p->pop_flag = p->pop_throttle = p->pop_verify = p->pop_suspend = 0;
+    p->pop_flag_x = 1.0;
+    p->pop_throttle_x = 1.25;
+    p->pop_verify_x = 1.25; /* where the population would throttle a member, it asks it to verify:
+                               a throttle does not bound keys that ask at a human pace */
+    p->pop_suspend_x = 2.5;
+    p->pop_member_low = 1000;
+    p->pop_member_high = 5000;
     /*                    name        risk_x budget_x exempt */
     set_tier(p, 0, "standard",  1,     1,       0);
     set_tier(p, 1, "trusted",   1.5,   4,       0); /* known customers, apps relaying many users */
@@ -257,7 +271,7 @@ int guard_policy_parse(guard_policy *p, const char *text, size_t len, const char
     }
     static const char *const top[] = {"mode",    "thresholds", "behaviour_cap", "content_overshoot", "min_requests",
                                       "signal_cap", "extreme_rate", "throttle_rpm", "windows", "signals",     "linking",           "comment",
-                                      "budget", "tiers"};
+                                      "budget", "tiers", "population"};
     if (check_keys(&c, root, "", top, RT_ARRAY_LEN(top))) goto out;
     json_t *mode = json_object_get(root, "mode");
     if (mode) {
@@ -389,6 +403,39 @@ int guard_policy_parse(guard_policy *p, const char *text, size_t len, const char
         }
     }
     mirror_budget(&q);
+    if (obj(&c, root, "population", &o)) goto out;
+    if (o) {
+        static const char *const k[] = {"tau_s",    "flag",      "throttle", "verify",     "suspend",    "flag_x",
+                                        "throttle_x", "verify_x", "suspend_x", "member_low", "member_high"};
+        if (check_keys(&c, o, "population", k, RT_ARRAY_LEN(k)) ||
+            num(&c, o, "population", "tau_s", 1, 1e9, &q.pop_tau) ||
+            num(&c, o, "population", "flag", 0, 1e15, &q.pop_flag) ||
+            num(&c, o, "population", "throttle", 0, 1e15, &q.pop_throttle) ||
+            num(&c, o, "population", "verify", 0, 1e15, &q.pop_verify) ||
+            num(&c, o, "population", "suspend", 0, 1e15, &q.pop_suspend) ||
+            num(&c, o, "population", "flag_x", 0, 1e6, &q.pop_flag_x) ||
+            num(&c, o, "population", "throttle_x", 0, 1e6, &q.pop_throttle_x) ||
+            num(&c, o, "population", "verify_x", 0, 1e6, &q.pop_verify_x) ||
+            num(&c, o, "population", "suspend_x", 0, 1e6, &q.pop_suspend_x) ||
+            num(&c, o, "population", "member_low", 0, 1e15, &q.pop_member_low) ||
+            num(&c, o, "population", "member_high", 0, 1e15, &q.pop_member_high))
+            goto out;
+        if (q.pop_flag > 0 && !(q.pop_verify > 0)) q.pop_verify = q.pop_throttle; /* a policy without it */
+        if (q.pop_flag > 0 &&
+            !(q.pop_flag <= q.pop_throttle && q.pop_throttle <= q.pop_verify && q.pop_verify <= q.pop_suspend)) {
+            RT_FAIL("%s: population: expected flag <= throttle <= verify <= suspend (got %g, %g, %g, %g)", c.origin,
+                    q.pop_flag, q.pop_throttle, q.pop_verify, q.pop_suspend);
+            goto out;
+        }
+        if (!(q.pop_flag_x <= q.pop_throttle_x && q.pop_throttle_x <= q.pop_verify_x &&
+              q.pop_verify_x <= q.pop_suspend_x) ||
+            !(q.pop_member_low <= q.pop_member_high)) {
+            RT_FAIL("%s: population: expected flag_x <= throttle_x <= verify_x <= suspend_x and member_low <= "
+                    "member_high",
+                    c.origin);
+            goto out;
+        }
+    }
     if (obj(&c, root, "tiers", &o)) goto out;
     if (o && parse_tiers(&c, o, &q)) goto out;
     if (!(q.flag_at <= q.throttle_at && q.throttle_at <= q.suspend_at)) {
@@ -454,6 +501,12 @@ char *guard_policy_to_json(const guard_policy *p) {
                                       "throttle", p->budget_throttle, "suspend", p->budget_suspend, "logprob_alt",
                                       p->logprob_alt, "repeat_value", p->repeat_value));
         json_object_set_new(root, "tiers", tiers);
+        json_object_set_new(root, "population",
+                            json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "tau_s", p->pop_tau,
+                                      "flag", p->pop_flag, "throttle", p->pop_throttle, "verify", p->pop_verify,
+                                      "suspend", p->pop_suspend, "flag_x", p->pop_flag_x, "throttle_x",
+                                      p->pop_throttle_x, "verify_x", p->pop_verify_x, "suspend_x", p->pop_suspend_x,
+                                      "member_low", p->pop_member_low, "member_high", p->pop_member_high));
     } else {
         json_decref(tiers);
     }

@@ -29,6 +29,7 @@
 void guard_reference_init(guard_reference *r) {
     memset(r, 0, sizeof *r);
     for (int i = 0; i < GUARD_SIG_COUNT; i++) r->levels[i] = NAN;
+    r->pop_level = r->pop_member_typical = r->pop_member_high = NAN;
 }
 
 void guard_reference_free(guard_reference *r) {
@@ -86,8 +87,24 @@ static int signal_is_share(int s) {
            s == GUARD_SIG_SATURATION || s == GUARD_SIG_TEMPLATE;
 }
 
+/* The population budgets from the benign population's aggregate (unless the policy set them),
+ * and the member thresholds from its members' maxima (only loosened, as the other levels). */
+static void apply_population(guard_policy *p, const guard_reference *r) {
+    if (isfinite(r->pop_level) && r->pop_level > 0 && !(p->pop_flag > 0)) {
+        p->pop_flag = p->pop_flag_x * r->pop_level;
+        p->pop_throttle = p->pop_throttle_x * r->pop_level;
+        p->pop_verify = p->pop_verify_x * r->pop_level;
+        p->pop_suspend = p->pop_suspend_x * r->pop_level;
+    }
+    if (isfinite(r->pop_member_typical) && r->pop_member_typical > 0) p->pop_member_low = r->pop_member_typical;
+    if (isfinite(r->pop_member_high) && r->pop_member_high > p->pop_member_high) p->pop_member_high = r->pop_member_high;
+    if (p->pop_member_high < p->pop_member_low) p->pop_member_high = p->pop_member_low;
+}
+
 void guard_policy_apply_reference(guard_policy *p, const guard_reference *r) {
-    if (!r || !r->has_levels) return;
+    if (!r) return;
+    apply_population(p, r);
+    if (!r->has_levels) return;
     for (int i = 0; i < GUARD_SIG_COUNT; i++) {
         double lv = r->levels[i];
         if (!isfinite(lv)) continue;
@@ -106,7 +123,7 @@ void guard_policy_apply_reference(guard_policy *p, const guard_reference *r) {
             sp->attack = p->budget_suspend;
             continue;
         }
-        if (i == GUARD_SIG_DRIFT || i == GUARD_SIG_COHORT) {
+        if (i == GUARD_SIG_DRIFT || i == GUARD_SIG_COHORT || i == GUARD_SIG_SWITCH) {
             /* the shift's units, but levels that only loosen: benign traffic that never moved
              * (a calibration day without a cohort move or a change of habit) measures ~0, and a
              * level of ~0 would make every small change evidence (and a cohort link) */
@@ -221,6 +238,12 @@ int guard_reference_save(const guard_reference *r, const char *path) {
                 json_object_set_new(lv, guard_signal_name((guard_signal)i), json_real(r->levels[i]));
         json_object_set_new(root, "levels", lv);
     }
+    if (isfinite(r->pop_level))
+        json_object_set_new(root, "population",
+                            json_pack("{s:f, s:o, s:o}", "level", r->pop_level, "member_typical",
+                                      isfinite(r->pop_member_typical) ? json_real(r->pop_member_typical) : json_null(),
+                                      "member_high",
+                                      isfinite(r->pop_member_high) ? json_real(r->pop_member_high) : json_null()));
     json_t *sb = u64s_b64(r->stop_bands, r->n_stop_bands);
     if (sb) json_object_set_new(root, "stop_bands", sb);
     char *s = rt_json_reals(json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER));
@@ -350,6 +373,20 @@ int guard_reference_load(guard_reference *r, const char *path) {
         }
         r->has_levels = 1;
     }
+    json_t *pop = json_object_get(root, "population");
+    if (pop) {
+        static const char *const pk[] = {"level", "member_typical", "member_high"};
+        double *dst[] = {&r->pop_level, &r->pop_member_typical, &r->pop_member_high};
+        for (size_t k = 0; k < 3; k++) {
+            json_t *v = json_object_get(pop, pk[k]);
+            if (json_is_null(v) && k > 0) continue;
+            if (!json_is_number(v) || !(json_number_value(v) >= 0) || !isfinite(json_number_value(v))) {
+                RT_FAIL("%s: population.%s: expected a non-negative number", path, pk[k]);
+                goto out;
+            }
+            *dst[k] = json_number_value(v);
+        }
+    }
     const char *sb = json_string_value(json_object_get(root, "stop_bands"));
     if (sb && *sb) {
         size_t sl = strlen(sb), cap = sl;
@@ -413,6 +450,7 @@ typedef struct {
     int half;   /* 0: A (mean), 1: B (levels) */
     int benign;
     double max[GUARD_SIG_COUNT];
+    double max_member; /* the largest harvest value while in the population (NaN: never in it) */
     double min_w;
     guard_prada prada;
     size_t n_prada;
@@ -452,6 +490,8 @@ typedef struct {
     size_t n_acc, n_benign, n_a, n_b;
     size_t dim, n_emb_a, n_emb_b, n_events_used;
     rt_rng rng;
+    double t_first; /* the first benign event's time */
+    double pop_est; /* the largest steady-state estimate of the B half's population value */
     guard_reference *out;
     FILE *log;
 } fit_ctx;
@@ -486,6 +526,7 @@ static int fit_accounts(fit_ctx *c) {
         a->half = (int)(rt_splitmix64((uint64_t)a->id ^ (c->o->seed * 0x9e3779b97f4a7c15ULL)) & 1);
         for (int s = 0; s < GUARD_SIG_COUNT; s++) a->max[s] = NAN;
         a->min_w = NAN;
+        a->max_member = NAN;
         if (a->benign) {
             c->n_benign++;
             if (a->half) c->n_b++;
@@ -709,6 +750,17 @@ out:
 static int fit_observe(fit_ctx *c, guard_detector *det, cal_acct *a, const guard_event *e, float *x) {
     guard_verdict v;
     if (guard_detector_observe(det, e, &v)) return -1;
+    if (v.population_member) {
+        double hv = v.account.value[GUARD_SIG_HARVEST];
+        if (isfinite(hv) && (!isfinite(a->max_member) || hv > a->max_member)) a->max_member = hv;
+    }
+    /* the population's aggregate as a steady state: the decayed sum over the share of its steady
+     * state reached since the first event (once half a tau has passed), the largest over time */
+    double since = e->t - c->t_first;
+    if (since >= c->pol.pop_tau / 2) {
+        double est = v.population_value / (1.0 - exp(-since / c->pol.pop_tau));
+        if (!(est <= c->pop_est)) c->pop_est = est;
+    }
     for (int s = 0; s < GUARD_SIG_COUNT; s++) {
         double val = v.account.value[s];
         if (!isfinite(val) || v.account.count[s] < c->pol.sig[s].min_n) continue;
@@ -735,10 +787,25 @@ static int fit_levels(fit_ctx *c) {
     double *vals = rt_malloc_array(c->n_acc + 1, sizeof(double), "levels");
     int rc = -1;
     if (!x || !vals || guard_detector_new(&det, &c->pol, c->out)) goto out;
+    c->t_first = INFINITY;
+    c->pop_est = NAN;
+    for (size_t i = 0; i < c->n_ev; i++) {
+        cal_acct *a = cal_find(c->acc, c->n_acc, c->ev[i].account_id);
+        if (a && a->benign && c->ev[i].t < c->t_first) c->t_first = c->ev[i].t;
+    }
     for (size_t i = 0; i < c->n_ev; i++) {
         cal_acct *a = cal_find(c->acc, c->n_acc, c->ev[i].account_id);
         if (!a || !a->benign || !a->half) continue;
         if (fit_observe(c, det, a, &c->ev[i], x)) goto out;
+    }
+    /* the population: B is a share of the benign accounts, the aggregate is the whole's */
+    if (isfinite(c->pop_est) && c->n_b > 0) c->out->pop_level = c->pop_est * (double)c->n_benign / (double)c->n_b;
+    size_t nm = 0;
+    for (size_t k = 0; k < c->n_acc; k++)
+        if (c->acc[k].benign && c->acc[k].half && isfinite(c->acc[k].max_member)) vals[nm++] = c->acc[k].max_member;
+    if (nm >= 5) {
+        c->out->pop_member_typical = quantile(vals, nm, 0.75);
+        c->out->pop_member_high = quantile(vals, nm, c->q);
     }
     for (int s = 0; s < GUARD_SIG_COUNT; s++) {
         size_t nv = 0;
@@ -797,6 +864,9 @@ static void fit_report(const fit_ctx *c) {
     for (int s = 0; s < GUARD_SIG_COUNT; s++)
         if (isfinite(out->levels[s])) fprintf(c->log, "  %-15s %.5g\n", guard_signal_name((guard_signal)s), out->levels[s]);
     fprintf(c->log, "  PRADA delta     %.5g\n", out->prada_delta);
+    if (isfinite(out->pop_level))
+        fprintf(c->log, "population: benign aggregate %.5g (steady state, tau %.0f s); members' value 0.75 quantile %.5g, %.3g quantile %.5g\n",
+                out->pop_level, c->pol.pop_tau, out->pop_member_typical, c->q, out->pop_member_high);
     fprintf(c->log, "template stoplist: %zu benign LSH bands\n", out->n_stop_bands);
     guard_reference_coverage_print(out, c->log);
 }

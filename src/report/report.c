@@ -42,6 +42,7 @@ typedef struct {
     double tokens;
     double t_susp; /* first enforced suspension (NAN: none) */
     int throttled; /* an enforced throttle at some point */
+    int verify;    /* asked to verify by the guard at some point (refused as a suspension is) */
     char *code, *evidence;
     double risk_susp;
     double t_thr, risk_thr;                 /* its first enforced throttle (NAN: none) */
@@ -57,7 +58,7 @@ typedef struct {
     char *strategy;
     int attack;
     size_t *members, n, cap;
-    size_t n_susp, n_throttled;
+    size_t n_susp, n_throttled, n_verify;
     double t_susp;
     int64_t served_before, served_total;
     double tokens_before, tokens_total;
@@ -204,6 +205,7 @@ static int load_usage_and_actions(rep *r) {
         acct *a = acct_by_id(r, e[i].account_id);
         if (!a) continue;
         a->throttled = e[i].throttled;
+        a->verify = e[i].verify;
         if (e[i].throttled) {
             a->t_thr = e[i].t_throttle, a->risk_thr = e[i].throttle_risk;
             free(a->thr_code), free(a->thr_reason), free(a->thr_evidence);
@@ -264,8 +266,8 @@ out:
     return rc;
 }
 
-/* Whether the guard suspended or throttled a (the accounts an unlabelled report investigates). */
-static int acted_on(const acct *a) { return isfinite(a->t_susp) || a->throttled; }
+/* Whether the guard suspended, throttled or asked to verify a (the accounts an unlabelled report investigates). */
+static int acted_on(const acct *a) { return isfinite(a->t_susp) || a->throttled || a->verify; }
 
 /* Unlabelled: whether a is in a linked group with a member the guard suspended or throttled. */
 static int link_acted(const rep *r, const acct *a) {
@@ -308,6 +310,7 @@ static int build_groups(rep *r) {
         g->members[g->n++] = i;
         g->served_total += a->served;
         g->n_throttled += (size_t)a->throttled;
+        g->n_verify += (size_t)(a->verify && !isfinite(a->t_susp));
         g->tokens_total += a->tokens;
         if (isfinite(a->t_susp)) {
             g->n_susp++;
@@ -457,6 +460,7 @@ static int rep_load(rep *r, gw_conn *db, const char *path) {
 
 typedef struct {
     size_t groups, groups_caught, groups_throttled_only, accounts_susp_attack, benign, benign_susp, sybil_keys, sybil_susp;
+    size_t groups_verify_only, benign_verify; /* asked to verify, never suspended */
     size_t by_action[4]; /* accounts per act_kind */
     double tok_on, tok_off;
     const mrow *teacher, *st_on, *st_off, *st_clean;
@@ -483,7 +487,8 @@ static void headline_of(const rep *r, headline *h) {
     for (size_t k = 0; k < r->ng; k++) {
         h->groups++;
         h->groups_caught += r->g[k].n_susp > 0;
-        h->groups_throttled_only += r->g[k].n_susp == 0 && r->g[k].n_throttled > 0;
+        h->groups_verify_only += r->g[k].n_susp == 0 && r->g[k].n_verify > 0;
+        h->groups_throttled_only += r->g[k].n_susp == 0 && r->g[k].n_verify == 0 && r->g[k].n_throttled > 0;
         h->accounts_susp_attack += r->g[k].n_susp;
         if (r->g[k].n > h->sybil_keys) h->sybil_keys = r->g[k].n, h->sybil_susp = r->g[k].n_susp;
     }
@@ -491,7 +496,10 @@ static void headline_of(const rep *r, headline *h) {
         h->by_action[action_of(r, &r->a[i])]++;
         if (r->a[i].attack == 0 || (r->a[i].attack < 0 && !acted_on(&r->a[i]) && !link_acted(r, &r->a[i]))) {
             h->benign++;
-            h->benign_susp += isfinite(r->a[i].t_susp) || !strcmp(r->a[i].status, "suspended");
+            /* a verification holds the gateway status at suspended: counted apart, not as a suspension */
+            int verify_only = r->a[i].verify && !isfinite(r->a[i].t_susp);
+            h->benign_susp += isfinite(r->a[i].t_susp) || (!verify_only && !strcmp(r->a[i].status, "suspended"));
+            h->benign_verify += (size_t)verify_only;
         }
     }
     for (size_t i = 0; i < r->nh; i++) {
@@ -549,12 +557,15 @@ static int summary_text(const rep *r, rt_buf *o) {
                            h.groups_caught, h.groups, h.accounts_susp_attack,
                            h.sybil_keys > 1 ? ", incl. a linked sybil group" : "");
     if (r->labelled) {
+        if (!rc && h.groups_verify_only) rc = rt_buf_printf(o, "; %zu more asked to verify", h.groups_verify_only);
         if (!rc && h.groups_throttled_only) rc = rt_buf_printf(o, "; %zu more throttled", h.groups_throttled_only);
         if (!rc) rc = rt_buf_printf(o, "\n");
         if (!rc)
-            rc = rt_buf_printf(o, "benign accounts suspended: %zu of %zu — false positives (FPR %.2f%%)\n",
+            rc = rt_buf_printf(o, "benign accounts suspended: %zu of %zu — false positives (FPR %.2f%%)",
                                h.benign_susp, h.benign,
                                h.benign ? 100.0 * (double)h.benign_susp / (double)h.benign : 0.0);
+        if (!rc && h.benign_verify) rc = rt_buf_printf(o, "; %zu asked to verify", h.benign_verify);
+        if (!rc) rc = rt_buf_printf(o, "\n");
     }
     rt_fmt_si(a, sizeof a, h.tok_on);
     rt_fmt_si(b, sizeof b, h.tok_off);
@@ -914,7 +925,10 @@ static int sec_accounts(rep *r, rt_buf *o) {
         for (size_t j = 0; j < g->n; j++) refused += r->a[g->members[j]].refused403;
         if (rt_buf_printf(o, "<tr>") || td_str(o, g->name) || td_str(o, g->strategy) ||
             rt_buf_printf(o, "<td class=n>%zu</td><td class=n>%zu%s</td>", g->n, g->n_susp,
-                          !g->n_susp && g->n_throttled ? " (throttled)" : "") ||
+                          g->n_susp             ? ""
+                          : g->n_verify         ? " (asked to verify)"
+                          : g->n_throttled      ? " (throttled)"
+                                                : "") ||
             td_str(o, t) ||
             rt_buf_printf(o, "<td class=n>%lld</td><td class=n>%.0f</td><td class=n>%lld</td><td class=n>%lld</td></tr>",
                           (long long)g->served_before, g->tokens_before, (long long)g->served_total,
@@ -928,7 +942,8 @@ static int sec_accounts(rep *r, rt_buf *o) {
     size_t shown = 0;
     for (size_t i = 0; i < r->na; i++) {
         acct *a = &r->a[i];
-        if (a->attack != 0 || !(isfinite(a->t_susp) || !strcmp(a->status, "suspended"))) continue;
+        int verify_only = a->verify && !isfinite(a->t_susp); /* counted apart: asked to verify */
+        if (a->attack != 0 || verify_only || !(isfinite(a->t_susp) || !strcmp(a->status, "suspended"))) continue;
         if (rt_buf_printf(o, "%s<span class=bad>", shown++ ? ", " : "") || esc(o, a->name) ||
             rt_buf_printf(o, " (") || esc(o, a->persona) || rt_buf_printf(o, ", ") || esc(o, a->code) ||
             rt_buf_printf(o, ")</span>"))
