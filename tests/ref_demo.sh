@@ -215,7 +215,7 @@ cat "$D/gw.txt"
 "$PY" - "$D" <<'EOF'
 import hashlib, json, sqlite3, sys
 d = sys.argv[1]
-rank = {"flag": 1, "throttle": 2, "suspend": 3}
+rank = {"flag": 1, "throttle": 2, "verify": 3, "suspend": 4}
 def verdicts(path):
     db = sqlite3.connect(path)
     v = {name: 0 for (name,) in db.execute("SELECT name FROM guard_sim_accounts")}
@@ -224,7 +224,7 @@ def verdicts(path):
         v[name] = max(v[name], rank[action])
     return v
 plain, gw = verdicts(f"{d}/plain.db"), verdicts(f"{d}/demo/gateway.db")
-assert len(plain) >= 70 and max(plain.values()) == 3, plain
+assert len(plain) >= 70 and max(plain.values()) == 4, plain
 diff = {k: (plain.get(k), gw.get(k)) for k in set(plain) | set(gw) if plain.get(k) != gw.get(k)}
 assert not diff, ("verdicts differ (serve, gateway)", diff)
 out = open(f"{d}/gw.txt").read().strip().splitlines()

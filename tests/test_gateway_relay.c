@@ -85,6 +85,24 @@ static void test_json_answer(void) {
     serve_job_unref(j);
 }
 
+/* a completion holding U+0000 (a model may emit it; JSON carries it as \u0000): the usage and
+ * the text (NUL kept, for the ledger's output hash) are still read, answer and stream alike */
+static void test_nul_in_text(void) {
+    const char body[] = "{\"choices\":[{\"index\":0,\"text\":\"a\\u0000b\",\"finish_reason\":\"stop\"}],"
+                        "\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":3}}";
+    serve_job *j = feed_split(body, strlen(body), 1000, 0, "application/json");
+    CHECK(j && j->up_prompt_tokens == 4 && j->up_completion_tokens == 3 && !j->up_counted);
+    CHECK(j && j->choices[0].text.len == 3 && !memcmp(j->choices[0].text.data, "a\0b", 3));
+    serve_job_unref(j);
+    const char sse[] = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\\u0000y\"},\"finish_reason\":null}]}\n\n"
+                       "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2}}\n\n"
+                       "data: [DONE]\n\n";
+    j = feed_split(sse, strlen(sse), 7, 1, "text/event-stream");
+    CHECK(j && j->up_prompt_tokens == 5 && j->up_completion_tokens == 2);
+    CHECK(j && j->choices[0].text.len == 3 && !memcmp(j->choices[0].text.data, "x\0y", 3));
+    serve_job_unref(j);
+}
+
 static serve_job *failed_job(int result, long status, const char *body) {
     serve_job *j = serve_job_new_upstream(1);
     if (!j) return NULL;
@@ -164,5 +182,5 @@ static void test_lenient_messages(void) {
     }
 }
 
-TEST_MAIN("gateway_relay", TEST_CASE(test_stream), TEST_CASE(test_json_answer), TEST_CASE(test_errors),
+TEST_MAIN("gateway_relay", TEST_CASE(test_stream), TEST_CASE(test_json_answer), TEST_CASE(test_nul_in_text), TEST_CASE(test_errors),
           TEST_CASE(test_lenient_messages))

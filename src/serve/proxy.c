@@ -181,7 +181,7 @@ static int relay_event(xfer_ctx *x, const char *ev, size_t len) {
         return 0;
     }
     if (data) {
-        json_t *o = json_loadb(data, dl, 0, NULL);
+        json_t *o = json_loadb(data, dl, JSON_ALLOW_NUL, NULL);
         if (json_is_object(o)) {
             json_t *u = json_object_get(o, "usage"), *ch = json_object_get(o, "choices");
             take_usage(j, u);
@@ -293,7 +293,7 @@ static void finish_answer(xfer_ctx *x) {
     } else {
         int ok = j->up_status >= 200 && j->up_status < 300;
         if (ok && x->kind != SERVE_UP_MODELS) {
-            json_t *o = json_loadb(j->up_pending.data ? j->up_pending.data : "", j->up_pending.len, 0, NULL);
+            json_t *o = json_loadb(j->up_pending.data ? j->up_pending.data : "", j->up_pending.len, JSON_ALLOW_NUL, NULL);
             if (json_is_object(o)) {
                 take_usage(j, json_object_get(o, "usage"));
                 json_t *ch = json_object_get(o, "choices");
@@ -446,7 +446,7 @@ char *serve_proxy_error_body(const serve_job *j, int *status, const char **code)
     }
     if (*status < 400 || *status > 599) *status = 502;
     const char *b = j->up_out.data ? j->up_out.data : "";
-    json_t *o = json_loadb(b, j->up_out.len, 0, NULL);
+    json_t *o = json_loadb(b, j->up_out.len, JSON_ALLOW_NUL, NULL);
     json_t *e = json_is_object(o) ? json_object_get(o, "error") : NULL;
     char *out = NULL;
     if (json_is_object(e) && json_is_string(json_object_get(e, "message"))) {
