@@ -5,7 +5,9 @@
 #     temperature 1), and a large lambda prints something else, the same twice for a seed;
 #   - a proxy with another tokenizer is refused with a message, and so are partial flags;
 #   - data generate writes one record per prompt under the shift and the watermark together,
-#     and reports how many completions end in the prompts' answers;
+#     and reports how many completions end in the prompts' answers; the proxy batched per
+#     generator step gives the same file as --antidistill-unbatched; --antidistill-gate 1e-30
+#     (no position has so small a margin) gives plain sampling's file;
 #   - serve: an account named by --antidistill-trusted gets exactly what a server without the
 #     shift samples (same seed), another account gets shifted text; server_config records it.
 set -euo pipefail
@@ -46,6 +48,19 @@ $R data generate --model "$tmp/t.gguf" --prompts "$tmp/prompts.jsonl" --max-toke
 [ "$(wc -l < "$tmp/gen.jsonl")" = 12 ] || fail "data generate wrote $(wc -l < "$tmp/gen.jsonl") records, not 12"
 grep -q "answers: [0-9]* of 12 correct" "$tmp/err" || fail "no answer count: $(cat "$tmp/err")"
 grep -q "antidistillation: .* positions shifted" "$tmp/err" || fail "no cost line: $(cat "$tmp/err")"
+# the proxy batched per generator step samples what it samples one sequence at a time (temperature 1,
+# lambda 5: the shift decides tokens); a shut gate (no margin below 1e-30) is plain sampling
+DG="data generate --model $tmp/t.gguf --prompts $tmp/prompts.jsonl --max-tokens 24 --temperature 1 --top-k 0 --batch 4 --threads 2 --quiet"
+$R $DG $A --antidistill-lambda 5 --out "$tmp/bat.jsonl" 2> "$tmp/err" || fail "data generate (batched): $(cat "$tmp/err")"
+grep -q "positions shifted ([1-9][0-9]* from batched proxy steps" "$tmp/err" || fail "no batched positions: $(cat "$tmp/err")"
+$R $DG $A --antidistill-lambda 5 --antidistill-unbatched --out "$tmp/one.jsonl" 2> "$tmp/err" || fail "data generate (unbatched): $(cat "$tmp/err")"
+grep -q "positions shifted (0 from batched proxy steps" "$tmp/err" || fail "--antidistill-unbatched still batched: $(cat "$tmp/err")"
+cmp -s "$tmp/bat.jsonl" "$tmp/one.jsonl" || fail "the batched proxy step sampled other text than one-at-a-time"
+$R $DG --out "$tmp/plain.jsonl" 2> /dev/null
+cmp -s "$tmp/plain.jsonl" "$tmp/bat.jsonl" && fail "lambda 5 did not change data generate's text"
+$R $DG $A --antidistill-lambda 5 --antidistill-gate 1e-30 --out "$tmp/shut.jsonl" 2> "$tmp/err" || fail "data generate (gate): $(cat "$tmp/err")"
+cmp -s "$tmp/plain.jsonl" "$tmp/shut.jsonl" || fail "a shut gate changed the text"
+grep -q "positions shifted (0 from batched proxy steps, [1-9][0-9]* gated off)" "$tmp/err" || fail "gate count: $(cat "$tmp/err")"
 # serve, per account
 if command -v curl > /dev/null; then
   srv_pid=""

@@ -116,8 +116,8 @@ static int serve_adist_attach(void *ud, size_t slot, int64_t account_id, const c
 
 /* server_config's "antidistill" row: what an admin (and the report) needs to know. */
 static int adist_config_json(const cli_adist_options *o, const char *trusted, rt_buf *out) {
-    json_t *j = json_pack("{s:s, s:s, s:f, s:f, s:s}", "proxy", o->proxy, "task", o->task, "lambda", o->lambda, "eps",
-                          o->eps, "trusted", trusted ? trusted : "");
+    json_t *j = json_pack("{s:s, s:s, s:f, s:f, s:f, s:s}", "proxy", o->proxy, "task", o->task, "lambda", o->lambda,
+                          "eps", o->eps, "gate", o->gate, "trusted", trusted ? trusted : "");
     char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!txt) return RT_FAIL("out of memory writing the antidistillation config");
