@@ -15,8 +15,9 @@
  *     the b of one-sequence-at-a-time mark_adist_delta on a second state (tolerance 2e-4 +
  *     1e-4 |b|: the batched GEMM and the single-row path round differently, ~5e-7 in a
  *     log-prob, and b divides log-prob differences by 2 eps = 0.02; 10x tighter than the
- *     backprop check; the largest difference printed), and generation with the step hook samples what
- *     generation without it samples, at lambda 0 (= plain sampling) and lambda 5;
+ *     backprop check; the largest difference printed); generation with the step hook samples
+ *     what generation without it samples, at lambda 0 (= plain sampling, exactly) and lambda 5 (at
+ *     most one of 4 sequences may differ: a draw within rounding of a boundary; seen: none);
  *   - the gate: a margin no position reaches leaves sampling exactly plain (every position
  *     counted as gated); an open gate is the ungated shift;
  *   - bad parameters fail with a message.
@@ -367,7 +368,13 @@ static void test_batched_matches_single(void) {
         CHECK_MSG(same_results(plain, zero), "lambda = 0 with the batched step must sample what plain sampling does");
         CHECK_OK(gen(teacher, &b1, 40, 300, s1));
         CHECK_OK(gen(teacher, &b2, 40, 300, s2));
-        CHECK_MSG(same_results(s1, s2), "the batched step must sample what one-at-a-time shifting samples");
+        /* b agrees to float rounding (above), so the tokens agree unless a draw falls within
+         * rounding of a boundary: seen identical here; one sequence of NP may differ elsewhere */
+        size_t nd = 0;
+        for (size_t i = 0; i < NP; i++)
+            nd += s1[i].n != s2[i].n || memcmp(s1[i].tokens, s2[i].tokens, s1[i].n * sizeof(int32_t));
+        fprintf(stderr, "  batched vs one at a time at lambda 5: %zu of %d sequences differ\n", nd, NP);
+        CHECK_MSG(nd <= 1, "the batched step must sample what one-at-a-time shifting samples");
         CHECK_MSG(!same_results(plain, s1), "lambda = 5 should change what is sampled");
         mark_adist_stats st;
         mark_adist_get_stats(f1, &st);
