@@ -10,7 +10,9 @@
 #     rounding); --antidistill-gate 1e-30
 #     (no position has so small a margin) gives plain sampling's file;
 #   - serve: an account named by --antidistill-trusted gets exactly what a server without the
-#     shift samples (same seed), another account gets shifted text; server_config records it.
+#     shift samples (same seed), another account gets shifted text (the same twice, with the
+#     trusted account's plain sequence between: the proxy is batched per engine step and that
+#     slot detached); server_config records it.
 set -euo pipefail
 BUILD=${BUILD:-build}
 R=$BUILD/retort
@@ -91,9 +93,16 @@ if command -v curl > /dev/null; then
   ask "$KA" "$tmp/plain_a.json"
   stop
   start $A --antidistill-lambda 50 --antidistill-trusted alice,carol
-  ask "$KA" "$tmp/ad_a.json"
   ask "$KB" "$tmp/ad_b.json"
+  ask "$KA" "$tmp/ad_a.json"
+  ask "$KB" "$tmp/ad_b2.json"
   stop
+  # the engine runs the proxy batched per step (serve_options.seq_step): bob's text is the same
+  # again after alice's plain sequence held the slot (detached), and nothing fell back or failed
+  cmp -s "$tmp/ad_b.json.txt" "$tmp/ad_b2.json.txt" || fail "bob's shifted text changed: $(cat "$tmp/ad_b.json.txt") vs $(cat "$tmp/ad_b2.json.txt")"
+  grep -q "serve: antidistillation: [1-9][0-9]* positions shifted ([1-9][0-9]* from batched proxy steps" "$tmp/serve.log" \
+    || fail "serve did not batch the proxy: $(grep antidistillation "$tmp/serve.log")"
+  grep -q "antidistillation: .*\(left unshifted\|failed\)" "$tmp/serve.log" && fail "antidistillation warned: $(grep antidistillation "$tmp/serve.log")"
   cmp -s "$tmp/plain_a.json.txt" "$tmp/ad_a.json.txt" || fail "the trusted account's text changed: $(cat "$tmp/plain_a.json.txt") vs $(cat "$tmp/ad_a.json.txt")"
   cmp -s "$tmp/plain_a.json.txt" "$tmp/ad_b.json.txt" && fail "the untrusted account's text was not shifted"
   python3 - "$tmp/g.db" <<'PY' || fail "server_config has no antidistill row"

@@ -431,6 +431,13 @@ static void adist_process(void *ud, float *logits, size_t V, const int32_t *hist
     a->st.seconds += rt_now() - t0;
 }
 
+void mark_adist_detach(mark_adist *a, size_t slot) {
+    if (slot < a->p.max_seqs) {
+        forget(&a->slots[slot]);
+        a->slots[slot].attached = 0;
+    }
+}
+
 int mark_adist_attach(mark_adist *a, size_t slot, sampler *s) {
     if (slot >= a->p.max_seqs)
         return RT_FAIL("antidistillation: slot %zu, but the state was made for %zu sequences", slot, a->p.max_seqs);

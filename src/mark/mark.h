@@ -396,6 +396,8 @@ double mark_adist_grad_norm(const mark_adist *a);
 /* Attach the shift as a logits processor of s for the sequence in slot (< max_seqs; its
  * caches are reset). The teacher's vocabulary size (s->V) must be the proxy's. */
 int mark_adist_attach(mark_adist *a, size_t slot, sampler *s);
+/* slot's sequence has no shift (serve: a trusted account's): mark_adist_prepare skips it. */
+void mark_adist_detach(mark_adist *a, size_t slot);
 /* b(. | history) into b (V) through slot's caches (tests, benchmarks). */
 int mark_adist_delta(mark_adist *a, size_t slot, const int32_t *history, size_t n_history, float *b);
 /* The batched path (the generator's step hook, generate.h's before_sample; ud = the state):
