@@ -52,8 +52,9 @@ run $R data arith --n $N_LABELLED --digits $DIGITS --seed $SEED --out "$OUT/labe
 run $R data arith --n $N_HARVEST --digits $DIGITS --seed $((SEED + 100)) --out "$OUT/harvest_prompts.jsonl"
 run $R data arith --n $N_TEST --digits $DIGITS --seed $((SEED + 200)) --out "$OUT/test.jsonl"
 run $R data arith --n $N_TASK --digits $DIGITS --seed $((SEED + 300)) --out "$OUT/task.jsonl"
-if [ "$FORMAT" = free ] && [ ! -f "$OUT/.free" ]; then
+if [ "$FORMAT" = free ]; then
   # the same problems and working, a connective drawn from 8 before each step and the answer
+  # (deterministic: a rerun in the same folder rewrites the same files)
   for f in labelled task test; do
     python3 - "$OUT/$f.jsonl" "$SEED" <<'EOF'
 import json, random, sys
@@ -70,7 +71,6 @@ with open(path + ".tmp", "w") as o:
 EOF
     mv "$OUT/$f.jsonl.tmp" "$OUT/$f.jsonl"
   done
-  touch "$OUT/.free"
 fi
 head -n $N_PROXY "$OUT/labelled.jsonl" > "$OUT/proxy_data.jsonl"
 [ -f "$OUT/teacher.gguf" ] || run $R sft --data "$OUT/labelled.jsonl" --vocab-size 262 $TEACHER --steps $T_STEPS $TRAIN --seed $SEED --out "$OUT/teacher.gguf"
