@@ -152,7 +152,7 @@ for g in gates:
         f = "%s/curve_%s_gate%s.jsonl" % (out, who, g)
         with open(f, "w") as o:
             for r in sub:
-                o.write(json.dumps({"lambda": float(r[1]), "accuracy": float(r[col])}) + "\n")
+                o.write(json.dumps({"lambda": float(r[1]), "accuracy": float(r[col]), "sd": float(r[4]) if who == "student" else 0}) + "\n")
         files.append(f)
         labels.append(lab)
 open(out + "/curve_files.txt", "w").write(" ".join(files))
@@ -168,7 +168,7 @@ for r in rows:
 with open(out + "/hlines.txt", "w") as h:
     h.write("student on watermarked text=%s,student on answers only=%s" % (by["watermark"][3], by["answers_only"][3]))
 EOF
-run $R eval-plot --curves --x lambda --key accuracy --title "antidistillation on arithmetic: users vs harvester" \
+run $R eval-plot --curves --x lambda --key accuracy --err-key sd --title "antidistillation on arithmetic: users vs harvester" \
   --labels "$(cat "$OUT/curve_labels.txt")" \
   --hlines "$(cat "$OUT/hlines.txt")" --out "$OUT/antidistill_tradeoff.svg" $(cat "$OUT/curve_files.txt")
 log "results: $OUT/results.tsv"
