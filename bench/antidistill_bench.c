@@ -8,6 +8,10 @@
  *   - the alternative the shift does not use: ONE proxy weight copy perturbed in place, which
  *     costs three passes over the proxy's weights per token (to +eps u, to -eps u, back)
  *     on top of the same two decode steps,
+ *   - with 16 sequences decoding together (the generator's continuous batching): the
+ *     teacher's batched step, the shift one sequence at a time (16 x mark_adist_delta) and
+ *     the shift batched per step (mark_adist_prepare: one decoder pass per proxy copy for
+ *     all 16), each per generated token,
  * and prints one JSON line per shape with the ratios. Usage: antidistill_bench [TOKENS]
  */
 #include <stdio.h>
@@ -42,6 +46,56 @@ static double decode_time(const model *m, const int32_t *toks, size_t n) {
     kv_cache_free(&kv);
     free(lg);
     return t;
+}
+
+#define NB 16
+/* seconds per token of NB sequences decoding together, one row each per pass */
+static double batch_decode_time(const model *m, const int32_t *toks, size_t n) {
+    kv_cache kv[NB], *c[NB];
+    decoder d;
+    float *lg = malloc(NB * m->cfg.vocab_size * sizeof(float));
+    if (!lg || decoder_init(&d, m, NB)) exit(1);
+    for (size_t k = 0; k < NB; k++) {
+        if (kv_cache_init(&kv[k], &m->cfg, m->cfg.ctx_len)) exit(1);
+        c[k] = &kv[k];
+    }
+    size_t steps = n / NB ? n / NB : 1;
+    int32_t row[NB];
+    double t0 = rt_now();
+    for (size_t i = 0; i < steps; i++) {
+        for (size_t k = 0; k < NB; k++) {
+            if (kv[k].len == kv[k].n_ctx) kv_cache_clear(&kv[k]);
+            row[k] = toks[(i + 31 * k) % n];
+        }
+        if (decoder_run(&d, c, row, NB, NULL, lg)) exit(1);
+    }
+    double t = (rt_now() - t0) / (double)(steps * NB);
+    decoder_free(&d);
+    for (size_t k = 0; k < NB; k++) kv_cache_free(&kv[k]);
+    free(lg);
+    return t;
+}
+
+/* seconds per token of the shift for NB sequences growing together (a fresh start every 128
+ * tokens): batched (mark_adist_prepare) or one at a time (mark_adist_delta) */
+static double batch_shift_time(mark_adist *a, const int32_t *toks, size_t n, int batched, float *b) {
+    static int32_t hist[NB][128];
+    for (size_t k = 0; k < NB; k++)
+        for (size_t t = 0; t < 128; t++) hist[k][t] = toks[(t + 31 * k) % n];
+    size_t steps = n / NB ? n / NB : 1;
+    gen_ready r[NB];
+    double t0 = rt_now();
+    for (size_t i = 0; i < steps; i++) {
+        size_t len = i % 128 + 1;
+        for (size_t k = 0; k < NB; k++) r[k] = (gen_ready){.slot = k, .hist = hist[k], .n_hist = len};
+        if (batched) {
+            if (mark_adist_prepare(a, r, NB)) exit(1);
+        } else {
+            for (size_t k = 0; k < NB; k++)
+                if (mark_adist_delta(a, k, hist[k], len, b)) exit(1);
+        }
+    }
+    return (rt_now() - t0) / (double)(steps * NB);
 }
 
 int main(int argc, char **argv) {
@@ -83,13 +137,28 @@ int main(int argc, char **argv) {
                 for (size_t j = 0; j < p->n_params; j++) p->params[j] += c * g[j];
             }
         double t_flip = (rt_now() - t0) / (double)n;
+        /* NB sequences together: a state with NB slots, each slot's processor attached */
+        ap.max_seqs = NB;
+        mark_adist *ab = NULL;
+        sampler smp[NB];
+        sampler_params sp = sampler_defaults();
+        if (mark_adist_new(&ab, p, g, &ap)) return 1;
+        for (size_t k = 0; k < NB; k++)
+            if (sampler_init(&smp[k], V, &sp) || mark_adist_attach(ab, k, &smp[k])) return 1;
+        double t_tb = batch_decode_time(t, toks, n);
+        double t_one = batch_shift_time(ab, toks, n, 0, b), t_bat = batch_shift_time(ab, toks, n, 1, b);
+        for (size_t k = 0; k < NB; k++) sampler_free(&smp[k]);
+        mark_adist_free(ab);
         printf("{\"teacher_params\":%zu,\"proxy_params\":%zu,\"vocab\":%zu,\"tokens\":%zu,"
                "\"teacher_ms\":%.4f,\"proxy_decode_ms\":%.4f,\"shift_ms\":%.4f,\"inplace_extra_ms\":%.4f,"
                "\"shift_over_teacher\":%.3f,\"shift_over_2_proxy_decodes\":%.3f,\"inplace_over_two_copies\":%.3f,"
-               "\"memory_two_copies_mb\":%.2f}\n",
+               "\"memory_two_copies_mb\":%.2f,\"batch16_teacher_ms\":%.4f,\"batch16_shift_one_by_one_ms\":%.4f,"
+               "\"batch16_shift_batched_ms\":%.4f,\"batch16_one_by_one_over_teacher\":%.3f,"
+               "\"batch16_batched_over_teacher\":%.3f,\"batch16_speedup\":%.2f}\n",
                t->n_params, p->n_params, V, n, 1e3 * t_teacher, 1e3 * t_proxy, 1e3 * t_shift, 1e3 * t_flip,
                t_shift / t_teacher, t_shift / (2 * t_proxy), (t_shift + t_flip) / t_shift,
-               2.0 * (double)p->n_params * 4 / 1e6);
+               2.0 * (double)p->n_params * 4 / 1e6, 1e3 * t_tb, 1e3 * t_one, 1e3 * t_bat, t_one / t_tb, t_bat / t_tb,
+               t_one / t_bat);
         fflush(stdout);
         mark_adist_free(a);
         free(g);

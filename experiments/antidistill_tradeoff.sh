@@ -12,8 +12,13 @@
 #   4. every student is scored on held-out problems (eval --task arith, greedy); one table
 #      (results.tsv), one JSON per run, and a plot (antidistill_tradeoff.svg).
 # Usage: experiments/antidistill_tradeoff.sh [OUT_DIR]   (defaults: ~35 min on 2 busy cores;
-# results of two runs and their commands in docs/antidistill.md)
-# Every size is an environment variable (below); LAMBDAS is a space-separated list.
+# results of the runs and their commands in docs/antidistill.md)
+# Every size is an environment variable (below); LAMBDAS is a space-separated list of
+# LAMBDA or LAMBDA:GATE (the gate: --antidistill-gate, shift only where the teacher's top-1
+# logit leads by less than GATE). FORMAT=free gives every trace free choices: a connective
+# word drawn at random from 8 before each step and before the answer (" so 7*4=28, then
+# 6*4+2=26; thus answer 268"), the same arithmetic; TEMP > 0 samples the teacher's answers at
+# that temperature (top-k/top-p off) instead of greedily.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R=${R:-build/retort}
@@ -31,6 +36,8 @@ P_STEPS=${P_STEPS:-200}
 S_STEPS=${S_STEPS:-1000}
 LAMBDAS=${LAMBDAS:-"0.01 0.02 0.04 0.06 0.08 0.16"}
 EPS=${EPS:-0.01}
+FORMAT=${FORMAT:-plain}
+TEMP=${TEMP:-0}
 SEED=${SEED:-1}
 STUDENT_SEEDS=${STUDENT_SEEDS:-"3 4 5"}  # each student is trained once per seed; mean and sd reported
 TEACHER="--dim 96 --layers 3 --heads 4 --kv-heads 2 --ffn 256"
@@ -39,12 +46,32 @@ TRAIN="--seq-len 64 --batch 16 --lr 3e-3 --eval-every 200 --save-every 100000 --
 mkdir -p "$OUT"
 log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/run.log" >&2; }
 run() { log "\$ $*"; $NICE "$@" >> "$OUT/run.log" 2>&1; }
-log "load average: $(cut -d' ' -f1-3 /proc/loadavg); seed $SEED; lambdas $LAMBDAS; eps $EPS"
+log "load average: $(cut -d' ' -f1-3 /proc/loadavg); seed $SEED; lambdas $LAMBDAS; eps $EPS; format $FORMAT; temperature $TEMP"
 
 run $R data arith --n $N_LABELLED --digits $DIGITS --seed $SEED --out "$OUT/labelled.jsonl"
 run $R data arith --n $N_HARVEST --digits $DIGITS --seed $((SEED + 100)) --out "$OUT/harvest_prompts.jsonl"
 run $R data arith --n $N_TEST --digits $DIGITS --seed $((SEED + 200)) --out "$OUT/test.jsonl"
 run $R data arith --n $N_TASK --digits $DIGITS --seed $((SEED + 300)) --out "$OUT/task.jsonl"
+if [ "$FORMAT" = free ]; then
+  # the same problems and working, a connective drawn from 8 before each step and the answer
+  # (deterministic: a rerun in the same folder rewrites the same files)
+  for f in labelled task test; do
+    python3 - "$OUT/$f.jsonl" "$SEED" <<'EOF'
+import json, random, sys
+path, seed = sys.argv[1], int(sys.argv[2])
+rng = random.Random(seed * 7919 + len(path))
+words = ["so", "then", "next", "now", "ok", "and", "thus", "hence"]
+rows = [json.loads(l) for l in open(path)]
+with open(path + ".tmp", "w") as o:
+    for r in rows:
+        steps, ans = r["completion"].strip().split("; answer ")
+        parts = steps.split(", ")
+        r["completion"] = " " + ", ".join(rng.choice(words) + " " + p for p in parts) + "; " + rng.choice(words) + " answer " + ans
+        o.write(json.dumps(r) + "\n")
+EOF
+    mv "$OUT/$f.jsonl.tmp" "$OUT/$f.jsonl"
+  done
+fi
 head -n $N_PROXY "$OUT/labelled.jsonl" > "$OUT/proxy_data.jsonl"
 [ -f "$OUT/teacher.gguf" ] || run $R sft --data "$OUT/labelled.jsonl" --vocab-size 262 $TEACHER --steps $T_STEPS $TRAIN --seed $SEED --out "$OUT/teacher.gguf"
 [ -f "$OUT/proxy.gguf" ] || run $R sft --data "$OUT/proxy_data.jsonl" --tokenizer "$OUT/teacher.gguf" $STUDENT --steps $P_STEPS $TRAIN --seed $((SEED + 1)) --out "$OUT/proxy.gguf"
@@ -58,13 +85,17 @@ with open(sys.argv[1]) as f, open(sys.argv[2], "w") as o:
         o.write(json.dumps({"prompt": r["prompt"], "completion": " answer " + r["answer"], "answer": r["answer"]}) + "\n")
 EOF
 
-GEN="--model $OUT/teacher.gguf --prompts $OUT/harvest_prompts.jsonl --max-tokens 64 --temperature 0 --batch 16 --threads $TH --quiet"
+SAMPLE="--temperature 0"
+[ "$TEMP" != 0 ] && SAMPLE="--temperature $TEMP --top-k 0 --top-p 1 --seed $SEED"
+GEN="--model $OUT/teacher.gguf --prompts $OUT/harvest_prompts.jsonl --max-tokens 64 $SAMPLE --batch 16 --threads $TH --quiet"
 # name, then the teacher's extra flags
 settings=("plain|" "watermark|--watermark-key-file $OUT/watermark.key")
-for l in $LAMBDAS; do
-  settings+=("lambda$l|--antidistill-proxy $OUT/proxy.gguf --antidistill-task $OUT/task.jsonl --antidistill-lambda $l --antidistill-eps $EPS")
+for lg in $LAMBDAS; do
+  l=${lg%%:*}; g=0; [[ $lg == *:* ]] && g=${lg#*:}
+  name="lambda$l"; [ "$g" != 0 ] && name="lambda${l}_gate$g"
+  settings+=("$name|--antidistill-proxy $OUT/proxy.gguf --antidistill-task $OUT/task.jsonl --antidistill-lambda $l --antidistill-eps $EPS --antidistill-gate $g")
 done
-printf "setting\tlambda\tteacher_acc\tstudent_acc\tstudent_sd\tstudent_accs\tgen_seconds\n" > "$OUT/results.tsv"
+printf "setting\tlambda\tteacher_acc\tstudent_acc\tstudent_sd\tstudent_accs\tgen_seconds\tgate\n" > "$OUT/results.tsv"
 student() { # name data -> "mean<TAB>sd<TAB>acc,acc,..." over STUDENT_SEEDS
   local accs=""
   for ss in $STUDENT_SEEDS; do
@@ -97,11 +128,12 @@ print(ok / n)
 EOF
 )
   sacc=$(student "$name" "$OUT/gen_$name.jsonl")
-  lam=0; [[ $name == lambda* ]] && lam=${name#lambda}
-  printf "%s\t%s\t%.4f\t%s\t%s\n" "$name" "$lam" "$tacc" "$sacc" "$(cat "$OUT/gen_$name.seconds")" | tee -a "$OUT/results.tsv"
+  lam=0; gate=0
+  if [[ $name == lambda* ]]; then lam=${name#lambda}; lam=${lam%%_gate*}; [[ $name == *_gate* ]] && gate=${name##*_gate}; fi
+  printf "%s\t%s\t%.4f\t%s\t%s\t%s\n" "$name" "$lam" "$tacc" "$sacc" "$(cat "$OUT/gen_$name.seconds")" "$gate" | tee -a "$OUT/results.tsv"
 done
 aacc=$(student answers_only "$OUT/answers_only.jsonl")
-printf "answers_only\t-\t-\t%s\t0\n" "$aacc" | tee -a "$OUT/results.tsv"
+printf "answers_only\t-\t-\t%s\t0\t-\n" "$aacc" | tee -a "$OUT/results.tsv"
 run $R eval --model "$OUT/teacher.gguf" --data "$OUT/test.jsonl" --task arith --max-new 64 --batch 32 --threads $TH --label teacher --json-out "$OUT/teacher.eval.json"
 # the plot: teacher and student accuracy against lambda (plain sampling at lambda 0), the
 # controls' students as reference lines
@@ -110,25 +142,35 @@ import json, sys
 out = sys.argv[1]
 rows = [l.rstrip("\n").split("\t") for l in open(out + "/results.tsv")][1:]
 by = {r[0]: r for r in rows}
-with open(out + "/curve_teacher.jsonl", "w") as t, open(out + "/curve_student.jsonl", "w") as s:
-    for r in rows:
-        if r[0] == "plain" or r[0].startswith("lambda"):
-            t.write(json.dumps({"lambda": float(r[1]), "accuracy": float(r[2])}) + "\n")
-            s.write(json.dumps({"lambda": float(r[1]), "accuracy": float(r[3])}) + "\n")
+# one teacher and one student curve per gate value (plain sampling is lambda 0 of each)
+gates = sorted({r[7] for r in rows if r[0].startswith("lambda")}, key=float) or ["0"]
+files, labels = [], []
+for g in gates:
+    sub = [r for r in rows if r[0] == "plain" or (r[0].startswith("lambda") and r[7] == g)]
+    tag = "" if g == "0" else " (gate %s)" % g
+    for who, col, lab in (("teacher", 2, "teacher%s: what users get" % tag), ("student", 3, "student%s: what a harvester gets" % tag)):
+        f = "%s/curve_%s_gate%s.jsonl" % (out, who, g)
+        with open(f, "w") as o:
+            for r in sub:
+                o.write(json.dumps({"lambda": float(r[1]), "accuracy": float(r[col]), "sd": float(r[4]) if who == "student" else 0}) + "\n")
+        files.append(f)
+        labels.append(lab)
+open(out + "/curve_files.txt", "w").write(" ".join(files))
+open(out + "/curve_labels.txt", "w").write(",".join(labels))
 print("goal check (docs/antidistill.md): answers-only %s, plain student %s" % (by["answers_only"][3], by["plain"][3]), file=sys.stderr)
 gain0 = float(by["plain"][3]) - float(by["answers_only"][3])
 for r in rows:
     if r[0].startswith("lambda"):
         lost = 100 * (float(r[2]) - float(by["plain"][2]))
         gain = float(r[3]) - float(by["answers_only"][3])
-        print("  lambda %s: teacher %+.1f points, student gain over answers-only %.1f -> %.1f points (%.0f%% of it kept)"
-              % (r[1], lost, 100 * gain0, 100 * gain, 100 * gain / gain0 if gain0 else float("nan")), file=sys.stderr)
+        print("  lambda %s gate %s: teacher %+.1f points, student gain over answers-only %.1f -> %.1f points (%.0f%% of it kept)"
+              % (r[1], r[7], lost, 100 * gain0, 100 * gain, 100 * gain / gain0 if gain0 else float("nan")), file=sys.stderr)
 with open(out + "/hlines.txt", "w") as h:
     h.write("student on watermarked text=%s,student on answers only=%s" % (by["watermark"][3], by["answers_only"][3]))
 EOF
-run $R eval-plot --curves --x lambda --key accuracy --title "antidistillation on arithmetic: users vs harvester" \
-  --labels "teacher (what users get),student sft on the teacher's text (what a harvester gets)" \
-  --hlines "$(cat "$OUT/hlines.txt")" --out "$OUT/antidistill_tradeoff.svg" "$OUT/curve_teacher.jsonl" "$OUT/curve_student.jsonl"
+run $R eval-plot --curves --x lambda --key accuracy --err-key sd --title "antidistillation on arithmetic: users vs harvester" \
+  --labels "$(cat "$OUT/curve_labels.txt")" \
+  --hlines "$(cat "$OUT/hlines.txt")" --out "$OUT/antidistill_tradeoff.svg" $(cat "$OUT/curve_files.txt")
 log "results: $OUT/results.tsv"
 cat "$OUT/results.tsv" | tee -a "$OUT/run.log" >&2
 log "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

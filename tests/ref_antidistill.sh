@@ -5,9 +5,14 @@
 #     temperature 1), and a large lambda prints something else, the same twice for a seed;
 #   - a proxy with another tokenizer is refused with a message, and so are partial flags;
 #   - data generate writes one record per prompt under the shift and the watermark together,
-#     and reports how many completions end in the prompts' answers;
+#     and reports how many completions end in the prompts' answers; the proxy batched per
+#     generator step gives the same records as --antidistill-unbatched (1 of 12 may differ by
+#     rounding); --antidistill-gate 1e-30
+#     (no position has so small a margin) gives plain sampling's file;
 #   - serve: an account named by --antidistill-trusted gets exactly what a server without the
-#     shift samples (same seed), another account gets shifted text; server_config records it.
+#     shift samples (same seed), another account gets shifted text (the same twice, with the
+#     trusted account's plain sequence between: the proxy is batched per engine step and that
+#     slot detached); server_config records it.
 set -euo pipefail
 BUILD=${BUILD:-build}
 R=$BUILD/retort
@@ -46,6 +51,22 @@ $R data generate --model "$tmp/t.gguf" --prompts "$tmp/prompts.jsonl" --max-toke
 [ "$(wc -l < "$tmp/gen.jsonl")" = 12 ] || fail "data generate wrote $(wc -l < "$tmp/gen.jsonl") records, not 12"
 grep -q "answers: [0-9]* of 12 correct" "$tmp/err" || fail "no answer count: $(cat "$tmp/err")"
 grep -q "antidistillation: .* positions shifted" "$tmp/err" || fail "no cost line: $(cat "$tmp/err")"
+# the proxy batched per generator step samples what it samples one sequence at a time (temperature 1,
+# lambda 5: the shift decides tokens); a shut gate (no margin below 1e-30) is plain sampling
+DG="data generate --model $tmp/t.gguf --prompts $tmp/prompts.jsonl --max-tokens 24 --temperature 1 --top-k 0 --batch 4 --threads 2 --quiet"
+$R $DG $A --antidistill-lambda 5 --out "$tmp/bat.jsonl" 2> "$tmp/err" || fail "data generate (batched): $(cat "$tmp/err")"
+grep -q "positions shifted ([1-9][0-9]* from batched proxy steps" "$tmp/err" || fail "no batched positions: $(cat "$tmp/err")"
+$R $DG $A --antidistill-lambda 5 --antidistill-unbatched --out "$tmp/one.jsonl" 2> "$tmp/err" || fail "data generate (unbatched): $(cat "$tmp/err")"
+grep -q "positions shifted (0 from batched proxy steps" "$tmp/err" || fail "--antidistill-unbatched still batched: $(cat "$tmp/err")"
+# b agrees to float rounding, so a completion differs only where a draw fell within rounding of a
+# boundary (2 of 1,500 on the arithmetic experiment's harvest at lambda 0.5): allow 1 of 12
+same=$(python3 -c 'import sys; a = open(sys.argv[1]).read().splitlines(); b = open(sys.argv[2]).read().splitlines(); print(sum(x == y for x, y in zip(a, b)) if len(a) == len(b) else -1)' "$tmp/bat.jsonl" "$tmp/one.jsonl")
+[ "$same" -ge 11 ] || fail "the batched proxy step sampled other text than one-at-a-time ($same of 12 records the same)"
+$R $DG --out "$tmp/plain.jsonl" 2> /dev/null
+cmp -s "$tmp/plain.jsonl" "$tmp/bat.jsonl" && fail "lambda 5 did not change data generate's text"
+$R $DG $A --antidistill-lambda 5 --antidistill-gate 1e-30 --out "$tmp/shut.jsonl" 2> "$tmp/err" || fail "data generate (gate): $(cat "$tmp/err")"
+cmp -s "$tmp/plain.jsonl" "$tmp/shut.jsonl" || fail "a shut gate changed the text"
+grep -q "positions shifted (0 from batched proxy steps, [1-9][0-9]* gated off)" "$tmp/err" || fail "gate count: $(cat "$tmp/err")"
 # serve, per account
 if command -v curl > /dev/null; then
   srv_pid=""
@@ -72,9 +93,16 @@ if command -v curl > /dev/null; then
   ask "$KA" "$tmp/plain_a.json"
   stop
   start $A --antidistill-lambda 50 --antidistill-trusted alice,carol
-  ask "$KA" "$tmp/ad_a.json"
   ask "$KB" "$tmp/ad_b.json"
+  ask "$KA" "$tmp/ad_a.json"
+  ask "$KB" "$tmp/ad_b2.json"
   stop
+  # the engine runs the proxy batched per step (serve_options.seq_step): bob's text is the same
+  # again after alice's plain sequence held the slot (detached), and nothing fell back or failed
+  cmp -s "$tmp/ad_b.json.txt" "$tmp/ad_b2.json.txt" || fail "bob's shifted text changed: $(cat "$tmp/ad_b.json.txt") vs $(cat "$tmp/ad_b2.json.txt")"
+  grep -q "serve: antidistillation: [1-9][0-9]* positions shifted ([1-9][0-9]* from batched proxy steps" "$tmp/serve.log" \
+    || fail "serve did not batch the proxy: $(grep antidistillation "$tmp/serve.log")"
+  grep -q "antidistillation: .*\(left unshifted\|failed\)" "$tmp/serve.log" && fail "antidistillation warned: $(grep antidistillation "$tmp/serve.log")"
   cmp -s "$tmp/plain_a.json.txt" "$tmp/ad_a.json.txt" || fail "the trusted account's text changed: $(cat "$tmp/plain_a.json.txt") vs $(cat "$tmp/ad_a.json.txt")"
   cmp -s "$tmp/plain_a.json.txt" "$tmp/ad_b.json.txt" && fail "the untrusted account's text was not shifted"
   python3 - "$tmp/g.db" <<'PY' || fail "server_config has no antidistill row"

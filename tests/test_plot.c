@@ -181,5 +181,27 @@ static void test_panels_many(void) {
     rt_buf_free(&o);
 }
 
+static void test_error_bars(void) {
+    /* one bar (y 0.5 +- 0.1) and one point without (NAN): the bar's top is the pixel of y 0.6,
+     * which is the line's second point, and the bar is symmetric about the line's first point */
+    double x[] = {0, 1}, y[] = {0.5, 0.6}, e[] = {0.1, NAN};
+    plot_series s = {.name = "student", .x = x, .y = y, .err = e, .n = 2, .mark_x = NAN};
+    plot_chart c = plot_chart_defaults();
+    c.title = "error bars";
+    rt_buf o = {0};
+    CHECK_OK(plot_lines(&o, &c, &s, 1));
+    check_layout("error bars", o.data);
+    CHECK(count(o.data, "stroke-width=\"1.2\"") == 1);
+    const char *pl = strstr(o.data, "points=\""), *pa = strstr(o.data, "<path d=\"M");
+    double x0, y0, x1, y1, bx, lo, hi;
+    CHECK(pl && sscanf(pl, "points=\"%lf,%lf %lf,%lf", &x0, &y0, &x1, &y1) == 4);
+    CHECK(pa && sscanf(pa, "<path d=\"M%lf %lfV%lf", &bx, &lo, &hi) == 3);
+    if (pl && pa) {
+        CHECK(fabs(bx - x0) < 0.11 && fabs(hi - y1) < 0.11);      /* at point 0, up to y = 0.6 */
+        CHECK(fabs((lo - y0) - (y0 - hi)) < 0.21 && lo > y0 + 5); /* down as far as up */
+    }
+    rt_buf_free(&o);
+}
+
 TEST_MAIN("plot", TEST_CASE(test_lines_crowded), TEST_CASE(test_markers_close), TEST_CASE(test_bars_long),
-          TEST_CASE(test_panels_many))
+          TEST_CASE(test_panels_many), TEST_CASE(test_error_bars))

@@ -66,6 +66,15 @@ static int attach_data(void *ud, size_t slot, size_t id, void *user, sampler *s)
     return d->wm ? mark_attach(s, d->wm) : 0;
 }
 
+/* Each step, the proxy's rows of every sequence about to be sampled in one batch. */
+static int prepare_data(void *ud, const gen_ready *ready, size_t n) {
+    data_attach *d = ud;
+    if (d->ad && mark_adist_prepare(d->ad, ready, n))
+        rt_warn("antidistillation: a batched proxy step failed (%s); its positions are computed one by one",
+                rt_errmsg());
+    return 0;
+}
+
 /* With an "answer" per prompt: how many completions end in that answer (arith_extract_answer),
  * the accuracy a user of this teacher gets. */
 static void report_answers(const tokenizer *tok, const kd_gen_seq *gen, char *const *answers, size_t n) {
@@ -201,6 +210,7 @@ static int data_generate(int argc, char **argv) {
     data_attach da = {.ad = ad, .wm = wm_on ? &wm : NULL};
     if (ad || wm_on) {
         go.setup = attach_data;
+        go.before_sample = ad && !ado.unbatched ? prepare_data : NULL;
         go.setup_ud = &da;
     }
     rt_info("generating up to %zu tokens for %zu prompts with %s (temperature %g%s)", go.max_new, np, model_path,

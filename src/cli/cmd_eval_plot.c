@@ -56,14 +56,16 @@ static int parse_hlines(char *spec, plot_chart *c) {
 
 /* Series f: ns[f] points (xs[f], ys[f]), one chart written to path. */
 static int write_curves(const char *path, const char *title, const char *xkey, const char *key, char *hlines,
-                        size_t n, const char *const *labels, double *const *xs, double *const *ys, const size_t *ns) {
+                        size_t n, const char *const *labels, double *const *xs, double *const *ys,
+                        double *const *es, const size_t *ns) {
     plot_series s[MAX_FILES];
     int any = 0;
     for (size_t f = 0; f < n; f++)
         for (size_t i = 0; i < ns[f]; i++) any |= isfinite(xs[f][i]) && isfinite(ys[f][i]);
     if (!any) return RT_FAIL("no finite points to plot");
     for (size_t f = 0; f < n; f++)
-        s[f] = (plot_series){.name = labels[f], .x = xs[f], .y = ys[f], .n = ns[f], .mark_x = NAN, .stroke = 2};
+        s[f] = (plot_series){.name = labels[f], .x = xs[f], .y = ys[f], .err = es[f], .n = ns[f], .mark_x = NAN,
+                             .stroke = 2};
     plot_chart c = plot_chart_defaults();
     c.title = title, c.xlabel = xkey, c.ylabel = key, c.width = 760, c.height = 460;
     if (hlines && parse_hlines(hlines, &c)) return -1;
@@ -75,7 +77,7 @@ static int write_curves(const char *path, const char *title, const char *xkey, c
 
 int cmd_eval_plot(int argc, char **argv) {
     const char *out = NULL, *title = NULL, *metrics = "loss,kl,top1_agreement", *key = "val_loss", *labels = NULL;
-    const char *xkey = "step", *hlines = NULL;
+    const char *xkey = "step", *hlines = NULL, *err_key = NULL;
     int curves = 0;
     const char *files[MAX_FILES];
     size_t nf = 0;
@@ -88,6 +90,7 @@ int cmd_eval_plot(int argc, char **argv) {
         {"--labels", CLI_STR, &labels, "comma-separated names for the inputs (default: from the files)", 0, 0},
         {"--x", CLI_STR, &xkey, "curves: the key of the x values (default step)", 0, 0},
         {"--hlines", CLI_STR, &hlines, "curves: reference lines \"name=value,...\" (at most 5)", 0, 0},
+        {"--err-key", CLI_STR, &err_key, "curves: the key of each point's error bar half-length (e.g. an sd)", 0, 0},
     };
     cli_cmd_info info = {"eval-plot",
                          "retort eval-plot --out F.svg [--metrics a,b] R1.json R2.json ... | --curves --key K LOG1.jsonl ...",
@@ -105,7 +108,7 @@ int cmd_eval_plot(int argc, char **argv) {
     if (lab_copy)
         for (char *tok = strtok(lab_copy, ","); tok && nl < MAX_FILES; tok = strtok(NULL, ",")) lab[nl++] = tok;
     char *own_lab[MAX_FILES] = {0};
-    double *xs[MAX_FILES] = {0}, *ys[MAX_FILES] = {0};
+    double *xs[MAX_FILES] = {0}, *ys[MAX_FILES] = {0}, *es[MAX_FILES] = {0};
     size_t ns[MAX_FILES] = {0};
     double *vals = NULL;
     int status = 1;
@@ -124,10 +127,12 @@ int cmd_eval_plot(int argc, char **argv) {
                     if (ns[f] == cap) {
                         cap = cap ? 2 * cap : 64;
                         double *a = rt_realloc(xs[f], cap * sizeof(double), "curve"),
-                               *b = a ? rt_realloc(ys[f], cap * sizeof(double), "curve") : NULL;
+                               *b = a ? rt_realloc(ys[f], cap * sizeof(double), "curve") : NULL,
+                               *e = b && err_key ? rt_realloc(es[f], cap * sizeof(double), "curve") : NULL;
                         if (a) xs[f] = a;
                         if (b) ys[f] = b;
-                        if (!a || !b) {
+                        if (e) es[f] = e;
+                        if (!a || !b || (err_key && !e)) {
                             json_decref(o);
                             free(data);
                             goto done;
@@ -135,6 +140,10 @@ int cmd_eval_plot(int argc, char **argv) {
                     }
                     xs[f][ns[f]] = json_number_value(st);
                     ys[f][ns[f]] = json_number_value(v);
+                    if (err_key) {
+                        json_t *ev = json_object_get(o, err_key);
+                        es[f][ns[f]] = json_is_number(ev) ? json_number_value(ev) : NAN;
+                    }
                     ns[f]++;
                 }
                 json_decref(o);
@@ -147,7 +156,7 @@ int cmd_eval_plot(int argc, char **argv) {
         const char *ll[MAX_FILES];
         for (size_t f = 0; f < nf; f++) ll[f] = f < nl ? lab[f] : own_lab[f];
         char *hl = hlines ? rt_strdup(hlines) : NULL;
-        int rc = (hlines && !hl) || write_curves(out, title ? title : key, xkey, key, hl, nf, ll, xs, ys, ns);
+        int rc = (hlines && !hl) || write_curves(out, title ? title : key, xkey, key, hl, nf, ll, xs, ys, es, ns);
         free(hl);
         if (rc) goto done;
     } else {
@@ -199,6 +208,7 @@ done:
         free(own_lab[f]);
         free(xs[f]);
         free(ys[f]);
+        free(es[f]);
     }
     free(lab_copy);
     free(vals);

@@ -201,13 +201,25 @@ static int is_trusted(const char *list, const char *account) {
 static int serve_adist_attach(void *ud, size_t slot, int64_t account_id, const char *account, sampler *s) {
     (void)account_id;
     serve_adist *sa = ud;
-    return is_trusted(sa->trusted, account) ? 0 : mark_adist_attach(sa->a, slot, s);
+    if (!is_trusted(sa->trusted, account)) return mark_adist_attach(sa->a, slot, s);
+    mark_adist_detach(sa->a, slot); /* plain sampling: the batched step skips this slot */
+    return 0;
+}
+
+/* Each engine step: the proxy's rows of every shifted sequence in one batch (a failure
+ * leaves those positions to be computed one by one). */
+static int serve_adist_step(void *ud, const gen_ready *ready, size_t n) {
+    serve_adist *sa = ud;
+    if (mark_adist_prepare(sa->a, ready, n))
+        rt_warn("antidistillation: a batched proxy step failed (%s); its positions are computed one by one",
+                rt_errmsg());
+    return 0;
 }
 
 /* server_config's "antidistill" row: what an admin (and the report) needs to know. */
 static int adist_config_json(const cli_adist_options *o, const char *trusted, rt_buf *out) {
-    json_t *j = json_pack("{s:s, s:s, s:f, s:f, s:s}", "proxy", o->proxy, "task", o->task, "lambda", o->lambda, "eps",
-                          o->eps, "trusted", trusted ? trusted : "");
+    json_t *j = json_pack("{s:s, s:s, s:f, s:f, s:f, s:s}", "proxy", o->proxy, "task", o->task, "lambda", o->lambda,
+                          "eps", o->eps, "gate", o->gate, "trusted", trusted ? trusted : "");
     char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!txt) return RT_FAIL("out of memory writing the antidistillation config");
@@ -371,6 +383,7 @@ int cmd_serve(int argc, char **argv) {
     if (teacher) o.model = teacher;
     if (sa.a) {
         o.seq_attach = serve_adist_attach;
+        o.seq_step = serve_adist_step;
         o.seq_attach_ud = &sa;
     }
     const char *config_rows[] = {"watermark", wm_on ? wm_json.data : "none", "antidistill",
@@ -378,6 +391,7 @@ int cmd_serve(int argc, char **argv) {
     o.config = config_rows;
     int rc = cli_serve_run("serve", &o, guard_on ? &go : NULL, port_file, wm_on ? wm_json.data : NULL);
     rt_buf_free(&wm_json);
+    cli_adist_report("serve", sa.a, 0); /* what the shift cost over the server's life */
     serve_adist_free(&sa, teacher, &ad_json);
     return rc;
 }

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "../base/base.h"
+#include "../model/generate.h"
 #include "../model/model.h"
 #include "../tokenizer/tokenizer.h"
 #include "../train/train.h"
@@ -191,6 +192,9 @@ typedef struct {
     /* each sequence's sampler hook (generator_opts.setup: the watermark, antidistillation);
      * slot < batch. NULL = plain sampling */
     int (*setup)(void *ud, size_t slot, size_t id, void *user, sampler *s);
+    /* the generator's step hook (generate.h's before_sample; same setup_ud): batched
+     * per-step work of the hooks' owner, e.g. mark_adist_prepare. May be NULL. */
+    gen_step_hook before_sample;
     void *setup_ud;
 } kd_gen_opts;
 void kd_gen_defaults(kd_gen_opts *o);

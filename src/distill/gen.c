@@ -59,6 +59,7 @@ int kd_generate(const model *m, const int32_t *const *prompts, const size_t *len
                        .n_top = o->n_logprobs,
                        .progress = show_progress ? "generate" : NULL,
                        .setup = o->setup,
+                       .before_sample = o->before_sample,
                        .ud = o->setup_ud};
     if (generator_run(m, prompts, lens, n_prompts, &sp, seeds, &ro, res)) goto done;
     for (size_t i = 0; i < n_prompts; i++) {

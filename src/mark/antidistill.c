@@ -18,6 +18,10 @@ typedef struct {
     size_t off;        /* history index of the caches' first position */
     int32_t *fed;      /* (cap) tokens in the caches, to check the history did not change */
     size_t n_fed;
+    float *b;          /* (V) the shift mark_adist_prepare computed for the next position */
+    size_t b_for;      /* the history length b is for; 0 = none prepared */
+    size_t todo_k;     /* mark_adist_prepare's scratch: tokens this slot feeds in the batch */
+    int attached;      /* mark_adist_attach gave this slot's sequence the processor */
 } adist_slot;
 
 struct mark_adist {
@@ -27,6 +31,12 @@ struct mark_adist {
     size_t V, cap;       /* vocabulary; cache positions per slot */
     adist_slot *slots;   /* (max_seqs) */
     float *lp, *lm;      /* (V) next-token logits of the two copies */
+    size_t rows;         /* the decoders' rows per pass */
+    float *rp, *rm;      /* (rows, V) a batched pass's logits, per copy */
+    kv_cache **cp, **cm; /* (rows) a batched pass's caches, per copy */
+    int32_t *rt;         /* (rows) its tokens */
+    uint8_t *rw;         /* (rows) its wanted rows */
+    size_t *rs;          /* (rows) the slot of each row */
     double grad_norm;
     mark_adist_stats st;
     int warned;
@@ -37,6 +47,7 @@ void mark_adist_defaults(mark_adist_params *p) {
     p->lambda = 0;
     p->eps = 1e-2;
     p->max_seqs = 1;
+    p->gate = 0;
 }
 
 /* ---------------------------------------------------------------- the task gradient */
@@ -169,6 +180,8 @@ int mark_adist_new(mark_adist **out, const model *proxy, const float *g, const m
     if (!(p->eps > 0) || !isfinite(p->eps))
         return RT_FAIL("antidistillation eps must be a finite number > 0 (got %g)", p->eps);
     if (p->max_seqs == 0) return RT_FAIL("antidistillation: max_seqs must be at least 1");
+    if (!(p->gate >= 0) || !isfinite(p->gate))
+        return RT_FAIL("antidistillation gate must be a finite margin >= 0 (got %g; 0 = shift every position)", p->gate);
     double nn = 0;
     for (size_t i = 0; i < proxy->n_params; i++) nn += (double)g[i] * (double)g[i];
     if (!(nn > 0) || !isfinite(nn))
@@ -181,11 +194,19 @@ int mark_adist_new(mark_adist **out, const model *proxy, const float *g, const m
     a->V = proxy->cfg.vocab_size;
     a->cap = p->max_ctx && p->max_ctx < proxy->cfg.ctx_len ? p->max_ctx : proxy->cfg.ctx_len;
     double step = p->eps / a->grad_norm;
-    size_t rows = RT_MIN(a->cap, (size_t)64);
+    size_t rows = a->rows = RT_MAX(RT_MIN(a->cap, (size_t)64), p->max_seqs);
     a->slots = rt_calloc(p->max_seqs, sizeof *a->slots, "antidistillation slots");
     a->lp = rt_malloc_array(a->V, sizeof(float), "antidistillation logits");
     a->lm = rt_malloc_array(a->V, sizeof(float), "antidistillation logits");
-    if (!a->slots || !a->lp || !a->lm || copy_moved(&a->plus, proxy, g, step) ||
+    a->rp = rt_malloc_array(rows * a->V, sizeof(float), "antidistillation batch logits");
+    a->rm = rt_malloc_array(rows * a->V, sizeof(float), "antidistillation batch logits");
+    a->cp = rt_malloc_array(rows, sizeof *a->cp, "antidistillation batch");
+    a->cm = rt_malloc_array(rows, sizeof *a->cm, "antidistillation batch");
+    a->rt = rt_malloc_array(rows, sizeof *a->rt, "antidistillation batch");
+    a->rw = rt_malloc_array(rows, sizeof *a->rw, "antidistillation batch");
+    a->rs = rt_malloc_array(rows, sizeof *a->rs, "antidistillation batch");
+    if (!a->slots || !a->lp || !a->lm || !a->rp || !a->rm || !a->cp || !a->cm || !a->rt || !a->rw || !a->rs ||
+        copy_moved(&a->plus, proxy, g, step) ||
         copy_moved(&a->minus, proxy, g, -step) || decoder_init(&a->dp, a->plus, rows) ||
         decoder_init(&a->dm, a->minus, rows))
         goto fail;
@@ -193,7 +214,8 @@ int mark_adist_new(mark_adist **out, const model *proxy, const float *g, const m
         adist_slot *s = &a->slots[i];
         s->owner = a;
         s->fed = rt_malloc_array(a->cap, sizeof(int32_t), "antidistillation history");
-        if (!s->fed || kv_cache_init(&s->kp, &proxy->cfg, a->cap) || kv_cache_init(&s->km, &proxy->cfg, a->cap))
+        s->b = rt_malloc_array(a->V, sizeof(float), "antidistillation shift");
+        if (!s->fed || !s->b || kv_cache_init(&s->kp, &proxy->cfg, a->cap) || kv_cache_init(&s->km, &proxy->cfg, a->cap))
             goto fail;
     }
     *out = a;
@@ -210,6 +232,7 @@ void mark_adist_free(mark_adist *a) {
             kv_cache_free(&a->slots[i].kp);
             kv_cache_free(&a->slots[i].km);
             free(a->slots[i].fed);
+            free(a->slots[i].b);
         }
     free(a->slots);
     decoder_free(&a->dp);
@@ -218,6 +241,13 @@ void mark_adist_free(mark_adist *a) {
     model_free(a->minus);
     free(a->lp);
     free(a->lm);
+    free(a->rp);
+    free(a->rm);
+    free(a->cp);
+    free(a->cm);
+    free(a->rt);
+    free(a->rw);
+    free(a->rs);
     free(a);
 }
 
@@ -225,10 +255,10 @@ size_t mark_adist_vocab(const mark_adist *a) { return a->V; }
 double mark_adist_grad_norm(const mark_adist *a) { return a->grad_norm; }
 void mark_adist_get_stats(const mark_adist *a, mark_adist_stats *st) { *st = a->st; }
 
-/* Bring slot s's caches to history[0..n) and leave both copies' next-token logits in lp, lm.
- * Tokens already fed are kept while they still match; a history longer than the cache keeps
- * its last cap/2 tokens. */
-static int feed(mark_adist *a, adist_slot *s, const int32_t *h, size_t n) {
+/* Check h[0..n) and reset slot s's caches unless they hold a prefix of it that leaves room;
+ * the tokens still to feed are then h + s->off + s->n_fed, n - s->off - s->n_fed of them (a
+ * history longer than the cache keeps its last cap/2 tokens). */
+static int plan_feed(mark_adist *a, adist_slot *s, const int32_t *h, size_t n) {
     if (n == 0) return RT_FAIL("antidistillation: empty history");
     for (size_t t = 0; t < n; t++)
         if (h[t] < 0 || (size_t)h[t] >= a->V)
@@ -240,10 +270,24 @@ static int feed(mark_adist *a, adist_slot *s, const int32_t *h, size_t n) {
         kv_cache_clear(&s->kp);
         kv_cache_clear(&s->km);
     }
+    return 0;
+}
+
+static void forget(adist_slot *s) {
+    s->off = s->n_fed = s->b_for = 0;
+    kv_cache_clear(&s->kp);
+    kv_cache_clear(&s->km);
+}
+
+/* Bring slot s's caches to history[0..n) and leave both copies' next-token logits in lp, lm. */
+static int feed(mark_adist *a, adist_slot *s, const int32_t *h, size_t n) {
+    if (plan_feed(a, s, h, n)) return -1;
     const int32_t *todo = h + s->off + s->n_fed;
     size_t k = n - s->off - s->n_fed;
-    if (decoder_prefill(&a->dp, &s->kp, todo, k, a->lp, NULL) || decoder_prefill(&a->dm, &s->km, todo, k, a->lm, NULL))
+    if (decoder_prefill(&a->dp, &s->kp, todo, k, a->lp, NULL) || decoder_prefill(&a->dm, &s->km, todo, k, a->lm, NULL)) {
+        forget(s);
         return -1;
+    }
     memcpy(s->fed + s->n_fed, todo, k * sizeof(int32_t));
     s->n_fed += k;
     a->st.proxy_tokens += k;
@@ -260,32 +304,138 @@ static void log_softmax(float *x, size_t V) {
     for (size_t v = 0; v < V; v++) x[v] -= lz;
 }
 
+/* b = (lp - lm) / (2 eps) after both log-softmaxes (in place on lp, lm). */
+static void central_difference(const mark_adist *a, float *lp, float *lm, float *b) {
+    log_softmax(lp, a->V);
+    log_softmax(lm, a->V);
+    double inv = 1.0 / (2.0 * a->p.eps);
+    for (size_t v = 0; v < a->V; v++) b[v] = (float)(((double)lp[v] - (double)lm[v]) * inv);
+}
+
 int mark_adist_delta(mark_adist *a, size_t slot, const int32_t *history, size_t n_history, float *b) {
     if (slot >= a->p.max_seqs)
         return RT_FAIL("antidistillation: slot %zu of %zu", slot, a->p.max_seqs);
     adist_slot *s = &a->slots[slot];
+    s->b_for = 0;
     if (feed(a, s, history, n_history)) return -1;
-    log_softmax(a->lp, a->V);
-    log_softmax(a->lm, a->V);
-    double inv = 1.0 / (2.0 * a->p.eps);
-    for (size_t v = 0; v < a->V; v++) b[v] = (float)(((double)a->lp[v] - (double)a->lm[v]) * inv);
+    central_difference(a, a->lp, a->lm, b);
     return 0;
+}
+
+/* The teacher's top-1 minus top-2 raw logit. */
+static float top_margin(const float *x, size_t V) {
+    float m1 = -INFINITY, m2 = -INFINITY;
+    for (size_t v = 0; v < V; v++) {
+        if (x[v] > m1) {
+            m2 = m1;
+            m1 = x[v];
+        } else if (x[v] > m2) {
+            m2 = x[v];
+        }
+    }
+    return m1 - m2;
+}
+
+static int gated_off(const mark_adist *a, const float *raw, size_t V) {
+    return a->p.gate > 0 && raw && V > 1 && !(top_margin(raw, V) < (float)a->p.gate);
+}
+
+/* One batched pass of both copies over rows [0, n); the wanted rows' b go to their slots. */
+static int run_rows(mark_adist *a, size_t n, const size_t *hist_len) {
+    if (decoder_run(&a->dp, a->cp, a->rt, n, a->rw, a->rp) || decoder_run(&a->dm, a->cm, a->rt, n, a->rw, a->rm))
+        return -1;
+    for (size_t r = 0; r < n; r++) {
+        adist_slot *s = &a->slots[a->rs[r]];
+        s->fed[s->n_fed++] = a->rt[r];
+        if (!a->rw[r]) continue;
+        central_difference(a, a->rp + r * a->V, a->rm + r * a->V, s->b);
+        s->b_for = hist_len[a->rs[r]];
+    }
+    return 0;
+}
+
+int mark_adist_prepare(mark_adist *a, const mark_adist_ready *ready, size_t n) {
+    double t0 = rt_now();
+    size_t nr = 0, *hist_len = rt_calloc(a->p.max_seqs, sizeof *hist_len, "antidistillation batch");
+    int rc = -1;
+    if (!hist_len) return -1;
+    for (size_t j = 0; j < n; j++) {
+        size_t i = ready[j].slot;
+        if (i >= a->p.max_seqs) {
+            RT_FAIL("antidistillation: slot %zu of %zu", i, a->p.max_seqs);
+            goto done;
+        }
+        adist_slot *s = &a->slots[i];
+        s->b_for = 0;
+        s->todo_k = 0;
+        if (!s->attached || hist_len[i] || gated_off(a, ready[j].raw_logits, a->V)) continue;
+        if (plan_feed(a, s, ready[j].hist, ready[j].n_hist)) goto done;
+        hist_len[i] = ready[j].n_hist;
+        s->todo_k = ready[j].n_hist - s->off - s->n_fed;
+        const int32_t *todo = ready[j].hist + s->off + s->n_fed;
+        for (size_t t = 0; t < s->todo_k; t++) {
+            if (nr == a->rows) { /* a full pass: run it (a slot's rows may span two passes, in order) */
+                if (run_rows(a, nr, hist_len)) goto done;
+                nr = 0;
+            }
+            a->cp[nr] = &s->kp;
+            a->cm[nr] = &s->km;
+            a->rt[nr] = todo[t];
+            a->rw[nr] = t + 1 == s->todo_k;
+            a->rs[nr] = i;
+            nr++;
+        }
+        a->st.proxy_tokens += s->todo_k;
+    }
+    if (nr && run_rows(a, nr, hist_len)) goto done;
+    a->st.batched_passes++;
+    rc = 0;
+done:
+    if (rc) /* caches of a failed pass are in an unknown state: those slots start afresh */
+        for (size_t j = 0; j < n; j++)
+            if (ready[j].slot < a->p.max_seqs && hist_len[ready[j].slot]) forget(&a->slots[ready[j].slot]);
+    free(hist_len);
+    a->st.seconds += rt_now() - t0;
+    return rc;
+}
+
+const float *mark_adist_prepared(const mark_adist *a, size_t slot, size_t n_history) {
+    if (slot >= a->p.max_seqs) return NULL;
+    const adist_slot *s = &a->slots[slot];
+    return s->b_for && s->b_for == n_history && s->off + s->n_fed == n_history ? s->b : NULL;
 }
 
 static void adist_process(void *ud, float *logits, size_t V, const int32_t *history, size_t n_history) {
     adist_slot *s = ud;
     mark_adist *a = s->owner;
     double t0 = rt_now();
-    /* b goes to lp (the buffer is free once both log-softmaxes are taken) */
-    if (V != a->V || mark_adist_delta(a, (size_t)(s - a->slots), history, n_history, a->lp)) {
+    if (V == a->V && gated_off(a, logits, V)) {
+        a->st.gated++;
+        return;
+    }
+    const float *b = mark_adist_prepared(a, (size_t)(s - a->slots), n_history);
+    if (b) {
+        a->st.batched++;
+    } else if (V != a->V || mark_adist_delta(a, (size_t)(s - a->slots), history, n_history, a->lp)) {
+        /* b goes to lp (the buffer is free once both log-softmaxes are taken) */
         a->st.failures++;
         if (!a->warned++) rt_warn("antidistillation: a position was left unshifted: %s", rt_errmsg());
         return;
+    } else {
+        b = a->lp;
     }
+    s->b_for = 0;
     float lam = (float)a->p.lambda;
-    for (size_t v = 0; v < V; v++) logits[v] += lam * a->lp[v];
+    for (size_t v = 0; v < V; v++) logits[v] += lam * b[v];
     a->st.positions++;
     a->st.seconds += rt_now() - t0;
+}
+
+void mark_adist_detach(mark_adist *a, size_t slot) {
+    if (slot < a->p.max_seqs) {
+        forget(&a->slots[slot]);
+        a->slots[slot].attached = 0;
+    }
 }
 
 int mark_adist_attach(mark_adist *a, size_t slot, sampler *s) {
@@ -294,10 +444,11 @@ int mark_adist_attach(mark_adist *a, size_t slot, sampler *s) {
     if (s->V != a->V)
         return RT_FAIL("antidistillation: the teacher's vocabulary has %zu tokens, the proxy's %zu", s->V, a->V);
     adist_slot *st = &a->slots[slot];
-    st->off = st->n_fed = 0;
-    kv_cache_clear(&st->kp);
-    kv_cache_clear(&st->km);
-    return sampler_add_processor(s, adist_process, st);
+    forget(st);
+    st->attached = 0;
+    if (sampler_add_processor(s, adist_process, st)) return -1;
+    st->attached = 1;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- from files */

@@ -62,6 +62,7 @@
 #include <stdint.h>
 
 #include "../base/base.h"
+#include "../model/generate.h"
 #include "../model/model.h"
 
 /* ---------------------------------------------------------------- parameters and key */
@@ -371,7 +372,8 @@ int mark_radioactivity(const mark_radio_opts *o, json_t **out);
  * tokens that would lower the student's task loss (b < 0) are penalised. lambda = 0 leaves
  * the logits bit for bit as they were (the processor still runs).
  *
- * Cost per sampled token: two single-row proxy decodes (KV caches under theta + eps u and
+ * Cost per sampled token: two proxy decode rows (batched across the generator's sequences
+ * with mark_adist_prepare, else single-row decodes) (KV caches under theta + eps u and
  * theta - eps u, kept per sequence slot) and two log-softmaxes over V. Memory: two copies of
  * the proxy's weights (perturbing one copy in place would rewrite every weight twice per
  * token and would invalidate each cache's keys and values) plus 2 KV caches per slot.
@@ -387,6 +389,9 @@ typedef struct {
     size_t max_seqs; /* sequence slots (per-slot caches): the generator's max_seqs/batch (1) */
     size_t max_ctx;  /* proxy cache positions per slot (0 = the proxy's ctx_len); a longer
                       * history keeps its last max_ctx/2 tokens (a context shift) */
+    double gate;     /* > 0: shift only positions where the teacher's top-1 raw logit leads the
+                      * second by less than this (forced tokens are left alone, and cost no
+                      * proxy work); 0 (default): every position */
 } mark_adist_params;
 void mark_adist_defaults(mark_adist_params *p);
 
@@ -422,13 +427,30 @@ double mark_adist_grad_norm(const mark_adist *a);
 /* Attach the shift as a logits processor of s for the sequence in slot (< max_seqs; its
  * caches are reset). The teacher's vocabulary size (s->V) must be the proxy's. */
 int mark_adist_attach(mark_adist *a, size_t slot, sampler *s);
+/* slot's sequence has no shift (serve: a trusted account's): mark_adist_prepare skips it. */
+void mark_adist_detach(mark_adist *a, size_t slot);
 /* b(. | history) into b (V) through slot's caches (tests, benchmarks). */
 int mark_adist_delta(mark_adist *a, size_t slot, const int32_t *history, size_t n_history, float *b);
+/* The batched path (the generator's step hook, generate.h's before_sample; ud = the state):
+ * for every listed sequence whose slot has the processor attached (and that the gate lets
+ * through), feed both proxy copies the history's new tokens in ONE decoder pass per copy
+ * (more when the rows exceed the decoders' max(64, max_seqs)) and keep b for the slot; the
+ * slot's processor then uses it instead of two single-sequence passes when its history has
+ * that length. The same b as mark_adist_delta up to the batched GEMM's rounding. On failure
+ * the listed slots keep nothing and their processors compute b one by one. */
+typedef gen_ready mark_adist_ready;
+int mark_adist_prepare(mark_adist *a, const mark_adist_ready *ready, size_t n);
+/* The b (V) mark_adist_prepare left for slot's next position at history length n_history,
+ * or NULL (none, or for another length). Valid until the next call on the state (tests). */
+const float *mark_adist_prepared(const mark_adist *a, size_t slot, size_t n_history);
 /* Work done so far: shifted positions, proxy tokens decoded (both copies counted once), the
  * seconds spent in the shift, and failures (a position whose shift could not be computed is
  * left unshifted and counted here; rt_warn says why the first time). */
 typedef struct {
     size_t positions, proxy_tokens, failures;
+    size_t batched;        /* positions whose b came from mark_adist_prepare */
+    size_t batched_passes; /* mark_adist_prepare calls that succeeded */
+    size_t gated;          /* positions the gate left unshifted (not in positions) */
     double seconds;
 } mark_adist_stats;
 void mark_adist_get_stats(const mark_adist *a, mark_adist_stats *st);

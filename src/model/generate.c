@@ -62,6 +62,7 @@ struct generator {
     uint8_t *row_want;
     size_t *row_slot;
     size_t *order;        /* (n_slots) prefill order scratch */
+    gen_ready *ready;     /* (n_slots) the step hook's list */
     int hook_failed;
     /* generator_run's own: a slot was released (refill it) */
     int (*refill)(void *ctx, size_t slot);
@@ -97,9 +98,10 @@ int generator_init(generator **out, const model *m, const generator_opts *o) {
     g->row_want = rt_malloc_array(g->max_rows, sizeof *g->row_want, "generator rows");
     g->row_slot = rt_malloc_array(g->max_rows, sizeof *g->row_slot, "generator rows");
     g->order = rt_malloc_array(g->n_slots, sizeof *g->order, "generator rows");
+    g->ready = rt_malloc_array(g->n_slots, sizeof *g->ready, "generator step hook");
     g->slots = rt_calloc(g->n_slots, sizeof *g->slots, "generator slots");
     if (!g->logits || !g->scratch || !g->top_ids || !g->top_lps || !g->row_cache || !g->row_tok || !g->row_want ||
-        !g->row_slot || !g->order || !g->slots)
+        !g->row_slot || !g->order || !g->ready || !g->slots)
         goto fail;
     for (size_t i = 0; i < g->n_slots; i++) {
         gslot *s = &g->slots[i];
@@ -140,6 +142,7 @@ void generator_free(generator *g) {
     free(g->row_want);
     free(g->row_slot);
     free(g->order);
+    free(g->ready);
     free(g->slots);
     free(g);
 }
@@ -436,6 +439,15 @@ int generator_step(generator *g, size_t *rows_out, size_t *seqs_out) {
             }
         }
     }
+    if (g->o.before_sample) {
+        size_t k = 0;
+        for (size_t i = 0; i < g->n_slots; i++) {
+            gslot *s = &g->slots[i];
+            if (s->state == GS_READY && !s->failed)
+                g->ready[k++] = (gen_ready){.slot = i, .hist = s->hist, .n_hist = s->n_hist, .raw_logits = s->logits};
+        }
+        if (k && g->o.before_sample(g->o.ud, g->ready, k) < 0) g->hook_failed = 1;
+    }
     for (size_t i = 0; i < g->n_slots; i++) {
         g->slots[i].in_pass = 0;
         while (g->slots[i].state == GS_READY && !g->slots[i].failed)
@@ -509,6 +521,11 @@ static int run_setup(void *ud, size_t slot, size_t id, void *user, sampler *s) {
     return c->o->setup(c->o->ud, slot, id, user, s);
 }
 
+static int run_before_sample(void *ud, const gen_ready *ready, size_t n) {
+    run_ctx *c = ud;
+    return c->o->before_sample(c->o->ud, ready, n);
+}
+
 static int run_start(run_ctx *c) {
     size_t i = c->next++;
     gen_seq_spec spec = {.prompt = c->prompts[i],
@@ -551,6 +568,7 @@ int generator_run(const model *m, const int32_t *const *prompts, const size_t *l
                          .ctx_shift = o->ctx_shift,
                          .setup = o->setup ? run_setup : NULL,
                          .on_token = run_on_token,
+                         .before_sample = o->before_sample ? run_before_sample : NULL,
                          .ud = &c};
     int rc = -1;
     if (generator_init(&c.g, m, &go)) return -1;

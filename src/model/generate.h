@@ -19,6 +19,13 @@
  * processors (the watermark's green-list bias, a logit shift) or a token selector; each
  * processor sees the raw logits and the sequence's whole history.
  *
+ * The step hook (before_sample) runs once per generator_step, after the decoder pass and
+ * before any sequence of the step is sampled, with every sequence about to be sampled (its
+ * slot, history and raw logits): an owner that does per-token work for each sequence (the
+ * antidistillation proxy) can do it for all of them in one batch there and leave the result
+ * for the sequence's processor. It changes nothing by itself: without it, or when it prepares
+ * nothing, every processor runs as before.
+ *
  * Log-probs are those of the RAW distribution (softmax of the model's logits, before any
  * processor, temperature or filter), as the OpenAI API reports them.
  *
@@ -59,6 +66,16 @@ typedef struct {
 
 enum { GEN_CONTINUE = 0, GEN_FINISH = 1 };
 
+/* A sequence about to be sampled, as the step hook sees it. Pointers valid during the call. */
+typedef struct {
+    size_t slot;
+    const int32_t *hist;      /* (n_hist) the history its processors will see */
+    size_t n_hist;
+    const float *raw_logits;  /* (V) the logits it will be sampled from, before any processor */
+} gen_ready;
+/* Step hook: 0, or -1 (error: generator_step returns -1 after the step, as for on_token). */
+typedef int (*gen_step_hook)(void *ud, const gen_ready *ready, size_t n);
+
 typedef struct {
     size_t max_seqs;      /* slots (>= 1) */
     size_t max_rows;      /* decoder rows per pass; 0 = max(max_seqs + prefill_chunk, min(ctx_len, 128)) */
@@ -75,6 +92,8 @@ typedef struct {
     /* Every sampled token: GEN_CONTINUE (feed it, go on), GEN_FINISH (the sequence ends,
      * its slot is free), or -1 (error: generator_step returns -1 after the step). Required. */
     int (*on_token)(void *ud, const gen_event *ev);
+    /* Once per step before sampling (see the top of this file). May be NULL. */
+    gen_step_hook before_sample;
     void *ud;
 } generator_opts;
 
@@ -136,6 +155,7 @@ typedef struct {
     int ctx_shift;         /* as generator_opts */
     const char *progress;  /* label of a progress bar on stderr, NULL = none */
     int (*setup)(void *ud, size_t slot, size_t id, void *user, sampler *s); /* as generator_opts */
+    gen_step_hook before_sample; /* as generator_opts (same ud) */
     void *ud;
 } gen_run_opts;
 

@@ -283,6 +283,21 @@ static int marker(rt_buf *o, tboxes *t, const plot_chart *c, const frame *f, con
                : 0;
 }
 
+/* Series q's error bars: a vertical line y +- err at each point, with short caps. */
+static int error_bars(rt_buf *o, const frame *f, const plot_series *q, const char *col) {
+    for (size_t k = 0; k < q->n; k++) {
+        double e = q->err[k];
+        if (!isfinite(q->x[k]) || !isfinite(q->y[k]) || !isfinite(e) || e <= 0) continue;
+        double x = px(f, q->x[k]), lo = py(f, fmax(q->y[k] - e, f->y0)), hi = py(f, fmin(q->y[k] + e, f->y1));
+        if (rt_buf_printf(o,
+                          "<path d=\"M%.1f %.1fV%.1fM%.1f %.1fH%.1fM%.1f %.1fH%.1f\" stroke=\"%s\" "
+                          "stroke-width=\"1.2\" fill=\"none\"/>",
+                          x, lo, hi, x - 4, lo, x + 4, x - 4, hi, x + 4, col))
+            return -1;
+    }
+    return 0;
+}
+
 int plot_lines(rt_buf *o, const plot_chart *c, const plot_series *s, size_t n) {
     frame f = {INFINITY, -INFINITY, INFINITY, -INFINITY, 52, 12, 24, 34, c->width > 0 ? c->width : 640,
                c->height > 0 ? c->height : 260};
@@ -291,6 +306,8 @@ int plot_lines(rt_buf *o, const plot_chart *c, const plot_series *s, size_t n) {
             if (!isfinite(s[i].x[k]) || !isfinite(s[i].y[k])) continue;
             f.x0 = fmin(f.x0, s[i].x[k]), f.x1 = fmax(f.x1, s[i].x[k]);
             f.y0 = fmin(f.y0, s[i].y[k]), f.y1 = fmax(f.y1, s[i].y[k]);
+            if (s[i].err && isfinite(s[i].err[k]) && s[i].err[k] > 0)
+                f.y0 = fmin(f.y0, s[i].y[k] - s[i].err[k]), f.y1 = fmax(f.y1, s[i].y[k] + s[i].err[k]);
         }
     if (isfinite(c->hline)) f.y0 = fmin(f.y0, c->hline), f.y1 = fmax(f.y1, c->hline);
     for (size_t i = 0; i < c->n_more && i < PLOT_MAX_HLINES; i++)
@@ -327,6 +344,7 @@ int plot_lines(rt_buf *o, const plot_chart *c, const plot_series *s, size_t n) {
             }
             if (rt_buf_printf(o, "\"><title>")) goto fail;
             if (plot_escape(o, q->name) || rt_buf_printf(o, "</title></polyline>")) goto fail;
+            if (q->err && error_bars(o, &f, q, col)) goto fail;
         }
         if (isfinite(q->mark_x) && q->mark_x >= f.x0 && q->mark_x <= f.x1 && marker(o, t, c, &f, q, col, n)) goto fail;
     }

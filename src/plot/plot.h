@@ -46,6 +46,8 @@ typedef struct {
     double stroke;      /* line width; 0 = 1.5 */
     double opacity;     /* 0 = 1 */
     int no_swatch;      /* leave it out of the swatch row */
+    const double *err;  /* (n) plot_lines: an error bar y +- err[k] at each point (e.g. one sd);
+                         * NULL, or a non-finite / non-positive entry: none */
 } plot_series;
 
 typedef struct {

@@ -140,6 +140,7 @@ struct serve_engine {
     serve_sampler_attach_fn attach;
     void *attach_ud;
     serve_seq_attach_fn seq_attach;
+    serve_step_fn seq_step;
     void *seq_attach_ud;
     serve_metrics *metrics;
 };
@@ -296,6 +297,12 @@ static int take_token(void *ud, const gen_event *ev) {
 
 /* The generator's setup hook: the server's sampler attachment (the watermark), then the
  * per-slot, per-account one (antidistillation). */
+/* The generator's step hook: the seq_attach owner's batched per-step work. */
+static int engine_step_hook(void *ud, const gen_ready *ready, size_t n) {
+    serve_engine *e = ud;
+    return e->seq_step(e->seq_attach_ud, ready, n);
+}
+
 static int setup_sampler(void *ud, size_t slot, size_t id, void *user, sampler *s) {
     (void)id;
     serve_engine *e = ud;
@@ -420,7 +427,8 @@ static void *engine_main(void *arg) {
 
 int serve_engine_new(serve_engine **out, const model *m, size_t n_ctx, size_t max_batch, size_t max_queue,
                      size_t prefill_chunk, size_t threads, serve_sampler_attach_fn attach, void *attach_ud,
-                      serve_seq_attach_fn seq_attach, void *seq_attach_ud, serve_metrics *metrics) {
+                      serve_seq_attach_fn seq_attach, serve_step_fn seq_step, void *seq_attach_ud,
+                      serve_metrics *metrics) {
     *out = NULL;
     if (!m->tok) return RT_FAIL("the model has no tokenizer; serve needs one to read prompts");
     if (max_batch == 0) return RT_FAIL("--max-batch must be at least 1");
@@ -439,6 +447,7 @@ int serve_engine_new(serve_engine **out, const model *m, size_t n_ctx, size_t ma
     e->attach_ud = attach_ud;
     e->seq_attach = seq_attach;
     e->seq_attach_ud = seq_attach_ud;
+    e->seq_step = seq_step;
     e->metrics = metrics;
     e->slot_job = rt_calloc(max_batch, sizeof *e->slot_job, "engine slots");
     e->pending = rt_calloc(max_batch, sizeof *e->pending, "engine slots");
@@ -452,6 +461,7 @@ int serve_engine_new(serve_engine **out, const model *m, size_t n_ctx, size_t ma
                          .want_hidden = 1,
                          .setup = setup_sampler,
                          .on_token = take_token,
+                         .before_sample = seq_step ? engine_step_hook : NULL,
                          .ud = e};
     /* the decoder sizes its per-thread scratch from the calling thread's OpenMP setting:
      * make it the engine's */

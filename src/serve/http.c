@@ -1630,7 +1630,7 @@ int serve_start(serve_server **out, const serve_options *o) {
     if (serve_metrics_new(&s->metrics)) goto fail;
     if (serve_peers_init(&s->peers, s->o.keyless_rpm < 0 ? 0 : s->o.keyless_rpm, o->trusted_proxy)) goto fail;
     if (s->m && serve_engine_new(&s->eng, s->m, s->o.n_ctx, s->o.max_batch, s->o.max_queue, s->o.prefill_chunk,
-                                 s->o.threads, o->sampler_attach, o->sampler_attach_ud, o->seq_attach, o->seq_attach_ud,
+                                 s->o.threads, o->sampler_attach, o->sampler_attach_ud, o->seq_attach, o->seq_step, o->seq_attach_ud,
                                  s->metrics))
         goto fail;
     /* the listening address */

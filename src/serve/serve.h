@@ -63,6 +63,7 @@
 
 #include "../base/base.h"
 #include "../gateway/gateway.h"
+#include "../model/generate.h"
 #include "../model/model.h"
 
 /* ---------------------------------------------------------------- hooks (the guard) */
@@ -163,6 +164,11 @@ typedef int (*serve_sampler_attach_fn)(void *ud, sampler *s);
  * sampling): called on the engine thread right after sampler_attach, with the same contract.
  * slot < max_batch; account_id 0 and account "" for a request without an account. */
 typedef int (*serve_seq_attach_fn)(void *ud, size_t slot, int64_t account_id, const char *account, sampler *s);
+/* Once per engine step, before its sequences are sampled (generate.h's before_sample: the
+ * slots, histories and raw logits of every sequence about to be sampled), on the engine
+ * thread: per-step batched work of the seq_attach owner (the antidistillation proxy's rows of
+ * every slot in one pass). 0, or -1 (an error: the step's sequences fail). */
+typedef int (*serve_step_fn)(void *ud, const gen_ready *ready, size_t n);
 
 /* ---------------------------------------------------------------- server */
 
@@ -197,6 +203,7 @@ typedef struct {
     void *sampler_attach_ud;
     serve_seq_attach_fn seq_attach;         /* may be NULL */
     void *seq_attach_ud;
+    serve_step_fn seq_step;                 /* may be NULL; called with seq_attach_ud */
     /* Extra rows for the server_config table, written before the server listens: key, value,
      * key, value, ..., NULL (e.g. "watermark" and the scheme's JSON, so detection uses the
      * same parameters). May be NULL. */

@@ -117,7 +117,8 @@ typedef struct {
 
 int serve_engine_new(serve_engine **out, const model *m, size_t n_ctx, size_t max_batch, size_t max_queue,
                      size_t prefill_chunk, size_t threads, serve_sampler_attach_fn attach, void *attach_ud,
-                      serve_seq_attach_fn seq_attach, void *seq_attach_ud, serve_metrics *metrics);
+                      serve_seq_attach_fn seq_attach, serve_step_fn seq_step, void *seq_attach_ud,
+                      serve_metrics *metrics);
 /* Queue a job (takes a reference). Returns 0, or 1 when the queue is full (nothing taken),
  * or -1 on error. */
 int serve_engine_submit(serve_engine *e, serve_job *j);

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# antidistill_free_summary.sh — one table and one chart from several runs of
+# antidistill_tradeoff.sh in ONE folder (each run adds LAMBDA:GATE settings; plain, watermark
+# and answers-only are computed once and reused): it merges results_round*.tsv and
+# results.tsv (the last row of a setting wins), prints the goal check for every setting, and
+# draws teacher and student accuracy against lambda, one pair of curves per gate, the
+# students with +-1 sd error bars over their seeds (docs/antidistill.md).
+# Usage: experiments/antidistill_free_summary.sh DIR OUT.svg
+set -euo pipefail
+cd "$(dirname "$0")/.."
+R=${R:-build/retort}
+DIR=$1; SVG=$2
+python3 - "$DIR" <<'PY'
+import glob, json, sys
+d = sys.argv[1]
+rows = {}
+for f in sorted(glob.glob(d + "/results_round*.tsv")) + [d + "/results.tsv"]:
+    for l in list(open(f))[1:]:
+        r = l.rstrip("\n").split("\t")
+        rows[r[0]] = r
+plain, ao = rows["plain"], rows["answers_only"]
+gain0 = float(plain[3]) - float(ao[3])
+with open(d + "/summary.tsv", "w") as o:
+    o.write("setting\tlambda\tgate\tteacher_acc\tteacher_lost_points\tstudent_acc\tstudent_sd\tstudent_accs\tgain_kept\n")
+    for name, r in rows.items():
+        lost = "" if r[2] == "-" else "%.1f" % (100 * (float(plain[2]) - float(r[2])))
+        kept = "" if name == "answers_only" else "%.0f%%" % (100 * (float(r[3]) - float(ao[3])) / gain0)
+        o.write("\t".join([name, r[1], r[7], r[2], lost, r[3], r[4], r[5], kept]) + "\n")
+gates = sorted({r[7] for n, r in rows.items() if n.startswith("lambda")}, key=float)
+files, labels = [], []
+for g in gates:
+    sub = sorted([r for n, r in rows.items() if n == "plain" or (n.startswith("lambda") and r[7] == g)], key=lambda r: float(r[1]))
+    for who, col, lab in (("teacher", 2, "teacher, gate %s" % g), ("student", 3, "student, gate %s (+-1 sd)" % g)):
+        f = "%s/summary_%s_gate%s.jsonl" % (d, who, g)
+        with open(f, "w") as o:
+            for r in sub:
+                row = {"lambda": float(r[1]), "accuracy": float(r[col])}
+                if who == "student":
+                    row["sd"] = float(r[4])
+                o.write(json.dumps(row) + "\n")
+        files.append(f)
+        labels.append(lab.replace(",", ""))
+open(d + "/summary_files.txt", "w").write(" ".join(files))
+open(d + "/summary_labels.txt", "w").write(",".join(labels))
+open(d + "/summary_hlines.txt", "w").write("student on watermarked text=%s,student on answers only=%s" % (rows["watermark"][3], ao[3]))
+PY
+column -t -s $'\t' "$DIR/summary.tsv"
+$R eval-plot --curves --x lambda --key accuracy --err-key sd \
+  --title "antidistillation with free choices in the trace: users vs harvester" \
+  --labels "$(cat "$DIR/summary_labels.txt")" --hlines "$(cat "$DIR/summary_hlines.txt")" \
+  --out "$SVG" $(cat "$DIR/summary_files.txt")
