@@ -59,6 +59,18 @@ fail:
     return -1;
 }
 
+/* what the data gave: examples, completion tokens and how many carry soft targets */
+static void log_data(const sft_set *set) {
+    rt_info("data: %zu examples, %zu completion tokens; %zu with top_logprobs, soft targets on %zu tokens (%.1f%%)%s",
+            set->n_ex, set->n_completion_tokens, set->n_with_logprobs, set->n_soft,
+            set->n_completion_tokens ? 100.0 * (double)set->n_soft / (double)set->n_completion_tokens : 0.0,
+            set->n_truncated_alignment ? "" : "");
+    if (set->n_truncated_alignment)
+        rt_info("  %zu of those examples could not be aligned to the end (a sampled token was not among the "
+                "listed alternatives); their later tokens train on hard labels",
+                set->n_truncated_alignment);
+}
+
 int cmd_sft(int argc, char **argv) {
     const char *data = NULL, *out = NULL, *log_path = NULL, *init_path = NULL, *tok_path = NULL;
     const char *loss_name = "fkl", *format = "raw", *chat_name = NULL;
@@ -156,14 +168,7 @@ int cmd_sft(int argc, char **argv) {
         rt_info("chat format: %s", tokenizer_chat_family_name(chat.family));
     }
     if (sft_load_jsonl(&set, data, m->tok, &lo)) goto done;
-    rt_info("data: %zu examples, %zu completion tokens; %zu with top_logprobs, soft targets on %zu tokens (%.1f%%)%s",
-            set.n_ex, set.n_completion_tokens, set.n_with_logprobs, set.n_soft,
-            set.n_completion_tokens ? 100.0 * (double)set.n_soft / (double)set.n_completion_tokens : 0.0,
-            set.n_truncated_alignment ? "" : "");
-    if (set.n_truncated_alignment)
-        rt_info("  %zu of those examples could not be aligned to the end (a sampled token was not among the "
-                "listed alternatives); their later tokens train on hard labels",
-                set.n_truncated_alignment);
+    log_data(&set);
     if (resume) {
         distill_meta_check mc[] = {
             {"retort.sft.loss", "--loss", kd_kind_name(kp.kind), 0, 0, 0},

@@ -257,6 +257,133 @@ static int parse_tiers(pctx *c, json_t *o, guard_policy *q) {
     return 0;
 }
 
+/* "windows": the detector's window sizes and time constants */
+static int parse_windows(pctx *c, json_t *o, guard_policy *q) {
+    static const char *const k[] = {"requests",   "shift",      "drift",  "template_similarity", "template_recent",
+                                    "rate_tau_s", "volume_tau_s", "baseline_tau_s",    "baseline_min_age_s",
+                                    "around_clock_min_age_s"};
+    double tr = (double)q->template_recent;
+    if (check_keys(c, o, "windows", k, RT_ARRAY_LEN(k)) || num(c, o, "windows", "requests", 1, 1e6, &q->window) ||
+        num(c, o, "windows", "shift", 1, 1e6, &q->shift_window) ||
+        num(c, o, "windows", "drift", 1, 1e6, &q->drift_window) ||
+        num(c, o, "windows", "template_similarity", 0.01, 1, &q->template_sim) ||
+        num(c, o, "windows", "template_recent", 1, 64, &tr) ||
+        num(c, o, "windows", "rate_tau_s", 1, 1e9, &q->rate_tau) ||
+        num(c, o, "windows", "volume_tau_s", 1, 1e9, &q->volume_tau) ||
+        num(c, o, "windows", "baseline_tau_s", 1, 1e9, &q->baseline_tau) ||
+        num(c, o, "windows", "baseline_min_age_s", 0, 1e9, &q->baseline_min_age) ||
+        num(c, o, "windows", "around_clock_min_age_s", 0, 1e9, &q->around_clock_min_age))
+        return -1;
+    q->template_recent = (size_t)tr;
+    return 0;
+}
+
+/* "signals": per-signal weight, benign/attack levels and minimum count */
+static int parse_signals(pctx *c, json_t *o, guard_policy *q) {
+    const char *name;
+    json_t *sv;
+    json_object_foreach(o, name, sv) {
+        int s = guard_signal_from_name(name);
+        char path[80];
+        snprintf(path, sizeof path, "signals.%s", name);
+        if (s < 0) {
+            rt_buf b = {0};
+            for (int j = 0; j < GUARD_SIG_COUNT; j++) rt_buf_printf(&b, "%s%s", j ? ", " : "", sig_info[j].name);
+            RT_FAIL("%s: signals.%s: unknown signal (expected one of: %s)", c->origin, name, b.data ? b.data : "");
+            rt_buf_free(&b);
+            return -1;
+        }
+        if (s == GUARD_SIG_HARVEST) {
+            RT_FAIL("%s: %s: the harvest signal's levels are the budgets: set them in \"budget\"", c->origin, path);
+            return -1;
+        }
+        if (!json_is_object(sv)) {
+            RT_FAIL("%s: %s: expected an object {\"weight\", \"benign\", \"attack\", \"min_n\"}", c->origin, path);
+            return -1;
+        }
+        static const char *const k[] = {"weight", "benign", "attack", "min_n"};
+        guard_signal_policy *sp = &q->sig[s];
+        if (check_keys(c, sv, path, k, 4) || num(c, sv, path, "weight", 0, 1e6, &sp->weight) ||
+            num(c, sv, path, "benign", -1e12, 1e12, &sp->benign) ||
+            num(c, sv, path, "attack", -1e12, 1e12, &sp->attack) || num(c, sv, path, "min_n", 0, 1e9, &sp->min_n))
+            return -1;
+        if (sp->benign == sp->attack) {
+            RT_FAIL("%s: %s: benign and attack levels must differ (both %g)", c->origin, path, sp->benign);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* "linking": the link weights and the group rules */
+static int parse_linking(pctx *c, json_t *o, guard_policy *q) {
+    static const char *const k[] = {"threshold", "min_kinds",  "ip",          "burst",        "template",
+                                    "timing",    "burst_window_s", "burst_min", "ip_max_accounts", "template_hits",
+                                    "max_group", "fingerprint", "fingerprint_max_accounts", "cohort",
+                                    "cohort_age_s", "cohort_max_answers", "cohort_window", "cohort_align"};
+    double mk = q->link_min_kinds, bm = q->burst_min, ipm = q->ip_max_accounts, mg = (double)q->max_group,
+           fpm = q->fp_max_accounts;
+    if (check_keys(c, o, "linking", k, RT_ARRAY_LEN(k)) ||
+        num(c, o, "linking", "threshold", 0, 1e6, &q->link_threshold) ||
+        num(c, o, "linking", "min_kinds", 1, 6, &mk) || num(c, o, "linking", "ip", 0, 1e6, &q->link_w_ip) ||
+        num(c, o, "linking", "burst", 0, 1e6, &q->link_w_burst) ||
+        num(c, o, "linking", "template", 0, 1e6, &q->link_w_template) ||
+        num(c, o, "linking", "timing", 0, 1e6, &q->link_w_timing) ||
+        num(c, o, "linking", "burst_window_s", 1, 1e9, &q->burst_window) ||
+        num(c, o, "linking", "burst_min", 2, 1e6, &bm) || num(c, o, "linking", "ip_max_accounts", 2, 1e6, &ipm) ||
+        num(c, o, "linking", "template_hits", 1, 1e6, &q->template_link_hits) ||
+        num(c, o, "linking", "max_group", 2, GUARD_MAX_AFFECTED, &mg) ||
+        num(c, o, "linking", "fingerprint", 0, 1e6, &q->link_w_fingerprint) ||
+        num(c, o, "linking", "fingerprint_max_accounts", 2, 1e6, &fpm) ||
+        num(c, o, "linking", "cohort", 0, 1e6, &q->link_w_cohort) ||
+        num(c, o, "linking", "cohort_age_s", 0, 1e9, &q->cohort_age_s) ||
+        num(c, o, "linking", "cohort_max_answers", 0, 1e12, &q->cohort_max_answers) ||
+        num(c, o, "linking", "cohort_window", 1, 1e6, &q->cohort_window) ||
+        num(c, o, "linking", "cohort_align", 0, 10, &q->cohort_align))
+        return -1;
+    q->fp_max_accounts = (int)fpm;
+    q->link_min_kinds = (int)mk;
+    q->burst_min = (int)bm;
+    q->ip_max_accounts = (int)ipm;
+    q->max_group = (size_t)mg;
+    return 0;
+}
+
+/* "population": the budget over newly active low-volume accounts (levels, multiples, member thresholds) */
+static int parse_population(pctx *c, json_t *o, guard_policy *q) {
+    static const char *const k[] = {"tau_s",    "flag",      "throttle", "verify",     "suspend",    "flag_x",
+                                    "throttle_x", "verify_x", "suspend_x", "member_low", "member_high"};
+    if (check_keys(c, o, "population", k, RT_ARRAY_LEN(k)) ||
+        num(c, o, "population", "tau_s", 1, 1e9, &q->pop_tau) ||
+        num(c, o, "population", "flag", 0, 1e15, &q->pop_flag) ||
+        num(c, o, "population", "throttle", 0, 1e15, &q->pop_throttle) ||
+        num(c, o, "population", "verify", 0, 1e15, &q->pop_verify) ||
+        num(c, o, "population", "suspend", 0, 1e15, &q->pop_suspend) ||
+        num(c, o, "population", "flag_x", 0, 1e6, &q->pop_flag_x) ||
+        num(c, o, "population", "throttle_x", 0, 1e6, &q->pop_throttle_x) ||
+        num(c, o, "population", "verify_x", 0, 1e6, &q->pop_verify_x) ||
+        num(c, o, "population", "suspend_x", 0, 1e6, &q->pop_suspend_x) ||
+        num(c, o, "population", "member_low", 0, 1e15, &q->pop_member_low) ||
+        num(c, o, "population", "member_high", 0, 1e15, &q->pop_member_high))
+        return -1;
+    if (q->pop_flag > 0 && !(q->pop_verify > 0)) q->pop_verify = q->pop_throttle; /* a policy without it */
+    if (q->pop_flag > 0 &&
+        !(q->pop_flag <= q->pop_throttle && q->pop_throttle <= q->pop_verify && q->pop_verify <= q->pop_suspend)) {
+        RT_FAIL("%s: population: expected flag <= throttle <= verify <= suspend (got %g, %g, %g, %g)", c->origin,
+                q->pop_flag, q->pop_throttle, q->pop_verify, q->pop_suspend);
+        return -1;
+    }
+    if (!(q->pop_flag_x <= q->pop_throttle_x && q->pop_throttle_x <= q->pop_verify_x &&
+          q->pop_verify_x <= q->pop_suspend_x) ||
+        !(q->pop_member_low <= q->pop_member_high)) {
+        RT_FAIL("%s: population: expected flag_x <= throttle_x <= verify_x <= suspend_x and member_low <= "
+                "member_high",
+                c->origin);
+        return -1;
+    }
+    return 0;
+}
+
 int guard_policy_parse(guard_policy *p, const char *text, size_t len, const char *origin) {
     pctx c = {origin ? origin : "policy", 0};
     json_error_t je;
@@ -301,91 +428,11 @@ int guard_policy_parse(guard_policy *p, const char *text, size_t len, const char
     if (num(&c, root, "", "throttle_rpm", 1, 1e9, &rpm)) goto out;
     q.throttle_rpm = (int64_t)rpm;
     if (obj(&c, root, "windows", &o)) goto out;
-    if (o) {
-        static const char *const k[] = {"requests",   "shift",      "drift",  "template_similarity", "template_recent",
-                                        "rate_tau_s", "volume_tau_s", "baseline_tau_s",    "baseline_min_age_s",
-                                        "around_clock_min_age_s"};
-        double tr = (double)q.template_recent;
-        if (check_keys(&c, o, "windows", k, RT_ARRAY_LEN(k)) || num(&c, o, "windows", "requests", 1, 1e6, &q.window) ||
-            num(&c, o, "windows", "shift", 1, 1e6, &q.shift_window) ||
-            num(&c, o, "windows", "drift", 1, 1e6, &q.drift_window) ||
-            num(&c, o, "windows", "template_similarity", 0.01, 1, &q.template_sim) ||
-            num(&c, o, "windows", "template_recent", 1, 64, &tr) ||
-            num(&c, o, "windows", "rate_tau_s", 1, 1e9, &q.rate_tau) ||
-            num(&c, o, "windows", "volume_tau_s", 1, 1e9, &q.volume_tau) ||
-            num(&c, o, "windows", "baseline_tau_s", 1, 1e9, &q.baseline_tau) ||
-            num(&c, o, "windows", "baseline_min_age_s", 0, 1e9, &q.baseline_min_age) ||
-            num(&c, o, "windows", "around_clock_min_age_s", 0, 1e9, &q.around_clock_min_age))
-            goto out;
-        q.template_recent = (size_t)tr;
-    }
+    if (o && parse_windows(&c, o, &q)) goto out;
     if (obj(&c, root, "signals", &o)) goto out;
-    if (o) {
-        const char *name;
-        json_t *sv;
-        json_object_foreach(o, name, sv) {
-            int s = guard_signal_from_name(name);
-            char path[80];
-            snprintf(path, sizeof path, "signals.%s", name);
-            if (s < 0) {
-                rt_buf b = {0};
-                for (int j = 0; j < GUARD_SIG_COUNT; j++) rt_buf_printf(&b, "%s%s", j ? ", " : "", sig_info[j].name);
-                RT_FAIL("%s: signals.%s: unknown signal (expected one of: %s)", c.origin, name, b.data ? b.data : "");
-                rt_buf_free(&b);
-                goto out;
-            }
-            if (s == GUARD_SIG_HARVEST) {
-                RT_FAIL("%s: %s: the harvest signal's levels are the budgets: set them in \"budget\"", c.origin, path);
-                goto out;
-            }
-            if (!json_is_object(sv)) {
-                RT_FAIL("%s: %s: expected an object {\"weight\", \"benign\", \"attack\", \"min_n\"}", c.origin, path);
-                goto out;
-            }
-            static const char *const k[] = {"weight", "benign", "attack", "min_n"};
-            guard_signal_policy *sp = &q.sig[s];
-            if (check_keys(&c, sv, path, k, 4) || num(&c, sv, path, "weight", 0, 1e6, &sp->weight) ||
-                num(&c, sv, path, "benign", -1e12, 1e12, &sp->benign) ||
-                num(&c, sv, path, "attack", -1e12, 1e12, &sp->attack) || num(&c, sv, path, "min_n", 0, 1e9, &sp->min_n))
-                goto out;
-            if (sp->benign == sp->attack) {
-                RT_FAIL("%s: %s: benign and attack levels must differ (both %g)", c.origin, path, sp->benign);
-                goto out;
-            }
-        }
-    }
+    if (o && parse_signals(&c, o, &q)) goto out;
     if (obj(&c, root, "linking", &o)) goto out;
-    if (o) {
-        static const char *const k[] = {"threshold", "min_kinds",  "ip",          "burst",        "template",
-                                        "timing",    "burst_window_s", "burst_min", "ip_max_accounts", "template_hits",
-                                        "max_group", "fingerprint", "fingerprint_max_accounts", "cohort",
-                                        "cohort_age_s", "cohort_max_answers", "cohort_window", "cohort_align"};
-        double mk = q.link_min_kinds, bm = q.burst_min, ipm = q.ip_max_accounts, mg = (double)q.max_group,
-               fpm = q.fp_max_accounts;
-        if (check_keys(&c, o, "linking", k, RT_ARRAY_LEN(k)) ||
-            num(&c, o, "linking", "threshold", 0, 1e6, &q.link_threshold) ||
-            num(&c, o, "linking", "min_kinds", 1, 6, &mk) || num(&c, o, "linking", "ip", 0, 1e6, &q.link_w_ip) ||
-            num(&c, o, "linking", "burst", 0, 1e6, &q.link_w_burst) ||
-            num(&c, o, "linking", "template", 0, 1e6, &q.link_w_template) ||
-            num(&c, o, "linking", "timing", 0, 1e6, &q.link_w_timing) ||
-            num(&c, o, "linking", "burst_window_s", 1, 1e9, &q.burst_window) ||
-            num(&c, o, "linking", "burst_min", 2, 1e6, &bm) || num(&c, o, "linking", "ip_max_accounts", 2, 1e6, &ipm) ||
-            num(&c, o, "linking", "template_hits", 1, 1e6, &q.template_link_hits) ||
-            num(&c, o, "linking", "max_group", 2, GUARD_MAX_AFFECTED, &mg) ||
-            num(&c, o, "linking", "fingerprint", 0, 1e6, &q.link_w_fingerprint) ||
-            num(&c, o, "linking", "fingerprint_max_accounts", 2, 1e6, &fpm) ||
-            num(&c, o, "linking", "cohort", 0, 1e6, &q.link_w_cohort) ||
-            num(&c, o, "linking", "cohort_age_s", 0, 1e9, &q.cohort_age_s) ||
-            num(&c, o, "linking", "cohort_max_answers", 0, 1e12, &q.cohort_max_answers) ||
-            num(&c, o, "linking", "cohort_window", 1, 1e6, &q.cohort_window) ||
-            num(&c, o, "linking", "cohort_align", 0, 10, &q.cohort_align))
-            goto out;
-        q.fp_max_accounts = (int)fpm;
-        q.link_min_kinds = (int)mk;
-        q.burst_min = (int)bm;
-        q.ip_max_accounts = (int)ipm;
-        q.max_group = (size_t)mg;
-    }
+    if (o && parse_linking(&c, o, &q)) goto out;
     if (obj(&c, root, "budget", &o)) goto out;
     if (o) {
         static const char *const k[] = {"tau_s", "flag", "throttle", "suspend", "logprob_alt", "repeat_value"};
@@ -404,38 +451,7 @@ int guard_policy_parse(guard_policy *p, const char *text, size_t len, const char
     }
     mirror_budget(&q);
     if (obj(&c, root, "population", &o)) goto out;
-    if (o) {
-        static const char *const k[] = {"tau_s",    "flag",      "throttle", "verify",     "suspend",    "flag_x",
-                                        "throttle_x", "verify_x", "suspend_x", "member_low", "member_high"};
-        if (check_keys(&c, o, "population", k, RT_ARRAY_LEN(k)) ||
-            num(&c, o, "population", "tau_s", 1, 1e9, &q.pop_tau) ||
-            num(&c, o, "population", "flag", 0, 1e15, &q.pop_flag) ||
-            num(&c, o, "population", "throttle", 0, 1e15, &q.pop_throttle) ||
-            num(&c, o, "population", "verify", 0, 1e15, &q.pop_verify) ||
-            num(&c, o, "population", "suspend", 0, 1e15, &q.pop_suspend) ||
-            num(&c, o, "population", "flag_x", 0, 1e6, &q.pop_flag_x) ||
-            num(&c, o, "population", "throttle_x", 0, 1e6, &q.pop_throttle_x) ||
-            num(&c, o, "population", "verify_x", 0, 1e6, &q.pop_verify_x) ||
-            num(&c, o, "population", "suspend_x", 0, 1e6, &q.pop_suspend_x) ||
-            num(&c, o, "population", "member_low", 0, 1e15, &q.pop_member_low) ||
-            num(&c, o, "population", "member_high", 0, 1e15, &q.pop_member_high))
-            goto out;
-        if (q.pop_flag > 0 && !(q.pop_verify > 0)) q.pop_verify = q.pop_throttle; /* a policy without it */
-        if (q.pop_flag > 0 &&
-            !(q.pop_flag <= q.pop_throttle && q.pop_throttle <= q.pop_verify && q.pop_verify <= q.pop_suspend)) {
-            RT_FAIL("%s: population: expected flag <= throttle <= verify <= suspend (got %g, %g, %g, %g)", c.origin,
-                    q.pop_flag, q.pop_throttle, q.pop_verify, q.pop_suspend);
-            goto out;
-        }
-        if (!(q.pop_flag_x <= q.pop_throttle_x && q.pop_throttle_x <= q.pop_verify_x &&
-              q.pop_verify_x <= q.pop_suspend_x) ||
-            !(q.pop_member_low <= q.pop_member_high)) {
-            RT_FAIL("%s: population: expected flag_x <= throttle_x <= verify_x <= suspend_x and member_low <= "
-                    "member_high",
-                    c.origin);
-            goto out;
-        }
-    }
+    if (o && parse_population(&c, o, &q)) goto out;
     if (obj(&c, root, "tiers", &o)) goto out;
     if (o && parse_tiers(&c, o, &q)) goto out;
     if (!(q.flag_at <= q.throttle_at && q.throttle_at <= q.suspend_at)) {

@@ -1520,6 +1520,58 @@ static char *clean_name(const char *name) {
     return b.data;
 }
 
+/* each slot's context: --ctx within the model's (default capped at SERVE_DEFAULT_CTX), and
+ * max_tokens capped by it; the gateway's embedding model gets its whole context */
+static int size_context(serve_server *s, int gateway) {
+    if (s->m && !gateway) {
+        if (s->o.n_ctx > s->m->cfg.ctx_len) {
+            RT_FAIL("--ctx %zu exceeds the model's context (%zu positions)", s->o.n_ctx, s->m->cfg.ctx_len);
+            return -1;
+        }
+        if (s->o.n_ctx == 0) s->o.n_ctx = RT_MIN(s->m->cfg.ctx_len, (size_t)SERVE_DEFAULT_CTX);
+        if (s->o.n_ctx < 2) {
+            RT_FAIL("--ctx must be at least 2 (a prompt token and a new one)");
+            return -1;
+        }
+        if (s->o.max_tokens_cap == 0 || s->o.max_tokens_cap > s->o.n_ctx) s->o.max_tokens_cap = s->o.n_ctx;
+    } else if (s->m && (s->o.n_ctx == 0 || s->o.n_ctx > s->m->cfg.ctx_len)) {
+        s->o.n_ctx = s->m->cfg.ctx_len; /* the gateway's embedding model: its whole context */
+    }
+    return 0;
+}
+
+/* what this server is, into gw_config (the report and /admin read it): the model or the
+ * upstreams it fronts (never their key), and --config pairs */
+static int record_config(serve_server *s, const serve_options *o, int gateway) {
+    char v[64];
+    double now = rt_wall_time();
+    snprintf(v, sizeof v, "%zu", s->m ? s->o.n_ctx : 0);
+    if (gateway) { /* what the gateway fronts (never the key) */
+        rt_buf ups = {0};
+        for (size_t i = 0; i < o->n_upstreams; i++)
+            if (rt_buf_printf(&ups, "%s%s", i ? "," : "", o->upstreams[i])) {
+                rt_buf_free(&ups);
+                return -1;
+            }
+        int crc = gw_config_set(s->db, "gateway_upstreams", ups.data, now) ||
+                  gw_config_set(s->db, "gateway_embed_model", o->model_path ? o->model_path : "none", now);
+        rt_buf_free(&ups);
+        if (crc) return -1;
+    } else if (gw_config_set(s->db, "model_name", s->model_name, now) ||
+               gw_config_set(s->db, "model_path", o->model_path ? o->model_path : "(in-process)", now) ||
+               gw_config_set(s->db, "model_ctx_len", v, now)) {
+        return -1;
+    }
+    for (size_t i = 0; o->config && o->config[i]; i += 2) {
+        if (!o->config[i + 1]) {
+            RT_FAIL("server config '%s' has no value", o->config[i]);
+            return -1;
+        }
+        if (gw_config_set(s->db, o->config[i], o->config[i + 1], now)) return -1;
+    }
+    return 0;
+}
+
 int serve_start(serve_server **out, const serve_options *o) {
     *out = NULL;
     if (o->sim_clock && !o->sim_clock_public && !host_is_loopback(o->host ? o->host : "127.0.0.1"))
@@ -1558,20 +1610,7 @@ int serve_start(serve_server **out, const serve_options *o) {
         goto fail;
     }
     if (gateway && s->o.max_tokens_cap == 0) s->o.max_tokens_cap = 1024; /* chat's reserve when none is named */
-    if (s->m && !gateway) {
-        if (s->o.n_ctx > s->m->cfg.ctx_len) {
-            RT_FAIL("--ctx %zu exceeds the model's context (%zu positions)", s->o.n_ctx, s->m->cfg.ctx_len);
-            goto fail;
-        }
-        if (s->o.n_ctx == 0) s->o.n_ctx = RT_MIN(s->m->cfg.ctx_len, (size_t)SERVE_DEFAULT_CTX);
-        if (s->o.n_ctx < 2) {
-            RT_FAIL("--ctx must be at least 2 (a prompt token and a new one)");
-            goto fail;
-        }
-        if (s->o.max_tokens_cap == 0 || s->o.max_tokens_cap > s->o.n_ctx) s->o.max_tokens_cap = s->o.n_ctx;
-    } else if (s->m && (s->o.n_ctx == 0 || s->o.n_ctx > s->m->cfg.ctx_len)) {
-        s->o.n_ctx = s->m->cfg.ctx_len; /* the gateway's embedding model: its whole context */
-    }
+    if (size_context(s, gateway)) goto fail;
     {
         char *raw = o->model_name ? rt_strdup(o->model_name)
                     : gateway     ? rt_strdup("gateway")
@@ -1597,34 +1636,7 @@ int serve_start(serve_server **out, const serve_options *o) {
         }
     }
     if (gw_db_open(&s->db, o->db_path)) goto fail;
-    {
-        char v[64];
-        double now = rt_wall_time();
-        snprintf(v, sizeof v, "%zu", s->m ? s->o.n_ctx : 0);
-        if (gateway) { /* what the gateway fronts (never the key) */
-            rt_buf ups = {0};
-            for (size_t i = 0; i < o->n_upstreams; i++)
-                if (rt_buf_printf(&ups, "%s%s", i ? "," : "", o->upstreams[i])) {
-                    rt_buf_free(&ups);
-                    goto fail;
-                }
-            int crc = gw_config_set(s->db, "gateway_upstreams", ups.data, now) ||
-                      gw_config_set(s->db, "gateway_embed_model", o->model_path ? o->model_path : "none", now);
-            rt_buf_free(&ups);
-            if (crc) goto fail;
-        } else if (gw_config_set(s->db, "model_name", s->model_name, now) ||
-                   gw_config_set(s->db, "model_path", o->model_path ? o->model_path : "(in-process)", now) ||
-                   gw_config_set(s->db, "model_ctx_len", v, now)) {
-            goto fail;
-        }
-        for (size_t i = 0; o->config && o->config[i]; i += 2) {
-            if (!o->config[i + 1]) {
-                RT_FAIL("server config '%s' has no value", o->config[i]);
-                goto fail;
-            }
-            if (gw_config_set(s->db, o->config[i], o->config[i + 1], now)) goto fail;
-        }
-    }
+    if (record_config(s, o, gateway)) goto fail;
     if (gw_ledger_open(&s->ledger, o->db_path, 512)) goto fail;
     if (gw_limiter_new(&s->lim, s->db)) goto fail;
     if (serve_metrics_new(&s->metrics)) goto fail;

@@ -247,6 +247,122 @@ static void persona_defaults(persona *p, pkind k) {
     }
 }
 
+/* personas[i] of a scenario into s->p[i] (defaults of its kind, then its fields; names unique
+ * among the earlier ones) */
+static int parse_persona(sctx *c, json_t *po, guard_scenario *s, size_t i) {
+    json_t *v;
+    snprintf(c->path, sizeof c->path, "personas[%zu]", i);
+    if (!json_is_object(po)) {
+        sfail(c, "", "expected an object");
+        return -1;
+    }
+    static const char *const pk[] = {"name",       "kind",     "count",        "requests_per_day", "requests",
+                                     "rate_per_hour", "concurrency", "start_hour", "end_hour",     "max_tokens",
+                                     "top_logprobs", "mix",    "keys",         "addresses",        "interval_s",
+                                     "endpoint",   "limits",   "cohort",       "shared_address",   "comment",
+                                     "source",     "warmup_hours", "period_hours", "suite_size",     "signup_days",
+                                     "requests_per_key", "tier", "harvest_source"};
+    if (s_keys(c, po, pk, RT_ARRAY_LEN(pk))) return -1;
+    const char *kind = json_string_value(json_object_get(po, "kind"));
+    int k = -1;
+    for (int j = 0; kind && j < P_KINDS; j++)
+        if (!strcmp(kind, kind_names[j])) k = j;
+    if (k < 0) {
+        rt_buf b = {0};
+        for (int j = 0; j < P_KINDS; j++) rt_buf_printf(&b, "%s%s", j ? ", " : "", kind_names[j]);
+        sfail(c, "kind", "required, one of: %s", b.data ? b.data : "");
+        rt_buf_free(&b);
+        return -1;
+    }
+    persona *p = &s->p[i];
+    persona_defaults(p, (pkind)k);
+    p->limits = s->limits;
+    if ((v = json_object_get(po, "name"))) {
+        const char *n = json_string_value(v);
+        if (!n || !*n || strlen(n) > 24 ||
+            strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != strlen(n)) {
+            sfail(c, "name", "expected 1..24 letters, digits, '-' or '_'");
+            return -1;
+        }
+        snprintf(p->name, sizeof p->name, "%s", n);
+    }
+    for (size_t j = 0; j < i; j++)
+        if (!strcmp(s->p[j].name, p->name)) {
+            sfail(c, "name", "'%s' is already the name of personas[%zu] (names must differ)", p->name, j);
+            return -1;
+        }
+    json_t *rpd = json_object_get(po, "requests_per_day");
+    if (rpd) {
+        if (!json_is_array(rpd) || json_array_size(rpd) != 2 || !json_is_number(json_array_get(rpd, 0)) ||
+            !json_is_number(json_array_get(rpd, 1)) || !(json_number_value(json_array_get(rpd, 0)) > 0) ||
+            !(json_number_value(json_array_get(rpd, 0)) <= json_number_value(json_array_get(rpd, 1))) ||
+            json_number_value(json_array_get(rpd, 1)) > 1e6) {
+            sfail(c, "requests_per_day", "expected [lo, hi] with 0 < lo <= hi <= 1e6");
+            return -1;
+        }
+        p->rpd_lo = json_number_value(json_array_get(rpd, 0));
+        p->rpd_hi = json_number_value(json_array_get(rpd, 1));
+    }
+    double mix = p->mix, sh = p->shared_address;
+    if (s_size(c, po, "count", 0, 100000, &p->count) || s_size(c, po, "requests", 0, 10000000, &p->requests) ||
+        s_num(c, po, "rate_per_hour", 0.01, 1e7, &p->rate_per_hour) ||
+        s_size(c, po, "concurrency", 1, 64, &p->concurrency) ||
+        s_num(c, po, "start_hour", 0, 24 * 30, &p->start_hour) || s_num(c, po, "end_hour", 0, 24 * 30, &p->end_hour) ||
+        s_size(c, po, "max_tokens", 1, 1 << 20, &p->max_tokens) ||
+        s_size(c, po, "top_logprobs", 0, 20, &p->top_logprobs) || s_num(c, po, "mix", 0, 1, &mix) ||
+        s_size(c, po, "keys", 1, 4096, &p->keys) || s_size(c, po, "addresses", 1, 4096, &p->addresses) ||
+        s_num(c, po, "interval_s", 0.001, 1e7, &p->interval_s) || s_size(c, po, "cohort", 0, 1000, &p->cohort) ||
+        s_num(c, po, "shared_address", 0, 1, &sh) || s_limits(c, po, "limits", &p->limits, &p->has_limits) ||
+        s_source(c, po, &p->src, &p->has_src) || s_num(c, po, "warmup_hours", 0, 24 * 30, &p->warmup_hours) ||
+        s_num(c, po, "period_hours", 0.01, 24 * 30, &p->period_hours) ||
+        s_size(c, po, "suite_size", 1, 100000, &p->suite_size) || s_num(c, po, "signup_days", 0, 3650, &p->signup_days) ||
+        s_size(c, po, "requests_per_key", 1, 1000000, &p->per_key))
+        return -1;
+    if (!p->has_src) p->src = s->src;
+    json_t *hs = json_object_get(po, "harvest_source");
+    if (hs) {
+        if (!json_is_string(hs) || guard_source_spec_parse(json_string_value(hs), &p->hsrc)) {
+            sfail(c, "harvest_source", "expected one of corpus, fortunes, man, everyday (optionally /a or /b)");
+            return -1;
+        }
+        p->has_hsrc = 1;
+    } else {
+        p->hsrc = p->src;
+    }
+    if ((v = json_object_get(po, "tier"))) {
+        const char *t = json_string_value(v);
+        if (!t || !*t || strlen(t) >= sizeof p->tier) {
+            sfail(c, "tier", "expected a tier name (e.g. \"eval\", \"trusted\", \"allow\")");
+            return -1;
+        }
+        snprintf(p->tier, sizeof p->tier, "%s", t);
+    }
+    p->mix = mix;
+    p->shared_address = sh;
+    if ((v = json_object_get(po, "endpoint"))) {
+        const char *e = json_string_value(v);
+        if (e && !strcmp(e, "chat")) p->chat = 1;
+        else if (e && !strcmp(e, "completions")) p->chat = 0;
+        else {
+            sfail(c, "endpoint", "expected \"chat\" or \"completions\"");
+            return -1;
+        }
+    }
+    if (p->kind != P_SYBIL && p->kind != P_SWARM && json_object_get(po, "keys") && p->keys != 1) {
+        sfail(c, "keys", "only sybil and swarm personas have several keys");
+        return -1;
+    }
+    if (p->kind == P_SYBIL && p->addresses > p->keys) {
+        sfail(c, "addresses", "%zu addresses for %zu keys: at most one per key", p->addresses, p->keys);
+        return -1;
+    }
+    if (p->start_hour >= 0 && p->end_hour <= p->start_hour) {
+        sfail(c, "end_hour", "%g is not after start_hour %g", p->end_hour, p->start_hour);
+        return -1;
+    }
+    return 0;
+}
+
 int guard_scenario_parse(guard_scenario **out, const char *text, size_t len, const char *origin) {
     *out = NULL;
     sctx c = {origin ? origin : "scenario", ""};
@@ -311,118 +427,8 @@ int guard_scenario_parse(guard_scenario **out, const char *text, size_t len, con
     s->n_p = json_array_size(ps);
     s->p = rt_calloc(s->n_p, sizeof *s->p, "personas");
     if (!s->p) goto out;
-    for (size_t i = 0; i < s->n_p; i++) {
-        json_t *po = json_array_get(ps, i);
-        snprintf(c.path, sizeof c.path, "personas[%zu]", i);
-        if (!json_is_object(po)) {
-            sfail(&c, "", "expected an object");
-            goto out;
-        }
-        static const char *const pk[] = {"name",       "kind",     "count",        "requests_per_day", "requests",
-                                         "rate_per_hour", "concurrency", "start_hour", "end_hour",     "max_tokens",
-                                         "top_logprobs", "mix",    "keys",         "addresses",        "interval_s",
-                                         "endpoint",   "limits",   "cohort",       "shared_address",   "comment",
-                                         "source",     "warmup_hours", "period_hours", "suite_size",     "signup_days",
-                                         "requests_per_key", "tier", "harvest_source"};
-        if (s_keys(&c, po, pk, RT_ARRAY_LEN(pk))) goto out;
-        const char *kind = json_string_value(json_object_get(po, "kind"));
-        int k = -1;
-        for (int j = 0; kind && j < P_KINDS; j++)
-            if (!strcmp(kind, kind_names[j])) k = j;
-        if (k < 0) {
-            rt_buf b = {0};
-            for (int j = 0; j < P_KINDS; j++) rt_buf_printf(&b, "%s%s", j ? ", " : "", kind_names[j]);
-            sfail(&c, "kind", "required, one of: %s", b.data ? b.data : "");
-            rt_buf_free(&b);
-            goto out;
-        }
-        persona *p = &s->p[i];
-        persona_defaults(p, (pkind)k);
-        p->limits = s->limits;
-        if ((v = json_object_get(po, "name"))) {
-            const char *n = json_string_value(v);
-            if (!n || !*n || strlen(n) > 24 ||
-                strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != strlen(n)) {
-                sfail(&c, "name", "expected 1..24 letters, digits, '-' or '_'");
-                goto out;
-            }
-            snprintf(p->name, sizeof p->name, "%s", n);
-        }
-        for (size_t j = 0; j < i; j++)
-            if (!strcmp(s->p[j].name, p->name)) {
-                sfail(&c, "name", "'%s' is already the name of personas[%zu] (names must differ)", p->name, j);
-                goto out;
-            }
-        json_t *rpd = json_object_get(po, "requests_per_day");
-        if (rpd) {
-            if (!json_is_array(rpd) || json_array_size(rpd) != 2 || !json_is_number(json_array_get(rpd, 0)) ||
-                !json_is_number(json_array_get(rpd, 1)) || !(json_number_value(json_array_get(rpd, 0)) > 0) ||
-                !(json_number_value(json_array_get(rpd, 0)) <= json_number_value(json_array_get(rpd, 1))) ||
-                json_number_value(json_array_get(rpd, 1)) > 1e6) {
-                sfail(&c, "requests_per_day", "expected [lo, hi] with 0 < lo <= hi <= 1e6");
-                goto out;
-            }
-            p->rpd_lo = json_number_value(json_array_get(rpd, 0));
-            p->rpd_hi = json_number_value(json_array_get(rpd, 1));
-        }
-        double mix = p->mix, sh = p->shared_address;
-        if (s_size(&c, po, "count", 0, 100000, &p->count) || s_size(&c, po, "requests", 0, 10000000, &p->requests) ||
-            s_num(&c, po, "rate_per_hour", 0.01, 1e7, &p->rate_per_hour) ||
-            s_size(&c, po, "concurrency", 1, 64, &p->concurrency) ||
-            s_num(&c, po, "start_hour", 0, 24 * 30, &p->start_hour) || s_num(&c, po, "end_hour", 0, 24 * 30, &p->end_hour) ||
-            s_size(&c, po, "max_tokens", 1, 1 << 20, &p->max_tokens) ||
-            s_size(&c, po, "top_logprobs", 0, 20, &p->top_logprobs) || s_num(&c, po, "mix", 0, 1, &mix) ||
-            s_size(&c, po, "keys", 1, 4096, &p->keys) || s_size(&c, po, "addresses", 1, 4096, &p->addresses) ||
-            s_num(&c, po, "interval_s", 0.001, 1e7, &p->interval_s) || s_size(&c, po, "cohort", 0, 1000, &p->cohort) ||
-            s_num(&c, po, "shared_address", 0, 1, &sh) || s_limits(&c, po, "limits", &p->limits, &p->has_limits) ||
-            s_source(&c, po, &p->src, &p->has_src) || s_num(&c, po, "warmup_hours", 0, 24 * 30, &p->warmup_hours) ||
-            s_num(&c, po, "period_hours", 0.01, 24 * 30, &p->period_hours) ||
-            s_size(&c, po, "suite_size", 1, 100000, &p->suite_size) || s_num(&c, po, "signup_days", 0, 3650, &p->signup_days) ||
-            s_size(&c, po, "requests_per_key", 1, 1000000, &p->per_key))
-            goto out;
-        if (!p->has_src) p->src = s->src;
-        json_t *hs = json_object_get(po, "harvest_source");
-        if (hs) {
-            if (!json_is_string(hs) || guard_source_spec_parse(json_string_value(hs), &p->hsrc)) {
-                sfail(&c, "harvest_source", "expected one of corpus, fortunes, man, everyday (optionally /a or /b)");
-                goto out;
-            }
-            p->has_hsrc = 1;
-        } else {
-            p->hsrc = p->src;
-        }
-        if ((v = json_object_get(po, "tier"))) {
-            const char *t = json_string_value(v);
-            if (!t || !*t || strlen(t) >= sizeof p->tier) {
-                sfail(&c, "tier", "expected a tier name (e.g. \"eval\", \"trusted\", \"allow\")");
-                goto out;
-            }
-            snprintf(p->tier, sizeof p->tier, "%s", t);
-        }
-        p->mix = mix;
-        p->shared_address = sh;
-        if ((v = json_object_get(po, "endpoint"))) {
-            const char *e = json_string_value(v);
-            if (e && !strcmp(e, "chat")) p->chat = 1;
-            else if (e && !strcmp(e, "completions")) p->chat = 0;
-            else {
-                sfail(&c, "endpoint", "expected \"chat\" or \"completions\"");
-                goto out;
-            }
-        }
-        if (p->kind != P_SYBIL && p->kind != P_SWARM && json_object_get(po, "keys") && p->keys != 1) {
-            sfail(&c, "keys", "only sybil and swarm personas have several keys");
-            goto out;
-        }
-        if (p->kind == P_SYBIL && p->addresses > p->keys) {
-            sfail(&c, "addresses", "%zu addresses for %zu keys: at most one per key", p->addresses, p->keys);
-            goto out;
-        }
-        if (p->start_hour >= 0 && p->end_hour <= p->start_hour) {
-            sfail(&c, "end_hour", "%g is not after start_hour %g", p->end_hour, p->start_hour);
-            goto out;
-        }
-    }
+    for (size_t i = 0; i < s->n_p; i++)
+        if (parse_persona(&c, json_array_get(ps, i), s, i)) goto out;
     c.path[0] = '\0';
     rc = 0;
 out:
