@@ -29,6 +29,10 @@ $R keys create --db "$url" --name load 2>/dev/null > "$tmp/load.key"
 $R keys create --db "$url" --name lim --rpm 30 2>/dev/null > "$tmp/lim.key"
 $R keys create --db "$url" --name victim 2>/dev/null > "$tmp/victim.key"
 $R keys create --db "$url" --name ops --admin 2>/dev/null > "$tmp/ops.key"
+# the load generator is the operator's own load test (one address, three accounts made in the same
+# second, 120 saturated requests, then a change of pace): the guard would link and stop it as it
+# should a harvester, so it is allow-listed as an operator would; this test is about replicas
+$R guard tier --db "$url" load allow --note "replica test load generator" > /dev/null
 $R guard worker --db "$url" 2> "$tmp/worker.log" &
 pids+=($!)
 for r in A B; do
