@@ -215,25 +215,42 @@ cat "$D/gw.txt"
 "$PY" - "$D" <<'EOF'
 import hashlib, json, sqlite3, sys
 d = sys.argv[1]
-# verify and suspend both stop the account; which comes first can depend on the population
-# budget, a sum over every new account that 16 concurrent clients feed in no fixed order
-# (a CI run had bulk-0 asked to verify through serve and suspended through the gateway)
-rank = {"flag": 1, "throttle": 2, "verify": 3, "suspend": 3}
+# The simulated day is not replayed in a fixed order (16 concurrent clients), and the population
+# budget is a sum over every new account, so verdicts at a boundary can differ run to run: a CI
+# run had bulk-0 asked to verify through serve and suspended through the gateway, another an
+# app flagged through one and not the other. What must hold: the same operations stopped
+# (verify or suspend), no benign account suspended in either, and few accounts differing at all.
+import re
+rank = {"flag": 1, "throttle": 2, "verify": 3, "suspend": 4}
 def verdicts(path):
     db = sqlite3.connect(path)
-    v = {name: 0 for (name,) in db.execute("SELECT name FROM guard_sim_accounts")}
+    v, who = {}, {}
+    for name, grp, attack in db.execute("SELECT name, grp, attack FROM guard_sim_accounts"):
+        v[name], who[name] = 0, (grp, attack)
     for name, action in db.execute("SELECT s.name, a.action FROM guard_actions a JOIN guard_sim_accounts s "
                                    "ON s.account_id = a.account_id WHERE a.action != 'release'"):
         v[name] = max(v[name], rank[action])
-    return v
-plain, gw = verdicts(f"{d}/plain.db"), verdicts(f"{d}/demo/gateway.db")
-assert len(plain) >= 70 and max(plain.values()) == 3, plain
-diff = {k: (plain.get(k), gw.get(k)) for k in set(plain) | set(gw) if plain.get(k) != gw.get(k)}
-assert not diff, ("verdicts differ (serve, gateway)", diff)
+    return v, who
+(plain, who), (gw, _) = verdicts(f"{d}/plain.db"), verdicts(f"{d}/demo/gateway.db")
+assert len(plain) >= 70 and set(plain) == set(gw) and max(plain.values()) == 4, plain
+def stopped_ops(v):
+    return {who[k][0] for k, r in v.items() if who[k][1] and r >= 3}
+def benign_suspended(v):
+    return [k for k, r in v.items() if not who[k][1] and r == 4]
+assert stopped_ops(plain) == stopped_ops(gw), ("operations stopped differ (serve, gateway)", stopped_ops(plain), stopped_ops(gw))
+assert not benign_suspended(plain) and not benign_suspended(gw), (benign_suspended(plain), benign_suspended(gw))
+diff = {k: (plain[k], gw[k]) for k in plain if plain[k] != gw[k]}
+assert len(diff) <= 4, ("verdicts differ (serve, gateway) for more than 4 accounts", diff)
 out = open(f"{d}/gw.txt").read().strip().splitlines()
 assert "\n".join(out[1:]) + "\n" == open(f"{d}/gw_summary.txt").read(), "the report is the gateway database's"
 first = open(f"{d}/out.txt").read().strip().splitlines()
-assert out[1:3] == first[1:3], ("suspension lines differ", out[1:3], first[1:3])
+def stopped_line(l):  # "attackers suspended: X of N ...; Y more asked to verify" -> (X + Y, N)
+    m = re.match(r"attackers suspended: (\d+) of (\d+) .*?(?:; (\d+) more asked to verify)?$", l)
+    assert m, l
+    return int(m.group(1)) + int(m.group(3) or 0), int(m.group(2))
+assert stopped_line(out[1]) == stopped_line(first[1]), ("operations stopped differ", out[1], first[1])
+assert re.match(r"benign accounts suspended: 0 of ", out[2]) and out[2].split(" of ")[1].split()[0] == \
+    first[2].split(" of ")[1].split()[0], ("benign lines differ", out[2], first[2])
 db = sqlite3.connect(f"{d}/demo/gateway.db")
 steps = [v for (v,) in db.execute("SELECT value FROM report_meta WHERE key LIKE 'step.%' ORDER BY key")]
 gws = [s for s in steps if s.startswith("retort gateway ")]
@@ -254,6 +271,7 @@ for (path,) in db.execute("SELECT path FROM report_harvests WHERE guard = 'on'")
         c = json.loads(l)["completion"]
         assert hashlib.blake2b(c.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest() in sus, path
         n += 1
-print(f"demo --gateway: same verdicts for {len(gw)} accounts as through serve; {n} harvested completions in the "
+print(f"demo --gateway: the same {len(stopped_ops(gw))} operations stopped as through serve, no benign account suspended, "
+      f"{len(gw) - len(diff)} of {len(gw)} accounts with the same verdict; {n} harvested completions in the "
       f"gateway's ledger; the upstream served {accts[1]} requests for one key")
 EOF

@@ -29,6 +29,9 @@ trap cleanup EXIT
 fail() { echo "ref_gateway_key: FAIL: $*"; echo "--- gateway log"; cat "$tmp/gw.log"; exit 1; }
 wait_port() { for i in $(seq 1 200); do [ -s "$1" ] && return 0; sleep 0.05; done; echo "no port file $1"; exit 1; }
 
+# the upstream rereads its list on every request: replace it whole (rename), never rewrite it
+# in place, or a request landing between the truncation and the write sees no key at all
+valid() { printf '%s\n' "$@" > "$tmp/valid.new" && mv "$tmp/valid.new" "$tmp/valid"; }
 K1=sk-upstream-one-7f3a9c01
 K2=sk-upstream-two-b84e2d02
 K3=sk-upstream-three-c5d1e703
@@ -61,7 +64,7 @@ const server = http.createServer((req, res) => {
 });
 server.listen(0, "127.0.0.1", () => fs.writeFileSync(portFile, String(server.address().port)));
 EOF
-printf '%s\n' "$K1" > "$tmp/valid"
+valid "$K1"
 : > "$tmp/seen"
 node "$tmp/upstream.mjs" "$tmp/valid" "$tmp/seen" "$tmp/up.port" 2> "$tmp/up.log" &
 pids+=($!)
@@ -101,19 +104,19 @@ sees() { # key n
 sees "$K1" 5 || fail "the upstream never saw the first key"
 
 # 1. a new file renamed over the key file, no signal; the upstream accepts both meanwhile
-printf '%s\n%s\n' "$K1" "$K2" > "$tmp/valid"
+valid "$K1" "$K2"
 printf '%s\n' "$K2" > "$tmp/key.new" && mv "$tmp/key.new" "$tmp/key"
 sees "$K2" 5 || fail "after the rename the upstream did not see the new key"
-printf '%s\n' "$K2" > "$tmp/valid" # the old key revoked upstream
+valid "$K2" # the old key revoked upstream
 n_before=$(wc -l < "$tmp/codes")
 for i in $(seq 1 200); do [ "$(wc -l < "$tmp/codes")" -ge $((n_before + 5)) ] && break; sleep 0.05; done
 
 # 2. the file rewritten in place, then SIGHUP
-printf '%s\n%s\n' "$K2" "$K3" > "$tmp/valid"
+valid "$K2" "$K3"
 printf '%s\n' "$K3" > "$tmp/key"
 kill -HUP "$GW"
 sees "$K3" 5 || fail "after SIGHUP the upstream did not see the new key"
-printf '%s\n' "$K3" > "$tmp/valid"
+valid "$K3"
 
 # 3. an empty key file + SIGHUP: the current key stays
 : > "$tmp/key"
