@@ -5,7 +5,8 @@
 # same order; seeded scenario, simulated clock). The guard must reach the same verdicts:
 # for every simulated account, the same strongest action (none / flag / throttle / suspend),
 # the same ledger (rows by status) and the same number of served requests the guard saw, up to
-# one request per suspended account (the verdict lands asynchronously, see the check). Completions are sampled, so token
+# one request per suspended account (the verdict lands asynchronously, see the check) and the
+# requests a sampled follow-up pushes past the context length in one run only. Completions are sampled, so token
 # counts may differ by a few between the runs; a verdict that depends on them would show here.
 # Also: `retort guard eval` and `retort report` read the gateway's database as they read serve's.
 set -euo pipefail
@@ -77,10 +78,19 @@ assert not diff, ("verdicts differ (serve, gateway)", diff)
 # The guard decides after a response, on its own thread: the request that follows a decision
 # may come before it or after it, so each suspension may let one request more or less through.
 # Allowed: per status, and for the served events, at most one request per suspended account.
+# A benign follow-up carries the previous (sampled) completion, so near the context limit the
+# same request may be answered in one run and refused with 400 context_length_exceeded in the
+# other (a fresh-clone run: one such swap, plus one request of the suspended prober). So 200
+# and 400 are compared together as "answered", and the swaps (at most 2) widen the served count.
 slack = sum(1 for v in vs.values() if v == 3)
 ds, dg = dict(rs), dict(rg)
+swap = abs(ds.get(400, 0) - dg.get(400, 0))
+assert swap <= 2, ("more than 2 requests answered in one run and refused in the other", rs, rg)
+for d in (ds, dg):
+    d["answered"] = d.pop(200, 0) + d.pop(400, 0)
 far = {k: (ds.get(k, 0), dg.get(k, 0)) for k in set(ds) | set(dg) if abs(ds.get(k, 0) - dg.get(k, 0)) > slack}
-assert not far and abs(es - eg) <= slack, ("events / ledger rows differ by more than %d" % slack, (es, rs), (eg, rg))
+assert not far and abs(es - eg) <= slack + swap, \
+    ("events / ledger rows differ by more than %d (+%d swaps)" % (slack, swap), (es, rs), (eg, rg))
 names = {0: "none", 1: "flag", 2: "throttle", 3: "suspend"}
 print("ref_gateway_guard: same verdicts for %d accounts (%s); %d served events, ledger %s each" %
       (len(vs), ", ".join("%s %s" % (k, names[v]) for k, v in sorted(vs.items()) if v), es, rs))
