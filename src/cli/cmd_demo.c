@@ -53,7 +53,7 @@ static const demo_preset preset_quick = {
     .vocab = 512, .dim = 64, .layers = 2, .heads = 4, .kv = 2, .ffn = 176, .seq = 128, .batch = 8,
     .steps = 150, .warmup = 20,
     .s_dim = 64, .s_layers = 2, .s_heads = 4, .s_kv = 2, .s_ffn = 176, .s_seq = 128, .s_batch = 8,
-    .s_steps = 300,
+    .s_steps = 600, /* at 300 the watermark learnt varied with the seed: 2 of 4 seeds missed p < 1e-3 */
     .max_tokens = 32,
     .calib = "quick-calib.json",
     .day = "quick-day.json",
