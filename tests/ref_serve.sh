@@ -119,6 +119,14 @@ $PY -c 'import json,sys; a={x["name"]: x for x in json.load(open(sys.argv[1]))["
 curl -s "$URL/metrics" > "$tmp/metrics.txt"
 grep -q 'retort_requests_total{endpoint="/v1/chat/completions",status="200"} 8' "$tmp/metrics.txt"
 
+# SIGHUP (a reload request; serve has no key file to reread) is logged and serving goes on
+kill -HUP "$srv_pid"
+for i in $(seq 1 100); do grep -q "SIGHUP: nothing to reload" "$tmp/serve.log" && break; sleep 0.05; done
+grep -q "SIGHUP: nothing to reload" "$tmp/serve.log" || { echo "no SIGHUP line"; cat "$tmp/serve.log"; exit 1; }
+kill -0 "$srv_pid" || { echo "serve ended on SIGHUP"; exit 1; }
+code=$(curl -s -o /dev/null -w '%{http_code}' "$URL/health")
+[ "$code" = 200 ] || { echo "health after SIGHUP: HTTP $code"; exit 1; }
+
 # a clean stop on SIGTERM
 kill -TERM "$srv_pid"
 wait "$srv_pid"

@@ -95,7 +95,8 @@ static void key_poll(serve_server *s, key_watch *w) {
 
 /* What serve and gateway share once their options are set: the guard's hooks (go != NULL,
  * or any guard flag given), the guard's admin routes, start, the banner, --port-file, and
- * the wait for SIGINT/SIGTERM (and, with a key file to watch, SIGHUP). Returns the exit status. */
+ * the wait for SIGINT/SIGTERM, and SIGHUP: the key file reread where there is one to watch, else only
+ * logged (the default action would end the server without stopping it). Returns the exit status. */
 static int serve_run(const char *cmd, serve_options *o, guard_options *go, const char *port_file, const char *watermark,
                      key_watch *kw) {
     /* block the stop signals in every thread; this one waits for them */
@@ -103,7 +104,7 @@ static int serve_run(const char *cmd, serve_options *o, guard_options *go, const
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
-    if (kw) sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGHUP); /* a reload request; without a key file to reread it is only logged */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     guard *g = NULL;
@@ -151,7 +152,9 @@ static int serve_run(const char *cmd, serve_options *o, guard_options *go, const
     for (;;) {
         if (!kw) {
             sigwait(&set, &sig);
-            break;
+            if (sig != SIGHUP) break;
+            fprintf(stderr, "retort %s: SIGHUP: nothing to reload (no --upstream-key-file), still serving\n", cmd);
+            continue;
         }
         struct timespec tick = {1, 0};
         sig = sigtimedwait(&set, NULL, &tick);
