@@ -2179,7 +2179,7 @@ static void test_population_budget(void) {
     population_world(0, thr, sus, &served, &wb, &heavy, &pb, &pe, &ej);
     for (int i = 0; i < 40; i++) CHECK(thr[i] == 0 && sus[i] == 0);
     CHECK(served == 1000 && wb == GUARD_ACT_NONE && heavy == GUARD_ACT_NONE);
-    /* a reference's benign aggregate sets the budgets (x 1 / 1.25 / 2.5 by default), its
+    /* a reference's benign aggregate sets the budgets (x 1 / 1 / 1 / 2.5 by default), its
      * members' 0.75 quantile the member threshold, its maximum loosens member_high only */
     guard_policy p;
     guard_policy_defaults(&p);
@@ -2189,7 +2189,7 @@ static void test_population_budget(void) {
     ref.pop_member_typical = 300;
     ref.pop_member_high = 4000;
     guard_policy_apply_reference(&p, &ref);
-    CHECK(fabs(p.pop_flag - 10000) < 1e-6 && fabs(p.pop_throttle - 12500) < 1e-6 && fabs(p.pop_verify - 12500) < 1e-6 &&
+    CHECK(fabs(p.pop_flag - 10000) < 1e-6 && fabs(p.pop_throttle - 10000) < 1e-6 && fabs(p.pop_verify - 10000) < 1e-6 &&
           fabs(p.pop_suspend - 25000) < 1e-6);
     CHECK(p.pop_member_low == 300 && p.pop_member_high == 5000);
     const char *bad = "{\"population\": {\"flag\": 3, \"throttle\": 2, \"suspend\": 1}}";
