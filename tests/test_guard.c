@@ -1842,6 +1842,104 @@ static int read_actions_fn(gw_conn *c, void *ud) {
     return 0;
 }
 
+/* The population hold through serve's hooks (runtime.c): absolute holds 150 (members at 120 or
+ * more) and 250 (every member), no budget step within reach, no decay. h-a is served 100 then
+ * 100 (population 200): its third request waits (200 >= 150, its own 200 >= 120), Retry-After
+ * 1e9 ln(200 / 150); the refused request's `after` (status 429) adds nothing; h-b (nothing
+ * served yet) is served at 200 < 250, and at 300 it waits too. No action row is written;
+ * /metrics counts the two holds. In shadow mode nothing is held. */
+static int hold_request(serve_hooks *h, const gw_account *acc, int i, double t, int status, double *retry) {
+    gw_principal who;
+    memset(&who, 0, sizeof who);
+    who.account = *acc;
+    char rid[48];
+    snprintf(rid, sizeof rid, "cmpl-h-%d", i);
+    serve_request_info ri;
+    memset(&ri, 0, sizeof ri);
+    ri.request_id = rid;
+    ri.endpoint = "/v1/completions";
+    ri.who = &who;
+    ri.t = t;
+    ri.client = "10.9.0.2";
+    ri.prompt_text = i % 2 ? "how do I boil an egg" : "name three rivers";
+    ri.prompt_len = strlen(ri.prompt_text);
+    ri.max_tokens = 256;
+    ri.n = 1;
+    char reason[160] = "";
+    int rc = h->before(h->ud, &ri, reason, sizeof reason, retry);
+    if (rc == 2) CHECK(strstr(reason, "population hold") != NULL);
+    gw_ledger_row row;
+    memset(&row, 0, sizeof row);
+    row.status = rc == 2 ? 429 : status;
+    row.prompt_tokens = 10;
+    row.completion_tokens = 100; /* on a held request too: the guard must not count what it did not let through */
+    row.latency_ms = 50;
+    row.n = 1;
+    serve_request_result rr = {.row = &row, .row_id = i + 1};
+    h->after(h->ud, &ri, &rr);
+    return rc;
+}
+
+static void runtime_hold(int enforce) {
+    char path[512], pol[512];
+    snprintf(path, sizeof path, "%s/hold-%d.db", tl_tmpdir(), enforce);
+    snprintf(pol, sizeof pol, "%s/hold-policy-%d.json", tl_tmpdir(), enforce);
+    FILE *f = fopen(pol, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fprintf(f, "{\"mode\": \"%s\", \"budget\": {\"tau_s\": 1e9}, \"population\": {\"tau_s\": 1e9, \"flag\": 1e11, "
+               "\"throttle\": 1e12, \"verify\": 1e12, \"suspend\": 1e12, \"member_low\": 120, \"member_high\": 1e12, "
+               "\"hold\": 150, \"hold_all\": 250}}",
+            enforce ? "enforce" : "shadow");
+    CHECK(fclose(f) == 0);
+    gw_db *db = NULL;
+    CHECK_OK(gw_db_open(&db, path));
+    if (!db) return;
+    CHECK_OK(guard_db_init(db));
+    gw_account acc[2];
+    char key[GW_KEY_MAX];
+    gw_limits none = {0, 0, 0};
+    CHECK_OK(gw_key_create(db, "h-a", &none, 0, 1000, key, &acc[0]));
+    CHECK_OK(gw_key_create(db, "h-b", &none, 0, 1000, key, &acc[1]));
+    guard_options go;
+    guard_options_defaults(&go);
+    go.db_path = path;
+    go.policy_path = pol;
+    guard *g = NULL;
+    CHECK_OK(guard_open(&g, &go));
+    if (!g) return;
+    serve_hooks h;
+    guard_serve_hooks(g, &h);
+    double retry = -1;
+    CHECK(hold_request(&h, &acc[0], 0, 2000, 200, &retry) == 0 && retry == 0);
+    CHECK(hold_request(&h, &acc[0], 1, 2060, 200, &retry) == 0);
+    int rc = hold_request(&h, &acc[0], 2, 2120, 200, &retry);
+    CHECK_MSG(rc == (enforce ? 2 : 0), "h-a at 200: %d", rc);
+    if (enforce) {
+        double e = 1e9 * log(200.0 / 150.0);
+        CHECK_MSG(fabs(retry - e) < 1e-6 * e, "Retry-After %.6g, expected %.6g", retry, e);
+        CHECK(hold_request(&h, &acc[1], 3, 2180, 200, &retry) == 0); /* 200 < 250: h-b is served */
+        CHECK(hold_request(&h, &acc[1], 4, 2240, 200, &retry) == 2); /* 300 >= 250: everyone waits */
+        e = 1e9 * log(300.0 / 250.0);
+        CHECK_MSG(fabs(retry - e) < 1e-6 * e, "Retry-After %.6g, expected %.6g", retry, e);
+        rt_buf m = {0};
+        CHECK_OK(h.metrics(h.ud, &m));
+        CHECK(m.data && strstr(m.data, "\nretort_guard_holds_total 2\n"));
+        rt_buf_free(&m);
+    }
+    guard_flush(g);
+    guard_close(g);
+    action_list al = {0};
+    CHECK_OK(gw_db_with(db, read_actions_fn, &al));
+    CHECK_MSG(al.n == 0, "%zu action rows for a hold", al.n);
+    gw_db_close(db);
+}
+
+static void test_runtime_hold(void) {
+    runtime_hold(1);
+    runtime_hold(0);
+}
+
 /* The verification step through the runtime (issue 16): a population budget of 200 value units
  * (verify at 200, suspension out of reach), member threshold 250; one new account's 100-token
  * answers (100 units each, both taus 1e9 s: sums to 1e-6). At its third answer its own value is
@@ -2483,4 +2581,4 @@ TEST_MAIN("guard", TEST_CASE(test_ewm), TEST_CASE(test_decay), TEST_CASE(test_mi
           TEST_CASE(test_worker_equivalence),
           TEST_CASE(test_harvest_budget), TEST_CASE(test_benchmark_reruns), TEST_CASE(test_tiers),
           TEST_CASE(test_drift), TEST_CASE(test_fingerprint),
-          TEST_CASE(test_cohort), TEST_CASE(test_runtime_tiers), TEST_CASE(test_runtime_verify), TEST_CASE(test_actions_migration), TEST_CASE(test_population_budget), TEST_CASE(test_population_hold), TEST_CASE(test_switch))
+          TEST_CASE(test_cohort), TEST_CASE(test_runtime_tiers), TEST_CASE(test_runtime_verify), TEST_CASE(test_runtime_hold), TEST_CASE(test_actions_migration), TEST_CASE(test_population_budget), TEST_CASE(test_population_hold), TEST_CASE(test_switch))
