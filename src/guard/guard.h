@@ -250,10 +250,11 @@ typedef struct {
      * The population hold bounds the total, whatever the number of keys: while the sum is at
      * pop_hold or more, members at pop_member_low or more are held (their requests answered 429
      * with a Retry-After, nothing recorded against them), and while it is at pop_hold_all or
-     * more every member is - so the population is served at most pop_hold_all (plus the answers
-     * in flight) as a decayed sum, less than e x that in any pop_tau window
-     * (guard_detector_population_hold). Absolute (> 0), or pop_hold_x / pop_hold_all_x times
-     * the calibrated aggregate; 0 = that step off. */
+     * more every member is - so the population's decayed sum stays under pop_hold_all (plus the
+     * answers in flight), and it is served less than pop_hold_all x (1 + L / pop_tau) in any
+     * period of length L (guard_detector_population_hold). Absolute (> 0), or pop_hold_x /
+     * pop_hold_all_x times the calibrated aggregate (a policy with absolute budgets and no
+     * absolute hold has none); 0 = that step off. */
     double pop_tau;
     double pop_flag, pop_throttle, pop_verify, pop_suspend;
     double pop_flag_x, pop_throttle_x, pop_verify_x, pop_suspend_x;

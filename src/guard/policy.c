@@ -136,7 +136,7 @@ void guard_policy_defaults(guard_policy *p) {
     p->pop_member_low = 1000;
     p->pop_member_high = 5000;
     /* the hold bounds the population's total: members above member_low wait at the benign
-     * aggregate (the flag level), every member at the verify level */
+     * aggregate (where they are asked to verify), every member at 1.25 x it */
     p->pop_hold = p->pop_hold_all = 0;
     p->pop_hold_x = 1.0;
     p->pop_hold_all_x = 1.25;
