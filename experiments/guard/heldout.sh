@@ -24,6 +24,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 mkdir -p "$OUT"; cp "$BUILD/retort" "$OUT/retort"; R=$OUT/retort   # a copy: rebuilding during a run is safe
 CORPUS=${CORPUS:-$BUILD/data/kjv.txt}
+DAY=${DAY:-$HERE/heldout-day.json}   # the day (DAY=FILE: another scenario, e.g. its benign personas only)
 DEMO_CALIB=${DEMO_CALIB:-$ROOT/scenarios/demo/quick-calib.json}
 MAXTOK=${MAXTOK:-32}
 SERVER_PID=
@@ -48,7 +49,7 @@ sim() { # db scenario
 }
 t0=$(date +%s)
 echo "== load: $(cut -d' ' -f1-3 /proc/loadavg); serve flags: ${XFF[*]}"
-/usr/bin/python3 - "$HERE/heldout-day.json" "$OUT/heldout-day-tiers.json" <<'EOF'
+/usr/bin/python3 - "$DAY" "$OUT/heldout-day-tiers.json" <<'EOF'
 import json, sys
 s = json.load(open(sys.argv[1]))
 for p in s["personas"]:
@@ -74,7 +75,7 @@ for cal in $CALS; do
   fi
   echo "== the day, guard enforcing, $cal calibration"
   rm -f "$OUT/day-$cal.db"*
-  day=$HERE/heldout-day.json; [ $cal = tiers ] && day=$OUT/heldout-day-tiers.json
+  day=$DAY; [ $cal = tiers ] && day=$OUT/heldout-day-tiers.json
   start_server "$OUT/day-$cal.db" --guard --guard-reference "$OUT/reference-$cal.json" ${GUARD_POLICY:+--guard-policy "$GUARD_POLICY"}
   sim "$OUT/day-$cal.db" "$day"; stop_server
   "$R" guard eval --db "$OUT/day-$cal.db" --reference "$OUT/reference-$cal.json" --calibration-db "$OUT/calib-$cal.db" \
