@@ -1636,7 +1636,8 @@ static void test_runtime_tiers(void) {
             ri.max_tokens = 256;
             ri.n = 1;
             char reason[128];
-            CHECK(h.before(h.ud, &ri, reason, sizeof reason) == 0);
+            double retry = 0;
+            CHECK(h.before(h.ud, &ri, reason, sizeof reason, &retry) == 0);
             gw_ledger_row row;
             memset(&row, 0, sizeof row);
             row.status = 200;
@@ -1841,6 +1842,104 @@ static int read_actions_fn(gw_conn *c, void *ud) {
     return 0;
 }
 
+/* The population hold through serve's hooks (runtime.c): absolute holds 150 (members at 120 or
+ * more) and 250 (every member), no budget step within reach, no decay. h-a is served 100 then
+ * 100 (population 200): its third request waits (200 >= 150, its own 200 >= 120), Retry-After
+ * 1e9 ln(200 / 150); the refused request's `after` (status 429) adds nothing; h-b (nothing
+ * served yet) is served at 200 < 250, and at 300 it waits too. No action row is written;
+ * /metrics counts the two holds. In shadow mode nothing is held. */
+static int hold_request(serve_hooks *h, const gw_account *acc, int i, double t, int status, double *retry) {
+    gw_principal who;
+    memset(&who, 0, sizeof who);
+    who.account = *acc;
+    char rid[48];
+    snprintf(rid, sizeof rid, "cmpl-h-%d", i);
+    serve_request_info ri;
+    memset(&ri, 0, sizeof ri);
+    ri.request_id = rid;
+    ri.endpoint = "/v1/completions";
+    ri.who = &who;
+    ri.t = t;
+    ri.client = "10.9.0.2";
+    ri.prompt_text = i % 2 ? "how do I boil an egg" : "name three rivers";
+    ri.prompt_len = strlen(ri.prompt_text);
+    ri.max_tokens = 256;
+    ri.n = 1;
+    char reason[160] = "";
+    int rc = h->before(h->ud, &ri, reason, sizeof reason, retry);
+    if (rc == 2) CHECK(strstr(reason, "population hold") != NULL);
+    gw_ledger_row row;
+    memset(&row, 0, sizeof row);
+    row.status = rc == 2 ? 429 : status;
+    row.prompt_tokens = 10;
+    row.completion_tokens = 100; /* on a held request too: the guard must not count what it did not let through */
+    row.latency_ms = 50;
+    row.n = 1;
+    serve_request_result rr = {.row = &row, .row_id = i + 1};
+    h->after(h->ud, &ri, &rr);
+    return rc;
+}
+
+static void runtime_hold(int enforce) {
+    char path[512], pol[512];
+    snprintf(path, sizeof path, "%s/hold-%d.db", tl_tmpdir(), enforce);
+    snprintf(pol, sizeof pol, "%s/hold-policy-%d.json", tl_tmpdir(), enforce);
+    FILE *f = fopen(pol, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fprintf(f, "{\"mode\": \"%s\", \"budget\": {\"tau_s\": 1e9}, \"population\": {\"tau_s\": 1e9, \"flag\": 1e11, "
+               "\"throttle\": 1e12, \"verify\": 1e12, \"suspend\": 1e12, \"member_low\": 120, \"member_high\": 1e12, "
+               "\"hold\": 150, \"hold_all\": 250}}",
+            enforce ? "enforce" : "shadow");
+    CHECK(fclose(f) == 0);
+    gw_db *db = NULL;
+    CHECK_OK(gw_db_open(&db, path));
+    if (!db) return;
+    CHECK_OK(guard_db_init(db));
+    gw_account acc[2];
+    char key[GW_KEY_MAX];
+    gw_limits none = {0, 0, 0};
+    CHECK_OK(gw_key_create(db, "h-a", &none, 0, 1000, key, &acc[0]));
+    CHECK_OK(gw_key_create(db, "h-b", &none, 0, 1000, key, &acc[1]));
+    guard_options go;
+    guard_options_defaults(&go);
+    go.db_path = path;
+    go.policy_path = pol;
+    guard *g = NULL;
+    CHECK_OK(guard_open(&g, &go));
+    if (!g) return;
+    serve_hooks h;
+    guard_serve_hooks(g, &h);
+    double retry = -1;
+    CHECK(hold_request(&h, &acc[0], 0, 2000, 200, &retry) == 0 && retry == 0);
+    CHECK(hold_request(&h, &acc[0], 1, 2060, 200, &retry) == 0);
+    int rc = hold_request(&h, &acc[0], 2, 2120, 200, &retry);
+    CHECK_MSG(rc == (enforce ? 2 : 0), "h-a at 200: %d", rc);
+    if (enforce) {
+        double e = 1e9 * log(200.0 / 150.0);
+        CHECK_MSG(fabs(retry - e) < 1e-6 * e, "Retry-After %.6g, expected %.6g", retry, e);
+        CHECK(hold_request(&h, &acc[1], 3, 2180, 200, &retry) == 0); /* 200 < 250: h-b is served */
+        CHECK(hold_request(&h, &acc[1], 4, 2240, 200, &retry) == 2); /* 300 >= 250: everyone waits */
+        e = 1e9 * log(300.0 / 250.0);
+        CHECK_MSG(fabs(retry - e) < 1e-6 * e, "Retry-After %.6g, expected %.6g", retry, e);
+        rt_buf m = {0};
+        CHECK_OK(h.metrics(h.ud, &m));
+        CHECK(m.data && strstr(m.data, "\nretort_guard_holds_total 2\n"));
+        rt_buf_free(&m);
+    }
+    guard_flush(g);
+    guard_close(g);
+    action_list al = {0};
+    CHECK_OK(gw_db_with(db, read_actions_fn, &al));
+    CHECK_MSG(al.n == 0, "%zu action rows for a hold", al.n);
+    gw_db_close(db);
+}
+
+static void test_runtime_hold(void) {
+    runtime_hold(1);
+    runtime_hold(0);
+}
+
 /* The verification step through the runtime (issue 16): a population budget of 200 value units
  * (verify at 200, suspension out of reach), member threshold 250; one new account's 100-token
  * answers (100 units each, both taus 1e9 s: sums to 1e-6). At its third answer its own value is
@@ -1896,7 +1995,8 @@ static void test_runtime_verify(void) {
         ri.max_tokens = 256;
         ri.n = 1;
         char reason[128];
-        CHECK(h.before(h.ud, &ri, reason, sizeof reason) == 0);
+        double retry = 0;
+        CHECK(h.before(h.ud, &ri, reason, sizeof reason, &retry) == 0);
         gw_ledger_row row;
         memset(&row, 0, sizeof row);
         row.status = 200;
@@ -2177,7 +2277,7 @@ static void test_population_budget(void) {
     population_world(0, thr, sus, &served, &wb, &heavy, &pb, &pe, &ej);
     for (int i = 0; i < 40; i++) CHECK(thr[i] == 0 && sus[i] == 0);
     CHECK(served == 1000 && wb == GUARD_ACT_NONE && heavy == GUARD_ACT_NONE);
-    /* a reference's benign aggregate sets the budgets (x 1 / 1.25 / 2.5 by default), its
+    /* a reference's benign aggregate sets the budgets (x 1 / 1 / 1 / 2.5 by default), its
      * members' 0.75 quantile the member threshold, its maximum loosens member_high only */
     guard_policy p;
     guard_policy_defaults(&p);
@@ -2187,7 +2287,7 @@ static void test_population_budget(void) {
     ref.pop_member_typical = 300;
     ref.pop_member_high = 4000;
     guard_policy_apply_reference(&p, &ref);
-    CHECK(fabs(p.pop_flag - 10000) < 1e-6 && fabs(p.pop_throttle - 12500) < 1e-6 && fabs(p.pop_verify - 12500) < 1e-6 &&
+    CHECK(fabs(p.pop_flag - 10000) < 1e-6 && fabs(p.pop_throttle - 10000) < 1e-6 && fabs(p.pop_verify - 10000) < 1e-6 &&
           fabs(p.pop_suspend - 25000) < 1e-6);
     CHECK(p.pop_member_low == 300 && p.pop_member_high == 5000);
     const char *bad = "{\"population\": {\"flag\": 3, \"throttle\": 2, \"suspend\": 1}}";
@@ -2201,6 +2301,170 @@ static void test_population_budget(void) {
     const char *order = "{\"population\": {\"flag\": 100, \"throttle\": 200, \"verify\": 400, \"suspend\": 300}}";
     guard_policy_defaults(&q);
     CHECK(guard_policy_parse(&q, order, strlen(order), "p.json") != 0 && strstr(rt_errmsg(), "verify"));
+    guard_reference_free(&ref);
+}
+
+/* The population hold (issue 16: a swarm of unlinked keys held to a stated total, whatever its
+ * number of keys). No decay (taus 1e9), hand-computed: hold 12,000 (members at member_low 500 or
+ * more), hold_all 15,000 (every member); no budget acts (verify/suspend out of reach).
+ *   1. 60 benign new accounts x 5 answers x 30 tokens = 9,000, one heavier new user 20 x 31 =
+ *      620 (>= 500), one more new account 32 (then released by an operator; its 32 stay in the
+ *      sum) and a job in tier eval (not a member: nothing): population 9,652, nobody held.
+ *   2. A swarm of 400 unlinked keys, 32-token answers round robin, each asking before it is
+ *      served: after 73 answers the population is 11,988; the 74th makes it 12,020 >= 12,000, and
+ *      from then the heavier user waits (620 >= 500), the keys (32 each) do not; the 168th makes
+ *      it 15,028 >= 15,000 (167: 14,996), and from then every member waits: the swarm is served
+ *      168 answers in all (5,376 units, the benign 9,652 + 5,376 = hold_all + 28 < one answer), against
+ *      400 x 25 = 10,000 without the hold.
+ *   3. At 15,028: a benign member waits too (the price), as does an account never seen (new); an
+ *      account in tier eval and one released by an operator do not (not members); Retry-After is
+ *      tau ln(15,028 / 15,000), the time the sum takes to decay under the hold. */
+static void hold_serve(guard_detector *d, int64_t acct, double t, int64_t tokens, guard_verdict *v) {
+    guard_event e = ev_base(acct, t);
+    e.completion_tokens = tokens;
+    CHECK_OK(guard_detector_observe(d, &e, v));
+}
+
+static void hold_policy(guard_policy *p, double tau, double hold, double hold_all, double member_low) {
+    guard_policy_defaults(p);
+    p->pop_tau = tau;
+    p->budget_tau = 1e9;
+    p->pop_flag = hold * 0.8;
+    p->pop_throttle = p->pop_verify = p->pop_suspend = 1e12; /* the budget's steps out of reach */
+    p->pop_hold = hold;
+    p->pop_hold_all = hold_all;
+    p->pop_member_low = member_low;
+    p->pop_member_high = 1e12;
+}
+
+static void population_hold_exact(void) {
+    guard_policy p;
+    hold_policy(&p, 1e9, 12000, 15000, 500);
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
+    guard_verdict v;
+    double t = 1e6, retry = -1;
+    for (int round = 0; round < 5; round++)
+        for (int k = 0; k < 60; k++) hold_serve(d, 100 + k, t += 3, 30, &v);
+    for (int i = 0; i < 20; i++) {
+        CHECK(!guard_detector_population_hold(d, 99, t, &retry) && retry == 0);
+        hold_serve(d, 99, t += 3, 31, &v);
+    }
+    CHECK_MSG(fabs(v.population_value - 9620) < 0.1, "population %.3f, expected 9,620", v.population_value);
+    CHECK_OK(guard_detector_set_tier(d, 7, (size_t)guard_policy_tier(&p, "eval")));
+    hold_serve(d, 7, t += 3, 32, &v); /* not a member: adds nothing */
+    hold_serve(d, 98, t += 3, 32, &v);
+    guard_detector_release(d, 98); /* vouched for: out of the population (its 32 stay in the sum) */
+    int served = 0, heavy_held_from = 0, held_at = 0;
+    for (int j = 0; j < 25 && !held_at; j++)
+        for (int k = 0; k < 400; k++) {
+            t += 2;
+            int heavy = guard_detector_population_hold(d, 99, t, &retry);
+            if (heavy && !heavy_held_from) heavy_held_from = served;
+            if (guard_detector_population_hold(d, 1000 + k, t, &retry)) {
+                held_at = served;
+                break;
+            }
+            hold_serve(d, 1000 + k, t, 32, &v);
+            served++;
+            CHECK_MSG(v.level < GUARD_ACT_THROTTLE, "key %d acted on (%s)", k, guard_action_name(v.level));
+        }
+    CHECK_MSG(heavy_held_from == 74, "the heavier user waits from answer %d, expected 74", heavy_held_from);
+    CHECK_MSG(served == 168 && held_at == 168, "swarm served %d answers (held at %d), expected 168", served, held_at);
+    double pv = 9620 + 32 + 32.0 * served;
+    CHECK_MSG(fabs(v.population_value - pv) < 0.5 && pv < 15000 + 32 + 32, "population %.3f, expected %.0f", v.population_value, pv);
+    CHECK(guard_detector_population_hold(d, 100, t, &retry));      /* a benign member pays */
+    CHECK(guard_detector_population_hold(d, 123456, t, &retry));   /* never seen: new, a member */
+    /* (the sum decayed by about 1e-6 of itself over the test: ln(P / 15,000) is 1.9e-3, so 1e-3) */
+    double expect = 1e9 * log(v.population_value / 15000);
+    CHECK_MSG(fabs(retry - expect) < 1e-3 * expect, "retry %.6g s, expected %.6g", retry, expect);
+    CHECK(!guard_detector_population_hold(d, 7, t, &retry) && retry == 0); /* tier eval */
+    CHECK(!guard_detector_population_hold(d, 98, t, &retry));               /* released */
+    fprintf(stderr, "  population hold: 400 keys served 168 answers (5,376 units) before every member waited\n");
+    guard_detector_free(d);
+}
+
+/* The same with decay (tau 1,800 s) and a second computation: 30 benign new accounts and a swarm
+ * of 60 keys asking for three hours; each request asks the hold first; the test keeps its own
+ * list of what was served to whom and recomputes the population's sum (sum of v exp(-(t - t_i) /
+ * tau)) and each member's value, and checks every decision, every Retry-After, and that the sum
+ * never passes hold_all (4,000) by more than one answer. */
+static void population_hold_decay(void) {
+    guard_policy p;
+    const double tau = 1800, H = 3000, HA = 4000, M = 310; /* no member value is a multiple of 20 or 32 at 310 */
+    hold_policy(&p, tau, H, HA, M);
+    guard_detector *d = NULL;
+    CHECK_OK(guard_detector_new(&d, &p, NULL));
+    enum { NB = 30, NS = 60, CAP = 20000 };
+    double *st = calloc(CAP, sizeof *st), *sv = calloc(CAP, sizeof *sv), own[NB + NS] = {0};
+    CHECK(st && sv);
+    size_t n = 0;
+    rt_rng r;
+    rt_rng_seed(&r, 1617);
+    double t = 2e6, pmax = 0, retry;
+    int holds[2] = {0, 0}, served[2] = {0, 0}, small_benign_held = 0, mismatch = 0;
+    guard_verdict v;
+    while (t < 2e6 + 3 * 3600) {
+        t += 0.5 + 2 * rt_rng_double(&r);
+        int k = (int)rt_rng_below(&r, NB + NS), swarm = k >= NB;
+        if (!swarm && rt_rng_double(&r) < 0.7) continue; /* benign accounts ask less often */
+        double P = 0;
+        for (size_t i = 0; i < n; i++) P += sv[i] * exp(-(t - st[i]) / tau);
+        int want = P >= HA || (P >= H && own[k] >= M);
+        int near = fabs(P - HA) < 1e-6 * HA || fabs(P - H) < 1e-6 * H;
+        int got = guard_detector_population_hold(d, 5000 + k, t, &retry);
+        if (!near && got != want && mismatch++ < 5)
+            fprintf(stderr, "  t %.1f acct %d: P %.3f own %.0f: held %d, expected %d\n", t - 2e6, k, P, own[k], got, want);
+        if (got) {
+            holds[swarm]++;
+            if (!swarm && own[k] < M) small_benign_held++;
+            double h = own[k] >= M ? H : HA, e = fmax(1.0, tau * log(P / h)); /* until it may be served */
+            if (!near && fabs(retry - e) > 1e-6 * e + 1e-9 && mismatch++ < 5)
+                fprintf(stderr, "  t %.1f: retry %.6g, expected %.6g\n", t - 2e6, retry, e);
+            continue;
+        }
+        int64_t tok = swarm ? 32 : 20;
+        hold_serve(d, 5000 + k, t, tok, &v);
+        CHECK(v.population_member);
+        served[swarm]++;
+        own[k] += (double)tok;
+        CHECK(n < CAP);
+        st[n] = t, sv[n++] = (double)tok;
+        P += (double)tok;
+        if (P > pmax) pmax = P;
+        if (fabs(v.population_value - P) > 1e-6 * P && mismatch++ < 5)
+            fprintf(stderr, "  t %.1f: population %.3f, recomputed %.3f\n", t - 2e6, v.population_value, P);
+    }
+    CHECK_MSG(mismatch == 0, "%d decisions, Retry-Afters or sums differ from the recomputation", mismatch);
+    CHECK_MSG(pmax <= HA + 32 + 1e-6, "the population reached %.3f, over hold_all + one answer", pmax);
+    CHECK(holds[1] > 0 && holds[0] > 0 && small_benign_held > 0); /* the hold binds, and benign members pay */
+    fprintf(stderr, "  population hold (tau 1,800 s, 3 h): peak %.0f <= %.0f; swarm served %d, held %d; benign served %d, held %d\n",
+            pmax, HA + 32, served[1], holds[1], served[0], holds[0]);
+    free(st);
+    free(sv);
+    guard_detector_free(d);
+}
+
+static void test_population_hold(void) {
+    population_hold_exact();
+    population_hold_decay();
+    /* a reference sets the holds at hold_x / hold_all_x times its aggregate (1 and 1.25), unless
+     * the policy set them; a policy with hold > hold_all is refused */
+    guard_policy p;
+    guard_policy_defaults(&p);
+    guard_reference ref;
+    guard_reference_init(&ref);
+    ref.pop_level = 10000;
+    guard_policy_apply_reference(&p, &ref);
+    CHECK(fabs(p.pop_hold - 10000) < 1e-6 && fabs(p.pop_hold_all - 12500) < 1e-6);
+    const char *set = "{\"population\": {\"hold\": 7000, \"hold_all\": 9000}}";
+    guard_policy_defaults(&p);
+    CHECK_OK(guard_policy_parse(&p, set, strlen(set), "p.json"));
+    guard_policy_apply_reference(&p, &ref);
+    CHECK(p.pop_hold == 7000 && p.pop_hold_all == 9000 && fabs(p.pop_flag - 10000) < 1e-6);
+    const char *bad = "{\"population\": {\"hold\": 9000, \"hold_all\": 7000}}";
+    guard_policy_defaults(&p);
+    CHECK(guard_policy_parse(&p, bad, strlen(bad), "p.json") != 0 && strstr(rt_errmsg(), "hold_all"));
     guard_reference_free(&ref);
 }
 
@@ -2317,4 +2581,4 @@ TEST_MAIN("guard", TEST_CASE(test_ewm), TEST_CASE(test_decay), TEST_CASE(test_mi
           TEST_CASE(test_worker_equivalence),
           TEST_CASE(test_harvest_budget), TEST_CASE(test_benchmark_reruns), TEST_CASE(test_tiers),
           TEST_CASE(test_drift), TEST_CASE(test_fingerprint),
-          TEST_CASE(test_cohort), TEST_CASE(test_runtime_tiers), TEST_CASE(test_runtime_verify), TEST_CASE(test_actions_migration), TEST_CASE(test_population_budget), TEST_CASE(test_switch))
+          TEST_CASE(test_cohort), TEST_CASE(test_runtime_tiers), TEST_CASE(test_runtime_verify), TEST_CASE(test_runtime_hold), TEST_CASE(test_actions_migration), TEST_CASE(test_population_budget), TEST_CASE(test_population_hold), TEST_CASE(test_switch))

@@ -256,6 +256,42 @@ static void test_unlabelled(void) {
     free(text);
 }
 
+/* An account the guard asked to verify (gateway status suspended, an action row 'verify', no
+ * suspension): the action column says verify, not "suspended (by an operator)". */
+static void test_verify_column(void) {
+    char p[300], out[300];
+    snprintf(p, sizeof p, "%s/verify.db", dir);
+    snprintf(out, sizeof out, "%s/verify.html", dir);
+    gw_db *g = NULL;
+    CHECK(gw_db_open(&g, p) == 0);
+    CHECK(guard_db_init(g) == 0);
+    char key[GW_KEY_MAX];
+    const char *names[] = {"dave", "carol"};
+    for (int i = 0; i < 2; i++) CHECK(gw_key_create(g, names[i], NULL, 0, 1.0 + i, key, NULL) == 0);
+    gw_db_close(g);
+    sqlite3 *c = NULL;
+    CHECK(sqlite3_open(p, &c) == SQLITE_OK);
+    exec_sql(c,
+             "INSERT INTO usage(request_id, t, account_id, endpoint, status, completion_tokens, latency_ms, output_hash) "
+             "VALUES ('r1', 100, 1, '/v1/completions', 200, 3, 1, ''), ('r2', 110, 2, '/v1/completions', 200, 4, 1, '');"
+             "INSERT INTO guard_actions(t, account_id, group_id, action, mode, code, risk, reason, evidence) VALUES"
+             "(105, 1, NULL, 'verify', 'enforce', 'G-POPULATION', 0.3, 'population', '{}');"
+             "UPDATE accounts SET status = 'suspended' WHERE id IN (1, 2);");
+    sqlite3_close(c);
+    report_options o;
+    report_options_defaults(&o);
+    o.db_path = p, o.out_path = out;
+    CHECK(report_write(&o) == 0);
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(rt_read_file(out, &text, &len) == 0);
+    if (text) {
+        CHECK(strstr(text, "<td>dave</td><td>verify</td>") != NULL);
+        CHECK(strstr(text, "<td>carol</td><td>suspended (by an operator)</td>") != NULL);
+    }
+    free(text);
+}
+
 static void test_not_a_gateway_db(void) {
     char p[300];
     snprintf(p, sizeof p, "%s/empty.db", dir);
@@ -499,6 +535,7 @@ int main(void) {
     test_harvest_scan();
     test_summary_and_html();
     test_unlabelled();
+    test_verify_column();
     test_linked_groups();
     test_link_evidence();
     test_not_a_gateway_db();

@@ -814,6 +814,13 @@ static void test_errors(void) {
         CHECK(db_int(sql) == 1); /* the reference finds the ledger row */
     }
     resp_free(&r);
+    /* held for verification by the guard (its reason's prefix): 403 verification_required, still
+     * neutral (no signal named) */
+    CHECK_OK(gw_account_set_status(serve_db(s), a.id, GW_ACCOUNT_SUSPENDED,
+                                   "verification_required: guard: suspected model extraction [G-POPULATION]", rt_wall_time()));
+    http("POST", "/v1/completions", g_key, "{\"model\":\"tiny\",\"prompt\":\"a\",\"max_tokens\":1}", &r);
+    CHECK(is_neutral_403(&r, "verification_required", "POPULATION") && strstr(r.body.data, "must be verified"));
+    resp_free(&r);
     CHECK_OK(gw_account_set_status(serve_db(s), a.id, GW_ACCOUNT_ACTIVE, NULL, rt_wall_time()));
     CHECK(http("POST", "/v1/completions", g_key, "{\"model\":\"tiny\",\"prompt\":\"a\",\"max_tokens\":1}", &r) == 200);
     resp_free(&r);
@@ -825,10 +832,11 @@ static void test_errors(void) {
     resp_free(&r);
     /* every /v1 response above is on the ledger, each with its status */
     int64_t rows = db_int("SELECT count(*) FROM usage");
-    int64_t expect = (int64_t)RT_ARRAY_LEN(bad) + (int64_t)RT_ARRAY_LEN(badchat) + 1 + 3 + 2 + 1 + 2 + 1 + 1 + 1;
+    int64_t expect = (int64_t)RT_ARRAY_LEN(bad) + (int64_t)RT_ARRAY_LEN(badchat) + 1 + 3 + 2 + 1 + 2 + 1 + 1 + 1 + 1;
     CHECK_MSG(rows == expect, "ledger has %lld rows, %lld responses were sent", (long long)rows, (long long)expect);
     CHECK(db_int("SELECT count(*) FROM usage WHERE status = 413") == 2);
-    CHECK(db_int("SELECT count(*) FROM usage WHERE status = 403 AND account_id IS NOT NULL") == 1);
+    CHECK(db_int("SELECT count(*) FROM usage WHERE status = 403 AND account_id IS NOT NULL") == 2);
+    CHECK(db_int("SELECT count(*) FROM usage WHERE status = 403 AND error = 'verification_required'") == 1);
     CHECK(db_int("SELECT count(*) FROM usage WHERE status = 401 AND account_id IS NULL") == 4);
     serve_stop(s);
 }
@@ -979,7 +987,7 @@ typedef struct {
     size_t n_prompt;
 } hook_state;
 
-static int hook_before(void *ud, const serve_request_info *ri, char *reason, size_t cap) {
+static int hook_before(void *ud, const serve_request_info *ri, char *reason, size_t cap, double *retry_after) {
     hook_state *h = ud;
     pthread_mutex_lock(&h->mu);
     h->before_calls++;
@@ -987,6 +995,11 @@ static int hook_before(void *ud, const serve_request_info *ri, char *reason, siz
     if (ri->prompt_text && memmem(ri->prompt_text, ri->prompt_len, "forbidden", 9)) {
         snprintf(reason, cap, "the guard refuses prompts about forbidden things");
         return 1;
+    }
+    if (ri->prompt_text && memmem(ri->prompt_text, ri->prompt_len, "wait your turn", 14)) {
+        snprintf(reason, cap, "population hold secret");
+        *retry_after = 41.2;
+        return 2;
     }
     return 0;
 }
@@ -1027,6 +1040,16 @@ static void test_hooks(void) {
     http("GET", "/metrics", NULL, NULL, &r); /* the guard's figures, and its block counted by code */
     CHECK(strstr(r.body.data, "\nretort_guard_test 7\n") && metric(r.body.data, "retort_refusals_total{code=\"request_blocked\"} ") == 1);
     resp_free(&r);
+    /* a hold (before returns 2): the client sees a rate limit with Retry-After rounded up, never
+     * the reason; the ledger and the metrics say guard_hold */
+    CHECK(http("POST", "/v1/completions", g_key, "{\"model\":\"tiny\",\"prompt\":\"wait your turn\",\"max_tokens\":3}", &r) == 429);
+    CHECK(is_error(&r, 429, NULL, "retry after 42 s") && r.has_retry && r.retry_after == 42);
+    CHECK(strstr(r.body.data, "\"rate_limit_exceeded\"") && !strstr(r.body.data, "population") && !strstr(r.body.data, "secret"));
+    resp_free(&r);
+    CHECK(db_int("SELECT count(*) FROM usage WHERE status = 429 AND error = 'guard_hold'") == 1);
+    http("GET", "/metrics", NULL, NULL, &r);
+    CHECK(metric(r.body.data, "retort_refusals_total{code=\"guard_hold\"} ") == 1);
+    resp_free(&r);
     CHECK(http("POST", "/v1/chat/completions", g_key,
                "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"And God said\"}],\"max_tokens\":4}", &r) == 200);
     json_t *j = parse(&r);
@@ -1038,11 +1061,11 @@ static void test_hooks(void) {
         pthread_mutex_lock(&hs.mu);
         int n = hs.after_calls;
         pthread_mutex_unlock(&hs.mu);
-        if (n >= 2) break;
+        if (n >= 3) break;
         usleep(10000);
     }
     pthread_mutex_lock(&hs.mu);
-    CHECK(hs.before_calls == 2 && hs.after_calls == 2 && hs.with_hidden == 1);
+    CHECK(hs.before_calls == 3 && hs.after_calls == 3 && hs.with_hidden == 1);
     CHECK(hs.last_status == 200 && hs.last_completion_tokens == comp);
     char sql[128];
     snprintf(sql, sizeof sql, "SELECT completion_tokens FROM usage WHERE id = %lld", (long long)hs.last_row_id);

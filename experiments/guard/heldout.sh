@@ -15,7 +15,8 @@
 # then `guard eval --calibration-db` on each protected day, and the table of the three.
 # Usage: experiments/guard/heldout.sh MODEL.gguf OUTDIR [SPEED]   (SPEED 0 = as fast as served)
 # CALS="production" runs only those calibrations (tiers needs production before it); the table
-# then has those columns.
+# then has those columns. GUARD_POLICY=FILE: the day's server runs that guard policy (`retort
+# guard policy` prints the default). After the table: the population hold's 429s by persona.
 set -euo pipefail
 MODEL=${1:?model.gguf}; OUT=${2:?output directory}; SPEED=${3:-0}
 BUILD=${BUILD:-build}
@@ -23,6 +24,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 mkdir -p "$OUT"; cp "$BUILD/retort" "$OUT/retort"; R=$OUT/retort   # a copy: rebuilding during a run is safe
 CORPUS=${CORPUS:-$BUILD/data/kjv.txt}
+DAY=${DAY:-$HERE/heldout-day.json}   # the day (DAY=FILE: another scenario, e.g. its benign personas only)
 DEMO_CALIB=${DEMO_CALIB:-$ROOT/scenarios/demo/quick-calib.json}
 MAXTOK=${MAXTOK:-32}
 SERVER_PID=
@@ -47,7 +49,7 @@ sim() { # db scenario
 }
 t0=$(date +%s)
 echo "== load: $(cut -d' ' -f1-3 /proc/loadavg); serve flags: ${XFF[*]}"
-/usr/bin/python3 - "$HERE/heldout-day.json" "$OUT/heldout-day-tiers.json" <<'EOF'
+/usr/bin/python3 - "$DAY" "$OUT/heldout-day-tiers.json" <<'EOF'
 import json, sys
 s = json.load(open(sys.argv[1]))
 for p in s["personas"]:
@@ -73,8 +75,8 @@ for cal in $CALS; do
   fi
   echo "== the day, guard enforcing, $cal calibration"
   rm -f "$OUT/day-$cal.db"*
-  day=$HERE/heldout-day.json; [ $cal = tiers ] && day=$OUT/heldout-day-tiers.json
-  start_server "$OUT/day-$cal.db" --guard --guard-reference "$OUT/reference-$cal.json"
+  day=$DAY; [ $cal = tiers ] && day=$OUT/heldout-day-tiers.json
+  start_server "$OUT/day-$cal.db" --guard --guard-reference "$OUT/reference-$cal.json" ${GUARD_POLICY:+--guard-policy "$GUARD_POLICY"}
   sim "$OUT/day-$cal.db" "$day"; stop_server
   "$R" guard eval --db "$OUT/day-$cal.db" --reference "$OUT/reference-$cal.json" --calibration-db "$OUT/calib-$cal.db" \
      > "$OUT/eval-$cal.txt"
@@ -85,3 +87,18 @@ echo "== load: $(cut -d' ' -f1-3 /proc/loadavg); $(( $(date +%s) - t0 )) s"
 evals=(); for cal in $CALS; do evals+=("$OUT/eval-$cal.json"); done
 /usr/bin/python3 "$HERE/heldout_table.py" "${evals[@]}" \
   | tee "$OUT/table.md"
+# the population hold's 429s (no action row: the ledger's guard_hold refusals) by persona
+for cal in $CALS; do
+  /usr/bin/python3 - "$OUT/day-$cal.db" "$cal" <<'EOF' | tee -a "$OUT/table.md"
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+rows = c.execute("""SELECT s.persona, s.attack, count(DISTINCT s.account_id),
+    count(DISTINCT CASE WHEN u.error = 'guard_hold' THEN s.account_id END),
+    sum(u.error = 'guard_hold'), sum(u.status = 200)
+  FROM guard_sim_accounts s LEFT JOIN usage u ON u.account_id = s.account_id
+  GROUP BY s.persona, s.attack ORDER BY s.attack, s.persona""").fetchall()
+parts = [f"{p}{' (attack)' if a else ''} {h}/{n} accounts, {r or 0} requests held ({ok or 0} served)"
+         for p, a, n, h, r, ok in rows if r]
+print(f"\npopulation hold (429), {sys.argv[2]}: " + ("; ".join(parts) if parts else "none"))
+EOF
+done

@@ -4,7 +4,7 @@
 the operator's tiers): per row of the issue, what the guard did under each (benign: accounts suspended, asked to verify,
 otherwise held (throttled), flagged, with a Wilson 95% interval; harvesters: outcome, queries and tokens served before the first enforcing action,
 and in all), then what was held out of each calibration."""
-import json, sys
+import json, os, sys
 
 ROWS = [("evaljob", "nightly evaluation jobs (benign)"),
         ("benign", "ordinary users (benign)"), ("power", "power users (benign)"),
@@ -42,12 +42,18 @@ def cell(s):
     return "; ".join(out)
 
 ev = [json.load(open(p)) for p in sys.argv[1:]]
-TAGS = ["demo calibration", "production-style calibration", "production-style + tiers (eval jobs: eval, app: trusted)"]
-print("| traffic | " + " | ".join(TAGS[: len(ev)]) + " |")
+# the calibration each file is of, from its name (eval-CAL.json; CALS may leave some out)
+COLS = {"demo": ("demo calibration", "demo"),
+        "production": ("production-style calibration", "production"),
+        "tiers": ("production-style + tiers (eval jobs: eval, app: trusted)", "production + tiers")}
+cals = [os.path.basename(p)[len("eval-"):-len(".json")] if os.path.basename(p).startswith("eval-") else p
+        for p in sys.argv[1:]]
+TAGS = [COLS.get(c, (c, c))[0] for c in cals]
+print("| traffic | " + " | ".join(TAGS) + " |")
 print("|---" * (len(ev) + 1) + "|")
 for k, name in ROWS:
     print(f"| {name} | " + " | ".join(cell(e["strategies"].get(k)) for e in ev) + " |")
-for tag, e in zip(("demo", "production", "production + tiers"), ev):
+for tag, e in zip([COLS.get(c, (c, c))[1] for c in cals], ev):
     b, a = e["benign"], e["attack"]
     h = e.get("held_out", {})
     print(f"\n{tag}: benign {b['suspended']} of {b['accounts']} suspended (Wilson 95% {pct(b.get('fpr_ci95'))}), "

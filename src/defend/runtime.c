@@ -7,6 +7,8 @@
  *             answer 429 with Retry-After); the old limits are kept in the action row;
  *   suspend   the account — and every account linked with it — is suspended in the gateway;
  *             its next request gets 403 with the reason code and the action number.
+ *   hold      (before, not a verdict) a member of the population of new low-volume accounts
+ *             waits while that population is at its hold: 429 with Retry-After, no row.
  * In shadow mode the same rows are written (mode 'shadow') and nothing is changed.
  * A writer thread with its own SQLite connection stores events and the risk timeline in
  * batches, and polls for `retort guard release` rows so a released account starts afresh.
@@ -82,6 +84,7 @@ struct guard {
     int64_t last_tier_id; /* guard_tiers rows applied so far (writer thread, and open) */
     int tiers_live;       /* set before the writer starts: tier changes from then on are logged */
     uint64_t n_events, n_actions;
+    uint64_t n_holds; /* requests the population hold answered 429 */
     int warned_dim;
     unsigned warned_cov; /* coverage kinds already warned about (under mu) */
 };
@@ -491,13 +494,21 @@ static void judge_event(guard *g, guard_event *ev) {
 
 /* ---------------------------------------------------------------- hooks */
 
-static int hook_before(void *ud, const serve_request_info *ri, char *reason, size_t cap) {
+static int hook_before(void *ud, const serve_request_info *ri, char *reason, size_t cap, double *retry_after) {
     guard *g = ud;
-    (void)reason;
-    (void)cap;
+    *retry_after = 0;
     if (!ri->who) return 0;
     uint64_t rid = ri->request_id ? rt_fnv1a64(ri->request_id, strlen(ri->request_id)) : 0;
     pthread_mutex_lock(&g->mu);
+    /* the population hold: the population of new low-volume accounts is at its hold, and this
+     * member waits (not in flight: its `after` is not counted) */
+    if (g->policy.enforce && !g->o.events_only && guard_detector_population_hold(g->det, ri->who->account.id, ri->t, retry_after)) {
+        g->n_holds++;
+        pthread_mutex_unlock(&g->mu);
+        snprintf(reason, cap, "population hold: the new low-volume accounts were served their budget; retry in %.0f s",
+                 ceil(*retry_after));
+        return 2;
+    }
     flight *f = flight_get(g, ri->who->account.id);
     if (f) {
         if (f->in_flight > 0) f->conc_pending++;
@@ -609,6 +620,7 @@ static int hook_metrics(void *ud, rt_buf *out) {
     guard_stats(g, &events, &actions);
     pthread_mutex_lock(&g->mu);
     size_t accounts = guard_detector_accounts(g->det);
+    uint64_t holds = g->n_holds;
     pthread_mutex_unlock(&g->mu);
     return rt_buf_printf(out,
                          "# HELP retort_guard_events_total Requests the guard observed.\n"
@@ -617,8 +629,10 @@ static int hook_metrics(void *ud, rt_buf *out) {
                          "shadow mode, would have taken).\n"
                          "# TYPE retort_guard_actions_total counter\nretort_guard_actions_total %llu\n"
                          "# HELP retort_guard_accounts Accounts the detector holds state for.\n"
-                         "# TYPE retort_guard_accounts gauge\nretort_guard_accounts %zu\n",
-                         (unsigned long long)events, (unsigned long long)actions, accounts);
+                         "# TYPE retort_guard_accounts gauge\nretort_guard_accounts %zu\n"
+                         "# HELP retort_guard_holds_total Requests the population hold answered 429.\n"
+                         "# TYPE retort_guard_holds_total counter\nretort_guard_holds_total %llu\n",
+                         (unsigned long long)events, (unsigned long long)actions, accounts, (unsigned long long)holds);
 }
 
 void guard_serve_hooks(guard *g, serve_hooks *h) {

@@ -1220,6 +1220,30 @@ static guard_action population_level(const guard_detector *d, const acct *a, dou
     return lv;
 }
 
+/* The population hold: while the population's sum is at pop_hold, its members that took a typical
+ * benign new user's value (pop_member_low) or more wait; at pop_hold_all every member does. A
+ * member is never served while the sum is at pop_hold_all, so the sum stays under it plus the
+ * answers admitted before it got there (docs/guard.md "Population budget"). */
+int guard_detector_population_hold(const guard_detector *d, int64_t account_id, double t, double *retry_s) {
+    const guard_policy *p = &d->p;
+    *retry_s = 0;
+    if (!(p->pop_hold > 0) && !(p->pop_hold_all > 0)) return 0;
+    double own = 0;
+    long li = acct_find(d, account_id);
+    if (li >= 0) {
+        const acct *a = d->acc[li];
+        if (!in_population(d, a, t)) return 0;
+        own = guard_decay_value(&a->value, t, p->budget_tau);
+    } /* an account not seen yet is new, with nothing served: a member */
+    double hold = p->pop_hold_all;
+    if (p->pop_hold > 0 && own >= p->pop_member_low && (!(hold > 0) || p->pop_hold < hold)) hold = p->pop_hold;
+    if (!(hold > 0)) return 0;
+    double v = population_value(d, t);
+    if (!(v >= hold)) return 0;
+    *retry_s = fmax(1.0, p->pop_tau * log(v / hold));
+    return 1;
+}
+
 /* members of i's group (at most cap), i first */
 static size_t group_members(const guard_detector *d, uint32_t i, uint32_t *mem, size_t cap) {
     size_t n = 0;
@@ -1543,10 +1567,10 @@ char *guard_detector_evidence(guard_detector *d, int64_t account_id) {
         /* the population budget: the newly active low-volume accounts' value against its budgets */
         double pv = population_value(d, t), own = as.value[GUARD_SIG_HARVEST];
         json_object_set_new(root, "population",
-                            json_pack("{s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:o, s:f, s:f, s:s}", "member",
+                            json_pack("{s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:o, s:f, s:f, s:s}", "member",
                                       in_population(d, a, t), "value", pv, "tau_s", d->p.pop_tau, "flag", d->p.pop_flag,
                                       "throttle", d->p.pop_throttle, "verify", d->p.pop_verify, "suspend",
-                                      d->p.pop_suspend, "member_value",
+                                      d->p.pop_suspend, "hold", d->p.pop_hold, "hold_all", d->p.pop_hold_all, "member_value",
                                       json_num(own), "member_low", d->p.pop_member_low, "member_high",
                                       d->p.pop_member_high, "level",
                                       guard_action_name(population_level(d, a, t, own))));

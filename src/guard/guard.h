@@ -246,11 +246,20 @@ typedef struct {
      * benign new user's value: the calibration's 0.75 quantile), suspension above pop_member_high (the
      * calibration's benign maximum; below it a member under suspension pressure is asked to
      * verify) - so a swarm of unlinked keys as a whole is held to its
-     * stated share even where no account or link fires. docs/guard.md "Population budget". */
+     * stated share even where no account or link fires. docs/guard.md "Population budget".
+     * The population hold bounds the total, whatever the number of keys: while the sum is at
+     * pop_hold or more, members at pop_member_low or more are held (their requests answered 429
+     * with a Retry-After, nothing recorded against them), and while it is at pop_hold_all or
+     * more every member is - so the population's decayed sum stays under pop_hold_all (plus the
+     * answers in flight), and it is served less than pop_hold_all x (1 + L / pop_tau) in any
+     * period of length L (guard_detector_population_hold). Absolute (> 0), or pop_hold_x /
+     * pop_hold_all_x times the calibrated aggregate (a policy with absolute budgets and no
+     * absolute hold has none); 0 = that step off. */
     double pop_tau;
     double pop_flag, pop_throttle, pop_verify, pop_suspend;
     double pop_flag_x, pop_throttle_x, pop_verify_x, pop_suspend_x;
     double pop_member_low, pop_member_high;
+    double pop_hold, pop_hold_all, pop_hold_x, pop_hold_all_x;
     guard_tier tiers[GUARD_MAX_TIERS];
     size_t n_tiers;            /* >= 1; tiers[0] is "standard" */
     double flag_at, throttle_at, suspend_at; /* risk thresholds */
@@ -463,6 +472,13 @@ size_t guard_detector_tier(const guard_detector *d, int64_t account_id);
 void guard_detector_reset_levels(guard_detector *d);
 /* Current action level of an account (GUARD_ACT_NONE if unknown). */
 guard_action guard_detector_level(const guard_detector *d, int64_t account_id);
+/* The population hold (guard_policy.pop_hold*): 1 when account_id's request at time t must wait
+ * (it is a member of the population - an account not seen yet is one - and the population's
+ * sum is at its hold: pop_hold for a member whose own value is at least pop_member_low,
+ * pop_hold_all for any member), with *retry_s the seconds until the sum would decay under that
+ * hold with nothing more served (at least 1); 0 otherwise (*retry_s 0). The caller answers 429
+ * and does not serve the request; the detector records nothing. */
+int guard_detector_population_hold(const guard_detector *d, int64_t account_id, double t, double *retry_s);
 /* JSON evidence of an account now: {"account", "risk", "level", "account_assessment",
  * "group": {"id", "members", "assessment"}, "signals": {...}, "window": {...},
  * "linked": [{"account", "score", "ip", "burst", "template", "timing"}]}. malloc'ed text. */

@@ -126,12 +126,20 @@ void guard_policy_defaults(guard_policy *p) {
     p->pop_tau = 6 * 3600;
     p->pop_flag = p->pop_throttle = p->pop_verify = p->pop_suspend = 0;
     p->pop_flag_x = 1.0;
-    p->pop_throttle_x = 1.25;
-    p->pop_verify_x = 1.25; /* where the population would throttle a member, it asks it to verify:
-                               a throttle does not bound keys that ask at a human pace */
+    p->pop_throttle_x = 1.0;
+    p->pop_verify_x = 1.0; /* where the population would throttle a member, it asks it to verify (a
+                              throttle does not bound keys that ask at a human pace), from the
+                              benign aggregate on: with the hold there, a member above member_low
+                              is asked when its answer takes it or the population over (measured
+                              on issue 16's held-out day: docs/guard.md) */
     p->pop_suspend_x = 2.5;
     p->pop_member_low = 1000;
     p->pop_member_high = 5000;
+    /* the hold bounds the population's total: members above member_low wait at the benign
+     * aggregate (where they are asked to verify), every member at 1.25 x it */
+    p->pop_hold = p->pop_hold_all = 0;
+    p->pop_hold_x = 1.0;
+    p->pop_hold_all_x = 1.25;
     /*                    name        risk_x budget_x exempt */
     set_tier(p, 0, "standard",  1,     1,       0);
     set_tier(p, 1, "trusted",   1.5,   4,       0); /* known customers, apps relaying many users */
@@ -352,7 +360,8 @@ static int parse_linking(pctx *c, json_t *o, guard_policy *q) {
 /* "population": the budget over newly active low-volume accounts (levels, multiples, member thresholds) */
 static int parse_population(pctx *c, json_t *o, guard_policy *q) {
     static const char *const k[] = {"tau_s",    "flag",      "throttle", "verify",     "suspend",    "flag_x",
-                                    "throttle_x", "verify_x", "suspend_x", "member_low", "member_high"};
+                                    "throttle_x", "verify_x", "suspend_x", "member_low", "member_high",
+                                    "hold",     "hold_all",  "hold_x",   "hold_all_x"};
     if (check_keys(c, o, "population", k, RT_ARRAY_LEN(k)) ||
         num(c, o, "population", "tau_s", 1, 1e9, &q->pop_tau) ||
         num(c, o, "population", "flag", 0, 1e15, &q->pop_flag) ||
@@ -364,8 +373,18 @@ static int parse_population(pctx *c, json_t *o, guard_policy *q) {
         num(c, o, "population", "verify_x", 0, 1e6, &q->pop_verify_x) ||
         num(c, o, "population", "suspend_x", 0, 1e6, &q->pop_suspend_x) ||
         num(c, o, "population", "member_low", 0, 1e15, &q->pop_member_low) ||
-        num(c, o, "population", "member_high", 0, 1e15, &q->pop_member_high))
+        num(c, o, "population", "member_high", 0, 1e15, &q->pop_member_high) ||
+        num(c, o, "population", "hold", 0, 1e15, &q->pop_hold) ||
+        num(c, o, "population", "hold_all", 0, 1e15, &q->pop_hold_all) ||
+        num(c, o, "population", "hold_x", 0, 1e6, &q->pop_hold_x) ||
+        num(c, o, "population", "hold_all_x", 0, 1e6, &q->pop_hold_all_x))
         return -1;
+    if ((q->pop_hold > 0 && q->pop_hold_all > 0 && q->pop_hold > q->pop_hold_all) ||
+        (q->pop_hold_x > 0 && q->pop_hold_all_x > 0 && q->pop_hold_x > q->pop_hold_all_x)) {
+        RT_FAIL("%s: population: expected hold <= hold_all and hold_x <= hold_all_x (got %g, %g; %g, %g)", c->origin,
+                q->pop_hold, q->pop_hold_all, q->pop_hold_x, q->pop_hold_all_x);
+        return -1;
+    }
     if (q->pop_flag > 0 && !(q->pop_verify > 0)) q->pop_verify = q->pop_throttle; /* a policy without it */
     if (q->pop_flag > 0 &&
         !(q->pop_flag <= q->pop_throttle && q->pop_throttle <= q->pop_verify && q->pop_verify <= q->pop_suspend)) {
@@ -518,11 +537,14 @@ char *guard_policy_to_json(const guard_policy *p) {
                                       p->logprob_alt, "repeat_value", p->repeat_value));
         json_object_set_new(root, "tiers", tiers);
         json_object_set_new(root, "population",
-                            json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "tau_s", p->pop_tau,
+                            json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
+                                      "tau_s", p->pop_tau,
                                       "flag", p->pop_flag, "throttle", p->pop_throttle, "verify", p->pop_verify,
                                       "suspend", p->pop_suspend, "flag_x", p->pop_flag_x, "throttle_x",
                                       p->pop_throttle_x, "verify_x", p->pop_verify_x, "suspend_x", p->pop_suspend_x,
-                                      "member_low", p->pop_member_low, "member_high", p->pop_member_high));
+                                      "member_low", p->pop_member_low, "member_high", p->pop_member_high, "hold",
+                                      p->pop_hold, "hold_all", p->pop_hold_all, "hold_x", p->pop_hold_x, "hold_all_x",
+                                      p->pop_hold_all_x));
     } else {
         json_decref(tiers);
     }

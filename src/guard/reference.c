@@ -95,6 +95,8 @@ static void apply_population(guard_policy *p, const guard_reference *r) {
         p->pop_throttle = p->pop_throttle_x * r->pop_level;
         p->pop_verify = p->pop_verify_x * r->pop_level;
         p->pop_suspend = p->pop_suspend_x * r->pop_level;
+        if (!(p->pop_hold > 0)) p->pop_hold = p->pop_hold_x * r->pop_level;
+        if (!(p->pop_hold_all > 0)) p->pop_hold_all = p->pop_hold_all_x * r->pop_level;
     }
     if (isfinite(r->pop_member_typical) && r->pop_member_typical > 0) p->pop_member_low = r->pop_member_typical;
     if (isfinite(r->pop_member_high) && r->pop_member_high > p->pop_member_high) p->pop_member_high = r->pop_member_high;

@@ -810,7 +810,8 @@ static int sec_by_action(rep *r, rt_buf *o) {
             fmt_time(t, sizeof t, r, a->t_susp);
             if (isfinite(a->risk_max)) snprintf(risk, sizeof risk, "%.2f", a->risk_max);
             if (rt_buf_printf(o, "<tr>") || td_str(o, a->name) ||
-                td_str(o, k == ACT_SUSPENDED && !isfinite(a->t_susp) ? "suspended (by an operator)"
+                td_str(o, k == ACT_SUSPENDED && !isfinite(a->t_susp) && a->verify ? "verify" /* refused until verified */
+                          : k == ACT_SUSPENDED && !isfinite(a->t_susp) ? "suspended (by an operator)"
                           : k == ACT_SUSPENDED && a->throttled ? "throttled, then suspended"
                                                                : action_name((act_kind)k)) ||
                 td_str(o, t) ||

@@ -427,6 +427,14 @@ static int authenticate(conn *c, struct MHD_Connection *mc, enum MHD_Result *ret
             rt_warn("serve: %s refused (403 account_suspended) from %s: account %s (#%lld) is suspended: %s", c->id,
                     c->client, rt_utf8_printable(name, sizeof name, c->who.account.name),
                     (long long)c->who.account.id, rt_utf8_printable(why, sizeof why, c->who.account.reason));
+        /* the guard's verification step (defend/runtime.c holds the account at suspended with
+         * this prefix): the client is told what it takes, not why */
+        if (!strncmp(c->who.account.reason, "verification_required", 21)) {
+            *ret = fail_with(c, mc, 403, NULL, "verification_required", 0,
+                             "This account must be verified before it can be used. Contact the API operator and "
+                             "quote reference %s.", c->id);
+            return -1;
+        }
         *ret = fail_with(c, mc, 403, NULL, "account_suspended", 0,
                          "This account is suspended. Contact the API operator and quote reference %s.", c->id);
         return -1;
@@ -808,7 +816,23 @@ static enum MHD_Result handle_gen(conn *c, struct MHD_Connection *mc) {
         serve_request_info ri;
         fill_info(c, &ri);
         char reason[256] = "";
-        int h = s->hooks.before(s->hooks.ud, &ri, reason, sizeof reason);
+        double retry = 0;
+        int h = s->hooks.before(s->hooks.ud, &ri, reason, sizeof reason, &retry);
+        if (h == 2) {
+            /* the guard's population hold: the client sees a rate limit (as the limiter's 429);
+             * the ledger and the log say it was the guard's */
+            char name[160], why[600], msg[160];
+            if (refusal_log_ok())
+                rt_warn("serve: %s held (429 guard_hold) from %s: account %s (#%lld): %s", c->id, c->client,
+                        rt_utf8_printable(name, sizeof name, c->who.account.name), (long long)c->who.account.id,
+                        rt_utf8_printable(why, sizeof why, reason[0] ? reason : "(no reason given)"));
+            if (!(retry >= 1) || !isfinite(retry)) retry = 1;
+            record(c, 429, "guard_hold");
+            serve_metrics_refusal(s->metrics, "guard_hold");
+            snprintf(msg, sizeof msg, "Too many requests; retry after %.0f s.", ceil(retry));
+            return send_body(c, mc, 429, serve_error_json(msg, status_type(429), NULL, "rate_limit_exceeded"),
+                             "application/json", retry);
+        }
         if (h == 1) {
             char name[160], why[600];
             if (refusal_log_ok())

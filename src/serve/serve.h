@@ -8,7 +8,7 @@
  *   read body (413 over --max-body) → key → account (401, or 429 past the per-address budget
  *   for keyless requests; suspended: 403 with a neutral message and a reference)
  *   → JSON and fields (400 naming the field; unknown model 404) → chat template + tokenize
- *   → hooks.before (the guard: may answer 403) → limits (429 + Retry-After) → engine queue
+ *   → hooks.before (the guard: may answer 403, or 429 for a population hold) → limits (429 + Retry-After) → engine queue
  *   (503 when full) → generation, shared decode steps across requests → ledger row
  *   committed → response (or the SSE stream's last event, "data: [DONE]") → hooks.after.
  * A client that disconnects cancels its generation; no client ever blocks the engine. Every
@@ -114,7 +114,9 @@ typedef struct {
  *  - before: called after authentication, parsing and tokenization, before limits and the
  *    engine, on the connection's thread. Return 0 to let the request through, 1 to refuse
  *    it with 403 and `reason` (a NUL-terminated message written into reason[reason_cap]),
- *    -1 on an internal error (500).
+ *    2 to make it wait: 429 rate_limit_exceeded with Retry-After *retry_after seconds (the
+ *    guard's population hold; the ledger records the refusal as "guard_hold" with the
+ *    reason in the log), -1 on an internal error (500).
  *  - metrics: see below.
  *  - after: called once per authenticated /v1 request (refused ones included: see
  *    res->row->status), after its ledger row committed and the response was handed to the
@@ -124,7 +126,7 @@ typedef struct {
 typedef struct {
     void *ud;
     int want_hidden;
-    int (*before)(void *ud, const serve_request_info *req, char *reason, size_t reason_cap);
+    int (*before)(void *ud, const serve_request_info *req, char *reason, size_t reason_cap, double *retry_after);
     /* (the reason goes to the server's log and the ledger's refusal; the client gets a
      * neutral 403 request_blocked with a reference, never the reason) */
     void (*after)(void *ud, const serve_request_info *req, const serve_request_result *res);
