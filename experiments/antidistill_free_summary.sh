@@ -21,17 +21,20 @@ for f in sorted(glob.glob(d + "/results_round*.tsv")) + [d + "/results.tsv"]:
 plain, ao = rows["plain"], rows["answers_only"]
 gain0 = float(plain[3]) - float(ao[3])
 with open(d + "/summary.tsv", "w") as o:
-    o.write("setting\tlambda\tgate\tteacher_acc\tteacher_lost_points\tstudent_acc\tstudent_sd\tstudent_accs\tgain_kept\n")
+    o.write("setting\tlambda\tgate\tscope\tteacher_acc\tteacher_lost_points\tstudent_acc\tstudent_sd\tstudent_accs\tgain_kept\n")
     for name, r in rows.items():
         lost = "" if r[2] == "-" else "%.1f" % (100 * (float(plain[2]) - float(r[2])))
         kept = "" if name == "answers_only" else "%.0f%%" % (100 * (float(r[3]) - float(ao[3])) / gain0)
-        o.write("\t".join([name, r[1], r[7], r[2], lost, r[3], r[4], r[5], kept]) + "\n")
-gates = sorted({r[7] for n, r in rows.items() if n.startswith("lambda")}, key=float)
+        o.write("\t".join([name, r[1], r[7], r[8] if len(r) > 8 else "all", r[2], lost, r[3], r[4], r[5], kept]) + "\n")
+# one pair of curves per gate and task scope (results without a scope column: all)
+scope = lambda r: r[8] if len(r) > 8 else "all"
+gates = sorted({(r[7], scope(r)) for n, r in rows.items() if n.startswith("lambda")}, key=lambda k: (float(k[0]), k[1]))
 files, labels = [], []
-for g in gates:
-    sub = sorted([r for n, r in rows.items() if n == "plain" or (n.startswith("lambda") and r[7] == g)], key=lambda r: float(r[1]))
-    for who, col, lab in (("teacher", 2, "teacher, gate %s" % g), ("student", 3, "student, gate %s (+-1 sd)" % g)):
-        f = "%s/summary_%s_gate%s.jsonl" % (d, who, g)
+for g, sc in gates:
+    sub = sorted([r for n, r in rows.items() if n == "plain" or (n.startswith("lambda") and (r[7], scope(r)) == (g, sc))], key=lambda r: float(r[1]))
+    tag = "gate %s" % g + ("" if sc == "all" else " scope %s" % sc)
+    for who, col, lab in (("teacher", 2, "teacher, " + tag), ("student", 3, "student, %s (+-1 sd)" % tag)):
+        f = "%s/summary_%s_gate%s%s.jsonl" % (d, who, g, "" if sc == "all" else "_" + sc)
         with open(f, "w") as o:
             for r in sub:
                 row = {"lambda": float(r[1]), "accuracy": float(r[col])}
