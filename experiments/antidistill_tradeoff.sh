@@ -16,10 +16,12 @@
 # Every size is an environment variable (below); LAMBDAS is a space-separated list of
 # LAMBDA, LAMBDA:GATE or LAMBDA:GATE:SCOPE (the gate: --antidistill-gate, shift only where the
 # teacher's top-1 logit leads by less than GATE; the scope: --antidistill-task-scope, which
-# task tokens the proxy's gradient scores: all (default), digits or answer). FORMAT=free gives every trace free choices: a connective
-# word drawn at random from 8 before each step and before the answer (" so 7*4=28, then
-# 6*4+2=26; thus answer 268"), the same arithmetic; TEMP > 0 samples the teacher's answers at
-# that temperature (top-k/top-p off) instead of greedily.
+# task tokens the proxy's gradient scores: all (default), digits or answer). FORMAT=free gives
+# every trace free choices: a connective word drawn at random from 8 before each step and
+# before the answer (" so 7*4=28, then 6*4+2=26; thus answer 268"), the same arithmetic;
+# FORMAT=free2 also writes each step's terms and factors in a random order (" so 4*7=28, then
+# 2+4*6=26; thus answer 268": more free choices, on digits); TEMP > 0 samples the teacher's
+# answers at that temperature (top-k/top-p off) instead of greedily.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R=${R:-build/retort}
@@ -53,20 +55,31 @@ run $R data arith --n $N_LABELLED --digits $DIGITS --seed $SEED --out "$OUT/labe
 run $R data arith --n $N_HARVEST --digits $DIGITS --seed $((SEED + 100)) --out "$OUT/harvest_prompts.jsonl"
 run $R data arith --n $N_TEST --digits $DIGITS --seed $((SEED + 200)) --out "$OUT/test.jsonl"
 run $R data arith --n $N_TASK --digits $DIGITS --seed $((SEED + 300)) --out "$OUT/task.jsonl"
-if [ "$FORMAT" = free ]; then
+if [ "$FORMAT" = free ] || [ "$FORMAT" = free2 ]; then
   # the same problems and working, a connective drawn from 8 before each step and the answer
-  # (deterministic: a rerun in the same folder rewrites the same files)
+  # (deterministic: a rerun in the same folder rewrites the same files); free2 also writes each
+  # step's terms and factors in a random order (" so 4*7=28, then 2+4*6=26; thus answer 268")
   for f in labelled task test; do
-    python3 - "$OUT/$f.jsonl" "$SEED" <<'EOF'
+    python3 - "$OUT/$f.jsonl" "$SEED" "$FORMAT" <<'EOF'
 import json, random, sys
-path, seed = sys.argv[1], int(sys.argv[2])
+path, seed, fmt = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 rng = random.Random(seed * 7919 + len(path))
+order = random.Random(seed * 104729 + len(path))  # free2's orders: free's connectives stay as they were
 words = ["so", "then", "next", "now", "ok", "and", "thus", "hence"]
+def shuffled(step):
+    if fmt != "free2":
+        return step
+    lhs, rhs = step.split("=")
+    terms = [t.split("*") for t in lhs.split("+")]
+    for t in terms:
+        order.shuffle(t)
+    order.shuffle(terms)
+    return "+".join("*".join(t) for t in terms) + "=" + rhs
 rows = [json.loads(l) for l in open(path)]
 with open(path + ".tmp", "w") as o:
     for r in rows:
         steps, ans = r["completion"].strip().split("; answer ")
-        parts = steps.split(", ")
+        parts = [shuffled(p) for p in steps.split(", ")]
         r["completion"] = " " + ", ".join(rng.choice(words) + " " + p for p in parts) + "; " + rng.choice(words) + " answer " + ans
         o.write(json.dumps(r) + "\n")
 EOF
