@@ -45,8 +45,8 @@ for name, r in rows.items():
     m = sum(diff) / len(diff)
     sd = (sum((x - m) ** 2 for x in diff) / (len(diff) - 1)) ** 0.5
     h = t95.get(len(diff) - 1, 1.96) * sd / len(diff) ** 0.5
-    print("%s: teacher -%.1f points; student falls %.1f +- %.1f points (paired over %d seeds, 95%% CI %.1f to %.1f) = %.0f%% of plain's gain over answers-only (%.1f points)"
-          % (name, 100 * (float(plain[2]) - float(r[2])), m, sd, len(diff), m - h, m + h, 100 * m / (100 * gain0), 100 * gain0), file=sys.stderr)
+    print("%s: teacher %+.1f points; student falls %.1f +- %.1f points (paired over %d seeds, 95%% CI %.1f to %.1f) = %.0f%% of plain's gain over answers-only (%.1f points)"
+          % (name, 100 * (float(r[2]) - float(plain[2])), m, sd, len(diff), m - h, m + h, 100 * m / (100 * gain0), 100 * gain0), file=sys.stderr)
 gates = sorted({(r[7], scope(r)) for n, r in rows.items() if n.startswith("lambda")}, key=lambda k: (float(k[0]), k[1]))
 files, labels = [], []
 for g, sc in gates:
