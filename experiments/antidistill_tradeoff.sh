@@ -14,11 +14,14 @@
 # Usage: experiments/antidistill_tradeoff.sh [OUT_DIR]   (defaults: ~35 min on 2 busy cores;
 # results of the runs and their commands in docs/antidistill.md)
 # Every size is an environment variable (below); LAMBDAS is a space-separated list of
-# LAMBDA or LAMBDA:GATE (the gate: --antidistill-gate, shift only where the teacher's top-1
-# logit leads by less than GATE). FORMAT=free gives every trace free choices: a connective
-# word drawn at random from 8 before each step and before the answer (" so 7*4=28, then
-# 6*4+2=26; thus answer 268"), the same arithmetic; TEMP > 0 samples the teacher's answers at
-# that temperature (top-k/top-p off) instead of greedily.
+# LAMBDA, LAMBDA:GATE or LAMBDA:GATE:SCOPE (the gate: --antidistill-gate, shift only where the
+# teacher's top-1 logit leads by less than GATE; the scope: --antidistill-task-scope, which
+# task tokens the proxy's gradient scores: all (default), digits or answer). FORMAT=free gives
+# every trace free choices: a connective word drawn at random from 8 before each step and
+# before the answer (" so 7*4=28, then 6*4+2=26; thus answer 268"), the same arithmetic;
+# FORMAT=free2 also writes each step's terms and factors in a random order (" so 4*7=28, then
+# 2+4*6=26; thus answer 268": more free choices, on digits); TEMP > 0 samples the teacher's
+# answers at that temperature (top-k/top-p off) instead of greedily.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R=${R:-build/retort}
@@ -52,20 +55,31 @@ run $R data arith --n $N_LABELLED --digits $DIGITS --seed $SEED --out "$OUT/labe
 run $R data arith --n $N_HARVEST --digits $DIGITS --seed $((SEED + 100)) --out "$OUT/harvest_prompts.jsonl"
 run $R data arith --n $N_TEST --digits $DIGITS --seed $((SEED + 200)) --out "$OUT/test.jsonl"
 run $R data arith --n $N_TASK --digits $DIGITS --seed $((SEED + 300)) --out "$OUT/task.jsonl"
-if [ "$FORMAT" = free ]; then
+if [ "$FORMAT" = free ] || [ "$FORMAT" = free2 ]; then
   # the same problems and working, a connective drawn from 8 before each step and the answer
-  # (deterministic: a rerun in the same folder rewrites the same files)
+  # (deterministic: a rerun in the same folder rewrites the same files); free2 also writes each
+  # step's terms and factors in a random order (" so 4*7=28, then 2+4*6=26; thus answer 268")
   for f in labelled task test; do
-    python3 - "$OUT/$f.jsonl" "$SEED" <<'EOF'
+    python3 - "$OUT/$f.jsonl" "$SEED" "$FORMAT" <<'EOF'
 import json, random, sys
-path, seed = sys.argv[1], int(sys.argv[2])
+path, seed, fmt = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 rng = random.Random(seed * 7919 + len(path))
+order = random.Random(seed * 104729 + len(path))  # free2's orders: free's connectives stay as they were
 words = ["so", "then", "next", "now", "ok", "and", "thus", "hence"]
+def shuffled(step):
+    if fmt != "free2":
+        return step
+    lhs, rhs = step.split("=")
+    terms = [t.split("*") for t in lhs.split("+")]
+    for t in terms:
+        order.shuffle(t)
+    order.shuffle(terms)
+    return "+".join("*".join(t) for t in terms) + "=" + rhs
 rows = [json.loads(l) for l in open(path)]
 with open(path + ".tmp", "w") as o:
     for r in rows:
         steps, ans = r["completion"].strip().split("; answer ")
-        parts = steps.split(", ")
+        parts = [shuffled(p) for p in steps.split(", ")]
         r["completion"] = " " + ", ".join(rng.choice(words) + " " + p for p in parts) + "; " + rng.choice(words) + " answer " + ans
         o.write(json.dumps(r) + "\n")
 EOF
@@ -91,11 +105,11 @@ GEN="--model $OUT/teacher.gguf --prompts $OUT/harvest_prompts.jsonl --max-tokens
 # name, then the teacher's extra flags
 settings=("plain|" "watermark|--watermark-key-file $OUT/watermark.key")
 for lg in $LAMBDAS; do
-  l=${lg%%:*}; g=0; [[ $lg == *:* ]] && g=${lg#*:}
-  name="lambda$l"; [ "$g" != 0 ] && name="lambda${l}_gate$g"
-  settings+=("$name|--antidistill-proxy $OUT/proxy.gguf --antidistill-task $OUT/task.jsonl --antidistill-lambda $l --antidistill-eps $EPS --antidistill-gate $g")
+  IFS=: read -r l g sc <<< "$lg"; g=${g:-0}; sc=${sc:-all}
+  name="lambda$l"; [ "$g" != 0 ] && name="lambda${l}_gate$g"; [ "$sc" != all ] && name="${name}_$sc"
+  settings+=("$name|--antidistill-proxy $OUT/proxy.gguf --antidistill-task $OUT/task.jsonl --antidistill-lambda $l --antidistill-eps $EPS --antidistill-gate $g --antidistill-task-scope $sc")
 done
-printf "setting\tlambda\tteacher_acc\tstudent_acc\tstudent_sd\tstudent_accs\tgen_seconds\tgate\n" > "$OUT/results.tsv"
+printf "setting\tlambda\tteacher_acc\tstudent_acc\tstudent_sd\tstudent_accs\tgen_seconds\tgate\tscope\n" > "$OUT/results.tsv"
 student() { # name data -> "mean<TAB>sd<TAB>acc,acc,..." over STUDENT_SEEDS
   local accs=""
   for ss in $STUDENT_SEEDS; do
@@ -128,12 +142,15 @@ print(ok / n)
 EOF
 )
   sacc=$(student "$name" "$OUT/gen_$name.jsonl")
-  lam=0; gate=0
-  if [[ $name == lambda* ]]; then lam=${name#lambda}; lam=${lam%%_gate*}; [[ $name == *_gate* ]] && gate=${name##*_gate}; fi
-  printf "%s\t%s\t%.4f\t%s\t%s\t%s\n" "$name" "$lam" "$tacc" "$sacc" "$(cat "$OUT/gen_$name.seconds")" "$gate" | tee -a "$OUT/results.tsv"
+  lam=0; gate=0; scope=-
+  if [[ $name == lambda* ]]; then
+    IFS=_ read -r lam a b <<< "${name#lambda}"; scope=all
+    for part in $a $b; do [[ $part == gate* ]] && gate=${part#gate} || scope=$part; done
+  fi
+  printf "%s\t%s\t%.4f\t%s\t%s\t%s\t%s\n" "$name" "$lam" "$tacc" "$sacc" "$(cat "$OUT/gen_$name.seconds")" "$gate" "$scope" | tee -a "$OUT/results.tsv"
 done
 aacc=$(student answers_only "$OUT/answers_only.jsonl")
-printf "answers_only\t-\t-\t%s\t0\t-\n" "$aacc" | tee -a "$OUT/results.tsv"
+printf "answers_only\t-\t-\t%s\t0\t-\t-\n" "$aacc" | tee -a "$OUT/results.tsv"
 run $R eval --model "$OUT/teacher.gguf" --data "$OUT/test.jsonl" --task arith --max-new 64 --batch 32 --threads $TH --label teacher --json-out "$OUT/teacher.eval.json"
 # the plot: teacher and student accuracy against lambda (plain sampling at lambda 0), the
 # controls' students as reference lines
@@ -142,14 +159,16 @@ import json, sys
 out = sys.argv[1]
 rows = [l.rstrip("\n").split("\t") for l in open(out + "/results.tsv")][1:]
 by = {r[0]: r for r in rows}
-# one teacher and one student curve per gate value (plain sampling is lambda 0 of each)
-gates = sorted({r[7] for r in rows if r[0].startswith("lambda")}, key=float) or ["0"]
+# one teacher and one student curve per gate value and task scope (plain sampling is lambda 0 of each)
+scope = lambda r: r[8] if len(r) > 8 else "all"
+gates = sorted({(r[7], scope(r)) for r in rows if r[0].startswith("lambda")}, key=lambda k: (float(k[0]), k[1])) or [("0", "all")]
 files, labels = [], []
-for g in gates:
-    sub = [r for r in rows if r[0] == "plain" or (r[0].startswith("lambda") and r[7] == g)]
-    tag = "" if g == "0" else " (gate %s)" % g
+for g, sc in gates:
+    sub = [r for r in rows if r[0] == "plain" or (r[0].startswith("lambda") and (r[7], scope(r)) == (g, sc))]
+    tag = ", ".join(([] if g == "0" else ["gate %s" % g]) + ([] if sc == "all" else ["scope %s" % sc]))
+    tag = " (%s)" % tag if tag else ""
     for who, col, lab in (("teacher", 2, "teacher%s: what users get" % tag), ("student", 3, "student%s: what a harvester gets" % tag)):
-        f = "%s/curve_%s_gate%s.jsonl" % (out, who, g)
+        f = "%s/curve_%s_gate%s%s.jsonl" % (out, who, g, "" if sc == "all" else "_" + sc)
         with open(f, "w") as o:
             for r in sub:
                 o.write(json.dumps({"lambda": float(r[1]), "accuracy": float(r[col]), "sd": float(r[4]) if who == "student" else 0}) + "\n")
@@ -163,8 +182,8 @@ for r in rows:
     if r[0].startswith("lambda"):
         lost = 100 * (float(r[2]) - float(by["plain"][2]))
         gain = float(r[3]) - float(by["answers_only"][3])
-        print("  lambda %s gate %s: teacher %+.1f points, student gain over answers-only %.1f -> %.1f points (%.0f%% of it kept)"
-              % (r[1], r[7], lost, 100 * gain0, 100 * gain, 100 * gain / gain0 if gain0 else float("nan")), file=sys.stderr)
+        print("  lambda %s gate %s scope %s: teacher %+.1f points, student gain over answers-only %.1f -> %.1f points (%.0f%% of it kept)"
+              % (r[1], r[7], r[8] if len(r) > 8 else "all", lost, 100 * gain0, 100 * gain, 100 * gain / gain0 if gain0 else float("nan")), file=sys.stderr)
 with open(out + "/hlines.txt", "w") as h:
     h.write("student on watermarked text=%s,student on answers only=%s" % (by["watermark"][3], by["answers_only"][3]))
 EOF

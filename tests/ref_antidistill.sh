@@ -8,7 +8,8 @@
 #     and reports how many completions end in the prompts' answers; the proxy batched per
 #     generator step gives the same records as --antidistill-unbatched (1 of 12 may differ by
 #     rounding); --antidistill-gate 1e-30
-#     (no position has so small a margin) gives plain sampling's file;
+#     (no position has so small a margin) gives plain sampling's file; --antidistill-task-scope
+#     all is the default, answer changes the text, a bad scope is refused;
 #   - serve: an account named by --antidistill-trusted gets exactly what a server without the
 #     shift samples (same seed), another account gets shifted text (the same twice, with the
 #     trusted account's plain sequence between: the proxy is batched per engine step and that
@@ -67,6 +68,16 @@ cmp -s "$tmp/plain.jsonl" "$tmp/bat.jsonl" && fail "lambda 5 did not change data
 $R $DG $A --antidistill-lambda 5 --antidistill-gate 1e-30 --out "$tmp/shut.jsonl" 2> "$tmp/err" || fail "data generate (gate): $(cat "$tmp/err")"
 cmp -s "$tmp/plain.jsonl" "$tmp/shut.jsonl" || fail "a shut gate changed the text"
 grep -q "positions shifted (0 from batched proxy steps, [1-9][0-9]* gated off)" "$tmp/err" || fail "gate count: $(cat "$tmp/err")"
+# the task scope: 'all' is the default (the same file), 'answer' takes the gradient on the final
+# numbers only (another direction, other text); a bad scope, or a scope without a proxy, is refused
+$R $DG $A --antidistill-lambda 5 --antidistill-task-scope all --out "$tmp/all.jsonl" 2> "$tmp/err" || fail "data generate (scope all): $(cat "$tmp/err")"
+cmp -s "$tmp/bat.jsonl" "$tmp/all.jsonl" || fail "--antidistill-task-scope all is not the default"
+$R $DG $A --antidistill-lambda 5 --antidistill-task-scope answer --out "$tmp/ans.jsonl" 2> "$tmp/err" || fail "data generate (scope answer): $(cat "$tmp/err")"
+cmp -s "$tmp/bat.jsonl" "$tmp/ans.jsonl" && fail "--antidistill-task-scope answer did not change the text"
+if $R $DG $A --antidistill-lambda 5 --antidistill-task-scope answers --out "$tmp/x.jsonl" 2> "$tmp/err"; then fail "a bad scope was accepted"; fi
+grep -q "antidistill-task-scope: .*all, digits or answer (got 'answers')" "$tmp/err" || fail "bad scope message: $(cat "$tmp/err")"
+if $R $DG --antidistill-task-scope digits --out "$tmp/x.jsonl" 2> "$tmp/err"; then fail "a scope without a proxy was accepted"; fi
+grep -q -- "--antidistill-task-scope .*need --antidistill-proxy" "$tmp/err" || fail "scope without proxy message: $(cat "$tmp/err")"
 # serve, per account
 if command -v curl > /dev/null; then
   srv_pid=""
@@ -92,7 +103,7 @@ if command -v curl > /dev/null; then
   start
   ask "$KA" "$tmp/plain_a.json"
   stop
-  start $A --antidistill-lambda 50 --antidistill-trusted alice,carol
+  start $A --antidistill-lambda 50 --antidistill-task-scope digits --antidistill-trusted alice,carol
   ask "$KB" "$tmp/ad_b.json"
   ask "$KA" "$tmp/ad_a.json"
   ask "$KB" "$tmp/ad_b2.json"
@@ -109,7 +120,7 @@ if command -v curl > /dev/null; then
 import json, sqlite3, sys
 row = sqlite3.connect(sys.argv[1]).execute("select value from server_config where key='antidistill'").fetchone()
 c = json.loads(row[0])
-assert c["lambda"] == 50 and c["trusted"] == "alice,carol", c
+assert c["lambda"] == 50 and c["trusted"] == "alice,carol" and c["task_scope"] == "digits", c
 PY
 fi
 echo "ok ref_antidistill"

@@ -112,6 +112,160 @@ static void test_task_gradient(void) {
     model_free(m);
 }
 
+/* the task loss over the scored tokens only, one example per forward (mask m: n entries) */
+static double masked_loss(model *m, const task *t, const uint8_t (*mask)[16]) {
+    double sum = 0;
+    size_t cnt = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const mark_adist_example *e = &t->ex[i];
+        int32_t tg[16];
+        for (size_t j = 0; j + 1 < e->n; j++) tg[j] = j + 1 >= e->n_prompt && mask[i][j + 1] ? e->tokens[j + 1] : -1;
+        if (!model_forward(m, e->tokens, 1, e->n - 1)) return NAN;
+        size_t nv;
+        double l = model_loss_ce(m, tg, 0, &nv);
+        if (nv) sum += l * (double)nv;
+        cnt += nv;
+    }
+    return sum / (double)cnt;
+}
+
+/* a scored mask (the task scopes): g against a central difference of the masked loss; an
+ * all-ones mask is the unmasked gradient bit for bit; and masked-out tokens contribute
+ * nothing: with A and its complement B in the completions, nA g_A + nB g_B = n g_all. */
+static void test_task_gradient_masked(void) {
+    model *m = tiny_proxy(4);
+    CHECK(m != NULL);
+    if (!m) return;
+    task t;
+    make_task(&t, 10, 17);
+    static uint8_t ma[16][16], mb[16][16], ones[16][16];
+    rt_rng rng;
+    rt_rng_seed(&rng, 5);
+    size_t na = 0, nb = 0, nall = 0;
+    for (size_t i = 0; i < t.n; i++)
+        for (size_t j = 0; j < 16; j++) {
+            ma[i][j] = (uint8_t)rt_rng_below(&rng, 2);
+            mb[i][j] = (uint8_t)!ma[i][j];
+            ones[i][j] = 1;
+            if (j >= t.ex[i].n_prompt && j < t.ex[i].n) na += ma[i][j], nb += mb[i][j], nall++;
+        }
+    size_t P = m->n_params;
+    float *ga = malloc(P * sizeof(float)), *gb = malloc(P * sizeof(float)), *g1 = malloc(P * sizeof(float));
+    float *g0 = malloc(P * sizeof(float)), *r = malloc(P * sizeof(float)), *theta = malloc(P * sizeof(float));
+    task ta = t, tb = t, t1 = t;
+    for (size_t i = 0; i < t.n; i++) ta.ex[i].scored = ma[i], tb.ex[i].scored = mb[i], t1.ex[i].scored = ones[i];
+    double la = 0;
+    CHECK_OK(mark_adist_task_grad(m, ta.ex, t.n, ga, &la));
+    CHECK_OK(mark_adist_task_grad(m, tb.ex, t.n, gb, NULL));
+    CHECK_OK(mark_adist_task_grad(m, t1.ex, t.n, g1, NULL));
+    CHECK_OK(mark_adist_task_grad(m, t.ex, t.n, g0, NULL));
+    CHECK(!memcmp(g1, g0, P * sizeof(float)));
+    CHECK_NEAR(la, masked_loss(m, &t, (const uint8_t(*)[16])ma), 1e-5, 1e-5);
+    double worst = 0, gmax = 0;
+    for (size_t i = 0; i < P; i++) {
+        double sum = (double)na * ga[i] + (double)nb * gb[i], all = (double)nall * g0[i];
+        worst = fmax(worst, fabs(sum - all));
+        gmax = fmax(gmax, fabs(all));
+    }
+    fprintf(stderr, "  scored masks: %zu + %zu of %zu tokens; |nA gA + nB gB - n g| <= %.3g (max |n g| %.3g)\n", na,
+            nb, nall, worst, gmax);
+    CHECK(gmax > 0 && worst <= 1e-4 * gmax);
+    memcpy(theta, m->params, P * sizeof(float));
+    for (int trial = 0; trial < 2; trial++) {
+        double rn = 0, dot = 0;
+        for (size_t i = 0; i < P; i++) {
+            r[i] = (float)rt_rng_normal(&rng);
+            rn += (double)r[i] * r[i];
+        }
+        rn = sqrt(rn);
+        for (size_t i = 0; i < P; i++) dot += (double)ga[i] * r[i] / rn;
+        const double h = 1e-2;
+        for (size_t i = 0; i < P; i++) m->params[i] = theta[i] + (float)(h * r[i] / rn);
+        double lp = masked_loss(m, &t, (const uint8_t(*)[16])ma);
+        for (size_t i = 0; i < P; i++) m->params[i] = theta[i] - (float)(h * r[i] / rn);
+        double lm = masked_loss(m, &t, (const uint8_t(*)[16])ma);
+        memcpy(m->params, theta, P * sizeof(float));
+        fprintf(stderr, "  masked task gradient along a random direction: %.6g by backprop, %.6g by difference\n", dot,
+                (lp - lm) / (2 * h));
+        CHECK_NEAR((lp - lm) / (2 * h), dot, 2e-3, 2e-2);
+    }
+    free(ga), free(gb), free(g1), free(g0), free(r), free(theta);
+    model_free(m);
+}
+
+/* the task scopes from a file: a byte-level tokenizer (hand-counted masks) and one with merges
+ * (each scored token checked against the text's offsets) */
+static void test_task_scopes(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/task_scope.jsonl", tl_tmpdir());
+    const char *body = "{\"prompt\": \"84*4=\", \"completion\": \" ok 4*4=16, next 8*4+1=33; and answer 336\"}\n"
+                       "{\"prompt\": \"5+7=\", \"completion\": \" no digits here\"}\n";
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs(body, f);
+    fclose(f);
+    const char *corpus = "84*4= ok 4*4=16, next 8*4+1=33; and answer 336 answer answer 33 33 16 16 next next ok ok";
+    for (int merged = 0; merged < 2; merged++) {
+        tokenizer *tok = NULL;
+        CHECK_OK(tokenizer_train(&tok, corpus, strlen(corpus), 256 + TOKENIZER_N_SPECIAL + (merged ? 16 : 0)));
+        if (!tok) return;
+        int32_t *toks = NULL;
+        uint8_t *sc = NULL;
+        mark_adist_example *ex = NULL;
+        size_t n = 0;
+        CHECK_OK(mark_adist_task_load(path, tok, MARK_ADIST_SCOPE_ALL, &toks, &sc, &ex, &n));
+        CHECK(n == 2 && sc == NULL && ex && ex[0].scored == NULL);
+        free(toks), free(sc), free(ex);
+        const char *comp = " ok 4*4=16, next 8*4+1=33; and answer 336";
+        for (int scope = MARK_ADIST_SCOPE_DIGITS; scope <= MARK_ADIST_SCOPE_ANSWER; scope++) {
+            toks = NULL, sc = NULL, ex = NULL;
+            CHECK_OK(mark_adist_task_load(path, tok, scope, &toks, &sc, &ex, &n));
+            if (!ex) continue;
+            size_t cnt = 0, off = 0, bad = 0, cnt2 = 0;
+            for (size_t k = 0; k < ex[0].n; k++) {
+                size_t tl = 0;
+                const char *tb = tokenizer_token_bytes(tok, ex[0].tokens[k], &tl);
+                int in_comp = k >= ex[0].n_prompt && k + 1 < ex[0].n; /* the last is the eos */
+                int want = 0;
+                if (in_comp && scope == MARK_ADIST_SCOPE_DIGITS)
+                    for (size_t j = 0; j < tl; j++) want |= tb[j] >= '0' && tb[j] <= '9';
+                if (in_comp && scope == MARK_ADIST_SCOPE_ANSWER) want = off + tl > strlen(comp) - 3; /* "336" */
+                if (in_comp) off += tl;
+                bad += (size_t)(!!ex[0].scored[k] != want);
+                cnt += ex[0].scored[k];
+            }
+            for (size_t k = 0; k < ex[1].n; k++) cnt2 += ex[1].scored[k];
+            CHECK(off == strlen(comp) && bad == 0 && cnt2 == 0);
+            /* by hand for bytes: 4 4 1 6 8 4 1 3 3 3 3 6 are the digits, 3 3 6 the answer */
+            if (!merged) CHECK(cnt == (scope == MARK_ADIST_SCOPE_DIGITS ? 12u : 3u));
+            fprintf(stderr, "  scope %s, %s tokenizer: %zu of %zu tokens scored\n", mark_adist_scope_name(scope),
+                    merged ? "merged" : "byte", cnt, ex[0].n - ex[0].n_prompt);
+            free(toks), free(sc), free(ex);
+        }
+        tokenizer_free(tok);
+    }
+    /* a scope that leaves nothing is refused, naming the file */
+    f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs("{\"prompt\": \"a\", \"completion\": \" no number\"}\n", f);
+    fclose(f);
+    tokenizer *tok = NULL;
+    CHECK_OK(tokenizer_train(&tok, corpus, strlen(corpus), 256 + TOKENIZER_N_SPECIAL));
+    int32_t *toks = NULL;
+    uint8_t *sc = NULL;
+    mark_adist_example *ex = NULL;
+    size_t n = 0;
+    CHECK(tok && mark_adist_task_load(path, tok, MARK_ADIST_SCOPE_ANSWER, &toks, &sc, &ex, &n) != 0 &&
+          strstr(rt_errmsg(), "task_scope.jsonl") && strstr(rt_errmsg(), "answer"));
+    int s = -1;
+    CHECK(mark_adist_scope_parse("digits", &s) == 0 && s == MARK_ADIST_SCOPE_DIGITS);
+    CHECK(mark_adist_scope_parse("digit", &s) != 0 && strstr(rt_errmsg(), "all, digits or answer"));
+    tokenizer_free(tok);
+    remove(path);
+}
+
 /* exact grad log p(x | h) . u by backprop on the unperturbed proxy */
 static double exact_directional(model *m, const int32_t *h, size_t n, int32_t x, const float *g, double gnorm) {
     int32_t tg[64];
@@ -527,6 +681,7 @@ static void test_bad_input(void) {
     model_free(m);
 }
 
-TEST_MAIN("antidistill", TEST_CASE(test_task_gradient), TEST_CASE(test_fd_matches_backprop),
+TEST_MAIN("antidistill", TEST_CASE(test_task_gradient), TEST_CASE(test_task_gradient_masked),
+          TEST_CASE(test_task_scopes), TEST_CASE(test_fd_matches_backprop),
           TEST_CASE(test_lambda_zero_and_determinism), TEST_CASE(test_watermark_survives), TEST_CASE(test_batched_matches_single),
           TEST_CASE(test_gate), TEST_CASE(test_bad_input))

@@ -152,14 +152,16 @@ int cli_mark_setup(const cli_opt *opts, size_t n_opts, const struct mark_options
                    struct mark_ctx *c, struct mark_key *key, int *enabled);
 
 /* Antidistillation flags (src/mark, mark_adist): --antidistill-proxy P.gguf, --antidistill-task
- * FILE, --antidistill-lambda X, --antidistill-eps E, --antidistill-gate M, --antidistill-unbatched
+ * FILE, --antidistill-lambda X, --antidistill-eps E, --antidistill-gate M,
+ * --antidistill-task-scope all|digits|answer, --antidistill-unbatched
  * (CLI_ADIST_OPTS entries into o; unbatched is for the caller: it does not wire the step hook). After
  * cli_parse, cli_adist_setup builds the state for max_seqs sequence slots (*out = NULL when no
  * proxy was given; other antidistillation flags without a proxy, or a proxy without a task or
  * lambda, are errors). teacher_tok: the proxy must have the same vocabulary. */
-#define CLI_ADIST_OPTS 6
+#define CLI_ADIST_OPTS 7
 typedef struct {
     const char *proxy, *task;
+    const char *task_scope; /* all (default), digits, answer: mark_adist_scope_parse */
     double lambda, eps, gate;
     int unbatched; /* the proxy one sequence at a time (cost comparisons) */
 } cli_adist_options;

@@ -14,6 +14,7 @@ size_t cli_adist_opts(cli_opt *dst, cli_adist_options *o) {
     mark_adist_params d;
     mark_adist_defaults(&d);
     o->proxy = o->task = NULL;
+    o->task_scope = mark_adist_scope_name(d.task_scope);
     o->lambda = NAN;
     o->eps = d.eps;
     o->gate = d.gate;
@@ -28,6 +29,10 @@ size_t cli_adist_opts(cli_opt *dst, cli_adist_options *o) {
         {"--antidistill-eps", CLI_DOUBLE, &o->eps, "E: finite-difference step in parameter space (default 0.01)", 0, 0},
         {"--antidistill-gate", CLI_DOUBLE, &o->gate,
          "M: shift only where the model's top-1 logit leads the 2nd by < M (0 = everywhere, default)", 0, 0},
+        {"--antidistill-task-scope", CLI_STR, &o->task_scope,
+         "all|digits|answer: the task tokens whose loss the shift raises: every completion token (default), "
+         "those with a digit, or the final number's",
+         0, 0},
         {"--antidistill-unbatched", CLI_FLAG, &o->unbatched,
          "data generate: run the proxy one sequence at a time, not batched per generator step (cost comparisons; generate and serve always do)", 0, 0},
     };
@@ -41,9 +46,9 @@ int cli_adist_setup(const cli_opt *opts, size_t n_opts, const cli_adist_options 
     if (!o->proxy) {
         if (cli_seen(opts, n_opts, "--antidistill-task") || cli_seen(opts, n_opts, "--antidistill-lambda") ||
             cli_seen(opts, n_opts, "--antidistill-eps") || cli_seen(opts, n_opts, "--antidistill-gate") ||
-            cli_seen(opts, n_opts, "--antidistill-unbatched"))
-            return RT_FAIL("--antidistill-task, --antidistill-lambda, --antidistill-eps, --antidistill-gate and "
-                           "--antidistill-unbatched need --antidistill-proxy");
+            cli_seen(opts, n_opts, "--antidistill-task-scope") || cli_seen(opts, n_opts, "--antidistill-unbatched"))
+            return RT_FAIL("--antidistill-task, --antidistill-lambda, --antidistill-eps, --antidistill-gate, "
+                           "--antidistill-task-scope and --antidistill-unbatched need --antidistill-proxy");
         return 0;
     }
     if (!o->task) return RT_FAIL("--antidistill-proxy needs --antidistill-task FILE (the task to protect)");
@@ -54,6 +59,8 @@ int cli_adist_setup(const cli_opt *opts, size_t n_opts, const cli_adist_options 
     p.lambda = o->lambda;
     p.eps = o->eps;
     p.gate = o->gate;
+    if (mark_adist_scope_parse(o->task_scope, &p.task_scope))
+        return RT_FAIL("--antidistill-task-scope: %s", rt_errmsg());
     p.max_seqs = max_seqs ? max_seqs : 1;
     p.max_ctx = max_ctx;
     return mark_adist_load(out, o->proxy, o->task, teacher_tok, &p); /* errors name the file */

@@ -221,8 +221,9 @@ static int serve_adist_step(void *ud, const gen_ready *ready, size_t n) {
 
 /* server_config's "antidistill" row: what an admin (and the report) needs to know. */
 static int adist_config_json(const cli_adist_options *o, const char *trusted, rt_buf *out) {
-    json_t *j = json_pack("{s:s, s:s, s:f, s:f, s:f, s:s}", "proxy", o->proxy, "task", o->task, "lambda", o->lambda,
-                          "eps", o->eps, "gate", o->gate, "trusted", trusted ? trusted : "");
+    json_t *j = json_pack("{s:s, s:s, s:f, s:f, s:f, s:s, s:s}", "proxy", o->proxy, "task", o->task, "lambda",
+                          o->lambda, "eps", o->eps, "gate", o->gate, "task_scope", o->task_scope, "trusted",
+                          trusted ? trusted : "");
     char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!txt) return RT_FAIL("out of memory writing the antidistillation config");

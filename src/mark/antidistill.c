@@ -57,7 +57,7 @@ static size_t example_row(const mark_adist_example *e, size_t T, int32_t *in, in
     size_t n = RT_MIN(e->n, T + 1), valid = 0;
     for (size_t t = 0; t < T; t++) {
         in[t] = t < n ? e->tokens[t] : e->tokens[n - 1];
-        int scored = t + 1 < n && t + 1 >= e->n_prompt;
+        int scored = t + 1 < n && t + 1 >= e->n_prompt && (!e->scored || e->scored[t + 1]);
         tg[t] = scored ? e->tokens[t + 1] : -1;
         valid += (size_t)scored;
     }
@@ -74,9 +74,10 @@ int mark_adist_task_grad(model *proxy, const mark_adist_example *ex, size_t n, f
                                t, ex[i].tokens[t], V);
         size_t m = RT_MIN(ex[i].n, ctx + 1);
         if (m >= 2) T = RT_MAX(T, m - 1);
-        if (m >= 2 && m > ex[i].n_prompt) total += m - RT_MAX(ex[i].n_prompt, (size_t)1);
+        for (size_t t = RT_MAX(ex[i].n_prompt, (size_t)1); m >= 2 && t < m; t++)
+            total += (size_t)(!ex[i].scored || ex[i].scored[t]);
     }
-    if (total == 0) return RT_FAIL("the task has no completion tokens to take the proxy's gradient on");
+    if (total == 0) return RT_FAIL("the task has no (scored) completion tokens to take the proxy's gradient on");
     const size_t B = 8;
     int32_t *in = rt_malloc_array(B * T, sizeof(int32_t), "task batch");
     int32_t *tg = rt_malloc_array(B * T, sizeof(int32_t), "task batch");
@@ -111,19 +112,61 @@ done:
     return rc;
 }
 
-int mark_adist_task_load(const char *path, const tokenizer *tok, int32_t **toks_out, mark_adist_example **ex_out,
-                         size_t *n_out) {
+static const char *const scope_names[] = {"all", "digits", "answer"};
+
+int mark_adist_scope_parse(const char *s, int *out) {
+    for (int i = 0; i < 3; i++)
+        if (s && !strcmp(s, scope_names[i])) {
+            *out = i;
+            return 0;
+        }
+    return RT_FAIL("antidistillation task scope must be all, digits or answer (got '%s')", s ? s : "");
+}
+
+const char *mark_adist_scope_name(int scope) {
+    return scope >= 0 && scope < 3 ? scope_names[scope] : "?";
+}
+
+static int is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+
+/* The scored mask of one completion's m tokens (text: its bytes) under scope (not ALL):
+ * DIGITS, a token with a digit byte; ANSWER, a token overlapping the text's last digit run. */
+static void scope_mask(const tokenizer *tok, int scope, const int32_t *ids, size_t m, const char *text, size_t len,
+                       uint8_t *mask) {
+    size_t a = len, b = len; /* the last digit run [a, b) */
+    while (b > 0 && !is_digit(text[b - 1])) b--;
+    for (a = b; a > 0 && is_digit(text[a - 1]); a--) {}
+    for (size_t k = 0, off = 0; k < m; k++) {
+        size_t tl = 0;
+        const char *tb = tokenizer_token_bytes(tok, ids[k], &tl);
+        int hit = 0;
+        if (scope == MARK_ADIST_SCOPE_DIGITS)
+            for (size_t j = 0; tb && j < tl; j++) hit |= is_digit(tb[j]);
+        else
+            hit = a < b && off < b && off + tl > a;
+        mask[k] = (uint8_t)hit;
+        off += tl;
+    }
+}
+
+int mark_adist_task_load(const char *path, const tokenizer *tok, int scope, int32_t **toks_out, uint8_t **scored_out,
+                         mark_adist_example **ex_out, size_t *n_out) {
     *toks_out = NULL;
+    *scored_out = NULL;
     *ex_out = NULL;
     *n_out = 0;
+    if (scope < MARK_ADIST_SCOPE_ALL || scope > MARK_ADIST_SCOPE_ANSWER)
+        return RT_FAIL("antidistillation task scope %d is not one of all, digits, answer", scope);
     mark_record *recs = NULL;
-    size_t nr = 0;
+    size_t nr = 0, n_scored = 0;
     if (mark_records_load(path, 0, &recs, &nr)) return -1;
-    rt_buf toks = {0};
+    rt_buf toks = {0}, mask = {0};
     size_t *starts = rt_calloc(nr ? nr : 1, sizeof *starts, "task examples");
     mark_adist_example *ex = rt_calloc(nr ? nr : 1, sizeof *ex, "task examples");
     int32_t eos = tokenizer_eos(tok);
-    int rc = -1;
+    int rc = -1, masked = scope != MARK_ADIST_SCOPE_ALL;
     if (!starts || !ex) goto done;
     for (size_t i = 0; i < nr; i++) {
         starts[i] = toks.len / sizeof(int32_t);
@@ -137,26 +180,47 @@ int mark_adist_task_load(const char *path, const tokenizer *tok, int32_t **toks_
                 goto done;
             }
             int ok = !m || !rt_buf_append(&toks, ids, m * sizeof(int32_t));
+            uint8_t *mk = ok && masked && m ? rt_malloc_array(m, 1, "task scope") : NULL;
+            if (mk) {
+                memset(mk, 0, m);
+                if (k == 1) scope_mask(tok, scope, ids, m, parts[1], lens[1], mk);
+                for (size_t j = 0; j < m; j++) n_scored += mk[j];
+            }
+            ok = ok && (!masked || !m || (mk && !rt_buf_append(&mask, mk, m)));
+            free(mk);
             free(ids);
             if (!ok) goto done;
             if (k == 0) ex[i].n_prompt = m;
         }
-        if (recs[i].completion && eos >= 0 && rt_buf_append(&toks, &eos, sizeof eos)) goto done;
+        if (recs[i].completion && eos >= 0) {
+            uint8_t zero = 0; /* the eos is scored under ALL only */
+            if (rt_buf_append(&toks, &eos, sizeof eos) || (masked && rt_buf_append(&mask, &zero, 1))) goto done;
+        }
         ex[i].n = toks.len / sizeof(int32_t) - starts[i];
     }
     if (nr == 0) {
         RT_FAIL("%s: no task examples", path);
         goto done;
     }
-    for (size_t i = 0; i < nr; i++) ex[i].tokens = (const int32_t *)(void *)toks.data + starts[i];
+    if (masked && n_scored == 0) {
+        RT_FAIL("%s: no completion token is in the task scope '%s' (%s)", path, mark_adist_scope_name(scope),
+                scope == MARK_ADIST_SCOPE_DIGITS ? "no digits" : "no completion has a number");
+        goto done;
+    }
+    for (size_t i = 0; i < nr; i++) {
+        ex[i].tokens = (const int32_t *)(void *)toks.data + starts[i];
+        ex[i].scored = masked ? (const uint8_t *)mask.data + starts[i] : NULL;
+    }
     *toks_out = (int32_t *)(void *)toks.data;
-    toks.data = NULL;
+    *scored_out = masked ? (uint8_t *)mask.data : NULL;
+    toks.data = mask.data = NULL;
     *ex_out = ex;
     ex = NULL;
     *n_out = nr;
     rc = 0;
 done:
     rt_buf_free(&toks);
+    rt_buf_free(&mask);
     free(ex);
     free(starts);
     mark_records_free(recs, nr);
@@ -476,6 +540,7 @@ int mark_adist_load(mark_adist **out, const char *proxy_path, const char *task_p
     *out = NULL;
     model *proxy = NULL;
     int32_t *toks = NULL;
+    uint8_t *scored = NULL;
     mark_adist_example *ex = NULL;
     size_t n = 0;
     float *g = NULL;
@@ -487,7 +552,7 @@ int mark_adist_load(mark_adist **out, const char *proxy_path, const char *task_p
         goto done;
     }
     if (teacher_tok && same_vocab(teacher_tok, proxy->tok, proxy_path)) goto done;
-    if (mark_adist_task_load(task_path, proxy->tok, &toks, &ex, &n)) goto done;
+    if (mark_adist_task_load(task_path, proxy->tok, p->task_scope, &toks, &scored, &ex, &n)) goto done;
     g = rt_malloc_array(proxy->n_params, sizeof(float), "task gradient");
     if (!g) goto done;
     double t0 = rt_now();
@@ -496,13 +561,15 @@ int mark_adist_load(mark_adist **out, const char *proxy_path, const char *task_p
         goto done;
     }
     if (mark_adist_new(out, proxy, g, p)) goto done;
-    rt_info("antidistillation: proxy %s (%zu parameters), task %s (%zu examples, loss %.4f, |g| %.4g, %.2f s), "
-            "lambda %g, eps %g",
-            proxy_path, proxy->n_params, task_path, n, loss, (*out)->grad_norm, rt_now() - t0, p->lambda, p->eps);
+    rt_info("antidistillation: proxy %s (%zu parameters), task %s (%zu examples, scope %s, loss %.4f, |g| %.4g, "
+            "%.2f s), lambda %g, eps %g",
+            proxy_path, proxy->n_params, task_path, n, mark_adist_scope_name(p->task_scope), loss, (*out)->grad_norm,
+            rt_now() - t0, p->lambda, p->eps);
     rc = 0;
 done:
     free(g);
     free(toks);
+    free(scored);
     free(ex);
     model_free(proxy);
     return rc;

@@ -392,25 +392,43 @@ typedef struct {
     double gate;     /* > 0: shift only positions where the teacher's top-1 raw logit leads the
                       * second by less than this (forced tokens are left alone, and cost no
                       * proxy work); 0 (default): every position */
+    int task_scope;  /* mark_adist_load: which completion tokens the task loss scores (a
+                      * mark_adist_scope; default MARK_ADIST_SCOPE_ALL) */
 } mark_adist_params;
 void mark_adist_defaults(mark_adist_params *p);
 
-/* One task example: tokens (n), of which the first n_prompt are the prompt (not scored). */
+/* Which completion tokens of a task file the proxy's task loss (and so g) scores:
+ * ALL: every completion token and the eos (the trace-learning loss; the default);
+ * DIGITS: the tokens whose bytes hold an ASCII digit (the arithmetic, not the wording);
+ * ANSWER: the tokens that overlap the completion's LAST run of ASCII digits (its final
+ * number; a completion without a digit scores nothing). */
+typedef enum { MARK_ADIST_SCOPE_ALL = 0, MARK_ADIST_SCOPE_DIGITS, MARK_ADIST_SCOPE_ANSWER } mark_adist_scope;
+/* "all" | "digits" | "answer" -> *out; an error naming the choices otherwise. */
+int mark_adist_scope_parse(const char *s, int *out);
+const char *mark_adist_scope_name(int scope);
+
+/* One task example: tokens (n), of which the first n_prompt are the prompt (not scored);
+ * scored (n entries, may be NULL = every completion token): a completion token t is scored
+ * only where scored[t] != 0. */
 typedef struct {
     const int32_t *tokens;
     size_t n;
     size_t n_prompt;
+    const uint8_t *scored;
 } mark_adist_example;
 /* g (proxy->n_params, caller's) = gradient of the proxy's mean next-token cross-entropy over
- * every completion token of the examples (each cut to the first ctx_len + 1 tokens), by
- * backprop (model_forward / model_loss_ce / model_backward; uses the proxy's training state).
- * *loss (may be NULL) gets the loss. Fails when no example has a completion token. */
+ * every scored completion token of the examples (each cut to the first ctx_len + 1 tokens),
+ * by backprop (model_forward / model_loss_ce / model_backward; uses the proxy's training
+ * state). *loss (may be NULL) gets the loss. Fails when no example has a scored completion
+ * token. */
 int mark_adist_task_grad(model *proxy, const mark_adist_example *ex, size_t n, float *g, double *loss);
 /* The task file as examples, tokenized with tok: JSONL records {"prompt", "completion"} (the
  * completion gets the eos token when tok has one; prompt optional) or a plain-text file (one
- * completion). *toks (one allocation) and *ex are the caller's to free. */
-int mark_adist_task_load(const char *path, const tokenizer *tok, int32_t **toks, mark_adist_example **ex,
-                         size_t *n);
+ * completion). scope (a mark_adist_scope) sets each example's scored mask (NULL for ALL);
+ * fails, naming the file, when the scope leaves no token. *toks and *scored (one allocation
+ * each; *scored NULL for ALL) and *ex are the caller's to free. */
+int mark_adist_task_load(const char *path, const tokenizer *tok, int scope, int32_t **toks, uint8_t **scored,
+                         mark_adist_example **ex, size_t *n);
 
 typedef struct mark_adist mark_adist;
 /* From a proxy (borrowed: its weights and config are copied; it may be freed after) and its
