@@ -410,7 +410,7 @@ static void apply_verdict(guard *g, const guard_verdict *v, const guard_event *e
              * the account or puts it in a tier, having verified it out of band); the action row
              * says which, and so does the reason operators read */
             char held[GW_REASON_MAX + GW_NAME_MAX + 128];
-            snprintf(held, sizeof held, "%s%s", v->new_level == GUARD_ACT_VERIFY ? "verification_required: " : "", full);
+            snprintf(held, sizeof held, "%s%s", v->new_level == GUARD_ACT_VERIFY ? GW_REASON_VERIFY : "", full);
             if (gw_account_set_status(g->db, acc, GW_ACCOUNT_SUSPENDED, held, ev->t))
                 rt_warn("guard: cannot %s account #%lld: %s", row.action, (long long)acc, rt_errmsg());
         } else if (v->new_level == GUARD_ACT_THROTTLE) {

@@ -152,6 +152,9 @@ int gw_db_with(gw_db *db, int (*fn)(gw_conn *conn, void *ud), void *ud);
 
 #define GW_NAME_MAX 128   /* account names: 1..127 bytes of [A-Za-z0-9._@+-], not all digits */
 #define GW_REASON_MAX 256 /* suspension reasons are cut to fit, on a character boundary */
+/* A suspension reason starting with this is a hold for verification (the guard's verify step):
+ * the client is answered 403 verification_required instead of account_suspended. */
+#define GW_REASON_VERIFY "verification_required: "
 #define GW_KEY_ID_LEN 12  /* hex characters of the public key id */
 #define GW_KEY_MAX 64     /* room for a whole key string and its NUL */
 

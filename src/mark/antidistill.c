@@ -115,16 +115,16 @@ done:
 static const char *const scope_names[] = {"all", "digits", "answer"};
 
 int mark_adist_scope_parse(const char *s, int *out) {
-    for (int i = 0; i < 3; i++)
+    for (size_t i = 0; i < RT_ARRAY_LEN(scope_names); i++)
         if (s && !strcmp(s, scope_names[i])) {
-            *out = i;
+            *out = (int)i;
             return 0;
         }
     return RT_FAIL("antidistillation task scope must be all, digits or answer (got '%s')", s ? s : "");
 }
 
 const char *mark_adist_scope_name(int scope) {
-    return scope >= 0 && scope < 3 ? scope_names[scope] : "?";
+    return scope >= 0 && (size_t)scope < RT_ARRAY_LEN(scope_names) ? scope_names[scope] : "?";
 }
 
 static int is_digit(char c) {
@@ -149,6 +149,20 @@ static void scope_mask(const tokenizer *tok, int scope, const int32_t *ids, size
         mask[k] = (uint8_t)hit;
         off += tl;
     }
+}
+
+/* Append one part's m mask bytes to mask (scope -1: a prompt, nothing scored), adding the
+ * scored ones to *n_scored. */
+static int append_mask(rt_buf *mask, const tokenizer *tok, int scope, const int32_t *ids, size_t m, const char *text,
+                       size_t len, size_t *n_scored) {
+    if (rt_buf_reserve(mask, m)) return -1;
+    uint8_t *mk = (uint8_t *)mask->data + mask->len;
+    memset(mk, 0, m);
+    if (scope >= 0) scope_mask(tok, scope, ids, m, text, len, mk);
+    for (size_t j = 0; j < m; j++) *n_scored += mk[j];
+    mask->len += m;
+    mask->data[mask->len] = '\0'; /* rt_buf's contract: terminated past len */
+    return 0;
 }
 
 int mark_adist_task_load(const char *path, const tokenizer *tok, int scope, int32_t **toks_out, uint8_t **scored_out,
@@ -180,14 +194,7 @@ int mark_adist_task_load(const char *path, const tokenizer *tok, int scope, int3
                 goto done;
             }
             int ok = !m || !rt_buf_append(&toks, ids, m * sizeof(int32_t));
-            uint8_t *mk = ok && masked && m ? rt_malloc_array(m, 1, "task scope") : NULL;
-            if (mk) {
-                memset(mk, 0, m);
-                if (k == 1) scope_mask(tok, scope, ids, m, parts[1], lens[1], mk);
-                for (size_t j = 0; j < m; j++) n_scored += mk[j];
-            }
-            ok = ok && (!masked || !m || (mk && !rt_buf_append(&mask, mk, m)));
-            free(mk);
+            if (ok && masked && m) ok = !append_mask(&mask, tok, k == 1 ? scope : -1, ids, m, parts[k], lens[k], &n_scored);
             free(ids);
             if (!ok) goto done;
             if (k == 0) ex[i].n_prompt = m;

@@ -429,7 +429,7 @@ static int authenticate(conn *c, struct MHD_Connection *mc, enum MHD_Result *ret
                     (long long)c->who.account.id, rt_utf8_printable(why, sizeof why, c->who.account.reason));
         /* the guard's verification step (defend/runtime.c holds the account at suspended with
          * this prefix): the client is told what it takes, not why */
-        if (!strncmp(c->who.account.reason, "verification_required", 21)) {
+        if (!strncmp(c->who.account.reason, GW_REASON_VERIFY, strlen(GW_REASON_VERIFY))) {
             *ret = fail_with(c, mc, 403, NULL, "verification_required", 0,
                              "This account must be verified before it can be used. Contact the API operator and "
                              "quote reference %s.", c->id);
