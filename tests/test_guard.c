@@ -1880,36 +1880,51 @@ static int hold_request(serve_hooks *h, const gw_account *acc, int i, double t, 
     return rc;
 }
 
-static void runtime_hold(int enforce) {
+/* A guard through serve's hooks on a fresh database TAG.db (policy file TAG-policy.json holding
+ * policy_json) in the test folder, with two accounts names[0..1] (no limits) in acc. 0 when
+ * *db and *g are open (the caller closes both); -1 after a failed check. */
+static int hook_fixture(const char *tag, const char *policy_json, const char *const names[2], gw_db **db,
+                        gw_account acc[2], guard **g, serve_hooks *h) {
     char path[512], pol[512];
-    snprintf(path, sizeof path, "%s/hold-%d.db", tl_tmpdir(), enforce);
-    snprintf(pol, sizeof pol, "%s/hold-policy-%d.json", tl_tmpdir(), enforce);
+    snprintf(path, sizeof path, "%s/%s.db", tl_tmpdir(), tag);
+    snprintf(pol, sizeof pol, "%s/%s-policy.json", tl_tmpdir(), tag);
     FILE *f = fopen(pol, "w");
     CHECK(f != NULL);
-    if (!f) return;
-    fprintf(f, "{\"mode\": \"%s\", \"budget\": {\"tau_s\": 1e9}, \"population\": {\"tau_s\": 1e9, \"flag\": 1e11, "
-               "\"throttle\": 1e12, \"verify\": 1e12, \"suspend\": 1e12, \"member_low\": 120, \"member_high\": 1e12, "
-               "\"hold\": 150, \"hold_all\": 250}}",
-            enforce ? "enforce" : "shadow");
+    if (!f) return -1;
+    fputs(policy_json, f);
     CHECK(fclose(f) == 0);
-    gw_db *db = NULL;
-    CHECK_OK(gw_db_open(&db, path));
-    if (!db) return;
-    CHECK_OK(guard_db_init(db));
-    gw_account acc[2];
+    *db = NULL;
+    *g = NULL;
+    CHECK_OK(gw_db_open(db, path));
+    if (!*db) return -1;
+    CHECK_OK(guard_db_init(*db));
     char key[GW_KEY_MAX];
     gw_limits none = {0, 0, 0};
-    CHECK_OK(gw_key_create(db, "h-a", &none, 0, 1000, key, &acc[0]));
-    CHECK_OK(gw_key_create(db, "h-b", &none, 0, 1000, key, &acc[1]));
+    for (int i = 0; i < 2; i++) CHECK_OK(gw_key_create(*db, names[i], &none, 0, 1000, key, &acc[i]));
     guard_options go;
     guard_options_defaults(&go);
     go.db_path = path;
     go.policy_path = pol;
-    guard *g = NULL;
-    CHECK_OK(guard_open(&g, &go));
-    if (!g) return;
+    CHECK_OK(guard_open(g, &go));
+    if (!*g) return -1;
+    guard_serve_hooks(*g, h);
+    return 0;
+}
+
+static void runtime_hold(int enforce) {
+    char tag[32], policy[512];
+    snprintf(tag, sizeof tag, "hold-%d", enforce);
+    snprintf(policy, sizeof policy,
+             "{\"mode\": \"%s\", \"budget\": {\"tau_s\": 1e9}, \"population\": {\"tau_s\": 1e9, \"flag\": 1e11, "
+             "\"throttle\": 1e12, \"verify\": 1e12, \"suspend\": 1e12, \"member_low\": 120, \"member_high\": 1e12, "
+             "\"hold\": 150, \"hold_all\": 250}}",
+             enforce ? "enforce" : "shadow");
+    static const char *const names[2] = {"h-a", "h-b"};
+    gw_db *db;
+    gw_account acc[2];
+    guard *g;
     serve_hooks h;
-    guard_serve_hooks(g, &h);
+    if (hook_fixture(tag, policy, names, &db, acc, &g, &h)) return;
     double retry = -1;
     CHECK(hold_request(&h, &acc[0], 0, 2000, 200, &retry) == 0 && retry == 0);
     CHECK(hold_request(&h, &acc[0], 1, 2060, 200, &retry) == 0);
@@ -1949,34 +1964,16 @@ static void test_runtime_hold(void) {
  * has verified it: active again, a release recorded; a tier for an account not asked to verify
  * releases nothing. */
 static void test_runtime_verify(void) {
-    char path[512], pol[512];
-    snprintf(path, sizeof path, "%s/verify.db", tl_tmpdir());
-    snprintf(pol, sizeof pol, "%s/verify-policy.json", tl_tmpdir());
-    FILE *f = fopen(pol, "w");
-    CHECK(f != NULL);
-    if (!f) return;
-    fputs("{\"budget\": {\"tau_s\": 1e9}, \"population\": {\"tau_s\": 1e9, \"flag\": 100, \"throttle\": 150, "
-          "\"verify\": 200, \"suspend\": 1e12, \"member_low\": 250, \"member_high\": 1e12}}",
-          f);
-    CHECK(fclose(f) == 0);
-    gw_db *db = NULL;
-    CHECK_OK(gw_db_open(&db, path));
-    if (!db) return;
-    CHECK_OK(guard_db_init(db));
+    static const char *const names[2] = {"v-new", "v-other"};
+    gw_db *db;
     gw_account acc[2];
-    char key[GW_KEY_MAX];
-    gw_limits none = {0, 0, 0};
-    CHECK_OK(gw_key_create(db, "v-new", &none, 0, 1000, key, &acc[0]));
-    CHECK_OK(gw_key_create(db, "v-other", &none, 0, 1000, key, &acc[1]));
-    guard_options go;
-    guard_options_defaults(&go);
-    go.db_path = path;
-    go.policy_path = pol;
-    guard *g = NULL;
-    CHECK_OK(guard_open(&g, &go));
-    if (!g) return;
+    guard *g;
     serve_hooks h;
-    guard_serve_hooks(g, &h);
+    if (hook_fixture("verify",
+                     "{\"budget\": {\"tau_s\": 1e9}, \"population\": {\"tau_s\": 1e9, \"flag\": 100, \"throttle\": 150, "
+                     "\"verify\": 200, \"suspend\": 1e12, \"member_low\": 250, \"member_high\": 1e12}}",
+                     names, &db, acc, &g, &h))
+        return;
     for (int i = 0; i < 3; i++) {
         gw_principal who;
         memset(&who, 0, sizeof who);
