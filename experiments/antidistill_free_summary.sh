@@ -7,7 +7,7 @@
 # scope, for runs that name one), the students with +-1 sd error bars over their seeds
 # (docs/antidistill.md); and, for every setting, the student's fall against plain sampling
 # paired by seed (mean, sd, 95% t interval).
-# Usage: experiments/antidistill_free_summary.sh DIR OUT.svg
+# Usage: experiments/antidistill_free_summary.sh DIR OUT.svg   (TITLE=... sets the chart's title)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R=${R:-build/retort}
@@ -68,6 +68,6 @@ open(d + "/summary_hlines.txt", "w").write("student on watermarked text=%s,stude
 PY
 column -t -s $'\t' "$DIR/summary.tsv"
 $R eval-plot --curves --x lambda --key accuracy --err-key sd \
-  --title "antidistillation with free choices in the trace: users vs harvester" \
+  --title "${TITLE:-antidistillation with free choices in the trace: users vs harvester}" \
   --labels "$(cat "$DIR/summary_labels.txt")" --hlines "$(cat "$DIR/summary_hlines.txt")" \
   --out "$SVG" $(cat "$DIR/summary_files.txt")

@@ -20,8 +20,12 @@
 # every trace free choices: a connective word drawn at random from 8 before each step and
 # before the answer (" so 7*4=28, then 6*4+2=26; thus answer 268"), the same arithmetic;
 # FORMAT=free2 also writes each step's terms and factors in a random order (" so 4*7=28, then
-# 2+4*6=26; thus answer 268": more free choices, on digits); TEMP > 0 samples the teacher's
-# answers at that temperature (top-k/top-p off) instead of greedily.
+# 2+4*6=26; thus answer 268": more free choices, on digits); FORMAT=terse teaches the teacher
+# to answer with its working (a share P_WORK of its labelled problems) or with the answer alone
+# (" answer 268"), so whether the working is shown is a free choice at the first token of an
+# answer (TEACHER, T_STEPS, T_BATCH and N_LABELLED size the teacher: answering without working
+# must be as accurate); TEMP > 0 samples the teacher's answers at that temperature (top-k/top-p
+# off) instead of greedily.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R=${R:-build/retort}
@@ -35,15 +39,17 @@ N_TASK=${N_TASK:-64}
 N_PROXY=${N_PROXY:-300}
 DIGITS=${DIGITS:-2}
 T_STEPS=${T_STEPS:-1500}
+T_BATCH=${T_BATCH:-16}
 P_STEPS=${P_STEPS:-200}
 S_STEPS=${S_STEPS:-1000}
 LAMBDAS=${LAMBDAS:-"0.01 0.02 0.04 0.06 0.08 0.16"}
 EPS=${EPS:-0.01}
 FORMAT=${FORMAT:-plain}
+P_WORK=${P_WORK:-0.6}  # FORMAT=terse: the share of the teacher's labelled problems that show their working
 TEMP=${TEMP:-0}
 SEED=${SEED:-1}
 STUDENT_SEEDS=${STUDENT_SEEDS:-"3 4 5"}  # each student is trained once per seed; mean and sd reported
-TEACHER="--dim 96 --layers 3 --heads 4 --kv-heads 2 --ffn 256"
+TEACHER=${TEACHER:-"--dim 96 --layers 3 --heads 4 --kv-heads 2 --ffn 256"}
 STUDENT="--dim 64 --layers 2 --heads 2 --kv-heads 1 --ffn 176"
 TRAIN="--seq-len 64 --batch 16 --lr 3e-3 --eval-every 200 --save-every 100000 --threads $TH --quiet"
 mkdir -p "$OUT"
@@ -55,6 +61,24 @@ run $R data arith --n $N_LABELLED --digits $DIGITS --seed $SEED --out "$OUT/labe
 run $R data arith --n $N_HARVEST --digits $DIGITS --seed $((SEED + 100)) --out "$OUT/harvest_prompts.jsonl"
 run $R data arith --n $N_TEST --digits $DIGITS --seed $((SEED + 200)) --out "$OUT/test.jsonl"
 run $R data arith --n $N_TASK --digits $DIGITS --seed $((SEED + 300)) --out "$OUT/task.jsonl"
+if [ "$FORMAT" = terse ]; then
+  # the teacher's own labelled problems show the working with probability P_WORK and only the
+  # answer otherwise (" answer 324"), so the teacher learns both ways of answering and the
+  # first token of every answer is a free choice that decides whether the working is shown;
+  # the task file and the test problems keep the working (deterministic for SEED)
+  python3 - "$OUT/labelled.jsonl" "$SEED" "$P_WORK" <<'EOF'
+import json, random, sys
+path, seed, p_work = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+rng = random.Random(seed * 15485863)
+rows = [json.loads(l) for l in open(path)]
+with open(path + ".tmp", "w") as o:
+    for r in rows:
+        if rng.random() >= p_work:
+            r["completion"] = " answer " + r["answer"]
+        o.write(json.dumps(r) + "\n")
+EOF
+  mv "$OUT/labelled.jsonl.tmp" "$OUT/labelled.jsonl"
+fi
 if [ "$FORMAT" = free ] || [ "$FORMAT" = free2 ]; then
   # the same problems and working, a connective drawn from 8 before each step and the answer
   # (deterministic: a rerun in the same folder rewrites the same files); free2 also writes each
@@ -87,7 +111,7 @@ EOF
   done
 fi
 head -n $N_PROXY "$OUT/labelled.jsonl" > "$OUT/proxy_data.jsonl"
-[ -f "$OUT/teacher.gguf" ] || run $R sft --data "$OUT/labelled.jsonl" --vocab-size 262 $TEACHER --steps $T_STEPS $TRAIN --seed $SEED --out "$OUT/teacher.gguf"
+[ -f "$OUT/teacher.gguf" ] || run $R sft --data "$OUT/labelled.jsonl" --vocab-size 262 $TEACHER --steps $T_STEPS $TRAIN --batch $T_BATCH --seed $SEED --out "$OUT/teacher.gguf"
 [ -f "$OUT/proxy.gguf" ] || run $R sft --data "$OUT/proxy_data.jsonl" --tokenizer "$OUT/teacher.gguf" $STUDENT --steps $P_STEPS $TRAIN --seed $((SEED + 1)) --out "$OUT/proxy.gguf"
 [ -f "$OUT/watermark.key" ] || run $R watermark keygen --out "$OUT/watermark.key"
 # answers only: the harvest prompts with the true answer and no working
