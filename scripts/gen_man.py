@@ -32,7 +32,12 @@ def listed(text):
 def section(out, title, text):
     out.append(".SS " + esc(title))
     mode = "text"
-    for line in text.splitlines():
+    lines = text.splitlines()
+    # an option too wide for the help's column has its text on the next line: join the two
+    for i in range(len(lines) - 1, 0, -1):
+        if re.match(r"^  --\S+(?: \S+)?$", lines[i - 1]) and re.match(r"^ {27}\S", lines[i]):
+            lines[i - 1] += "  " + lines.pop(i).strip()
+    for line in lines:
         if line.startswith("usage: "):
             out += [".PP", ".nf", ".B " + esc(line[7:]), ".fi"]
             continue

@@ -51,6 +51,7 @@ static void print_help(const cli_opt *opts, size_t n, const cli_cmd_info *info) 
         else
             desc = opts[i].help ? opts[i].help : "", snprintf(left, sizeof left, "%s %s", opts[i].name, kind_meta(opts[i].kind));
         int says_required = strstr(desc, "(required)") != NULL;
+        if (strlen(left) > 24) printf("  %s\n", left), left[0] = 0; /* too wide: its text on the next line */
         printf("  %-24s %s%s\n", left, desc, opts[i].required && !says_required ? " (required)" : "");
     }
     printf("  %-24s %s\n", "--help", "show this help");
