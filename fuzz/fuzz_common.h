@@ -67,7 +67,7 @@ static inline void fz_scratch_remove(void) {
     char path[512];
     const char *d = getenv("TMPDIR");
     snprintf(path, sizeof path, "%s/retort-fuzz-%ld", d && *d ? d : "/tmp", (long)getpid());
-    const char *exts[] = {"", ".gguf", ".jsonl", ".json", ".key"};
+    const char *exts[] = {"", ".gguf", ".jsonl", ".json", ".key", ".svg", ".db", ".db-wal", ".db-shm"};
     for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {
         char p[600];
         snprintf(p, sizeof p, "%s%s", path, exts[i]);

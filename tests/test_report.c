@@ -2,8 +2,8 @@
  * test_report.c — the evidence report on a hand-built gateway database: harvest lines matched
  * to ledger rows by output hash (hashes and the file's SHA-256 computed independently, with
  * Python's hashlib, and written here as constants), per-group counts before suspension, the
- * five summary lines, radioactivity results, HTML escaping, and a written report that is
- * self-contained. The full pipeline is tests/ref_demo.sh.
+ * five summary lines, radioactivity results, HTML escaping, figures (base64 and SHA-256 from
+ * Python too), and a written report that is self-contained. The full pipeline is tests/ref_demo.sh.
  */
 #include <jansson.h>
 #include <sqlite3.h>
@@ -68,6 +68,19 @@ static void build_db(void) {
           "{\"prompt\":\"p\",\"completion\":\"s1 text\",\"usage\":{\"completion_tokens\":5}}\n",
           f);
     fclose(f);
+}
+
+/* Write the report of database db to out and return its text (NULL, with a failed check, if
+ * either step fails; the caller frees it). */
+static char *written_report(const char *db, const char *out) {
+    report_options o;
+    report_options_defaults(&o);
+    o.db_path = db, o.out_path = out;
+    CHECK_MSG(report_write(&o) == 0, "%s", rt_errmsg());
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(rt_read_file(out, &text, &len) == 0);
+    return text;
 }
 
 static void test_escape(void) {
@@ -150,13 +163,7 @@ static void test_summary_and_html(void) {
     }
     free(s);
     report_db_close(db);
-    report_options o;
-    report_options_defaults(&o);
-    o.db_path = dbp, o.out_path = html_out;
-    CHECK(report_write(&o) == 0);
-    char *text = NULL;
-    size_t len = 0;
-    CHECK(rt_read_file(html_out, &text, &len) == 0);
+    char *text = written_report(dbp, html_out);
     if (text) {
         CHECK(strncmp(text, "<!DOCTYPE html>", 15) == 0);
         CHECK(strstr(text, "<svg") != NULL);
@@ -225,13 +232,7 @@ static void test_unlabelled(void) {
         CHECK(nl == 5);
     }
     free(s);
-    report_options o;
-    report_options_defaults(&o);
-    o.db_path = p, o.out_path = out;
-    CHECK(report_write(&o) == 0);
-    char *text = NULL;
-    size_t len = 0;
-    CHECK(rt_read_file(out, &text, &len) == 0);
+    char *text = written_report(p, out);
     if (text) {
         /* per-account attribution, strongest action first: mallory served 2 (20 tokens), refused 1 */
         const char *m = strstr(text, "<td>mallory</td><td>throttled, then suspended</td>");
@@ -278,13 +279,7 @@ static void test_verify_column(void) {
              "(105, 1, NULL, 'verify', 'enforce', 'G-POPULATION', 0.3, 'population', '{}');"
              "UPDATE accounts SET status = 'suspended' WHERE id IN (1, 2);");
     sqlite3_close(c);
-    report_options o;
-    report_options_defaults(&o);
-    o.db_path = p, o.out_path = out;
-    CHECK(report_write(&o) == 0);
-    char *text = NULL;
-    size_t len = 0;
-    CHECK(rt_read_file(out, &text, &len) == 0);
+    char *text = written_report(p, out);
     if (text) {
         CHECK(strstr(text, "<td>dave</td><td>verify</td>") != NULL);
         CHECK(strstr(text, "<td>carol</td><td>suspended (by an operator)</td>") != NULL);
@@ -359,13 +354,7 @@ static void test_linked_groups(void) {
     CHECK(s && strstr(s, "under investigation: 4 accounts in 1 operation (") != NULL);
     if (s) fputs(s, stderr);
     free(s);
-    report_options o;
-    report_options_defaults(&o);
-    o.db_path = p, o.out_path = out;
-    CHECK(report_write(&o) == 0);
-    char *text = NULL;
-    size_t len = 0;
-    CHECK(rt_read_file(out, &text, &len) == 0);
+    char *text = written_report(p, out);
     CHECK(text && strstr(text, "<tr><td>linked group #2</td><td>linked by the guard</td><td class=n>4</td>"
                                "<td class=n>1</td>") != NULL);
     free(text);
@@ -456,13 +445,7 @@ static void test_link_evidence(void) {
     }
     free(pl);
     report_db_close(db);
-    report_options o;
-    report_options_defaults(&o);
-    o.db_path = p, o.out_path = out;
-    CHECK_OK(report_write(&o));
-    char *text = NULL;
-    size_t len = 0;
-    CHECK(rt_read_file(out, &text, &len) == 0);
+    char *text = written_report(p, out);
     CHECK(text && strstr(text, "<h3>How the guard linked each operation</h3>"));
     CHECK_MSG(text && strstr(text, "<tr><td>syb</td><td class=n>3</td><td>3 in linked group #2</td><td class=n>2</td>"
                                    "<td>shared client address (2), same burst of sign-ups (1), shared prompt template "
@@ -522,6 +505,60 @@ static void test_link_evidence(void) {
     free(ev);
 }
 
+static int count_of(const char *hay, const char *needle) {
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p++) n++;
+    return n;
+}
+
+static void write_bytes(const char *path, const char *data, size_t len) {
+    FILE *f = fopen(path, "wb");
+    CHECK(f && fwrite(data, 1, len, f) == len);
+    if (f) fclose(f);
+}
+
+/* `report add-figure`: an SVG (one that carries a script) stored and drawn as an <img> from a
+ * data: URL, whose base64 and SHA-256 were computed independently with Python's base64 and
+ * hashlib; the caption escaped; the same name replaces; files that are not SVG refused. */
+static void test_figures(void) {
+    static const char svg[] = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"4\" height=\"4\"><script>alert(1)"
+                              "</script><rect width=\"4\" height=\"4\" fill=\"#d62728\"/></svg>\n";
+    char fig[300], bad[300];
+    snprintf(fig, sizeof fig, "%s/fig.svg", dir);
+    snprintf(bad, sizeof bad, "%s/bad.svg", dir);
+    write_bytes(fig, svg, sizeof svg - 1);
+    gw_conn *db = NULL;
+    CHECK(report_db_open(&db, dbp) == 0);
+    CHECK(report_figure_put(db, "trade-off", fig, "first caption", NULL) == 0);
+    CHECK(report_figure_put(db, "trade-off", fig, "teacher <b>& student</b>", "experiments/x.sh OUT") == 0);
+    write_bytes(bad, "hello, not an image\n", 20);
+    CHECK(report_figure_put(db, "bad", bad, NULL, NULL) != 0);
+    CHECK_MSG(strstr(rt_errmsg(), "bad.svg: expected an SVG image"), "%s", rt_errmsg());
+    write_bytes(bad, "", 0);
+    CHECK(report_figure_put(db, "bad", bad, NULL, NULL) != 0);
+    CHECK_MSG(strstr(rt_errmsg(), "bad.svg: empty file"), "%s", rt_errmsg());
+    write_bytes(bad, "<svg>\0</svg>", 12);
+    CHECK(report_figure_put(db, "bad", bad, NULL, NULL) != 0);
+    CHECK_MSG(strstr(rt_errmsg(), "NUL byte"), "%s", rt_errmsg());
+    write_bytes(bad, "\xEF\xBB\xBF\n <?xml version=\"1.0\"?>\n<svg/>", 33);
+    CHECK_MSG(report_figure_put(db, "bom", bad, NULL, NULL) == 0, "%s", rt_errmsg()); /* BOM, space, declaration */
+    CHECK(report_figure_put(db, "missing", "/nonexistent/fig.svg", NULL, NULL) != 0);
+    report_db_close(db);
+    char *text = written_report(dbp, html_out);
+    if (!text) return;
+    CHECK(strstr(text, "<img alt=\"trade-off\" src=\"data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5v"
+                       "cmcvMjAwMC9zdmciIHdpZHRoPSI0IiBoZWlnaHQ9IjQiPjxzY3JpcHQ+YWxlcnQoMSk8L3NjcmlwdD48cmVjdCB3aWR0aD"
+                       "0iNCIgaGVpZ2h0PSI0IiBmaWxsPSIjZDYyNzI4Ii8+PC9zdmc+Cg==\">") != NULL);
+    CHECK(strstr(text, "136 bytes, SHA-256 d0e7ba906041d4cfb98c612b5a3bedba64980a50e25d23e126c6f7d5275d63b1") != NULL);
+    CHECK(strstr(text, "<b>trade-off.</b> teacher &lt;b&gt;&amp; student&lt;/b&gt;") != NULL);
+    CHECK(strstr(text, "<code>experiments/x.sh OUT</code>") != NULL);
+    CHECK(count_of(text, "<figure>") == 2);          /* trade-off (replaced once) and bom */
+    CHECK(strstr(text, "first caption") == NULL);
+    CHECK(strstr(text, "<script") == NULL);          /* the SVG's script is inside the base64 only */
+    CHECK(strstr(text, "<h2 id=figures>") < strstr(text, "<h2 id=method>"));
+    free(text);
+}
+
 int main(void) {
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
@@ -538,6 +575,7 @@ int main(void) {
     test_verify_column();
     test_linked_groups();
     test_link_evidence();
+    test_figures();
     test_not_a_gateway_db();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

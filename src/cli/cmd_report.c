@@ -31,8 +31,8 @@ static int report_write_cmd(int argc, char **argv) {
         "students built from the harvests and their quality, radioactivity p-values with control keys,\n"
         "the training cost of every model (FLOPs, GPU-hours and dollars at the stated rate), and the\n"
         "evidence chain for each suspended account: ledger rows -> harvested outputs -> suspect model\n"
-        "-> p-value. Harvests, models and tests come from `retort demo` or `retort report add-*`.\n"
-        "Other forms: retort report summary|add-harvest|add-model|add-test (each has --help)."};
+        "-> p-value. Harvests, models, tests and figures come from `retort demo` or `retort report add-*`.\n"
+        "Other forms: retort report summary|add-harvest|add-model|add-test|add-figure (each has --help)."};
     int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
     if (prc) return prc == 1 ? 0 : 2;
     if (!(o.gpu_flops > 0) || !(o.gpu_rate_usd >= 0)) {
@@ -189,12 +189,36 @@ static int report_add_test_cmd(int argc, char **argv) {
     return rc;
 }
 
+static int report_add_figure_cmd(int argc, char **argv) {
+    const char *db = NULL, *name = NULL, *file = NULL, *caption = NULL, *command = NULL;
+    cli_opt opts[] = {
+        {"--db", CLI_STR, &db, "FILE: the gateway database holding the report (or a postgres:// URL) (required)", 1, 0},
+        {"--name", CLI_STR, &name, "NAME: the figure's name (the same name replaces it) (required)", 1, 0},
+        {"--file", CLI_STR, &file, "FILE.svg: the image (retort eval-plot writes them) (required)", 1, 0},
+        {"--caption", CLI_STR, &caption, "TEXT: what the figure shows", 0, 0},
+        {"--command", CLI_STR, &command, "TEXT: the command that produced it", 0, 0},
+    };
+    cli_cmd_info info = {"report add-figure",
+                         "retort report add-figure --db gateway.db --name N --file F.svg [--caption TEXT]",
+                         "Records an SVG figure (an experiment's chart) to show in the report, with its SHA-256;\n"
+                         "the image is stored in the database and drawn as an <img>, so no script in it runs."};
+    int prc = cli_parse(argc, argv, opts, RT_ARRAY_LEN(opts), &info, NULL, 0, NULL);
+    if (prc) return prc == 1 ? 0 : 2;
+    gw_conn *c = NULL;
+    int rc = open_existing("report add-figure", db, &c);
+    if (rc) return rc;
+    rc = report_figure_put(c, name, file, caption, command) ? cli_fail("report add-figure") : 0;
+    report_db_close(c);
+    return rc;
+}
+
 int cmd_report(int argc, char **argv) {
     if (argc >= 2) {
         if (!strcmp(argv[1], "summary")) return report_summary_cmd(argc - 1, argv + 1);
         if (!strcmp(argv[1], "add-harvest")) return report_add_harvest_cmd(argc - 1, argv + 1);
         if (!strcmp(argv[1], "add-model")) return report_add_model_cmd(argc - 1, argv + 1);
         if (!strcmp(argv[1], "add-test")) return report_add_test_cmd(argc - 1, argv + 1);
+        if (!strcmp(argv[1], "add-figure")) return report_add_figure_cmd(argc - 1, argv + 1);
     }
     return report_write_cmd(argc, argv);
 }

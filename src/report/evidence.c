@@ -30,7 +30,10 @@ static const char *const evidence_schema =
     "CREATE TABLE IF NOT EXISTS report_tests(id INTEGER PRIMARY KEY, model TEXT NOT NULL, mode TEXT,"
     "  key_id TEXT, scheme TEXT, tokens_scored INTEGER, green INTEGER, z REAL, p_value REAL, log10_p REAL,"
     "  detected INTEGER, controls INTEGER, control_min_p REAL, control_ks_p REAL, control_p TEXT,"
-    "  result_json TEXT NOT NULL, command TEXT NOT NULL DEFAULT '', added_at REAL NOT NULL);";
+    "  result_json TEXT NOT NULL, command TEXT NOT NULL DEFAULT '', added_at REAL NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS report_figures(name TEXT PRIMARY KEY, caption TEXT NOT NULL DEFAULT '',"
+    "  path TEXT NOT NULL, sha256 TEXT NOT NULL, bytes INTEGER NOT NULL, svg_base64 TEXT NOT NULL,"
+    "  command TEXT NOT NULL DEFAULT '', added_at REAL NOT NULL);";
 
 
 int report_db_open(gw_conn **out, const char *path) {
@@ -407,5 +410,65 @@ int report_test_put(gw_conn *db, const char *model_name, const char *result_json
     gw_finalize(q);
     free(cp);
     json_decref(j);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- figures */
+
+/* 0 when text (len bytes, read from path) looks like an SVG image a browser will draw: not
+ * empty, at most REPORT_FIGURE_MAX bytes, no NUL byte, and after an optional UTF-8 BOM and
+ * white space it opens with <svg or an XML declaration followed, somewhere, by <svg. */
+static int svg_check(const char *path, const char *text, size_t len) {
+    if (len == 0) return RT_FAIL("%s: empty file: expected an SVG image", path);
+    if (len > REPORT_FIGURE_MAX)
+        return RT_FAIL("%s: %zu bytes: a figure may hold at most %u bytes", path, len, (unsigned)REPORT_FIGURE_MAX);
+    if (memchr(text, 0, len)) return RT_FAIL("%s: holds a NUL byte: expected an SVG image (text)", path);
+    size_t i = len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3) ? 3 : 0;
+    while (i < len && strchr(" \t\r\n", text[i])) i++;
+    int opens = (len - i >= 4 && !memcmp(text + i, "<svg", 4)) || (len - i >= 5 && !memcmp(text + i, "<?xml", 5));
+    if (!opens || !memmem(text + i, len - i, "<svg", 4))
+        return RT_FAIL("%s: expected an SVG image (a file that opens with <svg ...>, or <?xml ...> and then <svg ...>)",
+                       path);
+    return 0;
+}
+
+int report_figure_put(gw_conn *db, const char *name, const char *path, const char *caption, const char *command) {
+    if (sodium_init() < 0) return RT_FAIL("libsodium failed to initialise");
+    if (!name || !*name) return RT_FAIL("a figure needs a name");
+    char *text = NULL;
+    size_t len = 0;
+    if (rt_read_file(path, &text, &len)) return -1;
+    int rc = -1;
+    char *b64 = NULL;
+    gw_stmt *q = NULL;
+    if (svg_check(path, text, len)) goto done;
+    unsigned char h[crypto_hash_sha256_BYTES];
+    char sha[65];
+    crypto_hash_sha256(h, (const unsigned char *)text, len);
+    sodium_bin2hex(sha, sizeof sha, h, sizeof h);
+    size_t b64_len = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
+    if (!(b64 = rt_malloc(b64_len, "figure"))) goto done;
+    sodium_bin2base64(b64, b64_len, (const unsigned char *)text, len, sodium_base64_VARIANT_ORIGINAL);
+    if (gw_sql_prepare(db, "INSERT INTO report_figures(name, caption, path, sha256, bytes, svg_base64, command, added_at) "
+                           "VALUES(?1,?2,?3,?4,?5,?6,?7,?8) ON CONFLICT(name) DO UPDATE SET caption = excluded.caption, "
+                           "path = excluded.path, sha256 = excluded.sha256, bytes = excluded.bytes, "
+                           "svg_base64 = excluded.svg_base64, command = excluded.command, added_at = excluded.added_at",
+                       &q, NULL) != 0) {
+        rc = gw_sql_fail(db, "report_figures");
+        goto done;
+    }
+    gw_bind_text(q, 1, name);
+    gw_bind_text(q, 2, caption ? caption : "");
+    gw_bind_text(q, 3, path);
+    gw_bind_text(q, 4, sha);
+    gw_bind_int64(q, 5, (int64_t)len);
+    gw_bind_text(q, 6, b64);
+    gw_bind_text(q, 7, command ? command : "");
+    gw_bind_double(q, 8, rt_wall_time());
+    rc = gw_step(q) == GW_DONE ? 0 : gw_sql_fail(db, "report_figures");
+done:
+    gw_finalize(q);
+    free(b64);
+    free(text);
     return rc;
 }

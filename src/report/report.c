@@ -83,6 +83,11 @@ typedef struct {
 } trow;
 
 typedef struct {
+    char *name, *caption, *path, *sha, *command, *b64;
+    int64_t bytes;
+} frow;
+
+typedef struct {
     gw_conn *db;
     const char *path;
     char **mk, **mv;
@@ -97,6 +102,8 @@ typedef struct {
     size_t nh;
     trow *t;
     size_t nt;
+    frow *f;
+    size_t nf;
     guard_pair_link *pl; /* labelled: the pairs the guard linked, with their kinds of evidence */
     size_t npl;
     int labelled, have_guard;
@@ -395,6 +402,17 @@ static int load_evidence(rep *r) {
         t->cmin = col_num(st, 12), t->cks = col_num(st, 13), t->detected = gw_column_int(st, 14);
     }
     gw_finalize(st);
+    st = NULL, cap = 0;
+    if (gw_sql_prepare(r->db, "SELECT name, caption, path, sha256, command, svg_base64, bytes FROM report_figures "
+                           "ORDER BY added_at, name", &st, NULL) != 0)
+        return q_fail(r, "report_figures");
+    while (gw_step(st) == GW_ROW) {
+        GROW(r->f, r->nf, cap, "figures");
+        frow *f = &r->f[r->nf++];
+        f->name = col_str(st, 0), f->caption = col_str(st, 1), f->path = col_str(st, 2), f->sha = col_str(st, 3);
+        f->command = col_str(st, 4), f->b64 = col_str(st, 5), f->bytes = gw_column_int64(st, 6);
+    }
+    gw_finalize(st);
     return 0;
 fail:
     gw_finalize(st);
@@ -429,6 +447,11 @@ static void rep_free(rep *r) {
         free(t->model), free(t->mode), free(t->key_id), free(t->scheme), free(t->control_p), free(t->command);
     }
     free(r->t);
+    for (size_t i = 0; i < r->nf; i++) {
+        frow *f = &r->f[i];
+        free(f->name), free(f->caption), free(f->path), free(f->sha), free(f->command), free(f->b64);
+    }
+    free(r->f);
     memset(r, 0, sizeof *r);
 }
 
@@ -768,7 +791,7 @@ static const char *css =
     "border:1px solid #ddd8b0;padding:.6em 1em;white-space:pre-wrap;font-family:monospace}code,.mono{font-family:"
     "monospace;font-size:12px;word-break:break-all}.grid{display:flex;flex-wrap:wrap;gap:8px}.bad{color:#b00}"
     ".good{color:#070}.chain{border-left:4px solid #d62728;padding-left:1em;margin:1.2em 0}"
-    "details{margin:.4em 0}svg{max-width:100%;height:auto}";
+    "details{margin:.4em 0}svg,figure img{max-width:100%;height:auto}figure{margin:1em 0}";
 
 static int td_num(rt_buf *o, double v, const char *fmt) {
     if (!isfinite(v)) return rt_buf_printf(o, "<td class=n>—</td>");
@@ -1226,6 +1249,27 @@ static int sec_chain(rep *r, rt_buf *o) {
     return 0;
 }
 
+/* Figures recorded with `retort report add-figure` (none: no section). Each is drawn from its
+ * stored bytes through a data: URL in <img>, where a browser runs no script and fetches
+ * nothing (the base64 is escaped too, in case the database was edited by hand). */
+static int sec_figures(rep *r, rt_buf *o) {
+    if (!r->nf) return 0;
+    if (rt_buf_printf(o, "<h2 id=figures>Figures</h2>")) return -1;
+    for (size_t i = 0; i < r->nf; i++) {
+        const frow *f = &r->f[i];
+        if (rt_buf_printf(o, "<figure><img alt=\"") || esc(o, f->name) ||
+            rt_buf_printf(o, "\" src=\"data:image/svg+xml;base64,") || esc(o, f->b64) ||
+            rt_buf_printf(o, "\"><figcaption><b>") || esc(o, f->name) || rt_buf_printf(o, ".</b> ") || esc(o, f->caption) ||
+            rt_buf_printf(o, " <span class=mono>(") || esc(o, f->path) ||
+            rt_buf_printf(o, ", %lld bytes, SHA-256 %s", (long long)f->bytes, f->sha ? f->sha : "") ||
+            (f->command && *f->command && (rt_buf_printf(o, "; made by <code>") || esc(o, f->command) ||
+                                           rt_buf_printf(o, "</code>"))) ||
+            rt_buf_printf(o, ")</span></figcaption></figure>"))
+            return -1;
+    }
+    return 0;
+}
+
 static int sec_method(rep *r, rt_buf *o) {
     if (rt_buf_printf(o, "<h2 id=method>7. How to reproduce this</h2>")) return -1;
     size_t n = 0;
@@ -1307,7 +1351,7 @@ int report_write(const report_options *opt) {
     }
     if (rt_buf_printf(&o, "</div>") || how_sure(&r, &o)) goto done;
     if (sec_accounts(&r, &o) || sec_harvests(&r, &o) || sec_models(&r, opt, &o) || sec_tests(&r, &o) ||
-        sec_chain(&r, &o) || sec_method(&r, &o))
+        sec_chain(&r, &o) || sec_figures(&r, &o) || sec_method(&r, &o))
         goto done;
     if (rt_buf_printf(&o, "</body></html>\n")) goto done;
     rc = rt_write_file_atomic(opt->out_path, o.data, o.len);

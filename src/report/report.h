@@ -19,7 +19,7 @@
 #include "../gateway/gateway.h"
 
 /* Open (creating if needed) a gateway database's evidence tables: report_meta(key, value),
- * report_harvests, report_models, report_tests. The database need not be a gateway
+ * report_harvests, report_models, report_tests, report_figures. The database need not be a gateway
  * database yet (the report then says what is missing). */
 int report_db_open(gw_conn **out, const char *path);
 void report_db_close(gw_conn *db);
@@ -70,6 +70,15 @@ int report_model_put(gw_conn *db, const report_model_spec *m);
  * must have been recorded (report_model_put) under model_name: an unknown name is refused
  * (RT_ERR_NOT_FOUND) with the names that are there. */
 int report_test_put(gw_conn *db, const char *model_name, const char *result_json, const char *command);
+
+/* A figure: an SVG image (a chart from `retort eval-plot`, an experiment's plot) shown in the
+ * report under its name and caption, with the file's SHA-256. The file's bytes are stored
+ * (base64) so the report stays self-contained; it is drawn through <img src="data:...">, so a
+ * script inside the SVG never runs and nothing is fetched. Refused, naming the file: an empty
+ * file, one over REPORT_FIGURE_MAX bytes, one with a NUL byte, or one that does not open with
+ * <svg (after an optional BOM, white space and XML declaration). The same name replaces. */
+#define REPORT_FIGURE_MAX (4u << 20)
+int report_figure_put(gw_conn *db, const char *name, const char *path, const char *caption, const char *command);
 
 typedef struct {
     const char *db_path;
