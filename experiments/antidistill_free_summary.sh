@@ -7,7 +7,8 @@
 # scope, for runs that name one), the students with +-1 sd error bars over their seeds
 # (docs/antidistill.md); and, for every setting, the student's fall against plain sampling
 # paired by seed (mean, sd, 95% t interval).
-# Usage: experiments/antidistill_free_summary.sh DIR OUT.svg   (TITLE=... sets the chart's title)
+# Usage: experiments/antidistill_free_summary.sh DIR OUT.svg   (TITLE=... sets the chart's title;
+# REPORT_DB=gateway.db records the chart in that database's evidence report)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R=${R:-build/retort}
@@ -71,3 +72,10 @@ $R eval-plot --curves --x lambda --key accuracy --err-key sd \
   --title "${TITLE:-antidistillation with free choices in the trace: users vs harvester}" \
   --labels "$(cat "$DIR/summary_labels.txt")" --hlines "$(cat "$DIR/summary_hlines.txt")" \
   --out "$SVG" $(cat "$DIR/summary_files.txt")
+# REPORT_DB=gateway.db also records the chart in that database's evidence report (retort report
+# add-figure; `retort report --db ... --out report.html` then shows it under Figures)
+if [ -n "${REPORT_DB:-}" ]; then
+  $R report add-figure --db "$REPORT_DB" --name "antidistillation trade-off ($(basename "$DIR"))" --file "$SVG" \
+    --caption "teacher accuracy (what users get) and student accuracy (what a harvester gets, +-1 sd over seeds) against lambda, per gate; dashed: students on watermarked text and on answers only" \
+    --command "experiments/antidistill_free_summary.sh $DIR $SVG"
+fi
