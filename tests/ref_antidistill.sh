@@ -13,7 +13,9 @@
 #   - serve: an account named by --antidistill-trusted gets exactly what a server without the
 #     shift samples (same seed), another account gets shifted text (the same twice, with the
 #     trusted account's plain sequence between: the proxy is batched per engine step and that
-#     slot detached); server_config records it.
+#     slot detached); an account in a tier named by --antidistill-trusted-tiers gets plain
+#     sampling and is shifted again once `retort guard tier` puts it back in standard while the
+#     server runs; an unknown tier and tiers without a proxy are refused; server_config records it.
 set -euo pipefail
 BUILD=${BUILD:-build}
 R=$BUILD/retort
@@ -116,11 +118,32 @@ if command -v curl > /dev/null; then
   grep -q "antidistillation: .*\(left unshifted\|failed\)" "$tmp/serve.log" && fail "antidistillation warned: $(grep antidistillation "$tmp/serve.log")"
   cmp -s "$tmp/plain_a.json.txt" "$tmp/ad_a.json.txt" || fail "the trusted account's text changed: $(cat "$tmp/plain_a.json.txt") vs $(cat "$tmp/ad_a.json.txt")"
   cmp -s "$tmp/plain_a.json.txt" "$tmp/ad_b.json.txt" && fail "the untrusted account's text was not shifted"
+  # per tier: bob in tier eval gets plain sampling (alice's plain text: same request, same seed),
+  # alice (standard) the shift; bob put back to standard while the server runs is shifted at his
+  # next request, as before
+  $R guard tier --db "$tmp/g.db" bob eval > /dev/null 2>&1 || fail "guard tier bob eval"
+  start $A --antidistill-lambda 50 --antidistill-task-scope digits --antidistill-trusted-tiers eval,allow
+  ask "$KB" "$tmp/tier_b.json"
+  ask "$KA" "$tmp/tier_a.json"
+  $R guard tier --db "$tmp/g.db" bob standard > /dev/null 2>&1 || fail "guard tier bob standard"
+  ask "$KB" "$tmp/tier_b2.json"
+  stop
+  cmp -s "$tmp/plain_a.json.txt" "$tmp/tier_b.json.txt" || fail "bob in tier eval was shifted: $(cat "$tmp/tier_b.json.txt")"
+  cmp -s "$tmp/ad_b.json.txt" "$tmp/tier_a.json.txt" || fail "alice (standard) did not get the shift: $(cat "$tmp/tier_a.json.txt")"
+  cmp -s "$tmp/ad_b.json.txt" "$tmp/tier_b2.json.txt" || fail "bob back in standard was not shifted: $(cat "$tmp/tier_b2.json.txt")"
+  grep -q "cannot read account tiers" "$tmp/serve.log" && fail "serve could not read tiers: $(cat "$tmp/serve.log")"
+  $R serve --model "$tmp/t.gguf" --db "$tmp/g.db" --port 0 $A --antidistill-lambda 1 --antidistill-trusted-tiers vip \
+    > /dev/null 2> "$tmp/err" && fail "an unknown tier was accepted"
+  grep -q "'vip' is not a tier of the guard policy (tiers: standard, trusted, eval, allow)" "$tmp/err" \
+    || fail "unknown tier message: $(cat "$tmp/err")"
+  $R serve --model "$tmp/t.gguf" --db "$tmp/g.db" --port 0 --antidistill-trusted-tiers eval > /dev/null 2> "$tmp/err" \
+    && fail "trusted tiers without a proxy were accepted"
+  grep -q -- "--antidistill-trusted-tiers names accounts exempt" "$tmp/err" || fail "tiers without proxy message: $(cat "$tmp/err")"
   python3 - "$tmp/g.db" <<'PY' || fail "server_config has no antidistill row"
 import json, sqlite3, sys
 row = sqlite3.connect(sys.argv[1]).execute("select value from server_config where key='antidistill'").fetchone()
 c = json.loads(row[0])
-assert c["lambda"] == 50 and c["trusted"] == "alice,carol" and c["task_scope"] == "digits", c
+assert c["lambda"] == 50 and c["trusted"] == "" and c["trusted_tiers"] == "eval,allow" and c["task_scope"] == "digits", c
 PY
 fi
 echo "ok ref_antidistill"

@@ -13,7 +13,8 @@
  *
  * Antidistillation: with `--antidistill-proxy` one mark_adist holds the proxy's caches for every
  * engine slot; serve_options.seq_attach shifts the logits of every request except those of the
- * accounts named by --antidistill-trusted (plain sampling for them). The settings go into
+ * accounts named by --antidistill-trusted or in a tier named by --antidistill-trusted-tiers
+ * (plain sampling for them; the tier is read from guard_tiers at each request). The settings go into
  * server_config as {"antidistill": {...}} ("none" without a proxy).
  *
  * The admin dashboard (GET /admin) and the guard's admin API routes (guard_admin_routes) are
@@ -187,7 +188,11 @@ int cli_gateway_run(serve_options *o, guard_options *go, const char *port_file, 
 
 typedef struct {
     mark_adist *a;
-    const char *trusted; /* comma-separated account names, or NULL */
+    const char *trusted;       /* comma-separated account names, or NULL */
+    const char *trusted_tiers; /* comma-separated guard tiers, or NULL */
+    const char *db_path;       /* where the tiers are read (guard_tiers) */
+    gw_conn *tiers_db;         /* the engine thread's own connection, opened at first use */
+    int tiers_warned;
 } serve_adist;
 
 static int is_trusted(const char *list, const char *account) {
@@ -200,12 +205,53 @@ static int is_trusted(const char *list, const char *account) {
     return 0;
 }
 
-/* The engine's per-sequence hook: the shift for every account that is not trusted. */
+/* Whether the account's tier now (its latest guard_tiers row, as `retort guard tier` and the
+ * admin API write it) is one of --antidistill-trusted-tiers. Read at every request on the
+ * engine thread's own connection, so a tier change applies to the next request; a database
+ * without tiers, or one that cannot be read (warned once), trusts nobody by tier. */
+static int tier_trusted(serve_adist *sa, int64_t account_id) {
+    if (!sa->trusted_tiers || account_id <= 0) return 0;
+    if (!sa->tiers_db && gw_conn_open(&sa->tiers_db, sa->db_path, 0)) sa->tiers_db = NULL;
+    if (sa->tiers_db && !gw_sql_has_table(sa->tiers_db, "guard_tiers")) return 0; /* nobody has a tier yet */
+    guard_tier_info ti;
+    if (sa->tiers_db && guard_tier_get(sa->tiers_db, account_id, &ti) == 0) return is_trusted(sa->trusted_tiers, ti.tier);
+    if (!sa->tiers_warned++)
+        rt_warn("antidistillation: cannot read account tiers (%s); only --antidistill-trusted accounts get plain "
+                "sampling until they can be read", rt_errmsg());
+    rt_err_clear();
+    return 0;
+}
+
+/* The engine's per-sequence hook: the shift for every account that is not trusted, by name or
+ * by tier. */
 static int serve_adist_attach(void *ud, size_t slot, int64_t account_id, const char *account, sampler *s) {
-    (void)account_id;
     serve_adist *sa = ud;
-    if (!is_trusted(sa->trusted, account)) return mark_adist_attach(sa->a, slot, s);
+    if (!is_trusted(sa->trusted, account) && !tier_trusted(sa, account_id)) return mark_adist_attach(sa->a, slot, s);
     mark_adist_detach(sa->a, slot); /* plain sampling: the batched step skips this slot */
+    return 0;
+}
+
+/* 0 when every name in the comma-separated list is a tier of the guard policy the server runs
+ * (policy_path, or the built-in one); else -1 naming the first that is not, and the tiers. */
+static int check_tiers(const char *list, const char *policy_path) {
+    if (!list) return 0;
+    guard_policy p;
+    guard_policy_defaults(&p);
+    if (policy_path && guard_policy_load(&p, policy_path)) return -1;
+    for (const char *q = list; *q;) {
+        size_t l = strcspn(q, ",");
+        char name[GUARD_TIER_NAME_MAX];
+        snprintf(name, sizeof name, "%.*s", (int)RT_MIN(l, sizeof name - 1), q);
+        if (l == 0 || l >= sizeof name || guard_policy_tier(&p, name) < 0) {
+            rt_buf names = {0};
+            for (size_t i = 0; i < p.n_tiers; i++) rt_buf_printf(&names, "%s%s", i ? ", " : "", p.tiers[i].name);
+            RT_FAIL("--antidistill-trusted-tiers: '%.*s' is not a tier of the guard policy (tiers: %s)", (int)l, q,
+                    names.data ? names.data : "");
+            rt_buf_free(&names);
+            return -1;
+        }
+        q += l + (q[l] == ',');
+    }
     return 0;
 }
 
@@ -220,10 +266,10 @@ static int serve_adist_step(void *ud, const gen_ready *ready, size_t n) {
 }
 
 /* server_config's "antidistill" row: what an admin (and the report) needs to know. */
-static int adist_config_json(const cli_adist_options *o, const char *trusted, rt_buf *out) {
-    json_t *j = json_pack("{s:s, s:s, s:f, s:f, s:f, s:s, s:s}", "proxy", o->proxy, "task", o->task, "lambda",
+static int adist_config_json(const cli_adist_options *o, const serve_adist *sa, rt_buf *out) {
+    json_t *j = json_pack("{s:s, s:s, s:f, s:f, s:f, s:s, s:s, s:s}", "proxy", o->proxy, "task", o->task, "lambda",
                           o->lambda, "eps", o->eps, "gate", o->gate, "task_scope", o->task_scope, "trusted",
-                          trusted ? trusted : "");
+                          sa->trusted ? sa->trusted : "", "trusted_tiers", sa->trusted_tiers ? sa->trusted_tiers : "");
     char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!txt) return RT_FAIL("out of memory writing the antidistillation config");
@@ -235,6 +281,8 @@ static int adist_config_json(const cli_adist_options *o, const char *trusted, rt
 static void serve_adist_free(serve_adist *sa, model *teacher, rt_buf *json) {
     mark_adist_free(sa->a);
     sa->a = NULL;
+    gw_conn_close(sa->tiers_db);
+    sa->tiers_db = NULL;
     model_free(teacher);
     rt_buf_free(json);
 }
@@ -297,7 +345,7 @@ int cmd_serve(int argc, char **argv) {
     mark_options mo;
     mark_options_init(&mo);
     cli_adist_options ado;
-    const char *trusted = NULL;
+    const char *trusted = NULL, *trusted_tiers = NULL;
     cli_opt opts[48] = {
         {"--model", CLI_STR, &o.model_path, "M.gguf: the model to serve", 1, 0},
         {"--model-name", CLI_STR, &o.model_name, "NAME: the model id clients send (default: file name without .gguf)", 0, 0},
@@ -318,7 +366,10 @@ int cmd_serve(int argc, char **argv) {
          "recognised from the model's template",
          0, 0},
         {"--antidistill-trusted", CLI_STR, &trusted,
-         "NAME[,NAME..]: accounts that get plain sampling when --antidistill-proxy is on (default: none)", 0, 0},
+         "NAMES: comma-separated accounts that get plain sampling when --antidistill-proxy is on (default: none)", 0, 0},
+        {"--antidistill-trusted-tiers", CLI_STR, &trusted_tiers,
+         "TIERS: comma-separated guard tiers (retort guard tier) whose accounts get plain sampling too (default: none)",
+         0, 0},
     };
     size_t n_opts = 0; /* the listed options (the rest of the array is zero), then the watermark's */
     while (n_opts < RT_ARRAY_LEN(opts) && opts[n_opts].name) n_opts++;
@@ -365,10 +416,15 @@ int cmd_serve(int argc, char **argv) {
         o.sampler_attach_ud = &wm;
     }
     /* antidistillation: the proxy's state for every engine slot; trusted accounts skip it */
-    serve_adist sa = {.trusted = trusted};
+    serve_adist sa = {.trusted = trusted, .trusted_tiers = trusted_tiers, .db_path = o.db_path};
     rt_buf ad_json = {0};
-    if (trusted && !ado.proxy) {
-        RT_FAIL("--antidistill-trusted names accounts exempt from antidistillation; give --antidistill-proxy too");
+    if ((trusted || trusted_tiers) && !ado.proxy) {
+        RT_FAIL("--antidistill-trusted%s names accounts exempt from antidistillation; give --antidistill-proxy too",
+                trusted ? "" : "-tiers");
+        rt_buf_free(&wm_json);
+        return cli_fail("serve");
+    }
+    if (check_tiers(trusted_tiers, go.policy_path)) {
         rt_buf_free(&wm_json);
         return cli_fail("serve");
     }
@@ -378,7 +434,7 @@ int cmd_serve(int argc, char **argv) {
         return cli_fail("serve");
     }
     if (cli_adist_setup(opts, n_opts, &ado, teacher ? teacher->tok : NULL, o.max_batch, 0, &sa.a) ||
-        (sa.a && adist_config_json(&ado, trusted, &ad_json))) {
+        (sa.a && adist_config_json(&ado, &sa, &ad_json))) {
         rt_buf_free(&wm_json);
         mark_adist_free(sa.a);
         model_free(teacher);
