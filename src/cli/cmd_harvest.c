@@ -24,6 +24,7 @@ int cmd_harvest(int argc, char **argv) {
         {"--max-tokens", CLI_SIZE, &o.max_tokens, "N: tokens per completion (default 128)", 0, 0},
         {"--top-logprobs", CLI_SIZE, &o.top_logprobs, "K: also record chosen + K alternative log-probs (<= 20)", 0, 0},
         {"--temperature", CLI_DOUBLE, &o.temperature, "X: sampling temperature (default 1)", 0, 0},
+        {"--seed", CLI_I64, &o.seed, "N: send each request the seed N + a hash of its prompt (default: none)", 0, 0},
         {"--rate", CLI_DOUBLE, &o.rate, "R: at most R requests per second overall (default: no limit)", 0, 0},
         {"--retries", CLI_SIZE, &o.max_retries, "N: retries per prompt on 5xx / network errors (default 8)", 0, 0},
         {"--limit", CLI_SIZE, &o.limit, "N: harvest at most N new prompts this run (default: all)", 0, 0},

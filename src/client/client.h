@@ -132,6 +132,8 @@ typedef struct {
     size_t max_tokens;        /* default 128 */
     size_t top_logprobs;      /* 0: no log-probs; K: chosen + K alternatives per token */
     double temperature;       /* default 1 */
+    int64_t seed;             /* >= 0: each request sends "seed", this plus a hash of its prompt
+                                 (the same prompt, the same seed: a reproducible harvest); -1: none */
     double rate;              /* requests per second overall, 0 = unlimited */
     size_t max_retries;       /* per prompt, for 429/5xx/network errors (default 8) */
     size_t limit;             /* harvest at most this many new prompts (0 = all) */

@@ -30,6 +30,7 @@ void harvest_options_defaults(harvest_options *o) {
     o->concurrency = 4;
     o->max_tokens = 128;
     o->temperature = 1.0;
+    o->seed = -1;
     o->max_retries = 8;
 }
 
@@ -346,6 +347,9 @@ static char *request_body(run_t *R, const prompt_t *p) {
                       (json_int_t)o->max_tokens, "temperature", o->temperature);
         if (b && o->top_logprobs > 0) json_object_set_new(b, "logprobs", json_integer((json_int_t)o->top_logprobs));
     }
+    if (b && o->seed >= 0) /* kept below 2^31: any server reads it as an integer */
+        json_object_set_new(b, "seed", json_integer((json_int_t)(((uint64_t)o->seed + rt_fnv1a64(p->text, p->len)) &
+                                                                 0x7fffffffu)));
     char *s = b ? rt_json_reals(json_dumps(b, JSON_COMPACT)) : NULL;
     json_decref(b);
     return s;
