@@ -192,6 +192,7 @@ typedef struct {
     const char *trusted_tiers; /* comma-separated guard tiers, or NULL */
     const char *db_path;       /* where the tiers are read (guard_tiers) */
     gw_conn *tiers_db;         /* the engine thread's own connection, opened at first use */
+    int tiers_table;           /* guard_tiers has been seen in it */
     int tiers_warned;
 } serve_adist;
 
@@ -211,10 +212,15 @@ static int is_trusted(const char *list, const char *account) {
  * without tiers, or one that cannot be read (warned once), trusts nobody by tier. */
 static int tier_trusted(serve_adist *sa, int64_t account_id) {
     if (!sa->trusted_tiers || account_id <= 0) return 0;
-    if (!sa->tiers_db && gw_conn_open(&sa->tiers_db, sa->db_path, 0)) sa->tiers_db = NULL;
-    if (sa->tiers_db && !gw_sql_has_table(sa->tiers_db, "guard_tiers")) return 0; /* nobody has a tier yet */
     guard_tier_info ti;
-    if (sa->tiers_db && guard_tier_get(sa->tiers_db, account_id, &ti) == 0) return is_trusted(sa->trusted_tiers, ti.tier);
+    if (!sa->tiers_db && gw_conn_open(&sa->tiers_db, sa->db_path, 0)) {
+        sa->tiers_db = NULL;
+    } else {
+        /* the table, once there, stays: asked for until then, not at every request */
+        if (!sa->tiers_table && !(sa->tiers_table = gw_sql_has_table(sa->tiers_db, "guard_tiers")))
+            return 0; /* nobody has a tier yet */
+        if (guard_tier_get(sa->tiers_db, account_id, &ti) == 0) return is_trusted(sa->trusted_tiers, ti.tier);
+    }
     if (!sa->tiers_warned++)
         rt_warn("antidistillation: cannot read account tiers (%s); only --antidistill-trusted accounts get plain "
                 "sampling until they can be read", rt_errmsg());
