@@ -10,28 +10,17 @@
 // button reactivates the account (checked through the API, not the page); the suspend button
 // suspends another with the reason typed; sign-out forgets the key; the page asks for nothing
 // outside the server. Prints what failed and exits 1, or prints a summary and exits 0.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { check, finish, withPage } from './browser.mjs';
 
 const URL_BASE = process.env.RETORT_URL;
 const KEY = process.env.RETORT_ADMIN_KEY;
 const EVIL = process.env.RETORT_EVIL_NAME;
 const SHOT = process.env.RETORT_SCREENSHOT || '';
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 if (!URL_BASE || !KEY || !EVIL) {
   console.error('dashboard.mjs: set RETORT_URL, RETORT_ADMIN_KEY and RETORT_EVIL_NAME');
   process.exit(2);
 }
 const EVIL_REASON = '<img src=x onerror="window.__xss=2"><script>window.__xss=3</script>';
-
-let failures = 0;
-function check(cond, what) {
-  if (cond) return;
-  failures++;
-  console.error('FAIL ' + what);
-}
 
 async function api(method, p, body) {
   const r = await fetch(URL_BASE + '/admin/api/' + p, {
@@ -66,34 +55,10 @@ const bystander = before.accounts.find((a) => a.status === 'active' && !a.admin 
 
 // ------------------------------------------------------------------ the browser
 
-const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'retort-chromium-'));
 const t0 = Date.now();
-const ctx = await chromium.launchPersistentContext(userDir, {
-  executablePath: CHROMIUM,
-  headless: true,
-  viewport: { width: 1400, height: 900 },
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
 const origin = new URL(URL_BASE).origin;
-const foreign = [];
-const pageErrors = [];
-const dialogs = [];
-try {
-  const page = await ctx.newPage();
-  page.setDefaultTimeout(15000);
-  await page.route('**/*', (route) => {
-    const u = route.request().url();
-    if (u.startsWith(origin + '/') || u.startsWith('data:')) return route.continue();
-    foreign.push(u);
-    return route.abort();
-  });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  page.on('dialog', (d) => {
-    dialogs.push(d.message());
-    d.dismiss().catch(() => {});
-  });
-
+await withPage({ viewport: { width: 1400, height: 900 },
+  allowed: (u) => u.startsWith(origin + '/') || u.startsWith('data:') }, async (page) => {
   // sign-in: a wrong key first
   await page.goto(URL_BASE + '/admin');
   await page.waitForSelector('#login-form');
@@ -197,20 +162,6 @@ try {
   await page.click('#logout');
   await page.waitForSelector('#login:not([hidden])');
   check(await page.evaluate(() => sessionStorage.getItem('retort.admin_key')) === null, 'sign-out forgets the key');
-
-  check(pageErrors.length === 0, 'no script errors: ' + pageErrors.join('; '));
-  check(dialogs.length === 0, 'no dialog opened: ' + dialogs.join('; '));
-  check(foreign.length === 0, 'no request left the server: ' + foreign.join(' '));
-} catch (e) {
-  failures++;
-  console.error('FAIL ' + (e && e.stack ? e.stack : e));
-} finally {
-  await ctx.close();
-  fs.rmSync(userDir, { recursive: true, force: true });
-}
-if (failures) {
-  console.error(`dashboard.mjs: ${failures} failure(s)`);
-  process.exit(1);
-}
-console.log(`dashboard.mjs: ok — ${suspect.name} (risk ${Number(suspect.guard.risk).toFixed(2)}) seen suspended, ` +
-  `released through the page, hostile strings inert, ${((Date.now() - t0) / 1000).toFixed(1)}s in the browser`);
+});
+finish('dashboard.mjs', () => `dashboard.mjs: ok — ${suspect.name} (risk ${Number(suspect.guard.risk).toFixed(2)}) seen ` +
+  `suspended, released through the page, hostile strings inert, ${((Date.now() - t0) / 1000).toFixed(1)}s in the browser`);
