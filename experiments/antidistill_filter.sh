@@ -14,10 +14,8 @@ TH=${THREADS:-2}
 NICE=${NICE:-nice -n 10}
 S_STEPS=${S_STEPS:-2000}
 STUDENT_SEEDS=${STUDENT_SEEDS:-"3 4 5 6 7 8 9 10"}
-STUDENT="--dim 64 --layers 2 --heads 2 --kv-heads 1 --ffn 176"
-TRAIN="--seq-len 64 --batch 16 --lr 3e-3 --eval-every 200 --save-every 100000 --threads $TH --quiet"
-log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$DIR/filter.log" >&2; }
-run() { log "\$ $*"; $NICE "$@" >> "$DIR/filter.log" 2>&1; }
+OUT=$DIR
+source experiments/antidistill_students.sh  # STUDENT, TRAIN, log, run, student
 [ -f "$DIR/filtered.tsv" ] || printf "setting\tkept\tof\tstudent_acc\tstudent_sd\tstudent_accs\n" > "$DIR/filtered.tsv"
 for name in "$@"; do
   src="$DIR/gen_$name.jsonl"
@@ -36,15 +34,6 @@ EOF
     printf "%s\t%s\t-\t-\t-\n" "$name" "$counts" | tee -a "$DIR/filtered.tsv"
     continue
   fi
-  accs=""
-  for ss in $STUDENT_SEEDS; do
-    m="$DIR/student_${name}_worked_s$ss"
-    [ -f "$m.gguf" ] || run $R sft --data "$DIR/gen_${name}_worked.jsonl" --tokenizer "$DIR/teacher.gguf" $STUDENT \
-      --steps $S_STEPS $TRAIN --seed $ss --out "$m.gguf"
-    [ -f "$m.eval.json" ] || run $R eval --model "$m.gguf" --data "$DIR/test.jsonl" --task arith --max-new 64 --batch 32 \
-      --threads $TH --label "$name worked seed $ss" --json-out "$m.eval.json"
-    accs="$accs $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["accuracy"])' "$m.eval.json")"
-  done
-  line=$(python3 -c 'import statistics as s, sys; a = [float(x) for x in sys.argv[1:]]; print("%.4f\t%.4f\t%s" % (s.mean(a), s.stdev(a) if len(a) > 1 else 0, ",".join("%.4f" % x for x in a)))' $accs)
+  line=$(student "${name}_worked" "$DIR/gen_${name}_worked.jsonl")
   printf "%s\t%s\t%s\n" "$name" "$counts" "$line" | tee -a "$DIR/filtered.tsv"
 done

@@ -50,11 +50,7 @@ TEMP=${TEMP:-0}
 SEED=${SEED:-1}
 STUDENT_SEEDS=${STUDENT_SEEDS:-"3 4 5"}  # each student is trained once per seed; mean and sd reported
 TEACHER=${TEACHER:-"--dim 96 --layers 3 --heads 4 --kv-heads 2 --ffn 256"}
-STUDENT="--dim 64 --layers 2 --heads 2 --kv-heads 1 --ffn 176"
-TRAIN="--seq-len 64 --batch 16 --lr 3e-3 --eval-every 200 --save-every 100000 --threads $TH --quiet"
-mkdir -p "$OUT"
-log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/run.log" >&2; }
-run() { log "\$ $*"; $NICE "$@" >> "$OUT/run.log" 2>&1; }
+source experiments/antidistill_students.sh  # STUDENT, TRAIN, log, run, student
 log "load average: $(cut -d' ' -f1-3 /proc/loadavg); seed $SEED; lambdas $LAMBDAS; eps $EPS; format $FORMAT; temperature $TEMP"
 
 run $R data arith --n $N_LABELLED --digits $DIGITS --seed $SEED --out "$OUT/labelled.jsonl"
@@ -134,17 +130,6 @@ for lg in $LAMBDAS; do
   settings+=("$name|--antidistill-proxy $OUT/proxy.gguf --antidistill-task $OUT/task.jsonl --antidistill-lambda $l --antidistill-eps $EPS --antidistill-gate $g --antidistill-task-scope $sc")
 done
 printf "setting\tlambda\tteacher_acc\tstudent_acc\tstudent_sd\tstudent_accs\tgen_seconds\tgate\tscope\n" > "$OUT/results.tsv"
-student() { # name data -> "mean<TAB>sd<TAB>acc,acc,..." over STUDENT_SEEDS
-  local accs=""
-  for ss in $STUDENT_SEEDS; do
-    local m="$OUT/student_$1_s$ss"
-    [ -f "$m.gguf" ] || run $R sft --data "$2" --tokenizer "$OUT/teacher.gguf" $STUDENT --steps $S_STEPS $TRAIN --seed $ss --out "$m.gguf"
-    [ -f "$m.eval.json" ] || run $R eval --model "$m.gguf" --data "$OUT/test.jsonl" --task arith --max-new 64 --batch 32 \
-      --threads $TH --label "$1 seed $ss" --json-out "$m.eval.json"
-    accs="$accs $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["accuracy"])' "$m.eval.json")"
-  done
-  python3 -c 'import statistics as s, sys; a = [float(x) for x in sys.argv[1:]]; print("%.4f\t%.4f\t%s" % (s.mean(a), s.stdev(a) if len(a) > 1 else 0, ",".join("%.4f" % x for x in a)))' $accs
-}
 for s in "${settings[@]}"; do
   name=${s%%|*}; flags=${s#*|}
   if [ ! -f "$OUT/gen_$name.jsonl" ]; then
