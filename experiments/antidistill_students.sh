@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # antidistill_students.sh — sourced by antidistill_tradeoff.sh and antidistill_filter.sh: the
 # student's shape and training flags, the run log ($OUT/run.log), and `student NAME DATA`, which
 # sft's one student per seed of STUDENT_SEEDS on DATA (kept as $OUT/student_NAME_sSEED.gguf and
